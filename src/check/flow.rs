@@ -1,0 +1,172 @@
+//! The phase graph: the six seed phases are present, every phase is
+//! reachable from detection, continuity is reachable from every phase,
+//! validation dominates stabilization, fallible phases have failure edges
+//! and every cycle is bounded.
+
+use petgraph::Direction;
+use petgraph::algo::{dominators, tarjan_scc};
+use petgraph::graph::NodeIndex;
+use petgraph::visit::{Bfs, EdgeRef, Reversed};
+
+use super::Context;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::graph::PhaseGraph;
+use crate::model::SEED_PHASES;
+use crate::syntax::ast::EdgeKind;
+
+/// Run the flow checks on the compiled graph.
+pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(graph) = graph else {
+        out.push(
+            Diagnostic::new(
+                Code::MissingFlow,
+                &cx.policy.file,
+                cx.policy.header_span,
+                format!("policy `{}` has no flow", cx.policy.name),
+            )
+            .with_label("no `flow` here or in any parent")
+            .with_help("add `extends kwanus` to inherit the six-step flow, or declare `flow NAME { phase ... }`"),
+        );
+        return out;
+    };
+    let file = graph.file.as_str();
+    let missing: Vec<&str> = SEED_PHASES.iter().copied().filter(|p| graph.index(p).is_none()).collect();
+    for p in &missing {
+        out.push(
+            Diagnostic::new(Code::MissingSeedPhase, file, graph.name_span, format!("flow `{}` has no `{p}` phase", graph.name))
+                .with_label(format!("`{p}` is missing"))
+                .with_help(format!(
+                    "the seed's six steps are detection, preparation, transition, validation, stabilization, continuity; add `phase {p}`"
+                )),
+        );
+    }
+    let g = graph.petgraph();
+    let phase = |i: usize| &graph.phases[i];
+
+    if let Some(det) = graph.index("detection") {
+        let mut reached = vec![false; graph.phases.len()];
+        let mut bfs = Bfs::new(&g, NodeIndex::new(det));
+        while let Some(n) = bfs.next(&g) {
+            reached[n.index()] = true;
+        }
+        for (i, r) in reached.iter().enumerate() {
+            if !r {
+                out.push(
+                    Diagnostic::new(Code::UnreachablePhase, file, phase(i).span, format!("phase `{}` is unreachable from detection", phase(i).name))
+                        .with_label("no edge path leads here from `detection`")
+                        .with_help(format!("add an edge into `{}`, or remove the phase", phase(i).name)),
+                );
+            }
+        }
+        if let (Some(val), Some(stab)) = (graph.index("validation"), graph.index("stabilization")) {
+            let doms = dominators::simple_fast(&g, NodeIndex::new(det));
+            let dominated = doms
+                .dominators(NodeIndex::new(stab))
+                .is_none_or(|mut it| it.any(|n| n.index() == val));
+            if !dominated {
+                let path = bypass(graph, det, val, stab);
+                out.push(
+                    Diagnostic::new(
+                        Code::StabilizationNotValidated,
+                        file,
+                        phase(stab).span,
+                        "stabilization can be reached without passing validation",
+                    )
+                    .with_label("reachable on a path that skips `validation`")
+                    .with_secondary(file, phase(val).span, "validation must come first")
+                    .with_help(format!(
+                        "remove the edge that bypasses validation on the path {}",
+                        path.join(" -> ")
+                    )),
+                );
+            }
+        }
+    }
+    if let Some(cont) = graph.index("continuity") {
+        let rev = Reversed(&g);
+        let mut reached = vec![false; graph.phases.len()];
+        let mut bfs = Bfs::new(rev, NodeIndex::new(cont));
+        while let Some(n) = bfs.next(rev) {
+            reached[n.index()] = true;
+        }
+        for (i, r) in reached.iter().enumerate() {
+            if !r {
+                out.push(
+                    Diagnostic::new(Code::ContinuityUnreachable, file, phase(i).span, format!("continuity is unreachable from phase `{}`", phase(i).name))
+                        .with_label("a partner entering this phase can never resume")
+                        .with_help(format!("add an edge from `{}` toward `continuity`", phase(i).name)),
+                );
+            }
+        }
+    }
+    for (i, p) in graph.phases.iter().enumerate() {
+        if p.fallible && !graph.outgoing(i).any(|e| e.kind == EdgeKind::Failure) {
+            out.push(
+                Diagnostic::new(Code::MissingFailureEdge, file, p.span, format!("fallible phase `{}` has no failure edge", p.name))
+                    .with_label("where does a partner go when this fails?")
+                    .with_help(format!("add `{} fail -> fallback`", p.name)),
+            );
+        }
+    }
+    for scc in tarjan_scc(&g) {
+        let members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+        let internal: Vec<usize> = members
+            .iter()
+            .flat_map(|&m| g.edges_directed(NodeIndex::new(m), Direction::Outgoing))
+            .filter(|e| members.contains(&e.target().index()))
+            .map(|e| *e.weight())
+            .collect();
+        if internal.is_empty() || internal.iter().any(|&e| graph.edges[e].bound.is_some()) {
+            continue;
+        }
+        let mut names: Vec<&str> = members.iter().map(|&m| phase(m).name.as_str()).collect();
+        names.sort_unstable();
+        let closing = internal.iter().copied().max_by_key(|&e| graph.edges[e].span.start).unwrap_or(internal[0]);
+        let edge = &graph.edges[closing];
+        out.push(
+            Diagnostic::new(
+                Code::UnboundedCycle,
+                file,
+                edge.span,
+                format!("cycle through {} has no bound", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+            )
+            .with_label("this edge closes the cycle")
+            .with_help(format!(
+                "bound it: `{} -> {} max 3`",
+                phase(edge.from).name,
+                phase(edge.to).name
+            )),
+        );
+    }
+    out
+}
+
+/// A path from `from` to `to` that avoids `avoid`, as phase names.
+fn bypass(graph: &PhaseGraph, from: usize, avoid: usize, to: usize) -> Vec<String> {
+    let n = graph.phases.len();
+    let mut prev = vec![usize::MAX; n];
+    let mut seen = vec![false; n];
+    let mut queue = std::collections::VecDeque::from([from]);
+    seen[from] = true;
+    while let Some(u) = queue.pop_front() {
+        if u == to {
+            break;
+        }
+        for e in graph.outgoing(u) {
+            if e.to != avoid && !seen[e.to] {
+                seen[e.to] = true;
+                prev[e.to] = u;
+                queue.push_back(e.to);
+            }
+        }
+    }
+    let mut path = vec![graph.phases[to].name.clone()];
+    let mut cur = to;
+    while prev[cur] != usize::MAX {
+        cur = prev[cur];
+        path.push(graph.phases[cur].name.clone());
+    }
+    path.reverse();
+    path
+}

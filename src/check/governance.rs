@@ -1,0 +1,148 @@
+//! Governance: every category is governed by exactly one authority, and the
+//! approvals a migration asks for come from the authorities governing the
+//! categories it can touch.
+
+use super::Context;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::syntax::ast::{Migration, MigrationItemKind};
+
+/// Run the governance checks.
+pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (s, c) in cx.policy.categories() {
+        let governors: Vec<_> = cx.policy.governors_of(&c.name.name).collect();
+        match governors.as_slice() {
+            [] => {
+                let help = match cx.authority_names().first() {
+                    Some(a) => format!("add `{}` to the `governs` list of an authority, such as `{a}`", c.name.name),
+                    None => format!("declare `authority NAME governs {}`", c.name.name),
+                };
+                out.push(
+                    Diagnostic::new(
+                        Code::UngovernedCategory,
+                        &s.file,
+                        c.name.span,
+                        format!("category `{}` is governed by no authority", c.name.name),
+                    )
+                    .with_label("no authority governs this")
+                    .with_help(help),
+                );
+            }
+            [_] => {}
+            [(fs, fa, fg), rest @ ..] => {
+                for (os, oa, og) in rest {
+                    out.push(
+                        Diagnostic::new(
+                            Code::DoublyGovernedCategory,
+                            &os.file,
+                            og.span,
+                            format!(
+                                "category `{}` is governed by both `{}` and `{}`",
+                                c.name.name, fa.name.name, oa.name.name
+                            ),
+                        )
+                        .with_label(format!("`{}` claims it here", oa.name.name))
+                        .with_secondary(&fs.file, fg.span, format!("`{}` already governs it", fa.name.name))
+                        .with_help(format!(
+                            "keep `{}` in exactly one `governs` list (override the other authority if it is inherited)",
+                            c.name.name
+                        )),
+                    );
+                }
+            }
+        }
+    }
+    for (s, m) in cx.policy.migrations() {
+        check_approvals(cx, &s.file, m, &mut out);
+    }
+    out
+}
+
+/// Categories a migration can touch: its `touches` list, else all.
+pub fn touched<'a>(cx: &'a Context<'_>, m: &'a Migration) -> Vec<&'a str> {
+    let listed: Vec<&str> = m
+        .items
+        .iter()
+        .filter_map(|i| match &i.kind {
+            MigrationItemKind::Touches(c) => Some(c.iter().map(|c| c.name.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if listed.is_empty() {
+        cx.category_names()
+    } else {
+        listed
+    }
+}
+
+fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Diagnostic>) {
+    let approve = m.items.iter().find_map(|i| match &i.kind {
+        MigrationItemKind::Approve(list) => Some((i.span, list)),
+        _ => None,
+    });
+    let touched = touched(cx, m);
+    match approve {
+        None if m.name.name == "guided" => out.push(
+            Diagnostic::new(
+                Code::MissingApprover,
+                file,
+                m.name.span,
+                "guided migration asks for no approval",
+            )
+            .with_label("governance oversight is part of a guided migration")
+            .with_help("add `approve by governing` (or name the authorities: `approve by TSC, SCO`)"),
+        ),
+        None | Some((_, None)) => {}
+        Some((span, Some(approvers))) => {
+            for a in approvers {
+                let Some((_, auth)) = cx.policy.authorities().find(|(_, x)| x.name.name == a.name) else {
+                    continue; // reported as unknown
+                };
+                if !auth.governs.iter().any(|g| touched.contains(&g.name.as_str())) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::ApproverGovernsNothingTouched,
+                            file,
+                            a.span,
+                            format!(
+                                "`{}` governs none of the categories migration `{}` can touch",
+                                a.name, m.name.name
+                            ),
+                        )
+                        .with_label("this approver has no say here")
+                        .with_help(format!(
+                            "remove `{}`, or let the migration touch one of its categories",
+                            a.name
+                        )),
+                    );
+                }
+            }
+            for c in &touched {
+                let governors: Vec<&str> =
+                    cx.policy.governors_of(c).map(|(_, a, _)| a.name.name.as_str()).collect();
+                if governors.is_empty() {
+                    continue; // PMF401 covers it
+                }
+                if !approvers.iter().any(|a| governors.contains(&a.name.as_str())) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::MissingApprover,
+                            file,
+                            span,
+                            format!(
+                                "migration `{}` can touch category `{c}` but no approver governs it",
+                                m.name.name
+                            ),
+                        )
+                        .with_label(format!("`{}` governs `{c}` and is missing here", governors[0]))
+                        .with_help(format!(
+                            "add `{}` to the approvers, or write `approve by governing`",
+                            governors[0]
+                        )),
+                    );
+                }
+            }
+        }
+    }
+}

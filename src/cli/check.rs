@@ -1,0 +1,130 @@
+//! `pmf check [PATHS...]`: check policies and report diagnostics.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{Exit, UsageError, files};
+use crate::db::Session;
+use crate::diagnostics::render::{self, HumanStyle};
+use crate::diagnostics::{Diagnostic, sort_and_dedup};
+
+/// Output formats of `pmf check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// miette's graphical reports.
+    Human,
+    /// One JSON document (see docs/cli.md).
+    Json,
+    /// GitHub Actions workflow commands.
+    Github,
+}
+
+/// Arguments of `pmf check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Files or directories (searched recursively for `*.pmf`); default `.`.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Exit 1 when there are warnings, too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+/// The outcome of checking a set of files.
+pub struct Report {
+    /// How many files were checked.
+    pub files: usize,
+    /// The diagnostics, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The session that produced them (for sources).
+    pub session: Session,
+}
+
+/// Load `paths` into a fresh session and check every file.
+pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
+    let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths.to_vec() };
+    let found = files::collect(&paths)?;
+    if found.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+        return Err(UsageError(format!("no `.pmf` files found in {}", shown.join(", "))));
+    }
+    let mut session = Session::default();
+    let mut loaded = Vec::new();
+    for p in &found {
+        let text = files::read_text(p)?;
+        loaded.push(session.set_file(&p.display().to_string(), text));
+    }
+    let mut diagnostics = Vec::new();
+    for f in loaded {
+        diagnostics.extend(session.check(f));
+    }
+    sort_and_dedup(&mut diagnostics);
+    Ok(Report {
+        files: found.len(),
+        diagnostics,
+        session,
+    })
+}
+
+/// Run `pmf check`.
+pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
+    let report = check_paths(&args.paths)?;
+    let sources = report.session.sources();
+    let diags = &report.diagnostics;
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    match args.format {
+        Format::Human => {
+            let style = HumanStyle {
+                color,
+                width: terminal_width(),
+            };
+            for d in diags {
+                print!("{}", render::human(d, &sources, style));
+                println!();
+            }
+            println!("{}", summary(report.files, errors, warnings));
+        }
+        Format::Json => {
+            let doc = render::json_report(report.files, diags, &sources);
+            let text = serde_json::to_string_pretty(&doc).map_err(|e| UsageError(e.to_string()))?;
+            println!("{text}");
+        }
+        Format::Github => {
+            for d in diags {
+                println!("{}", render::github(d, &sources));
+            }
+        }
+    }
+    Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+/// `checked N files: E errors, W warnings`.
+pub fn summary(files: usize, errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    if errors == 0 && warnings == 0 {
+        format!("checked {}: no problems", plural(files, "file"))
+    } else {
+        format!(
+            "checked {}: {}, {}",
+            plural(files, "file"),
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
+    }
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&w: &usize| w >= 40)
+        .unwrap_or(100)
+}

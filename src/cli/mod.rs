@@ -1,0 +1,112 @@
+//! The `pmf` command line: one file per command.
+//!
+//! Exit codes: 0 success; 1 the policy (or input) has errors; 2 usage or I/O
+//! problem. Nothing here exits 101: panics are caught in `main`.
+
+pub mod check;
+pub mod explain;
+pub mod files;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit status of a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything fine.
+    Success = 0,
+    /// The user's policy or input has errors.
+    Failure = 1,
+    /// Usage or I/O problem.
+    Usage = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// A usage or I/O problem, reported with exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// PMF: policy-as-code for governed partner migrations.
+#[derive(Parser, Debug)]
+#[command(name = "pmf", version, about, propagate_version = true)]
+pub struct Cli {
+    /// When to use colour in human output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Colour choice for human output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal unless `NO_COLOR` is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether stdout gets colour.
+    pub fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+            }
+        }
+    }
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check policy files and report diagnostics.
+    Check(check::CheckArgs),
+    /// Explain a diagnostic code, or list them all.
+    Explain(explain::ExplainArgs),
+}
+
+/// Parse the arguments and run the command.
+pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Exit::Success,
+                _ => Exit::Usage,
+            };
+        }
+    };
+    let result = match &cli.command {
+        Command::Check(args) => check::run(args, cli.color.enabled()),
+        Command::Explain(args) => explain::run(args),
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(UsageError(msg)) => {
+            eprintln!("pmf: {msg}");
+            Exit::Usage
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The one diagnostic type of PMF, its codes and its renderers.
+//!
+//! Message style: lowercase, no final period, user text in backticks,
+//! suggestions (`did you mean ...`) in the help.
+
+pub mod codes;
+pub mod render;
+
+pub use codes::Code;
+
+use crate::syntax::Span;
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// The policy is wrong; `pmf check` exits 1.
+    Error,
+    /// Probably a mistake; fails only under `--deny-warnings`.
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// A labelled place in a source file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Label {
+    /// The file's path as given to the compiler.
+    pub file: String,
+    /// The place.
+    pub span: Span,
+    /// What the place has to do with the diagnostic.
+    pub message: String,
+}
+
+/// A problem found in a policy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Diagnostic {
+    /// Stable code, such as `PMF303`.
+    pub code: Code,
+    /// Error or warning.
+    pub severity: Severity,
+    /// One-line message.
+    pub message: String,
+    /// The primary place.
+    pub primary: Label,
+    /// Other places involved.
+    pub labels: Vec<Label>,
+    /// A suggested fix.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with the code's default severity.
+    pub fn new(code: Code, file: &str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: code.default_severity(),
+            message: message.into(),
+            primary: Label {
+                file: file.to_string(),
+                span,
+                message: String::new(),
+            },
+            labels: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// Set the primary label's text.
+    pub fn with_label(mut self, message: impl Into<String>) -> Self {
+        self.primary.message = message.into();
+        self
+    }
+
+    /// Add a secondary label.
+    pub fn with_secondary(mut self, file: &str, span: Span, message: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            file: file.to_string(),
+            span,
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Set the help text.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Set the help text when there is one.
+    pub fn with_help_opt(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Sort key: file, position, code.
+    pub fn sort_key(&self) -> (&str, u32, u32, &'static str) {
+        (
+            &self.primary.file,
+            self.primary.span.start,
+            self.primary.span.end,
+            self.code.id(),
+        )
+    }
+}
+
+/// Sort diagnostics by place and drop exact duplicates.
+pub fn sort_and_dedup(diags: &mut Vec<Diagnostic>) {
+    diags.sort_by(|a, b| {
+        a.sort_key()
+            .cmp(&b.sort_key())
+            .then_with(|| a.message.cmp(&b.message))
+    });
+    diags.dedup();
+}
+
+/// `did you mean `x`?` help for `name` among `candidates`, when one is close.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate closest to `name`, when it is close enough to be a typo.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        if c == name {
+            continue;
+        }
+        let score = strsim::jaro_winkler(name, c);
+        if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}

@@ -1,0 +1,330 @@
+//! Rendering diagnostics: miette's graphical reports for people, and the
+//! documented JSON and GitHub annotation formats for machines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+
+use super::{Diagnostic, Label, Severity};
+use crate::syntax::{LineIndex, Span};
+
+/// Source texts by file path, for rendering.
+pub trait SourceLookup {
+    /// The text of `file`, if known.
+    fn source(&self, file: &str) -> Option<&str>;
+}
+
+impl SourceLookup for BTreeMap<String, String> {
+    fn source(&self, file: &str) -> Option<&str> {
+        self.get(file).map(String::as_str)
+    }
+}
+
+/// How to draw human reports.
+#[derive(Clone, Copy, Debug)]
+pub struct HumanStyle {
+    /// Use ANSI colours.
+    pub color: bool,
+    /// Wrap width in columns.
+    pub width: usize,
+}
+
+/// Render one diagnostic as miette draws it.
+pub fn human(diag: &Diagnostic, sources: &dyn SourceLookup, style: HumanStyle) -> String {
+    let theme = if style.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(style.width)
+        .with_links(false);
+    let report = MietteReport::new(diag, sources);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        out = format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code.id(), diag.message);
+    }
+    out
+}
+
+/// A diagnostic seen through miette's trait, with its sources attached.
+#[derive(Debug)]
+struct MietteReport {
+    code: &'static str,
+    severity: miette::Severity,
+    message: String,
+    help: Option<String>,
+    source: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    related: Vec<MietteReport>,
+}
+
+impl MietteReport {
+    fn new(diag: &Diagnostic, sources: &dyn SourceLookup) -> Self {
+        let mut report = Self::at(
+            diag.code.id(),
+            diag.severity,
+            diag.message.clone(),
+            diag.help.clone(),
+            &diag.primary,
+            sources,
+        );
+        for label in &diag.labels {
+            if label.file == diag.primary.file {
+                report.labels.push(labeled(label, false, sources));
+            } else {
+                let mut other = Self::at(
+                    "",
+                    Severity::Warning,
+                    format!("see `{}`", label.file),
+                    None,
+                    label,
+                    sources,
+                );
+                other.severity = miette::Severity::Advice;
+                report.related.push(other);
+            }
+        }
+        report
+    }
+
+    fn at(
+        code: &'static str,
+        severity: Severity,
+        message: String,
+        help: Option<String>,
+        label: &Label,
+        sources: &dyn SourceLookup,
+    ) -> Self {
+        let source = sources
+            .source(&label.file)
+            .map(|text| NamedSource::new(&label.file, text.to_string()).with_language("pmf"));
+        let labels = if source.is_some() {
+            vec![labeled(label, true, sources)]
+        } else {
+            Vec::new()
+        };
+        MietteReport {
+            code,
+            severity: match severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
+            message,
+            help,
+            source,
+            labels,
+            related: Vec::new(),
+        }
+    }
+}
+
+fn labeled(label: &Label, primary: bool, sources: &dyn SourceLookup) -> LabeledSpan {
+    let len = sources.source(&label.file).map_or(0, |t| t.len());
+    let start = (label.span.start as usize).min(len);
+    let end = (label.span.end as usize).min(len).max(start);
+    let span = SourceSpan::new(start.into(), end - start);
+    let text = if label.message.is_empty() {
+        None
+    } else {
+        Some(label.message.clone())
+    };
+    if primary {
+        LabeledSpan::new_primary_with_span(text, span)
+    } else {
+        LabeledSpan::new_with_span(text, span)
+    }
+}
+
+impl fmt::Display for MietteReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for MietteReport {}
+
+impl miette::Diagnostic for MietteReport {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        if self.code.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.code))
+        }
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h.clone()) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
+    }
+}
+
+/// A place in the documented JSON format (1-based, columns in characters).
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct JsonPlace {
+    /// Start line.
+    pub line: usize,
+    /// Start column.
+    pub column: usize,
+    /// End line.
+    pub end_line: usize,
+    /// End column.
+    pub end_column: usize,
+}
+
+/// A secondary label in the JSON format.
+#[derive(Serialize, Debug, Clone)]
+pub struct JsonLabel {
+    /// Label text (prefixed with the file's path when it lies in another file).
+    pub message: String,
+    /// Where.
+    #[serde(flatten)]
+    pub place: JsonPlace,
+}
+
+/// One diagnostic in the JSON format.
+#[derive(Serialize, Debug, Clone)]
+pub struct JsonDiagnostic {
+    /// File path.
+    pub file: String,
+    /// `error` or `warning`.
+    pub severity: &'static str,
+    /// Code such as `PMF303`.
+    pub code: &'static str,
+    /// Message.
+    pub message: String,
+    /// Where.
+    #[serde(flatten)]
+    pub place: JsonPlace,
+    /// Help, or null.
+    pub help: Option<String>,
+    /// Secondary labels.
+    pub labels: Vec<JsonLabel>,
+}
+
+/// The whole `--format json` document.
+#[derive(Serialize, Debug, Clone)]
+pub struct JsonReport {
+    /// Always 1 for this shape.
+    pub format_version: u32,
+    /// Number of files checked.
+    pub files: usize,
+    /// Number of errors.
+    pub errors: usize,
+    /// Number of warnings.
+    pub warnings: usize,
+    /// Every diagnostic.
+    pub diagnostics: Vec<JsonDiagnostic>,
+}
+
+/// Line/column of a span in `file` (1:1 when the source is unknown).
+pub fn place(sources: &dyn SourceLookup, file: &str, span: Span) -> JsonPlace {
+    match sources.source(file) {
+        Some(text) => {
+            let index = LineIndex::new(text);
+            let start = index.line_col(text, span.start as usize);
+            let end = index.line_col(text, span.end as usize);
+            JsonPlace {
+                line: start.line,
+                column: start.column,
+                end_line: end.line,
+                end_column: end.column,
+            }
+        }
+        None => JsonPlace {
+            line: 1,
+            column: 1,
+            end_line: 1,
+            end_column: 1,
+        },
+    }
+}
+
+/// One diagnostic in the JSON shape.
+pub fn json_diagnostic(diag: &Diagnostic, sources: &dyn SourceLookup) -> JsonDiagnostic {
+    JsonDiagnostic {
+        file: diag.primary.file.clone(),
+        severity: diag.severity.as_str(),
+        code: diag.code.id(),
+        message: diag.message.clone(),
+        place: place(sources, &diag.primary.file, diag.primary.span),
+        help: diag.help.clone(),
+        labels: diag
+            .labels
+            .iter()
+            .map(|l| JsonLabel {
+                message: if l.file == diag.primary.file {
+                    l.message.clone()
+                } else {
+                    format!("{}: {}", l.file, l.message)
+                },
+                place: place(sources, &l.file, l.span),
+            })
+            .collect(),
+    }
+}
+
+/// The `--format json` document for a check run.
+pub fn json_report(files: usize, diags: &[Diagnostic], sources: &dyn SourceLookup) -> JsonReport {
+    JsonReport {
+        format_version: 1,
+        files,
+        errors: diags.iter().filter(|d| d.is_error()).count(),
+        warnings: diags.iter().filter(|d| !d.is_error()).count(),
+        diagnostics: diags.iter().map(|d| json_diagnostic(d, sources)).collect(),
+    }
+}
+
+/// One GitHub Actions workflow command for a diagnostic.
+pub fn github(diag: &Diagnostic, sources: &dyn SourceLookup) -> String {
+    let p = place(sources, &diag.primary.file, diag.primary.span);
+    let level = match diag.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut message = diag.message.clone();
+    if let Some(help) = &diag.help {
+        message.push_str("\nhelp: ");
+        message.push_str(help);
+    }
+    format!(
+        "::{level} file={},line={},col={},title={}::{}",
+        escape_property(&diag.primary.file),
+        p.line,
+        p.column,
+        diag.code.id(),
+        escape_data(&message)
+    )
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}

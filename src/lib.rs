@@ -1,0 +1,14 @@
+//! PMF: a policy language and toolchain for governed partner migrations.
+//!
+//! Pipeline: [`syntax`] (split → pest → tree) → [`db`] (salsa queries:
+//! parse → resolve → check → phase graph) → [`diagnostics`] rendering.
+//! See `docs/architecture.md` for the invariants.
+
+pub mod check;
+pub mod cli;
+pub mod db;
+pub mod diagnostics;
+pub mod graph;
+pub mod model;
+pub mod stdlib;
+pub mod syntax;

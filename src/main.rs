@@ -1,0 +1,19 @@
+//! The `pmf` binary: runs the CLI on a thread with a generous stack and
+//! turns any panic into an internal-error message with exit code 2.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("pmf: internal error: {info}\nThis is a bug in pmf; please report it with the input that caused it.");
+    }));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let worker = std::thread::Builder::new()
+        .name("pmf".into())
+        .stack_size(64 * 1024 * 1024)
+        .spawn(move || pmf::cli::run(args));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(exit)) => exit.into(),
+        _ => pmf::cli::Exit::Usage.into(),
+    }
+}

@@ -1,0 +1,300 @@
+//! Composition: turning one file's declarations into keyed items and fusing
+//! them with the effective policies of its parents (`extends`, `override`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{EffectivePolicy, ItemKey, ItemNode, Sourced};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::syntax::Span;
+use crate::syntax::ast::{DeclKind, Ident, PolicyHeader, SourceAst};
+
+/// The keyed items one file declares, in source order.
+pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
+    let mut out = Vec::new();
+    for decl in &ast.decls {
+        let ov = decl.override_kw;
+        let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
+            out.push(Sourced {
+                key,
+                file: file.to_string(),
+                span,
+                name_span,
+                override_kw: ov,
+                node,
+                fingerprint: fingerprint(text, span),
+            });
+        };
+        match &decl.kind {
+            DeclKind::Policy(_) => {}
+            DeclKind::Authority(a) => push(
+                ItemKey::Authority(a.name.name.clone()),
+                decl.span,
+                a.name.span,
+                ItemNode::Authority(a.clone()),
+            ),
+            DeclKind::Category(c) => push(
+                ItemKey::Category(c.name.name.clone()),
+                decl.span,
+                c.name.span,
+                ItemNode::Category(c.clone()),
+            ),
+            DeclKind::Partner(schema) => {
+                for f in &schema.fields {
+                    push(
+                        ItemKey::Field(f.name.name.clone()),
+                        f.span,
+                        f.name.span,
+                        ItemNode::Field(f.clone()),
+                    );
+                }
+            }
+            DeclKind::Migration(m) => push(
+                ItemKey::Migration(m.name.name.clone()),
+                decl.span,
+                m.name.span,
+                ItemNode::Migration(m.clone()),
+            ),
+            DeclKind::Order(o) => push(ItemKey::Order, decl.span, decl.span_head(), ItemNode::Order(o.clone())),
+            DeclKind::Rules(block) => {
+                for r in &block.rules {
+                    push(
+                        ItemKey::Rule(block.kind, r.name.name.clone()),
+                        r.span,
+                        r.name.span,
+                        ItemNode::Rule(block.kind, r.clone()),
+                    );
+                }
+            }
+            DeclKind::Validation(v) => {
+                for d in &v.dimensions {
+                    for c in &d.checks {
+                        push(
+                            ItemKey::Check(d.name.name.clone(), c.name.name.clone()),
+                            c.span,
+                            c.name.span,
+                            ItemNode::Check(d.name.clone(), c.clone()),
+                        );
+                    }
+                }
+            }
+            DeclKind::Health(h) => push(ItemKey::Health, decl.span, decl.span_head(), ItemNode::Health(h.clone())),
+            DeclKind::Flow(f) => push(ItemKey::Flow, decl.span, f.name.span, ItemNode::Flow(f.clone())),
+            DeclKind::Ceiling(c) => push(
+                ItemKey::Ceiling(c.field.dotted()),
+                decl.span,
+                c.field.span,
+                ItemNode::Ceiling(c.clone()),
+            ),
+            DeclKind::Rite(r) => push(
+                ItemKey::Rite(r.phase.name.clone()),
+                decl.span,
+                r.phase.span,
+                ItemNode::Rite(r.clone()),
+            ),
+        }
+    }
+    out
+}
+
+/// The text of `span` with comments removed and whitespace folded.
+fn fingerprint(text: &str, span: Span) -> String {
+    let slice = text.get(span.range()).unwrap_or("");
+    let mut out = String::with_capacity(slice.len());
+    let mut chars = slice.chars().peekable();
+    let mut in_string = false;
+    let mut pending_space = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+                pending_space = true;
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+                pending_space = true;
+            }
+            c if c.is_whitespace() => pending_space = true,
+            c => {
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                if c == '"' {
+                    in_string = true;
+                }
+                out.push(c);
+            }
+        }
+    }
+    // `override` is how a definition is introduced, not what it says.
+    out.strip_prefix("override ").map(str::to_string).unwrap_or(out)
+}
+
+/// A resolved parent: the name as written in `extends` and its policy.
+pub struct Parent<'a> {
+    /// The name in the `extends` clause.
+    pub name: &'a Ident,
+    /// The parent's effective policy.
+    pub policy: &'a EffectivePolicy,
+}
+
+/// Fuse `own` items over the parents' effective policies.
+pub fn compose(
+    file: &str,
+    header: Option<&PolicyHeader>,
+    own: Vec<Sourced>,
+    parents: &[Parent<'_>],
+) -> (EffectivePolicy, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut items: Vec<Arc<Sourced>> = Vec::new();
+    let mut index: HashMap<ItemKey, usize> = HashMap::new();
+    // Which parent contributed each inherited item.
+    let mut from_parent: Vec<usize> = Vec::new();
+    let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
+
+    for (pi, parent) in parents.iter().enumerate() {
+        for item in &parent.policy.items {
+            match index.get(&item.key) {
+                None => {
+                    index.insert(item.key.clone(), items.len());
+                    items.push(item.clone());
+                    from_parent.push(pi);
+                }
+                Some(&at) => {
+                    let existing = &items[at];
+                    let same_origin = existing.file == item.file && existing.span == item.span;
+                    if !same_origin && existing.fingerprint != item.fingerprint {
+                        conflicts.push((at, item.clone(), pi));
+                    }
+                }
+            }
+        }
+    }
+    let inherited = items.len();
+
+    let mut own_first: HashMap<ItemKey, Span> = HashMap::new();
+    for item in own {
+        if let Some(first) = own_first.get(&item.key) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDeclaration,
+                    file,
+                    item.name_span,
+                    format!("`{}` is declared twice", item.key.describe()),
+                )
+                .with_label("declared again here")
+                .with_secondary(file, *first, "first declared here")
+                .with_help("remove one of the two declarations or give them different names"),
+            );
+            continue;
+        }
+        own_first.insert(item.key.clone(), item.name_span);
+        match index.get(&item.key).copied() {
+            Some(at) if at < inherited => {
+                if item.override_kw.is_none() {
+                    let parent_item = &items[at];
+                    diags.push(
+                        Diagnostic::new(
+                            Code::OverrideRequired,
+                            file,
+                            item.name_span,
+                            format!(
+                                "`{}` redefines a declaration inherited from `{}`",
+                                item.key.describe(),
+                                parents[from_parent[at]].name.name
+                            ),
+                        )
+                        .with_label("redefined here without `override`")
+                        .with_secondary(&parent_item.file, parent_item.name_span, "inherited definition")
+                        .with_help(format!(
+                            "write `override` before the declaration to replace the inherited `{}`",
+                            item.key.describe()
+                        )),
+                    );
+                }
+                items[at] = Arc::new(item);
+            }
+            _ => {
+                if let Some(kw) = item.override_kw {
+                    let mut d = Diagnostic::new(
+                        Code::NothingToOverride,
+                        file,
+                        kw,
+                        format!("`override` of `{}`, which no parent declares", item.key.describe()),
+                    )
+                    .with_label("nothing to override");
+                    d = if parents.is_empty() {
+                        d.with_help("this policy has no parents; remove `override`")
+                    } else {
+                        d.with_help("remove `override`, or check the name against the parents' declarations")
+                    };
+                    diags.push(d);
+                }
+                index.insert(item.key.clone(), items.len());
+                items.push(Arc::new(item));
+            }
+        }
+    }
+
+    for (at, other, other_parent) in conflicts {
+        let chosen = &items[at];
+        if at >= inherited || chosen.file == file {
+            // The policy itself defines (or overrides) the key: no conflict.
+            continue;
+        }
+        let first_parent = parents[from_parent[at]].name;
+        let second_parent = parents[other_parent].name;
+        let primary = second_parent.span;
+        diags.push(
+            Diagnostic::new(
+                Code::ParentConflict,
+                file,
+                primary,
+                format!(
+                    "parents `{}` and `{}` define `{}` differently",
+                    first_parent.name,
+                    second_parent.name,
+                    chosen.key.describe()
+                ),
+            )
+            .with_label(format!("`{}` brings a second definition", second_parent.name))
+            .with_secondary(&chosen.file, chosen.name_span, format!("defined by `{}` here", first_parent.name))
+            .with_secondary(&other.file, other.name_span, format!("defined by `{}` here", second_parent.name))
+            .with_help(format!(
+                "choose one: add `override` with the definition this policy wants for `{}`",
+                chosen.key.describe()
+            )),
+        );
+    }
+
+    let policy = EffectivePolicy {
+        name: header.map(|h| h.name.name.clone()).unwrap_or_default(),
+        file: file.to_string(),
+        header_span: header.map_or(Span::default(), |h| h.name.span),
+        items,
+    };
+    (policy, diags)
+}

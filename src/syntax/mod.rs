@@ -1,0 +1,12 @@
+//! The syntax layer: splitting, parsing and the syntax tree.
+//!
+//! Invariant: nothing here knows salsa, the checker, the runtime or the
+//! language server. Parsing never fails; it returns a tree and diagnostics.
+
+pub mod ast;
+pub mod parser;
+pub mod span;
+pub mod split;
+
+pub use parser::{Parsed, parse};
+pub use span::{LineCol, LineIndex, Span};

@@ -1,0 +1,976 @@
+//! pest → syntax tree, with recovery at top-level declarations.
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::ast::*;
+use super::span::Span;
+use super::split::{self, LexProblem, MAX_NESTING};
+use crate::diagnostics::{Code, Diagnostic};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/pmf.pest"]
+struct PestParser;
+
+/// Deepest expression tree the parser builds.
+pub const MAX_EXPR_DEPTH: usize = 128;
+
+/// The result of parsing one file: the tree and the syntax diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Parsed {
+    /// The syntax tree (declarations that failed to parse are left out).
+    pub ast: SourceAst,
+    /// Syntax diagnostics (codes PMF001–PMF004).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parse `text`; `file` names the file in diagnostics. Never fails.
+pub fn parse(file: &str, text: &str) -> Parsed {
+    let split = split::split(text);
+    let mut out = Parsed::default();
+    for problem in &split.problems {
+        let (span, what, help) = match problem {
+            LexProblem::UnterminatedComment(s) => (*s, "block comment is never closed", "close it with `*/`"),
+            LexProblem::UnterminatedString(s) => (
+                *s,
+                "string is not closed on its line",
+                "add the closing `\"`; strings cannot span lines",
+            ),
+        };
+        out.diagnostics.push(
+            Diagnostic::new(Code::Unterminated, file, span, format!("unterminated {}", what))
+                .with_label("starts here")
+                .with_help(help),
+        );
+    }
+    out.ast.comments = split
+        .comments
+        .iter()
+        .map(|s| Comment {
+            text: text[s.range()].to_string(),
+            span: *s,
+        })
+        .collect();
+
+    for chunk in &split.chunks {
+        let slice = &text[chunk.span.range()];
+        let offset = chunk.span.start as usize;
+        if let Some(at) = chunk.too_deep_at {
+            out.diagnostics.push(
+                Diagnostic::new(
+                    Code::NestingTooDeep,
+                    file,
+                    Span::new(at, at + 1),
+                    format!("brackets nested more than {MAX_NESTING} deep"),
+                )
+                .with_label("nesting exceeds the limit here")
+                .with_help("split the expression into named rules or remove redundant brackets"),
+            );
+            continue;
+        }
+        match PestParser::parse(Rule::chunk, slice) {
+            Ok(mut pairs) => {
+                let chunk_pair = pairs.next();
+                let mut builder = Builder {
+                    file,
+                    offset,
+                    diagnostics: &mut out.diagnostics,
+                };
+                if let Some(decl) = chunk_pair
+                    .into_iter()
+                    .flat_map(|p| children(p))
+                    .find(|p| p.as_rule() == Rule::declaration)
+                {
+                    out.ast.decls.push(builder.declaration(decl));
+                }
+            }
+            Err(err) => {
+                if !chunk.unterminated {
+                    out.diagnostics
+                        .push(syntax_error(file, text, offset, slice, &err));
+                }
+            }
+        }
+    }
+
+    header_diagnostics(file, text, &mut out);
+    out
+}
+
+fn header_diagnostics(file: &str, text: &str, out: &mut Parsed) {
+    let first_policy = out
+        .ast
+        .decls
+        .iter()
+        .position(|d| matches!(d.kind, DeclKind::Policy(_)));
+    match first_policy {
+        None => {
+            let broken_header = out.diagnostics.iter().any(|d| {
+                d.code == Code::SyntaxError && text[d.primary.span.start as usize..].starts_with("policy")
+            });
+            if !broken_header {
+                let first = out.ast.decls.first().map_or(Span::new(0, 0), |d| {
+                    Span::new(d.span.start as usize, d.span.start as usize + d.kind.keyword().len())
+                });
+                out.diagnostics.push(
+                    Diagnostic::new(Code::MissingHeader, file, first, "file has no `policy` header")
+                        .with_label("expected `policy NAME` before this")
+                        .with_help("start the file with `policy NAME` (and `extends kwanus` to build on the standard library)"),
+                );
+            }
+        }
+        Some(0) => {}
+        Some(i) => {
+            let d = &out.ast.decls[i];
+            let first = &out.ast.decls[0];
+            out.diagnostics.push(
+                Diagnostic::new(
+                    Code::MissingHeader,
+                    file,
+                    Span::new(d.span.start as usize, d.span.start as usize + 6),
+                    "the `policy` header must be the first declaration",
+                )
+                .with_label("header comes too late")
+                .with_secondary(file, first.span_head(), "first declaration is here")
+                .with_help("move `policy ...` to the top of the file"),
+            );
+        }
+    }
+}
+
+impl Decl {
+    /// The span of the declaration's first keyword.
+    pub fn span_head(&self) -> Span {
+        let start = self.span.start as usize;
+        Span::new(start, start + self.kind.keyword().len())
+    }
+}
+
+fn friendly(r: &Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::EOI => "end of file",
+        Rule::kw_approve => "`approve`",
+        Rule::kw_authority => "`authority`",
+        Rule::kw_backward_compatible => "`backward_compatible`",
+        Rule::kw_band => "`band`",
+        Rule::kw_by => "`by`",
+        Rule::kw_category => "`category`",
+        Rule::kw_ceiling => "`ceiling`",
+        Rule::kw_covers => "`covers`",
+        Rule::kw_else => "`else`",
+        Rule::kw_extends => "`extends`",
+        Rule::kw_factor => "`factor`",
+        Rule::kw_fail => "`fail`",
+        Rule::kw_flow => "`flow`",
+        Rule::kw_from => "`from`",
+        Rule::kw_governs => "`governs`",
+        Rule::kw_mapping => "`mapping`",
+        Rule::kw_max => "`max`",
+        Rule::kw_migration => "`migration`",
+        Rule::kw_order => "`order`",
+        Rule::kw_phase => "`phase`",
+        Rule::kw_policy => "`policy`",
+        Rule::kw_requires => "`requires`",
+        Rule::kw_reversible => "`reversible`",
+        Rule::kw_rite => "`rite`",
+        Rule::kw_to => "`to`",
+        Rule::kw_touches => "`touches`",
+        Rule::kw_weight => "`weight`",
+        Rule::kw_when => "`when`",
+        Rule::declaration | Rule::override_kw => "a declaration",
+        Rule::policy_decl => "`policy`",
+        Rule::extends_clause => "`extends`",
+        Rule::governs_clause => "`governs`",
+        Rule::covers_clause => "`covers`",
+        Rule::field_decl => "a field `name: type`",
+        Rule::type_expr | Rule::named_type | Rule::set_type | Rule::record_type => "a type",
+        Rule::when_item => "`when`",
+        Rule::reversible_item => "`reversible`",
+        Rule::backward_item => "`backward_compatible`",
+        Rule::mapping_item => "`requires mapping`",
+        Rule::approve_item => "`approve by`",
+        Rule::governing_kw => "`governing`",
+        Rule::touches_item => "`touches`",
+        Rule::to_item => "`to`",
+        Rule::previous_stable_kw => "`previous_stable`",
+        Rule::rule_item => "a rule `name: condition else action`",
+        Rule::dimension => "a validation dimension",
+        Rule::check_item => "a check `name: condition`",
+        Rule::factor => "`factor`",
+        Rule::band => "`band`",
+        Rule::phase_decl => "`phase`",
+        Rule::fallible_kw => "`fallible`",
+        Rule::fail_edge | Rule::edge_chain => "an edge",
+        Rule::edge_target => "a phase",
+        Rule::bound => "`max`",
+        Rule::expr | Rule::paren | Rule::call | Rule::set_lit | Rule::path | Rule::boolean => {
+            "an expression"
+        }
+        Rule::not_op | Rule::neg_op => "an expression",
+        Rule::or_op | Rule::and_op | Rule::in_op | Rule::not_in_op | Rule::add_op | Rule::sub_op
+        | Rule::mul_op | Rule::div_op => "an operator",
+        Rule::compare_op => "a comparison operator",
+        Rule::version_lit => "a version",
+        Rule::number | Rule::integer | Rule::signed_number => "a number",
+        Rule::string | Rule::string_body => "a string",
+        Rule::ident => "a name",
+        Rule::field_path => "a field",
+        _ => return None,
+    })
+}
+
+fn syntax_error(
+    file: &str,
+    text: &str,
+    offset: usize,
+    slice: &str,
+    err: &pest::error::Error<Rule>,
+) -> Diagnostic {
+    let pos = match err.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let abs = offset + pos;
+    let found = token_at(slice, pos);
+    let span = if found.is_empty() {
+        Span::new(abs, abs)
+    } else {
+        Span::new(abs, abs + found.len())
+    };
+    let mut expected: Vec<&str> = match &err.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().filter_map(friendly).collect()
+        }
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    expected.sort_unstable();
+    expected.dedup();
+    let found_text = if found.is_empty() {
+        "end of declaration".to_string()
+    } else {
+        format!("`{found}`")
+    };
+    let label = match expected.len() {
+        0 => "unexpected here".to_string(),
+        1 => format!("expected {}", expected[0]),
+        _ => {
+            let (last, rest) = expected.split_last().unwrap_or((&"", &[]));
+            format!("expected {} or {}", rest.join(", "), last)
+        }
+    };
+    let _ = text;
+    let mut d = Diagnostic::new(Code::SyntaxError, file, span, format!("unexpected {found_text}"))
+        .with_label(label);
+    if found.starts_with(char::is_alphabetic) && is_reserved(found) {
+        d = d.with_help(format!("`{found}` is a reserved word and cannot be used as a name"));
+    } else if pos == 0 || slice[..pos].trim().is_empty() {
+        d = d.with_help("a top-level declaration starts in column 0 with a keyword such as `migration` or `health`");
+    }
+    d
+}
+
+fn is_reserved(word: &str) -> bool {
+    matches!(
+        word,
+        "and" | "or" | "not" | "in" | "true" | "false" | "else" | "fail" | "extends" | "governs"
+            | "covers" | "weight" | "from"
+    )
+}
+
+/// The token starting at byte `pos` of `s` (a word, or one character).
+fn token_at(s: &str, pos: usize) -> &str {
+    let rest = &s[pos.min(s.len())..];
+    let Some(c) = rest.chars().next() else {
+        return "";
+    };
+    if c.is_alphanumeric() || c == '_' {
+        let end = rest
+            .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '.'))
+            .unwrap_or(rest.len());
+        &rest[..end]
+    } else {
+        &rest[..c.len_utf8()]
+    }
+}
+
+struct Builder<'a> {
+    file: &'a str,
+    offset: usize,
+    diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(s.start() + self.offset, s.end() + self.offset)
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn idents<'i>(&self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Ident> {
+        pairs
+            .filter(|p| p.as_rule() == Rule::ident)
+            .map(|p| self.ident(p))
+            .collect()
+    }
+
+    fn string(&self, pair: Pair<Rule>) -> StrLit {
+        let span = self.span(&pair);
+        let raw = children(pair).next().map_or("", |p| p.as_str());
+        StrLit {
+            value: unescape(raw),
+            span,
+        }
+    }
+
+    fn number(&self, pair: Pair<Rule>) -> NumLit {
+        NumLit {
+            value: Number(pair.as_str().parse().unwrap_or(f64::NAN)),
+            span: self.span(&pair),
+        }
+    }
+
+    fn field_path(&self, pair: Pair<Rule>) -> FieldPath {
+        let span = self.span(&pair);
+        FieldPath {
+            segments: self.idents(children(pair)),
+            span,
+        }
+    }
+
+    fn declaration(&mut self, pair: Pair<Rule>) -> Decl {
+        let span = self.span(&pair);
+        let mut override_kw = None;
+        let mut kind = None;
+        for inner in children(pair) {
+            match inner.as_rule() {
+                Rule::override_kw => override_kw = Some(self.span(&inner)),
+                _ => kind = Some(self.decl_kind(inner)),
+            }
+        }
+        Decl {
+            override_kw,
+            // The grammar guarantees one inner declaration; an empty order is harmless.
+            kind: kind.unwrap_or(DeclKind::Order(Order { types: Vec::new() })),
+            span,
+        }
+    }
+
+    fn decl_kind(&mut self, pair: Pair<Rule>) -> DeclKind {
+        let rule = pair.as_rule();
+        let mut inner = children(pair).peekable();
+        match rule {
+            Rule::policy_decl => {
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let parents = inner
+                    .next()
+                    .map(|p| self.idents(children(p)))
+                    .unwrap_or_default();
+                DeclKind::Policy(PolicyHeader { name, parents })
+            }
+            Rule::authority_decl => {
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let mut title = None;
+                let mut governs = Vec::new();
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::string => title = Some(self.string(p)),
+                        Rule::governs_clause => governs = self.idents(children(p)),
+                        _ => {}
+                    }
+                }
+                DeclKind::Authority(Authority {
+                    name,
+                    title,
+                    governs,
+                })
+            }
+            Rule::category_decl => {
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let mut title = None;
+                let mut covers = Vec::new();
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::string => title = Some(self.string(p)),
+                        Rule::covers_clause => {
+                            covers = children(p).map(|f| self.field_path(f)).collect()
+                        }
+                        _ => {}
+                    }
+                }
+                DeclKind::Category(Category {
+                    name,
+                    title,
+                    covers,
+                })
+            }
+            Rule::partner_decl => DeclKind::Partner(Schema {
+                fields: inner.map(|p| self.field_decl(p)).collect(),
+            }),
+            Rule::migration_decl => {
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let mut title = None;
+                let mut items = Vec::new();
+                for p in inner {
+                    if p.as_rule() == Rule::string {
+                        title = Some(self.string(p));
+                    } else {
+                        items.push(self.migration_item(p));
+                    }
+                }
+                DeclKind::Migration(Migration { name, title, items })
+            }
+            Rule::order_decl => DeclKind::Order(Order {
+                types: self.idents(inner),
+            }),
+            Rule::compatibility_decl | Rule::sustainability_decl => {
+                let kind = if rule == Rule::compatibility_decl {
+                    RuleKind::Compatibility
+                } else {
+                    RuleKind::Sustainability
+                };
+                DeclKind::Rules(RuleBlock {
+                    kind,
+                    rules: inner.map(|p| self.rule(p)).collect(),
+                })
+            }
+            Rule::validation_decl => DeclKind::Validation(Validation {
+                dimensions: inner.map(|p| self.dimension(p)).collect(),
+            }),
+            Rule::health_decl => {
+                let mut factors = Vec::new();
+                let mut bands = Vec::new();
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::factor => factors.push(self.factor(p)),
+                        _ => bands.push(self.band(p)),
+                    }
+                }
+                DeclKind::Health(Health { factors, bands })
+            }
+            Rule::flow_decl => {
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let mut phases = Vec::new();
+                let mut edges = Vec::new();
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::phase_decl => phases.push(self.phase(p)),
+                        Rule::fail_edge => edges.push(self.fail_edge(p)),
+                        _ => edges.extend(self.edge_chain(p)),
+                    }
+                }
+                DeclKind::Flow(Flow {
+                    name,
+                    phases,
+                    edges,
+                })
+            }
+            Rule::ceiling_decl => {
+                let field = inner
+                    .next()
+                    .map(|p| self.field_path(p))
+                    .unwrap_or(FieldPath {
+                        segments: Vec::new(),
+                        span: Span::default(),
+                    });
+                let op_pair = inner.next();
+                let (op, op_span) = op_pair
+                    .map(|p| (compare_op(p.as_str()), self.span(&p)))
+                    .unwrap_or((CompareOp::Lt, Span::default()));
+                let value = inner
+                    .next()
+                    .map(|p| self.expr(p))
+                    .unwrap_or_else(|| error_expr(Span::default()));
+                DeclKind::Ceiling(Ceiling {
+                    field,
+                    op,
+                    op_span,
+                    value,
+                })
+            }
+            _ => {
+                // Rule::rite_decl
+                let phase = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let words = inner.next().map(|p| self.string(p)).unwrap_or(StrLit {
+                    value: String::new(),
+                    span: Span::default(),
+                });
+                DeclKind::Rite(Rite { phase, words })
+            }
+        }
+    }
+
+    fn field_decl(&mut self, pair: Pair<Rule>) -> FieldDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let ty = inner
+            .next()
+            .map(|p| self.type_expr(p))
+            .unwrap_or(TypeExpr {
+                kind: TypeExprKind::Record(Vec::new()),
+                span,
+            });
+        FieldDecl { name, ty, span }
+    }
+
+    fn type_expr(&mut self, pair: Pair<Rule>) -> TypeExpr {
+        // type_expr wraps exactly one of set_type, record_type, named_type.
+        let span = self.span(&pair);
+        let Some(inner) = children(pair).next() else {
+            return TypeExpr {
+                kind: TypeExprKind::Record(Vec::new()),
+                span,
+            };
+        };
+        let kind = match inner.as_rule() {
+            Rule::set_type => {
+                let elem = inner
+                    .into_inner()
+                    .next()
+                    .map(|p| self.type_expr(p))
+                    .unwrap_or(TypeExpr {
+                        kind: TypeExprKind::Record(Vec::new()),
+                        span,
+                    });
+                TypeExprKind::Set(Box::new(elem))
+            }
+            Rule::record_type => {
+                TypeExprKind::Record(children(inner).map(|p| self.field_decl(p)).collect())
+            }
+            _ => TypeExprKind::Named(
+                inner
+                    .into_inner()
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident),
+            ),
+        };
+        TypeExpr { kind, span }
+    }
+
+    fn migration_item(&mut self, pair: Pair<Rule>) -> MigrationItem {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = children(pair);
+        let kind = match rule {
+            Rule::when_item => MigrationItemKind::When(
+                inner
+                    .next()
+                    .map(|p| self.expr(p))
+                    .unwrap_or_else(|| error_expr(span)),
+            ),
+            Rule::reversible_item => MigrationItemKind::Reversible,
+            Rule::backward_item => MigrationItemKind::BackwardCompatible,
+            Rule::mapping_item => MigrationItemKind::RequiresMapping,
+            Rule::approve_item => {
+                let parts: Vec<Pair<Rule>> = inner.collect();
+                if parts.iter().any(|p| p.as_rule() == Rule::governing_kw) {
+                    MigrationItemKind::Approve(None)
+                } else {
+                    MigrationItemKind::Approve(Some(self.idents(parts.into_iter())))
+                }
+            }
+            Rule::touches_item => MigrationItemKind::Touches(self.idents(inner)),
+            _ => {
+                // Rule::to_item
+                match inner.next() {
+                    Some(p) if p.as_rule() == Rule::version_lit => {
+                        let span = self.span(&p);
+                        MigrationItemKind::To(Some(Expr {
+                            kind: ExprKind::Version(p.as_str().to_string()),
+                            span,
+                        }))
+                    }
+                    _ => MigrationItemKind::To(None),
+                }
+            }
+        };
+        MigrationItem { kind, span }
+    }
+
+    fn rule(&mut self, pair: Pair<Rule>) -> super::ast::Rule {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let condition = inner
+            .next()
+            .map(|p| self.expr(p))
+            .unwrap_or_else(|| error_expr(span));
+        let action = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        super::ast::Rule {
+            name,
+            condition,
+            action,
+            span,
+        }
+    }
+
+    fn dimension(&mut self, pair: Pair<Rule>) -> Dimension {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let checks = inner
+            .map(|p| {
+                let span = self.span(&p);
+                let mut parts = children(p);
+                let name = parts.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let condition = parts
+                    .next()
+                    .map(|p| self.expr(p))
+                    .unwrap_or_else(|| error_expr(span));
+                Check {
+                    name,
+                    condition,
+                    span,
+                }
+            })
+            .collect();
+        Dimension { name, checks, span }
+    }
+
+    fn factor(&mut self, pair: Pair<Rule>) -> Factor {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let weight = inner.next().map(|p| self.number(p)).unwrap_or(NumLit {
+            value: Number(0.0),
+            span,
+        });
+        let source = inner
+            .next()
+            .map(|p| self.expr(p))
+            .unwrap_or_else(|| error_expr(span));
+        Factor {
+            name,
+            weight,
+            source,
+            span,
+        }
+    }
+
+    fn band(&mut self, pair: Pair<Rule>) -> Band {
+        let span = self.span(&pair);
+        let parts: Vec<Pair<Rule>> = children(pair).collect();
+        let mut numbers = parts.iter().filter(|p| p.as_rule() == Rule::signed_number);
+        let zero = NumLit {
+            value: Number(0.0),
+            span,
+        };
+        let low = numbers.next().map(|p| self.number(p.clone())).unwrap_or(zero.clone());
+        let high = numbers.next().map(|p| self.number(p.clone())).unwrap_or(zero);
+        let mut idents = parts.iter().filter(|p| p.as_rule() == Rule::ident);
+        let status = idents.next().map(|p| self.ident(p.clone())).unwrap_or_else(empty_ident);
+        let action = idents.next().map(|p| self.ident(p.clone())).unwrap_or_else(empty_ident);
+        // Strings: one before the arrow is the status label, one after is the action label.
+        let mut status_label = None;
+        let mut label = None;
+        for p in parts.iter().filter(|p| p.as_rule() == Rule::string) {
+            if self.span(p).start < action.span.start {
+                status_label = Some(self.string(p.clone()));
+            } else {
+                label = Some(self.string(p.clone()));
+            }
+        }
+        Band {
+            low,
+            high,
+            status,
+            status_label,
+            action,
+            label,
+            span,
+        }
+    }
+
+    fn phase(&mut self, pair: Pair<Rule>) -> PhaseDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let mut fallible = false;
+        let mut description = None;
+        for p in inner {
+            match p.as_rule() {
+                Rule::fallible_kw => fallible = true,
+                _ => description = Some(self.string(p)),
+            }
+        }
+        PhaseDecl {
+            name,
+            fallible,
+            description,
+            span,
+        }
+    }
+
+    fn edge_target(&mut self, pair: Pair<Rule>) -> (Ident, Option<NumLit>) {
+        let mut inner = children(pair);
+        let to = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let bound = inner
+            .next()
+            .and_then(|b| children(b).next())
+            .map(|n| self.number(n));
+        (to, bound)
+    }
+
+    fn fail_edge(&mut self, pair: Pair<Rule>) -> Edge {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let from = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let (to, bound) = inner
+            .next()
+            .map(|p| self.edge_target(p))
+            .unwrap_or((empty_ident(), None));
+        Edge {
+            from,
+            to,
+            kind: EdgeKind::Failure,
+            bound,
+            span,
+        }
+    }
+
+    fn edge_chain(&mut self, pair: Pair<Rule>) -> Vec<Edge> {
+        let mut inner = children(pair);
+        let Some(first) = inner.next() else {
+            return Vec::new();
+        };
+        let mut from = self.ident(first);
+        let mut edges = Vec::new();
+        for target in inner {
+            let target_span = self.span(&target);
+            let (to, bound) = self.edge_target(target);
+            edges.push(Edge {
+                from: from.clone(),
+                to: to.clone(),
+                kind: EdgeKind::Next,
+                bound,
+                span: from.span.cover(target_span),
+            });
+            from = to;
+        }
+        edges
+    }
+
+    /// Build an expression by precedence climbing over pest's flat list.
+    fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let items: Vec<Pair<Rule>> = children(pair).collect();
+        let mut pos = 0;
+        let e = self.climb(&items, &mut pos, 0);
+        if depth(&e) > MAX_EXPR_DEPTH {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::NestingTooDeep,
+                    self.file,
+                    span,
+                    format!("expression nested more than {MAX_EXPR_DEPTH} deep"),
+                )
+                .with_label("this expression is too deep")
+                .with_help("split it into several named rules"),
+            );
+            return error_expr(span);
+        }
+        e
+    }
+
+    fn climb(&mut self, items: &[Pair<Rule>], pos: &mut usize, min_prec: u8) -> Expr {
+        let mut lhs = self.unary(items, pos);
+        while let Some(op_pair) = items.get(*pos) {
+            let Some(op) = binary_op(op_pair) else { break };
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            *pos += 1;
+            let rhs = self.climb(items, pos, prec + 1);
+            let span = lhs.span.cover(rhs.span);
+            lhs = Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                span,
+            };
+            if depth_exceeds(&lhs) {
+                return lhs;
+            }
+        }
+        lhs
+    }
+
+    fn unary(&mut self, items: &[Pair<Rule>], pos: &mut usize) -> Expr {
+        let mut ops = Vec::new();
+        while let Some(p) = items.get(*pos) {
+            match p.as_rule() {
+                Rule::not_op => ops.push((UnaryOp::Not, self.span(p))),
+                Rule::neg_op => ops.push((UnaryOp::Neg, self.span(p))),
+                _ => break,
+            }
+            *pos += 1;
+        }
+        let mut e = match items.get(*pos) {
+            Some(p) => {
+                *pos += 1;
+                self.primary(p.clone())
+            }
+            None => error_expr(Span::default()),
+        };
+        if ops.len() > MAX_EXPR_DEPTH {
+            let start = ops[0].1;
+            let span = start.cover(e.span);
+            return nested_error(span, ops.len());
+        }
+        for (op, op_span) in ops.into_iter().rev() {
+            let span = op_span.cover(e.span);
+            e = Expr {
+                kind: ExprKind::Unary(op, Box::new(e)),
+                span,
+            };
+        }
+        e
+    }
+
+    fn primary(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::paren => {
+                return pair
+                    .into_inner()
+                    .next()
+                    .map(|p| self.expr(p))
+                    .map(|mut e| {
+                        e.span = span;
+                        e
+                    })
+                    .unwrap_or_else(|| error_expr(span));
+            }
+            Rule::call => {
+                let mut inner = children(pair);
+                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let args = inner.map(|p| self.expr(p)).collect();
+                ExprKind::Call(name, args)
+            }
+            Rule::set_lit => ExprKind::Set(children(pair).map(|p| self.expr(p)).collect()),
+            Rule::version_lit => ExprKind::Version(pair.as_str().to_string()),
+            Rule::number => ExprKind::Number(Number(pair.as_str().parse().unwrap_or(f64::NAN))),
+            Rule::string => ExprKind::Str(self.string(pair).value),
+            Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
+            Rule::path => ExprKind::Path(self.idents(children(pair))),
+            _ => ExprKind::Error,
+        };
+        Expr { kind, span }
+    }
+}
+
+/// The children of `pair` without keyword tokens.
+fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| !is_keyword_rule(p.as_rule()))
+}
+
+fn is_keyword_rule(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::kw_approve | Rule::kw_authority | Rule::kw_backward_compatible | Rule::kw_band | Rule::kw_by | Rule::kw_category | Rule::kw_ceiling | Rule::kw_covers | Rule::kw_else | Rule::kw_extends | Rule::kw_factor | Rule::kw_fail | Rule::kw_flow | Rule::kw_from | Rule::kw_governs | Rule::kw_mapping | Rule::kw_max | Rule::kw_migration | Rule::kw_order | Rule::kw_phase | Rule::kw_policy | Rule::kw_requires | Rule::kw_reversible | Rule::kw_rite | Rule::kw_to | Rule::kw_touches | Rule::kw_weight | Rule::kw_when
+    )
+}
+
+fn nested_error(span: Span, _n: usize) -> Expr {
+    // Marked by depth; `expr` reports it.
+    let mut e = error_expr(span);
+    for _ in 0..=MAX_EXPR_DEPTH {
+        e = Expr {
+            kind: ExprKind::Unary(UnaryOp::Not, Box::new(e)),
+            span,
+        };
+    }
+    e
+}
+
+fn depth_exceeds(e: &Expr) -> bool {
+    depth(e) > MAX_EXPR_DEPTH
+}
+
+/// Depth of an expression tree, counted without recursion.
+pub fn depth(e: &Expr) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(e, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        max = max.max(d);
+        if d > MAX_EXPR_DEPTH {
+            return d;
+        }
+        match &e.kind {
+            ExprKind::Unary(_, x) => stack.push((x, d + 1)),
+            ExprKind::Binary(_, a, b) => {
+                stack.push((a, d + 1));
+                stack.push((b, d + 1));
+            }
+            ExprKind::Call(_, args) | ExprKind::Set(args) => {
+                stack.extend(args.iter().map(|a| (a, d + 1)))
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+fn binary_op(pair: &Pair<Rule>) -> Option<BinaryOp> {
+    Some(match pair.as_rule() {
+        Rule::or_op => BinaryOp::Or,
+        Rule::and_op => BinaryOp::And,
+        Rule::in_op => BinaryOp::In,
+        Rule::not_in_op => BinaryOp::NotIn,
+        Rule::compare_op => BinaryOp::Compare(compare_op(pair.as_str())),
+        Rule::add_op => BinaryOp::Add,
+        Rule::sub_op => BinaryOp::Sub,
+        Rule::mul_op => BinaryOp::Mul,
+        Rule::div_op => BinaryOp::Div,
+        _ => return None,
+    })
+}
+
+fn compare_op(s: &str) -> CompareOp {
+    match s {
+        "==" => CompareOp::Eq,
+        "!=" => CompareOp::Ne,
+        "<=" => CompareOp::Le,
+        ">=" => CompareOp::Ge,
+        ">" => CompareOp::Gt,
+        _ => CompareOp::Lt,
+    }
+}
+
+fn empty_ident() -> Ident {
+    Ident {
+        name: String::new(),
+        span: Span::default(),
+    }
+}
+
+fn error_expr(span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Error,
+        span,
+    }
+}
+
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

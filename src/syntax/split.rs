@@ -1,0 +1,208 @@
+//! Splits a file into top-level chunks before pest sees it.
+//!
+//! A chunk starts at every line that begins, in column 0 and outside any
+//! comment or string, with a top-level keyword. Parsing chunk by chunk is how
+//! the parser recovers: a syntax error in one declaration never hides the
+//! next one. The same scan collects comments, finds unterminated comments and
+//! strings, and measures bracket nesting so that pest's recursive descent is
+//! never handed input deep enough to overflow the stack.
+
+use super::span::Span;
+
+/// Keywords that start a top-level declaration.
+pub const TOP_LEVEL_KEYWORDS: &[&str] = &[
+    "policy",
+    "override",
+    "authority",
+    "category",
+    "partner",
+    "migration",
+    "order",
+    "compatibility",
+    "sustainability",
+    "validation",
+    "health",
+    "flow",
+    "ceiling",
+    "rite",
+];
+
+/// Deepest bracket nesting a chunk may have.
+pub const MAX_NESTING: usize = 64;
+
+/// One top-level chunk of a file.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Where the chunk sits in the file.
+    pub span: Span,
+    /// Where its nesting first exceeded [`MAX_NESTING`], if it did.
+    pub too_deep_at: Option<usize>,
+    /// True when the chunk holds an unterminated comment or string.
+    pub unterminated: bool,
+}
+
+/// A lexical problem found while splitting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LexProblem {
+    /// `/*` without `*/`.
+    UnterminatedComment(Span),
+    /// `"` without a closing quote on the same line.
+    UnterminatedString(Span),
+}
+
+/// What the scan found.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    /// The chunks, in order; together they cover the whole text.
+    pub chunks: Vec<Chunk>,
+    /// Every comment.
+    pub comments: Vec<Span>,
+    /// Unterminated comments and strings.
+    pub problems: Vec<LexProblem>,
+}
+
+fn starts_top_level(text: &str, at: usize) -> bool {
+    let rest = &text.as_bytes()[at..];
+    TOP_LEVEL_KEYWORDS.iter().any(|kw| {
+        rest.starts_with(kw.as_bytes())
+            && rest
+                .get(kw.len())
+                .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+    })
+}
+
+/// Scan `text` into chunks, comments and lexical problems.
+pub fn split(text: &str) -> Split {
+    let bytes = text.as_bytes();
+    let mut out = Split::default();
+    let mut chunk_start = 0usize;
+    let mut depth = 0usize;
+    let mut too_deep_at = None;
+    let mut unterminated = false;
+    let mut i = 0usize;
+    let mut line_start = true;
+
+    let close_chunk =
+        |out: &mut Split, start: usize, end: usize, deep: &mut Option<usize>, unt: &mut bool| {
+            if end > start || out.chunks.is_empty() {
+                out.chunks.push(Chunk {
+                    span: Span::new(start, end),
+                    too_deep_at: deep.take(),
+                    unterminated: std::mem::take(unt),
+                });
+            }
+        };
+
+    while i < bytes.len() {
+        if line_start && i > chunk_start && starts_top_level(text, i) {
+            close_chunk(&mut out, chunk_start, i, &mut too_deep_at, &mut unterminated);
+            chunk_start = i;
+            depth = 0;
+        }
+        line_start = false;
+        let b = bytes[i];
+        match b {
+            b'\n' => {
+                line_start = true;
+                i += 1;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                let end = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                out.comments.push(Span::new(i, end));
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => match text[i + 2..].find("*/") {
+                Some(n) => {
+                    let end = i + 2 + n + 2;
+                    out.comments.push(Span::new(i, end));
+                    i = end;
+                }
+                None => {
+                    let line_end = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                    out.problems
+                        .push(LexProblem::UnterminatedComment(Span::new(i, line_end)));
+                    out.comments.push(Span::new(i, bytes.len()));
+                    unterminated = true;
+                    i = bytes.len();
+                }
+            },
+            b'"' => {
+                let mut j = i + 1;
+                let mut closed = false;
+                while j < bytes.len() {
+                    match bytes[j] {
+                        b'\\' => j += 2,
+                        b'"' => {
+                            closed = true;
+                            j += 1;
+                            break;
+                        }
+                        b'\n' => break,
+                        _ => j += 1,
+                    }
+                }
+                let j = j.min(bytes.len());
+                if !closed {
+                    out.problems
+                        .push(LexProblem::UnterminatedString(Span::new(i, j)));
+                    unterminated = true;
+                }
+                i = j;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING && too_deep_at.is_none() {
+                    too_deep_at = Some(i);
+                }
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    close_chunk(
+        &mut out,
+        chunk_start,
+        bytes.len(),
+        &mut too_deep_at,
+        &mut unterminated,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_unindented_keywords_only() {
+        let text = "policy a\nauthority X governs y\n  rite z \"w\"\n/* rite q */\nrite p \"w\"\n";
+        let s = split(text);
+        let starts: Vec<u32> = s.chunks.iter().map(|c| c.span.start).collect();
+        assert_eq!(starts, vec![0, 9, 56]);
+        assert_eq!(s.comments.len(), 1);
+    }
+
+    #[test]
+    fn keyword_inside_block_comment_does_not_split() {
+        let s = split("policy a\n/*\npolicy b\n*/\n");
+        assert_eq!(s.chunks.len(), 1);
+    }
+
+    #[test]
+    fn reports_unterminated_tokens() {
+        let s = split("policy a\nrite x \"open\n/* never closed");
+        assert_eq!(s.problems.len(), 2);
+    }
+
+    #[test]
+    fn measures_nesting() {
+        let deep = format!("policy a\nceiling x < {}1{}", "(".repeat(100), ")".repeat(100));
+        let s = split(&deep);
+        assert!(s.chunks[1].too_deep_at.is_some());
+        assert!(s.chunks[0].too_deep_at.is_none());
+    }
+}
