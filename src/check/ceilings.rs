@@ -30,7 +30,9 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
             continue;
         }
         let path: Vec<&str> = c.field.segments.iter().map(|s| s.name.as_str()).collect();
-        let Some(field_ty) = field_type(&cx.schema, &path) else { continue };
+        let Some(field_ty) = field_type(&cx.schema, &path).filter(|t| **t != Type::Unknown) else {
+            continue;
+        };
         if !matches!(field_ty, Type::Version | Type::Number | Type::Score) {
             out.push(
                 Diagnostic::new(

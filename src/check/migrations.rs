@@ -91,17 +91,25 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                     );
                 }
             }
-            for d in &detectable {
-                if !seen.contains_key(d) {
+            for (ms, m) in cx.policy.migrations() {
+                let name = m.name.name.as_str();
+                if detectable.contains(&name) && !seen.contains_key(name) {
+                    let inherited = s.file != ms.file;
+                    let listed: Vec<&str> = order.types.iter().map(|t| t.name.as_str()).chain([name]).collect();
                     out.push(
                         Diagnostic::new(
                             Code::OrderIncomplete,
-                            &s.file,
-                            s.name_span,
-                            format!("migration `{d}` is missing from the detection order"),
+                            &ms.file,
+                            m.name.span,
+                            format!("migration `{name}` has a `when` condition but is missing from the detection order"),
                         )
-                        .with_label("this order does not say when to try it")
-                        .with_help(format!("add `{d}` to the `order` list")),
+                        .with_label("detection never tries this type")
+                        .with_secondary(&s.file, s.name_span, "the detection order")
+                        .with_help(format!(
+                            "{}order {}`",
+                            if inherited { "the order is inherited: write `override " } else { "write `" },
+                            listed.join(", ")
+                        )),
                     );
                 }
             }

@@ -238,7 +238,9 @@ fn infer_binary(
         }
         BinaryOp::Compare(c) => {
             let ordered = !matches!(c, CompareOp::Eq | CompareOp::Ne);
-            let ok = if ordered {
+            let ok = if *lt == Type::Unknown || *rt == Type::Unknown {
+                true
+            } else if ordered {
                 (lt.is_ordered() && rt.is_ordered() && lt.compatible(rt))
                     || matches!((lt, rt), (Type::Set(_), Type::Set(_)) if lt.compatible(rt))
             } else {

@@ -72,38 +72,56 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
 /// Run `pmf check`.
 pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
     let report = check_paths(&args.paths)?;
-    let sources = report.session.sources();
-    let diags = &report.diagnostics;
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    let warnings = diags.len() - errors;
-    match args.format {
-        Format::Human => {
-            let style = HumanStyle {
-                color,
-                width: terminal_width(),
-            };
-            for d in diags {
-                print!("{}", render::human(d, &sources, style));
-                println!();
-            }
-            println!("{}", summary(report.files, errors, warnings));
-        }
-        Format::Json => {
-            let doc = render::json_report(report.files, diags, &sources);
-            let text = serde_json::to_string_pretty(&doc).map_err(|e| UsageError(e.to_string()))?;
-            println!("{text}");
-        }
-        Format::Github => {
-            for d in diags {
-                println!("{}", render::github(d, &sources));
-            }
-        }
-    }
+    let style = HumanStyle {
+        color,
+        width: terminal_width(),
+    };
+    print!("{}", render(&report, args.format, style));
+    let (errors, warnings) = report.counts();
     Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
         Exit::Failure
     } else {
         Exit::Success
     })
+}
+
+impl Report {
+    /// Number of errors and of warnings.
+    pub fn counts(&self) -> (usize, usize) {
+        let errors = self.diagnostics.iter().filter(|d| d.is_error()).count();
+        (errors, self.diagnostics.len() - errors)
+    }
+}
+
+/// The whole output of `pmf check` for `report` in `format`.
+pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
+    let sources = report.session.sources();
+    let diags = &report.diagnostics;
+    let mut out = String::new();
+    match format {
+        Format::Human => {
+            for d in diags {
+                out.push_str(&render::human(d, &sources, style));
+                out.push('\n');
+            }
+            let (errors, warnings) = report.counts();
+            out.push_str(&summary(report.files, errors, warnings));
+            out.push('\n');
+        }
+        Format::Json => {
+            let doc = render::json_report(report.files, diags, &sources);
+            // Serialising plain data to a String cannot fail.
+            out.push_str(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+            out.push('\n');
+        }
+        Format::Github => {
+            for d in diags {
+                out.push_str(&render::github(d, &sources));
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// `checked N files: E errors, W warnings`.

@@ -186,7 +186,16 @@ pub fn compose(
                 Some(&at) => {
                     let existing = &items[at];
                     let same_origin = existing.file == item.file && existing.span == item.span;
-                    if !same_origin && existing.fingerprint != item.fingerprint {
+                    if same_origin || existing.fingerprint == item.fingerprint {
+                        continue;
+                    }
+                    let first = parents[from_parent[at]].policy;
+                    if parent.policy.lineage.contains(&existing.file) {
+                        // This parent inherited the existing definition and
+                        // replaced it: its refinement wins (three-way merge).
+                        items[at] = item.clone();
+                        from_parent[at] = pi;
+                    } else if !first.lineage.contains(&item.file) {
                         conflicts.push((at, item.clone(), pi));
                     }
                 }
@@ -294,6 +303,11 @@ pub fn compose(
         name: header.map(|h| h.name.name.clone()).unwrap_or_default(),
         file: file.to_string(),
         header_span: header.map_or(Span::default(), |h| h.name.span),
+        lineage: parents
+            .iter()
+            .flat_map(|p| p.policy.lineage.iter().cloned())
+            .chain([file.to_string()])
+            .collect(),
         items,
     };
     (policy, diags)

@@ -113,6 +113,8 @@ pub struct EffectivePolicy {
     pub file: String,
     /// The `policy` header's name (where whole-policy diagnostics point).
     pub header_span: Span,
+    /// The files of this policy and all its ancestors.
+    pub lineage: std::collections::BTreeSet<String>,
     /// Items in order: inherited first, then the policy's own.
     pub items: Vec<Arc<Sourced>>,
 }

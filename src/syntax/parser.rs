@@ -28,6 +28,7 @@ pub struct Parsed {
 pub fn parse(file: &str, text: &str) -> Parsed {
     let split = split::split(text);
     let mut out = Parsed::default();
+    let mut broken_header = false;
     for problem in &split.problems {
         let (span, what, help) = match problem {
             LexProblem::UnterminatedComment(s) => (*s, "block comment is never closed", "close it with `*/`"),
@@ -53,7 +54,9 @@ pub fn parse(file: &str, text: &str) -> Parsed {
         .collect();
 
     for chunk in &split.chunks {
-        let slice = &text[chunk.span.range()];
+        // Parse up to an unterminated comment or string (already reported).
+        let end = chunk.unterminated_at.unwrap_or(chunk.span.end as usize);
+        let slice = &text[chunk.span.start as usize..end];
         let offset = chunk.span.start as usize;
         if let Some(at) = chunk.too_deep_at {
             out.diagnostics.push(
@@ -73,6 +76,7 @@ pub fn parse(file: &str, text: &str) -> Parsed {
                 let chunk_pair = pairs.next();
                 let mut builder = Builder {
                     file,
+                    text: slice,
                     offset,
                     diagnostics: &mut out.diagnostics,
                 };
@@ -85,19 +89,20 @@ pub fn parse(file: &str, text: &str) -> Parsed {
                 }
             }
             Err(err) => {
-                if !chunk.unterminated {
+                broken_header |= strip_leading_trivia(slice).starts_with("policy");
+                if chunk.unterminated_at.is_none() {
                     out.diagnostics
-                        .push(syntax_error(file, text, offset, slice, &err));
+                        .push(syntax_error(file, offset, slice, &err));
                 }
             }
         }
     }
 
-    header_diagnostics(file, text, &mut out);
+    header_diagnostics(file, broken_header, &mut out);
     out
 }
 
-fn header_diagnostics(file: &str, text: &str, out: &mut Parsed) {
+fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
     let first_policy = out
         .ast
         .decls
@@ -105,9 +110,6 @@ fn header_diagnostics(file: &str, text: &str, out: &mut Parsed) {
         .position(|d| matches!(d.kind, DeclKind::Policy(_)));
     match first_policy {
         None => {
-            let broken_header = out.diagnostics.iter().any(|d| {
-                d.code == Code::SyntaxError && text[d.primary.span.start as usize..].starts_with("policy")
-            });
             if !broken_header {
                 let first = out.ast.decls.first().map_or(Span::new(0, 0), |d| {
                     Span::new(d.span.start as usize, d.span.start as usize + d.kind.keyword().len())
@@ -148,7 +150,7 @@ impl Decl {
 
 fn friendly(r: &Rule) -> Option<&'static str> {
     Some(match r {
-        Rule::EOI => "end of file",
+        Rule::EOI => "the end of the declaration",
         Rule::kw_approve => "`approve`",
         Rule::kw_authority => "`authority`",
         Rule::kw_backward_compatible => "`backward_compatible`",
@@ -221,7 +223,6 @@ fn friendly(r: &Rule) -> Option<&'static str> {
 
 fn syntax_error(
     file: &str,
-    text: &str,
     offset: usize,
     slice: &str,
     err: &pest::error::Error<Rule>,
@@ -230,8 +231,8 @@ fn syntax_error(
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
+    let (pos, found) = token_at(slice, pos);
     let abs = offset + pos;
-    let found = token_at(slice, pos);
     let span = if found.is_empty() {
         Span::new(abs, abs)
     } else {
@@ -258,7 +259,6 @@ fn syntax_error(
             format!("expected {} or {}", rest.join(", "), last)
         }
     };
-    let _ = text;
     let mut d = Diagnostic::new(Code::SyntaxError, file, span, format!("unexpected {found_text}"))
         .with_label(label);
     if found.starts_with(char::is_alphabetic) && is_reserved(found) {
@@ -277,8 +277,34 @@ fn is_reserved(word: &str) -> bool {
     )
 }
 
-/// The token starting at byte `pos` of `s` (a word, or one character).
-fn token_at(s: &str, pos: usize) -> &str {
+/// `s` without leading whitespace and comments.
+fn strip_leading_trivia(s: &str) -> &str {
+    let mut rest = s.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("//") {
+            rest = r.find('\n').map_or("", |n| &r[n..]).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.find("*/").map_or("", |n| &r[n + 2..]).trim_start();
+        } else {
+            return rest;
+        }
+    }
+}
+
+/// True when `s` holds only whitespace and complete comments.
+fn is_trivia(s: &str) -> bool {
+    strip_leading_trivia(s).is_empty()
+}
+
+/// The token at byte `pos` of `s` (a word, or one character), skipping
+/// whitespace; returns its offset and text.
+fn token_at(s: &str, pos: usize) -> (usize, &str) {
+    let start = pos.min(s.len());
+    let skipped = s[start..].len() - s[start..].trim_start().len();
+    (start + skipped, token_text(s, start + skipped))
+}
+
+fn token_text(s: &str, pos: usize) -> &str {
     let rest = &s[pos.min(s.len())..];
     let Some(c) = rest.chars().next() else {
         return "";
@@ -289,20 +315,35 @@ fn token_at(s: &str, pos: usize) -> &str {
             .unwrap_or(rest.len());
         &rest[..end]
     } else {
-        &rest[..c.len_utf8()]
+        let ops = rest
+            .find(|ch: char| !"=<>!-.+*/".contains(ch))
+            .unwrap_or(rest.len())
+            .min(3);
+        &rest[..ops.max(c.len_utf8())]
     }
 }
 
 struct Builder<'a> {
     file: &'a str,
+    /// The chunk's text.
+    text: &'a str,
     offset: usize,
     diagnostics: &'a mut Vec<Diagnostic>,
 }
 
 impl Builder<'_> {
+    /// The pair's span in the file, without the trailing whitespace and
+    /// comments pest keeps when an optional element at its end is absent.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(s.start() + self.offset, s.end() + self.offset)
+        let mut end = s.end();
+        if let Some(last) = pair.clone().into_inner().last() {
+            let last_end = self.span(&last).end as usize - self.offset;
+            if last_end < end && is_trivia(&self.text[last_end..end]) {
+                end = last_end;
+            }
+        }
+        Span::new(s.start() + self.offset, end + self.offset)
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {

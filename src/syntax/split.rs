@@ -37,8 +37,8 @@ pub struct Chunk {
     pub span: Span,
     /// Where its nesting first exceeded [`MAX_NESTING`], if it did.
     pub too_deep_at: Option<usize>,
-    /// True when the chunk holds an unterminated comment or string.
-    pub unterminated: bool,
+    /// Where an unterminated comment or string starts in the chunk, if one does.
+    pub unterminated_at: Option<usize>,
 }
 
 /// A lexical problem found while splitting.
@@ -78,17 +78,17 @@ pub fn split(text: &str) -> Split {
     let mut chunk_start = 0usize;
     let mut depth = 0usize;
     let mut too_deep_at = None;
-    let mut unterminated = false;
+    let mut unterminated: Option<usize> = None;
     let mut i = 0usize;
     let mut line_start = true;
 
     let close_chunk =
-        |out: &mut Split, start: usize, end: usize, deep: &mut Option<usize>, unt: &mut bool| {
+        |out: &mut Split, start: usize, end: usize, deep: &mut Option<usize>, unt: &mut Option<usize>| {
             if end > start || out.chunks.is_empty() {
                 out.chunks.push(Chunk {
                     span: Span::new(start, end),
                     too_deep_at: deep.take(),
-                    unterminated: std::mem::take(unt),
+                    unterminated_at: unt.take(),
                 });
             }
         };
@@ -122,7 +122,7 @@ pub fn split(text: &str) -> Split {
                     out.problems
                         .push(LexProblem::UnterminatedComment(Span::new(i, line_end)));
                     out.comments.push(Span::new(i, bytes.len()));
-                    unterminated = true;
+                    unterminated.get_or_insert(i);
                     i = bytes.len();
                 }
             },
@@ -145,7 +145,7 @@ pub fn split(text: &str) -> Split {
                 if !closed {
                     out.problems
                         .push(LexProblem::UnterminatedString(Span::new(i, j)));
-                    unterminated = true;
+                    unterminated.get_or_insert(i);
                 }
                 i = j;
             }

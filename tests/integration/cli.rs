@@ -1,0 +1,166 @@
+//! The `pmf` binary: exit codes, formats and colour.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pmf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run pmf")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.display().to_string()
+}
+
+const CLEAN: &str = "policy clean extends kwanus\n\noverride ceiling power <= 7\n";
+const BROKEN: &str = "policy broken extends kwanus\n\noverride ceiling power <= \"high\"\n";
+const WARNS: &str = "policy warns extends kwanus\n\nauthority IDLE \"Idle Board\"\n";
+
+#[test]
+fn clean_policy_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "clean.pmf", CLEAN);
+    let o = pmf(&["check", &f]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("checked 1 file: no problems"));
+}
+
+#[test]
+fn errors_exit_one_warnings_only_under_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.pmf", BROKEN);
+    assert_eq!(code(&pmf(&["check", &broken])), 1);
+    let warns = write(dir.path(), "warns.pmf", WARNS);
+    assert_eq!(code(&pmf(&["check", &warns])), 0);
+    assert_eq!(code(&pmf(&["check", "--deny-warnings", &warns])), 1);
+}
+
+#[test]
+fn usage_and_io_problems_exit_two() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(code(&pmf(&["check", "/definitely/not/here.pmf"])), 2);
+    assert_eq!(code(&pmf(&["check", "--format", "yaml", "x.pmf"])), 2);
+    assert_eq!(code(&pmf(&["frobnicate"])), 2);
+    assert_eq!(code(&pmf(&["explain", "PMF999"])), 2);
+    let bad = dir.path().join("latin1.pmf");
+    std::fs::write(&bad, b"policy p\nrite detection \"caf\xe9\"\n").unwrap();
+    let o = pmf(&["check", &bad.display().to_string()]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not UTF-8"));
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(code(&pmf(&["check", &empty.path().display().to_string()])), 2);
+}
+
+#[test]
+fn directories_are_searched_recursively() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+    write(&dir.path().join("a"), "one.pmf", CLEAN);
+    write(&dir.path().join("a/b"), "two.pmf", BROKEN);
+    write(&dir.path().join("a/b"), "notes.txt", "not a policy");
+    let o = pmf(&["check", "--format", "json", &dir.path().display().to_string()]);
+    assert_eq!(code(&o), 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(doc["files"], 2);
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "broken.pmf", BROKEN);
+    let o = pmf(&["check", "--format", "json", &f]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["files"], 1);
+    assert_eq!(doc["errors"], 1);
+    assert_eq!(doc["warnings"], 0);
+    let d = &doc["diagnostics"][0];
+    let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want = vec!["file", "severity", "code", "message", "line", "column", "end_line", "end_column", "help", "labels"];
+    want.sort_unstable();
+    let mut got = keys.clone();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(d["code"], "PMF803");
+    assert_eq!(d["severity"], "error");
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(3), Some(27)));
+    assert_eq!((d["end_line"].as_u64(), d["end_column"].as_u64()), (Some(3), Some(33)));
+}
+
+#[test]
+fn json_columns_count_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "u.pmf", "policy u extends kwanus\n\noverride /* ñandú → */ ceiling power <= \"x\"\n");
+    let o = pmf(&["check", "--format", "json", &f]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // `"x"` starts at character 41 of line 3 (byte 45: ñ, ú and → take 4 more bytes).
+    let d = doc["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "PMF803").expect("PMF803");
+    assert_eq!(d["column"], 41);
+}
+
+#[test]
+fn github_format_prints_workflow_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "broken.pmf", BROKEN);
+    let o = pmf(&["check", "--format", "github", &f]);
+    let out = stdout(&o);
+    let line = out.lines().next().expect("one line");
+    assert!(line.starts_with(&format!("::error file={f},line=3,col=27,title=PMF803::")), "{line}");
+    let w = write(dir.path(), "warns.pmf", WARNS);
+    let out = stdout(&pmf(&["check", "--format", "github", &w]));
+    assert!(out.starts_with("::warning file="), "{out}");
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "broken.pmf", BROKEN);
+    // Not a terminal: no escape codes.
+    assert!(!stdout(&pmf(&["check", &f])).contains('\u{1b}'));
+    assert!(stdout(&pmf(&["--color", "always", "check", &f])).contains('\u{1b}'));
+    let o = Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(["check", &f])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains('\u{1b}'));
+}
+
+#[test]
+fn explain_prints_the_page_and_lists_codes() {
+    let o = pmf(&["explain", "PMF303"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).starts_with("# PMF303: health bands leave a gap"));
+    let o = pmf(&["explain", "pmf303"]);
+    assert_eq!(code(&o), 0);
+    let list = stdout(&pmf(&["explain", "--list"]));
+    assert_eq!(list.lines().count(), pmf::diagnostics::Code::ALL.len());
+    let o = pmf(&["explain", "PMF330"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean"));
+}
+
+#[test]
+fn human_output_snapshot() {
+    let o = pmf(&["check", "tests/fixtures/diagnostics/PMF303.pmf"]);
+    assert_eq!(code(&o), 1);
+    insta::with_settings!({
+        snapshot_path => "../snapshots/cli",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!("check_human_pmf303", stdout(&o));
+    });
+}

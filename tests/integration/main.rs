@@ -1,0 +1,10 @@
+//! Integration tests: one binary (links once) with a module per area.
+
+mod cli;
+mod codes;
+mod diagnostics;
+mod incremental;
+mod parser;
+mod robustness;
+mod support;
+mod valid;

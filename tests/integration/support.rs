@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+
+use pmf::cli::check::{Format, Report, check_paths, render};
+use pmf::diagnostics::render::HumanStyle;
+
+/// The fixed style of every human snapshot.
+pub const SNAPSHOT_STYLE: HumanStyle = HumanStyle {
+    color: false,
+    width: 80,
+};
+
+/// Check `paths` exactly as `pmf check` does.
+pub fn check(paths: &[PathBuf]) -> Report {
+    match check_paths(paths) {
+        Ok(r) => r,
+        Err(e) => panic!("check failed: {e}"),
+    }
+}
+
+/// Render a report in `format` with the snapshot style.
+pub fn rendered(report: &Report, format: Format) -> String {
+    render(report, format, SNAPSHOT_STYLE)
+}
+
+/// Entries of a directory, sorted.
+pub fn sorted_entries(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The file stem of a path as text.
+pub fn stem(p: &Path) -> String {
+    p.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Codes reported in `report`.
+pub fn codes(report: &Report) -> Vec<&'static str> {
+    report.diagnostics.iter().map(|d| d.code.id()).collect()
+}
