@@ -65,10 +65,10 @@ impl Database {
         let log: ExecutionLog = Arc::default();
         let sink = log.clone();
         let storage = salsa::Storage::new(Some(Box::new(move |event: salsa::Event| {
-            if let salsa::EventKind::WillExecute { database_key } = event.kind {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(format!("{database_key:?}"));
-                }
+            if let salsa::EventKind::WillExecute { database_key } = event.kind
+                && let Ok(mut l) = sink.lock()
+            {
+                l.push(format!("{database_key:?}"));
             }
         })));
         (Database { storage }, log)
@@ -94,7 +94,11 @@ impl Session {
             crate::stdlib::KWANUS_SOURCE.to_string(),
         );
         let workspace = Workspace::new(&db, vec![stdlib]);
-        Session { db, workspace, stdlib }
+        Session {
+            db,
+            workspace,
+            stdlib,
+        }
     }
 
     /// Add a file (or replace its text when the path is known); returns it.
@@ -168,7 +172,7 @@ pub fn file_header(db: &dyn salsa::Database, file: SourceFile) -> Option<PolicyH
 
 /// The keyed items a file declares.
 #[salsa::tracked(returns(ref))]
-pub fn file_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<crate::model::Sourced> {
+pub fn file_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<crate::model::Sourced>> {
     compose::items_of(file.path(db), file.text(db), &parse_file(db, file).ast)
 }
 
@@ -181,9 +185,9 @@ pub fn policy_index(db: &dyn salsa::Database, ws: Workspace) -> BTreeMap<String,
     for &f in ws.files(db) {
         if let Some(h) = file_header(db, f) {
             if f.path(db) == crate::stdlib::KWANUS_PATH {
-                embedded.push((h.name.name.clone(), f));
+                embedded.push((h.name.name.to_string(), f));
             } else {
-                index.entry(h.name.name.clone()).or_default().push(f);
+                index.entry(h.name.name.to_string()).or_default().push(f);
             }
         }
     }
@@ -217,7 +221,7 @@ fn reaches(db: &dyn salsa::Database, ws: Workspace, start: SourceFile, target: S
         }
         if let Some(h) = file_header(db, f) {
             for p in &h.parents {
-                if let Some(files) = index.get(&p.name) {
+                if let Some(files) = index.get(p.name.as_str()) {
                     stack.extend(files.first().copied());
                 }
             }
@@ -235,55 +239,81 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
     let mut diagnostics = Vec::new();
     let mut parents = Vec::new();
     if let Some(h) = header {
-        if let Some(files) = index.get(&h.name.name) {
-            if files.len() > 1 && files[0] != file {
-                let first = files[0];
-                let first_span = file_header(db, first).as_ref().map(|h| h.name.span).unwrap_or_default();
-                diagnostics.push(
-                    Diagnostic::new(
-                        Code::DuplicateDeclaration,
-                        path,
-                        h.name.span,
-                        format!("policy `{}` is declared by two files", h.name.name),
-                    )
-                    .with_label("declared again here")
-                    .with_secondary(first.path(db), first_span, "first declared here")
-                    .with_help("give each policy a unique name"),
-                );
-            }
+        if let Some(files) = index.get(h.name.name.as_str())
+            && files.len() > 1
+            && files[0] != file
+        {
+            let first = files[0];
+            let first_span = file_header(db, first)
+                .as_ref()
+                .map(|h| h.name.span)
+                .unwrap_or_default();
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::DuplicateDeclaration,
+                    path,
+                    h.name.span,
+                    format!("policy `{}` is declared by two files", h.name.name),
+                )
+                .with_label("declared again here")
+                .with_secondary(first.path(db), first_span, "first declared here")
+                .with_help("give each policy a unique name"),
+            );
         }
         for p in &h.parents {
-            let Some(&parent) = index.get(&p.name).and_then(|f| f.first()) else {
+            let Some(&parent) = index.get(p.name.as_str()).and_then(|f| f.first()) else {
                 let help = did_you_mean(&p.name, index.keys().map(String::as_str)).unwrap_or_else(|| {
                     "a parent is `kwanus` (the standard library) or the name of a policy among the files checked together".into()
                 });
                 diagnostics.push(
-                    Diagnostic::new(Code::UnknownParent, path, p.span, format!("unknown parent policy `{}`", p.name))
-                        .with_label("no policy of this name")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnknownParent,
+                        path,
+                        p.span,
+                        format!("unknown parent policy `{}`", p.name),
+                    )
+                    .with_label("no policy of this name")
+                    .with_help(help),
                 );
                 continue;
             };
             if reaches(db, ws, parent, file) {
                 diagnostics.push(
-                    Diagnostic::new(Code::CyclicExtends, path, p.span, format!("policy `{}` extends itself through `{}`", h.name.name, p.name))
-                        .with_label("this parent leads back here")
-                        .with_help("remove one `extends` link of the cycle"),
+                    Diagnostic::new(
+                        Code::CyclicExtends,
+                        path,
+                        p.span,
+                        format!(
+                            "policy `{}` extends itself through `{}`",
+                            h.name.name, p.name
+                        ),
+                    )
+                    .with_label("this parent leads back here")
+                    .with_help("remove one `extends` link of the cycle"),
                 );
                 continue;
             }
             parents.push((p, parent));
         }
     }
-    let resolved_parents: Vec<(&syntax::ast::Ident, &Resolved)> =
-        parents.iter().map(|(p, f)| (*p, resolve(db, ws, *f))).collect();
+    let resolved_parents: Vec<(&syntax::ast::Ident, &Resolved)> = parents
+        .iter()
+        .map(|(p, f)| (*p, resolve(db, ws, *f)))
+        .collect();
     let parent_refs: Vec<Parent<'_>> = resolved_parents
         .iter()
-        .map(|(name, r)| Parent { name, policy: &r.policy })
+        .map(|(name, r)| Parent {
+            name,
+            policy: &r.policy,
+        })
         .collect();
-    let (policy, composition) = compose::compose(path, header.as_ref(), file_items(db, file).clone(), &parent_refs);
+    let (policy, composition) =
+        compose::compose(path, header.as_ref(), file_items(db, file), &parent_refs);
     diagnostics.extend(composition);
-    Resolved { policy, diagnostics }
+    Resolved {
+        policy,
+        diagnostics,
+    }
 }
 
 /// Type-check every expression of a file's effective policy.
@@ -295,7 +325,11 @@ pub fn type_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> 
 
 /// The compiled phase graph of a file's effective policy, and its checks.
 #[salsa::tracked(returns(ref))]
-pub fn phase_graph(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
+pub fn phase_graph(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
     let policy = &resolve(db, ws, file).policy;
     let graph = PhaseGraph::build(policy);
     let diags = check::flow::check(&Context::new(policy), graph.as_ref());
@@ -323,17 +357,66 @@ pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<D
 }
 
 /// Every diagnostic of a file, sorted and without duplicates.
+///
+/// A diagnostic that points into a parent but that the parent does not have
+/// on its own is caused by this file: it moves here (see [`relocate`]).
 #[salsa::tracked(returns(ref))]
 pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let parsed = parse_file(db, file);
     let mut out = parsed.diagnostics.clone();
     if parsed.ast.header().is_some() {
-        out.extend(resolve(db, ws, file).diagnostics.iter().cloned());
-        out.extend(type_check(db, ws, file).iter().cloned());
-        out.extend(phase_graph(db, ws, file).1.iter().cloned());
-        out.extend(policy_checks(db, ws, file).iter().cloned());
-        out.extend(lints(db, ws, file).iter().cloned());
+        let resolved = resolve(db, ws, file);
+        out.extend(resolved.diagnostics.iter().cloned());
+        // With a parent missing, the policy is incomplete: every further
+        // finding would be noise.
+        let parents_resolved = !resolved
+            .diagnostics
+            .iter()
+            .any(|d| matches!(d.code, Code::UnknownParent | Code::CyclicExtends));
+        if parents_resolved {
+            let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
+            semantic.extend(phase_graph(db, ws, file).1.iter().cloned());
+            semantic.extend(policy_checks(db, ws, file).iter().cloned());
+            semantic.extend(lints(db, ws, file).iter().cloned());
+            let own = file.path(db).as_str();
+            for d in semantic {
+                if d.primary.file == own {
+                    out.push(d);
+                } else if !reported_by(db, ws, &d.primary.file, &d) {
+                    out.push(relocate(d, own, resolved.policy.header_span));
+                }
+            }
+        }
     }
     sort_and_dedup(&mut out);
     out
+}
+
+/// True when the file at `path` reports `diag` when checked on its own.
+fn reported_by(db: &dyn salsa::Database, ws: Workspace, path: &str, diag: &Diagnostic) -> bool {
+    let Some(&other) = ws.files(db).iter().find(|f| f.path(db) == path) else {
+        return false;
+    };
+    check_file(db, ws, other)
+        .iter()
+        .any(|d| d.code == diag.code && d.primary == diag.primary && d.message == diag.message)
+}
+
+/// Move a diagnostic into `own`: its primary place becomes its first label
+/// in `own` (or `own`'s header), and the old primary place a label.
+pub fn relocate(mut d: Diagnostic, own: &str, header: crate::syntax::Span) -> Diagnostic {
+    let new_primary = match d.labels.iter().position(|l| l.file == own) {
+        Some(i) => d.labels.remove(i),
+        None => crate::diagnostics::Label {
+            file: own.to_string(),
+            span: header,
+            message: "this policy's declarations cause it".into(),
+        },
+    };
+    let mut old = std::mem::replace(&mut d.primary, new_primary);
+    if old.message.is_empty() {
+        old.message = "here".into();
+    }
+    d.labels.insert(0, old);
+    d
 }

@@ -19,10 +19,17 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                     Code::CeilingOperator,
                     file,
                     c.op_span,
-                    format!("a ceiling is an upper bound, but `{}` is not", c.op.symbol()),
+                    format!(
+                        "a ceiling is an upper bound, but `{}` is not",
+                        c.op.symbol()
+                    ),
                 )
                 .with_label("use `<` or `<=`")
-                .with_help(format!("write `ceiling {} <= ...` or `ceiling {} < ...`", c.field.dotted(), c.field.dotted())),
+                .with_help(format!(
+                    "write `ceiling {} <= ...` or `ceiling {} < ...`",
+                    c.field.dotted(),
+                    c.field.dotted()
+                )),
             );
         }
         if let Some(d) = unknown_field(file, &cx.schema, &c.field) {
@@ -50,7 +57,9 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
         let value_ty = infer(file, &cx.schema, &c.value, &mut Vec::new());
         if value_ty != Type::Unknown && !field_ty.compatible(&value_ty) {
             let help = match field_ty {
-                Type::Version => "bound a version with a full version literal, such as `4.0.0`".to_string(),
+                Type::Version => {
+                    "bound a version with a full version literal, such as `4.0.0`".to_string()
+                }
                 _ => "bound a number with a number literal, such as `7`".to_string(),
             };
             out.push(
@@ -58,21 +67,28 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                     Code::CeilingValue,
                     file,
                     c.value.span,
-                    format!("ceiling on `{}` (a `{field_ty}`) has a `{value_ty}` value", c.field.dotted()),
+                    format!(
+                        "ceiling on `{}` (a `{field_ty}`) has a `{value_ty}` value",
+                        c.field.dotted()
+                    ),
                 )
                 .with_label(format!("expected a `{field_ty}`"))
                 .with_help(help),
             );
-        } else if *field_ty == Type::Score {
-            if let Some(v) = super::types::literal_number(&c.value) {
-                if !(0.0..=100.0).contains(&v) {
-                    out.push(
-                        Diagnostic::new(Code::ScoreOutOfRange, file, c.value.span, format!("score ceiling {v} is outside 0–100"))
-                            .with_label("a score is never this value")
-                            .with_help("scores run from 0 to 100"),
-                    );
-                }
-            }
+        } else if *field_ty == Type::Score
+            && let Some(v) = super::types::literal_number(&c.value)
+            && !(0.0..=100.0).contains(&v)
+        {
+            out.push(
+                Diagnostic::new(
+                    Code::ScoreOutOfRange,
+                    file,
+                    c.value.span,
+                    format!("score ceiling {v} is outside 0–100"),
+                )
+                .with_label("a score is never this value")
+                .with_help("scores run from 0 to 100"),
+            );
         }
     }
     out

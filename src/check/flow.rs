@@ -31,7 +31,11 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
         return out;
     };
     let file = graph.file.as_str();
-    let missing: Vec<&str> = SEED_PHASES.iter().copied().filter(|p| graph.index(p).is_none()).collect();
+    let missing: Vec<&str> = SEED_PHASES
+        .iter()
+        .copied()
+        .filter(|p| graph.index(p).is_none())
+        .collect();
     for p in &missing {
         out.push(
             Diagnostic::new(Code::MissingSeedPhase, file, graph.name_span, format!("flow `{}` has no `{p}` phase", graph.name))
@@ -53,9 +57,17 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
         for (i, r) in reached.iter().enumerate() {
             if !r {
                 out.push(
-                    Diagnostic::new(Code::UnreachablePhase, file, phase(i).span, format!("phase `{}` is unreachable from detection", phase(i).name))
-                        .with_label("no edge path leads here from `detection`")
-                        .with_help(format!("add an edge into `{}`, or remove the phase", phase(i).name)),
+                    Diagnostic::new(
+                        Code::UnreachablePhase,
+                        file,
+                        phase(i).span,
+                        format!("phase `{}` is unreachable from detection", phase(i).name),
+                    )
+                    .with_label("no edge path leads here from `detection`")
+                    .with_help(format!(
+                        "add an edge into `{}`, or remove the phase",
+                        phase(i).name
+                    )),
                 );
             }
         }
@@ -93,19 +105,44 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
         for (i, r) in reached.iter().enumerate() {
             if !r {
                 out.push(
-                    Diagnostic::new(Code::ContinuityUnreachable, file, phase(i).span, format!("continuity is unreachable from phase `{}`", phase(i).name))
-                        .with_label("a partner entering this phase can never resume")
-                        .with_help(format!("add an edge from `{}` toward `continuity`", phase(i).name)),
+                    Diagnostic::new(
+                        Code::ContinuityUnreachable,
+                        file,
+                        phase(i).span,
+                        format!("continuity is unreachable from phase `{}`", phase(i).name),
+                    )
+                    .with_label("a partner entering this phase can never resume")
+                    .with_help(format!(
+                        "add an edge from `{}` toward `continuity`",
+                        phase(i).name
+                    )),
                 );
             }
         }
     }
-    for (i, p) in graph.phases.iter().enumerate() {
-        if p.fallible && !graph.outgoing(i).any(|e| e.kind == EdgeKind::Failure) {
+    // Failure edges as written (one to an unknown phase is reported as such).
+    let written_failures: Vec<&str> = cx
+        .policy
+        .flow()
+        .map(|(_, f)| {
+            f.edges
+                .iter()
+                .filter(|e| e.kind == EdgeKind::Failure)
+                .map(|e| e.from.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for p in &graph.phases {
+        if p.fallible && !written_failures.contains(&p.name.as_str()) {
             out.push(
-                Diagnostic::new(Code::MissingFailureEdge, file, p.span, format!("fallible phase `{}` has no failure edge", p.name))
-                    .with_label("where does a partner go when this fails?")
-                    .with_help(format!("add `{} fail -> fallback`", p.name)),
+                Diagnostic::new(
+                    Code::MissingFailureEdge,
+                    file,
+                    p.span,
+                    format!("fallible phase `{}` has no failure edge", p.name),
+                )
+                .with_label("where does a partner go when this fails?")
+                .with_help(format!("add `{} fail -> fallback`", p.name)),
             );
         }
     }
@@ -122,14 +159,25 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
         }
         let mut names: Vec<&str> = members.iter().map(|&m| phase(m).name.as_str()).collect();
         names.sort_unstable();
-        let closing = internal.iter().copied().max_by_key(|&e| graph.edges[e].span.start).unwrap_or(internal[0]);
+        let closing = internal
+            .iter()
+            .copied()
+            .max_by_key(|&e| graph.edges[e].span.start)
+            .unwrap_or(internal[0]);
         let edge = &graph.edges[closing];
         out.push(
             Diagnostic::new(
                 Code::UnboundedCycle,
                 file,
                 edge.span,
-                format!("cycle through {} has no bound", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "cycle through {} has no bound",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             )
             .with_label("this edge closes the cycle")
             .with_help(format!(

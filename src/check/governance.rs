@@ -10,11 +10,13 @@ use crate::syntax::ast::{Migration, MigrationItemKind};
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (s, c) in cx.policy.categories() {
-        let governors: Vec<_> = cx.policy.governors_of(&c.name.name).collect();
-        match governors.as_slice() {
+        match cx.governors_of(&c.name.name) {
             [] => {
                 let help = match cx.authority_names().first() {
-                    Some(a) => format!("add `{}` to the `governs` list of an authority, such as `{a}`", c.name.name),
+                    Some(a) => format!(
+                        "add `{}` to the `governs` list of an authority, such as `{a}`",
+                        c.name.name
+                    ),
                     None => format!("declare `authority NAME governs {}`", c.name.name),
                 };
                 out.push(
@@ -29,8 +31,10 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 );
             }
             [_] => {}
-            [(fs, fa, fg), rest @ ..] => {
-                for (os, oa, og) in rest {
+            [first, rest @ ..] => {
+                let (fs, fa, fg) = (first.item, first.authority, first.entry);
+                for other in rest {
+                    let (os, oa, og) = (other.item, other.authority, other.entry);
                     out.push(
                         Diagnostic::new(
                             Code::DoublyGovernedCategory,
@@ -59,7 +63,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
 }
 
 /// Categories a migration can touch: its `touches` list, else all.
-pub fn touched<'a>(cx: &'a Context<'_>, m: &'a Migration) -> Vec<&'a str> {
+pub fn touched<'a>(cx: &Context<'a>, m: &'a Migration) -> Vec<&'a str> {
     let listed: Vec<&str> = m
         .items
         .iter()
@@ -70,7 +74,7 @@ pub fn touched<'a>(cx: &'a Context<'_>, m: &'a Migration) -> Vec<&'a str> {
         .flatten()
         .collect();
     if listed.is_empty() {
-        cx.category_names()
+        cx.category_names().to_vec()
     } else {
         listed
     }
@@ -91,15 +95,21 @@ fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Di
                 "guided migration asks for no approval",
             )
             .with_label("governance oversight is part of a guided migration")
-            .with_help("add `approve by governing` (or name the authorities: `approve by TSC, SCO`)"),
+            .with_help(
+                "add `approve by governing` (or name the authorities: `approve by TSC, SCO`)",
+            ),
         ),
         None | Some((_, None)) => {}
         Some((span, Some(approvers))) => {
             for a in approvers {
-                let Some((_, auth)) = cx.policy.authorities().find(|(_, x)| x.name.name == a.name) else {
+                let Some(auth) = cx.authority(&a.name) else {
                     continue; // reported as unknown
                 };
-                if !auth.governs.iter().any(|g| touched.contains(&g.name.as_str())) {
+                if !auth
+                    .governs
+                    .iter()
+                    .any(|g| touched.contains(&g.name.as_str()))
+                {
                     out.push(
                         Diagnostic::new(
                             Code::ApproverGovernsNothingTouched,
@@ -119,12 +129,18 @@ fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Di
                 }
             }
             for c in &touched {
-                let governors: Vec<&str> =
-                    cx.policy.governors_of(c).map(|(_, a, _)| a.name.name.as_str()).collect();
+                let governors: Vec<&str> = cx
+                    .governors_of(c)
+                    .iter()
+                    .map(|g| g.authority.name.name.as_str())
+                    .collect();
                 if governors.is_empty() {
                     continue; // PMF401 covers it
                 }
-                if !approvers.iter().any(|a| governors.contains(&a.name.as_str())) {
+                if !approvers
+                    .iter()
+                    .any(|a| governors.contains(&a.name.as_str()))
+                {
                     out.push(
                         Diagnostic::new(
                             Code::MissingApprover,

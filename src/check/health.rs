@@ -7,7 +7,9 @@ use crate::model::ACTIONS;
 use crate::syntax::ast::{Band, Ident};
 
 /// Actions a band may lead to.
-pub const BAND_ACTIONS: [&str; 6] = ["proceed", "monitor", "review", "fallback", "throttle", "restrict"];
+pub const BAND_ACTIONS: [&str; 6] = [
+    "proceed", "monitor", "review", "fallback", "throttle", "restrict",
+];
 
 /// Run the health checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
@@ -53,9 +55,13 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
         )
         .with_label("weights of this block")
         .with_help(if health.factors.is_empty() {
-            "declare factors such as `factor stability weight 0.35 from observed.metrics.stability`".to_string()
+            "declare factors such as `factor stability weight 0.35 from observed.metrics.stability`"
+                .to_string()
         } else {
-            format!("adjust the weights so that they add up to exactly 1 (off by {})", round(1.0 - sum))
+            format!(
+                "adjust the weights so that they add up to exactly 1 (off by {})",
+                round(1.0 - sum)
+            )
         });
         for f in &health.factors {
             d = d.with_secondary(file, f.weight.span, format!("`{}`", f.name.name));
@@ -75,14 +81,25 @@ fn round(x: f64) -> f64 {
 }
 
 /// PMF305 for an unknown action, PMF606 for a known one not allowed here.
-pub fn check_action(file: &str, action: &Ident, allowed: &[&str], place: &str, out: &mut Vec<Diagnostic>) {
+pub fn check_action(
+    file: &str,
+    action: &Ident,
+    allowed: &[&str],
+    place: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     if !ACTIONS.contains(&action.name.as_str()) {
         let help = did_you_mean(&action.name, allowed.iter().copied())
             .unwrap_or_else(|| format!("actions here: {}", quoted(allowed)));
         out.push(
-            Diagnostic::new(Code::UnknownAction, file, action.span, format!("unknown action `{}`", action.name))
-                .with_label("not an action")
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownAction,
+                file,
+                action.span,
+                format!("unknown action `{}`", action.name),
+            )
+            .with_label("not an action")
+            .with_help(help),
         );
     } else if !allowed.contains(&action.name.as_str()) {
         out.push(
@@ -99,7 +116,11 @@ pub fn check_action(file: &str, action: &Ident, allowed: &[&str], place: &str, o
 }
 
 fn quoted(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_bands(file: &str, block: crate::syntax::Span, bands: &[Band], out: &mut Vec<Diagnostic>) {
@@ -117,7 +138,9 @@ fn check_bands(file: &str, block: crate::syntax::Span, bands: &[Band], out: &mut
             out.push(
                 Diagnostic::new(Code::InvalidBand, file, b.low.span.cover(b.high.span), why)
                     .with_label("invalid bounds")
-                    .with_help("bands are whole-number ranges LOW..=HIGH with 0 <= LOW <= HIGH <= 100"),
+                    .with_help(
+                        "bands are whole-number ranges LOW..=HIGH with 0 <= LOW <= HIGH <= 100",
+                    ),
             );
             continue;
         }
@@ -125,9 +148,14 @@ fn check_bands(file: &str, block: crate::syntax::Span, bands: &[Band], out: &mut
     }
     if bands.is_empty() {
         out.push(
-            Diagnostic::new(Code::BandGap, file, block, "health has no bands: scores 0..=100 belong to no band")
-                .with_label("no `band` in this block")
-                .with_help("add bands such as `band 90..=100 stable -> proceed` that cover 0..=100"),
+            Diagnostic::new(
+                Code::BandGap,
+                file,
+                block,
+                "health has no bands: scores 0..=100 belong to no band",
+            )
+            .with_label("no `band` in this block")
+            .with_help("add bands such as `band 90..=100 stable -> proceed` that cover 0..=100"),
         );
         return;
     }
@@ -145,7 +173,11 @@ fn check_bands(file: &str, block: crate::syntax::Span, bands: &[Band], out: &mut
             .with_label(format!("`{}` starts at {lo}", b.status.name));
             if let Some(p) = prev {
                 d = d
-                    .with_secondary(file, p.span, format!("`{}` ends at {}", p.status.name, next - 1))
+                    .with_secondary(
+                        file,
+                        p.span,
+                        format!("`{}` ends at {}", p.status.name, next - 1),
+                    )
                     .with_help(format!(
                         "extend `{}` down to {next} or `{}` up to {}",
                         b.status.name,
@@ -171,8 +203,18 @@ fn check_bands(file: &str, block: crate::syntax::Span, bands: &[Band], out: &mut
                     ),
                 )
                 .with_label(format!("`{}` starts at {lo}", b.status.name))
-                .with_secondary(file, p.span, format!("`{}` reaches {}", p.status.name, next - 1))
-                .with_help(format!("start `{}` at {} or end `{}` at {}", b.status.name, next, p.status.name, lo - 1)),
+                .with_secondary(
+                    file,
+                    p.span,
+                    format!("`{}` reaches {}", p.status.name, next - 1),
+                )
+                .with_help(format!(
+                    "start `{}` at {} or end `{}` at {}",
+                    b.status.name,
+                    next,
+                    p.status.name,
+                    lo - 1
+                )),
             );
         }
         if hi + 1 > next {
@@ -180,13 +222,21 @@ fn check_bands(file: &str, block: crate::syntax::Span, bands: &[Band], out: &mut
             prev = Some(b);
         }
     }
-    if next <= 100 {
-        if let Some(p) = prev {
-            out.push(
-                Diagnostic::new(Code::BandGap, file, p.span, format!("scores {next}..=100 belong to no band"))
-                    .with_label(format!("`{}` ends at {}", p.status.name, next - 1))
-                    .with_help(format!("extend `{}` up to 100 or add a band {next}..=100", p.status.name)),
-            );
-        }
+    if next <= 100
+        && let Some(p) = prev
+    {
+        out.push(
+            Diagnostic::new(
+                Code::BandGap,
+                file,
+                p.span,
+                format!("scores {next}..=100 belong to no band"),
+            )
+            .with_label(format!("`{}` ends at {}", p.status.name, next - 1))
+            .with_help(format!(
+                "extend `{}` up to 100 or add a band {next}..=100",
+                p.status.name
+            )),
+        );
     }
 }

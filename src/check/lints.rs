@@ -16,9 +16,17 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Di
         for p in &g.phases {
             if p.rite.is_none() {
                 out.push(
-                    Diagnostic::new(Code::MissingRite, file, p.span, format!("phase `{}` has no rite", p.name))
-                        .with_label("entered in silence")
-                        .with_help(format!("add `rite {} \"...\"` with the words spoken when a partner enters it", p.name)),
+                    Diagnostic::new(
+                        Code::MissingRite,
+                        file,
+                        p.span,
+                        format!("phase `{}` has no rite", p.name),
+                    )
+                    .with_label("entered in silence")
+                    .with_help(format!(
+                        "add `rite {} \"...\"` with the words spoken when a partner enters it",
+                        p.name
+                    )),
                 );
             }
         }
@@ -37,9 +45,20 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Di
     for (s, a) in cx.policy.authorities().filter(|(s, _)| s.file == file) {
         if a.governs.is_empty() && !approvers.contains(a.name.name.as_str()) {
             out.push(
-                Diagnostic::new(Code::UnusedDeclaration, &s.file, a.name.span, format!("authority `{}` governs nothing and approves nothing", a.name.name))
-                    .with_label("unused authority")
-                    .with_help(format!("give it categories with `governs`, name it in an `approve by`, or remove it")),
+                Diagnostic::new(
+                    Code::UnusedDeclaration,
+                    &s.file,
+                    a.name.span,
+                    format!(
+                        "authority `{}` governs nothing and approves nothing",
+                        a.name.name
+                    ),
+                )
+                .with_label("unused authority")
+                .with_help(
+                    "give it categories with `governs`, name it in an `approve by`, or remove it"
+                        .to_string(),
+                ),
             );
         }
     }
@@ -48,18 +67,27 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Di
     for (s, f) in cx.policy.fields().filter(|(s, _)| s.file == file) {
         if f.name.name != "id" && !used.contains(f.name.name.as_str()) {
             out.push(
-                Diagnostic::new(Code::UnusedDeclaration, &s.file, f.name.span, format!("partner field `{}` is never used", f.name.name))
-                    .with_label("no rule, check, category, factor or ceiling reads it")
-                    .with_help(format!(
-                        "use it (e.g. in a category's `covers` or a rule `partner.{}`), or remove it",
-                        f.name.name
-                    )),
+                Diagnostic::new(
+                    Code::UnusedDeclaration,
+                    &s.file,
+                    f.name.span,
+                    format!("partner field `{}` is never used", f.name.name),
+                )
+                .with_label("no rule, check, category, factor or ceiling reads it")
+                .with_help(format!(
+                    "use it (e.g. in a category's `covers` or a rule `partner.{}`), or remove it",
+                    f.name.name
+                )),
             );
         }
     }
 
     if cx.policy.file == file {
-        let covered: HashSet<&str> = cx.policy.checks().map(|(_, d, _)| d.name.as_str()).collect();
+        let covered: HashSet<&str> = cx
+            .policy
+            .checks()
+            .map(|(_, d, _)| d.name.as_str())
+            .collect();
         let validation_span = cx
             .policy
             .items
@@ -108,10 +136,8 @@ fn collect_paths<'a>(e: &'a Expr, used: &mut HashSet<&'a str>) {
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match &e.kind {
-            ExprKind::Path(segs) => {
-                if segs.len() >= 2 {
-                    used.insert(segs[1].name.as_str());
-                }
+            ExprKind::Path(segs) if segs.len() >= 2 => {
+                used.insert(segs[1].name.as_str());
             }
             ExprKind::Unary(_, x) => stack.push(x),
             ExprKind::Binary(_, a, b) => {

@@ -17,7 +17,7 @@ pub const SUSTAINABILITY_ACTIONS: [&str; 2] = ["forced", "throttle"];
 /// Run the migration-type checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut detectable = Vec::new();
+    let mut detectable = std::collections::HashSet::new();
     for (s, m) in cx.policy.migrations() {
         let has = |f: fn(&MigrationItemKind) -> bool| m.items.iter().any(|i| f(&i.kind));
         let has_when = has(|k| matches!(k, MigrationItemKind::When(_)));
@@ -26,7 +26,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
             _ => None,
         });
         if has_when {
-            detectable.push(m.name.name.as_str());
+            detectable.insert(m.name.name.as_str());
         }
         if m.name.name == "soft" && !has(|k| matches!(k, MigrationItemKind::Reversible)) {
             out.push(
@@ -56,10 +56,15 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                     Code::NeverChosen,
                     &s.file,
                     m.name.span,
-                    format!("migration `{}` has no `when` and no `to`: it can never be chosen", m.name.name),
+                    format!(
+                        "migration `{}` has no `when` and no `to`: it can never be chosen",
+                        m.name.name
+                    ),
                 )
                 .with_label("never detected, never a fallback")
-                .with_help("add a detection condition `when ...`, or `to previous_stable` for a fallback"),
+                .with_help(
+                    "add a detection condition `when ...`, or `to previous_stable` for a fallback",
+                ),
             );
         }
     }
@@ -70,10 +75,15 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
             for t in &order.types {
                 if let Some(first) = seen.get(t.name.as_str()) {
                     out.push(
-                        Diagnostic::new(Code::OrderInvalidEntry, &s.file, t.span, format!("`{}` is listed twice in the detection order", t.name))
-                            .with_label("listed again here")
-                            .with_secondary(&s.file, first.span, "first listed here")
-                            .with_help("list each migration type once"),
+                        Diagnostic::new(
+                            Code::OrderInvalidEntry,
+                            &s.file,
+                            t.span,
+                            format!("`{}` is listed twice in the detection order", t.name),
+                        )
+                        .with_label("listed again here")
+                        .with_secondary(&s.file, first.span, "first listed here")
+                        .with_help("list each migration type once"),
                     );
                     continue;
                 }
@@ -84,10 +94,16 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                             Code::OrderInvalidEntry,
                             &s.file,
                             t.span,
-                            format!("`{}` has no `when` condition and cannot be detected", t.name),
+                            format!(
+                                "`{}` has no `when` condition and cannot be detected",
+                                t.name
+                            ),
                         )
                         .with_label("never tried by detection")
-                        .with_help(format!("remove `{}` from the order, or give it a `when` condition", t.name)),
+                        .with_help(format!(
+                            "remove `{}` from the order, or give it a `when` condition",
+                            t.name
+                        )),
                     );
                 }
             }
@@ -95,7 +111,12 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 let name = m.name.name.as_str();
                 if detectable.contains(&name) && !seen.contains_key(name) {
                     let inherited = s.file != ms.file;
-                    let listed: Vec<&str> = order.types.iter().map(|t| t.name.as_str()).chain([name]).collect();
+                    let listed: Vec<&str> = order
+                        .types
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .chain([name])
+                        .collect();
                     out.push(
                         Diagnostic::new(
                             Code::OrderIncomplete,
@@ -114,7 +135,15 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 }
             }
         }
-        None if detectable.len() >= 2 => out.push(
+        None if detectable.len() >= 2 => {
+            let mut names: Vec<&str> = cx
+                .migration_names()
+                .iter()
+                .copied()
+                .filter(|n| detectable.contains(n))
+                .collect();
+            names.dedup();
+            out.push(
             Diagnostic::new(
                 Code::OrderIncomplete,
                 &cx.policy.file,
@@ -122,8 +151,9 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 format!("{} migration types have `when` conditions but no `order` says which is tried first", detectable.len()),
             )
             .with_label("detection order undefined")
-            .with_help(format!("add `order {}`", detectable.join(", "))),
-        ),
+            .with_help(format!("add `order {}`", names.join(", "))),
+        )
+        }
         None => {}
     }
 

@@ -10,61 +10,130 @@ pub mod migrations;
 pub mod names;
 pub mod types;
 
+use std::collections::{HashMap, HashSet};
+
 use crate::diagnostics::{Code, Diagnostic, did_you_mean};
-use crate::model::EffectivePolicy;
 use crate::model::types::{Type, schema};
+use crate::model::{EffectivePolicy, Sourced};
+use crate::syntax::ast::Authority;
 use crate::syntax::ast::Ident;
 
-/// What every check reads.
+/// What every check reads: the policy, its schema and name indexes built
+/// once so that every lookup is constant time.
 pub struct Context<'a> {
     /// The policy being checked.
     pub policy: &'a EffectivePolicy,
     /// The partner schema as a record type.
     pub schema: Type,
+    categories: Vec<&'a str>,
+    category_set: HashSet<&'a str>,
+    authorities: HashMap<&'a str, &'a Authority>,
+    migrations: Vec<&'a str>,
+    migration_set: HashSet<&'a str>,
+    governors: HashMap<&'a str, Vec<Governor<'a>>>,
+}
+
+/// An authority's claim to govern a category: where it is written.
+#[derive(Clone, Copy)]
+pub struct Governor<'a> {
+    /// The authority's declaration.
+    pub item: &'a Sourced,
+    /// The authority.
+    pub authority: &'a Authority,
+    /// The category name in its `governs` list.
+    pub entry: &'a Ident,
 }
 
 impl<'a> Context<'a> {
     /// A context for `policy`.
     pub fn new(policy: &'a EffectivePolicy) -> Self {
+        let categories: Vec<&str> = policy
+            .categories()
+            .map(|(_, c)| c.name.name.as_str())
+            .collect();
+        let migrations: Vec<&str> = policy
+            .migrations()
+            .map(|(_, m)| m.name.name.as_str())
+            .collect();
+        let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::new();
+        let mut authorities = HashMap::new();
+        for (item, authority) in policy.authorities() {
+            authorities.insert(authority.name.name.as_str(), authority);
+            for entry in &authority.governs {
+                governors
+                    .entry(entry.name.as_str())
+                    .or_default()
+                    .push(Governor {
+                        item,
+                        authority,
+                        entry,
+                    });
+            }
+        }
         Context {
             policy,
             schema: schema(policy),
+            category_set: categories.iter().copied().collect(),
+            categories,
+            authorities,
+            migration_set: migrations.iter().copied().collect(),
+            migrations,
+            governors,
         }
     }
 
     /// True when the policy declares category `name`.
     pub fn has_category(&self, name: &str) -> bool {
-        self.policy.categories().any(|(_, c)| c.name.name == name)
+        self.category_set.contains(name)
+    }
+
+    /// The authority called `name`, if declared.
+    pub fn authority(&self, name: &str) -> Option<&'a Authority> {
+        self.authorities.get(name).copied()
     }
 
     /// True when the policy declares authority `name`.
     pub fn has_authority(&self, name: &str) -> bool {
-        self.policy.authorities().any(|(_, a)| a.name.name == name)
+        self.authorities.contains_key(name)
     }
 
     /// True when the policy declares migration type `name`.
     pub fn has_migration(&self, name: &str) -> bool {
-        self.policy.migrations().any(|(_, m)| m.name.name == name)
+        self.migration_set.contains(name)
     }
 
-    /// Names of the declared categories.
-    pub fn category_names(&self) -> Vec<&str> {
-        self.policy.categories().map(|(_, c)| c.name.name.as_str()).collect()
+    /// Names of the declared categories, in declaration order.
+    pub fn category_names(&self) -> &[&'a str] {
+        &self.categories
     }
 
     /// Names of the declared authorities.
-    pub fn authority_names(&self) -> Vec<&str> {
-        self.policy.authorities().map(|(_, a)| a.name.name.as_str()).collect()
+    pub fn authority_names(&self) -> Vec<&'a str> {
+        self.policy
+            .authorities()
+            .map(|(_, a)| a.name.name.as_str())
+            .collect()
     }
 
-    /// Names of the declared migration types.
-    pub fn migration_names(&self) -> Vec<&str> {
-        self.policy.migrations().map(|(_, m)| m.name.name.as_str()).collect()
+    /// Names of the declared migration types, in declaration order.
+    pub fn migration_names(&self) -> &[&'a str] {
+        &self.migrations
+    }
+
+    /// The authorities that claim to govern `category`.
+    pub fn governors_of(&self, category: &str) -> &[Governor<'a>] {
+        self.governors.get(category).map_or(&[], Vec::as_slice)
     }
 }
 
 /// An "unknown X" diagnostic at `ident` with a did-you-mean help.
-pub fn unknown(code: Code, file: &str, what: &str, ident: &Ident, candidates: &[&str]) -> Diagnostic {
+pub fn unknown(
+    code: Code,
+    file: &str,
+    what: &str,
+    ident: &Ident,
+    candidates: &[&str],
+) -> Diagnostic {
     let help = did_you_mean(&ident.name, candidates.iter().copied()).or_else(|| {
         if candidates.is_empty() {
             None
@@ -76,7 +145,12 @@ pub fn unknown(code: Code, file: &str, what: &str, ident: &Ident, candidates: &[
             Some(format!("known {what}s: {}", shown.join(", ")))
         }
     });
-    Diagnostic::new(code, file, ident.span, format!("unknown {what} `{}`", ident.name))
-        .with_label(format!("no {what} of this name"))
-        .with_help_opt(help)
+    Diagnostic::new(
+        code,
+        file,
+        ident.span,
+        format!("unknown {what} `{}`", ident.name),
+    )
+    .with_label(format!("no {what} of this name"))
+    .with_help_opt(help)
 }

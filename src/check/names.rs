@@ -15,12 +15,28 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let categories = cx.category_names();
     let authorities = cx.authority_names();
-    let migrations = cx.migration_names();
+    // Suggest only types that detection can try.
+    let detectable: Vec<&str> = cx
+        .policy
+        .migrations()
+        .filter(|(_, m)| {
+            m.items
+                .iter()
+                .any(|i| matches!(i.kind, MigrationItemKind::When(_)))
+        })
+        .map(|(_, m)| m.name.name.as_str())
+        .collect();
 
     for (s, a) in cx.policy.authorities() {
         for g in &a.governs {
             if !cx.has_category(&g.name) {
-                out.push(unknown(Code::UnknownCategory, &s.file, "category", g, &categories));
+                out.push(unknown(
+                    Code::UnknownCategory,
+                    &s.file,
+                    "category",
+                    g,
+                    categories,
+                ));
             }
         }
     }
@@ -37,14 +53,26 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 MigrationItemKind::Touches(cats) => {
                     for c in cats {
                         if !cx.has_category(&c.name) {
-                            out.push(unknown(Code::UnknownCategory, &s.file, "category", c, &categories));
+                            out.push(unknown(
+                                Code::UnknownCategory,
+                                &s.file,
+                                "category",
+                                c,
+                                categories,
+                            ));
                         }
                     }
                 }
                 MigrationItemKind::Approve(Some(approvers)) => {
                     for a in approvers {
                         if !cx.has_authority(&a.name) {
-                            out.push(unknown(Code::UnknownAuthority, &s.file, "authority", a, &authorities));
+                            out.push(unknown(
+                                Code::UnknownAuthority,
+                                &s.file,
+                                "authority",
+                                a,
+                                &authorities,
+                            ));
                         }
                     }
                 }
@@ -55,15 +83,27 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     if let Some((s, order)) = cx.policy.order() {
         for t in &order.types {
             if !cx.has_migration(&t.name) {
-                out.push(unknown(Code::UnknownMigration, &s.file, "migration type", t, &migrations));
+                out.push(unknown(
+                    Code::UnknownMigration,
+                    &s.file,
+                    "migration type",
+                    t,
+                    &detectable,
+                ));
             }
         }
     }
     for (s, dim, _) in cx.policy.checks() {
         if !DIMENSIONS.contains(&dim.name.as_str()) {
             out.push(
-                unknown(Code::UnknownDimension, &s.file, "validation dimension", dim, &DIMENSIONS)
-                    .with_label("not one of the six validation dimensions"),
+                unknown(
+                    Code::UnknownDimension,
+                    &s.file,
+                    "validation dimension",
+                    dim,
+                    &DIMENSIONS,
+                )
+                .with_label("not one of the six validation dimensions"),
             );
         }
     }
@@ -78,7 +118,13 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
             if r.phase.name != RELEASE_RITE && !phases.contains(&r.phase.name.as_str()) {
                 let mut candidates = phases.clone();
                 candidates.push(RELEASE_RITE);
-                out.push(unknown(Code::UnknownPhase, &s.file, "phase", &r.phase, &candidates));
+                out.push(unknown(
+                    Code::UnknownPhase,
+                    &s.file,
+                    "phase",
+                    &r.phase,
+                    &candidates,
+                ));
             }
         }
     }
@@ -96,13 +142,28 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
         }
     }
     if let Some((s, h)) = cx.policy.health() {
-        duplicates(&s.file, h.factors.iter().map(|f| &f.name), "health factor", &mut out);
-        duplicates(&s.file, h.bands.iter().map(|b| &b.status), "band status", &mut out);
+        duplicates(
+            &s.file,
+            h.factors.iter().map(|f| &f.name),
+            "health factor",
+            &mut out,
+        );
+        duplicates(
+            &s.file,
+            h.bands.iter().map(|b| &b.status),
+            "band status",
+            &mut out,
+        );
     }
     out
 }
 
-fn duplicates<'a>(file: &str, names: impl Iterator<Item = &'a Ident>, what: &str, out: &mut Vec<Diagnostic>) {
+fn duplicates<'a>(
+    file: &str,
+    names: impl Iterator<Item = &'a Ident>,
+    what: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     let mut seen: HashMap<&str, &Ident> = HashMap::new();
     for n in names {
         if let Some(first) = seen.get(n.name.as_str()) {
@@ -115,7 +176,7 @@ fn duplicates<'a>(file: &str, names: impl Iterator<Item = &'a Ident>, what: &str
                 )
                 .with_label("declared again here")
                 .with_secondary(file, first.span, "first declared here")
-                .with_help(format!("remove one of the two or rename it")),
+                .with_help("remove one of the two or rename it".to_string()),
             );
         } else {
             seen.insert(&n.name, n);
@@ -128,9 +189,16 @@ pub fn unknown_field(file: &str, schema: &Type, path: &FieldPath) -> Option<Diag
     let mut current = schema;
     for seg in &path.segments {
         match current {
-            Type::Record(fields) => match fields.get(&seg.name) {
+            Type::Record(fields) => match fields.get(seg.name.as_str()) {
                 Some(t) => current = t,
-                None => return Some(unknown_field_diag(file, seg, fields.keys().map(String::as_str), "partner")),
+                None => {
+                    return Some(unknown_field_diag(
+                        file,
+                        seg,
+                        fields.keys().map(String::as_str),
+                        "partner",
+                    ));
+                }
             },
             Type::Unknown => return None,
             other => {
@@ -159,7 +227,10 @@ pub fn unknown_field_diag<'a>(
     let help = did_you_mean(&seg.name, fields.clone()).or_else(|| {
         let list: Vec<String> = fields.take(12).map(|f| format!("`{f}`")).collect();
         if list.is_empty() {
-            Some("the partner schema declares no fields; add them in a `partner { ... }` block".into())
+            Some(
+                "the partner schema declares no fields; add them in a `partner { ... }` block"
+                    .into(),
+            )
         } else {
             Some(format!("fields here: {}", list.join(", ")))
         }

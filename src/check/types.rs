@@ -67,9 +67,14 @@ fn check_type_expr(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
                     "types are `bool`, `number`, `score`, `string`, `version`, `set<T>` and records `{ name: T }`".into()
                 });
                 out.push(
-                    Diagnostic::new(Code::UnknownType, file, n.span, format!("unknown type `{}`", n.name))
-                        .with_label("not a type")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnknownType,
+                        file,
+                        n.span,
+                        format!("unknown type `{}`", n.name),
+                    )
+                    .with_label("not a type")
+                    .with_help(help),
                 );
             }
         }
@@ -149,7 +154,11 @@ pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) 
             } else {
                 for (a, t) in args.iter().zip(&arg_types) {
                     if !wants(t) {
-                        let expected = if name.name == "len" { "a set" } else { "a number" };
+                        let expected = if name.name == "len" {
+                            "a set"
+                        } else {
+                            "a number"
+                        };
                         out.push(mismatch(
                             file,
                             a.span,
@@ -253,27 +262,29 @@ fn infer_binary(
                     format!("cannot compare `{lt}` {sym} `{rt}`"),
                     format!("`{lt}` and `{rt}` do not compare with `{sym}`"),
                 );
-                if matches!((lt, rt), (Type::Version, Type::Number) | (Type::Number, Type::Version)) {
+                if matches!(
+                    (lt, rt),
+                    (Type::Version, Type::Number) | (Type::Number, Type::Version)
+                ) {
                     d = d.with_help("write a full version such as `4.0.0`, or compare a part: `partner.version.major`");
                 }
                 out.push(d);
             }
             for (score_side, other) in [(lt, rhs), (rt, lhs)] {
-                if *score_side == Type::Score {
-                    if let Some(v) = literal_number(other) {
-                        if !(0.0..=100.0).contains(&v) {
-                            out.push(
-                                Diagnostic::new(
-                                    Code::ScoreOutOfRange,
-                                    file,
-                                    other.span,
-                                    format!("score compared with `{v}`, outside 0–100"),
-                                )
-                                .with_label("a score is never this value")
-                                .with_help("scores run from 0 to 100; this comparison is always the same"),
-                            );
-                        }
-                    }
+                if *score_side == Type::Score
+                    && let Some(v) = literal_number(other)
+                    && !(0.0..=100.0).contains(&v)
+                {
+                    out.push(
+                        Diagnostic::new(
+                            Code::ScoreOutOfRange,
+                            file,
+                            other.span,
+                            format!("score compared with `{v}`, outside 0–100"),
+                        )
+                        .with_label("a score is never this value")
+                        .with_help("scores run from 0 to 100; this comparison is always the same"),
+                    );
                 }
             }
             Type::Bool
@@ -303,10 +314,18 @@ fn infer_binary(
         BinaryOp::Add | BinaryOp::Sub => match (lt, rt) {
             (a, b) if a.is_numeric() && b.is_numeric() => Type::Number,
             (Type::Set(_), Type::Set(_)) if lt.compatible(rt) => {
-                if matches!(lt, Type::Set(e) if **e == Type::Unknown) { rt.clone() } else { lt.clone() }
+                if matches!(lt, Type::Set(e) if **e == Type::Unknown) {
+                    rt.clone()
+                } else {
+                    lt.clone()
+                }
             }
             (Type::Set(_), Type::Unknown) | (Type::Unknown, Type::Set(_)) => {
-                if *lt == Type::Unknown { rt.clone() } else { lt.clone() }
+                if *lt == Type::Unknown {
+                    rt.clone()
+                } else {
+                    lt.clone()
+                }
             }
             _ => {
                 out.push(mismatch(
@@ -343,7 +362,12 @@ pub fn literal_number(e: &Expr) -> Option<f64> {
     }
 }
 
-fn infer_path(file: &str, schema: &Type, segs: &[crate::syntax::ast::Ident], out: &mut Vec<Diagnostic>) -> Type {
+fn infer_path(
+    file: &str,
+    schema: &Type,
+    segs: &[crate::syntax::ast::Ident],
+    out: &mut Vec<Diagnostic>,
+) -> Type {
     let Some(first) = segs.first() else {
         return Type::Unknown;
     };
@@ -352,9 +376,9 @@ fn infer_path(file: &str, schema: &Type, segs: &[crate::syntax::ast::Ident], out
         "compatible" | "sustainable" if segs.len() == 1 => return Type::Bool,
         other => {
             let field_hint = match schema {
-                Type::Record(fields) if fields.contains_key(other) => {
-                    Some(format!("did you mean `partner.{other}` (or `target.{other}`, `observed.{other}`)?"))
-                }
+                Type::Record(fields) if fields.contains_key(other) => Some(format!(
+                    "did you mean `partner.{other}` (or `target.{other}`, `observed.{other}`)?"
+                )),
                 _ => None,
             };
             let mut names: Vec<&str> = ROOTS.to_vec();
@@ -378,17 +402,27 @@ fn infer_path(file: &str, schema: &Type, segs: &[crate::syntax::ast::Ident], out
     let root = &first.name;
     for seg in &segs[1..] {
         current = match &current {
-            Type::Record(fields) => match fields.get(&seg.name) {
+            Type::Record(fields) => match fields.get(seg.name.as_str()) {
                 Some(t) => t.clone(),
                 None => {
-                    out.push(unknown_field_diag(file, seg, fields.keys().map(String::as_str), root));
+                    out.push(unknown_field_diag(
+                        file,
+                        seg,
+                        fields.keys().map(String::as_str),
+                        root,
+                    ));
                     return Type::Unknown;
                 }
             },
             Type::Version => match seg.name.as_str() {
                 "major" | "minor" | "patch" => Type::Number,
                 _ => {
-                    out.push(unknown_field_diag(file, seg, ["major", "minor", "patch"].into_iter(), "version"));
+                    out.push(unknown_field_diag(
+                        file,
+                        seg,
+                        ["major", "minor", "patch"].into_iter(),
+                        "version",
+                    ));
                     return Type::Unknown;
                 }
             },

@@ -45,11 +45,18 @@ pub struct Report {
 
 /// Load `paths` into a fresh session and check every file.
 pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
-    let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths.to_vec() };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
     let found = files::collect(&paths)?;
     if found.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
-        return Err(UsageError(format!("no `.pmf` files found in {}", shown.join(", "))));
+        return Err(UsageError(format!(
+            "no `.pmf` files found in {}",
+            shown.join(", ")
+        )));
     }
     let mut session = Session::default();
     let mut loaded = Vec::new();
@@ -78,6 +85,9 @@ pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
     };
     print!("{}", render(&report, args.format, style));
     let (errors, warnings) = report.counts();
+    // The process ends here: skip freeing the whole database (a tenth of
+    // the run time on large policies).
+    std::mem::forget(report);
     Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
         Exit::Failure
     } else {

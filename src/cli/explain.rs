@@ -20,7 +20,13 @@ pub struct ExplainArgs {
 pub fn run(args: &ExplainArgs) -> Result<Exit, UsageError> {
     if args.list {
         for c in Code::ALL {
-            println!("{}  {:<8} {:<12} {}", c.id(), c.default_severity().as_str(), c.family(), c.summary());
+            println!(
+                "{}  {:<8} {:<12} {}",
+                c.id(),
+                c.default_severity().as_str(),
+                c.family(),
+                c.summary()
+            );
         }
         return Ok(Exit::Success);
     }

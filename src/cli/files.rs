@@ -9,7 +9,8 @@ use super::UsageError;
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| UsageError(format!("cannot read `{}`: {}", p.display(), io_reason(&e))))?;
+        let meta = std::fs::metadata(p)
+            .map_err(|e| UsageError(format!("cannot read `{}`: {}", p.display(), io_reason(&e))))?;
         if meta.is_dir() {
             walk(p, &mut out)?;
         } else {
@@ -21,7 +22,13 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| UsageError(format!("cannot read directory `{}`: {}", dir.display(), io_reason(&e))))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        UsageError(format!(
+            "cannot read directory `{}`: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
@@ -43,7 +50,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
 
 /// Read a file as UTF-8 text; unreadable or non-UTF-8 files are usage errors.
 pub fn read_text(path: &Path) -> Result<String, UsageError> {
-    let bytes = std::fs::read(path).map_err(|e| UsageError(format!("cannot read `{}`: {}", path.display(), io_reason(&e))))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         UsageError(format!(
             "`{}` is not UTF-8 text (invalid byte at offset {})",

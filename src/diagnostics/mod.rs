@@ -129,7 +129,10 @@ pub fn sort_and_dedup(diags: &mut Vec<Diagnostic>) {
 }
 
 /// `did you mean `x`?` help for `name` among `candidates`, when one is close.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 

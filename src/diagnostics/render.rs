@@ -44,7 +44,12 @@ pub fn human(diag: &Diagnostic, sources: &dyn SourceLookup, style: HumanStyle) -
     let report = MietteReport::new(diag, sources);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
-        out = format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code.id(), diag.message);
+        out = format!(
+            "{}[{}]: {}\n",
+            diag.severity.as_str(),
+            diag.code.id(),
+            diag.message
+        );
     }
     out
 }
@@ -322,7 +327,9 @@ pub fn github(diag: &Diagnostic, sources: &dyn SourceLookup) -> String {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {

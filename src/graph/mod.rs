@@ -67,7 +67,7 @@ impl PhaseGraph {
                 .find(|(_, r)| r.phase.name == p.name.name)
                 .map(|(_, r)| r.words.value.clone());
             phases.push(Phase {
-                name: p.name.name.clone(),
+                name: p.name.name.to_string(),
                 fallible: p.fallible,
                 description: p.description.as_ref().map(|d| d.value.clone()),
                 rite,
@@ -83,13 +83,16 @@ impl PhaseGraph {
                     from: find(&e.from.name)?,
                     to: find(&e.to.name)?,
                     kind: e.kind,
-                    bound: e.bound.as_ref().map(|b| b.value.0.clamp(0.0, u32::MAX as f64) as u32),
+                    bound: e
+                        .bound
+                        .as_ref()
+                        .map(|b| b.value.0.clamp(0.0, u32::MAX as f64) as u32),
                     span: e.span,
                 })
             })
             .collect();
         Some(PhaseGraph {
-            name: flow.name.name.clone(),
+            name: flow.name.name.to_string(),
             file: s.file.clone(),
             name_span: flow.name.span,
             phases,

@@ -10,12 +10,12 @@ use crate::syntax::Span;
 use crate::syntax::ast::{DeclKind, Ident, PolicyHeader, SourceAst};
 
 /// The keyed items one file declares, in source order.
-pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
+pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
     let mut out = Vec::new();
     for decl in &ast.decls {
         let ov = decl.override_kw;
         let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
-            out.push(Sourced {
+            out.push(Arc::new(Sourced {
                 key,
                 file: file.to_string(),
                 span,
@@ -23,18 +23,18 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
                 override_kw: ov,
                 node,
                 fingerprint: fingerprint(text, span),
-            });
+            }));
         };
         match &decl.kind {
             DeclKind::Policy(_) => {}
             DeclKind::Authority(a) => push(
-                ItemKey::Authority(a.name.name.clone()),
+                ItemKey::Authority(a.name.name.to_string()),
                 decl.span,
                 a.name.span,
                 ItemNode::Authority(a.clone()),
             ),
             DeclKind::Category(c) => push(
-                ItemKey::Category(c.name.name.clone()),
+                ItemKey::Category(c.name.name.to_string()),
                 decl.span,
                 c.name.span,
                 ItemNode::Category(c.clone()),
@@ -42,7 +42,7 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
             DeclKind::Partner(schema) => {
                 for f in &schema.fields {
                     push(
-                        ItemKey::Field(f.name.name.clone()),
+                        ItemKey::Field(f.name.name.to_string()),
                         f.span,
                         f.name.span,
                         ItemNode::Field(f.clone()),
@@ -50,16 +50,21 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
                 }
             }
             DeclKind::Migration(m) => push(
-                ItemKey::Migration(m.name.name.clone()),
+                ItemKey::Migration(m.name.name.to_string()),
                 decl.span,
                 m.name.span,
                 ItemNode::Migration(m.clone()),
             ),
-            DeclKind::Order(o) => push(ItemKey::Order, decl.span, decl.span_head(), ItemNode::Order(o.clone())),
+            DeclKind::Order(o) => push(
+                ItemKey::Order,
+                decl.span,
+                decl.span_head(),
+                ItemNode::Order(o.clone()),
+            ),
             DeclKind::Rules(block) => {
                 for r in &block.rules {
                     push(
-                        ItemKey::Rule(block.kind, r.name.name.clone()),
+                        ItemKey::Rule(block.kind, r.name.name.to_string()),
                         r.span,
                         r.name.span,
                         ItemNode::Rule(block.kind, r.clone()),
@@ -70,7 +75,7 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
                 for d in &v.dimensions {
                     for c in &d.checks {
                         push(
-                            ItemKey::Check(d.name.name.clone(), c.name.name.clone()),
+                            ItemKey::Check(d.name.name.to_string(), c.name.name.to_string()),
                             c.span,
                             c.name.span,
                             ItemNode::Check(d.name.clone(), c.clone()),
@@ -78,8 +83,18 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
                     }
                 }
             }
-            DeclKind::Health(h) => push(ItemKey::Health, decl.span, decl.span_head(), ItemNode::Health(h.clone())),
-            DeclKind::Flow(f) => push(ItemKey::Flow, decl.span, f.name.span, ItemNode::Flow(f.clone())),
+            DeclKind::Health(h) => push(
+                ItemKey::Health,
+                decl.span,
+                decl.span_head(),
+                ItemNode::Health(h.clone()),
+            ),
+            DeclKind::Flow(f) => push(
+                ItemKey::Flow,
+                decl.span,
+                f.name.span,
+                ItemNode::Flow(f.clone()),
+            ),
             DeclKind::Ceiling(c) => push(
                 ItemKey::Ceiling(c.field.dotted()),
                 decl.span,
@@ -87,7 +102,7 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Sourced> {
                 ItemNode::Ceiling(c.clone()),
             ),
             DeclKind::Rite(r) => push(
-                ItemKey::Rite(r.phase.name.clone()),
+                ItemKey::Rite(r.phase.name.to_string()),
                 decl.span,
                 r.phase.span,
                 ItemNode::Rite(r.clone()),
@@ -150,7 +165,9 @@ fn fingerprint(text: &str, span: Span) -> String {
         }
     }
     // `override` is how a definition is introduced, not what it says.
-    out.strip_prefix("override ").map(str::to_string).unwrap_or(out)
+    out.strip_prefix("override ")
+        .map(str::to_string)
+        .unwrap_or(out)
 }
 
 /// A resolved parent: the name as written in `extends` and its policy.
@@ -165,7 +182,7 @@ pub struct Parent<'a> {
 pub fn compose(
     file: &str,
     header: Option<&PolicyHeader>,
-    own: Vec<Sourced>,
+    own: &[Arc<Sourced>],
     parents: &[Parent<'_>],
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
@@ -237,14 +254,18 @@ pub fn compose(
                             ),
                         )
                         .with_label("redefined here without `override`")
-                        .with_secondary(&parent_item.file, parent_item.name_span, "inherited definition")
+                        .with_secondary(
+                            &parent_item.file,
+                            parent_item.name_span,
+                            "inherited definition",
+                        )
                         .with_help(format!(
                             "write `override` before the declaration to replace the inherited `{}`",
                             item.key.describe()
                         )),
                     );
                 }
-                items[at] = Arc::new(item);
+                items[at] = item.clone();
             }
             _ => {
                 if let Some(kw) = item.override_kw {
@@ -252,7 +273,10 @@ pub fn compose(
                         Code::NothingToOverride,
                         file,
                         kw,
-                        format!("`override` of `{}`, which no parent declares", item.key.describe()),
+                        format!(
+                            "`override` of `{}`, which no parent declares",
+                            item.key.describe()
+                        ),
                     )
                     .with_label("nothing to override");
                     d = if parents.is_empty() {
@@ -263,7 +287,7 @@ pub fn compose(
                     diags.push(d);
                 }
                 index.insert(item.key.clone(), items.len());
-                items.push(Arc::new(item));
+                items.push(item.clone());
             }
         }
     }
@@ -289,9 +313,20 @@ pub fn compose(
                     chosen.key.describe()
                 ),
             )
-            .with_label(format!("`{}` brings a second definition", second_parent.name))
-            .with_secondary(&chosen.file, chosen.name_span, format!("defined by `{}` here", first_parent.name))
-            .with_secondary(&other.file, other.name_span, format!("defined by `{}` here", second_parent.name))
+            .with_label(format!(
+                "`{}` brings a second definition",
+                second_parent.name
+            ))
+            .with_secondary(
+                &chosen.file,
+                chosen.name_span,
+                format!("defined by `{}` here", first_parent.name),
+            )
+            .with_secondary(
+                &other.file,
+                other.name_span,
+                format!("defined by `{}` here", second_parent.name),
+            )
             .with_help(format!(
                 "choose one: add `override` with the definition this policy wants for `{}`",
                 chosen.key.describe()
@@ -300,7 +335,7 @@ pub fn compose(
     }
 
     let policy = EffectivePolicy {
-        name: header.map(|h| h.name.name.clone()).unwrap_or_default(),
+        name: header.map(|h| h.name.name.to_string()).unwrap_or_default(),
         file: file.to_string(),
         header_span: header.map_or(Span::default(), |h| h.name.span),
         lineage: parents

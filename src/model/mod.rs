@@ -191,16 +191,6 @@ impl EffectivePolicy {
         })
     }
 
-    /// The authority governing `category`, with the first one found.
-    pub fn governors_of<'a>(&'a self, category: &'a str) -> impl Iterator<Item = (&'a Sourced, &'a ast::Authority, &'a ast::Ident)> + 'a {
-        self.authorities().flat_map(move |(s, a)| {
-            a.governs
-                .iter()
-                .filter(move |g| g.name == category)
-                .map(move |g| (s, a, g))
-        })
-    }
-
     /// Every expression of the policy, with the file it is written in.
     pub fn expressions(&self) -> Vec<(&str, ExprRole, &ast::Expr)> {
         let mut out = Vec::new();
@@ -210,20 +200,24 @@ impl EffectivePolicy {
                 ItemNode::Migration(m) => {
                     for item in &m.items {
                         match &item.kind {
-                            ast::MigrationItemKind::When(e) => out.push((file, ExprRole::Condition, e)),
-                            ast::MigrationItemKind::To(Some(e)) => out.push((file, ExprRole::Value, e)),
+                            ast::MigrationItemKind::When(e) => {
+                                out.push((file, ExprRole::Condition, &**e))
+                            }
+                            ast::MigrationItemKind::To(Some(e)) => {
+                                out.push((file, ExprRole::Value, e))
+                            }
                             _ => {}
                         }
                     }
                 }
-                ItemNode::Rule(_, r) => out.push((file, ExprRole::Condition, &r.condition)),
-                ItemNode::Check(_, c) => out.push((file, ExprRole::Condition, &c.condition)),
+                ItemNode::Rule(_, r) => out.push((file, ExprRole::Condition, &*r.condition)),
+                ItemNode::Check(_, c) => out.push((file, ExprRole::Condition, &*c.condition)),
                 ItemNode::Health(h) => {
                     for f in &h.factors {
-                        out.push((file, ExprRole::Numeric, &f.source));
+                        out.push((file, ExprRole::Numeric, &*f.source));
                     }
                 }
-                ItemNode::Ceiling(c) => out.push((file, ExprRole::Value, &c.value)),
+                ItemNode::Ceiling(c) => out.push((file, ExprRole::Value, &*c.value)),
                 _ => {}
             }
         }

@@ -42,7 +42,9 @@ impl Type {
             (Type::Set(a), Type::Set(b)) => a.compatible(b),
             (Type::Record(a), Type::Record(b)) => {
                 a.len() == b.len()
-                    && a.iter().zip(b.iter()).all(|((ka, ta), (kb, tb))| ka == kb && ta.compatible(tb))
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|((ka, ta), (kb, tb))| ka == kb && ta.compatible(tb))
             }
             (a, b) => a == b,
         }
@@ -50,7 +52,10 @@ impl Type {
 
     /// True when `<`, `<=`, `>`, `>=` apply to the type.
     pub fn is_ordered(&self) -> bool {
-        matches!(self, Type::Number | Type::Score | Type::Version | Type::Unknown)
+        matches!(
+            self,
+            Type::Number | Type::Score | Type::Version | Type::Unknown
+        )
     }
 }
 
@@ -96,7 +101,7 @@ pub fn lower(ty: &TypeExpr) -> Type {
         TypeExprKind::Record(fields) => Type::Record(Arc::new(
             fields
                 .iter()
-                .map(|f| (f.name.name.clone(), lower(&f.ty)))
+                .map(|f| (f.name.name.to_string(), lower(&f.ty)))
                 .collect(),
         )),
     }
@@ -107,7 +112,7 @@ pub fn schema(policy: &EffectivePolicy) -> Type {
     Type::Record(Arc::new(
         policy
             .fields()
-            .map(|(_, f)| (f.name.name.clone(), lower(&f.ty)))
+            .map(|(_, f)| (f.name.name.to_string(), lower(&f.ty)))
             .collect(),
     ))
 }

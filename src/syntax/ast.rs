@@ -3,13 +3,17 @@
 //! The tree is plain data: it knows nothing of salsa, the checker, the runtime
 //! or the language server.
 
+use std::sync::Arc;
+
+use compact_str::CompactString;
+
 use super::span::Span;
 
 /// A name as written in the source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ident {
-    /// The name's text.
-    pub name: String,
+    /// The name's text (stored inline when short: names rarely need the heap).
+    pub name: CompactString,
     /// Where it was written.
     pub span: Span,
 }
@@ -246,7 +250,7 @@ pub struct MigrationItem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MigrationItemKind {
     /// `when EXPR`: the detection condition.
-    When(Expr),
+    When(Arc<Expr>),
     /// `reversible`
     Reversible,
     /// `backward_compatible`
@@ -302,7 +306,7 @@ pub struct Rule {
     /// Rule name.
     pub name: Ident,
     /// What must hold.
-    pub condition: Expr,
+    pub condition: Arc<Expr>,
     /// What happens when it does not.
     pub action: Ident,
     /// The whole rule.
@@ -333,7 +337,7 @@ pub struct Check {
     /// Check name.
     pub name: Ident,
     /// What must hold.
-    pub condition: Expr,
+    pub condition: Arc<Expr>,
     /// The whole check.
     pub span: Span,
 }
@@ -355,7 +359,7 @@ pub struct Factor {
     /// Its weight in the score.
     pub weight: NumLit,
     /// Where its value comes from.
-    pub source: Expr,
+    pub source: Arc<Expr>,
     /// The whole factor.
     pub span: Span,
 }
@@ -468,7 +472,7 @@ pub struct Ceiling {
     /// Operator span.
     pub op_span: Span,
     /// The bound.
-    pub value: Expr,
+    pub value: Arc<Expr>,
 }
 
 /// `rite phase "words"`

@@ -2,6 +2,7 @@
 
 use pest::Parser as _;
 use pest::iterators::Pair;
+use rayon::prelude::*;
 
 use super::ast::*;
 use super::span::Span;
@@ -31,7 +32,9 @@ pub fn parse(file: &str, text: &str) -> Parsed {
     let mut broken_header = false;
     for problem in &split.problems {
         let (span, what, help) = match problem {
-            LexProblem::UnterminatedComment(s) => (*s, "block comment is never closed", "close it with `*/`"),
+            LexProblem::UnterminatedComment(s) => {
+                (*s, "block comment is never closed", "close it with `*/`")
+            }
             LexProblem::UnterminatedString(s) => (
                 *s,
                 "string is not closed on its line",
@@ -39,9 +42,14 @@ pub fn parse(file: &str, text: &str) -> Parsed {
             ),
         };
         out.diagnostics.push(
-            Diagnostic::new(Code::Unterminated, file, span, format!("unterminated {}", what))
-                .with_label("starts here")
-                .with_help(help),
+            Diagnostic::new(
+                Code::Unterminated,
+                file,
+                span,
+                format!("unterminated {}", what),
+            )
+            .with_label("starts here")
+            .with_help(help),
         );
     }
     out.ast.comments = split
@@ -53,53 +61,86 @@ pub fn parse(file: &str, text: &str) -> Parsed {
         })
         .collect();
 
-    for chunk in &split.chunks {
-        // Parse up to an unterminated comment or string (already reported).
-        let end = chunk.unterminated_at.unwrap_or(chunk.span.end as usize);
-        let slice = &text[chunk.span.start as usize..end];
-        let offset = chunk.span.start as usize;
-        if let Some(at) = chunk.too_deep_at {
-            out.diagnostics.push(
-                Diagnostic::new(
-                    Code::NestingTooDeep,
-                    file,
-                    Span::new(at, at + 1),
-                    format!("brackets nested more than {MAX_NESTING} deep"),
-                )
-                .with_label("nesting exceeds the limit here")
-                .with_help("split the expression into named rules or remove redundant brackets"),
-            );
-            continue;
-        }
-        match PestParser::parse(Rule::chunk, slice) {
-            Ok(mut pairs) => {
-                let chunk_pair = pairs.next();
-                let mut builder = Builder {
-                    file,
-                    text: slice,
-                    offset,
-                    diagnostics: &mut out.diagnostics,
-                };
-                if let Some(decl) = chunk_pair
-                    .into_iter()
-                    .flat_map(|p| children(p))
-                    .find(|p| p.as_rule() == Rule::declaration)
-                {
-                    out.ast.decls.push(builder.declaration(decl));
-                }
-            }
-            Err(err) => {
-                broken_header |= strip_leading_trivia(slice).starts_with("policy");
-                if chunk.unterminated_at.is_none() {
-                    out.diagnostics
-                        .push(syntax_error(file, offset, slice, &err));
-                }
-            }
-        }
+    // Chunks are independent: large files parse them on every core.
+    let parse_one = |chunk: &split::Chunk| parse_chunk(file, text, chunk);
+    let results: Vec<ChunkResult> = if split.chunks.len() >= PARALLEL_CHUNKS {
+        split.chunks.par_iter().map(parse_one).collect()
+    } else {
+        split.chunks.iter().map(parse_one).collect()
+    };
+    for r in results {
+        out.ast.decls.extend(r.decl);
+        out.diagnostics.extend(r.diagnostics);
+        broken_header |= r.broken_header;
     }
 
     header_diagnostics(file, broken_header, &mut out);
     out
+}
+
+/// Files with at least this many declarations are parsed in parallel.
+const PARALLEL_CHUNKS: usize = 256;
+
+/// What parsing one chunk produced.
+struct ChunkResult {
+    decl: Option<Decl>,
+    diagnostics: Vec<Diagnostic>,
+    broken_header: bool,
+}
+
+fn parse_chunk(file: &str, text: &str, chunk: &split::Chunk) -> ChunkResult {
+    let mut result = ChunkResult {
+        decl: None,
+        diagnostics: Vec::new(),
+        broken_header: false,
+    };
+    // Parse up to an unterminated comment or string (already reported).
+    let end = chunk.unterminated_at.unwrap_or(chunk.span.end as usize);
+    let mut offset = chunk.span.start as usize;
+    if text[offset..end].starts_with('\u{feff}') {
+        offset += '\u{feff}'.len_utf8();
+    }
+    let slice = &text[offset..end];
+    if let Some(at) = chunk.too_deep_at {
+        result.diagnostics.push(
+            Diagnostic::new(
+                Code::NestingTooDeep,
+                file,
+                Span::new(at, at + 1),
+                format!("brackets nested more than {MAX_NESTING} deep"),
+            )
+            .with_label("nesting exceeds the limit here")
+            .with_help("split the expression into named rules or remove redundant brackets"),
+        );
+        return result;
+    }
+    match PestParser::parse(Rule::chunk, slice) {
+        Ok(mut pairs) => {
+            let mut builder = Builder {
+                file,
+                text: slice,
+                offset,
+                diagnostics: &mut result.diagnostics,
+            };
+            if let Some(decl) = pairs
+                .next()
+                .into_iter()
+                .flat_map(|p| p.into_inner())
+                .find(|p| p.as_rule() == Rule::declaration)
+            {
+                result.decl = Some(builder.declaration(decl));
+            }
+        }
+        Err(err) => {
+            result.broken_header = strip_leading_trivia(slice).starts_with("policy");
+            if chunk.unterminated_at.is_none() {
+                result
+                    .diagnostics
+                    .push(syntax_error(file, offset, slice, &err));
+            }
+        }
+    }
+    result
 }
 
 fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
@@ -112,7 +153,10 @@ fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
         None => {
             if !broken_header {
                 let first = out.ast.decls.first().map_or(Span::new(0, 0), |d| {
-                    Span::new(d.span.start as usize, d.span.start as usize + d.kind.keyword().len())
+                    Span::new(
+                        d.span.start as usize,
+                        d.span.start as usize + d.kind.keyword().len(),
+                    )
                 });
                 out.diagnostics.push(
                     Diagnostic::new(Code::MissingHeader, file, first, "file has no `policy` header")
@@ -205,12 +249,22 @@ fn friendly(r: &Rule) -> Option<&'static str> {
         Rule::fail_edge | Rule::edge_chain => "an edge",
         Rule::edge_target => "a phase",
         Rule::bound => "`max`",
-        Rule::expr | Rule::paren | Rule::call | Rule::set_lit | Rule::path | Rule::boolean => {
-            "an expression"
-        }
+        Rule::expr
+        | Rule::paren
+        | Rule::path_expr
+        | Rule::call_args
+        | Rule::set_lit
+        | Rule::path
+        | Rule::boolean => "an expression",
         Rule::not_op | Rule::neg_op => "an expression",
-        Rule::or_op | Rule::and_op | Rule::in_op | Rule::not_in_op | Rule::add_op | Rule::sub_op
-        | Rule::mul_op | Rule::div_op => "an operator",
+        Rule::or_op
+        | Rule::and_op
+        | Rule::in_op
+        | Rule::not_in_op
+        | Rule::add_op
+        | Rule::sub_op
+        | Rule::mul_op
+        | Rule::div_op => "an operator",
         Rule::compare_op => "a comparison operator",
         Rule::version_lit => "a version",
         Rule::number | Rule::integer | Rule::signed_number => "a number",
@@ -259,10 +313,17 @@ fn syntax_error(
             format!("expected {} or {}", rest.join(", "), last)
         }
     };
-    let mut d = Diagnostic::new(Code::SyntaxError, file, span, format!("unexpected {found_text}"))
-        .with_label(label);
+    let mut d = Diagnostic::new(
+        Code::SyntaxError,
+        file,
+        span,
+        format!("unexpected {found_text}"),
+    )
+    .with_label(label);
     if found.starts_with(char::is_alphabetic) && is_reserved(found) {
-        d = d.with_help(format!("`{found}` is a reserved word and cannot be used as a name"));
+        d = d.with_help(format!(
+            "`{found}` is a reserved word and cannot be used as a name"
+        ));
     } else if pos == 0 || slice[..pos].trim().is_empty() {
         d = d.with_help("a top-level declaration starts in column 0 with a keyword such as `migration` or `health`");
     }
@@ -272,8 +333,19 @@ fn syntax_error(
 fn is_reserved(word: &str) -> bool {
     matches!(
         word,
-        "and" | "or" | "not" | "in" | "true" | "false" | "else" | "fail" | "extends" | "governs"
-            | "covers" | "weight" | "from"
+        "and"
+            | "or"
+            | "not"
+            | "in"
+            | "true"
+            | "false"
+            | "else"
+            | "fail"
+            | "extends"
+            | "governs"
+            | "covers"
+            | "weight"
+            | "from"
     )
 }
 
@@ -348,7 +420,7 @@ impl Builder<'_> {
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
         Ident {
-            name: pair.as_str().to_string(),
+            name: pair.as_str().into(),
             span: self.span(&pair),
         }
     }
@@ -407,7 +479,10 @@ impl Builder<'_> {
         let mut inner = children(pair).peekable();
         match rule {
             Rule::policy_decl => {
-                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let name = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let parents = inner
                     .next()
                     .map(|p| self.idents(children(p)))
@@ -415,7 +490,10 @@ impl Builder<'_> {
                 DeclKind::Policy(PolicyHeader { name, parents })
             }
             Rule::authority_decl => {
-                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let name = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let mut title = None;
                 let mut governs = Vec::new();
                 for p in inner {
@@ -432,7 +510,10 @@ impl Builder<'_> {
                 })
             }
             Rule::category_decl => {
-                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let name = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let mut title = None;
                 let mut covers = Vec::new();
                 for p in inner {
@@ -454,7 +535,10 @@ impl Builder<'_> {
                 fields: inner.map(|p| self.field_decl(p)).collect(),
             }),
             Rule::migration_decl => {
-                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let name = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let mut title = None;
                 let mut items = Vec::new();
                 for p in inner {
@@ -495,7 +579,10 @@ impl Builder<'_> {
                 DeclKind::Health(Health { factors, bands })
             }
             Rule::flow_decl => {
-                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let name = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let mut phases = Vec::new();
                 let mut edges = Vec::new();
                 for p in inner {
@@ -531,12 +618,15 @@ impl Builder<'_> {
                     field,
                     op,
                     op_span,
-                    value,
+                    value: value.into(),
                 })
             }
             _ => {
                 // Rule::rite_decl
-                let phase = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let phase = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let words = inner.next().map(|p| self.string(p)).unwrap_or(StrLit {
                     value: String::new(),
                     span: Span::default(),
@@ -549,14 +639,14 @@ impl Builder<'_> {
     fn field_decl(&mut self, pair: Pair<Rule>) -> FieldDecl {
         let span = self.span(&pair);
         let mut inner = children(pair);
-        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
-        let ty = inner
+        let name = inner
             .next()
-            .map(|p| self.type_expr(p))
-            .unwrap_or(TypeExpr {
-                kind: TypeExprKind::Record(Vec::new()),
-                span,
-            });
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
+        let ty = inner.next().map(|p| self.type_expr(p)).unwrap_or(TypeExpr {
+            kind: TypeExprKind::Record(Vec::new()),
+            span,
+        });
         FieldDecl { name, ty, span }
     }
 
@@ -604,7 +694,8 @@ impl Builder<'_> {
                 inner
                     .next()
                     .map(|p| self.expr(p))
-                    .unwrap_or_else(|| error_expr(span)),
+                    .unwrap_or_else(|| error_expr(span))
+                    .into(),
             ),
             Rule::reversible_item => MigrationItemKind::Reversible,
             Rule::backward_item => MigrationItemKind::BackwardCompatible,
@@ -638,15 +729,21 @@ impl Builder<'_> {
     fn rule(&mut self, pair: Pair<Rule>) -> super::ast::Rule {
         let span = self.span(&pair);
         let mut inner = children(pair);
-        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let name = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         let condition = inner
             .next()
             .map(|p| self.expr(p))
             .unwrap_or_else(|| error_expr(span));
-        let action = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let action = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         super::ast::Rule {
             name,
-            condition,
+            condition: condition.into(),
             action,
             span,
         }
@@ -655,19 +752,25 @@ impl Builder<'_> {
     fn dimension(&mut self, pair: Pair<Rule>) -> Dimension {
         let span = self.span(&pair);
         let mut inner = children(pair);
-        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let name = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         let checks = inner
             .map(|p| {
                 let span = self.span(&p);
                 let mut parts = children(p);
-                let name = parts.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+                let name = parts
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
                 let condition = parts
                     .next()
                     .map(|p| self.expr(p))
                     .unwrap_or_else(|| error_expr(span));
                 Check {
                     name,
-                    condition,
+                    condition: condition.into(),
                     span,
                 }
             })
@@ -678,7 +781,10 @@ impl Builder<'_> {
     fn factor(&mut self, pair: Pair<Rule>) -> Factor {
         let span = self.span(&pair);
         let mut inner = children(pair);
-        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let name = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         let weight = inner.next().map(|p| self.number(p)).unwrap_or(NumLit {
             value: Number(0.0),
             span,
@@ -690,7 +796,7 @@ impl Builder<'_> {
         Factor {
             name,
             weight,
-            source,
+            source: source.into(),
             span,
         }
     }
@@ -703,11 +809,23 @@ impl Builder<'_> {
             value: Number(0.0),
             span,
         };
-        let low = numbers.next().map(|p| self.number(p.clone())).unwrap_or(zero.clone());
-        let high = numbers.next().map(|p| self.number(p.clone())).unwrap_or(zero);
+        let low = numbers
+            .next()
+            .map(|p| self.number(p.clone()))
+            .unwrap_or(zero.clone());
+        let high = numbers
+            .next()
+            .map(|p| self.number(p.clone()))
+            .unwrap_or(zero);
         let mut idents = parts.iter().filter(|p| p.as_rule() == Rule::ident);
-        let status = idents.next().map(|p| self.ident(p.clone())).unwrap_or_else(empty_ident);
-        let action = idents.next().map(|p| self.ident(p.clone())).unwrap_or_else(empty_ident);
+        let status = idents
+            .next()
+            .map(|p| self.ident(p.clone()))
+            .unwrap_or_else(empty_ident);
+        let action = idents
+            .next()
+            .map(|p| self.ident(p.clone()))
+            .unwrap_or_else(empty_ident);
         // Strings: one before the arrow is the status label, one after is the action label.
         let mut status_label = None;
         let mut label = None;
@@ -732,7 +850,10 @@ impl Builder<'_> {
     fn phase(&mut self, pair: Pair<Rule>) -> PhaseDecl {
         let span = self.span(&pair);
         let mut inner = children(pair);
-        let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let name = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         let mut fallible = false;
         let mut description = None;
         for p in inner {
@@ -751,7 +872,10 @@ impl Builder<'_> {
 
     fn edge_target(&mut self, pair: Pair<Rule>) -> (Ident, Option<NumLit>) {
         let mut inner = children(pair);
-        let to = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let to = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         let bound = inner
             .next()
             .and_then(|b| children(b).next())
@@ -762,7 +886,10 @@ impl Builder<'_> {
     fn fail_edge(&mut self, pair: Pair<Rule>) -> Edge {
         let span = self.span(&pair);
         let mut inner = children(pair);
-        let from = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
+        let from = inner
+            .next()
+            .map(|p| self.ident(p))
+            .unwrap_or_else(empty_ident);
         let (to, bound) = inner
             .next()
             .map(|p| self.edge_target(p))
@@ -888,18 +1015,43 @@ impl Builder<'_> {
                     })
                     .unwrap_or_else(|| error_expr(span));
             }
-            Rule::call => {
+            Rule::path_expr => {
                 let mut inner = children(pair);
-                let name = inner.next().map(|p| self.ident(p)).unwrap_or_else(empty_ident);
-                let args = inner.map(|p| self.expr(p)).collect();
-                ExprKind::Call(name, args)
+                let segs = inner
+                    .next()
+                    .map(|p| self.idents(children(p)))
+                    .unwrap_or_default();
+                match inner.next() {
+                    None => ExprKind::Path(segs),
+                    Some(args) => {
+                        let args: Vec<Expr> = children(args).map(|p| self.expr(p)).collect();
+                        match <[Ident; 1]>::try_from(segs) {
+                            Ok([name]) => ExprKind::Call(name, args),
+                            Err(segs) => {
+                                let path_span = segs.first().map_or(span, |f| {
+                                    f.span.cover(segs.last().map_or(f.span, |l| l.span))
+                                });
+                                self.diagnostics.push(
+                                    Diagnostic::new(
+                                        Code::SyntaxError,
+                                        self.file,
+                                        path_span,
+                                        "only built-in functions can be called",
+                                    )
+                                    .with_label("a path, not a function")
+                                    .with_help("the functions are `len`, `min`, `max` and `abs`"),
+                                );
+                                ExprKind::Error
+                            }
+                        }
+                    }
+                }
             }
             Rule::set_lit => ExprKind::Set(children(pair).map(|p| self.expr(p)).collect()),
             Rule::version_lit => ExprKind::Version(pair.as_str().to_string()),
             Rule::number => ExprKind::Number(Number(pair.as_str().parse().unwrap_or(f64::NAN))),
             Rule::string => ExprKind::Str(self.string(pair).value),
             Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
-            Rule::path => ExprKind::Path(self.idents(children(pair))),
             _ => ExprKind::Error,
         };
         Expr { kind, span }
@@ -914,7 +1066,34 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 fn is_keyword_rule(r: Rule) -> bool {
     matches!(
         r,
-        Rule::kw_approve | Rule::kw_authority | Rule::kw_backward_compatible | Rule::kw_band | Rule::kw_by | Rule::kw_category | Rule::kw_ceiling | Rule::kw_covers | Rule::kw_else | Rule::kw_extends | Rule::kw_factor | Rule::kw_fail | Rule::kw_flow | Rule::kw_from | Rule::kw_governs | Rule::kw_mapping | Rule::kw_max | Rule::kw_migration | Rule::kw_order | Rule::kw_phase | Rule::kw_policy | Rule::kw_requires | Rule::kw_reversible | Rule::kw_rite | Rule::kw_to | Rule::kw_touches | Rule::kw_weight | Rule::kw_when
+        Rule::kw_approve
+            | Rule::kw_authority
+            | Rule::kw_backward_compatible
+            | Rule::kw_band
+            | Rule::kw_by
+            | Rule::kw_category
+            | Rule::kw_ceiling
+            | Rule::kw_covers
+            | Rule::kw_else
+            | Rule::kw_extends
+            | Rule::kw_factor
+            | Rule::kw_fail
+            | Rule::kw_flow
+            | Rule::kw_from
+            | Rule::kw_governs
+            | Rule::kw_mapping
+            | Rule::kw_max
+            | Rule::kw_migration
+            | Rule::kw_order
+            | Rule::kw_phase
+            | Rule::kw_policy
+            | Rule::kw_requires
+            | Rule::kw_reversible
+            | Rule::kw_rite
+            | Rule::kw_to
+            | Rule::kw_touches
+            | Rule::kw_weight
+            | Rule::kw_when
     )
 }
 
@@ -986,7 +1165,7 @@ fn compare_op(s: &str) -> CompareOp {
 
 fn empty_ident() -> Ident {
     Ident {
-        name: String::new(),
+        name: Default::default(),
         span: Span::default(),
     }
 }

@@ -82,20 +82,29 @@ pub fn split(text: &str) -> Split {
     let mut i = 0usize;
     let mut line_start = true;
 
-    let close_chunk =
-        |out: &mut Split, start: usize, end: usize, deep: &mut Option<usize>, unt: &mut Option<usize>| {
-            if end > start || out.chunks.is_empty() {
-                out.chunks.push(Chunk {
-                    span: Span::new(start, end),
-                    too_deep_at: deep.take(),
-                    unterminated_at: unt.take(),
-                });
-            }
-        };
+    let close_chunk = |out: &mut Split,
+                       start: usize,
+                       end: usize,
+                       deep: &mut Option<usize>,
+                       unt: &mut Option<usize>| {
+        if end > start || out.chunks.is_empty() {
+            out.chunks.push(Chunk {
+                span: Span::new(start, end),
+                too_deep_at: deep.take(),
+                unterminated_at: unt.take(),
+            });
+        }
+    };
 
     while i < bytes.len() {
         if line_start && i > chunk_start && starts_top_level(text, i) {
-            close_chunk(&mut out, chunk_start, i, &mut too_deep_at, &mut unterminated);
+            close_chunk(
+                &mut out,
+                chunk_start,
+                i,
+                &mut too_deep_at,
+                &mut unterminated,
+            );
             chunk_start = i;
             depth = 0;
         }
@@ -182,7 +191,7 @@ mod tests {
         let text = "policy a\nauthority X governs y\n  rite z \"w\"\n/* rite q */\nrite p \"w\"\n";
         let s = split(text);
         let starts: Vec<u32> = s.chunks.iter().map(|c| c.span.start).collect();
-        assert_eq!(starts, vec![0, 9, 56]);
+        assert_eq!(starts, vec![0, 9, 57]);
         assert_eq!(s.comments.len(), 1);
     }
 
@@ -200,7 +209,11 @@ mod tests {
 
     #[test]
     fn measures_nesting() {
-        let deep = format!("policy a\nceiling x < {}1{}", "(".repeat(100), ")".repeat(100));
+        let deep = format!(
+            "policy a\nceiling x < {}1{}",
+            "(".repeat(100),
+            ")".repeat(100)
+        );
         let s = split(&deep);
         assert!(s.chunks[1].too_deep_at.is_some());
         assert!(s.chunks[0].too_deep_at.is_none());

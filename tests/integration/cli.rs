@@ -61,7 +61,10 @@ fn usage_and_io_problems_exit_two() {
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("not UTF-8"));
     let empty = tempfile::tempdir().unwrap();
-    assert_eq!(code(&pmf(&["check", &empty.path().display().to_string()])), 2);
+    assert_eq!(
+        code(&pmf(&["check", &empty.path().display().to_string()])),
+        2
+    );
 }
 
 #[test]
@@ -71,7 +74,12 @@ fn directories_are_searched_recursively() {
     write(&dir.path().join("a"), "one.pmf", CLEAN);
     write(&dir.path().join("a/b"), "two.pmf", BROKEN);
     write(&dir.path().join("a/b"), "notes.txt", "not a policy");
-    let o = pmf(&["check", "--format", "json", &dir.path().display().to_string()]);
+    let o = pmf(&[
+        "check",
+        "--format",
+        "json",
+        &dir.path().display().to_string(),
+    ]);
     assert_eq!(code(&o), 1);
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
     assert_eq!(doc["files"], 2);
@@ -89,25 +97,51 @@ fn json_has_the_documented_shape() {
     assert_eq!(doc["warnings"], 0);
     let d = &doc["diagnostics"][0];
     let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut want = vec!["file", "severity", "code", "message", "line", "column", "end_line", "end_column", "help", "labels"];
+    let mut want = vec![
+        "file",
+        "severity",
+        "code",
+        "message",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "help",
+        "labels",
+    ];
     want.sort_unstable();
     let mut got = keys.clone();
     got.sort_unstable();
     assert_eq!(got, want);
     assert_eq!(d["code"], "PMF803");
     assert_eq!(d["severity"], "error");
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(3), Some(27)));
-    assert_eq!((d["end_line"].as_u64(), d["end_column"].as_u64()), (Some(3), Some(33)));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(3), Some(27))
+    );
+    assert_eq!(
+        (d["end_line"].as_u64(), d["end_column"].as_u64()),
+        (Some(3), Some(33))
+    );
 }
 
 #[test]
 fn json_columns_count_characters() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "u.pmf", "policy u extends kwanus\n\noverride /* ñandú → */ ceiling power <= \"x\"\n");
+    let f = write(
+        dir.path(),
+        "u.pmf",
+        "policy u extends kwanus\n\noverride /* ñandú → */ ceiling power <= \"x\"\n",
+    );
     let o = pmf(&["check", "--format", "json", &f]);
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     // `"x"` starts at character 41 of line 3 (byte 45: ñ, ú and → take 4 more bytes).
-    let d = doc["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "PMF803").expect("PMF803");
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "PMF803")
+        .expect("PMF803");
     assert_eq!(d["column"], 41);
 }
 
@@ -118,7 +152,10 @@ fn github_format_prints_workflow_commands() {
     let o = pmf(&["check", "--format", "github", &f]);
     let out = stdout(&o);
     let line = out.lines().next().expect("one line");
-    assert!(line.starts_with(&format!("::error file={f},line=3,col=27,title=PMF803::")), "{line}");
+    assert!(
+        line.starts_with(&format!("::error file={f},line=3,col=27,title=PMF803::")),
+        "{line}"
+    );
     let w = write(dir.path(), "warns.pmf", WARNS);
     let out = stdout(&pmf(&["check", "--format", "github", &w]));
     assert!(out.starts_with("::warning file="), "{out}");

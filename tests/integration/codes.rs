@@ -24,7 +24,12 @@ fn codes_and_pages_are_one_to_one() {
 fn each_page_is_titled_with_its_code_and_summary() {
     for code in Code::ALL {
         let first = code.page().lines().next().unwrap_or_default();
-        assert_eq!(first, format!("# {}: {}", code.id(), code.summary()), "page of {}", code.id());
+        assert_eq!(
+            first,
+            format!("# {}: {}", code.id(), code.summary()),
+            "page of {}",
+            code.id()
+        );
     }
 }
 
@@ -57,7 +62,10 @@ fn page_examples_fail_and_pass_as_documented() {
         for text in blocks(code.page(), "failing") {
             let report = check_text(dir.path(), text);
             if !codes(&report).contains(&id) {
-                problems.push(format!("{id}: failing example reports {:?}", codes(&report)));
+                problems.push(format!(
+                    "{id}: failing example reports {:?}",
+                    codes(&report)
+                ));
             }
         }
         for text in blocks(code.page(), "fixed") {

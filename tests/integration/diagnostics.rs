@@ -38,5 +38,9 @@ fn each_fixture_reports_its_code_and_matches_its_snapshots() {
             insta::assert_snapshot!(format!("{code}.json"), rendered(&report, Format::Json));
         });
     }
-    assert!(failures.is_empty(), "fixtures that miss their code:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "fixtures that miss their code:\n{}",
+        failures.join("\n")
+    );
 }

@@ -6,7 +6,11 @@ use pmf::syntax::ast::{DeclKind, ExprKind, MigrationItemKind};
 use pmf::syntax::parse;
 
 fn codes(text: &str) -> Vec<Code> {
-    parse("t.pmf", text).diagnostics.iter().map(|d| d.code).collect()
+    parse("t.pmf", text)
+        .diagnostics
+        .iter()
+        .map(|d| d.code)
+        .collect()
 }
 
 #[test]
@@ -17,11 +21,23 @@ fn every_node_has_the_span_of_its_text() {
     let header = parsed.ast.header().expect("header");
     assert_eq!(&text[header.name.span.range()], "fleet");
     assert_eq!(&text[header.parents[1].span.range()], "base");
-    let DeclKind::Migration(m) = &parsed.ast.decls[1].kind else { panic!("not a migration") };
-    assert_eq!(&text[parsed.ast.decls[1].span.range()], &text[text.find("migration").unwrap()..text.len() - 1]);
-    let MigrationItemKind::When(e) = &m.items[0].kind else { panic!("not a when") };
-    assert_eq!(&text[e.span.range()], "target.version.major == partner.version.major");
-    let ExprKind::Binary(_, lhs, _) = &e.kind else { panic!("not binary") };
+    let DeclKind::Migration(m) = &parsed.ast.decls[1].kind else {
+        panic!("not a migration")
+    };
+    assert_eq!(
+        &text[parsed.ast.decls[1].span.range()],
+        &text[text.find("migration").unwrap()..text.len() - 1]
+    );
+    let MigrationItemKind::When(e) = &m.items[0].kind else {
+        panic!("not a when")
+    };
+    assert_eq!(
+        &text[e.span.range()],
+        "target.version.major == partner.version.major"
+    );
+    let ExprKind::Binary(_, lhs, _) = &e.kind else {
+        panic!("not binary")
+    };
     assert_eq!(&text[lhs.span.range()], "target.version.major");
     assert_eq!(&text[m.items[1].span.range()], "reversible");
 }
@@ -30,9 +46,13 @@ fn every_node_has_the_span_of_its_text() {
 fn precedence_and_associativity() {
     let text = "policy p\nceiling power < 1 + 2 * 3 - 4\n";
     let parsed = parse("t.pmf", text);
-    let DeclKind::Ceiling(c) = &parsed.ast.decls[1].kind else { panic!() };
+    let DeclKind::Ceiling(c) = &parsed.ast.decls[1].kind else {
+        panic!()
+    };
     // (1 + (2 * 3)) - 4
-    let ExprKind::Binary(op, lhs, rhs) = &c.value.kind else { panic!() };
+    let ExprKind::Binary(op, lhs, rhs) = &c.value.kind else {
+        panic!()
+    };
     assert_eq!(op.symbol(), "-");
     assert_eq!(&text[lhs.span.range()], "1 + 2 * 3");
     assert_eq!(&text[rhs.span.range()], "4");
@@ -42,7 +62,11 @@ fn precedence_and_associativity() {
 fn recovers_at_top_level_declarations() {
     let text = "policy p extends kwanus\nmigration a {\n  when ==\n}\nceiling power <= 7\nhealth {\n  band 1..= x\n}\nrite detection \"ok\"\nauthority 12\n";
     let parsed = parse("t.pmf", text);
-    let syntax: Vec<_> = parsed.diagnostics.iter().filter(|d| d.code == Code::SyntaxError).collect();
+    let syntax: Vec<_> = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == Code::SyntaxError)
+        .collect();
     assert_eq!(syntax.len(), 3, "{syntax:#?}");
     let kinds: Vec<&str> = parsed.ast.decls.iter().map(|d| d.kind.keyword()).collect();
     assert_eq!(kinds, ["policy", "ceiling", "rite"]);
@@ -59,44 +83,75 @@ fn syntax_error_points_at_the_offending_token() {
 #[test]
 fn hundred_thousand_parentheses_are_an_error_not_a_crash() {
     let n = 100_000;
-    let text = format!("policy p\nceiling power < {}1{}\n", "(".repeat(n), ")".repeat(n));
+    let text = format!(
+        "policy p\nceiling power < {}1{}\n",
+        "(".repeat(n),
+        ")".repeat(n)
+    );
     assert_eq!(codes(&text), vec![Code::NestingTooDeep]);
 }
 
 #[test]
 fn deep_unary_and_binary_chains_are_bounded() {
-    let nots = format!("policy p\ncompatibility {{\n  r: {}true else fallback\n}}\n", "not ".repeat(100_000));
+    let nots = format!(
+        "policy p\ncompatibility {{\n  r: {}true else fallback\n}}\n",
+        "not ".repeat(100_000)
+    );
     assert_eq!(codes(&nots), vec![Code::NestingTooDeep]);
     let sums = format!("policy p\nceiling power < 1{}\n", " + 1".repeat(100_000));
     assert_eq!(codes(&sums), vec![Code::NestingTooDeep]);
-    let sets = format!("policy p\nceiling power < {}1{}\n", "[".repeat(50_000), "]".repeat(50_000));
+    let sets = format!(
+        "policy p\nceiling power < {}1{}\n",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
     assert_eq!(codes(&sets), vec![Code::NestingTooDeep]);
 }
 
 #[test]
 fn unterminated_comment_and_string() {
-    assert_eq!(codes("policy p\n/* never closed\n"), vec![Code::Unterminated]);
-    assert_eq!(codes("policy p\nrite detection \"open\n"), vec![Code::Unterminated]);
+    assert_eq!(
+        codes("policy p\n/* never closed\n"),
+        vec![Code::Unterminated]
+    );
+    assert_eq!(
+        codes("policy p\nrite detection \"open\n"),
+        vec![Code::Unterminated]
+    );
 }
 
 #[test]
 fn header_must_exist_and_come_first() {
     assert_eq!(codes("ceiling power <= 7\n"), vec![Code::MissingHeader]);
-    assert_eq!(codes("ceiling power <= 7\npolicy p\n"), vec![Code::MissingHeader]);
+    assert_eq!(
+        codes("ceiling power <= 7\npolicy p\n"),
+        vec![Code::MissingHeader]
+    );
     assert_eq!(codes(""), vec![Code::MissingHeader]);
 }
 
 #[test]
 fn keywords_need_a_boundary() {
     // `notable` is a name, not `not able`; `reversiblex` is not `reversible`.
-    let parsed = parse("t.pmf", "policy p\ncompatibility {\n  r: notable.x else fallback\n}\n");
+    let parsed = parse(
+        "t.pmf",
+        "policy p\ncompatibility {\n  r: notable.x else fallback\n}\n",
+    );
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-    assert_eq!(codes("policy p\nmigration m {\n  reversiblex\n}\n"), vec![Code::SyntaxError]);
+    assert_eq!(
+        codes("policy p\nmigration m {\n  reversiblex\n}\n"),
+        vec![Code::SyntaxError]
+    );
 }
 
 #[test]
 fn comments_are_kept_for_the_formatter() {
     let parsed = parse("t.pmf", "// head\npolicy p /* inline */\n// tail\n");
-    let texts: Vec<&str> = parsed.ast.comments.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = parsed
+        .ast
+        .comments
+        .iter()
+        .map(|c| c.text.as_str())
+        .collect();
     assert_eq!(texts, ["// head", "/* inline */", "// tail"]);
 }

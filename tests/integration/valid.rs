@@ -16,9 +16,19 @@ fn stdlib_has_no_errors() {
 #[test]
 fn examples_check_clean() {
     let examples = sorted_entries("examples");
-    assert!(examples.iter().filter(|p| p.extension().is_some_and(|e| e == "pmf")).count() >= 3);
+    assert!(
+        examples
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pmf"))
+            .count()
+            >= 3
+    );
     let report = check(&[PathBuf::from("examples")]);
-    assert!(report.diagnostics.is_empty(), "{}", rendered(&report, Format::Human));
+    assert!(
+        report.diagnostics.is_empty(),
+        "{}",
+        rendered(&report, Format::Human)
+    );
 }
 
 #[test]
@@ -26,7 +36,13 @@ fn valid_fixtures_have_no_errors() {
     for path in sorted_entries("tests/fixtures/valid") {
         let report = check(std::slice::from_ref(&path));
         let (errors, _) = report.counts();
-        assert_eq!(errors, 0, "{}:\n{}", path.display(), rendered(&report, Format::Human));
+        assert_eq!(
+            errors,
+            0,
+            "{}:\n{}",
+            path.display(),
+            rendered(&report, Format::Human)
+        );
     }
 }
 
