@@ -1,7 +1,7 @@
 //! Lints (warnings) about what a file itself declares: phases without a
 //! rite, unused declarations and validation dimensions without checks.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use super::Context;
 use crate::diagnostics::{Code, Diagnostic};
@@ -113,7 +113,7 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Di
 
 /// First segments of every field path the policy reads.
 fn used_fields<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
-    let mut used = HashSet::new();
+    let mut used = HashSet::default();
     for (_, _, e) in cx.policy.expressions() {
         collect_paths(e, &mut used);
     }

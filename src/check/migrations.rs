@@ -2,7 +2,7 @@
 //! stable state, detection tries types in a defined order, every type can be
 //! chosen, and rules name actions their block allows.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::Context;
 use super::health::check_action;
@@ -17,7 +17,7 @@ pub const SUSTAINABILITY_ACTIONS: [&str; 2] = ["forced", "throttle"];
 /// Run the migration-type checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut detectable = std::collections::HashSet::new();
+    let mut detectable = rustc_hash::FxHashSet::default();
     for (s, m) in cx.policy.migrations() {
         let has = |f: fn(&MigrationItemKind) -> bool| m.items.iter().any(|i| f(&i.kind));
         let has_when = has(|k| matches!(k, MigrationItemKind::When(_)));
@@ -71,7 +71,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
 
     match cx.policy.order() {
         Some((s, order)) => {
-            let mut seen: HashMap<&str, &crate::syntax::ast::Ident> = HashMap::new();
+            let mut seen: HashMap<&str, &crate::syntax::ast::Ident> = HashMap::default();
             for t in &order.types {
                 if let Some(first) = seen.get(t.name.as_str()) {
                     out.push(

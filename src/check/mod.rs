@@ -10,7 +10,7 @@ pub mod migrations;
 pub mod names;
 pub mod types;
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::diagnostics::{Code, Diagnostic, did_you_mean};
 use crate::model::types::{Type, schema};
@@ -55,8 +55,8 @@ impl<'a> Context<'a> {
             .migrations()
             .map(|(_, m)| m.name.name.as_str())
             .collect();
-        let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::new();
-        let mut authorities = HashMap::new();
+        let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::default();
+        let mut authorities = HashMap::default();
         for (item, authority) in policy.authorities() {
             authorities.insert(authority.name.name.as_str(), authority);
             for entry in &authority.governs {

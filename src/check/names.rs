@@ -2,7 +2,7 @@
 //! validation dimensions, phases and schema fields must resolve, and names
 //! inside one block must be unique.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Context, unknown};
 use crate::diagnostics::{Code, Diagnostic, did_you_mean};
@@ -164,7 +164,7 @@ fn duplicates<'a>(
     what: &str,
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut seen: HashMap<&str, &Ident> = HashMap::new();
+    let mut seen: HashMap<&str, &Ident> = HashMap::default();
     for n in names {
         if let Some(first) = seen.get(n.name.as_str()) {
             out.push(

@@ -2,6 +2,8 @@
 //! against their operands, scores against 0–100 and version literals against
 //! semver.
 
+use rayon::prelude::*;
+
 use super::Context;
 use super::names::unknown_field_diag;
 use crate::diagnostics::{Code, Diagnostic, did_you_mean};
@@ -22,31 +24,44 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     for (s, f) in cx.policy.fields() {
         check_type_expr(&s.file, &f.ty, &mut out);
     }
-    for (file, role, expr) in cx.policy.expressions() {
-        let ty = infer(file, &cx.schema, expr, &mut out);
-        match role {
-            ExprRole::Condition if !matches!(ty, Type::Bool | Type::Unknown) => out.push(
-                Diagnostic::new(
-                    Code::ConditionNotBool,
-                    file,
-                    expr.span,
-                    format!("condition has type `{ty}`, not `bool`"),
-                )
-                .with_label(format!("this is a `{ty}`"))
-                .with_help(condition_help(&ty)),
-            ),
-            ExprRole::Numeric if !ty.is_numeric() => out.push(
-                Diagnostic::new(
-                    Code::TypeMismatch,
-                    file,
-                    expr.span,
-                    format!("health factor has type `{ty}`, expected a score or number"),
-                )
-                .with_label(format!("this is a `{ty}`"))
-                .with_help("a factor reads a score, such as `observed.metrics.stability`"),
-            ),
-            _ => {}
-        }
+    let expressions = cx.policy.expressions();
+    let check_one =
+        |(file, role, expr): &(&str, ExprRole, &Expr)| check_expression(cx, file, *role, expr);
+    // Expressions are independent: many are checked on every core.
+    let found: Vec<Vec<Diagnostic>> = if expressions.len() >= 512 {
+        expressions.par_iter().map(check_one).collect()
+    } else {
+        expressions.iter().map(check_one).collect()
+    };
+    out.extend(found.into_iter().flatten());
+    out
+}
+
+fn check_expression(cx: &Context<'_>, file: &str, role: ExprRole, expr: &Expr) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let ty = infer(file, &cx.schema, expr, &mut out);
+    match role {
+        ExprRole::Condition if !matches!(ty, Type::Bool | Type::Unknown) => out.push(
+            Diagnostic::new(
+                Code::ConditionNotBool,
+                file,
+                expr.span,
+                format!("condition has type `{ty}`, not `bool`"),
+            )
+            .with_label(format!("this is a `{ty}`"))
+            .with_help(condition_help(&ty)),
+        ),
+        ExprRole::Numeric if !ty.is_numeric() => out.push(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                file,
+                expr.span,
+                format!("health factor has type `{ty}`, expected a score or number"),
+            )
+            .with_label(format!("this is a `{ty}`"))
+            .with_help("a factor reads a score, such as `observed.metrics.stability`"),
+        ),
+        _ => {}
     }
     out
 }

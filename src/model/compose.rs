@@ -1,18 +1,35 @@
 //! Composition: turning one file's declarations into keyed items and fusing
 //! them with the effective policies of its parents (`extends`, `override`).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::{EffectivePolicy, ItemKey, ItemNode, Sourced};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::syntax::Span;
-use crate::syntax::ast::{DeclKind, Ident, PolicyHeader, SourceAst};
+use rayon::prelude::*;
 
-/// The keyed items one file declares, in source order.
+use crate::syntax::ast::{Decl, DeclKind, Ident, PolicyHeader, SourceAst};
+
+/// The keyed items one file declares, in source order (declarations are
+/// independent: large files turn them into items on every core).
 pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
+    if ast.decls.len() >= 256 {
+        ast.decls
+            .par_iter()
+            .flat_map_iter(|decl| items_of_decl(file, text, decl))
+            .collect()
+    } else {
+        ast.decls
+            .iter()
+            .flat_map(|decl| items_of_decl(file, text, decl))
+            .collect()
+    }
+}
+
+fn items_of_decl(file: &str, text: &str, decl: &Decl) -> Vec<Arc<Sourced>> {
     let mut out = Vec::new();
-    for decl in &ast.decls {
+    {
         let ov = decl.override_kw;
         let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
             out.push(Arc::new(Sourced {
@@ -112,19 +129,31 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
     out
 }
 
-/// The text of `span` with comments removed and whitespace folded.
-fn fingerprint(text: &str, span: Span) -> String {
+/// A hash of the text of `span` with comments removed and whitespace
+/// folded, without a leading `override` (how a definition is introduced,
+/// not what it says): equal for definitions that differ only in layout.
+fn fingerprint(text: &str, span: Span) -> u64 {
     let slice = text.get(span.range()).unwrap_or("");
-    let mut out = String::with_capacity(slice.len());
+    let slice = slice.strip_prefix("override").unwrap_or(slice);
+    // FNV-1a: tiny and fast on short texts; 64 bits make a collision between
+    // two different definitions of one key negligible.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut chars = slice.chars().peekable();
     let mut in_string = false;
     let mut pending_space = false;
+    let mut started = false;
+    let mut emit = |c: char| {
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).as_bytes() {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
     while let Some(c) = chars.next() {
         if in_string {
-            out.push(c);
+            emit(c);
             if c == '\\' {
                 if let Some(n) = chars.next() {
-                    out.push(n);
+                    emit(n);
                 }
             } else if c == '"' {
                 in_string = false;
@@ -153,21 +182,19 @@ fn fingerprint(text: &str, span: Span) -> String {
             }
             c if c.is_whitespace() => pending_space = true,
             c => {
-                if pending_space && !out.is_empty() {
-                    out.push(' ');
+                if pending_space && started {
+                    emit(' ');
                 }
                 pending_space = false;
+                started = true;
                 if c == '"' {
                     in_string = true;
                 }
-                out.push(c);
+                emit(c);
             }
         }
     }
-    // `override` is how a definition is introduced, not what it says.
-    out.strip_prefix("override ")
-        .map(str::to_string)
-        .unwrap_or(out)
+    hash
 }
 
 /// A resolved parent: the name as written in `extends` and its policy.
@@ -187,7 +214,7 @@ pub fn compose(
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut items: Vec<Arc<Sourced>> = Vec::new();
-    let mut index: HashMap<ItemKey, usize> = HashMap::new();
+    let mut index: HashMap<ItemKey, usize> = HashMap::default();
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
     let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
@@ -221,7 +248,7 @@ pub fn compose(
     }
     let inherited = items.len();
 
-    let mut own_first: HashMap<ItemKey, Span> = HashMap::new();
+    let mut own_first: HashMap<ItemKey, Span> = HashMap::default();
     for item in own {
         if let Some(first) = own_first.get(&item.key) {
             diags.push(

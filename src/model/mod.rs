@@ -99,9 +99,9 @@ pub struct Sourced {
     pub override_kw: Option<Span>,
     /// The item.
     pub node: ItemNode,
-    /// The item's text without comments and with whitespace folded, to
-    /// tell identical definitions from different ones.
-    pub fingerprint: String,
+    /// A hash of the item's text without comments and with whitespace
+    /// folded, to tell identical definitions from different ones.
+    pub fingerprint: u64,
 }
 
 /// A policy with all its parents fused in.

@@ -62,7 +62,7 @@ pub fn parse(file: &str, text: &str) -> Parsed {
         .collect();
 
     // Chunks are independent: large files parse them on every core.
-    let parse_one = |chunk: &split::Chunk| parse_chunk(file, text, chunk);
+    let parse_one = |chunk: &split::Chunk| parse_chunk(file, text, &split.comments, chunk);
     let results: Vec<ChunkResult> = if split.chunks.len() >= PARALLEL_CHUNKS {
         split.chunks.par_iter().map(parse_one).collect()
     } else {
@@ -88,7 +88,7 @@ struct ChunkResult {
     broken_header: bool,
 }
 
-fn parse_chunk(file: &str, text: &str, chunk: &split::Chunk) -> ChunkResult {
+fn parse_chunk(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) -> ChunkResult {
     let mut result = ChunkResult {
         decl: None,
         diagnostics: Vec::new(),
@@ -118,6 +118,7 @@ fn parse_chunk(file: &str, text: &str, chunk: &split::Chunk) -> ChunkResult {
         Ok(mut pairs) => {
             let mut builder = Builder {
                 file,
+                comments,
                 text: slice,
                 offset,
                 diagnostics: &mut result.diagnostics,
@@ -363,10 +364,6 @@ fn strip_leading_trivia(s: &str) -> &str {
     }
 }
 
-/// True when `s` holds only whitespace and complete comments.
-fn is_trivia(s: &str) -> bool {
-    strip_leading_trivia(s).is_empty()
-}
 
 /// The token at byte `pos` of `s` (a word, or one character), skipping
 /// whitespace; returns its offset and text.
@@ -397,6 +394,8 @@ fn token_text(s: &str, pos: usize) -> &str {
 
 struct Builder<'a> {
     file: &'a str,
+    /// Every comment of the file, in order.
+    comments: &'a [Span],
     /// The chunk's text.
     text: &'a str,
     offset: usize,
@@ -408,14 +407,19 @@ impl Builder<'_> {
     /// comments pest keeps when an optional element at its end is absent.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let s = pair.as_span();
+        let start = s.start();
         let mut end = s.end();
-        if let Some(last) = pair.clone().into_inner().last() {
-            let last_end = self.span(&last).end as usize - self.offset;
-            if last_end < end && is_trivia(&self.text[last_end..end]) {
-                end = last_end;
+        loop {
+            end = start + self.text[start..end].trim_end().len();
+            let abs_end = (end + self.offset) as u32;
+            match self.comments.binary_search_by_key(&abs_end, |c| c.end) {
+                Ok(i) if self.comments[i].start as usize >= start + self.offset => {
+                    end = self.comments[i].start as usize - self.offset;
+                }
+                _ => break,
             }
         }
-        Span::new(s.start() + self.offset, end + self.offset)
+        Span::new(start + self.offset, end + self.offset)
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
