@@ -307,8 +307,16 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
             policy: &r.policy,
         })
         .collect();
-    let (policy, composition) =
-        compose::compose(path, header.as_ref(), file_items(db, file), &parent_refs);
+    let parents_complete = header
+        .as_ref()
+        .is_none_or(|h| h.parents.len() == parents.len());
+    let (policy, composition) = compose::compose(
+        path,
+        header.as_ref(),
+        file_items(db, file),
+        &parent_refs,
+        parents_complete,
+    );
     diagnostics.extend(composition);
     Resolved {
         policy,

@@ -205,12 +205,16 @@ pub struct Parent<'a> {
     pub policy: &'a EffectivePolicy,
 }
 
-/// Fuse `own` items over the parents' effective policies.
+/// Fuse `own` items over the parents' effective policies. When a parent
+/// could not be resolved (`parents_complete` false), an `override` of
+/// something no known parent has is not reported: the missing parent may
+/// well have it.
 pub fn compose(
     file: &str,
     header: Option<&PolicyHeader>,
     own: &[Arc<Sourced>],
     parents: &[Parent<'_>],
+    parents_complete: bool,
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut items: Vec<Arc<Sourced>> = Vec::new();
@@ -295,7 +299,7 @@ pub fn compose(
                 items[at] = item.clone();
             }
             _ => {
-                if let Some(kw) = item.override_kw {
+                if let Some(kw) = item.override_kw.filter(|_| parents_complete) {
                     let mut d = Diagnostic::new(
                         Code::NothingToOverride,
                         file,

@@ -364,7 +364,6 @@ fn strip_leading_trivia(s: &str) -> &str {
     }
 }
 
-
 /// The token at byte `pos` of `s` (a word, or one character), skipping
 /// whitespace; returns its offset and text.
 fn token_at(s: &str, pos: usize) -> (usize, &str) {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod codes;
+mod composition;
 mod diagnostics;
 mod incremental;
 mod parser;
