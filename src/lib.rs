@@ -10,5 +10,7 @@ pub mod db;
 pub mod diagnostics;
 pub mod graph;
 pub mod model;
+pub mod runtime;
 pub mod stdlib;
+pub mod store;
 pub mod syntax;

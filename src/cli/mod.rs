@@ -3,9 +3,16 @@
 //! Exit codes: 0 success; 1 the policy (or input) has errors; 2 usage or I/O
 //! problem. Nothing here exits 101: panics are caught in `main`.
 
+pub mod apply;
+pub mod approve;
 pub mod check;
 pub mod explain;
 pub mod files;
+pub mod keygen;
+pub mod lineage;
+pub mod plan;
+pub mod policy;
+pub mod state;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -21,6 +28,8 @@ pub enum Exit {
     Failure = 1,
     /// Usage or I/O problem.
     Usage = 2,
+    /// `apply`: some partner fell back, was restricted or awaits review.
+    Attention = 3,
 }
 
 impl From<Exit> for ExitCode {
@@ -83,6 +92,18 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Explain a diagnostic code, or list them all.
     Explain(explain::ExplainArgs),
+    /// Predict every partner's migration into a plan file.
+    Plan(plan::PlanArgs),
+    /// Apply a plan: run each partner through the flow on the store.
+    Apply(apply::ApplyArgs),
+    /// Make an ed25519 key for an authority.
+    Keygen(keygen::KeygenArgs),
+    /// Sign a plan for an authority.
+    Approve(approve::ApproveArgs),
+    /// Show or verify the lineage.
+    Lineage(lineage::LineageArgs),
+    /// Import, export or unlock the store's partner states.
+    State(state::StateArgs),
 }
 
 /// Parse the arguments and run the command.
@@ -102,6 +123,12 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
     let result = match &cli.command {
         Command::Check(args) => check::run(args, cli.color.enabled()),
         Command::Explain(args) => explain::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Approve(args) => approve::run(args),
+        Command::Lineage(args) => lineage::run(args),
+        Command::State(args) => state::run(args),
     };
     match result {
         Ok(exit) => exit,

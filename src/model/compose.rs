@@ -129,25 +129,31 @@ fn items_of_decl(file: &str, text: &str, decl: &Decl) -> Vec<Arc<Sourced>> {
     out
 }
 
-/// A hash of the text of `span` with comments removed and whitespace
-/// folded, without a leading `override` (how a definition is introduced,
-/// not what it says): equal for definitions that differ only in layout.
+/// A hash of the text of `span` normalized (see [`normalize`]): equal for
+/// definitions that differ only in layout and comments.
 fn fingerprint(text: &str, span: Span) -> u64 {
-    let slice = text.get(span.range()).unwrap_or("");
-    let slice = slice.strip_prefix("override").unwrap_or(slice);
     // FNV-1a: tiny and fast on short texts; 64 bits make a collision between
     // two different definitions of one key negligible.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut chars = slice.chars().peekable();
-    let mut in_string = false;
-    let mut pending_space = false;
-    let mut started = false;
-    let mut emit = |c: char| {
+    normalize(text, span, |c| {
         let mut buf = [0u8; 4];
         for b in c.encode_utf8(&mut buf).as_bytes() {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
-    };
+    });
+    hash
+}
+
+/// Feed `emit` the text of `span` without comments, with whitespace runs
+/// folded to one space and without a leading `override` (how a definition
+/// is introduced, not what it says).
+pub fn normalize(text: &str, span: Span, mut emit: impl FnMut(char)) {
+    let slice = text.get(span.range()).unwrap_or("");
+    let slice = slice.strip_prefix("override").unwrap_or(slice);
+    let mut chars = slice.chars().peekable();
+    let mut in_string = false;
+    let mut pending_space = false;
+    let mut started = false;
     while let Some(c) = chars.next() {
         if in_string {
             emit(c);
@@ -194,7 +200,6 @@ fn fingerprint(text: &str, span: Span) -> u64 {
             }
         }
     }
-    hash
 }
 
 /// A resolved parent: the name as written in `extends` and its policy.

@@ -1,0 +1,346 @@
+//! `pmf apply PLAN`: run a plan through the phase graph on the store.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::plan::{OutputFormat, input_failure};
+use super::{Exit, UsageError, policy};
+use crate::runtime::apply::{
+    ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner, current_states,
+    outcome_from_str,
+};
+use crate::runtime::approvals::{self, DEFAULT_KEYRING};
+use crate::runtime::input::{self, PartnerStream, parse_partner};
+use crate::runtime::plan::read_plan;
+use crate::runtime::value::Value;
+use crate::store::lock::LockError;
+use crate::store::{DEFAULT_PATH, Store};
+
+/// Arguments of `pmf apply`.
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The plan file written by `pmf plan`.
+    pub plan: PathBuf,
+    /// The store.
+    #[arg(long, default_value = DEFAULT_PATH)]
+    pub store: PathBuf,
+    /// Signed approvals (`pmf approve`); may be given several times.
+    #[arg(long)]
+    pub approvals: Vec<PathBuf>,
+    /// The authorities' public keys.
+    #[arg(long, default_value = DEFAULT_KEYRING)]
+    pub keyring: PathBuf,
+    /// Observed metrics by partner id (default: the target state's fields).
+    #[arg(long)]
+    pub observed: Option<PathBuf>,
+    /// The policy files (default: those the plan was made with).
+    #[arg(long, num_args = 1..)]
+    pub policy: Vec<PathBuf>,
+    /// Show every phase of every partner, however many.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Output: human text, or NDJSON events (`json`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Run `pmf apply`.
+pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
+    let loaded = read_plan(&args.plan).map_err(UsageError)?;
+    let plan = &loaded.plan;
+    let policy_files: Vec<PathBuf> = if args.policy.is_empty() {
+        plan.header.policy_files.iter().map(PathBuf::from).collect()
+    } else {
+        args.policy.clone()
+    };
+    let policy = match policy::load(&policy_files) {
+        Ok(p) => p,
+        Err(f) => return f.exit(),
+    };
+
+    // Approvals: every one must verify; the valid ones name who approved.
+    let keyring = approvals::read_keyring(&args.keyring).map_err(UsageError)?;
+    let mut approved = HashSet::new();
+    for path in &args.approvals {
+        let file = approvals::read_approvals(path).map_err(UsageError)?;
+        for a in &file.approvals {
+            if let Err(why) = approvals::verify(&keyring, &loaded.hash, &file.plan_hash, a) {
+                eprintln!(
+                    "pmf: approval by `{}` in `{}` refused: {why}",
+                    a.authority,
+                    path.display()
+                );
+                eprintln!("pmf: nothing was applied");
+                return Ok(Exit::Failure);
+            }
+            approved.insert(a.authority.clone());
+        }
+    }
+
+    let observed = match &args.observed {
+        Some(p) => match input::read_observed(&policy.schema, p) {
+            Ok(o) => o,
+            Err(e) => return input_failure(e),
+        },
+        None => HashMap::new(),
+    };
+
+    let mut store = Store::open(&args.store).map_err(|e| UsageError(e.0))?;
+    let _lock = match store.lock("apply") {
+        Ok(guard) => guard,
+        Err(LockError::Held(h)) => {
+            return Err(UsageError(format!(
+                "the store `{}` is locked by pid {} on {} since {}: another apply is running",
+                args.store.display(),
+                h.pid,
+                h.host,
+                h.started_at
+            )));
+        }
+        Err(LockError::Stale(h)) => {
+            return Err(UsageError(format!(
+                "the store `{}` is locked by pid {} on {} since {}, which is no longer running; clear it with `pmf state unlock --store {}`",
+                args.store.display(),
+                h.pid,
+                h.host,
+                h.started_at,
+                args.store.display()
+            )));
+        }
+        Err(LockError::Store(e)) => return Err(UsageError(e.0)),
+    };
+    let done = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
+
+    // States of partners the store does not have yet come from the plan's partners file.
+    let mut initial: HashMap<String, Value> = HashMap::new();
+    let mut missing = false;
+    for e in &plan.entries {
+        if store.partner(&e.id).map_err(|e| UsageError(e.0))?.is_none() {
+            missing = true;
+            break;
+        }
+    }
+    if missing {
+        let mut stream = match PartnerStream::open(std::path::Path::new(&plan.header.partners_file))
+        {
+            Ok(s) => s,
+            Err(e) => return input_failure(e),
+        };
+        loop {
+            let batch = match stream.next_batch(8192) {
+                Ok(b) => b,
+                Err(e) => return input_failure(e),
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for raw in &batch {
+                match parse_partner(&policy.schema, &plan.header.partners_file, raw) {
+                    Ok(v) => {
+                        initial.insert(policy.id_of(&v).to_string(), v);
+                    }
+                    Err(e) => return input_failure(e),
+                }
+            }
+        }
+    }
+
+    let inputs = ApplyInputs {
+        policy: &policy,
+        plan: &loaded,
+        initial_states: &initial,
+        observed: &observed,
+        approved: &approved,
+    };
+    let states = match current_states(&store, &inputs, &done) {
+        Ok(s) => s,
+        Err(ApplyError::Stale(why)) => {
+            eprintln!("pmf: the plan is stale; make a new one with `pmf plan`:");
+            for w in why.iter().take(20) {
+                eprintln!("  - {w}");
+            }
+            if why.len() > 20 {
+                eprintln!("  - ... and {} more", why.len() - 20);
+            }
+            eprintln!("pmf: nothing was applied");
+            return Ok(Exit::Failure);
+        }
+        Err(ApplyError::Input(m)) => {
+            eprintln!("pmf: {m}");
+            return Ok(Exit::Failure);
+        }
+        Err(ApplyError::Store(e)) => return Err(UsageError(e.0)),
+    };
+
+    let total = plan.entries.len();
+    let detailed = args.verbose || total <= 50;
+    let bar = (args.format == OutputFormat::Human && std::io::stderr().is_terminal() && total > 50)
+        .then(|| indicatif::ProgressBar::new(total as u64));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut skipped = 0usize;
+    for entry in &plan.entries {
+        let result = match done.get(&entry.id).and_then(|o| outcome_from_str(o)) {
+            Some(o) if o.is_final() => {
+                skipped += 1;
+                PartnerResult {
+                    id: entry.id.clone(),
+                    outcome: o,
+                    events: Vec::new(),
+                    skipped: true,
+                }
+            }
+            _ => {
+                let Some(state) = states.get(&entry.id) else {
+                    continue;
+                };
+                match apply_partner(&mut store, &inputs, entry, state) {
+                    Ok(r) => r,
+                    Err(ApplyError::Store(e)) => return Err(UsageError(e.0)),
+                    Err(other) => return Err(UsageError(format!("{other:?}"))),
+                }
+            }
+        };
+        *counts.entry(result.outcome.as_str()).or_default() += 1;
+        let written = match args.format {
+            OutputFormat::Json => write_ndjson(&mut out, &result),
+            OutputFormat::Human => write_human(&mut out, &result, detailed),
+        };
+        if written.is_err() {
+            break; // stdout closed: the work goes on being recorded in the store
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let attention = counts
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                **k,
+                "fell_back" | "restricted" | "awaiting_review" | "throttled"
+            )
+        })
+        .map(|(_, v)| v)
+        .sum::<usize>();
+    let _ = match args.format {
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "outcomes": counts})
+        ),
+        OutputFormat::Human => {
+            let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(
+                out,
+                "\napplied plan {} to {total} partners: {}{}",
+                &loaded.hash[..12],
+                parts.join(" · "),
+                if skipped > 0 {
+                    format!(" ({skipped} done by an earlier run)")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    };
+    let _ = out.flush();
+    Ok(if attention > 0 {
+        Exit::Attention
+    } else {
+        Exit::Success
+    })
+}
+
+fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
+    for e in &r.events {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "lineage", "data": e})
+        )?;
+    }
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"event": "partner", "id": r.id, "outcome": r.outcome, "skipped": r.skipped})
+    )
+}
+
+fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::io::Result<()> {
+    let mark = match r.outcome {
+        PartnerOutcome::Completed => "✓",
+        PartnerOutcome::Unchanged => "=",
+        PartnerOutcome::FellBack => "↩",
+        PartnerOutcome::Restricted => "✗",
+        PartnerOutcome::AwaitingReview | PartnerOutcome::Throttled => "⏸",
+    };
+    let first = r.events.first();
+    let from = first.and_then(|e| e.from.clone()).unwrap_or_default();
+    let to = first.and_then(|e| e.to.clone()).unwrap_or_default();
+    let ty = first.and_then(|e| e.migration.clone()).unwrap_or_default();
+    if r.skipped {
+        return writeln!(
+            out,
+            "{mark} {:<14} {} (done by an earlier run)",
+            r.id,
+            r.outcome.as_str()
+        );
+    }
+    writeln!(
+        out,
+        "{mark} {:<14} {from} → {to} {ty}: {}",
+        r.id,
+        r.outcome.as_str()
+    )?;
+    if !detailed {
+        return Ok(());
+    }
+    for e in &r.events {
+        let phase = e.phase.clone().unwrap_or_default();
+        let line = match e.kind.as_str() {
+            "phase_entered" => match &e.rite {
+                Some(words) => format!("{phase:<14} “{words}”"),
+                None => phase,
+            },
+            "validated" => format!(
+                "{:<14} validation {}",
+                "",
+                e.outcome.clone().unwrap_or_default()
+            ),
+            "health" => format!(
+                "{:<14} health {} → {} {}",
+                "",
+                e.health.map_or("unknown".into(), |h| format!("{h}")),
+                e.band.clone().unwrap_or_default(),
+                e.detail
+                    .as_ref()
+                    .map(|d| format!("({d})"))
+                    .unwrap_or_default()
+            ),
+            "released" => format!(
+                "{:<14} released {} “{}”",
+                "",
+                e.from.clone().unwrap_or_default(),
+                e.rite.clone().unwrap_or_default()
+            ),
+            kind => format!(
+                "{:<14} {kind}{}",
+                "",
+                e.detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        };
+        writeln!(out, "    {line}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `pmf plan`: predict every partner's migration into a plan file.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{Exit, UsageError, policy};
+use crate::runtime::input::{self, InputError, PartnerStream};
+use crate::runtime::plan::{
+    History, PlanError, PlanHeader, PlanInputs, PolicyRef, Totals, now_rfc3339, write_plan,
+};
+use crate::store::{DEFAULT_PATH, Store};
+
+/// Output formats of plan, apply and friends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Human,
+    /// For machines.
+    Json,
+}
+
+/// Arguments of `pmf plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The policy file and the files of its parents.
+    #[arg(long, num_args = 1.., required = true)]
+    pub policy: Vec<PathBuf>,
+    /// Partner states: a JSON array or NDJSON (one partner per line).
+    #[arg(long)]
+    pub partners: PathBuf,
+    /// Target: a partial state for all, or `{"all": {...}, "partners": {"ID": {...}}}`.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Observed metrics by partner id (default: the target state's fields).
+    #[arg(long)]
+    pub observed: Option<PathBuf>,
+    /// Where to write the plan.
+    #[arg(short = 'o', long = "output", default_value = "plan.json")]
+    pub output: PathBuf,
+    /// Store whose lineage history predicts fallback risk (used when it exists).
+    #[arg(long, default_value = DEFAULT_PATH)]
+    pub store: PathBuf,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// A path as an absolute one (a plan is applied from anywhere).
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Report an input error: a bad record is exit 1, an unreadable file exit 2.
+pub fn input_failure(e: InputError) -> Result<Exit, UsageError> {
+    match e {
+        InputError::Io(m) => Err(UsageError(m)),
+        invalid => {
+            eprintln!("pmf: {invalid}");
+            eprintln!("pmf: nothing was planned or applied");
+            Ok(Exit::Failure)
+        }
+    }
+}
+
+/// Run `pmf plan`.
+pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
+    let policy = match policy::load(&args.policy) {
+        Ok(p) => p,
+        Err(f) => return f.exit(),
+    };
+    let targets = match input::read_targets(&policy.schema, &args.target) {
+        Ok(t) => t,
+        Err(e) => return input_failure(e),
+    };
+    let observed = match &args.observed {
+        Some(p) => match input::read_observed(&policy.schema, p) {
+            Ok(o) => o,
+            Err(e) => return input_failure(e),
+        },
+        None => HashMap::new(),
+    };
+    let partners = match PartnerStream::open(&args.partners) {
+        Ok(s) => s,
+        Err(e) => return input_failure(e),
+    };
+    let history = if args.store.exists() {
+        Store::open(&args.store)
+            .and_then(|s| s.history())
+            .map_err(|e| UsageError(e.0))?
+    } else {
+        History::default()
+    };
+    let header = PlanHeader {
+        policy: PolicyRef {
+            name: policy.name.clone(),
+            hash: policy.hash.clone(),
+        },
+        created_at: now_rfc3339(),
+        policy_files: args.policy.iter().map(|p| absolute(p)).collect(),
+        partners_file: absolute(&args.partners),
+        target_file: absolute(&args.target),
+        observed_file: args.observed.as_ref().map(|p| absolute(p)),
+        target_all: targets.all_json.clone(),
+    };
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_message("planning");
+        b
+    });
+    let written = write_plan(
+        PlanInputs {
+            policy: &policy,
+            partners,
+            targets: &targets,
+            observed: &observed,
+            history: &history,
+            header,
+        },
+        &args.output,
+        |n| {
+            if let Some(b) = &bar {
+                b.set_position(n as u64);
+                b.set_message(format!("planned {n} partners"));
+            }
+        },
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let written = match written {
+        Ok(w) => w,
+        Err(PlanError::Input(e)) => return input_failure(e),
+        Err(PlanError::Io(m)) => return Err(UsageError(m)),
+    };
+    match args.format {
+        OutputFormat::Human => print!(
+            "{}",
+            human_summary(
+                &policy.name,
+                &args.output.display().to_string(),
+                &written.hash,
+                &written.totals
+            )
+        ),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "format_version": 1,
+                "plan": args.output.display().to_string(),
+                "plan_hash": written.hash,
+                "policy": {"name": policy.name, "hash": policy.hash},
+                "totals": written.totals,
+            })
+        ),
+    }
+    Ok(Exit::Success)
+}
+
+fn row(title: &str, counts: &std::collections::BTreeMap<String, usize>) -> String {
+    let mut out = format!("  {title:<10}");
+    for (k, v) in counts {
+        out.push_str(&format!(" {k} {v} ·"));
+    }
+    out.pop();
+    out.trim_end().to_string() + "\n"
+}
+
+/// The human summary of a plan.
+pub fn human_summary(policy: &str, file: &str, hash: &str, totals: &Totals) -> String {
+    let mut out = format!(
+        "planned {} partners with policy `{policy}` → {file} (plan {})\n",
+        totals.partners,
+        &hash[..12.min(hash.len())]
+    );
+    out.push_str(&row("by type", &totals.by_type));
+    out.push_str(&row("by band", &totals.by_band));
+    out.push_str(&row("by action", &totals.by_action));
+    out
+}

@@ -1,0 +1,105 @@
+//! Loading a policy for the runtime commands: check it like `pmf check`,
+//! print its errors, and compile the one policy the files define.
+
+use std::path::PathBuf;
+
+use super::check::{Format, check_paths, render};
+use super::{Exit, UsageError};
+use crate::db;
+use crate::diagnostics::render::HumanStyle;
+use crate::runtime::engine::CompiledPolicy;
+
+/// A failure to load: either a usage problem or a policy with errors.
+pub enum LoadFailure {
+    /// Exit 2.
+    Usage(UsageError),
+    /// The policy has errors (already printed): exit 1.
+    Invalid,
+}
+
+impl From<UsageError> for LoadFailure {
+    fn from(e: UsageError) -> Self {
+        LoadFailure::Usage(e)
+    }
+}
+
+impl LoadFailure {
+    /// The exit code, after printing a usage problem.
+    pub fn exit(self) -> Result<Exit, UsageError> {
+        match self {
+            LoadFailure::Usage(e) => Err(e),
+            LoadFailure::Invalid => Ok(Exit::Failure),
+        }
+    }
+}
+
+/// Check `paths` and compile the policy they define: the one policy no
+/// other file extends. Errors are printed to stderr.
+pub fn load(paths: &[PathBuf]) -> Result<CompiledPolicy, LoadFailure> {
+    if paths.is_empty() {
+        return Err(UsageError(
+            "name the policy with `--policy FILE` (and its parents' files)".into(),
+        )
+        .into());
+    }
+    let report = check_paths(paths)?;
+    let (errors, _) = report.counts();
+    if errors > 0 {
+        let style = HumanStyle {
+            color: false,
+            width: 100,
+        };
+        eprint!("{}", render(&report, Format::Human, style));
+        eprintln!("pmf: the policy has errors; nothing was done");
+        return Err(LoadFailure::Invalid);
+    }
+    let session = &report.session;
+    let files: Vec<db::SourceFile> = session
+        .workspace
+        .files(&session.db)
+        .iter()
+        .copied()
+        .filter(|f| f.path(&session.db) != crate::stdlib::KWANUS_PATH)
+        .collect();
+    let extended: std::collections::HashSet<String> = files
+        .iter()
+        .filter_map(|f| db::file_header(&session.db, *f).as_ref())
+        .flat_map(|h| h.parents.iter().map(|p| p.name.to_string()))
+        .collect();
+    let leaves: Vec<db::SourceFile> = files
+        .iter()
+        .copied()
+        .filter(|f| {
+            db::file_header(&session.db, *f)
+                .as_ref()
+                .is_some_and(|h| !extended.contains(h.name.name.as_str()))
+        })
+        .collect();
+    let leaf = match leaves.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(UsageError(
+                "no policy to run: every policy given is extended by another".into(),
+            )
+            .into());
+        }
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|f| format!("`{}`", f.path(&session.db)))
+                .collect();
+            return Err(UsageError(format!(
+                "several policies given ({}); pass one policy and the files of its parents",
+                names.join(", ")
+            ))
+            .into());
+        }
+    };
+    let resolved = db::resolve(&session.db, session.workspace, leaf);
+    let (graph, _) = db::phase_graph(&session.db, session.workspace, leaf);
+    let graph = graph
+        .as_ref()
+        .ok_or_else(|| UsageError("the policy has no flow".into()))?;
+    CompiledPolicy::compile(&resolved.policy, graph, &session.sources())
+        .map_err(|e| UsageError(e.0).into())
+}

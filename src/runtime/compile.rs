@@ -1,0 +1,338 @@
+//! Expressions compiled once per policy into an evaluable form: paths are
+//! resolved to field indices and operators to the operation for their
+//! operand types, so evaluating a partner never looks at the syntax tree.
+
+use std::sync::Arc;
+
+use super::value::Value;
+use crate::model::types::Type;
+use crate::syntax::ast::{BinaryOp, CompareOp, Expr, ExprKind, UnaryOp};
+
+/// Which state a path reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Root {
+    /// The partner before the migration.
+    Partner,
+    /// The desired state.
+    Target,
+    /// Metrics measured after the transition.
+    Observed,
+}
+
+/// A part of a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionPart {
+    /// `.major`
+    Major,
+    /// `.minor`
+    Minor,
+    /// `.patch`
+    Patch,
+}
+
+/// A compiled expression.
+#[derive(Clone, Debug)]
+pub enum Ir {
+    /// A literal.
+    Const(Value),
+    /// A field of a state, by indices into nested records.
+    Path(Root, Box<[usize]>, Option<VersionPart>),
+    /// All compatibility rules hold.
+    Compatible,
+    /// All sustainability rules hold.
+    Sustainable,
+    /// `not x`
+    Not(Box<Ir>),
+    /// `-x`
+    Neg(Box<Ir>),
+    /// `a and b`
+    And(Box<Ir>, Box<Ir>),
+    /// `a or b`
+    Or(Box<Ir>, Box<Ir>),
+    /// A comparison.
+    Compare(CompareOp, Box<Ir>, Box<Ir>),
+    /// `x in set` (negated for `not in`).
+    In(bool, Box<Ir>, Box<Ir>),
+    /// `+`: sum of numbers, union of sets.
+    Add(Box<Ir>, Box<Ir>),
+    /// `-`: difference of numbers or of sets.
+    Sub(Box<Ir>, Box<Ir>),
+    /// `*`
+    Mul(Box<Ir>, Box<Ir>),
+    /// `/`
+    Div(Box<Ir>, Box<Ir>),
+    /// `len(set)`
+    Len(Box<Ir>),
+    /// `min(a, b)`
+    Min(Box<Ir>, Box<Ir>),
+    /// `max(a, b)`
+    Max(Box<Ir>, Box<Ir>),
+    /// `abs(n)`
+    Abs(Box<Ir>),
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvalError {
+    /// Division by zero.
+    DivideByZero,
+    /// Operand types the checker should have rejected.
+    Type(&'static str),
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::DivideByZero => f.write_str("division by zero"),
+            EvalError::Type(what) => write!(f, "operands of the wrong type for {what}"),
+        }
+    }
+}
+
+/// The states an expression reads.
+pub struct Env<'a> {
+    /// The partner before the migration.
+    pub partner: &'a Value,
+    /// The desired state (partner overlaid with the target).
+    pub target: &'a Value,
+    /// Observed metrics (fields may be `Missing`).
+    pub observed: &'a Value,
+    /// Whether all compatibility rules hold, once known.
+    pub compatible: Option<bool>,
+    /// Whether all sustainability rules hold, once known.
+    pub sustainable: Option<bool>,
+}
+
+/// Compile a checked expression; `schema` is the partner record type.
+/// Returns `None` for an expression the checker rejected.
+pub fn compile(expr: &Expr, schema: &Type) -> Option<Ir> {
+    let b = |e: &Expr| compile(e, schema).map(Box::new);
+    Some(match &expr.kind {
+        ExprKind::Bool(v) => Ir::Const(Value::Bool(*v)),
+        ExprKind::Number(n) => Ir::Const(Value::Num(n.0)),
+        ExprKind::Str(s) => Ir::Const(Value::Str(s.as_str().into())),
+        ExprKind::Version(v) => Ir::Const(Value::Ver(Arc::new(semver::Version::parse(v).ok()?))),
+        ExprKind::Error => return None,
+        ExprKind::Set(items) => {
+            let mut consts = Vec::new();
+            for i in items {
+                match compile(i, schema)? {
+                    Ir::Const(v) => consts.push(v),
+                    _ => return None,
+                }
+            }
+            Ir::Const(Value::set(consts))
+        }
+        ExprKind::Path(segs) => {
+            let root = match segs.first()?.name.as_str() {
+                "partner" => Root::Partner,
+                "target" => Root::Target,
+                "observed" => Root::Observed,
+                "compatible" => return Some(Ir::Compatible),
+                "sustainable" => return Some(Ir::Sustainable),
+                _ => return None,
+            };
+            let mut ty = schema;
+            let mut indices = Vec::new();
+            let mut part = None;
+            for seg in &segs[1..] {
+                match ty {
+                    Type::Record(fields) => {
+                        let i = fields.keys().position(|k| k == seg.name.as_str())?;
+                        indices.push(i);
+                        ty = fields.get(seg.name.as_str())?;
+                    }
+                    Type::Version if part.is_none() => {
+                        part = Some(match seg.name.as_str() {
+                            "major" => VersionPart::Major,
+                            "minor" => VersionPart::Minor,
+                            "patch" => VersionPart::Patch,
+                            _ => return None,
+                        });
+                    }
+                    _ => return None,
+                }
+            }
+            Ir::Path(root, indices.into(), part)
+        }
+        ExprKind::Call(name, args) => {
+            let arg = |i: usize| args.get(i).and_then(|a| compile(a, schema)).map(Box::new);
+            match (name.name.as_str(), args.len()) {
+                ("len", 1) => Ir::Len(arg(0)?),
+                ("min", 2) => Ir::Min(arg(0)?, arg(1)?),
+                ("max", 2) => Ir::Max(arg(0)?, arg(1)?),
+                ("abs", 1) => Ir::Abs(arg(0)?),
+                _ => return None,
+            }
+        }
+        ExprKind::Unary(UnaryOp::Not, x) => Ir::Not(b(x)?),
+        ExprKind::Unary(UnaryOp::Neg, x) => Ir::Neg(b(x)?),
+        ExprKind::Binary(op, l, r) => {
+            let (l, r) = (b(l)?, b(r)?);
+            match op {
+                BinaryOp::And => Ir::And(l, r),
+                BinaryOp::Or => Ir::Or(l, r),
+                BinaryOp::Compare(c) => Ir::Compare(*c, l, r),
+                BinaryOp::In => Ir::In(false, l, r),
+                BinaryOp::NotIn => Ir::In(true, l, r),
+                BinaryOp::Add => Ir::Add(l, r),
+                BinaryOp::Sub => Ir::Sub(l, r),
+                BinaryOp::Mul => Ir::Mul(l, r),
+                BinaryOp::Div => Ir::Div(l, r),
+            }
+        }
+    })
+}
+
+fn field<'v>(mut v: &'v Value, indices: &[usize]) -> &'v Value {
+    for &i in indices {
+        match v {
+            Value::Rec(fields) => match fields.get(i) {
+                Some(f) => v = f,
+                None => return &Value::Missing,
+            },
+            _ => return &Value::Missing,
+        }
+    }
+    v
+}
+
+fn subset(a: &[Value], b: &[Value]) -> bool {
+    a.iter().all(|x| b.binary_search(x).is_ok())
+}
+
+impl Ir {
+    /// Evaluate in `env`. Missing data gives `Missing` (except where a
+    /// boolean operator decides without it: `false and ?` is `false`).
+    pub fn eval(&self, env: &Env<'_>) -> Result<Value, EvalError> {
+        use Value::{Bool, Missing, Num};
+        let num2 = |a: &Ir,
+                    b: &Ir,
+                    f: fn(f64, f64) -> Result<f64, EvalError>|
+         -> Result<Value, EvalError> {
+            match (a.eval(env)?, b.eval(env)?) {
+                (Num(x), Num(y)) => f(x, y).map(Num),
+                (Missing, _) | (_, Missing) => Ok(Missing),
+                _ => Err(EvalError::Type("arithmetic")),
+            }
+        };
+        Ok(match self {
+            Ir::Const(v) => v.clone(),
+            Ir::Path(root, indices, part) => {
+                let state = match root {
+                    Root::Partner => env.partner,
+                    Root::Target => env.target,
+                    Root::Observed => env.observed,
+                };
+                let v = field(state, indices);
+                match (part, v) {
+                    (_, Value::Absent) => Missing,
+                    (None, v) => v.clone(),
+                    (Some(p), Value::Ver(ver)) => Num(match p {
+                        VersionPart::Major => ver.major,
+                        VersionPart::Minor => ver.minor,
+                        VersionPart::Patch => ver.patch,
+                    } as f64),
+                    (Some(_), _) => Missing,
+                }
+            }
+            Ir::Compatible => env.compatible.map_or(Missing, Bool),
+            Ir::Sustainable => env.sustainable.map_or(Missing, Bool),
+            Ir::Not(x) => match x.eval(env)? {
+                Bool(b) => Bool(!b),
+                Missing => Missing,
+                _ => return Err(EvalError::Type("`not`")),
+            },
+            Ir::Neg(x) => match x.eval(env)? {
+                Num(n) => Num(-n),
+                Missing => Missing,
+                _ => return Err(EvalError::Type("`-`")),
+            },
+            Ir::And(a, b) => match a.eval(env)? {
+                Bool(false) => Bool(false),
+                left => match (left, b.eval(env)?) {
+                    (_, Bool(false)) => Bool(false),
+                    (Bool(true), Bool(true)) => Bool(true),
+                    (Missing, _) | (_, Missing) => Missing,
+                    _ => return Err(EvalError::Type("`and`")),
+                },
+            },
+            Ir::Or(a, b) => match a.eval(env)? {
+                Bool(true) => Bool(true),
+                left => match (left, b.eval(env)?) {
+                    (_, Bool(true)) => Bool(true),
+                    (Bool(false), Bool(false)) => Bool(false),
+                    (Missing, _) | (_, Missing) => Missing,
+                    _ => return Err(EvalError::Type("`or`")),
+                },
+            },
+            Ir::Compare(op, a, b) => {
+                let (x, y) = (a.eval(env)?, b.eval(env)?);
+                if matches!(x, Missing) || matches!(y, Missing) {
+                    return Ok(Missing);
+                }
+                let holds = match (&x, &y, op) {
+                    (Value::Set(s), Value::Set(t), CompareOp::Le) => subset(s, t),
+                    (Value::Set(s), Value::Set(t), CompareOp::Lt) => {
+                        s.len() < t.len() && subset(s, t)
+                    }
+                    (Value::Set(s), Value::Set(t), CompareOp::Ge) => subset(t, s),
+                    (Value::Set(s), Value::Set(t), CompareOp::Gt) => {
+                        t.len() < s.len() && subset(t, s)
+                    }
+                    (_, _, CompareOp::Eq) => x == y,
+                    (_, _, CompareOp::Ne) => x != y,
+                    (_, _, CompareOp::Lt) => x < y,
+                    (_, _, CompareOp::Le) => x <= y,
+                    (_, _, CompareOp::Gt) => x > y,
+                    (_, _, CompareOp::Ge) => x >= y,
+                };
+                Bool(holds)
+            }
+            Ir::In(negated, item, set) => match (item.eval(env)?, set.eval(env)?) {
+                (Missing, _) | (_, Missing) => Missing,
+                (x, Value::Set(s)) => Bool(s.binary_search(&x).is_ok() != *negated),
+                _ => return Err(EvalError::Type("`in`")),
+            },
+            Ir::Add(a, b) => match (a.eval(env)?, b.eval(env)?) {
+                (Num(x), Num(y)) => Num(x + y),
+                (Value::Set(s), Value::Set(t)) => {
+                    Value::set(s.iter().chain(t.iter()).cloned().collect())
+                }
+                (Missing, _) | (_, Missing) => Missing,
+                _ => return Err(EvalError::Type("`+`")),
+            },
+            Ir::Sub(a, b) => match (a.eval(env)?, b.eval(env)?) {
+                (Num(x), Num(y)) => Num(x - y),
+                (Value::Set(s), Value::Set(t)) => Value::Set(
+                    s.iter()
+                        .filter(|x| t.binary_search(x).is_err())
+                        .cloned()
+                        .collect(),
+                ),
+                (Missing, _) | (_, Missing) => Missing,
+                _ => return Err(EvalError::Type("`-`")),
+            },
+            Ir::Mul(a, b) => num2(a, b, |x, y| Ok(x * y))?,
+            Ir::Div(a, b) => num2(a, b, |x, y| {
+                if y == 0.0 {
+                    Err(EvalError::DivideByZero)
+                } else {
+                    Ok(x / y)
+                }
+            })?,
+            Ir::Min(a, b) => num2(a, b, |x, y| Ok(x.min(y)))?,
+            Ir::Max(a, b) => num2(a, b, |x, y| Ok(x.max(y)))?,
+            Ir::Abs(x) => match x.eval(env)? {
+                Num(n) => Num(n.abs()),
+                Missing => Missing,
+                _ => return Err(EvalError::Type("`abs`")),
+            },
+            Ir::Len(x) => match x.eval(env)? {
+                Value::Set(s) => Num(s.len() as f64),
+                Missing => Missing,
+                _ => return Err(EvalError::Type("`len`")),
+            },
+        })
+    }
+}

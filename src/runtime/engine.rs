@@ -1,0 +1,707 @@
+//! The compiled policy and the per-partner assessment: detection, the
+//! categories a change touches, the approvals it needs, compatibility,
+//! sustainability, validation, health and ceilings.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::compile::{Env, EvalError, Ir, compile};
+use super::value::Value;
+use crate::graph::PhaseGraph;
+use crate::model::EffectivePolicy;
+use crate::model::types::{Type, schema};
+use crate::syntax::ast::{CompareOp, MigrationItemKind, RuleKind};
+
+/// What happens to a partner.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing to migrate.
+    None,
+    /// Go ahead.
+    Proceed,
+    /// Go ahead under standard monitoring.
+    Monitor,
+    /// Pause until governance reviews it.
+    Review,
+    /// Slow down: paused until the ecosystem recovers.
+    Throttle,
+    /// Return to the previous stable state.
+    Fallback,
+    /// Block the migration and restrict the partner.
+    Restrict,
+}
+
+impl Action {
+    /// The action named `name` in a policy (`forced` is not a partner action).
+    pub fn parse(name: &str) -> Option<Action> {
+        Some(match name {
+            "proceed" => Action::Proceed,
+            "monitor" => Action::Monitor,
+            "review" => Action::Review,
+            "throttle" => Action::Throttle,
+            "fallback" => Action::Fallback,
+            "restrict" => Action::Restrict,
+            _ => return None,
+        })
+    }
+
+    /// The action as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Proceed => "proceed",
+            Action::Monitor => "monitor",
+            Action::Review => "review",
+            Action::Throttle => "throttle",
+            Action::Fallback => "fallback",
+            Action::Restrict => "restrict",
+        }
+    }
+}
+
+/// Outcome of one validation check, from best to worst.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The check holds.
+    Passed,
+    /// The data it needs was not observed.
+    Inconclusive,
+    /// It could not be evaluated (such as a division by zero).
+    Error,
+    /// The check does not hold.
+    Failed,
+}
+
+impl Outcome {
+    /// As printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Error => "error",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+fn outcome(v: Result<Value, EvalError>) -> Outcome {
+    match v {
+        Ok(Value::Bool(true)) => Outcome::Passed,
+        Ok(Value::Bool(false)) => Outcome::Failed,
+        Ok(Value::Missing) => Outcome::Inconclusive,
+        Ok(_) | Err(_) => Outcome::Error,
+    }
+}
+
+/// Which approvals a migration type asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Approvals {
+    /// None.
+    None,
+    /// The authorities governing the categories touched.
+    Governing,
+    /// These authorities (indices).
+    Named(Vec<usize>),
+}
+
+/// A compiled migration type.
+#[derive(Clone, Debug)]
+pub struct MigrationType {
+    /// Name, such as `guided`.
+    pub name: String,
+    /// Detection condition.
+    pub when: Option<Ir>,
+    /// Declared reversible.
+    pub reversible: bool,
+    /// Needs a compatibility mapping.
+    pub requires_mapping: bool,
+    /// Approvals it needs.
+    pub approvals: Approvals,
+    /// Categories it may touch (indices); `None` for all.
+    pub touches: Option<Vec<usize>>,
+}
+
+/// A compiled category.
+#[derive(Clone, Debug)]
+pub struct Category {
+    /// Name, such as `structural`.
+    pub name: String,
+    /// Field paths (indices) whose change puts a migration in it.
+    pub covers: Vec<Box<[usize]>>,
+    /// Authority governing it (index).
+    pub governor: Option<usize>,
+}
+
+/// A compiled compatibility or sustainability rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Rule name.
+    pub name: String,
+    /// What must hold.
+    pub condition: Ir,
+    /// The action named after `else` (`forced` for a forced migration).
+    pub action: String,
+}
+
+/// A compiled validation check.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// Dimension, such as `version`.
+    pub dimension: String,
+    /// Check name.
+    pub name: String,
+    /// What must hold.
+    pub condition: Ir,
+}
+
+/// A compiled health band.
+#[derive(Clone, Debug)]
+pub struct Band {
+    /// Lowest score.
+    pub low: f64,
+    /// Highest score.
+    pub high: f64,
+    /// Status name, such as `at_risk`.
+    pub status: String,
+    /// Action.
+    pub action: Action,
+    /// Action as shown to people.
+    pub label: String,
+}
+
+/// A compiled ceiling.
+#[derive(Clone, Debug)]
+pub struct Ceiling {
+    /// Dotted field name.
+    pub field: String,
+    /// Field indices.
+    pub indices: Box<[usize]>,
+    /// `<` or `<=`.
+    pub op: CompareOp,
+    /// The bound.
+    pub value: Value,
+}
+
+/// A policy ready to run: every expression compiled once.
+#[derive(Clone, Debug)]
+pub struct CompiledPolicy {
+    /// Policy name.
+    pub name: String,
+    /// SHA-256 (hex) of the effective policy, comments and layout aside.
+    pub hash: String,
+    /// The partner schema (a record type).
+    pub schema: Type,
+    /// Authority names.
+    pub authorities: Vec<String>,
+    /// Categories.
+    pub categories: Vec<Category>,
+    /// Migration types in declaration order.
+    pub migrations: Vec<MigrationType>,
+    /// Migration types (indices) in detection order.
+    pub detection: Vec<usize>,
+    /// The fallback type (the one returning to the previous stable state).
+    pub fallback: Option<usize>,
+    /// Compatibility rules.
+    pub compatibility: Vec<Rule>,
+    /// Sustainability rules.
+    pub sustainability: Vec<Rule>,
+    /// Validation checks.
+    pub checks: Vec<Check>,
+    /// Health factors: name, weight, source.
+    pub factors: Vec<(String, f64, Ir)>,
+    /// Health bands.
+    pub bands: Vec<Band>,
+    /// Ceilings.
+    pub ceilings: Vec<Ceiling>,
+    /// The phase graph.
+    pub graph: PhaseGraph,
+    /// The rite of `release`, spoken when an old version is released.
+    pub release_rite: Option<String>,
+    /// Index of the `id` field.
+    pub id_field: usize,
+    /// Index of the `version` field.
+    pub version_field: usize,
+}
+
+/// Why a checked policy cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRunnable(pub String);
+
+fn indices(schema: &Type, path: &[&str]) -> Option<Box<[usize]>> {
+    let mut ty = schema;
+    let mut out = Vec::new();
+    for seg in path {
+        let Type::Record(fields) = ty else {
+            return None;
+        };
+        out.push(fields.keys().position(|k| k == seg)?);
+        ty = fields.get(*seg)?;
+    }
+    Some(out.into())
+}
+
+impl CompiledPolicy {
+    /// Compile a policy that checked without errors. `sources` gives the
+    /// text of every file, for the policy hash.
+    pub fn compile(
+        policy: &EffectivePolicy,
+        graph: &PhaseGraph,
+        sources: &BTreeMap<String, String>,
+    ) -> Result<Self, NotRunnable> {
+        let schema = schema(policy);
+        let field = |name: &str| {
+            indices(&schema, &[name]).map(|i| i[0]).ok_or_else(|| {
+                NotRunnable(format!(
+                    "the partner schema has no `{name}` field, which the runtime needs"
+                ))
+            })
+        };
+        let id_field = field("id")?;
+        let version_field = field("version")?;
+        let bad = |what: &str| NotRunnable(format!("cannot compile {what}"));
+
+        let authorities: Vec<String> = policy
+            .authorities()
+            .map(|(_, a)| a.name.name.to_string())
+            .collect();
+        let auth_index = |n: &str| authorities.iter().position(|a| a == n);
+        let categories: Vec<Category> = policy
+            .categories()
+            .map(|(_, c)| Category {
+                name: c.name.name.to_string(),
+                covers: c
+                    .covers
+                    .iter()
+                    .filter_map(|p| {
+                        let segs: Vec<&str> = p.segments.iter().map(|s| s.name.as_str()).collect();
+                        indices(&schema, &segs)
+                    })
+                    .collect(),
+                governor: policy
+                    .authorities()
+                    .find(|(_, a)| a.governs.iter().any(|g| g.name == c.name.name))
+                    .and_then(|(_, a)| auth_index(&a.name.name)),
+            })
+            .collect();
+        let cat_index = |n: &str| categories.iter().position(|c| c.name == n);
+
+        let mut migrations = Vec::new();
+        let mut fallback = None;
+        for (_, m) in policy.migrations() {
+            let mut t = MigrationType {
+                name: m.name.name.to_string(),
+                when: None,
+                reversible: false,
+                requires_mapping: false,
+                approvals: Approvals::None,
+                touches: None,
+            };
+            for item in &m.items {
+                match &item.kind {
+                    MigrationItemKind::When(e) => {
+                        t.when = Some(compile(e, &schema).ok_or_else(|| bad("a `when`"))?)
+                    }
+                    MigrationItemKind::Reversible => t.reversible = true,
+                    MigrationItemKind::BackwardCompatible => {}
+                    MigrationItemKind::RequiresMapping => t.requires_mapping = true,
+                    MigrationItemKind::Approve(None) => t.approvals = Approvals::Governing,
+                    MigrationItemKind::Approve(Some(list)) => {
+                        t.approvals = Approvals::Named(
+                            list.iter().filter_map(|a| auth_index(&a.name)).collect(),
+                        )
+                    }
+                    MigrationItemKind::Touches(list) => {
+                        t.touches = Some(list.iter().filter_map(|c| cat_index(&c.name)).collect())
+                    }
+                    MigrationItemKind::To(None) => fallback = Some(migrations.len()),
+                    MigrationItemKind::To(Some(_)) => {}
+                }
+            }
+            migrations.push(t);
+        }
+        let mig_index = |n: &str| migrations.iter().position(|m: &MigrationType| m.name == n);
+        let detection: Vec<usize> = match policy.order() {
+            Some((_, o)) => o.types.iter().filter_map(|t| mig_index(&t.name)).collect(),
+            None => (0..migrations.len())
+                .filter(|&i| migrations[i].when.is_some())
+                .collect(),
+        };
+
+        let mut compatibility = Vec::new();
+        let mut sustainability = Vec::new();
+        for (_, kind, r) in policy.rules() {
+            let rule = Rule {
+                name: r.name.name.to_string(),
+                condition: compile(&r.condition, &schema).ok_or_else(|| bad("a rule"))?,
+                action: r.action.name.to_string(),
+            };
+            match kind {
+                RuleKind::Compatibility => compatibility.push(rule),
+                RuleKind::Sustainability => sustainability.push(rule),
+            }
+        }
+        let checks = policy
+            .checks()
+            .map(|(_, d, c)| {
+                Ok(Check {
+                    dimension: d.name.to_string(),
+                    name: c.name.name.to_string(),
+                    condition: compile(&c.condition, &schema)
+                        .ok_or_else(|| bad("a validation check"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, NotRunnable>>()?;
+        let (factors, bands) = match policy.health() {
+            Some((_, h)) => (
+                h.factors
+                    .iter()
+                    .map(|f| {
+                        Ok((
+                            f.name.name.to_string(),
+                            f.weight.value.0,
+                            compile(&f.source, &schema).ok_or_else(|| bad("a health factor"))?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, NotRunnable>>()?,
+                h.bands
+                    .iter()
+                    .map(|b| Band {
+                        low: b.low.value.0,
+                        high: b.high.value.0,
+                        status: b.status.name.to_string(),
+                        action: Action::parse(&b.action.name).unwrap_or(Action::Review),
+                        label: b
+                            .label
+                            .as_ref()
+                            .map(|l| l.value.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let ceilings = policy
+            .ceilings()
+            .filter_map(|(_, c)| {
+                let segs: Vec<&str> = c.field.segments.iter().map(|s| s.name.as_str()).collect();
+                let value = match compile(&c.value, &schema)? {
+                    Ir::Const(v) => v,
+                    Ir::Neg(x) => match *x {
+                        Ir::Const(Value::Num(n)) => Value::Num(-n),
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                Some(Ceiling {
+                    field: c.field.dotted(),
+                    indices: indices(&schema, &segs)?,
+                    op: c.op,
+                    value,
+                })
+            })
+            .collect();
+        let release_rite = policy
+            .rites()
+            .find(|(_, r)| r.phase.name == crate::model::RELEASE_RITE)
+            .map(|(_, r)| r.words.value.clone());
+
+        Ok(CompiledPolicy {
+            name: policy.name.clone(),
+            hash: policy_hash(policy, sources),
+            schema,
+            authorities,
+            categories,
+            migrations,
+            detection,
+            fallback,
+            compatibility,
+            sustainability,
+            checks,
+            factors,
+            bands,
+            ceilings,
+            graph: graph.clone(),
+            release_rite,
+            id_field,
+            version_field,
+        })
+    }
+}
+
+/// SHA-256 over every item of the effective policy (its key and its text
+/// without comments, whitespace folded), in order: a plan pins it.
+pub fn policy_hash(policy: &EffectivePolicy, sources: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    h.update(policy.name.as_bytes());
+    for item in &policy.items {
+        h.update(b"\n");
+        h.update(item.key.describe().as_bytes());
+        h.update(b"\n");
+        let text = sources.get(&item.file).map(String::as_str).unwrap_or("");
+        let mut normalized = String::new();
+        crate::model::compose::normalize(text, item.span, |c| normalized.push(c));
+        h.update(normalized.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Everything the policy says about one partner's migration.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    /// Nothing differs between partner and target.
+    pub nothing_to_do: bool,
+    /// The detected migration type (index).
+    pub migration: Option<usize>,
+    /// Categories touched (indices).
+    pub categories: Vec<usize>,
+    /// Authorities whose approval is needed (indices).
+    pub approvals: Vec<usize>,
+    /// Compatibility rules that fail: name and action.
+    pub compatibility_failures: Vec<(String, String)>,
+    /// Sustainability rules that fail: name and action.
+    pub sustainability_failures: Vec<(String, String)>,
+    /// Validation: dimension, check and outcome.
+    pub validation: Vec<(String, String, Outcome)>,
+    /// The worst validation outcome.
+    pub verdict: Outcome,
+    /// Health score, if every factor was observed.
+    pub score: Option<f64>,
+    /// Band (index), if the score is known.
+    pub band: Option<usize>,
+    /// Ceilings the target breaks: field names.
+    pub ceiling_violations: Vec<String>,
+    /// The resulting action and why.
+    pub action: Action,
+    /// Why the action was chosen.
+    pub reason: String,
+}
+
+fn field<'v>(v: &'v Value, indices: &[usize]) -> &'v Value {
+    let mut v = v;
+    for &i in indices {
+        match v {
+            Value::Rec(f) => v = &f[i],
+            _ => return &Value::Missing,
+        }
+    }
+    v
+}
+
+impl CompiledPolicy {
+    /// The partner's id.
+    pub fn id_of<'v>(&self, partner: &'v Value) -> &'v str {
+        match field(partner, &[self.id_field]) {
+            Value::Str(s) => s,
+            _ => "",
+        }
+    }
+
+    /// The partner's version.
+    pub fn version_of(&self, partner: &Value) -> Option<semver::Version> {
+        match field(partner, &[self.version_field]) {
+            Value::Ver(v) => Some((**v).clone()),
+            _ => None,
+        }
+    }
+
+    /// The band a score falls in (scores are rounded to whole numbers).
+    pub fn band_of(&self, score: f64) -> Option<usize> {
+        let s = score.round();
+        self.bands.iter().position(|b| b.low <= s && s <= b.high)
+    }
+
+    /// Assess one partner. `target` is the partner overlaid with its target;
+    /// `observed` holds the metrics measured (or predicted) after transition.
+    pub fn assess(&self, partner: &Value, target: &Value, observed: &Value) -> Assessment {
+        let mut env = Env {
+            partner,
+            target,
+            observed,
+            compatible: None,
+            sustainable: None,
+        };
+        let failures = |rules: &[Rule], env: &Env<'_>| -> Vec<(String, String)> {
+            rules
+                .iter()
+                .filter(|r| outcome(r.condition.eval(env)) != Outcome::Passed)
+                .map(|r| (r.name.clone(), r.action.clone()))
+                .collect()
+        };
+        let compatibility_failures = failures(&self.compatibility, &env);
+        let sustainability_failures = failures(&self.sustainability, &env);
+        env.compatible = Some(compatibility_failures.is_empty());
+        env.sustainable = Some(sustainability_failures.is_empty());
+
+        let categories: Vec<usize> = (0..self.categories.len())
+            .filter(|&c| {
+                self.categories[c]
+                    .covers
+                    .iter()
+                    .any(|p| field(partner, p) != field(target, p))
+            })
+            .collect();
+        let nothing_to_do = partner == target;
+        let migration = if nothing_to_do {
+            None
+        } else {
+            self.detection.iter().copied().find(|&m| {
+                self.migrations[m]
+                    .when
+                    .as_ref()
+                    .is_some_and(|w| matches!(w.eval(&env), Ok(Value::Bool(true))))
+            })
+        };
+        let approvals = migration.map_or_else(Vec::new, |m| self.approvals_for(m, &categories));
+
+        let validation: Vec<(String, String, Outcome)> = self
+            .checks
+            .iter()
+            .map(|c| {
+                (
+                    c.dimension.clone(),
+                    c.name.clone(),
+                    outcome(c.condition.eval(&env)),
+                )
+            })
+            .collect();
+        let verdict = validation
+            .iter()
+            .map(|v| v.2)
+            .max()
+            .unwrap_or(Outcome::Passed);
+        let score = self
+            .factors
+            .iter()
+            .try_fold(0.0, |acc, (_, w, ir)| match ir.eval(&env) {
+                Ok(Value::Num(n)) => Some(acc + w * n),
+                _ => None,
+            });
+        let band = score.and_then(|s| self.band_of(s));
+        let ceiling_violations: Vec<String> = self
+            .ceilings
+            .iter()
+            .filter(|c| {
+                let v = field(target, &c.indices);
+                !matches!(v, Value::Missing)
+                    && match c.op {
+                        CompareOp::Le => *v > c.value,
+                        _ => *v >= c.value,
+                    }
+            })
+            .map(|c| c.field.clone())
+            .collect();
+
+        let mut a = Assessment {
+            nothing_to_do,
+            migration,
+            categories,
+            approvals,
+            compatibility_failures,
+            sustainability_failures,
+            validation,
+            verdict,
+            score,
+            band,
+            ceiling_violations,
+            action: Action::None,
+            reason: String::new(),
+        };
+        let (action, reason) = self.decide(&a);
+        a.action = action;
+        a.reason = reason;
+        a
+    }
+
+    /// Authorities whose approval type `m` needs for `categories`.
+    pub fn approvals_for(&self, m: usize, categories: &[usize]) -> Vec<usize> {
+        let t = &self.migrations[m];
+        let mut out: Vec<usize> = match &t.approvals {
+            Approvals::None => Vec::new(),
+            Approvals::Named(list) => list.clone(),
+            Approvals::Governing => categories
+                .iter()
+                .filter(|c| t.touches.as_ref().is_none_or(|ts| ts.contains(c)))
+                .filter_map(|&c| self.categories[c].governor)
+                .collect(),
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The action for an assessment: the most severe of what each part asks.
+    fn decide(&self, a: &Assessment) -> (Action, String) {
+        if a.nothing_to_do {
+            return (Action::None, "already at target".into());
+        }
+        let mut worst = (Action::Proceed, String::from("all checks pass"));
+        let mut raise = |action: Action, why: String| {
+            if action > worst.0 {
+                worst = (action, why);
+            }
+        };
+        if let Some(band) = a.band {
+            let b = &self.bands[band];
+            raise(
+                b.action,
+                format!(
+                    "health {} is in band `{}`",
+                    a.score.map_or(0.0, f64::round),
+                    b.status
+                ),
+            );
+        } else {
+            raise(
+                Action::Review,
+                "health unknown: a factor was not observed".into(),
+            );
+        }
+        if a.migration.is_none() {
+            raise(
+                Action::Review,
+                "no migration type matches this change".into(),
+            );
+        }
+        match a.verdict {
+            Outcome::Passed => {}
+            Outcome::Inconclusive => raise(
+                Action::Review,
+                "validation inconclusive: data not observed".into(),
+            ),
+            Outcome::Error | Outcome::Failed => {
+                if let Some((d, n, o)) = a.validation.iter().find(|v| v.2 == a.verdict) {
+                    raise(
+                        Action::Fallback,
+                        format!("validation check `{d}.{n}` {}", o.as_str()),
+                    );
+                }
+            }
+        }
+        for (name, action) in &a.sustainability_failures {
+            if action == "throttle" {
+                raise(
+                    Action::Throttle,
+                    format!("sustainability rule `{name}` fails"),
+                );
+            }
+        }
+        for (name, action) in &a.compatibility_failures {
+            let act = Action::parse(action).unwrap_or(Action::Fallback);
+            raise(act, format!("compatibility rule `{name}` fails"));
+        }
+        if let Some(f) = a.ceiling_violations.first() {
+            raise(
+                Action::Restrict,
+                format!("the target breaks the ceiling on `{f}`"),
+            );
+        }
+        worst
+    }
+}

@@ -1,0 +1,297 @@
+//! Reading partner states (JSON array or NDJSON, streamed), targets and
+//! observed metrics, each validated against the partner schema.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use super::value::{Completeness, FieldError, Value, from_json, record_from_json};
+use crate::model::types::Type;
+
+/// A problem with an input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// The file cannot be read (exit code 2).
+    Io(String),
+    /// A record does not fit the schema or is not JSON (exit code 1).
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line (NDJSON) or record number (JSON array).
+        at: String,
+        /// The partner id, when it could be read.
+        partner: Option<String>,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::Io(m) => f.write_str(m),
+            InputError::Invalid {
+                file,
+                at,
+                partner,
+                problem,
+            } => {
+                write!(f, "{file}, {at}")?;
+                if let Some(p) = partner {
+                    write!(f, ", partner `{p}`")?;
+                }
+                write!(f, ": {problem}")
+            }
+        }
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> InputError {
+    InputError::Io(format!(
+        "cannot read `{}`: {}",
+        path.display(),
+        crate::cli::files::io_reason(&e)
+    ))
+}
+
+fn fields(schema: &Type) -> &std::collections::BTreeMap<String, Type> {
+    static EMPTY: std::sync::OnceLock<std::collections::BTreeMap<String, Type>> =
+        std::sync::OnceLock::new();
+    match schema {
+        Type::Record(f) => f,
+        _ => EMPTY.get_or_init(Default::default),
+    }
+}
+
+/// One partner record as read: where it was, and its JSON text.
+pub struct RawRecord {
+    /// "line 12" or "record 12".
+    pub at: String,
+    /// The record's JSON.
+    pub json: RawJson,
+}
+
+/// A record's JSON: text of an NDJSON line, or an element of an array.
+pub enum RawJson {
+    /// One NDJSON line.
+    Text(String),
+    /// An element of a JSON array.
+    Value(serde_json::Value),
+}
+
+/// Parse and validate one partner record.
+pub fn parse_partner(schema: &Type, file: &str, raw: &RawRecord) -> Result<Value, InputError> {
+    let invalid = |partner: Option<String>, problem: String| InputError::Invalid {
+        file: file.to_string(),
+        at: raw.at.clone(),
+        partner,
+        problem,
+    };
+    let parsed;
+    let json = match &raw.json {
+        RawJson::Text(t) => {
+            parsed = serde_json::from_str::<serde_json::Value>(t)
+                .map_err(|e| invalid(None, format!("not valid JSON: {e}")))?;
+            &parsed
+        }
+        RawJson::Value(v) => v,
+    };
+    let obj = json
+        .as_object()
+        .ok_or_else(|| invalid(None, "expected a JSON object (one partner state)".into()))?;
+    let id = obj.get("id").and_then(|v| v.as_str()).map(str::to_string);
+    record_from_json(fields(schema), obj, "", Completeness::Full)
+        .map_err(|e: FieldError| invalid(id, e.to_string()))
+}
+
+/// Streams partner records from a JSON array or NDJSON file, in batches.
+pub struct PartnerStream {
+    file: String,
+    kind: StreamKind,
+}
+
+enum StreamKind {
+    Lines(BufReader<std::fs::File>, usize),
+    Array(std::vec::IntoIter<serde_json::Value>, usize),
+}
+
+impl PartnerStream {
+    /// Open `path`: a JSON array (read whole) or NDJSON (streamed).
+    pub fn open(path: &Path) -> Result<Self, InputError> {
+        let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let first = loop {
+            let buf = reader.fill_buf().map_err(|e| io(path, e))?;
+            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => break Some(buf[i]),
+                None if buf.is_empty() => break None,
+                None => {
+                    let n = buf.len();
+                    reader.consume(n);
+                }
+            }
+        };
+        let name = path.display().to_string();
+        let kind = if first == Some(b'[') {
+            let mut text = String::new();
+            reader.read_to_string(&mut text).map_err(|e| io(path, e))?;
+            let items: Vec<serde_json::Value> =
+                serde_json::from_str(&text).map_err(|e| InputError::Invalid {
+                    file: name.clone(),
+                    at: format!("line {}", e.line()),
+                    partner: None,
+                    problem: format!("not a valid JSON array: {e}"),
+                })?;
+            StreamKind::Array(items.into_iter(), 0)
+        } else {
+            StreamKind::Lines(reader, 0)
+        };
+        Ok(PartnerStream { file: name, kind })
+    }
+
+    /// The file's name as given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The next batch of at most `max` records (empty at the end).
+    pub fn next_batch(&mut self, max: usize) -> Result<Vec<RawRecord>, InputError> {
+        let mut out = Vec::with_capacity(max.min(4096));
+        match &mut self.kind {
+            StreamKind::Array(items, n) => {
+                for v in items.by_ref().take(max) {
+                    *n += 1;
+                    out.push(RawRecord {
+                        at: format!("record {n}"),
+                        json: RawJson::Value(v),
+                    });
+                }
+            }
+            StreamKind::Lines(reader, n) => {
+                while out.len() < max {
+                    let mut line = String::new();
+                    let read = reader
+                        .read_line(&mut line)
+                        .map_err(|e| InputError::Io(format!("cannot read `{}`: {e}", self.file)))?;
+                    if read == 0 {
+                        break;
+                    }
+                    *n += 1;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    out.push(RawRecord {
+                        at: format!("line {n}"),
+                        json: RawJson::Text(line),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Targets: one for every partner, and per-partner ones on top.
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    /// Applies to every partner (a partial record).
+    pub all: Option<Value>,
+    /// Per partner id (partial records).
+    pub partners: HashMap<String, Value>,
+    /// The JSON of `all`, for the plan file.
+    pub all_json: Option<serde_json::Value>,
+    /// The JSON of each per-partner target, for the plan file.
+    pub partners_json: HashMap<String, serde_json::Value>,
+}
+
+impl Targets {
+    /// The partial target of partner `id`.
+    pub fn for_partner(&self, id: &str) -> Option<&Value> {
+        self.partners.get(id).or(self.all.as_ref())
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| InputError::Invalid {
+        file: path.display().to_string(),
+        at: format!("line {}", e.line()),
+        partner: None,
+        problem: format!("not valid JSON: {e}"),
+    })
+}
+
+fn partial(
+    schema: &Type,
+    file: &str,
+    at: &str,
+    partner: Option<&str>,
+    json: &serde_json::Value,
+) -> Result<Value, InputError> {
+    from_json(schema, json, "", Completeness::Partial).map_err(|e| InputError::Invalid {
+        file: file.to_string(),
+        at: at.to_string(),
+        partner: partner.map(str::to_string),
+        problem: e.to_string(),
+    })
+}
+
+/// Read a target file: a partial partner state for everyone, or
+/// `{"all": {...}, "partners": {"ID": {...}}}`.
+pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
+    let json = read_json(path)?;
+    let file = path.display().to_string();
+    let obj = json.as_object().ok_or_else(|| InputError::Invalid {
+        file: file.clone(),
+        at: "top level".into(),
+        partner: None,
+        problem: "expected a JSON object".into(),
+    })?;
+    let structured = !obj.is_empty() && obj.keys().all(|k| k == "all" || k == "partners");
+    let mut t = Targets::default();
+    if !structured {
+        t.all = Some(partial(schema, &file, "top level", None, &json)?);
+        t.all_json = Some(json.clone());
+        return Ok(t);
+    }
+    if let Some(all) = obj.get("all") {
+        t.all = Some(partial(schema, &file, "`all`", None, all)?);
+        t.all_json = Some(all.clone());
+    }
+    if let Some(per) = obj.get("partners") {
+        let per = per.as_object().ok_or_else(|| InputError::Invalid {
+            file: file.clone(),
+            at: "`partners`".into(),
+            partner: None,
+            problem: "expected an object of partner id → target".into(),
+        })?;
+        for (id, v) in per {
+            t.partners.insert(
+                id.clone(),
+                partial(schema, &file, "`partners`", Some(id), v)?,
+            );
+            t.partners_json.insert(id.clone(), v.clone());
+        }
+    }
+    Ok(t)
+}
+
+/// Read observed metrics: `{"ID": {partial partner state}, ...}`.
+pub fn read_observed(schema: &Type, path: &Path) -> Result<HashMap<String, Value>, InputError> {
+    let json = read_json(path)?;
+    let file = path.display().to_string();
+    let obj = json.as_object().ok_or_else(|| InputError::Invalid {
+        file: file.clone(),
+        at: "top level".into(),
+        partner: None,
+        problem: "expected an object of partner id → observed fields".into(),
+    })?;
+    obj.iter()
+        .map(|(id, v)| {
+            Ok((
+                id.clone(),
+                partial(schema, &file, "top level", Some(id), v)?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! The runtime: compiled policies, plans, and their application to partner
+//! states with a lineage on the store.
+
+pub mod apply;
+pub mod approvals;
+pub mod compile;
+pub mod engine;
+pub mod input;
+pub mod plan;
+pub mod value;

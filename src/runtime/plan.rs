@@ -1,0 +1,433 @@
+//! Plans: what `pmf plan` predicts for every partner, written as versioned
+//! JSON, and what `pmf apply` reads back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::engine::{Action, Assessment, CompiledPolicy};
+use super::input::{InputError, PartnerStream, Targets, parse_partner};
+use super::value::{Value, overlay};
+
+/// The plan format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The policy a plan was made with.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRef {
+    /// Policy name.
+    pub name: String,
+    /// Effective policy hash.
+    pub hash: String,
+}
+
+/// Where a plan's inputs came from.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PlanHeader {
+    /// The policy.
+    pub policy: PolicyRef,
+    /// When the plan was made (RFC 3339, UTC).
+    pub created_at: String,
+    /// The policy's files, as given to `pmf plan`.
+    pub policy_files: Vec<String>,
+    /// The partner states file.
+    pub partners_file: String,
+    /// The target file.
+    pub target_file: String,
+    /// The observed metrics file, if any.
+    pub observed_file: Option<String>,
+    /// The target for every partner (a partial state), if any.
+    pub target_all: Option<serde_json::Value>,
+}
+
+/// What the plan predicts for a partner.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Health score, when every factor is known.
+    pub score: Option<f64>,
+    /// Band status, such as `reliable`.
+    pub band: Option<String>,
+    /// The action.
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+    /// Worst validation outcome.
+    pub validation: String,
+}
+
+/// One partner's line of a plan.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    /// Partner id.
+    pub id: String,
+    /// SHA-256 of the partner's state when planned.
+    pub state_digest: String,
+    /// Current version.
+    pub from: Option<String>,
+    /// Target version.
+    pub to: Option<String>,
+    /// Detected migration type.
+    #[serde(rename = "type")]
+    pub migration: Option<String>,
+    /// Categories the change touches.
+    pub categories: Vec<String>,
+    /// Authorities whose approval is required.
+    pub approvals_required: Vec<String>,
+    /// Predicted outcome.
+    pub predicted: Prediction,
+    /// Predicted chance of a fallback, learned from the lineage.
+    pub fallback_risk: f64,
+    /// A target for this partner only (a partial state), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<serde_json::Value>,
+}
+
+/// Counts per type, band and action.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Partners in the plan.
+    pub partners: usize,
+    /// By migration type (`none` when nothing matched or nothing to do).
+    pub by_type: BTreeMap<String, usize>,
+    /// By predicted band (`unknown` when health is unknown).
+    pub by_band: BTreeMap<String, usize>,
+    /// By predicted action.
+    pub by_action: BTreeMap<String, usize>,
+}
+
+impl Totals {
+    fn add(&mut self, e: &PlanEntry) {
+        self.partners += 1;
+        *self
+            .by_type
+            .entry(e.migration.clone().unwrap_or_else(|| "none".into()))
+            .or_default() += 1;
+        *self
+            .by_band
+            .entry(e.predicted.band.clone().unwrap_or_else(|| "unknown".into()))
+            .or_default() += 1;
+        *self
+            .by_action
+            .entry(e.predicted.action.as_str().to_string())
+            .or_default() += 1;
+    }
+}
+
+/// A whole plan file.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Plan {
+    /// Always [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Inputs.
+    pub header: PlanHeader,
+    /// One entry per partner, in input order.
+    pub entries: Vec<PlanEntry>,
+    /// Counts.
+    pub totals: Totals,
+}
+
+/// Fallback counts of past migrations, by type and categories: the seed's
+/// illumination (predictive intelligence).
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// (type, categories joined by `+`) → (migrations, fallbacks).
+    pub outcomes: HashMap<(String, String), (u64, u64)>,
+}
+
+impl History {
+    /// Predicted fallback chance: past fallbacks of the same kind of
+    /// migration, smoothed toward what the policy itself predicts.
+    pub fn fallback_risk(&self, migration: &str, categories: &str, predicted: Action) -> f64 {
+        let prior = if predicted >= Action::Fallback {
+            0.9
+        } else {
+            0.1
+        };
+        let (n, f) = self
+            .outcomes
+            .get(&(migration.to_string(), categories.to_string()))
+            .copied()
+            .unwrap_or((0, 0));
+        let weight = 2.0;
+        let risk = (f as f64 + weight * prior) / (n as f64 + weight);
+        (risk * 1000.0).round() / 1000.0
+    }
+}
+
+/// SHA-256 (hex) of a partner state.
+pub fn state_digest(policy: &CompiledPolicy, state: &Value) -> String {
+    let json = state.to_json(&policy.schema);
+    hex::encode(Sha256::digest(json.to_string().as_bytes()))
+}
+
+/// The partner's state with its target laid on top.
+pub fn target_state(partner: &Value, target: Option<&Value>) -> Value {
+    match target {
+        Some(t) => overlay(partner, t),
+        None => partner.clone(),
+    }
+}
+
+/// The plan entry for one partner.
+pub fn entry_for(
+    policy: &CompiledPolicy,
+    history: &History,
+    targets: &Targets,
+    observed: &HashMap<String, Value>,
+    partner: &Value,
+) -> (PlanEntry, Assessment) {
+    let id = policy.id_of(partner).to_string();
+    let target = target_state(partner, targets.for_partner(&id));
+    let obs = match observed.get(&id) {
+        Some(o) => overlay(&target, o),
+        None => target.clone(),
+    };
+    let a = policy.assess(partner, &target, &obs);
+    let migration = a.migration.map(|m| policy.migrations[m].name.clone());
+    let categories: Vec<String> = a
+        .categories
+        .iter()
+        .map(|&c| policy.categories[c].name.clone())
+        .collect();
+    let risk = history.fallback_risk(
+        migration.as_deref().unwrap_or("none"),
+        &categories.join("+"),
+        a.action,
+    );
+    let entry = PlanEntry {
+        state_digest: state_digest(policy, partner),
+        from: policy.version_of(partner).map(|v| v.to_string()),
+        to: policy.version_of(&target).map(|v| v.to_string()),
+        migration,
+        approvals_required: a
+            .approvals
+            .iter()
+            .map(|&i| policy.authorities[i].clone())
+            .collect(),
+        predicted: Prediction {
+            score: a.score.map(|s| (s * 100.0).round() / 100.0),
+            band: a.band.map(|b| policy.bands[b].status.clone()),
+            action: a.action,
+            reason: a.reason.clone(),
+            validation: a.verdict.as_str().to_string(),
+        },
+        fallback_risk: risk,
+        target: targets.partners_json.get(&id).cloned(),
+        categories,
+        id,
+    };
+    (entry, a)
+}
+
+/// What writing a plan produced.
+pub struct Written {
+    /// Counts.
+    pub totals: Totals,
+    /// SHA-256 of the plan file.
+    pub hash: String,
+}
+
+/// Inputs of a plan.
+pub struct PlanInputs<'a> {
+    /// The compiled policy.
+    pub policy: &'a CompiledPolicy,
+    /// Partner states.
+    pub partners: PartnerStream,
+    /// Targets.
+    pub targets: &'a Targets,
+    /// Observed metrics by partner id.
+    pub observed: &'a HashMap<String, Value>,
+    /// Lineage statistics.
+    pub history: &'a History,
+    /// Header to write.
+    pub header: PlanHeader,
+}
+
+/// A failure while planning.
+#[derive(Debug)]
+pub enum PlanError {
+    /// Bad input (exit 1).
+    Input(InputError),
+    /// Cannot write the plan (exit 2).
+    Io(String),
+}
+
+/// Stream partners through the policy into a plan file at `out`
+/// (written to a temporary file and renamed: never half-written).
+pub fn write_plan(
+    mut inputs: PlanInputs<'_>,
+    out: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<Written, PlanError> {
+    let tmp = out.with_extension("json.partial");
+    let io_err =
+        |e: std::io::Error| PlanError::Io(format!("cannot write `{}`: {e}", tmp.display()));
+    let file = std::fs::File::create(&tmp).map_err(io_err)?;
+    let mut w = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+    };
+    let result = (|| {
+        let header =
+            serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
+        write!(
+            w,
+            "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
+        )
+        .map_err(io_err)?;
+        let mut totals = Totals::default();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let file_name = inputs.partners.file().to_string();
+        loop {
+            let batch = inputs.partners.next_batch(8192).map_err(PlanError::Input)?;
+            if batch.is_empty() {
+                break;
+            }
+            let policy = inputs.policy;
+            let rendered: Vec<Result<(String, PlanEntry), InputError>> = batch
+                .par_iter()
+                .map(|raw| {
+                    let partner = parse_partner(&policy.schema, &file_name, raw)?;
+                    let (entry, _) = entry_for(
+                        policy,
+                        inputs.history,
+                        inputs.targets,
+                        inputs.observed,
+                        &partner,
+                    );
+                    let text = serde_json::to_string(&entry).unwrap_or_default();
+                    Ok((text, entry))
+                })
+                .collect();
+            for (raw, r) in batch.iter().zip(rendered) {
+                let (text, entry) = r.map_err(PlanError::Input)?;
+                if let Some(first) = seen.insert(entry.id.clone(), raw.at.clone()) {
+                    return Err(PlanError::Input(InputError::Invalid {
+                        file: file_name.clone(),
+                        at: raw.at.clone(),
+                        partner: Some(entry.id.clone()),
+                        problem: format!("duplicate partner id (first at {first})"),
+                    }));
+                }
+                if totals.partners > 0 {
+                    w.write_all(b",").map_err(io_err)?;
+                }
+                w.write_all(b"\n").map_err(io_err)?;
+                w.write_all(text.as_bytes()).map_err(io_err)?;
+                totals.add(&entry);
+            }
+            progress(totals.partners);
+        }
+        let totals_json =
+            serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
+        write!(w, "\n],\"totals\":{totals_json}}}\n").map_err(io_err)?;
+        w.inner.flush().map_err(io_err)?;
+        w.inner.get_ref().sync_all().map_err(io_err)?;
+        Ok(totals)
+    })();
+    match result {
+        Ok(totals) => {
+            std::fs::rename(&tmp, out)
+                .map_err(|e| PlanError::Io(format!("cannot write `{}`: {e}", out.display())))?;
+            Ok(Written {
+                totals,
+                hash: hex::encode(w.hasher.finalize()),
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A plan read back, with the hash of its bytes.
+pub struct LoadedPlan {
+    /// The plan.
+    pub plan: Plan,
+    /// SHA-256 (hex) of the file: what approvals sign.
+    pub hash: String,
+}
+
+/// Read a plan file.
+pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            crate::cli::files::io_reason(&e)
+        )
+    })?;
+    let hash = hex::encode(Sha256::digest(&bytes));
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("`{}` is not a plan: {e}", path.display()))?;
+    match value.get("format_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) => {
+            return Err(format!(
+                "`{}` has plan format {v}; this pmf reads format {FORMAT_VERSION}",
+                path.display()
+            ));
+        }
+        None => {
+            return Err(format!(
+                "`{}` is not a plan (no `format_version`)",
+                path.display()
+            ));
+        }
+    }
+    let plan: Plan = serde_json::from_value(value)
+        .map_err(|e| format!("`{}` is not a valid plan: {e}", path.display()))?;
+    Ok(LoadedPlan { plan, hash })
+}
+
+/// The current UTC time as RFC 3339.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

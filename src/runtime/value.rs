@@ -1,0 +1,259 @@
+//! Runtime values and their conversion from JSON, checked against the
+//! policy's partner schema.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::model::types::Type;
+
+/// A runtime value. Records keep their fields in schema order (the sorted
+/// field names of the record type), so paths compile to indices.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// No data: an observed metric that was not measured (`null`).
+    Missing,
+    /// Not given in a partial record (a target or observed entry): the
+    /// field keeps the value it is laid over.
+    Absent,
+    /// `true` / `false`
+    Bool(bool),
+    /// A number or score.
+    Num(f64),
+    /// Text.
+    Str(Arc<str>),
+    /// A semantic version.
+    Ver(Arc<semver::Version>),
+    /// A set: sorted, without duplicates.
+    Set(Arc<[Value]>),
+    /// A record: fields in schema order.
+    Rec(Arc<[Value]>),
+}
+
+impl Value {
+    fn rank(&self) -> u8 {
+        match self {
+            Value::Missing | Value::Absent => 0,
+            Value::Bool(_) => 1,
+            Value::Num(_) => 2,
+            Value::Str(_) => 3,
+            Value::Ver(_) => 4,
+            Value::Set(_) => 5,
+            Value::Rec(_) => 6,
+        }
+    }
+
+    /// A set from values in any order.
+    pub fn set(mut items: Vec<Value>) -> Value {
+        items.sort();
+        items.dedup();
+        Value::Set(items.into())
+    }
+
+    /// The value as JSON (the inverse of [`from_json`]).
+    pub fn to_json(&self, ty: &Type) -> serde_json::Value {
+        match (self, ty) {
+            (Value::Missing | Value::Absent, _) => serde_json::Value::Null,
+            (Value::Bool(b), _) => (*b).into(),
+            (Value::Num(n), _) => {
+                serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, Into::into)
+            }
+            (Value::Str(s), _) => serde_json::Value::String(s.to_string()),
+            (Value::Ver(v), _) => serde_json::Value::String(v.to_string()),
+            (Value::Set(items), Type::Set(elem)) => items.iter().map(|i| i.to_json(elem)).collect(),
+            (Value::Set(items), _) => items.iter().map(|i| i.to_json(&Type::Unknown)).collect(),
+            (Value::Rec(fields), Type::Record(names)) => {
+                let mut map = serde_json::Map::new();
+                for ((name, fty), v) in names.iter().zip(fields.iter()) {
+                    if !matches!(v, Value::Missing | Value::Absent) {
+                        map.insert(name.clone(), v.to_json(fty));
+                    }
+                }
+                serde_json::Value::Object(map)
+            }
+            (Value::Rec(_), _) => serde_json::Value::Null,
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Value {}
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Value {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (Value::Num(a), Value::Num(b)) => a.total_cmp(b),
+            (Value::Str(a), Value::Str(b)) => a.cmp(b),
+            (Value::Ver(a), Value::Ver(b)) => a.cmp(b),
+            (Value::Set(a), Value::Set(b)) | (Value::Rec(a), Value::Rec(b)) => {
+                a.iter().cmp(b.iter())
+            }
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+/// Why a JSON value does not fit the schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field, such as `metrics.stability`.
+    pub field: String,
+    /// What the schema expects.
+    pub expected: String,
+    /// What the input has.
+    pub found: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "field `{}`: expected {}, found {}",
+            self.field, self.expected, self.found
+        )
+    }
+}
+
+fn describe(json: &serde_json::Value) -> String {
+    match json {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => format!("`{b}`"),
+        serde_json::Value::Number(n) => format!("the number `{n}`"),
+        serde_json::Value::String(s) => {
+            let short: String = s.chars().take(40).collect();
+            format!("the string \"{short}\"")
+        }
+        serde_json::Value::Array(_) => "an array".into(),
+        serde_json::Value::Object(_) => "an object".into(),
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// How strictly a record must match its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completeness {
+    /// Every field present (a partner state).
+    Full,
+    /// Only some fields (a target or observed metrics); absent ones are `Missing`.
+    Partial,
+}
+
+/// Convert `json` to a value of type `ty`; `path` names it in errors.
+pub fn from_json(
+    ty: &Type,
+    json: &serde_json::Value,
+    path: &str,
+    completeness: Completeness,
+) -> Result<Value, FieldError> {
+    let err = |expected: &str| FieldError {
+        field: if path.is_empty() {
+            "(record)".into()
+        } else {
+            path.to_string()
+        },
+        expected: expected.to_string(),
+        found: describe(json),
+    };
+    if json.is_null() && completeness == Completeness::Partial {
+        // In a partial record, `null` says "not measured".
+        return Ok(Value::Missing);
+    }
+    match ty {
+        Type::Bool => json
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| err("a boolean")),
+        Type::Number => json.as_f64().map(Value::Num).ok_or_else(|| err("a number")),
+        Type::Score => match json.as_f64() {
+            Some(n) if (0.0..=100.0).contains(&n) => Ok(Value::Num(n)),
+            _ => Err(err("a score from 0 to 100")),
+        },
+        Type::String => json
+            .as_str()
+            .map(|s| Value::Str(s.into()))
+            .ok_or_else(|| err("a string")),
+        Type::Version => json
+            .as_str()
+            .and_then(|s| semver::Version::parse(s).ok())
+            .map(|v| Value::Ver(Arc::new(v)))
+            .ok_or_else(|| err("a version such as \"1.2.3\"")),
+        Type::Set(elem) => {
+            let items = json
+                .as_array()
+                .ok_or_else(|| err(&format!("an array (a `{ty}`)")))?;
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(from_json(
+                    elem,
+                    item,
+                    &format!("{path}[{i}]"),
+                    completeness,
+                )?);
+            }
+            Ok(Value::set(out))
+        }
+        Type::Record(fields) => {
+            let obj = json.as_object().ok_or_else(|| err("an object"))?;
+            record_from_json(fields, obj, path, completeness)
+        }
+        Type::Unknown => Err(err("a value of a known type")),
+    }
+}
+
+/// Convert a JSON object to a record of `fields`.
+pub fn record_from_json(
+    fields: &BTreeMap<String, Type>,
+    obj: &serde_json::Map<String, serde_json::Value>,
+    path: &str,
+    completeness: Completeness,
+) -> Result<Value, FieldError> {
+    if let Some(extra) = obj.keys().find(|k| !fields.contains_key(*k)) {
+        return Err(FieldError {
+            field: join(path, extra),
+            expected: "no such field (it is not in the partner schema)".into(),
+            found: describe(&obj[extra]),
+        });
+    }
+    let mut out = Vec::with_capacity(fields.len());
+    for (name, fty) in fields {
+        match obj.get(name) {
+            Some(v) => out.push(from_json(fty, v, &join(path, name), completeness)?),
+            None if completeness == Completeness::Partial => out.push(Value::Absent),
+            None => {
+                return Err(FieldError {
+                    field: join(path, name),
+                    expected: format!("a `{fty}`"),
+                    found: "nothing (the field is missing)".into(),
+                });
+            }
+        }
+    }
+    Ok(Value::Rec(out.into()))
+}
+
+/// `base` with every field `over` gives laid on top (recursively).
+pub fn overlay(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (_, Value::Absent) => base.clone(),
+        (Value::Rec(b), Value::Rec(o)) => {
+            Value::Rec(b.iter().zip(o.iter()).map(|(b, o)| overlay(b, o)).collect())
+        }
+        _ => over.clone(),
+    }
+}
