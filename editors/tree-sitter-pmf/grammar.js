@@ -70,6 +70,9 @@ module.exports = grammar({
     $._phase_keyword,
     $._max_keyword,
     $._operator_word_as_name,
+    $._path_dot,
+    $._path_field,
+    $._path_end,
     $._error_sentinel,
   ],
 
@@ -139,9 +142,12 @@ module.exports = grammar({
 
     covers_clause: $ => seq('covers', commaSep1(field('field', $.field_path))),
 
+    // Paths are written without blanks or comments around the dots; the
+    // scanner emits the dots, the names after them and the end of the path.
     field_path: $ => seq(
       $.identifier,
-      repeat(seq(token.immediate('.'), alias($._immediate_identifier, $.identifier))),
+      repeat(seq(alias($._path_dot, '.'), alias($._path_field, $.identifier))),
+      $._path_end,
     ),
 
     // ------------------------------------------------------------ schema
@@ -387,9 +393,10 @@ module.exports = grammar({
     path: $ => seq(
       field('root', reserved('path', $.identifier)),
       repeat(seq(
-        token.immediate('.'),
-        field('field', alias($._immediate_identifier, $.identifier)),
+        alias($._path_dot, '.'),
+        field('field', alias($._path_field, $.identifier)),
       )),
+      $._path_end,
     ),
 
     call_expression: $ => seq(
@@ -407,8 +414,6 @@ module.exports = grammar({
 
     // ------------------------------------------------------------ tokens
     identifier: _ => /[A-Za-z_][A-Za-z0-9_]*/,
-
-    _immediate_identifier: _ => token.immediate(/[A-Za-z_][A-Za-z0-9_]*/),
 
     version: _ => token(/[0-9]+\.[0-9]+(\.[0-9]+)+([-+][0-9A-Za-z.\-]+)*/),
 

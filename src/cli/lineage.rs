@@ -53,10 +53,11 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
             let events = store
                 .lineage(partner.as_deref())
                 .map_err(|e| UsageError(e.0))?;
-            if let Some(p) = partner {
-                if events.is_empty() && store.partner(p).map_err(|e| UsageError(e.0))?.is_none() {
-                    return Err(UsageError(format!("no partner `{p}` in the store")));
-                }
+            if let Some(p) = partner
+                && events.is_empty()
+                && store.partner(p).map_err(|e| UsageError(e.0))?.is_none()
+            {
+                return Err(UsageError(format!("no partner `{p}` in the store")));
             }
             match format {
                 OutputFormat::Json => {

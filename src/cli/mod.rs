@@ -12,6 +12,7 @@ pub mod keygen;
 pub mod lineage;
 pub mod plan;
 pub mod policy;
+pub mod rollback;
 pub mod state;
 
 use std::io::IsTerminal;
@@ -102,6 +103,8 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Show or verify the lineage.
     Lineage(lineage::LineageArgs),
+    /// Roll a partner back to a previous stable version.
+    Rollback(rollback::RollbackArgs),
     /// Import, export or unlock the store's partner states.
     State(state::StateArgs),
 }
@@ -128,6 +131,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Keygen(args) => keygen::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Lineage(args) => lineage::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::State(args) => state::run(args),
     };
     match result {

@@ -295,22 +295,22 @@ pub fn apply_partner(
     if outcome == PartnerOutcome::Completed {
         push_stable(&state_json, &version)?;
     }
-    if let Some(m) = &base.migration {
-        if matches!(
+    if let Some(m) = &base.migration
+        && matches!(
             outcome,
             PartnerOutcome::Completed | PartnerOutcome::FellBack
-        ) {
-            let cats: Vec<&str> = a
-                .categories
-                .iter()
-                .map(|&c| policy.categories[c].name.as_str())
-                .collect();
-            tx.prepare_cached(
+        )
+    {
+        let cats: Vec<&str> = a
+            .categories
+            .iter()
+            .map(|&c| policy.categories[c].name.as_str())
+            .collect();
+        tx.prepare_cached(
                 "INSERT INTO outcomes (migration, categories, total, fallbacks) VALUES (?1, ?2, 1, ?3)
                  ON CONFLICT (migration, categories) DO UPDATE SET total = total + 1, fallbacks = fallbacks + excluded.fallbacks",
             )?
             .execute(params![m, cats.join("+"), i64::from(outcome == PartnerOutcome::FellBack)])?;
-        }
     }
     tx.prepare_cached(
         "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)

@@ -7,5 +7,6 @@ mod diagnostics;
 mod incremental;
 mod parser;
 mod robustness;
+mod runtime;
 mod support;
 mod valid;

@@ -37,6 +37,9 @@ enum TokenType {
   PHASE_KEYWORD,
   MAX_KEYWORD,
   OPERATOR_WORD_AS_NAME,
+  PATH_DOT,
+  PATH_FIELD,
+  PATH_END,
   ERROR_SENTINEL,
 };
 
@@ -113,6 +116,34 @@ bool tree_sitter_pmf_external_scanner_scan(void *payload, TSLexer *lexer,
 
   // Error recovery asks for every token at once: leave it to the internal lexer.
   if (valid_symbols[ERROR_SENTINEL]) return false;
+
+  // Inside a path (`partner.metrics.stability`): the scanner runs right after
+  // the previous name, before any blank or comment could be skipped, so a dot
+  // that is not glued to the names around it ends the path.
+  if (valid_symbols[PATH_FIELD]) {
+    if (!is_name_start(lexer->lookahead)) return false;
+    while (is_word_char(lexer->lookahead)) lexer->advance(lexer, false);
+    lexer->mark_end(lexer);
+    lexer->result_symbol = PATH_FIELD;
+    return true;
+  }
+  if (valid_symbols[PATH_DOT] || valid_symbols[PATH_END]) {
+    if (lexer->lookahead == '.' && valid_symbols[PATH_DOT]) {
+      lexer->advance(lexer, false);
+      lexer->mark_end(lexer);
+      if (is_name_start(lexer->lookahead)) {
+        lexer->result_symbol = PATH_DOT;
+        return true;
+      }
+      return false;
+    }
+    if (!valid_symbols[PATH_END]) return false;
+    // A name followed by `(` is a call, not a path: leave the `(` to the lexer.
+    lexer->mark_end(lexer);
+    if (skip_trivia(lexer) && lexer->lookahead == '(') return false;
+    lexer->result_symbol = PATH_END;
+    return true;
+  }
 
   if (valid_symbols[START_OF_FILE]) {
     // Only the file's first character (the start of the parsed range).

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole PMF story on the bundled fleet: check → plan → approve → apply →
+# lineage → rollback → verify, with the default embedded store (.pmf/state.db)
+# in a fresh working directory. Run from anywhere:  examples/fleet/story.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+if [ -z "${PMF:-}" ]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  PMF="$root/target/release/pmf"
+fi
+work="$root/target/fleet-story"
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+step() { printf '\n\033[1m$ pmf %s\033[0m\n' "$*"; }
+
+step check "$here/policy.pmf"
+"$PMF" check "$here/policy.pmf"
+
+step plan --policy policy.pmf --partners partners.json --target target.json --observed observed.json
+"$PMF" plan --policy "$here/policy.pmf" --partners "$here/partners.json" \
+  --target "$here/target.json" --observed "$here/observed.json" -o plan.json
+
+step "keygen / approve: TSC and ERC sign the plan; SCO does not (its migrations wait for review)"
+for a in TSC ERC SCO; do "$PMF" keygen --authority "$a" -o "$a.key" >/dev/null; done
+"$PMF" approve plan.json --key TSC.key -o approvals.json
+"$PMF" approve plan.json --key ERC.key -o approvals.json
+
+step apply plan.json --approvals approvals.json --observed observed.json
+status=0
+"$PMF" apply plan.json --approvals approvals.json --observed "$here/observed.json" || status=$?
+echo "(apply exit code $status: 3 means some partners fell back, were restricted or await review)"
+
+step lineage show p-012
+"$PMF" lineage show p-012
+
+step rollback p-001
+"$PMF" rollback p-001 --policy "$here/policy.pmf"
+
+step lineage verify
+"$PMF" lineage verify
+echo
+echo "store: $work/.pmf/state.db"

@@ -1,0 +1,550 @@
+//! Runtime scenarios on the bundled fleet: plan, apply, approvals, stale
+//! plans, locks, tampering, crash and resume, rollback.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FLEET: &str = "examples/fleet";
+
+fn pmf(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run pmf")
+}
+
+fn fleet(file: &str) -> String {
+    std::path::absolute(Path::new(FLEET).join(file))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Plan the fleet in `dir` and have TSC and ERC approve it.
+fn planned(dir: &Path) {
+    let o = pmf(
+        dir,
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            &fleet("partners.json"),
+            "--target",
+            &fleet("target.json"),
+            "--observed",
+            &fleet("observed.json"),
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    for a in ["TSC", "ERC", "SCO"] {
+        assert_eq!(
+            code(&pmf(
+                dir,
+                &["keygen", "--authority", a, "-o", &format!("{a}.key")]
+            )),
+            0
+        );
+    }
+    for a in ["TSC", "ERC"] {
+        assert_eq!(
+            code(&pmf(
+                dir,
+                &["approve", "plan.json", "--key", &format!("{a}.key")]
+            )),
+            0
+        );
+    }
+}
+
+fn apply(dir: &Path, extra: &[&str]) -> Output {
+    let observed = fleet("observed.json");
+    let mut args = vec![
+        "apply",
+        "plan.json",
+        "--observed",
+        observed.as_str(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    pmf(dir, &args)
+}
+
+/// Partner id → outcome, from apply's NDJSON.
+fn outcomes(o: &Output) -> BTreeMap<String, String> {
+    text(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "partner")
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn db(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join(".pmf/state.db")).expect("open store")
+}
+
+#[test]
+fn the_fleet_hits_every_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(plan["format_version"], 1);
+    let totals = &plan["totals"];
+    for t in ["soft", "guided", "forced"] {
+        assert!(
+            totals["by_type"][t].as_u64().unwrap() > 0,
+            "no {t} migration: {totals}"
+        );
+    }
+    for b in ["stable", "reliable", "vulnerable", "at_risk", "unstable"] {
+        assert!(
+            totals["by_band"][b].as_u64().unwrap() > 0,
+            "no {b} band: {totals}"
+        );
+    }
+    for a in [
+        "proceed", "monitor", "review", "fallback", "restrict", "throttle",
+    ] {
+        assert!(
+            totals["by_action"][a].as_u64().unwrap() > 0,
+            "no {a} action: {totals}"
+        );
+    }
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    insta::with_settings!({snapshot_path => "../snapshots/runtime", prepend_module_to_snapshot => false, omit_expression => true}, {
+        insta::assert_json_snapshot!("fleet_outcomes", outcomes(&o));
+    });
+    let v = pmf(dir.path(), &["lineage", "verify"]);
+    assert_eq!(code(&v), 0, "{}", text(&v.stdout));
+    // Every validation outcome appears in the lineage.
+    let events = text(&pmf(dir.path(), &["lineage", "show", "--format", "json"]).stdout);
+    for outcome in ["\"passed\"", "\"failed\"", "\"inconclusive\"", "\"error\""] {
+        assert!(
+            events.contains(&format!("\"outcome\": {outcome}")),
+            "no validation {outcome}"
+        );
+    }
+}
+
+#[test]
+fn a_rerun_resumes_and_never_applies_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    let first = apply(dir.path(), &["--approvals", "approvals.json"]);
+    let events_after_first: i64 = db(dir.path())
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .unwrap();
+    let second = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert_eq!(outcomes(&first), outcomes(&second));
+    let paused: i64 = db(dir.path())
+        .query_row(
+            "SELECT COUNT(*) FROM progress WHERE outcome IN ('awaiting_review', 'throttled')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let events_after_second: i64 = db(dir.path())
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .unwrap();
+    // Only paused partners are tried again; finished ones add nothing.
+    assert!(events_after_second > events_after_first && paused > 0);
+    let completed_twice: i64 = db(dir.path())
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT partner_id FROM lineage WHERE json_extract(event, '$.kind') = 'completed' GROUP BY partner_id HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(completed_twice, 0);
+    assert_eq!(code(&pmf(dir.path(), &["lineage", "verify"])), 0);
+}
+
+#[test]
+fn missing_and_invalid_approvals() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    // Without approvals, guided migrations wait for review.
+    let o = apply(dir.path(), &[]);
+    let out = outcomes(&o);
+    assert_eq!(out["p-010"], "awaiting_review");
+    assert!(text(&o.stdout).contains("approvals missing: TSC"));
+
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("approvals.json")).unwrap())
+            .unwrap();
+    let write = |name: &str, v: &serde_json::Value| {
+        std::fs::write(dir.path().join(name), v.to_string()).unwrap()
+    };
+    let mut forged = good.clone();
+    let sig = forged["approvals"][0]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
+    forged["approvals"][0]["signature"] = flipped.into();
+    write("forged.json", &forged);
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--approvals", "forged.json"],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("forged"), "{}", text(&o.stderr));
+
+    let mut wrong = good.clone();
+    wrong["approvals"][1]["authority"] = "TSC".into(); // ERC's key claiming TSC
+    write("wrong.json", &wrong);
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--approvals", "wrong.json"],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("belongs to `ERC`"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--keyring",
+            "empty-keyring.json",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("not in the keyring"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn stale_plans_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let partners = dir.path().join("partners.json");
+    std::fs::copy(fleet("partners.json"), &partners).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            "partners.json",
+            "--target",
+            &fleet("target.json"),
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0);
+    let changed =
+        std::fs::read_to_string(&partners)
+            .unwrap()
+            .replacen("\"power\": 5", "\"power\": 6", 1);
+    std::fs::write(&partners, changed).unwrap();
+    let o = pmf(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("partner `p-001` changed since planning"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        !dir.path().join(".pmf/state.db").exists()
+            || db(dir.path())
+                .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+                == 0
+    );
+
+    let policy = dir.path().join("policy.pmf");
+    let text_policy = std::fs::read_to_string(fleet("policy.pmf"))
+        .unwrap()
+        .replace("override ceiling power <= 7", "override ceiling power <= 8");
+    std::fs::write(&policy, text_policy).unwrap();
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--policy", "policy.pmf"],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("the policy changed since planning"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn invalid_partner_records_name_partner_field_expected_and_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = std::fs::read_to_string(fleet("partners.json"))
+        .unwrap()
+        .replacen("\"stability\": 88", "\"stability\": \"high\"", 1);
+    std::fs::write(dir.path().join("partners.json"), bad).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            "partners.json",
+            "--target",
+            &fleet("target.json"),
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("partner `p-001`")
+            && err.contains("metrics.stability")
+            && err.contains("expected a score")
+            && err.contains("\"high\""),
+        "{err}"
+    );
+    assert!(!dir.path().join("plan.json").exists());
+    // NDJSON, one line broken.
+    std::fs::write(dir.path().join("p.ndjson"), "{\"id\": \"x\"\nnot json\n").unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            "p.ndjson",
+            "--target",
+            &fleet("target.json"),
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        code(&pmf(
+            dir.path(),
+            &[
+                "plan",
+                "--policy",
+                &fleet("policy.pmf"),
+                "--partners",
+                "nope.json",
+                "--target",
+                &fleet("target.json")
+            ]
+        )),
+        2
+    );
+}
+
+#[test]
+fn a_second_apply_fails_fast_and_a_dead_holder_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    assert_eq!(code(&apply(dir.path(), &[])), 3);
+    let host = text(&Command::new("hostname").output().unwrap().stdout)
+        .trim()
+        .to_string();
+    let conn = db(dir.path());
+    // A live holder: this test process.
+    conn.execute(
+        "INSERT INTO locks (name, pid, host, started_at) VALUES ('apply', ?1, ?2, 'now')",
+        rusqlite::params![std::process::id(), host],
+    )
+    .unwrap();
+    let o = apply(dir.path(), &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains(&format!("locked by pid {}", std::process::id())),
+        "{}",
+        text(&o.stderr)
+    );
+    // A dead holder.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    conn.execute("UPDATE locks SET pid = ?1", [dead]).unwrap();
+    let o = apply(dir.path(), &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("no longer running"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(code(&pmf(dir.path(), &["state", "unlock"])), 0);
+    assert_eq!(code(&apply(dir.path(), &[])), 3);
+    // The lock is released on every path.
+    let left: i64 = conn
+        .query_row("SELECT COUNT(*) FROM locks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+fn tampered(edit: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    apply(dir.path(), &["--approvals", "approvals.json"]);
+    db(dir.path()).execute_batch(edit).unwrap();
+    let o = pmf(dir.path(), &["lineage", "verify"]);
+    assert_eq!(code(&o), 1, "not detected: {edit}\n{}", text(&o.stdout));
+    o
+}
+
+#[test]
+fn tampering_with_the_lineage_is_detected() {
+    let o = tampered(
+        "UPDATE lineage SET event = replace(event, '\"kind\":\"', '\"kind\":\"x') WHERE global_seq = 10;",
+    );
+    assert!(
+        text(&o.stdout).contains("broken at event #10"),
+        "{}",
+        text(&o.stdout)
+    );
+    tampered("DELETE FROM lineage WHERE global_seq = 20;");
+    tampered(
+        "UPDATE lineage SET event = (SELECT event FROM lineage WHERE global_seq = 31) WHERE global_seq = 30;",
+    );
+    tampered(
+        "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
+         SELECT 100000, partner_id, seq + 100, event, prev_hash, hash, global_prev, global_hash FROM lineage WHERE global_seq = 5;",
+    );
+    tampered("DELETE FROM lineage WHERE global_seq = (SELECT MAX(global_seq) FROM lineage);");
+}
+
+#[test]
+fn rollback_rolls_forward_to_the_previous_stable_version() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    apply(dir.path(), &["--approvals", "approvals.json"]);
+    let o = pmf(dir.path(), &["rollback", "p-001"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("1.6.0 → 1.4.0"));
+    let version: String = db(dir.path())
+        .query_row("SELECT version FROM partners WHERE id = 'p-001'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, "1.4.0");
+    let released = text(&pmf(dir.path(), &["lineage", "show", "p-001"]).stdout);
+    assert!(released.contains("The old pattern dissolves. Memory remains."));
+    assert_eq!(code(&pmf(dir.path(), &["lineage", "verify"])), 0);
+    assert_eq!(
+        code(&pmf(dir.path(), &["rollback", "p-001", "--to", "9.9.9"])),
+        2
+    );
+    assert_eq!(code(&pmf(dir.path(), &["rollback", "nobody"])), 2);
+}
+
+#[test]
+fn killed_mid_run_a_rerun_completes_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many partners so that the kill lands mid-run.
+    let base: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut lines = String::new();
+    for i in 0..3000 {
+        let mut p = base[i % 8].clone();
+        p["id"] = format!("n-{i:05}").into();
+        lines.push_str(&p.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(dir.path().join("many.ndjson"), lines).unwrap();
+    std::fs::write(dir.path().join("target.json"), "{\"version\": \"1.6.0\"}").unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            "many.ndjson",
+            "--target",
+            "target.json",
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(["apply", "plan.json", "--format", "json"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = dir.path().join(".pmf/state.db");
+    let started = std::time::Instant::now();
+    loop {
+        let progressed = store.exists()
+            && rusqlite::Connection::open(&store)
+                .and_then(|c| {
+                    c.query_row("SELECT COUNT(*) FROM progress", [], |r| r.get::<_, i64>(0))
+                })
+                .unwrap_or(0)
+                > 50;
+        if progressed || started.elapsed().as_secs() > 60 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY-free: kill -9 through the standard library.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before: i64 = db(dir.path())
+        .query_row("SELECT COUNT(*) FROM progress", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        done_before < 3000,
+        "the run finished before the kill; nothing was tested"
+    );
+    let o = pmf(dir.path(), &["state", "unlock"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["apply", "plan.json", "--format", "json"]);
+    assert!(matches!(code(&o), 0 | 3), "{}", text(&o.stderr));
+    let conn = db(dir.path());
+    let done: i64 = conn
+        .query_row("SELECT COUNT(*) FROM progress", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(done, 3000);
+    let twice: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT partner_id FROM lineage WHERE json_extract(event, '$.kind') = 'phase_entered' AND json_extract(event, '$.phase') = 'detection' GROUP BY partner_id HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(twice, 0, "a partner was applied twice");
+    assert_eq!(code(&pmf(dir.path(), &["lineage", "verify"])), 0);
+}
