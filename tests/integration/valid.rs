@@ -15,14 +15,8 @@ fn stdlib_has_no_errors() {
 
 #[test]
 fn examples_check_clean() {
-    let examples = sorted_entries("examples");
-    assert!(
-        examples
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "pmf"))
-            .count()
-            >= 3
-    );
+    let examples = pmf::cli::files::collect(&[PathBuf::from("examples")]).expect("examples");
+    assert!(examples.len() >= 3, "{examples:?}");
     let report = check(&[PathBuf::from("examples")]);
     assert!(
         report.diagnostics.is_empty(),
