@@ -127,9 +127,11 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
             ..base.clone()
         },
     ];
+    let mut chain = lineage::Chain::load(&tx, &args.partner).map_err(|e| UsageError(e.0))?;
     for e in &mut events {
-        lineage::append(&tx, e).map_err(|e| UsageError(e.0))?;
+        chain.append(&tx, e).map_err(|e| UsageError(e.0))?;
     }
+    chain.finish(&tx).map_err(|e| UsageError(e.0))?;
     let apply = || -> rusqlite::Result<()> {
         tx.execute(
             "UPDATE partners SET state = ?2, version = ?3, status = 'active', updated_at = ?4 WHERE id = ?1",

@@ -245,8 +245,9 @@ pub fn apply_partner(
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut events: Vec<Event> = Vec::new();
+    let mut chain = lineage::Chain::load(&tx, &entry.id)?;
     let mut record = |tx: &rusqlite::Transaction<'_>, mut e: Event| -> Result<(), ApplyError> {
-        lineage::append(tx, &mut e)?;
+        chain.append(tx, &mut e)?;
         events.push(e);
         Ok(())
     };
@@ -312,6 +313,7 @@ pub fn apply_partner(
             )?
             .execute(params![m, cats.join("+"), i64::from(outcome == PartnerOutcome::FellBack)])?;
     }
+    chain.finish(&tx)?;
     tx.prepare_cached(
         "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)
          ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",

@@ -63,10 +63,28 @@ fn fields(schema: &Type) -> &std::collections::BTreeMap<String, Type> {
     }
 }
 
+/// Where a record is in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A line of an NDJSON file (1-based).
+    Line(usize),
+    /// An element of a JSON array (1-based).
+    Record(usize),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Record(n) => write!(f, "record {n}"),
+        }
+    }
+}
+
 /// One partner record as read: where it was, and its JSON text.
 pub struct RawRecord {
-    /// "line 12" or "record 12".
-    pub at: String,
+    /// Where it is.
+    pub at: Location,
     /// The record's JSON.
     pub json: RawJson,
 }
@@ -83,7 +101,7 @@ pub enum RawJson {
 pub fn parse_partner(schema: &Type, file: &str, raw: &RawRecord) -> Result<Value, InputError> {
     let invalid = |partner: Option<String>, problem: String| InputError::Invalid {
         file: file.to_string(),
-        at: raw.at.clone(),
+        at: raw.at.to_string(),
         partner,
         problem,
     };
@@ -149,6 +167,14 @@ impl PartnerStream {
         Ok(PartnerStream { file: name, kind })
     }
 
+    /// A stream with nothing in it.
+    pub fn empty() -> Self {
+        PartnerStream {
+            file: String::new(),
+            kind: StreamKind::Array(Vec::new().into_iter(), 0),
+        }
+    }
+
     /// The file's name as given.
     pub fn file(&self) -> &str {
         &self.file
@@ -162,7 +188,7 @@ impl PartnerStream {
                 for v in items.by_ref().take(max) {
                     *n += 1;
                     out.push(RawRecord {
-                        at: format!("record {n}"),
+                        at: Location::Record(*n),
                         json: RawJson::Value(v),
                     });
                 }
@@ -181,7 +207,7 @@ impl PartnerStream {
                         continue;
                     }
                     out.push(RawRecord {
-                        at: format!("line {n}"),
+                        at: Location::Line(*n),
                         json: RawJson::Text(line),
                     });
                 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::engine::{Action, Assessment, CompiledPolicy};
-use super::input::{InputError, PartnerStream, Targets, parse_partner};
+use super::input::{InputError, PartnerStream, RawRecord, Targets, parse_partner};
 use super::value::{Value, overlay};
 
 /// The plan format this build writes and reads.
@@ -99,24 +99,6 @@ pub struct Totals {
     pub by_action: BTreeMap<String, usize>,
 }
 
-impl Totals {
-    fn add(&mut self, e: &PlanEntry) {
-        self.partners += 1;
-        *self
-            .by_type
-            .entry(e.migration.clone().unwrap_or_else(|| "none".into()))
-            .or_default() += 1;
-        *self
-            .by_band
-            .entry(e.predicted.band.clone().unwrap_or_else(|| "unknown".into()))
-            .or_default() += 1;
-        *self
-            .by_action
-            .entry(e.predicted.action.as_str().to_string())
-            .or_default() += 1;
-    }
-}
-
 /// A whole plan file.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Plan {
@@ -160,8 +142,9 @@ impl History {
 
 /// SHA-256 (hex) of a partner state.
 pub fn state_digest(policy: &CompiledPolicy, state: &Value) -> String {
-    let json = state.to_json(&policy.schema);
-    hex::encode(Sha256::digest(json.to_string().as_bytes()))
+    let mut text = String::with_capacity(512);
+    state.write_canonical(&policy.schema, &mut text);
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// The partner's state with its target laid on top.
@@ -258,89 +241,202 @@ pub enum PlanError {
 
 /// Stream partners through the policy into a plan file at `out`
 /// (written to a temporary file and renamed: never half-written).
+///
+/// Three stages overlap: a reader thread reads batches, every core
+/// evaluates the current batch, and a writer thread writes and hashes the
+/// previous one.
 pub fn write_plan(
     mut inputs: PlanInputs<'_>,
     out: &Path,
     mut progress: impl FnMut(usize),
 ) -> Result<Written, PlanError> {
     let tmp = out.with_extension("json.partial");
-    let io_err =
-        |e: std::io::Error| PlanError::Io(format!("cannot write `{}`: {e}", tmp.display()));
-    let file = std::fs::File::create(&tmp).map_err(io_err)?;
-    let mut w = HashingWriter {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-    };
-    let result = (|| {
-        let header =
-            serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
+    let io_msg = |e: std::io::Error| format!("cannot write `{}`: {e}", tmp.display());
+    let file = std::fs::File::create(&tmp).map_err(|e| PlanError::Io(io_msg(e)))?;
+    let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
+
+    let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRecord>, InputError>>(2);
+    let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
+    let file_name = stream.file().to_string();
+    let reader = std::thread::spawn(move || {
+        loop {
+            let batch = stream.next_batch(8192);
+            let done = batch.as_ref().map_or(true, Vec::is_empty);
+            if read_tx.send(batch).is_err() || done {
+                break;
+            }
+        }
+    });
+    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<Vec<String>>(2);
+    let writer = std::thread::spawn(move || -> std::io::Result<String> {
+        let mut w = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+        };
         write!(
             w,
             "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
-        )
-        .map_err(io_err)?;
-        let mut totals = Totals::default();
-        let mut seen: HashMap<String, String> = HashMap::new();
-        let file_name = inputs.partners.file().to_string();
+        )?;
+        let mut first = true;
+        let mut trailer = String::new();
+        for batch in write_rx {
+            for text in batch {
+                if let Some(t) = text.strip_prefix('\u{0}') {
+                    trailer = t.to_string();
+                    continue;
+                }
+                w.write_all(if first { b"\n" } else { b",\n" })?;
+                first = false;
+                w.write_all(text.as_bytes())?;
+            }
+        }
+        write!(w, "\n],\"totals\":{trailer}}}\n")?;
+        w.inner.flush()?;
+        w.inner.get_ref().sync_all()?;
+        Ok(hex::encode(w.hasher.finalize()))
+    });
+
+    let policy = inputs.policy;
+    let outcome = (|| -> Result<Totals, PlanError> {
+        let mut counts = Counts::new(policy);
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
-            let batch = inputs.partners.next_batch(8192).map_err(PlanError::Input)?;
+            let batch = read_rx
+                .recv()
+                .map_err(|_| PlanError::Io("the partner reader stopped".into()))?
+                .map_err(PlanError::Input)?;
             if batch.is_empty() {
                 break;
             }
-            let policy = inputs.policy;
-            let rendered: Vec<Result<(String, PlanEntry), InputError>> = batch
+            let rendered: Vec<Result<Rendered, InputError>> = batch
                 .par_iter()
                 .map(|raw| {
                     let partner = parse_partner(&policy.schema, &file_name, raw)?;
-                    let (entry, _) = entry_for(
+                    let (entry, a) = entry_for(
                         policy,
                         inputs.history,
                         inputs.targets,
                         inputs.observed,
                         &partner,
                     );
-                    let text = serde_json::to_string(&entry).unwrap_or_default();
-                    Ok((text, entry))
+                    Ok(Rendered {
+                        text: serde_json::to_string(&entry).unwrap_or_default(),
+                        id: entry.id,
+                        migration: a.migration,
+                        band: a.band,
+                        action: a.action,
+                    })
                 })
                 .collect();
+            let mut texts = Vec::with_capacity(rendered.len());
             for (raw, r) in batch.iter().zip(rendered) {
-                let (text, entry) = r.map_err(PlanError::Input)?;
-                if let Some(first) = seen.insert(entry.id.clone(), raw.at.clone()) {
+                let r = r.map_err(PlanError::Input)?;
+                counts.add(&r);
+                if !seen.insert(r.id) {
                     return Err(PlanError::Input(InputError::Invalid {
                         file: file_name.clone(),
-                        at: raw.at.clone(),
-                        partner: Some(entry.id.clone()),
-                        problem: format!("duplicate partner id (first at {first})"),
+                        at: raw.at.to_string(),
+                        partner: None,
+                        problem: "duplicate partner id (it appears earlier in the file)".into(),
                     }));
                 }
-                if totals.partners > 0 {
-                    w.write_all(b",").map_err(io_err)?;
-                }
-                w.write_all(b"\n").map_err(io_err)?;
-                w.write_all(text.as_bytes()).map_err(io_err)?;
-                totals.add(&entry);
+                texts.push(r.text);
             }
-            progress(totals.partners);
+            write_tx
+                .send(texts)
+                .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
+            progress(counts.partners);
         }
-        let totals_json =
-            serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
-        write!(w, "\n],\"totals\":{totals_json}}}\n").map_err(io_err)?;
-        w.inner.flush().map_err(io_err)?;
-        w.inner.get_ref().sync_all().map_err(io_err)?;
+        let totals = counts.totals(policy);
+        let trailer = serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
+        write_tx
+            .send(vec![format!("\u{0}{trailer}")])
+            .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
         Ok(totals)
     })();
-    match result {
-        Ok(totals) => {
+    drop(read_rx);
+    drop(write_tx);
+    let _ = reader.join();
+    let written = writer
+        .join()
+        .map_err(|_| PlanError::Io("the plan writer failed".into()))
+        .and_then(|r| r.map_err(|e| PlanError::Io(io_msg(e))));
+    match (outcome, written) {
+        (Ok(totals), Ok(hash)) => {
             std::fs::rename(&tmp, out)
                 .map_err(|e| PlanError::Io(format!("cannot write `{}`: {e}", out.display())))?;
-            Ok(Written {
-                totals,
-                hash: hex::encode(w.hasher.finalize()),
-            })
+            Ok(Written { totals, hash })
         }
-        Err(e) => {
+        (Err(e), _) | (Ok(_), Err(e)) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
+        }
+    }
+}
+
+/// One partner's plan line, evaluated.
+struct Rendered {
+    text: String,
+    id: String,
+    migration: Option<usize>,
+    band: Option<usize>,
+    action: Action,
+}
+
+/// Totals counted by index, named at the end.
+struct Counts {
+    partners: usize,
+    by_type: Vec<usize>,
+    by_band: Vec<usize>,
+    by_action: BTreeMap<&'static str, usize>,
+}
+
+impl Counts {
+    fn new(policy: &CompiledPolicy) -> Self {
+        Counts {
+            partners: 0,
+            by_type: vec![0; policy.migrations.len() + 1],
+            by_band: vec![0; policy.bands.len() + 1],
+            by_action: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, r: &Rendered) {
+        self.partners += 1;
+        let (none, unknown) = (self.by_type.len() - 1, self.by_band.len() - 1);
+        self.by_type[r.migration.unwrap_or(none)] += 1;
+        self.by_band[r.band.unwrap_or(unknown)] += 1;
+        *self.by_action.entry(r.action.as_str()).or_default() += 1;
+    }
+
+    fn totals(&self, policy: &CompiledPolicy) -> Totals {
+        let named = |counts: &[usize], name: &dyn Fn(usize) -> String| {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| (name(i), *n))
+                .collect::<BTreeMap<String, usize>>()
+        };
+        Totals {
+            partners: self.partners,
+            by_type: named(&self.by_type, &|i| {
+                policy
+                    .migrations
+                    .get(i)
+                    .map_or("none".into(), |m| m.name.clone())
+            }),
+            by_band: named(&self.by_band, &|i| {
+                policy
+                    .bands
+                    .get(i)
+                    .map_or("unknown".into(), |b| b.status.clone())
+            }),
+            by_action: self
+                .by_action
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         }
     }
 }

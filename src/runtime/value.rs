@@ -76,6 +76,72 @@ impl Value {
     }
 }
 
+impl Value {
+    /// Write the value as compact JSON with keys in schema (sorted) order:
+    /// the same text as `to_json(ty).to_string()`, without building it.
+    pub fn write_canonical(&self, ty: &Type, out: &mut String) {
+        use std::fmt::Write;
+        match (self, ty) {
+            (Value::Missing | Value::Absent, _) => out.push_str("null"),
+            (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
+            (Value::Num(n), _) => match serde_json::Number::from_f64(*n) {
+                Some(num) => {
+                    let _ = write!(out, "{num}");
+                }
+                None => out.push_str("null"),
+            },
+            (Value::Str(s), _) => write_json_string(s, out),
+            (Value::Ver(v), _) => {
+                out.push('"');
+                let _ = write!(out, "{v}");
+                out.push('"');
+            }
+            (Value::Set(items), t) => {
+                let elem = match t {
+                    Type::Set(e) => &**e,
+                    _ => &Type::Unknown,
+                };
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write_canonical(elem, out);
+                }
+                out.push(']');
+            }
+            (Value::Rec(fields), Type::Record(names)) => {
+                out.push('{');
+                let mut first = true;
+                for ((name, fty), v) in names.iter().zip(fields.iter()) {
+                    if matches!(v, Value::Missing | Value::Absent) {
+                        continue;
+                    }
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    write_json_string(name, out);
+                    out.push(':');
+                    v.write_canonical(fty, out);
+                }
+                out.push('}');
+            }
+            (Value::Rec(_), _) => out.push_str("null"),
+        }
+    }
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::String(s.to_string()).to_string());
+    }
+}
+
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
@@ -161,14 +227,43 @@ pub fn from_json(
     path: &str,
     completeness: Completeness,
 ) -> Result<Value, FieldError> {
-    let err = |expected: &str| FieldError {
-        field: if path.is_empty() {
-            "(record)".into()
-        } else {
-            path.to_string()
-        },
-        expected: expected.to_string(),
-        found: describe(json),
+    convert(ty, json, &mut Path::Root(path), completeness)
+}
+
+/// Where a value sits, built into a string only for an error message.
+enum Path<'a> {
+    Root(&'a str),
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root(r) => r.to_string(),
+            Path::Field(parent, name) => join(&parent.render(), name),
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+fn convert(
+    ty: &Type,
+    json: &serde_json::Value,
+    path: &mut Path<'_>,
+    completeness: Completeness,
+) -> Result<Value, FieldError> {
+    let err = |expected: &str| {
+        let field = path.render();
+        FieldError {
+            field: if field.is_empty() {
+                "(record)".into()
+            } else {
+                field
+            },
+            expected: expected.to_string(),
+            found: describe(json),
+        }
     };
     if json.is_null() && completeness == Completeness::Partial {
         // In a partial record, `null` says "not measured".
@@ -199,10 +294,10 @@ pub fn from_json(
                 .ok_or_else(|| err(&format!("an array (a `{ty}`)")))?;
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(from_json(
+                out.push(convert(
                     elem,
                     item,
-                    &format!("{path}[{i}]"),
+                    &mut Path::Index(path, i),
                     completeness,
                 )?);
             }
@@ -210,7 +305,7 @@ pub fn from_json(
         }
         Type::Record(fields) => {
             let obj = json.as_object().ok_or_else(|| err("an object"))?;
-            record_from_json(fields, obj, path, completeness)
+            record(fields, obj, path, completeness)
         }
         Type::Unknown => Err(err("a value of a known type")),
     }
@@ -223,9 +318,18 @@ pub fn record_from_json(
     path: &str,
     completeness: Completeness,
 ) -> Result<Value, FieldError> {
+    record(fields, obj, &mut Path::Root(path), completeness)
+}
+
+fn record(
+    fields: &BTreeMap<String, Type>,
+    obj: &serde_json::Map<String, serde_json::Value>,
+    path: &mut Path<'_>,
+    completeness: Completeness,
+) -> Result<Value, FieldError> {
     if let Some(extra) = obj.keys().find(|k| !fields.contains_key(*k)) {
         return Err(FieldError {
-            field: join(path, extra),
+            field: join(&path.render(), extra),
             expected: "no such field (it is not in the partner schema)".into(),
             found: describe(&obj[extra]),
         });
@@ -233,11 +337,11 @@ pub fn record_from_json(
     let mut out = Vec::with_capacity(fields.len());
     for (name, fty) in fields {
         match obj.get(name) {
-            Some(v) => out.push(from_json(fty, v, &join(path, name), completeness)?),
+            Some(v) => out.push(convert(fty, v, &mut Path::Field(path, name), completeness)?),
             None if completeness == Completeness::Partial => out.push(Value::Absent),
             None => {
                 return Err(FieldError {
-                    field: join(path, name),
+                    field: join(&path.render(), name),
                     expected: format!("a `{fty}`"),
                     found: "nothing (the field is missing)".into(),
                 });
@@ -255,5 +359,30 @@ pub fn overlay(base: &Value, over: &Value) -> Value {
             Value::Rec(b.iter().zip(o.iter()).map(|(b, o)| overlay(b, o)).collect())
         }
         _ => over.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_text_is_the_json_text() {
+        let ty = Type::Record(Arc::new(
+            [
+                ("a".to_string(), Type::Number),
+                ("b".to_string(), Type::Set(Box::new(Type::String))),
+                ("c".to_string(), Type::Version),
+                ("d".to_string(), Type::String),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let json =
+            serde_json::json!({"a": 1.5, "b": ["y", "x\"q"], "c": "1.2.3-rc.1", "d": "tab\there"});
+        let v = from_json(&ty, &json, "", Completeness::Full).unwrap();
+        let mut text = String::new();
+        v.write_canonical(&ty, &mut text);
+        assert_eq!(text, v.to_json(&ty).to_string());
     }
 }

@@ -13,45 +13,59 @@ use super::{Store, StoreError};
 /// The hash before the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One lineage event.
+/// One lineage event. Absent fields are left out of its JSON.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
 pub struct Event {
     /// Partner id.
     pub partner: String,
     /// Position in the partner's chain, from 1.
     pub seq: u64,
     /// Phase of the flow, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// What happened: `phase_entered`, `approvals_missing`, `validated`,
     /// `health`, `completed`, `fallback`, `restricted`, `awaiting_review`,
     /// `throttled`, `released`, `rollback`, `imported`.
     pub kind: String,
     /// Version before.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Version after (or aimed at).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Migration type.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(rename = "type")]
     pub migration: Option<String>,
     /// Outcome (validation verdict, or the partner's result).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// Health score.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<f64>,
     /// Health band status.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub band: Option<String>,
     /// Action taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// Authorities whose approvals were verified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<String>,
     /// The rite spoken.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rite: Option<String>,
     /// Effective policy hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_hash: Option<String>,
     /// Plan hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_hash: Option<String>,
     /// When (RFC 3339, UTC).
     pub time: String,
     /// More about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -77,35 +91,91 @@ fn sha(prev: &str, body: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Append `event` (its `seq` is assigned) inside `tx`.
+/// The heads of the chains an append extends: the partner's last event and
+/// the global last event. Loaded once per transaction, kept in memory while
+/// events are appended, and written back by [`Chain::finish`].
+pub struct Chain {
+    partner: String,
+    seq: i64,
+    prev: String,
+    global_seq: i64,
+    global_prev: String,
+}
+
+impl Chain {
+    /// The chain heads for `partner`, read inside `tx`.
+    pub fn load(tx: &Transaction<'_>, partner: &str) -> Result<Chain, StoreError> {
+        let last: Option<(i64, String)> = tx
+            .prepare_cached(
+                "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([partner], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let head: Option<(i64, String)> = tx
+            .prepare_cached(
+                "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
+        let (global_seq, global_prev) = head.unwrap_or((0, GENESIS.to_string()));
+        Ok(Chain {
+            partner: partner.to_string(),
+            seq,
+            prev,
+            global_seq,
+            global_prev,
+        })
+    }
+
+    /// Append `event` (for this chain's partner; its `seq` is assigned).
+    pub fn append(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: &mut Event,
+    ) -> Result<String, StoreError> {
+        event.partner.clone_from(&self.partner);
+        event.seq = (self.seq + 1) as u64;
+        let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
+        let hash = sha(&self.prev, &body);
+        let global_hash = sha(&self.global_prev, &hash);
+        tx.prepare_cached(
+            "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            self.global_seq + 1,
+            self.partner,
+            self.seq + 1,
+            body,
+            self.prev,
+            hash,
+            self.global_prev,
+            global_hash
+        ])?;
+        self.seq += 1;
+        self.global_seq += 1;
+        self.prev.clone_from(&hash);
+        self.global_prev = global_hash;
+        Ok(hash)
+    }
+
+    /// Record the global head (once per transaction).
+    pub fn finish(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![self.global_prev, self.global_seq.to_string()])?;
+        Ok(())
+    }
+}
+
+/// Append one `event` inside `tx` (loads and finishes a [`Chain`]).
 pub fn append(tx: &Transaction<'_>, event: &mut Event) -> Result<String, StoreError> {
-    let last: Option<(i64, String)> = tx
-        .prepare_cached(
-            "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([&event.partner], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (seq, prev) = last.map_or((1, GENESIS.to_string()), |(s, h)| (s + 1, h));
-    event.seq = seq as u64;
-    let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
-    let hash = sha(&prev, &body);
-    let head: Option<(i64, String)> = tx
-        .prepare_cached(
-            "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (global_seq, global_prev) = head.map_or((1, GENESIS.to_string()), |(s, h)| (s + 1, h));
-    let global_hash = sha(&global_prev, &hash);
-    tx.prepare_cached(
-        "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![global_seq, event.partner, seq, body, prev, hash, global_prev, global_hash])?;
-    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('global_head', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
-        .execute([&global_hash])?;
-    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('global_count', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
-        .execute([global_seq.to_string()])?;
+    let mut chain = Chain::load(tx, &event.partner)?;
+    let hash = chain.append(tx, event)?;
+    chain.finish(tx)?;
     Ok(hash)
 }
 

@@ -1,0 +1,111 @@
+//! Runtime throughput: `pmf plan` over generated partners streamed from
+//! NDJSON, and `pmf apply` with the durable lineage, both timed end to end
+//! through the real binary (peak memory from `/proc` of the child).
+//!
+//! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
+//! 1000000; PMF_BENCH_APPLY, default 100000).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn generate(dir: &Path, n: usize) -> std::path::PathBuf {
+    let base: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string("examples/fleet/partners.json").expect("fleet partners"),
+    )
+    .expect("fleet partners are JSON");
+    let path = dir.join(format!("partners-{n}.ndjson"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    for i in 0..n {
+        let mut p = base[i % 30].clone();
+        p["id"] = format!("b-{i:07}").into();
+        writeln!(out, "{p}").expect("write");
+    }
+    out.flush().expect("flush");
+    path
+}
+
+fn timed(dir: &Path, args: &[&str]) -> (f64, String) {
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run pmf");
+    let secs = start.elapsed().as_secs_f64();
+    let peak_kb = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("?")
+        .to_string();
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "pmf {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (secs, peak_kb)
+}
+
+fn main() {
+    let size = |var: &str, default: usize| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = std::path::absolute("examples/fleet/policy.pmf").expect("policy path");
+    let policy = policy.to_str().expect("utf-8 path");
+    std::fs::write(dir.path().join("target.json"), "{\"version\": \"1.6.0\"}").expect("target");
+
+    let n = size("PMF_BENCH_PLAN", 1_000_000);
+    let partners = generate(dir.path(), n);
+    let (secs, peak) = timed(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            policy,
+            "--partners",
+            partners.to_str().unwrap(),
+            "--target",
+            "target.json",
+            "-o",
+            "plan.json",
+        ],
+    );
+    println!(
+        "plan  {n:>8} partners (NDJSON): {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
+        n as f64 / secs
+    );
+
+    let n = size("PMF_BENCH_APPLY", 100_000);
+    let partners = generate(dir.path(), n);
+    timed(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            policy,
+            "--partners",
+            partners.to_str().unwrap(),
+            "--target",
+            "target.json",
+            "-o",
+            "apply-plan.json",
+        ],
+    );
+    let (secs, peak) = timed(
+        dir.path(),
+        &["apply", "apply-plan.json", "--format", "json"],
+    );
+    println!(
+        "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
+        n as f64 / secs
+    );
+}

@@ -1,0 +1,2 @@
+" PMF policy files.
+autocmd BufRead,BufNewFile *.pmf setfiletype pmf
