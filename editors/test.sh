@@ -6,7 +6,9 @@
 # then runs every suite and reports each failure at the end:
 #   vscode       TextMate assertion tests, client and manifest tests
 #   tree-sitter  generate, corpus and highlight tests, query validation
-#   agreement    the tree-sitter and pest grammars accept the same files
+#   helix        Helix's queries are up to date with the grammar's
+#   agreement    the tree-sitter and pest grammars accept the same files, both
+#                the repository's .pmf files and 3000 generated and mutated ones
 #   snippets     every VS Code snippet expands to a policy both parsers accept
 #   vim          headless highlighting test
 # It builds nothing in Rust: the pmf binary is the first argument.
@@ -60,6 +62,7 @@ trap 'rm -rf "$ts_home"' EXIT
 mkdir -p "$ts_home/parsers"
 printf '{"parser-directories": ["%s"]}\n' "$ts_home/parsers" >"$ts_home/config.json"
 export TREE_SITTER_DIR=$ts_home
+export NO_COLOR=1
 
 # ---------------------------------------------------------------- suites
 failures=()
@@ -99,6 +102,24 @@ ts_queries() {
 }
 
 agreement() { "$editors/tree-sitter-pmf/agreement.sh" "$pmf"; }
+fuzz() { node "$editors/tree-sitter-pmf/fuzz-agreement.js" "$pmf" 3000 1; }
+
+helix_queries() {
+  local dir ok=0 query
+  dir=$(mktemp -d)
+  "$editors/helix/make-queries.sh" "$dir" || return 1
+  if ! diff -ru "$editors/helix/queries/pmf" "$dir"; then
+    echo "editors/helix/queries/pmf is out of date: run editors/helix/make-queries.sh"
+    ok=1
+  fi
+  cd "$editors/tree-sitter-pmf" || return 1
+  for query in "$editors"/helix/queries/pmf/*.scm; do
+    tree-sitter query -q "$query" "$root/stdlib/kwanus.pmf" >/dev/null || { echo "query $query: INVALID"; ok=1; }
+  done
+  rm -rf "$dir"
+  [[ $ok -eq 0 ]] && echo "helix queries up to date and valid"
+  return $ok
+}
 
 snippets() {
   local dir file out ok=0
@@ -125,15 +146,19 @@ snippets() {
 
 vim_test() { "$editors/vim/test.sh"; }
 
+generated=false
+step "tree-sitter: generate" ts_generate && generated=true
+if $generated; then
+  step "tree-sitter: corpus and highlight tests" ts_test
+  step "tree-sitter: queries" ts_queries
+  step "helix: queries" helix_queries
+  step "agreement: tree-sitter and pest accept the same files" agreement
+  step "agreement: generated and mutated policies" fuzz
+fi
 if step "vscode: npm ci" vscode_install; then
   step "vscode: TextMate grammar tests" vscode_grammar
   step "vscode: client and manifest tests" vscode_client
-  step "snippets: both parsers accept every expansion" snippets
-fi
-if step "tree-sitter: generate" ts_generate; then
-  step "tree-sitter: corpus and highlight tests" ts_test
-  step "tree-sitter: queries" ts_queries
-  step "agreement: tree-sitter and pest accept the same files" agreement
+  $generated && step "snippets: both parsers accept every expansion" snippets
 fi
 step "vim: highlighting test" vim_test
 

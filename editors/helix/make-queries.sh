@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Writes Helix's queries (queries/pmf/) from the tree-sitter grammar's, which use
-# the nvim-treesitter capture names: Helix names some captures differently.
+# the nvim-treesitter capture names: Helix names some captures differently. In
+# Helix the first matching pattern wins, and the grammar's queries list every
+# specific pattern before the generic one, so the generic patterns' negated
+# predicates (`#not-any-of?`) are dropped.
 # editors/test.sh checks that the committed files are up to date.
 # Usage: editors/helix/make-queries.sh [OUTDIR]   (default: editors/helix/queries/pmf)
 set -euo pipefail
@@ -23,6 +26,7 @@ mkdir -p "$out"
     -e 's/@property\b/@variable.other.member/g' \
     -e 's/@function\.call\b/@function/g' \
     -e 's/@module\b/@namespace/g' \
+    -e 's/[[:space:]]*\(#not-any-of\? [^)]*\)//' \
     "$src/highlights.scm"
 } >"$out/highlights.scm"
 

@@ -14,14 +14,20 @@
  * - The first declaration must be the `policy` header (PMF003); like pest's
  *   first chunk it may be indented or follow comments on the same line.
  * - Reserved words (`and or not in true false else fail extends governs covers
- *   weight from`) cannot start a path or a call; elsewhere pest's `ident`
- *   accepts them, and so does this grammar wherever the word is not also a
- *   keyword that could appear at that point.
- * - Paths and field paths are written without blanks around the dots; only a
- *   single name can be called (`len(...)`, not `a.b(...)`).
+ *   weight from`) cannot start a path or a call (the `path` reserved-word
+ *   set); elsewhere pest's `ident` accepts them, and so does this grammar.
+ * - Contextual keywords that pest's ordered choice tries before a name are
+ *   decided by the scanner from what follows: `set` before `<`, `phase` before
+ *   a name, `max` before a number, and `and`/`or`/`in`/`not` before `:` (then
+ *   the name of the next check, not an operator).
+ * - Paths and field paths are written without blanks or comments around the
+ *   dots (the scanner emits the dots, the names after them and the path's
+ *   end); only a single name can be called (`len(...)`, not `a.b(...)`).
  * - Expressions follow pest's flat `unary* primary (infix unary* primary)*`
  *   with the precedence of `src/syntax/parser.rs`; prefix operators bind
  *   tightest and apply to a primary.
+ * - Not mirrored: the front end's depth limits (PMF002: brackets nested more
+ *   than 64 deep, expression trees deeper than 128).
  */
 
 /// <reference types="tree-sitter-cli/dsl" />

@@ -105,6 +105,13 @@ pub fn parse_partner(schema: &Type, file: &str, raw: &RawRecord) -> Result<Value
         partner,
         problem,
     };
+    // Fast path: straight into runtime values. Any problem: re-read the
+    // slow way below for a precise message.
+    if let RawJson::Text(t) = &raw.json
+        && let Some(v) = super::fast::parse(t, schema, Completeness::Full)
+    {
+        return Ok(v);
+    }
     let parsed;
     let json = match &raw.json {
         RawJson::Text(t) => {

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod approvals;
 pub mod compile;
 pub mod engine;
+pub mod fast;
 pub mod input;
 pub mod plan;
 pub mod value;

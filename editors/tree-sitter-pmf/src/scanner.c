@@ -20,6 +20,11 @@
 //                                  the next check, not an operator.
 //    Comments and blanks may separate the keyword from what follows it.
 //
+// 3. Paths. pest reads `partner.metrics.stability` as one token: no blank or
+//    comment may stand around a dot. The scanner emits the dots and the names
+//    after them right where the previous name ends, and a zero-width end of
+//    path otherwise (unless a `(` follows: that name is called).
+//
 // The scanner is stateless. Comments and strings are tokens of the internal
 // lexer, so the scanner never runs inside them.
 

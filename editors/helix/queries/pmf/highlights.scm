@@ -153,7 +153,7 @@
   (#any-of? @type.builtin "bool" "number" "score" "string" "version"))
 
 ((type_identifier) @type
-  (#not-any-of? @type "bool" "number" "score" "string" "version"))
+)
 
 ; ---------------------------------------------------------------- names in expressions
 ((path
@@ -168,12 +168,12 @@
 ((path
   root: (identifier) @variable
   (identifier))
-  (#not-any-of? @variable "partner" "target" "observed"))
+)
 
 ((path
   .
   root: (identifier) @variable .)
-  (#not-any-of? @variable "partner" "target" "observed" "compatible" "sustainable"))
+)
 
 (path
   field: (identifier) @variable.other.member)
@@ -184,7 +184,7 @@
 
 ((call_expression
   function: (identifier) @function)
-  (#not-any-of? @function "len" "min" "max" "abs"))
+)
 
 ; ---------------------------------------------------------------- declaration names
 (policy_declaration
@@ -265,8 +265,8 @@
 
 ((rule
   action: (identifier) @constant)
-  (#not-any-of? @constant "proceed" "monitor" "review" "fallback" "throttle" "restrict" "forced"))
+)
 
 ((band
   action: (identifier) @constant)
-  (#not-any-of? @constant "proceed" "monitor" "review" "fallback" "throttle" "restrict" "forced"))
+)

@@ -1,0 +1,187 @@
+//! Reading JSON straight into runtime values, guided by the schema: no
+//! intermediate JSON tree. On any error the caller re-reads the record the
+//! slow way (`value::from_json`) for a precise message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::value::{Completeness, Value};
+use crate::model::types::Type;
+
+/// A seed that reads a value of `ty`.
+#[derive(Clone, Copy)]
+pub struct Seed<'a> {
+    /// The expected type.
+    pub ty: &'a Type,
+    /// Whether a record needs every field.
+    pub completeness: Completeness,
+}
+
+/// Parse `text` as a value of `ty`, or `None` when it does not fit.
+pub fn parse(text: &str, ty: &Type, completeness: Completeness) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = Seed { ty, completeness }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(v)
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.ty {
+            Type::Record(fields) => d.deserialize_map(RecordVisitor {
+                fields,
+                completeness: self.completeness,
+            }),
+            Type::Set(elem) => d.deserialize_seq(SetVisitor {
+                elem,
+                completeness: self.completeness,
+            }),
+            _ => d.deserialize_any(ScalarVisitor {
+                ty: self.ty,
+                partial: self.completeness == Completeness::Partial,
+            }),
+        }
+    }
+}
+
+struct ScalarVisitor<'a> {
+    ty: &'a Type,
+    partial: bool,
+}
+
+impl<'de> Visitor<'de> for ScalarVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a `{}`", self.ty)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        match self.ty {
+            Type::Bool => Ok(Value::Bool(v)),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        match self.ty {
+            Type::Number => Ok(Value::Num(v)),
+            Type::Score if (0.0..=100.0).contains(&v) => Ok(Value::Num(v)),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.visit_f64(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.visit_f64(v as f64)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.ty {
+            Type::String => Ok(Value::Str(v.into())),
+            Type::Version => semver::Version::parse(v)
+                .map(|v| Value::Ver(Arc::new(v)))
+                .map_err(|_| E::custom("version")),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        if self.partial {
+            Ok(Value::Missing)
+        } else {
+            Err(E::custom("null"))
+        }
+    }
+}
+
+struct SetVisitor<'a> {
+    elem: &'a Type,
+    completeness: Completeness,
+}
+
+impl<'de> Visitor<'de> for SetVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(v) = seq.next_element_seed(Seed {
+            ty: self.elem,
+            completeness: self.completeness,
+        })? {
+            items.push(v);
+        }
+        Ok(Value::set(items))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        if self.completeness == Completeness::Partial {
+            Ok(Value::Missing)
+        } else {
+            Err(E::custom("null"))
+        }
+    }
+}
+
+struct RecordVisitor<'a> {
+    fields: &'a BTreeMap<String, Type>,
+    completeness: Completeness,
+}
+
+impl<'de> Visitor<'de> for RecordVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut slots: Vec<Option<Value>> = vec![None; self.fields.len()];
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some((i, (_, ty))) = self
+                .fields
+                .iter()
+                .enumerate()
+                .find(|(_, (k, _))| k.as_str() == key)
+            else {
+                return Err(de::Error::custom("unknown field"));
+            };
+            if slots[i].is_some() {
+                return Err(de::Error::custom("duplicate field"));
+            }
+            slots[i] = Some(map.next_value_seed(Seed {
+                ty,
+                completeness: self.completeness,
+            })?);
+        }
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Some(v) => out.push(v),
+                None if self.completeness == Completeness::Partial => out.push(Value::Absent),
+                None => return Err(de::Error::custom("missing field")),
+            }
+        }
+        Ok(Value::Rec(out.into()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        if self.completeness == Completeness::Partial {
+            Ok(Value::Missing)
+        } else {
+            Err(E::custom("null"))
+        }
+    }
+}
