@@ -19,6 +19,9 @@ use crate::runtime::value::Value;
 use crate::store::lock::LockError;
 use crate::store::{DEFAULT_PATH, Store};
 
+/// Partners committed together (each still in a savepoint of its own).
+const APPLY_BATCH: usize = 256;
+
 /// Arguments of `pmf apply`.
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
@@ -113,6 +116,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         Err(LockError::Store(e)) => return Err(UsageError(e.0)),
     };
     let done = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
+    // Checkpoint the WAL in large steps: per-commit checkpoints rewrite the
+    // same hot pages (indexes, the chain head) again and again.
+    store
+        .conn
+        .pragma_update(None, "wal_autocheckpoint", 65_536)
+        .map_err(|e| UsageError(e.to_string()))?;
 
     // States of partners the store does not have yet come from the plan's partners file.
     let mut initial: HashMap<String, Value> = HashMap::new();
@@ -183,38 +192,53 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut skipped = 0usize;
-    for entry in &plan.entries {
-        let result = match done.get(&entry.id).and_then(|o| outcome_from_str(o)) {
-            Some(o) if o.is_final() => {
-                skipped += 1;
-                PartnerResult {
-                    id: entry.id.clone(),
-                    outcome: o,
-                    events: Vec::new(),
-                    skipped: true,
+    let mut stdout_open = true;
+    // Partners are committed in batches (each shielded by its own savepoint);
+    // their output is printed once the batch is durable.
+    for batch in plan.entries.chunks(APPLY_BATCH) {
+        let mut results = Vec::with_capacity(batch.len());
+        let mut tx = store
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| UsageError(format!("store: {e}")))?;
+        for entry in batch {
+            let result = match done.get(&entry.id).and_then(|o| outcome_from_str(o)) {
+                Some(o) if o.is_final() => {
+                    skipped += 1;
+                    PartnerResult {
+                        id: entry.id.clone(),
+                        outcome: o,
+                        events: Vec::new(),
+                        skipped: true,
+                    }
                 }
-            }
-            _ => {
-                let Some(state) = states.get(&entry.id) else {
-                    continue;
-                };
-                match apply_partner(&mut store, &inputs, entry, state) {
-                    Ok(r) => r,
-                    Err(ApplyError::Store(e)) => return Err(UsageError(e.0)),
-                    Err(other) => return Err(UsageError(format!("{other:?}"))),
+                _ => {
+                    let Some(state) = states.get(&entry.id) else {
+                        continue;
+                    };
+                    match apply_partner(&mut tx, &inputs, entry, state) {
+                        Ok(r) => r,
+                        Err(ApplyError::Store(e)) => return Err(UsageError(e.0)),
+                        Err(other) => return Err(UsageError(format!("{other:?}"))),
+                    }
                 }
-            }
-        };
-        *counts.entry(result.outcome.as_str()).or_default() += 1;
-        let written = match args.format {
-            OutputFormat::Json => write_ndjson(&mut out, &result),
-            OutputFormat::Human => write_human(&mut out, &result, detailed),
-        };
-        if written.is_err() {
-            break; // stdout closed: the work goes on being recorded in the store
+            };
+            results.push(result);
         }
-        if let Some(b) = &bar {
-            b.inc(1);
+        tx.commit().map_err(|e| UsageError(format!("store: {e}")))?;
+        for result in results {
+            *counts.entry(result.outcome.as_str()).or_default() += 1;
+            if stdout_open {
+                let written = match args.format {
+                    OutputFormat::Json => write_ndjson(&mut out, &result),
+                    OutputFormat::Human => write_human(&mut out, &result, detailed),
+                };
+                // Stdout closed: the work goes on being recorded in the store.
+                stdout_open = written.is_ok();
+            }
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
         }
     }
     if let Some(b) = &bar {

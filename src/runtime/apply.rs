@@ -205,9 +205,12 @@ enum Step {
     Stop(PartnerOutcome, String),
 }
 
-/// Apply one partner in its own transaction.
+/// Apply one partner inside `tx`, shielded by a savepoint of its own: its
+/// events, state and progress land together or not at all. The caller
+/// commits `tx` (a batch of partners per commit: a crash loses at most the
+/// uncommitted batch, which a re-run redoes).
 pub fn apply_partner(
-    store: &mut Store,
+    tx: &mut rusqlite::Transaction<'_>,
     inputs: &ApplyInputs<'_>,
     entry: &PlanEntry,
     partner: &Value,
@@ -241,12 +244,16 @@ pub fn apply_partner(
         ..Event::default()
     };
 
-    let tx = store
-        .conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = tx.savepoint()?;
     let mut events: Vec<Event> = Vec::new();
     let mut chain = lineage::Chain::load(&tx, &entry.id)?;
-    let mut record = |tx: &rusqlite::Transaction<'_>, mut e: Event| -> Result<(), ApplyError> {
+    let mut record = |tx: &rusqlite::Connection, mut e: Event| -> Result<(), ApplyError> {
+        // The run's first event pins the policy and the plan; the chain
+        // carries them to the events after it.
+        if !events.is_empty() {
+            e.policy_hash = None;
+            e.plan_hash = None;
+        }
         chain.append(tx, &mut e)?;
         events.push(e);
         Ok(())

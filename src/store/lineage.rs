@@ -4,7 +4,7 @@
 //! is kept in `meta`), so that an edited, deleted, reordered or inserted
 //! row is found by `verify`.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -104,7 +104,7 @@ pub struct Chain {
 
 impl Chain {
     /// The chain heads for `partner`, read inside `tx`.
-    pub fn load(tx: &Transaction<'_>, partner: &str) -> Result<Chain, StoreError> {
+    pub fn load(tx: &Connection, partner: &str) -> Result<Chain, StoreError> {
         let last: Option<(i64, String)> = tx
             .prepare_cached(
                 "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
@@ -129,11 +129,7 @@ impl Chain {
     }
 
     /// Append `event` (for this chain's partner; its `seq` is assigned).
-    pub fn append(
-        &mut self,
-        tx: &Transaction<'_>,
-        event: &mut Event,
-    ) -> Result<String, StoreError> {
+    pub fn append(&mut self, tx: &Connection, event: &mut Event) -> Result<String, StoreError> {
         event.partner.clone_from(&self.partner);
         event.seq = (self.seq + 1) as u64;
         let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
@@ -161,7 +157,7 @@ impl Chain {
     }
 
     /// Record the global head (once per transaction).
-    pub fn finish(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    pub fn finish(&self, tx: &Connection) -> Result<(), StoreError> {
         tx.prepare_cached(
             "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -172,7 +168,7 @@ impl Chain {
 }
 
 /// Append one `event` inside `tx` (loads and finishes a [`Chain`]).
-pub fn append(tx: &Transaction<'_>, event: &mut Event) -> Result<String, StoreError> {
+pub fn append(tx: &Connection, event: &mut Event) -> Result<String, StoreError> {
     let mut chain = Chain::load(tx, &event.partner)?;
     let hash = chain.append(tx, event)?;
     chain.finish(tx)?;

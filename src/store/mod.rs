@@ -88,6 +88,9 @@ impl Store {
         let conn = Connection::open(path)
             .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Apply uses a couple of dozen statements per partner: keep them all
+        // prepared (the default cache of 16 would evict and re-parse them).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
