@@ -70,6 +70,25 @@ fn planned(dir: &Path) {
     }
 }
 
+/// Plan the fleet's policy and target over a partners file in `dir`.
+fn plan_local(dir: &Path, partners: &str) -> Output {
+    let (policy, target) = (fleet("policy.pmf"), fleet("target.json"));
+    pmf(
+        dir,
+        &[
+            "plan",
+            "--policy",
+            &policy,
+            "--partners",
+            partners,
+            "--target",
+            &target,
+            "-o",
+            "plan.json",
+        ],
+    )
+}
+
 fn apply(dir: &Path, extra: &[&str]) -> Output {
     let observed = fleet("observed.json");
     let mut args = vec![
@@ -255,20 +274,7 @@ fn stale_plans_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let partners = dir.path().join("partners.json");
     std::fs::copy(fleet("partners.json"), &partners).unwrap();
-    let o = pmf(
-        dir.path(),
-        &[
-            "plan",
-            "--policy",
-            &fleet("policy.pmf"),
-            "--partners",
-            "partners.json",
-            "--target",
-            &fleet("target.json"),
-            "-o",
-            "plan.json",
-        ],
-    );
+    let o = plan_local(dir.path(), "partners.json");
     assert_eq!(code(&o), 0);
     let changed =
         std::fs::read_to_string(&partners)
@@ -314,20 +320,7 @@ fn invalid_partner_records_name_partner_field_expected_and_found() {
         .unwrap()
         .replacen("\"stability\": 88", "\"stability\": \"high\"", 1);
     std::fs::write(dir.path().join("partners.json"), bad).unwrap();
-    let o = pmf(
-        dir.path(),
-        &[
-            "plan",
-            "--policy",
-            &fleet("policy.pmf"),
-            "--partners",
-            "partners.json",
-            "--target",
-            &fleet("target.json"),
-            "-o",
-            "plan.json",
-        ],
-    );
+    let o = plan_local(dir.path(), "partners.json");
     assert_eq!(code(&o), 1);
     let err = text(&o.stderr);
     assert!(
