@@ -18,6 +18,10 @@ pub enum Format {
     Json,
     /// GitHub Actions workflow commands.
     Github,
+    /// SARIF 2.1.0, for code-scanning upload.
+    Sarif,
+    /// JUnit XML, one test case per file.
+    Junit,
 }
 
 /// Arguments of `pmf check`.
@@ -37,6 +41,8 @@ pub struct CheckArgs {
 pub struct Report {
     /// How many files were checked.
     pub files: usize,
+    /// Their paths, in order.
+    pub paths: Vec<String>,
     /// The diagnostics, sorted.
     pub diagnostics: Vec<Diagnostic>,
     /// The session that produced them (for sources).
@@ -71,6 +77,7 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
     sort_and_dedup(&mut diagnostics);
     Ok(Report {
         files: found.len(),
+        paths: found.iter().map(|p| p.display().to_string()).collect(),
         diagnostics,
         session,
     })
@@ -130,6 +137,12 @@ pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
                 out.push('\n');
             }
         }
+        Format::Sarif => {
+            let doc = render::sarif(diags, &sources);
+            out.push_str(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+            out.push('\n');
+        }
+        Format::Junit => out.push_str(&render::junit(&report.paths, diags, &sources)),
     }
     out
 }

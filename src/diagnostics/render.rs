@@ -335,3 +335,146 @@ fn escape_data(s: &str) -> String {
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
+
+/// SARIF 2.1.0 (as accepted by GitHub code scanning): one run, every code
+/// as a rule, every diagnostic as a result.
+pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> serde_json::Value {
+    use crate::diagnostics::Code;
+    use serde_json::json;
+    let rules: Vec<serde_json::Value> = Code::ALL
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id(),
+                "name": format!("{c:?}"),
+                "shortDescription": {"text": c.summary()},
+                "help": {"text": c.summary(), "markdown": c.page()},
+                "defaultConfiguration": {"level": sarif_level(c.default_severity())},
+                "properties": {"tags": [c.family()]},
+            })
+        })
+        .collect();
+    let region = |file: &str, span: Span| {
+        let p = place(sources, file, span);
+        json!({"startLine": p.line, "startColumn": p.column, "endLine": p.end_line, "endColumn": p.end_column})
+    };
+    let location = |file: &str, span: Span| json!({"physicalLocation": {"artifactLocation": {"uri": file}, "region": region(file, span)}});
+    let results: Vec<serde_json::Value> = diags
+        .iter()
+        .map(|d| {
+            let mut text = d.message.clone();
+            if let Some(h) = &d.help {
+                text.push_str(&format!("\nhelp: {h}"));
+            }
+            json!({
+                "ruleId": d.code.id(),
+                "ruleIndex": Code::ALL.iter().position(|c| *c == d.code),
+                "level": sarif_level(d.severity),
+                "message": {"text": text},
+                "locations": [location(&d.primary.file, d.primary.span)],
+                "relatedLocations": d.labels.iter().enumerate().map(|(i, l)| {
+                    let mut loc = location(&l.file, l.span);
+                    loc["id"] = json!(i + 1);
+                    loc["message"] = json!({"text": l.message});
+                    loc
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "pmf",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/pmf/pmf",
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    })
+}
+
+fn sarif_level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// JUnit XML: one test case per checked file, failing when the file has
+/// errors (warnings go to its output).
+pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup) -> String {
+    let failures = files
+        .iter()
+        .filter(|f| diags.iter().any(|d| d.is_error() && &d.primary.file == *f))
+        .count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"pmf check\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"pmf check\" tests=\"{}\" failures=\"{failures}\">\n",
+        files.len(),
+        files.len()
+    );
+    for f in files {
+        out.push_str(&format!(
+            "    <testcase classname=\"pmf.check\" name=\"{}\">\n",
+            xml(f)
+        ));
+        let mine: Vec<&Diagnostic> = diags.iter().filter(|d| &d.primary.file == f).collect();
+        let describe = |d: &Diagnostic| {
+            let p = place(sources, &d.primary.file, d.primary.span);
+            let help = d
+                .help
+                .as_ref()
+                .map(|h| format!(" (help: {h})"))
+                .unwrap_or_default();
+            format!(
+                "{}:{}:{}: {} {}: {}{help}",
+                d.primary.file,
+                p.line,
+                p.column,
+                d.severity.as_str(),
+                d.code.id(),
+                d.message
+            )
+        };
+        let errors: Vec<String> = mine
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| describe(d))
+            .collect();
+        if let Some(first) = mine.iter().find(|d| d.is_error()) {
+            out.push_str(&format!(
+                "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
+                xml(&format!(
+                    "{} error(s); first: {}",
+                    errors.len(),
+                    first.message
+                )),
+                first.code.id(),
+                xml(&errors.join("\n"))
+            ));
+        }
+        let warnings: Vec<String> = mine
+            .iter()
+            .filter(|d| !d.is_error())
+            .map(|d| describe(d))
+            .collect();
+        if !warnings.is_empty() {
+            out.push_str(&format!(
+                "      <system-out>{}</system-out>\n",
+                xml(&warnings.join("\n"))
+            ));
+        }
+        out.push_str("    </testcase>\n");
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}

@@ -2,6 +2,8 @@
 //! rite of each phase attached. The checker proves its properties; the
 //! runtime walks it.
 
+pub mod render;
+
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::model::EffectivePolicy;

@@ -201,3 +201,37 @@ fn human_output_snapshot() {
         insta::assert_snapshot!("check_human_pmf303", stdout(&o));
     });
 }
+
+#[test]
+fn sarif_and_junit_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.pmf", BROKEN);
+    let clean = write(dir.path(), "clean.pmf", CLEAN);
+    let o = pmf(&["check", "--format", "sarif", &broken, &clean]);
+    assert_eq!(code(&o), 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("SARIF is JSON");
+    assert_eq!(doc["version"], "2.1.0");
+    let run = &doc["runs"][0];
+    assert_eq!(
+        run["tool"]["driver"]["rules"].as_array().unwrap().len(),
+        pmf::diagnostics::Code::ALL.len()
+    );
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "PMF803");
+    assert_eq!(result["level"], "error");
+    let region = &result["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(3), Some(27))
+    );
+    let rule = &run["tool"]["driver"]["rules"][result["ruleIndex"].as_u64().unwrap() as usize];
+    assert_eq!(rule["id"], "PMF803");
+
+    let o = pmf(&["check", "--format", "junit", &broken, &clean]);
+    assert_eq!(code(&o), 1);
+    let xml = stdout(&o);
+    assert!(xml.starts_with("<?xml"));
+    assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+    assert!(xml.contains("type=\"PMF803\""), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 2);
+}
