@@ -8,8 +8,11 @@ pub mod approve;
 pub mod check;
 pub mod explain;
 pub mod files;
+pub mod fmt;
+pub mod graph;
 pub mod keygen;
 pub mod lineage;
+pub mod lsp;
 pub mod plan;
 pub mod policy;
 pub mod rollback;
@@ -93,6 +96,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Explain a diagnostic code, or list them all.
     Explain(explain::ExplainArgs),
+    /// Format policies in the one canonical layout.
+    Fmt(fmt::FmtArgs),
+    /// Draw the compiled phase graph (dot, mermaid or json).
+    Graph(graph::GraphArgs),
     /// Predict every partner's migration into a plan file.
     Plan(plan::PlanArgs),
     /// Apply a plan: run each partner through the flow on the store.
@@ -107,6 +114,8 @@ pub enum Command {
     Rollback(rollback::RollbackArgs),
     /// Import, export or unlock the store's partner states.
     State(state::StateArgs),
+    /// Run the language server (LSP over stdio).
+    Lsp(lsp::LspArgs),
 }
 
 /// Parse the arguments and run the command.
@@ -126,6 +135,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
     let result = match &cli.command {
         Command::Check(args) => check::run(args, cli.color.enabled()),
         Command::Explain(args) => explain::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Keygen(args) => keygen::run(args),
@@ -133,6 +144,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Lineage(args) => lineage::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::State(args) => state::run(args),
+        Command::Lsp(args) => lsp::run(args),
     };
     match result {
         Ok(exit) => exit,

@@ -166,7 +166,28 @@ fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
                 );
             }
         }
-        Some(0) => {}
+        Some(0) => {
+            if let Some(second) = out
+                .ast
+                .decls
+                .iter()
+                .skip(1)
+                .find(|d| matches!(d.kind, DeclKind::Policy(_)))
+            {
+                let first = out.ast.decls[0].span_head();
+                out.diagnostics.push(
+                    Diagnostic::new(
+                        Code::DuplicateDeclaration,
+                        file,
+                        second.span_head(),
+                        "a file declares one policy",
+                    )
+                    .with_label("second `policy` header")
+                    .with_secondary(file, first, "this file's policy")
+                    .with_help("put each policy in a file of its own"),
+                );
+            }
+        }
         Some(i) => {
             let d = &out.ast.decls[i];
             let first = &out.ast.decls[0];

@@ -235,3 +235,45 @@ fn sarif_and_junit_reports() {
     assert!(xml.contains("type=\"PMF803\""), "{xml}");
     assert_eq!(xml.matches("<testcase ").count(), 2);
 }
+
+#[test]
+fn fmt_check_diff_and_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let messy = "policy m   extends kwanus\n\n\n\noverride ceiling power<=7 // tight\n";
+    let f = write(dir.path(), "m.pmf", messy);
+    let o = pmf(&["fmt", "--check", &f]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("m.pmf"));
+    let o = pmf(&["fmt", "--diff", &f]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains("+override ceiling power <= 7 // tight"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        messy,
+        "--check and --diff change nothing"
+    );
+    assert_eq!(code(&pmf(&["fmt", &f])), 0);
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "policy m extends kwanus\n\noverride ceiling power <= 7 // tight\n"
+    );
+    assert_eq!(code(&pmf(&["fmt", "--check", &f])), 0);
+}
+
+#[test]
+fn graph_formats() {
+    for format in ["mermaid", "dot", "json"] {
+        let o = pmf(&["graph", "--format", format, "stdlib/kwanus.pmf"]);
+        assert_eq!(code(&o), 0);
+        insta::with_settings!({snapshot_path => "../snapshots/cli", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(format!("graph_{format}"), stdout(&o));
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.pmf", BROKEN);
+    assert_eq!(code(&pmf(&["graph", &broken])), 1);
+}

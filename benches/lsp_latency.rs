@@ -1,0 +1,253 @@
+//! Language server latency on a generated policy of about 10,000 lines,
+//! driven in-process through an `lsp_server::Connection::memory()` pair:
+//!
+//! - cold open: `didOpen` → its `publishDiagnostics` (fresh server; the
+//!   stdlib is parsed and checked too);
+//! - re-check: a one-character `didChange` → its `publishDiagnostics`,
+//!   p50 / p95 / max over 50 edits (alternately inserting and deleting a
+//!   character in a comment near the middle of the file).
+//!
+//! Targets: cold open < 200 ms, p95 per edit < 10 ms. For scale, the same
+//! edits are also timed through the compiler alone (`Session::set_file` +
+//! `check`): the floor the server cannot go below.
+//!
+//! Run: `cargo bench --bench lsp_latency`
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use lsp_server::{Connection, Message, Notification, Request, RequestId};
+use serde_json::{Value, json};
+
+// The same allocator as the `pmf` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const URI: &str = "file:///bench/generated.pmf";
+const EDITS: usize = 50;
+
+/// A policy of about `lines` lines that extends the stdlib and uses every
+/// kind of declaration (the generator of `check_throughput`).
+fn generate(lines: usize) -> String {
+    let mut out = String::from("policy generated extends kwanus\n\n");
+    let groups = lines / 40 + 1;
+    for g in 0..groups {
+        let _ = writeln!(out, "authority A{g} \"Authority {g}\" governs cat{g}");
+        let _ = writeln!(
+            out,
+            "category cat{g} \"Category {g}\" covers f{g}, m{g}.level"
+        );
+        let _ = writeln!(out, "partner {{");
+        let _ = writeln!(out, "  f{g}: set<string>");
+        let _ = writeln!(out, "  m{g}: {{ level: number, score: score }}");
+        let _ = writeln!(out, "}}");
+        let _ = writeln!(out, "migration mig{g} \"Migration {g}\" {{");
+        let _ = writeln!(
+            out,
+            "  when partner.m{g}.level > 3 and target.version.major == partner.version.major + 1"
+        );
+        let _ = writeln!(out, "  requires mapping");
+        let _ = writeln!(out, "  touches cat{g}");
+        let _ = writeln!(out, "  approve by A{g}");
+        let _ = writeln!(out, "}}");
+        let _ = writeln!(out, "compatibility {{");
+        for r in 0..6 {
+            let _ = writeln!(
+                out,
+                "  keep{g}_{r}: target.f{g} >= partner.f{g} and \"x{r}\" in target.f{g} else fallback"
+            );
+        }
+        let _ = writeln!(out, "}}");
+        let _ = writeln!(out, "sustainability {{");
+        for r in 0..6 {
+            let _ = writeln!(
+                out,
+                "  floor{g}_{r}: observed.m{g}.score >= {} and len(observed.f{g}) > {r} else throttle",
+                30 + r
+            );
+        }
+        let _ = writeln!(out, "}}");
+        let _ = writeln!(out, "validation {{");
+        let _ = writeln!(out, "  capability {{");
+        for r in 0..6 {
+            let _ = writeln!(
+                out,
+                "    check{g}_{r}: max(observed.m{g}.level, {r}) - min(partner.m{g}.level, 1) >= abs(-{r}) or target.version >= 1.{r}.0"
+            );
+        }
+        let _ = writeln!(out, "  }}");
+        let _ = writeln!(out, "}}");
+        let _ = writeln!(out, "ceiling m{g}.level <= {}", 10 + g);
+        let _ = writeln!(out, "// group {g} ends here");
+        let _ = writeln!(out);
+    }
+    let order: Vec<String> = ["forced", "guided", "soft"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..groups).map(|g| format!("mig{g}")))
+        .collect();
+    let _ = writeln!(out, "override order {}", order.join(", "));
+    out
+}
+
+/// The client end of an in-process server.
+struct Client {
+    conn: Connection,
+    next_id: i32,
+}
+
+impl Client {
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = RequestId::from(self.next_id);
+        self.next_id += 1;
+        let req = Request::new(id.clone(), method.into(), params);
+        self.conn.sender.send(req.into()).expect("send");
+        loop {
+            match self.conn.receiver.recv_timeout(Duration::from_secs(60)) {
+                Ok(Message::Response(r)) if r.id == id => {
+                    return r.response_result.expect("request failed");
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no response to {method}: {e}"),
+            }
+        }
+    }
+
+    fn notify(&self, method: &str, params: Value) {
+        let n = Notification::new(method.into(), params);
+        self.conn.sender.send(n.into()).expect("send");
+    }
+
+    /// Wait for the diagnostics of `version`; returns their number.
+    fn diagnostics(&self, version: i32) -> usize {
+        loop {
+            match self.conn.receiver.recv_timeout(Duration::from_secs(60)) {
+                Ok(Message::Notification(n))
+                    if n.method == "textDocument/publishDiagnostics"
+                        && n.params["version"] == version =>
+                {
+                    return n.params["diagnostics"].as_array().map_or(0, Vec::len);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no diagnostics for version {version}: {e}"),
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn measure(lines: usize) {
+    let text = generate(lines);
+    let actual_lines = text.lines().count();
+    let (server_end, client_end) = Connection::memory();
+    let server = std::thread::Builder::new()
+        .name("pmf-lsp".into())
+        .stack_size(64 * 1024 * 1024)
+        .spawn(move || pmf::lsp::serve(&server_end))
+        .expect("spawn the server");
+    let mut client = Client {
+        conn: client_end,
+        next_id: 1,
+    };
+    let _ = client.request(
+        "initialize",
+        json!({"processId": null, "rootUri": null, "capabilities": {}}),
+    );
+    client.notify("initialized", json!({}));
+
+    let start = Instant::now();
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "pmf", "version": 1, "text": text}}),
+    );
+    let errors = client.diagnostics(1);
+    let cold = start.elapsed();
+    assert_eq!(errors, 0, "the generated policy has diagnostics");
+
+    // A comment line near the middle: `// group G ends here`.
+    let middle = format!("// group {} ends here", lines / 80);
+    let at = text.find(&middle).expect("middle comment") + 3;
+    let line = text[..at].matches('\n').count();
+    let character = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let mut times = Vec::with_capacity(EDITS);
+    for i in 0..EDITS {
+        let version = i as i32 + 2;
+        let change = if i % 2 == 0 {
+            json!({"range": {"start": {"line": line, "character": character},
+                             "end": {"line": line, "character": character}}, "text": "x"})
+        } else {
+            json!({"range": {"start": {"line": line, "character": character},
+                             "end": {"line": line, "character": character + 1}}, "text": ""})
+        };
+        let start = Instant::now();
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]}),
+        );
+        let n = client.diagnostics(version);
+        times.push(start.elapsed());
+        assert_eq!(n, 0);
+    }
+    // Hover and completion on the edited text, for scale.
+    let hover_start = Instant::now();
+    let _ = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": URI}, "position": {"line": line + 1, "character": 0}}),
+    );
+    let hover = hover_start.elapsed();
+
+    let _ = client.request("shutdown", Value::Null);
+    client.notify("exit", Value::Null);
+    let _ = server.join();
+
+    // The floor: the same edits through the compiler alone (no LSP).
+    let mut session = pmf::db::Session::default();
+    let file = session.set_file("generated.pmf", text.clone());
+    let _ = session.check(file);
+    let mut floor = Vec::with_capacity(EDITS);
+    for i in 0..EDITS {
+        let mut edited = text.clone();
+        if i % 2 == 0 {
+            edited.insert(at, 'x');
+        }
+        let start = Instant::now();
+        session.set_file("generated.pmf", edited);
+        let n = session.check(file).len();
+        floor.push(start.elapsed());
+        assert_eq!(n, 0);
+    }
+    std::mem::forget(session);
+    floor.sort();
+
+    times.sort();
+    println!(
+        "{actual_lines:>6} lines: cold open {:>7.1} ms | edit → diagnostics p50 {:>6.1} ms, p95 {:>6.1} ms, max {:>6.1} ms ({EDITS} edits) | hover {:>5.1} ms",
+        ms(cold),
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.95)),
+        ms(times[times.len() - 1]),
+        ms(hover),
+    );
+    println!(
+        "{:>6} compiler alone (set_file + check, same edits): p50 {:>6.1} ms, p95 {:>6.1} ms",
+        "",
+        ms(percentile(&floor, 0.50)),
+        ms(percentile(&floor, 0.95)),
+    );
+}
+
+fn main() {
+    println!("pmf lsp latency (in-process, memory connection)");
+    for lines in [1_000, 10_000] {
+        measure(lines);
+    }
+    println!("targets (10,000 lines): cold open < 200 ms, p95 per edit < 10 ms");
+}

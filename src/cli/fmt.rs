@@ -1,0 +1,82 @@
+//! `pmf fmt [PATHS] [--check] [--diff]`: one canonical layout.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Exit, UsageError, files};
+use crate::fmt::format;
+
+/// Arguments of `pmf fmt`.
+#[derive(Args, Debug)]
+pub struct FmtArgs {
+    /// Files or directories (recursively `*.pmf`); default `.`.
+    pub paths: Vec<PathBuf>,
+    /// Change nothing; exit 1 and list the files that would change.
+    #[arg(long)]
+    pub check: bool,
+    /// Change nothing; print a unified diff of what would change (exit 1 if any).
+    #[arg(long)]
+    pub diff: bool,
+}
+
+/// Run `pmf fmt`.
+pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let found = files::collect(&paths)?;
+    let mut changed = Vec::new();
+    for path in &found {
+        let text = files::read_text(path)?;
+        let formatted = format(&text);
+        if formatted == text {
+            continue;
+        }
+        changed.push(path.display().to_string());
+        if args.diff {
+            let name = path.display().to_string();
+            let diff = similar::TextDiff::from_lines(&text, &formatted);
+            print!(
+                "{}",
+                diff.unified_diff().context_radius(2).header(&name, &name)
+            );
+        } else if !args.check {
+            write_atomically(path, &formatted)?;
+        }
+    }
+    if args.check || args.diff {
+        for c in &changed {
+            if args.check {
+                println!("{c}");
+            }
+        }
+        if !changed.is_empty() {
+            eprintln!(
+                "pmf: {} of {} files are not formatted; run `pmf fmt`",
+                changed.len(),
+                found.len()
+            );
+            return Ok(Exit::Failure);
+        }
+        return Ok(Exit::Success);
+    }
+    println!("formatted {} of {} files", changed.len(), found.len());
+    Ok(Exit::Success)
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), UsageError> {
+    let tmp = path.with_extension("pmf.fmt-partial");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            UsageError(format!(
+                "cannot write `{}`: {}",
+                path.display(),
+                files::io_reason(&e)
+            ))
+        })
+}

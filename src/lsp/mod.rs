@@ -1,0 +1,50 @@
+//! The language server (`pmf lsp`): LSP over stdio on the same salsa
+//! database as `pmf check`.
+//!
+//! Only this module knows the Language Server Protocol. It reads the
+//! compiler through [`crate::db`] (the queries, the effective policy, the
+//! syntax tree and its byte spans) and converts at the edges: byte offsets ↔
+//! LSP positions in [`convert`], paths ↔ URIs in [`workspace`], PMF
+//! diagnostics ↔ LSP diagnostics in [`diagnostics`].
+//!
+//! | concern | file |
+//! |---|---|
+//! | main loop, dispatch, publishing | [`server`] |
+//! | positions, line index | [`convert`] |
+//! | documents, URIs, workspace files | [`workspace`] |
+//! | diagnostics | [`diagnostics`] |
+//! | names in a file | [`occurrences`] |
+//! | text around the cursor | [`context`] |
+//! | words' documentation | [`docs`] |
+//! | hover | [`hover`] |
+//! | definition, references | [`navigation`] |
+//! | completion | [`completion`] |
+//! | document symbols | [`symbols`] |
+//! | code actions | [`actions`] |
+
+pub mod actions;
+pub mod completion;
+pub mod context;
+pub mod convert;
+pub mod diagnostics;
+pub mod docs;
+pub mod hover;
+pub mod navigation;
+pub mod occurrences;
+pub mod server;
+pub mod symbols;
+pub mod workspace;
+
+pub use server::{Ending, serve};
+
+/// Serve LSP over stdin/stdout until the client says `exit`.
+pub fn run_stdio() -> Result<Ending, String> {
+    let (connection, io_threads) = lsp_server::Connection::stdio();
+    let ending = serve(&connection);
+    // The writer thread ends when the last sender is gone.
+    drop(connection);
+    if let Err(e) = io_threads.join() {
+        eprintln!("pmf lsp: {e}");
+    }
+    ending
+}

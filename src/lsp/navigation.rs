@@ -1,0 +1,141 @@
+//! Go to definition and find references.
+//!
+//! A name resolves in the effective policy of the file it is written in, so
+//! a declaration inherited from a parent (the embedded stdlib included) is
+//! found in the parent's file. References are the occurrences, in every
+//! file of the session, that resolve to the same declaration.
+
+use lsp_types::Location;
+
+use super::occurrences::{Symbol, at, occurrences};
+use super::workspace::DocRef;
+use crate::db::{Session, SourceFile, file_header, policy_index, resolve};
+use crate::model::Sourced;
+use crate::syntax::Span;
+use crate::syntax::ast::{FieldDecl, TypeExprKind};
+
+/// A place in a file of the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// The file's session path.
+    pub file: String,
+    /// The name's span.
+    pub span: Span,
+}
+
+/// The declaration `symbol` resolves to in `file`'s effective policy.
+pub fn definition_of(session: &Session, file: SourceFile, symbol: &Symbol) -> Option<Place> {
+    let db = &session.db;
+    if let Symbol::Policy(name) = symbol {
+        let declaring = *policy_index(db, session.workspace).get(name)?.first()?;
+        let header = file_header(db, declaring).as_ref()?;
+        return Some(Place {
+            file: declaring.path(db).clone(),
+            span: header.name.span,
+        });
+    }
+    let policy = &resolve(db, session.workspace, file).policy;
+    let (item, span) = declaration(policy, symbol)?;
+    Some(Place {
+        file: item.file.clone(),
+        span,
+    })
+}
+
+/// The item of `policy` that declares `symbol`, and the span of its name.
+pub fn declaration<'p>(
+    policy: &'p crate::model::EffectivePolicy,
+    symbol: &Symbol,
+) -> Option<(&'p Sourced, Span)> {
+    match symbol {
+        Symbol::Authority(n) => policy
+            .authorities()
+            .find(|(_, a)| a.name.name == n.as_str())
+            .map(|(s, a)| (s, a.name.span)),
+        Symbol::Category(n) => policy
+            .categories()
+            .find(|(_, c)| c.name.name == n.as_str())
+            .map(|(s, c)| (s, c.name.span)),
+        Symbol::Migration(n) => policy
+            .migrations()
+            .find(|(_, m)| m.name.name == n.as_str())
+            .map(|(s, m)| (s, m.name.span)),
+        Symbol::Phase(n) => {
+            let (s, flow) = policy.flow()?;
+            let phase = flow.phases.iter().find(|p| p.name.name == n.as_str())?;
+            Some((s, phase.name.span))
+        }
+        Symbol::Field(path) => {
+            let (s, f) = field_decl(policy, path)?;
+            Some((s, f.name.span))
+        }
+        _ => None,
+    }
+}
+
+/// The declaration of the schema field at `path` (records followed).
+pub fn field_decl<'p>(
+    policy: &'p crate::model::EffectivePolicy,
+    path: &[String],
+) -> Option<(&'p Sourced, &'p FieldDecl)> {
+    let (first, rest) = path.split_first()?;
+    let (s, mut decl) = policy
+        .fields()
+        .find(|(_, f)| f.name.name == first.as_str())?;
+    for seg in rest {
+        match &decl.ty.kind {
+            TypeExprKind::Record(fields) => {
+                decl = fields.iter().find(|f| f.name.name == seg.as_str())?;
+            }
+            _ => return None,
+        }
+    }
+    Some((s, decl))
+}
+
+/// `textDocument/definition`: the declaration of the name at `offset`.
+pub fn definition(doc: &DocRef<'_>, offset: usize) -> Option<Location> {
+    let occ = at(occurrences(&doc.session.db, doc.file), offset)?;
+    let place = definition_of(doc.session, doc.file, &occ.symbol)?;
+    doc.texts().location(&place.file, place.span, doc.enc)
+}
+
+/// `textDocument/references`: every occurrence of the name at `offset`
+/// that resolves to the same declaration (the declaration itself when
+/// `include_declaration`).
+pub fn references(doc: &DocRef<'_>, offset: usize, include_declaration: bool) -> Vec<Location> {
+    let db = &doc.session.db;
+    let Some(occ) = at(occurrences(db, doc.file), offset) else {
+        return Vec::new();
+    };
+    let symbol = occ.symbol.clone();
+    let target = definition_of(doc.session, doc.file, &symbol);
+    let mut texts = doc.texts();
+    let mut out = Vec::new();
+    for &file in doc.session.workspace.files(db) {
+        let found: Vec<Span> = occurrences(db, file)
+            .iter()
+            .filter(|o| o.symbol == symbol && (include_declaration || !o.def))
+            .map(|o| o.span)
+            .collect();
+        if found.is_empty() {
+            continue;
+        }
+        // Names without a declaration (actions, types, ...) match by name.
+        if target.is_some() && definition_of(doc.session, file, &symbol) != target {
+            continue;
+        }
+        let path = file.path(db).clone();
+        for span in found {
+            if !include_declaration
+                && target
+                    .as_ref()
+                    .is_some_and(|t| t.file == path && t.span == span)
+            {
+                continue;
+            }
+            out.extend(texts.location(&path, span, doc.enc));
+        }
+    }
+    out
+}

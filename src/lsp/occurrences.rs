@@ -1,0 +1,283 @@
+//! Name occurrences: every place a file names an authority, category,
+//! migration type, phase, schema field, policy, type, action, function or
+//! root, and whether the place declares it. Hover, definition and
+//! references start here.
+//!
+//! The list is a salsa query over the file's syntax tree, so it is built once
+//! per revision of the file.
+
+use crate::check::types::{BUILTIN_NAMES, FUNCTIONS, ROOTS};
+use crate::db::{SourceFile, parse_file};
+use crate::syntax::Span;
+use crate::syntax::ast::{
+    Decl, DeclKind, Expr, ExprKind, FieldDecl, FieldPath, Ident, MigrationItemKind, TypeExpr,
+    TypeExprKind,
+};
+
+/// What a name refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Symbol {
+    /// A policy (`policy NAME`, `extends NAME`).
+    Policy(String),
+    /// An authority.
+    Authority(String),
+    /// A migration category.
+    Category(String),
+    /// A migration type.
+    Migration(String),
+    /// A phase of the flow (or `release` in a rite).
+    Phase(String),
+    /// A schema field by its path from the schema root, such as
+    /// `["metrics", "stability"]`.
+    Field(Vec<String>),
+    /// `partner`, `target` or `observed`.
+    Root(String),
+    /// `compatible` or `sustainable`.
+    Builtin(String),
+    /// A built-in function.
+    Function(String),
+    /// A type name.
+    Type(String),
+    /// A runtime action.
+    Action(String),
+    /// A validation dimension.
+    Dimension(String),
+}
+
+/// One occurrence of a name in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Occurrence {
+    /// Where the name is written.
+    pub span: Span,
+    /// What it names.
+    pub symbol: Symbol,
+    /// True when this place declares the symbol.
+    pub def: bool,
+}
+
+/// Every occurrence of a name in `file`, in source order.
+#[salsa::tracked(returns(ref))]
+pub fn occurrences(db: &dyn salsa::Database, file: SourceFile) -> Vec<Occurrence> {
+    let ast = &parse_file(db, file).ast;
+    let mut out = Vec::new();
+    for decl in &ast.decls {
+        decl_occurrences(decl, &mut out);
+    }
+    out.sort_by_key(|o| (o.span.start, o.span.end));
+    out
+}
+
+/// The occurrence at byte `offset` (the cursor may sit just after the name).
+pub fn at(occurrences: &[Occurrence], offset: usize) -> Option<&Occurrence> {
+    let offset = offset as u32;
+    // Occurrences do not overlap: the last one starting at or before the
+    // offset is the only candidate.
+    let i = occurrences.partition_point(|o| o.span.start <= offset);
+    occurrences[..i].last().filter(|o| offset <= o.span.end)
+}
+
+fn push(out: &mut Vec<Occurrence>, ident: &Ident, symbol: Symbol, def: bool) {
+    out.push(Occurrence {
+        span: ident.span,
+        symbol,
+        def,
+    });
+}
+
+fn name(ident: &Ident) -> String {
+    ident.name.to_string()
+}
+
+fn decl_occurrences(decl: &Decl, out: &mut Vec<Occurrence>) {
+    match &decl.kind {
+        DeclKind::Policy(h) => {
+            push(out, &h.name, Symbol::Policy(name(&h.name)), true);
+            for p in &h.parents {
+                push(out, p, Symbol::Policy(name(p)), false);
+            }
+        }
+        DeclKind::Authority(a) => {
+            push(out, &a.name, Symbol::Authority(name(&a.name)), true);
+            for c in &a.governs {
+                push(out, c, Symbol::Category(name(c)), false);
+            }
+        }
+        DeclKind::Category(c) => {
+            push(out, &c.name, Symbol::Category(name(&c.name)), true);
+            for path in &c.covers {
+                field_path(path, out);
+            }
+        }
+        DeclKind::Partner(schema) => {
+            for f in &schema.fields {
+                field_decl(f, &[], out);
+            }
+        }
+        DeclKind::Migration(m) => {
+            push(out, &m.name, Symbol::Migration(name(&m.name)), true);
+            for item in &m.items {
+                match &item.kind {
+                    MigrationItemKind::When(e) => expr(e, out),
+                    MigrationItemKind::To(Some(e)) => expr(e, out),
+                    MigrationItemKind::Approve(Some(list)) => {
+                        for a in list {
+                            push(out, a, Symbol::Authority(name(a)), false);
+                        }
+                    }
+                    MigrationItemKind::Touches(list) => {
+                        for c in list {
+                            push(out, c, Symbol::Category(name(c)), false);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        DeclKind::Order(o) => {
+            for t in &o.types {
+                push(out, t, Symbol::Migration(name(t)), false);
+            }
+        }
+        DeclKind::Rules(block) => {
+            for r in &block.rules {
+                expr(&r.condition, out);
+                push(out, &r.action, Symbol::Action(name(&r.action)), false);
+            }
+        }
+        DeclKind::Validation(v) => {
+            for d in &v.dimensions {
+                push(out, &d.name, Symbol::Dimension(name(&d.name)), false);
+                for c in &d.checks {
+                    expr(&c.condition, out);
+                }
+            }
+        }
+        DeclKind::Health(h) => {
+            for f in &h.factors {
+                expr(&f.source, out);
+            }
+            for b in &h.bands {
+                push(out, &b.action, Symbol::Action(name(&b.action)), false);
+            }
+        }
+        DeclKind::Flow(f) => {
+            for p in &f.phases {
+                push(out, &p.name, Symbol::Phase(name(&p.name)), true);
+            }
+            for e in &f.edges {
+                push(out, &e.from, Symbol::Phase(name(&e.from)), false);
+                push(out, &e.to, Symbol::Phase(name(&e.to)), false);
+            }
+        }
+        DeclKind::Ceiling(c) => {
+            field_path(&c.field, out);
+            expr(&c.value, out);
+        }
+        DeclKind::Rite(r) => push(out, &r.phase, Symbol::Phase(name(&r.phase)), false),
+    }
+}
+
+/// A field declaration under `prefix`, and the fields of its record type.
+fn field_decl(f: &FieldDecl, prefix: &[String], out: &mut Vec<Occurrence>) {
+    let mut path = prefix.to_vec();
+    path.push(name(&f.name));
+    push(out, &f.name, Symbol::Field(path.clone()), true);
+    type_expr(&f.ty, &path, out);
+}
+
+fn type_expr(ty: &TypeExpr, path: &[String], out: &mut Vec<Occurrence>) {
+    match &ty.kind {
+        TypeExprKind::Named(n) => push(out, n, Symbol::Type(name(n)), false),
+        TypeExprKind::Set(inner) => type_expr(inner, path, out),
+        TypeExprKind::Record(fields) => {
+            for f in fields {
+                field_decl(f, path, out);
+            }
+        }
+    }
+}
+
+/// A path into the schema without a root (`covers`, `ceiling`).
+fn field_path(path: &FieldPath, out: &mut Vec<Occurrence>) {
+    segments(&path.segments, out);
+}
+
+fn segments(segs: &[Ident], out: &mut Vec<Occurrence>) {
+    let mut prefix = Vec::with_capacity(segs.len());
+    for s in segs {
+        prefix.push(name(s));
+        push(out, s, Symbol::Field(prefix.clone()), false);
+    }
+}
+
+fn expr(e: &Expr, out: &mut Vec<Occurrence>) {
+    match &e.kind {
+        ExprKind::Path(segs) => {
+            let Some(first) = segs.first() else { return };
+            if ROOTS.contains(&first.name.as_str()) {
+                push(out, first, Symbol::Root(name(first)), false);
+                segments(&segs[1..], out);
+            } else if segs.len() == 1 && BUILTIN_NAMES.contains(&first.name.as_str()) {
+                push(out, first, Symbol::Builtin(name(first)), false);
+            }
+        }
+        ExprKind::Call(f, args) => {
+            if FUNCTIONS.contains(&f.name.as_str()) {
+                push(out, f, Symbol::Function(name(f)), false);
+            }
+            for a in args {
+                expr(a, out);
+            }
+        }
+        ExprKind::Set(items) => {
+            for a in items {
+                expr(a, out);
+            }
+        }
+        ExprKind::Unary(_, a) => expr(a, out),
+        ExprKind::Binary(_, a, b) => {
+            expr(a, out);
+            expr(b, out);
+        }
+        ExprKind::Bool(_)
+        | ExprKind::Number(_)
+        | ExprKind::Str(_)
+        | ExprKind::Version(_)
+        | ExprKind::Error => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Session;
+
+    #[test]
+    fn finds_names_and_declarations() {
+        let mut s = Session::default();
+        let text = "policy a extends kwanus\nauthority X \"x\" governs structural\nceiling metrics.stability <= 9\n";
+        let f = s.set_file("a.pmf", text.into());
+        let occ = occurrences(&s.db, f);
+        let at_off = |needle: &str, delta: usize| {
+            let off = text.find(needle).unwrap_or_default() + delta;
+            at(occ, off).map(|o| (o.symbol.clone(), o.def))
+        };
+        assert_eq!(
+            at_off("kwanus", 2),
+            Some((Symbol::Policy("kwanus".into()), false))
+        );
+        assert_eq!(at_off("X ", 0), Some((Symbol::Authority("X".into()), true)));
+        assert_eq!(
+            at_off("structural", 10),
+            Some((Symbol::Category("structural".into()), false))
+        );
+        assert_eq!(
+            at_off("stability", 1),
+            Some((
+                Symbol::Field(vec!["metrics".into(), "stability".into()]),
+                false
+            ))
+        );
+        assert_eq!(at_off("ceiling", 1), None);
+    }
+}

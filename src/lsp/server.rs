@@ -1,0 +1,629 @@
+//! The server: the initialize handshake, the main loop and the dispatch of
+//! requests and notifications.
+//!
+//! One long-lived [`Session`] holds every file; an edit sets the file's
+//! text, and salsa re-runs only the queries that read it. Messages are
+//! handled in order on the main loop. Diagnostics are published once no
+//! message is waiting, so a burst of edits is checked once, for its last
+//! version. Every handler runs inside `catch_unwind`: a panic answers the
+//! request with `InternalError` and the server goes on.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lsp_server::{
+    Connection, ErrorCode, Message, Notification, Request, RequestId, Response, ResponseError,
+};
+use lsp_types::{
+    CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProvider, CompletionOptions,
+    DefinitionProvider, DidChangeTextDocumentParams, DidChangeWatchedFilesParams,
+    DidCloseTextDocumentParams, DidOpenTextDocumentParams, DidSaveTextDocumentParams,
+    DocumentSymbolParams, DocumentSymbolProvider, FileChangeType, HoverProvider,
+    PositionEncodingKind, PublishDiagnosticsParams, ReferenceParams, ReferencesProvider, Save,
+    SaveOptions, ServerCapabilities, ServerInfo, TextDocumentContent,
+    TextDocumentContentChangeEvent, TextDocumentContentOptions, TextDocumentContentParams,
+    TextDocumentContentResult, TextDocumentPositionParams, TextDocumentSync, TextDocumentSyncKind,
+    TextDocumentSyncOptions, WorkspaceOptions,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::convert::{Encoding, LineIndex};
+use super::diagnostics::{group_by_file, to_lsp};
+use super::workspace::{
+    DocRef, Document, Documents, STDLIB_SCHEME, Texts, folder_paths, load_directory, load_folders,
+    path_of_uri, read_disk, uri_of_path,
+};
+use super::{actions, completion, hover, navigation, symbols};
+use crate::db::Session;
+use crate::stdlib::{KWANUS_PATH, KWANUS_SOURCE};
+
+/// How long to wait, after a change, for a message already on its way
+/// before checking.
+const GRACE: Duration = Duration::from_micros(300);
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `shutdown` then `exit`: exit code 0.
+    Clean,
+    /// `exit` without `shutdown`, or the client went away: exit code 1.
+    Abrupt,
+}
+
+/// The capabilities the server announces for `enc`.
+pub fn capabilities(enc: Encoding) -> ServerCapabilities {
+    ServerCapabilities {
+        position_encoding: Some(enc.kind()),
+        text_document_sync: Some(TextDocumentSync::Options(TextDocumentSyncOptions {
+            open_close: Some(true),
+            change: Some(TextDocumentSyncKind::Incremental),
+            save: Some(Save::SaveOptions(SaveOptions {
+                include_text: Some(false),
+            })),
+            ..Default::default()
+        })),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec![".".into(), " ".into(), ",".into()]),
+            ..Default::default()
+        }),
+        hover_provider: Some(HoverProvider::Bool(true)),
+        definition_provider: Some(DefinitionProvider::Bool(true)),
+        references_provider: Some(ReferencesProvider::Bool(true)),
+        document_symbol_provider: Some(DocumentSymbolProvider::Bool(true)),
+        code_action_provider: Some(CodeActionProvider::CodeActionOptions(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::QuickFix]),
+            ..Default::default()
+        })),
+        workspace: Some(WorkspaceOptions {
+            text_document_content: Some(TextDocumentContent::Options(TextDocumentContentOptions {
+                schemes: vec![STDLIB_SCHEME.to_string()],
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What the server takes from the `initialize` parameters.
+struct InitOptions {
+    encoding: Encoding,
+    folders: Vec<String>,
+}
+
+fn read_init(params: &Value) -> InitOptions {
+    let offered: Option<Vec<PositionEncodingKind>> = params
+        .pointer("/capabilities/general/positionEncodings")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let mut folders: Vec<String> = params
+        .get("workspaceFolders")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|f| f.get("uri").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if folders.is_empty()
+        && let Some(root) = params.get("rootUri").and_then(Value::as_str)
+    {
+        folders.push(root.to_string());
+    }
+    InitOptions {
+        encoding: Encoding::negotiate(offered.as_deref()),
+        folders,
+    }
+}
+
+/// Run the initialize handshake and serve `connection` until `exit`.
+///
+/// Requests before `initialize` are answered `ServerNotInitialized`; an
+/// `exit` (or the end of the input) before it ends the session abruptly.
+pub fn serve(connection: &Connection) -> Result<Ending, String> {
+    let (id, params) = match connection.initialize_start() {
+        Ok(start) => start,
+        Err(e) => {
+            eprintln!("pmf lsp: before initialize: {e}");
+            return Ok(Ending::Abrupt);
+        }
+    };
+    let init = read_init(&params);
+    let result = serde_json::json!({
+        "capabilities": capabilities(init.encoding),
+        "serverInfo": ServerInfo {
+            name: "pmf".into(),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+        },
+    });
+    // The `initialized` notification that follows is ignored by the loop.
+    send(connection, Response::new_ok(id, result).into())?;
+    let mut server = Server::new(init.encoding);
+    server.load_workspace(&init.folders);
+    server.run(connection)
+}
+
+/// The state of a running server.
+pub struct Server {
+    session: Session,
+    enc: Encoding,
+    docs: Documents,
+    /// Paths of documents edited, opened or saved since the last publish:
+    /// they are published even when their diagnostics did not change.
+    touched: HashSet<String>,
+    /// Something changed since the last publish.
+    dirty: bool,
+    /// The diagnostics last published, by session path.
+    published: HashMap<String, Vec<lsp_types::Diagnostic>>,
+    shutdown: bool,
+    /// The workspace folders.
+    roots: Vec<PathBuf>,
+    /// Directories whose `*.pmf` files were loaded for a document opened
+    /// outside the workspace folders.
+    sibling_dirs: HashSet<PathBuf>,
+}
+
+impl Server {
+    /// A server with an empty workspace, speaking `enc` positions.
+    pub fn new(enc: Encoding) -> Self {
+        Server {
+            session: Session::default(),
+            enc,
+            docs: Documents::new(),
+            touched: HashSet::new(),
+            dirty: false,
+            published: HashMap::new(),
+            shutdown: false,
+            roots: Vec::new(),
+            sibling_dirs: HashSet::new(),
+        }
+    }
+
+    /// Load the `*.pmf` files of the workspace folders (URIs).
+    pub fn load_workspace(&mut self, folders: &[String]) {
+        self.roots = folder_paths(folders);
+        for (path, text) in load_folders(&self.roots) {
+            self.session.set_file(&path, text);
+        }
+    }
+
+    /// Load the siblings of a document opened outside every workspace
+    /// folder, once per directory, so that its parents resolve.
+    fn load_siblings(&mut self, path: &str) {
+        let Some(dir) = Path::new(path).parent() else {
+            return;
+        };
+        if !Path::new(path).is_absolute()
+            || self.roots.iter().any(|r| dir.starts_with(r))
+            || !self.sibling_dirs.insert(dir.to_path_buf())
+        {
+            return;
+        }
+        for (sibling, text) in load_directory(dir) {
+            if sibling != path && self.session.file(&sibling).is_none() {
+                self.session.set_file(&sibling, text);
+            }
+        }
+    }
+
+    fn run(&mut self, connection: &Connection) -> Result<Ending, String> {
+        loop {
+            let msg = if self.dirty && !self.shutdown {
+                // Check once nothing is waiting: a message already on its way
+                // (the next change of a burst) would make the check stale.
+                match connection.receiver.recv_timeout(GRACE) {
+                    Ok(msg) => msg,
+                    Err(e) if e.is_timeout() => {
+                        self.guarded("publishing diagnostics", |s| s.publish(connection));
+                        continue;
+                    }
+                    Err(_) => return Ok(self.ending()),
+                }
+            } else {
+                match connection.receiver.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => return Ok(self.ending()),
+                }
+            };
+            if let Some(ending) = self.handle(connection, msg)? {
+                return Ok(ending);
+            }
+        }
+    }
+
+    /// Handle one message; `Some` when it was `exit`.
+    fn handle(&mut self, connection: &Connection, msg: Message) -> Result<Option<Ending>, String> {
+        match msg {
+            Message::Request(req) => {
+                let response = self.handle_request(req);
+                send(connection, response.into())?;
+            }
+            Message::Notification(n) if n.method == "exit" => return Ok(Some(self.ending())),
+            Message::Notification(n) => {
+                let method = n.method.clone();
+                self.guarded(&method, |s| s.handle_notification(n));
+            }
+            Message::Response(_) => {}
+        }
+        Ok(None)
+    }
+
+    fn ending(&self) -> Ending {
+        if self.shutdown {
+            Ending::Clean
+        } else {
+            Ending::Abrupt
+        }
+    }
+
+    /// Run `f`; a panic is logged and the server goes on.
+    fn guarded(&mut self, what: &str, f: impl FnOnce(&mut Self)) {
+        if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+            eprintln!("pmf lsp: internal error while handling {what}; continuing");
+            self.dirty = false;
+        }
+    }
+
+    /// Answer one request; never panics.
+    pub fn handle_request(&mut self, req: Request) -> Response {
+        let id = req.id.clone();
+        if self.shutdown {
+            return error(id, ErrorCode::InvalidRequest, "the server is shutting down");
+        }
+        if req.method == "shutdown" {
+            self.shutdown = true;
+            return Response::new_ok(id, ());
+        }
+        if req.method == "initialize" {
+            return error(
+                id,
+                ErrorCode::InvalidRequest,
+                "the server is already initialized",
+            );
+        }
+        let method = req.method.clone();
+        match catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
+            Ok(Ok(value)) => Response {
+                id,
+                response_result: Ok(value),
+            },
+            Ok(Err(e)) => Response {
+                id,
+                response_result: Err(e),
+            },
+            Err(_) => error(
+                id,
+                ErrorCode::InternalError,
+                &format!("internal error while handling `{method}`"),
+            ),
+        }
+    }
+
+    fn dispatch(&mut self, req: Request) -> Result<Value, ResponseError> {
+        match req.method.as_str() {
+            "textDocument/hover" => {
+                let p: TextDocumentPositionParams = params(req.params)?;
+                self.at_position(&p, hover::hover)
+            }
+            "textDocument/definition" => {
+                let p: TextDocumentPositionParams = params(req.params)?;
+                self.at_position(&p, navigation::definition)
+            }
+            "textDocument/references" => {
+                let p: ReferenceParams = params(req.params)?;
+                let include = p.context.include_declaration;
+                self.at_position(&p.text_document_position_params, |doc, off| {
+                    Some(navigation::references(doc, off, include))
+                })
+            }
+            "textDocument/completion" => {
+                let p: TextDocumentPositionParams = params(req.params)?;
+                self.at_position(&p, |doc, off| Some(completion::completion(doc, off)))
+            }
+            "textDocument/documentSymbol" => {
+                let p: DocumentSymbolParams = params(req.params)?;
+                let path = path_of_uri(p.text_document.uri.as_ref());
+                let result = self.doc(&path).map(|doc| symbols::document_symbols(&doc));
+                to_value(result)
+            }
+            "textDocument/codeAction" => {
+                let p: CodeActionParams = params(req.params)?;
+                let path = path_of_uri(p.text_document.uri.as_ref());
+                // Only quick fixes are offered.
+                let wanted = p.context.only.as_ref().is_none_or(|kinds| {
+                    kinds.iter().any(|k| {
+                        let k = String::from(k.clone());
+                        k.is_empty() || "quickfix".starts_with(&k)
+                    })
+                });
+                let result = self.doc(&path).filter(|_| wanted).map(|doc| {
+                    let span = doc.index.span(doc.text, p.range, doc.enc);
+                    actions::code_actions(&doc, span)
+                });
+                to_value(result)
+            }
+            "workspace/textDocumentContent" => {
+                let p: TextDocumentContentParams = params(req.params)?;
+                let path = path_of_uri(p.uri.as_ref());
+                let text = if path == KWANUS_PATH {
+                    KWANUS_SOURCE.to_string()
+                } else {
+                    match self.session.file(&path) {
+                        Some(f) => f.text(&self.session.db).clone(),
+                        None => {
+                            return Err(ResponseError {
+                                code: ErrorCode::InvalidParams as i32,
+                                message: format!("unknown document `{}`", p.uri),
+                                data: None,
+                            });
+                        }
+                    }
+                };
+                to_value(TextDocumentContentResult { text })
+            }
+            _ => Err(ResponseError {
+                code: ErrorCode::MethodNotFound as i32,
+                message: format!("unknown request `{}`", req.method),
+                data: None,
+            }),
+        }
+    }
+
+    /// The document at `path` as requests see it.
+    fn doc<'a>(&'a self, path: &'a str) -> Option<DocRef<'a>> {
+        DocRef::new(&self.session, &self.docs, path, self.enc)
+    }
+
+    fn at_position<R: serde::Serialize>(
+        &self,
+        p: &TextDocumentPositionParams,
+        f: impl FnOnce(&DocRef<'_>, usize) -> Option<R>,
+    ) -> Result<Value, ResponseError> {
+        let path = path_of_uri(p.text_document.uri.as_ref());
+        let result = self.doc(&path).and_then(|doc| {
+            let offset = doc.offset(p.position);
+            f(&doc, offset)
+        });
+        to_value(result)
+    }
+
+    /// Handle one notification.
+    pub fn handle_notification(&mut self, n: Notification) {
+        match n.method.as_str() {
+            "textDocument/didOpen" => {
+                if let Ok(p) = serde_json::from_value::<DidOpenTextDocumentParams>(n.params) {
+                    let item = p.text_document;
+                    self.open(item.uri.as_ref(), item.version, item.text);
+                }
+            }
+            "textDocument/didChange" => {
+                if let Ok(p) = serde_json::from_value::<DidChangeTextDocumentParams>(n.params) {
+                    let id = p.text_document;
+                    self.change(
+                        id.text_document_identifier.uri.as_ref(),
+                        id.version,
+                        p.content_changes,
+                    );
+                }
+            }
+            "textDocument/didSave" => {
+                if let Ok(p) = serde_json::from_value::<DidSaveTextDocumentParams>(n.params) {
+                    let path = path_of_uri(p.text_document.uri.as_ref());
+                    if self.docs.contains_key(&path) {
+                        self.touched.insert(path);
+                        self.dirty = true;
+                    }
+                }
+            }
+            "textDocument/didClose" => {
+                if let Ok(p) = serde_json::from_value::<DidCloseTextDocumentParams>(n.params) {
+                    self.close(p.text_document.uri.as_ref());
+                }
+            }
+            "workspace/didChangeWatchedFiles" => {
+                if let Ok(p) = serde_json::from_value::<DidChangeWatchedFilesParams>(n.params) {
+                    for change in p.changes {
+                        self.disk_changed(change.uri.as_ref(), change.kind);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open(&mut self, uri: &str, version: i32, text: String) {
+        let path = path_of_uri(uri);
+        let read_only = path == KWANUS_PATH;
+        let file = if read_only {
+            self.session.stdlib
+        } else {
+            if uri.starts_with("file:") {
+                self.load_siblings(&path);
+            }
+            self.session.set_file(&path, text)
+        };
+        let index = LineIndex::new(file.text(&self.session.db));
+        self.docs.insert(
+            path.clone(),
+            Document {
+                path: path.clone(),
+                file,
+                version,
+                index,
+                read_only,
+            },
+        );
+        self.touched.insert(path);
+        self.dirty = true;
+    }
+
+    fn change(&mut self, uri: &str, version: i32, changes: Vec<TextDocumentContentChangeEvent>) {
+        let path = path_of_uri(uri);
+        let enc = self.enc;
+        let Some(doc) = self.docs.get_mut(&path) else {
+            return;
+        };
+        if doc.read_only {
+            return;
+        }
+        let mut text = doc.file.text(&self.session.db).clone();
+        let mut index = doc.index.clone();
+        let count = changes.len();
+        for (i, change) in changes.into_iter().enumerate() {
+            match change {
+                TextDocumentContentChangeEvent::TextDocumentContentChangePartial(c) => {
+                    let span = index.span(&text, c.range, enc);
+                    text.replace_range(span.range(), &c.text);
+                }
+                TextDocumentContentChangeEvent::TextDocumentContentChangeWholeDocument(c) => {
+                    text = c.text;
+                }
+            }
+            if i + 1 < count {
+                index = LineIndex::new(&text);
+            }
+        }
+        doc.index = LineIndex::new(&text);
+        doc.version = version;
+        self.session.set_file(&path, text);
+        self.touched.insert(path);
+        self.dirty = true;
+    }
+
+    fn close(&mut self, uri: &str) {
+        let path = path_of_uri(uri);
+        let Some(doc) = self.docs.remove(&path) else {
+            return;
+        };
+        if !doc.read_only {
+            // Back to what is on disk, or out of the workspace.
+            match read_disk(&path) {
+                Some(text) => {
+                    self.session.set_file(&path, text);
+                }
+                None => self.session.remove_file(&path),
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn disk_changed(&mut self, uri: &str, kind: FileChangeType) {
+        let path = path_of_uri(uri);
+        if self.docs.contains_key(&path) || !path.ends_with(".pmf") || path == KWANUS_PATH {
+            return;
+        }
+        match (kind, read_disk(&path)) {
+            (FileChangeType::Deleted, _) | (_, None) => {
+                if self.session.file(&path).is_some() {
+                    self.session.remove_file(&path);
+                }
+            }
+            (_, Some(text)) => {
+                self.session.set_file(&path, text);
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Check every open document and publish what changed, grouped by the
+    /// file each diagnostic points into.
+    fn publish(&mut self, connection: &Connection) {
+        self.dirty = false;
+        let touched = std::mem::take(&mut self.touched);
+        let mut all = Vec::new();
+        for doc in self.docs.values().filter(|d| !d.read_only) {
+            all.extend(self.session.check(doc.file));
+        }
+        let groups = group_by_file(all);
+        let mut texts = Texts::new(&self.session, &self.docs);
+        let mut paths: Vec<String> = self
+            .docs
+            .values()
+            .filter(|d| !d.read_only)
+            .map(|d| d.path.clone())
+            .collect();
+        paths.extend(groups.keys().cloned());
+        paths.extend(self.published.keys().cloned());
+        paths.sort();
+        paths.dedup();
+        let mut outgoing = Vec::new();
+        for path in paths {
+            if path == KWANUS_PATH {
+                continue;
+            }
+            let diagnostics: Vec<lsp_types::Diagnostic> = groups
+                .get(&path)
+                .map(|list| {
+                    list.iter()
+                        .map(|d| to_lsp(d, &mut texts, self.enc))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let previous = self.published.get(&path);
+            let unchanged = previous.map_or(diagnostics.is_empty(), |p| *p == diagnostics);
+            if unchanged && !touched.contains(&path) {
+                continue;
+            }
+            let version = self.docs.get(&path).map(|d| d.version);
+            outgoing.push((path, version, diagnostics));
+        }
+        drop(texts);
+        for (path, version, diagnostics) in outgoing {
+            let params = PublishDiagnosticsParams {
+                uri: uri_of_path(&path).into(),
+                version,
+                diagnostics: diagnostics.clone(),
+            };
+            let note = Notification::new("textDocument/publishDiagnostics".into(), params);
+            if connection.sender.send(note.into()).is_err() {
+                return;
+            }
+            if diagnostics.is_empty() {
+                self.published.remove(&path);
+            } else {
+                self.published.insert(path, diagnostics);
+            }
+        }
+        // Closed documents keep nothing.
+        for path in touched {
+            if !self.docs.contains_key(&path) {
+                self.published.remove(&path);
+            }
+        }
+    }
+}
+
+fn send(connection: &Connection, msg: Message) -> Result<(), String> {
+    connection
+        .sender
+        .send(msg)
+        .map_err(|_| "the client connection is closed".to_string())
+}
+
+fn error(id: RequestId, code: ErrorCode, message: &str) -> Response {
+    Response {
+        id,
+        response_result: Err(ResponseError {
+            code: code as i32,
+            message: message.to_string(),
+            data: None,
+        }),
+    }
+}
+
+fn params<P: DeserializeOwned>(value: Value) -> Result<P, ResponseError> {
+    serde_json::from_value(value).map_err(|e| ResponseError {
+        code: ErrorCode::InvalidParams as i32,
+        message: format!("invalid parameters: {e}"),
+        data: None,
+    })
+}
+
+fn to_value<R: serde::Serialize>(result: R) -> Result<Value, ResponseError> {
+    serde_json::to_value(result).map_err(|e| ResponseError {
+        code: ErrorCode::InternalError as i32,
+        message: format!("cannot serialize the result: {e}"),
+        data: None,
+    })
+}
