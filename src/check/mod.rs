@@ -126,6 +126,14 @@ impl<'a> Context<'a> {
     }
 }
 
+/// `category` → `categories`, `phase` → `phases`.
+fn plural(what: &str) -> String {
+    match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
+    }
+}
+
 /// An "unknown X" diagnostic at `ident` with a did-you-mean help.
 pub fn unknown(
     code: Code,
@@ -142,7 +150,7 @@ pub fn unknown(
             list.sort_unstable();
             list.dedup();
             let shown: Vec<String> = list.iter().take(8).map(|c| format!("`{c}`")).collect();
-            Some(format!("known {what}s: {}", shown.join(", ")))
+            Some(format!("known {}: {}", plural(what), shown.join(", ")))
         }
     });
     Diagnostic::new(

@@ -20,12 +20,13 @@ use lsp_types::{
     CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProvider, CompletionOptions,
     DefinitionProvider, DidChangeTextDocumentParams, DidChangeWatchedFilesParams,
     DidCloseTextDocumentParams, DidOpenTextDocumentParams, DidSaveTextDocumentParams,
-    DocumentSymbolParams, DocumentSymbolProvider, FileChangeType, HoverProvider,
-    PositionEncodingKind, PublishDiagnosticsParams, ReferenceParams, ReferencesProvider, Save,
-    SaveOptions, ServerCapabilities, ServerInfo, TextDocumentContent,
-    TextDocumentContentChangeEvent, TextDocumentContentOptions, TextDocumentContentParams,
-    TextDocumentContentResult, TextDocumentPositionParams, TextDocumentSync, TextDocumentSyncKind,
-    TextDocumentSyncOptions, WorkspaceOptions,
+    DocumentFormattingParams, DocumentFormattingProvider, DocumentSymbolParams,
+    DocumentSymbolProvider, FileChangeType, HoverProvider, Position, PositionEncodingKind,
+    PublishDiagnosticsParams, Range, ReferenceParams, ReferencesProvider, Save, SaveOptions,
+    ServerCapabilities, ServerInfo, TextDocumentContent, TextDocumentContentChangeEvent,
+    TextDocumentContentOptions, TextDocumentContentParams, TextDocumentContentResult,
+    TextDocumentPositionParams, TextDocumentSync, TextDocumentSyncKind, TextDocumentSyncOptions,
+    TextEdit, WorkspaceOptions,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -73,6 +74,7 @@ pub fn capabilities(enc: Encoding) -> ServerCapabilities {
         definition_provider: Some(DefinitionProvider::Bool(true)),
         references_provider: Some(ReferencesProvider::Bool(true)),
         document_symbol_provider: Some(DocumentSymbolProvider::Bool(true)),
+        document_formatting_provider: Some(DocumentFormattingProvider::Bool(true)),
         code_action_provider: Some(CodeActionProvider::CodeActionOptions(CodeActionOptions {
             code_action_kinds: Some(vec![CodeActionKind::QuickFix]),
             ..Default::default()
@@ -320,6 +322,31 @@ impl Server {
             "textDocument/completion" => {
                 let p: TextDocumentPositionParams = params(req.params)?;
                 self.at_position(&p, |doc, off| Some(completion::completion(doc, off)))
+            }
+            "textDocument/formatting" => {
+                let p: DocumentFormattingParams = params(req.params)?;
+                let path = path_of_uri(p.text_document.uri.as_ref());
+                let result = self
+                    .doc(&path)
+                    .filter(|doc| doc.path != crate::stdlib::KWANUS_PATH)
+                    .and_then(|doc| {
+                        let formatted = crate::fmt::format(doc.text);
+                        (formatted != doc.text).then(|| {
+                            // One edit replacing the whole document.
+                            let end = doc.index.position(doc.text, doc.text.len(), doc.enc);
+                            vec![TextEdit {
+                                range: Range {
+                                    start: Position {
+                                        line: 0,
+                                        character: 0,
+                                    },
+                                    end,
+                                },
+                                new_text: formatted,
+                            }]
+                        })
+                    });
+                to_value(result.unwrap_or_default())
             }
             "textDocument/documentSymbol" => {
                 let p: DocumentSymbolParams = params(req.params)?;

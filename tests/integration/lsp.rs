@@ -315,11 +315,7 @@ fn diagnostics_in_utf16_then_cleared() {
     let dir = workspace();
     let (mut c, init) = Client::start(dir.path(), json!({}));
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-16");
-    assert!(
-        init["capabilities"]
-            .get("documentFormattingProvider")
-            .is_none()
-    );
+    assert_eq!(init["capabilities"]["documentFormattingProvider"], true);
     let child = uri(dir.path(), "child.pmf");
     c.open(&child, CHILD);
     let published = c.diagnostics(&child);
@@ -840,5 +836,30 @@ fn a_burst_of_edits_is_checked_for_its_last_version() {
     }
     assert!(versions.len() < 45, "{versions:?}");
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert!(c.shutdown().success());
+}
+
+#[test]
+fn formatting_returns_the_canonical_layout() {
+    let dir = workspace();
+    let (mut c, init) = Client::start(dir.path(), json!({}));
+    assert_eq!(init["capabilities"]["documentFormattingProvider"], true);
+    let u = uri(dir.path(), "messy.pmf");
+    let text = "policy messy   extends kwanus\n\n\n\noverride ceiling power<=7 // ñandú →\n";
+    c.open(&u, text);
+    let _ = c.diagnostics(&u);
+    let edits = c.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": u}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
+    let edits = edits.as_array().expect("edits");
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0]["newText"], pmf::fmt::format(text));
+    assert_eq!(
+        edits[0]["range"]["start"],
+        json!({"line": 0, "character": 0})
+    );
+    // The end is just past the text (line 5, column 0 after the final newline).
+    assert_eq!(edits[0]["range"]["end"], json!({"line": 5, "character": 0}));
     assert!(c.shutdown().success());
 }
