@@ -167,14 +167,6 @@ impl Chain {
     }
 }
 
-/// Append one `event` inside `tx` (loads and finishes a [`Chain`]).
-pub fn append(tx: &Connection, event: &mut Event) -> Result<String, StoreError> {
-    let mut chain = Chain::load(tx, &event.partner)?;
-    let hash = chain.append(tx, event)?;
-    chain.finish(tx)?;
-    Ok(hash)
-}
-
 /// Where the lineage is broken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Broken {
