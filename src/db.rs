@@ -396,6 +396,10 @@ pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> 
             }
         }
     }
+    let (suppressions, malformed) =
+        check::suppress::suppressions(file.path(db), file.text(db), &parsed.ast);
+    check::suppress::apply(file.path(db), &mut out, &suppressions);
+    out.extend(malformed);
     sort_and_dedup(&mut out);
     out
 }

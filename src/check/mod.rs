@@ -8,6 +8,7 @@ pub mod health;
 pub mod lints;
 pub mod migrations;
 pub mod names;
+pub mod suppress;
 pub mod types;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};

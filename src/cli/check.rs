@@ -35,6 +35,9 @@ pub struct CheckArgs {
     /// Exit 1 when there are warnings, too.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Lint levels (default: the nearest `pmf.toml` from the current directory up).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// The outcome of checking a set of files.
@@ -47,6 +50,8 @@ pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
     /// The session that produced them (for sources).
     pub session: Session,
+    /// Sources that are not policies (such as `pmf.toml`), for rendering.
+    pub extra_sources: std::collections::BTreeMap<String, String>,
 }
 
 /// Load `paths` into a fresh session and check every file.
@@ -80,12 +85,37 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
         paths: found.iter().map(|p| p.display().to_string()).collect(),
         diagnostics,
         session,
+        extra_sources: Default::default(),
     })
+}
+
+/// Apply the lint levels of `config` (or of the nearest `pmf.toml`).
+pub fn apply_config(
+    report: &mut Report,
+    config: Option<&std::path::Path>,
+) -> Result<(), UsageError> {
+    let path = match config {
+        Some(p) => Some(p.to_path_buf()),
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|d| crate::diagnostics::config::find(&d)),
+    };
+    let Some(path) = path else { return Ok(()) };
+    let text = files::read_text(&path)?;
+    let name = path.display().to_string();
+    let (config, mut problems) =
+        crate::diagnostics::config::parse(&name, &text).map_err(UsageError)?;
+    config.apply(&mut report.diagnostics);
+    report.diagnostics.append(&mut problems);
+    sort_and_dedup(&mut report.diagnostics);
+    report.extra_sources.insert(name, text);
+    Ok(())
 }
 
 /// Run `pmf check`.
 pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
-    let report = check_paths(&args.paths)?;
+    let mut report = check_paths(&args.paths)?;
+    apply_config(&mut report, args.config.as_deref())?;
     let style = HumanStyle {
         color,
         width: terminal_width(),
@@ -112,7 +142,8 @@ impl Report {
 
 /// The whole output of `pmf check` for `report` in `format`.
 pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
-    let sources = report.session.sources();
+    let mut sources = report.session.sources();
+    sources.extend(report.extra_sources.clone());
     let diags = &report.diagnostics;
     let mut out = String::new();
     match format {

@@ -111,6 +111,8 @@ codes! {
     MissingRite = "PMF901", Warning, "lints", "phase without a rite";
     UnusedDeclaration = "PMF902", Warning, "lints", "unused declaration";
     DimensionNotCovered = "PMF903", Warning, "lints", "validation dimension without checks";
+    UnknownCodeInConfig = "PMF904", Error, "lints", "unknown code in `pmf.toml` or a suppression";
+    SuppressionWithoutReason = "PMF905", Error, "lints", "suppression without a reason";
 }
 
 impl Code {

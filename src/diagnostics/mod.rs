@@ -4,6 +4,7 @@
 //! suggestions (`did you mean ...`) in the help.
 
 pub mod codes;
+pub mod config;
 pub mod render;
 
 pub use codes::Code;

@@ -68,7 +68,16 @@ pub fn format(text: &str) -> String {
         } else if indent == 0 && !(at_column_0 && (starts_with_close || is_comment_only)) {
             indent = 2; // a continuation line of a top-level declaration
         }
-        let body = render(&toks);
+        let mut body = render(&toks);
+        if tokenize_line(&body) != toks {
+            // Canonical spacing would glue two tokens into another one
+            // (`-` and `>=` into `->=`): keep them apart.
+            body = toks
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
         out.push(format!("{}{}", " ".repeat(indent), body));
         for t in &toks {
             match t.kind {
@@ -154,6 +163,7 @@ fn space_between(p: &Tok, t: &Tok, i: usize, toks: &[Tok], type_angles: &mut usi
         (_, Close(_)) => false,
         (Word, Open('(')) if is_value_end(p) => false, // a call
         (_, Open(_)) => true,
+        (Op, Op) => true,
         (Op, _) if p.text == "-" && is_unary(i - 1, toks) => false,
         _ => true,
     }

@@ -277,3 +277,47 @@ fn graph_formats() {
     let broken = write(dir.path(), "broken.pmf", BROKEN);
     assert_eq!(code(&pmf(&["graph", &broken])), 1);
 }
+
+#[test]
+fn pmf_toml_sets_levels_and_rejects_unknown_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let warns = write(dir.path(), "warns.pmf", WARNS);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // Warnings only: exit 0.
+    assert_eq!(code(&run(&["check", &warns])), 0);
+    // The nearest pmf.toml raises PMF902 to an error.
+    std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF902 = \"error\"\n").unwrap();
+    let o = run(&["check", "--format", "json", &warns]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("\"severity\": \"error\""));
+    // Off: nothing reported.
+    std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF902 = \"off\"\n").unwrap();
+    let o = run(&["check", &warns]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("no problems"), "{}", stdout(&o));
+    // An unknown code is itself an error, pointing into pmf.toml.
+    std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF9O2 = \"off\"\n").unwrap();
+    let o = run(&["check", "--format", "json", &warns]);
+    assert_eq!(code(&o), 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "PMF904")
+        .expect("PMF904");
+    assert!(d["file"].as_str().unwrap().ends_with("pmf.toml"));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // A level that is not error|warning|off, or broken TOML: a usage error.
+    std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF902 = \"loud\"\n").unwrap();
+    assert_eq!(code(&run(&["check", &warns])), 2);
+}
