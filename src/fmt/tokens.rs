@@ -1,4 +1,4 @@
-//! Splitting one line into tokens for the formatter.
+//! Splitting one line into tokens for the formatter (linear in the line).
 
 /// The kinds of token the formatter spaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,79 +40,92 @@ pub struct Tok {
 
 /// Tokens of one (trimmed) line.
 pub fn tokenize_line(line: &str) -> Vec<Tok> {
-    let chars: Vec<char> = line.chars().collect();
+    let bytes = line.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    let push = |out: &mut Vec<Tok>, kind, text: String| out.push(Tok { kind, text });
-    while i < chars.len() {
-        let c = chars[i];
+    let mut push = |kind, from: usize, to: usize| {
+        out.push(Tok {
+            kind,
+            text: line[from..to].to_string(),
+        })
+    };
+    while i < bytes.len() {
+        let rest = &line[i..];
+        let c = rest.chars().next().unwrap_or(' ');
         if c.is_whitespace() {
-            i += 1;
+            i += c.len_utf8();
             continue;
         }
-        let rest: String = chars[i..].iter().collect();
         if rest.starts_with("//") {
-            push(&mut out, TokKind::LineComment, rest.trim_end().to_string());
+            push(TokKind::LineComment, i, i + rest.trim_end().len());
             break;
         }
         if rest.starts_with("/*") {
             let end = rest.find("*/").map_or(rest.len(), |e| e + 2);
-            let text: String = rest[..end].to_string();
-            i += text.chars().count();
-            push(&mut out, TokKind::BlockComment, text);
+            push(TokKind::BlockComment, i, i + end);
+            i += end;
             continue;
         }
         if c == '"' {
             let mut j = i + 1;
-            while j < chars.len() {
-                match chars[j] {
-                    '\\' => j += 2,
-                    '"' => {
+            while j < bytes.len() {
+                match bytes[j] {
+                    b'\\' => j += 2,
+                    b'"' => {
                         j += 1;
                         break;
                     }
                     _ => j += 1,
                 }
             }
-            let j = j.min(chars.len());
-            push(&mut out, TokKind::Str, chars[i..j].iter().collect());
+            let mut j = j.min(bytes.len());
+            while !line.is_char_boundary(j) {
+                j += 1;
+            }
+            push(TokKind::Str, i, j);
             i = j;
             continue;
         }
         if c.is_ascii_alphabetic() || c == '_' {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
-                j += 1;
-            }
-            push(&mut out, TokKind::Word, chars[i..j].iter().collect());
-            i = j;
+            let len = rest
+                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .unwrap_or(rest.len());
+            push(TokKind::Word, i, i + len);
+            i += len;
             continue;
         }
         if c.is_ascii_digit() {
             // Numbers and versions: digits, dots between digits, and a
             // pre-release or build suffix glued to a version.
             let mut j = i;
-            while j < chars.len()
-                && (chars[j].is_ascii_alphanumeric()
-                    || (chars[j] == '.' && chars.get(j + 1).is_some_and(|n| n.is_ascii_digit()))
-                    || ((chars[j] == '-' || chars[j] == '+')
-                        && chars[i..j].iter().filter(|&&d| d == '.').count() >= 2))
-            {
+            let mut dots = 0;
+            while j < bytes.len() {
+                let b = bytes[j];
+                let ok = b.is_ascii_alphanumeric()
+                    || (b == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit))
+                    || ((b == b'-' || b == b'+') && dots >= 2);
+                if !ok {
+                    break;
+                }
+                if b == b'.' {
+                    dots += 1;
+                }
                 j += 1;
             }
-            push(&mut out, TokKind::Number, chars[i..j].iter().collect());
+            push(TokKind::Number, i, j);
             i = j;
             continue;
         }
-        let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-        let three: String = chars[i..(i + 3).min(chars.len())].iter().collect();
-        if three == "..=" {
-            push(&mut out, TokKind::Range, three);
+        if rest.starts_with("..=") {
+            push(TokKind::Range, i, i + 3);
             i += 3;
             continue;
         }
-        if matches!(two.as_str(), "->" | "==" | "!=" | "<=" | ">=") {
-            push(&mut out, TokKind::Op, two);
+        if ["->", "==", "!=", "<=", ">="]
+            .iter()
+            .any(|op| rest.starts_with(op))
+        {
+            push(TokKind::Op, i, i + 2);
             i += 2;
             continue;
         }
@@ -124,8 +137,20 @@ pub fn tokenize_line(line: &str) -> Vec<Tok> {
             '.' => TokKind::Dot,
             _ => TokKind::Op,
         };
-        push(&mut out, kind, c.to_string());
-        i += 1;
+        push(kind, i, i + c.len_utf8());
+        i += c.len_utf8();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokenize_line;
+
+    #[test]
+    fn a_long_line_is_tokenized_in_linear_time() {
+        let line = "a + ".repeat(200_000);
+        let toks = tokenize_line(&line);
+        assert_eq!(toks.len(), 400_000);
+    }
 }
