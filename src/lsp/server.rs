@@ -164,6 +164,8 @@ pub struct Server {
     /// Directories whose `*.pmf` files were loaded for a document opened
     /// outside the workspace folders.
     sibling_dirs: HashSet<PathBuf>,
+    /// Lint levels from the workspace's `pmf.toml`, as `pmf check` applies them.
+    lints: crate::diagnostics::config::Config,
 }
 
 impl Server {
@@ -179,6 +181,7 @@ impl Server {
             shutdown: false,
             roots: Vec::new(),
             sibling_dirs: HashSet::new(),
+            lints: Default::default(),
         }
     }
 
@@ -187,6 +190,18 @@ impl Server {
         self.roots = folder_paths(folders);
         for (path, text) in load_folders(&self.roots) {
             self.session.set_file(&path, text);
+        }
+        // The same lint levels as `pmf check` run from the workspace root; an
+        // unreadable or invalid `pmf.toml` leaves the defaults.
+        if let Some(config) = self
+            .roots
+            .first()
+            .and_then(|r| crate::diagnostics::config::find(r))
+            && let Ok(text) = std::fs::read_to_string(&config)
+            && let Ok((lints, _)) =
+                crate::diagnostics::config::parse(&config.display().to_string(), &text)
+        {
+            self.lints = lints;
         }
     }
 
@@ -562,6 +577,7 @@ impl Server {
         for doc in self.docs.values().filter(|d| !d.read_only) {
             all.extend(self.session.check(doc.file));
         }
+        self.lints.apply(&mut all);
         let groups = group_by_file(all);
         let mut texts = Texts::new(&self.session, &self.docs);
         let mut paths: Vec<String> = self

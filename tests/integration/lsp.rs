@@ -863,3 +863,18 @@ fn formatting_returns_the_canonical_layout() {
     assert_eq!(edits[0]["range"]["end"], json!({"line": 5, "character": 0}));
     assert!(c.shutdown().success());
 }
+
+#[test]
+fn pmf_toml_levels_apply_to_published_diagnostics() {
+    let dir = workspace();
+    std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF902 = \"off\"\n").unwrap();
+    let (mut c, _) = Client::start(dir.path(), json!({}));
+    let u = uri(dir.path(), "idle.pmf");
+    c.open(
+        &u,
+        "policy idle extends kwanus\n\nauthority IDLE \"Idle Board\"\n",
+    );
+    let published = c.diagnostics(&u);
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
+    assert!(c.shutdown().success());
+}
