@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod approve;
 pub mod check;
+pub mod doc;
 pub mod explain;
 pub mod files;
 pub mod fmt;
@@ -100,6 +101,8 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Draw the compiled phase graph (dot, mermaid or json).
     Graph(graph::GraphArgs),
+    /// Write the policy as a document (HTML and Markdown) for a governance board.
+    Doc(doc::DocArgs),
     /// Predict every partner's migration into a plan file.
     Plan(plan::PlanArgs),
     /// Apply a plan: run each partner through the flow on the store.
@@ -137,6 +140,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Explain(args) => explain::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Doc(args) => doc::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Keygen(args) => keygen::run(args),

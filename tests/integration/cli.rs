@@ -321,3 +321,52 @@ fn pmf_toml_sets_levels_and_rejects_unknown_codes() {
     std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF902 = \"loud\"\n").unwrap();
     assert_eq!(code(&run(&["check", &warns])), 2);
 }
+
+#[test]
+fn doc_writes_html_markdown_and_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("doc");
+    let o = pmf(&[
+        "doc",
+        "examples/fleet/policy.pmf",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("policy.md")).unwrap();
+    for section in [
+        "## Migration categories",
+        "## Governance",
+        "## Migration types",
+        "## The flow",
+        "## Migration health",
+        "## Compatibility rules",
+        "## Validation",
+        "## Ceilings",
+        "## Rites",
+    ] {
+        assert!(md.contains(section), "no {section}");
+    }
+    // The seed's health table, and links back to source lines.
+    assert!(
+        md.contains("| 90–100 | Stable | proceed | Optimal Transition |"),
+        "{md}"
+    );
+    assert!(md.contains("policy.pmf#L"));
+    assert!(md.contains("kwanus (stdlib) line"));
+    let svg = std::fs::read_to_string(out.join("flow.svg")).unwrap();
+    assert_eq!(svg.matches("class=\"phase\"").count(), 7);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("The threads tremble. Change approaches."));
+    // A policy with errors gets no document.
+    let broken = write(dir.path(), "broken.pmf", BROKEN);
+    assert_eq!(
+        code(&pmf(&[
+            "doc",
+            &broken,
+            "-o",
+            dir.path().join("x").to_str().unwrap()
+        ])),
+        1
+    );
+}

@@ -1,0 +1,119 @@
+//! `pmf doc FILES -o DIR`: the policy as a document for a governance board
+//! (HTML with an inline SVG flow, and Markdown with `flow.svg`).
+
+use std::path::{Component, Path, PathBuf};
+
+use clap::Args;
+
+use super::check::check_paths;
+use super::{Exit, UsageError, files};
+use crate::db;
+use crate::doc::{DocInput, SourceLink, flow_svg, html, markdown};
+
+/// Arguments of `pmf doc`.
+#[derive(Args, Debug)]
+pub struct DocArgs {
+    /// The policy file and the files of its parents.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The directory to write `index.html`, `policy.md` and `flow.svg` to.
+    #[arg(short = 'o', long = "output", default_value = "policy-doc")]
+    pub output: PathBuf,
+}
+
+/// `to` relative to the directory `from` (both made absolute).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from = std::path::absolute(from).unwrap_or_else(|_| from.to_path_buf());
+    let to = std::path::absolute(to).unwrap_or_else(|_| to.to_path_buf());
+    let a: Vec<Component> = from.components().collect();
+    let b: Vec<Component> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..a.len() {
+        out.push("..");
+    }
+    for c in &b[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Run `pmf doc`.
+pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
+    // Check first: a policy with errors gets no document.
+    let policy = match super::policy::load(&args.files) {
+        Ok(p) => p,
+        Err(f) => return f.exit(),
+    };
+    let report = check_paths(&args.files)?;
+    let session = &report.session;
+    let leaf = session
+        .workspace
+        .files(&session.db)
+        .iter()
+        .copied()
+        .find(|f| {
+            db::file_header(&session.db, *f)
+                .as_ref()
+                .is_some_and(|h| h.name.name == policy.name)
+        })
+        .ok_or_else(|| UsageError("the policy vanished while documenting it".into()))?;
+    let resolved = db::resolve(&session.db, session.workspace, leaf);
+    let sources = session.sources();
+    let out_dir = args.output.clone();
+    let link = |file: &str, line: usize| {
+        if file == crate::stdlib::KWANUS_PATH {
+            SourceLink {
+                label: format!("kwanus (stdlib) line {line}"),
+                href: None,
+            }
+        } else {
+            let name = Path::new(file)
+                .file_name()
+                .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
+            SourceLink {
+                label: format!("{name}:{line}"),
+                href: Some(format!(
+                    "{}#L{line}",
+                    relative(&out_dir, Path::new(file)).display()
+                )),
+            }
+        }
+    };
+    let input = DocInput {
+        policy: &resolved.policy,
+        graph: &policy.graph,
+        sources: &sources,
+        link: &link,
+    };
+    std::fs::create_dir_all(&args.output).map_err(|e| {
+        UsageError(format!(
+            "cannot create `{}`: {}",
+            args.output.display(),
+            files::io_reason(&e)
+        ))
+    })?;
+    for (name, text) in [
+        ("index.html", html(&input)),
+        ("policy.md", markdown(&input)),
+        ("flow.svg", flow_svg(&policy.graph)),
+    ] {
+        let path = args.output.join(name);
+        let tmp = args.output.join(format!(".{name}.partial"));
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                UsageError(format!(
+                    "cannot write `{}`: {}",
+                    path.display(),
+                    files::io_reason(&e)
+                ))
+            })?;
+    }
+    println!(
+        "documented policy `{}` in {} (index.html, policy.md, flow.svg)",
+        policy.name,
+        args.output.display()
+    );
+    Ok(Exit::Success)
+}
