@@ -13,7 +13,7 @@ use crate::runtime::apply::{
     outcome_from_str,
 };
 use crate::runtime::approvals::{self, DEFAULT_KEYRING};
-use crate::runtime::input::{self, PartnerStream, parse_partner};
+use crate::runtime::input;
 use crate::runtime::plan::read_plan;
 use crate::runtime::value::Value;
 use crate::store::lock::LockError;
@@ -133,27 +133,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         }
     }
     if missing {
-        let mut stream = match PartnerStream::open(std::path::Path::new(&plan.header.partners_file))
-        {
-            Ok(s) => s,
-            Err(e) => return input_failure(e),
-        };
-        loop {
-            let batch = match stream.next_batch(8192) {
-                Ok(b) => b,
-                Err(e) => return input_failure(e),
-            };
-            if batch.is_empty() {
-                break;
-            }
-            for raw in &batch {
-                match parse_partner(&policy.schema, &plan.header.partners_file, raw) {
-                    Ok(v) => {
-                        initial.insert(policy.id_of(&v).to_string(), v);
-                    }
-                    Err(e) => return input_failure(e),
+        let path = std::path::Path::new(&plan.header.partners_file);
+        match input::read_all_partners(&policy.schema, path) {
+            Ok(all) => {
+                for v in all {
+                    initial.insert(policy.id_of(&v).to_string(), v);
                 }
             }
+            Err(e) => return input_failure(e),
         }
     }
 

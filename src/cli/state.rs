@@ -6,7 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::plan::input_failure;
 use super::{Exit, UsageError, policy};
-use crate::runtime::input::{PartnerStream, parse_partner};
+use crate::runtime::input::read_all_partners;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf state`.
@@ -72,32 +72,20 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                 Ok(p) => p,
                 Err(f) => return f.exit(),
             };
-            let mut stream = match PartnerStream::open(file) {
-                Ok(s) => s,
+            let partners = match read_all_partners(&policy.schema, file) {
+                Ok(p) => p,
                 Err(e) => return input_failure(e),
             };
-            let name = file.display().to_string();
-            let mut rows = Vec::new();
-            loop {
-                let batch = match stream.next_batch(8192) {
-                    Ok(b) => b,
-                    Err(e) => return input_failure(e),
-                };
-                if batch.is_empty() {
-                    break;
-                }
-                for raw in &batch {
-                    let v = match parse_partner(&policy.schema, &name, raw) {
-                        Ok(v) => v,
-                        Err(e) => return input_failure(e),
-                    };
-                    rows.push((
-                        policy.id_of(&v).to_string(),
-                        policy.version_of(&v).map(|v| v.to_string()),
+            let rows: Vec<(String, Option<String>, String)> = partners
+                .iter()
+                .map(|v| {
+                    (
+                        policy.id_of(v).to_string(),
+                        policy.version_of(v).map(|v| v.to_string()),
                         v.to_json(&policy.schema).to_string(),
-                    ));
-                }
-            }
+                    )
+                })
+                .collect();
             let mut store = Store::open(store).map_err(|e| UsageError(e.0))?;
             let n = store.import(&rows).map_err(|e| UsageError(e.0))?;
             println!("imported {n} partners into {}", store.path().display());

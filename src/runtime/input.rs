@@ -224,6 +224,22 @@ impl PartnerStream {
     }
 }
 
+/// Every partner state of `path`, validated against `schema`, in order.
+pub fn read_all_partners(schema: &Type, path: &Path) -> Result<Vec<Value>, InputError> {
+    let mut stream = PartnerStream::open(path)?;
+    let name = path.display().to_string();
+    let mut out = Vec::new();
+    loop {
+        let batch = stream.next_batch(8192)?;
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        for raw in &batch {
+            out.push(parse_partner(schema, &name, raw)?);
+        }
+    }
+}
+
 /// Targets: one for every partner, and per-partner ones on top.
 #[derive(Clone, Debug, Default)]
 pub struct Targets {

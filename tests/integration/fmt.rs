@@ -71,73 +71,11 @@ fn stdlib_and_examples_are_formatted() {
     assert!(unformatted.is_empty(), "run `pmf fmt` on: {unformatted:?}");
 }
 
-const WORDS: &[&str] = &[
-    "policy ",
-    "extends ",
-    "kwanus",
-    "override ",
-    "migration ",
-    "compatibility ",
-    "health ",
-    "flow ",
-    "ceiling ",
-    "rite ",
-    "when ",
-    "band ",
-    "phase ",
-    "fail ",
-    "max ",
-    "else ",
-    "and ",
-    "or ",
-    "not ",
-    "in ",
-    "partner.",
-    "target.",
-    "version",
-    "strands",
-    "power",
-    "{",
-    "}",
-    "(",
-    ")",
-    "[",
-    "]",
-    "<",
-    "<=",
-    ">=",
-    "==",
-    "->",
-    "..=",
-    ",",
-    ":",
-    "+",
-    "-",
-    "*",
-    "/",
-    "\"s\"",
-    "1.2.3",
-    "0.35",
-    "100",
-    "\n",
-    "\n  ",
-    "    ",
-    " ",
-    "//c\n",
-    "/* b */",
-    "set<string>",
-    "len(",
-    "x",
-    "soft",
-    "detection",
-    "\t",
-];
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn arbitrary_token_soup_formats_idempotently_and_keeps_meaning(parts in prop::collection::vec(prop::sample::select(WORDS), 0..80)) {
+    fn arbitrary_token_soup_formats_idempotently_and_keeps_meaning(parts in prop::collection::vec(prop::sample::select(crate::support::TOKEN_SOUP), 0..80)) {
         let text = format!("policy fuzz extends kwanus\n{}", parts.concat());
         let once = format(&text);
         prop_assert_eq!(format(&once), once.clone());
