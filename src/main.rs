@@ -4,6 +4,13 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of stdout goes away
+    // (`pmf lineage show | head`). `pmf apply` opts out: it keeps recording in
+    // the store and only stops printing.
+    // SAFETY: restoring the default action of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
             "pmf: internal error: {info}\nThis is a bug in pmf; please report it with the input that caused it."

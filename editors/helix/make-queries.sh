@@ -41,6 +41,8 @@ cat >"$out/indents.scm" <<'SCM'
   (check_block)
   (health_block)
   (flow_block)
+  (test_block)
+  (record_value)
   (arguments)
   (set_literal)
   (parenthesized_expression)

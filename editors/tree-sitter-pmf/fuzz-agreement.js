@@ -45,6 +45,8 @@ const KEYWORDS = [
   'mapping', 'approve', 'by', 'governing', 'touches', 'to', 'previous_stable', 'else',
   'factor', 'weight', 'from', 'band', 'phase', 'fallible', 'fail', 'max', 'set', 'and', 'or',
   'not', 'in', 'true', 'false', 'len', 'min', 'abs',
+  'test', 'target', 'observed', 'approved', 'expect', 'none', 'null', 'type', 'action', 'outcome',
+  'approvals',
 ];
 const name = () => (random() < 0.35 ? pick(KEYWORDS) : pick(['a', 'b', 'x_1', 'TSC', 'soft', 'detection', 'fallback', 'region']));
 function sep() {
@@ -79,10 +81,19 @@ function type(depth = 0) {
   return J('{', ...Array.from({ length: int(0, 2) }, () => J(name(), ':', type(depth + 1))), '}');
 }
 const num = () => pick(['1', '0.35', '-1', '10', '100']);
+// A test block's record: `{ name: value, ... }`, a value being a record, `null`
+// or an expression.
+function record(depth = 0) {
+  return J('{', ...Array.from({ length: int(0, 3) }, () => {
+    const r = random();
+    const value = depth < 2 && r < 0.2 ? record(depth + 1) : r < 0.35 ? 'null' : expr(1);
+    return J(name(), ':', value) + pick(['', ',', ',']);
+  }), '}');
+}
 const repeat = (lo, hi, f) => Array.from({ length: int(lo, hi) }, f);
 function declaration() {
   const ov = random() < 0.2 ? 'override ' : '';
-  switch (int(0, 12)) {
+  switch (int(0, 13)) {
     case 0: return ov + J('authority', name(), string(), ...(random() < 0.7 ? ['governs', list(name)] : []));
     case 1: return ov + J('category', name(), string(), ...(random() < 0.7 ? ['covers', list(pathExpr)] : []));
     case 2: return ov + J('partner', '{', ...repeat(0, 3, () => J(name(), ':', type()) + pick(['', ','])), '}');
@@ -109,6 +120,13 @@ function declaration() {
     }
     case 10: return ov + J('ceiling', pathExpr(), pick(['<', '<=', '==']), expr());
     case 11: return ov + J('rite', name(), '"w"');
+    case 12: return ov + J('test', pick(['"t"', '"t"', string()]), '{', ...Array.from({ length: int(0, 5) }, () => {
+      const r = random();
+      if (r < 0.4) return J(pick(['partner', 'target', 'observed']), record());
+      if (r < 0.6) return J('approved', random() < 0.3 ? 'none' : list(name));
+      return J('expect', pick(['type', 'band', 'action', 'outcome', 'validation', 'approvals']),
+        random() < 0.2 ? 'none' : list(name));
+    }), '}');
     default: return J('policy', name(), ...(random() < 0.5 ? ['extends', list(name)] : []));
   }
 }
@@ -131,6 +149,27 @@ function collect(dir) {
 for (const dir of ['stdlib', 'examples', 'tests/fixtures/valid', 'tests/fixtures/diagnostics']) {
   if (fs.existsSync(path.join(root, dir))) collect(path.join(root, dir));
 }
+// A test block, so that mutations reach the construct whatever files exist.
+seeds.push(`policy fuzz extends kwanus
+
+test "guided partner needs TSC" {
+  partner {
+    id: "p-1",
+    version: 1.4.0
+    capabilities: ["route", "sense"]
+    metrics: { stability: 90, compatibility: 88, sustainability: 85, ecosystem: 80 }
+  }
+  target { version: 2.0.0 }
+  observed { metrics: { compatibility: null }, ok: partner.version >= 1.0.0 and compatible }
+  approved TSC, ERC
+  expect type guided
+  expect band reliable
+  expect action monitor
+  expect outcome completed
+  expect validation passed
+  expect approvals none
+}
+`);
 function mutated() {
   const tokens = pick(seeds).match(TOKEN) ?? [];
   for (let k = pick([1, 1, 1, 2, 3]); k > 0 && tokens.length > 0; k--) {

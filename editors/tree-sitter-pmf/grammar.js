@@ -19,7 +19,10 @@
  * - Contextual keywords that pest's ordered choice tries before a name are
  *   decided by the scanner from what follows: `set` before `<`, `phase` before
  *   a name, `max` before a number, and `and`/`or`/`in`/`not` before `:` (then
- *   the name of the next check, not an operator).
+ *   the name of the next check or test record field, not an operator).
+ * - Test blocks: `null` is a keyword only as a whole field value and `none`
+ *   only right after `approved` or an expected kind (pest's ordered choice
+ *   tries them first there); elsewhere both are names.
  * - Paths and field paths are written without blanks or comments around the
  *   dots (the scanner emits the dots, the names after them and the path's
  *   end); only a single name can be called (`len(...)`, not `a.b(...)`).
@@ -114,6 +117,7 @@ module.exports = grammar({
       $.flow_declaration,
       $.ceiling_declaration,
       $.rite_declaration,
+      $.test_declaration,
     ),
 
     override: _ => 'override',
@@ -354,6 +358,58 @@ module.exports = grammar({
       field('phase', $.identifier),
       field('words', $.string),
     ),
+
+    // ------------------------------------------------------------ tests
+    // `test "name" { partner {...} target {...} observed {...} approved A, B
+    // expect KIND V }`: a state, the approvals given, and what the run must give.
+    test_declaration: $ => seq(
+      optional($.override),
+      'test',
+      field('name', $.string),
+      field('body', $.test_block),
+    ),
+
+    test_block: $ => seq(
+      '{',
+      repeat(choice($.test_state, $.approved_clause, $.expect_clause)),
+      '}',
+    ),
+
+    // `partner`, `target` and `observed` are keywords here, not paths.
+    test_state: $ => seq(
+      field('root', choice('partner', 'target', 'observed')),
+      field('value', $.record_value),
+    ),
+
+    record_value: $ => seq('{', repeat(seq($.value_field, optional(','))), '}'),
+
+    // As for checks, `and`, `or`, `in` or `not` before a `:` is the name of
+    // the next field, not an operator continuing the previous value.
+    value_field: $ => seq(
+      field('name', choice($.identifier, alias($._operator_word_as_name, $.identifier))),
+      ':',
+      field('value', choice($.record_value, $.null, $._expression)),
+    ),
+
+    // `null` is a keyword only as a whole value (pest's ordered choice tries it
+    // before an expression); inside an expression it is a name.
+    null: _ => 'null',
+
+    approved_clause: $ => seq(
+      'approved',
+      choice($.none, commaSep1(field('authority', $.identifier))),
+    ),
+
+    expect_clause: $ => seq(
+      'expect',
+      field('kind', $.expect_kind),
+      choice($.none, commaSep1(field('value', $.identifier))),
+    ),
+
+    expect_kind: _ => choice('type', 'band', 'action', 'outcome', 'validation', 'approvals'),
+
+    // `none` is a keyword only right after `approved` or the expected kind.
+    none: _ => 'none',
 
     // ------------------------------------------------------------ expressions
     _expression: $ => choice(

@@ -52,6 +52,11 @@ pub struct ApplyArgs {
 
 /// Run `pmf apply`.
 pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
+    // A closed stdout must not kill a run that is writing to the store.
+    // SAFETY: ignoring a signal; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
     let policy_files: Vec<PathBuf> = if args.policy.is_empty() {

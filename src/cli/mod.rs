@@ -18,6 +18,7 @@ pub mod plan;
 pub mod policy;
 pub mod rollback;
 pub mod state;
+pub mod test;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -103,6 +104,8 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Write the policy as a document (HTML and Markdown) for a governance board.
     Doc(doc::DocArgs),
+    /// Run the `test` declarations of policies, with coverage.
+    Test(test::TestArgs),
     /// Predict every partner's migration into a plan file.
     Plan(plan::PlanArgs),
     /// Apply a plan: run each partner through the flow on the store.
@@ -141,6 +144,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Doc(args) => doc::run(args),
+        Command::Test(args) => test::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Keygen(args) => keygen::run(args),

@@ -90,7 +90,7 @@ pub fn format(text: &str) -> String {
         }
         if let Some(last) = toks.last()
             && last.kind == TokKind::BlockComment
-            && !last.text.ends_with("*/")
+            && !(last.text.len() >= 4 && last.text.ends_with("*/"))
         {
             in_block_comment = true;
         }

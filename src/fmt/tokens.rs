@@ -60,8 +60,9 @@ pub fn tokenize_line(line: &str) -> Vec<Tok> {
             push(TokKind::LineComment, i, i + rest.trim_end().len());
             break;
         }
-        if rest.starts_with("/*") {
-            let end = rest.find("*/").map_or(rest.len(), |e| e + 2);
+        if let Some(body) = rest.strip_prefix("/*") {
+            // The closing `*/` comes after the opening `/*` (not overlapping it).
+            let end = body.find("*/").map_or(rest.len(), |e| e + 4);
             push(TokKind::BlockComment, i, i + end);
             i += end;
             continue;

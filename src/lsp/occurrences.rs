@@ -174,6 +174,7 @@ fn decl_occurrences(decl: &Decl, out: &mut Vec<Occurrence>) {
             expr(&c.value, out);
         }
         DeclKind::Rite(r) => push(out, &r.phase, Symbol::Phase(name(&r.phase)), false),
+        DeclKind::Test(_) => {}
     }
 }
 

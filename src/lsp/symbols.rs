@@ -292,5 +292,14 @@ fn decl_symbol(doc: &DocRef<'_>, decl: &Decl) -> DocumentSymbol {
             r.phase.span,
             Vec::new(),
         ),
+        DeclKind::Test(t) => symbol(
+            doc,
+            format!("test \"{}\"", t.name.value),
+            None,
+            SymbolKind::Event,
+            decl.span,
+            t.name.span,
+            Vec::new(),
+        ),
     }
 }

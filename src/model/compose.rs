@@ -43,7 +43,7 @@ fn items_of_decl(file: &str, text: &str, decl: &Decl) -> Vec<Arc<Sourced>> {
             }));
         };
         match &decl.kind {
-            DeclKind::Policy(_) => {}
+            DeclKind::Policy(_) | DeclKind::Test(_) => {}
             DeclKind::Authority(a) => push(
                 ItemKey::Authority(a.name.name.to_string()),
                 decl.span,

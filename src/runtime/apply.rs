@@ -335,8 +335,9 @@ pub fn apply_partner(
     })
 }
 
-/// Walk the phase graph from detection; `record` writes each event.
-fn walk(
+/// Walk the phase graph from detection; `record` writes each event (the
+/// store during `apply`, a list during `pmf test`).
+pub fn walk(
     policy: &CompiledPolicy,
     graph: &PhaseGraph,
     a: &Assessment,

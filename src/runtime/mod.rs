@@ -8,4 +8,5 @@ pub mod engine;
 pub mod fast;
 pub mod input;
 pub mod plan;
+pub mod testing;
 pub mod value;

@@ -118,6 +118,8 @@ pub enum DeclKind {
     Ceiling(Ceiling),
     /// `rite phase "words"`
     Rite(Rite),
+    /// `test "name" { ... }`: a test of the policy, run by `pmf test`.
+    Test(TestDecl),
 }
 
 impl DeclKind {
@@ -136,6 +138,7 @@ impl DeclKind {
             DeclKind::Flow(_) => "flow",
             DeclKind::Ceiling(_) => "ceiling",
             DeclKind::Rite(_) => "rite",
+            DeclKind::Test(_) => "test",
         }
     }
 }
@@ -576,4 +579,102 @@ pub enum ExprKind {
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// Placeholder for an expression that could not be built (already reported).
     Error,
+}
+
+/// `test "name" { partner {...} target {...} observed {...} approved ... expect ... }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestDecl {
+    /// The test's name.
+    pub name: StrLit,
+    /// The states it starts from.
+    pub states: Vec<TestState>,
+    /// `approved A, B` (`Some(vec![])` for `approved none`); absent: every
+    /// approval the migration needs is granted.
+    pub approved: Option<Vec<Ident>>,
+    /// What it expects.
+    pub expects: Vec<Expect>,
+}
+
+/// Which state a test block gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestRoot {
+    /// The partner before the migration.
+    Partner,
+    /// The target (a partial state).
+    Target,
+    /// Observed metrics (a partial state; `null` = not measured).
+    Observed,
+}
+
+/// `partner { ... }` inside a test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestState {
+    /// Which state.
+    pub root: TestRoot,
+    /// Its fields.
+    pub record: RecordValue,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// `{ name: value, ... }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordValue {
+    /// Fields in order.
+    pub fields: Vec<(Ident, ValueNode)>,
+    /// The braces and what is between them.
+    pub span: Span,
+}
+
+/// A value in a test state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueNode {
+    /// A nested record.
+    Record(RecordValue),
+    /// `null`: not measured.
+    Null(Span),
+    /// A literal expression.
+    Expr(Expr),
+}
+
+/// What an `expect` line checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectWhat {
+    /// The detected migration type.
+    Type,
+    /// The health band.
+    Band,
+    /// The action.
+    Action,
+    /// Where the partner ends (`completed`, `fell_back`, ...).
+    Outcome,
+    /// The worst validation outcome.
+    Validation,
+    /// The approvals required.
+    Approvals,
+}
+
+impl ExpectWhat {
+    /// As written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpectWhat::Type => "type",
+            ExpectWhat::Band => "band",
+            ExpectWhat::Action => "action",
+            ExpectWhat::Outcome => "outcome",
+            ExpectWhat::Validation => "validation",
+            ExpectWhat::Approvals => "approvals",
+        }
+    }
+}
+
+/// `expect type soft`, `expect approvals TSC, SCO`, `expect band none`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// What is checked.
+    pub what: ExpectWhat,
+    /// The expected names (empty for `none`).
+    pub values: Vec<Ident>,
+    /// The whole line.
+    pub span: Span,
 }

@@ -645,6 +645,7 @@ impl Builder<'_> {
                     value: value.into(),
                 })
             }
+            Rule::test_decl => self.test_decl(inner),
             _ => {
                 // Rule::rite_decl
                 let phase = inner
@@ -658,6 +659,99 @@ impl Builder<'_> {
                 DeclKind::Rite(Rite { phase, words })
             }
         }
+    }
+
+    fn test_decl<'i>(&mut self, inner: impl Iterator<Item = Pair<'i, Rule>>) -> DeclKind {
+        let mut name = None;
+        let mut states = Vec::new();
+        let mut approved = None;
+        let mut expects = Vec::new();
+        for p in inner {
+            match p.as_rule() {
+                Rule::string => name = Some(self.string(p)),
+                Rule::test_state => {
+                    let span = self.span(&p);
+                    let mut parts = p.into_inner();
+                    let root = match parts
+                        .next()
+                        .and_then(|r| r.into_inner().next())
+                        .map(|k| k.as_rule())
+                    {
+                        Some(Rule::kw_target) => TestRoot::Target,
+                        Some(Rule::kw_observed) => TestRoot::Observed,
+                        _ => TestRoot::Partner,
+                    };
+                    let record =
+                        parts
+                            .next()
+                            .map(|r| self.record_value(r))
+                            .unwrap_or(RecordValue {
+                                fields: Vec::new(),
+                                span,
+                            });
+                    states.push(TestState { root, record, span });
+                }
+                Rule::approved_item => {
+                    approved = Some(self.idents(p.into_inner()));
+                }
+                Rule::expect_item => {
+                    let span = self.span(&p);
+                    let mut what = ExpectWhat::Type;
+                    let mut values = Vec::new();
+                    for part in p.into_inner() {
+                        match part.as_rule() {
+                            Rule::expect_what => {
+                                what = match part.into_inner().next().map(|k| k.as_rule()) {
+                                    Some(Rule::kw_band) => ExpectWhat::Band,
+                                    Some(Rule::kw_action) => ExpectWhat::Action,
+                                    Some(Rule::kw_outcome) => ExpectWhat::Outcome,
+                                    Some(Rule::kw_validation) => ExpectWhat::Validation,
+                                    Some(Rule::kw_approvals) => ExpectWhat::Approvals,
+                                    _ => ExpectWhat::Type,
+                                }
+                            }
+                            Rule::ident => values.push(self.ident(part)),
+                            _ => {}
+                        }
+                    }
+                    expects.push(Expect { what, values, span });
+                }
+                _ => {}
+            }
+        }
+        DeclKind::Test(TestDecl {
+            name: name.unwrap_or(StrLit {
+                value: String::new(),
+                span: Span::default(),
+            }),
+            states,
+            approved,
+            expects,
+        })
+    }
+
+    fn record_value(&mut self, pair: Pair<Rule>) -> RecordValue {
+        let span = self.span(&pair);
+        let mut fields = Vec::new();
+        for f in pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::value_field)
+        {
+            let mut parts = f.into_inner();
+            let Some(name) = parts.next().map(|p| self.ident(p)) else {
+                continue;
+            };
+            let Some(value) = parts.next().and_then(|v| v.into_inner().next()) else {
+                continue;
+            };
+            let node = match value.as_rule() {
+                Rule::record_value => ValueNode::Record(self.record_value(value)),
+                Rule::null_kw => ValueNode::Null(self.span(&value)),
+                _ => ValueNode::Expr(self.expr(value)),
+            };
+            fields.push((name, node));
+        }
+        RecordValue { fields, span }
     }
 
     fn field_decl(&mut self, pair: Pair<Rule>) -> FieldDecl {
@@ -1090,7 +1184,18 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 fn is_keyword_rule(r: Rule) -> bool {
     matches!(
         r,
-        Rule::kw_approve
+        Rule::kw_action
+            | Rule::kw_approvals
+            | Rule::kw_approved
+            | Rule::kw_expect
+            | Rule::kw_observed
+            | Rule::kw_outcome
+            | Rule::kw_partner
+            | Rule::kw_target
+            | Rule::kw_test
+            | Rule::kw_type
+            | Rule::kw_validation
+            | Rule::kw_approve
             | Rule::kw_authority
             | Rule::kw_backward_compatible
             | Rule::kw_band

@@ -25,6 +25,7 @@ pub const TOP_LEVEL_KEYWORDS: &[&str] = &[
     "flow",
     "ceiling",
     "rite",
+    "test",
 ];
 
 /// Deepest bracket nesting a chunk may have.

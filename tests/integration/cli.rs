@@ -370,3 +370,41 @@ fn doc_writes_html_markdown_and_the_flow() {
         1
     );
 }
+
+#[test]
+fn pmf_test_runs_policy_tests_with_coverage() {
+    let o = pmf(&["test", "stdlib/", "--coverage", "--min-coverage", "100"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("coverage 100%"), "{}", stdout(&o));
+    let o = pmf(&["test", "--format", "json", "stdlib/", "examples/"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["failed"], 0);
+    assert!(doc["tests"].as_u64().unwrap() >= 20);
+
+    // A failing test names the expectation, what happened, and where.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "t.pmf",
+        "policy t extends kwanus\n\ntest \"wrong type\" {\n  partner {\n    id: \"p\"\n    version: 1.0.0\n    structure: []\n    capabilities: []\n    permissions: []\n    workflows: []\n    intelligence: { model: \"m\", level: 1 }\n    strands: []\n    power: 1\n    metrics: { stability: 95, compatibility: 95, sustainability: 95, ecosystem: 95 }\n  }\n  target { version: 2.0.0 }\n  expect type soft\n}\n",
+    );
+    let o = pmf(&["test", &f]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains(":17:3: expected type `soft`, got `guided`"),
+        "{}",
+        stdout(&o)
+    );
+    let o = pmf(&["test", "--format", "junit", &f]);
+    assert!(
+        stdout(&o).contains("<failure message=\"expected type `soft`, got `guided`\""),
+        "{}",
+        stdout(&o)
+    );
+    // Coverage below the threshold fails.
+    let o = pmf(&["test", &f, "--min-coverage", "90"]);
+    assert_eq!(code(&o), 1);
+    // No tests at all is a usage problem.
+    assert_eq!(code(&pmf(&["test", "examples/fleet/policy.pmf"])), 2);
+}

@@ -21,6 +21,7 @@
   "flow"
   "ceiling"
   "rite"
+  "test"
 ] @keyword
 
 (override) @keyword.modifier
@@ -69,6 +70,23 @@
 ] @keyword
 
 "else" @keyword.conditional
+
+; tests (`partner`, `band` and `validation` are in the lists above)
+[
+  "target"
+  "observed"
+  "approved"
+  "expect"
+  "type"
+  "action"
+  "outcome"
+  "approvals"
+] @keyword
+
+[
+  (none)
+  (null)
+] @keyword
 
 ; ---------------------------------------------------------------- operators
 (binary_expression
@@ -252,6 +270,25 @@
 (rite_declaration
   phase: (identifier) @label)
 
+(value_field
+  name: (identifier) @property)
+
+(approved_clause
+  authority: (identifier) @constant)
+
+(expect_clause
+  kind: (expect_kind
+    "type")
+  value: (identifier) @type)
+
+(expect_clause
+  kind: (expect_kind
+    [
+      "band"
+      "approvals"
+    ])
+  value: (identifier) @constant)
+
 ; ---------------------------------------------------------------- actions
 ((rule
   action: (identifier) @constant.builtin)
@@ -268,3 +305,39 @@
 ((band
   action: (identifier) @constant)
   (#not-any-of? @constant "proceed" "monitor" "review" "fallback" "throttle" "restrict" "forced"))
+
+((expect_clause
+  kind: (expect_kind
+    "action")
+  value: (identifier) @constant.builtin)
+  (#any-of? @constant.builtin "proceed" "monitor" "review" "fallback" "throttle" "restrict" "forced"))
+
+((expect_clause
+  kind: (expect_kind
+    "action")
+  value: (identifier) @constant)
+  (#not-any-of? @constant "proceed" "monitor" "review" "fallback" "throttle" "restrict" "forced"))
+
+((expect_clause
+  kind: (expect_kind
+    "outcome")
+  value: (identifier) @constant.builtin)
+  (#any-of? @constant.builtin "completed" "fell_back" "restricted" "awaiting_review" "throttled" "unchanged"))
+
+((expect_clause
+  kind: (expect_kind
+    "outcome")
+  value: (identifier) @constant)
+  (#not-any-of? @constant "completed" "fell_back" "restricted" "awaiting_review" "throttled" "unchanged"))
+
+((expect_clause
+  kind: (expect_kind
+    "validation")
+  value: (identifier) @constant.builtin)
+  (#any-of? @constant.builtin "passed" "inconclusive" "error" "failed"))
+
+((expect_clause
+  kind: (expect_kind
+    "validation")
+  value: (identifier) @constant)
+  (#not-any-of? @constant "passed" "inconclusive" "error" "failed"))

@@ -16,8 +16,9 @@
 //      `set`   before `<`          (set<T>; else a type named `set`)
 //      `phase` before a name       (else an edge from a phase named `phase`)
 //      `max`   before a number     (a bound; else an edge from a phase `max`)
-//      `and` `or` `in` `not` before `:` after a check's condition: the name of
-//                                  the next check, not an operator.
+//      `and` `or` `in` `not` before `:` after a check's condition or a test
+//                                  record's value: the name of the next check
+//                                  or field, not an operator.
 //    Comments and blanks may separate the keyword from what follows it.
 //
 // 3. Paths. pest reads `partner.metrics.stability` as one token: no blank or
@@ -53,6 +54,7 @@ static const char *const TOP_LEVEL_KEYWORDS[] = {
     "policy",        "override",       "authority",  "category", "partner",
     "migration",     "order",          "compatibility", "sustainability",
     "validation",    "health",         "flow",       "ceiling",  "rite",
+    "test",
 };
 
 #define MAX_KEYWORD_LEN 16

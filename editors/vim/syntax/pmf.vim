@@ -38,15 +38,20 @@ syn keyword pmfBuiltinConstant compatible sustainable
 syn match pmfFunction /\<\%(len\|min\|max\|abs\)\ze\s*(/
 syn match pmfMember /\.\zs\h\w*/
 
-" `name:` starts a rule, a check or a partner field.
+" `name:` starts a rule, a check or a partner field; in a record, it may also
+" follow `{` or `,` (a test's `metrics: { stability: 90, compatibility: 88 }`).
 syn match pmfLabel /^\s*\zs\h\w*\ze\s*:/
+syn match pmfLabel /\%([{,]\s*\)\@<=\h\w*\ze\s*:/
 
 " Types in the partner schema.
 syn match pmfType /\%(\%(:\|<\)\s*\)\@<=\%(bool\|number\|score\|string\|version\)\>/
 syn match pmfType /\<set\ze\s*</
 
-" Actions after `else` (rules) and `->` (health bands).
-syn match pmfAction /\%(\<else\s\+\|->\s*\)\@<=\%(proceed\|monitor\|review\|fallback\|throttle\|restrict\|forced\)\>/
+" Actions after `else` (rules), `->` (health bands) and `expect action`
+" (tests); a test's expected outcomes and validation results.
+syn match pmfAction /\%(\<else\s\+\|->\s*\|\<expect\s\+action\s\+\)\@<=\%(proceed\|monitor\|review\|fallback\|throttle\|restrict\|forced\)\>/
+syn match pmfAction /\%(\<expect\s\+outcome\s\+\)\@<=\%(completed\|fell_back\|restricted\|awaiting_review\|throttled\|unchanged\)\>/
+syn match pmfAction /\%(\<expect\s\+validation\s\+\)\@<=\%(passed\|inconclusive\|error\|failed\)\>/
 
 " ------------------------------------------------------------------ keywords
 syn keyword pmfKeyword extends governs covers
@@ -59,6 +64,13 @@ syn keyword pmfKeyword phase nextgroup=pmfPhaseName skipwhite
 syn match pmfKeyword /\<max\ze\s\+\d/
 syn keyword pmfConditional else
 
+" Tests: keywords only in their place, names elsewhere (`approved: 1` is a field).
+syn match pmfKeyword /\<\%(expect\|approved\)\>\%(\s*:\)\@!/
+syn match pmfKeyword /\%(\<expect\s\+\)\@<=\%(type\|band\|action\|outcome\|validation\|approvals\)\>/
+syn match pmfKeyword /\%(\<approved\s\+\|\<expect\s\+\h\w*\s\+\)\@<=none\>/
+syn match pmfKeyword /:\s*\zsnull\>/
+syn match pmfKeyword /\<\%(partner\|target\|observed\)\ze\s*\%({\|$\)/
+
 syn match pmfPhaseName contained /\h\w*/
 syn match pmfDeclName contained /\h\w*/
 
@@ -66,7 +78,7 @@ syn match pmfDeclName contained /\h\w*/
 syn match pmfDeclaration /^\s*\zspolicy\>/ nextgroup=pmfDeclName skipwhite
 syn match pmfOverride /^override\>/
 syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(authority\|category\|migration\|flow\|rite\)\>/ nextgroup=pmfDeclName skipwhite
-syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(partner\|order\|compatibility\|sustainability\|validation\|health\|ceiling\)\>/
+syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(partner\|order\|compatibility\|sustainability\|validation\|health\|ceiling\|test\)\>/
 
 " ------------------------------------------------------------------ comments
 syn keyword pmfTodo contained TODO FIXME XXX NOTE

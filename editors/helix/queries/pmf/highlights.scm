@@ -23,6 +23,7 @@
   "flow"
   "ceiling"
   "rite"
+  "test"
 ] @keyword
 
 (override) @keyword.storage.modifier
@@ -71,6 +72,23 @@
 ] @keyword
 
 "else" @keyword.control.conditional
+
+; tests (`partner`, `band` and `validation` are in the lists above)
+[
+  "target"
+  "observed"
+  "approved"
+  "expect"
+  "type"
+  "action"
+  "outcome"
+  "approvals"
+] @keyword
+
+[
+  (none)
+  (null)
+] @keyword
 
 ; ---------------------------------------------------------------- operators
 (binary_expression
@@ -254,6 +272,25 @@
 (rite_declaration
   phase: (identifier) @label)
 
+(value_field
+  name: (identifier) @variable.other.member)
+
+(approved_clause
+  authority: (identifier) @constant)
+
+(expect_clause
+  kind: (expect_kind
+    "type")
+  value: (identifier) @type)
+
+(expect_clause
+  kind: (expect_kind
+    [
+      "band"
+      "approvals"
+    ])
+  value: (identifier) @constant)
+
 ; ---------------------------------------------------------------- actions
 ((rule
   action: (identifier) @constant.builtin)
@@ -269,4 +306,40 @@
 
 ((band
   action: (identifier) @constant)
+)
+
+((expect_clause
+  kind: (expect_kind
+    "action")
+  value: (identifier) @constant.builtin)
+  (#any-of? @constant.builtin "proceed" "monitor" "review" "fallback" "throttle" "restrict" "forced"))
+
+((expect_clause
+  kind: (expect_kind
+    "action")
+  value: (identifier) @constant)
+)
+
+((expect_clause
+  kind: (expect_kind
+    "outcome")
+  value: (identifier) @constant.builtin)
+  (#any-of? @constant.builtin "completed" "fell_back" "restricted" "awaiting_review" "throttled" "unchanged"))
+
+((expect_clause
+  kind: (expect_kind
+    "outcome")
+  value: (identifier) @constant)
+)
+
+((expect_clause
+  kind: (expect_kind
+    "validation")
+  value: (identifier) @constant.builtin)
+  (#any-of? @constant.builtin "passed" "inconclusive" "error" "failed"))
+
+((expect_clause
+  kind: (expect_kind
+    "validation")
+  value: (identifier) @constant)
 )

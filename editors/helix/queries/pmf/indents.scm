@@ -8,6 +8,8 @@
   (check_block)
   (health_block)
   (flow_block)
+  (test_block)
+  (record_value)
   (arguments)
   (set_literal)
   (parenthesized_expression)

@@ -57,6 +57,19 @@
 (approve_clause
   authority: (identifier) @local.reference)
 
+(approved_clause
+  authority: (identifier) @local.reference)
+
+(expect_clause
+  kind: (expect_kind
+    "approvals")
+  value: (identifier) @local.reference)
+
+(expect_clause
+  kind: (expect_kind
+    "type")
+  value: (identifier) @local.reference)
+
 (order_declaration
   migration: (identifier) @local.reference)
 
