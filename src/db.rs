@@ -372,6 +372,20 @@ pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<D
 pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let parsed = parse_file(db, file);
     let mut out = parsed.diagnostics.clone();
+    for decl in &parsed.ast.decls {
+        if let (Some(kw), crate::syntax::ast::DeclKind::Test(_)) = (decl.override_kw, &decl.kind) {
+            out.push(
+                Diagnostic::new(
+                    Code::NothingToOverride,
+                    file.path(db),
+                    kw,
+                    "`override` of a test: tests are not inherited",
+                )
+                .with_label("nothing to override")
+                .with_help("remove `override`; a test belongs to the file that declares it"),
+            );
+        }
+    }
     if parsed.ast.header().is_some() {
         let resolved = resolve(db, ws, file);
         out.extend(resolved.diagnostics.iter().cloned());
