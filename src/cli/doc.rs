@@ -5,7 +5,6 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
 
-use super::check::check_paths;
 use super::{Exit, UsageError, files};
 use crate::db;
 use crate::doc::{DocInput, SourceLink, flow_svg, html, markdown};
@@ -41,23 +40,11 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
 /// Run `pmf doc`.
 pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
     // Check first: a policy with errors gets no document.
-    let policy = match super::policy::load(&args.files) {
-        Ok(p) => p,
+    let loaded = match super::policy::load_checked(&args.files) {
+        Ok(l) => l,
         Err(f) => return f.exit(),
     };
-    let report = check_paths(&args.files)?;
-    let session = &report.session;
-    let leaf = session
-        .workspace
-        .files(&session.db)
-        .iter()
-        .copied()
-        .find(|f| {
-            db::file_header(&session.db, *f)
-                .as_ref()
-                .is_some_and(|h| h.name.name == policy.name)
-        })
-        .ok_or_else(|| UsageError("the policy vanished while documenting it".into()))?;
+    let (policy, session, leaf) = (&loaded.policy, &loaded.report.session, loaded.leaf);
     let resolved = db::resolve(&session.db, session.workspace, leaf);
     let sources = session.sources();
     let out_dir = args.output.clone();

@@ -36,6 +36,22 @@ impl LoadFailure {
 /// Check `paths` and compile the policy they define: the one policy no
 /// other file extends. Errors are printed to stderr.
 pub fn load(paths: &[PathBuf]) -> Result<CompiledPolicy, LoadFailure> {
+    load_checked(paths).map(|l| l.policy)
+}
+
+/// A loaded policy with the session that checked it and its file.
+pub struct Loaded {
+    /// The compiled policy.
+    pub policy: CompiledPolicy,
+    /// The check that loaded it (session and sources).
+    pub report: super::check::Report,
+    /// The file that declares the policy.
+    pub leaf: db::SourceFile,
+}
+
+/// Like [`load`], keeping the session for commands that read more of the
+/// checked policy (such as `pmf doc`).
+pub fn load_checked(paths: &[PathBuf]) -> Result<Loaded, LoadFailure> {
     if paths.is_empty() {
         return Err(UsageError(
             "name the policy with `--policy FILE` (and its parents' files)".into(),
@@ -100,6 +116,11 @@ pub fn load(paths: &[PathBuf]) -> Result<CompiledPolicy, LoadFailure> {
     let graph = graph
         .as_ref()
         .ok_or_else(|| UsageError("the policy has no flow".into()))?;
-    CompiledPolicy::compile(&resolved.policy, graph, &session.sources())
-        .map_err(|e| UsageError(e.0).into())
+    let policy = CompiledPolicy::compile(&resolved.policy, graph, &session.sources())
+        .map_err(|e| LoadFailure::Usage(UsageError(e.0)))?;
+    Ok(Loaded {
+        policy,
+        report,
+        leaf,
+    })
 }

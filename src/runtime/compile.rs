@@ -184,7 +184,8 @@ pub fn compile(expr: &Expr, schema: &Type) -> Option<Ir> {
     })
 }
 
-fn field<'v>(mut v: &'v Value, indices: &[usize]) -> &'v Value {
+/// The field of `v` at `indices` (nested records), or `Missing`.
+pub fn field<'v>(mut v: &'v Value, indices: &[usize]) -> &'v Value {
     for &i in indices {
         match v {
             Value::Rec(fields) => match fields.get(i) {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::compile::{Env, EvalError, Ir, compile};
+use super::compile::{Env, EvalError, Ir, compile, field};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
@@ -481,17 +481,6 @@ pub struct Assessment {
     pub action: Action,
     /// Why the action was chosen.
     pub reason: String,
-}
-
-fn field<'v>(v: &'v Value, indices: &[usize]) -> &'v Value {
-    let mut v = v;
-    for &i in indices {
-        match v {
-            Value::Rec(f) => v = &f[i],
-            _ => return &Value::Missing,
-        }
-    }
-    v
 }
 
 impl CompiledPolicy {
