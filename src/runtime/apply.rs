@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 use serde::Serialize;
 
-use super::engine::{Action, Assessment, CompiledPolicy, Outcome};
+use super::engine::{Action, Assessment, CompiledPolicy, Outcome, Reason, Rule};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest, target_state};
 use super::value::{Value, overlay};
 use crate::graph::PhaseGraph;
@@ -406,30 +406,31 @@ pub fn walk(
             }
             "transition" => {
                 staged = true;
-                if let Some(f) = a.ceiling_violations.first() {
+                let rule = |rules: &[Rule], fails: &[usize], act: &str| {
+                    fails.iter().copied().find(|&r| rules[r].action == act)
+                };
+                if let Some(&c) = a.ceiling_violations.first() {
                     Step::Stop(
                         PartnerOutcome::Restricted,
-                        format!("the target breaks the ceiling on `{f}`"),
+                        policy.reason(Reason::Ceiling(c)),
                     )
-                } else if let Some((name, _)) = a
-                    .compatibility_failures
-                    .iter()
-                    .find(|(_, act)| act == "restrict")
+                } else if let Some(r) =
+                    rule(&policy.compatibility, &a.compatibility_failures, "restrict")
                 {
                     Step::Stop(
                         PartnerOutcome::Restricted,
-                        format!("compatibility rule `{name}` fails"),
+                        policy.reason(Reason::Compatibility(r)),
                     )
-                } else if let Some((name, _)) = a.compatibility_failures.first() {
-                    Step::Fail(format!("compatibility rule `{name}` fails"))
-                } else if let Some((name, _)) = a
-                    .sustainability_failures
-                    .iter()
-                    .find(|(_, act)| act == "throttle")
-                {
+                } else if let Some(&r) = a.compatibility_failures.first() {
+                    Step::Fail(policy.reason(Reason::Compatibility(r)))
+                } else if let Some(r) = rule(
+                    &policy.sustainability,
+                    &a.sustainability_failures,
+                    "throttle",
+                ) {
                     Step::Stop(
                         PartnerOutcome::Throttled,
-                        format!("sustainability rule `{name}` fails"),
+                        policy.reason(Reason::Sustainability(r)),
                     )
                 } else {
                     Step::Next
@@ -439,8 +440,9 @@ pub fn walk(
                 let failing: Vec<String> = a
                     .validation
                     .iter()
-                    .filter(|v| v.2 == a.verdict && v.2 != Outcome::Passed)
-                    .map(|(d, n, _)| format!("{d}.{n}"))
+                    .enumerate()
+                    .filter(|(_, o)| **o == a.verdict && **o != Outcome::Passed)
+                    .map(|(c, _)| policy.check_name(c))
                     .collect();
                 record(Event {
                     outcome: Some(a.verdict.as_str().to_string()),

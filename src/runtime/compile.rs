@@ -2,6 +2,7 @@
 //! resolved to field indices and operators to the operation for their
 //! operand types, so evaluating a partner never looks at the syntax tree.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::value::Value;
@@ -198,27 +199,49 @@ pub fn field<'v>(mut v: &'v Value, indices: &[usize]) -> &'v Value {
     v
 }
 
+/// Whether sorted set `a` is a subset of sorted set `b` (one merge pass).
 fn subset(a: &[Value], b: &[Value]) -> bool {
-    a.iter().all(|x| b.binary_search(x).is_ok())
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    let mut rest = b.iter();
+    'items: for x in a {
+        for y in rest.by_ref() {
+            match y.cmp(x) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => continue 'items,
+                std::cmp::Ordering::Greater => return false,
+            }
+        }
+        return false;
+    }
+    true
 }
 
 impl Ir {
     /// Evaluate in `env`. Missing data gives `Missing` (except where a
     /// boolean operator decides without it: `false and ?` is `false`).
     pub fn eval(&self, env: &Env<'_>) -> Result<Value, EvalError> {
+        self.eval_ref(env).map(Cow::into_owned)
+    }
+
+    /// Evaluate in `env`, borrowing constants and fields of the states
+    /// instead of cloning them (no reference counting per partner).
+    pub fn eval_ref<'e>(&'e self, env: &Env<'e>) -> Result<Cow<'e, Value>, EvalError> {
         use Value::{Bool, Missing, Num};
-        let num2 = |a: &Ir,
-                    b: &Ir,
+        let own = |v: Value| Ok(Cow::Owned(v));
+        let num2 = |a: &'e Ir,
+                    b: &'e Ir,
                     f: fn(f64, f64) -> Result<f64, EvalError>|
-         -> Result<Value, EvalError> {
-            match (a.eval(env)?, b.eval(env)?) {
-                (Num(x), Num(y)) => f(x, y).map(Num),
-                (Missing, _) | (_, Missing) => Ok(Missing),
+         -> Result<Cow<'e, Value>, EvalError> {
+            match (&*a.eval_ref(env)?, &*b.eval_ref(env)?) {
+                (Num(x), Num(y)) => f(*x, *y).map(|n| Cow::Owned(Num(n))),
+                (Missing, _) | (_, Missing) => own(Missing),
                 _ => Err(EvalError::Type("arithmetic")),
             }
         };
-        Ok(match self {
-            Ir::Const(v) => v.clone(),
+        let v = match self {
+            Ir::Const(v) => return Ok(Cow::Borrowed(v)),
             Ir::Path(root, indices, part) => {
                 let state = match root {
                     Root::Partner => env.partner,
@@ -228,7 +251,7 @@ impl Ir {
                 let v = field(state, indices);
                 match (part, v) {
                     (_, Value::Absent) => Missing,
-                    (None, v) => v.clone(),
+                    (None, v) => return Ok(Cow::Borrowed(v)),
                     (Some(p), Value::Ver(ver)) => Num(match p {
                         VersionPart::Major => ver.major,
                         VersionPart::Minor => ver.minor,
@@ -239,28 +262,28 @@ impl Ir {
             }
             Ir::Compatible => env.compatible.map_or(Missing, Bool),
             Ir::Sustainable => env.sustainable.map_or(Missing, Bool),
-            Ir::Not(x) => match x.eval(env)? {
+            Ir::Not(x) => match &*x.eval_ref(env)? {
                 Bool(b) => Bool(!b),
                 Missing => Missing,
                 _ => return Err(EvalError::Type("`not`")),
             },
-            Ir::Neg(x) => match x.eval(env)? {
+            Ir::Neg(x) => match &*x.eval_ref(env)? {
                 Num(n) => Num(-n),
                 Missing => Missing,
                 _ => return Err(EvalError::Type("`-`")),
             },
-            Ir::And(a, b) => match a.eval(env)? {
+            Ir::And(a, b) => match &*a.eval_ref(env)? {
                 Bool(false) => Bool(false),
-                left => match (left, b.eval(env)?) {
+                left => match (left, &*b.eval_ref(env)?) {
                     (_, Bool(false)) => Bool(false),
                     (Bool(true), Bool(true)) => Bool(true),
                     (Missing, _) | (_, Missing) => Missing,
                     _ => return Err(EvalError::Type("`and`")),
                 },
             },
-            Ir::Or(a, b) => match a.eval(env)? {
+            Ir::Or(a, b) => match &*a.eval_ref(env)? {
                 Bool(true) => Bool(true),
-                left => match (left, b.eval(env)?) {
+                left => match (left, &*b.eval_ref(env)?) {
                     (_, Bool(true)) => Bool(true),
                     (Bool(false), Bool(false)) => Bool(false),
                     (Missing, _) | (_, Missing) => Missing,
@@ -268,42 +291,26 @@ impl Ir {
                 },
             },
             Ir::Compare(op, a, b) => {
-                let (x, y) = (a.eval(env)?, b.eval(env)?);
-                if matches!(x, Missing) || matches!(y, Missing) {
-                    return Ok(Missing);
+                // Most comparisons are between fields and constants: read
+                // them in place.
+                if let (Some(x), Some(y)) = (a.leaf(env), b.leaf(env)) {
+                    return own(compare(*op, x, y));
                 }
-                let holds = match (&x, &y, op) {
-                    (Value::Set(s), Value::Set(t), CompareOp::Le) => subset(s, t),
-                    (Value::Set(s), Value::Set(t), CompareOp::Lt) => {
-                        s.len() < t.len() && subset(s, t)
-                    }
-                    (Value::Set(s), Value::Set(t), CompareOp::Ge) => subset(t, s),
-                    (Value::Set(s), Value::Set(t), CompareOp::Gt) => {
-                        t.len() < s.len() && subset(t, s)
-                    }
-                    (_, _, CompareOp::Eq) => x == y,
-                    (_, _, CompareOp::Ne) => x != y,
-                    (_, _, CompareOp::Lt) => x < y,
-                    (_, _, CompareOp::Le) => x <= y,
-                    (_, _, CompareOp::Gt) => x > y,
-                    (_, _, CompareOp::Ge) => x >= y,
-                };
-                Bool(holds)
+                let (x, y) = (a.eval_ref(env)?, b.eval_ref(env)?);
+                compare(*op, &x, &y)
             }
-            Ir::In(negated, item, set) => match (item.eval(env)?, set.eval(env)?) {
+            Ir::In(negated, item, set) => match (&*item.eval_ref(env)?, &*set.eval_ref(env)?) {
                 (Missing, _) | (_, Missing) => Missing,
-                (x, Value::Set(s)) => Bool(s.binary_search(&x).is_ok() != *negated),
+                (x, Value::Set(s)) => Bool(s.binary_search(x).is_ok() != *negated),
                 _ => return Err(EvalError::Type("`in`")),
             },
-            Ir::Add(a, b) => match (a.eval(env)?, b.eval(env)?) {
+            Ir::Add(a, b) => match (&*a.eval_ref(env)?, &*b.eval_ref(env)?) {
                 (Num(x), Num(y)) => Num(x + y),
-                (Value::Set(s), Value::Set(t)) => {
-                    Value::set(s.iter().chain(t.iter()).cloned().collect())
-                }
+                (Value::Set(s), Value::Set(t)) => union(s, t),
                 (Missing, _) | (_, Missing) => Missing,
                 _ => return Err(EvalError::Type("`+`")),
             },
-            Ir::Sub(a, b) => match (a.eval(env)?, b.eval(env)?) {
+            Ir::Sub(a, b) => match (&*a.eval_ref(env)?, &*b.eval_ref(env)?) {
                 (Num(x), Num(y)) => Num(x - y),
                 (Value::Set(s), Value::Set(t)) => Value::Set(
                     s.iter()
@@ -314,26 +321,97 @@ impl Ir {
                 (Missing, _) | (_, Missing) => Missing,
                 _ => return Err(EvalError::Type("`-`")),
             },
-            Ir::Mul(a, b) => num2(a, b, |x, y| Ok(x * y))?,
-            Ir::Div(a, b) => num2(a, b, |x, y| {
-                if y == 0.0 {
-                    Err(EvalError::DivideByZero)
-                } else {
-                    Ok(x / y)
-                }
-            })?,
-            Ir::Min(a, b) => num2(a, b, |x, y| Ok(x.min(y)))?,
-            Ir::Max(a, b) => num2(a, b, |x, y| Ok(x.max(y)))?,
-            Ir::Abs(x) => match x.eval(env)? {
+            Ir::Mul(a, b) => return num2(a, b, |x, y| Ok(x * y)),
+            Ir::Div(a, b) => {
+                return num2(a, b, |x, y| {
+                    if y == 0.0 {
+                        Err(EvalError::DivideByZero)
+                    } else {
+                        Ok(x / y)
+                    }
+                });
+            }
+            Ir::Min(a, b) => return num2(a, b, |x, y| Ok(x.min(y))),
+            Ir::Max(a, b) => return num2(a, b, |x, y| Ok(x.max(y))),
+            Ir::Abs(x) => match &*x.eval_ref(env)? {
                 Num(n) => Num(n.abs()),
                 Missing => Missing,
                 _ => return Err(EvalError::Type("`abs`")),
             },
-            Ir::Len(x) => match x.eval(env)? {
+            Ir::Len(x) => match &*x.eval_ref(env)? {
                 Value::Set(s) => Num(s.len() as f64),
                 Missing => Missing,
                 _ => return Err(EvalError::Type("`len`")),
             },
-        })
+        };
+        own(v)
     }
+}
+
+impl Ir {
+    /// A constant or a whole field, read in place (`None` for anything to
+    /// compute, or a field that a partial state leaves absent).
+    fn leaf<'e>(&'e self, env: &Env<'e>) -> Option<&'e Value> {
+        match self {
+            Ir::Const(v) => Some(v),
+            Ir::Path(root, indices, None) => {
+                let state = match root {
+                    Root::Partner => env.partner,
+                    Root::Target => env.target,
+                    Root::Observed => env.observed,
+                };
+                match field(state, indices) {
+                    Value::Absent => None,
+                    v => Some(v),
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `x op y`, `Missing` when either is.
+fn compare(op: CompareOp, x: &Value, y: &Value) -> Value {
+    if matches!(x, Value::Missing) || matches!(y, Value::Missing) {
+        return Value::Missing;
+    }
+    let holds = match (x, y, op) {
+        (Value::Set(s), Value::Set(t), CompareOp::Le) => subset(s, t),
+        (Value::Set(s), Value::Set(t), CompareOp::Lt) => s.len() < t.len() && subset(s, t),
+        (Value::Set(s), Value::Set(t), CompareOp::Ge) => subset(t, s),
+        (Value::Set(s), Value::Set(t), CompareOp::Gt) => t.len() < s.len() && subset(t, s),
+        (_, _, CompareOp::Eq) => x == y,
+        (_, _, CompareOp::Ne) => x != y,
+        (_, _, CompareOp::Lt) => x < y,
+        (_, _, CompareOp::Le) => x <= y,
+        (_, _, CompareOp::Gt) => x > y,
+        (_, _, CompareOp::Ge) => x >= y,
+    };
+    Value::Bool(holds)
+}
+
+/// The union of two sorted sets, merged in order (no re-sorting).
+fn union(s: &[Value], t: &[Value]) -> Value {
+    let mut out = Vec::with_capacity(s.len() + t.len());
+    let (mut i, mut j) = (0, 0);
+    while i < s.len() && j < t.len() {
+        match s[i].cmp(&t[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(s[i].clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(t[j].clone());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(s[i].clone());
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&s[i..]);
+    out.extend_from_slice(&t[j..]);
+    Value::Set(out.into())
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::compile::{Env, EvalError, Ir, compile, field};
+use super::compile::{Env, Ir, compile, field};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
@@ -91,8 +91,8 @@ impl Outcome {
     }
 }
 
-fn outcome(v: Result<Value, EvalError>) -> Outcome {
-    match v {
+fn outcome(ir: &Ir, env: &Env<'_>) -> Outcome {
+    match ir.eval_ref(env).as_deref() {
         Ok(Value::Bool(true)) => Outcome::Passed,
         Ok(Value::Bool(false)) => Outcome::Failed,
         Ok(Value::Missing) => Outcome::Inconclusive,
@@ -463,24 +463,49 @@ pub struct Assessment {
     pub categories: Vec<usize>,
     /// Authorities whose approval is needed (indices).
     pub approvals: Vec<usize>,
-    /// Compatibility rules that fail: name and action.
-    pub compatibility_failures: Vec<(String, String)>,
-    /// Sustainability rules that fail: name and action.
-    pub sustainability_failures: Vec<(String, String)>,
-    /// Validation: dimension, check and outcome.
-    pub validation: Vec<(String, String, Outcome)>,
+    /// Compatibility rules that fail (indices into the policy's rules).
+    pub compatibility_failures: Vec<usize>,
+    /// Sustainability rules that fail (indices into the policy's rules).
+    pub sustainability_failures: Vec<usize>,
+    /// Validation: the outcome of each of the policy's checks, in order.
+    pub validation: Vec<Outcome>,
     /// The worst validation outcome.
     pub verdict: Outcome,
     /// Health score, if every factor was observed.
     pub score: Option<f64>,
     /// Band (index), if the score is known.
     pub band: Option<usize>,
-    /// Ceilings the target breaks: field names.
-    pub ceiling_violations: Vec<String>,
+    /// Ceilings the target breaks (indices into the policy's ceilings).
+    pub ceiling_violations: Vec<usize>,
     /// The resulting action and why.
     pub action: Action,
-    /// Why the action was chosen.
-    pub reason: String,
+    /// Why the action was chosen (rendered by [`CompiledPolicy::reason`]).
+    pub reason: Reason,
+}
+
+/// Why an assessment ends in its action; indices point into the policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reason {
+    /// Partner and target agree.
+    AlreadyAtTarget,
+    /// Nothing objects.
+    AllChecksPass,
+    /// The health score (rounded) falls in this band.
+    Band(usize, f64),
+    /// A health factor was not observed.
+    HealthUnknown,
+    /// No migration type's detection condition holds.
+    NoMigrationType,
+    /// Some validation data was not observed.
+    ValidationInconclusive,
+    /// This validation check failed or could not be evaluated.
+    Check(usize, Outcome),
+    /// This sustainability rule fails.
+    Sustainability(usize),
+    /// This compatibility rule fails.
+    Compatibility(usize),
+    /// The target breaks this ceiling.
+    Ceiling(usize),
 }
 
 impl CompiledPolicy {
@@ -516,11 +541,9 @@ impl CompiledPolicy {
             compatible: None,
             sustainable: None,
         };
-        let failures = |rules: &[Rule], env: &Env<'_>| -> Vec<(String, String)> {
-            rules
-                .iter()
-                .filter(|r| outcome(r.condition.eval(env)) != Outcome::Passed)
-                .map(|r| (r.name.clone(), r.action.clone()))
+        let failures = |rules: &[Rule], env: &Env<'_>| -> Vec<usize> {
+            (0..rules.len())
+                .filter(|&r| outcome(&rules[r].condition, env) != Outcome::Passed)
                 .collect()
         };
         let compatibility_failures = failures(&self.compatibility, &env);
@@ -544,39 +567,28 @@ impl CompiledPolicy {
                 self.migrations[m]
                     .when
                     .as_ref()
-                    .is_some_and(|w| matches!(w.eval(&env), Ok(Value::Bool(true))))
+                    .is_some_and(|w| matches!(w.eval_ref(&env).as_deref(), Ok(Value::Bool(true))))
             })
         };
         let approvals = migration.map_or_else(Vec::new, |m| self.approvals_for(m, &categories));
 
-        let validation: Vec<(String, String, Outcome)> = self
+        let validation: Vec<Outcome> = self
             .checks
             .iter()
-            .map(|c| {
-                (
-                    c.dimension.clone(),
-                    c.name.clone(),
-                    outcome(c.condition.eval(&env)),
-                )
-            })
+            .map(|c| outcome(&c.condition, &env))
             .collect();
-        let verdict = validation
-            .iter()
-            .map(|v| v.2)
-            .max()
-            .unwrap_or(Outcome::Passed);
+        let verdict = validation.iter().copied().max().unwrap_or(Outcome::Passed);
         let score = self
             .factors
             .iter()
-            .try_fold(0.0, |acc, (_, w, ir)| match ir.eval(&env) {
+            .try_fold(0.0, |acc, (_, w, ir)| match ir.eval_ref(&env).as_deref() {
                 Ok(Value::Num(n)) => Some(acc + w * n),
                 _ => None,
             });
         let band = score.and_then(|s| self.band_of(s));
-        let ceiling_violations: Vec<String> = self
-            .ceilings
-            .iter()
-            .filter(|c| {
+        let ceiling_violations: Vec<usize> = (0..self.ceilings.len())
+            .filter(|&c| {
+                let c = &self.ceilings[c];
                 let v = field(target, &c.indices);
                 !matches!(v, Value::Missing)
                     && match c.op {
@@ -584,7 +596,6 @@ impl CompiledPolicy {
                         _ => *v >= c.value,
                     }
             })
-            .map(|c| c.field.clone())
             .collect();
 
         let mut a = Assessment {
@@ -600,7 +611,7 @@ impl CompiledPolicy {
             band,
             ceiling_violations,
             action: Action::None,
-            reason: String::new(),
+            reason: Reason::AllChecksPass,
         };
         let (action, reason) = self.decide(&a);
         a.action = action;
@@ -626,71 +637,100 @@ impl CompiledPolicy {
     }
 
     /// The action for an assessment: the most severe of what each part asks.
-    fn decide(&self, a: &Assessment) -> (Action, String) {
+    fn decide(&self, a: &Assessment) -> (Action, Reason) {
         if a.nothing_to_do {
-            return (Action::None, "already at target".into());
+            return (Action::None, Reason::AlreadyAtTarget);
         }
-        let mut worst = (Action::Proceed, String::from("all checks pass"));
-        let mut raise = |action: Action, why: String| {
+        let mut worst = (Action::Proceed, Reason::AllChecksPass);
+        let mut raise = |action: Action, why: Reason| {
             if action > worst.0 {
                 worst = (action, why);
             }
         };
-        if let Some(band) = a.band {
-            let b = &self.bands[band];
-            raise(
-                b.action,
-                format!(
-                    "health {} is in band `{}`",
-                    a.score.map_or(0.0, f64::round),
-                    b.status
-                ),
-            );
-        } else {
-            raise(
-                Action::Review,
-                "health unknown: a factor was not observed".into(),
-            );
+        match a.band {
+            Some(band) => raise(
+                self.bands[band].action,
+                Reason::Band(band, a.score.map_or(0.0, f64::round)),
+            ),
+            None => raise(Action::Review, Reason::HealthUnknown),
         }
         if a.migration.is_none() {
-            raise(
-                Action::Review,
-                "no migration type matches this change".into(),
-            );
+            raise(Action::Review, Reason::NoMigrationType);
         }
         match a.verdict {
             Outcome::Passed => {}
-            Outcome::Inconclusive => raise(
-                Action::Review,
-                "validation inconclusive: data not observed".into(),
-            ),
+            Outcome::Inconclusive => raise(Action::Review, Reason::ValidationInconclusive),
             Outcome::Error | Outcome::Failed => {
-                if let Some((d, n, o)) = a.validation.iter().find(|v| v.2 == a.verdict) {
-                    raise(
-                        Action::Fallback,
-                        format!("validation check `{d}.{n}` {}", o.as_str()),
-                    );
+                if let Some(c) = a.validation.iter().position(|&o| o == a.verdict) {
+                    raise(Action::Fallback, Reason::Check(c, a.verdict));
                 }
             }
         }
-        for (name, action) in &a.sustainability_failures {
-            if action == "throttle" {
-                raise(
-                    Action::Throttle,
-                    format!("sustainability rule `{name}` fails"),
-                );
+        for &r in &a.sustainability_failures {
+            if self.sustainability[r].action == "throttle" {
+                raise(Action::Throttle, Reason::Sustainability(r));
             }
         }
-        for (name, action) in &a.compatibility_failures {
-            let act = Action::parse(action).unwrap_or(Action::Fallback);
-            raise(act, format!("compatibility rule `{name}` fails"));
+        for &r in &a.compatibility_failures {
+            let act = Action::parse(&self.compatibility[r].action).unwrap_or(Action::Fallback);
+            raise(act, Reason::Compatibility(r));
         }
-        if let Some(f) = a.ceiling_violations.first() {
-            raise(
-                Action::Restrict,
-                format!("the target breaks the ceiling on `{f}`"),
-            );
+        if let Some(&c) = a.ceiling_violations.first() {
+            raise(Action::Restrict, Reason::Ceiling(c));
         }
         worst
+    }
+
+    /// Why, in words.
+    pub fn reason(&self, why: Reason) -> String {
+        let mut out = String::new();
+        self.write_reason(why, &mut out);
+        out
+    }
+
+    /// Append why, in words, to `out`.
+    pub fn write_reason(&self, why: Reason, out: &mut String) {
+        use std::fmt::Write;
+        let _ = match why {
+            Reason::AlreadyAtTarget => out.write_str("already at target"),
+            Reason::AllChecksPass => out.write_str("all checks pass"),
+            Reason::Band(b, score) => write!(
+                out,
+                "health {score} is in band `{}`",
+                self.bands[b].status
+            ),
+            Reason::HealthUnknown => out.write_str("health unknown: a factor was not observed"),
+            Reason::NoMigrationType => out.write_str("no migration type matches this change"),
+            Reason::ValidationInconclusive => {
+                out.write_str("validation inconclusive: data not observed")
+            }
+            Reason::Check(c, o) => write!(
+                out,
+                "validation check `{}` {}",
+                self.check_name(c),
+                o.as_str()
+            ),
+            Reason::Sustainability(r) => write!(
+                out,
+                "sustainability rule `{}` fails",
+                self.sustainability[r].name
+            ),
+            Reason::Compatibility(r) => write!(
+                out,
+                "compatibility rule `{}` fails",
+                self.compatibility[r].name
+            ),
+            Reason::Ceiling(c) => write!(
+                out,
+                "the target breaks the ceiling on `{}`",
+                self.ceilings[c].field
+            ),
+        };
+    }
+
+    /// A validation check's name as `dimension.check`.
+    pub fn check_name(&self, c: usize) -> String {
+        let c = &self.checks[c];
+        format!("{}.{}", c.dimension, c.name)
     }
 }

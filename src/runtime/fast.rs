@@ -1,10 +1,19 @@
 //! Reading JSON straight into runtime values, guided by the schema: no
 //! intermediate JSON tree. On any error the caller re-reads the record the
 //! slow way (`value::from_json`) for a precise message.
+//!
+//! Partners share most of their field values (the same sets, versions and
+//! names over and over), so a [`ParseCache`] keeps the values already read
+//! by their JSON text: a repeated value costs a scan and a lookup, and the
+//! partners that share it share one allocation.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde_json::value::RawValue;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -18,14 +27,95 @@ pub struct Seed<'a> {
     pub ty: &'a Type,
     /// Whether a record needs every field.
     pub completeness: Completeness,
+    /// Values already read, for the fields of records.
+    pub cache: &'a RefCell<ParseCache>,
+}
+
+/// Values already read, by field and JSON text. Keep one per thread and per
+/// schema: entries are keyed by the address of the field's type.
+#[derive(Default)]
+pub struct ParseCache {
+    fields: FxHashMap<usize, FieldCache>,
+}
+
+/// One field's values; a field whose values rarely repeat (an id) stops
+/// being cached.
+#[derive(Default)]
+struct FieldCache {
+    values: FxHashMap<Box<str>, Value>,
+    hits: u32,
+    misses: u32,
+}
+
+impl FieldCache {
+    /// Entries one field keeps at most.
+    const LIMIT: usize = 512;
+
+    fn worth_it(&self) -> bool {
+        self.misses < Self::LIMIT as u32 || self.hits >= self.misses
+    }
 }
 
 /// Parse `text` as a value of `ty`, or `None` when it does not fit.
-pub fn parse(text: &str, ty: &Type, completeness: Completeness) -> Option<Value> {
+pub fn parse(
+    text: &str,
+    ty: &Type,
+    completeness: Completeness,
+    cache: &RefCell<ParseCache>,
+) -> Option<Value> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let v = Seed { ty, completeness }.deserialize(&mut de).ok()?;
+    let v = Seed {
+        ty,
+        completeness,
+        cache,
+    }
+    .deserialize(&mut de)
+    .ok()?;
     de.end().ok()?;
     Some(v)
+}
+
+/// Whether values of `ty` are worth caching: the ones that allocate.
+fn cacheable(ty: &Type) -> bool {
+    matches!(
+        ty,
+        Type::Set(_) | Type::Record(_) | Type::String | Type::Version
+    )
+}
+
+/// Read one field's value through the cache.
+fn cached_field<'de, A: MapAccess<'de>>(map: &mut A, seed: Seed<'_>) -> Result<Value, A::Error> {
+    let key = seed.ty as *const Type as usize;
+    let enabled = seed
+        .cache
+        .borrow()
+        .fields
+        .get(&key)
+        .is_none_or(FieldCache::worth_it);
+    if !enabled {
+        return map.next_value_seed(seed);
+    }
+    let raw: &'de RawValue = map.next_value()?;
+    let text = raw.get();
+    {
+        let mut cache = seed.cache.borrow_mut();
+        let field = cache.fields.entry(key).or_default();
+        if let Some(v) = field.values.get(text) {
+            field.hits += 1;
+            return Ok(v.clone());
+        }
+        field.misses += 1;
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = seed
+        .deserialize(&mut de)
+        .map_err(|_| de::Error::custom("value"))?;
+    let mut cache = seed.cache.borrow_mut();
+    let field = cache.fields.entry(key).or_default();
+    if field.values.len() < FieldCache::LIMIT {
+        field.values.insert(text.into(), v.clone());
+    }
+    Ok(v)
 }
 
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -36,10 +126,12 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
             Type::Record(fields) => d.deserialize_map(RecordVisitor {
                 fields,
                 completeness: self.completeness,
+                cache: self.cache,
             }),
             Type::Set(elem) => d.deserialize_seq(SetVisitor {
                 elem,
                 completeness: self.completeness,
+                cache: self.cache,
             }),
             _ => d.deserialize_any(ScalarVisitor {
                 ty: self.ty,
@@ -106,6 +198,7 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
 struct SetVisitor<'a> {
     elem: &'a Type,
     completeness: Completeness,
+    cache: &'a RefCell<ParseCache>,
 }
 
 impl<'de> Visitor<'de> for SetVisitor<'_> {
@@ -120,6 +213,7 @@ impl<'de> Visitor<'de> for SetVisitor<'_> {
         while let Some(v) = seq.next_element_seed(Seed {
             ty: self.elem,
             completeness: self.completeness,
+            cache: self.cache,
         })? {
             items.push(v);
         }
@@ -138,6 +232,7 @@ impl<'de> Visitor<'de> for SetVisitor<'_> {
 struct RecordVisitor<'a> {
     fields: &'a BTreeMap<String, Type>,
     completeness: Completeness,
+    cache: &'a RefCell<ParseCache>,
 }
 
 impl<'de> Visitor<'de> for RecordVisitor<'_> {
@@ -161,10 +256,16 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
             if slots[i].is_some() {
                 return Err(de::Error::custom("duplicate field"));
             }
-            slots[i] = Some(map.next_value_seed(Seed {
+            let seed = Seed {
                 ty,
                 completeness: self.completeness,
-            })?);
+                cache: self.cache,
+            };
+            slots[i] = Some(if cacheable(ty) {
+                cached_field(&mut map, seed)?
+            } else {
+                map.next_value_seed(seed)?
+            });
         }
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {

@@ -2,9 +2,10 @@
 //! observed metrics, each validated against the partner schema.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
+use super::fast::ParseCache;
 use super::value::{Completeness, FieldError, Value, from_json, record_from_json};
 use crate::model::types::Type;
 
@@ -81,7 +82,7 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// One partner record as read: where it was, and its JSON text.
+/// One partner record as read: where it was, and its JSON.
 pub struct RawRecord {
     /// Where it is.
     pub at: Location,
@@ -89,36 +90,60 @@ pub struct RawRecord {
     pub json: RawJson,
 }
 
-/// A record's JSON: text of an NDJSON line, or an element of an array.
+/// A record's JSON: a line of its batch's text, or an element of an array.
 pub enum RawJson {
-    /// One NDJSON line.
-    Text(String),
+    /// One NDJSON line: a byte range of [`Batch::text`].
+    Line(std::ops::Range<usize>),
+    /// An NDJSON line that is not UTF-8.
+    NotUtf8,
     /// An element of a JSON array.
     Value(serde_json::Value),
 }
 
-/// Parse and validate one partner record.
-pub fn parse_partner(schema: &Type, file: &str, raw: &RawRecord) -> Result<Value, InputError> {
+/// Records read together: NDJSON lines share one block of text.
+#[derive(Default)]
+pub struct Batch {
+    /// The text the lines' ranges point into.
+    pub text: String,
+    /// The records, in file order.
+    pub records: Vec<RawRecord>,
+}
+
+impl Batch {
+    /// Whether the batch holds no record (the end of the stream).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Parse and validate one partner record of `batch`.
+pub fn parse_partner(
+    schema: &Type,
+    file: &str,
+    batch: &Batch,
+    raw: &RawRecord,
+    cache: &std::cell::RefCell<ParseCache>,
+) -> Result<Value, InputError> {
     let invalid = |partner: Option<String>, problem: String| InputError::Invalid {
         file: file.to_string(),
         at: raw.at.to_string(),
         partner,
         problem,
     };
-    // Fast path: straight into runtime values. Any problem: re-read the
-    // slow way below for a precise message.
-    if let RawJson::Text(t) = &raw.json
-        && let Some(v) = super::fast::parse(t, schema, Completeness::Full)
-    {
-        return Ok(v);
-    }
     let parsed;
     let json = match &raw.json {
-        RawJson::Text(t) => {
-            parsed = serde_json::from_str::<serde_json::Value>(t)
+        RawJson::Line(range) => {
+            let text = &batch.text[range.clone()];
+            // Fast path: straight into runtime values. Any problem: re-read
+            // the slow way below for a precise message.
+            if let Some(v) = super::fast::parse(text, schema, Completeness::Full, cache) {
+                return Ok(v);
+            }
+            parsed = serde_json::from_str::<serde_json::Value>(text)
                 .map_err(|e| invalid(None, format!("not valid JSON: {e}")))?;
             &parsed
         }
+        RawJson::NotUtf8 => return Err(invalid(None, "the line is not valid UTF-8".into())),
         RawJson::Value(v) => v,
     };
     let obj = json
@@ -136,15 +161,102 @@ pub struct PartnerStream {
 }
 
 enum StreamKind {
-    Lines(BufReader<std::fs::File>, usize),
+    Lines(LineReader),
     Array(std::vec::IntoIter<serde_json::Value>, usize),
+}
+
+/// NDJSON read in large blocks; a block ends after its last whole line and
+/// the rest is carried into the next one.
+struct LineReader {
+    file: std::fs::File,
+    /// Bytes read but not yet handed out (a partial last line).
+    carry: Vec<u8>,
+    /// Lines handed out so far.
+    line: usize,
+    eof: bool,
+}
+
+/// How many bytes a batch of NDJSON aims at.
+const BLOCK: usize = 4 << 20;
+
+impl LineReader {
+    fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
+        let read_error = |e: std::io::Error| InputError::Io(format!("cannot read `{name}`: {e}"));
+        let mut bytes = std::mem::take(&mut self.carry);
+        // Read until the block is full and holds a whole line, or the file ends.
+        let end = loop {
+            if bytes.len() >= BLOCK || self.eof {
+                if let Some(i) = bytes.iter().rposition(|&b| b == b'\n') {
+                    break i + 1;
+                }
+                if self.eof {
+                    break bytes.len();
+                }
+            }
+            let want = BLOCK.max(bytes.len());
+            bytes.reserve(want);
+            let n = (&mut self.file)
+                .take(want as u64)
+                .read_to_end(&mut bytes)
+                .map_err(read_error)?;
+            if n == 0 {
+                self.eof = true;
+            }
+        };
+        self.carry = bytes.split_off(end);
+        let mut batch = Batch::default();
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                // Some line is not UTF-8: keep the block's lines, mark the bad ones.
+                let bytes = e.into_bytes();
+                let mut text = String::with_capacity(bytes.len());
+                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                    match std::str::from_utf8(line) {
+                        Ok(l) => text.push_str(l),
+                        Err(_) => text.push_str("\u{0}\n"),
+                    }
+                }
+                text
+            }
+        };
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            let range = at..at + line.len();
+            at += line.len();
+            self.line += 1;
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            batch.records.push(RawRecord {
+                at: Location::Line(self.line),
+                json: if trimmed == "\u{0}" {
+                    RawJson::NotUtf8
+                } else {
+                    RawJson::Line(range)
+                },
+            });
+            if batch.records.len() >= max {
+                // Hand the rest back for the next batch.
+                let mut text = text;
+                let mut rest = text.split_off(at).into_bytes();
+                rest.extend_from_slice(&self.carry);
+                self.carry = rest;
+                batch.text = text;
+                return Ok(batch);
+            }
+        }
+        batch.text = text;
+        Ok(batch)
+    }
 }
 
 impl PartnerStream {
     /// Open `path`: a JSON array (read whole) or NDJSON (streamed).
     pub fn open(path: &Path) -> Result<Self, InputError> {
         let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut reader = BufReader::with_capacity(1 << 16, file);
         let first = loop {
             let buf = reader.fill_buf().map_err(|e| io(path, e))?;
             match buf.iter().position(|b| !b.is_ascii_whitespace()) {
@@ -169,7 +281,16 @@ impl PartnerStream {
                 })?;
             StreamKind::Array(items.into_iter(), 0)
         } else {
-            StreamKind::Lines(reader, 0)
+            // Start again from the top, reading in blocks of our own.
+            let mut file = reader.into_inner();
+            file.seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| io(path, e))?;
+            StreamKind::Lines(LineReader {
+                file,
+                carry: Vec::new(),
+                line: 0,
+                eof: false,
+            })
         };
         Ok(PartnerStream { file: name, kind })
     }
@@ -188,39 +309,21 @@ impl PartnerStream {
     }
 
     /// The next batch of at most `max` records (empty at the end).
-    pub fn next_batch(&mut self, max: usize) -> Result<Vec<RawRecord>, InputError> {
-        let mut out = Vec::with_capacity(max.min(4096));
+    pub fn next_batch(&mut self, max: usize) -> Result<Batch, InputError> {
         match &mut self.kind {
             StreamKind::Array(items, n) => {
+                let mut batch = Batch::default();
                 for v in items.by_ref().take(max) {
                     *n += 1;
-                    out.push(RawRecord {
+                    batch.records.push(RawRecord {
                         at: Location::Record(*n),
                         json: RawJson::Value(v),
                     });
                 }
+                Ok(batch)
             }
-            StreamKind::Lines(reader, n) => {
-                while out.len() < max {
-                    let mut line = String::new();
-                    let read = reader
-                        .read_line(&mut line)
-                        .map_err(|e| InputError::Io(format!("cannot read `{}`: {e}", self.file)))?;
-                    if read == 0 {
-                        break;
-                    }
-                    *n += 1;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    out.push(RawRecord {
-                        at: Location::Line(*n),
-                        json: RawJson::Text(line),
-                    });
-                }
-            }
+            StreamKind::Lines(reader) => reader.next_batch(max, &self.file),
         }
-        Ok(out)
     }
 }
 
@@ -229,13 +332,14 @@ pub fn read_all_partners(schema: &Type, path: &Path) -> Result<Vec<Value>, Input
     let mut stream = PartnerStream::open(path)?;
     let name = path.display().to_string();
     let mut out = Vec::new();
+    let cache = Default::default();
     loop {
         let batch = stream.next_batch(8192)?;
         if batch.is_empty() {
             return Ok(out);
         }
-        for raw in &batch {
-            out.push(parse_partner(schema, &name, raw)?);
+        for raw in &batch.records {
+            out.push(parse_partner(schema, &name, &batch, raw, &cache)?);
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod engine;
 pub mod fast;
 pub mod input;
+pub mod json_out;
 pub mod plan;
 pub mod testing;
 pub mod value;

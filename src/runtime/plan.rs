@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::engine::{Action, Assessment, CompiledPolicy};
-use super::input::{InputError, PartnerStream, RawRecord, Targets, parse_partner};
+use super::fast::ParseCache;
+use super::input::{Batch, InputError, PartnerStream, Targets, parse_partner};
+use super::json_out;
 use super::value::{Value, overlay};
 
 /// The plan format this build writes and reads.
@@ -129,11 +131,14 @@ impl History {
         } else {
             0.1
         };
-        let (n, f) = self
-            .outcomes
-            .get(&(migration.to_string(), categories.to_string()))
-            .copied()
-            .unwrap_or((0, 0));
+        let (n, f) = if self.outcomes.is_empty() {
+            (0, 0)
+        } else {
+            self.outcomes
+                .get(&(migration.to_string(), categories.to_string()))
+                .copied()
+                .unwrap_or((0, 0))
+        };
         let weight = 2.0;
         let risk = (f as f64 + weight * prior) / (n as f64 + weight);
         (risk * 1000.0).round() / 1000.0
@@ -142,9 +147,22 @@ impl History {
 
 /// SHA-256 (hex) of a partner state.
 pub fn state_digest(policy: &CompiledPolicy, state: &Value) -> String {
-    let mut text = String::with_capacity(512);
-    state.write_canonical(&policy.schema, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
+    let mut out = String::with_capacity(64);
+    write_state_digest(policy, state, &mut String::new(), &mut out);
+    out
+}
+
+/// Append the SHA-256 (hex) of a partner state to `out`; `scratch` holds
+/// the canonical text on the way (reused across partners).
+fn write_state_digest(
+    policy: &CompiledPolicy,
+    state: &Value,
+    scratch: &mut String,
+    out: &mut String,
+) {
+    scratch.clear();
+    state.write_canonical(&policy.schema, scratch);
+    json_out::write_hex(&Sha256::digest(scratch.as_bytes()), out);
 }
 
 /// The partner's state with its target laid on top.
@@ -195,7 +213,7 @@ pub fn entry_for(
             score: a.score.map(|s| (s * 100.0).round() / 100.0),
             band: a.band.map(|b| policy.bands[b].status.clone()),
             action: a.action,
-            reason: a.reason.clone(),
+            reason: policy.reason(a.reason),
             validation: a.verdict.as_str().to_string(),
         },
         fallback_risk: risk,
@@ -205,6 +223,129 @@ pub fn entry_for(
     };
     (entry, a)
 }
+
+/// What [`write_entry`] tells the totals about one partner.
+struct Counted {
+    id: String,
+    migration: Option<usize>,
+    band: Option<usize>,
+    action: Action,
+}
+
+/// Append one partner's plan line to `out`: the JSON of the [`PlanEntry`]
+/// that [`entry_for`] builds, written directly (the hot path of `pmf plan`).
+fn write_entry(
+    policy: &CompiledPolicy,
+    inputs: &PlanInputs<'_>,
+    partner: &Value,
+    scratch: &mut String,
+    out: &mut String,
+) -> Counted {
+    use json_out::{write_f64, write_str, write_str_array};
+    use std::fmt::Write as _;
+    let id = policy.id_of(partner);
+    let target = target_state(partner, inputs.targets.for_partner(id));
+    let obs = match inputs.observed.get(id) {
+        Some(o) => overlay(&target, o),
+        None => target.clone(),
+    };
+    let a = policy.assess(partner, &target, &obs);
+    let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
+
+    out.push_str("{\"id\":");
+    write_str(id, out);
+    out.push_str(",\"state_digest\":\"");
+    write_state_digest(policy, partner, scratch, out);
+    out.push_str("\",\"from\":");
+    let version = |state: &Value, out: &mut String| match super::compile::field(
+        state,
+        &[policy.version_field],
+    ) {
+        Value::Ver(v) => {
+            out.push('"');
+            json_out::write_version(v, out);
+            out.push('"');
+        }
+        _ => out.push_str("null"),
+    };
+    version(partner, out);
+    out.push_str(",\"to\":");
+    version(&target, out);
+    out.push_str(",\"type\":");
+    match migration {
+        Some(m) => write_str(m, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"categories\":");
+    write_str_array(
+        a.categories
+            .iter()
+            .map(|&c| policy.categories[c].name.as_str()),
+        out,
+    );
+    out.push_str(",\"approvals_required\":");
+    write_str_array(
+        a.approvals.iter().map(|&i| policy.authorities[i].as_str()),
+        out,
+    );
+    out.push_str(",\"predicted\":{\"score\":");
+    match a.score {
+        Some(s) => write_f64((s * 100.0).round() / 100.0, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"band\":");
+    match a.band {
+        Some(b) => write_str(&policy.bands[b].status, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"action\":\"");
+    out.push_str(a.action.as_str());
+    out.push_str("\",\"reason\":");
+    scratch.clear();
+    policy.write_reason(a.reason, scratch);
+    write_str(scratch, out);
+    out.push_str(",\"validation\":\"");
+    out.push_str(a.verdict.as_str());
+    out.push_str("\"},\"fallback_risk\":");
+    scratch.clear();
+    let categories = a
+        .categories
+        .iter()
+        .map(|&c| policy.categories[c].name.as_str());
+    for (i, c) in categories.enumerate() {
+        if i > 0 {
+            scratch.push('+');
+        }
+        scratch.push_str(c);
+    }
+    write_f64(
+        inputs
+            .history
+            .fallback_risk(migration.unwrap_or("none"), scratch, a.action),
+        out,
+    );
+    if let Some(t) = inputs.targets.partners_json.get(id) {
+        out.push_str(",\"target\":");
+        let _ = write!(out, "{t}");
+    }
+    out.push('}');
+    Counted {
+        id: id.to_string(),
+        migration: a.migration,
+        band: a.band,
+        action: a.action,
+    }
+}
+
+/// One chunk of a batch, evaluated: its plan lines (joined by `,\n`) and
+/// what the totals need.
+struct Chunk {
+    text: String,
+    counted: Vec<Counted>,
+}
+
+/// Partners evaluated together on one core.
+const CHUNK: usize = 256;
 
 /// What writing a plan produced.
 pub struct Written {
@@ -255,13 +396,13 @@ pub fn write_plan(
     let file = std::fs::File::create(&tmp).map_err(|e| PlanError::Io(io_msg(e)))?;
     let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
 
-    let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRecord>, InputError>>(2);
+    let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(2);
     let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
     let file_name = stream.file().to_string();
     let reader = std::thread::spawn(move || {
         loop {
             let batch = stream.next_batch(8192);
-            let done = batch.as_ref().map_or(true, Vec::is_empty);
+            let done = batch.as_ref().map_or(true, Batch::is_empty);
             if read_tx.send(batch).is_err() || done {
                 break;
             }
@@ -299,7 +440,11 @@ pub fn write_plan(
     let policy = inputs.policy;
     let outcome = (|| -> Result<Totals, PlanError> {
         let mut counts = Counts::new(policy);
-        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut seen: rustc_hash::FxHashSet<String> = Default::default();
+        // One parse cache per worker thread, kept across batches.
+        let caches: Vec<std::sync::Mutex<std::cell::RefCell<ParseCache>>> = (0..rayon::current_num_threads() + 1)
+            .map(|_| Default::default())
+            .collect();
         loop {
             let batch = read_rx
                 .recv()
@@ -308,39 +453,46 @@ pub fn write_plan(
             if batch.is_empty() {
                 break;
             }
-            let rendered: Vec<Result<Rendered, InputError>> = batch
-                .par_iter()
-                .map(|raw| {
-                    let partner = parse_partner(&policy.schema, &file_name, raw)?;
-                    let (entry, a) = entry_for(
-                        policy,
-                        inputs.history,
-                        inputs.targets,
-                        inputs.observed,
-                        &partner,
-                    );
-                    Ok(Rendered {
-                        text: serde_json::to_string(&entry).unwrap_or_default(),
-                        id: entry.id,
-                        migration: a.migration,
-                        band: a.band,
-                        action: a.action,
-                    })
+            let chunks: Vec<Result<Chunk, InputError>> = batch
+                .records
+                .par_chunks(CHUNK)
+                .map(|records| {
+                    let mut chunk = Chunk {
+                        text: String::with_capacity(records.len() * 400),
+                        counted: Vec::with_capacity(records.len()),
+                    };
+                    let mut scratch = String::with_capacity(512);
+                    let slot = rayon::current_thread_index().map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
+                    let cache = caches[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for raw in records {
+                        let partner =
+                            parse_partner(&policy.schema, &file_name, &batch, raw, &cache)?;
+                        if !chunk.counted.is_empty() {
+                            chunk.text.push_str(",\n");
+                        }
+                        let counted =
+                            write_entry(policy, &inputs, &partner, &mut scratch, &mut chunk.text);
+                        chunk.counted.push(counted);
+                    }
+                    Ok(chunk)
                 })
                 .collect();
-            let mut texts = Vec::with_capacity(rendered.len());
-            for (raw, r) in batch.iter().zip(rendered) {
-                let r = r.map_err(PlanError::Input)?;
-                counts.add(&r);
-                if !seen.insert(r.id) {
-                    return Err(PlanError::Input(InputError::Invalid {
-                        file: file_name.clone(),
-                        at: raw.at.to_string(),
-                        partner: None,
-                        problem: "duplicate partner id (it appears earlier in the file)".into(),
-                    }));
+            let mut texts = Vec::with_capacity(chunks.len());
+            for (records, chunk) in batch.records.chunks(CHUNK).zip(chunks) {
+                let chunk = chunk.map_err(PlanError::Input)?;
+                for (raw, counted) in records.iter().zip(chunk.counted) {
+                    counts.add(&counted);
+                    if !seen.insert(counted.id) {
+                        return Err(PlanError::Input(InputError::Invalid {
+                            file: file_name.clone(),
+                            at: raw.at.to_string(),
+                            partner: None,
+                            problem: "duplicate partner id (it appears earlier in the file)"
+                                .into(),
+                        }));
+                    }
                 }
-                texts.push(r.text);
+                texts.push(chunk.text);
             }
             write_tx
                 .send(texts)
@@ -374,15 +526,6 @@ pub fn write_plan(
     }
 }
 
-/// One partner's plan line, evaluated.
-struct Rendered {
-    text: String,
-    id: String,
-    migration: Option<usize>,
-    band: Option<usize>,
-    action: Action,
-}
-
 /// Totals counted by index, named at the end.
 struct Counts {
     partners: usize,
@@ -401,7 +544,7 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, r: &Rendered) {
+    fn add(&mut self, r: &Counted) {
         self.partners += 1;
         let (none, unknown) = (self.by_type.len() - 1, self.by_band.len() - 1);
         self.by_type[r.migration.unwrap_or(none)] += 1;

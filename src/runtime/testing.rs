@@ -138,8 +138,12 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
     run.fired = a
         .compatibility_failures
         .iter()
-        .chain(&a.sustainability_failures)
-        .map(|(n, _)| n.clone())
+        .map(|&r| policy.compatibility[r].name.clone())
+        .chain(
+            a.sustainability_failures
+                .iter()
+                .map(|&r| policy.sustainability[r].name.clone()),
+        )
         .collect();
     let approved: HashSet<String> = match &t.approved {
         Some(list) => list.iter().map(|i| i.name.to_string()).collect(),
@@ -253,7 +257,7 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
             };
             let mut message = format!("expected {what} {}, got {}", show(&want), show(&got));
             if matches!(x.what, ExpectWhat::Action | ExpectWhat::Outcome) {
-                message.push_str(&format!(" ({})", a.reason));
+                message.push_str(&format!(" ({})", policy.reason(a.reason)));
             }
             fail(&mut run, x.span, message);
         }

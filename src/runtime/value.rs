@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::json_out::{write_f64, write_str, write_version};
 use crate::model::types::Type;
 
 /// A runtime value. Records keep their fields in schema order (the sorted
@@ -80,20 +81,14 @@ impl Value {
     /// Write the value as compact JSON with keys in schema (sorted) order:
     /// the same text as `to_json(ty).to_string()`, without building it.
     pub fn write_canonical(&self, ty: &Type, out: &mut String) {
-        use std::fmt::Write;
         match (self, ty) {
             (Value::Missing | Value::Absent, _) => out.push_str("null"),
             (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
-            (Value::Num(n), _) => match serde_json::Number::from_f64(*n) {
-                Some(num) => {
-                    let _ = write!(out, "{num}");
-                }
-                None => out.push_str("null"),
-            },
-            (Value::Str(s), _) => write_json_string(s, out),
+            (Value::Num(n), _) => write_f64(*n, out),
+            (Value::Str(s), _) => write_str(s, out),
             (Value::Ver(v), _) => {
                 out.push('"');
-                let _ = write!(out, "{v}");
+                write_version(v, out);
                 out.push('"');
             }
             (Value::Set(items), t) => {
@@ -121,7 +116,7 @@ impl Value {
                         out.push(',');
                     }
                     first = false;
-                    write_json_string(name, out);
+                    write_str(name, out);
                     out.push(':');
                     v.write_canonical(fty, out);
                 }
@@ -129,16 +124,6 @@ impl Value {
             }
             (Value::Rec(_), _) => out.push_str("null"),
         }
-    }
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::Value::String(s.to_string()).to_string());
     }
 }
 
@@ -161,6 +146,10 @@ impl Ord for Value {
             (Value::Str(a), Value::Str(b)) => a.cmp(b),
             (Value::Ver(a), Value::Ver(b)) => a.cmp(b),
             (Value::Set(a), Value::Set(b)) | (Value::Rec(a), Value::Rec(b)) => {
+                if Arc::ptr_eq(a, b) {
+                    // Shared, as a target's unchanged fields are.
+                    return Ordering::Equal;
+                }
                 a.iter().cmp(b.iter())
             }
             (a, b) => a.rank().cmp(&b.rank()),

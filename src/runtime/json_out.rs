@@ -1,0 +1,138 @@
+//! Writing JSON text by hand for the hot paths (plan lines, canonical
+//! states): the same text `serde_json` writes, without building values or
+//! going through a generic serializer.
+
+use std::fmt::Write;
+
+/// Append `s` as a JSON string literal.
+pub fn write_str(s: &str, out: &mut String) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Rare: let serde_json do the escaping.
+        let _ = write!(out, "{}", serde_json::Value::String(s.to_string()));
+    }
+}
+
+/// Append a number as `serde_json` writes an `f64` (`null` when not finite).
+/// Whole numbers take a fast path (`88.0`).
+pub fn write_f64(n: f64, out: &mut String) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if n.fract() == 0.0 && n.abs() < EXACT && !(n == 0.0 && n.is_sign_negative()) {
+        if n < 0.0 {
+            out.push('-');
+        }
+        write_u64(n.abs() as u64, out);
+        out.push_str(".0");
+        return;
+    }
+    match serde_json::Number::from_f64(n) {
+        Some(num) => {
+            let _ = write!(out, "{num}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// Append a whole number in decimal.
+pub fn write_u64(mut n: u64, out: &mut String) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// Append a semantic version as its text (`1.2.3-rc.1+build`).
+pub fn write_version(v: &semver::Version, out: &mut String) {
+    write_u64(v.major, out);
+    out.push('.');
+    write_u64(v.minor, out);
+    out.push('.');
+    write_u64(v.patch, out);
+    if !v.pre.is_empty() {
+        out.push('-');
+        out.push_str(v.pre.as_str());
+    }
+    if !v.build.is_empty() {
+        out.push('+');
+        out.push_str(v.build.as_str());
+    }
+}
+
+/// Append `bytes` in lower-case hexadecimal.
+pub fn write_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+}
+
+/// Append `items` as a JSON array of strings.
+pub fn write_str_array<'a>(items: impl IntoIterator<Item = &'a str>, out: &mut String) {
+    out.push('[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(s, out);
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_serde_json() {
+        for n in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            85.8,
+            0.1,
+            1e21,
+            1e15,
+            9_007_199_254_740_993.0,
+            -2.5e-7,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let mut ours = String::new();
+            write_f64(n, &mut ours);
+            let theirs = serde_json::to_string(&n).unwrap();
+            assert_eq!(ours, theirs, "{n}");
+        }
+    }
+
+    #[test]
+    fn strings_and_hex_match_serde_json() {
+        for s in ["plain", "quo\"te", "back\\slash", "tab\there", "ünï", "\u{1}"] {
+            let mut ours = String::new();
+            write_str(s, &mut ours);
+            assert_eq!(ours, serde_json::to_string(s).unwrap());
+        }
+        for v in ["1.2.3", "0.0.0-rc.1+b.7", "10.20.30+meta"] {
+            let v = semver::Version::parse(v).unwrap();
+            let mut ours = String::new();
+            write_version(&v, &mut ours);
+            assert_eq!(ours, v.to_string());
+        }
+        let mut hex_text = String::new();
+        write_hex(&[0, 15, 16, 255], &mut hex_text);
+        assert_eq!(hex_text, hex::encode([0u8, 15, 16, 255]));
+    }
+}
