@@ -578,13 +578,12 @@ impl CompiledPolicy {
             .map(|c| outcome(&c.condition, &env))
             .collect();
         let verdict = validation.iter().copied().max().unwrap_or(Outcome::Passed);
-        let score = self
-            .factors
-            .iter()
-            .try_fold(0.0, |acc, (_, w, ir)| match ir.eval_ref(&env).as_deref() {
+        let score = self.factors.iter().try_fold(0.0, |acc, (_, w, ir)| {
+            match ir.eval_ref(&env).as_deref() {
                 Ok(Value::Num(n)) => Some(acc + w * n),
                 _ => None,
-            });
+            }
+        });
         let band = score.and_then(|s| self.band_of(s));
         let ceiling_violations: Vec<usize> = (0..self.ceilings.len())
             .filter(|&c| {
@@ -694,11 +693,9 @@ impl CompiledPolicy {
         let _ = match why {
             Reason::AlreadyAtTarget => out.write_str("already at target"),
             Reason::AllChecksPass => out.write_str("all checks pass"),
-            Reason::Band(b, score) => write!(
-                out,
-                "health {score} is in band `{}`",
-                self.bands[b].status
-            ),
+            Reason::Band(b, score) => {
+                write!(out, "health {score} is in band `{}`", self.bands[b].status)
+            }
             Reason::HealthUnknown => out.write_str("health unknown: a factor was not observed"),
             Reason::NoMigrationType => out.write_str("no migration type matches this change"),
             Reason::ValidationInconclusive => {

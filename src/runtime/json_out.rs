@@ -120,7 +120,14 @@ mod tests {
 
     #[test]
     fn strings_and_hex_match_serde_json() {
-        for s in ["plain", "quo\"te", "back\\slash", "tab\there", "ünï", "\u{1}"] {
+        for s in [
+            "plain",
+            "quo\"te",
+            "back\\slash",
+            "tab\there",
+            "ünï",
+            "\u{1}",
+        ] {
             let mut ours = String::new();
             write_str(s, &mut ours);
             assert_eq!(ours, serde_json::to_string(s).unwrap());

@@ -237,6 +237,7 @@ struct Counted {
 fn write_entry(
     policy: &CompiledPolicy,
     inputs: &PlanInputs<'_>,
+    target_all: Option<&Value>,
     partner: &Value,
     scratch: &mut String,
     out: &mut String,
@@ -244,7 +245,10 @@ fn write_entry(
     use json_out::{write_f64, write_str, write_str_array};
     use std::fmt::Write as _;
     let id = policy.id_of(partner);
-    let target = target_state(partner, inputs.targets.for_partner(id));
+    let target = match inputs.targets.partners.get(id) {
+        Some(t) => target_state(partner, Some(t)),
+        None => target_state(partner, target_all),
+    };
     let obs = match inputs.observed.get(id) {
         Some(o) => overlay(&target, o),
         None => target.clone(),
@@ -347,6 +351,86 @@ struct Chunk {
 /// Partners evaluated together on one core.
 const CHUNK: usize = 256;
 
+/// A batch and its chunks evaluated, or the first bad record.
+type Evaluated = Result<(Batch, Vec<Chunk>), PlanError>;
+
+/// Evaluate the reader's batches in order on every core, one chunk of
+/// partners per task, and hand each on to `out`.
+fn evaluate_batches(
+    inputs: &PlanInputs<'_>,
+    file_name: &str,
+    batches: std::sync::mpsc::Receiver<Result<Batch, InputError>>,
+    out: std::sync::mpsc::SyncSender<Evaluated>,
+) {
+    let policy = inputs.policy;
+    // One parse cache per worker thread, kept across batches, each on cache
+    // lines of its own (threads writing next to each other slow both down).
+    #[derive(Default)]
+    #[repr(align(128))]
+    struct Cache(std::sync::Mutex<std::cell::RefCell<ParseCache>>);
+    let caches: Vec<Cache> = (0..=rayon::current_num_threads())
+        .map(|_| Cache::default())
+        .collect();
+    for batch in batches {
+        let evaluated = batch.map_err(PlanError::Input).and_then(|batch| {
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let chunks = batch
+                .records
+                .par_chunks(CHUNK)
+                .map(|records| {
+                    let slot = rayon::current_thread_index()
+                        .map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
+                    let cache = caches[slot]
+                        .0
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut chunk = Chunk {
+                        text: String::with_capacity(records.len() * 400),
+                        counted: Vec::with_capacity(records.len()),
+                    };
+                    let mut scratch = String::with_capacity(512);
+                    // The chunk's own copy: partners share its values, and
+                    // the counts of shared ones are not raced for by cores.
+                    let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
+                    for raw in records {
+                        let partner =
+                            parse_partner(&policy.schema, file_name, &batch, raw, &cache)?;
+                        if !chunk.counted.is_empty() {
+                            chunk.text.push_str(",\n");
+                        }
+                        let counted = write_entry(
+                            policy,
+                            inputs,
+                            target_all.as_ref(),
+                            &partner,
+                            &mut scratch,
+                            &mut chunk.text,
+                        );
+                        chunk.counted.push(counted);
+                    }
+                    Ok(chunk)
+                })
+                .collect::<Vec<Result<Chunk, InputError>>>()
+                // The first bad record in file order, whichever core saw it.
+                .into_iter()
+                .collect::<Result<Vec<Chunk>, InputError>>()
+                .map_err(PlanError::Input)?;
+            Ok(Some((batch, chunks)))
+        });
+        let stop = !matches!(evaluated, Ok(Some(_)));
+        let sent = match evaluated {
+            Ok(None) => true,
+            Ok(Some(done)) => out.send(Ok(done)).is_ok(),
+            Err(e) => out.send(Err(e)).is_ok(),
+        };
+        if stop || !sent {
+            return;
+        }
+    }
+}
+
 /// What writing a plan produced.
 pub struct Written {
     /// Counts.
@@ -438,75 +522,52 @@ pub fn write_plan(
     });
 
     let policy = inputs.policy;
-    let outcome = (|| -> Result<Totals, PlanError> {
+    // The evaluator takes batches from the reader and evaluates each on
+    // every core, while this thread counts the previous one and checks its
+    // ids: no core waits for the serial part.
+    let (eval_tx, eval_rx) = std::sync::mpsc::sync_channel::<Evaluated>(1);
+    let outcome = std::thread::scope(|scope| {
+        let inputs = &inputs;
+        let file_name = file_name.as_str();
+        scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx));
         let mut counts = Counts::new(policy);
         let mut seen: rustc_hash::FxHashSet<String> = Default::default();
-        // One parse cache per worker thread, kept across batches.
-        let caches: Vec<std::sync::Mutex<std::cell::RefCell<ParseCache>>> = (0..rayon::current_num_threads() + 1)
-            .map(|_| Default::default())
-            .collect();
-        loop {
-            let batch = read_rx
-                .recv()
-                .map_err(|_| PlanError::Io("the partner reader stopped".into()))?
-                .map_err(PlanError::Input)?;
-            if batch.is_empty() {
-                break;
-            }
-            let chunks: Vec<Result<Chunk, InputError>> = batch
-                .records
-                .par_chunks(CHUNK)
-                .map(|records| {
-                    let mut chunk = Chunk {
-                        text: String::with_capacity(records.len() * 400),
-                        counted: Vec::with_capacity(records.len()),
-                    };
-                    let mut scratch = String::with_capacity(512);
-                    let slot = rayon::current_thread_index().map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
-                    let cache = caches[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    for raw in records {
-                        let partner =
-                            parse_partner(&policy.schema, &file_name, &batch, raw, &cache)?;
-                        if !chunk.counted.is_empty() {
-                            chunk.text.push_str(",\n");
+        let outcome = (|| -> Result<Totals, PlanError> {
+            for evaluated in &eval_rx {
+                let (batch, chunks) = evaluated?;
+                let mut texts = Vec::with_capacity(chunks.len());
+                for (records, chunk) in batch.records.chunks(CHUNK).zip(chunks) {
+                    for (raw, counted) in records.iter().zip(chunk.counted) {
+                        counts.add(&counted);
+                        if !seen.insert(counted.id) {
+                            return Err(PlanError::Input(InputError::Invalid {
+                                file: file_name.to_string(),
+                                at: raw.at.to_string(),
+                                partner: None,
+                                problem: "duplicate partner id (it appears earlier in the file)"
+                                    .into(),
+                            }));
                         }
-                        let counted =
-                            write_entry(policy, &inputs, &partner, &mut scratch, &mut chunk.text);
-                        chunk.counted.push(counted);
                     }
-                    Ok(chunk)
-                })
-                .collect();
-            let mut texts = Vec::with_capacity(chunks.len());
-            for (records, chunk) in batch.records.chunks(CHUNK).zip(chunks) {
-                let chunk = chunk.map_err(PlanError::Input)?;
-                for (raw, counted) in records.iter().zip(chunk.counted) {
-                    counts.add(&counted);
-                    if !seen.insert(counted.id) {
-                        return Err(PlanError::Input(InputError::Invalid {
-                            file: file_name.clone(),
-                            at: raw.at.to_string(),
-                            partner: None,
-                            problem: "duplicate partner id (it appears earlier in the file)"
-                                .into(),
-                        }));
-                    }
+                    texts.push(chunk.text);
                 }
-                texts.push(chunk.text);
+                write_tx
+                    .send(texts)
+                    .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
+                progress(counts.partners);
             }
+            let totals = counts.totals(policy);
+            let trailer =
+                serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
-                .send(texts)
+                .send(vec![format!("\u{0}{trailer}")])
                 .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
-            progress(counts.partners);
-        }
-        let totals = counts.totals(policy);
-        let trailer = serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
-        write_tx
-            .send(vec![format!("\u{0}{trailer}")])
-            .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
-        Ok(totals)
-    })();
-    drop(read_rx);
+            Ok(totals)
+        })();
+        // Stop the evaluator (it sees the closed channel) before the scope ends.
+        drop(eval_rx);
+        outcome
+    });
     drop(write_tx);
     let _ = reader.join();
     let written = writer
@@ -669,4 +730,78 @@ pub fn rfc3339(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::input::{read_all_partners, read_observed, read_targets};
+
+    /// The plan line written by hand reads back as the entry `entry_for`
+    /// builds, for every partner of the fleet (every type, band and action).
+    #[test]
+    fn hand_written_lines_are_the_serde_entries() {
+        let fleet = |f: &str| Path::new("examples/fleet").join(f);
+        let policy = crate::cli::policy::load(&[fleet("policy.pmf")])
+            .ok()
+            .expect("fleet policy compiles");
+        let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
+        let mut targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        // A per-partner target too, written into the line as JSON.
+        let first = policy.id_of(&partners[0]).to_string();
+        let json = serde_json::json!({"version": "2.0.0"});
+        let partial = crate::runtime::value::from_json(
+            &policy.schema,
+            &json,
+            "",
+            crate::runtime::value::Completeness::Partial,
+        )
+        .unwrap();
+        targets.partners.insert(first.clone(), partial);
+        targets.partners_json.insert(first, json);
+        let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
+        let mut history = History::default();
+        history
+            .outcomes
+            .insert(("soft".into(), "structural".into()), (10, 3));
+        let inputs = PlanInputs {
+            policy: &policy,
+            partners: PartnerStream::empty(),
+            targets: &targets,
+            observed: &observed,
+            history: &history,
+            header: PlanHeader {
+                policy: PolicyRef {
+                    name: policy.name.clone(),
+                    hash: policy.hash.clone(),
+                },
+                created_at: String::new(),
+                policy_files: Vec::new(),
+                partners_file: String::new(),
+                target_file: String::new(),
+                observed_file: None,
+                target_all: None,
+            },
+        };
+        let mut scratch = String::new();
+        for partner in &partners {
+            let mut line = String::new();
+            let counted = write_entry(
+                &policy,
+                &inputs,
+                targets.all.as_ref(),
+                partner,
+                &mut scratch,
+                &mut line,
+            );
+            let (expected, a) = entry_for(&policy, &history, &targets, &observed, partner);
+            let read: PlanEntry = serde_json::from_str(&line).expect("a plan line is JSON");
+            assert_eq!(read, expected);
+            assert_eq!(line, serde_json::to_string(&expected).unwrap());
+            assert_eq!(
+                (counted.id, counted.migration, counted.band, counted.action),
+                (expected.id.clone(), a.migration, a.band, a.action)
+            );
+        }
+    }
 }

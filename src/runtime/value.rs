@@ -44,6 +44,17 @@ impl Value {
         }
     }
 
+    /// A copy that shares no allocation with `self`.
+    pub fn deep_clone(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(Arc::from(&**s)),
+            Value::Ver(v) => Value::Ver(Arc::new((**v).clone())),
+            Value::Set(items) => Value::Set(items.iter().map(Value::deep_clone).collect()),
+            Value::Rec(fields) => Value::Rec(fields.iter().map(Value::deep_clone).collect()),
+            other => other.clone(),
+        }
+    }
+
     /// A set from values in any order.
     pub fn set(mut items: Vec<Value>) -> Value {
         items.sort();

@@ -541,3 +541,66 @@ fn killed_mid_run_a_rerun_completes_the_work() {
     assert_eq!(twice, 0, "a partner was applied twice");
     assert_eq!(code(&pmf(dir.path(), &["lineage", "verify"])), 0);
 }
+
+/// The plan's entries, without the header (which names the input file).
+fn plan_entries(dir: &Path) -> serde_json::Value {
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    plan["entries"].clone()
+}
+
+#[test]
+fn ndjson_read_in_blocks_plans_like_the_json_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = plan_local(dir.path(), &fleet("partners.json"));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let from_array = plan_entries(dir.path());
+
+    // The same partners as NDJSON: blank lines, CRLF endings, and one record
+    // longer than the reader's blocks (padded with JSON whitespace).
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut ndjson = String::from("\n");
+    for (i, p) in partners.iter().enumerate() {
+        let line = p.to_string();
+        if i == 3 {
+            let pad = " ".repeat(3 << 20);
+            ndjson.push_str(&line.replacen(',', &format!(",{pad}"), 1));
+        } else {
+            ndjson.push_str(&line);
+        }
+        ndjson.push_str(if i % 2 == 0 { "\r\n" } else { "\n\n" });
+    }
+    std::fs::write(dir.path().join("p.ndjson"), &ndjson).unwrap();
+    let o = plan_local(dir.path(), "p.ndjson");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(plan_entries(dir.path()), from_array);
+
+    // A line that is not UTF-8 is the user's mistake: exit 1, naming the line.
+    let mut bytes = ndjson.clone().into_bytes();
+    bytes.extend_from_slice(b"{\"id\": \"\xff\"}\n");
+    std::fs::write(dir.path().join("bad.ndjson"), &bytes).unwrap();
+    std::fs::remove_file(dir.path().join("plan.json")).unwrap();
+    let o = plan_local(dir.path(), "bad.ndjson");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let lines = ndjson.matches('\n').count() + 1;
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("line {lines}")) && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+    assert!(!dir.path().join("plan.json").exists());
+
+    // A partner id seen before, however far back, is refused by line.
+    let mut dup = ndjson.clone();
+    dup.push_str(&partners[0].to_string());
+    dup.push('\n');
+    std::fs::write(dir.path().join("dup.ndjson"), &dup).unwrap();
+    let o = plan_local(dir.path(), "dup.ndjson");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("line {lines}")) && err.contains("duplicate partner id"),
+        "{err}"
+    );
+}
