@@ -9,8 +9,8 @@ use clap::Args;
 use super::plan::{OutputFormat, input_failure};
 use super::{Exit, UsageError, policy};
 use crate::runtime::apply::{
-    ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner, current_states,
-    outcome_from_str,
+    ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner,
+    current_states, outcome_from_str,
 };
 use crate::runtime::approvals::{self, DEFAULT_KEYRING};
 use crate::runtime::input;
@@ -121,12 +121,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         Err(LockError::Store(e)) => return Err(UsageError(e.0)),
     };
     let done = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
-    // Checkpoint the WAL in large steps: per-commit checkpoints rewrite the
-    // same hot pages (indexes, the chain head) again and again.
+    // The WAL is copied back into the database by a checkpointer thread of
+    // its own, on the other core, while this one goes on writing.
     store
         .conn
-        .pragma_update(None, "wal_autocheckpoint", 65_536)
+        .pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(|e| UsageError(e.to_string()))?;
+    let _checkpointer = Checkpointer::start(&args.store);
 
     // States of partners the store does not have yet come from the plan's partners file.
     let mut initial: HashMap<String, Value> = HashMap::new();
@@ -189,10 +190,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     // their output is printed once the batch is durable.
     for batch in plan.entries.chunks(APPLY_BATCH) {
         let mut results = Vec::with_capacity(batch.len());
-        let mut tx = store
+        let tx = store
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| UsageError(format!("store: {e}")))?;
+        let mut shared = ApplyBatch::begin(&tx, &inputs).map_err(store_failure)?;
         for entry in batch {
             let result = match done.get(&entry.id).and_then(|o| outcome_from_str(o)) {
                 Some(o) if o.is_final() => {
@@ -208,15 +210,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                     let Some(state) = states.get(&entry.id) else {
                         continue;
                     };
-                    match apply_partner(&mut tx, &inputs, entry, state) {
-                        Ok(r) => r,
-                        Err(ApplyError::Store(e)) => return Err(UsageError(e.0)),
-                        Err(other) => return Err(UsageError(format!("{other:?}"))),
-                    }
+                    apply_partner(&tx, &inputs, &mut shared, entry, state).map_err(store_failure)?
                 }
             };
             results.push(result);
         }
+        shared.finish(&tx, &policy).map_err(store_failure)?;
         tx.commit().map_err(|e| UsageError(format!("store: {e}")))?;
         for result in results {
             *counts.entry(result.outcome.as_str()).or_default() += 1;
@@ -273,6 +272,16 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     } else {
         Exit::Success
     })
+}
+
+/// A failure in the middle of applying: the store failed (exit 2; what
+/// was not committed is redone by the next run).
+fn store_failure(e: ApplyError) -> UsageError {
+    match e {
+        ApplyError::Store(e) => UsageError(format!("store: {}", e.0)),
+        ApplyError::Input(m) => UsageError(m),
+        ApplyError::Stale(why) => UsageError(why.join("; ")),
+    }
 }
 
 fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
@@ -359,4 +368,46 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
         writeln!(out, "    {line}")?;
     }
     Ok(())
+}
+
+/// Checkpoints the store's WAL in the background (passive checkpoints: they
+/// never block the writer) until dropped; SQLite checkpoints what is left
+/// when the last connection closes.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &std::path::Path) -> Checkpointer {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let Ok(conn) = rusqlite::Connection::open(&path) else {
+                return;
+            };
+            loop {
+                match stopped.recv_timeout(std::time::Duration::from_millis(250)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        // Busy or failed: the next round (or the close) does it.
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
+                    _ => return,
+                }
+            }
+        });
+        Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

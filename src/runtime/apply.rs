@@ -210,23 +210,17 @@ enum Step {
 /// commits `tx` (a batch of partners per commit: a crash loses at most the
 /// uncommitted batch, which a re-run redoes).
 pub fn apply_partner(
-    tx: &mut rusqlite::Transaction<'_>,
+    tx: &rusqlite::Transaction<'_>,
     inputs: &ApplyInputs<'_>,
+    batch: &mut ApplyBatch,
     entry: &PlanEntry,
     partner: &Value,
 ) -> Result<PartnerResult, ApplyError> {
     let policy = inputs.policy;
-    let plan = &inputs.plan.plan;
-    let targets = super::input::Targets {
-        all: plan.header.target_all.as_ref().and_then(|j| {
-            super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
-        }),
-        ..Default::default()
-    };
     let own_target = entry.target.as_ref().and_then(|j| {
         super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
     });
-    let target = target_state(partner, own_target.as_ref().or(targets.all.as_ref()));
+    let target = target_state(partner, own_target.as_ref().or(batch.target_all.as_ref()));
     let observed = match inputs.observed.get(&entry.id) {
         Some(o) => overlay(&target, o),
         None => target.clone(),
@@ -244,9 +238,18 @@ pub fn apply_partner(
         ..Event::default()
     };
 
-    let tx = tx.savepoint()?;
+    let savepoint = PartnerSavepoint::begin(tx)?;
+    let tx: &rusqlite::Connection = tx;
     let mut events: Vec<Event> = Vec::new();
-    let mut chain = lineage::Chain::load(&tx, &entry.id)?;
+    // A partner the store has never seen has no chain yet.
+    let existed: bool = tx
+        .prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
+        .exists([&entry.id])?;
+    let mut chain = if existed {
+        lineage::Chain::resume(tx, &entry.id, batch.global.clone())?
+    } else {
+        lineage::Chain::first(&entry.id, batch.global.clone())
+    };
     let mut record = |tx: &rusqlite::Connection, mut e: Event| -> Result<(), ApplyError> {
         // The run's first event pins the policy and the plan; the chain
         // carries them to the events after it.
@@ -274,9 +277,6 @@ pub fn apply_partner(
     } else {
         (partner_json.clone(), base.from.clone())
     };
-    let existed: bool = tx
-        .prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
-        .exists([&entry.id])?;
     tx.prepare_cached(
         "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
@@ -289,12 +289,22 @@ pub fn apply_partner(
         outcome.status(),
         now
     ])?;
-    let push_stable = |json: &str, version: &Option<String>| {
+    let mut stable_seq: Option<i64> = (!existed).then_some(0);
+    let mut push_stable = |json: &str, version: &Option<String>| -> rusqlite::Result<()> {
+        let seq = match stable_seq {
+            Some(n) => n + 1,
+            None => tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1",
+                )?
+                .query_row([&entry.id], |r| r.get(0))?,
+        };
         tx.prepare_cached(
-            "INSERT INTO stable_versions (partner_id, seq, version, state)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1), ?2, ?3)",
+            "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![entry.id, version, json])
+        .execute(params![entry.id, seq, version, json])?;
+        stable_seq = Some(seq);
+        Ok(())
     };
     if !existed {
         // First time seen: its current state is its first stable state.
@@ -303,36 +313,115 @@ pub fn apply_partner(
     if outcome == PartnerOutcome::Completed {
         push_stable(&state_json, &version)?;
     }
-    if let Some(m) = &base.migration
-        && matches!(
-            outcome,
-            PartnerOutcome::Completed | PartnerOutcome::FellBack
-        )
-    {
-        let cats: Vec<&str> = a
-            .categories
-            .iter()
-            .map(|&c| policy.categories[c].name.as_str())
-            .collect();
-        tx.prepare_cached(
-                "INSERT INTO outcomes (migration, categories, total, fallbacks) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (migration, categories) DO UPDATE SET total = total + 1, fallbacks = fallbacks + excluded.fallbacks",
-            )?
-            .execute(params![m, cats.join("+"), i64::from(outcome == PartnerOutcome::FellBack)])?;
-    }
-    chain.finish(&tx)?;
     tx.prepare_cached(
         "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)
          ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",
     )?
     .execute(params![inputs.plan.hash, entry.id, outcome.as_str()])?;
-    tx.commit()?;
+    savepoint.release()?;
+    // The partner is in: the batch goes on from its chain and counts its outcome.
+    batch.global = chain.into_global();
+    if let Some(m) = a.migration
+        && matches!(
+            outcome,
+            PartnerOutcome::Completed | PartnerOutcome::FellBack
+        )
+    {
+        let counts = batch.outcomes.entry((m, a.categories.clone())).or_default();
+        counts.0 += 1;
+        counts.1 += i64::from(outcome == PartnerOutcome::FellBack);
+    }
     Ok(PartnerResult {
         id: entry.id.clone(),
         outcome,
         events,
         skipped: false,
     })
+}
+
+/// What the partners applied in one transaction share: the target for all
+/// (read once), the head of the global chain (carried from partner to
+/// partner), and the outcome counts that feed illumination; the head and
+/// the counts are written by [`ApplyBatch::finish`] before the commit.
+pub struct ApplyBatch {
+    target_all: Option<Value>,
+    global: lineage::GlobalHead,
+    /// (migration type, categories) → (migrations, fallbacks).
+    outcomes: std::collections::BTreeMap<(usize, Vec<usize>), (i64, i64)>,
+}
+
+impl ApplyBatch {
+    /// Start a batch inside `tx`.
+    pub fn begin(tx: &rusqlite::Connection, inputs: &ApplyInputs<'_>) -> Result<Self, ApplyError> {
+        let policy = inputs.policy;
+        Ok(ApplyBatch {
+            target_all: inputs.plan.plan.header.target_all.as_ref().and_then(|j| {
+                super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial)
+                    .ok()
+            }),
+            global: lineage::GlobalHead::load(tx)?,
+            outcomes: Default::default(),
+        })
+    }
+
+    /// Write the global head and the outcome counts; the caller commits.
+    pub fn finish(
+        self,
+        tx: &rusqlite::Connection,
+        policy: &CompiledPolicy,
+    ) -> Result<(), ApplyError> {
+        self.global.save(tx)?;
+        for ((m, categories), (total, fallbacks)) in &self.outcomes {
+            let cats: Vec<&str> = categories
+                .iter()
+                .map(|&c| policy.categories[c].name.as_str())
+                .collect();
+            tx.prepare_cached(
+                "INSERT INTO outcomes (migration, categories, total, fallbacks) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (migration, categories) DO UPDATE SET total = total + excluded.total, fallbacks = fallbacks + excluded.fallbacks",
+            )?
+            .execute(params![policy.migrations[*m].name, cats.join("+"), total, fallbacks])?;
+        }
+        Ok(())
+    }
+}
+
+/// A partner's savepoint: released when the partner is done, rolled back
+/// (with everything it wrote) when it is dropped before. Its statements are
+/// prepared once, not parsed again for every partner.
+struct PartnerSavepoint<'c> {
+    conn: &'c rusqlite::Connection,
+    released: bool,
+}
+
+impl<'c> PartnerSavepoint<'c> {
+    fn begin(conn: &'c rusqlite::Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("SAVEPOINT pmf_partner")?.execute([])?;
+        Ok(PartnerSavepoint {
+            conn,
+            released: false,
+        })
+    }
+
+    fn release(mut self) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("RELEASE pmf_partner")?
+            .execute([])?;
+        self.released = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartnerSavepoint<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            // Nothing more can be done about a failure here: the batch's
+            // transaction is not committed after an error either.
+            let _ = self
+                .conn
+                .execute_batch("ROLLBACK TO pmf_partner; RELEASE pmf_partner");
+        }
+    }
 }
 
 /// Walk the phase graph from detection; `record` writes each event (the

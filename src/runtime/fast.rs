@@ -8,34 +8,57 @@
 //! partners that share it share one allocation.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use serde_json::value::RawValue;
-
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::value::{Completeness, Value};
 use crate::model::types::Type;
 
-/// A seed that reads a value of `ty`.
-#[derive(Clone, Copy)]
-pub struct Seed<'a> {
-    /// The expected type.
-    pub ty: &'a Type,
-    /// Whether a record needs every field.
-    pub completeness: Completeness,
-    /// Values already read, for the fields of records.
-    pub cache: &'a RefCell<ParseCache>,
+/// The schema laid out for reading: a record's fields in a flat list (in
+/// schema order, the order of a record value's fields).
+#[derive(Debug)]
+enum Layout {
+    /// A boolean, number, score, string or version.
+    Scalar(Type),
+    /// A set of elements.
+    Set(Box<Layout>),
+    /// A record: field names and layouts.
+    Record(Vec<(String, Layout)>),
 }
 
-/// Values already read, by field and JSON text. Keep one per thread and per
-/// schema: entries are keyed by the address of the field's type.
-#[derive(Default)]
+impl Layout {
+    fn of(ty: &Type) -> Layout {
+        match ty {
+            Type::Set(elem) => Layout::Set(Box::new(Layout::of(elem))),
+            Type::Record(fields) => Layout::Record(
+                fields
+                    .iter()
+                    .map(|(name, ty)| (name.clone(), Layout::of(ty)))
+                    .collect(),
+            ),
+            other => Layout::Scalar(other.clone()),
+        }
+    }
+
+    /// Whether values of this layout are worth caching: the ones that
+    /// allocate.
+    fn cacheable(&self) -> bool {
+        match self {
+            Layout::Scalar(ty) => matches!(ty, Type::String | Type::Version),
+            Layout::Set(_) | Layout::Record(_) => true,
+        }
+    }
+}
+
+/// A schema's layout and the values already read, by field and JSON text.
+/// Keep one per thread.
 pub struct ParseCache {
-    fields: FxHashMap<usize, FieldCache>,
+    layout: Layout,
+    fields: RefCell<FxHashMap<usize, FieldCache>>,
 }
 
 /// One field's values; a field whose values rarely repeat (an id) stops
@@ -56,16 +79,22 @@ impl FieldCache {
     }
 }
 
-/// Parse `text` as a value of `ty`, or `None` when it does not fit.
-pub fn parse(
-    text: &str,
-    ty: &Type,
-    completeness: Completeness,
-    cache: &RefCell<ParseCache>,
-) -> Option<Value> {
+impl ParseCache {
+    /// An empty cache for values of `schema`.
+    pub fn new(schema: &Type) -> Self {
+        ParseCache {
+            layout: Layout::of(schema),
+            fields: RefCell::default(),
+        }
+    }
+}
+
+/// Parse `text` as a value of the cache's schema, or `None` when it does
+/// not fit.
+pub fn parse(text: &str, completeness: Completeness, cache: &ParseCache) -> Option<Value> {
     let mut de = serde_json::Deserializer::from_str(text);
     let v = Seed {
-        ty,
+        layout: &cache.layout,
         completeness,
         cache,
     }
@@ -75,21 +104,41 @@ pub fn parse(
     Some(v)
 }
 
-/// Whether values of `ty` are worth caching: the ones that allocate.
-fn cacheable(ty: &Type) -> bool {
-    matches!(
-        ty,
-        Type::Set(_) | Type::Record(_) | Type::String | Type::Version
-    )
+/// A seed that reads a value of one layout.
+#[derive(Clone, Copy)]
+struct Seed<'a> {
+    layout: &'a Layout,
+    completeness: Completeness,
+    cache: &'a ParseCache,
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.layout {
+            Layout::Record(fields) => d.deserialize_map(RecordVisitor { fields, seed: self }),
+            Layout::Set(elem) => d.deserialize_seq(SetVisitor {
+                seed: Seed {
+                    layout: elem,
+                    ..self
+                },
+            }),
+            Layout::Scalar(ty) => d.deserialize_any(ScalarVisitor {
+                ty,
+                partial: self.completeness == Completeness::Partial,
+            }),
+        }
+    }
 }
 
 /// Read one field's value through the cache.
 fn cached_field<'de, A: MapAccess<'de>>(map: &mut A, seed: Seed<'_>) -> Result<Value, A::Error> {
-    let key = seed.ty as *const Type as usize;
+    let key = seed.layout as *const Layout as usize;
     let enabled = seed
         .cache
-        .borrow()
         .fields
+        .borrow()
         .get(&key)
         .is_none_or(FieldCache::worth_it);
     if !enabled {
@@ -98,8 +147,8 @@ fn cached_field<'de, A: MapAccess<'de>>(map: &mut A, seed: Seed<'_>) -> Result<V
     let raw: &'de RawValue = map.next_value()?;
     let text = raw.get();
     {
-        let mut cache = seed.cache.borrow_mut();
-        let field = cache.fields.entry(key).or_default();
+        let mut fields = seed.cache.fields.borrow_mut();
+        let field = fields.entry(key).or_default();
         if let Some(v) = field.values.get(text) {
             field.hits += 1;
             return Ok(v.clone());
@@ -110,35 +159,12 @@ fn cached_field<'de, A: MapAccess<'de>>(map: &mut A, seed: Seed<'_>) -> Result<V
     let v = seed
         .deserialize(&mut de)
         .map_err(|_| de::Error::custom("value"))?;
-    let mut cache = seed.cache.borrow_mut();
-    let field = cache.fields.entry(key).or_default();
+    let mut fields = seed.cache.fields.borrow_mut();
+    let field = fields.entry(key).or_default();
     if field.values.len() < FieldCache::LIMIT {
         field.values.insert(text.into(), v.clone());
     }
     Ok(v)
-}
-
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        match self.ty {
-            Type::Record(fields) => d.deserialize_map(RecordVisitor {
-                fields,
-                completeness: self.completeness,
-                cache: self.cache,
-            }),
-            Type::Set(elem) => d.deserialize_seq(SetVisitor {
-                elem,
-                completeness: self.completeness,
-                cache: self.cache,
-            }),
-            _ => d.deserialize_any(ScalarVisitor {
-                ty: self.ty,
-                partial: self.completeness == Completeness::Partial,
-            }),
-        }
-    }
 }
 
 struct ScalarVisitor<'a> {
@@ -196,9 +222,8 @@ impl<'de> Visitor<'de> for ScalarVisitor<'_> {
 }
 
 struct SetVisitor<'a> {
-    elem: &'a Type,
-    completeness: Completeness,
-    cache: &'a RefCell<ParseCache>,
+    /// The elements' seed.
+    seed: Seed<'a>,
 }
 
 impl<'de> Visitor<'de> for SetVisitor<'_> {
@@ -210,18 +235,14 @@ impl<'de> Visitor<'de> for SetVisitor<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-        while let Some(v) = seq.next_element_seed(Seed {
-            ty: self.elem,
-            completeness: self.completeness,
-            cache: self.cache,
-        })? {
+        while let Some(v) = seq.next_element_seed(self.seed)? {
             items.push(v);
         }
         Ok(Value::set(items))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        if self.completeness == Completeness::Partial {
+        if self.seed.completeness == Completeness::Partial {
             Ok(Value::Missing)
         } else {
             Err(E::custom("null"))
@@ -230,9 +251,9 @@ impl<'de> Visitor<'de> for SetVisitor<'_> {
 }
 
 struct RecordVisitor<'a> {
-    fields: &'a BTreeMap<String, Type>,
-    completeness: Completeness,
-    cache: &'a RefCell<ParseCache>,
+    fields: &'a [(String, Layout)],
+    /// The record's own seed (its completeness and cache).
+    seed: Seed<'a>,
 }
 
 impl<'de> Visitor<'de> for RecordVisitor<'_> {
@@ -245,23 +266,18 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut slots: Vec<Option<Value>> = vec![None; self.fields.len()];
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let Some((i, (_, ty))) = self
-                .fields
-                .iter()
-                .enumerate()
-                .find(|(_, (k, _))| k.as_str() == key)
-            else {
+            let Some(i) = self.fields.iter().position(|(k, _)| *k == key) else {
                 return Err(de::Error::custom("unknown field"));
             };
             if slots[i].is_some() {
                 return Err(de::Error::custom("duplicate field"));
             }
+            let layout = &self.fields[i].1;
             let seed = Seed {
-                ty,
-                completeness: self.completeness,
-                cache: self.cache,
+                layout,
+                ..self.seed
             };
-            slots[i] = Some(if cacheable(ty) {
+            slots[i] = Some(if layout.cacheable() {
                 cached_field(&mut map, seed)?
             } else {
                 map.next_value_seed(seed)?
@@ -271,7 +287,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
         for slot in slots {
             match slot {
                 Some(v) => out.push(v),
-                None if self.completeness == Completeness::Partial => out.push(Value::Absent),
+                None if self.seed.completeness == Completeness::Partial => out.push(Value::Absent),
                 None => return Err(de::Error::custom("missing field")),
             }
         }
@@ -279,7 +295,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        if self.completeness == Completeness::Partial {
+        if self.seed.completeness == Completeness::Partial {
             Ok(Value::Missing)
         } else {
             Err(E::custom("null"))

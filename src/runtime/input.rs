@@ -122,7 +122,7 @@ pub fn parse_partner(
     file: &str,
     batch: &Batch,
     raw: &RawRecord,
-    cache: &std::cell::RefCell<ParseCache>,
+    cache: &ParseCache,
 ) -> Result<Value, InputError> {
     let invalid = |partner: Option<String>, problem: String| InputError::Invalid {
         file: file.to_string(),
@@ -136,7 +136,7 @@ pub fn parse_partner(
             let text = &batch.text[range.clone()];
             // Fast path: straight into runtime values. Any problem: re-read
             // the slow way below for a precise message.
-            if let Some(v) = super::fast::parse(text, schema, Completeness::Full, cache) {
+            if let Some(v) = super::fast::parse(text, Completeness::Full, cache) {
                 return Ok(v);
             }
             parsed = serde_json::from_str::<serde_json::Value>(text)
@@ -308,6 +308,14 @@ impl PartnerStream {
         &self.file
     }
 
+    /// The size of an NDJSON file in bytes (0 when unknown or an array).
+    pub fn total_bytes(&self) -> u64 {
+        match &self.kind {
+            StreamKind::Lines(r) => r.file.metadata().map_or(0, |m| m.len()),
+            StreamKind::Array(..) => 0,
+        }
+    }
+
     /// The next batch of at most `max` records (empty at the end).
     pub fn next_batch(&mut self, max: usize) -> Result<Batch, InputError> {
         match &mut self.kind {
@@ -332,7 +340,7 @@ pub fn read_all_partners(schema: &Type, path: &Path) -> Result<Vec<Value>, Input
     let mut stream = PartnerStream::open(path)?;
     let name = path.display().to_string();
     let mut out = Vec::new();
-    let cache = Default::default();
+    let cache = ParseCache::new(schema);
     loop {
         let batch = stream.next_batch(8192)?;
         if batch.is_empty() {

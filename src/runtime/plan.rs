@@ -365,11 +365,10 @@ fn evaluate_batches(
     let policy = inputs.policy;
     // One parse cache per worker thread, kept across batches, each on cache
     // lines of its own (threads writing next to each other slow both down).
-    #[derive(Default)]
     #[repr(align(128))]
-    struct Cache(std::sync::Mutex<std::cell::RefCell<ParseCache>>);
+    struct Cache(std::sync::Mutex<ParseCache>);
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
-        .map(|_| Cache::default())
+        .map(|_| Cache(std::sync::Mutex::new(ParseCache::new(&policy.schema))))
         .collect();
     for batch in batches {
         let evaluated = batch.map_err(PlanError::Input).and_then(|batch| {
@@ -483,6 +482,7 @@ pub fn write_plan(
     let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(2);
     let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
     let file_name = stream.file().to_string();
+    let total_bytes = stream.total_bytes();
     let reader = std::thread::spawn(move || {
         loop {
             let batch = stream.next_batch(8192);
@@ -531,15 +531,22 @@ pub fn write_plan(
         let file_name = file_name.as_str();
         scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx));
         let mut counts = Counts::new(policy);
-        let mut seen: rustc_hash::FxHashSet<String> = Default::default();
+        let mut seen: rustc_hash::FxHashSet<Box<str>> = Default::default();
         let outcome = (|| -> Result<Totals, PlanError> {
             for evaluated in &eval_rx {
                 let (batch, chunks) = evaluated?;
+                if seen.is_empty() && !batch.text.is_empty() {
+                    // Size the id set once, from the file's size and the
+                    // first batch's bytes per record: no regrowth later.
+                    let per_record = batch.text.len() / batch.records.len().max(1);
+                    let estimate = total_bytes / per_record.max(1) as u64;
+                    seen.reserve((estimate.min(1 << 26) as usize) * 11 / 10);
+                }
                 let mut texts = Vec::with_capacity(chunks.len());
                 for (records, chunk) in batch.records.chunks(CHUNK).zip(chunks) {
                     for (raw, counted) in records.iter().zip(chunk.counted) {
                         counts.add(&counted);
-                        if !seen.insert(counted.id) {
+                        if !seen.insert(counted.id.into_boxed_str()) {
                             return Err(PlanError::Input(InputError::Invalid {
                                 file: file_name.to_string(),
                                 at: raw.at.to_string(),

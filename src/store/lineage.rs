@@ -91,41 +91,81 @@ fn sha(prev: &str, body: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// The heads of the chains an append extends: the partner's last event and
-/// the global last event. Loaded once per transaction, kept in memory while
-/// events are appended, and written back by [`Chain::finish`].
-pub struct Chain {
-    partner: String,
+/// The head of the global chain: the last event overall. Read once per
+/// transaction, carried from partner to partner in memory, and written
+/// back by [`GlobalHead::save`] before the transaction commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalHead {
     seq: i64,
-    prev: String,
-    global_seq: i64,
-    global_prev: String,
+    hash: String,
 }
 
-impl Chain {
-    /// The chain heads for `partner`, read inside `tx`.
-    pub fn load(tx: &Connection, partner: &str) -> Result<Chain, StoreError> {
-        let last: Option<(i64, String)> = tx
-            .prepare_cached(
-                "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([partner], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+impl GlobalHead {
+    /// The head as stored, read inside `tx`.
+    pub fn load(tx: &Connection) -> Result<GlobalHead, StoreError> {
         let head: Option<(i64, String)> = tx
             .prepare_cached(
                 "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
             )?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
+        Ok(GlobalHead { seq, hash })
+    }
+
+    /// Record the head (once per transaction, before it commits).
+    pub fn save(&self, tx: &Connection) -> Result<(), StoreError> {
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![self.hash, self.seq.to_string()])?;
+        Ok(())
+    }
+}
+
+/// The heads of the chains an append extends: the partner's last event and
+/// the global last event, kept in memory while events are appended.
+pub struct Chain {
+    partner: String,
+    seq: i64,
+    prev: String,
+    global: GlobalHead,
+}
+
+impl Chain {
+    /// The chain heads for `partner`, read inside `tx`.
+    pub fn load(tx: &Connection, partner: &str) -> Result<Chain, StoreError> {
+        let global = GlobalHead::load(tx)?;
+        Chain::resume(tx, partner, global)
+    }
+
+    /// The chain of `partner` (read inside `tx`), continuing the global
+    /// chain from `global`.
+    pub fn resume(tx: &Connection, partner: &str, global: GlobalHead) -> Result<Chain, StoreError> {
+        let last: Option<(i64, String)> = tx
+            .prepare_cached(
+                "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([partner], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
         let (seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
-        let (global_seq, global_prev) = head.unwrap_or((0, GENESIS.to_string()));
         Ok(Chain {
             partner: partner.to_string(),
             seq,
             prev,
-            global_seq,
-            global_prev,
+            global,
         })
+    }
+
+    /// The chain of a partner with no event yet.
+    pub fn first(partner: &str, global: GlobalHead) -> Chain {
+        Chain {
+            partner: partner.to_string(),
+            seq: 0,
+            prev: GENESIS.to_string(),
+            global,
+        }
     }
 
     /// Append `event` (for this chain's partner; its `seq` is assigned).
@@ -134,36 +174,36 @@ impl Chain {
         event.seq = (self.seq + 1) as u64;
         let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
         let hash = sha(&self.prev, &body);
-        let global_hash = sha(&self.global_prev, &hash);
+        let global_hash = sha(&self.global.hash, &hash);
         tx.prepare_cached(
             "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
-            self.global_seq + 1,
+            self.global.seq + 1,
             self.partner,
             self.seq + 1,
             body,
             self.prev,
             hash,
-            self.global_prev,
+            self.global.hash,
             global_hash
         ])?;
         self.seq += 1;
-        self.global_seq += 1;
+        self.global.seq += 1;
         self.prev.clone_from(&hash);
-        self.global_prev = global_hash;
+        self.global.hash = global_hash;
         Ok(hash)
     }
 
     /// Record the global head (once per transaction).
     pub fn finish(&self, tx: &Connection) -> Result<(), StoreError> {
-        tx.prepare_cached(
-            "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )?
-        .execute(params![self.global_prev, self.global_seq.to_string()])?;
-        Ok(())
+        self.global.save(tx)
+    }
+
+    /// The global head after this chain's events.
+    pub fn into_global(self) -> GlobalHead {
+        self.global
     }
 }
 

@@ -94,6 +94,18 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A page cache that holds the hot index pages of a large lineage
+        // (the default 2 MB re-reads them from the file again and again).
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        // Savepoints (one per partner during apply) journal in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Keep query plans stable: otherwise SQLite re-prepares a statement
+        // whenever a new value is bound to a parameter its plan looked at
+        // (about an eighth of apply's time went to re-parsing SQL).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
