@@ -266,7 +266,7 @@ pub fn apply_partner(
         PartnerOutcome::Unchanged
     } else {
         walk(policy, &policy.graph, &a, inputs.approved, &base, |e| {
-            record(&tx, e)
+            record(tx, e)
         })?
     };
 
