@@ -203,6 +203,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         id: entry.id.clone(),
                         outcome: o,
                         events: Vec::new(),
+                        events_json: Vec::new(),
                         skipped: true,
                     }
                 }
@@ -284,19 +285,53 @@ fn store_failure(e: ApplyError) -> UsageError {
     }
 }
 
-fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
-    for e in &r.events {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({"event": "lineage", "data": e})
-        )?;
+/// One NDJSON line of `--format json` output.
+#[derive(serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum OutputLine<'a> {
+    /// A lineage event as written to the store.
+    Lineage {
+        /// The event.
+        data: &'a crate::store::lineage::Event,
+    },
+    /// A partner's outcome.
+    Partner {
+        /// Partner id.
+        id: &'a str,
+        /// Its outcome.
+        outcome: PartnerOutcome,
+        /// Done by an earlier run of the plan.
+        skipped: bool,
+    },
+}
+
+impl OutputLine<'_> {
+    /// Write the line (and its newline) to `out`.
+    pub(crate) fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        out.write_all(b"\n")
     }
-    writeln!(
-        out,
-        "{}",
-        serde_json::json!({"event": "partner", "id": r.id, "outcome": r.outcome, "skipped": r.skipped})
-    )
+}
+
+fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
+    if r.events_json.len() == r.events.len() {
+        // The JSON the lineage stored is the event's JSON: no second encoding.
+        for json in &r.events_json {
+            out.write_all(b"{\"event\":\"lineage\",\"data\":")?;
+            out.write_all(json.as_bytes())?;
+            out.write_all(b"}\n")?;
+        }
+    } else {
+        for e in &r.events {
+            OutputLine::Lineage { data: e }.write(out)?;
+        }
+    }
+    OutputLine::Partner {
+        id: &r.id,
+        outcome: r.outcome,
+        skipped: r.skipped,
+    }
+    .write(out)
 }
 
 fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::io::Result<()> {

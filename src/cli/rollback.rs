@@ -149,7 +149,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
     match args.format {
         OutputFormat::Json => {
             for e in &events {
-                println!("{}", serde_json::json!({"event": "lineage", "data": e}));
+                let _ = super::apply::OutputLine::Lineage { data: e }.write(&mut std::io::stdout());
             }
         }
         OutputFormat::Human => {

@@ -113,6 +113,8 @@ pub struct PartnerResult {
     pub outcome: PartnerOutcome,
     /// Events written, in order.
     pub events: Vec<Event>,
+    /// The same events' JSON as stored in the lineage (when written).
+    pub events_json: Vec<String>,
     /// Skipped: done by an earlier run of this plan.
     pub skipped: bool,
 }
@@ -241,6 +243,7 @@ pub fn apply_partner(
     let savepoint = PartnerSavepoint::begin(tx)?;
     let tx: &rusqlite::Connection = tx;
     let mut events: Vec<Event> = Vec::new();
+    let mut events_json: Vec<String> = Vec::new();
     // A partner the store has never seen has no chain yet.
     let existed: bool = tx
         .prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
@@ -257,7 +260,7 @@ pub fn apply_partner(
             e.policy_hash = None;
             e.plan_hash = None;
         }
-        chain.append(tx, &mut e)?;
+        events_json.push(chain.append(tx, &mut e)?);
         events.push(e);
         Ok(())
     };
@@ -335,6 +338,7 @@ pub fn apply_partner(
         id: entry.id.clone(),
         outcome,
         events,
+        events_json,
         skipped: false,
     })
 }

@@ -686,9 +686,19 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
         )
     })?;
     let hash = hex::encode(Sha256::digest(&bytes));
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
+    // Straight into a plan; only when that fails, look at why.
+    if let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
+        && plan.format_version == FORMAT_VERSION
+    {
+        return Ok(LoadedPlan { plan, hash });
+    }
+    #[derive(Deserialize)]
+    struct Versioned {
+        format_version: Option<serde_json::Value>,
+    }
+    let versioned: Versioned = serde_json::from_slice(&bytes)
         .map_err(|e| format!("`{}` is not a plan: {e}", path.display()))?;
-    match value.get("format_version").and_then(|v| v.as_u64()) {
+    match versioned.format_version.as_ref().and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(FORMAT_VERSION) => {}
         Some(v) => {
             return Err(format!(
@@ -703,9 +713,10 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
             ));
         }
     }
-    let plan: Plan = serde_json::from_value(value)
-        .map_err(|e| format!("`{}` is not a valid plan: {e}", path.display()))?;
-    Ok(LoadedPlan { plan, hash })
+    match serde_json::from_slice::<Plan>(&bytes) {
+        Ok(plan) => Ok(LoadedPlan { plan, hash }),
+        Err(e) => Err(format!("`{}` is not a valid plan: {e}", path.display())),
+    }
 }
 
 /// The current UTC time as RFC 3339.

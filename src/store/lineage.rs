@@ -88,7 +88,9 @@ fn sha(prev: &str, body: &str) -> String {
     h.update(prev.as_bytes());
     h.update(b"\n");
     h.update(body.as_bytes());
-    hex::encode(h.finalize())
+    let mut out = String::with_capacity(64);
+    crate::runtime::json_out::write_hex(&h.finalize(), &mut out);
+    out
 }
 
 /// The head of the global chain: the last event overall. Read once per
@@ -169,6 +171,7 @@ impl Chain {
     }
 
     /// Append `event` (for this chain's partner; its `seq` is assigned).
+    /// Returns the event's JSON as stored.
     pub fn append(&mut self, tx: &Connection, event: &mut Event) -> Result<String, StoreError> {
         event.partner.clone_from(&self.partner);
         event.seq = (self.seq + 1) as u64;
@@ -191,9 +194,9 @@ impl Chain {
         ])?;
         self.seq += 1;
         self.global.seq += 1;
-        self.prev.clone_from(&hash);
+        self.prev = hash;
         self.global.hash = global_hash;
-        Ok(hash)
+        Ok(body)
     }
 
     /// Record the global head (once per transaction).
