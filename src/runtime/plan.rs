@@ -145,24 +145,25 @@ impl History {
     }
 }
 
-/// SHA-256 (hex) of a partner state.
+/// SHA-256 (hex) of a partner state (of its digest encoding,
+/// [`Value::write_digest_bytes`]).
 pub fn state_digest(policy: &CompiledPolicy, state: &Value) -> String {
     let mut out = String::with_capacity(64);
-    write_state_digest(policy, state, &mut String::new(), &mut out);
+    write_state_digest(policy, state, &mut Vec::new(), &mut out);
     out
 }
 
 /// Append the SHA-256 (hex) of a partner state to `out`; `scratch` holds
-/// the canonical text on the way (reused across partners).
+/// the encoding on the way (reused across partners).
 fn write_state_digest(
-    policy: &CompiledPolicy,
+    _policy: &CompiledPolicy,
     state: &Value,
-    scratch: &mut String,
+    scratch: &mut Vec<u8>,
     out: &mut String,
 ) {
     scratch.clear();
-    state.write_canonical(&policy.schema, scratch);
-    json_out::write_hex(&Sha256::digest(scratch.as_bytes()), out);
+    state.write_digest_bytes(scratch);
+    json_out::write_hex(&Sha256::digest(scratch.as_slice()), out);
 }
 
 /// The partner's state with its target laid on top.
@@ -239,7 +240,7 @@ fn write_entry(
     inputs: &PlanInputs<'_>,
     target_all: Option<&Value>,
     partner: &Value,
-    scratch: &mut String,
+    scratch: &mut Scratch,
     out: &mut String,
 ) -> Counted {
     use json_out::{write_f64, write_str, write_str_array};
@@ -259,7 +260,7 @@ fn write_entry(
     out.push_str("{\"id\":");
     write_str(id, out);
     out.push_str(",\"state_digest\":\"");
-    write_state_digest(policy, partner, scratch, out);
+    write_state_digest(policy, partner, &mut scratch.bytes, out);
     out.push_str("\",\"from\":");
     let version = |state: &Value, out: &mut String| match super::compile::field(
         state,
@@ -305,27 +306,28 @@ fn write_entry(
     out.push_str(",\"action\":\"");
     out.push_str(a.action.as_str());
     out.push_str("\",\"reason\":");
-    scratch.clear();
-    policy.write_reason(a.reason, scratch);
-    write_str(scratch, out);
+    scratch.text.clear();
+    policy.write_reason(a.reason, &mut scratch.text);
+    write_str(&scratch.text, out);
     out.push_str(",\"validation\":\"");
     out.push_str(a.verdict.as_str());
     out.push_str("\"},\"fallback_risk\":");
-    scratch.clear();
+    let joined = &mut scratch.text;
+    joined.clear();
     let categories = a
         .categories
         .iter()
         .map(|&c| policy.categories[c].name.as_str());
     for (i, c) in categories.enumerate() {
         if i > 0 {
-            scratch.push('+');
+            joined.push('+');
         }
-        scratch.push_str(c);
+        joined.push_str(c);
     }
     write_f64(
         inputs
             .history
-            .fallback_risk(migration.unwrap_or("none"), scratch, a.action),
+            .fallback_risk(migration.unwrap_or("none"), joined, a.action),
         out,
     );
     if let Some(t) = inputs.targets.partners_json.get(id) {
@@ -339,6 +341,13 @@ fn write_entry(
         band: a.band,
         action: a.action,
     }
+}
+
+/// Buffers [`write_entry`] reuses from partner to partner.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    bytes: Vec<u8>,
 }
 
 /// One chunk of a batch, evaluated: its plan lines (joined by `,\n`) and
@@ -389,7 +398,7 @@ fn evaluate_batches(
                         text: String::with_capacity(records.len() * 400),
                         counted: Vec::with_capacity(records.len()),
                     };
-                    let mut scratch = String::with_capacity(512);
+                    let mut scratch = Scratch::default();
                     // The chunk's own copy: partners share its values, and
                     // the counts of shared ones are not raced for by cores.
                     let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
@@ -801,7 +810,7 @@ mod tests {
                 target_all: None,
             },
         };
-        let mut scratch = String::new();
+        let mut scratch = Scratch::default();
         for partner in &partners {
             let mut line = String::new();
             let counted = write_entry(

@@ -55,6 +55,46 @@ impl Value {
         }
     }
 
+    /// Append the value's digest encoding to `out`: a compact binary form
+    /// (a tag byte, then fixed-width numbers and length-prefixed text) that
+    /// two values share exactly when they are equal. What a partner's state
+    /// digest hashes.
+    pub fn write_digest_bytes(&self, out: &mut Vec<u8>) {
+        let text = |s: &str, out: &mut Vec<u8>| {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        match self {
+            Value::Missing | Value::Absent => out.push(0),
+            Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
+            Value::Num(n) => {
+                out.push(2);
+                // One encoding for zero, as `0 == -0`.
+                let n = if *n == 0.0 { 0.0 } else { *n };
+                out.extend_from_slice(&n.to_bits().to_le_bytes());
+            }
+            Value::Str(s) => {
+                out.push(3);
+                text(s, out);
+            }
+            Value::Ver(v) => {
+                out.push(4);
+                for part in [v.major, v.minor, v.patch] {
+                    out.extend_from_slice(&part.to_le_bytes());
+                }
+                text(v.pre.as_str(), out);
+                text(v.build.as_str(), out);
+            }
+            Value::Set(items) | Value::Rec(items) => {
+                out.push(if matches!(self, Value::Set(_)) { 5 } else { 6 });
+                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+                for item in items.iter() {
+                    item.write_digest_bytes(out);
+                }
+            }
+        }
+    }
+
     /// A set from values in any order.
     pub fn set(mut items: Vec<Value>) -> Value {
         items.sort();
@@ -384,5 +424,39 @@ mod tests {
         let mut text = String::new();
         v.write_canonical(&ty, &mut text);
         assert_eq!(text, v.to_json(&ty).to_string());
+    }
+
+    #[test]
+    fn digest_encoding_tells_values_apart_exactly_when_they_differ() {
+        let str_set =
+            |items: &[&str]| Value::set(items.iter().map(|s| Value::Str((*s).into())).collect());
+        let enc = |v: &Value| {
+            let mut out = Vec::new();
+            v.write_digest_bytes(&mut out);
+            out
+        };
+        let ver = |s: &str| Value::Ver(Arc::new(semver::Version::parse(s).unwrap()));
+        let distinct = [
+            str_set(&["a", "bc"]),
+            str_set(&["ab", "c"]),
+            str_set(&["abc"]),
+            Value::Rec(vec![Value::Num(1.0), Value::Str("x".into())].into()),
+            Value::Rec(vec![Value::Num(1.5), Value::Str("x".into())].into()),
+            Value::Set(vec![Value::Num(1.0), Value::Str("x".into())].into()),
+            ver("1.2.3"),
+            ver("1.2.3-rc.1"),
+            ver("1.2.3+b"),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Missing,
+        ];
+        for (i, a) in distinct.iter().enumerate() {
+            for (j, b) in distinct.iter().enumerate() {
+                assert_eq!(i == j, enc(a) == enc(b), "{a:?} / {b:?}");
+            }
+        }
+        // Equal values encode alike, however they were built.
+        assert_eq!(enc(&str_set(&["b", "a", "a"])), enc(&str_set(&["a", "b"])));
+        assert_eq!(enc(&Value::Num(0.0)), enc(&Value::Num(-0.0)));
     }
 }
