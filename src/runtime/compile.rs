@@ -348,7 +348,90 @@ impl Ir {
     }
 }
 
+/// What a condition comes to: three-valued logic, plus the two ways of not
+/// being a truth value at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Truth {
+    /// It holds.
+    True,
+    /// It does not hold.
+    False,
+    /// Data it needs is missing.
+    Missing,
+    /// It evaluated to something that is not a boolean.
+    NotBool,
+    /// It could not be evaluated (such as a division by zero).
+    Error,
+}
+
+impl Truth {
+    /// The truth of a value (`None`: the evaluation failed).
+    fn of(v: Option<&Value>) -> Truth {
+        match v {
+            Some(Value::Bool(true)) => Truth::True,
+            Some(Value::Bool(false)) => Truth::False,
+            Some(Value::Missing) => Truth::Missing,
+            Some(_) => Truth::NotBool,
+            None => Truth::Error,
+        }
+    }
+
+    fn from_bool(b: bool) -> Truth {
+        if b { Truth::True } else { Truth::False }
+    }
+}
+
 impl Ir {
+    /// Evaluate a condition: the same answer as [`Ir::eval`] gives, as a
+    /// [`Truth`], without building values for the logic in between.
+    pub fn truth(&self, env: &Env<'_>) -> Truth {
+        match self {
+            Ir::Compatible => env.compatible.map_or(Truth::Missing, Truth::from_bool),
+            Ir::Sustainable => env.sustainable.map_or(Truth::Missing, Truth::from_bool),
+            Ir::Not(x) => match x.truth(env) {
+                Truth::True => Truth::False,
+                Truth::False => Truth::True,
+                Truth::Missing => Truth::Missing,
+                Truth::NotBool | Truth::Error => Truth::Error,
+            },
+            Ir::And(a, b) => match a.truth(env) {
+                Truth::Error => Truth::Error,
+                Truth::False => Truth::False,
+                left => match (left, b.truth(env)) {
+                    (_, Truth::Error) => Truth::Error,
+                    (_, Truth::False) => Truth::False,
+                    (Truth::True, Truth::True) => Truth::True,
+                    (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
+                    _ => Truth::Error,
+                },
+            },
+            Ir::Or(a, b) => match a.truth(env) {
+                Truth::Error => Truth::Error,
+                Truth::True => Truth::True,
+                left => match (left, b.truth(env)) {
+                    (_, Truth::Error) => Truth::Error,
+                    (_, Truth::True) => Truth::True,
+                    (Truth::False, Truth::False) => Truth::False,
+                    (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
+                    _ => Truth::Error,
+                },
+            },
+            Ir::Compare(op, a, b) => match (a.leaf(env), b.leaf(env)) {
+                (Some(x), Some(y)) => Truth::of(Some(&compare(*op, x, y))),
+                _ => match (a.eval_ref(env), b.eval_ref(env)) {
+                    (Ok(x), Ok(y)) => Truth::of(Some(&compare(*op, &x, &y))),
+                    _ => Truth::Error,
+                },
+            },
+            Ir::Const(v) => Truth::of(Some(v)),
+            Ir::Path(_, _, None) => match self.leaf(env) {
+                Some(v) => Truth::of(Some(v)),
+                None => Truth::Missing,
+            },
+            _ => Truth::of(self.eval_ref(env).as_deref().ok()),
+        }
+    }
+
     /// A constant or a whole field, read in place (`None` for anything to
     /// compute, or a field that a partial state leaves absent).
     fn leaf<'e>(&'e self, env: &Env<'e>) -> Option<&'e Value> {
@@ -414,4 +497,62 @@ fn union(s: &[Value], t: &[Value]) -> Value {
     out.extend_from_slice(&s[i..]);
     out.extend_from_slice(&t[j..]);
     Value::Set(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::input::{read_all_partners, read_observed};
+    use crate::runtime::plan::target_state;
+    use crate::runtime::value::overlay;
+
+    /// `truth` answers what `eval` answers, for every condition of the
+    /// fleet's policy over every fleet partner, before and after the
+    /// compatibility and sustainability verdicts are known.
+    #[test]
+    fn truth_agrees_with_eval() {
+        let fleet = |f: &str| std::path::Path::new("examples/fleet").join(f);
+        let policy = crate::cli::policy::load(&[fleet("policy.pmf")])
+            .ok()
+            .expect("fleet policy compiles");
+        let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
+        let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
+        let targets =
+            crate::runtime::input::read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let conditions: Vec<&Ir> = policy
+            .compatibility
+            .iter()
+            .chain(&policy.sustainability)
+            .map(|r| &r.condition)
+            .chain(policy.checks.iter().map(|c| &c.condition))
+            .chain(policy.migrations.iter().filter_map(|m| m.when.as_ref()))
+            .collect();
+        assert!(conditions.len() > 20);
+        let mut seen = std::collections::HashSet::new();
+        for partner in &partners {
+            let id = policy.id_of(partner).to_string();
+            let target = target_state(partner, targets.for_partner(&id));
+            let obs = observed
+                .get(&id)
+                .map_or(target.clone(), |o| overlay(&target, o));
+            for verdicts in [None, Some(true), Some(false)] {
+                let env = Env {
+                    partner,
+                    target: &target,
+                    observed: &obs,
+                    compatible: verdicts,
+                    sustainable: verdicts.map(|v| !v),
+                };
+                for c in &conditions {
+                    let truth = c.truth(&env);
+                    assert_eq!(truth, Truth::of(c.eval(&env).as_ref().ok()), "{c:?}");
+                    seen.insert(format!("{truth:?}"));
+                }
+            }
+        }
+        // The fleet exercises every truth a checked policy can produce.
+        for t in ["True", "False", "Missing", "Error"] {
+            assert!(seen.contains(t), "no condition came to {t}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::compile::{Env, Ir, compile, field};
+use super::compile::{Env, Ir, Truth, compile, field};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
@@ -92,11 +92,11 @@ impl Outcome {
 }
 
 fn outcome(ir: &Ir, env: &Env<'_>) -> Outcome {
-    match ir.eval_ref(env).as_deref() {
-        Ok(Value::Bool(true)) => Outcome::Passed,
-        Ok(Value::Bool(false)) => Outcome::Failed,
-        Ok(Value::Missing) => Outcome::Inconclusive,
-        Ok(_) | Err(_) => Outcome::Error,
+    match ir.truth(env) {
+        Truth::True => Outcome::Passed,
+        Truth::False => Outcome::Failed,
+        Truth::Missing => Outcome::Inconclusive,
+        Truth::NotBool | Truth::Error => Outcome::Error,
     }
 }
 
@@ -567,7 +567,7 @@ impl CompiledPolicy {
                 self.migrations[m]
                     .when
                     .as_ref()
-                    .is_some_and(|w| matches!(w.eval_ref(&env).as_deref(), Ok(Value::Bool(true))))
+                    .is_some_and(|w| w.truth(&env) == Truth::True)
             })
         };
         let approvals = migration.map_or_else(Vec::new, |m| self.approvals_for(m, &categories));
