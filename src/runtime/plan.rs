@@ -227,7 +227,8 @@ pub fn entry_for(
 
 /// What [`write_entry`] tells the totals about one partner.
 struct Counted {
-    id: String,
+    /// Where the partner's id ends in its chunk's `ids`.
+    id_end: usize,
     migration: Option<usize>,
     band: Option<usize>,
     action: Action,
@@ -242,6 +243,7 @@ fn write_entry(
     partner: &Value,
     scratch: &mut Scratch,
     out: &mut String,
+    ids: &mut String,
 ) -> Counted {
     use json_out::{write_f64, write_str, write_str_array};
     use std::fmt::Write as _;
@@ -335,11 +337,70 @@ fn write_entry(
         let _ = write!(out, "{t}");
     }
     out.push('}');
+    ids.push_str(id);
     Counted {
-        id: id.to_string(),
+        id_end: ids.len(),
         migration: a.migration,
         band: a.band,
         action: a.action,
+    }
+}
+
+/// Partner ids seen so far, kept compactly: their text one after the other
+/// in an arena, and a table of where each one is.
+#[derive(Default)]
+struct IdSet {
+    text: String,
+    /// Start (40 bits) and length (24 bits) of an id in `text`.
+    table: hashbrown::HashTable<u64>,
+    /// Ids too long or too far for the table's packing.
+    others: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl IdSet {
+    fn hash(id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(id)
+    }
+
+    fn slice(text: &str, entry: u64) -> &str {
+        let (start, len) = ((entry >> 24) as usize, (entry & 0xff_ffff) as usize);
+        text.get(start..start + len).unwrap_or_default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty() && self.others.is_empty()
+    }
+
+    fn reserve(&mut self, ids: usize, bytes: usize) {
+        let text = &self.text;
+        self.table
+            .reserve(ids, |&e| Self::hash(Self::slice(text, e)));
+        self.text.reserve(bytes);
+    }
+
+    /// Add `id`; false when it was there already.
+    fn insert(&mut self, id: &str) -> bool {
+        let start = self.text.len() as u64;
+        if id.len() >= 1 << 24 || start >= 1 << 40 {
+            return self.others.insert(id.into());
+        }
+        let hash = Self::hash(id);
+        let text = &self.text;
+        if self
+            .table
+            .find(hash, |&e| Self::slice(text, e) == id)
+            .is_some()
+        {
+            return false;
+        }
+        self.text.push_str(id);
+        let text = &self.text;
+        self.table
+            .insert_unique(hash, (start << 24) | id.len() as u64, |&e| {
+                Self::hash(Self::slice(text, e))
+            });
+        true
     }
 }
 
@@ -355,6 +416,8 @@ struct Scratch {
 struct Chunk {
     text: String,
     counted: Vec<Counted>,
+    /// The partners' ids, one after the other.
+    ids: String,
 }
 
 /// Partners evaluated together on one core.
@@ -397,6 +460,7 @@ fn evaluate_batches(
                     let mut chunk = Chunk {
                         text: String::with_capacity(records.len() * 400),
                         counted: Vec::with_capacity(records.len()),
+                        ids: String::with_capacity(records.len() * 16),
                     };
                     let mut scratch = Scratch::default();
                     // The chunk's own copy: partners share its values, and
@@ -415,6 +479,7 @@ fn evaluate_batches(
                             &partner,
                             &mut scratch,
                             &mut chunk.text,
+                            &mut chunk.ids,
                         );
                         chunk.counted.push(counted);
                     }
@@ -542,7 +607,7 @@ pub fn write_plan(
         let file_name = file_name.as_str();
         scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx));
         let mut counts = Counts::new(policy);
-        let mut seen: rustc_hash::FxHashSet<Box<str>> = Default::default();
+        let mut seen = IdSet::default();
         let outcome = (|| -> Result<Totals, PlanError> {
             for evaluated in &eval_rx {
                 let (batch, chunks) = evaluated?;
@@ -551,13 +616,20 @@ pub fn write_plan(
                     // first batch's bytes per record: no regrowth later.
                     let per_record = batch.text.len() / batch.records.len().max(1);
                     let estimate = total_bytes / per_record.max(1) as u64;
-                    seen.reserve((estimate.min(1 << 26) as usize) * 11 / 10);
+                    let ids = (estimate.min(1 << 26) as usize) * 11 / 10;
+                    let id_bytes = chunks
+                        .first()
+                        .map_or(0, |c| c.ids.len() / c.counted.len().max(1));
+                    seen.reserve(ids, ids * id_bytes);
                 }
                 let mut texts = Vec::with_capacity(chunks.len());
                 for (records, chunk) in batch.records.chunks(CHUNK).zip(chunks) {
+                    let mut id_start = 0;
                     for (raw, counted) in records.iter().zip(chunk.counted) {
                         counts.add(&counted);
-                        if !seen.insert(counted.id.into_boxed_str()) {
+                        let id = chunk.ids.get(id_start..counted.id_end).unwrap_or_default();
+                        id_start = counted.id_end;
+                        if !seen.insert(id) {
                             return Err(PlanError::Input(InputError::Invalid {
                                 file: file_name.to_string(),
                                 at: raw.at.to_string(),
@@ -850,6 +922,7 @@ mod tests {
         let mut scratch = Scratch::default();
         for partner in &partners {
             let mut line = String::new();
+            let mut ids = String::new();
             let counted = write_entry(
                 &policy,
                 &inputs,
@@ -857,13 +930,14 @@ mod tests {
                 partner,
                 &mut scratch,
                 &mut line,
+                &mut ids,
             );
             let (expected, a) = entry_for(&policy, &history, &targets, &observed, partner);
             let read: PlanEntry = serde_json::from_str(&line).expect("a plan line is JSON");
             assert_eq!(read, expected);
             assert_eq!(line, serde_json::to_string(&expected).unwrap());
             assert_eq!(
-                (counted.id, counted.migration, counted.band, counted.action),
+                (ids.clone(), counted.migration, counted.band, counted.action),
                 (expected.id.clone(), a.migration, a.band, a.action)
             );
         }
