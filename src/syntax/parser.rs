@@ -5,6 +5,7 @@ use pest::iterators::Pair;
 use rayon::prelude::*;
 
 use super::ast::*;
+use super::shift::Spanned;
 use super::span::Span;
 use super::split::{self, LexProblem, MAX_NESTING};
 use crate::diagnostics::{Code, Diagnostic};
@@ -25,11 +26,34 @@ pub struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Parse `text`; `file` names the file in diagnostics. Never fails.
-pub fn parse(file: &str, text: &str) -> Parsed {
+/// What parsing one chunk alone produced, with every span relative to the
+/// chunk's first byte (so it does not change when text before it does).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ChunkParse {
+    /// The chunk's declaration (none when it failed to parse, or for a
+    /// chunk of only comments).
+    pub decls: Vec<Decl>,
+    /// Unterminated comments and strings (PMF004).
+    pub lexical: Vec<Diagnostic>,
+    /// The other syntax diagnostics of the chunk.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The chunk's comments.
+    pub comments: Vec<Comment>,
+    /// The chunk looks like a `policy` header that failed to parse.
+    pub broken_header: bool,
+}
+
+/// Where the chunks of `text` are (a cheap scan; see [`split`]). Every
+/// chunk parses alone with [`parse_chunk`]; together they cover `text`.
+pub fn chunk_spans(text: &str) -> Vec<Span> {
+    split::split(text).chunks.iter().map(|c| c.span).collect()
+}
+
+/// Parse one chunk of a file (a slice that [`chunk_spans`] delimits) on
+/// its own; `file` names the file in diagnostics. Never fails.
+pub fn parse_chunk(file: &str, text: &str) -> ChunkParse {
     let split = split::split(text);
-    let mut out = Parsed::default();
-    let mut broken_header = false;
+    let mut out = ChunkParse::default();
     for problem in &split.problems {
         let (span, what, help) = match problem {
             LexProblem::UnterminatedComment(s) => {
@@ -41,7 +65,7 @@ pub fn parse(file: &str, text: &str) -> Parsed {
                 "add the closing `\"`; strings cannot span lines",
             ),
         };
-        out.diagnostics.push(
+        out.lexical.push(
             Diagnostic::new(
                 Code::Unterminated,
                 file,
@@ -52,7 +76,7 @@ pub fn parse(file: &str, text: &str) -> Parsed {
             .with_help(help),
         );
     }
-    out.ast.comments = split
+    out.comments = split
         .comments
         .iter()
         .map(|s| Comment {
@@ -60,22 +84,71 @@ pub fn parse(file: &str, text: &str) -> Parsed {
             span: *s,
         })
         .collect();
-
-    // Chunks are independent: large files parse them on every core.
-    let parse_one = |chunk: &split::Chunk| parse_chunk(file, text, &split.comments, chunk);
-    let results: Vec<ChunkResult> = if split.chunks.len() >= PARALLEL_CHUNKS {
-        split.chunks.par_iter().map(parse_one).collect()
-    } else {
-        split.chunks.iter().map(parse_one).collect()
-    };
-    for r in results {
-        out.ast.decls.extend(r.decl);
+    for chunk in &split.chunks {
+        let r = parse_one(file, text, &split.comments, chunk);
+        out.decls.extend(r.decl);
         out.diagnostics.extend(r.diagnostics);
-        broken_header |= r.broken_header;
+        out.broken_header |= r.broken_header;
     }
-
-    header_diagnostics(file, broken_header, &mut out);
     out
+}
+
+/// Parse `text`; `file` names the file in diagnostics. Never fails.
+pub fn parse(file: &str, text: &str) -> Parsed {
+    let spans = chunk_spans(text);
+    // Chunks are independent: large files parse them on every core.
+    let parse_one = |s: &Span| parse_chunk(file, &text[s.range()]);
+    let parts: Vec<ChunkParse> = if spans.len() >= PARALLEL_CHUNKS {
+        spans.par_iter().map(parse_one).collect()
+    } else {
+        spans.iter().map(parse_one).collect()
+    };
+    let placed: Vec<(usize, &ChunkParse)> = spans
+        .iter()
+        .map(|s| s.start as usize)
+        .zip(parts.iter())
+        .collect();
+    assemble(file, &placed)
+}
+
+/// The file's tree and diagnostics from its chunks, each given with the
+/// offset where it starts (see [`parse_chunk`]).
+pub fn assemble(file: &str, chunks: &[(usize, &ChunkParse)]) -> Parsed {
+    let mut out = Parsed::default();
+    let mut broken_header = false;
+    for (offset, c) in chunks {
+        out.diagnostics
+            .extend(c.lexical.iter().map(|d| shifted(d, *offset)));
+        out.ast.comments.extend(c.comments.iter().map(|x| {
+            let mut x = x.clone();
+            x.shift(*offset);
+            x
+        }));
+    }
+    for (offset, c) in chunks {
+        out.ast.decls.extend(c.decls.iter().map(|d| {
+            let mut d = d.clone();
+            d.shift(*offset);
+            d
+        }));
+        out.diagnostics
+            .extend(c.diagnostics.iter().map(|d| shifted(d, *offset)));
+        broken_header |= c.broken_header;
+    }
+    let heads: Vec<DeclHead> = out.ast.decls.iter().map(DeclHead::of).collect();
+    out.diagnostics
+        .extend(header_diagnostics(file, broken_header, &heads));
+    out
+}
+
+/// `d` with every span moved `offset` bytes to the right.
+pub fn shifted(d: &Diagnostic, offset: usize) -> Diagnostic {
+    let mut d = d.clone();
+    d.primary.span = d.primary.span.shifted(offset);
+    for l in &mut d.labels {
+        l.span = l.span.shifted(offset);
+    }
+    d
 }
 
 /// Files with at least this many declarations are parsed in parallel.
@@ -88,7 +161,7 @@ struct ChunkResult {
     broken_header: bool,
 }
 
-fn parse_chunk(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) -> ChunkResult {
+fn parse_one(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) -> ChunkResult {
     let mut result = ChunkResult {
         decl: None,
         diagnostics: Vec::new(),
@@ -144,22 +217,43 @@ fn parse_chunk(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) 
     result
 }
 
-fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
-    let first_policy = out
-        .ast
-        .decls
-        .iter()
-        .position(|d| matches!(d.kind, DeclKind::Policy(_)));
+/// What the header checks read of a declaration: its kind and where its
+/// keyword is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeclHead {
+    /// The declaration is a `policy` header.
+    pub policy: bool,
+    /// Where the declaration starts.
+    pub start: usize,
+    /// The length of its keyword.
+    pub keyword_len: usize,
+}
+
+impl DeclHead {
+    /// The head of `d`.
+    pub fn of(d: &Decl) -> Self {
+        DeclHead {
+            policy: matches!(d.kind, DeclKind::Policy(_)),
+            start: d.span.start as usize,
+            keyword_len: d.kind.keyword().len(),
+        }
+    }
+
+    fn span(&self) -> Span {
+        Span::new(self.start, self.start + self.keyword_len)
+    }
+}
+
+/// Diagnostics about the `policy` header of a file whose declarations are
+/// `decls` (a missing, late or second header).
+pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let first_policy = decls.iter().position(|d| d.policy);
     match first_policy {
         None => {
             if !broken_header {
-                let first = out.ast.decls.first().map_or(Span::new(0, 0), |d| {
-                    Span::new(
-                        d.span.start as usize,
-                        d.span.start as usize + d.kind.keyword().len(),
-                    )
-                });
-                out.diagnostics.push(
+                let first = decls.first().map_or(Span::new(0, 0), DeclHead::span);
+                out.push(
                     Diagnostic::new(Code::MissingHeader, file, first, "file has no `policy` header")
                         .with_label("expected `policy NAME` before this")
                         .with_help("start the file with `policy NAME` (and `extends kwanus` to build on the standard library)"),
@@ -167,19 +261,13 @@ fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
             }
         }
         Some(0) => {
-            if let Some(second) = out
-                .ast
-                .decls
-                .iter()
-                .skip(1)
-                .find(|d| matches!(d.kind, DeclKind::Policy(_)))
-            {
-                let first = out.ast.decls[0].span_head();
-                out.diagnostics.push(
+            if let Some(second) = decls.iter().skip(1).find(|d| d.policy) {
+                let first = decls[0].span();
+                out.push(
                     Diagnostic::new(
                         Code::DuplicateDeclaration,
                         file,
-                        second.span_head(),
+                        second.span(),
                         "a file declares one policy",
                     )
                     .with_label("second `policy` header")
@@ -189,21 +277,22 @@ fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
             }
         }
         Some(i) => {
-            let d = &out.ast.decls[i];
-            let first = &out.ast.decls[0];
-            out.diagnostics.push(
+            let d = &decls[i];
+            let first = &decls[0];
+            out.push(
                 Diagnostic::new(
                     Code::MissingHeader,
                     file,
-                    Span::new(d.span.start as usize, d.span.start as usize + 6),
+                    Span::new(d.start, d.start + 6),
                     "the `policy` header must be the first declaration",
                 )
                 .with_label("header comes too late")
-                .with_secondary(file, first.span_head(), "first declaration is here")
+                .with_secondary(file, first.span(), "first declaration is here")
                 .with_help("move `policy ...` to the top of the file"),
             );
         }
     }
+    out
 }
 
 impl Decl {
