@@ -32,7 +32,7 @@ use crate::model::EffectivePolicy;
 use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
 use crate::syntax::ast::{DeclKind, PolicyHeader};
-use crate::syntax::parser::{ChunkParse, DeclHead, header_diagnostics, shifted};
+use crate::syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
 use crate::syntax::shift::Spanned;
 use crate::syntax::{self, Parsed, Span};
 
@@ -214,24 +214,17 @@ impl Default for Session {
 }
 
 /// One chunk of a file's text (a top-level declaration and the comments
-/// after it), interned by its text: an unchanged chunk is not parsed again,
-/// wherever it moved.
+/// after it) at its stable place (see the module documentation), interned:
+/// an unchanged chunk at an unchanged place is not parsed again, however
+/// far it moved in the text.
 #[salsa::interned(debug)]
-pub struct Chunk<'db> {
+pub struct Placed<'db> {
     /// The file's path (diagnostics name it).
     #[returns(ref)]
     pub path: String,
     /// The chunk's text.
     #[returns(ref)]
     pub text: String,
-}
-
-/// A chunk at a stable place (see the module documentation).
-#[salsa::interned(debug)]
-pub struct Placed<'db> {
-    /// The chunk.
-    #[returns(copy)]
-    pub chunk: Chunk<'db>,
     /// Where it starts in stable places.
     #[returns(copy)]
     pub base: u32,
@@ -289,7 +282,7 @@ impl FileChunks<'_> {
 }
 
 /// Cut a file into chunks (a cheap scan: the chunks themselves are parsed
-/// by [`chunk_parse`], each only once).
+/// by [`placed`], each only once).
 #[salsa::tracked(returns(ref))]
 pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileChunks<'db> {
     let path = file.path(db);
@@ -311,9 +304,8 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
             } else {
                 i as u32 * stride
             };
-            let chunk = Chunk::new(db, path.as_str(), &text[s.range()]);
             ChunkAt {
-                placed: Placed::new(db, chunk, base),
+                placed: Placed::new(db, path.as_str(), &text[s.range()], base),
                 start: s.start,
                 base,
             }
@@ -322,57 +314,35 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
     FileChunks { chunks, stride }
 }
 
-/// Parse one chunk on its own (spans relative to its first byte).
-#[salsa::tracked(returns(ref))]
-pub fn chunk_parse<'db>(db: &'db dyn salsa::Database, chunk: Chunk<'db>) -> ChunkParse {
-    syntax::parse_chunk(chunk.path(db), chunk.text(db))
-}
-
 /// What the checks read of one chunk, in stable places.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PlacedFacts {
+    /// The chunk's syntax tree and syntax diagnostics.
+    pub parse: ChunkParse,
     /// The keyed items the chunk declares.
     pub items: Vec<Arc<Sourced>>,
     /// Its `policy` header, if it is one.
     pub header: Option<PolicyHeader>,
     /// Kinds and keywords of its declarations.
     pub heads: Vec<DeclHead>,
-    /// Unterminated comments and strings.
-    pub lexical: Vec<Diagnostic>,
-    /// Its other syntax diagnostics.
-    pub diagnostics: Vec<Diagnostic>,
     /// `override` of a test.
     pub overridden_tests: Vec<Diagnostic>,
-    /// It looks like a `policy` header that failed to parse.
-    pub broken_header: bool,
 }
 
-/// One chunk's items, header and syntax diagnostics at its stable place.
+/// Parse one chunk at its stable place; its items and header.
 #[salsa::tracked(returns(ref))]
 pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedFacts {
-    let chunk = placed.chunk(db);
     let base = placed.base(db) as usize;
-    let path = chunk.path(db).as_str();
-    let text = chunk.text(db).as_str();
-    let parse = chunk_parse(db, chunk);
-    let mut out = PlacedFacts {
-        lexical: parse.lexical.iter().map(|d| shifted(d, base)).collect(),
-        diagnostics: parse.diagnostics.iter().map(|d| shifted(d, base)).collect(),
-        broken_header: parse.broken_header,
-        ..PlacedFacts::default()
-    };
+    let path = placed.path(db).as_str();
+    let text = placed.text(db).as_str();
+    let parse = syntax::parse_chunk(path, text, base);
+    let mut out = PlacedFacts::default();
     for decl in &parse.decls {
-        let mut decl = decl.clone();
-        decl.shift(base);
-        out.heads.push(DeclHead::of(&decl));
+        out.heads.push(DeclHead::of(decl));
         out.items
-            .extend(compose::items_of_decl(path, text, base, &decl));
+            .extend(compose::items_of_decl(path, text, base, decl));
         match &decl.kind {
-            DeclKind::Policy(h) => {
-                if out.header.is_none() {
-                    out.header = Some(h.clone());
-                }
-            }
+            DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
             DeclKind::Test(_) => {
                 if let Some(kw) = decl.override_kw {
                     out.overridden_tests.push(overridden_test(path, kw));
@@ -381,6 +351,7 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
             _ => {}
         }
     }
+    out.parse = parse;
     out
 }
 
@@ -417,15 +388,15 @@ pub fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableFile {
         .collect();
     let mut out = StableFile::default();
     for f in &facts {
-        out.diagnostics.extend(f.lexical.iter().cloned());
+        out.diagnostics.extend(f.parse.lexical.iter().cloned());
     }
     let mut heads = Vec::new();
     let mut broken_header = false;
     for f in &facts {
-        out.diagnostics.extend(f.diagnostics.iter().cloned());
+        out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
         out.items.extend(f.items.iter().cloned());
         heads.extend(f.heads.iter().copied());
-        broken_header |= f.broken_header;
+        broken_header |= f.parse.broken_header;
         if out.header.is_none() {
             out.header.clone_from(&f.header);
         }
@@ -451,15 +422,31 @@ pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<Sourc
 }
 
 /// The syntax tree of a file and its syntax diagnostics, in byte offsets:
-/// the chunks' trees moved to where the chunks are.
+/// the chunks' trees moved from their stable places to where they are.
 #[salsa::tracked(returns(ref))]
 pub fn syntax_tree(db: &dyn salsa::Database, file: SourceFile) -> Parsed {
-    let parts: Vec<(usize, &ChunkParse)> = parse_file(db, file)
+    let chunks = parse_file(db, file);
+    let parts: Vec<ChunkParse> = chunks
         .chunks
         .iter()
-        .map(|c| (c.start as usize, chunk_parse(db, c.placed.chunk(db))))
+        .map(|c| {
+            let mut parse = placed(db, c.placed).parse.clone();
+            if c.base != c.start {
+                // Spans before the chunk are the parser's `Span::default()`
+                // placeholders: they stay where they are.
+                parse.each_span(&mut |s: &mut Span| {
+                    if s.start >= c.base {
+                        *s = Span {
+                            start: s.start - c.base + c.start,
+                            end: s.end.max(c.base) - c.base + c.start,
+                        }
+                    }
+                });
+            }
+            parse
+        })
         .collect();
-    syntax::parser::assemble(file.path(db), &parts)
+    syntax::parser::assemble(file.path(db), parts)
 }
 
 /// The `policy` header of a file, if it has one.

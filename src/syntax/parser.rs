@@ -5,7 +5,6 @@ use pest::iterators::Pair;
 use rayon::prelude::*;
 
 use super::ast::*;
-use super::shift::Spanned;
 use super::span::Span;
 use super::split::{self, LexProblem, MAX_NESTING};
 use crate::diagnostics::{Code, Diagnostic};
@@ -26,8 +25,7 @@ pub struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// What parsing one chunk alone produced, with every span relative to the
-/// chunk's first byte (so it does not change when text before it does).
+/// What parsing one chunk alone produced (see [`parse_chunk`]).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ChunkParse {
     /// The chunk's declaration (none when it failed to parse, or for a
@@ -50,8 +48,9 @@ pub fn chunk_spans(text: &str) -> Vec<Span> {
 }
 
 /// Parse one chunk of a file (a slice that [`chunk_spans`] delimits) on
-/// its own; `file` names the file in diagnostics. Never fails.
-pub fn parse_chunk(file: &str, text: &str) -> ChunkParse {
+/// its own, as if it started at byte `at`; `file` names the file in
+/// diagnostics. Never fails.
+pub fn parse_chunk(file: &str, text: &str, at: usize) -> ChunkParse {
     let split = split::split(text);
     let mut out = ChunkParse::default();
     for problem in &split.problems {
@@ -69,23 +68,25 @@ pub fn parse_chunk(file: &str, text: &str) -> ChunkParse {
             Diagnostic::new(
                 Code::Unterminated,
                 file,
-                span,
+                span.shifted(at),
                 format!("unterminated {}", what),
             )
             .with_label("starts here")
             .with_help(help),
         );
     }
+    let comments: Vec<Span> = split.comments.iter().map(|s| s.shifted(at)).collect();
     out.comments = split
         .comments
         .iter()
-        .map(|s| Comment {
+        .zip(&comments)
+        .map(|(s, placed)| Comment {
             text: text[s.range()].to_string(),
-            span: *s,
+            span: *placed,
         })
         .collect();
     for chunk in &split.chunks {
-        let r = parse_one(file, text, &split.comments, chunk);
+        let r = parse_one(file, text, at, &comments, chunk);
         out.decls.extend(r.decl);
         out.diagnostics.extend(r.diagnostics);
         out.broken_header |= r.broken_header;
@@ -97,58 +98,33 @@ pub fn parse_chunk(file: &str, text: &str) -> ChunkParse {
 pub fn parse(file: &str, text: &str) -> Parsed {
     let spans = chunk_spans(text);
     // Chunks are independent: large files parse them on every core.
-    let parse_one = |s: &Span| parse_chunk(file, &text[s.range()]);
+    let parse_one = |s: &Span| parse_chunk(file, &text[s.range()], s.start as usize);
     let parts: Vec<ChunkParse> = if spans.len() >= PARALLEL_CHUNKS {
         spans.par_iter().map(parse_one).collect()
     } else {
         spans.iter().map(parse_one).collect()
     };
-    let placed: Vec<(usize, &ChunkParse)> = spans
-        .iter()
-        .map(|s| s.start as usize)
-        .zip(parts.iter())
-        .collect();
-    assemble(file, &placed)
+    assemble(file, parts)
 }
 
-/// The file's tree and diagnostics from its chunks, each given with the
-/// offset where it starts (see [`parse_chunk`]).
-pub fn assemble(file: &str, chunks: &[(usize, &ChunkParse)]) -> Parsed {
+/// The file's tree and diagnostics from its chunks, in order, each parsed
+/// at the place where it starts in the file (see [`parse_chunk`]).
+pub fn assemble(file: &str, chunks: Vec<ChunkParse>) -> Parsed {
     let mut out = Parsed::default();
     let mut broken_header = false;
-    for (offset, c) in chunks {
-        out.diagnostics
-            .extend(c.lexical.iter().map(|d| shifted(d, *offset)));
-        out.ast.comments.extend(c.comments.iter().map(|x| {
-            let mut x = x.clone();
-            x.shift(*offset);
-            x
-        }));
+    for c in &chunks {
+        out.diagnostics.extend(c.lexical.iter().cloned());
     }
-    for (offset, c) in chunks {
-        out.ast.decls.extend(c.decls.iter().map(|d| {
-            let mut d = d.clone();
-            d.shift(*offset);
-            d
-        }));
-        out.diagnostics
-            .extend(c.diagnostics.iter().map(|d| shifted(d, *offset)));
+    for c in chunks {
+        out.ast.comments.extend(c.comments);
+        out.ast.decls.extend(c.decls);
+        out.diagnostics.extend(c.diagnostics);
         broken_header |= c.broken_header;
     }
     let heads: Vec<DeclHead> = out.ast.decls.iter().map(DeclHead::of).collect();
     out.diagnostics
         .extend(header_diagnostics(file, broken_header, &heads));
     out
-}
-
-/// `d` with every span moved `offset` bytes to the right.
-pub fn shifted(d: &Diagnostic, offset: usize) -> Diagnostic {
-    let mut d = d.clone();
-    d.primary.span = d.primary.span.shifted(offset);
-    for l in &mut d.labels {
-        l.span = l.span.shifted(offset);
-    }
-    d
 }
 
 /// Files with at least this many declarations are parsed in parallel.
@@ -161,7 +137,15 @@ struct ChunkResult {
     broken_header: bool,
 }
 
-fn parse_one(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) -> ChunkResult {
+/// Parse `chunk` of `text`, which starts at byte `at` of the file;
+/// `comments` are the comments of `text`, placed in the file.
+fn parse_one(
+    file: &str,
+    text: &str,
+    at: usize,
+    comments: &[Span],
+    chunk: &split::Chunk,
+) -> ChunkResult {
     let mut result = ChunkResult {
         decl: None,
         diagnostics: Vec::new(),
@@ -169,17 +153,19 @@ fn parse_one(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) ->
     };
     // Parse up to an unterminated comment or string (already reported).
     let end = chunk.unterminated_at.unwrap_or(chunk.span.end as usize);
-    let mut offset = chunk.span.start as usize;
-    if text[offset..end].starts_with('\u{feff}') {
-        offset += '\u{feff}'.len_utf8();
+    let mut local = chunk.span.start as usize;
+    if text[local..end].starts_with('\u{feff}') {
+        local += '\u{feff}'.len_utf8();
     }
-    let slice = &text[offset..end];
-    if let Some(at) = chunk.too_deep_at {
+    let slice = &text[local..end];
+    let offset = at + local;
+    if let Some(deep) = chunk.too_deep_at {
+        let deep = at + deep;
         result.diagnostics.push(
             Diagnostic::new(
                 Code::NestingTooDeep,
                 file,
-                Span::new(at, at + 1),
+                Span::new(deep, deep + 1),
                 format!("brackets nested more than {MAX_NESTING} deep"),
             )
             .with_label("nesting exceeds the limit here")

@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::diagnostics::{Diagnostic, Label};
+
 use super::ast::*;
+use super::parser::ChunkParse;
 use super::span::Span;
 
 /// A node whose spans can be visited.
@@ -464,5 +467,39 @@ impl Spanned for Expect {
         } = self;
         values.each_span(f);
         f(span);
+    }
+}
+
+impl Spanned for Label {
+    fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        let Label {
+            file: _,
+            span,
+            message: _,
+        } = self;
+        f(span);
+    }
+}
+
+impl Spanned for Diagnostic {
+    fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        self.primary.each_span(f);
+        self.labels.each_span(f);
+    }
+}
+
+impl Spanned for ChunkParse {
+    fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        let ChunkParse {
+            decls,
+            lexical,
+            diagnostics,
+            comments,
+            broken_header: _,
+        } = self;
+        decls.each_span(f);
+        lexical.each_span(f);
+        diagnostics.each_span(f);
+        comments.each_span(f);
     }
 }
