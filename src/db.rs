@@ -104,6 +104,8 @@ pub struct Session {
     pub workspace: Workspace,
     /// The stdlib file.
     pub stdlib: SourceFile,
+    /// Chunks [`Session::prepare`] already had parsed.
+    prepared: Mutex<rustc_hash::FxHashSet<salsa::Id>>,
 }
 
 impl Session {
@@ -119,6 +121,7 @@ impl Session {
             db,
             workspace,
             stdlib,
+            prepared: Mutex::default(),
         }
     }
 
@@ -167,15 +170,26 @@ impl Session {
     /// Parse the chunks of every file on all cores (each chunk once: what
     /// is already parsed is only looked up). The queries would parse them
     /// one after the other; a database clone per thread runs them side by
-    /// side.
+    /// side. Only worth it for many new chunks (opening a file, not typing).
     pub fn prepare(&self) {
+        use salsa::plumbing::AsId;
         let db = &self.db;
+        let Ok(mut prepared) = self.prepared.lock() else {
+            return;
+        };
         let work: Vec<Placed<'_>> = self
             .workspace
             .files(db)
             .iter()
             .flat_map(|f| parse_file(db, *f).chunks.iter().map(|c| c.placed))
+            .filter(|p| !prepared.contains(&p.as_id()))
             .collect();
+        if prepared.len() > 1 << 20 {
+            // Chunks of texts long gone: forget them.
+            prepared.clear();
+        }
+        prepared.extend(work.iter().map(|p| p.as_id()));
+        drop(prepared);
         let threads = rayon::current_num_threads();
         if work.len() < PARALLEL_CHUNKS || threads < 2 {
             return;

@@ -64,6 +64,10 @@ pub struct Split {
 
 fn starts_top_level(text: &str, at: usize) -> bool {
     let rest = &text.as_bytes()[at..];
+    // Most lines are indented or close a block: one byte tells.
+    if !rest.first().is_some_and(u8::is_ascii_lowercase) {
+        return false;
+    }
     TOP_LEVEL_KEYWORDS.iter().any(|kw| {
         rest.starts_with(kw.as_bytes())
             && rest
