@@ -1,9 +1,9 @@
 //! Moving a syntax tree: every span of a node, visited in place.
 //!
-//! A chunk is parsed on its own, with spans relative to its first byte; the
-//! file's tree is the chunks' trees moved to where the chunks sit. Every
-//! node is destructured in full, so a new span field fails to compile here
-//! until it is moved too.
+//! A chunk is parsed on its own, at any place (`parser::parse_chunk`); the
+//! queries move its tree to where the chunk sits in the file. Every node is
+//! destructured in full, so a new span field fails to compile here until it
+//! is visited too.
 
 use std::sync::Arc;
 
