@@ -816,6 +816,16 @@ fn reported_by(db: &dyn salsa::Database, ws: Workspace, path: &str, diag: &Diagn
         .any(|d| d.code == diag.code && d.primary == primary && d.message == diag.message)
 }
 
+/// The byte range, in the file at `path`, of `span` in stable places (as
+/// [`resolve_stable`] and the checks hold them); `span` itself for a path
+/// that is not in the workspace.
+pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Span) -> Span {
+    match ws.files(db).iter().find(|f| f.path(db) == path) {
+        Some(f) => parse_file(db, *f).place(span),
+        None => span,
+    }
+}
+
 /// Move a diagnostic into `own`: its primary place becomes its first label
 /// in `own` (or `own`'s header), and the old primary place a label.
 pub fn relocate(mut d: Diagnostic, own: &str, header: crate::syntax::Span) -> Diagnostic {

@@ -223,6 +223,17 @@ fn edited_fixtures_equal_fresh_sessions() {
                 "{}",
                 path.display()
             );
+            // What the editor maps from stable places (definition, hover)
+            // lands where the declarations are.
+            let (db, ws) = (&session.db, session.workspace);
+            let stable = &pmf::db::resolve_stable(db, ws, file).policy;
+            let actual = &pmf::db::resolve(db, ws, file).policy;
+            assert_eq!(stable.items.len(), actual.items.len());
+            for (s, a) in stable.items.iter().zip(&actual.items) {
+                assert_eq!(s.key, a.key);
+                assert_eq!(pmf::db::offsets(db, ws, &s.file, s.span), a.span);
+                assert_eq!(pmf::db::offsets(db, ws, &s.file, s.name_span), a.name_span);
+            }
         }
     }
 }
