@@ -237,3 +237,32 @@ fn edited_fixtures_equal_fresh_sessions() {
         }
     }
 }
+
+/// Chunks interned long ago (a file left alone while another is edited
+/// many times) are still found, and checks stay right.
+#[test]
+fn a_file_left_alone_through_many_revisions_is_not_parsed_again() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let many = session.set_file("many.pmf", MANY.into());
+    let other = session.set_file("other.pmf", "policy other extends kwanus\n".into());
+    let before = session.check(many);
+    for i in 0..20 {
+        session.set_file(
+            "other.pmf",
+            format!("policy other extends kwanus\n// revision {i}\n"),
+        );
+        let _ = session.check(other);
+    }
+    log.lock().unwrap().clear();
+    // An edit at the end of `many.pmf`: the chunks before it are reused.
+    let edited = format!("{MANY}// the end\n");
+    session.set_file("many.pmf", edited.clone());
+    let after = session.check(many);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(executed(&log, "placed"), 1, "{log:?}");
+    assert_eq!(before, after);
+    let mut fresh = Session::default();
+    let fresh_file = fresh.set_file("many.pmf", edited);
+    assert_eq!(after, fresh.check(fresh_file));
+}
