@@ -266,3 +266,54 @@ fn a_file_left_alone_through_many_revisions_is_not_parsed_again() {
     let fresh_file = fresh.set_file("many.pmf", edited);
     assert_eq!(after, fresh.check(fresh_file));
 }
+
+/// Diagnostics with labels in other files (conflicting parents) follow
+/// edits that move the parents' declarations.
+#[test]
+fn labels_in_edited_parents_equal_fresh_sessions() {
+    let eu = "policy eu extends kwanus\n\noverride ceiling power <= 7\n";
+    let strict = "policy strict extends kwanus\n\noverride ceiling power <= 5\n";
+    let child = "policy child extends eu, strict\n\noverride ceiling power <= \"x\"\n";
+    let lone = "policy lone extends eu, strict\n";
+    let mut texts = vec![
+        ("eu.pmf", eu.to_string()),
+        ("strict.pmf", strict.to_string()),
+        ("child.pmf", child.to_string()),
+        ("lone.pmf", lone.to_string()),
+    ];
+    let mut session = Session::default();
+    for (p, t) in &texts {
+        session.set_file(p, t.clone());
+    }
+    let check_all = |s: &Session| -> Vec<pmf::diagnostics::Diagnostic> {
+        ["eu.pmf", "strict.pmf", "child.pmf", "lone.pmf"]
+            .iter()
+            .flat_map(|p| s.check(s.file(p).unwrap()))
+            .collect()
+    };
+    let first = check_all(&session);
+    assert!(
+        first
+            .iter()
+            .any(|d| d.labels.iter().any(|l| l.file == "eu.pmf")),
+        "{first:?}"
+    );
+    for round in 0..3 {
+        for i in 0..texts.len() {
+            let path = texts[i].0;
+            let text = &mut texts[i].1;
+            let cut = text.find('\n').unwrap() + 1;
+            text.insert_str(cut, &format!("// edit {round}\n\n"));
+            session.set_file(path, text.clone());
+            let mut fresh = Session::default();
+            for (p, t) in &texts {
+                fresh.set_file(p, t.clone());
+            }
+            assert_eq!(
+                check_all(&session),
+                check_all(&fresh),
+                "round {round}, {path}"
+            );
+        }
+    }
+}
