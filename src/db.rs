@@ -1,9 +1,24 @@
 //! The salsa database and the tracked queries of the compiler pipeline:
-//! `parse_file` → `resolve` (parents, fusion, stdlib) → `type_check`,
-//! `phase_graph`, `policy_checks`, `lints` → `check_file`.
+//! `parse_file` (chunks) → `chunk_parse` → `resolve` (parents, fusion,
+//! stdlib) → `type_check`, `phase_graph`, `policy_checks`, `lints` →
+//! `check_file`.
 //!
 //! The CLI and the language server both drive these queries; after an edit
-//! only the queries that read the edited file run again.
+//! only the queries that read the edited file run again, and in that file
+//! only the edited chunk is parsed again.
+//!
+//! # Stable places
+//!
+//! The checks do not read byte offsets into the file: they read *stable
+//! places*, where chunk `i` of a file starts at `i * stride` (the stride a
+//! power of two longer than any chunk). An edit inside one chunk moves every
+//! later chunk in the text but none in stable places, so when the edited
+//! chunk's items are unchanged (an edit in a comment, in white space) the
+//! effective policy is equal to the previous one and no check runs again.
+//! `check_file` maps the stable places of its diagnostics back to byte
+//! offsets ([`FileChunks::place`]). The public queries that the language
+//! server and the CLI read for positions (`syntax_tree`, `file_header`,
+//! `file_items`, `resolve`, `phase_graph`) are in byte offsets.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,9 +29,12 @@ use crate::check::{self, Context};
 use crate::diagnostics::{Code, Diagnostic, did_you_mean, sort_and_dedup};
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
+use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
-use crate::syntax::ast::PolicyHeader;
-use crate::syntax::{self, Parsed};
+use crate::syntax::ast::{DeclKind, PolicyHeader};
+use crate::syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
+use crate::syntax::shift::Spanned;
+use crate::syntax::{self, Parsed, Span};
 
 /// One source file: an input of the pipeline.
 #[salsa::input(debug)]
@@ -75,6 +93,9 @@ impl Database {
     }
 }
 
+/// Workspaces with at least this many chunks are parsed on all cores.
+const PARALLEL_CHUNKS: usize = 256;
+
 /// A workspace of files to check, plus the embedded stdlib.
 pub struct Session {
     /// The database.
@@ -83,6 +104,8 @@ pub struct Session {
     pub workspace: Workspace,
     /// The stdlib file.
     pub stdlib: SourceFile,
+    /// Chunks [`Session::prepare`] already had parsed.
+    prepared: Mutex<rustc_hash::FxHashSet<salsa::Id>>,
 }
 
 impl Session {
@@ -98,6 +121,7 @@ impl Session {
             db,
             workspace,
             stdlib,
+            prepared: Mutex::default(),
         }
     }
 
@@ -139,7 +163,52 @@ impl Session {
 
     /// Every diagnostic of `file`.
     pub fn check(&self, file: SourceFile) -> Vec<Diagnostic> {
+        self.prepare();
         check_file(&self.db, self.workspace, file).clone()
+    }
+
+    /// Parse the chunks of every file on all cores (each chunk once: what
+    /// is already parsed is only looked up). The queries would parse them
+    /// one after the other; a database clone per thread runs them side by
+    /// side. Only worth it for many new chunks (opening a file, not typing).
+    pub fn prepare(&self) {
+        use salsa::plumbing::AsId;
+        let db = &self.db;
+        let Ok(mut prepared) = self.prepared.lock() else {
+            return;
+        };
+        let work: Vec<Placed<'_>> = self
+            .workspace
+            .files(db)
+            .iter()
+            .flat_map(|f| parse_file(db, *f).chunks.iter().map(|c| c.placed))
+            .filter(|p| !prepared.contains(&p.as_id()))
+            .collect();
+        if prepared.len() > 1 << 20 {
+            // Chunks of texts long gone: forget them.
+            prepared.clear();
+        }
+        prepared.extend(work.iter().map(|p| p.as_id()));
+        drop(prepared);
+        let threads = rayon::current_num_threads();
+        if work.len() < PARALLEL_CHUNKS || threads < 2 {
+            return;
+        }
+        // A few parts per thread, so a thread that finishes early helps.
+        let per = work.len().div_ceil(threads * 4);
+        let jobs: Vec<(Database, &[Placed<'_>])> = work
+            .chunks(per)
+            .map(|part| (self.db.clone(), part))
+            .collect();
+        rayon::scope(move |scope| {
+            for (db, part) in jobs {
+                scope.spawn(move |_| {
+                    for p in part {
+                        let _ = placed(&db, *p);
+                    }
+                });
+            }
+        });
     }
 
     /// Source texts of every file, for rendering.
@@ -158,22 +227,256 @@ impl Default for Session {
     }
 }
 
-/// Parse one file.
+/// One chunk of a file's text (a top-level declaration and the comments
+/// after it) at its stable place (see the module documentation), interned:
+/// an unchanged chunk at an unchanged place is not parsed again, however
+/// far it moved in the text.
+#[salsa::interned(debug)]
+pub struct Placed<'db> {
+    /// The file's path (diagnostics name it).
+    #[returns(ref)]
+    pub path: String,
+    /// The chunk's text.
+    #[returns(ref)]
+    pub text: String,
+    /// Where it starts in stable places.
+    #[returns(copy)]
+    pub base: u32,
+}
+
+/// One chunk of a file and where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, salsa::SalsaValue)]
+pub struct ChunkAt<'db> {
+    /// The chunk at its stable place.
+    pub placed: Placed<'db>,
+    /// Its first byte in the file.
+    pub start: u32,
+    /// Its first stable place.
+    pub base: u32,
+}
+
+/// A file cut into chunks.
+#[derive(Clone, Debug, PartialEq, Eq, Default, salsa::SalsaValue)]
+pub struct FileChunks<'db> {
+    /// The chunks, in order; together they cover the text.
+    pub chunks: Vec<ChunkAt<'db>>,
+    /// Chunk `i` starts at stable place `i * stride`; 0 when the file is too
+    /// large for that (stable places are then byte offsets).
+    pub stride: u32,
+}
+
+impl FileChunks<'_> {
+    /// The byte offset of stable place `at`.
+    pub fn offset(&self, at: u32) -> u32 {
+        if self.stride == 0 || self.chunks.is_empty() {
+            return at;
+        }
+        let i = ((at / self.stride) as usize).min(self.chunks.len() - 1);
+        let c = &self.chunks[i];
+        c.start + at.saturating_sub(c.base)
+    }
+
+    /// The byte range of a span in stable places (each end is mapped on
+    /// its own: a span may cover several chunks).
+    pub fn place(&self, span: Span) -> Span {
+        if self.stride == 0 {
+            return span;
+        }
+        let start = self.offset(span.start);
+        let end = if span.end > span.start {
+            self.offset(span.end - 1) + 1
+        } else {
+            start
+        };
+        Span {
+            start,
+            end: end.max(start),
+        }
+    }
+}
+
+/// Cut a file into chunks (a cheap scan: the chunks themselves are parsed
+/// by [`placed`], each only once).
 #[salsa::tracked(returns(ref))]
-pub fn parse_file(db: &dyn salsa::Database, file: SourceFile) -> Parsed {
-    syntax::parse(file.path(db), file.text(db))
+pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileChunks<'db> {
+    let path = file.path(db);
+    let text = file.text(db);
+    let spans = syntax::parser::chunk_spans(text);
+    let longest = spans.iter().map(|s| s.len()).max().unwrap_or(0) as u64;
+    let stride = (longest + 1).next_power_of_two();
+    let stride = if stride.saturating_mul(spans.len() as u64) <= u64::from(u32::MAX) {
+        stride as u32
+    } else {
+        0
+    };
+    let chunks = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let base = if stride == 0 {
+                s.start
+            } else {
+                i as u32 * stride
+            };
+            ChunkAt {
+                placed: Placed::new(db, path.as_str(), &text[s.range()], base),
+                start: s.start,
+                base,
+            }
+        })
+        .collect();
+    FileChunks { chunks, stride }
+}
+
+/// What the checks read of one chunk, in stable places.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PlacedFacts {
+    /// The chunk's syntax tree and syntax diagnostics.
+    pub parse: ChunkParse,
+    /// The keyed items the chunk declares.
+    pub items: Vec<Arc<Sourced>>,
+    /// Its `policy` header, if it is one.
+    pub header: Option<PolicyHeader>,
+    /// Kinds and keywords of its declarations.
+    pub heads: Vec<DeclHead>,
+    /// `override` of a test.
+    pub overridden_tests: Vec<Diagnostic>,
+}
+
+/// Parse one chunk at its stable place; its items and header.
+#[salsa::tracked(returns(ref))]
+pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedFacts {
+    let base = placed.base(db) as usize;
+    let path = placed.path(db).as_str();
+    let text = placed.text(db).as_str();
+    let parse = syntax::parse_chunk(path, text, base);
+    let mut out = PlacedFacts::default();
+    for decl in &parse.decls {
+        out.heads.push(DeclHead::of(decl));
+        out.items
+            .extend(compose::items_of_decl(path, text, base, decl));
+        match &decl.kind {
+            DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
+            DeclKind::Test(_) => {
+                if let Some(kw) = decl.override_kw {
+                    out.overridden_tests.push(overridden_test(path, kw));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.parse = parse;
+    out
+}
+
+fn overridden_test(path: &str, kw: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::NothingToOverride,
+        path,
+        kw,
+        "`override` of a test: tests are not inherited",
+    )
+    .with_label("nothing to override")
+    .with_help("remove `override`; a test belongs to the file that declares it")
+}
+
+/// What the checks read of one file, in stable places.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StableFile {
+    /// The first `policy` header.
+    pub header: Option<PolicyHeader>,
+    /// The keyed items, in source order.
+    pub items: Vec<Arc<Sourced>>,
+    /// The syntax diagnostics, in the order of [`syntax::parse`], then the
+    /// `override`s of tests.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A file's chunks put together, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableFile {
+    let facts: Vec<&PlacedFacts> = parse_file(db, file)
+        .chunks
+        .iter()
+        .map(|c| placed(db, c.placed))
+        .collect();
+    let mut out = StableFile::default();
+    for f in &facts {
+        out.diagnostics.extend(f.parse.lexical.iter().cloned());
+    }
+    let mut heads = Vec::new();
+    let mut broken_header = false;
+    for f in &facts {
+        out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
+        out.items.extend(f.items.iter().cloned());
+        heads.extend(f.heads.iter().copied());
+        broken_header |= f.parse.broken_header;
+        if out.header.is_none() {
+            out.header.clone_from(&f.header);
+        }
+    }
+    out.diagnostics
+        .extend(header_diagnostics(file.path(db), broken_header, &heads));
+    for f in &facts {
+        out.diagnostics.extend(f.overridden_tests.iter().cloned());
+    }
+    out
+}
+
+/// The `policy` header of a file, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_header(db: &dyn salsa::Database, file: SourceFile) -> Option<PolicyHeader> {
+    stable_file(db, file).header.clone()
+}
+
+/// The keyed items of a file, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<Sourced>> {
+    stable_file(db, file).items.clone()
+}
+
+/// The syntax tree of a file and its syntax diagnostics, in byte offsets:
+/// the chunks' trees moved from their stable places to where they are.
+#[salsa::tracked(returns(ref))]
+pub fn syntax_tree(db: &dyn salsa::Database, file: SourceFile) -> Parsed {
+    let chunks = parse_file(db, file);
+    let parts: Vec<ChunkParse> = chunks
+        .chunks
+        .iter()
+        .map(|c| {
+            let mut parse = placed(db, c.placed).parse.clone();
+            if c.base != c.start {
+                // Spans before the chunk are the parser's `Span::default()`
+                // placeholders: they stay where they are.
+                parse.each_span(&mut |s: &mut Span| {
+                    if s.start >= c.base {
+                        *s = Span {
+                            start: s.start - c.base + c.start,
+                            end: s.end.max(c.base) - c.base + c.start,
+                        }
+                    }
+                });
+            }
+            parse
+        })
+        .collect();
+    syntax::parser::assemble(file.path(db), parts)
 }
 
 /// The `policy` header of a file, if it has one.
 #[salsa::tracked(returns(ref))]
 pub fn file_header(db: &dyn salsa::Database, file: SourceFile) -> Option<PolicyHeader> {
-    parse_file(db, file).ast.header().cloned()
+    let chunks = parse_file(db, file);
+    stable_header(db, file).clone().map(|mut h| {
+        h.each_span(&mut |s| *s = chunks.place(*s));
+        h
+    })
 }
 
 /// The keyed items a file declares.
 #[salsa::tracked(returns(ref))]
 pub fn file_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<crate::model::Sourced>> {
-    compose::items_of(file.path(db), file.text(db), &parse_file(db, file).ast)
+    compose::items_of(file.path(db), file.text(db), &syntax_tree(db, file).ast)
 }
 
 /// Policies by name: which files declare `policy NAME` (the embedded stdlib
@@ -183,7 +486,7 @@ pub fn policy_index(db: &dyn salsa::Database, ws: Workspace) -> BTreeMap<String,
     let mut index: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
     let mut embedded = Vec::new();
     for &f in ws.files(db) {
-        if let Some(h) = file_header(db, f) {
+        if let Some(h) = stable_header(db, f) {
             if f.path(db) == crate::stdlib::KWANUS_PATH {
                 embedded.push((h.name.name.to_string(), f));
             } else {
@@ -219,7 +522,7 @@ fn reaches(db: &dyn salsa::Database, ws: Workspace, start: SourceFile, target: S
         if !seen.insert(f) {
             continue;
         }
-        if let Some(h) = file_header(db, f) {
+        if let Some(h) = stable_header(db, f) {
             for p in &h.parents {
                 if let Some(files) = index.get(p.name.as_str()) {
                     stack.extend(files.first().copied());
@@ -230,11 +533,29 @@ fn reaches(db: &dyn salsa::Database, ws: Workspace, start: SourceFile, target: S
     false
 }
 
-/// Resolve parents and fuse them with the file's own declarations.
+/// Resolve parents and fuse them with the file's own declarations (spans
+/// in byte offsets, for the language server, documents and the runtime).
 #[salsa::tracked(returns(ref))]
 pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Resolved {
+    resolve_in(db, ws, file, false)
+}
+
+/// [`resolve`] in stable places: what the checks read.
+#[salsa::tracked(returns(ref))]
+pub fn resolve_stable(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Resolved {
+    resolve_in(db, ws, file, true)
+}
+
+fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable: bool) -> Resolved {
+    let header_of = |f: SourceFile| {
+        if stable {
+            stable_header(db, f)
+        } else {
+            file_header(db, f)
+        }
+    };
     let path = file.path(db).as_str();
-    let header = file_header(db, file);
+    let header = header_of(file);
     let index = policy_index(db, ws);
     let mut diagnostics = Vec::new();
     let mut parents = Vec::new();
@@ -244,7 +565,7 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
             && files[0] != file
         {
             let first = files[0];
-            let first_span = file_header(db, first)
+            let first_span = header_of(first)
                 .as_ref()
                 .map(|h| h.name.span)
                 .unwrap_or_default();
@@ -298,7 +619,14 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
     }
     let resolved_parents: Vec<(&syntax::ast::Ident, &Resolved)> = parents
         .iter()
-        .map(|(p, f)| (*p, resolve(db, ws, *f)))
+        .map(|(p, f)| {
+            let parent = if stable {
+                resolve_stable(db, ws, *f)
+            } else {
+                resolve(db, ws, *f)
+            };
+            (*p, parent)
+        })
         .collect();
     let parent_refs: Vec<Parent<'_>> = resolved_parents
         .iter()
@@ -313,7 +641,11 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
     let (policy, composition) = compose::compose(
         path,
         header.as_ref(),
-        file_items(db, file),
+        if stable {
+            stable_items(db, file)
+        } else {
+            file_items(db, file)
+        },
         &parent_refs,
         parents_complete,
     );
@@ -327,7 +659,7 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
 /// Type-check every expression of a file's effective policy.
 #[salsa::tracked(returns(ref))]
 pub fn type_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let cx = Context::new(&resolve(db, ws, file).policy);
+    let cx = Context::new(&resolve_stable(db, ws, file).policy);
     check::types::check(&cx)
 }
 
@@ -338,7 +670,20 @@ pub fn phase_graph(
     ws: Workspace,
     file: SourceFile,
 ) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
-    let policy = &resolve(db, ws, file).policy;
+    flow_of(&resolve(db, ws, file).policy)
+}
+
+/// [`phase_graph`] in stable places: what the checks read.
+#[salsa::tracked(returns(ref))]
+pub fn stable_phase_graph(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
+    flow_of(&resolve_stable(db, ws, file).policy)
+}
+
+fn flow_of(policy: &EffectivePolicy) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
     let graph = PhaseGraph::build(policy);
     let diags = check::flow::check(&Context::new(policy), graph.as_ref());
     (graph, diags)
@@ -347,7 +692,7 @@ pub fn phase_graph(
 /// Names, health, governance, migration and ceiling checks.
 #[salsa::tracked(returns(ref))]
 pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let cx = Context::new(&resolve(db, ws, file).policy);
+    let cx = Context::new(&resolve_stable(db, ws, file).policy);
     let mut out = check::names::check(&cx);
     out.extend(check::health::check(&cx));
     out.extend(check::governance::check(&cx));
@@ -359,8 +704,8 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
 /// Warnings about what the file itself declares.
 #[salsa::tracked(returns(ref))]
 pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let policy = &resolve(db, ws, file).policy;
-    let (graph, _) = phase_graph(db, ws, file);
+    let policy = &resolve_stable(db, ws, file).policy;
+    let (graph, _) = stable_phase_graph(db, ws, file);
     check::lints::check(&Context::new(policy), graph.as_ref(), file.path(db))
 }
 
@@ -370,24 +715,30 @@ pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<D
 /// on its own is caused by this file: it moves here (see [`relocate`]).
 #[salsa::tracked(returns(ref))]
 pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let parsed = parse_file(db, file);
-    let mut out = parsed.diagnostics.clone();
-    for decl in &parsed.ast.decls {
-        if let (Some(kw), crate::syntax::ast::DeclKind::Test(_)) = (decl.override_kw, &decl.kind) {
-            out.push(
-                Diagnostic::new(
-                    Code::NothingToOverride,
-                    file.path(db),
-                    kw,
-                    "`override` of a test: tests are not inherited",
-                )
-                .with_label("nothing to override")
-                .with_help("remove `override`; a test belongs to the file that declares it"),
-            );
-        }
+    let mut places = Places::new(db, ws);
+    let mut out: Vec<Diagnostic> = stable_check(db, ws, file)
+        .iter()
+        .map(|d| places.diagnostic(d))
+        .collect();
+    // Only a comment that starts with `pmf-allow` suppresses anything.
+    if file.text(db).contains("pmf-allow") {
+        let parsed = syntax_tree(db, file);
+        let (suppressions, malformed) =
+            check::suppress::suppressions(file.path(db), file.text(db), &parsed.ast);
+        check::suppress::apply(file.path(db), &mut out, &suppressions);
+        out.extend(malformed);
     }
-    if parsed.ast.header().is_some() {
-        let resolved = resolve(db, ws, file);
+    sort_and_dedup(&mut out);
+    out
+}
+
+/// Every diagnostic of a file in stable places, before suppressions: the
+/// part of [`check_file`] that an edit elsewhere in the text leaves alone.
+#[salsa::tracked(returns(ref))]
+pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let mut out = stable_file(db, file).diagnostics.clone();
+    if stable_header(db, file).is_some() {
+        let resolved = resolve_stable(db, ws, file);
         out.extend(resolved.diagnostics.iter().cloned());
         // With a parent missing, the policy is incomplete: every further
         // finding would be noise.
@@ -397,7 +748,7 @@ pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> 
             .any(|d| matches!(d.code, Code::UnknownParent | Code::CyclicExtends));
         if parents_resolved {
             let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
-            semantic.extend(phase_graph(db, ws, file).1.iter().cloned());
+            semantic.extend(stable_phase_graph(db, ws, file).1.iter().cloned());
             semantic.extend(policy_checks(db, ws, file).iter().cloned());
             semantic.extend(lints(db, ws, file).iter().cloned());
             let own = file.path(db).as_str();
@@ -410,22 +761,69 @@ pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> 
             }
         }
     }
-    let (suppressions, malformed) =
-        check::suppress::suppressions(file.path(db), file.text(db), &parsed.ast);
-    check::suppress::apply(file.path(db), &mut out, &suppressions);
-    out.extend(malformed);
-    sort_and_dedup(&mut out);
     out
 }
 
-/// True when the file at `path` reports `diag` when checked on its own.
+/// Maps stable places to byte offsets, file by file.
+struct Places<'db> {
+    db: &'db dyn salsa::Database,
+    ws: Workspace,
+    files: BTreeMap<String, Option<&'db FileChunks<'db>>>,
+}
+
+impl<'db> Places<'db> {
+    fn new(db: &'db dyn salsa::Database, ws: Workspace) -> Self {
+        Places {
+            db,
+            ws,
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn label(&mut self, l: &crate::diagnostics::Label) -> crate::diagnostics::Label {
+        let (db, ws) = (self.db, self.ws);
+        let chunks = *self.files.entry(l.file.clone()).or_insert_with(|| {
+            ws.files(db)
+                .iter()
+                .find(|f| f.path(db) == &l.file)
+                .map(|f| parse_file(db, *f))
+        });
+        let mut l = l.clone();
+        if let Some(chunks) = chunks {
+            l.span = chunks.place(l.span);
+        }
+        l
+    }
+
+    fn diagnostic(&mut self, d: &Diagnostic) -> Diagnostic {
+        Diagnostic {
+            primary: self.label(&d.primary),
+            labels: d.labels.iter().map(|l| self.label(l)).collect(),
+            ..d.clone()
+        }
+    }
+}
+
+/// True when the file at `path` reports `diag` (in stable places) when
+/// checked on its own.
 fn reported_by(db: &dyn salsa::Database, ws: Workspace, path: &str, diag: &Diagnostic) -> bool {
     let Some(&other) = ws.files(db).iter().find(|f| f.path(db) == path) else {
         return false;
     };
+    let primary = Places::new(db, ws).label(&diag.primary);
     check_file(db, ws, other)
         .iter()
-        .any(|d| d.code == diag.code && d.primary == diag.primary && d.message == diag.message)
+        .any(|d| d.code == diag.code && d.primary == primary && d.message == diag.message)
+}
+
+/// The byte range, in the file at `path`, of `span` in stable places (as
+/// [`resolve_stable`] and the checks hold them); `span` itself for a path
+/// that is not in the workspace.
+pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Span) -> Span {
+    match ws.files(db).iter().find(|f| f.path(db) == path) {
+        Some(f) => parse_file(db, *f).place(span),
+        None => span,
+    }
 }
 
 /// Move a diagnostic into `own`: its primary place becomes its first label

@@ -88,7 +88,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         if path == crate::stdlib::KWANUS_PATH {
             continue;
         }
-        let parsed = db::parse_file(&session.db, file);
+        let parsed = db::syntax_tree(&session.db, file);
         let tests: Vec<_> = parsed
             .ast
             .decls

@@ -12,7 +12,7 @@ use super::docs;
 use super::navigation::{declaration, definition_of, field_decl};
 use super::occurrences::{Symbol, at, occurrences};
 use super::workspace::DocRef;
-use crate::db::{Session, file_header, policy_index, resolve};
+use crate::db::{Session, file_header, offsets, policy_index, resolve_stable};
 use crate::model::EffectivePolicy;
 use crate::model::types::{Type, field_type, lower};
 use crate::stdlib::KWANUS_PATH;
@@ -97,7 +97,8 @@ fn names<'a>(list: impl Iterator<Item = &'a str>) -> String {
 
 fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
     let db = &doc.session.db;
-    let policy: &EffectivePolicy = &resolve(db, doc.session.workspace, doc.file).policy;
+    // In stable places: spans are mapped to byte offsets where they are used.
+    let policy: &EffectivePolicy = &resolve_stable(db, doc.session.workspace, doc.file).policy;
     let mut out = String::new();
     match symbol {
         Symbol::Policy(name) => {
@@ -171,7 +172,8 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
             if let Some(t) = &m.title {
                 let _ = write!(out, " — {}", t.value);
             }
-            if let Some(block) = source_block(doc.session, &item.file, item.span) {
+            let span = offsets(db, doc.session.workspace, &item.file, item.span);
+            if let Some(block) = source_block(doc.session, &item.file, span) {
                 let _ = write!(out, "\n\n{block}");
             }
             let _ = write!(out, "\n\ndeclared in {}", origin(doc, &item.file));

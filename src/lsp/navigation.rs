@@ -9,7 +9,7 @@ use lsp_types::Location;
 
 use super::occurrences::{Symbol, at, occurrences};
 use super::workspace::DocRef;
-use crate::db::{Session, SourceFile, file_header, policy_index, resolve};
+use crate::db::{Session, SourceFile, file_header, offsets, policy_index, resolve_stable};
 use crate::model::Sourced;
 use crate::syntax::Span;
 use crate::syntax::ast::{FieldDecl, TypeExprKind};
@@ -34,11 +34,13 @@ pub fn definition_of(session: &Session, file: SourceFile, symbol: &Symbol) -> Op
             span: header.name.span,
         });
     }
-    let policy = &resolve(db, session.workspace, file).policy;
+    // The policy in stable places (edits rarely change it); the name's
+    // span mapped to byte offsets.
+    let policy = &resolve_stable(db, session.workspace, file).policy;
     let (item, span) = declaration(policy, symbol)?;
     Some(Place {
         file: item.file.clone(),
-        span,
+        span: offsets(db, session.workspace, &item.file, span),
     })
 }
 

@@ -7,7 +7,7 @@
 //! per revision of the file.
 
 use crate::check::types::{BUILTIN_NAMES, FUNCTIONS, ROOTS};
-use crate::db::{SourceFile, parse_file};
+use crate::db::{SourceFile, syntax_tree};
 use crate::syntax::Span;
 use crate::syntax::ast::{
     Decl, DeclKind, Expr, ExprKind, FieldDecl, FieldPath, Ident, MigrationItemKind, TypeExpr,
@@ -58,7 +58,7 @@ pub struct Occurrence {
 /// Every occurrence of a name in `file`, in source order.
 #[salsa::tracked(returns(ref))]
 pub fn occurrences(db: &dyn salsa::Database, file: SourceFile) -> Vec<Occurrence> {
-    let ast = &parse_file(db, file).ast;
+    let ast = &syntax_tree(db, file).ast;
     let mut out = Vec::new();
     for decl in &ast.decls {
         decl_occurrences(decl, &mut out);

@@ -93,6 +93,8 @@ pub fn capabilities(enc: Encoding) -> ServerCapabilities {
 struct InitOptions {
     encoding: Encoding,
     folders: Vec<String>,
+    /// The client registers file watchers on request.
+    watch: bool,
 }
 
 fn read_init(params: &Value) -> InitOptions {
@@ -116,6 +118,10 @@ fn read_init(params: &Value) -> InitOptions {
     InitOptions {
         encoding: Encoding::negotiate(offered.as_deref()),
         folders,
+        watch: params
+            .pointer("/capabilities/workspace/didChangeWatchedFiles/dynamicRegistration")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     }
 }
 
@@ -141,6 +147,10 @@ pub fn serve(connection: &Connection) -> Result<Ending, String> {
     });
     // The `initialized` notification that follows is ignored by the loop.
     send(connection, Response::new_ok(id, result).into())?;
+    if init.watch {
+        // The client's answer is a response, which the loop ignores.
+        send(connection, register_watchers().into())?;
+    }
     let mut server = Server::new(init.encoding);
     server.load_workspace(&init.folders);
     server.run(connection)
@@ -635,6 +645,26 @@ impl Server {
             }
         }
     }
+}
+
+/// The id of the request that registers the file watchers.
+pub const WATCHERS_REQUEST: &str = "pmf/watch-pmf-files";
+
+/// Ask the client to report `*.pmf` files created, changed or deleted on
+/// disk (`workspace/didChangeWatchedFiles`): files that are not open are
+/// read again, so their children see the change.
+fn register_watchers() -> Request {
+    Request::new(
+        RequestId::from(WATCHERS_REQUEST.to_string()),
+        "client/registerCapability".into(),
+        serde_json::json!({
+            "registrations": [{
+                "id": WATCHERS_REQUEST,
+                "method": "workspace/didChangeWatchedFiles",
+                "registerOptions": {"watchers": [{"globPattern": "**/*.pmf"}]},
+            }],
+        }),
+    )
 }
 
 fn send(connection: &Connection, msg: Message) -> Result<(), String> {

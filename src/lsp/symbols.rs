@@ -5,13 +5,13 @@
 use lsp_types::{DocumentSymbol, SymbolKind};
 
 use super::workspace::DocRef;
-use crate::db::parse_file;
+use crate::db::syntax_tree;
 use crate::syntax::Span;
 use crate::syntax::ast::{Decl, DeclKind, FieldDecl, Ident, TypeExprKind};
 
 /// `textDocument/documentSymbol`: the outline of the document.
 pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
-    let ast = &parse_file(&doc.session.db, doc.file).ast;
+    let ast = &syntax_tree(&doc.session.db, doc.file).ast;
     ast.decls.iter().map(|d| decl_symbol(doc, d)).collect()
 }
 

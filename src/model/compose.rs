@@ -17,17 +17,19 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
     if ast.decls.len() >= 256 {
         ast.decls
             .par_iter()
-            .flat_map_iter(|decl| items_of_decl(file, text, decl))
+            .flat_map_iter(|decl| items_of_decl(file, text, 0, decl))
             .collect()
     } else {
         ast.decls
             .iter()
-            .flat_map(|decl| items_of_decl(file, text, decl))
+            .flat_map(|decl| items_of_decl(file, text, 0, decl))
             .collect()
     }
 }
 
-fn items_of_decl(file: &str, text: &str, decl: &Decl) -> Vec<Arc<Sourced>> {
+/// The keyed items of one declaration; `text` is the source from its byte
+/// `text_start` on (a whole file, or the chunk that holds `decl`).
+pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> Vec<Arc<Sourced>> {
     let mut out = Vec::new();
     {
         let ov = decl.override_kw;
@@ -39,7 +41,13 @@ fn items_of_decl(file: &str, text: &str, decl: &Decl) -> Vec<Arc<Sourced>> {
                 name_span,
                 override_kw: ov,
                 node,
-                fingerprint: fingerprint(text, span),
+                fingerprint: fingerprint(
+                    text,
+                    Span::new(
+                        (span.start as usize).saturating_sub(text_start),
+                        (span.end as usize).saturating_sub(text_start),
+                    ),
+                ),
             }));
         };
         match &decl.kind {

@@ -5,8 +5,9 @@
 
 pub mod ast;
 pub mod parser;
+pub mod shift;
 pub mod span;
 pub mod split;
 
-pub use parser::{Parsed, parse};
+pub use parser::{ChunkParse, Parsed, parse, parse_chunk};
 pub use span::{LineCol, LineIndex, Span};

@@ -25,11 +25,34 @@ pub struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Parse `text`; `file` names the file in diagnostics. Never fails.
-pub fn parse(file: &str, text: &str) -> Parsed {
+/// What parsing one chunk alone produced (see [`parse_chunk`]).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ChunkParse {
+    /// The chunk's declaration (none when it failed to parse, or for a
+    /// chunk of only comments).
+    pub decls: Vec<Decl>,
+    /// Unterminated comments and strings (PMF004).
+    pub lexical: Vec<Diagnostic>,
+    /// The other syntax diagnostics of the chunk.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The chunk's comments.
+    pub comments: Vec<Comment>,
+    /// The chunk looks like a `policy` header that failed to parse.
+    pub broken_header: bool,
+}
+
+/// Where the chunks of `text` are (a cheap scan; see [`split`]). Every
+/// chunk parses alone with [`parse_chunk`]; together they cover `text`.
+pub fn chunk_spans(text: &str) -> Vec<Span> {
+    split::split(text).chunks.iter().map(|c| c.span).collect()
+}
+
+/// Parse one chunk of a file (a slice that [`chunk_spans`] delimits) on
+/// its own, as if it started at byte `at`; `file` names the file in
+/// diagnostics. Never fails.
+pub fn parse_chunk(file: &str, text: &str, at: usize) -> ChunkParse {
     let split = split::split(text);
-    let mut out = Parsed::default();
-    let mut broken_header = false;
+    let mut out = ChunkParse::default();
     for problem in &split.problems {
         let (span, what, help) = match problem {
             LexProblem::UnterminatedComment(s) => {
@@ -41,40 +64,66 @@ pub fn parse(file: &str, text: &str) -> Parsed {
                 "add the closing `\"`; strings cannot span lines",
             ),
         };
-        out.diagnostics.push(
+        out.lexical.push(
             Diagnostic::new(
                 Code::Unterminated,
                 file,
-                span,
+                span.shifted(at),
                 format!("unterminated {}", what),
             )
             .with_label("starts here")
             .with_help(help),
         );
     }
-    out.ast.comments = split
+    let comments: Vec<Span> = split.comments.iter().map(|s| s.shifted(at)).collect();
+    out.comments = split
         .comments
         .iter()
-        .map(|s| Comment {
+        .zip(&comments)
+        .map(|(s, placed)| Comment {
             text: text[s.range()].to_string(),
-            span: *s,
+            span: *placed,
         })
         .collect();
-
-    // Chunks are independent: large files parse them on every core.
-    let parse_one = |chunk: &split::Chunk| parse_chunk(file, text, &split.comments, chunk);
-    let results: Vec<ChunkResult> = if split.chunks.len() >= PARALLEL_CHUNKS {
-        split.chunks.par_iter().map(parse_one).collect()
-    } else {
-        split.chunks.iter().map(parse_one).collect()
-    };
-    for r in results {
-        out.ast.decls.extend(r.decl);
+    for chunk in &split.chunks {
+        let r = parse_one(file, text, at, &comments, chunk);
+        out.decls.extend(r.decl);
         out.diagnostics.extend(r.diagnostics);
-        broken_header |= r.broken_header;
+        out.broken_header |= r.broken_header;
     }
+    out
+}
 
-    header_diagnostics(file, broken_header, &mut out);
+/// Parse `text`; `file` names the file in diagnostics. Never fails.
+pub fn parse(file: &str, text: &str) -> Parsed {
+    let spans = chunk_spans(text);
+    // Chunks are independent: large files parse them on every core.
+    let parse_one = |s: &Span| parse_chunk(file, &text[s.range()], s.start as usize);
+    let parts: Vec<ChunkParse> = if spans.len() >= PARALLEL_CHUNKS {
+        spans.par_iter().map(parse_one).collect()
+    } else {
+        spans.iter().map(parse_one).collect()
+    };
+    assemble(file, parts)
+}
+
+/// The file's tree and diagnostics from its chunks, in order, each parsed
+/// at the place where it starts in the file (see [`parse_chunk`]).
+pub fn assemble(file: &str, chunks: Vec<ChunkParse>) -> Parsed {
+    let mut out = Parsed::default();
+    let mut broken_header = false;
+    for c in &chunks {
+        out.diagnostics.extend(c.lexical.iter().cloned());
+    }
+    for c in chunks {
+        out.ast.comments.extend(c.comments);
+        out.ast.decls.extend(c.decls);
+        out.diagnostics.extend(c.diagnostics);
+        broken_header |= c.broken_header;
+    }
+    let heads: Vec<DeclHead> = out.ast.decls.iter().map(DeclHead::of).collect();
+    out.diagnostics
+        .extend(header_diagnostics(file, broken_header, &heads));
     out
 }
 
@@ -88,7 +137,15 @@ struct ChunkResult {
     broken_header: bool,
 }
 
-fn parse_chunk(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) -> ChunkResult {
+/// Parse `chunk` of `text`, which starts at byte `at` of the file;
+/// `comments` are the comments of `text`, placed in the file.
+fn parse_one(
+    file: &str,
+    text: &str,
+    at: usize,
+    comments: &[Span],
+    chunk: &split::Chunk,
+) -> ChunkResult {
     let mut result = ChunkResult {
         decl: None,
         diagnostics: Vec::new(),
@@ -96,17 +153,19 @@ fn parse_chunk(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) 
     };
     // Parse up to an unterminated comment or string (already reported).
     let end = chunk.unterminated_at.unwrap_or(chunk.span.end as usize);
-    let mut offset = chunk.span.start as usize;
-    if text[offset..end].starts_with('\u{feff}') {
-        offset += '\u{feff}'.len_utf8();
+    let mut local = chunk.span.start as usize;
+    if text[local..end].starts_with('\u{feff}') {
+        local += '\u{feff}'.len_utf8();
     }
-    let slice = &text[offset..end];
-    if let Some(at) = chunk.too_deep_at {
+    let slice = &text[local..end];
+    let offset = at + local;
+    if let Some(deep) = chunk.too_deep_at {
+        let deep = at + deep;
         result.diagnostics.push(
             Diagnostic::new(
                 Code::NestingTooDeep,
                 file,
-                Span::new(at, at + 1),
+                Span::new(deep, deep + 1),
                 format!("brackets nested more than {MAX_NESTING} deep"),
             )
             .with_label("nesting exceeds the limit here")
@@ -144,22 +203,43 @@ fn parse_chunk(file: &str, text: &str, comments: &[Span], chunk: &split::Chunk) 
     result
 }
 
-fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
-    let first_policy = out
-        .ast
-        .decls
-        .iter()
-        .position(|d| matches!(d.kind, DeclKind::Policy(_)));
+/// What the header checks read of a declaration: its kind and where its
+/// keyword is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeclHead {
+    /// The declaration is a `policy` header.
+    pub policy: bool,
+    /// Where the declaration starts.
+    pub start: usize,
+    /// The length of its keyword.
+    pub keyword_len: usize,
+}
+
+impl DeclHead {
+    /// The head of `d`.
+    pub fn of(d: &Decl) -> Self {
+        DeclHead {
+            policy: matches!(d.kind, DeclKind::Policy(_)),
+            start: d.span.start as usize,
+            keyword_len: d.kind.keyword().len(),
+        }
+    }
+
+    fn span(&self) -> Span {
+        Span::new(self.start, self.start + self.keyword_len)
+    }
+}
+
+/// Diagnostics about the `policy` header of a file whose declarations are
+/// `decls` (a missing, late or second header).
+pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let first_policy = decls.iter().position(|d| d.policy);
     match first_policy {
         None => {
             if !broken_header {
-                let first = out.ast.decls.first().map_or(Span::new(0, 0), |d| {
-                    Span::new(
-                        d.span.start as usize,
-                        d.span.start as usize + d.kind.keyword().len(),
-                    )
-                });
-                out.diagnostics.push(
+                let first = decls.first().map_or(Span::new(0, 0), DeclHead::span);
+                out.push(
                     Diagnostic::new(Code::MissingHeader, file, first, "file has no `policy` header")
                         .with_label("expected `policy NAME` before this")
                         .with_help("start the file with `policy NAME` (and `extends kwanus` to build on the standard library)"),
@@ -167,19 +247,13 @@ fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
             }
         }
         Some(0) => {
-            if let Some(second) = out
-                .ast
-                .decls
-                .iter()
-                .skip(1)
-                .find(|d| matches!(d.kind, DeclKind::Policy(_)))
-            {
-                let first = out.ast.decls[0].span_head();
-                out.diagnostics.push(
+            if let Some(second) = decls.iter().skip(1).find(|d| d.policy) {
+                let first = decls[0].span();
+                out.push(
                     Diagnostic::new(
                         Code::DuplicateDeclaration,
                         file,
-                        second.span_head(),
+                        second.span(),
                         "a file declares one policy",
                     )
                     .with_label("second `policy` header")
@@ -189,21 +263,22 @@ fn header_diagnostics(file: &str, broken_header: bool, out: &mut Parsed) {
             }
         }
         Some(i) => {
-            let d = &out.ast.decls[i];
-            let first = &out.ast.decls[0];
-            out.diagnostics.push(
+            let d = &decls[i];
+            let first = &decls[0];
+            out.push(
                 Diagnostic::new(
                     Code::MissingHeader,
                     file,
-                    Span::new(d.span.start as usize, d.span.start as usize + 6),
+                    Span::new(d.start, d.start + 6),
                     "the `policy` header must be the first declaration",
                 )
                 .with_label("header comes too late")
-                .with_secondary(file, first.span_head(), "first declaration is here")
+                .with_secondary(file, first.span(), "first declaration is here")
                 .with_help("move `policy ...` to the top of the file"),
             );
         }
     }
+    out
 }
 
 impl Decl {

@@ -64,6 +64,10 @@ pub struct Split {
 
 fn starts_top_level(text: &str, at: usize) -> bool {
     let rest = &text.as_bytes()[at..];
+    // Most lines are indented or close a block: one byte tells.
+    if !rest.first().is_some_and(u8::is_ascii_lowercase) {
+        return false;
+    }
     TOP_LEVEL_KEYWORDS.iter().any(|kw| {
         rest.starts_with(kw.as_bytes())
             && rest
@@ -71,6 +75,19 @@ fn starts_top_level(text: &str, at: usize) -> bool {
                 .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
     })
 }
+
+/// The bytes the scan stops at: line ends, comment and string starts,
+/// brackets.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let bytes = b"\n/\"()[]{}";
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Scan `text` into chunks, comments and lexical problems.
 pub fn split(text: &str) -> Split {
@@ -170,7 +187,13 @@ pub fn split(text: &str) -> Split {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
-            _ => i += 1,
+            _ => {
+                // Skip to the next byte the scan cares about.
+                i += 1;
+                while i < bytes.len() && !SPECIAL[usize::from(bytes[i])] {
+                    i += 1;
+                }
+            }
         }
     }
     close_chunk(

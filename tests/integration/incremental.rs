@@ -77,3 +77,243 @@ fn editing_a_parent_rechecks_its_children() {
     assert!(diags.iter().any(|d| d.code.id() == "PMF702"), "{diags:?}");
     assert_eq!(parses(&log.lock().unwrap()).len(), 1);
 }
+
+fn executed(log: &[String], query: &str) -> usize {
+    log.iter()
+        .filter(|e| e.starts_with(&format!("{query}(")))
+        .count()
+}
+
+/// A policy of several declarations; the last ones have errors, so their
+/// diagnostics sit after every edit below.
+const MANY: &str = "policy many extends kwanus\n\n\
+authority Ops \"Operations\" governs region_cat\n\
+category region_cat \"Regions\" covers region\n\
+// the partner schema\n\
+partner {\n  region: string\n  tier: number\n}\n\n\
+compatibility {\n  region_kept: target.region == partner.region else restrict\n}\n\n\
+sustainability {\n  tier_floor: observed.tier >= 2 else throttle\n}\n\n\
+compatibility {\n  broken: target.nowhere == partner.region else restrict\n}\n\
+ceiling tier <= \"high\"\n";
+
+#[test]
+fn editing_one_declaration_reparses_only_its_chunk() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let file = session.set_file("many.pmf", MANY.into());
+    let before = session.check(file);
+    assert!(before.iter().any(|d| d.is_error()), "{before:?}");
+    log.lock().unwrap().clear();
+
+    // One character inside the `category` declaration (its title): every
+    // later declaration moves one byte.
+    let edited = MANY.replace("\"Regions\"", "\"Regionss\"");
+    session.set_file("many.pmf", edited.clone());
+    let after = session.check(file);
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(
+            executed(&log, "placed"),
+            1,
+            "only the edited chunk is parsed: {log:?}"
+        );
+        assert_eq!(executed(&log, "parse_file"), 1, "{log:?}");
+    }
+    let mut fresh = Session::default();
+    let fresh_file = fresh.set_file("many.pmf", edited.clone());
+    assert_eq!(after, fresh.check(fresh_file));
+    // The diagnostics after the edit moved with their declarations.
+    let at = edited.find("nowhere").unwrap() as u32;
+    assert!(
+        after.iter().any(|d| d.primary.span.start == at),
+        "{after:?}"
+    );
+    assert_ne!(before, after);
+}
+
+#[test]
+fn an_edit_in_a_comment_runs_no_check() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let file = session.set_file("many.pmf", MANY.into());
+    let _ = session.check(file);
+    for (i, edit) in ["// the partner schemaa\n", "// the partner schem\n"]
+        .into_iter()
+        .enumerate()
+    {
+        log.lock().unwrap().clear();
+        let edited = MANY.replace("// the partner schema\n", edit);
+        session.set_file("many.pmf", edited.clone());
+        let diags = session.check(file);
+        let log = log.lock().unwrap().clone();
+        assert_eq!(executed(&log, "placed"), 1, "edit {i}: {log:?}");
+        for query in [
+            "resolve_stable",
+            "type_check",
+            "stable_phase_graph",
+            "policy_checks",
+            "lints",
+            "stable_check",
+        ] {
+            assert_eq!(executed(&log, query), 0, "edit {i}: {query} ran: {log:?}");
+        }
+        let mut fresh = Session::default();
+        let fresh_file = fresh.set_file("many.pmf", edited);
+        assert_eq!(diags, fresh.check(fresh_file), "edit {i}");
+    }
+}
+
+#[test]
+fn a_declaration_added_at_the_end_is_the_only_one_parsed() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let file = session.set_file("many.pmf", MANY.into());
+    let _ = session.check(file);
+    log.lock().unwrap().clear();
+    let edited = format!("{MANY}rite continuity \"carry on\"\n");
+    session.set_file("many.pmf", edited.clone());
+    let diags = session.check(file);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(executed(&log, "placed"), 1, "{log:?}");
+    let mut fresh = Session::default();
+    let fresh_file = fresh.set_file("many.pmf", edited);
+    assert_eq!(diags, fresh.check(fresh_file));
+}
+
+/// Every fixture, edited in its middle: the database's tree, effective
+/// policy and diagnostics equal a fresh session's of the same text.
+#[test]
+fn edited_fixtures_equal_fresh_sessions() {
+    let mut paths: Vec<std::path::PathBuf> = ["tests/fixtures/diagnostics", "tests/fixtures/valid"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pmf"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() > 10);
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut session = Session::default();
+        let file = session.set_file("f.pmf", text.clone());
+        let _ = session.check(file);
+        let mut at = text.len() / 2;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        for edited in [
+            format!("{}\n{}", &text[..at], &text[at..]),
+            format!("// x\n{text}"),
+            text.clone(),
+        ] {
+            session.set_file("f.pmf", edited.clone());
+            let diags = session.check(file);
+            let mut fresh = Session::default();
+            let fresh_file = fresh.set_file("f.pmf", edited.clone());
+            assert_eq!(diags, fresh.check(fresh_file), "{}", path.display());
+            assert_eq!(
+                pmf::db::syntax_tree(&session.db, file),
+                &pmf::syntax::parse("f.pmf", &edited),
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                pmf::db::resolve(&session.db, session.workspace, file),
+                pmf::db::resolve(&fresh.db, fresh.workspace, fresh_file),
+                "{}",
+                path.display()
+            );
+            // What the editor maps from stable places (definition, hover)
+            // lands where the declarations are.
+            let (db, ws) = (&session.db, session.workspace);
+            let stable = &pmf::db::resolve_stable(db, ws, file).policy;
+            let actual = &pmf::db::resolve(db, ws, file).policy;
+            assert_eq!(stable.items.len(), actual.items.len());
+            for (s, a) in stable.items.iter().zip(&actual.items) {
+                assert_eq!(s.key, a.key);
+                assert_eq!(pmf::db::offsets(db, ws, &s.file, s.span), a.span);
+                assert_eq!(pmf::db::offsets(db, ws, &s.file, s.name_span), a.name_span);
+            }
+        }
+    }
+}
+
+/// Chunks interned long ago (a file left alone while another is edited
+/// many times) are still found, and checks stay right.
+#[test]
+fn a_file_left_alone_through_many_revisions_is_not_parsed_again() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let many = session.set_file("many.pmf", MANY.into());
+    let other = session.set_file("other.pmf", "policy other extends kwanus\n".into());
+    let before = session.check(many);
+    for i in 0..20 {
+        session.set_file(
+            "other.pmf",
+            format!("policy other extends kwanus\n// revision {i}\n"),
+        );
+        let _ = session.check(other);
+    }
+    log.lock().unwrap().clear();
+    // An edit at the end of `many.pmf`: the chunks before it are reused.
+    let edited = format!("{MANY}// the end\n");
+    session.set_file("many.pmf", edited.clone());
+    let after = session.check(many);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(executed(&log, "placed"), 1, "{log:?}");
+    assert_eq!(before, after);
+    let mut fresh = Session::default();
+    let fresh_file = fresh.set_file("many.pmf", edited);
+    assert_eq!(after, fresh.check(fresh_file));
+}
+
+/// Diagnostics with labels in other files (conflicting parents) follow
+/// edits that move the parents' declarations.
+#[test]
+fn labels_in_edited_parents_equal_fresh_sessions() {
+    let eu = "policy eu extends kwanus\n\noverride ceiling power <= 7\n";
+    let strict = "policy strict extends kwanus\n\noverride ceiling power <= 5\n";
+    let child = "policy child extends eu, strict\n\noverride ceiling power <= \"x\"\n";
+    let lone = "policy lone extends eu, strict\n";
+    let mut texts = vec![
+        ("eu.pmf", eu.to_string()),
+        ("strict.pmf", strict.to_string()),
+        ("child.pmf", child.to_string()),
+        ("lone.pmf", lone.to_string()),
+    ];
+    let mut session = Session::default();
+    for (p, t) in &texts {
+        session.set_file(p, t.clone());
+    }
+    let check_all = |s: &Session| -> Vec<pmf::diagnostics::Diagnostic> {
+        ["eu.pmf", "strict.pmf", "child.pmf", "lone.pmf"]
+            .iter()
+            .flat_map(|p| s.check(s.file(p).unwrap()))
+            .collect()
+    };
+    let first = check_all(&session);
+    assert!(
+        first
+            .iter()
+            .any(|d| d.labels.iter().any(|l| l.file == "eu.pmf")),
+        "{first:?}"
+    );
+    for round in 0..3 {
+        for i in 0..texts.len() {
+            let path = texts[i].0;
+            let text = &mut texts[i].1;
+            let cut = text.find('\n').unwrap() + 1;
+            text.insert_str(cut, &format!("// edit {round}\n\n"));
+            session.set_file(path, text.clone());
+            let mut fresh = Session::default();
+            for (p, t) in &texts {
+                fresh.set_file(p, t.clone());
+            }
+            assert_eq!(
+                check_all(&session),
+                check_all(&fresh),
+                "round {round}, {path}"
+            );
+        }
+    }
+}

@@ -878,3 +878,46 @@ fn pmf_toml_levels_apply_to_published_diagnostics() {
     assert_eq!(published["diagnostics"], json!([]), "{published}");
     assert!(c.shutdown().success());
 }
+
+#[test]
+fn file_watchers_are_registered_when_the_client_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Client::start(
+        dir.path(),
+        json!({"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": true}}}),
+    );
+    let registration = loop {
+        let msg = c.recv();
+        if msg["method"] == "client/registerCapability" {
+            break msg;
+        }
+    };
+    let reg = &registration["params"]["registrations"][0];
+    assert_eq!(
+        reg["method"], "workspace/didChangeWatchedFiles",
+        "{registration}"
+    );
+    assert_eq!(
+        reg["registerOptions"]["watchers"][0]["globPattern"], "**/*.pmf",
+        "{registration}"
+    );
+    // The client answers; the server goes on.
+    let id = registration["id"].clone();
+    c.send(json!({"jsonrpc": "2.0", "id": id, "result": null}));
+    // A parent written on disk (not open) reaches its open child.
+    let child = uri(dir.path(), "child.pmf");
+    c.open(&child, "policy child extends base\n");
+    let first = c.diagnostics(&child);
+    assert!(
+        first["diagnostics"].to_string().contains("PMF"),
+        "the parent is missing at first: {first}"
+    );
+    std::fs::write(dir.path().join("base.pmf"), BASE).unwrap();
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(dir.path(), "base.pmf"), "type": 1}]}),
+    );
+    let after = c.diagnostics(&child);
+    assert_eq!(after["diagnostics"], json!([]), "{after}");
+    assert!(c.shutdown().success());
+}
