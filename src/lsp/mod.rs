@@ -33,18 +33,23 @@ pub mod navigation;
 pub mod occurrences;
 pub mod server;
 pub mod symbols;
+pub mod transport;
 pub mod workspace;
 
 pub use server::{Ending, serve};
 
 /// Serve LSP over stdin/stdout until the client says `exit`.
 pub fn run_stdio() -> Result<Ending, String> {
-    let (connection, io_threads) = lsp_server::Connection::stdio();
+    let (connection, writer) =
+        transport::stdio().map_err(|e| format!("cannot start the transport: {e}"))?;
     let ending = serve(&connection);
-    // The writer thread ends when the last sender is gone.
+    // The writer thread ends when the last sender is gone, after writing
+    // every answer.
     drop(connection);
-    if let Err(e) = io_threads.join() {
-        eprintln!("pmf lsp: {e}");
+    match writer.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("pmf lsp: {e}"),
+        Err(_) => eprintln!("pmf lsp: the writer thread failed"),
     }
     ending
 }

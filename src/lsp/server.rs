@@ -176,6 +176,10 @@ pub struct Server {
     sibling_dirs: HashSet<PathBuf>,
     /// Lint levels from the workspace's `pmf.toml`, as `pmf check` applies them.
     lints: crate::diagnostics::config::Config,
+    /// Messages taken in but not handled yet.
+    queue: std::collections::VecDeque<Message>,
+    /// Requests the client cancelled before they ran.
+    cancelled: HashSet<RequestId>,
 }
 
 impl Server {
@@ -192,6 +196,8 @@ impl Server {
             roots: Vec::new(),
             sibling_dirs: HashSet::new(),
             lints: Default::default(),
+            queue: Default::default(),
+            cancelled: HashSet::new(),
         }
     }
 
@@ -236,11 +242,24 @@ impl Server {
 
     fn run(&mut self, connection: &Connection) -> Result<Ending, String> {
         loop {
-            let msg = if self.dirty && !self.shutdown {
+            // Take in whatever has arrived: a `$/cancelRequest` queued behind
+            // its request is seen before the request runs, and the stale
+            // request is answered as cancelled instead of computed.
+            while let Ok(msg) = connection.receiver.try_recv() {
+                self.note_cancellation(&msg);
+                self.queue.push_back(msg);
+            }
+            let msg = if let Some(msg) = self.queue.pop_front() {
+                // Already looked at for cancellations when taken in.
+                msg
+            } else if self.dirty && !self.shutdown {
                 // Check once nothing is waiting: a message already on its way
                 // (the next change of a burst) would make the check stale.
                 match connection.receiver.recv_timeout(GRACE) {
-                    Ok(msg) => msg,
+                    Ok(msg) => {
+                        self.note_cancellation(&msg);
+                        msg
+                    }
                     Err(e) if e.is_timeout() => {
                         self.guarded("publishing diagnostics", |s| s.publish(connection));
                         continue;
@@ -249,12 +268,39 @@ impl Server {
                 }
             } else {
                 match connection.receiver.recv() {
-                    Ok(msg) => msg,
+                    Ok(msg) => {
+                        self.note_cancellation(&msg);
+                        msg
+                    }
                     Err(_) => return Ok(self.ending()),
                 }
             };
             if let Some(ending) = self.handle(connection, msg)? {
                 return Ok(ending);
+            }
+        }
+    }
+
+    /// Remember the request a `$/cancelRequest` names.
+    fn note_cancellation(&mut self, msg: &Message) {
+        if let Message::Notification(n) = msg
+            && n.method == "$/cancelRequest"
+        {
+            let id = match n.params.get("id") {
+                Some(serde_json::Value::Number(num)) => num
+                    .as_i64()
+                    .and_then(|i| i32::try_from(i).ok())
+                    .map(RequestId::from),
+                Some(serde_json::Value::String(s)) => Some(RequestId::from(s.clone())),
+                _ => None,
+            };
+            if let Some(id) = id {
+                // Cancellations of requests already answered are never
+                // looked up again: keep the set small.
+                if self.cancelled.len() >= 1024 {
+                    self.cancelled.clear();
+                }
+                self.cancelled.insert(id);
             }
         }
     }
@@ -295,6 +341,9 @@ impl Server {
     /// Answer one request; never panics.
     pub fn handle_request(&mut self, req: Request) -> Response {
         let id = req.id.clone();
+        if self.cancelled.remove(&id) {
+            return error(id, ErrorCode::RequestCanceled, "cancelled by the client");
+        }
         if self.shutdown {
             return error(id, ErrorCode::InvalidRequest, "the server is shutting down");
         }

@@ -252,11 +252,15 @@ fn write_entry(
         Some(t) => target_state(partner, Some(t)),
         None => target_state(partner, target_all),
     };
+    let own_obs;
     let obs = match inputs.observed.get(id) {
-        Some(o) => overlay(&target, o),
-        None => target.clone(),
+        Some(o) => {
+            own_obs = overlay(&target, o);
+            &own_obs
+        }
+        None => &target,
     };
-    let a = policy.assess(partner, &target, &obs);
+    let a = policy.assess(partner, &target, obs);
     let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
 
     out.push_str("{\"id\":");

@@ -194,7 +194,9 @@ impl Ord for Value {
         match (self, other) {
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (Value::Num(a), Value::Num(b)) => a.total_cmp(b),
+            (Value::Str(a), Value::Str(b)) if Arc::ptr_eq(a, b) => Ordering::Equal,
             (Value::Str(a), Value::Str(b)) => a.cmp(b),
+            (Value::Ver(a), Value::Ver(b)) if Arc::ptr_eq(a, b) => Ordering::Equal,
             (Value::Ver(a), Value::Ver(b)) => a.cmp(b),
             (Value::Set(a), Value::Set(b)) | (Value::Rec(a), Value::Rec(b)) => {
                 if Arc::ptr_eq(a, b) {

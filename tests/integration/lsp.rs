@@ -921,3 +921,45 @@ fn file_watchers_are_registered_when_the_client_can() {
     assert_eq!(after["diagnostics"], json!([]), "{after}");
     assert!(c.shutdown().success());
 }
+
+#[test]
+fn a_request_cancelled_before_it_runs_is_answered_as_cancelled() {
+    let dir = workspace();
+    let (mut c, _) = Client::start(dir.path(), json!({}));
+    let u = uri(dir.path(), "big.pmf");
+    let mut text = String::from("policy big extends kwanus\n\n");
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "override ceiling power<=   {}   // line {i}\n",
+            i % 9
+        ));
+    }
+    c.open(&u, &text);
+    let _ = c.diagnostics(&u);
+    // A slow request, then one the client gives up on while the first runs,
+    // then one it still wants: all three queued at once.
+    let doc = json!({"textDocument": {"uri": u}});
+    let formatting =
+        json!({"textDocument": {"uri": u}, "options": {"tabSize": 2, "insertSpaces": true}});
+    c.send(json!({"jsonrpc": "2.0", "id": 9001, "method": "textDocument/formatting", "params": formatting}));
+    c.send(json!({"jsonrpc": "2.0", "id": 9002, "method": "textDocument/documentSymbol", "params": doc}));
+    c.send(json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 9002}}));
+    c.send(json!({"jsonrpc": "2.0", "id": 9003, "method": "textDocument/documentSymbol", "params": doc}));
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 3 {
+        let msg = c.recv();
+        if let Some(id) = msg.get("id").and_then(Value::as_i64)
+            && msg.get("method").is_none()
+        {
+            answers.insert(id, msg);
+        }
+    }
+    assert!(answers[&9001].get("result").is_some(), "formatting failed");
+    assert_eq!(
+        answers[&9002]["error"]["code"], -32800,
+        "{}",
+        answers[&9002]
+    );
+    assert!(answers[&9003]["result"].is_array(), "symbols failed");
+    assert!(c.shutdown().success());
+}
