@@ -694,7 +694,16 @@ impl CompiledPolicy {
             Reason::AlreadyAtTarget => out.write_str("already at target"),
             Reason::AllChecksPass => out.write_str("all checks pass"),
             Reason::Band(b, score) => {
-                write!(out, "health {score} is in band `{}`", self.bands[b].status)
+                out.push_str("health ");
+                // Scores are rounded: print them as `f64` prints whole numbers.
+                if score.fract() == 0.0 && (0.0..1e15).contains(&score) {
+                    crate::runtime::json_out::write_u64(score as u64, out);
+                } else {
+                    let _ = write!(out, "{score}");
+                }
+                out.push_str(" is in band `");
+                out.push_str(&self.bands[b].status);
+                out.write_str("`")
             }
             Reason::HealthUnknown => out.write_str("health unknown: a factor was not observed"),
             Reason::NoMigrationType => out.write_str("no migration type matches this change"),

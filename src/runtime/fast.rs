@@ -264,7 +264,18 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut slots: Vec<Option<Value>> = vec![None; self.fields.len()];
+        // Records of up to 32 fields collect on the stack: one allocation,
+        // the record's own.
+        const ON_STACK: usize = 32;
+        let n = self.fields.len();
+        let mut stack: [Option<Value>; ON_STACK] = [const { None }; ON_STACK];
+        let mut heap: Vec<Option<Value>> = Vec::new();
+        let slots: &mut [Option<Value>] = if n <= ON_STACK {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, None);
+            &mut heap
+        };
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let Some(i) = self.fields.iter().position(|(k, _)| *k == key) else {
                 return Err(de::Error::custom("unknown field"));
@@ -283,15 +294,15 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 map.next_value_seed(seed)?
             });
         }
-        let mut out = Vec::with_capacity(slots.len());
-        for slot in slots {
-            match slot {
-                Some(v) => out.push(v),
-                None if self.seed.completeness == Completeness::Partial => out.push(Value::Absent),
-                None => return Err(de::Error::custom("missing field")),
-            }
+        let partial = self.seed.completeness == Completeness::Partial;
+        if !partial && slots.iter().any(Option::is_none) {
+            return Err(de::Error::custom("missing field"));
         }
-        Ok(Value::Rec(out.into()))
+        let fields: Arc<[Value]> = slots
+            .iter_mut()
+            .map(|slot| slot.take().unwrap_or(Value::Absent))
+            .collect();
+        Ok(Value::Rec(fields))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {

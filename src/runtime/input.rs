@@ -177,7 +177,7 @@ struct LineReader {
 }
 
 /// How many bytes a batch of NDJSON aims at.
-const BLOCK: usize = 1 << 20;
+const BLOCK: usize = 2 << 20;
 
 impl LineReader {
     fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
