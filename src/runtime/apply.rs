@@ -9,9 +9,10 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 use serde::Serialize;
 
+use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Outcome, Reason, Rule};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest, target_state};
-use super::value::{Value, overlay};
+use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::store::lineage::{self, Event};
 use crate::store::{Store, StoreError};
@@ -222,12 +223,10 @@ pub fn apply_partner(
     let own_target = entry.target.as_ref().and_then(|j| {
         super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
     });
-    let target = target_state(partner, own_target.as_ref().or(batch.target_all.as_ref()));
-    let observed = match inputs.observed.get(&entry.id) {
-        Some(o) => overlay(&target, o),
-        None => target.clone(),
-    };
-    let a = policy.assess(partner, &target, &observed);
+    let partial = own_target.as_ref().or(batch.target_all.as_ref());
+    let target = target_state(partner, partial);
+    let view = State::of(partner).with(partial);
+    let a = policy.assess(partner, view, view.with(inputs.observed.get(&entry.id)));
     let now = now_rfc3339();
     let base = Event {
         partner: entry.id.clone(),

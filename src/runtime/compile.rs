@@ -90,14 +90,136 @@ impl std::fmt::Display for EvalError {
     }
 }
 
+/// A state seen through partial states laid over it (a target over the
+/// partner, observed metrics over that): a field is read from the top layer
+/// that gives it, as if the layers had been merged with
+/// [`overlay`](super::value::overlay), without building the merged record.
+#[derive(Clone, Copy, Debug)]
+pub struct State<'a> {
+    /// The full state at the bottom.
+    base: &'a Value,
+    /// Partial states over it, bottom first (`None`: no layer).
+    layers: [Option<&'a Value>; 2],
+}
+
+/// Where walking a path through one layer ends.
+enum Walk<'a> {
+    /// The layer gives this value.
+    Found(&'a Value),
+    /// The layer leaves it to the layers below.
+    Absent,
+}
+
+fn walk<'a>(mut v: &'a Value, indices: &[usize]) -> Walk<'a> {
+    for &i in indices {
+        match v {
+            Value::Absent => return Walk::Absent,
+            Value::Rec(fields) => match fields.get(i) {
+                Some(f) => v = f,
+                None => return Walk::Found(&Value::Missing),
+            },
+            _ => return Walk::Found(&Value::Missing),
+        }
+    }
+    match v {
+        Value::Absent => Walk::Absent,
+        v => Walk::Found(v),
+    }
+}
+
+impl<'a> State<'a> {
+    /// A full state, with nothing over it.
+    pub fn of(base: &'a Value) -> Self {
+        State {
+            base,
+            layers: [None, None],
+        }
+    }
+
+    /// This state with the partial state `top` laid over it (`None`: as
+    /// is). It holds two partial layers (a target and observed metrics, all
+    /// the runtime lays); a third would replace the second.
+    pub fn with(self, top: Option<&'a Value>) -> Self {
+        let Some(top) = top else { return self };
+        match self.layers {
+            [None, _] => State {
+                layers: [Some(top), None],
+                ..self
+            },
+            [Some(first), None] => State {
+                layers: [Some(first), Some(top)],
+                ..self
+            },
+            // Not used by the runtime (two layers at most); keep the newest.
+            [Some(first), Some(_)] => State {
+                layers: [Some(first), Some(top)],
+                ..self
+            },
+        }
+    }
+
+    /// The field at `indices`, read in place; `None` when it is a record
+    /// that partial layers only partly give (it must be merged: [`State::get`]).
+    pub fn get_ref(&self, indices: &[usize]) -> Option<&'a Value> {
+        for layer in self.layers.iter().rev().flatten() {
+            if let Walk::Found(v) = walk(layer, indices) {
+                return match v {
+                    // A layer's record may leave fields to the layers below.
+                    Value::Rec(_) => None,
+                    v => Some(v),
+                };
+            }
+        }
+        Some(field(self.base, indices))
+    }
+
+    /// The field at `indices`, merged from the layers when it has to be.
+    pub fn get(&self, indices: &[usize]) -> Cow<'a, Value> {
+        match self.get_ref(indices) {
+            Some(v) => Cow::Borrowed(v),
+            None => {
+                let mut merged = field(self.base, indices).clone();
+                for layer in self.layers.iter().flatten() {
+                    if let Walk::Found(v) = walk(layer, indices) {
+                        merged = super::value::overlay(&merged, v);
+                    }
+                }
+                Cow::Owned(merged)
+            }
+        }
+    }
+
+    /// The state as one value (merged when there are layers).
+    pub fn merged(&self) -> Cow<'a, Value> {
+        self.get(&[])
+    }
+
+    /// Whether the layers change nothing of the base.
+    pub fn same_as_base(&self) -> bool {
+        self.layers
+            .iter()
+            .flatten()
+            .all(|layer| keeps(self.base, layer))
+    }
+}
+
+/// Whether laying `over` on `base` leaves `base` as it is.
+fn keeps(base: &Value, over: &Value) -> bool {
+    match (base, over) {
+        (_, Value::Absent) => true,
+        (Value::Rec(b), Value::Rec(o)) => b.iter().zip(o.iter()).all(|(b, o)| keeps(b, o)),
+        _ => base == over,
+    }
+}
+
 /// The states an expression reads.
 pub struct Env<'a> {
     /// The partner before the migration.
     pub partner: &'a Value,
-    /// The desired state (partner overlaid with the target).
-    pub target: &'a Value,
-    /// Observed metrics (fields may be `Missing`).
-    pub observed: &'a Value,
+    /// The desired state (the target laid over the partner).
+    pub target: State<'a>,
+    /// Observed metrics over the desired state (fields may be `Missing`).
+    pub observed: State<'a>,
     /// Whether all compatibility rules hold, once known.
     pub compatible: Option<bool>,
     /// Whether all sustainability rules hold, once known.
@@ -244,11 +366,14 @@ impl Ir {
             Ir::Const(v) => return Ok(Cow::Borrowed(v)),
             Ir::Path(root, indices, part) => {
                 let state = match root {
-                    Root::Partner => env.partner,
+                    Root::Partner => State::of(env.partner),
                     Root::Target => env.target,
                     Root::Observed => env.observed,
                 };
-                let v = field(state, indices);
+                let v = match state.get(indices) {
+                    Cow::Borrowed(v) => v,
+                    Cow::Owned(v) => return Ok(Cow::Owned(v)),
+                };
                 match (part, v) {
                     (_, Value::Absent) => Missing,
                     (None, v) => return Ok(Cow::Borrowed(v)),
@@ -438,14 +563,14 @@ impl Ir {
         match self {
             Ir::Const(v) => Some(v),
             Ir::Path(root, indices, None) => {
-                let state = match root {
-                    Root::Partner => env.partner,
-                    Root::Target => env.target,
-                    Root::Observed => env.observed,
+                let v = match root {
+                    Root::Partner => Some(field(env.partner, indices)),
+                    Root::Target => env.target.get_ref(indices),
+                    Root::Observed => env.observed.get_ref(indices),
                 };
-                match field(state, indices) {
-                    Value::Absent => None,
-                    v => Some(v),
+                match v {
+                    Some(Value::Absent) | None => None,
+                    v => v,
                 }
             }
             _ => None,
@@ -535,17 +660,29 @@ mod tests {
             let obs = observed
                 .get(&id)
                 .map_or(target.clone(), |o| overlay(&target, o));
+            // Layers read as the merged copies do.
+            let layered = State::of(partner).with(targets.for_partner(&id));
+            let layered_obs = layered.with(observed.get(&id));
+            assert_eq!(*layered.merged(), target);
+            assert_eq!(*layered_obs.merged(), obs);
+            assert_eq!(layered.same_as_base(), target == *partner);
             for verdicts in [None, Some(true), Some(false)] {
-                let env = Env {
+                let merged = Env {
                     partner,
-                    target: &target,
-                    observed: &obs,
+                    target: State::of(&target),
+                    observed: State::of(&obs),
                     compatible: verdicts,
                     sustainable: verdicts.map(|v| !v),
                 };
+                let env = Env {
+                    target: layered,
+                    observed: layered_obs,
+                    ..merged
+                };
                 for c in &conditions {
                     let truth = c.truth(&env);
-                    assert_eq!(truth, Truth::of(c.eval(&env).as_ref().ok()), "{c:?}");
+                    assert_eq!(truth, Truth::of(c.eval(&merged).as_ref().ok()), "{c:?}");
+                    assert_eq!(c.eval(&env), c.eval(&merged), "{c:?}");
                     seen.insert(format!("{truth:?}"));
                 }
             }

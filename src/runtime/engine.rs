@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::compile::{Env, Ir, Truth, compile, field};
+use super::compile::{Env, Ir, State, Truth, compile, field};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
@@ -531,9 +531,10 @@ impl CompiledPolicy {
         self.bands.iter().position(|b| b.low <= s && s <= b.high)
     }
 
-    /// Assess one partner. `target` is the partner overlaid with its target;
-    /// `observed` holds the metrics measured (or predicted) after transition.
-    pub fn assess(&self, partner: &Value, target: &Value, observed: &Value) -> Assessment {
+    /// Assess one partner. `target` is its target laid over the partner;
+    /// `observed` holds the metrics measured (or predicted) after transition,
+    /// laid over the target.
+    pub fn assess(&self, partner: &Value, target: State<'_>, observed: State<'_>) -> Assessment {
         let mut env = Env {
             partner,
             target,
@@ -556,10 +557,10 @@ impl CompiledPolicy {
                 self.categories[c]
                     .covers
                     .iter()
-                    .any(|p| field(partner, p) != field(target, p))
+                    .any(|p| *field(partner, p) != *target.get(p))
             })
             .collect();
-        let nothing_to_do = partner == target;
+        let nothing_to_do = target.same_as_base();
         let migration = if nothing_to_do {
             None
         } else {
@@ -588,7 +589,8 @@ impl CompiledPolicy {
         let ceiling_violations: Vec<usize> = (0..self.ceilings.len())
             .filter(|&c| {
                 let c = &self.ceilings[c];
-                let v = field(target, &c.indices);
+                let v = target.get(&c.indices);
+                let v = &*v;
                 !matches!(v, Value::Missing)
                     && match c.op {
                         CompareOp::Le => *v > c.value,

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy};
 use super::fast::ParseCache;
 use super::input::{Batch, InputError, PartnerStream, Targets, parse_partner};
@@ -184,11 +185,8 @@ pub fn entry_for(
 ) -> (PlanEntry, Assessment) {
     let id = policy.id_of(partner).to_string();
     let target = target_state(partner, targets.for_partner(&id));
-    let obs = match observed.get(&id) {
-        Some(o) => overlay(&target, o),
-        None => target.clone(),
-    };
-    let a = policy.assess(partner, &target, &obs);
+    let view = State::of(partner).with(targets.for_partner(&id));
+    let a = policy.assess(partner, view, view.with(observed.get(&id)));
     let migration = a.migration.map(|m| policy.migrations[m].name.clone());
     let categories: Vec<String> = a
         .categories
@@ -248,19 +246,10 @@ fn write_entry(
     use json_out::{write_f64, write_str, write_str_array};
     use std::fmt::Write as _;
     let id = policy.id_of(partner);
-    let target = match inputs.targets.partners.get(id) {
-        Some(t) => target_state(partner, Some(t)),
-        None => target_state(partner, target_all),
-    };
-    let own_obs;
-    let obs = match inputs.observed.get(id) {
-        Some(o) => {
-            own_obs = overlay(&target, o);
-            &own_obs
-        }
-        None => &target,
-    };
-    let a = policy.assess(partner, &target, obs);
+    // The target and the observed metrics are laid over the partner, not
+    // merged into copies of it.
+    let target = State::of(partner).with(inputs.targets.partners.get(id).or(target_all));
+    let a = policy.assess(partner, target, target.with(inputs.observed.get(id)));
     let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
 
     out.push_str("{\"id\":");
@@ -268,10 +257,7 @@ fn write_entry(
     out.push_str(",\"state_digest\":\"");
     write_state_digest(policy, partner, &mut scratch.bytes, out);
     out.push_str("\",\"from\":");
-    let version = |state: &Value, out: &mut String| match super::compile::field(
-        state,
-        &[policy.version_field],
-    ) {
+    let version = |state: State<'_>, out: &mut String| match &*state.get(&[policy.version_field]) {
         Value::Ver(v) => {
             out.push('"');
             json_out::write_version(v, out);
@@ -279,9 +265,9 @@ fn write_entry(
         }
         _ => out.push_str("null"),
     };
-    version(partner, out);
+    version(State::of(partner), out);
     out.push_str(",\"to\":");
-    version(&target, out);
+    version(target, out);
     out.push_str(",\"type\":");
     match migration {
         Some(m) => write_str(m, out),

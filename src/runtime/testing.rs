@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashSet};
 use serde::Serialize;
 
 use super::apply::{PartnerOutcome, walk};
+use super::compile::State;
 use super::engine::CompiledPolicy;
-use super::plan::target_state;
-use super::value::{Completeness, from_json, overlay};
+use super::value::{Completeness, from_json};
 use crate::store::lineage::Event;
 use crate::syntax::Span;
 use crate::syntax::ast::{EdgeKind, Expr};
@@ -127,12 +127,8 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
             return run;
         }
     };
-    let target = target_state(&partner, target.as_ref());
-    let observed = match &observed {
-        Some(o) => overlay(&target, o),
-        None => target.clone(),
-    };
-    let a = policy.assess(&partner, &target, &observed);
+    let target_view = State::of(&partner).with(target.as_ref());
+    let a = policy.assess(&partner, target_view, target_view.with(observed.as_ref()));
     run.migration = a.migration;
     run.band = a.band;
     run.fired = a
