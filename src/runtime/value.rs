@@ -10,7 +10,11 @@ use crate::model::types::Type;
 
 /// A runtime value. Records keep their fields in schema order (the sorted
 /// field names of the record type), so paths compile to indices.
+// An 8-byte tag: payloads start 8-aligned, so copying a value moves whole
+// words (a one-byte tag left 7 bytes to copy piecewise, which stalled the
+// processor on every copy of a partner's fields).
 #[derive(Clone, Debug)]
+#[repr(u64)]
 pub enum Value {
     /// No data: an observed metric that was not measured (`null`).
     Missing,
@@ -407,6 +411,12 @@ pub fn overlay(base: &Value, over: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_stay_three_words() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 24);
+    }
 
     #[test]
     fn canonical_text_is_the_json_text() {
