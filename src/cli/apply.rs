@@ -20,7 +20,7 @@ use crate::store::lock::LockError;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Partners committed together (each still in a savepoint of its own).
-const APPLY_BATCH: usize = 256;
+const APPLY_BATCH: usize = 1024;
 
 /// Arguments of `pmf apply`.
 #[derive(Args, Debug)]

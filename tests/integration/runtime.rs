@@ -468,7 +468,7 @@ fn killed_mid_run_a_rerun_completes_the_work() {
     let base: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
     let mut lines = String::new();
-    for i in 0..3000 {
+    for i in 0..5000 {
         let mut p = base[i % 8].clone();
         p["id"] = format!("n-{i:05}").into();
         lines.push_str(&p.to_string());
@@ -519,7 +519,7 @@ fn killed_mid_run_a_rerun_completes_the_work() {
         .query_row("SELECT COUNT(*) FROM progress", [], |r| r.get(0))
         .unwrap();
     assert!(
-        done_before < 3000,
+        done_before < 5000,
         "the run finished before the kill; nothing was tested"
     );
     let o = pmf(dir.path(), &["state", "unlock"]);
@@ -530,7 +530,7 @@ fn killed_mid_run_a_rerun_completes_the_work() {
     let done: i64 = conn
         .query_row("SELECT COUNT(*) FROM progress", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(done, 3000);
+    assert_eq!(done, 5000);
     let twice: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM (SELECT partner_id FROM lineage WHERE json_extract(event, '$.kind') = 'phase_entered' AND json_extract(event, '$.phase') = 'detection' GROUP BY partner_id HAVING COUNT(*) > 1)",
