@@ -285,53 +285,35 @@ fn store_failure(e: ApplyError) -> UsageError {
     }
 }
 
-/// One NDJSON line of `--format json` output.
-#[derive(serde::Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub(crate) enum OutputLine<'a> {
-    /// A lineage event as written to the store.
-    Lineage {
-        /// The event.
-        data: &'a crate::store::lineage::Event,
-    },
-    /// A partner's outcome.
-    Partner {
-        /// Partner id.
-        id: &'a str,
-        /// Its outcome.
-        outcome: PartnerOutcome,
-        /// Done by an earlier run of the plan.
-        skipped: bool,
-    },
+/// Write a lineage event as a line of `--format json` output, from the JSON
+/// the lineage stored for it (`lineage::Chain::append` returns it).
+pub(crate) fn write_lineage_line(out: &mut impl Write, stored: &str) -> std::io::Result<()> {
+    out.write_all(b"{\"event\":\"lineage\",\"data\":")?;
+    out.write_all(stored.as_bytes())?;
+    out.write_all(b"}\n")
 }
 
-impl OutputLine<'_> {
-    /// Write the line (and its newline) to `out`.
-    pub(crate) fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, self)?;
-        out.write_all(b"\n")
-    }
+/// The `--format json` line that ends a partner's events.
+#[derive(serde::Serialize)]
+struct PartnerLine<'a> {
+    event: &'static str,
+    id: &'a str,
+    outcome: PartnerOutcome,
+    skipped: bool,
 }
 
 fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
-    if r.events_json.len() == r.events.len() {
-        // The JSON the lineage stored is the event's JSON: no second encoding.
-        for json in &r.events_json {
-            out.write_all(b"{\"event\":\"lineage\",\"data\":")?;
-            out.write_all(json.as_bytes())?;
-            out.write_all(b"}\n")?;
-        }
-    } else {
-        for e in &r.events {
-            OutputLine::Lineage { data: e }.write(out)?;
-        }
+    for json in &r.events_json {
+        write_lineage_line(out, json)?;
     }
-    OutputLine::Partner {
+    let line = PartnerLine {
+        event: "partner",
         id: &r.id,
         outcome: r.outcome,
         skipped: r.skipped,
-    }
-    .write(out)
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
 }
 
 fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::io::Result<()> {

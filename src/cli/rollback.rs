@@ -128,8 +128,9 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
         },
     ];
     let mut chain = lineage::Chain::load(&tx, &args.partner).map_err(|e| UsageError(e.0))?;
+    let mut stored = Vec::with_capacity(events.len());
     for e in &mut events {
-        chain.append(&tx, e).map_err(|e| UsageError(e.0))?;
+        stored.push(chain.append(&tx, e).map_err(|e| UsageError(e.0))?);
     }
     chain.finish(&tx).map_err(|e| UsageError(e.0))?;
     let apply = || -> rusqlite::Result<()> {
@@ -148,8 +149,9 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
     tx.commit().map_err(|e| UsageError(e.to_string()))?;
     match args.format {
         OutputFormat::Json => {
-            for e in &events {
-                let _ = super::apply::OutputLine::Lineage { data: e }.write(&mut std::io::stdout());
+            let mut out = std::io::stdout().lock();
+            for json in &stored {
+                let _ = super::apply::write_lineage_line(&mut out, json);
             }
         }
         OutputFormat::Human => {

@@ -242,43 +242,45 @@ impl Server {
 
     fn run(&mut self, connection: &Connection) -> Result<Ending, String> {
         loop {
-            // Take in whatever has arrived: a `$/cancelRequest` queued behind
-            // its request is seen before the request runs, and the stale
-            // request is answered as cancelled instead of computed.
-            while let Ok(msg) = connection.receiver.try_recv() {
-                self.note_cancellation(&msg);
-                self.queue.push_back(msg);
+            if self.queue.is_empty() {
+                let msg = if self.dirty && !self.shutdown {
+                    // Check once nothing is waiting: a message already on its
+                    // way (the next change of a burst) would make the check stale.
+                    match connection.receiver.recv_timeout(GRACE) {
+                        Ok(msg) => msg,
+                        Err(e) if e.is_timeout() => {
+                            self.guarded("publishing diagnostics", |s| s.publish(connection));
+                            continue;
+                        }
+                        Err(_) => return Ok(self.ending()),
+                    }
+                } else {
+                    match connection.receiver.recv() {
+                        Ok(msg) => msg,
+                        Err(_) => return Ok(self.ending()),
+                    }
+                };
+                self.take_in(msg);
             }
-            let msg = if let Some(msg) = self.queue.pop_front() {
-                // Already looked at for cancellations when taken in.
-                msg
-            } else if self.dirty && !self.shutdown {
-                // Check once nothing is waiting: a message already on its way
-                // (the next change of a burst) would make the check stale.
-                match connection.receiver.recv_timeout(GRACE) {
-                    Ok(msg) => {
-                        self.note_cancellation(&msg);
-                        msg
-                    }
-                    Err(e) if e.is_timeout() => {
-                        self.guarded("publishing diagnostics", |s| s.publish(connection));
-                        continue;
-                    }
-                    Err(_) => return Ok(self.ending()),
-                }
-            } else {
-                match connection.receiver.recv() {
-                    Ok(msg) => {
-                        self.note_cancellation(&msg);
-                        msg
-                    }
-                    Err(_) => return Ok(self.ending()),
-                }
+            // Take in whatever else has arrived: a `$/cancelRequest` queued
+            // behind its request is seen before the request runs, and the
+            // stale request is answered as cancelled instead of computed.
+            while let Ok(msg) = connection.receiver.try_recv() {
+                self.take_in(msg);
+            }
+            let Some(msg) = self.queue.pop_front() else {
+                continue;
             };
             if let Some(ending) = self.handle(connection, msg)? {
                 return Ok(ending);
             }
         }
+    }
+
+    /// Queue a message, noting the request a `$/cancelRequest` names.
+    fn take_in(&mut self, msg: Message) {
+        self.note_cancellation(&msg);
+        self.queue.push_back(msg);
     }
 
     /// Remember the request a `$/cancelRequest` names.

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Outcome, Reason, Rule};
-use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest, target_state};
+use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::store::lineage::{self, Event};
@@ -223,15 +223,15 @@ pub fn apply_partner(
     let own_target = entry.target.as_ref().and_then(|j| {
         super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
     });
-    let partial = own_target.as_ref().or(batch.target_all.as_ref());
-    let target = target_state(partner, partial);
-    let view = State::of(partner).with(partial);
-    let a = policy.assess(partner, view, view.with(inputs.observed.get(&entry.id)));
+    let target = State::of(partner).with(own_target.as_ref().or(batch.target_all.as_ref()));
+    let a = policy.assess(partner, target, target.with(inputs.observed.get(&entry.id)));
+    // The state the partner reaches when it completes.
+    let reached = target.merged();
     let now = now_rfc3339();
     let base = Event {
         partner: entry.id.clone(),
         from: policy.version_of(partner).map(|v| v.to_string()),
-        to: policy.version_of(&target).map(|v| v.to_string()),
+        to: policy.version_of(&reached).map(|v| v.to_string()),
         migration: a.migration.map(|m| policy.migrations[m].name.clone()),
         policy_hash: Some(policy.hash.clone()),
         plan_hash: Some(inputs.plan.hash.clone()),
@@ -273,9 +273,14 @@ pub fn apply_partner(
     };
 
     // The partner's state after the outcome.
-    let partner_json = partner.to_json(&policy.schema).to_string();
+    let canonical = |state: &Value| {
+        let mut json = String::new();
+        state.write_canonical(&policy.schema, &mut json);
+        json
+    };
+    let partner_json = canonical(partner);
     let (state_json, version) = if outcome == PartnerOutcome::Completed {
-        (target.to_json(&policy.schema).to_string(), base.to.clone())
+        (canonical(&reached), base.to.clone())
     } else {
         (partner_json.clone(), base.from.clone())
     };

@@ -385,35 +385,19 @@ impl Ir {
                     (Some(_), _) => Missing,
                 }
             }
-            Ir::Compatible => env.compatible.map_or(Missing, Bool),
-            Ir::Sustainable => env.sustainable.map_or(Missing, Bool),
-            Ir::Not(x) => match &*x.eval_ref(env)? {
-                Bool(b) => Bool(!b),
-                Missing => Missing,
-                _ => return Err(EvalError::Type("`not`")),
-            },
+            // The logic is `truth`'s: one definition of three-valued logic.
+            Ir::Compatible | Ir::Sustainable | Ir::Not(_) | Ir::And(..) | Ir::Or(..) => {
+                match self.truth(env) {
+                    Truth::True => Bool(true),
+                    Truth::False => Bool(false),
+                    Truth::Missing => Missing,
+                    Truth::NotBool | Truth::Error => return Err(EvalError::Type("logic")),
+                }
+            }
             Ir::Neg(x) => match &*x.eval_ref(env)? {
                 Num(n) => Num(-n),
                 Missing => Missing,
                 _ => return Err(EvalError::Type("`-`")),
-            },
-            Ir::And(a, b) => match &*a.eval_ref(env)? {
-                Bool(false) => Bool(false),
-                left => match (left, &*b.eval_ref(env)?) {
-                    (_, Bool(false)) => Bool(false),
-                    (Bool(true), Bool(true)) => Bool(true),
-                    (Missing, _) | (_, Missing) => Missing,
-                    _ => return Err(EvalError::Type("`and`")),
-                },
-            },
-            Ir::Or(a, b) => match &*a.eval_ref(env)? {
-                Bool(true) => Bool(true),
-                left => match (left, &*b.eval_ref(env)?) {
-                    (_, Bool(true)) => Bool(true),
-                    (Bool(false), Bool(false)) => Bool(false),
-                    (Missing, _) | (_, Missing) => Missing,
-                    _ => return Err(EvalError::Type("`or`")),
-                },
             },
             Ir::Compare(op, a, b) => {
                 // Most comparisons are between fields and constants: read
@@ -628,7 +612,6 @@ fn union(s: &[Value], t: &[Value]) -> Value {
 mod tests {
     use super::*;
     use crate::runtime::input::{read_all_partners, read_observed};
-    use crate::runtime::plan::target_state;
     use crate::runtime::value::overlay;
 
     /// `truth` answers what `eval` answers, for every condition of the
@@ -656,7 +639,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for partner in &partners {
             let id = policy.id_of(partner).to_string();
-            let target = target_state(partner, targets.for_partner(&id));
+            let target = targets
+                .for_partner(&id)
+                .map_or(partner.clone(), |t| overlay(partner, t));
             let obs = observed
                 .get(&id)
                 .map_or(target.clone(), |o| overlay(&target, o));

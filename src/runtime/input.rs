@@ -205,37 +205,41 @@ impl LineReader {
         };
         self.carry = bytes.split_off(end);
         let mut batch = Batch::default();
+        // Lines that are not UTF-8 (by their place in the block) are kept
+        // as empty lines in the text and reported as such.
+        let mut not_utf8: Vec<usize> = Vec::new();
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
-                // Some line is not UTF-8: keep the block's lines, mark the bad ones.
                 let bytes = e.into_bytes();
                 let mut text = String::with_capacity(bytes.len());
-                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                for (n, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
                     match std::str::from_utf8(line) {
                         Ok(l) => text.push_str(l),
-                        Err(_) => text.push_str("\u{0}\n"),
+                        Err(_) => {
+                            not_utf8.push(n);
+                            text.push('\n');
+                        }
                     }
                 }
                 text
             }
         };
         let mut at = 0;
-        for line in text.split_inclusive('\n') {
+        for (n, line) in text.split_inclusive('\n').enumerate() {
             let range = at..at + line.len();
             at += line.len();
             self.line += 1;
-            let trimmed = line.trim();
-            if trimmed.is_empty() {
+            let json = if not_utf8.binary_search(&n).is_ok() {
+                RawJson::NotUtf8
+            } else if line.trim().is_empty() {
                 continue;
-            }
+            } else {
+                RawJson::Line(range)
+            };
             batch.records.push(RawRecord {
                 at: Location::Line(self.line),
-                json: if trimmed == "\u{0}" {
-                    RawJson::NotUtf8
-                } else {
-                    RawJson::Line(range)
-                },
+                json,
             });
             if batch.records.len() >= max {
                 // Hand the rest back for the next batch.

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::compile::State;
-use super::engine::{Action, Assessment, CompiledPolicy};
+use super::engine::{Action, CompiledPolicy};
 use super::fast::ParseCache;
 use super::input::{Batch, InputError, PartnerStream, Targets, parse_partner};
 use super::json_out;
-use super::value::{Value, overlay};
+use super::value::Value;
 
 /// The plan format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -167,62 +167,6 @@ fn write_state_digest(
     json_out::write_hex(&Sha256::digest(scratch.as_slice()), out);
 }
 
-/// The partner's state with its target laid on top.
-pub fn target_state(partner: &Value, target: Option<&Value>) -> Value {
-    match target {
-        Some(t) => overlay(partner, t),
-        None => partner.clone(),
-    }
-}
-
-/// The plan entry for one partner.
-pub fn entry_for(
-    policy: &CompiledPolicy,
-    history: &History,
-    targets: &Targets,
-    observed: &HashMap<String, Value>,
-    partner: &Value,
-) -> (PlanEntry, Assessment) {
-    let id = policy.id_of(partner).to_string();
-    let target = target_state(partner, targets.for_partner(&id));
-    let view = State::of(partner).with(targets.for_partner(&id));
-    let a = policy.assess(partner, view, view.with(observed.get(&id)));
-    let migration = a.migration.map(|m| policy.migrations[m].name.clone());
-    let categories: Vec<String> = a
-        .categories
-        .iter()
-        .map(|&c| policy.categories[c].name.clone())
-        .collect();
-    let risk = history.fallback_risk(
-        migration.as_deref().unwrap_or("none"),
-        &categories.join("+"),
-        a.action,
-    );
-    let entry = PlanEntry {
-        state_digest: state_digest(policy, partner),
-        from: policy.version_of(partner).map(|v| v.to_string()),
-        to: policy.version_of(&target).map(|v| v.to_string()),
-        migration,
-        approvals_required: a
-            .approvals
-            .iter()
-            .map(|&i| policy.authorities[i].clone())
-            .collect(),
-        predicted: Prediction {
-            score: a.score.map(|s| (s * 100.0).round() / 100.0),
-            band: a.band.map(|b| policy.bands[b].status.clone()),
-            action: a.action,
-            reason: policy.reason(a.reason),
-            validation: a.verdict.as_str().to_string(),
-        },
-        fallback_risk: risk,
-        target: targets.partners_json.get(&id).cloned(),
-        categories,
-        id,
-    };
-    (entry, a)
-}
-
 /// What [`write_entry`] tells the totals about one partner.
 struct Counted {
     /// Where the partner's id ends in its chunk's `ids`.
@@ -233,7 +177,8 @@ struct Counted {
 }
 
 /// Append one partner's plan line to `out`: the JSON of the [`PlanEntry`]
-/// that [`entry_for`] builds, written directly (the hot path of `pmf plan`).
+/// that the plan's serde types describe, written directly (the hot path of
+/// `pmf plan`; a test checks the two agree).
 fn write_entry(
     policy: &CompiledPolicy,
     inputs: &PlanInputs<'_>,
@@ -861,7 +806,56 @@ pub fn rfc3339(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::engine::Assessment;
     use crate::runtime::input::{read_all_partners, read_observed, read_targets};
+
+    /// The plan entry for one partner, built as a `PlanEntry` value: what
+    /// the hand-written line must equal.
+    fn entry_for(
+        policy: &CompiledPolicy,
+        history: &History,
+        targets: &Targets,
+        observed: &HashMap<String, Value>,
+        partner: &Value,
+    ) -> (PlanEntry, Assessment) {
+        let id = policy.id_of(partner).to_string();
+        let view = State::of(partner).with(targets.for_partner(&id));
+        let a = policy.assess(partner, view, view.with(observed.get(&id)));
+        let migration = a.migration.map(|m| policy.migrations[m].name.clone());
+        let categories: Vec<String> = a
+            .categories
+            .iter()
+            .map(|&c| policy.categories[c].name.clone())
+            .collect();
+        let risk = history.fallback_risk(
+            migration.as_deref().unwrap_or("none"),
+            &categories.join("+"),
+            a.action,
+        );
+        let entry = PlanEntry {
+            state_digest: state_digest(policy, partner),
+            from: policy.version_of(partner).map(|v| v.to_string()),
+            to: policy.version_of(&view.merged()).map(|v| v.to_string()),
+            migration,
+            approvals_required: a
+                .approvals
+                .iter()
+                .map(|&i| policy.authorities[i].clone())
+                .collect(),
+            predicted: Prediction {
+                score: a.score.map(|s| (s * 100.0).round() / 100.0),
+                band: a.band.map(|b| policy.bands[b].status.clone()),
+                action: a.action,
+                reason: policy.reason(a.reason),
+                validation: a.verdict.as_str().to_string(),
+            },
+            fallback_risk: risk,
+            target: targets.partners_json.get(&id).cloned(),
+            categories,
+            id,
+        };
+        (entry, a)
+    }
 
     /// The plan line written by hand reads back as the entry `entry_for`
     /// builds, for every partner of the fleet (every type, band and action).
