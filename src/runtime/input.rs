@@ -122,7 +122,7 @@ pub fn parse_partner(
     file: &str,
     batch: &Batch,
     raw: &RawRecord,
-    cache: &ParseCache,
+    cache: &mut ParseCache,
 ) -> Result<Value, InputError> {
     let invalid = |partner: Option<String>, problem: String| InputError::Invalid {
         file: file.to_string(),
@@ -344,14 +344,14 @@ pub fn read_all_partners(schema: &Type, path: &Path) -> Result<Vec<Value>, Input
     let mut stream = PartnerStream::open(path)?;
     let name = path.display().to_string();
     let mut out = Vec::new();
-    let cache = ParseCache::new(schema);
+    let mut cache = ParseCache::new(schema);
     loop {
         let batch = stream.next_batch(8192)?;
         if batch.is_empty() {
             return Ok(out);
         }
         for raw in &batch.records {
-            out.push(parse_partner(schema, &name, &batch, raw, &cache)?);
+            out.push(parse_partner(schema, &name, &batch, raw, &mut cache)?);
         }
     }
 }

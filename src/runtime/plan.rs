@@ -388,7 +388,7 @@ fn evaluate_batches(
                 .map(|records| {
                     let slot = rayon::current_thread_index()
                         .map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
-                    let cache = caches[slot]
+                    let mut cache = caches[slot]
                         .0
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -403,7 +403,7 @@ fn evaluate_batches(
                     let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
                     for raw in records {
                         let partner =
-                            parse_partner(&policy.schema, file_name, &batch, raw, &cache)?;
+                            parse_partner(&policy.schema, file_name, &batch, raw, &mut cache)?;
                         if !chunk.counted.is_empty() {
                             chunk.text.push_str(",\n");
                         }
