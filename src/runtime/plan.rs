@@ -17,7 +17,7 @@ use super::json_out;
 use super::value::Value;
 
 /// The plan format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The policy a plan was made with.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -753,6 +753,13 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
         .map_err(|e| format!("`{}` is not a plan: {e}", path.display()))?;
     match versioned.format_version.as_ref().and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) if v < u64::from(FORMAT_VERSION) => {
+            return Err(format!(
+                "`{}` has plan format {v}, made by an older pmf; this pmf reads format \
+                 {FORMAT_VERSION} (its state digests are computed differently): plan again",
+                path.display()
+            ));
+        }
         Some(v) => {
             return Err(format!(
                 "`{}` has plan format {v}; this pmf reads format {FORMAT_VERSION}",

@@ -60,21 +60,39 @@ impl Value {
     }
 
     /// Append the value's digest encoding to `out`: a compact binary form
-    /// (a tag byte, then fixed-width numbers and length-prefixed text) that
-    /// two values share exactly when they are equal. What a partner's state
-    /// digest hashes.
+    /// that two values share exactly when they are equal. What a partner's
+    /// state digest hashes.
+    ///
+    /// Each value is a tag byte and then its content; counts, lengths and
+    /// version numbers are LEB128 varints, and so is a number that is a
+    /// whole number from 0 to 2^53 (tag 7; any other number is its 8 IEEE
+    /// bytes, tag 2). A typical partner encodes in about a hundred bytes:
+    /// two blocks of SHA-256.
     pub fn write_digest_bytes(&self, out: &mut Vec<u8>) {
+        fn varint(mut n: u64, out: &mut Vec<u8>) {
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        }
         let text = |s: &str, out: &mut Vec<u8>| {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            varint(s.len() as u64, out);
             out.extend_from_slice(s.as_bytes());
         };
+        /// Whole numbers up to here are exact in an f64.
+        const EXACT: f64 = (1u64 << 53) as f64;
         match self {
             Value::Missing | Value::Absent => out.push(0),
             Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
+            // One encoding for zero, as `0 == -0`.
+            Value::Num(n) if *n == 0.0 => out.extend_from_slice(&[7, 0]),
+            Value::Num(n) if n.fract() == 0.0 && *n > 0.0 && *n <= EXACT => {
+                out.push(7);
+                varint(*n as u64, out);
+            }
             Value::Num(n) => {
                 out.push(2);
-                // One encoding for zero, as `0 == -0`.
-                let n = if *n == 0.0 { 0.0 } else { *n };
                 out.extend_from_slice(&n.to_bits().to_le_bytes());
             }
             Value::Str(s) => {
@@ -84,14 +102,14 @@ impl Value {
             Value::Ver(v) => {
                 out.push(4);
                 for part in [v.major, v.minor, v.patch] {
-                    out.extend_from_slice(&part.to_le_bytes());
+                    varint(part, out);
                 }
                 text(v.pre.as_str(), out);
                 text(v.build.as_str(), out);
             }
             Value::Set(items) | Value::Rec(items) => {
                 out.push(if matches!(self, Value::Set(_)) { 5 } else { 6 });
-                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+                varint(items.len() as u64, out);
                 for item in items.iter() {
                     item.write_digest_bytes(out);
                 }
@@ -458,9 +476,24 @@ mod tests {
             ver("1.2.3"),
             ver("1.2.3-rc.1"),
             ver("1.2.3+b"),
+            ver("128.0.300"),
             Value::Bool(true),
             Value::Bool(false),
             Value::Missing,
+            // Numbers on both sides of each encoding's edges.
+            Value::Num(0.0),
+            Value::Num(1.0),
+            Value::Num(127.0),
+            Value::Num(128.0),
+            Value::Num(16_384.0),
+            Value::Num((1u64 << 53) as f64),
+            Value::Num((1u64 << 53) as f64 + 2.0),
+            Value::Num(-1.0),
+            Value::Num(0.5),
+            Value::Num(1e300),
+            Value::Str("x".repeat(127).into()),
+            Value::Str("x".repeat(128).into()),
+            Value::Str("x".repeat(300).into()),
         ];
         for (i, a) in distinct.iter().enumerate() {
             for (j, b) in distinct.iter().enumerate() {

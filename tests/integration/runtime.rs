@@ -129,7 +129,7 @@ fn the_fleet_hits_every_outcome() {
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
             .unwrap();
-    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["format_version"], 2);
     let totals = &plan["totals"];
     for t in ["soft", "guided", "forced"] {
         assert!(
@@ -308,6 +308,21 @@ fn stale_plans_are_refused() {
     assert_eq!(code(&o), 1);
     assert!(
         text(&o.stderr).contains("the policy changed since planning"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A plan of the first format (digests encoded differently) is refused
+    // with a way forward, never applied with digests that cannot match.
+    let old = std::fs::read_to_string(dir.path().join("plan.json"))
+        .unwrap()
+        .replacen("\"format_version\":2", "\"format_version\":1", 1);
+    std::fs::write(dir.path().join("old.json"), old).unwrap();
+    let o = pmf(dir.path(), &["apply", "old.json"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("plan format 1, made by an older pmf")
+            && text(&o.stderr).contains("plan again"),
         "{}",
         text(&o.stderr)
     );
