@@ -457,6 +457,64 @@ impl Ir {
     }
 }
 
+/// Whether `v` holds no `Absent` anywhere: laid over any state, it is what
+/// that state's field becomes.
+fn complete(v: &Value) -> bool {
+    match v {
+        Value::Absent => false,
+        Value::Rec(fields) => fields.iter().all(complete),
+        _ => true,
+    }
+}
+
+impl Ir {
+    /// This expression specialised for states whose `root` is the partner
+    /// with `layer` laid over it (`None`: the partner itself, as is). A path
+    /// of `root` that the layer gives in full becomes a constant, one that
+    /// it leaves becomes a path of the partner, and one it gives in part
+    /// stays. Evaluated in an env whose `root` state is that one, it gives
+    /// what `self` gives, without reading through layers per partner.
+    pub fn laid(&self, root: Root, layer: Option<&Value>) -> Ir {
+        let b = |x: &Ir| Box::new(x.laid(root, layer));
+        match self {
+            Ir::Path(r, indices, part) if *r == root => {
+                let given = match layer {
+                    None => Walk::Absent,
+                    Some(layer) => walk(layer, indices),
+                };
+                match given {
+                    Walk::Absent => Ir::Path(Root::Partner, indices.clone(), *part),
+                    Walk::Found(v) if complete(v) => Ir::Const(match (part, v) {
+                        (None, v) => v.clone(),
+                        (Some(p), Value::Ver(ver)) => Value::Num(match p {
+                            VersionPart::Major => ver.major,
+                            VersionPart::Minor => ver.minor,
+                            VersionPart::Patch => ver.patch,
+                        } as f64),
+                        (Some(_), _) => Value::Missing,
+                    }),
+                    Walk::Found(_) => self.clone(),
+                }
+            }
+            Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable => self.clone(),
+            Ir::Not(x) => Ir::Not(b(x)),
+            Ir::Neg(x) => Ir::Neg(b(x)),
+            Ir::Len(x) => Ir::Len(b(x)),
+            Ir::Abs(x) => Ir::Abs(b(x)),
+            Ir::And(x, y) => Ir::And(b(x), b(y)),
+            Ir::Or(x, y) => Ir::Or(b(x), b(y)),
+            Ir::Compare(op, x, y) => Ir::Compare(*op, b(x), b(y)),
+            Ir::In(negated, x, y) => Ir::In(*negated, b(x), b(y)),
+            Ir::Add(x, y) => Ir::Add(b(x), b(y)),
+            Ir::Sub(x, y) => Ir::Sub(b(x), b(y)),
+            Ir::Mul(x, y) => Ir::Mul(b(x), b(y)),
+            Ir::Div(x, y) => Ir::Div(b(x), b(y)),
+            Ir::Min(x, y) => Ir::Min(b(x), b(y)),
+            Ir::Max(x, y) => Ir::Max(b(x), b(y)),
+        }
+    }
+}
+
 /// What a condition comes to: three-valued logic, plus the two ways of not
 /// being a truth value at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -669,6 +727,14 @@ mod tests {
                     assert_eq!(truth, Truth::of(c.eval(&merged).as_ref().ok()), "{c:?}");
                     assert_eq!(c.eval(&env), c.eval(&merged), "{c:?}");
                     seen.insert(format!("{truth:?}"));
+                    // Laid for this partner's layers, it answers alike.
+                    let layer = targets.for_partner(&id);
+                    let mut laid = c.laid(Root::Target, layer);
+                    if !observed.contains_key(&id) {
+                        laid = laid.laid(Root::Observed, layer);
+                    }
+                    assert_eq!(laid.truth(&env), truth, "{c:?} laid as {laid:?}");
+                    assert_eq!(laid.eval(&env), c.eval(&env), "{c:?} laid as {laid:?}");
                 }
             }
         }

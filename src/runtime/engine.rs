@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::compile::{Env, Ir, State, Truth, compile, field};
+use super::compile::{Env, Ir, Root, State, Truth, compile, field};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
@@ -36,6 +36,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in order of severity: `ALL[a as usize] == a` (a test
+    /// holds it, and fails to compile when a variant is added).
+    pub const ALL: [Action; 7] = [
+        Action::None,
+        Action::Proceed,
+        Action::Monitor,
+        Action::Review,
+        Action::Throttle,
+        Action::Fallback,
+        Action::Restrict,
+    ];
+
     /// The action named `name` in a policy (`forced` is not a partner action).
     pub fn parse(name: &str) -> Option<Action> {
         Some(match name {
@@ -509,6 +521,28 @@ pub enum Reason {
 }
 
 impl CompiledPolicy {
+    /// This policy with every expression [laid](Ir::laid) for states whose
+    /// `root` is the partner with `layer` over it. It assesses such states
+    /// as `self` does: the plan keeps one for the partners that share the
+    /// target for all, and reads through layers only for the others.
+    pub fn laid(&self, root: Root, layer: Option<&Value>) -> CompiledPolicy {
+        let lay = |ir: &Ir| ir.laid(root, layer);
+        let mut out = self.clone();
+        for m in &mut out.migrations {
+            m.when = m.when.as_ref().map(lay);
+        }
+        for r in out.compatibility.iter_mut().chain(&mut out.sustainability) {
+            r.condition = lay(&r.condition);
+        }
+        for c in &mut out.checks {
+            c.condition = lay(&c.condition);
+        }
+        for (_, _, ir) in &mut out.factors {
+            *ir = lay(ir);
+        }
+        out
+    }
+
     /// The partner's id.
     pub fn id_of<'v>(&self, partner: &'v Value) -> &'v str {
         match field(partner, &[self.id_field]) {
@@ -740,5 +774,28 @@ impl CompiledPolicy {
     pub fn check_name(&self, c: usize) -> String {
         let c = &self.checks[c];
         format!("{}.{}", c.dimension, c.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    #[test]
+    fn every_action_is_listed_at_its_own_index() {
+        // Exhaustive: a new variant does not compile until it is placed.
+        let index = |a: Action| match a {
+            Action::None => 0,
+            Action::Proceed => 1,
+            Action::Monitor => 2,
+            Action::Review => 3,
+            Action::Throttle => 4,
+            Action::Fallback => 5,
+            Action::Restrict => 6,
+        };
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(index(*a), i, "{a:?}");
+            assert_eq!(*a as usize, i, "{a:?}");
+        }
     }
 }

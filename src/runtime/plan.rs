@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::compile::State;
+use super::compile::{Root, State};
 use super::engine::{Action, CompiledPolicy};
 use super::fast::ParseCache;
 use super::input::{Batch, InputError, PartnerStream, Targets, parse_partner};
@@ -180,7 +180,7 @@ struct Counted {
 /// that the plan's serde types describe, written directly (the hot path of
 /// `pmf plan`; a test checks the two agree).
 fn write_entry(
-    policy: &CompiledPolicy,
+    assessors: &Assessors<'_>,
     inputs: &PlanInputs<'_>,
     target_all: Option<&Value>,
     partner: &Value,
@@ -190,11 +190,16 @@ fn write_entry(
 ) -> Counted {
     use json_out::{write_f64, write_str, write_str_array};
     use std::fmt::Write as _;
+    let policy = assessors.general;
     let id = policy.id_of(partner);
     // The target and the observed metrics are laid over the partner, not
     // merged into copies of it.
-    let target = State::of(partner).with(inputs.targets.partners.get(id).or(target_all));
-    let a = policy.assess(partner, target, target.with(inputs.observed.get(id)));
+    let own_target = inputs.targets.partners.get(id);
+    let observed = inputs.observed.get(id);
+    let target = State::of(partner).with(own_target.or(target_all));
+    let a = assessors
+        .for_partner(own_target.is_some(), observed.is_some())
+        .assess(partner, target, target.with(observed));
     let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
 
     out.push_str("{\"id\":");
@@ -358,6 +363,40 @@ struct Chunk {
 /// Partners evaluated together on one core.
 const CHUNK: usize = 256;
 
+/// The policy, and copies of it [laid](CompiledPolicy::laid) for the
+/// partners that share the target for all (most partners of a plan): they
+/// assess alike, the laid ones without reading through layers.
+struct Assessors<'p> {
+    /// The policy as compiled: for a partner with a target of its own.
+    general: &'p CompiledPolicy,
+    /// For a partner with observed metrics of its own: target paths laid.
+    target: CompiledPolicy,
+    /// For a partner without: target and observed paths laid (its observed
+    /// state is its target state).
+    target_and_observed: CompiledPolicy,
+}
+
+impl<'p> Assessors<'p> {
+    fn new(policy: &'p CompiledPolicy, target_all: Option<&Value>) -> Self {
+        let target = policy.laid(Root::Target, target_all);
+        let target_and_observed = target.laid(Root::Observed, target_all);
+        Assessors {
+            general: policy,
+            target,
+            target_and_observed,
+        }
+    }
+
+    /// The policy to assess a partner with.
+    fn for_partner(&self, own_target: bool, own_observed: bool) -> &CompiledPolicy {
+        match (own_target, own_observed) {
+            (true, _) => self.general,
+            (false, true) => &self.target,
+            (false, false) => &self.target_and_observed,
+        }
+    }
+}
+
 /// A batch and its chunks evaluated, or the first bad record.
 type Evaluated = Result<(Batch, Vec<Chunk>), PlanError>;
 
@@ -377,6 +416,7 @@ fn evaluate_batches(
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
         .map(|_| Cache(std::sync::Mutex::new(ParseCache::new(&policy.schema))))
         .collect();
+    let assessors = Assessors::new(policy, inputs.targets.all.as_ref());
     for batch in batches {
         let evaluated = batch.map_err(PlanError::Input).and_then(|batch| {
             if batch.is_empty() {
@@ -408,7 +448,7 @@ fn evaluate_batches(
                             chunk.text.push_str(",\n");
                         }
                         let counted = write_entry(
-                            policy,
+                            &assessors,
                             inputs,
                             target_all.as_ref(),
                             &partner,
@@ -443,7 +483,7 @@ fn evaluate_batches(
 pub struct Written {
     /// Counts.
     pub totals: Totals,
-    /// SHA-256 of the plan file.
+    /// BLAKE3 (hex) of the plan file.
     pub hash: String,
 }
 
@@ -501,35 +541,38 @@ pub fn write_plan(
             }
         }
     });
-    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<Vec<String>>(2);
+    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ToWriter>(2);
     let writer = std::thread::spawn(move || -> std::io::Result<String> {
         let mut w = HashingWriter {
             inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
+            hasher: blake3::Hasher::new(),
         };
         write!(
             w,
             "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
         )?;
         let mut first = true;
-        let mut trailer = String::new();
         let mut writeback = Writeback::default();
-        for batch in write_rx {
-            for text in batch {
-                if let Some(t) = text.strip_prefix('\u{0}') {
-                    trailer = t.to_string();
-                    continue;
+        for message in write_rx {
+            match message {
+                ToWriter::Entries(texts) => {
+                    for text in texts {
+                        w.write_all(if first { b"\n" } else { b",\n" })?;
+                        first = false;
+                        w.write_all(text.as_bytes())?;
+                    }
+                    writeback.advance(&mut w.inner)?;
                 }
-                w.write_all(if first { b"\n" } else { b",\n" })?;
-                first = false;
-                w.write_all(text.as_bytes())?;
+                ToWriter::Totals(totals) => {
+                    write!(w, "\n],\"totals\":{totals}}}\n")?;
+                    w.inner.flush()?;
+                    w.inner.get_ref().sync_all()?;
+                    return Ok(w.hasher.finalize().to_hex().to_string());
+                }
             }
-            writeback.advance(&mut w.inner)?;
         }
-        write!(w, "\n],\"totals\":{trailer}}}\n")?;
-        w.inner.flush()?;
-        w.inner.get_ref().sync_all()?;
-        Ok(hex::encode(w.hasher.finalize()))
+        // The planning stopped short (its error is the one reported).
+        Err(std::io::Error::other("the plan was not finished"))
     });
 
     let policy = inputs.policy;
@@ -577,7 +620,7 @@ pub fn write_plan(
                     texts.push(chunk.text);
                 }
                 write_tx
-                    .send(texts)
+                    .send(ToWriter::Entries(texts))
                     .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
                 progress(counts.partners);
             }
@@ -585,7 +628,7 @@ pub fn write_plan(
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
-                .send(vec![format!("\u{0}{trailer}")])
+                .send(ToWriter::Totals(trailer))
                 .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
             Ok(totals)
         })();
@@ -617,7 +660,8 @@ struct Counts {
     partners: usize,
     by_type: Vec<usize>,
     by_band: Vec<usize>,
-    by_action: BTreeMap<&'static str, usize>,
+    /// By `Action as usize`.
+    by_action: [usize; Action::ALL.len()],
 }
 
 impl Counts {
@@ -626,7 +670,7 @@ impl Counts {
             partners: 0,
             by_type: vec![0; policy.migrations.len() + 1],
             by_band: vec![0; policy.bands.len() + 1],
-            by_action: BTreeMap::new(),
+            by_action: [0; Action::ALL.len()],
         }
     }
 
@@ -635,7 +679,7 @@ impl Counts {
         let (none, unknown) = (self.by_type.len() - 1, self.by_band.len() - 1);
         self.by_type[r.migration.unwrap_or(none)] += 1;
         self.by_band[r.band.unwrap_or(unknown)] += 1;
-        *self.by_action.entry(r.action.as_str()).or_default() += 1;
+        self.by_action[r.action as usize] += 1;
     }
 
     fn totals(&self, policy: &CompiledPolicy) -> Totals {
@@ -661,10 +705,10 @@ impl Counts {
                     .get(i)
                     .map_or("unknown".into(), |b| b.status.clone())
             }),
-            by_action: self
-                .by_action
+            by_action: Action::ALL
                 .iter()
-                .map(|(k, v)| (k.to_string(), *v))
+                .filter(|a| self.by_action[**a as usize] > 0)
+                .map(|a| (a.as_str().to_string(), self.by_action[*a as usize]))
                 .collect(),
         }
     }
@@ -705,9 +749,18 @@ impl Writeback {
     }
 }
 
+/// What the plan writer is handed, in order.
+enum ToWriter {
+    /// Plan lines (one text per chunk of partners).
+    Entries(Vec<String>),
+    /// The totals' JSON: the end of the plan.
+    Totals(String),
+}
+
+/// Writes through to `inner` and hashes what was written (the plan hash).
 struct HashingWriter<W: Write> {
     inner: W,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -725,7 +778,7 @@ impl<W: Write> Write for HashingWriter<W> {
 pub struct LoadedPlan {
     /// The plan.
     pub plan: Plan,
-    /// SHA-256 (hex) of the file: what approvals sign.
+    /// BLAKE3 (hex) of the file: what approvals sign (`b3sum plan.json`).
     pub hash: String,
 }
 
@@ -738,7 +791,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
             crate::cli::files::io_reason(&e)
         )
     })?;
-    let hash = hex::encode(Sha256::digest(&bytes));
+    let hash = blake3::hash(&bytes).to_hex().to_string();
     // Straight into a plan; only when that fails, look at why.
     if let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
         && plan.format_version == FORMAT_VERSION
@@ -911,11 +964,12 @@ mod tests {
             },
         };
         let mut scratch = Scratch::default();
+        let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();
             let mut ids = String::new();
             let counted = write_entry(
-                &policy,
+                &assessors,
                 &inputs,
                 targets.all.as_ref(),
                 partner,
