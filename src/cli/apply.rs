@@ -19,7 +19,7 @@ use crate::runtime::value::Value;
 use crate::store::lock::LockError;
 use crate::store::{DEFAULT_PATH, Store};
 
-/// Partners committed together (each still in a savepoint of its own).
+/// Partners committed together, in one transaction.
 const APPLY_BATCH: usize = 1024;
 
 /// Arguments of `pmf apply`.
@@ -186,8 +186,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut skipped = 0usize;
     let mut stdout_open = true;
-    // Partners are committed in batches (each shielded by its own savepoint);
-    // their output is printed once the batch is durable.
+    // Partners are committed in batches: an error in any partner rolls its
+    // whole batch back (a re-run redoes it). Output is printed once the
+    // batch is durable.
     for batch in plan.entries.chunks(APPLY_BATCH) {
         let mut results = Vec::with_capacity(batch.len());
         let tx = store

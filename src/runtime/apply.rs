@@ -208,10 +208,13 @@ enum Step {
     Stop(PartnerOutcome, String),
 }
 
-/// Apply one partner inside `tx`, shielded by a savepoint of its own: its
-/// events, state and progress land together or not at all. The caller
-/// commits `tx` (a batch of partners per commit: a crash loses at most the
-/// uncommitted batch, which a re-run redoes).
+/// Apply one partner inside `tx`: its events, state and progress land
+/// together or not at all, as `tx` is committed only after every partner of
+/// its batch was written, and any error returns before the commit (the
+/// whole batch rolls back; a crash loses at most the uncommitted batch,
+/// which a re-run redoes). A partner's migration failing (fallback,
+/// restriction, review) is an outcome, not an error: it never touches
+/// another partner.
 pub fn apply_partner(
     tx: &rusqlite::Transaction<'_>,
     inputs: &ApplyInputs<'_>,
@@ -239,7 +242,6 @@ pub fn apply_partner(
         ..Event::default()
     };
 
-    let savepoint = PartnerSavepoint::begin(tx)?;
     let tx: &rusqlite::Connection = tx;
     let mut events: Vec<Event> = Vec::new();
     let mut events_json: Vec<String> = Vec::new();
@@ -325,7 +327,6 @@ pub fn apply_partner(
          ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",
     )?
     .execute(params![inputs.plan.hash, entry.id, outcome.as_str()])?;
-    savepoint.release()?;
     // The partner is in: the batch goes on from its chain and counts its outcome.
     batch.global = chain.into_global();
     if let Some(m) = a.migration
@@ -391,44 +392,6 @@ impl ApplyBatch {
             .execute(params![policy.migrations[*m].name, cats.join("+"), total, fallbacks])?;
         }
         Ok(())
-    }
-}
-
-/// A partner's savepoint: released when the partner is done, rolled back
-/// (with everything it wrote) when it is dropped before. Its statements are
-/// prepared once, not parsed again for every partner.
-struct PartnerSavepoint<'c> {
-    conn: &'c rusqlite::Connection,
-    released: bool,
-}
-
-impl<'c> PartnerSavepoint<'c> {
-    fn begin(conn: &'c rusqlite::Connection) -> rusqlite::Result<Self> {
-        conn.prepare_cached("SAVEPOINT pmf_partner")?.execute([])?;
-        Ok(PartnerSavepoint {
-            conn,
-            released: false,
-        })
-    }
-
-    fn release(mut self) -> rusqlite::Result<()> {
-        self.conn
-            .prepare_cached("RELEASE pmf_partner")?
-            .execute([])?;
-        self.released = true;
-        Ok(())
-    }
-}
-
-impl Drop for PartnerSavepoint<'_> {
-    fn drop(&mut self) {
-        if !self.released {
-            // Nothing more can be done about a failure here: the batch's
-            // transaction is not committed after an error either.
-            let _ = self
-                .conn
-                .execute_batch("ROLLBACK TO pmf_partner; RELEASE pmf_partner");
-        }
     }
 }
 

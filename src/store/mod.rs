@@ -101,7 +101,7 @@ impl Store {
         // A page cache that holds the hot index pages of a large lineage
         // (the default 2 MB re-reads them from the file again and again).
         conn.pragma_update(None, "cache_size", -65_536)?;
-        // Savepoints (one per partner during apply) journal in memory.
+        // Temporary tables and sorts stay in memory.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Keep query plans stable: otherwise SQLite re-prepares a statement
         // whenever a new value is bound to a parameter its plan looked at
