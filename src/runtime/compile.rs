@@ -601,6 +601,7 @@ impl Ir {
 
     /// A constant or a whole field, read in place (`None` for anything to
     /// compute, or a field that a partial state leaves absent).
+    #[inline]
     fn leaf<'e>(&'e self, env: &Env<'e>) -> Option<&'e Value> {
         match self {
             Ir::Const(v) => Some(v),

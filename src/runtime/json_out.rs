@@ -17,7 +17,9 @@ pub fn write_str(s: &str, out: &mut String) {
 }
 
 /// Append a number as `serde_json` writes an `f64` (`null` when not finite).
-/// Whole numbers take a fast path (`88.0`).
+/// Whole numbers (`88.0`) and hundredths below ten million (`85.75`, the
+/// plan's rounded scores) take a fast path: the double nearest a decimal
+/// of at most nine digits prints as that decimal, its shortest form.
 pub fn write_f64(n: f64, out: &mut String) {
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     if n.fract() == 0.0 && n.abs() < EXACT && !(n == 0.0 && n.is_sign_negative()) {
@@ -26,6 +28,21 @@ pub fn write_f64(n: f64, out: &mut String) {
         }
         write_u64(n.abs() as u64, out);
         out.push_str(".0");
+        return;
+    }
+    let hundredths = (n.abs() * 100.0).round();
+    if n.abs() >= 0.01 && n.abs() < 1e7 && hundredths / 100.0 == n.abs() {
+        let k = hundredths as u64;
+        if n < 0.0 {
+            out.push('-');
+        }
+        write_u64(k / 100, out);
+        out.push('.');
+        let (tenths, rest) = (k / 10 % 10, k % 10);
+        out.push(char::from(b'0' + tenths as u8));
+        if rest != 0 {
+            out.push(char::from(b'0' + rest as u8));
+        }
         return;
     }
     match serde_json::Number::from_f64(n) {
@@ -115,6 +132,19 @@ mod tests {
             write_f64(n, &mut ours);
             let theirs = serde_json::to_string(&n).unwrap();
             assert_eq!(ours, theirs, "{n}");
+        }
+        // Every hundredth as the plan rounds scores, over the fast path's
+        // range and past its edges.
+        let hundredths = (0..=20_000)
+            .chain((0..2_000).map(|i| 999_990_000 + i))
+            .chain((0..2_000).map(|i| i * 499_979));
+        for k in hundredths {
+            for n in [k as f64 / 100.0, -(k as f64) / 100.0] {
+                let n = (n * 100.0).round() / 100.0;
+                let mut ours = String::new();
+                write_f64(n, &mut ours);
+                assert_eq!(ours, serde_json::to_string(&n).unwrap(), "{n}");
+            }
         }
     }
 

@@ -325,22 +325,20 @@ impl IdSet {
         if id.len() >= 1 << 24 || start >= 1 << 40 {
             return self.others.insert(id.into());
         }
-        let hash = Self::hash(id);
         let text = &self.text;
-        if self
-            .table
-            .find(hash, |&e| Self::slice(text, e) == id)
-            .is_some()
-        {
-            return false;
+        // One probe: the slot found empty is the one filled.
+        match self.table.entry(
+            Self::hash(id),
+            |&e| Self::slice(text, e) == id,
+            |&e| Self::hash(Self::slice(text, e)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((start << 24) | id.len() as u64);
+                self.text.push_str(id);
+                true
+            }
         }
-        self.text.push_str(id);
-        let text = &self.text;
-        self.table
-            .insert_unique(hash, (start << 24) | id.len() as u64, |&e| {
-                Self::hash(Self::slice(text, e))
-            });
-        true
     }
 }
 
