@@ -90,14 +90,13 @@ pub struct RawRecord {
     pub json: RawJson,
 }
 
-/// A record's JSON: a line of its batch's text, or an element of an array.
+/// A record's JSON: its text in its batch, or why there is none.
 pub enum RawJson {
-    /// One NDJSON line: a byte range of [`Batch::text`].
-    Line(std::ops::Range<usize>),
-    /// An NDJSON line that is not UTF-8.
+    /// An NDJSON line or a JSON array's element: a byte range of
+    /// [`Batch::text`].
+    Text(std::ops::Range<usize>),
+    /// A line or element that is not UTF-8.
     NotUtf8,
-    /// An element of a JSON array.
-    Value(serde_json::Value),
 }
 
 /// Records read together: NDJSON lines share one block of text.
@@ -130,21 +129,24 @@ pub fn parse_partner(
         partner,
         problem,
     };
-    let parsed;
     let json = match &raw.json {
-        RawJson::Line(range) => {
+        RawJson::Text(range) => {
             let text = &batch.text[range.clone()];
             // Fast path: straight into runtime values. Any problem: re-read
             // the slow way below for a precise message.
             if let Some(v) = super::fast::parse(text, Completeness::Full, cache) {
                 return Ok(v);
             }
-            parsed = serde_json::from_str::<serde_json::Value>(text)
-                .map_err(|e| invalid(None, format!("not valid JSON: {e}")))?;
-            &parsed
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| invalid(None, format!("not valid JSON: {e}")))?
         }
-        RawJson::NotUtf8 => return Err(invalid(None, "the line is not valid UTF-8".into())),
-        RawJson::Value(v) => v,
+        RawJson::NotUtf8 => {
+            let what = match raw.at {
+                Location::Line(_) => "line",
+                Location::Record(_) => "record",
+            };
+            return Err(invalid(None, format!("the {what} is not valid UTF-8")));
+        }
     };
     let obj = json
         .as_object()
@@ -162,7 +164,8 @@ pub struct PartnerStream {
 
 enum StreamKind {
     Lines(LineReader),
-    Array(std::vec::IntoIter<serde_json::Value>, usize),
+    Array(ArrayReader),
+    Empty,
 }
 
 /// NDJSON read in large blocks; a block ends after its last whole line and
@@ -235,7 +238,7 @@ impl LineReader {
             } else if line.trim().is_empty() {
                 continue;
             } else {
-                RawJson::Line(range)
+                RawJson::Text(range)
             };
             batch.records.push(RawRecord {
                 at: Location::Line(self.line),
@@ -257,7 +260,7 @@ impl LineReader {
 }
 
 impl PartnerStream {
-    /// Open `path`: a JSON array (read whole) or NDJSON (streamed).
+    /// Open `path`: a JSON array or NDJSON, both streamed in blocks.
     pub fn open(path: &Path) -> Result<Self, InputError> {
         let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
         let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -272,23 +275,20 @@ impl PartnerStream {
                 }
             }
         };
-        let name = path.display().to_string();
+        // Start again from the top, reading in blocks of our own.
+        let mut file = reader.into_inner();
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| io(path, e))?;
         let kind = if first == Some(b'[') {
-            let mut text = String::new();
-            reader.read_to_string(&mut text).map_err(|e| io(path, e))?;
-            let items: Vec<serde_json::Value> =
-                serde_json::from_str(&text).map_err(|e| InputError::Invalid {
-                    file: name.clone(),
-                    at: format!("line {}", e.line()),
-                    partner: None,
-                    problem: format!("not a valid JSON array: {e}"),
-                })?;
-            StreamKind::Array(items.into_iter(), 0)
+            StreamKind::Array(ArrayReader {
+                file,
+                carry: Vec::new(),
+                expect: Expect::Open,
+                records: 0,
+                line: 1,
+                eof: false,
+            })
         } else {
-            // Start again from the top, reading in blocks of our own.
-            let mut file = reader.into_inner();
-            file.seek(std::io::SeekFrom::Start(0))
-                .map_err(|e| io(path, e))?;
             StreamKind::Lines(LineReader {
                 file,
                 carry: Vec::new(),
@@ -296,14 +296,17 @@ impl PartnerStream {
                 eof: false,
             })
         };
-        Ok(PartnerStream { file: name, kind })
+        Ok(PartnerStream {
+            file: path.display().to_string(),
+            kind,
+        })
     }
 
     /// A stream with nothing in it.
     pub fn empty() -> Self {
         PartnerStream {
             file: String::new(),
-            kind: StreamKind::Array(Vec::new().into_iter(), 0),
+            kind: StreamKind::Empty,
         }
     }
 
@@ -312,30 +315,223 @@ impl PartnerStream {
         &self.file
     }
 
-    /// The size of an NDJSON file in bytes (0 when unknown or an array).
+    /// The size of the file in bytes (0 when unknown).
     pub fn total_bytes(&self) -> u64 {
-        match &self.kind {
-            StreamKind::Lines(r) => r.file.metadata().map_or(0, |m| m.len()),
-            StreamKind::Array(..) => 0,
-        }
+        let file = match &self.kind {
+            StreamKind::Lines(r) => &r.file,
+            StreamKind::Array(r) => &r.file,
+            StreamKind::Empty => return 0,
+        };
+        file.metadata().map_or(0, |m| m.len())
     }
 
     /// The next batch of at most `max` records (empty at the end).
     pub fn next_batch(&mut self, max: usize) -> Result<Batch, InputError> {
         match &mut self.kind {
-            StreamKind::Array(items, n) => {
-                let mut batch = Batch::default();
-                for v in items.by_ref().take(max) {
-                    *n += 1;
+            StreamKind::Array(reader) => reader.next_batch(max, &self.file),
+            StreamKind::Lines(reader) => reader.next_batch(max, &self.file),
+            StreamKind::Empty => Ok(Batch::default()),
+        }
+    }
+}
+
+/// A JSON array read in large blocks, element by element: each element's
+/// text is one record, read like an NDJSON line (bounded memory, the same
+/// fast reader). The scan only finds where elements start and end; each
+/// element's JSON is checked when it is read.
+struct ArrayReader {
+    file: std::fs::File,
+    /// Bytes read but not scanned yet (from the start of an element that a
+    /// block cut off).
+    carry: Vec<u8>,
+    /// What comes next in the array.
+    expect: Expect,
+    /// Elements handed out so far.
+    records: usize,
+    /// The line `carry` starts on (1-based), for messages.
+    line: usize,
+    eof: bool,
+}
+
+/// Where a scan is in a JSON array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// The opening `[`.
+    Open,
+    /// The first element, or `]` (an empty array).
+    FirstOrClose,
+    /// An element (after a comma).
+    Element,
+    /// `,` or `]` after an element.
+    CommaOrClose,
+    /// Nothing but white space: the array is closed.
+    End,
+}
+
+/// The end of the JSON value starting at `bytes[start]`, if `bytes` holds
+/// all of it: strings and brackets are followed, nothing else is checked.
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *bytes.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+impl ArrayReader {
+    fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
+        let read_error = |e: std::io::Error| InputError::Io(format!("cannot read `{name}`: {e}"));
+        let mut bytes = std::mem::take(&mut self.carry);
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        // Where the scan stands: everything before `at` is handed out.
+        let mut at = 0;
+        loop {
+            // Scan what is there.
+            while ranges.len() < max {
+                while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+                    at += 1;
+                }
+                let Some(&b) = bytes.get(at) else { break };
+                let fail = |problem: String, at: usize| {
+                    let line = self.line + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                    Err(InputError::Invalid {
+                        file: name.to_string(),
+                        at: format!("line {line}"),
+                        partner: None,
+                        problem,
+                    })
+                };
+                match (self.expect, b) {
+                    (Expect::Open, b'[') => self.expect = Expect::FirstOrClose,
+                    (Expect::FirstOrClose | Expect::CommaOrClose, b']') => {
+                        self.expect = Expect::End;
+                    }
+                    (Expect::CommaOrClose, b',') => self.expect = Expect::Element,
+                    (Expect::FirstOrClose | Expect::Element, _) => {
+                        let Some(end) = value_end(&bytes, at) else {
+                            break;
+                        };
+                        if end == at {
+                            return fail(
+                                format!(
+                                    "not a valid JSON array: expected a record after record {}",
+                                    self.records
+                                ),
+                                at,
+                            );
+                        }
+                        ranges.push(at..end);
+                        self.records += 1;
+                        self.expect = Expect::CommaOrClose;
+                        at = end;
+                        continue;
+                    }
+                    (Expect::CommaOrClose, _) => {
+                        return fail(
+                            format!(
+                                "not a valid JSON array: expected `,` or `]` after record {}",
+                                self.records
+                            ),
+                            at,
+                        );
+                    }
+                    (Expect::End, _) => {
+                        return fail("not a valid JSON array: text after its `]`".into(), at);
+                    }
+                    (Expect::Open, _) => {
+                        return fail("not a valid JSON array: no `[`".into(), at);
+                    }
+                }
+                at += 1;
+            }
+            // A batch holds what one block gave; read on only for a first
+            // element that is not all there yet (it may be larger than a
+            // block) or when nothing was there to scan.
+            if !ranges.is_empty() || self.eof {
+                break;
+            }
+            let want = BLOCK.max(bytes.len() - at);
+            bytes.reserve(want);
+            let n = (&mut self.file)
+                .take(want as u64)
+                .read_to_end(&mut bytes)
+                .map_err(read_error)?;
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        if self.eof && ranges.is_empty() && self.expect != Expect::End {
+            let line = self.line + bytes.iter().filter(|&&b| b == b'\n').count();
+            return Err(InputError::Invalid {
+                file: name.to_string(),
+                at: format!("line {line}"),
+                partner: None,
+                problem: format!(
+                    "not a valid JSON array: the file ends before its `]` (after record {})",
+                    self.records
+                ),
+            });
+        }
+        // Everything from `at` on is scanned again with the next batch.
+        self.carry = bytes.split_off(at);
+        self.line += bytes.iter().filter(|&&b| b == b'\n').count();
+        let first = self.records - ranges.len();
+        let mut batch = Batch::default();
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                batch.text = text;
+                for (i, range) in ranges.into_iter().enumerate() {
                     batch.records.push(RawRecord {
-                        at: Location::Record(*n),
-                        json: RawJson::Value(v),
+                        at: Location::Record(first + i + 1),
+                        json: RawJson::Text(range),
                     });
                 }
-                Ok(batch)
             }
-            StreamKind::Lines(reader) => reader.next_batch(max, &self.file),
+            Err(e) => {
+                // Keep the elements that are UTF-8; report the others.
+                let bytes = e.into_bytes();
+                for (i, range) in ranges.into_iter().enumerate() {
+                    let json = match std::str::from_utf8(&bytes[range]) {
+                        Ok(element) => {
+                            let start = batch.text.len();
+                            batch.text.push_str(element);
+                            RawJson::Text(start..batch.text.len())
+                        }
+                        Err(_) => RawJson::NotUtf8,
+                    };
+                    batch.records.push(RawRecord {
+                        at: Location::Record(first + i + 1),
+                        json,
+                    });
+                }
+            }
         }
+        Ok(batch)
     }
 }
 

@@ -565,6 +565,92 @@ fn plan_entries(dir: &Path) -> serde_json::Value {
 }
 
 #[test]
+fn json_arrays_stream_element_by_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    // Ids with brackets, commas and escaped quotes inside their strings,
+    // which the element scan must step over.
+    let mut tricky = partners.clone();
+    tricky[1]["id"] = "p-\"],[{x}\\".into();
+    tricky[2]["id"] = "p-]".into();
+    // The same partners as NDJSON (the reference) and as an array laid out
+    // oddly: white space everywhere, and one element longer than the
+    // reader's blocks.
+    let ndjson: String = tricky.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(dir.path().join("p.ndjson"), &ndjson).unwrap();
+    let o = plan_local(dir.path(), "p.ndjson");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let expected = plan_entries(dir.path());
+    let mut array = String::from(" \n[ \r\n");
+    for (i, p) in tricky.iter().enumerate() {
+        let element = p.to_string();
+        if i == 3 {
+            let pad = "\n ".repeat(3 << 19);
+            array.push_str(&element.replacen(',', &format!(",{pad}"), 1));
+        } else {
+            array.push_str(&element);
+        }
+        if i + 1 < tricky.len() {
+            array.push_str(if i % 2 == 0 { " ,\n\t" } else { "," });
+        }
+    }
+    array.push_str("\n]\n\n");
+    std::fs::write(dir.path().join("p.json"), &array).unwrap();
+    std::fs::remove_file(dir.path().join("plan.json")).unwrap();
+    let o = plan_local(dir.path(), "p.json");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(plan_entries(dir.path()), expected);
+
+    // Broken arrays: exit 1, naming where, and no plan.
+    let (element, other) = (partners[0].to_string(), partners[1].to_string());
+    let broken: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "no comma",
+            format!("[{element}\n{other}]").into_bytes(),
+            "line 2: not a valid JSON array: expected `,` or `]` after record 1",
+        ),
+        (
+            "not closed",
+            format!("[{element},\n{other}\n").into_bytes(),
+            "line 3: not a valid JSON array: the file ends before its `]` (after record 2)",
+        ),
+        (
+            "trailing text",
+            format!("[{element}]\nmore").into_bytes(),
+            "line 2: not a valid JSON array: text after its `]`",
+        ),
+        (
+            "trailing comma",
+            format!("[{element},\n]").into_bytes(),
+            "line 2: not a valid JSON array: expected a record after record 1",
+        ),
+        (
+            "not UTF-8",
+            [format!("[{element},").as_bytes(), b"{\"id\": \"\xff\"}]"].concat(),
+            "record 2: the record is not valid UTF-8",
+        ),
+        (
+            "not a record",
+            format!("[{element}, 7]").into_bytes(),
+            "record 2: expected a JSON object",
+        ),
+    ];
+    for (what, bytes, message) in broken {
+        std::fs::write(dir.path().join("bad.json"), &bytes).unwrap();
+        std::fs::remove_file(dir.path().join("plan.json")).ok();
+        let o = plan_local(dir.path(), "bad.json");
+        assert_eq!(code(&o), 1, "{what}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(&format!("bad.json, {message}")),
+            "{what}: {}",
+            text(&o.stderr)
+        );
+        assert!(!dir.path().join("plan.json").exists(), "{what}");
+    }
+}
+
+#[test]
 fn ndjson_read_in_blocks_plans_like_the_json_array() {
     let dir = tempfile::tempdir().unwrap();
     let o = plan_local(dir.path(), &fleet("partners.json"));
