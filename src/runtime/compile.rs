@@ -457,6 +457,91 @@ impl Ir {
     }
 }
 
+impl Ir {
+    /// This expression with what it computes from constants alone computed
+    /// once: an operation on constants becomes its value (unless it fails,
+    /// such as a division by zero, which stays to fail per partner), a
+    /// logic operator whose left side decides becomes that side, and a
+    /// comparison of a partner field with itself becomes its answer. The
+    /// last needs the partner to be a full record (a field of it is never
+    /// missing), as partner states are.
+    pub fn folded(self) -> Ir {
+        let fold = |x: Box<Ir>| Box::new(x.folded());
+        let ir = match self {
+            Ir::Not(x) => Ir::Not(fold(x)),
+            Ir::Neg(x) => Ir::Neg(fold(x)),
+            Ir::Len(x) => Ir::Len(fold(x)),
+            Ir::Abs(x) => Ir::Abs(fold(x)),
+            Ir::And(x, y) => Ir::And(fold(x), fold(y)),
+            Ir::Or(x, y) => Ir::Or(fold(x), fold(y)),
+            Ir::Compare(op, x, y) => Ir::Compare(op, fold(x), fold(y)),
+            Ir::In(negated, x, y) => Ir::In(negated, fold(x), fold(y)),
+            Ir::Add(x, y) => Ir::Add(fold(x), fold(y)),
+            Ir::Sub(x, y) => Ir::Sub(fold(x), fold(y)),
+            Ir::Mul(x, y) => Ir::Mul(fold(x), fold(y)),
+            Ir::Div(x, y) => Ir::Div(fold(x), fold(y)),
+            Ir::Min(x, y) => Ir::Min(fold(x), fold(y)),
+            Ir::Max(x, y) => Ir::Max(fold(x), fold(y)),
+            leaf @ (Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable) => {
+                return leaf;
+            }
+        };
+        let constant = |x: &Ir| matches!(x, Ir::Const(_));
+        let decided = match &ir {
+            // `false and ...` is false, `true or ...` is true, whatever
+            // the right side would have come to.
+            Ir::And(x, _) => matches!(**x, Ir::Const(Value::Bool(false))),
+            Ir::Or(x, _) => matches!(**x, Ir::Const(Value::Bool(true))),
+            _ => false,
+        };
+        if decided {
+            let (Ir::And(x, _) | Ir::Or(x, _)) = ir else {
+                unreachable!("only `and` and `or` are decided by their left side")
+            };
+            return *x;
+        }
+        if let Ir::Compare(op, x, y) = &ir
+            && let (Ir::Path(Root::Partner, i, p), Ir::Path(Root::Partner, j, q)) = (&**x, &**y)
+            && i == j
+            && p == q
+        {
+            return Ir::Const(Value::Bool(matches!(
+                op,
+                CompareOp::Eq | CompareOp::Le | CompareOp::Ge
+            )));
+        }
+        let all_constant = match &ir {
+            Ir::Not(x) | Ir::Neg(x) | Ir::Len(x) | Ir::Abs(x) => constant(x),
+            Ir::And(x, y)
+            | Ir::Or(x, y)
+            | Ir::Compare(_, x, y)
+            | Ir::In(_, x, y)
+            | Ir::Add(x, y)
+            | Ir::Sub(x, y)
+            | Ir::Mul(x, y)
+            | Ir::Div(x, y)
+            | Ir::Min(x, y)
+            | Ir::Max(x, y) => constant(x) && constant(y),
+            _ => false,
+        };
+        if all_constant {
+            // Constants read no state: any env will do.
+            let none = Value::Missing;
+            let env = Env {
+                partner: &none,
+                target: State::of(&none),
+                observed: State::of(&none),
+                compatible: None,
+                sustainable: None,
+            };
+            if let Ok(v) = ir.eval(&env) {
+                return Ir::Const(v);
+            }
+        }
+        ir
+    }
+}
+
 /// Whether `v` holds no `Absent` anywhere: laid over any state, it is what
 /// that state's field becomes.
 fn complete(v: &Value) -> bool {
@@ -472,10 +557,16 @@ impl Ir {
     /// with `layer` laid over it (`None`: the partner itself, as is). A path
     /// of `root` that the layer gives in full becomes a constant, one that
     /// it leaves becomes a path of the partner, and one it gives in part
-    /// stays. Evaluated in an env whose `root` state is that one, it gives
-    /// what `self` gives, without reading through layers per partner.
+    /// stays; what that leaves constant is [folded](Ir::folded). Evaluated
+    /// in an env whose `root` state is that one, and whose partner is a
+    /// full record, it gives what `self` gives, without reading through
+    /// layers per partner.
     pub fn laid(&self, root: Root, layer: Option<&Value>) -> Ir {
-        let b = |x: &Ir| Box::new(x.laid(root, layer));
+        self.laid_paths(root, layer).folded()
+    }
+
+    fn laid_paths(&self, root: Root, layer: Option<&Value>) -> Ir {
+        let b = |x: &Ir| Box::new(x.laid_paths(root, layer));
         match self {
             Ir::Path(r, indices, part) if *r == root => {
                 let given = match layer {
@@ -672,6 +763,65 @@ mod tests {
     use super::*;
     use crate::runtime::input::{read_all_partners, read_observed};
     use crate::runtime::value::overlay;
+
+    /// Folding keeps every answer, failures included.
+    #[test]
+    fn folding_computes_constants_once_and_keeps_failures() {
+        let num = |n: f64| Box::new(Ir::Const(Value::Num(n)));
+        let boolean = |b: bool| Box::new(Ir::Const(Value::Bool(b)));
+        let power = || Box::new(Ir::Path(Root::Partner, vec![0].into(), None));
+        let divide_by_zero = || Box::new(Ir::Div(num(1.0), num(0.0)));
+        let failing = || Box::new(Ir::Compare(CompareOp::Gt, divide_by_zero(), num(0.0)));
+        let cases: Vec<(Ir, Option<Value>)> = vec![
+            // Constants fold.
+            (
+                Ir::Compare(CompareOp::Lt, num(1.0), num(2.0)),
+                Some(Value::Bool(true)),
+            ),
+            (Ir::Add(num(1.0), num(2.0)), Some(Value::Num(3.0))),
+            (Ir::Not(boolean(false)), Some(Value::Bool(true))),
+            (
+                Ir::Compare(CompareOp::Eq, Box::new(Ir::Const(Value::Missing)), num(1.0)),
+                Some(Value::Missing),
+            ),
+            // A failure stays, to fail per partner.
+            (*divide_by_zero(), None),
+            (*failing(), None),
+            (Ir::And(boolean(true), failing()), None),
+            // The left side decides.
+            (Ir::And(boolean(false), failing()), Some(Value::Bool(false))),
+            (Ir::Or(boolean(true), failing()), Some(Value::Bool(true))),
+            // A partner field compared with itself.
+            (
+                Ir::Compare(CompareOp::Ge, power(), power()),
+                Some(Value::Bool(true)),
+            ),
+            (
+                Ir::Compare(CompareOp::Lt, power(), power()),
+                Some(Value::Bool(false)),
+            ),
+            // Anything reading a partner stays.
+            (Ir::Compare(CompareOp::Lt, power(), num(2.0)), None),
+        ];
+        let partner = Value::Rec(vec![Value::Num(5.0)].into());
+        let env = Env {
+            partner: &partner,
+            target: State::of(&partner),
+            observed: State::of(&partner),
+            compatible: None,
+            sustainable: None,
+        };
+        for (ir, folds_to) in cases {
+            let folded = ir.clone().folded();
+            match (&folded, &folds_to) {
+                (Ir::Const(v), Some(expected)) => assert_eq!(v, expected, "{ir:?}"),
+                (_, None) => assert!(!matches!(folded, Ir::Const(_)), "{ir:?} -> {folded:?}"),
+                _ => panic!("{ir:?} did not fold: {folded:?}"),
+            }
+            assert_eq!(folded.eval(&env), ir.eval(&env), "{ir:?}");
+            assert_eq!(folded.truth(&env), ir.truth(&env), "{ir:?}");
+        }
+    }
 
     /// `truth` answers what `eval` answers, for every condition of the
     /// fleet's policy over every fleet partner, before and after the
