@@ -3,7 +3,8 @@
 //! through the real binary (peak memory from `/proc` of the child).
 //!
 //! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
-//! 1000000; PMF_BENCH_APPLY, default 100000).
+//! 1000000; PMF_BENCH_APPLY, default 100000; runs of each, as the host's
+//! noise varies: PMF_BENCH_RUNS, default 3, each apply on a fresh store).
 
 use std::io::Write;
 use std::path::Path;
@@ -63,26 +64,32 @@ fn main() {
     let policy = policy.to_str().expect("utf-8 path");
     std::fs::write(dir.path().join("target.json"), "{\"version\": \"1.6.0\"}").expect("target");
 
+    let runs = size("PMF_BENCH_RUNS", 3).max(1);
     let n = size("PMF_BENCH_PLAN", 1_000_000);
     let partners = generate(dir.path(), n);
-    let (secs, peak) = timed(
-        dir.path(),
-        &[
-            "plan",
-            "--policy",
-            policy,
-            "--partners",
-            partners.to_str().unwrap(),
-            "--target",
-            "target.json",
-            "-o",
-            "plan.json",
-        ],
-    );
-    println!(
-        "plan  {n:>8} partners (NDJSON): {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
-        n as f64 / secs
-    );
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let (secs, peak) = timed(
+            dir.path(),
+            &[
+                "plan",
+                "--policy",
+                policy,
+                "--partners",
+                partners.to_str().unwrap(),
+                "--target",
+                "target.json",
+                "-o",
+                "plan.json",
+            ],
+        );
+        println!(
+            "plan  {n:>8} partners (NDJSON): {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
+            n as f64 / secs
+        );
+        times.push(secs);
+    }
+    summary("plan ", &mut times);
 
     let n = size("PMF_BENCH_APPLY", 100_000);
     let partners = generate(dir.path(), n);
@@ -100,12 +107,30 @@ fn main() {
             "apply-plan.json",
         ],
     );
-    let (secs, peak) = timed(
-        dir.path(),
-        &["apply", "apply-plan.json", "--format", "json"],
-    );
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        // Each run applies the plan to a store of its own, from nothing.
+        let _ = std::fs::remove_dir_all(dir.path().join(".pmf"));
+        let (secs, peak) = timed(
+            dir.path(),
+            &["apply", "apply-plan.json", "--format", "json"],
+        );
+        println!(
+            "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
+            n as f64 / secs
+        );
+        times.push(secs);
+    }
+    summary("apply", &mut times);
+}
+
+/// Print the fastest and the median of `times`.
+fn summary(what: &str, times: &mut [f64]) {
+    times.sort_by(f64::total_cmp);
     println!(
-        "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
-        n as f64 / secs
+        "{what} over {} runs: min {:.2} s, median {:.2} s",
+        times.len(),
+        times[0],
+        times[times.len() / 2]
     );
 }
