@@ -84,10 +84,12 @@ impl Layout {
     }
 }
 
-/// A schema's layout and the values already read, by field and JSON text.
-/// Keep one per thread.
+/// A schema's layout and the values already read, by field and JSON text,
+/// for records of one completeness (a value read from a partial record may
+/// hold `null`s a full one must refuse). Keep one per thread.
 pub struct ParseCache {
     layout: Layout,
+    completeness: Completeness,
     fields: Vec<FieldCache>,
 }
 
@@ -110,24 +112,26 @@ impl FieldCache {
 }
 
 impl ParseCache {
-    /// An empty cache for values of `schema`.
-    pub fn new(schema: &Type) -> Self {
+    /// An empty cache for records of `schema` and `completeness`.
+    pub fn new(schema: &Type, completeness: Completeness) -> Self {
         let mut slots = 0;
         let layout = Layout::of(schema, &mut slots);
         ParseCache {
             layout,
+            completeness,
             fields: (0..slots).map(|_| FieldCache::default()).collect(),
         }
     }
 }
 
-/// Parse `text` as a value of the cache's schema, or `None` when the fast
-/// path cannot vouch for the result (see the module's doc).
-pub fn parse(text: &str, completeness: Completeness, cache: &mut ParseCache) -> Option<Value> {
+/// Parse `text` as a record of the cache's schema and completeness, or
+/// `None` when the fast path cannot vouch for the result (see the module's
+/// doc).
+pub fn parse(text: &str, cache: &mut ParseCache) -> Option<Value> {
     let mut reader = Reader {
         text,
         pos: 0,
-        partial: completeness == Completeness::Partial,
+        partial: cache.completeness == Completeness::Partial,
         depth: 0,
     };
     reader.ws();
@@ -521,10 +525,10 @@ mod tests {
         let ty = schema();
         for completeness in [Completeness::Full, Completeness::Partial] {
             // A warm cache too: values read before must not change answers.
-            let mut cache = ParseCache::new(&ty);
+            let mut cache = ParseCache::new(&ty, completeness);
             for _ in 0..2 {
                 for text in cases() {
-                    let fast = parse(&text, completeness, &mut cache);
+                    let fast = parse(&text, &mut cache);
                     let slow = reference(&text, completeness);
                     if let Some(v) = &fast {
                         assert_eq!(Some(v), slow.as_ref(), "{text}");
@@ -536,17 +540,18 @@ mod tests {
 
     #[test]
     fn the_fast_path_reads_ordinary_lines_itself() {
-        let mut cache = ParseCache::new(&schema());
+        let mut cache = ParseCache::new(&schema(), Completeness::Full);
         for _ in 0..3 {
-            let fast = parse(GOOD, Completeness::Full, &mut cache);
+            let fast = parse(GOOD, &mut cache);
             assert_eq!(fast, reference(GOOD, Completeness::Full));
             assert!(fast.is_some());
         }
         let partial = r#"{"power":null,"metrics":{"load":2}}"#;
+        let mut cache = ParseCache::new(&schema(), Completeness::Partial);
         assert_eq!(
-            parse(partial, Completeness::Partial, &mut cache),
+            parse(partial, &mut cache),
             reference(partial, Completeness::Partial)
         );
-        assert!(parse(partial, Completeness::Partial, &mut cache).is_some());
+        assert!(parse(partial, &mut cache).is_some());
     }
 }

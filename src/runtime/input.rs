@@ -134,7 +134,7 @@ pub fn parse_partner(
             let text = &batch.text[range.clone()];
             // Fast path: straight into runtime values. Any problem: re-read
             // the slow way below for a precise message.
-            if let Some(v) = super::fast::parse(text, Completeness::Full, cache) {
+            if let Some(v) = super::fast::parse(text, cache) {
                 return Ok(v);
             }
             serde_json::from_str::<serde_json::Value>(text)
@@ -540,7 +540,7 @@ pub fn read_all_partners(schema: &Type, path: &Path) -> Result<Vec<Value>, Input
     let mut stream = PartnerStream::open(path)?;
     let name = path.display().to_string();
     let mut out = Vec::new();
-    let mut cache = ParseCache::new(schema);
+    let mut cache = ParseCache::new(schema, Completeness::Full);
     loop {
         let batch = stream.next_batch(8192)?;
         if batch.is_empty() {
@@ -574,7 +574,11 @@ impl Targets {
 
 fn read_json(path: &Path) -> Result<serde_json::Value, InputError> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| InputError::Invalid {
+    parse_json(path, &text)
+}
+
+fn parse_json(path: &Path, text: &str) -> Result<serde_json::Value, InputError> {
+    serde_json::from_str(text).map_err(|e| InputError::Invalid {
         file: path.display().to_string(),
         at: format!("line {}", e.line()),
         partner: None,
@@ -639,7 +643,14 @@ pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
 
 /// Read observed metrics: `{"ID": {partial partner state}, ...}`.
 pub fn read_observed(schema: &Type, path: &Path) -> Result<HashMap<String, Value>, InputError> {
-    let json = read_json(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    // Fast: entry by entry straight into values, with no JSON tree of the
+    // whole file (a million entries would take gigabytes).
+    if let Some(observed) = observed_fast(schema, &text) {
+        return Ok(observed);
+    }
+    // Any problem: the reference path, and its precise message.
+    let json = parse_json(path, &text)?;
     let file = path.display().to_string();
     let obj = json.as_object().ok_or_else(|| InputError::Invalid {
         file: file.clone(),
@@ -655,4 +666,94 @@ pub fn read_observed(schema: &Type, path: &Path) -> Result<HashMap<String, Value
             ))
         })
         .collect()
+}
+
+/// Observed metrics read entry by entry with the fast reader, or `None`
+/// when any entry needs the reference path.
+fn observed_fast(schema: &Type, text: &str) -> Option<HashMap<String, Value>> {
+    use serde::de::{Deserializer, Error, MapAccess, Visitor};
+    struct Entries<'c>(&'c mut ParseCache);
+    impl<'de> Visitor<'de> for Entries<'_> {
+        type Value = HashMap<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of partner id → observed fields")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(id) = map.next_key::<String>()? {
+                let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                let v = super::fast::parse(raw.get(), self.0)
+                    .ok_or_else(|| A::Error::custom("left to the reference path"))?;
+                out.insert(id, v);
+            }
+            Ok(out)
+        }
+    }
+    let mut cache = ParseCache::new(schema, Completeness::Partial);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let observed = (&mut de).deserialize_map(Entries(&mut cache)).ok()?;
+    de.end().ok()?;
+    Some(observed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fleet's observed metrics as the reference path reads them.
+    fn reference(schema: &Type, text: &str) -> HashMap<String, Value> {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        json.as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, v)| {
+                (
+                    id.clone(),
+                    partial(schema, "f", "top level", Some(id), v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn observed_metrics_read_fast_as_the_reference_reads_them() {
+        let fleet = std::path::Path::new("examples/fleet");
+        let policy = crate::cli::policy::load(&[fleet.join("policy.pmf")])
+            .ok()
+            .expect("fleet policy compiles");
+        let text = std::fs::read_to_string(fleet.join("observed.json")).unwrap();
+        let expected = reference(&policy.schema, &text);
+        assert!(
+            expected
+                .values()
+                .any(|v| format!("{v:?}").contains("Missing"))
+        );
+        let fast = observed_fast(&policy.schema, &text).expect("the fleet's file is read fast");
+        assert_eq!(fast, expected);
+        // An entry with an escape, a duplicate id (the last one counts) and
+        // one the schema refuses: the fast reader leaves each to the
+        // reference path, which reads the same or explains.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("observed.json");
+        let cases = [
+            (r#"{"a\u0062": {"power": 3}}"#, Some("ab")),
+            (r#"{"a": {"power": 3}, "a": {"power": 4}}"#, Some("a")),
+            (r#"{"a": {"power": "high"}}"#, None),
+        ];
+        for (json, id) in cases {
+            std::fs::write(&path, json).unwrap();
+            let read = read_observed(&policy.schema, &path);
+            match id {
+                Some(id) => {
+                    let read = read.expect(json);
+                    assert_eq!(read, reference(&policy.schema, json), "{json}");
+                    assert!(read.contains_key(id), "{json}");
+                }
+                None => assert!(
+                    matches!(&read, Err(InputError::Invalid { partner: Some(p), .. }) if p == "a"),
+                    "{json}: {read:?}"
+                ),
+            }
+        }
+    }
 }

@@ -412,7 +412,12 @@ fn evaluate_batches(
     #[repr(align(128))]
     struct Cache(std::sync::Mutex<ParseCache>);
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
-        .map(|_| Cache(std::sync::Mutex::new(ParseCache::new(&policy.schema))))
+        .map(|_| {
+            Cache(std::sync::Mutex::new(ParseCache::new(
+                &policy.schema,
+                super::value::Completeness::Full,
+            )))
+        })
         .collect();
     let assessors = Assessors::new(policy, inputs.targets.all.as_ref());
     for batch in batches {
