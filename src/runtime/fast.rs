@@ -554,4 +554,113 @@ mod tests {
         );
         assert!(parse(partial, &mut cache).is_some());
     }
+
+    /// One edit of a text: where, how much to remove, what to insert.
+    type Edit = (usize, usize, &'static str);
+
+    fn edited(base: &str, edits: &[Edit]) -> String {
+        let mut text = base.to_string();
+        for &(at, remove, insert) in edits {
+            let mut at = at % (text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + remove).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            text.replace_range(at..end, insert);
+        }
+        text
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Random edits of good lines, with the bytes JSON cares about:
+        /// whatever the fast path reads, the reference reads alike.
+        #[test]
+        fn edited_lines_never_read_differently(
+            edits in proptest::collection::vec(
+                (
+                    0usize..200,
+                    0usize..4,
+                    proptest::sample::select(vec![
+                        "", "{", "}", "[", "]", "\"", ",", ":", "\\", " ", "\n", "0", "1",
+                        "-", ".", "e", "9", "null", "true", "\"id\"", "\"a\"", "1.2.3",
+                        "\"power\":", "[]", "{}", "\u{e9}",
+                    ]),
+                ),
+                1..4,
+            ),
+            partial in proptest::bool::ANY,
+        ) {
+            let completeness = if partial { Completeness::Partial } else { Completeness::Full };
+            let ty = schema();
+            let mut cache = ParseCache::new(&ty, completeness);
+            // Warm the cache with the good line, then read the edited one.
+            let _ = parse(GOOD, &mut cache);
+            let text = edited(GOOD, &edits);
+            if let Some(v) = parse(&text, &mut cache) {
+                proptest::prop_assert_eq!(Some(v), reference(&text, completeness), "{}", text);
+            }
+        }
+
+        /// Records built from values of every kind, right and wrong, in any
+        /// field order and spacing, fields missing or twice: whatever the
+        /// fast path reads, the reference reads alike.
+        #[test]
+        fn generated_records_never_read_differently(
+            fields in proptest::collection::vec((0usize..7, 0usize..12), 0..10),
+            spaces in proptest::collection::vec(
+                proptest::sample::select(vec!["", " ", "\n", "\t", "\r\n"]),
+                40,
+            ),
+            partial in proptest::bool::ANY,
+        ) {
+            let completeness = if partial { Completeness::Partial } else { Completeness::Full };
+            let names = ["id", "version", "power", "ok", "tags", "metrics", "nested"];
+            // Values by field: some right, some wrong for it.
+            let values: [&[&str]; 7] = [
+                &["\"a\"", "\"\u{e9}\"", "\"\"", "\"a\\\"b\"", "7", "null"],
+                &["\"1.2.3\"", "\"1.2.3-rc.1+b\"", "\"1.2\"", "\"01.2.3\"", "1", "null"],
+                &["0", "-0", "5", "1e2", "1.5", "-1", "123456789012345678", "0.1", "\"5\"", "null"],
+                &["true", "false", "1", "null", "\"true\""],
+                &["[]", "[\"b\",\"a\"]", "[\"a\",\"a\"]", "[1]", "[\"a\",]", "null", "{}"],
+                &[
+                    "{\"stability\":88,\"load\":0.5}",
+                    "{\"load\":1,\"stability\":100}",
+                    "{\"stability\":101,\"load\":0}",
+                    "{\"stability\":null,\"load\":null}",
+                    "{\"stability\":1}",
+                    "{}",
+                    "[]",
+                ],
+                &["[]", "[[2,1],[]]", "[[1,1]]", "[[\"x\"]]", "[[]", "null"],
+            ];
+            let mut space = spaces.iter().cycle();
+            let mut text = String::from(*space.next().unwrap());
+            text.push('{');
+            for (i, (field, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                let options = values[*field];
+                text.push_str(space.next().unwrap());
+                text.push_str(&format!("\"{}\"", names[*field]));
+                text.push_str(space.next().unwrap());
+                text.push(':');
+                text.push_str(options[value % options.len()]);
+                text.push_str(space.next().unwrap());
+            }
+            text.push('}');
+            let ty = schema();
+            let mut cache = ParseCache::new(&ty, completeness);
+            let fast = parse(&text, &mut cache);
+            let slow = reference(&text, completeness);
+            if let Some(v) = &fast {
+                proptest::prop_assert_eq!(Some(v), slow.as_ref(), "{}", text);
+            }
+        }
+    }
 }

@@ -756,4 +756,62 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Arrays of any JSON values, spaced any way, read in batches of any
+        /// size: the records are the array's elements, in order.
+        #[test]
+        fn arrays_stream_as_their_elements(
+            elements in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{}", "[]", "1", "-2.5e3", "true", "null", "\"\"", "\"]\"", "\"a,b\"",
+                    "\"q\\\"]\"", "\"\\\\\"", "{\"a\":[1,{\"b\":\"}\"}]}", "[[],[[]]]",
+                    "{\"id\":\"x\",\"s\":\"[{\"}", "\"\u{e9}\"",
+                ]),
+                0..12,
+            ),
+            spaces in proptest::collection::vec(
+                proptest::sample::select(vec!["", " ", "\n", "\t", "\r\n"]),
+                30,
+            ),
+            max in 1usize..4,
+        ) {
+            let mut space = spaces.iter().cycle();
+            let mut text = format!("{}[", space.next().unwrap());
+            for (i, e) in elements.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(space.next().unwrap());
+                    text.push(',');
+                }
+                text.push_str(space.next().unwrap());
+                text.push_str(e);
+            }
+            text.push_str(space.next().unwrap());
+            text.push(']');
+            text.push_str(space.next().unwrap());
+            let expected: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("array.json");
+            std::fs::write(&path, &text).unwrap();
+            let mut stream = PartnerStream::open(&path).unwrap();
+            let mut read = Vec::new();
+            loop {
+                let batch = stream.next_batch(max).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                proptest::prop_assert!(batch.records.len() <= max);
+                for r in &batch.records {
+                    let RawJson::Text(range) = &r.json else {
+                        panic!("an element read as not UTF-8");
+                    };
+                    read.push(serde_json::from_str::<serde_json::Value>(&batch.text[range.clone()]).unwrap());
+                    proptest::prop_assert_eq!(r.at, Location::Record(read.len()));
+                }
+            }
+            proptest::prop_assert_eq!(read, expected, "{}", text);
+        }
+    }
 }
