@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::{Exit, UsageError, policy};
-use crate::runtime::input::{self, InputError, PartnerStream};
+use crate::runtime::input::{self, InputError};
 use crate::runtime::plan::{
     History, PlanError, PlanHeader, PlanInputs, PolicyRef, Totals, now_rfc3339, write_plan,
 };
+use crate::runtime::stream::PartnerStream;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Output formats of plan, apply and friends.

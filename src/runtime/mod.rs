@@ -9,5 +9,6 @@ pub mod fast;
 pub mod input;
 pub mod json_out;
 pub mod plan;
+pub mod stream;
 pub mod testing;
 pub mod value;

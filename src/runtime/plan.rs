@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use super::compile::{Root, State};
 use super::engine::{Action, CompiledPolicy};
 use super::fast::ParseCache;
-use super::input::{Batch, InputError, PartnerStream, Targets, parse_partner};
+use super::input::{InputError, Targets, parse_partner};
 use super::json_out;
+use super::stream::{Batch, PartnerStream};
 use super::value::Value;
 
 /// The plan format this build writes and reads.

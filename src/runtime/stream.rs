@@ -1,0 +1,501 @@
+//! Partner files read in large blocks: NDJSON by whole lines, a JSON array
+//! by whole elements. Each record is handed on as a range of its batch's
+//! text, so memory does not grow with the file.
+
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::Path;
+
+use super::input::{InputError, io};
+
+/// Where a record is in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A line of an NDJSON file (1-based).
+    Line(usize),
+    /// An element of a JSON array (1-based).
+    Record(usize),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Record(n) => write!(f, "record {n}"),
+        }
+    }
+}
+
+/// One partner record as read: where it was, and its JSON.
+pub struct RawRecord {
+    /// Where it is.
+    pub at: Location,
+    /// The record's JSON.
+    pub json: RawJson,
+}
+
+/// A record's JSON: its text in its batch, or why there is none.
+pub enum RawJson {
+    /// An NDJSON line or a JSON array's element: a byte range of
+    /// [`Batch::text`].
+    Text(std::ops::Range<usize>),
+    /// A line or element that is not UTF-8.
+    NotUtf8,
+}
+
+/// Records read together: NDJSON lines share one block of text.
+#[derive(Default)]
+pub struct Batch {
+    /// The text the lines' ranges point into.
+    pub text: String,
+    /// The records, in file order.
+    pub records: Vec<RawRecord>,
+}
+
+impl Batch {
+    /// Whether the batch holds no record (the end of the stream).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Streams partner records from a JSON array or NDJSON file, in batches.
+pub struct PartnerStream {
+    file: String,
+    kind: StreamKind,
+}
+
+enum StreamKind {
+    Lines(LineReader),
+    Array(ArrayReader),
+    Empty,
+}
+
+/// NDJSON read in large blocks; a block ends after its last whole line and
+/// the rest is carried into the next one.
+struct LineReader {
+    file: std::fs::File,
+    /// Bytes read but not yet handed out (a partial last line).
+    carry: Vec<u8>,
+    /// Lines handed out so far.
+    line: usize,
+    eof: bool,
+}
+
+/// How many bytes a batch of NDJSON aims at.
+const BLOCK: usize = 2 << 20;
+
+impl LineReader {
+    fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
+        let read_error = |e: std::io::Error| InputError::Io(format!("cannot read `{name}`: {e}"));
+        let mut bytes = std::mem::take(&mut self.carry);
+        // Read until the block is full and holds a whole line, or the file ends.
+        let end = loop {
+            if bytes.len() >= BLOCK || self.eof {
+                if let Some(i) = bytes.iter().rposition(|&b| b == b'\n') {
+                    break i + 1;
+                }
+                if self.eof {
+                    break bytes.len();
+                }
+            }
+            let want = BLOCK.max(bytes.len());
+            bytes.reserve(want);
+            let n = (&mut self.file)
+                .take(want as u64)
+                .read_to_end(&mut bytes)
+                .map_err(read_error)?;
+            if n == 0 {
+                self.eof = true;
+            }
+        };
+        self.carry = bytes.split_off(end);
+        let mut batch = Batch::default();
+        // Lines that are not UTF-8 (by their place in the block) are kept
+        // as empty lines in the text and reported as such.
+        let mut not_utf8: Vec<usize> = Vec::new();
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let bytes = e.into_bytes();
+                let mut text = String::with_capacity(bytes.len());
+                for (n, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+                    match std::str::from_utf8(line) {
+                        Ok(l) => text.push_str(l),
+                        Err(_) => {
+                            not_utf8.push(n);
+                            text.push('\n');
+                        }
+                    }
+                }
+                text
+            }
+        };
+        let mut at = 0;
+        for (n, line) in text.split_inclusive('\n').enumerate() {
+            let range = at..at + line.len();
+            at += line.len();
+            self.line += 1;
+            let json = if not_utf8.binary_search(&n).is_ok() {
+                RawJson::NotUtf8
+            } else if line.trim().is_empty() {
+                continue;
+            } else {
+                RawJson::Text(range)
+            };
+            batch.records.push(RawRecord {
+                at: Location::Line(self.line),
+                json,
+            });
+            if batch.records.len() >= max {
+                // Hand the rest back for the next batch.
+                let mut text = text;
+                let mut rest = text.split_off(at).into_bytes();
+                rest.extend_from_slice(&self.carry);
+                self.carry = rest;
+                batch.text = text;
+                return Ok(batch);
+            }
+        }
+        batch.text = text;
+        Ok(batch)
+    }
+}
+
+impl PartnerStream {
+    /// Open `path`: a JSON array or NDJSON, both streamed in blocks.
+    pub fn open(path: &Path) -> Result<Self, InputError> {
+        let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let first = loop {
+            let buf = reader.fill_buf().map_err(|e| io(path, e))?;
+            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => break Some(buf[i]),
+                None if buf.is_empty() => break None,
+                None => {
+                    let n = buf.len();
+                    reader.consume(n);
+                }
+            }
+        };
+        // Start again from the top, reading in blocks of our own.
+        let mut file = reader.into_inner();
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| io(path, e))?;
+        let kind = if first == Some(b'[') {
+            StreamKind::Array(ArrayReader {
+                file,
+                carry: Vec::new(),
+                expect: Expect::Open,
+                records: 0,
+                line: 1,
+                eof: false,
+            })
+        } else {
+            StreamKind::Lines(LineReader {
+                file,
+                carry: Vec::new(),
+                line: 0,
+                eof: false,
+            })
+        };
+        Ok(PartnerStream {
+            file: path.display().to_string(),
+            kind,
+        })
+    }
+
+    /// A stream with nothing in it.
+    pub fn empty() -> Self {
+        PartnerStream {
+            file: String::new(),
+            kind: StreamKind::Empty,
+        }
+    }
+
+    /// The file's name as given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The size of the file in bytes (0 when unknown).
+    pub fn total_bytes(&self) -> u64 {
+        let file = match &self.kind {
+            StreamKind::Lines(r) => &r.file,
+            StreamKind::Array(r) => &r.file,
+            StreamKind::Empty => return 0,
+        };
+        file.metadata().map_or(0, |m| m.len())
+    }
+
+    /// The next batch of at most `max` records (empty at the end).
+    pub fn next_batch(&mut self, max: usize) -> Result<Batch, InputError> {
+        match &mut self.kind {
+            StreamKind::Array(reader) => reader.next_batch(max, &self.file),
+            StreamKind::Lines(reader) => reader.next_batch(max, &self.file),
+            StreamKind::Empty => Ok(Batch::default()),
+        }
+    }
+}
+
+/// A JSON array read in large blocks, element by element: each element's
+/// text is one record, read like an NDJSON line (bounded memory, the same
+/// fast reader). The scan only finds where elements start and end; each
+/// element's JSON is checked when it is read.
+struct ArrayReader {
+    file: std::fs::File,
+    /// Bytes read but not scanned yet (from the start of an element that a
+    /// block cut off).
+    carry: Vec<u8>,
+    /// What comes next in the array.
+    expect: Expect,
+    /// Elements handed out so far.
+    records: usize,
+    /// The line `carry` starts on (1-based), for messages.
+    line: usize,
+    eof: bool,
+}
+
+/// Where a scan is in a JSON array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// The opening `[`.
+    Open,
+    /// The first element, or `]` (an empty array).
+    FirstOrClose,
+    /// An element (after a comma).
+    Element,
+    /// `,` or `]` after an element.
+    CommaOrClose,
+    /// Nothing but white space: the array is closed.
+    End,
+}
+
+/// The end of the JSON value starting at `bytes[start]`, if `bytes` holds
+/// all of it: strings and brackets are followed, nothing else is checked.
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *bytes.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+impl ArrayReader {
+    fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
+        let read_error = |e: std::io::Error| InputError::Io(format!("cannot read `{name}`: {e}"));
+        let mut bytes = std::mem::take(&mut self.carry);
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        // Where the scan stands: everything before `at` is handed out.
+        let mut at = 0;
+        loop {
+            // Scan what is there.
+            while ranges.len() < max {
+                while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+                    at += 1;
+                }
+                let Some(&b) = bytes.get(at) else { break };
+                let fail = |problem: String, at: usize| {
+                    let line = self.line + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                    Err(InputError::Invalid {
+                        file: name.to_string(),
+                        at: format!("line {line}"),
+                        partner: None,
+                        problem,
+                    })
+                };
+                match (self.expect, b) {
+                    (Expect::Open, b'[') => self.expect = Expect::FirstOrClose,
+                    (Expect::FirstOrClose | Expect::CommaOrClose, b']') => {
+                        self.expect = Expect::End;
+                    }
+                    (Expect::CommaOrClose, b',') => self.expect = Expect::Element,
+                    (Expect::FirstOrClose | Expect::Element, _) => {
+                        let Some(end) = value_end(&bytes, at) else {
+                            break;
+                        };
+                        if end == at {
+                            return fail(
+                                format!(
+                                    "not a valid JSON array: expected a record after record {}",
+                                    self.records
+                                ),
+                                at,
+                            );
+                        }
+                        ranges.push(at..end);
+                        self.records += 1;
+                        self.expect = Expect::CommaOrClose;
+                        at = end;
+                        continue;
+                    }
+                    (Expect::CommaOrClose, _) => {
+                        return fail(
+                            format!(
+                                "not a valid JSON array: expected `,` or `]` after record {}",
+                                self.records
+                            ),
+                            at,
+                        );
+                    }
+                    (Expect::End, _) => {
+                        return fail("not a valid JSON array: text after its `]`".into(), at);
+                    }
+                    (Expect::Open, _) => {
+                        return fail("not a valid JSON array: no `[`".into(), at);
+                    }
+                }
+                at += 1;
+            }
+            // A batch holds what one block gave; read on only for a first
+            // element that is not all there yet (it may be larger than a
+            // block) or when nothing was there to scan.
+            if !ranges.is_empty() || self.eof {
+                break;
+            }
+            let want = BLOCK.max(bytes.len() - at);
+            bytes.reserve(want);
+            let n = (&mut self.file)
+                .take(want as u64)
+                .read_to_end(&mut bytes)
+                .map_err(read_error)?;
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        if self.eof && ranges.is_empty() && self.expect != Expect::End {
+            let line = self.line + bytes.iter().filter(|&&b| b == b'\n').count();
+            return Err(InputError::Invalid {
+                file: name.to_string(),
+                at: format!("line {line}"),
+                partner: None,
+                problem: format!(
+                    "not a valid JSON array: the file ends before its `]` (after record {})",
+                    self.records
+                ),
+            });
+        }
+        // Everything from `at` on is scanned again with the next batch.
+        self.carry = bytes.split_off(at);
+        self.line += bytes.iter().filter(|&&b| b == b'\n').count();
+        let first = self.records - ranges.len();
+        let mut batch = Batch::default();
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                batch.text = text;
+                for (i, range) in ranges.into_iter().enumerate() {
+                    batch.records.push(RawRecord {
+                        at: Location::Record(first + i + 1),
+                        json: RawJson::Text(range),
+                    });
+                }
+            }
+            Err(e) => {
+                // Keep the elements that are UTF-8; report the others.
+                let bytes = e.into_bytes();
+                for (i, range) in ranges.into_iter().enumerate() {
+                    let json = match std::str::from_utf8(&bytes[range]) {
+                        Ok(element) => {
+                            let start = batch.text.len();
+                            batch.text.push_str(element);
+                            RawJson::Text(start..batch.text.len())
+                        }
+                        Err(_) => RawJson::NotUtf8,
+                    };
+                    batch.records.push(RawRecord {
+                        at: Location::Record(first + i + 1),
+                        json,
+                    });
+                }
+            }
+        }
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Arrays of any JSON values, spaced any way, read in batches of any
+        /// size: the records are the array's elements, in order.
+        #[test]
+        fn arrays_stream_as_their_elements(
+            elements in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{}", "[]", "1", "-2.5e3", "true", "null", "\"\"", "\"]\"", "\"a,b\"",
+                    "\"q\\\"]\"", "\"\\\\\"", "{\"a\":[1,{\"b\":\"}\"}]}", "[[],[[]]]",
+                    "{\"id\":\"x\",\"s\":\"[{\"}", "\"\u{e9}\"",
+                ]),
+                0..12,
+            ),
+            spaces in proptest::collection::vec(
+                proptest::sample::select(vec!["", " ", "\n", "\t", "\r\n"]),
+                30,
+            ),
+            max in 1usize..4,
+        ) {
+            let mut space = spaces.iter().cycle();
+            let mut text = format!("{}[", space.next().unwrap());
+            for (i, e) in elements.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(space.next().unwrap());
+                    text.push(',');
+                }
+                text.push_str(space.next().unwrap());
+                text.push_str(e);
+            }
+            text.push_str(space.next().unwrap());
+            text.push(']');
+            text.push_str(space.next().unwrap());
+            let expected: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("array.json");
+            std::fs::write(&path, &text).unwrap();
+            let mut stream = PartnerStream::open(&path).unwrap();
+            let mut read = Vec::new();
+            loop {
+                let batch = stream.next_batch(max).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                proptest::prop_assert!(batch.records.len() <= max);
+                for r in &batch.records {
+                    let RawJson::Text(range) = &r.json else {
+                        panic!("an element read as not UTF-8");
+                    };
+                    read.push(serde_json::from_str::<serde_json::Value>(&batch.text[range.clone()]).unwrap());
+                    proptest::prop_assert_eq!(r.at, Location::Record(read.len()));
+                }
+            }
+            proptest::prop_assert_eq!(read, expected, "{}", text);
+        }
+    }
+}
