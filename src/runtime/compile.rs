@@ -487,19 +487,13 @@ impl Ir {
             }
         };
         let constant = |x: &Ir| matches!(x, Ir::Const(_));
-        let decided = match &ir {
-            // `false and ...` is false, `true or ...` is true, whatever
-            // the right side would have come to.
-            Ir::And(x, _) => matches!(**x, Ir::Const(Value::Bool(false))),
-            Ir::Or(x, _) => matches!(**x, Ir::Const(Value::Bool(true))),
-            _ => false,
+        // `false and ...` is false, `true or ...` is true, whatever the
+        // right side would have come to.
+        let ir = match ir {
+            Ir::And(x, _) if matches!(*x, Ir::Const(Value::Bool(false))) => return *x,
+            Ir::Or(x, _) if matches!(*x, Ir::Const(Value::Bool(true))) => return *x,
+            ir => ir,
         };
-        if decided {
-            let (Ir::And(x, _) | Ir::Or(x, _)) = ir else {
-                unreachable!("only `and` and `or` are decided by their left side")
-            };
-            return *x;
-        }
         if let Ir::Compare(op, x, y) = &ir
             && let (Ir::Path(Root::Partner, i, p), Ir::Path(Root::Partner, j, q)) = (&**x, &**y)
             && i == j
