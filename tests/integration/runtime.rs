@@ -269,6 +269,36 @@ fn missing_and_invalid_approvals() {
     );
 }
 
+/// The hash `pmf plan` reports, which approvals sign, is the BLAKE3 of
+/// the plan file's bytes (what `b3sum plan.json` prints).
+#[test]
+fn the_plan_hash_is_the_blake3_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            &fleet("partners.json"),
+            "--target",
+            &fleet("target.json"),
+            "-o",
+            "plan.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let bytes = std::fs::read(dir.path().join("plan.json")).unwrap();
+    assert_eq!(
+        summary["plan_hash"].as_str(),
+        Some(blake3::hash(&bytes).to_hex().as_str())
+    );
+}
+
 #[test]
 fn stale_plans_are_refused() {
     let dir = tempfile::tempdir().unwrap();
