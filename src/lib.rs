@@ -13,6 +13,7 @@ pub mod fmt;
 pub mod graph;
 pub mod lsp;
 pub mod model;
+pub mod output;
 pub mod runtime;
 pub mod stdlib;
 pub mod store;

@@ -86,16 +86,13 @@ pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
         ("flow.svg", flow_svg(&policy.graph)),
     ] {
         let path = args.output.join(name);
-        let tmp = args.output.join(format!(".{name}.partial"));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| {
-                UsageError(format!(
-                    "cannot write `{}`: {}",
-                    path.display(),
-                    files::io_reason(&e)
-                ))
-            })?;
+        crate::output::write(&path, text.as_bytes(), false).map_err(|e| {
+            UsageError(format!(
+                "cannot write `{}`: {}",
+                path.display(),
+                files::io_reason(&e)
+            ))
+        })?;
     }
     println!(
         "documented policy `{}` in {} (index.html, policy.md, flow.svg)",

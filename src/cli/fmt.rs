@@ -68,15 +68,11 @@ pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
 }
 
 fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), UsageError> {
-    let tmp = path.with_extension("pmf.fmt-partial");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            UsageError(format!(
-                "cannot write `{}`: {}",
-                path.display(),
-                files::io_reason(&e)
-            ))
-        })
+    crate::output::write(path, text.as_bytes(), false).map_err(|e| {
+        UsageError(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            files::io_reason(&e)
+        ))
+    })
 }

@@ -67,30 +67,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T,
         .map_err(|e| format!("`{}` is not a valid {what}: {e}", path.display()))
 }
 
-/// Write `value` as JSON atomically (temporary file, then rename).
+/// Write `value` as JSON, never half-written ([`crate::output`]).
 pub fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
-    let tmp = path.with_extension("partial");
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
-    {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&tmp)
-            .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    crate::output::write(path, text.as_bytes(), private)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
 /// Make a new key for `authority`.

@@ -516,8 +516,9 @@ pub enum PlanError {
     Io(String),
 }
 
-/// Stream partners through the policy into a plan file at `out`
-/// (written to a temporary file and renamed: never half-written).
+/// Stream partners through the policy into a plan file at `out` (a
+/// regular file is written beside itself and renamed: never half-written;
+/// a device such as `/dev/null` is written in place, see [`crate::output`]).
 ///
 /// Three stages overlap: a reader thread reads batches, every core
 /// evaluates the current batch, and a writer thread writes and hashes the
@@ -527,9 +528,11 @@ pub fn write_plan(
     out: &Path,
     mut progress: impl FnMut(usize),
 ) -> Result<Written, PlanError> {
-    let tmp = out.with_extension("json.partial");
-    let io_msg = |e: std::io::Error| format!("cannot write `{}`: {e}", tmp.display());
-    let file = std::fs::File::create(&tmp).map_err(|e| PlanError::Io(io_msg(e)))?;
+    let output = crate::output::Output::of(out);
+    let written_to = output.written().to_path_buf();
+    let io_msg = move |e: std::io::Error| format!("cannot write `{}`: {e}", written_to.display());
+    let file = output.create(false).map_err(|e| PlanError::Io(io_msg(e)))?;
+    let durable = output.durable();
     let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
 
     let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(2);
@@ -570,7 +573,9 @@ pub fn write_plan(
                 ToWriter::Totals(totals) => {
                     write!(w, "\n],\"totals\":{totals}}}\n")?;
                     w.inner.flush()?;
-                    w.inner.get_ref().sync_all()?;
+                    if durable {
+                        w.inner.get_ref().sync_all()?;
+                    }
                     return Ok(w.hasher.finalize().to_hex().to_string());
                 }
             }
@@ -648,12 +653,13 @@ pub fn write_plan(
         .and_then(|r| r.map_err(|e| PlanError::Io(io_msg(e))));
     match (outcome, written) {
         (Ok(totals), Ok(hash)) => {
-            std::fs::rename(&tmp, out)
+            output
+                .commit()
                 .map_err(|e| PlanError::Io(format!("cannot write `{}`: {e}", out.display())))?;
             Ok(Written { totals, hash })
         }
         (Err(e), _) | (Ok(_), Err(e)) => {
-            let _ = std::fs::remove_file(&tmp);
+            output.abandon();
             Err(e)
         }
     }

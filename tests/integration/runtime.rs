@@ -299,6 +299,42 @@ fn the_plan_hash_is_the_blake3_of_the_file() {
     );
 }
 
+/// Output that is not a regular file (`-o /dev/null`, a named pipe) is
+/// written in place: the plan is not written beside it and renamed over it,
+/// which would replace the device or the pipe.
+#[test]
+fn plans_go_into_pipes_and_devices_without_replacing_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("plan.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            &fleet("partners.json"),
+            "--target",
+            &fleet("target.json"),
+            "-o",
+            "plan.fifo",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(plan["format_version"], 2);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // Nothing was left beside it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
 #[test]
 fn stale_plans_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,170 @@
+//! Writing the files a command produces. A regular file (or a new one) is
+//! written beside itself and renamed over: it is never half-written, and a
+//! symbolic link to it stays a link. Anything else a user names as output —
+//! `/dev/null`, `/dev/stdout`, a named pipe — is written in place: renaming
+//! over it would replace it (run as root, `/dev/null` itself).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where a command's output goes, and how it gets there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A regular file, or a new one: written to `tmp`, made durable, then
+    /// renamed to `path`.
+    Replace {
+        /// The file in the end.
+        path: PathBuf,
+        /// Beside it, until the write is complete.
+        tmp: PathBuf,
+    },
+    /// A device, a pipe or anything else that is not a regular file:
+    /// written as it is.
+    InPlace(PathBuf),
+}
+
+impl Output {
+    /// How to write `path`.
+    pub fn of(path: &Path) -> Output {
+        // A link is followed to what it names, which is replaced: the link
+        // stays a link.
+        let path = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+            }
+            _ => path.to_path_buf(),
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Output::InPlace(path),
+            _ => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp = path.with_file_name(format!(".{name}.partial"));
+                Output::Replace { path, tmp }
+            }
+        }
+    }
+
+    /// The file to write into, created or truncated (`private`: readable by
+    /// its owner only, for a new regular file).
+    pub fn create(&self, private: bool) -> std::io::Result<File> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        options.open(self.written())
+    }
+
+    /// The path written to while the output is being produced (the
+    /// temporary file, or the output itself).
+    pub fn written(&self) -> &Path {
+        match self {
+            Output::Replace { tmp, .. } => tmp,
+            Output::InPlace(path) => path,
+        }
+    }
+
+    /// Whether the output is a regular file, made durable before it is in
+    /// place (a device or a pipe has nothing to make durable).
+    pub fn durable(&self) -> bool {
+        matches!(self, Output::Replace { .. })
+    }
+
+    /// Put a complete output in place (`file` was written through
+    /// [`Output::create`]; a regular file is synced first).
+    pub fn finish(&self, file: File) -> std::io::Result<()> {
+        if self.durable() {
+            file.sync_all()?;
+        }
+        drop(file);
+        self.commit()
+    }
+
+    /// Put a complete output in place, its file already written, synced
+    /// and closed.
+    pub fn commit(&self) -> std::io::Result<()> {
+        match self {
+            Output::Replace { path, tmp } => std::fs::rename(tmp, path),
+            Output::InPlace(_) => Ok(()),
+        }
+    }
+
+    /// Remove what an unfinished output left (never the output itself).
+    pub fn abandon(&self) {
+        if let Output::Replace { tmp, .. } = self {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Write `bytes` to `path` as the module says (`private`: readable by its
+/// owner only).
+pub fn write(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    let output = Output::of(path);
+    let result = output.create(private).and_then(|mut file| {
+        file.write_all(bytes)?;
+        output.finish(file)
+    });
+    if result.is_err() {
+        output.abandon();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_files_are_replaced_and_links_stay_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plan.json");
+        write(&file, b"one", false).unwrap();
+        write(&file, b"two", false).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        write(&link, b"three", false).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"three");
+        // Nothing is left beside them.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn devices_and_pipes_are_written_in_place_never_replaced() {
+        // Only looked at: a mistake here must not cost the machine its
+        // `/dev/null` (a named pipe below is written for real).
+        let null = Path::new("/dev/null");
+        assert_eq!(Output::of(null), Output::InPlace(null.to_path_buf()));
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write(&fifo, b"through the pipe", false).unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+}
