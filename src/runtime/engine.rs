@@ -799,3 +799,67 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod laid_tests {
+    use super::*;
+    use crate::runtime::value::{Completeness, from_json};
+    use proptest::prelude::*;
+
+    fn fleet() -> (CompiledPolicy, Vec<serde_json::Value>) {
+        let dir = std::path::Path::new("examples/fleet");
+        let policy = crate::cli::policy::load(&[dir.join("policy.pmf")])
+            .ok()
+            .expect("fleet policy compiles");
+        let partners =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("partners.json")).unwrap())
+                .unwrap();
+        (policy, partners)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A policy laid (and folded) for a target all partners share
+        /// assesses every partner as the policy does through layers: fleet
+        /// partners with fields changed at random, under targets that give
+        /// random fields.
+        #[test]
+        fn laid_policies_assess_as_the_policy_does(
+            base in 0usize..36,
+            version in prop::sample::select(vec!["0.9.0", "1.4.0", "1.6.0", "2.0.0", "3.1.4", "4.0.0"]),
+            power in 0u32..12,
+            stability in 0u32..=100,
+            ecosystem in 0u32..=100,
+            capabilities in prop::sample::subsequence(vec!["route", "sense", "plan", "heal"], 0..=4),
+            target_version in prop::option::of(prop::sample::select(vec!["1.4.0", "1.6.0", "2.0.0", "4.0.0"])),
+            target_capabilities in prop::option::of(prop::sample::subsequence(vec!["route", "sense", "plan"], 0..=3)),
+            target_power in prop::option::of(0u32..12),
+            target_region in prop::option::of(prop::sample::select(vec!["eu", "us"])),
+            target_model in prop::option::of(prop::sample::select(vec!["loom-2", "loom-3"])),
+        ) {
+            let (policy, partners) = fleet();
+            let mut partner = partners[base % partners.len()].clone();
+            partner["version"] = version.into();
+            partner["power"] = power.into();
+            partner["metrics"]["stability"] = stability.into();
+            partner["metrics"]["ecosystem"] = ecosystem.into();
+            partner["capabilities"] = capabilities.into();
+            let mut target = serde_json::json!({});
+            if let Some(v) = target_version { target["version"] = v.into(); }
+            if let Some(c) = target_capabilities { target["capabilities"] = c.into(); }
+            if let Some(p) = target_power { target["power"] = p.into(); }
+            if let Some(r) = target_region { target["region"] = r.into(); }
+            if let Some(m) = target_model { target["intelligence"] = serde_json::json!({"model": m}); }
+            let partner = from_json(&policy.schema, &partner, "", Completeness::Full).unwrap();
+            let target = from_json(&policy.schema, &target, "", Completeness::Partial).unwrap();
+            let state = State::of(&partner).with(Some(&target));
+            let general = policy.assess(&partner, state, state);
+            let laid = policy
+                .laid(Root::Target, Some(&target))
+                .laid(Root::Observed, Some(&target));
+            let fast = laid.assess(&partner, state, state);
+            prop_assert_eq!(format!("{fast:?}"), format!("{general:?}"));
+        }
+    }
+}
