@@ -67,25 +67,29 @@ fn main() {
     let policy = policy.to_str().expect("utf-8 path");
     std::fs::write(dir.path().join("target.json"), "{\"version\": \"1.6.0\"}").expect("target");
 
-    let runs = size("PMF_BENCH_RUNS", 3).max(1);
-    let n = size("PMF_BENCH_PLAN", 1_000_000);
-    let partners = generate(dir.path(), n);
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let (secs, peak) = timed(
+    // `pmf plan` of `partners` into `out`, timed.
+    let plan = |partners: &Path, out: &str| {
+        timed(
             dir.path(),
             &[
                 "plan",
                 "--policy",
                 policy,
                 "--partners",
-                partners.to_str().unwrap(),
+                partners.to_str().expect("utf-8 path"),
                 "--target",
                 "target.json",
                 "-o",
-                "plan.json",
+                out,
             ],
-        );
+        )
+    };
+    let runs = size("PMF_BENCH_RUNS", 3).max(1);
+    let n = size("PMF_BENCH_PLAN", 1_000_000);
+    let partners = generate(dir.path(), n);
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let (secs, peak) = plan(&partners, "plan.json");
         println!(
             "plan  {n:>8} partners (NDJSON): {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
             n as f64 / secs
@@ -96,20 +100,7 @@ fn main() {
 
     let n = size("PMF_BENCH_APPLY", 100_000);
     let partners = generate(dir.path(), n);
-    timed(
-        dir.path(),
-        &[
-            "plan",
-            "--policy",
-            policy,
-            "--partners",
-            partners.to_str().unwrap(),
-            "--target",
-            "target.json",
-            "-o",
-            "apply-plan.json",
-        ],
-    );
+    plan(&partners, "apply-plan.json");
     let mut times = Vec::new();
     for _ in 0..runs {
         // Each run applies the plan to a store of its own, from nothing.

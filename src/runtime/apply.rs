@@ -169,7 +169,7 @@ pub fn current_states(
                 ))
             })?,
         };
-        if state_digest(policy, &state) != e.state_digest {
+        if state_digest(&state) != e.state_digest {
             stale.push(format!("partner `{}` changed since planning", e.id));
         }
         states.insert(e.id.clone(), state);

@@ -465,27 +465,59 @@ impl Ir {
     /// comparison of a partner field with itself becomes its answer. The
     /// last needs the partner to be a full record (a field of it is never
     /// missing), as partner states are.
-    pub fn folded(self) -> Ir {
-        let fold = |x: Box<Ir>| Box::new(x.folded());
-        let ir = match self {
-            Ir::Not(x) => Ir::Not(fold(x)),
-            Ir::Neg(x) => Ir::Neg(fold(x)),
-            Ir::Len(x) => Ir::Len(fold(x)),
-            Ir::Abs(x) => Ir::Abs(fold(x)),
-            Ir::And(x, y) => Ir::And(fold(x), fold(y)),
-            Ir::Or(x, y) => Ir::Or(fold(x), fold(y)),
-            Ir::Compare(op, x, y) => Ir::Compare(op, fold(x), fold(y)),
-            Ir::In(negated, x, y) => Ir::In(negated, fold(x), fold(y)),
-            Ir::Add(x, y) => Ir::Add(fold(x), fold(y)),
-            Ir::Sub(x, y) => Ir::Sub(fold(x), fold(y)),
-            Ir::Mul(x, y) => Ir::Mul(fold(x), fold(y)),
-            Ir::Div(x, y) => Ir::Div(fold(x), fold(y)),
-            Ir::Min(x, y) => Ir::Min(fold(x), fold(y)),
-            Ir::Max(x, y) => Ir::Max(fold(x), fold(y)),
-            leaf @ (Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable) => {
-                return leaf;
-            }
-        };
+    pub fn folded(&self) -> Ir {
+        self.map_operands(&|x| x.folded()).fold_node()
+    }
+
+    /// This node with each operand replaced by `f` of it (a leaf as is).
+    fn map_operands(&self, f: &impl Fn(&Ir) -> Ir) -> Ir {
+        let b = |x: &Ir| Box::new(f(x));
+        match self {
+            Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable => self.clone(),
+            Ir::Not(x) => Ir::Not(b(x)),
+            Ir::Neg(x) => Ir::Neg(b(x)),
+            Ir::Len(x) => Ir::Len(b(x)),
+            Ir::Abs(x) => Ir::Abs(b(x)),
+            Ir::And(x, y) => Ir::And(b(x), b(y)),
+            Ir::Or(x, y) => Ir::Or(b(x), b(y)),
+            Ir::Compare(op, x, y) => Ir::Compare(*op, b(x), b(y)),
+            Ir::In(negated, x, y) => Ir::In(*negated, b(x), b(y)),
+            Ir::Add(x, y) => Ir::Add(b(x), b(y)),
+            Ir::Sub(x, y) => Ir::Sub(b(x), b(y)),
+            Ir::Mul(x, y) => Ir::Mul(b(x), b(y)),
+            Ir::Div(x, y) => Ir::Div(b(x), b(y)),
+            Ir::Min(x, y) => Ir::Min(b(x), b(y)),
+            Ir::Max(x, y) => Ir::Max(b(x), b(y)),
+        }
+    }
+
+    /// The node's operands (none for a leaf).
+    fn operands(&self) -> Vec<&Ir> {
+        match self {
+            Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable => Vec::new(),
+            Ir::Not(x) | Ir::Neg(x) | Ir::Len(x) | Ir::Abs(x) => vec![x],
+            Ir::And(x, y)
+            | Ir::Or(x, y)
+            | Ir::Compare(_, x, y)
+            | Ir::In(_, x, y)
+            | Ir::Add(x, y)
+            | Ir::Sub(x, y)
+            | Ir::Mul(x, y)
+            | Ir::Div(x, y)
+            | Ir::Min(x, y)
+            | Ir::Max(x, y) => vec![x, y],
+        }
+    }
+
+    /// [`Ir::folded`] for this node alone, its operands folded already.
+    fn fold_node(self) -> Ir {
+        if matches!(
+            self,
+            Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable
+        ) {
+            return self;
+        }
+        let ir = self;
         let constant = |x: &Ir| matches!(x, Ir::Const(_));
         // `false and ...` is false, `true or ...` is true, whatever the
         // right side would have come to.
@@ -504,21 +536,7 @@ impl Ir {
                 CompareOp::Eq | CompareOp::Le | CompareOp::Ge
             )));
         }
-        let all_constant = match &ir {
-            Ir::Not(x) | Ir::Neg(x) | Ir::Len(x) | Ir::Abs(x) => constant(x),
-            Ir::And(x, y)
-            | Ir::Or(x, y)
-            | Ir::Compare(_, x, y)
-            | Ir::In(_, x, y)
-            | Ir::Add(x, y)
-            | Ir::Sub(x, y)
-            | Ir::Mul(x, y)
-            | Ir::Div(x, y)
-            | Ir::Min(x, y)
-            | Ir::Max(x, y) => constant(x) && constant(y),
-            _ => false,
-        };
-        if all_constant {
+        if ir.operands().into_iter().all(constant) {
             // Constants read no state: any env will do.
             let none = Value::Missing;
             let env = Env {
@@ -556,11 +574,6 @@ impl Ir {
     /// full record, it gives what `self` gives, without reading through
     /// layers per partner.
     pub fn laid(&self, root: Root, layer: Option<&Value>) -> Ir {
-        self.laid_paths(root, layer).folded()
-    }
-
-    fn laid_paths(&self, root: Root, layer: Option<&Value>) -> Ir {
-        let b = |x: &Ir| Box::new(x.laid_paths(root, layer));
         match self {
             Ir::Path(r, indices, part) if *r == root => {
                 let given = match layer {
@@ -581,21 +594,7 @@ impl Ir {
                     Walk::Found(_) => self.clone(),
                 }
             }
-            Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable => self.clone(),
-            Ir::Not(x) => Ir::Not(b(x)),
-            Ir::Neg(x) => Ir::Neg(b(x)),
-            Ir::Len(x) => Ir::Len(b(x)),
-            Ir::Abs(x) => Ir::Abs(b(x)),
-            Ir::And(x, y) => Ir::And(b(x), b(y)),
-            Ir::Or(x, y) => Ir::Or(b(x), b(y)),
-            Ir::Compare(op, x, y) => Ir::Compare(*op, b(x), b(y)),
-            Ir::In(negated, x, y) => Ir::In(*negated, b(x), b(y)),
-            Ir::Add(x, y) => Ir::Add(b(x), b(y)),
-            Ir::Sub(x, y) => Ir::Sub(b(x), b(y)),
-            Ir::Mul(x, y) => Ir::Mul(b(x), b(y)),
-            Ir::Div(x, y) => Ir::Div(b(x), b(y)),
-            Ir::Min(x, y) => Ir::Min(b(x), b(y)),
-            Ir::Max(x, y) => Ir::Max(b(x), b(y)),
+            _ => self.map_operands(&|x| x.laid(root, layer)).fold_node(),
         }
     }
 }

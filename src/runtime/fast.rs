@@ -169,6 +169,20 @@ impl<'t> Reader<'t> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
+    /// After an item of an array or object: `Some(false)` past a comma (more
+    /// to come), `Some(true)` past `close`, `None` at anything else.
+    fn closed(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let b = self.peek()?;
+        self.pos += 1;
+        if b == b',' {
+            self.ws();
+            Some(false)
+        } else {
+            (b == close).then_some(true)
+        }
+    }
+
     /// A string without escapes or control characters, at the cursor.
     fn string(&mut self) -> Option<&'t str> {
         self.eat(b'"')?;
@@ -239,17 +253,8 @@ impl<'t> Reader<'t> {
                             self.ws();
                         }
                         self.skip_value()?;
-                        self.ws();
-                        match self.peek()? {
-                            b',' => {
-                                self.pos += 1;
-                                self.ws();
-                            }
-                            b if b == close => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return None,
+                        if self.closed(close)? {
+                            break;
                         }
                     }
                 }
@@ -307,17 +312,8 @@ impl<'t> Reader<'t> {
             }
             loop {
                 items.push(self.value(elem, cache)?);
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.pos += 1;
-                        self.ws();
-                    }
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.closed(b']')? {
+                    break;
                 }
             }
             self.depth -= 1;
@@ -370,17 +366,8 @@ impl<'t> Reader<'t> {
                 self.eat(b':')?;
                 self.ws();
                 slots[i] = Some(self.field_value(&fields[i], cache)?);
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.pos += 1;
-                        self.ws();
-                    }
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.closed(b'}')? {
+                    break;
                 }
             }
             self.depth -= 1;

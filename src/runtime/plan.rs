@@ -149,20 +149,15 @@ impl History {
 
 /// SHA-256 (hex) of a partner state (of its digest encoding,
 /// [`Value::write_digest_bytes`]).
-pub fn state_digest(policy: &CompiledPolicy, state: &Value) -> String {
+pub fn state_digest(state: &Value) -> String {
     let mut out = String::with_capacity(64);
-    write_state_digest(policy, state, &mut Vec::new(), &mut out);
+    write_state_digest(state, &mut Vec::new(), &mut out);
     out
 }
 
 /// Append the SHA-256 (hex) of a partner state to `out`; `scratch` holds
 /// the encoding on the way (reused across partners).
-fn write_state_digest(
-    _policy: &CompiledPolicy,
-    state: &Value,
-    scratch: &mut Vec<u8>,
-    out: &mut String,
-) {
+fn write_state_digest(state: &Value, scratch: &mut Vec<u8>, out: &mut String) {
     scratch.clear();
     state.write_digest_bytes(scratch);
     json_out::write_hex(&Sha256::digest(scratch.as_slice()), out);
@@ -206,7 +201,7 @@ fn write_entry(
     out.push_str("{\"id\":");
     write_str(id, out);
     out.push_str(",\"state_digest\":\"");
-    write_state_digest(policy, partner, &mut scratch.bytes, out);
+    write_state_digest(partner, &mut scratch.bytes, out);
     out.push_str("\",\"from\":");
     let version = |state: State<'_>, out: &mut String| match &*state.get(&[policy.version_field]) {
         Value::Ver(v) => {
@@ -903,7 +898,7 @@ mod tests {
             a.action,
         );
         let entry = PlanEntry {
-            state_digest: state_digest(policy, partner),
+            state_digest: state_digest(partner),
             from: policy.version_of(partner).map(|v| v.to_string()),
             to: policy.version_of(&view.merged()).map(|v| v.to_string()),
             migration,

@@ -84,9 +84,27 @@ struct LineReader {
 /// How many bytes a batch of NDJSON aims at.
 const BLOCK: usize = 2 << 20;
 
+/// Append a block of `file` to `bytes`: at least [`BLOCK`] bytes, or as
+/// many as `pending` (what is not handed out yet) when that is more, so a
+/// record larger than a block is read in ever larger steps. True at the end
+/// of the file.
+fn read_block(
+    file: &mut std::fs::File,
+    bytes: &mut Vec<u8>,
+    pending: usize,
+    name: &str,
+) -> Result<bool, InputError> {
+    let want = BLOCK.max(pending);
+    bytes.reserve(want);
+    let n = file
+        .take(want as u64)
+        .read_to_end(bytes)
+        .map_err(|e| InputError::Io(format!("cannot read `{name}`: {e}")))?;
+    Ok(n == 0)
+}
+
 impl LineReader {
     fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
-        let read_error = |e: std::io::Error| InputError::Io(format!("cannot read `{name}`: {e}"));
         let mut bytes = std::mem::take(&mut self.carry);
         // Read until the block is full and holds a whole line, or the file ends.
         let end = loop {
@@ -98,15 +116,8 @@ impl LineReader {
                     break bytes.len();
                 }
             }
-            let want = BLOCK.max(bytes.len());
-            bytes.reserve(want);
-            let n = (&mut self.file)
-                .take(want as u64)
-                .read_to_end(&mut bytes)
-                .map_err(read_error)?;
-            if n == 0 {
-                self.eof = true;
-            }
+            let pending = bytes.len();
+            self.eof = read_block(&mut self.file, &mut bytes, pending, name)?;
         };
         self.carry = bytes.split_off(end);
         let mut batch = Batch::default();
@@ -307,7 +318,6 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
 
 impl ArrayReader {
     fn next_batch(&mut self, max: usize, name: &str) -> Result<Batch, InputError> {
-        let read_error = |e: std::io::Error| InputError::Io(format!("cannot read `{name}`: {e}"));
         let mut bytes = std::mem::take(&mut self.carry);
         let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
         // Where the scan stands: everything before `at` is handed out.
@@ -377,15 +387,8 @@ impl ArrayReader {
             if !ranges.is_empty() || self.eof {
                 break;
             }
-            let want = BLOCK.max(bytes.len() - at);
-            bytes.reserve(want);
-            let n = (&mut self.file)
-                .take(want as u64)
-                .read_to_end(&mut bytes)
-                .map_err(read_error)?;
-            if n == 0 {
-                self.eof = true;
-            }
+            let pending = bytes.len() - at;
+            self.eof = read_block(&mut self.file, &mut bytes, pending, name)?;
         }
         if self.eof && ranges.is_empty() && self.expect != Expect::End {
             let line = self.line + bytes.iter().filter(|&&b| b == b'\n').count();

@@ -72,21 +72,25 @@ fn planned(dir: &Path) {
 
 /// Plan the fleet's policy and target over a partners file in `dir`.
 fn plan_local(dir: &Path, partners: &str) -> Output {
+    plan_into(dir, partners, "plan.json", &[])
+}
+
+/// Plan the fleet's policy and target over `partners` into `out`.
+fn plan_into(dir: &Path, partners: &str, out: &str, extra: &[&str]) -> Output {
     let (policy, target) = (fleet("policy.pmf"), fleet("target.json"));
-    pmf(
-        dir,
-        &[
-            "plan",
-            "--policy",
-            &policy,
-            "--partners",
-            partners,
-            "--target",
-            &target,
-            "-o",
-            "plan.json",
-        ],
-    )
+    let mut args = vec![
+        "plan",
+        "--policy",
+        &policy,
+        "--partners",
+        partners,
+        "--target",
+        &target,
+        "-o",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    pmf(dir, &args)
 }
 
 fn apply(dir: &Path, extra: &[&str]) -> Output {
@@ -274,21 +278,11 @@ fn missing_and_invalid_approvals() {
 #[test]
 fn the_plan_hash_is_the_blake3_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let o = pmf(
+    let o = plan_into(
         dir.path(),
-        &[
-            "plan",
-            "--policy",
-            &fleet("policy.pmf"),
-            "--partners",
-            &fleet("partners.json"),
-            "--target",
-            &fleet("target.json"),
-            "-o",
-            "plan.json",
-            "--format",
-            "json",
-        ],
+        &fleet("partners.json"),
+        "plan.json",
+        &["--format", "json"],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let summary: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
@@ -313,20 +307,7 @@ fn plans_go_into_pipes_and_devices_without_replacing_them() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
-    let o = pmf(
-        dir.path(),
-        &[
-            "plan",
-            "--policy",
-            &fleet("policy.pmf"),
-            "--partners",
-            &fleet("partners.json"),
-            "--target",
-            &fleet("target.json"),
-            "-o",
-            "plan.fifo",
-        ],
-    );
+    let o = plan_into(dir.path(), &fleet("partners.json"), "plan.fifo", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let plan: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
     assert_eq!(plan["format_version"], 2);
