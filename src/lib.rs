@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod db;
 pub mod diagnostics;
 pub mod doc;

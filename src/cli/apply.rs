@@ -16,7 +16,7 @@ use crate::runtime::approvals::{self, DEFAULT_KEYRING};
 use crate::runtime::input;
 use crate::runtime::plan::read_plan;
 use crate::runtime::value::Value;
-use crate::store::lock::LockError;
+use crate::store::checkpoint::OperatorKey;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Partners committed together, in one transaction.
@@ -42,6 +42,10 @@ pub struct ApplyArgs {
     /// The policy files (default: those the plan was made with).
     #[arg(long, num_args = 1..)]
     pub policy: Vec<PathBuf>,
+    /// The operator's key, which signs the lineage's checkpoints (default:
+    /// `operator.key` beside the store, made on first use).
+    #[arg(long, env = "PMF_OPERATOR_KEY")]
+    pub operator_key: Option<PathBuf>,
     /// Show every phase of every partner, however many.
     #[arg(long, short)]
     pub verbose: bool,
@@ -72,6 +76,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     // Approvals: every one must verify; the valid ones name who approved.
     let keyring = approvals::read_keyring(&args.keyring).map_err(UsageError)?;
     let mut approved = HashSet::new();
+    let mut signers: HashMap<String, Vec<String>> = HashMap::new();
+    let mut accepted = Vec::new();
     for path in &args.approvals {
         let file = approvals::read_approvals(path).map_err(UsageError)?;
         for a in &file.approvals {
@@ -85,6 +91,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                 return Ok(Exit::Failure);
             }
             approved.insert(a.authority.clone());
+            let key = a.public_key.to_ascii_lowercase();
+            let keys = signers.entry(a.authority.clone()).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+                accepted.push(a.clone());
+            }
         }
     }
 
@@ -96,37 +108,30 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         None => HashMap::new(),
     };
 
+    let _lock = crate::store::lock::lock(&args.store, "apply").map_err(|e| {
+        UsageError(format!(
+            "{e}; nothing was applied (run again when it is done: apply resumes where it stopped)"
+        ))
+    })?;
     let mut store = Store::open(&args.store).map_err(|e| UsageError(e.0))?;
-    let _lock = match store.lock("apply") {
-        Ok(guard) => guard,
-        Err(LockError::Held(h)) => {
-            return Err(UsageError(format!(
-                "the store `{}` is locked by pid {} on {} since {}: another apply is running",
-                args.store.display(),
-                h.pid,
-                h.host,
-                h.started_at
-            )));
-        }
-        Err(LockError::Stale(h)) => {
-            return Err(UsageError(format!(
-                "the store `{}` is locked by pid {} on {} since {}, which is no longer running; clear it with `pmf state unlock --store {}`",
-                args.store.display(),
-                h.pid,
-                h.host,
-                h.started_at,
-                args.store.display()
-            )));
-        }
-        Err(LockError::Store(e)) => return Err(UsageError(e.0)),
-    };
-    let done = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
+    let operator_path = args
+        .operator_key
+        .clone()
+        .unwrap_or_else(|| OperatorKey::default_path(&args.store));
+    let (operator, made) = OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
+    if made {
+        eprintln!(
+            "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",
+            operator_path.display(),
+            operator.public_hex()
+        );
+    }
+    let progress = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
     // The WAL is copied back into the database by a checkpointer thread of
     // its own, on the other core, while this one goes on writing.
     store
-        .conn
-        .pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(|e| UsageError(e.to_string()))?;
+        .disable_autocheckpoint()
+        .map_err(|e| UsageError(e.0))?;
     let _checkpointer = Checkpointer::start(&args.store);
 
     // States of partners the store does not have yet come from the plan's partners file.
@@ -156,8 +161,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         initial_states: &initial,
         observed: &observed,
         approved: &approved,
+        signers: &signers,
     };
-    let states = match current_states(&store, &inputs, &done) {
+    let current = match current_states(&store, &inputs, progress) {
         Ok(s) => s,
         Err(ApplyError::Stale(why)) => {
             eprintln!("pmf: the plan is stale; make a new one with `pmf plan`:");
@@ -185,19 +191,31 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut skipped = 0usize;
+    let mut pending = 0usize;
     let mut stdout_open = true;
     // Partners are committed in batches: an error in any partner rolls its
     // whole batch back (a re-run redoes it). Output is printed once the
     // batch is durable.
-    for batch in plan.entries.chunks(APPLY_BATCH) {
-        let mut results = Vec::with_capacity(batch.len());
-        let tx = store
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| UsageError(format!("store: {e}")))?;
-        let mut shared = ApplyBatch::begin(&tx, &inputs).map_err(store_failure)?;
-        for entry in batch {
-            let result = match done.get(&entry.id).and_then(|o| outcome_from_str(o)) {
+    for (n, chunk) in plan.entries.chunks(APPLY_BATCH).enumerate() {
+        let mut results = Vec::with_capacity(chunk.len());
+        let mut batch = store
+            .begin(&operator)
+            .map_err(|e| store_failure(e.into()))?;
+        if n == 0 {
+            // The approvals accepted, kept for `pmf lineage verify`.
+            for a in &accepted {
+                batch
+                    .add_approval(&loaded.hash, &a.authority, &a.public_key, &a.signature)
+                    .map_err(|e| store_failure(e.into()))?;
+            }
+        }
+        let mut shared = ApplyBatch::begin(&inputs);
+        for entry in chunk {
+            let result = match current
+                .done
+                .get(&entry.id)
+                .and_then(|o| outcome_from_str(o))
+            {
                 Some(o) if o.is_final() => {
                     skipped += 1;
                     PartnerResult {
@@ -206,19 +224,32 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         events: Vec::new(),
                         events_json: Vec::new(),
                         skipped: true,
+                        pending: None,
                     }
                 }
                 _ => {
-                    let Some(state) = states.get(&entry.id) else {
+                    let Some(state) = current.states.get(&entry.id) else {
                         continue;
                     };
-                    apply_partner(&tx, &inputs, &mut shared, entry, state).map_err(store_failure)?
+                    let r = apply_partner(
+                        &mut batch,
+                        &inputs,
+                        &mut shared,
+                        entry,
+                        state,
+                        current.last.get(&entry.id),
+                    )
+                    .map_err(store_failure)?;
+                    if r.skipped {
+                        pending += 1;
+                    }
+                    r
                 }
             };
             results.push(result);
         }
-        shared.finish(&tx, &policy).map_err(store_failure)?;
-        tx.commit().map_err(|e| UsageError(format!("store: {e}")))?;
+        shared.finish(&batch, &policy).map_err(store_failure)?;
+        batch.commit().map_err(|e| store_failure(e.into()))?;
         for result in results {
             *counts.entry(result.outcome.as_str()).or_default() += 1;
             if stdout_open {
@@ -251,7 +282,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         OutputFormat::Json => writeln!(
             out,
             "{}",
-            serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "outcomes": counts})
+            serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts})
         ),
         OutputFormat::Human => {
             let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -260,10 +291,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                 "\napplied plan {} to {total} partners: {}{}",
                 &loaded.hash[..12],
                 parts.join(" · "),
-                if skipped > 0 {
-                    format!(" ({skipped} done by an earlier run)")
-                } else {
-                    String::new()
+                match (skipped, pending) {
+                    (0, 0) => String::new(),
+                    (s, 0) => format!(" ({s} done by an earlier run)"),
+                    (0, p) =>
+                        format!(" ({p} still pending as before: nothing they wait for changed)"),
+                    (s, p) => format!(
+                        " ({s} done by an earlier run, {p} still pending as before: nothing they wait for changed)"
+                    ),
                 }
             )
         }
@@ -301,6 +336,8 @@ struct PartnerLine<'a> {
     id: &'a str,
     outcome: PartnerOutcome,
     skipped: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending: Option<&'a str>,
 }
 
 fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
@@ -312,6 +349,7 @@ fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> 
         id: &r.id,
         outcome: r.outcome,
         skipped: r.skipped,
+        pending: r.pending.as_deref(),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -330,12 +368,20 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
     let to = first.and_then(|e| e.to.clone()).unwrap_or_default();
     let ty = first.and_then(|e| e.migration.clone()).unwrap_or_default();
     if r.skipped {
-        return writeln!(
-            out,
-            "{mark} {:<14} {} (done by an earlier run)",
-            r.id,
-            r.outcome.as_str()
-        );
+        return match &r.pending {
+            Some(why) => writeln!(
+                out,
+                "{mark} {:<14} {} (still pending: {why})",
+                r.id,
+                r.outcome.as_str()
+            ),
+            None => writeln!(
+                out,
+                "{mark} {:<14} {} (done by an earlier run)",
+                r.id,
+                r.outcome.as_str()
+            ),
+        };
     }
     writeln!(
         out,

@@ -6,6 +6,8 @@ use clap::{Args, Subcommand};
 
 use super::plan::OutputFormat;
 use super::{Exit, UsageError};
+use crate::store::checkpoint::Checkpoint;
+use crate::store::merkle;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf lineage`.
@@ -30,14 +32,42 @@ pub enum LineageCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
     },
-    /// Recompute every hash; exit 1 naming the first broken event.
+    /// Recompute every hash, Merkle root and signature, and hold the
+    /// current state to the lineage; exit 1 naming the first problem.
     Verify {
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
         store: PathBuf,
+        /// A checkpoint a witness kept (`pmf lineage checkpoint`): the log
+        /// must still extend it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
+    },
+    /// Export the latest signed checkpoint (size, Merkle root, signature)
+    /// for a witness: another team, a CI artifact, a git repository.
+    Checkpoint {
+        /// The store.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        store: PathBuf,
+        /// Where to write it (default: standard output).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Proofs for an auditor, against the latest signed checkpoint: that
+    /// each event of PARTNER is in the log (inclusion), and with `--since`
+    /// that the log extends an earlier checkpoint (consistency), as JSON.
+    Prove {
+        /// The partner whose events to prove.
+        partner: Option<String>,
+        /// The store.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        store: PathBuf,
+        /// An earlier checkpoint to prove consistency with.
+        #[arg(long)]
+        since: Option<PathBuf>,
     },
 }
 
@@ -103,28 +133,52 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
             }
             Ok(Exit::Success)
         }
-        LineageCommand::Verify { store, format } => {
+        LineageCommand::Verify {
+            store,
+            checkpoint,
+            format,
+        } => {
+            let witness = match checkpoint {
+                Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
+                None => None,
+            };
             let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            let v = store.verify().map_err(|e| UsageError(e.0))?;
+            let v = store
+                .verify(witness.as_ref())
+                .map_err(|e| UsageError(e.0))?;
             match format {
                 OutputFormat::Json => println!(
                     "{}",
-                    serde_json::json!({"format_version": 1, "intact": v.broken.is_none(), "events": v.events, "partners": v.partners, "broken": v.broken})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
-                    None => println!(
-                        "lineage intact: {} events across {} partners",
-                        v.events, v.partners
-                    ),
-                    Some(b) => {
-                        let who = match (&b.partner, b.seq) {
-                            (Some(p), Some(s)) => format!(" (partner `{p}`, event {s})"),
-                            _ => String::new(),
-                        };
+                    None => {
                         println!(
-                            "lineage broken at event #{}{who}: {}",
-                            b.global_seq, b.reason
+                            "lineage intact: {} events across {} partners, {} signed checkpoints, {} approvals verified; current state matches the lineage",
+                            v.events, v.partners, v.checkpoints, v.approvals
                         );
+                        if let Some(w) = &witness {
+                            println!(
+                                "the log extends the witness's checkpoint of {} events signed at {}",
+                                w.size, w.time
+                            );
+                        }
+                    }
+                    Some(_) => {
+                        for b in v.problems.iter().take(20) {
+                            let who = match (&b.partner, b.seq) {
+                                (Some(p), Some(s)) => format!(" (partner `{p}`, event {s})"),
+                                (Some(p), None) => format!(" (partner `{p}`)"),
+                                _ => String::new(),
+                            };
+                            println!(
+                                "lineage broken at event #{}{who}: {}",
+                                b.global_seq, b.reason
+                            );
+                        }
+                        if v.problems.len() > 20 {
+                            println!("... and {} more problems", v.problems.len() - 20);
+                        }
                     }
                 },
             }
@@ -133,6 +187,100 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
             } else {
                 Exit::Failure
             })
+        }
+        LineageCommand::Checkpoint { store, output } => {
+            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
+            let latest = store
+                .checkpoints()
+                .map_err(|e| UsageError(e.0))?
+                .pop()
+                .ok_or_else(|| {
+                    UsageError(
+                        "the store has no signed checkpoint yet (nothing was applied)".into(),
+                    )
+                })?;
+            let text = serde_json::to_string_pretty(&latest)
+                .map_err(|e| UsageError(e.to_string()))?
+                + "\n";
+            match output {
+                Some(path) => {
+                    crate::output::write(path, text.as_bytes(), false).map_err(|e| {
+                        UsageError(format!("cannot write `{}`: {e}", path.display()))
+                    })?;
+                    eprintln!(
+                        "checkpoint of {} events (root {}…) written to {}",
+                        latest.size,
+                        latest.root.get(..16).unwrap_or(&latest.root),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(Exit::Success)
+        }
+        LineageCommand::Prove {
+            partner,
+            store,
+            since,
+        } => {
+            let earlier = match since {
+                Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
+                None => None,
+            };
+            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
+            let latest = store
+                .checkpoints()
+                .map_err(|e| UsageError(e.0))?
+                .pop()
+                .ok_or_else(|| UsageError("the store has no signed checkpoint yet".into()))?;
+            let tree = store.tree().map_err(|e| UsageError(e.0))?;
+            let hex_all = |p: Vec<merkle::Hash>| p.iter().map(merkle::to_hex).collect::<Vec<_>>();
+            let mut inclusion = Vec::new();
+            if let Some(p) = partner {
+                let events = store.lineage(Some(p)).map_err(|e| UsageError(e.0))?;
+                if events.is_empty() {
+                    return Err(UsageError(format!("no partner `{p}` in the lineage")));
+                }
+                let raw = store.raw_events(p).map_err(|e| UsageError(e.0))?;
+                for (global_seq, body, prev_hash, hash) in raw {
+                    let index = (global_seq - 1) as u64;
+                    if index >= latest.size {
+                        continue;
+                    }
+                    let proof = tree
+                        .inclusion_proof(index, latest.size)
+                        .map(hex_all)
+                        .unwrap_or_default();
+                    inclusion.push(serde_json::json!({
+                        "global_seq": global_seq, "leaf_index": index, "event": body,
+                        "prev_hash": prev_hash, "hash": hash, "proof": proof,
+                    }));
+                }
+            }
+            let consistency = match &earlier {
+                Some(e) => {
+                    let proof = tree
+                        .consistency_proof(e.size, latest.size)
+                        .ok_or_else(|| {
+                            UsageError(format!(
+                                "the earlier checkpoint covers {} events, more than the log's latest checkpoint ({}): the log was truncated",
+                                e.size, latest.size
+                            ))
+                        })?;
+                    Some(
+                        serde_json::json!({"first": e.size, "first_root": e.root, "second": latest.size, "second_root": latest.root, "proof": hex_all(proof)}),
+                    )
+                }
+                None => None,
+            };
+            let doc = serde_json::json!({
+                "format": "pmf-proof-v1",
+                "checkpoint": latest,
+                "inclusion": inclusion,
+                "consistency": consistency,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(Exit::Success)
         }
     }
 }

@@ -92,7 +92,8 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
     };
     let history = if args.store.exists() {
         Store::open(&args.store)
-            .and_then(|s| s.history())
+            .and_then(|s| s.outcome_counts())
+            .map(|outcomes| History { outcomes })
             .map_err(|e| UsageError(e.0))?
     } else {
         History::default()

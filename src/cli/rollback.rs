@@ -9,7 +9,8 @@ use clap::Args;
 use super::plan::OutputFormat;
 use super::{Exit, UsageError, policy};
 use crate::runtime::plan::now_rfc3339;
-use crate::store::lineage::{self, Event};
+use crate::store::checkpoint::OperatorKey;
+use crate::store::lineage::Event;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf rollback`.
@@ -26,6 +27,10 @@ pub struct RollbackArgs {
     /// Policy files whose rites to speak (default: the standard library's).
     #[arg(long, num_args = 1..)]
     pub policy: Vec<PathBuf>,
+    /// The operator's key, which signs the lineage's checkpoints (default:
+    /// `operator.key` beside the store).
+    #[arg(long, env = "PMF_OPERATOR_KEY")]
+    pub operator_key: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
@@ -47,63 +52,104 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
             Err(f) => return f.exit(),
         }
     };
+    let _lock = crate::store::lock::lock(&args.store, "rollback")
+        .map_err(|e| UsageError(format!("{e}; nothing was rolled back")))?;
     let mut store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
-    let _lock = store.lock("apply").map_err(|e| match e {
-        crate::store::lock::LockError::Held(h) | crate::store::lock::LockError::Stale(h) => {
-            UsageError(format!(
-                "the store is locked by pid {} on {} since {}",
-                h.pid, h.host, h.started_at
-            ))
-        }
-        crate::store::lock::LockError::Store(e) => UsageError(e.0),
-    })?;
-    let current = store
-        .partner(&args.partner)
+    let (current, last) = store
+        .bound_partner(&args.partner)
         .map_err(|e| UsageError(e.0))?
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", args.partner)))?;
     let stable = store
         .stable_versions(&args.partner)
         .map_err(|e| UsageError(e.0))?;
+    // Stable versions are bound to the lineage: one edited outside pmf is
+    // never installed.
+    let verification = store.verify(None).map_err(|e| UsageError(e.0))?;
+    if let Some(b) = verification
+        .problems
+        .iter()
+        .find(|b| b.partner.as_deref() == Some(args.partner.as_str()))
+    {
+        return Err(UsageError(format!(
+            "partner `{}` cannot be rolled back: {}; nothing was rolled back",
+            args.partner, b.reason
+        )));
+    }
     let chosen = match &args.to {
         Some(v) => stable
             .iter()
             .rev()
-            .find(|(ver, _)| ver.as_deref() == Some(v.as_str()))
+            .find(|s| s.version.as_deref() == Some(v.as_str()))
             .cloned()
             .ok_or_else(|| {
-                let known: Vec<String> = stable.iter().filter_map(|(v, _)| v.clone()).collect();
+                let known: Vec<String> = stable.iter().filter_map(|s| s.version.clone()).collect();
                 UsageError(format!(
                     "partner `{}` was never stable at {v}; its stable versions: {}",
                     args.partner,
                     known.join(", ")
                 ))
             })?,
-        None => stable
-            .iter()
-            .rev()
-            .find(|(ver, state)| *ver != current.version || *state != current.state)
-            .cloned()
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "partner `{}` has no earlier stable version",
-                    args.partner
-                ))
-            })?,
+        None => {
+            if last
+                .as_ref()
+                .is_some_and(|l| l.outcome.as_deref() == Some("rolled_back"))
+            {
+                return Err(UsageError(format!(
+                    "partner `{}` was just rolled back to {}; rolling back again would not go further back but forth: name the version with `--to VERSION`",
+                    args.partner,
+                    current.version.as_deref().unwrap_or("its previous state")
+                )));
+            }
+            stable
+                .iter()
+                .rev()
+                .find(|s| s.version != current.version || s.state != current.state)
+                .cloned()
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "partner `{}` has no earlier stable version",
+                        args.partner
+                    ))
+                })?
+        }
     };
+    if chosen.version == current.version && chosen.state == current.state {
+        return Err(UsageError(format!(
+            "partner `{}` is already at {}: nothing to roll back",
+            args.partner,
+            chosen.version.as_deref().unwrap_or("that state")
+        )));
+    }
+    let operator_path = args
+        .operator_key
+        .clone()
+        .unwrap_or_else(|| OperatorKey::default_path(&args.store));
+    let (operator, _) = OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
     let now = now_rfc3339();
     let base = Event {
         partner: args.partner.clone(),
         from: current.version.clone(),
-        to: chosen.0.clone(),
+        to: chosen.version.clone(),
         migration: Some("fallback".into()),
         policy_hash,
         time: now.clone(),
         ..Event::default()
     };
-    let tx = store
-        .conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let mut batch = store.begin(&operator).map_err(|e| UsageError(e.0))?;
+    let seq = batch
+        .next_stable_seq(&args.partner)
+        .map_err(|e| UsageError(e.0))?;
+    let stable_digest = batch
+        .push_stable(&args.partner, seq, chosen.version.as_deref(), &chosen.state)
+        .map_err(|e| UsageError(e.0))?;
+    let state_digest = batch
+        .put_partner(
+            &args.partner,
+            &chosen.state,
+            chosen.version.as_deref(),
+            "active",
+        )
+        .map_err(|e| UsageError(e.0))?;
     let mut events = vec![
         Event {
             kind: "rollback".into(),
@@ -124,29 +170,17 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
         Event {
             kind: "completed".into(),
             outcome: Some("rolled_back".into()),
+            state: Some(state_digest),
+            stable: vec![stable_digest],
             ..base.clone()
         },
     ];
-    let mut chain = lineage::Chain::load(&tx, &args.partner).map_err(|e| UsageError(e.0))?;
+    let mut chain = batch.chain(&args.partner).map_err(|e| UsageError(e.0))?;
     let mut stored = Vec::with_capacity(events.len());
     for e in &mut events {
-        stored.push(chain.append(&tx, e).map_err(|e| UsageError(e.0))?);
+        stored.push(batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?);
     }
-    chain.finish(&tx).map_err(|e| UsageError(e.0))?;
-    let apply = || -> rusqlite::Result<()> {
-        tx.execute(
-            "UPDATE partners SET state = ?2, version = ?3, status = 'active', updated_at = ?4 WHERE id = ?1",
-            rusqlite::params![args.partner, chosen.1, chosen.0, now],
-        )?;
-        tx.execute(
-            "INSERT INTO stable_versions (partner_id, seq, version, state)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1), ?2, ?3)",
-            rusqlite::params![args.partner, chosen.0, chosen.1],
-        )?;
-        Ok(())
-    };
-    apply().map_err(|e| UsageError(e.to_string()))?;
-    tx.commit().map_err(|e| UsageError(e.to_string()))?;
+    batch.commit().map_err(|e| UsageError(e.0))?;
     match args.format {
         OutputFormat::Json => {
             let mut out = std::io::stdout().lock();
@@ -159,7 +193,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
                 "↩ {} rolled back {} → {}",
                 args.partner,
                 current.version.unwrap_or_default(),
-                chosen.0.unwrap_or_default()
+                chosen.version.unwrap_or_default()
             );
             for words in [&rites.0, &rites.1].into_iter().flatten() {
                 println!("    “{words}”");

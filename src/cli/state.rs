@@ -7,6 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::plan::input_failure;
 use super::{Exit, UsageError, policy};
 use crate::runtime::input::read_all_partners;
+use crate::runtime::plan::now_rfc3339;
+use crate::store::checkpoint::OperatorKey;
+use crate::store::lineage::Event;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf state`.
@@ -39,6 +42,15 @@ pub enum StateCommand {
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
         store: PathBuf,
+        /// Replace partners the store already holds (needs `--reason`).
+        #[arg(long, requires = "reason")]
+        replace: bool,
+        /// Why the states are imported or replaced (recorded in the lineage).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The operator's key, which signs the lineage's checkpoints.
+        #[arg(long, env = "PMF_OPERATOR_KEY")]
+        operator_key: Option<PathBuf>,
     },
     /// Export every partner's current state.
     Export {
@@ -49,14 +61,12 @@ pub enum StateCommand {
         #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
         format: ExportFormat,
     },
-    /// Clear the apply lock left by a process that died.
+    /// Say who holds the store's lock. The lock is the operating system's:
+    /// it ends with its holder, so there is nothing to clear by hand.
     Unlock {
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
         store: PathBuf,
-        /// Clear it even if its holder still runs.
-        #[arg(long)]
-        force: bool,
     },
 }
 
@@ -67,6 +77,9 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
             file,
             policy,
             store,
+            replace,
+            reason,
+            operator_key,
         } => {
             let policy = match policy::load(policy) {
                 Ok(p) => p,
@@ -76,19 +89,81 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                 Ok(p) => p,
                 Err(e) => return input_failure(e),
             };
-            let rows: Vec<(String, Option<String>, String)> = partners
-                .iter()
-                .map(|v| {
-                    (
-                        policy.id_of(v).to_string(),
-                        policy.version_of(v).map(|v| v.to_string()),
-                        v.to_json(&policy.schema).to_string(),
-                    )
-                })
-                .collect();
-            let mut store = Store::open(store).map_err(|e| UsageError(e.0))?;
-            let n = store.import(&rows).map_err(|e| UsageError(e.0))?;
-            println!("imported {n} partners into {}", store.path().display());
+            let _lock = crate::store::lock::lock(store, "state import")
+                .map_err(|e| UsageError(format!("{e}; nothing was imported")))?;
+            let mut db = Store::open(store).map_err(|e| UsageError(e.0))?;
+            let mut held = Vec::new();
+            for v in &partners {
+                let id = policy.id_of(v);
+                if db.partner(id).map_err(|e| UsageError(e.0))?.is_some() {
+                    held.push(id.to_string());
+                }
+            }
+            if !held.is_empty() && !replace {
+                eprintln!(
+                    "pmf: the store already holds {} of these partners ({}{}); importing would rewrite their current state outside any migration",
+                    held.len(),
+                    held.iter()
+                        .take(5)
+                        .map(|h| format!("`{h}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if held.len() > 5 { ", …" } else { "" }
+                );
+                eprintln!(
+                    "pmf: plan and apply a migration instead, or pass `--replace --reason TEXT` (recorded in the lineage); nothing was imported"
+                );
+                return Ok(Exit::Failure);
+            }
+            let operator_path = operator_key
+                .clone()
+                .unwrap_or_else(|| OperatorKey::default_path(store));
+            let (operator, _) =
+                OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
+            let mut batch = db.begin(&operator).map_err(|e| UsageError(e.0))?;
+            for v in &partners {
+                let id = policy.id_of(v);
+                let version = policy.version_of(v).map(|v| v.to_string());
+                let state = v.to_json(&policy.schema).to_string();
+                let existed = batch.partner(id).map_err(|e| UsageError(e.0))?;
+                let seq = batch.next_stable_seq(id).map_err(|e| UsageError(e.0))?;
+                let stable = batch
+                    .push_stable(id, seq, version.as_deref(), &state)
+                    .map_err(|e| UsageError(e.0))?;
+                let digest = batch
+                    .put_partner(id, &state, version.as_deref(), "active")
+                    .map_err(|e| UsageError(e.0))?;
+                let mut event = Event {
+                    kind: if existed.is_some() {
+                        "replaced"
+                    } else {
+                        "imported"
+                    }
+                    .into(),
+                    from: existed.and_then(|p| p.version),
+                    to: version,
+                    detail: reason.clone(),
+                    state: Some(digest),
+                    stable: vec![stable],
+                    time: now_rfc3339(),
+                    ..Event::default()
+                };
+                let mut chain = batch.chain(id).map_err(|e| UsageError(e.0))?;
+                batch
+                    .append(&mut chain, &mut event)
+                    .map_err(|e| UsageError(e.0))?;
+            }
+            batch.commit().map_err(|e| UsageError(e.0))?;
+            println!(
+                "imported {} partners into {}{}",
+                partners.len(),
+                db.path().display(),
+                if held.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} replaced)", held.len())
+                }
+            );
             Ok(Exit::Success)
         }
         StateCommand::Export { store, format } => {
@@ -111,23 +186,13 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
             }
             Ok(Exit::Success)
         }
-        StateCommand::Unlock { store, force } => {
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            match store.lock_holder("apply").map_err(|e| UsageError(e.0))? {
-                None => println!("the store is not locked"),
-                Some(h) if !h.is_dead() && !force => {
-                    return Err(UsageError(format!(
-                        "the lock is held by pid {} on {} since {}, which is still running (or on another host); pass --force to clear it anyway",
-                        h.pid, h.host, h.started_at
-                    )));
-                }
-                Some(_) => {
-                    if let Some(h) = store.clear_lock("apply").map_err(|e| UsageError(e.0))? {
-                        println!(
-                            "cleared the lock of pid {} on {} (since {})",
-                            h.pid, h.host, h.started_at
-                        );
-                    }
+        StateCommand::Unlock { store } => {
+            match crate::store::lock::holder(store).map_err(|e| UsageError(e.0))? {
+                None => println!(
+                    "the store is not locked (its lock ends with the process that holds it)"
+                ),
+                Some(h) => {
+                    println!("the store is in use by {h}; its lock ends when that process ends")
                 }
             }
             Ok(Exit::Success)

@@ -6,15 +6,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::params;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Outcome, Reason, Rule};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::Value;
 use crate::graph::PhaseGraph;
-use crate::store::lineage::{self, Event};
+use crate::store::batch::Batch;
+use crate::store::lineage::{Event, LastEvent};
 use crate::store::{Store, StoreError};
 use crate::syntax::ast::EdgeKind;
 
@@ -85,12 +86,6 @@ impl From<StoreError> for ApplyError {
     }
 }
 
-impl From<rusqlite::Error> for ApplyError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApplyError::Store(e.into())
-    }
-}
-
 /// What apply needs besides the plan.
 pub struct ApplyInputs<'a> {
     /// The policy (its hash must match the plan's).
@@ -103,6 +98,8 @@ pub struct ApplyInputs<'a> {
     pub observed: &'a HashMap<String, Value>,
     /// Authorities with a valid approval of this plan.
     pub approved: &'a HashSet<String>,
+    /// The keys that signed for each approving authority (hex).
+    pub signers: &'a HashMap<String, Vec<String>>,
 }
 
 /// One partner's result.
@@ -116,18 +113,34 @@ pub struct PartnerResult {
     pub events: Vec<Event>,
     /// The same events' JSON as stored in the lineage (when written).
     pub events_json: Vec<String>,
-    /// Skipped: done by an earlier run of this plan.
+    /// Skipped: done by an earlier run of this plan, or still waiting
+    /// for what it waited for then.
     pub skipped: bool,
+    /// Why a skipped partner is still pending.
+    pub pending: Option<String>,
+}
+
+/// What `apply` knows of the partners of a plan before it runs: their
+/// current states, and what earlier runs of the same plan left.
+pub struct Current {
+    /// Current state of every partner still to walk.
+    pub states: HashMap<String, Value>,
+    /// Partners this plan already finished (from `progress`, or from the
+    /// lineage when `progress` lost them): partner id → outcome.
+    pub done: HashMap<String, String>,
+    /// The last event of each stored partner.
+    pub last: HashMap<String, LastEvent>,
 }
 
 /// The current state of every partner of the plan, checked against the
 /// digests the plan recorded. Partners done by an earlier run of this plan
-/// are not checked (their state has legitimately changed).
+/// are not checked (their state has legitimately changed); the lineage
+/// says which they are even if `progress` was lost.
 pub fn current_states(
     store: &Store,
     inputs: &ApplyInputs<'_>,
-    done: &HashMap<String, String>,
-) -> Result<HashMap<String, Value>, ApplyError> {
+    progress: HashMap<String, String>,
+) -> Result<Current, ApplyError> {
     let policy = inputs.policy;
     let plan = &inputs.plan.plan;
     let mut stale = Vec::new();
@@ -138,16 +151,21 @@ pub fn current_states(
             short(&policy.hash)
         ));
     }
-    let mut states = HashMap::new();
+    let mut current = Current {
+        states: HashMap::new(),
+        done: progress,
+        last: HashMap::new(),
+    };
+    let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
     for e in &plan.entries {
-        if done
-            .get(&e.id)
-            .is_some_and(|o| outcome_from_str(o).is_some_and(PartnerOutcome::is_final))
-        {
+        if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
             continue;
         }
-        let state = match store.partner(&e.id)? {
-            Some(p) => {
+        let state = match store.bound_partner(&e.id)? {
+            Some((p, last)) => {
+                if let Some(l) = last {
+                    current.last.insert(e.id.clone(), l);
+                }
                 let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|err| {
                     ApplyError::Store(StoreError(format!(
                         "stored state of `{}` is unreadable: {err}",
@@ -164,18 +182,29 @@ pub fn current_states(
             }
             None => inputs.initial_states.get(&e.id).cloned().ok_or_else(|| {
                 ApplyError::Input(format!(
-                    "partner `{}` is neither in the store nor in `{}`",
-                    e.id, plan.header.partners_file
+                    "partner `{}` is neither in the store nor in the plan",
+                    e.id
                 ))
             })?,
         };
+        // Finished by this plan in a run whose progress was lost?
+        let finished = current.last.get(&e.id).and_then(|l| {
+            (l.plan_hash.as_deref() == Some(inputs.plan.hash.as_str()))
+                .then(|| l.outcome.clone())
+                .flatten()
+                .filter(|o| is_final(o))
+        });
+        if let Some(outcome) = finished {
+            current.done.insert(e.id.clone(), outcome);
+            continue;
+        }
         if state_digest(&state) != e.state_digest {
             stale.push(format!("partner `{}` changed since planning", e.id));
         }
-        states.insert(e.id.clone(), state);
+        current.states.insert(e.id.clone(), state);
     }
     if stale.is_empty() {
-        Ok(states)
+        Ok(current)
     } else {
         Err(ApplyError::Stale(stale))
     }
@@ -208,26 +237,59 @@ enum Step {
     Stop(PartnerOutcome, String),
 }
 
-/// Apply one partner inside `tx`: its events, state and progress land
-/// together or not at all, as `tx` is committed only after every partner of
-/// its batch was written, and any error returns before the commit (the
-/// whole batch rolls back; a crash loses at most the uncommitted batch,
-/// which a re-run redoes). A partner's migration failing (fallback,
-/// restriction, review) is an outcome, not an error: it never touches
-/// another partner.
+/// What a paused partner waits for: the approvals it needed that were
+/// given. The same plan walks it again only when this changes.
+fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<String>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pmf-waits-v1");
+    for &i in &a.approvals {
+        let name = &policy.authorities[i];
+        if approved.contains(name) {
+            h.update(b"\0");
+            h.update(name.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Apply one partner in `batch`: its events, state and progress land
+/// together or not at all, as the batch commits only after every partner
+/// of it was written, and any error returns before the commit (the whole
+/// batch rolls back; a crash loses at most the uncommitted batch, which a
+/// re-run redoes). A partner's migration failing (fallback, restriction,
+/// review) is an outcome, not an error: it never touches another partner.
+/// A partner this plan paused is walked again only when what it waits for
+/// changed (`prior` is its last event).
 pub fn apply_partner(
-    tx: &rusqlite::Transaction<'_>,
+    batch: &mut Batch<'_>,
     inputs: &ApplyInputs<'_>,
-    batch: &mut ApplyBatch,
+    shared: &mut ApplyBatch,
     entry: &PlanEntry,
     partner: &Value,
+    prior: Option<&LastEvent>,
 ) -> Result<PartnerResult, ApplyError> {
     let policy = inputs.policy;
     let own_target = entry.target.as_ref().and_then(|j| {
         super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
     });
-    let target = State::of(partner).with(own_target.as_ref().or(batch.target_all.as_ref()));
+    let target = State::of(partner).with(own_target.as_ref().or(shared.target_all.as_ref()));
     let a = policy.assess(partner, target, target.with(inputs.observed.get(&entry.id)));
+    let waits = waits_digest(policy, &a, inputs.approved);
+    if let Some(p) = prior
+        && p.plan_hash.as_deref() == Some(inputs.plan.hash.as_str())
+        && p.waits.as_deref() == Some(waits.as_str())
+        && let Some(outcome) = p.outcome.as_deref().and_then(outcome_from_str)
+        && !outcome.is_final()
+    {
+        return Ok(PartnerResult {
+            id: entry.id.clone(),
+            outcome,
+            events: Vec::new(),
+            events_json: Vec::new(),
+            skipped: true,
+            pending: p.detail.clone(),
+        });
+    }
     // The state the partner reaches when it completes.
     let reached = target.merged();
     let now = now_rfc3339();
@@ -242,35 +304,13 @@ pub fn apply_partner(
         ..Event::default()
     };
 
-    let tx: &rusqlite::Connection = tx;
     let mut events: Vec<Event> = Vec::new();
-    let mut events_json: Vec<String> = Vec::new();
-    // A partner the store has never seen has no chain yet.
-    let existed: bool = tx
-        .prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
-        .exists([&entry.id])?;
-    let mut chain = if existed {
-        lineage::Chain::resume(tx, &entry.id, batch.global.clone())?
-    } else {
-        lineage::Chain::first(&entry.id, batch.global.clone())
-    };
-    let mut record = |tx: &rusqlite::Connection, mut e: Event| -> Result<(), ApplyError> {
-        // The run's first event pins the policy and the plan; the chain
-        // carries them to the events after it.
-        if !events.is_empty() {
-            e.policy_hash = None;
-            e.plan_hash = None;
-        }
-        events_json.push(chain.append(tx, &mut e)?);
-        events.push(e);
-        Ok(())
-    };
-
     let outcome = if a.nothing_to_do {
         PartnerOutcome::Unchanged
     } else {
         walk(policy, &policy.graph, &a, inputs.approved, &base, |e| {
-            record(tx, e)
+            events.push(e);
+            Ok(())
         })?
     };
 
@@ -280,62 +320,99 @@ pub fn apply_partner(
         state.write_canonical(&policy.schema, &mut json);
         json
     };
+    let stored = batch.partner(&entry.id)?;
     let partner_json = canonical(partner);
     let (state_json, version) = if outcome == PartnerOutcome::Completed {
         (canonical(&reached), base.to.clone())
     } else {
         (partner_json.clone(), base.from.clone())
     };
-    tx.prepare_cached(
-        "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
-           status = excluded.status, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
-        entry.id,
-        state_json,
-        version,
-        outcome.status(),
-        now
-    ])?;
-    let mut stable_seq: Option<i64> = (!existed).then_some(0);
-    let mut push_stable = |json: &str, version: &Option<String>| -> rusqlite::Result<()> {
-        let seq = match stable_seq {
-            Some(n) => n + 1,
-            None => tx
-                .prepare_cached(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1",
-                )?
-                .query_row([&entry.id], |r| r.get(0))?,
-        };
-        tx.prepare_cached(
-            "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![entry.id, seq, version, json])?;
-        stable_seq = Some(seq);
-        Ok(())
+    let status = outcome.status();
+    let changes_row = stored
+        .as_ref()
+        .is_none_or(|s| s.state != state_json || s.version != version || s.status != status);
+    if events.is_empty() && changes_row {
+        events.push(Event {
+            kind: "unchanged".into(),
+            outcome: Some(outcome.as_str().to_string()),
+            detail: Some("already at its target".into()),
+            ..base.clone()
+        });
+    }
+    let mut stable = Vec::new();
+    let mut seq = match &stored {
+        None => 1,
+        Some(_) if outcome == PartnerOutcome::Completed => batch.next_stable_seq(&entry.id)?,
+        Some(_) => 0,
     };
-    if !existed {
+    if stored.is_none() {
         // First time seen: its current state is its first stable state.
-        push_stable(&partner_json, &base.from)?;
+        stable.push(batch.push_stable(&entry.id, seq, base.from.as_deref(), &partner_json)?);
+        seq += 1;
     }
     if outcome == PartnerOutcome::Completed {
-        push_stable(&state_json, &version)?;
+        stable.push(batch.push_stable(&entry.id, seq, version.as_deref(), &state_json)?);
     }
-    tx.prepare_cached(
-        "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)
-         ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",
-    )?
-    .execute(params![inputs.plan.hash, entry.id, outcome.as_str()])?;
-    // The partner is in: the batch goes on from its chain and counts its outcome.
-    batch.global = chain.into_global();
+    let digest = if changes_row {
+        batch.put_partner(&entry.id, &state_json, version.as_deref(), status)?
+    } else {
+        crate::store::row_digest(&state_json, version.as_deref(), status)
+    };
+    // The run's first event pins the policy and the plan; its last records
+    // the row it left, the stable versions, where the partner ended in this
+    // plan and what it waits for.
+    let n = events.len();
+    for (i, e) in events.iter_mut().enumerate() {
+        if i > 0 {
+            e.policy_hash = None;
+            e.plan_hash = None;
+        }
+        if e.kind == "approved" {
+            e.signers = e
+                .approvals
+                .iter()
+                .flat_map(|auth| {
+                    inputs
+                        .signers
+                        .get(auth)
+                        .into_iter()
+                        .flatten()
+                        .map(move |k| format!("{auth}:{k}"))
+                })
+                .collect();
+        }
+        if i + 1 == n {
+            e.state = Some(digest.clone());
+            e.stable = std::mem::take(&mut stable);
+            e.plan_hash = Some(inputs.plan.hash.clone());
+            if e.outcome.is_none() {
+                e.outcome = Some(outcome.as_str().to_string());
+            }
+            if !outcome.is_final() {
+                e.waits = Some(waits.clone());
+            }
+        }
+    }
+    let mut chain = if stored.is_some() {
+        batch.chain(&entry.id)?
+    } else {
+        batch.new_chain(&entry.id)
+    };
+    let mut events_json = Vec::with_capacity(events.len());
+    for e in &mut events {
+        events_json.push(batch.append(&mut chain, e)?);
+    }
+    batch.set_progress(&inputs.plan.hash, &entry.id, outcome.as_str())?;
     if let Some(m) = a.migration
         && matches!(
             outcome,
             PartnerOutcome::Completed | PartnerOutcome::FellBack
         )
     {
-        let counts = batch.outcomes.entry((m, a.categories.clone())).or_default();
+        let counts = shared
+            .outcomes
+            .entry((m, a.categories.clone()))
+            .or_default();
         counts.0 += 1;
         counts.1 += i64::from(outcome == PartnerOutcome::FellBack);
     }
@@ -345,51 +422,45 @@ pub fn apply_partner(
         events,
         events_json,
         skipped: false,
+        pending: None,
     })
 }
 
 /// What the partners applied in one transaction share: the target for all
-/// (read once), the head of the global chain (carried from partner to
-/// partner), and the outcome counts that feed illumination; the head and
-/// the counts are written by [`ApplyBatch::finish`] before the commit.
+/// (read once) and the outcome counts that feed illumination, written by
+/// [`ApplyBatch::finish`] before the commit.
 pub struct ApplyBatch {
     target_all: Option<Value>,
-    global: lineage::GlobalHead,
     /// (migration type, categories) → (migrations, fallbacks).
     outcomes: std::collections::BTreeMap<(usize, Vec<usize>), (i64, i64)>,
 }
 
 impl ApplyBatch {
-    /// Start a batch inside `tx`.
-    pub fn begin(tx: &rusqlite::Connection, inputs: &ApplyInputs<'_>) -> Result<Self, ApplyError> {
+    /// Start a batch.
+    pub fn begin(inputs: &ApplyInputs<'_>) -> Self {
         let policy = inputs.policy;
-        Ok(ApplyBatch {
+        ApplyBatch {
             target_all: inputs.plan.plan.header.target_all.as_ref().and_then(|j| {
                 super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial)
                     .ok()
             }),
-            global: lineage::GlobalHead::load(tx)?,
             outcomes: Default::default(),
-        })
+        }
     }
 
-    /// Write the global head and the outcome counts; the caller commits.
-    pub fn finish(
-        self,
-        tx: &rusqlite::Connection,
-        policy: &CompiledPolicy,
-    ) -> Result<(), ApplyError> {
-        self.global.save(tx)?;
+    /// Write the outcome counts; the caller commits.
+    pub fn finish(self, batch: &Batch<'_>, policy: &CompiledPolicy) -> Result<(), ApplyError> {
         for ((m, categories), (total, fallbacks)) in &self.outcomes {
             let cats: Vec<&str> = categories
                 .iter()
                 .map(|&c| policy.categories[c].name.as_str())
                 .collect();
-            tx.prepare_cached(
-                "INSERT INTO outcomes (migration, categories, total, fallbacks) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (migration, categories) DO UPDATE SET total = total + excluded.total, fallbacks = fallbacks + excluded.fallbacks",
-            )?
-            .execute(params![policy.migrations[*m].name, cats.join("+"), total, fallbacks])?;
+            batch.add_outcomes(
+                &policy.migrations[*m].name,
+                &cats.join("+"),
+                *total,
+                *fallbacks,
+            )?;
         }
         Ok(())
     }

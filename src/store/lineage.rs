@@ -1,10 +1,11 @@
 //! The lineage: an append-only, hash-chained log of every migration event.
 //! Each event carries the hash of the partner's previous event (a chain per
-//! partner) and of the previous event overall (the global chain, whose head
-//! is kept in `meta`), so that an edited, deleted, reordered or inserted
-//! row is found by `verify`.
+//! partner) and of the previous event overall (the global chain); the
+//! events are also the leaves of a Merkle tree ([`super::merkle`]) whose
+//! root every writing transaction signs ([`super::checkpoint`]). Events
+//! are appended by [`super::batch::Batch`] and checked by
+//! [`super::verify`].
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -62,6 +63,22 @@ pub struct Event {
     /// Plan hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_hash: Option<String>,
+    /// Digest of the partner's stored row (state, version, status) after
+    /// the command: on the last event a command writes for a partner, so
+    /// that `verify` can hold the `partners` table to the lineage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Digests of the stable versions the command recorded, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stable: Vec<String>,
+    /// The approvals verified (`AUTHORITY:public key`), each stored with
+    /// its signature and re-verified by `verify`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+    /// What a paused partner waits for (a digest of the approvals it had):
+    /// a re-run of the same plan walks it again only when this changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits: Option<String>,
     /// When (RFC 3339, UTC).
     pub time: String,
     /// More about it.
@@ -83,155 +100,33 @@ pub struct StoredEvent {
     pub hash: String,
 }
 
-fn sha(prev: &str, body: &str) -> String {
+/// The chain hash of an event: SHA-256 (hex) of the previous hash, a
+/// newline and the event's JSON.
+pub fn chain_hash(prev: &str, body: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
     h.update(body.as_bytes());
-    let mut out = String::with_capacity(64);
-    crate::runtime::json_out::write_hex(&h.finalize(), &mut out);
-    out
+    hex::encode(h.finalize())
 }
 
-/// The head of the global chain: the last event overall. Read once per
-/// transaction, carried from partner to partner in memory, and written
-/// back by [`GlobalHead::save`] before the transaction commits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GlobalHead {
-    seq: i64,
-    hash: String,
-}
-
-impl GlobalHead {
-    /// The head as stored, read inside `tx`.
-    pub fn load(tx: &Connection) -> Result<GlobalHead, StoreError> {
-        let head: Option<(i64, String)> = tx
-            .prepare_cached(
-                "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
-            )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
-        Ok(GlobalHead { seq, hash })
-    }
-
-    /// Record the head (once per transaction, before it commits).
-    pub fn save(&self, tx: &Connection) -> Result<(), StoreError> {
-        tx.prepare_cached(
-            "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )?
-        .execute(params![self.hash, self.seq.to_string()])?;
-        Ok(())
-    }
-}
-
-/// The heads of the chains an append extends: the partner's last event and
-/// the global last event, kept in memory while events are appended.
-pub struct Chain {
-    partner: String,
-    seq: i64,
-    prev: String,
-    global: GlobalHead,
-}
-
-impl Chain {
-    /// The chain heads for `partner`, read inside `tx`.
-    pub fn load(tx: &Connection, partner: &str) -> Result<Chain, StoreError> {
-        let global = GlobalHead::load(tx)?;
-        Chain::resume(tx, partner, global)
-    }
-
-    /// The chain of `partner` (read inside `tx`), continuing the global
-    /// chain from `global`.
-    pub fn resume(tx: &Connection, partner: &str, global: GlobalHead) -> Result<Chain, StoreError> {
-        let last: Option<(i64, String)> = tx
-            .prepare_cached(
-                "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([partner], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
-        Ok(Chain {
-            partner: partner.to_string(),
-            seq,
-            prev,
-            global,
-        })
-    }
-
-    /// The chain of a partner with no event yet.
-    pub fn first(partner: &str, global: GlobalHead) -> Chain {
-        Chain {
-            partner: partner.to_string(),
-            seq: 0,
-            prev: GENESIS.to_string(),
-            global,
-        }
-    }
-
-    /// Append `event` (for this chain's partner; its `seq` is assigned).
-    /// Returns the event's JSON as stored.
-    pub fn append(&mut self, tx: &Connection, event: &mut Event) -> Result<String, StoreError> {
-        event.partner.clone_from(&self.partner);
-        event.seq = (self.seq + 1) as u64;
-        let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
-        let hash = sha(&self.prev, &body);
-        let global_hash = sha(&self.global.hash, &hash);
-        tx.prepare_cached(
-            "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            self.global.seq + 1,
-            self.partner,
-            self.seq + 1,
-            body,
-            self.prev,
-            hash,
-            self.global.hash,
-            global_hash
-        ])?;
-        self.seq += 1;
-        self.global.seq += 1;
-        self.prev = hash;
-        self.global.hash = global_hash;
-        Ok(body)
-    }
-
-    /// Record the global head (once per transaction).
-    pub fn finish(&self, tx: &Connection) -> Result<(), StoreError> {
-        self.global.save(tx)
-    }
-
-    /// The global head after this chain's events.
-    pub fn into_global(self) -> GlobalHead {
-        self.global
-    }
-}
-
-/// Where the lineage is broken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Broken {
-    /// Global position of the first broken event (or where one is missing).
-    pub global_seq: i64,
-    /// Its partner, when known.
-    pub partner: Option<String>,
-    /// Its position in the partner's chain, when known.
-    pub seq: Option<i64>,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// The result of verifying the lineage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verification {
-    /// Events checked.
-    pub events: i64,
-    /// Partners with a chain.
-    pub partners: usize,
-    /// The first break, if any.
-    pub broken: Option<Broken>,
+/// What a command left as a partner's last event, read to hold the stored
+/// row to the lineage and to run each partner once per plan.
+#[derive(Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(default)]
+pub struct LastEvent {
+    /// The event's kind.
+    pub kind: String,
+    /// Its outcome, if any.
+    pub outcome: Option<String>,
+    /// The plan it ran (last events of `apply` carry it).
+    pub plan_hash: Option<String>,
+    /// The partner row's digest after it.
+    pub state: Option<String>,
+    /// What the partner waits for, when paused.
+    pub waits: Option<String>,
+    /// Why.
+    pub detail: Option<String>,
 }
 
 impl Store {
@@ -265,115 +160,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Recompute every hash of both chains and compare with the head.
-    pub fn verify(&self) -> Result<Verification, StoreError> {
+    /// One partner's events as stored: (global position, JSON, previous
+    /// hash, hash), in order.
+    pub fn raw_events(
+        &self,
+        partner: &str,
+    ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash FROM lineage ORDER BY global_seq",
+            "SELECT global_seq, event, prev_hash, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut last_global = (0i64, GENESIS.to_string());
-        let mut chains: std::collections::HashMap<String, (i64, String)> =
-            std::collections::HashMap::new();
-        let mut count = 0i64;
-        let broken =
-            |global_seq: i64, partner: Option<&str>, seq: Option<i64>, reason: String| Broken {
-                global_seq,
-                partner: partner.map(str::to_string),
-                seq,
-                reason,
-            };
-        let mut first: Option<Broken> = None;
-        while let Some(r) = rows.next()? {
-            let global_seq: i64 = r.get(0)?;
-            let partner: String = r.get(1)?;
-            let seq: i64 = r.get(2)?;
-            let body: String = r.get(3)?;
-            let prev_hash: String = r.get(4)?;
-            let hash: String = r.get(5)?;
-            let global_prev: String = r.get(6)?;
-            let global_hash: String = r.get(7)?;
-            count += 1;
-            let here = |reason: String| broken(global_seq, Some(&partner), Some(seq), reason);
-            let problem = if global_seq != last_global.0 + 1 {
-                Some(broken(
-                    last_global.0 + 1,
-                    None,
-                    None,
-                    format!(
-                        "event {} is missing (the next one is {global_seq})",
-                        last_global.0 + 1
-                    ),
-                ))
-            } else if global_prev != last_global.1 || sha(&global_prev, &hash) != global_hash {
-                Some(here(
-                    "the global chain does not link to the previous event".into(),
-                ))
-            } else {
-                let (last_seq, last_hash) = chains
-                    .get(&partner)
-                    .cloned()
-                    .unwrap_or((0, GENESIS.to_string()));
-                let parsed: Option<Event> = serde_json::from_str(&body).ok();
-                if seq != last_seq + 1 {
-                    Some(here(format!(
-                        "partner event {} is missing or out of order (found {seq})",
-                        last_seq + 1
-                    )))
-                } else if prev_hash != last_hash {
-                    Some(here(
-                        "it does not link to the partner's previous event".into(),
-                    ))
-                } else if sha(&prev_hash, &body) != hash {
-                    Some(here("its content does not match its hash (edited)".into()))
-                } else if parsed
-                    .as_ref()
-                    .is_none_or(|e| e.partner != partner || e.seq as i64 != seq)
-                {
-                    Some(here("its content names another partner or position".into()))
-                } else {
-                    None
-                }
-            };
-            if let Some(p) = problem {
-                first = Some(p);
-                break;
-            }
-            chains.insert(partner, (seq, hash));
-            last_global = (global_seq, global_hash);
-        }
-        if first.is_none() {
-            let head: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT value FROM meta WHERE key = 'global_head'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let recorded: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT value FROM meta WHERE key = 'global_count'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let recorded = recorded.and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
-            if recorded != count || head.as_deref().unwrap_or(GENESIS) != last_global.1 {
-                first = Some(broken(
-                    count + 1,
-                    None,
-                    None,
-                    format!(
-                        "the lineage ends at event {count} but {recorded} were recorded (events deleted at the end)"
-                    ),
-                ));
-            }
-        }
-        Ok(Verification {
-            events: count,
-            partners: chains.len(),
-            broken: first,
-        })
+        let rows = stmt.query_map([partner], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -1,43 +1,31 @@
-//! The apply lock: one row naming its holder (pid, host, start time),
-//! taken atomically, released on every path by a guard, and detected as
-//! stale when its holder is a dead process on this host.
+//! The store's write lock: an OS lock (`flock`) on `STORE.lock`, held for
+//! the life of the process that took it. The kernel releases it when the
+//! process ends however it ends (also `kill -9`), so a dead holder never
+//! blocks anyone. The file also names its holder (pid, host, start time,
+//! command) for the message another process gets.
 
-use rusqlite::{OptionalExtension, params};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use super::{Store, StoreError};
-
-/// Who holds a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    /// Process id.
-    pub pid: i64,
-    /// Host name.
-    pub host: String,
-    /// When it was taken.
-    pub started_at: String,
-}
-
-impl Holder {
-    /// True when the holder is a process of this host that no longer runs.
-    pub fn is_dead(&self) -> bool {
-        self.host == this_host() && !process_alive(self.pid)
-    }
-}
 
 /// Why a lock could not be taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockError {
-    /// Another live process holds it.
-    Held(Holder),
-    /// A dead process left it.
-    Stale(Holder),
-    /// The store failed.
+    /// Another live process holds it: its description.
+    Held(String),
+    /// The lock file cannot be used.
     Store(StoreError),
 }
 
-impl From<rusqlite::Error> for LockError {
-    fn from(e: rusqlite::Error) -> Self {
-        LockError::Store(e.into())
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held(holder) => write!(f, "the store is in use by {holder}"),
+            LockError::Store(e) => write!(f, "{e}"),
+        }
     }
 }
 
@@ -46,81 +34,85 @@ pub fn this_host() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn process_alive(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 only checks whether the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// A held lock; dropping it releases the lock (through a connection of its
-/// own, so the store stays free for the work the lock protects).
+/// A held lock; dropping it (or the process ending) releases it.
 pub struct LockGuard {
-    path: std::path::PathBuf,
-    name: String,
+    _file: File,
 }
 
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if let Ok(conn) = rusqlite::Connection::open(&self.path) {
-            let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-            let _ = conn.execute(
-                "DELETE FROM locks WHERE name = ?1 AND pid = ?2",
-                params![self.name, i64::from(std::process::id())],
-            );
+/// The lock file of a store.
+pub fn lock_path(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+fn open(path: &Path) -> Result<File, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError(format!("cannot open the lock `{}`: {e}", path.display())))
+}
+
+/// Take the lock of the store at `store` for `command`, or say who holds it.
+pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
+    let path = lock_path(store);
+    let mut file = open(&path).map_err(LockError::Store)?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(LockError::Held(if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                holder.to_string()
+            }));
         }
+        return Err(LockError::Store(StoreError(format!(
+            "cannot lock `{}`: {err}",
+            path.display()
+        ))));
+    }
+    let about = format!(
+        "`pmf {command}` (pid {} on {}, since {})",
+        std::process::id(),
+        this_host(),
+        crate::clock::now_rfc3339()
+    );
+    // The description is only for messages: failing to write it is harmless.
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = file.write_all(about.as_bytes());
+    let _ = file.flush();
+    Ok(LockGuard { _file: file })
+}
+
+/// Who holds the lock of the store at `store`, if anyone does.
+pub fn holder(store: &Path) -> Result<Option<String>, StoreError> {
+    let path = lock_path(store);
+    if !path.exists() {
+        return Ok(None);
+    }
+    match lock(store, "state unlock") {
+        Ok(_released_at_once) => Ok(None),
+        Err(LockError::Held(h)) => Ok(Some(h)),
+        Err(LockError::Store(e)) => Err(e),
     }
 }
 
 impl Store {
-    /// The holder of lock `name`, if any.
-    pub fn lock_holder(&self, name: &str) -> Result<Option<Holder>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT pid, host, started_at FROM locks WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(Holder {
-                        pid: r.get(0)?,
-                        host: r.get(1)?,
-                        started_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
-
-    /// Take lock `name` or say who holds it.
-    pub fn lock(&self, name: &str) -> Result<LockGuard, LockError> {
-        let inserted = self.conn.execute(
-            "INSERT INTO locks (name, pid, host, started_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
-            params![name, i64::from(std::process::id()), this_host(), crate::runtime::plan::now_rfc3339()],
-        )?;
-        if inserted == 1 {
-            return Ok(LockGuard {
-                path: self.path().to_path_buf(),
-                name: name.to_string(),
-            });
-        }
-        match self.lock_holder(name).map_err(LockError::Store)? {
-            Some(h) if h.is_dead() => Err(LockError::Stale(h)),
-            Some(h) => Err(LockError::Held(h)),
-            // Released in between: try once more.
-            None => self.lock(name),
-        }
-    }
-
-    /// Remove lock `name` whoever holds it; returns the holder removed.
-    pub fn clear_lock(&self, name: &str) -> Result<Option<Holder>, StoreError> {
-        let holder = self.lock_holder(name)?;
-        self.conn
-            .execute("DELETE FROM locks WHERE name = ?1", [name])?;
-        Ok(holder)
+    /// Take this store's write lock for `command`.
+    pub fn lock(&self, command: &str) -> Result<LockGuard, LockError> {
+        lock(self.path(), command)
     }
 }

@@ -1,16 +1,25 @@
 //! The embedded store: SQLite at `.pmf/state.db` by default, in WAL mode,
 //! with a versioned schema. It keeps partner states, stable versions, the
-//! lineage, apply progress, approvals and locks.
+//! lineage (hash chains, a Merkle tree and signed checkpoints), apply
+//! progress and the approvals that were accepted. Every SQL statement of
+//! PMF is written in this module.
 
+pub mod batch;
+pub mod checkpoint;
 pub mod lineage;
 pub mod lock;
+pub mod merkle;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
 
-use crate::runtime::plan::History;
+/// (migration type, categories joined by `+`) → (migrations, fallbacks):
+/// what the lineage says of past outcomes, for illumination.
+pub type OutcomeCounts = HashMap<(String, String), (u64, u64)>;
 
 /// The default store path.
 pub const DEFAULT_PATH: &str = ".pmf/state.db";
@@ -56,7 +65,41 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE outcomes (
         migration TEXT NOT NULL, categories TEXT NOT NULL, total INTEGER NOT NULL, fallbacks INTEGER NOT NULL,
         PRIMARY KEY (migration, categories));",
+    // 2: signed checkpoints of the lineage's Merkle tree, and the store's
+    // id. Events before this migration are covered by the first checkpoint
+    // signed after it; `checkpoints_from` records how many there were.
+    "CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY, root TEXT NOT NULL, time TEXT NOT NULL,
+        public_key TEXT NOT NULL, signature TEXT NOT NULL);
+     INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))
+        ON CONFLICT (key) DO NOTHING;
+     INSERT INTO meta (key, value) VALUES ('checkpoints_from', (SELECT COUNT(*) FROM lineage))
+        ON CONFLICT (key) DO NOTHING;",
 ];
+
+/// The digest of a partner's stored row, as the lineage records it.
+pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pmf-partner-row-v1\0");
+    h.update(status.as_bytes());
+    h.update(b"\0");
+    h.update(version.unwrap_or("").as_bytes());
+    h.update(b"\0");
+    h.update(state.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The digest of a stable version (its number, version and state).
+pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pmf-stable-v1\0");
+    h.update(seq.to_string().as_bytes());
+    h.update(b"\0");
+    h.update(version.unwrap_or("").as_bytes());
+    h.update(b"\0");
+    h.update(state.as_bytes());
+    hex::encode(h.finalize())
+}
 
 /// A partner as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +114,23 @@ pub struct StoredPartner {
     pub status: String,
 }
 
+/// A stable version as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StableVersion {
+    /// Its number in the partner's list, from 1.
+    pub seq: i64,
+    /// The version.
+    pub version: Option<String>,
+    /// The state as canonical JSON.
+    pub state: String,
+}
+
 /// The store.
 pub struct Store {
-    /// The SQLite connection.
-    pub conn: Connection,
+    conn: Connection,
     path: PathBuf,
+    /// The store held events before checkpoints existed (schema 1).
+    legacy: bool,
 }
 
 impl Store {
@@ -113,8 +168,10 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            legacy: false,
         };
         store.migrate()?;
+        store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
         Ok(store)
     }
 
@@ -134,24 +191,32 @@ impl Store {
         &self.path
     }
 
+    /// Bring the schema up to date. Each step runs in an immediate
+    /// transaction that re-reads the version first, so processes opening a
+    /// new store at once never run a step twice.
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(StoreError(format!(
-                "the store `{}` has schema version {version}, newer than this pmf ({}); upgrade pmf",
-                self.path.display(),
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version as usize > MIGRATIONS.len() {
+                return Err(StoreError(format!(
+                    "the store `{}` has schema version {version}, newer than this pmf ({}); upgrade pmf",
+                    self.path.display(),
+                    MIGRATIONS.len()
+                )));
+            }
+            let Some(sql) = MIGRATIONS.get(version as usize) else {
+                return Ok(());
+            };
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            if version == 1 {
+                batch::adopt_legacy_events(&tx)?;
+            }
+            tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
-        Ok(())
     }
 
     /// The schema version.
@@ -177,6 +242,25 @@ impl Store {
             .optional()?)
     }
 
+    /// The last event of a partner's lineage, if it has one.
+    pub fn last_event(&self, id: &str) -> Result<Option<lineage::LastEvent>, StoreError> {
+        batch::last_event(&self.conn, id)
+    }
+
+    /// A partner with its last event, its stored row held to the digest
+    /// the lineage recorded: a row edited outside pmf is an error.
+    pub fn bound_partner(
+        &self,
+        id: &str,
+    ) -> Result<Option<(StoredPartner, Option<lineage::LastEvent>)>, StoreError> {
+        let Some(p) = self.partner(id)? else {
+            return Ok(None);
+        };
+        let last = self.last_event(id)?;
+        check_row(&p, last.as_ref(), self.legacy)?;
+        Ok(Some((p, last)))
+    }
+
     /// Every partner, by id.
     pub fn partners(&self) -> Result<Vec<StoredPartner>, StoreError> {
         let mut stmt = self
@@ -193,17 +277,23 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Stable versions of a partner, oldest first: (version, state).
-    pub fn stable_versions(&self, id: &str) -> Result<Vec<(Option<String>, String)>, StoreError> {
+    /// Stable versions of a partner, oldest first.
+    pub fn stable_versions(&self, id: &str) -> Result<Vec<StableVersion>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT version, state FROM stable_versions WHERE partner_id = ?1 ORDER BY seq",
+            "SELECT seq, version, state FROM stable_versions WHERE partner_id = ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(StableVersion {
+                seq: r.get(0)?,
+                version: r.get(1)?,
+                state: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Fallback statistics for plans.
-    pub fn history(&self) -> Result<History, StoreError> {
+    /// Past outcomes by migration type and categories, for illumination.
+    pub fn outcome_counts(&self) -> Result<OutcomeCounts, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT migration, categories, total, fallbacks FROM outcomes")?;
@@ -213,9 +303,7 @@ impl Store {
                 (r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64),
             ))
         })?;
-        Ok(History {
-            outcomes: rows.collect::<Result<HashMap<_, _>, _>>()?,
-        })
+        Ok(rows.collect::<Result<OutcomeCounts, _>>()?)
     }
 
     /// Outcomes recorded for a plan: partner id → outcome.
@@ -227,29 +315,41 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Import partner states (canonical JSON by id) as current and stable,
-    /// in one transaction; existing partners are replaced.
-    pub fn import(
-        &mut self,
-        partners: &[(String, Option<String>, String)],
-    ) -> Result<usize, StoreError> {
-        let now = crate::runtime::plan::now_rfc3339();
-        let tx = self.conn.transaction()?;
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, 'active', ?4)
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version, updated_at = excluded.updated_at",
-            )?;
-            let mut stable = tx.prepare_cached(
-                "INSERT INTO stable_versions (partner_id, seq, version, state)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1), ?2, ?3)",
-            )?;
-            for (id, version, state) in partners {
-                put.execute(params![id, state, version, now])?;
-                stable.execute(params![id, version, state])?;
-            }
+    /// A store meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Let a background thread copy the WAL back (apply's long runs); SQLite
+    /// checkpoints what is left when the last connection closes.
+    pub fn disable_autocheckpoint(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+}
+
+/// Hold a stored row to the digest its last event recorded (events written
+/// before digests were recorded bind nothing).
+fn check_row(
+    p: &StoredPartner,
+    last: Option<&lineage::LastEvent>,
+    legacy: bool,
+) -> Result<(), StoreError> {
+    let recorded = last.and_then(|l| l.state.as_deref());
+    match recorded {
+        Some(d) if d != row_digest(&p.state, p.version.as_deref(), &p.status) => {
+            Err(StoreError(format!(
+                "the stored state of partner `{}` does not match its lineage (edited outside pmf); `pmf lineage verify` says more",
+                p.id
+            )))
         }
-        tx.commit()?;
-        Ok(partners.len())
+        None if last.is_none() && !legacy => Err(StoreError(format!(
+            "partner `{}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more",
+            p.id
+        ))),
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,368 @@
+//! Write transactions. A [`Batch`] appends events to the lineage (both hash
+//! chains and the Merkle tree) together with the rows they describe, and
+//! commits them with a checkpoint signed by the operator: a crash loses the
+//! whole batch or nothing, and no event is ever committed unsigned.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::checkpoint::{Checkpoint, OperatorKey};
+use super::lineage::{Event, LastEvent, chain_hash};
+use super::merkle::{self, Frontier};
+use super::{Store, StoreError, row_digest, stable_digest};
+
+/// The hash before the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The head of the whole log: the global chain's last event and the Merkle
+/// tree's right edge. Read once per transaction, carried in memory from
+/// event to event, written back before the commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LogHead {
+    seq: i64,
+    hash: String,
+    frontier: Frontier,
+}
+
+impl LogHead {
+    fn load(tx: &Connection) -> Result<LogHead, StoreError> {
+        let head: Option<(i64, String)> = tx
+            .prepare_cached(
+                "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
+        let peaks: Option<String> = tx
+            .prepare_cached("SELECT value FROM meta WHERE key = 'merkle_peaks'")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let peaks = peaks.unwrap_or_default();
+        let parsed: Option<Vec<merkle::Hash>> = (peaks.len() % 64 == 0)
+            .then(|| {
+                (0..peaks.len() / 64)
+                    .map(|i| peaks.get(i * 64..(i + 1) * 64).and_then(merkle::from_hex))
+                    .collect()
+            })
+            .flatten();
+        let frontier = parsed
+            .and_then(|p| Frontier::from_parts(seq as u64, p))
+            .ok_or_else(|| {
+                StoreError(
+                    "the lineage's Merkle head does not fit its events (edited outside pmf); `pmf lineage verify` says more"
+                        .into(),
+                )
+            })?;
+        Ok(LogHead {
+            seq,
+            hash,
+            frontier,
+        })
+    }
+
+    fn save(&self, tx: &Connection) -> Result<(), StoreError> {
+        let peaks: String = self.frontier.peaks().iter().map(merkle::to_hex).collect();
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2), ('merkle_peaks', ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![self.hash, self.seq.to_string(), peaks])?;
+        Ok(())
+    }
+}
+
+/// Migration 1 → 2: the Merkle head of the events already there (they are
+/// covered by the first checkpoint signed after the migration).
+pub(super) fn adopt_legacy_events(tx: &Connection) -> Result<(), StoreError> {
+    let mut frontier = Frontier::default();
+    let mut last = (0i64, GENESIS.to_string());
+    {
+        let mut stmt =
+            tx.prepare("SELECT global_seq, hash, global_hash FROM lineage ORDER BY global_seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let hash: String = r.get(1)?;
+            frontier.push(&merkle::from_hex(&hash).unwrap_or_default());
+            last = (r.get(0)?, r.get(2)?);
+        }
+    }
+    LogHead {
+        seq: last.0,
+        hash: last.1,
+        frontier,
+    }
+    .save(tx)
+}
+
+/// The last event of a partner's chain (its JSON fields that matter).
+pub(super) fn last_event(conn: &Connection, id: &str) -> Result<Option<LastEvent>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached(
+            "SELECT event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(body.map(|b| serde_json::from_str(&b).unwrap_or_default()))
+}
+
+/// A partner's chain while events are appended to it.
+pub struct PartnerChain {
+    partner: String,
+    seq: i64,
+    prev: String,
+}
+
+/// A write transaction on the store; see the module documentation.
+pub struct Batch<'s> {
+    tx: Transaction<'s>,
+    head: LogHead,
+    operator: &'s OperatorKey,
+    store_id: String,
+    appended: bool,
+}
+
+impl Store {
+    /// Begin a write transaction whose commit is signed by `operator`. The
+    /// store pins the first operator key it sees; another key is refused.
+    pub fn begin<'s>(&'s mut self, operator: &'s OperatorKey) -> Result<Batch<'s>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let pinned: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'operator_key'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mine = operator.public_hex();
+        match pinned {
+            Some(k) if k != mine => {
+                return Err(StoreError(format!(
+                    "this store's checkpoints are signed by operator key {}…, not by `{}` ({}…); pass `--operator-key` with the store's key",
+                    k.get(..16).unwrap_or(&k),
+                    operator.path.display(),
+                    mine.get(..16).unwrap_or(&mine)
+                )));
+            }
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('operator_key', ?1)",
+                    [&mine],
+                )?;
+            }
+        }
+        let store_id: String = tx
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError("the store has no id (edited outside pmf)".into()))?;
+        let head = LogHead::load(&tx)?;
+        Ok(Batch {
+            tx,
+            head,
+            operator,
+            store_id,
+            appended: false,
+        })
+    }
+}
+
+impl Batch<'_> {
+    /// The chain of `partner`, to append its events to.
+    pub fn chain(&self, partner: &str) -> Result<PartnerChain, StoreError> {
+        let last: Option<(i64, String)> = self
+            .tx
+            .prepare_cached(
+                "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([partner], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
+        Ok(PartnerChain {
+            partner: partner.to_string(),
+            seq,
+            prev,
+        })
+    }
+
+    /// The chain of a partner known to have no event yet.
+    pub fn new_chain(&self, partner: &str) -> PartnerChain {
+        PartnerChain {
+            partner: partner.to_string(),
+            seq: 0,
+            prev: GENESIS.to_string(),
+        }
+    }
+
+    /// Append `event` to `chain` (its partner and position are set here).
+    /// Returns the event's JSON as stored.
+    pub fn append(
+        &mut self,
+        chain: &mut PartnerChain,
+        event: &mut Event,
+    ) -> Result<String, StoreError> {
+        event.partner.clone_from(&chain.partner);
+        event.seq = (chain.seq + 1) as u64;
+        let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
+        let hash = chain_hash(&chain.prev, &body);
+        let global_hash = chain_hash(&self.head.hash, &hash);
+        self.tx
+            .prepare_cached(
+                "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                self.head.seq + 1,
+                chain.partner,
+                chain.seq + 1,
+                body,
+                chain.prev,
+                hash,
+                self.head.hash,
+                global_hash
+            ])?;
+        self.head
+            .frontier
+            .push(&merkle::from_hex(&hash).unwrap_or_default());
+        chain.seq += 1;
+        chain.prev = hash;
+        self.head.seq += 1;
+        self.head.hash = global_hash;
+        self.appended = true;
+        Ok(body)
+    }
+
+    /// A partner, if stored.
+    pub fn partner(&self, id: &str) -> Result<Option<super::StoredPartner>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?
+            .query_row([id], |r| {
+                Ok(super::StoredPartner {
+                    id: r.get(0)?,
+                    state: r.get(1)?,
+                    version: r.get(2)?,
+                    status: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Write a partner's row; returns the digest its last event records.
+    pub fn put_partner(
+        &self,
+        id: &str,
+        state: &str,
+        version: Option<&str>,
+        status: &str,
+    ) -> Result<String, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
+                   status = excluded.status, updated_at = excluded.updated_at",
+            )?
+            .execute(params![id, state, version, status, crate::clock::now_rfc3339()])?;
+        Ok(row_digest(state, version, status))
+    }
+
+    /// The number the partner's next stable version gets.
+    pub fn next_stable_seq(&self, id: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1",
+            )?
+            .query_row([id], |r| r.get(0))?)
+    }
+
+    /// Record stable version `seq` of a partner; returns the digest its
+    /// event records.
+    pub fn push_stable(
+        &self,
+        id: &str,
+        seq: i64,
+        version: Option<&str>,
+        state: &str,
+    ) -> Result<String, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, seq, version, state])?;
+        Ok(stable_digest(seq, version, state))
+    }
+
+    /// Record where a partner ended in a plan.
+    pub fn set_progress(&self, plan_hash: &str, id: &str, outcome: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",
+            )?
+            .execute(params![plan_hash, id, outcome])?;
+        Ok(())
+    }
+
+    /// Count migrations and fallbacks of a type over categories.
+    pub fn add_outcomes(
+        &self,
+        migration: &str,
+        categories: &str,
+        total: i64,
+        fallbacks: i64,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO outcomes (migration, categories, total, fallbacks) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (migration, categories) DO UPDATE SET total = total + excluded.total, fallbacks = fallbacks + excluded.fallbacks",
+            )?
+            .execute(params![migration, categories, total, fallbacks])?;
+        Ok(())
+    }
+
+    /// Keep an accepted approval (its signature is verified again by
+    /// `pmf lineage verify` for every event that names it).
+    pub fn add_approval(
+        &self,
+        plan_hash: &str,
+        authority: &str,
+        public_key: &str,
+        signature: &str,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO approvals (plan_hash, authority, public_key, signature) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (plan_hash, authority, public_key) DO UPDATE SET signature = excluded.signature",
+            )?
+            .execute(params![plan_hash, authority, public_key.to_ascii_lowercase(), signature])?;
+        Ok(())
+    }
+
+    /// Commit: the log's head is saved and, when events were appended, a
+    /// checkpoint of the new head is signed and stored in the same
+    /// transaction. Returns the checkpoint signed, if any.
+    pub fn commit(self) -> Result<Option<Checkpoint>, StoreError> {
+        let checkpoint = if self.appended {
+            self.head.save(&self.tx)?;
+            let c = Checkpoint::sign(
+                self.operator,
+                &self.store_id,
+                self.head.seq as u64,
+                &self.head.frontier.root(),
+            );
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO checkpoints (size, root, time, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![c.size as i64, c.root, c.time, c.public_key, c.signature])?;
+            Some(c)
+        } else {
+            None
+        };
+        self.tx.commit()?;
+        Ok(checkpoint)
+    }
+}

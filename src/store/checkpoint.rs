@@ -1,0 +1,199 @@
+//! Signed checkpoints of the lineage: every transaction that appends
+//! events ends by signing the log's head (its size and Merkle root) with
+//! the operator's ed25519 key. The store pins the operator's public key on
+//! first use; `pmf lineage checkpoint` exports the latest checkpoint for a
+//! witness, and `pmf lineage verify --checkpoint FILE` proves the log still
+//! extends it.
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::merkle::{self, Hash};
+
+/// The name of a checkpoint file's format.
+pub const FORMAT: &str = "pmf-checkpoint-v1";
+
+/// A signed statement: store `store_id` held `size` events whose Merkle
+/// root is `root` at `time`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The store's random id (a checkpoint of one store proves nothing of another).
+    pub store_id: String,
+    /// Number of events.
+    pub size: u64,
+    /// Merkle root of those events (hex).
+    pub root: String,
+    /// When it was signed (RFC 3339, UTC).
+    pub time: String,
+    /// The operator's public key (hex).
+    pub public_key: String,
+    /// ed25519 signature (hex) of [`Checkpoint::message`].
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The bytes the operator signs.
+    pub fn message(store_id: &str, size: u64, root: &str, time: &str) -> Vec<u8> {
+        format!("{FORMAT}\n{store_id}\n{size}\n{root}\n{time}").into_bytes()
+    }
+
+    /// Sign a checkpoint.
+    pub fn sign(key: &OperatorKey, store_id: &str, size: u64, root: &Hash) -> Checkpoint {
+        let root = merkle::to_hex(root);
+        let time = crate::clock::now_rfc3339();
+        let signature = key
+            .secret
+            .sign(&Checkpoint::message(store_id, size, &root, &time));
+        Checkpoint {
+            format: FORMAT.to_string(),
+            store_id: store_id.to_string(),
+            size,
+            root,
+            time,
+            public_key: key.public_hex(),
+            signature: hex::encode(signature.to_bytes()),
+        }
+    }
+
+    /// Whether the signature is the public key's over this checkpoint.
+    pub fn signature_holds(&self) -> bool {
+        let key: Option<[u8; 32]> = hex::decode(&self.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok());
+        let sig: Option<[u8; 64]> = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok());
+        let (Some(key), Some(sig)) = (key, sig) else {
+            return false;
+        };
+        let Ok(key) = VerifyingKey::from_bytes(&key) else {
+            return false;
+        };
+        self.format == FORMAT
+            && key
+                .verify_strict(
+                    &Checkpoint::message(&self.store_id, self.size, &self.root, &self.time),
+                    &Signature::from_bytes(&sig),
+                )
+                .is_ok()
+    }
+
+    /// Read a checkpoint file.
+    pub fn read(path: &Path) -> Result<Checkpoint, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the checkpoint `{}`: {e}", path.display()))?;
+        let c: Checkpoint = serde_json::from_str(&text)
+            .map_err(|e| format!("`{}` is not a checkpoint: {e}", path.display()))?;
+        if c.format != FORMAT {
+            return Err(format!(
+                "`{}` is a checkpoint of format `{}`; this pmf reads `{FORMAT}`",
+                path.display(),
+                c.format
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// The operator's signing key: a key file of mode 0600 (by default
+/// `operator.key` beside the store), made on first use.
+pub struct OperatorKey {
+    secret: SigningKey,
+    /// Where it was read from.
+    pub path: PathBuf,
+}
+
+/// The key file's contents.
+#[derive(Serialize, Deserialize)]
+struct OperatorKeyFile {
+    role: String,
+    public_key: String,
+    secret_key: String,
+}
+
+impl OperatorKey {
+    /// The default key path for a store: `operator.key` in its directory.
+    pub fn default_path(store: &Path) -> PathBuf {
+        store
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("operator.key"), |d| d.join("operator.key"))
+    }
+
+    /// Read the key at `path`, or make one there when `create` and absent.
+    /// Returns the key and whether it was made now.
+    pub fn load(path: &Path, create: bool) -> Result<(OperatorKey, bool), StoreError> {
+        if !path.exists() {
+            if !create {
+                return Err(StoreError(format!(
+                    "no operator key at `{}`",
+                    path.display()
+                )));
+            }
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| StoreError(format!("no randomness available: {e}")))?;
+            let key = SigningKey::from_bytes(&secret);
+            let file = OperatorKeyFile {
+                role: "operator".into(),
+                public_key: hex::encode(key.verifying_key().to_bytes()),
+                secret_key: hex::encode(secret),
+            };
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+            }
+            let text =
+                serde_json::to_string_pretty(&file).map_err(|e| StoreError(e.to_string()))? + "\n";
+            crate::output::write(path, text.as_bytes(), true).map_err(|e| {
+                StoreError(format!(
+                    "cannot write the operator key `{}`: {e}",
+                    path.display()
+                ))
+            })?;
+            return Ok((
+                OperatorKey {
+                    secret: key,
+                    path: path.to_path_buf(),
+                },
+                true,
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            StoreError(format!(
+                "cannot read the operator key `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        let file: OperatorKeyFile = serde_json::from_str(&text)
+            .map_err(|e| StoreError(format!("`{}` is not an operator key: {e}", path.display())))?;
+        let bytes: [u8; 32] = hex::decode(&file.secret_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError(format!("`{}` holds no valid secret key", path.display())))?;
+        let secret = SigningKey::from_bytes(&bytes);
+        if hex::encode(secret.verifying_key().to_bytes()) != file.public_key {
+            return Err(StoreError(format!(
+                "`{}`: the public key does not belong to the secret key",
+                path.display()
+            )));
+        }
+        Ok((
+            OperatorKey {
+                secret,
+                path: path.to_path_buf(),
+            },
+            false,
+        ))
+    }
+
+    /// The public key (hex).
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.secret.verifying_key().to_bytes())
+    }
+}

@@ -1,0 +1,468 @@
+//! `pmf lineage verify`: everything the store says is held to what was
+//! signed. The hash chains are recomputed; the Merkle root at every signed
+//! checkpoint is recomputed and the checkpoint's signature checked against
+//! the store's operator key; the current rows (`partners`,
+//! `stable_versions`) are held to the digests their last events recorded;
+//! every approval an event names is verified again; and, given a witness's
+//! checkpoint, the log must still extend it.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::Serialize;
+
+use super::batch::GENESIS;
+use super::checkpoint::{Checkpoint, FORMAT};
+use super::lineage::{Event, chain_hash};
+use super::merkle::{self, Frontier, Tree};
+use super::{Store, StoreError, row_digest, stable_digest};
+
+/// What an authority signs: its name bound to the plan hash.
+pub fn approval_message(authority: &str, plan_hash: &str) -> Vec<u8> {
+    format!("pmf-approval-v1\n{authority}\n{plan_hash}").into_bytes()
+}
+
+/// Whether `signature` (hex) is `public_key`'s (hex) over `message`.
+pub fn signature_holds(public_key: &str, signature: &str, message: &[u8]) -> bool {
+    let key: Option<[u8; 32]> = hex::decode(public_key).ok().and_then(|b| b.try_into().ok());
+    let sig: Option<[u8; 64]> = hex::decode(signature).ok().and_then(|b| b.try_into().ok());
+    let (Some(key), Some(sig)) = (key, sig) else {
+        return false;
+    };
+    VerifyingKey::from_bytes(&key).is_ok_and(|k| {
+        k.verify_strict(message, &Signature::from_bytes(&sig))
+            .is_ok()
+    })
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    /// Global position of the first event concerned (or where one is missing).
+    pub global_seq: i64,
+    /// Its partner, when known.
+    pub partner: Option<String>,
+    /// Its position in the partner's chain, when known.
+    pub seq: Option<i64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The result of verifying the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Events checked.
+    pub events: i64,
+    /// Partners with a chain.
+    pub partners: usize,
+    /// Signed checkpoints checked.
+    pub checkpoints: usize,
+    /// Approvals verified again.
+    pub approvals: usize,
+    /// The latest signed checkpoint.
+    pub latest: Option<Checkpoint>,
+    /// The first problem, if any.
+    pub broken: Option<Broken>,
+    /// Every problem found (the first one is `broken`).
+    pub problems: Vec<Broken>,
+}
+
+/// What the lineage recorded of one partner.
+#[derive(Default)]
+struct Recorded {
+    seq: i64,
+    hash: String,
+    state: Option<String>,
+    stable: Vec<String>,
+    legacy: bool,
+    plan: Option<String>,
+    last_global: i64,
+}
+
+fn at(global_seq: i64, reason: String) -> Broken {
+    Broken {
+        global_seq,
+        partner: None,
+        seq: None,
+        reason,
+    }
+}
+
+impl Store {
+    /// Every signed checkpoint, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let store_id = self.meta("store_id")?.unwrap_or_default();
+        let mut stmt = self.conn.prepare(
+            "SELECT size, root, time, public_key, signature FROM checkpoints ORDER BY size",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Checkpoint {
+                format: FORMAT.to_string(),
+                store_id: store_id.clone(),
+                size: r.get::<_, i64>(0)? as u64,
+                root: r.get(1)?,
+                time: r.get(2)?,
+                public_key: r.get(3)?,
+                signature: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The chain hashes of every event, in order: the Merkle tree's leaves.
+    pub fn leaves(&self) -> Result<Vec<merkle::Hash>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash FROM lineage ORDER BY global_seq")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for h in rows {
+            out.push(merkle::from_hex(&h?).unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// The Merkle tree of the whole lineage.
+    pub fn tree(&self) -> Result<Tree, StoreError> {
+        let leaves = self.leaves()?;
+        Ok(Tree::new(leaves.iter().map(|l| l.as_slice())))
+    }
+
+    /// Verify the whole store, and that the log extends `witness` if given.
+    pub fn verify(&self, witness: Option<&Checkpoint>) -> Result<Verification, StoreError> {
+        let mut problems: Vec<Broken> = Vec::new();
+        let store_id = self.meta("store_id")?;
+        let operator = self.meta("operator_key")?;
+        let legacy_count: i64 = self
+            .meta("checkpoints_from")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let checkpoints = self.checkpoints()?;
+        let approvals = self.approval_rows()?;
+        let mut next_checkpoint = checkpoints.iter().peekable();
+        let mut last_good_size = 0u64;
+
+        let mut stmt = self.conn.prepare(
+            "SELECT global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash FROM lineage ORDER BY global_seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut last_global = (0i64, GENESIS.to_string());
+        let mut partners: HashMap<String, Recorded> = HashMap::new();
+        let mut frontier = Frontier::default();
+        let mut count = 0i64;
+        let mut approvals_checked = 0usize;
+        let mut chain_broken = false;
+        while let Some(r) = rows.next()? {
+            let global_seq: i64 = r.get(0)?;
+            let partner: String = r.get(1)?;
+            let seq: i64 = r.get(2)?;
+            let body: String = r.get(3)?;
+            let prev_hash: String = r.get(4)?;
+            let hash: String = r.get(5)?;
+            let global_prev: String = r.get(6)?;
+            let global_hash: String = r.get(7)?;
+            count += 1;
+            frontier.push(&merkle::from_hex(&hash).unwrap_or_default());
+            let here = |reason: String| Broken {
+                global_seq,
+                partner: Some(partner.clone()),
+                seq: Some(seq),
+                reason,
+            };
+            let known = partners.entry(partner.clone()).or_default();
+            let parsed: Option<Event> = serde_json::from_str(&body).ok();
+            if !chain_broken {
+                let (last_seq, last_hash) = if known.seq == 0 {
+                    (0, GENESIS)
+                } else {
+                    (known.seq, known.hash.as_str())
+                };
+                let problem = if global_seq != last_global.0 + 1 {
+                    Some(at(
+                        last_global.0 + 1,
+                        format!(
+                            "event #{} is missing (the next one is #{global_seq})",
+                            last_global.0 + 1
+                        ),
+                    ))
+                } else if global_prev != last_global.1
+                    || chain_hash(&global_prev, &hash) != global_hash
+                {
+                    Some(here(
+                        "the global chain does not link to the previous event".into(),
+                    ))
+                } else if seq != last_seq + 1 {
+                    Some(here(format!(
+                        "partner event {} is missing or out of order (found {seq})",
+                        last_seq + 1
+                    )))
+                } else if prev_hash != last_hash {
+                    Some(here(
+                        "it does not link to the partner's previous event".into(),
+                    ))
+                } else if chain_hash(&prev_hash, &body) != hash {
+                    Some(here("its content does not match its hash (edited)".into()))
+                } else if parsed
+                    .as_ref()
+                    .is_none_or(|e| e.partner != partner || e.seq as i64 != seq)
+                {
+                    Some(here("its content names another partner or position".into()))
+                } else {
+                    None
+                };
+                if let Some(p) = problem {
+                    problems.push(p);
+                    chain_broken = true;
+                }
+            }
+            known.seq = seq;
+            known.hash = hash;
+            known.last_global = global_seq;
+            known.legacy |= global_seq <= legacy_count;
+            if let Some(e) = &parsed {
+                if e.plan_hash.is_some() {
+                    known.plan.clone_from(&e.plan_hash);
+                }
+                if e.state.is_some() {
+                    known.state.clone_from(&e.state);
+                }
+                known.stable.extend(e.stable.iter().cloned());
+                for signer in &e.signers {
+                    approvals_checked += 1;
+                    let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+                    let plan = known.plan.clone().unwrap_or_default();
+                    let ok = approvals
+                        .get(&(plan.clone(), authority.to_string(), key.to_string()))
+                        .is_some_and(|sig| {
+                            signature_holds(key, sig, &approval_message(authority, &plan))
+                        });
+                    if !ok {
+                        problems.push(here(format!(
+                            "it names an approval by `{authority}` (key {}…) of plan {} that is not stored with a valid signature",
+                            key.get(..16).unwrap_or(key),
+                            plan.get(..12).unwrap_or(&plan)
+                        )));
+                    }
+                }
+            }
+            last_global = (global_seq, global_hash);
+            while let Some(c) = next_checkpoint.peek() {
+                if c.size as i64 > count {
+                    break;
+                }
+                if c.size as i64 == count {
+                    if merkle::to_hex(&frontier.root()) == c.root {
+                        last_good_size = c.size;
+                    } else {
+                        problems.push(at(
+                            last_good_size as i64 + 1,
+                            format!(
+                                "events #{}–#{} do not match the checkpoint signed at {} (rewritten after it was signed)",
+                                last_good_size + 1,
+                                c.size,
+                                c.time
+                            ),
+                        ));
+                    }
+                }
+                next_checkpoint.next();
+            }
+            if let Some(w) = witness
+                && w.size as i64 == count
+                && merkle::to_hex(&frontier.root()) != w.root
+            {
+                problems.push(at(
+                    1,
+                    format!(
+                        "the log no longer extends the witness's checkpoint of {} events signed at {}: events #1–#{} were rewritten",
+                        w.size, w.time, w.size
+                    ),
+                ));
+            }
+        }
+        drop(rows);
+        drop(stmt);
+
+        // Checkpoints: signed by the store's operator, none beyond the log,
+        // and every event covered.
+        for c in &checkpoints {
+            if Some(&c.store_id) != store_id.as_ref() || !c.signature_holds() {
+                problems.push(at(
+                    c.size as i64,
+                    format!(
+                        "the checkpoint of {} events signed at {} has no valid signature",
+                        c.size, c.time
+                    ),
+                ));
+            } else if operator.as_deref() != Some(c.public_key.as_str()) {
+                problems.push(at(
+                    c.size as i64,
+                    format!(
+                        "the checkpoint of {} events signed at {} is signed by another key than the store's operator key",
+                        c.size, c.time
+                    ),
+                ));
+            }
+            if c.size as i64 > count {
+                problems.push(at(
+                    count + 1,
+                    format!(
+                        "the log ends at event #{count} but a checkpoint signed at {} covers {} events: events #{}–#{} were removed",
+                        c.time,
+                        c.size,
+                        count + 1,
+                        c.size
+                    ),
+                ));
+                break;
+            }
+        }
+        let covered = checkpoints.last().map_or(0, |c| c.size as i64);
+        if count > covered.max(legacy_count) {
+            problems.push(at(
+                covered.max(legacy_count) + 1,
+                format!(
+                    "events #{}–#{count} are covered by no signed checkpoint (written outside pmf)",
+                    covered.max(legacy_count) + 1
+                ),
+            ));
+        }
+        let recorded_count: i64 = self
+            .meta("global_count")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let head = self.meta("global_head")?;
+        if recorded_count != count || head.as_deref().unwrap_or(GENESIS) != last_global.1 {
+            problems.push(at(
+                count + 1,
+                format!(
+                    "the lineage ends at event #{count} but its head records {recorded_count} events (events deleted at the end, or the head edited)"
+                ),
+            ));
+        }
+        if let Some(w) = witness {
+            if Some(&w.store_id) != store_id.as_ref() {
+                problems.push(at(
+                    1,
+                    "the witness's checkpoint is of another store".to_string(),
+                ));
+            } else if !w.signature_holds() {
+                problems.push(at(
+                    1,
+                    "the witness's checkpoint has no valid signature".to_string(),
+                ));
+            } else if operator.as_deref() != Some(w.public_key.as_str()) {
+                problems.push(at(
+                    1,
+                    "the store's operator key is not the one that signed the witness's checkpoint (the store was re-keyed and re-signed)".to_string(),
+                ));
+            }
+            if w.size as i64 > count {
+                problems.push(at(
+                    count + 1,
+                    format!(
+                        "the log ends at event #{count} but the witness's checkpoint signed at {} covers {} events: the log was truncated",
+                        w.time, w.size
+                    ),
+                ));
+            }
+        }
+
+        // Current rows held to the lineage.
+        self.check_rows(&partners, legacy_count > 0, &mut problems)?;
+
+        let broken = problems.first().cloned();
+        Ok(Verification {
+            events: count,
+            partners: partners.len(),
+            checkpoints: checkpoints.len(),
+            approvals: approvals_checked,
+            latest: checkpoints.last().cloned(),
+            broken,
+            problems,
+        })
+    }
+
+    fn approval_rows(&self) -> Result<HashMap<(String, String, String), String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT plan_hash, authority, public_key, signature FROM approvals")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get(1)?, r.get(2)?),
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn check_rows(
+        &self,
+        recorded: &HashMap<String, Recorded>,
+        legacy_store: bool,
+        problems: &mut Vec<Broken>,
+    ) -> Result<(), StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        for p in self.partners()? {
+            seen.insert(p.id.clone());
+            let Some(rec) = recorded.get(&p.id) else {
+                if !legacy_store {
+                    problems.push(Broken {
+                        global_seq: 0,
+                        partner: Some(p.id.clone()),
+                        seq: None,
+                        reason: format!(
+                            "partner `{}` is in the store but has no lineage (inserted, or its history erased)",
+                            p.id
+                        ),
+                    });
+                }
+                continue;
+            };
+            if let Some(d) = &rec.state
+                && *d != row_digest(&p.state, p.version.as_deref(), &p.status)
+            {
+                problems.push(Broken {
+                    global_seq: rec.last_global,
+                    partner: Some(p.id.clone()),
+                    seq: Some(rec.seq),
+                    reason: format!(
+                        "the stored state of partner `{}` is not the one its lineage records at event {} (edited)",
+                        p.id, rec.seq
+                    ),
+                });
+            }
+            if !rec.legacy {
+                let rows: Vec<String> = self
+                    .stable_versions(&p.id)?
+                    .iter()
+                    .map(|s| stable_digest(s.seq, s.version.as_deref(), &s.state))
+                    .collect();
+                if rows != rec.stable {
+                    problems.push(Broken {
+                        global_seq: rec.last_global,
+                        partner: Some(p.id.clone()),
+                        seq: Some(rec.seq),
+                        reason: format!(
+                            "the stable versions of partner `{}` are not those its lineage records (edited, added or removed)",
+                            p.id
+                        ),
+                    });
+                }
+            }
+        }
+        for (id, rec) in recorded {
+            if rec.state.is_some() && !seen.contains(id) {
+                problems.push(Broken {
+                    global_seq: rec.last_global,
+                    partner: Some(id.clone()),
+                    seq: Some(rec.seq),
+                    reason: format!(
+                        "partner `{id}` has a lineage but is not in the store (deleted)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
