@@ -22,8 +22,8 @@ step plan --policy policy.pmf --partners partners.json --target target.json --ob
 
 step "keygen / approve: TSC and ERC sign the plan; SCO does not (its migrations wait for review)"
 for a in TSC ERC SCO; do "$PMF" keygen --authority "$a" -o "$a.key" >/dev/null; done
-"$PMF" approve plan.json --key TSC.key -o approvals.json
-"$PMF" approve plan.json --key ERC.key -o approvals.json
+"$PMF" approve plan.json --key TSC.key -o approvals.json --yes
+"$PMF" approve plan.json --key ERC.key -o approvals.json --yes
 
 step apply plan.json --approvals approvals.json --observed observed.json
 status=0

@@ -188,12 +188,13 @@ pub fn current_states(
             })?,
         };
         // Finished by this plan in a run whose progress was lost?
-        let finished = current.last.get(&e.id).and_then(|l| {
-            (l.plan_hash.as_deref() == Some(inputs.plan.hash.as_str()))
-                .then(|| l.outcome.clone())
-                .flatten()
+        let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
+            store
+                .plan_outcome(&e.id, &inputs.plan.hash)?
                 .filter(|o| is_final(o))
-        });
+        } else {
+            None
+        };
         if let Some(outcome) = finished {
             current.done.insert(e.id.clone(), outcome);
             continue;

@@ -315,6 +315,22 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The outcome a plan's run recorded for a partner (from the lineage,
+    /// the record of truth when `progress` was lost).
+    pub fn plan_outcome(&self, id: &str, plan_hash: &str) -> Result<Option<String>, StoreError> {
+        let outcome: Option<Option<String>> = self
+            .conn
+            .prepare_cached(
+                "SELECT json_extract(event, '$.outcome') FROM lineage
+                 WHERE partner_id = ?1 AND json_extract(event, '$.plan_hash') = ?2
+                   AND json_extract(event, '$.state') IS NOT NULL
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([id, plan_hash], |r| r.get(0))
+            .optional()?;
+        Ok(outcome.flatten())
+    }
+
     /// A store meta value.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self

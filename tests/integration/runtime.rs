@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 const FLEET: &str = "examples/fleet";
 
-fn pmf(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn pmf(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pmf"))
         .args(args)
         .current_dir(dir)
@@ -16,23 +16,23 @@ fn pmf(dir: &Path, args: &[&str]) -> Output {
         .expect("run pmf")
 }
 
-fn fleet(file: &str) -> String {
+pub(crate) fn fleet(file: &str) -> String {
     std::path::absolute(Path::new(FLEET).join(file))
         .unwrap()
         .display()
         .to_string()
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// Plan the fleet in `dir` and have TSC and ERC approve it.
-fn planned(dir: &Path) {
+pub(crate) fn planned(dir: &Path) {
     let o = pmf(
         dir,
         &[
@@ -63,7 +63,13 @@ fn planned(dir: &Path) {
         assert_eq!(
             code(&pmf(
                 dir,
-                &["approve", "plan.json", "--key", &format!("{a}.key")]
+                &[
+                    "approve",
+                    "plan.json",
+                    "--key",
+                    &format!("{a}.key"),
+                    "--yes"
+                ]
             )),
             0
         );
@@ -93,7 +99,7 @@ fn plan_into(dir: &Path, partners: &str, out: &str, extra: &[&str]) -> Output {
     pmf(dir, &args)
 }
 
-fn apply(dir: &Path, extra: &[&str]) -> Output {
+pub(crate) fn apply(dir: &Path, extra: &[&str]) -> Output {
     let observed = fleet("observed.json");
     let mut args = vec![
         "apply",
@@ -108,7 +114,7 @@ fn apply(dir: &Path, extra: &[&str]) -> Output {
 }
 
 /// Partner id → outcome, from apply's NDJSON.
-fn outcomes(o: &Output) -> BTreeMap<String, String> {
+pub(crate) fn outcomes(o: &Output) -> BTreeMap<String, String> {
     text(&o.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -122,7 +128,7 @@ fn outcomes(o: &Output) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn db(dir: &Path) -> rusqlite::Connection {
+pub(crate) fn db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join(".pmf/state.db")).expect("open store")
 }
 
@@ -192,8 +198,43 @@ fn a_rerun_resumes_and_never_applies_twice() {
     let events_after_second: i64 = db(dir.path())
         .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
         .unwrap();
-    // Only paused partners are tried again; finished ones add nothing.
-    assert!(events_after_second > events_after_first && paused > 0);
+    // Nothing changed for the paused partners: nobody is walked again, and
+    // the run says what is still pending and why.
+    assert!(paused > 0);
+    assert_eq!(events_after_second, events_after_first);
+    let pending: Vec<serde_json::Value> = text(&second.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "partner" && v["pending"].is_string())
+        .collect();
+    assert_eq!(pending.len() as i64, paused, "{}", text(&second.stdout));
+    assert!(
+        pending
+            .iter()
+            .any(|v| v["pending"].as_str().unwrap().contains("SCO")),
+        "{pending:?}"
+    );
+    // A new approval is what the partners waiting for SCO waited for: they
+    // (and only they) are walked again.
+    assert_eq!(
+        code(&pmf(
+            dir.path(),
+            &["approve", "plan.json", "--key", "SCO.key", "--yes"]
+        )),
+        0
+    );
+    let third = apply(dir.path(), &["--approvals", "approvals.json"]);
+    let walked: Vec<String> = text(&third.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "partner" && v["skipped"] == false)
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!walked.is_empty(), "{}", text(&third.stdout));
+    for id in &walked {
+        assert_ne!(outcomes(&third)[id], "unchanged");
+    }
+    assert!(walked.len() < pending.len(), "{walked:?}");
     let completed_twice: i64 = db(dir.path())
         .query_row(
             "SELECT COUNT(*) FROM (SELECT partner_id FROM lineage WHERE json_extract(event, '$.kind') = 'completed' GROUP BY partner_id HAVING COUNT(*) > 1)",
@@ -426,46 +467,47 @@ fn invalid_partner_records_name_partner_field_expected_and_found() {
 }
 
 #[test]
-fn a_second_apply_fails_fast_and_a_dead_holder_is_detected() {
+fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
     assert_eq!(code(&apply(dir.path(), &[])), 3);
-    let host = text(&Command::new("hostname").output().unwrap().stdout)
-        .trim()
-        .to_string();
-    let conn = db(dir.path());
-    // A live holder: this test process.
-    conn.execute(
-        "INSERT INTO locks (name, pid, host, started_at) VALUES ('apply', ?1, ?2, 'now')",
-        rusqlite::params![std::process::id(), host],
-    )
-    .unwrap();
-    let o = apply(dir.path(), &[]);
-    assert_eq!(code(&o), 2);
+    let lock = dir.path().join(".pmf/state.db.lock");
+    // A live holder: `flock` holding the store's lock while it runs.
+    let mut holder = Command::new("flock")
+        .args([
+            "--exclusive",
+            "--no-fork",
+            lock.to_str().unwrap(),
+            "sleep",
+            "60",
+        ])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    let started = std::time::Instant::now();
+    let o = loop {
+        let o = apply(dir.path(), &[]);
+        if code(&o) == 2 || started.elapsed().as_secs() > 20 {
+            break o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains(&format!("locked by pid {}", std::process::id())),
+        text(&o.stderr).contains("in use by") && text(&o.stderr).contains("resumes"),
         "{}",
         text(&o.stderr)
     );
-    // A dead holder.
-    let mut child = Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
-    conn.execute("UPDATE locks SET pid = ?1", [dead]).unwrap();
-    let o = apply(dir.path(), &[]);
-    assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("no longer running"),
-        "{}",
-        text(&o.stderr)
-    );
-    assert_eq!(code(&pmf(dir.path(), &["state", "unlock"])), 0);
+    // kill -9: the lock ends with its holder; nothing to clear by hand.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     assert_eq!(code(&apply(dir.path(), &[])), 3);
-    // The lock is released on every path.
-    let left: i64 = conn
-        .query_row("SELECT COUNT(*) FROM locks", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(left, 0);
+    let o = pmf(dir.path(), &["state", "unlock"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        text(&o.stdout).contains("not locked"),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 fn tampered(edit: &str) -> Output {
@@ -584,8 +626,7 @@ fn killed_mid_run_a_rerun_completes_the_work() {
         done_before < 5000,
         "the run finished before the kill; nothing was tested"
     );
-    let o = pmf(dir.path(), &["state", "unlock"]);
-    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // The dead holder's lock ended with it: the re-run needs no unlock.
     let o = pmf(dir.path(), &["apply", "plan.json", "--format", "json"]);
     assert!(matches!(code(&o), 0 | 3), "{}", text(&o.stderr));
     let conn = db(dir.path());

@@ -1,0 +1,414 @@
+//! Governance integrity: what an operator with write access to the store
+//! can no longer do unseen. Each attack edits a copy of a real store the
+//! way an attacker who knows the format would (recomputing every hash it
+//! can), and `pmf lineage verify` must name it, against the store's signed
+//! checkpoints or, for an attacker who also holds the operator's key,
+//! against a checkpoint a witness kept.
+
+use std::path::Path;
+use std::process::Output;
+
+use pmf::store::batch::GENESIS;
+use pmf::store::checkpoint::{Checkpoint, OperatorKey};
+use pmf::store::lineage::chain_hash;
+use pmf::store::merkle::{self, Frontier};
+use rusqlite::Connection;
+
+use crate::runtime::{apply, code, db, fleet, planned, pmf, text};
+
+/// A store after the fleet story (plan, TSC+ERC approvals, apply,
+/// rollback of p-001), with the witness's checkpoint in `witness.json`.
+fn story() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    apply(dir.path(), &["--approvals", "approvals.json"]);
+    let o = pmf(dir.path(), &["rollback", "p-001"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["lineage", "checkpoint", "-o", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = verify(dir.path(), &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    dir
+}
+
+fn verify(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["lineage", "verify"];
+    args.extend_from_slice(extra);
+    pmf(dir, &args)
+}
+
+/// Verify must fail and say `expect`.
+fn detected(dir: &Path, extra: &[&str], expect: &str) {
+    let o = verify(dir, extra);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "not detected ({extra:?}):\n{out}");
+    assert!(out.contains(expect), "expected `{expect}`:\n{out}");
+    assert!(out.contains("event #"), "the place is not named:\n{out}");
+}
+
+/// What an attacker who read the source does after editing events:
+/// recompute both chains and the head, and, holding a key, the Merkle
+/// peaks and every checkpoint.
+fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
+    let rows: Vec<(i64, String, String)> = c
+        .prepare("SELECT global_seq, partner_id, event FROM lineage ORDER BY global_seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut heads = std::collections::HashMap::new();
+    let mut gprev = GENESIS.to_string();
+    let mut frontier = Frontier::default();
+    let mut roots = Vec::new();
+    for (g, p, ev) in &rows {
+        let prev = heads.get(p).cloned().unwrap_or_else(|| GENESIS.to_string());
+        let h = chain_hash(&prev, ev);
+        let gh = chain_hash(&gprev, &h);
+        c.execute(
+            "UPDATE lineage SET prev_hash = ?1, hash = ?2, global_prev = ?3, global_hash = ?4 WHERE global_seq = ?5",
+            rusqlite::params![prev, h, gprev, gh, g],
+        )
+        .unwrap();
+        frontier.push(&merkle::from_hex(&h).unwrap());
+        roots.push(frontier.root());
+        heads.insert(p.clone(), h);
+        gprev = gh;
+    }
+    let peaks: String = frontier.peaks().iter().map(merkle::to_hex).collect();
+    c.execute_batch(&format!(
+        "UPDATE meta SET value = '{gprev}' WHERE key = 'global_head';
+         UPDATE meta SET value = '{}' WHERE key = 'global_count';
+         UPDATE meta SET value = '{peaks}' WHERE key = 'merkle_peaks';",
+        rows.len()
+    ))
+    .unwrap();
+    if let Some(key) = resign {
+        let store_id: String = c
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        c.execute("DELETE FROM checkpoints", []).unwrap();
+        let size = rows.len() as u64;
+        let cp = Checkpoint::sign(key, &store_id, size, &roots[rows.len() - 1]);
+        c.execute(
+            "INSERT INTO checkpoints (size, root, time, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![size as i64, cp.root, cp.time, cp.public_key, cp.signature],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'operator_key'",
+            [key.public_hex()],
+        )
+        .unwrap();
+    }
+}
+
+/// Rewrite p-012's history: healthy, approved by everyone, completed.
+fn rewrite_p012(c: &Connection) {
+    let rows: Vec<(i64, String)> = c
+        .prepare("SELECT global_seq, event FROM lineage WHERE partner_id = 'p-012' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (g, ev) in rows {
+        let mut e: serde_json::Value = serde_json::from_str(&ev).unwrap();
+        if e.get("health").is_some() {
+            e["health"] = 97.0.into();
+        }
+        c.execute(
+            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
+            rusqlite::params![e.to_string(), g],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn consistent_rewrites_are_caught_by_the_signed_checkpoints() {
+    let dir = story();
+    let c = db(dir.path());
+    rewrite_p012(&c);
+    recompute(&c, None);
+    drop(c);
+    detected(dir.path(), &[], "do not match the checkpoint");
+}
+
+#[test]
+fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
+    let dir = story();
+    let (key, made) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
+    assert!(!made);
+    let c = db(dir.path());
+    rewrite_p012(&c);
+    recompute(&c, Some(&key));
+    drop(c);
+    // Alone, the store is consistent again: only a witness can tell.
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+    detected(
+        dir.path(),
+        &["--checkpoint", "witness.json"],
+        "no longer extends the witness's checkpoint",
+    );
+}
+
+#[test]
+fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
+    let dir = story();
+    let (mallory, _) = OperatorKey::load(&dir.path().join("mallory.key"), true).unwrap();
+    let c = db(dir.path());
+    rewrite_p012(&c);
+    recompute(&c, Some(&mallory));
+    drop(c);
+    detected(
+        dir.path(),
+        &["--checkpoint", "witness.json"],
+        "not the one that signed the witness's checkpoint",
+    );
+}
+
+#[test]
+fn truncation_is_caught_by_the_checkpoints_and_by_the_witness() {
+    let dir = story();
+    let c = db(dir.path());
+    c.execute_batch(
+        "DELETE FROM lineage WHERE global_seq > (SELECT MAX(global_seq) - 3 FROM lineage);",
+    )
+    .unwrap();
+    recompute(&c, None);
+    drop(c);
+    detected(dir.path(), &[], "were removed");
+    // Re-signed after the truncation: the witness still has the longer log.
+    let (key, _) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
+    recompute(&db(dir.path()), Some(&key));
+    detected(dir.path(), &["--checkpoint", "witness.json"], "truncated");
+}
+
+#[test]
+fn forged_events_and_approvals_are_caught() {
+    let dir = story();
+    let c = db(dir.path());
+    // A forged "approved by SCO" event appended with every hash recomputed.
+    let (seq, prev): (i64, String) = c
+        .query_row(
+            "SELECT seq, hash FROM lineage WHERE partner_id = 'p-014' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let g: i64 = c
+        .query_row("SELECT MAX(global_seq) FROM lineage", [], |r| r.get(0))
+        .unwrap();
+    let ev = serde_json::json!({"partner": "p-014", "seq": seq + 1, "phase": "preparation", "kind": "approved",
+        "approvals": ["SCO"], "signers": ["SCO:00"], "time": "2026-12-01T00:00:00Z"})
+    .to_string();
+    c.execute(
+        "INSERT INTO lineage VALUES (?1, 'p-014', ?2, ?3, ?4, '', '', '')",
+        rusqlite::params![g + 1, seq + 1, ev, prev],
+    )
+    .unwrap();
+    let (key, _) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
+    recompute(&c, Some(&key));
+    drop(c);
+    // Even re-signed by the operator, the approval it names was never given.
+    detected(dir.path(), &[], "not stored with a valid signature");
+}
+
+#[test]
+fn current_state_is_bound_to_the_lineage() {
+    for (edit, expect) in [
+        (
+            "UPDATE partners SET state = replace(state, '\"power\":', '\"power\":9') WHERE id = 'p-020'",
+            "stored state of partner `p-020`",
+        ),
+        (
+            "UPDATE partners SET status = 'active' WHERE status = 'restricted'",
+            "is not the one its lineage records",
+        ),
+        (
+            "DELETE FROM partners WHERE id = 'p-021'",
+            "`p-021` has a lineage but is not in the store",
+        ),
+        (
+            "INSERT INTO partners SELECT 'ghost-1', state, version, status, updated_at FROM partners WHERE id = 'p-020'",
+            "`ghost-1` is in the store but has no lineage",
+        ),
+        (
+            "UPDATE stable_versions SET state = replace(state, '\"write\"', '\"admin\"') WHERE partner_id = 'p-002' AND seq = 1",
+            "stable versions of partner `p-002`",
+        ),
+        (
+            "DELETE FROM lineage; DELETE FROM checkpoints; DELETE FROM meta WHERE key IN ('global_head', 'global_count', 'merkle_peaks')",
+            "no lineage",
+        ),
+    ] {
+        let dir = story();
+        db(dir.path()).execute_batch(edit).unwrap();
+        detected(dir.path(), &[], expect);
+    }
+}
+
+#[test]
+fn an_edited_row_is_never_used_by_apply_or_rollback() {
+    let dir = story();
+    db(dir.path())
+        .execute_batch(
+            "UPDATE stable_versions SET state = replace(state, '\"write\"', '\"admin\"') WHERE partner_id = 'p-002'",
+        )
+        .unwrap();
+    let o = pmf(dir.path(), &["rollback", "p-002"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("stable versions of partner `p-002`"),
+        "{}",
+        text(&o.stderr)
+    );
+    db(dir.path())
+        .execute_batch(
+            "UPDATE partners SET state = replace(state, '\"power\":', '\"power\":9') WHERE id = 'p-014'",
+        )
+        .unwrap();
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("does not match its lineage"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn lost_progress_never_walks_a_partner_twice() {
+    let dir = story();
+    let before: i64 = db(dir.path())
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .unwrap();
+    db(dir.path())
+        .execute_batch("DELETE FROM progress")
+        .unwrap();
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert!(matches!(code(&o), 0 | 3), "{}", text(&o.stderr));
+    let after: i64 = db(dir.path())
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(before, after, "{}", text(&o.stdout));
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+}
+
+#[test]
+fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
+    let dir = story();
+    // p-001 was rolled back by the story: again would go forth, not back.
+    let o = pmf(dir.path(), &["rollback", "p-001"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("--to VERSION"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Naming the version it is at is a no-op, refused.
+    let o = pmf(dir.path(), &["rollback", "p-001", "--to", "1.4.0"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("already at 1.4.0"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Naming the newer one rolls forward on purpose.
+    let o = pmf(dir.path(), &["rollback", "p-001", "--to", "1.6.0"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+}
+
+#[test]
+fn state_import_never_rewrites_a_partner_silently() {
+    let dir = story();
+    let export = pmf(dir.path(), &["state", "export"]);
+    let mut states: Vec<serde_json::Value> = serde_json::from_slice(&export.stdout).unwrap();
+    states.retain(|s| s["id"] == "p-014");
+    states[0]["permissions"] = serde_json::json!(["read", "write", "admin"]);
+    std::fs::write(
+        dir.path().join("import.json"),
+        serde_json::to_string(&states).unwrap(),
+    )
+    .unwrap();
+    let policy = fleet("policy.pmf");
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "state",
+            "import",
+            "import.json",
+            "--policy",
+            policy.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        pmf(dir.path(), &args)
+    };
+    let o = import(&[]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("already holds 1"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(code(&import(&["--replace"])), 2, "--replace needs --reason");
+    let o = import(&["--replace", "--reason", "restore after disk loss (INC-42)"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let shown = text(&pmf(dir.path(), &["lineage", "show", "p-014"]).stdout);
+    assert!(
+        shown.contains("replaced") && shown.contains("INC-42"),
+        "{shown}"
+    );
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+}
+
+#[test]
+fn merkle_proofs_check_out_with_an_independent_verifier() {
+    let dir = story();
+    std::fs::copy(
+        dir.path().join("witness.json"),
+        dir.path().join("early.json"),
+    )
+    .unwrap();
+    // More events after the early checkpoint.
+    let o = pmf(dir.path(), &["rollback", "p-003"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(
+        dir.path(),
+        &["lineage", "prove", "p-012", "--since", "early.json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::write(dir.path().join("proof.json"), &o.stdout).unwrap();
+    let verifier = std::path::absolute("tests/integration/verify_proof.py").unwrap();
+    let run = |file: &str| {
+        std::process::Command::new("python3")
+            .arg(&verifier)
+            .arg(file)
+            .current_dir(dir.path())
+            .output()
+            .expect("python3")
+    };
+    let ok = run("proof.json");
+    assert_eq!(code(&ok), 0, "{}{}", text(&ok.stdout), text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains("11 inclusion proofs ok"),
+        "{}",
+        text(&ok.stdout)
+    );
+    // One changed byte anywhere makes the independent verifier refuse it.
+    let mut proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let event = proof["inclusion"][3]["event"]
+        .as_str()
+        .unwrap()
+        .replacen("p-012", "p-013", 1);
+    proof["inclusion"][3]["event"] = event.into();
+    std::fs::write(dir.path().join("bad.json"), proof.to_string()).unwrap();
+    assert_eq!(code(&run("bad.json")), 1);
+    let mut proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    proof["consistency"]["proof"][0] = merkle::to_hex(&[7u8; 32]).into();
+    std::fs::write(dir.path().join("bad2.json"), proof.to_string()).unwrap();
+    assert_eq!(code(&run("bad2.json")), 1);
+}
