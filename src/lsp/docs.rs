@@ -12,7 +12,7 @@ pub fn keyword(word: &str) -> Option<&'static str> {
             "`extends PARENT, ...`\n\nThe parent policies: their declarations are fused into this one (composition by key; redefining an inherited key needs `override`)."
         }
         "override" => {
-            "`override DECLARATION`\n\nReplaces what a parent declared under the same composition key. Required to redefine an inherited key (PMF702), forbidden for a key no parent has (PMF703)."
+            "`override DECLARATION`\n\nReplaces what a parent declared under the same composition key. Required to redefine an inherited key (PMF702), forbidden for a key no parent has (PMF703) and before `key` (keys are additive, PMF704)."
         }
         "authority" => {
             "`authority NAME [\"Long name\"] [governs CATEGORY, ...]`\n\nA governing authority: it governs migration categories and approves migrations that touch them."
