@@ -642,6 +642,7 @@ fn random_edits_never_kill_the_server() {
         "\u{0}",
         "\r\n",
         "rite ",
+        "\nkey TSC \"ed25519:00\" ",
         "migration m {\n  when 1 +\n}\n",
         "==",
         "not not not",
