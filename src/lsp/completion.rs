@@ -165,7 +165,11 @@ fn complete(
         }
         "override" if line == "override" => {
             // Keys are additive: `override key` is PMF704.
-            for (kw, summary) in docs::TOP_LEVEL.iter().skip(2).filter(|(kw, _)| *kw != "key") {
+            for (kw, summary) in docs::TOP_LEVEL
+                .iter()
+                .skip(2)
+                .filter(|(kw, _)| *kw != "key")
+            {
                 out.push(CompletionItem {
                     detail: Some(summary.to_string()),
                     ..documented(kw, CompletionItemKind::Keyword, docs::keyword(kw))

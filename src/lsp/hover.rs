@@ -115,10 +115,10 @@ fn key_markdown(doc: &DocRef<'_>, span: Span) -> Option<String> {
     let policy: &EffectivePolicy = &resolve_stable(db, doc.session.workspace, doc.file).policy;
     let authority = key.authority.name.as_str();
     let mut out = format!("**key** of authority `{authority}`");
-    if let Some((_, a)) = policy.authorities().find(|(_, a)| a.name.name == authority) {
-        if let Some(t) = &a.title {
-            let _ = write!(out, " — {}", t.value);
-        }
+    if let Some((_, a)) = policy.authorities().find(|(_, a)| a.name.name == authority)
+        && let Some(t) = &a.title
+    {
+        let _ = write!(out, " — {}", t.value);
     }
     let _ = write!(
         out,

@@ -178,7 +178,12 @@ fn decl_occurrences(decl: &Decl, out: &mut Vec<Occurrence>) {
         }
         DeclKind::Rite(r) => push(out, &r.phase, Symbol::Phase(name(&r.phase)), false),
         DeclKind::Key(k) => {
-            push(out, &k.authority, Symbol::Authority(name(&k.authority)), false);
+            push(
+                out,
+                &k.authority,
+                Symbol::Authority(name(&k.authority)),
+                false,
+            );
             out.push(Occurrence {
                 span: k.key.span,
                 symbol: Symbol::Key(name(&k.authority), k.key.value.clone()),

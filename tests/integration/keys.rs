@@ -178,7 +178,9 @@ fn a_key_is_part_of_the_policy_hash() {
     // A parent's key change reaches the child's hash.
     let child = "policy child extends base\n";
     let before = load(&[("base.pmf", &base()), ("child.pmf", child)]).hash;
-    let rotated = format!("policy base extends kwanus\n\nkey TSC \"ed25519:{T}\" \"Ada Lovelace, TSC chair\"\n");
+    let rotated = format!(
+        "policy base extends kwanus\n\nkey TSC \"ed25519:{T}\" \"Ada Lovelace, TSC chair\"\n"
+    );
     let after = load(&[("base.pmf", &rotated), ("child.pmf", child)]).hash;
     assert_ne!(before, after);
 }
