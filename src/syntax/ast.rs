@@ -497,21 +497,15 @@ pub struct Key {
     /// The authority the key signs for.
     pub authority: Ident,
     /// The public key as written, such as `ed25519:3d40...660c` (its form
-    /// is checked by `check::keys`, not by the grammar).
+    /// is checked by `check::keys` (PMF405), not by the grammar).
     pub key: StrLit,
     /// Who holds the key, such as `"Ada Lovelace, TSC chair"`.
     pub label: Option<StrLit>,
 }
 
 impl Key {
-    /// The prefix of every public key.
+    /// The prefix of every public key (`model::keys::parse` reads the rest).
     pub const PREFIX: &'static str = "ed25519:";
-
-    /// The 64 hex digits after the `ed25519:` prefix, when the key has the
-    /// prefix (the digits themselves are not checked).
-    pub fn hex(&self) -> Option<&str> {
-        self.key.value.strip_prefix(Self::PREFIX)
-    }
 }
 
 /// An expression.
