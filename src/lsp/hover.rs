@@ -29,15 +29,20 @@ pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
     let db = &doc.session.db;
     if let Some(occ) = at(occurrences(db, doc.file), offset) {
         let text = match &occ.symbol {
-            Symbol::Key(..) => key_markdown(doc, occ.span),
+            Symbol::Key(..) => key_markdown(doc, offset).map(|(text, _)| text),
             symbol => symbol_markdown(doc, symbol),
         };
         if let Some(text) = text {
             sections.push(text);
             range = Some(occ.span);
         }
-    } else if !cursor(doc.text, offset).in_comment_or_string
-        && let Some((start, word)) = word_at(doc.text, offset)
+    } else if cursor(doc.text, offset).in_comment_or_string {
+        // On a key's label: the key too.
+        if let Some((text, label)) = key_markdown(doc, offset) {
+            sections.push(text);
+            range = Some(label);
+        }
+    } else if let Some((start, word)) = word_at(doc.text, offset)
         && let Some(text) = docs::keyword(word)
     {
         sections.push(text.to_string());
@@ -100,16 +105,22 @@ fn names<'a>(list: impl Iterator<Item = &'a str>) -> String {
     shown.join(", ")
 }
 
-/// The hover of the `key` declaration whose key string is at `span` in the
-/// document: its authority, fingerprint, label and public key.
-fn key_markdown(doc: &DocRef<'_>, span: Span) -> Option<String> {
+/// The hover of the `key` declaration whose key or label string is at byte
+/// `offset` of the document (its authority, fingerprint, label and public
+/// key), with the string's span.
+fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
     let db = &doc.session.db;
-    let key = syntax_tree(db, doc.file)
+    let off = offset as u32;
+    let within = |s: Span| s.start <= off && off <= s.end;
+    let (key, span) = syntax_tree(db, doc.file)
         .ast
         .decls
         .iter()
         .find_map(|d| match &d.kind {
-            DeclKind::Key(k) if k.key.span == span => Some(k),
+            DeclKind::Key(k) => std::iter::once(k.key.span)
+                .chain(k.label.as_ref().map(|l| l.span))
+                .find(|s| within(*s))
+                .map(|s| (k, s)),
             _ => None,
         })?;
     let policy: &EffectivePolicy = &resolve_stable(db, doc.session.workspace, doc.file).policy;
@@ -140,7 +151,7 @@ fn key_markdown(doc: &DocRef<'_>, span: Span) -> Option<String> {
             let _ = write!(out, "\n\nnot a usable key: {}", problem.describe());
         }
     }
-    Some(out)
+    Some((out, span))
 }
 
 fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {

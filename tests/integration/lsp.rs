@@ -1013,6 +1013,10 @@ fn keys_hover_definition_references_completion_symbols() {
         "{text}"
     );
     assert_eq!(h["range"], range(2, 7, 2, 81));
+    // On its label: the same.
+    let h = c.request("textDocument/hover", at("Ada Lovelace", 0, 4));
+    assert!(markdown(&h).starts_with("**key** of authority `QA`"), "{h}");
+    assert_eq!(h["range"], range(2, 82, 2, 105));
     // On the authority: its keys; on the keyword: its documentation.
     let h = c.request("textDocument/hover", at("key QA", 0, 5));
     let text = markdown(&h);
