@@ -689,13 +689,14 @@ fn flow_of(policy: &EffectivePolicy) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
     (graph, diags)
 }
 
-/// Names, health, governance, migration and ceiling checks.
+/// Names, health, governance, key, migration and ceiling checks.
 #[salsa::tracked(returns(ref))]
 pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let cx = Context::new(&resolve_stable(db, ws, file).policy);
     let mut out = check::names::check(&cx);
     out.extend(check::health::check(&cx));
     out.extend(check::governance::check(&cx));
+    out.extend(check::keys::check(&cx));
     out.extend(check::migrations::check(&cx));
     out.extend(check::ceilings::check(&cx));
     out

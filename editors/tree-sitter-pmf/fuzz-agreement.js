@@ -41,7 +41,7 @@ const pick = (list) => list[Math.floor(random() * list.length)];
 const KEYWORDS = [
   'policy', 'override', 'authority', 'category', 'partner', 'migration', 'order',
   'compatibility', 'sustainability', 'validation', 'health', 'flow', 'ceiling', 'rite',
-  'extends', 'governs', 'covers', 'when', 'reversible', 'backward_compatible', 'requires',
+  'key', 'extends', 'governs', 'covers', 'when', 'reversible', 'backward_compatible', 'requires',
   'mapping', 'approve', 'by', 'governing', 'touches', 'to', 'previous_stable', 'else',
   'factor', 'weight', 'from', 'band', 'phase', 'fallible', 'fail', 'max', 'set', 'and', 'or',
   'not', 'in', 'true', 'false', 'len', 'min', 'abs',
@@ -93,7 +93,7 @@ function record(depth = 0) {
 const repeat = (lo, hi, f) => Array.from({ length: int(lo, hi) }, f);
 function declaration() {
   const ov = random() < 0.2 ? 'override ' : '';
-  switch (int(0, 13)) {
+  switch (int(0, 14)) {
     case 0: return ov + J('authority', name(), string(), ...(random() < 0.7 ? ['governs', list(name)] : []));
     case 1: return ov + J('category', name(), string(), ...(random() < 0.7 ? ['covers', list(pathExpr)] : []));
     case 2: return ov + J('partner', '{', ...repeat(0, 3, () => J(name(), ':', type()) + pick(['', ','])), '}');
@@ -120,6 +120,7 @@ function declaration() {
     }
     case 10: return ov + J('ceiling', pathExpr(), pick(['<', '<=', '==']), expr());
     case 11: return ov + J('rite', name(), '"w"');
+    case 13: return ov + J('key', name(), pick(['"ed25519:00"', string()]), ...(random() < 0.5 ? [string()] : []));
     case 12: return ov + J('test', pick(['"t"', '"t"', string()]), '{', ...Array.from({ length: int(0, 5) }, () => {
       const r = random();
       if (r < 0.4) return J(pick(['partner', 'target', 'observed']), record());

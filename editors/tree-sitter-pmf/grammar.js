@@ -117,6 +117,7 @@ module.exports = grammar({
       $.flow_declaration,
       $.ceiling_declaration,
       $.rite_declaration,
+      $.key_declaration,
       $.test_declaration,
     ),
 
@@ -138,6 +139,17 @@ module.exports = grammar({
       field('name', $.identifier),
       optional(field('title', $.string)),
       optional($.governs_clause),
+    ),
+
+    // `key AUTHORITY "ed25519:<64 hex>" ["label"]`: a public key that signs
+    // approvals for the authority. `override` parses (as in pest) and is
+    // reported by the checker (PMF704).
+    key_declaration: $ => seq(
+      optional($.override),
+      'key',
+      field('authority', $.identifier),
+      field('key', $.string),
+      optional(field('label', $.string)),
     ),
 
     governs_clause: $ => seq('governs', commaSep1(field('category', $.identifier))),

@@ -122,7 +122,15 @@ let s:checks = [
       \ [61, 'completed', 1, 'pmfAction'],
       \ [62, 'approvals', 1, 'pmfKeyword'],
       \ [62, 'none', 1, 'pmfKeyword'],
-      \ [64, 'rite', 1, ''],
+      \ [64, 'key', 1, 'pmfDeclaration'],
+      \ [64, 'TSC', 1, 'pmfDeclName'],
+      \ [64, '"ed25519', 1, 'pmfPublicKey'],
+      \ [64, '"Ada', 1, 'pmfString'],
+      \ [65, 'override', 1, 'pmfOverride'],
+      \ [65, 'key', 1, 'pmfDeclaration'],
+      \ [65, 'ERC', 1, 'pmfDeclName'],
+      \ [65, '"ed25519', 1, 'pmfString'],
+      \ [66, 'rite', 1, ''],
       \ ]
 
 " Highlight groups the syntax groups must resolve to.

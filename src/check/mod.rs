@@ -5,6 +5,7 @@ pub mod ceilings;
 pub mod flow;
 pub mod governance;
 pub mod health;
+pub mod keys;
 pub mod lints;
 pub mod migrations;
 pub mod names;

@@ -84,6 +84,9 @@ codes! {
     DoublyGovernedCategory = "PMF402", Error, "governance", "category governed by more than one authority";
     ApproverGovernsNothingTouched = "PMF403", Error, "governance", "approver governs none of the categories the migration can touch";
     MissingApprover = "PMF404", Error, "governance", "touched category has no approving authority";
+    MalformedKey = "PMF405", Error, "governance", "malformed authority key";
+    DuplicateKey = "PMF406", Error, "governance", "key declared twice for an authority";
+    KeyOfTwoAuthorities = "PMF407", Error, "governance", "one key declared for two authorities";
 
     MissingSeedPhase = "PMF501", Error, "flow", "flow lacks a seed phase";
     UnreachablePhase = "PMF502", Error, "flow", "phase unreachable from detection";
@@ -103,6 +106,7 @@ codes! {
     ParentConflict = "PMF701", Error, "composition", "parents define the same declaration differently";
     OverrideRequired = "PMF702", Error, "composition", "redefinition of a parent's declaration without `override`";
     NothingToOverride = "PMF703", Error, "composition", "`override` of a declaration no parent has";
+    OverrideOfKey = "PMF704", Error, "composition", "`override` of a key";
 
     CeilingField = "PMF801", Error, "ceilings", "ceiling on a field that has no order";
     CeilingOperator = "PMF802", Error, "ceilings", "ceiling is not an upper bound";

@@ -126,6 +126,29 @@ impl DocInput<'_> {
                 })
                 .collect(),
         });
+        if p.keys().next().is_some() {
+            out.push(Section {
+                title: "Approval keys",
+                intro: "An approval counts only when it is signed with a key declared here for its authority.".into(),
+                header: vec!["Authority", "Public key", "Held by"],
+                rows: p
+                    .keys()
+                    .map(|(s, k)| {
+                        (
+                            vec![
+                                k.authority.name.to_string(),
+                                k.key.value.clone(),
+                                k.label
+                                    .as_ref()
+                                    .map(|l| l.value.clone())
+                                    .unwrap_or_default(),
+                            ],
+                            self.link_of(s),
+                        )
+                    })
+                    .collect(),
+            });
+        }
         let order = p.order().map(|(_, o)| {
             o.types
                 .iter()

@@ -2,8 +2,9 @@
 //! column 0, the items of the enclosing block at the start of a line, schema
 //! fields after `partner.` / `target.` / `observed.` (and deeper after a
 //! record field), phases after `rite ` and `->` in a flow, authorities after
-//! `approve by `, categories after `governs ` / `touches `, actions after
-//! `else ` and after `->` in a health band, types after `:` in a schema.
+//! `approve by ` and `key `, categories after `governs ` / `touches `,
+//! actions after `else ` and after `->` in a health band, types after `:` in
+//! a schema.
 //!
 //! An approximation that reads the line, not the syntax tree: the line being
 //! typed rarely parses.
@@ -145,6 +146,7 @@ fn complete(
         "," if line_has("covers") => fields_at(policy, &[], out),
         "ceiling" => ordered_fields(policy, out),
         "rite" => phases(policy, out, true),
+        "key" if decl == "key" && line == "key" => authorities(policy, out),
         "->" if decl == "flow" => phases(policy, out, false),
         "->" if decl == "health" => actions(&BAND_ACTIONS, out),
         "else" => match decl {
@@ -162,7 +164,12 @@ fn complete(
             }
         }
         "override" if line == "override" => {
-            for (kw, summary) in docs::TOP_LEVEL.iter().skip(2) {
+            // Keys are additive: `override key` is PMF704.
+            for (kw, summary) in docs::TOP_LEVEL
+                .iter()
+                .skip(2)
+                .filter(|(kw, _)| *kw != "key")
+            {
                 out.push(CompletionItem {
                     detail: Some(summary.to_string()),
                     ..documented(kw, CompletionItemKind::Keyword, docs::keyword(kw))

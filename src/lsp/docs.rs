@@ -12,7 +12,7 @@ pub fn keyword(word: &str) -> Option<&'static str> {
             "`extends PARENT, ...`\n\nThe parent policies: their declarations are fused into this one (composition by key; redefining an inherited key needs `override`)."
         }
         "override" => {
-            "`override DECLARATION`\n\nReplaces what a parent declared under the same composition key. Required to redefine an inherited key (PMF702), forbidden for a key no parent has (PMF703)."
+            "`override DECLARATION`\n\nReplaces what a parent declared under the same composition key. Required to redefine an inherited key (PMF702), forbidden for a key no parent has (PMF703) and before `key` (keys are additive, PMF704)."
         }
         "authority" => {
             "`authority NAME [\"Long name\"] [governs CATEGORY, ...]`\n\nA governing authority: it governs migration categories and approves migrations that touch them."
@@ -106,6 +106,9 @@ pub fn keyword(word: &str) -> Option<&'static str> {
         "rite" => {
             "`rite PHASE \"words\"`\n\nThe words spoken when a partner enters `PHASE` (or `release`, when an old version is released)."
         }
+        "key" => {
+            "`key AUTHORITY \"ed25519:<64 hex digits>\" [\"label\"]`\n\nA public key that signs approvals for `AUTHORITY`: the trust root of `pmf approve` and `pmf apply`. Keys are additive (a policy trusts its parents' keys and its own); a key signs for one authority (PMF407). Only the public key goes here, never the private key."
+        }
         "release" => {
             "`rite release \"words\"`\n\nThe rite spoken when an old version is released (not a phase)."
         }
@@ -182,7 +185,7 @@ pub fn dimension(word: &str) -> Option<&'static str> {
 
 /// Keywords that start a top-level declaration, with a one-line summary
 /// (for completion).
-pub const TOP_LEVEL: [(&str, &str); 14] = [
+pub const TOP_LEVEL: [(&str, &str); 15] = [
     ("policy", "policy NAME extends PARENT"),
     ("override", "override DECLARATION"),
     ("authority", "authority NAME \"title\" governs CATEGORY"),
@@ -200,6 +203,7 @@ pub const TOP_LEVEL: [(&str, &str); 14] = [
     ("flow", "flow NAME { phase ... edges }"),
     ("ceiling", "ceiling FIELD <= VALUE"),
     ("rite", "rite PHASE \"words\""),
+    ("key", "key AUTHORITY \"ed25519:...\" \"label\""),
 ];
 
 /// The items of a migration block (for completion).

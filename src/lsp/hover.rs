@@ -1,7 +1,7 @@
-//! Hover: what a name is (authority, category, migration type, phase,
-//! schema field with its type, policy), the documentation of keywords,
-//! types, functions and actions, and the page of every diagnostic code
-//! reported at the cursor.
+//! Hover: what a name is (authority with its keys, category, migration
+//! type, phase, schema field with its type, policy, authority key), the
+//! documentation of keywords, types, functions and actions, and the page of
+//! every diagnostic code reported at the cursor.
 
 use std::fmt::Write;
 
@@ -12,11 +12,12 @@ use super::docs;
 use super::navigation::{declaration, definition_of, field_decl};
 use super::occurrences::{Symbol, at, occurrences};
 use super::workspace::DocRef;
-use crate::db::{Session, file_header, offsets, policy_index, resolve_stable};
+use crate::db::{Session, file_header, offsets, policy_index, resolve_stable, syntax_tree};
 use crate::model::EffectivePolicy;
 use crate::model::types::{Type, field_type, lower};
 use crate::stdlib::KWANUS_PATH;
 use crate::syntax::Span;
+use crate::syntax::ast::{DeclKind, Key};
 
 /// At most this many lines of a declaration are shown.
 const MAX_SOURCE_LINES: usize = 16;
@@ -27,12 +28,21 @@ pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
     let mut range: Option<Span> = None;
     let db = &doc.session.db;
     if let Some(occ) = at(occurrences(db, doc.file), offset) {
-        if let Some(text) = symbol_markdown(doc, &occ.symbol) {
+        let text = match &occ.symbol {
+            Symbol::Key(..) => key_markdown(doc, offset).map(|(text, _)| text),
+            symbol => symbol_markdown(doc, symbol),
+        };
+        if let Some(text) = text {
             sections.push(text);
             range = Some(occ.span);
         }
-    } else if !cursor(doc.text, offset).in_comment_or_string
-        && let Some((start, word)) = word_at(doc.text, offset)
+    } else if cursor(doc.text, offset).in_comment_or_string {
+        // On a key's label: the key too.
+        if let Some((text, label)) = key_markdown(doc, offset) {
+            sections.push(text);
+            range = Some(label);
+        }
+    } else if let Some((start, word)) = word_at(doc.text, offset)
         && let Some(text) = docs::keyword(word)
     {
         sections.push(text.to_string());
@@ -95,6 +105,55 @@ fn names<'a>(list: impl Iterator<Item = &'a str>) -> String {
     shown.join(", ")
 }
 
+/// The hover of the `key` declaration whose key or label string is at byte
+/// `offset` of the document (its authority, fingerprint, label and public
+/// key), with the string's span.
+fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
+    let db = &doc.session.db;
+    let off = offset as u32;
+    let within = |s: Span| s.start <= off && off <= s.end;
+    let (key, span) = syntax_tree(db, doc.file)
+        .ast
+        .decls
+        .iter()
+        .find_map(|d| match &d.kind {
+            DeclKind::Key(k) => std::iter::once(k.key.span)
+                .chain(k.label.as_ref().map(|l| l.span))
+                .find(|s| within(*s))
+                .map(|s| (k, s)),
+            _ => None,
+        })?;
+    let policy: &EffectivePolicy = &resolve_stable(db, doc.session.workspace, doc.file).policy;
+    let authority = key.authority.name.as_str();
+    let mut out = format!("**key** of authority `{authority}`");
+    if let Some((_, a)) = policy.authorities().find(|(_, a)| a.name.name == authority)
+        && let Some(t) = &a.title
+    {
+        let _ = write!(out, " — {}", t.value);
+    }
+    let _ = write!(
+        out,
+        "\n\nfingerprint `{}`",
+        crate::model::keys::fingerprint(&key.key.value)
+    );
+    if let Some(l) = &key.label {
+        let _ = write!(out, "\n\nheld by {}", l.value);
+    }
+    match crate::model::keys::parse(&key.key.value) {
+        Ok(hex) => {
+            let _ = write!(
+                out,
+                "\n\npublic key `{}{hex}`\n\nan approval signed with this key counts as `{authority}`'s",
+                Key::PREFIX
+            );
+        }
+        Err(problem) => {
+            let _ = write!(out, "\n\nnot a usable key: {}", problem.describe());
+        }
+    }
+    Some((out, span))
+}
+
 fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
     let db = &doc.session.db;
     // In stable places: spans are mapped to byte offsets where they are used.
@@ -133,6 +192,22 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
                     "\n\ngoverns {}",
                     names(a.governs.iter().map(|c| c.name.as_str()))
                 );
+            }
+            let keys: Vec<String> = policy
+                .keys()
+                .filter(|(_, k)| k.authority.name == name.as_str())
+                .map(|(_, k)| {
+                    let short = crate::model::keys::fingerprint(&k.key.value);
+                    match &k.label {
+                        Some(l) => format!("- `{short}` {}", l.value),
+                        None => format!("- `{short}`"),
+                    }
+                })
+                .collect();
+            if keys.is_empty() {
+                out.push_str("\n\nno key: it cannot sign approvals");
+            } else {
+                let _ = write!(out, "\n\nkeys:\n{}", keys.join("\n"));
             }
             let _ = write!(out, "\n\ndeclared in {}", origin(doc, &item.file));
         }
@@ -233,6 +308,8 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
         Symbol::Type(name) => out.push_str(docs::type_doc(name)?),
         Symbol::Action(name) => out.push_str(docs::action(name)?),
         Symbol::Dimension(name) => out.push_str(docs::dimension(name)?),
+        // Answered by `key_markdown`, from the declaration at the cursor.
+        Symbol::Key(..) => return None,
     }
     Some(out)
 }

@@ -71,6 +71,10 @@ pub fn declaration<'p>(
             let (s, f) = field_decl(policy, path)?;
             Some((s, f.name.span))
         }
+        Symbol::Key(a, k) => policy
+            .keys()
+            .find(|(_, key)| key.authority.name == a.as_str() && key.key.value == *k)
+            .map(|(s, key)| (s, key.key.span)),
         _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! Name occurrences: every place a file names an authority, category,
-//! migration type, phase, schema field, policy, type, action, function or
-//! root, and whether the place declares it. Hover, definition and
+//! migration type, phase, schema field, policy, type, action, function,
+//! root or authority key, and whether the place declares it. Hover, definition and
 //! references start here.
 //!
 //! The list is a salsa query over the file's syntax tree, so it is built once
@@ -42,6 +42,9 @@ pub enum Symbol {
     Action(String),
     /// A validation dimension.
     Dimension(String),
+    /// A public key of an authority: the authority and the key as written
+    /// (the occurrence is the key's string; a key declares itself).
+    Key(String, String),
 }
 
 /// One occurrence of a name in a file.
@@ -174,6 +177,19 @@ fn decl_occurrences(decl: &Decl, out: &mut Vec<Occurrence>) {
             expr(&c.value, out);
         }
         DeclKind::Rite(r) => push(out, &r.phase, Symbol::Phase(name(&r.phase)), false),
+        DeclKind::Key(k) => {
+            push(
+                out,
+                &k.authority,
+                Symbol::Authority(name(&k.authority)),
+                false,
+            );
+            out.push(Occurrence {
+                span: k.key.span,
+                symbol: Symbol::Key(name(&k.authority), k.key.value.clone()),
+                def: true,
+            });
+        }
         DeclKind::Test(_) => {}
     }
 }

@@ -292,6 +292,22 @@ fn decl_symbol(doc: &DocRef<'_>, decl: &Decl) -> DocumentSymbol {
             r.phase.span,
             Vec::new(),
         ),
+        DeclKind::Key(k) => {
+            let short = crate::model::keys::fingerprint(&k.key.value);
+            let detail = match &k.label {
+                Some(l) => format!("{short} · {}", l.value),
+                None => short,
+            };
+            symbol(
+                doc,
+                format!("key {}", k.authority.name),
+                with_override(Some(detail)),
+                SymbolKind::Key,
+                decl.span,
+                k.key.span,
+                Vec::new(),
+            )
+        }
         DeclKind::Test(t) => symbol(
             doc,
             format!("test \"{}\"", t.name.value),

@@ -1,7 +1,7 @@
 //! Composition: turning one file's declarations into keyed items and fusing
 //! them with the effective policies of its parents (`extends`, `override`).
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use super::{EffectivePolicy, ItemKey, ItemNode, Sourced};
@@ -132,6 +132,12 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 r.phase.span,
                 ItemNode::Rite(r.clone()),
             ),
+            DeclKind::Key(k) => push(
+                ItemKey::Key(k.authority.name.to_string(), k.key.value.clone()),
+                decl.span,
+                k.key.span,
+                ItemNode::Key(k.clone()),
+            ),
         }
     }
     out
@@ -236,8 +242,23 @@ pub fn compose(
     let mut from_parent: Vec<usize> = Vec::new();
     let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
 
+    // Keys are additive: every parent's keys are kept, once each (a key two
+    // parents inherit from a common ancestor, or declare alike, is one key).
+    let mut inherited_keys: HashSet<(&str, &str, Option<&str>)> = HashSet::default();
     for (pi, parent) in parents.iter().enumerate() {
         for item in &parent.policy.items {
+            if let ItemNode::Key(k) = &item.node {
+                let id = (
+                    k.authority.name.as_str(),
+                    k.key.value.as_str(),
+                    k.label.as_ref().map(|l| l.value.as_str()),
+                );
+                if inherited_keys.insert(id) {
+                    items.push(item.clone());
+                    from_parent.push(pi);
+                }
+                continue;
+            }
             match index.get(&item.key) {
                 None => {
                     index.insert(item.key.clone(), items.len());
@@ -267,6 +288,26 @@ pub fn compose(
 
     let mut own_first: HashMap<ItemKey, Span> = HashMap::default();
     for item in own {
+        if matches!(item.node, ItemNode::Key(_)) {
+            // Added to the parents' keys, never replacing one; the key checks
+            // report a key declared twice or for two authorities.
+            if let Some(kw) = item.override_kw {
+                diags.push(
+                    Diagnostic::new(
+                        Code::OverrideOfKey,
+                        file,
+                        kw,
+                        "a key cannot be overridden",
+                    )
+                    .with_label("`override` before `key`")
+                    .with_help(
+                        "remove `override`: keys are additive, a policy trusts its parents' keys and its own; to replace or revoke an inherited key, change the policy that declares it",
+                    ),
+                );
+            }
+            items.push(item.clone());
+            continue;
+        }
         if let Some(first) = own_first.get(&item.key) {
             diags.push(
                 Diagnostic::new(

@@ -4,6 +4,7 @@
 //! build it, the checks in [`crate::check`] read it.
 
 pub mod compose;
+pub mod keys;
 pub mod types;
 
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub enum ItemKey {
     Ceiling(String),
     /// The rite of a phase.
     Rite(String),
+    /// A public key of an authority: the authority and the key as written.
+    /// Keys are additive: composition unites them instead of replacing
+    /// one by another (see [`compose::compose`]).
+    Key(String, String),
 }
 
 impl ItemKey {
@@ -53,6 +58,7 @@ impl ItemKey {
             ItemKey::Flow => "flow".into(),
             ItemKey::Ceiling(f) => format!("ceiling {f}"),
             ItemKey::Rite(p) => format!("rite {p}"),
+            ItemKey::Key(a, k) => format!("key {a} {k}"),
         }
     }
 }
@@ -82,6 +88,8 @@ pub enum ItemNode {
     Ceiling(ast::Ceiling),
     /// A rite.
     Rite(ast::Rite),
+    /// A public key of an authority.
+    Key(ast::Key),
 }
 
 /// An item with its origin.
@@ -150,6 +158,9 @@ impl EffectivePolicy {
     accessor!(
         /// Rites.
         rites, Rite, ast::Rite);
+    accessor!(
+        /// Authority keys: every parent's, then the policy's own.
+        keys, Key, ast::Key);
 
     /// The detection order, if declared.
     pub fn order(&self) -> Option<(&Sourced, &ast::Order)> {

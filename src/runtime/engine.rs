@@ -201,6 +201,21 @@ pub struct Ceiling {
     pub value: Value,
 }
 
+/// A public key an authority signs approvals with, from a `key` declaration
+/// of the effective policy (its parents' keys and its own): the trust root
+/// of approvals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorityKey {
+    /// The authority the key signs for, such as `TSC`.
+    pub authority: String,
+    /// The ed25519 public key: 64 lowercase hex digits, without the
+    /// `ed25519:` prefix the policy writes (as `pmf keygen` and approvals
+    /// write it).
+    pub public_key: String,
+    /// Who holds the key, such as `Ada Lovelace, TSC chair`.
+    pub label: Option<String>,
+}
+
 /// A policy ready to run: every expression compiled once.
 #[derive(Clone, Debug)]
 pub struct CompiledPolicy {
@@ -212,6 +227,11 @@ pub struct CompiledPolicy {
     pub schema: Type,
     /// Authority names.
     pub authorities: Vec<String>,
+    /// The authorities' public keys, in declaration order (inherited keys
+    /// first). A checked policy declares each key once, for one declared
+    /// authority; see [`CompiledPolicy::keys_of`] and
+    /// [`CompiledPolicy::authority_of_key`].
+    pub keys: Vec<AuthorityKey>,
     /// Categories.
     pub categories: Vec<Category>,
     /// Migration types in declaration order.
@@ -284,6 +304,18 @@ impl CompiledPolicy {
             .map(|(_, a)| a.name.name.to_string())
             .collect();
         let auth_index = |n: &str| authorities.iter().position(|a| a == n);
+        // A checked policy has only well-formed keys; any other is left out
+        // (it could verify nothing).
+        let keys: Vec<AuthorityKey> = policy
+            .keys()
+            .filter_map(|(_, k)| {
+                Some(AuthorityKey {
+                    authority: k.authority.name.to_string(),
+                    public_key: crate::model::keys::parse(&k.key.value).ok()?,
+                    label: k.label.as_ref().map(|l| l.value.clone()),
+                })
+            })
+            .collect();
         let categories: Vec<Category> = policy
             .categories()
             .map(|(_, c)| Category {
@@ -429,6 +461,7 @@ impl CompiledPolicy {
             hash: policy_hash(policy, sources),
             schema,
             authorities,
+            keys,
             categories,
             migrations,
             detection,
@@ -521,6 +554,23 @@ pub enum Reason {
 }
 
 impl CompiledPolicy {
+    /// The keys that sign for `authority`, in declaration order (none for an
+    /// authority without keys, or one the policy does not declare).
+    pub fn keys_of<'a>(&'a self, authority: &'a str) -> impl Iterator<Item = &'a AuthorityKey> {
+        self.keys.iter().filter(move |k| k.authority == authority)
+    }
+
+    /// The authority that `public_key_hex` (64 hex digits, without the
+    /// `ed25519:` prefix; compared without regard to case) signs for, if the
+    /// policy declares the key. A checked policy declares a key for one
+    /// authority at most (PMF407), so the answer is unique.
+    pub fn authority_of_key(&self, public_key_hex: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|k| k.public_key.eq_ignore_ascii_case(public_key_hex))
+            .map(|k| k.authority.as_str())
+    }
+
     /// This policy with every expression [laid](Ir::laid) for states whose
     /// `root` is the partner with `layer` over it. It assesses such states
     /// as `self` does: the plan keeps one for the partners that share the

@@ -118,6 +118,8 @@ pub enum DeclKind {
     Ceiling(Ceiling),
     /// `rite phase "words"`
     Rite(Rite),
+    /// `key AUTHORITY "ed25519:..." "label"`
+    Key(Key),
     /// `test "name" { ... }`: a test of the policy, run by `pmf test`.
     Test(TestDecl),
 }
@@ -138,6 +140,7 @@ impl DeclKind {
             DeclKind::Flow(_) => "flow",
             DeclKind::Ceiling(_) => "ceiling",
             DeclKind::Rite(_) => "rite",
+            DeclKind::Key(_) => "key",
             DeclKind::Test(_) => "test",
         }
     }
@@ -485,6 +488,24 @@ pub struct Rite {
     pub phase: Ident,
     /// The words spoken.
     pub words: StrLit,
+}
+
+/// `key AUTHORITY "ed25519:<64 lowercase hex>" ["label"]`: a public key
+/// that signs approvals for an authority (the trust root of approvals).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// The authority the key signs for.
+    pub authority: Ident,
+    /// The public key as written, such as `ed25519:3d40...660c` (its form
+    /// is checked by `check::keys` (PMF405), not by the grammar).
+    pub key: StrLit,
+    /// Who holds the key, such as `"Ada Lovelace, TSC chair"`.
+    pub label: Option<StrLit>,
+}
+
+impl Key {
+    /// The prefix of every public key (`model::keys::parse` reads the rest).
+    pub const PREFIX: &'static str = "ed25519:";
 }
 
 /// An expression.

@@ -305,6 +305,7 @@ fn friendly(r: &Rule) -> Option<&'static str> {
         Rule::kw_factor => "`factor`",
         Rule::kw_fail => "`fail`",
         Rule::kw_flow => "`flow`",
+        Rule::kw_key => "`key`",
         Rule::kw_from => "`from`",
         Rule::kw_governs => "`governs`",
         Rule::kw_mapping => "`mapping`",
@@ -721,6 +722,22 @@ impl Builder<'_> {
                 })
             }
             Rule::test_decl => self.test_decl(inner),
+            Rule::key_decl => {
+                let authority = inner
+                    .next()
+                    .map(|p| self.ident(p))
+                    .unwrap_or_else(empty_ident);
+                let key = inner.next().map(|p| self.string(p)).unwrap_or(StrLit {
+                    value: String::new(),
+                    span: Span::default(),
+                });
+                let label = inner.next().map(|p| self.string(p));
+                DeclKind::Key(Key {
+                    authority,
+                    key,
+                    label,
+                })
+            }
             _ => {
                 // Rule::rite_decl
                 let phase = inner
@@ -1285,6 +1302,7 @@ fn is_keyword_rule(r: Rule) -> bool {
             | Rule::kw_flow
             | Rule::kw_from
             | Rule::kw_governs
+            | Rule::kw_key
             | Rule::kw_mapping
             | Rule::kw_max
             | Rule::kw_migration

@@ -116,6 +116,7 @@ impl Spanned for DeclKind {
             DeclKind::Flow(x) => x.each_span(f),
             DeclKind::Ceiling(x) => x.each_span(f),
             DeclKind::Rite(x) => x.each_span(f),
+            DeclKind::Key(x) => x.each_span(f),
             DeclKind::Test(x) => x.each_span(f),
         }
     }
@@ -380,6 +381,19 @@ impl Spanned for Rite {
         let Rite { phase, words } = self;
         phase.each_span(f);
         words.each_span(f);
+    }
+}
+
+impl Spanned for Key {
+    fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        let Key {
+            authority,
+            key,
+            label,
+        } = self;
+        authority.each_span(f);
+        key.each_span(f);
+        label.each_span(f);
     }
 }
 

@@ -25,6 +25,7 @@ pub const TOP_LEVEL_KEYWORDS: &[&str] = &[
     "flow",
     "ceiling",
     "rite",
+    "key",
     "test",
 ];
 

@@ -337,6 +337,7 @@ fn doc_writes_html_markdown_and_the_flow() {
     for section in [
         "## Migration categories",
         "## Governance",
+        "## Approval keys",
         "## Migration types",
         "## The flow",
         "## Migration health",
@@ -354,6 +355,11 @@ fn doc_writes_html_markdown_and_the_flow() {
     );
     assert!(md.contains("policy.pmf#L"));
     assert!(md.contains("kwanus (stdlib) line"));
+    // The fleet's keys, with who holds them.
+    assert!(
+        md.contains("| TSC | ed25519:") && md.contains("| demo key, Technical Steering Council |"),
+        "{md}"
+    );
     let svg = std::fs::read_to_string(out.join("flow.svg")).unwrap();
     assert_eq!(svg.matches("class=\"phase\"").count(), 7);
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();

@@ -642,6 +642,7 @@ fn random_edits_never_kill_the_server() {
         "\u{0}",
         "\r\n",
         "rite ",
+        "\nkey TSC \"ed25519:00\" ",
         "migration m {\n  when 1 +\n}\n",
         "==",
         "not not not",
@@ -961,5 +962,167 @@ fn a_request_cancelled_before_it_runs_is_answered_as_cancelled() {
         answers[&9002]
     );
     assert!(answers[&9003]["result"].is_array(), "symbols failed");
+    assert!(c.shutdown().success());
+}
+
+/// A policy with authority keys, over `base` (which declares `QA`).
+const KEYED: &str = "policy keyed extends base
+
+key QA \"ed25519:3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\" \"Ada Lovelace, QA lead\"
+key TSC \"ed25519:10d1a5bbb8f749687f48b01e84e73f3d41ad2d199fa91288a668cf19c163bf14\"
+key QAA \"ed25519:140a7ec715083e4c98b2027f468c4cc6976c5d0b9ebd03b06f88698cc71740ef\"
+";
+
+#[test]
+fn keys_hover_definition_references_completion_symbols() {
+    let dir = workspace();
+    let (mut c, _) = Client::start(dir.path(), json!({}));
+    let keyed = uri(dir.path(), "keyed.pmf");
+    let base = uri(dir.path(), "base.pmf");
+    c.open(&keyed, KEYED);
+    // `QAA` is no authority: PMF103 on the name, with a quick fix.
+    let diags = c.diagnostics(&keyed)["diagnostics"].clone();
+    assert_eq!(
+        codes_and_ranges(&diags),
+        vec![("PMF103".to_string(), range(4, 4, 4, 7))]
+    );
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": keyed}, "range": range(4, 5, 4, 5),
+               "context": {"diagnostics": []}}),
+    );
+    assert_eq!(actions[0]["title"], "Replace with `QA`", "{actions}");
+    let at = |needle: &str, nth: usize, delta: usize| json!({"textDocument": {"uri": keyed}, "position": pos(KEYED, needle, nth, delta)});
+
+    // Hover on the key: authority, fingerprint, label and public key.
+    let h = c.request("textDocument/hover", at("\"ed25519:3d40", 0, 5));
+    let text = markdown(&h);
+    assert!(
+        text.starts_with("**key** of authority `QA` — Quality Assurance"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fingerprint `ed25519:3d4017c3e843895a…`"),
+        "{text}"
+    );
+    assert!(text.contains("held by Ada Lovelace, QA lead"), "{text}");
+    assert!(
+        text.contains(
+            "public key `ed25519:3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c`"
+        ),
+        "{text}"
+    );
+    assert_eq!(h["range"], range(2, 7, 2, 81));
+    // On its label: the same.
+    let h = c.request("textDocument/hover", at("Ada Lovelace", 0, 4));
+    assert!(markdown(&h).starts_with("**key** of authority `QA`"), "{h}");
+    assert_eq!(h["range"], range(2, 82, 2, 105));
+    // On the authority: its keys; on the keyword: its documentation.
+    let h = c.request("textDocument/hover", at("key QA", 0, 5));
+    let text = markdown(&h);
+    assert!(text.starts_with("**authority** `QA`"), "{text}");
+    assert!(
+        text.contains("keys:\n- `ed25519:3d4017c3e843895a…` Ada Lovelace, QA lead"),
+        "{text}"
+    );
+    let h = c.request("textDocument/hover", at("key TSC", 0, 1));
+    assert!(markdown(&h).contains("trust root"), "{h}");
+
+    // Definition: from the key's authority to the authority's declaration,
+    // in a sibling file and in the stdlib.
+    let def = c.request("textDocument/definition", at("key QA", 0, 5));
+    assert_eq!(def["uri"], base);
+    assert_eq!(def["range"], range(2, 10, 2, 12));
+    let def = c.request("textDocument/definition", at("key TSC", 0, 5));
+    assert_eq!(def["uri"], "pmf-stdlib:///kwanus.pmf");
+
+    // References of `QA` include the key declaration.
+    let refs = c.request(
+        "textDocument/references",
+        json!({"textDocument": {"uri": keyed}, "position": pos(KEYED, "key QA", 0, 5),
+               "context": {"includeDeclaration": true}}),
+    );
+    let found: Vec<(String, Value)> = refs
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| {
+            (
+                l["uri"].as_str().unwrap_or_default().to_string(),
+                l["range"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        found.contains(&(base.clone(), range(2, 10, 2, 12))),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(keyed.clone(), range(2, 4, 2, 6))),
+        "{found:?}"
+    );
+
+    // Completion: `key` in column 0 (not after `override`), and the
+    // authorities after `key `.
+    let edited = format!("{KEYED}\n");
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": keyed, "version": 2},
+               "contentChanges": [{"text": edited}]}),
+    );
+    let end = pos(&edited, "\n\n", 0, 1);
+    let end = json!({"line": end["line"].as_u64().unwrap_or_default() + 4, "character": 0});
+    let items = c.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": keyed}, "position": end}),
+    );
+    assert!(labels(&items).contains(&"key".to_string()), "{items}");
+    let edited = format!("{KEYED}key \n");
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": keyed, "version": 3},
+               "contentChanges": [{"text": edited}]}),
+    );
+    let items = c.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": keyed}, "position": {"line": 5, "character": 4}}),
+    );
+    let mut names = labels(&items);
+    names.sort();
+    assert_eq!(names, vec!["ERC", "QA", "SCO", "TSC"]);
+    let edited = format!("{KEYED}override \n");
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": keyed, "version": 4},
+               "contentChanges": [{"text": edited}]}),
+    );
+    let items = c.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": keyed}, "position": {"line": 5, "character": 9}}),
+    );
+    let names = labels(&items);
+    assert!(names.contains(&"authority".to_string()), "{names:?}");
+    assert!(!names.contains(&"key".to_string()), "{names:?}");
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": keyed, "version": 5},
+               "contentChanges": [{"text": KEYED}]}),
+    );
+
+    // Document symbols: one per key, with its fingerprint and label.
+    let symbols = c.request(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": keyed}}),
+    );
+    let symbols = symbols.as_array().expect("symbols");
+    let names: Vec<&str> = symbols.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, vec!["policy keyed", "key QA", "key TSC", "key QAA"]);
+    assert_eq!(
+        symbols[1]["detail"],
+        "ed25519:3d4017c3e843895a… · Ada Lovelace, QA lead"
+    );
+    assert_eq!(symbols[1]["kind"], 20, "SymbolKind::Key");
+    assert_eq!(symbols[1]["selectionRange"], range(2, 7, 2, 81));
+    assert_eq!(symbols[2]["detail"], "ed25519:10d1a5bbb8f74968…");
     assert!(c.shutdown().success());
 }

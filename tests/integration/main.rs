@@ -7,6 +7,7 @@ mod diagnostics;
 mod fmt;
 mod incremental;
 mod integrity;
+mod keys;
 mod lsp;
 mod parser;
 mod robustness;

@@ -66,6 +66,8 @@ pub const TOKEN_SOUP: &[&str] = &[
     "flow ",
     "ceiling ",
     "rite ",
+    "key ",
+    "\"ed25519:3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\"",
     "governs ",
     "covers ",
     "when ",

@@ -21,6 +21,7 @@
   "flow"
   "ceiling"
   "rite"
+  "key"
   "test"
 ] @keyword
 
@@ -213,6 +214,9 @@
   name: (identifier) @constant)
 
 (approve_clause
+  authority: (identifier) @constant)
+
+(key_declaration
   authority: (identifier) @constant)
 
 (category_declaration

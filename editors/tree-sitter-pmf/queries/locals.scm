@@ -55,6 +55,9 @@
 (approve_clause
   authority: (identifier) @local.reference)
 
+(key_declaration
+  authority: (identifier) @local.reference)
+
 (approved_clause
   authority: (identifier) @local.reference)
 

@@ -54,7 +54,7 @@ static const char *const TOP_LEVEL_KEYWORDS[] = {
     "policy",        "override",       "authority",  "category", "partner",
     "migration",     "order",          "compatibility", "sustainability",
     "validation",    "health",         "flow",       "ceiling",  "rite",
-    "test",
+    "key",           "test",
 };
 
 #define MAX_KEYWORD_LEN 16

@@ -31,6 +31,8 @@ syn keyword pmfBoolean true false
 
 syn match pmfEscape contained /\\\%(.\|$\)/
 syn region pmfString start=/"/ skip=/\\\\\|\\"/ end=/"\|\\\@<!$/ contains=pmfEscape,@Spell
+" A well-formed public key of a `key` declaration (defined after strings: it wins).
+syn match pmfPublicKey /"ed25519:[0-9a-f]\{64}"/
 
 " ------------------------------------------------------------------ names
 syn match pmfBuiltin /\<\%(partner\|target\|observed\)\ze\./
@@ -77,7 +79,7 @@ syn match pmfDeclName contained /\h\w*/
 " Declarations, in column 0 (the header may be indented at the top of a file).
 syn match pmfDeclaration /^\s*\zspolicy\>/ nextgroup=pmfDeclName skipwhite
 syn match pmfOverride /^override\>/
-syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(authority\|category\|migration\|flow\|rite\)\>/ nextgroup=pmfDeclName skipwhite
+syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(authority\|category\|migration\|flow\|rite\|key\)\>/ nextgroup=pmfDeclName skipwhite
 syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(partner\|order\|compatibility\|sustainability\|validation\|health\|ceiling\|test\)\>/
 
 " ------------------------------------------------------------------ comments
@@ -98,6 +100,7 @@ hi def link pmfVersion         Float
 hi def link pmfBoolean         Boolean
 hi def link pmfString          String
 hi def link pmfEscape          SpecialChar
+hi def link pmfPublicKey       Constant
 hi def link pmfBuiltin         Special
 hi def link pmfBuiltinConstant Constant
 hi def link pmfFunction        Function

@@ -23,6 +23,7 @@
   "flow"
   "ceiling"
   "rite"
+  "key"
   "test"
 ] @keyword
 
@@ -215,6 +216,9 @@
   name: (identifier) @constant)
 
 (approve_clause
+  authority: (identifier) @constant)
+
+(key_declaration
   authority: (identifier) @constant)
 
 (category_declaration

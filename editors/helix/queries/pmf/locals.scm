@@ -57,6 +57,9 @@
 (approve_clause
   authority: (identifier) @local.reference)
 
+(key_declaration
+  authority: (identifier) @local.reference)
+
 (approved_clause
   authority: (identifier) @local.reference)
 
