@@ -20,10 +20,10 @@ step plan --policy policy.pmf --partners partners.json --target target.json --ob
 "$PMF" plan --policy "$here/policy.pmf" --partners "$here/partners.json" \
   --target "$here/target.json" --observed "$here/observed.json" -o plan.json
 
-step "keygen / approve: TSC and ERC sign the plan; SCO does not (its migrations wait for review)"
-for a in TSC ERC SCO; do "$PMF" keygen --authority "$a" -o "$a.key" >/dev/null; done
-"$PMF" approve plan.json --key TSC.key -o approvals.json --yes
-"$PMF" approve plan.json --key ERC.key -o approvals.json --yes
+step "approve: TSC and ERC sign the plan with the keys the policy trusts; SCO does not (its migrations wait for review)"
+# Demo keys (examples/fleet/keys/README.md); real private keys never live in a repository.
+"$PMF" approve plan.json --key "$here/keys/TSC.key" -o approvals.json --yes
+"$PMF" approve plan.json --key "$here/keys/ERC.key" -o approvals.json --yes
 
 step apply plan.json --approvals approvals.json --observed observed.json
 status=0
@@ -36,7 +36,10 @@ step lineage show p-012
 step rollback p-001
 "$PMF" rollback p-001 --policy "$here/policy.pmf"
 
-step lineage verify
-"$PMF" lineage verify
+step "lineage checkpoint -o witness.json   (a witness keeps the signed head)"
+"$PMF" lineage checkpoint -o witness.json
+
+step lineage verify --checkpoint witness.json
+"$PMF" lineage verify --checkpoint witness.json
 echo
 echo "store: $work/.pmf/state.db"

@@ -12,7 +12,7 @@ use crate::runtime::apply::{
     ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner,
     current_states, outcome_from_str,
 };
-use crate::runtime::approvals::{self, DEFAULT_KEYRING};
+use crate::runtime::approvals;
 use crate::runtime::input;
 use crate::runtime::plan::read_plan;
 use crate::runtime::value::Value;
@@ -33,9 +33,6 @@ pub struct ApplyArgs {
     /// Signed approvals (`pmf approve`); may be given several times.
     #[arg(long)]
     pub approvals: Vec<PathBuf>,
-    /// The authorities' public keys.
-    #[arg(long, default_value = DEFAULT_KEYRING)]
-    pub keyring: PathBuf,
     /// Observed metrics by partner id (default: the target state's fields).
     #[arg(long)]
     pub observed: Option<PathBuf>,
@@ -73,15 +70,15 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         Err(f) => return f.exit(),
     };
 
-    // Approvals: every one must verify; the valid ones name who approved.
-    let keyring = approvals::read_keyring(&args.keyring).map_err(UsageError)?;
+    // Approvals: every one must verify against the keys the policy trusts;
+    // the valid ones name who approved.
     let mut approved = HashSet::new();
     let mut signers: HashMap<String, Vec<String>> = HashMap::new();
     let mut accepted = Vec::new();
     for path in &args.approvals {
         let file = approvals::read_approvals(path).map_err(UsageError)?;
         for a in &file.approvals {
-            if let Err(why) = approvals::verify(&keyring, &loaded.hash, &file.plan_hash, a) {
+            if let Err(why) = approvals::verify(&policy, &loaded.hash, &file.plan_hash, a) {
                 eprintln!(
                     "pmf: approval by `{}` in `{}` refused: {why}",
                     a.authority,

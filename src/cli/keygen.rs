@@ -1,12 +1,13 @@
-//! `pmf keygen --authority NAME -o FILE`: an ed25519 key for an authority,
-//! its public key registered in the keyring.
+//! `pmf keygen --authority NAME -o FILE`: an ed25519 key for an authority.
+//! Nothing is registered: the key counts once its public half is declared
+//! in the policy (`key NAME "ed25519:…"`), a change that goes through review.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::{Exit, UsageError};
-use crate::runtime::approvals::{self, DEFAULT_KEYRING};
+use crate::runtime::approvals;
 
 /// Arguments of `pmf keygen`.
 #[derive(Args, Debug)]
@@ -17,9 +18,6 @@ pub struct KeygenArgs {
     /// Where to write the private key (mode 0600).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// The keyring to register the public key in.
-    #[arg(long, default_value = DEFAULT_KEYRING)]
-    pub keyring: PathBuf,
 }
 
 /// Run `pmf keygen`.
@@ -32,18 +30,13 @@ pub fn run(args: &KeygenArgs) -> Result<Exit, UsageError> {
     }
     let key = approvals::generate(&args.authority).map_err(UsageError)?;
     approvals::write_json(&args.output, &key, true).map_err(UsageError)?;
-    let mut ring = approvals::read_keyring(&args.keyring).map_err(UsageError)?;
-    let keys = ring.authorities.entry(args.authority.clone()).or_default();
-    if !keys.contains(&key.public_key) {
-        keys.push(key.public_key.clone());
-    }
-    approvals::write_json(&args.keyring, &ring, false).map_err(UsageError)?;
     println!(
-        "key for `{}` written to {} (public key {}), registered in {}",
+        "private key for `{}` written to {} (keep it private; never commit it)",
         args.authority,
-        args.output.display(),
-        key.public_key,
-        args.keyring.display()
+        args.output.display()
     );
+    println!("to trust it, add this line to the policy and have the change reviewed:");
+    println!();
+    println!("key {} \"ed25519:{}\"", args.authority, key.public_key);
     Ok(Exit::Success)
 }

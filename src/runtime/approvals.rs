@@ -1,14 +1,15 @@
-//! Approvals: ed25519 keys held by authorities, signatures over a plan's
-//! hash, and a keyring of the authorities' public keys.
+//! Approvals: ed25519 keys held by authorities and signatures over a
+//! plan's hash. The trust root is the policy: an approval counts only when
+//! its authority is one the policy names and its key one the policy lists
+//! for that authority (`key AUTHORITY "ed25519:…"`), so adding a key is a
+//! reviewed policy change that the policy hash, and every plan, pins.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use ed25519_dalek::{Signer, SigningKey};
 
-/// The default keyring path.
-pub const DEFAULT_KEYRING: &str = ".pmf/keyring.json";
+use super::engine::CompiledPolicy;
+use serde::{Deserialize, Serialize};
 
 /// A private key file (`pmf keygen -o FILE`).
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -19,13 +20,6 @@ pub struct KeyFile {
     pub public_key: String,
     /// Secret key (hex). Keep this file private.
     pub secret_key: String,
-}
-
-/// Public keys of the authorities.
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-pub struct Keyring {
-    /// Authority → public keys (hex).
-    pub authorities: BTreeMap<String, Vec<String>>,
 }
 
 /// One signed approval.
@@ -50,10 +44,7 @@ pub struct ApprovalsFile {
     pub approvals: Vec<Approval>,
 }
 
-/// What an authority signs: its name bound to the plan hash.
-pub fn message(authority: &str, plan_hash: &str) -> Vec<u8> {
-    format!("pmf-approval-v1\n{authority}\n{plan_hash}").into_bytes()
-}
+pub use crate::store::verify::approval_message as message;
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -116,14 +107,6 @@ pub fn sign(key: &SigningKey, authority: &str, plan_hash: &str) -> Approval {
     }
 }
 
-/// Read a keyring (an absent file is an empty keyring).
-pub fn read_keyring(path: &Path) -> Result<Keyring, String> {
-    if !path.exists() {
-        return Ok(Keyring::default());
-    }
-    read_json(path, "keyring")
-}
-
 /// Read an approvals file.
 pub fn read_approvals(path: &Path) -> Result<ApprovalsFile, String> {
     read_json(path, "approvals file")
@@ -134,9 +117,11 @@ pub fn read_approvals(path: &Path) -> Result<ApprovalsFile, String> {
 pub enum Refusal {
     /// It signs another plan.
     OtherPlan,
-    /// Its key is in no authority's keyring entry.
-    UnknownKey,
-    /// Its key belongs to another authority.
+    /// The policy names no such authority.
+    UnknownAuthority,
+    /// The policy lists its key for no authority.
+    UntrustedKey,
+    /// The policy lists its key for another authority.
     WrongAuthority(String),
     /// The signature does not verify.
     Forged,
@@ -146,16 +131,23 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::OtherPlan => f.write_str("it approves another plan"),
-            Refusal::UnknownKey => f.write_str("its key is not in the keyring"),
-            Refusal::WrongAuthority(owner) => write!(f, "its key belongs to `{owner}`"),
+            Refusal::UnknownAuthority => {
+                f.write_str("the policy names no such authority")
+            }
+            Refusal::UntrustedKey => f.write_str(
+                "its key is not one the policy trusts (declare it with `key AUTHORITY \"ed25519:…\"` in the policy, a reviewed change)",
+            ),
+            Refusal::WrongAuthority(owner) => {
+                write!(f, "the policy lists its key for `{owner}`, not for this authority")
+            }
             Refusal::Forged => f.write_str("the signature does not verify (forged or corrupted)"),
         }
     }
 }
 
-/// Check one approval of `plan_hash` against the keyring.
+/// Check one approval of `plan_hash` against the keys `policy` trusts.
 pub fn verify(
-    keyring: &Keyring,
+    policy: &CompiledPolicy,
     plan_hash: &str,
     file_plan_hash: &str,
     a: &Approval,
@@ -163,34 +155,23 @@ pub fn verify(
     if file_plan_hash != plan_hash {
         return Err(Refusal::OtherPlan);
     }
-    let owned = keyring
-        .authorities
-        .get(&a.authority)
-        .is_some_and(|keys| keys.iter().any(|k| k.eq_ignore_ascii_case(&a.public_key)));
-    if !owned {
-        return Err(
-            match keyring
-                .authorities
-                .iter()
-                .find(|(_, keys)| keys.iter().any(|k| k.eq_ignore_ascii_case(&a.public_key)))
-            {
-                Some((owner, _)) => Refusal::WrongAuthority(owner.clone()),
-                None => Refusal::UnknownKey,
-            },
-        );
+    if !policy.authorities.iter().any(|n| *n == a.authority) {
+        return Err(Refusal::UnknownAuthority);
     }
-    let key: [u8; 32] = hex::decode(&a.public_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(Refusal::Forged)?;
-    let sig: [u8; 64] = hex::decode(&a.signature)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(Refusal::Forged)?;
-    let key = VerifyingKey::from_bytes(&key).map_err(|_| Refusal::Forged)?;
-    key.verify_strict(
+    match policy.authority_of_key(&a.public_key) {
+        None => return Err(Refusal::UntrustedKey),
+        Some(owner) if owner != a.authority => {
+            return Err(Refusal::WrongAuthority(owner.to_string()));
+        }
+        Some(_) => {}
+    }
+    if crate::store::verify::signature_holds(
+        &a.public_key.to_ascii_lowercase(),
+        &a.signature,
         &message(&a.authority, plan_hash),
-        &Signature::from_bytes(&sig),
-    )
-    .map_err(|_| Refusal::Forged)
+    ) {
+        Ok(())
+    } else {
+        Err(Refusal::Forged)
+    }
 }

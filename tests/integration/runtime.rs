@@ -50,14 +50,13 @@ pub(crate) fn planned(dir: &Path) {
         ],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // The fleet policy trusts its demo keys (`key TSC "ed25519:…"`).
     for a in ["TSC", "ERC", "SCO"] {
-        assert_eq!(
-            code(&pmf(
-                dir,
-                &["keygen", "--authority", a, "-o", &format!("{a}.key")]
-            )),
-            0
-        );
+        std::fs::copy(
+            fleet(&format!("keys/{a}.key")),
+            dir.join(format!("{a}.key")),
+        )
+        .unwrap();
     }
     for a in ["TSC", "ERC"] {
         assert_eq!(
@@ -290,28 +289,86 @@ fn missing_and_invalid_approvals() {
     );
     assert_eq!(code(&o), 1);
     assert!(
-        text(&o.stderr).contains("belongs to `ERC`"),
+        text(&o.stderr).contains("lists its key for `ERC`"),
         "{}",
         text(&o.stderr)
     );
 
+    // A key the policy does not list (made with keygen, never declared)
+    // approves nothing, whoever runs apply; so does an authority the policy
+    // does not name.
+    let o = pmf(
+        dir.path(),
+        &["keygen", "--authority", "SCO", "-o", "mallory.key"],
+    );
+    assert_eq!(code(&o), 0);
+    assert!(
+        text(&o.stdout).contains("key SCO \"ed25519:"),
+        "keygen prints the policy line: {}",
+        text(&o.stdout)
+    );
+    assert!(!dir.path().join(".pmf/keyring.json").exists());
     let o = pmf(
         dir.path(),
         &[
-            "apply",
+            "approve",
             "plan.json",
-            "--approvals",
-            "approvals.json",
-            "--keyring",
-            "empty-keyring.json",
+            "--key",
+            "mallory.key",
+            "-o",
+            "mallory.json",
+            "--yes",
         ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--approvals", "mallory.json"],
     );
     assert_eq!(code(&o), 1);
     assert!(
-        text(&o.stderr).contains("not in the keyring"),
+        text(&o.stderr).contains("not one the policy trusts"),
         "{}",
         text(&o.stderr)
     );
+    let o = pmf(
+        dir.path(),
+        &["keygen", "--authority", "ROOT", "-o", "root.key"],
+    );
+    assert_eq!(code(&o), 0);
+    pmf(
+        dir.path(),
+        &[
+            "approve",
+            "plan.json",
+            "--key",
+            "root.key",
+            "-o",
+            "root.json",
+            "--yes",
+        ],
+    );
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--approvals", "root.json"],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("names no such authority"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The approver is shown what they sign, and asked.
+    let o = pmf(
+        dir.path(),
+        &["approve", "plan.json", "--key", "SCO.key", "-o", "x.json"],
+    );
+    assert_eq!(code(&o), 2, "no terminal and no --yes: nothing signed");
+    assert!(!dir.path().join("x.json").exists());
+    let shown = text(&o.stderr);
+    for part in ["plan ", "policy    fleet", "guided / ", "SCO ("] {
+        assert!(shown.contains(part), "`{part}` not in:\n{shown}");
+    }
 }
 
 /// The hash `pmf plan` reports, which approvals sign, is the BLAKE3 of
