@@ -155,7 +155,7 @@ pub fn verify(
     if file_plan_hash != plan_hash {
         return Err(Refusal::OtherPlan);
     }
-    if !policy.authorities.iter().any(|n| *n == a.authority) {
+    if !policy.authorities.contains(&a.authority) {
         return Err(Refusal::UnknownAuthority);
     }
     match policy.authority_of_key(&a.public_key) {

@@ -37,7 +37,9 @@ impl LogHead {
             .query_row([], |r| r.get(0))
             .optional()?;
         let peaks = peaks.unwrap_or_default();
-        let parsed: Option<Vec<merkle::Hash>> = (peaks.len() % 64 == 0)
+        let parsed: Option<Vec<merkle::Hash>> = peaks
+            .len()
+            .is_multiple_of(64)
             .then(|| {
                 (0..peaks.len() / 64)
                     .map(|i| peaks.get(i * 64..(i + 1) * 64).and_then(merkle::from_hex))

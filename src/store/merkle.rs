@@ -150,7 +150,7 @@ impl Tree {
                 .levels
                 .get(h)
                 .and_then(|level| level.get((lo >> h) as usize))
-                && lo % n == 0
+                && lo.is_multiple_of(n)
             {
                 return *node;
             }
