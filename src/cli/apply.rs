@@ -6,14 +6,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::plan::{OutputFormat, input_failure};
+use super::plan::OutputFormat;
 use super::{Exit, UsageError, policy};
 use crate::runtime::apply::{
     ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner,
     current_states, outcome_from_str,
 };
 use crate::runtime::approvals;
-use crate::runtime::input;
 use crate::runtime::plan::read_plan;
 use crate::runtime::value::Value;
 use crate::store::checkpoint::OperatorKey;
@@ -33,10 +32,12 @@ pub struct ApplyArgs {
     /// Signed approvals (`pmf approve`); may be given several times.
     #[arg(long)]
     pub approvals: Vec<PathBuf>,
-    /// Observed metrics by partner id (default: the target state's fields).
+    /// The observed metrics file the plan was made with (optional: the plan
+    /// carries them; another file is refused).
     #[arg(long)]
     pub observed: Option<PathBuf>,
-    /// The policy files (default: those the plan was made with).
+    /// The policy files (default: the sources the plan carries); their
+    /// policy hash must be the plan's.
     #[arg(long, num_args = 1..)]
     pub policy: Vec<PathBuf>,
     /// The operator's key, which signs the lineage's checkpoints (default:
@@ -60,12 +61,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     }
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
-    let policy_files: Vec<PathBuf> = if args.policy.is_empty() {
-        plan.header.policy_files.iter().map(PathBuf::from).collect()
+    // The policy the plan carries, unless given (its hash must then match).
+    let loaded_policy = if args.policy.is_empty() {
+        policy::load_sources(&plan.header.policy_sources).map(|l| l.policy)
     } else {
-        args.policy.clone()
+        policy::load(&args.policy)
     };
-    let policy = match policy::load(&policy_files) {
+    let policy = match loaded_policy {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
@@ -97,13 +99,58 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         }
     }
 
-    let observed = match &args.observed {
-        Some(p) => match input::read_observed(&policy.schema, p) {
-            Ok(o) => o,
-            Err(e) => return input_failure(e),
-        },
-        None => HashMap::new(),
-    };
+    // Observed metrics come from the plan; a file given here must be the
+    // one the plan was made with.
+    if let Some(given) = &args.observed {
+        let given = super::plan::input_file(given)?;
+        let same = plan
+            .header
+            .observed
+            .as_ref()
+            .is_some_and(|o| o.blake3.is_some() && o.blake3 == given.blake3);
+        if !same {
+            eprintln!(
+                "pmf: the observed metrics `{}` are not the ones the plan was made with ({}); the plan carries its own: drop `--observed`, or make a new plan with these",
+                given.file,
+                match &plan.header.observed {
+                    Some(o) => format!(
+                        "`{}`, BLAKE3 {}…",
+                        o.file,
+                        o.blake3
+                            .as_deref()
+                            .map_or("of a pipe", |h| h.get(..12).unwrap_or(h))
+                    ),
+                    None => "it had none".into(),
+                }
+            );
+            eprintln!("pmf: nothing was applied");
+            return Ok(Exit::Failure);
+        }
+    }
+    let mut observed: HashMap<String, Value> = HashMap::new();
+    let mut initial: HashMap<String, Value> = HashMap::new();
+    for e in &plan.entries {
+        let read = |json: &serde_json::Value, completeness| {
+            crate::runtime::value::from_json(&policy.schema, json, "", completeness).map_err(
+                |err| {
+                    UsageError(format!(
+                        "the plan's entry for `{}` is not valid: {err}",
+                        e.id
+                    ))
+                },
+            )
+        };
+        if let Some(o) = &e.observed {
+            observed.insert(
+                e.id.clone(),
+                read(o, crate::runtime::value::Completeness::Partial)?,
+            );
+        }
+        initial.insert(
+            e.id.clone(),
+            read(&e.state, crate::runtime::value::Completeness::Full)?,
+        );
+    }
 
     let _lock = crate::store::lock::lock(&args.store, "apply").map_err(|e| {
         UsageError(format!(
@@ -130,27 +177,6 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         .disable_autocheckpoint()
         .map_err(|e| UsageError(e.0))?;
     let _checkpointer = Checkpointer::start(&args.store);
-
-    // States of partners the store does not have yet come from the plan's partners file.
-    let mut initial: HashMap<String, Value> = HashMap::new();
-    let mut missing = false;
-    for e in &plan.entries {
-        if store.partner(&e.id).map_err(|e| UsageError(e.0))?.is_none() {
-            missing = true;
-            break;
-        }
-    }
-    if missing {
-        let path = std::path::Path::new(&plan.header.partners_file);
-        match input::read_all_partners(&policy.schema, path) {
-            Ok(all) => {
-                for v in all {
-                    initial.insert(policy.id_of(&v).to_string(), v);
-                }
-            }
-            Err(e) => return input_failure(e),
-        }
-    }
 
     let inputs = ApplyInputs {
         policy: &policy,

@@ -69,24 +69,34 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
             shown.join(", ")
         )));
     }
+    let mut texts = Vec::with_capacity(found.len());
+    for p in &found {
+        texts.push((p.display().to_string(), files::read_text(p)?));
+    }
+    Ok(check_texts(texts))
+}
+
+/// Check policy sources held in memory (name → text), as `pmf check`
+/// checks files: what `apply` does with the sources a plan carries.
+pub fn check_texts(texts: Vec<(String, String)>) -> Report {
     let mut session = Session::default();
     let mut loaded = Vec::new();
-    for p in &found {
-        let text = files::read_text(p)?;
-        loaded.push(session.set_file(&p.display().to_string(), text));
+    let paths: Vec<String> = texts.iter().map(|(name, _)| name.clone()).collect();
+    for (name, text) in texts {
+        loaded.push(session.set_file(&name, text));
     }
     let mut diagnostics = Vec::new();
     for f in loaded {
         diagnostics.extend(session.check(f));
     }
     sort_and_dedup(&mut diagnostics);
-    Ok(Report {
-        files: found.len(),
-        paths: found.iter().map(|p| p.display().to_string()).collect(),
+    Report {
+        files: paths.len(),
+        paths,
         diagnostics,
         session,
         extra_sources: Default::default(),
-    })
+    }
 }
 
 /// Apply the lint levels of `config` (or of the nearest `pmf.toml`).

@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 use super::{Exit, UsageError, policy};
 use crate::runtime::input::{self, InputError};
 use crate::runtime::plan::{
-    History, PlanError, PlanHeader, PlanInputs, PolicyRef, Totals, now_rfc3339, write_plan,
+    History, InputFile, PlanError, PlanHeader, PlanInputs, PolicyRef, Totals, now_rfc3339,
+    write_plan,
 };
 use crate::runtime::stream::PartnerStream;
 use crate::store::{DEFAULT_PATH, Store};
@@ -49,12 +50,39 @@ pub struct PlanArgs {
     pub format: OutputFormat,
 }
 
-/// A path as an absolute one (a plan is applied from anywhere).
-fn absolute(p: &std::path::Path) -> String {
-    std::path::absolute(p)
-        .unwrap_or_else(|_| p.to_path_buf())
-        .display()
-        .to_string()
+/// An input file as the plan records it: its path as given and the
+/// BLAKE3 of its bytes (a pipe or device is not hashed: it cannot be read
+/// twice, and the plan carries its content anyway).
+pub fn input_file(p: &std::path::Path) -> Result<InputFile, UsageError> {
+    let regular = std::fs::metadata(p).is_ok_and(|m| m.is_file());
+    let blake3 = if regular {
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(
+                std::fs::File::open(p)
+                    .map_err(|e| UsageError(format!("cannot read `{}`: {e}", p.display())))?,
+            )
+            .map_err(|e| UsageError(format!("cannot read `{}`: {e}", p.display())))?;
+        Some(hasher.finalize().to_hex().to_string())
+    } else {
+        None
+    };
+    Ok(InputFile {
+        file: p.display().to_string(),
+        blake3,
+    })
+}
+
+/// SHA-256 of outcome counts, in order: the store state a plan read.
+fn history_digest(history: &History) -> String {
+    use sha2::{Digest, Sha256};
+    let mut rows: Vec<_> = history.outcomes.iter().collect();
+    rows.sort();
+    let mut h = Sha256::new();
+    for ((m, c), (t, f)) in rows {
+        h.update(format!("{m}\0{c}\0{t}\0{f}\n").as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// Report an input error: a bad record is exit 1, an unreadable file exit 2.
@@ -71,10 +99,12 @@ pub fn input_failure(e: InputError) -> Result<Exit, UsageError> {
 
 /// Run `pmf plan`.
 pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
-    let policy = match policy::load(&args.policy) {
+    let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
+    let policy_sources = policy::own_sources(&loaded);
+    let policy = loaded.policy;
     let targets = match input::read_targets(&policy.schema, &args.target) {
         Ok(t) => t,
         Err(e) => return input_failure(e),
@@ -104,10 +134,11 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
             hash: policy.hash.clone(),
         },
         created_at: now_rfc3339(),
-        policy_files: args.policy.iter().map(|p| absolute(p)).collect(),
-        partners_file: absolute(&args.partners),
-        target_file: absolute(&args.target),
-        observed_file: args.observed.as_ref().map(|p| absolute(p)),
+        policy_sources,
+        partners: input_file(&args.partners)?,
+        target: input_file(&args.target)?,
+        observed: args.observed.as_deref().map(input_file).transpose()?,
+        history: history_digest(&history),
         target_all: targets.all_json.clone(),
     };
     let bar = (std::io::stderr().is_terminal()).then(|| {

@@ -58,7 +58,33 @@ pub fn load_checked(paths: &[PathBuf]) -> Result<Loaded, LoadFailure> {
         )
         .into());
     }
-    let report = check_paths(paths)?;
+    compile_report(check_paths(paths)?)
+}
+
+/// Check and compile the policy sources a plan carries (name → text).
+pub fn load_sources(
+    sources: &std::collections::BTreeMap<String, String>,
+) -> Result<Loaded, LoadFailure> {
+    if sources.is_empty() {
+        return Err(UsageError("the plan carries no policy sources".into()).into());
+    }
+    compile_report(super::check::check_texts(
+        sources
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect(),
+    ))
+}
+
+/// The sources of a loaded policy's own files (the standard library aside),
+/// by name: what a plan carries.
+pub fn own_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String> {
+    let mut sources = loaded.report.session.sources();
+    sources.remove(crate::stdlib::KWANUS_PATH);
+    sources.into_iter().collect()
+}
+
+fn compile_report(report: super::check::Report) -> Result<Loaded, LoadFailure> {
     let (errors, _) = report.counts();
     if errors > 0 {
         let style = HumanStyle {

@@ -18,7 +18,7 @@ use super::stream::{Batch, PartnerStream};
 use super::value::Value;
 
 /// The plan format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The policy a plan was made with.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -29,21 +29,37 @@ pub struct PolicyRef {
     pub hash: String,
 }
 
-/// Where a plan's inputs came from.
+/// An input file as the plan saw it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// The path as given to `pmf plan` (for people: apply never reads it).
+    pub file: String,
+    /// BLAKE3 (hex) of its bytes; `None` when it was not a regular file
+    /// (a pipe), whose content the plan carries all the same.
+    pub blake3: Option<String>,
+}
+
+/// Everything a plan was made from, bound by digest, and what `apply`
+/// needs of it, carried: a plan applies from any directory or machine
+/// that has the store, and an input that differs is refused by name.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct PlanHeader {
     /// The policy.
     pub policy: PolicyRef,
     /// When the plan was made (RFC 3339, UTC).
     pub created_at: String,
-    /// The policy's files, as given to `pmf plan`.
-    pub policy_files: Vec<String>,
-    /// The partner states file.
-    pub partners_file: String,
-    /// The target file.
-    pub target_file: String,
-    /// The observed metrics file, if any.
-    pub observed_file: Option<String>,
+    /// The policy's source files (name → text, the standard library
+    /// aside): `apply` compiles these unless given `--policy`, whose hash
+    /// must then match.
+    pub policy_sources: BTreeMap<String, String>,
+    /// The partner states (each entry carries its partner's state).
+    pub partners: InputFile,
+    /// The target file (the target is carried: `target_all` and entries).
+    pub target: InputFile,
+    /// The observed metrics file, if any (each entry carries its metrics).
+    pub observed: Option<InputFile>,
+    /// SHA-256 of the store's outcome counts the fallback risks came from.
+    pub history: String,
     /// The target for every partner (a partial state), if any.
     pub target_all: Option<serde_json::Value>,
 }
@@ -88,6 +104,12 @@ pub struct PlanEntry {
     /// A target for this partner only (a partial state), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<serde_json::Value>,
+    /// The partner's state when planned (what apply starts from when the
+    /// store does not hold the partner yet).
+    pub state: serde_json::Value,
+    /// The partner's observed metrics, if the plan had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<serde_json::Value>,
 }
 
 /// Counts per type, band and action.
@@ -271,6 +293,12 @@ fn write_entry(
     if let Some(t) = inputs.targets.partners_json.get(id) {
         out.push_str(",\"target\":");
         let _ = write!(out, "{t}");
+    }
+    out.push_str(",\"state\":");
+    partner.write_canonical(&policy.schema, out);
+    if let Some(o) = observed {
+        out.push_str(",\"observed\":");
+        o.write_partial(&policy.schema, out);
     }
     out.push('}');
     ids.push_str(id);
@@ -814,7 +842,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
         Some(v) if v < u64::from(FORMAT_VERSION) => {
             return Err(format!(
                 "`{}` has plan format {v}, made by an older pmf; this pmf reads format \
-                 {FORMAT_VERSION} (its state digests are computed differently): plan again",
+                 {FORMAT_VERSION} (which binds every input and carries what apply needs): plan again",
                 path.display()
             ));
         }
@@ -887,6 +915,8 @@ mod tests {
             },
             fallback_risk: risk,
             target: targets.partners_json.get(&id).cloned(),
+            state: partner.to_json(&policy.schema),
+            observed: observed.get(&id).map(|o| o.to_partial_json(&policy.schema)),
             categories,
             id,
         };
@@ -932,10 +962,17 @@ mod tests {
                     hash: policy.hash.clone(),
                 },
                 created_at: String::new(),
-                policy_files: Vec::new(),
-                partners_file: String::new(),
-                target_file: String::new(),
-                observed_file: None,
+                policy_sources: BTreeMap::new(),
+                partners: InputFile {
+                    file: String::new(),
+                    blake3: None,
+                },
+                target: InputFile {
+                    file: String::new(),
+                    blake3: None,
+                },
+                observed: None,
+                history: String::new(),
                 target_all: None,
             },
         };

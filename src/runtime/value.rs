@@ -151,6 +151,55 @@ impl Value {
 }
 
 impl Value {
+    /// A partial record (a target or observed entry) as JSON: a field not
+    /// given is left out, a field given as `null` (not measured) stays
+    /// `null`, so that [`from_json`] with [`Completeness::Partial`] reads
+    /// back the same value.
+    pub fn to_partial_json(&self, ty: &Type) -> serde_json::Value {
+        match (self, ty) {
+            (Value::Rec(fields), Type::Record(names)) => {
+                let mut map = serde_json::Map::new();
+                for ((name, fty), v) in names.iter().zip(fields.iter()) {
+                    match v {
+                        Value::Absent => {}
+                        Value::Missing => {
+                            map.insert(name.clone(), serde_json::Value::Null);
+                        }
+                        v => {
+                            map.insert(name.clone(), v.to_partial_json(fty));
+                        }
+                    }
+                }
+                serde_json::Value::Object(map)
+            }
+            _ => self.to_json(ty),
+        }
+    }
+
+    /// Write [`Value::to_partial_json`]'s text without building it.
+    pub fn write_partial(&self, ty: &Type, out: &mut String) {
+        match (self, ty) {
+            (Value::Rec(fields), Type::Record(names)) => {
+                out.push('{');
+                let mut first = true;
+                for ((name, fty), v) in names.iter().zip(fields.iter()) {
+                    if matches!(v, Value::Absent) {
+                        continue;
+                    }
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    write_str(name, out);
+                    out.push(':');
+                    v.write_partial(fty, out);
+                }
+                out.push('}');
+            }
+            _ => self.write_canonical(ty, out),
+        }
+    }
+
     /// Write the value as compact JSON with keys in schema (sorted) order:
     /// the same text as `to_json(ty).to_string()`, without building it.
     pub fn write_canonical(&self, ty: &Type, out: &mut String) {

@@ -412,3 +412,74 @@ fn merkle_proofs_check_out_with_an_independent_verifier() {
     std::fs::write(dir.path().join("bad2.json"), proof.to_string()).unwrap();
     assert_eq!(code(&run("bad2.json")), 1);
 }
+
+#[test]
+fn a_plan_carries_what_apply_needs_and_refuses_other_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    // Reviewed in one checkout, applied from another directory that has
+    // only the plan and the approvals: no policy, partners or observed file.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for f in ["plan.json", "approvals.json"] {
+        std::fs::copy(dir.path().join(f), elsewhere.path().join(f)).unwrap();
+    }
+    let there = pmf(
+        elsewhere.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&there), 3, "{}", text(&there.stderr));
+    // The same outcomes as an apply given every file: the observed metrics
+    // the plan was made with are never dropped (partners they hold back
+    // for review stay held back).
+    let here = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert_eq!(
+        crate::runtime::outcomes(&there),
+        crate::runtime::outcomes(&here)
+    );
+    assert_eq!(crate::runtime::outcomes(&there)["p-021"], "awaiting_review");
+    // Other observed metrics than the plan's are refused, naming them.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet("observed.json")).unwrap()).unwrap();
+    other["p-021"]["metrics"]["compatibility"] = 99.into();
+    std::fs::write(dir.path().join("other.json"), other.to_string()).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--observed",
+            "other.json",
+            "--store",
+            "fresh.db",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("`other.json` are not the ones the plan was made with"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.path().join("fresh.db").exists(), "nothing was applied");
+    // The plan names its inputs by digest.
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let header = &plan["header"];
+    assert_eq!(plan["format_version"], 3);
+    for input in ["partners", "target", "observed"] {
+        assert_eq!(
+            header[input]["blake3"].as_str().map(str::len),
+            Some(64),
+            "{input}: {header}"
+        );
+    }
+    assert!(header["policy_sources"].as_object().unwrap().len() == 1);
+    assert_eq!(header["history"].as_str().map(str::len), Some(64));
+}

@@ -138,7 +138,7 @@ fn the_fleet_hits_every_outcome() {
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
             .unwrap();
-    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["format_version"], 3);
     let totals = &plan["totals"];
     for t in ["soft", "guided", "forced"] {
         assert!(
@@ -408,7 +408,7 @@ fn plans_go_into_pipes_and_devices_without_replacing_them() {
     let o = plan_into(dir.path(), &fleet("partners.json"), "plan.fifo", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let plan: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
-    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["format_version"], 3);
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     // Nothing was left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -426,6 +426,22 @@ fn stale_plans_are_refused() {
             .unwrap()
             .replacen("\"power\": 5", "\"power\": 6", 1);
     std::fs::write(&partners, changed).unwrap();
+    // The plan carries the states it was made from: a changed file does not
+    // matter, a changed store does.
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            "partners.json",
+            "--policy",
+            &fleet("policy.pmf"),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let events_before: i64 = db(dir.path())
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .unwrap();
     let o = pmf(dir.path(), &["apply", "plan.json"]);
     assert_eq!(code(&o), 1);
     assert!(
@@ -433,12 +449,12 @@ fn stale_plans_are_refused() {
         "{}",
         text(&o.stderr)
     );
-    assert!(
-        !dir.path().join(".pmf/state.db").exists()
-            || db(dir.path())
-                .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
-                .unwrap()
-                == 0
+    assert_eq!(
+        db(dir.path())
+            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        events_before,
+        "nothing was applied"
     );
 
     let policy = dir.path().join("policy.pmf");
@@ -457,16 +473,16 @@ fn stale_plans_are_refused() {
         text(&o.stderr)
     );
 
-    // A plan of the first format (digests encoded differently) is refused
+    // A plan of an older format (it neither binds nor carries its inputs) is refused
     // with a way forward, never applied with digests that cannot match.
     let old = std::fs::read_to_string(dir.path().join("plan.json"))
         .unwrap()
-        .replacen("\"format_version\":2", "\"format_version\":1", 1);
+        .replacen("\"format_version\":3", "\"format_version\":2", 1);
     std::fs::write(dir.path().join("old.json"), old).unwrap();
     let o = pmf(dir.path(), &["apply", "old.json"]);
     assert_eq!(code(&o), 2);
     assert!(
-        text(&o.stderr).contains("plan format 1, made by an older pmf")
+        text(&o.stderr).contains("plan format 2, made by an older pmf")
             && text(&o.stderr).contains("plan again"),
         "{}",
         text(&o.stderr)
