@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole PMF story on the bundled fleet: check → plan → approve → apply →
-# lineage → rollback → verify, with the default embedded store (.pmf/state.db)
+# lineage → rollback (planned, approved, applied) → checkpoint → verify, with the default embedded store (.pmf/state.db)
 # in a fresh working directory. Run from anywhere:  examples/fleet/story.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,8 +33,14 @@ echo "(apply exit code $status: 3 means some partners fell back, were restricted
 step lineage show p-012
 "$PMF" lineage show p-012
 
-step rollback p-001
-"$PMF" rollback p-001 --policy "$here/policy.pmf"
+step "rollback p-001 --policy policy.pmf -o rollback.json   (a rollback is planned and approved like any migration)"
+"$PMF" rollback p-001 --policy "$here/policy.pmf" -o rollback.json
+
+step "approve rollback.json: TSC signs the reverse change (it governs what it touches)"
+"$PMF" approve rollback.json --key "$here/keys/TSC.key" -o rollback-approvals.json --yes
+
+step apply rollback.json --approvals rollback-approvals.json
+"$PMF" apply rollback.json --approvals rollback-approvals.json
 
 step "lineage checkpoint -o witness.json   (a witness keeps the signed head)"
 "$PMF" lineage checkpoint -o witness.json

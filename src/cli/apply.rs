@@ -170,6 +170,29 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             operator.public_hex()
         );
     }
+    if plan.header.kind == crate::runtime::plan::PlanKind::Rollback {
+        drop(store);
+        let accepted: Vec<(String, String, String)> = accepted
+            .iter()
+            .map(|a| {
+                (
+                    a.authority.clone(),
+                    a.public_key.clone(),
+                    a.signature.clone(),
+                )
+            })
+            .collect();
+        return super::rollback::apply(&super::rollback::RollbackApply {
+            store: &args.store,
+            operator: &operator,
+            plan: &loaded,
+            policy: &policy,
+            approved: &approved,
+            signers: &signers,
+            accepted: &accepted,
+            format: args.format,
+        });
+    }
     let progress = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
     // The WAL is copied back into the database by a checkpointer thread of
     // its own, on the other core, while this one goes on writing.

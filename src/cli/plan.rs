@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use super::{Exit, UsageError, policy};
 use crate::runtime::input::{self, InputError};
 use crate::runtime::plan::{
-    History, InputFile, PlanError, PlanHeader, PlanInputs, PolicyRef, Totals, now_rfc3339,
-    write_plan,
+    History, InputFile, PlanError, PlanHeader, PlanInputs, PlanKind, PolicyRef, Totals,
+    now_rfc3339, write_plan,
 };
 use crate::runtime::stream::PartnerStream;
 use crate::store::{DEFAULT_PATH, Store};
@@ -74,7 +74,7 @@ pub fn input_file(p: &std::path::Path) -> Result<InputFile, UsageError> {
 }
 
 /// SHA-256 of outcome counts, in order: the store state a plan read.
-fn history_digest(history: &History) -> String {
+pub fn history_digest(history: &History) -> String {
     use sha2::{Digest, Sha256};
     let mut rows: Vec<_> = history.outcomes.iter().collect();
     rows.sort();
@@ -129,6 +129,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
         History::default()
     };
     let header = PlanHeader {
+        kind: PlanKind::Migrate,
         policy: PolicyRef {
             name: policy.name.clone(),
             hash: policy.hash.clone(),

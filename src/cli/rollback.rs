@@ -1,17 +1,27 @@
-//! `pmf rollback PARTNER [--to VERSION]`: a fallback migration to the
-//! previous stable (or named) version, recorded as a new lineage revision
-//! (roll forward, never a rewrite), with the rite of release.
+//! `pmf rollback PARTNER [--to VERSION] --policy FILES -o PLAN`: plan the
+//! return of a partner to its previous (or a named) stable version. A
+//! rollback is a migration like any other: the plan names the categories
+//! the reverse change touches and the authorities who must approve it;
+//! `pmf approve` signs it and `pmf apply` carries it out, as new lineage
+//! events (roll forward, never a rewrite) with the rites of fallback and
+//! release.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::plan::OutputFormat;
+use super::plan::{OutputFormat, history_digest};
 use super::{Exit, UsageError, policy};
-use crate::runtime::plan::now_rfc3339;
+use crate::runtime::engine::{Action, CompiledPolicy};
+use crate::runtime::plan::{
+    History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
+    Totals, now_rfc3339, state_digest,
+};
+use crate::runtime::value::{self, Completeness};
 use crate::store::checkpoint::OperatorKey;
 use crate::store::lineage::Event;
-use crate::store::{DEFAULT_PATH, Store};
+use crate::store::{DEFAULT_PATH, StableVersion, Store};
 
 /// Arguments of `pmf rollback`.
 #[derive(Args, Debug)]
@@ -24,68 +34,54 @@ pub struct RollbackArgs {
     /// The store.
     #[arg(long, default_value = DEFAULT_PATH)]
     pub store: PathBuf,
-    /// Policy files whose rites to speak (default: the standard library's).
-    #[arg(long, num_args = 1..)]
+    /// The policy files: its categories and authorities say who must
+    /// approve, its rites are spoken.
+    #[arg(long, num_args = 1.., required = true)]
     pub policy: Vec<PathBuf>,
-    /// The operator's key, which signs the lineage's checkpoints (default:
-    /// `operator.key` beside the store).
-    #[arg(long, env = "PMF_OPERATOR_KEY")]
-    pub operator_key: Option<PathBuf>,
-    /// Output format.
+    /// Where to write the rollback plan.
+    #[arg(short = 'o', long = "output", default_value = "rollback.json")]
+    pub output: PathBuf,
+    /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
 }
 
-/// Run `pmf rollback`.
-pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
-    let (rites, policy_hash) = if args.policy.is_empty() {
-        (kwanus_rites(), None)
-    } else {
-        match policy::load(&args.policy) {
-            Ok(p) => {
-                let fallback = p
-                    .graph
-                    .index("fallback")
-                    .and_then(|i| p.graph.phases[i].rite.clone());
-                ((fallback, p.release_rite.clone()), Some(p.hash.clone()))
-            }
-            Err(f) => return f.exit(),
-        }
-    };
-    let _lock = crate::store::lock::lock(&args.store, "rollback")
-        .map_err(|e| UsageError(format!("{e}; nothing was rolled back")))?;
-    let mut store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
+/// The stable version a rollback goes to, checked against the lineage.
+fn choose(
+    store: &Store,
+    partner: &str,
+    to: Option<&str>,
+) -> Result<(crate::store::StoredPartner, StableVersion), UsageError> {
     let (current, last) = store
-        .bound_partner(&args.partner)
+        .bound_partner(partner)
         .map_err(|e| UsageError(e.0))?
-        .ok_or_else(|| UsageError(format!("no partner `{}` in the store", args.partner)))?;
-    let stable = store
-        .stable_versions(&args.partner)
-        .map_err(|e| UsageError(e.0))?;
+        .ok_or_else(|| UsageError(format!("no partner `{partner}` in the store")))?;
     // Stable versions are bound to the lineage: one edited outside pmf is
     // never installed.
     let verification = store.verify(None).map_err(|e| UsageError(e.0))?;
     if let Some(b) = verification
         .problems
         .iter()
-        .find(|b| b.partner.as_deref() == Some(args.partner.as_str()))
+        .find(|b| b.partner.as_deref() == Some(partner))
     {
         return Err(UsageError(format!(
-            "partner `{}` cannot be rolled back: {}; nothing was rolled back",
-            args.partner, b.reason
+            "partner `{partner}` cannot be rolled back: {}",
+            b.reason
         )));
     }
-    let chosen = match &args.to {
+    let stable = store
+        .stable_versions(partner)
+        .map_err(|e| UsageError(e.0))?;
+    let chosen = match to {
         Some(v) => stable
             .iter()
             .rev()
-            .find(|s| s.version.as_deref() == Some(v.as_str()))
+            .find(|s| s.version.as_deref() == Some(v))
             .cloned()
             .ok_or_else(|| {
                 let known: Vec<String> = stable.iter().filter_map(|s| s.version.clone()).collect();
                 UsageError(format!(
-                    "partner `{}` was never stable at {v}; its stable versions: {}",
-                    args.partner,
+                    "partner `{partner}` was never stable at {v}; its stable versions: {}",
                     known.join(", ")
                 ))
             })?,
@@ -95,8 +91,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
                 .is_some_and(|l| l.outcome.as_deref() == Some("rolled_back"))
             {
                 return Err(UsageError(format!(
-                    "partner `{}` was just rolled back to {}; rolling back again would not go further back but forth: name the version with `--to VERSION`",
-                    args.partner,
+                    "partner `{partner}` was just rolled back to {}; rolling back again would not go further back but forth: name the version with `--to VERSION`",
                     current.version.as_deref().unwrap_or("its previous state")
                 )));
             }
@@ -106,113 +101,320 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
                 .find(|s| s.version != current.version || s.state != current.state)
                 .cloned()
                 .ok_or_else(|| {
-                    UsageError(format!(
-                        "partner `{}` has no earlier stable version",
-                        args.partner
-                    ))
+                    UsageError(format!("partner `{partner}` has no earlier stable version"))
                 })?
         }
     };
     if chosen.version == current.version && chosen.state == current.state {
         return Err(UsageError(format!(
-            "partner `{}` is already at {}: nothing to roll back",
-            args.partner,
+            "partner `{partner}` is already at {}: nothing to roll back",
             chosen.version.as_deref().unwrap_or("that state")
         )));
     }
-    let operator_path = args
-        .operator_key
-        .clone()
-        .unwrap_or_else(|| OperatorKey::default_path(&args.store));
-    let (operator, _) = OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
-    let now = now_rfc3339();
-    let base = Event {
-        partner: args.partner.clone(),
-        from: current.version.clone(),
-        to: chosen.version.clone(),
-        migration: Some("fallback".into()),
-        policy_hash,
-        time: now.clone(),
-        ..Event::default()
+    Ok((current, chosen))
+}
+
+/// Run `pmf rollback`: write the rollback plan.
+pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
+    let loaded = match policy::load_checked(&args.policy) {
+        Ok(p) => p,
+        Err(f) => return f.exit(),
     };
-    let mut batch = store.begin(&operator).map_err(|e| UsageError(e.0))?;
-    let seq = batch
-        .next_stable_seq(&args.partner)
-        .map_err(|e| UsageError(e.0))?;
-    let stable_digest = batch
-        .push_stable(&args.partner, seq, chosen.version.as_deref(), &chosen.state)
-        .map_err(|e| UsageError(e.0))?;
-    let state_digest = batch
-        .put_partner(
-            &args.partner,
-            &chosen.state,
-            chosen.version.as_deref(),
-            "active",
-        )
-        .map_err(|e| UsageError(e.0))?;
-    let mut events = vec![
-        Event {
-            kind: "rollback".into(),
-            phase: Some("fallback".into()),
-            rite: rites.0.clone(),
-            detail: Some("roll back to a previous stable version".into()),
-            ..base.clone()
-        },
-        Event {
-            kind: "released".into(),
-            rite: rites.1.clone(),
-            detail: current
-                .version
-                .as_ref()
-                .map(|v| format!("version {v} released")),
-            ..base.clone()
-        },
-        Event {
-            kind: "completed".into(),
-            outcome: Some("rolled_back".into()),
-            state: Some(state_digest),
-            stable: vec![stable_digest],
-            ..base.clone()
-        },
-    ];
-    let mut chain = batch.chain(&args.partner).map_err(|e| UsageError(e.0))?;
-    let mut stored = Vec::with_capacity(events.len());
-    for e in &mut events {
-        stored.push(batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?);
-    }
-    batch.commit().map_err(|e| UsageError(e.0))?;
-    match args.format {
-        OutputFormat::Json => {
-            let mut out = std::io::stdout().lock();
-            for json in &stored {
-                let _ = super::apply::write_lineage_line(&mut out, json);
+    let sources = policy::own_sources(&loaded);
+    let policy = loaded.policy;
+    let store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
+    let (current, chosen) = choose(&store, &args.partner, args.to.as_deref())?;
+    let read = |json: &str, what: &str| -> Result<value::Value, UsageError> {
+        let json: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            UsageError(format!(
+                "the {what} of `{}` is unreadable: {e}",
+                args.partner
+            ))
+        })?;
+        value::from_json(&policy.schema, &json, "", Completeness::Full).map_err(|e| {
+            UsageError(format!(
+                "the {what} of `{}` does not fit the policy's schema: {e}",
+                args.partner
+            ))
+        })
+    };
+    let now_state = read(&current.state, "current state")?;
+    let back_state = read(&chosen.state, "stable version")?;
+    let target = crate::runtime::compile::State::of(&now_state).with(Some(&back_state));
+    let a = policy.assess(&now_state, target, target);
+    // The reverse change needs the approval of every authority governing
+    // a category it touches.
+    let mut approvals: Vec<String> = Vec::new();
+    for &c in &a.categories {
+        if let Some(g) = policy.categories[c].governor {
+            let name = policy.authorities[g].clone();
+            if !approvals.contains(&name) {
+                approvals.push(name);
             }
         }
+    }
+    let categories: Vec<String> = a
+        .categories
+        .iter()
+        .map(|&c| policy.categories[c].name.clone())
+        .collect();
+    let migration = policy.fallback.map_or("fallback".to_string(), |f| {
+        policy.migrations[f].name.clone()
+    });
+    let entry = PlanEntry {
+        id: args.partner.clone(),
+        state_digest: state_digest(&now_state),
+        from: current.version.clone(),
+        to: chosen.version.clone(),
+        migration: Some(migration.clone()),
+        categories,
+        approvals_required: approvals.clone(),
+        predicted: Prediction {
+            score: None,
+            band: None,
+            action: Action::Fallback,
+            reason: format!(
+                "roll back to stable version {}",
+                chosen.version.as_deref().unwrap_or("(no version)")
+            ),
+            validation: "passed".into(),
+        },
+        fallback_risk: 0.0,
+        target: Some(back_state.to_json(&policy.schema)),
+        state: now_state.to_json(&policy.schema),
+        observed: None,
+    };
+    let history = History {
+        outcomes: store.outcome_counts().map_err(|e| UsageError(e.0))?,
+    };
+    let plan = Plan {
+        format_version: crate::runtime::plan::FORMAT_VERSION,
+        header: PlanHeader {
+            kind: PlanKind::Rollback,
+            policy: PolicyRef {
+                name: policy.name.clone(),
+                hash: policy.hash.clone(),
+            },
+            created_at: now_rfc3339(),
+            policy_sources: sources,
+            partners: InputFile {
+                file: format!("store `{}`", args.store.display()),
+                blake3: None,
+            },
+            target: InputFile {
+                file: format!(
+                    "stable version {} of `{}`",
+                    chosen.version.as_deref().unwrap_or("-"),
+                    args.partner
+                ),
+                blake3: None,
+            },
+            observed: None,
+            history: history_digest(&history),
+            target_all: None,
+        },
+        totals: Totals {
+            partners: 1,
+            by_type: BTreeMap::from([(migration, 1)]),
+            by_band: BTreeMap::from([("unknown".to_string(), 1)]),
+            by_action: BTreeMap::from([("fallback".to_string(), 1)]),
+        },
+        entries: vec![entry],
+    };
+    let text = serde_json::to_string(&plan).map_err(|e| UsageError(e.to_string()))? + "\n";
+    crate::output::write(&args.output, text.as_bytes(), false)
+        .map_err(|e| UsageError(format!("cannot write `{}`: {e}", args.output.display())))?;
+    let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
+    match args.format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
+                "from": current.version, "to": chosen.version, "approvals_required": approvals})
+        ),
         OutputFormat::Human => {
             println!(
-                "↩ {} rolled back {} → {}",
+                "planned the rollback of {} {} → {} → {} (plan {})",
                 args.partner,
-                current.version.unwrap_or_default(),
-                chosen.version.unwrap_or_default()
+                current.version.as_deref().unwrap_or("-"),
+                chosen.version.as_deref().unwrap_or("-"),
+                args.output.display(),
+                hash.get(..12).unwrap_or(&hash)
             );
-            for words in [&rites.0, &rites.1].into_iter().flatten() {
-                println!("    “{words}”");
+            if approvals.is_empty() {
+                println!(
+                    "  no approval needed; apply it with `pmf apply {}`",
+                    args.output.display()
+                );
+            } else {
+                println!(
+                    "  needs the approval of {}: `pmf approve {} --key KEY`, then `pmf apply {} --approvals approvals.json`",
+                    approvals.join(", "),
+                    args.output.display(),
+                    args.output.display()
+                );
             }
         }
     }
     Ok(Exit::Success)
 }
 
-/// The fallback and release rites of the standard library.
-fn kwanus_rites() -> (Option<String>, Option<String>) {
-    let parsed = crate::syntax::parse(crate::stdlib::KWANUS_PATH, crate::stdlib::KWANUS_SOURCE);
-    let rite = |phase: &str| {
-        parsed.ast.decls.iter().find_map(|d| match &d.kind {
-            crate::syntax::ast::DeclKind::Rite(r) if r.phase.name == phase => {
-                Some(r.words.value.clone())
+/// What `apply` hands a rollback plan.
+pub struct RollbackApply<'a> {
+    /// The store's path.
+    pub store: &'a std::path::Path,
+    /// The operator's key.
+    pub operator: &'a OperatorKey,
+    /// The plan.
+    pub plan: &'a LoadedPlan,
+    /// Its policy.
+    pub policy: &'a CompiledPolicy,
+    /// Authorities whose approval verified.
+    pub approved: &'a HashSet<String>,
+    /// Keys that signed, by authority.
+    pub signers: &'a HashMap<String, Vec<String>>,
+    /// The approvals accepted: (authority, public key, signature).
+    pub accepted: &'a [(String, String, String)],
+    /// Output format.
+    pub format: OutputFormat,
+}
+
+/// Carry out a rollback plan (the caller holds the store's lock): each
+/// partner must still be where the plan found it, its stable version
+/// still the one the lineage records, and every approval it needs given.
+pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
+    let mut store = Store::open_existing(r.store).map_err(|e| UsageError(e.0))?;
+    let policy = r.policy;
+    let plan = &r.plan.plan;
+    if plan.header.policy.hash != policy.hash {
+        eprintln!("pmf: the policy changed since the rollback was planned; plan it again");
+        return Ok(Exit::Failure);
+    }
+    let mut work = Vec::new();
+    for e in &plan.entries {
+        let (current, chosen) = choose(&store, &e.id, e.to.as_deref())?;
+        let now_state = value::from_json(
+            &policy.schema,
+            &serde_json::from_str(&current.state).unwrap_or_default(),
+            "",
+            Completeness::Full,
+        )
+        .map_err(|err| UsageError(format!("stored state of `{}`: {err}", e.id)))?;
+        if state_digest(&now_state) != e.state_digest {
+            eprintln!(
+                "pmf: partner `{}` changed since the rollback was planned; plan it again",
+                e.id
+            );
+            return Ok(Exit::Failure);
+        }
+        let missing: Vec<&str> = e
+            .approvals_required
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !r.approved.contains(*a))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "pmf: the rollback of `{}` needs the approval of {}; nothing was rolled back",
+                e.id,
+                missing.join(", ")
+            );
+            return Ok(Exit::Failure);
+        }
+        work.push((e, current, chosen));
+    }
+    let fallback_rite = policy
+        .graph
+        .index("fallback")
+        .and_then(|i| policy.graph.phases[i].rite.clone());
+    let mut batch = store.begin(r.operator).map_err(|e| UsageError(e.0))?;
+    for (authority, key, signature) in r.accepted {
+        batch
+            .add_approval(&r.plan.hash, authority, key, signature)
+            .map_err(|e| UsageError(e.0))?;
+    }
+    let mut stored = Vec::new();
+    for (e, current, chosen) in &work {
+        let base = Event {
+            partner: e.id.clone(),
+            from: current.version.clone(),
+            to: chosen.version.clone(),
+            migration: e.migration.clone(),
+            time: now_rfc3339(),
+            ..Event::default()
+        };
+        let seq = batch.next_stable_seq(&e.id).map_err(|e| UsageError(e.0))?;
+        let stable = batch
+            .push_stable(&e.id, seq, chosen.version.as_deref(), &chosen.state)
+            .map_err(|e| UsageError(e.0))?;
+        let digest = batch
+            .put_partner(&e.id, &chosen.state, chosen.version.as_deref(), "active")
+            .map_err(|e| UsageError(e.0))?;
+        let signers: Vec<String> = e
+            .approvals_required
+            .iter()
+            .flat_map(|auth| {
+                r.signers
+                    .get(auth)
+                    .into_iter()
+                    .flatten()
+                    .map(move |k| format!("{auth}:{k}"))
+            })
+            .collect();
+        let mut events = vec![
+            Event {
+                kind: "rollback".into(),
+                phase: Some("fallback".into()),
+                rite: fallback_rite.clone(),
+                detail: Some(format!(
+                    "roll back to stable version {}",
+                    chosen.version.as_deref().unwrap_or("-")
+                )),
+                approvals: e.approvals_required.clone(),
+                signers,
+                policy_hash: Some(policy.hash.clone()),
+                plan_hash: Some(r.plan.hash.clone()),
+                ..base.clone()
+            },
+            Event {
+                kind: "released".into(),
+                rite: policy.release_rite.clone(),
+                detail: current
+                    .version
+                    .as_ref()
+                    .map(|v| format!("version {v} released")),
+                ..base.clone()
+            },
+            Event {
+                kind: "completed".into(),
+                outcome: Some("rolled_back".into()),
+                state: Some(digest),
+                stable: vec![stable],
+                plan_hash: Some(r.plan.hash.clone()),
+                ..base.clone()
+            },
+        ];
+        let mut chain = batch.chain(&e.id).map_err(|e| UsageError(e.0))?;
+        for ev in &mut events {
+            stored.push(batch.append(&mut chain, ev).map_err(|e| UsageError(e.0))?);
+        }
+        if r.format == OutputFormat::Human {
+            println!(
+                "↩ {} rolled back {} → {}",
+                e.id,
+                current.version.as_deref().unwrap_or_default(),
+                chosen.version.as_deref().unwrap_or_default()
+            );
+            for words in [&fallback_rite, &policy.release_rite].into_iter().flatten() {
+                println!("    “{words}”");
             }
-            _ => None,
-        })
-    };
-    (rite("fallback"), rite("release"))
+        }
+    }
+    batch.commit().map_err(|e| UsageError(e.0))?;
+    if r.format == OutputFormat::Json {
+        let mut out = std::io::stdout().lock();
+        for json in &stored {
+            let _ = super::apply::write_lineage_line(&mut out, json);
+        }
+    }
+    Ok(Exit::Success)
 }

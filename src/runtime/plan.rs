@@ -29,6 +29,18 @@ pub struct PolicyRef {
     pub hash: String,
 }
 
+/// What a plan does.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// Migrate partners to their target through the flow.
+    #[default]
+    Migrate,
+    /// Return partners to an earlier stable version (`pmf rollback`): a
+    /// fallback migration that needs the approvals its change requires.
+    Rollback,
+}
+
 /// An input file as the plan saw it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct InputFile {
@@ -44,6 +56,10 @@ pub struct InputFile {
 /// that has the store, and an input that differs is refused by name.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct PlanHeader {
+    /// What the plan does: migrate partners to a target (`migrate`), or
+    /// return them to an earlier stable version (`rollback`).
+    #[serde(default)]
+    pub kind: PlanKind,
     /// The policy.
     pub policy: PolicyRef,
     /// When the plan was made (RFC 3339, UTC).
@@ -957,6 +973,7 @@ mod tests {
             observed: &observed,
             history: &history,
             header: PlanHeader {
+                kind: PlanKind::Migrate,
                 policy: PolicyRef {
                     name: policy.name.clone(),
                     hash: policy.hash.clone(),

@@ -14,7 +14,7 @@ use pmf::store::lineage::chain_hash;
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
 
-use crate::runtime::{apply, code, db, fleet, planned, pmf, text};
+use crate::runtime::{apply, code, db, fleet, planned, pmf, rollback, text};
 
 /// A store after the fleet story (plan, TSC+ERC approvals, apply,
 /// rollback of p-001), with the witness's checkpoint in `witness.json`.
@@ -22,7 +22,7 @@ fn story() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
     apply(dir.path(), &["--approvals", "approvals.json"]);
-    let o = pmf(dir.path(), &["rollback", "p-001"]);
+    let o = rollback(dir.path(), "p-001", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let o = pmf(dir.path(), &["lineage", "checkpoint", "-o", "witness.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -259,7 +259,7 @@ fn an_edited_row_is_never_used_by_apply_or_rollback() {
             "UPDATE stable_versions SET state = replace(state, '\"write\"', '\"admin\"') WHERE partner_id = 'p-002'",
         )
         .unwrap();
-    let o = pmf(dir.path(), &["rollback", "p-002"]);
+    let o = rollback(dir.path(), "p-002", &[]);
     assert_eq!(code(&o), 2);
     assert!(
         text(&o.stderr).contains("stable versions of partner `p-002`"),
@@ -302,7 +302,7 @@ fn lost_progress_never_walks_a_partner_twice() {
 fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
     let dir = story();
     // p-001 was rolled back by the story: again would go forth, not back.
-    let o = pmf(dir.path(), &["rollback", "p-001"]);
+    let o = rollback(dir.path(), "p-001", &[]);
     assert_eq!(code(&o), 2);
     assert!(
         text(&o.stderr).contains("--to VERSION"),
@@ -310,7 +310,7 @@ fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
         text(&o.stderr)
     );
     // Naming the version it is at is a no-op, refused.
-    let o = pmf(dir.path(), &["rollback", "p-001", "--to", "1.4.0"]);
+    let o = rollback(dir.path(), "p-001", &["--to", "1.4.0"]);
     assert_eq!(code(&o), 2);
     assert!(
         text(&o.stderr).contains("already at 1.4.0"),
@@ -318,7 +318,7 @@ fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
         text(&o.stderr)
     );
     // Naming the newer one rolls forward on purpose.
-    let o = pmf(dir.path(), &["rollback", "p-001", "--to", "1.6.0"]);
+    let o = rollback(dir.path(), "p-001", &["--to", "1.6.0"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(code(&verify(dir.path(), &[])), 0);
 }
@@ -374,7 +374,7 @@ fn merkle_proofs_check_out_with_an_independent_verifier() {
     )
     .unwrap();
     // More events after the early checkpoint.
-    let o = pmf(dir.path(), &["rollback", "p-003"]);
+    let o = rollback(dir.path(), "p-003", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let o = pmf(
         dir.path(),

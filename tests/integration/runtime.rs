@@ -112,6 +112,51 @@ pub(crate) fn apply(dir: &Path, extra: &[&str]) -> Output {
     pmf(dir, &args)
 }
 
+/// Roll `partner` back through the governed flow: plan it, have every
+/// authority of the fleet sign it, apply it. Returns the apply's output
+/// (or the planning's, when planning was refused).
+pub(crate) fn rollback(dir: &Path, partner: &str, extra: &[&str]) -> Output {
+    let policy = fleet("policy.pmf");
+    let mut args = vec![
+        "rollback",
+        partner,
+        "--policy",
+        policy.as_str(),
+        "-o",
+        "rollback.json",
+    ];
+    args.extend_from_slice(extra);
+    let planned = pmf(dir, &args);
+    if code(&planned) != 0 {
+        return planned;
+    }
+    let _ = std::fs::remove_file(dir.join("rollback-approvals.json"));
+    for a in ["TSC", "ERC", "SCO"] {
+        let o = pmf(
+            dir,
+            &[
+                "approve",
+                "rollback.json",
+                "--key",
+                &format!("{a}.key"),
+                "-o",
+                "rollback-approvals.json",
+                "--yes",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    pmf(
+        dir,
+        &[
+            "apply",
+            "rollback.json",
+            "--approvals",
+            "rollback-approvals.json",
+        ],
+    )
+}
+
 /// Partner id → outcome, from apply's NDJSON.
 pub(crate) fn outcomes(o: &Output) -> BTreeMap<String, String> {
     text(&o.stdout)
@@ -619,7 +664,40 @@ fn rollback_rolls_forward_to_the_previous_stable_version() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
     apply(dir.path(), &["--approvals", "approvals.json"]);
-    let o = pmf(dir.path(), &["rollback", "p-001"]);
+    // A rollback is planned, names who must approve it, and without those
+    // approvals changes nothing.
+    let o = pmf(
+        dir.path(),
+        &[
+            "rollback",
+            "p-001",
+            "--policy",
+            &fleet("policy.pmf"),
+            "-o",
+            "rb.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1.6.0 → 1.4.0")
+            && text(&o.stdout).contains("needs the approval of TSC"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = pmf(dir.path(), &["apply", "rb.json"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("needs the approval of TSC"),
+        "{}",
+        text(&o.stderr)
+    );
+    // An approval of another plan does not count.
+    let o = pmf(
+        dir.path(),
+        &["apply", "rb.json", "--approvals", "approvals.json"],
+    );
+    assert_eq!(code(&o), 1);
+    let o = rollback(dir.path(), "p-001", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("1.6.0 → 1.4.0"));
     let version: String = db(dir.path())
@@ -631,11 +709,19 @@ fn rollback_rolls_forward_to_the_previous_stable_version() {
     let released = text(&pmf(dir.path(), &["lineage", "show", "p-001"]).stdout);
     assert!(released.contains("The old pattern dissolves. Memory remains."));
     assert_eq!(code(&pmf(dir.path(), &["lineage", "verify"])), 0);
-    assert_eq!(
-        code(&pmf(dir.path(), &["rollback", "p-001", "--to", "9.9.9"])),
-        2
+    // The same rollback plan applied again: the partner moved on, refused.
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "rollback.json",
+            "--approvals",
+            "rollback-approvals.json",
+        ],
     );
-    assert_eq!(code(&pmf(dir.path(), &["rollback", "nobody"])), 2);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert_eq!(code(&rollback(dir.path(), "p-001", &["--to", "9.9.9"])), 2);
+    assert_eq!(code(&rollback(dir.path(), "nobody", &[])), 2);
 }
 
 #[test]
