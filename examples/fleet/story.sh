@@ -28,7 +28,7 @@ step "approve: TSC and ERC sign the plan with the keys the policy trusts; SCO do
 step apply plan.json --approvals approvals.json --observed observed.json
 status=0
 "$PMF" apply plan.json --approvals approvals.json --observed "$here/observed.json" || status=$?
-echo "(apply exit code $status: 3 means some partners fell back, were restricted or await review)"
+echo "(apply exit code $status: 3 means some partners fell back or were restricted, 4 that some still wait: see pmf review list)"
 
 step lineage show p-012
 "$PMF" lineage show p-012

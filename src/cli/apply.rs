@@ -314,14 +314,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let pending_now = counts
+        .iter()
+        .filter(|(k, _)| matches!(**k, "awaiting_review" | "throttled"))
+        .map(|(_, v)| v)
+        .sum::<usize>();
     let attention = counts
         .iter()
-        .filter(|(k, _)| {
-            matches!(
-                **k,
-                "fell_back" | "restricted" | "awaiting_review" | "throttled"
-            )
-        })
+        .filter(|(k, _)| matches!(**k, "fell_back" | "restricted"))
         .map(|(_, v)| v)
         .sum::<usize>();
     let _ = match args.format {
@@ -350,7 +350,10 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         }
     };
     let _ = out.flush();
-    Ok(if attention > 0 {
+    // Pending work first: a caller must come back for it.
+    Ok(if pending_now > 0 {
+        Exit::Pending
+    } else if attention > 0 {
         Exit::Attention
     } else {
         Exit::Success

@@ -16,8 +16,10 @@ pub mod lineage;
 pub mod lsp;
 pub mod plan;
 pub mod policy;
+pub mod review;
 pub mod rollback;
 pub mod state;
+pub mod status;
 pub mod test;
 
 use std::io::IsTerminal;
@@ -34,8 +36,11 @@ pub enum Exit {
     Failure = 1,
     /// Usage or I/O problem.
     Usage = 2,
-    /// `apply`: some partner fell back, was restricted or awaits review.
+    /// `apply`: done, but some partner fell back or was restricted.
     Attention = 3,
+    /// `apply`: some partner is still pending (awaits review or approvals,
+    /// or is throttled).
+    Pending = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -120,6 +125,10 @@ pub enum Command {
     Rollback(rollback::RollbackArgs),
     /// Import, export or unlock the store's partner states.
     State(state::StateArgs),
+    /// Partners waiting for governance, and an authority's decision on them.
+    Review(review::ReviewArgs),
+    /// What a store holds: partners by status, pending, plans, checkpoint, lock.
+    Status(status::StatusArgs),
     /// Run the language server (LSP over stdio).
     Lsp(lsp::LspArgs),
 }
@@ -152,6 +161,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Lineage(args) => lineage::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::State(args) => state::run(args),
+        Command::Review(args) => review::run(args),
+        Command::Status(args) => status::run(args),
         Command::Lsp(args) => lsp::run(args),
     };
     match result {

@@ -309,10 +309,21 @@ pub fn apply_partner(
     let outcome = if a.nothing_to_do {
         PartnerOutcome::Unchanged
     } else {
-        walk(policy, &policy.graph, &a, inputs.approved, &base, |e| {
-            events.push(e);
-            Ok(())
-        })?
+        let promoted = prior.is_some_and(|p| {
+            p.kind == "review_promoted" && p.plan_hash.as_deref() == Some(inputs.plan.hash.as_str())
+        });
+        walk(
+            policy,
+            &policy.graph,
+            &a,
+            inputs.approved,
+            promoted,
+            &base,
+            |e| {
+                events.push(e);
+                Ok(())
+            },
+        )?
     };
 
     // The partner's state after the outcome.
@@ -468,12 +479,16 @@ impl ApplyBatch {
 }
 
 /// Walk the phase graph from detection; `record` writes each event (the
-/// store during `apply`, a list during `pmf test`).
+/// store during `apply`, a list during `pmf test`). A partner an authority
+/// `promoted` (`pmf review promote`) goes on where governance review would
+/// pause it (inconclusive validation, unknown health, a review band);
+/// missing approvals are never passed.
 pub fn walk(
     policy: &CompiledPolicy,
     graph: &PhaseGraph,
     a: &Assessment,
     approved: &HashSet<String>,
+    promoted: bool,
     base: &Event,
     mut record: impl FnMut(Event) -> Result<(), ApplyError>,
 ) -> Result<PartnerOutcome, ApplyError> {
@@ -481,6 +496,21 @@ pub fn walk(
         kind: kind.to_string(),
         phase: phase.map(str::to_string),
         ..base.clone()
+    };
+    // Where governance review pauses the partner, unless it was promoted.
+    let review = |why: String,
+                  phase: &str,
+                  record: &mut dyn FnMut(Event) -> Result<(), ApplyError>|
+     -> Result<Step, ApplyError> {
+        if promoted {
+            record(Event {
+                detail: Some(format!("promoted by a review decision ({why})")),
+                ..event("promoted", Some(phase))
+            })?;
+            Ok(Step::Next)
+        } else {
+            Ok(Step::Stop(PartnerOutcome::AwaitingReview, why))
+        }
     };
     let Some(mut at) = graph.index("detection") else {
         record(Event {
@@ -583,10 +613,11 @@ pub fn walk(
                 })?;
                 match a.verdict {
                     Outcome::Passed => Step::Next,
-                    Outcome::Inconclusive => Step::Stop(
-                        PartnerOutcome::AwaitingReview,
+                    Outcome::Inconclusive => review(
                         format!("validation inconclusive ({})", failing.join(", ")),
-                    ),
+                        &phase.name,
+                        &mut record,
+                    )?,
                     Outcome::Error | Outcome::Failed => Step::Fail(format!(
                         "validation {} ({})",
                         a.verdict.as_str(),
@@ -604,15 +635,17 @@ pub fn walk(
                     ..event("health", Some(&phase.name))
                 })?;
                 match band.map(|b| b.action) {
-                    None => Step::Stop(
-                        PartnerOutcome::AwaitingReview,
+                    None => review(
                         "health unknown: a factor was not observed".into(),
-                    ),
+                        &phase.name,
+                        &mut record,
+                    )?,
                     Some(Action::Proceed | Action::Monitor | Action::None) => Step::Next,
-                    Some(Action::Review) => Step::Stop(
-                        PartnerOutcome::AwaitingReview,
+                    Some(Action::Review) => review(
                         "health band requires review".into(),
-                    ),
+                        &phase.name,
+                        &mut record,
+                    )?,
                     Some(Action::Throttle) => {
                         Step::Stop(PartnerOutcome::Throttled, "health band throttles".into())
                     }

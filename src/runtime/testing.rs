@@ -154,7 +154,7 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
         PartnerOutcome::Unchanged
     } else {
         let base = Event::default();
-        walk(policy, &policy.graph, &a, &approved, &base, |e| {
+        walk(policy, &policy.graph, &a, &approved, false, &base, |e| {
             events.push(e);
             Ok(())
         })

@@ -113,6 +113,13 @@ pub struct PartnerChain {
     prev: String,
 }
 
+impl PartnerChain {
+    /// The hash of the partner's last event (what a review decision signs).
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+}
+
 /// A write transaction on the store; see the module documentation.
 pub struct Batch<'s> {
     tx: Transaction<'s>,

@@ -75,6 +75,10 @@ pub struct Event {
     /// its signature and re-verified by `verify`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signers: Vec<String>,
+    /// A review decision's ed25519 signature (hex) by the key in `signers`,
+    /// over [`super::verify::review_message`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     /// What a paused partner waits for (a digest of the approvals it had):
     /// a re-run of the same plan walks it again only when this changes.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -331,6 +331,38 @@ impl Store {
         Ok(outcome.flatten())
     }
 
+    /// Partners by status: (status, count).
+    pub fn status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM partners GROUP BY status ORDER BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Partners whose status is one of `statuses`, by id.
+    pub fn partners_with_status(
+        &self,
+        statuses: &[&str],
+    ) -> Result<Vec<StoredPartner>, StoreError> {
+        Ok(self
+            .partners()?
+            .into_iter()
+            .filter(|p| statuses.contains(&p.status.as_str()))
+            .collect())
+    }
+
+    /// Plans applied to this store: (plan hash, partners, partners still
+    /// paused), oldest first.
+    pub fn applied_plans(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT plan_hash, COUNT(*), SUM(outcome IN ('awaiting_review', 'throttled')), MIN(rowid)
+             FROM progress GROUP BY plan_hash ORDER BY 4",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A store meta value.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self

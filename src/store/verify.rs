@@ -22,6 +22,19 @@ pub fn approval_message(authority: &str, plan_hash: &str) -> Vec<u8> {
     format!("pmf-approval-v1\n{authority}\n{plan_hash}").into_bytes()
 }
 
+/// What an authority signs to decide a paused partner's review: the
+/// decision bound to the partner, its plan and its last event.
+pub fn review_message(
+    authority: &str,
+    partner: &str,
+    decision: &str,
+    plan_hash: &str,
+    prev_hash: &str,
+) -> Vec<u8> {
+    format!("pmf-review-v1\n{authority}\n{partner}\n{decision}\n{plan_hash}\n{prev_hash}")
+        .into_bytes()
+}
+
 /// Whether `signature` (hex) is `public_key`'s (hex) over `message`.
 pub fn signature_holds(public_key: &str, signature: &str, message: &[u8]) -> bool {
     let key: Option<[u8; 32]> = hex::decode(public_key).ok().and_then(|b| b.try_into().ok());
@@ -227,7 +240,20 @@ impl Store {
                     known.state.clone_from(&e.state);
                 }
                 known.stable.extend(e.stable.iter().cloned());
-                for signer in &e.signers {
+                if let Some(sig) = &e.signature {
+                    // A review decision, signed over the event it follows.
+                    let signer = e.signers.first().map(String::as_str).unwrap_or("");
+                    let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+                    let plan = e.plan_hash.clone().unwrap_or_default();
+                    let message = review_message(authority, &partner, &e.kind, &plan, &prev_hash);
+                    approvals_checked += 1;
+                    if !signature_holds(key, sig, &message) {
+                        problems.push(here(format!(
+                            "its review decision by `{authority}` has no valid signature"
+                        )));
+                    }
+                }
+                for signer in e.signers.iter().filter(|_| e.signature.is_none()) {
                     approvals_checked += 1;
                     let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
                     let plan = known.plan.clone().unwrap_or_default();

@@ -206,7 +206,7 @@ fn the_fleet_hits_every_outcome() {
         );
     }
     let o = apply(dir.path(), &["--approvals", "approvals.json"]);
-    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
     insta::with_settings!({snapshot_path => "../snapshots/runtime", prepend_module_to_snapshot => false, omit_expression => true}, {
         insta::assert_json_snapshot!("fleet_outcomes", outcomes(&o));
     });
@@ -588,7 +588,7 @@ fn invalid_partner_records_name_partner_field_expected_and_found() {
 fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
-    assert_eq!(code(&apply(dir.path(), &[])), 3);
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
     let lock = dir.path().join(".pmf/state.db.lock");
     // A live holder: `flock` holding the store's lock while it runs.
     let mut holder = Command::new("flock")
@@ -618,7 +618,7 @@ fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() 
     // kill -9: the lock ends with its holder; nothing to clear by hand.
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert_eq!(code(&apply(dir.path(), &[])), 3);
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
     let o = pmf(dir.path(), &["state", "unlock"]);
     assert_eq!(code(&o), 0);
     assert!(
@@ -787,7 +787,7 @@ fn killed_mid_run_a_rerun_completes_the_work() {
     );
     // The dead holder's lock ended with it: the re-run needs no unlock.
     let o = pmf(dir.path(), &["apply", "plan.json", "--format", "json"]);
-    assert!(matches!(code(&o), 0 | 3), "{}", text(&o.stderr));
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
     let conn = db(dir.path());
     let done: i64 = conn
         .query_row("SELECT COUNT(*) FROM progress", [], |r| r.get(0))

@@ -1,0 +1,281 @@
+//! `pmf review`: partners that wait for governance, and an authority's
+//! signed decision on them. `list` shows each paused partner with the
+//! reason and what would unblock it; `promote` lets it go on where review
+//! paused it (the next `pmf apply` of its plan continues it); `abort` ends
+//! its migration with a fallback to its previous stable state, with the
+//! rites. A decision is signed by a key the policy trusts, over the
+//! partner's last event, and `pmf lineage verify` checks it again.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use ed25519_dalek::Signer;
+
+use super::plan::OutputFormat;
+use super::{Exit, UsageError, policy};
+use crate::runtime::approvals;
+use crate::runtime::plan::now_rfc3339;
+use crate::store::checkpoint::OperatorKey;
+use crate::store::lineage::{Event, LastEvent};
+use crate::store::verify::review_message;
+use crate::store::{DEFAULT_PATH, Store, StoredPartner};
+
+/// Arguments of `pmf review`.
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReviewCommand,
+}
+
+/// A decision on a paused partner.
+#[derive(Args, Debug)]
+pub struct Decision {
+    /// The paused partner.
+    pub partner: String,
+    /// The deciding authority's private key (its public key must be
+    /// declared for it in the policy).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The policy files (whose keys are trusted).
+    #[arg(long, num_args = 1.., required = true)]
+    pub policy: Vec<PathBuf>,
+    /// Why (recorded in the lineage).
+    #[arg(long)]
+    pub reason: String,
+    /// The store.
+    #[arg(long, default_value = DEFAULT_PATH)]
+    pub store: PathBuf,
+    /// The operator's key, which signs the lineage's checkpoints.
+    #[arg(long, env = "PMF_OPERATOR_KEY")]
+    pub operator_key: Option<PathBuf>,
+}
+
+/// Review subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ReviewCommand {
+    /// Partners waiting for governance: why, and what would unblock each.
+    List {
+        /// The store.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        store: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
+    /// Let a partner paused for review go on (the next apply of its plan
+    /// continues it past the review).
+    Promote(Decision),
+    /// End a paused partner's migration: it falls back to its previous
+    /// stable state, with the rites.
+    Abort(Decision),
+}
+
+/// What would unblock a paused partner.
+fn unblock(p: &StoredPartner, last: Option<&LastEvent>) -> String {
+    let why = last.and_then(|l| l.detail.clone()).unwrap_or_default();
+    let plan = last
+        .and_then(|l| l.plan_hash.as_deref())
+        .map_or("its plan".to_string(), |h| {
+            format!("plan {}", h.get(..12).unwrap_or(h))
+        });
+    if let Some(who) = why.strip_prefix("awaiting approval by ") {
+        format!(
+            "signatures of {who} on {plan} (`pmf approve`), then `pmf apply` of it again; or `pmf review abort`"
+        )
+    } else if p.status == "throttled" {
+        format!(
+            "a new plan once the ecosystem recovers (new observed metrics); or `pmf review abort {}`",
+            p.id
+        )
+    } else {
+        format!(
+            "an authority's decision: `pmf review promote {}` (then `pmf apply` of {plan} again) or `pmf review abort {}`",
+            p.id, p.id
+        )
+    }
+}
+
+/// Run `pmf review`.
+pub fn run(args: &ReviewArgs) -> Result<Exit, UsageError> {
+    match &args.command {
+        ReviewCommand::List { store, format } => {
+            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
+            let paused = store
+                .partners_with_status(&["awaiting_review", "throttled"])
+                .map_err(|e| UsageError(e.0))?;
+            let mut rows = Vec::new();
+            for p in &paused {
+                let last = store.last_event(&p.id).map_err(|e| UsageError(e.0))?;
+                rows.push(serde_json::json!({
+                    "partner": p.id,
+                    "status": p.status,
+                    "version": p.version,
+                    "plan_hash": last.as_ref().and_then(|l| l.plan_hash.clone()),
+                    "reason": last.as_ref().and_then(|l| l.detail.clone()),
+                    "unblock": unblock(p, last.as_ref()),
+                }));
+            }
+            match format {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({"format_version": 1, "pending": rows})
+                ),
+                OutputFormat::Human => {
+                    for r in &rows {
+                        println!(
+                            "⏸ {:<14} {} — {}\n    to go on: {}",
+                            r["partner"].as_str().unwrap_or_default(),
+                            r["status"].as_str().unwrap_or_default(),
+                            r["reason"].as_str().unwrap_or("no reason recorded"),
+                            r["unblock"].as_str().unwrap_or_default()
+                        );
+                    }
+                    println!("{} partners wait for governance", rows.len());
+                }
+            }
+            Ok(Exit::Success)
+        }
+        ReviewCommand::Promote(d) => decide(d, "review_promoted"),
+        ReviewCommand::Abort(d) => decide(d, "review_aborted"),
+    }
+}
+
+fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
+    let policy = match policy::load(&d.policy) {
+        Ok(p) => p,
+        Err(f) => return f.exit(),
+    };
+    let (file, key) = approvals::read_key(&d.key).map_err(UsageError)?;
+    if policy.authority_of_key(&file.public_key) != Some(file.authority.as_str()) {
+        eprintln!(
+            "pmf: the key `{}` is not one the policy trusts for `{}` (declare it with `key {} \"ed25519:…\"`); nothing was decided",
+            d.key.display(),
+            file.authority,
+            file.authority
+        );
+        return Ok(Exit::Failure);
+    }
+    let _lock = crate::store::lock::lock(&d.store, "review")
+        .map_err(|e| UsageError(format!("{e}; nothing was decided")))?;
+    let mut store = Store::open_existing(&d.store).map_err(|e| UsageError(e.0))?;
+    let (partner, last) = store
+        .bound_partner(&d.partner)
+        .map_err(|e| UsageError(e.0))?
+        .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;
+    let last = last.unwrap_or_default();
+    let waiting = matches!(partner.status.as_str(), "awaiting_review" | "throttled")
+        && last.kind != "review_promoted";
+    if !waiting {
+        return Err(UsageError(format!(
+            "partner `{}` is {} and waits for no decision{}",
+            d.partner,
+            partner.status,
+            if last.kind == "review_promoted" {
+                " (it was promoted: `pmf apply` its plan again)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let why = last.detail.clone().unwrap_or_default();
+    if decision == "review_promoted" && why.starts_with("awaiting approval by ") {
+        eprintln!(
+            "pmf: partner `{}` waits for approvals ({why}); a review decision does not replace them: have them sign the plan, or abort",
+            d.partner
+        );
+        return Ok(Exit::Failure);
+    }
+    let plan_hash = last.plan_hash.clone().unwrap_or_default();
+    let operator_path = d
+        .operator_key
+        .clone()
+        .unwrap_or_else(|| OperatorKey::default_path(&d.store));
+    let (operator, _) = OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
+    let mut batch = store.begin(&operator).map_err(|e| UsageError(e.0))?;
+    let mut chain = batch.chain(&d.partner).map_err(|e| UsageError(e.0))?;
+    let signature = key.sign(&review_message(
+        &file.authority,
+        &d.partner,
+        decision,
+        &plan_hash,
+        chain.head(),
+    ));
+    let base = Event {
+        from: partner.version.clone(),
+        plan_hash: Some(plan_hash.clone()),
+        time: now_rfc3339(),
+        ..Event::default()
+    };
+    let status = if decision == "review_promoted" {
+        partner.status.clone()
+    } else {
+        "active".to_string()
+    };
+    let digest = batch
+        .put_partner(
+            &partner.id,
+            &partner.state,
+            partner.version.as_deref(),
+            &status,
+        )
+        .map_err(|e| UsageError(e.0))?;
+    let mut events = vec![Event {
+        kind: decision.to_string(),
+        detail: Some(d.reason.clone()),
+        signers: vec![format!("{}:{}", file.authority, file.public_key)],
+        signature: Some(hex::encode(signature.to_bytes())),
+        approvals: vec![file.authority.clone()],
+        ..base.clone()
+    }];
+    if decision == "review_aborted" {
+        let rite = |phase: &str| {
+            policy
+                .graph
+                .index(phase)
+                .and_then(|i| policy.graph.phases[i].rite.clone())
+        };
+        events.push(Event {
+            kind: "fallback".into(),
+            phase: Some("fallback".into()),
+            rite: rite("fallback"),
+            to: partner.version.clone(),
+            detail: Some("review aborted: returned to the previous stable state".into()),
+            plan_hash: None,
+            ..base.clone()
+        });
+        events.push(Event {
+            kind: "resumed".into(),
+            phase: Some("continuity".into()),
+            rite: rite("continuity"),
+            outcome: Some("fell_back".into()),
+            ..base.clone()
+        });
+        batch
+            .set_progress(&plan_hash, &partner.id, "fell_back")
+            .map_err(|e| UsageError(e.0))?;
+    }
+    if let Some(last_event) = events.last_mut() {
+        last_event.state = Some(digest);
+    }
+    for e in &mut events {
+        batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?;
+    }
+    batch.commit().map_err(|e| UsageError(e.0))?;
+    if decision == "review_promoted" {
+        println!(
+            "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review",
+            file.authority,
+            d.partner,
+            plan_hash.get(..12).unwrap_or(&plan_hash)
+        );
+    } else {
+        println!(
+            "`{}` aborted the migration of {}: it stays at its previous stable state {}",
+            file.authority,
+            d.partner,
+            partner.version.as_deref().unwrap_or("")
+        );
+    }
+    Ok(Exit::Success)
+}

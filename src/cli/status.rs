@@ -1,0 +1,90 @@
+//! `pmf status`: what a store holds at a glance — partners by status,
+//! what the paused ones wait for, the plans applied, the latest signed
+//! checkpoint and who holds the lock.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::plan::OutputFormat;
+use super::{Exit, UsageError};
+use crate::store::{DEFAULT_PATH, Store};
+
+/// Arguments of `pmf status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The store.
+    #[arg(long, default_value = DEFAULT_PATH)]
+    pub store: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Run `pmf status`.
+pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
+    let holder = crate::store::lock::holder(&args.store).map_err(|e| UsageError(e.0))?;
+    let store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
+    let statuses = store.status_counts().map_err(|e| UsageError(e.0))?;
+    let plans = store.applied_plans().map_err(|e| UsageError(e.0))?;
+    let latest = store.checkpoints().map_err(|e| UsageError(e.0))?.pop();
+    let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+    for p in store
+        .partners_with_status(&["awaiting_review", "throttled"])
+        .map_err(|e| UsageError(e.0))?
+    {
+        let why = store
+            .last_event(&p.id)
+            .map_err(|e| UsageError(e.0))?
+            .and_then(|l| l.detail)
+            .unwrap_or_else(|| p.status.clone());
+        *pending.entry(why).or_default() += 1;
+    }
+    match args.format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "format_version": 1,
+                "store": args.store.display().to_string(),
+                "partners": statuses.iter().map(|(s, n)| (s.clone(), *n)).collect::<BTreeMap<_, _>>(),
+                "pending": pending,
+                "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
+                "latest_checkpoint": latest,
+                "lock": holder,
+            })
+        ),
+        OutputFormat::Human => {
+            let total: i64 = statuses.iter().map(|(_, n)| n).sum();
+            let parts: Vec<String> = statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!("store     {}", args.store.display());
+            println!("partners  {total}: {}", parts.join(" · "));
+            for (why, n) in &pending {
+                println!("  waiting {n}: {why}");
+            }
+            println!("plans     {} applied", plans.len());
+            for (h, n, p) in &plans {
+                println!(
+                    "  {} {n} partners{}",
+                    h.get(..12).unwrap_or(h),
+                    if *p > 0 {
+                        format!(", {p} still pending")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            match &latest {
+                Some(c) => println!(
+                    "lineage   {} events, last checkpoint signed at {} (root {}…)",
+                    c.size,
+                    c.time,
+                    c.root.get(..16).unwrap_or(&c.root)
+                ),
+                None => println!("lineage   no signed checkpoint yet"),
+            }
+            println!("lock      {}", holder.unwrap_or_else(|| "free".to_string()));
+        }
+    }
+    Ok(Exit::Success)
+}
