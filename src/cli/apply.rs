@@ -199,7 +199,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     store
         .disable_autocheckpoint()
         .map_err(|e| UsageError(e.0))?;
-    let _checkpointer = Checkpointer::start(&args.store);
+    let _checkpointer = crate::store::WalCheckpointer::start(&args.store);
 
     let inputs = ApplyInputs {
         policy: &policy,
@@ -481,46 +481,4 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
         writeln!(out, "    {line}")?;
     }
     Ok(())
-}
-
-/// Checkpoints the store's WAL in the background (passive checkpoints: they
-/// never block the writer) until dropped; SQLite checkpoints what is left
-/// when the last connection closes.
-struct Checkpointer {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    fn start(path: &std::path::Path) -> Checkpointer {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let path = path.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let Ok(conn) = rusqlite::Connection::open(&path) else {
-                return;
-            };
-            loop {
-                match stopped.recv_timeout(std::time::Duration::from_millis(250)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        // Busy or failed: the next round (or the close) does it.
-                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    }
-                    _ => return,
-                }
-            }
-        });
-        Checkpointer {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -142,10 +142,15 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
                 Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
                 None => None,
             };
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            let v = store
-                .verify(witness.as_ref())
-                .map_err(|e| UsageError(e.0))?;
+            let verified = Store::open_existing(store).and_then(|s| s.verify(witness.as_ref()));
+            let v = match verified {
+                Ok(v) => v,
+                Err(e) if e.is_damaged() => {
+                    println!("lineage broken at event #0 (the whole store): {}", e.0);
+                    return Ok(Exit::Failure);
+                }
+                Err(e) => return Err(UsageError(e.0)),
+            };
             match format {
                 OutputFormat::Json => println!(
                     "{}",

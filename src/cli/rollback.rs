@@ -385,6 +385,15 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
                 ..base.clone()
             },
             Event {
+                kind: "phase_entered".into(),
+                phase: Some("continuity".into()),
+                rite: policy
+                    .graph
+                    .index("continuity")
+                    .and_then(|i| policy.graph.phases[i].rite.clone()),
+                ..base.clone()
+            },
+            Event {
                 kind: "completed".into(),
                 outcome: Some("rolled_back".into()),
                 state: Some(digest),

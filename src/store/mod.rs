@@ -34,9 +34,30 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+/// How a damaged store file's message begins ([`StoreError::is_damaged`]).
+const DAMAGED: &str = "the store file is damaged";
+
+impl StoreError {
+    /// The store file itself is damaged (not a usage problem: what it
+    /// recorded can no longer be vouched for).
+    pub fn is_damaged(&self) -> bool {
+        self.0.starts_with(DAMAGED)
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(format!("store: {e}"))
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError(format!(
+                    "{DAMAGED} ({e}): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
+                ))
+            }
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError(format!(
+                "store: {e}: free some space and run the command again (apply resumes where it stopped: what was not committed is redone)"
+            )),
+            _ => StoreError(format!("store: {e}")),
+        }
     }
 }
 
@@ -399,5 +420,49 @@ fn check_row(
             p.id
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Checkpoints a store's WAL in the background (passive checkpoints: they
+/// never block the writer) until dropped, on a connection of its own, so
+/// the other core copies pages back while apply goes on writing; SQLite
+/// checkpoints what is left when the last connection closes.
+pub struct WalCheckpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalCheckpointer {
+    /// Start checkpointing the store at `path` every 250 ms.
+    pub fn start(path: &Path) -> WalCheckpointer {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let Ok(conn) = Connection::open(&path) else {
+                return;
+            };
+            loop {
+                match stopped.recv_timeout(std::time::Duration::from_millis(250)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        // Busy or failed: the next round (or the close) does it.
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
+                    _ => return,
+                }
+            }
+        });
+        WalCheckpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

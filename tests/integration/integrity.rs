@@ -585,3 +585,25 @@ fn review_says_what_waits_and_records_signed_decisions() {
     assert!(status["lock"].is_null());
     assert!(!status["plans"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_damaged_store_file_is_a_broken_lineage_not_a_usage_error() {
+    let dir = story();
+    db(dir.path())
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let path = dir.path().join(".pmf/state.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    for (i, b) in bytes[n / 4..n * 3 / 4].iter_mut().enumerate() {
+        *b = (i * 7 + 13) as u8;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let o = verify(dir.path(), &[]);
+    assert_eq!(code(&o), 1, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("the store file is damaged"),
+        "{}",
+        text(&o.stdout)
+    );
+}
