@@ -607,3 +607,68 @@ fn a_damaged_store_file_is_a_broken_lineage_not_a_usage_error() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn the_trust_root_is_the_policy_and_only_a_reviewed_change_moves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    // There is no keyring for whoever runs apply to choose.
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--keyring", "mine.json"],
+    );
+    assert_eq!(code(&o), 2);
+    // Swapping two authorities' keys is a policy change: the plan made
+    // with the reviewed policy is stale under it, and nothing is applied.
+    let text_policy = std::fs::read_to_string(fleet("policy.pmf")).unwrap();
+    let key_of = |auth: &str| {
+        text_policy
+            .lines()
+            .find(|l| l.starts_with(&format!("key {auth} ")))
+            .and_then(|l| l.split('"').nth(1))
+            .unwrap()
+            .to_string()
+    };
+    let (tsc, erc) = (key_of("TSC"), key_of("ERC"));
+    let swapped = text_policy
+        .replace(&tsc, "@@TSC@@")
+        .replace(&erc, &tsc)
+        .replace("@@TSC@@", &erc);
+    std::fs::write(dir.path().join("swapped.pmf"), swapped).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--policy",
+            "swapped.pmf",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the policy lists its key for `ERC`"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Without approvals, the swapped policy is simply not the plan's.
+    let o = pmf(
+        dir.path(),
+        &["apply", "plan.json", "--policy", "swapped.pmf"],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the policy changed since planning"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        !dir.path().join(".pmf/state.db").exists() || {
+            let n: i64 = db(dir.path())
+                .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+                .unwrap();
+            n == 0
+        }
+    );
+}
