@@ -150,6 +150,40 @@ impl Value {
     }
 }
 
+/// Write a record's fields in schema order: a field not given is left out,
+/// and so is one not measured, unless `partial` (then it stays `null`).
+fn write_record(
+    names: &std::collections::BTreeMap<String, Type>,
+    fields: &[Value],
+    partial: bool,
+    out: &mut String,
+) {
+    out.push('{');
+    let mut first = true;
+    for ((name, fty), v) in names.iter().zip(fields.iter()) {
+        let skip = match v {
+            Value::Absent => true,
+            Value::Missing => !partial,
+            _ => false,
+        };
+        if skip {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_str(name, out);
+        out.push(':');
+        if partial {
+            v.write_partial(fty, out);
+        } else {
+            v.write_canonical(fty, out);
+        }
+    }
+    out.push('}');
+}
+
 impl Value {
     /// A partial record (a target or observed entry) as JSON: a field not
     /// given is left out, a field given as `null` (not measured) stays
@@ -179,23 +213,7 @@ impl Value {
     /// Write [`Value::to_partial_json`]'s text without building it.
     pub fn write_partial(&self, ty: &Type, out: &mut String) {
         match (self, ty) {
-            (Value::Rec(fields), Type::Record(names)) => {
-                out.push('{');
-                let mut first = true;
-                for ((name, fty), v) in names.iter().zip(fields.iter()) {
-                    if matches!(v, Value::Absent) {
-                        continue;
-                    }
-                    if !first {
-                        out.push(',');
-                    }
-                    first = false;
-                    write_str(name, out);
-                    out.push(':');
-                    v.write_partial(fty, out);
-                }
-                out.push('}');
-            }
+            (Value::Rec(fields), Type::Record(names)) => write_record(names, fields, true, out),
             _ => self.write_canonical(ty, out),
         }
     }
@@ -227,23 +245,7 @@ impl Value {
                 }
                 out.push(']');
             }
-            (Value::Rec(fields), Type::Record(names)) => {
-                out.push('{');
-                let mut first = true;
-                for ((name, fty), v) in names.iter().zip(fields.iter()) {
-                    if matches!(v, Value::Missing | Value::Absent) {
-                        continue;
-                    }
-                    if !first {
-                        out.push(',');
-                    }
-                    first = false;
-                    write_str(name, out);
-                    out.push(':');
-                    v.write_canonical(fty, out);
-                }
-                out.push('}');
-            }
+            (Value::Rec(fields), Type::Record(names)) => write_record(names, fields, false, out),
             (Value::Rec(_), _) => out.push_str("null"),
         }
     }

@@ -245,18 +245,7 @@ impl Batch<'_> {
 
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<super::StoredPartner>, StoreError> {
-        Ok(self
-            .tx
-            .prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?
-            .query_row([id], |r| {
-                Ok(super::StoredPartner {
-                    id: r.get(0)?,
-                    state: r.get(1)?,
-                    version: r.get(2)?,
-                    status: r.get(3)?,
-                })
-            })
-            .optional()?)
+        super::read_partner(&self.tx, id)
     }
 
     /// Write a partner's row; returns the digest its last event records.

@@ -249,18 +249,7 @@ impl Store {
 
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<StoredPartner>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?
-            .query_row([id], |r| {
-                Ok(StoredPartner {
-                    id: r.get(0)?,
-                    state: r.get(1)?,
-                    version: r.get(2)?,
-                    status: r.get(3)?,
-                })
-            })
-            .optional()?)
+        read_partner(&self.conn, id)
     }
 
     /// The last event of a partner's lineage, if it has one.
@@ -398,6 +387,21 @@ impl Store {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(())
     }
+}
+
+/// A partner's row, read on `conn` (the store's, or a write transaction's).
+fn read_partner(conn: &Connection, id: &str) -> Result<Option<StoredPartner>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(StoredPartner {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                version: r.get(2)?,
+                status: r.get(3)?,
+            })
+        })
+        .optional()?)
 }
 
 /// Hold a stored row to the digest its last event recorded (events written
