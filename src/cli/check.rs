@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 use super::{Exit, UsageError, files};
 use crate::db::Session;
 use crate::diagnostics::render::{self, HumanStyle};
-use crate::diagnostics::{Diagnostic, sort_and_dedup};
+use crate::diagnostics::{Code, Diagnostic, sort_and_dedup};
+use crate::syntax::Span;
 
 /// Output formats of `pmf check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,17 +53,34 @@ pub struct Report {
     pub session: Session,
     /// Sources that are not policies (such as `pmf.toml`), for rendering.
     pub extra_sources: std::collections::BTreeMap<String, String>,
+    /// Files and directories that could not be read, each also a
+    /// diagnostic (`PMF005`) among the others: the run exits 2.
+    pub unreadable: Vec<String>,
 }
 
-/// Load `paths` into a fresh session and check every file.
+/// Load `paths` into a fresh session and check every file; a file that
+/// cannot be read is a usage error.
 pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
+    let report = check_all_paths(paths)?;
+    match report.unreadable.first() {
+        Some(problem) => Err(UsageError(problem.clone())),
+        None => Ok(report),
+    }
+}
+
+/// Load `paths` into a fresh session and check every file that can be
+/// read; each one that cannot (not UTF-8, permission denied, a directory
+/// that cannot be listed) is a `PMF005` diagnostic among the others and is
+/// listed in [`Report::unreadable`]. A path that does not exist is a usage
+/// error.
+pub fn check_all_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         paths.to_vec()
     };
-    let found = files::collect(&paths)?;
-    if found.is_empty() {
+    let (found, problems) = files::collect_all(&paths)?;
+    if found.is_empty() && problems.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
         return Err(UsageError(format!(
             "no `.pmf` files found in {}",
@@ -71,11 +89,26 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
     }
     let mut session = Session::default();
     let mut loaded = Vec::new();
-    for p in &found {
-        let text = files::read_text(p)?;
-        loaded.push(session.set_file(&p.display().to_string(), text));
-    }
+    let mut unreadable = Vec::new();
     let mut diagnostics = Vec::new();
+    let mut cannot_read = |path: &std::path::Path, message: String| {
+        diagnostics.push(Diagnostic::new(
+            Code::UnreadableFile,
+            &path.display().to_string(),
+            Span::new(0, 0),
+            message.clone(),
+        ));
+        unreadable.push(message);
+    };
+    for (dir, message) in problems {
+        cannot_read(&dir, message);
+    }
+    for p in &found {
+        match files::read_text(p) {
+            Ok(text) => loaded.push(session.set_file(&p.display().to_string(), text)),
+            Err(UsageError(message)) => cannot_read(p, message),
+        }
+    }
     for f in loaded {
         diagnostics.extend(session.check(f));
     }
@@ -86,6 +119,7 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
         diagnostics,
         session,
         extra_sources: Default::default(),
+        unreadable,
     })
 }
 
@@ -112,9 +146,10 @@ pub fn apply_config(
     Ok(())
 }
 
-/// Run `pmf check`.
+/// Run `pmf check`. A file that cannot be read is reported among the
+/// diagnostics of the others, in every format, and the exit code is 2.
 pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
-    let mut report = check_paths(&args.paths)?;
+    let mut report = check_all_paths(&args.paths)?;
     apply_config(&mut report, args.config.as_deref())?;
     let style = HumanStyle {
         color,
@@ -122,10 +157,13 @@ pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
     };
     print!("{}", render(&report, args.format, style));
     let (errors, warnings) = report.counts();
+    let unreadable = !report.unreadable.is_empty();
     // The process ends here: skip freeing the whole database (a tenth of
     // the run time on large policies).
     std::mem::forget(report);
-    Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
+    Ok(if unreadable {
+        Exit::Usage
+    } else if errors > 0 || (args.deny_warnings && warnings > 0) {
         Exit::Failure
     } else {
         Exit::Success
@@ -144,6 +182,8 @@ impl Report {
 pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
     let mut sources = report.session.sources();
     sources.extend(report.extra_sources.clone());
+    // Each file indexed once, for every diagnostic in it.
+    let sources = render::IndexedSources::new(sources);
     let diags = &report.diagnostics;
     let mut out = String::new();
     match format {

@@ -1,24 +1,67 @@
 //! Rendering diagnostics: miette's graphical reports for people, and the
 //! documented JSON and GitHub annotation formats for machines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use serde::Serialize;
 
 use super::{Diagnostic, Label, Severity};
-use crate::syntax::{LineIndex, Span};
+use crate::syntax::Span;
+
+/// A source text and its index, shared by every diagnostic in it.
+pub type Indexed = (Arc<str>, Arc<SourceIndex>);
 
 /// Source texts by file path, for rendering.
 pub trait SourceLookup {
     /// The text of `file`, if known.
     fn source(&self, file: &str) -> Option<&str>;
+
+    /// The text of `file` and its index. The default indexes the text on
+    /// every call; [`IndexedSources`] indexes each file once, which is what
+    /// keeps rendering many diagnostics linear.
+    fn indexed(&self, file: &str) -> Option<Indexed> {
+        self.source(file)
+            .map(|t| (Arc::from(t), Arc::new(SourceIndex::new(t))))
+    }
 }
 
 impl SourceLookup for BTreeMap<String, String> {
     fn source(&self, file: &str) -> Option<&str> {
         self.get(file).map(String::as_str)
+    }
+}
+
+/// Source texts indexed once each (when first asked for), for rendering
+/// any number of diagnostics in time linear in their number.
+#[derive(Default)]
+pub struct IndexedSources {
+    files: HashMap<String, (Arc<str>, OnceLock<Arc<SourceIndex>>)>,
+}
+
+impl IndexedSources {
+    /// The texts of `sources`, by path.
+    pub fn new(sources: BTreeMap<String, String>) -> Self {
+        IndexedSources {
+            files: sources
+                .into_iter()
+                .map(|(path, text)| (path, (Arc::from(text), OnceLock::new())))
+                .collect(),
+        }
+    }
+}
+
+impl SourceLookup for IndexedSources {
+    fn source(&self, file: &str) -> Option<&str> {
+        self.files.get(file).map(|(t, _)| &**t)
+    }
+
+    fn indexed(&self, file: &str) -> Option<Indexed> {
+        let (text, index) = self.files.get(file)?;
+        let index = index.get_or_init(|| Arc::new(SourceIndex::new(text)));
+        Some((text.clone(), index.clone()))
     }
 }
 
@@ -61,7 +104,7 @@ struct MietteReport {
     severity: miette::Severity,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<IndexedSource>,
     labels: Vec<LabeledSpan>,
     related: Vec<MietteReport>,
 }
@@ -104,8 +147,12 @@ impl MietteReport {
         sources: &dyn SourceLookup,
     ) -> Self {
         let source = sources
-            .source(&label.file)
-            .map(|text| NamedSource::new(&label.file, text.to_string()).with_language("pmf"));
+            .indexed(&label.file)
+            .map(|(text, index)| IndexedSource {
+                name: label.file.clone(),
+                text,
+                index,
+            });
         let labels = if source.is_some() {
             vec![labeled(label, true, sources)]
         } else {
@@ -248,16 +295,15 @@ pub struct JsonReport {
 
 /// Line/column of a span in `file` (1:1 when the source is unknown).
 pub fn place(sources: &dyn SourceLookup, file: &str, span: Span) -> JsonPlace {
-    match sources.source(file) {
-        Some(text) => {
-            let index = LineIndex::new(text);
-            let start = index.line_col(text, span.start as usize);
-            let end = index.line_col(text, span.end as usize);
+    match sources.indexed(file) {
+        Some((text, index)) => {
+            let (line, column) = index.place(&text, span.start as usize);
+            let (end_line, end_column) = index.place(&text, span.end as usize);
             JsonPlace {
-                line: start.line,
-                column: start.column,
-                end_line: end.line,
-                end_column: end.column,
+                line,
+                column,
+                end_line,
+                end_column,
             }
         }
         None => JsonPlace {
@@ -413,9 +459,18 @@ fn xml(s: &str) -> String {
 /// JUnit XML: one test case per checked file, failing when the file has
 /// errors (warnings go to its output).
 pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup) -> String {
+    // The diagnostics of each file, grouped once (not searched per file).
+    let mut by_file: HashMap<&str, Vec<&Diagnostic>> = HashMap::new();
+    for d in diags {
+        by_file.entry(d.primary.file.as_str()).or_default().push(d);
+    }
     let failures = files
         .iter()
-        .filter(|f| diags.iter().any(|d| d.is_error() && &d.primary.file == *f))
+        .filter(|f| {
+            by_file
+                .get(f.as_str())
+                .is_some_and(|ds| ds.iter().any(|d| d.is_error()))
+        })
         .count();
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"pmf check\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"pmf check\" tests=\"{}\" failures=\"{failures}\">\n",
@@ -427,7 +482,7 @@ pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup)
             "    <testcase classname=\"pmf.check\" name=\"{}\">\n",
             xml(f)
         ));
-        let mine: Vec<&Diagnostic> = diags.iter().filter(|d| &d.primary.file == f).collect();
+        let mine: &[&Diagnostic] = by_file.get(f.as_str()).map_or(&[], Vec::as_slice);
         let describe = |d: &Diagnostic| {
             let p = place(sources, &d.primary.file, d.primary.span);
             let help = d
@@ -477,4 +532,177 @@ pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup)
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// Where lines start in a source text, and how many characters precede
+/// each byte (by checkpoints), so that a place's line and column cost a
+/// binary search and a short count, however long the file or its lines.
+/// A place's line ends at `\n` (as everywhere else in PMF), and its column
+/// counts characters; miette's snippets end lines at `\n`, `\r\n` or a
+/// lone `\r`, so the index keeps both.
+#[derive(Debug)]
+pub struct SourceIndex {
+    /// Byte offsets where lines start (the first is 0), lines as miette
+    /// counts them.
+    line_starts: Vec<usize>,
+    /// Byte offsets where lines ending at `\n` start, for places.
+    newline_starts: Vec<usize>,
+    /// Characters before byte `i * CHECKPOINT`, for each `i`.
+    chars_before: Vec<usize>,
+}
+
+/// Bytes between two character-count checkpoints.
+const CHECKPOINT: usize = 256;
+
+impl SourceIndex {
+    /// Index `text` (one pass).
+    pub fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut line_starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    i += 1;
+                    line_starts.push(i + 1);
+                }
+                b'\r' | b'\n' => line_starts.push(i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        let mut newline_starts = vec![0];
+        newline_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut chars_before = Vec::with_capacity(bytes.len() / CHECKPOINT + 1);
+        let mut chars = 0;
+        for block in bytes.chunks(CHECKPOINT) {
+            chars_before.push(chars);
+            chars += count_chars(block);
+        }
+        chars_before.push(chars);
+        SourceIndex {
+            line_starts,
+            newline_starts,
+            chars_before,
+        }
+    }
+
+    /// The 0-based line (as miette counts lines) of byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+
+    /// Where 0-based `line` starts (the end of the text past the last line).
+    fn line_start(&self, line: usize, text: &str) -> usize {
+        self.line_starts.get(line).copied().unwrap_or(text.len())
+    }
+
+    /// Characters in `text` before byte `offset`.
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        let block = offset / CHECKPOINT;
+        let start = block * CHECKPOINT;
+        self.chars_before.get(block).copied().unwrap_or(0)
+            + count_chars(text.as_bytes().get(start..offset).unwrap_or_default())
+    }
+
+    /// The 1-based line and character column of byte `offset` of `text`
+    /// (clamped to the text).
+    pub fn place(&self, text: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = match self.newline_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let start = self.newline_starts.get(line).copied().unwrap_or(0);
+        let column = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        (line + 1, column)
+    }
+}
+
+/// Characters in UTF-8 `bytes` (cut anywhere): bytes that do not continue
+/// a character.
+fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
+}
+
+/// A file's text for miette, read through its [`SourceIndex`]: a label's
+/// lines are found by a binary search and only they are scanned (miette's
+/// own reading of a `String` scans from the start of the file, for every
+/// diagnostic).
+#[derive(Debug, Clone)]
+struct IndexedSource {
+    name: String,
+    text: Arc<str>,
+    index: Arc<SourceIndex>,
+}
+
+impl miette::SourceCode for IndexedSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        // A window of whole lines around the span, wide enough for the
+        // context miette asks for, read by miette's own reader: the same
+        // contents as reading the whole text, moved to the window's place.
+        let first = self
+            .index
+            .line_of(span.offset())
+            .saturating_sub(context_lines_before + 1);
+        let end = span.offset() + span.len();
+        let last = self.index.line_of(end) + context_lines_after + 2;
+        let from = self.index.line_start(first, &self.text);
+        let to = self.index.line_start(last, &self.text).max(from);
+        let window = &self.text.as_bytes()[from..to];
+        let inner = if span.offset() < from || end > to {
+            // Not in the text: miette's answer for the whole of it.
+            return self
+                .text
+                .as_bytes()
+                .read_span(span, context_lines_before, context_lines_after)
+                .map(|c| named(&self.name, c));
+        } else {
+            window.read_span(
+                &SourceSpan::new((span.offset() - from).into(), span.len()),
+                context_lines_before,
+                context_lines_after,
+            )?
+        };
+        // Lines before the window (a line start: miette counted none of them).
+        let before = first;
+        let moved = miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            SourceSpan::new((inner.span().offset() + from).into(), inner.span().len()),
+            inner.line() + before,
+            inner.column(),
+            inner.line_count() + before,
+        )
+        .with_language("pmf");
+        Ok(Box::new(moved))
+    }
+}
+
+fn named<'a>(
+    name: &str,
+    c: Box<dyn miette::SpanContents<'a> + 'a>,
+) -> Box<dyn miette::SpanContents<'a> + 'a> {
+    Box::new(
+        miette::MietteSpanContents::new_named(
+            name.to_string(),
+            c.data(),
+            *c.span(),
+            c.line(),
+            c.column(),
+            c.line_count(),
+        )
+        .with_language("pmf"),
+    )
 }
