@@ -156,6 +156,10 @@ pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
         width: terminal_width(),
     };
     print!("{}", render(&report, args.format, style));
+    // On stderr too, as every I/O problem is: the output may go to a file.
+    for problem in &report.unreadable {
+        eprintln!("pmf: {problem}");
+    }
     let (errors, warnings) = report.counts();
     let unreadable = !report.unreadable.is_empty();
     // The process ends here: skip freeing the whole database (a tenth of

@@ -706,3 +706,98 @@ fn named<'a>(
         .with_language("pmf"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::LineIndex;
+
+    /// Texts with every kind of line end, multi-byte characters and long
+    /// lines (past several character checkpoints).
+    fn texts() -> Vec<String> {
+        let long: String = "aé→".repeat(400);
+        vec![
+            String::new(),
+            "one line".into(),
+            "a\nb\r\nc\rd\n\n".into(),
+            format!("{long}\n{long}\r\n\r{long}"),
+            "é\n→\r\n".repeat(300),
+            format!("\n\n{long}"),
+        ]
+    }
+
+    /// Byte offsets to ask about: every one of a short text, a spread of a
+    /// long one, and one past the end.
+    fn offsets(text: &str) -> Vec<usize> {
+        let step = (text.len() / 300).max(1);
+        (0..=text.len() + 1)
+            .step_by(step)
+            .chain([text.len()])
+            .collect()
+    }
+
+    #[test]
+    fn places_are_the_line_index_places() {
+        for text in texts() {
+            let index = SourceIndex::new(&text);
+            let reference = LineIndex::new(&text);
+            for offset in offsets(&text) {
+                let expected = reference.line_col(&text, offset.min(text.len()));
+                assert_eq!(
+                    index.place(&text, offset),
+                    (expected.line, expected.column),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
+
+    /// What a `SpanContents` says, to compare two of them.
+    fn contents(c: &dyn miette::SpanContents<'_>) -> (Vec<u8>, usize, usize, usize, usize, usize) {
+        (
+            c.data().to_vec(),
+            c.span().offset(),
+            c.span().len(),
+            c.line(),
+            c.column(),
+            c.line_count(),
+        )
+    }
+
+    #[test]
+    fn windows_read_as_miette_reads_the_whole_text() {
+        use miette::SourceCode;
+        for text in texts() {
+            let source = IndexedSource {
+                name: "f.pmf".into(),
+                text: Arc::from(text.as_str()),
+                index: Arc::new(SourceIndex::new(&text)),
+            };
+            for start in offsets(&text) {
+                for len in [0, 1, 3, 700] {
+                    for context in [0, 1, 2] {
+                        let span = SourceSpan::new(start.into(), len);
+                        let whole = text.as_bytes().read_span(&span, context, context);
+                        let window = source.read_span(&span, context, context);
+                        match (whole, window) {
+                            (Ok(whole), Ok(window)) => {
+                                assert_eq!(
+                                    contents(&*window),
+                                    contents(&whole),
+                                    "{text:?} {start}+{len} ±{context}"
+                                );
+                                assert_eq!(window.name(), Some("f.pmf"));
+                            }
+                            (Err(_), Err(_)) => {}
+                            (whole, window) => panic!(
+                                "{text:?} {start}+{len} ±{context}: {:?} / {:?}",
+                                whole.is_ok(),
+                                window.is_ok()
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -67,7 +67,7 @@ impl std::fmt::Display for InputError {
                 problem,
             } => {
                 write!(f, "{file}, {at}")?;
-                if let Some(p) = partner {
+                if let Some(p) = partner.as_deref().filter(|p| !p.is_empty()) {
                     write!(f, ", partner `{}`", shown_id(p))?;
                 }
                 write!(f, ": {problem}")
