@@ -21,13 +21,15 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(out)
 }
 
+/// Files found, and the directories that could not be listed (each with
+/// its message).
+pub type Found = (Vec<PathBuf>, Vec<(PathBuf, String)>);
+
 /// Like [`collect`], but a directory found inside a walked one that cannot
 /// be listed is a problem of its own (its path and message), not an error
 /// that ends the walk. A path given that does not exist is still a usage
 /// error.
-pub fn collect_all(
-    paths: &[PathBuf],
-) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>), UsageError> {
+pub fn collect_all(paths: &[PathBuf]) -> Result<Found, UsageError> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for p in paths {

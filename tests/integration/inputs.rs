@@ -280,6 +280,7 @@ fn duplicate_ids_are_all_reported() {
 /// Run `pmf` in `dir` and return its output and its peak resident memory
 /// in bytes (from `wait4`).
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its peak memory
 fn run_measured(dir: &Path, args: &[&str]) -> (i32, String, u64) {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
