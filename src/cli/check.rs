@@ -192,8 +192,15 @@ pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
     let mut out = String::new();
     match format {
         Format::Human => {
-            for d in diags {
-                out.push_str(&render::human(d, &sources, style));
+            // Each report is drawn on its own (miette's drawing is most of
+            // the time), on every core, and printed in order.
+            use rayon::prelude::*;
+            let drawn: Vec<String> = diags
+                .par_iter()
+                .map(|d| render::human(d, &sources, style))
+                .collect();
+            for d in drawn {
+                out.push_str(&d);
                 out.push('\n');
             }
             let (errors, warnings) = report.counts();

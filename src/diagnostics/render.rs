@@ -383,8 +383,10 @@ fn escape_property(s: &str) -> String {
 }
 
 /// SARIF 2.1.0 (as accepted by GitHub code scanning): one run, every code
-/// as a rule, every diagnostic as a result.
-pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> serde_json::Value {
+/// as a rule, every diagnostic as a result. Serialised straight from these
+/// types (fields in the order of their names, as a JSON tree would sort
+/// them), with no tree of the whole log in memory.
+pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> SarifLog {
     use crate::diagnostics::Code;
     use serde_json::json;
     let rules: Vec<serde_json::Value> = Code::ALL
@@ -400,46 +402,145 @@ pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> serde_json::Va
             })
         })
         .collect();
-    let region = |file: &str, span: Span| {
+    let location = |file: &str, span: Span| {
         let p = place(sources, file, span);
-        json!({"startLine": p.line, "startColumn": p.column, "endLine": p.end_line, "endColumn": p.end_column})
+        SarifPhysical {
+            artifact_location: SarifArtifact {
+                uri: file.to_string(),
+            },
+            region: SarifRegion {
+                end_column: p.end_column,
+                end_line: p.end_line,
+                start_column: p.column,
+                start_line: p.line,
+            },
+        }
     };
-    let location = |file: &str, span: Span| json!({"physicalLocation": {"artifactLocation": {"uri": file}, "region": region(file, span)}});
-    let results: Vec<serde_json::Value> = diags
+    let results = diags
         .iter()
         .map(|d| {
             let mut text = d.message.clone();
             if let Some(h) = &d.help {
                 text.push_str(&format!("\nhelp: {h}"));
             }
-            json!({
-                "ruleId": d.code.id(),
-                "ruleIndex": Code::ALL.iter().position(|c| *c == d.code),
-                "level": sarif_level(d.severity),
-                "message": {"text": text},
-                "locations": [location(&d.primary.file, d.primary.span)],
-                "relatedLocations": d.labels.iter().enumerate().map(|(i, l)| {
-                    let mut loc = location(&l.file, l.span);
-                    loc["id"] = json!(i + 1);
-                    loc["message"] = json!({"text": l.message});
-                    loc
-                }).collect::<Vec<_>>(),
-            })
+            SarifResult {
+                level: sarif_level(d.severity),
+                locations: vec![SarifLocation {
+                    physical_location: location(&d.primary.file, d.primary.span),
+                }],
+                message: SarifText { text },
+                related_locations: d
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| SarifRelated {
+                        id: i + 1,
+                        message: SarifText {
+                            text: l.message.clone(),
+                        },
+                        physical_location: location(&l.file, l.span),
+                    })
+                    .collect(),
+                rule_id: d.code.id(),
+                rule_index: Code::ALL.iter().position(|c| *c == d.code),
+            }
         })
         .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "pmf",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/pmf/pmf",
-                "rules": rules,
-            }},
-            "results": results,
+    SarifLog {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        runs: vec![SarifRun {
+            results,
+            tool: SarifTool {
+                driver: SarifDriver {
+                    information_uri: "https://github.com/pmf/pmf",
+                    name: "pmf",
+                    rules,
+                    version: env!("CARGO_PKG_VERSION"),
+                },
+            },
         }],
-    })
+        version: "2.1.0",
+    }
+}
+
+/// A SARIF log (see [`sarif`]).
+#[derive(Serialize, Debug)]
+pub struct SarifLog {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    runs: Vec<SarifRun>,
+    version: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifRun {
+    results: Vec<SarifResult>,
+    tool: SarifTool,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifTool {
+    driver: SarifDriver,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifDriver {
+    information_uri: &'static str,
+    name: &'static str,
+    rules: Vec<serde_json::Value>,
+    version: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult {
+    level: &'static str,
+    locations: Vec<SarifLocation>,
+    message: SarifText,
+    related_locations: Vec<SarifRelated>,
+    rule_id: &'static str,
+    rule_index: Option<usize>,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifText {
+    text: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifLocation {
+    physical_location: SarifPhysical,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifRelated {
+    id: usize,
+    message: SarifText,
+    physical_location: SarifPhysical,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifPhysical {
+    artifact_location: SarifArtifact,
+    region: SarifRegion,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifArtifact {
+    uri: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifRegion {
+    end_column: usize,
+    end_line: usize,
+    start_column: usize,
+    start_line: usize,
 }
 
 fn sarif_level(s: Severity) -> &'static str {
@@ -631,6 +732,29 @@ fn count_chars(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
+/// A line longer than this (in bytes) is shown only around a span.
+const LONG_LINE: usize = 4096;
+
+/// Bytes shown on each side of a span on a long line.
+const SHOWN_AROUND: usize = 160;
+
+/// The char boundary of `text` at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The char boundary of `text` at or after `at` (at most its length).
+fn ceil_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
 /// A file's text for miette, read through its [`SourceIndex`]: a label's
 /// lines are found by a binary search and only they are scanned (miette's
 /// own reading of a `String` scans from the start of the file, for every
@@ -652,32 +776,55 @@ impl miette::SourceCode for IndexedSource {
         // A window of whole lines around the span, wide enough for the
         // context miette asks for, read by miette's own reader: the same
         // contents as reading the whole text, moved to the window's place.
-        let first = self
-            .index
-            .line_of(span.offset())
-            .saturating_sub(context_lines_before + 1);
+        let text = &*self.text;
         let end = span.offset() + span.len();
-        let last = self.index.line_of(end) + context_lines_after + 2;
-        let from = self.index.line_start(first, &self.text);
-        let to = self.index.line_start(last, &self.text).max(from);
-        if end > self.text.len() || span.offset() < from || end > to {
+        if end > text.len() {
             // Not in the text (labels are clamped to it before they get here).
             return Err(miette::MietteError::OutOfBounds);
         }
-        let window = &self.text.as_bytes()[from..to];
+        let start_line = self.index.line_of(span.offset());
+        let end_line = self.index.line_of(end);
+        let first = start_line.saturating_sub(context_lines_before + 1);
+        let last = end_line + context_lines_after + 2;
+        let mut from = self.index.line_start(first, text);
+        let mut to = self.index.line_start(last, text).max(from);
+        // On a very long line (a generated file, one line of thousands of
+        // codes), only some characters around the span are shown: drawing
+        // the whole line for each of its diagnostics would make the output
+        // grow with the square of their number. The lines around it are
+        // then left out too.
+        let line_start = self.index.line_start(start_line, text);
+        let line_end = self.index.line_start(start_line + 1, text);
+        if line_end - line_start > LONG_LINE && span.offset() - line_start > SHOWN_AROUND {
+            from = floor_boundary(text, span.offset() - SHOWN_AROUND);
+        }
+        let end_line_end = self.index.line_start(end_line + 1, text);
+        let end_line_start = self.index.line_start(end_line, text);
+        if end_line_end - end_line_start > LONG_LINE && end_line_end - end > SHOWN_AROUND {
+            to = ceil_boundary(text, end + SHOWN_AROUND);
+        }
+        let window = &text.as_bytes()[from..to];
         let inner = window.read_span(
             &SourceSpan::new((span.offset() - from).into(), span.len()),
             context_lines_before,
             context_lines_after,
         )?;
-        // Lines before the window (a line start: miette counted none of them).
-        let before = first;
+        // Lines before the window (it starts on a line's start, or inside
+        // the span's line: miette counted none of them), and, inside a
+        // line, the bytes of it left out (miette counts columns in bytes,
+        // and gives one only without lines of context).
+        let before = self.index.line_of(from);
+        let column = if context_lines_before == 0 {
+            inner.column() + (from - self.index.line_start(before, text))
+        } else {
+            inner.column()
+        };
         let moved = miette::MietteSpanContents::new_named(
             self.name.clone(),
             inner.data(),
             SourceSpan::new((inner.span().offset() + from).into(), inner.span().len()),
             inner.line() + before,
-            inner.column(),
+            column,
             inner.line_count() + before,
         )
         .with_language("pmf");
@@ -740,6 +887,39 @@ mod tests {
             c.column(),
             c.line_count(),
         )
+    }
+
+    #[test]
+    fn spans_on_a_very_long_line_are_shown_around_themselves() {
+        use miette::SourceCode;
+        let line: String = "é, X".repeat(20_000);
+        let text = format!("policy p\n{line}\nend\n");
+        let source = IndexedSource {
+            name: "f.pmf".into(),
+            text: Arc::from(text.as_str()),
+            index: Arc::new(SourceIndex::new(&text)),
+        };
+        for offset in [9, 9 + 100, 9 + line.len() / 2, 9 + line.len() - 3] {
+            let offset = floor_boundary(&text, offset);
+            let span = SourceSpan::new(offset.into(), 1);
+            let whole = text.as_bytes().read_span(&span, 0, 0).unwrap();
+            let window = source.read_span(&span, 0, 0).unwrap();
+            // The place is the whole text's, the text around it short.
+            assert_eq!(
+                (window.line(), window.column()),
+                (whole.line(), whole.column())
+            );
+            assert_eq!(window.span().offset(), offset);
+            let around = source.read_span(&span, 1, 1).unwrap();
+            assert!(around.line() <= 1);
+            assert!(
+                around.data().len() <= 2 * SHOWN_AROUND + 8,
+                "{}",
+                around.data().len()
+            );
+            assert!(around.span().offset() <= offset);
+            assert!(around.span().offset() + around.span().len() >= offset + 1);
+        }
     }
 
     #[test]
