@@ -918,7 +918,7 @@ mod tests {
                 around.data().len()
             );
             assert!(around.span().offset() <= offset);
-            assert!(around.span().offset() + around.span().len() >= offset + 1);
+            assert!(around.span().offset() + around.span().len() > offset);
         }
     }
 
