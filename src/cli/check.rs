@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 use super::{Exit, UsageError, files};
 use crate::db::Session;
 use crate::diagnostics::render::{self, HumanStyle};
-use crate::diagnostics::{Diagnostic, sort_and_dedup};
+use crate::diagnostics::{Code, Diagnostic, sort_and_dedup};
+use crate::syntax::Span;
 
 /// Output formats of `pmf check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,17 +53,34 @@ pub struct Report {
     pub session: Session,
     /// Sources that are not policies (such as `pmf.toml`), for rendering.
     pub extra_sources: std::collections::BTreeMap<String, String>,
+    /// Files and directories that could not be read, each also a
+    /// diagnostic (`PMF005`) among the others: the run exits 2.
+    pub unreadable: Vec<String>,
 }
 
-/// Load `paths` into a fresh session and check every file.
+/// Load `paths` into a fresh session and check every file; a file that
+/// cannot be read is a usage error.
 pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
+    let report = check_all_paths(paths)?;
+    match report.unreadable.first() {
+        Some(problem) => Err(UsageError(problem.clone())),
+        None => Ok(report),
+    }
+}
+
+/// Load `paths` into a fresh session and check every file that can be
+/// read; each one that cannot (not UTF-8, permission denied, a directory
+/// that cannot be listed) is a `PMF005` diagnostic among the others and is
+/// listed in [`Report::unreadable`]. A path that does not exist is a usage
+/// error.
+pub fn check_all_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         paths.to_vec()
     };
-    let found = files::collect(&paths)?;
-    if found.is_empty() {
+    let (found, problems) = files::collect_all(&paths)?;
+    if found.is_empty() && problems.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
         return Err(UsageError(format!(
             "no `.pmf` files found in {}",
@@ -70,10 +88,30 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
         )));
     }
     let mut texts = Vec::with_capacity(found.len());
+    let mut unreadable: Vec<(String, String)> = problems
+        .into_iter()
+        .map(|(dir, message)| (dir.display().to_string(), message))
+        .collect();
     for p in &found {
-        texts.push((p.display().to_string(), files::read_text(p)?));
+        match files::read_text(p) {
+            Ok(text) => texts.push((p.display().to_string(), text)),
+            Err(UsageError(message)) => unreadable.push((p.display().to_string(), message)),
+        }
     }
-    Ok(check_texts(texts))
+    let mut report = check_texts(texts);
+    for (path, message) in unreadable {
+        report.diagnostics.push(Diagnostic::new(
+            Code::UnreadableFile,
+            &path,
+            Span::new(0, 0),
+            message.clone(),
+        ));
+        report.unreadable.push(message);
+    }
+    sort_and_dedup(&mut report.diagnostics);
+    report.files = found.len();
+    report.paths = found.iter().map(|p| p.display().to_string()).collect();
+    Ok(report)
 }
 
 /// Check policy sources held in memory (name → text), as `pmf check`
@@ -96,6 +134,7 @@ pub fn check_texts(texts: Vec<(String, String)>) -> Report {
         diagnostics,
         session,
         extra_sources: Default::default(),
+        unreadable: Vec::new(),
     }
 }
 
@@ -122,20 +161,28 @@ pub fn apply_config(
     Ok(())
 }
 
-/// Run `pmf check`.
+/// Run `pmf check`. A file that cannot be read is reported among the
+/// diagnostics of the others, in every format, and the exit code is 2.
 pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
-    let mut report = check_paths(&args.paths)?;
+    let mut report = check_all_paths(&args.paths)?;
     apply_config(&mut report, args.config.as_deref())?;
     let style = HumanStyle {
         color,
         width: terminal_width(),
     };
     print!("{}", render(&report, args.format, style));
+    // On stderr too, as every I/O problem is: the output may go to a file.
+    for problem in &report.unreadable {
+        eprintln!("pmf: {problem}");
+    }
     let (errors, warnings) = report.counts();
+    let unreadable = !report.unreadable.is_empty();
     // The process ends here: skip freeing the whole database (a tenth of
     // the run time on large policies).
     std::mem::forget(report);
-    Ok(if errors > 0 || (args.deny_warnings && warnings > 0) {
+    Ok(if unreadable {
+        Exit::Usage
+    } else if errors > 0 || (args.deny_warnings && warnings > 0) {
         Exit::Failure
     } else {
         Exit::Success
@@ -154,12 +201,21 @@ impl Report {
 pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
     let mut sources = report.session.sources();
     sources.extend(report.extra_sources.clone());
+    // Each file indexed once, for every diagnostic in it.
+    let sources = render::IndexedSources::new(sources);
     let diags = &report.diagnostics;
     let mut out = String::new();
     match format {
         Format::Human => {
-            for d in diags {
-                out.push_str(&render::human(d, &sources, style));
+            // Each report is drawn on its own (miette's drawing is most of
+            // the time), on every core, and printed in order.
+            use rayon::prelude::*;
+            let drawn: Vec<String> = diags
+                .par_iter()
+                .map(|d| render::human(d, &sources, style))
+                .collect();
+            for d in drawn {
+                out.push_str(&d);
                 out.push('\n');
             }
             let (errors, warnings) = report.counts();

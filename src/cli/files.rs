@@ -21,14 +21,58 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(out)
 }
 
+/// Files found, and the directories that could not be listed (each with
+/// its message).
+pub type Found = (Vec<PathBuf>, Vec<(PathBuf, String)>);
+
+/// Like [`collect`], but a directory found inside a walked one that cannot
+/// be listed is a problem of its own (its path and message), not an error
+/// that ends the walk. A path given that does not exist is still a usage
+/// error.
+pub fn collect_all(paths: &[PathBuf]) -> Result<Found, UsageError> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| UsageError(format!("cannot read `{}`: {}", p.display(), io_reason(&e))))?;
+        if meta.is_dir() {
+            walk_into(p, &mut out, &mut Some(&mut problems))?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.dedup();
+    Ok((out, problems))
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        UsageError(format!(
-            "cannot read directory `{}`: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+    walk_into(dir, out, &mut None)
+}
+
+/// Walk `dir`; a directory that cannot be listed goes to `problems` when
+/// given, else ends the walk.
+fn walk_into(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    problems: &mut Option<&mut Vec<(PathBuf, String)>>,
+) -> Result<(), UsageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            let message = format!(
+                "cannot read directory `{}`: {}",
+                dir.display(),
+                io_reason(&e)
+            );
+            return match problems {
+                Some(problems) => {
+                    problems.push((dir.to_path_buf(), message));
+                    Ok(())
+                }
+                None => Err(UsageError(message)),
+            };
+        }
+    };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
@@ -40,7 +84,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
             continue;
         }
         if p.is_dir() {
-            walk(&p, out)?;
+            walk_into(&p, out, problems)?;
         } else if p.extension().is_some_and(|e| e == "pmf") {
             out.push(p);
         }
@@ -48,7 +92,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// Read a file as UTF-8 text; unreadable or non-UTF-8 files are usage errors.
+/// Read a file as UTF-8 text; unreadable or non-UTF-8 files are usage
+/// errors, their message naming the path.
 pub fn read_text(path: &Path) -> Result<String, UsageError> {
     let bytes = std::fs::read(path).map_err(|e| {
         UsageError(format!(

@@ -85,16 +85,37 @@ pub fn history_digest(history: &History) -> String {
     hex::encode(h.finalize())
 }
 
-/// Report an input error: a bad record is exit 1, an unreadable file exit 2.
+/// Report an input error: a bad record is exit 1 (every bad record of the
+/// file, up to [`input::MAX_REPORTED`], one per line), an unreadable file
+/// exit 2.
+///
+/// A duplicate partner id is found while planning, after the records
+/// before it were read; the file is then read again (a regular file) for
+/// its other repeated or unreadable ids, so that one run reports them all.
 pub fn input_failure(e: InputError) -> Result<Exit, UsageError> {
-    match e {
-        InputError::Io(m) => Err(UsageError(m)),
-        invalid => {
-            eprintln!("pmf: {invalid}");
-            eprintln!("pmf: nothing was planned or applied");
-            Ok(Exit::Failure)
+    let e = match e {
+        InputError::Io(m) => return Err(UsageError(m)),
+        InputError::Invalid {
+            file,
+            at,
+            partner,
+            problem,
+        } if problem.starts_with("duplicate partner id") => {
+            let first = InputError::Invalid {
+                file,
+                at,
+                partner,
+                problem,
+            };
+            input::survey_ids(&first).unwrap_or(first)
         }
+        invalid => invalid,
+    };
+    for line in e.lines() {
+        eprintln!("pmf: {line}");
     }
+    eprintln!("pmf: nothing was planned or applied");
+    Ok(Exit::Failure)
 }
 
 /// Run `pmf plan`.

@@ -53,6 +53,7 @@ codes! {
     NestingTooDeep = "PMF002", Error, "syntax", "expression or block nested too deeply";
     MissingHeader = "PMF003", Error, "syntax", "missing or misplaced `policy` header";
     Unterminated = "PMF004", Error, "syntax", "unterminated comment or string";
+    UnreadableFile = "PMF005", Error, "files", "file cannot be read";
 
     DuplicateDeclaration = "PMF101", Error, "names", "duplicate declaration";
     UnknownCategory = "PMF102", Error, "names", "unknown category";

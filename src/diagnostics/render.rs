@@ -1,24 +1,67 @@
 //! Rendering diagnostics: miette's graphical reports for people, and the
 //! documented JSON and GitHub annotation formats for machines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use serde::Serialize;
 
 use super::{Diagnostic, Label, Severity};
-use crate::syntax::{LineIndex, Span};
+use crate::syntax::Span;
+
+/// A source text and its index, shared by every diagnostic in it.
+pub type Indexed = (Arc<str>, Arc<SourceIndex>);
 
 /// Source texts by file path, for rendering.
 pub trait SourceLookup {
     /// The text of `file`, if known.
     fn source(&self, file: &str) -> Option<&str>;
+
+    /// The text of `file` and its index. The default indexes the text on
+    /// every call; [`IndexedSources`] indexes each file once, which is what
+    /// keeps rendering many diagnostics linear.
+    fn indexed(&self, file: &str) -> Option<Indexed> {
+        self.source(file)
+            .map(|t| (Arc::from(t), Arc::new(SourceIndex::new(t))))
+    }
 }
 
 impl SourceLookup for BTreeMap<String, String> {
     fn source(&self, file: &str) -> Option<&str> {
         self.get(file).map(String::as_str)
+    }
+}
+
+/// Source texts indexed once each (when first asked for), for rendering
+/// any number of diagnostics in time linear in their number.
+#[derive(Default)]
+pub struct IndexedSources {
+    files: HashMap<String, (Arc<str>, OnceLock<Arc<SourceIndex>>)>,
+}
+
+impl IndexedSources {
+    /// The texts of `sources`, by path.
+    pub fn new(sources: BTreeMap<String, String>) -> Self {
+        IndexedSources {
+            files: sources
+                .into_iter()
+                .map(|(path, text)| (path, (Arc::from(text), OnceLock::new())))
+                .collect(),
+        }
+    }
+}
+
+impl SourceLookup for IndexedSources {
+    fn source(&self, file: &str) -> Option<&str> {
+        self.files.get(file).map(|(t, _)| &**t)
+    }
+
+    fn indexed(&self, file: &str) -> Option<Indexed> {
+        let (text, index) = self.files.get(file)?;
+        let index = index.get_or_init(|| Arc::new(SourceIndex::new(text)));
+        Some((text.clone(), index.clone()))
     }
 }
 
@@ -61,7 +104,7 @@ struct MietteReport {
     severity: miette::Severity,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<IndexedSource>,
     labels: Vec<LabeledSpan>,
     related: Vec<MietteReport>,
 }
@@ -104,8 +147,12 @@ impl MietteReport {
         sources: &dyn SourceLookup,
     ) -> Self {
         let source = sources
-            .source(&label.file)
-            .map(|text| NamedSource::new(&label.file, text.to_string()).with_language("pmf"));
+            .indexed(&label.file)
+            .map(|(text, index)| IndexedSource {
+                name: label.file.clone(),
+                text,
+                index,
+            });
         let labels = if source.is_some() {
             vec![labeled(label, true, sources)]
         } else {
@@ -248,16 +295,15 @@ pub struct JsonReport {
 
 /// Line/column of a span in `file` (1:1 when the source is unknown).
 pub fn place(sources: &dyn SourceLookup, file: &str, span: Span) -> JsonPlace {
-    match sources.source(file) {
-        Some(text) => {
-            let index = LineIndex::new(text);
-            let start = index.line_col(text, span.start as usize);
-            let end = index.line_col(text, span.end as usize);
+    match sources.indexed(file) {
+        Some((text, index)) => {
+            let (line, column) = index.place(&text, span.start as usize);
+            let (end_line, end_column) = index.place(&text, span.end as usize);
             JsonPlace {
-                line: start.line,
-                column: start.column,
-                end_line: end.line,
-                end_column: end.column,
+                line,
+                column,
+                end_line,
+                end_column,
             }
         }
         None => JsonPlace {
@@ -337,8 +383,10 @@ fn escape_property(s: &str) -> String {
 }
 
 /// SARIF 2.1.0 (as accepted by GitHub code scanning): one run, every code
-/// as a rule, every diagnostic as a result.
-pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> serde_json::Value {
+/// as a rule, every diagnostic as a result. Serialised straight from these
+/// types (fields in the order of their names, as a JSON tree would sort
+/// them), with no tree of the whole log in memory.
+pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> SarifLog {
     use crate::diagnostics::Code;
     use serde_json::json;
     let rules: Vec<serde_json::Value> = Code::ALL
@@ -354,46 +402,145 @@ pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> serde_json::Va
             })
         })
         .collect();
-    let region = |file: &str, span: Span| {
+    let location = |file: &str, span: Span| {
         let p = place(sources, file, span);
-        json!({"startLine": p.line, "startColumn": p.column, "endLine": p.end_line, "endColumn": p.end_column})
+        SarifPhysical {
+            artifact_location: SarifArtifact {
+                uri: file.to_string(),
+            },
+            region: SarifRegion {
+                end_column: p.end_column,
+                end_line: p.end_line,
+                start_column: p.column,
+                start_line: p.line,
+            },
+        }
     };
-    let location = |file: &str, span: Span| json!({"physicalLocation": {"artifactLocation": {"uri": file}, "region": region(file, span)}});
-    let results: Vec<serde_json::Value> = diags
+    let results = diags
         .iter()
         .map(|d| {
             let mut text = d.message.clone();
             if let Some(h) = &d.help {
                 text.push_str(&format!("\nhelp: {h}"));
             }
-            json!({
-                "ruleId": d.code.id(),
-                "ruleIndex": Code::ALL.iter().position(|c| *c == d.code),
-                "level": sarif_level(d.severity),
-                "message": {"text": text},
-                "locations": [location(&d.primary.file, d.primary.span)],
-                "relatedLocations": d.labels.iter().enumerate().map(|(i, l)| {
-                    let mut loc = location(&l.file, l.span);
-                    loc["id"] = json!(i + 1);
-                    loc["message"] = json!({"text": l.message});
-                    loc
-                }).collect::<Vec<_>>(),
-            })
+            SarifResult {
+                level: sarif_level(d.severity),
+                locations: vec![SarifLocation {
+                    physical_location: location(&d.primary.file, d.primary.span),
+                }],
+                message: SarifText { text },
+                related_locations: d
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| SarifRelated {
+                        id: i + 1,
+                        message: SarifText {
+                            text: l.message.clone(),
+                        },
+                        physical_location: location(&l.file, l.span),
+                    })
+                    .collect(),
+                rule_id: d.code.id(),
+                rule_index: Code::ALL.iter().position(|c| *c == d.code),
+            }
         })
         .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "pmf",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/pmf/pmf",
-                "rules": rules,
-            }},
-            "results": results,
+    SarifLog {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        runs: vec![SarifRun {
+            results,
+            tool: SarifTool {
+                driver: SarifDriver {
+                    information_uri: "https://github.com/pmf/pmf",
+                    name: "pmf",
+                    rules,
+                    version: env!("CARGO_PKG_VERSION"),
+                },
+            },
         }],
-    })
+        version: "2.1.0",
+    }
+}
+
+/// A SARIF log (see [`sarif`]).
+#[derive(Serialize, Debug)]
+pub struct SarifLog {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    runs: Vec<SarifRun>,
+    version: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifRun {
+    results: Vec<SarifResult>,
+    tool: SarifTool,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifTool {
+    driver: SarifDriver,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifDriver {
+    information_uri: &'static str,
+    name: &'static str,
+    rules: Vec<serde_json::Value>,
+    version: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult {
+    level: &'static str,
+    locations: Vec<SarifLocation>,
+    message: SarifText,
+    related_locations: Vec<SarifRelated>,
+    rule_id: &'static str,
+    rule_index: Option<usize>,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifText {
+    text: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifLocation {
+    physical_location: SarifPhysical,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifRelated {
+    id: usize,
+    message: SarifText,
+    physical_location: SarifPhysical,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifPhysical {
+    artifact_location: SarifArtifact,
+    region: SarifRegion,
+}
+
+#[derive(Serialize, Debug)]
+struct SarifArtifact {
+    uri: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifRegion {
+    end_column: usize,
+    end_line: usize,
+    start_column: usize,
+    start_line: usize,
 }
 
 fn sarif_level(s: Severity) -> &'static str {
@@ -413,9 +560,18 @@ fn xml(s: &str) -> String {
 /// JUnit XML: one test case per checked file, failing when the file has
 /// errors (warnings go to its output).
 pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup) -> String {
+    // The diagnostics of each file, grouped once (not searched per file).
+    let mut by_file: HashMap<&str, Vec<&Diagnostic>> = HashMap::new();
+    for d in diags {
+        by_file.entry(d.primary.file.as_str()).or_default().push(d);
+    }
     let failures = files
         .iter()
-        .filter(|f| diags.iter().any(|d| d.is_error() && &d.primary.file == *f))
+        .filter(|f| {
+            by_file
+                .get(f.as_str())
+                .is_some_and(|ds| ds.iter().any(|d| d.is_error()))
+        })
         .count();
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"pmf check\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"pmf check\" tests=\"{}\" failures=\"{failures}\">\n",
@@ -427,7 +583,7 @@ pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup)
             "    <testcase classname=\"pmf.check\" name=\"{}\">\n",
             xml(f)
         ));
-        let mine: Vec<&Diagnostic> = diags.iter().filter(|d| &d.primary.file == f).collect();
+        let mine: &[&Diagnostic] = by_file.get(f.as_str()).map_or(&[], Vec::as_slice);
         let describe = |d: &Diagnostic| {
             let p = place(sources, &d.primary.file, d.primary.span);
             let help = d
@@ -477,4 +633,329 @@ pub fn junit(files: &[String], diags: &[Diagnostic], sources: &dyn SourceLookup)
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// Where lines start in a source text, and how many characters precede
+/// each byte (by checkpoints), so that a place's line and column cost a
+/// binary search and a short count, however long the file or its lines.
+/// A place's line ends at `\n` (as everywhere else in PMF), and its column
+/// counts characters; miette's snippets end lines at `\n`, `\r\n` or a
+/// lone `\r`, so the index keeps both.
+#[derive(Debug)]
+pub struct SourceIndex {
+    /// Byte offsets where lines start (the first is 0), lines as miette
+    /// counts them.
+    line_starts: Vec<usize>,
+    /// Byte offsets where lines ending at `\n` start, for places.
+    newline_starts: Vec<usize>,
+    /// Characters before byte `i * CHECKPOINT`, for each `i`.
+    chars_before: Vec<usize>,
+}
+
+/// Bytes between two character-count checkpoints.
+const CHECKPOINT: usize = 256;
+
+impl SourceIndex {
+    /// Index `text` (one pass).
+    pub fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut line_starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    i += 1;
+                    line_starts.push(i + 1);
+                }
+                b'\r' | b'\n' => line_starts.push(i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        let mut newline_starts = vec![0];
+        newline_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut chars_before = Vec::with_capacity(bytes.len() / CHECKPOINT + 1);
+        let mut chars = 0;
+        for block in bytes.chunks(CHECKPOINT) {
+            chars_before.push(chars);
+            chars += count_chars(block);
+        }
+        chars_before.push(chars);
+        SourceIndex {
+            line_starts,
+            newline_starts,
+            chars_before,
+        }
+    }
+
+    /// The 0-based line (as miette counts lines) of byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+
+    /// Where 0-based `line` starts (the end of the text past the last line).
+    fn line_start(&self, line: usize, text: &str) -> usize {
+        self.line_starts.get(line).copied().unwrap_or(text.len())
+    }
+
+    /// Characters in `text` before byte `offset`.
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        let block = offset / CHECKPOINT;
+        let start = block * CHECKPOINT;
+        self.chars_before.get(block).copied().unwrap_or(0)
+            + count_chars(text.as_bytes().get(start..offset).unwrap_or_default())
+    }
+
+    /// The 1-based line and character column of byte `offset` of `text`
+    /// (clamped to the text).
+    pub fn place(&self, text: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = match self.newline_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let start = self.newline_starts.get(line).copied().unwrap_or(0);
+        let column = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        (line + 1, column)
+    }
+}
+
+/// Characters in UTF-8 `bytes` (cut anywhere): bytes that do not continue
+/// a character.
+fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
+}
+
+/// A line longer than this (in bytes) is shown only around a span.
+const LONG_LINE: usize = 4096;
+
+/// Bytes shown on each side of a span on a long line.
+const SHOWN_AROUND: usize = 160;
+
+/// The char boundary of `text` at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The char boundary of `text` at or after `at` (at most its length).
+fn ceil_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+/// A file's text for miette, read through its [`SourceIndex`]: a label's
+/// lines are found by a binary search and only they are scanned (miette's
+/// own reading of a `String` scans from the start of the file, for every
+/// diagnostic).
+#[derive(Debug, Clone)]
+struct IndexedSource {
+    name: String,
+    text: Arc<str>,
+    index: Arc<SourceIndex>,
+}
+
+impl miette::SourceCode for IndexedSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        // A window of whole lines around the span, wide enough for the
+        // context miette asks for, read by miette's own reader: the same
+        // contents as reading the whole text, moved to the window's place.
+        let text = &*self.text;
+        let end = span.offset() + span.len();
+        if end > text.len() {
+            // Not in the text (labels are clamped to it before they get here).
+            return Err(miette::MietteError::OutOfBounds);
+        }
+        let start_line = self.index.line_of(span.offset());
+        let end_line = self.index.line_of(end);
+        let first = start_line.saturating_sub(context_lines_before + 1);
+        let last = end_line + context_lines_after + 2;
+        let mut from = self.index.line_start(first, text);
+        let mut to = self.index.line_start(last, text).max(from);
+        // On a very long line (a generated file, one line of thousands of
+        // codes), only some characters around the span are shown: drawing
+        // the whole line for each of its diagnostics would make the output
+        // grow with the square of their number. The lines around it are
+        // then left out too.
+        let line_start = self.index.line_start(start_line, text);
+        let line_end = self.index.line_start(start_line + 1, text);
+        if line_end - line_start > LONG_LINE && span.offset() - line_start > SHOWN_AROUND {
+            from = floor_boundary(text, span.offset() - SHOWN_AROUND);
+        }
+        let end_line_end = self.index.line_start(end_line + 1, text);
+        let end_line_start = self.index.line_start(end_line, text);
+        if end_line_end - end_line_start > LONG_LINE && end_line_end - end > SHOWN_AROUND {
+            to = ceil_boundary(text, end + SHOWN_AROUND);
+        }
+        let window = &text.as_bytes()[from..to];
+        let inner = window.read_span(
+            &SourceSpan::new((span.offset() - from).into(), span.len()),
+            context_lines_before,
+            context_lines_after,
+        )?;
+        // Lines before the window (it starts on a line's start, or inside
+        // the span's line: miette counted none of them), and, inside a
+        // line, the bytes of it left out (miette counts columns in bytes,
+        // and gives one only without lines of context).
+        let before = self.index.line_of(from);
+        let column = if context_lines_before == 0 {
+            inner.column() + (from - self.index.line_start(before, text))
+        } else {
+            inner.column()
+        };
+        let moved = miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            SourceSpan::new((inner.span().offset() + from).into(), inner.span().len()),
+            inner.line() + before,
+            column,
+            inner.line_count() + before,
+        )
+        .with_language("pmf");
+        Ok(Box::new(moved))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::LineIndex;
+
+    /// Texts with every kind of line end, multi-byte characters and long
+    /// lines (past several character checkpoints).
+    fn texts() -> Vec<String> {
+        let long: String = "aé→".repeat(400);
+        vec![
+            String::new(),
+            "one line".into(),
+            "a\nb\r\nc\rd\n\n".into(),
+            format!("{long}\n{long}\r\n\r{long}"),
+            "é\n→\r\n".repeat(300),
+            format!("\n\n{long}"),
+        ]
+    }
+
+    /// Byte offsets to ask about: every one of a short text, a spread of a
+    /// long one, and one past the end.
+    fn offsets(text: &str) -> Vec<usize> {
+        let step = (text.len() / 300).max(1);
+        (0..=text.len() + 1)
+            .step_by(step)
+            .chain([text.len()])
+            .collect()
+    }
+
+    #[test]
+    fn places_are_the_line_index_places() {
+        for text in texts() {
+            let index = SourceIndex::new(&text);
+            let reference = LineIndex::new(&text);
+            for offset in offsets(&text) {
+                let expected = reference.line_col(&text, offset.min(text.len()));
+                assert_eq!(
+                    index.place(&text, offset),
+                    (expected.line, expected.column),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
+
+    /// What a `SpanContents` says, to compare two of them.
+    fn contents(c: &dyn miette::SpanContents<'_>) -> (Vec<u8>, usize, usize, usize, usize, usize) {
+        (
+            c.data().to_vec(),
+            c.span().offset(),
+            c.span().len(),
+            c.line(),
+            c.column(),
+            c.line_count(),
+        )
+    }
+
+    #[test]
+    fn spans_on_a_very_long_line_are_shown_around_themselves() {
+        use miette::SourceCode;
+        let line: String = "é, X".repeat(20_000);
+        let text = format!("policy p\n{line}\nend\n");
+        let source = IndexedSource {
+            name: "f.pmf".into(),
+            text: Arc::from(text.as_str()),
+            index: Arc::new(SourceIndex::new(&text)),
+        };
+        for offset in [9, 9 + 100, 9 + line.len() / 2, 9 + line.len() - 3] {
+            let offset = floor_boundary(&text, offset);
+            let span = SourceSpan::new(offset.into(), 1);
+            let whole = text.as_bytes().read_span(&span, 0, 0).unwrap();
+            let window = source.read_span(&span, 0, 0).unwrap();
+            // The place is the whole text's, the text around it short.
+            assert_eq!(
+                (window.line(), window.column()),
+                (whole.line(), whole.column())
+            );
+            assert_eq!(window.span().offset(), offset);
+            let around = source.read_span(&span, 1, 1).unwrap();
+            assert!(around.line() <= 1);
+            assert!(
+                around.data().len() <= 2 * SHOWN_AROUND + 8,
+                "{}",
+                around.data().len()
+            );
+            assert!(around.span().offset() <= offset);
+            assert!(around.span().offset() + around.span().len() > offset);
+        }
+    }
+
+    #[test]
+    fn windows_read_as_miette_reads_the_whole_text() {
+        use miette::SourceCode;
+        for text in texts() {
+            let source = IndexedSource {
+                name: "f.pmf".into(),
+                text: Arc::from(text.as_str()),
+                index: Arc::new(SourceIndex::new(&text)),
+            };
+            for start in offsets(&text).into_iter().filter(|&s| s <= text.len()) {
+                for len in [0, 1, 3, 700].map(|l: usize| l.min(text.len() - start)) {
+                    for context in [0, 1, 2] {
+                        let span = SourceSpan::new(start.into(), len);
+                        let whole = text.as_bytes().read_span(&span, context, context);
+                        let window = source.read_span(&span, context, context);
+                        match (whole, window) {
+                            (Ok(whole), Ok(window)) => {
+                                assert_eq!(
+                                    contents(&*window),
+                                    contents(&*whole),
+                                    "{text:?} {start}+{len} ±{context}"
+                                );
+                                assert_eq!(window.name(), Some("f.pmf"));
+                            }
+                            (Err(_), Err(_)) => {}
+                            (whole, window) => panic!(
+                                "{text:?} {start}+{len} ±{context}: {:?} / {:?}",
+                                whole.is_ok(),
+                                window.is_ok()
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -91,6 +91,8 @@ pub struct ParseCache {
     layout: Layout,
     completeness: Completeness,
     fields: Vec<FieldCache>,
+    /// The index of the `id` field in a record of the schema, if it has one.
+    id_field: Option<usize>,
 }
 
 /// One field's values; a field whose values rarely repeat (an id) stops
@@ -116,10 +118,27 @@ impl ParseCache {
     pub fn new(schema: &Type, completeness: Completeness) -> Self {
         let mut slots = 0;
         let layout = Layout::of(schema, &mut slots);
+        let id_field = match schema {
+            Type::Record(fields) => fields.keys().position(|k| k == "id"),
+            _ => None,
+        };
         ParseCache {
             layout,
             completeness,
             fields: (0..slots).map(|_| FieldCache::default()).collect(),
+            id_field,
+        }
+    }
+
+    /// The `id` of a record read with this cache (or by the reference path
+    /// against the same schema), when it is a string.
+    pub fn id_of<'v>(&self, record: &'v Value) -> Option<&'v str> {
+        match (record, self.id_field) {
+            (Value::Rec(fields), Some(i)) => match fields.get(i) {
+                Some(Value::Str(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
         }
     }
 }
@@ -447,6 +466,7 @@ mod tests {
 
     /// The reference path's answer for `text`.
     fn reference(text: &str, completeness: Completeness) -> Option<Value> {
+        crate::runtime::value::check_unique_keys(text).ok()?;
         let json: serde_json::Value = serde_json::from_str(text).ok()?;
         from_json(&schema(), &json, "", completeness).ok()
     }
@@ -522,6 +542,24 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_refused_by_both_paths() {
+        let ty = schema();
+        for text in [
+            GOOD.replace("\"id\":\"a\",", "\"id\":\"a\",\"id\":\"a\","),
+            GOOD.replace("\"load\":0.5}", "\"load\":0.5,\"load\":0.5}"),
+            GOOD.replace("\"id\":\"a\",", "\"id\":\"a\",\"i\\u0064\":\"b\","),
+        ] {
+            for completeness in [Completeness::Full, Completeness::Partial] {
+                let mut cache = ParseCache::new(&ty, completeness);
+                assert_eq!(parse(&text, &mut cache), None, "{text}");
+                assert_eq!(reference(&text, completeness), None, "{text}");
+            }
+            let err = crate::runtime::value::check_unique_keys(&text).unwrap_err();
+            assert!(err.to_string().contains("is given twice"), "{err}");
         }
     }
 

@@ -40,6 +40,26 @@ pub enum RawJson {
     Text(std::ops::Range<usize>),
     /// A line or element that is not UTF-8.
     NotUtf8,
+    /// A line longer than [`MAX_RECORD`] bytes (its text is not kept).
+    TooLong,
+}
+
+/// The largest record, in bytes: an NDJSON line or an element of a JSON
+/// array. A longer one is an error, found without holding more than about
+/// this much of it in memory (a stream with no newline at all, such as
+/// `/dev/zero`, fails after reading this much).
+pub const MAX_RECORD: usize = 16 << 20;
+
+/// A record that is too long, as a message.
+pub fn too_long_message(at: Location) -> String {
+    let what = match at {
+        Location::Line(_) => "line",
+        Location::Record(_) => "record",
+    };
+    format!(
+        "the {what} is longer than {} MiB, the limit for one partner record",
+        MAX_RECORD >> 20
+    )
 }
 
 /// Records read together: NDJSON lines share one block of text.
@@ -78,23 +98,32 @@ struct LineReader {
     carry: Vec<u8>,
     /// Lines handed out so far.
     line: usize,
+    /// Records (lines that are not blank) handed out so far.
+    records: usize,
     eof: bool,
 }
 
 /// How many bytes a batch of NDJSON aims at.
 const BLOCK: usize = 2 << 20;
 
-/// Append a block of `file` to `bytes`: at least [`BLOCK`] bytes, or as
-/// many as `pending` (what is not handed out yet) when that is more, so a
-/// record larger than a block is read in ever larger steps. True at the end
-/// of the file.
+/// How many bytes to read next: at least [`BLOCK`], or as many as
+/// `pending` (what is not handed out yet) when that is more, so a record
+/// larger than a block is read in ever larger steps; but never more than
+/// takes a record of `pending` bytes one byte past [`MAX_RECORD`].
+fn next_read(pending: usize) -> usize {
+    BLOCK
+        .max(pending)
+        .min((MAX_RECORD + 1).saturating_sub(pending).max(1))
+}
+
+/// Append `want` bytes of `file` to `bytes` (fewer at its end). True at the
+/// end of the file.
 fn read_block(
     file: &mut std::fs::File,
     bytes: &mut Vec<u8>,
-    pending: usize,
+    want: usize,
     name: &str,
 ) -> Result<bool, InputError> {
-    let want = BLOCK.max(pending);
     bytes.reserve(want);
     let n = file
         .take(want as u64)
@@ -115,9 +144,19 @@ impl LineReader {
                 if self.eof {
                     break bytes.len();
                 }
+                // No newline at all: one line so far, and too long already.
+                if bytes.len() > MAX_RECORD {
+                    let at = Location::Line(self.line + 1);
+                    return Err(InputError::Invalid {
+                        file: name.to_string(),
+                        at: at.to_string(),
+                        partner: None,
+                        problem: format!("{} (no newline ends it)", too_long_message(at)),
+                    });
+                }
             }
-            let pending = bytes.len();
-            self.eof = read_block(&mut self.file, &mut bytes, pending, name)?;
+            let want = next_read(bytes.len());
+            self.eof = read_block(&mut self.file, &mut bytes, want, name)?;
         };
         self.carry = bytes.split_off(end);
         let mut batch = Batch::default();
@@ -148,11 +187,14 @@ impl LineReader {
             self.line += 1;
             let json = if not_utf8.binary_search(&n).is_ok() {
                 RawJson::NotUtf8
+            } else if line.len() > MAX_RECORD {
+                RawJson::TooLong
             } else if line.trim().is_empty() {
                 continue;
             } else {
                 RawJson::Text(range)
             };
+            self.records += 1;
             batch.records.push(RawRecord {
                 at: Location::Line(self.line),
                 json,
@@ -166,6 +208,16 @@ impl LineReader {
                 batch.text = text;
                 return Ok(batch);
             }
+        }
+        if batch.is_empty() && self.records == 0 && self.eof && self.carry.is_empty() {
+            return Err(InputError::Invalid {
+                file: name.to_string(),
+                at: "line 1".into(),
+                partner: None,
+                problem:
+                    "no partner states: the file is empty or blank (at least one partner is needed)"
+                        .into(),
+            });
         }
         batch.text = text;
         Ok(batch)
@@ -206,6 +258,7 @@ impl PartnerStream {
                 file,
                 carry: Vec::new(),
                 line: 0,
+                records: 0,
                 eof: false,
             })
         };
@@ -388,7 +441,20 @@ impl ArrayReader {
                 break;
             }
             let pending = bytes.len() - at;
-            self.eof = read_block(&mut self.file, &mut bytes, pending, name)?;
+            if pending > MAX_RECORD {
+                let line = self.line + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                return Err(InputError::Invalid {
+                    file: name.to_string(),
+                    at: format!("line {line}"),
+                    partner: None,
+                    problem: format!(
+                        "{} (record {})",
+                        too_long_message(Location::Record(self.records + 1)),
+                        self.records + 1
+                    ),
+                });
+            }
+            self.eof = read_block(&mut self.file, &mut bytes, next_read(pending), name)?;
         }
         if self.eof && ranges.is_empty() && self.expect != Expect::End {
             let line = self.line + bytes.iter().filter(|&&b| b == b'\n').count();
@@ -402,6 +468,15 @@ impl ArrayReader {
                 ),
             });
         }
+        if ranges.is_empty() && self.expect == Expect::End && self.records == 0 {
+            return Err(InputError::Invalid {
+                file: name.to_string(),
+                at: "line 1".into(),
+                partner: None,
+                problem: "no partner states: the array is empty (at least one partner is needed)"
+                    .into(),
+            });
+        }
         // Everything from `at` on is scanned again with the next batch.
         self.carry = bytes.split_off(at);
         self.line += bytes.iter().filter(|&&b| b == b'\n').count();
@@ -411,9 +486,14 @@ impl ArrayReader {
             Ok(text) => {
                 batch.text = text;
                 for (i, range) in ranges.into_iter().enumerate() {
+                    let json = if range.len() > MAX_RECORD {
+                        RawJson::TooLong
+                    } else {
+                        RawJson::Text(range)
+                    };
                     batch.records.push(RawRecord {
                         at: Location::Record(first + i + 1),
-                        json: RawJson::Text(range),
+                        json,
                     });
                 }
             }
@@ -483,6 +563,15 @@ mod tests {
             let path = dir.path().join("array.json");
             std::fs::write(&path, &text).unwrap();
             let mut stream = PartnerStream::open(&path).unwrap();
+            if expected.is_empty() {
+                // No partner at all is an error, not an empty plan.
+                let refused = matches!(
+                    stream.next_batch(max),
+                    Err(InputError::Invalid { problem, .. }) if problem.contains("array is empty")
+                );
+                proptest::prop_assert!(refused, "{}", text);
+                return Ok(());
+            }
             let mut read = Vec::new();
             loop {
                 let batch = stream.next_batch(max).unwrap();

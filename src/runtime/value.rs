@@ -466,6 +466,158 @@ fn record(
     Ok(Value::Rec(out.into()))
 }
 
+/// Check that no JSON object in `text` names a key twice (at any level):
+/// `serde_json` keeps the last of two equal keys without a word, which would
+/// let a record say one thing to a reader and another to `pmf`. The error
+/// names the key by its dotted path and carries the line and column.
+///
+/// Call it on text `serde_json` reads (the reference path); it checks
+/// nothing else, and leaves any syntax error to that read.
+pub fn check_unique_keys(text: &str) -> Result<(), serde_json::Error> {
+    use serde::Deserializer;
+    let mut de = serde_json::Deserializer::from_str(text);
+    match (&mut de).deserialize_any(Unique { path: "" }) {
+        Ok(()) => Ok(()),
+        // A syntax error is the reference read's to report, with its own words.
+        Err(e) if !e.is_data() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A visitor that walks any JSON value and refuses an object with a key
+/// twice; `path` names where it is.
+struct Unique<'p> {
+    path: &'p str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let path = format!("{}[{i}]", self.path);
+            if seq.next_element_seed(Unique { path: &path })?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let path = join(self.path, &key);
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key: field `{path}` is given twice"
+                )));
+            }
+            map.next_value_seed(Unique { path: &path })?;
+        }
+        Ok(())
+    }
+}
+
+/// Why `id` cannot be a partner id, if it cannot: ids are printed in
+/// plans, terminals and logs, so an empty one, one with white space at
+/// either end, or one with a control character (C0, DEL, C1), a bidi
+/// control or a line separator (which could forge or hide output), or
+/// longer than [`MAX_ID_BYTES`] is refused.
+pub fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("the id is empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Some(format!(
+            "the id is {} bytes long (the limit is {MAX_ID_BYTES})",
+            id.len()
+        ));
+    }
+    if id.trim() != id {
+        return Some(if id.trim().is_empty() {
+            "the id is only white space".into()
+        } else {
+            "the id starts or ends with white space".into()
+        });
+    }
+    if let Some(c) = id.chars().find(|&c| is_forbidden_in_id(c)) {
+        return Some(format!(
+            "the id holds the control character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    None
+}
+
+/// `id` as it may be shown in a message: control, bidi and separator
+/// characters written as `\u{...}` escapes, and a long id cut short.
+pub fn shown_id(id: &str) -> String {
+    const SHOWN: usize = 80;
+    let mut out = String::with_capacity(id.len().min(SHOWN * 4));
+    for (i, c) in id.chars().enumerate() {
+        if i == SHOWN {
+            out.push('…');
+            break;
+        }
+        if is_forbidden_in_id(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The longest partner id, in bytes.
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// Control characters (C0, DEL, C1), bidi controls (embeddings,
+/// overrides, isolates, marks) and the Unicode line and paragraph
+/// separators.
+fn is_forbidden_in_id(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
 /// `base` with every field `over` gives laid on top (recursively).
 pub fn overlay(base: &Value, over: &Value) -> Value {
     match (base, over) {

@@ -13,7 +13,14 @@ const FIXTURES: &str = "tests/fixtures/diagnostics";
 #[test]
 fn every_code_has_a_fixture() {
     let have: BTreeSet<String> = sorted_entries(FIXTURES).iter().map(|p| stem(p)).collect();
-    let want: BTreeSet<String> = Code::ALL.iter().map(|c| c.id().to_string()).collect();
+    // A file that cannot be read (PMF005) has no text to be a fixture: the
+    // fixtures are read as UTF-8 by other tests; tests/integration/inputs.rs
+    // makes one and checks it in every format.
+    let want: BTreeSet<String> = Code::ALL
+        .iter()
+        .filter(|c| **c != Code::UnreadableFile)
+        .map(|c| c.id().to_string())
+        .collect();
     let missing: Vec<&String> = want.difference(&have).collect();
     let extra: Vec<&String> = have.difference(&want).collect();
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");

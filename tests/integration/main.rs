@@ -6,6 +6,7 @@ mod composition;
 mod diagnostics;
 mod fmt;
 mod incremental;
+mod inputs;
 mod integrity;
 mod keys;
 mod lsp;

@@ -1,0 +1,531 @@
+//! Bad inputs to `pmf plan` (one test per class of bad input: exit code,
+//! message, nothing left behind) and `pmf check` at scale and with files
+//! it cannot read.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FLEET: &str = "examples/fleet";
+
+fn fleet(file: &str) -> String {
+    std::path::absolute(Path::new(FLEET).join(file))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn pmf(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run pmf")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The fleet's partners as NDJSON lines.
+fn fleet_lines() -> Vec<String> {
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    all.iter().map(|p| p.to_string()).collect()
+}
+
+/// Plan in `dir` with the fleet's files, `partners`, `target` and
+/// `observed` replaced when given (names in `dir`).
+fn plan(dir: &Path, partners: &str, target: Option<&str>, observed: Option<&str>) -> Output {
+    let policy = fleet("policy.pmf");
+    let target = target.map_or_else(|| fleet("target.json"), str::to_string);
+    let observed = observed.map_or_else(|| fleet("observed.json"), str::to_string);
+    pmf(
+        dir,
+        &[
+            "plan",
+            "--policy",
+            &policy,
+            "--partners",
+            partners,
+            "--target",
+            &target,
+            "--observed",
+            &observed,
+            "-o",
+            "plan.json",
+            "--store",
+            "none.db",
+        ],
+    )
+}
+
+/// The files in `dir` (no plan, no temporary file may be left by a failure).
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("plan"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Plan with one bad input written as `name`; it must fail with exit 1,
+/// leave nothing behind, and its message is returned for a snapshot.
+fn refused(name: &str, bytes: &[u8], slot: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), bytes).unwrap();
+    let o = match slot {
+        "partners" => plan(dir.path(), name, None, None),
+        "target" => {
+            std::fs::write(dir.path().join("p.ndjson"), fleet_lines().join("\n")).unwrap();
+            plan(dir.path(), "p.ndjson", Some(name), None)
+        }
+        _ => {
+            std::fs::write(dir.path().join("p.ndjson"), fleet_lines().join("\n")).unwrap();
+            plan(dir.path(), "p.ndjson", None, Some(name))
+        }
+    };
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{name}: {err}{}", text(&o.stdout));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{name}: {:?}",
+        leftovers(dir.path())
+    );
+    assert!(err.contains(name), "{name}: the file is not named: {err}");
+    err
+}
+
+/// NDJSON of the fleet with line `n` (1-based) replaced by `line`.
+fn with_line(n: usize, line: &str) -> Vec<u8> {
+    let mut lines = fleet_lines();
+    lines[n - 1] = line.to_string();
+    (lines.join("\n") + "\n").into_bytes()
+}
+
+/// The fleet's line `n` with `from` replaced by `to`.
+fn edited(n: usize, from: &str, to: &str) -> String {
+    let line = &fleet_lines()[n - 1];
+    assert!(line.contains(from), "{line}");
+    line.replacen(from, to, 1)
+}
+
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots/inputs", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!($name, $value);
+        });
+    };
+}
+
+#[test]
+fn empty_partner_inputs_are_refused() {
+    snapshot!("empty_file", refused("p.ndjson", b"", "partners"));
+    snapshot!("blank_file", refused("p.ndjson", b"  \n\n\t\n", "partners"));
+    snapshot!("empty_array", refused("p.json", b" [ ]\n", "partners"));
+}
+
+#[test]
+fn bad_ids_are_refused() {
+    let cases = [
+        ("id_empty", edited(3, "\"id\":\"p-003\"", "\"id\":\"\"")),
+        ("id_blank", edited(3, "\"id\":\"p-003\"", "\"id\":\"  \"")),
+        (
+            "id_padded",
+            edited(3, "\"id\":\"p-003\"", "\"id\":\"p-003 \""),
+        ),
+        (
+            "id_terminal_escapes",
+            edited(
+                3,
+                "\"id\":\"p-003\"",
+                "\"id\":\"p-3\\n\\u2713 p-evil completed\\u001b[2K\"",
+            ),
+        ),
+        (
+            "id_bidi_override",
+            edited(3, "\"id\":\"p-003\"", "\"id\":\"p-\u{202e}300\""),
+        ),
+        (
+            "id_c1_control",
+            edited(3, "\"id\":\"p-003\"", "\"id\":\"p-\u{85}003\""),
+        ),
+    ];
+    for (name, line) in cases {
+        let err = refused("p.ndjson", &with_line(3, &line), "partners");
+        assert!(
+            err.contains("line 3") && err.contains("field `id`"),
+            "{err}"
+        );
+        snapshot!(name, err);
+    }
+}
+
+#[test]
+fn duplicate_keys_are_refused_at_any_level() {
+    // In a partner: at the top and inside `metrics`.
+    let top = fleet_lines()[2].trim_end_matches('}').to_string() + ",\"id\":\"p-999\"}";
+    snapshot!(
+        "duplicate_key_partner",
+        refused("p.ndjson", &with_line(3, &top), "partners")
+    );
+    let nested = edited(3, "\"stability\":", "\"stability\":1,\"stability\":");
+    snapshot!(
+        "duplicate_key_partner_nested",
+        refused("p.ndjson", &with_line(3, &nested), "partners")
+    );
+    // In a target: a partner given twice, and a field given twice in `all`.
+    snapshot!(
+        "duplicate_key_target",
+        refused(
+            "t.json",
+            br#"{"partners": {"p-001": {"version": "2.0.0"}, "p-001": {"version": "3.0.0"}}}"#,
+            "target"
+        )
+    );
+    snapshot!(
+        "duplicate_key_target_all",
+        refused(
+            "t.json",
+            b"{\"all\": {\"version\": \"1.6.0\",\n  \"version\": \"9.0.0\"}}",
+            "target"
+        )
+    );
+    // In observed metrics: a partner twice, and a metric twice.
+    snapshot!(
+        "duplicate_key_observed",
+        refused(
+            "o.json",
+            br#"{"p-001": {"metrics": {"stability": 1}}, "p-001": {"metrics": {"stability": 99}}}"#,
+            "observed"
+        )
+    );
+    snapshot!(
+        "duplicate_key_observed_nested",
+        refused(
+            "o.json",
+            br#"{"p-001": {"metrics": {"stability": 1, "stability": 99}}}"#,
+            "observed"
+        )
+    );
+}
+
+#[test]
+fn bad_ids_as_keys_of_targets_and_observed_are_refused() {
+    snapshot!(
+        "bad_id_target",
+        refused(
+            "t.json",
+            b"{\"partners\": {\"\": {\"version\": \"2.0.0\"}, \"a\\u001b[31m\": {}}}",
+            "target"
+        )
+    );
+    snapshot!(
+        "bad_id_observed",
+        refused("o.json", b"{\" \": {\"power\": 1}}", "observed")
+    );
+}
+
+#[test]
+fn every_bad_record_is_reported_up_to_twenty_then_counted() {
+    // 30 bad records of different kinds, and a duplicate id.
+    let mut lines = fleet_lines();
+    for (i, line) in lines.iter_mut().enumerate().take(30) {
+        *line = match i % 3 {
+            0 => line.replacen("\"power\":", "\"power\":\"high\",\"_\":", 1),
+            1 => line.replacen("\"id\":\"", "\"id\":\"\\u0007", 1),
+            _ => "{not json".to_string(),
+        };
+    }
+    let dup = lines[33].clone();
+    lines.push(dup);
+    let err = refused("p.ndjson", (lines.join("\n") + "\n").as_bytes(), "partners");
+    let reported = err
+        .lines()
+        .filter(|l| l.contains("p.ndjson, line "))
+        .count();
+    assert_eq!(reported, 20, "{err}");
+    assert!(err.contains("11 more bad records not shown"), "{err}");
+    snapshot!("many_bad_records", err);
+    // Fewer than the limit: all of them, the duplicate id last.
+    let mut lines = fleet_lines();
+    lines[1] = "[]".into();
+    lines[4] = lines[4].replacen("\"region\":", "\"_\":", 1);
+    let dup = lines[7].clone();
+    lines.push(dup);
+    let err = refused("p.ndjson", (lines.join("\n") + "\n").as_bytes(), "partners");
+    snapshot!("three_bad_records", err);
+}
+
+#[test]
+fn duplicate_ids_are_all_reported() {
+    let mut lines = fleet_lines();
+    let (a, b) = (lines[1].clone(), lines[2].clone());
+    lines.extend([a.clone(), b, a]);
+    let err = refused(
+        "p.json",
+        format!("[{}]", lines.join(",\n")).as_bytes(),
+        "partners",
+    );
+    assert_eq!(err.matches("duplicate partner id").count(), 3, "{err}");
+    snapshot!("duplicate_ids", err);
+}
+
+/// Run `pmf` in `dir` and return its output and its peak resident memory
+/// in bytes (from `wait4`).
+#[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its peak memory
+fn run_measured(dir: &Path, args: &[&str]) -> (i32, String, u64) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pmf");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data, filled in by `wait4` for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for the child spawned above, which nothing else waits for.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, err, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_line_without_end_fails_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = fleet("policy.pmf");
+    let target = fleet("target.json");
+    let args = |partners: &'static str| {
+        [
+            "plan",
+            "--policy",
+            &policy,
+            "--partners",
+            partners,
+            "--target",
+            &target,
+            "-o",
+            "plan.json",
+            "--store",
+            "none.db",
+        ]
+        .map(str::to_string)
+    };
+    // 20 MiB of a partner's text and no newline, and 1 GiB of zeros (a
+    // sparse file: no disk used) as `/dev/zero` gives them.
+    let mut long = fleet_lines()[0].clone();
+    while long.len() < 20 << 20 {
+        long.push(' ');
+    }
+    std::fs::write(dir.path().join("long.ndjson"), &long).unwrap();
+    let zeros = std::fs::File::create(dir.path().join("zeros.ndjson")).unwrap();
+    zeros.set_len(1 << 30).unwrap();
+    for name in ["long.ndjson", "zeros.ndjson"] {
+        let args = args(name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, err, peak) = run_measured(dir.path(), &args);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!("{name}, line 1: the line is longer than 16 MiB")),
+            "{err}"
+        );
+        // The limit, a block and the program itself: far below the file.
+        assert!(peak < 200 << 20, "{name}: peak memory {} MiB", peak >> 20);
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
+    }
+    // A long line among good ones is a bad record like any other.
+    let mut lines = fleet_lines();
+    lines[1] = format!("{}{}", " ".repeat(17 << 20), lines[1]);
+    std::fs::write(dir.path().join("one.ndjson"), lines.join("\n")).unwrap();
+    let o = plan(dir.path(), "one.ndjson", None, None);
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("one.ndjson, line 2: the line is longer than 16 MiB"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn target_and_observed_from_dev_zero_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.ndjson"), fleet_lines().join("\n")).unwrap();
+    for (target, observed) in [(Some("/dev/zero"), None), (None, Some("/dev/zero"))] {
+        let o = plan(dir.path(), "p.ndjson", target, observed);
+        assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("/dev/zero, line 1: not valid JSON: expected a JSON object"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert!(leftovers(dir.path()).is_empty());
+    }
+}
+
+#[test]
+fn unreadable_inputs_are_io_errors_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("adir")).unwrap();
+    std::fs::write(dir.path().join("p.ndjson"), fleet_lines().join("\n")).unwrap();
+    for (partners, target) in [
+        ("adir", None),
+        ("missing.ndjson", None),
+        ("p.ndjson", Some("adir")),
+    ] {
+        let o = plan(dir.path(), partners, target, None);
+        assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+        let named = target.unwrap_or(partners);
+        assert!(
+            text(&o.stderr).contains(&format!("cannot read `{named}`")),
+            "{}",
+            text(&o.stderr)
+        );
+        assert!(leftovers(dir.path()).is_empty());
+    }
+}
+
+// ---- pmf check ----
+
+const BROKEN: &str = "policy broken extends kwanus\n\noverride ceiling power <= \"high\"\n";
+
+fn check_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.pmf"), BROKEN).unwrap();
+    std::fs::write(
+        dir.path().join("b.pmf"),
+        b"policy b\nrite detection \"caf\xe9\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.pmf"),
+        BROKEN.replace("broken", "broken_too"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn an_unreadable_file_is_one_diagnostic_among_the_others() {
+    let dir = check_dir();
+    for format in ["json", "sarif", "junit", "github", "human"] {
+        let o = pmf(dir.path(), &["check", "--format", format, "."]);
+        assert_eq!(code(&o), 2, "{format}");
+        let out = text(&o.stdout);
+        assert!(
+            text(&o.stderr).contains("`./b.pmf` is not UTF-8 text (invalid byte at offset 28)"),
+            "{format}: {}",
+            text(&o.stderr)
+        );
+        assert!(out.contains("PMF005"), "{format}: {out}");
+        // The other files' diagnostics are all there.
+        assert!(
+            out.contains("a.pmf") && out.contains("c.pmf"),
+            "{format}: {out}"
+        );
+        match format {
+            "json" => {
+                let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(doc["files"], 3);
+                let codes: Vec<&str> = doc["diagnostics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["code"].as_str().unwrap())
+                    .collect();
+                assert!(codes.contains(&"PMF005") && codes.len() >= 3, "{codes:?}");
+                snapshot!("check_unreadable_json", out);
+            }
+            "sarif" => {
+                let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert!(doc["runs"][0]["results"].as_array().unwrap().len() >= 3);
+            }
+            "junit" => assert!(out.contains("tests=\"3\" failures=\"3\""), "{out}"),
+            "github" => assert!(out.contains("::error file=./b.pmf,line=1,col=1,title=PMF005")),
+            _ => assert!(out.contains("checked 3 files"), "{out}"),
+        }
+    }
+}
+
+/// `n` rites for phases the flow does not have: one error per line.
+fn many_errors(n: usize) -> String {
+    let mut text = String::from("policy h extends kwanus\n");
+    for i in 0..n {
+        text.push_str(&format!("rite r{i} \"x\"\n"));
+    }
+    text
+}
+
+#[test]
+fn many_diagnostics_render_with_their_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    std::fs::write(dir.path().join("many.pmf"), many_errors(n)).unwrap();
+    // And thousands on one long line, with characters of several bytes.
+    let codes = vec!["X"; 3000].join(", ");
+    std::fs::write(
+        dir.path().join("long.pmf"),
+        format!("policy l extends kwanus\n// pmf-allow é→ {codes}: why\nceiling version < 9.0.0\n"),
+    )
+    .unwrap();
+    let o = pmf(
+        dir.path(),
+        &["check", "--format", "json", "many.pmf", "long.pmf"],
+    );
+    assert_eq!(code(&o), 1);
+    let doc: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let diags = doc["diagnostics"].as_array().unwrap();
+    let in_file = |f: &str| diags.iter().filter(|d| d["file"] == f).collect::<Vec<_>>();
+    let many = in_file("many.pmf");
+    assert_eq!(many.len(), n);
+    for (i, d) in many.iter().enumerate() {
+        assert_eq!(d["line"], i + 2, "{d}");
+    }
+    let long = in_file("long.pmf");
+    assert!(long.len() >= 3000, "{}", long.len());
+    // Each unknown `X` in place: columns count characters (`é→` are two).
+    let columns: Vec<u64> = long
+        .iter()
+        .filter(|d| {
+            d["line"] == 2 && d["end_column"].as_u64() == d["column"].as_u64().map(|c| c + 1)
+        })
+        .map(|d| d["column"].as_u64().unwrap())
+        .collect();
+    assert_eq!(columns.len(), 3000, "{long:?}");
+    for (i, c) in columns.iter().enumerate() {
+        assert_eq!(*c, 17 + 3 * i as u64);
+    }
+    // Every format renders every diagnostic.
+    let human = pmf(dir.path(), &["check", "--format", "human", "many.pmf"]);
+    assert_eq!(text(&human.stdout).matches("PMF104").count(), n);
+    let github = pmf(dir.path(), &["check", "--format", "github", "many.pmf"]);
+    assert_eq!(text(&github.stdout).lines().count(), n);
+    let last = text(&github.stdout).lines().last().unwrap().to_string();
+    assert!(last.contains(&format!("line={}", n + 1)), "{last}");
+}
