@@ -691,12 +691,13 @@ pub fn write_plan(
         .map_err(|_| PlanError::Io("the plan writer failed".into()))
         .and_then(|r| r.map_err(|e| PlanError::Io(io_msg(e))));
     match (outcome, written) {
-        (Ok(totals), Ok(hash)) => {
-            output
-                .commit()
-                .map_err(|e| PlanError::Io(format!("cannot write `{}`: {e}", out.display())))?;
-            Ok(Written { totals, hash })
-        }
+        (Ok(totals), Ok(hash)) => match output.commit() {
+            Ok(()) => Ok(Written { totals, hash }),
+            Err(e) => {
+                output.abandon();
+                Err(PlanError::Io(format!("cannot write `{}`: {e}", out.display())))
+            }
+        },
         (Err(e), _) | (Ok(_), Err(e)) => {
             output.abandon();
             Err(e)
