@@ -16,6 +16,7 @@ use crate::runtime::approvals;
 use crate::runtime::plan::read_plan;
 use crate::runtime::value::Value;
 use crate::store::checkpoint::OperatorKey;
+use crate::store::lineage::EventKind;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Partners committed together, in one transaction.
@@ -443,17 +444,17 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
     }
     for e in &r.events {
         let phase = e.phase.clone().unwrap_or_default();
-        let line = match e.kind.as_str() {
-            "phase_entered" => match &e.rite {
+        let line = match e.kind {
+            EventKind::PhaseEntered => match &e.rite {
                 Some(words) => format!("{phase:<14} “{words}”"),
                 None => phase,
             },
-            "validated" => format!(
+            EventKind::Validated => format!(
                 "{:<14} validation {}",
                 "",
                 e.outcome.clone().unwrap_or_default()
             ),
-            "health" => format!(
+            EventKind::Health => format!(
                 "{:<14} health {} → {} {}",
                 "",
                 e.health.map_or("unknown".into(), |h| format!("{h}")),
@@ -463,7 +464,7 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
                     .map(|d| format!("({d})"))
                     .unwrap_or_default()
             ),
-            "released" => format!(
+            EventKind::Released => format!(
                 "{:<14} released {} “{}”",
                 "",
                 e.from.clone().unwrap_or_default(),

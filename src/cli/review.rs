@@ -16,7 +16,7 @@ use super::{Exit, UsageError, policy};
 use crate::runtime::approvals;
 use crate::runtime::plan::now_rfc3339;
 use crate::store::checkpoint::OperatorKey;
-use crate::store::lineage::{Event, LastEvent};
+use crate::store::lineage::{Event, EventKind, LastEvent};
 use crate::store::verify::review_message;
 use crate::store::{DEFAULT_PATH, Store, StoredPartner};
 
@@ -136,12 +136,12 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, UsageError> {
             }
             Ok(Exit::Success)
         }
-        ReviewCommand::Promote(d) => decide(d, "review_promoted"),
-        ReviewCommand::Abort(d) => decide(d, "review_aborted"),
+        ReviewCommand::Promote(d) => decide(d, EventKind::ReviewPromoted),
+        ReviewCommand::Abort(d) => decide(d, EventKind::ReviewAborted),
     }
 }
 
-fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
+fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
     let policy = match policy::load(&d.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
@@ -165,13 +165,13 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;
     let last = last.unwrap_or_default();
     let waiting = matches!(partner.status.as_str(), "awaiting_review" | "throttled")
-        && last.kind != "review_promoted";
+        && last.kind != EventKind::ReviewPromoted;
     if !waiting {
         return Err(UsageError(format!(
             "partner `{}` is {} and waits for no decision{}",
             d.partner,
             partner.status,
-            if last.kind == "review_promoted" {
+            if last.kind == EventKind::ReviewPromoted {
                 " (it was promoted: `pmf apply` its plan again)"
             } else {
                 ""
@@ -179,7 +179,7 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
         )));
     }
     let why = last.detail.clone().unwrap_or_default();
-    if decision == "review_promoted" && why.starts_with("awaiting approval by ") {
+    if decision == EventKind::ReviewPromoted && why.starts_with("awaiting approval by ") {
         eprintln!(
             "pmf: partner `{}` waits for approvals ({why}); a review decision does not replace them: have them sign the plan, or abort",
             d.partner
@@ -197,7 +197,7 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
     let signature = key.sign(&review_message(
         &file.authority,
         &d.partner,
-        decision,
+        decision.as_str(),
         &plan_hash,
         chain.head(),
     ));
@@ -207,7 +207,7 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
         time: now_rfc3339(),
         ..Event::default()
     };
-    let status = if decision == "review_promoted" {
+    let status = if decision == EventKind::ReviewPromoted {
         partner.status.clone()
     } else {
         "active".to_string()
@@ -221,14 +221,14 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
         )
         .map_err(|e| UsageError(e.0))?;
     let mut events = vec![Event {
-        kind: decision.to_string(),
+        kind: decision,
         detail: Some(d.reason.clone()),
         signers: vec![format!("{}:{}", file.authority, file.public_key)],
         signature: Some(hex::encode(signature.to_bytes())),
         approvals: vec![file.authority.clone()],
         ..base.clone()
     }];
-    if decision == "review_aborted" {
+    if decision == EventKind::ReviewAborted {
         let rite = |phase: &str| {
             policy
                 .graph
@@ -236,7 +236,7 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
                 .and_then(|i| policy.graph.phases[i].rite.clone())
         };
         events.push(Event {
-            kind: "fallback".into(),
+            kind: EventKind::Fallback,
             phase: Some("fallback".into()),
             rite: rite("fallback"),
             to: partner.version.clone(),
@@ -245,7 +245,7 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
             ..base.clone()
         });
         events.push(Event {
-            kind: "resumed".into(),
+            kind: EventKind::Resumed,
             phase: Some("continuity".into()),
             rite: rite("continuity"),
             outcome: Some("fell_back".into()),
@@ -262,7 +262,7 @@ fn decide(d: &Decision, decision: &str) -> Result<Exit, UsageError> {
         batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?;
     }
     batch.commit().map_err(|e| UsageError(e.0))?;
-    if decision == "review_promoted" {
+    if decision == EventKind::ReviewPromoted {
         println!(
             "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review",
             file.authority,

@@ -20,7 +20,7 @@ use crate::runtime::plan::{
 };
 use crate::runtime::value::{self, Completeness};
 use crate::store::checkpoint::OperatorKey;
-use crate::store::lineage::Event;
+use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, StableVersion, Store};
 
 /// Arguments of `pmf rollback`.
@@ -362,7 +362,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
             .collect();
         let mut events = vec![
             Event {
-                kind: "rollback".into(),
+                kind: EventKind::Rollback,
                 phase: Some("fallback".into()),
                 rite: fallback_rite.clone(),
                 detail: Some(format!(
@@ -376,7 +376,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
                 ..base.clone()
             },
             Event {
-                kind: "released".into(),
+                kind: EventKind::Released,
                 rite: policy.release_rite.clone(),
                 detail: current
                     .version
@@ -385,7 +385,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
                 ..base.clone()
             },
             Event {
-                kind: "phase_entered".into(),
+                kind: EventKind::PhaseEntered,
                 phase: Some("continuity".into()),
                 rite: policy
                     .graph
@@ -394,7 +394,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
                 ..base.clone()
             },
             Event {
-                kind: "completed".into(),
+                kind: EventKind::Completed,
                 outcome: Some("rolled_back".into()),
                 state: Some(digest),
                 stable: vec![stable],

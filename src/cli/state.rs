@@ -9,7 +9,7 @@ use super::{Exit, UsageError, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
 use crate::store::checkpoint::OperatorKey;
-use crate::store::lineage::Event;
+use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf state`.
@@ -135,11 +135,10 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                     .map_err(|e| UsageError(e.0))?;
                 let mut event = Event {
                     kind: if existed.is_some() {
-                        "replaced"
+                        EventKind::Replaced
                     } else {
-                        "imported"
-                    }
-                    .into(),
+                        EventKind::Imported
+                    },
                     from: existed.and_then(|p| p.version),
                     to: version,
                     detail: reason.clone(),

@@ -15,7 +15,7 @@ use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::Value;
 use crate::graph::PhaseGraph;
 use crate::store::batch::Batch;
-use crate::store::lineage::{Event, LastEvent};
+use crate::store::lineage::{Event, EventKind, LastEvent};
 use crate::store::{Store, StoreError};
 use crate::syntax::ast::EdgeKind;
 
@@ -47,6 +47,18 @@ impl PartnerOutcome {
             PartnerOutcome::Restricted => "restricted",
             PartnerOutcome::AwaitingReview => "awaiting_review",
             PartnerOutcome::Throttled => "throttled",
+        }
+    }
+
+    /// The kind of the event a walk stopped with this outcome ends on.
+    pub fn event_kind(self) -> EventKind {
+        match self {
+            PartnerOutcome::Restricted => EventKind::Restricted,
+            PartnerOutcome::Throttled => EventKind::Throttled,
+            PartnerOutcome::AwaitingReview => EventKind::AwaitingReview,
+            PartnerOutcome::FellBack => EventKind::Fallback,
+            PartnerOutcome::Completed => EventKind::Completed,
+            PartnerOutcome::Unchanged => EventKind::Unchanged,
         }
     }
 
@@ -310,7 +322,8 @@ pub fn apply_partner(
         PartnerOutcome::Unchanged
     } else {
         let promoted = prior.is_some_and(|p| {
-            p.kind == "review_promoted" && p.plan_hash.as_deref() == Some(inputs.plan.hash.as_str())
+            p.kind == EventKind::ReviewPromoted
+                && p.plan_hash.as_deref() == Some(inputs.plan.hash.as_str())
         });
         walk(
             policy,
@@ -345,7 +358,7 @@ pub fn apply_partner(
         .is_none_or(|s| s.state != state_json || s.version != version || s.status != status);
     if events.is_empty() && changes_row {
         events.push(Event {
-            kind: "unchanged".into(),
+            kind: EventKind::Unchanged,
             outcome: Some(outcome.as_str().to_string()),
             detail: Some("already at its target".into()),
             ..base.clone()
@@ -379,7 +392,7 @@ pub fn apply_partner(
             e.policy_hash = None;
             e.plan_hash = None;
         }
-        if e.kind == "approved" {
+        if e.kind == EventKind::Approved {
             e.signers = e
                 .approvals
                 .iter()
@@ -492,8 +505,8 @@ pub fn walk(
     base: &Event,
     mut record: impl FnMut(Event) -> Result<(), ApplyError>,
 ) -> Result<PartnerOutcome, ApplyError> {
-    let event = |kind: &str, phase: Option<&str>| Event {
-        kind: kind.to_string(),
+    let event = |kind: EventKind, phase: Option<&str>| Event {
+        kind,
         phase: phase.map(str::to_string),
         ..base.clone()
     };
@@ -505,7 +518,7 @@ pub fn walk(
         if promoted {
             record(Event {
                 detail: Some(format!("promoted by a review decision ({why})")),
-                ..event("promoted", Some(phase))
+                ..event(EventKind::Promoted, Some(phase))
             })?;
             Ok(Step::Next)
         } else {
@@ -515,7 +528,7 @@ pub fn walk(
     let Some(mut at) = graph.index("detection") else {
         record(Event {
             detail: Some("the flow has no detection phase".into()),
-            ..event("awaiting_review", None)
+            ..event(EventKind::AwaitingReview, None)
         })?;
         return Ok(PartnerOutcome::AwaitingReview);
     };
@@ -526,7 +539,7 @@ pub fn walk(
         let phase = &graph.phases[at];
         record(Event {
             rite: phase.rite.clone(),
-            ..event("phase_entered", Some(&phase.name))
+            ..event(EventKind::PhaseEntered, Some(&phase.name))
         })?;
         let step = match phase.name.as_str() {
             "detection" => match a.migration {
@@ -551,14 +564,14 @@ pub fn walk(
                                 .iter()
                                 .map(|&i| policy.authorities[i].clone())
                                 .collect(),
-                            ..event("approved", Some(&phase.name))
+                            ..event(EventKind::Approved, Some(&phase.name))
                         })?;
                     }
                     Step::Next
                 } else {
                     record(Event {
                         detail: Some(format!("approvals missing: {}", missing.join(", "))),
-                        ..event("approvals_missing", Some(&phase.name))
+                        ..event(EventKind::ApprovalsMissing, Some(&phase.name))
                     })?;
                     Step::Stop(
                         PartnerOutcome::AwaitingReview,
@@ -609,7 +622,7 @@ pub fn walk(
                 record(Event {
                     outcome: Some(a.verdict.as_str().to_string()),
                     detail: (!failing.is_empty()).then(|| failing.join(", ")),
-                    ..event("validated", Some(&phase.name))
+                    ..event(EventKind::Validated, Some(&phase.name))
                 })?;
                 match a.verdict {
                     Outcome::Passed => Step::Next,
@@ -632,7 +645,7 @@ pub fn walk(
                     band: band.map(|b| b.status.clone()),
                     action: band.map(|b| b.action.as_str().to_string()),
                     detail: band.map(|b| b.label.clone()),
-                    ..event("health", Some(&phase.name))
+                    ..event(EventKind::Health, Some(&phase.name))
                 })?;
                 match band.map(|b| b.action) {
                     None => review(
@@ -660,7 +673,7 @@ pub fn walk(
                 record(Event {
                     to: base.from.clone(),
                     detail: Some("returned to the previous stable state".into()),
-                    ..event("fallback", Some(&phase.name))
+                    ..event(EventKind::Fallback, Some(&phase.name))
                 })?;
                 Step::Next
             }
@@ -673,19 +686,19 @@ pub fn walk(
                 if outcome == PartnerOutcome::Completed {
                     record(Event {
                         outcome: Some("completed".into()),
-                        ..event("completed", Some(&phase.name))
+                        ..event(EventKind::Completed, Some(&phase.name))
                     })?;
                     if base.from != base.to {
                         record(Event {
                             rite: policy.release_rite.clone(),
                             detail: base.from.as_ref().map(|v| format!("version {v} released")),
-                            ..event("released", None)
+                            ..event(EventKind::Released, None)
                         })?;
                     }
                 } else {
                     record(Event {
                         outcome: Some("fell_back".into()),
-                        ..event("resumed", Some(&phase.name))
+                        ..event(EventKind::Resumed, Some(&phase.name))
                     })?;
                 }
                 return Ok(outcome);
@@ -697,7 +710,7 @@ pub fn walk(
             Step::Fail(why) => {
                 record(Event {
                     detail: Some(why),
-                    ..event("phase_failed", Some(&phase.name))
+                    ..event(EventKind::PhaseFailed, Some(&phase.name))
                 })?;
                 EdgeKind::Failure
             }
@@ -711,7 +724,7 @@ pub fn walk(
                     outcome: Some(outcome.as_str().to_string()),
                     action: Some(action.as_str().to_string()),
                     detail: Some(why),
-                    ..event(outcome.as_str(), Some(&phase.name))
+                    ..event(outcome.event_kind(), Some(&phase.name))
                 })?;
                 return Ok(outcome);
             }
@@ -735,7 +748,7 @@ pub fn walk(
                         "`{}` has no failure edge: returned to the previous stable state",
                         phase.name
                     )),
-                    ..event("fallback", Some(&phase.name))
+                    ..event(EventKind::Fallback, Some(&phase.name))
                 })?;
                 return Ok(PartnerOutcome::FellBack);
             }
@@ -743,7 +756,7 @@ pub fn walk(
                 record(Event {
                     outcome: Some("awaiting_review".into()),
                     detail: Some(format!("no way on from phase `{}`", phase.name)),
-                    ..event("awaiting_review", Some(&phase.name))
+                    ..event(EventKind::AwaitingReview, Some(&phase.name))
                 })?;
                 return Ok(PartnerOutcome::AwaitingReview);
             }
@@ -751,7 +764,7 @@ pub fn walk(
     }
     record(Event {
         detail: Some("the flow did not reach continuity".into()),
-        ..event("awaiting_review", None)
+        ..event(EventKind::AwaitingReview, None)
     })?;
     Ok(PartnerOutcome::AwaitingReview)
 }

@@ -695,7 +695,10 @@ pub fn write_plan(
             Ok(()) => Ok(Written { totals, hash }),
             Err(e) => {
                 output.abandon();
-                Err(PlanError::Io(format!("cannot write `{}`: {e}", out.display())))
+                Err(PlanError::Io(format!(
+                    "cannot write `{}`: {e}",
+                    out.display()
+                )))
             }
         },
         (Err(e), _) | (Ok(_), Err(e)) => {

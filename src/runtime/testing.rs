@@ -10,7 +10,7 @@ use super::apply::{PartnerOutcome, walk};
 use super::compile::State;
 use super::engine::CompiledPolicy;
 use super::value::{Completeness, from_json};
-use crate::store::lineage::Event;
+use crate::store::lineage::{Event, EventKind};
 use crate::syntax::Span;
 use crate::syntax::ast::{EdgeKind, Expr};
 use crate::syntax::ast::{
@@ -164,8 +164,8 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
     let mut prev: Option<usize> = None;
     let mut failed_here = false;
     for e in &events {
-        match e.kind.as_str() {
-            "phase_entered" => {
+        match e.kind {
+            EventKind::PhaseEntered => {
                 let Some(i) = e.phase.as_deref().and_then(|p| policy.graph.index(p)) else {
                     continue;
                 };
@@ -188,7 +188,7 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
                 prev = Some(i);
                 failed_here = false;
             }
-            "phase_failed" => failed_here = true,
+            EventKind::PhaseFailed => failed_here = true,
             _ => {}
         }
     }

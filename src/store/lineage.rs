@@ -25,10 +25,8 @@ pub struct Event {
     /// Phase of the flow, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// What happened: `phase_entered`, `approvals_missing`, `validated`,
-    /// `health`, `completed`, `fallback`, `restricted`, `awaiting_review`,
-    /// `throttled`, `released`, `rollback`, `imported`.
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// Version before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -90,6 +88,93 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
+/// What a lineage event records. One list for every module that writes
+/// or reads events (the JSON name is the snake_case of the variant).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A phase of the flow was entered (its rite spoken).
+    PhaseEntered,
+    /// Preparation found approvals missing.
+    ApprovalsMissing,
+    /// Preparation verified every approval needed.
+    Approved,
+    /// Validation's verdict.
+    Validated,
+    /// Stabilization's health score, band and action.
+    Health,
+    /// A phase failed: the failure edge is taken.
+    PhaseFailed,
+    /// The partner returned to its previous stable state.
+    Fallback,
+    /// Continuity after a fallback.
+    Resumed,
+    /// The migration completed (or a rollback did).
+    Completed,
+    /// The old version was released (its rite spoken).
+    Released,
+    /// Stopped: the partner is restricted.
+    Restricted,
+    /// Stopped: the partner waits for governance review.
+    AwaitingReview,
+    /// Stopped: the partner waits for the ecosystem to recover.
+    Throttled,
+    /// A review pause passed on an authority's decision.
+    Promoted,
+    /// Already at its target (a partner first seen, or whose status changed).
+    Unchanged,
+    /// A rollback began (a fallback migration to a stable version).
+    Rollback,
+    /// A partner's state imported (`pmf state import`).
+    Imported,
+    /// A partner's state replaced (`pmf state import --replace`).
+    Replaced,
+    /// An authority promoted a paused partner (`pmf review promote`).
+    ReviewPromoted,
+    /// An authority aborted a paused partner's migration (`pmf review abort`).
+    ReviewAborted,
+    /// A kind this pmf does not know (a newer pmf wrote it), or an event
+    /// whose JSON cannot be read.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventKind {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PhaseEntered => "phase_entered",
+            EventKind::ApprovalsMissing => "approvals_missing",
+            EventKind::Approved => "approved",
+            EventKind::Validated => "validated",
+            EventKind::Health => "health",
+            EventKind::PhaseFailed => "phase_failed",
+            EventKind::Fallback => "fallback",
+            EventKind::Resumed => "resumed",
+            EventKind::Completed => "completed",
+            EventKind::Released => "released",
+            EventKind::Restricted => "restricted",
+            EventKind::AwaitingReview => "awaiting_review",
+            EventKind::Throttled => "throttled",
+            EventKind::Promoted => "promoted",
+            EventKind::Unchanged => "unchanged",
+            EventKind::Rollback => "rollback",
+            EventKind::Imported => "imported",
+            EventKind::Replaced => "replaced",
+            EventKind::ReviewPromoted => "review_promoted",
+            EventKind::ReviewAborted => "review_aborted",
+            EventKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An event as stored, with its hashes.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -120,7 +205,7 @@ pub fn chain_hash(prev: &str, body: &str) -> String {
 #[serde(default)]
 pub struct LastEvent {
     /// The event's kind.
-    pub kind: String,
+    pub kind: EventKind,
     /// Its outcome, if any.
     pub outcome: Option<String>,
     /// The plan it ran (last events of `apply` carry it).
@@ -150,7 +235,7 @@ impl Store {
         for row in rows {
             let (global_seq, body, prev_hash, hash) = row?;
             let event: Event = serde_json::from_str(&body).unwrap_or_else(|_| Event {
-                kind: "unreadable".into(),
+                kind: EventKind::Unknown,
                 detail: Some(body.clone()),
                 ..Event::default()
             });

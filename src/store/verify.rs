@@ -245,7 +245,8 @@ impl Store {
                     let signer = e.signers.first().map(String::as_str).unwrap_or("");
                     let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
                     let plan = e.plan_hash.clone().unwrap_or_default();
-                    let message = review_message(authority, &partner, &e.kind, &plan, &prev_hash);
+                    let message =
+                        review_message(authority, &partner, e.kind.as_str(), &plan, &prev_hash);
                     approvals_checked += 1;
                     if !signature_holds(key, sig, &message) {
                         problems.push(here(format!(
