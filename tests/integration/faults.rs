@@ -1,33 +1,46 @@
 //! Fault injection (issue 11): `pmf apply` killed at many points, eight
 //! applies at once on one store, and a store on a full disk. These are the
 //! grounds `crash.py`, `concurrency.py` and `diskfull.sh` measure, held
-//! inside the project in bounded time (a few thousand generated partners).
+//! inside the project in bounded time (about a minute in debug on two
+//! cores: a few thousand generated partners, built like the scripts' from
+//! the fleet's with ids rewritten).
 //!
 //! - **Crash anywhere** ([`a_kill_anywhere_resumes_to_the_uninterrupted_lineage`]):
-//!   one uninterrupted run is the reference; eight trials SIGKILL `apply`
-//!   at points spread over the run (after 0, 1 or 2 committed batches, then
-//!   a fixed fraction of a batch's time), some kill the resume too, then
+//!   one uninterrupted run of 1,500 partners (two batches) is the
+//!   reference; eight trials SIGKILL `apply` at points spread over the run
+//!   (at start-up, inside the first batch, right after its commit, inside
+//!   the second, near or after the end), three kill the resume too, then
 //!   resume. Each must end with the reference's lineage (each partner's
-//!   events, times removed), partner rows, export and progress; the
-//!   lineage verifies; no partner is detected twice; no resume is refused
-//!   (the lock dies with its holder: no `state unlock`). Approvals by TSC
-//!   and ERC leave partners awaiting SCO in committed batches, which a
-//!   resume must not walk again.
+//!   events, times removed), partner rows, progress and `state export`; no
+//!   partner is detected twice; the lock is free once the killed process
+//!   is gone and no resume is refused (no `state unlock` needed); the two
+//!   trials whose resumes continue what a killed run committed pass `pmf
+//!   lineage verify`. Approvals by TSC and ERC leave partners awaiting SCO
+//!   in the committed first batch, which a resume must skip, not walk
+//!   again. The test fails unless kills really landed mid-run, between
+//!   commits, and in a resume.
 //! - **Concurrency** ([`eight_applies_of_one_plan_at_once`],
 //!   [`eight_plans_over_disjoint_partners_at_once`]): eight processes on a
-//!   new store and on one that already holds other partners. A refusal
-//!   (exit 2) says `in use by` and, while the holder is held mid-run (its
-//!   stdout not read), names the holder's pid and arrives while the holder
-//!   still runs. Whatever the interleaving, every process exits 0, 2 or 3,
-//!   every partner is applied exactly once (the reference lineage, no
-//!   detection twice), the lineage verifies, and a finished plan applied
-//!   again by eight processes adds no event.
+//!   new store and on one that already holds other partners. First one
+//!   holder is kept mid-run (its stdout is not read, so it blocks holding
+//!   the lock) while seven others start: each is refused (exit 2) saying
+//!   `in use by` and naming the holder's pid, while the holder still runs.
+//!   Then eight start at once, however they interleave: every process
+//!   exits 0, 2 or 3, a refusal says `in use by`, the union applied every
+//!   partner exactly once (the held run's lineage, no detection twice,
+//!   progress for every partner), the lineage verifies, and eight more
+//!   processes on the finished plans add no event, progress or checkpoint.
 //! - **Disk full** ([`a_full_disk_fails_cleanly_and_the_store_resumes`]):
 //!   as root, a store on an 8 MB tmpfs: exit 2, no panic, what was
 //!   committed verifies, `plan -o` onto the full disk leaves no file, and
-//!   the store resumes to the same lineage both copied to a larger disk and
-//!   with the tmpfs grown in place. Without root (or without `mount`) the
-//!   test says so and passes.
+//!   the store resumes to the same end both copied to a larger disk and
+//!   with the tmpfs grown in place. Without root (or where `mount` fails)
+//!   the test says so on stderr and passes; the tmpfs is unmounted by a
+//!   guard whatever happens.
+//!
+//! Two tests are ignored as bugs: a full disk's message names neither the
+//! store nor that a re-run resumes ([`a_full_disk_names_the_store_and_says_a_rerun_resumes`]),
+//! and a refusal racing the holder names no pid ([`every_refusal_names_the_holder`]).
 //!
 //! No assertion is about time: waits are bounded only so that a hang fails
 //! instead of blocking CI, and kill points are deterministic (a kill that
@@ -536,8 +549,14 @@ fn a_kill_anywhere_resumes_to_the_uninterrupted_lineage() {
                 first_phase.mul_f64(delay),
             ));
         }
-        // The resume: the dead holder's lock died with it, so it is never
-        // refused and no `state unlock` is needed.
+        // The dead holder's lock died with it: nobody holds the store, and
+        // the resume is never refused (no `state unlock` is needed).
+        let o = pmf(dir, &["state", "unlock", "--store", &store]);
+        assert!(
+            text(&o.stdout).contains("not locked"),
+            "trial {t}: the store is still locked after the kill: {}",
+            text(&o.stdout)
+        );
         let resumed = run(apply_cmd(dir, "plan.json", &store));
         no_panic(&resumed, "the resume");
         let what = format!("trial {t} ({point:?}, kills {kills:?})");
@@ -636,6 +655,9 @@ fn race(cmds: Vec<Command>) -> Vec<Ended> {
     for e in &ends {
         assert!(matches!(e.code(), 0 | 2 | 3), "{e:?}");
         if e.code() == 2 {
+            // Which pid it names is checked where the holder is held
+            // (`refused_while_held`): racing the holder, a refusal can
+            // name none (`every_refusal_names_the_holder`).
             assert!(e.stderr.contains("in use by"), "{e:?}");
             assert!(e.stderr.contains("resumes"), "{e:?}");
         }
