@@ -4,6 +4,7 @@ mod cli;
 mod codes;
 mod composition;
 mod diagnostics;
+mod faults;
 mod fmt;
 mod incremental;
 mod inputs;
