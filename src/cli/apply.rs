@@ -247,13 +247,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         let mut results = Vec::with_capacity(chunk.len());
         let mut batch = store
             .begin(&operator)
-            .map_err(|e| store_failure(e.into()))?;
+            .map_err(|e| store_failure(&args.store, e.into()))?;
         if n == 0 {
             // The approvals accepted, kept for `pmf lineage verify`.
             for a in &accepted {
                 batch
                     .add_approval(&loaded.hash, &a.authority, &a.public_key, &a.signature)
-                    .map_err(|e| store_failure(e.into()))?;
+                    .map_err(|e| store_failure(&args.store, e.into()))?;
             }
         }
         let mut shared = ApplyBatch::begin(&inputs);
@@ -286,7 +286,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         state,
                         current.last.get(&entry.id),
                     )
-                    .map_err(store_failure)?;
+                    .map_err(|e| store_failure(&args.store, e))?;
                     if r.skipped {
                         pending += 1;
                     }
@@ -295,8 +295,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             };
             results.push(result);
         }
-        shared.finish(&batch, &policy).map_err(store_failure)?;
-        batch.commit().map_err(|e| store_failure(e.into()))?;
+        shared
+            .finish(&batch, &policy)
+            .map_err(|e| store_failure(&args.store, e))?;
+        batch
+            .commit()
+            .map_err(|e| store_failure(&args.store, e.into()))?;
         for result in results {
             *counts.entry(result.outcome.as_str()).or_default() += 1;
             if stdout_open {
@@ -363,12 +367,16 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
 
 /// A failure in the middle of applying: the store failed (exit 2; what
 /// was not committed is redone by the next run).
-fn store_failure(e: ApplyError) -> UsageError {
-    match e {
-        ApplyError::Store(e) => UsageError(format!("store: {}", e.0)),
-        ApplyError::Input(m) => UsageError(m),
-        ApplyError::Stale(why) => UsageError(why.join("; ")),
-    }
+fn store_failure(store: &std::path::Path, e: ApplyError) -> UsageError {
+    let what = match e {
+        ApplyError::Store(e) => e.0,
+        ApplyError::Input(m) => m,
+        ApplyError::Stale(why) => why.join("; "),
+    };
+    UsageError(format!(
+        "the store `{}` failed: {what}; what was committed is kept, and running this apply again resumes where it stopped",
+        store.display()
+    ))
 }
 
 /// Write a lineage event as a line of `--format json` output, from the JSON

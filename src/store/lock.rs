@@ -69,14 +69,7 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     if r != 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            return Err(LockError::Held(if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                holder.to_string()
-            }));
+            return Err(LockError::Held(describe_holder(&mut file)));
         }
         return Err(LockError::Store(StoreError(format!(
             "cannot lock `{}`: {err}",
@@ -95,6 +88,35 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     let _ = file.write_all(about.as_bytes());
     let _ = file.flush();
     Ok(LockGuard { _file: file })
+}
+
+/// The holder's description from the lock file. A holder writes it just
+/// after taking the lock, so an empty file, or one naming a process that is
+/// gone (the previous holder's), is read again for a moment.
+fn describe_holder(file: &mut File) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let mut text = String::new();
+        let _ = file.rewind();
+        let _ = file.read_to_string(&mut text);
+        let text = text.trim().to_string();
+        let pid = text
+            .split_once("(pid ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|p| p.parse::<libc::pid_t>().ok());
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = pid.is_some_and(|p| p > 0 && unsafe { libc::kill(p, 0) } == 0);
+        if alive {
+            return text;
+        }
+        last = text;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    if last.is_empty() {
+        "another process".to_string()
+    } else {
+        last
+    }
 }
 
 /// Who holds the lock of the store at `store`, if anyone does.

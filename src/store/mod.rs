@@ -53,9 +53,9 @@ impl From<rusqlite::Error> for StoreError {
                     "{DAMAGED} ({e}): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
                 ))
             }
-            Some(rusqlite::ErrorCode::DiskFull) => StoreError(format!(
-                "store: {e}: free some space and run the command again (apply resumes where it stopped: what was not committed is redone)"
-            )),
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                StoreError(format!("{e}: free some space on its disk"))
+            }
             _ => StoreError(format!("store: {e}")),
         }
     }

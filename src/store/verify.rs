@@ -164,6 +164,7 @@ impl Store {
         let mut frontier = Frontier::default();
         let mut count = 0i64;
         let mut approvals_checked = 0usize;
+        let mut verified: HashMap<(String, String, String), bool> = HashMap::new();
         let mut chain_broken = false;
         while let Some(r) = rows.next()? {
             let global_seq: i64 = r.get(0)?;
@@ -258,11 +259,19 @@ impl Store {
                     approvals_checked += 1;
                     let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
                     let plan = known.plan.clone().unwrap_or_default();
-                    let ok = approvals
-                        .get(&(plan.clone(), authority.to_string(), key.to_string()))
-                        .is_some_and(|sig| {
-                            signature_holds(key, sig, &approval_message(authority, &plan))
-                        });
+                    let id = (plan.clone(), authority.to_string(), key.to_string());
+                    // Each stored approval is verified once, however many
+                    // events name it.
+                    let ok = match verified.get(&id) {
+                        Some(ok) => *ok,
+                        None => {
+                            let ok = approvals.get(&id).is_some_and(|sig| {
+                                signature_holds(key, sig, &approval_message(authority, &plan))
+                            });
+                            verified.insert(id, ok);
+                            ok
+                        }
+                    };
                     if !ok {
                         problems.push(here(format!(
                             "it names an approval by `{authority}` (key {}…) of plan {} that is not stored with a valid signature",
