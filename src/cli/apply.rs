@@ -60,6 +60,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    // The lock first: a second writer is refused before it reads anything.
+    let _lock = crate::store::lock::lock(&args.store, "apply").map_err(|e| {
+        UsageError(format!(
+            "{e}; nothing was applied (run again when it is done: apply resumes where it stopped)"
+        ))
+    })?;
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
     // The policy the plan carries, unless given (its hash must then match).
@@ -153,11 +159,6 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         );
     }
 
-    let _lock = crate::store::lock::lock(&args.store, "apply").map_err(|e| {
-        UsageError(format!(
-            "{e}; nothing was applied (run again when it is done: apply resumes where it stopped)"
-        ))
-    })?;
     let mut store = Store::open(&args.store).map_err(|e| UsageError(e.0))?;
     let operator_path = args
         .operator_key
