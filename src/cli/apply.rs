@@ -135,28 +135,22 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         }
     }
     let mut observed: HashMap<String, Value> = HashMap::new();
-    let mut initial: HashMap<String, Value> = HashMap::new();
     for e in &plan.entries {
-        let read = |json: &serde_json::Value, completeness| {
-            crate::runtime::value::from_json(&policy.schema, json, "", completeness).map_err(
-                |err| {
+        if let Some(o) = &e.observed {
+            let value = o
+                .read(
+                    &policy.schema,
+                    crate::runtime::value::Completeness::Partial,
+                    None,
+                )
+                .map_err(|err| {
                     UsageError(format!(
                         "the plan's entry for `{}` is not valid: {err}",
                         e.id
                     ))
-                },
-            )
-        };
-        if let Some(o) = &e.observed {
-            observed.insert(
-                e.id.clone(),
-                read(o, crate::runtime::value::Completeness::Partial)?,
-            );
+                })?;
+            observed.insert(e.id.clone(), value);
         }
-        initial.insert(
-            e.id.clone(),
-            read(&e.state, crate::runtime::value::Completeness::Full)?,
-        );
     }
 
     let mut store = Store::open(&args.store).map_err(|e| UsageError(e.0))?;
@@ -206,7 +200,6 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let inputs = ApplyInputs {
         policy: &policy,
         plan: &loaded,
-        initial_states: &initial,
         observed: &observed,
         approved: &approved,
         signers: &signers,

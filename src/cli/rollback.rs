@@ -15,8 +15,8 @@ use super::plan::{OutputFormat, history_digest};
 use super::{Exit, UsageError, policy};
 use crate::runtime::engine::{Action, CompiledPolicy};
 use crate::runtime::plan::{
-    History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
-    Totals, now_rfc3339, state_digest,
+    CarriedJson, History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef,
+    Prediction, Totals, now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness};
 use crate::store::checkpoint::OperatorKey;
@@ -181,7 +181,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
         },
         fallback_risk: 0.0,
         target: Some(back_state.to_json(&policy.schema)),
-        state: now_state.to_json(&policy.schema),
+        state: CarriedJson::of(&now_state.to_json(&policy.schema)),
         observed: None,
     };
     let history = History {

@@ -104,8 +104,6 @@ pub struct ApplyInputs<'a> {
     pub policy: &'a CompiledPolicy,
     /// The plan.
     pub plan: &'a LoadedPlan,
-    /// Partner states not yet in the store, by id (from the plan's partners file).
-    pub initial_states: &'a HashMap<String, Value>,
     /// Observed metrics by partner id.
     pub observed: &'a HashMap<String, Value>,
     /// Authorities with a valid approval of this plan.
@@ -169,6 +167,7 @@ pub fn current_states(
         last: HashMap::new(),
     };
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
+    let mut cache = super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full);
     for e in &plan.entries {
         if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
             continue;
@@ -192,12 +191,20 @@ pub fn current_states(
                         ))
                     })?
             }
-            None => inputs.initial_states.get(&e.id).cloned().ok_or_else(|| {
-                ApplyError::Input(format!(
-                    "partner `{}` is neither in the store nor in the plan",
-                    e.id
-                ))
-            })?,
+            // Not in the store yet: the state the plan carries.
+            None => e
+                .state
+                .read(
+                    &policy.schema,
+                    super::value::Completeness::Full,
+                    Some(&mut cache),
+                )
+                .map_err(|err| {
+                    ApplyError::Input(format!(
+                        "the plan's state of partner `{}` is not valid: {err}",
+                        e.id
+                    ))
+                })?,
         };
         // Finished by this plan in a run whose progress was lost?
         let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
@@ -262,7 +269,7 @@ fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<Stri
             h.update(name.as_bytes());
         }
     }
-    hex::encode(h.finalize())
+    crate::store::lineage::hex32(&h.finalize().into())
 }
 
 /// Apply one partner in `batch`: its events, state and progress land

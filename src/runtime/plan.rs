@@ -122,10 +122,53 @@ pub struct PlanEntry {
     pub target: Option<serde_json::Value>,
     /// The partner's state when planned (what apply starts from when the
     /// store does not hold the partner yet).
-    pub state: serde_json::Value,
+    pub state: CarriedJson,
     /// The partner's observed metrics, if the plan had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed: Option<serde_json::Value>,
+    pub observed: Option<CarriedJson>,
+}
+
+/// JSON a plan carries as text (a partner's state, its observed metrics):
+/// read back only when apply needs it, never held as a tree.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(transparent)]
+pub struct CarriedJson(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for CarriedJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl CarriedJson {
+    /// The JSON of `value`.
+    pub fn of(value: &serde_json::Value) -> CarriedJson {
+        CarriedJson(
+            serde_json::value::to_raw_value(value)
+                .unwrap_or_else(|_| Box::<serde_json::value::RawValue>::default()),
+        )
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Read it against `schema`: the fast reader when it can vouch for the
+    /// text (a full state, as plans write it), else the reference path.
+    pub fn read(
+        &self,
+        schema: &crate::model::types::Type,
+        completeness: super::value::Completeness,
+        cache: Option<&mut super::fast::ParseCache>,
+    ) -> Result<Value, String> {
+        if let Some(v) = cache.and_then(|c| super::fast::parse(self.text(), c)) {
+            return Ok(v);
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(self.text()).map_err(|e| e.to_string())?;
+        super::value::from_json(schema, &json, "", completeness).map_err(|e| e.to_string())
+    }
 }
 
 /// Counts per type, band and action.
@@ -935,8 +978,10 @@ mod tests {
             },
             fallback_risk: risk,
             target: targets.partners_json.get(&id).cloned(),
-            state: partner.to_json(&policy.schema),
-            observed: observed.get(&id).map(|o| o.to_partial_json(&policy.schema)),
+            state: CarriedJson::of(&partner.to_json(&policy.schema)),
+            observed: observed
+                .get(&id)
+                .map(|o| CarriedJson::of(&o.to_partial_json(&policy.schema))),
             categories,
             id,
         };

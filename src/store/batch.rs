@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
-use super::lineage::{Event, LastEvent, chain_hash};
+use super::lineage::{Event, LastEvent, chain_digest, chain_hash, hex32};
 use super::merkle::{self, Frontier};
 use super::{Store, StoreError, row_digest, stable_digest};
 
@@ -215,7 +215,8 @@ impl Batch<'_> {
         event.partner.clone_from(&chain.partner);
         event.seq = (chain.seq + 1) as u64;
         let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
-        let hash = chain_hash(&chain.prev, &body);
+        let leaf = chain_digest(&chain.prev, &body);
+        let hash = hex32(&leaf);
         let global_hash = chain_hash(&self.head.hash, &hash);
         self.tx
             .prepare_cached(
@@ -232,9 +233,7 @@ impl Batch<'_> {
                 self.head.hash,
                 global_hash
             ])?;
-        self.head
-            .frontier
-            .push(&merkle::from_hex(&hash).unwrap_or_default());
+        self.head.frontier.push(&leaf);
         chain.seq += 1;
         chain.prev = hash;
         self.head.seq += 1;

@@ -107,7 +107,7 @@ pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
     h.update(version.unwrap_or("").as_bytes());
     h.update(b"\0");
     h.update(state.as_bytes());
-    hex::encode(h.finalize())
+    lineage::hex32(&h.finalize().into())
 }
 
 /// The digest of a stable version (its number, version and state).
@@ -119,7 +119,7 @@ pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
     h.update(version.unwrap_or("").as_bytes());
     h.update(b"\0");
     h.update(state.as_bytes());
-    hex::encode(h.finalize())
+    lineage::hex32(&h.finalize().into())
 }
 
 /// A partner as stored.
