@@ -9,10 +9,13 @@ use crate::syntax::ast::{Migration, MigrationItemKind};
 /// Run the governance checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    // Looked up once: per category it made many ungoverned categories
+    // quadratic (every category walked every item).
+    let first_authority = cx.authority_names().first().copied();
     for (s, c) in cx.policy.categories() {
         match cx.governors_of(&c.name.name) {
             [] => {
-                let help = match cx.authority_names().first() {
+                let help = match first_authority {
                     Some(a) => format!(
                         "add `{}` to the `governs` list of an authority, such as `{a}`",
                         c.name.name
