@@ -59,3 +59,23 @@ fn stdlib_carries_the_seed_exactly() {
         assert!(text.contains(words), "stdlib lacks {words:?}");
     }
 }
+
+/// The README's policy is the first a newcomer copies: it checks clean.
+#[test]
+fn the_readme_policy_checks_clean() {
+    let readme = std::fs::read_to_string("README.md").expect("README.md");
+    let blocks: Vec<String> = readme
+        .split("```pmf\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n```").map(|(code, _)| code.to_string()))
+        .collect();
+    assert!(!blocks.is_empty(), "the README shows no policy");
+    for code in blocks {
+        let report = pmf::cli::check::check_texts(vec![("README.md.pmf".to_string(), code)]);
+        assert!(
+            report.diagnostics.is_empty(),
+            "{}",
+            rendered(&report, Format::Human)
+        );
+    }
+}
