@@ -154,15 +154,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     }
 
     let mut store = Store::open(&args.store).map_err(|e| UsageError(e.0))?;
-    let operator_path = args
-        .operator_key
-        .clone()
-        .unwrap_or_else(|| OperatorKey::default_path(&args.store));
-    let (operator, made) = OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
+    let (operator, made) = OperatorKey::for_store(&args.store, args.operator_key.as_deref())
+        .map_err(|e| UsageError(e.0))?;
     if made {
         eprintln!(
             "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",
-            operator_path.display(),
+            operator.path.display(),
             operator.public_hex()
         );
     }

@@ -196,9 +196,8 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
         LineageCommand::Checkpoint { store, output } => {
             let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
             let latest = store
-                .checkpoints()
+                .latest_checkpoint()
                 .map_err(|e| UsageError(e.0))?
-                .pop()
                 .ok_or_else(|| {
                     UsageError(
                         "the store has no signed checkpoint yet (nothing was applied)".into(),
@@ -234,9 +233,8 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
             };
             let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
             let latest = store
-                .checkpoints()
+                .latest_checkpoint()
                 .map_err(|e| UsageError(e.0))?
-                .pop()
                 .ok_or_else(|| UsageError("the store has no signed checkpoint yet".into()))?;
             let tree = store.tree().map_err(|e| UsageError(e.0))?;
             let hex_all = |p: Vec<merkle::Hash>| p.iter().map(merkle::to_hex).collect::<Vec<_>>();

@@ -187,11 +187,8 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         return Ok(Exit::Failure);
     }
     let plan_hash = last.plan_hash.clone().unwrap_or_default();
-    let operator_path = d
-        .operator_key
-        .clone()
-        .unwrap_or_else(|| OperatorKey::default_path(&d.store));
-    let (operator, _) = OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
+    let (operator, _) =
+        OperatorKey::for_store(&d.store, d.operator_key.as_deref()).map_err(|e| UsageError(e.0))?;
     let mut batch = store.begin(&operator).map_err(|e| UsageError(e.0))?;
     let mut chain = batch.chain(&d.partner).map_err(|e| UsageError(e.0))?;
     let signature = key.sign(&review_message(

@@ -115,11 +115,8 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                 );
                 return Ok(Exit::Failure);
             }
-            let operator_path = operator_key
-                .clone()
-                .unwrap_or_else(|| OperatorKey::default_path(store));
-            let (operator, _) =
-                OperatorKey::load(&operator_path, true).map_err(|e| UsageError(e.0))?;
+            let (operator, _) = OperatorKey::for_store(store, operator_key.as_deref())
+                .map_err(|e| UsageError(e.0))?;
             let mut batch = db.begin(&operator).map_err(|e| UsageError(e.0))?;
             for v in &partners {
                 let id = policy.id_of(v);

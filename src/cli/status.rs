@@ -28,7 +28,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
     let store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
     let statuses = store.status_counts().map_err(|e| UsageError(e.0))?;
     let plans = store.applied_plans().map_err(|e| UsageError(e.0))?;
-    let latest = store.checkpoints().map_err(|e| UsageError(e.0))?.pop();
+    let latest = store.latest_checkpoint().map_err(|e| UsageError(e.0))?;
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     for p in store
         .partners_with_status(&["awaiting_review", "throttled"])

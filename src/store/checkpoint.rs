@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -62,25 +62,12 @@ impl Checkpoint {
 
     /// Whether the signature is the public key's over this checkpoint.
     pub fn signature_holds(&self) -> bool {
-        let key: Option<[u8; 32]> = hex::decode(&self.public_key)
-            .ok()
-            .and_then(|b| b.try_into().ok());
-        let sig: Option<[u8; 64]> = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok());
-        let (Some(key), Some(sig)) = (key, sig) else {
-            return false;
-        };
-        let Ok(key) = VerifyingKey::from_bytes(&key) else {
-            return false;
-        };
         self.format == FORMAT
-            && key
-                .verify_strict(
-                    &Checkpoint::message(&self.store_id, self.size, &self.root, &self.time),
-                    &Signature::from_bytes(&sig),
-                )
-                .is_ok()
+            && super::verify::signature_holds(
+                &self.public_key,
+                &self.signature,
+                &Checkpoint::message(&self.store_id, self.size, &self.root, &self.time),
+            )
     }
 
     /// Read a checkpoint file.
@@ -123,6 +110,17 @@ impl OperatorKey {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("operator.key"), |d| d.join("operator.key"))
+    }
+
+    /// The key that signs the checkpoints of the store at `store`: the file
+    /// `given`, else `operator.key` beside the store; made when absent.
+    /// Returns the key and whether it was made now.
+    pub fn for_store(
+        store: &Path,
+        given: Option<&Path>,
+    ) -> Result<(OperatorKey, bool), StoreError> {
+        let path = given.map_or_else(|| OperatorKey::default_path(store), Path::to_path_buf);
+        OperatorKey::load(&path, true)
     }
 
     /// Read the key at `path`, or make one there when `create` and absent.

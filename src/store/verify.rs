@@ -104,10 +104,19 @@ fn at(global_seq: i64, reason: String) -> Broken {
 impl Store {
     /// Every signed checkpoint, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.read_checkpoints("ORDER BY size")
+    }
+
+    /// The latest signed checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.read_checkpoints("ORDER BY size DESC LIMIT 1")?.pop())
+    }
+
+    fn read_checkpoints(&self, order: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let store_id = self.meta("store_id")?.unwrap_or_default();
-        let mut stmt = self.conn.prepare(
-            "SELECT size, root, time, public_key, signature FROM checkpoints ORDER BY size",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT size, root, time, public_key, signature FROM checkpoints {order}"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok(Checkpoint {
                 format: FORMAT.to_string(),
