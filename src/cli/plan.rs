@@ -1,6 +1,5 @@
 //! `pmf plan`: predict every partner's migration into a plan file.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -135,7 +134,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
             Ok(o) => o,
             Err(e) => return input_failure(e),
         },
-        None => HashMap::new(),
+        None => input::Observed::none(),
     };
     let partners = match PartnerStream::open(&args.partners) {
         Ok(s) => s,
@@ -158,8 +157,16 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
         created_at: now_rfc3339(),
         policy_sources,
         partners: input_file(&args.partners)?,
-        target: input_file(&args.target)?,
-        observed: args.observed.as_deref().map(input_file).transpose()?,
+        // The digests of the bytes indexed (the plan checks at its end that
+        // the files did not change since).
+        target: InputFile {
+            file: args.target.display().to_string(),
+            blake3: targets.blake3.clone(),
+        },
+        observed: args.observed.as_deref().map(|p| InputFile {
+            file: p.display().to_string(),
+            blake3: observed.blake3.clone(),
+        }),
         history: history_digest(&history),
         target_all: targets.all_json.clone(),
     };

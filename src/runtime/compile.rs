@@ -826,9 +826,24 @@ mod tests {
             .ok()
             .expect("fleet policy compiles");
         let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
-        let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
+        let observed: std::collections::HashMap<String, Value> =
+            read_observed(&policy.schema, &fleet("observed.json"))
+                .unwrap()
+                .partners
+                .all(&policy.schema)
+                .unwrap()
+                .into_iter()
+                .collect();
         let targets =
             crate::runtime::input::read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let own_targets: std::collections::HashMap<String, Value> = targets
+            .partners
+            .all(&policy.schema)
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert!(!own_targets.is_empty(), "the fleet has per-partner targets");
+        let target_of = |id: &str| own_targets.get(id).or(targets.all.as_ref());
         let conditions: Vec<&Ir> = policy
             .compatibility
             .iter()
@@ -841,14 +856,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for partner in &partners {
             let id = policy.id_of(partner).to_string();
-            let target = targets
-                .for_partner(&id)
-                .map_or(partner.clone(), |t| overlay(partner, t));
+            let target = target_of(&id).map_or(partner.clone(), |t| overlay(partner, t));
             let obs = observed
                 .get(&id)
                 .map_or(target.clone(), |o| overlay(&target, o));
             // Layers read as the merged copies do.
-            let layered = State::of(partner).with(targets.for_partner(&id));
+            let layered = State::of(partner).with(target_of(&id));
             let layered_obs = layered.with(observed.get(&id));
             assert_eq!(*layered.merged(), target);
             assert_eq!(*layered_obs.merged(), obs);
@@ -872,7 +885,7 @@ mod tests {
                     assert_eq!(c.eval(&env), c.eval(&merged), "{c:?}");
                     seen.insert(format!("{truth:?}"));
                     // Laid for this partner's layers, it answers alike.
-                    let layer = targets.for_partner(&id);
+                    let layer = target_of(&id);
                     let mut laid = c.laid(Root::Target, layer);
                     if !observed.contains_key(&id) {
                         laid = laid.laid(Root::Observed, layer);

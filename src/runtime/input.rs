@@ -9,12 +9,14 @@
 //! first [`MAX_REPORTED`], and how many more).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::fast::ParseCache;
-use super::stream::{Batch, Location, PartnerStream, RawJson, RawRecord, too_long_message};
+use super::keyed::{PartnerEntries, Scanner};
+use super::stream::{
+    Batch, Location, MAX_RECORD, PartnerStream, RawJson, RawRecord, too_long_message,
+};
 use super::value::{
     Completeness, FieldError, Value, check_unique_keys, from_json, id_problem, record_from_json,
     shown_id,
@@ -116,7 +118,7 @@ fn fields(schema: &Type) -> &std::collections::BTreeMap<String, Type> {
 
 /// A `serde_json` error's message without the place it appends (the place
 /// is reported apart).
-fn json_message(e: &serde_json::Error) -> String {
+pub(super) fn json_message(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     text.strip_suffix(&suffix).unwrap_or(&text).to_string()
@@ -187,14 +189,14 @@ fn parse_one(
 
 /// Gathers the bad records of a file: the first [`MAX_REPORTED`], and a
 /// count of the rest.
-struct Gathered {
+pub(super) struct Gathered {
     file: String,
     errors: Vec<InputError>,
     more: usize,
 }
 
 impl Gathered {
-    fn new(file: &str) -> Self {
+    pub(super) fn new(file: &str) -> Self {
         Gathered {
             file: file.to_string(),
             errors: Vec::new(),
@@ -202,7 +204,7 @@ impl Gathered {
         }
     }
 
-    fn add(&mut self, e: InputError) {
+    pub(super) fn add(&mut self, e: InputError) {
         match e {
             InputError::Many { errors, more, .. } => {
                 for e in errors {
@@ -216,7 +218,7 @@ impl Gathered {
     }
 
     /// The error: none, one, or many.
-    fn finish(mut self) -> Option<InputError> {
+    pub(super) fn finish(mut self) -> Option<InputError> {
         match (self.errors.len(), self.more) {
             (0, _) => None,
             (1, 0) => self.errors.pop(),
@@ -393,94 +395,69 @@ pub fn read_all_partners(schema: &Type, path: &Path) -> Result<Vec<Value>, Input
 }
 
 /// Targets: one for every partner, and per-partner ones on top.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
 pub struct Targets {
     /// Applies to every partner (a partial record).
     pub all: Option<Value>,
-    /// Per partner id (partial records).
-    pub partners: HashMap<String, Value>,
     /// The JSON of `all`, for the plan file.
     pub all_json: Option<serde_json::Value>,
-    /// The JSON of each per-partner target, for the plan file.
-    pub partners_json: HashMap<String, serde_json::Value>,
+    /// Per partner id (partial records), indexed on disk.
+    pub partners: PartnerEntries,
+    /// The BLAKE3 (hex) of the file's bytes as read, when it is a regular
+    /// file.
+    pub blake3: Option<String>,
 }
 
 impl Targets {
-    /// The partial target of partner `id`.
-    pub fn for_partner(&self, id: &str) -> Option<&Value> {
-        self.partners.get(id).or(self.all.as_ref())
+    /// No target file: nothing changes.
+    pub fn none() -> Self {
+        Targets {
+            all: None,
+            all_json: None,
+            partners: PartnerEntries::empty(),
+            blake3: None,
+        }
     }
 }
 
-/// The text of a target or observed file, read whole but never more than
-/// [`MAX_WHOLE_FILE`] bytes of it; a file that does not start like a JSON
-/// object is refused after its first block (`/dev/zero` is not read on).
-fn read_whole(path: &Path) -> Result<String, InputError> {
-    let file_name = path.display().to_string();
-    let invalid = |at: String, problem: String| InputError::Invalid {
-        file: file_name.clone(),
-        at,
-        partner: None,
-        problem,
-    };
-    let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
-    let size = file.metadata().map_or(0, |m| m.len() as usize);
-    let mut bytes = Vec::with_capacity(size.min(MAX_WHOLE_FILE) + 1);
-    let mut reader = file.take(MAX_WHOLE_FILE as u64 + 1);
-    let mut checked = false;
-    loop {
-        let before = bytes.len();
-        let n = (&mut reader)
-            .take(1 << 20)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io(path, e))?;
-        if !checked {
-            match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') => checked = true,
-                Some(_) => {
-                    return Err(invalid(
-                        "line 1".into(),
-                        "not valid JSON: expected a JSON object".into(),
-                    ));
-                }
-                None if n == 0 => {
-                    return Err(invalid(
-                        "line 1".into(),
-                        "the file is empty (expected a JSON object)".into(),
-                    ));
-                }
-                None => {}
-            }
-        }
-        if bytes.len() > MAX_WHOLE_FILE {
-            return Err(invalid(
-                "the whole file".into(),
-                format!(
-                    "the file is larger than {} MiB, the limit for a target or observed file",
-                    MAX_WHOLE_FILE >> 20
-                ),
-            ));
-        }
-        if n == 0 || bytes.len() == before {
-            break;
-        }
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..valid]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        invalid(format!("line {line}"), "the file is not valid UTF-8".into())
-    })
+/// Observed metrics by partner id, indexed on disk.
+#[derive(Debug)]
+pub struct Observed {
+    /// Per partner id (partial records).
+    pub partners: PartnerEntries,
+    /// The BLAKE3 (hex) of the file's bytes as read, when it is a regular
+    /// file.
+    pub blake3: Option<String>,
 }
 
-fn parse_json(path: &Path, text: &str) -> Result<serde_json::Value, InputError> {
-    let invalid = |e: serde_json::Error, prefix: &str| InputError::Invalid {
-        file: path.display().to_string(),
-        at: format!("line {}, column {}", e.line(), e.column()),
-        partner: None,
-        problem: format!("{prefix}{}", json_message(&e)),
+impl Observed {
+    /// No observed metrics.
+    pub fn none() -> Self {
+        Observed {
+            partners: PartnerEntries::empty(),
+            blake3: None,
+        }
+    }
+}
+
+fn parse_json(path: &str, text: &str) -> Result<serde_json::Value, InputError> {
+    parse_json_at(path, text, (1, 1))
+}
+
+/// Parse `text`, which starts at `start` (line, column) of file `path`.
+fn parse_json_at(
+    path: &str,
+    text: &str,
+    start: (usize, usize),
+) -> Result<serde_json::Value, InputError> {
+    let invalid = |e: serde_json::Error, prefix: &str| {
+        let (line, column) = super::keyed::shifted(start, (e.line(), e.column()));
+        InputError::Invalid {
+            file: path.to_string(),
+            at: format!("line {line}, column {column}"),
+            partner: None,
+            problem: format!("{prefix}{}", json_message(&e)),
+        }
     };
     check_unique_keys(text).map_err(|e| invalid(e, ""))?;
     serde_json::from_str(text).map_err(|e| invalid(e, "not valid JSON: "))
@@ -501,67 +478,122 @@ fn partial(
     })
 }
 
-/// The error for a bad partner id used as a key of `file`, if it is bad.
-fn bad_id_key(file: &str, at: &str, id: &str) -> Option<InputError> {
-    id_problem(id).map(|problem| InputError::Invalid {
-        file: file.to_string(),
-        at: at.to_string(),
-        partner: Some(id.to_string()),
-        problem: format!("partner id: {problem}"),
-    })
-}
-
 /// Read a target file: a partial partner state for everyone, or
-/// `{"all": {...}, "partners": {"ID": {...}}}`. Every bad entry is
-/// reported (up to [`MAX_REPORTED`]).
+/// `{"all": {...}, "partners": {"ID": {...}}}`. The file is read in blocks:
+/// the per-partner targets are indexed on disk (see [`super::keyed`]), the
+/// rest (a target for all) is held, up to [`MAX_RECORD`] bytes. Every bad
+/// entry is reported (up to [`MAX_REPORTED`]).
 pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
-    let text = read_whole(path)?;
-    let json = parse_json(path, &text)?;
-    drop(text);
-    let file = path.display().to_string();
-    let obj = json.as_object().ok_or_else(|| InputError::Invalid {
-        file: file.clone(),
-        at: "top level".into(),
-        partner: None,
-        problem: "expected a JSON object".into(),
-    })?;
-    let structured = !obj.is_empty() && obj.keys().all(|k| k == "all" || k == "partners");
-    let mut t = Targets::default();
-    if !structured {
-        t.all = Some(partial(schema, &file, "top level", None, &json)?);
-        t.all_json = Some(json.clone());
-        return Ok(t);
-    }
+    let mut scan = Scanner::open(path)?;
+    let file = scan.name().to_string();
+    let expected = "a partial partner state, or {\"all\": …, \"partners\": {\"ID\": …}}";
+    let open = scan.open_object(expected)?;
     let mut gathered = Gathered::new(&file);
-    if let Some(all) = obj.get("all") {
-        match partial(schema, &file, "`all`", None, all) {
-            Ok(v) => t.all = Some(v),
+    let mut partners = None;
+    // Members other than an indexed `partners`: key, value's JSON text,
+    // and where the value starts.
+    let mut held: Vec<(String, String, (usize, usize))> = Vec::new();
+    let mut held_bytes = 0usize;
+    let mut at = open;
+    let mut first = true;
+    let end = loop {
+        let member = match scan.member(at, first)? {
+            Ok(m) => m,
+            Err(end) => break end,
+        };
+        first = false;
+        if member.key == "partners" && partners.is_none() && scan.is_object(member.value.start)? {
+            let (entries, end) = scan.entries(schema, member.value.start, &mut gathered)?;
+            partners = Some(entries);
+            at = end;
+            continue;
+        }
+        at = member.value.end;
+        let start = scan.position(member.value.start);
+        let text = scan.value_text(&member)?.to_string();
+        held_bytes += member.key.len() + text.len();
+        if held_bytes > MAX_RECORD {
+            return Err(InputError::Invalid {
+                file,
+                at: "top level".into(),
+                partner: None,
+                problem: format!(
+                    "the target for all partners is longer than {} MiB, the limit for one record",
+                    MAX_RECORD >> 20
+                ),
+            });
+        }
+        held.push((member.key, text, start));
+    };
+    scan.close(end)?;
+    let blake3 = scan.blake3();
+    let structured = partners.is_some()
+        || (!held.is_empty() && held.iter().all(|(k, ..)| k == "all" || k == "partners"));
+    if !structured {
+        // One partial state for everyone: the members, as one JSON object.
+        let mut text = String::from("{");
+        for (i, (k, v, _)) in held.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&serde_json::Value::String(k.clone()).to_string());
+            text.push(':');
+            text.push_str(v);
+        }
+        text.push('}');
+        let json = parse_json(&file, &text)?;
+        return Ok(Targets {
+            all: Some(partial(schema, &file, "top level", None, &json)?),
+            all_json: Some(json),
+            partners: PartnerEntries::empty(),
+            blake3,
+        });
+    }
+    let mut t = Targets::none();
+    t.blake3 = blake3;
+    let mut seen_all = false;
+    for (key, text, start) in &held {
+        let at = format!("`{key}`");
+        if key != "all" {
+            gathered.add(InputError::Invalid {
+                file: file.clone(),
+                at: "top level".into(),
+                partner: None,
+                problem: if key == "partners" && partners.is_some() {
+                    "field `partners` is given twice".into()
+                } else if key == "partners" {
+                    "`partners`: expected an object of partner id → target".into()
+                } else {
+                    format!(
+                        "field `{key}` is not `all` or `partners` (a target file with \
+                         `partners` holds only `all` and `partners`)"
+                    )
+                },
+            });
+            continue;
+        }
+        if std::mem::replace(&mut seen_all, true) {
+            gathered.add(InputError::Invalid {
+                file: file.clone(),
+                at: "top level".into(),
+                partner: None,
+                problem: "field `all` is given twice".into(),
+            });
+            continue;
+        }
+        match parse_json_at(&file, text, *start).and_then(|json| {
+            let v = partial(schema, &file, &at, None, &json)?;
+            Ok((v, json))
+        }) {
+            Ok((v, json)) => {
+                t.all = Some(v);
+                t.all_json = Some(json);
+            }
             Err(e) => gathered.add(e),
         }
-        t.all_json = Some(all.clone());
     }
-    if let Some(per) = obj.get("partners") {
-        let per = per.as_object().ok_or_else(|| InputError::Invalid {
-            file: file.clone(),
-            at: "`partners`".into(),
-            partner: None,
-            problem: "expected an object of partner id → target".into(),
-        })?;
-        t.partners.reserve(per.len());
-        t.partners_json.reserve(per.len());
-        for (id, v) in per {
-            if let Some(e) = bad_id_key(&file, "`partners`", id) {
-                gathered.add(e);
-                continue;
-            }
-            match partial(schema, &file, "`partners`", Some(id), v) {
-                Ok(value) => {
-                    t.partners.insert(id.clone(), value);
-                    t.partners_json.insert(id.clone(), v.clone());
-                }
-                Err(e) => gathered.add(e),
-            }
-        }
+    if let Some(p) = partners {
+        t.partners = p;
     }
     match gathered.finish() {
         Some(e) => Err(e),
@@ -569,80 +601,30 @@ pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
     }
 }
 
-/// Read observed metrics: `{"ID": {partial partner state}, ...}`. Every bad
-/// entry is reported (up to [`MAX_REPORTED`]).
-pub fn read_observed(schema: &Type, path: &Path) -> Result<HashMap<String, Value>, InputError> {
-    let text = read_whole(path)?;
-    // Fast: entry by entry straight into values, with no JSON tree of the
-    // whole file (a million entries would take gigabytes).
-    if let Some(observed) = observed_fast(schema, &text) {
-        return Ok(observed);
-    }
-    // Any problem: the reference path, and its precise message.
-    let json = parse_json(path, &text)?;
-    let file = path.display().to_string();
-    let obj = json.as_object().ok_or_else(|| InputError::Invalid {
-        file: file.clone(),
-        at: "top level".into(),
-        partner: None,
-        problem: "expected an object of partner id → observed fields".into(),
-    })?;
-    let mut gathered = Gathered::new(&file);
-    let mut out = HashMap::with_capacity(obj.len());
-    for (id, v) in obj {
-        if let Some(e) = bad_id_key(&file, "top level", id) {
-            gathered.add(e);
-            continue;
-        }
-        match partial(schema, &file, "top level", Some(id), v) {
-            Ok(value) => {
-                out.insert(id.clone(), value);
-            }
-            Err(e) => gathered.add(e),
-        }
-    }
+/// Read observed metrics: `{"ID": {partial partner state}, ...}`, in blocks,
+/// indexed on disk (see [`super::keyed`]). Every bad entry is reported (up
+/// to [`MAX_REPORTED`]).
+pub fn read_observed(schema: &Type, path: &Path) -> Result<Observed, InputError> {
+    let mut scan = Scanner::open(path)?;
+    let open = scan.open_object("partner id → observed fields")?;
+    let mut gathered = Gathered::new(scan.name());
+    let (partners, end) = scan.entries(schema, open - 1, &mut gathered)?;
+    scan.close(end)?;
     match gathered.finish() {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok(Observed {
+            partners,
+            blake3: scan.blake3(),
+        }),
     }
-}
-
-/// Observed metrics read entry by entry with the fast reader, or `None`
-/// when any entry needs the reference path.
-fn observed_fast(schema: &Type, text: &str) -> Option<HashMap<String, Value>> {
-    use serde::de::{Deserializer, Error, MapAccess, Visitor};
-    struct Entries<'c>(&'c mut ParseCache);
-    impl<'de> Visitor<'de> for Entries<'_> {
-        type Value = HashMap<String, Value>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object of partner id → observed fields")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(0));
-            while let Some(id) = map.next_key::<String>()? {
-                let raw: &'de serde_json::value::RawValue = map.next_value()?;
-                let v = super::fast::parse(raw.get(), self.0)
-                    .ok_or_else(|| A::Error::custom("left to the reference path"))?;
-                // A bad id, or one given twice: the reference path says so.
-                if id_problem(&id).is_some() || out.insert(id, v).is_some() {
-                    return Err(A::Error::custom("left to the reference path"));
-                }
-            }
-            Ok(out)
-        }
-    }
-    let mut cache = ParseCache::new(schema, Completeness::Partial);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let observed = (&mut de).deserialize_map(Entries(&mut cache)).ok()?;
-    de.end().ok()?;
-    Some(observed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The fleet's observed metrics as the reference path reads them.
+    /// Observed metrics as the reference path reads them: the whole file as
+    /// one JSON tree.
     fn reference(schema: &Type, text: &str) -> HashMap<String, Value> {
         let json: serde_json::Value = serde_json::from_str(text).unwrap();
         json.as_object()
@@ -657,8 +639,12 @@ mod tests {
             .collect()
     }
 
+    fn indexed(schema: &Type, entries: &PartnerEntries) -> HashMap<String, Value> {
+        entries.all(schema).unwrap().into_iter().collect()
+    }
+
     #[test]
-    fn observed_metrics_read_fast_as_the_reference_reads_them() {
+    fn observed_metrics_read_by_the_index_as_the_reference_reads_them() {
         let fleet = std::path::Path::new("examples/fleet");
         let policy = crate::cli::policy::load(&[fleet.join("policy.pmf")])
             .ok()
@@ -670,11 +656,27 @@ mod tests {
                 .values()
                 .any(|v| format!("{v:?}").contains("Missing"))
         );
-        let fast = observed_fast(&policy.schema, &text).expect("the fleet's file is read fast");
-        assert_eq!(fast, expected);
-        // An entry with an escape, a duplicate id (the last one counts) and
-        // one the schema refuses: the fast reader leaves each to the
-        // reference path, which reads the same or explains.
+        let read = read_observed(&policy.schema, &fleet.join("observed.json")).unwrap();
+        assert_eq!(indexed(&policy.schema, &read.partners), expected);
+        // Looked up one by one, in file order and backwards.
+        let mut cache = ParseCache::new(&policy.schema, Completeness::Partial);
+        let mut reader = super::super::keyed::EntryReader::default();
+        let mut ids: Vec<&String> = expected.keys().collect();
+        ids.sort();
+        for id in ids.iter().chain(ids.iter().rev()) {
+            let got = read
+                .partners
+                .get(&policy.schema, id, &mut reader, &mut cache)
+                .unwrap();
+            assert_eq!(got.as_ref(), expected.get(*id), "{id}");
+        }
+        assert_eq!(
+            read.partners
+                .get(&policy.schema, "nobody", &mut reader, &mut cache)
+                .unwrap(),
+            None
+        );
+        // An entry with an escape in its id, and one the schema refuses.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("observed.json");
         let cases = [
@@ -686,7 +688,7 @@ mod tests {
             let read = read_observed(&policy.schema, &path);
             match id {
                 Some(id) => {
-                    let read = read.expect(json);
+                    let read = indexed(&policy.schema, &read.expect(json).partners);
                     assert_eq!(read, reference(&policy.schema, json), "{json}");
                     assert!(read.contains_key(id), "{json}");
                 }
@@ -696,16 +698,16 @@ mod tests {
                 ),
             }
         }
-        // An id given twice, at the top or inside an entry, and a bad id:
-        // refused by both paths, with the place.
+        // An id given twice, a key twice inside an entry, bad ids, broken
+        // JSON: refused, with the place.
         let refused = [
             (
                 r#"{"a": {"power": 3}, "a": {"power": 4}}"#,
-                "field `a` is given twice",
+                "the partner id is given twice",
             ),
             (
                 "{\"a\": {\"power\": 3,\n \"power\": 4}}",
-                "field `a.power` is given twice",
+                "field `power` is given twice",
             ),
             (r#"{"": {"power": 3}}"#, "the id is empty"),
             (
@@ -713,6 +715,12 @@ mod tests {
                 "control character U+001B",
             ),
             (r#"{"a\u202e": {"power": 3}}"#, "control character U+202E"),
+            (r#"{"a": {"power": 3}"#, "ends before the object's closing"),
+            (r#"{"a" {"power": 3}}"#, "expected `:` after the key"),
+            (r#"{"a": {"power": 3}} x"#, "text after the object's closing"),
+            (r#"{"a": {"power": 3} "b": {}}"#, "expected `,` or `}`"),
+            (r#"["a"]"#, "expected a JSON object"),
+            ("  ", "the file is empty"),
         ];
         for (json, problem) in refused {
             std::fs::write(&path, json).unwrap();
@@ -721,6 +729,51 @@ mod tests {
                 matches!(&read, Err(InputError::Invalid { problem: p, .. }) if p.contains(problem)),
                 "{json}: {read:?}"
             );
+        }
+    }
+
+    #[test]
+    fn targets_read_by_the_index_as_the_reference_reads_them() {
+        let fleet = std::path::Path::new("examples/fleet");
+        let policy = crate::cli::policy::load(&[fleet.join("policy.pmf")])
+            .ok()
+            .expect("fleet policy compiles");
+        let schema = &policy.schema;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("target.json");
+        // Plain: one state for all; structured: `all` and `partners`.
+        let plain = r#"{"version": "3.0.0", "power": 2}"#;
+        std::fs::write(&path, plain).unwrap();
+        let t = read_targets(schema, &path).unwrap();
+        assert!(t.partners.is_empty());
+        let json: serde_json::Value = serde_json::from_str(plain).unwrap();
+        assert_eq!(t.all, Some(partial(schema, "f", "", None, &json).unwrap()));
+        assert_eq!(t.all_json, Some(json));
+        let structured = "{\"partners\": {\"p-1\": {\"power\": 1},\n \"p-2\": {\"version\": \"4.0.0\"}},\n \"all\": {\"version\": \"3.0.0\"}}";
+        std::fs::write(&path, structured).unwrap();
+        let t = read_targets(schema, &path).unwrap();
+        let json: serde_json::Value = serde_json::from_str(structured).unwrap();
+        assert_eq!(t.all_json.as_ref(), Some(&json["all"]));
+        assert_eq!(
+            indexed(schema, &t.partners),
+            reference(schema, &json["partners"].to_string())
+        );
+        assert_eq!(
+            t.blake3.as_deref(),
+            Some(blake3::hash(structured.as_bytes()).to_hex().as_str())
+        );
+        // Every bad entry is reported, with its line.
+        let bad = "{\"partners\": {\"p-1\": {\"power\": \"x\"},\n \"\": {},\n \"p-3\": {\"power\": 1},\n \"p-3\": {}},\n \"all\": {\"nope\": 1}, \"all\": {}}";
+        std::fs::write(&path, bad).unwrap();
+        let e = read_targets(schema, &path).unwrap_err().to_string();
+        for expected in [
+            "line 1, column 22, partner `p-1`",
+            "line 2, column 2: partner id: the id is empty",
+            "line 4, column 2, partner `p-3`: the partner id is given twice",
+            "`all`: field `nope`: expected no such field",
+            "field `all` is given twice",
+        ] {
+            assert!(e.contains(expected), "{expected} not in:\n{e}");
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod fast;
 pub mod input;
 pub mod json_out;
+pub mod keyed;
 pub mod plan;
 pub mod stream;
 pub mod testing;

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::compile::{Root, State};
 use super::engine::{Action, CompiledPolicy};
 use super::fast::ParseCache;
-use super::input::{InputError, Targets, parse_partner};
+use super::input::{InputError, Observed, Targets, parse_partner};
+use super::keyed::EntryReader;
 use super::json_out;
 use super::stream::{Batch, PartnerStream};
 use super::value::Value;
@@ -261,22 +262,24 @@ fn write_entry(
     inputs: &PlanInputs<'_>,
     target_all: Option<&Value>,
     partner: &Value,
+    partial: &mut ParseCache,
     scratch: &mut Scratch,
     out: &mut String,
     ids: &mut String,
-) -> Counted {
+) -> Result<Counted, InputError> {
     use json_out::{write_f64, write_str, write_str_array};
-    use std::fmt::Write as _;
     let policy = assessors.general;
     let id = policy.id_of(partner);
     // The target and the observed metrics are laid over the partner, not
     // merged into copies of it.
-    let own_target = inputs.targets.partners.get(id);
-    let observed = inputs.observed.get(id);
-    let target = State::of(partner).with(own_target.or(target_all));
+    let schema = &policy.schema;
+    let own_target = (inputs.targets.partners)
+        .get(schema, id, &mut scratch.targets, partial)?;
+    let observed = (inputs.observed.partners).get(schema, id, &mut scratch.observed, partial)?;
+    let target = State::of(partner).with(own_target.as_ref().or(target_all));
     let a = assessors
         .for_partner(own_target.is_some(), observed.is_some())
-        .assess(partner, target, target.with(observed));
+        .assess(partner, target, target.with(observed.as_ref()));
     let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
 
     out.push_str("{\"id\":");
@@ -349,24 +352,24 @@ fn write_entry(
             .fallback_risk(migration.unwrap_or("none"), joined, a.action),
         out,
     );
-    if let Some(t) = inputs.targets.partners_json.get(id) {
+    if let Some(t) = &own_target {
         out.push_str(",\"target\":");
-        let _ = write!(out, "{t}");
+        t.write_partial(schema, out);
     }
     out.push_str(",\"state\":");
     partner.write_canonical(&policy.schema, out);
-    if let Some(o) = observed {
+    if let Some(o) = &observed {
         out.push_str(",\"observed\":");
         o.write_partial(&policy.schema, out);
     }
     out.push('}');
     ids.push_str(id);
-    Counted {
+    Ok(Counted {
         id_end: ids.len(),
         migration: a.migration,
         band: a.band,
         action: a.action,
-    }
+    })
 }
 
 /// Partner ids seen so far, kept compactly: their text one after the other
@@ -430,6 +433,10 @@ impl IdSet {
 struct Scratch {
     text: String,
     bytes: Vec<u8>,
+    /// Reads per-partner targets back from their file.
+    targets: EntryReader,
+    /// Reads observed metrics back from their file.
+    observed: EntryReader,
 }
 
 /// One chunk of a batch, evaluated: its plan lines (joined by `,\n`) and
@@ -490,15 +497,17 @@ fn evaluate_batches(
     out: std::sync::mpsc::SyncSender<Evaluated>,
 ) {
     let policy = inputs.policy;
-    // One parse cache per worker thread, kept across batches, each on cache
-    // lines of its own (threads writing next to each other slow both down).
+    // Parse caches per worker thread (for partners, and for the partial
+    // records of targets and observed metrics), kept across batches, each on
+    // cache lines of their own (threads writing next to each other slow
+    // both down).
     #[repr(align(128))]
-    struct Cache(std::sync::Mutex<ParseCache>);
+    struct Cache(std::sync::Mutex<(ParseCache, ParseCache)>);
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
         .map(|_| {
-            Cache(std::sync::Mutex::new(ParseCache::new(
-                &policy.schema,
-                super::value::Completeness::Full,
+            Cache(std::sync::Mutex::new((
+                ParseCache::new(&policy.schema, super::value::Completeness::Full),
+                ParseCache::new(&policy.schema, super::value::Completeness::Partial),
             )))
         })
         .collect();
@@ -514,10 +523,11 @@ fn evaluate_batches(
                 .map(|records| {
                     let slot = rayon::current_thread_index()
                         .map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
-                    let mut cache = caches[slot]
+                    let mut guard = caches[slot]
                         .0
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (cache, partial) = &mut *guard;
                     let mut chunk = Chunk {
                         text: String::with_capacity(records.len() * 400),
                         counted: Vec::with_capacity(records.len()),
@@ -528,8 +538,7 @@ fn evaluate_batches(
                     // the counts of shared ones are not raced for by cores.
                     let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
                     for raw in records {
-                        let partner =
-                            parse_partner(&policy.schema, file_name, &batch, raw, &mut cache)?;
+                        let partner = parse_partner(&policy.schema, file_name, &batch, raw, cache)?;
                         if !chunk.counted.is_empty() {
                             chunk.text.push_str(",\n");
                         }
@@ -538,10 +547,11 @@ fn evaluate_batches(
                             inputs,
                             target_all.as_ref(),
                             &partner,
+                            partial,
                             &mut scratch,
                             &mut chunk.text,
                             &mut chunk.ids,
-                        );
+                        )?;
                         chunk.counted.push(counted);
                     }
                     Ok(chunk)
@@ -582,7 +592,7 @@ pub struct PlanInputs<'a> {
     /// Targets.
     pub targets: &'a Targets,
     /// Observed metrics by partner id.
-    pub observed: &'a HashMap<String, Value>,
+    pub observed: &'a Observed,
     /// Lineage statistics.
     pub history: &'a History,
     /// Header to write.
@@ -715,6 +725,10 @@ pub fn write_plan(
                     .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
                 progress(counts.partners);
             }
+            // What was planned is what the plan binds: the indexed files
+            // did not change meanwhile.
+            inputs.targets.partners.unchanged().map_err(PlanError::Input)?;
+            inputs.observed.partners.unchanged().map_err(PlanError::Input)?;
             let totals = counts.totals(policy);
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
@@ -936,17 +950,25 @@ mod tests {
     use crate::runtime::engine::Assessment;
     use crate::runtime::input::{read_all_partners, read_observed, read_targets};
 
+    /// Targets as the reference reads them: the whole file as one JSON tree.
+    struct Reference {
+        all: Option<Value>,
+        /// Per partner: the partial record, and its JSON.
+        partners: HashMap<String, (Value, serde_json::Value)>,
+    }
+
     /// The plan entry for one partner, built as a `PlanEntry` value: what
     /// the hand-written line must equal.
     fn entry_for(
         policy: &CompiledPolicy,
         history: &History,
-        targets: &Targets,
+        targets: &Reference,
         observed: &HashMap<String, Value>,
         partner: &Value,
     ) -> (PlanEntry, Assessment) {
         let id = policy.id_of(partner).to_string();
-        let view = State::of(partner).with(targets.for_partner(&id));
+        let own = targets.partners.get(&id);
+        let view = State::of(partner).with(own.map(|t| &t.0).or(targets.all.as_ref()));
         let a = policy.assess(partner, view, view.with(observed.get(&id)));
         let migration = a.migration.map(|m| policy.migrations[m].name.clone());
         let categories: Vec<String> = a
@@ -977,7 +999,7 @@ mod tests {
                 validation: a.verdict.as_str().to_string(),
             },
             fallback_risk: risk,
-            target: targets.partners_json.get(&id).cloned(),
+            target: own.map(|t| t.1.clone()),
             state: CarriedJson::of(&partner.to_json(&policy.schema)),
             observed: observed
                 .get(&id)
@@ -997,20 +1019,44 @@ mod tests {
             .ok()
             .expect("fleet policy compiles");
         let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
-        let mut targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
-        // A per-partner target too, written into the line as JSON.
-        let first = policy.id_of(&partners[0]).to_string();
-        let json = serde_json::json!({"version": "2.0.0"});
-        let partial = crate::runtime::value::from_json(
-            &policy.schema,
-            &json,
-            "",
-            crate::runtime::value::Completeness::Partial,
-        )
-        .unwrap();
-        targets.partners.insert(first.clone(), partial);
-        targets.partners_json.insert(first, json);
+        // The fleet's targets (for all, and per partner) read by the index;
+        // the reference reads the same file as one JSON tree.
+        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fleet("target.json")).unwrap())
+                .unwrap();
+        let partial = |json: &serde_json::Value| {
+            crate::runtime::value::from_json(
+                &policy.schema,
+                json,
+                "",
+                crate::runtime::value::Completeness::Partial,
+            )
+            .unwrap()
+        };
+        let reference = Reference {
+            all: Some(partial(&file["all"])),
+            partners: file["partners"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(id, json)| {
+                    // Carried as canonical JSON (sets sorted), like observed
+                    // metrics.
+                    let value = partial(json);
+                    let canonical = value.to_partial_json(&policy.schema);
+                    (id.clone(), (value, canonical))
+                })
+                .collect(),
+        };
+        assert!(reference.partners.len() > 3);
         let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
+        let observed_reference: HashMap<String, Value> = observed
+            .partners
+            .all(&policy.schema)
+            .unwrap()
+            .into_iter()
+            .collect();
         let mut history = History::default();
         history
             .outcomes
@@ -1043,6 +1089,10 @@ mod tests {
             },
         };
         let mut scratch = Scratch::default();
+        let mut cache = ParseCache::new(
+            &policy.schema,
+            crate::runtime::value::Completeness::Partial,
+        );
         let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();
@@ -1052,11 +1102,14 @@ mod tests {
                 &inputs,
                 targets.all.as_ref(),
                 partner,
+                &mut cache,
                 &mut scratch,
                 &mut line,
                 &mut ids,
-            );
-            let (expected, a) = entry_for(&policy, &history, &targets, &observed, partner);
+            )
+            .unwrap();
+            let (expected, a) =
+                entry_for(&policy, &history, &reference, &observed_reference, partner);
             let read: PlanEntry = serde_json::from_str(&line).expect("a plan line is JSON");
             assert_eq!(read, expected);
             assert_eq!(line, serde_json::to_string(&expected).unwrap());

@@ -336,7 +336,7 @@ enum Expect {
 
 /// The end of the JSON value starting at `bytes[start]`, if `bytes` holds
 /// all of it: strings and brackets are followed, nothing else is checked.
-fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+pub(super) fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
     while i < bytes.len() {

@@ -381,7 +381,7 @@ fn target_and_observed_from_dev_zero_fail_at_once() {
         let o = plan(dir.path(), "p.ndjson", target, observed);
         assert_eq!(code(&o), 1, "{}", text(&o.stderr));
         assert!(
-            text(&o.stderr).contains("/dev/zero, line 1: not valid JSON: expected a JSON object"),
+            text(&o.stderr).contains("/dev/zero, line 1, column 1: not valid JSON: expected a JSON object"),
             "{}",
             text(&o.stderr)
         );

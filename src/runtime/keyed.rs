@@ -1,0 +1,755 @@
+//! Files keyed by partner id — observed metrics `{"ID": {…}, …}` and the
+//! `partners` part of a target file — scanned once in blocks and indexed
+//! on disk. The index keeps where each entry is, never its text: memory
+//! grows by 16 bytes a partner, not with the file, and an entry is read
+//! back and parsed when its partner is planned.
+//!
+//! The scan checks every entry (its id, its JSON, the schema) and reports
+//! every bad one, up to [`MAX_REPORTED`](super::input::MAX_REPORTED); a
+//! file that passed the scan reads back the same, unless it changed on disk
+//! in the meantime, which [`PartnerEntries::unchanged`] tells. A pipe is
+//! spooled to an unnamed temporary file (gone with the process).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::fast::ParseCache;
+use super::input::{Gathered, InputError, io};
+use super::stream::{MAX_RECORD, value_end};
+use super::value::{Completeness, Value, check_unique_keys, from_json, id_problem};
+use crate::model::types::Type;
+
+/// How many bytes the scan reads at a time.
+const BLOCK: usize = 1 << 20;
+
+/// How far ahead an entry may start, after the one read before it, for the
+/// reader to take it as reading forward (and read a window, not one entry).
+const GAP: u64 = 4 << 10;
+
+/// How many bytes a forward read takes at once.
+const WINDOW: usize = 64 << 10;
+
+/// Where an entry is: its first byte (the `"` of its id) and its length up
+/// to the end of its value, packed as 40 + 24 bits when they fit.
+fn pack(offset: u64, len: u64) -> Option<u64> {
+    (offset < 1 << 40 && len < 1 << 24).then_some(offset << 24 | len)
+}
+
+fn unpack(packed: u64) -> (u64, u64) {
+    (packed >> 24, packed & ((1 << 24) - 1))
+}
+
+/// The entries of a JSON object keyed by partner id, indexed on disk.
+pub struct PartnerEntries {
+    /// The file as given, for messages.
+    name: String,
+    /// The bytes the offsets point into (the file, or a pipe's spool).
+    file: Option<File>,
+    /// Length and modification time of a regular file when it was scanned.
+    identity: Option<(u64, Option<std::time::SystemTime>)>,
+    hasher: std::hash::RandomState,
+    /// (hash of the id, packed place), one per id.
+    table: hashbrown::HashTable<(u64, u64)>,
+    /// Ids whose hash another id already has, and entries too far or too
+    /// long to pack: (offset, length).
+    others: rustc_hash::FxHashMap<Box<str>, (u64, u64)>,
+    len: usize,
+}
+
+impl std::fmt::Debug for PartnerEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerEntries")
+            .field("name", &self.name)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A reader of entries, one per thread: it reads a window ahead when
+/// entries are asked for in file order, and single entries otherwise.
+#[derive(Default)]
+pub struct EntryReader {
+    buf: Vec<u8>,
+    /// The file offset of `buf[0]`.
+    start: u64,
+    /// Where the entry read last ends.
+    next: u64,
+}
+
+impl EntryReader {
+    fn read<'b>(&'b mut self, file: &File, offset: u64, len: u64) -> std::io::Result<&'b [u8]> {
+        let end = offset + len;
+        let held = self.start..self.start + self.buf.len() as u64;
+        let forward = offset >= self.next && offset - self.next <= GAP;
+        self.next = end;
+        if offset < held.start || end > held.end {
+            let want = if forward {
+                (len as usize).max(WINDOW)
+            } else {
+                len as usize
+            };
+            self.buf.resize(want, 0);
+            let mut got = 0;
+            while got < want {
+                match file.read_at(&mut self.buf[got..], offset + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.buf.truncate(got);
+            self.start = offset;
+            if (got as u64) < len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than when it was read",
+                ));
+            }
+        }
+        let from = (offset - self.start) as usize;
+        Ok(&self.buf[from..from + len as usize])
+    }
+}
+
+impl PartnerEntries {
+    /// No entries.
+    pub fn empty() -> Self {
+        PartnerEntries {
+            name: String::new(),
+            file: None,
+            identity: None,
+            hasher: std::hash::RandomState::new(),
+            table: hashbrown::HashTable::new(),
+            others: Default::default(),
+            len: 0,
+        }
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entry of partner `id`, read back and parsed as a partial record
+    /// with `cache` (of [`Completeness::Partial`]).
+    pub fn get(
+        &self,
+        schema: &Type,
+        id: &str,
+        reader: &mut EntryReader,
+        cache: &mut ParseCache,
+    ) -> Result<Option<Value>, InputError> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let hash = self.hasher.hash_one(id);
+        let packed = self.table.find(hash, |e| e.0 == hash).map(|e| unpack(e.1));
+        for (offset, len) in packed.into_iter().chain(self.others.get(id).copied()) {
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let Some((key, value)) = split_entry(bytes) else {
+                return Err(self.changed("an entry is not where it was"));
+            };
+            if key == id {
+                return parse_partial(schema, value, cache)
+                    .map(Some)
+                    .map_err(|r| self.changed(&r.problem));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry as (id, partial record), in no particular order: for
+    /// tests and small files (it holds them all).
+    pub fn all(&self, schema: &Type) -> Result<Vec<(String, Value)>, InputError> {
+        let Some(file) = &self.file else {
+            return Ok(Vec::new());
+        };
+        let mut cache = ParseCache::new(schema, Completeness::Partial);
+        let mut reader = EntryReader::default();
+        let places = self
+            .table
+            .iter()
+            .map(|e| unpack(e.1))
+            .chain(self.others.values().copied())
+            .collect::<Vec<_>>();
+        let mut out = Vec::with_capacity(places.len());
+        for (offset, len) in places {
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let (key, value) =
+                split_entry(bytes).ok_or_else(|| self.changed("an entry is not where it was"))?;
+            let key = key.into_owned();
+            let value = parse_partial(schema, value, &mut cache)
+                .map_err(|r| self.changed(&r.problem))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// An error unless the file is as it was when it was scanned (same
+    /// length and modification time): what was planned is what the plan
+    /// binds.
+    pub fn unchanged(&self) -> Result<(), InputError> {
+        let (Some(file), Some(identity)) = (&self.file, self.identity) else {
+            return Ok(());
+        };
+        let now = file
+            .metadata()
+            .map(|m| (m.len(), m.modified().ok()))
+            .map_err(|e| self.changed(&e.to_string()))?;
+        if now == identity {
+            Ok(())
+        } else {
+            Err(self.changed("its size or modification time is not what it was"))
+        }
+    }
+
+    fn changed(&self, why: &str) -> InputError {
+        InputError::Invalid {
+            file: self.name.clone(),
+            at: "the whole file".into(),
+            partner: None,
+            problem: format!("the file changed while it was being planned ({why}); plan again"),
+        }
+    }
+
+    /// Record where `id`'s entry is; `Err` when the id is there already.
+    fn insert(&mut self, id: &str, offset: u64, len: u64) -> Result<(), ()> {
+        let hash = self.hasher.hash_one(id);
+        let packed = pack(offset, len);
+        let taken = self.table.find(hash, |e| e.0 == hash).map(|e| unpack(e.1));
+        match (taken, packed) {
+            (None, Some(p)) => {
+                self.table
+                    .insert_unique(hash, (hash, p), |e| e.0);
+            }
+            (Some((o, l)), _) if self.key_at(o, l).as_deref() == Some(id) => return Err(()),
+            _ => {
+                if self.others.insert(id.into(), (offset, len)).is_some() {
+                    return Err(());
+                }
+            }
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The id of the entry at `offset` (read back from the file).
+    fn key_at(&self, offset: u64, len: u64) -> Option<String> {
+        let file = self.file.as_ref()?;
+        let mut reader = EntryReader::default();
+        let bytes = reader.read(file, offset, len).ok()?;
+        split_entry(bytes).map(|(k, _)| k.into_owned())
+    }
+}
+
+/// An entry's text `"ID" : VALUE` as its id and the value's text.
+fn split_entry(bytes: &[u8]) -> Option<(Cow<'_, str>, &str)> {
+    let key_end = value_end(bytes, 0)?;
+    let key = decode_key(bytes.get(..key_end)?)?;
+    let rest = bytes.get(key_end..)?;
+    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    if rest[colon] != b':' {
+        return None;
+    }
+    let value = std::str::from_utf8(&rest[colon + 1..]).ok()?;
+    Some((key, value.trim_start()))
+}
+
+/// A JSON string's value, from its text with the quotes.
+fn decode_key(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.iter().all(|&b| b != b'\\' && b >= 0x20) {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// Why a record was refused, and where in its text (1-based line and
+/// column) when the JSON reader said.
+struct Refusal {
+    problem: String,
+    at: Option<(usize, usize)>,
+}
+
+impl From<Refusal> for String {
+    fn from(r: Refusal) -> String {
+        r.problem
+    }
+}
+
+/// Parse a partial record: the fast reader, or the reference path and its
+/// precise message.
+fn parse_partial(schema: &Type, text: &str, cache: &mut ParseCache) -> Result<Value, Refusal> {
+    if let Some(v) = super::fast::parse(text, cache) {
+        return Ok(v);
+    }
+    let json_error = |e: serde_json::Error, prefix: &str| Refusal {
+        problem: format!("{prefix}{}", super::input::json_message(&e)),
+        at: Some((e.line(), e.column())),
+    };
+    check_unique_keys(text).map_err(|e| json_error(e, ""))?;
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| json_error(e, "not valid JSON: "))?;
+    from_json(schema, &json, "", Completeness::Partial).map_err(|e| Refusal {
+        problem: e.to_string(),
+        at: None,
+    })
+}
+
+/// A JSON object read in blocks, by absolute offsets into the file. Bytes
+/// before `keep` may be dropped; a value is held whole while it is read
+/// (at most [`MAX_RECORD`] bytes of it).
+pub(super) struct Scanner {
+    name: String,
+    input: File,
+    /// A pipe's bytes, kept to be read back.
+    spool: Option<File>,
+    hasher: Option<blake3::Hasher>,
+    identity: Option<(u64, Option<std::time::SystemTime>)>,
+    buf: Vec<u8>,
+    /// The file offset of `buf[0]`.
+    base: u64,
+    keep: u64,
+    eof: bool,
+    /// Lines counted up to `counted` (a file offset): 1-based line there,
+    /// and where that line starts.
+    line: usize,
+    line_start: u64,
+    counted: u64,
+}
+
+impl Scanner {
+    /// Open `path`; a file that is not regular (a pipe) is spooled.
+    pub(super) fn open(path: &Path) -> Result<Self, InputError> {
+        let input = File::open(path).map_err(|e| io(path, e))?;
+        let meta = input.metadata().map_err(|e| io(path, e))?;
+        let regular = meta.is_file();
+        let spool = if regular {
+            None
+        } else {
+            Some(tempfile::tempfile().map_err(|e| {
+                InputError::Io(format!(
+                    "cannot spool `{}` to a temporary file: {}",
+                    path.display(),
+                    crate::cli::files::io_reason(&e)
+                ))
+            })?)
+        };
+        Ok(Scanner {
+            name: path.display().to_string(),
+            input,
+            spool,
+            hasher: regular.then(blake3::Hasher::new),
+            identity: regular.then(|| (meta.len(), meta.modified().ok())),
+            buf: Vec::new(),
+            base: 0,
+            keep: 0,
+            eof: false,
+            line: 1,
+            line_start: 0,
+            counted: 0,
+        })
+    }
+
+    /// The file's name as given.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The BLAKE3 (hex) of a regular file's bytes, once all are scanned.
+    pub(super) fn blake3(&self) -> Option<String> {
+        self.hasher
+            .as_ref()
+            .map(|h| h.finalize().to_hex().to_string())
+    }
+
+    /// Read the next block; false at the end of the file.
+    fn fill(&mut self) -> Result<bool, InputError> {
+        if self.eof {
+            return Ok(false);
+        }
+        // Drop what is no longer needed, counting its lines first.
+        let drop = (self.keep - self.base) as usize;
+        if drop >= BLOCK {
+            self.count_lines(self.keep);
+            self.buf.drain(..drop);
+            self.base += drop as u64;
+        }
+        let before = self.buf.len();
+        let n = (&mut self.input)
+            .take(BLOCK as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| {
+                InputError::Io(format!(
+                    "cannot read `{}`: {}",
+                    self.name,
+                    crate::cli::files::io_reason(&e)
+                ))
+            })?;
+        let fresh = &self.buf[before..];
+        if let Some(h) = &mut self.hasher {
+            h.update(fresh);
+        }
+        if let Some(spool) = &mut self.spool {
+            spool.write_all(fresh).map_err(|e| {
+                InputError::Io(format!(
+                    "cannot spool `{}` to a temporary file: {}",
+                    self.name,
+                    crate::cli::files::io_reason(&e)
+                ))
+            })?;
+        }
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    /// The byte at `at`, reading on as needed; `None` at the end.
+    fn byte(&mut self, at: u64) -> Result<Option<u8>, InputError> {
+        loop {
+            let i = (at - self.base) as usize;
+            if let Some(&b) = self.buf.get(i) {
+                return Ok(Some(b));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The first byte at or after `at` that is not white space, and where.
+    fn skip_ws(&mut self, mut at: u64) -> Result<(u64, Option<u8>), InputError> {
+        loop {
+            match self.byte(at)? {
+                Some(b) if b.is_ascii_whitespace() => at += 1,
+                b => return Ok((at, b)),
+            }
+        }
+    }
+
+    /// Where the JSON value starting at `at` ends (strings and brackets are
+    /// followed; its JSON is checked when it is parsed). The value must
+    /// fit, with everything kept before it, in [`MAX_RECORD`] bytes.
+    fn value(&mut self, at: u64, what: &str) -> Result<u64, InputError> {
+        loop {
+            let i = (at - self.base) as usize;
+            match value_end(&self.buf, i) {
+                Some(end) if end < self.buf.len() || self.eof => {
+                    return Ok(self.base + end as u64);
+                }
+                None if self.eof => return Ok(self.base + self.buf.len() as u64),
+                _ => {}
+            }
+            if self.buf.len() as u64 + self.base - self.keep > MAX_RECORD as u64 {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    format!(
+                        "{what} is longer than {} MiB, the limit for one record",
+                        MAX_RECORD >> 20
+                    ),
+                ));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// The bytes of `range` (held: it is after `keep`).
+    fn text(&self, range: std::ops::Range<u64>) -> &[u8] {
+        let from = (range.start - self.base) as usize;
+        let to = (range.end - self.base) as usize;
+        &self.buf[from..to.min(self.buf.len())]
+    }
+
+    /// Count lines up to offset `at` (offsets asked for never go back).
+    fn count_lines(&mut self, at: u64) {
+        if at > self.counted {
+            let from = (self.counted - self.base) as usize;
+            let to = ((at - self.base) as usize).min(self.buf.len());
+            let bytes = &self.buf[from..to];
+            self.line += bytes.iter().filter(|&&b| b == b'\n').count();
+            if let Some(last) = bytes.iter().rposition(|&b| b == b'\n') {
+                self.line_start = self.base + (from + last + 1) as u64;
+            }
+            self.counted = at;
+        }
+    }
+
+    /// The 1-based line and column (in characters) of offset `at`.
+    pub(super) fn position(&mut self, at: u64) -> (usize, usize) {
+        self.count_lines(at);
+        let from = (self.line_start.max(self.base) - self.base) as usize;
+        let to = ((at - self.base) as usize).min(self.buf.len());
+        let column = self.buf[from..to]
+            .iter()
+            .filter(|&&b| b & 0xC0 != 0x80)
+            .count();
+        (self.line, column + 1)
+    }
+
+    /// An error about the record at `at`.
+    fn invalid(&mut self, at: u64, partner: Option<&str>, problem: String) -> InputError {
+        let position = self.position(at);
+        self.invalid_at(position, partner, problem)
+    }
+
+    fn invalid_at(
+        &self,
+        (line, column): (usize, usize),
+        partner: Option<&str>,
+        problem: String,
+    ) -> InputError {
+        InputError::Invalid {
+            file: self.name.clone(),
+            at: format!("line {line}, column {column}"),
+            partner: partner.map(str::to_string),
+            problem,
+        }
+    }
+
+    /// An error about a value starting at `at`, refused at a place inside
+    /// it (line and column in its text) when the refusal says where.
+    fn refused(&mut self, at: u64, partner: &str, refusal: Refusal) -> InputError {
+        let start = self.position(at);
+        let position = refusal.at.map_or(start, |inner| shifted(start, inner));
+        self.invalid_at(position, Some(partner), refusal.problem)
+    }
+
+    /// The start of the object: the file's first `{`, or an error naming
+    /// what the file should hold.
+    pub(super) fn open_object(&mut self, expected: &str) -> Result<u64, InputError> {
+        match self.skip_ws(0)? {
+            (at, Some(b'{')) => Ok(at + 1),
+            (at, Some(_)) => Err(self.invalid(
+                at,
+                None,
+                format!("not valid JSON: expected a JSON object ({expected})"),
+            )),
+            (at, None) => Err(self.invalid(
+                at,
+                None,
+                format!("the file is empty (expected a JSON object: {expected})"),
+            )),
+        }
+    }
+
+    /// After the closing `}` at `at`: nothing but white space.
+    pub(super) fn close(&mut self, at: u64) -> Result<(), InputError> {
+        match self.skip_ws(at)? {
+            (_, None) => {
+                self.keep = at;
+                Ok(())
+            }
+            (at, Some(_)) => Err(self.invalid(
+                at,
+                None,
+                "not valid JSON: text after the object's closing `}`".into(),
+            )),
+        }
+    }
+
+    /// The next member of the object at `at` (just after its `{` or a
+    /// member): `None` at its `}` (and where after it), or the key, the
+    /// value's range and where the value ends.
+    pub(super) fn member(
+        &mut self,
+        at: u64,
+        first: bool,
+    ) -> Result<Result<Member, u64>, InputError> {
+        self.keep = at;
+        let (at, b) = self.skip_ws(at)?;
+        let at = match (first, b) {
+            (_, Some(b'}')) if first => return Ok(Err(at + 1)),
+            (true, Some(b'"')) => at,
+            (false, Some(b'}')) => return Ok(Err(at + 1)),
+            (false, Some(b',')) => match self.skip_ws(at + 1)? {
+                (at, Some(b'"')) => at,
+                (at, _) => {
+                    return Err(self.invalid(
+                        at,
+                        None,
+                        "not valid JSON: expected a key (a string) after `,`".into(),
+                    ));
+                }
+            },
+            (_, None) => {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    "not valid JSON: the file ends before the object's closing `}`".into(),
+                ));
+            }
+            (true, _) => {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    "not valid JSON: expected a key (a string) or `}`".into(),
+                ));
+            }
+            (false, _) => {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    "not valid JSON: expected `,` or `}` after a value".into(),
+                ));
+            }
+        };
+        self.keep = at;
+        let key_end = self.value(at, "a key")?;
+        let key = match decode_key(self.text(at..key_end)) {
+            Some(k) => k.into_owned(),
+            None => {
+                return Err(self.invalid(at, None, "not valid JSON: a key is not a string".into()));
+            }
+        };
+        let (colon, b) = self.skip_ws(key_end)?;
+        if b != Some(b':') {
+            return Err(self.invalid(
+                colon,
+                Some(&key),
+                "not valid JSON: expected `:` after the key".into(),
+            ));
+        }
+        let (start, b) = self.skip_ws(colon + 1)?;
+        if matches!(b, None | Some(b',' | b'}' | b']')) {
+            return Err(self.invalid(
+                start,
+                Some(&key),
+                "not valid JSON: expected a value after `:`".into(),
+            ));
+        }
+        let end = self.value(start, "the entry")?;
+        Ok(Ok(Member {
+            key,
+            at,
+            value: start..end,
+        }))
+    }
+
+    /// A member's value as text: UTF-8, or an error.
+    pub(super) fn value_text(&mut self, member: &Member) -> Result<&str, InputError> {
+        if std::str::from_utf8(self.text(member.value.clone())).is_err() {
+            return Err(self.invalid(
+                member.value.start,
+                Some(&member.key),
+                "the value is not valid UTF-8".into(),
+            ));
+        }
+        let bytes = self.text(member.value.clone());
+        Ok(std::str::from_utf8(bytes).unwrap_or_default())
+    }
+
+    /// Read and index the entries of the object whose `{` is at `open`,
+    /// checking each against `schema`; bad entries go to `gathered`.
+    /// Returns the entries and where the object ends.
+    pub(super) fn entries(
+        &mut self,
+        schema: &Type,
+        open: u64,
+        gathered: &mut Gathered,
+    ) -> Result<(PartnerEntries, u64), InputError> {
+        let mut entries = PartnerEntries::empty();
+        entries.name = self.name.clone();
+        entries.file = Some(self.backing()?);
+        entries.identity = self.identity;
+        let mut cache = ParseCache::new(schema, Completeness::Partial);
+        let mut at = open + 1;
+        let mut first = true;
+        loop {
+            let member = match self.member(at, first)? {
+                Ok(m) => m,
+                Err(end) => {
+                    at = end;
+                    break;
+                }
+            };
+            first = false;
+            at = member.value.end;
+            if let Some(problem) = id_problem(&member.key) {
+                let e = self.invalid(
+                    member.at,
+                    Some(&member.key),
+                    format!("partner id: {problem}"),
+                );
+                gathered.add(e);
+                continue;
+            }
+            let parsed = match self.value_text(&member) {
+                Ok(text) => parse_partial(schema, text, &mut cache).map(drop),
+                Err(e) => {
+                    gathered.add(e);
+                    continue;
+                }
+            };
+            if let Err(refusal) = parsed {
+                let e = self.refused(member.value.start, &member.key, refusal);
+                gathered.add(e);
+                continue;
+            }
+            if entries
+                .insert(&member.key, member.at, member.value.end - member.at)
+                .is_err()
+            {
+                let e = self.invalid(
+                    member.at,
+                    Some(&member.key),
+                    "the partner id is given twice".into(),
+                );
+                gathered.add(e);
+            }
+        }
+        Ok((entries, at))
+    }
+
+    /// Whether the value at `at` is an object.
+    pub(super) fn is_object(&mut self, at: u64) -> Result<bool, InputError> {
+        Ok(self.byte(at)? == Some(b'{'))
+    }
+
+    /// A second handle on the bytes scanned (the file, or the spool).
+    fn backing(&self) -> Result<File, InputError> {
+        self.spool
+            .as_ref()
+            .unwrap_or(&self.input)
+            .try_clone()
+            .map_err(|e| {
+                InputError::Io(format!(
+                    "cannot read `{}`: {}",
+                    self.name,
+                    crate::cli::files::io_reason(&e)
+                ))
+            })
+    }
+}
+
+/// The place in a file of `inner` (line and column in a text) when the
+/// text starts at `start` of the file.
+pub(super) fn shifted(start: (usize, usize), inner: (usize, usize)) -> (usize, usize) {
+    match inner {
+        (0 | 1, column) => (start.0, start.1 + column.max(1) - 1),
+        (line, column) => (start.0 + line - 1, column),
+    }
+}
+
+/// One member of a JSON object, as scanned.
+pub(super) struct Member {
+    /// The key, decoded.
+    pub key: String,
+    /// Where the key starts.
+    pub at: u64,
+    /// Where the value is.
+    pub value: std::ops::Range<u64>,
+}
