@@ -2,9 +2,14 @@
 //! NDJSON, and `pmf apply` with the durable lineage, both timed end to end
 //! through the real binary (peak memory from `/proc` of the child).
 //!
+//! Plans are timed with one target for all, with a target of its own for
+//! every partner (the target file in the partners' order, and scattered),
+//! and with observed metrics for every partner too.
+//!
 //! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
-//! 1000000; PMF_BENCH_APPLY, default 100000; runs of each, as the host's
-//! noise varies: PMF_BENCH_RUNS, default 3, each apply on a fresh store).
+//! 1000000; PMF_BENCH_APPLY, default 100000, 0 to skip; runs of each, as
+//! the host's noise varies: PMF_BENCH_RUNS, default 3, each apply on a
+//! fresh store).
 
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +33,50 @@ fn generate(dir: &Path, n: usize) -> std::path::PathBuf {
     // for the generator's writeback.
     out.get_ref().sync_all().expect("sync");
     path
+}
+
+/// A target file giving each of `n` generated partners a target of its
+/// own (besides the one for all), in the partners' order or `scattered`;
+/// and observed metrics for each, in the partners' order.
+fn generate_own(dir: &Path, n: usize, scattered: bool) -> (std::path::PathBuf, std::path::PathBuf) {
+    let order = |i: usize| if scattered { (i * 7_919) % n } else { i };
+    let target = dir.join(format!("targets-{n}-{scattered}.json"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&target).expect("create"));
+    write!(
+        out,
+        "{{\"all\": {{\"version\": \"1.6.0\"}},\n\"partners\": {{"
+    )
+    .expect("write");
+    for i in 0..n {
+        let sep = if i == 0 { "\n" } else { ",\n" };
+        let j = order(i);
+        write!(
+            out,
+            "{sep}\"b-{j:07}\": {{\"version\": \"{}.{}.0\"}}",
+            1 + j % 3,
+            j % 10
+        )
+        .expect("write");
+    }
+    writeln!(out, "\n}}}}").expect("write");
+    out.flush().expect("flush");
+    out.get_ref().sync_all().expect("sync");
+    let observed = dir.join(format!("observed-{n}.json"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&observed).expect("create"));
+    write!(out, "{{").expect("write");
+    for i in 0..n {
+        let sep = if i == 0 { "\n" } else { ",\n" };
+        write!(
+            out,
+            "{sep}\"b-{i:07}\": {{\"metrics\": {{\"stability\": {}, \"compatibility\": 90}}}}",
+            80 + i % 20
+        )
+        .expect("write");
+    }
+    writeln!(out, "\n}}").expect("write");
+    out.flush().expect("flush");
+    out.get_ref().sync_all().expect("sync");
+    (target, observed)
 }
 
 fn timed(dir: &Path, args: &[&str]) -> (f64, String) {
@@ -67,38 +116,55 @@ fn main() {
     let policy = policy.to_str().expect("utf-8 path");
     std::fs::write(dir.path().join("target.json"), "{\"version\": \"1.6.0\"}").expect("target");
 
-    // `pmf plan` of `partners` into `out`, timed.
-    let plan = |partners: &Path, out: &str| {
-        timed(
-            dir.path(),
-            &[
-                "plan",
-                "--policy",
-                policy,
-                "--partners",
-                partners.to_str().expect("utf-8 path"),
-                "--target",
-                "target.json",
-                "-o",
-                out,
-            ],
-        )
+    // `pmf plan` of `partners` into `out` with `target` (and `observed`),
+    // timed.
+    let plan_with = |partners: &Path, target: &Path, observed: Option<&Path>, out: &str| {
+        let mut args = vec![
+            "plan",
+            "--policy",
+            policy,
+            "--partners",
+            partners.to_str().expect("utf-8 path"),
+            "--target",
+            target.to_str().expect("utf-8 path"),
+            "-o",
+            out,
+        ];
+        if let Some(o) = observed {
+            args.extend(["--observed", o.to_str().expect("utf-8 path")]);
+        }
+        timed(dir.path(), &args)
     };
+    let shared = dir.path().join("target.json");
+    let plan = |partners: &Path, out: &str| plan_with(partners, &shared, None, out);
     let runs = size("PMF_BENCH_RUNS", 3).max(1);
     let n = size("PMF_BENCH_PLAN", 1_000_000);
     let partners = generate(dir.path(), n);
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let (secs, peak) = plan(&partners, "plan.json");
-        println!(
-            "plan  {n:>8} partners (NDJSON): {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
-            n as f64 / secs
-        );
-        times.push(secs);
+    let (own, observed) = generate_own(dir.path(), n, false);
+    let (scattered, _) = generate_own(dir.path(), n, true);
+    let cases: [(&str, &Path, Option<&Path>); 4] = [
+        ("one target for all", &shared, None),
+        ("a target each", &own, None),
+        ("a target each, scattered", &scattered, None),
+        ("a target and observed metrics each", &own, Some(&observed)),
+    ];
+    for (what, target, observed) in cases {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let (secs, peak) = plan_with(&partners, target, observed, "plan.json");
+            println!(
+                "plan  {n:>8} partners, {what}: {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
+                n as f64 / secs
+            );
+            times.push(secs);
+        }
+        summary(&format!("plan ({what})"), &mut times);
     }
-    summary("plan ", &mut times);
 
     let n = size("PMF_BENCH_APPLY", 100_000);
+    if n == 0 {
+        return;
+    }
     let partners = generate(dir.path(), n);
     plan(&partners, "apply-plan.json");
     let mut times = Vec::new();

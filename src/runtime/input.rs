@@ -497,7 +497,7 @@ pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
     let mut at = open;
     let mut first = true;
     let end = loop {
-        let member = match scan.member(at, first)? {
+        let mut member = match scan.member_head(at, first)? {
             Ok(m) => m,
             Err(end) => break end,
         };
@@ -508,6 +508,7 @@ pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
             at = end;
             continue;
         }
+        scan.read_value(&mut member)?;
         at = member.value.end;
         let start = scan.position(member.value.start);
         let text = scan.value_text(&member)?.to_string();
@@ -717,7 +718,10 @@ mod tests {
             (r#"{"a\u202e": {"power": 3}}"#, "control character U+202E"),
             (r#"{"a": {"power": 3}"#, "ends before the object's closing"),
             (r#"{"a" {"power": 3}}"#, "expected `:` after the key"),
-            (r#"{"a": {"power": 3}} x"#, "text after the object's closing"),
+            (
+                r#"{"a": {"power": 3}} x"#,
+                "text after the object's closing",
+            ),
             (r#"{"a": {"power": 3} "b": {}}"#, "expected `,` or `}`"),
             (r#"["a"]"#, "expected a JSON object"),
             ("  ", "the file is empty"),
@@ -762,6 +766,17 @@ mod tests {
             t.blake3.as_deref(),
             Some(blake3::hash(structured.as_bytes()).to_hex().as_str())
         );
+        // The `partners` object is not one record: larger than the record
+        // limit in all, its entries each below it.
+        let big = |c: &str| c.repeat(9 << 20);
+        let large = format!(
+            "{{\"partners\": {{\"p-1\": {{\"region\": \"{}\"}}, \"p-2\": {{\"region\": \"{}\"}}}}}}",
+            big("a"),
+            big("b")
+        );
+        std::fs::write(&path, &large).unwrap();
+        let t = read_targets(schema, &path).unwrap();
+        assert_eq!(t.partners.len(), 2);
         // Every bad entry is reported, with its line.
         let bad = "{\"partners\": {\"p-1\": {\"power\": \"x\"},\n \"\": {},\n \"p-3\": {\"power\": 1},\n \"p-3\": {}},\n \"all\": {\"nope\": 1}, \"all\": {}}";
         std::fs::write(&path, bad).unwrap();

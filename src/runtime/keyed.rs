@@ -58,6 +58,9 @@ pub struct PartnerEntries {
     /// long to pack: (offset, length).
     others: rustc_hash::FxHashMap<Box<str>, (u64, u64)>,
     len: usize,
+    /// Tests: every id hashes alike (every lookup goes through `others`).
+    #[cfg(test)]
+    collide: bool,
 }
 
 impl std::fmt::Debug for PartnerEntries {
@@ -127,7 +130,17 @@ impl PartnerEntries {
             table: hashbrown::HashTable::new(),
             others: Default::default(),
             len: 0,
+            #[cfg(test)]
+            collide: false,
         }
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        #[cfg(test)]
+        if self.collide {
+            return 7;
+        }
+        self.hasher.hash_one(id)
     }
 
     /// How many entries there are.
@@ -152,7 +165,7 @@ impl PartnerEntries {
         let Some(file) = &self.file else {
             return Ok(None);
         };
-        let hash = self.hasher.hash_one(id);
+        let hash = self.hash(id);
         let packed = self.table.find(hash, |e| e.0 == hash).map(|e| unpack(e.1));
         for (offset, len) in packed.into_iter().chain(self.others.get(id).copied()) {
             let bytes = reader
@@ -192,8 +205,8 @@ impl PartnerEntries {
             let (key, value) =
                 split_entry(bytes).ok_or_else(|| self.changed("an entry is not where it was"))?;
             let key = key.into_owned();
-            let value = parse_partial(schema, value, &mut cache)
-                .map_err(|r| self.changed(&r.problem))?;
+            let value =
+                parse_partial(schema, value, &mut cache).map_err(|r| self.changed(&r.problem))?;
             out.push((key, value));
         }
         Ok(out)
@@ -228,13 +241,12 @@ impl PartnerEntries {
 
     /// Record where `id`'s entry is; `Err` when the id is there already.
     fn insert(&mut self, id: &str, offset: u64, len: u64) -> Result<(), ()> {
-        let hash = self.hasher.hash_one(id);
+        let hash = self.hash(id);
         let packed = pack(offset, len);
         let taken = self.table.find(hash, |e| e.0 == hash).map(|e| unpack(e.1));
         match (taken, packed) {
             (None, Some(p)) => {
-                self.table
-                    .insert_unique(hash, (hash, p), |e| e.0);
+                self.table.insert_unique(hash, (hash, p), |e| e.0);
             }
             (Some((o, l)), _) if self.key_at(o, l).as_deref() == Some(id) => return Err(()),
             _ => {
@@ -446,14 +458,13 @@ impl Scanner {
     fn value(&mut self, at: u64, what: &str) -> Result<u64, InputError> {
         loop {
             let i = (at - self.base) as usize;
-            match value_end(&self.buf, i) {
-                Some(end) if end < self.buf.len() || self.eof => {
-                    return Ok(self.base + end as u64);
-                }
-                None if self.eof => return Ok(self.base + self.buf.len() as u64),
-                _ => {}
-            }
-            if self.buf.len() as u64 + self.base - self.keep > MAX_RECORD as u64 {
+            let end = match value_end(&self.buf, i) {
+                Some(end) if end < self.buf.len() || self.eof => Some(end),
+                None if self.eof => Some(self.buf.len()),
+                _ => None,
+            };
+            let held = end.unwrap_or(self.buf.len()) as u64 + self.base - self.keep;
+            if held > MAX_RECORD as u64 {
                 return Err(self.invalid(
                     at,
                     None,
@@ -462,6 +473,9 @@ impl Scanner {
                         MAX_RECORD >> 20
                     ),
                 ));
+            }
+            if let Some(end) = end {
+                return Ok(self.base + end as u64);
             }
             self.fill()?;
         }
@@ -562,9 +576,24 @@ impl Scanner {
     }
 
     /// The next member of the object at `at` (just after its `{` or a
-    /// member): `None` at its `}` (and where after it), or the key, the
-    /// value's range and where the value ends.
+    /// member): `Err` at its `}` (with where after it), or the key and its
+    /// value's range.
     pub(super) fn member(
+        &mut self,
+        at: u64,
+        first: bool,
+    ) -> Result<Result<Member, u64>, InputError> {
+        let mut member = match self.member_head(at, first)? {
+            Ok(m) => m,
+            Err(end) => return Ok(Err(end)),
+        };
+        member.value.end = self.value(member.value.start, "the entry")?;
+        Ok(Ok(member))
+    }
+
+    /// [`Scanner::member`] up to the start of its value: the value's range
+    /// is empty, at its start (the value is not read).
+    pub(super) fn member_head(
         &mut self,
         at: u64,
         first: bool,
@@ -631,12 +660,17 @@ impl Scanner {
                 "not valid JSON: expected a value after `:`".into(),
             ));
         }
-        let end = self.value(start, "the entry")?;
         Ok(Ok(Member {
             key,
             at,
-            value: start..end,
+            value: start..start,
         }))
+    }
+
+    /// Read the value of a member from [`Scanner::member_head`].
+    pub(super) fn read_value(&mut self, member: &mut Member) -> Result<(), InputError> {
+        member.value.end = self.value(member.value.start, "the entry")?;
+        Ok(())
     }
 
     /// A member's value as text: UTF-8, or an error.
@@ -661,7 +695,17 @@ impl Scanner {
         open: u64,
         gathered: &mut Gathered,
     ) -> Result<(PartnerEntries, u64), InputError> {
-        let mut entries = PartnerEntries::empty();
+        self.entries_into(PartnerEntries::empty(), schema, open, gathered)
+    }
+
+    /// [`Scanner::entries`], into `entries` (empty).
+    fn entries_into(
+        &mut self,
+        mut entries: PartnerEntries,
+        schema: &Type,
+        open: u64,
+        gathered: &mut Gathered,
+    ) -> Result<(PartnerEntries, u64), InputError> {
         entries.name = self.name.clone();
         entries.file = Some(self.backing()?);
         entries.identity = self.identity;
@@ -752,4 +796,148 @@ pub(super) struct Member {
     pub at: u64,
     /// Where the value is.
     pub value: std::ops::Range<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::types::Type;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn schema() -> Type {
+        Type::Record(std::sync::Arc::new(BTreeMap::from([
+            ("power".to_string(), Type::Number),
+            ("region".to_string(), Type::String),
+        ])))
+    }
+
+    /// Index `text` as an observed-metrics file; `collide` makes every id
+    /// hash alike.
+    fn index(path: &Path, text: &str, collide: bool) -> Result<PartnerEntries, InputError> {
+        std::fs::write(path, text).unwrap();
+        let mut scan = Scanner::open(path)?;
+        let open = scan.open_object("test")?;
+        let mut gathered = Gathered::new("test");
+        let mut entries = PartnerEntries::empty();
+        entries.collide = collide;
+        let (entries, end) = scan.entries_into(entries, &schema(), open - 1, &mut gathered)?;
+        scan.close(end)?;
+        match gathered.finish() {
+            Some(e) => Err(e),
+            None => Ok(entries),
+        }
+    }
+
+    fn reference(text: &str) -> HashMap<String, Value> {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        json.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let v = from_json(&schema(), v, "", Completeness::Partial).unwrap();
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// A file of `n` entries, some spread over lines, some with escapes,
+    /// one larger than a scan block.
+    fn file(n: usize) -> String {
+        let mut text = String::from("{");
+        for i in 0..n {
+            if i > 0 {
+                text.push_str(if i % 3 == 0 { ",\n  " } else { "," });
+            }
+            let region = if i == n / 2 {
+                "x".repeat(BLOCK + 17)
+            } else {
+                format!("r\\u00e9{}", i % 7)
+            };
+            text.push_str(&format!(
+                "\"p-{i:05}\": {{\"power\": {}, \"region\": \"{region}\"}}",
+                i % 10
+            ));
+        }
+        text.push('}');
+        text
+    }
+
+    fn looked_up(entries: &PartnerEntries, ids: &[String]) -> HashMap<String, Value> {
+        let mut cache = ParseCache::new(&schema(), Completeness::Partial);
+        let mut reader = EntryReader::default();
+        ids.iter()
+            .filter_map(|id| {
+                let v = entries.get(&schema(), id, &mut reader, &mut cache).unwrap();
+                v.map(|v| (id.clone(), v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_read_back_as_the_reference_reads_the_file_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let text = file(3000);
+        let expected = reference(&text);
+        for collide in [false, true] {
+            let entries = index(&path, &text, collide).unwrap();
+            assert_eq!(entries.len(), 3000);
+            let mut ids: Vec<String> = expected.keys().cloned().collect();
+            ids.sort();
+            // In file order (forward windows), backwards, and scattered.
+            assert_eq!(looked_up(&entries, &ids), expected);
+            ids.reverse();
+            assert_eq!(looked_up(&entries, &ids), expected);
+            let scattered: Vec<String> = (0..3000)
+                .map(|i| format!("p-{:05}", (i * 1237) % 3000))
+                .chain(["p-99999".to_string(), "nobody".to_string()])
+                .collect();
+            assert_eq!(looked_up(&entries, &scattered), expected);
+            let all: HashMap<String, Value> = entries.all(&schema()).unwrap().into_iter().collect();
+            assert_eq!(all, expected);
+            entries.unchanged().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_repeated_id_is_refused_even_when_hashes_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        for collide in [false, true] {
+            let e = index(
+                &path,
+                r#"{"a": {"power": 1}, "b": {}, "a": {"power": 2}, "b": {}}"#,
+                collide,
+            )
+            .unwrap_err()
+            .to_string();
+            assert_eq!(e.matches("the partner id is given twice").count(), 2, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_changed_after_its_scan_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let entries = index(&path, r#"{"a": {"power": 1}}"#, false).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, r#"{"a": {"power": 2}, "b": {"power": 3}}"#).unwrap();
+        let e = entries.unchanged().unwrap_err().to_string();
+        assert!(
+            e.contains("the file changed while it was being planned"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_entry_over_the_record_limit_is_refused_without_reading_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let text = format!(
+            "{{\"a\": {{\"region\": \"{}\"}}, \"b\": {{}}}}",
+            "x".repeat(MAX_RECORD + 1)
+        );
+        let e = index(&path, &text, false).unwrap_err().to_string();
+        assert!(e.contains("the entry is longer than 16 MiB"), "{e}");
+    }
 }

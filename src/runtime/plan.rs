@@ -13,8 +13,8 @@ use super::compile::{Root, State};
 use super::engine::{Action, CompiledPolicy};
 use super::fast::ParseCache;
 use super::input::{InputError, Observed, Targets, parse_partner};
-use super::keyed::EntryReader;
 use super::json_out;
+use super::keyed::EntryReader;
 use super::stream::{Batch, PartnerStream};
 use super::value::Value;
 
@@ -273,8 +273,7 @@ fn write_entry(
     // The target and the observed metrics are laid over the partner, not
     // merged into copies of it.
     let schema = &policy.schema;
-    let own_target = (inputs.targets.partners)
-        .get(schema, id, &mut scratch.targets, partial)?;
+    let own_target = (inputs.targets.partners).get(schema, id, &mut scratch.targets, partial)?;
     let observed = (inputs.observed.partners).get(schema, id, &mut scratch.observed, partial)?;
     let target = State::of(partner).with(own_target.as_ref().or(target_all));
     let a = assessors
@@ -727,8 +726,16 @@ pub fn write_plan(
             }
             // What was planned is what the plan binds: the indexed files
             // did not change meanwhile.
-            inputs.targets.partners.unchanged().map_err(PlanError::Input)?;
-            inputs.observed.partners.unchanged().map_err(PlanError::Input)?;
+            inputs
+                .targets
+                .partners
+                .unchanged()
+                .map_err(PlanError::Input)?;
+            inputs
+                .observed
+                .partners
+                .unchanged()
+                .map_err(PlanError::Input)?;
             let totals = counts.totals(policy);
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
@@ -1023,8 +1030,7 @@ mod tests {
         // the reference reads the same file as one JSON tree.
         let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
         let file: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(fleet("target.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(fleet("target.json")).unwrap()).unwrap();
         let partial = |json: &serde_json::Value| {
             crate::runtime::value::from_json(
                 &policy.schema,
@@ -1089,10 +1095,8 @@ mod tests {
             },
         };
         let mut scratch = Scratch::default();
-        let mut cache = ParseCache::new(
-            &policy.schema,
-            crate::runtime::value::Completeness::Partial,
-        );
+        let mut cache =
+            ParseCache::new(&policy.schema, crate::runtime::value::Completeness::Partial);
         let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();

@@ -381,7 +381,8 @@ fn target_and_observed_from_dev_zero_fail_at_once() {
         let o = plan(dir.path(), "p.ndjson", target, observed);
         assert_eq!(code(&o), 1, "{}", text(&o.stderr));
         assert!(
-            text(&o.stderr).contains("/dev/zero, line 1, column 1: not valid JSON: expected a JSON object"),
+            text(&o.stderr)
+                .contains("/dev/zero, line 1, column 1: not valid JSON: expected a JSON object"),
             "{}",
             text(&o.stderr)
         );
@@ -528,4 +529,88 @@ fn many_diagnostics_render_with_their_places() {
     assert_eq!(text(&github.stdout).lines().count(), n);
     let last = text(&github.stdout).lines().last().unwrap().to_string();
     assert!(last.contains(&format!("line={}", n + 1)), "{last}");
+}
+
+/// The entries of plan file `path`, as JSON.
+fn plan_entries(path: &Path) -> Vec<serde_json::Value> {
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    plan["entries"].as_array().unwrap().clone()
+}
+
+#[test]
+fn per_partner_targets_and_observed_metrics_from_pipes_plan_as_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every partner its own target, besides the one for all.
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut own = serde_json::Map::new();
+    for (i, p) in partners.iter().enumerate() {
+        let id = p["id"].as_str().unwrap().to_string();
+        own.insert(
+            id,
+            serde_json::json!({"version": format!("{}.0.0", 1 + i % 3)}),
+        );
+    }
+    let target = serde_json::json!({"all": {"version": "1.6.0"}, "partners": own});
+    std::fs::write(
+        dir.path().join("t.json"),
+        serde_json::to_string_pretty(&target).unwrap(),
+    )
+    .unwrap();
+    let o = plan(dir.path(), &fleet("partners.json"), Some("t.json"), None);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let from_files = plan_entries(&dir.path().join("plan.json"));
+    assert_eq!(from_files.len(), partners.len());
+    assert!(from_files.iter().all(|e| e.get("target").is_some()));
+    // The same target file through a pipe, then the observed metrics.
+    for slot in ["--target", "--observed"] {
+        let (target, observed) = match slot {
+            "--target" => ("/dev/stdin".to_string(), fleet("observed.json")),
+            _ => (
+                dir.path().join("t.json").display().to_string(),
+                "/dev/stdin".into(),
+            ),
+        };
+        let piped = match slot {
+            "--target" => std::fs::read(dir.path().join("t.json")).unwrap(),
+            _ => std::fs::read(fleet("observed.json")).unwrap(),
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args([
+                "plan",
+                "--policy",
+                &fleet("policy.pmf"),
+                "--partners",
+                &fleet("partners.json"),
+                "--target",
+                &target,
+                "--observed",
+                &observed,
+                "-o",
+                "piped.json",
+                "--store",
+                "none.db",
+            ])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A real pipe (not a file redirected): read once, spooled.
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            stdin.write_all(&piped).unwrap();
+        });
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(code(&o), 0, "{slot}: {}", text(&o.stderr));
+        assert_eq!(
+            plan_entries(&dir.path().join("piped.json")),
+            from_files,
+            "{slot}"
+        );
+    }
 }
