@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use super::ast::*;
 use super::span::Span;
 use super::split::{self, LexProblem, MAX_NESTING};
-use crate::diagnostics::{Code, Diagnostic};
+use super::slips;
+use crate::diagnostics::{Code, Diagnostic, Fix};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar/pmf.pest"]
@@ -369,8 +370,60 @@ fn friendly(r: &Rule) -> Option<&'static str> {
         Rule::string | Rule::string_body => "a string",
         Rule::ident => "a name",
         Rule::field_path => "a field",
+        Rule::kw_test | Rule::test_decl => "`test`",
+        Rule::kw_partner | Rule::partner_decl => "`partner`",
+        Rule::kw_target => "`target`",
+        Rule::kw_observed => "`observed`",
+        Rule::test_state | Rule::test_root => "`partner`, `target` or `observed`",
+        Rule::record_value => "a record `{ field: value }`",
+        Rule::value_field => "a field `name: value`",
+        Rule::value => "a value",
+        Rule::null_kw => "`null`",
+        Rule::kw_approved | Rule::approved_item => "`approved`",
+        Rule::kw_expect | Rule::expect_item => "`expect`",
+        Rule::expect_what => "`type`, `band`, `action`, `outcome`, `validation` or `approvals`",
+        Rule::kw_type => "`type`",
+        Rule::kw_action => "`action`",
+        Rule::kw_outcome => "`outcome`",
+        Rule::kw_approvals => "`approvals`",
+        Rule::kw_validation | Rule::validation_decl => "`validation`",
+        Rule::kw_none => "`none`",
+        Rule::compatibility_decl => "`compatibility`",
+        Rule::sustainability_decl => "`sustainability`",
+        Rule::health_decl => "`health`",
+        Rule::authority_decl => "`authority`",
+        Rule::category_decl => "`category`",
+        Rule::migration_decl => "`migration`",
+        Rule::order_decl => "`order`",
+        Rule::flow_decl => "`flow`",
+        Rule::ceiling_decl => "`ceiling`",
+        Rule::rite_decl => "`rite`",
+        Rule::key_decl => "`key`",
         _ => return None,
     })
+}
+
+/// What pest expected, as the slips read it.
+fn expected_flags(positives: &[Rule]) -> slips::Expected {
+    let has = |r: Rule| positives.contains(&r);
+    slips::Expected {
+        comparison: has(Rule::compare_op),
+        only_comparison: !positives.is_empty() && positives.iter().all(|r| *r == Rule::compare_op),
+        string: has(Rule::string),
+        name: has(Rule::ident),
+        else_kw: has(Rule::kw_else),
+        previous_stable: has(Rule::previous_stable_kw),
+        band: has(Rule::band),
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn one_of(words: &[&str]) -> String {
+    match words.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {}", rest.join(", "), last),
+    }
 }
 
 fn syntax_error(
@@ -379,43 +432,55 @@ fn syntax_error(
     slice: &str,
     err: &pest::error::Error<Rule>,
 ) -> Diagnostic {
-    let pos = match err.location {
+    let raw = match err.location {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
-    let (pos, found) = token_at(slice, pos);
+    let (pos, found) = token_at(slice, raw);
     let abs = offset + pos;
     let span = if found.is_empty() {
         Span::new(abs, abs)
     } else {
         Span::new(abs, abs + found.len())
     };
-    let mut expected: Vec<&str> = match &err.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } => {
-            positives.iter().filter_map(friendly).collect()
-        }
-        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    let positives: &[Rule] = match &err.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
+        pest::error::ErrorVariant::CustomError { .. } => &[],
     };
+    let mut expected: Vec<&str> = positives.iter().filter_map(friendly).collect();
     expected.sort_unstable();
     expected.dedup();
+    let wanted = if expected.is_empty() {
+        "the rest of the declaration".to_string()
+    } else {
+        one_of(&expected)
+    };
+    let stop = slips::Stop {
+        text: slice,
+        raw: raw.min(slice.len()),
+        pos,
+        found,
+        wanted: &wanted,
+        expected: expected_flags(positives),
+    };
+    if let Some(slip) = slips::recognise(&stop) {
+        return slip_diagnostic(file, offset, slice, raw, slip);
+    }
     let found_text = if found.is_empty() {
-        "end of declaration".to_string()
+        "the end of the declaration".to_string()
     } else {
         format!("`{found}`")
     };
-    let label = match expected.len() {
-        0 => "unexpected here".to_string(),
-        1 => format!("expected {}", expected[0]),
-        _ => {
-            let (last, rest) = expected.split_last().unwrap_or((&"", &[]));
-            format!("expected {} or {}", rest.join(", "), last)
-        }
+    let label = if found.is_empty() {
+        "the declaration ends here"
+    } else {
+        "not expected here"
     };
     let mut d = Diagnostic::new(
         Code::SyntaxError,
         file,
         span,
-        format!("unexpected {found_text}"),
+        format!("expected {wanted}, found {found_text}"),
     )
     .with_label(label);
     if found.starts_with(char::is_alphabetic) && is_reserved(found) {
@@ -426,6 +491,64 @@ fn syntax_error(
         d = d.with_help("a top-level declaration starts in column 0 with a keyword such as `migration` or `health`");
     }
     d
+}
+
+/// The diagnostic of a recognised slip; its edit becomes a fix when it
+/// lets the chunk parse past the place where pest stopped (`raw`).
+fn slip_diagnostic(
+    file: &str,
+    offset: usize,
+    slice: &str,
+    raw: usize,
+    slip: slips::Found,
+) -> Diagnostic {
+    let mut d = Diagnostic::new(
+        Code::SyntaxError,
+        file,
+        slip.span.shifted(offset),
+        slip.message,
+    )
+    .with_label(slip.label)
+    .with_help(slip.help);
+    if let Some((span, message)) = slip.also {
+        d = d.with_secondary(file, span.shifted(offset), message);
+    }
+    if let Some(edit) = slip.edit
+        && edit_holds(slice, raw, slip.slip, &edit)
+    {
+        let span = edit.span.shifted(offset);
+        d = d.with_fix(if edit.certain {
+            Fix::certain(span, edit.replacement)
+        } else {
+            Fix::maybe(span, edit.replacement)
+        });
+    }
+    d
+}
+
+/// True when `edit` lets `slice` parse, or parse further than where pest
+/// stopped (`raw`) and past the edit.
+fn edit_holds(slice: &str, raw: usize, slip: slips::Slip, edit: &slips::Edit) -> bool {
+    let (start, end) = (edit.span.start as usize, edit.span.end as usize);
+    if start > end || end > slice.len() || !slice.is_char_boundary(start) || !slice.is_char_boundary(end) {
+        return false;
+    }
+    if slip == slips::Slip::IndentedDeclaration {
+        // The line becomes a declaration of its own: what is above it
+        // must parse alone.
+        return PestParser::parse(Rule::chunk, &slice[..start]).is_ok();
+    }
+    let fixed = format!("{}{}{}", &slice[..start], edit.replacement, &slice[end..]);
+    match PestParser::parse(Rule::chunk, &fixed) {
+        Ok(_) => true,
+        Err(e) => {
+            let at = match e.location {
+                pest::error::InputLocation::Pos(p) => p,
+                pest::error::InputLocation::Span((s, _)) => s,
+            };
+            at > raw.max(start + edit.replacement.len())
+        }
+    }
 }
 
 fn is_reserved(word: &str) -> bool {
@@ -1416,3 +1539,4 @@ fn unescape(raw: &str) -> String {
     }
     out
 }
+
