@@ -1540,3 +1540,121 @@ fn unescape(raw: &str) -> String {
     out
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules pest never names as expected: silent ones, lookaheads and
+    /// the insides of tokens.
+    const NEVER_EXPECTED: &[Rule] = &[
+        Rule::WHITESPACE,
+        Rule::COMMENT,
+        Rule::line_comment,
+        Rule::block_comment,
+        Rule::chunk,
+        Rule::migration_item,
+        Rule::flow_item,
+        Rule::test_item,
+        Rule::w,
+        Rule::unary,
+        Rule::infix,
+        Rule::primary,
+        Rule::keyword,
+    ];
+
+    #[test]
+    fn every_rule_pest_can_expect_has_an_expectation_text() {
+        let missing: Vec<&Rule> = Rule::all_rules()
+            .iter()
+            .filter(|r| !NEVER_EXPECTED.contains(r) && friendly(r).is_none())
+            .collect();
+        assert!(missing.is_empty(), "rules without a text: {missing:?}");
+    }
+
+    /// One sample per slip: the text, and what its message must say.
+    fn sample(slip: slips::Slip) -> &'static str {
+        use slips::Slip::*;
+        match slip {
+            SingleEquals => "migration m {\n  when partner.power = 2\n}\n",
+            ReversedComparison => "migration m {\n  when partner.power =< 2\n}\n",
+            OpenRange => "health {\n  band 0..100 ok -> proceed\n}\n",
+            VersionPrefix => "ceiling version < v2.0.0\n",
+            UnquotedText => "rite detection Change approaches\n",
+            LookAlike => "rite detection \u{201C}Change\u{201D}\n",
+            FileName => "policy a extends kwanus.pmf\n",
+            HyphenatedName => "policy my-fleet\n",
+            CeilingOperator => "ceiling power 7\n",
+            PreviousStable => "migration m {\n  to previous\n}\n",
+            MissingElse => "compatibility {\n  a: partner.power > 1 fallback\n}\n",
+            UnclosedBracket => "health {\n  band 0..=100 ok -> proceed\n",
+            IndentedDeclaration => "ceiling power <= 7\n  rite detection \"x\"\n",
+            DeclarationInBlock => "flow f {\n  phase a\n  rite a \"x\"\n}\n",
+            ClosesNothing => "rite a \"x\"\n  a -> b\n}\n",
+        }
+    }
+
+    #[test]
+    fn every_slip_is_recognised_and_says_what_was_expected() {
+        for &slip in slips::Slip::ALL {
+            let text = sample(slip);
+            let parsed = parse("f.pmf", text);
+            let d = parsed
+                .diagnostics
+                .iter()
+                .find(|d| d.code == Code::SyntaxError)
+                .unwrap_or_else(|| panic!("{slip:?}: no PMF001 for {text:?}"));
+            assert!(
+                d.message.starts_with("expected "),
+                "{slip:?}: {}",
+                d.message
+            );
+            assert!(d.help.is_some(), "{slip:?}: no help");
+            let split = split::split(text);
+            let chunk = split
+                .chunks
+                .iter()
+                .find(|c| {
+                    PestParser::parse(Rule::chunk, &text[c.span.range()]).is_err()
+                })
+                .expect("a failing chunk");
+            let slice = &text[chunk.span.range()];
+            let err = PestParser::parse(Rule::chunk, slice).expect_err("fails");
+            let raw = match err.location {
+                pest::error::InputLocation::Pos(p) => p,
+                pest::error::InputLocation::Span((s, _)) => s,
+            };
+            let (pos, found) = token_at(slice, raw);
+            let positives: &[Rule] = match &err.variant {
+                pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
+                pest::error::ErrorVariant::CustomError { .. } => &[],
+            };
+            let stop = slips::Stop {
+                text: slice,
+                raw,
+                pos,
+                found,
+                wanted: "x",
+                expected: expected_flags(positives),
+            };
+            let got = slips::recognise(&stop).map(|f| f.slip);
+            assert_eq!(got, Some(slip), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_fix_is_kept_only_when_the_chunk_parses_past_it() {
+        // `=` in a test record is not a comparison: `==` would not parse.
+        let text = "test \"t\" {\n  partner { power = 2 }\n}\n";
+        let parsed = parse("f.pmf", text);
+        let d = &parsed.diagnostics[0];
+        assert_eq!(d.code, Code::SyntaxError);
+        assert!(d.fixes.is_empty(), "{d:?}");
+        let text = "migration m {\n  when partner.power = 2\n}\n";
+        let d = &parse("f.pmf", text).diagnostics[0];
+        assert_eq!(d.fixes.len(), 1);
+        assert!(d.fixes[0].machine_applicable);
+        let fixed = d.fixes[0].apply(text);
+        assert!(parse("f.pmf", &fixed).diagnostics.iter().all(|d| d.code != Code::SyntaxError));
+    }
+}

@@ -42,6 +42,9 @@ pub enum Slip {
     IndentedDeclaration,
     /// A top-level declaration inside a block that was never closed.
     DeclarationInBlock,
+    /// A closing bracket of a block opened before the declaration: a line
+    /// of that block started in column 0 with a keyword.
+    ClosesNothing,
 }
 
 impl Slip {
@@ -61,6 +64,7 @@ impl Slip {
         Slip::UnclosedBracket,
         Slip::IndentedDeclaration,
         Slip::DeclarationInBlock,
+        Slip::ClosesNothing,
     ];
 
     /// What the parser expected where the slip is (the `expected ...` of
@@ -81,6 +85,7 @@ impl Slip {
             Slip::UnclosedBracket => "a closing bracket",
             Slip::IndentedDeclaration => "a declaration in column 0",
             Slip::DeclarationInBlock => "the block to be closed first",
+            Slip::ClosesNothing => "the rest of the declaration",
         }
     }
 }
@@ -166,6 +171,7 @@ pub fn recognise(stop: &Stop<'_>) -> Option<Found> {
         .or_else(|| ceiling(stop))
         .or_else(|| missing_else(stop))
         .or_else(|| unquoted(stop))
+        .or_else(|| closes_nothing(stop))
 }
 
 fn found(slip: Slip, span: Span, message: String, label: &str, help: String) -> Found {
@@ -282,8 +288,9 @@ fn look_alike(stop: &Stop<'_>) -> Option<Found> {
     let (at, c) = stop.text[from..]
         .char_indices()
         .take_while(|(i, _)| from + i <= stop.pos)
-        .find(|(_, c)| look_alike_of(*c).is_some())?;
-    let at = from + at;
+        .map(|(i, c)| (from + i, c))
+        .find(|(_, c)| look_alike_of(*c).is_some())
+        .or_else(|| look_alike_on_line(stop.text, stop.pos))?;
     let l = look_alike_of(c)?;
     let (span, replacement) = look_alike_edit(stop.text, at, l);
     let ascii_shown = if l.ascii.is_empty() {
@@ -316,6 +323,25 @@ fn look_alike(stop: &Stop<'_>) -> Option<Found> {
     );
     f.edit = edit(span, replacement, true);
     Some(f)
+}
+
+/// The first look-alike character from `pos` to the end of its line,
+/// outside strings and comments (pest may stop at the start of the item
+/// that holds it).
+fn look_alike_on_line(text: &str, pos: usize) -> Option<(usize, char)> {
+    let mut in_string = false;
+    let mut prev = '\0';
+    for (i, c) in text[pos..].char_indices() {
+        match c {
+            '\n' => return None,
+            '"' if prev != '\\' => in_string = !in_string,
+            '/' if !in_string && prev == '/' => return None,
+            _ if !in_string && look_alike_of(c).is_some() => return Some((pos + i, c)),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
 }
 
 /// The edit that turns the look-alike `l` at `at` into ASCII: a typographic
@@ -405,7 +431,7 @@ const COLUMN_0_RULE: &str = "a line that starts in column 0 with a top-level key
 
 fn unclosed(stop: &Stop<'_>) -> Option<Found> {
     if !stop.found.is_empty() {
-        return None;
+        return unclosed_on_line(stop);
     }
     let open = open_brackets(stop.text, stop.text.len());
     let &(at, b) = open.last()?;
@@ -424,6 +450,89 @@ fn unclosed(stop: &Stop<'_>) -> Option<Found> {
     );
     f.also = Some((Span::new(at, at + 1), format!("this `{b}` is never closed")));
     f.edit = edit(Span::new(end, end), format!("\n{closing}"), false);
+    Some(f)
+}
+
+/// A `(` or `[` opened earlier on the line where the parser stopped and
+/// not closed before it: the closer is missing before the token.
+fn unclosed_on_line(stop: &Stop<'_>) -> Option<Found> {
+    let start = line_start(stop.text, stop.pos);
+    let &(at, b) = open_brackets(stop.text, stop.pos)
+        .last()
+        .filter(|(at, b)| *at >= start && matches!(b, b'(' | b'['))?;
+    let close = closer(b);
+    let b = char::from(b);
+    let before = stop.text[..stop.pos].trim_end().len();
+    let mut f = found(
+        Slip::UnclosedBracket,
+        Span::new(stop.pos, stop.pos + stop.found.len()),
+        format!("expected `{close}` to close the `{b}`, found `{}`", stop.found),
+        "the bracket should be closed before this",
+        format!("close the `{b}` with `{close}` where what it groups ends"),
+    );
+    f.also = Some((Span::new(at, at + 1), format!("this `{b}` is never closed")));
+    f.edit = edit(Span::new(before, before), close.to_string(), false);
+    Some(f)
+}
+
+/// The first closing bracket of `text` that closes nothing in it (strings
+/// and comments skipped).
+fn stray_closer(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 1);
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return Some(i),
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn closes_nothing(stop: &Stop<'_>) -> Option<Found> {
+    let at = stray_closer(stop.text)?;
+    if at < stop.pos {
+        return None;
+    }
+    let head = stop.text.trim_start();
+    let first_line = head.lines().next().unwrap_or_default().trim_end();
+    let close = char::from(stop.text.as_bytes()[at]);
+    let found_text = if stop.found.is_empty() {
+        "the end of the declaration".to_string()
+    } else {
+        format!("`{}`", stop.found)
+    };
+    let mut f = found(
+        Slip::ClosesNothing,
+        Span::new(stop.pos, stop.pos + stop.found.len()),
+        format!("expected {}, found {found_text}", stop.wanted),
+        "not expected here",
+        format!(
+            "{COLUMN_0_RULE}, and this declaration's `{close}` closes nothing in it: if `{first_line}` belongs inside the block above, indent it; otherwise remove the `{close}`"
+        ),
+    );
+    f.also = Some((
+        Span::new(at, at + 1),
+        format!("this `{close}` closes a block opened before this declaration"),
+    ));
     Some(f)
 }
 
