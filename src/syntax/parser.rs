@@ -462,6 +462,7 @@ fn syntax_error(
         found,
         wanted: &wanted,
         expected: expected_flags(positives),
+        keywords: &expected,
     };
     if let Some(slip) = slips::recognise(&stop) {
         return slip_diagnostic(file, offset, slice, raw, slip);
@@ -489,6 +490,10 @@ fn syntax_error(
         ));
     } else if pos == 0 || slice[..pos].trim().is_empty() {
         d = d.with_help("a top-level declaration starts in column 0 with a keyword such as `migration` or `health`");
+    } else {
+        d = d.with_help(format!(
+            "write {wanted} here, or look for a missing or extra token just before it"
+        ));
     }
     d
 }
@@ -1591,6 +1596,7 @@ mod tests {
             IndentedDeclaration => "ceiling power <= 7\n  rite detection \"x\"\n",
             DeclarationInBlock => "flow f {\n  phase a\n  rite a \"x\"\n}\n",
             ClosesNothing => "rite a \"x\"\n  a -> b\n}\n",
+            MisspeltKeyword => "migration m {\n  reversable\n}\n",
         }
     }
 
@@ -1636,6 +1642,7 @@ mod tests {
                 found,
                 wanted: "x",
                 expected: expected_flags(positives),
+                keywords: &positives.iter().filter_map(friendly).collect::<Vec<_>>(),
             };
             let got = slips::recognise(&stop).map(|f| f.slip);
             assert_eq!(got, Some(slip), "{text:?}");

@@ -45,6 +45,8 @@ pub enum Slip {
     /// A closing bracket of a block opened before the declaration: a line
     /// of that block started in column 0 with a keyword.
     ClosesNothing,
+    /// A keyword spelt wrong (`reversable`).
+    MisspeltKeyword,
 }
 
 impl Slip {
@@ -65,6 +67,7 @@ impl Slip {
         Slip::IndentedDeclaration,
         Slip::DeclarationInBlock,
         Slip::ClosesNothing,
+        Slip::MisspeltKeyword,
     ];
 
     /// What the parser expected where the slip is (the `expected ...` of
@@ -86,6 +89,7 @@ impl Slip {
             Slip::IndentedDeclaration => "a declaration in column 0",
             Slip::DeclarationInBlock => "the block to be closed first",
             Slip::ClosesNothing => "the rest of the declaration",
+            Slip::MisspeltKeyword => "a keyword",
         }
     }
 }
@@ -154,6 +158,8 @@ pub struct Stop<'a> {
     pub wanted: &'a str,
     /// What pest expected there, as flags.
     pub expected: Expected,
+    /// The keywords pest expected there (`when`, `reversible`, ...).
+    pub keywords: &'a [&'a str],
 }
 
 /// The slip that explains why the parser stopped at `stop`, if it is one
@@ -169,6 +175,7 @@ pub fn recognise(stop: &Stop<'_>) -> Option<Found> {
         .or_else(|| hyphenated(stop))
         .or_else(|| previous(stop))
         .or_else(|| ceiling(stop))
+        .or_else(|| misspelt(stop))
         .or_else(|| missing_else(stop))
         .or_else(|| unquoted(stop))
         .or_else(|| closes_nothing(stop))
@@ -807,6 +814,28 @@ fn missing_else(stop: &Stop<'_>) -> Option<Found> {
     Some(f)
 }
 
+fn misspelt(stop: &Stop<'_>) -> Option<Found> {
+    if !stop.found.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let words = stop
+        .keywords
+        .iter()
+        .filter_map(|k| k.strip_prefix('`')?.strip_suffix('`'))
+        .filter(|k| !k.contains(' '));
+    let keyword = crate::diagnostics::closest(stop.found, words)?;
+    let span = Span::new(stop.pos, stop.pos + stop.found.len());
+    let mut f = found(
+        Slip::MisspeltKeyword,
+        span,
+        format!("expected {}, found `{}`", stop.wanted, stop.found),
+        "not a keyword here",
+        format!("did you mean `{keyword}`?"),
+    );
+    f.edit = edit(span, keyword, true);
+    Some(f)
+}
+
 /// Words that end unquoted text (what may follow a label).
 const AFTER_LABEL: &[&str] = &["governs", "covers", "fallible"];
 
@@ -889,6 +918,7 @@ mod tests {
                 string: true,
                 ..Expected::default()
             },
+            keywords: &[],
         };
         let f = recognise(&stop).expect("a slip");
         assert_eq!(f.slip, Slip::LookAlike);
