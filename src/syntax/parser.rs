@@ -5,9 +5,9 @@ use pest::iterators::Pair;
 use rayon::prelude::*;
 
 use super::ast::*;
+use super::slips;
 use super::span::Span;
 use super::split::{self, LexProblem, MAX_NESTING};
-use super::slips;
 use crate::diagnostics::{Code, Diagnostic, Fix};
 
 #[derive(pest_derive::Parser)]
@@ -535,7 +535,11 @@ fn slip_diagnostic(
 /// stopped (`raw`) and past the edit.
 fn edit_holds(slice: &str, raw: usize, slip: slips::Slip, edit: &slips::Edit) -> bool {
     let (start, end) = (edit.span.start as usize, edit.span.end as usize);
-    if start > end || end > slice.len() || !slice.is_char_boundary(start) || !slice.is_char_boundary(end) {
+    if start > end
+        || end > slice.len()
+        || !slice.is_char_boundary(start)
+        || !slice.is_char_boundary(end)
+    {
         return false;
     }
     if slip == slips::Slip::IndentedDeclaration {
@@ -1545,7 +1549,6 @@ fn unescape(raw: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1620,9 +1623,7 @@ mod tests {
             let chunk = split
                 .chunks
                 .iter()
-                .find(|c| {
-                    PestParser::parse(Rule::chunk, &text[c.span.range()]).is_err()
-                })
+                .find(|c| PestParser::parse(Rule::chunk, &text[c.span.range()]).is_err())
                 .expect("a failing chunk");
             let slice = &text[chunk.span.range()];
             let err = PestParser::parse(Rule::chunk, slice).expect_err("fails");
@@ -1662,6 +1663,11 @@ mod tests {
         assert_eq!(d.fixes.len(), 1);
         assert!(d.fixes[0].machine_applicable);
         let fixed = d.fixes[0].apply(text);
-        assert!(parse("f.pmf", &fixed).diagnostics.iter().all(|d| d.code != Code::SyntaxError));
+        assert!(
+            parse("f.pmf", &fixed)
+                .diagnostics
+                .iter()
+                .all(|d| d.code != Code::SyntaxError)
+        );
     }
 }

@@ -232,7 +232,12 @@ static LOOK_ALIKES: &[LookAlike] = &[
     la('\u{201C}', "Left Double Quotation Mark", "\"", QUOTE),
     la('\u{201D}', "Right Double Quotation Mark", "\"", QUOTE),
     la('\u{201E}', "Double Low-9 Quotation Mark", "\"", QUOTE),
-    la('\u{201F}', "Double High-Reversed-9 Quotation Mark", "\"", QUOTE),
+    la(
+        '\u{201F}',
+        "Double High-Reversed-9 Quotation Mark",
+        "\"",
+        QUOTE,
+    ),
     la('\u{2033}', "Double Prime", "\"", QUOTE),
     la('\u{FF02}', "Fullwidth Quotation Mark", "\"", QUOTE),
     la('\u{2018}', "Left Single Quotation Mark", "\"", QUOTE),
@@ -253,26 +258,81 @@ static LOOK_ALIKES: &[LookAlike] = &[
     la('\u{2013}', "En Dash", "-", HYPHEN),
     la('\u{2014}', "Em Dash", "-", HYPHEN),
     la('\u{2212}', "Minus Sign", "-", HYPHEN),
-    la('\u{2192}', "Rightwards Arrow", "->", "Hyphen-Minus, Greater-Than Sign"),
-    la('\u{2264}', "Less-Than Or Equal To", "<=", "Less-Than Sign, Equals Sign"),
-    la('\u{2265}', "Greater-Than Or Equal To", ">=", "Greater-Than Sign, Equals Sign"),
-    la('\u{2260}', "Not Equal To", "!=", "Exclamation Mark, Equals Sign"),
+    la(
+        '\u{2192}',
+        "Rightwards Arrow",
+        "->",
+        "Hyphen-Minus, Greater-Than Sign",
+    ),
+    la(
+        '\u{2264}',
+        "Less-Than Or Equal To",
+        "<=",
+        "Less-Than Sign, Equals Sign",
+    ),
+    la(
+        '\u{2265}',
+        "Greater-Than Or Equal To",
+        ">=",
+        "Greater-Than Sign, Equals Sign",
+    ),
+    la(
+        '\u{2260}',
+        "Not Equal To",
+        "!=",
+        "Exclamation Mark, Equals Sign",
+    ),
     la('\u{FF1A}', "Fullwidth Colon", ":", "Colon"),
     la('\u{FF0C}', "Fullwidth Comma", ",", "Comma"),
     la('\u{2024}', "One Dot Leader", ".", "Full Stop"),
-    la('\u{0430}', "Cyrillic Small Letter A", "a", "Latin Small Letter A"),
-    la('\u{0435}', "Cyrillic Small Letter Ie", "e", "Latin Small Letter E"),
-    la('\u{043E}', "Cyrillic Small Letter O", "o", "Latin Small Letter O"),
-    la('\u{0440}', "Cyrillic Small Letter Er", "p", "Latin Small Letter P"),
-    la('\u{0441}', "Cyrillic Small Letter Es", "c", "Latin Small Letter C"),
-    la('\u{0445}', "Cyrillic Small Letter Ha", "x", "Latin Small Letter X"),
+    la(
+        '\u{0430}',
+        "Cyrillic Small Letter A",
+        "a",
+        "Latin Small Letter A",
+    ),
+    la(
+        '\u{0435}',
+        "Cyrillic Small Letter Ie",
+        "e",
+        "Latin Small Letter E",
+    ),
+    la(
+        '\u{043E}',
+        "Cyrillic Small Letter O",
+        "o",
+        "Latin Small Letter O",
+    ),
+    la(
+        '\u{0440}',
+        "Cyrillic Small Letter Er",
+        "p",
+        "Latin Small Letter P",
+    ),
+    la(
+        '\u{0441}',
+        "Cyrillic Small Letter Es",
+        "c",
+        "Latin Small Letter C",
+    ),
+    la(
+        '\u{0445}',
+        "Cyrillic Small Letter Ha",
+        "x",
+        "Latin Small Letter X",
+    ),
     la(
         '\u{0456}',
         "Cyrillic Small Letter Byelorussian-Ukrainian I",
         "i",
         "Latin Small Letter I",
     ),
-    la('\u{03BF}', "Greek Small Letter Omicron", "o", "Latin Small Letter O"),
+    la(
+        '\u{03BF}',
+        "Greek Small Letter Omicron",
+        "o",
+        "Latin Small Letter O",
+    ),
 ];
 
 fn look_alike_of(c: char) -> Option<&'static LookAlike> {
@@ -358,9 +418,9 @@ fn look_alike_edit(text: &str, at: usize, l: &LookAlike) -> (Span, String) {
     let after = at + c.len_utf8();
     if l.ascii == "\"" {
         let line_end = text[after..].find('\n').map_or(text.len(), |n| after + n);
-        let closing = text[after..line_end].char_indices().find(|(_, ch)| {
-            *ch == '"' || look_alike_of(*ch).is_some_and(|x| x.ascii == "\"")
-        });
+        let closing = text[after..line_end]
+            .char_indices()
+            .find(|(_, ch)| *ch == '"' || look_alike_of(*ch).is_some_and(|x| x.ascii == "\""));
         if let Some((i, close)) = closing {
             let inner = &text[after..after + i];
             let end = after + i + close.len_utf8();
@@ -371,7 +431,13 @@ fn look_alike_edit(text: &str, at: usize, l: &LookAlike) -> (Span, String) {
     if c.is_alphabetic() {
         let end = text[at..]
             .char_indices()
-            .find(|(_, ch)| !(ch.is_ascii_alphanumeric() || *ch == '_' || look_alike_of(*ch).is_some_and(|x| x.ascii.len() == 1 && x.ascii.chars().all(|a| a.is_ascii_alphabetic()))))
+            .find(|(_, ch)| {
+                !(ch.is_ascii_alphanumeric()
+                    || *ch == '_'
+                    || look_alike_of(*ch).is_some_and(|x| {
+                        x.ascii.len() == 1 && x.ascii.chars().all(|a| a.is_ascii_alphabetic())
+                    }))
+            })
             .map_or(text.len(), |(i, _)| at + i);
         let replacement: String = text[at..end]
             .chars()
@@ -473,7 +539,10 @@ fn unclosed_on_line(stop: &Stop<'_>) -> Option<Found> {
     let mut f = found(
         Slip::UnclosedBracket,
         Span::new(stop.pos, stop.pos + stop.found.len()),
-        format!("expected `{close}` to close the `{b}`, found `{}`", stop.found),
+        format!(
+            "expected `{close}` to close the `{b}`, found `{}`",
+            stop.found
+        ),
         "the bracket should be closed before this",
         format!("close the `{b}` with `{close}` where what it groups ends"),
     );
@@ -500,7 +569,9 @@ fn stray_closer(text: &str) -> Option<usize> {
                 i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 1);
+                i = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 1);
             }
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => match depth.checked_sub(1) {
@@ -571,7 +642,8 @@ fn layout(stop: &Stop<'_>) -> Option<Found> {
     })?;
     // The keyword itself, or the token right after it, stopped the parser.
     let after_kw = kw_at + kw.len();
-    let next = after_kw + (text[after_kw..].len() - text[after_kw..].trim_start_matches([' ', '\t']).len());
+    let next = after_kw
+        + (text[after_kw..].len() - text[after_kw..].trim_start_matches([' ', '\t']).len());
     if stop.pos != kw_at && stop.pos != next {
         return None;
     }

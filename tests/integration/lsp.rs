@@ -1146,8 +1146,14 @@ fn slips_have_quick_fixes_from_their_structured_fixes() {
     );
     // The expectation is in the message the editor shows.
     let message = diags[0]["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with("expected `\"`, found `\u{201C}`"), "{message}");
-    assert!(message.contains("(U+201C, Left Double Quotation Mark)"), "{message}");
+    assert!(
+        message.starts_with("expected `\"`, found `\u{201C}`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(U+201C, Left Double Quotation Mark)"),
+        "{message}"
+    );
     let actions = c.request(
         "textDocument/codeAction",
         json!({"textDocument": {"uri": doc}, "range": range(2, 15, 2, 15),
