@@ -491,9 +491,13 @@ fn syntax_error(
     } else if pos == 0 || slice[..pos].trim().is_empty() {
         d = d.with_help("a top-level declaration starts in column 0 with a keyword such as `migration` or `health`");
     } else {
-        d = d.with_help(format!(
-            "write {wanted} here, or look for a missing or extra token just before it"
-        ));
+        d = d.with_help(if found.is_empty() {
+            format!("the declaration ends too early: {wanted} is still missing")
+        } else if expected == ["the end of the declaration"] {
+            format!("the declaration is complete before `{found}`: remove it, or look for what is missing before it")
+        } else {
+            format!("write {wanted} here, or look for a missing or extra token just before it")
+        });
     }
     d
 }
