@@ -463,6 +463,7 @@ fn syntax_error(
         wanted: &wanted,
         expected: expected_flags(positives),
         keywords: &expected,
+        parses: &|t: &str| PestParser::parse(Rule::chunk, t).is_ok(),
     };
     if let Some(slip) = slips::recognise(&stop) {
         return slip_diagnostic(file, offset, slice, raw, slip);
@@ -1377,12 +1378,17 @@ impl Builder<'_> {
                                 let path_span = segs.first().map_or(span, |f| {
                                     f.span.cover(segs.last().map_or(f.span, |l| l.span))
                                 });
+                                let path: Vec<&str> =
+                                    segs.iter().map(|s| s.name.as_str()).collect();
                                 self.diagnostics.push(
                                     Diagnostic::new(
                                         Code::SyntaxError,
                                         self.file,
                                         path_span,
-                                        "only built-in functions can be called",
+                                        format!(
+                                            "expected a built-in function, found the path `{}`",
+                                            path.join(".")
+                                        ),
                                     )
                                     .with_label("a path, not a function")
                                     .with_help("the functions are `len`, `min`, `max` and `abs`"),
@@ -1648,6 +1654,7 @@ mod tests {
                 wanted: "x",
                 expected: expected_flags(positives),
                 keywords: &positives.iter().filter_map(friendly).collect::<Vec<_>>(),
+                parses: &|t: &str| PestParser::parse(Rule::chunk, t).is_ok(),
             };
             let got = slips::recognise(&stop).map(|f| f.slip);
             assert_eq!(got, Some(slip), "{text:?}");
@@ -1672,6 +1679,24 @@ mod tests {
                 .diagnostics
                 .iter()
                 .all(|d| d.code != Code::SyntaxError)
+        );
+    }
+
+    #[test]
+    fn a_phase_named_like_a_keyword_is_not_a_declaration_in_a_block() {
+        let text = "flow f {\n  phase validation\n  validation fial -> fallback\n}\n";
+        let d = &parse("f.pmf", text).diagnostics[0];
+        assert!(!d.message.contains("declaration keyword"), "{}", d.message);
+        assert!(d.message.starts_with("expected "), "{}", d.message);
+    }
+
+    #[test]
+    fn calling_a_path_says_what_was_expected() {
+        let text = "ceiling power <= partner.max(1)\n";
+        let d = &parse("f.pmf", text).diagnostics[0];
+        assert_eq!(
+            d.message,
+            "expected a built-in function, found the path `partner.max`"
         );
     }
 }

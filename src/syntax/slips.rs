@@ -144,7 +144,7 @@ pub struct Found {
 }
 
 /// Where the parser stopped in a chunk's `text`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Stop<'a> {
     /// The chunk's text.
     pub text: &'a str,
@@ -160,6 +160,8 @@ pub struct Stop<'a> {
     pub expected: Expected,
     /// The keywords pest expected there (`when`, `reversible`, ...).
     pub keywords: &'a [&'a str],
+    /// True when a text parses as one declaration.
+    pub parses: &'a dyn Fn(&str) -> bool,
 }
 
 /// The slip that explains why the parser stopped at `stop`, if it is one
@@ -647,6 +649,11 @@ fn layout(stop: &Stop<'_>) -> Option<Found> {
     if stop.pos != kw_at && stop.pos != next {
         return None;
     }
+    // A phase may be called `validation`: the line must be a declaration.
+    let line_end = text[kw_at..].find('\n').map_or(text.len(), |n| kw_at + n);
+    if !((stop.parses)(&text[kw_at..line_end]) || (stop.parses)(&text[kw_at..])) {
+        return None;
+    }
     let kw_span = Span::new(kw_at, after_kw);
     let open = open_brackets(text, start);
     match open.last() {
@@ -991,6 +998,7 @@ mod tests {
                 ..Expected::default()
             },
             keywords: &[],
+            parses: &|_| false,
         };
         let f = recognise(&stop).expect("a slip");
         assert_eq!(f.slip, Slip::LookAlike);
