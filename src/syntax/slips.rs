@@ -520,7 +520,7 @@ fn unclosed(stop: &Stop<'_>) -> Option<Found> {
         format!("expected `{close}` to close the `{b}`, found the end of the declaration"),
         "the declaration ends here",
         format!(
-            "close the `{b}` with `{close}`; {COLUMN_0_RULE}, so if a line below this one starts in column 0 with a keyword and belongs inside the block, indent that line"
+            "{COLUMN_0_RULE} and ends the one above: if the line where this declaration ends belongs inside the block, indent it; otherwise close the block above it with `{close}`"
         ),
     );
     f.also = Some((Span::new(at, at + 1), format!("this `{b}` is never closed")));
