@@ -410,7 +410,6 @@ fn expected_flags(positives: &[Rule]) -> slips::Expected {
         comparison: has(Rule::compare_op),
         only_comparison: !positives.is_empty() && positives.iter().all(|r| *r == Rule::compare_op),
         string: has(Rule::string),
-        name: has(Rule::ident),
         else_kw: has(Rule::kw_else),
         previous_stable: has(Rule::previous_stable_kw),
         band: has(Rule::band),

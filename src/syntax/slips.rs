@@ -103,8 +103,6 @@ pub struct Expected {
     pub only_comparison: bool,
     /// A string.
     pub string: bool,
-    /// A name.
-    pub name: bool,
     /// `else`.
     pub else_kw: bool,
     /// `previous_stable`.
@@ -362,7 +360,10 @@ fn look_alike(stop: &Stop<'_>) -> Option<Found> {
         .or_else(|| look_alike_on_line(stop.text, stop.pos))?;
     let l = look_alike_of(c)?;
     let (span, replacement) = look_alike_edit(stop.text, at, l);
-    let ascii_shown = if l.ascii.is_empty() {
+    let single_quote = matches!(c, '\u{2018}' | '\u{2019}');
+    let ascii_shown = if single_quote {
+        "'\''".to_string()
+    } else if l.ascii.is_empty() {
         "nothing".to_string()
     } else if l.ascii == " " {
         "' '".to_string()
@@ -373,13 +374,19 @@ fn look_alike(stop: &Stop<'_>) -> Option<Found> {
         "Unicode character '{c}' (U+{:04X}, {}) looks like {ascii_shown} ({}), but it is not",
         u32::from(c),
         l.name,
-        l.ascii_name
+        if single_quote {
+            "Apostrophe"
+        } else {
+            l.ascii_name
+        }
     );
     if l.ascii == "\"" {
         help.push_str("; strings are written between straight double quotes `\"`");
     }
     let expected = if l.ascii.is_empty() || l.ascii == " " {
         stop.wanted.to_string()
+    } else if c.is_alphabetic() {
+        format!("the ASCII letter `{}`", l.ascii)
     } else {
         format!("`{}`", l.ascii)
     };
