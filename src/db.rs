@@ -751,7 +751,18 @@ pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -
             let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
             semantic.extend(stable_phase_graph(db, ws, file).1.iter().cloned());
             semantic.extend(policy_checks(db, ws, file).iter().cloned());
-            semantic.extend(lints(db, ws, file).iter().cloned());
+            // A declaration dropped by the parser's recovery would make
+            // the lints speak of what it declared or used ("never used"):
+            // with a syntax error in the file, its warnings wait.
+            let broken = stable_file(db, file).diagnostics.iter().any(|d| {
+                matches!(
+                    d.code,
+                    Code::SyntaxError | Code::NestingTooDeep | Code::Unterminated
+                )
+            });
+            if !broken {
+                semantic.extend(lints(db, ws, file).iter().cloned());
+            }
             let own = file.path(db).as_str();
             for d in semantic {
                 if d.primary.file == own {
@@ -797,9 +808,27 @@ impl<'db> Places<'db> {
     }
 
     fn diagnostic(&mut self, d: &Diagnostic) -> Diagnostic {
+        let primary = self.label(&d.primary);
+        // A fix lies in the primary place's file: it moves with it.
+        let fixes = d
+            .fixes
+            .iter()
+            .map(|f| {
+                let at = crate::diagnostics::Label {
+                    file: d.primary.file.clone(),
+                    span: f.span,
+                    message: String::new(),
+                };
+                crate::diagnostics::Fix {
+                    span: self.label(&at).span,
+                    ..f.clone()
+                }
+            })
+            .collect();
         Diagnostic {
-            primary: self.label(&d.primary),
+            primary,
             labels: d.labels.iter().map(|l| self.label(l)).collect(),
+            fixes,
             ..d.clone()
         }
     }
@@ -838,6 +867,8 @@ pub fn relocate(mut d: Diagnostic, own: &str, header: crate::syntax::Span) -> Di
             message: "this policy's declarations cause it".into(),
         },
     };
+    // Fixes edit the file of the primary place, which changes.
+    d.fixes.clear();
     let mut old = std::mem::replace(&mut d.primary, new_primary);
     if old.message.is_empty() {
         old.message = "here".into();

@@ -41,6 +41,53 @@ pub struct Label {
     pub message: String,
 }
 
+/// A change of the text that resolves a diagnostic: replace `span` (in the
+/// file of the diagnostic's primary place) with `replacement`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fix {
+    /// The text to replace (empty to insert at its start).
+    pub span: Span,
+    /// What to put there (empty to delete).
+    pub replacement: String,
+    /// The fix certainly does what the user meant, so a tool may apply it
+    /// without asking (an editor marks it as the preferred quick fix).
+    pub machine_applicable: bool,
+}
+
+impl Fix {
+    /// A fix a tool may apply without asking.
+    pub fn certain(span: Span, replacement: impl Into<String>) -> Self {
+        Fix {
+            span,
+            replacement: replacement.into(),
+            machine_applicable: true,
+        }
+    }
+
+    /// A fix to offer but not to apply unasked.
+    pub fn maybe(span: Span, replacement: impl Into<String>) -> Self {
+        Fix {
+            span,
+            replacement: replacement.into(),
+            machine_applicable: false,
+        }
+    }
+
+    /// `text` with the fix applied (`text` unchanged when the span does not
+    /// lie on character boundaries of `text`).
+    pub fn apply(&self, text: &str) -> String {
+        let (start, end) = (self.span.start as usize, self.span.end as usize);
+        if start > end || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len() + self.replacement.len());
+        out.push_str(&text[..start]);
+        out.push_str(&self.replacement);
+        out.push_str(&text[end..]);
+        out
+    }
+}
+
 /// A problem found in a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
@@ -54,8 +101,11 @@ pub struct Diagnostic {
     pub primary: Label,
     /// Other places involved.
     pub labels: Vec<Label>,
-    /// A suggested fix.
+    /// A suggested fix, in words.
     pub help: Option<String>,
+    /// Fixes as text edits in the primary place's file (the language
+    /// server offers them as quick fixes).
+    pub fixes: Vec<Fix>,
 }
 
 impl Diagnostic {
@@ -72,6 +122,7 @@ impl Diagnostic {
             },
             labels: Vec::new(),
             help: None,
+            fixes: Vec::new(),
         }
     }
 
@@ -100,6 +151,12 @@ impl Diagnostic {
     /// Set the help text when there is one.
     pub fn with_help_opt(mut self, help: Option<String>) -> Self {
         self.help = help;
+        self
+    }
+
+    /// Add a fix.
+    pub fn with_fix(mut self, fix: Fix) -> Self {
+        self.fixes.push(fix);
         self
     }
 

@@ -423,7 +423,35 @@ pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> SarifLog {
             if let Some(h) = &d.help {
                 text.push_str(&format!("\nhelp: {h}"));
             }
+            // SARIF's fixes are proposed edits; only certain ones go in.
+            let fixes = d
+                .fixes
+                .iter()
+                .filter(|f| f.machine_applicable)
+                .map(|f| {
+                    let at = location(&d.primary.file, f.span);
+                    SarifFix {
+                        artifact_changes: vec![SarifChange {
+                            artifact_location: at.artifact_location,
+                            replacements: vec![SarifReplacement {
+                                deleted_region: at.region,
+                                inserted_content: SarifText {
+                                    text: f.replacement.clone(),
+                                },
+                            }],
+                        }],
+                        description: SarifText {
+                            text: if f.replacement.is_empty() {
+                                "remove the text".to_string()
+                            } else {
+                                format!("write `{}`", f.replacement)
+                            },
+                        },
+                    }
+                })
+                .collect();
             SarifResult {
+                fixes,
                 level: sarif_level(d.severity),
                 locations: vec![SarifLocation {
                     physical_location: location(&d.primary.file, d.primary.span),
@@ -495,12 +523,35 @@ struct SarifDriver {
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct SarifResult {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fixes: Vec<SarifFix>,
     level: &'static str,
     locations: Vec<SarifLocation>,
     message: SarifText,
     related_locations: Vec<SarifRelated>,
     rule_id: &'static str,
     rule_index: Option<usize>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifFix {
+    artifact_changes: Vec<SarifChange>,
+    description: SarifText,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifChange {
+    artifact_location: SarifArtifact,
+    replacements: Vec<SarifReplacement>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SarifReplacement {
+    deleted_region: SarifRegion,
+    inserted_content: SarifText,
 }
 
 #[derive(Serialize, Debug)]

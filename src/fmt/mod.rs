@@ -11,7 +11,7 @@
 
 mod tokens;
 
-use tokens::{Tok, TokKind, tokenize_line};
+use tokens::{Tok, TokKind, is_space, tokenize_line};
 
 use crate::syntax::split::TOP_LEVEL_KEYWORDS;
 
@@ -32,7 +32,7 @@ pub fn format(text: &str) -> String {
             }
             continue;
         }
-        let line = raw.trim();
+        let line = raw.trim_matches(is_space);
         if line.is_empty() {
             blank_run += 1;
             if blank_run == 1 && !out.is_empty() {
@@ -50,7 +50,7 @@ pub fn format(text: &str) -> String {
         };
         // Only a keyword in column 0 starts a declaration (that is how the
         // parser splits files): keep column 0 exactly where it was.
-        let at_column_0 = !raw.starts_with(char::is_whitespace);
+        let at_column_0 = !raw.starts_with(is_space);
         let starts_decl = at_column_0
             && toks.first().is_some_and(|t| {
                 t.kind == TokKind::Word && TOP_LEVEL_KEYWORDS.contains(&t.text.as_str())

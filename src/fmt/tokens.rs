@@ -38,6 +38,11 @@ pub struct Tok {
     pub text: String,
 }
 
+/// White space as the grammar has it (`WHITESPACE` in `grammar/pmf.pest`).
+pub fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
 /// Tokens of one (trimmed) line.
 pub fn tokenize_line(line: &str) -> Vec<Tok> {
     let bytes = line.as_bytes();
@@ -52,8 +57,10 @@ pub fn tokenize_line(line: &str) -> Vec<Tok> {
     while i < bytes.len() {
         let rest = &line[i..];
         let c = rest.chars().next().unwrap_or(' ');
-        if c.is_whitespace() {
-            i += c.len_utf8();
+        // Only what the grammar skips is white space: a no-break space is
+        // a token (a syntax error the formatter must keep).
+        if is_space(c) {
+            i += 1;
             continue;
         }
         if rest.starts_with("//") {

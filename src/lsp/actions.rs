@@ -1,5 +1,7 @@
-//! Code actions: a quick fix for every diagnostic whose help is
-//! ``did you mean `X`?``, replacing the diagnostic's range with `X`.
+//! Code actions: a quick fix for every structured fix of a diagnostic
+//! ([`crate::diagnostics::Fix`]; preferred when it is machine-applicable),
+//! and for a diagnostic without one whose help is ``did you mean `X`?``,
+//! replacing the diagnostic's range with `X`.
 
 use std::collections::HashMap;
 
@@ -25,25 +27,44 @@ pub fn code_actions(doc: &DocRef<'_>, range: Span) -> Vec<CodeAction> {
         if d.primary.file != doc.path || !overlaps {
             continue;
         }
-        let Some(replacement) = d.help.as_deref().and_then(suggestion) else {
-            continue;
+        let fixes: Vec<(Span, String, bool)> = if d.fixes.is_empty() {
+            d.help
+                .as_deref()
+                .and_then(suggestion)
+                .map(|r| (span, r.to_string(), true))
+                .into_iter()
+                .collect()
+        } else {
+            d.fixes
+                .iter()
+                .map(|f| (f.span, f.replacement.clone(), f.machine_applicable))
+                .collect()
         };
-        let edit = TextEdit {
-            range: doc.range(span),
-            new_text: replacement.to_string(),
-        };
-        let changes = HashMap::from([(uri_of_path(doc.path).into(), vec![edit])]);
-        out.push(CodeAction {
-            title: format!("Replace with `{replacement}`"),
-            kind: Some(CodeActionKind::QuickFix),
-            diagnostics: Some(vec![to_lsp(&d, &mut texts, doc.enc)]),
-            is_preferred: Some(true),
-            edit: Some(WorkspaceEdit {
-                changes: Some(changes),
+        for (at, replacement, preferred) in fixes {
+            let edit = TextEdit {
+                range: doc.range(at),
+                new_text: replacement.clone(),
+            };
+            let title = if replacement.is_empty() {
+                format!("Remove `{}`", doc.text.get(at.range()).unwrap_or_default())
+            } else if at.start == at.end {
+                format!("Insert `{replacement}`")
+            } else {
+                format!("Replace with `{replacement}`")
+            };
+            let changes = HashMap::from([(uri_of_path(doc.path).into(), vec![edit])]);
+            out.push(CodeAction {
+                title,
+                kind: Some(CodeActionKind::QuickFix),
+                diagnostics: Some(vec![to_lsp(&d, &mut texts, doc.enc)]),
+                is_preferred: Some(preferred),
+                edit: Some(WorkspaceEdit {
+                    changes: Some(changes),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            });
+        }
     }
     out
 }

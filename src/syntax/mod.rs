@@ -6,6 +6,7 @@
 pub mod ast;
 pub mod parser;
 pub mod shift;
+pub mod slips;
 pub mod span;
 pub mod split;
 

@@ -5,9 +5,10 @@ use pest::iterators::Pair;
 use rayon::prelude::*;
 
 use super::ast::*;
+use super::slips;
 use super::span::Span;
 use super::split::{self, LexProblem, MAX_NESTING};
-use crate::diagnostics::{Code, Diagnostic};
+use crate::diagnostics::{Code, Diagnostic, Fix};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar/pmf.pest"]
@@ -369,8 +370,59 @@ fn friendly(r: &Rule) -> Option<&'static str> {
         Rule::string | Rule::string_body => "a string",
         Rule::ident => "a name",
         Rule::field_path => "a field",
+        Rule::kw_test | Rule::test_decl => "`test`",
+        Rule::kw_partner | Rule::partner_decl => "`partner`",
+        Rule::kw_target => "`target`",
+        Rule::kw_observed => "`observed`",
+        Rule::test_state | Rule::test_root => "`partner`, `target` or `observed`",
+        Rule::record_value => "a record `{ field: value }`",
+        Rule::value_field => "a field `name: value`",
+        Rule::value => "a value",
+        Rule::null_kw => "`null`",
+        Rule::kw_approved | Rule::approved_item => "`approved`",
+        Rule::kw_expect | Rule::expect_item => "`expect`",
+        Rule::expect_what => "`type`, `band`, `action`, `outcome`, `validation` or `approvals`",
+        Rule::kw_type => "`type`",
+        Rule::kw_action => "`action`",
+        Rule::kw_outcome => "`outcome`",
+        Rule::kw_approvals => "`approvals`",
+        Rule::kw_validation | Rule::validation_decl => "`validation`",
+        Rule::kw_none => "`none`",
+        Rule::compatibility_decl => "`compatibility`",
+        Rule::sustainability_decl => "`sustainability`",
+        Rule::health_decl => "`health`",
+        Rule::authority_decl => "`authority`",
+        Rule::category_decl => "`category`",
+        Rule::migration_decl => "`migration`",
+        Rule::order_decl => "`order`",
+        Rule::flow_decl => "`flow`",
+        Rule::ceiling_decl => "`ceiling`",
+        Rule::rite_decl => "`rite`",
+        Rule::key_decl => "`key`",
         _ => return None,
     })
+}
+
+/// What pest expected, as the slips read it.
+fn expected_flags(positives: &[Rule]) -> slips::Expected {
+    let has = |r: Rule| positives.contains(&r);
+    slips::Expected {
+        comparison: has(Rule::compare_op),
+        only_comparison: !positives.is_empty() && positives.iter().all(|r| *r == Rule::compare_op),
+        string: has(Rule::string),
+        else_kw: has(Rule::kw_else),
+        previous_stable: has(Rule::previous_stable_kw),
+        band: has(Rule::band),
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn one_of(words: &[&str]) -> String {
+    match words.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {}", rest.join(", "), last),
+    }
 }
 
 fn syntax_error(
@@ -379,43 +431,57 @@ fn syntax_error(
     slice: &str,
     err: &pest::error::Error<Rule>,
 ) -> Diagnostic {
-    let pos = match err.location {
+    let raw = match err.location {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
-    let (pos, found) = token_at(slice, pos);
+    let (pos, found) = token_at(slice, raw);
     let abs = offset + pos;
     let span = if found.is_empty() {
         Span::new(abs, abs)
     } else {
         Span::new(abs, abs + found.len())
     };
-    let mut expected: Vec<&str> = match &err.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } => {
-            positives.iter().filter_map(friendly).collect()
-        }
-        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    let positives: &[Rule] = match &err.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
+        pest::error::ErrorVariant::CustomError { .. } => &[],
     };
+    let mut expected: Vec<&str> = positives.iter().filter_map(friendly).collect();
     expected.sort_unstable();
     expected.dedup();
+    let wanted = if expected.is_empty() {
+        "the rest of the declaration".to_string()
+    } else {
+        one_of(&expected)
+    };
+    let stop = slips::Stop {
+        text: slice,
+        raw: raw.min(slice.len()),
+        pos,
+        found,
+        wanted: &wanted,
+        expected: expected_flags(positives),
+        keywords: &expected,
+        parses: &|t: &str| PestParser::parse(Rule::chunk, t).is_ok(),
+    };
+    if let Some(slip) = slips::recognise(&stop) {
+        return slip_diagnostic(file, offset, slice, raw, slip);
+    }
     let found_text = if found.is_empty() {
-        "end of declaration".to_string()
+        "the end of the declaration".to_string()
     } else {
         format!("`{found}`")
     };
-    let label = match expected.len() {
-        0 => "unexpected here".to_string(),
-        1 => format!("expected {}", expected[0]),
-        _ => {
-            let (last, rest) = expected.split_last().unwrap_or((&"", &[]));
-            format!("expected {} or {}", rest.join(", "), last)
-        }
+    let label = if found.is_empty() {
+        "the declaration ends here"
+    } else {
+        "not expected here"
     };
     let mut d = Diagnostic::new(
         Code::SyntaxError,
         file,
         span,
-        format!("unexpected {found_text}"),
+        format!("expected {wanted}, found {found_text}"),
     )
     .with_label(label);
     if found.starts_with(char::is_alphabetic) && is_reserved(found) {
@@ -424,8 +490,78 @@ fn syntax_error(
         ));
     } else if pos == 0 || slice[..pos].trim().is_empty() {
         d = d.with_help("a top-level declaration starts in column 0 with a keyword such as `migration` or `health`");
+    } else {
+        d = d.with_help(if found.is_empty() {
+            format!("the declaration ends too early: {wanted} is still missing")
+        } else if expected == ["the end of the declaration"] {
+            format!("the declaration is complete before `{found}`: remove it, or look for what is missing before it")
+        } else {
+            format!("write {wanted} here, or look for a missing or extra token just before it")
+        });
     }
     d
+}
+
+/// The diagnostic of a recognised slip; its edit becomes a fix when it
+/// lets the chunk parse past the place where pest stopped (`raw`).
+fn slip_diagnostic(
+    file: &str,
+    offset: usize,
+    slice: &str,
+    raw: usize,
+    slip: slips::Found,
+) -> Diagnostic {
+    let mut d = Diagnostic::new(
+        Code::SyntaxError,
+        file,
+        slip.span.shifted(offset),
+        slip.message,
+    )
+    .with_label(slip.label)
+    .with_help(slip.help);
+    if let Some((span, message)) = slip.also {
+        d = d.with_secondary(file, span.shifted(offset), message);
+    }
+    if let Some(edit) = slip.edit
+        && edit_holds(slice, raw, slip.slip, &edit)
+    {
+        let span = edit.span.shifted(offset);
+        d = d.with_fix(if edit.certain {
+            Fix::certain(span, edit.replacement)
+        } else {
+            Fix::maybe(span, edit.replacement)
+        });
+    }
+    d
+}
+
+/// True when `edit` lets `slice` parse, or parse further than where pest
+/// stopped (`raw`) and past the edit.
+fn edit_holds(slice: &str, raw: usize, slip: slips::Slip, edit: &slips::Edit) -> bool {
+    let (start, end) = (edit.span.start as usize, edit.span.end as usize);
+    if start > end
+        || end > slice.len()
+        || !slice.is_char_boundary(start)
+        || !slice.is_char_boundary(end)
+    {
+        return false;
+    }
+    if slip == slips::Slip::IndentedDeclaration {
+        // The line becomes a declaration of its own: what is above it
+        // must parse alone.
+        return PestParser::parse(Rule::chunk, &slice[..start]).is_ok();
+    }
+    let fixed = format!("{}{}{}", &slice[..start], edit.replacement, &slice[end..]);
+    match PestParser::parse(Rule::chunk, &fixed) {
+        Ok(_) => true,
+        Err(e) => {
+            let at = match e.location {
+                pest::error::InputLocation::Pos(p) => p,
+                pest::error::InputLocation::Span((s, _)) => s,
+            };
+            at > raw.max(start + edit.replacement.len())
+        }
+    }
 }
 
 fn is_reserved(word: &str) -> bool {
@@ -1241,12 +1377,17 @@ impl Builder<'_> {
                                 let path_span = segs.first().map_or(span, |f| {
                                     f.span.cover(segs.last().map_or(f.span, |l| l.span))
                                 });
+                                let path: Vec<&str> =
+                                    segs.iter().map(|s| s.name.as_str()).collect();
                                 self.diagnostics.push(
                                     Diagnostic::new(
                                         Code::SyntaxError,
                                         self.file,
                                         path_span,
-                                        "only built-in functions can be called",
+                                        format!(
+                                            "expected a built-in function, found the path `{}`",
+                                            path.join(".")
+                                        ),
                                     )
                                     .with_label("a path, not a function")
                                     .with_help("the functions are `len`, `min`, `max` and `abs`"),
@@ -1415,4 +1556,146 @@ fn unescape(raw: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules pest never names as expected: silent ones, lookaheads and
+    /// the insides of tokens.
+    const NEVER_EXPECTED: &[Rule] = &[
+        Rule::WHITESPACE,
+        Rule::COMMENT,
+        Rule::line_comment,
+        Rule::block_comment,
+        Rule::chunk,
+        Rule::migration_item,
+        Rule::flow_item,
+        Rule::test_item,
+        Rule::w,
+        Rule::unary,
+        Rule::infix,
+        Rule::primary,
+        Rule::keyword,
+    ];
+
+    #[test]
+    fn every_rule_pest_can_expect_has_an_expectation_text() {
+        let missing: Vec<&Rule> = Rule::all_rules()
+            .iter()
+            .filter(|r| !NEVER_EXPECTED.contains(r) && friendly(r).is_none())
+            .collect();
+        assert!(missing.is_empty(), "rules without a text: {missing:?}");
+    }
+
+    /// One sample per slip: the text, and what its message must say.
+    fn sample(slip: slips::Slip) -> &'static str {
+        use slips::Slip::*;
+        match slip {
+            SingleEquals => "migration m {\n  when partner.power = 2\n}\n",
+            ReversedComparison => "migration m {\n  when partner.power =< 2\n}\n",
+            OpenRange => "health {\n  band 0..100 ok -> proceed\n}\n",
+            VersionPrefix => "ceiling version < v2.0.0\n",
+            UnquotedText => "rite detection Change approaches\n",
+            LookAlike => "rite detection \u{201C}Change\u{201D}\n",
+            FileName => "policy a extends kwanus.pmf\n",
+            HyphenatedName => "policy my-fleet\n",
+            CeilingOperator => "ceiling power 7\n",
+            PreviousStable => "migration m {\n  to previous\n}\n",
+            MissingElse => "compatibility {\n  a: partner.power > 1 fallback\n}\n",
+            UnclosedBracket => "health {\n  band 0..=100 ok -> proceed\n",
+            IndentedDeclaration => "ceiling power <= 7\n  rite detection \"x\"\n",
+            DeclarationInBlock => "flow f {\n  phase a\n  rite a \"x\"\n}\n",
+            ClosesNothing => "rite a \"x\"\n  a -> b\n}\n",
+            MisspeltKeyword => "migration m {\n  reversable\n}\n",
+        }
+    }
+
+    #[test]
+    fn every_slip_is_recognised_and_says_what_was_expected() {
+        for &slip in slips::Slip::ALL {
+            let text = sample(slip);
+            let parsed = parse("f.pmf", text);
+            let d = parsed
+                .diagnostics
+                .iter()
+                .find(|d| d.code == Code::SyntaxError)
+                .unwrap_or_else(|| panic!("{slip:?}: no PMF001 for {text:?}"));
+            assert!(
+                d.message.starts_with("expected "),
+                "{slip:?}: {}",
+                d.message
+            );
+            assert!(d.help.is_some(), "{slip:?}: no help");
+            let split = split::split(text);
+            let chunk = split
+                .chunks
+                .iter()
+                .find(|c| PestParser::parse(Rule::chunk, &text[c.span.range()]).is_err())
+                .expect("a failing chunk");
+            let slice = &text[chunk.span.range()];
+            let err = PestParser::parse(Rule::chunk, slice).expect_err("fails");
+            let raw = match err.location {
+                pest::error::InputLocation::Pos(p) => p,
+                pest::error::InputLocation::Span((s, _)) => s,
+            };
+            let (pos, found) = token_at(slice, raw);
+            let positives: &[Rule] = match &err.variant {
+                pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
+                pest::error::ErrorVariant::CustomError { .. } => &[],
+            };
+            let stop = slips::Stop {
+                text: slice,
+                raw,
+                pos,
+                found,
+                wanted: "x",
+                expected: expected_flags(positives),
+                keywords: &positives.iter().filter_map(friendly).collect::<Vec<_>>(),
+                parses: &|t: &str| PestParser::parse(Rule::chunk, t).is_ok(),
+            };
+            let got = slips::recognise(&stop).map(|f| f.slip);
+            assert_eq!(got, Some(slip), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_fix_is_kept_only_when_the_chunk_parses_past_it() {
+        // `=` in a test record is not a comparison: `==` would not parse.
+        let text = "test \"t\" {\n  partner { power = 2 }\n}\n";
+        let parsed = parse("f.pmf", text);
+        let d = &parsed.diagnostics[0];
+        assert_eq!(d.code, Code::SyntaxError);
+        assert!(d.fixes.is_empty(), "{d:?}");
+        let text = "migration m {\n  when partner.power = 2\n}\n";
+        let d = &parse("f.pmf", text).diagnostics[0];
+        assert_eq!(d.fixes.len(), 1);
+        assert!(d.fixes[0].machine_applicable);
+        let fixed = d.fixes[0].apply(text);
+        assert!(
+            parse("f.pmf", &fixed)
+                .diagnostics
+                .iter()
+                .all(|d| d.code != Code::SyntaxError)
+        );
+    }
+
+    #[test]
+    fn a_phase_named_like_a_keyword_is_not_a_declaration_in_a_block() {
+        let text = "flow f {\n  phase validation\n  validation fial -> fallback\n}\n";
+        let d = &parse("f.pmf", text).diagnostics[0];
+        assert!(!d.message.contains("declaration keyword"), "{}", d.message);
+        assert!(d.message.starts_with("expected "), "{}", d.message);
+    }
+
+    #[test]
+    fn calling_a_path_says_what_was_expected() {
+        let text = "ceiling power <= partner.max(1)\n";
+        let d = &parse("f.pmf", text).diagnostics[0];
+        assert_eq!(
+            d.message,
+            "expected a built-in function, found the path `partner.max`"
+        );
+    }
 }

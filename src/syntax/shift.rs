@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::diagnostics::{Diagnostic, Label};
+use crate::diagnostics::{Diagnostic, Fix, Label};
 
 use super::ast::*;
 use super::parser::ChunkParse;
@@ -495,10 +495,31 @@ impl Spanned for Label {
     }
 }
 
+impl Spanned for Fix {
+    fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        let Fix {
+            span,
+            replacement: _,
+            machine_applicable: _,
+        } = self;
+        f(span);
+    }
+}
+
 impl Spanned for Diagnostic {
     fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
-        self.primary.each_span(f);
-        self.labels.each_span(f);
+        let Diagnostic {
+            code: _,
+            severity: _,
+            message: _,
+            primary,
+            labels,
+            help: _,
+            fixes,
+        } = self;
+        primary.each_span(f);
+        labels.each_span(f);
+        fixes.each_span(f);
     }
 }
 

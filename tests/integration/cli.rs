@@ -227,6 +227,29 @@ fn sarif_and_junit_reports() {
     let rule = &run["tool"]["driver"]["rules"][result["ruleIndex"].as_u64().unwrap() as usize];
     assert_eq!(rule["id"], "PMF803");
 
+    // A slip's certain fix travels as a SARIF fix.
+    let slip = write(
+        dir.path(),
+        "slip.pmf",
+        "policy slip extends kwanus\n\noverride ceiling power =< 7\n",
+    );
+    let o = pmf(&["check", "--format", "sarif", &slip]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("SARIF is JSON");
+    let result = &doc["runs"][0]["results"][0];
+    assert_eq!(
+        result["message"]["text"]
+            .as_str()
+            .map(|t| t.starts_with("expected `<=`, found `=<`")),
+        Some(true),
+        "{result}"
+    );
+    let change = &result["fixes"][0]["artifactChanges"][0];
+    assert_eq!(change["replacements"][0]["insertedContent"]["text"], "<=");
+    assert_eq!(
+        change["replacements"][0]["deletedRegion"],
+        serde_json::json!({"startLine": 3, "startColumn": 24, "endLine": 3, "endColumn": 26})
+    );
+
     let o = pmf(&["check", "--format", "junit", &broken, &clean]);
     assert_eq!(code(&o), 1);
     let xml = stdout(&o);

@@ -1126,3 +1126,46 @@ fn keys_hover_definition_references_completion_symbols() {
     assert_eq!(symbols[2]["detail"], "ed25519:10d1a5bbb8f74968…");
     assert!(c.shutdown().success());
 }
+
+/// A rite pasted with typographic quotes.
+const SLIPS: &str = "policy slips extends base
+
+rite detection \u{201C}The threads tremble.\u{201D}
+";
+
+#[test]
+fn slips_have_quick_fixes_from_their_structured_fixes() {
+    let dir = workspace();
+    let (mut c, _) = Client::start(dir.path(), json!({}));
+    let doc = uri(dir.path(), "slips.pmf");
+    c.open(&doc, SLIPS);
+    let diags = c.diagnostics(&doc)["diagnostics"].clone();
+    assert_eq!(
+        codes_and_ranges(&diags),
+        vec![("PMF001".to_string(), range(2, 15, 2, 16))]
+    );
+    // The expectation is in the message the editor shows.
+    let message = diags[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("expected `\"`, found `\u{201C}`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(U+201C, Left Double Quotation Mark)"),
+        "{message}"
+    );
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": doc}, "range": range(2, 15, 2, 15),
+               "context": {"diagnostics": []}}),
+    );
+    let actions = actions.as_array().expect("actions");
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["isPreferred"], true);
+    // Both quotes are replaced.
+    assert_eq!(
+        actions[0]["edit"]["changes"][doc.as_str()],
+        json!([{"range": range(2, 15, 2, 37), "newText": "\"The threads tremble.\""}])
+    );
+    assert!(c.shutdown().success());
+}
