@@ -702,6 +702,31 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
     out
 }
 
+/// The `test` declarations of a file, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> Vec<syntax::ast::TestDecl> {
+    parse_file(db, file)
+        .chunks
+        .iter()
+        .flat_map(|c| placed(db, c.placed).parse.decls.iter())
+        .filter_map(|d| match &d.kind {
+            DeclKind::Test(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The checks of a file's `test` declarations against its effective policy.
+#[salsa::tracked(returns(ref))]
+pub fn test_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let tests = stable_tests(db, file);
+    if tests.is_empty() {
+        return Vec::new();
+    }
+    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    check::test_blocks::check(&cx, file.path(db), tests)
+}
+
 /// Warnings about what the file itself declares.
 #[salsa::tracked(returns(ref))]
 pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
@@ -751,6 +776,7 @@ pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -
             let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
             semantic.extend(stable_phase_graph(db, ws, file).1.iter().cloned());
             semantic.extend(policy_checks(db, ws, file).iter().cloned());
+            semantic.extend(test_checks(db, ws, file).iter().cloned());
             // A declaration dropped by the parser's recovery would make
             // the lints speak of what it declared or used ("never used"):
             // with a syntax error in the file, its warnings wait.

@@ -10,11 +10,12 @@ pub mod lints;
 pub mod migrations;
 pub mod names;
 pub mod suppress;
+pub mod test_blocks;
 pub mod types;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::diagnostics::{Code, Diagnostic, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, Fix, closest};
 use crate::model::types::{Type, schema};
 use crate::model::{EffectivePolicy, Sourced};
 use crate::syntax::ast::Authority;
@@ -136,7 +137,8 @@ fn plural(what: &str) -> String {
     }
 }
 
-/// An "unknown X" diagnostic at `ident` with a did-you-mean help.
+/// An "unknown X" diagnostic at `ident`: when a candidate is close, a
+/// did-you-mean help and the replacement as a fix; else the candidates.
 pub fn unknown(
     code: Code,
     file: &str,
@@ -144,7 +146,8 @@ pub fn unknown(
     ident: &Ident,
     candidates: &[&str],
 ) -> Diagnostic {
-    let help = did_you_mean(&ident.name, candidates.iter().copied()).or_else(|| {
+    let close = closest(&ident.name, candidates.iter().copied());
+    let help = close.map(|c| format!("did you mean `{c}`?")).or_else(|| {
         if candidates.is_empty() {
             None
         } else {
@@ -163,4 +166,5 @@ pub fn unknown(
     )
     .with_label(format!("no {what} of this name"))
     .with_help_opt(help)
+    .with_fixes(close.map(|c| Fix::certain(ident.span, c)))
 }

@@ -5,7 +5,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::{Context, unknown};
-use crate::diagnostics::{Code, Diagnostic, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, Fix, closest};
 use crate::model::types::Type;
 use crate::model::{DIMENSIONS, RELEASE_RITE};
 use crate::syntax::ast::{FieldPath, Ident, MigrationItemKind};
@@ -224,7 +224,8 @@ pub fn unknown_field_diag<'a>(
     fields: impl Iterator<Item = &'a str> + Clone,
     owner: &str,
 ) -> Diagnostic {
-    let help = did_you_mean(&seg.name, fields.clone()).or_else(|| {
+    let close = closest(&seg.name, fields.clone());
+    let help = close.map(|c| format!("did you mean `{c}`?")).or_else(|| {
         let list: Vec<String> = fields.take(12).map(|f| format!("`{f}`")).collect();
         if list.is_empty() {
             Some(
@@ -243,4 +244,5 @@ pub fn unknown_field_diag<'a>(
     )
     .with_label("no such field in the partner schema")
     .with_help_opt(help)
+    .with_fixes(close.map(|c| Fix::certain(seg.span, c)))
 }

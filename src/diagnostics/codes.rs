@@ -65,6 +65,7 @@ codes! {
     UnknownParent = "PMF108", Error, "names", "unknown parent policy";
     CyclicExtends = "PMF109", Error, "names", "policy extends itself";
     UnknownDimension = "PMF110", Error, "names", "unknown validation dimension";
+    UnknownExpectation = "PMF111", Error, "names", "test expects a band, action, outcome or verdict that does not exist";
 
     TypeMismatch = "PMF201", Error, "types", "operator or value of the wrong type";
     ConditionNotBool = "PMF202", Error, "types", "condition is not a boolean";
@@ -72,6 +73,7 @@ codes! {
     MalformedVersion = "PMF204", Error, "types", "malformed version literal";
     WrongArity = "PMF205", Error, "types", "wrong number of arguments";
     UnknownType = "PMF206", Error, "types", "unknown type";
+    TestStateMismatch = "PMF207", Error, "types", "test state does not fit the partner schema";
 
     NegativeWeight = "PMF301", Error, "health", "negative health weight";
     WeightsDoNotSumToOne = "PMF302", Error, "health", "health weights do not sum to 1";

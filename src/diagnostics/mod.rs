@@ -160,6 +160,12 @@ impl Diagnostic {
         self
     }
 
+    /// Add fixes (none when the iterator is empty).
+    pub fn with_fixes(mut self, fixes: impl IntoIterator<Item = Fix>) -> Self {
+        self.fixes.extend(fixes);
+        self
+    }
+
     /// True for errors.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error

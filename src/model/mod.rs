@@ -272,5 +272,25 @@ pub const ACTIONS: [&str; 7] = [
     "proceed", "monitor", "review", "fallback", "throttle", "restrict", "forced",
 ];
 
+/// What a test may expect as the action (`expect action A`): the runtime's
+/// actions, `none` for nothing to migrate (`runtime::engine::Action`; a test
+/// holds the two equal).
+pub const TEST_ACTIONS: [&str; 7] = [
+    "none", "proceed", "monitor", "review", "throttle", "fallback", "restrict",
+];
+
+/// Where a partner can end (`expect outcome O`; `runtime::apply::PartnerOutcome`).
+pub const TEST_OUTCOMES: [&str; 6] = [
+    "unchanged",
+    "completed",
+    "fell_back",
+    "restricted",
+    "awaiting_review",
+    "throttled",
+];
+
+/// Validation verdicts (`expect validation V`; `runtime::engine::Outcome`).
+pub const TEST_VERDICTS: [&str; 4] = ["passed", "inconclusive", "error", "failed"];
+
 /// The rite spoken when an old version is released (not a phase).
 pub const RELEASE_RITE: &str = "release";

@@ -376,3 +376,46 @@ pub fn coverage<'a>(
     };
     Coverage { percent, ..c }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::apply::{PartnerOutcome, outcome_from_str};
+    use super::super::engine::{Action, Outcome};
+    use crate::model::{TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
+
+    /// The checks (which do not know the runtime) list what a test may
+    /// expect; the lists are the runtime's names, all of them.
+    #[test]
+    fn the_checks_know_every_name_a_test_can_expect() {
+        let actions: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(actions, TEST_ACTIONS);
+        let every_outcome = |o: PartnerOutcome| match o {
+            PartnerOutcome::Unchanged
+            | PartnerOutcome::Completed
+            | PartnerOutcome::FellBack
+            | PartnerOutcome::Restricted
+            | PartnerOutcome::AwaitingReview
+            | PartnerOutcome::Throttled => o.as_str(),
+        };
+        let outcomes: Vec<&str> = TEST_OUTCOMES
+            .iter()
+            .filter_map(|o| outcome_from_str(o))
+            .map(every_outcome)
+            .collect();
+        assert_eq!(outcomes, TEST_OUTCOMES);
+        let verdicts: Vec<&str> = [
+            Outcome::Passed,
+            Outcome::Inconclusive,
+            Outcome::Error,
+            Outcome::Failed,
+        ]
+        .iter()
+        .map(|v| match v {
+            Outcome::Passed | Outcome::Inconclusive | Outcome::Error | Outcome::Failed => {
+                v.as_str()
+            }
+        })
+        .collect();
+        assert_eq!(verdicts, TEST_VERDICTS);
+    }
+}
