@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use salsa::Setter;
 
 use crate::check::{self, Context};
-use crate::diagnostics::{Code, Diagnostic, did_you_mean, sort_and_dedup};
+use crate::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
 use crate::model::Sourced;
@@ -583,9 +583,6 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
         }
         for p in &h.parents {
             let Some(&parent) = index.get(p.name.as_str()).and_then(|f| f.first()) else {
-                let help = did_you_mean(&p.name, index.keys().map(String::as_str)).unwrap_or_else(|| {
-                    "a parent is `kwanus` (the standard library) or the name of a policy among the files checked together".into()
-                });
                 diagnostics.push(
                     Diagnostic::new(
                         Code::UnknownParent,
@@ -594,7 +591,8 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
                         format!("unknown parent policy `{}`", p.name),
                     )
                     .with_label("no policy of this name")
-                    .with_help(help),
+                    .with_help("a parent is `kwanus` (the standard library) or the name of a policy among the files checked together")
+                    .with_suggestion(p.span, closest(&p.name, index.keys().map(String::as_str))),
                 );
                 continue;
             };

@@ -9,9 +9,10 @@ use petgraph::graph::NodeIndex;
 use petgraph::visit::{Bfs, EdgeRef, Reversed};
 
 use super::Context;
-use crate::diagnostics::{Code, Diagnostic};
+use crate::diagnostics::{Code, Diagnostic, Fix};
 use crate::graph::PhaseGraph;
 use crate::model::SEED_PHASES;
+use crate::syntax::Span;
 use crate::syntax::ast::EdgeKind;
 
 /// Run the flow checks on the compiled graph.
@@ -78,19 +79,41 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
                 .is_none_or(|mut it| it.any(|n| n.index() == val));
             if !dominated {
                 let path = bypass(graph, det, val, stab);
-                out.push(
-                    Diagnostic::new(
+                let names: Vec<&str> = path
+                    .iter()
+                    .map(|&i| graph.phases[i].name.as_str())
+                    .collect();
+                // The edge into stabilization on that path skips validation.
+                let last = match path.as_slice() {
+                    [.., u, v] => graph.edges.iter().find(|e| e.from == *u && e.to == *v),
+                    _ => None,
+                };
+                let d = match last {
+                    Some(edge) => Diagnostic::new(
+                        Code::StabilizationNotValidated,
+                        file,
+                        edge.span,
+                        "stabilization can be reached without passing validation",
+                    )
+                    .with_label(format!(
+                        "this edge leads into `stabilization` from `{}`, which `validation` does not precede",
+                        phase(edge.from).name
+                    ))
+                    .with_secondary(file, phase(stab).span, "reached on a path that skips `validation`"),
+                    None => Diagnostic::new(
                         Code::StabilizationNotValidated,
                         file,
                         phase(stab).span,
                         "stabilization can be reached without passing validation",
                     )
-                    .with_label("reachable on a path that skips `validation`")
-                    .with_secondary(file, phase(val).span, "validation must come first")
-                    .with_help(format!(
-                        "remove the edge that bypasses validation on the path {}",
-                        path.join(" -> ")
-                    )),
+                    .with_label("reachable on a path that skips `validation`"),
+                };
+                out.push(
+                    d.with_secondary(file, phase(val).span, "validation must come first")
+                        .with_help(format!(
+                            "remove this edge, or lead it through `validation`: the path {} skips it",
+                            names.join(" -> ")
+                        )),
                 );
             }
         }
@@ -132,8 +155,33 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
                 .collect()
         })
         .unwrap_or_default();
+    // A new failure edge goes after the flow's last edge, to `fallback`
+    // when the flow has that phase.
+    let last_edge = cx
+        .policy
+        .flow()
+        .filter(|(s, _)| s.file == file)
+        .and_then(|(_, f)| f.edges.iter().map(|e| e.span).max_by_key(|s| s.end));
+    let has_fallback = graph.index("fallback").is_some();
     for p in &graph.phases {
         if p.fallible && !written_failures.contains(&p.name.as_str()) {
+            let help = if has_fallback {
+                format!("add `{} fail -> fallback`", p.name)
+            } else {
+                format!(
+                    "add `{} fail -> PHASE`, where PHASE returns the partner to its previous stable state",
+                    p.name
+                )
+            };
+            let fix = last_edge.filter(|_| has_fallback).map(|at| {
+                Fix::certain(
+                    Span {
+                        start: at.end,
+                        end: at.end,
+                    },
+                    format!("\n  {} fail -> fallback", p.name),
+                )
+            });
             out.push(
                 Diagnostic::new(
                     Code::MissingFailureEdge,
@@ -142,29 +190,43 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
                     format!("fallible phase `{}` has no failure edge", p.name),
                 )
                 .with_label("where does a partner go when this fails?")
-                .with_help(format!("add `{} fail -> fallback`", p.name)),
+                .with_help(help)
+                .with_fixes(fix),
             );
         }
     }
-    for scc in tarjan_scc(&g) {
+    // A cycle is bounded when it takes a bounded edge: the cycles that
+    // remain among the unbounded edges alone are the unbounded ones (a
+    // bounded edge beside a cycle, in the same strongly connected part,
+    // bounds nothing on it).
+    let unbounded = g.filter_map(
+        |_, n| Some(*n),
+        |_, &e| graph.edges[e].bound.is_none().then_some(e),
+    );
+    for scc in tarjan_scc(&unbounded) {
         let members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
         let internal: Vec<usize> = members
             .iter()
-            .flat_map(|&m| g.edges_directed(NodeIndex::new(m), Direction::Outgoing))
+            .flat_map(|&m| unbounded.edges_directed(NodeIndex::new(m), Direction::Outgoing))
             .filter(|e| members.contains(&e.target().index()))
             .map(|e| *e.weight())
             .collect();
-        if internal.is_empty() || internal.iter().any(|&e| graph.edges[e].bound.is_some()) {
-            continue;
-        }
-        let mut names: Vec<&str> = members.iter().map(|&m| phase(m).name.as_str()).collect();
-        names.sort_unstable();
-        let closing = internal
+        let Some(closing) = internal
             .iter()
             .copied()
             .max_by_key(|&e| graph.edges[e].span.start)
-            .unwrap_or(internal[0]);
+        else {
+            continue;
+        };
+        let mut names: Vec<&str> = members.iter().map(|&m| phase(m).name.as_str()).collect();
+        names.sort_unstable();
         let edge = &graph.edges[closing];
+        let arrow = if edge.kind == EdgeKind::Failure {
+            " fail -> "
+        } else {
+            " -> "
+        };
+        let written = format!("{}{arrow}{}", phase(edge.from).name, phase(edge.to).name);
         out.push(
             Diagnostic::new(
                 Code::UnboundedCycle,
@@ -180,18 +242,21 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
                 ),
             )
             .with_label("this edge closes the cycle")
-            .with_help(format!(
-                "bound it: `{} -> {} max 3`",
-                phase(edge.from).name,
-                phase(edge.to).name
+            .with_help(format!("bound it: `{written} max 3`"))
+            .with_fix(Fix::certain(
+                Span {
+                    start: edge.span.end,
+                    end: edge.span.end,
+                },
+                " max 3",
             )),
         );
     }
     out
 }
 
-/// A path from `from` to `to` that avoids `avoid`, as phase names.
-fn bypass(graph: &PhaseGraph, from: usize, avoid: usize, to: usize) -> Vec<String> {
+/// A path from `from` to `to` that avoids `avoid`, as phase indices.
+fn bypass(graph: &PhaseGraph, from: usize, avoid: usize, to: usize) -> Vec<usize> {
     let n = graph.phases.len();
     let mut prev = vec![usize::MAX; n];
     let mut seen = vec![false; n];
@@ -209,11 +274,11 @@ fn bypass(graph: &PhaseGraph, from: usize, avoid: usize, to: usize) -> Vec<Strin
             }
         }
     }
-    let mut path = vec![graph.phases[to].name.clone()];
+    let mut path = vec![to];
     let mut cur = to;
     while prev[cur] != usize::MAX {
         cur = prev[cur];
-        path.push(graph.phases[cur].name.clone());
+        path.push(cur);
     }
     path.reverse();
     path

@@ -2,7 +2,7 @@
 //! 0..=100 exactly once; every band names a known action.
 
 use super::Context;
-use crate::diagnostics::{Code, Diagnostic, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, closest};
 use crate::model::ACTIONS;
 use crate::syntax::ast::{Band, Ident};
 
@@ -89,8 +89,7 @@ pub fn check_action(
     out: &mut Vec<Diagnostic>,
 ) {
     if !ACTIONS.contains(&action.name.as_str()) {
-        let help = did_you_mean(&action.name, allowed.iter().copied())
-            .unwrap_or_else(|| format!("actions here: {}", quoted(allowed)));
+        let close = closest(&action.name, allowed.iter().copied());
         out.push(
             Diagnostic::new(
                 Code::UnknownAction,
@@ -99,7 +98,8 @@ pub fn check_action(
                 format!("unknown action `{}`", action.name),
             )
             .with_label("not an action")
-            .with_help(help),
+            .with_help(format!("actions here: {}", quoted(allowed)))
+            .with_suggestion(action.span, close),
         );
     } else if !allowed.contains(&action.name.as_str()) {
         out.push(

@@ -3,7 +3,7 @@
 //! line (inside a block), or on its own line (after code). The reason is
 //! mandatory and the codes must exist.
 
-use crate::diagnostics::{Code, Diagnostic, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, closest};
 use crate::syntax::Span;
 use crate::syntax::ast::SourceAst;
 
@@ -68,9 +68,8 @@ pub fn suppressions(
             match Code::from_id(word) {
                 Some(code) => codes.push(code),
                 None => {
-                    let help =
-                        did_you_mean(&word.to_ascii_uppercase(), Code::ALL.iter().map(|c| c.id()))
-                            .unwrap_or_else(|| "`pmf explain --list` lists every code".into());
+                    let close =
+                        closest(&word.to_ascii_uppercase(), Code::ALL.iter().map(|c| c.id()));
                     diags.push(
                         Diagnostic::new(
                             Code::UnknownCodeInConfig,
@@ -79,7 +78,8 @@ pub fn suppressions(
                             format!("unknown code `{word}` in a suppression"),
                         )
                         .with_label("no such code")
-                        .with_help(help),
+                        .with_help("`pmf explain --list` lists every code")
+                        .with_suggestion(Span::new(at, at + word.len()), close),
                     );
                 }
             }

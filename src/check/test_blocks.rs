@@ -227,15 +227,18 @@ impl Walk<'_> {
                 return;
             }
         };
-        let fits = match (ty, &e.kind) {
-            (Type::Unknown, _) => true,
-            (Type::Bool, ExprKind::Bool(_)) => true,
-            (Type::Number | Type::Score, ExprKind::Number(_) | ExprKind::Unary(..)) => true,
-            (Type::String, ExprKind::Str(_)) => true,
-            (Type::Version, ExprKind::Version(_) | ExprKind::Str(_)) => true,
-            (Type::Set(_), ExprKind::Set(_)) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (ty, &e.kind),
+            (Type::Unknown, _)
+                | (Type::Bool, ExprKind::Bool(_))
+                | (
+                    Type::Number | Type::Score,
+                    ExprKind::Number(_) | ExprKind::Unary(..)
+                )
+                | (Type::String, ExprKind::Str(_))
+                | (Type::Version, ExprKind::Version(_) | ExprKind::Str(_))
+                | (Type::Set(_), ExprKind::Set(_))
+        );
         if !fits {
             self.out.push(wrong_type(file, e.span, path, ty, found));
             return;

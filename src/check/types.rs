@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::Context;
 use super::names::unknown_field_diag;
-use crate::diagnostics::{Code, Diagnostic, did_you_mean};
+use crate::diagnostics::{Code, Diagnostic, Fix, closest};
 use crate::model::ExprRole;
 use crate::model::types::{TYPE_NAMES, Type};
 use crate::syntax::ast::{BinaryOp, CompareOp, Expr, ExprKind, TypeExpr, TypeExprKind, UnaryOp};
@@ -78,9 +78,6 @@ fn check_type_expr(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
     match &ty.kind {
         TypeExprKind::Named(n) => {
             if !TYPE_NAMES.contains(&n.name.as_str()) {
-                let help = did_you_mean(&n.name, TYPE_NAMES.iter().copied()).unwrap_or_else(|| {
-                    "types are `bool`, `number`, `score`, `string`, `version`, `set<T>` and records `{ name: T }`".into()
-                });
                 out.push(
                     Diagnostic::new(
                         Code::UnknownType,
@@ -89,7 +86,8 @@ fn check_type_expr(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
                         format!("unknown type `{}`", n.name),
                     )
                     .with_label("not a type")
-                    .with_help(help),
+                    .with_help("types are `bool`, `number`, `score`, `string`, `version`, `set<T>` and records `{ name: T }`")
+                    .with_suggestion(n.span, closest(&n.name, TYPE_NAMES.iter().copied())),
                 );
             }
         }
@@ -144,9 +142,10 @@ pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) 
                             format!("unknown function `{}`", name.name),
                         )
                         .with_label("no such function")
-                        .with_help(did_you_mean(&name.name, FUNCTIONS.iter().copied()).unwrap_or_else(|| {
-                            "functions are `len(set)`, `min(a, b)`, `max(a, b)` and `abs(n)`".into()
-                        })),
+                        .with_help(
+                            "functions are `len(set)`, `min(a, b)`, `max(a, b)` and `abs(n)`",
+                        )
+                        .with_suggestion(name.span, closest(&name.name, FUNCTIONS.iter().copied())),
                     );
                     return Type::Unknown;
                 }
@@ -390,27 +389,29 @@ fn infer_path(
         "partner" | "target" | "observed" => schema.clone(),
         "compatible" | "sustainable" if segs.len() == 1 => return Type::Bool,
         other => {
-            let field_hint = match schema {
-                Type::Record(fields) if fields.contains_key(other) => Some(format!(
-                    "did you mean `partner.{other}` (or `target.{other}`, `observed.{other}`)?"
-                )),
-                _ => None,
-            };
+            let is_field = matches!(schema, Type::Record(fields) if fields.contains_key(other));
             let mut names: Vec<&str> = ROOTS.to_vec();
             names.extend(BUILTIN_NAMES);
-            let help = field_hint.or_else(|| did_you_mean(other, names.iter().copied())).unwrap_or_else(|| {
-                "paths start with `partner`, `target` or `observed`; `compatible` and `sustainable` are built in".into()
+            let d = Diagnostic::new(
+                Code::UnknownIdentifier,
+                file,
+                first.span,
+                format!("unknown identifier `{other}`"),
+            )
+            .with_label("not a known name")
+            .with_help("paths start with `partner`, `target` or `observed`; `compatible` and `sustainable` are built in");
+            out.push(if is_field {
+                // A field without its root: which root is for the user.
+                let mut d = d.with_help(format!(
+                    "did you mean `partner.{other}` (or `target.{other}`, `observed.{other}`)?"
+                ));
+                for root in ROOTS {
+                    d = d.with_fix(Fix::maybe(first.span, format!("{root}.{other}")));
+                }
+                d
+            } else {
+                d.with_suggestion(first.span, closest(other, names.iter().copied()))
             });
-            out.push(
-                Diagnostic::new(
-                    Code::UnknownIdentifier,
-                    file,
-                    first.span,
-                    format!("unknown identifier `{other}`"),
-                )
-                .with_label("not a known name")
-                .with_help(help),
-            );
             return Type::Unknown;
         }
     };

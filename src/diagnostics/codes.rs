@@ -105,6 +105,7 @@ codes! {
     OrderInvalidEntry = "PMF604", Error, "migrations", "detection order lists a type twice or one that cannot be detected";
     NeverChosen = "PMF605", Error, "migrations", "migration type can never be chosen";
     ActionNotAllowed = "PMF606", Error, "migrations", "action not allowed here";
+    ShadowedMigration = "PMF607", Warning, "migrations", "migration type shadowed by one tried before it";
 
     ParentConflict = "PMF701", Error, "composition", "parents define the same declaration differently";
     OverrideRequired = "PMF702", Error, "composition", "redefinition of a parent's declaration without `override`";

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Code, Diagnostic, Severity, did_you_mean};
+use super::{Code, Diagnostic, Severity, closest};
 use crate::syntax::Span;
 
 /// What a code is configured to be.
@@ -61,9 +61,7 @@ pub fn parse(file: &str, text: &str) -> Result<(Config, Vec<Diagnostic>), String
             }
             None => {
                 let at = text.find(key.as_str()).unwrap_or(0);
-                let help =
-                    did_you_mean(&key.to_ascii_uppercase(), Code::ALL.iter().map(|c| c.id()))
-                        .unwrap_or_else(|| "`pmf explain --list` lists every code".into());
+                let close = closest(&key.to_ascii_uppercase(), Code::ALL.iter().map(|c| c.id()));
                 diags.push(
                     Diagnostic::new(
                         Code::UnknownCodeInConfig,
@@ -72,7 +70,8 @@ pub fn parse(file: &str, text: &str) -> Result<(Config, Vec<Diagnostic>), String
                         format!("unknown code `{key}` in `pmf.toml`"),
                     )
                     .with_label("no such code")
-                    .with_help(help),
+                    .with_help("`pmf explain --list` lists every code")
+                    .with_suggestion(Span::new(at, at + key.len()), close),
                 );
             }
         }

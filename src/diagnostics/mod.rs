@@ -1,7 +1,8 @@
 //! The one diagnostic type of PMF, its codes and its renderers.
 //!
 //! Message style: lowercase, no final period, user text in backticks,
-//! suggestions (`did you mean ...`) in the help.
+//! suggestions (`did you mean ...`) in the help, and the edit they propose
+//! as a [`Fix`].
 
 pub mod codes;
 pub mod config;
@@ -160,6 +161,17 @@ impl Diagnostic {
         self
     }
 
+    /// Propose `replacement` for the text at `at` (when there is one): the
+    /// help becomes ``did you mean `replacement`?`` and the replacement a
+    /// machine-applicable fix. Without one, the diagnostic is unchanged.
+    pub fn with_suggestion(mut self, at: Span, replacement: Option<&str>) -> Self {
+        if let Some(r) = replacement {
+            self.help = Some(format!("did you mean `{r}`?"));
+            self.fixes.push(Fix::certain(at, r));
+        }
+        self
+    }
+
     /// Add fixes (none when the iterator is empty).
     pub fn with_fixes(mut self, fixes: impl IntoIterator<Item = Fix>) -> Self {
         self.fixes.extend(fixes);
@@ -190,14 +202,6 @@ pub fn sort_and_dedup(diags: &mut Vec<Diagnostic>) {
             .then_with(|| a.message.cmp(&b.message))
     });
     diags.dedup();
-}
-
-/// `did you mean `x`?` help for `name` among `candidates`, when one is close.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
 /// The candidate closest to `name`, when it is close enough to be a typo.

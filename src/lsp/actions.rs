@@ -1,7 +1,7 @@
 //! Code actions: a quick fix for every structured fix of a diagnostic
-//! ([`crate::diagnostics::Fix`]; preferred when it is machine-applicable),
-//! and for a diagnostic without one whose help is ``did you mean `X`?``,
-//! replacing the diagnostic's range with `X`.
+//! ([`crate::diagnostics::Fix`]; preferred when it is machine-applicable).
+//! Every check that proposes a name or an edit gives it as a fix, so
+//! nothing here reads a help's words.
 
 use std::collections::HashMap;
 
@@ -10,12 +10,6 @@ use lsp_types::{CodeAction, CodeActionKind, TextEdit, WorkspaceEdit};
 use super::diagnostics::to_lsp;
 use super::workspace::{DocRef, uri_of_path};
 use crate::syntax::Span;
-
-/// The suggestion of a ``did you mean `X`?`` help.
-pub fn suggestion(help: &str) -> Option<&str> {
-    let inner = help.strip_prefix("did you mean `")?.strip_suffix("`?")?;
-    (!inner.is_empty() && !inner.contains('`')).then_some(inner)
-}
 
 /// `textDocument/codeAction` for the byte range `range` of the document.
 pub fn code_actions(doc: &DocRef<'_>, range: Span) -> Vec<CodeAction> {
@@ -27,19 +21,10 @@ pub fn code_actions(doc: &DocRef<'_>, range: Span) -> Vec<CodeAction> {
         if d.primary.file != doc.path || !overlaps {
             continue;
         }
-        let fixes: Vec<(Span, String, bool)> = if d.fixes.is_empty() {
-            d.help
-                .as_deref()
-                .and_then(suggestion)
-                .map(|r| (span, r.to_string(), true))
-                .into_iter()
-                .collect()
-        } else {
-            d.fixes
-                .iter()
-                .map(|f| (f.span, f.replacement.clone(), f.machine_applicable))
-                .collect()
-        };
+        let fixes = d
+            .fixes
+            .iter()
+            .map(|f| (f.span, f.replacement.clone(), f.machine_applicable));
         for (at, replacement, preferred) in fixes {
             let edit = TextEdit {
                 range: doc.range(at),
@@ -67,16 +52,4 @@ pub fn code_actions(doc: &DocRef<'_>, range: Span) -> Vec<CodeAction> {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::suggestion;
-
-    #[test]
-    fn reads_the_suggestion() {
-        assert_eq!(suggestion("did you mean `TSC`?"), Some("TSC"));
-        assert_eq!(suggestion("did you mean ``?"), None);
-        assert_eq!(suggestion("known authorities: `A`"), None);
-    }
 }

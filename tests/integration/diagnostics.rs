@@ -169,3 +169,87 @@ fn a_declaration_dropped_by_recovery_causes_no_warnings() {
     let after = check(&[without]);
     assert_eq!(codes(&after), vec!["PMF902"]);
 }
+
+/// Copy the fixture at `path` (a file or a directory) into `dir`; the copy.
+fn copy_fixture(path: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let to = dir.join(path.file_name().expect("name"));
+    if path.is_dir() {
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for entry in sorted_entries(path.to_str().expect("utf-8 path")) {
+            std::fs::copy(&entry, to.join(entry.file_name().expect("name"))).expect("copy");
+        }
+    } else {
+        std::fs::copy(path, &to).expect("copy");
+    }
+    to
+}
+
+/// Every fix a diagnostic marks machine-applicable does what it says: with
+/// it applied, the policy is checked again and the diagnostic is gone, and
+/// the fix broke nothing else into a syntax error. A help that proposes a
+/// name (`did you mean`) carries it as a fix, so no tool has to read it out
+/// of the help's words.
+#[test]
+fn each_certain_fix_of_every_fixture_removes_its_diagnostic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut problems = Vec::new();
+    let mut applied = 0;
+    for path in sorted_entries(FIXTURES) {
+        let name = stem(&path);
+        let work = dir.path().join(&name);
+        let copy = copy_fixture(&path, &{
+            std::fs::create_dir_all(&work).expect("mkdir");
+            work.clone()
+        });
+        let report = check(std::slice::from_ref(&copy));
+        let syntax_before = codes(&report).iter().filter(|c| **c == "PMF001").count();
+        for d in &report.diagnostics {
+            if d.help
+                .as_deref()
+                .is_some_and(|h| h.contains("did you mean `"))
+                && d.fixes.is_empty()
+            {
+                problems.push(format!(
+                    "{name}: `{}` proposes a name without a fix",
+                    d.message
+                ));
+            }
+            for fix in d.fixes.iter().filter(|f| f.machine_applicable) {
+                // A fresh copy for each fix.
+                std::fs::remove_dir_all(&work).expect("clean");
+                std::fs::create_dir_all(&work).expect("mkdir");
+                let copy = copy_fixture(&path, &work);
+                let file = std::path::PathBuf::from(&d.primary.file);
+                let text = std::fs::read_to_string(&file).expect("fixture text");
+                let fixed = fix.apply(&text);
+                if fixed == text {
+                    problems.push(format!("{name}: a fix of `{}` changes nothing", d.message));
+                    continue;
+                }
+                std::fs::write(&file, &fixed).expect("write");
+                applied += 1;
+                let after = check(std::slice::from_ref(&copy));
+                if after
+                    .diagnostics
+                    .iter()
+                    .any(|a| a.code == d.code && a.message == d.message)
+                {
+                    problems.push(format!(
+                        "{name}: `{}` still reported after its fix:\n{fixed}",
+                        d.message
+                    ));
+                }
+                let syntax_after = codes(&after).iter().filter(|c| **c == "PMF001").count();
+                if d.code != Code::SyntaxError && syntax_after > syntax_before {
+                    problems.push(format!(
+                        "{name}: the fix of `{}` makes a syntax error:\n{fixed}",
+                        d.message
+                    ));
+                }
+            }
+        }
+        std::fs::remove_dir_all(&work).expect("clean");
+    }
+    assert!(applied > 20, "only {applied} fixes applied");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
