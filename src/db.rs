@@ -357,9 +357,11 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
             .extend(compose::items_of_decl(path, text, base, decl));
         match &decl.kind {
             DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
-            DeclKind::Test(_) => {
+            DeclKind::Test(t) => {
                 if let Some(kw) = decl.override_kw {
-                    out.overridden_tests.push(overridden_test(path, kw));
+                    let removal = compose::override_place(text, base, decl);
+                    out.overridden_tests
+                        .push(overridden_test(path, t.name.span, kw, removal));
                 }
             }
             _ => {}
@@ -369,15 +371,17 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     out
 }
 
-fn overridden_test(path: &str, kw: Span) -> Diagnostic {
+fn overridden_test(path: &str, name: Span, kw: Span, removal: Span) -> Diagnostic {
     Diagnostic::new(
         Code::NothingToOverride,
         path,
-        kw,
+        name,
         "`override` of a test: tests are not inherited",
     )
-    .with_label("nothing to override")
+    .with_label("no parent has this test")
+    .with_secondary(path, kw, "nothing to override")
     .with_help("remove `override`; a test belongs to the file that declares it")
+    .with_fix(crate::diagnostics::Fix::certain(removal, ""))
 }
 
 /// What the checks read of one file, in stable places.

@@ -3,8 +3,10 @@
 //! categories it can touch.
 
 use super::Context;
-use crate::diagnostics::{Code, Diagnostic};
-use crate::syntax::ast::{Migration, MigrationItemKind};
+use crate::diagnostics::{Code, Diagnostic, Fix};
+use crate::model::{ItemNode, Sourced};
+use crate::syntax::Span;
+use crate::syntax::ast::{Ident, Migration, MigrationItemKind};
 
 /// Run the governance checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
@@ -14,6 +16,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let first_authority = cx.authority_names().first().copied();
     for (s, c) in cx.policy.categories() {
         match cx.governors_of(&c.name.name) {
+            [] if let Some(d) = dropped_by_override(cx, s, &c.name) => out.push(d),
             [] => {
                 let help = match first_authority {
                     Some(a) => format!(
@@ -65,6 +68,62 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     out
 }
 
+/// PMF401 at the `override authority` of this policy that no longer governs
+/// `category`, which the definition it replaced governed.
+fn dropped_by_override(cx: &Context<'_>, cat: &Sourced, category: &Ident) -> Option<Diagnostic> {
+    let (old, old_entry) = cx.policy.overridden.iter().find_map(|o| match &o.node {
+        ItemNode::Authority(a) => a
+            .governs
+            .iter()
+            .find(|g| g.name == category.name)
+            .map(|g| (o, g)),
+        _ => None,
+    })?;
+    let (item, new) = cx
+        .policy
+        .authorities()
+        .find(|(s, _)| s.key == old.key && s.override_kw.is_some())?;
+    let name = &new.name.name;
+    let c = &category.name;
+    let fix = match new.governs.last() {
+        Some(last) => Fix::certain(
+            Span {
+                start: last.span.end,
+                end: last.span.end,
+            },
+            format!(", {c}"),
+        ),
+        None => Fix::certain(
+            Span {
+                start: item.span.end,
+                end: item.span.end,
+            },
+            format!(" governs {c}"),
+        ),
+    };
+    Some(
+        Diagnostic::new(
+            Code::UngovernedCategory,
+            &item.file,
+            new.name.span,
+            format!("category `{c}` is governed by no authority"),
+        )
+        .with_label(format!(
+            "this `override` of `{name}` no longer governs `{c}`"
+        ))
+        .with_secondary(
+            &old.file,
+            old_entry.span,
+            format!("the `{name}` it replaces governed `{c}`"),
+        )
+        .with_secondary(&cat.file, category.span, "no authority governs this")
+        .with_help(format!(
+            "add `{c}` to the `governs` list of `{name}` (or of another authority)"
+        ))
+        .with_fix(fix),
+    )
+}
+
 /// Categories a migration can touch: its `touches` list, else all.
 pub fn touched<'a>(cx: &Context<'a>, m: &'a Migration) -> Vec<&'a str> {
     let listed: Vec<&str> = m
@@ -103,6 +162,9 @@ fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Di
             ),
         ),
         None | Some((_, None)) => {}
+        // A name that is not a category is reported once (PMF102, with its
+        // fix), not again as an approver with no say over it.
+        Some(_) if touched.iter().any(|c| !cx.has_category(c)) => {}
         Some((span, Some(approvers))) => {
             for a in approvers {
                 let Some(auth) = cx.authority(&a.name) else {
@@ -130,6 +192,11 @@ fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Di
                         )),
                     );
                 }
+            }
+            // A name that is not an authority is reported once (PMF103, with
+            // its fix), not again for every category it was meant to approve.
+            if approvers.iter().any(|a| !cx.has_authority(&a.name)) {
+                return;
             }
             for c in &touched {
                 let governors: Vec<&str> = cx

@@ -211,7 +211,10 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         if c == name {
             continue;
         }
-        let score = strsim::jaro_winkler(name, c);
+        // One letter off in a short name (`TCS` for `TSC`: two swapped) is
+        // a typo that Jaro-Winkler alone scores low.
+        let swapped = name.len() >= 3 && strsim::osa_distance(name, c) == 1;
+        let score = strsim::jaro_winkler(name, c).max(if swapped { 0.85 } else { 0.0 });
         if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
         }

@@ -772,9 +772,18 @@ impl SourceIndex {
             Err(i) => i.saturating_sub(1),
         };
         let start = self.newline_starts.get(line).copied().unwrap_or(0);
-        let column = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        let column = self.chars_before(text, offset)
+            - self.chars_before(text, start)
+            - bom_before(text, start, offset)
+            + 1;
         (line + 1, column)
     }
+}
+
+/// 1 when the characters of `text` from `line_start` to `offset` begin with
+/// a byte-order mark (the file's first line), which is not a column.
+fn bom_before(text: &str, line_start: usize, offset: usize) -> usize {
+    crate::syntax::span::bom_before(text, line_start, offset)
 }
 
 /// Characters in UTF-8 `bytes` (cut anywhere): bytes that do not continue
@@ -866,7 +875,12 @@ impl miette::SourceCode for IndexedSource {
         // and gives one only without lines of context).
         let before = self.index.line_of(from);
         let column = if context_lines_before == 0 {
-            inner.column() + (from - self.index.line_start(before, text))
+            // The column of the header `file:line:col`: in characters, as
+            // the JSON places count it (miette would count bytes).
+            let line_start = self.index.line_start(start_line, text);
+            self.index.chars_before(text, span.offset())
+                - self.index.chars_before(text, line_start)
+                - bom_before(text, line_start, span.offset())
         } else {
             inner.column()
         };
@@ -940,6 +954,56 @@ mod tests {
         )
     }
 
+    /// The 0-based column of byte `offset` in characters from the start of
+    /// its line as miette counts lines (after `\n` or `\r`), a byte-order
+    /// mark not counted: what the header `file:line:col` shows, less one.
+    fn char_column(text: &str, offset: usize) -> usize {
+        let bytes = text.as_bytes();
+        let start = (0..offset)
+            .rev()
+            .find(|&i| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+            .map_or(0, |i| i + 1);
+        let bom = usize::from(start == 0 && bytes[..offset].starts_with("\u{feff}".as_bytes()));
+        // Characters begun before `offset` (it may fall inside one).
+        let begun = bytes[start..offset]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count();
+        begun - bom
+    }
+
+    /// [`contents`] with the column replaced by `column`.
+    fn with_column(
+        mut c: (Vec<u8>, usize, usize, usize, usize, usize),
+        column: usize,
+    ) -> (Vec<u8>, usize, usize, usize, usize, usize) {
+        c.4 = column;
+        c
+    }
+
+    #[test]
+    fn the_header_column_counts_characters_and_no_byte_order_mark() {
+        use miette::SourceCode;
+        let text = "\u{feff}policy p extends kwnus\n// é → 𝄞 x\n";
+        let source = IndexedSource {
+            name: "f.pmf".into(),
+            text: Arc::from(text),
+            index: Arc::new(SourceIndex::new(text)),
+        };
+        let at = |needle: &str| {
+            let offset = text.find(needle).unwrap_or_default();
+            let c = source.read_span(&SourceSpan::new(offset.into(), 1), 0, 0);
+            c.map(|c| (c.line() + 1, c.column() + 1)).ok()
+        };
+        assert_eq!(at("kwnus"), Some((1, 18)));
+        assert_eq!(at("x\n"), Some((2, 10)));
+        assert_eq!(
+            source.index.place(text, text.find("kwnus").unwrap_or(0)),
+            (1, 18)
+        );
+        assert_eq!(LineIndex::new(text).line_col(text, 3).column, 1);
+    }
+
     #[test]
     fn spans_on_a_very_long_line_are_shown_around_themselves() {
         use miette::SourceCode;
@@ -958,7 +1022,7 @@ mod tests {
             // The place is the whole text's, the text around it short.
             assert_eq!(
                 (window.line(), window.column()),
-                (whole.line(), whole.column())
+                (whole.line(), char_column(&text, offset))
             );
             assert_eq!(window.span().offset(), offset);
             let around = source.read_span(&span, 1, 1).unwrap();
@@ -990,9 +1054,16 @@ mod tests {
                         let window = source.read_span(&span, context, context);
                         match (whole, window) {
                             (Ok(whole), Ok(window)) => {
+                                // Without context (the header's place),
+                                // the column is in characters.
+                                let expected = if context == 0 {
+                                    with_column(contents(&*whole), char_column(&text, start))
+                                } else {
+                                    contents(&*whole)
+                                };
                                 assert_eq!(
                                     contents(&*window),
-                                    contents(&*whole),
+                                    expected,
                                     "{text:?} {start}+{len} ±{context}"
                                 );
                                 assert_eq!(window.name(), Some("f.pmf"));

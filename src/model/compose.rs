@@ -5,7 +5,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use super::{EffectivePolicy, ItemKey, ItemNode, Sourced};
-use crate::diagnostics::{Code, Diagnostic};
+use crate::diagnostics::{Code, Diagnostic, Fix};
 use crate::syntax::Span;
 use rayon::prelude::*;
 
@@ -33,6 +33,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
     let mut out = Vec::new();
     {
         let ov = decl.override_kw;
+        let override_place = override_place(text, text_start, decl);
         let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
             out.push(Arc::new(Sourced {
                 key,
@@ -40,6 +41,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 span,
                 name_span,
                 override_kw: ov,
+                override_place,
                 node,
                 fingerprint: fingerprint(
                     text,
@@ -141,6 +143,22 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
         }
     }
     out
+}
+
+/// What removing the `override` of `decl` removes: the keyword and the
+/// blank after it (`text` is the source from its byte `text_start` on); the
+/// empty place at the start of `decl` without one.
+pub fn override_place(text: &str, text_start: usize, decl: &Decl) -> Span {
+    match decl.override_kw {
+        Some(kw) => {
+            let after = (kw.end as usize).saturating_sub(text_start);
+            let blank = text
+                .get(after..)
+                .map_or(0, |t| t.len() - t.trim_start_matches([' ', '\t']).len());
+            Span::new(kw.start as usize, kw.end as usize + blank)
+        }
+        None => Span::new(decl.span.start as usize, decl.span.start as usize),
+    }
 }
 
 /// A hash of the text of `span` normalized (see [`normalize`]): equal for
@@ -285,6 +303,7 @@ pub fn compose(
         }
     }
     let inherited = items.len();
+    let mut overridden = Vec::new();
 
     let mut own_first: HashMap<ItemKey, Span> = HashMap::default();
     for item in own {
@@ -296,10 +315,12 @@ pub fn compose(
                     Diagnostic::new(
                         Code::OverrideOfKey,
                         file,
-                        kw,
+                        item.name_span,
                         "a key cannot be overridden",
                     )
-                    .with_label("`override` before `key`")
+                    .with_label("a key is added, never replaced")
+                    .with_secondary(file, kw, "`override` before `key`")
+                    .with_fix(Fix::certain(item.override_place, ""))
                     .with_help(
                         "remove `override`: keys are additive, a policy trusts its parents' keys and its own; to replace or revoke an inherited key, change the policy that declares it",
                     ),
@@ -347,8 +368,15 @@ pub fn compose(
                         .with_help(format!(
                             "write `override` before the declaration to replace the inherited `{}`",
                             item.key.describe()
-                        )),
+                        ))
+                        .with_fix(Fix {
+                            span: item.override_place,
+                            replacement: "override ".into(),
+                            machine_applicable: item.alone_in_declaration(),
+                        }),
                     );
+                } else {
+                    overridden.push(items[at].clone());
                 }
                 items[at] = item.clone();
             }
@@ -357,13 +385,19 @@ pub fn compose(
                     let mut d = Diagnostic::new(
                         Code::NothingToOverride,
                         file,
-                        kw,
+                        item.name_span,
                         format!(
                             "`override` of `{}`, which no parent declares",
                             item.key.describe()
                         ),
                     )
-                    .with_label("nothing to override");
+                    .with_label("no parent declares this")
+                    .with_secondary(file, kw, "nothing to override")
+                    .with_fix(Fix {
+                        span: item.override_place,
+                        replacement: String::new(),
+                        machine_applicable: item.alone_in_declaration(),
+                    });
                     d = if parents.is_empty() {
                         d.with_help("this policy has no parents; remove `override`")
                     } else {
@@ -429,6 +463,7 @@ pub fn compose(
             .chain([file.to_string()])
             .collect(),
         items,
+        overridden,
     };
     (policy, diags)
 }

@@ -105,6 +105,10 @@ pub struct Sourced {
     pub name_span: Span,
     /// `override` keyword, when present.
     pub override_kw: Option<Span>,
+    /// What removing `override` removes (the keyword and the blank after
+    /// it), or, without one, the empty place where it would be written (the
+    /// start of the declaration).
+    pub override_place: Span,
     /// The item.
     pub node: ItemNode,
     /// A hash of the item's text without comments and with whitespace
@@ -125,6 +129,8 @@ pub struct EffectivePolicy {
     pub lineage: std::collections::BTreeSet<String>,
     /// Items in order: inherited first, then the policy's own.
     pub items: Vec<Arc<Sourced>>,
+    /// The inherited definitions this policy's own `override`s replaced.
+    pub overridden: Vec<Arc<Sourced>>,
 }
 
 macro_rules! accessor {
@@ -137,6 +143,18 @@ macro_rules! accessor {
             })
         }
     };
+}
+
+impl Sourced {
+    /// True when the item is its declaration's only one, so that writing or
+    /// removing `override` before the declaration changes this item alone
+    /// (a `partner`, rules or `validation` block declares several).
+    pub fn alone_in_declaration(&self) -> bool {
+        !matches!(
+            self.node,
+            ItemNode::Field(_) | ItemNode::Rule(..) | ItemNode::Check(..)
+        )
+    }
 }
 
 impl EffectivePolicy {

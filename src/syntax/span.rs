@@ -79,7 +79,7 @@ impl LineIndex {
             Err(i) => i - 1,
         };
         let start = self.line_starts[line];
-        let column = text[start..offset].chars().count() + 1;
+        let column = text[start..offset].chars().count() - bom_before(text, start, offset) + 1;
         LineCol {
             line: line + 1,
             column,
@@ -95,6 +95,14 @@ impl LineIndex {
     pub fn line_count(&self) -> usize {
         self.line_starts.len()
     }
+}
+
+/// 1 when the characters of `text` from `line_start` to `offset` begin with
+/// a byte-order mark (at the start of the file), else 0: a byte-order mark
+/// is no column.
+pub fn bom_before(text: &str, line_start: usize, offset: usize) -> usize {
+    let bom = '\u{feff}'.len_utf8();
+    usize::from(line_start == 0 && offset >= bom && text.starts_with('\u{feff}'))
 }
 
 /// The largest char boundary of `text` that is `<= offset`.
