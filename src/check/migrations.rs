@@ -379,16 +379,16 @@ pub fn implies(b: &Expr, a: &Expr) -> bool {
     if matches!(a.kind, ExprKind::Bool(true)) || same(a, b) {
         return true;
     }
-    // `x and y` holds only when both hold.
-    if let ExprKind::Binary(BinaryOp::And, x, y) = &b.kind
-        && (implies(x, a) || implies(y, a))
+    // `x and y and ...` holds only when every operand holds.
+    if let ExprKind::Chain(BinaryOp::And, xs) = &b.kind
+        && xs.iter().any(|x| implies(x, a))
     {
         return true;
     }
     match &a.kind {
-        ExprKind::Binary(BinaryOp::And, x, y) => implies(b, x) && implies(b, y),
-        // `x or y` holds when `x` does (`y` is not evaluated).
-        ExprKind::Binary(BinaryOp::Or, x, _) => implies(b, x),
+        ExprKind::Chain(BinaryOp::And, xs) => xs.iter().all(|x| implies(b, x)),
+        // `x or ...` holds when `x` does (the rest is not evaluated).
+        ExprKind::Chain(BinaryOp::Or, xs) => xs.first().is_some_and(|x| implies(b, x)),
         ExprKind::Binary(BinaryOp::Compare(op_a), pa, ca) => match &b.kind {
             ExprKind::Binary(BinaryOp::Compare(op_b), pb, cb) if same(pa, pb) => {
                 match (number(ca), number(cb)) {
@@ -449,6 +449,9 @@ fn same(a: &Expr, b: &Expr) -> bool {
         (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
         (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => {
             o == p && same(x1, y1) && same(x2, y2)
+        }
+        (ExprKind::Chain(o, x), ExprKind::Chain(p, y)) => {
+            o == p && x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
         }
         _ => false,
     }

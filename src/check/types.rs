@@ -233,6 +233,21 @@ pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) 
             let rt = infer(file, schema, rhs, out);
             infer_binary(file, expr, *op, (lhs, &lt), (rhs, &rt), out)
         }
+        ExprKind::Chain(op, operands) => {
+            let sym = op.symbol();
+            for e in operands {
+                let t = infer(file, schema, e, out);
+                if !matches!(t, Type::Bool | Type::Unknown) {
+                    out.push(mismatch(
+                        file,
+                        e.span,
+                        format!("`{sym}` needs `bool` operands, found `{t}`"),
+                        format!("this is a `{t}`"),
+                    ));
+                }
+            }
+            Type::Bool
+        }
     }
 }
 

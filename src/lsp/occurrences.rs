@@ -256,6 +256,11 @@ fn expr(e: &Expr, out: &mut Vec<Occurrence>) {
             expr(a, out);
             expr(b, out);
         }
+        ExprKind::Chain(_, operands) => {
+            for a in operands {
+                expr(a, out);
+            }
+        }
         ExprKind::Bool(_)
         | ExprKind::Number(_)
         | ExprKind::Str(_)

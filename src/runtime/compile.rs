@@ -50,6 +50,11 @@ pub enum Ir {
     And(Box<Ir>, Box<Ir>),
     /// `a or b`
     Or(Box<Ir>, Box<Ir>),
+    /// `a and b and c ...`: a chain, evaluated as `(a and b) and c` is,
+    /// without a level of nesting per operand.
+    All(Box<[Ir]>),
+    /// `a or b or c ...`: a chain, evaluated as `(a or b) or c` is.
+    Any(Box<[Ir]>),
     /// A comparison.
     Compare(CompareOp, Box<Ir>, Box<Ir>),
     /// `x in set` (negated for `not in`).
@@ -288,6 +293,16 @@ pub fn compile(expr: &Expr, schema: &Type) -> Option<Ir> {
                 _ => return None,
             }
         }
+        ExprKind::Chain(op, operands) => {
+            let operands = operands
+                .iter()
+                .map(|e| compile(e, schema))
+                .collect::<Option<Box<[Ir]>>>()?;
+            match op {
+                BinaryOp::Or => Ir::Any(operands),
+                _ => Ir::All(operands),
+            }
+        }
         ExprKind::Unary(UnaryOp::Not, x) => Ir::Not(b(x)?),
         ExprKind::Unary(UnaryOp::Neg, x) => Ir::Neg(b(x)?),
         ExprKind::Binary(op, l, r) => {
@@ -386,14 +401,18 @@ impl Ir {
                 }
             }
             // The logic is `truth`'s: one definition of three-valued logic.
-            Ir::Compatible | Ir::Sustainable | Ir::Not(_) | Ir::And(..) | Ir::Or(..) => {
-                match self.truth(env) {
-                    Truth::True => Bool(true),
-                    Truth::False => Bool(false),
-                    Truth::Missing => Missing,
-                    Truth::NotBool | Truth::Error => return Err(EvalError::Type("logic")),
-                }
-            }
+            Ir::Compatible
+            | Ir::Sustainable
+            | Ir::Not(_)
+            | Ir::And(..)
+            | Ir::Or(..)
+            | Ir::All(_)
+            | Ir::Any(_) => match self.truth(env) {
+                Truth::True => Bool(true),
+                Truth::False => Bool(false),
+                Truth::Missing => Missing,
+                Truth::NotBool | Truth::Error => return Err(EvalError::Type("logic")),
+            },
             Ir::Neg(x) => match &*x.eval_ref(env)? {
                 Num(n) => Num(-n),
                 Missing => Missing,
@@ -480,6 +499,8 @@ impl Ir {
             Ir::Abs(x) => Ir::Abs(b(x)),
             Ir::And(x, y) => Ir::And(b(x), b(y)),
             Ir::Or(x, y) => Ir::Or(b(x), b(y)),
+            Ir::All(xs) => Ir::All(xs.iter().map(f).collect()),
+            Ir::Any(xs) => Ir::Any(xs.iter().map(f).collect()),
             Ir::Compare(op, x, y) => Ir::Compare(*op, b(x), b(y)),
             Ir::In(negated, x, y) => Ir::In(*negated, b(x), b(y)),
             Ir::Add(x, y) => Ir::Add(b(x), b(y)),
@@ -496,6 +517,7 @@ impl Ir {
         match self {
             Ir::Const(_) | Ir::Path(..) | Ir::Compatible | Ir::Sustainable => Vec::new(),
             Ir::Not(x) | Ir::Neg(x) | Ir::Len(x) | Ir::Abs(x) => vec![x],
+            Ir::All(xs) | Ir::Any(xs) => xs.iter().collect(),
             Ir::And(x, y)
             | Ir::Or(x, y)
             | Ir::Compare(_, x, y)
@@ -524,6 +546,12 @@ impl Ir {
         let ir = match ir {
             Ir::And(x, _) if matches!(*x, Ir::Const(Value::Bool(false))) => return *x,
             Ir::Or(x, _) if matches!(*x, Ir::Const(Value::Bool(true))) => return *x,
+            Ir::All(xs) if matches!(xs.first(), Some(Ir::Const(Value::Bool(false)))) => {
+                return Ir::Const(Value::Bool(false));
+            }
+            Ir::Any(xs) if matches!(xs.first(), Some(Ir::Const(Value::Bool(true)))) => {
+                return Ir::Const(Value::Bool(true));
+            }
             ir => ir,
         };
         if let Ir::Compare(op, x, y) = &ir
@@ -632,6 +660,38 @@ impl Truth {
     }
 }
 
+/// `left and right`, three-valued; `right` is evaluated only when `left`
+/// does not decide.
+fn and(left: Truth, right: impl FnOnce() -> Truth) -> Truth {
+    match left {
+        Truth::Error => Truth::Error,
+        Truth::False => Truth::False,
+        left => match (left, right()) {
+            (_, Truth::Error) => Truth::Error,
+            (_, Truth::False) => Truth::False,
+            (Truth::True, Truth::True) => Truth::True,
+            (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
+            _ => Truth::Error,
+        },
+    }
+}
+
+/// `left or right`, three-valued; `right` is evaluated only when `left`
+/// does not decide.
+fn or(left: Truth, right: impl FnOnce() -> Truth) -> Truth {
+    match left {
+        Truth::Error => Truth::Error,
+        Truth::True => Truth::True,
+        left => match (left, right()) {
+            (_, Truth::Error) => Truth::Error,
+            (_, Truth::True) => Truth::True,
+            (Truth::False, Truth::False) => Truth::False,
+            (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
+            _ => Truth::Error,
+        },
+    }
+}
+
 impl Ir {
     /// Evaluate a condition: the same answer as [`Ir::eval`] gives, as a
     /// [`Truth`], without building values for the logic in between.
@@ -645,27 +705,21 @@ impl Ir {
                 Truth::Missing => Truth::Missing,
                 Truth::NotBool | Truth::Error => Truth::Error,
             },
-            Ir::And(a, b) => match a.truth(env) {
-                Truth::Error => Truth::Error,
-                Truth::False => Truth::False,
-                left => match (left, b.truth(env)) {
-                    (_, Truth::Error) => Truth::Error,
-                    (_, Truth::False) => Truth::False,
-                    (Truth::True, Truth::True) => Truth::True,
-                    (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
-                    _ => Truth::Error,
-                },
+            Ir::And(a, b) => and(a.truth(env), || b.truth(env)),
+            Ir::Or(a, b) => or(a.truth(env), || b.truth(env)),
+            // A chain folds from the left: the same answer as the nested
+            // `(a and b) and c`, with no recursion per operand.
+            Ir::All(xs) => match xs.split_first() {
+                Some((first, rest)) => rest
+                    .iter()
+                    .fold(first.truth(env), |acc, x| and(acc, || x.truth(env))),
+                None => Truth::True,
             },
-            Ir::Or(a, b) => match a.truth(env) {
-                Truth::Error => Truth::Error,
-                Truth::True => Truth::True,
-                left => match (left, b.truth(env)) {
-                    (_, Truth::Error) => Truth::Error,
-                    (_, Truth::True) => Truth::True,
-                    (Truth::False, Truth::False) => Truth::False,
-                    (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
-                    _ => Truth::Error,
-                },
+            Ir::Any(xs) => match xs.split_first() {
+                Some((first, rest)) => rest
+                    .iter()
+                    .fold(first.truth(env), |acc, x| or(acc, || x.truth(env))),
+                None => Truth::False,
             },
             Ir::Compare(op, a, b) => match (a.leaf(env), b.leaf(env)) {
                 (Some(x), Some(y)) => Truth::of(Some(&compare(*op, x, y))),
@@ -758,6 +812,59 @@ mod tests {
     use crate::runtime::value::overlay;
 
     /// Folding keeps every answer, failures included.
+    /// A chain (`All`, `Any`) answers as the nested binary tree the parser
+    /// used to build, `(a and b) and c`, for every mix of true, false,
+    /// missing, non-boolean and failing operands; folded too.
+    #[test]
+    fn chains_answer_as_nested_binary_trees() {
+        let operand = |k: usize| match k {
+            0 => Ir::Const(Value::Bool(true)),
+            1 => Ir::Const(Value::Bool(false)),
+            2 => Ir::Const(Value::Missing),
+            3 => Ir::Const(Value::Num(1.0)),
+            _ => Ir::Compare(
+                CompareOp::Gt,
+                Box::new(Ir::Div(
+                    Box::new(Ir::Const(Value::Num(1.0))),
+                    Box::new(Ir::Const(Value::Num(0.0))),
+                )),
+                Box::new(Ir::Const(Value::Num(0.0))),
+            ),
+        };
+        let partner = Value::Rec(vec![Value::Num(5.0)].into());
+        let env = Env {
+            partner: &partner,
+            target: State::of(&partner),
+            observed: State::of(&partner),
+            compatible: None,
+            sustainable: None,
+        };
+        for len in 2..=4u32 {
+            for mut code in 0..5usize.pow(len) {
+                let mut operands = Vec::new();
+                for _ in 0..len {
+                    operands.push(operand(code % 5));
+                    code /= 5;
+                }
+                for any in [false, true] {
+                    let nested = operands.iter().skip(1).fold(operands[0].clone(), |acc, x| {
+                        let (l, r) = (Box::new(acc), Box::new(x.clone()));
+                        if any { Ir::Or(l, r) } else { Ir::And(l, r) }
+                    });
+                    let chain = if any {
+                        Ir::Any(operands.clone().into())
+                    } else {
+                        Ir::All(operands.clone().into())
+                    };
+                    assert_eq!(chain.truth(&env), nested.truth(&env), "{chain:?}");
+                    assert_eq!(chain.eval(&env), nested.eval(&env), "{chain:?}");
+                    let folded = chain.clone().folded();
+                    assert_eq!(folded.truth(&env), nested.truth(&env), "{chain:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn folding_computes_constants_once_and_keeps_failures() {
         let num = |n: f64| Box::new(Ir::Const(Value::Num(n)));

@@ -598,6 +598,11 @@ pub enum ExprKind {
     Unary(UnaryOp, Box<Expr>),
     /// `a + b`
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `a or b or c`, `a and b and c`: two or more operands of one boolean
+    /// operator (`BinaryOp::And` or `BinaryOp::Or`), evaluated left to
+    /// right as `(a or b) or c` is. A chain is one level of nesting however
+    /// long it is, so a long chain is not a deep expression.
+    Chain(BinaryOp, Vec<Expr>),
     /// Placeholder for an expression that could not be built (already reported).
     Error,
 }

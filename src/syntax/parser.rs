@@ -1304,11 +1304,43 @@ impl Builder<'_> {
             *pos += 1;
             let rhs = self.climb(items, pos, prec + 1);
             let span = lhs.span.cover(rhs.span);
-            lhs = Expr {
-                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                span,
+            // The depth is checked on what is new: a chain grows by one
+            // operand at a time, and walking all of it again for each
+            // would be quadratic in its length.
+            let too_deep = match (op, &lhs.kind) {
+                (BinaryOp::And | BinaryOp::Or, ExprKind::Chain(chained, _)) if *chained == op => {
+                    depth(&rhs) >= MAX_EXPR_DEPTH
+                }
+                (BinaryOp::And | BinaryOp::Or, _) => depth(&lhs).max(depth(&rhs)) >= MAX_EXPR_DEPTH,
+                _ => false,
             };
-            if depth_exceeds(&lhs) {
+            lhs = match (op, lhs) {
+                // `a or b or c` is one chain, not `(a or b) or c` nested.
+                (
+                    BinaryOp::And | BinaryOp::Or,
+                    Expr {
+                        kind: ExprKind::Chain(chained, mut operands),
+                        ..
+                    },
+                ) if chained == op => {
+                    operands.push(rhs);
+                    Expr {
+                        kind: ExprKind::Chain(op, operands),
+                        span,
+                    }
+                }
+                (BinaryOp::And | BinaryOp::Or, lhs) => Expr {
+                    kind: ExprKind::Chain(op, vec![lhs, rhs]),
+                    span,
+                },
+                (op, lhs) => Expr {
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                    span,
+                },
+            };
+            let too_deep =
+                too_deep || (!matches!(lhs.kind, ExprKind::Chain(..)) && depth_exceeds(&lhs));
+            if too_deep {
                 return lhs;
             }
         }
@@ -1491,7 +1523,7 @@ pub fn depth(e: &Expr) -> usize {
                 stack.push((a, d + 1));
                 stack.push((b, d + 1));
             }
-            ExprKind::Call(_, args) | ExprKind::Set(args) => {
+            ExprKind::Call(_, args) | ExprKind::Set(args) | ExprKind::Chain(_, args) => {
                 stack.extend(args.iter().map(|a| (a, d + 1)))
             }
             _ => {}

@@ -419,6 +419,7 @@ impl Spanned for Expr {
                 a.each_span(f);
                 b.each_span(f);
             }
+            ExprKind::Chain(_, operands) => operands.each_span(f),
         }
         f(span);
     }

@@ -108,6 +108,54 @@ fn deep_unary_and_binary_chains_are_bounded() {
     assert_eq!(codes(&sets), vec![Code::NestingTooDeep]);
 }
 
+/// A rule whose condition is `expr`.
+fn rule(expr: &str) -> String {
+    format!("policy p\ncompatibility {{\n  r: {expr} else fallback\n}}\n")
+}
+
+#[test]
+fn long_boolean_chains_are_not_deep_nesting() {
+    let terms =
+        |n: usize| -> Vec<String> { (0..n).map(|i| format!("partner.power == {i}")).collect() };
+    // 140 terms: more than the depth limit, yet one level of nesting.
+    for op in [" or ", " and "] {
+        let text = rule(&terms(140).join(op));
+        assert_eq!(codes(&text), vec![], "{op}");
+        let parsed = parse("t.pmf", &text);
+        let found = format!("{:?}", parsed.ast);
+        assert!(found.contains("Chain("), "{op}: not a chain");
+    }
+    // `and` binds tighter: an `or` chain of `and` chains is three levels.
+    let mixed: Vec<String> = terms(140)
+        .chunks(2)
+        .map(|pair| pair.join(" and "))
+        .collect();
+    assert_eq!(codes(&rule(&mixed.join(" or "))), vec![]);
+    // A hundred thousand terms: linear, and still legal.
+    let started = std::time::Instant::now();
+    assert_eq!(codes(&rule(&terms(100_000).join(" or "))), vec![]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn real_nesting_still_counts_toward_the_depth_limit() {
+    // 140 `not`s and 140 sums nest 140 deep; chains nested in parentheses
+    // count one level each (45 levels of `not not (... or ...)` are 135
+    // deep, within the bracket limit of 64).
+    let nots = rule(&format!("{}true", "not ".repeat(140)));
+    assert_eq!(codes(&nots), vec![Code::NestingTooDeep]);
+    let sums = format!("policy p\nceiling power < 1{}\n", " + 1".repeat(140));
+    assert_eq!(codes(&sums), vec![Code::NestingTooDeep]);
+    let nested = (0..45).fold("true".to_string(), |inner, i| {
+        format!("not not (partner.power == {i} or {inner})")
+    });
+    assert_eq!(codes(&rule(&nested)), vec![Code::NestingTooDeep]);
+    let shallow = (0..40).fold("true".to_string(), |inner, i| {
+        format!("not not (partner.power == {i} or {inner})")
+    });
+    assert_eq!(codes(&rule(&shallow)), vec![]);
+}
+
 #[test]
 fn unterminated_comment_and_string() {
     assert_eq!(

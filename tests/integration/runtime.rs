@@ -952,3 +952,30 @@ fn ndjson_read_in_blocks_plans_like_the_json_array() {
         "{err}"
     );
 }
+
+/// A condition of 20,000 alternatives is checked and run by `pmf test`
+/// (one chain: neither the checker nor the runtime recurses per term).
+#[test]
+fn a_long_chain_is_checked_and_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = std::fs::read_to_string("tests/fixtures/valid/long_chain.pmf").expect("fixture");
+    let many: Vec<String> = (0..20_000)
+        .map(|i| format!("partner.id == \"p-{i}\""))
+        .collect();
+    let start = fixture.find("listed_partner: ").expect("rule") + "listed_partner: ".len();
+    let end = fixture.find(" else restrict").expect("rule");
+    let policy = format!(
+        "{}{}{}",
+        &fixture[..start],
+        many.join(" or "),
+        &fixture[end..]
+    );
+    std::fs::write(dir.path().join("long.pmf"), policy).expect("write");
+    let out = pmf(dir.path(), &["test", "long.pmf"]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 passed"),
+        "{}",
+        text(&out.stdout)
+    );
+}
