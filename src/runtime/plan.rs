@@ -257,6 +257,7 @@ struct Counted {
 /// Append one partner's plan line to `out`: the JSON of the [`PlanEntry`]
 /// that the plan's serde types describe, written directly (the hot path of
 /// `pmf plan`; a test checks the two agree).
+#[allow(clippy::too_many_arguments)] // the hot path's state, passed as is
 fn write_entry(
     assessors: &Assessors<'_>,
     inputs: &PlanInputs<'_>,
