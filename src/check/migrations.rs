@@ -456,3 +456,73 @@ fn same(a: &Expr, b: &Expr) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::implies;
+    use crate::syntax::ast::{DeclKind, Expr, MigrationItemKind};
+
+    /// The `when` of a migration whose condition is `text`.
+    fn when(text: &str) -> Expr {
+        let source = format!("policy p\nmigration m \"M\" {{\n  when {text}\n}}\n");
+        let parsed = crate::syntax::parse("t.pmf", &source);
+        assert!(
+            parsed.diagnostics.is_empty(),
+            "{text}: {:?}",
+            parsed.diagnostics
+        );
+        parsed
+            .ast
+            .decls
+            .iter()
+            .find_map(|d| match &d.kind {
+                DeclKind::Migration(m) => m.items.iter().find_map(|i| match &i.kind {
+                    MigrationItemKind::When(e) => Some((**e).clone()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no when in {text}"))
+    }
+
+    #[test]
+    fn a_later_condition_is_shadowed_only_when_it_implies_the_earlier() {
+        let cases = [
+            // (later, earlier, shadowed)
+            ("partner.power > 3", "true", true),
+            ("partner.power > 3", "partner.power > 3", true),
+            ("partner.power > 3 and compatible", "compatible", true),
+            (
+                "compatible and partner.power > 3",
+                "partner.power > 3",
+                true,
+            ),
+            ("partner.power >= 20", "partner.power >= 10", true),
+            ("partner.power > 10", "partner.power >= 10", true),
+            ("partner.power == 4", "partner.power < 5", true),
+            ("partner.power <= 2", "partner.power < 3", true),
+            ("compatible", "compatible or sustainable", true),
+            (
+                "compatible and sustainable",
+                "sustainable and compatible",
+                true,
+            ),
+            // Not implied, or not decidable from the shapes.
+            ("partner.power >= 10", "partner.power >= 20", false),
+            ("partner.power >= 10", "partner.power > 10", false),
+            ("partner.power < 3", "partner.power <= 2", false),
+            ("compatible", "sustainable or compatible", false),
+            ("compatible or sustainable", "compatible", false),
+            ("compatible", "compatible and sustainable", false),
+            ("target.power > 3", "partner.power > 3", false),
+            ("partner.power != 3", "partner.power > 3", false),
+        ];
+        for (later, earlier, shadowed) in cases {
+            assert_eq!(
+                implies(&when(later), &when(earlier)),
+                shadowed,
+                "`{later}` after `{earlier}`"
+            );
+        }
+    }
+}
