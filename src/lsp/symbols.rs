@@ -82,7 +82,7 @@ fn field_symbol(doc: &DocRef<'_>, f: &FieldDecl) -> DocumentSymbol {
 }
 
 fn decl_symbol(doc: &DocRef<'_>, decl: &Decl) -> DocumentSymbol {
-    let head = decl.span_head();
+    let head = crate::model::compose::keyword_span(doc.text, 0, decl);
     let kw = decl.kind.keyword();
     let over = decl.override_kw.is_some();
     let with_override = |d: Option<String>| -> Option<String> {

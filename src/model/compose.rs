@@ -34,6 +34,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
     {
         let ov = decl.override_kw;
         let override_place = override_place(text, text_start, decl);
+        let head = keyword_span(text, text_start, decl);
         let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
             out.push(Arc::new(Sourced {
                 key,
@@ -82,12 +83,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 m.name.span,
                 ItemNode::Migration(m.clone()),
             ),
-            DeclKind::Order(o) => push(
-                ItemKey::Order,
-                decl.span,
-                decl.span_head(),
-                ItemNode::Order(o.clone()),
-            ),
+            DeclKind::Order(o) => push(ItemKey::Order, decl.span, head, ItemNode::Order(o.clone())),
             DeclKind::Rules(block) => {
                 for r in &block.rules {
                     push(
@@ -113,7 +109,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
             DeclKind::Health(h) => push(
                 ItemKey::Health,
                 decl.span,
-                decl.span_head(),
+                head,
                 ItemNode::Health(h.clone()),
             ),
             DeclKind::Flow(f) => push(
@@ -159,6 +155,17 @@ pub fn override_place(text: &str, text_start: usize, decl: &Decl) -> Span {
         }
         None => Span::new(decl.span.start as usize, decl.span.start as usize),
     }
+}
+
+/// The span of the declaration's keyword, after `override` and its blank
+/// when there is one (`text` is the source from its byte `text_start` on).
+pub fn keyword_span(text: &str, text_start: usize, decl: &Decl) -> Span {
+    let start = if decl.override_kw.is_some() {
+        override_place(text, text_start, decl).end
+    } else {
+        decl.span.start
+    } as usize;
+    Span::new(start, start + decl.kind.keyword().len())
 }
 
 /// A hash of the text of `span` normalized (see [`normalize`]): equal for

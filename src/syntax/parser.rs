@@ -282,14 +282,6 @@ pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -
     out
 }
 
-impl Decl {
-    /// The span of the declaration's first keyword.
-    pub fn span_head(&self) -> Span {
-        let start = self.span.start as usize;
-        Span::new(start, start + self.kind.keyword().len())
-    }
-}
-
 fn friendly(r: &Rule) -> Option<&'static str> {
     Some(match r {
         Rule::EOI => "the end of the declaration",
