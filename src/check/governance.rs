@@ -225,7 +225,16 @@ fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Di
                         .with_help(format!(
                             "add `{}` to the approvers, or write `approve by governing`",
                             governors[0]
-                        )),
+                        ))
+                        .with_fixes(approvers.last().map(|last| {
+                            Fix::certain(
+                                Span {
+                                    start: last.span.end,
+                                    end: last.span.end,
+                                },
+                                format!(", {}", governors[0]),
+                            )
+                        })),
                     );
                 }
             }

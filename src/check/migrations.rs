@@ -33,7 +33,16 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
             out.push(
                 Diagnostic::new(Code::SoftNotReversible, &s.file, m.name.span, "soft migration is not declared `reversible`")
                     .with_label("a soft migration must be reversible")
-                    .with_help("add `reversible` to the block; a change that cannot be undone is a guided or forced migration"),
+                    .with_help("add `reversible` to the block; a change that cannot be undone is a guided or forced migration")
+                    .with_fixes(m.items.iter().map(|i| i.span).max_by_key(|s| s.end).map(|last| {
+                        Fix::certain(
+                            Span {
+                                start: last.end,
+                                end: last.end,
+                            },
+                            "\n  reversible",
+                        )
+                    })),
             );
         }
         if m.name.name == "fallback" {
@@ -42,7 +51,8 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 Some((span, Some(_))) => out.push(
                     Diagnostic::new(Code::FallbackTarget, &s.file, span, "fallback targets a fixed version")
                         .with_label("not the previous stable state")
-                        .with_help("write `to previous_stable`: a fallback returns each partner to its own last stable version"),
+                        .with_help("write `to previous_stable`: a fallback returns each partner to its own last stable version")
+                        .with_fix(Fix::certain(span, "to previous_stable")),
                 ),
                 None => out.push(
                     Diagnostic::new(Code::FallbackTarget, &s.file, m.name.span, "fallback migration does not say where it returns")
