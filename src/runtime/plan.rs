@@ -262,7 +262,7 @@ fn write_entry(
     inputs: &PlanInputs<'_>,
     target_all: Option<&Value>,
     partner: &Value,
-    partial: &mut ParseCache,
+    lookups: &mut Lookups,
     scratch: &mut Scratch,
     out: &mut String,
     ids: &mut String,
@@ -273,8 +273,13 @@ fn write_entry(
     // The target and the observed metrics are laid over the partner, not
     // merged into copies of it.
     let schema = &policy.schema;
-    let own_target = (inputs.targets.partners).get(schema, id, &mut scratch.targets, partial)?;
-    let observed = (inputs.observed.partners).get(schema, id, &mut scratch.observed, partial)?;
+    let Lookups {
+        partial,
+        targets,
+        observed,
+    } = lookups;
+    let own_target = (inputs.targets.partners).get(schema, id, targets, partial)?;
+    let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
     let target = State::of(partner).with(own_target.as_ref().or(target_all));
     let a = assessors
         .for_partner(own_target.is_some(), observed.is_some())
@@ -432,10 +437,27 @@ impl IdSet {
 struct Scratch {
     text: String,
     bytes: Vec<u8>,
-    /// Reads per-partner targets back from their file.
+}
+
+/// What a worker thread keeps to read per-partner targets and observed
+/// metrics back from their files.
+struct Lookups {
+    /// Parses their partial records.
+    partial: ParseCache,
+    /// Reads per-partner targets.
     targets: EntryReader,
-    /// Reads observed metrics back from their file.
+    /// Reads observed metrics.
     observed: EntryReader,
+}
+
+impl Lookups {
+    fn new(schema: &crate::model::types::Type) -> Self {
+        Lookups {
+            partial: ParseCache::new(schema, super::value::Completeness::Partial),
+            targets: EntryReader::default(),
+            observed: EntryReader::default(),
+        }
+    }
 }
 
 /// One chunk of a batch, evaluated: its plan lines (joined by `,\n`) and
@@ -501,12 +523,12 @@ fn evaluate_batches(
     // cache lines of their own (threads writing next to each other slow
     // both down).
     #[repr(align(128))]
-    struct Cache(std::sync::Mutex<(ParseCache, ParseCache)>);
+    struct Cache(std::sync::Mutex<(ParseCache, Lookups)>);
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
         .map(|_| {
             Cache(std::sync::Mutex::new((
                 ParseCache::new(&policy.schema, super::value::Completeness::Full),
-                ParseCache::new(&policy.schema, super::value::Completeness::Partial),
+                Lookups::new(&policy.schema),
             )))
         })
         .collect();
@@ -526,7 +548,7 @@ fn evaluate_batches(
                         .0
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let (cache, partial) = &mut *guard;
+                    let (cache, lookups) = &mut *guard;
                     let mut chunk = Chunk {
                         text: String::with_capacity(records.len() * 400),
                         counted: Vec::with_capacity(records.len()),
@@ -546,7 +568,7 @@ fn evaluate_batches(
                             inputs,
                             target_all.as_ref(),
                             &partner,
-                            partial,
+                            lookups,
                             &mut scratch,
                             &mut chunk.text,
                             &mut chunk.ids,
@@ -1095,8 +1117,7 @@ mod tests {
             },
         };
         let mut scratch = Scratch::default();
-        let mut cache =
-            ParseCache::new(&policy.schema, crate::runtime::value::Completeness::Partial);
+        let mut lookups = Lookups::new(&policy.schema);
         let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();
@@ -1106,7 +1127,7 @@ mod tests {
                 &inputs,
                 targets.all.as_ref(),
                 partner,
-                &mut cache,
+                &mut lookups,
                 &mut scratch,
                 &mut line,
                 &mut ids,
