@@ -262,8 +262,7 @@ fn write_entry(
     inputs: &PlanInputs<'_>,
     target_all: Option<&Value>,
     partner: &Value,
-    lookups: &mut Lookups,
-    scratch: &mut Scratch,
+    worker: &mut Worker,
     out: &mut String,
     ids: &mut String,
 ) -> Result<Counted, InputError> {
@@ -273,11 +272,12 @@ fn write_entry(
     // The target and the observed metrics are laid over the partner, not
     // merged into copies of it.
     let schema = &policy.schema;
-    let Lookups {
+    let Worker {
         partial,
         targets,
         observed,
-    } = lookups;
+        scratch,
+    } = worker;
     let own_target = (inputs.targets.partners).get(schema, id, targets, partial)?;
     let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
     let target = State::of(partner).with(own_target.as_ref().or(target_all));
@@ -439,23 +439,25 @@ struct Scratch {
     bytes: Vec<u8>,
 }
 
-/// What a worker thread keeps to read per-partner targets and observed
-/// metrics back from their files.
-struct Lookups {
-    /// Parses their partial records.
+/// What a worker thread keeps from partner to partner: the readers of
+/// per-partner targets and observed metrics, and buffers.
+struct Worker {
+    /// Parses the partial records of targets and observed metrics.
     partial: ParseCache,
     /// Reads per-partner targets.
     targets: EntryReader,
     /// Reads observed metrics.
     observed: EntryReader,
+    scratch: Scratch,
 }
 
-impl Lookups {
+impl Worker {
     fn new(schema: &crate::model::types::Type) -> Self {
-        Lookups {
+        Worker {
             partial: ParseCache::new(schema, super::value::Completeness::Partial),
             targets: EntryReader::default(),
             observed: EntryReader::default(),
+            scratch: Scratch::default(),
         }
     }
 }
@@ -523,12 +525,12 @@ fn evaluate_batches(
     // cache lines of their own (threads writing next to each other slow
     // both down).
     #[repr(align(128))]
-    struct Cache(std::sync::Mutex<(ParseCache, Lookups)>);
+    struct Cache(std::sync::Mutex<(ParseCache, Worker)>);
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
         .map(|_| {
             Cache(std::sync::Mutex::new((
                 ParseCache::new(&policy.schema, super::value::Completeness::Full),
-                Lookups::new(&policy.schema),
+                Worker::new(&policy.schema),
             )))
         })
         .collect();
@@ -548,13 +550,12 @@ fn evaluate_batches(
                         .0
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let (cache, lookups) = &mut *guard;
+                    let (cache, worker) = &mut *guard;
                     let mut chunk = Chunk {
                         text: String::with_capacity(records.len() * 400),
                         counted: Vec::with_capacity(records.len()),
                         ids: String::with_capacity(records.len() * 16),
                     };
-                    let mut scratch = Scratch::default();
                     // The chunk's own copy: partners share its values, and
                     // the counts of shared ones are not raced for by cores.
                     let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
@@ -568,8 +569,7 @@ fn evaluate_batches(
                             inputs,
                             target_all.as_ref(),
                             &partner,
-                            lookups,
-                            &mut scratch,
+                            worker,
                             &mut chunk.text,
                             &mut chunk.ids,
                         )?;
@@ -1116,8 +1116,7 @@ mod tests {
                 target_all: None,
             },
         };
-        let mut scratch = Scratch::default();
-        let mut lookups = Lookups::new(&policy.schema);
+        let mut worker = Worker::new(&policy.schema);
         let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();
@@ -1127,8 +1126,7 @@ mod tests {
                 &inputs,
                 targets.all.as_ref(),
                 partner,
-                &mut lookups,
-                &mut scratch,
+                &mut worker,
                 &mut line,
                 &mut ids,
             )
