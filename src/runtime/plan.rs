@@ -645,6 +645,8 @@ pub fn write_plan(
     let written_to = output.written().to_path_buf();
     let io_msg = move |e: std::io::Error| format!("cannot write `{}`: {e}", written_to.display());
     let file = output.create(false).map_err(|e| PlanError::Io(io_msg(e)))?;
+    // Whatever happens below, even a panic, no `.partial` file stays.
+    let unfinished = crate::output::Unfinished::new(&output);
     let durable = output.durable();
     let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
 
@@ -776,6 +778,7 @@ pub fn write_plan(
         .join()
         .map_err(|_| PlanError::Io("the plan writer failed".into()))
         .and_then(|r| r.map_err(|e| PlanError::Io(io_msg(e))));
+    unfinished.done();
     match (outcome, written) {
         (Ok(totals), Ok(hash)) => match output.commit() {
             Ok(()) => Ok(Written { totals, hash }),
