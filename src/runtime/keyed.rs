@@ -19,7 +19,7 @@ use std::path::Path;
 
 use super::fast::ParseCache;
 use super::input::{Gathered, InputError, io};
-use super::stream::{MAX_RECORD, value_end};
+use super::stream::{BOM, MAX_RECORD, value_end};
 use super::value::{Completeness, Value, check_unique_keys, from_json, id_problem};
 use crate::model::types::Type;
 
@@ -659,7 +659,19 @@ impl Scanner {
     /// The start of the object: the file's first `{`, or an error naming
     /// what the file should hold.
     pub(super) fn open_object(&mut self, expected: &str) -> Result<u64, InputError> {
-        match self.skip_ws(0)? {
+        // A UTF-8 byte-order mark is skipped, as RFC 8259 allows.
+        let mut start = 0;
+        for (i, &b) in BOM.iter().enumerate() {
+            if self.byte(i as u64)? != Some(b) {
+                start = 0;
+                break;
+            }
+            start = BOM.len() as u64;
+        }
+        // Columns count from after it.
+        self.counted = start;
+        self.line_start = start;
+        match self.skip_ws(start)? {
             (at, Some(b'{')) => Ok(at + 1),
             (at, Some(_)) => Err(self.invalid(
                 at,

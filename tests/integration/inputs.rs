@@ -614,3 +614,43 @@ fn per_partner_targets_and_observed_metrics_from_pipes_plan_as_from_files() {
         );
     }
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped_in_every_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = plan(dir.path(), &fleet("partners.json"), None, None);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let expected = plan_entries(&dir.path().join("plan.json"));
+    let bom = |name: &str, bytes: &[u8]| {
+        let mut with = b"\xEF\xBB\xBF".to_vec();
+        with.extend_from_slice(bytes);
+        std::fs::write(dir.path().join(name), with).unwrap();
+        name.to_string()
+    };
+    let array = bom("p.json", &std::fs::read(fleet("partners.json")).unwrap());
+    let lines = bom("p.ndjson", fleet_lines().join("\n").as_bytes());
+    let target = bom("t.json", &std::fs::read(fleet("target.json")).unwrap());
+    let observed = bom("o.json", &std::fs::read(fleet("observed.json")).unwrap());
+    for (partners, target, observed) in [
+        (array.as_str(), None, None),
+        (lines.as_str(), None, None),
+        (
+            array.as_str(),
+            Some(target.as_str()),
+            Some(observed.as_str()),
+        ),
+    ] {
+        let o = plan(dir.path(), partners, target, observed);
+        assert_eq!(code(&o), 0, "{partners}: {}", text(&o.stderr));
+        assert_eq!(plan_entries(&dir.path().join("plan.json")), expected);
+    }
+    // Columns count from after the mark.
+    std::fs::write(dir.path().join("bad.json"), b"\xEF\xBB\xBF{\"p-001\" 1}").unwrap();
+    let o = plan(dir.path(), &fleet("partners.json"), None, Some("bad.json"));
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("bad.json, line 1, column 10"),
+        "{}",
+        text(&o.stderr)
+    );
+}
