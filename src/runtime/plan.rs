@@ -278,7 +278,14 @@ fn write_entry(
         observed,
         scratch,
     } = worker;
-    let own_target = (inputs.targets.partners).get(schema, id, targets, partial)?;
+    // A partner's own target refines the one for all: its fields are laid
+    // over it (the plan carries the result).
+    let own_target = (inputs.targets.partners)
+        .get(schema, id, targets, partial)?
+        .map(|own| match target_all {
+            Some(all) => super::value::overlay(all, &own),
+            None => own,
+        });
     let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
     let target = State::of(partner).with(own_target.as_ref().or(target_all));
     let a = assessors
@@ -1001,6 +1008,7 @@ mod tests {
         let id = policy.id_of(partner).to_string();
         let own = targets.partners.get(&id);
         let view = State::of(partner).with(own.map(|t| &t.0).or(targets.all.as_ref()));
+        let own = own.map(|t| &t.1);
         let a = policy.assess(partner, view, view.with(observed.get(&id)));
         let migration = a.migration.map(|m| policy.migrations[m].name.clone());
         let categories: Vec<String> = a
@@ -1031,7 +1039,7 @@ mod tests {
                 validation: a.verdict.as_str().to_string(),
             },
             fallback_risk: risk,
-            target: own.map(|t| t.1.clone()),
+            target: own.cloned(),
             state: CarriedJson::of(&partner.to_json(&policy.schema)),
             observed: observed
                 .get(&id)
@@ -1074,7 +1082,9 @@ mod tests {
                 .map(|(id, json)| {
                     // Carried as canonical JSON (sets sorted), like observed
                     // metrics.
-                    let value = partial(json);
+                    // Laid over the target for all.
+                    let value =
+                        crate::runtime::value::overlay(&partial(&file["all"]), &partial(json));
                     let canonical = value.to_partial_json(&policy.schema);
                     (id.clone(), (value, canonical))
                 })
