@@ -218,6 +218,15 @@ pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
                 out.push_str(&d);
                 out.push('\n');
             }
+            let in_stdlib = diags.iter().any(|d| {
+                std::iter::once(&d.primary)
+                    .chain(&d.labels)
+                    .any(|l| l.file == crate::stdlib::KWANUS_PATH)
+            });
+            if in_stdlib {
+                out.push_str(super::stdlib::NOTE);
+                out.push('\n');
+            }
             let (errors, warnings) = report.counts();
             out.push_str(&summary(report.files, errors, warnings));
             out.push('\n');

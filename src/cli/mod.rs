@@ -20,6 +20,7 @@ pub mod review;
 pub mod rollback;
 pub mod state;
 pub mod status;
+pub mod stdlib;
 pub mod test;
 
 use std::io::IsTerminal;
@@ -129,6 +130,8 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// What a store holds: partners by status, pending, plans, checkpoint, lock.
     Status(status::StatusArgs),
+    /// Print the embedded standard library (`policy kwanus`).
+    Stdlib(stdlib::StdlibArgs),
     /// Run the language server (LSP over stdio).
     Lsp(lsp::LspArgs),
 }
@@ -163,6 +166,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::State(args) => state::run(args),
         Command::Review(args) => review::run(args),
         Command::Status(args) => status::run(args),
+        Command::Stdlib(args) => stdlib::run(args),
         Command::Lsp(args) => lsp::run(args),
     };
     match result {

@@ -437,3 +437,32 @@ fn pmf_test_runs_policy_tests_with_coverage() {
     // No tests at all is a usage problem.
     assert_eq!(code(&pmf(&["test", "examples/fleet/policy.pmf"])), 2);
 }
+
+#[test]
+fn stdlib_prints_the_embedded_standard_library_and_diagnostics_point_to_it() {
+    let o = pmf(&["stdlib"]);
+    assert_eq!(code(&o), 0);
+    let source = std::fs::read_to_string("stdlib/kwanus.pmf").unwrap();
+    assert_eq!(stdout(&o), source);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kwanus.pmf");
+    let o = pmf(&["stdlib", "-o", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), source);
+    // The written copy checks like the embedded one.
+    let o = pmf(&["check", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // A diagnostic that points into the standard library says how to read it.
+    let o = pmf(&["check", "tests/fixtures/diagnostics/PMF702.pmf"]);
+    let shown = stdout(&o);
+    assert!(shown.contains("<stdlib>/kwanus.pmf"), "{shown}");
+    assert!(shown.contains("`pmf stdlib` prints it"), "{shown}");
+    let o = pmf(&["check", &write(dir.path(), "clean.pmf", CLEAN)]);
+    assert!(!stdout(&o).contains("pmf stdlib"));
+    let o = pmf(&[
+        "stdlib",
+        "-o",
+        dir.path().join("no/such/dir/k.pmf").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+}
