@@ -9,6 +9,7 @@ pub mod fast;
 pub mod input;
 pub mod json_out;
 pub mod plan;
+pub mod plan_view;
 pub mod stream;
 pub mod testing;
 pub mod value;

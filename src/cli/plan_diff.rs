@@ -1,0 +1,797 @@
+//! `pmf plan diff A B`: what changed between two plans of the same fleet
+//! (before and after a policy or target change): partners whose
+//! prediction changed, partners added or removed, and the totals.
+//!
+//! Both plans are read side by side, as streams. Partners in the same
+//! order (plans made from the same partner file) are compared as they
+//! come and forgotten; a partner out of place is held (its view, not its
+//! state) until its match comes in the other plan, so memory grows only
+//! with the partners out of place — at worst an index by id of one plan.
+//!
+//! Exit codes follow `diff`: 0 when every partner is predicted alike in
+//! both plans, 1 when some partner differs, 2 for usage or I/O problems.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::plan_show::{Counts, ViewFormat, change, kind, list, short};
+use super::view::{self, Table};
+use super::{Exit, UsageError};
+use crate::runtime::engine::Action;
+use crate::runtime::plan::PlanHeader;
+use crate::runtime::plan_view::{EntryView, PlanItem, PlanStream, printable};
+use crate::runtime::value::shown_id;
+
+/// Arguments of `pmf plan diff`.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The plan before (say, made with the current policy).
+    pub before: PathBuf,
+    /// The plan after (say, made with the proposed policy).
+    pub after: PathBuf,
+    /// Rows of the table of differing partners in human and Markdown
+    /// output, the most severe first (0: all of them, held in memory).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ViewFormat::Human)]
+    pub format: ViewFormat,
+}
+
+/// How a partner differs between the plans.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In both plans, predicted differently.
+    Changed,
+    /// Only in the plan after.
+    Added,
+    /// Only in the plan before.
+    Removed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Changed => "changed",
+            Status::Added => "added",
+            Status::Removed => "removed",
+        }
+    }
+}
+
+/// One field of a partner's entry that differs.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    /// `change` (versions), `type`, `categories`, `band`, `action`,
+    /// `reason`, `validation`, `sign` (authorities), `target` or `state`.
+    pub field: &'static str,
+    /// As the plan before has it.
+    pub before: String,
+    /// As the plan after has it.
+    pub after: String,
+}
+
+/// A partner that differs.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct DiffRow {
+    /// Partner id.
+    pub id: String,
+    /// How it differs.
+    pub status: Status,
+    /// Its action in the plan before (none when added).
+    pub action_before: Option<Action>,
+    /// Its action in the plan after (none when removed).
+    pub action_after: Option<Action>,
+    /// The fields that differ (changed partners), or what the partner's
+    /// entry says (added and removed ones: `before` or `after` empty).
+    pub changes: Vec<FieldChange>,
+}
+
+impl DiffRow {
+    fn severity(&self) -> Action {
+        self.action_before
+            .max(self.action_after)
+            .unwrap_or(Action::None)
+    }
+
+    fn action_cell(&self) -> String {
+        match (self.action_before, self.action_after) {
+            (Some(a), Some(b)) if a == b => a.as_str().to_string(),
+            (Some(a), Some(b)) => format!("{} → {}", a.as_str(), b.as_str()),
+            (Some(a), None) | (None, Some(a)) => a.as_str().to_string(),
+            (None, None) => "–".into(),
+        }
+    }
+
+    fn what_cell(&self) -> String {
+        self.changes
+            .iter()
+            .map(|c| match self.status {
+                Status::Changed => format!("{} {} → {}", c.field, c.before, c.after),
+                Status::Added => format!("{} {}", c.field, c.after),
+                Status::Removed => format!("{} {}", c.field, c.before),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            shown_id(&self.id),
+            self.status.as_str().to_string(),
+            self.action_cell(),
+            self.what_cell(),
+        ]
+    }
+}
+
+/// Column titles of the table of differing partners.
+const DIFF_HEADERS: [&str; 4] = ["partner", "status", "action", "what changed"];
+
+/// The fields of `e` a reviewer compares, as text (`sign` for the
+/// authorities): the same names as [`FieldChange::field`].
+fn fields(e: &EntryView) -> [(&'static str, String); 10] {
+    [
+        ("change", change(e.from.as_deref(), e.to.as_deref())),
+        (
+            "type",
+            printable(e.migration.as_deref().unwrap_or("none")).into_owned(),
+        ),
+        ("categories", list(&e.categories)),
+        (
+            "band",
+            printable(e.predicted.band.as_deref().unwrap_or("unknown")).into_owned(),
+        ),
+        ("action", e.predicted.action.as_str().to_string()),
+        ("reason", printable(&e.predicted.reason).into_owned()),
+        (
+            "validation",
+            printable(&e.predicted.validation).into_owned(),
+        ),
+        ("sign", list(&e.approvals_required)),
+        (
+            "target",
+            e.target.as_ref().map_or("–".to_string(), |t| {
+                printable(&t.to_string()).into_owned()
+            }),
+        ),
+        ("state", short(&e.state_digest).to_string()),
+    ]
+}
+
+/// The fields that differ between `a` and `b` (the same partner).
+fn compare(a: &EntryView, b: &EntryView) -> Vec<FieldChange> {
+    fields(a)
+        .into_iter()
+        .zip(fields(b))
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((field, before), (_, after))| FieldChange {
+            field,
+            before,
+            after,
+        })
+        .collect()
+}
+
+/// What an added or removed partner's entry says, briefly.
+fn described(e: &EntryView) -> Vec<(&'static str, String)> {
+    fields(e)
+        .into_iter()
+        .filter(|(f, _)| matches!(*f, "change" | "type" | "band" | "sign"))
+        .collect()
+}
+
+/// A differing partner with its place, for the heap of rows shown.
+struct Ranked {
+    key: (std::cmp::Reverse<Action>, usize),
+    row: DiffRow,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// The differing partners: kept (the most severe, at most a limit) or
+/// written as JSON as they are found.
+struct Sink<'w> {
+    limit: usize,
+    heap: BinaryHeap<Ranked>,
+    json: Option<&'w mut dyn Write>,
+    found: usize,
+    changed: usize,
+    added: usize,
+    removed: usize,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, row: DiffRow) -> Result<(), UsageError> {
+        self.found += 1;
+        match row.status {
+            Status::Changed => self.changed += 1,
+            Status::Added => self.added += 1,
+            Status::Removed => self.removed += 1,
+        }
+        let write_error = |e: std::io::Error| UsageError(format!("cannot write the output: {e}"));
+        if let Some(w) = &mut self.json {
+            if self.found > 1 {
+                w.write_all(b",").map_err(write_error)?;
+            }
+            w.write_all(b"\n").map_err(write_error)?;
+            serde_json::to_writer(&mut **w, &row)
+                .map_err(|e| UsageError(format!("cannot write the output: {e}")))?;
+            return Ok(());
+        }
+        self.heap.push(Ranked {
+            key: (std::cmp::Reverse(row.severity()), self.found),
+            row,
+        });
+        if self.limit > 0 && self.heap.len() > self.limit {
+            self.heap.pop();
+        }
+        Ok(())
+    }
+}
+
+/// One side of the diff: its stream, header and counts.
+struct Side {
+    stream: PlanStream,
+    /// The first item, read ahead by [`Side::start`].
+    first: Option<PlanItem>,
+    header: Option<PlanHeader>,
+    counts: Counts,
+    partners: usize,
+}
+
+impl Side {
+    fn open(path: &std::path::Path) -> Result<Side, UsageError> {
+        Ok(Side {
+            stream: PlanStream::open(path).map_err(|e| UsageError(e.0))?,
+            first: None,
+            header: None,
+            counts: Counts::default(),
+            partners: 0,
+        })
+    }
+
+    /// Read the first item: a file that is no plan at all fails here,
+    /// before any output.
+    fn start(&mut self) -> Result<(), UsageError> {
+        self.first = self
+            .stream
+            .next_item()
+            .transpose()
+            .map_err(|e| UsageError(e.0))?;
+        Ok(())
+    }
+
+    /// The next entry (counted), `None` at the end.
+    fn next_entry(&mut self) -> Result<Option<EntryView>, UsageError> {
+        loop {
+            let item = match self.first.take() {
+                Some(item) => item,
+                None => match self.stream.next_item() {
+                    Some(item) => item.map_err(|e| UsageError(e.0))?,
+                    None => break,
+                },
+            };
+            match item {
+                PlanItem::Header(h) => self.header = Some(*h),
+                PlanItem::Totals(_) => {}
+                PlanItem::Entry(e) => {
+                    self.partners += 1;
+                    self.counts.add(&e);
+                    return Ok(Some(*e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn header(&self) -> Result<&PlanHeader, UsageError> {
+        self.header.as_ref().ok_or_else(|| {
+            UsageError(format!(
+                "`{}` is not a plan (no `header`)",
+                self.stream.path().display()
+            ))
+        })
+    }
+
+    fn file(&self) -> String {
+        self.stream.path().display().to_string()
+    }
+
+    fn json(&self) -> Result<serde_json::Value, UsageError> {
+        let h = self.header()?;
+        Ok(serde_json::json!({
+            "file": self.file(),
+            "hash": self.stream.hash().unwrap_or_default(),
+            "kind": kind(h),
+            "policy": h.policy,
+            "created_at": h.created_at,
+            "partners": self.partners,
+        }))
+    }
+}
+
+/// Partners held until their match comes: id → (place, entry).
+type Held = HashMap<String, (usize, EntryView)>;
+
+/// What the diff found, besides the rows.
+struct Outcome {
+    before: Side,
+    after: Side,
+    rows: Vec<DiffRow>,
+    changed: usize,
+    added: usize,
+    removed: usize,
+    /// Differences of the plans' headers (policy, kind, target for all).
+    header_changes: Vec<FieldChange>,
+}
+
+impl Outcome {
+    fn differs(&self) -> bool {
+        self.changed + self.added + self.removed > 0
+    }
+
+    fn unchanged(&self) -> usize {
+        self.after.partners - self.changed - self.added
+    }
+}
+
+/// Hold `e` from one side, or compare it with its match from the other.
+fn meet(
+    e: EntryView,
+    place: usize,
+    mine: &mut Held,
+    theirs: &mut Held,
+    mine_is_before: bool,
+    path: &std::path::Path,
+    sink: &mut Sink<'_>,
+) -> Result<(), UsageError> {
+    match theirs.remove(&e.id) {
+        Some((_, other)) => {
+            let (a, b) = if mine_is_before {
+                (&e, &other)
+            } else {
+                (&other, &e)
+            };
+            emit_pair(a, b, sink)
+        }
+        None => {
+            if mine.contains_key(&e.id) {
+                return Err(UsageError(format!(
+                    "`{}` is not a valid plan: partner `{}` appears twice",
+                    path.display(),
+                    shown_id(&e.id)
+                )));
+            }
+            mine.insert(e.id.clone(), (place, e));
+            Ok(())
+        }
+    }
+}
+
+fn emit_pair(a: &EntryView, b: &EntryView, sink: &mut Sink<'_>) -> Result<(), UsageError> {
+    let changes = compare(a, b);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    sink.push(DiffRow {
+        id: b.id.clone(),
+        status: Status::Changed,
+        action_before: Some(a.predicted.action),
+        action_after: Some(b.predicted.action),
+        changes,
+    })
+}
+
+fn lone(e: &EntryView, status: Status) -> DiffRow {
+    let changes = described(e)
+        .into_iter()
+        .map(|(field, text)| match status {
+            Status::Removed => FieldChange {
+                field,
+                before: text,
+                after: String::new(),
+            },
+            _ => FieldChange {
+                field,
+                before: String::new(),
+                after: text,
+            },
+        })
+        .collect();
+    DiffRow {
+        id: e.id.clone(),
+        status,
+        action_before: (status == Status::Removed).then_some(e.predicted.action),
+        action_after: (status == Status::Added).then_some(e.predicted.action),
+        changes,
+    }
+}
+
+/// Compare the plans.
+fn diff(args: &DiffArgs, json: Option<&mut dyn Write>) -> Result<Outcome, UsageError> {
+    let mut before = Side::open(&args.before)?;
+    let mut after = Side::open(&args.after)?;
+    before.start()?;
+    after.start()?;
+    let write_error = |e: std::io::Error| UsageError(format!("cannot write the output: {e}"));
+    let mut json = json;
+    if let Some(w) = &mut json {
+        w.write_all(b"{\"format_version\":1,\"partners\":[")
+            .map_err(write_error)?;
+    }
+    let mut sink = Sink {
+        limit: args.limit,
+        heap: BinaryHeap::new(),
+        json,
+        found: 0,
+        changed: 0,
+        added: 0,
+        removed: 0,
+    };
+    let (mut held_before, mut held_after) = (Held::new(), Held::new());
+    loop {
+        let a = before.next_entry()?;
+        let b = after.next_entry()?;
+        match (a, b) {
+            (None, None) => break,
+            (Some(a), Some(b))
+                if a.id == b.id && held_before.is_empty() && held_after.is_empty() =>
+            {
+                emit_pair(&a, &b, &mut sink)?
+            }
+            (a, b) => {
+                if let Some(a) = a {
+                    let place = before.partners;
+                    meet(
+                        a,
+                        place,
+                        &mut held_before,
+                        &mut held_after,
+                        true,
+                        &args.before,
+                        &mut sink,
+                    )?;
+                }
+                if let Some(b) = b {
+                    let place = after.partners;
+                    meet(
+                        b,
+                        place,
+                        &mut held_after,
+                        &mut held_before,
+                        false,
+                        &args.after,
+                        &mut sink,
+                    )?;
+                }
+            }
+        }
+    }
+    let mut removed: Vec<(usize, EntryView)> = held_before.into_values().collect();
+    removed.sort_by_key(|(place, _)| *place);
+    for (_, e) in removed {
+        sink.push(lone(&e, Status::Removed))?;
+    }
+    let mut added: Vec<(usize, EntryView)> = held_after.into_values().collect();
+    added.sort_by_key(|(place, _)| *place);
+    for (_, e) in added {
+        sink.push(lone(&e, Status::Added))?;
+    }
+    let header_changes = {
+        let (a, b) = (before.header()?, after.header()?);
+        let mut v = Vec::new();
+        let mut field = |field: &'static str, x: String, y: String| {
+            if x != y {
+                v.push(FieldChange {
+                    field,
+                    before: x,
+                    after: y,
+                });
+            }
+        };
+        field("kind", kind(a).into(), kind(b).into());
+        field(
+            "policy",
+            printable(&a.policy.name).into_owned(),
+            printable(&b.policy.name).into_owned(),
+        );
+        field(
+            "policy hash",
+            short(&a.policy.hash).into(),
+            short(&b.policy.hash).into(),
+        );
+        let all = |h: &PlanHeader| {
+            h.target_all.as_ref().map_or("–".to_string(), |t| {
+                printable(&t.to_string()).into_owned()
+            })
+        };
+        field("target for all", all(a), all(b));
+        v
+    };
+    Ok(Outcome {
+        rows: std::mem::take(&mut sink.heap)
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.row)
+            .collect(),
+        changed: sink.changed,
+        added: sink.added,
+        removed: sink.removed,
+        before,
+        after,
+        header_changes,
+    })
+}
+
+/// `restrict 2 → 3 (+1)` lines of the totals that changed, each list in
+/// its order of severity.
+fn changed_totals(o: &Outcome) -> Vec<(String, Vec<String>)> {
+    let (a, b) = (&o.before.counts, &o.after.counts);
+    let delta = |x: usize, y: usize| {
+        if y >= x {
+            format!("+{}", y - x)
+        } else {
+            format!("-{}", x - y)
+        }
+    };
+    let line = |names: Vec<String>, x: &dyn Fn(&str) -> usize, y: &dyn Fn(&str) -> usize| {
+        names
+            .into_iter()
+            .filter(|n| x(n) != y(n))
+            .map(|n| {
+                format!(
+                    "{} {} → {} ({})",
+                    printable(&n),
+                    x(&n),
+                    y(&n),
+                    delta(x(&n), y(&n))
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
+    let actions: Vec<String> = super::plan_show::by_severity()
+        .map(|a| a.as_str().to_string())
+        .collect();
+    let count = |c: &Counts, n: &str| {
+        Action::ALL
+            .iter()
+            .find(|a| a.as_str() == n)
+            .and_then(|a| c.by_action.get(a).copied())
+            .unwrap_or(0)
+    };
+    out.push((
+        "by action".to_string(),
+        line(actions, &|n| count(a, n), &|n| count(b, n)),
+    ));
+    let union = |x: Vec<(&str, usize)>, y: Vec<(&str, usize)>| {
+        let mut names: Vec<String> = Vec::new();
+        for (n, _) in y.into_iter().chain(x) {
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
+            }
+        }
+        names
+    };
+    let tally = |m: &std::collections::BTreeMap<String, super::plan_show::Tally>, n: &str| {
+        m.get(n).map_or(0, |t| t.partners)
+    };
+    out.push((
+        "by type".to_string(),
+        line(
+            union(a.types(), b.types()),
+            &|n| tally(&a.by_type, n),
+            &|n| tally(&b.by_type, n),
+        ),
+    ));
+    out.push((
+        "by band".to_string(),
+        line(
+            union(a.bands(), b.bands()),
+            &|n| tally(&a.by_band, n),
+            &|n| tally(&b.by_band, n),
+        ),
+    ));
+    let signs = |c: &Counts, n: &str| c.authorities.get(n).copied().unwrap_or(0);
+    out.push((
+        "to sign".to_string(),
+        line(union(a.signers(), b.signers()), &|n| signs(a, n), &|n| {
+            signs(b, n)
+        }),
+    ));
+    out.retain(|(_, v)| !v.is_empty());
+    out
+}
+
+/// The human output.
+fn human(o: &Outcome, width: Option<usize>) -> String {
+    let cut = |line: String| match width {
+        Some(w) => view::truncate(&line, w),
+        None => line,
+    };
+    let side = |s: &Side| {
+        format!(
+            "{} ({}, {} partners)",
+            printable(&s.file()),
+            short(s.stream.hash().unwrap_or_default()),
+            s.partners
+        )
+    };
+    let mut out = cut(format!(
+        "plan diff {} → {}",
+        side(&o.before),
+        side(&o.after)
+    ));
+    out.push('\n');
+    for c in &o.header_changes {
+        out.push_str(&cut(format!("  {:<16}{} → {}", c.field, c.before, c.after)));
+        out.push('\n');
+    }
+    if !o.differs() {
+        out.push_str("no partner differs: every partner is predicted alike in both plans\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "{} changed · {} added · {} removed · {} unchanged\n",
+        o.changed,
+        o.added,
+        o.removed,
+        o.unchanged()
+    ));
+    for (title, items) in changed_totals(o) {
+        out.push_str(&format!(
+            "  {title:<11}{}\n",
+            view::joined(&items, 13, width)
+        ));
+    }
+    out.push('\n');
+    let mut table = Table::new(&DIFF_HEADERS);
+    table.rows = o.rows.iter().map(DiffRow::cells).collect();
+    out.push_str(&table.plain(width));
+    let hidden = o.changed + o.added + o.removed - o.rows.len();
+    if hidden > 0 {
+        out.push_str(&format!(
+            "… and {hidden} more: raise --limit, or see all with --format json\n"
+        ));
+    }
+    out
+}
+
+/// The Markdown output.
+fn markdown(o: &Outcome) -> String {
+    let mut out = format!(
+        "### Plan diff `{}` → `{}`\n\n",
+        short(o.before.stream.hash().unwrap_or_default()),
+        short(o.after.stream.hash().unwrap_or_default())
+    );
+    for c in &o.header_changes {
+        out.push_str(&format!(
+            "- {}: `{}` → `{}`\n",
+            c.field,
+            c.before.replace('`', "'"),
+            c.after.replace('`', "'")
+        ));
+    }
+    if !o.header_changes.is_empty() {
+        out.push('\n');
+    }
+    if !o.differs() {
+        out.push_str("No partner differs: every partner is predicted alike in both plans.\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "**{} changed** · **{} added** · **{} removed** · {} unchanged\n\n",
+        o.changed,
+        o.added,
+        o.removed,
+        o.unchanged()
+    ));
+    let totals = changed_totals(o);
+    if !totals.is_empty() {
+        let mut t = Table::new(&["totals", "before → after"]);
+        t.rows = totals
+            .into_iter()
+            .flat_map(|(title, items)| items.into_iter().map(move |i| vec![title.clone(), i]))
+            .collect();
+        out.push_str(&t.markdown());
+        out.push('\n');
+    }
+    let mut table = Table::new(&DIFF_HEADERS);
+    table.rows = o.rows.iter().map(DiffRow::cells).collect();
+    let long = o.rows.len() > super::plan_show::DETAILS_AFTER;
+    if long {
+        out.push_str(&format!(
+            "<details><summary>{} partners that differ, the most severe first</summary>\n\n",
+            o.rows.len()
+        ));
+    }
+    out.push_str(&table.markdown());
+    let hidden = o.changed + o.added + o.removed - o.rows.len();
+    if hidden > 0 {
+        out.push_str(&format!(
+            "\n… and {hidden} more (`pmf plan diff --format json` lists them all).\n"
+        ));
+    }
+    if long {
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// Run `pmf plan diff`.
+pub fn run(args: &DiffArgs) -> Result<Exit, UsageError> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write_error = |e: std::io::Error| UsageError(format!("cannot write the output: {e}"));
+    let outcome = match args.format {
+        ViewFormat::Json => {
+            let o = diff(args, Some(&mut out))?;
+            let mut tail = serde_json::Map::new();
+            tail.insert(
+                "plans".into(),
+                serde_json::json!({"before": o.before.json()?, "after": o.after.json()?}),
+            );
+            tail.insert(
+                "header_changes".into(),
+                serde_json::to_value(&o.header_changes).unwrap_or_default(),
+            );
+            tail.insert(
+                "summary".into(),
+                serde_json::json!({
+                    "changed": o.changed,
+                    "added": o.added,
+                    "removed": o.removed,
+                    "unchanged": o.unchanged(),
+                    "differs": o.differs(),
+                }),
+            );
+            tail.insert(
+                "totals".into(),
+                serde_json::json!({"before": o.before.counts.json(), "after": o.after.counts.json()}),
+            );
+            let tail = serde_json::to_string(&tail).unwrap_or_default();
+            let fields = tail
+                .get(1..tail.len().saturating_sub(1))
+                .unwrap_or_default();
+            writeln!(out, "\n],{fields}}}").map_err(write_error)?;
+            o
+        }
+        ViewFormat::Human => {
+            let o = diff(args, None)?;
+            write!(out, "{}", human(&o, view::terminal_width())).map_err(write_error)?;
+            o
+        }
+        ViewFormat::Markdown => {
+            let o = diff(args, None)?;
+            write!(out, "{}", markdown(&o)).map_err(write_error)?;
+            o
+        }
+    };
+    out.flush().map_err(write_error)?;
+    Ok(if outcome.differs() {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
