@@ -67,8 +67,10 @@ impl Status {
 /// One field of a partner's entry that differs.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct FieldChange {
-    /// `change` (versions), `type`, `categories`, `band`, `action`,
-    /// `reason`, `validation`, `sign` (authorities), `target` or `state`.
+    /// `from`, `to` (versions), `type`, `categories`, `band`, `action`,
+    /// `reason`, `validation`, `sign` (authorities), `target` or `state`
+    /// (its digest); for an added or removed partner, `change` (from → to),
+    /// `type`, `band` and `sign`.
     pub field: &'static str,
     /// As the plan before has it.
     pub before: String,
@@ -135,9 +137,11 @@ const DIFF_HEADERS: [&str; 4] = ["partner", "status", "action", "what changed"];
 
 /// The fields of `e` a reviewer compares, as text (`sign` for the
 /// authorities): the same names as [`FieldChange::field`].
-fn fields(e: &EntryView) -> [(&'static str, String); 10] {
+fn fields(e: &EntryView) -> [(&'static str, String); 11] {
+    let version = |v: &Option<String>| printable(v.as_deref().unwrap_or("–")).into_owned();
     [
-        ("change", change(e.from.as_deref(), e.to.as_deref())),
+        ("from", version(&e.from)),
+        ("to", version(&e.to)),
         (
             "type",
             printable(e.migration.as_deref().unwrap_or("none")).into_owned(),
@@ -180,10 +184,13 @@ fn compare(a: &EntryView, b: &EntryView) -> Vec<FieldChange> {
 
 /// What an added or removed partner's entry says, briefly.
 fn described(e: &EntryView) -> Vec<(&'static str, String)> {
-    fields(e)
-        .into_iter()
-        .filter(|(f, _)| matches!(*f, "change" | "type" | "band" | "sign"))
-        .collect()
+    let mut v = vec![("change", change(e.from.as_deref(), e.to.as_deref()))];
+    v.extend(
+        fields(e)
+            .into_iter()
+            .filter(|(f, _)| matches!(*f, "type" | "band" | "sign")),
+    );
+    v
 }
 
 /// A differing partner with its place, for the heap of rows shown.

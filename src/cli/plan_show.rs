@@ -310,7 +310,8 @@ impl Ord for Ranked {
 pub struct Tally {
     /// Partners counted.
     pub partners: usize,
-    /// The mildest action among them: for a band, the band's own action
+    /// The mildest action among them, `none` (nothing to migrate) aside
+    /// unless it is the only one: for a band, the band's own action
     /// (other rules only ever make a partner's action more severe).
     pub mildest: Option<Action>,
 }
@@ -318,7 +319,12 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, action: Action) {
         self.partners += 1;
-        self.mildest = Some(self.mildest.map_or(action, |m| m.min(action)));
+        self.mildest = Some(match self.mildest {
+            None => action,
+            Some(Action::None) => action,
+            Some(m) if action == Action::None => m,
+            Some(m) => m.min(action),
+        });
     }
 }
 
@@ -604,7 +610,7 @@ impl Overview {
             let mut signers = items(c.signers());
             if let Some(last) = signers.last_mut() {
                 last.push_str(&format!(
-                    " ({} {} to sign for)",
+                    " ({} {} need approvals)",
                     c.needing_approval,
                     plural(c.needing_approval)
                 ));
