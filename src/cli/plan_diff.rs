@@ -359,7 +359,9 @@ impl Outcome {
     }
 
     fn unchanged(&self) -> usize {
-        self.after.partners - self.changed - self.added
+        self.after
+            .partners
+            .saturating_sub(self.changed + self.added)
     }
 }
 
@@ -676,7 +678,7 @@ fn human(o: &Outcome, width: Option<usize>) -> String {
     let mut table = Table::new(&DIFF_HEADERS);
     table.rows = o.rows.iter().map(DiffRow::cells).collect();
     out.push_str(&table.plain(width));
-    let hidden = o.changed + o.added + o.removed - o.rows.len();
+    let hidden = (o.changed + o.added + o.removed).saturating_sub(o.rows.len());
     if hidden > 0 {
         out.push_str(&format!(
             "… and {hidden} more: raise --limit, or see all with --format json\n"
@@ -734,7 +736,7 @@ fn markdown(o: &Outcome) -> String {
         ));
     }
     out.push_str(&table.markdown());
-    let hidden = o.changed + o.added + o.removed - o.rows.len();
+    let hidden = (o.changed + o.added + o.removed).saturating_sub(o.rows.len());
     if hidden > 0 {
         out.push_str(&format!(
             "\n… and {hidden} more (`pmf plan diff --format json` lists them all).\n"

@@ -621,7 +621,7 @@ impl Overview {
         let mut table = Table::new(&ROW_HEADERS);
         table.rows = self.rows.iter().map(Row::cells).collect();
         out.push_str(&table.plain(width));
-        let hidden = c.partners - self.rows.len();
+        let hidden = c.partners.saturating_sub(self.rows.len());
         if hidden > 0 {
             out.push_str(&format!("… and {hidden} more {}{more}\n", plural(hidden)));
         }
@@ -691,7 +691,7 @@ impl Overview {
         }
         let mut table = Table::new(&ROW_HEADERS);
         table.rows = self.rows.iter().map(Row::cells).collect();
-        let hidden = c.partners - self.rows.len();
+        let hidden = c.partners.saturating_sub(self.rows.len());
         let long = self.rows.len() > DETAILS_AFTER;
         if long {
             out.push_str(&format!(

@@ -387,7 +387,7 @@ mod tests {
         );
         assert_eq!(
             t.plain(Some(24)),
-            "ACTION    PARTNER  REASON\nrestrict  p-1      a lo…\nnone      日本\n"
+            "ACTION    PARTNER  REAS…\nrestrict  p-1      a lo…\nnone      日本\n"
         );
         assert_eq!(truncate("日本語", 4), "日…");
         assert_eq!(

@@ -442,7 +442,7 @@ mod tests {
         );
         assert_eq!(
             items("[1]").1,
-            Err("`P` is not a plan: invalid type: sequence, expected a plan (a JSON object) at line 1 column 0".into())
+            Err("`P` is not a plan: invalid type: sequence, expected a plan (a JSON object) at line 1 column 1".into())
         );
         assert_eq!(
             items("{\"a\":1}").1,
