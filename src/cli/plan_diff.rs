@@ -680,9 +680,9 @@ fn human(o: &Outcome, width: Option<usize>) -> String {
     out.push_str(&table.plain(width));
     let hidden = (o.changed + o.added + o.removed).saturating_sub(o.rows.len());
     if hidden > 0 {
-        out.push_str(&format!(
-            "… and {hidden} more: raise --limit, or see all with --format json\n"
-        ));
+        let hint = format!("… and {hidden} more: raise --limit, or see all with --format json");
+        out.push_str(&view::wrap_words(&hint, width));
+        out.push('\n');
     }
     out
 }

@@ -623,7 +623,9 @@ impl Overview {
         out.push_str(&table.plain(width));
         let hidden = c.partners.saturating_sub(self.rows.len());
         if hidden > 0 {
-            out.push_str(&format!("… and {hidden} more {}{more}\n", plural(hidden)));
+            let hint = format!("… and {hidden} more {}{more}", plural(hidden));
+            out.push_str(&view::wrap_words(&hint, width));
+            out.push('\n');
         }
         out
     }

@@ -49,7 +49,38 @@ pub fn truncate(text: &str, max: usize) -> String {
         out.push(c);
     }
     if max > 0 {
+        let kept = out.trim_end().len();
+        out.truncate(kept);
         out.push('…');
+    }
+    out
+}
+
+/// `text` in lines of at most `max` columns, broken between words (a
+/// word longer than a line is cut with `…`); without `max`, as it is.
+pub fn wrap_words(text: &str, max: Option<usize>) -> String {
+    let Some(max) = max else {
+        return text.to_string();
+    };
+    let mut out = String::new();
+    let mut used = 0;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let w = width(word);
+        if used > 0 && used + 1 + w > max {
+            out.push('\n');
+            used = 0;
+        }
+        if used > 0 {
+            out.push(' ');
+            used += 1;
+        }
+        if w > max {
+            out.push_str(&truncate(word, max));
+            used += max;
+        } else {
+            out.push_str(word);
+            used += w;
+        }
     }
     out
 }
@@ -394,6 +425,17 @@ mod tests {
             t.markdown(),
             "| action | partner | reason |\n|---|---|---|\n| restrict | p-1 | a long reason |\n| none | 日本 |  |\n"
         );
+    }
+
+    #[test]
+    fn words_wrap_between_words() {
+        assert_eq!(
+            wrap_words("… and 32 more partners: narrow with --partner", Some(20)),
+            "… and 32 more\npartners: narrow\nwith --partner"
+        );
+        assert_eq!(wrap_words("a verylongword b", Some(6)), "a\nveryl…\nb");
+        assert_eq!(wrap_words("a  b", None), "a  b");
+        assert_eq!(truncate("ab   cd", 5), "ab…");
     }
 
     #[test]

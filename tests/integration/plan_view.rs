@@ -549,3 +549,44 @@ fn large_plans_show_a_bounded_table() {
     let o = pmf(d, &["plan", "diff", "many.json", "many.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
 }
+
+/// On a terminal (a pseudo-terminal made by `script`), no line of the
+/// output is wider than the terminal: tables are cut, lists and hints
+/// broken between items and words.
+#[test]
+fn on_a_terminal_lines_never_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("`script` (util-linux) is not installed: no pseudo-terminal to test on");
+        return;
+    }
+    fleet_plan(d);
+    changed_plan(d);
+    let pmf_bin = env!("CARGO_BIN_EXE_pmf");
+    for args in [
+        "plan show plan.json --limit 4",
+        "plan diff plan.json after.json",
+    ] {
+        let o = std::process::Command::new("script")
+            .args(["-qec", &format!("{pmf_bin} {args}"), "/dev/null"])
+            .current_dir(d)
+            .env("COLUMNS", "60")
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run script");
+        let shown = text(&o.stdout).replace('\r', "");
+        assert!(shown.lines().count() > 5, "{args}: {shown}");
+        for line in shown.lines() {
+            assert!(
+                line.chars().count() <= 60,
+                "{args}: a line wider than 60 columns: {line:?}\n{shown}"
+            );
+        }
+        assert!(shown.contains('…'), "{args}: something was cut: {shown}");
+    }
+}
