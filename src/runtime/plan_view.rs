@@ -110,7 +110,8 @@ impl PlanStream {
         }
         let (tx, rx) = sync_channel(4);
         let shown = path.display().to_string();
-        std::thread::spawn(move || read_into(file, &shown, &tx));
+        let reopen = path.to_path_buf();
+        std::thread::spawn(move || read_into(file, &reopen, &shown, &tx));
         Ok(PlanStream {
             path: path.to_path_buf(),
             rx,
@@ -189,8 +190,164 @@ impl<R: Read> Read for Hashing<R> {
 /// Why the reading stopped early, besides a JSON error.
 const RECEIVER_GONE: &str = "\u{0}receiver gone";
 
-/// Read the plan in `file` and send its items to `tx`.
-fn read_into(file: std::fs::File, shown: &str, tx: &SyncSender<Message>) {
+/// Read the plan in `file` and send its items to `tx`: as `pmf plan`
+/// lays it out, a line per entry ([`read_lines`]), else (or from where
+/// that layout ends) as any JSON ([`read_json`]).
+fn read_into(file: std::fs::File, path: &Path, shown: &str, tx: &SyncSender<Message>) {
+    let sent = match read_lines(file, tx) {
+        Lines::Done(hash) => {
+            let _ = tx.send(Message::End(hash));
+            return;
+        }
+        Lines::ReceiverGone => return,
+        Lines::Failed(e) => {
+            let _ = tx.send(Message::Failed(PlanReadError(format!(
+                "cannot read `{shown}`: {}",
+                crate::cli::files::io_reason(&e)
+            ))));
+            return;
+        }
+        Lines::OtherLayout(sent) => sent,
+    };
+    match std::fs::File::open(path) {
+        Ok(file) => read_json(file, shown, tx, sent),
+        Err(e) => {
+            let _ = tx.send(Message::Failed(PlanReadError(format!(
+                "cannot read `{shown}`: {}",
+                crate::cli::files::io_reason(&e)
+            ))));
+        }
+    }
+}
+
+/// What was sent already when [`read_lines`] gave up: [`read_json`]
+/// reads the file again and sends only what follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sent {
+    header: bool,
+    entries: usize,
+}
+
+/// How [`read_lines`] ended.
+enum Lines {
+    /// The whole plan was sent; the BLAKE3 of the file.
+    Done(String),
+    /// The file is not laid out as `pmf plan` writes it (from some line
+    /// on): read it as JSON, past what was sent.
+    OtherLayout(Sent),
+    /// The file could not be read.
+    Failed(std::io::Error),
+    /// Nobody listens any more.
+    ReceiverGone,
+}
+
+/// The first line of a plan as `pmf plan` writes it, up to the header.
+const FIRST_LINE: &[u8] = b"{\"format_version\":3,\"header\":";
+/// The end of the first line, after the header.
+const ENTRIES_OPEN: &[u8] = b",\"entries\":[";
+/// The last line, up to the totals.
+const TOTALS_LINE: &[u8] = b"],\"totals\":";
+
+/// Read a plan as `pmf plan` lays it out: the format version, the header
+/// and `"entries":[` on the first line, one entry per line (a `,` after
+/// each but the last), then `],"totals":{...}}`, each part parsed from its
+/// slice (much faster than JSON read from a stream). Anything else is
+/// [`Lines::OtherLayout`], and the JSON reader reads the file; a test
+/// holds that both send the same items.
+fn read_lines(file: std::fs::File, tx: &SyncSender<Message>) -> Lines {
+    use std::io::BufRead;
+    let mut hashing = Hashing {
+        inner: file,
+        hasher: blake3::Hasher::new(),
+    };
+    let mut sent = Sent::default();
+    let mut r = std::io::BufReader::with_capacity(1 << 20, &mut hashing);
+    let mut line = Vec::new();
+    let mut next_line = |line: &mut Vec<u8>| -> std::io::Result<bool> {
+        line.clear();
+        let n = r.read_until(b'\n', line)?;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        Ok(n > 0)
+    };
+    macro_rules! read {
+        () => {
+            match next_line(&mut line) {
+                Ok(more) => more,
+                Err(e) => return Lines::Failed(e),
+            }
+        };
+    }
+    if !read!() {
+        return Lines::OtherLayout(sent);
+    }
+    let header = line
+        .strip_prefix(FIRST_LINE)
+        .and_then(|l| l.strip_suffix(ENTRIES_OPEN))
+        .and_then(|h| serde_json::from_slice::<PlanHeader>(h).ok());
+    let Some(header) = header else {
+        return Lines::OtherLayout(sent);
+    };
+    if tx.send(Message::Header(Box::new(header))).is_err() {
+        return Lines::ReceiverGone;
+    }
+    sent.header = true;
+    let mut batch = Vec::with_capacity(BATCH);
+    // Whether an entry may come next (at the start, or after a `,`), and
+    // whether the array may end (at the start, or after an entry without).
+    let (mut entry_next, mut end_next) = (true, true);
+    loop {
+        if !read!() {
+            return Lines::OtherLayout(sent);
+        }
+        if let Some(rest) = line.strip_prefix(TOTALS_LINE) {
+            let totals = rest
+                .strip_suffix(b"}")
+                .and_then(|t| serde_json::from_slice::<Totals>(t).ok());
+            let Some(totals) = totals.filter(|_| end_next) else {
+                return Lines::OtherLayout(sent);
+            };
+            // Only white space after the plan.
+            loop {
+                if !read!() {
+                    break;
+                }
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    return Lines::OtherLayout(sent);
+                }
+            }
+            for m in [Message::Entries(batch), Message::Totals(totals)] {
+                if tx.send(m).is_err() {
+                    return Lines::ReceiverGone;
+                }
+            }
+            drop(next_line);
+            return Lines::Done(hashing.hasher.finalize().to_hex().to_string());
+        }
+        let (text, comma) = match line.strip_suffix(b",") {
+            Some(t) => (t, true),
+            None => (line.as_slice(), false),
+        };
+        let entry = serde_json::from_slice::<EntryView>(text).ok();
+        let Some(entry) = entry.filter(|_| entry_next) else {
+            return Lines::OtherLayout(sent);
+        };
+        (entry_next, end_next) = (comma, !comma);
+        batch.push(entry);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(Message::Entries(full)).is_err() {
+                return Lines::ReceiverGone;
+            }
+            sent.entries += BATCH;
+        }
+    }
+}
+
+/// Read the plan in `file` as JSON of any layout and send its items to
+/// `tx`, past those `sent` already.
+fn read_json(file: std::fs::File, shown: &str, tx: &SyncSender<Message>, sent: Sent) {
     let mut hashing = Hashing {
         inner: file,
         hasher: blake3::Hasher::new(),
@@ -200,7 +357,7 @@ fn read_into(file: std::fs::File, shown: &str, tx: &SyncSender<Message>) {
         let read = {
             let mut de = serde_json::Deserializer::from_reader(&mut buffered);
             let read = de
-                .deserialize_map(PlanVisitor { tx, shown })
+                .deserialize_map(PlanVisitor { tx, shown, sent })
                 .and_then(|seen| de.end().map(|()| seen));
             read
         };
@@ -255,6 +412,8 @@ struct Seen {
 struct PlanVisitor<'a> {
     tx: &'a SyncSender<Message>,
     shown: &'a str,
+    /// What was sent before (by the line reader): not sent again.
+    sent: Sent,
 }
 
 impl<'de> Visitor<'de> for PlanVisitor<'_> {
@@ -283,9 +442,14 @@ impl<'de> Visitor<'de> for PlanVisitor<'_> {
                 }
                 "header" => {
                     let header: PlanHeader = map.next_value()?;
-                    send(Message::Header(Box::new(header)))?;
+                    if !self.sent.header {
+                        send(Message::Header(Box::new(header)))?;
+                    }
                 }
-                "entries" => map.next_value_seed(Entries { tx: self.tx })?,
+                "entries" => map.next_value_seed(Entries {
+                    tx: self.tx,
+                    skip: self.sent.entries,
+                })?,
                 "totals" => {
                     let totals: Totals = map.next_value()?;
                     send(Message::Totals(totals))?;
@@ -319,6 +483,8 @@ fn check_version(shown: &str, version: u64) -> Result<(), String> {
 /// The `entries` array, sent on in batches as it is read.
 struct Entries<'a> {
     tx: &'a SyncSender<Message>,
+    /// Entries sent before: read, not sent again.
+    skip: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Entries<'_> {
@@ -338,7 +504,12 @@ impl<'de> Visitor<'de> for Entries<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut skip = self.skip;
         while let Some(entry) = seq.next_element::<EntryView>()? {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
             batch.push(entry);
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -470,6 +641,81 @@ mod tests {
             "{e:?}"
         );
         assert!(items("{\"format_version\":3} x").1.is_err());
+    }
+
+    /// A plan as `pmf plan` lays it out, with `n` entries.
+    fn pmf_layout(n: usize) -> String {
+        let entries: Vec<String> = (0..n)
+            .map(|i| ENTRY.replace("ID", &format!("p{i}")))
+            .collect();
+        format!(
+            "{{\"format_version\":3,\"header\":{},\"entries\":[\n{}\n],\"totals\":{{\"partners\":{n},\"by_type\":{{}},\"by_band\":{{}},\"by_action\":{{}}}}}}\n",
+            header(),
+            entries.join(",\n")
+        )
+    }
+
+    /// The line reader (`pmf plan`'s layout) and the JSON reader (any
+    /// other, or the rest of a file whose layout changes half-way) send
+    /// the same items, and each hashes the whole file.
+    #[test]
+    fn the_line_reader_answers_as_the_json_reader() {
+        let n = BATCH * 2 + 77;
+        let lines = pmf_layout(n);
+        let (fast, hash) = items(&lines);
+        assert_eq!(
+            hash,
+            Ok(Some(blake3::hash(lines.as_bytes()).to_hex().to_string()))
+        );
+        assert_eq!(fast.len(), n + 2);
+        assert_eq!(fast[0], "header fleet");
+        assert_eq!(fast[n + 1], format!("totals {n}"));
+        // Any other layout: white space between every token.
+        let spaced = lines.replace(",\n", "\n ,\t").replace("\":", "\" :\r\n ");
+        let (slow, hash) = items(&spaced);
+        assert!(slow == fast, "the JSON reader disagrees");
+        assert_eq!(
+            hash,
+            Ok(Some(blake3::hash(spaced.as_bytes()).to_hex().to_string()))
+        );
+        // The layout broken after the first batch was sent: an entry cut
+        // over two lines, and one with a key in another order.
+        for (from, to) in [
+            (
+                format!("{{\"id\":\"p{}\",", BATCH + 40),
+                format!("{{\"id\":\"p{}\",\n", BATCH + 40),
+            ),
+            ("],\"totals\":".to_string(), "]\n,\"totals\":".to_string()),
+            ("\"entries\":[\n".to_string(), "\"entries\":\n[".to_string()),
+            ("\n],\"totals\"".to_string(), ",\n],\"totals\"".to_string()),
+        ] {
+            let broken = lines.replacen(&from, &to, 1);
+            assert_ne!(broken, lines);
+            let (read, hash) = items(&broken);
+            if serde_json::from_str::<serde_json::Value>(&broken).is_ok() {
+                assert!(read == fast, "{to:?}: the readers disagree");
+                assert_eq!(
+                    hash,
+                    Ok(Some(blake3::hash(broken.as_bytes()).to_hex().to_string()))
+                );
+            } else {
+                // A trailing comma: not JSON, whichever reader finds it.
+                assert!(hash.is_err(), "{to:?}");
+            }
+        }
+        // Trailing white space is the plan's; anything else is not.
+        let (read, hash) = items(&format!("{lines}\n  \n"));
+        assert_eq!((read.len(), hash.is_ok()), (n + 2, true));
+        assert!(items(&format!("{lines}x")).1.is_err());
+        // An empty plan.
+        let (read, hash) = items(&pmf_layout(0).replace("[\n\n]", "[\n]"));
+        assert_eq!(
+            (read, hash.is_ok()),
+            (
+                vec!["header fleet".to_string(), "totals 0".to_string()],
+                true
+            )
+        );
     }
 
     #[test]
