@@ -322,7 +322,6 @@ fn read_lines(file: std::fs::File, tx: &SyncSender<Message>) -> Lines {
                     return Lines::ReceiverGone;
                 }
             }
-            drop(next_line);
             return Lines::Done(hashing.hasher.finalize().to_hex().to_string());
         }
         let (text, comma) = match line.strip_suffix(b",") {
@@ -356,10 +355,8 @@ fn read_json(file: std::fs::File, shown: &str, tx: &SyncSender<Message>, sent: S
         let mut buffered = std::io::BufReader::with_capacity(1 << 20, &mut hashing);
         let read = {
             let mut de = serde_json::Deserializer::from_reader(&mut buffered);
-            let read = de
-                .deserialize_map(PlanVisitor { tx, shown, sent })
-                .and_then(|seen| de.end().map(|()| seen));
-            read
+            de.deserialize_map(PlanVisitor { tx, shown, sent })
+                .and_then(|seen| de.end().map(|()| seen))
         };
         // The bytes after the document (white space) belong to the hash too.
         read.and_then(|seen| {
