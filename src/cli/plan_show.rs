@@ -609,11 +609,7 @@ impl Overview {
         } else {
             let mut signers = items(c.signers());
             if let Some(last) = signers.last_mut() {
-                last.push_str(&format!(
-                    " ({} {} need approvals)",
-                    c.needing_approval,
-                    plural(c.needing_approval)
-                ));
+                last.push_str(&format!(" ({})", need_approvals(c.needing_approval)));
             }
             out.push_str(&line("to sign", signers));
         }
@@ -679,8 +675,8 @@ impl Overview {
             out.push_str("**To sign:** no approvals needed.\n\n");
         } else {
             out.push_str(&format!(
-                "**To sign** ({} partners need approvals):\n\n",
-                c.needing_approval
+                "**To sign** ({}):\n\n",
+                need_approvals(c.needing_approval)
             ));
             let mut signers = Table::new(&["authority", "partners"]);
             signers.rows = c
@@ -729,6 +725,15 @@ impl Overview {
         );
         m.insert("totals".into(), self.counts.json());
         m
+    }
+}
+
+/// `1 partner needs approvals`, `2 partners need approvals`.
+fn need_approvals(n: usize) -> String {
+    if n == 1 {
+        "1 partner needs approvals".into()
+    } else {
+        format!("{n} partners need approvals")
     }
 }
 

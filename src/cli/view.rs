@@ -334,6 +334,15 @@ impl Glob {
 
     /// Whether `id` matches the whole pattern.
     pub fn matches(&self, id: &str) -> bool {
+        if self.tokens.iter().all(|t| matches!(t, Token::Char(_))) {
+            // An exact id (the common case): no characters to collect.
+            return self.tokens.len() == id.chars().count()
+                && self
+                    .tokens
+                    .iter()
+                    .zip(id.chars())
+                    .all(|(t, c)| matches!(t, Token::Char(k) if *k == c));
+        }
         let text: Vec<char> = id.chars().collect();
         let (mut t, mut p) = (0, 0);
         // Where the last `*` was, and the text position it resumes from:
