@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::plan_show::{Counts, ViewFormat, change, kind, list, short};
+use super::plan_show::{Counts, ViewFormat, kind, list, short};
 use super::view::{self, Table};
 use super::{Exit, UsageError};
 use crate::runtime::engine::Action;
@@ -135,61 +135,96 @@ impl DiffRow {
 /// Column titles of the table of differing partners.
 const DIFF_HEADERS: [&str; 4] = ["partner", "status", "action", "what changed"];
 
-/// The fields of `e` a reviewer compares, as text (`sign` for the
-/// authorities): the same names as [`FieldChange::field`].
-fn fields(e: &EntryView) -> [(&'static str, String); 11] {
-    let version = |v: &Option<String>| printable(v.as_deref().unwrap_or("–")).into_owned();
-    [
-        ("from", version(&e.from)),
-        ("to", version(&e.to)),
-        (
-            "type",
+/// Names of the fields a reviewer compares, in the order of a
+/// [`Packed`] partner's text (`sign`: the authorities; `state`: the
+/// state's digest).
+const FIELDS: [&str; 11] = [
+    "from",
+    "to",
+    "type",
+    "categories",
+    "band",
+    "action",
+    "reason",
+    "validation",
+    "sign",
+    "target",
+    "state",
+];
+
+/// A partner as the diff compares it: its [`FIELDS`] as printable text in
+/// one string, apart by NUL (which printable text never holds). It is all
+/// that is held of a partner out of place (a few hundred bytes).
+struct Packed {
+    /// Its place in its plan.
+    place: usize,
+    action: Action,
+    text: Box<str>,
+}
+
+impl Packed {
+    fn of(e: &EntryView, place: usize) -> Packed {
+        let version = |v: &Option<String>| printable(v.as_deref().unwrap_or("–")).into_owned();
+        let values = [
+            version(&e.from),
+            version(&e.to),
             printable(e.migration.as_deref().unwrap_or("none")).into_owned(),
-        ),
-        ("categories", list(&e.categories)),
-        (
-            "band",
+            list(&e.categories),
             printable(e.predicted.band.as_deref().unwrap_or("unknown")).into_owned(),
-        ),
-        ("action", e.predicted.action.as_str().to_string()),
-        ("reason", printable(&e.predicted.reason).into_owned()),
-        (
-            "validation",
+            e.predicted.action.as_str().to_string(),
+            printable(&e.predicted.reason).into_owned(),
             printable(&e.predicted.validation).into_owned(),
-        ),
-        ("sign", list(&e.approvals_required)),
-        (
-            "target",
+            list(&e.approvals_required),
             e.target.as_ref().map_or("–".to_string(), |t| {
                 printable(&t.to_string()).into_owned()
             }),
-        ),
-        ("state", short(&e.state_digest).to_string()),
-    ]
+            printable(short(&e.state_digest)).into_owned(),
+        ];
+        Packed {
+            place,
+            action: e.predicted.action,
+            text: values.join("\0").into_boxed_str(),
+        }
+    }
+
+    /// `(field, value)` for every field.
+    fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        FIELDS.iter().copied().zip(self.text.split('\0'))
+    }
+
+    fn value(&self, field: &str) -> &str {
+        self.fields()
+            .find(|(f, _)| *f == field)
+            .map_or("", |(_, v)| v)
+    }
 }
 
 /// The fields that differ between `a` and `b` (the same partner).
-fn compare(a: &EntryView, b: &EntryView) -> Vec<FieldChange> {
-    fields(a)
-        .into_iter()
-        .zip(fields(b))
+fn compare(a: &Packed, b: &Packed) -> Vec<FieldChange> {
+    a.fields()
+        .zip(b.fields())
         .filter(|((_, x), (_, y))| x != y)
         .map(|((field, before), (_, after))| FieldChange {
             field,
-            before,
-            after,
+            before: before.to_string(),
+            after: after.to_string(),
         })
         .collect()
 }
 
-/// What an added or removed partner's entry says, briefly.
-fn described(e: &EntryView) -> Vec<(&'static str, String)> {
-    let mut v = vec![("change", change(e.from.as_deref(), e.to.as_deref()))];
-    v.extend(
-        fields(e)
-            .into_iter()
-            .filter(|(f, _)| matches!(*f, "type" | "band" | "sign")),
-    );
+/// What an added or removed partner's entry says, briefly: its change of
+/// version, type, band and signers.
+fn described(p: &Packed) -> Vec<(&'static str, String)> {
+    let (from, to) = (p.value("from"), p.value("to"));
+    let change = if from == to {
+        from.to_string()
+    } else {
+        format!("{from} → {to}")
+    };
+    let mut v = vec![("change", change)];
+    for field in ["type", "band", "sign"] {
+        v.push((field, p.value(field).to_string()));
+    }
     v
 }
 
@@ -338,8 +373,8 @@ impl Side {
     }
 }
 
-/// Partners held until their match comes: id → (place, entry).
-type Held = HashMap<String, (usize, EntryView)>;
+/// Partners held until their match comes: id → partner.
+type Held = HashMap<Box<str>, Packed>;
 
 /// What the diff found, besides the rows.
 struct Outcome {
@@ -375,45 +410,45 @@ fn meet(
     path: &std::path::Path,
     sink: &mut Sink<'_>,
 ) -> Result<(), UsageError> {
-    match theirs.remove(&e.id) {
-        Some((_, other)) => {
+    let packed = Packed::of(&e, place);
+    match theirs.remove(e.id.as_str()) {
+        Some(other) => {
             let (a, b) = if mine_is_before {
-                (&e, &other)
+                (&packed, &other)
             } else {
-                (&other, &e)
+                (&other, &packed)
             };
-            emit_pair(a, b, sink)
+            emit_pair(e.id, a, b, sink)
         }
         None => {
-            if mine.contains_key(&e.id) {
+            if mine.contains_key(e.id.as_str()) {
                 return Err(UsageError(format!(
                     "`{}` is not a valid plan: partner `{}` appears twice",
                     path.display(),
                     shown_id(&e.id)
                 )));
             }
-            mine.insert(e.id.clone(), (place, e));
+            mine.insert(e.id.into_boxed_str(), packed);
             Ok(())
         }
     }
 }
 
-fn emit_pair(a: &EntryView, b: &EntryView, sink: &mut Sink<'_>) -> Result<(), UsageError> {
-    let changes = compare(a, b);
-    if changes.is_empty() {
+fn emit_pair(id: String, a: &Packed, b: &Packed, sink: &mut Sink<'_>) -> Result<(), UsageError> {
+    if a.text == b.text {
         return Ok(());
     }
     sink.push(DiffRow {
-        id: b.id.clone(),
+        id,
         status: Status::Changed,
-        action_before: Some(a.predicted.action),
-        action_after: Some(b.predicted.action),
-        changes,
+        action_before: Some(a.action),
+        action_after: Some(b.action),
+        changes: compare(a, b),
     })
 }
 
-fn lone(e: &EntryView, status: Status) -> DiffRow {
-    let changes = described(e)
+fn lone(id: &str, p: &Packed, status: Status) -> DiffRow {
+    let changes = described(p)
         .into_iter()
         .map(|(field, text)| match status {
             Status::Removed => FieldChange {
@@ -429,10 +464,10 @@ fn lone(e: &EntryView, status: Status) -> DiffRow {
         })
         .collect();
     DiffRow {
-        id: e.id.clone(),
+        id: id.to_string(),
         status,
-        action_before: (status == Status::Removed).then_some(e.predicted.action),
-        action_after: (status == Status::Added).then_some(e.predicted.action),
+        action_before: (status == Status::Removed).then_some(p.action),
+        action_after: (status == Status::Added).then_some(p.action),
         changes,
     }
 }
@@ -467,7 +502,11 @@ fn diff(args: &DiffArgs, json: Option<&mut dyn Write>) -> Result<Outcome, UsageE
             (Some(a), Some(b))
                 if a.id == b.id && held_before.is_empty() && held_after.is_empty() =>
             {
-                emit_pair(&a, &b, &mut sink)?
+                let (pa, pb) = (
+                    Packed::of(&a, before.partners),
+                    Packed::of(&b, after.partners),
+                );
+                emit_pair(b.id, &pa, &pb, &mut sink)?
             }
             (a, b) => {
                 if let Some(a) = a {
@@ -497,15 +536,12 @@ fn diff(args: &DiffArgs, json: Option<&mut dyn Write>) -> Result<Outcome, UsageE
             }
         }
     }
-    let mut removed: Vec<(usize, EntryView)> = held_before.into_values().collect();
-    removed.sort_by_key(|(place, _)| *place);
-    for (_, e) in removed {
-        sink.push(lone(&e, Status::Removed))?;
-    }
-    let mut added: Vec<(usize, EntryView)> = held_after.into_values().collect();
-    added.sort_by_key(|(place, _)| *place);
-    for (_, e) in added {
-        sink.push(lone(&e, Status::Added))?;
+    for (held, status) in [(held_before, Status::Removed), (held_after, Status::Added)] {
+        let mut lones: Vec<(Box<str>, Packed)> = held.into_iter().collect();
+        lones.sort_by_key(|(_, p)| p.place);
+        for (id, p) in lones {
+            sink.push(lone(&id, &p, status))?;
+        }
     }
     let header_changes = {
         let (a, b) = (before.header()?, after.header()?);
