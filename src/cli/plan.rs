@@ -224,7 +224,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
     match args.format {
         OutputFormat::Human => print!(
             "{}",
-            human_output(&policy.name, &args.output, &written.hash, &written.totals)?
+            human_output(&policy.name, &args.output, &written.hash, &written.totals)
         ),
         OutputFormat::Json => println!(
             "{}",
@@ -253,18 +253,19 @@ fn row(title: &str, counts: &std::collections::BTreeMap<String, usize>) -> Strin
 /// `pmf plan show` shows it (its first [`PLAN_ROWS`] partners, the most
 /// severe first), read back from the file; a plan written to a pipe or a
 /// device cannot be read back and gets the totals only.
-fn human_output(
-    policy: &str,
-    file: &std::path::Path,
-    hash: &str,
-    totals: &Totals,
-) -> Result<String, UsageError> {
+fn human_output(policy: &str, file: &std::path::Path, hash: &str, totals: &Totals) -> String {
     let shown = file.display().to_string();
     if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
-        return Ok(human_summary(policy, &shown, hash, totals));
+        return human_summary(policy, &shown, hash, totals);
     }
     let filters = super::plan_show::Filters::default();
-    let overview = super::plan_show::read(file, &filters, super::plan_show::Keep::Rows(PLAN_ROWS))?;
+    // The plan is written: should reading it back fail (it was replaced
+    // meanwhile), the totals still say what was planned.
+    let Ok(overview) =
+        super::plan_show::read(file, &filters, super::plan_show::Keep::Rows(PLAN_ROWS))
+    else {
+        return human_summary(policy, &shown, hash, totals);
+    };
     let width = super::view::terminal_width();
     let title = format!(
         "planned {} partners with policy `{}` → {shown} (plan {})",
@@ -272,9 +273,8 @@ fn human_output(
         crate::runtime::plan_view::printable(policy),
         super::plan_show::short(hash)
     );
-    Ok(format!(
-        "{}
-{}",
+    format!(
+        "{}\n{}",
         width.map_or(title.clone(), |w| super::view::truncate(&title, w)),
         overview.human_body(
             width,
@@ -282,7 +282,7 @@ fn human_output(
                 ": pmf plan show {shown} --limit 0, or filter with --action, --type or --partner"
             )
         )
-    ))
+    )
 }
 
 /// The human summary of a plan (totals only).
