@@ -143,18 +143,42 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
         Some(PlanView::Diff(diff)) => return super::plan_diff::run(diff),
         None => {}
     }
-    let (Some(partners_file), Some(target_file)) = (&args.partners, &args.target) else {
+    let (Some(partners), Some(target)) = (&args.partners, &args.target) else {
         return Err(UsageError(
             "`pmf plan` needs --policy, --partners and --target (or: pmf plan show PLAN, pmf plan diff A B)".into(),
         ));
     };
+    make(&Make {
+        policy: args.policy.clone(),
+        partners: partners.clone(),
+        target: target.clone(),
+        observed: args.observed.clone(),
+        output: args.output.clone(),
+        store: args.store.clone(),
+        format: args.format,
+    })
+}
+
+/// The arguments of `pmf plan` when it makes a plan (every one given).
+struct Make {
+    policy: Vec<PathBuf>,
+    partners: PathBuf,
+    target: PathBuf,
+    observed: Option<PathBuf>,
+    output: PathBuf,
+    store: PathBuf,
+    format: OutputFormat,
+}
+
+/// Make a plan: `pmf plan --policy … --partners … --target …`.
+fn make(args: &Make) -> Result<Exit, UsageError> {
     let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
     let policy_sources = policy::own_sources(&loaded);
     let policy = loaded.policy;
-    let targets = match input::read_targets(&policy.schema, target_file) {
+    let targets = match input::read_targets(&policy.schema, &args.target) {
         Ok(t) => t,
         Err(e) => return input_failure(e),
     };
@@ -165,7 +189,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
         },
         None => HashMap::new(),
     };
-    let partners = match PartnerStream::open(partners_file) {
+    let partners = match PartnerStream::open(&args.partners) {
         Ok(s) => s,
         Err(e) => return input_failure(e),
     };
@@ -185,8 +209,8 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
         },
         created_at: now_rfc3339(),
         policy_sources,
-        partners: input_file(partners_file)?,
-        target: input_file(target_file)?,
+        partners: input_file(&args.partners)?,
+        target: input_file(&args.target)?,
         observed: args.observed.as_deref().map(input_file).transpose()?,
         history: history_digest(&history),
         target_all: targets.all_json.clone(),
