@@ -15,6 +15,8 @@ pub mod keygen;
 pub mod lineage;
 pub mod lsp;
 pub mod plan;
+pub mod plan_diff;
+pub mod plan_show;
 pub mod policy;
 pub mod review;
 pub mod rollback;
@@ -22,6 +24,7 @@ pub mod state;
 pub mod status;
 pub mod stdlib;
 pub mod test;
+pub mod view;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -112,7 +115,8 @@ pub enum Command {
     Doc(doc::DocArgs),
     /// Run the `test` declarations of policies, with coverage.
     Test(test::TestArgs),
-    /// Predict every partner's migration into a plan file.
+    /// Predict every partner's migration into a plan file; `plan show`
+    /// and `plan diff` read plans.
     Plan(plan::PlanArgs),
     /// Apply a plan: run each partner through the flow on the store.
     Apply(apply::ApplyArgs),

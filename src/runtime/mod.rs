@@ -10,6 +10,7 @@ pub mod input;
 pub mod json_out;
 pub mod keyed;
 pub mod plan;
+pub mod plan_view;
 pub mod stream;
 pub mod testing;
 pub mod value;

@@ -607,7 +607,7 @@ pub const MAX_ID_BYTES: usize = 1024;
 /// Control characters (C0, DEL, C1), bidi controls (embeddings,
 /// overrides, isolates, marks) and the Unicode line and paragraph
 /// separators.
-fn is_forbidden_in_id(c: char) -> bool {
+pub(crate) fn is_forbidden_in_id(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -12,6 +12,7 @@ mod integrity;
 mod keys;
 mod lsp;
 mod parser;
+mod plan_view;
 mod robustness;
 mod runtime;
 mod support;
