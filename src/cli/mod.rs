@@ -20,6 +20,7 @@ pub mod plan_show;
 pub mod policy;
 pub mod review;
 pub mod rollback;
+pub mod schema;
 pub mod state;
 pub mod status;
 pub mod stdlib;
@@ -134,6 +135,8 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// What a store holds: partners by status, pending, plans, checkpoint, lock.
     Status(status::StatusArgs),
+    /// The JSON Schema of an input file of `pmf plan`, from a policy.
+    Schema(schema::SchemaArgs),
     /// Print the embedded standard library (`policy kwanus`).
     Stdlib(stdlib::StdlibArgs),
     /// Run the language server (LSP over stdio).
@@ -171,6 +174,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Review(args) => review::run(args),
         Command::Status(args) => status::run(args),
         Command::Stdlib(args) => stdlib::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Lsp(args) => lsp::run(args),
     };
     match result {

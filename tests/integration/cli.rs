@@ -466,3 +466,121 @@ fn stdlib_prints_the_embedded_standard_library_and_diagnostics_point_to_it() {
     ]);
     assert_eq!(code(&o), 2);
 }
+
+#[test]
+fn schema_describes_the_input_files_of_a_policy() {
+    let policy = "examples/fleet/policy.pmf";
+    for kind in ["partners", "target", "observed"] {
+        let o = pmf(&["schema", kind, "--policy", policy]);
+        assert_eq!(code(&o), 0, "{kind}");
+        let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        insta::with_settings!({snapshot_path => "../snapshots/cli", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(format!("schema_fleet_{kind}"), stdout(&o));
+        });
+    }
+    // The partner record: every field required, the fleet's own included.
+    let o = pmf(&["schema", "partners", "--policy", policy]);
+    let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let partner = &schema["$defs"]["partner"];
+    let required: Vec<&str> = partner["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(required.contains(&"region") && required.contains(&"version"));
+    assert_eq!(partner["additionalProperties"], false);
+    // docs/inputs.md shows the minimal example's schema as pmf prints it.
+    let docs = std::fs::read_to_string("docs/inputs.md").unwrap();
+    let shown = docs
+        .split("```json schema-of-minimal-observed\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/inputs.md shows the schema");
+    let o = pmf(&["schema", "observed", "--policy", "examples/minimal.pmf"]);
+    assert_eq!(format!("{shown}\n"), stdout(&o));
+    // A policy with errors is exit 1; a missing kind is a usage error.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.pmf", BROKEN);
+    assert_eq!(code(&pmf(&["schema", "target", "--policy", &broken])), 1);
+    assert_eq!(code(&pmf(&["schema", "--policy", policy])), 2);
+}
+
+/// Whether `v` satisfies `s`, for the part of JSON Schema `pmf schema`
+/// writes (`pattern` aside).
+fn satisfies(root: &serde_json::Value, s: &serde_json::Value, v: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    if let Some(r) = s["$ref"].as_str() {
+        let name = r.trim_start_matches("#/$defs/");
+        return satisfies(root, &root["$defs"][name], v);
+    }
+    if let Some(any) = s["anyOf"].as_array() {
+        return any.iter().any(|s| satisfies(root, s, v));
+    }
+    match s["type"].as_str() {
+        None => true,
+        Some("null") => v.is_null(),
+        Some("boolean") => v.is_boolean(),
+        Some("string") => v.is_string(),
+        Some("number") => v.as_f64().is_some_and(|n| {
+            s["minimum"].as_f64().is_none_or(|m| n >= m)
+                && s["maximum"].as_f64().is_none_or(|m| n <= m)
+        }),
+        Some("array") => v.as_array().is_some_and(|items| {
+            items.len() as u64 >= s["minItems"].as_u64().unwrap_or(0)
+                && items.iter().all(|i| satisfies(root, &s["items"], i))
+        }),
+        Some("object") => v.as_object().is_some_and(|o| {
+            let props = s["properties"].as_object();
+            let required = s["required"].as_array().cloned().unwrap_or_default();
+            o.len() as u64 >= s["minProperties"].as_u64().unwrap_or(0)
+                && required.iter().all(|k| o.contains_key(k.as_str().unwrap()))
+                && o.iter().all(|(k, x)| match props.and_then(|p| p.get(k)) {
+                    Some(p) => satisfies(root, p, x),
+                    None => match &s["additionalProperties"] {
+                        J::Bool(allowed) => *allowed,
+                        J::Null => true,
+                        extra => satisfies(root, extra, x),
+                    },
+                })
+        }),
+        Some(other) => panic!("type {other} not handled"),
+    }
+}
+
+#[test]
+fn the_fleet_inputs_satisfy_their_schemas_and_mistakes_do_not() {
+    let policy = "examples/fleet/policy.pmf";
+    let schema = |kind: &str| -> serde_json::Value {
+        serde_json::from_str(&stdout(&pmf(&["schema", kind, "--policy", policy]))).unwrap()
+    };
+    let file = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("examples/fleet/{name}")).unwrap())
+            .unwrap()
+    };
+    for (kind, name) in [
+        ("partners", "partners.json"),
+        ("target", "target.json"),
+        ("observed", "observed.json"),
+    ] {
+        let s = schema(kind);
+        let mut v = file(name);
+        assert!(satisfies(&s, &s, &v), "{name}");
+        // One partner with an unknown field, or a metric of the wrong type:
+        // refused by the schema as by pmf.
+        match kind {
+            "partners" => v[0]["regoin"] = "eu".into(),
+            "target" => v["all"]["version"] = 2.into(),
+            _ => v["p-001"]["metrics"]["stability"] = "high".into(),
+        }
+        assert!(!satisfies(&s, &s, &v), "{name} changed");
+    }
+    // One partner alone is an NDJSON line of the partners file.
+    let s = schema("partners");
+    assert!(satisfies(&s, &s, &file("partners.json")[0]));
+    assert!(!satisfies(&s, &s, &serde_json::json!([])));
+}

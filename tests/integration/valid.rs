@@ -110,7 +110,11 @@ fn doc_blocks() -> Vec<Block> {
                 blocks.push(Block {
                     doc: doc.display().to_string(),
                     line: start + 1,
-                    above: if start > 0 { lines[start - 1].to_string() } else { String::new() },
+                    above: if start > 0 {
+                        lines[start - 1].to_string()
+                    } else {
+                        String::new()
+                    },
                     code: lines[start + 1..end].join("\n") + "\n",
                 });
                 i = end;
@@ -137,7 +141,11 @@ fn every_pmf_block_of_the_docs_is_true() {
         let name = format!("{}:{}.pmf", b.doc, b.line);
         if b.above.trim() == "<!-- pmf: syntax only -->" {
             let parsed = pmf::syntax::parser::parse(&name, &b.code);
-            assert!(parsed.diagnostics.is_empty(), "{name}: {:?}", parsed.diagnostics);
+            assert!(
+                parsed.diagnostics.is_empty(),
+                "{name}: {:?}",
+                parsed.diagnostics
+            );
             continue;
         }
         let starts_policy = b
@@ -146,7 +154,10 @@ fn every_pmf_block_of_the_docs_is_true() {
             .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
             .is_some_and(|l| l.starts_with("policy "));
         if starts_policy {
-            wholes.entry(b.doc.clone()).or_default().push((name, b.code.clone()));
+            wholes
+                .entry(b.doc.clone())
+                .or_default()
+                .push((name, b.code.clone()));
             continue;
         }
         let wrapped = format!("policy doc_fragment extends kwanus\n\n{}", b.code);
@@ -156,7 +167,11 @@ fn every_pmf_block_of_the_docs_is_true() {
             .iter()
             .filter(|d| d.is_error() && d.code.id() != "PMF702")
             .collect();
-        assert!(errors.is_empty(), "{name}:\n{}", rendered(&report, Format::Human));
+        assert!(
+            errors.is_empty(),
+            "{name}:\n{}",
+            rendered(&report, Format::Human)
+        );
     }
     assert!(!wholes.is_empty());
     for (doc, files) in wholes {
