@@ -584,3 +584,32 @@ fn the_fleet_inputs_satisfy_their_schemas_and_mistakes_do_not() {
     assert!(satisfies(&s, &s, &file("partners.json")[0]));
     assert!(!satisfies(&s, &s, &serde_json::json!([])));
 }
+
+#[test]
+fn doc_links_reach_the_sources_from_any_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("p")).unwrap();
+    std::fs::copy("examples/minimal.pmf", work.join("p/minimal.pmf")).unwrap();
+    for out in ["../doc", "./out/../doc2", "p/../../doc3"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args(["doc", "p/minimal.pmf", "-o", out])
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{out}: {}", String::from_utf8_lossy(&o.stderr));
+        let written = work.join(out);
+        let md = std::fs::read_to_string(written.join("policy.md")).unwrap();
+        let hrefs: Vec<&str> = md
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+            .filter(|h| h.contains(".pmf#L"))
+            .collect();
+        assert!(!hrefs.is_empty(), "{out}: no source link");
+        for href in hrefs {
+            let file = href.split('#').next().unwrap();
+            assert!(written.join(file).is_file(), "{out}: {href} leads nowhere");
+        }
+    }
+}
