@@ -583,7 +583,12 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
         }
         for p in &h.parents {
             let Some(&parent) = index.get(p.name.as_str()).and_then(|f| f.first()) else {
-                let help = did_you_mean(&p.name, index.keys().map(String::as_str)).unwrap_or_else(|| {
+                // A policy never extends itself: its own name is no suggestion.
+                let others = index
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| *n != h.name.name.as_str());
+                let help = did_you_mean(&p.name, others).unwrap_or_else(|| {
                     "a parent is `kwanus` (the standard library) or the name of a policy among the files checked together".into()
                 });
                 diagnostics.push(

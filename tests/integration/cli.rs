@@ -613,3 +613,70 @@ fn doc_links_reach_the_sources_from_any_output_directory() {
         }
     }
 }
+
+#[test]
+fn the_policy_run_is_never_a_test_file_and_a_name_picks_one() {
+    let plan = |policy: &[&str]| {
+        let mut args = vec!["plan"];
+        for p in policy {
+            args.extend(["--policy", p]);
+        }
+        args.extend([
+            "--partners",
+            "examples/fleet/partners.json",
+            "--target",
+            "examples/fleet/target.json",
+            "-o",
+            "/dev/null",
+        ]);
+        pmf(&args)
+    };
+    // The fleet's directory holds the policy and its tests (which extend
+    // it): the policy is planned, not its tests.
+    let o = plan(&["examples/fleet"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("with policy `fleet`"), "{}", stdout(&o));
+    // Several policies: refused, naming them and how to pick one.
+    let o = plan(&["examples"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("several policies given"), "{err}");
+    assert!(!err.contains(".test.pmf"), "{err}");
+    assert!(err.contains("`--policy fleet`"), "{err}");
+    // A name picks one; a name that is not there says what is.
+    let o = plan(&["examples", "fleet"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("with policy `fleet`"));
+    let o = plan(&["examples", "fleeet"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("no policy named `fleeet`") && err.contains("did you mean `fleet`?"),
+        "{err}"
+    );
+    // pmf doc of a policy and its tests documents the policy.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("doc");
+    let o = pmf(&[
+        "doc",
+        "examples/minimal.pmf",
+        "examples/minimal.test.pmf",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("policy.md")).unwrap();
+    assert!(md.starts_with("# Migration policy `minimal`\n"), "{md}");
+}
+
+#[test]
+fn a_test_policy_is_never_suggested_as_its_own_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path().join("minimal.test.pmf");
+    std::fs::copy("examples/minimal.test.pmf", &tests).unwrap();
+    let o = pmf(&["check", tests.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let out = stdout(&o);
+    assert!(out.contains("unknown parent policy `minimal`"), "{out}");
+    assert!(!out.contains("did you mean `minimal_tests`"), "{out}");
+}
