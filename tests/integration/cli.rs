@@ -680,3 +680,65 @@ fn a_test_policy_is_never_suggested_as_its_own_parent() {
     assert!(out.contains("unknown parent policy `minimal`"), "{out}");
     assert!(!out.contains("did you mean `minimal_tests`"), "{out}");
 }
+
+#[test]
+fn projects_keep_their_names_apart_and_exclude_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Two projects that each name a policy `fleet`, and a fixture folder
+    // of broken files that the outer project excludes.
+    for p in ["a", "b"] {
+        std::fs::create_dir_all(root.join(p)).unwrap();
+        std::fs::write(root.join(p).join("pmf.toml"), "").unwrap();
+        write(
+            &root.join(p),
+            "fleet.pmf",
+            "policy fleet extends kwanus\n\noverride ceiling power <= 7\n",
+        );
+    }
+    std::fs::create_dir_all(root.join("fixtures/deep")).unwrap();
+    write(&root.join("fixtures/deep"), "broken.pmf", BROKEN);
+    std::fs::write(
+        root.join("pmf.toml"),
+        "[project]\nexclude = [\"fixtures\"]\n",
+    )
+    .unwrap();
+    let o = pmf(&["check", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("checked 2 files: no problems"),
+        "{}",
+        stdout(&o)
+    );
+    // Without the projects, the two `fleet`s collide.
+    std::fs::remove_file(root.join("a/pmf.toml")).unwrap();
+    std::fs::remove_file(root.join("b/pmf.toml")).unwrap();
+    let o = pmf(&["check", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains("declared by two files"),
+        "{}",
+        stdout(&o)
+    );
+    // An excluded folder named on the command line is checked.
+    let o = pmf(&["check", root.join("fixtures").to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    // A bad `exclude` is a usage error naming the file.
+    std::fs::write(root.join("pmf.toml"), "[project]\nexclude = \"fixtures\"\n").unwrap();
+    let o = pmf(&["check", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must be a list of folders"));
+}
+
+#[test]
+fn the_repository_root_checks_as_one_project() {
+    // `pmf check .` in the repository: the stdlib and the examples, not the
+    // broken fixtures nor the editors' samples (pmf.toml excludes them).
+    let o = pmf(&["check", "."]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(": 0 errors,") || stdout(&o).contains("no problems"),
+        "{}",
+        stdout(&o)
+    );
+}
