@@ -244,9 +244,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         None
     };
     let bar = (human && !listed && std::io::stderr().is_terminal()).then(|| {
-        let style = indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} partners applied ({eta} left)",
-        )
+        // As wide as the terminal allows, counts included (never wrapped).
+        let bar = stderr_width().saturating_sub(28).clamp(5, 40);
+        let style = indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:{bar}}} {{pos}}/{{len}} applied"
+        ))
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         indicatif::ProgressBar::new(total as u64).with_style(style)
     });
@@ -370,7 +372,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                     ),
                 }
             );
-            writeln!(out)
+            // A blank line after the partners' lines.
+            (if listed { writeln!(out) } else { Ok(()) })
                 .and_then(|()| write_line(&mut out, &totals, width))
                 .and_then(|()| {
                     if listed {
@@ -390,6 +393,34 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     } else {
         Exit::Success
     })
+}
+
+/// The width of the terminal stderr is (`COLUMNS` wins when set; 80 when
+/// neither says).
+fn stderr_width() -> usize {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|&w| w >= 20)
+    {
+        return w;
+    }
+    #[cfg(unix)]
+    {
+        let mut size = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ fills the `winsize` it is given; on a
+        // descriptor that is no terminal it fails and fills nothing.
+        let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+        if ok && size.ws_col >= 20 {
+            return usize::from(size.ws_col);
+        }
+    }
+    80
 }
 
 /// A failure in the middle of applying: the store failed (exit 2; what
@@ -558,15 +589,13 @@ fn write_human(
 }
 
 /// What a summary of many partners keeps: outcome counts by reason, and
-/// the first partners that need attention (pending ones first).
+/// the first partners that need attention.
 #[derive(Default)]
 struct Summary {
     /// Outcome → reason (without scores) → partners.
     reasons: BTreeMap<PartnerOutcome, BTreeMap<String, usize>>,
-    /// Lines of the first paused partners.
-    pending: Vec<String>,
-    /// Lines of the first partners that fell back or were restricted.
-    other: Vec<String>,
+    /// Lines of the first partners that need attention, in plan order.
+    shown: Vec<String>,
     /// Every partner that needs attention.
     attention: usize,
 }
@@ -586,13 +615,8 @@ impl Summary {
             .entry(r.reason_kind())
             .or_default() += 1;
         self.attention += 1;
-        let list = if r.outcome.is_final() {
-            &mut self.other
-        } else {
-            &mut self.pending
-        };
-        if list.len() < ATTENTION_SHOWN {
-            list.push(partner_line(r));
+        if self.shown.len() < ATTENTION_SHOWN {
+            self.shown.push(partner_line(r));
         }
     }
 
@@ -640,20 +664,18 @@ impl Summary {
             return Ok(());
         }
         writeln!(out)?;
-        write_line(out, &format!("need attention: {}", self.attention), width)?;
-        let shown: Vec<&String> = self
-            .pending
-            .iter()
-            .chain(&self.other)
-            .take(ATTENTION_SHOWN)
-            .collect();
-        for line in &shown {
+        write_line(
+            out,
+            &format!("{} partners need attention:", self.attention),
+            width,
+        )?;
+        for line in &self.shown {
             write_line(out, line, width)?;
         }
-        if self.attention > shown.len() {
+        if self.attention > self.shown.len() {
             let more = format!(
                 "… and {} more: `pmf review list` / `pmf status`",
-                self.attention - shown.len()
+                self.attention - self.shown.len()
             );
             writeln!(out, "{}", super::view::wrap_words(&more, width))?;
         }
