@@ -682,3 +682,113 @@ impl Summary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::lineage::Event;
+
+    fn result(id: &str, outcome: PartnerOutcome, events: Vec<Event>) -> PartnerResult {
+        PartnerResult {
+            id: id.into(),
+            outcome,
+            events,
+            events_json: Vec::new(),
+            skipped: false,
+            pending: None,
+        }
+    }
+
+    fn event(kind: EventKind, phase: &str) -> Event {
+        Event {
+            kind,
+            phase: Some(phase.into()),
+            from: Some("1.0.0".into()),
+            to: Some("2.0.0".into()),
+            migration: Some("soft".into()),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn lines_say_why_and_escape_what_could_forge_output() {
+        let restricted = result(
+            "p-\u{1b}[2J",
+            PartnerOutcome::Restricted,
+            vec![Event {
+                detail: Some("the target breaks the ceiling on `power`".into()),
+                ..event(EventKind::Restricted, "transition")
+            }],
+        );
+        assert_eq!(
+            partner_line(&restricted),
+            "✗ p-\\u{001b}[2J  1.0.0 → 2.0.0 soft: restricted: the target breaks the ceiling on `power`"
+        );
+        let review = result(
+            "p-2",
+            PartnerOutcome::AwaitingReview,
+            vec![
+                Event {
+                    health: Some(71.6),
+                    band: Some("vulnerable".into()),
+                    ..event(EventKind::Health, "stabilization")
+                },
+                Event {
+                    detail: Some("health band requires review".into()),
+                    ..event(EventKind::AwaitingReview, "stabilization")
+                },
+            ],
+        );
+        assert_eq!(
+            partner_line(&review),
+            "⏸ p-2            1.0.0 → 2.0.0 soft: awaiting review: health 72 is in band `vulnerable`"
+        );
+        assert_eq!(review.reason_kind(), "health in band `vulnerable`");
+        let done = PartnerResult {
+            skipped: true,
+            ..result("p-3", PartnerOutcome::Completed, Vec::new())
+        };
+        assert_eq!(
+            partner_line(&done),
+            "✓ p-3            completed (done by an earlier run)"
+        );
+    }
+
+    #[test]
+    fn summaries_count_reasons_and_break_between_them() {
+        let mut summary = Summary::default();
+        for (i, field) in ["power", "power", "version"].iter().enumerate() {
+            summary.add(&result(
+                &format!("p-{i}"),
+                PartnerOutcome::Restricted,
+                vec![Event {
+                    detail: Some(format!("the target breaks the ceiling on `{field}`")),
+                    ..event(EventKind::Restricted, "transition")
+                }],
+            ));
+        }
+        summary.add(&result(
+            "p-9",
+            PartnerOutcome::Completed,
+            vec![event(EventKind::Completed, "continuity")],
+        ));
+        let mut out = Vec::new();
+        summary.write(&mut out, None).unwrap();
+        let shown = String::from_utf8(out).unwrap();
+        assert!(
+            shown.starts_with("  restricted 3 — the target breaks the ceiling on `power` (2) · the target breaks the ceiling on `version` (1)\n\n3 partners need attention:\n"),
+            "{shown}"
+        );
+        let mut out = Vec::new();
+        summary.write(&mut out, Some(64)).unwrap();
+        let shown = String::from_utf8(out).unwrap();
+        assert!(
+            shown.starts_with("  restricted 3 — the target breaks the ceiling on `power` (2)\n                 the target breaks the ceiling on `version` (1)\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.lines().all(|l| super::super::view::width(l) <= 64),
+            "{shown}"
+        );
+    }
+}
