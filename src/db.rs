@@ -587,6 +587,11 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
         }
         for p in &h.parents {
             let Some(&parent) = index.get(p.name.as_str()).and_then(|f| f.first()) else {
+                // A policy never extends itself: its own name is no suggestion.
+                let others = index
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| *n != h.name.name.as_str());
                 diagnostics.push(
                     Diagnostic::new(
                         Code::UnknownParent,
@@ -596,7 +601,7 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
                     )
                     .with_label("no policy of this name")
                     .with_help("a parent is `kwanus` (the standard library) or the name of a policy among the files checked together")
-                    .with_suggestion(p.span, closest(&p.name, index.keys().map(String::as_str))),
+                    .with_suggestion(p.span, closest(&p.name, others)),
                 );
                 continue;
             };

@@ -4,6 +4,10 @@
 //! parse → resolve → check → phase graph) → [`diagnostics`] rendering.
 //! See `docs/architecture.md` for the invariants.
 
+// No input may make the library panic: errors are values. Tests may
+// unwrap, expect and panic (clippy.toml); indexing is not denied yet.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod check;
 pub mod cli;
 pub mod clock;

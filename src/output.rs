@@ -105,6 +105,37 @@ impl Output {
     }
 }
 
+/// Removes an unfinished output's temporary file when dropped before
+/// [`Unfinished::done`]: on a panic that unwinds past the writer too,
+/// nothing half-written stays behind.
+pub struct Unfinished<'o> {
+    output: &'o Output,
+    done: bool,
+}
+
+impl<'o> Unfinished<'o> {
+    /// Guard `output` while it is written.
+    pub fn new(output: &'o Output) -> Self {
+        Unfinished {
+            output,
+            done: false,
+        }
+    }
+
+    /// The output was committed or abandoned: nothing left to remove.
+    pub fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.output.abandon();
+        }
+    }
+}
+
 /// Write `bytes` to `path` as the module says (`private`: readable by its
 /// owner only).
 pub fn write(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
@@ -122,6 +153,27 @@ pub fn write(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_while_writing_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let output = Output::of(&path);
+        let panicked = std::panic::catch_unwind(|| {
+            let mut file = output.create(false).unwrap();
+            let _unfinished = Unfinished::new(&output);
+            file.write_all(b"half").unwrap();
+            assert!(output.written().exists());
+            panic!("in the middle of writing");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Marked done, the guard removes nothing.
+        write(&path, b"whole", false).unwrap();
+        let output = Output::of(&path);
+        Unfinished::new(&output).done();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+    }
 
     #[test]
     fn regular_files_are_replaced_and_links_stay_links() {

@@ -1,6 +1,6 @@
 //! `pmf apply PLAN`: run a plan through the phase graph on the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -14,6 +14,7 @@ use crate::runtime::apply::{
 };
 use crate::runtime::approvals;
 use crate::runtime::plan::read_plan;
+use crate::runtime::plan_view::printable;
 use crate::runtime::value::Value;
 use crate::store::checkpoint::OperatorKey;
 use crate::store::lineage::EventKind;
@@ -21,6 +22,18 @@ use crate::store::{DEFAULT_PATH, Store};
 
 /// Partners committed together, in one transaction.
 const APPLY_BATCH: usize = 1024;
+
+/// Up to this many partners, human output has a line for each; above it,
+/// a progress bar (on a terminal) and a summary: the outcomes with their
+/// reasons, and the partners that need attention (`-v` lists every
+/// partner and phase, however many).
+pub const FEW_PARTNERS: usize = 50;
+
+/// How many of the partners that need attention a summary lists.
+pub const ATTENTION_SHOWN: usize = 20;
+
+/// How many reasons a summary gives for each outcome (the rest counted).
+const REASONS_SHOWN: usize = 5;
 
 /// Arguments of `pmf apply`.
 #[derive(Args, Debug)]
@@ -222,9 +235,24 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     };
 
     let total = plan.entries.len();
-    let detailed = args.verbose || total <= 50;
-    let bar = (args.format == OutputFormat::Human && std::io::stderr().is_terminal() && total > 50)
-        .then(|| indicatif::ProgressBar::new(total as u64));
+    // Few partners: a line each; many: a summary (and a progress bar).
+    let listed = args.verbose || total <= FEW_PARTNERS;
+    let human = args.format == OutputFormat::Human;
+    let width = if human {
+        super::view::terminal_width()
+    } else {
+        None
+    };
+    let bar = (human && !listed && std::io::stderr().is_terminal()).then(|| {
+        // As wide as the terminal allows, counts included (never wrapped).
+        let bar = stderr_width().saturating_sub(28).clamp(5, 40);
+        let style = indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:{bar}}} {{pos}}/{{len}} applied"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(total as u64).with_style(style)
+    });
+    let mut summary = Summary::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
@@ -294,10 +322,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             .map_err(|e| store_failure(&args.store, e.into()))?;
         for result in results {
             *counts.entry(result.outcome.as_str()).or_default() += 1;
-            if stdout_open {
+            if !listed && human {
+                summary.add(&result);
+            } else if stdout_open {
                 let written = match args.format {
                     OutputFormat::Json => write_ndjson(&mut out, &result),
-                    OutputFormat::Human => write_human(&mut out, &result, detailed),
+                    OutputFormat::Human => write_human(&mut out, &result, args.verbose, width),
                 };
                 // Stdout closed: the work goes on being recorded in the store.
                 stdout_open = written.is_ok();
@@ -328,9 +358,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         ),
         OutputFormat::Human => {
             let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(
-                out,
-                "\napplied plan {} to {total} partners: {}{}",
+            let totals = format!(
+                "applied plan {} to {total} partners: {}{}",
                 &loaded.hash[..12],
                 parts.join(" · "),
                 match (skipped, pending) {
@@ -342,7 +371,17 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         " ({s} done by an earlier run, {p} still pending as before: nothing they wait for changed)"
                     ),
                 }
-            )
+            );
+            // A blank line after the partners' lines.
+            (if listed { writeln!(out) } else { Ok(()) })
+                .and_then(|()| write_line(&mut out, &totals, width))
+                .and_then(|()| {
+                    if listed {
+                        Ok(())
+                    } else {
+                        summary.write(&mut out, width)
+                    }
+                })
         }
     };
     let _ = out.flush();
@@ -354,6 +393,34 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     } else {
         Exit::Success
     })
+}
+
+/// The width of the terminal stderr is (`COLUMNS` wins when set; 80 when
+/// neither says).
+fn stderr_width() -> usize {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|&w| w >= 20)
+    {
+        return w;
+    }
+    #[cfg(unix)]
+    {
+        let mut size = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ fills the `winsize` it is given; on a
+        // descriptor that is no terminal it fails and fills nothing.
+        let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+        if ok && size.ws_col >= 20 {
+            return usize::from(size.ws_col);
+        }
+    }
+    80
 }
 
 /// A failure in the middle of applying: the store failed (exit 2; what
@@ -387,6 +454,8 @@ struct PartnerLine<'a> {
     skipped: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pending: Option<&'a str>,
+    /// Why it ended there ([`PartnerResult::reason`]).
+    reason: String,
 }
 
 fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
@@ -399,12 +468,36 @@ fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> 
         outcome: r.outcome,
         skipped: r.skipped,
         pending: r.pending.as_deref(),
+        reason: r.reason(),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
 }
 
-fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::io::Result<()> {
+/// `line` and a new line, cut to `width` columns when there is one (a
+/// terminal): never wrapped by the terminal.
+fn write_line(out: &mut impl Write, line: &str, width: Option<usize>) -> std::io::Result<()> {
+    match width {
+        Some(w) => writeln!(out, "{}", super::view::truncate(line, w)),
+        None => writeln!(out, "{line}"),
+    }
+}
+
+/// An outcome in words.
+fn label(outcome: PartnerOutcome) -> &'static str {
+    match outcome {
+        PartnerOutcome::Unchanged => "unchanged",
+        PartnerOutcome::Completed => "completed",
+        PartnerOutcome::FellBack => "fell back",
+        PartnerOutcome::Restricted => "restricted",
+        PartnerOutcome::AwaitingReview => "awaiting review",
+        PartnerOutcome::Throttled => "throttled",
+    }
+}
+
+/// A partner's line: its mark, id, change and type, and how it ended with
+/// why (`restricted: the target breaks the ceiling on `power``).
+fn partner_line(r: &PartnerResult) -> String {
     let mark = match r.outcome {
         PartnerOutcome::Completed => "✓",
         PartnerOutcome::Unchanged => "=",
@@ -412,32 +505,44 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
         PartnerOutcome::Restricted => "✗",
         PartnerOutcome::AwaitingReview | PartnerOutcome::Throttled => "⏸",
     };
-    let first = r.events.first();
-    let from = first.and_then(|e| e.from.clone()).unwrap_or_default();
-    let to = first.and_then(|e| e.to.clone()).unwrap_or_default();
-    let ty = first.and_then(|e| e.migration.clone()).unwrap_or_default();
+    let id = printable(&r.id);
+    let reason = r.reason();
+    let reason = printable(&reason);
+    let label = label(r.outcome);
+    // `awaiting approval by TSC` says the outcome itself.
+    let said = if reason == label || reason.starts_with("awaiting ") {
+        reason.to_string()
+    } else {
+        format!("{label}: {reason}")
+    };
+    let ended = match (r.skipped, &r.pending) {
+        (false, _) => said,
+        (true, Some(_)) => format!("{said} (still pending as before)"),
+        (true, None) => format!("{label} ({reason})"),
+    };
     if r.skipped {
-        return match &r.pending {
-            Some(why) => writeln!(
-                out,
-                "{mark} {:<14} {} (still pending: {why})",
-                r.id,
-                r.outcome.as_str()
-            ),
-            None => writeln!(
-                out,
-                "{mark} {:<14} {} (done by an earlier run)",
-                r.id,
-                r.outcome.as_str()
-            ),
-        };
+        return format!("{mark} {id:<14} {ended}");
     }
-    writeln!(
-        out,
-        "{mark} {:<14} {from} → {to} {ty}: {}",
-        r.id,
-        r.outcome.as_str()
-    )?;
+    let first = r.events.first();
+    let text = |v: Option<&String>| printable(v.map_or("", String::as_str)).into_owned();
+    let from = text(first.and_then(|e| e.from.as_ref()));
+    let to = text(first.and_then(|e| e.to.as_ref()));
+    let ty = text(first.and_then(|e| e.migration.as_ref()));
+    let change = match (from.is_empty() && to.is_empty(), ty.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("{from} → {to}: "),
+        (false, false) => format!("{from} → {to} {ty}: "),
+    };
+    format!("{mark} {id:<14} {change}{ended}")
+}
+
+fn write_human(
+    out: &mut impl Write,
+    r: &PartnerResult,
+    detailed: bool,
+    width: Option<usize>,
+) -> std::io::Result<()> {
+    write_line(out, &partner_line(r), width)?;
     if !detailed {
         return Ok(());
     }
@@ -478,7 +583,212 @@ fn write_human(out: &mut impl Write, r: &PartnerResult, detailed: bool) -> std::
                     .unwrap_or_default()
             ),
         };
-        writeln!(out, "    {line}")?;
+        write_line(out, &format!("    {}", printable(&line)), width)?;
     }
     Ok(())
+}
+
+/// What a summary of many partners keeps: outcome counts by reason, and
+/// the first partners that need attention.
+#[derive(Default)]
+struct Summary {
+    /// Outcome → reason (without scores) → partners.
+    reasons: BTreeMap<PartnerOutcome, BTreeMap<String, usize>>,
+    /// Lines of the first partners that need attention, in plan order.
+    shown: Vec<String>,
+    /// Every partner that needs attention.
+    attention: usize,
+}
+
+impl Summary {
+    fn add(&mut self, r: &PartnerResult) {
+        if matches!(
+            r.outcome,
+            PartnerOutcome::Completed | PartnerOutcome::Unchanged
+        ) {
+            return;
+        }
+        *self
+            .reasons
+            .entry(r.outcome)
+            .or_default()
+            .entry(r.reason_kind())
+            .or_default() += 1;
+        self.attention += 1;
+        if self.shown.len() < ATTENTION_SHOWN {
+            self.shown.push(partner_line(r));
+        }
+    }
+
+    /// The outcomes with their reasons (`restricted 12 — the target breaks
+    /// the ceiling on `power` (9) · …`), then the partners that need
+    /// attention, at most [`ATTENTION_SHOWN`].
+    fn write(&self, out: &mut impl Write, width: Option<usize>) -> std::io::Result<()> {
+        // Pending first: a caller must come back for them.
+        let order = [
+            PartnerOutcome::AwaitingReview,
+            PartnerOutcome::Throttled,
+            PartnerOutcome::FellBack,
+            PartnerOutcome::Restricted,
+        ];
+        for outcome in order {
+            let Some(reasons) = self.reasons.get(&outcome) else {
+                continue;
+            };
+            let total: usize = reasons.values().sum();
+            let mut by_count: Vec<(&String, &usize)> = reasons.iter().collect();
+            by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let mut items: Vec<String> = by_count
+                .iter()
+                .take(REASONS_SHOWN)
+                .map(|(why, n)| format!("{} ({n})", printable(why)))
+                .collect();
+            if by_count.len() > REASONS_SHOWN {
+                let rest = &by_count[REASONS_SHOWN..];
+                let n: usize = rest.iter().map(|(_, n)| **n).sum();
+                items.push(format!("{} other reasons ({n})", rest.len()));
+            }
+            let head = format!("  {} {total} — ", label(outcome));
+            let indent = super::view::width(&head);
+            let body = super::view::joined(&items, indent, width);
+            for (i, line) in body.lines().enumerate() {
+                let line = if i == 0 {
+                    format!("{head}{line}")
+                } else {
+                    line.to_string()
+                };
+                write_line(out, &line, width)?;
+            }
+        }
+        if self.attention == 0 {
+            return Ok(());
+        }
+        writeln!(out)?;
+        write_line(
+            out,
+            &format!("{} partners need attention:", self.attention),
+            width,
+        )?;
+        for line in &self.shown {
+            write_line(out, line, width)?;
+        }
+        if self.attention > self.shown.len() {
+            let more = format!(
+                "… and {} more: `pmf review list` / `pmf status`",
+                self.attention - self.shown.len()
+            );
+            writeln!(out, "{}", super::view::wrap_words(&more, width))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::lineage::Event;
+
+    fn result(id: &str, outcome: PartnerOutcome, events: Vec<Event>) -> PartnerResult {
+        PartnerResult {
+            id: id.into(),
+            outcome,
+            events,
+            events_json: Vec::new(),
+            skipped: false,
+            pending: None,
+        }
+    }
+
+    fn event(kind: EventKind, phase: &str) -> Event {
+        Event {
+            kind,
+            phase: Some(phase.into()),
+            from: Some("1.0.0".into()),
+            to: Some("2.0.0".into()),
+            migration: Some("soft".into()),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn lines_say_why_and_escape_what_could_forge_output() {
+        let restricted = result(
+            "p-\u{1b}[2J",
+            PartnerOutcome::Restricted,
+            vec![Event {
+                detail: Some("the target breaks the ceiling on `power`".into()),
+                ..event(EventKind::Restricted, "transition")
+            }],
+        );
+        assert_eq!(
+            partner_line(&restricted),
+            "✗ p-\\u{001b}[2J  1.0.0 → 2.0.0 soft: restricted: the target breaks the ceiling on `power`"
+        );
+        let review = result(
+            "p-2",
+            PartnerOutcome::AwaitingReview,
+            vec![
+                Event {
+                    health: Some(71.6),
+                    band: Some("vulnerable".into()),
+                    ..event(EventKind::Health, "stabilization")
+                },
+                Event {
+                    detail: Some("health band requires review".into()),
+                    ..event(EventKind::AwaitingReview, "stabilization")
+                },
+            ],
+        );
+        assert_eq!(
+            partner_line(&review),
+            "⏸ p-2            1.0.0 → 2.0.0 soft: awaiting review: health 72 is in band `vulnerable`"
+        );
+        assert_eq!(review.reason_kind(), "health in band `vulnerable`");
+        let done = PartnerResult {
+            skipped: true,
+            ..result("p-3", PartnerOutcome::Completed, Vec::new())
+        };
+        assert_eq!(
+            partner_line(&done),
+            "✓ p-3            completed (done by an earlier run)"
+        );
+    }
+
+    #[test]
+    fn summaries_count_reasons_and_break_between_them() {
+        let mut summary = Summary::default();
+        for (i, field) in ["power", "power", "version"].iter().enumerate() {
+            summary.add(&result(
+                &format!("p-{i}"),
+                PartnerOutcome::Restricted,
+                vec![Event {
+                    detail: Some(format!("the target breaks the ceiling on `{field}`")),
+                    ..event(EventKind::Restricted, "transition")
+                }],
+            ));
+        }
+        summary.add(&result(
+            "p-9",
+            PartnerOutcome::Completed,
+            vec![event(EventKind::Completed, "continuity")],
+        ));
+        let mut out = Vec::new();
+        summary.write(&mut out, None).unwrap();
+        let shown = String::from_utf8(out).unwrap();
+        assert!(
+            shown.starts_with("  restricted 3 — the target breaks the ceiling on `power` (2) · the target breaks the ceiling on `version` (1)\n\n3 partners need attention:\n"),
+            "{shown}"
+        );
+        let mut out = Vec::new();
+        summary.write(&mut out, Some(64)).unwrap();
+        let shown = String::from_utf8(out).unwrap();
+        assert!(
+            shown.starts_with("  restricted 3 — the target breaks the ceiling on `power` (2)\n                 the target breaks the ceiling on `version` (1)\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.lines().all(|l| super::super::view::width(l) <= 64),
+            "{shown}"
+        );
+    }
 }

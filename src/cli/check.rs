@@ -61,7 +61,7 @@ pub struct Report {
 /// Load `paths` into a fresh session and check every file; a file that
 /// cannot be read is a usage error.
 pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
-    let report = check_all_paths(paths)?;
+    let report = check_found(paths, false)?;
     match report.unreadable.first() {
         Some(problem) => Err(UsageError(problem.clone())),
         None => Ok(report),
@@ -72,8 +72,16 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
 /// read; each one that cannot (not UTF-8, permission denied, a directory
 /// that cannot be listed) is a `PMF005` diagnostic among the others and is
 /// listed in [`Report::unreadable`]. A path that does not exist is a usage
-/// error.
+/// error. Files of different projects (see [`files`]) are checked apart:
+/// their names never collide.
 pub fn check_all_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
+    check_found(paths, true)
+}
+
+/// [`check_all_paths`]; `by_project`: each project's files in a session of
+/// their own, else all files in one (a policy and its parents given by
+/// hand).
+fn check_found(paths: &[PathBuf], by_project: bool) -> Result<Report, UsageError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -98,7 +106,11 @@ pub fn check_all_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
             Err(UsageError(message)) => unreadable.push((p.display().to_string(), message)),
         }
     }
-    let mut report = check_texts(texts);
+    let mut report = if by_project {
+        check_projects(texts)
+    } else {
+        check_texts(texts)
+    };
     for (path, message) in unreadable {
         report.diagnostics.push(Diagnostic::new(
             Code::UnreadableFile,
@@ -112,6 +124,30 @@ pub fn check_all_paths(paths: &[PathBuf]) -> Result<Report, UsageError> {
     report.files = found.len();
     report.paths = found.iter().map(|p| p.display().to_string()).collect();
     Ok(report)
+}
+
+/// Check files (name → text) project by project, each in a session of its
+/// own; the report keeps the first session, and the sources of the others
+/// for rendering.
+fn check_projects(texts: Vec<(String, String)>) -> Report {
+    let mut groups: std::collections::BTreeMap<Option<PathBuf>, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for (name, text) in texts {
+        let root = files::project_root(std::path::Path::new(&name));
+        groups.entry(root).or_default().push((name, text));
+    }
+    let mut reports = groups.into_values().map(check_texts);
+    let Some(mut report) = reports.next() else {
+        return check_texts(Vec::new());
+    };
+    for other in reports {
+        report.extra_sources.extend(other.session.sources());
+        report.diagnostics.extend(other.diagnostics);
+        report.paths.extend(other.paths);
+        report.files += other.files;
+    }
+    sort_and_dedup(&mut report.diagnostics);
+    report
 }
 
 /// Check policy sources held in memory (name → text), as `pmf check`
@@ -216,6 +252,15 @@ pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
                 .collect();
             for d in drawn {
                 out.push_str(&d);
+                out.push('\n');
+            }
+            let in_stdlib = diags.iter().any(|d| {
+                std::iter::once(&d.primary)
+                    .chain(&d.labels)
+                    .any(|l| l.file == crate::stdlib::KWANUS_PATH)
+            });
+            if in_stdlib {
+                out.push_str(super::stdlib::NOTE);
                 out.push('\n');
             }
             let (errors, warnings) = report.counts();

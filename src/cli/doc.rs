@@ -22,8 +22,7 @@ pub struct DocArgs {
 
 /// `to` relative to the directory `from` (both made absolute).
 fn relative(from: &Path, to: &Path) -> PathBuf {
-    let from = std::path::absolute(from).unwrap_or_else(|_| from.to_path_buf());
-    let to = std::path::absolute(to).unwrap_or_else(|_| to.to_path_buf());
+    let (from, to) = (resolved(from), resolved(to));
     let a: Vec<Component> = from.components().collect();
     let b: Vec<Component> = to.components().collect();
     let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
@@ -33,6 +32,27 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     }
     for c in &b[common..] {
         out.push(c.as_os_str());
+    }
+    out
+}
+
+/// `path` as an absolute path without `.` or `..`: the real path when it
+/// exists (symbolic links followed), else the absolute path with `..`
+/// taken lexically (`-o ../doc` before the directory is made).
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c.as_os_str()),
+        }
     }
     out
 }

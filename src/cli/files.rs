@@ -1,4 +1,15 @@
-//! Finding and reading policy files.
+//! Finding and reading policy files, and the projects they belong to.
+//!
+//! A `pmf.toml` marks a project root: the files under it (down to the next
+//! `pmf.toml`) are one project, whose policies resolve `extends` among
+//! themselves and the standard library. Its `[project] exclude` lists
+//! folders (relative to it) that a directory walk skips, such as test
+//! fixtures that are not policies of the project:
+//!
+//! ```toml
+//! [project]
+//! exclude = ["tests/fixtures", "editors"]
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +60,72 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
     walk_into(dir, out, &mut None)
 }
 
+/// The name of the file that marks a project root.
+pub const PROJECT_FILE: &str = "pmf.toml";
+
+/// The project root of `path`: the nearest directory at or above it (made
+/// absolute) that holds a `pmf.toml`.
+pub fn project_root(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let start = if absolute.is_dir() {
+        absolute.as_path()
+    } else {
+        absolute.parent()?
+    };
+    start
+        .ancestors()
+        .find(|d| d.join(PROJECT_FILE).is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The folders the project at `root` excludes from walks (absolute), from
+/// its `pmf.toml`'s `[project] exclude`; a file that is not valid TOML or
+/// an `exclude` that is not a list of strings is a usage error.
+pub fn project_excludes(root: &Path) -> Result<Vec<PathBuf>, UsageError> {
+    let file = root.join(PROJECT_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: &str| UsageError(format!("`{}`: {why}", file.display()));
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| bad(&format!("not valid TOML: {e}")))?;
+    let Some(project) = table.get("project") else {
+        return Ok(Vec::new());
+    };
+    let project = project
+        .as_table()
+        .ok_or_else(|| bad("`project` must be a table"))?;
+    let Some(exclude) = project.get("exclude") else {
+        return Ok(Vec::new());
+    };
+    exclude
+        .as_array()
+        .ok_or_else(|| bad("`project.exclude` must be a list of folders"))?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(|s| root.join(s))
+                .ok_or_else(|| bad("`project.exclude` must be a list of folders"))
+        })
+        .collect()
+}
+
+/// Whether a walk skips `dir`: a project above or at it excludes it.
+fn excluded(dir: &Path) -> Result<bool, UsageError> {
+    let Ok(absolute) = std::path::absolute(dir) else {
+        return Ok(false);
+    };
+    let mut at = absolute.parent();
+    while let Some(d) = at {
+        if d.join(PROJECT_FILE).is_file() && project_excludes(d)?.contains(&absolute) {
+            return Ok(true);
+        }
+        at = d.parent();
+    }
+    Ok(false)
+}
+
 /// Walk `dir`; a directory that cannot be listed goes to `problems` when
 /// given, else ends the walk.
 fn walk_into(
@@ -84,6 +161,9 @@ fn walk_into(
             continue;
         }
         if p.is_dir() {
+            if excluded(&p)? {
+                continue;
+            }
             walk_into(&p, out, problems)?;
         } else if p.extension().is_some_and(|e| e == "pmf") {
             out.push(p);

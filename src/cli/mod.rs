@@ -15,12 +15,17 @@ pub mod keygen;
 pub mod lineage;
 pub mod lsp;
 pub mod plan;
+pub mod plan_diff;
+pub mod plan_show;
 pub mod policy;
 pub mod review;
 pub mod rollback;
+pub mod schema;
 pub mod state;
 pub mod status;
+pub mod stdlib;
 pub mod test;
+pub mod view;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -111,7 +116,8 @@ pub enum Command {
     Doc(doc::DocArgs),
     /// Run the `test` declarations of policies, with coverage.
     Test(test::TestArgs),
-    /// Predict every partner's migration into a plan file.
+    /// Predict every partner's migration into a plan file; `plan show`
+    /// and `plan diff` read plans.
     Plan(plan::PlanArgs),
     /// Apply a plan: run each partner through the flow on the store.
     Apply(apply::ApplyArgs),
@@ -129,6 +135,10 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// What a store holds: partners by status, pending, plans, checkpoint, lock.
     Status(status::StatusArgs),
+    /// The JSON Schema of an input file of `pmf plan`, from a policy.
+    Schema(schema::SchemaArgs),
+    /// Print the embedded standard library (`policy kwanus`).
+    Stdlib(stdlib::StdlibArgs),
     /// Run the language server (LSP over stdio).
     Lsp(lsp::LspArgs),
 }
@@ -163,6 +173,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::State(args) => state::run(args),
         Command::Review(args) => review::run(args),
         Command::Status(args) => status::run(args),
+        Command::Stdlib(args) => stdlib::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Lsp(args) => lsp::run(args),
     };
     match result {

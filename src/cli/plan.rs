@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Exit, UsageError, policy};
 use crate::runtime::input::{self, InputError};
@@ -23,18 +23,22 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Arguments of `pmf plan`.
+/// Arguments of `pmf plan`: make a plan, or (`show`, `diff`) read one.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct PlanArgs {
+    /// Read plans instead of making one.
+    #[command(subcommand)]
+    pub view: Option<PlanView>,
     /// The policy file and the files of its parents.
     #[arg(long, num_args = 1.., required = true)]
     pub policy: Vec<PathBuf>,
     /// Partner states: a JSON array or NDJSON (one partner per line).
-    #[arg(long)]
-    pub partners: PathBuf,
+    #[arg(long, required = true)]
+    pub partners: Option<PathBuf>,
     /// Target: a partial state for all, or `{"all": {...}, "partners": {"ID": {...}}}`.
-    #[arg(long)]
-    pub target: PathBuf,
+    #[arg(long, required = true)]
+    pub target: Option<PathBuf>,
     /// Observed metrics by partner id (default: the target state's fields).
     #[arg(long)]
     pub observed: Option<PathBuf>,
@@ -48,6 +52,20 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
 }
+
+/// `pmf plan show` and `pmf plan diff`.
+#[derive(Subcommand, Debug)]
+pub enum PlanView {
+    /// A plan for a reviewer: totals by severity, who signs, and what
+    /// changes per partner (filters by action, type and partner).
+    Show(super::plan_show::ShowArgs),
+    /// What changed between two plans of the same fleet (exit 1 when
+    /// something did, like `diff`).
+    Diff(super::plan_diff::DiffArgs),
+}
+
+/// Rows of the partner table in `pmf plan`'s human output.
+const PLAN_ROWS: usize = 20;
 
 /// An input file as the plan records it: its path as given and the
 /// BLAKE3 of its bytes (a pipe or device is not hashed: it cannot be read
@@ -119,6 +137,40 @@ pub fn input_failure(e: InputError) -> Result<Exit, UsageError> {
 
 /// Run `pmf plan`.
 pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
+    match &args.view {
+        Some(PlanView::Show(show)) => return super::plan_show::run(show),
+        Some(PlanView::Diff(diff)) => return super::plan_diff::run(diff),
+        None => {}
+    }
+    let (Some(partners), Some(target)) = (&args.partners, &args.target) else {
+        return Err(UsageError(
+            "`pmf plan` needs --policy, --partners and --target (or: pmf plan show PLAN, pmf plan diff A B)".into(),
+        ));
+    };
+    make(&Make {
+        policy: args.policy.clone(),
+        partners: partners.clone(),
+        target: target.clone(),
+        observed: args.observed.clone(),
+        output: args.output.clone(),
+        store: args.store.clone(),
+        format: args.format,
+    })
+}
+
+/// The arguments of `pmf plan` when it makes a plan (every one given).
+struct Make {
+    policy: Vec<PathBuf>,
+    partners: PathBuf,
+    target: PathBuf,
+    observed: Option<PathBuf>,
+    output: PathBuf,
+    store: PathBuf,
+    format: OutputFormat,
+}
+
+/// Make a plan: `pmf plan --policy … --partners … --target …`.
+fn make(args: &Make) -> Result<Exit, UsageError> {
     let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
@@ -203,12 +255,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
     match args.format {
         OutputFormat::Human => print!(
             "{}",
-            human_summary(
-                &policy.name,
-                &args.output.display().to_string(),
-                &written.hash,
-                &written.totals
-            )
+            human_output(&policy.name, &args.output, &written.hash, &written.totals)
         ),
         OutputFormat::Json => println!(
             "{}",
@@ -233,7 +280,43 @@ fn row(title: &str, counts: &std::collections::BTreeMap<String, usize>) -> Strin
     out.trim_end().to_string() + "\n"
 }
 
-/// The human summary of a plan.
+/// The human output of `pmf plan`: what was planned, then the plan as
+/// `pmf plan show` shows it (its first [`PLAN_ROWS`] partners, the most
+/// severe first), read back from the file; a plan written to a pipe or a
+/// device cannot be read back and gets the totals only.
+fn human_output(policy: &str, file: &std::path::Path, hash: &str, totals: &Totals) -> String {
+    let shown = file.display().to_string();
+    if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
+        return human_summary(policy, &shown, hash, totals);
+    }
+    let filters = super::plan_show::Filters::default();
+    // The plan is written: should reading it back fail (it was replaced
+    // meanwhile), the totals still say what was planned.
+    let Ok(overview) =
+        super::plan_show::read(file, &filters, super::plan_show::Keep::Rows(PLAN_ROWS))
+    else {
+        return human_summary(policy, &shown, hash, totals);
+    };
+    let width = super::view::terminal_width();
+    let title = format!(
+        "planned {} partners with policy `{}` → {shown} (plan {})",
+        totals.partners,
+        crate::runtime::plan_view::printable(policy),
+        super::plan_show::short(hash)
+    );
+    format!(
+        "{}\n{}",
+        width.map_or(title.clone(), |w| super::view::truncate(&title, w)),
+        overview.human_body(
+            width,
+            &format!(
+                ": pmf plan show {shown} --limit 0, or filter with --action, --type or --partner"
+            )
+        )
+    )
+}
+
+/// The human summary of a plan (totals only).
 pub fn human_summary(policy: &str, file: &str, hash: &str, totals: &Totals) -> String {
     let mut out = format!(
         "planned {} partners with policy `{policy}` → {file} (plan {})\n",

@@ -52,13 +52,36 @@ pub struct Loaded {
 /// Like [`load`], keeping the session for commands that read more of the
 /// checked policy (such as `pmf doc`).
 pub fn load_checked(paths: &[PathBuf]) -> Result<Loaded, LoadFailure> {
+    let (paths, names) = selectors(paths);
     if paths.is_empty() {
         return Err(UsageError(
             "name the policy with `--policy FILE` (and its parents' files)".into(),
         )
         .into());
     }
-    compile_report(check_paths(paths)?)
+    compile_report(check_paths(&paths)?, &names)
+}
+
+/// `--policy` values as files and directories, and names: a value that is
+/// no file and reads as a policy name (`fleet`) picks that policy among
+/// those the files define.
+fn selectors(values: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut paths = Vec::new();
+    let mut names = Vec::new();
+    for v in values {
+        let name = v.to_str().filter(|s| {
+            !v.exists()
+                && s.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        match name {
+            Some(n) => names.push(n.to_string()),
+            None => paths.push(v.clone()),
+        }
+    }
+    (paths, names)
 }
 
 /// Check and compile the policy sources a plan carries (name → text).
@@ -68,12 +91,15 @@ pub fn load_sources(
     if sources.is_empty() {
         return Err(UsageError("the plan carries no policy sources".into()).into());
     }
-    compile_report(super::check::check_texts(
-        sources
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone()))
-            .collect(),
-    ))
+    compile_report(
+        super::check::check_texts(
+            sources
+                .iter()
+                .map(|(n, t)| (n.clone(), t.clone()))
+                .collect(),
+        ),
+        &[],
+    )
 }
 
 /// The sources of a loaded policy's own files (the standard library aside),
@@ -84,7 +110,13 @@ pub fn own_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String
     sources.into_iter().collect()
 }
 
-fn compile_report(report: super::check::Report) -> Result<Loaded, LoadFailure> {
+/// Whether `path` is a file of tests (`*.test.pmf`): never the policy run,
+/// unless named.
+fn is_test_file(path: &str) -> bool {
+    path.ends_with(".test.pmf")
+}
+
+fn compile_report(report: super::check::Report, names: &[String]) -> Result<Loaded, LoadFailure> {
     let (errors, _) = report.counts();
     if errors > 0 {
         let style = HumanStyle {
@@ -108,15 +140,62 @@ fn compile_report(report: super::check::Report) -> Result<Loaded, LoadFailure> {
         .filter_map(|f| db::file_header(&session.db, *f).as_ref())
         .flat_map(|h| h.parents.iter().map(|p| p.name.to_string()))
         .collect();
-    let leaves: Vec<db::SourceFile> = files
-        .iter()
-        .copied()
-        .filter(|f| {
-            db::file_header(&session.db, *f)
-                .as_ref()
-                .is_some_and(|h| !extended.contains(h.name.name.as_str()))
-        })
-        .collect();
+    let name_of = |f: &db::SourceFile| {
+        db::file_header(&session.db, *f)
+            .as_ref()
+            .map(|h| h.name.name.to_string())
+    };
+    let leaves: Vec<db::SourceFile> = if names.is_empty() {
+        let leaves: Vec<db::SourceFile> = files
+            .iter()
+            .copied()
+            .filter(|f| name_of(f).is_some_and(|n| !extended.contains(n.as_str())))
+            .collect();
+        // Tests extend the policy they test: the policy run is the one no
+        // other policy (tests aside) extends, when there is one.
+        let policies: Vec<db::SourceFile> = files
+            .iter()
+            .copied()
+            .filter(|f| !is_test_file(f.path(&session.db)))
+            .collect();
+        let extended_by_policies: std::collections::HashSet<String> = policies
+            .iter()
+            .filter_map(|f| db::file_header(&session.db, *f).as_ref())
+            .flat_map(|h| h.parents.iter().map(|p| p.name.to_string()))
+            .collect();
+        let runnable: Vec<db::SourceFile> = policies
+            .into_iter()
+            .filter(|f| name_of(f).is_some_and(|n| !extended_by_policies.contains(&n)))
+            .collect();
+        if runnable.is_empty() {
+            leaves
+        } else {
+            runnable
+        }
+    } else {
+        let named: Vec<db::SourceFile> = files
+            .iter()
+            .copied()
+            .filter(|f| name_of(f).is_some_and(|n| names.contains(&n)))
+            .collect();
+        if named.is_empty() {
+            let known: Vec<String> = files.iter().filter_map(name_of).collect();
+            let hint = crate::diagnostics::closest(&names[0], known.iter().map(String::as_str))
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            return Err(UsageError(format!(
+                "no policy named `{}` in the files given (they define {}){hint}",
+                names.join("`, `"),
+                known
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        named
+    };
     let leaf = match leaves.as_slice() {
         [one] => *one,
         [] => {
@@ -126,13 +205,15 @@ fn compile_report(report: super::check::Report) -> Result<Loaded, LoadFailure> {
             .into());
         }
         many => {
-            let names: Vec<String> = many
+            let files: Vec<String> = many
                 .iter()
                 .map(|f| format!("`{}`", f.path(&session.db)))
                 .collect();
+            let first = many.first().and_then(name_of).unwrap_or_default();
             return Err(UsageError(format!(
-                "several policies given ({}); pass one policy and the files of its parents",
-                names.join(", ")
+                "several policies given ({}); pass one policy and the files of its parents, \
+                 or name one among them (`--policy {first}`)",
+                files.join(", ")
             ))
             .into());
         }

@@ -130,6 +130,75 @@ pub struct PartnerResult {
     pub pending: Option<String>,
 }
 
+impl PartnerResult {
+    /// Why the partner ended where it did, in words: `completed`, `already
+    /// at its target`, or the reason of a stop or a fallback (`the target
+    /// breaks the ceiling on `power``, `health 66 is in band `vulnerable``,
+    /// `awaiting approval by SCO`); for a partner skipped by a re-run, what
+    /// it still waits for, or `done by an earlier run`.
+    pub fn reason(&self) -> String {
+        self.why(false)
+    }
+
+    /// [`PartnerResult::reason`] without what differs between partners
+    /// stopped for the same cause (a health score): partners are counted
+    /// by it in a summary.
+    pub fn reason_kind(&self) -> String {
+        self.why(true)
+    }
+
+    fn why(&self, general: bool) -> String {
+        if self.skipped {
+            return match &self.pending {
+                Some(p) => p.clone(),
+                None => "done by an earlier run".into(),
+            };
+        }
+        // A stop or failure in stabilization: the health and band it had.
+        let health = |phase: Option<&str>| -> Option<String> {
+            if phase != Some("stabilization") {
+                return None;
+            }
+            let e = self
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.kind == EventKind::Health)?;
+            let band = e.band.as_deref()?;
+            let score = e.health?;
+            Some(if general {
+                format!("health in band `{band}`")
+            } else {
+                format!("health {} is in band `{band}`", score.round())
+            })
+        };
+        let from = |e: &Event| health(e.phase.as_deref()).or_else(|| e.detail.clone());
+        match self.outcome {
+            PartnerOutcome::Completed => "completed".into(),
+            PartnerOutcome::Unchanged => "already at its target".into(),
+            PartnerOutcome::FellBack => self
+                .events
+                .iter()
+                .find(|e| e.kind == EventKind::PhaseFailed)
+                .and_then(from)
+                .or_else(|| {
+                    self.events
+                        .iter()
+                        .find(|e| e.kind == EventKind::Fallback)
+                        .and_then(|e| e.detail.clone())
+                })
+                .unwrap_or_else(|| "returned to the previous stable state".into()),
+            outcome => self
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.kind == outcome.event_kind())
+                .and_then(from)
+                .unwrap_or_else(|| outcome.as_str().replace('_', " ")),
+        }
+    }
+}
+
 /// What `apply` knows of the partners of a plan before it runs: their
 /// current states, and what earlier runs of the same plan left.
 pub struct Current {

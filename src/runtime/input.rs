@@ -777,6 +777,11 @@ mod tests {
         std::fs::write(&path, &large).unwrap();
         let t = read_targets(schema, &path).unwrap();
         assert_eq!(t.partners.len(), 2);
+        // An unknown field close to a known one is named.
+        std::fs::write(&path, r#"{"powr": 3}"#).unwrap();
+        let e = read_targets(schema, &path).unwrap_err().to_string();
+        assert!(e.contains("field `powr`: expected no such field"), "{e}");
+        assert!(e.ends_with("did you mean `power`?"), "{e}");
         // Every bad entry is reported, with its line.
         let bad = "{\"partners\": {\"p-1\": {\"power\": \"x\"},\n \"\": {},\n \"p-3\": {\"power\": 1},\n \"p-3\": {}},\n \"all\": {\"nope\": 1}, \"all\": {}}";
         std::fs::write(&path, bad).unwrap();

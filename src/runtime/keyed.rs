@@ -19,7 +19,7 @@ use std::path::Path;
 
 use super::fast::ParseCache;
 use super::input::{Gathered, InputError, io};
-use super::stream::{MAX_RECORD, value_end};
+use super::stream::{BOM, MAX_RECORD, value_end};
 use super::value::{Completeness, Value, check_unique_keys, from_json, id_problem};
 use crate::model::types::Type;
 
@@ -33,14 +33,19 @@ const GAP: u64 = 4 << 10;
 /// How many bytes a forward read takes at once.
 const WINDOW: usize = 64 << 10;
 
+/// Bits of a packed place that hold the entry's length: any entry within
+/// the record limit fits.
+const LEN_BITS: u32 = 25;
+
 /// Where an entry is: its first byte (the `"` of its id) and its length up
-/// to the end of its value, packed as 40 + 24 bits when they fit.
+/// to the end of its value, packed as 39 + 25 bits when they fit (files up
+/// to 512 GiB).
 fn pack(offset: u64, len: u64) -> Option<u64> {
-    (offset < 1 << 40 && len < 1 << 24).then_some(offset << 24 | len)
+    (offset < 1 << (64 - LEN_BITS) && len < 1 << LEN_BITS).then_some(offset << LEN_BITS | len)
 }
 
 fn unpack(packed: u64) -> (u64, u64) {
-    (packed >> 24, packed & ((1 << 24) - 1))
+    (packed >> LEN_BITS, packed & ((1 << LEN_BITS) - 1))
 }
 
 /// The entries of a JSON object keyed by partner id, indexed on disk.
@@ -52,10 +57,12 @@ pub struct PartnerEntries {
     /// Length and modification time of a regular file when it was scanned.
     identity: Option<(u64, Option<std::time::SystemTime>)>,
     hasher: std::hash::RandomState,
-    /// (hash of the id, packed place), one per id.
-    table: hashbrown::HashTable<(u64, u64)>,
-    /// Ids whose hash another id already has, and entries too far or too
-    /// long to pack: (offset, length).
+    /// (keyed hash of the id, packed place), one per id, sorted once the
+    /// scan ends: 16 bytes an entry, no load factor, and as the hashes are
+    /// uniform, a lookup is an interpolation search of a few probes.
+    places: Vec<(u64, u64)>,
+    /// Ids whose hash another id has too, and entries too far or too long
+    /// to pack: (offset, length).
     others: rustc_hash::FxHashMap<Box<str>, (u64, u64)>,
     len: usize,
     /// Tests: every id hashes alike (every lookup goes through `others`).
@@ -76,7 +83,10 @@ impl std::fmt::Debug for PartnerEntries {
 /// entries are asked for in file order, and single entries otherwise.
 #[derive(Default)]
 pub struct EntryReader {
+    /// Never shrinks (its bytes are not zeroed again for every read).
     buf: Vec<u8>,
+    /// How many bytes of `buf` hold the file's.
+    held: usize,
     /// The file offset of `buf[0]`.
     start: u64,
     /// Where the entry read last ends.
@@ -86,7 +96,7 @@ pub struct EntryReader {
 impl EntryReader {
     fn read<'b>(&'b mut self, file: &File, offset: u64, len: u64) -> std::io::Result<&'b [u8]> {
         let end = offset + len;
-        let held = self.start..self.start + self.buf.len() as u64;
+        let held = self.start..self.start + self.held as u64;
         let forward = offset >= self.next && offset - self.next <= GAP;
         self.next = end;
         if offset < held.start || end > held.end {
@@ -95,17 +105,19 @@ impl EntryReader {
             } else {
                 len as usize
             };
-            self.buf.resize(want, 0);
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
             let mut got = 0;
             while got < want {
-                match file.read_at(&mut self.buf[got..], offset + got as u64) {
+                match file.read_at(&mut self.buf[got..want], offset + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
-            self.buf.truncate(got);
+            self.held = got;
             self.start = offset;
             if (got as u64) < len {
                 return Err(std::io::Error::new(
@@ -127,7 +139,7 @@ impl PartnerEntries {
             file: None,
             identity: None,
             hasher: std::hash::RandomState::new(),
-            table: hashbrown::HashTable::new(),
+            places: Vec::new(),
             others: Default::default(),
             len: 0,
             #[cfg(test)]
@@ -166,7 +178,7 @@ impl PartnerEntries {
             return Ok(None);
         };
         let hash = self.hash(id);
-        let packed = self.table.find(hash, |e| e.0 == hash).map(|e| unpack(e.1));
+        let packed = self.find(hash).map(unpack);
         for (offset, len) in packed.into_iter().chain(self.others.get(id).copied()) {
             let bytes = reader
                 .read(file, offset, len)
@@ -192,7 +204,7 @@ impl PartnerEntries {
         let mut cache = ParseCache::new(schema, Completeness::Partial);
         let mut reader = EntryReader::default();
         let places = self
-            .table
+            .places
             .iter()
             .map(|e| unpack(e.1))
             .chain(self.others.values().copied())
@@ -239,17 +251,41 @@ impl PartnerEntries {
         }
     }
 
-    /// Record where `id`'s entry is; `Err` when the id is there already.
-    fn insert(&mut self, id: &str, offset: u64, len: u64) -> Result<(), ()> {
-        let hash = self.hash(id);
-        let packed = pack(offset, len);
-        let taken = self.table.find(hash, |e| e.0 == hash).map(|e| unpack(e.1));
-        match (taken, packed) {
-            (None, Some(p)) => {
-                self.table.insert_unique(hash, (hash, p), |e| e.0);
+    /// The packed place of the entry whose id hashes to `hash`, if one
+    /// does (the caller compares ids): interpolation steps while they
+    /// narrow the range fast, then bisection.
+    fn find(&self, hash: u64) -> Option<u64> {
+        let places = &self.places;
+        let (mut lo, mut hi) = (0usize, places.len());
+        let mut guesses = 0;
+        while lo < hi {
+            let (first, last) = (places[lo].0, places[hi - 1].0);
+            if hash < first || hash > last {
+                return None;
             }
-            (Some((o, l)), _) if self.key_at(o, l).as_deref() == Some(id) => return Err(()),
-            _ => {
+            let mid = if guesses < 8 && last > first {
+                guesses += 1;
+                let span = (hi - 1 - lo) as u128;
+                lo + ((hash - first) as u128 * span / (last - first) as u128) as usize
+            } else {
+                lo + (hi - lo) / 2
+            };
+            match places[mid].0.cmp(&hash) {
+                std::cmp::Ordering::Equal => return Some(places[mid].1),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
+    }
+
+    /// Record where `id`'s entry is (checked for repeats by
+    /// [`PartnerEntries::seal`]); `Err` when an entry too long to pack
+    /// repeats an id.
+    fn insert(&mut self, id: &str, offset: u64, len: u64) -> Result<(), ()> {
+        match pack(offset, len) {
+            Some(p) => self.places.push((self.hash(id), p)),
+            None => {
                 if self.others.insert(id.into(), (offset, len)).is_some() {
                     return Err(());
                 }
@@ -259,13 +295,91 @@ impl PartnerEntries {
         Ok(())
     }
 
-    /// The id of the entry at `offset` (read back from the file).
-    fn key_at(&self, offset: u64, len: u64) -> Option<String> {
-        let file = self.file.as_ref()?;
+    /// Sort the places by hash; move the entries of hashes given more than
+    /// once to `others`, by id. Returns the ids given again, with where
+    /// each repeat starts (in file order).
+    fn seal(&mut self) -> Result<Vec<(u64, String)>, InputError> {
+        self.places.sort_unstable();
+        let mut repeats = Vec::new();
+        let mut shared: Vec<(u64, u64)> = Vec::new();
+        let mut i = 0;
+        while i < self.places.len() {
+            let hash = self.places[i].0;
+            let mut j = i + 1;
+            while j < self.places.len() && self.places[j].0 == hash {
+                j += 1;
+            }
+            if j - i > 1 {
+                shared.extend(&self.places[i..j]);
+            }
+            i = j;
+        }
+        if shared.is_empty() {
+            return Ok(repeats);
+        }
         let mut reader = EntryReader::default();
-        let bytes = reader.read(file, offset, len).ok()?;
-        split_entry(bytes).map(|(k, _)| k.into_owned())
+        // Sorted by (hash, place): the first entry of an id is its first
+        // in the file; a repeat is reported, and not indexed.
+        for &(_, packed) in &shared {
+            let (offset, len) = unpack(packed);
+            let file = self.file.as_ref().ok_or_else(|| self.changed("no file"))?;
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let id = split_entry(bytes)
+                .ok_or_else(|| self.changed("an entry is not where it was"))?
+                .0
+                .into_owned();
+            match self.others.entry(id.into_boxed_str()) {
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    repeats.push((offset, o.key().to_string()));
+                    self.len -= 1;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((offset, len));
+                }
+            }
+        }
+        let moved: rustc_hash::FxHashSet<u64> = shared.iter().map(|e| e.0).collect();
+        self.places.retain(|e| !moved.contains(&e.0));
+        repeats.sort_unstable();
+        Ok(repeats)
     }
+}
+
+/// The 1-based line and column (in characters) of each of `offsets`
+/// (sorted) in `file`, read again from its start: for messages about
+/// entries found wrong after the scan.
+fn positions(file: &File, offsets: &[u64]) -> std::io::Result<Vec<(usize, usize)>> {
+    let mut out = Vec::with_capacity(offsets.len());
+    let mut buf = vec![0u8; BLOCK];
+    let (mut at, mut line, mut column) = (0u64, 1usize, 1usize);
+    let mut wanted = offsets.iter().peekable();
+    while wanted.peek().is_some() {
+        let n = file.read_at(&mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            while wanted.next_if(|&&o| o == at).is_some() {
+                out.push((line, column));
+            }
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xC0 != 0x80 {
+                column += 1;
+            }
+            at += 1;
+        }
+    }
+    out.extend(wanted.map(|_| (line, column)));
+    Ok(out)
+}
+
+/// The problem of an id given twice.
+fn given_twice() -> String {
+    "the partner id is given twice".into()
 }
 
 /// An entry's text `"ID" : VALUE` as its id and the value's text.
@@ -545,7 +659,19 @@ impl Scanner {
     /// The start of the object: the file's first `{`, or an error naming
     /// what the file should hold.
     pub(super) fn open_object(&mut self, expected: &str) -> Result<u64, InputError> {
-        match self.skip_ws(0)? {
+        // A UTF-8 byte-order mark is skipped, as RFC 8259 allows.
+        let mut start = 0;
+        for (i, &b) in BOM.iter().enumerate() {
+            if self.byte(i as u64)? != Some(b) {
+                start = 0;
+                break;
+            }
+            start = BOM.len() as u64;
+        }
+        // Columns count from after it.
+        self.counted = start;
+        self.line_start = start;
+        match self.skip_ws(start)? {
             (at, Some(b'{')) => Ok(at + 1),
             (at, Some(_)) => Err(self.invalid(
                 at,
@@ -747,12 +873,20 @@ impl Scanner {
                 .insert(&member.key, member.at, member.value.end - member.at)
                 .is_err()
             {
-                let e = self.invalid(
-                    member.at,
-                    Some(&member.key),
-                    "the partner id is given twice".into(),
-                );
+                let e = self.invalid(member.at, Some(&member.key), given_twice());
                 gathered.add(e);
+            }
+        }
+        let repeats = entries.seal()?;
+        if !repeats.is_empty() {
+            let offsets: Vec<u64> = repeats.iter().map(|r| r.0).collect();
+            let file = entries
+                .file
+                .as_ref()
+                .ok_or_else(|| entries.changed("no file"))?;
+            let places = positions(file, &offsets).map_err(|e| entries.changed(&e.to_string()))?;
+            for ((_, id), place) in repeats.iter().zip(places) {
+                gathered.add(self.invalid_at(place, Some(id), given_twice()));
             }
         }
         Ok((entries, at))

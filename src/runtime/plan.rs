@@ -257,14 +257,12 @@ struct Counted {
 /// Append one partner's plan line to `out`: the JSON of the [`PlanEntry`]
 /// that the plan's serde types describe, written directly (the hot path of
 /// `pmf plan`; a test checks the two agree).
-#[allow(clippy::too_many_arguments)] // the hot path's state, passed as is
 fn write_entry(
     assessors: &Assessors<'_>,
     inputs: &PlanInputs<'_>,
     target_all: Option<&Value>,
     partner: &Value,
-    partial: &mut ParseCache,
-    scratch: &mut Scratch,
+    worker: &mut Worker,
     out: &mut String,
     ids: &mut String,
 ) -> Result<Counted, InputError> {
@@ -274,8 +272,21 @@ fn write_entry(
     // The target and the observed metrics are laid over the partner, not
     // merged into copies of it.
     let schema = &policy.schema;
-    let own_target = (inputs.targets.partners).get(schema, id, &mut scratch.targets, partial)?;
-    let observed = (inputs.observed.partners).get(schema, id, &mut scratch.observed, partial)?;
+    let Worker {
+        partial,
+        targets,
+        observed,
+        scratch,
+    } = worker;
+    // A partner's own target refines the one for all: its fields are laid
+    // over it (the plan carries the result).
+    let own_target = (inputs.targets.partners)
+        .get(schema, id, targets, partial)?
+        .map(|own| match target_all {
+            Some(all) => super::value::overlay(all, &own),
+            None => own,
+        });
+    let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
     let target = State::of(partner).with(own_target.as_ref().or(target_all));
     let a = assessors
         .for_partner(own_target.is_some(), observed.is_some())
@@ -433,10 +444,29 @@ impl IdSet {
 struct Scratch {
     text: String,
     bytes: Vec<u8>,
-    /// Reads per-partner targets back from their file.
+}
+
+/// What a worker thread keeps from partner to partner: the readers of
+/// per-partner targets and observed metrics, and buffers.
+struct Worker {
+    /// Parses the partial records of targets and observed metrics.
+    partial: ParseCache,
+    /// Reads per-partner targets.
     targets: EntryReader,
-    /// Reads observed metrics back from their file.
+    /// Reads observed metrics.
     observed: EntryReader,
+    scratch: Scratch,
+}
+
+impl Worker {
+    fn new(schema: &crate::model::types::Type) -> Self {
+        Worker {
+            partial: ParseCache::new(schema, super::value::Completeness::Partial),
+            targets: EntryReader::default(),
+            observed: EntryReader::default(),
+            scratch: Scratch::default(),
+        }
+    }
 }
 
 /// One chunk of a batch, evaluated: its plan lines (joined by `,\n`) and
@@ -502,12 +532,12 @@ fn evaluate_batches(
     // cache lines of their own (threads writing next to each other slow
     // both down).
     #[repr(align(128))]
-    struct Cache(std::sync::Mutex<(ParseCache, ParseCache)>);
+    struct Cache(std::sync::Mutex<(ParseCache, Worker)>);
     let caches: Vec<Cache> = (0..=rayon::current_num_threads())
         .map(|_| {
             Cache(std::sync::Mutex::new((
                 ParseCache::new(&policy.schema, super::value::Completeness::Full),
-                ParseCache::new(&policy.schema, super::value::Completeness::Partial),
+                Worker::new(&policy.schema),
             )))
         })
         .collect();
@@ -527,13 +557,12 @@ fn evaluate_batches(
                         .0
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let (cache, partial) = &mut *guard;
+                    let (cache, worker) = &mut *guard;
                     let mut chunk = Chunk {
                         text: String::with_capacity(records.len() * 400),
                         counted: Vec::with_capacity(records.len()),
                         ids: String::with_capacity(records.len() * 16),
                     };
-                    let mut scratch = Scratch::default();
                     // The chunk's own copy: partners share its values, and
                     // the counts of shared ones are not raced for by cores.
                     let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
@@ -547,8 +576,7 @@ fn evaluate_batches(
                             inputs,
                             target_all.as_ref(),
                             &partner,
-                            partial,
-                            &mut scratch,
+                            worker,
                             &mut chunk.text,
                             &mut chunk.ids,
                         )?;
@@ -624,6 +652,8 @@ pub fn write_plan(
     let written_to = output.written().to_path_buf();
     let io_msg = move |e: std::io::Error| format!("cannot write `{}`: {e}", written_to.display());
     let file = output.create(false).map_err(|e| PlanError::Io(io_msg(e)))?;
+    // Whatever happens below, even a panic, no `.partial` file stays.
+    let unfinished = crate::output::Unfinished::new(&output);
     let durable = output.durable();
     let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
 
@@ -755,6 +785,7 @@ pub fn write_plan(
         .join()
         .map_err(|_| PlanError::Io("the plan writer failed".into()))
         .and_then(|r| r.map_err(|e| PlanError::Io(io_msg(e))));
+    unfinished.done();
     match (outcome, written) {
         (Ok(totals), Ok(hash)) => match output.commit() {
             Ok(()) => Ok(Written { totals, hash }),
@@ -977,6 +1008,7 @@ mod tests {
         let id = policy.id_of(partner).to_string();
         let own = targets.partners.get(&id);
         let view = State::of(partner).with(own.map(|t| &t.0).or(targets.all.as_ref()));
+        let own = own.map(|t| &t.1);
         let a = policy.assess(partner, view, view.with(observed.get(&id)));
         let migration = a.migration.map(|m| policy.migrations[m].name.clone());
         let categories: Vec<String> = a
@@ -1007,7 +1039,7 @@ mod tests {
                 validation: a.verdict.as_str().to_string(),
             },
             fallback_risk: risk,
-            target: own.map(|t| t.1.clone()),
+            target: own.cloned(),
             state: CarriedJson::of(&partner.to_json(&policy.schema)),
             observed: observed
                 .get(&id)
@@ -1050,7 +1082,9 @@ mod tests {
                 .map(|(id, json)| {
                     // Carried as canonical JSON (sets sorted), like observed
                     // metrics.
-                    let value = partial(json);
+                    // Laid over the target for all.
+                    let value =
+                        crate::runtime::value::overlay(&partial(&file["all"]), &partial(json));
                     let canonical = value.to_partial_json(&policy.schema);
                     (id.clone(), (value, canonical))
                 })
@@ -1095,9 +1129,7 @@ mod tests {
                 target_all: None,
             },
         };
-        let mut scratch = Scratch::default();
-        let mut cache =
-            ParseCache::new(&policy.schema, crate::runtime::value::Completeness::Partial);
+        let mut worker = Worker::new(&policy.schema);
         let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();
@@ -1107,8 +1139,7 @@ mod tests {
                 &inputs,
                 targets.all.as_ref(),
                 partner,
-                &mut cache,
-                &mut scratch,
+                &mut worker,
                 &mut line,
                 &mut ids,
             )

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use super::input::{InputError, io};
 
+/// The UTF-8 byte-order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Where a record is in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Location {
@@ -229,6 +232,12 @@ impl PartnerStream {
     pub fn open(path: &Path) -> Result<Self, InputError> {
         let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
         let mut reader = BufReader::with_capacity(1 << 16, file);
+        // A UTF-8 byte-order mark (Windows editors write one) is skipped,
+        // as RFC 8259 allows.
+        let bom = reader.fill_buf().map_err(|e| io(path, e))?.starts_with(BOM);
+        if bom {
+            reader.consume(BOM.len());
+        }
         let first = loop {
             let buf = reader.fill_buf().map_err(|e| io(path, e))?;
             match buf.iter().position(|b| !b.is_ascii_whitespace()) {
@@ -240,9 +249,11 @@ impl PartnerStream {
                 }
             }
         };
-        // Start again from the top, reading in blocks of our own.
+        // Start again from the top (after a byte-order mark), reading in
+        // blocks of our own.
         let mut file = reader.into_inner();
-        file.seek(std::io::SeekFrom::Start(0))
+        let start = if bom { BOM.len() as u64 } else { 0 };
+        file.seek(std::io::SeekFrom::Start(start))
             .map_err(|e| io(path, e))?;
         let kind = if first == Some(b'[') {
             StreamKind::Array(ArrayReader {

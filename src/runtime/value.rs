@@ -443,10 +443,13 @@ fn record(
     completeness: Completeness,
 ) -> Result<Value, FieldError> {
     if let Some(extra) = obj.keys().find(|k| !fields.contains_key(*k)) {
+        let hint = crate::diagnostics::closest(extra, fields.keys().map(String::as_str))
+            .map(|c| format!("; did you mean `{c}`?"))
+            .unwrap_or_default();
         return Err(FieldError {
             field: join(&path.render(), extra),
             expected: "no such field (it is not in the partner schema)".into(),
-            found: describe(&obj[extra]),
+            found: format!("{}{hint}", describe(&obj[extra])),
         });
     }
     let mut out = Vec::with_capacity(fields.len());
@@ -604,7 +607,7 @@ pub const MAX_ID_BYTES: usize = 1024;
 /// Control characters (C0, DEL, C1), bidi controls (embeddings,
 /// overrides, isolates, marks) and the Unicode line and paragraph
 /// separators.
-fn is_forbidden_in_id(c: char) -> bool {
+pub(crate) fn is_forbidden_in_id(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -437,3 +437,308 @@ fn pmf_test_runs_policy_tests_with_coverage() {
     // No tests at all is a usage problem.
     assert_eq!(code(&pmf(&["test", "examples/fleet/policy.pmf"])), 2);
 }
+
+#[test]
+fn stdlib_prints_the_embedded_standard_library_and_diagnostics_point_to_it() {
+    let o = pmf(&["stdlib"]);
+    assert_eq!(code(&o), 0);
+    let source = std::fs::read_to_string("stdlib/kwanus.pmf").unwrap();
+    assert_eq!(stdout(&o), source);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kwanus.pmf");
+    let o = pmf(&["stdlib", "-o", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), source);
+    // The written copy checks like the embedded one.
+    let o = pmf(&["check", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // A diagnostic that points into the standard library says how to read it.
+    let o = pmf(&["check", "tests/fixtures/diagnostics/PMF702.pmf"]);
+    let shown = stdout(&o);
+    assert!(shown.contains("<stdlib>/kwanus.pmf"), "{shown}");
+    assert!(shown.contains("`pmf stdlib` prints it"), "{shown}");
+    let o = pmf(&["check", &write(dir.path(), "clean.pmf", CLEAN)]);
+    assert!(!stdout(&o).contains("pmf stdlib"));
+    let o = pmf(&[
+        "stdlib",
+        "-o",
+        dir.path().join("no/such/dir/k.pmf").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn schema_describes_the_input_files_of_a_policy() {
+    let policy = "examples/fleet/policy.pmf";
+    for kind in ["partners", "target", "observed"] {
+        let o = pmf(&["schema", kind, "--policy", policy]);
+        assert_eq!(code(&o), 0, "{kind}");
+        let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        insta::with_settings!({snapshot_path => "../snapshots/cli", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(format!("schema_fleet_{kind}"), stdout(&o));
+        });
+    }
+    // The partner record: every field required, the fleet's own included.
+    let o = pmf(&["schema", "partners", "--policy", policy]);
+    let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let partner = &schema["$defs"]["partner"];
+    let required: Vec<&str> = partner["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(required.contains(&"region") && required.contains(&"version"));
+    assert_eq!(partner["additionalProperties"], false);
+    // docs/inputs.md shows the minimal example's schema as pmf prints it.
+    let docs = std::fs::read_to_string("docs/inputs.md").unwrap();
+    let shown = docs
+        .split("```json schema-of-minimal-observed\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/inputs.md shows the schema");
+    let o = pmf(&["schema", "observed", "--policy", "examples/minimal.pmf"]);
+    assert_eq!(format!("{shown}\n"), stdout(&o));
+    // A policy with errors is exit 1; a missing kind is a usage error.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.pmf", BROKEN);
+    assert_eq!(code(&pmf(&["schema", "target", "--policy", &broken])), 1);
+    assert_eq!(code(&pmf(&["schema", "--policy", policy])), 2);
+}
+
+/// Whether `v` satisfies `s`, for the part of JSON Schema `pmf schema`
+/// writes (`pattern` aside).
+fn satisfies(root: &serde_json::Value, s: &serde_json::Value, v: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    if let Some(r) = s["$ref"].as_str() {
+        let name = r.trim_start_matches("#/$defs/");
+        return satisfies(root, &root["$defs"][name], v);
+    }
+    if let Some(any) = s["anyOf"].as_array() {
+        return any.iter().any(|s| satisfies(root, s, v));
+    }
+    match s["type"].as_str() {
+        None => true,
+        Some("null") => v.is_null(),
+        Some("boolean") => v.is_boolean(),
+        Some("string") => v.is_string(),
+        Some("number") => v.as_f64().is_some_and(|n| {
+            s["minimum"].as_f64().is_none_or(|m| n >= m)
+                && s["maximum"].as_f64().is_none_or(|m| n <= m)
+        }),
+        Some("array") => v.as_array().is_some_and(|items| {
+            items.len() as u64 >= s["minItems"].as_u64().unwrap_or(0)
+                && items.iter().all(|i| satisfies(root, &s["items"], i))
+        }),
+        Some("object") => v.as_object().is_some_and(|o| {
+            let props = s["properties"].as_object();
+            let required = s["required"].as_array().cloned().unwrap_or_default();
+            o.len() as u64 >= s["minProperties"].as_u64().unwrap_or(0)
+                && required.iter().all(|k| o.contains_key(k.as_str().unwrap()))
+                && o.iter().all(|(k, x)| match props.and_then(|p| p.get(k)) {
+                    Some(p) => satisfies(root, p, x),
+                    None => match &s["additionalProperties"] {
+                        J::Bool(allowed) => *allowed,
+                        J::Null => true,
+                        extra => satisfies(root, extra, x),
+                    },
+                })
+        }),
+        Some(other) => panic!("type {other} not handled"),
+    }
+}
+
+#[test]
+fn the_fleet_inputs_satisfy_their_schemas_and_mistakes_do_not() {
+    let policy = "examples/fleet/policy.pmf";
+    let schema = |kind: &str| -> serde_json::Value {
+        serde_json::from_str(&stdout(&pmf(&["schema", kind, "--policy", policy]))).unwrap()
+    };
+    let file = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("examples/fleet/{name}")).unwrap())
+            .unwrap()
+    };
+    for (kind, name) in [
+        ("partners", "partners.json"),
+        ("target", "target.json"),
+        ("observed", "observed.json"),
+    ] {
+        let s = schema(kind);
+        let mut v = file(name);
+        assert!(satisfies(&s, &s, &v), "{name}");
+        // One partner with an unknown field, or a metric of the wrong type:
+        // refused by the schema as by pmf.
+        match kind {
+            "partners" => v[0]["regoin"] = "eu".into(),
+            "target" => v["all"]["version"] = 2.into(),
+            _ => v["p-001"]["metrics"]["stability"] = "high".into(),
+        }
+        assert!(!satisfies(&s, &s, &v), "{name} changed");
+    }
+    // One partner alone is an NDJSON line of the partners file.
+    let s = schema("partners");
+    assert!(satisfies(&s, &s, &file("partners.json")[0]));
+    assert!(!satisfies(&s, &s, &serde_json::json!([])));
+}
+
+#[test]
+fn doc_links_reach_the_sources_from_any_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("p")).unwrap();
+    std::fs::copy("examples/minimal.pmf", work.join("p/minimal.pmf")).unwrap();
+    for out in ["../doc", "./out/../doc2", "p/../../doc3"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args(["doc", "p/minimal.pmf", "-o", out])
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{out}: {}", String::from_utf8_lossy(&o.stderr));
+        let written = work.join(out);
+        let md = std::fs::read_to_string(written.join("policy.md")).unwrap();
+        let hrefs: Vec<&str> = md
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+            .filter(|h| h.contains(".pmf#L"))
+            .collect();
+        assert!(!hrefs.is_empty(), "{out}: no source link");
+        for href in hrefs {
+            let file = href.split('#').next().unwrap();
+            assert!(written.join(file).is_file(), "{out}: {href} leads nowhere");
+        }
+    }
+}
+
+#[test]
+fn the_policy_run_is_never_a_test_file_and_a_name_picks_one() {
+    let plan = |policy: &[&str]| {
+        let mut args = vec!["plan"];
+        for p in policy {
+            args.extend(["--policy", p]);
+        }
+        args.extend([
+            "--partners",
+            "examples/fleet/partners.json",
+            "--target",
+            "examples/fleet/target.json",
+            "-o",
+            "/dev/null",
+        ]);
+        pmf(&args)
+    };
+    // The fleet's directory holds the policy and its tests (which extend
+    // it): the policy is planned, not its tests.
+    let o = plan(&["examples/fleet"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("with policy `fleet`"), "{}", stdout(&o));
+    // Several policies: refused, naming them and how to pick one.
+    let o = plan(&["examples"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("several policies given"), "{err}");
+    assert!(!err.contains(".test.pmf"), "{err}");
+    assert!(err.contains("`--policy fleet`"), "{err}");
+    // A name picks one; a name that is not there says what is.
+    let o = plan(&["examples", "fleet"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("with policy `fleet`"));
+    let o = plan(&["examples", "fleeet"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("no policy named `fleeet`") && err.contains("did you mean `fleet`?"),
+        "{err}"
+    );
+    // pmf doc of a policy and its tests documents the policy.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("doc");
+    let o = pmf(&[
+        "doc",
+        "examples/minimal.pmf",
+        "examples/minimal.test.pmf",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("policy.md")).unwrap();
+    assert!(md.starts_with("# Migration policy `minimal`\n"), "{md}");
+}
+
+#[test]
+fn a_test_policy_is_never_suggested_as_its_own_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path().join("minimal.test.pmf");
+    std::fs::copy("examples/minimal.test.pmf", &tests).unwrap();
+    let o = pmf(&["check", tests.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let out = stdout(&o);
+    assert!(out.contains("unknown parent policy `minimal`"), "{out}");
+    assert!(!out.contains("did you mean `minimal_tests`"), "{out}");
+}
+
+#[test]
+fn projects_keep_their_names_apart_and_exclude_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Two projects that each name a policy `fleet`, and a fixture folder
+    // of broken files that the outer project excludes.
+    for p in ["a", "b"] {
+        std::fs::create_dir_all(root.join(p)).unwrap();
+        std::fs::write(root.join(p).join("pmf.toml"), "").unwrap();
+        write(
+            &root.join(p),
+            "fleet.pmf",
+            "policy fleet extends kwanus\n\noverride ceiling power <= 7\n",
+        );
+    }
+    std::fs::create_dir_all(root.join("fixtures/deep")).unwrap();
+    write(&root.join("fixtures/deep"), "broken.pmf", BROKEN);
+    std::fs::write(
+        root.join("pmf.toml"),
+        "[project]\nexclude = [\"fixtures\"]\n",
+    )
+    .unwrap();
+    let o = pmf(&["check", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("checked 2 files: no problems"),
+        "{}",
+        stdout(&o)
+    );
+    // Without the projects, the two `fleet`s collide.
+    std::fs::remove_file(root.join("a/pmf.toml")).unwrap();
+    std::fs::remove_file(root.join("b/pmf.toml")).unwrap();
+    let o = pmf(&["check", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains("declared by two files"),
+        "{}",
+        stdout(&o)
+    );
+    // An excluded folder named on the command line is checked.
+    let o = pmf(&["check", root.join("fixtures").to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    // A bad `exclude` is a usage error naming the file.
+    std::fs::write(root.join("pmf.toml"), "[project]\nexclude = \"fixtures\"\n").unwrap();
+    let o = pmf(&["check", root.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must be a list of folders"));
+}
+
+#[test]
+fn the_repository_root_checks_as_one_project() {
+    // `pmf check .` in the repository: the stdlib and the examples, not the
+    // broken fixtures nor the editors' samples (pmf.toml excludes them).
+    let o = pmf(&["check", "."]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(": 0 errors,") || stdout(&o).contains("no problems"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (links once) with a module per area.
 
+mod apply_view;
 mod cli;
 mod codes;
 mod composition;
@@ -12,6 +13,7 @@ mod integrity;
 mod keys;
 mod lsp;
 mod parser;
+mod plan_view;
 mod robustness;
 mod runtime;
 mod support;
