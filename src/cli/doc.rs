@@ -106,13 +106,7 @@ pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
         ("flow.svg", flow_svg(&policy.graph)),
     ] {
         let path = args.output.join(name);
-        crate::output::write(&path, text.as_bytes(), false).map_err(|e| {
-            UsageError(format!(
-                "cannot write `{}`: {}",
-                path.display(),
-                files::io_reason(&e)
-            ))
-        })?;
+        files::write_text(&path, &text)?;
     }
     println!(
         "documented policy `{}` in {} (index.html, policy.md, flow.svg)",

@@ -47,7 +47,8 @@ pub fn collect_all(paths: &[PathBuf]) -> Result<Found, UsageError> {
         let meta = std::fs::metadata(p)
             .map_err(|e| UsageError(format!("cannot read `{}`: {}", p.display(), io_reason(&e))))?;
         if meta.is_dir() {
-            walk_into(p, &mut out, &mut Some(&mut problems))?;
+            let mut excludes = inherited_excludes(p)?;
+            walk_into(p, &mut out, &mut Some(&mut problems), &mut excludes)?;
         } else {
             out.push(p.clone());
         }
@@ -57,7 +58,8 @@ pub fn collect_all(paths: &[PathBuf]) -> Result<Found, UsageError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
-    walk_into(dir, out, &mut None)
+    let mut excludes = inherited_excludes(dir)?;
+    walk_into(dir, out, &mut None, &mut excludes)
 }
 
 /// The name of the file that marks a project root.
@@ -111,28 +113,35 @@ pub fn project_excludes(root: &Path) -> Result<Vec<PathBuf>, UsageError> {
         .collect()
 }
 
-/// Whether a walk skips `dir`: a project above or at it excludes it.
-fn excluded(dir: &Path) -> Result<bool, UsageError> {
-    let Ok(absolute) = std::path::absolute(dir) else {
-        return Ok(false);
-    };
-    let mut at = absolute.parent();
-    while let Some(d) = at {
-        if d.join(PROJECT_FILE).is_file() && project_excludes(d)?.contains(&absolute) {
-            return Ok(true);
+/// The folders that projects above `dir` exclude (absolute): where a walk
+/// of `dir` starts from.
+fn inherited_excludes(dir: &Path) -> Result<Vec<PathBuf>, UsageError> {
+    let mut excludes = Vec::new();
+    if let Ok(absolute) = std::path::absolute(dir) {
+        for d in absolute.ancestors().skip(1) {
+            if d.join(PROJECT_FILE).is_file() {
+                excludes.extend(project_excludes(d)?);
+            }
         }
-        at = d.parent();
     }
-    Ok(false)
+    Ok(excludes)
 }
 
 /// Walk `dir`; a directory that cannot be listed goes to `problems` when
-/// given, else ends the walk.
+/// given, else ends the walk. `excludes` holds the folders the projects
+/// met so far exclude (absolute; a project's `pmf.toml` is read once, when
+/// the walk enters its root).
 fn walk_into(
     dir: &Path,
     out: &mut Vec<PathBuf>,
     problems: &mut Option<&mut Vec<(PathBuf, String)>>,
+    excludes: &mut Vec<PathBuf>,
 ) -> Result<(), UsageError> {
+    if dir.join(PROJECT_FILE).is_file()
+        && let Ok(root) = std::path::absolute(dir)
+    {
+        excludes.extend(project_excludes(&root)?);
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -161,10 +170,10 @@ fn walk_into(
             continue;
         }
         if p.is_dir() {
-            if excluded(&p)? {
+            if std::path::absolute(&p).is_ok_and(|a| excludes.contains(&a)) {
                 continue;
             }
-            walk_into(&p, out, problems)?;
+            walk_into(&p, out, problems, excludes)?;
         } else if p.extension().is_some_and(|e| e == "pmf") {
             out.push(p);
         }
@@ -187,6 +196,18 @@ pub fn read_text(path: &Path) -> Result<String, UsageError> {
             "`{}` is not UTF-8 text (invalid byte at offset {})",
             path.display(),
             e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Write `text` to `path` whole (see [`crate::output`]: never
+/// half-written); a failure is a usage error naming the path.
+pub fn write_text(path: &Path, text: &str) -> Result<(), UsageError> {
+    crate::output::write(path, text.as_bytes(), false).map_err(|e| {
+        UsageError(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            io_reason(&e)
         ))
     })
 }

@@ -44,7 +44,7 @@ pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
                 diff.unified_diff().context_radius(2).header(&name, &name)
             );
         } else if !args.check {
-            write_atomically(path, &formatted)?;
+            files::write_text(path, &formatted)?;
         }
     }
     if args.check || args.diff {
@@ -65,14 +65,4 @@ pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
     }
     println!("formatted {} of {} files", changed.len(), found.len());
     Ok(Exit::Success)
-}
-
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), UsageError> {
-    crate::output::write(path, text.as_bytes(), false).map_err(|e| {
-        UsageError(format!(
-            "cannot write `{}`: {}",
-            path.display(),
-            files::io_reason(&e)
-        ))
-    })
 }

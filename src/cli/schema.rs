@@ -33,13 +33,7 @@ pub fn run(args: &SchemaArgs) -> Result<Exit, UsageError> {
     let text = serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
     match &args.output {
         None => print!("{text}"),
-        Some(path) => crate::output::write(path, text.as_bytes(), false).map_err(|e| {
-            UsageError(format!(
-                "cannot write `{}`: {}",
-                path.display(),
-                super::files::io_reason(&e)
-            ))
-        })?,
+        Some(path) => super::files::write_text(path, &text)?,
     }
     Ok(Exit::Success)
 }

@@ -27,13 +27,7 @@ pub fn run(args: &StdlibArgs) -> Result<Exit, UsageError> {
             let _ = out.write_all(KWANUS_SOURCE.as_bytes());
             let _ = out.flush();
         }
-        Some(path) => crate::output::write(path, KWANUS_SOURCE.as_bytes(), false).map_err(|e| {
-            UsageError(format!(
-                "cannot write `{}`: {}",
-                path.display(),
-                super::files::io_reason(&e)
-            ))
-        })?,
+        Some(path) => super::files::write_text(path, KWANUS_SOURCE)?,
     }
     Ok(Exit::Success)
 }

@@ -663,29 +663,26 @@ impl Truth {
 /// `left and right`, three-valued; `right` is evaluated only when `left`
 /// does not decide.
 fn and(left: Truth, right: impl FnOnce() -> Truth) -> Truth {
-    match left {
-        Truth::Error => Truth::Error,
-        Truth::False => Truth::False,
-        left => match (left, right()) {
-            (_, Truth::Error) => Truth::Error,
-            (_, Truth::False) => Truth::False,
-            (Truth::True, Truth::True) => Truth::True,
-            (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
-            _ => Truth::Error,
-        },
-    }
+    connective(Truth::False, Truth::True, left, right)
 }
 
 /// `left or right`, three-valued; `right` is evaluated only when `left`
 /// does not decide.
 fn or(left: Truth, right: impl FnOnce() -> Truth) -> Truth {
+    connective(Truth::True, Truth::False, left, right)
+}
+
+/// A three-valued connective: `decisive` on either side decides it (`False`
+/// for `and`, `True` for `or`), `other` on both sides gives `other`, an
+/// error wins over everything, and a missing value leaves it missing.
+fn connective(decisive: Truth, other: Truth, left: Truth, right: impl FnOnce() -> Truth) -> Truth {
     match left {
         Truth::Error => Truth::Error,
-        Truth::True => Truth::True,
+        left if left == decisive => decisive,
         left => match (left, right()) {
             (_, Truth::Error) => Truth::Error,
-            (_, Truth::True) => Truth::True,
-            (Truth::False, Truth::False) => Truth::False,
+            (_, right) if right == decisive => decisive,
+            (left, right) if left == other && right == other => other,
             (Truth::Missing, _) | (_, Truth::Missing) => Truth::Missing,
             _ => Truth::Error,
         },

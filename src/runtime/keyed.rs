@@ -440,6 +440,8 @@ fn parse_partial(schema: &Type, text: &str, cache: &mut ParseCache) -> Result<Va
 /// before `keep` may be dropped; a value is held whole while it is read
 /// (at most [`MAX_RECORD`] bytes of it).
 pub(super) struct Scanner {
+    path: std::path::PathBuf,
+    /// The file as given, for messages.
     name: String,
     input: File,
     /// A pipe's bytes, kept to be read back.
@@ -467,15 +469,10 @@ impl Scanner {
         let spool = if regular {
             None
         } else {
-            Some(tempfile::tempfile().map_err(|e| {
-                InputError::Io(format!(
-                    "cannot spool `{}` to a temporary file: {}",
-                    path.display(),
-                    crate::cli::files::io_reason(&e)
-                ))
-            })?)
+            Some(tempfile::tempfile().map_err(|e| spool_error(path, e))?)
         };
         Ok(Scanner {
+            path: path.to_path_buf(),
             name: path.display().to_string(),
             input,
             spool,
@@ -519,25 +516,15 @@ impl Scanner {
         let n = (&mut self.input)
             .take(BLOCK as u64)
             .read_to_end(&mut self.buf)
-            .map_err(|e| {
-                InputError::Io(format!(
-                    "cannot read `{}`: {}",
-                    self.name,
-                    crate::cli::files::io_reason(&e)
-                ))
-            })?;
+            .map_err(|e| io(&self.path, e))?;
         let fresh = &self.buf[before..];
         if let Some(h) = &mut self.hasher {
             h.update(fresh);
         }
         if let Some(spool) = &mut self.spool {
-            spool.write_all(fresh).map_err(|e| {
-                InputError::Io(format!(
-                    "cannot spool `{}` to a temporary file: {}",
-                    self.name,
-                    crate::cli::files::io_reason(&e)
-                ))
-            })?;
+            spool
+                .write_all(fresh)
+                .map_err(|e| spool_error(&self.path, e))?;
         }
         self.eof = n == 0;
         Ok(n > 0)
@@ -903,13 +890,7 @@ impl Scanner {
             .as_ref()
             .unwrap_or(&self.input)
             .try_clone()
-            .map_err(|e| {
-                InputError::Io(format!(
-                    "cannot read `{}`: {}",
-                    self.name,
-                    crate::cli::files::io_reason(&e)
-                ))
-            })
+            .map_err(|e| io(&self.path, e))
     }
 }
 
@@ -920,6 +901,15 @@ pub(super) fn shifted(start: (usize, usize), inner: (usize, usize)) -> (usize, u
         (0 | 1, column) => (start.0, start.1 + column.max(1) - 1),
         (line, column) => (start.0 + line - 1, column),
     }
+}
+
+/// Spooling a pipe failed.
+fn spool_error(path: &Path, e: std::io::Error) -> InputError {
+    InputError::Io(format!(
+        "cannot spool `{}` to a temporary file: {}",
+        path.display(),
+        crate::cli::files::io_reason(&e)
+    ))
 }
 
 /// One member of a JSON object, as scanned.
