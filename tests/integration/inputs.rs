@@ -5,31 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FLEET: &str = "examples/fleet";
-
-fn fleet(file: &str) -> String {
-    std::path::absolute(Path::new(FLEET).join(file))
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-fn pmf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pmf"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run pmf")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use super::runtime::{code, fleet, pmf, text};
 
 /// The fleet's partners as NDJSON lines.
 fn fleet_lines() -> Vec<String> {
