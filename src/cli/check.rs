@@ -103,7 +103,9 @@ fn check_found(paths: &[PathBuf], by_project: bool) -> Result<Report, UsageError
     for p in &found {
         match files::read_text(p) {
             Ok(text) => texts.push((p.display().to_string(), text)),
-            Err(UsageError(message)) => unreadable.push((p.display().to_string(), message)),
+            Err(files::ProjectError(message)) => {
+                unreadable.push((p.display().to_string(), message))
+            }
         }
     }
     let mut report = if by_project {

@@ -1,203 +1,19 @@
-//! Finding and reading policy files, and the projects they belong to.
-//!
-//! A `pmf.toml` marks a project root: the files under it (down to the next
-//! `pmf.toml`) are one project, whose policies resolve `extends` among
-//! themselves and the standard library. Its `[project] exclude` lists
-//! folders (relative to it) that a directory walk skips, such as test
-//! fixtures that are not policies of the project:
-//!
-//! ```toml
-//! [project]
-//! exclude = ["tests/fixtures", "editors"]
-//! ```
+//! Files for the commands: finding and reading policy files by the
+//! project rules of [`pmf_compiler::project`], and writing outputs whole.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use pmf_compiler::project::{
+    Found, ProjectError, collect, collect_all, project_excludes, project_root, read_text,
+};
+pub use pmf_syntax::diagnostics::io_reason;
 
 use super::UsageError;
 
-/// Every `.pmf` file named by `paths` (directories searched recursively, in
-/// sorted order); a path that does not exist is a usage error.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p)
-            .map_err(|e| UsageError(format!("cannot read `{}`: {}", p.display(), io_reason(&e))))?;
-        if meta.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
+impl From<ProjectError> for UsageError {
+    fn from(e: ProjectError) -> Self {
+        UsageError(e.0)
     }
-    out.dedup();
-    Ok(out)
-}
-
-/// Files found, and the directories that could not be listed (each with
-/// its message).
-pub type Found = (Vec<PathBuf>, Vec<(PathBuf, String)>);
-
-/// Like [`collect`], but a directory found inside a walked one that cannot
-/// be listed is a problem of its own (its path and message), not an error
-/// that ends the walk. A path given that does not exist is still a usage
-/// error.
-pub fn collect_all(paths: &[PathBuf]) -> Result<Found, UsageError> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p)
-            .map_err(|e| UsageError(format!("cannot read `{}`: {}", p.display(), io_reason(&e))))?;
-        if meta.is_dir() {
-            let mut excludes = inherited_excludes(p)?;
-            walk_into(p, &mut out, &mut Some(&mut problems), &mut excludes)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out.dedup();
-    Ok((out, problems))
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
-    let mut excludes = inherited_excludes(dir)?;
-    walk_into(dir, out, &mut None, &mut excludes)
-}
-
-/// The name of the file that marks a project root.
-pub const PROJECT_FILE: &str = "pmf.toml";
-
-/// The project root of `path`: the nearest directory at or above it (made
-/// absolute) that holds a `pmf.toml`.
-pub fn project_root(path: &Path) -> Option<PathBuf> {
-    let absolute = std::path::absolute(path).ok()?;
-    let start = if absolute.is_dir() {
-        absolute.as_path()
-    } else {
-        absolute.parent()?
-    };
-    start
-        .ancestors()
-        .find(|d| d.join(PROJECT_FILE).is_file())
-        .map(Path::to_path_buf)
-}
-
-/// The folders the project at `root` excludes from walks (absolute), from
-/// its `pmf.toml`'s `[project] exclude`; a file that is not valid TOML or
-/// an `exclude` that is not a list of strings is a usage error.
-pub fn project_excludes(root: &Path) -> Result<Vec<PathBuf>, UsageError> {
-    let file = root.join(PROJECT_FILE);
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return Ok(Vec::new());
-    };
-    let bad = |why: &str| UsageError(format!("`{}`: {why}", file.display()));
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| bad(&format!("not valid TOML: {e}")))?;
-    let Some(project) = table.get("project") else {
-        return Ok(Vec::new());
-    };
-    let project = project
-        .as_table()
-        .ok_or_else(|| bad("`project` must be a table"))?;
-    let Some(exclude) = project.get("exclude") else {
-        return Ok(Vec::new());
-    };
-    exclude
-        .as_array()
-        .ok_or_else(|| bad("`project.exclude` must be a list of folders"))?
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .map(|s| root.join(s))
-                .ok_or_else(|| bad("`project.exclude` must be a list of folders"))
-        })
-        .collect()
-}
-
-/// The folders that projects above `dir` exclude (absolute): where a walk
-/// of `dir` starts from.
-fn inherited_excludes(dir: &Path) -> Result<Vec<PathBuf>, UsageError> {
-    let mut excludes = Vec::new();
-    if let Ok(absolute) = std::path::absolute(dir) {
-        for d in absolute.ancestors().skip(1) {
-            if d.join(PROJECT_FILE).is_file() {
-                excludes.extend(project_excludes(d)?);
-            }
-        }
-    }
-    Ok(excludes)
-}
-
-/// Walk `dir`; a directory that cannot be listed goes to `problems` when
-/// given, else ends the walk. `excludes` holds the folders the projects
-/// met so far exclude (absolute; a project's `pmf.toml` is read once, when
-/// the walk enters its root).
-fn walk_into(
-    dir: &Path,
-    out: &mut Vec<PathBuf>,
-    problems: &mut Option<&mut Vec<(PathBuf, String)>>,
-    excludes: &mut Vec<PathBuf>,
-) -> Result<(), UsageError> {
-    if dir.join(PROJECT_FILE).is_file()
-        && let Ok(root) = std::path::absolute(dir)
-    {
-        excludes.extend(project_excludes(&root)?);
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            let message = format!(
-                "cannot read directory `{}`: {}",
-                dir.display(),
-                io_reason(&e)
-            );
-            return match problems {
-                Some(problems) => {
-                    problems.push((dir.to_path_buf(), message));
-                    Ok(())
-                }
-                None => Err(UsageError(message)),
-            };
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.') || n == "target" || n == "node_modules");
-        if hidden {
-            continue;
-        }
-        if p.is_dir() {
-            if std::path::absolute(&p).is_ok_and(|a| excludes.contains(&a)) {
-                continue;
-            }
-            walk_into(&p, out, problems, excludes)?;
-        } else if p.extension().is_some_and(|e| e == "pmf") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-/// Read a file as UTF-8 text; unreadable or non-UTF-8 files are usage
-/// errors, their message naming the path.
-pub fn read_text(path: &Path) -> Result<String, UsageError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        UsageError(format!(
-            "cannot read `{}`: {}",
-            path.display(),
-            io_reason(&e)
-        ))
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        UsageError(format!(
-            "`{}` is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
 }
 
 /// Write `text` to `path` whole (see [`crate::output`]: never
@@ -210,13 +26,4 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), UsageError> {
             io_reason(&e)
         ))
     })
-}
-
-/// A short reason for an I/O error.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
 }

@@ -14,7 +14,7 @@ use crate::runtime::schema::{InputKind, input_schema};
 pub struct SchemaArgs {
     /// Which input file.
     #[arg(value_enum)]
-    pub kind: InputKind,
+    pub kind: InputArg,
     /// The policy file and the files of its parents.
     #[arg(long, required = true, num_args = 1..)]
     pub policy: Vec<PathBuf>,
@@ -23,13 +23,34 @@ pub struct SchemaArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The input file named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputArg {
+    /// Partner states: a JSON array of records, or NDJSON (one per line).
+    Partners,
+    /// The target: a partial state for all, or `{"all": …, "partners": {"ID": …}}`.
+    Target,
+    /// Observed metrics: `{"ID": partial state}`, `null` for not measured.
+    Observed,
+}
+
+impl From<InputArg> for InputKind {
+    fn from(arg: InputArg) -> Self {
+        match arg {
+            InputArg::Partners => InputKind::Partners,
+            InputArg::Target => InputKind::Target,
+            InputArg::Observed => InputKind::Observed,
+        }
+    }
+}
+
 /// Run `pmf schema`.
 pub fn run(args: &SchemaArgs) -> Result<Exit, UsageError> {
     let policy = match policy::load(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
-    let schema = input_schema(&policy.name, &policy.schema, args.kind);
+    let schema = input_schema(&policy.name, &policy.schema, args.kind.into());
     let text = serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
     match &args.output {
         None => print!("{text}"),

@@ -11,6 +11,7 @@ mod incremental;
 mod inputs;
 mod integrity;
 mod keys;
+mod layers;
 mod lsp;
 mod parser;
 mod plan_view;

@@ -1,0 +1,293 @@
+//! The phase graph: the six seed phases are present, every phase is
+//! reachable from detection, continuity is reachable from every phase,
+//! validation dominates stabilization, fallible phases have failure edges
+//! and every cycle is bounded.
+
+use petgraph::Direction;
+use petgraph::algo::{dominators, tarjan_scc};
+use petgraph::graph::NodeIndex;
+use petgraph::visit::{Bfs, EdgeRef, Reversed};
+
+use super::Context;
+use crate::graph::PhaseGraph;
+use crate::model::SEED_PHASES;
+use pmf_syntax::Span;
+use pmf_syntax::ast::EdgeKind;
+use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
+
+/// Run the flow checks on the compiled graph.
+pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(graph) = graph else {
+        out.push(
+            Diagnostic::new(
+                Code::MissingFlow,
+                &cx.policy.file,
+                cx.policy.header_span,
+                format!("policy `{}` has no flow", cx.policy.name),
+            )
+            .with_label("no `flow` here or in any parent")
+            .with_help("add `extends kwanus` to inherit the six-step flow, or declare `flow NAME { phase ... }`"),
+        );
+        return out;
+    };
+    let file = graph.file.as_str();
+    let missing: Vec<&str> = SEED_PHASES
+        .iter()
+        .copied()
+        .filter(|p| graph.index(p).is_none())
+        .collect();
+    for p in &missing {
+        out.push(
+            Diagnostic::new(Code::MissingSeedPhase, file, graph.name_span, format!("flow `{}` has no `{p}` phase", graph.name))
+                .with_label(format!("`{p}` is missing"))
+                .with_help(format!(
+                    "the seed's six steps are detection, preparation, transition, validation, stabilization, continuity; add `phase {p}`"
+                )),
+        );
+    }
+    let g = graph.petgraph();
+    let phase = |i: usize| &graph.phases[i];
+
+    // An edge to or from a phase the flow does not declare is reported as
+    // such (PMF104, with its fix); the graph lacks it, so what it would have
+    // reached is not reported as unreachable too: one mistake, one error.
+    let misspelt_edge = cx.policy.flow().is_some_and(|(_, f)| {
+        f.edges
+            .iter()
+            .any(|e| graph.index(&e.from.name).is_none() || graph.index(&e.to.name).is_none())
+    });
+    if !misspelt_edge && let Some(det) = graph.index("detection") {
+        let mut reached = vec![false; graph.phases.len()];
+        let mut bfs = Bfs::new(&g, NodeIndex::new(det));
+        while let Some(n) = bfs.next(&g) {
+            reached[n.index()] = true;
+        }
+        for (i, r) in reached.iter().enumerate() {
+            if !r {
+                out.push(
+                    Diagnostic::new(
+                        Code::UnreachablePhase,
+                        file,
+                        phase(i).span,
+                        format!("phase `{}` is unreachable from detection", phase(i).name),
+                    )
+                    .with_label("no edge path leads here from `detection`")
+                    .with_help(format!(
+                        "add an edge into `{}`, or remove the phase",
+                        phase(i).name
+                    )),
+                );
+            }
+        }
+        if let (Some(val), Some(stab)) = (graph.index("validation"), graph.index("stabilization")) {
+            let doms = dominators::simple_fast(&g, NodeIndex::new(det));
+            let dominated = doms
+                .dominators(NodeIndex::new(stab))
+                .is_none_or(|mut it| it.any(|n| n.index() == val));
+            if !dominated {
+                let path = bypass(graph, det, val, stab);
+                let names: Vec<&str> = path
+                    .iter()
+                    .map(|&i| graph.phases[i].name.as_str())
+                    .collect();
+                // The edge into stabilization on that path skips validation.
+                let last = match path.as_slice() {
+                    [.., u, v] => graph.edges.iter().find(|e| e.from == *u && e.to == *v),
+                    _ => None,
+                };
+                let d = match last {
+                    Some(edge) => Diagnostic::new(
+                        Code::StabilizationNotValidated,
+                        file,
+                        edge.span,
+                        "stabilization can be reached without passing validation",
+                    )
+                    .with_label(format!(
+                        "this edge leads into `stabilization` from `{}`, which `validation` does not precede",
+                        phase(edge.from).name
+                    ))
+                    .with_secondary(file, phase(stab).span, "reached on a path that skips `validation`"),
+                    None => Diagnostic::new(
+                        Code::StabilizationNotValidated,
+                        file,
+                        phase(stab).span,
+                        "stabilization can be reached without passing validation",
+                    )
+                    .with_label("reachable on a path that skips `validation`"),
+                };
+                out.push(
+                    d.with_secondary(file, phase(val).span, "validation must come first")
+                        .with_help(format!(
+                            "remove this edge, or lead it through `validation`: the path {} skips it",
+                            names.join(" -> ")
+                        )),
+                );
+            }
+        }
+    }
+    if !misspelt_edge && let Some(cont) = graph.index("continuity") {
+        let rev = Reversed(&g);
+        let mut reached = vec![false; graph.phases.len()];
+        let mut bfs = Bfs::new(rev, NodeIndex::new(cont));
+        while let Some(n) = bfs.next(rev) {
+            reached[n.index()] = true;
+        }
+        for (i, r) in reached.iter().enumerate() {
+            if !r {
+                out.push(
+                    Diagnostic::new(
+                        Code::ContinuityUnreachable,
+                        file,
+                        phase(i).span,
+                        format!("continuity is unreachable from phase `{}`", phase(i).name),
+                    )
+                    .with_label("a partner entering this phase can never resume")
+                    .with_help(format!(
+                        "add an edge from `{}` toward `continuity`",
+                        phase(i).name
+                    )),
+                );
+            }
+        }
+    }
+    // Failure edges as written (one to an unknown phase is reported as such).
+    let written_failures: Vec<&str> = cx
+        .policy
+        .flow()
+        .map(|(_, f)| {
+            f.edges
+                .iter()
+                .filter(|e| e.kind == EdgeKind::Failure)
+                .map(|e| e.from.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    // A new failure edge goes after the flow's last edge, to `fallback`
+    // when the flow has that phase.
+    let last_edge = cx
+        .policy
+        .flow()
+        .filter(|(s, _)| s.file == file)
+        .and_then(|(_, f)| f.edges.iter().map(|e| e.span).max_by_key(|s| s.end));
+    let has_fallback = graph.index("fallback").is_some();
+    for p in &graph.phases {
+        if p.fallible && !written_failures.contains(&p.name.as_str()) {
+            let help = if has_fallback {
+                format!("add `{} fail -> fallback`", p.name)
+            } else {
+                format!(
+                    "add `{} fail -> PHASE`, where PHASE returns the partner to its previous stable state",
+                    p.name
+                )
+            };
+            let fix = last_edge.filter(|_| has_fallback).map(|at| {
+                Fix::certain(
+                    Span {
+                        start: at.end,
+                        end: at.end,
+                    },
+                    format!("\n  {} fail -> fallback", p.name),
+                )
+            });
+            out.push(
+                Diagnostic::new(
+                    Code::MissingFailureEdge,
+                    file,
+                    p.span,
+                    format!("fallible phase `{}` has no failure edge", p.name),
+                )
+                .with_label("where does a partner go when this fails?")
+                .with_help(help)
+                .with_fixes(fix),
+            );
+        }
+    }
+    // A cycle is bounded when it takes a bounded edge: the cycles that
+    // remain among the unbounded edges alone are the unbounded ones (a
+    // bounded edge beside a cycle, in the same strongly connected part,
+    // bounds nothing on it).
+    let unbounded = g.filter_map(
+        |_, n| Some(*n),
+        |_, &e| graph.edges[e].bound.is_none().then_some(e),
+    );
+    for scc in tarjan_scc(&unbounded) {
+        let members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+        let internal: Vec<usize> = members
+            .iter()
+            .flat_map(|&m| unbounded.edges_directed(NodeIndex::new(m), Direction::Outgoing))
+            .filter(|e| members.contains(&e.target().index()))
+            .map(|e| *e.weight())
+            .collect();
+        let Some(closing) = internal
+            .iter()
+            .copied()
+            .max_by_key(|&e| graph.edges[e].span.start)
+        else {
+            continue;
+        };
+        let mut names: Vec<&str> = members.iter().map(|&m| phase(m).name.as_str()).collect();
+        names.sort_unstable();
+        let edge = &graph.edges[closing];
+        let arrow = if edge.kind == EdgeKind::Failure {
+            " fail -> "
+        } else {
+            " -> "
+        };
+        let written = format!("{}{arrow}{}", phase(edge.from).name, phase(edge.to).name);
+        out.push(
+            Diagnostic::new(
+                Code::UnboundedCycle,
+                file,
+                edge.span,
+                format!(
+                    "cycle through {} has no bound",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with_label("this edge closes the cycle")
+            .with_help(format!("bound it: `{written} max 3`"))
+            .with_fix(Fix::certain(
+                Span {
+                    start: edge.span.end,
+                    end: edge.span.end,
+                },
+                " max 3",
+            )),
+        );
+    }
+    out
+}
+
+/// A path from `from` to `to` that avoids `avoid`, as phase indices.
+fn bypass(graph: &PhaseGraph, from: usize, avoid: usize, to: usize) -> Vec<usize> {
+    let n = graph.phases.len();
+    let mut prev = vec![usize::MAX; n];
+    let mut seen = vec![false; n];
+    let mut queue = std::collections::VecDeque::from([from]);
+    seen[from] = true;
+    while let Some(u) = queue.pop_front() {
+        if u == to {
+            break;
+        }
+        for e in graph.outgoing(u) {
+            if e.to != avoid && !seen[e.to] {
+                seen[e.to] = true;
+                prev[e.to] = u;
+                queue.push_back(e.to);
+            }
+        }
+    }
+    let mut path = vec![to];
+    let mut cur = to;
+    while prev[cur] != usize::MAX {
+        cur = prev[cur];
+        path.push(cur);
+    }
+    path.reverse();
+    path
+}

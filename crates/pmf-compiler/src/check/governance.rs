@@ -1,0 +1,243 @@
+//! Governance: every category is governed by exactly one authority, and the
+//! approvals a migration asks for come from the authorities governing the
+//! categories it can touch.
+
+use super::Context;
+use crate::model::{ItemNode, Sourced};
+use pmf_syntax::Span;
+use pmf_syntax::ast::{Ident, Migration, MigrationItemKind};
+use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
+
+/// Run the governance checks.
+pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    // Looked up once: per category it made many ungoverned categories
+    // quadratic (every category walked every item).
+    let first_authority = cx.authority_names().first().copied();
+    for (s, c) in cx.policy.categories() {
+        match cx.governors_of(&c.name.name) {
+            [] if let Some(d) = dropped_by_override(cx, s, &c.name) => out.push(d),
+            [] => {
+                let help = match first_authority {
+                    Some(a) => format!(
+                        "add `{}` to the `governs` list of an authority, such as `{a}`",
+                        c.name.name
+                    ),
+                    None => format!("declare `authority NAME governs {}`", c.name.name),
+                };
+                out.push(
+                    Diagnostic::new(
+                        Code::UngovernedCategory,
+                        &s.file,
+                        c.name.span,
+                        format!("category `{}` is governed by no authority", c.name.name),
+                    )
+                    .with_label("no authority governs this")
+                    .with_help(help),
+                );
+            }
+            [_] => {}
+            [first, rest @ ..] => {
+                let (fs, fa, fg) = (first.item, first.authority, first.entry);
+                for other in rest {
+                    let (os, oa, og) = (other.item, other.authority, other.entry);
+                    out.push(
+                        Diagnostic::new(
+                            Code::DoublyGovernedCategory,
+                            &os.file,
+                            og.span,
+                            format!(
+                                "category `{}` is governed by both `{}` and `{}`",
+                                c.name.name, fa.name.name, oa.name.name
+                            ),
+                        )
+                        .with_label(format!("`{}` claims it here", oa.name.name))
+                        .with_secondary(&fs.file, fg.span, format!("`{}` already governs it", fa.name.name))
+                        .with_help(format!(
+                            "keep `{}` in exactly one `governs` list (override the other authority if it is inherited)",
+                            c.name.name
+                        )),
+                    );
+                }
+            }
+        }
+    }
+    for (s, m) in cx.policy.migrations() {
+        check_approvals(cx, &s.file, m, &mut out);
+    }
+    out
+}
+
+/// PMF401 at the `override authority` of this policy that no longer governs
+/// `category`, which the definition it replaced governed.
+fn dropped_by_override(cx: &Context<'_>, cat: &Sourced, category: &Ident) -> Option<Diagnostic> {
+    let (old, old_entry) = cx.policy.overridden.iter().find_map(|o| match &o.node {
+        ItemNode::Authority(a) => a
+            .governs
+            .iter()
+            .find(|g| g.name == category.name)
+            .map(|g| (o, g)),
+        _ => None,
+    })?;
+    let (item, new) = cx
+        .policy
+        .authorities()
+        .find(|(s, _)| s.key == old.key && s.override_kw.is_some())?;
+    let name = &new.name.name;
+    let c = &category.name;
+    let fix = match new.governs.last() {
+        Some(last) => Fix::certain(
+            Span {
+                start: last.span.end,
+                end: last.span.end,
+            },
+            format!(", {c}"),
+        ),
+        None => Fix::certain(
+            Span {
+                start: item.span.end,
+                end: item.span.end,
+            },
+            format!(" governs {c}"),
+        ),
+    };
+    Some(
+        Diagnostic::new(
+            Code::UngovernedCategory,
+            &item.file,
+            new.name.span,
+            format!("category `{c}` is governed by no authority"),
+        )
+        .with_label(format!(
+            "this `override` of `{name}` no longer governs `{c}`"
+        ))
+        .with_secondary(
+            &old.file,
+            old_entry.span,
+            format!("the `{name}` it replaces governed `{c}`"),
+        )
+        .with_secondary(&cat.file, category.span, "no authority governs this")
+        .with_help(format!(
+            "add `{c}` to the `governs` list of `{name}` (or of another authority)"
+        ))
+        .with_fix(fix),
+    )
+}
+
+/// Categories a migration can touch: its `touches` list, else all.
+pub fn touched<'a>(cx: &Context<'a>, m: &'a Migration) -> Vec<&'a str> {
+    let listed: Vec<&str> = m
+        .items
+        .iter()
+        .filter_map(|i| match &i.kind {
+            MigrationItemKind::Touches(c) => Some(c.iter().map(|c| c.name.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if listed.is_empty() {
+        cx.category_names().to_vec()
+    } else {
+        listed
+    }
+}
+
+fn check_approvals(cx: &Context<'_>, file: &str, m: &Migration, out: &mut Vec<Diagnostic>) {
+    let approve = m.items.iter().find_map(|i| match &i.kind {
+        MigrationItemKind::Approve(list) => Some((i.span, list)),
+        _ => None,
+    });
+    let touched = touched(cx, m);
+    match approve {
+        None if m.name.name == "guided" => out.push(
+            Diagnostic::new(
+                Code::MissingApprover,
+                file,
+                m.name.span,
+                "guided migration asks for no approval",
+            )
+            .with_label("governance oversight is part of a guided migration")
+            .with_help(
+                "add `approve by governing` (or name the authorities: `approve by TSC, SCO`)",
+            ),
+        ),
+        None | Some((_, None)) => {}
+        // A name that is not a category is reported once (PMF102, with its
+        // fix), not again as an approver with no say over it.
+        Some(_) if touched.iter().any(|c| !cx.has_category(c)) => {}
+        Some((span, Some(approvers))) => {
+            for a in approvers {
+                let Some(auth) = cx.authority(&a.name) else {
+                    continue; // reported as unknown
+                };
+                if !auth
+                    .governs
+                    .iter()
+                    .any(|g| touched.contains(&g.name.as_str()))
+                {
+                    out.push(
+                        Diagnostic::new(
+                            Code::ApproverGovernsNothingTouched,
+                            file,
+                            a.span,
+                            format!(
+                                "`{}` governs none of the categories migration `{}` can touch",
+                                a.name, m.name.name
+                            ),
+                        )
+                        .with_label("this approver has no say here")
+                        .with_help(format!(
+                            "remove `{}`, or let the migration touch one of its categories",
+                            a.name
+                        )),
+                    );
+                }
+            }
+            // A name that is not an authority is reported once (PMF103, with
+            // its fix), not again for every category it was meant to approve.
+            if approvers.iter().any(|a| !cx.has_authority(&a.name)) {
+                return;
+            }
+            for c in &touched {
+                let governors: Vec<&str> = cx
+                    .governors_of(c)
+                    .iter()
+                    .map(|g| g.authority.name.name.as_str())
+                    .collect();
+                if governors.is_empty() {
+                    continue; // PMF401 covers it
+                }
+                if !approvers
+                    .iter()
+                    .any(|a| governors.contains(&a.name.as_str()))
+                {
+                    out.push(
+                        Diagnostic::new(
+                            Code::MissingApprover,
+                            file,
+                            span,
+                            format!(
+                                "migration `{}` can touch category `{c}` but no approver governs it",
+                                m.name.name
+                            ),
+                        )
+                        .with_label(format!("`{}` governs `{c}` and is missing here", governors[0]))
+                        .with_help(format!(
+                            "add `{}` to the approvers, or write `approve by governing`",
+                            governors[0]
+                        ))
+                        .with_fixes(approvers.last().map(|last| {
+                            Fix::certain(
+                                Span {
+                                    start: last.span.end,
+                                    end: last.span.end,
+                                },
+                                format!(", {}", governors[0]),
+                            )
+                        })),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Lints (warnings) about what a file itself declares: phases without a
+//! rite, unused declarations and validation dimensions without checks.
+
+use rustc_hash::FxHashSet as HashSet;
+
+use super::Context;
+use crate::graph::PhaseGraph;
+use crate::model::{DIMENSIONS, ItemNode};
+use pmf_syntax::ast::{Expr, ExprKind, MigrationItemKind};
+use pmf_syntax::diagnostics::{Code, Diagnostic};
+
+/// Run the lints for the items `file` declares.
+pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if let Some(g) = graph.filter(|g| g.file == file) {
+        for p in &g.phases {
+            if p.rite.is_none() {
+                out.push(
+                    Diagnostic::new(
+                        Code::MissingRite,
+                        file,
+                        p.span,
+                        format!("phase `{}` has no rite", p.name),
+                    )
+                    .with_label("entered in silence")
+                    .with_help(format!(
+                        "add `rite {} \"...\"` with the words spoken when a partner enters it",
+                        p.name
+                    )),
+                );
+            }
+        }
+    }
+
+    let approvers: HashSet<&str> = cx
+        .policy
+        .migrations()
+        .flat_map(|(_, m)| m.items.iter())
+        .filter_map(|i| match &i.kind {
+            MigrationItemKind::Approve(Some(list)) => Some(list.iter().map(|a| a.name.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for (s, a) in cx.policy.authorities().filter(|(s, _)| s.file == file) {
+        if a.governs.is_empty() && !approvers.contains(a.name.name.as_str()) {
+            out.push(
+                Diagnostic::new(
+                    Code::UnusedDeclaration,
+                    &s.file,
+                    a.name.span,
+                    format!(
+                        "authority `{}` governs nothing and approves nothing",
+                        a.name.name
+                    ),
+                )
+                .with_label("unused authority")
+                .with_help(
+                    "give it categories with `governs`, name it in an `approve by`, or remove it"
+                        .to_string(),
+                ),
+            );
+        }
+    }
+
+    let used = used_fields(cx);
+    for (s, f) in cx.policy.fields().filter(|(s, _)| s.file == file) {
+        if f.name.name != "id" && !used.contains(f.name.name.as_str()) {
+            out.push(
+                Diagnostic::new(
+                    Code::UnusedDeclaration,
+                    &s.file,
+                    f.name.span,
+                    format!("partner field `{}` is never used", f.name.name),
+                )
+                .with_label("no rule, check, category, factor or ceiling reads it")
+                .with_help(format!(
+                    "use it (e.g. in a category's `covers` or a rule `partner.{}`), or remove it",
+                    f.name.name
+                )),
+            );
+        }
+    }
+
+    if cx.policy.file == file {
+        let covered: HashSet<&str> = cx
+            .policy
+            .checks()
+            .map(|(_, d, _)| d.name.as_str())
+            .collect();
+        let validation_span = cx
+            .policy
+            .items
+            .iter()
+            .find(|s| s.file == file && matches!(s.node, ItemNode::Check(..)))
+            .map(|s| match &s.node {
+                ItemNode::Check(d, _) => d.span,
+                _ => s.name_span,
+            })
+            .unwrap_or(cx.policy.header_span);
+        for d in DIMENSIONS {
+            if !covered.contains(d) {
+                out.push(
+                    Diagnostic::new(Code::DimensionNotCovered, file, validation_span, format!("validation dimension `{d}` has no checks"))
+                        .with_label("validation is incomplete")
+                        .with_help(format!("add `validation {{ {d} {{ name: condition }} }}`; the seed validates all six dimensions before stabilization")),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// First segments of every field path the policy reads.
+fn used_fields<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
+    let mut used = HashSet::default();
+    for (_, _, e) in cx.policy.expressions() {
+        collect_paths(e, &mut used);
+    }
+    for (_, c) in cx.policy.categories() {
+        for p in &c.covers {
+            if let Some(s) = p.segments.first() {
+                used.insert(s.name.as_str());
+            }
+        }
+    }
+    for (_, c) in cx.policy.ceilings() {
+        if let Some(s) = c.field.segments.first() {
+            used.insert(s.name.as_str());
+        }
+    }
+    used
+}
+
+fn collect_paths<'a>(e: &'a Expr, used: &mut HashSet<&'a str>) {
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            ExprKind::Path(segs) if segs.len() >= 2 => {
+                used.insert(segs[1].name.as_str());
+            }
+            ExprKind::Unary(_, x) => stack.push(x),
+            ExprKind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            ExprKind::Call(_, args) | ExprKind::Set(args) | ExprKind::Chain(_, args) => {
+                stack.extend(args.iter())
+            }
+            _ => {}
+        }
+    }
+}

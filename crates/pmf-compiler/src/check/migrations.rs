@@ -1,0 +1,538 @@
+//! Migration types: soft is reversible, fallback returns to the previous
+//! stable state, detection tries types in a defined order, every type can be
+//! chosen, and rules name actions their block allows.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use super::Context;
+use super::health::check_action;
+use pmf_syntax::Span;
+use pmf_syntax::ast::{BinaryOp, CompareOp, Expr, ExprKind, MigrationItemKind, Order, RuleKind};
+use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
+
+/// Actions a compatibility rule may take.
+pub const COMPATIBILITY_ACTIONS: [&str; 2] = ["fallback", "restrict"];
+/// Actions a sustainability rule may take.
+pub const SUSTAINABILITY_ACTIONS: [&str; 2] = ["forced", "throttle"];
+
+/// Run the migration-type checks.
+pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut detectable = rustc_hash::FxHashSet::default();
+    for (s, m) in cx.policy.migrations() {
+        let has = |f: fn(&MigrationItemKind) -> bool| m.items.iter().any(|i| f(&i.kind));
+        let has_when = has(|k| matches!(k, MigrationItemKind::When(_)));
+        let to = m.items.iter().find_map(|i| match &i.kind {
+            MigrationItemKind::To(t) => Some((i.span, t)),
+            _ => None,
+        });
+        if has_when {
+            detectable.insert(m.name.name.as_str());
+        }
+        if m.name.name == "soft" && !has(|k| matches!(k, MigrationItemKind::Reversible)) {
+            out.push(
+                Diagnostic::new(Code::SoftNotReversible, &s.file, m.name.span, "soft migration is not declared `reversible`")
+                    .with_label("a soft migration must be reversible")
+                    .with_help("add `reversible` to the block; a change that cannot be undone is a guided or forced migration")
+                    .with_fixes(m.items.iter().map(|i| i.span).max_by_key(|s| s.end).map(|last| {
+                        Fix::certain(
+                            Span {
+                                start: last.end,
+                                end: last.end,
+                            },
+                            "\n  reversible",
+                        )
+                    })),
+            );
+        }
+        if m.name.name == "fallback" {
+            match to {
+                Some((_, None)) => {}
+                Some((span, Some(_))) => out.push(
+                    Diagnostic::new(Code::FallbackTarget, &s.file, span, "fallback targets a fixed version")
+                        .with_label("not the previous stable state")
+                        .with_help("write `to previous_stable`: a fallback returns each partner to its own last stable version")
+                        .with_fix(Fix::certain(span, "to previous_stable")),
+                ),
+                None => out.push(
+                    Diagnostic::new(Code::FallbackTarget, &s.file, m.name.span, "fallback migration does not say where it returns")
+                        .with_label("no `to previous_stable`")
+                        .with_help("add `to previous_stable`"),
+                ),
+            }
+        }
+        if !has_when && to.is_none() {
+            out.push(
+                Diagnostic::new(
+                    Code::NeverChosen,
+                    &s.file,
+                    m.name.span,
+                    format!(
+                        "migration `{}` has no `when` and no `to`: it can never be chosen",
+                        m.name.name
+                    ),
+                )
+                .with_label("never detected, never a fallback")
+                .with_help(
+                    "add a detection condition `when ...`, or `to previous_stable` for a fallback",
+                ),
+            );
+        }
+    }
+
+    // The detection condition of each detectable type (the last `when`
+    // counts, as in the runtime).
+    let conditions: HashMap<&str, &Expr> = cx
+        .policy
+        .migrations()
+        .filter_map(|(_, m)| {
+            let when = m.items.iter().rev().find_map(|i| match &i.kind {
+                MigrationItemKind::When(e) => Some(e),
+                _ => None,
+            })?;
+            Some((m.name.name.as_str(), &**when))
+        })
+        .collect();
+    let shadows =
+        |earlier: &str, later: &str| match (conditions.get(earlier), conditions.get(later)) {
+            (Some(a), Some(b)) => implies(b, a),
+            _ => false,
+        };
+    match cx.policy.order() {
+        Some((s, order)) => {
+            let mut seen: HashMap<&str, &pmf_syntax::ast::Ident> = HashMap::default();
+            for (i, t) in order.types.iter().enumerate() {
+                if let Some(first) = seen.get(t.name.as_str()) {
+                    let previous = order.types[i - 1].span;
+                    out.push(
+                        Diagnostic::new(
+                            Code::OrderInvalidEntry,
+                            &s.file,
+                            t.span,
+                            format!("`{}` is listed twice in the detection order", t.name),
+                        )
+                        .with_label("listed again here")
+                        .with_secondary(&s.file, first.span, "first listed here")
+                        .with_help("list each migration type once: remove this entry")
+                        .with_fix(Fix::certain(
+                            Span {
+                                start: previous.end,
+                                end: t.span.end,
+                            },
+                            "",
+                        )),
+                    );
+                    continue;
+                }
+                seen.insert(&t.name, t);
+                if cx.has_migration(&t.name) && !detectable.contains(&t.name.as_str()) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::OrderInvalidEntry,
+                            &s.file,
+                            t.span,
+                            format!(
+                                "`{}` has no `when` condition and cannot be detected",
+                                t.name
+                            ),
+                        )
+                        .with_label("never tried by detection")
+                        .with_help(format!(
+                            "remove `{}` from the order, or give it a `when` condition",
+                            t.name
+                        )),
+                    );
+                }
+            }
+            // Detectable types listed, in order, once each: a later one that
+            // an earlier one shadows is never detected.
+            let mut tried: Vec<&pmf_syntax::ast::Ident> = Vec::new();
+            for t in &order.types {
+                let name = t.name.as_str();
+                if !detectable.contains(&name) || tried.iter().any(|e| e.name == name) {
+                    continue;
+                }
+                if let Some(earlier) = tried.iter().find(|e| shadows(&e.name, name)) {
+                    let mut d = Diagnostic::new(
+                        Code::ShadowedMigration,
+                        &s.file,
+                        t.span,
+                        format!(
+                            "migration `{name}` can never be detected: `{}`, tried before it, holds whenever it does",
+                            earlier.name
+                        ),
+                    )
+                    .with_label(format!("shadowed by `{}`", earlier.name))
+                    .with_secondary(&s.file, earlier.span, "tried first");
+                    let names: Vec<&str> = order.types.iter().map(|t| t.name.as_str()).collect();
+                    let mut moved: Vec<&str> =
+                        names.iter().copied().filter(|n| *n != name).collect();
+                    let at = moved
+                        .iter()
+                        .position(|n| *n == earlier.name.as_str())
+                        .unwrap_or(0);
+                    moved.insert(at, name);
+                    // The move helps when it shadows nothing new and leaves
+                    // nothing shadowing this type.
+                    let before = shadowed_pairs(&names, &detectable, &shadows);
+                    let after = shadowed_pairs(&moved, &detectable, &shadows);
+                    let helps = after.iter().all(|p| before.contains(p) && p.1 != name);
+                    if helps {
+                        d = d
+                            .with_help(format!(
+                                "try `{name}` before `{}`: `{}order {}`",
+                                earlier.name,
+                                if s.override_kw.is_some() {
+                                    "override "
+                                } else {
+                                    ""
+                                },
+                                moved.join(", ")
+                            ))
+                            .with_fixes(list_fix(order, &moved));
+                    } else if shadows(name, &earlier.name) {
+                        d = d.with_help(format!(
+                            "the two conditions hold together: narrow `{}`'s `when` so that it excludes `{name}`, or remove one of them",
+                            earlier.name
+                        ));
+                    } else {
+                        d = d.with_help(format!(
+                            "narrow `{}`'s `when` so that it excludes `{name}`, or try `{name}` first",
+                            earlier.name
+                        ));
+                    }
+                    out.push(d);
+                }
+                tried.push(t);
+            }
+            let proposal = proposed_order(
+                order.types.iter().map(|t| t.name.as_str()),
+                cx.migration_names(),
+                &detectable,
+                &shadows,
+            );
+            let certain = shadowed_pairs(&proposal, &detectable, &shadows).is_empty();
+            for (ms, m) in cx.policy.migrations() {
+                let name = m.name.name.as_str();
+                if detectable.contains(&name) && !seen.contains_key(name) {
+                    // Reported where the fix goes: at the migration, unless
+                    // it is inherited and this file's own order misses it.
+                    let at_order = s.file != ms.file && s.file == cx.policy.file;
+                    let inherited = s.file != ms.file && !at_order;
+                    let fix = if inherited {
+                        // A new `override order` after this declaration.
+                        Some(Fix {
+                            span: Span {
+                                start: ms.span.end,
+                                end: ms.span.end,
+                            },
+                            replacement: format!("\n\noverride order {}", proposal.join(", ")),
+                            machine_applicable: certain,
+                        })
+                    } else {
+                        list_fix(order, &proposal).map(|f| Fix {
+                            machine_applicable: certain,
+                            ..f
+                        })
+                    };
+                    let message = format!(
+                        "migration `{name}` has a `when` condition but is missing from the detection order"
+                    );
+                    let d = if at_order {
+                        Diagnostic::new(Code::OrderIncomplete, &s.file, s.name_span, message)
+                            .with_label(format!("detection never tries `{name}`"))
+                            .with_secondary(&ms.file, m.name.span, "declared here")
+                    } else {
+                        Diagnostic::new(Code::OrderIncomplete, &ms.file, m.name.span, message)
+                            .with_label("detection never tries this type")
+                            .with_secondary(&s.file, s.name_span, "the detection order")
+                    };
+                    out.push(
+                        d.with_help(format!(
+                            "{}order {}`",
+                            if inherited || s.override_kw.is_some() {
+                                if inherited {
+                                    "the order is inherited: write `override "
+                                } else {
+                                    "write `override "
+                                }
+                            } else {
+                                "write `"
+                            },
+                            proposal.join(", ")
+                        ))
+                        .with_fixes(fix),
+                    );
+                }
+            }
+        }
+        None if detectable.len() >= 2 => {
+            let proposal = proposed_order(
+                std::iter::empty(),
+                cx.migration_names(),
+                &detectable,
+                &shadows,
+            );
+            let certain = shadowed_pairs(&proposal, &detectable, &shadows).is_empty();
+            // After the file's last declaration of its own.
+            let own = cx.policy.file.as_str();
+            let last = cx
+                .policy
+                .items
+                .iter()
+                .filter(|i| i.file == own)
+                .map(|i| i.span.end)
+                .max();
+            let fix = last.map(|end| Fix {
+                span: Span { start: end, end },
+                replacement: format!("\n\norder {}", proposal.join(", ")),
+                machine_applicable: certain,
+            });
+            out.push(
+            Diagnostic::new(
+                Code::OrderIncomplete,
+                &cx.policy.file,
+                cx.policy.header_span,
+                format!("{} migration types have `when` conditions but no `order` says which is tried first", detectable.len()),
+            )
+            .with_label("detection order undefined")
+            .with_help(format!("add `order {}`", proposal.join(", ")))
+            .with_fixes(fix),
+        )
+        }
+        None => {}
+    }
+
+    for (s, kind, rule) in cx.policy.rules() {
+        let (allowed, place): (&[&str], _) = match kind {
+            RuleKind::Compatibility => (&COMPATIBILITY_ACTIONS, "a compatibility rule"),
+            RuleKind::Sustainability => (&SUSTAINABILITY_ACTIONS, "a sustainability rule"),
+        };
+        check_action(&s.file, &rule.action, allowed, place, &mut out);
+    }
+    out
+}
+
+/// The fix that replaces the list of `order` with `names`.
+fn list_fix(order: &Order, names: &[&str]) -> Option<Fix> {
+    let (first, last) = (order.types.first()?, order.types.last()?);
+    Some(Fix::certain(first.span.cover(last.span), names.join(", ")))
+}
+
+/// The pairs (earlier, later) of `order` where the earlier type shadows the
+/// later one.
+fn shadowed_pairs<'a>(
+    order: &[&'a str],
+    detectable: &rustc_hash::FxHashSet<&str>,
+    shadows: &impl Fn(&str, &str) -> bool,
+) -> Vec<(&'a str, &'a str)> {
+    let mut listed: Vec<&str> = Vec::new();
+    for n in order {
+        if detectable.contains(n) && !listed.contains(n) {
+            listed.push(n);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, later) in listed.iter().enumerate() {
+        for earlier in &listed[..i] {
+            if shadows(earlier, later) {
+                out.push((*earlier, *later));
+            }
+        }
+    }
+    out
+}
+
+/// A detection order that lists every detectable type once: the listed
+/// ones in their order (a name that is not a detectable type replaced by
+/// the missing type it is closest to, else dropped), then each missing type
+/// where nothing before it shadows it (before the first type that would).
+fn proposed_order<'a>(
+    listed: impl Iterator<Item = &'a str>,
+    declared: &[&'a str],
+    detectable: &rustc_hash::FxHashSet<&'a str>,
+    shadows: &impl Fn(&str, &str) -> bool,
+) -> Vec<&'a str> {
+    let mut missing: Vec<&str> = declared
+        .iter()
+        .copied()
+        .filter(|n| detectable.contains(n))
+        .collect();
+    let listed: Vec<&str> = listed.collect();
+    missing.retain(|n| !listed.contains(n));
+    missing.dedup();
+    let mut out: Vec<&str> = Vec::new();
+    for name in listed {
+        if out.contains(&name) {
+            continue;
+        }
+        if detectable.contains(&name) {
+            out.push(name);
+        } else if let Some(c) = closest(name, missing.iter().copied()) {
+            missing.retain(|m| *m != c);
+            out.push(c);
+        }
+    }
+    for name in missing {
+        match out.iter().position(|e| shadows(e, name)) {
+            Some(at) => out.insert(at, name),
+            None => out.push(name),
+        }
+    }
+    out
+}
+
+/// True when `b` holding means that `a` holds (so a type with condition `a`
+/// tried first leaves none to one with condition `b`), as far as that can
+/// be told from the two conditions' shapes; false when it cannot.
+pub fn implies(b: &Expr, a: &Expr) -> bool {
+    if matches!(a.kind, ExprKind::Bool(true)) || same(a, b) {
+        return true;
+    }
+    // `x and y and ...` holds only when every operand holds.
+    if let ExprKind::Chain(BinaryOp::And, xs) = &b.kind
+        && xs.iter().any(|x| implies(x, a))
+    {
+        return true;
+    }
+    match &a.kind {
+        ExprKind::Chain(BinaryOp::And, xs) => xs.iter().all(|x| implies(b, x)),
+        // `x or ...` holds when `x` does (the rest is not evaluated).
+        ExprKind::Chain(BinaryOp::Or, xs) => xs.first().is_some_and(|x| implies(b, x)),
+        ExprKind::Binary(BinaryOp::Compare(op_a), pa, ca) => match &b.kind {
+            ExprKind::Binary(BinaryOp::Compare(op_b), pb, cb) if same(pa, pb) => {
+                match (number(ca), number(cb)) {
+                    (Some(ca), Some(cb)) => within(*op_b, cb, *op_a, ca),
+                    _ => false,
+                }
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn number(e: &Expr) -> Option<f64> {
+    match &e.kind {
+        ExprKind::Number(n) => Some(n.0),
+        _ => None,
+    }
+}
+
+/// True when every `x` with `x op_b cb` has `x op_a ca`.
+fn within(op_b: CompareOp, cb: f64, op_a: CompareOp, ca: f64) -> bool {
+    use CompareOp::*;
+    match (op_b, op_a) {
+        (Eq, _) => match op_a {
+            Eq => cb == ca,
+            Ne => cb != ca,
+            Lt => cb < ca,
+            Le => cb <= ca,
+            Gt => cb > ca,
+            Ge => cb >= ca,
+        },
+        (Ge, Ge) | (Gt, Gt) | (Gt, Ge) => cb >= ca,
+        (Ge, Gt) => cb > ca,
+        (Le, Le) | (Lt, Lt) | (Lt, Le) => cb <= ca,
+        (Le, Lt) => cb < ca,
+        _ => false,
+    }
+}
+
+/// The two expressions are written alike (their places aside).
+fn same(a: &Expr, b: &Expr) -> bool {
+    match (&a.kind, &b.kind) {
+        (ExprKind::Bool(x), ExprKind::Bool(y)) => x == y,
+        (ExprKind::Number(x), ExprKind::Number(y)) => x == y,
+        (ExprKind::Str(x), ExprKind::Str(y)) | (ExprKind::Version(x), ExprKind::Version(y)) => {
+            x == y
+        }
+        (ExprKind::Path(x), ExprKind::Path(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.name == q.name)
+        }
+        (ExprKind::Call(f, x), ExprKind::Call(g, y)) => {
+            f.name == g.name && x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (ExprKind::Set(x), ExprKind::Set(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
+        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => {
+            o == p && same(x1, y1) && same(x2, y2)
+        }
+        (ExprKind::Chain(o, x), ExprKind::Chain(p, y)) => {
+            o == p && x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::implies;
+    use pmf_syntax::ast::{DeclKind, Expr, MigrationItemKind};
+
+    /// The `when` of a migration whose condition is `text`.
+    fn when(text: &str) -> Expr {
+        let source = format!("policy p\nmigration m \"M\" {{\n  when {text}\n}}\n");
+        let parsed = pmf_syntax::parse("t.pmf", &source);
+        assert!(
+            parsed.diagnostics.is_empty(),
+            "{text}: {:?}",
+            parsed.diagnostics
+        );
+        parsed
+            .ast
+            .decls
+            .iter()
+            .find_map(|d| match &d.kind {
+                DeclKind::Migration(m) => m.items.iter().find_map(|i| match &i.kind {
+                    MigrationItemKind::When(e) => Some((**e).clone()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no when in {text}"))
+    }
+
+    #[test]
+    fn a_later_condition_is_shadowed_only_when_it_implies_the_earlier() {
+        let cases = [
+            // (later, earlier, shadowed)
+            ("partner.power > 3", "true", true),
+            ("partner.power > 3", "partner.power > 3", true),
+            ("partner.power > 3 and compatible", "compatible", true),
+            (
+                "compatible and partner.power > 3",
+                "partner.power > 3",
+                true,
+            ),
+            ("partner.power >= 20", "partner.power >= 10", true),
+            ("partner.power > 10", "partner.power >= 10", true),
+            ("partner.power == 4", "partner.power < 5", true),
+            ("partner.power <= 2", "partner.power < 3", true),
+            ("compatible", "compatible or sustainable", true),
+            (
+                "compatible and sustainable",
+                "sustainable and compatible",
+                true,
+            ),
+            // Not implied, or not decidable from the shapes.
+            ("partner.power >= 10", "partner.power >= 20", false),
+            ("partner.power >= 10", "partner.power > 10", false),
+            ("partner.power < 3", "partner.power <= 2", false),
+            ("compatible", "sustainable or compatible", false),
+            ("compatible or sustainable", "compatible", false),
+            ("compatible", "compatible and sustainable", false),
+            ("target.power > 3", "partner.power > 3", false),
+            ("partner.power != 3", "partner.power > 3", false),
+        ];
+        for (later, earlier, shadowed) in cases {
+            assert_eq!(
+                implies(&when(later), &when(earlier)),
+                shadowed,
+                "`{later}` after `{earlier}`"
+            );
+        }
+    }
+}

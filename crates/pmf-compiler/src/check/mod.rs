@@ -1,0 +1,170 @@
+//! The checks, one file per family of diagnostics. Each check reads an
+//! [`EffectivePolicy`] and returns diagnostics; none does I/O.
+
+pub mod ceilings;
+pub mod flow;
+pub mod governance;
+pub mod health;
+pub mod keys;
+pub mod lints;
+pub mod migrations;
+pub mod names;
+pub mod suppress;
+pub mod test_blocks;
+pub mod types;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use crate::model::types::{Type, schema};
+use crate::model::{EffectivePolicy, Sourced};
+use pmf_syntax::ast::Authority;
+use pmf_syntax::ast::Ident;
+use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
+
+/// What every check reads: the policy, its schema and name indexes built
+/// once so that every lookup is constant time.
+pub struct Context<'a> {
+    /// The policy being checked.
+    pub policy: &'a EffectivePolicy,
+    /// The partner schema as a record type.
+    pub schema: Type,
+    categories: Vec<&'a str>,
+    category_set: HashSet<&'a str>,
+    authorities: HashMap<&'a str, &'a Authority>,
+    migrations: Vec<&'a str>,
+    migration_set: HashSet<&'a str>,
+    governors: HashMap<&'a str, Vec<Governor<'a>>>,
+}
+
+/// An authority's claim to govern a category: where it is written.
+#[derive(Clone, Copy)]
+pub struct Governor<'a> {
+    /// The authority's declaration.
+    pub item: &'a Sourced,
+    /// The authority.
+    pub authority: &'a Authority,
+    /// The category name in its `governs` list.
+    pub entry: &'a Ident,
+}
+
+impl<'a> Context<'a> {
+    /// A context for `policy`.
+    pub fn new(policy: &'a EffectivePolicy) -> Self {
+        let categories: Vec<&str> = policy
+            .categories()
+            .map(|(_, c)| c.name.name.as_str())
+            .collect();
+        let migrations: Vec<&str> = policy
+            .migrations()
+            .map(|(_, m)| m.name.name.as_str())
+            .collect();
+        let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::default();
+        let mut authorities = HashMap::default();
+        for (item, authority) in policy.authorities() {
+            authorities.insert(authority.name.name.as_str(), authority);
+            for entry in &authority.governs {
+                governors
+                    .entry(entry.name.as_str())
+                    .or_default()
+                    .push(Governor {
+                        item,
+                        authority,
+                        entry,
+                    });
+            }
+        }
+        Context {
+            policy,
+            schema: schema(policy),
+            category_set: categories.iter().copied().collect(),
+            categories,
+            authorities,
+            migration_set: migrations.iter().copied().collect(),
+            migrations,
+            governors,
+        }
+    }
+
+    /// True when the policy declares category `name`.
+    pub fn has_category(&self, name: &str) -> bool {
+        self.category_set.contains(name)
+    }
+
+    /// The authority called `name`, if declared.
+    pub fn authority(&self, name: &str) -> Option<&'a Authority> {
+        self.authorities.get(name).copied()
+    }
+
+    /// True when the policy declares authority `name`.
+    pub fn has_authority(&self, name: &str) -> bool {
+        self.authorities.contains_key(name)
+    }
+
+    /// True when the policy declares migration type `name`.
+    pub fn has_migration(&self, name: &str) -> bool {
+        self.migration_set.contains(name)
+    }
+
+    /// Names of the declared categories, in declaration order.
+    pub fn category_names(&self) -> &[&'a str] {
+        &self.categories
+    }
+
+    /// Names of the declared authorities.
+    pub fn authority_names(&self) -> Vec<&'a str> {
+        self.policy
+            .authorities()
+            .map(|(_, a)| a.name.name.as_str())
+            .collect()
+    }
+
+    /// Names of the declared migration types, in declaration order.
+    pub fn migration_names(&self) -> &[&'a str] {
+        &self.migrations
+    }
+
+    /// The authorities that claim to govern `category`.
+    pub fn governors_of(&self, category: &str) -> &[Governor<'a>] {
+        self.governors.get(category).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// `category` → `categories`, `phase` → `phases`.
+fn plural(what: &str) -> String {
+    match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
+    }
+}
+
+/// An "unknown X" diagnostic at `ident`: when a candidate is close, a
+/// did-you-mean help and the replacement as a fix; else the candidates.
+pub fn unknown(
+    code: Code,
+    file: &str,
+    what: &str,
+    ident: &Ident,
+    candidates: &[&str],
+) -> Diagnostic {
+    let close = closest(&ident.name, candidates.iter().copied());
+    let help = close.map(|c| format!("did you mean `{c}`?")).or_else(|| {
+        if candidates.is_empty() {
+            None
+        } else {
+            let mut list: Vec<&str> = candidates.to_vec();
+            list.sort_unstable();
+            list.dedup();
+            let shown: Vec<String> = list.iter().take(8).map(|c| format!("`{c}`")).collect();
+            Some(format!("known {}: {}", plural(what), shown.join(", ")))
+        }
+    });
+    Diagnostic::new(
+        code,
+        file,
+        ident.span,
+        format!("unknown {what} `{}`", ident.name),
+    )
+    .with_label(format!("no {what} of this name"))
+    .with_help_opt(help)
+    .with_fixes(close.map(|c| Fix::certain(ident.span, c)))
+}

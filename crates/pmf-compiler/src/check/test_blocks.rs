@@ -1,0 +1,305 @@
+//! Test blocks: what a `test` expects names something the policy (or the
+//! runtime) has, and its `partner`, `target` and `observed` states fit the
+//! partner schema. `pmf test` would fail on either; checking them here shows
+//! them in `pmf check` and in the editor.
+
+use super::names::unknown_field_diag;
+use super::{Context, unknown};
+use crate::model::types::Type;
+use crate::model::{TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
+use pmf_syntax::Span;
+use pmf_syntax::ast::{
+    ExpectWhat, Expr, ExprKind, Ident, RecordValue, TestDecl, TestRoot, UnaryOp, ValueNode,
+};
+use pmf_syntax::diagnostics::{Code, Diagnostic};
+
+/// Check the `test` declarations `tests` of `file` against its policy.
+pub fn check(cx: &Context<'_>, file: &str, tests: &[TestDecl]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if tests.is_empty() {
+        return out;
+    }
+    let authorities = cx.authority_names();
+    let bands: Vec<&str> = cx
+        .policy
+        .health()
+        .map(|(_, h)| h.bands.iter().map(|b| b.status.name.as_str()).collect())
+        .unwrap_or_default();
+    let migrations = cx.migration_names();
+    for t in tests {
+        check_states(cx, file, t, &mut out);
+        for a in t.approved.iter().flatten() {
+            if !cx.has_authority(&a.name) {
+                out.push(unknown(
+                    Code::UnknownAuthority,
+                    file,
+                    "authority",
+                    a,
+                    &authorities,
+                ));
+            }
+        }
+        for x in &t.expects {
+            for v in &x.values {
+                let name = v.name.as_str();
+                let found = match x.what {
+                    ExpectWhat::Type if !cx.has_migration(name) => Some(unknown(
+                        Code::UnknownMigration,
+                        file,
+                        "migration type",
+                        v,
+                        migrations,
+                    )),
+                    ExpectWhat::Approvals if !cx.has_authority(name) => Some(unknown(
+                        Code::UnknownAuthority,
+                        file,
+                        "authority",
+                        v,
+                        &authorities,
+                    )),
+                    ExpectWhat::Band if !bands.contains(&name) => {
+                        Some(expectation(file, "band", v, &bands))
+                    }
+                    ExpectWhat::Action if !TEST_ACTIONS.contains(&name) => {
+                        Some(expectation(file, "action", v, &TEST_ACTIONS))
+                    }
+                    ExpectWhat::Outcome if !TEST_OUTCOMES.contains(&name) => {
+                        Some(expectation(file, "outcome", v, &TEST_OUTCOMES))
+                    }
+                    ExpectWhat::Validation if !TEST_VERDICTS.contains(&name) => {
+                        Some(expectation(file, "validation verdict", v, &TEST_VERDICTS))
+                    }
+                    _ => None,
+                };
+                out.extend(found);
+            }
+        }
+    }
+    out
+}
+
+/// PMF111: an expected band, action, outcome or verdict that no run can give.
+fn expectation(file: &str, what: &str, v: &Ident, candidates: &[&str]) -> Diagnostic {
+    unknown(Code::UnknownExpectation, file, what, v, candidates)
+        .with_label(format!("no run of this policy ends with this {what}"))
+}
+
+fn check_states(cx: &Context<'_>, file: &str, t: &TestDecl, out: &mut Vec<Diagnostic>) {
+    if !t.states.iter().any(|s| s.root == TestRoot::Partner) {
+        out.push(
+            Diagnostic::new(
+                Code::TestStateMismatch,
+                file,
+                t.name.span,
+                "the test gives no `partner { ... }` state",
+            )
+            .with_label("what partner does this test migrate?")
+            .with_help("add `partner { ... }` with a value for every field of the partner schema"),
+        );
+    }
+    let Type::Record(_) = &cx.schema else {
+        return;
+    };
+    for s in &t.states {
+        let (root, full) = match s.root {
+            TestRoot::Partner => ("partner", true),
+            TestRoot::Target => ("target", false),
+            TestRoot::Observed => ("observed", false),
+        };
+        let mut walk = Walk {
+            file,
+            full,
+            out: &mut *out,
+        };
+        walk.record(&cx.schema, &s.record, root);
+    }
+}
+
+/// A walk of one test state against the schema.
+struct Walk<'a> {
+    file: &'a str,
+    /// A full state (`partner`): every field, no `null`.
+    full: bool,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Walk<'_> {
+    fn record(&mut self, ty: &Type, r: &RecordValue, path: &str) {
+        let fields = match ty {
+            Type::Record(fields) => fields,
+            Type::Unknown => return,
+            other => {
+                self.out
+                    .push(wrong_type(self.file, r.span, path, other, "a record"));
+                return;
+            }
+        };
+        let mut seen: Vec<&str> = Vec::with_capacity(r.fields.len());
+        for (name, value) in &r.fields {
+            seen.push(name.name.as_str());
+            let Some(fty) = fields.get(name.name.as_str()) else {
+                let owner = path.split('.').next().unwrap_or(path);
+                self.out.push(
+                    unknown_field_diag(self.file, name, fields.keys().map(String::as_str), owner)
+                        .with_label(format!("`{path}` has no such field in the partner schema")),
+                );
+                continue;
+            };
+            let inner = format!("{path}.{}", name.name);
+            match value {
+                ValueNode::Record(r) => self.record(fty, r, &inner),
+                ValueNode::Null(span) => {
+                    if self.full {
+                        self.out.push(
+                            Diagnostic::new(
+                                Code::TestStateMismatch,
+                                self.file,
+                                *span,
+                                format!("`{inner}` is `null` in the partner state"),
+                            )
+                            .with_label("the partner state is full: every field has a value")
+                            .with_help(format!(
+                                "give `{inner}` a `{fty}`; `null` (not measured) belongs in `observed`"
+                            )),
+                        );
+                    }
+                }
+                ValueNode::Expr(e) => self.value(fty, e, &inner),
+            }
+        }
+        if self.full {
+            let missing: Vec<String> = fields
+                .iter()
+                .filter(|(n, _)| !seen.contains(&n.as_str()))
+                .map(|(n, t)| format!("`{n}: {t}`"))
+                .collect();
+            if !missing.is_empty() {
+                let shown: Vec<&str> = missing.iter().take(8).map(String::as_str).collect();
+                let more = if missing.len() > shown.len() {
+                    format!(" and {} more", missing.len() - shown.len())
+                } else {
+                    String::new()
+                };
+                self.out.push(
+                    Diagnostic::new(
+                        Code::TestStateMismatch,
+                        self.file,
+                        r.span,
+                        format!(
+                            "`{path}` lacks {} of the partner schema",
+                            if missing.len() == 1 {
+                                "a field".to_string()
+                            } else {
+                                format!("{} fields", missing.len())
+                            }
+                        ),
+                    )
+                    .with_label("the partner state is full: every field has a value")
+                    .with_help(format!("add {}{more}", shown.join(", "))),
+                );
+            }
+        }
+    }
+
+    fn value(&mut self, ty: &Type, e: &Expr, path: &str) {
+        let file = self.file;
+        let found = match &e.kind {
+            ExprKind::Bool(_) => "a boolean",
+            ExprKind::Number(_) => "a number",
+            ExprKind::Unary(UnaryOp::Neg, x) if matches!(x.kind, ExprKind::Number(_)) => "a number",
+            ExprKind::Str(_) => "a string",
+            ExprKind::Version(_) => "a version",
+            ExprKind::Set(_) => "a set",
+            ExprKind::Error => return,
+            _ => {
+                self.out.push(
+                    Diagnostic::new(
+                        Code::TestStateMismatch,
+                        file,
+                        e.span,
+                        format!("`{path}` is not a literal value"),
+                    )
+                    .with_label("computed, not written out")
+                    .with_help(format!(
+                        "a test state holds literal values: write the `{ty}` itself"
+                    )),
+                );
+                return;
+            }
+        };
+        let fits = matches!(
+            (ty, &e.kind),
+            (Type::Unknown, _)
+                | (Type::Bool, ExprKind::Bool(_))
+                | (
+                    Type::Number | Type::Score,
+                    ExprKind::Number(_) | ExprKind::Unary(..)
+                )
+                | (Type::String, ExprKind::Str(_))
+                | (Type::Version, ExprKind::Version(_) | ExprKind::Str(_))
+                | (Type::Set(_), ExprKind::Set(_))
+        );
+        if !fits {
+            self.out.push(wrong_type(file, e.span, path, ty, found));
+            return;
+        }
+        match (ty, &e.kind) {
+            (Type::Score, _) => {
+                let n = match &e.kind {
+                    ExprKind::Number(n) => n.0,
+                    ExprKind::Unary(_, x) => match &x.kind {
+                        ExprKind::Number(n) => -n.0,
+                        _ => return,
+                    },
+                    _ => return,
+                };
+                if !(0.0..=100.0).contains(&n) {
+                    self.out.push(
+                        Diagnostic::new(
+                            Code::ScoreOutOfRange,
+                            file,
+                            e.span,
+                            format!("`{path}` is a score, but {n} is outside 0–100"),
+                        )
+                        .with_label("not a score")
+                        .with_help("scores run from 0 to 100"),
+                    );
+                }
+            }
+            (Type::Version, ExprKind::Version(text) | ExprKind::Str(text)) => {
+                if let Err(err) = semver::Version::parse(text) {
+                    self.out.push(
+                        Diagnostic::new(
+                            Code::MalformedVersion,
+                            file,
+                            e.span,
+                            format!("malformed version `{text}` for `{path}`"),
+                        )
+                        .with_label(err.to_string())
+                        .with_help("a version is MAJOR.MINOR.PATCH, such as `1.4.0`"),
+                    );
+                }
+            }
+            (Type::Set(elem), ExprKind::Set(items)) => {
+                let inner = format!("{path}[]");
+                for item in items {
+                    self.value(elem, item, &inner);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn wrong_type(file: &str, span: Span, path: &str, ty: &Type, found: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::TypeMismatch,
+        file,
+        span,
+        format!("`{path}` is a `{ty}`, but the test gives {found}"),
+    )
+    .with_label(format!("expected a `{ty}`"))
+    .with_help(format!(
+        "write a `{ty}` value here, as the partner schema declares"
+    ))
+}

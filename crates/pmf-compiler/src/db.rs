@@ -1,0 +1,911 @@
+//! The salsa database and the tracked queries of the compiler pipeline:
+//! `parse_file` (chunks) → `chunk_parse` → `resolve` (parents, fusion,
+//! stdlib) → `type_check`, `phase_graph`, `policy_checks`, `lints` →
+//! `check_file`.
+//!
+//! The CLI and the language server both drive these queries; after an edit
+//! only the queries that read the edited file run again, and in that file
+//! only the edited chunk is parsed again.
+//!
+//! # Stable places
+//!
+//! The checks do not read byte offsets into the file: they read *stable
+//! places*, where chunk `i` of a file starts at `i * stride` (the stride a
+//! power of two longer than any chunk). An edit inside one chunk moves every
+//! later chunk in the text but none in stable places, so when the edited
+//! chunk's items are unchanged (an edit in a comment, in white space) the
+//! effective policy is equal to the previous one and no check runs again.
+//! `check_file` maps the stable places of its diagnostics back to byte
+//! offsets ([`FileChunks::place`]). The public queries that the language
+//! server and the CLI read for positions (`syntax_tree`, `file_header`,
+//! `file_items`, `resolve`, `phase_graph`) are in byte offsets.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use salsa::Setter;
+
+use crate::check::{self, Context};
+use crate::graph::PhaseGraph;
+use crate::model::EffectivePolicy;
+use crate::model::Sourced;
+use crate::model::compose::{self, Parent};
+use pmf_syntax::ast::{DeclKind, PolicyHeader};
+use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
+use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
+use pmf_syntax::shift::Spanned;
+use pmf_syntax::{self as syntax, Parsed, Span};
+
+/// One source file: an input of the pipeline.
+#[salsa::input(debug)]
+pub struct SourceFile {
+    /// The path as given by the user (used in diagnostics).
+    #[returns(ref)]
+    pub path: String,
+    /// The file's text.
+    #[returns(ref)]
+    pub text: String,
+}
+
+/// The set of files checked together (the embedded stdlib included).
+#[salsa::input(debug)]
+pub struct Workspace {
+    /// Every file, stdlib first.
+    #[returns(ref)]
+    pub files: Vec<SourceFile>,
+}
+
+/// The compiler database.
+#[salsa::db]
+#[derive(Clone)]
+pub struct Database {
+    storage: salsa::Storage<Self>,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            storage: salsa::Storage::new(None),
+        }
+    }
+}
+
+#[salsa::db]
+impl salsa::Database for Database {}
+
+/// A shared log of the queries that executed, for incrementality tests and
+/// latency measurements.
+pub type ExecutionLog = Arc<Mutex<Vec<String>>>;
+
+impl Database {
+    /// A database that logs every query execution (`query(input)`).
+    pub fn with_execution_log() -> (Self, ExecutionLog) {
+        let log: ExecutionLog = Arc::default();
+        let sink = log.clone();
+        let storage = salsa::Storage::new(Some(Box::new(move |event: salsa::Event| {
+            if let salsa::EventKind::WillExecute { database_key } = event.kind
+                && let Ok(mut l) = sink.lock()
+            {
+                l.push(format!("{database_key:?}"));
+            }
+        })));
+        (Database { storage }, log)
+    }
+}
+
+/// Workspaces with at least this many chunks are parsed on all cores.
+const PARALLEL_CHUNKS: usize = 256;
+
+/// A workspace of files to check, plus the embedded stdlib.
+pub struct Session {
+    /// The database.
+    pub db: Database,
+    /// The workspace input.
+    pub workspace: Workspace,
+    /// The stdlib file.
+    pub stdlib: SourceFile,
+    /// Chunks [`Session::prepare`] already had parsed.
+    prepared: Mutex<rustc_hash::FxHashSet<salsa::Id>>,
+}
+
+impl Session {
+    /// A session over `db` holding only the stdlib.
+    pub fn new(db: Database) -> Self {
+        let stdlib = SourceFile::new(
+            &db,
+            crate::stdlib::KWANUS_PATH.to_string(),
+            crate::stdlib::KWANUS_SOURCE.to_string(),
+        );
+        let workspace = Workspace::new(&db, vec![stdlib]);
+        Session {
+            db,
+            workspace,
+            stdlib,
+            prepared: Mutex::default(),
+        }
+    }
+
+    /// Add a file (or replace its text when the path is known); returns it.
+    pub fn set_file(&mut self, path: &str, text: String) -> SourceFile {
+        if let Some(f) = self.file(path) {
+            if f.text(&self.db) != &text {
+                f.set_text(&mut self.db).to(text);
+            }
+            return f;
+        }
+        let f = SourceFile::new(&self.db, path.to_string(), text);
+        let mut files = self.workspace.files(&self.db).clone();
+        files.push(f);
+        self.workspace.set_files(&mut self.db).to(files);
+        f
+    }
+
+    /// Remove a file from the workspace.
+    pub fn remove_file(&mut self, path: &str) {
+        let files: Vec<SourceFile> = self
+            .workspace
+            .files(&self.db)
+            .iter()
+            .copied()
+            .filter(|f| f.path(&self.db) != path)
+            .collect();
+        self.workspace.set_files(&mut self.db).to(files);
+    }
+
+    /// The file at `path`, if present.
+    pub fn file(&self, path: &str) -> Option<SourceFile> {
+        self.workspace
+            .files(&self.db)
+            .iter()
+            .copied()
+            .find(|f| f.path(&self.db) == path)
+    }
+
+    /// Every diagnostic of `file`.
+    pub fn check(&self, file: SourceFile) -> Vec<Diagnostic> {
+        self.prepare();
+        check_file(&self.db, self.workspace, file).clone()
+    }
+
+    /// Parse the chunks of every file on all cores (each chunk once: what
+    /// is already parsed is only looked up). The queries would parse them
+    /// one after the other; a database clone per thread runs them side by
+    /// side. Only worth it for many new chunks (opening a file, not typing).
+    pub fn prepare(&self) {
+        use salsa::plumbing::AsId;
+        let db = &self.db;
+        let Ok(mut prepared) = self.prepared.lock() else {
+            return;
+        };
+        let work: Vec<Placed<'_>> = self
+            .workspace
+            .files(db)
+            .iter()
+            .flat_map(|f| parse_file(db, *f).chunks.iter().map(|c| c.placed))
+            .filter(|p| !prepared.contains(&p.as_id()))
+            .collect();
+        if prepared.len() > 1 << 20 {
+            // Chunks of texts long gone: forget them.
+            prepared.clear();
+        }
+        prepared.extend(work.iter().map(|p| p.as_id()));
+        drop(prepared);
+        let threads = rayon::current_num_threads();
+        if work.len() < PARALLEL_CHUNKS || threads < 2 {
+            return;
+        }
+        // A few parts per thread, so a thread that finishes early helps.
+        let per = work.len().div_ceil(threads * 4);
+        let jobs: Vec<(Database, &[Placed<'_>])> = work
+            .chunks(per)
+            .map(|part| (self.db.clone(), part))
+            .collect();
+        rayon::scope(move |scope| {
+            for (db, part) in jobs {
+                scope.spawn(move |_| {
+                    for p in part {
+                        let _ = placed(&db, *p);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Source texts of every file, for rendering.
+    pub fn sources(&self) -> BTreeMap<String, String> {
+        self.workspace
+            .files(&self.db)
+            .iter()
+            .map(|f| (f.path(&self.db).clone(), f.text(&self.db).clone()))
+            .collect()
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new(Database::default())
+    }
+}
+
+/// One chunk of a file's text (a top-level declaration and the comments
+/// after it) at its stable place (see the module documentation), interned:
+/// an unchanged chunk at an unchanged place is not parsed again, however
+/// far it moved in the text.
+#[salsa::interned(debug)]
+pub struct Placed<'db> {
+    /// The file's path (diagnostics name it).
+    #[returns(ref)]
+    pub path: String,
+    /// The chunk's text.
+    #[returns(ref)]
+    pub text: String,
+    /// Where it starts in stable places.
+    #[returns(copy)]
+    pub base: u32,
+}
+
+/// One chunk of a file and where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, salsa::SalsaValue)]
+pub struct ChunkAt<'db> {
+    /// The chunk at its stable place.
+    pub placed: Placed<'db>,
+    /// Its first byte in the file.
+    pub start: u32,
+    /// Its first stable place.
+    pub base: u32,
+}
+
+/// A file cut into chunks.
+#[derive(Clone, Debug, PartialEq, Eq, Default, salsa::SalsaValue)]
+pub struct FileChunks<'db> {
+    /// The chunks, in order; together they cover the text.
+    pub chunks: Vec<ChunkAt<'db>>,
+    /// Chunk `i` starts at stable place `i * stride`; 0 when the file is too
+    /// large for that (stable places are then byte offsets).
+    pub stride: u32,
+}
+
+impl FileChunks<'_> {
+    /// The byte offset of stable place `at`.
+    pub fn offset(&self, at: u32) -> u32 {
+        if self.stride == 0 || self.chunks.is_empty() {
+            return at;
+        }
+        let i = ((at / self.stride) as usize).min(self.chunks.len() - 1);
+        let c = &self.chunks[i];
+        c.start + at.saturating_sub(c.base)
+    }
+
+    /// The byte range of a span in stable places (each end is mapped on
+    /// its own: a span may cover several chunks).
+    pub fn place(&self, span: Span) -> Span {
+        if self.stride == 0 {
+            return span;
+        }
+        let start = self.offset(span.start);
+        let end = if span.end > span.start {
+            self.offset(span.end - 1) + 1
+        } else {
+            start
+        };
+        Span {
+            start,
+            end: end.max(start),
+        }
+    }
+}
+
+/// Cut a file into chunks (a cheap scan: the chunks themselves are parsed
+/// by [`placed`], each only once).
+#[salsa::tracked(returns(ref))]
+pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileChunks<'db> {
+    let path = file.path(db);
+    let text = file.text(db);
+    let spans = syntax::parser::chunk_spans(text);
+    let longest = spans.iter().map(|s| s.len()).max().unwrap_or(0) as u64;
+    let stride = (longest + 1).next_power_of_two();
+    let stride = if stride.saturating_mul(spans.len() as u64) <= u64::from(u32::MAX) {
+        stride as u32
+    } else {
+        0
+    };
+    let chunks = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let base = if stride == 0 {
+                s.start
+            } else {
+                i as u32 * stride
+            };
+            ChunkAt {
+                placed: Placed::new(db, path.as_str(), &text[s.range()], base),
+                start: s.start,
+                base,
+            }
+        })
+        .collect();
+    FileChunks { chunks, stride }
+}
+
+/// What the checks read of one chunk, in stable places.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PlacedFacts {
+    /// The chunk's syntax tree and syntax diagnostics.
+    pub parse: ChunkParse,
+    /// The keyed items the chunk declares.
+    pub items: Vec<Arc<Sourced>>,
+    /// Its `policy` header, if it is one.
+    pub header: Option<PolicyHeader>,
+    /// Kinds and keywords of its declarations.
+    pub heads: Vec<DeclHead>,
+    /// `override` of a test.
+    pub overridden_tests: Vec<Diagnostic>,
+}
+
+/// Parse one chunk at its stable place; its items and header.
+#[salsa::tracked(returns(ref))]
+pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedFacts {
+    let base = placed.base(db) as usize;
+    let path = placed.path(db).as_str();
+    let text = placed.text(db).as_str();
+    let parse = syntax::parse_chunk(path, text, base);
+    let mut out = PlacedFacts::default();
+    for decl in &parse.decls {
+        out.heads.push(DeclHead::of(decl));
+        out.items
+            .extend(compose::items_of_decl(path, text, base, decl));
+        match &decl.kind {
+            DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
+            DeclKind::Test(t) => {
+                if let Some(kw) = decl.override_kw {
+                    let removal = compose::override_place(text, base, decl);
+                    out.overridden_tests
+                        .push(overridden_test(path, t.name.span, kw, removal));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.parse = parse;
+    out
+}
+
+fn overridden_test(path: &str, name: Span, kw: Span, removal: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::NothingToOverride,
+        path,
+        name,
+        "`override` of a test: tests are not inherited",
+    )
+    .with_label("no parent has this test")
+    .with_secondary(path, kw, "nothing to override")
+    .with_help("remove `override`; a test belongs to the file that declares it")
+    .with_fix(pmf_syntax::diagnostics::Fix::certain(removal, ""))
+}
+
+/// What the checks read of one file, in stable places.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StableFile {
+    /// The first `policy` header.
+    pub header: Option<PolicyHeader>,
+    /// The keyed items, in source order.
+    pub items: Vec<Arc<Sourced>>,
+    /// The syntax diagnostics, in the order of [`syntax::parse`], then the
+    /// `override`s of tests.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A file's chunks put together, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableFile {
+    let facts: Vec<&PlacedFacts> = parse_file(db, file)
+        .chunks
+        .iter()
+        .map(|c| placed(db, c.placed))
+        .collect();
+    let mut out = StableFile::default();
+    for f in &facts {
+        out.diagnostics.extend(f.parse.lexical.iter().cloned());
+    }
+    let mut heads = Vec::new();
+    let mut broken_header = false;
+    for f in &facts {
+        out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
+        out.items.extend(f.items.iter().cloned());
+        heads.extend(f.heads.iter().copied());
+        broken_header |= f.parse.broken_header;
+        if out.header.is_none() {
+            out.header.clone_from(&f.header);
+        }
+    }
+    out.diagnostics
+        .extend(header_diagnostics(file.path(db), broken_header, &heads));
+    for f in &facts {
+        out.diagnostics.extend(f.overridden_tests.iter().cloned());
+    }
+    out
+}
+
+/// The `policy` header of a file, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_header(db: &dyn salsa::Database, file: SourceFile) -> Option<PolicyHeader> {
+    stable_file(db, file).header.clone()
+}
+
+/// The keyed items of a file, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<Sourced>> {
+    stable_file(db, file).items.clone()
+}
+
+/// The syntax tree of a file and its syntax diagnostics, in byte offsets:
+/// the chunks' trees moved from their stable places to where they are.
+#[salsa::tracked(returns(ref))]
+pub fn syntax_tree(db: &dyn salsa::Database, file: SourceFile) -> Parsed {
+    let chunks = parse_file(db, file);
+    let parts: Vec<ChunkParse> = chunks
+        .chunks
+        .iter()
+        .map(|c| {
+            let mut parse = placed(db, c.placed).parse.clone();
+            if c.base != c.start {
+                // Spans before the chunk are the parser's `Span::default()`
+                // placeholders: they stay where they are.
+                parse.each_span(&mut |s: &mut Span| {
+                    if s.start >= c.base {
+                        *s = Span {
+                            start: s.start - c.base + c.start,
+                            end: s.end.max(c.base) - c.base + c.start,
+                        }
+                    }
+                });
+            }
+            parse
+        })
+        .collect();
+    syntax::parser::assemble(file.path(db), parts)
+}
+
+/// The `policy` header of a file, if it has one.
+#[salsa::tracked(returns(ref))]
+pub fn file_header(db: &dyn salsa::Database, file: SourceFile) -> Option<PolicyHeader> {
+    let chunks = parse_file(db, file);
+    stable_header(db, file).clone().map(|mut h| {
+        h.each_span(&mut |s| *s = chunks.place(*s));
+        h
+    })
+}
+
+/// The keyed items a file declares.
+#[salsa::tracked(returns(ref))]
+pub fn file_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<crate::model::Sourced>> {
+    compose::items_of(file.path(db), file.text(db), &syntax_tree(db, file).ast)
+}
+
+/// Policies by name: which files declare `policy NAME` (the embedded stdlib
+/// only where no checked file takes its name).
+#[salsa::tracked(returns(ref))]
+pub fn policy_index(db: &dyn salsa::Database, ws: Workspace) -> BTreeMap<String, Vec<SourceFile>> {
+    let mut index: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
+    let mut embedded = Vec::new();
+    for &f in ws.files(db) {
+        if let Some(h) = stable_header(db, f) {
+            if f.path(db) == crate::stdlib::KWANUS_PATH {
+                embedded.push((h.name.name.to_string(), f));
+            } else {
+                index.entry(h.name.name.to_string()).or_default().push(f);
+            }
+        }
+    }
+    // A checked file that declares `policy kwanus` shadows the embedded copy.
+    for (name, f) in embedded {
+        index.entry(name).or_insert_with(|| vec![f]);
+    }
+    index
+}
+
+/// A file's effective policy and the diagnostics found building it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Resolved {
+    /// The policy with its parents fused in.
+    pub policy: EffectivePolicy,
+    /// Names and composition diagnostics.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// True when `target` is `start` or one of its ancestors.
+fn reaches(db: &dyn salsa::Database, ws: Workspace, start: SourceFile, target: SourceFile) -> bool {
+    let index = policy_index(db, ws);
+    let mut seen = HashSet::new();
+    let mut stack = vec![start];
+    while let Some(f) = stack.pop() {
+        if f == target {
+            return true;
+        }
+        if !seen.insert(f) {
+            continue;
+        }
+        if let Some(h) = stable_header(db, f) {
+            for p in &h.parents {
+                if let Some(files) = index.get(p.name.as_str()) {
+                    stack.extend(files.first().copied());
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Resolve parents and fuse them with the file's own declarations (spans
+/// in byte offsets, for the language server, documents and the runtime).
+#[salsa::tracked(returns(ref))]
+pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Resolved {
+    resolve_in(db, ws, file, false)
+}
+
+/// [`resolve`] in stable places: what the checks read.
+#[salsa::tracked(returns(ref))]
+pub fn resolve_stable(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Resolved {
+    resolve_in(db, ws, file, true)
+}
+
+fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable: bool) -> Resolved {
+    let header_of = |f: SourceFile| {
+        if stable {
+            stable_header(db, f)
+        } else {
+            file_header(db, f)
+        }
+    };
+    let path = file.path(db).as_str();
+    let header = header_of(file);
+    let index = policy_index(db, ws);
+    let mut diagnostics = Vec::new();
+    let mut parents = Vec::new();
+    if let Some(h) = header {
+        if let Some(files) = index.get(h.name.name.as_str())
+            && files.len() > 1
+            && files[0] != file
+        {
+            let first = files[0];
+            let first_span = header_of(first)
+                .as_ref()
+                .map(|h| h.name.span)
+                .unwrap_or_default();
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::DuplicateDeclaration,
+                    path,
+                    h.name.span,
+                    format!("policy `{}` is declared by two files", h.name.name),
+                )
+                .with_label("declared again here")
+                .with_secondary(first.path(db), first_span, "first declared here")
+                .with_help("give each policy a unique name"),
+            );
+        }
+        for p in &h.parents {
+            let Some(&parent) = index.get(p.name.as_str()).and_then(|f| f.first()) else {
+                // A policy never extends itself: its own name is no suggestion.
+                let others = index
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| *n != h.name.name.as_str());
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::UnknownParent,
+                        path,
+                        p.span,
+                        format!("unknown parent policy `{}`", p.name),
+                    )
+                    .with_label("no policy of this name")
+                    .with_help("a parent is `kwanus` (the standard library) or the name of a policy among the files checked together")
+                    .with_suggestion(p.span, closest(&p.name, others)),
+                );
+                continue;
+            };
+            if reaches(db, ws, parent, file) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::CyclicExtends,
+                        path,
+                        p.span,
+                        format!(
+                            "policy `{}` extends itself through `{}`",
+                            h.name.name, p.name
+                        ),
+                    )
+                    .with_label("this parent leads back here")
+                    .with_help("remove one `extends` link of the cycle"),
+                );
+                continue;
+            }
+            parents.push((p, parent));
+        }
+    }
+    let resolved_parents: Vec<(&syntax::ast::Ident, &Resolved)> = parents
+        .iter()
+        .map(|(p, f)| {
+            let parent = if stable {
+                resolve_stable(db, ws, *f)
+            } else {
+                resolve(db, ws, *f)
+            };
+            (*p, parent)
+        })
+        .collect();
+    let parent_refs: Vec<Parent<'_>> = resolved_parents
+        .iter()
+        .map(|(name, r)| Parent {
+            name,
+            policy: &r.policy,
+        })
+        .collect();
+    let parents_complete = header
+        .as_ref()
+        .is_none_or(|h| h.parents.len() == parents.len());
+    let (policy, composition) = compose::compose(
+        path,
+        header.as_ref(),
+        if stable {
+            stable_items(db, file)
+        } else {
+            file_items(db, file)
+        },
+        &parent_refs,
+        parents_complete,
+    );
+    diagnostics.extend(composition);
+    Resolved {
+        policy,
+        diagnostics,
+    }
+}
+
+/// Type-check every expression of a file's effective policy.
+#[salsa::tracked(returns(ref))]
+pub fn type_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    check::types::check(&cx)
+}
+
+/// The compiled phase graph of a file's effective policy, and its checks.
+#[salsa::tracked(returns(ref))]
+pub fn phase_graph(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
+    flow_of(&resolve(db, ws, file).policy)
+}
+
+/// [`phase_graph`] in stable places: what the checks read.
+#[salsa::tracked(returns(ref))]
+pub fn stable_phase_graph(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
+    flow_of(&resolve_stable(db, ws, file).policy)
+}
+
+fn flow_of(policy: &EffectivePolicy) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
+    let graph = PhaseGraph::build(policy);
+    let diags = check::flow::check(&Context::new(policy), graph.as_ref());
+    (graph, diags)
+}
+
+/// Names, health, governance, key, migration and ceiling checks.
+#[salsa::tracked(returns(ref))]
+pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    let mut out = check::names::check(&cx);
+    out.extend(check::health::check(&cx));
+    out.extend(check::governance::check(&cx));
+    out.extend(check::keys::check(&cx));
+    out.extend(check::migrations::check(&cx));
+    out.extend(check::ceilings::check(&cx));
+    out
+}
+
+/// The `test` declarations of a file, in stable places.
+#[salsa::tracked(returns(ref))]
+pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> Vec<syntax::ast::TestDecl> {
+    parse_file(db, file)
+        .chunks
+        .iter()
+        .flat_map(|c| placed(db, c.placed).parse.decls.iter())
+        .filter_map(|d| match &d.kind {
+            DeclKind::Test(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The checks of a file's `test` declarations against its effective policy.
+#[salsa::tracked(returns(ref))]
+pub fn test_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let tests = stable_tests(db, file);
+    if tests.is_empty() {
+        return Vec::new();
+    }
+    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    check::test_blocks::check(&cx, file.path(db), tests)
+}
+
+/// Warnings about what the file itself declares.
+#[salsa::tracked(returns(ref))]
+pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let policy = &resolve_stable(db, ws, file).policy;
+    let (graph, _) = stable_phase_graph(db, ws, file);
+    check::lints::check(&Context::new(policy), graph.as_ref(), file.path(db))
+}
+
+/// Every diagnostic of a file, sorted and without duplicates.
+///
+/// A diagnostic that points into a parent but that the parent does not have
+/// on its own is caused by this file: it moves here (see [`relocate`]).
+#[salsa::tracked(returns(ref))]
+pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let mut places = Places::new(db, ws);
+    let mut out: Vec<Diagnostic> = stable_check(db, ws, file)
+        .iter()
+        .map(|d| places.diagnostic(d))
+        .collect();
+    // Only a comment that starts with `pmf-allow` suppresses anything.
+    if file.text(db).contains("pmf-allow") {
+        let parsed = syntax_tree(db, file);
+        let (suppressions, malformed) =
+            check::suppress::suppressions(file.path(db), file.text(db), &parsed.ast);
+        check::suppress::apply(file.path(db), &mut out, &suppressions);
+        out.extend(malformed);
+    }
+    sort_and_dedup(&mut out);
+    out
+}
+
+/// Every diagnostic of a file in stable places, before suppressions: the
+/// part of [`check_file`] that an edit elsewhere in the text leaves alone.
+#[salsa::tracked(returns(ref))]
+pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    let mut out = stable_file(db, file).diagnostics.clone();
+    if stable_header(db, file).is_some() {
+        let resolved = resolve_stable(db, ws, file);
+        out.extend(resolved.diagnostics.iter().cloned());
+        // With a parent missing, the policy is incomplete: every further
+        // finding would be noise.
+        let parents_resolved = !resolved
+            .diagnostics
+            .iter()
+            .any(|d| matches!(d.code, Code::UnknownParent | Code::CyclicExtends));
+        if parents_resolved {
+            let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
+            semantic.extend(stable_phase_graph(db, ws, file).1.iter().cloned());
+            semantic.extend(policy_checks(db, ws, file).iter().cloned());
+            semantic.extend(test_checks(db, ws, file).iter().cloned());
+            // A declaration dropped by the parser's recovery would make
+            // the lints speak of what it declared or used ("never used"):
+            // with a syntax error in the file, its warnings wait.
+            let broken = stable_file(db, file).diagnostics.iter().any(|d| {
+                matches!(
+                    d.code,
+                    Code::SyntaxError | Code::NestingTooDeep | Code::Unterminated
+                )
+            });
+            if !broken {
+                semantic.extend(lints(db, ws, file).iter().cloned());
+            }
+            let own = file.path(db).as_str();
+            for d in semantic {
+                if d.primary.file == own {
+                    out.push(d);
+                } else if !reported_by(db, ws, &d.primary.file, &d) {
+                    out.push(relocate(d, own, resolved.policy.header_span));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Maps stable places to byte offsets, file by file.
+struct Places<'db> {
+    db: &'db dyn salsa::Database,
+    ws: Workspace,
+    files: BTreeMap<String, Option<&'db FileChunks<'db>>>,
+}
+
+impl<'db> Places<'db> {
+    fn new(db: &'db dyn salsa::Database, ws: Workspace) -> Self {
+        Places {
+            db,
+            ws,
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn label(&mut self, l: &pmf_syntax::diagnostics::Label) -> pmf_syntax::diagnostics::Label {
+        let (db, ws) = (self.db, self.ws);
+        let chunks = *self.files.entry(l.file.clone()).or_insert_with(|| {
+            ws.files(db)
+                .iter()
+                .find(|f| f.path(db) == &l.file)
+                .map(|f| parse_file(db, *f))
+        });
+        let mut l = l.clone();
+        if let Some(chunks) = chunks {
+            l.span = chunks.place(l.span);
+        }
+        l
+    }
+
+    fn diagnostic(&mut self, d: &Diagnostic) -> Diagnostic {
+        let primary = self.label(&d.primary);
+        // A fix lies in the primary place's file: it moves with it.
+        let fixes = d
+            .fixes
+            .iter()
+            .map(|f| {
+                let at = pmf_syntax::diagnostics::Label {
+                    file: d.primary.file.clone(),
+                    span: f.span,
+                    message: String::new(),
+                };
+                pmf_syntax::diagnostics::Fix {
+                    span: self.label(&at).span,
+                    ..f.clone()
+                }
+            })
+            .collect();
+        Diagnostic {
+            primary,
+            labels: d.labels.iter().map(|l| self.label(l)).collect(),
+            fixes,
+            ..d.clone()
+        }
+    }
+}
+
+/// True when the file at `path` reports `diag` (in stable places) when
+/// checked on its own.
+fn reported_by(db: &dyn salsa::Database, ws: Workspace, path: &str, diag: &Diagnostic) -> bool {
+    let Some(&other) = ws.files(db).iter().find(|f| f.path(db) == path) else {
+        return false;
+    };
+    let primary = Places::new(db, ws).label(&diag.primary);
+    check_file(db, ws, other)
+        .iter()
+        .any(|d| d.code == diag.code && d.primary == primary && d.message == diag.message)
+}
+
+/// The byte range, in the file at `path`, of `span` in stable places (as
+/// [`resolve_stable`] and the checks hold them); `span` itself for a path
+/// that is not in the workspace.
+pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Span) -> Span {
+    match ws.files(db).iter().find(|f| f.path(db) == path) {
+        Some(f) => parse_file(db, *f).place(span),
+        None => span,
+    }
+}
+
+/// Move a diagnostic into `own`: its primary place becomes its first label
+/// in `own` (or `own`'s header), and the old primary place a label.
+pub fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Span) -> Diagnostic {
+    let new_primary = match d.labels.iter().position(|l| l.file == own) {
+        Some(i) => d.labels.remove(i),
+        None => pmf_syntax::diagnostics::Label {
+            file: own.to_string(),
+            span: header,
+            message: "this policy's declarations cause it".into(),
+        },
+    };
+    // Fixes edit the file of the primary place, which changes.
+    d.fixes.clear();
+    let mut old = std::mem::replace(&mut d.primary, new_primary);
+    if old.message.is_empty() {
+        old.message = "here".into();
+    }
+    d.labels.insert(0, old);
+    d
+}

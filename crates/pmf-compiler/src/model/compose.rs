@@ -1,0 +1,476 @@
+//! Composition: turning one file's declarations into keyed items and fusing
+//! them with the effective policies of its parents (`extends`, `override`).
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::sync::Arc;
+
+use super::{EffectivePolicy, ItemKey, ItemNode, Sourced};
+use pmf_syntax::Span;
+use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
+use rayon::prelude::*;
+
+use pmf_syntax::ast::{Decl, DeclKind, Ident, PolicyHeader, SourceAst};
+
+/// The keyed items one file declares, in source order (declarations are
+/// independent: large files turn them into items on every core).
+pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
+    if ast.decls.len() >= 256 {
+        ast.decls
+            .par_iter()
+            .flat_map_iter(|decl| items_of_decl(file, text, 0, decl))
+            .collect()
+    } else {
+        ast.decls
+            .iter()
+            .flat_map(|decl| items_of_decl(file, text, 0, decl))
+            .collect()
+    }
+}
+
+/// The keyed items of one declaration; `text` is the source from its byte
+/// `text_start` on (a whole file, or the chunk that holds `decl`).
+pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> Vec<Arc<Sourced>> {
+    let mut out = Vec::new();
+    {
+        let ov = decl.override_kw;
+        let override_place = override_place(text, text_start, decl);
+        let head = keyword_span(text, text_start, decl);
+        let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
+            out.push(Arc::new(Sourced {
+                key,
+                file: file.to_string(),
+                span,
+                name_span,
+                override_kw: ov,
+                override_place,
+                node,
+                fingerprint: fingerprint(
+                    text,
+                    Span::new(
+                        (span.start as usize).saturating_sub(text_start),
+                        (span.end as usize).saturating_sub(text_start),
+                    ),
+                ),
+            }));
+        };
+        match &decl.kind {
+            DeclKind::Policy(_) | DeclKind::Test(_) => {}
+            DeclKind::Authority(a) => push(
+                ItemKey::Authority(a.name.name.to_string()),
+                decl.span,
+                a.name.span,
+                ItemNode::Authority(a.clone()),
+            ),
+            DeclKind::Category(c) => push(
+                ItemKey::Category(c.name.name.to_string()),
+                decl.span,
+                c.name.span,
+                ItemNode::Category(c.clone()),
+            ),
+            DeclKind::Partner(schema) => {
+                for f in &schema.fields {
+                    push(
+                        ItemKey::Field(f.name.name.to_string()),
+                        f.span,
+                        f.name.span,
+                        ItemNode::Field(f.clone()),
+                    );
+                }
+            }
+            DeclKind::Migration(m) => push(
+                ItemKey::Migration(m.name.name.to_string()),
+                decl.span,
+                m.name.span,
+                ItemNode::Migration(m.clone()),
+            ),
+            DeclKind::Order(o) => push(ItemKey::Order, decl.span, head, ItemNode::Order(o.clone())),
+            DeclKind::Rules(block) => {
+                for r in &block.rules {
+                    push(
+                        ItemKey::Rule(block.kind, r.name.name.to_string()),
+                        r.span,
+                        r.name.span,
+                        ItemNode::Rule(block.kind, r.clone()),
+                    );
+                }
+            }
+            DeclKind::Validation(v) => {
+                for d in &v.dimensions {
+                    for c in &d.checks {
+                        push(
+                            ItemKey::Check(d.name.name.to_string(), c.name.name.to_string()),
+                            c.span,
+                            c.name.span,
+                            ItemNode::Check(d.name.clone(), c.clone()),
+                        );
+                    }
+                }
+            }
+            DeclKind::Health(h) => push(
+                ItemKey::Health,
+                decl.span,
+                head,
+                ItemNode::Health(h.clone()),
+            ),
+            DeclKind::Flow(f) => push(
+                ItemKey::Flow,
+                decl.span,
+                f.name.span,
+                ItemNode::Flow(f.clone()),
+            ),
+            DeclKind::Ceiling(c) => push(
+                ItemKey::Ceiling(c.field.dotted()),
+                decl.span,
+                c.field.span,
+                ItemNode::Ceiling(c.clone()),
+            ),
+            DeclKind::Rite(r) => push(
+                ItemKey::Rite(r.phase.name.to_string()),
+                decl.span,
+                r.phase.span,
+                ItemNode::Rite(r.clone()),
+            ),
+            DeclKind::Key(k) => push(
+                ItemKey::Key(k.authority.name.to_string(), k.key.value.clone()),
+                decl.span,
+                k.key.span,
+                ItemNode::Key(k.clone()),
+            ),
+        }
+    }
+    out
+}
+
+/// What removing the `override` of `decl` removes: the keyword and the
+/// blank after it (`text` is the source from its byte `text_start` on); the
+/// empty place at the start of `decl` without one.
+pub fn override_place(text: &str, text_start: usize, decl: &Decl) -> Span {
+    match decl.override_kw {
+        Some(kw) => {
+            let after = (kw.end as usize).saturating_sub(text_start);
+            let blank = text
+                .get(after..)
+                .map_or(0, |t| t.len() - t.trim_start_matches([' ', '\t']).len());
+            Span::new(kw.start as usize, kw.end as usize + blank)
+        }
+        None => Span::new(decl.span.start as usize, decl.span.start as usize),
+    }
+}
+
+/// The span of the declaration's keyword, after `override` and its blank
+/// when there is one (`text` is the source from its byte `text_start` on).
+pub fn keyword_span(text: &str, text_start: usize, decl: &Decl) -> Span {
+    let start = if decl.override_kw.is_some() {
+        override_place(text, text_start, decl).end
+    } else {
+        decl.span.start
+    } as usize;
+    Span::new(start, start + decl.kind.keyword().len())
+}
+
+/// A hash of the text of `span` normalized (see [`normalize`]): equal for
+/// definitions that differ only in layout and comments.
+fn fingerprint(text: &str, span: Span) -> u64 {
+    // FNV-1a: tiny and fast on short texts; 64 bits make a collision between
+    // two different definitions of one key negligible.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    normalize(text, span, |c| {
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).as_bytes() {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    });
+    hash
+}
+
+/// Feed `emit` the text of `span` without comments, with whitespace runs
+/// folded to one space and without a leading `override` (how a definition
+/// is introduced, not what it says).
+pub fn normalize(text: &str, span: Span, mut emit: impl FnMut(char)) {
+    let slice = text.get(span.range()).unwrap_or("");
+    let slice = slice.strip_prefix("override").unwrap_or(slice);
+    let mut chars = slice.chars().peekable();
+    let mut in_string = false;
+    let mut pending_space = false;
+    let mut started = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            emit(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    emit(n);
+                }
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+                pending_space = true;
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+                pending_space = true;
+            }
+            c if c.is_whitespace() => pending_space = true,
+            c => {
+                if pending_space && started {
+                    emit(' ');
+                }
+                pending_space = false;
+                started = true;
+                if c == '"' {
+                    in_string = true;
+                }
+                emit(c);
+            }
+        }
+    }
+}
+
+/// A resolved parent: the name as written in `extends` and its policy.
+pub struct Parent<'a> {
+    /// The name in the `extends` clause.
+    pub name: &'a Ident,
+    /// The parent's effective policy.
+    pub policy: &'a EffectivePolicy,
+}
+
+/// Fuse `own` items over the parents' effective policies. When a parent
+/// could not be resolved (`parents_complete` false), an `override` of
+/// something no known parent has is not reported: the missing parent may
+/// well have it.
+pub fn compose(
+    file: &str,
+    header: Option<&PolicyHeader>,
+    own: &[Arc<Sourced>],
+    parents: &[Parent<'_>],
+    parents_complete: bool,
+) -> (EffectivePolicy, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut items: Vec<Arc<Sourced>> = Vec::new();
+    let mut index: HashMap<ItemKey, usize> = HashMap::default();
+    // Which parent contributed each inherited item.
+    let mut from_parent: Vec<usize> = Vec::new();
+    let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
+
+    // Keys are additive: every parent's keys are kept, once each (a key two
+    // parents inherit from a common ancestor, or declare alike, is one key).
+    let mut inherited_keys: HashSet<(&str, &str, Option<&str>)> = HashSet::default();
+    for (pi, parent) in parents.iter().enumerate() {
+        for item in &parent.policy.items {
+            if let ItemNode::Key(k) = &item.node {
+                let id = (
+                    k.authority.name.as_str(),
+                    k.key.value.as_str(),
+                    k.label.as_ref().map(|l| l.value.as_str()),
+                );
+                if inherited_keys.insert(id) {
+                    items.push(item.clone());
+                    from_parent.push(pi);
+                }
+                continue;
+            }
+            match index.get(&item.key) {
+                None => {
+                    index.insert(item.key.clone(), items.len());
+                    items.push(item.clone());
+                    from_parent.push(pi);
+                }
+                Some(&at) => {
+                    let existing = &items[at];
+                    let same_origin = existing.file == item.file && existing.span == item.span;
+                    if same_origin || existing.fingerprint == item.fingerprint {
+                        continue;
+                    }
+                    let first = parents[from_parent[at]].policy;
+                    if parent.policy.lineage.contains(&existing.file) {
+                        // This parent inherited the existing definition and
+                        // replaced it: its refinement wins (three-way merge).
+                        items[at] = item.clone();
+                        from_parent[at] = pi;
+                    } else if !first.lineage.contains(&item.file) {
+                        conflicts.push((at, item.clone(), pi));
+                    }
+                }
+            }
+        }
+    }
+    let inherited = items.len();
+    let mut overridden = Vec::new();
+
+    let mut own_first: HashMap<ItemKey, Span> = HashMap::default();
+    for item in own {
+        if matches!(item.node, ItemNode::Key(_)) {
+            // Added to the parents' keys, never replacing one; the key checks
+            // report a key declared twice or for two authorities.
+            if let Some(kw) = item.override_kw {
+                diags.push(
+                    Diagnostic::new(
+                        Code::OverrideOfKey,
+                        file,
+                        item.name_span,
+                        "a key cannot be overridden",
+                    )
+                    .with_label("a key is added, never replaced")
+                    .with_secondary(file, kw, "`override` before `key`")
+                    .with_fix(Fix::certain(item.override_place, ""))
+                    .with_help(
+                        "remove `override`: keys are additive, a policy trusts its parents' keys and its own; to replace or revoke an inherited key, change the policy that declares it",
+                    ),
+                );
+            }
+            items.push(item.clone());
+            continue;
+        }
+        if let Some(first) = own_first.get(&item.key) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDeclaration,
+                    file,
+                    item.name_span,
+                    format!("`{}` is declared twice", item.key.describe()),
+                )
+                .with_label("declared again here")
+                .with_secondary(file, *first, "first declared here")
+                .with_help("remove one of the two declarations or give them different names"),
+            );
+            continue;
+        }
+        own_first.insert(item.key.clone(), item.name_span);
+        match index.get(&item.key).copied() {
+            Some(at) if at < inherited => {
+                if item.override_kw.is_none() {
+                    let parent_item = &items[at];
+                    diags.push(
+                        Diagnostic::new(
+                            Code::OverrideRequired,
+                            file,
+                            item.name_span,
+                            format!(
+                                "`{}` redefines a declaration inherited from `{}`",
+                                item.key.describe(),
+                                parents[from_parent[at]].name.name
+                            ),
+                        )
+                        .with_label("redefined here without `override`")
+                        .with_secondary(
+                            &parent_item.file,
+                            parent_item.name_span,
+                            "inherited definition",
+                        )
+                        .with_help(format!(
+                            "write `override` before the declaration to replace the inherited `{}`",
+                            item.key.describe()
+                        ))
+                        .with_fix(Fix {
+                            span: item.override_place,
+                            replacement: "override ".into(),
+                            machine_applicable: item.alone_in_declaration(),
+                        }),
+                    );
+                } else {
+                    overridden.push(items[at].clone());
+                }
+                items[at] = item.clone();
+            }
+            _ => {
+                if let Some(kw) = item.override_kw.filter(|_| parents_complete) {
+                    let mut d = Diagnostic::new(
+                        Code::NothingToOverride,
+                        file,
+                        item.name_span,
+                        format!(
+                            "`override` of `{}`, which no parent declares",
+                            item.key.describe()
+                        ),
+                    )
+                    .with_label("no parent declares this")
+                    .with_secondary(file, kw, "nothing to override")
+                    .with_fix(Fix {
+                        span: item.override_place,
+                        replacement: String::new(),
+                        machine_applicable: item.alone_in_declaration(),
+                    });
+                    d = if parents.is_empty() {
+                        d.with_help("this policy has no parents; remove `override`")
+                    } else {
+                        d.with_help("remove `override`, or check the name against the parents' declarations")
+                    };
+                    diags.push(d);
+                }
+                index.insert(item.key.clone(), items.len());
+                items.push(item.clone());
+            }
+        }
+    }
+
+    for (at, other, other_parent) in conflicts {
+        let chosen = &items[at];
+        if at >= inherited || chosen.file == file {
+            // The policy itself defines (or overrides) the key: no conflict.
+            continue;
+        }
+        let first_parent = parents[from_parent[at]].name;
+        let second_parent = parents[other_parent].name;
+        let primary = second_parent.span;
+        diags.push(
+            Diagnostic::new(
+                Code::ParentConflict,
+                file,
+                primary,
+                format!(
+                    "parents `{}` and `{}` define `{}` differently",
+                    first_parent.name,
+                    second_parent.name,
+                    chosen.key.describe()
+                ),
+            )
+            .with_label(format!(
+                "`{}` brings a second definition",
+                second_parent.name
+            ))
+            .with_secondary(
+                &chosen.file,
+                chosen.name_span,
+                format!("defined by `{}` here", first_parent.name),
+            )
+            .with_secondary(
+                &other.file,
+                other.name_span,
+                format!("defined by `{}` here", second_parent.name),
+            )
+            .with_help(format!(
+                "choose one: add `override` with the definition this policy wants for `{}`",
+                chosen.key.describe()
+            )),
+        );
+    }
+
+    let policy = EffectivePolicy {
+        name: header.map(|h| h.name.name.to_string()).unwrap_or_default(),
+        file: file.to_string(),
+        header_span: header.map_or(Span::default(), |h| h.name.span),
+        lineage: parents
+            .iter()
+            .flat_map(|p| p.policy.lineage.iter().cloned())
+            .chain([file.to_string()])
+            .collect(),
+        items,
+        overridden,
+    };
+    (policy, diags)
+}

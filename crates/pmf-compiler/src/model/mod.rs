@@ -1,0 +1,314 @@
+//! The effective policy: what a file means once its parents are fused in.
+//!
+//! Plain data built from syntax trees; the salsa queries in [`crate::db`]
+//! build it, the checks in [`crate::check`] read it.
+
+pub mod compose;
+pub mod keys;
+pub mod types;
+
+use std::sync::Arc;
+
+use pmf_syntax::Span;
+use pmf_syntax::ast::{self, RuleKind};
+
+/// What counts as "the same declaration" across a policy and its parents.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKey {
+    /// `authority NAME`
+    Authority(String),
+    /// `category NAME`
+    Category(String),
+    /// A field of the `partner` schema.
+    Field(String),
+    /// `migration NAME`
+    Migration(String),
+    /// The detection `order`.
+    Order,
+    /// A compatibility or sustainability rule.
+    Rule(RuleKind, String),
+    /// A validation check: dimension and name.
+    Check(String, String),
+    /// The `health` block.
+    Health,
+    /// The `flow` block.
+    Flow,
+    /// A ceiling on a field path.
+    Ceiling(String),
+    /// The rite of a phase.
+    Rite(String),
+    /// A public key of an authority: the authority and the key as written.
+    /// Keys are additive: composition unites them instead of replacing
+    /// one by another (see [`compose::compose`]).
+    Key(String, String),
+}
+
+impl ItemKey {
+    /// How the key reads in a message, such as `migration soft`.
+    pub fn describe(&self) -> String {
+        match self {
+            ItemKey::Authority(n) => format!("authority {n}"),
+            ItemKey::Category(n) => format!("category {n}"),
+            ItemKey::Field(n) => format!("partner field {n}"),
+            ItemKey::Migration(n) => format!("migration {n}"),
+            ItemKey::Order => "order".into(),
+            ItemKey::Rule(k, n) => format!("{} rule {n}", k.keyword()),
+            ItemKey::Check(d, n) => format!("validation check {d}.{n}"),
+            ItemKey::Health => "health".into(),
+            ItemKey::Flow => "flow".into(),
+            ItemKey::Ceiling(f) => format!("ceiling {f}"),
+            ItemKey::Rite(p) => format!("rite {p}"),
+            ItemKey::Key(a, k) => format!("key {a} {k}"),
+        }
+    }
+}
+
+/// One declared item and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemNode {
+    /// An authority.
+    Authority(ast::Authority),
+    /// A category.
+    Category(ast::Category),
+    /// A schema field.
+    Field(ast::FieldDecl),
+    /// A migration type.
+    Migration(ast::Migration),
+    /// The detection order.
+    Order(ast::Order),
+    /// A compatibility or sustainability rule.
+    Rule(RuleKind, ast::Rule),
+    /// A validation check and its dimension.
+    Check(ast::Ident, ast::Check),
+    /// The health block.
+    Health(ast::Health),
+    /// The flow.
+    Flow(ast::Flow),
+    /// A ceiling.
+    Ceiling(ast::Ceiling),
+    /// A rite.
+    Rite(ast::Rite),
+    /// A public key of an authority.
+    Key(ast::Key),
+}
+
+/// An item with its origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sourced {
+    /// Which declaration this is.
+    pub key: ItemKey,
+    /// The file that declared it.
+    pub file: String,
+    /// The item's whole span.
+    pub span: Span,
+    /// The span to point at (its name, or its keyword).
+    pub name_span: Span,
+    /// `override` keyword, when present.
+    pub override_kw: Option<Span>,
+    /// What removing `override` removes (the keyword and the blank after
+    /// it), or, without one, the empty place where it would be written (the
+    /// start of the declaration).
+    pub override_place: Span,
+    /// The item.
+    pub node: ItemNode,
+    /// A hash of the item's text without comments and with whitespace
+    /// folded, to tell identical definitions from different ones.
+    pub fingerprint: u64,
+}
+
+/// A policy with all its parents fused in.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct EffectivePolicy {
+    /// The policy's name (empty without a header).
+    pub name: String,
+    /// The file that declares it.
+    pub file: String,
+    /// The `policy` header's name (where whole-policy diagnostics point).
+    pub header_span: Span,
+    /// The files of this policy and all its ancestors.
+    pub lineage: std::collections::BTreeSet<String>,
+    /// Items in order: inherited first, then the policy's own.
+    pub items: Vec<Arc<Sourced>>,
+    /// The inherited definitions this policy's own `override`s replaced.
+    pub overridden: Vec<Arc<Sourced>>,
+}
+
+macro_rules! accessor {
+    ($(#[$doc:meta])* $fn:ident, $variant:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $fn(&self) -> impl Iterator<Item = (&Sourced, &$ty)> {
+            self.items.iter().filter_map(|s| match &s.node {
+                ItemNode::$variant(x) => Some((&**s, x)),
+                _ => None,
+            })
+        }
+    };
+}
+
+impl Sourced {
+    /// True when the item is its declaration's only one, so that writing or
+    /// removing `override` before the declaration changes this item alone
+    /// (a `partner`, rules or `validation` block declares several).
+    pub fn alone_in_declaration(&self) -> bool {
+        !matches!(
+            self.node,
+            ItemNode::Field(_) | ItemNode::Rule(..) | ItemNode::Check(..)
+        )
+    }
+}
+
+impl EffectivePolicy {
+    accessor!(
+        /// Authorities.
+        authorities, Authority, ast::Authority);
+    accessor!(
+        /// Categories.
+        categories, Category, ast::Category);
+    accessor!(
+        /// Schema fields.
+        fields, Field, ast::FieldDecl);
+    accessor!(
+        /// Migration types.
+        migrations, Migration, ast::Migration);
+    accessor!(
+        /// Ceilings.
+        ceilings, Ceiling, ast::Ceiling);
+    accessor!(
+        /// Rites.
+        rites, Rite, ast::Rite);
+    accessor!(
+        /// Authority keys: every parent's, then the policy's own.
+        keys, Key, ast::Key);
+
+    /// The detection order, if declared.
+    pub fn order(&self) -> Option<(&Sourced, &ast::Order)> {
+        self.items.iter().find_map(|s| match &s.node {
+            ItemNode::Order(o) => Some((&**s, o)),
+            _ => None,
+        })
+    }
+
+    /// The health block, if declared.
+    pub fn health(&self) -> Option<(&Sourced, &ast::Health)> {
+        self.items.iter().find_map(|s| match &s.node {
+            ItemNode::Health(h) => Some((&**s, h)),
+            _ => None,
+        })
+    }
+
+    /// The flow, if declared.
+    pub fn flow(&self) -> Option<(&Sourced, &ast::Flow)> {
+        self.items.iter().find_map(|s| match &s.node {
+            ItemNode::Flow(f) => Some((&**s, f)),
+            _ => None,
+        })
+    }
+
+    /// Compatibility and sustainability rules.
+    pub fn rules(&self) -> impl Iterator<Item = (&Sourced, RuleKind, &ast::Rule)> {
+        self.items.iter().filter_map(|s| match &s.node {
+            ItemNode::Rule(k, r) => Some((&**s, *k, r)),
+            _ => None,
+        })
+    }
+
+    /// Validation checks with their dimension.
+    pub fn checks(&self) -> impl Iterator<Item = (&Sourced, &ast::Ident, &ast::Check)> {
+        self.items.iter().filter_map(|s| match &s.node {
+            ItemNode::Check(d, c) => Some((&**s, d, c)),
+            _ => None,
+        })
+    }
+
+    /// Every expression of the policy, with the file it is written in.
+    pub fn expressions(&self) -> Vec<(&str, ExprRole, &ast::Expr)> {
+        let mut out = Vec::new();
+        for s in &self.items {
+            let file = s.file.as_str();
+            match &s.node {
+                ItemNode::Migration(m) => {
+                    for item in &m.items {
+                        match &item.kind {
+                            ast::MigrationItemKind::When(e) => {
+                                out.push((file, ExprRole::Condition, &**e))
+                            }
+                            ast::MigrationItemKind::To(Some(e)) => {
+                                out.push((file, ExprRole::Value, e))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                ItemNode::Rule(_, r) => out.push((file, ExprRole::Condition, &*r.condition)),
+                ItemNode::Check(_, c) => out.push((file, ExprRole::Condition, &*c.condition)),
+                ItemNode::Health(h) => {
+                    for f in &h.factors {
+                        out.push((file, ExprRole::Numeric, &*f.source));
+                    }
+                }
+                ItemNode::Ceiling(c) => out.push((file, ExprRole::Value, &*c.value)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// What an expression is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExprRole {
+    /// Must be a boolean.
+    Condition,
+    /// Must be a number or score.
+    Numeric,
+    /// Any type (checked by its context).
+    Value,
+}
+
+/// The six seed phases, in flow order.
+pub const SEED_PHASES: [&str; 6] = [
+    "detection",
+    "preparation",
+    "transition",
+    "validation",
+    "stabilization",
+    "continuity",
+];
+
+/// The six validation dimensions of the seed.
+pub const DIMENSIONS: [&str; 6] = [
+    "version",
+    "structure",
+    "capability",
+    "permission",
+    "workflow",
+    "intelligence",
+];
+
+/// Every runtime action a policy may name.
+pub const ACTIONS: [&str; 7] = [
+    "proceed", "monitor", "review", "fallback", "throttle", "restrict", "forced",
+];
+
+/// What a test may expect as the action (`expect action A`): the runtime's
+/// actions, `none` for nothing to migrate (`runtime::engine::Action`; a test
+/// holds the two equal).
+pub const TEST_ACTIONS: [&str; 7] = [
+    "none", "proceed", "monitor", "review", "throttle", "fallback", "restrict",
+];
+
+/// Where a partner can end (`expect outcome O`; `runtime::apply::PartnerOutcome`).
+pub const TEST_OUTCOMES: [&str; 6] = [
+    "unchanged",
+    "completed",
+    "fell_back",
+    "restricted",
+    "awaiting_review",
+    "throttled",
+];
+
+/// Validation verdicts (`expect validation V`; `runtime::engine::Outcome`).
+pub const TEST_VERDICTS: [&str; 4] = ["passed", "inconclusive", "error", "failed"];
+
+/// The rite spoken when an old version is released (not a phase).
+pub const RELEASE_RITE: &str = "release";

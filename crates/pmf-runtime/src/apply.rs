@@ -1,0 +1,846 @@
+//! Applying a plan: each partner walks the compiled phase graph in its own
+//! transaction (the seed's shielding), speaking the rite of each phase it
+//! enters, and every step lands in the lineage in that same transaction.
+//! A crash leaves each partner either untouched or fully applied; a re-run
+//! skips what is done.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::compile::State;
+use super::engine::{Action, Assessment, CompiledPolicy, Outcome, Reason, Rule};
+use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
+use super::value::Value;
+use pmf_compiler::graph::PhaseGraph;
+use pmf_store::batch::Batch;
+use pmf_store::lineage::{Event, EventKind, LastEvent};
+use pmf_store::{Store, StoreError};
+use pmf_syntax::ast::EdgeKind;
+
+/// Where a partner ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerOutcome {
+    /// Already at its target.
+    Unchanged,
+    /// Migrated and resumed (continuity).
+    Completed,
+    /// Returned to its previous stable state.
+    FellBack,
+    /// Blocked and restricted.
+    Restricted,
+    /// Paused for governance review.
+    AwaitingReview,
+    /// Paused until the ecosystem recovers.
+    Throttled,
+}
+
+impl PartnerOutcome {
+    /// As stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerOutcome::Unchanged => "unchanged",
+            PartnerOutcome::Completed => "completed",
+            PartnerOutcome::FellBack => "fell_back",
+            PartnerOutcome::Restricted => "restricted",
+            PartnerOutcome::AwaitingReview => "awaiting_review",
+            PartnerOutcome::Throttled => "throttled",
+        }
+    }
+
+    /// The kind of the event a walk stopped with this outcome ends on.
+    pub fn event_kind(self) -> EventKind {
+        match self {
+            PartnerOutcome::Restricted => EventKind::Restricted,
+            PartnerOutcome::Throttled => EventKind::Throttled,
+            PartnerOutcome::AwaitingReview => EventKind::AwaitingReview,
+            PartnerOutcome::FellBack => EventKind::Fallback,
+            PartnerOutcome::Completed => EventKind::Completed,
+            PartnerOutcome::Unchanged => EventKind::Unchanged,
+        }
+    }
+
+    /// Final outcomes are not retried by a re-run of the same plan.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            PartnerOutcome::AwaitingReview | PartnerOutcome::Throttled
+        )
+    }
+
+    /// Partner status after this outcome.
+    pub fn status(self) -> &'static str {
+        match self {
+            PartnerOutcome::Restricted => "restricted",
+            PartnerOutcome::AwaitingReview => "awaiting_review",
+            PartnerOutcome::Throttled => "throttled",
+            _ => "active",
+        }
+    }
+}
+
+/// Why apply refused to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The plan no longer matches the policy or the partners (exit 1).
+    Stale(Vec<String>),
+    /// A partner in the plan has no state anywhere (exit 1).
+    Input(String),
+    /// The store failed (exit 2).
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> Self {
+        ApplyError::Store(e)
+    }
+}
+
+/// What apply needs besides the plan.
+pub struct ApplyInputs<'a> {
+    /// The policy (its hash must match the plan's).
+    pub policy: &'a CompiledPolicy,
+    /// The plan.
+    pub plan: &'a LoadedPlan,
+    /// Observed metrics by partner id.
+    pub observed: &'a HashMap<String, Value>,
+    /// Authorities with a valid approval of this plan.
+    pub approved: &'a HashSet<String>,
+    /// The keys that signed for each approving authority (hex).
+    pub signers: &'a HashMap<String, Vec<String>>,
+}
+
+/// One partner's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartnerResult {
+    /// Partner id.
+    pub id: String,
+    /// Outcome.
+    pub outcome: PartnerOutcome,
+    /// Events written, in order.
+    pub events: Vec<Event>,
+    /// The same events' JSON as stored in the lineage (when written).
+    pub events_json: Vec<String>,
+    /// Skipped: done by an earlier run of this plan, or still waiting
+    /// for what it waited for then.
+    pub skipped: bool,
+    /// Why a skipped partner is still pending.
+    pub pending: Option<String>,
+}
+
+impl PartnerResult {
+    /// Why the partner ended where it did, in words: `completed`, `already
+    /// at its target`, or the reason of a stop or a fallback (`the target
+    /// breaks the ceiling on `power``, `health 66 is in band `vulnerable``,
+    /// `awaiting approval by SCO`); for a partner skipped by a re-run, what
+    /// it still waits for, or `done by an earlier run`.
+    pub fn reason(&self) -> String {
+        self.why(false)
+    }
+
+    /// [`PartnerResult::reason`] without what differs between partners
+    /// stopped for the same cause (a health score): partners are counted
+    /// by it in a summary.
+    pub fn reason_kind(&self) -> String {
+        self.why(true)
+    }
+
+    fn why(&self, general: bool) -> String {
+        if self.skipped {
+            return match &self.pending {
+                Some(p) => p.clone(),
+                None => "done by an earlier run".into(),
+            };
+        }
+        // A stop or failure in stabilization: the health and band it had.
+        let health = |phase: Option<&str>| -> Option<String> {
+            if phase != Some("stabilization") {
+                return None;
+            }
+            let e = self
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.kind == EventKind::Health)?;
+            let band = e.band.as_deref()?;
+            let score = e.health?;
+            Some(if general {
+                format!("health in band `{band}`")
+            } else {
+                format!("health {} is in band `{band}`", score.round())
+            })
+        };
+        let from = |e: &Event| health(e.phase.as_deref()).or_else(|| e.detail.clone());
+        match self.outcome {
+            PartnerOutcome::Completed => "completed".into(),
+            PartnerOutcome::Unchanged => "already at its target".into(),
+            PartnerOutcome::FellBack => self
+                .events
+                .iter()
+                .find(|e| e.kind == EventKind::PhaseFailed)
+                .and_then(from)
+                .or_else(|| {
+                    self.events
+                        .iter()
+                        .find(|e| e.kind == EventKind::Fallback)
+                        .and_then(|e| e.detail.clone())
+                })
+                .unwrap_or_else(|| "returned to the previous stable state".into()),
+            outcome => self
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.kind == outcome.event_kind())
+                .and_then(from)
+                .unwrap_or_else(|| outcome.as_str().replace('_', " ")),
+        }
+    }
+}
+
+/// What `apply` knows of the partners of a plan before it runs: their
+/// current states, and what earlier runs of the same plan left.
+pub struct Current {
+    /// Current state of every partner still to walk.
+    pub states: HashMap<String, Value>,
+    /// Partners this plan already finished (from `progress`, or from the
+    /// lineage when `progress` lost them): partner id → outcome.
+    pub done: HashMap<String, String>,
+    /// The last event of each stored partner.
+    pub last: HashMap<String, LastEvent>,
+}
+
+/// The current state of every partner of the plan, checked against the
+/// digests the plan recorded. Partners done by an earlier run of this plan
+/// are not checked (their state has legitimately changed); the lineage
+/// says which they are even if `progress` was lost.
+pub fn current_states(
+    store: &Store,
+    inputs: &ApplyInputs<'_>,
+    progress: HashMap<String, String>,
+) -> Result<Current, ApplyError> {
+    let policy = inputs.policy;
+    let plan = &inputs.plan.plan;
+    let mut stale = Vec::new();
+    if plan.header.policy.hash != policy.hash {
+        stale.push(format!(
+            "the policy changed since planning (planned with {}, now {})",
+            short(&plan.header.policy.hash),
+            short(&policy.hash)
+        ));
+    }
+    let mut current = Current {
+        states: HashMap::new(),
+        done: progress,
+        last: HashMap::new(),
+    };
+    let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
+    let mut cache = super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full);
+    for e in &plan.entries {
+        if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
+            continue;
+        }
+        let state = match store.bound_partner(&e.id)? {
+            Some((p, last)) => {
+                if let Some(l) = last {
+                    current.last.insert(e.id.clone(), l);
+                }
+                let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|err| {
+                    ApplyError::Store(StoreError(format!(
+                        "stored state of `{}` is unreadable: {err}",
+                        e.id
+                    )))
+                })?;
+                super::value::from_json(&policy.schema, &json, "", super::value::Completeness::Full)
+                    .map_err(|err| {
+                        ApplyError::Input(format!(
+                            "stored state of partner `{}` does not fit the schema: {err}",
+                            e.id
+                        ))
+                    })?
+            }
+            // Not in the store yet: the state the plan carries.
+            None => e
+                .state
+                .read(
+                    &policy.schema,
+                    super::value::Completeness::Full,
+                    Some(&mut cache),
+                )
+                .map_err(|err| {
+                    ApplyError::Input(format!(
+                        "the plan's state of partner `{}` is not valid: {err}",
+                        e.id
+                    ))
+                })?,
+        };
+        // Finished by this plan in a run whose progress was lost?
+        let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
+            store
+                .plan_outcome(&e.id, &inputs.plan.hash)?
+                .filter(|o| is_final(o))
+        } else {
+            None
+        };
+        if let Some(outcome) = finished {
+            current.done.insert(e.id.clone(), outcome);
+            continue;
+        }
+        if state_digest(&state) != e.state_digest {
+            stale.push(format!("partner `{}` changed since planning", e.id));
+        }
+        current.states.insert(e.id.clone(), state);
+    }
+    if stale.is_empty() {
+        Ok(current)
+    } else {
+        Err(ApplyError::Stale(stale))
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// Parse a stored outcome.
+pub fn outcome_from_str(s: &str) -> Option<PartnerOutcome> {
+    Some(match s {
+        "unchanged" => PartnerOutcome::Unchanged,
+        "completed" => PartnerOutcome::Completed,
+        "fell_back" => PartnerOutcome::FellBack,
+        "restricted" => PartnerOutcome::Restricted,
+        "awaiting_review" => PartnerOutcome::AwaitingReview,
+        "throttled" => PartnerOutcome::Throttled,
+        _ => return None,
+    })
+}
+
+/// How a phase ended.
+enum Step {
+    /// Go on along the success edge.
+    Next,
+    /// Take the failure edge.
+    Fail(String),
+    /// Stop here with this outcome.
+    Stop(PartnerOutcome, String),
+}
+
+/// What a paused partner waits for: the approvals it needed that were
+/// given. The same plan walks it again only when this changes.
+fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<String>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pmf-waits-v1");
+    for &i in &a.approvals {
+        let name = &policy.authorities[i];
+        if approved.contains(name) {
+            h.update(b"\0");
+            h.update(name.as_bytes());
+        }
+    }
+    pmf_store::lineage::hex32(&h.finalize().into())
+}
+
+/// Apply one partner in `batch`: its events, state and progress land
+/// together or not at all, as the batch commits only after every partner
+/// of it was written, and any error returns before the commit (the whole
+/// batch rolls back; a crash loses at most the uncommitted batch, which a
+/// re-run redoes). A partner's migration failing (fallback, restriction,
+/// review) is an outcome, not an error: it never touches another partner.
+/// A partner this plan paused is walked again only when what it waits for
+/// changed (`prior` is its last event).
+pub fn apply_partner(
+    batch: &mut Batch<'_>,
+    inputs: &ApplyInputs<'_>,
+    shared: &mut ApplyBatch,
+    entry: &PlanEntry,
+    partner: &Value,
+    prior: Option<&LastEvent>,
+) -> Result<PartnerResult, ApplyError> {
+    let policy = inputs.policy;
+    let own_target = entry.target.as_ref().and_then(|j| {
+        super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
+    });
+    let target = State::of(partner).with(own_target.as_ref().or(shared.target_all.as_ref()));
+    let a = policy.assess(partner, target, target.with(inputs.observed.get(&entry.id)));
+    let waits = waits_digest(policy, &a, inputs.approved);
+    if let Some(p) = prior
+        && p.plan_hash.as_deref() == Some(inputs.plan.hash.as_str())
+        && p.waits.as_deref() == Some(waits.as_str())
+        && let Some(outcome) = p.outcome.as_deref().and_then(outcome_from_str)
+        && !outcome.is_final()
+    {
+        return Ok(PartnerResult {
+            id: entry.id.clone(),
+            outcome,
+            events: Vec::new(),
+            events_json: Vec::new(),
+            skipped: true,
+            pending: p.detail.clone(),
+        });
+    }
+    // The state the partner reaches when it completes.
+    let reached = target.merged();
+    let now = now_rfc3339();
+    let base = Event {
+        partner: entry.id.clone(),
+        from: policy.version_of(partner).map(|v| v.to_string()),
+        to: policy.version_of(&reached).map(|v| v.to_string()),
+        migration: a.migration.map(|m| policy.migrations[m].name.clone()),
+        policy_hash: Some(policy.hash.clone()),
+        plan_hash: Some(inputs.plan.hash.clone()),
+        time: now.clone(),
+        ..Event::default()
+    };
+
+    let mut events: Vec<Event> = Vec::new();
+    let outcome = if a.nothing_to_do {
+        PartnerOutcome::Unchanged
+    } else {
+        let promoted = prior.is_some_and(|p| {
+            p.kind == EventKind::ReviewPromoted
+                && p.plan_hash.as_deref() == Some(inputs.plan.hash.as_str())
+        });
+        walk(
+            policy,
+            &policy.graph,
+            &a,
+            inputs.approved,
+            promoted,
+            &base,
+            |e| {
+                events.push(e);
+                Ok(())
+            },
+        )?
+    };
+
+    // The partner's state after the outcome.
+    let canonical = |state: &Value| {
+        let mut json = String::new();
+        state.write_canonical(&policy.schema, &mut json);
+        json
+    };
+    let stored = batch.partner(&entry.id)?;
+    let partner_json = canonical(partner);
+    let (state_json, version) = if outcome == PartnerOutcome::Completed {
+        (canonical(&reached), base.to.clone())
+    } else {
+        (partner_json.clone(), base.from.clone())
+    };
+    let status = outcome.status();
+    let changes_row = stored
+        .as_ref()
+        .is_none_or(|s| s.state != state_json || s.version != version || s.status != status);
+    if events.is_empty() && changes_row {
+        events.push(Event {
+            kind: EventKind::Unchanged,
+            outcome: Some(outcome.as_str().to_string()),
+            detail: Some("already at its target".into()),
+            ..base.clone()
+        });
+    }
+    let mut stable = Vec::new();
+    let mut seq = match &stored {
+        None => 1,
+        Some(_) if outcome == PartnerOutcome::Completed => batch.next_stable_seq(&entry.id)?,
+        Some(_) => 0,
+    };
+    if stored.is_none() {
+        // First time seen: its current state is its first stable state.
+        stable.push(batch.push_stable(&entry.id, seq, base.from.as_deref(), &partner_json)?);
+        seq += 1;
+    }
+    if outcome == PartnerOutcome::Completed {
+        stable.push(batch.push_stable(&entry.id, seq, version.as_deref(), &state_json)?);
+    }
+    let digest = if changes_row {
+        batch.put_partner(&entry.id, &state_json, version.as_deref(), status)?
+    } else {
+        pmf_store::row_digest(&state_json, version.as_deref(), status)
+    };
+    // The run's first event pins the policy and the plan; its last records
+    // the row it left, the stable versions, where the partner ended in this
+    // plan and what it waits for.
+    let n = events.len();
+    for (i, e) in events.iter_mut().enumerate() {
+        if i > 0 {
+            e.policy_hash = None;
+            e.plan_hash = None;
+        }
+        if e.kind == EventKind::Approved {
+            e.signers = e
+                .approvals
+                .iter()
+                .flat_map(|auth| {
+                    inputs
+                        .signers
+                        .get(auth)
+                        .into_iter()
+                        .flatten()
+                        .map(move |k| format!("{auth}:{k}"))
+                })
+                .collect();
+        }
+        if i + 1 == n {
+            e.state = Some(digest.clone());
+            e.stable = std::mem::take(&mut stable);
+            e.plan_hash = Some(inputs.plan.hash.clone());
+            if e.outcome.is_none() {
+                e.outcome = Some(outcome.as_str().to_string());
+            }
+            if !outcome.is_final() {
+                e.waits = Some(waits.clone());
+            }
+        }
+    }
+    let mut chain = if stored.is_some() {
+        batch.chain(&entry.id)?
+    } else {
+        batch.new_chain(&entry.id)
+    };
+    let mut events_json = Vec::with_capacity(events.len());
+    for e in &mut events {
+        events_json.push(batch.append(&mut chain, e)?);
+    }
+    batch.set_progress(&inputs.plan.hash, &entry.id, outcome.as_str())?;
+    if let Some(m) = a.migration
+        && matches!(
+            outcome,
+            PartnerOutcome::Completed | PartnerOutcome::FellBack
+        )
+    {
+        let counts = shared
+            .outcomes
+            .entry((m, a.categories.clone()))
+            .or_default();
+        counts.0 += 1;
+        counts.1 += i64::from(outcome == PartnerOutcome::FellBack);
+    }
+    Ok(PartnerResult {
+        id: entry.id.clone(),
+        outcome,
+        events,
+        events_json,
+        skipped: false,
+        pending: None,
+    })
+}
+
+/// What the partners applied in one transaction share: the target for all
+/// (read once) and the outcome counts that feed illumination, written by
+/// [`ApplyBatch::finish`] before the commit.
+pub struct ApplyBatch {
+    target_all: Option<Value>,
+    /// (migration type, categories) → (migrations, fallbacks).
+    outcomes: std::collections::BTreeMap<(usize, Vec<usize>), (i64, i64)>,
+}
+
+impl ApplyBatch {
+    /// Start a batch.
+    pub fn begin(inputs: &ApplyInputs<'_>) -> Self {
+        let policy = inputs.policy;
+        ApplyBatch {
+            target_all: inputs.plan.plan.header.target_all.as_ref().and_then(|j| {
+                super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial)
+                    .ok()
+            }),
+            outcomes: Default::default(),
+        }
+    }
+
+    /// Write the outcome counts; the caller commits.
+    pub fn finish(self, batch: &Batch<'_>, policy: &CompiledPolicy) -> Result<(), ApplyError> {
+        for ((m, categories), (total, fallbacks)) in &self.outcomes {
+            let cats: Vec<&str> = categories
+                .iter()
+                .map(|&c| policy.categories[c].name.as_str())
+                .collect();
+            batch.add_outcomes(
+                &policy.migrations[*m].name,
+                &cats.join("+"),
+                *total,
+                *fallbacks,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Walk the phase graph from detection; `record` writes each event (the
+/// store during `apply`, a list during `pmf test`). A partner an authority
+/// `promoted` (`pmf review promote`) goes on where governance review would
+/// pause it (inconclusive validation, unknown health, a review band);
+/// missing approvals are never passed.
+pub fn walk(
+    policy: &CompiledPolicy,
+    graph: &PhaseGraph,
+    a: &Assessment,
+    approved: &HashSet<String>,
+    promoted: bool,
+    base: &Event,
+    mut record: impl FnMut(Event) -> Result<(), ApplyError>,
+) -> Result<PartnerOutcome, ApplyError> {
+    let event = |kind: EventKind, phase: Option<&str>| Event {
+        kind,
+        phase: phase.map(str::to_string),
+        ..base.clone()
+    };
+    // Where governance review pauses the partner, unless it was promoted.
+    let review = |why: String,
+                  phase: &str,
+                  record: &mut dyn FnMut(Event) -> Result<(), ApplyError>|
+     -> Result<Step, ApplyError> {
+        if promoted {
+            record(Event {
+                detail: Some(format!("promoted by a review decision ({why})")),
+                ..event(EventKind::Promoted, Some(phase))
+            })?;
+            Ok(Step::Next)
+        } else {
+            Ok(Step::Stop(PartnerOutcome::AwaitingReview, why))
+        }
+    };
+    let Some(mut at) = graph.index("detection") else {
+        record(Event {
+            detail: Some("the flow has no detection phase".into()),
+            ..event(EventKind::AwaitingReview, None)
+        })?;
+        return Ok(PartnerOutcome::AwaitingReview);
+    };
+    let mut taken: HashMap<usize, u32> = HashMap::new();
+    let mut fell_back = false;
+    let mut staged = false;
+    for _ in 0..10_000 {
+        let phase = &graph.phases[at];
+        record(Event {
+            rite: phase.rite.clone(),
+            ..event(EventKind::PhaseEntered, Some(&phase.name))
+        })?;
+        let step = match phase.name.as_str() {
+            "detection" => match a.migration {
+                Some(_) => Step::Next,
+                None => Step::Stop(
+                    PartnerOutcome::AwaitingReview,
+                    "no migration type matches this change".into(),
+                ),
+            },
+            "preparation" => {
+                let missing: Vec<&str> = a
+                    .approvals
+                    .iter()
+                    .map(|&i| policy.authorities[i].as_str())
+                    .filter(|n| !approved.contains(*n))
+                    .collect();
+                if missing.is_empty() {
+                    if !a.approvals.is_empty() {
+                        record(Event {
+                            approvals: a
+                                .approvals
+                                .iter()
+                                .map(|&i| policy.authorities[i].clone())
+                                .collect(),
+                            ..event(EventKind::Approved, Some(&phase.name))
+                        })?;
+                    }
+                    Step::Next
+                } else {
+                    record(Event {
+                        detail: Some(format!("approvals missing: {}", missing.join(", "))),
+                        ..event(EventKind::ApprovalsMissing, Some(&phase.name))
+                    })?;
+                    Step::Stop(
+                        PartnerOutcome::AwaitingReview,
+                        format!("awaiting approval by {}", missing.join(", ")),
+                    )
+                }
+            }
+            "transition" => {
+                staged = true;
+                let rule = |rules: &[Rule], fails: &[usize], act: &str| {
+                    fails.iter().copied().find(|&r| rules[r].action == act)
+                };
+                if let Some(&c) = a.ceiling_violations.first() {
+                    Step::Stop(
+                        PartnerOutcome::Restricted,
+                        policy.reason(Reason::Ceiling(c)),
+                    )
+                } else if let Some(r) =
+                    rule(&policy.compatibility, &a.compatibility_failures, "restrict")
+                {
+                    Step::Stop(
+                        PartnerOutcome::Restricted,
+                        policy.reason(Reason::Compatibility(r)),
+                    )
+                } else if let Some(&r) = a.compatibility_failures.first() {
+                    Step::Fail(policy.reason(Reason::Compatibility(r)))
+                } else if let Some(r) = rule(
+                    &policy.sustainability,
+                    &a.sustainability_failures,
+                    "throttle",
+                ) {
+                    Step::Stop(
+                        PartnerOutcome::Throttled,
+                        policy.reason(Reason::Sustainability(r)),
+                    )
+                } else {
+                    Step::Next
+                }
+            }
+            "validation" => {
+                let failing: Vec<String> = a
+                    .validation
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| **o == a.verdict && **o != Outcome::Passed)
+                    .map(|(c, _)| policy.check_name(c))
+                    .collect();
+                record(Event {
+                    outcome: Some(a.verdict.as_str().to_string()),
+                    detail: (!failing.is_empty()).then(|| failing.join(", ")),
+                    ..event(EventKind::Validated, Some(&phase.name))
+                })?;
+                match a.verdict {
+                    Outcome::Passed => Step::Next,
+                    Outcome::Inconclusive => review(
+                        format!("validation inconclusive ({})", failing.join(", ")),
+                        &phase.name,
+                        &mut record,
+                    )?,
+                    Outcome::Error | Outcome::Failed => Step::Fail(format!(
+                        "validation {} ({})",
+                        a.verdict.as_str(),
+                        failing.join(", ")
+                    )),
+                }
+            }
+            "stabilization" => {
+                let band = a.band.map(|b| &policy.bands[b]);
+                record(Event {
+                    health: a.score.map(|s| (s * 100.0).round() / 100.0),
+                    band: band.map(|b| b.status.clone()),
+                    action: band.map(|b| b.action.as_str().to_string()),
+                    detail: band.map(|b| b.label.clone()),
+                    ..event(EventKind::Health, Some(&phase.name))
+                })?;
+                match band.map(|b| b.action) {
+                    None => review(
+                        "health unknown: a factor was not observed".into(),
+                        &phase.name,
+                        &mut record,
+                    )?,
+                    Some(Action::Proceed | Action::Monitor | Action::None) => Step::Next,
+                    Some(Action::Review) => review(
+                        "health band requires review".into(),
+                        &phase.name,
+                        &mut record,
+                    )?,
+                    Some(Action::Throttle) => {
+                        Step::Stop(PartnerOutcome::Throttled, "health band throttles".into())
+                    }
+                    Some(Action::Fallback) => Step::Fail("health band falls back".into()),
+                    Some(Action::Restrict) => {
+                        Step::Stop(PartnerOutcome::Restricted, "health band restricts".into())
+                    }
+                }
+            }
+            "fallback" => {
+                fell_back = true;
+                record(Event {
+                    to: base.from.clone(),
+                    detail: Some("returned to the previous stable state".into()),
+                    ..event(EventKind::Fallback, Some(&phase.name))
+                })?;
+                Step::Next
+            }
+            "continuity" => {
+                let outcome = if fell_back || !staged {
+                    PartnerOutcome::FellBack
+                } else {
+                    PartnerOutcome::Completed
+                };
+                if outcome == PartnerOutcome::Completed {
+                    record(Event {
+                        outcome: Some("completed".into()),
+                        ..event(EventKind::Completed, Some(&phase.name))
+                    })?;
+                    if base.from != base.to {
+                        record(Event {
+                            rite: policy.release_rite.clone(),
+                            detail: base.from.as_ref().map(|v| format!("version {v} released")),
+                            ..event(EventKind::Released, None)
+                        })?;
+                    }
+                } else {
+                    record(Event {
+                        outcome: Some("fell_back".into()),
+                        ..event(EventKind::Resumed, Some(&phase.name))
+                    })?;
+                }
+                return Ok(outcome);
+            }
+            _ => Step::Next,
+        };
+        let kind = match step {
+            Step::Next => EdgeKind::Next,
+            Step::Fail(why) => {
+                record(Event {
+                    detail: Some(why),
+                    ..event(EventKind::PhaseFailed, Some(&phase.name))
+                })?;
+                EdgeKind::Failure
+            }
+            Step::Stop(outcome, why) => {
+                let action = match outcome {
+                    PartnerOutcome::Restricted => Action::Restrict,
+                    PartnerOutcome::Throttled => Action::Throttle,
+                    _ => Action::Review,
+                };
+                record(Event {
+                    outcome: Some(outcome.as_str().to_string()),
+                    action: Some(action.as_str().to_string()),
+                    detail: Some(why),
+                    ..event(outcome.event_kind(), Some(&phase.name))
+                })?;
+                return Ok(outcome);
+            }
+        };
+        let next = graph.edges.iter().enumerate().find(|(i, e)| {
+            e.from == at
+                && e.kind == kind
+                && e.bound
+                    .is_none_or(|b| taken.get(i).copied().unwrap_or(0) < b)
+        });
+        match next {
+            Some((i, e)) => {
+                *taken.entry(i).or_default() += 1;
+                at = e.to;
+            }
+            None if kind == EdgeKind::Failure => {
+                // No failure edge: the partner falls back where it stands.
+                record(Event {
+                    to: base.from.clone(),
+                    detail: Some(format!(
+                        "`{}` has no failure edge: returned to the previous stable state",
+                        phase.name
+                    )),
+                    ..event(EventKind::Fallback, Some(&phase.name))
+                })?;
+                return Ok(PartnerOutcome::FellBack);
+            }
+            None => {
+                record(Event {
+                    outcome: Some("awaiting_review".into()),
+                    detail: Some(format!("no way on from phase `{}`", phase.name)),
+                    ..event(EventKind::AwaitingReview, Some(&phase.name))
+                })?;
+                return Ok(PartnerOutcome::AwaitingReview);
+            }
+        }
+    }
+    record(Event {
+        detail: Some("the flow did not reach continuity".into()),
+        ..event(EventKind::AwaitingReview, None)
+    })?;
+    Ok(PartnerOutcome::AwaitingReview)
+}

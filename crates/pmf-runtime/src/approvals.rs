@@ -1,0 +1,177 @@
+//! Approvals: ed25519 keys held by authorities and signatures over a
+//! plan's hash. The trust root is the policy: an approval counts only when
+//! its authority is one the policy names and its key one the policy lists
+//! for that authority (`key AUTHORITY "ed25519:…"`), so adding a key is a
+//! reviewed policy change that the policy hash, and every plan, pins.
+
+use std::path::Path;
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use super::engine::CompiledPolicy;
+use serde::{Deserialize, Serialize};
+
+/// A private key file (`pmf keygen -o FILE`).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct KeyFile {
+    /// The authority the key signs for.
+    pub authority: String,
+    /// Public key (hex).
+    pub public_key: String,
+    /// Secret key (hex). Keep this file private.
+    pub secret_key: String,
+}
+
+/// One signed approval.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The approving authority.
+    pub authority: String,
+    /// The public key that signed (hex).
+    pub public_key: String,
+    /// Signature (hex) of [`message`].
+    pub signature: String,
+}
+
+/// An approvals file (`pmf approve PLAN --key FILE -o FILE`).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ApprovalsFile {
+    /// Always 1.
+    pub format_version: u32,
+    /// The plan hash signed.
+    pub plan_hash: String,
+    /// The approvals.
+    pub approvals: Vec<Approval>,
+}
+
+pub use pmf_store::verify::approval_message as message;
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read {what} `{}`: {}",
+            path.display(),
+            pmf_syntax::diagnostics::io_reason(&e)
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("`{}` is not a valid {what}: {e}", path.display()))
+}
+
+/// Write `value` as JSON, never half-written ([`pmf_store::output`]).
+pub fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+    pmf_store::output::write(path, text.as_bytes(), private)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// Make a new key for `authority`.
+pub fn generate(authority: &str) -> Result<KeyFile, String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| format!("no randomness available: {e}"))?;
+    let key = SigningKey::from_bytes(&secret);
+    Ok(KeyFile {
+        authority: authority.to_string(),
+        public_key: hex::encode(key.verifying_key().to_bytes()),
+        secret_key: hex::encode(secret),
+    })
+}
+
+/// Read a private key file.
+pub fn read_key(path: &Path) -> Result<(KeyFile, SigningKey), String> {
+    let file: KeyFile = read_json(path, "key file")?;
+    let bytes: [u8; 32] = hex::decode(&file.secret_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("`{}` holds no valid secret key", path.display()))?;
+    let key = SigningKey::from_bytes(&bytes);
+    if hex::encode(key.verifying_key().to_bytes()) != file.public_key {
+        return Err(format!(
+            "`{}`: the public key does not belong to the secret key",
+            path.display()
+        ));
+    }
+    Ok((file, key))
+}
+
+/// Sign `plan_hash` for the key's authority.
+pub fn sign(key: &SigningKey, authority: &str, plan_hash: &str) -> Approval {
+    Approval {
+        authority: authority.to_string(),
+        public_key: hex::encode(key.verifying_key().to_bytes()),
+        signature: hex::encode(key.sign(&message(authority, plan_hash)).to_bytes()),
+    }
+}
+
+/// Read an approvals file.
+pub fn read_approvals(path: &Path) -> Result<ApprovalsFile, String> {
+    read_json(path, "approvals file")
+}
+
+/// Why an approval is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// It signs another plan.
+    OtherPlan,
+    /// The policy names no such authority.
+    UnknownAuthority,
+    /// The policy lists its key for no authority.
+    UntrustedKey,
+    /// The policy lists its key for another authority.
+    WrongAuthority(String),
+    /// The signature does not verify.
+    Forged,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::OtherPlan => f.write_str("it approves another plan"),
+            Refusal::UnknownAuthority => {
+                f.write_str("the policy names no such authority")
+            }
+            Refusal::UntrustedKey => f.write_str(
+                "its key is not one the policy trusts (declare it with `key AUTHORITY \"ed25519:…\"` in the policy, a reviewed change)",
+            ),
+            Refusal::WrongAuthority(owner) => {
+                write!(f, "the policy lists its key for `{owner}`, not for this authority")
+            }
+            Refusal::Forged => f.write_str("the signature does not verify (forged or corrupted)"),
+        }
+    }
+}
+
+/// Check one approval of `plan_hash` against the keys `policy` trusts.
+pub fn verify(
+    policy: &CompiledPolicy,
+    plan_hash: &str,
+    file_plan_hash: &str,
+    a: &Approval,
+) -> Result<(), Refusal> {
+    if file_plan_hash != plan_hash {
+        return Err(Refusal::OtherPlan);
+    }
+    if !policy.authorities.contains(&a.authority) {
+        return Err(Refusal::UnknownAuthority);
+    }
+    match policy.authority_of_key(&a.public_key) {
+        None => return Err(Refusal::UntrustedKey),
+        Some(owner) if owner != a.authority => {
+            return Err(Refusal::WrongAuthority(owner.to_string()));
+        }
+        Some(_) => {}
+    }
+    if pmf_store::verify::signature_holds(
+        &a.public_key.to_ascii_lowercase(),
+        &a.signature,
+        &message(&a.authority, plan_hash),
+    ) {
+        Ok(())
+    } else {
+        Err(Refusal::Forged)
+    }
+}

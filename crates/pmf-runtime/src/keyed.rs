@@ -1,0 +1,1067 @@
+//! Files keyed by partner id — observed metrics `{"ID": {…}, …}` and the
+//! `partners` part of a target file — scanned once in blocks and indexed
+//! on disk. The index keeps where each entry is, never its text: memory
+//! grows by 16 bytes a partner, not with the file, and an entry is read
+//! back and parsed when its partner is planned.
+//!
+//! The scan checks every entry (its id, its JSON, the schema) and reports
+//! every bad one, up to [`MAX_REPORTED`](super::input::MAX_REPORTED); a
+//! file that passed the scan reads back the same, unless it changed on disk
+//! in the meantime, which [`PartnerEntries::unchanged`] tells. A pipe is
+//! spooled to an unnamed temporary file (gone with the process).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::fast::ParseCache;
+use super::input::{Gathered, InputError, io};
+use super::stream::{BOM, MAX_RECORD, value_end};
+use super::value::{Completeness, Value, check_unique_keys, from_json, id_problem};
+use pmf_compiler::model::types::Type;
+
+/// How many bytes the scan reads at a time.
+const BLOCK: usize = 1 << 20;
+
+/// How far ahead an entry may start, after the one read before it, for the
+/// reader to take it as reading forward (and read a window, not one entry).
+const GAP: u64 = 4 << 10;
+
+/// How many bytes a forward read takes at once.
+const WINDOW: usize = 64 << 10;
+
+/// Bits of a packed place that hold the entry's length: any entry within
+/// the record limit fits.
+const LEN_BITS: u32 = 25;
+
+/// Where an entry is: its first byte (the `"` of its id) and its length up
+/// to the end of its value, packed as 39 + 25 bits when they fit (files up
+/// to 512 GiB).
+fn pack(offset: u64, len: u64) -> Option<u64> {
+    (offset < 1 << (64 - LEN_BITS) && len < 1 << LEN_BITS).then_some(offset << LEN_BITS | len)
+}
+
+fn unpack(packed: u64) -> (u64, u64) {
+    (packed >> LEN_BITS, packed & ((1 << LEN_BITS) - 1))
+}
+
+/// The entries of a JSON object keyed by partner id, indexed on disk.
+pub struct PartnerEntries {
+    /// The file as given, for messages.
+    name: String,
+    /// The bytes the offsets point into (the file, or a pipe's spool).
+    file: Option<File>,
+    /// Length and modification time of a regular file when it was scanned.
+    identity: Option<(u64, Option<std::time::SystemTime>)>,
+    hasher: std::hash::RandomState,
+    /// (keyed hash of the id, packed place), one per id, sorted once the
+    /// scan ends: 16 bytes an entry, no load factor, and as the hashes are
+    /// uniform, a lookup is an interpolation search of a few probes.
+    places: Vec<(u64, u64)>,
+    /// Ids whose hash another id has too, and entries too far or too long
+    /// to pack: (offset, length).
+    others: rustc_hash::FxHashMap<Box<str>, (u64, u64)>,
+    len: usize,
+    /// Tests: every id hashes alike (every lookup goes through `others`).
+    #[cfg(test)]
+    collide: bool,
+}
+
+impl std::fmt::Debug for PartnerEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerEntries")
+            .field("name", &self.name)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A reader of entries, one per thread: it reads a window ahead when
+/// entries are asked for in file order, and single entries otherwise.
+#[derive(Default)]
+pub struct EntryReader {
+    /// Never shrinks (its bytes are not zeroed again for every read).
+    buf: Vec<u8>,
+    /// How many bytes of `buf` hold the file's.
+    held: usize,
+    /// The file offset of `buf[0]`.
+    start: u64,
+    /// Where the entry read last ends.
+    next: u64,
+}
+
+impl EntryReader {
+    fn read<'b>(&'b mut self, file: &File, offset: u64, len: u64) -> std::io::Result<&'b [u8]> {
+        let end = offset + len;
+        let held = self.start..self.start + self.held as u64;
+        let forward = offset >= self.next && offset - self.next <= GAP;
+        self.next = end;
+        if offset < held.start || end > held.end {
+            let want = if forward {
+                (len as usize).max(WINDOW)
+            } else {
+                len as usize
+            };
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            let mut got = 0;
+            while got < want {
+                match file.read_at(&mut self.buf[got..want], offset + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.held = got;
+            self.start = offset;
+            if (got as u64) < len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than when it was read",
+                ));
+            }
+        }
+        let from = (offset - self.start) as usize;
+        Ok(&self.buf[from..from + len as usize])
+    }
+}
+
+impl PartnerEntries {
+    /// No entries.
+    pub fn empty() -> Self {
+        PartnerEntries {
+            name: String::new(),
+            file: None,
+            identity: None,
+            hasher: std::hash::RandomState::new(),
+            places: Vec::new(),
+            others: Default::default(),
+            len: 0,
+            #[cfg(test)]
+            collide: false,
+        }
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        #[cfg(test)]
+        if self.collide {
+            return 7;
+        }
+        self.hasher.hash_one(id)
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entry of partner `id`, read back and parsed as a partial record
+    /// with `cache` (of [`Completeness::Partial`]).
+    pub fn get(
+        &self,
+        schema: &Type,
+        id: &str,
+        reader: &mut EntryReader,
+        cache: &mut ParseCache,
+    ) -> Result<Option<Value>, InputError> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let hash = self.hash(id);
+        let packed = self.find(hash).map(unpack);
+        for (offset, len) in packed.into_iter().chain(self.others.get(id).copied()) {
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let Some((key, value)) = split_entry(bytes) else {
+                return Err(self.changed("an entry is not where it was"));
+            };
+            if key == id {
+                return parse_partial(schema, value, cache)
+                    .map(Some)
+                    .map_err(|r| self.changed(&r.problem));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry as (id, partial record), in no particular order: for
+    /// tests and small files (it holds them all).
+    pub fn all(&self, schema: &Type) -> Result<Vec<(String, Value)>, InputError> {
+        let Some(file) = &self.file else {
+            return Ok(Vec::new());
+        };
+        let mut cache = ParseCache::new(schema, Completeness::Partial);
+        let mut reader = EntryReader::default();
+        let places = self
+            .places
+            .iter()
+            .map(|e| unpack(e.1))
+            .chain(self.others.values().copied())
+            .collect::<Vec<_>>();
+        let mut out = Vec::with_capacity(places.len());
+        for (offset, len) in places {
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let (key, value) =
+                split_entry(bytes).ok_or_else(|| self.changed("an entry is not where it was"))?;
+            let key = key.into_owned();
+            let value =
+                parse_partial(schema, value, &mut cache).map_err(|r| self.changed(&r.problem))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// An error unless the file is as it was when it was scanned (same
+    /// length and modification time): what was planned is what the plan
+    /// binds.
+    pub fn unchanged(&self) -> Result<(), InputError> {
+        let (Some(file), Some(identity)) = (&self.file, self.identity) else {
+            return Ok(());
+        };
+        let now = file
+            .metadata()
+            .map(|m| (m.len(), m.modified().ok()))
+            .map_err(|e| self.changed(&e.to_string()))?;
+        if now == identity {
+            Ok(())
+        } else {
+            Err(self.changed("its size or modification time is not what it was"))
+        }
+    }
+
+    fn changed(&self, why: &str) -> InputError {
+        InputError::Invalid {
+            file: self.name.clone(),
+            at: "the whole file".into(),
+            partner: None,
+            problem: format!("the file changed while it was being planned ({why}); plan again"),
+        }
+    }
+
+    /// The packed place of the entry whose id hashes to `hash`, if one
+    /// does (the caller compares ids): interpolation steps while they
+    /// narrow the range fast, then bisection.
+    fn find(&self, hash: u64) -> Option<u64> {
+        let places = &self.places;
+        let (mut lo, mut hi) = (0usize, places.len());
+        let mut guesses = 0;
+        while lo < hi {
+            let (first, last) = (places[lo].0, places[hi - 1].0);
+            if hash < first || hash > last {
+                return None;
+            }
+            let mid = if guesses < 8 && last > first {
+                guesses += 1;
+                let span = (hi - 1 - lo) as u128;
+                lo + ((hash - first) as u128 * span / (last - first) as u128) as usize
+            } else {
+                lo + (hi - lo) / 2
+            };
+            match places[mid].0.cmp(&hash) {
+                std::cmp::Ordering::Equal => return Some(places[mid].1),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
+    }
+
+    /// Record where `id`'s entry is (checked for repeats by
+    /// [`PartnerEntries::seal`]); `Err` when an entry too long to pack
+    /// repeats an id.
+    fn insert(&mut self, id: &str, offset: u64, len: u64) -> Result<(), ()> {
+        match pack(offset, len) {
+            Some(p) => self.places.push((self.hash(id), p)),
+            None => {
+                if self.others.insert(id.into(), (offset, len)).is_some() {
+                    return Err(());
+                }
+            }
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Sort the places by hash; move the entries of hashes given more than
+    /// once to `others`, by id. Returns the ids given again, with where
+    /// each repeat starts (in file order).
+    fn seal(&mut self) -> Result<Vec<(u64, String)>, InputError> {
+        self.places.sort_unstable();
+        let mut repeats = Vec::new();
+        let mut shared: Vec<(u64, u64)> = Vec::new();
+        let mut i = 0;
+        while i < self.places.len() {
+            let hash = self.places[i].0;
+            let mut j = i + 1;
+            while j < self.places.len() && self.places[j].0 == hash {
+                j += 1;
+            }
+            if j - i > 1 {
+                shared.extend(&self.places[i..j]);
+            }
+            i = j;
+        }
+        if shared.is_empty() {
+            return Ok(repeats);
+        }
+        let mut reader = EntryReader::default();
+        // Sorted by (hash, place): the first entry of an id is its first
+        // in the file; a repeat is reported, and not indexed.
+        for &(_, packed) in &shared {
+            let (offset, len) = unpack(packed);
+            let file = self.file.as_ref().ok_or_else(|| self.changed("no file"))?;
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let id = split_entry(bytes)
+                .ok_or_else(|| self.changed("an entry is not where it was"))?
+                .0
+                .into_owned();
+            match self.others.entry(id.into_boxed_str()) {
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    repeats.push((offset, o.key().to_string()));
+                    self.len -= 1;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((offset, len));
+                }
+            }
+        }
+        let moved: rustc_hash::FxHashSet<u64> = shared.iter().map(|e| e.0).collect();
+        self.places.retain(|e| !moved.contains(&e.0));
+        repeats.sort_unstable();
+        Ok(repeats)
+    }
+}
+
+/// The 1-based line and column (in characters) of each of `offsets`
+/// (sorted) in `file`, read again from its start: for messages about
+/// entries found wrong after the scan.
+fn positions(file: &File, offsets: &[u64]) -> std::io::Result<Vec<(usize, usize)>> {
+    let mut out = Vec::with_capacity(offsets.len());
+    let mut buf = vec![0u8; BLOCK];
+    let (mut at, mut line, mut column) = (0u64, 1usize, 1usize);
+    let mut wanted = offsets.iter().peekable();
+    while wanted.peek().is_some() {
+        let n = file.read_at(&mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            while wanted.next_if(|&&o| o == at).is_some() {
+                out.push((line, column));
+            }
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xC0 != 0x80 {
+                column += 1;
+            }
+            at += 1;
+        }
+    }
+    out.extend(wanted.map(|_| (line, column)));
+    Ok(out)
+}
+
+/// The problem of an id given twice.
+fn given_twice() -> String {
+    "the partner id is given twice".into()
+}
+
+/// An entry's text `"ID" : VALUE` as its id and the value's text.
+fn split_entry(bytes: &[u8]) -> Option<(Cow<'_, str>, &str)> {
+    let key_end = value_end(bytes, 0)?;
+    let key = decode_key(bytes.get(..key_end)?)?;
+    let rest = bytes.get(key_end..)?;
+    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    if rest[colon] != b':' {
+        return None;
+    }
+    let value = std::str::from_utf8(&rest[colon + 1..]).ok()?;
+    Some((key, value.trim_start()))
+}
+
+/// A JSON string's value, from its text with the quotes.
+fn decode_key(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.iter().all(|&b| b != b'\\' && b >= 0x20) {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// Why a record was refused, and where in its text (1-based line and
+/// column) when the JSON reader said.
+struct Refusal {
+    problem: String,
+    at: Option<(usize, usize)>,
+}
+
+impl From<Refusal> for String {
+    fn from(r: Refusal) -> String {
+        r.problem
+    }
+}
+
+/// Parse a partial record: the fast reader, or the reference path and its
+/// precise message.
+fn parse_partial(schema: &Type, text: &str, cache: &mut ParseCache) -> Result<Value, Refusal> {
+    if let Some(v) = super::fast::parse(text, cache) {
+        return Ok(v);
+    }
+    let json_error = |e: serde_json::Error, prefix: &str| Refusal {
+        problem: format!("{prefix}{}", super::input::json_message(&e)),
+        at: Some((e.line(), e.column())),
+    };
+    check_unique_keys(text).map_err(|e| json_error(e, ""))?;
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| json_error(e, "not valid JSON: "))?;
+    from_json(schema, &json, "", Completeness::Partial).map_err(|e| Refusal {
+        problem: e.to_string(),
+        at: None,
+    })
+}
+
+/// A JSON object read in blocks, by absolute offsets into the file. Bytes
+/// before `keep` may be dropped; a value is held whole while it is read
+/// (at most [`MAX_RECORD`] bytes of it).
+pub(super) struct Scanner {
+    path: std::path::PathBuf,
+    /// The file as given, for messages.
+    name: String,
+    input: File,
+    /// A pipe's bytes, kept to be read back.
+    spool: Option<File>,
+    hasher: Option<blake3::Hasher>,
+    identity: Option<(u64, Option<std::time::SystemTime>)>,
+    buf: Vec<u8>,
+    /// The file offset of `buf[0]`.
+    base: u64,
+    keep: u64,
+    eof: bool,
+    /// Lines counted up to `counted` (a file offset): 1-based line there,
+    /// and where that line starts.
+    line: usize,
+    line_start: u64,
+    counted: u64,
+}
+
+impl Scanner {
+    /// Open `path`; a file that is not regular (a pipe) is spooled.
+    pub(super) fn open(path: &Path) -> Result<Self, InputError> {
+        let input = File::open(path).map_err(|e| io(path, e))?;
+        let meta = input.metadata().map_err(|e| io(path, e))?;
+        let regular = meta.is_file();
+        let spool = if regular {
+            None
+        } else {
+            Some(tempfile::tempfile().map_err(|e| spool_error(path, e))?)
+        };
+        Ok(Scanner {
+            path: path.to_path_buf(),
+            name: path.display().to_string(),
+            input,
+            spool,
+            hasher: regular.then(blake3::Hasher::new),
+            identity: regular.then(|| (meta.len(), meta.modified().ok())),
+            buf: Vec::new(),
+            base: 0,
+            keep: 0,
+            eof: false,
+            line: 1,
+            line_start: 0,
+            counted: 0,
+        })
+    }
+
+    /// The file's name as given.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The BLAKE3 (hex) of a regular file's bytes, once all are scanned.
+    pub(super) fn blake3(&self) -> Option<String> {
+        self.hasher
+            .as_ref()
+            .map(|h| h.finalize().to_hex().to_string())
+    }
+
+    /// Read the next block; false at the end of the file.
+    fn fill(&mut self) -> Result<bool, InputError> {
+        if self.eof {
+            return Ok(false);
+        }
+        // Drop what is no longer needed, counting its lines first.
+        let drop = (self.keep - self.base) as usize;
+        if drop >= BLOCK {
+            self.count_lines(self.keep);
+            self.buf.drain(..drop);
+            self.base += drop as u64;
+        }
+        let before = self.buf.len();
+        let n = (&mut self.input)
+            .take(BLOCK as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| io(&self.path, e))?;
+        let fresh = &self.buf[before..];
+        if let Some(h) = &mut self.hasher {
+            h.update(fresh);
+        }
+        if let Some(spool) = &mut self.spool {
+            spool
+                .write_all(fresh)
+                .map_err(|e| spool_error(&self.path, e))?;
+        }
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    /// The byte at `at`, reading on as needed; `None` at the end.
+    fn byte(&mut self, at: u64) -> Result<Option<u8>, InputError> {
+        loop {
+            let i = (at - self.base) as usize;
+            if let Some(&b) = self.buf.get(i) {
+                return Ok(Some(b));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The first byte at or after `at` that is not white space, and where.
+    fn skip_ws(&mut self, mut at: u64) -> Result<(u64, Option<u8>), InputError> {
+        loop {
+            match self.byte(at)? {
+                Some(b) if b.is_ascii_whitespace() => at += 1,
+                b => return Ok((at, b)),
+            }
+        }
+    }
+
+    /// Where the JSON value starting at `at` ends (strings and brackets are
+    /// followed; its JSON is checked when it is parsed). The value must
+    /// fit, with everything kept before it, in [`MAX_RECORD`] bytes.
+    fn value(&mut self, at: u64, what: &str) -> Result<u64, InputError> {
+        loop {
+            let i = (at - self.base) as usize;
+            let end = match value_end(&self.buf, i) {
+                Some(end) if end < self.buf.len() || self.eof => Some(end),
+                None if self.eof => Some(self.buf.len()),
+                _ => None,
+            };
+            let held = end.unwrap_or(self.buf.len()) as u64 + self.base - self.keep;
+            if held > MAX_RECORD as u64 {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    format!(
+                        "{what} is longer than {} MiB, the limit for one record",
+                        MAX_RECORD >> 20
+                    ),
+                ));
+            }
+            if let Some(end) = end {
+                return Ok(self.base + end as u64);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// The bytes of `range` (held: it is after `keep`).
+    fn text(&self, range: std::ops::Range<u64>) -> &[u8] {
+        let from = (range.start - self.base) as usize;
+        let to = (range.end - self.base) as usize;
+        &self.buf[from..to.min(self.buf.len())]
+    }
+
+    /// Count lines up to offset `at` (offsets asked for never go back).
+    fn count_lines(&mut self, at: u64) {
+        if at > self.counted {
+            let from = (self.counted - self.base) as usize;
+            let to = ((at - self.base) as usize).min(self.buf.len());
+            let bytes = &self.buf[from..to];
+            self.line += bytes.iter().filter(|&&b| b == b'\n').count();
+            if let Some(last) = bytes.iter().rposition(|&b| b == b'\n') {
+                self.line_start = self.base + (from + last + 1) as u64;
+            }
+            self.counted = at;
+        }
+    }
+
+    /// The 1-based line and column (in characters) of offset `at`.
+    pub(super) fn position(&mut self, at: u64) -> (usize, usize) {
+        self.count_lines(at);
+        let from = (self.line_start.max(self.base) - self.base) as usize;
+        let to = ((at - self.base) as usize).min(self.buf.len());
+        let column = self.buf[from..to]
+            .iter()
+            .filter(|&&b| b & 0xC0 != 0x80)
+            .count();
+        (self.line, column + 1)
+    }
+
+    /// An error about the record at `at`.
+    fn invalid(&mut self, at: u64, partner: Option<&str>, problem: String) -> InputError {
+        let position = self.position(at);
+        self.invalid_at(position, partner, problem)
+    }
+
+    fn invalid_at(
+        &self,
+        (line, column): (usize, usize),
+        partner: Option<&str>,
+        problem: String,
+    ) -> InputError {
+        InputError::Invalid {
+            file: self.name.clone(),
+            at: format!("line {line}, column {column}"),
+            partner: partner.map(str::to_string),
+            problem,
+        }
+    }
+
+    /// An error about a value starting at `at`, refused at a place inside
+    /// it (line and column in its text) when the refusal says where.
+    fn refused(&mut self, at: u64, partner: &str, refusal: Refusal) -> InputError {
+        let start = self.position(at);
+        let position = refusal.at.map_or(start, |inner| shifted(start, inner));
+        self.invalid_at(position, Some(partner), refusal.problem)
+    }
+
+    /// The start of the object: the file's first `{`, or an error naming
+    /// what the file should hold.
+    pub(super) fn open_object(&mut self, expected: &str) -> Result<u64, InputError> {
+        // A UTF-8 byte-order mark is skipped, as RFC 8259 allows.
+        let mut start = 0;
+        for (i, &b) in BOM.iter().enumerate() {
+            if self.byte(i as u64)? != Some(b) {
+                start = 0;
+                break;
+            }
+            start = BOM.len() as u64;
+        }
+        // Columns count from after it.
+        self.counted = start;
+        self.line_start = start;
+        match self.skip_ws(start)? {
+            (at, Some(b'{')) => Ok(at + 1),
+            (at, Some(_)) => Err(self.invalid(
+                at,
+                None,
+                format!("not valid JSON: expected a JSON object ({expected})"),
+            )),
+            (at, None) => Err(self.invalid(
+                at,
+                None,
+                format!("the file is empty (expected a JSON object: {expected})"),
+            )),
+        }
+    }
+
+    /// After the closing `}` at `at`: nothing but white space.
+    pub(super) fn close(&mut self, at: u64) -> Result<(), InputError> {
+        match self.skip_ws(at)? {
+            (_, None) => {
+                self.keep = at;
+                Ok(())
+            }
+            (at, Some(_)) => Err(self.invalid(
+                at,
+                None,
+                "not valid JSON: text after the object's closing `}`".into(),
+            )),
+        }
+    }
+
+    /// The next member of the object at `at` (just after its `{` or a
+    /// member): `Err` at its `}` (with where after it), or the key and its
+    /// value's range.
+    pub(super) fn member(
+        &mut self,
+        at: u64,
+        first: bool,
+    ) -> Result<Result<Member, u64>, InputError> {
+        let mut member = match self.member_head(at, first)? {
+            Ok(m) => m,
+            Err(end) => return Ok(Err(end)),
+        };
+        member.value.end = self.value(member.value.start, "the entry")?;
+        Ok(Ok(member))
+    }
+
+    /// [`Scanner::member`] up to the start of its value: the value's range
+    /// is empty, at its start (the value is not read).
+    pub(super) fn member_head(
+        &mut self,
+        at: u64,
+        first: bool,
+    ) -> Result<Result<Member, u64>, InputError> {
+        self.keep = at;
+        let (at, b) = self.skip_ws(at)?;
+        let at = match (first, b) {
+            (_, Some(b'}')) if first => return Ok(Err(at + 1)),
+            (true, Some(b'"')) => at,
+            (false, Some(b'}')) => return Ok(Err(at + 1)),
+            (false, Some(b',')) => match self.skip_ws(at + 1)? {
+                (at, Some(b'"')) => at,
+                (at, _) => {
+                    return Err(self.invalid(
+                        at,
+                        None,
+                        "not valid JSON: expected a key (a string) after `,`".into(),
+                    ));
+                }
+            },
+            (_, None) => {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    "not valid JSON: the file ends before the object's closing `}`".into(),
+                ));
+            }
+            (true, _) => {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    "not valid JSON: expected a key (a string) or `}`".into(),
+                ));
+            }
+            (false, _) => {
+                return Err(self.invalid(
+                    at,
+                    None,
+                    "not valid JSON: expected `,` or `}` after a value".into(),
+                ));
+            }
+        };
+        self.keep = at;
+        let key_end = self.value(at, "a key")?;
+        let key = match decode_key(self.text(at..key_end)) {
+            Some(k) => k.into_owned(),
+            None => {
+                return Err(self.invalid(at, None, "not valid JSON: a key is not a string".into()));
+            }
+        };
+        let (colon, b) = self.skip_ws(key_end)?;
+        if b != Some(b':') {
+            return Err(self.invalid(
+                colon,
+                Some(&key),
+                "not valid JSON: expected `:` after the key".into(),
+            ));
+        }
+        let (start, b) = self.skip_ws(colon + 1)?;
+        if matches!(b, None | Some(b',' | b'}' | b']')) {
+            return Err(self.invalid(
+                start,
+                Some(&key),
+                "not valid JSON: expected a value after `:`".into(),
+            ));
+        }
+        Ok(Ok(Member {
+            key,
+            at,
+            value: start..start,
+        }))
+    }
+
+    /// Read the value of a member from [`Scanner::member_head`].
+    pub(super) fn read_value(&mut self, member: &mut Member) -> Result<(), InputError> {
+        member.value.end = self.value(member.value.start, "the entry")?;
+        Ok(())
+    }
+
+    /// A member's value as text: UTF-8, or an error.
+    pub(super) fn value_text(&mut self, member: &Member) -> Result<&str, InputError> {
+        if std::str::from_utf8(self.text(member.value.clone())).is_err() {
+            return Err(self.invalid(
+                member.value.start,
+                Some(&member.key),
+                "the value is not valid UTF-8".into(),
+            ));
+        }
+        let bytes = self.text(member.value.clone());
+        Ok(std::str::from_utf8(bytes).unwrap_or_default())
+    }
+
+    /// Read and index the entries of the object whose `{` is at `open`,
+    /// checking each against `schema`; bad entries go to `gathered`.
+    /// Returns the entries and where the object ends.
+    pub(super) fn entries(
+        &mut self,
+        schema: &Type,
+        open: u64,
+        gathered: &mut Gathered,
+    ) -> Result<(PartnerEntries, u64), InputError> {
+        self.entries_into(PartnerEntries::empty(), schema, open, gathered)
+    }
+
+    /// [`Scanner::entries`], into `entries` (empty).
+    fn entries_into(
+        &mut self,
+        mut entries: PartnerEntries,
+        schema: &Type,
+        open: u64,
+        gathered: &mut Gathered,
+    ) -> Result<(PartnerEntries, u64), InputError> {
+        entries.name = self.name.clone();
+        entries.file = Some(self.backing()?);
+        entries.identity = self.identity;
+        let mut cache = ParseCache::new(schema, Completeness::Partial);
+        let mut at = open + 1;
+        let mut first = true;
+        loop {
+            let member = match self.member(at, first)? {
+                Ok(m) => m,
+                Err(end) => {
+                    at = end;
+                    break;
+                }
+            };
+            first = false;
+            at = member.value.end;
+            if let Some(problem) = id_problem(&member.key) {
+                let e = self.invalid(
+                    member.at,
+                    Some(&member.key),
+                    format!("partner id: {problem}"),
+                );
+                gathered.add(e);
+                continue;
+            }
+            let parsed = match self.value_text(&member) {
+                Ok(text) => parse_partial(schema, text, &mut cache).map(drop),
+                Err(e) => {
+                    gathered.add(e);
+                    continue;
+                }
+            };
+            if let Err(refusal) = parsed {
+                let e = self.refused(member.value.start, &member.key, refusal);
+                gathered.add(e);
+                continue;
+            }
+            if entries
+                .insert(&member.key, member.at, member.value.end - member.at)
+                .is_err()
+            {
+                let e = self.invalid(member.at, Some(&member.key), given_twice());
+                gathered.add(e);
+            }
+        }
+        let repeats = entries.seal()?;
+        if !repeats.is_empty() {
+            let offsets: Vec<u64> = repeats.iter().map(|r| r.0).collect();
+            let file = entries
+                .file
+                .as_ref()
+                .ok_or_else(|| entries.changed("no file"))?;
+            let places = positions(file, &offsets).map_err(|e| entries.changed(&e.to_string()))?;
+            for ((_, id), place) in repeats.iter().zip(places) {
+                gathered.add(self.invalid_at(place, Some(id), given_twice()));
+            }
+        }
+        Ok((entries, at))
+    }
+
+    /// Whether the value at `at` is an object.
+    pub(super) fn is_object(&mut self, at: u64) -> Result<bool, InputError> {
+        Ok(self.byte(at)? == Some(b'{'))
+    }
+
+    /// A second handle on the bytes scanned (the file, or the spool).
+    fn backing(&self) -> Result<File, InputError> {
+        self.spool
+            .as_ref()
+            .unwrap_or(&self.input)
+            .try_clone()
+            .map_err(|e| io(&self.path, e))
+    }
+}
+
+/// The place in a file of `inner` (line and column in a text) when the
+/// text starts at `start` of the file.
+pub(super) fn shifted(start: (usize, usize), inner: (usize, usize)) -> (usize, usize) {
+    match inner {
+        (0 | 1, column) => (start.0, start.1 + column.max(1) - 1),
+        (line, column) => (start.0 + line - 1, column),
+    }
+}
+
+/// Spooling a pipe failed.
+fn spool_error(path: &Path, e: std::io::Error) -> InputError {
+    InputError::Io(format!(
+        "cannot spool `{}` to a temporary file: {}",
+        path.display(),
+        pmf_syntax::diagnostics::io_reason(&e)
+    ))
+}
+
+/// One member of a JSON object, as scanned.
+pub(super) struct Member {
+    /// The key, decoded.
+    pub key: String,
+    /// Where the key starts.
+    pub at: u64,
+    /// Where the value is.
+    pub value: std::ops::Range<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pmf_compiler::model::types::Type;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn schema() -> Type {
+        Type::Record(std::sync::Arc::new(BTreeMap::from([
+            ("power".to_string(), Type::Number),
+            ("region".to_string(), Type::String),
+        ])))
+    }
+
+    /// Index `text` as an observed-metrics file; `collide` makes every id
+    /// hash alike.
+    fn index(path: &Path, text: &str, collide: bool) -> Result<PartnerEntries, InputError> {
+        std::fs::write(path, text).unwrap();
+        let mut scan = Scanner::open(path)?;
+        let open = scan.open_object("test")?;
+        let mut gathered = Gathered::new("test");
+        let mut entries = PartnerEntries::empty();
+        entries.collide = collide;
+        let (entries, end) = scan.entries_into(entries, &schema(), open - 1, &mut gathered)?;
+        scan.close(end)?;
+        match gathered.finish() {
+            Some(e) => Err(e),
+            None => Ok(entries),
+        }
+    }
+
+    fn reference(text: &str) -> HashMap<String, Value> {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        json.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let v = from_json(&schema(), v, "", Completeness::Partial).unwrap();
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// A file of `n` entries, some spread over lines, some with escapes,
+    /// one larger than a scan block.
+    fn file(n: usize) -> String {
+        let mut text = String::from("{");
+        for i in 0..n {
+            if i > 0 {
+                text.push_str(if i % 3 == 0 { ",\n  " } else { "," });
+            }
+            let region = if i == n / 2 {
+                "x".repeat(BLOCK + 17)
+            } else {
+                format!("r\\u00e9{}", i % 7)
+            };
+            text.push_str(&format!(
+                "\"p-{i:05}\": {{\"power\": {}, \"region\": \"{region}\"}}",
+                i % 10
+            ));
+        }
+        text.push('}');
+        text
+    }
+
+    fn looked_up(entries: &PartnerEntries, ids: &[String]) -> HashMap<String, Value> {
+        let mut cache = ParseCache::new(&schema(), Completeness::Partial);
+        let mut reader = EntryReader::default();
+        ids.iter()
+            .filter_map(|id| {
+                let v = entries.get(&schema(), id, &mut reader, &mut cache).unwrap();
+                v.map(|v| (id.clone(), v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_read_back_as_the_reference_reads_the_file_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let text = file(3000);
+        let expected = reference(&text);
+        for collide in [false, true] {
+            let entries = index(&path, &text, collide).unwrap();
+            assert_eq!(entries.len(), 3000);
+            let mut ids: Vec<String> = expected.keys().cloned().collect();
+            ids.sort();
+            // In file order (forward windows), backwards, and scattered.
+            assert_eq!(looked_up(&entries, &ids), expected);
+            ids.reverse();
+            assert_eq!(looked_up(&entries, &ids), expected);
+            let scattered: Vec<String> = (0..3000)
+                .map(|i| format!("p-{:05}", (i * 1237) % 3000))
+                .chain(["p-99999".to_string(), "nobody".to_string()])
+                .collect();
+            assert_eq!(looked_up(&entries, &scattered), expected);
+            let all: HashMap<String, Value> = entries.all(&schema()).unwrap().into_iter().collect();
+            assert_eq!(all, expected);
+            entries.unchanged().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_repeated_id_is_refused_even_when_hashes_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        for collide in [false, true] {
+            let e = index(
+                &path,
+                r#"{"a": {"power": 1}, "b": {}, "a": {"power": 2}, "b": {}}"#,
+                collide,
+            )
+            .unwrap_err()
+            .to_string();
+            assert_eq!(e.matches("the partner id is given twice").count(), 2, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_changed_after_its_scan_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let entries = index(&path, r#"{"a": {"power": 1}}"#, false).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, r#"{"a": {"power": 2}, "b": {"power": 3}}"#).unwrap();
+        let e = entries.unchanged().unwrap_err().to_string();
+        assert!(
+            e.contains("the file changed while it was being planned"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_entry_over_the_record_limit_is_refused_without_reading_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let text = format!(
+            "{{\"a\": {{\"region\": \"{}\"}}, \"b\": {{}}}}",
+            "x".repeat(MAX_RECORD + 1)
+        );
+        let e = index(&path, &text, false).unwrap_err().to_string();
+        assert!(e.contains("the entry is longer than 16 MiB"), "{e}");
+    }
+}

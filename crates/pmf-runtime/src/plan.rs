@@ -1,0 +1,1158 @@
+//! Plans: what `pmf plan` predicts for every partner, written as versioned
+//! JSON, and what `pmf apply` reads back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::compile::{Root, State};
+use super::engine::{Action, CompiledPolicy};
+use super::fast::ParseCache;
+use super::input::{InputError, Observed, Targets, parse_partner};
+use super::json_out;
+use super::keyed::EntryReader;
+use super::stream::{Batch, PartnerStream};
+use super::value::Value;
+
+/// The plan format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The policy a plan was made with.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRef {
+    /// Policy name.
+    pub name: String,
+    /// Effective policy hash.
+    pub hash: String,
+}
+
+/// What a plan does.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// Migrate partners to their target through the flow.
+    #[default]
+    Migrate,
+    /// Return partners to an earlier stable version (`pmf rollback`): a
+    /// fallback migration that needs the approvals its change requires.
+    Rollback,
+}
+
+/// An input file as the plan saw it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// The path as given to `pmf plan` (for people: apply never reads it).
+    pub file: String,
+    /// BLAKE3 (hex) of its bytes; `None` when it was not a regular file
+    /// (a pipe), whose content the plan carries all the same.
+    pub blake3: Option<String>,
+}
+
+/// Everything a plan was made from, bound by digest, and what `apply`
+/// needs of it, carried: a plan applies from any directory or machine
+/// that has the store, and an input that differs is refused by name.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PlanHeader {
+    /// What the plan does: migrate partners to a target (`migrate`), or
+    /// return them to an earlier stable version (`rollback`).
+    #[serde(default)]
+    pub kind: PlanKind,
+    /// The policy.
+    pub policy: PolicyRef,
+    /// When the plan was made (RFC 3339, UTC).
+    pub created_at: String,
+    /// The policy's source files (name → text, the standard library
+    /// aside): `apply` compiles these unless given `--policy`, whose hash
+    /// must then match.
+    pub policy_sources: BTreeMap<String, String>,
+    /// The partner states (each entry carries its partner's state).
+    pub partners: InputFile,
+    /// The target file (the target is carried: `target_all` and entries).
+    pub target: InputFile,
+    /// The observed metrics file, if any (each entry carries its metrics).
+    pub observed: Option<InputFile>,
+    /// SHA-256 of the store's outcome counts the fallback risks came from.
+    pub history: String,
+    /// The target for every partner (a partial state), if any.
+    pub target_all: Option<serde_json::Value>,
+}
+
+/// What the plan predicts for a partner.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Health score, when every factor is known.
+    pub score: Option<f64>,
+    /// Band status, such as `reliable`.
+    pub band: Option<String>,
+    /// The action.
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+    /// Worst validation outcome.
+    pub validation: String,
+}
+
+/// One partner's line of a plan.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    /// Partner id.
+    pub id: String,
+    /// SHA-256 of the partner's state when planned.
+    pub state_digest: String,
+    /// Current version.
+    pub from: Option<String>,
+    /// Target version.
+    pub to: Option<String>,
+    /// Detected migration type.
+    #[serde(rename = "type")]
+    pub migration: Option<String>,
+    /// Categories the change touches.
+    pub categories: Vec<String>,
+    /// Authorities whose approval is required.
+    pub approvals_required: Vec<String>,
+    /// Predicted outcome.
+    pub predicted: Prediction,
+    /// Predicted chance of a fallback, learned from the lineage.
+    pub fallback_risk: f64,
+    /// A target for this partner only (a partial state), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<serde_json::Value>,
+    /// The partner's state when planned (what apply starts from when the
+    /// store does not hold the partner yet).
+    pub state: CarriedJson,
+    /// The partner's observed metrics, if the plan had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<CarriedJson>,
+}
+
+/// JSON a plan carries as text (a partner's state, its observed metrics):
+/// read back only when apply needs it, never held as a tree.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(transparent)]
+pub struct CarriedJson(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for CarriedJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl CarriedJson {
+    /// The JSON of `value`.
+    pub fn of(value: &serde_json::Value) -> CarriedJson {
+        CarriedJson(
+            serde_json::value::to_raw_value(value)
+                .unwrap_or_else(|_| Box::<serde_json::value::RawValue>::default()),
+        )
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Read it against `schema`: the fast reader when it can vouch for the
+    /// text (a full state, as plans write it), else the reference path.
+    pub fn read(
+        &self,
+        schema: &pmf_compiler::model::types::Type,
+        completeness: super::value::Completeness,
+        cache: Option<&mut super::fast::ParseCache>,
+    ) -> Result<Value, String> {
+        if let Some(v) = cache.and_then(|c| super::fast::parse(self.text(), c)) {
+            return Ok(v);
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(self.text()).map_err(|e| e.to_string())?;
+        super::value::from_json(schema, &json, "", completeness).map_err(|e| e.to_string())
+    }
+}
+
+/// Counts per type, band and action.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Partners in the plan.
+    pub partners: usize,
+    /// By migration type (`none` when nothing matched or nothing to do).
+    pub by_type: BTreeMap<String, usize>,
+    /// By predicted band (`unknown` when health is unknown).
+    pub by_band: BTreeMap<String, usize>,
+    /// By predicted action.
+    pub by_action: BTreeMap<String, usize>,
+}
+
+/// A whole plan file.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Plan {
+    /// Always [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Inputs.
+    pub header: PlanHeader,
+    /// One entry per partner, in input order.
+    pub entries: Vec<PlanEntry>,
+    /// Counts.
+    pub totals: Totals,
+}
+
+/// Fallback counts of past migrations, by type and categories: the seed's
+/// illumination (predictive intelligence).
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// (type, categories joined by `+`) → (migrations, fallbacks).
+    pub outcomes: HashMap<(String, String), (u64, u64)>,
+}
+
+impl History {
+    /// Predicted fallback chance: past fallbacks of the same kind of
+    /// migration, smoothed toward what the policy itself predicts.
+    pub fn fallback_risk(&self, migration: &str, categories: &str, predicted: Action) -> f64 {
+        let prior = if predicted >= Action::Fallback {
+            0.9
+        } else {
+            0.1
+        };
+        let (n, f) = if self.outcomes.is_empty() {
+            (0, 0)
+        } else {
+            self.outcomes
+                .get(&(migration.to_string(), categories.to_string()))
+                .copied()
+                .unwrap_or((0, 0))
+        };
+        let weight = 2.0;
+        let risk = (f as f64 + weight * prior) / (n as f64 + weight);
+        (risk * 1000.0).round() / 1000.0
+    }
+}
+
+/// SHA-256 (hex) of a partner state (of its digest encoding,
+/// [`Value::write_digest_bytes`]).
+pub fn state_digest(state: &Value) -> String {
+    let mut out = String::with_capacity(64);
+    write_state_digest(state, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Append the SHA-256 (hex) of a partner state to `out`; `scratch` holds
+/// the encoding on the way (reused across partners).
+fn write_state_digest(state: &Value, scratch: &mut Vec<u8>, out: &mut String) {
+    scratch.clear();
+    state.write_digest_bytes(scratch);
+    json_out::write_hex(&Sha256::digest(scratch.as_slice()), out);
+}
+
+/// What [`write_entry`] tells the totals about one partner.
+struct Counted {
+    /// Where the partner's id ends in its chunk's `ids`.
+    id_end: usize,
+    migration: Option<usize>,
+    band: Option<usize>,
+    action: Action,
+}
+
+/// Append one partner's plan line to `out`: the JSON of the [`PlanEntry`]
+/// that the plan's serde types describe, written directly (the hot path of
+/// `pmf plan`; a test checks the two agree).
+fn write_entry(
+    assessors: &Assessors<'_>,
+    inputs: &PlanInputs<'_>,
+    target_all: Option<&Value>,
+    partner: &Value,
+    worker: &mut Worker,
+    out: &mut String,
+    ids: &mut String,
+) -> Result<Counted, InputError> {
+    use json_out::{write_f64, write_str, write_str_array};
+    let policy = assessors.general;
+    let id = policy.id_of(partner);
+    // The target and the observed metrics are laid over the partner, not
+    // merged into copies of it.
+    let schema = &policy.schema;
+    let Worker {
+        partial,
+        targets,
+        observed,
+        scratch,
+    } = worker;
+    // A partner's own target refines the one for all: its fields are laid
+    // over it (the plan carries the result).
+    let own_target = (inputs.targets.partners)
+        .get(schema, id, targets, partial)?
+        .map(|own| match target_all {
+            Some(all) => super::value::overlay(all, &own),
+            None => own,
+        });
+    let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
+    let target = State::of(partner).with(own_target.as_ref().or(target_all));
+    let a = assessors
+        .for_partner(own_target.is_some(), observed.is_some())
+        .assess(partner, target, target.with(observed.as_ref()));
+    let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
+
+    out.push_str("{\"id\":");
+    write_str(id, out);
+    out.push_str(",\"state_digest\":\"");
+    write_state_digest(partner, &mut scratch.bytes, out);
+    out.push_str("\",\"from\":");
+    let version = |state: State<'_>, out: &mut String| match &*state.get(&[policy.version_field]) {
+        Value::Ver(v) => {
+            out.push('"');
+            json_out::write_version(v, out);
+            out.push('"');
+        }
+        _ => out.push_str("null"),
+    };
+    version(State::of(partner), out);
+    out.push_str(",\"to\":");
+    version(target, out);
+    out.push_str(",\"type\":");
+    match migration {
+        Some(m) => write_str(m, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"categories\":");
+    write_str_array(
+        a.categories
+            .iter()
+            .map(|&c| policy.categories[c].name.as_str()),
+        out,
+    );
+    out.push_str(",\"approvals_required\":");
+    write_str_array(
+        a.approvals.iter().map(|&i| policy.authorities[i].as_str()),
+        out,
+    );
+    out.push_str(",\"predicted\":{\"score\":");
+    match a.score {
+        Some(s) => write_f64((s * 100.0).round() / 100.0, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"band\":");
+    match a.band {
+        Some(b) => write_str(&policy.bands[b].status, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"action\":\"");
+    out.push_str(a.action.as_str());
+    out.push_str("\",\"reason\":");
+    scratch.text.clear();
+    policy.write_reason(a.reason, &mut scratch.text);
+    write_str(&scratch.text, out);
+    out.push_str(",\"validation\":\"");
+    out.push_str(a.verdict.as_str());
+    out.push_str("\"},\"fallback_risk\":");
+    let joined = &mut scratch.text;
+    joined.clear();
+    let categories = a
+        .categories
+        .iter()
+        .map(|&c| policy.categories[c].name.as_str());
+    for (i, c) in categories.enumerate() {
+        if i > 0 {
+            joined.push('+');
+        }
+        joined.push_str(c);
+    }
+    write_f64(
+        inputs
+            .history
+            .fallback_risk(migration.unwrap_or("none"), joined, a.action),
+        out,
+    );
+    if let Some(t) = &own_target {
+        out.push_str(",\"target\":");
+        t.write_partial(schema, out);
+    }
+    out.push_str(",\"state\":");
+    partner.write_canonical(&policy.schema, out);
+    if let Some(o) = &observed {
+        out.push_str(",\"observed\":");
+        o.write_partial(&policy.schema, out);
+    }
+    out.push('}');
+    ids.push_str(id);
+    Ok(Counted {
+        id_end: ids.len(),
+        migration: a.migration,
+        band: a.band,
+        action: a.action,
+    })
+}
+
+/// Partner ids seen so far, kept compactly: their text one after the other
+/// in an arena, and a table of where each one is.
+#[derive(Default)]
+struct IdSet {
+    text: String,
+    /// Start (40 bits) and length (24 bits) of an id in `text`.
+    table: hashbrown::HashTable<u64>,
+    /// Ids too long or too far for the table's packing.
+    others: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl IdSet {
+    fn hash(id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(id)
+    }
+
+    fn slice(text: &str, entry: u64) -> &str {
+        let (start, len) = ((entry >> 24) as usize, (entry & 0xff_ffff) as usize);
+        text.get(start..start + len).unwrap_or_default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty() && self.others.is_empty()
+    }
+
+    fn reserve(&mut self, ids: usize, bytes: usize) {
+        let text = &self.text;
+        self.table
+            .reserve(ids, |&e| Self::hash(Self::slice(text, e)));
+        self.text.reserve(bytes);
+    }
+
+    /// Add `id`; false when it was there already.
+    fn insert(&mut self, id: &str) -> bool {
+        let start = self.text.len() as u64;
+        if id.len() >= 1 << 24 || start >= 1 << 40 {
+            return self.others.insert(id.into());
+        }
+        let text = &self.text;
+        // One probe: the slot found empty is the one filled.
+        match self.table.entry(
+            Self::hash(id),
+            |&e| Self::slice(text, e) == id,
+            |&e| Self::hash(Self::slice(text, e)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((start << 24) | id.len() as u64);
+                self.text.push_str(id);
+                true
+            }
+        }
+    }
+}
+
+/// Buffers [`write_entry`] reuses from partner to partner.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    bytes: Vec<u8>,
+}
+
+/// What a worker thread keeps from partner to partner: the readers of
+/// per-partner targets and observed metrics, and buffers.
+struct Worker {
+    /// Parses the partial records of targets and observed metrics.
+    partial: ParseCache,
+    /// Reads per-partner targets.
+    targets: EntryReader,
+    /// Reads observed metrics.
+    observed: EntryReader,
+    scratch: Scratch,
+}
+
+impl Worker {
+    fn new(schema: &pmf_compiler::model::types::Type) -> Self {
+        Worker {
+            partial: ParseCache::new(schema, super::value::Completeness::Partial),
+            targets: EntryReader::default(),
+            observed: EntryReader::default(),
+            scratch: Scratch::default(),
+        }
+    }
+}
+
+/// One chunk of a batch, evaluated: its plan lines (joined by `,\n`) and
+/// what the totals need.
+struct Chunk {
+    text: String,
+    counted: Vec<Counted>,
+    /// The partners' ids, one after the other.
+    ids: String,
+}
+
+/// Partners evaluated together on one core.
+const CHUNK: usize = 256;
+
+/// The policy, and copies of it [laid](CompiledPolicy::laid) for the
+/// partners that share the target for all (most partners of a plan): they
+/// assess alike, the laid ones without reading through layers.
+struct Assessors<'p> {
+    /// The policy as compiled: for a partner with a target of its own.
+    general: &'p CompiledPolicy,
+    /// For a partner with observed metrics of its own: target paths laid.
+    target: CompiledPolicy,
+    /// For a partner without: target and observed paths laid (its observed
+    /// state is its target state).
+    target_and_observed: CompiledPolicy,
+}
+
+impl<'p> Assessors<'p> {
+    fn new(policy: &'p CompiledPolicy, target_all: Option<&Value>) -> Self {
+        let target = policy.laid(Root::Target, target_all);
+        let target_and_observed = target.laid(Root::Observed, target_all);
+        Assessors {
+            general: policy,
+            target,
+            target_and_observed,
+        }
+    }
+
+    /// The policy to assess a partner with.
+    fn for_partner(&self, own_target: bool, own_observed: bool) -> &CompiledPolicy {
+        match (own_target, own_observed) {
+            (true, _) => self.general,
+            (false, true) => &self.target,
+            (false, false) => &self.target_and_observed,
+        }
+    }
+}
+
+/// A batch and its chunks evaluated, or the first bad record.
+type Evaluated = Result<(Batch, Vec<Chunk>), PlanError>;
+
+/// Evaluate the reader's batches in order on every core, one chunk of
+/// partners per task, and hand each on to `out`.
+fn evaluate_batches(
+    inputs: &PlanInputs<'_>,
+    file_name: &str,
+    batches: std::sync::mpsc::Receiver<Result<Batch, InputError>>,
+    out: std::sync::mpsc::SyncSender<Evaluated>,
+) {
+    let policy = inputs.policy;
+    // Parse caches per worker thread (for partners, and for the partial
+    // records of targets and observed metrics), kept across batches, each on
+    // cache lines of their own (threads writing next to each other slow
+    // both down).
+    #[repr(align(128))]
+    struct Cache(std::sync::Mutex<(ParseCache, Worker)>);
+    let caches: Vec<Cache> = (0..=rayon::current_num_threads())
+        .map(|_| {
+            Cache(std::sync::Mutex::new((
+                ParseCache::new(&policy.schema, super::value::Completeness::Full),
+                Worker::new(&policy.schema),
+            )))
+        })
+        .collect();
+    let assessors = Assessors::new(policy, inputs.targets.all.as_ref());
+    for batch in batches {
+        let evaluated = batch.map_err(PlanError::Input).and_then(|batch| {
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let chunks = batch
+                .records
+                .par_chunks(CHUNK)
+                .map(|records| {
+                    let slot = rayon::current_thread_index()
+                        .map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
+                    let mut guard = caches[slot]
+                        .0
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (cache, worker) = &mut *guard;
+                    let mut chunk = Chunk {
+                        text: String::with_capacity(records.len() * 400),
+                        counted: Vec::with_capacity(records.len()),
+                        ids: String::with_capacity(records.len() * 16),
+                    };
+                    // The chunk's own copy: partners share its values, and
+                    // the counts of shared ones are not raced for by cores.
+                    let target_all = inputs.targets.all.as_ref().map(Value::deep_clone);
+                    for raw in records {
+                        let partner = parse_partner(&policy.schema, file_name, &batch, raw, cache)?;
+                        if !chunk.counted.is_empty() {
+                            chunk.text.push_str(",\n");
+                        }
+                        let counted = write_entry(
+                            &assessors,
+                            inputs,
+                            target_all.as_ref(),
+                            &partner,
+                            worker,
+                            &mut chunk.text,
+                            &mut chunk.ids,
+                        )?;
+                        chunk.counted.push(counted);
+                    }
+                    Ok(chunk)
+                })
+                .collect::<Vec<Result<Chunk, InputError>>>()
+                // The first bad record in file order, whichever core saw it.
+                .into_iter()
+                .collect::<Result<Vec<Chunk>, InputError>>()
+                .map_err(PlanError::Input)?;
+            Ok(Some((batch, chunks)))
+        });
+        let stop = !matches!(evaluated, Ok(Some(_)));
+        let sent = match evaluated {
+            Ok(None) => true,
+            Ok(Some(done)) => out.send(Ok(done)).is_ok(),
+            Err(e) => out.send(Err(e)).is_ok(),
+        };
+        if stop || !sent {
+            return;
+        }
+    }
+}
+
+/// What writing a plan produced.
+pub struct Written {
+    /// Counts.
+    pub totals: Totals,
+    /// BLAKE3 (hex) of the plan file.
+    pub hash: String,
+}
+
+/// Inputs of a plan.
+pub struct PlanInputs<'a> {
+    /// The compiled policy.
+    pub policy: &'a CompiledPolicy,
+    /// Partner states.
+    pub partners: PartnerStream,
+    /// Targets.
+    pub targets: &'a Targets,
+    /// Observed metrics by partner id.
+    pub observed: &'a Observed,
+    /// Lineage statistics.
+    pub history: &'a History,
+    /// Header to write.
+    pub header: PlanHeader,
+}
+
+/// A failure while planning.
+#[derive(Debug)]
+pub enum PlanError {
+    /// Bad input (exit 1).
+    Input(InputError),
+    /// Cannot write the plan (exit 2).
+    Io(String),
+}
+
+/// Stream partners through the policy into a plan file at `out` (a
+/// regular file is written beside itself and renamed: never half-written;
+/// a device such as `/dev/null` is written in place, see [`pmf_store::output`]).
+///
+/// Three stages overlap: a reader thread reads batches, every core
+/// evaluates the current batch, and a writer thread writes and hashes the
+/// previous one.
+pub fn write_plan(
+    mut inputs: PlanInputs<'_>,
+    out: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<Written, PlanError> {
+    let output = pmf_store::output::Output::of(out);
+    let written_to = output.written().to_path_buf();
+    let io_msg = move |e: std::io::Error| format!("cannot write `{}`: {e}", written_to.display());
+    let file = output.create(false).map_err(|e| PlanError::Io(io_msg(e)))?;
+    // Whatever happens below, even a panic, no `.partial` file stays.
+    let unfinished = pmf_store::output::Unfinished::new(&output);
+    let durable = output.durable();
+    let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
+
+    let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(2);
+    let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
+    let file_name = stream.file().to_string();
+    let total_bytes = stream.total_bytes();
+    let reader = std::thread::spawn(move || {
+        loop {
+            let batch = stream.next_batch(8192);
+            let done = batch.as_ref().map_or(true, Batch::is_empty);
+            if read_tx.send(batch).is_err() || done {
+                break;
+            }
+        }
+    });
+    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ToWriter>(2);
+    let writer = std::thread::spawn(move || -> std::io::Result<String> {
+        let mut w = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+        };
+        write!(
+            w,
+            "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
+        )?;
+        let mut first = true;
+        let mut writeback = Writeback::default();
+        for message in write_rx {
+            match message {
+                ToWriter::Entries(texts) => {
+                    for text in texts {
+                        w.write_all(if first { b"\n" } else { b",\n" })?;
+                        first = false;
+                        w.write_all(text.as_bytes())?;
+                    }
+                    writeback.advance(&mut w.inner)?;
+                }
+                ToWriter::Totals(totals) => {
+                    write!(w, "\n],\"totals\":{totals}}}\n")?;
+                    w.inner.flush()?;
+                    if durable {
+                        w.inner.get_ref().sync_all()?;
+                    }
+                    return Ok(w.hasher.finalize().to_hex().to_string());
+                }
+            }
+        }
+        // The planning stopped short (its error is the one reported).
+        Err(std::io::Error::other("the plan was not finished"))
+    });
+
+    let policy = inputs.policy;
+    // The evaluator takes batches from the reader and evaluates each on
+    // every core, while this thread counts the previous one and checks its
+    // ids: no core waits for the serial part.
+    let (eval_tx, eval_rx) = std::sync::mpsc::sync_channel::<Evaluated>(1);
+    let outcome = std::thread::scope(|scope| {
+        let inputs = &inputs;
+        let file_name = file_name.as_str();
+        scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx));
+        let mut counts = Counts::new(policy);
+        let mut seen = IdSet::default();
+        let outcome = (|| -> Result<Totals, PlanError> {
+            for evaluated in &eval_rx {
+                let (batch, chunks) = evaluated?;
+                if seen.is_empty() && !batch.text.is_empty() {
+                    // Size the id set once, from the file's size and the
+                    // first batch's bytes per record: no regrowth later.
+                    let per_record = batch.text.len() / batch.records.len().max(1);
+                    let estimate = total_bytes / per_record.max(1) as u64;
+                    let ids = (estimate.min(1 << 26) as usize) * 11 / 10;
+                    let id_bytes = chunks
+                        .first()
+                        .map_or(0, |c| c.ids.len() / c.counted.len().max(1));
+                    seen.reserve(ids, ids * id_bytes);
+                }
+                let mut texts = Vec::with_capacity(chunks.len());
+                for (records, chunk) in batch.records.chunks(CHUNK).zip(chunks) {
+                    let mut id_start = 0;
+                    for (raw, counted) in records.iter().zip(chunk.counted) {
+                        counts.add(&counted);
+                        let id = chunk.ids.get(id_start..counted.id_end).unwrap_or_default();
+                        id_start = counted.id_end;
+                        if !seen.insert(id) {
+                            return Err(PlanError::Input(InputError::Invalid {
+                                file: file_name.to_string(),
+                                at: raw.at.to_string(),
+                                partner: None,
+                                problem: "duplicate partner id (it appears earlier in the file)"
+                                    .into(),
+                            }));
+                        }
+                    }
+                    texts.push(chunk.text);
+                }
+                write_tx
+                    .send(ToWriter::Entries(texts))
+                    .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
+                progress(counts.partners);
+            }
+            // What was planned is what the plan binds: the indexed files
+            // did not change meanwhile.
+            inputs
+                .targets
+                .partners
+                .unchanged()
+                .map_err(PlanError::Input)?;
+            inputs
+                .observed
+                .partners
+                .unchanged()
+                .map_err(PlanError::Input)?;
+            let totals = counts.totals(policy);
+            let trailer =
+                serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
+            write_tx
+                .send(ToWriter::Totals(trailer))
+                .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
+            Ok(totals)
+        })();
+        // Stop the evaluator (it sees the closed channel) before the scope ends.
+        drop(eval_rx);
+        outcome
+    });
+    drop(write_tx);
+    let _ = reader.join();
+    let written = writer
+        .join()
+        .map_err(|_| PlanError::Io("the plan writer failed".into()))
+        .and_then(|r| r.map_err(|e| PlanError::Io(io_msg(e))));
+    unfinished.done();
+    match (outcome, written) {
+        (Ok(totals), Ok(hash)) => match output.commit() {
+            Ok(()) => Ok(Written { totals, hash }),
+            Err(e) => {
+                output.abandon();
+                Err(PlanError::Io(format!(
+                    "cannot write `{}`: {e}",
+                    out.display()
+                )))
+            }
+        },
+        (Err(e), _) | (Ok(_), Err(e)) => {
+            output.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// Totals counted by index, named at the end.
+struct Counts {
+    partners: usize,
+    by_type: Vec<usize>,
+    by_band: Vec<usize>,
+    /// By `Action as usize`.
+    by_action: [usize; Action::ALL.len()],
+}
+
+impl Counts {
+    fn new(policy: &CompiledPolicy) -> Self {
+        Counts {
+            partners: 0,
+            by_type: vec![0; policy.migrations.len() + 1],
+            by_band: vec![0; policy.bands.len() + 1],
+            by_action: [0; Action::ALL.len()],
+        }
+    }
+
+    fn add(&mut self, r: &Counted) {
+        self.partners += 1;
+        let (none, unknown) = (self.by_type.len() - 1, self.by_band.len() - 1);
+        self.by_type[r.migration.unwrap_or(none)] += 1;
+        self.by_band[r.band.unwrap_or(unknown)] += 1;
+        self.by_action[r.action as usize] += 1;
+    }
+
+    fn totals(&self, policy: &CompiledPolicy) -> Totals {
+        let named = |counts: &[usize], name: &dyn Fn(usize) -> String| {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| (name(i), *n))
+                .collect::<BTreeMap<String, usize>>()
+        };
+        Totals {
+            partners: self.partners,
+            by_type: named(&self.by_type, &|i| {
+                policy
+                    .migrations
+                    .get(i)
+                    .map_or("none".into(), |m| m.name.clone())
+            }),
+            by_band: named(&self.by_band, &|i| {
+                policy
+                    .bands
+                    .get(i)
+                    .map_or("unknown".into(), |b| b.status.clone())
+            }),
+            by_action: Action::ALL
+                .iter()
+                .filter(|a| self.by_action[**a as usize] > 0)
+                .map(|a| (a.as_str().to_string(), self.by_action[*a as usize]))
+                .collect(),
+        }
+    }
+}
+
+/// Starts the disk writes of a file being written as it grows, so the
+/// final `fsync` has little left to wait for (Linux; elsewhere a no-op).
+#[derive(Default)]
+struct Writeback {
+    /// Bytes already handed to the disk.
+    started: u64,
+}
+
+impl Writeback {
+    /// Hand the disk what was written since the last step (every 16 MiB).
+    fn advance(&mut self, w: &mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()> {
+        const STEP: u64 = 16 << 20;
+        let written = w.get_ref().metadata().map_or(0, |m| m.len());
+        if written < self.started + STEP {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open descriptor and a range inside the file;
+            // the call only schedules writeback of pages already written.
+            unsafe {
+                libc::sync_file_range(
+                    w.get_ref().as_raw_fd(),
+                    self.started as libc::off64_t,
+                    (written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.started = written;
+        Ok(())
+    }
+}
+
+/// What the plan writer is handed, in order.
+enum ToWriter {
+    /// Plan lines (one text per chunk of partners).
+    Entries(Vec<String>),
+    /// The totals' JSON: the end of the plan.
+    Totals(String),
+}
+
+/// Writes through to `inner` and hashes what was written (the plan hash).
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A plan read back, with the hash of its bytes.
+pub struct LoadedPlan {
+    /// The plan.
+    pub plan: Plan,
+    /// BLAKE3 (hex) of the file: what approvals sign (`b3sum plan.json`).
+    pub hash: String,
+}
+
+/// Read a plan file.
+pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            pmf_syntax::diagnostics::io_reason(&e)
+        )
+    })?;
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    // Straight into a plan; only when that fails, look at why.
+    if let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
+        && plan.format_version == FORMAT_VERSION
+    {
+        return Ok(LoadedPlan { plan, hash });
+    }
+    #[derive(Deserialize)]
+    struct Versioned {
+        format_version: Option<serde_json::Value>,
+    }
+    let versioned: Versioned = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("`{}` is not a plan: {e}", path.display()))?;
+    match versioned.format_version.as_ref().and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) if v < u64::from(FORMAT_VERSION) => {
+            return Err(format!(
+                "`{}` has plan format {v}, made by an older pmf; this pmf reads format \
+                 {FORMAT_VERSION} (which binds every input and carries what apply needs): plan again",
+                path.display()
+            ));
+        }
+        Some(v) => {
+            return Err(format!(
+                "`{}` has plan format {v}; this pmf reads format {FORMAT_VERSION}",
+                path.display()
+            ));
+        }
+        None => {
+            return Err(format!(
+                "`{}` is not a plan (no `format_version`)",
+                path.display()
+            ));
+        }
+    }
+    match serde_json::from_slice::<Plan>(&bytes) {
+        Ok(plan) => Ok(LoadedPlan { plan, hash }),
+        Err(e) => Err(format!("`{}` is not a valid plan: {e}", path.display())),
+    }
+}
+
+pub use pmf_store::clock::{now_rfc3339, rfc3339};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Assessment;
+    use crate::input::{read_all_partners, read_observed, read_targets};
+
+    /// Targets as the reference reads them: the whole file as one JSON tree.
+    struct Reference {
+        all: Option<Value>,
+        /// Per partner: the partial record, and its JSON.
+        partners: HashMap<String, (Value, serde_json::Value)>,
+    }
+
+    /// The plan entry for one partner, built as a `PlanEntry` value: what
+    /// the hand-written line must equal.
+    fn entry_for(
+        policy: &CompiledPolicy,
+        history: &History,
+        targets: &Reference,
+        observed: &HashMap<String, Value>,
+        partner: &Value,
+    ) -> (PlanEntry, Assessment) {
+        let id = policy.id_of(partner).to_string();
+        let own = targets.partners.get(&id);
+        let view = State::of(partner).with(own.map(|t| &t.0).or(targets.all.as_ref()));
+        let own = own.map(|t| &t.1);
+        let a = policy.assess(partner, view, view.with(observed.get(&id)));
+        let migration = a.migration.map(|m| policy.migrations[m].name.clone());
+        let categories: Vec<String> = a
+            .categories
+            .iter()
+            .map(|&c| policy.categories[c].name.clone())
+            .collect();
+        let risk = history.fallback_risk(
+            migration.as_deref().unwrap_or("none"),
+            &categories.join("+"),
+            a.action,
+        );
+        let entry = PlanEntry {
+            state_digest: state_digest(partner),
+            from: policy.version_of(partner).map(|v| v.to_string()),
+            to: policy.version_of(&view.merged()).map(|v| v.to_string()),
+            migration,
+            approvals_required: a
+                .approvals
+                .iter()
+                .map(|&i| policy.authorities[i].clone())
+                .collect(),
+            predicted: Prediction {
+                score: a.score.map(|s| (s * 100.0).round() / 100.0),
+                band: a.band.map(|b| policy.bands[b].status.clone()),
+                action: a.action,
+                reason: policy.reason(a.reason),
+                validation: a.verdict.as_str().to_string(),
+            },
+            fallback_risk: risk,
+            target: own.cloned(),
+            state: CarriedJson::of(&partner.to_json(&policy.schema)),
+            observed: observed
+                .get(&id)
+                .map(|o| CarriedJson::of(&o.to_partial_json(&policy.schema))),
+            categories,
+            id,
+        };
+        (entry, a)
+    }
+
+    /// The plan line written by hand reads back as the entry `entry_for`
+    /// builds, for every partner of the fleet (every type, band and action).
+    #[test]
+    fn hand_written_lines_are_the_serde_entries() {
+        let fleet = |f: &str| {
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
+        };
+        let policy =
+            crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles");
+        let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
+        // The fleet's targets (for all, and per partner) read by the index;
+        // the reference reads the same file as one JSON tree.
+        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fleet("target.json")).unwrap()).unwrap();
+        let partial = |json: &serde_json::Value| {
+            crate::value::from_json(
+                &policy.schema,
+                json,
+                "",
+                crate::value::Completeness::Partial,
+            )
+            .unwrap()
+        };
+        let reference = Reference {
+            all: Some(partial(&file["all"])),
+            partners: file["partners"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(id, json)| {
+                    // Carried as canonical JSON (sets sorted), like observed
+                    // metrics.
+                    // Laid over the target for all.
+                    let value = crate::value::overlay(&partial(&file["all"]), &partial(json));
+                    let canonical = value.to_partial_json(&policy.schema);
+                    (id.clone(), (value, canonical))
+                })
+                .collect(),
+        };
+        assert!(reference.partners.len() > 3);
+        let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
+        let observed_reference: HashMap<String, Value> = observed
+            .partners
+            .all(&policy.schema)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let mut history = History::default();
+        history
+            .outcomes
+            .insert(("soft".into(), "structural".into()), (10, 3));
+        let inputs = PlanInputs {
+            policy: &policy,
+            partners: PartnerStream::empty(),
+            targets: &targets,
+            observed: &observed,
+            history: &history,
+            header: PlanHeader {
+                kind: PlanKind::Migrate,
+                policy: PolicyRef {
+                    name: policy.name.clone(),
+                    hash: policy.hash.clone(),
+                },
+                created_at: String::new(),
+                policy_sources: BTreeMap::new(),
+                partners: InputFile {
+                    file: String::new(),
+                    blake3: None,
+                },
+                target: InputFile {
+                    file: String::new(),
+                    blake3: None,
+                },
+                observed: None,
+                history: String::new(),
+                target_all: None,
+            },
+        };
+        let mut worker = Worker::new(&policy.schema);
+        let assessors = Assessors::new(&policy, targets.all.as_ref());
+        for partner in &partners {
+            let mut line = String::new();
+            let mut ids = String::new();
+            let counted = write_entry(
+                &assessors,
+                &inputs,
+                targets.all.as_ref(),
+                partner,
+                &mut worker,
+                &mut line,
+                &mut ids,
+            )
+            .unwrap();
+            let (expected, a) =
+                entry_for(&policy, &history, &reference, &observed_reference, partner);
+            let read: PlanEntry = serde_json::from_str(&line).expect("a plan line is JSON");
+            assert_eq!(read, expected);
+            assert_eq!(line, serde_json::to_string(&expected).unwrap());
+            assert_eq!(
+                (ids.clone(), counted.migration, counted.band, counted.action),
+                (expected.id.clone(), a.migration, a.band, a.action)
+            );
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The embedded store: SQLite at `.pmf/state.db` by default, in WAL mode,
+//! with a versioned schema. It keeps partner states, stable versions, the
+//! lineage (hash chains, a Merkle tree and signed checkpoints), apply
+//! progress and the approvals that were accepted. Every SQL statement of
+//! PMF is written in this crate.
+//!
+//! The crate also holds what the store and the commands above it share
+//! about files and time: [`output`] (whole-file writes that are never
+//! half-written) and [`clock`].
+
+// No input may make the library panic: errors are values.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod batch;
+pub mod checkpoint;
+pub mod clock;
+pub mod lineage;
+pub mod lock;
+pub mod merkle;
+pub mod output;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// (migration type, categories joined by `+`) → (migrations, fallbacks):
+/// what the lineage says of past outcomes, for illumination.
+pub type OutcomeCounts = HashMap<(String, String), (u64, u64)>;
+
+/// The default store path.
+pub const DEFAULT_PATH: &str = ".pmf/state.db";
+
+/// A store problem (always exit code 2: the store, not the policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a damaged store file's message begins ([`StoreError::is_damaged`]).
+const DAMAGED: &str = "the store file is damaged";
+
+impl StoreError {
+    /// The store file itself is damaged (not a usage problem: what it
+    /// recorded can no longer be vouched for).
+    pub fn is_damaged(&self) -> bool {
+        self.0.starts_with(DAMAGED)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError(format!(
+                    "{DAMAGED} ({e}): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
+                ))
+            }
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                StoreError(format!("{e}: free some space on its disk"))
+            }
+            _ => StoreError(format!("store: {e}")),
+        }
+    }
+}
+
+/// Schema migrations, in order: `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE partners (
+        id TEXT PRIMARY KEY, state TEXT NOT NULL, version TEXT,
+        status TEXT NOT NULL, updated_at TEXT NOT NULL);
+     CREATE TABLE stable_versions (
+        partner_id TEXT NOT NULL, seq INTEGER NOT NULL, version TEXT, state TEXT NOT NULL,
+        PRIMARY KEY (partner_id, seq));
+     CREATE TABLE lineage (
+        global_seq INTEGER PRIMARY KEY, partner_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        event TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+        global_prev TEXT NOT NULL, global_hash TEXT NOT NULL,
+        UNIQUE (partner_id, seq));
+     CREATE TABLE progress (
+        plan_hash TEXT NOT NULL, partner_id TEXT NOT NULL, outcome TEXT NOT NULL,
+        PRIMARY KEY (plan_hash, partner_id));
+     CREATE TABLE approvals (
+        plan_hash TEXT NOT NULL, authority TEXT NOT NULL, public_key TEXT NOT NULL,
+        signature TEXT NOT NULL, PRIMARY KEY (plan_hash, authority, public_key));
+     CREATE TABLE locks (name TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started_at TEXT NOT NULL);
+     CREATE TABLE outcomes (
+        migration TEXT NOT NULL, categories TEXT NOT NULL, total INTEGER NOT NULL, fallbacks INTEGER NOT NULL,
+        PRIMARY KEY (migration, categories));",
+    // 2: signed checkpoints of the lineage's Merkle tree, and the store's
+    // id. Events before this migration are covered by the first checkpoint
+    // signed after it; `checkpoints_from` records how many there were.
+    "CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY, root TEXT NOT NULL, time TEXT NOT NULL,
+        public_key TEXT NOT NULL, signature TEXT NOT NULL);
+     INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))
+        ON CONFLICT (key) DO NOTHING;
+     INSERT INTO meta (key, value) VALUES ('checkpoints_from', (SELECT COUNT(*) FROM lineage))
+        ON CONFLICT (key) DO NOTHING;",
+];
+
+/// The digest of a partner's stored row, as the lineage records it.
+pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pmf-partner-row-v1\0");
+    h.update(status.as_bytes());
+    h.update(b"\0");
+    h.update(version.unwrap_or("").as_bytes());
+    h.update(b"\0");
+    h.update(state.as_bytes());
+    lineage::hex32(&h.finalize().into())
+}
+
+/// The digest of a stable version (its number, version and state).
+pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pmf-stable-v1\0");
+    h.update(seq.to_string().as_bytes());
+    h.update(b"\0");
+    h.update(version.unwrap_or("").as_bytes());
+    h.update(b"\0");
+    h.update(state.as_bytes());
+    lineage::hex32(&h.finalize().into())
+}
+
+/// A partner as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPartner {
+    /// Partner id.
+    pub id: String,
+    /// State as canonical JSON.
+    pub state: String,
+    /// Current version.
+    pub version: Option<String>,
+    /// `active`, `restricted`, `awaiting_review`, `throttled`.
+    pub status: String,
+}
+
+/// A stable version as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StableVersion {
+    /// Its number in the partner's list, from 1.
+    pub seq: i64,
+    /// The version.
+    pub version: Option<String>,
+    /// The state as canonical JSON.
+    pub state: String,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// The store held events before checkpoints existed (schema 1).
+    legacy: bool,
+}
+
+impl Store {
+    /// Open (creating it and its directory if needed) and migrate.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Apply uses a couple of dozen statements per partner: keep them all
+        // prepared (the default cache of 16 would evict and re-parse them).
+        conn.set_prepared_statement_cache_capacity(64);
+        // Larger pages for a new store: the lineage is appended a page at a
+        // time, and each page is one write to the WAL and one to the file.
+        // (Ignored for an existing store, whose page size is fixed.)
+        conn.pragma_update(None, "page_size", 16_384)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A page cache that holds the hot index pages of a large lineage
+        // (the default 2 MB re-reads them from the file again and again).
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        // Temporary tables and sorts stay in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Keep query plans stable: otherwise SQLite re-prepares a statement
+        // whenever a new value is bound to a parameter its plan looked at
+        // (about an eighth of apply's time went to re-parsing SQL).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            legacy: false,
+        };
+        store.migrate()?;
+        store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
+        Ok(store)
+    }
+
+    /// Open an existing store without creating it.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError(format!(
+                "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
+                path.display()
+            )));
+        }
+        Store::open(path)
+    }
+
+    /// The store's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bring the schema up to date. Each step runs in an immediate
+    /// transaction that re-reads the version first, so processes opening a
+    /// new store at once never run a step twice.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version as usize > MIGRATIONS.len() {
+                return Err(StoreError(format!(
+                    "the store `{}` has schema version {version}, newer than this pmf ({}); upgrade pmf",
+                    self.path.display(),
+                    MIGRATIONS.len()
+                )));
+            }
+            let Some(sql) = MIGRATIONS.get(version as usize) else {
+                return Ok(());
+            };
+            tx.execute_batch(sql)?;
+            if version == 1 {
+                batch::adopt_legacy_events(&tx)?;
+            }
+            tx.pragma_update(None, "user_version", version + 1)?;
+            tx.commit()?;
+        }
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// A partner, if stored.
+    pub fn partner(&self, id: &str) -> Result<Option<StoredPartner>, StoreError> {
+        read_partner(&self.conn, id)
+    }
+
+    /// The last event of a partner's lineage, if it has one.
+    pub fn last_event(&self, id: &str) -> Result<Option<lineage::LastEvent>, StoreError> {
+        batch::last_event(&self.conn, id)
+    }
+
+    /// A partner with its last event, its stored row held to the digest
+    /// the lineage recorded: a row edited outside pmf is an error.
+    pub fn bound_partner(
+        &self,
+        id: &str,
+    ) -> Result<Option<(StoredPartner, Option<lineage::LastEvent>)>, StoreError> {
+        let Some(p) = self.partner(id)? else {
+            return Ok(None);
+        };
+        let last = self.last_event(id)?;
+        check_row(&p, last.as_ref(), self.legacy)?;
+        Ok(Some((p, last)))
+    }
+
+    /// Every partner, by id.
+    pub fn partners(&self) -> Result<Vec<StoredPartner>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, state, version, status FROM partners ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredPartner {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                version: r.get(2)?,
+                status: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stable versions of a partner, oldest first.
+    pub fn stable_versions(&self, id: &str) -> Result<Vec<StableVersion>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, version, state FROM stable_versions WHERE partner_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(StableVersion {
+                seq: r.get(0)?,
+                version: r.get(1)?,
+                state: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Past outcomes by migration type and categories, for illumination.
+    pub fn outcome_counts(&self) -> Result<OutcomeCounts, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT migration, categories, total, fallbacks FROM outcomes")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                (r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64),
+            ))
+        })?;
+        Ok(rows.collect::<Result<OutcomeCounts, _>>()?)
+    }
+
+    /// Outcomes recorded for a plan: partner id → outcome.
+    pub fn progress(&self, plan_hash: &str) -> Result<HashMap<String, String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT partner_id, outcome FROM progress WHERE plan_hash = ?1")?;
+        let rows = stmt.query_map([plan_hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The outcome a plan's run recorded for a partner (from the lineage,
+    /// the record of truth when `progress` was lost).
+    pub fn plan_outcome(&self, id: &str, plan_hash: &str) -> Result<Option<String>, StoreError> {
+        let outcome: Option<Option<String>> = self
+            .conn
+            .prepare_cached(
+                "SELECT json_extract(event, '$.outcome') FROM lineage
+                 WHERE partner_id = ?1 AND json_extract(event, '$.plan_hash') = ?2
+                   AND json_extract(event, '$.state') IS NOT NULL
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([id, plan_hash], |r| r.get(0))
+            .optional()?;
+        Ok(outcome.flatten())
+    }
+
+    /// Partners by status: (status, count).
+    pub fn status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM partners GROUP BY status ORDER BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Partners whose status is one of `statuses`, by id.
+    pub fn partners_with_status(
+        &self,
+        statuses: &[&str],
+    ) -> Result<Vec<StoredPartner>, StoreError> {
+        Ok(self
+            .partners()?
+            .into_iter()
+            .filter(|p| statuses.contains(&p.status.as_str()))
+            .collect())
+    }
+
+    /// Plans applied to this store: (plan hash, partners, partners still
+    /// paused), oldest first.
+    pub fn applied_plans(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT plan_hash, COUNT(*), SUM(outcome IN ('awaiting_review', 'throttled')), MIN(rowid)
+             FROM progress GROUP BY plan_hash ORDER BY 4",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A store meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Let a background thread copy the WAL back (apply's long runs); SQLite
+    /// checkpoints what is left when the last connection closes.
+    pub fn disable_autocheckpoint(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+}
+
+/// A partner's row, read on `conn` (the store's, or a write transaction's).
+fn read_partner(conn: &Connection, id: &str) -> Result<Option<StoredPartner>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(StoredPartner {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                version: r.get(2)?,
+                status: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Hold a stored row to the digest its last event recorded (events written
+/// before digests were recorded bind nothing).
+fn check_row(
+    p: &StoredPartner,
+    last: Option<&lineage::LastEvent>,
+    legacy: bool,
+) -> Result<(), StoreError> {
+    let recorded = last.and_then(|l| l.state.as_deref());
+    match recorded {
+        Some(d) if d != row_digest(&p.state, p.version.as_deref(), &p.status) => {
+            Err(StoreError(format!(
+                "the stored state of partner `{}` does not match its lineage (edited outside pmf); `pmf lineage verify` says more",
+                p.id
+            )))
+        }
+        None if last.is_none() && !legacy => Err(StoreError(format!(
+            "partner `{}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more",
+            p.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checkpoints a store's WAL in the background (passive checkpoints: they
+/// never block the writer) until dropped, on a connection of its own, so
+/// the other core copies pages back while apply goes on writing; SQLite
+/// checkpoints what is left when the last connection closes.
+pub struct WalCheckpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalCheckpointer {
+    /// Start checkpointing the store at `path` every 250 ms.
+    pub fn start(path: &Path) -> WalCheckpointer {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let Ok(conn) = Connection::open(&path) else {
+                return;
+            };
+            loop {
+                match stopped.recv_timeout(std::time::Duration::from_millis(250)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        // Busy or failed: the next round (or the close) does it.
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
+                    _ => return,
+                }
+            }
+        });
+        WalCheckpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The syntax layer: splitting, parsing and the syntax tree, the
+//! diagnostics every layer reports with (their codes, spans, fixes and
+//! rendering), and the formatter.
+//!
+//! Invariant: nothing here knows salsa, the checker, the runtime or the
+//! language server (Cargo enforces it: this crate depends on no other PMF
+//! crate). Parsing never fails; it returns a tree and diagnostics.
+
+// No input may make the library panic: errors are values.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod ast;
+pub mod diagnostics;
+pub mod fmt;
+pub mod parser;
+pub mod shift;
+pub mod slips;
+pub mod span;
+pub mod split;
+
+pub use parser::{ChunkParse, Parsed, parse, parse_chunk};
+pub use span::{LineCol, LineIndex, Span};
