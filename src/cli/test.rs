@@ -9,10 +9,10 @@ use super::check::{Format, check_paths, render};
 use super::{Exit, UsageError};
 use crate::db;
 use crate::diagnostics::render::HumanStyle;
+use crate::model::fixtures::expand_tests;
 use crate::runtime::engine::CompiledPolicy;
 use crate::runtime::testing::{Coverage, TestRun, coverage, run_test};
 use crate::syntax::LineIndex;
-use crate::syntax::ast::DeclKind;
 
 /// Output formats of `pmf test`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,15 +89,9 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
             continue;
         }
         let parsed = db::syntax_tree(&session.db, file);
-        let tests: Vec<_> = parsed
-            .ast
-            .decls
-            .iter()
-            .filter_map(|d| match &d.kind {
-                DeclKind::Test(t) => Some(t),
-                _ => None,
-            })
-            .collect();
+        // The states refined from the file's fixtures; their problems were
+        // reported by the check above (none, or nothing runs).
+        let tests = expand_tests(&path, parsed.ast.decls.iter().map(|d| &d.kind)).tests;
         if tests.is_empty() {
             continue;
         }
@@ -115,7 +109,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
             (lc.line, lc.column)
         };
         let mut runs = Vec::new();
-        for t in tests {
+        for t in &tests {
             let run = run_test(&policy, t);
             let failures = run
                 .failures

@@ -310,6 +310,14 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
         Symbol::Dimension(name) => out.push_str(docs::dimension(name)?),
         // Answered by `key_markdown`, from the declaration at the cursor.
         Symbol::Key(..) => return None,
+        Symbol::Fixture(name) => {
+            definition_of(doc.session, doc.file, symbol)?;
+            let _ = write!(
+                out,
+                "**fixture** `{name}`\n\na named record of this file: `partner like {name} {{ ... }}` \
+                 starts from its fields and changes only those it gives"
+            );
+        }
     }
     Some(out)
 }

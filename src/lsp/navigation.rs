@@ -34,6 +34,16 @@ pub fn definition_of(session: &Session, file: SourceFile, symbol: &Symbol) -> Op
             span: header.name.span,
         });
     }
+    // A fixture belongs to its own file.
+    if let Symbol::Fixture(_) = symbol {
+        let def = occurrences(db, file)
+            .iter()
+            .find(|o| o.def && o.symbol == *symbol)?;
+        return Some(Place {
+            file: file.path(db).clone(),
+            span: def.span,
+        });
+    }
     // The policy in stable places (edits rarely change it); the name's
     // span mapped to byte offsets.
     let policy = &resolve_stable(db, session.workspace, file).policy;

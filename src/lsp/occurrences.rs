@@ -45,6 +45,8 @@ pub enum Symbol {
     /// A public key of an authority: the authority and the key as written
     /// (the occurrence is the key's string; a key declares itself).
     Key(String, String),
+    /// A test fixture (`fixture NAME`, `like NAME`), of its own file.
+    Fixture(String),
 }
 
 /// One occurrence of a name in a file.
@@ -190,7 +192,17 @@ fn decl_occurrences(decl: &Decl, out: &mut Vec<Occurrence>) {
                 def: true,
             });
         }
-        DeclKind::Test(_) => {}
+        DeclKind::Test(t) => {
+            for like in t.states.iter().filter_map(|s| s.like.as_ref()) {
+                push(out, like, Symbol::Fixture(name(like)), false);
+            }
+        }
+        DeclKind::Fixture(f) => {
+            push(out, &f.name, Symbol::Fixture(name(&f.name)), true);
+            if let Some(like) = &f.like {
+                push(out, like, Symbol::Fixture(name(like)), false);
+            }
+        }
     }
 }
 

@@ -317,5 +317,14 @@ fn decl_symbol(doc: &DocRef<'_>, decl: &Decl) -> DocumentSymbol {
             t.name.span,
             Vec::new(),
         ),
+        DeclKind::Fixture(f) => symbol(
+            doc,
+            format!("fixture {}", f.name.name),
+            f.like.as_ref().map(|l| format!("like {}", l.name)),
+            SymbolKind::Struct,
+            decl.span,
+            f.name.span,
+            Vec::new(),
+        ),
     }
 }

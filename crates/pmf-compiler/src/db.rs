@@ -30,6 +30,7 @@ use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
 use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
+use crate::model::fixtures::{ExpandedTests, expand_tests};
 use pmf_syntax::ast::{DeclKind, PolicyHeader};
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
@@ -709,29 +710,48 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
     out
 }
 
-/// The `test` declarations of a file, in stable places.
+/// The `test` declarations of a file, in stable places, their states
+/// refined from the file's fixtures (see [`crate::model::fixtures`]).
 #[salsa::tracked(returns(ref))]
-pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> Vec<syntax::ast::TestDecl> {
-    parse_file(db, file)
-        .chunks
+pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> ExpandedTests {
+    let chunks = &parse_file(db, file).chunks;
+    let decls = chunks
         .iter()
         .flat_map(|c| placed(db, c.placed).parse.decls.iter())
-        .filter_map(|d| match &d.kind {
-            DeclKind::Test(t) => Some(t.clone()),
+        .map(|d| &d.kind);
+    let decls: Vec<&DeclKind> = decls
+        .filter(|k| matches!(k, DeclKind::Test(_) | DeclKind::Fixture(_)))
+        .collect();
+    if decls.is_empty() {
+        return ExpandedTests::default();
+    }
+    let mut expanded = expand_tests(file.path(db), decls.iter().copied());
+    expanded.fixtures = decls
+        .iter()
+        .filter_map(|k| match k {
+            DeclKind::Fixture(f) => Some(f.clone()),
             _ => None,
         })
-        .collect()
+        .collect();
+    expanded
 }
 
 /// The checks of a file's `test` declarations against its effective policy.
 #[salsa::tracked(returns(ref))]
 pub fn test_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let tests = stable_tests(db, file);
-    if tests.is_empty() {
-        return Vec::new();
+    let expanded = stable_tests(db, file);
+    if expanded.tests.is_empty() && expanded.fixtures.is_empty() {
+        return expanded.diagnostics.clone();
     }
     let cx = Context::new(&resolve_stable(db, ws, file).policy);
-    check::test_blocks::check(&cx, file.path(db), tests)
+    let mut out = expanded.diagnostics.clone();
+    out.extend(check::test_blocks::check(
+        &cx,
+        file.path(db),
+        &expanded.tests,
+        &expanded.fixtures,
+    ));
+    out
 }
 
 /// Warnings about what the file itself declares.

@@ -122,6 +122,8 @@ pub enum DeclKind {
     Key(Key),
     /// `test "name" { ... }`: a test of the policy, run by `pmf test`.
     Test(TestDecl),
+    /// `fixture NAME [like BASE] { ... }`: a named record for tests.
+    Fixture(FixtureDecl),
 }
 
 impl DeclKind {
@@ -142,6 +144,7 @@ impl DeclKind {
             DeclKind::Rite(_) => "rite",
             DeclKind::Key(_) => "key",
             DeclKind::Test(_) => "test",
+            DeclKind::Fixture(_) => "fixture",
         }
     }
 }
@@ -632,15 +635,29 @@ pub enum TestRoot {
     Observed,
 }
 
-/// `partner { ... }` inside a test.
+/// `partner [like FIXTURE] { ... }` inside a test.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestState {
     /// Which state.
     pub root: TestRoot,
+    /// `like FIXTURE`: the fixture whose fields this state refines.
+    pub like: Option<Ident>,
     /// Its fields.
     pub record: RecordValue,
     /// The whole block.
     pub span: Span,
+}
+
+/// `fixture NAME [like BASE] { name: value, ... }`: a named record that
+/// test states (`partner like NAME { ... }`) and other fixtures refine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixtureDecl {
+    /// The fixture's name.
+    pub name: Ident,
+    /// `like BASE`: the fixture it refines.
+    pub like: Option<Ident>,
+    /// Its fields.
+    pub record: RecordValue,
 }
 
 /// `{ name: value, ... }`

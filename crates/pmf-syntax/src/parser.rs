@@ -363,6 +363,8 @@ fn friendly(r: &Rule) -> Option<&'static str> {
         Rule::ident => "a name",
         Rule::field_path => "a field",
         Rule::kw_test | Rule::test_decl => "`test`",
+        Rule::kw_fixture | Rule::fixture_decl => "`fixture`",
+        Rule::kw_like | Rule::like_clause => "`like`",
         Rule::kw_partner | Rule::partner_decl => "`partner`",
         Rule::kw_target => "`target`",
         Rule::kw_observed => "`observed`",
@@ -850,6 +852,28 @@ impl Builder<'_> {
                 })
             }
             Rule::test_decl => self.test_decl(inner),
+            Rule::fixture_decl => {
+                let mut name = None;
+                let mut like = None;
+                let mut record = None;
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::ident => name = Some(self.ident(p)),
+                        Rule::like_clause => like = self.like_clause(p),
+                        Rule::record_value => record = Some(self.record_value(p)),
+                        _ => {}
+                    }
+                }
+                let name = name.unwrap_or_else(empty_ident);
+                DeclKind::Fixture(FixtureDecl {
+                    record: record.unwrap_or(RecordValue {
+                        fields: Vec::new(),
+                        span: name.span,
+                    }),
+                    name,
+                    like,
+                })
+            }
             Rule::key_decl => {
                 let authority = inner
                     .next()
@@ -901,15 +925,25 @@ impl Builder<'_> {
                         Some(Rule::kw_observed) => TestRoot::Observed,
                         _ => TestRoot::Partner,
                     };
-                    let record =
-                        parts
-                            .next()
-                            .map(|r| self.record_value(r))
-                            .unwrap_or(RecordValue {
-                                fields: Vec::new(),
-                                span,
-                            });
-                    states.push(TestState { root, record, span });
+                    let mut like = None;
+                    let mut record = None;
+                    for part in parts {
+                        match part.as_rule() {
+                            Rule::like_clause => like = self.like_clause(part),
+                            Rule::record_value => record = Some(self.record_value(part)),
+                            _ => {}
+                        }
+                    }
+                    let record = record.unwrap_or(RecordValue {
+                        fields: Vec::new(),
+                        span,
+                    });
+                    states.push(TestState {
+                        root,
+                        like,
+                        record,
+                        span,
+                    });
                 }
                 Rule::approved_item => {
                     approved = Some(self.idents(p.into_inner()));
@@ -948,6 +982,13 @@ impl Builder<'_> {
             approved,
             expects,
         })
+    }
+
+    /// `like NAME`: the name.
+    fn like_clause(&mut self, pair: Pair<Rule>) -> Option<Ident> {
+        pair.into_inner()
+            .find(|p| p.as_rule() == Rule::ident)
+            .map(|p| self.ident(p))
     }
 
     fn record_value(&mut self, pair: Pair<Rule>) -> RecordValue {

@@ -118,6 +118,7 @@ impl Spanned for DeclKind {
             DeclKind::Rite(x) => x.each_span(f),
             DeclKind::Key(x) => x.each_span(f),
             DeclKind::Test(x) => x.each_span(f),
+            DeclKind::Fixture(x) => x.each_span(f),
         }
     }
 }
@@ -444,11 +445,22 @@ impl Spanned for TestState {
     fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
         let TestState {
             root: _,
+            like,
             record,
             span,
         } = self;
+        like.each_span(f);
         record.each_span(f);
         f(span);
+    }
+}
+
+impl Spanned for FixtureDecl {
+    fn each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        let FixtureDecl { name, like, record } = self;
+        name.each_span(f);
+        like.each_span(f);
+        record.each_span(f);
     }
 }
 

@@ -27,6 +27,7 @@ pub const TOP_LEVEL_KEYWORDS: &[&str] = &[
     "rite",
     "key",
     "test",
+    "fixture",
 ];
 
 /// Deepest bracket nesting a chunk may have.

@@ -9,13 +9,31 @@ use crate::model::types::Type;
 use crate::model::{TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
 use pmf_syntax::Span;
 use pmf_syntax::ast::{
-    ExpectWhat, Expr, ExprKind, Ident, RecordValue, TestDecl, TestRoot, UnaryOp, ValueNode,
+    ExpectWhat, Expr, ExprKind, FixtureDecl, Ident, RecordValue, TestDecl, TestRoot, UnaryOp,
+    ValueNode,
 };
 use pmf_syntax::diagnostics::{Code, Diagnostic};
 
-/// Check the `test` declarations `tests` of `file` against its policy.
-pub fn check(cx: &Context<'_>, file: &str, tests: &[TestDecl]) -> Vec<Diagnostic> {
+/// Check the `test` declarations `tests` of `file` (their states refined
+/// from its fixtures) and the `fixtures` themselves against its policy.
+pub fn check(
+    cx: &Context<'_>,
+    file: &str,
+    tests: &[TestDecl],
+    fixtures: &[FixtureDecl],
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if let Type::Record(_) = &cx.schema {
+        // A fixture may be partial: the states that refine it complete it.
+        for f in fixtures {
+            let mut walk = Walk {
+                file,
+                full: false,
+                out: &mut out,
+            };
+            walk.record(&cx.schema, &f.record, "partner");
+        }
+    }
     if tests.is_empty() {
         return out;
     }
@@ -101,8 +119,10 @@ fn check_states(cx: &Context<'_>, file: &str, t: &TestDecl, out: &mut Vec<Diagno
         return;
     };
     for s in &t.states {
+        // A state whose `like` is left could not be refined (PMF112,
+        // PMF113): what it lacks may be the fixture's, so it is partial.
         let (root, full) = match s.root {
-            TestRoot::Partner => ("partner", true),
+            TestRoot::Partner => ("partner", s.like.is_none()),
             TestRoot::Target => ("target", false),
             TestRoot::Observed => ("observed", false),
         };

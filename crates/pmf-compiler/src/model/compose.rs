@@ -54,7 +54,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
             }));
         };
         match &decl.kind {
-            DeclKind::Policy(_) | DeclKind::Test(_) => {}
+            DeclKind::Policy(_) | DeclKind::Test(_) | DeclKind::Fixture(_) => {}
             DeclKind::Authority(a) => push(
                 ItemKey::Authority(a.name.name.to_string()),
                 decl.span,

@@ -4,6 +4,7 @@
 //! build it, the checks in [`crate::check`] read it.
 
 pub mod compose;
+pub mod fixtures;
 pub mod keys;
 pub mod types;
 

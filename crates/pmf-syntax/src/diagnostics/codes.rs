@@ -66,6 +66,8 @@ codes! {
     CyclicExtends = "PMF109", Error, "names", "policy extends itself";
     UnknownDimension = "PMF110", Error, "names", "unknown validation dimension";
     UnknownExpectation = "PMF111", Error, "names", "test expects a band, action, outcome or verdict that does not exist";
+    UnknownFixture = "PMF112", Error, "names", "unknown fixture";
+    CyclicFixture = "PMF113", Error, "names", "fixture refines itself";
 
     TypeMismatch = "PMF201", Error, "types", "operator or value of the wrong type";
     ConditionNotBool = "PMF202", Error, "types", "condition is not a boolean";

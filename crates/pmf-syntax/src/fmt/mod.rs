@@ -158,6 +158,7 @@ fn space_between(p: &Tok, t: &Tok, i: usize, toks: &[Tok], type_angles: &mut usi
         (Comma, _) | (Colon, _) => true,
         (Dot, _) | (_, Dot) => false,
         (_, Range) | (Range, _) => false,
+        (Open('{'), Close('}')) => false,
         (Open('{'), _) | (_, Close('}')) => true,
         (Open(_), _) => false,
         (_, Close(_)) => false,
