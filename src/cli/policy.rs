@@ -65,7 +65,7 @@ pub fn load_checked(paths: &[PathBuf]) -> Result<Loaded, LoadFailure> {
 /// `--policy` values as files and directories, and names: a value that is
 /// no file and reads as a policy name (`fleet`) picks that policy among
 /// those the files define.
-fn selectors(values: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+pub fn selectors(values: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
     let mut paths = Vec::new();
     let mut names = Vec::new();
     for v in values {

@@ -49,6 +49,9 @@ pub struct Decision {
     /// The operator's key, which signs the lineage's checkpoints.
     #[arg(long, env = "PMF_OPERATOR_KEY")]
     pub operator_key: Option<PathBuf>,
+    /// Output format (`json`: the decision, authority, partner and plan).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 /// Review subcommands.
@@ -259,6 +262,17 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?;
     }
     batch.commit().map_err(|e| UsageError(e.0))?;
+    if d.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "decision": if decision == EventKind::ReviewPromoted { "promoted" } else { "aborted" },
+            "authority": file.authority,
+            "partner": d.partner,
+            "plan_hash": plan_hash,
+            "version": partner.version,
+        }));
+        return Ok(Exit::Success);
+    }
     if decision == EventKind::ReviewPromoted {
         println!(
             "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review",

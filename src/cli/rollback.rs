@@ -228,7 +228,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
     match args.format {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::json!({"plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
+            serde_json::json!({"format_version": 1, "plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
                 "from": current.version, "to": chosen.version, "approvals_required": approvals})
         ),
         OutputFormat::Human => {
