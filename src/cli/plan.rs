@@ -23,8 +23,9 @@ pub struct PlanArgs {
     /// Read plans instead of making one.
     #[command(subcommand)]
     pub view: Option<PlanView>,
-    /// The policy file and the files of its parents.
-    #[arg(long, num_args = 1.., required = true)]
+    /// The policy: its file and the files of its parents, directories, or a
+    /// policy's name among them (repeatable).
+    #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Partner states: a JSON array or NDJSON (one partner per line).
     #[arg(long, required = true)]

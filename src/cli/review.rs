@@ -37,8 +37,9 @@ pub struct Decision {
     /// declared for it in the policy).
     #[arg(long)]
     pub key: PathBuf,
-    /// The policy files (whose keys are trusted).
-    #[arg(long, num_args = 1.., required = true)]
+    /// The policy whose keys are trusted: files, directories, or a policy's
+    /// name among them (repeatable).
+    #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Why (recorded in the lineage).
     #[arg(long)]

@@ -36,8 +36,9 @@ pub enum StateCommand {
     Import {
         /// The partner states.
         file: PathBuf,
-        /// The policy files (for the schema).
-        #[arg(long, num_args = 1.., required = true)]
+        /// The policy, for the schema: files, directories, or a policy's
+        /// name among them (repeatable).
+        #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
         policy: Vec<PathBuf>,
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
