@@ -50,9 +50,10 @@ pub struct ApplyArgs {
     /// carries them; another file is refused).
     #[arg(long)]
     pub observed: Option<PathBuf>,
-    /// The policy files (default: the sources the plan carries); their
-    /// policy hash must be the plan's.
-    #[arg(long, num_args = 1..)]
+    /// The policy (default: the sources the plan carries), named as every
+    /// command names it: files, directories, or a policy's name among them;
+    /// its policy hash must be the plan's.
+    #[arg(long, num_args = 1.., value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// The operator's key, which signs the lineage's checkpoints (default:
     /// `operator.key` beside the store, made on first use).

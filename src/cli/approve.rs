@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, UsageError};
+use super::{Exit, OutputFormat, UsageError};
 use crate::runtime::approvals::{self, ApprovalsFile};
 use crate::runtime::plan::read_plan;
 
@@ -22,6 +22,11 @@ pub struct ApproveArgs {
     /// Sign without asking (the summary is still printed).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Output format of the result (`json`: authority, public key, plan
+    /// hash and approvals file); the summary before signing goes to stderr
+    /// either way.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 /// What the signer is shown before signing: the plan, the policy, the
@@ -141,8 +146,20 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, UsageError> {
     let approval = approvals::sign(&key, &file.authority, &loaded.hash);
     out.approvals
         .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
+    let public_key = approval.public_key.clone();
     out.approvals.push(approval);
     approvals::write_json(&args.output, &out, false).map_err(UsageError)?;
+    if args.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "authority": file.authority,
+            "public_key": public_key,
+            "plan_hash": loaded.hash,
+            "approvals_file": args.output.display().to_string(),
+            "approvals": out.approvals.len(),
+        }));
+        return Ok(Exit::Success);
+    }
     println!(
         "`{}` approves plan {} → {}",
         file.authority,

@@ -1,23 +1,31 @@
 //! `pmf doc FILES -o DIR`: the policy as a document for a governance board
-//! (HTML with an inline SVG flow, and Markdown with `flow.svg`).
+//! (HTML with an inline SVG flow, and Markdown with `flow.svg`); the policy
+//! named positionally or with `--policy`, as `pmf plan` names it.
 
 use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
 
-use super::{Exit, UsageError, files};
+use super::{Exit, OutputFormat, UsageError, files};
 use crate::db;
 use crate::doc::{DocInput, SourceLink, flow_svg, html, markdown};
 
 /// Arguments of `pmf doc`.
 #[derive(Args, Debug)]
 pub struct DocArgs {
-    /// The policy file and the files of its parents.
-    #[arg(required = true)]
+    /// The policy file and the files of its parents (or `--policy`).
+    #[arg(required_unless_present = "policy", value_name = "FILE|DIR|NAME")]
     pub files: Vec<PathBuf>,
+    /// The policy, as every command names it: a file, a directory, or a
+    /// policy's name among the files given. Repeatable.
+    #[arg(long, num_args = 1.., value_name = "FILE|DIR|NAME")]
+    pub policy: Vec<PathBuf>,
     /// The directory to write `index.html`, `policy.md` and `flow.svg` to.
     #[arg(short = 'o', long = "output", default_value = "policy-doc")]
     pub output: PathBuf,
+    /// Output format (`json`: the policy documented and the files written).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 /// `to` relative to the directory `from` (both made absolute).
@@ -60,7 +68,9 @@ fn resolved(path: &Path) -> PathBuf {
 /// Run `pmf doc`.
 pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
     // Check first: a policy with errors gets no document.
-    let loaded = match super::policy::load_checked(&args.files) {
+    let loaded = match super::policy::load_checked(
+        &[args.files.as_slice(), args.policy.as_slice()].concat(),
+    ) {
         Ok(l) => l,
         Err(f) => return f.exit(),
     };
@@ -100,13 +110,23 @@ pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
             files::io_reason(&e)
         ))
     })?;
-    for (name, text) in [
+    let documents = [
         ("index.html", html(&input)),
         ("policy.md", markdown(&input)),
         ("flow.svg", flow_svg(&policy.graph)),
-    ] {
+    ];
+    for (name, text) in &documents {
         let path = args.output.join(name);
-        files::write_text(&path, &text)?;
+        files::write_text(&path, text)?;
+    }
+    if args.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "policy": policy.name,
+            "directory": args.output.display().to_string(),
+            "files": documents.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        }));
+        return Ok(Exit::Success);
     }
     println!(
         "documented policy `{}` in {} (index.html, policy.md, flow.svg)",

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{Exit, UsageError};
+use super::{Exit, OutputFormat, UsageError};
 use crate::diagnostics::{Code, closest};
 
 /// Arguments of `pmf explain`.
@@ -14,11 +14,41 @@ pub struct ExplainArgs {
     /// List every code with its summary.
     #[arg(long)]
     pub list: bool,
+    /// Output format (`json`: the code's severity, family, summary, title
+    /// and page as one document).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// A code's facts as `--format json` gives them.
+fn code_json(c: Code) -> serde_json::Value {
+    serde_json::json!({
+        "code": c.id(),
+        "severity": c.default_severity().as_str(),
+        "family": c.family(),
+        "summary": c.summary(),
+    })
+}
+
+/// The title of a code's page: its first line without the `# `.
+fn title(page: &str) -> &str {
+    page.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('#')
+        .trim()
 }
 
 /// Run `pmf explain`.
 pub fn run(args: &ExplainArgs) -> Result<Exit, UsageError> {
     if args.list {
+        if args.format == OutputFormat::Json {
+            super::print_json(&serde_json::json!({
+                "format_version": 1,
+                "codes": Code::ALL.iter().map(|c| code_json(*c)).collect::<Vec<_>>(),
+            }));
+            return Ok(Exit::Success);
+        }
         for c in Code::ALL {
             println!(
                 "{}  {:<8} {:<12} {}",
@@ -32,6 +62,14 @@ pub fn run(args: &ExplainArgs) -> Result<Exit, UsageError> {
     }
     let id = args.code.as_deref().unwrap_or_default();
     match Code::from_id(id) {
+        Some(code) if args.format == OutputFormat::Json => {
+            let mut doc = code_json(code);
+            doc["format_version"] = 1.into();
+            doc["title"] = title(code.page()).into();
+            doc["text"] = code.page().into();
+            super::print_json(&doc);
+            Ok(Exit::Success)
+        }
         Some(code) => {
             print!("{}", code.page());
             Ok(Exit::Success)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, UsageError, files};
+use super::{Exit, OutputFormat, UsageError, files};
 use crate::fmt::format;
 
 /// Arguments of `pmf fmt`.
@@ -18,6 +18,10 @@ pub struct FmtArgs {
     /// Change nothing; print a unified diff of what would change (exit 1 if any).
     #[arg(long)]
     pub diff: bool,
+    /// Output format (`json`: the files that changed, or would change under
+    /// `--check`, as one document; not with `--diff`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human, conflicts_with = "diff")]
+    pub format: OutputFormat,
 }
 
 /// Run `pmf fmt`.
@@ -46,6 +50,19 @@ pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
         } else if !args.check {
             files::write_text(path, &formatted)?;
         }
+    }
+    if args.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "files": found.len(),
+            "changed": changed,
+            "written": !args.check,
+        }));
+        return Ok(if args.check && !changed.is_empty() {
+            Exit::Failure
+        } else {
+            Exit::Success
+        });
     }
     if args.check || args.diff {
         for c in &changed {

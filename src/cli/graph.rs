@@ -1,4 +1,5 @@
-//! `pmf graph FILES --format dot|mermaid|json`: the compiled phase graph.
+//! `pmf graph FILES [--format dot|mermaid|json]`: the compiled phase graph
+//! (the policy named positionally or with `--policy`, as `pmf plan` names it).
 
 use std::path::PathBuf;
 
@@ -21,9 +22,13 @@ pub enum GraphFormat {
 /// Arguments of `pmf graph`.
 #[derive(Args, Debug)]
 pub struct GraphArgs {
-    /// The policy file and the files of its parents.
-    #[arg(required = true)]
+    /// The policy file and the files of its parents (or `--policy`).
+    #[arg(required_unless_present = "policy", value_name = "FILE|DIR|NAME")]
     pub files: Vec<PathBuf>,
+    /// The policy, as every command names it: a file, a directory, or a
+    /// policy's name among the files given. Repeatable.
+    #[arg(long, num_args = 1.., value_name = "FILE|DIR|NAME")]
+    pub policy: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
     pub format: GraphFormat,
@@ -31,7 +36,7 @@ pub struct GraphArgs {
 
 /// Run `pmf graph`.
 pub fn run(args: &GraphArgs) -> Result<Exit, UsageError> {
-    let policy = match policy::load(&args.files) {
+    let policy = match policy::load(&[args.files.as_slice(), args.policy.as_slice()].concat()) {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, UsageError};
+use super::{Exit, OutputFormat, UsageError};
 use crate::runtime::approvals;
 
 /// Arguments of `pmf keygen`.
@@ -18,6 +18,10 @@ pub struct KeygenArgs {
     /// Where to write the private key (mode 0600).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
+    /// Output format (`json`: authority, key file, public key and the
+    /// policy line that trusts it).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 /// Run `pmf keygen`.
@@ -30,6 +34,18 @@ pub fn run(args: &KeygenArgs) -> Result<Exit, UsageError> {
     }
     let key = approvals::generate(&args.authority).map_err(UsageError)?;
     approvals::write_json(&args.output, &key, true).map_err(UsageError)?;
+    let public_key = format!("ed25519:{}", key.public_key);
+    let policy_line = format!("key {} \"{public_key}\"", args.authority);
+    if args.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "authority": args.authority,
+            "key_file": args.output.display().to_string(),
+            "public_key": public_key,
+            "policy_line": policy_line,
+        }));
+        return Ok(Exit::Success);
+    }
     println!(
         "private key for `{}` written to {} (keep it private; never commit it)",
         args.authority,
@@ -37,6 +53,6 @@ pub fn run(args: &KeygenArgs) -> Result<Exit, UsageError> {
     );
     println!("to trust it, add this line to the policy and have the change reviewed:");
     println!();
-    println!("key {} \"ed25519:{}\"", args.authority, key.public_key);
+    println!("{policy_line}");
     Ok(Exit::Success)
 }

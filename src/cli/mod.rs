@@ -6,11 +6,13 @@
 pub mod apply;
 pub mod approve;
 pub mod check;
+pub mod completions;
 pub mod doc;
 pub mod explain;
 pub mod files;
 pub mod fmt;
 pub mod graph;
+pub mod init;
 pub mod keygen;
 pub mod lineage;
 pub mod lsp;
@@ -74,6 +76,25 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The `--format` of every command that reports something: text for
+/// people, or one JSON document with a `format_version` (NDJSON where a
+/// command streams, as `apply` does). Commands with more formats (`check`,
+/// `test`, `graph`, `plan show`) have enums of their own with these two
+/// among them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Human,
+    /// For machines.
+    Json,
+}
+
+/// Print `doc` as the one JSON document of a command's `--format json`.
+pub fn print_json(doc: &serde_json::Value) {
+    // Serialising a JSON value to a String cannot fail.
+    println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
 }
 
 /// Colour choice for human output.
@@ -141,6 +162,10 @@ pub enum Command {
     Stdlib(stdlib::StdlibArgs),
     /// Run the language server (LSP over stdio).
     Lsp(lsp::LspArgs),
+    /// Start a project: pmf.toml, a policy, its tests and example inputs.
+    Init(init::InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parse the arguments and run the command.
@@ -176,6 +201,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Stdlib(args) => stdlib::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(exit) => exit,

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use super::{Exit, UsageError, policy};
 use crate::runtime::input::{self, InputError};
@@ -14,14 +14,7 @@ use crate::runtime::plan::{
 use crate::runtime::stream::PartnerStream;
 use crate::store::{DEFAULT_PATH, Store};
 
-/// Output formats of plan, apply and friends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// For people.
-    Human,
-    /// For machines.
-    Json,
-}
+pub use super::OutputFormat;
 
 /// Arguments of `pmf plan`: make a plan, or (`show`, `diff`) read one.
 #[derive(Args, Debug)]
@@ -30,8 +23,9 @@ pub struct PlanArgs {
     /// Read plans instead of making one.
     #[command(subcommand)]
     pub view: Option<PlanView>,
-    /// The policy file and the files of its parents.
-    #[arg(long, num_args = 1.., required = true)]
+    /// The policy: its file and the files of its parents, directories, or a
+    /// policy's name among them (repeatable).
+    #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Partner states: a JSON array or NDJSON (one partner per line).
     #[arg(long, required = true)]

@@ -9,7 +9,8 @@ use super::{Exit, UsageError};
 use crate::db;
 use crate::diagnostics::render::HumanStyle;
 use crate::runtime::engine::CompiledPolicy;
-use crate::runtime::load::{LoadError, compile_selected, selectors};
+pub use crate::runtime::load::selectors;
+use crate::runtime::load::{LoadError, compile_selected};
 
 /// A failure to load: either a usage problem or a policy with errors.
 pub enum LoadFailure {

@@ -37,8 +37,9 @@ pub struct Decision {
     /// declared for it in the policy).
     #[arg(long)]
     pub key: PathBuf,
-    /// The policy files (whose keys are trusted).
-    #[arg(long, num_args = 1.., required = true)]
+    /// The policy whose keys are trusted: files, directories, or a policy's
+    /// name among them (repeatable).
+    #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Why (recorded in the lineage).
     #[arg(long)]
@@ -49,6 +50,9 @@ pub struct Decision {
     /// The operator's key, which signs the lineage's checkpoints.
     #[arg(long, env = "PMF_OPERATOR_KEY")]
     pub operator_key: Option<PathBuf>,
+    /// Output format (`json`: the decision, authority, partner and plan).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 /// Review subcommands.
@@ -259,6 +263,17 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?;
     }
     batch.commit().map_err(|e| UsageError(e.0))?;
+    if d.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "decision": if decision == EventKind::ReviewPromoted { "promoted" } else { "aborted" },
+            "authority": file.authority,
+            "partner": d.partner,
+            "plan_hash": plan_hash,
+            "version": partner.version,
+        }));
+        return Ok(Exit::Success);
+    }
     if decision == EventKind::ReviewPromoted {
         println!(
             "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review",

@@ -35,8 +35,9 @@ pub struct RollbackArgs {
     #[arg(long, default_value = DEFAULT_PATH)]
     pub store: PathBuf,
     /// The policy files: its categories and authorities say who must
-    /// approve, its rites are spoken.
-    #[arg(long, num_args = 1.., required = true)]
+    /// approve, its rites are spoken (files, directories, or a policy's name
+    /// among them; repeatable).
+    #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Where to write the rollback plan.
     #[arg(short = 'o', long = "output", default_value = "rollback.json")]
@@ -228,7 +229,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
     match args.format {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::json!({"plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
+            serde_json::json!({"format_version": 1, "plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
                 "from": current.version, "to": chosen.version, "approvals_required": approvals})
         ),
         OutputFormat::Human => {

@@ -15,8 +15,9 @@ pub struct SchemaArgs {
     /// Which input file.
     #[arg(value_enum)]
     pub kind: InputArg,
-    /// The policy file and the files of its parents.
-    #[arg(long, required = true, num_args = 1..)]
+    /// The policy: its file and the files of its parents, directories, or a
+    /// policy's name among them (repeatable).
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Write the schema to this file instead of standard output.
     #[arg(short, long)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::plan::input_failure;
-use super::{Exit, UsageError, policy};
+use super::{Exit, OutputFormat, UsageError, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
 use crate::store::checkpoint::OperatorKey;
@@ -36,8 +36,9 @@ pub enum StateCommand {
     Import {
         /// The partner states.
         file: PathBuf,
-        /// The policy files (for the schema).
-        #[arg(long, num_args = 1.., required = true)]
+        /// The policy, for the schema: files, directories, or a policy's
+        /// name among them (repeatable).
+        #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
         policy: Vec<PathBuf>,
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
@@ -51,6 +52,10 @@ pub enum StateCommand {
         /// The operator's key, which signs the lineage's checkpoints.
         #[arg(long, env = "PMF_OPERATOR_KEY")]
         operator_key: Option<PathBuf>,
+        /// Output format (`json`: the store and the partners imported and
+        /// replaced).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
     },
     /// Export every partner's current state.
     Export {
@@ -67,6 +72,9 @@ pub enum StateCommand {
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
         store: PathBuf,
+        /// Output format (`json`: whether the store is locked, and by whom).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
     },
 }
 
@@ -80,6 +88,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
             replace,
             reason,
             operator_key,
+            format,
         } => {
             let policy = match policy::load(policy) {
                 Ok(p) => p,
@@ -150,6 +159,15 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                     .map_err(|e| UsageError(e.0))?;
             }
             batch.commit().map_err(|e| UsageError(e.0))?;
+            if *format == OutputFormat::Json {
+                super::print_json(&serde_json::json!({
+                    "format_version": 1,
+                    "store": db.path().display().to_string(),
+                    "imported": partners.len(),
+                    "replaced": held.len(),
+                }));
+                return Ok(Exit::Success);
+            }
             println!(
                 "imported {} partners into {}{}",
                 partners.len(),
@@ -182,8 +200,18 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
             }
             Ok(Exit::Success)
         }
-        StateCommand::Unlock { store } => {
-            match crate::store::lock::holder(store).map_err(|e| UsageError(e.0))? {
+        StateCommand::Unlock { store, format } => {
+            let holder = crate::store::lock::holder(store).map_err(|e| UsageError(e.0))?;
+            if *format == OutputFormat::Json {
+                super::print_json(&serde_json::json!({
+                    "format_version": 1,
+                    "store": store.display().to_string(),
+                    "locked": holder.is_some(),
+                    "holder": holder,
+                }));
+                return Ok(Exit::Success);
+            }
+            match holder {
                 None => println!(
                     "the store is not locked (its lock ends with the process that holds it)"
                 ),

@@ -1,5 +1,12 @@
-//! `pmf test [PATHS] [--coverage] [--min-coverage N] [--format human|json|junit]`:
-//! run the `test` declarations of policies.
+//! `pmf test [PATHS] [--policy FILE|DIR|NAME]... [--filter PATTERN] [--coverage]
+//! [--min-coverage N] [--format human|json|junit]`: run the `test`
+//! declarations of policies.
+//!
+//! `--filter` keeps the tests whose name contains the pattern and counts
+//! the others as filtered out (as `cargo test` does); a filter that keeps
+//! no test is exit 1, since a CI step that runs nothing is most likely
+//! wrong. Coverage of a filtered run is partial: it is reported as such and
+//! `--min-coverage` is not enforced.
 
 use std::path::PathBuf;
 
@@ -30,6 +37,16 @@ pub enum TestFormat {
 pub struct TestArgs {
     /// Files or directories (recursively `*.pmf`); default `.`.
     pub paths: Vec<PathBuf>,
+    /// The policy whose tests run, as `pmf plan` names it: a file or
+    /// directory (like PATHS), or a policy's name, which keeps the test
+    /// files that are that policy or extend it. Repeatable.
+    #[arg(long, num_args = 1.., value_name = "FILE|DIR|NAME")]
+    pub policy: Vec<PathBuf>,
+    /// Run only the tests whose name contains PATTERN (a case-sensitive
+    /// substring); the others are counted as filtered out. A filter that
+    /// keeps no test fails (exit 1).
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
     /// Report which types, bands, rules, phases and edges the tests exercised.
     #[arg(long)]
     pub coverage: bool,
@@ -63,7 +80,9 @@ fn xml(s: &str) -> String {
 
 /// Run `pmf test`.
 pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
-    let report = check_paths(&args.paths)?;
+    let (mut paths, names) = super::policy::selectors(&args.policy);
+    paths.extend(args.paths.iter().cloned());
+    let report = check_paths(&paths)?;
     let (errors, _) = report.counts();
     if errors > 0 {
         eprint!(
@@ -83,6 +102,8 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
     let session = &report.session;
     let sources = session.sources();
     let mut results = Vec::new();
+    let mut filtered_out = 0usize;
+    let mut declared_by: Vec<String> = Vec::new();
     for &file in session.workspace.files(&session.db) {
         let path = file.path(&session.db).clone();
         if path == crate::stdlib::KWANUS_PATH {
@@ -91,7 +112,36 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         let parsed = db::syntax_tree(&session.db, file);
         // The states refined from the file's fixtures; their problems were
         // reported by the check above (none, or nothing runs).
-        let tests = expand_tests(&path, parsed.ast.decls.iter().map(|d| &d.kind)).tests;
+        let declared = expand_tests(&path, parsed.ast.decls.iter().map(|d| &d.kind)).tests;
+        if declared.is_empty() {
+            continue;
+        }
+        if !names.is_empty() {
+            // A name keeps the tests of that policy: its own file's, and
+            // those of the files that extend it.
+            let header = db::file_header(&session.db, file);
+            let Some(header) = header.as_ref() else {
+                continue;
+            };
+            declared_by.push(header.name.name.to_string());
+            let named = names.iter().any(|n| {
+                header.name.name.as_str() == n
+                    || header.parents.iter().any(|p| p.name.as_str() == n)
+            });
+            if !named {
+                continue;
+            }
+        }
+        let total_here = declared.len();
+        let tests: Vec<_> = declared
+            .into_iter()
+            .filter(|t| {
+                args.filter
+                    .as_deref()
+                    .is_none_or(|f| t.name.value.contains(f))
+            })
+            .collect();
+        filtered_out += total_here - tests.len();
         if tests.is_empty() {
             continue;
         }
@@ -129,9 +179,35 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
             coverage: cov,
         });
     }
+    if results.is_empty() && filtered_out > 0 {
+        eprintln!(
+            "pmf: no test name contains `{}` ({filtered_out} tests filtered out); nothing was run",
+            args.filter.as_deref().unwrap_or_default()
+        );
+        return Ok(Exit::Failure);
+    }
     if results.is_empty() {
+        if !names.is_empty() {
+            declared_by.sort();
+            declared_by.dedup();
+            return Err(UsageError(format!(
+                "no tests of a policy named `{}` (the files hold tests of {})",
+                names.join("`, `"),
+                if declared_by.is_empty() {
+                    "no policy".to_string()
+                } else {
+                    declared_by
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        }
         return Err(UsageError("no `test` declarations found".into()));
     }
+    // Coverage is complete only when every test ran.
+    let partial = filtered_out > 0;
     let total: usize = results.iter().map(|r| r.tests.len()).sum();
     let failed: usize = results
         .iter()
@@ -140,6 +216,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         .count();
     let below: Vec<&FileResult> = args
         .min_coverage
+        .filter(|_| !partial)
         .map(|min| {
             results
                 .iter()
@@ -172,7 +249,14 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
                         };
                         println!("    {name:<7} {}/{}{missing}", p.covered, p.total);
                     };
-                    println!("  coverage {}%", c.percent);
+                    if partial {
+                        println!(
+                            "  coverage {}% (partial: of the tests --filter kept)",
+                            c.percent
+                        );
+                    } else {
+                        println!("  coverage {}%", c.percent);
+                    }
                     part("types", &c.types);
                     part("bands", &c.bands);
                     part("rules", &c.rules);
@@ -180,7 +264,19 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
                     part("edges", &c.edges);
                 }
             }
-            println!("{total} tests: {} passed, {failed} failed", total - failed);
+            if args.filter.is_some() {
+                println!(
+                    "{total} tests: {} passed, {failed} failed, {filtered_out} filtered out",
+                    total - failed
+                );
+            } else {
+                println!("{total} tests: {} passed, {failed} failed", total - failed);
+            }
+            if partial && args.min_coverage.is_some() {
+                println!(
+                    "note: --min-coverage is not enforced: --filter left {filtered_out} tests out, so coverage is partial"
+                );
+            }
             for r in &below {
                 println!(
                     "coverage of `{}` is {}%, below --min-coverage {}",
@@ -196,6 +292,8 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
                 "tests": total,
                 "passed": total - failed,
                 "failed": failed,
+                "filtered_out": filtered_out,
+                "coverage_complete": !partial,
                 "files": results.iter().map(|r| serde_json::json!({
                     "file": r.file,
                     "policy": r.policy,

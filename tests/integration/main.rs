@@ -4,6 +4,7 @@ mod apply_view;
 mod cli;
 mod codes;
 mod composition;
+mod conventions;
 mod diagnostics;
 mod faults;
 mod fmt;
