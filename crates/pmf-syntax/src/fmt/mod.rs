@@ -27,9 +27,7 @@ pub fn format(text: &str) -> String {
         if in_block_comment {
             // Inside a multi-line block comment: keep the line as written.
             out.push(raw.trim_end().to_string());
-            if closes_block(raw) {
-                in_block_comment = false;
-            }
+            in_block_comment = still_in_comment(raw);
             continue;
         }
         let line = raw.trim_matches(is_space);
@@ -88,10 +86,7 @@ pub fn format(text: &str) -> String {
                 _ => {}
             }
         }
-        if let Some(last) = toks.last()
-            && last.kind == TokKind::BlockComment
-            && !(last.text.len() >= 4 && last.text.ends_with("*/"))
-        {
+        if ends_in_open_comment(&toks) {
             in_block_comment = true;
         }
     }
@@ -103,9 +98,20 @@ pub fn format(text: &str) -> String {
     s
 }
 
-fn closes_block(line: &str) -> bool {
-    // The comment ends on this line; anything after it is rare and kept as is.
-    line.contains("*/")
+/// Whether a line that starts inside a block comment ends inside one: its
+/// comment may close and another open after it (`*//*`).
+fn still_in_comment(line: &str) -> bool {
+    match line.find("*/") {
+        None => true,
+        Some(end) => ends_in_open_comment(&tokenize_line(&line[end + 2..])),
+    }
+}
+
+/// Whether a line's last token is a block comment that does not close.
+fn ends_in_open_comment(toks: &[Tok]) -> bool {
+    toks.last().is_some_and(|last| {
+        last.kind == TokKind::BlockComment && !(last.text.len() >= 4 && last.text.ends_with("*/"))
+    })
 }
 
 /// Join a line's tokens with canonical spacing.
@@ -181,6 +187,14 @@ fn is_unary(i: usize, toks: &[Tok]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::format;
+
+    #[test]
+    fn a_comment_that_closes_and_reopens_on_one_line_is_kept() {
+        // Found by the token-soup property test: the line `*//*` closes a
+        // comment and opens another, whose `*/` must stay as written.
+        let src = "policy fuzz extends kwanus\n/*\n*//*\n*/\n";
+        assert_eq!(format(src), src);
+    }
 
     #[test]
     fn canonical_spacing_and_indentation() {
