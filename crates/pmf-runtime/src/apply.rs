@@ -10,74 +10,25 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::compile::State;
-use super::engine::{Action, Assessment, CompiledPolicy, Outcome, Reason, Rule};
+use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::Value;
 use pmf_compiler::graph::PhaseGraph;
+pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_store::batch::Batch;
 use pmf_store::lineage::{Event, EventKind, LastEvent};
 use pmf_store::{Store, StoreError};
 use pmf_syntax::ast::EdgeKind;
 
-/// Where a partner ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartnerOutcome {
-    /// Already at its target.
-    Unchanged,
-    /// Migrated and resumed (continuity).
-    Completed,
-    /// Returned to its previous stable state.
-    FellBack,
-    /// Blocked and restricted.
-    Restricted,
-    /// Paused for governance review.
-    AwaitingReview,
-    /// Paused until the ecosystem recovers.
-    Throttled,
-}
-
-impl PartnerOutcome {
-    /// As stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartnerOutcome::Unchanged => "unchanged",
-            PartnerOutcome::Completed => "completed",
-            PartnerOutcome::FellBack => "fell_back",
-            PartnerOutcome::Restricted => "restricted",
-            PartnerOutcome::AwaitingReview => "awaiting_review",
-            PartnerOutcome::Throttled => "throttled",
-        }
-    }
-
-    /// The kind of the event a walk stopped with this outcome ends on.
-    pub fn event_kind(self) -> EventKind {
-        match self {
-            PartnerOutcome::Restricted => EventKind::Restricted,
-            PartnerOutcome::Throttled => EventKind::Throttled,
-            PartnerOutcome::AwaitingReview => EventKind::AwaitingReview,
-            PartnerOutcome::FellBack => EventKind::Fallback,
-            PartnerOutcome::Completed => EventKind::Completed,
-            PartnerOutcome::Unchanged => EventKind::Unchanged,
-        }
-    }
-
-    /// Final outcomes are not retried by a re-run of the same plan.
-    pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            PartnerOutcome::AwaitingReview | PartnerOutcome::Throttled
-        )
-    }
-
-    /// Partner status after this outcome.
-    pub fn status(self) -> &'static str {
-        match self {
-            PartnerOutcome::Restricted => "restricted",
-            PartnerOutcome::AwaitingReview => "awaiting_review",
-            PartnerOutcome::Throttled => "throttled",
-            _ => "active",
-        }
+/// The kind of the event a walk that stopped with `outcome` ends on.
+pub fn outcome_event(outcome: PartnerOutcome) -> EventKind {
+    match outcome {
+        PartnerOutcome::Restricted => EventKind::Restricted,
+        PartnerOutcome::Throttled => EventKind::Throttled,
+        PartnerOutcome::AwaitingReview => EventKind::AwaitingReview,
+        PartnerOutcome::FellBack => EventKind::Fallback,
+        PartnerOutcome::Completed => EventKind::Completed,
+        PartnerOutcome::Unchanged => EventKind::Unchanged,
     }
 }
 
@@ -192,7 +143,7 @@ impl PartnerResult {
                 .events
                 .iter()
                 .rev()
-                .find(|e| e.kind == outcome.event_kind())
+                .find(|e| e.kind == outcome_event(outcome))
                 .and_then(from)
                 .unwrap_or_else(|| outcome.as_str().replace('_', " ")),
         }
@@ -303,17 +254,9 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-/// Parse a stored outcome.
+/// The outcome stored as `s`.
 pub fn outcome_from_str(s: &str) -> Option<PartnerOutcome> {
-    Some(match s {
-        "unchanged" => PartnerOutcome::Unchanged,
-        "completed" => PartnerOutcome::Completed,
-        "fell_back" => PartnerOutcome::FellBack,
-        "restricted" => PartnerOutcome::Restricted,
-        "awaiting_review" => PartnerOutcome::AwaitingReview,
-        "throttled" => PartnerOutcome::Throttled,
-        _ => return None,
-    })
+    PartnerOutcome::parse(s)
 }
 
 /// How a phase ended.
@@ -657,7 +600,7 @@ pub fn walk(
             }
             "transition" => {
                 staged = true;
-                let rule = |rules: &[Rule], fails: &[usize], act: &str| {
+                let rule = |rules: &[Rule], fails: &[usize], act: Option<Action>| {
                     fails.iter().copied().find(|&r| rules[r].action == act)
                 };
                 if let Some(&c) = a.ceiling_violations.first() {
@@ -665,9 +608,11 @@ pub fn walk(
                         PartnerOutcome::Restricted,
                         policy.reason(Reason::Ceiling(c)),
                     )
-                } else if let Some(r) =
-                    rule(&policy.compatibility, &a.compatibility_failures, "restrict")
-                {
+                } else if let Some(r) = rule(
+                    &policy.compatibility,
+                    &a.compatibility_failures,
+                    Some(Action::Restrict),
+                ) {
                     Step::Stop(
                         PartnerOutcome::Restricted,
                         policy.reason(Reason::Compatibility(r)),
@@ -677,7 +622,7 @@ pub fn walk(
                 } else if let Some(r) = rule(
                     &policy.sustainability,
                     &a.sustainability_failures,
-                    "throttle",
+                    Some(Action::Throttle),
                 ) {
                     Step::Stop(
                         PartnerOutcome::Throttled,
@@ -692,7 +637,7 @@ pub fn walk(
                     .validation
                     .iter()
                     .enumerate()
-                    .filter(|(_, o)| **o == a.verdict && **o != Outcome::Passed)
+                    .filter(|(_, o)| **o == a.verdict && **o != Verdict::Passed)
                     .map(|(c, _)| policy.check_name(c))
                     .collect();
                 record(Event {
@@ -701,13 +646,13 @@ pub fn walk(
                     ..event(EventKind::Validated, Some(&phase.name))
                 })?;
                 match a.verdict {
-                    Outcome::Passed => Step::Next,
-                    Outcome::Inconclusive => review(
+                    Verdict::Passed => Step::Next,
+                    Verdict::Inconclusive => review(
                         format!("validation inconclusive ({})", failing.join(", ")),
                         &phase.name,
                         &mut record,
                     )?,
-                    Outcome::Error | Outcome::Failed => Step::Fail(format!(
+                    Verdict::Error | Verdict::Failed => Step::Fail(format!(
                         "validation {} ({})",
                         a.verdict.as_str(),
                         failing.join(", ")
@@ -800,7 +745,7 @@ pub fn walk(
                     outcome: Some(outcome.as_str().to_string()),
                     action: Some(action.as_str().to_string()),
                     detail: Some(why),
-                    ..event(outcome.event_kind(), Some(&phase.name))
+                    ..event(outcome_event(outcome), Some(&phase.name))
                 })?;
                 return Ok(outcome);
             }

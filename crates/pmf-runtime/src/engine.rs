@@ -13,102 +13,14 @@ use pmf_compiler::model::EffectivePolicy;
 use pmf_compiler::model::types::{Type, schema};
 use pmf_syntax::ast::{CompareOp, MigrationItemKind, RuleKind};
 
-/// What happens to a partner.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Nothing to migrate.
-    None,
-    /// Go ahead.
-    Proceed,
-    /// Go ahead under standard monitoring.
-    Monitor,
-    /// Pause until governance reviews it.
-    Review,
-    /// Slow down: paused until the ecosystem recovers.
-    Throttle,
-    /// Return to the previous stable state.
-    Fallback,
-    /// Block the migration and restrict the partner.
-    Restrict,
-}
+pub use pmf_compiler::model::vocabulary::{Action, Verdict};
 
-impl Action {
-    /// Every action, in order of severity: `ALL[a as usize] == a` (a test
-    /// holds it, and fails to compile when a variant is added).
-    pub const ALL: [Action; 7] = [
-        Action::None,
-        Action::Proceed,
-        Action::Monitor,
-        Action::Review,
-        Action::Throttle,
-        Action::Fallback,
-        Action::Restrict,
-    ];
-
-    /// The action named `name` in a policy (`forced` is not a partner action).
-    pub fn parse(name: &str) -> Option<Action> {
-        Some(match name {
-            "proceed" => Action::Proceed,
-            "monitor" => Action::Monitor,
-            "review" => Action::Review,
-            "throttle" => Action::Throttle,
-            "fallback" => Action::Fallback,
-            "restrict" => Action::Restrict,
-            _ => return None,
-        })
-    }
-
-    /// The action as written in a policy.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::None => "none",
-            Action::Proceed => "proceed",
-            Action::Monitor => "monitor",
-            Action::Review => "review",
-            Action::Throttle => "throttle",
-            Action::Fallback => "fallback",
-            Action::Restrict => "restrict",
-        }
-    }
-}
-
-/// Outcome of one validation check, from best to worst.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The check holds.
-    Passed,
-    /// The data it needs was not observed.
-    Inconclusive,
-    /// It could not be evaluated (such as a division by zero).
-    Error,
-    /// The check does not hold.
-    Failed,
-}
-
-impl Outcome {
-    /// As printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::Inconclusive => "inconclusive",
-            Outcome::Error => "error",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-fn outcome(ir: &Ir, env: &Env<'_>) -> Outcome {
+fn outcome(ir: &Ir, env: &Env<'_>) -> Verdict {
     match ir.truth(env) {
-        Truth::True => Outcome::Passed,
-        Truth::False => Outcome::Failed,
-        Truth::Missing => Outcome::Inconclusive,
-        Truth::NotBool | Truth::Error => Outcome::Error,
+        Truth::True => Verdict::Passed,
+        Truth::False => Verdict::Failed,
+        Truth::Missing => Verdict::Inconclusive,
+        Truth::NotBool | Truth::Error => Verdict::Error,
     }
 }
 
@@ -158,8 +70,9 @@ pub struct Rule {
     pub name: String,
     /// What must hold.
     pub condition: Ir,
-    /// The action named after `else` (`forced` for a forced migration).
-    pub action: String,
+    /// The action a failure raises, named after `else`; `None` for
+    /// `forced` (a forced migration goes on).
+    pub action: Option<Action>,
 }
 
 /// A compiled validation check.
@@ -381,10 +294,19 @@ impl CompiledPolicy {
         let mut compatibility = Vec::new();
         let mut sustainability = Vec::new();
         for (_, kind, r) in policy.rules() {
+            let action = match r.action.name.as_str() {
+                pmf_compiler::model::vocabulary::FORCED => None,
+                name => Some(Action::parse(name).ok_or_else(|| {
+                    NotRunnable(format!(
+                        "rule `{}` names `{name}`, which is no action",
+                        r.name.name
+                    ))
+                })?),
+            };
             let rule = Rule {
                 name: r.name.name.to_string(),
                 condition: compile(&r.condition, &schema).ok_or_else(|| bad("a rule"))?,
-                action: r.action.name.to_string(),
+                action,
             };
             match kind {
                 RuleKind::Compatibility => compatibility.push(rule),
@@ -416,18 +338,26 @@ impl CompiledPolicy {
                     .collect::<Result<Vec<_>, NotRunnable>>()?,
                 h.bands
                     .iter()
-                    .map(|b| Band {
-                        low: b.low.value.0,
-                        high: b.high.value.0,
-                        status: b.status.name.to_string(),
-                        action: Action::parse(&b.action.name).unwrap_or(Action::Review),
-                        label: b
-                            .label
-                            .as_ref()
-                            .map(|l| l.value.clone())
-                            .unwrap_or_default(),
+                    .map(|b| {
+                        let action = Action::parse(&b.action.name).ok_or_else(|| {
+                            NotRunnable(format!(
+                                "band `{}` names `{}`, which is no action",
+                                b.status.name, b.action.name
+                            ))
+                        })?;
+                        Ok(Band {
+                            low: b.low.value.0,
+                            high: b.high.value.0,
+                            status: b.status.name.to_string(),
+                            action,
+                            label: b
+                                .label
+                                .as_ref()
+                                .map(|l| l.value.clone())
+                                .unwrap_or_default(),
+                        })
                     })
-                    .collect(),
+                    .collect::<Result<Vec<_>, NotRunnable>>()?,
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -513,9 +443,9 @@ pub struct Assessment {
     /// Sustainability rules that fail (indices into the policy's rules).
     pub sustainability_failures: Vec<usize>,
     /// Validation: the outcome of each of the policy's checks, in order.
-    pub validation: Vec<Outcome>,
+    pub validation: Vec<Verdict>,
     /// The worst validation outcome.
-    pub verdict: Outcome,
+    pub verdict: Verdict,
     /// Health score, if every factor was observed.
     pub score: Option<f64>,
     /// Band (index), if the score is known.
@@ -544,7 +474,7 @@ pub enum Reason {
     /// Some validation data was not observed.
     ValidationInconclusive,
     /// This validation check failed or could not be evaluated.
-    Check(usize, Outcome),
+    Check(usize, Verdict),
     /// This sustainability rule fails.
     Sustainability(usize),
     /// This compatibility rule fails.
@@ -628,7 +558,7 @@ impl CompiledPolicy {
         };
         let failures = |rules: &[Rule], env: &Env<'_>| -> Vec<usize> {
             (0..rules.len())
-                .filter(|&r| outcome(&rules[r].condition, env) != Outcome::Passed)
+                .filter(|&r| outcome(&rules[r].condition, env) != Verdict::Passed)
                 .collect()
         };
         let compatibility_failures = failures(&self.compatibility, &env);
@@ -657,12 +587,12 @@ impl CompiledPolicy {
         };
         let approvals = migration.map_or_else(Vec::new, |m| self.approvals_for(m, &categories));
 
-        let validation: Vec<Outcome> = self
+        let validation: Vec<Verdict> = self
             .checks
             .iter()
             .map(|c| outcome(&c.condition, &env))
             .collect();
-        let verdict = validation.iter().copied().max().unwrap_or(Outcome::Passed);
+        let verdict = validation.iter().copied().max().unwrap_or(Verdict::Passed);
         let score = self.factors.iter().try_fold(0.0, |acc, (_, w, ir)| {
             match ir.eval_ref(&env).as_deref() {
                 Ok(Value::Num(n)) => Some(acc + w * n),
@@ -743,22 +673,23 @@ impl CompiledPolicy {
             raise(Action::Review, Reason::NoMigrationType);
         }
         match a.verdict {
-            Outcome::Passed => {}
-            Outcome::Inconclusive => raise(Action::Review, Reason::ValidationInconclusive),
-            Outcome::Error | Outcome::Failed => {
+            Verdict::Passed => {}
+            Verdict::Inconclusive => raise(Action::Review, Reason::ValidationInconclusive),
+            Verdict::Error | Verdict::Failed => {
                 if let Some(c) = a.validation.iter().position(|&o| o == a.verdict) {
                     raise(Action::Fallback, Reason::Check(c, a.verdict));
                 }
             }
         }
         for &r in &a.sustainability_failures {
-            if self.sustainability[r].action == "throttle" {
-                raise(Action::Throttle, Reason::Sustainability(r));
+            if let Some(action) = self.sustainability[r].action {
+                raise(action, Reason::Sustainability(r));
             }
         }
         for &r in &a.compatibility_failures {
-            let act = Action::parse(&self.compatibility[r].action).unwrap_or(Action::Fallback);
-            raise(act, Reason::Compatibility(r));
+            if let Some(action) = self.compatibility[r].action {
+                raise(action, Reason::Compatibility(r));
+            }
         }
         if let Some(&c) = a.ceiling_violations.first() {
             raise(Action::Restrict, Reason::Ceiling(c));

@@ -378,7 +378,7 @@ pub fn coverage<'a>(
 #[cfg(test)]
 mod tests {
     use super::super::apply::{PartnerOutcome, outcome_from_str};
-    use super::super::engine::{Action, Outcome};
+    use super::super::engine::{Action, Verdict};
     use pmf_compiler::model::{TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
 
     /// The checks (which do not know the runtime) list what a test may
@@ -402,14 +402,14 @@ mod tests {
             .collect();
         assert_eq!(outcomes, TEST_OUTCOMES);
         let verdicts: Vec<&str> = [
-            Outcome::Passed,
-            Outcome::Inconclusive,
-            Outcome::Error,
-            Outcome::Failed,
+            Verdict::Passed,
+            Verdict::Inconclusive,
+            Verdict::Error,
+            Verdict::Failed,
         ]
         .iter()
         .map(|v| match v {
-            Outcome::Passed | Outcome::Inconclusive | Outcome::Error | Outcome::Failed => {
+            Verdict::Passed | Verdict::Inconclusive | Verdict::Error | Verdict::Failed => {
                 v.as_str()
             }
         })

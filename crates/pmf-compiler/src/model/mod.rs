@@ -7,6 +7,7 @@ pub mod compose;
 pub mod fixtures;
 pub mod keys;
 pub mod types;
+pub mod vocabulary;
 
 use std::sync::Arc;
 
@@ -286,30 +287,7 @@ pub const DIMENSIONS: [&str; 6] = [
     "intelligence",
 ];
 
-/// Every runtime action a policy may name.
-pub const ACTIONS: [&str; 7] = [
-    "proceed", "monitor", "review", "fallback", "throttle", "restrict", "forced",
-];
-
-/// What a test may expect as the action (`expect action A`): the runtime's
-/// actions, `none` for nothing to migrate (`runtime::engine::Action`; a test
-/// holds the two equal).
-pub const TEST_ACTIONS: [&str; 7] = [
-    "none", "proceed", "monitor", "review", "throttle", "fallback", "restrict",
-];
-
-/// Where a partner can end (`expect outcome O`; `runtime::apply::PartnerOutcome`).
-pub const TEST_OUTCOMES: [&str; 6] = [
-    "unchanged",
-    "completed",
-    "fell_back",
-    "restricted",
-    "awaiting_review",
-    "throttled",
-];
-
-/// Validation verdicts (`expect validation V`; `runtime::engine::Outcome`).
-pub const TEST_VERDICTS: [&str; 4] = ["passed", "inconclusive", "error", "failed"];
+pub use vocabulary::{ACTIONS, TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
 
 /// The rite spoken when an old version is released (not a phase).
 pub const RELEASE_RITE: &str = "release";

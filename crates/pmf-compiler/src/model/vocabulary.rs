@@ -1,0 +1,240 @@
+//! The runtime's vocabulary, shared by the checks, the runtime, the store's
+//! records, the tests and the language server: one enum each for the
+//! actions a partner can be given, the verdicts of validation and the
+//! outcomes a partner can end with. The lists the checks accept are made
+//! from these enums, so a name exists everywhere or nowhere.
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to a partner, from mildest to most severe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing to migrate.
+    None,
+    /// Go ahead.
+    Proceed,
+    /// Go ahead under standard monitoring.
+    Monitor,
+    /// Pause until governance reviews it.
+    Review,
+    /// Slow down: paused until the ecosystem recovers.
+    Throttle,
+    /// Return to the previous stable state.
+    Fallback,
+    /// Block the migration and restrict the partner.
+    Restrict,
+}
+
+impl Action {
+    /// Every action, in order of severity: `ALL[a as usize] == a` (a test
+    /// holds it, and fails to compile when a variant is added).
+    pub const ALL: [Action; 7] = [
+        Action::None,
+        Action::Proceed,
+        Action::Monitor,
+        Action::Review,
+        Action::Throttle,
+        Action::Fallback,
+        Action::Restrict,
+    ];
+
+    /// The action named `name` in a policy (`none` and `forced` are not
+    /// actions a policy gives a partner).
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL
+            .into_iter()
+            .find(|a| *a != Action::None && a.as_str() == name)
+    }
+
+    /// The action as written in a policy.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Proceed => "proceed",
+            Action::Monitor => "monitor",
+            Action::Review => "review",
+            Action::Throttle => "throttle",
+            Action::Fallback => "fallback",
+            Action::Restrict => "restrict",
+        }
+    }
+}
+
+/// `forced`: a sustainability rule's action that forces a fallback when it
+/// fails (not an action a partner is given).
+pub const FORCED: &str = "forced";
+
+/// Every action a policy may name: the partner actions (`none` aside) and
+/// [`FORCED`].
+pub const ACTIONS: [&str; 7] = {
+    let mut out = [FORCED; 7];
+    let mut i = 1;
+    while i < Action::ALL.len() {
+        out[i - 1] = Action::ALL[i].as_str();
+        i += 1;
+    }
+    out
+};
+
+/// What a test may expect as the action (`expect action A`): every
+/// [`Action`], `none` for nothing to migrate.
+pub const TEST_ACTIONS: [&str; 7] = {
+    let mut out = [""; 7];
+    let mut i = 0;
+    while i < Action::ALL.len() {
+        out[i] = Action::ALL[i].as_str();
+        i += 1;
+    }
+    out
+};
+
+/// The verdict of one validation check, from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The check holds.
+    Passed,
+    /// The data it needs was not observed.
+    Inconclusive,
+    /// It could not be evaluated (such as a division by zero).
+    Error,
+    /// The check does not hold.
+    Failed,
+}
+
+impl Verdict {
+    /// Every verdict, from best to worst.
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Passed,
+        Verdict::Inconclusive,
+        Verdict::Error,
+        Verdict::Failed,
+    ];
+
+    /// As printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Error => "error",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// Validation verdicts a test may expect (`expect validation V`).
+pub const TEST_VERDICTS: [&str; 4] = {
+    let mut out = [""; 4];
+    let mut i = 0;
+    while i < Verdict::ALL.len() {
+        out[i] = Verdict::ALL[i].as_str();
+        i += 1;
+    }
+    out
+};
+
+/// Where a partner ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerOutcome {
+    /// Already at its target.
+    Unchanged,
+    /// Migrated and resumed (continuity).
+    Completed,
+    /// Returned to its previous stable state.
+    FellBack,
+    /// Blocked and restricted.
+    Restricted,
+    /// Paused for governance review.
+    AwaitingReview,
+    /// Paused until the ecosystem recovers.
+    Throttled,
+}
+
+impl PartnerOutcome {
+    /// Every outcome.
+    pub const ALL: [PartnerOutcome; 6] = [
+        PartnerOutcome::Unchanged,
+        PartnerOutcome::Completed,
+        PartnerOutcome::FellBack,
+        PartnerOutcome::Restricted,
+        PartnerOutcome::AwaitingReview,
+        PartnerOutcome::Throttled,
+    ];
+
+    /// As stored and printed.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PartnerOutcome::Unchanged => "unchanged",
+            PartnerOutcome::Completed => "completed",
+            PartnerOutcome::FellBack => "fell_back",
+            PartnerOutcome::Restricted => "restricted",
+            PartnerOutcome::AwaitingReview => "awaiting_review",
+            PartnerOutcome::Throttled => "throttled",
+        }
+    }
+
+    /// Final outcomes are not retried by a re-run of the same plan.
+    pub const fn is_final(self) -> bool {
+        !matches!(
+            self,
+            PartnerOutcome::AwaitingReview | PartnerOutcome::Throttled
+        )
+    }
+
+    /// Partner status after this outcome.
+    pub const fn status(self) -> &'static str {
+        match self {
+            PartnerOutcome::Restricted => "restricted",
+            PartnerOutcome::AwaitingReview => "awaiting_review",
+            PartnerOutcome::Throttled => "throttled",
+            _ => "active",
+        }
+    }
+
+    /// The outcome stored as `s`.
+    pub fn parse(s: &str) -> Option<PartnerOutcome> {
+        PartnerOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Where a test may expect a partner to end (`expect outcome O`).
+pub const TEST_OUTCOMES: [&str; 6] = {
+    let mut out = [""; 6];
+    let mut i = 0;
+    while i < PartnerOutcome::ALL.len() {
+        out[i] = PartnerOutcome::ALL[i].as_str();
+        i += 1;
+    }
+    out
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_list_is_made_of_its_enum_in_order() {
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(*a as usize, i);
+            assert_eq!(TEST_ACTIONS[i], a.as_str());
+        }
+        assert_eq!(
+            ACTIONS,
+            [
+                "proceed", "monitor", "review", "throttle", "fallback", "restrict", "forced"
+            ]
+        );
+        assert_eq!(Action::parse("none"), None);
+        assert_eq!(Action::parse("review"), Some(Action::Review));
+        assert_eq!(TEST_VERDICTS, ["passed", "inconclusive", "error", "failed"]);
+        for o in PartnerOutcome::ALL {
+            assert_eq!(PartnerOutcome::parse(o.as_str()), Some(o));
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        for a in Action::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
+}
