@@ -46,7 +46,7 @@ const KEYWORDS = [
   'factor', 'weight', 'from', 'band', 'phase', 'fallible', 'fail', 'max', 'set', 'and', 'or',
   'not', 'in', 'true', 'false', 'len', 'min', 'abs',
   'test', 'target', 'observed', 'approved', 'expect', 'none', 'null', 'type', 'action', 'outcome',
-  'approvals',
+  'approvals', 'fixture', 'like',
 ];
 const name = () => (random() < 0.35 ? pick(KEYWORDS) : pick(['a', 'b', 'x_1', 'TSC', 'soft', 'detection', 'fallback', 'region']));
 function sep() {
@@ -93,7 +93,7 @@ function record(depth = 0) {
 const repeat = (lo, hi, f) => Array.from({ length: int(lo, hi) }, f);
 function declaration() {
   const ov = random() < 0.2 ? 'override ' : '';
-  switch (int(0, 14)) {
+  switch (int(0, 15)) {
     case 0: return ov + J('authority', name(), string(), ...(random() < 0.7 ? ['governs', list(name)] : []));
     case 1: return ov + J('category', name(), string(), ...(random() < 0.7 ? ['covers', list(pathExpr)] : []));
     case 2: return ov + J('partner', '{', ...repeat(0, 3, () => J(name(), ':', type()) + pick(['', ','])), '}');
@@ -123,11 +123,12 @@ function declaration() {
     case 13: return ov + J('key', name(), pick(['"ed25519:00"', string()]), ...(random() < 0.5 ? [string()] : []));
     case 12: return ov + J('test', pick(['"t"', '"t"', string()]), '{', ...Array.from({ length: int(0, 5) }, () => {
       const r = random();
-      if (r < 0.4) return J(pick(['partner', 'target', 'observed']), record());
+      if (r < 0.4) return J(pick(['partner', 'target', 'observed']), ...(random() < 0.4 ? ['like', name()] : []), record());
       if (r < 0.6) return J('approved', random() < 0.3 ? 'none' : list(name));
       return J('expect', pick(['type', 'band', 'action', 'outcome', 'validation', 'approvals']),
         random() < 0.2 ? 'none' : list(name));
     }), '}');
+    case 14: return ov + J('fixture', name(), ...(random() < 0.4 ? ['like', name()] : []), record());
     default: return J('policy', name(), ...(random() < 0.5 ? ['extends', list(name)] : []));
   }
 }
@@ -150,8 +151,15 @@ function collect(dir) {
 for (const dir of ['stdlib', 'examples', 'tests/fixtures/valid', 'tests/fixtures/diagnostics']) {
   if (fs.existsSync(path.join(root, dir))) collect(path.join(root, dir));
 }
-// A test block, so that mutations reach the construct whatever files exist.
+// A test block and fixtures, so that mutations reach the constructs whatever
+// files exist.
 seeds.push(`policy fuzz extends kwanus
+
+fixture routine {
+  id: "p-1"
+  metrics: { stability: 88, compatibility: 86 }
+}
+fixture weak like routine { metrics: { stability: 20 } }
 
 test "guided partner needs TSC" {
   partner {
@@ -160,8 +168,8 @@ test "guided partner needs TSC" {
     capabilities: ["route", "sense"]
     metrics: { stability: 90, compatibility: 88, sustainability: 85, ecosystem: 80 }
   }
-  target { version: 2.0.0 }
-  observed { metrics: { compatibility: null }, ok: partner.version >= 1.0.0 and compatible }
+  target like routine { version: 2.0.0 }
+  observed like weak { metrics: { compatibility: null }, ok: partner.version >= 1.0.0 and compatible }
   approved TSC, ERC
   expect type guided
   expect band reliable

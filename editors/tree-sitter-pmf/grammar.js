@@ -3,7 +3,7 @@
  * Migration Framework.
  *
  * This grammar mirrors `grammar/pmf.pest` (the reference) and the chunking of
- * `src/syntax/split.rs`. `agreement.sh` checks that both accept the same files.
+ * `crates/pmf-syntax/src/split.rs`. `agreement.sh` checks that both accept the same files.
  *
  * How the pest front end's behaviour is reproduced:
  * - Column-0 rule: the external scanner (`src/scanner.c`) emits a zero-width
@@ -20,6 +20,9 @@
  *   decided by the scanner from what follows: `set` before `<`, `phase` before
  *   a name, `max` before a number, and `and`/`or`/`in`/`not` before `:` (then
  *   the name of the next check or test record field, not an operator).
+ * - `fixture` and `like` are keywords only where pest's rules expect them (a
+ *   top-level `fixture NAME [like BASE] {...}` and `partner|target|observed
+ *   like NAME {...}` in a test); elsewhere they are names.
  * - Test blocks: `null` is a keyword only as a whole field value and `none`
  *   only right after `approved` or an expected kind (pest's ordered choice
  *   tries them first there); elsewhere both are names.
@@ -27,7 +30,7 @@
  *   dots (the scanner emits the dots, the names after them and the path's
  *   end); only a single name can be called (`len(...)`, not `a.b(...)`).
  * - Expressions follow pest's flat `unary* primary (infix unary* primary)*`
- *   with the precedence of `src/syntax/parser.rs`; prefix operators bind
+ *   with the precedence of `crates/pmf-syntax/src/parser.rs`; prefix operators bind
  *   tightest and apply to a primary.
  * - Not mirrored: the front end's depth limits (PMF002: brackets nested more
  *   than 64 deep, expression trees deeper than 128).
@@ -119,6 +122,7 @@ module.exports = grammar({
       $.rite_declaration,
       $.key_declaration,
       $.test_declaration,
+      $.fixture_declaration,
     ),
 
     override: _ => 'override',
@@ -387,11 +391,26 @@ module.exports = grammar({
       '}',
     ),
 
-    // `partner`, `target` and `observed` are keywords here, not paths.
+    // `partner`, `target` and `observed` are keywords here, not paths. A
+    // state may refine a fixture: `partner like routine { power: 9 }`.
     test_state: $ => seq(
       field('root', choice('partner', 'target', 'observed')),
+      optional($.like_clause),
       field('value', $.record_value),
     ),
+
+    // `fixture NAME [like BASE] { fields }`: a named record that test states
+    // (and other fixtures) refine field by field. `fixture` and `like` are
+    // keywords only here; elsewhere they are names.
+    fixture_declaration: $ => seq(
+      optional($.override),
+      'fixture',
+      field('name', $.identifier),
+      optional($.like_clause),
+      field('value', $.record_value),
+    ),
+
+    like_clause: $ => seq('like', field('fixture', $.identifier)),
 
     record_value: $ => seq('{', repeat(seq($.value_field, optional(','))), '}'),
 

@@ -82,6 +82,8 @@
   "action"
   "outcome"
   "approvals"
+  "fixture"
+  "like"
 ] @keyword
 
 [
@@ -276,6 +278,12 @@
 
 (value_field
   name: (identifier) @property)
+
+(fixture_declaration
+  name: (identifier) @type.definition)
+
+(like_clause
+  fixture: (identifier) @type)
 
 (approved_clause
   authority: (identifier) @constant)

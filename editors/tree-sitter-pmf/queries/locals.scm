@@ -21,6 +21,9 @@
 (flow_declaration
   name: (identifier) @local.definition.type)
 
+(fixture_declaration
+  name: (identifier) @local.definition.type)
+
 (field_declaration
   name: (identifier) @local.definition.field)
 
@@ -76,3 +79,6 @@
 
 (rite_declaration
   phase: (identifier) @local.reference)
+
+(like_clause
+  fixture: (identifier) @local.reference)

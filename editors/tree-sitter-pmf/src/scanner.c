@@ -1,6 +1,6 @@
 // External scanner for tree-sitter-pmf: what a context-free lexer cannot decide.
 //
-// 1. The column-0 rule. The pest front end (src/syntax/split.rs) cuts a file
+// 1. The column-0 rule. The pest front end (crates/pmf-syntax/src/split.rs) cuts a file
 //    into chunks at every line that starts, in column 0 and outside comments and
 //    strings, with a top-level keyword, and parses each chunk as exactly one
 //    declaration. The scanner gives the grammar the same cuts: it emits the
@@ -49,12 +49,12 @@ enum TokenType {
   ERROR_SENTINEL,
 };
 
-// Must match TOP_LEVEL_KEYWORDS in src/syntax/split.rs.
+// Must match TOP_LEVEL_KEYWORDS in crates/pmf-syntax/src/split.rs.
 static const char *const TOP_LEVEL_KEYWORDS[] = {
     "policy",        "override",       "authority",  "category", "partner",
     "migration",     "order",          "compatibility", "sustainability",
     "validation",    "health",         "flow",       "ceiling",  "rite",
-    "key",           "test",
+    "key",           "test",           "fixture",
 };
 
 #define MAX_KEYWORD_LEN 16

@@ -71,7 +71,11 @@ syn match pmfKeyword /\<\%(expect\|approved\)\>\%(\s*:\)\@!/
 syn match pmfKeyword /\%(\<expect\s\+\)\@<=\%(type\|band\|action\|outcome\|validation\|approvals\)\>/
 syn match pmfKeyword /\%(\<approved\s\+\|\<expect\s\+\h\w*\s\+\)\@<=none\>/
 syn match pmfKeyword /:\s*\zsnull\>/
-syn match pmfKeyword /\<\%(partner\|target\|observed\)\ze\s*\%({\|$\)/
+syn match pmfKeyword /\<\%(partner\|target\|observed\)\ze\%(\s*\%({\|$\)\|\s\+like\>\)/
+" `like NAME` after a test state's root or a fixture's name (`like` is a name
+" elsewhere, `like: 1` a field).
+syn match pmfLike /\%(\<\%(partner\|target\|observed\)\s\+\)\@<=like\>/ nextgroup=pmfDeclName skipwhite
+syn match pmfLike /\%(^\%(override\s\+\)\=fixture\s\+\h\w*\s\+\)\@<=like\>/ nextgroup=pmfDeclName skipwhite
 
 syn match pmfPhaseName contained /\h\w*/
 syn match pmfDeclName contained /\h\w*/
@@ -79,7 +83,7 @@ syn match pmfDeclName contained /\h\w*/
 " Declarations, in column 0 (the header may be indented at the top of a file).
 syn match pmfDeclaration /^\s*\zspolicy\>/ nextgroup=pmfDeclName skipwhite
 syn match pmfOverride /^override\>/
-syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(authority\|category\|migration\|flow\|rite\|key\)\>/ nextgroup=pmfDeclName skipwhite
+syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(authority\|category\|migration\|flow\|rite\|key\|fixture\)\>/ nextgroup=pmfDeclName skipwhite
 syn match pmfDeclaration /\%(^\%(override\s\+\)\=\)\@<=\%(partner\|order\|compatibility\|sustainability\|validation\|health\|ceiling\|test\)\>/
 
 " ------------------------------------------------------------------ comments
@@ -91,6 +95,7 @@ hi def link pmfDeclaration     Structure
 hi def link pmfOverride        StorageClass
 hi def link pmfDeclName        Identifier
 hi def link pmfKeyword         Keyword
+hi def link pmfLike            Keyword
 hi def link pmfConditional     Conditional
 hi def link pmfConstant        Constant
 hi def link pmfOperator        Operator

@@ -16,6 +16,7 @@ const snippets = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'snippets
 // Snippets that are a piece of a declaration, and what to put around them.
 const WRAP = {
   Rule: (text) => `compatibility {\n  ${text}\n}\n`,
+  'Test state from a fixture': (text) => `fixture routine {}\n\ntest "t" {\n  ${text}\n}\n`,
 };
 
 function expand(body, choiceIndex) {

@@ -84,6 +84,8 @@
   "action"
   "outcome"
   "approvals"
+  "fixture"
+  "like"
 ] @keyword
 
 [
@@ -278,6 +280,12 @@
 
 (value_field
   name: (identifier) @variable.other.member)
+
+(fixture_declaration
+  name: (identifier) @type)
+
+(like_clause
+  fixture: (identifier) @type)
 
 (approved_clause
   authority: (identifier) @constant)

@@ -23,6 +23,9 @@
 (flow_declaration
   name: (identifier) @local.definition)
 
+(fixture_declaration
+  name: (identifier) @local.definition)
+
 (field_declaration
   name: (identifier) @local.definition)
 
@@ -78,3 +81,6 @@
 
 (rite_declaration
   phase: (identifier) @local.reference)
+
+(like_clause
+  fixture: (identifier) @local.reference)
