@@ -1348,3 +1348,32 @@ fn a_pmf_toml_written_or_removed_moves_files_between_projects() {
     assert!(clash(&again), "{again}");
     assert!(c.shutdown().success());
 }
+
+#[test]
+fn a_document_opened_outside_every_folder_brings_its_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_project(root, "a", "QA", Some(""));
+    write_project(root, "b", "QB", Some(""));
+    // The child a directory below its parent, in project b.
+    std::fs::create_dir_all(root.join("b/sub")).expect("sub");
+    std::fs::rename(root.join("b/child.pmf"), root.join("b/sub/child.pmf")).expect("move");
+    let text = std::fs::read_to_string(root.join("b/sub/child.pmf")).expect("read");
+    // No workspace folder at all.
+    let mut c = Client::spawn(root);
+    let _ = c.request(
+        "initialize",
+        json!({"processId": null, "rootUri": null, "capabilities": {}}),
+    );
+    c.notify("initialized", json!({}));
+    let child = uri(root, "b/sub/child.pmf");
+    c.open(&child, &text);
+    let published = c.diagnostics(&child);
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
+    let def = c.request(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": child}, "position": pos(&text, "extends fleet", 0, 9)}),
+    );
+    assert_eq!(def["uri"], uri(root, "b/fleet.pmf"), "{def}");
+    assert!(c.shutdown().success());
+}
