@@ -229,4 +229,36 @@ mod tests {
         assert!(session.file("/a/f.pmf").is_none());
         assert_eq!(projects.workspace_of("/a/f.pmf"), projects.stdlib_only);
     }
+
+    #[test]
+    fn an_edit_reruns_only_its_own_projects_queries() {
+        let (db, log) = crate::db::Database::with_execution_log();
+        let mut session = Session::new(db);
+        let mut projects = Projects::new(&session);
+        let text = "policy fleet extends kwanus\n";
+        let a = ProjectKey::Directory("/a".into());
+        let b = ProjectKey::Directory("/b".into());
+        let fa = projects.set_file(&mut session, "/a/fleet.pmf", text.into(), a);
+        let fb = projects.set_file(&mut session, "/b/fleet.pmf", text.into(), b);
+        let (ws_a, ws_b) = (
+            projects.workspace_of("/a/fleet.pmf"),
+            projects.workspace_of("/b/fleet.pmf"),
+        );
+        for (ws, f) in [(ws_a, fa), (ws_b, fb)] {
+            let diags = crate::db::check_file(&session.db, ws, f);
+            assert!(
+                diags
+                    .iter()
+                    .all(|d| !d.message.contains("declared by two files")),
+                "{diags:?}"
+            );
+        }
+        session.set_file("/a/fleet.pmf", format!("{text}// edited\n"));
+        log.lock().unwrap().clear();
+        let _ = crate::db::check_file(&session.db, ws_a, fa);
+        assert!(!log.lock().unwrap().is_empty(), "the edited project re-ran");
+        log.lock().unwrap().clear();
+        let _ = crate::db::check_file(&session.db, ws_b, fb);
+        assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+    }
 }
