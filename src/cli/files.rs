@@ -4,7 +4,8 @@
 use std::path::Path;
 
 pub use pmf_compiler::project::{
-    Found, ProjectError, collect, collect_all, project_excludes, project_root, read_text,
+    Found, PROJECT_FILE, ProjectError, collect, collect_all, excluded, project_excludes,
+    project_root, read_text,
 };
 pub use pmf_syntax::diagnostics::io_reason;
 

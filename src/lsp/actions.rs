@@ -15,7 +15,7 @@ use crate::syntax::Span;
 pub fn code_actions(doc: &DocRef<'_>, range: Span) -> Vec<CodeAction> {
     let mut texts = doc.texts();
     let mut out = Vec::new();
-    for d in doc.session.check(doc.file) {
+    for d in doc.check() {
         let span = d.primary.span;
         let overlaps = span.start <= range.end && range.start <= span.end;
         if d.primary.file != doc.path || !overlaps {

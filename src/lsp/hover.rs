@@ -51,7 +51,7 @@ pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
     // The pages of the codes reported here.
     let off = offset as u32;
     let mut codes = Vec::new();
-    for d in doc.session.check(doc.file) {
+    for d in doc.check() {
         let span = d.primary.span;
         let here = d.primary.file == doc.path && span.start <= off && off <= span.end;
         if here && !codes.contains(&d.code) {
@@ -123,7 +123,7 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
                 .map(|s| (k, s)),
             _ => None,
         })?;
-    let policy: &EffectivePolicy = &resolve_stable(db, doc.session.workspace, doc.file).policy;
+    let policy: &EffectivePolicy = &resolve_stable(db, doc.ws, doc.file).policy;
     let authority = key.authority.name.as_str();
     let mut out = format!("**key** of authority `{authority}`");
     if let Some((_, a)) = policy.authorities().find(|(_, a)| a.name.name == authority)
@@ -157,13 +157,13 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
 fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
     let db = &doc.session.db;
     // In stable places: spans are mapped to byte offsets where they are used.
-    let policy: &EffectivePolicy = &resolve_stable(db, doc.session.workspace, doc.file).policy;
+    let policy: &EffectivePolicy = &resolve_stable(db, doc.ws, doc.file).policy;
     let mut out = String::new();
     match symbol {
         Symbol::Policy(name) => {
-            let place = definition_of(doc.session, doc.file, symbol)?;
+            let place = definition_of(doc.session, doc.ws, doc.file, symbol)?;
             let _ = write!(out, "**policy** `{name}`");
-            let declaring = policy_index(db, doc.session.workspace)
+            let declaring = policy_index(db, doc.ws)
                 .get(name)
                 .and_then(|f| f.first().copied());
             if let Some(h) = declaring.and_then(|f| file_header(db, f).as_ref())
@@ -247,7 +247,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
             if let Some(t) = &m.title {
                 let _ = write!(out, " — {}", t.value);
             }
-            let span = offsets(db, doc.session.workspace, &item.file, item.span);
+            let span = offsets(db, doc.ws, &item.file, item.span);
             if let Some(block) = source_block(doc.session, &item.file, span) {
                 let _ = write!(out, "\n\n{block}");
             }
@@ -311,7 +311,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
         // Answered by `key_markdown`, from the declaration at the cursor.
         Symbol::Key(..) => return None,
         Symbol::Fixture(name) => {
-            definition_of(doc.session, doc.file, symbol)?;
+            definition_of(doc.session, doc.ws, doc.file, symbol)?;
             let _ = write!(
                 out,
                 "**fixture** `{name}`\n\na named record of this file: `partner like {name} {{ ... }}` \

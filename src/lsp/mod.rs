@@ -12,6 +12,7 @@
 //! | main loop, dispatch, publishing | [`server`] |
 //! | positions, line index | [`convert`] |
 //! | documents, URIs, workspace files | [`workspace`] |
+//! | projects: which files see each other | [`projects`] |
 //! | diagnostics | [`diagnostics`] |
 //! | names in a file | [`occurrences`] |
 //! | text around the cursor | [`context`] |
@@ -31,6 +32,7 @@ pub mod docs;
 pub mod hover;
 pub mod navigation;
 pub mod occurrences;
+pub mod projects;
 pub mod server;
 pub mod symbols;
 pub mod transport;

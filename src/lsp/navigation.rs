@@ -3,13 +3,15 @@
 //! A name resolves in the effective policy of the file it is written in, so
 //! a declaration inherited from a parent (the embedded stdlib included) is
 //! found in the parent's file. References are the occurrences, in every
-//! file of the session, that resolve to the same declaration.
+//! file of the document's project, that resolve to the same declaration.
 
 use lsp_types::Location;
 
 use super::occurrences::{Symbol, at, occurrences};
 use super::workspace::DocRef;
-use crate::db::{Session, SourceFile, file_header, offsets, policy_index, resolve_stable};
+use crate::db::{
+    Session, SourceFile, Workspace, file_header, offsets, policy_index, resolve_stable,
+};
 use crate::model::Sourced;
 use crate::syntax::Span;
 use crate::syntax::ast::{FieldDecl, TypeExprKind};
@@ -23,11 +25,17 @@ pub struct Place {
     pub span: Span,
 }
 
-/// The declaration `symbol` resolves to in `file`'s effective policy.
-pub fn definition_of(session: &Session, file: SourceFile, symbol: &Symbol) -> Option<Place> {
+/// The declaration `symbol` resolves to in `file`'s effective policy, in
+/// the project `ws`.
+pub fn definition_of(
+    session: &Session,
+    ws: Workspace,
+    file: SourceFile,
+    symbol: &Symbol,
+) -> Option<Place> {
     let db = &session.db;
     if let Symbol::Policy(name) = symbol {
-        let declaring = *policy_index(db, session.workspace).get(name)?.first()?;
+        let declaring = *policy_index(db, ws).get(name)?.first()?;
         let header = file_header(db, declaring).as_ref()?;
         return Some(Place {
             file: declaring.path(db).clone(),
@@ -46,11 +54,11 @@ pub fn definition_of(session: &Session, file: SourceFile, symbol: &Symbol) -> Op
     }
     // The policy in stable places (edits rarely change it); the name's
     // span mapped to byte offsets.
-    let policy = &resolve_stable(db, session.workspace, file).policy;
+    let policy = &resolve_stable(db, ws, file).policy;
     let (item, span) = declaration(policy, symbol)?;
     Some(Place {
         file: item.file.clone(),
-        span: offsets(db, session.workspace, &item.file, span),
+        span: offsets(db, ws, &item.file, span),
     })
 }
 
@@ -112,7 +120,7 @@ pub fn field_decl<'p>(
 /// `textDocument/definition`: the declaration of the name at `offset`.
 pub fn definition(doc: &DocRef<'_>, offset: usize) -> Option<Location> {
     let occ = at(occurrences(&doc.session.db, doc.file), offset)?;
-    let place = definition_of(doc.session, doc.file, &occ.symbol)?;
+    let place = definition_of(doc.session, doc.ws, doc.file, &occ.symbol)?;
     doc.texts().location(&place.file, place.span, doc.enc)
 }
 
@@ -125,10 +133,10 @@ pub fn references(doc: &DocRef<'_>, offset: usize, include_declaration: bool) ->
         return Vec::new();
     };
     let symbol = occ.symbol.clone();
-    let target = definition_of(doc.session, doc.file, &symbol);
+    let target = definition_of(doc.session, doc.ws, doc.file, &symbol);
     let mut texts = doc.texts();
     let mut out = Vec::new();
-    for &file in doc.session.workspace.files(db) {
+    for &file in doc.ws.files(db) {
         let found: Vec<Span> = occurrences(db, file)
             .iter()
             .filter(|o| o.symbol == symbol && (include_declaration || !o.def))
@@ -138,7 +146,7 @@ pub fn references(doc: &DocRef<'_>, offset: usize, include_declaration: bool) ->
             continue;
         }
         // Names without a declaration (actions, types, ...) match by name.
-        if target.is_some() && definition_of(doc.session, file, &symbol) != target {
+        if target.is_some() && definition_of(doc.session, doc.ws, file, &symbol) != target {
             continue;
         }
         let path = file.path(db).clone();

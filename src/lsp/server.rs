@@ -1,8 +1,10 @@
 //! The server: the initialize handshake, the main loop and the dispatch of
 //! requests and notifications.
 //!
-//! One long-lived [`Session`] holds every file; an edit sets the file's
-//! text, and salsa re-runs only the queries that read it. Messages are
+//! One long-lived [`Session`] holds every file, each in its project
+//! ([`super::projects`]: the files `pmf check` would check together); an
+//! edit sets the file's text, and salsa re-runs only the queries of its
+//! project that read it. Messages are
 //! handled in order on the main loop. Diagnostics are published once no
 //! message is waiting, so a burst of edits is checked once, for its last
 //! version. Every handler runs inside `catch_unwind`: a panic answers the
@@ -33,12 +35,14 @@ use serde_json::Value;
 
 use super::convert::{Encoding, LineIndex};
 use super::diagnostics::{group_by_file, to_lsp};
+use super::projects::{ProjectKey, Projects, project_key};
 use super::workspace::{
-    DocRef, Document, Documents, STDLIB_SCHEME, Texts, folder_paths, load_directory, load_folders,
-    path_of_uri, read_disk, uri_of_path,
+    DocRef, Document, Documents, STDLIB_SCHEME, Texts, check_in, folder_paths, load_directory,
+    load_folders, path_of_uri, read_disk, uri_of_path,
 };
 use super::{actions, completion, hover, navigation, symbols};
-use crate::db::Session;
+use crate::cli::files::PROJECT_FILE;
+use crate::db::{Session, SourceFile};
 use crate::stdlib::{KWANUS_PATH, KWANUS_SOURCE};
 
 /// How long to wait, after a change, for a message already on its way
@@ -159,6 +163,8 @@ pub fn serve(connection: &Connection) -> Result<Ending, String> {
 /// The state of a running server.
 pub struct Server {
     session: Session,
+    /// The project of every file, each with its workspace input.
+    projects: Projects,
     enc: Encoding,
     docs: Documents,
     /// Paths of documents edited, opened or saved since the last publish:
@@ -171,8 +177,13 @@ pub struct Server {
     shutdown: bool,
     /// The workspace folders.
     roots: Vec<PathBuf>,
-    /// Directories whose `*.pmf` files were loaded for a document opened
-    /// outside the workspace folders.
+    /// Directories whose `*.pmf` files were loaded recursively: the
+    /// workspace folders, and the project roots of documents opened
+    /// outside them.
+    walked: Vec<PathBuf>,
+    /// Directories under no `pmf.toml` whose `*.pmf` files (not their
+    /// subdirectories') were loaded for a document opened outside the
+    /// workspace folders.
     sibling_dirs: HashSet<PathBuf>,
     /// Lint levels from the workspace's `pmf.toml`, as `pmf check` applies them.
     lints: crate::diagnostics::config::Config,
@@ -185,8 +196,11 @@ pub struct Server {
 impl Server {
     /// A server with an empty workspace, speaking `enc` positions.
     pub fn new(enc: Encoding) -> Self {
+        let session = Session::default();
+        let projects = Projects::new(&session);
         Server {
-            session: Session::default(),
+            session,
+            projects,
             enc,
             docs: Documents::new(),
             touched: HashSet::new(),
@@ -194,6 +208,7 @@ impl Server {
             published: HashMap::new(),
             shutdown: false,
             roots: Vec::new(),
+            walked: Vec::new(),
             sibling_dirs: HashSet::new(),
             lints: Default::default(),
             queue: Default::default(),
@@ -201,14 +216,42 @@ impl Server {
         }
     }
 
-    /// Load the `*.pmf` files of the workspace folders (URIs).
+    /// Load the `*.pmf` files of the workspace folders (URIs), each into
+    /// its project.
     pub fn load_workspace(&mut self, folders: &[String]) {
         self.roots = folder_paths(folders);
-        for (path, text) in load_folders(&self.roots) {
-            self.session.set_file(&path, text);
+        self.walked = self.roots.clone();
+        let found = load_folders(&self.roots);
+        self.add_found(found);
+        self.load_lints();
+    }
+
+    /// Add files read from disk, each to its project; open documents keep
+    /// the editor's text.
+    fn add_found(&mut self, found: Vec<(String, String)>) {
+        // Files found by a walk are never excluded, and the files of one
+        // directory share their project.
+        let mut by_dir: HashMap<PathBuf, ProjectKey> = HashMap::new();
+        for (path, text) in found {
+            if self.docs.contains_key(&path) {
+                continue;
+            }
+            let dir = Path::new(&path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let key = by_dir
+                .entry(dir)
+                .or_insert_with(|| project_key(&path, &self.roots, false))
+                .clone();
+            self.projects.set_file(&mut self.session, &path, text, key);
         }
-        // The same lint levels as `pmf check` run from the workspace root; an
-        // unreadable or invalid `pmf.toml` leaves the defaults.
+    }
+
+    /// Read the lint levels `pmf check` run from the first workspace folder
+    /// applies; an unreadable or invalid `pmf.toml` leaves the defaults.
+    fn load_lints(&mut self) {
+        self.lints = Default::default();
         if let Some(config) = self
             .roots
             .first()
@@ -221,23 +264,56 @@ impl Server {
         }
     }
 
-    /// Load the siblings of a document opened outside every workspace
-    /// folder, once per directory, so that its parents resolve.
-    fn load_siblings(&mut self, path: &str) {
-        let Some(dir) = Path::new(path).parent() else {
+    /// Load the files of the project `key` when no walk has yet, so that
+    /// a document opened outside the workspace folders resolves its
+    /// parents: the tree under its `pmf.toml` or, under none, the files of
+    /// its directory (once each).
+    fn load_project(&mut self, key: &ProjectKey) {
+        let ProjectKey::Directory(dir) = key else {
             return;
         };
-        if !Path::new(path).is_absolute()
-            || self.roots.iter().any(|r| dir.starts_with(r))
-            || !self.sibling_dirs.insert(dir.to_path_buf())
-        {
+        if self.walked.iter().any(|w| dir.starts_with(w)) {
             return;
         }
-        for (sibling, text) in load_directory(dir) {
-            if sibling != path && self.session.file(&sibling).is_none() {
-                self.session.set_file(&sibling, text);
+        if dir.join(PROJECT_FILE).is_file() {
+            self.walked.push(dir.clone());
+            let found = load_folders(std::slice::from_ref(dir));
+            self.add_found(found);
+        } else if self.sibling_dirs.insert(dir.clone()) {
+            let found = load_directory(dir);
+            self.add_found(found);
+        }
+    }
+
+    /// Sort every file into its project again after a `pmf.toml` appeared,
+    /// changed or went away: walk again (the excluded folders may differ),
+    /// drop the files no walk finds any more (unless open), and move each
+    /// file to the project the rule now gives it.
+    fn relayout(&mut self) {
+        let mut found = load_folders(&self.walked);
+        for dir in &self.sibling_dirs {
+            found.extend(load_directory(dir));
+        }
+        let on_disk: HashSet<String> = found.iter().map(|(p, _)| p.clone()).collect();
+        for path in self.projects.paths() {
+            if !on_disk.contains(&path) && !self.docs.contains_key(&path) {
+                self.projects.remove_file(&mut self.session, &path);
             }
         }
+        self.add_found(found);
+        let open: Vec<(String, SourceFile)> = self
+            .docs
+            .values()
+            .filter(|d| !d.read_only)
+            .map(|d| (d.path.clone(), d.file))
+            .collect();
+        for (path, file) in open {
+            let key = project_key(&path, &self.roots, true);
+            self.load_project(&key);
+            self.projects.assign(&mut self.session, &path, file, key);
+        }
+        self.load_lints();
+        self.dirty = true;
     }
 
     fn run(&mut self, connection: &Connection) -> Result<Ending, String> {
@@ -475,7 +551,8 @@ impl Server {
 
     /// The document at `path` as requests see it.
     fn doc<'a>(&'a self, path: &'a str) -> Option<DocRef<'a>> {
-        DocRef::new(&self.session, &self.docs, path, self.enc)
+        let ws = self.projects.workspace_of(path);
+        DocRef::new(&self.session, ws, &self.docs, path, self.enc)
     }
 
     fn at_position<R: serde::Serialize>(
@@ -541,10 +618,11 @@ impl Server {
         let file = if read_only {
             self.session.stdlib
         } else {
+            let key = project_key(&path, &self.roots, true);
             if uri.starts_with("file:") {
-                self.load_siblings(&path);
+                self.load_project(&key);
             }
-            self.session.set_file(&path, text)
+            self.projects.set_file(&mut self.session, &path, text, key)
         };
         let index = LineIndex::new(file.text(&self.session.db));
         self.docs.insert(
@@ -600,12 +678,14 @@ impl Server {
             return;
         };
         if !doc.read_only {
-            // Back to what is on disk, or out of the workspace.
+            // Back to what is on disk, or out of the workspace (a document
+            // alone, in an excluded folder, too).
+            let alone = matches!(self.projects.key_of(&path), Some(ProjectKey::Alone(_)));
             match read_disk(&path) {
-                Some(text) => {
+                Some(text) if !alone => {
                     self.session.set_file(&path, text);
                 }
-                None => self.session.remove_file(&path),
+                _ => self.projects.remove_file(&mut self.session, &path),
             }
         }
         self.dirty = true;
@@ -613,17 +693,30 @@ impl Server {
 
     fn disk_changed(&mut self, uri: &str, kind: FileChangeType) {
         let path = path_of_uri(uri);
+        if uri.starts_with("file:") && Path::new(&path).ends_with(PROJECT_FILE) {
+            self.relayout();
+            return;
+        }
         if self.docs.contains_key(&path) || !path.ends_with(".pmf") || path == KWANUS_PATH {
             return;
         }
         match (kind, read_disk(&path)) {
             (FileChangeType::Deleted, _) | (_, None) => {
                 if self.session.file(&path).is_some() {
-                    self.session.remove_file(&path);
+                    self.projects.remove_file(&mut self.session, &path);
                 }
             }
             (_, Some(text)) => {
-                self.session.set_file(&path, text);
+                if self.projects.key_of(&path).is_some() {
+                    self.session.set_file(&path, text);
+                } else {
+                    // A new file: into its project, unless excluded.
+                    let key = project_key(&path, &self.roots, true);
+                    if matches!(key, ProjectKey::Alone(_)) {
+                        return;
+                    }
+                    self.projects.set_file(&mut self.session, &path, text, key);
+                }
             }
         }
         self.dirty = true;
@@ -636,7 +729,8 @@ impl Server {
         let touched = std::mem::take(&mut self.touched);
         let mut all = Vec::new();
         for doc in self.docs.values().filter(|d| !d.read_only) {
-            all.extend(self.session.check(doc.file));
+            let ws = self.projects.workspace_of(&doc.path);
+            all.extend(check_in(&self.session, ws, doc.file));
         }
         self.lints.apply(&mut all);
         let groups = group_by_file(all);
@@ -701,9 +795,10 @@ impl Server {
 /// The id of the request that registers the file watchers.
 pub const WATCHERS_REQUEST: &str = "pmf/watch-pmf-files";
 
-/// Ask the client to report `*.pmf` files created, changed or deleted on
-/// disk (`workspace/didChangeWatchedFiles`): files that are not open are
-/// read again, so their children see the change.
+/// Ask the client to report `*.pmf` and `pmf.toml` files created, changed
+/// or deleted on disk (`workspace/didChangeWatchedFiles`): policy files
+/// that are not open are read again, so their children see the change; a
+/// `pmf.toml` sorts the files into their projects again.
 fn register_watchers() -> Request {
     Request::new(
         RequestId::from(WATCHERS_REQUEST.to_string()),
@@ -712,7 +807,10 @@ fn register_watchers() -> Request {
             "registrations": [{
                 "id": WATCHERS_REQUEST,
                 "method": "workspace/didChangeWatchedFiles",
-                "registerOptions": {"watchers": [{"globPattern": "**/*.pmf"}]},
+                "registerOptions": {"watchers": [
+                    {"globPattern": "**/*.pmf"},
+                    {"globPattern": "**/pmf.toml"},
+                ]},
             }],
         }),
     )

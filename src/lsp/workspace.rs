@@ -1,6 +1,7 @@
 //! Documents and files: URIs ↔ session paths, open documents with their
 //! versions and line indexes, and the `*.pmf` files of the workspace folders
-//! loaded from disk so that `extends` of sibling policies resolves.
+//! loaded from disk so that `extends` of sibling policies resolves (each
+//! file in its project: see [`super::projects`]).
 //!
 //! A `file://` URI maps to its decoded filesystem path (the path `pmf check`
 //! would print); the embedded stdlib `<stdlib>/kwanus.pmf` is served as the
@@ -14,7 +15,8 @@ use std::path::{Path, PathBuf};
 use lsp_types::{Location, Position, Range};
 
 use super::convert::{Encoding, LineIndex};
-use crate::db::{Session, SourceFile};
+use crate::db::{Session, SourceFile, Workspace};
+use crate::diagnostics::Diagnostic;
 use crate::stdlib::KWANUS_PATH;
 use crate::syntax::Span;
 
@@ -98,6 +100,8 @@ impl<'a> Texts<'a> {
 pub struct DocRef<'a> {
     /// The session.
     pub session: &'a Session,
+    /// The document's project: the files its names resolve among.
+    pub ws: Workspace,
     /// Every open document.
     pub docs: &'a Documents,
     /// The document's session path.
@@ -113,9 +117,11 @@ pub struct DocRef<'a> {
 }
 
 impl<'a> DocRef<'a> {
-    /// The document at `path` (open or not), if the session has it.
+    /// The document at `path` (open or not) in the project `ws`, if the
+    /// session has it.
     pub fn new(
         session: &'a Session,
+        ws: Workspace,
         docs: &'a Documents,
         path: &'a str,
         enc: Encoding,
@@ -129,6 +135,7 @@ impl<'a> DocRef<'a> {
         };
         Some(DocRef {
             session,
+            ws,
             docs,
             path,
             file,
@@ -136,6 +143,11 @@ impl<'a> DocRef<'a> {
             index,
             enc,
         })
+    }
+
+    /// Every diagnostic of the document, checked with its project.
+    pub fn check(&self) -> Vec<Diagnostic> {
+        check_in(self.session, self.ws, self.file)
     }
 
     /// The byte offset of `pos`.
@@ -152,6 +164,13 @@ impl<'a> DocRef<'a> {
     pub fn texts(&self) -> Texts<'a> {
         Texts::new(self.session, self.docs)
     }
+}
+
+/// Every diagnostic of `file`, checked with the files of the project `ws`
+/// (new chunks of the session parsed on all cores first).
+pub fn check_in(session: &Session, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+    session.prepare();
+    crate::db::check_file(&session.db, ws, file).clone()
 }
 
 /// The session path of a document URI.
@@ -275,8 +294,10 @@ pub fn folder_paths(folder_uris: &[String]) -> Vec<PathBuf> {
 }
 
 /// The `*.pmf` files under `roots`, searched recursively as `pmf check`
-/// does (sorted, deduplicated, at most [`MAX_WORKSPACE_FILES`]), with their
-/// text. Unreadable, oversized and non-UTF-8 files are skipped.
+/// does (sorted, deduplicated, at most [`MAX_WORKSPACE_FILES`], skipping
+/// the folders projects exclude), with their text. Unreadable, oversized
+/// and non-UTF-8 files are skipped; so is a root under a `pmf.toml` that
+/// is not valid (`pmf check` refuses it too).
 pub fn load_folders(roots: &[PathBuf]) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for root in roots {

@@ -902,6 +902,10 @@ fn file_watchers_are_registered_when_the_client_can() {
         reg["registerOptions"]["watchers"][0]["globPattern"], "**/*.pmf",
         "{registration}"
     );
+    assert_eq!(
+        reg["registerOptions"]["watchers"][1]["globPattern"], "**/pmf.toml",
+        "{registration}"
+    );
     // The client answers; the server goes on.
     let id = registration["id"].clone();
     c.send(json!({"jsonrpc": "2.0", "id": id, "result": null}));
@@ -1167,5 +1171,209 @@ fn slips_have_quick_fixes_from_their_structured_fixes() {
         actions[0]["edit"]["changes"][doc.as_str()],
         json!([{"range": range(2, 15, 2, 37), "newText": "\"The threads tremble.\""}])
     );
+    assert!(c.shutdown().success());
+}
+
+/// Write the project `name` in `root`: `pmf.toml` (`toml`), `fleet.pmf`
+/// declaring `policy fleet` with the authority `authority`, and
+/// `child.pmf` declaring `policy child extends fleet` that uses it.
+fn write_project(root: &Path, name: &str, authority: &str, toml: Option<&str>) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("project dir");
+    if let Some(toml) = toml {
+        std::fs::write(dir.join("pmf.toml"), toml).expect("write pmf.toml");
+    }
+    let fleet = BASE
+        .replace("policy base", "policy fleet")
+        .replace("QA", authority);
+    let child = CHILD
+        .replace("extends base", "extends fleet")
+        .replace("QAA", authority)
+        .replace("powr", "power");
+    std::fs::write(dir.join("fleet.pmf"), fleet).expect("write fleet");
+    std::fs::write(dir.join("child.pmf"), child).expect("write child");
+}
+
+/// The URIs of the locations in `result`.
+fn location_uris(result: &Value) -> Vec<String> {
+    result
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|loc| loc["uri"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn projects_in_one_folder_keep_their_names_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // Two projects declaring the same policies, each child using an
+    // authority only its own `fleet` declares.
+    write_project(root, "a", "QA", Some(""));
+    write_project(
+        root,
+        "b",
+        "QB",
+        Some("[project]\nexclude = [\"fixtures\"]\n"),
+    );
+    // Broken on purpose, and declaring `fleet` too: excluded by project b.
+    std::fs::create_dir_all(root.join("b/fixtures")).expect("fixtures");
+    let broken_text = "policy fleet extends kwanus\n\nauthority\n";
+    std::fs::write(root.join("b/fixtures/broken.pmf"), broken_text).expect("write broken");
+    // Under no `pmf.toml`: the workspace folder's own project.
+    std::fs::create_dir_all(root.join("loose")).expect("loose");
+    std::fs::write(root.join("loose/base.pmf"), BASE).expect("write base");
+    let loose_child = CHILD.replace("QAA", "QA").replace("powr", "power");
+    std::fs::write(root.join("loose/child.pmf"), &loose_child).expect("write child");
+
+    let (mut c, _) = Client::start(root, json!({}));
+    let text = |name: &str| std::fs::read_to_string(root.join(name)).expect("read");
+    for name in [
+        "a/fleet.pmf",
+        "a/child.pmf",
+        "b/fleet.pmf",
+        "b/child.pmf",
+        "loose/child.pmf",
+    ] {
+        let u = uri(root, name);
+        c.open(&u, &text(name));
+        let published = c.diagnostics(&u);
+        assert_eq!(published["diagnostics"], json!([]), "{name}: {published}");
+    }
+    // `extends fleet` goes to the project's own `fleet`.
+    for project in ["a", "b"] {
+        let child = format!("{project}/child.pmf");
+        let def = c.request(
+            "textDocument/definition",
+            json!({"textDocument": {"uri": uri(root, &child)},
+                   "position": pos(&text(&child), "extends fleet", 0, 9)}),
+        );
+        assert_eq!(
+            def["uri"],
+            uri(root, &format!("{project}/fleet.pmf")),
+            "{def}"
+        );
+        assert_eq!(def["range"], range(0, 7, 0, 12), "{def}");
+    }
+    // References of the category `quality` (declared in every project)
+    // stay in the project.
+    let refs = c.request(
+        "textDocument/references",
+        json!({"textDocument": {"uri": uri(root, "b/child.pmf")},
+               "position": pos(&text("b/child.pmf"), "touches quality", 0, 9),
+               "context": {"includeDeclaration": true}}),
+    );
+    let mut found = location_uris(&refs);
+    found.sort();
+    found.dedup();
+    assert_eq!(
+        found,
+        [uri(root, "b/child.pmf"), uri(root, "b/fleet.pmf")],
+        "{refs}"
+    );
+    // Hover on the parent names the project's own file.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri(root, "a/child.pmf")},
+               "position": pos(&text("a/child.pmf"), "extends fleet", 0, 9)}),
+    );
+    assert!(markdown(&hover).contains("**policy** `fleet`"), "{hover}");
+    // The loose child resolves its sibling.
+    let def = c.request(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": uri(root, "loose/child.pmf")},
+               "position": pos(&loose_child, "extends base", 0, 9)}),
+    );
+    assert_eq!(def["uri"], uri(root, "loose/base.pmf"), "{def}");
+    // The excluded file is not loaded: nothing was published about it.
+    let broken = uri(root, "b/fixtures/broken.pmf");
+    assert!(
+        !c.backlog
+            .iter()
+            .any(|m| m["params"]["uri"] == broken.as_str()),
+        "{:?}",
+        c.backlog
+    );
+    // Opened, it is checked alone: its own syntax error, no clash with
+    // project b's `fleet`.
+    c.open(&broken, broken_text);
+    let diags = c.diagnostics(&broken)["diagnostics"].clone();
+    assert!(
+        !diags.to_string().contains("declared by two files"),
+        "{diags}"
+    );
+    assert!(!codes_and_ranges(&diags).is_empty(), "{diags}");
+    assert!(c.shutdown().success());
+}
+
+#[test]
+fn a_pmf_toml_written_or_removed_moves_files_between_projects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // No `pmf.toml` yet: one project, two `fleet` policies.
+    write_project(root, "a", "QA", None);
+    write_project(root, "b", "QB", None);
+    let (mut c, _) = Client::start(
+        root,
+        json!({"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": true}}}),
+    );
+    let fleet = uri(root, "b/fleet.pmf");
+    let text = std::fs::read_to_string(root.join("b/fleet.pmf")).expect("read");
+    c.open(&fleet, &text);
+    let clash = |published: &Value| {
+        published["diagnostics"]
+            .to_string()
+            .contains("policy `fleet` is declared by two files")
+    };
+    let first = c.diagnostics(&fleet);
+    assert!(clash(&first), "{first}");
+    // `a` becomes a project of its own: the names no longer clash.
+    std::fs::write(root.join("a/pmf.toml"), "").expect("write pmf.toml");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(root, "a/pmf.toml"), "type": 1}]}),
+    );
+    let apart = c.diagnostics(&fleet);
+    assert_eq!(apart["diagnostics"], json!([]), "{apart}");
+    // And back.
+    std::fs::remove_file(root.join("a/pmf.toml")).expect("remove pmf.toml");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(root, "a/pmf.toml"), "type": 3}]}),
+    );
+    let again = c.diagnostics(&fleet);
+    assert!(clash(&again), "{again}");
+    assert!(c.shutdown().success());
+}
+
+#[test]
+fn a_document_opened_outside_every_folder_brings_its_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_project(root, "a", "QA", Some(""));
+    write_project(root, "b", "QB", Some(""));
+    // The child a directory below its parent, in project b.
+    std::fs::create_dir_all(root.join("b/sub")).expect("sub");
+    std::fs::rename(root.join("b/child.pmf"), root.join("b/sub/child.pmf")).expect("move");
+    let text = std::fs::read_to_string(root.join("b/sub/child.pmf")).expect("read");
+    // No workspace folder at all.
+    let mut c = Client::spawn(root);
+    let _ = c.request(
+        "initialize",
+        json!({"processId": null, "rootUri": null, "capabilities": {}}),
+    );
+    c.notify("initialized", json!({}));
+    let child = uri(root, "b/sub/child.pmf");
+    c.open(&child, &text);
+    let published = c.diagnostics(&child);
+    assert_eq!(published["diagnostics"], json!([]), "{published}");
+    let def = c.request(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": child}, "position": pos(&text, "extends fleet", 0, 9)}),
+    );
+    assert_eq!(def["uri"], uri(root, "b/fleet.pmf"), "{def}");
     assert!(c.shutdown().success());
 }

@@ -140,6 +140,17 @@ fn inherited_excludes(dir: &Path) -> Result<Vec<PathBuf>, ProjectError> {
     Ok(excludes)
 }
 
+/// True when a project at or above `path` excludes a folder holding it: a
+/// walk would skip it. An unreadable or invalid `pmf.toml` excludes
+/// nothing here (a walk reports it).
+pub fn excluded(path: &Path) -> bool {
+    let Ok(absolute) = std::path::absolute(path) else {
+        return false;
+    };
+    inherited_excludes(&absolute)
+        .is_ok_and(|excludes| excludes.iter().any(|e| absolute.starts_with(e)))
+}
+
 /// Walk `dir`; a directory that cannot be listed goes to `problems` when
 /// given, else ends the walk. `excludes` holds the folders the projects
 /// met so far exclude (absolute; a project's `pmf.toml` is read once, when

@@ -71,9 +71,13 @@ async function start(): Promise<void> {
       { scheme: 'untitled', language: 'pmf' },
     ],
     // Parents resolve across files (`extends`), so the server hears of every
-    // .pmf file of the workspace changing, open or not.
+    // .pmf file of the workspace changing, open or not; a `pmf.toml` created,
+    // changed or deleted moves files between projects.
     synchronize: {
-      fileEvents: vscode.workspace.createFileSystemWatcher('**/*.pmf'),
+      fileEvents: [
+        vscode.workspace.createFileSystemWatcher('**/*.pmf'),
+        vscode.workspace.createFileSystemWatcher('**/pmf.toml'),
+      ],
     },
     outputChannel: output,
   };

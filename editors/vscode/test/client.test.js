@@ -104,7 +104,10 @@ async function test(name, body) {
       client.clientOptions.documentSelector.map((s) => s.language),
       ['pmf', 'pmf'],
     );
-    assert.equal(client.clientOptions.synchronize.fileEvents.glob, '**/*.pmf');
+    assert.deepEqual(
+      client.clientOptions.synchronize.fileEvents.map((w) => w.glob),
+      ['**/*.pmf', '**/pmf.toml'],
+    );
     assert.ok(log.some((e) => e.event === 'start' && e.client === client));
     assert.ok(log.some((e) => e.event === 'command' && e.command === 'pmf.restartServer'));
   });
