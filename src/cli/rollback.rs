@@ -407,6 +407,11 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
         for ev in &mut events {
             stored.push(batch.append(&mut chain, ev).map_err(|e| UsageError(e.0))?);
         }
+        // The run is recorded as any plan's is (`verify` holds the
+        // progress rows to the lineage).
+        batch
+            .set_progress(&r.plan.hash, &e.id, "rolled_back")
+            .map_err(|e| UsageError(e.0))?;
         if r.format == OutputFormat::Human {
             println!(
                 "↩ {} rolled back {} → {}",

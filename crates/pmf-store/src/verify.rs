@@ -90,6 +90,20 @@ struct Recorded {
     legacy: bool,
     plan: Option<String>,
     last_global: i64,
+    /// Per plan applied to the partner (an index into the plans met), the
+    /// outcome its last state-bearing event of that plan records and
+    /// where: what the partner's `progress` row must say.
+    outcomes: Vec<PlanOutcome>,
+}
+
+/// What the lineage records of one plan's run on one partner.
+#[derive(Debug, Default)]
+struct PlanOutcome {
+    plan: u32,
+    outcome: Option<String>,
+    global_seq: i64,
+    seq: i64,
+    legacy: bool,
 }
 
 fn at(global_seq: i64, reason: String) -> Broken {
@@ -175,6 +189,7 @@ impl Store {
         let mut approvals_checked = 0usize;
         let mut verified: HashMap<(String, String, String), bool> = HashMap::new();
         let mut chain_broken = false;
+        let mut plans: HashMap<String, u32> = HashMap::new();
         while let Some(r) = rows.next()? {
             let global_seq: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -248,6 +263,23 @@ impl Store {
                 }
                 if e.state.is_some() {
                     known.state.clone_from(&e.state);
+                    // A run that ends with an outcome (a rollback records
+                    // none, and keeps no progress).
+                    if let (Some(plan), Some(_)) = (&e.plan_hash, &e.outcome) {
+                        let next = plans.len() as u32;
+                        let plan = *plans.entry(plan.clone()).or_insert(next);
+                        let run = PlanOutcome {
+                            plan,
+                            outcome: e.outcome.clone(),
+                            global_seq,
+                            seq,
+                            legacy: global_seq <= legacy_count,
+                        };
+                        match known.outcomes.iter_mut().find(|o| o.plan == plan) {
+                            Some(o) => *o = run,
+                            None => known.outcomes.push(run),
+                        }
+                    }
                 }
                 known.stable.extend(e.stable.iter().cloned());
                 if let Some(sig) = &e.signature {
@@ -415,6 +447,7 @@ impl Store {
 
         // Current rows held to the lineage.
         self.check_rows(&partners, legacy_count > 0, &mut problems)?;
+        self.check_progress(&partners, &plans, &mut problems)?;
 
         let broken = problems.first().cloned();
         Ok(Verification {
@@ -439,6 +472,79 @@ impl Store {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every `progress` row (what a re-run of a plan skips) says what the
+    /// lineage records of that plan's run on that partner, and every run the
+    /// lineage records has its row: a row deleted, inserted or edited is
+    /// reported, though apply itself falls back on the lineage.
+    fn check_progress(
+        &self,
+        recorded: &HashMap<String, Recorded>,
+        plans: &HashMap<String, u32>,
+        problems: &mut Vec<Broken>,
+    ) -> Result<(), StoreError> {
+        let short = |plan: &str| plan.get(..12).unwrap_or(plan).to_string();
+        let mut matched: std::collections::HashSet<(String, u32)> = Default::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT plan_hash, partner_id, outcome FROM progress ORDER BY plan_hash, partner_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let plan: String = r.get(0)?;
+            let partner: String = r.get(1)?;
+            let outcome: String = r.get(2)?;
+            let run = plans.get(&plan).and_then(|&p| {
+                recorded
+                    .get(&partner)
+                    .and_then(|rec| rec.outcomes.iter().find(|o| o.plan == p))
+            });
+            let Some(run) = run else {
+                problems.push(Broken {
+                    global_seq: 0,
+                    partner: Some(partner.clone()),
+                    seq: None,
+                    reason: format!(
+                        "partner `{partner}` has a progress row for plan {} (`{outcome}`) but no lineage event of that plan (inserted)",
+                        short(&plan)
+                    ),
+                });
+                continue;
+            };
+            matched.insert((partner.clone(), run.plan));
+            if !run.legacy && run.outcome.as_deref() != Some(outcome.as_str()) {
+                problems.push(Broken {
+                    global_seq: run.global_seq,
+                    partner: Some(partner.clone()),
+                    seq: Some(run.seq),
+                    reason: format!(
+                        "the progress row of partner `{partner}` for plan {} says `{outcome}`, but its lineage records `{}` (edited)",
+                        short(&plan),
+                        run.outcome.as_deref().unwrap_or("no outcome")
+                    ),
+                });
+            }
+        }
+        let names: HashMap<u32, &str> = plans.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let mut missing: Vec<Broken> = Vec::new();
+        for (partner, rec) in recorded {
+            for run in rec.outcomes.iter().filter(|o| !o.legacy) {
+                if !matched.contains(&(partner.clone(), run.plan)) {
+                    missing.push(Broken {
+                        global_seq: run.global_seq,
+                        partner: Some(partner.clone()),
+                        seq: Some(run.seq),
+                        reason: format!(
+                            "partner `{partner}`'s run of plan {} is in the lineage but its progress row is missing (deleted)",
+                            short(names.get(&run.plan).copied().unwrap_or_default())
+                        ),
+                    });
+                }
+            }
+        }
+        missing.sort_by_key(|b| b.global_seq);
+        problems.extend(missing);
+        Ok(())
     }
 
     fn check_rows(
