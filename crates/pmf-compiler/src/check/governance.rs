@@ -294,7 +294,10 @@ fn missing_approvers(cx: &Context<'_>, approvals: &[Approval<'_>]) -> Vec<Diagno
                             m.name.name
                         ),
                     )
-                    .with_label(format!("`{}` governs `{c}` and is missing here", governors[0]))
+                    .with_label(format!(
+                        "`{}` governs `{c}` and is missing here",
+                        governors[0]
+                    ))
                     .with_help(format!(
                         "add `{}` to the approvers, or write `approve by governing`",
                         governors[0]

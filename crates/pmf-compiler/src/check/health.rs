@@ -263,7 +263,11 @@ fn band_gaps(
     }
     let mut out = Vec::new();
     for &Step {
-        lo, band: b, next, prev, ..
+        lo,
+        band: b,
+        next,
+        prev,
+        ..
     } in coverage.steps.iter().filter(|s| s.lo > s.next)
     {
         let mut d = Diagnostic::new(
@@ -318,38 +322,40 @@ fn bands_overlap(file: &str, coverage: &Coverage<'_>) -> Vec<Diagnostic> {
         .steps
         .iter()
         .filter(|s| s.lo < s.next)
-        .map(|&Step {
+        .map(
+            |&Step {
                  lo,
                  hi,
                  band: b,
                  next,
                  prev,
              }| {
-            let p = prev.unwrap_or(b);
-            Diagnostic::new(
-                Code::BandOverlap,
-                file,
-                b.span,
-                format!(
-                    "scores {lo}..={} fall in both `{}` and `{}`",
-                    hi.min(next - 1),
+                let p = prev.unwrap_or(b);
+                Diagnostic::new(
+                    Code::BandOverlap,
+                    file,
+                    b.span,
+                    format!(
+                        "scores {lo}..={} fall in both `{}` and `{}`",
+                        hi.min(next - 1),
+                        p.status.name,
+                        b.status.name
+                    ),
+                )
+                .with_label(format!("`{}` starts at {lo}", b.status.name))
+                .with_secondary(
+                    file,
+                    p.span,
+                    format!("`{}` reaches {}", p.status.name, next - 1),
+                )
+                .with_help(format!(
+                    "start `{}` at {} or end `{}` at {}",
+                    b.status.name,
+                    next,
                     p.status.name,
-                    b.status.name
-                ),
-            )
-            .with_label(format!("`{}` starts at {lo}", b.status.name))
-            .with_secondary(
-                file,
-                p.span,
-                format!("`{}` reaches {}", p.status.name, next - 1),
-            )
-            .with_help(format!(
-                "start `{}` at {} or end `{}` at {}",
-                b.status.name,
-                next,
-                p.status.name,
-                lo - 1
-            ))
-        })
+                    lo - 1
+                ))
+            },
+        )
         .collect()
 }

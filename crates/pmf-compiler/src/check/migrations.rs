@@ -81,7 +81,11 @@ impl<'a> Detection<'a> {
     }
 
     /// [`proposed_order`] from `listed`, and whether it shadows nothing.
-    fn proposal(&self, cx: &Context<'a>, listed: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, bool) {
+    fn proposal(
+        &self,
+        cx: &Context<'a>,
+        listed: impl Iterator<Item = &'a str>,
+    ) -> (Vec<&'a str>, bool) {
         let proposal = proposed_order(listed, cx.migration_names(), &self.detectable, &|a, b| {
             self.shadows(a, b)
         });
@@ -409,9 +413,7 @@ fn rule_actions(kind: RuleKind) -> (&'static [&'static str], &'static str) {
 fn unknown_rule_actions(cx: &Context<'_>) -> Vec<Diagnostic> {
     cx.policy
         .rules()
-        .filter_map(|(s, kind, rule)| {
-            unknown_action(&s.file, &rule.action, rule_actions(kind).0)
-        })
+        .filter_map(|(s, kind, rule)| unknown_action(&s.file, &rule.action, rule_actions(kind).0))
         .collect()
 }
 
