@@ -2,10 +2,12 @@
 //! reachable from detection, continuity is reachable from every phase,
 //! validation dominates stabilization, fallible phases have failure edges
 //! and every cycle is bounded.
+//!
+//! Each code has its own function; [`check`] runs them in a fixed order.
 
 use petgraph::Direction;
 use petgraph::algo::{dominators, tarjan_scc};
-use petgraph::graph::NodeIndex;
+use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, EdgeRef, Reversed};
 
 use super::Context;
@@ -17,38 +19,10 @@ use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
 
 /// Run the flow checks on the compiled graph.
 pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
     let Some(graph) = graph else {
-        out.push(
-            Diagnostic::new(
-                Code::MissingFlow,
-                &cx.policy.file,
-                cx.policy.header_span,
-                format!("policy `{}` has no flow", cx.policy.name),
-            )
-            .with_label("no `flow` here or in any parent")
-            .with_help("add `extends kwanus` to inherit the six-step flow, or declare `flow NAME { phase ... }`"),
-        );
-        return out;
+        return vec![missing_flow(cx)];
     };
-    let file = graph.file.as_str();
-    let missing: Vec<&str> = SEED_PHASES
-        .iter()
-        .copied()
-        .filter(|p| graph.index(p).is_none())
-        .collect();
-    for p in &missing {
-        out.push(
-            Diagnostic::new(Code::MissingSeedPhase, file, graph.name_span, format!("flow `{}` has no `{p}` phase", graph.name))
-                .with_label(format!("`{p}` is missing"))
-                .with_help(format!(
-                    "the seed's six steps are detection, preparation, transition, validation, stabilization, continuity; add `phase {p}`"
-                )),
-        );
-    }
     let g = graph.petgraph();
-    let phase = |i: usize| &graph.phases[i];
-
     // An edge to or from a phase the flow does not declare is reported as
     // such (PMF104, with its fix); the graph lacks it, so what it would have
     // reached is not reported as unreachable too: one mistake, one error.
@@ -57,100 +31,178 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
             .iter()
             .any(|e| graph.index(&e.from.name).is_none() || graph.index(&e.to.name).is_none())
     });
-    if !misspelt_edge && let Some(det) = graph.index("detection") {
-        let mut reached = vec![false; graph.phases.len()];
-        let mut bfs = Bfs::new(&g, NodeIndex::new(det));
-        while let Some(n) = bfs.next(&g) {
-            reached[n.index()] = true;
-        }
-        for (i, r) in reached.iter().enumerate() {
-            if !r {
-                out.push(
-                    Diagnostic::new(
-                        Code::UnreachablePhase,
-                        file,
-                        phase(i).span,
-                        format!("phase `{}` is unreachable from detection", phase(i).name),
-                    )
-                    .with_label("no edge path leads here from `detection`")
-                    .with_help(format!(
-                        "add an edge into `{}`, or remove the phase",
-                        phase(i).name
-                    )),
-                );
-            }
-        }
-        if let (Some(val), Some(stab)) = (graph.index("validation"), graph.index("stabilization")) {
-            let doms = dominators::simple_fast(&g, NodeIndex::new(det));
-            let dominated = doms
-                .dominators(NodeIndex::new(stab))
-                .is_none_or(|mut it| it.any(|n| n.index() == val));
-            if !dominated {
-                let path = bypass(graph, det, val, stab);
-                let names: Vec<&str> = path
-                    .iter()
-                    .map(|&i| graph.phases[i].name.as_str())
-                    .collect();
-                // The edge into stabilization on that path skips validation.
-                let last = match path.as_slice() {
-                    [.., u, v] => graph.edges.iter().find(|e| e.from == *u && e.to == *v),
-                    _ => None,
-                };
-                let d = match last {
-                    Some(edge) => Diagnostic::new(
-                        Code::StabilizationNotValidated,
-                        file,
-                        edge.span,
-                        "stabilization can be reached without passing validation",
-                    )
-                    .with_label(format!(
-                        "this edge leads into `stabilization` from `{}`, which `validation` does not precede",
-                        phase(edge.from).name
-                    ))
-                    .with_secondary(file, phase(stab).span, "reached on a path that skips `validation`"),
-                    None => Diagnostic::new(
-                        Code::StabilizationNotValidated,
-                        file,
-                        phase(stab).span,
-                        "stabilization can be reached without passing validation",
-                    )
-                    .with_label("reachable on a path that skips `validation`"),
-                };
-                out.push(
-                    d.with_secondary(file, phase(val).span, "validation must come first")
-                        .with_help(format!(
-                            "remove this edge, or lead it through `validation`: the path {} skips it",
-                            names.join(" -> ")
-                        )),
-                );
-            }
+    let mut out = missing_seed_phases(graph);
+    if !misspelt_edge {
+        out.extend(unreachable_phases(graph, &g));
+        out.extend(stabilization_not_validated(graph, &g));
+        out.extend(continuity_unreachable(graph, &g));
+    }
+    out.extend(missing_failure_edges(cx, graph));
+    out.extend(unbounded_cycles(graph, &g));
+    out
+}
+
+/// PMF507: the policy, with its parents, has no flow.
+fn missing_flow(cx: &Context<'_>) -> Diagnostic {
+    Diagnostic::new(
+        Code::MissingFlow,
+        &cx.policy.file,
+        cx.policy.header_span,
+        format!("policy `{}` has no flow", cx.policy.name),
+    )
+    .with_label("no `flow` here or in any parent")
+    .with_help(
+        "add `extends kwanus` to inherit the six-step flow, or declare `flow NAME { phase ... }`",
+    )
+}
+
+/// PMF501: a seed phase the flow does not declare.
+fn missing_seed_phases(graph: &PhaseGraph) -> Vec<Diagnostic> {
+    let file = graph.file.as_str();
+    SEED_PHASES
+        .iter()
+        .copied()
+        .filter(|p| graph.index(p).is_none())
+        .map(|p| {
+            Diagnostic::new(Code::MissingSeedPhase, file, graph.name_span, format!("flow `{}` has no `{p}` phase", graph.name))
+                .with_label(format!("`{p}` is missing"))
+                .with_help(format!(
+                    "the seed's six steps are detection, preparation, transition, validation, stabilization, continuity; add `phase {p}`"
+                ))
+        })
+        .collect()
+}
+
+/// PMF502: a phase no edge path leads to from `detection`.
+fn unreachable_phases(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagnostic> {
+    let Some(det) = graph.index("detection") else {
+        return Vec::new();
+    };
+    let file = graph.file.as_str();
+    let mut reached = vec![false; graph.phases.len()];
+    let mut bfs = Bfs::new(g, NodeIndex::new(det));
+    while let Some(n) = bfs.next(g) {
+        reached[n.index()] = true;
+    }
+    let mut out = Vec::new();
+    for (i, r) in reached.iter().enumerate() {
+        if !r {
+            let phase = &graph.phases[i];
+            out.push(
+                Diagnostic::new(
+                    Code::UnreachablePhase,
+                    file,
+                    phase.span,
+                    format!("phase `{}` is unreachable from detection", phase.name),
+                )
+                .with_label("no edge path leads here from `detection`")
+                .with_help(format!(
+                    "add an edge into `{}`, or remove the phase",
+                    phase.name
+                )),
+            );
         }
     }
-    if !misspelt_edge && let Some(cont) = graph.index("continuity") {
-        let rev = Reversed(&g);
-        let mut reached = vec![false; graph.phases.len()];
-        let mut bfs = Bfs::new(rev, NodeIndex::new(cont));
-        while let Some(n) = bfs.next(rev) {
-            reached[n.index()] = true;
-        }
-        for (i, r) in reached.iter().enumerate() {
-            if !r {
-                out.push(
-                    Diagnostic::new(
-                        Code::ContinuityUnreachable,
-                        file,
-                        phase(i).span,
-                        format!("continuity is unreachable from phase `{}`", phase(i).name),
-                    )
-                    .with_label("a partner entering this phase can never resume")
-                    .with_help(format!(
-                        "add an edge from `{}` toward `continuity`",
-                        phase(i).name
-                    )),
-                );
-            }
+    out
+}
+
+/// PMF504: a path from `detection` into `stabilization` that skips
+/// `validation`.
+fn stabilization_not_validated(
+    graph: &PhaseGraph,
+    g: &DiGraph<usize, usize>,
+) -> Option<Diagnostic> {
+    let det = graph.index("detection")?;
+    let (val, stab) = (graph.index("validation")?, graph.index("stabilization")?);
+    let file = graph.file.as_str();
+    let phase = |i: usize| &graph.phases[i];
+    let doms = dominators::simple_fast(g, NodeIndex::new(det));
+    let dominated = doms
+        .dominators(NodeIndex::new(stab))
+        .is_none_or(|mut it| it.any(|n| n.index() == val));
+    if dominated {
+        return None;
+    }
+    let path = bypass(graph, det, val, stab);
+    let names: Vec<&str> = path
+        .iter()
+        .map(|&i| graph.phases[i].name.as_str())
+        .collect();
+    // The edge into stabilization on that path skips validation.
+    let last = match path.as_slice() {
+        [.., u, v] => graph.edges.iter().find(|e| e.from == *u && e.to == *v),
+        _ => None,
+    };
+    let d = match last {
+        Some(edge) => Diagnostic::new(
+            Code::StabilizationNotValidated,
+            file,
+            edge.span,
+            "stabilization can be reached without passing validation",
+        )
+        .with_label(format!(
+            "this edge leads into `stabilization` from `{}`, which `validation` does not precede",
+            phase(edge.from).name
+        ))
+        .with_secondary(
+            file,
+            phase(stab).span,
+            "reached on a path that skips `validation`",
+        ),
+        None => Diagnostic::new(
+            Code::StabilizationNotValidated,
+            file,
+            phase(stab).span,
+            "stabilization can be reached without passing validation",
+        )
+        .with_label("reachable on a path that skips `validation`"),
+    };
+    Some(
+        d.with_secondary(file, phase(val).span, "validation must come first")
+            .with_help(format!(
+                "remove this edge, or lead it through `validation`: the path {} skips it",
+                names.join(" -> ")
+            )),
+    )
+}
+
+/// PMF503: a phase from which no edge path leads to `continuity`.
+fn continuity_unreachable(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagnostic> {
+    let Some(cont) = graph.index("continuity") else {
+        return Vec::new();
+    };
+    let file = graph.file.as_str();
+    let rev = Reversed(g);
+    let mut reached = vec![false; graph.phases.len()];
+    let mut bfs = Bfs::new(rev, NodeIndex::new(cont));
+    while let Some(n) = bfs.next(rev) {
+        reached[n.index()] = true;
+    }
+    let mut out = Vec::new();
+    for (i, r) in reached.iter().enumerate() {
+        if !r {
+            let phase = &graph.phases[i];
+            out.push(
+                Diagnostic::new(
+                    Code::ContinuityUnreachable,
+                    file,
+                    phase.span,
+                    format!("continuity is unreachable from phase `{}`", phase.name),
+                )
+                .with_label("a partner entering this phase can never resume")
+                .with_help(format!(
+                    "add an edge from `{}` toward `continuity`",
+                    phase.name
+                )),
+            );
         }
     }
+    out
+}
+
+/// PMF505: a fallible phase with no failure edge.
+fn missing_failure_edges(cx: &Context<'_>, graph: &PhaseGraph) -> Vec<Diagnostic> {
+    let file = graph.file.as_str();
     // Failure edges as written (one to an unknown phase is reported as such).
     let written_failures: Vec<&str> = cx
         .policy
@@ -171,6 +223,7 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
         .filter(|(s, _)| s.file == file)
         .and_then(|(_, f)| f.edges.iter().map(|e| e.span).max_by_key(|s| s.end));
     let has_fallback = graph.index("fallback").is_some();
+    let mut out = Vec::new();
     for p in &graph.phases {
         if p.fallible && !written_failures.contains(&p.name.as_str()) {
             let help = if has_fallback {
@@ -203,6 +256,13 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
             );
         }
     }
+    out
+}
+
+/// PMF506: a cycle that takes no bounded edge.
+fn unbounded_cycles(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagnostic> {
+    let file = graph.file.as_str();
+    let phase = |i: usize| &graph.phases[i];
     // A cycle is bounded when it takes a bounded edge: the cycles that
     // remain among the unbounded edges alone are the unbounded ones (a
     // bounded edge beside a cycle, in the same strongly connected part,
@@ -211,6 +271,7 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
         |_, n| Some(*n),
         |_, &e| graph.edges[e].bound.is_none().then_some(e),
     );
+    let mut out = Vec::new();
     for scc in tarjan_scc(&unbounded) {
         let members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
         let internal: Vec<usize> = members

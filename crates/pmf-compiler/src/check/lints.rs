@@ -1,5 +1,7 @@
 //! Lints (warnings) about what a file itself declares: phases without a
 //! rite, unused declarations and validation dimensions without checks.
+//!
+//! Each code has its own function; [`check`] runs them in a fixed order.
 
 use rustc_hash::FxHashSet as HashSet;
 
@@ -11,6 +13,14 @@ use pmf_syntax::diagnostics::{Code, Diagnostic};
 
 /// Run the lints for the items `file` declares.
 pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic> {
+    let mut out = phases_without_rite(graph, file);
+    out.extend(unused_declarations(cx, file));
+    out.extend(dimensions_not_covered(cx, file));
+    out
+}
+
+/// PMF901: a phase of the file's flow that has no rite.
+fn phases_without_rite(graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if let Some(g) = graph.filter(|g| g.file == file) {
         for p in &g.phases {
@@ -31,7 +41,13 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Di
             }
         }
     }
+    out
+}
 
+/// PMF902: an authority of the file that governs and approves nothing, or
+/// a partner field that nothing reads.
+fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
     let approvers: HashSet<&str> = cx
         .policy
         .migrations()
@@ -81,7 +97,12 @@ pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Di
             );
         }
     }
+    out
+}
 
+/// PMF903: a validation dimension the file's policy has no checks for.
+fn dimensions_not_covered(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
     if cx.policy.file == file {
         let covered: HashSet<&str> = cx
             .policy

@@ -1,13 +1,18 @@
 //! Migration types: soft is reversible, fallback returns to the previous
 //! stable state, detection tries types in a defined order, every type can be
 //! chosen, and rules name actions their block allows.
+//!
+//! Each code has its own function; [`check`] runs them in a fixed order.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::Context;
-use super::health::check_action;
+use super::health::{action_not_allowed, unknown_action};
+use crate::model::Sourced;
 use pmf_syntax::Span;
-use pmf_syntax::ast::{BinaryOp, CompareOp, Expr, ExprKind, MigrationItemKind, Order, RuleKind};
+use pmf_syntax::ast::{
+    BinaryOp, CompareOp, Expr, ExprKind, Ident, Migration, MigrationItemKind, Order, RuleKind,
+};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// Actions a compatibility rule may take.
@@ -17,300 +22,410 @@ pub const SUSTAINABILITY_ACTIONS: [&str; 2] = ["forced", "throttle"];
 
 /// Run the migration-type checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let mut detectable = rustc_hash::FxHashSet::default();
-    for (s, m) in cx.policy.migrations() {
-        let has = |f: fn(&MigrationItemKind) -> bool| m.items.iter().any(|i| f(&i.kind));
-        let has_when = has(|k| matches!(k, MigrationItemKind::When(_)));
-        let to = m.items.iter().find_map(|i| match &i.kind {
-            MigrationItemKind::To(t) => Some((i.span, t)),
-            _ => None,
-        });
-        if has_when {
-            detectable.insert(m.name.name.as_str());
-        }
-        if m.name.name == "soft" && !has(|k| matches!(k, MigrationItemKind::Reversible)) {
-            out.push(
-                Diagnostic::new(Code::SoftNotReversible, &s.file, m.name.span, "soft migration is not declared `reversible`")
-                    .with_label("a soft migration must be reversible")
-                    .with_help("add `reversible` to the block; a change that cannot be undone is a guided or forced migration")
-                    .with_fixes(m.items.iter().map(|i| i.span).max_by_key(|s| s.end).map(|last| {
-                        Fix::certain(
-                            Span {
-                                start: last.end,
-                                end: last.end,
-                            },
-                            "\n  reversible",
-                        )
-                    })),
-            );
-        }
-        if m.name.name == "fallback" {
-            match to {
-                Some((_, None)) => {}
-                Some((span, Some(_))) => out.push(
-                    Diagnostic::new(Code::FallbackTarget, &s.file, span, "fallback targets a fixed version")
-                        .with_label("not the previous stable state")
-                        .with_help("write `to previous_stable`: a fallback returns each partner to its own last stable version")
-                        .with_fix(Fix::certain(span, "to previous_stable")),
-                ),
-                None => out.push(
-                    Diagnostic::new(Code::FallbackTarget, &s.file, m.name.span, "fallback migration does not say where it returns")
-                        .with_label("no `to previous_stable`")
-                        .with_help("add `to previous_stable`"),
-                ),
-            }
-        }
-        if !has_when && to.is_none() {
-            out.push(
-                Diagnostic::new(
-                    Code::NeverChosen,
-                    &s.file,
-                    m.name.span,
-                    format!(
-                        "migration `{}` has no `when` and no `to`: it can never be chosen",
-                        m.name.name
-                    ),
-                )
-                .with_label("never detected, never a fallback")
-                .with_help(
-                    "add a detection condition `when ...`, or `to previous_stable` for a fallback",
-                ),
-            );
-        }
+    let detection = Detection::of(cx);
+    let mut out = soft_not_reversible(cx);
+    out.extend(fallback_not_previous_stable(cx));
+    out.extend(never_chosen(cx));
+    if let Some((s, order)) = cx.policy.order() {
+        out.extend(invalid_order_entries(cx, &detection, s, order));
+        out.extend(shadowed_migrations(&detection, s, order));
+        out.extend(missing_from_order(cx, &detection, s, order));
+    } else {
+        out.extend(no_order(cx, &detection));
     }
+    out.extend(unknown_rule_actions(cx));
+    out.extend(rule_actions_not_allowed(cx));
+    out
+}
 
-    // The detection condition of each detectable type (the last `when`
-    // counts, as in the runtime).
-    let conditions: HashMap<&str, &Expr> = cx
-        .policy
-        .migrations()
-        .filter_map(|(_, m)| {
+/// What detection can try: the types with a `when`, and their conditions.
+struct Detection<'a> {
+    /// The migration types with a `when` condition.
+    detectable: FxHashSet<&'a str>,
+    /// The detection condition of each detectable type (the last `when`
+    /// counts, as in the runtime).
+    conditions: HashMap<&'a str, &'a Expr>,
+}
+
+impl<'a> Detection<'a> {
+    fn of(cx: &Context<'a>) -> Self {
+        let mut detectable = FxHashSet::default();
+        let mut conditions = HashMap::default();
+        for (_, m) in cx.policy.migrations() {
             let when = m.items.iter().rev().find_map(|i| match &i.kind {
                 MigrationItemKind::When(e) => Some(e),
                 _ => None,
-            })?;
-            Some((m.name.name.as_str(), &**when))
-        })
-        .collect();
-    let shadows =
-        |earlier: &str, later: &str| match (conditions.get(earlier), conditions.get(later)) {
-            (Some(a), Some(b)) => implies(b, a),
-            _ => false,
-        };
-    match cx.policy.order() {
-        Some((s, order)) => {
-            let mut seen: HashMap<&str, &pmf_syntax::ast::Ident> = HashMap::default();
-            for (i, t) in order.types.iter().enumerate() {
-                if let Some(first) = seen.get(t.name.as_str()) {
-                    let previous = order.types[i - 1].span;
-                    out.push(
-                        Diagnostic::new(
-                            Code::OrderInvalidEntry,
-                            &s.file,
-                            t.span,
-                            format!("`{}` is listed twice in the detection order", t.name),
-                        )
-                        .with_label("listed again here")
-                        .with_secondary(&s.file, first.span, "first listed here")
-                        .with_help("list each migration type once: remove this entry")
-                        .with_fix(Fix::certain(
-                            Span {
-                                start: previous.end,
-                                end: t.span.end,
-                            },
-                            "",
-                        )),
-                    );
-                    continue;
-                }
-                seen.insert(&t.name, t);
-                if cx.has_migration(&t.name) && !detectable.contains(&t.name.as_str()) {
-                    out.push(
-                        Diagnostic::new(
-                            Code::OrderInvalidEntry,
-                            &s.file,
-                            t.span,
-                            format!(
-                                "`{}` has no `when` condition and cannot be detected",
-                                t.name
-                            ),
-                        )
-                        .with_label("never tried by detection")
-                        .with_help(format!(
-                            "remove `{}` from the order, or give it a `when` condition",
-                            t.name
-                        )),
-                    );
-                }
-            }
-            // Detectable types listed, in order, once each: a later one that
-            // an earlier one shadows is never detected.
-            let mut tried: Vec<&pmf_syntax::ast::Ident> = Vec::new();
-            for t in &order.types {
-                let name = t.name.as_str();
-                if !detectable.contains(&name) || tried.iter().any(|e| e.name == name) {
-                    continue;
-                }
-                if let Some(earlier) = tried.iter().find(|e| shadows(&e.name, name)) {
-                    let mut d = Diagnostic::new(
-                        Code::ShadowedMigration,
-                        &s.file,
-                        t.span,
-                        format!(
-                            "migration `{name}` can never be detected: `{}`, tried before it, holds whenever it does",
-                            earlier.name
-                        ),
-                    )
-                    .with_label(format!("shadowed by `{}`", earlier.name))
-                    .with_secondary(&s.file, earlier.span, "tried first");
-                    let names: Vec<&str> = order.types.iter().map(|t| t.name.as_str()).collect();
-                    let mut moved: Vec<&str> =
-                        names.iter().copied().filter(|n| *n != name).collect();
-                    let at = moved
-                        .iter()
-                        .position(|n| *n == earlier.name.as_str())
-                        .unwrap_or(0);
-                    moved.insert(at, name);
-                    // The move helps when it shadows nothing new and leaves
-                    // nothing shadowing this type.
-                    let before = shadowed_pairs(&names, &detectable, &shadows);
-                    let after = shadowed_pairs(&moved, &detectable, &shadows);
-                    let helps = after.iter().all(|p| before.contains(p) && p.1 != name);
-                    if helps {
-                        d = d
-                            .with_help(format!(
-                                "try `{name}` before `{}`: `{}order {}`",
-                                earlier.name,
-                                if s.override_kw.is_some() {
-                                    "override "
-                                } else {
-                                    ""
-                                },
-                                moved.join(", ")
-                            ))
-                            .with_fixes(list_fix(order, &moved));
-                    } else if shadows(name, &earlier.name) {
-                        d = d.with_help(format!(
-                            "the two conditions hold together: narrow `{}`'s `when` so that it excludes `{name}`, or remove one of them",
-                            earlier.name
-                        ));
-                    } else {
-                        d = d.with_help(format!(
-                            "narrow `{}`'s `when` so that it excludes `{name}`, or try `{name}` first",
-                            earlier.name
-                        ));
-                    }
-                    out.push(d);
-                }
-                tried.push(t);
-            }
-            let proposal = proposed_order(
-                order.types.iter().map(|t| t.name.as_str()),
-                cx.migration_names(),
-                &detectable,
-                &shadows,
-            );
-            let certain = shadowed_pairs(&proposal, &detectable, &shadows).is_empty();
-            for (ms, m) in cx.policy.migrations() {
-                let name = m.name.name.as_str();
-                if detectable.contains(&name) && !seen.contains_key(name) {
-                    // Reported where the fix goes: at the migration, unless
-                    // it is inherited and this file's own order misses it.
-                    let at_order = s.file != ms.file && s.file == cx.policy.file;
-                    let inherited = s.file != ms.file && !at_order;
-                    let fix = if inherited {
-                        // A new `override order` after this declaration.
-                        Some(Fix {
-                            span: Span {
-                                start: ms.span.end,
-                                end: ms.span.end,
-                            },
-                            replacement: format!("\n\noverride order {}", proposal.join(", ")),
-                            machine_applicable: certain,
-                        })
-                    } else {
-                        list_fix(order, &proposal).map(|f| Fix {
-                            machine_applicable: certain,
-                            ..f
-                        })
-                    };
-                    let message = format!(
-                        "migration `{name}` has a `when` condition but is missing from the detection order"
-                    );
-                    let d = if at_order {
-                        Diagnostic::new(Code::OrderIncomplete, &s.file, s.name_span, message)
-                            .with_label(format!("detection never tries `{name}`"))
-                            .with_secondary(&ms.file, m.name.span, "declared here")
-                    } else {
-                        Diagnostic::new(Code::OrderIncomplete, &ms.file, m.name.span, message)
-                            .with_label("detection never tries this type")
-                            .with_secondary(&s.file, s.name_span, "the detection order")
-                    };
-                    out.push(
-                        d.with_help(format!(
-                            "{}order {}`",
-                            if inherited || s.override_kw.is_some() {
-                                if inherited {
-                                    "the order is inherited: write `override "
-                                } else {
-                                    "write `override "
-                                }
-                            } else {
-                                "write `"
-                            },
-                            proposal.join(", ")
-                        ))
-                        .with_fixes(fix),
-                    );
-                }
-            }
-        }
-        None if detectable.len() >= 2 => {
-            let proposal = proposed_order(
-                std::iter::empty(),
-                cx.migration_names(),
-                &detectable,
-                &shadows,
-            );
-            let certain = shadowed_pairs(&proposal, &detectable, &shadows).is_empty();
-            // After the file's last declaration of its own.
-            let own = cx.policy.file.as_str();
-            let last = cx
-                .policy
-                .items
-                .iter()
-                .filter(|i| i.file == own)
-                .map(|i| i.span.end)
-                .max();
-            let fix = last.map(|end| Fix {
-                span: Span { start: end, end },
-                replacement: format!("\n\norder {}", proposal.join(", ")),
-                machine_applicable: certain,
             });
-            out.push(
-            Diagnostic::new(
-                Code::OrderIncomplete,
-                &cx.policy.file,
-                cx.policy.header_span,
-                format!("{} migration types have `when` conditions but no `order` says which is tried first", detectable.len()),
-            )
-            .with_label("detection order undefined")
-            .with_help(format!("add `order {}`", proposal.join(", ")))
-            .with_fixes(fix),
-        )
+            if let Some(when) = when {
+                detectable.insert(m.name.name.as_str());
+                conditions.insert(m.name.name.as_str(), &**when);
+            }
         }
-        None => {}
+        Detection {
+            detectable,
+            conditions,
+        }
     }
 
-    for (s, kind, rule) in cx.policy.rules() {
-        let (allowed, place): (&[&str], _) = match kind {
-            RuleKind::Compatibility => (&COMPATIBILITY_ACTIONS, "a compatibility rule"),
-            RuleKind::Sustainability => (&SUSTAINABILITY_ACTIONS, "a sustainability rule"),
-        };
-        check_action(&s.file, &rule.action, allowed, place, &mut out);
+    /// True when type `earlier`, tried first, leaves none to `later`.
+    fn shadows(&self, earlier: &str, later: &str) -> bool {
+        match (self.conditions.get(earlier), self.conditions.get(later)) {
+            (Some(a), Some(b)) => implies(b, a),
+            _ => false,
+        }
+    }
+
+    /// [`shadowed_pairs`] of `order`.
+    fn shadowed_pairs<'o>(&self, order: &[&'o str]) -> Vec<(&'o str, &'o str)> {
+        shadowed_pairs(order, &self.detectable, &|a, b| self.shadows(a, b))
+    }
+
+    /// [`proposed_order`] from `listed`, and whether it shadows nothing.
+    fn proposal(
+        &self,
+        cx: &Context<'a>,
+        listed: impl Iterator<Item = &'a str>,
+    ) -> (Vec<&'a str>, bool) {
+        let proposal = proposed_order(listed, cx.migration_names(), &self.detectable, &|a, b| {
+            self.shadows(a, b)
+        });
+        let certain = self.shadowed_pairs(&proposal).is_empty();
+        (proposal, certain)
+    }
+}
+
+/// The migration type's block declares an item of this kind.
+fn has(m: &Migration, f: fn(&MigrationItemKind) -> bool) -> bool {
+    m.items.iter().any(|i| f(&i.kind))
+}
+
+/// The migration type's `to` item: its place and its target.
+fn target(m: &Migration) -> Option<(Span, &Option<Expr>)> {
+    m.items.iter().find_map(|i| match &i.kind {
+        MigrationItemKind::To(t) => Some((i.span, t)),
+        _ => None,
+    })
+}
+
+/// PMF601: the `soft` migration is not declared `reversible`.
+fn soft_not_reversible(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .migrations()
+        .filter(|(_, m)| {
+            m.name.name == "soft" && !has(m, |k| matches!(k, MigrationItemKind::Reversible))
+        })
+        .map(|(s, m)| {
+            Diagnostic::new(Code::SoftNotReversible, &s.file, m.name.span, "soft migration is not declared `reversible`")
+                .with_label("a soft migration must be reversible")
+                .with_help("add `reversible` to the block; a change that cannot be undone is a guided or forced migration")
+                .with_fixes(m.items.iter().map(|i| i.span).max_by_key(|s| s.end).map(|last| {
+                    Fix::certain(
+                        Span {
+                            start: last.end,
+                            end: last.end,
+                        },
+                        "\n  reversible",
+                    )
+                }))
+        })
+        .collect()
+}
+
+/// PMF602: the `fallback` migration targets a fixed version, or nothing.
+fn fallback_not_previous_stable(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .migrations()
+        .filter(|(_, m)| m.name.name == "fallback")
+        .filter_map(|(s, m)| match target(m) {
+            Some((_, None)) => None,
+            Some((span, Some(_))) => Some(
+                Diagnostic::new(Code::FallbackTarget, &s.file, span, "fallback targets a fixed version")
+                    .with_label("not the previous stable state")
+                    .with_help("write `to previous_stable`: a fallback returns each partner to its own last stable version")
+                    .with_fix(Fix::certain(span, "to previous_stable")),
+            ),
+            None => Some(
+                Diagnostic::new(Code::FallbackTarget, &s.file, m.name.span, "fallback migration does not say where it returns")
+                    .with_label("no `to previous_stable`")
+                    .with_help("add `to previous_stable`"),
+            ),
+        })
+        .collect()
+}
+
+/// PMF605: a migration type with neither `when` nor `to`.
+fn never_chosen(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .migrations()
+        .filter(|(_, m)| {
+            !has(m, |k| matches!(k, MigrationItemKind::When(_))) && target(m).is_none()
+        })
+        .map(|(s, m)| {
+            Diagnostic::new(
+                Code::NeverChosen,
+                &s.file,
+                m.name.span,
+                format!(
+                    "migration `{}` has no `when` and no `to`: it can never be chosen",
+                    m.name.name
+                ),
+            )
+            .with_label("never detected, never a fallback")
+            .with_help(
+                "add a detection condition `when ...`, or `to previous_stable` for a fallback",
+            )
+        })
+        .collect()
+}
+
+/// PMF604: the detection order lists a type twice, or one with no `when`.
+fn invalid_order_entries(
+    cx: &Context<'_>,
+    detection: &Detection<'_>,
+    s: &Sourced,
+    order: &Order,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut seen: HashMap<&str, &Ident> = HashMap::default();
+    for (i, t) in order.types.iter().enumerate() {
+        if let Some(first) = seen.get(t.name.as_str()) {
+            let previous = order.types[i - 1].span;
+            out.push(
+                Diagnostic::new(
+                    Code::OrderInvalidEntry,
+                    &s.file,
+                    t.span,
+                    format!("`{}` is listed twice in the detection order", t.name),
+                )
+                .with_label("listed again here")
+                .with_secondary(&s.file, first.span, "first listed here")
+                .with_help("list each migration type once: remove this entry")
+                .with_fix(Fix::certain(
+                    Span {
+                        start: previous.end,
+                        end: t.span.end,
+                    },
+                    "",
+                )),
+            );
+            continue;
+        }
+        seen.insert(&t.name, t);
+        if cx.has_migration(&t.name) && !detection.detectable.contains(&t.name.as_str()) {
+            out.push(
+                Diagnostic::new(
+                    Code::OrderInvalidEntry,
+                    &s.file,
+                    t.span,
+                    format!(
+                        "`{}` has no `when` condition and cannot be detected",
+                        t.name
+                    ),
+                )
+                .with_label("never tried by detection")
+                .with_help(format!(
+                    "remove `{}` from the order, or give it a `when` condition",
+                    t.name
+                )),
+            );
+        }
     }
     out
+}
+
+/// PMF607: a type listed in the order that one tried before it shadows.
+fn shadowed_migrations(detection: &Detection<'_>, s: &Sourced, order: &Order) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let detectable = &detection.detectable;
+    let shadows = |earlier: &str, later: &str| detection.shadows(earlier, later);
+    // Detectable types listed, in order, once each: a later one that
+    // an earlier one shadows is never detected.
+    let mut tried: Vec<&Ident> = Vec::new();
+    for t in &order.types {
+        let name = t.name.as_str();
+        if !detectable.contains(&name) || tried.iter().any(|e| e.name == name) {
+            continue;
+        }
+        if let Some(earlier) = tried.iter().find(|e| shadows(&e.name, name)) {
+            let mut d = Diagnostic::new(
+                Code::ShadowedMigration,
+                &s.file,
+                t.span,
+                format!(
+                    "migration `{name}` can never be detected: `{}`, tried before it, holds whenever it does",
+                    earlier.name
+                ),
+            )
+            .with_label(format!("shadowed by `{}`", earlier.name))
+            .with_secondary(&s.file, earlier.span, "tried first");
+            let names: Vec<&str> = order.types.iter().map(|t| t.name.as_str()).collect();
+            let mut moved: Vec<&str> = names.iter().copied().filter(|n| *n != name).collect();
+            let at = moved
+                .iter()
+                .position(|n| *n == earlier.name.as_str())
+                .unwrap_or(0);
+            moved.insert(at, name);
+            // The move helps when it shadows nothing new and leaves
+            // nothing shadowing this type.
+            let before = detection.shadowed_pairs(&names);
+            let after = detection.shadowed_pairs(&moved);
+            let helps = after.iter().all(|p| before.contains(p) && p.1 != name);
+            if helps {
+                d = d
+                    .with_help(format!(
+                        "try `{name}` before `{}`: `{}order {}`",
+                        earlier.name,
+                        if s.override_kw.is_some() {
+                            "override "
+                        } else {
+                            ""
+                        },
+                        moved.join(", ")
+                    ))
+                    .with_fixes(list_fix(order, &moved));
+            } else if shadows(name, &earlier.name) {
+                d = d.with_help(format!(
+                    "the two conditions hold together: narrow `{}`'s `when` so that it excludes `{name}`, or remove one of them",
+                    earlier.name
+                ));
+            } else {
+                d = d.with_help(format!(
+                    "narrow `{}`'s `when` so that it excludes `{name}`, or try `{name}` first",
+                    earlier.name
+                ));
+            }
+            out.push(d);
+        }
+        tried.push(t);
+    }
+    out
+}
+
+/// PMF603: a type with a `when` condition that the detection order misses.
+fn missing_from_order(
+    cx: &Context<'_>,
+    detection: &Detection<'_>,
+    s: &Sourced,
+    order: &Order,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let listed: FxHashSet<&str> = order.types.iter().map(|t| t.name.as_str()).collect();
+    let (proposal, certain) = detection.proposal(cx, order.types.iter().map(|t| t.name.as_str()));
+    for (ms, m) in cx.policy.migrations() {
+        let name = m.name.name.as_str();
+        if detection.detectable.contains(&name) && !listed.contains(name) {
+            // Reported where the fix goes: at the migration, unless
+            // it is inherited and this file's own order misses it.
+            let at_order = s.file != ms.file && s.file == cx.policy.file;
+            let inherited = s.file != ms.file && !at_order;
+            let fix = if inherited {
+                // A new `override order` after this declaration.
+                Some(Fix {
+                    span: Span {
+                        start: ms.span.end,
+                        end: ms.span.end,
+                    },
+                    replacement: format!("\n\noverride order {}", proposal.join(", ")),
+                    machine_applicable: certain,
+                })
+            } else {
+                list_fix(order, &proposal).map(|f| Fix {
+                    machine_applicable: certain,
+                    ..f
+                })
+            };
+            let message = format!(
+                "migration `{name}` has a `when` condition but is missing from the detection order"
+            );
+            let d = if at_order {
+                Diagnostic::new(Code::OrderIncomplete, &s.file, s.name_span, message)
+                    .with_label(format!("detection never tries `{name}`"))
+                    .with_secondary(&ms.file, m.name.span, "declared here")
+            } else {
+                Diagnostic::new(Code::OrderIncomplete, &ms.file, m.name.span, message)
+                    .with_label("detection never tries this type")
+                    .with_secondary(&s.file, s.name_span, "the detection order")
+            };
+            out.push(
+                d.with_help(format!(
+                    "{}order {}`",
+                    if inherited || s.override_kw.is_some() {
+                        if inherited {
+                            "the order is inherited: write `override "
+                        } else {
+                            "write `override "
+                        }
+                    } else {
+                        "write `"
+                    },
+                    proposal.join(", ")
+                ))
+                .with_fixes(fix),
+            );
+        }
+    }
+    out
+}
+
+/// PMF603: two or more types have a `when` condition and no `order` says
+/// which is tried first.
+fn no_order(cx: &Context<'_>, detection: &Detection<'_>) -> Option<Diagnostic> {
+    if detection.detectable.len() < 2 {
+        return None;
+    }
+    let (proposal, certain) = detection.proposal(cx, std::iter::empty());
+    // After the file's last declaration of its own.
+    let own = cx.policy.file.as_str();
+    let last = cx
+        .policy
+        .items
+        .iter()
+        .filter(|i| i.file == own)
+        .map(|i| i.span.end)
+        .max();
+    let fix = last.map(|end| Fix {
+        span: Span { start: end, end },
+        replacement: format!("\n\norder {}", proposal.join(", ")),
+        machine_applicable: certain,
+    });
+    Some(
+        Diagnostic::new(
+            Code::OrderIncomplete,
+            &cx.policy.file,
+            cx.policy.header_span,
+            format!("{} migration types have `when` conditions but no `order` says which is tried first", detection.detectable.len()),
+        )
+        .with_label("detection order undefined")
+        .with_help(format!("add `order {}`", proposal.join(", ")))
+        .with_fixes(fix),
+    )
+}
+
+/// The actions a rule of `kind` may take, and how messages name the rule.
+fn rule_actions(kind: RuleKind) -> (&'static [&'static str], &'static str) {
+    match kind {
+        RuleKind::Compatibility => (&COMPATIBILITY_ACTIONS, "a compatibility rule"),
+        RuleKind::Sustainability => (&SUSTAINABILITY_ACTIONS, "a sustainability rule"),
+    }
+}
+
+/// PMF305: a compatibility or sustainability rule names no action.
+fn unknown_rule_actions(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .rules()
+        .filter_map(|(s, kind, rule)| unknown_action(&s.file, &rule.action, rule_actions(kind).0))
+        .collect()
+}
+
+/// PMF606: a rule takes an action its block does not allow.
+fn rule_actions_not_allowed(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .rules()
+        .filter_map(|(s, kind, rule)| {
+            let (allowed, place) = rule_actions(kind);
+            action_not_allowed(&s.file, &rule.action, allowed, place)
+        })
+        .collect()
 }
 
 /// The fix that replaces the list of `order` with `names`.

@@ -1,6 +1,8 @@
 //! Names: references to categories, authorities, migration types,
 //! validation dimensions, phases and schema fields must resolve, and names
 //! inside one block must be unique.
+//!
+//! Each code has its own function; [`check`] runs them in a fixed order.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -12,9 +14,85 @@ use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// Run the name checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
+    let mut out = unknown_categories(cx);
+    out.extend(unknown_covered_fields(cx));
+    out.extend(unknown_authorities(cx));
+    out.extend(unknown_migrations(cx));
+    out.extend(unknown_dimensions(cx));
+    out.extend(unknown_phases(cx));
+    out.extend(duplicate_declarations(cx));
+    out
+}
+
+/// PMF102: an authority governs, or a migration touches, a category the
+/// policy does not declare.
+fn unknown_categories(cx: &Context<'_>) -> Vec<Diagnostic> {
     let categories = cx.category_names();
+    let governed = cx
+        .policy
+        .authorities()
+        .flat_map(|(s, a)| a.governs.iter().map(move |g| (s, g)));
+    let touched = cx.policy.migrations().flat_map(|(s, m)| {
+        m.items
+            .iter()
+            .filter_map(|item| match &item.kind {
+                MigrationItemKind::Touches(cats) => Some(cats),
+                _ => None,
+            })
+            .flatten()
+            .map(move |c| (s, c))
+    });
+    governed
+        .chain(touched)
+        .filter(|(_, c)| !cx.has_category(&c.name))
+        .map(|(s, c)| unknown(Code::UnknownCategory, &s.file, "category", c, categories))
+        .collect()
+}
+
+/// PMF106: a category covers a path that is not a field of the schema.
+fn unknown_covered_fields(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .categories()
+        .flat_map(|(s, c)| c.covers.iter().map(move |path| (s, path)))
+        .filter_map(|(s, path)| unknown_field(&s.file, &cx.schema, path))
+        .collect()
+}
+
+/// PMF103: a migration asks for approval by an authority the policy does
+/// not declare.
+fn unknown_authorities(cx: &Context<'_>) -> Vec<Diagnostic> {
     let authorities = cx.authority_names();
+    cx.policy
+        .migrations()
+        .flat_map(|(s, m)| {
+            m.items
+                .iter()
+                .filter_map(|item| match &item.kind {
+                    MigrationItemKind::Approve(Some(approvers)) => Some(approvers),
+                    _ => None,
+                })
+                .flatten()
+                .map(move |a| (s, a))
+        })
+        .filter(|(_, a)| !cx.has_authority(&a.name))
+        .map(|(s, a)| {
+            unknown(
+                Code::UnknownAuthority,
+                &s.file,
+                "authority",
+                a,
+                &authorities,
+            )
+        })
+        .collect()
+}
+
+/// PMF105: the detection order lists a migration type the policy does not
+/// declare.
+fn unknown_migrations(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let Some((s, order)) = cx.policy.order() else {
+        return Vec::new();
+    };
     // Suggest only types that detection can try.
     let detectable: Vec<&str> = cx
         .policy
@@ -26,120 +104,80 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
         })
         .map(|(_, m)| m.name.name.as_str())
         .collect();
+    order
+        .types
+        .iter()
+        .filter(|t| !cx.has_migration(&t.name))
+        .map(|t| {
+            unknown(
+                Code::UnknownMigration,
+                &s.file,
+                "migration type",
+                t,
+                &detectable,
+            )
+        })
+        .collect()
+}
 
-    for (s, a) in cx.policy.authorities() {
-        for g in &a.governs {
-            if !cx.has_category(&g.name) {
-                out.push(unknown(
-                    Code::UnknownCategory,
-                    &s.file,
-                    "category",
-                    g,
-                    categories,
-                ));
-            }
-        }
-    }
-    for (s, c) in cx.policy.categories() {
-        for path in &c.covers {
-            if let Some(d) = unknown_field(&s.file, &cx.schema, path) {
-                out.push(d);
-            }
-        }
-    }
-    for (s, m) in cx.policy.migrations() {
-        for item in &m.items {
-            match &item.kind {
-                MigrationItemKind::Touches(cats) => {
-                    for c in cats {
-                        if !cx.has_category(&c.name) {
-                            out.push(unknown(
-                                Code::UnknownCategory,
-                                &s.file,
-                                "category",
-                                c,
-                                categories,
-                            ));
-                        }
-                    }
-                }
-                MigrationItemKind::Approve(Some(approvers)) => {
-                    for a in approvers {
-                        if !cx.has_authority(&a.name) {
-                            out.push(unknown(
-                                Code::UnknownAuthority,
-                                &s.file,
-                                "authority",
-                                a,
-                                &authorities,
-                            ));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    if let Some((s, order)) = cx.policy.order() {
-        for t in &order.types {
-            if !cx.has_migration(&t.name) {
-                out.push(unknown(
-                    Code::UnknownMigration,
-                    &s.file,
-                    "migration type",
-                    t,
-                    &detectable,
-                ));
-            }
-        }
-    }
-    for (s, dim, _) in cx.policy.checks() {
-        if !DIMENSIONS.contains(&dim.name.as_str()) {
-            out.push(
-                unknown(
-                    Code::UnknownDimension,
-                    &s.file,
-                    "validation dimension",
-                    dim,
-                    &DIMENSIONS,
-                )
-                .with_label("not one of the six validation dimensions"),
-            );
-        }
-    }
+/// PMF110: a validation check of a dimension that is not one of the six.
+fn unknown_dimensions(cx: &Context<'_>) -> Vec<Diagnostic> {
+    cx.policy
+        .checks()
+        .filter(|(_, dim, _)| !DIMENSIONS.contains(&dim.name.as_str()))
+        .map(|(s, dim, _)| {
+            unknown(
+                Code::UnknownDimension,
+                &s.file,
+                "validation dimension",
+                dim,
+                &DIMENSIONS,
+            )
+            .with_label("not one of the six validation dimensions")
+        })
+        .collect()
+}
 
-    let phases: Vec<&str> = cx
-        .policy
-        .flow()
-        .map(|(_, f)| f.phases.iter().map(|p| p.name.name.as_str()).collect())
-        .unwrap_or_default();
-    if cx.policy.flow().is_some() {
-        for (s, r) in cx.policy.rites() {
-            if r.phase.name != RELEASE_RITE && !phases.contains(&r.phase.name.as_str()) {
-                let mut candidates = phases.clone();
-                candidates.push(RELEASE_RITE);
-                out.push(unknown(
-                    Code::UnknownPhase,
-                    &s.file,
-                    "phase",
-                    &r.phase,
-                    &candidates,
-                ));
+/// PMF104: a rite, or an edge of the flow, names a phase the flow does not
+/// declare.
+fn unknown_phases(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let Some((fs, f)) = cx.policy.flow() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let phases: Vec<&str> = f.phases.iter().map(|p| p.name.name.as_str()).collect();
+    for (s, r) in cx.policy.rites() {
+        if r.phase.name != RELEASE_RITE && !phases.contains(&r.phase.name.as_str()) {
+            let mut candidates = phases.clone();
+            candidates.push(RELEASE_RITE);
+            out.push(unknown(
+                Code::UnknownPhase,
+                &s.file,
+                "phase",
+                &r.phase,
+                &candidates,
+            ));
+        }
+    }
+    for e in &f.edges {
+        for end in [&e.from, &e.to] {
+            if !phases.contains(&end.name.as_str()) {
+                out.push(
+                    unknown(Code::UnknownPhase, &fs.file, "phase", end, &phases)
+                        .with_label("not declared with `phase` in this flow"),
+                );
             }
         }
     }
+    out
+}
+
+/// PMF101: a phase, health factor or band status declared twice in its
+/// block.
+fn duplicate_declarations(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
     if let Some((s, f)) = cx.policy.flow() {
         duplicates(&s.file, f.phases.iter().map(|p| &p.name), "phase", &mut out);
-        for e in &f.edges {
-            for end in [&e.from, &e.to] {
-                if !phases.contains(&end.name.as_str()) {
-                    out.push(
-                        unknown(Code::UnknownPhase, &s.file, "phase", end, &phases)
-                            .with_label("not declared with `phase` in this flow"),
-                    );
-                }
-            }
-        }
     }
     if let Some((s, h)) = cx.policy.health() {
         duplicates(
@@ -158,6 +196,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     out
 }
 
+/// The PMF101 diagnostics for the names declared again in one block.
 fn duplicates<'a>(
     file: &str,
     names: impl Iterator<Item = &'a Ident>,

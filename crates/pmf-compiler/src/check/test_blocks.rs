@@ -2,6 +2,9 @@
 //! runtime) has, and its `partner`, `target` and `observed` states fit the
 //! partner schema. `pmf test` would fail on either; checking them here shows
 //! them in `pmf check` and in the editor.
+//!
+//! Each name check has its own function; the states are walked once, the
+//! walk making the type codes it finds.
 
 use super::names::unknown_field_diag;
 use super::{Context, unknown};
@@ -22,6 +25,21 @@ pub fn check(
     tests: &[TestDecl],
     fixtures: &[FixtureDecl],
 ) -> Vec<Diagnostic> {
+    let mut out = state_problems(cx, file, tests, fixtures);
+    out.extend(unknown_test_authorities(cx, file, tests));
+    out.extend(unknown_expected_migrations(cx, file, tests));
+    out.extend(unknown_expectations(cx, file, tests));
+    out
+}
+
+/// What the fixtures' and tests' states do not fit in the partner schema:
+/// one walk of each state finds PMF207, PMF201, PMF203, PMF204 and PMF106.
+fn state_problems(
+    cx: &Context<'_>,
+    file: &str,
+    tests: &[TestDecl],
+    fixtures: &[FixtureDecl],
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if let Type::Record(_) = &cx.schema {
         // A fixture may be partial: the states that refine it complete it.
@@ -34,63 +52,87 @@ pub fn check(
             walk.record(&cx.schema, &f.record, "partner");
         }
     }
-    if tests.is_empty() {
-        return out;
+    for t in tests {
+        check_states(cx, file, t, &mut out);
     }
+    out
+}
+
+/// The values a test expects of kind `what`.
+fn expected(t: &TestDecl, what: ExpectWhat) -> impl Iterator<Item = &Ident> {
+    t.expects
+        .iter()
+        .filter(move |x| x.what == what)
+        .flat_map(|x| x.values.iter())
+}
+
+/// PMF103: a test approved by, or expecting approvals of, an authority the
+/// policy does not declare.
+fn unknown_test_authorities(cx: &Context<'_>, file: &str, tests: &[TestDecl]) -> Vec<Diagnostic> {
     let authorities = cx.authority_names();
+    tests
+        .iter()
+        .flat_map(|t| {
+            t.approved
+                .iter()
+                .flatten()
+                .chain(expected(t, ExpectWhat::Approvals))
+        })
+        .filter(|a| !cx.has_authority(&a.name))
+        .map(|a| unknown(Code::UnknownAuthority, file, "authority", a, &authorities))
+        .collect()
+}
+
+/// PMF105: a test expecting a migration type the policy does not declare.
+fn unknown_expected_migrations(
+    cx: &Context<'_>,
+    file: &str,
+    tests: &[TestDecl],
+) -> Vec<Diagnostic> {
+    tests
+        .iter()
+        .flat_map(|t| expected(t, ExpectWhat::Type))
+        .filter(|v| !cx.has_migration(&v.name))
+        .map(|v| {
+            unknown(
+                Code::UnknownMigration,
+                file,
+                "migration type",
+                v,
+                cx.migration_names(),
+            )
+        })
+        .collect()
+}
+
+/// PMF111: a test expecting a band, action, outcome or verdict that does
+/// not exist.
+fn unknown_expectations(cx: &Context<'_>, file: &str, tests: &[TestDecl]) -> Vec<Diagnostic> {
     let bands: Vec<&str> = cx
         .policy
         .health()
         .map(|(_, h)| h.bands.iter().map(|b| b.status.name.as_str()).collect())
         .unwrap_or_default();
-    let migrations = cx.migration_names();
-    for t in tests {
-        check_states(cx, file, t, &mut out);
-        for a in t.approved.iter().flatten() {
-            if !cx.has_authority(&a.name) {
-                out.push(unknown(
-                    Code::UnknownAuthority,
-                    file,
-                    "authority",
-                    a,
-                    &authorities,
-                ));
-            }
-        }
-        for x in &t.expects {
-            for v in &x.values {
-                let name = v.name.as_str();
-                let found = match x.what {
-                    ExpectWhat::Type if !cx.has_migration(name) => Some(unknown(
-                        Code::UnknownMigration,
-                        file,
-                        "migration type",
-                        v,
-                        migrations,
-                    )),
-                    ExpectWhat::Approvals if !cx.has_authority(name) => Some(unknown(
-                        Code::UnknownAuthority,
-                        file,
-                        "authority",
-                        v,
-                        &authorities,
-                    )),
-                    ExpectWhat::Band if !bands.contains(&name) => {
-                        Some(expectation(file, "band", v, &bands))
-                    }
-                    ExpectWhat::Action if !TEST_ACTIONS.contains(&name) => {
-                        Some(expectation(file, "action", v, &TEST_ACTIONS))
-                    }
-                    ExpectWhat::Outcome if !TEST_OUTCOMES.contains(&name) => {
-                        Some(expectation(file, "outcome", v, &TEST_OUTCOMES))
-                    }
-                    ExpectWhat::Validation if !TEST_VERDICTS.contains(&name) => {
-                        Some(expectation(file, "validation verdict", v, &TEST_VERDICTS))
-                    }
-                    _ => None,
-                };
-                out.extend(found);
-            }
+    let mut out = Vec::new();
+    for x in tests.iter().flat_map(|t| &t.expects) {
+        for v in &x.values {
+            let name = v.name.as_str();
+            let found = match x.what {
+                ExpectWhat::Band if !bands.contains(&name) => {
+                    Some(expectation(file, "band", v, &bands))
+                }
+                ExpectWhat::Action if !TEST_ACTIONS.contains(&name) => {
+                    Some(expectation(file, "action", v, &TEST_ACTIONS))
+                }
+                ExpectWhat::Outcome if !TEST_OUTCOMES.contains(&name) => {
+                    Some(expectation(file, "outcome", v, &TEST_OUTCOMES))
+                }
+                ExpectWhat::Validation if !TEST_VERDICTS.contains(&name) => {
+                    Some(expectation(file, "validation verdict", v, &TEST_VERDICTS))
+                }
+                _ => None,
+            };
+            out.extend(found);
         }
     }
     out
@@ -102,6 +144,8 @@ fn expectation(file: &str, what: &str, v: &Ident, candidates: &[&str]) -> Diagno
         .with_label(format!("no run of this policy ends with this {what}"))
 }
 
+/// The problems of test `t`'s states: none for `partner` (PMF207), and
+/// what the walk of each finds.
 fn check_states(cx: &Context<'_>, file: &str, t: &TestDecl, out: &mut Vec<Diagnostic>) {
     if !t.states.iter().any(|s| s.root == TestRoot::Partner) {
         out.push(
@@ -311,6 +355,7 @@ impl Walk<'_> {
     }
 }
 
+/// PMF201: a value of a test state that is not of its field's type.
 fn wrong_type(file: &str, span: Span, path: &str, ty: &Type, found: &str) -> Diagnostic {
     Diagnostic::new(
         Code::TypeMismatch,

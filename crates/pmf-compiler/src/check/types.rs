@@ -1,6 +1,9 @@
 //! Types: every expression is checked against the partner schema, operators
 //! against their operands, scores against 0–100 and version literals against
 //! semver.
+//!
+//! Each code is made by its own function: the type inference that walks
+//! every expression once calls them where it finds what they report.
 
 use rayon::prelude::*;
 
@@ -8,7 +11,9 @@ use super::Context;
 use super::names::unknown_field_diag;
 use crate::model::ExprRole;
 use crate::model::types::{TYPE_NAMES, Type};
-use pmf_syntax::ast::{BinaryOp, CompareOp, Expr, ExprKind, TypeExpr, TypeExprKind, UnaryOp};
+use pmf_syntax::ast::{
+    BinaryOp, CompareOp, Expr, ExprKind, Ident, TypeExpr, TypeExprKind, UnaryOp,
+};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// The roots every path starts from.
@@ -20,10 +25,25 @@ pub const FUNCTIONS: [&str; 4] = ["len", "min", "max", "abs"];
 
 /// Run the type checks.
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+    let mut out = unknown_types(cx);
+    out.extend(expression_types(cx));
+    out
+}
+
+/// PMF206: a schema field declared with a type that does not exist.
+fn unknown_types(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (s, f) in cx.policy.fields() {
-        check_type_expr(&s.file, &f.ty, &mut out);
+        unknown_types_in(&s.file, &f.ty, &mut out);
     }
+    out
+}
+
+/// The diagnostics of every expression's type: one traversal (the type
+/// inference, [`infer`]) finds PMF201, PMF203, PMF204, PMF205, PMF106 and
+/// PMF107, each made by its own function, and then what the expression's
+/// role asks of its type (PMF202, PMF201).
+fn expression_types(cx: &Context<'_>) -> Vec<Diagnostic> {
     let expressions = cx.policy.expressions();
     let check_one =
         |(file, role, expr): &(&str, ExprRole, &Expr)| check_expression(cx, file, *role, expr);
@@ -33,37 +53,52 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     } else {
         expressions.iter().map(check_one).collect()
     };
-    out.extend(found.into_iter().flatten());
-    out
+    found.into_iter().flatten().collect()
 }
 
 fn check_expression(cx: &Context<'_>, file: &str, role: ExprRole, expr: &Expr) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let ty = infer(file, &cx.schema, expr, &mut out);
-    match role {
-        ExprRole::Condition if !matches!(ty, Type::Bool | Type::Unknown) => out.push(
-            Diagnostic::new(
-                Code::ConditionNotBool,
-                file,
-                expr.span,
-                format!("condition has type `{ty}`, not `bool`"),
-            )
-            .with_label(format!("this is a `{ty}`"))
-            .with_help(condition_help(&ty)),
-        ),
-        ExprRole::Numeric if !ty.is_numeric() => out.push(
-            Diagnostic::new(
-                Code::TypeMismatch,
-                file,
-                expr.span,
-                format!("health factor has type `{ty}`, expected a score or number"),
-            )
-            .with_label(format!("this is a `{ty}`"))
-            .with_help("a factor reads a score, such as `observed.metrics.stability`"),
-        ),
-        _ => {}
-    }
+    out.extend(match role {
+        ExprRole::Condition => condition_not_bool(file, expr, &ty),
+        ExprRole::Numeric => factor_not_numeric(file, expr, &ty),
+        _ => None,
+    });
     out
+}
+
+/// PMF202: a condition whose type is not `bool`.
+fn condition_not_bool(file: &str, expr: &Expr, ty: &Type) -> Option<Diagnostic> {
+    if matches!(ty, Type::Bool | Type::Unknown) {
+        return None;
+    }
+    Some(
+        Diagnostic::new(
+            Code::ConditionNotBool,
+            file,
+            expr.span,
+            format!("condition has type `{ty}`, not `bool`"),
+        )
+        .with_label(format!("this is a `{ty}`"))
+        .with_help(condition_help(ty)),
+    )
+}
+
+/// PMF201: a health factor that reads no score or number.
+fn factor_not_numeric(file: &str, expr: &Expr, ty: &Type) -> Option<Diagnostic> {
+    if ty.is_numeric() {
+        return None;
+    }
+    Some(
+        Diagnostic::new(
+            Code::TypeMismatch,
+            file,
+            expr.span,
+            format!("health factor has type `{ty}`, expected a score or number"),
+        )
+        .with_label(format!("this is a `{ty}`"))
+        .with_help("a factor reads a score, such as `observed.metrics.stability`"),
+    )
 }
 
 fn condition_help(ty: &Type) -> String {
@@ -74,7 +109,8 @@ fn condition_help(ty: &Type) -> String {
     }
 }
 
-fn check_type_expr(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
+/// The PMF206 diagnostics of `ty` and the types it is made of.
+fn unknown_types_in(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
     match &ty.kind {
         TypeExprKind::Named(n) => {
             if !TYPE_NAMES.contains(&n.name.as_str()) {
@@ -91,15 +127,16 @@ fn check_type_expr(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
-        TypeExprKind::Set(t) => check_type_expr(file, t, out),
+        TypeExprKind::Set(t) => unknown_types_in(file, t, out),
         TypeExprKind::Record(fields) => {
             for f in fields {
-                check_type_expr(file, &f.ty, out);
+                unknown_types_in(file, &f.ty, out);
             }
         }
     }
 }
 
+/// PMF201: an operator or value of the wrong type.
 fn mismatch(file: &str, span: pmf_syntax::Span, message: String, label: String) -> Diagnostic {
     Diagnostic::new(Code::TypeMismatch, file, span, message).with_label(label)
 }
@@ -112,18 +149,7 @@ pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) 
         ExprKind::Str(_) => Type::String,
         ExprKind::Error => Type::Unknown,
         ExprKind::Version(text) => {
-            if let Err(e) = semver::Version::parse(text) {
-                out.push(
-                    Diagnostic::new(
-                        Code::MalformedVersion,
-                        file,
-                        expr.span,
-                        format!("malformed version literal `{text}`"),
-                    )
-                    .with_label(e.to_string())
-                    .with_help("a version is MAJOR.MINOR.PATCH without leading zeros, optionally with `-prerelease`, such as `4.0.0` or `4.0.0-rc.1`"),
-                );
-            }
+            out.extend(malformed_version(file, expr, text));
             Type::Version
         }
         ExprKind::Path(segs) => infer_path(file, schema, segs, out),
@@ -134,37 +160,12 @@ pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) 
                 "min" | "max" => (2, Type::is_numeric),
                 "abs" => (1, Type::is_numeric),
                 _ => {
-                    out.push(
-                        Diagnostic::new(
-                            Code::UnknownIdentifier,
-                            file,
-                            name.span,
-                            format!("unknown function `{}`", name.name),
-                        )
-                        .with_label("no such function")
-                        .with_help(
-                            "functions are `len(set)`, `min(a, b)`, `max(a, b)` and `abs(n)`",
-                        )
-                        .with_suggestion(name.span, closest(&name.name, FUNCTIONS.iter().copied())),
-                    );
+                    out.push(unknown_function(file, name));
                     return Type::Unknown;
                 }
             };
             if args.len() != arity {
-                out.push(
-                    Diagnostic::new(
-                        Code::WrongArity,
-                        file,
-                        expr.span,
-                        format!(
-                            "`{}` takes {arity} argument{}, found {}",
-                            name.name,
-                            if arity == 1 { "" } else { "s" },
-                            args.len()
-                        ),
-                    )
-                    .with_label("wrong number of arguments"),
-                );
+                out.push(wrong_arity(file, expr, name, arity, args.len()));
             } else {
                 for (a, t) in args.iter().zip(&arg_types) {
                     if !wants(t) {
@@ -304,16 +305,7 @@ fn infer_binary(
                     && let Some(v) = literal_number(other)
                     && !(0.0..=100.0).contains(&v)
                 {
-                    out.push(
-                        Diagnostic::new(
-                            Code::ScoreOutOfRange,
-                            file,
-                            other.span,
-                            format!("score compared with `{v}`, outside 0–100"),
-                        )
-                        .with_label("a score is never this value")
-                        .with_help("scores run from 0 to 100; this comparison is always the same"),
-                    );
+                    out.push(score_out_of_range(file, other, v));
                 }
             }
             Type::Bool
@@ -403,30 +395,8 @@ fn infer_path(
     let mut current = match first.name.as_str() {
         "partner" | "target" | "observed" => schema.clone(),
         "compatible" | "sustainable" if segs.len() == 1 => return Type::Bool,
-        other => {
-            let is_field = matches!(schema, Type::Record(fields) if fields.contains_key(other));
-            let mut names: Vec<&str> = ROOTS.to_vec();
-            names.extend(BUILTIN_NAMES);
-            let d = Diagnostic::new(
-                Code::UnknownIdentifier,
-                file,
-                first.span,
-                format!("unknown identifier `{other}`"),
-            )
-            .with_label("not a known name")
-            .with_help("paths start with `partner`, `target` or `observed`; `compatible` and `sustainable` are built in");
-            out.push(if is_field {
-                // A field without its root: which root is for the user.
-                let mut d = d.with_help(format!(
-                    "did you mean `partner.{other}` (or `target.{other}`, `observed.{other}`)?"
-                ));
-                for root in ROOTS {
-                    d = d.with_fix(Fix::maybe(first.span, format!("{root}.{other}")));
-                }
-                d
-            } else {
-                d.with_suggestion(first.span, closest(other, names.iter().copied()))
-            });
+        _ => {
+            out.push(unknown_identifier(file, schema, first));
             return Type::Unknown;
         }
     };
@@ -459,20 +429,109 @@ fn infer_path(
             },
             Type::Unknown => return Type::Unknown,
             other => {
-                let mut d = Diagnostic::new(
-                    Code::UnknownField,
-                    file,
-                    seg.span,
-                    format!("`{other}` has no field `{}`", seg.name),
-                )
-                .with_label("no fields here");
-                if matches!(other, Type::Set(_)) && seg.name == "len" {
-                    d = d.with_help("use `len(...)` for the size of a set");
-                }
-                out.push(d);
+                out.push(field_of_fieldless(file, seg, other));
                 return Type::Unknown;
             }
         };
     }
     current
+}
+
+/// PMF204: a version literal that is not semver.
+fn malformed_version(file: &str, expr: &Expr, text: &str) -> Option<Diagnostic> {
+    let e = semver::Version::parse(text).err()?;
+    Some(
+        Diagnostic::new(
+            Code::MalformedVersion,
+            file,
+            expr.span,
+            format!("malformed version literal `{text}`"),
+        )
+        .with_label(e.to_string())
+        .with_help("a version is MAJOR.MINOR.PATCH without leading zeros, optionally with `-prerelease`, such as `4.0.0` or `4.0.0-rc.1`"),
+    )
+}
+
+/// PMF107: a call of a function that is not built in.
+fn unknown_function(file: &str, name: &Ident) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnknownIdentifier,
+        file,
+        name.span,
+        format!("unknown function `{}`", name.name),
+    )
+    .with_label("no such function")
+    .with_help("functions are `len(set)`, `min(a, b)`, `max(a, b)` and `abs(n)`")
+    .with_suggestion(name.span, closest(&name.name, FUNCTIONS.iter().copied()))
+}
+
+/// PMF205: a call with the wrong number of arguments.
+fn wrong_arity(file: &str, call: &Expr, name: &Ident, arity: usize, found: usize) -> Diagnostic {
+    Diagnostic::new(
+        Code::WrongArity,
+        file,
+        call.span,
+        format!(
+            "`{}` takes {arity} argument{}, found {found}",
+            name.name,
+            if arity == 1 { "" } else { "s" },
+        ),
+    )
+    .with_label("wrong number of arguments")
+}
+
+/// PMF203: a score compared with a number outside 0–100.
+fn score_out_of_range(file: &str, literal: &Expr, v: f64) -> Diagnostic {
+    Diagnostic::new(
+        Code::ScoreOutOfRange,
+        file,
+        literal.span,
+        format!("score compared with `{v}`, outside 0–100"),
+    )
+    .with_label("a score is never this value")
+    .with_help("scores run from 0 to 100; this comparison is always the same")
+}
+
+/// PMF107: a path that starts with no root or built-in name.
+fn unknown_identifier(file: &str, schema: &Type, first: &Ident) -> Diagnostic {
+    let other = first.name.as_str();
+    let is_field = matches!(schema, Type::Record(fields) if fields.contains_key(other));
+    let mut names: Vec<&str> = ROOTS.to_vec();
+    names.extend(BUILTIN_NAMES);
+    let d = Diagnostic::new(
+        Code::UnknownIdentifier,
+        file,
+        first.span,
+        format!("unknown identifier `{other}`"),
+    )
+    .with_label("not a known name")
+    .with_help("paths start with `partner`, `target` or `observed`; `compatible` and `sustainable` are built in");
+    if is_field {
+        // A field without its root: which root is for the user.
+        let mut d = d.with_help(format!(
+            "did you mean `partner.{other}` (or `target.{other}`, `observed.{other}`)?"
+        ));
+        for root in ROOTS {
+            d = d.with_fix(Fix::maybe(first.span, format!("{root}.{other}")));
+        }
+        d
+    } else {
+        d.with_suggestion(first.span, closest(other, names.iter().copied()))
+    }
+}
+
+/// PMF106: a field of a value of type `ty`, which has none.
+fn field_of_fieldless(file: &str, seg: &Ident, ty: &Type) -> Diagnostic {
+    let d = Diagnostic::new(
+        Code::UnknownField,
+        file,
+        seg.span,
+        format!("`{ty}` has no field `{}`", seg.name),
+    )
+    .with_label("no fields here");
+    if matches!(ty, Type::Set(_)) && seg.name == "len" {
+        d.with_help("use `len(...)` for the size of a set")
+    } else {
+        d
+    }
 }
