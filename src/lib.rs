@@ -17,7 +17,12 @@
 
 // No input may make the library panic: errors are values. Tests may
 // unwrap, expect and panic (clippy.toml); indexing is not denied yet.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod cli;
 pub mod doc;
