@@ -16,8 +16,14 @@
 //! `pmf::db`, `pmf::runtime`, … name the same items as the crates do.
 
 // No input may make the library panic: errors are values. Tests may
-// unwrap, expect and panic (clippy.toml); indexing is not denied yet.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// unwrap, expect, panic and index (clippy.toml). Indexing is denied here and
+// in pmf-syntax, pmf-store and pmf-runtime; not yet in pmf-compiler.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod cli;
 pub mod doc;

@@ -644,8 +644,9 @@ impl Summary {
                 .take(REASONS_SHOWN)
                 .map(|(why, n)| format!("{} ({n})", printable(why)))
                 .collect();
-            if by_count.len() > REASONS_SHOWN {
-                let rest = &by_count[REASONS_SHOWN..];
+            if let Some(rest) = by_count.get(REASONS_SHOWN..)
+                && !rest.is_empty()
+            {
                 let n: usize = rest.iter().map(|(_, n)| **n).sum();
                 items.push(format!("{} other reasons ({n})", rest.len()));
             }

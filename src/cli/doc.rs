@@ -38,7 +38,7 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     for _ in common..a.len() {
         out.push("..");
     }
-    for c in &b[common..] {
+    for c in b.iter().skip(common) {
         out.push(c.as_os_str());
     }
     out

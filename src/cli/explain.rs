@@ -64,9 +64,11 @@ pub fn run(args: &ExplainArgs) -> Result<Exit, UsageError> {
     match Code::from_id(id) {
         Some(code) if args.format == OutputFormat::Json => {
             let mut doc = code_json(code);
-            doc["format_version"] = 1.into();
-            doc["title"] = title(code.page()).into();
-            doc["text"] = code.page().into();
+            if let Some(fields) = doc.as_object_mut() {
+                fields.insert("format_version".into(), 1.into());
+                fields.insert("title".into(), title(code.page()).into());
+                fields.insert("text".into(), code.page().into());
+            }
             super::print_json(&doc);
             Ok(Exit::Success)
         }

@@ -234,7 +234,8 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
             policy
                 .graph
                 .index(phase)
-                .and_then(|i| policy.graph.phases[i].rite.clone())
+                .and_then(|i| policy.graph.phases.get(i))
+                .and_then(|p| p.rite.clone())
         };
         events.push(Event {
             kind: EventKind::Fallback,

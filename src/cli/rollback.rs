@@ -146,22 +146,25 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
     // The reverse change needs the approval of every authority governing
     // a category it touches.
     let mut approvals: Vec<String> = Vec::new();
-    for &c in &a.categories {
-        if let Some(g) = policy.categories[c].governor {
-            let name = policy.authorities[g].clone();
-            if !approvals.contains(&name) {
-                approvals.push(name);
-            }
+    let governors = a
+        .categories
+        .iter()
+        .filter_map(|&c| policy.categories.get(c)?.governor);
+    for name in governors.filter_map(|g| policy.authorities.get(g)) {
+        if !approvals.contains(name) {
+            approvals.push(name.clone());
         }
     }
     let categories: Vec<String> = a
         .categories
         .iter()
-        .map(|&c| policy.categories[c].name.clone())
+        .filter_map(|&c| policy.categories.get(c))
+        .map(|c| c.name.clone())
         .collect();
-    let migration = policy.fallback.map_or("fallback".to_string(), |f| {
-        policy.migrations[f].name.clone()
-    });
+    let migration = policy
+        .fallback
+        .and_then(|f| policy.migrations.get(f))
+        .map_or("fallback".to_string(), |m| m.name.clone());
     let entry = PlanEntry {
         id: args.partner.clone(),
         state_digest: state_digest(&now_state),
@@ -326,7 +329,8 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
     let fallback_rite = policy
         .graph
         .index("fallback")
-        .and_then(|i| policy.graph.phases[i].rite.clone());
+        .and_then(|i| policy.graph.phases.get(i))
+        .and_then(|p| p.rite.clone());
     let mut batch = store.begin(r.operator).map_err(|e| UsageError(e.0))?;
     for (authority, key, signature) in r.accepted {
         batch
@@ -391,7 +395,8 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
                 rite: policy
                     .graph
                     .index("continuity")
-                    .and_then(|i| policy.graph.phases[i].rite.clone()),
+                    .and_then(|i| policy.graph.phases.get(i))
+                    .and_then(|p| p.rite.clone()),
                 ..base.clone()
             },
             Event {

@@ -324,18 +324,18 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
                         xml(&r.policy),
                         xml(name)
                     );
-                    if failures.is_empty() {
-                        println!("/>");
-                    } else {
+                    if let Some((_, _, first)) = failures.first() {
                         let body: Vec<String> = failures
                             .iter()
                             .map(|(l, c, m)| format!("{}:{l}:{c}: {m}", r.file))
                             .collect();
                         println!(
                             ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                            xml(&failures[0].2),
+                            xml(first),
                             xml(&body.join("\n"))
                         );
+                    } else {
+                        println!("/>");
                     }
                 }
                 println!("  </testsuite>");

@@ -149,10 +149,10 @@ impl Table {
         let headers: Vec<String> = self.headers.iter().map(|h| h.to_uppercase()).collect();
         for row in std::iter::once(&headers).chain(&self.rows) {
             let mut line = String::new();
-            for (i, cell) in row.iter().enumerate().take(columns) {
+            for ((i, cell), w) in row.iter().enumerate().take(columns).zip(&widths) {
                 line.push_str(cell);
                 if i + 1 < columns {
-                    line.push_str(&" ".repeat(widths[i] - width(cell) + 2));
+                    line.push_str(&" ".repeat(w - width(cell) + 2));
                 }
             }
             let line = line.trim_end();
@@ -348,7 +348,7 @@ impl Glob {
         // Where the last `*` was, and the text position it resumes from:
         // one star's backtracking is enough (linear in practice).
         let mut star: Option<(usize, usize)> = None;
-        while t < text.len() {
+        while let Some(&c) = text.get(t) {
             let step = match self.tokens.get(p) {
                 Some(Token::Star) => {
                     star = Some((p, t));
@@ -356,9 +356,9 @@ impl Glob {
                     continue;
                 }
                 Some(Token::Any) => true,
-                Some(Token::Char(c)) => *c == text[t],
+                Some(Token::Char(k)) => *k == c,
                 Some(Token::Set { negated, ranges }) => {
-                    let inside = ranges.iter().any(|&(a, b)| a <= text[t] && text[t] <= b);
+                    let inside = ranges.iter().any(|&(a, b)| a <= c && c <= b);
                     inside != *negated
                 }
                 None => false,
@@ -374,7 +374,7 @@ impl Glob {
                 return false;
             }
         }
-        self.tokens[p..].iter().all(|k| matches!(k, Token::Star))
+        self.tokens.iter().skip(p).all(|k| matches!(k, Token::Star))
     }
 }
 

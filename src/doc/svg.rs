@@ -27,32 +27,43 @@ pub fn flow_svg(g: &PhaseGraph) -> String {
     // cycle cannot run away); rows: 0 on success paths, 1 for phases reached
     // only by failing, placed one column after the phase that fails.
     let start = g.index("detection").unwrap_or(0);
+    // Edges join the graph's own phases (one that did not is left out).
     let mut col = vec![usize::MAX; n];
     let mut main = vec![false; n];
-    if n > 0 {
-        col[start] = 0;
-        main[start] = true;
-        for _ in 0..n {
-            let mut changed = false;
-            for e in &g.edges {
-                if e.kind != EdgeKind::Next || !main[e.from] {
-                    continue;
-                }
-                let c = col[e.from] + 1;
-                if !main[e.to] || (col[e.to] < c && c < n) {
-                    main[e.to] = true;
-                    col[e.to] = c;
-                    changed = true;
-                }
+    if let (Some(c), Some(m)) = (col.get_mut(start), main.get_mut(start)) {
+        *c = 0;
+        *m = true;
+    }
+    for _ in 0..n {
+        let mut changed = false;
+        for e in &g.edges {
+            if e.kind != EdgeKind::Next || main.get(e.from) != Some(&true) {
+                continue;
             }
-            if !changed {
-                break;
+            let Some(c) = col.get(e.from).map(|c| c + 1) else {
+                continue;
+            };
+            let (Some(to_col), Some(to_main)) = (col.get_mut(e.to), main.get_mut(e.to)) else {
+                continue;
+            };
+            if !*to_main || (*to_col < c && c < n) {
+                *to_main = true;
+                *to_col = c;
+                changed = true;
             }
         }
-        for e in &g.edges {
-            if e.kind == EdgeKind::Failure && main[e.from] && !main[e.to] {
-                col[e.to] = col[e.to].min(col[e.from] + 1);
-            }
+        if !changed {
+            break;
+        }
+    }
+    for e in &g.edges {
+        if e.kind == EdgeKind::Failure
+            && main.get(e.from) == Some(&true)
+            && main.get(e.to) == Some(&false)
+            && let Some(c) = col.get(e.from).map(|c| c + 1)
+            && let Some(to_col) = col.get_mut(e.to)
+        {
+            *to_col = (*to_col).min(c);
         }
     }
     let max_col = col
@@ -61,18 +72,21 @@ pub fn flow_svg(g: &PhaseGraph) -> String {
         .max()
         .copied()
         .unwrap_or(0);
-    let mut pos = vec![(0usize, 0usize); n];
     let mut next_free = max_col + 1;
-    for i in 0..n {
-        let c = if col[i] == usize::MAX {
-            next_free += 1;
-            next_free - 1
-        } else {
-            col[i]
-        };
-        let row = usize::from(!main[i]);
-        pos[i] = (20 + c * (W + GAP_X), 20 + row * (H + GAP_Y));
-    }
+    let pos: Vec<(usize, usize)> = col
+        .iter()
+        .zip(&main)
+        .map(|(&c, &main)| {
+            let c = if c == usize::MAX {
+                next_free += 1;
+                next_free - 1
+            } else {
+                c
+            };
+            let row = usize::from(!main);
+            (20 + c * (W + GAP_X), 20 + row * (H + GAP_Y))
+        })
+        .collect();
     let width = pos.iter().map(|p| p.0 + W + 20).max().unwrap_or(200);
     let height = pos.iter().map(|p| p.1 + H + 20).max().unwrap_or(100);
     let mut out = format!(
@@ -81,7 +95,9 @@ pub fn flow_svg(g: &PhaseGraph) -> String {
     );
     out.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#444\"/></marker></defs>\n");
     for e in &g.edges {
-        let (a, b) = (pos[e.from], pos[e.to]);
+        let (Some(&a), Some(&b)) = (pos.get(e.from), pos.get(e.to)) else {
+            continue;
+        };
         let (x1, y1) = (a.0 + W / 2, a.1 + H / 2);
         let (x2, y2) = (b.0 + W / 2, b.1 + H / 2);
         // Stop at the box border (approximately).
@@ -107,9 +123,8 @@ pub fn flow_svg(g: &PhaseGraph) -> String {
             );
         }
     }
-    for (i, p) in g.phases.iter().enumerate() {
-        let (x, y) = pos[i];
-        let fill = if main[i] { "#eef4ff" } else { "#fff1f0" };
+    for ((p, &(x, y)), &main) in g.phases.iter().zip(&pos).zip(&main) {
+        let fill = if main { "#eef4ff" } else { "#fff1f0" };
         let _ = writeln!(
             out,
             "<g class=\"phase\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{W}\" height=\"{H}\" rx=\"8\" fill=\"{fill}\" stroke=\"#335\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"14\">{}</text></g>",

@@ -48,7 +48,7 @@ pub fn word_at(text: &str, offset: usize) -> Option<(usize, &str)> {
 
 /// The top-level keyword at the start of the line beginning at `at`.
 fn top_level_keyword(text: &str, at: usize) -> Option<&'static str> {
-    let rest = &text.as_bytes()[at..];
+    let rest = text.as_bytes().get(at..)?;
     TOP_LEVEL_KEYWORDS.iter().copied().find(|kw| {
         rest.starts_with(kw.as_bytes())
             && rest
@@ -126,8 +126,7 @@ fn scan(chunk: &str) -> (usize, bool) {
     let mut depth: usize = 0;
     let bytes = chunk.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
         let next = bytes.get(i + 1).copied();
         match state {
             State::Code => match b {

@@ -73,19 +73,20 @@ impl LineIndex {
         self.starts.len()
     }
 
-    /// Byte range of 0-based `line`, without its line ending.
-    fn line_bounds(&self, text: &str, line: usize) -> (usize, usize) {
-        let start = (self.starts[line] as usize).min(text.len());
+    /// Byte range of 0-based `line`, without its line ending, if the text
+    /// has that line.
+    fn line_bounds(&self, text: &str, line: usize) -> Option<(usize, usize)> {
+        let start = (*self.starts.get(line)? as usize).min(text.len());
         let mut end = self
             .starts
             .get(line + 1)
             .map_or(text.len(), |&s| (s as usize).saturating_sub(1))
             .min(text.len())
             .max(start);
-        if end > start && text.as_bytes()[end - 1] == b'\r' {
+        if end > start && text.as_bytes().get(end - 1) == Some(&b'\r') {
             end -= 1;
         }
-        (start, end)
+        Some((start, end))
     }
 
     /// The position of byte `offset` (clamped to the text and to a
@@ -96,7 +97,8 @@ impl LineIndex {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let start = (self.starts[line] as usize).min(offset);
+        // The first line starts at 0.
+        let start = self.starts.get(line).map_or(0, |&s| s as usize).min(offset);
         let character = match enc {
             Encoding::Utf8 => offset - start,
             Encoding::Utf16 => text[start..offset].chars().map(char::len_utf16).sum(),
@@ -107,11 +109,9 @@ impl LineIndex {
     /// The byte offset of `pos`: a line past the end is the end of the text;
     /// a character past the end of its line is the end of the line.
     pub fn offset(&self, text: &str, pos: Position, enc: Encoding) -> usize {
-        let line = pos.line as usize;
-        if line >= self.starts.len() {
+        let Some((start, end)) = self.line_bounds(text, pos.line as usize) else {
             return text.len();
-        }
-        let (start, end) = self.line_bounds(text, line);
+        };
         let wanted = pos.character as usize;
         match enc {
             Encoding::Utf8 => clamp_to_boundary(text, (start + wanted).min(end)),

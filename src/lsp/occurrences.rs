@@ -78,7 +78,10 @@ pub fn at(occurrences: &[Occurrence], offset: usize) -> Option<&Occurrence> {
     // Occurrences do not overlap: the last one starting at or before the
     // offset is the only candidate.
     let i = occurrences.partition_point(|o| o.span.start <= offset);
-    occurrences[..i].last().filter(|o| offset <= o.span.end)
+    occurrences
+        .get(..i)?
+        .last()
+        .filter(|o| offset <= o.span.end)
 }
 
 fn push(out: &mut Vec<Occurrence>, ident: &Ident, symbol: Symbol, def: bool) {
@@ -242,11 +245,13 @@ fn segments(segs: &[Ident], out: &mut Vec<Occurrence>) {
 fn expr(e: &Expr, out: &mut Vec<Occurrence>) {
     match &e.kind {
         ExprKind::Path(segs) => {
-            let Some(first) = segs.first() else { return };
+            let Some((first, rest)) = segs.split_first() else {
+                return;
+            };
             if ROOTS.contains(&first.name.as_str()) {
                 push(out, first, Symbol::Root(name(first)), false);
-                segments(&segs[1..], out);
-            } else if segs.len() == 1 && BUILTIN_NAMES.contains(&first.name.as_str()) {
+                segments(rest, out);
+            } else if rest.is_empty() && BUILTIN_NAMES.contains(&first.name.as_str()) {
                 push(out, first, Symbol::Builtin(name(first)), false);
             }
         }

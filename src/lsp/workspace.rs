@@ -187,11 +187,8 @@ pub fn path_of_uri(uri: &str) -> String {
         };
         let decoded = percent_decode(path);
         // Windows: `/C:/dir/file.pmf` → `C:/dir/file.pmf`.
-        let bytes = decoded.as_bytes();
-        if bytes.len() >= 3
-            && bytes[0] == b'/'
-            && bytes[1].is_ascii_alphabetic()
-            && bytes[2] == b':'
+        if let [b'/', drive, b':', ..] = decoded.as_bytes()
+            && drive.is_ascii_alphabetic()
         {
             return decoded[1..].to_string();
         }
@@ -205,11 +202,12 @@ pub fn uri_of_path(path: &str) -> String {
     if path == KWANUS_PATH {
         return STDLIB_URI.to_string();
     }
-    let bytes = path.as_bytes();
     if path.starts_with('/') {
         return format!("file://{}", percent_encode(path));
     }
-    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+    if let [drive, b':', _, ..] = path.as_bytes()
+        && drive.is_ascii_alphabetic()
+    {
         return format!("file:///{}", percent_encode(&path.replace('\\', "/")));
     }
     if has_scheme(path) {
@@ -243,20 +241,18 @@ fn has_scheme(s: &str) -> bool {
 /// Decode `%XX` escapes (invalid escapes are kept as written; invalid UTF-8
 /// is replaced).
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+    let mut rest = s.as_bytes();
+    let mut out = Vec::with_capacity(rest.len());
+    while let [b, tail @ ..] = rest {
+        if let [b'%', h, l, after @ ..] = rest
+            && let (Some(h), Some(l)) = (hex(*h), hex(*l))
         {
             out.push(h * 16 + l);
-            i += 3;
+            rest = after;
             continue;
         }
-        out.push(bytes[i]);
-        i += 1;
+        out.push(*b);
+        rest = tail;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -274,8 +274,11 @@ enum Step {
 fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<String>) -> String {
     let mut h = Sha256::new();
     h.update(b"pmf-waits-v1");
-    for &i in &a.approvals {
-        let name = &policy.authorities[i];
+    for name in a
+        .approvals
+        .iter()
+        .filter_map(|&i| policy.authorities.get(i))
+    {
         if approved.contains(name) {
             h.update(b"\0");
             h.update(name.as_bytes());
@@ -329,7 +332,10 @@ pub fn apply_partner(
         partner: entry.id.clone(),
         from: policy.version_of(partner).map(|v| v.to_string()),
         to: policy.version_of(&reached).map(|v| v.to_string()),
-        migration: a.migration.map(|m| policy.migrations[m].name.clone()),
+        migration: a
+            .migration
+            .and_then(|m| policy.migrations.get(m))
+            .map(|m| m.name.clone()),
         policy_hash: Some(policy.hash.clone()),
         plan_hash: Some(inputs.plan.hash.clone()),
         time: now.clone(),
@@ -497,14 +503,14 @@ impl ApplyBatch {
         for ((m, categories), (total, fallbacks)) in &self.outcomes {
             let cats: Vec<&str> = categories
                 .iter()
-                .map(|&c| policy.categories[c].name.as_str())
+                .filter_map(|&c| policy.categories.get(c))
+                .map(|c| c.name.as_str())
                 .collect();
-            batch.add_outcomes(
-                &policy.migrations[*m].name,
-                &cats.join("+"),
-                *total,
-                *fallbacks,
-            )?;
+            // Assessments name the policy's own migration types.
+            let Some(migration) = policy.migrations.get(*m) else {
+                continue;
+            };
+            batch.add_outcomes(&migration.name, &cats.join("+"), *total, *fallbacks)?;
         }
         Ok(())
     }
@@ -555,7 +561,11 @@ pub fn walk(
     let mut fell_back = false;
     let mut staged = false;
     for _ in 0..10_000 {
-        let phase = &graph.phases[at];
+        // Edges lead to the graph's own phases; if one did not, the flow
+        // would not reach continuity.
+        let Some(phase) = graph.phases.get(at) else {
+            break;
+        };
         record(Event {
             rite: phase.rite.clone(),
             ..event(EventKind::PhaseEntered, Some(&phase.name))
@@ -572,7 +582,8 @@ pub fn walk(
                 let missing: Vec<&str> = a
                     .approvals
                     .iter()
-                    .map(|&i| policy.authorities[i].as_str())
+                    .filter_map(|&i| policy.authorities.get(i))
+                    .map(String::as_str)
                     .filter(|n| !approved.contains(*n))
                     .collect();
                 if missing.is_empty() {
@@ -581,7 +592,7 @@ pub fn walk(
                             approvals: a
                                 .approvals
                                 .iter()
-                                .map(|&i| policy.authorities[i].clone())
+                                .filter_map(|&i| policy.authorities.get(i).cloned())
                                 .collect(),
                             ..event(EventKind::Approved, Some(&phase.name))
                         })?;
@@ -601,7 +612,10 @@ pub fn walk(
             "transition" => {
                 staged = true;
                 let rule = |rules: &[Rule], fails: &[usize], act: Option<Action>| {
-                    fails.iter().copied().find(|&r| rules[r].action == act)
+                    fails
+                        .iter()
+                        .copied()
+                        .find(|&r| rules.get(r).is_some_and(|rule| rule.action == act))
                 };
                 if let Some(&c) = a.ceiling_violations.first() {
                     Step::Stop(
@@ -660,7 +674,7 @@ pub fn walk(
                 }
             }
             "stabilization" => {
-                let band = a.band.map(|b| &policy.bands[b]);
+                let band = a.band.and_then(|b| policy.bands.get(b));
                 record(Event {
                     health: a.score.map(|s| (s * 100.0).round() / 100.0),
                     band: band.map(|b| b.status.clone()),

@@ -252,7 +252,8 @@ pub fn compile(expr: &Expr, schema: &Type) -> Option<Ir> {
             Ir::Const(Value::set(consts))
         }
         ExprKind::Path(segs) => {
-            let root = match segs.first()?.name.as_str() {
+            let (first, rest) = segs.split_first()?;
+            let root = match first.name.as_str() {
                 "partner" => Root::Partner,
                 "target" => Root::Target,
                 "observed" => Root::Observed,
@@ -263,7 +264,7 @@ pub fn compile(expr: &Expr, schema: &Type) -> Option<Ir> {
             let mut ty = schema;
             let mut indices = Vec::new();
             let mut part = None;
-            for seg in &segs[1..] {
+            for seg in rest {
                 match ty {
                     Type::Record(fields) => {
                         let i = fields.keys().position(|k| k == seg.name.as_str())?;
@@ -779,26 +780,26 @@ fn compare(op: CompareOp, x: &Value, y: &Value) -> Value {
 /// The union of two sorted sets, merged in order (no re-sorting).
 fn union(s: &[Value], t: &[Value]) -> Value {
     let mut out = Vec::with_capacity(s.len() + t.len());
-    let (mut i, mut j) = (0, 0);
-    while i < s.len() && j < t.len() {
-        match s[i].cmp(&t[j]) {
+    let (mut s, mut t) = (s, t);
+    while let ([x, s_rest @ ..], [y, t_rest @ ..]) = (s, t) {
+        match x.cmp(y) {
             std::cmp::Ordering::Less => {
-                out.push(s[i].clone());
-                i += 1;
+                out.push(x.clone());
+                s = s_rest;
             }
             std::cmp::Ordering::Greater => {
-                out.push(t[j].clone());
-                j += 1;
+                out.push(y.clone());
+                t = t_rest;
             }
             std::cmp::Ordering::Equal => {
-                out.push(s[i].clone());
-                i += 1;
-                j += 1;
+                out.push(x.clone());
+                s = s_rest;
+                t = t_rest;
             }
         }
     }
-    out.extend_from_slice(&s[i..]);
-    out.extend_from_slice(&t[j..]);
+    out.extend_from_slice(s);
+    out.extend_from_slice(t);
     Value::Set(out.into())
 }
 

@@ -202,11 +202,13 @@ impl CompiledPolicy {
     ) -> Result<Self, NotRunnable> {
         let schema = schema(policy);
         let field = |name: &str| {
-            indices(&schema, &[name]).map(|i| i[0]).ok_or_else(|| {
-                NotRunnable(format!(
-                    "the partner schema has no `{name}` field, which the runtime needs"
-                ))
-            })
+            indices(&schema, &[name])
+                .and_then(|i| i.first().copied())
+                .ok_or_else(|| {
+                    NotRunnable(format!(
+                        "the partner schema has no `{name}` field, which the runtime needs"
+                    ))
+                })
         };
         let id_field = field("id")?;
         let version_field = field("version")?;
@@ -286,8 +288,11 @@ impl CompiledPolicy {
         let mig_index = |n: &str| migrations.iter().position(|m: &MigrationType| m.name == n);
         let detection: Vec<usize> = match policy.order() {
             Some((_, o)) => o.types.iter().filter_map(|t| mig_index(&t.name)).collect(),
-            None => (0..migrations.len())
-                .filter(|&i| migrations[i].when.is_some())
+            None => migrations
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.when.is_some())
+                .map(|(i, _)| i)
                 .collect(),
         };
 
@@ -557,8 +562,11 @@ impl CompiledPolicy {
             sustainable: None,
         };
         let failures = |rules: &[Rule], env: &Env<'_>| -> Vec<usize> {
-            (0..rules.len())
-                .filter(|&r| outcome(&rules[r].condition, env) != Verdict::Passed)
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| outcome(&r.condition, env) != Verdict::Passed)
+                .map(|(r, _)| r)
                 .collect()
         };
         let compatibility_failures = failures(&self.compatibility, &env);
@@ -566,22 +574,25 @@ impl CompiledPolicy {
         env.compatible = Some(compatibility_failures.is_empty());
         env.sustainable = Some(sustainability_failures.is_empty());
 
-        let categories: Vec<usize> = (0..self.categories.len())
-            .filter(|&c| {
-                self.categories[c]
-                    .covers
+        let categories: Vec<usize> = self
+            .categories
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.covers
                     .iter()
                     .any(|p| *field(partner, p) != *target.get(p))
             })
+            .map(|(c, _)| c)
             .collect();
         let nothing_to_do = target.same_as_base();
         let migration = if nothing_to_do {
             None
         } else {
             self.detection.iter().copied().find(|&m| {
-                self.migrations[m]
-                    .when
-                    .as_ref()
+                self.migrations
+                    .get(m)
+                    .and_then(|t| t.when.as_ref())
                     .is_some_and(|w| w.truth(&env) == Truth::True)
             })
         };
@@ -600,9 +611,11 @@ impl CompiledPolicy {
             }
         });
         let band = score.and_then(|s| self.band_of(s));
-        let ceiling_violations: Vec<usize> = (0..self.ceilings.len())
-            .filter(|&c| {
-                let c = &self.ceilings[c];
+        let ceiling_violations: Vec<usize> = self
+            .ceilings
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
                 let v = target.get(&c.indices);
                 let v = &*v;
                 !matches!(v, Value::Missing)
@@ -611,6 +624,7 @@ impl CompiledPolicy {
                         _ => *v >= c.value,
                     }
             })
+            .map(|(c, _)| c)
             .collect();
 
         let mut a = Assessment {
@@ -636,14 +650,16 @@ impl CompiledPolicy {
 
     /// Authorities whose approval type `m` needs for `categories`.
     pub fn approvals_for(&self, m: usize, categories: &[usize]) -> Vec<usize> {
-        let t = &self.migrations[m];
+        let Some(t) = self.migrations.get(m) else {
+            return Vec::new();
+        };
         let mut out: Vec<usize> = match &t.approvals {
             Approvals::None => Vec::new(),
             Approvals::Named(list) => list.clone(),
             Approvals::Governing => categories
                 .iter()
                 .filter(|c| t.touches.as_ref().is_none_or(|ts| ts.contains(c)))
-                .filter_map(|&c| self.categories[c].governor)
+                .filter_map(|&c| self.categories.get(c).and_then(|c| c.governor))
                 .collect(),
         };
         out.sort_unstable();
@@ -662,10 +678,10 @@ impl CompiledPolicy {
                 worst = (action, why);
             }
         };
-        match a.band {
-            Some(band) => raise(
-                self.bands[band].action,
-                Reason::Band(band, a.score.map_or(0.0, f64::round)),
+        match a.band.and_then(|b| Some((b, self.bands.get(b)?))) {
+            Some((b, band)) => raise(
+                band.action,
+                Reason::Band(b, a.score.map_or(0.0, f64::round)),
             ),
             None => raise(Action::Review, Reason::HealthUnknown),
         }
@@ -682,12 +698,12 @@ impl CompiledPolicy {
             }
         }
         for &r in &a.sustainability_failures {
-            if let Some(action) = self.sustainability[r].action {
+            if let Some(action) = self.sustainability.get(r).and_then(|rule| rule.action) {
                 raise(action, Reason::Sustainability(r));
             }
         }
         for &r in &a.compatibility_failures {
-            if let Some(action) = self.compatibility[r].action {
+            if let Some(action) = self.compatibility.get(r).and_then(|rule| rule.action) {
                 raise(action, Reason::Compatibility(r));
             }
         }
@@ -719,7 +735,12 @@ impl CompiledPolicy {
                     let _ = write!(out, "{score}");
                 }
                 out.push_str(" is in band `");
-                out.push_str(&self.bands[b].status);
+                match self.bands.get(b) {
+                    Some(band) => out.push_str(&band.status),
+                    None => {
+                        let _ = write!(out, "{}", Named(None, b));
+                    }
+                }
                 out.write_str("`")
             }
             Reason::HealthUnknown => out.write_str("health unknown: a factor was not observed"),
@@ -736,25 +757,40 @@ impl CompiledPolicy {
             Reason::Sustainability(r) => write!(
                 out,
                 "sustainability rule `{}` fails",
-                self.sustainability[r].name
+                Named(self.sustainability.get(r).map(|r| r.name.as_str()), r)
             ),
             Reason::Compatibility(r) => write!(
                 out,
                 "compatibility rule `{}` fails",
-                self.compatibility[r].name
+                Named(self.compatibility.get(r).map(|r| r.name.as_str()), r)
             ),
             Reason::Ceiling(c) => write!(
                 out,
                 "the target breaks the ceiling on `{}`",
-                self.ceilings[c].field
+                Named(self.ceilings.get(c).map(|c| c.field.as_str()), c)
             ),
         };
     }
 
     /// A validation check's name as `dimension.check`.
     pub fn check_name(&self, c: usize) -> String {
-        let c = &self.checks[c];
-        format!("{}.{}", c.dimension, c.name)
+        match self.checks.get(c) {
+            Some(c) => format!("{}.{}", c.dimension, c.name),
+            None => format!("#{c}"),
+        }
+    }
+}
+
+/// An item's name, or `#index` for an index the policy has no item at
+/// (reasons carry the policy's own indices, so this is not expected).
+struct Named<'a>(Option<&'a str>, usize);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(name) => f.write_str(name),
+            None => write!(f, "#{}", self.1),
+        }
     }
 }
 

@@ -221,7 +221,7 @@ impl<'t> Reader<'t> {
 
     /// A literal word (`true`, `false`, `null`) at the cursor.
     fn literal(&mut self, word: &str) -> Option<()> {
-        let rest = &self.text.as_bytes()[self.pos..];
+        let rest = self.text.as_bytes().get(self.pos..)?;
         rest.starts_with(word.as_bytes())
             .then(|| self.pos += word.len())
     }
@@ -240,7 +240,7 @@ impl<'t> Reader<'t> {
         let whole = !digits.is_empty()
             && digits.len() <= 15
             && digits.iter().all(u8::is_ascii_digit)
-            && (digits[0] != b'0' || digits.len() == 1);
+            && !matches!(digits, [b'0', _, ..]);
         if whole {
             let n = digits
                 .iter()
@@ -353,7 +353,7 @@ impl<'t> Reader<'t> {
         let mut stack: [Option<Value>; ON_STACK] = [const { None }; ON_STACK];
         let mut heap: Vec<Option<Value>> = Vec::new();
         let slots: &mut [Option<Value>] = if n <= ON_STACK {
-            &mut stack[..n]
+            stack.get_mut(..n)?
         } else {
             heap.resize(n, None);
             &mut heap
@@ -377,14 +377,16 @@ impl<'t> Reader<'t> {
                     hint.set(i);
                     i
                 };
-                hint = &fields[i].next;
-                if slots[i].is_some() {
+                let field = fields.get(i)?;
+                hint = &field.next;
+                let slot = slots.get_mut(i)?;
+                if slot.is_some() {
                     return None;
                 }
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
-                slots[i] = Some(self.field_value(&fields[i], cache)?);
+                *slot = Some(self.field_value(field, cache)?);
                 if self.closed(b'}')? {
                     break;
                 }
@@ -403,13 +405,16 @@ impl<'t> Reader<'t> {
 
     /// One field's value, through the cache when the field has a slot.
     fn field_value(&mut self, field: &Field, cache: &mut [FieldCache]) -> Option<Value> {
-        let Some(slot) = field.slot.filter(|&s| cache[s].worth_it()) else {
+        let Some(slot) = field
+            .slot
+            .filter(|&s| cache.get(s).is_some_and(FieldCache::worth_it))
+        else {
             return self.value(&field.layout, cache);
         };
         let start = self.pos;
         self.skip_value()?;
         let text = &self.text[start..self.pos];
-        let entry = &mut cache[slot];
+        let entry = cache.get_mut(slot)?;
         if let Some(v) = entry.values.get(text) {
             entry.hits += 1;
             return Some(v.clone());
@@ -425,7 +430,7 @@ impl<'t> Reader<'t> {
         if inner.pos != text.len() {
             return None;
         }
-        let entry = &mut cache[slot];
+        let entry = cache.get_mut(slot)?;
         if entry.values.len() < FieldCache::LIMIT {
             entry.values.insert(text.into(), v.clone());
         }

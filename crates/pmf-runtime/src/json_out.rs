@@ -55,18 +55,20 @@ pub fn write_f64(n: f64, out: &mut String) {
 
 /// Append a whole number in decimal.
 pub fn write_u64(mut n: u64, out: &mut String) {
+    // `u64::MAX` has 20 digits.
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
     // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    let written = digits.get(at..).unwrap_or_default();
+    out.push_str(std::str::from_utf8(written).unwrap_or_default());
 }
 
 /// Append a semantic version as its text (`1.2.3-rc.1+build`).
@@ -89,10 +91,12 @@ pub fn write_version(v: &semver::Version, out: &mut String) {
 /// Append `bytes` in lower-case hexadecimal.
 pub fn write_hex(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // A nibble is below 16: the default is never taken.
+    let digit = |n: u8| char::from(DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'));
     out.reserve(bytes.len() * 2);
     for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
+        out.push(digit(b >> 4));
+        out.push(digit(b & 15));
     }
 }
 

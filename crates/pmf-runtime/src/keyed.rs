@@ -109,8 +109,11 @@ impl EntryReader {
                 self.buf.resize(want, 0);
             }
             let mut got = 0;
-            while got < want {
-                match file.read_at(&mut self.buf[got..want], offset + got as u64) {
+            // `buf` holds at least `want` bytes.
+            while let Some(dst) = self.buf.get_mut(got..want)
+                && !dst.is_empty()
+            {
+                match file.read_at(dst, offset + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -127,7 +130,12 @@ impl EntryReader {
             }
         }
         let from = (offset - self.start) as usize;
-        Ok(&self.buf[from..from + len as usize])
+        self.buf.get(from..from + len as usize).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the entry is not in the bytes read",
+            )
+        })
     }
 }
 
@@ -259,7 +267,7 @@ impl PartnerEntries {
         let (mut lo, mut hi) = (0usize, places.len());
         let mut guesses = 0;
         while lo < hi {
-            let (first, last) = (places[lo].0, places[hi - 1].0);
+            let (&(first, _), &(last, _)) = (places.get(lo)?, places.get(hi - 1)?);
             if hash < first || hash > last {
                 return None;
             }
@@ -270,8 +278,9 @@ impl PartnerEntries {
             } else {
                 lo + (hi - lo) / 2
             };
-            match places[mid].0.cmp(&hash) {
-                std::cmp::Ordering::Equal => return Some(places[mid].1),
+            let &(at, place) = places.get(mid)?;
+            match at.cmp(&hash) {
+                std::cmp::Ordering::Equal => return Some(place),
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
             }
@@ -302,17 +311,10 @@ impl PartnerEntries {
         self.places.sort_unstable();
         let mut repeats = Vec::new();
         let mut shared: Vec<(u64, u64)> = Vec::new();
-        let mut i = 0;
-        while i < self.places.len() {
-            let hash = self.places[i].0;
-            let mut j = i + 1;
-            while j < self.places.len() && self.places[j].0 == hash {
-                j += 1;
+        for same_hash in self.places.chunk_by(|a, b| a.0 == b.0) {
+            if same_hash.len() > 1 {
+                shared.extend(same_hash);
             }
-            if j - i > 1 {
-                shared.extend(&self.places[i..j]);
-            }
-            i = j;
         }
         if shared.is_empty() {
             return Ok(repeats);
@@ -360,7 +362,7 @@ fn positions(file: &File, offsets: &[u64]) -> std::io::Result<Vec<(usize, usize)
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
+        for &b in buf.iter().take(n) {
             while wanted.next_if(|&&o| o == at).is_some() {
                 out.push((line, column));
             }
@@ -388,10 +390,10 @@ fn split_entry(bytes: &[u8]) -> Option<(Cow<'_, str>, &str)> {
     let key = decode_key(bytes.get(..key_end)?)?;
     let rest = bytes.get(key_end..)?;
     let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    if rest[colon] != b':' {
+    if rest.get(colon) != Some(&b':') {
         return None;
     }
-    let value = std::str::from_utf8(&rest[colon + 1..]).ok()?;
+    let value = std::str::from_utf8(rest.get(colon + 1..)?).ok()?;
     Some((key, value.trim_start()))
 }
 
@@ -517,7 +519,8 @@ impl Scanner {
             .take(BLOCK as u64)
             .read_to_end(&mut self.buf)
             .map_err(|e| io(&self.path, e))?;
-        let fresh = &self.buf[before..];
+        // What was just read (the buffer only grew).
+        let fresh = self.buf.get(before..).unwrap_or_default();
         if let Some(h) = &mut self.hasher {
             h.update(fresh);
         }
@@ -586,7 +589,9 @@ impl Scanner {
     fn text(&self, range: std::ops::Range<u64>) -> &[u8] {
         let from = (range.start - self.base) as usize;
         let to = (range.end - self.base) as usize;
-        &self.buf[from..to.min(self.buf.len())]
+        self.buf
+            .get(from..to.min(self.buf.len()))
+            .unwrap_or_default()
     }
 
     /// Count lines up to offset `at` (offsets asked for never go back).
@@ -594,7 +599,7 @@ impl Scanner {
         if at > self.counted {
             let from = (self.counted - self.base) as usize;
             let to = ((at - self.base) as usize).min(self.buf.len());
-            let bytes = &self.buf[from..to];
+            let bytes = self.buf.get(from..to).unwrap_or_default();
             self.line += bytes.iter().filter(|&&b| b == b'\n').count();
             if let Some(last) = bytes.iter().rposition(|&b| b == b'\n') {
                 self.line_start = self.base + (from + last + 1) as u64;
@@ -608,7 +613,10 @@ impl Scanner {
         self.count_lines(at);
         let from = (self.line_start.max(self.base) - self.base) as usize;
         let to = ((at - self.base) as usize).min(self.buf.len());
-        let column = self.buf[from..to]
+        let column = self
+            .buf
+            .get(from..to)
+            .unwrap_or_default()
             .iter()
             .filter(|&&b| b & 0xC0 != 0x80)
             .count();

@@ -5,7 +5,12 @@
 //! the store (`pmf-store`); never on the CLI or the language server.
 
 // No input may make the library panic: errors are values.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod apply;
 pub mod approvals;

@@ -291,7 +291,10 @@ fn write_entry(
     let a = assessors
         .for_partner(own_target.is_some(), observed.is_some())
         .assess(partner, target, target.with(observed.as_ref()));
-    let migration = a.migration.map(|m| policy.migrations[m].name.as_str());
+    let migration = a
+        .migration
+        .and_then(|m| policy.migrations.get(m))
+        .map(|m| m.name.as_str());
 
     out.push_str("{\"id\":");
     write_str(id, out);
@@ -318,12 +321,16 @@ fn write_entry(
     write_str_array(
         a.categories
             .iter()
-            .map(|&c| policy.categories[c].name.as_str()),
+            .filter_map(|&c| policy.categories.get(c))
+            .map(|c| c.name.as_str()),
         out,
     );
     out.push_str(",\"approvals_required\":");
     write_str_array(
-        a.approvals.iter().map(|&i| policy.authorities[i].as_str()),
+        a.approvals
+            .iter()
+            .filter_map(|&i| policy.authorities.get(i))
+            .map(String::as_str),
         out,
     );
     out.push_str(",\"predicted\":{\"score\":");
@@ -332,8 +339,8 @@ fn write_entry(
         None => out.push_str("null"),
     }
     out.push_str(",\"band\":");
-    match a.band {
-        Some(b) => write_str(&policy.bands[b].status, out),
+    match a.band.and_then(|b| policy.bands.get(b)) {
+        Some(b) => write_str(&b.status, out),
         None => out.push_str("null"),
     }
     out.push_str(",\"action\":\"");
@@ -350,7 +357,8 @@ fn write_entry(
     let categories = a
         .categories
         .iter()
-        .map(|&c| policy.categories[c].name.as_str());
+        .filter_map(|&c| policy.categories.get(c))
+        .map(|c| c.name.as_str());
     for (i, c) in categories.enumerate() {
         if i > 0 {
             joined.push('+');
@@ -533,14 +541,17 @@ fn evaluate_batches(
     // both down).
     #[repr(align(128))]
     struct Cache(std::sync::Mutex<(ParseCache, Worker)>);
-    let caches: Vec<Cache> = (0..=rayon::current_num_threads())
-        .map(|_| {
-            Cache(std::sync::Mutex::new((
-                ParseCache::new(&policy.schema, super::value::Completeness::Full),
-                Worker::new(&policy.schema),
-            )))
-        })
+    let new_cache = || {
+        Cache(std::sync::Mutex::new((
+            ParseCache::new(&policy.schema, super::value::Completeness::Full),
+            Worker::new(&policy.schema),
+        )))
+    };
+    let caches: Vec<Cache> = (0..rayon::current_num_threads())
+        .map(|_| new_cache())
         .collect();
+    // For a thread outside the pool.
+    let spare = new_cache();
     let assessors = Assessors::new(policy, inputs.targets.all.as_ref());
     for batch in batches {
         let evaluated = batch.map_err(PlanError::Input).and_then(|batch| {
@@ -552,8 +563,9 @@ fn evaluate_batches(
                 .par_chunks(CHUNK)
                 .map(|records| {
                     let slot = rayon::current_thread_index()
-                        .map_or(caches.len() - 1, |i| i.min(caches.len() - 1));
-                    let mut guard = caches[slot]
+                        .and_then(|i| caches.get(i))
+                        .unwrap_or(&spare);
+                    let mut guard = slot
                         .0
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -825,10 +837,11 @@ impl Counts {
 
     fn add(&mut self, r: &Counted) {
         self.partners += 1;
-        let (none, unknown) = (self.by_type.len() - 1, self.by_band.len() - 1);
-        self.by_type[r.migration.unwrap_or(none)] += 1;
-        self.by_band[r.band.unwrap_or(unknown)] += 1;
-        self.by_action[r.action as usize] += 1;
+        bump(&mut self.by_type, r.migration);
+        bump(&mut self.by_band, r.band);
+        if let Some(n) = self.by_action.get_mut(r.action as usize) {
+            *n += 1;
+        }
     }
 
     fn totals(&self, policy: &CompiledPolicy) -> Totals {
@@ -854,12 +867,26 @@ impl Counts {
                     .get(i)
                     .map_or("unknown".into(), |b| b.status.clone())
             }),
+            // `Action::ALL[a as usize] == a`.
             by_action: Action::ALL
                 .iter()
-                .filter(|a| self.by_action[**a as usize] > 0)
-                .map(|a| (a.as_str().to_string(), self.by_action[*a as usize]))
+                .zip(self.by_action)
+                .filter(|(_, n)| *n > 0)
+                .map(|(a, n)| (a.as_str().to_string(), n))
                 .collect(),
         }
+    }
+}
+
+/// Count one at `i` in `counts`, or in its last slot (no migration type,
+/// unknown band) for `None` or an index past the policy's items.
+fn bump(counts: &mut [usize], i: Option<usize>) {
+    let slot = match i {
+        Some(i) if i + 1 < counts.len() => counts.get_mut(i),
+        _ => counts.last_mut(),
+    };
+    if let Some(n) = slot {
+        *n += 1;
     }
 }
 
@@ -915,7 +942,7 @@ struct HashingWriter<W: Write> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher.update(buf.get(..n).unwrap_or(buf));
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -58,8 +58,10 @@ fn of_type(ty: &Type, completeness: Completeness) -> Json {
                 "properties": properties,
                 "additionalProperties": false,
             });
-            if completeness == Completeness::Full {
-                record["required"] = fields.keys().cloned().collect();
+            if completeness == Completeness::Full
+                && let Some(record) = record.as_object_mut()
+            {
+                record.insert("required".into(), fields.keys().cloned().collect());
             }
             record
         }

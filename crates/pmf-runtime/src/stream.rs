@@ -240,8 +240,8 @@ impl PartnerStream {
         }
         let first = loop {
             let buf = reader.fill_buf().map_err(|e| io(path, e))?;
-            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-                Some(i) => break Some(buf[i]),
+            match buf.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(&b) => break Some(b),
                 None if buf.is_empty() => break None,
                 None => {
                     let n = buf.len();
@@ -350,8 +350,8 @@ enum Expect {
 pub(super) fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
-    while i < bytes.len() {
-        match bytes[i] {
+    while let Some(&b) = bytes.get(i) {
+        match b {
             b'"' => {
                 i += 1;
                 loop {
@@ -389,12 +389,12 @@ impl ArrayReader {
         loop {
             // Scan what is there.
             while ranges.len() < max {
-                while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+                while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
                     at += 1;
                 }
                 let Some(&b) = bytes.get(at) else { break };
                 let fail = |problem: String, at: usize| {
-                    let line = self.line + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                    let line = self.line + bytes.iter().take(at).filter(|&&b| b == b'\n').count();
                     Err(InputError::Invalid {
                         file: name.to_string(),
                         at: format!("line {line}"),
@@ -453,7 +453,7 @@ impl ArrayReader {
             }
             let pending = bytes.len() - at;
             if pending > MAX_RECORD {
-                let line = self.line + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                let line = self.line + bytes.iter().take(at).filter(|&&b| b == b'\n').count();
                 return Err(InputError::Invalid {
                     file: name.to_string(),
                     at: format!("line {line}"),
@@ -512,13 +512,14 @@ impl ArrayReader {
                 // Keep the elements that are UTF-8; report the others.
                 let bytes = e.into_bytes();
                 for (i, range) in ranges.into_iter().enumerate() {
-                    let json = match std::str::from_utf8(&bytes[range]) {
-                        Ok(element) => {
+                    let json = match bytes.get(range).map(std::str::from_utf8) {
+                        Some(Ok(element)) => {
                             let start = batch.text.len();
                             batch.text.push_str(element);
                             RawJson::Text(start..batch.text.len())
                         }
-                        Err(_) => RawJson::NotUtf8,
+                        // Not UTF-8 (the ranges are the scan's own, in `bytes`).
+                        Some(Err(_)) | None => RawJson::NotUtf8,
                     };
                     batch.records.push(RawRecord {
                         at: Location::Record(first + i + 1),

@@ -132,19 +132,20 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
     run.fired = a
         .compatibility_failures
         .iter()
-        .map(|&r| policy.compatibility[r].name.clone())
+        .filter_map(|&r| policy.compatibility.get(r))
         .chain(
             a.sustainability_failures
                 .iter()
-                .map(|&r| policy.sustainability[r].name.clone()),
+                .filter_map(|&r| policy.sustainability.get(r)),
         )
+        .map(|r| r.name.clone())
         .collect();
     let approved: HashSet<String> = match &t.approved {
         Some(list) => list.iter().map(|i| i.name.to_string()).collect(),
         None => a
             .approvals
             .iter()
-            .map(|&i| policy.authorities[i].clone())
+            .filter_map(|&i| policy.authorities.get(i).cloned())
             .collect(),
     };
     let mut events: Vec<Event> = Vec::new();
@@ -207,14 +208,16 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
         let (got, what): (Vec<String>, &str) = match x.what {
             ExpectWhat::Type => (
                 a.migration
-                    .map(|m| policy.migrations[m].name.clone())
+                    .and_then(|m| policy.migrations.get(m))
+                    .map(|m| m.name.clone())
                     .into_iter()
                     .collect(),
                 "type",
             ),
             ExpectWhat::Band => (
                 a.band
-                    .map(|b| policy.bands[b].status.clone())
+                    .and_then(|b| policy.bands.get(b))
+                    .map(|b| b.status.clone())
                     .into_iter()
                     .collect(),
                 "band",
@@ -226,7 +229,7 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
                 let mut v: Vec<String> = a
                     .approvals
                     .iter()
-                    .map(|&i| policy.authorities[i].clone())
+                    .filter_map(|&i| policy.authorities.get(i).cloned())
                     .collect();
                 v.sort();
                 (v, "approvals")
@@ -319,7 +322,10 @@ pub fn coverage<'a>(
             policy
                 .detection
                 .iter()
-                .map(|&m| (types.contains(&m), policy.migrations[m].name.clone()))
+                .filter_map(|&m| {
+                    let t = policy.migrations.get(m)?;
+                    Some((types.contains(&m), t.name.clone()))
+                })
                 .collect(),
         ),
         bands: part(
@@ -355,9 +361,11 @@ pub fn coverage<'a>(
                     } else {
                         " -> "
                     };
+                    // Edges join the graph's own phases.
+                    let name = |p: usize| g.phases.get(p).map_or("", |p| p.name.as_str());
                     (
                         edges.contains(&i),
-                        format!("{}{arrow}{}", g.phases[e.from].name, g.phases[e.to].name),
+                        format!("{}{arrow}{}", name(e.from), name(e.to)),
                     )
                 })
                 .collect(),

@@ -9,7 +9,12 @@
 //! half-written) and [`clock`].
 
 // No input may make the library panic: errors are values.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod batch;
 pub mod checkpoint;

@@ -208,10 +208,13 @@ pub fn chain_digest(prev: &str, body: &str) -> [u8; 32] {
 /// a few percent of apply, which writes two of these per event).
 pub fn hex32(bytes: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // A nibble is below 16: the default is never taken.
+    let digit = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
     let mut out = [0u8; 64];
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(b >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(b & 15)];
+    let (pairs, _) = out.as_chunks_mut::<2>();
+    for ([hi, lo], b) in pairs.iter_mut().zip(bytes) {
+        *hi = digit(b >> 4);
+        *lo = digit(b & 15);
     }
     // Only ASCII digits were written.
     String::from_utf8_lossy(&out).into_owned()

@@ -7,7 +7,12 @@
 //! crate). Parsing never fails; it returns a tree and diagnostics.
 
 // No input may make the library panic: errors are values.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod ast;
 pub mod diagnostics;

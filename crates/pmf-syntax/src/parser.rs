@@ -235,7 +235,7 @@ impl DeclHead {
 /// `decls` (a missing, late or second header).
 pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let first_policy = decls.iter().position(|d| d.policy);
+    let first_policy = decls.iter().enumerate().find(|(_, d)| d.policy);
     match first_policy {
         None => {
             if !broken_header {
@@ -247,9 +247,9 @@ pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -
                 );
             }
         }
-        Some(0) => {
+        Some((0, first)) => {
             if let Some(second) = decls.iter().skip(1).find(|d| d.policy) {
-                let first = decls[0].span();
+                let first = first.span();
                 out.push(
                     Diagnostic::new(
                         Code::DuplicateDeclaration,
@@ -263,9 +263,9 @@ pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -
                 );
             }
         }
-        Some(i) => {
-            let d = &decls[i];
-            let first = &decls[0];
+        Some((_, d)) => {
+            // The header is not first, so there is a first declaration.
+            let first = decls.first().unwrap_or(d);
             out.push(
                 Diagnostic::new(
                     Code::MissingHeader,
@@ -638,9 +638,10 @@ impl Builder<'_> {
         loop {
             end = start + self.text[start..end].trim_end().len();
             let abs_end = (end + self.offset) as u32;
-            match self.comments.binary_search_by_key(&abs_end, |c| c.end) {
-                Ok(i) if self.comments[i].start as usize >= start + self.offset => {
-                    end = self.comments[i].start as usize - self.offset;
+            let found = self.comments.binary_search_by_key(&abs_end, |c| c.end);
+            match found.ok().and_then(|i| self.comments.get(i)) {
+                Some(c) if c.start as usize >= start + self.offset => {
+                    end = c.start as usize - self.offset;
                 }
                 _ => break,
             }
@@ -1397,8 +1398,9 @@ impl Builder<'_> {
             }
             None => error_expr(Span::default()),
         };
-        if ops.len() > MAX_EXPR_DEPTH {
-            let start = ops[0].1;
+        if let Some(&(_, start)) = ops.first()
+            && ops.len() > MAX_EXPR_DEPTH
+        {
             let span = start.cover(e.span);
             return nested_error(span, ops.len());
         }

@@ -463,13 +463,18 @@ pub fn open_brackets(text: &str, upto: usize) -> Vec<(usize, u8)> {
     let bytes = text.as_bytes();
     let upto = upto.min(bytes.len());
     let mut stack: Vec<(usize, u8)> = Vec::new();
+    // The byte at `i` when it is before `upto`.
+    let at = |i: usize| bytes.get(i).copied().filter(|_| i < upto);
     let mut i = 0;
-    while i < upto {
-        match bytes[i] {
+    while let Some(b) = at(i) {
+        match b {
             b'"' => {
                 i += 1;
-                while i < upto && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                while let Some(c) = at(i)
+                    && c != b'"'
+                    && c != b'\n'
+                {
+                    i += if c == b'\\' { 2 } else { 1 };
                 }
                 i += 1;
             }
@@ -566,12 +571,15 @@ fn stray_closer(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    while let Some(&b) = bytes.get(i) {
+        match b {
             b'"' => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                while let Some(&c) = bytes.get(i)
+                    && c != b'"'
+                    && c != b'\n'
+                {
+                    i += if c == b'\\' { 2 } else { 1 };
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -601,7 +609,7 @@ fn closes_nothing(stop: &Stop<'_>) -> Option<Found> {
     }
     let head = stop.text.trim_start();
     let first_line = head.lines().next().unwrap_or_default().trim_end();
-    let close = char::from(stop.text.as_bytes()[at]);
+    let close = char::from(*stop.text.as_bytes().get(at)?);
     let found_text = if stop.found.is_empty() {
         "the end of the declaration".to_string()
     } else {
@@ -754,11 +762,13 @@ fn open_range(stop: &Stop<'_>) -> Option<Found> {
 fn word_around(text: &str, pos: usize, part: impl Fn(u8) -> bool) -> Span {
     let bytes = text.as_bytes();
     let mut start = pos.min(bytes.len());
-    while start > 0 && part(bytes[start - 1]) {
+    while let Some(&b) = start.checked_sub(1).and_then(|j| bytes.get(j))
+        && part(b)
+    {
         start -= 1;
     }
     let mut end = pos.min(bytes.len());
-    while end < bytes.len() && part(bytes[end]) {
+    while bytes.get(end).is_some_and(|&b| part(b)) {
         end += 1;
     }
     Span::new(start, end)
@@ -817,8 +827,10 @@ fn hyphenated(stop: &Stop<'_>) -> Option<Found> {
     let bytes = stop.text.as_bytes();
     let p = stop.pos;
     if bytes.get(p) != Some(&b'-')
-        || p == 0
-        || !is_word_byte(bytes[p - 1])
+        || !p
+            .checked_sub(1)
+            .and_then(|j| bytes.get(j))
+            .is_some_and(|&b| is_word_byte(b))
         || !bytes.get(p + 1).is_some_and(u8::is_ascii_alphabetic)
         || stop.expected.comparison
     {

@@ -74,11 +74,12 @@ impl LineIndex {
     /// The 1-based line and character column of byte `offset` in `text`.
     pub fn line_col(&self, text: &str, offset: usize) -> LineCol {
         let offset = clamp_to_char_boundary(text, offset);
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = self.line_starts[line];
+        // The last line starting at or before `offset` (the first starts at 0).
+        let line = self
+            .line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let start = self.line_starts.get(line).copied().unwrap_or(0);
         let column = text[start..offset].chars().count() - bom_before(text, start, offset) + 1;
         LineCol {
             line: line + 1,

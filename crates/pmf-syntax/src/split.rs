@@ -65,7 +65,9 @@ pub struct Split {
 }
 
 fn starts_top_level(text: &str, at: usize) -> bool {
-    let rest = &text.as_bytes()[at..];
+    let Some(rest) = text.as_bytes().get(at..) else {
+        return false;
+    };
     // Most lines are indented or close a block: one byte tells.
     if !rest.first().is_some_and(u8::is_ascii_lowercase) {
         return false;
@@ -80,16 +82,12 @@ fn starts_top_level(text: &str, at: usize) -> bool {
 
 /// The bytes the scan stops at: line ends, comment and string starts,
 /// brackets.
-const SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    let bytes = b"\n/\"()[]{}";
-    while i < bytes.len() {
-        t[bytes[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
+const fn is_special(b: u8) -> bool {
+    matches!(
+        b,
+        b'\n' | b'/' | b'"' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
+    )
+}
 
 /// Scan `text` into chunks, comments and lexical problems.
 pub fn split(text: &str) -> Split {
@@ -116,7 +114,7 @@ pub fn split(text: &str) -> Split {
         }
     };
 
-    while i < bytes.len() {
+    while let Some(&b) = bytes.get(i) {
         if line_start && i > chunk_start && starts_top_level(text, i) {
             close_chunk(
                 &mut out,
@@ -129,7 +127,6 @@ pub fn split(text: &str) -> Split {
             depth = 0;
         }
         line_start = false;
-        let b = bytes[i];
         match b {
             b'\n' => {
                 line_start = true;
@@ -158,8 +155,8 @@ pub fn split(text: &str) -> Split {
             b'"' => {
                 let mut j = i + 1;
                 let mut closed = false;
-                while j < bytes.len() {
-                    match bytes[j] {
+                while let Some(&c) = bytes.get(j) {
+                    match c {
                         b'\\' => j += 2,
                         b'"' => {
                             closed = true;
@@ -192,7 +189,7 @@ pub fn split(text: &str) -> Split {
             _ => {
                 // Skip to the next byte the scan cares about.
                 i += 1;
-                while i < bytes.len() && !SPECIAL[usize::from(bytes[i])] {
+                while bytes.get(i).is_some_and(|&c| !is_special(c)) {
                     i += 1;
                 }
             }

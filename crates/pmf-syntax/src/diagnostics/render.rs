@@ -712,8 +712,8 @@ impl SourceIndex {
         let bytes = text.as_bytes();
         let mut line_starts = vec![0];
         let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
+        while let Some(&b) = bytes.get(i) {
+            match b {
                 b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
                     i += 1;
                     line_starts.push(i + 1);
@@ -863,7 +863,10 @@ impl miette::SourceCode for IndexedSource {
         if end_line_end - end_line_start > LONG_LINE && end_line_end - end > SHOWN_AROUND {
             to = ceil_boundary(text, end + SHOWN_AROUND);
         }
-        let window = &text.as_bytes()[from..to];
+        let window = text
+            .as_bytes()
+            .get(from..to)
+            .ok_or(miette::MietteError::OutOfBounds)?;
         let inner = window.read_span(
             &SourceSpan::new((span.offset() - from).into(), span.len()),
             context_lines_before,

@@ -118,8 +118,8 @@ fn ends_in_open_comment(toks: &[Tok]) -> bool {
 fn render(toks: &[Tok]) -> String {
     let mut out = String::new();
     let mut type_angles = 0usize;
+    let mut prev = None;
     for (i, t) in toks.iter().enumerate() {
-        let prev = if i == 0 { None } else { Some(&toks[i - 1]) };
         let space = match prev {
             None => false,
             Some(p) => space_between(p, t, i, toks, &mut type_angles),
@@ -128,6 +128,7 @@ fn render(toks: &[Tok]) -> String {
             out.push(' ');
         }
         out.push_str(&t.text);
+        prev = Some(t);
     }
     out
 }
@@ -149,7 +150,13 @@ fn space_between(p: &Tok, t: &Tok, i: usize, toks: &[Tok], type_angles: &mut usi
         *type_angles += 1;
         return false;
     }
-    if p.kind == Op && p.text == "<" && *type_angles > 0 && i >= 2 && toks[i - 2].text == "set" {
+    if p.kind == Op
+        && p.text == "<"
+        && *type_angles > 0
+        && i.checked_sub(2)
+            .and_then(|j| toks.get(j))
+            .is_some_and(|t| t.text == "set")
+    {
         return false;
     }
     if t.kind == Op && t.text == ">" && *type_angles > 0 {
@@ -178,7 +185,7 @@ fn space_between(p: &Tok, t: &Tok, i: usize, toks: &[Tok], type_angles: &mut usi
 
 /// True when the `-` at `i` is a sign rather than a subtraction.
 fn is_unary(i: usize, toks: &[Tok]) -> bool {
-    match i.checked_sub(1).map(|j| &toks[j]) {
+    match i.checked_sub(1).and_then(|j| toks.get(j)) {
         None => true,
         Some(p) => !is_value_end(p),
     }

@@ -76,8 +76,8 @@ pub fn tokenize_line(line: &str) -> Vec<Tok> {
         }
         if c == '"' {
             let mut j = i + 1;
-            while j < bytes.len() {
-                match bytes[j] {
+            while let Some(&b) = bytes.get(j) {
+                match b {
                     b'\\' => j += 2,
                     b'"' => {
                         j += 1;
@@ -107,8 +107,7 @@ pub fn tokenize_line(line: &str) -> Vec<Tok> {
             // pre-release or build suffix glued to a version.
             let mut j = i;
             let mut dots = 0;
-            while j < bytes.len() {
-                let b = bytes[j];
+            while let Some(&b) = bytes.get(j) {
                 let ok = b.is_ascii_alphanumeric()
                     || (b == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit))
                     || ((b == b'-' || b == b'+') && dots >= 2);
