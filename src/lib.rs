@@ -16,8 +16,7 @@
 //! `pmf::db`, `pmf::runtime`, … name the same items as the crates do.
 
 // No input may make the library panic: errors are values. Tests may
-// unwrap, expect, panic and index (clippy.toml). Indexing is denied here and
-// in pmf-syntax, pmf-store and pmf-runtime; not yet in pmf-compiler.
+// unwrap, expect, panic and index (clippy.toml); every crate denies the same.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -273,8 +273,10 @@ impl FileChunks<'_> {
             return at;
         }
         let i = ((at / self.stride) as usize).min(self.chunks.len() - 1);
-        let c = &self.chunks[i];
-        c.start + at.saturating_sub(c.base)
+        match self.chunks.get(i) {
+            Some(c) => c.start + at.saturating_sub(c.base),
+            None => at,
+        }
     }
 
     /// The byte range of a span in stable places (each end is mapped on
@@ -567,9 +569,9 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
     if let Some(h) = header {
         if let Some(files) = index.get(h.name.name.as_str())
             && files.len() > 1
-            && files[0] != file
+            && let Some(&first) = files.first()
+            && first != file
         {
-            let first = files[0];
             let first_span = header_of(first)
                 .as_ref()
                 .map(|h| h.name.span)

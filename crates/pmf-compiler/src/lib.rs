@@ -8,7 +8,12 @@
 //! runtime, the store, the CLI or the language server.
 
 // No input may make the library panic: errors are values.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod check;
 pub mod db;

@@ -82,12 +82,13 @@ fn unreachable_phases(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diag
     let mut reached = vec![false; graph.phases.len()];
     let mut bfs = Bfs::new(g, NodeIndex::new(det));
     while let Some(n) = bfs.next(g) {
-        reached[n.index()] = true;
+        if let Some(r) = reached.get_mut(n.index()) {
+            *r = true;
+        }
     }
     let mut out = Vec::new();
-    for (i, r) in reached.iter().enumerate() {
+    for (phase, r) in graph.phases.iter().zip(&reached) {
         if !r {
-            let phase = &graph.phases[i];
             out.push(
                 Diagnostic::new(
                     Code::UnreachablePhase,
@@ -115,8 +116,8 @@ fn stabilization_not_validated(
     let det = graph.index("detection")?;
     let (val, stab) = (graph.index("validation")?, graph.index("stabilization")?);
     let file = graph.file.as_str();
-    let phase = |i: usize| &graph.phases[i];
     let doms = dominators::simple_fast(g, NodeIndex::new(det));
+    let (val_span, stab_span) = (graph.phases.get(val)?.span, graph.phases.get(stab)?.span);
     let dominated = doms
         .dominators(NodeIndex::new(stab))
         .is_none_or(|mut it| it.any(|n| n.index() == val));
@@ -124,10 +125,7 @@ fn stabilization_not_validated(
         return None;
     }
     let path = bypass(graph, det, val, stab);
-    let names: Vec<&str> = path
-        .iter()
-        .map(|&i| graph.phases[i].name.as_str())
-        .collect();
+    let names: Vec<&str> = path.iter().map(|&i| graph.name(i)).collect();
     // The edge into stabilization on that path skips validation.
     let last = match path.as_slice() {
         [.., u, v] => graph.edges.iter().find(|e| e.from == *u && e.to == *v),
@@ -142,23 +140,19 @@ fn stabilization_not_validated(
         )
         .with_label(format!(
             "this edge leads into `stabilization` from `{}`, which `validation` does not precede",
-            phase(edge.from).name
+            graph.name(edge.from)
         ))
-        .with_secondary(
-            file,
-            phase(stab).span,
-            "reached on a path that skips `validation`",
-        ),
+        .with_secondary(file, stab_span, "reached on a path that skips `validation`"),
         None => Diagnostic::new(
             Code::StabilizationNotValidated,
             file,
-            phase(stab).span,
+            stab_span,
             "stabilization can be reached without passing validation",
         )
         .with_label("reachable on a path that skips `validation`"),
     };
     Some(
-        d.with_secondary(file, phase(val).span, "validation must come first")
+        d.with_secondary(file, val_span, "validation must come first")
             .with_help(format!(
                 "remove this edge, or lead it through `validation`: the path {} skips it",
                 names.join(" -> ")
@@ -176,12 +170,13 @@ fn continuity_unreachable(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<
     let mut reached = vec![false; graph.phases.len()];
     let mut bfs = Bfs::new(rev, NodeIndex::new(cont));
     while let Some(n) = bfs.next(rev) {
-        reached[n.index()] = true;
+        if let Some(r) = reached.get_mut(n.index()) {
+            *r = true;
+        }
     }
     let mut out = Vec::new();
-    for (i, r) in reached.iter().enumerate() {
+    for (phase, r) in graph.phases.iter().zip(&reached) {
         if !r {
-            let phase = &graph.phases[i];
             out.push(
                 Diagnostic::new(
                     Code::ContinuityUnreachable,
@@ -262,14 +257,19 @@ fn missing_failure_edges(cx: &Context<'_>, graph: &PhaseGraph) -> Vec<Diagnostic
 /// PMF506: a cycle that takes no bounded edge.
 fn unbounded_cycles(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagnostic> {
     let file = graph.file.as_str();
-    let phase = |i: usize| &graph.phases[i];
     // A cycle is bounded when it takes a bounded edge: the cycles that
     // remain among the unbounded edges alone are the unbounded ones (a
     // bounded edge beside a cycle, in the same strongly connected part,
     // bounds nothing on it).
     let unbounded = g.filter_map(
         |_, n| Some(*n),
-        |_, &e| graph.edges[e].bound.is_none().then_some(e),
+        |_, &e| {
+            graph
+                .edges
+                .get(e)
+                .is_some_and(|x| x.bound.is_none())
+                .then_some(e)
+        },
     );
     let mut out = Vec::new();
     for scc in tarjan_scc(&unbounded) {
@@ -280,22 +280,21 @@ fn unbounded_cycles(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagno
             .filter(|e| members.contains(&e.target().index()))
             .map(|e| *e.weight())
             .collect();
-        let Some(closing) = internal
+        let Some(edge) = internal
             .iter()
-            .copied()
-            .max_by_key(|&e| graph.edges[e].span.start)
+            .filter_map(|&e| graph.edges.get(e))
+            .max_by_key(|e| e.span.start)
         else {
             continue;
         };
-        let mut names: Vec<&str> = members.iter().map(|&m| phase(m).name.as_str()).collect();
+        let mut names: Vec<&str> = members.iter().map(|&m| graph.name(m)).collect();
         names.sort_unstable();
-        let edge = &graph.edges[closing];
         let arrow = if edge.kind == EdgeKind::Failure {
             " fail -> "
         } else {
             " -> "
         };
-        let written = format!("{}{arrow}{}", phase(edge.from).name, phase(edge.to).name);
+        let written = format!("{}{arrow}{}", graph.name(edge.from), graph.name(edge.to));
         out.push(
             Diagnostic::new(
                 Code::UnboundedCycle,
@@ -326,27 +325,24 @@ fn unbounded_cycles(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagno
 
 /// A path from `from` to `to` that avoids `avoid`, as phase indices.
 fn bypass(graph: &PhaseGraph, from: usize, avoid: usize, to: usize) -> Vec<usize> {
-    let n = graph.phases.len();
-    let mut prev = vec![usize::MAX; n];
-    let mut seen = vec![false; n];
+    // Phase → the phase it was reached from (the start: itself).
+    let mut prev: std::collections::HashMap<usize, usize> = [(from, from)].into();
     let mut queue = std::collections::VecDeque::from([from]);
-    seen[from] = true;
     while let Some(u) = queue.pop_front() {
         if u == to {
             break;
         }
         for e in graph.outgoing(u) {
-            if e.to != avoid && !seen[e.to] {
-                seen[e.to] = true;
-                prev[e.to] = u;
+            if e.to != avoid && !prev.contains_key(&e.to) {
+                prev.insert(e.to, u);
                 queue.push_back(e.to);
             }
         }
     }
     let mut path = vec![to];
     let mut cur = to;
-    while prev[cur] != usize::MAX {
-        cur = prev[cur];
+    while let Some(&p) = prev.get(&cur).filter(|&&p| p != cur) {
+        cur = p;
         path.push(cur);
     }
     path.reverse();

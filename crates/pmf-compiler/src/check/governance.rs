@@ -277,9 +277,9 @@ fn missing_approvers(cx: &Context<'_>, approvals: &[Approval<'_>]) -> Vec<Diagno
                 .iter()
                 .map(|g| g.authority.name.name.as_str())
                 .collect();
-            if governors.is_empty() {
+            let Some(&governor) = governors.first() else {
                 continue; // PMF401 covers it
-            }
+            };
             if !approvers
                 .iter()
                 .any(|a| governors.contains(&a.name.as_str()))
@@ -294,13 +294,10 @@ fn missing_approvers(cx: &Context<'_>, approvals: &[Approval<'_>]) -> Vec<Diagno
                             m.name.name
                         ),
                     )
-                    .with_label(format!(
-                        "`{}` governs `{c}` and is missing here",
-                        governors[0]
-                    ))
+                    .with_label(format!("`{}` governs `{c}` and is missing here", governor))
                     .with_help(format!(
                         "add `{}` to the approvers, or write `approve by governing`",
-                        governors[0]
+                        governor
                     ))
                     .with_fixes(approvers.last().map(|last| {
                         Fix::certain(
@@ -308,7 +305,7 @@ fn missing_approvers(cx: &Context<'_>, approvals: &[Approval<'_>]) -> Vec<Diagno
                                 start: last.span.end,
                                 end: last.span.end,
                             },
-                            format!(", {}", governors[0]),
+                            format!(", {}", governor),
                         )
                     })),
                 );

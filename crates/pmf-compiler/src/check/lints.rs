@@ -158,7 +158,9 @@ fn collect_paths<'a>(e: &'a Expr, used: &mut HashSet<&'a str>) {
     while let Some(e) = stack.pop() {
         match &e.kind {
             ExprKind::Path(segs) if segs.len() >= 2 => {
-                used.insert(segs[1].name.as_str());
+                if let Some(field) = segs.get(1) {
+                    used.insert(field.name.as_str());
+                }
             }
             ExprKind::Unary(_, x) => stack.push(x),
             ExprKind::Binary(_, a, b) => {

@@ -187,9 +187,11 @@ fn invalid_order_entries(
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut seen: HashMap<&str, &Ident> = HashMap::default();
-    for (i, t) in order.types.iter().enumerate() {
+    let mut previous = Span::default();
+    for t in &order.types {
+        let before = std::mem::replace(&mut previous, t.span);
         if let Some(first) = seen.get(t.name.as_str()) {
-            let previous = order.types[i - 1].span;
+            let previous = before;
             out.push(
                 Diagnostic::new(
                     Code::OrderInvalidEntry,
@@ -449,7 +451,7 @@ fn shadowed_pairs<'a>(
     }
     let mut out = Vec::new();
     for (i, later) in listed.iter().enumerate() {
-        for earlier in &listed[..i] {
+        for earlier in listed.iter().take(i) {
             if shadows(earlier, later) {
                 out.push((*earlier, *later));
             }

@@ -401,7 +401,7 @@ fn infer_path(
         }
     };
     let root = &first.name;
-    for seg in &segs[1..] {
+    for seg in segs.iter().skip(1) {
         current = match &current {
             Type::Record(fields) => match fields.get(seg.name.as_str()) {
                 Some(t) => t.clone(),

@@ -120,6 +120,11 @@ impl PhaseGraph {
         g
     }
 
+    /// The name of phase `i` (empty for an index the graph does not have).
+    pub fn name(&self, i: usize) -> &str {
+        self.phases.get(i).map_or("", |p| p.name.as_str())
+    }
+
     /// Edges leaving phase `i`.
     pub fn outgoing(&self, i: usize) -> impl Iterator<Item = &Edge> {
         self.edges.iter().filter(move |e| e.from == i)

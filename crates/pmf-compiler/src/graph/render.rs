@@ -61,8 +61,8 @@ pub fn dot(g: &PhaseGraph) -> String {
         };
         out.push_str(&format!(
             "  \"{}\" -> \"{}\"{attrs};\n",
-            escape_dot(&g.phases[e.from].name),
-            escape_dot(&g.phases[e.to].name)
+            escape_dot(g.name(e.from)),
+            escape_dot(g.name(e.to))
         ));
     }
     out.push_str("}\n");
@@ -81,7 +81,7 @@ pub fn mermaid(g: &PhaseGraph) -> String {
         out.push_str(&format!("    {}[\"{label}\"]\n", p.name));
     }
     for e in &g.edges {
-        let (from, to) = (&g.phases[e.from].name, &g.phases[e.to].name);
+        let (from, to) = (g.name(e.from), g.name(e.to));
         let line = match (e.kind, e.bound) {
             (EdgeKind::Next, None) => format!("    {from} --> {to}\n"),
             (EdgeKind::Next, Some(b)) => format!("    {from} -- \"max {b}\" --> {to}\n"),
@@ -136,8 +136,8 @@ pub fn json(g: &PhaseGraph) -> String {
             .edges
             .iter()
             .map(|e| JsonEdge {
-                from: &g.phases[e.from].name,
-                to: &g.phases[e.to].name,
+                from: g.name(e.from),
+                to: g.name(e.to),
                 kind: if e.kind == EdgeKind::Failure {
                     "failure"
                 } else {

@@ -291,18 +291,27 @@ pub fn compose(
                     from_parent.push(pi);
                 }
                 Some(&at) => {
-                    let existing = &items[at];
+                    // `items` and `from_parent` grow together: `at` is in both.
+                    let (Some(existing), Some(first)) = (
+                        items.get(at),
+                        from_parent.get(at).and_then(|&o| parents.get(o)),
+                    ) else {
+                        continue;
+                    };
                     let same_origin = existing.file == item.file && existing.span == item.span;
                     if same_origin || existing.fingerprint == item.fingerprint {
                         continue;
                     }
-                    let first = parents[from_parent[at]].policy;
                     if parent.policy.lineage.contains(&existing.file) {
                         // This parent inherited the existing definition and
                         // replaced it: its refinement wins (three-way merge).
-                        items[at] = item.clone();
-                        from_parent[at] = pi;
-                    } else if !first.lineage.contains(&item.file) {
+                        if let (Some(slot), Some(origin)) =
+                            (items.get_mut(at), from_parent.get_mut(at))
+                        {
+                            *slot = item.clone();
+                            *origin = pi;
+                        }
+                    } else if !first.policy.lineage.contains(&item.file) {
                         conflicts.push((at, item.clone(), pi));
                     }
                 }
@@ -353,8 +362,15 @@ pub fn compose(
         own_first.insert(item.key.clone(), item.name_span);
         match index.get(&item.key).copied() {
             Some(at) if at < inherited => {
+                let Some(slot) = items.get_mut(at) else {
+                    continue;
+                };
+                let parent_item = std::mem::replace(slot, item.clone());
                 if item.override_kw.is_none() {
-                    let parent_item = &items[at];
+                    let parent_name = from_parent
+                        .get(at)
+                        .and_then(|&o| parents.get(o))
+                        .map_or("", |p| p.name.name.as_str());
                     diags.push(
                         Diagnostic::new(
                             Code::OverrideRequired,
@@ -363,7 +379,7 @@ pub fn compose(
                             format!(
                                 "`{}` redefines a declaration inherited from `{}`",
                                 item.key.describe(),
-                                parents[from_parent[at]].name.name
+                                parent_name
                             ),
                         )
                         .with_label("redefined here without `override`")
@@ -383,9 +399,8 @@ pub fn compose(
                         }),
                     );
                 } else {
-                    overridden.push(items[at].clone());
+                    overridden.push(parent_item);
                 }
-                items[at] = item.clone();
             }
             _ => {
                 if let Some(kw) = item.override_kw.filter(|_| parents_complete) {
@@ -419,13 +434,22 @@ pub fn compose(
     }
 
     for (at, other, other_parent) in conflicts {
-        let chosen = &items[at];
+        let Some(chosen) = items.get(at) else {
+            continue;
+        };
         if at >= inherited || chosen.file == file {
             // The policy itself defines (or overrides) the key: no conflict.
             continue;
         }
-        let first_parent = parents[from_parent[at]].name;
-        let second_parent = parents[other_parent].name;
+        let (Some(first_parent), Some(second_parent)) = (
+            from_parent
+                .get(at)
+                .and_then(|&o| parents.get(o))
+                .map(|p| p.name),
+            parents.get(other_parent).map(|p| p.name),
+        ) else {
+            continue;
+        };
         let primary = second_parent.span;
         diags.push(
             Diagnostic::new(

@@ -67,6 +67,8 @@ pub const FORCED: &str = "forced";
 
 /// Every action a policy may name: the partner actions (`none` aside) and
 /// [`FORCED`].
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
 pub const ACTIONS: [&str; 7] = {
     let mut out = [FORCED; 7];
     let mut i = 1;
@@ -79,6 +81,8 @@ pub const ACTIONS: [&str; 7] = {
 
 /// What a test may expect as the action (`expect action A`): every
 /// [`Action`], `none` for nothing to migrate.
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
 pub const TEST_ACTIONS: [&str; 7] = {
     let mut out = [""; 7];
     let mut i = 0;
@@ -124,6 +128,8 @@ impl Verdict {
 }
 
 /// Validation verdicts a test may expect (`expect validation V`).
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
 pub const TEST_VERDICTS: [&str; 4] = {
     let mut out = [""; 4];
     let mut i = 0;
@@ -200,6 +206,8 @@ impl PartnerOutcome {
 }
 
 /// Where a test may expect a partner to end (`expect outcome O`).
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
 pub const TEST_OUTCOMES: [&str; 6] = {
     let mut out = [""; 6];
     let mut i = 0;
