@@ -1377,3 +1377,53 @@ fn a_document_opened_outside_every_folder_brings_its_project() {
     assert_eq!(def["uri"], uri(root, "b/fleet.pmf"), "{def}");
     assert!(c.shutdown().success());
 }
+
+const FIXTURES: &str = "policy fx_tests extends kwanus\n\
+fixture base { power: 5 }\n\
+fixture strong like base { power: 9 }\n\
+test \"t\" {\n  partner like strong {}\n  partner like bsae {}\n}\n";
+
+#[test]
+fn fixtures_have_definition_hover_symbols_and_a_quick_fix() {
+    let dir = workspace();
+    let (mut c, _) = Client::start(dir.path(), json!({}));
+    let file = uri(dir.path(), "fx.test.pmf");
+    c.open(&file, FIXTURES);
+    let at = |needle: &str, nth: usize, delta: usize| json!({"textDocument": {"uri": file}, "position": pos(FIXTURES, needle, nth, delta)});
+    // `bsae` is no fixture: PMF112 on the name, with a quick fix.
+    let diags = c.diagnostics(&file)["diagnostics"].clone();
+    let codes: Vec<String> = codes_and_ranges(&diags)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    assert!(codes.contains(&"PMF112".to_string()), "{diags}");
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": file}, "range": range(5, 16, 5, 16),
+               "context": {"diagnostics": []}}),
+    );
+    assert!(
+        actions.to_string().contains("Replace with `base`"),
+        "{actions}"
+    );
+    // Definition: from `like strong` to the fixture, and from `like base`
+    // in a fixture to its base.
+    let def = c.request("textDocument/definition", at("like strong", 0, 6));
+    assert_eq!(def["uri"], file);
+    assert_eq!(def["range"], range(2, 8, 2, 14));
+    let def = c.request("textDocument/definition", at("like base", 0, 6));
+    assert_eq!(def["range"], range(1, 8, 1, 12));
+    // Hover says what a fixture is.
+    let h = c.request("textDocument/hover", at("like strong", 0, 6));
+    assert!(markdown(&h).starts_with("**fixture** `strong`"), "{h}");
+    // Document symbols list the fixtures.
+    let symbols = c.request(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": file}}),
+    );
+    let text = symbols.to_string();
+    assert!(
+        text.contains("fixture base") && text.contains("fixture strong"),
+        "{text}"
+    );
+}
