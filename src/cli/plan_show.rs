@@ -30,45 +30,24 @@ pub enum ViewFormat {
     Json,
 }
 
-/// An action, as a filter names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ActionName {
-    /// Nothing to migrate.
-    None,
-    /// Go ahead.
-    Proceed,
-    /// Go ahead under monitoring.
-    Monitor,
-    /// Pause for governance review.
-    Review,
-    /// Paused until the ecosystem recovers.
-    Throttle,
-    /// Return to the previous stable state.
-    Fallback,
-    /// Blocked and restricted.
-    Restrict,
-}
-
-impl From<ActionName> for Action {
-    fn from(a: ActionName) -> Action {
-        match a {
-            ActionName::None => Action::None,
-            ActionName::Proceed => Action::Proceed,
-            ActionName::Monitor => Action::Monitor,
-            ActionName::Review => Action::Review,
-            ActionName::Throttle => Action::Throttle,
-            ActionName::Fallback => Action::Fallback,
-            ActionName::Restrict => Action::Restrict,
-        }
-    }
+/// `--action` values: the names of the runtime's actions, `none` included.
+fn action_arg() -> impl clap::builder::TypedValueParser<Value = Action> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(crate::model::TEST_ACTIONS).map(|name| {
+        // The parser accepts only these names, so one is always found.
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .unwrap_or(Action::None)
+    })
 }
 
 /// Which partners to show (all of them when no filter is given).
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
     /// Only partners with this action (repeat, or separate by commas).
-    #[arg(long = "action", value_enum, value_delimiter = ',')]
-    pub actions: Vec<ActionName>,
+    #[arg(long = "action", value_delimiter = ',', value_parser = action_arg())]
+    pub actions: Vec<Action>,
     /// Only partners of this migration type (`none` for no type; repeat,
     /// or separate by commas).
     #[arg(long = "type", value_delimiter = ',')]
@@ -118,7 +97,7 @@ impl Filters {
             })
             .collect::<Result<_, _>>()?;
         Ok(Filters {
-            actions: args.actions.iter().map(|&a| a.into()).collect(),
+            actions: args.actions.clone(),
             types: args.types.clone(),
             partners,
         })
