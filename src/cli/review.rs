@@ -13,6 +13,7 @@ use ed25519_dalek::Signer;
 
 use super::plan::OutputFormat;
 use super::{Exit, UsageError, policy};
+use crate::model::vocabulary::Phase;
 use crate::runtime::approvals;
 use crate::runtime::plan::now_rfc3339;
 use crate::store::checkpoint::OperatorKey;
@@ -230,17 +231,17 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         ..base.clone()
     }];
     if decision == EventKind::ReviewAborted {
-        let rite = |phase: &str| {
+        let rite = |phase: Phase| {
             policy
                 .graph
-                .index(phase)
+                .phase(phase)
                 .and_then(|i| policy.graph.phases.get(i))
                 .and_then(|p| p.rite.clone())
         };
         events.push(Event {
             kind: EventKind::Fallback,
-            phase: Some("fallback".into()),
-            rite: rite("fallback"),
+            phase: Some(Phase::Fallback.as_str().into()),
+            rite: rite(Phase::Fallback),
             to: partner.version.clone(),
             detail: Some("review aborted: returned to the previous stable state".into()),
             plan_hash: None,
@@ -248,8 +249,8 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         });
         events.push(Event {
             kind: EventKind::Resumed,
-            phase: Some("continuity".into()),
-            rite: rite("continuity"),
+            phase: Some(Phase::Continuity.as_str().into()),
+            rite: rite(Phase::Continuity),
             outcome: Some("fell_back".into()),
             ..base.clone()
         });

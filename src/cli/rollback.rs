@@ -13,6 +13,7 @@ use clap::Args;
 
 use super::plan::{OutputFormat, history_digest};
 use super::{Exit, UsageError, policy};
+use crate::model::vocabulary::Phase;
 use crate::runtime::engine::{Action, CompiledPolicy};
 use crate::runtime::plan::{
     CarriedJson, History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef,
@@ -328,7 +329,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
     }
     let fallback_rite = policy
         .graph
-        .index("fallback")
+        .phase(Phase::Fallback)
         .and_then(|i| policy.graph.phases.get(i))
         .and_then(|p| p.rite.clone());
     let mut batch = store.begin(r.operator).map_err(|e| UsageError(e.0))?;
@@ -368,7 +369,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
         let mut events = vec![
             Event {
                 kind: EventKind::Rollback,
-                phase: Some("fallback".into()),
+                phase: Some(Phase::Fallback.as_str().into()),
                 rite: fallback_rite.clone(),
                 detail: Some(format!(
                     "roll back to stable version {}",
@@ -391,10 +392,10 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
             },
             Event {
                 kind: EventKind::PhaseEntered,
-                phase: Some("continuity".into()),
+                phase: Some(Phase::Continuity.as_str().into()),
                 rite: policy
                     .graph
-                    .index("continuity")
+                    .phase(Phase::Continuity)
                     .and_then(|i| policy.graph.phases.get(i))
                     .and_then(|p| p.rite.clone()),
                 ..base.clone()

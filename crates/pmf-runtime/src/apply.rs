@@ -15,6 +15,7 @@ use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::Value;
 use pmf_compiler::graph::PhaseGraph;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
+use pmf_compiler::model::vocabulary::Phase;
 use pmf_store::batch::Batch;
 use pmf_store::lineage::{Event, EventKind, LastEvent};
 use pmf_store::{Store, StoreError};
@@ -107,7 +108,7 @@ impl PartnerResult {
         }
         // A stop or failure in stabilization: the health and band it had.
         let health = |phase: Option<&str>| -> Option<String> {
-            if phase != Some("stabilization") {
+            if phase != Some(Phase::Stabilization.as_str()) {
                 return None;
             }
             let e = self
@@ -550,7 +551,7 @@ pub fn walk(
             Ok(Step::Stop(PartnerOutcome::AwaitingReview, why))
         }
     };
-    let Some(mut at) = graph.index("detection") else {
+    let Some(mut at) = graph.phase(Phase::Detection) else {
         record(Event {
             detail: Some("the flow has no detection phase".into()),
             ..event(EventKind::AwaitingReview, None)
@@ -570,15 +571,15 @@ pub fn walk(
             rite: phase.rite.clone(),
             ..event(EventKind::PhaseEntered, Some(&phase.name))
         })?;
-        let step = match phase.name.as_str() {
-            "detection" => match a.migration {
+        let step = match Phase::parse(&phase.name) {
+            Some(Phase::Detection) => match a.migration {
                 Some(_) => Step::Next,
                 None => Step::Stop(
                     PartnerOutcome::AwaitingReview,
                     "no migration type matches this change".into(),
                 ),
             },
-            "preparation" => {
+            Some(Phase::Preparation) => {
                 let missing: Vec<&str> = a
                     .approvals
                     .iter()
@@ -609,7 +610,7 @@ pub fn walk(
                     )
                 }
             }
-            "transition" => {
+            Some(Phase::Transition) => {
                 staged = true;
                 let rule = |rules: &[Rule], fails: &[usize], act: Option<Action>| {
                     fails
@@ -646,7 +647,7 @@ pub fn walk(
                     Step::Next
                 }
             }
-            "validation" => {
+            Some(Phase::Validation) => {
                 let failing: Vec<String> = a
                     .validation
                     .iter()
@@ -673,7 +674,7 @@ pub fn walk(
                     )),
                 }
             }
-            "stabilization" => {
+            Some(Phase::Stabilization) => {
                 let band = a.band.and_then(|b| policy.bands.get(b));
                 record(Event {
                     health: a.score.map(|s| (s * 100.0).round() / 100.0),
@@ -703,7 +704,7 @@ pub fn walk(
                     }
                 }
             }
-            "fallback" => {
+            Some(Phase::Fallback) => {
                 fell_back = true;
                 record(Event {
                     to: base.from.clone(),
@@ -712,7 +713,7 @@ pub fn walk(
                 })?;
                 Step::Next
             }
-            "continuity" => {
+            Some(Phase::Continuity) => {
                 let outcome = if fell_back || !staged {
                     PartnerOutcome::FellBack
                 } else {
@@ -738,7 +739,7 @@ pub fn walk(
                 }
                 return Ok(outcome);
             }
-            _ => Step::Next,
+            None => Step::Next,
         };
         let kind = match step {
             Step::Next => EdgeKind::Next,

@@ -13,6 +13,7 @@ use petgraph::visit::{Bfs, EdgeRef, Reversed};
 use super::Context;
 use crate::graph::PhaseGraph;
 use crate::model::SEED_PHASES;
+use crate::model::vocabulary::Phase;
 use pmf_syntax::Span;
 use pmf_syntax::ast::EdgeKind;
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
@@ -75,7 +76,7 @@ fn missing_seed_phases(graph: &PhaseGraph) -> Vec<Diagnostic> {
 
 /// PMF502: a phase no edge path leads to from `detection`.
 fn unreachable_phases(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagnostic> {
-    let Some(det) = graph.index("detection") else {
+    let Some(det) = graph.phase(Phase::Detection) else {
         return Vec::new();
     };
     let file = graph.file.as_str();
@@ -113,8 +114,11 @@ fn stabilization_not_validated(
     graph: &PhaseGraph,
     g: &DiGraph<usize, usize>,
 ) -> Option<Diagnostic> {
-    let det = graph.index("detection")?;
-    let (val, stab) = (graph.index("validation")?, graph.index("stabilization")?);
+    let det = graph.phase(Phase::Detection)?;
+    let (val, stab) = (
+        graph.phase(Phase::Validation)?,
+        graph.phase(Phase::Stabilization)?,
+    );
     let file = graph.file.as_str();
     let doms = dominators::simple_fast(g, NodeIndex::new(det));
     let (val_span, stab_span) = (graph.phases.get(val)?.span, graph.phases.get(stab)?.span);
@@ -162,7 +166,7 @@ fn stabilization_not_validated(
 
 /// PMF503: a phase from which no edge path leads to `continuity`.
 fn continuity_unreachable(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagnostic> {
-    let Some(cont) = graph.index("continuity") else {
+    let Some(cont) = graph.phase(Phase::Continuity) else {
         return Vec::new();
     };
     let file = graph.file.as_str();
@@ -217,7 +221,7 @@ fn missing_failure_edges(cx: &Context<'_>, graph: &PhaseGraph) -> Vec<Diagnostic
         .flow()
         .filter(|(s, _)| s.file == file)
         .and_then(|(_, f)| f.edges.iter().map(|e| e.span).max_by_key(|s| s.end));
-    let has_fallback = graph.index("fallback").is_some();
+    let has_fallback = graph.phase(Phase::Fallback).is_some();
     let mut out = Vec::new();
     for p in &graph.phases {
         if p.fallible && !written_failures.contains(&p.name.as_str()) {

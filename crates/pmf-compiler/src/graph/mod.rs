@@ -120,6 +120,11 @@ impl PhaseGraph {
         g
     }
 
+    /// Index of the phase `phase` (a phase the runtime gives a meaning).
+    pub fn phase(&self, phase: crate::model::vocabulary::Phase) -> Option<usize> {
+        self.index(phase.as_str())
+    }
+
     /// The name of phase `i` (empty for an index the graph does not have).
     pub fn name(&self, i: usize) -> &str {
         self.phases.get(i).map_or("", |p| p.name.as_str())

@@ -267,16 +267,6 @@ pub enum ExprRole {
     Value,
 }
 
-/// The six seed phases, in flow order.
-pub const SEED_PHASES: [&str; 6] = [
-    "detection",
-    "preparation",
-    "transition",
-    "validation",
-    "stabilization",
-    "continuity",
-];
-
 /// The six validation dimensions of the seed.
 pub const DIMENSIONS: [&str; 6] = [
     "version",
@@ -287,7 +277,7 @@ pub const DIMENSIONS: [&str; 6] = [
     "intelligence",
 ];
 
-pub use vocabulary::{ACTIONS, TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
+pub use vocabulary::{ACTIONS, SEED_PHASES, TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
 
 /// The rite spoken when an old version is released (not a phase).
 pub const RELEASE_RITE: &str = "release";

@@ -93,6 +93,81 @@ pub const TEST_ACTIONS: [&str; 7] = {
     out
 };
 
+/// The phases the runtime gives a meaning to: the six seed phases, in
+/// flow order, and `fallback`. A flow may declare other phases; a walk
+/// passes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// A migration type is detected (or none is).
+    Detection,
+    /// Approvals are checked.
+    Preparation,
+    /// Compatibility and ceilings are checked; the partner is staged.
+    Transition,
+    /// Validation checks run.
+    Validation,
+    /// Health is scored into a band.
+    Stabilization,
+    /// The partner resumes: the walk ends.
+    Continuity,
+    /// The partner returns to its previous stable state.
+    Fallback,
+}
+
+impl Phase {
+    /// The seed's six phases, in flow order.
+    pub const SEED: [Phase; 6] = [
+        Phase::Detection,
+        Phase::Preparation,
+        Phase::Transition,
+        Phase::Validation,
+        Phase::Stabilization,
+        Phase::Continuity,
+    ];
+
+    /// Every phase with a meaning.
+    pub const ALL: [Phase; 7] = [
+        Phase::Detection,
+        Phase::Preparation,
+        Phase::Transition,
+        Phase::Validation,
+        Phase::Stabilization,
+        Phase::Continuity,
+        Phase::Fallback,
+    ];
+
+    /// The phase's name in a flow.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Phase::Detection => "detection",
+            Phase::Preparation => "preparation",
+            Phase::Transition => "transition",
+            Phase::Validation => "validation",
+            Phase::Stabilization => "stabilization",
+            Phase::Continuity => "continuity",
+            Phase::Fallback => "fallback",
+        }
+    }
+
+    /// The phase called `name`, if the runtime gives it a meaning.
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// The names of the six seed phases, in flow order.
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
+pub const SEED_PHASES: [&str; 6] = {
+    let mut out = [""; 6];
+    let mut i = 0;
+    while i < Phase::SEED.len() {
+        out[i] = Phase::SEED[i].as_str();
+        i += 1;
+    }
+    out
+};
+
 /// The verdict of one validation check, from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,6 +312,20 @@ mod tests {
         assert_eq!(Action::parse("none"), None);
         assert_eq!(Action::parse("review"), Some(Action::Review));
         assert_eq!(TEST_VERDICTS, ["passed", "inconclusive", "error", "failed"]);
+        assert_eq!(
+            SEED_PHASES,
+            [
+                "detection",
+                "preparation",
+                "transition",
+                "validation",
+                "stabilization",
+                "continuity"
+            ]
+        );
+        for p in Phase::ALL {
+            assert_eq!(Phase::parse(p.as_str()), Some(p));
+        }
         for o in PartnerOutcome::ALL {
             assert_eq!(PartnerOutcome::parse(o.as_str()), Some(o));
             assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
