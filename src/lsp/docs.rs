@@ -154,20 +154,11 @@ pub fn builtin(word: &str) -> Option<&'static str> {
 
 /// The documentation of a runtime action.
 pub fn action(word: &str) -> Option<&'static str> {
-    Some(match word {
-        "proceed" => "`proceed`: the migration goes on (health bands).",
-        "monitor" => "`monitor`: the migration goes on under standard monitoring (health bands).",
-        "review" => "`review`: the migration waits for a review (health bands).",
-        "fallback" => "`fallback`: the partner returns to its previous stable state.",
-        "throttle" => "`throttle`: the migration is slowed (sustainability rules, health bands).",
-        "restrict" => {
-            "`restrict`: the partner continues, restricted (compatibility rules, health bands)."
-        }
-        "forced" => {
-            "`forced`: the migration becomes a forced migration (sustainability rules only)."
-        }
-        _ => return None,
-    })
+    use crate::model::vocabulary::{Action, FORCED, FORCED_DOC};
+    match word {
+        FORCED => Some(FORCED_DOC),
+        _ => Action::parse(word).map(Action::doc),
+    }
 }
 
 /// The documentation of a validation dimension.

@@ -61,6 +61,31 @@ impl Action {
     }
 }
 
+impl Action {
+    /// What the action does, in one line (hover and completion).
+    pub const fn doc(self) -> &'static str {
+        match self {
+            Action::None => "`none`: nothing to migrate (the partner is at its target).",
+            Action::Proceed => "`proceed`: the migration goes on (health bands).",
+            Action::Monitor => {
+                "`monitor`: the migration goes on under standard monitoring (health bands)."
+            }
+            Action::Review => "`review`: the migration waits for a review (health bands).",
+            Action::Throttle => {
+                "`throttle`: the migration is slowed (sustainability rules, health bands)."
+            }
+            Action::Fallback => "`fallback`: the partner returns to its previous stable state.",
+            Action::Restrict => {
+                "`restrict`: the partner continues, restricted (compatibility rules, health bands)."
+            }
+        }
+    }
+}
+
+/// What [`FORCED`] does, in one line.
+pub const FORCED_DOC: &str =
+    "`forced`: the migration becomes a forced migration (sustainability rules only).";
+
 /// `forced`: a sustainability rule's action that forces a fallback when it
 /// fails (not an action a partner is given).
 pub const FORCED: &str = "forced";
