@@ -155,17 +155,8 @@ fn check_projects(texts: Vec<(String, String)>) -> Report {
 /// Check policy sources held in memory (name → text), as `pmf check`
 /// checks files: what `apply` does with the sources a plan carries.
 pub fn check_texts(texts: Vec<(String, String)>) -> Report {
-    let mut session = Session::default();
-    let mut loaded = Vec::new();
     let paths: Vec<String> = texts.iter().map(|(name, _)| name.clone()).collect();
-    for (name, text) in texts {
-        loaded.push(session.set_file(&name, text));
-    }
-    let mut diagnostics = Vec::new();
-    for f in loaded {
-        diagnostics.extend(session.check(f));
-    }
-    sort_and_dedup(&mut diagnostics);
+    let (session, diagnostics) = Session::checked(texts);
     Report {
         files: paths.len(),
         paths,

@@ -126,6 +126,20 @@ impl Session {
         }
     }
 
+    /// A fresh session of `texts` (name → text) with every file checked:
+    /// the session and all their diagnostics, sorted.
+    pub fn checked(texts: Vec<(String, String)>) -> (Session, Vec<Diagnostic>) {
+        let mut session = Session::default();
+        let files: Vec<SourceFile> = texts
+            .into_iter()
+            .map(|(name, text)| session.set_file(&name, text))
+            .collect();
+        let mut diagnostics: Vec<Diagnostic> =
+            files.iter().flat_map(|f| session.check(*f)).collect();
+        sort_and_dedup(&mut diagnostics);
+        (session, diagnostics)
+    }
+
     /// Add a file (or replace its text when the path is known); returns it.
     pub fn set_file(&mut self, path: &str, text: String) -> SourceFile {
         if let Some(f) = self.file(path) {
@@ -716,26 +730,12 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
 /// refined from the file's fixtures (see [`crate::model::fixtures`]).
 #[salsa::tracked(returns(ref))]
 pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> ExpandedTests {
-    let chunks = &parse_file(db, file).chunks;
-    let decls = chunks
+    let decls = parse_file(db, file)
+        .chunks
         .iter()
         .flat_map(|c| placed(db, c.placed).parse.decls.iter())
         .map(|d| &d.kind);
-    let decls: Vec<&DeclKind> = decls
-        .filter(|k| matches!(k, DeclKind::Test(_) | DeclKind::Fixture(_)))
-        .collect();
-    if decls.is_empty() {
-        return ExpandedTests::default();
-    }
-    let mut expanded = expand_tests(file.path(db), decls.iter().copied());
-    expanded.fixtures = decls
-        .iter()
-        .filter_map(|k| match k {
-            DeclKind::Fixture(f) => Some(f.clone()),
-            _ => None,
-        })
-        .collect();
-    expanded
+    expand_tests(file.path(db), decls)
 }
 
 /// The checks of a file's `test` declarations against its effective policy.

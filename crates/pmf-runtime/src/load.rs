@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use pmf_compiler::db::{self, Session, SourceFile};
 use pmf_compiler::project;
-use pmf_syntax::diagnostics::{Diagnostic, Severity, closest, sort_and_dedup};
+use pmf_syntax::diagnostics::{Diagnostic, Severity, closest};
 
 use crate::engine::CompiledPolicy;
 
@@ -57,14 +57,12 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<CompiledPolicy, LoadError> {
         ));
     }
     let found = project::collect(&paths).map_err(|e| LoadError::Usage(e.0))?;
-    let mut session = Session::default();
-    let mut files = Vec::with_capacity(found.len());
-    for path in &found {
-        let text = project::read_text(path).map_err(|e| LoadError::Usage(e.0))?;
-        files.push(session.set_file(&path.display().to_string(), text));
-    }
-    let mut diagnostics: Vec<Diagnostic> = files.iter().flat_map(|f| session.check(*f)).collect();
-    sort_and_dedup(&mut diagnostics);
+    let texts = found
+        .iter()
+        .map(|path| Ok((path.display().to_string(), project::read_text(path)?)))
+        .collect::<Result<Vec<_>, project::ProjectError>>()
+        .map_err(|e| LoadError::Usage(e.0))?;
+    let (session, diagnostics) = Session::checked(texts);
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(LoadError::Invalid {
             diagnostics,

@@ -8,7 +8,7 @@
 use petgraph::Direction;
 use petgraph::algo::{dominators, tarjan_scc};
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::{Bfs, EdgeRef, Reversed};
+use petgraph::visit::{Bfs, EdgeRef, IntoNeighbors, Reversed, Visitable};
 
 use super::Context;
 use crate::graph::PhaseGraph;
@@ -80,13 +80,7 @@ fn unreachable_phases(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diag
         return Vec::new();
     };
     let file = graph.file.as_str();
-    let mut reached = vec![false; graph.phases.len()];
-    let mut bfs = Bfs::new(g, NodeIndex::new(det));
-    while let Some(n) = bfs.next(g) {
-        if let Some(r) = reached.get_mut(n.index()) {
-            *r = true;
-        }
-    }
+    let reached = reached_from(g, det, graph.phases.len());
     let mut out = Vec::new();
     for (phase, r) in graph.phases.iter().zip(&reached) {
         if !r {
@@ -170,14 +164,7 @@ fn continuity_unreachable(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<
         return Vec::new();
     };
     let file = graph.file.as_str();
-    let rev = Reversed(g);
-    let mut reached = vec![false; graph.phases.len()];
-    let mut bfs = Bfs::new(rev, NodeIndex::new(cont));
-    while let Some(n) = bfs.next(rev) {
-        if let Some(r) = reached.get_mut(n.index()) {
-            *r = true;
-        }
-    }
+    let reached = reached_from(Reversed(g), cont, graph.phases.len());
     let mut out = Vec::new();
     for (phase, r) in graph.phases.iter().zip(&reached) {
         if !r {
@@ -325,6 +312,21 @@ fn unbounded_cycles(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagno
         );
     }
     out
+}
+
+/// Which of the `phases` phases an edge path in `g` reaches from `start`.
+fn reached_from<G>(g: G, start: usize, phases: usize) -> Vec<bool>
+where
+    G: IntoNeighbors<NodeId = NodeIndex> + Visitable<NodeId = NodeIndex>,
+{
+    let mut reached = vec![false; phases];
+    let mut bfs = Bfs::new(g, NodeIndex::new(start));
+    while let Some(n) = bfs.next(g) {
+        if let Some(r) = reached.get_mut(n.index()) {
+            *r = true;
+        }
+    }
+    reached
 }
 
 /// A path from `from` to `to` that avoids `avoid`, as phase indices.

@@ -29,8 +29,7 @@ pub struct ExpandedTests {
     pub tests: Vec<TestDecl>,
     /// Unknown, cyclic or duplicate fixtures.
     pub diagnostics: Vec<Diagnostic>,
-    /// The file's fixtures as written (for their own checks); filled by
-    /// the caller that wants them.
+    /// The file's fixtures as written (for their own checks).
     pub fixtures: Vec<FixtureDecl>,
 }
 
@@ -42,10 +41,12 @@ pub fn expand_tests<'a>(
 ) -> ExpandedTests {
     let mut fixtures: HashMap<&str, &FixtureDecl> = HashMap::new();
     let mut tests = Vec::new();
+    let mut declared = Vec::new();
     let mut diagnostics = Vec::new();
     for decl in decls {
         match decl {
             DeclKind::Fixture(f) => {
+                declared.push(f.clone());
                 if let Some(first) = fixtures.get(f.name.name.as_str()) {
                     diagnostics.push(
                         Diagnostic::new(
@@ -95,7 +96,7 @@ pub fn expand_tests<'a>(
     ExpandedTests {
         tests,
         diagnostics: resolver.diagnostics,
-        fixtures: Vec::new(),
+        fixtures: declared,
     }
 }
 

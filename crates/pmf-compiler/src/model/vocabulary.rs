@@ -6,6 +6,23 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The names (`as_str`) of a list of enum values, as a constant array of
+/// `$n` names. Evaluated at compile time: an index out of bounds fails the
+/// build, never a run.
+macro_rules! names_of {
+    ($all:expr, $n:literal) => {{
+        let all = $all;
+        let mut out = [""; $n];
+        let mut i = 0;
+        #[allow(clippy::indexing_slicing)]
+        while i < all.len() {
+            out[i] = all[i].as_str();
+            i += 1;
+        }
+        out
+    }};
+}
+
 /// What happens to a partner, from mildest to most severe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,17 +123,7 @@ pub const ACTIONS: [&str; 7] = {
 
 /// What a test may expect as the action (`expect action A`): every
 /// [`Action`], `none` for nothing to migrate.
-// Evaluated at compile time: an index out of bounds fails the build.
-#[allow(clippy::indexing_slicing)]
-pub const TEST_ACTIONS: [&str; 7] = {
-    let mut out = [""; 7];
-    let mut i = 0;
-    while i < Action::ALL.len() {
-        out[i] = Action::ALL[i].as_str();
-        i += 1;
-    }
-    out
-};
+pub const TEST_ACTIONS: [&str; 7] = names_of!(Action::ALL, 7);
 
 /// The phases the runtime gives a meaning to: the six seed phases, in
 /// flow order, and `fallback`. A flow may declare other phases; a walk
@@ -181,17 +188,7 @@ impl Phase {
 }
 
 /// The names of the six seed phases, in flow order.
-// Evaluated at compile time: an index out of bounds fails the build.
-#[allow(clippy::indexing_slicing)]
-pub const SEED_PHASES: [&str; 6] = {
-    let mut out = [""; 6];
-    let mut i = 0;
-    while i < Phase::SEED.len() {
-        out[i] = Phase::SEED[i].as_str();
-        i += 1;
-    }
-    out
-};
+pub const SEED_PHASES: [&str; 6] = names_of!(Phase::SEED, 6);
 
 /// The verdict of one validation check, from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -228,17 +225,7 @@ impl Verdict {
 }
 
 /// Validation verdicts a test may expect (`expect validation V`).
-// Evaluated at compile time: an index out of bounds fails the build.
-#[allow(clippy::indexing_slicing)]
-pub const TEST_VERDICTS: [&str; 4] = {
-    let mut out = [""; 4];
-    let mut i = 0;
-    while i < Verdict::ALL.len() {
-        out[i] = Verdict::ALL[i].as_str();
-        i += 1;
-    }
-    out
-};
+pub const TEST_VERDICTS: [&str; 4] = names_of!(Verdict::ALL, 4);
 
 /// Where a partner ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -306,17 +293,7 @@ impl PartnerOutcome {
 }
 
 /// Where a test may expect a partner to end (`expect outcome O`).
-// Evaluated at compile time: an index out of bounds fails the build.
-#[allow(clippy::indexing_slicing)]
-pub const TEST_OUTCOMES: [&str; 6] = {
-    let mut out = [""; 6];
-    let mut i = 0;
-    while i < PartnerOutcome::ALL.len() {
-        out[i] = PartnerOutcome::ALL[i].as_str();
-        i += 1;
-    }
-    out
-};
+pub const TEST_OUTCOMES: [&str; 6] = names_of!(PartnerOutcome::ALL, 6);
 
 #[cfg(test)]
 mod tests {
