@@ -163,6 +163,11 @@ struct Make {
     format: OutputFormat,
 }
 
+/// What a thread returned (its panic, if it had one, goes on here).
+fn joined<T>(result: std::thread::Result<T>) -> T {
+    result.unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// Make a plan: `pmf plan --policy … --partners … --target …`.
 fn make(args: &Make) -> Result<Exit, UsageError> {
     let loaded = match policy::load_checked(&args.policy) {
@@ -171,15 +176,26 @@ fn make(args: &Make) -> Result<Exit, UsageError> {
     };
     let policy_sources = policy::own_sources(&loaded);
     let policy = loaded.policy;
-    let targets = match input::read_targets(&policy.schema, &args.target) {
+    // The three input files are read at once: the target and observed
+    // files scanned and indexed, the partner file hashed (the plan binds
+    // it; it is streamed after).
+    let (targets, observed, partners_file) = std::thread::scope(|scope| {
+        let observed = scope.spawn(|| {
+            args.observed
+                .as_ref()
+                .map(|p| input::read_observed(&policy.schema, p))
+        });
+        let hashed = scope.spawn(|| input_file(&args.partners));
+        let targets = input::read_targets(&policy.schema, &args.target);
+        (targets, joined(observed.join()), joined(hashed.join()))
+    });
+    let targets = match targets {
         Ok(t) => t,
         Err(e) => return input_failure(e),
     };
-    let observed = match &args.observed {
-        Some(p) => match input::read_observed(&policy.schema, p) {
-            Ok(o) => o,
-            Err(e) => return input_failure(e),
-        },
+    let observed = match observed {
+        Some(Ok(o)) => o,
+        Some(Err(e)) => return input_failure(e),
         None => input::Observed::none(),
     };
     let partners = match PartnerStream::open(&args.partners) {
@@ -202,7 +218,7 @@ fn make(args: &Make) -> Result<Exit, UsageError> {
         },
         created_at: now_rfc3339(),
         policy_sources,
-        partners: input_file(&args.partners)?,
+        partners: partners_file?,
         // The digests of the bytes indexed (the plan checks at its end that
         // the files did not change since).
         target: InputFile {

@@ -489,6 +489,49 @@ struct Chunk {
 /// Partners evaluated together on one core.
 const CHUNK: usize = 256;
 
+/// Chunk texts the writer has written, handed back to the evaluators to
+/// fill again: the same few buffers go round, no page of memory is
+/// allocated, faulted in and freed per chunk.
+#[derive(Default)]
+struct TextPool(std::sync::Mutex<Vec<String>>);
+
+impl TextPool {
+    /// Buffers kept at most (the rest are freed).
+    const KEEP: usize = 256;
+
+    /// An empty buffer for `partners` plan lines of about `line` bytes.
+    fn take(&self, partners: usize, line: usize) -> String {
+        let want = partners * line + partners * line / 8;
+        let reused = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match reused {
+            Some(mut text) => {
+                text.clear();
+                text.reserve(want);
+                text
+            }
+            None => String::with_capacity(want),
+        }
+    }
+
+    /// Hand `texts` back.
+    fn give(&self, texts: impl IntoIterator<Item = String>) {
+        let mut pool = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for text in texts {
+            if pool.len() >= Self::KEEP {
+                break;
+            }
+            pool.push(text);
+        }
+    }
+}
+
 /// The policy, and copies of it [laid](CompiledPolicy::laid) for the
 /// partners that share the target for all (most partners of a plan): they
 /// assess alike, the laid ones without reading through layers.
@@ -533,6 +576,7 @@ fn evaluate_batches(
     file_name: &str,
     batches: std::sync::mpsc::Receiver<Result<Batch, InputError>>,
     out: std::sync::mpsc::SyncSender<Evaluated>,
+    pool: &TextPool,
 ) {
     let policy = inputs.policy;
     // Parse caches per worker thread (for partners, and for the partial
@@ -541,6 +585,9 @@ fn evaluate_batches(
     // both down).
     #[repr(align(128))]
     struct Cache(std::sync::Mutex<(ParseCache, Worker)>);
+    // Bytes of a plan line, as the last chunk had them (a guess at first):
+    // chunk texts are sized once, never grown.
+    let line_bytes = std::sync::atomic::AtomicUsize::new(512);
     let new_cache = || {
         Cache(std::sync::Mutex::new((
             ParseCache::new(&policy.schema, super::value::Completeness::Full),
@@ -570,8 +617,9 @@ fn evaluate_batches(
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let (cache, worker) = &mut *guard;
+                    let line = line_bytes.load(std::sync::atomic::Ordering::Relaxed);
                     let mut chunk = Chunk {
-                        text: String::with_capacity(records.len() * 400),
+                        text: pool.take(records.len(), line),
                         counted: Vec::with_capacity(records.len()),
                         ids: String::with_capacity(records.len() * 16),
                     };
@@ -594,6 +642,10 @@ fn evaluate_batches(
                         )?;
                         chunk.counted.push(counted);
                     }
+                    line_bytes.store(
+                        chunk.text.len() / records.len().max(1) + 1,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     Ok(chunk)
                 })
                 .collect::<Vec<Result<Chunk, InputError>>>()
@@ -673,16 +725,35 @@ pub fn write_plan(
     let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
     let file_name = stream.file().to_string();
     let total_bytes = stream.total_bytes();
+    // The plan binds the partner file by the digest in its header, taken
+    // before planning: the bytes streamed must be those bytes.
+    let expected = inputs.header.partners.blake3.clone();
     let reader = std::thread::spawn(move || {
         loop {
-            let batch = stream.next_batch(8192);
+            let mut batch = stream.next_batch(8192);
             let done = batch.as_ref().map_or(true, Batch::is_empty);
+            if done
+                && batch.is_ok()
+                && let Some(expected) = &expected
+                && stream.read_digest() != *expected
+            {
+                batch = Err(InputError::Invalid {
+                    file: stream.file().to_string(),
+                    at: "the whole file".into(),
+                    partner: None,
+                    problem: "the file changed while it was being planned (the bytes read \
+                              are not the ones hashed when planning began); plan again"
+                        .into(),
+                });
+            }
             if read_tx.send(batch).is_err() || done {
                 break;
             }
         }
     });
     let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ToWriter>(2);
+    let pool = std::sync::Arc::new(TextPool::default());
+    let written_texts = std::sync::Arc::clone(&pool);
     let writer = std::thread::spawn(move || -> std::io::Result<String> {
         let mut w = HashingWriter {
             inner: std::io::BufWriter::with_capacity(1 << 20, file),
@@ -697,11 +768,12 @@ pub fn write_plan(
         for message in write_rx {
             match message {
                 ToWriter::Entries(texts) => {
-                    for text in texts {
+                    for text in &texts {
                         w.write_all(if first { b"\n" } else { b",\n" })?;
                         first = false;
                         w.write_all(text.as_bytes())?;
                     }
+                    written_texts.give(texts);
                     writeback.advance(&mut w.inner)?;
                 }
                 ToWriter::Totals(totals) => {
@@ -726,7 +798,8 @@ pub fn write_plan(
     let outcome = std::thread::scope(|scope| {
         let inputs = &inputs;
         let file_name = file_name.as_str();
-        scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx));
+        let pool = &*pool;
+        scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx, pool));
         let mut counts = Counts::new(policy);
         let mut seen = IdSet::default();
         let outcome = (|| -> Result<Totals, PlanError> {
@@ -1077,6 +1150,83 @@ mod tests {
         (entry, a)
     }
 
+    /// A header that binds no file.
+    fn blank_header(policy: &CompiledPolicy) -> PlanHeader {
+        PlanHeader {
+            kind: PlanKind::Migrate,
+            policy: PolicyRef {
+                name: policy.name.clone(),
+                hash: policy.hash.clone(),
+            },
+            created_at: String::new(),
+            policy_sources: BTreeMap::new(),
+            partners: InputFile {
+                file: String::new(),
+                blake3: None,
+            },
+            target: InputFile {
+                file: String::new(),
+                blake3: None,
+            },
+            observed: None,
+            history: String::new(),
+            target_all: None,
+        }
+    }
+
+    /// A plan binds the partner file by the digest in its header: when the
+    /// bytes streamed are not the bytes hashed (the file changed between),
+    /// nothing is written; when they are, the plan is written.
+    #[test]
+    fn the_partners_streamed_must_be_the_partners_hashed() {
+        let fleet = |f: &str| {
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
+        };
+        let policy =
+            crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles");
+        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let observed = Observed::none();
+        let history = History::default();
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(fleet("partners.json")).unwrap();
+        let partners = dir.path().join("partners.json");
+        std::fs::write(&partners, &bytes).unwrap();
+        let out = dir.path().join("plan.json");
+        let plan = |hash: String| {
+            let mut header = blank_header(&policy);
+            header.partners.blake3 = Some(hash);
+            write_plan(
+                PlanInputs {
+                    policy: &policy,
+                    partners: PartnerStream::open(&partners).unwrap(),
+                    targets: &targets,
+                    observed: &observed,
+                    history: &history,
+                    header,
+                },
+                &out,
+                |_| {},
+            )
+        };
+        // Hashed before it changed: the digest of other bytes.
+        let mut before = bytes.clone();
+        before.push(b'\n');
+        let refused = plan(blake3::hash(&before).to_hex().to_string());
+        match refused {
+            Err(PlanError::Input(InputError::Invalid { problem, .. })) => {
+                assert!(
+                    problem.contains("changed while it was being planned"),
+                    "{problem}"
+                )
+            }
+            other => panic!("expected a refusal, got {:?}", other.map(|w| w.hash)),
+        }
+        assert!(!out.exists(), "nothing is written");
+        let written = plan(blake3::hash(&bytes).to_hex().to_string()).unwrap();
+        assert!(written.totals.partners > 10);
+        assert!(out.exists());
+    }
+
     /// The plan line written by hand reads back as the entry `entry_for`
     /// builds, for every partner of the fleet (every type, band and action).
     #[test]
@@ -1135,26 +1285,7 @@ mod tests {
             targets: &targets,
             observed: &observed,
             history: &history,
-            header: PlanHeader {
-                kind: PlanKind::Migrate,
-                policy: PolicyRef {
-                    name: policy.name.clone(),
-                    hash: policy.hash.clone(),
-                },
-                created_at: String::new(),
-                policy_sources: BTreeMap::new(),
-                partners: InputFile {
-                    file: String::new(),
-                    blake3: None,
-                },
-                target: InputFile {
-                    file: String::new(),
-                    blake3: None,
-                },
-                observed: None,
-                history: String::new(),
-                target_all: None,
-            },
+            header: blank_header(&policy),
         };
         let mut worker = Worker::new(&policy.schema);
         let assessors = Assessors::new(&policy, targets.all.as_ref());

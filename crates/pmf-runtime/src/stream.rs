@@ -97,6 +97,8 @@ enum StreamKind {
 /// the rest is carried into the next one.
 struct LineReader {
     file: std::fs::File,
+    /// BLAKE3 of every byte read so far (a byte-order mark included).
+    read: blake3::Hasher,
     /// Bytes read but not yet handed out (a partial last line).
     carry: Vec<u8>,
     /// Lines handed out so far.
@@ -119,19 +121,22 @@ fn next_read(pending: usize) -> usize {
         .min((MAX_RECORD + 1).saturating_sub(pending).max(1))
 }
 
-/// Append `want` bytes of `file` to `bytes` (fewer at its end). True at the
-/// end of the file.
+/// Append `want` bytes of `file` to `bytes` (fewer at its end), hashing
+/// them into `read`. True at the end of the file.
 fn read_block(
     file: &mut std::fs::File,
+    read: &mut blake3::Hasher,
     bytes: &mut Vec<u8>,
     want: usize,
     name: &str,
 ) -> Result<bool, InputError> {
     bytes.reserve(want);
+    let before = bytes.len();
     let n = file
         .take(want as u64)
         .read_to_end(bytes)
         .map_err(|e| InputError::Io(format!("cannot read `{name}`: {e}")))?;
+    read.update(bytes.get(before..).unwrap_or_default());
     Ok(n == 0)
 }
 
@@ -159,7 +164,7 @@ impl LineReader {
                 }
             }
             let want = next_read(bytes.len());
-            self.eof = read_block(&mut self.file, &mut bytes, want, name)?;
+            self.eof = read_block(&mut self.file, &mut self.read, &mut bytes, want, name)?;
         };
         self.carry = bytes.split_off(end);
         let mut batch = Batch::default();
@@ -255,9 +260,14 @@ impl PartnerStream {
         let start = if bom { BOM.len() as u64 } else { 0 };
         file.seek(std::io::SeekFrom::Start(start))
             .map_err(|e| io(path, e))?;
+        let mut read = blake3::Hasher::new();
+        if bom {
+            read.update(BOM);
+        }
         let kind = if first == Some(b'[') {
             StreamKind::Array(ArrayReader {
                 file,
+                read,
                 carry: Vec::new(),
                 expect: Expect::Open,
                 records: 0,
@@ -267,6 +277,7 @@ impl PartnerStream {
         } else {
             StreamKind::Lines(LineReader {
                 file,
+                read,
                 carry: Vec::new(),
                 line: 0,
                 records: 0,
@@ -290,6 +301,16 @@ impl PartnerStream {
     /// The file's name as given.
     pub fn file(&self) -> &str {
         &self.file
+    }
+
+    /// BLAKE3 (hex) of the bytes read so far: once the stream has handed
+    /// out its last batch, of the whole file as it was read.
+    pub fn read_digest(&self) -> String {
+        match &self.kind {
+            StreamKind::Lines(r) => r.read.finalize().to_hex().to_string(),
+            StreamKind::Array(r) => r.read.finalize().to_hex().to_string(),
+            StreamKind::Empty => blake3::Hasher::new().finalize().to_hex().to_string(),
+        }
     }
 
     /// The size of the file in bytes (0 when unknown).
@@ -318,6 +339,8 @@ impl PartnerStream {
 /// element's JSON is checked when it is read.
 struct ArrayReader {
     file: std::fs::File,
+    /// BLAKE3 of every byte read so far (a byte-order mark included).
+    read: blake3::Hasher,
     /// Bytes read but not scanned yet (from the start of an element that a
     /// block cut off).
     carry: Vec<u8>,
@@ -465,7 +488,13 @@ impl ArrayReader {
                     ),
                 });
             }
-            self.eof = read_block(&mut self.file, &mut bytes, next_read(pending), name)?;
+            self.eof = read_block(
+                &mut self.file,
+                &mut self.read,
+                &mut bytes,
+                next_read(pending),
+                name,
+            )?;
         }
         if self.eof && ranges.is_empty() && self.expect != Expect::End {
             let line = self.line + bytes.iter().filter(|&&b| b == b'\n').count();
