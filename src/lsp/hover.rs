@@ -10,7 +10,7 @@ use lsp_types::{Contents, Hover, MarkupContent, MarkupKind};
 use super::context::{cursor, word_at};
 use super::docs;
 use super::navigation::{declaration, definition_of, field_decl};
-use super::occurrences::{Symbol, at, occurrences};
+use super::occurrences::{Symbol, occurrence_at};
 use super::workspace::DocRef;
 use crate::db::{Session, file_header, offsets, policy_index, resolve_stable, syntax_tree};
 use crate::model::EffectivePolicy;
@@ -27,7 +27,7 @@ pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
     let mut sections = Vec::new();
     let mut range: Option<Span> = None;
     let db = &doc.session.db;
-    if let Some(occ) = at(occurrences(db, doc.file), offset) {
+    if let Some(occ) = occurrence_at(db, doc.file, offset) {
         let text = match &occ.symbol {
             Symbol::Key(..) => key_markdown(doc, offset).map(|(text, _)| text),
             symbol => symbol_markdown(doc, symbol),

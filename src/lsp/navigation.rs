@@ -7,7 +7,7 @@
 
 use lsp_types::Location;
 
-use super::occurrences::{Symbol, at, occurrences};
+use super::occurrences::{Symbol, occurrence_at, occurrences};
 use super::workspace::DocRef;
 use crate::db::{
     Session, SourceFile, Workspace, file_header, offsets, policy_index, resolve_stable,
@@ -119,7 +119,7 @@ pub fn field_decl<'p>(
 
 /// `textDocument/definition`: the declaration of the name at `offset`.
 pub fn definition(doc: &DocRef<'_>, offset: usize) -> Option<Location> {
-    let occ = at(occurrences(&doc.session.db, doc.file), offset)?;
+    let occ = occurrence_at(&doc.session.db, doc.file, offset)?;
     let place = definition_of(doc.session, doc.ws, doc.file, &occ.symbol)?;
     doc.texts().location(&place.file, place.span, doc.enc)
 }
@@ -129,10 +129,10 @@ pub fn definition(doc: &DocRef<'_>, offset: usize) -> Option<Location> {
 /// `include_declaration`).
 pub fn references(doc: &DocRef<'_>, offset: usize, include_declaration: bool) -> Vec<Location> {
     let db = &doc.session.db;
-    let Some(occ) = at(occurrences(db, doc.file), offset) else {
+    let Some(occ) = occurrence_at(db, doc.file, offset) else {
         return Vec::new();
     };
-    let symbol = occ.symbol.clone();
+    let symbol = occ.symbol;
     let target = definition_of(doc.session, doc.ws, doc.file, &symbol);
     let mut texts = doc.texts();
     let mut out = Vec::new();

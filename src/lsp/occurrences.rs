@@ -3,11 +3,12 @@
 //! root or authority key, and whether the place declares it. Hover, definition and
 //! references start here.
 //!
-//! The list is a salsa query over the file's syntax tree, so it is built once
-//! per revision of the file.
+//! The lists are salsa queries over each chunk's syntax tree, in stable
+//! places, so an edit re-walks only the chunk it touched; the file's list
+//! and the lookup at an offset map them to byte offsets.
 
 use crate::check::types::{BUILTIN_NAMES, FUNCTIONS, ROOTS};
-use crate::db::{SourceFile, syntax_tree};
+use crate::db::{ChunkAt, Placed, SourceFile, parse_file, placed};
 use crate::syntax::Span;
 use crate::syntax::ast::{
     Decl, DeclKind, Expr, ExprKind, FieldDecl, FieldPath, Ident, MigrationItemKind, TypeExpr,
@@ -60,19 +61,73 @@ pub struct Occurrence {
     pub def: bool,
 }
 
-/// Every occurrence of a name in `file`, in source order.
+/// Every occurrence of a name in one chunk of a file, in stable places and
+/// source order: salsa keeps a chunk's list while the chunk's text and
+/// place are unchanged, so an edit walks only the chunk it touched.
 #[salsa::tracked(returns(ref))]
-pub fn occurrences(db: &dyn salsa::Database, file: SourceFile) -> Vec<Occurrence> {
-    let ast = &syntax_tree(db, file).ast;
+pub fn chunk_occurrences<'db>(db: &'db dyn salsa::Database, chunk: Placed<'db>) -> Vec<Occurrence> {
     let mut out = Vec::new();
-    for decl in &ast.decls {
+    for decl in &placed(db, chunk).parse.decls {
         decl_occurrences(decl, &mut out);
     }
     out.sort_by_key(|o| (o.span.start, o.span.end));
     out
 }
 
-/// The occurrence at byte `offset` (the cursor may sit just after the name).
+/// `span` of chunk `c` (in stable places) in byte offsets; the parser's
+/// placeholder spans, before the chunk, stay where they are (as in
+/// [`syntax_tree`](crate::db::syntax_tree)).
+fn in_bytes(c: &ChunkAt<'_>, span: Span) -> Span {
+    if span.start < c.base {
+        return span;
+    }
+    Span {
+        start: span.start - c.base + c.start,
+        end: span.end.max(c.base) - c.base + c.start,
+    }
+}
+
+/// Every occurrence of a name in `file`, in byte offsets and source order
+/// (for references, which need them all).
+#[salsa::tracked(returns(ref))]
+pub fn occurrences(db: &dyn salsa::Database, file: SourceFile) -> Vec<Occurrence> {
+    let mut out = Vec::new();
+    for c in &parse_file(db, file).chunks {
+        out.extend(chunk_occurrences(db, c.placed).iter().map(|o| Occurrence {
+            span: in_bytes(c, o.span),
+            ..o.clone()
+        }));
+    }
+    out
+}
+
+/// The occurrence at byte `offset` of `file` (the cursor may sit just
+/// after the name), in byte offsets: only the chunk at the offset is read
+/// (and the one before, when the offset is where a chunk starts).
+pub fn occurrence_at(
+    db: &dyn salsa::Database,
+    file: SourceFile,
+    offset: usize,
+) -> Option<Occurrence> {
+    let chunks = &parse_file(db, file).chunks;
+    let off = offset as u32;
+    let i = chunks.partition_point(|c| c.start <= off);
+    let here = i.checked_sub(1).and_then(|h| chunks.get(h));
+    let before = here
+        .filter(|c| c.start == off)
+        .and_then(|_| i.checked_sub(2))
+        .and_then(|b| chunks.get(b));
+    here.into_iter().chain(before).find_map(|c| {
+        let stable = (off - c.start + c.base) as usize;
+        at(chunk_occurrences(db, c.placed), stable).map(|o| Occurrence {
+            span: in_bytes(c, o.span),
+            ..o.clone()
+        })
+    })
+}
+
+/// The occurrence at `offset` of a list in source order (the cursor may sit
+/// just after the name).
 pub fn at(occurrences: &[Occurrence], offset: usize) -> Option<&Occurrence> {
     let offset = offset as u32;
     // Occurrences do not overlap: the last one starting at or before the
@@ -318,5 +373,25 @@ mod tests {
             ))
         );
         assert_eq!(at_off("ceiling", 1), None);
+    }
+
+    /// The lookup in one chunk finds, at every offset, what the file's
+    /// list finds, also after an edit moves the chunks.
+    #[test]
+    fn the_lookup_in_a_chunk_agrees_with_the_files_list() {
+        let mut s = Session::default();
+        let text = "policy a extends kwanus\nauthority X \"x\" governs structural\n\n// note\nceiling metrics.stability <= 9\nauthority Y \"y\" governs behavioral";
+        for text in [text.to_string(), format!("// moved\n{text}")] {
+            let f = s.set_file("a.pmf", text.clone());
+            let all = occurrences(&s.db, f);
+            assert!(all.len() >= 6, "{all:?}");
+            for offset in 0..=text.len() {
+                assert_eq!(
+                    occurrence_at(&s.db, f, offset).as_ref(),
+                    at(all, offset),
+                    "offset {offset}"
+                );
+            }
+        }
     }
 }
