@@ -45,133 +45,12 @@ struct Detection<'a> {
     /// The detection condition of each detectable type (the last `when`
     /// counts, as in the runtime).
     conditions: HashMap<&'a str, &'a Expr>,
-    /// The shapes of each condition: [`implies`] is asked only of pairs
-    /// whose shapes allow it (with hundreds of types, most pairs do not).
-    shapes: HashMap<&'a str, Shapes>,
-}
-
-/// What a condition offers and wants, by shape (see [`shape`]): `b` can
-/// imply `a` only when `b` offers a shape `a` wants.
-#[derive(Debug)]
-struct Shapes {
-    /// The shapes of `b` and of every operand of its `and` chains (nested
-    /// ones too), sorted.
-    offered: Vec<u64>,
-    /// One of these must be offered for `a` to be implied; `None` when `a`
-    /// may be implied by anything (it is, or starts with, `true`).
-    wanted: Option<Vec<u64>>,
-}
-
-impl Shapes {
-    fn of(e: &Expr) -> Shapes {
-        let mut offered = Vec::new();
-        offered_shapes(e, &mut offered);
-        offered.sort_unstable();
-        offered.dedup();
-        let mut wanted = Vec::new();
-        Shapes {
-            offered,
-            wanted: wanted_shapes(e, &mut wanted).then_some(wanted),
-        }
-    }
-
-    /// False when no condition with these shapes implies one with
-    /// `earlier`'s (true does not mean it does: ask [`implies`]).
-    fn may_imply(&self, earlier: &Shapes) -> bool {
-        earlier
-            .wanted
-            .as_ref()
-            .is_none_or(|wanted| wanted.iter().any(|w| self.offered.binary_search(w).is_ok()))
-    }
-}
-
-/// The shapes `b` offers: its own, and those of the operands of its `and`
-/// chains, as far as they nest (each is a way [`implies`] can match).
-fn offered_shapes(b: &Expr, out: &mut Vec<u64>) {
-    out.push(shape(b));
-    if let ExprKind::Chain(BinaryOp::And, xs) = &b.kind {
-        for x in xs {
-            offered_shapes(x, out);
-        }
-    }
-}
-
-/// The shapes of which `b` must offer one to imply `a`: `a`'s own, and,
-/// for a chain, those its first operand wants (every operand of an `and`
-/// must hold, so the first must; an `or` holds by its first). False when
-/// anything may imply `a` (it starts with `true`, or is a chain of none).
-fn wanted_shapes(a: &Expr, out: &mut Vec<u64>) -> bool {
-    match &a.kind {
-        ExprKind::Bool(true) => false,
-        ExprKind::Chain(BinaryOp::And | BinaryOp::Or, xs) => {
-            out.push(shape(a));
-            xs.first().is_some_and(|x| wanted_shapes(x, out))
-        }
-        _ => {
-            out.push(shape(a));
-            true
-        }
-    }
-}
-
-/// A coarse hash of how an expression is written: two expressions [`same`]
-/// calls alike always have one shape (numbers are left out, and a
-/// comparison with a number is the shape of what it compares, as
-/// [`implies`] matches such comparisons whatever the operator and number).
-fn shape(e: &Expr) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    hash_shape(e, &mut h);
-    h.finish()
-}
-
-fn hash_shape(e: &Expr, h: &mut impl std::hash::Hasher) {
-    use std::hash::Hash;
-    match &e.kind {
-        ExprKind::Binary(BinaryOp::Compare(_), x, c) if matches!(c.kind, ExprKind::Number(_)) => {
-            "compare with a number".hash(h);
-            hash_shape(x, h);
-            return;
-        }
-        _ => {}
-    }
-    std::mem::discriminant(&e.kind).hash(h);
-    match &e.kind {
-        ExprKind::Bool(b) => b.hash(h),
-        ExprKind::Number(_) | ExprKind::Error => {}
-        ExprKind::Str(s) | ExprKind::Version(s) => s.hash(h),
-        ExprKind::Path(names) => {
-            for n in names {
-                n.name.hash(h);
-            }
-        }
-        ExprKind::Call(f, args) => {
-            f.name.hash(h);
-            args.iter().for_each(|a| hash_shape(a, h));
-        }
-        ExprKind::Set(xs) => xs.iter().for_each(|x| hash_shape(x, h)),
-        ExprKind::Unary(op, x) => {
-            op.hash(h);
-            hash_shape(x, h);
-        }
-        ExprKind::Binary(op, x, y) => {
-            op.hash(h);
-            hash_shape(x, h);
-            hash_shape(y, h);
-        }
-        ExprKind::Chain(op, xs) => {
-            op.hash(h);
-            xs.len().hash(h);
-            xs.iter().for_each(|x| hash_shape(x, h));
-        }
-    }
 }
 
 impl<'a> Detection<'a> {
     fn of(cx: &Context<'a>) -> Self {
         let mut detectable = FxHashSet::default();
         let mut conditions = HashMap::default();
-        let mut shapes = HashMap::default();
         for (_, m) in cx.policy.migrations() {
             let when = m.items.iter().rev().find_map(|i| match &i.kind {
                 MigrationItemKind::When(e) => Some(e),
@@ -180,23 +59,16 @@ impl<'a> Detection<'a> {
             if let Some(when) = when {
                 detectable.insert(m.name.name.as_str());
                 conditions.insert(m.name.name.as_str(), &**when);
-                shapes.insert(m.name.name.as_str(), Shapes::of(when));
             }
         }
         Detection {
             detectable,
             conditions,
-            shapes,
         }
     }
 
     /// True when type `earlier`, tried first, leaves none to `later`.
     fn shadows(&self, earlier: &str, later: &str) -> bool {
-        if let (Some(a), Some(b)) = (self.shapes.get(earlier), self.shapes.get(later))
-            && !b.may_imply(a)
-        {
-            return false;
-        }
         match (self.conditions.get(earlier), self.conditions.get(later)) {
             (Some(a), Some(b)) => implies(b, a),
             _ => false,
@@ -371,10 +243,9 @@ fn shadowed_migrations(detection: &Detection<'_>, s: &Sourced, order: &Order) ->
     // Detectable types listed, in order, once each: a later one that
     // an earlier one shadows is never detected.
     let mut tried: Vec<&Ident> = Vec::new();
-    let mut tried_names = FxHashSet::default();
     for t in &order.types {
         let name = t.name.as_str();
-        if !detectable.contains(&name) || tried_names.contains(name) {
+        if !detectable.contains(&name) || tried.iter().any(|e| e.name == name) {
             continue;
         }
         if let Some(earlier) = tried.iter().find(|e| shadows(&e.name, name)) {
@@ -428,7 +299,6 @@ fn shadowed_migrations(detection: &Detection<'_>, s: &Sourced, order: &Order) ->
             out.push(d);
         }
         tried.push(t);
-        tried_names.insert(name);
     }
     out
 }
@@ -573,12 +443,12 @@ fn shadowed_pairs<'a>(
     detectable: &rustc_hash::FxHashSet<&str>,
     shadows: &impl Fn(&str, &str) -> bool,
 ) -> Vec<(&'a str, &'a str)> {
-    let mut seen = FxHashSet::default();
-    let listed: Vec<&str> = order
-        .iter()
-        .copied()
-        .filter(|n| detectable.contains(n) && seen.insert(*n))
-        .collect();
+    let mut listed: Vec<&str> = Vec::new();
+    for n in order {
+        if detectable.contains(n) && !listed.contains(n) {
+            listed.push(n);
+        }
+    }
     let mut out = Vec::new();
     for (i, later) in listed.iter().enumerate() {
         for earlier in listed.iter().take(i) {
@@ -606,22 +476,18 @@ fn proposed_order<'a>(
         .filter(|n| detectable.contains(n))
         .collect();
     let listed: Vec<&str> = listed.collect();
-    let listed_set: FxHashSet<&str> = listed.iter().copied().collect();
-    missing.retain(|n| !listed_set.contains(n));
+    missing.retain(|n| !listed.contains(n));
     missing.dedup();
     let mut out: Vec<&str> = Vec::new();
-    let mut placed = FxHashSet::default();
     for name in listed {
-        if placed.contains(&name) {
+        if out.contains(&name) {
             continue;
         }
         if detectable.contains(&name) {
             out.push(name);
-            placed.insert(name);
         } else if let Some(c) = closest(name, missing.iter().copied()) {
             missing.retain(|m| *m != c);
             out.push(c);
-            placed.insert(c);
         }
     }
     for name in missing {
@@ -720,7 +586,7 @@ fn same(a: &Expr, b: &Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Shapes, implies};
+    use super::implies;
     use pmf_syntax::ast::{DeclKind, Expr, MigrationItemKind};
 
     /// The `when` of a migration whose condition is `text`.
@@ -779,11 +645,11 @@ mod tests {
             ("partner.power != 3", "partner.power > 3", false),
         ];
         for (later, earlier, shadowed) in cases {
-            let (b, a) = (when(later), when(earlier));
-            assert_eq!(implies(&b, &a), shadowed, "`{later}` after `{earlier}`");
-            // The shapes filter out only pairs `implies` refuses.
-            let may = Shapes::of(&b).may_imply(&Shapes::of(&a));
-            assert!(may || !shadowed, "shapes hide `{later}` after `{earlier}`");
+            assert_eq!(
+                implies(&when(later), &when(earlier)),
+                shadowed,
+                "`{later}` after `{earlier}`"
+            );
         }
     }
 }
