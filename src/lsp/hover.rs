@@ -12,7 +12,7 @@ use super::docs;
 use super::navigation::{declaration, definition_of, field_decl};
 use super::occurrences::{Symbol, occurrence_at};
 use super::workspace::DocRef;
-use crate::db::{Session, file_header, offsets, policy_index, resolve_stable, syntax_tree};
+use crate::db::{Session, file_header, offsets, parse_file, placed, policy_index, resolve_stable};
 use crate::model::EffectivePolicy;
 use crate::model::types::{Type, field_type, lower};
 use crate::stdlib::KWANUS_PATH;
@@ -111,18 +111,22 @@ fn names<'a>(list: impl Iterator<Item = &'a str>) -> String {
 fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
     let db = &doc.session.db;
     let off = offset as u32;
-    let within = |s: Span| s.start <= off && off <= s.end;
-    let (key, span) = syntax_tree(db, doc.file)
-        .ast
-        .decls
-        .iter()
-        .find_map(|d| match &d.kind {
-            DeclKind::Key(k) => std::iter::once(k.key.span)
-                .chain(k.label.as_ref().map(|l| l.span))
-                .find(|s| within(*s))
-                .map(|s| (k, s)),
-            _ => None,
-        })?;
+    // The key declarations of the chunk at the cursor, in stable places.
+    let (key, span) = parse_file(db, doc.file).around(off).find_map(|c| {
+        let here = c.to_stable(off);
+        let within = |s: Span| s.start <= here && here <= s.end;
+        placed(db, c.placed)
+            .parse
+            .decls
+            .iter()
+            .find_map(|d| match &d.kind {
+                DeclKind::Key(k) => std::iter::once(k.key.span)
+                    .chain(k.label.as_ref().map(|l| l.span))
+                    .find(|s| within(*s))
+                    .map(|s| (k, c.to_bytes(s))),
+                _ => None,
+            })
+    })?;
     let policy: &EffectivePolicy = &resolve_stable(db, doc.ws, doc.file).policy;
     let authority = key.authority.name.as_str();
     let mut out = format!("**key** of authority `{authority}`");

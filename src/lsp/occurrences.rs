@@ -8,7 +8,7 @@
 //! and the lookup at an offset map them to byte offsets.
 
 use crate::check::types::{BUILTIN_NAMES, FUNCTIONS, ROOTS};
-use crate::db::{ChunkAt, Placed, SourceFile, parse_file, placed};
+use crate::db::{Placed, SourceFile, parse_file, placed};
 use crate::syntax::Span;
 use crate::syntax::ast::{
     Decl, DeclKind, Expr, ExprKind, FieldDecl, FieldPath, Ident, MigrationItemKind, TypeExpr,
@@ -74,19 +74,6 @@ pub fn chunk_occurrences<'db>(db: &'db dyn salsa::Database, chunk: Placed<'db>) 
     out
 }
 
-/// `span` of chunk `c` (in stable places) in byte offsets; the parser's
-/// placeholder spans, before the chunk, stay where they are (as in
-/// [`syntax_tree`](crate::db::syntax_tree)).
-fn in_bytes(c: &ChunkAt<'_>, span: Span) -> Span {
-    if span.start < c.base {
-        return span;
-    }
-    Span {
-        start: span.start - c.base + c.start,
-        end: span.end.max(c.base) - c.base + c.start,
-    }
-}
-
 /// Every occurrence of a name in `file`, in byte offsets and source order
 /// (for references, which need them all).
 #[salsa::tracked(returns(ref))]
@@ -94,7 +81,7 @@ pub fn occurrences(db: &dyn salsa::Database, file: SourceFile) -> Vec<Occurrence
     let mut out = Vec::new();
     for c in &parse_file(db, file).chunks {
         out.extend(chunk_occurrences(db, c.placed).iter().map(|o| Occurrence {
-            span: in_bytes(c, o.span),
+            span: c.to_bytes(o.span),
             ..o.clone()
         }));
     }
@@ -109,18 +96,11 @@ pub fn occurrence_at(
     file: SourceFile,
     offset: usize,
 ) -> Option<Occurrence> {
-    let chunks = &parse_file(db, file).chunks;
     let off = offset as u32;
-    let i = chunks.partition_point(|c| c.start <= off);
-    let here = i.checked_sub(1).and_then(|h| chunks.get(h));
-    let before = here
-        .filter(|c| c.start == off)
-        .and_then(|_| i.checked_sub(2))
-        .and_then(|b| chunks.get(b));
-    here.into_iter().chain(before).find_map(|c| {
-        let stable = (off - c.start + c.base) as usize;
+    parse_file(db, file).around(off).find_map(|c| {
+        let stable = c.to_stable(off) as usize;
         at(chunk_occurrences(db, c.placed), stable).map(|o| Occurrence {
-            span: in_bytes(c, o.span),
+            span: c.to_bytes(o.span),
             ..o.clone()
         })
     })

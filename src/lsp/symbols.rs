@@ -5,19 +5,53 @@
 use lsp_types::{DocumentSymbol, SymbolKind};
 
 use super::workspace::DocRef;
-use crate::db::syntax_tree;
+use crate::db::{ChunkAt, parse_file, placed};
 use crate::syntax::Span;
 use crate::syntax::ast::{Decl, DeclKind, FieldDecl, Ident, TypeExprKind};
 
-/// `textDocument/documentSymbol`: the outline of the document.
+/// `textDocument/documentSymbol`: the outline of the document, read chunk
+/// by chunk from the syntax trees salsa keeps (in stable places).
 pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
-    let ast = &syntax_tree(&doc.session.db, doc.file).ast;
-    ast.decls.iter().map(|d| decl_symbol(doc, d)).collect()
+    let db = &doc.session.db;
+    let mut out = Vec::new();
+    for chunk in &parse_file(db, doc.file).chunks {
+        let outline = Outline {
+            doc,
+            chunk,
+            text: chunk.placed.text(db),
+        };
+        for decl in &placed(db, chunk.placed).parse.decls {
+            out.push(decl_symbol(&outline, decl));
+        }
+    }
+    out
+}
+
+/// One chunk of the document being outlined: its spans are stable places.
+struct Outline<'a, 'db> {
+    doc: &'a DocRef<'a>,
+    chunk: &'a ChunkAt<'db>,
+    /// The chunk's text.
+    text: &'a str,
+}
+
+impl Outline<'_, '_> {
+    fn range(&self, span: Span) -> lsp_types::Range {
+        self.doc.range(self.chunk.to_bytes(span))
+    }
+
+    /// The chunk's text of `span`.
+    fn source(&self, span: Span) -> Option<&str> {
+        let base = self.chunk.base;
+        let start = span.start.checked_sub(base)? as usize;
+        let end = span.end.checked_sub(base)? as usize;
+        self.text.get(start..end)
+    }
 }
 
 #[allow(deprecated)] // `deprecated` is a required field of the struct.
 fn symbol(
-    doc: &DocRef<'_>,
+    doc: &Outline<'_, '_>,
     name: String,
     detail: Option<String>,
     kind: SymbolKind,
@@ -44,7 +78,7 @@ fn symbol(
 }
 
 fn leaf(
-    doc: &DocRef<'_>,
+    doc: &Outline<'_, '_>,
     name: &Ident,
     detail: Option<String>,
     kind: SymbolKind,
@@ -61,14 +95,13 @@ fn leaf(
     )
 }
 
-fn field_symbol(doc: &DocRef<'_>, f: &FieldDecl) -> DocumentSymbol {
+fn field_symbol(doc: &Outline<'_, '_>, f: &FieldDecl) -> DocumentSymbol {
     let children = match &f.ty.kind {
         TypeExprKind::Record(fields) => fields.iter().map(|g| field_symbol(doc, g)).collect(),
         _ => Vec::new(),
     };
     let ty = doc
-        .text
-        .get(f.ty.span.range())
+        .source(f.ty.span)
         .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "));
     symbol(
         doc,
@@ -81,8 +114,8 @@ fn field_symbol(doc: &DocRef<'_>, f: &FieldDecl) -> DocumentSymbol {
     )
 }
 
-fn decl_symbol(doc: &DocRef<'_>, decl: &Decl) -> DocumentSymbol {
-    let head = crate::model::compose::keyword_span(doc.text, 0, decl);
+fn decl_symbol(doc: &Outline<'_, '_>, decl: &Decl) -> DocumentSymbol {
+    let head = crate::model::compose::keyword_span(doc.text, doc.chunk.base as usize, decl);
     let kw = decl.kind.keyword();
     let over = decl.override_kw.is_some();
     let with_override = |d: Option<String>| -> Option<String> {

@@ -565,6 +565,40 @@ fn hover_definition_references_completion_symbols_actions() {
         symbols[2]["children"][0]["selectionRange"],
         range(9, 19, 9, 29)
     );
+    // A line added at the top moves every chunk: the outline (read from
+    // the chunks' trees in stable places) moves with them.
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": child, "version": 6},
+               "contentChanges": [{"range": range(0, 0, 0, 0), "text": "// moved\n"}]}),
+    );
+    let moved = c.request(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": child}}),
+    );
+    let shifted = |r: &serde_json::Value| {
+        let mut r = r.clone();
+        for end in ["start", "end"] {
+            r[end]["line"] = json!(r[end]["line"].as_u64().unwrap_or_default() + 1);
+        }
+        r
+    };
+    assert_eq!(moved.as_array().map(Vec::len), Some(3), "{moved}");
+    for (before, after) in symbols
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(moved.as_array().unwrap())
+    {
+        assert_eq!(after["name"], before["name"]);
+        assert_eq!(after["range"], shifted(&before["range"]));
+        assert_eq!(after["selectionRange"], shifted(&before["selectionRange"]));
+    }
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": child, "version": 7},
+               "contentChanges": [{"text": CHILD}]}),
+    );
 
     // A quick fix for the did-you-mean of `QAA`.
     let actions = c.request(

@@ -270,6 +270,26 @@ pub struct ChunkAt<'db> {
     pub base: u32,
 }
 
+impl ChunkAt<'_> {
+    /// A span of this chunk's syntax tree (in stable places) in byte
+    /// offsets of the file. The parser's placeholder spans, before the
+    /// chunk, stay where they are.
+    pub fn to_bytes(&self, span: Span) -> Span {
+        if span.start < self.base {
+            return span;
+        }
+        Span {
+            start: span.start - self.base + self.start,
+            end: span.end.max(self.base) - self.base + self.start,
+        }
+    }
+
+    /// Byte `offset` of the file (in this chunk) as a stable place.
+    pub fn to_stable(&self, offset: u32) -> u32 {
+        offset.saturating_sub(self.start) + self.base
+    }
+}
+
 /// A file cut into chunks.
 #[derive(Clone, Debug, PartialEq, Eq, Default, salsa::SalsaValue)]
 pub struct FileChunks<'db> {
@@ -309,6 +329,21 @@ impl FileChunks<'_> {
             start,
             end: end.max(start),
         }
+    }
+}
+
+impl<'db> FileChunks<'db> {
+    /// The chunk that holds byte `offset`, and the one before it when the
+    /// offset is where a chunk starts (a name just before the cursor ends
+    /// there).
+    pub fn around(&self, offset: u32) -> impl Iterator<Item = &ChunkAt<'db>> {
+        let i = self.chunks.partition_point(|c| c.start <= offset);
+        let here = i.checked_sub(1).and_then(|h| self.chunks.get(h));
+        let before = here
+            .filter(|c| c.start == offset)
+            .and_then(|_| i.checked_sub(2))
+            .and_then(|b| self.chunks.get(b));
+        here.into_iter().chain(before)
     }
 }
 
@@ -467,16 +502,7 @@ pub fn syntax_tree(db: &dyn salsa::Database, file: SourceFile) -> Parsed {
         .map(|c| {
             let mut parse = placed(db, c.placed).parse.clone();
             if c.base != c.start {
-                // Spans before the chunk are the parser's `Span::default()`
-                // placeholders: they stay where they are.
-                parse.each_span(&mut |s: &mut Span| {
-                    if s.start >= c.base {
-                        *s = Span {
-                            start: s.start - c.base + c.start,
-                            end: s.end.max(c.base) - c.base + c.start,
-                        }
-                    }
-                });
+                parse.each_span(&mut |s: &mut Span| *s = c.to_bytes(*s));
             }
             parse
         })
