@@ -16,7 +16,6 @@ use super::check::{Format, check_paths, render};
 use super::{Exit, UsageError};
 use crate::db;
 use crate::diagnostics::render::HumanStyle;
-use crate::model::fixtures::expand_tests;
 use crate::runtime::engine::CompiledPolicy;
 use crate::runtime::testing::{Coverage, TestRun, coverage, run_test};
 use crate::syntax::LineIndex;
@@ -109,10 +108,11 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         if path == crate::stdlib::KWANUS_PATH {
             continue;
         }
-        let parsed = db::syntax_tree(&session.db, file);
-        // The states refined from the file's fixtures; their problems were
-        // reported by the check above (none, or nothing runs).
-        let declared = expand_tests(&path, parsed.ast.decls.iter().map(|d| &d.kind)).tests;
+        // The states refined from the file's fixtures, in stable places
+        // (the check above read the same expansion and reported its
+        // problems: none, or nothing runs).
+        let declared = db::stable_tests(&session.db, file).tests.clone();
+        let chunks = db::parse_file(&session.db, file);
         if declared.is_empty() {
             continue;
         }
@@ -165,11 +165,12 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
                 .failures
                 .iter()
                 .map(|f| {
-                    let (l, c) = at(f.span.start);
+                    let (l, c) = at(chunks.place(f.span).start);
                     (l, c, f.message.clone())
                 })
                 .collect();
-            runs.push((t.name.value.clone(), at(t.name.span.start).0, run, failures));
+            let line = at(chunks.place(t.name.span).start).0;
+            runs.push((t.name.value.clone(), line, run, failures));
         }
         let cov = coverage(&policy, runs.iter().map(|r| &r.2));
         results.push(FileResult {
