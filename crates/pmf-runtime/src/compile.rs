@@ -79,7 +79,7 @@ pub enum Ir {
 
 /// Why an expression could not be evaluated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EvalError {
+pub(crate) enum EvalError {
     /// Division by zero.
     DivideByZero,
     /// Operand types the checker should have rejected.
@@ -195,12 +195,12 @@ impl<'a> State<'a> {
     }
 
     /// The state as one value (merged when there are layers).
-    pub fn merged(&self) -> Cow<'a, Value> {
+    pub(crate) fn merged(&self) -> Cow<'a, Value> {
         self.get(&[])
     }
 
     /// Whether the layers change nothing of the base.
-    pub fn same_as_base(&self) -> bool {
+    pub(crate) fn same_as_base(&self) -> bool {
         self.layers
             .iter()
             .flatten()
@@ -218,7 +218,7 @@ fn keeps(base: &Value, over: &Value) -> bool {
 }
 
 /// The states an expression reads.
-pub struct Env<'a> {
+pub(crate) struct Env<'a> {
     /// The partner before the migration.
     pub partner: &'a Value,
     /// The desired state (the target laid over the partner).
@@ -359,13 +359,13 @@ fn subset(a: &[Value], b: &[Value]) -> bool {
 impl Ir {
     /// Evaluate in `env`. Missing data gives `Missing` (except where a
     /// boolean operator decides without it: `false and ?` is `false`).
-    pub fn eval(&self, env: &Env<'_>) -> Result<Value, EvalError> {
+    pub(crate) fn eval(&self, env: &Env<'_>) -> Result<Value, EvalError> {
         self.eval_ref(env).map(Cow::into_owned)
     }
 
     /// Evaluate in `env`, borrowing constants and fields of the states
     /// instead of cloning them (no reference counting per partner).
-    pub fn eval_ref<'e>(&'e self, env: &Env<'e>) -> Result<Cow<'e, Value>, EvalError> {
+    pub(crate) fn eval_ref<'e>(&'e self, env: &Env<'e>) -> Result<Cow<'e, Value>, EvalError> {
         use Value::{Bool, Missing, Num};
         let own = |v: Value| Ok(Cow::Owned(v));
         let num2 = |a: &'e Ir,
@@ -631,7 +631,7 @@ impl Ir {
 /// What a condition comes to: three-valued logic, plus the two ways of not
 /// being a truth value at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Truth {
+pub(crate) enum Truth {
     /// It holds.
     True,
     /// It does not hold.
@@ -693,7 +693,7 @@ fn connective(decisive: Truth, other: Truth, left: Truth, right: impl FnOnce() -
 impl Ir {
     /// Evaluate a condition: the same answer as [`Ir::eval`] gives, as a
     /// [`Truth`], without building values for the logic in between.
-    pub fn truth(&self, env: &Env<'_>) -> Truth {
+    pub(crate) fn truth(&self, env: &Env<'_>) -> Truth {
         match self {
             Ir::Compatible => env.compatible.map_or(Truth::Missing, Truth::from_bool),
             Ir::Sustainable => env.sustainable.map_or(Truth::Missing, Truth::from_bool),

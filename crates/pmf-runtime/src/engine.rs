@@ -649,7 +649,7 @@ impl CompiledPolicy {
     }
 
     /// Authorities whose approval type `m` needs for `categories`.
-    pub fn approvals_for(&self, m: usize, categories: &[usize]) -> Vec<usize> {
+    pub(crate) fn approvals_for(&self, m: usize, categories: &[usize]) -> Vec<usize> {
         let Some(t) = self.migrations.get(m) else {
             return Vec::new();
         };
@@ -721,7 +721,7 @@ impl CompiledPolicy {
     }
 
     /// Append why, in words, to `out`.
-    pub fn write_reason(&self, why: Reason, out: &mut String) {
+    pub(crate) fn write_reason(&self, why: Reason, out: &mut String) {
         use std::fmt::Write;
         let _ = match why {
             Reason::AlreadyAtTarget => out.write_str("already at target"),
@@ -773,7 +773,7 @@ impl CompiledPolicy {
     }
 
     /// A validation check's name as `dimension.check`.
-    pub fn check_name(&self, c: usize) -> String {
+    pub(crate) fn check_name(&self, c: usize) -> String {
         match self.checks.get(c) {
             Some(c) => format!("{}.{}", c.dimension, c.name),
             None => format!("#{c}"),

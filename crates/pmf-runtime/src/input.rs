@@ -26,10 +26,6 @@ use pmf_compiler::model::types::Type;
 /// How many bad records of one file are reported; the others are counted.
 pub const MAX_REPORTED: usize = 20;
 
-/// The largest target or observed-metrics file, in bytes (they are read
-/// whole; a larger one is an error found after reading this much).
-pub const MAX_WHOLE_FILE: usize = 1 << 30;
-
 /// A problem with an input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputError {
@@ -127,7 +123,7 @@ pub(super) fn json_message(e: &serde_json::Error) -> String {
 /// Parse and validate one partner record of `batch`. When it is bad, the
 /// error reports every bad record of the file (read again, when it is a
 /// regular file; see the module's doc).
-pub fn parse_partner(
+pub(crate) fn parse_partner(
     schema: &Type,
     file: &str,
     batch: &Batch,
@@ -235,7 +231,7 @@ impl Gathered {
 /// do not fit `schema` or have a bad id, and repeated ids. `None` when it
 /// has none (or cannot be read again). Reading stops at an error of the
 /// stream itself (a line with no end, a broken array).
-pub fn survey_partners(schema: &Type, path: &Path) -> Option<InputError> {
+pub(crate) fn survey_partners(schema: &Type, path: &Path) -> Option<InputError> {
     let mut stream = PartnerStream::open(path).ok()?;
     let name = path.display().to_string();
     let mut cache = ParseCache::new(schema, Completeness::Full);

@@ -20,7 +20,7 @@ pub fn write_str(s: &str, out: &mut String) {
 /// Whole numbers (`88.0`) and hundredths below ten million (`85.75`, the
 /// plan's rounded scores) take a fast path: the double nearest a decimal
 /// of at most nine digits prints as that decimal, its shortest form.
-pub fn write_f64(n: f64, out: &mut String) {
+pub(crate) fn write_f64(n: f64, out: &mut String) {
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     if n.fract() == 0.0 && n.abs() < EXACT && !(n == 0.0 && n.is_sign_negative()) {
         if n < 0.0 {
@@ -54,7 +54,7 @@ pub fn write_f64(n: f64, out: &mut String) {
 }
 
 /// Append a whole number in decimal.
-pub fn write_u64(mut n: u64, out: &mut String) {
+pub(crate) fn write_u64(mut n: u64, out: &mut String) {
     // `u64::MAX` has 20 digits.
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -72,7 +72,7 @@ pub fn write_u64(mut n: u64, out: &mut String) {
 }
 
 /// Append a semantic version as its text (`1.2.3-rc.1+build`).
-pub fn write_version(v: &semver::Version, out: &mut String) {
+pub(crate) fn write_version(v: &semver::Version, out: &mut String) {
     write_u64(v.major, out);
     out.push('.');
     write_u64(v.minor, out);
@@ -89,7 +89,7 @@ pub fn write_version(v: &semver::Version, out: &mut String) {
 }
 
 /// Append `bytes` in lower-case hexadecimal.
-pub fn write_hex(bytes: &[u8], out: &mut String) {
+pub(crate) fn write_hex(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     // A nibble is below 16: the default is never taken.
     let digit = |n: u8| char::from(DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'));
@@ -101,7 +101,7 @@ pub fn write_hex(bytes: &[u8], out: &mut String) {
 }
 
 /// Append `items` as a JSON array of strings.
-pub fn write_str_array<'a>(items: impl IntoIterator<Item = &'a str>, out: &mut String) {
+pub(crate) fn write_str_array<'a>(items: impl IntoIterator<Item = &'a str>, out: &mut String) {
     out.push('[');
     for (i, s) in items.into_iter().enumerate() {
         if i > 0 {

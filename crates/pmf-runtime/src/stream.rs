@@ -8,7 +8,7 @@ use std::path::Path;
 use super::input::{InputError, io};
 
 /// The UTF-8 byte-order mark.
-pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Where a record is in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,10 +51,10 @@ pub enum RawJson {
 /// array. A longer one is an error, found without holding more than about
 /// this much of it in memory (a stream with no newline at all, such as
 /// `/dev/zero`, fails after reading this much).
-pub const MAX_RECORD: usize = 16 << 20;
+pub(crate) const MAX_RECORD: usize = 16 << 20;
 
 /// A record that is too long, as a message.
-pub fn too_long_message(at: Location) -> String {
+pub(crate) fn too_long_message(at: Location) -> String {
     let what = match at {
         Location::Line(_) => "line",
         Location::Record(_) => "record",
@@ -305,7 +305,7 @@ impl PartnerStream {
 
     /// BLAKE3 (hex) of the bytes read so far: once the stream has handed
     /// out its last batch, of the whole file as it was read.
-    pub fn read_digest(&self) -> String {
+    pub(crate) fn read_digest(&self) -> String {
         match &self.kind {
             StreamKind::Lines(r) => r.read.finalize().to_hex().to_string(),
             StreamKind::Array(r) => r.read.finalize().to_hex().to_string(),
@@ -314,7 +314,7 @@ impl PartnerStream {
     }
 
     /// The size of the file in bytes (0 when unknown).
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         let file = match &self.kind {
             StreamKind::Lines(r) => &r.file,
             StreamKind::Array(r) => &r.file,
@@ -324,7 +324,7 @@ impl PartnerStream {
     }
 
     /// The next batch of at most `max` records (empty at the end).
-    pub fn next_batch(&mut self, max: usize) -> Result<Batch, InputError> {
+    pub(crate) fn next_batch(&mut self, max: usize) -> Result<Batch, InputError> {
         match &mut self.kind {
             StreamKind::Array(reader) => reader.next_batch(max, &self.file),
             StreamKind::Lines(reader) => reader.next_batch(max, &self.file),

@@ -49,7 +49,7 @@ impl Value {
     }
 
     /// A copy that shares no allocation with `self`.
-    pub fn deep_clone(&self) -> Value {
+    pub(crate) fn deep_clone(&self) -> Value {
         match self {
             Value::Str(s) => Value::Str(Arc::from(&**s)),
             Value::Ver(v) => Value::Ver(Arc::new((**v).clone())),
@@ -68,7 +68,7 @@ impl Value {
     /// whole number from 0 to 2^53 (tag 7; any other number is its 8 IEEE
     /// bytes, tag 2). A typical partner encodes in about a hundred bytes:
     /// two blocks of SHA-256.
-    pub fn write_digest_bytes(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_digest_bytes(&self, out: &mut Vec<u8>) {
         fn varint(mut n: u64, out: &mut Vec<u8>) {
             while n >= 0x80 {
                 out.push((n as u8) | 0x80);
@@ -188,8 +188,9 @@ impl Value {
     /// A partial record (a target or observed entry) as JSON: a field not
     /// given is left out, a field given as `null` (not measured) stays
     /// `null`, so that [`from_json`] with [`Completeness::Partial`] reads
-    /// back the same value.
-    pub fn to_partial_json(&self, ty: &Type) -> serde_json::Value {
+    /// back the same value. (The tests' reference for what plans carry.)
+    #[cfg(test)]
+    pub(crate) fn to_partial_json(&self, ty: &Type) -> serde_json::Value {
         match (self, ty) {
             (Value::Rec(fields), Type::Record(names)) => {
                 let mut map = serde_json::Map::new();
@@ -211,7 +212,7 @@ impl Value {
     }
 
     /// Write [`Value::to_partial_json`]'s text without building it.
-    pub fn write_partial(&self, ty: &Type, out: &mut String) {
+    pub(crate) fn write_partial(&self, ty: &Type, out: &mut String) {
         match (self, ty) {
             (Value::Rec(fields), Type::Record(names)) => write_record(names, fields, true, out),
             _ => self.write_canonical(ty, out),
@@ -220,7 +221,7 @@ impl Value {
 
     /// Write the value as compact JSON with keys in schema (sorted) order:
     /// the same text as `to_json(ty).to_string()`, without building it.
-    pub fn write_canonical(&self, ty: &Type, out: &mut String) {
+    pub(crate) fn write_canonical(&self, ty: &Type, out: &mut String) {
         match (self, ty) {
             (Value::Missing | Value::Absent, _) => out.push_str("null"),
             (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
@@ -427,7 +428,7 @@ fn convert(
 }
 
 /// Convert a JSON object to a record of `fields`.
-pub fn record_from_json(
+pub(crate) fn record_from_json(
     fields: &BTreeMap<String, Type>,
     obj: &serde_json::Map<String, serde_json::Value>,
     path: &str,
@@ -476,7 +477,7 @@ fn record(
 ///
 /// Call it on text `serde_json` reads (the reference path); it checks
 /// nothing else, and leaves any syntax error to that read.
-pub fn check_unique_keys(text: &str) -> Result<(), serde_json::Error> {
+pub(crate) fn check_unique_keys(text: &str) -> Result<(), serde_json::Error> {
     use serde::Deserializer;
     let mut de = serde_json::Deserializer::from_str(text);
     match (&mut de).deserialize_any(Unique { path: "" }) {
@@ -556,7 +557,7 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
 /// either end, or one with a control character (C0, DEL, C1), a bidi
 /// control or a line separator (which could forge or hide output), or
 /// longer than [`MAX_ID_BYTES`] is refused.
-pub fn id_problem(id: &str) -> Option<String> {
+pub(crate) fn id_problem(id: &str) -> Option<String> {
     if id.is_empty() {
         return Some("the id is empty".into());
     }
@@ -602,7 +603,7 @@ pub fn shown_id(id: &str) -> String {
 }
 
 /// The longest partner id, in bytes.
-pub const MAX_ID_BYTES: usize = 1024;
+pub(crate) const MAX_ID_BYTES: usize = 1024;
 
 /// Control characters (C0, DEL, C1), bidi controls (embeddings,
 /// overrides, isolates, marks) and the Unicode line and paragraph
@@ -622,7 +623,7 @@ pub(crate) fn is_forbidden_in_id(c: char) -> bool {
 }
 
 /// `base` with every field `over` gives laid on top (recursively).
-pub fn overlay(base: &Value, over: &Value) -> Value {
+pub(crate) fn overlay(base: &Value, over: &Value) -> Value {
     match (base, over) {
         (_, Value::Absent) => base.clone(),
         (Value::Rec(b), Value::Rec(o)) => {
