@@ -253,16 +253,19 @@ pub struct Parent<'a> {
 /// could not be resolved (`parents_complete` false), an `override` of
 /// something no known parent has is not reported: the missing parent may
 /// well have it.
-pub fn compose(
+pub fn compose<'a>(
     file: &str,
     header: Option<&PolicyHeader>,
-    own: &[Arc<Sourced>],
-    parents: &[Parent<'_>],
+    own: &'a [Arc<Sourced>],
+    parents: &[Parent<'a>],
     parents_complete: bool,
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let mut items: Vec<Arc<Sourced>> = Vec::new();
-    let mut index: HashMap<ItemKey, usize> = HashMap::default();
+    let inherited_len: usize = parents.iter().map(|p| p.policy.items.len()).sum();
+    let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own.len());
+    // Keys are borrowed from the items, which outlive the composition.
+    let mut index: HashMap<&'a ItemKey, usize> = HashMap::default();
+    index.reserve(inherited_len + own.len());
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
     let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
@@ -286,7 +289,7 @@ pub fn compose(
             }
             match index.get(&item.key) {
                 None => {
-                    index.insert(item.key.clone(), items.len());
+                    index.insert(&item.key, items.len());
                     items.push(item.clone());
                     from_parent.push(pi);
                 }
@@ -321,7 +324,8 @@ pub fn compose(
     let inherited = items.len();
     let mut overridden = Vec::new();
 
-    let mut own_first: HashMap<ItemKey, Span> = HashMap::default();
+    let mut own_first: HashMap<&'a ItemKey, Span> = HashMap::default();
+    own_first.reserve(own.len());
     for item in own {
         if matches!(item.node, ItemNode::Key(_)) {
             // Added to the parents' keys, never replacing one; the key checks
@@ -359,7 +363,7 @@ pub fn compose(
             );
             continue;
         }
-        own_first.insert(item.key.clone(), item.name_span);
+        own_first.insert(&item.key, item.name_span);
         match index.get(&item.key).copied() {
             Some(at) if at < inherited => {
                 let Some(slot) = items.get_mut(at) else {
@@ -427,7 +431,7 @@ pub fn compose(
                     };
                     diags.push(d);
                 }
-                index.insert(item.key.clone(), items.len());
+                index.insert(&item.key, items.len());
                 items.push(item.clone());
             }
         }
