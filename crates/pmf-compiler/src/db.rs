@@ -191,8 +191,7 @@ impl Session {
     /// it then only reads their results.
     fn check_families(&self, file: SourceFile) {
         let (db, ws) = (&self.db, self.workspace);
-        if rayon::current_num_threads() < 2 || parse_file(db, file).chunks.len() < PARALLEL_CHUNKS
-        {
+        if rayon::current_num_threads() < 2 || parse_file(db, file).chunks.len() < PARALLEL_CHUNKS {
             return;
         }
         let families = families_of(db, ws, file);
