@@ -412,6 +412,9 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
         }
     }
     out.parse = parse;
+    // Kept for as long as the file is open: no spare room.
+    out.heads.shrink_to_fit();
+    out.items.shrink_to_fit();
     out
 }
 
