@@ -255,9 +255,15 @@ impl Session {
 
     /// Source texts of every file, for rendering.
     pub fn sources(&self) -> BTreeMap<String, String> {
+        self.sources_of(|_| true)
+    }
+
+    /// Source texts of the files whose paths `keep` accepts.
+    pub fn sources_of(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
         self.workspace
             .files(&self.db)
             .iter()
+            .filter(|f| keep(f.path(&self.db)))
             .map(|f| (f.path(&self.db).clone(), f.text(&self.db).clone()))
             .collect()
     }
