@@ -1460,7 +1460,7 @@ impl Builder<'_> {
                     Some(args) => {
                         let args: Vec<Expr> = tight(children(args).map(|p| self.expr(p)).collect());
                         match <[Ident; 1]>::try_from(segs) {
-                            Ok([name]) => ExprKind::Call(name, args),
+                            Ok([name]) => ExprKind::Call(Box::new(Call { name, args })),
                             Err(segs) => {
                                 let path_span = segs.first().map_or(span, |f| {
                                     f.span.cover(segs.last().map_or(f.span, |l| l.span))
@@ -1579,7 +1579,8 @@ pub fn depth(e: &Expr) -> usize {
                 stack.push((a, d + 1));
                 stack.push((b, d + 1));
             }
-            ExprKind::Call(_, args) | ExprKind::Set(args) | ExprKind::Chain(_, args) => {
+            ExprKind::Call(call) => stack.extend(call.args.iter().map(|a| (a, d + 1))),
+            ExprKind::Set(args) | ExprKind::Chain(_, args) => {
                 stack.extend(args.iter().map(|a| (a, d + 1)))
             }
             _ => {}

@@ -740,9 +740,9 @@ fn hash_shape(e: &Expr, h: &mut rustc_hash::FxHasher) {
                 p.name.as_str().hash(h);
             }
         }
-        ExprKind::Call(f, xs) => {
-            f.name.as_str().hash(h);
-            hash_all(xs, h);
+        ExprKind::Call(call) => {
+            call.name.name.as_str().hash(h);
+            hash_all(&call.args, h);
         }
         ExprKind::Set(xs) => hash_all(xs, h),
         ExprKind::Unary(o, x) => {
@@ -780,8 +780,11 @@ fn same(a: &Expr, b: &Expr) -> bool {
         (ExprKind::Path(x), ExprKind::Path(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.name == q.name)
         }
-        (ExprKind::Call(f, x), ExprKind::Call(g, y)) => {
-            f.name == g.name && x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        (ExprKind::Call(f), ExprKind::Call(g)) => {
+            let (x, y) = (&f.args, &g.args);
+            f.name.name == g.name.name
+                && x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| same(p, q))
         }
         (ExprKind::Set(x), ExprKind::Set(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
