@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use compact_str::CompactString;
+pub use compact_str::CompactString;
 
 use super::span::Span;
 

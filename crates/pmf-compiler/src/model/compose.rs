@@ -56,13 +56,13 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
         match &decl.kind {
             DeclKind::Policy(_) | DeclKind::Test(_) | DeclKind::Fixture(_) => {}
             DeclKind::Authority(a) => push(
-                ItemKey::Authority(a.name.name.to_string()),
+                ItemKey::Authority(a.name.name.clone()),
                 decl.span,
                 a.name.span,
                 ItemNode::Authority(a.clone()),
             ),
             DeclKind::Category(c) => push(
-                ItemKey::Category(c.name.name.to_string()),
+                ItemKey::Category(c.name.name.clone()),
                 decl.span,
                 c.name.span,
                 ItemNode::Category(c.clone()),
@@ -70,7 +70,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
             DeclKind::Partner(schema) => {
                 for f in &schema.fields {
                     push(
-                        ItemKey::Field(f.name.name.to_string()),
+                        ItemKey::Field(f.name.name.clone()),
                         f.span,
                         f.name.span,
                         ItemNode::Field(f.clone()),
@@ -78,7 +78,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 }
             }
             DeclKind::Migration(m) => push(
-                ItemKey::Migration(m.name.name.to_string()),
+                ItemKey::Migration(m.name.name.clone()),
                 decl.span,
                 m.name.span,
                 ItemNode::Migration(m.clone()),
@@ -87,7 +87,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
             DeclKind::Rules(block) => {
                 for r in &block.rules {
                     push(
-                        ItemKey::Rule(block.kind, r.name.name.to_string()),
+                        ItemKey::Rule(block.kind, r.name.name.clone()),
                         r.span,
                         r.name.span,
                         ItemNode::Rule(block.kind, r.clone()),
@@ -98,7 +98,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 for d in &v.dimensions {
                     for c in &d.checks {
                         push(
-                            ItemKey::Check(d.name.name.to_string(), c.name.name.to_string()),
+                            ItemKey::Check(d.name.name.clone(), c.name.name.clone()),
                             c.span,
                             c.name.span,
                             ItemNode::Check(d.name.clone(), c.clone()),
@@ -119,19 +119,19 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 ItemNode::Flow(f.clone()),
             ),
             DeclKind::Ceiling(c) => push(
-                ItemKey::Ceiling(c.field.dotted()),
+                ItemKey::Ceiling(c.field.dotted().into()),
                 decl.span,
                 c.field.span,
                 ItemNode::Ceiling(c.clone()),
             ),
             DeclKind::Rite(r) => push(
-                ItemKey::Rite(r.phase.name.to_string()),
+                ItemKey::Rite(r.phase.name.clone()),
                 decl.span,
                 r.phase.span,
                 ItemNode::Rite(r.clone()),
             ),
             DeclKind::Key(k) => push(
-                ItemKey::Key(k.authority.name.to_string(), k.key.value.clone()),
+                ItemKey::Key(k.authority.name.clone(), k.key.value.as_str().into()),
                 decl.span,
                 k.key.span,
                 ItemNode::Key(k.clone()),
