@@ -228,8 +228,22 @@ impl Report {
 
 /// The whole output of `pmf check` for `report` in `format`.
 pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
-    let mut sources = report.session.sources();
-    sources.extend(report.extra_sources.clone());
+    // Only the texts of the files a diagnostic points into are read (a
+    // clean check of a large policy copies none).
+    let named: std::collections::HashSet<&str> = report
+        .diagnostics
+        .iter()
+        .flat_map(|d| std::iter::once(&d.primary).chain(&d.labels))
+        .map(|l| l.file.as_str())
+        .collect();
+    let mut sources = report.session.sources_of(|path| named.contains(path));
+    sources.extend(
+        report
+            .extra_sources
+            .iter()
+            .filter(|(path, _)| named.contains(path.as_str()))
+            .map(|(path, text)| (path.clone(), text.clone())),
+    );
     // Each file indexed once, for every diagnostic in it.
     let sources = render::IndexedSources::new(sources);
     let diags = &report.diagnostics;

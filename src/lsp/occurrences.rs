@@ -290,7 +290,8 @@ fn expr(e: &Expr, out: &mut Vec<Occurrence>) {
                 push(out, first, Symbol::Builtin(name(first)), false);
             }
         }
-        ExprKind::Call(f, args) => {
+        ExprKind::Call(call) => {
+            let (f, args) = (&call.name, &call.args);
             if FUNCTIONS.contains(&f.name.as_str()) {
                 push(out, f, Symbol::Function(name(f)), false);
             }

@@ -179,7 +179,34 @@ impl Session {
     /// Every diagnostic of `file`.
     pub fn check(&self, file: SourceFile) -> Vec<Diagnostic> {
         self.prepare();
+        self.check_families(file);
         check_file(&self.db, self.workspace, file).clone()
+    }
+
+    /// Run the check families of a large file side by side: once its
+    /// effective policy is resolved, the families read it and not each
+    /// other (the lints read the phase graph, which salsa then waits for),
+    /// so a database clone per family runs them on all cores. They are the
+    /// queries [`stable_check`] would run one after the other, no others:
+    /// it then only reads their results.
+    fn check_families(&self, file: SourceFile) {
+        let (db, ws) = (&self.db, self.workspace);
+        if rayon::current_num_threads() < 2 || parse_file(db, file).chunks.len() < PARALLEL_CHUNKS {
+            return;
+        }
+        let families = families_of(db, ws, file);
+        if families.len() < 2 {
+            return;
+        }
+        let jobs: Vec<(Database, Family)> = families
+            .into_iter()
+            .map(|family| (self.db.clone(), family))
+            .collect();
+        rayon::scope(move |scope| {
+            for (db, family) in jobs {
+                scope.spawn(move |_| family(&db, ws, file));
+            }
+        });
     }
 
     /// Parse the chunks of every file on all cores (each chunk once: what
@@ -228,9 +255,15 @@ impl Session {
 
     /// Source texts of every file, for rendering.
     pub fn sources(&self) -> BTreeMap<String, String> {
+        self.sources_of(|_| true)
+    }
+
+    /// Source texts of the files whose paths `keep` accepts.
+    pub fn sources_of(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
         self.workspace
             .files(&self.db)
             .iter()
+            .filter(|f| keep(f.path(&self.db)))
             .map(|f| (f.path(&self.db).clone(), f.text(&self.db).clone()))
             .collect()
     }
@@ -420,6 +453,9 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
         }
     }
     out.parse = parse;
+    // Kept for as long as the file is open: no spare room.
+    out.heads.shrink_to_fit();
+    out.items.shrink_to_fit();
     out
 }
 
@@ -813,6 +849,59 @@ pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> 
     out
 }
 
+/// With a parent missing, the policy is incomplete: every further finding
+/// would be noise.
+fn parents_resolved(resolved: &Resolved) -> bool {
+    !resolved
+        .diagnostics
+        .iter()
+        .any(|d| matches!(d.code, Code::UnknownParent | Code::CyclicExtends))
+}
+
+/// A declaration dropped by the parser's recovery would make the lints
+/// speak of what it declared or used ("never used"): with a syntax error in
+/// the file, its warnings wait.
+fn syntax_broken(db: &dyn salsa::Database, file: SourceFile) -> bool {
+    stable_file(db, file).diagnostics.iter().any(|d| {
+        matches!(
+            d.code,
+            Code::SyntaxError | Code::NestingTooDeep | Code::Unterminated
+        )
+    })
+}
+
+/// A check family: a query that reads the effective policy.
+type Family = fn(&dyn salsa::Database, Workspace, SourceFile);
+
+/// The check families [`stable_check`] runs for `file` (after resolving
+/// its policy, which this resolves): none without a header or with a
+/// parent missing, the lints only without a syntax error.
+fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Family> {
+    if stable_header(db, file).is_none() || !parents_resolved(resolve_stable(db, ws, file)) {
+        return Vec::new();
+    }
+    let mut out: Vec<Family> = vec![
+        |db, ws, file| {
+            type_check(db, ws, file);
+        },
+        |db, ws, file| {
+            stable_phase_graph(db, ws, file);
+        },
+        |db, ws, file| {
+            policy_checks(db, ws, file);
+        },
+        |db, ws, file| {
+            test_checks(db, ws, file);
+        },
+    ];
+    if !syntax_broken(db, file) {
+        out.push(|db, ws, file| {
+            lints(db, ws, file);
+        });
+    }
+    out
+}
+
 /// Every diagnostic of a file in stable places, before suppressions: the
 /// part of [`check_file`] that an edit elsewhere in the text leaves alone.
 #[salsa::tracked(returns(ref))]
@@ -821,27 +910,13 @@ pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -
     if stable_header(db, file).is_some() {
         let resolved = resolve_stable(db, ws, file);
         out.extend(resolved.diagnostics.iter().cloned());
-        // With a parent missing, the policy is incomplete: every further
-        // finding would be noise.
-        let parents_resolved = !resolved
-            .diagnostics
-            .iter()
-            .any(|d| matches!(d.code, Code::UnknownParent | Code::CyclicExtends));
-        if parents_resolved {
+        if parents_resolved(resolved) {
+            // The queries of `families_of`, in a fixed order.
             let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
             semantic.extend(stable_phase_graph(db, ws, file).1.iter().cloned());
             semantic.extend(policy_checks(db, ws, file).iter().cloned());
             semantic.extend(test_checks(db, ws, file).iter().cloned());
-            // A declaration dropped by the parser's recovery would make
-            // the lints speak of what it declared or used ("never used"):
-            // with a syntax error in the file, its warnings wait.
-            let broken = stable_file(db, file).diagnostics.iter().any(|d| {
-                matches!(
-                    d.code,
-                    Code::SyntaxError | Code::NestingTooDeep | Code::Unterminated
-                )
-            });
-            if !broken {
+            if !syntax_broken(db, file) {
                 semantic.extend(lints(db, ws, file).iter().cloned());
             }
             let own = file.path(db).as_str();

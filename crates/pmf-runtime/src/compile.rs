@@ -284,7 +284,8 @@ pub fn compile(expr: &Expr, schema: &Type) -> Option<Ir> {
             }
             Ir::Path(root, indices.into(), part)
         }
-        ExprKind::Call(name, args) => {
+        ExprKind::Call(call) => {
+            let (name, args) = (&call.name, &call.args);
             let arg = |i: usize| args.get(i).and_then(|a| compile(a, schema)).map(Box::new);
             match (name.name.as_str(), args.len()) {
                 ("len", 1) => Ir::Len(arg(0)?),

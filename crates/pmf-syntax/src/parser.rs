@@ -92,7 +92,26 @@ pub fn parse_chunk(file: &str, text: &str, at: usize) -> ChunkParse {
         out.diagnostics.extend(r.diagnostics);
         out.broken_header |= r.broken_header;
     }
+    // A chunk holds one declaration: kept for as long as the file is open.
+    out.decls.shrink_to_fit();
     out
+}
+
+/// `v` without spare capacity. The tree is kept for as long as its file is
+/// open, and a vector collected from a filtered iterator, or grown one
+/// element at a time, has room for four: a path of two names would take
+/// twice its size.
+fn tight<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}
+
+/// [`tight`] for the operands of a chain (which grows one at a time).
+fn tight_chain(mut e: Expr) -> Expr {
+    if let ExprKind::Chain(_, operands) = &mut e.kind {
+        operands.shrink_to_fit();
+    }
+    e
 }
 
 /// Parse `text`; `file` names the file in diagnostics. Never fails.
@@ -657,10 +676,12 @@ impl Builder<'_> {
     }
 
     fn idents<'i>(&self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Ident> {
-        pairs
-            .filter(|p| p.as_rule() == Rule::ident)
-            .map(|p| self.ident(p))
-            .collect()
+        tight(
+            pairs
+                .filter(|p| p.as_rule() == Rule::ident)
+                .map(|p| self.ident(p))
+                .collect(),
+        )
     }
 
     fn string(&self, pair: Pair<Rule>) -> StrLit {
@@ -1375,10 +1396,10 @@ impl Builder<'_> {
             let too_deep =
                 too_deep || (!matches!(lhs.kind, ExprKind::Chain(..)) && depth_exceeds(&lhs));
             if too_deep {
-                return lhs;
+                return tight_chain(lhs);
             }
         }
-        lhs
+        tight_chain(lhs)
     }
 
     fn unary(&mut self, items: &[Pair<Rule>], pos: &mut usize) -> Expr {
@@ -1437,9 +1458,9 @@ impl Builder<'_> {
                 match inner.next() {
                     None => ExprKind::Path(segs),
                     Some(args) => {
-                        let args: Vec<Expr> = children(args).map(|p| self.expr(p)).collect();
+                        let args: Vec<Expr> = tight(children(args).map(|p| self.expr(p)).collect());
                         match <[Ident; 1]>::try_from(segs) {
-                            Ok([name]) => ExprKind::Call(name, args),
+                            Ok([name]) => ExprKind::Call(Box::new(Call { name, args })),
                             Err(segs) => {
                                 let path_span = segs.first().map_or(span, |f| {
                                     f.span.cover(segs.last().map_or(f.span, |l| l.span))
@@ -1465,7 +1486,7 @@ impl Builder<'_> {
                     }
                 }
             }
-            Rule::set_lit => ExprKind::Set(children(pair).map(|p| self.expr(p)).collect()),
+            Rule::set_lit => ExprKind::Set(tight(children(pair).map(|p| self.expr(p)).collect())),
             Rule::version_lit => ExprKind::Version(pair.as_str().to_string()),
             Rule::number => ExprKind::Number(Number(pair.as_str().parse().unwrap_or(f64::NAN))),
             Rule::string => ExprKind::Str(self.string(pair).value),
@@ -1558,7 +1579,8 @@ pub fn depth(e: &Expr) -> usize {
                 stack.push((a, d + 1));
                 stack.push((b, d + 1));
             }
-            ExprKind::Call(_, args) | ExprKind::Set(args) | ExprKind::Chain(_, args) => {
+            ExprKind::Call(call) => stack.extend(call.args.iter().map(|a| (a, d + 1))),
+            ExprKind::Set(args) | ExprKind::Chain(_, args) => {
                 stack.extend(args.iter().map(|a| (a, d + 1)))
             }
             _ => {}

@@ -410,9 +410,9 @@ impl Spanned for Expr {
             | ExprKind::Version(_)
             | ExprKind::Error => {}
             ExprKind::Path(x) => x.each_span(f),
-            ExprKind::Call(name, args) => {
-                name.each_span(f);
-                args.each_span(f);
+            ExprKind::Call(call) => {
+                call.name.each_span(f);
+                call.args.each_span(f);
             }
             ExprKind::Set(x) => x.each_span(f),
             ExprKind::Unary(_, x) => x.each_span(f),

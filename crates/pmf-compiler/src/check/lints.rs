@@ -167,9 +167,8 @@ fn collect_paths<'a>(e: &'a Expr, used: &mut HashSet<&'a str>) {
                 stack.push(a);
                 stack.push(b);
             }
-            ExprKind::Call(_, args) | ExprKind::Set(args) | ExprKind::Chain(_, args) => {
-                stack.extend(args.iter())
-            }
+            ExprKind::Call(call) => stack.extend(call.args.iter()),
+            ExprKind::Set(args) | ExprKind::Chain(_, args) => stack.extend(args.iter()),
             _ => {}
         }
     }

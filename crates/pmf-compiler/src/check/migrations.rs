@@ -4,6 +4,8 @@
 //!
 //! Each code has its own function; [`check`] runs them in a fixed order.
 
+use std::hash::{Hash, Hasher};
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::Context;
@@ -43,14 +45,14 @@ struct Detection<'a> {
     /// The migration types with a `when` condition.
     detectable: FxHashSet<&'a str>,
     /// The detection condition of each detectable type (the last `when`
-    /// counts, as in the runtime).
-    conditions: HashMap<&'a str, &'a Expr>,
+    /// counts, as in the runtime), and its shape.
+    conditions: HashMap<&'a str, (&'a Expr, Shape)>,
 }
 
 impl<'a> Detection<'a> {
     fn of(cx: &Context<'a>) -> Self {
         let mut detectable = FxHashSet::default();
-        let mut conditions = HashMap::default();
+        let mut whens: Vec<(&'a str, &'a Expr)> = Vec::new();
         for (_, m) in cx.policy.migrations() {
             let when = m.items.iter().rev().find_map(|i| match &i.kind {
                 MigrationItemKind::When(e) => Some(e),
@@ -58,8 +60,24 @@ impl<'a> Detection<'a> {
             });
             if let Some(when) = when {
                 detectable.insert(m.name.name.as_str());
-                conditions.insert(m.name.name.as_str(), &**when);
+                whens.push((m.name.name.as_str(), &**when));
             }
+        }
+        // What each condition offers, and how many conditions offer each
+        // key: a condition's needs are taken from its rarest operand.
+        let offered: Vec<Vec<u64>> = whens.iter().map(|(_, e)| offers(e)).collect();
+        let mut frequency: HashMap<u64, usize> = HashMap::default();
+        for keys in &offered {
+            for k in keys {
+                *frequency.entry(*k).or_default() += 1;
+            }
+        }
+        let frequency = |k: u64| frequency.get(&k).copied().unwrap_or(0);
+        let mut conditions = HashMap::default();
+        for ((name, when), offers) in whens.into_iter().zip(offered) {
+            let needs = needs(when, &frequency);
+            // As before: a later `when` of the same name replaces an earlier one.
+            conditions.insert(name, (when, Shape { needs, offers }));
         }
         Detection {
             detectable,
@@ -70,14 +88,30 @@ impl<'a> Detection<'a> {
     /// True when type `earlier`, tried first, leaves none to `later`.
     fn shadows(&self, earlier: &str, later: &str) -> bool {
         match (self.conditions.get(earlier), self.conditions.get(later)) {
-            (Some(a), Some(b)) => implies(b, a),
+            (Some((a, sa)), Some((b, sb))) => sa.may_be_implied_by(sb) && implies(b, a),
             _ => false,
         }
     }
 
-    /// [`shadowed_pairs`] of `order`.
+    /// The pairs (earlier, later) of `order` where the earlier type
+    /// shadows the later one.
     fn shadowed_pairs<'o>(&self, order: &[&'o str]) -> Vec<(&'o str, &'o str)> {
-        shadowed_pairs(order, &self.detectable, &|a, b| self.shadows(a, b))
+        let mut tried = Tried::new(self);
+        let mut out = Vec::new();
+        for &later in order {
+            if !self.detectable.contains(later) || tried.has(later) {
+                continue;
+            }
+            out.extend(
+                tried
+                    .shadowing(later)
+                    .into_iter()
+                    .filter_map(|i| tried.names.get(i))
+                    .map(|earlier| (*earlier, later)),
+            );
+            tried.push(later);
+        }
+        out
     }
 
     /// [`proposed_order`] from `listed`, and whether it shadows nothing.
@@ -91,6 +125,73 @@ impl<'a> Detection<'a> {
         });
         let certain = self.shadowed_pairs(&proposal).is_empty();
         (proposal, certain)
+    }
+}
+
+/// Detectable types in the order detection tries them, each once, indexed
+/// by what their conditions need ([`Shape`]): the types that may shadow a
+/// later one are found without trying every earlier type.
+struct Tried<'d, 'a, 'o> {
+    detection: &'d Detection<'a>,
+    /// The types, in order.
+    names: Vec<&'o str>,
+    listed: FxHashSet<&'o str>,
+    /// Key → the types (indexes into `names`, ascending) whose conditions
+    /// need it.
+    by_need: HashMap<u64, Vec<usize>>,
+    /// The types whose conditions any condition may imply.
+    anything: Vec<usize>,
+}
+
+impl<'d, 'a, 'o> Tried<'d, 'a, 'o> {
+    fn new(detection: &'d Detection<'a>) -> Self {
+        Tried {
+            detection,
+            names: Vec::new(),
+            listed: FxHashSet::default(),
+            by_need: HashMap::default(),
+            anything: Vec::new(),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.listed.contains(name)
+    }
+
+    /// Try `name` after the others.
+    fn push(&mut self, name: &'o str) {
+        let at = self.names.len();
+        self.names.push(name);
+        self.listed.insert(name);
+        match self.detection.conditions.get(name).map(|(_, s)| &s.needs) {
+            Some(Some(needs)) => {
+                for k in needs {
+                    self.by_need.entry(*k).or_default().push(at);
+                }
+            }
+            Some(None) => self.anything.push(at),
+            None => {}
+        }
+    }
+
+    /// The tried types that shadow `later`, in the order they are tried.
+    fn shadowing(&self, later: &str) -> Vec<usize> {
+        let mut candidates = self.anything.clone();
+        if let Some((_, shape)) = self.detection.conditions.get(later) {
+            for k in &shape.offers {
+                if let Some(at) = self.by_need.get(k) {
+                    candidates.extend_from_slice(at);
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.retain(|&i| {
+            self.names
+                .get(i)
+                .is_some_and(|earlier| self.detection.shadows(earlier, later))
+        });
+        candidates
     }
 }
 
@@ -242,13 +343,15 @@ fn shadowed_migrations(detection: &Detection<'_>, s: &Sourced, order: &Order) ->
     let shadows = |earlier: &str, later: &str| detection.shadows(earlier, later);
     // Detectable types listed, in order, once each: a later one that
     // an earlier one shadows is never detected.
-    let mut tried: Vec<&Ident> = Vec::new();
+    let mut tried = Tried::new(detection);
+    let mut tried_idents: Vec<&Ident> = Vec::new();
     for t in &order.types {
         let name = t.name.as_str();
-        if !detectable.contains(&name) || tried.iter().any(|e| e.name == name) {
+        if !detectable.contains(&name) || tried.has(name) {
             continue;
         }
-        if let Some(earlier) = tried.iter().find(|e| shadows(&e.name, name)) {
+        let first = tried.shadowing(name).first().copied();
+        if let Some(earlier) = first.and_then(|i| tried_idents.get(i)) {
             let mut d = Diagnostic::new(
                 Code::ShadowedMigration,
                 &s.file,
@@ -298,7 +401,8 @@ fn shadowed_migrations(detection: &Detection<'_>, s: &Sourced, order: &Order) ->
             }
             out.push(d);
         }
-        tried.push(t);
+        tried.push(name);
+        tried_idents.push(t);
     }
     out
 }
@@ -436,30 +540,6 @@ fn list_fix(order: &Order, names: &[&str]) -> Option<Fix> {
     Some(Fix::certain(first.span.cover(last.span), names.join(", ")))
 }
 
-/// The pairs (earlier, later) of `order` where the earlier type shadows the
-/// later one.
-fn shadowed_pairs<'a>(
-    order: &[&'a str],
-    detectable: &rustc_hash::FxHashSet<&str>,
-    shadows: &impl Fn(&str, &str) -> bool,
-) -> Vec<(&'a str, &'a str)> {
-    let mut listed: Vec<&str> = Vec::new();
-    for n in order {
-        if detectable.contains(n) && !listed.contains(n) {
-            listed.push(n);
-        }
-    }
-    let mut out = Vec::new();
-    for (i, later) in listed.iter().enumerate() {
-        for earlier in listed.iter().take(i) {
-            if shadows(earlier, later) {
-                out.push((*earlier, *later));
-            }
-        }
-    }
-    out
-}
-
 /// A detection order that lists every detectable type once: the listed
 /// ones in their order (a name that is not a detectable type replaced by
 /// the missing type it is closest to, else dropped), then each missing type
@@ -476,18 +556,22 @@ fn proposed_order<'a>(
         .filter(|n| detectable.contains(n))
         .collect();
     let listed: Vec<&str> = listed.collect();
-    missing.retain(|n| !listed.contains(n));
+    let listed_once: FxHashSet<&str> = listed.iter().copied().collect();
+    missing.retain(|n| !listed_once.contains(n));
     missing.dedup();
     let mut out: Vec<&str> = Vec::new();
+    let mut in_out: FxHashSet<&str> = FxHashSet::default();
     for name in listed {
-        if out.contains(&name) {
+        if in_out.contains(name) {
             continue;
         }
         if detectable.contains(&name) {
             out.push(name);
+            in_out.insert(name);
         } else if let Some(c) = closest(name, missing.iter().copied()) {
             missing.retain(|m| *m != c);
             out.push(c);
+            in_out.insert(c);
         }
     }
     for name in missing {
@@ -556,6 +640,135 @@ fn within(op_b: CompareOp, cb: f64, op_a: CompareOp, ca: f64) -> bool {
     }
 }
 
+/// What [`implies`] can match between two conditions, as hashes of their
+/// shapes ([`shape_hash`]: equal for expressions that [`same`] finds
+/// alike). `implies(b, a)` can hold only when `a`'s needs are `None` or
+/// meet `b`'s offers: a quick test that rules out most pairs of conditions
+/// without comparing them (it never rules out a pair that `implies` would
+/// accept, so it changes no finding).
+struct Shape {
+    /// Keys one of which `b` must offer for `implies(b, a)` to hold; `None`
+    /// when it may hold whatever `b` is.
+    needs: Option<Vec<u64>>,
+    /// The keys `b` offers, sorted.
+    offers: Vec<u64>,
+}
+
+impl Shape {
+    /// False when `implies(b, a)` cannot hold (`self` is `a`'s shape).
+    fn may_be_implied_by(&self, b: &Shape) -> bool {
+        self.needs
+            .as_ref()
+            .is_none_or(|needs| needs.iter().any(|k| b.offers.binary_search(k).is_ok()))
+    }
+}
+
+/// The keys `b` offers: its own shape, the place it compares with a number
+/// (when it does) and, for `x and y and ...`, what every operand offers
+/// (each case of [`implies`] that can hold on `b` matches one of them).
+fn offers(b: &Expr) -> Vec<u64> {
+    fn walk(b: &Expr, out: &mut Vec<u64>) {
+        out.push(shape_hash(b));
+        match &b.kind {
+            ExprKind::Binary(BinaryOp::Compare(_), p, c) if number(c).is_some() => {
+                out.push(compared_hash(p));
+            }
+            ExprKind::Chain(BinaryOp::And, xs) => {
+                for x in xs {
+                    walk(x, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(b, &mut out);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The keys one of which a condition `b` must offer for `implies(b, a)` to
+/// hold (`None`: it may hold whatever `b` is), following the cases of
+/// [`implies`]; of the operands of `x and y and ...`, every one must be
+/// implied, so the one whose keys are rarest (`frequency`) is taken.
+fn needs(a: &Expr, frequency: &impl Fn(u64) -> usize) -> Option<Vec<u64>> {
+    let mut out = match &a.kind {
+        ExprKind::Bool(true) => return None,
+        ExprKind::Chain(BinaryOp::And, xs) => xs
+            .iter()
+            .filter_map(|x| needs(x, frequency))
+            .min_by_key(|n| n.iter().map(|k| frequency(*k)).sum::<usize>())?,
+        ExprKind::Chain(BinaryOp::Or, xs) => match xs.first() {
+            Some(x) => needs(x, frequency)?,
+            None => Vec::new(),
+        },
+        ExprKind::Binary(BinaryOp::Compare(_), p, c) if number(c).is_some() => {
+            vec![compared_hash(p)]
+        }
+        _ => Vec::new(),
+    };
+    out.push(shape_hash(a));
+    Some(out)
+}
+
+/// A hash of an expression's shape: equal for two expressions that
+/// [`same`] finds alike.
+fn shape_hash(e: &Expr) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    hash_shape(e, &mut h);
+    h.finish()
+}
+
+/// A hash of the place a comparison with a number compares.
+fn compared_hash(p: &Expr) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u8(0xc0);
+    hash_shape(p, &mut h);
+    h.finish()
+}
+
+fn hash_shape(e: &Expr, h: &mut rustc_hash::FxHasher) {
+    std::mem::discriminant(&e.kind).hash(h);
+    match &e.kind {
+        ExprKind::Bool(x) => x.hash(h),
+        ExprKind::Number(x) => x.hash(h),
+        ExprKind::Str(x) | ExprKind::Version(x) => x.hash(h),
+        ExprKind::Path(x) => {
+            x.len().hash(h);
+            for p in x {
+                p.name.as_str().hash(h);
+            }
+        }
+        ExprKind::Call(call) => {
+            call.name.name.as_str().hash(h);
+            hash_all(&call.args, h);
+        }
+        ExprKind::Set(xs) => hash_all(xs, h),
+        ExprKind::Unary(o, x) => {
+            o.hash(h);
+            hash_shape(x, h);
+        }
+        ExprKind::Binary(o, x, y) => {
+            o.hash(h);
+            hash_shape(x, h);
+            hash_shape(y, h);
+        }
+        ExprKind::Chain(o, xs) => {
+            o.hash(h);
+            hash_all(xs, h);
+        }
+        ExprKind::Error => {}
+    }
+}
+
+fn hash_all(xs: &[Expr], h: &mut rustc_hash::FxHasher) {
+    xs.len().hash(h);
+    for x in xs {
+        hash_shape(x, h);
+    }
+}
+
 /// The two expressions are written alike (their places aside).
 fn same(a: &Expr, b: &Expr) -> bool {
     match (&a.kind, &b.kind) {
@@ -567,8 +780,11 @@ fn same(a: &Expr, b: &Expr) -> bool {
         (ExprKind::Path(x), ExprKind::Path(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.name == q.name)
         }
-        (ExprKind::Call(f, x), ExprKind::Call(g, y)) => {
-            f.name == g.name && x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        (ExprKind::Call(f), ExprKind::Call(g)) => {
+            let (x, y) = (&f.args, &g.args);
+            f.name.name == g.name.name
+                && x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| same(p, q))
         }
         (ExprKind::Set(x), ExprKind::Set(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
@@ -586,7 +802,7 @@ fn same(a: &Expr, b: &Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::implies;
+    use super::{Shape, implies, needs, offers};
     use pmf_syntax::ast::{DeclKind, Expr, MigrationItemKind};
 
     /// The `when` of a migration whose condition is `text`.
@@ -651,5 +867,59 @@ mod tests {
                 "`{later}` after `{earlier}`"
             );
         }
+    }
+
+    fn shape(e: &Expr) -> Shape {
+        Shape {
+            needs: needs(e, &|_| 0),
+            offers: offers(e),
+        }
+    }
+
+    #[test]
+    fn the_quick_test_of_shapes_never_rules_out_an_implication() {
+        let conditions = [
+            "true",
+            "true and true",
+            "partner.power > 3",
+            "partner.power >= 10",
+            "partner.power >= 20",
+            "partner.power > 10",
+            "partner.power == 4",
+            "partner.power < 5",
+            "partner.power <= 2",
+            "partner.power != 3",
+            "target.power > 3",
+            "compatible",
+            "sustainable",
+            "compatible and sustainable",
+            "sustainable and compatible",
+            "compatible or sustainable",
+            "sustainable or compatible",
+            "(compatible or sustainable) and partner.power > 3",
+            "compatible and partner.power > 3",
+            "partner.power > 3 and compatible",
+            "true and compatible",
+            "compatible and (true or sustainable)",
+            "not compatible or target.version < partner.version",
+            "target.version.major > partner.version.major",
+            "len(partner.strands) > 2 and \"a\" in partner.strands",
+            "len(partner.strands) >= 3",
+        ];
+        let exprs: Vec<Expr> = conditions.iter().map(|c| when(c)).collect();
+        let mut implied = 0;
+        for (a, ta) in exprs.iter().zip(conditions) {
+            for (b, tb) in exprs.iter().zip(conditions) {
+                if implies(b, a) {
+                    implied += 1;
+                    assert!(
+                        shape(a).may_be_implied_by(&shape(b)),
+                        "`{tb}` implies `{ta}` but the shapes rule it out"
+                    );
+                }
+            }
+        }
+        // The cases are not all trivial: many pairs imply each other.
+        assert!(implied > conditions.len() * 2, "{implied}");
     }
 }

@@ -153,7 +153,8 @@ pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) 
             Type::Version
         }
         ExprKind::Path(segs) => infer_path(file, schema, segs, out),
-        ExprKind::Call(name, args) => {
+        ExprKind::Call(call) => {
+            let (name, args) = (&call.name, &call.args);
             let arg_types: Vec<Type> = args.iter().map(|a| infer(file, schema, a, out)).collect();
             let (arity, wants): (usize, fn(&Type) -> bool) = match name.name.as_str() {
                 "len" => (1, |t| matches!(t, Type::Set(_) | Type::Unknown)),

@@ -56,13 +56,13 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
         match &decl.kind {
             DeclKind::Policy(_) | DeclKind::Test(_) | DeclKind::Fixture(_) => {}
             DeclKind::Authority(a) => push(
-                ItemKey::Authority(a.name.name.to_string()),
+                ItemKey::Authority(a.name.name.clone()),
                 decl.span,
                 a.name.span,
                 ItemNode::Authority(a.clone()),
             ),
             DeclKind::Category(c) => push(
-                ItemKey::Category(c.name.name.to_string()),
+                ItemKey::Category(c.name.name.clone()),
                 decl.span,
                 c.name.span,
                 ItemNode::Category(c.clone()),
@@ -70,7 +70,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
             DeclKind::Partner(schema) => {
                 for f in &schema.fields {
                     push(
-                        ItemKey::Field(f.name.name.to_string()),
+                        ItemKey::Field(f.name.name.clone()),
                         f.span,
                         f.name.span,
                         ItemNode::Field(f.clone()),
@@ -78,7 +78,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 }
             }
             DeclKind::Migration(m) => push(
-                ItemKey::Migration(m.name.name.to_string()),
+                ItemKey::Migration(m.name.name.clone()),
                 decl.span,
                 m.name.span,
                 ItemNode::Migration(m.clone()),
@@ -87,7 +87,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
             DeclKind::Rules(block) => {
                 for r in &block.rules {
                     push(
-                        ItemKey::Rule(block.kind, r.name.name.to_string()),
+                        ItemKey::Rule(block.kind, r.name.name.clone()),
                         r.span,
                         r.name.span,
                         ItemNode::Rule(block.kind, r.clone()),
@@ -98,7 +98,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 for d in &v.dimensions {
                     for c in &d.checks {
                         push(
-                            ItemKey::Check(d.name.name.to_string(), c.name.name.to_string()),
+                            ItemKey::Check(d.name.name.clone(), c.name.name.clone()),
                             c.span,
                             c.name.span,
                             ItemNode::Check(d.name.clone(), c.clone()),
@@ -119,19 +119,19 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
                 ItemNode::Flow(f.clone()),
             ),
             DeclKind::Ceiling(c) => push(
-                ItemKey::Ceiling(c.field.dotted()),
+                ItemKey::Ceiling(c.field.dotted().into()),
                 decl.span,
                 c.field.span,
                 ItemNode::Ceiling(c.clone()),
             ),
             DeclKind::Rite(r) => push(
-                ItemKey::Rite(r.phase.name.to_string()),
+                ItemKey::Rite(r.phase.name.clone()),
                 decl.span,
                 r.phase.span,
                 ItemNode::Rite(r.clone()),
             ),
             DeclKind::Key(k) => push(
-                ItemKey::Key(k.authority.name.to_string(), k.key.value.clone()),
+                ItemKey::Key(k.authority.name.clone(), k.key.value.as_str().into()),
                 decl.span,
                 k.key.span,
                 ItemNode::Key(k.clone()),
@@ -253,16 +253,19 @@ pub struct Parent<'a> {
 /// could not be resolved (`parents_complete` false), an `override` of
 /// something no known parent has is not reported: the missing parent may
 /// well have it.
-pub fn compose(
+pub fn compose<'a>(
     file: &str,
     header: Option<&PolicyHeader>,
-    own: &[Arc<Sourced>],
-    parents: &[Parent<'_>],
+    own: &'a [Arc<Sourced>],
+    parents: &[Parent<'a>],
     parents_complete: bool,
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let mut items: Vec<Arc<Sourced>> = Vec::new();
-    let mut index: HashMap<ItemKey, usize> = HashMap::default();
+    let inherited_len: usize = parents.iter().map(|p| p.policy.items.len()).sum();
+    let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own.len());
+    // Keys are borrowed from the items, which outlive the composition.
+    let mut index: HashMap<&'a ItemKey, usize> = HashMap::default();
+    index.reserve(inherited_len + own.len());
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
     let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
@@ -286,7 +289,7 @@ pub fn compose(
             }
             match index.get(&item.key) {
                 None => {
-                    index.insert(item.key.clone(), items.len());
+                    index.insert(&item.key, items.len());
                     items.push(item.clone());
                     from_parent.push(pi);
                 }
@@ -321,7 +324,8 @@ pub fn compose(
     let inherited = items.len();
     let mut overridden = Vec::new();
 
-    let mut own_first: HashMap<ItemKey, Span> = HashMap::default();
+    let mut own_first: HashMap<&'a ItemKey, Span> = HashMap::default();
+    own_first.reserve(own.len());
     for item in own {
         if matches!(item.node, ItemNode::Key(_)) {
             // Added to the parents' keys, never replacing one; the key checks
@@ -359,7 +363,7 @@ pub fn compose(
             );
             continue;
         }
-        own_first.insert(item.key.clone(), item.name_span);
+        own_first.insert(&item.key, item.name_span);
         match index.get(&item.key).copied() {
             Some(at) if at < inherited => {
                 let Some(slot) = items.get_mut(at) else {
@@ -427,7 +431,7 @@ pub fn compose(
                     };
                     diags.push(d);
                 }
-                index.insert(item.key.clone(), items.len());
+                index.insert(&item.key, items.len());
                 items.push(item.clone());
             }
         }

@@ -12,37 +12,38 @@ pub mod vocabulary;
 use std::sync::Arc;
 
 use pmf_syntax::Span;
-use pmf_syntax::ast::{self, RuleKind};
+use pmf_syntax::ast::{self, CompactString, RuleKind};
 
-/// What counts as "the same declaration" across a policy and its parents.
+/// What counts as "the same declaration" across a policy and its parents
+/// (names inline: most are short enough to need no allocation).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ItemKey {
     /// `authority NAME`
-    Authority(String),
+    Authority(CompactString),
     /// `category NAME`
-    Category(String),
+    Category(CompactString),
     /// A field of the `partner` schema.
-    Field(String),
+    Field(CompactString),
     /// `migration NAME`
-    Migration(String),
+    Migration(CompactString),
     /// The detection `order`.
     Order,
     /// A compatibility or sustainability rule.
-    Rule(RuleKind, String),
+    Rule(RuleKind, CompactString),
     /// A validation check: dimension and name.
-    Check(String, String),
+    Check(CompactString, CompactString),
     /// The `health` block.
     Health,
     /// The `flow` block.
     Flow,
     /// A ceiling on a field path.
-    Ceiling(String),
+    Ceiling(CompactString),
     /// The rite of a phase.
-    Rite(String),
+    Rite(CompactString),
     /// A public key of an authority: the authority and the key as written.
     /// Keys are additive: composition unites them instead of replacing
     /// one by another (see [`compose::compose`]).
-    Key(String, String),
+    Key(CompactString, CompactString),
 }
 
 impl ItemKey {
