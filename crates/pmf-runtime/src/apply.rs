@@ -71,10 +71,9 @@ pub struct PartnerResult {
     pub id: String,
     /// Outcome.
     pub outcome: PartnerOutcome,
-    /// Events written, in order.
+    /// Events written, in order (the lineage's: a phase's entry is
+    /// folded into the event that follows it in the same phase).
     pub events: Vec<Event>,
-    /// The same events' JSON as stored in the lineage (when written).
-    pub events_json: Vec<String>,
     /// Skipped: done by an earlier run of this plan, or still waiting
     /// for what it waited for then.
     pub skipped: bool,
@@ -321,7 +320,6 @@ pub fn apply_partner(
             id: entry.id.clone(),
             outcome,
             events: Vec::new(),
-            events_json: Vec::new(),
             skipped: true,
             pending: p.detail.clone(),
         });
@@ -365,6 +363,7 @@ pub fn apply_partner(
         )?
     };
 
+    let mut events = fold_phases(events);
     // The partner's state after the outcome.
     let canonical = |state: &Value| {
         let mut json = String::new();
@@ -449,9 +448,8 @@ pub fn apply_partner(
     } else {
         batch.new_chain(&entry.id)
     };
-    let mut events_json = Vec::with_capacity(events.len());
     for e in &mut events {
-        events_json.push(batch.append(&mut chain, e)?);
+        batch.append(&mut chain, e)?;
     }
     batch.set_progress(&inputs.plan.hash, &entry.id, outcome.as_str())?;
     if let Some(m) = a.migration
@@ -471,10 +469,35 @@ pub fn apply_partner(
         id: entry.id.clone(),
         outcome,
         events,
-        events_json,
         skipped: false,
         pending: None,
     })
+}
+
+/// One event per phase: a phase's entry (with its rite) is folded into
+/// the event that follows it in the same phase (its verdict, its health,
+/// where it stopped), which then carries the rite; an entry with nothing
+/// after it in its phase stays a `phase_entered` event. The walk's events
+/// say the same with fewer rows.
+pub fn fold_phases(events: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::with_capacity(events.len());
+    let mut entered: Option<Event> = None;
+    for e in events {
+        if let Some(p) = entered.take() {
+            if e.kind != EventKind::PhaseEntered && e.phase == p.phase && e.rite.is_none() {
+                out.push(Event { rite: p.rite, ..e });
+                continue;
+            }
+            out.push(p);
+        }
+        if e.kind == EventKind::PhaseEntered {
+            entered = Some(e);
+        } else {
+            out.push(e);
+        }
+    }
+    out.extend(entered);
+    out
 }
 
 /// What the partners applied in one transaction share: the target for all

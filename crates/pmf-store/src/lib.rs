@@ -110,6 +110,37 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT (key) DO NOTHING;
      INSERT INTO meta (key, value) VALUES ('checkpoints_from', (SELECT COUNT(*) FROM lineage))
         ON CONFLICT (key) DO NOTHING;",
+    // 3: the lineage's hashes as 32-byte blobs, without the previous hashes
+    // each row repeated (the chains link the rows: `verify` recomputes
+    // them); events appended from now on are in the compact encoding
+    // (`lineage::encode`), and events stored before keep their JSON and the
+    // hash rules they were signed with (the Merkle leaves are the same
+    // bytes, so every checkpoint signed before still holds). Partners and
+    // stable versions are kept by their keys alone (no rowid and second
+    // index to write).
+    "CREATE TABLE lineage_v3 (
+        global_seq INTEGER PRIMARY KEY, partner_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        event BLOB NOT NULL, hash BLOB NOT NULL, global_hash BLOB NOT NULL,
+        UNIQUE (partner_id, seq));
+     INSERT INTO lineage_v3 (global_seq, partner_id, seq, event, hash, global_hash)
+        SELECT global_seq, partner_id, seq, event,
+               coalesce(unhex(hash), CAST(hash AS BLOB)),
+               coalesce(unhex(global_hash), CAST(global_hash AS BLOB))
+        FROM lineage ORDER BY global_seq;
+     DROP TABLE lineage;
+     ALTER TABLE lineage_v3 RENAME TO lineage;
+     CREATE TABLE partners_v3 (
+        id TEXT PRIMARY KEY, state TEXT NOT NULL, version TEXT,
+        status TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+     INSERT INTO partners_v3 SELECT id, state, version, status, updated_at FROM partners;
+     DROP TABLE partners;
+     ALTER TABLE partners_v3 RENAME TO partners;
+     CREATE TABLE stable_versions_v3 (
+        partner_id TEXT NOT NULL, seq INTEGER NOT NULL, version TEXT, state TEXT NOT NULL,
+        PRIMARY KEY (partner_id, seq)) WITHOUT ROWID;
+     INSERT INTO stable_versions_v3 SELECT partner_id, seq, version, state FROM stable_versions;
+     DROP TABLE stable_versions;
+     ALTER TABLE stable_versions_v3 RENAME TO stable_versions;",
 ];
 
 /// The digest of a partner's stored row, as the lineage records it.
@@ -342,17 +373,19 @@ impl Store {
     /// The outcome a plan's run recorded for a partner (from the lineage,
     /// the record of truth when `progress` was lost).
     pub fn plan_outcome(&self, id: &str, plan_hash: &str) -> Result<Option<String>, StoreError> {
-        let outcome: Option<Option<String>> = self
-            .conn
-            .prepare_cached(
-                "SELECT json_extract(event, '$.outcome') FROM lineage
-                 WHERE partner_id = ?1 AND json_extract(event, '$.plan_hash') = ?2
-                   AND json_extract(event, '$.state') IS NOT NULL
-                 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([id, plan_hash], |r| r.get(0))
-            .optional()?;
-        Ok(outcome.flatten())
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC",
+        )?;
+        let mut rows = stmt.query([id])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let body = r.get_ref(1)?.as_bytes().unwrap_or_default();
+            let e = lineage::LastEvent::of(body, id, seq as u64);
+            if e.plan_hash.as_deref() == Some(plan_hash) && e.state.is_some() {
+                return Ok(e.outcome);
+            }
+        }
+        Ok(None)
     }
 
     /// Partners by status: (status, count).
