@@ -315,7 +315,7 @@ fn rows(store: &Path) -> (Vec<String>, Vec<String>) {
         ),
         query(
             store,
-            "SELECT json_array(plan_hash, partner_id, outcome) FROM progress ORDER BY plan_hash, partner_id",
+            "SELECT json_array(hash, partner_id, outcome) FROM progress JOIN plans ON plans.id = progress.plan ORDER BY hash, partner_id",
         ),
     )
 }

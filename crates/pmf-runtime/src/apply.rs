@@ -335,8 +335,7 @@ pub fn apply_partner(
             .migration
             .and_then(|m| policy.migrations.get(m))
             .map(|m| m.name.clone()),
-        policy_hash: Some(policy.hash.clone()),
-        plan_hash: Some(inputs.plan.hash.clone()),
+        // The policy and plan hashes are set on the first event only (below).
         time: now.clone(),
         ..Event::default()
     };
@@ -413,9 +412,9 @@ pub fn apply_partner(
     // plan and what it waits for.
     let n = events.len();
     for (i, e) in events.iter_mut().enumerate() {
-        if i > 0 {
-            e.policy_hash = None;
-            e.plan_hash = None;
+        if i == 0 {
+            e.policy_hash = Some(policy.hash.clone());
+            e.plan_hash = Some(inputs.plan.hash.clone());
         }
         if e.kind == EventKind::Approved {
             e.signers = e

@@ -135,6 +135,8 @@ pub struct Batch<'s> {
     appended: bool,
     /// The encoding of the event being appended (one buffer, reused).
     buf: Vec<u8>,
+    /// The plan progress was last recorded for, and its number.
+    plan: Option<(String, i64)>,
 }
 
 impl Store {
@@ -183,6 +185,7 @@ impl Store {
             store_id,
             appended: false,
             buf: Vec::with_capacity(512),
+            plan: None,
         })
     }
 }
@@ -303,13 +306,34 @@ impl Batch<'_> {
     }
 
     /// Record where a partner ended in a plan.
-    pub fn set_progress(&self, plan_hash: &str, id: &str, outcome: &str) -> Result<(), StoreError> {
+    pub fn set_progress(
+        &mut self,
+        plan_hash: &str,
+        id: &str,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let plan = match &self.plan {
+            Some((hash, n)) if hash == plan_hash => *n,
+            _ => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO plans (hash) VALUES (?1) ON CONFLICT (hash) DO NOTHING",
+                    )?
+                    .execute([plan_hash])?;
+                let n: i64 = self
+                    .tx
+                    .prepare_cached("SELECT id FROM plans WHERE hash = ?1")?
+                    .query_row([plan_hash], |r| r.get(0))?;
+                self.plan = Some((plan_hash.to_string(), n));
+                n
+            }
+        };
         self.tx
             .prepare_cached(
-                "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",
+                "INSERT INTO progress (plan, partner_id, outcome) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plan, partner_id) DO UPDATE SET outcome = excluded.outcome",
             )?
-            .execute(params![plan_hash, id, outcome])?;
+            .execute(params![plan, id, outcome])?;
         Ok(())
     }
 

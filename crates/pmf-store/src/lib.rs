@@ -117,7 +117,8 @@ const MIGRATIONS: &[&str] = &[
     // hash rules they were signed with (the Merkle leaves are the same
     // bytes, so every checkpoint signed before still holds). Partners and
     // stable versions are kept by their keys alone (no rowid and second
-    // index to write).
+    // index to write); progress rows name their plan by a number
+    // (`plans`, in the order plans were first applied).
     "CREATE TABLE lineage_v3 (
         global_seq INTEGER PRIMARY KEY, partner_id TEXT NOT NULL, seq INTEGER NOT NULL,
         event BLOB NOT NULL, hash BLOB NOT NULL, global_hash BLOB NOT NULL,
@@ -140,7 +141,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (partner_id, seq)) WITHOUT ROWID;
      INSERT INTO stable_versions_v3 SELECT partner_id, seq, version, state FROM stable_versions;
      DROP TABLE stable_versions;
-     ALTER TABLE stable_versions_v3 RENAME TO stable_versions;",
+     ALTER TABLE stable_versions_v3 RENAME TO stable_versions;
+     CREATE TABLE plans (id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE);
+     INSERT INTO plans (hash) SELECT plan_hash FROM progress GROUP BY plan_hash ORDER BY MIN(rowid);
+     CREATE TABLE progress_v3 (
+        plan INTEGER NOT NULL, partner_id TEXT NOT NULL, outcome TEXT NOT NULL,
+        PRIMARY KEY (plan, partner_id)) WITHOUT ROWID;
+     INSERT INTO progress_v3
+        SELECT plans.id, partner_id, outcome FROM progress JOIN plans ON plans.hash = progress.plan_hash;
+     DROP TABLE progress;
+     ALTER TABLE progress_v3 RENAME TO progress;",
 ];
 
 /// The digest of a partner's stored row, as the lineage records it.
@@ -365,7 +375,7 @@ impl Store {
     pub fn progress(&self, plan_hash: &str) -> Result<HashMap<String, String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT partner_id, outcome FROM progress WHERE plan_hash = ?1")?;
+            .prepare("SELECT partner_id, outcome FROM progress WHERE plan = (SELECT id FROM plans WHERE hash = ?1)")?;
         let rows = stmt.query_map([plan_hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -413,8 +423,8 @@ impl Store {
     /// paused), oldest first.
     pub fn applied_plans(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT plan_hash, COUNT(*), SUM(outcome IN ('awaiting_review', 'throttled')), MIN(rowid)
-             FROM progress GROUP BY plan_hash ORDER BY 4",
+            "SELECT plans.hash, COUNT(*), SUM(outcome IN ('awaiting_review', 'throttled'))
+             FROM progress JOIN plans ON plans.id = progress.plan GROUP BY progress.plan ORDER BY progress.plan",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)

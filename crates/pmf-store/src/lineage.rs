@@ -464,8 +464,9 @@ fn put_list(out: &mut Vec<u8>, list: &[String]) {
 }
 
 /// An event's compact encoding (what the lineage stores and hashes): the
-/// tag [`COMPACT`], the kind's code, a bit per optional field present, the
-/// time, then each field present in the order of [`Event`]. Strings are
+/// tag [`COMPACT`], the kind's code, a bit per optional field present (and
+/// one when the time is kept as seconds), the time, then each field present
+/// in the order of [`Event`]. Strings are
 /// length-prefixed (lowercase hex kept as its bytes), a health score is 8
 /// bytes (IEEE 754, little-endian). The partner and its position are not
 /// repeated: they are the row's, and the chain hash covers them.
@@ -501,8 +502,14 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
     mark(e.signature.is_some());
     mark(e.waits.is_some());
     mark(e.detail.is_some());
+    // A time as pmf writes it is kept as its seconds (bit 18).
+    let secs = crate::clock::parse_rfc3339(&e.time);
+    mark(secs.is_some());
     put_varint(out, flags);
-    put_str(out, &e.time);
+    match secs {
+        Some(n) => put_varint(out, n),
+        None => put_str(out, &e.time),
+    }
     for s in strs.into_iter().flatten() {
         put_str(out, s);
     }
@@ -589,7 +596,11 @@ pub fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
     let kind = *KINDS.get(usize::from(r.byte()?))?;
     let flags = r.varint()?;
     let has = |bit: u32| (flags >> bit) & 1 == 1;
-    let time = r.string()?;
+    let time = if has(18) {
+        crate::clock::rfc3339(r.varint()?)
+    } else {
+        r.string()?
+    };
     let opt = |bit: u32, r: &mut Reader<'_>| -> Option<Option<String>> {
         if has(bit) {
             r.string().map(Some)
@@ -620,7 +631,7 @@ pub fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
     let signature = opt(15, &mut r)?;
     let waits = opt(16, &mut r)?;
     let detail = opt(17, &mut r)?;
-    if !r.rest.is_empty() || flags >> 18 != 0 {
+    if !r.rest.is_empty() || flags >> 19 != 0 {
         return None;
     }
     Some(Event {

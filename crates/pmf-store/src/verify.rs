@@ -486,7 +486,8 @@ impl Store {
         let short = |plan: &str| plan.get(..12).unwrap_or(plan).to_string();
         let mut matched: std::collections::HashSet<(String, u32)> = Default::default();
         let mut stmt = self.conn.prepare(
-            "SELECT plan_hash, partner_id, outcome FROM progress ORDER BY plan_hash, partner_id",
+            "SELECT coalesce(plans.hash, CAST(progress.plan AS TEXT)), partner_id, outcome
+             FROM progress LEFT JOIN plans ON plans.id = progress.plan ORDER BY 1, 2",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
