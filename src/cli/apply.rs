@@ -304,6 +304,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         entry,
                         state,
                         current.last.get(&entry.id),
+                        current.absent.contains(&entry.id),
                     )
                     .map_err(|e| store_failure(&args.store, e))?;
                     if r.skipped {

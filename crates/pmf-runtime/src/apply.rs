@@ -160,6 +160,9 @@ pub struct Current {
     pub done: HashMap<String, String>,
     /// The last event of each stored partner.
     pub last: HashMap<String, LastEvent>,
+    /// Partners the store did not hold (read under the store's write lock,
+    /// so still absent when they are applied: no second read).
+    pub absent: HashSet<String>,
 }
 
 /// The current state of every partner of the plan, checked against the
@@ -185,6 +188,7 @@ pub fn current_states(
         states: HashMap::new(),
         done: progress,
         last: HashMap::new(),
+        absent: HashSet::new(),
     };
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
     let mut cache = super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full);
@@ -212,19 +216,21 @@ pub fn current_states(
                     })?
             }
             // Not in the store yet: the state the plan carries.
-            None => e
-                .state
-                .read(
-                    &policy.schema,
-                    super::value::Completeness::Full,
-                    Some(&mut cache),
-                )
-                .map_err(|err| {
-                    ApplyError::Input(format!(
-                        "the plan's state of partner `{}` is not valid: {err}",
-                        e.id
-                    ))
-                })?,
+            None => {
+                current.absent.insert(e.id.clone());
+                e.state
+                    .read(
+                        &policy.schema,
+                        super::value::Completeness::Full,
+                        Some(&mut cache),
+                    )
+                    .map_err(|err| {
+                        ApplyError::Input(format!(
+                            "the plan's state of partner `{}` is not valid: {err}",
+                            e.id
+                        ))
+                    })?
+            }
         };
         // Finished by this plan in a run whose progress was lost?
         let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
@@ -294,7 +300,8 @@ fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<Stri
 /// re-run redoes). A partner's migration failing (fallback, restriction,
 /// review) is an outcome, not an error: it never touches another partner.
 /// A partner this plan paused is walked again only when what it waits for
-/// changed (`prior` is its last event).
+/// changed (`prior` is its last event). `absent`: the store was found not
+/// to hold the partner ([`Current::absent`]), so its row is not read again.
 pub fn apply_partner(
     batch: &mut Batch<'_>,
     inputs: &ApplyInputs<'_>,
@@ -302,6 +309,7 @@ pub fn apply_partner(
     entry: &PlanEntry,
     partner: &Value,
     prior: Option<&LastEvent>,
+    absent: bool,
 ) -> Result<PartnerResult, ApplyError> {
     let policy = inputs.policy;
     let own_target = entry.target.as_ref().and_then(|j| {
@@ -369,7 +377,11 @@ pub fn apply_partner(
         state.write_canonical(&policy.schema, &mut json);
         json
     };
-    let stored = batch.partner(&entry.id)?;
+    let stored = if absent {
+        None
+    } else {
+        batch.partner(&entry.id)?
+    };
     let partner_json = canonical(partner);
     let (state_json, version) = if outcome == PartnerOutcome::Completed {
         (canonical(&reached), base.to.clone())

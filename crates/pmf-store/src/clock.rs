@@ -46,8 +46,28 @@ pub fn rfc3339(secs: u64) -> String {
 /// it (`YYYY-MM-DDTHH:MM:SSZ`, from 1970), so that `rfc3339` gives the
 /// same text back; `None` for any other text.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', n0, n1, b':', s0, s1, b'Z'] =
-        s.as_bytes()
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = s.as_bytes()
     else {
         return None;
     };
@@ -56,7 +76,11 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
             c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
         })
     };
-    let (y, m, d) = (digits(&[y0, y1, y2, y3])?, digits(&[m0, m1])?, digits(&[d0, d1])?);
+    let (y, m, d) = (
+        digits(&[y0, y1, y2, y3])?,
+        digits(&[m0, m1])?,
+        digits(&[d0, d1])?,
+    );
     let (h, n, sec) = (digits(&[h0, h1])?, digits(&[n0, n1])?, digits(&[s0, s1])?);
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let days_in_month = match m {
