@@ -460,13 +460,13 @@ struct PartnerLine<'a> {
 }
 
 fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
-    let mut json = Vec::with_capacity(512);
+    let mut json = Vec::with_capacity(1024);
     for e in &r.events {
         json.clear();
-        serde_json::to_writer(&mut json, e)?;
-        out.write_all(b"{\"event\":\"lineage\",\"data\":")?;
+        json.extend_from_slice(b"{\"event\":\"lineage\",\"data\":");
+        e.write_json(&mut json);
+        json.extend_from_slice(b"}\n");
         out.write_all(&json)?;
-        out.write_all(b"}\n")?;
     }
     let line = PartnerLine {
         event: "partner",
@@ -555,7 +555,7 @@ fn write_human(
     let mut in_phase: Option<&str> = None;
     for e in &r.events {
         let phase = e.phase.clone().unwrap_or_default();
-        // A phase's entry, folded into its first event (`fold_phases`):
+        // A phase's entry, folded into its first event (`push_folded`):
         // its line first, as when it was an event of its own.
         let entered = e.kind != EventKind::PhaseEntered
             && e.kind != EventKind::Released

@@ -192,11 +192,18 @@ pub fn current_states(
     };
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
     let mut cache = super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full);
+    // A store that holds no partner (a first apply) is not asked for each.
+    let empty = store.holds_no_partner()?;
     for e in &plan.entries {
         if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
             continue;
         }
-        let state = match store.bound_partner(&e.id)? {
+        let bound = if empty {
+            None
+        } else {
+            store.bound_partner(&e.id)?
+        };
+        let state = match bound {
             Some((p, last)) => {
                 if let Some(l) = last {
                     current.last.insert(e.id.clone(), l);
@@ -364,13 +371,12 @@ pub fn apply_partner(
             promoted,
             &base,
             |e| {
-                events.push(e);
+                push_folded(&mut events, e);
                 Ok(())
             },
         )?
     };
 
-    let mut events = fold_phases(events);
     // The partner's state after the outcome.
     let canonical = |state: &Value| {
         let mut json = String::new();
@@ -489,26 +495,19 @@ pub fn apply_partner(
 /// the event that follows it in the same phase (its verdict, its health,
 /// where it stopped), which then carries the rite; an entry with nothing
 /// after it in its phase stays a `phase_entered` event. The walk's events
-/// say the same with fewer rows.
-pub fn fold_phases(events: Vec<Event>) -> Vec<Event> {
-    let mut out: Vec<Event> = Vec::with_capacity(events.len());
-    let mut entered: Option<Event> = None;
-    for e in events {
-        if let Some(p) = entered.take() {
-            if e.kind != EventKind::PhaseEntered && e.phase == p.phase && e.rite.is_none() {
-                out.push(Event { rite: p.rite, ..e });
-                continue;
-            }
-            out.push(p);
-        }
-        if e.kind == EventKind::PhaseEntered {
-            entered = Some(e);
-        } else {
-            out.push(e);
-        }
+/// say the same with fewer rows. `push_folded` appends `e` to `events` so.
+pub fn push_folded(events: &mut Vec<Event>, e: Event) {
+    if let Some(last) = events.last_mut()
+        && last.kind == EventKind::PhaseEntered
+        && e.kind != EventKind::PhaseEntered
+        && e.phase == last.phase
+        && e.rite.is_none()
+    {
+        let rite = last.rite.take();
+        *last = Event { rite, ..e };
+    } else {
+        events.push(e);
     }
-    out.extend(entered);
-    out
 }
 
 /// What the partners applied in one transaction share: the target for all

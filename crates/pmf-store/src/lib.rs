@@ -326,6 +326,15 @@ impl Store {
         Ok(Some((p, last)))
     }
 
+    /// Whether the store holds no partner row at all.
+    pub fn holds_no_partner(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM partners)", [], |r| {
+                r.get(0)
+            })?)
+    }
+
     /// Every partner, by id.
     pub fn partners(&self) -> Result<Vec<StoredPartner>, StoreError> {
         let mut stmt = self

@@ -175,6 +175,104 @@ impl std::fmt::Display for EventKind {
     }
 }
 
+impl Event {
+    /// The event's JSON, as serde writes it (the same fields in the same
+    /// order, absent ones left out), appended to `out`: apply's
+    /// `--format json` writes a line per event. A test holds it equal to
+    /// `serde_json::to_string`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"partner\":");
+        json_str(out, &self.partner);
+        out.extend_from_slice(b",\"seq\":");
+        out.extend_from_slice(self.seq.to_string().as_bytes());
+        let field = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                json_str(out, v);
+            }
+        };
+        let list = |out: &mut Vec<u8>, name: &str, v: &[String]| {
+            if !v.is_empty() {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":[");
+                for (i, s) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_str(out, s);
+                }
+                out.push(b']');
+            }
+        };
+        field(out, "phase", &self.phase);
+        out.extend_from_slice(b",\"kind\":\"");
+        out.extend_from_slice(self.kind.as_str().as_bytes());
+        out.push(b'"');
+        field(out, "from", &self.from);
+        field(out, "to", &self.to);
+        field(out, "type", &self.migration);
+        field(out, "outcome", &self.outcome);
+        if let Some(h) = self.health {
+            out.extend_from_slice(b",\"health\":");
+            // Numbers as serde writes them (shortest round trip; `null`
+            // when not finite).
+            if serde_json::to_writer(&mut *out, &h).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+        field(out, "band", &self.band);
+        field(out, "action", &self.action);
+        list(out, "approvals", &self.approvals);
+        field(out, "rite", &self.rite);
+        field(out, "policy_hash", &self.policy_hash);
+        field(out, "plan_hash", &self.plan_hash);
+        field(out, "state", &self.state);
+        list(out, "stable", &self.stable);
+        list(out, "signers", &self.signers);
+        field(out, "signature", &self.signature);
+        field(out, "waits", &self.waits);
+        out.extend_from_slice(b",\"time\":");
+        json_str(out, &self.time);
+        field(out, "detail", &self.detail);
+        out.push(b'}');
+    }
+}
+
+/// A JSON string as serde_json writes it: `"` and `\` escaped, control
+/// characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            let digit = |n: u8| HEX.get(usize::from(n)).copied().unwrap_or(b'0');
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', digit(b >> 4), digit(b & 15)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
+}
+
 /// An event as stored, with its hashes.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -729,6 +827,42 @@ mod tests {
             body.len(),
             json.len()
         );
+    }
+
+    #[test]
+    fn events_are_written_as_serde_writes_them() {
+        let odd = Event {
+            detail: Some("quote \" backslash \\ tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f} é “x” 🦀".into()),
+            health: Some(92.0),
+            rite: Some(String::new()),
+            ..full()
+        };
+        let small = Event {
+            health: Some(1e-7),
+            approvals: vec!["a\"b".into()],
+            ..Event::default()
+        };
+        for e in [full(), odd, small, Event::default()] {
+            let mut out = Vec::new();
+            e.write_json(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&e).unwrap()
+            );
+        }
+        for h in [f64::NAN, f64::INFINITY, 66.25, 1e21, -0.0] {
+            let e = Event {
+                health: Some(h),
+                ..Event::default()
+            };
+            let mut out = Vec::new();
+            e.write_json(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&e).unwrap(),
+                "{h}"
+            );
+        }
     }
 
     #[test]
