@@ -1082,6 +1082,17 @@ fn a_full_disk_fails_cleanly_and_the_store_resumes() {
     assert!(detected_twice(&dir.join("mnt/state.db")).is_empty());
 
     // A plan written onto the full disk fails and leaves nothing behind.
+    // (The failed apply's WAL is gone with it: what it freed is filled
+    // again first, so the disk is full whatever a partner takes.)
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(mnt.at.join("filler")).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while filler.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while filler.write_all(&small).is_ok() {}
+        let _ = filler.sync_all();
+    }
     let before: Vec<_> = std::fs::read_dir(&mnt.at)
         .unwrap()
         .map(|e| e.unwrap().file_name())
