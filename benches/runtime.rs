@@ -168,6 +168,7 @@ fn main() {
     let partners = generate(dir.path(), n);
     plan(&partners, "apply-plan.json");
     let mut times = Vec::new();
+    let mut raw_times = Vec::new();
     for _ in 0..runs {
         // Each run applies the plan to a store of its own, from nothing.
         let _ = std::fs::remove_dir_all(dir.path().join(".pmf"));
@@ -175,13 +176,133 @@ fn main() {
             dir.path(),
             &["apply", "apply-plan.json", "--format", "json"],
         );
+        let store = dir.path().join(".pmf/state.db");
+        let (bytes, events) = store_size(&store);
         println!(
-            "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
-            n as f64 / secs
+            "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB, {:.0} store bytes and {:.2} events per partner",
+            n as f64 / secs,
+            bytes as f64 / n as f64,
+            events as f64 / n as f64
+        );
+        // The same rows inserted by plain SQLite, with the store's schema
+        // and pragmas, in as many transactions.
+        let raw = raw_inserts(&store, &dir.path().join("raw.db"), n.div_ceil(1024));
+        println!(
+            "raw SQLite inserts of the same rows: {raw:>6.2} s; apply / raw = {:.2}",
+            secs / raw
         );
         times.push(secs);
+        raw_times.push(raw);
     }
     summary("apply", &mut times);
+    summary("raw SQLite inserts", &mut raw_times);
+    println!(
+        "apply / raw SQLite (medians): {:.2}",
+        times[times.len() / 2] / raw_times[raw_times.len() / 2]
+    );
+}
+
+/// The store's size on disk (database and WAL) and its lineage events.
+fn store_size(store: &Path) -> (u64, i64) {
+    let mut wal = store.as_os_str().to_owned();
+    wal.push("-wal");
+    let bytes = [store.as_os_str().to_owned(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let c = rusqlite::Connection::open(store).expect("store");
+    let events = c
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .expect("events");
+    (bytes, events)
+}
+
+/// Insert every row of `store` into a new database at `raw` with the same
+/// schema and pragmas, in `batches` transactions (each a slice of every
+/// table): what SQLite alone takes to write what apply wrote. Seconds,
+/// from opening to closing (the WAL copied back by a thread of its own
+/// and checkpointed at the close, as apply does).
+fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> f64 {
+    use rusqlite::types::Value;
+    let src = rusqlite::Connection::open(store).expect("store");
+    let schema: Vec<String> = src
+        .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
+        .expect("schema")
+        .query_map([], |r| r.get(0))
+        .expect("schema")
+        .map(Result::unwrap)
+        .collect();
+    let tables: Vec<String> = src
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
+        .expect("tables")
+        .query_map([], |r| r.get(0))
+        .expect("tables")
+        .map(Result::unwrap)
+        .collect();
+    let mut rows: Vec<(String, usize, Vec<Vec<Value>>)> = Vec::new();
+    for t in &tables {
+        let mut stmt = src.prepare(&format!("SELECT * FROM {t}")).expect("rows");
+        let width = stmt.column_count();
+        let all: Vec<Vec<Value>> = stmt
+            .query_map([], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect())
+            .expect("rows")
+            .map(Result::unwrap)
+            .collect();
+        rows.push((t.clone(), width, all));
+    }
+    drop(src);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = raw.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    let start = Instant::now();
+    let mut c = rusqlite::Connection::open(raw).expect("raw");
+    c.pragma_update(None, "page_size", 16_384).expect("pragma");
+    c.pragma_update(None, "journal_mode", "WAL")
+        .expect("pragma");
+    c.pragma_update(None, "synchronous", "NORMAL")
+        .expect("pragma");
+    c.pragma_update(None, "cache_size", -65_536)
+        .expect("pragma");
+    c.pragma_update(None, "temp_store", "MEMORY")
+        .expect("pragma");
+    for sql in &schema {
+        c.execute_batch(sql).expect("schema");
+    }
+    // As apply does: the WAL copied back by a thread of its own.
+    c.pragma_update(None, "wal_autocheckpoint", 0)
+        .expect("pragma");
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let path = raw.to_path_buf();
+    let checkpointer = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).expect("raw");
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            stopped.recv_timeout(std::time::Duration::from_millis(250))
+        {
+            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    });
+    for b in 0..batches {
+        let tx = c.transaction().expect("begin");
+        for (t, width, all) in &rows {
+            let marks = vec!["?"; *width].join(", ");
+            let mut stmt = tx
+                .prepare_cached(&format!("INSERT OR REPLACE INTO {t} VALUES ({marks})"))
+                .expect("insert");
+            let per = all.len().div_ceil(batches);
+            for row in all.iter().skip(b * per).take(per) {
+                stmt.execute(rusqlite::params_from_iter(row))
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    drop(stop);
+    checkpointer.join().expect("checkpointer");
+    drop(c);
+    start.elapsed().as_secs_f64()
 }
 
 /// Print the fastest and the median of `times`.

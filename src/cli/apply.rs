@@ -289,7 +289,6 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         id: entry.id.clone(),
                         outcome: o,
                         events: Vec::new(),
-                        events_json: Vec::new(),
                         skipped: true,
                         pending: None,
                     }
@@ -305,6 +304,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                         entry,
                         state,
                         current.last.get(&entry.id),
+                        current.absent.contains(&entry.id),
                     )
                     .map_err(|e| store_failure(&args.store, e))?;
                     if r.skipped {
@@ -438,8 +438,8 @@ fn store_failure(store: &std::path::Path, e: ApplyError) -> UsageError {
     ))
 }
 
-/// Write a lineage event as a line of `--format json` output, from the JSON
-/// the lineage stored for it (`lineage::Chain::append` returns it).
+/// Write a lineage event as a line of `--format json` output, from its
+/// JSON (the event as `pmf lineage show --format json` gives it).
 pub(crate) fn write_lineage_line(out: &mut impl Write, stored: &str) -> std::io::Result<()> {
     out.write_all(b"{\"event\":\"lineage\",\"data\":")?;
     out.write_all(stored.as_bytes())?;
@@ -460,8 +460,13 @@ struct PartnerLine<'a> {
 }
 
 fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
-    for json in &r.events_json {
-        write_lineage_line(out, json)?;
+    let mut json = Vec::with_capacity(1024);
+    for e in &r.events {
+        json.clear();
+        json.extend_from_slice(b"{\"event\":\"lineage\",\"data\":");
+        e.write_json(&mut json);
+        json.extend_from_slice(b"}\n");
+        out.write_all(&json)?;
     }
     let line = PartnerLine {
         event: "partner",
@@ -547,8 +552,23 @@ fn write_human(
     if !detailed {
         return Ok(());
     }
+    let mut in_phase: Option<&str> = None;
     for e in &r.events {
         let phase = e.phase.clone().unwrap_or_default();
+        // A phase's entry, folded into its first event (`push_folded`):
+        // its line first, as when it was an event of its own.
+        let entered = e.kind != EventKind::PhaseEntered
+            && e.kind != EventKind::Released
+            && e.phase.is_some()
+            && (e.rite.is_some() || e.phase.as_deref() != in_phase);
+        in_phase = e.phase.as_deref().or(in_phase);
+        if entered {
+            let line = match &e.rite {
+                Some(words) => format!("{phase:<14} “{words}”"),
+                None => phase.clone(),
+            };
+            write_line(out, &format!("    {}", printable(&line)), width)?;
+        }
         let line = match e.kind {
             EventKind::PhaseEntered => match &e.rite {
                 Some(words) => format!("{phase:<14} “{words}”"),
@@ -695,7 +715,6 @@ mod tests {
             id: id.into(),
             outcome,
             events,
-            events_json: Vec::new(),
             skipped: false,
             pending: None,
         }

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use super::plan::OutputFormat;
 use super::{Exit, UsageError};
 use crate::store::checkpoint::Checkpoint;
+use crate::store::lineage::{self, hex32};
 use crate::store::merkle;
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -245,8 +246,8 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
                     return Err(UsageError(format!("no partner `{p}` in the lineage")));
                 }
                 let raw = store.raw_events(p).map_err(|e| UsageError(e.0))?;
-                for (global_seq, body, prev_hash, hash) in raw {
-                    let index = (global_seq - 1) as u64;
+                for ev in raw {
+                    let index = (ev.global_seq - 1) as u64;
                     if index >= latest.size {
                         continue;
                     }
@@ -254,10 +255,27 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
                         .inclusion_proof(index, latest.size)
                         .map(hex_all)
                         .unwrap_or_default();
-                    inclusion.push(serde_json::json!({
-                        "global_seq": global_seq, "leaf_index": index, "event": body,
-                        "prev_hash": prev_hash, "hash": hash, "proof": proof,
-                    }));
+                    let (prev_hash, hash) = (hex32(&ev.prev_hash), hex32(&ev.hash));
+                    inclusion.push(if lineage::is_json(&ev.body) {
+                        // Written before schema 3: the event is its JSON.
+                        serde_json::json!({
+                            "global_seq": ev.global_seq, "leaf_index": index,
+                            "event": String::from_utf8_lossy(&ev.body),
+                            "prev_hash": prev_hash, "hash": hash, "proof": proof,
+                        })
+                    } else {
+                        // The compact encoding: the bytes hashed, and the
+                        // event they encode as JSON, to read.
+                        let event = lineage::read_event(&ev.body, p, ev.seq as u64)
+                            .and_then(|e| serde_json::to_string(&e).ok())
+                            .unwrap_or_default();
+                        serde_json::json!({
+                            "global_seq": ev.global_seq, "leaf_index": index,
+                            "format": "pmf-event-v2", "partner": p, "seq": ev.seq,
+                            "body": hex::encode(&ev.body), "event": event,
+                            "prev_hash": prev_hash, "hash": hash, "proof": proof,
+                        })
+                    });
                 }
             }
             let consistency = match &earlier {

@@ -201,7 +201,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         &d.partner,
         decision.as_str(),
         &plan_hash,
-        chain.head(),
+        &chain.head(),
     ));
     let base = Event {
         from: partner.version.clone(),

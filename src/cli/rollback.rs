@@ -411,7 +411,8 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
         ];
         let mut chain = batch.chain(&e.id).map_err(|e| UsageError(e.0))?;
         for ev in &mut events {
-            stored.push(batch.append(&mut chain, ev).map_err(|e| UsageError(e.0))?);
+            batch.append(&mut chain, ev).map_err(|e| UsageError(e.0))?;
+            stored.push(serde_json::to_string(ev).map_err(|e| UsageError(e.to_string()))?);
         }
         // The run is recorded as any plan's is (`verify` holds the
         // progress rows to the lineage).

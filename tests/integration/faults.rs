@@ -53,6 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use pmf::store::lineage::EventKind;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
@@ -268,19 +269,11 @@ fn count(store: &Path, sql: &str) -> i64 {
 type Lineage = BTreeMap<String, Vec<Value>>;
 
 fn lineage(store: &Path) -> Lineage {
-    let c = Connection::open(store).expect("open store");
-    let mut stmt = c
-        .prepare("SELECT partner_id, event FROM lineage ORDER BY global_seq")
-        .unwrap();
     let mut out = Lineage::new();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .unwrap();
-    for row in rows {
-        let (partner, event) = row.unwrap();
-        let mut e: Value = serde_json::from_str(&event).unwrap();
+    for (_, event) in crate::runtime::events_at(store) {
+        let mut e: Value = serde_json::to_value(&event).unwrap();
         e.as_object_mut().unwrap().remove("time");
-        out.entry(partner).or_default().push(e);
+        out.entry(event.partner).or_default().push(e);
     }
     out
 }
@@ -322,18 +315,15 @@ fn rows(store: &Path) -> (Vec<String>, Vec<String>) {
         ),
         query(
             store,
-            "SELECT json_array(plan_hash, partner_id, outcome) FROM progress ORDER BY plan_hash, partner_id",
+            "SELECT json_array(hash, partner_id, outcome) FROM progress JOIN plans ON plans.id = progress.plan ORDER BY hash, partner_id",
         ),
     )
 }
 
-/// Partners whose detection phase appears more than once.
+/// Partners whose detection phase appears more than once (a walk has one
+/// event in detection: its entry, or the stop folded into it).
 fn detected_twice(store: &Path) -> Vec<String> {
-    query(
-        store,
-        "SELECT partner_id FROM lineage WHERE json_extract(event, '$.kind') = 'phase_entered'
-           AND json_extract(event, '$.phase') = 'detection' GROUP BY partner_id HAVING COUNT(*) > 1",
-    )
+    crate::runtime::partners_with_several(store, |e| e.phase.as_deref() == Some("detection"))
 }
 
 fn verified(dir: &Path, store: &str) {
@@ -515,16 +505,20 @@ fn a_kill_anywhere_resumes_to_the_uninterrupted_lineage() {
     assert!(detected_twice(&ref_store).is_empty());
     // Partners paused awaiting an approval (SCO's) sit in both batches: a
     // resume must skip them, not walk them again; and approvals were used.
-    let paused_in_first_batch = count(
-        &ref_store,
-        "SELECT COUNT(*) FROM lineage WHERE global_seq <= (SELECT MIN(size) FROM checkpoints)
-           AND json_extract(event, '$.kind') = 'approvals_missing'
-           AND json_extract(event, '$.detail') LIKE '%SCO%'",
-    );
-    let approved = count(
-        &ref_store,
-        "SELECT COUNT(*) FROM lineage WHERE json_extract(event, '$.kind') = 'approved'",
-    );
+    let first_batch = count(&ref_store, "SELECT MIN(size) FROM checkpoints");
+    let events = crate::runtime::events_at(&ref_store);
+    let paused_in_first_batch = events
+        .iter()
+        .filter(|(g, e)| {
+            *g <= first_batch
+                && e.kind == EventKind::ApprovalsMissing
+                && e.detail.as_deref().is_some_and(|d| d.contains("SCO"))
+        })
+        .count();
+    let approved = events
+        .iter()
+        .filter(|(_, e)| e.kind == EventKind::Approved)
+        .count();
     assert!(
         paused_in_first_batch > 0 && approved > 0,
         "the reference has no partner awaiting SCO in its first batch ({paused_in_first_batch}) or no approval ({approved})"
@@ -1038,8 +1032,8 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Partners enough to outgrow 8 MB of store.
-const DISK_PARTNERS: usize = 2000;
+/// Partners enough to outgrow 8 MB of store (at about 1.5 KB each).
+const DISK_PARTNERS: usize = 6000;
 
 /// A store on an 8 MB tmpfs filled by `apply`: (dir, the mount, the
 /// failed apply's output). `None` (said on stderr) where no tmpfs can be
@@ -1088,6 +1082,17 @@ fn a_full_disk_fails_cleanly_and_the_store_resumes() {
     assert!(detected_twice(&dir.join("mnt/state.db")).is_empty());
 
     // A plan written onto the full disk fails and leaves nothing behind.
+    // (The failed apply's WAL is gone with it: what it freed is filled
+    // again first, so the disk is full whatever a partner takes.)
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(mnt.at.join("filler")).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while filler.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while filler.write_all(&small).is_ok() {}
+        let _ = filler.sync_all();
+    }
     let before: Vec<_> = std::fs::read_dir(&mnt.at)
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::process::Output;
 
-use pmf::store::batch::GENESIS;
 use pmf::store::checkpoint::{Checkpoint, OperatorKey};
-use pmf::store::lineage::chain_hash;
+use pmf::store::lineage::{
+    Event, EventKind, GENESIS_BYTES, encode, hex32, read_event, stored_digest, stored_global,
+};
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
 
@@ -50,36 +51,37 @@ fn detected(dir: &Path, extra: &[&str], expect: &str) {
 /// recompute both chains and the head, and, holding a key, the Merkle
 /// peaks and every checkpoint.
 fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
-    let rows: Vec<(i64, String, String)> = c
-        .prepare("SELECT global_seq, partner_id, event FROM lineage ORDER BY global_seq")
+    let rows: Vec<(i64, String, i64, Vec<u8>)> = c
+        .prepare("SELECT global_seq, partner_id, seq, CAST(event AS BLOB) FROM lineage ORDER BY global_seq")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
     let mut heads = std::collections::HashMap::new();
-    let mut gprev = GENESIS.to_string();
+    let mut gprev = GENESIS_BYTES;
     let mut frontier = Frontier::default();
     let mut roots = Vec::new();
-    for (g, p, ev) in &rows {
-        let prev = heads.get(p).cloned().unwrap_or_else(|| GENESIS.to_string());
-        let h = chain_hash(&prev, ev);
-        let gh = chain_hash(&gprev, &h);
+    for (g, p, seq, ev) in &rows {
+        let prev = heads.get(p).copied().unwrap_or(GENESIS_BYTES);
+        let h = stored_digest(&prev, p, *seq as u64, ev);
+        let gh = stored_global(&gprev, &h, ev);
         c.execute(
-            "UPDATE lineage SET prev_hash = ?1, hash = ?2, global_prev = ?3, global_hash = ?4 WHERE global_seq = ?5",
-            rusqlite::params![prev, h, gprev, gh, g],
+            "UPDATE lineage SET hash = ?1, global_hash = ?2 WHERE global_seq = ?3",
+            rusqlite::params![&h[..], &gh[..], g],
         )
         .unwrap();
-        frontier.push(&merkle::from_hex(&h).unwrap());
+        frontier.push(&h);
         roots.push(frontier.root());
         heads.insert(p.clone(), h);
         gprev = gh;
     }
     let peaks: String = frontier.peaks().iter().map(merkle::to_hex).collect();
     c.execute_batch(&format!(
-        "UPDATE meta SET value = '{gprev}' WHERE key = 'global_head';
+        "UPDATE meta SET value = '{}' WHERE key = 'global_head';
          UPDATE meta SET value = '{}' WHERE key = 'global_count';
          UPDATE meta SET value = '{peaks}' WHERE key = 'merkle_peaks';",
+        hex32(&gprev),
         rows.len()
     ))
     .unwrap();
@@ -107,21 +109,25 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
 
 /// Rewrite p-012's history: healthy, approved by everyone, completed.
 fn rewrite_p012(c: &Connection) {
-    let rows: Vec<(i64, String)> = c
-        .prepare("SELECT global_seq, event FROM lineage WHERE partner_id = 'p-012' ORDER BY seq")
+    let rows: Vec<(i64, i64, Vec<u8>)> = c
+        .prepare(
+            "SELECT global_seq, seq, event FROM lineage WHERE partner_id = 'p-012' ORDER BY seq",
+        )
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    for (g, ev) in rows {
-        let mut e: serde_json::Value = serde_json::from_str(&ev).unwrap();
-        if e.get("health").is_some() {
-            e["health"] = 97.0.into();
+    for (g, seq, ev) in rows {
+        let mut e = read_event(&ev, "p-012", seq as u64).unwrap();
+        if e.health.is_some() {
+            e.health = Some(97.0);
         }
+        let mut body = Vec::new();
+        encode(&e, &mut body);
         c.execute(
             "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
-            rusqlite::params![e.to_string(), g],
+            rusqlite::params![body, g],
         )
         .unwrap();
     }
@@ -192,22 +198,31 @@ fn forged_events_and_approvals_are_caught() {
     let dir = story();
     let c = db(dir.path());
     // A forged "approved by SCO" event appended with every hash recomputed.
-    let (seq, prev): (i64, String) = c
+    let seq: i64 = c
         .query_row(
-            "SELECT seq, hash FROM lineage WHERE partner_id = 'p-014' ORDER BY seq DESC LIMIT 1",
+            "SELECT MAX(seq) FROM lineage WHERE partner_id = 'p-014'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .unwrap();
     let g: i64 = c
         .query_row("SELECT MAX(global_seq) FROM lineage", [], |r| r.get(0))
         .unwrap();
-    let ev = serde_json::json!({"partner": "p-014", "seq": seq + 1, "phase": "preparation", "kind": "approved",
-        "approvals": ["SCO"], "signers": ["SCO:00"], "time": "2026-12-01T00:00:00Z"})
-    .to_string();
+    let forged = Event {
+        partner: "p-014".into(),
+        seq: seq as u64 + 1,
+        phase: Some("preparation".into()),
+        kind: EventKind::Approved,
+        approvals: vec!["SCO".into()],
+        signers: vec!["SCO:00".into()],
+        time: "2026-12-01T00:00:00Z".into(),
+        ..Event::default()
+    };
+    let mut ev = Vec::new();
+    encode(&forged, &mut ev);
     c.execute(
-        "INSERT INTO lineage VALUES (?1, 'p-014', ?2, ?3, ?4, '', '', '')",
-        rusqlite::params![g + 1, seq + 1, ev, prev],
+        "INSERT INTO lineage VALUES (?1, 'p-014', ?2, ?3, x'', x'')",
+        rusqlite::params![g + 1, seq + 1, ev],
     )
     .unwrap();
     let (key, _) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
@@ -418,17 +433,21 @@ fn merkle_proofs_check_out_with_an_independent_verifier() {
     let ok = run("proof.json");
     assert_eq!(code(&ok), 0, "{}{}", text(&ok.stdout), text(&ok.stderr));
     assert!(
-        text(&ok.stdout).contains("11 inclusion proofs ok"),
+        text(&ok.stdout).contains("7 inclusion proofs ok"),
         "{}",
         text(&ok.stdout)
     );
     // One changed byte anywhere makes the independent verifier refuse it.
     let mut proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let event = proof["inclusion"][3]["event"]
+    proof["inclusion"][3]["partner"] = "p-013".into();
+    std::fs::write(dir.path().join("bad.json"), proof.to_string()).unwrap();
+    assert_eq!(code(&run("bad.json")), 1);
+    let mut proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let body = proof["inclusion"][3]["body"]
         .as_str()
         .unwrap()
-        .replacen("p-012", "p-013", 1);
-    proof["inclusion"][3]["event"] = event.into();
+        .replacen('0', "1", 1);
+    proof["inclusion"][3]["body"] = body.into();
     std::fs::write(dir.path().join("bad.json"), proof.to_string()).unwrap();
     assert_eq!(code(&run("bad.json")), 1);
     let mut proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -14,6 +14,7 @@ mod integrity;
 mod keys;
 mod layers;
 mod lsp;
+mod migration;
 mod parser;
 mod plan_view;
 mod robustness;

@@ -2,7 +2,11 @@
 """An independent verifier of `pmf lineage prove` output (python3 stdlib only).
 
 Written from RFC 6962 / RFC 9162 and docs/security.md, not from pmf's code:
-  chain hash  = sha256(prev_hash_hex + "\\n" + event_json)   (hex)
+  chain hash  = sha256(prev_hash_hex + "\\n" + event_json)   (hex; events stored
+                as JSON, before schema 3)
+  chain hash  = sha256("pmf-event-v2" 0x00 || prev_hash || varint(seq) ||
+                varint(len(partner)) || partner || body)       (events in the
+                compact encoding, `"format": "pmf-event-v2"`)
   leaf hash   = sha256(0x00 || bytes(chain hash))
   node hash   = sha256(0x01 || left || right)
 Checks every inclusion proof against the checkpoint's root, and the
@@ -11,6 +15,15 @@ consistency proof between two checkpoints. Exit 0 when all hold, 1 otherwise.
 import hashlib
 import json
 import sys
+
+
+def varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def node(l, r):
@@ -74,7 +87,13 @@ def main():
     root, size = bytes.fromhex(cp["root"]), cp["size"]
     n = 0
     for inc in doc["inclusion"]:
-        chain = hashlib.sha256((inc["prev_hash"] + "\n" + inc["event"]).encode()).hexdigest()
+        if inc.get("format") == "pmf-event-v2":
+            partner = inc["partner"].encode()
+            data = (b"pmf-event-v2\x00" + bytes.fromhex(inc["prev_hash"]) + varint(inc["seq"])
+                    + varint(len(partner)) + partner + bytes.fromhex(inc["body"]))
+            chain = hashlib.sha256(data).hexdigest()
+        else:
+            chain = hashlib.sha256((inc["prev_hash"] + "\n" + inc["event"]).encode()).hexdigest()
         if chain != inc["hash"]:
             print(f"event #{inc['global_seq']}: its content does not match its hash")
             return 1

@@ -71,10 +71,9 @@ pub struct PartnerResult {
     pub id: String,
     /// Outcome.
     pub outcome: PartnerOutcome,
-    /// Events written, in order.
+    /// Events written, in order (the lineage's: a phase's entry is
+    /// folded into the event that follows it in the same phase).
     pub events: Vec<Event>,
-    /// The same events' JSON as stored in the lineage (when written).
-    pub events_json: Vec<String>,
     /// Skipped: done by an earlier run of this plan, or still waiting
     /// for what it waited for then.
     pub skipped: bool,
@@ -161,6 +160,9 @@ pub struct Current {
     pub done: HashMap<String, String>,
     /// The last event of each stored partner.
     pub last: HashMap<String, LastEvent>,
+    /// Partners the store did not hold (read under the store's write lock,
+    /// so still absent when they are applied: no second read).
+    pub absent: HashSet<String>,
 }
 
 /// The current state of every partner of the plan, checked against the
@@ -186,14 +188,22 @@ pub fn current_states(
         states: HashMap::new(),
         done: progress,
         last: HashMap::new(),
+        absent: HashSet::new(),
     };
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
     let mut cache = super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full);
+    // A store that holds no partner (a first apply) is not asked for each.
+    let empty = store.holds_no_partner()?;
     for e in &plan.entries {
         if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
             continue;
         }
-        let state = match store.bound_partner(&e.id)? {
+        let bound = if empty {
+            None
+        } else {
+            store.bound_partner(&e.id)?
+        };
+        let state = match bound {
             Some((p, last)) => {
                 if let Some(l) = last {
                     current.last.insert(e.id.clone(), l);
@@ -213,19 +223,21 @@ pub fn current_states(
                     })?
             }
             // Not in the store yet: the state the plan carries.
-            None => e
-                .state
-                .read(
-                    &policy.schema,
-                    super::value::Completeness::Full,
-                    Some(&mut cache),
-                )
-                .map_err(|err| {
-                    ApplyError::Input(format!(
-                        "the plan's state of partner `{}` is not valid: {err}",
-                        e.id
-                    ))
-                })?,
+            None => {
+                current.absent.insert(e.id.clone());
+                e.state
+                    .read(
+                        &policy.schema,
+                        super::value::Completeness::Full,
+                        Some(&mut cache),
+                    )
+                    .map_err(|err| {
+                        ApplyError::Input(format!(
+                            "the plan's state of partner `{}` is not valid: {err}",
+                            e.id
+                        ))
+                    })?
+            }
         };
         // Finished by this plan in a run whose progress was lost?
         let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
@@ -295,7 +307,8 @@ fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<Stri
 /// re-run redoes). A partner's migration failing (fallback, restriction,
 /// review) is an outcome, not an error: it never touches another partner.
 /// A partner this plan paused is walked again only when what it waits for
-/// changed (`prior` is its last event).
+/// changed (`prior` is its last event). `absent`: the store was found not
+/// to hold the partner ([`Current::absent`]), so its row is not read again.
 pub fn apply_partner(
     batch: &mut Batch<'_>,
     inputs: &ApplyInputs<'_>,
@@ -303,6 +316,7 @@ pub fn apply_partner(
     entry: &PlanEntry,
     partner: &Value,
     prior: Option<&LastEvent>,
+    absent: bool,
 ) -> Result<PartnerResult, ApplyError> {
     let policy = inputs.policy;
     let own_target = entry.target.as_ref().and_then(|j| {
@@ -321,7 +335,6 @@ pub fn apply_partner(
             id: entry.id.clone(),
             outcome,
             events: Vec::new(),
-            events_json: Vec::new(),
             skipped: true,
             pending: p.detail.clone(),
         });
@@ -337,8 +350,7 @@ pub fn apply_partner(
             .migration
             .and_then(|m| policy.migrations.get(m))
             .map(|m| m.name.clone()),
-        policy_hash: Some(policy.hash.clone()),
-        plan_hash: Some(inputs.plan.hash.clone()),
+        // The policy and plan hashes are set on the first event only (below).
         time: now.clone(),
         ..Event::default()
     };
@@ -359,7 +371,7 @@ pub fn apply_partner(
             promoted,
             &base,
             |e| {
-                events.push(e);
+                push_folded(&mut events, e);
                 Ok(())
             },
         )?
@@ -371,7 +383,11 @@ pub fn apply_partner(
         state.write_canonical(&policy.schema, &mut json);
         json
     };
-    let stored = batch.partner(&entry.id)?;
+    let stored = if absent {
+        None
+    } else {
+        batch.partner(&entry.id)?
+    };
     let partner_json = canonical(partner);
     let (state_json, version) = if outcome == PartnerOutcome::Completed {
         (canonical(&reached), base.to.clone())
@@ -414,9 +430,9 @@ pub fn apply_partner(
     // plan and what it waits for.
     let n = events.len();
     for (i, e) in events.iter_mut().enumerate() {
-        if i > 0 {
-            e.policy_hash = None;
-            e.plan_hash = None;
+        if i == 0 {
+            e.policy_hash = Some(policy.hash.clone());
+            e.plan_hash = Some(inputs.plan.hash.clone());
         }
         if e.kind == EventKind::Approved {
             e.signers = e
@@ -449,9 +465,8 @@ pub fn apply_partner(
     } else {
         batch.new_chain(&entry.id)
     };
-    let mut events_json = Vec::with_capacity(events.len());
     for e in &mut events {
-        events_json.push(batch.append(&mut chain, e)?);
+        batch.append(&mut chain, e)?;
     }
     batch.set_progress(&inputs.plan.hash, &entry.id, outcome.as_str())?;
     if let Some(m) = a.migration
@@ -471,10 +486,28 @@ pub fn apply_partner(
         id: entry.id.clone(),
         outcome,
         events,
-        events_json,
         skipped: false,
         pending: None,
     })
+}
+
+/// One event per phase: a phase's entry (with its rite) is folded into
+/// the event that follows it in the same phase (its verdict, its health,
+/// where it stopped), which then carries the rite; an entry with nothing
+/// after it in its phase stays a `phase_entered` event. The walk's events
+/// say the same with fewer rows. `push_folded` appends `e` to `events` so.
+pub fn push_folded(events: &mut Vec<Event>, e: Event) {
+    if let Some(last) = events.last_mut()
+        && last.kind == EventKind::PhaseEntered
+        && e.kind != EventKind::PhaseEntered
+        && e.phase == last.phase
+        && e.rite.is_none()
+    {
+        let rite = last.rite.take();
+        *last = Event { rite, ..e };
+    } else {
+        events.push(e);
+    }
 }
 
 /// What the partners applied in one transaction share: the target for all

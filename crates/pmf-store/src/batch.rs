@@ -6,7 +6,9 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
-use super::lineage::{Event, LastEvent, chain_digest, chain_hash, hex32};
+use super::lineage::{
+    Event, GENESIS_BYTES, LastEvent, encode, event_digest, global_digest, hash_of, hex32,
+};
 use super::merkle::{self, Frontier};
 use super::{Store, StoreError, row_digest, stable_digest};
 
@@ -19,19 +21,19 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct LogHead {
     seq: i64,
-    hash: String,
+    hash: [u8; 32],
     frontier: Frontier,
 }
 
 impl LogHead {
     fn load(tx: &Connection) -> Result<LogHead, StoreError> {
-        let head: Option<(i64, String)> = tx
+        let head: Option<(i64, Vec<u8>)> = tx
             .prepare_cached(
                 "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
             )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([], |r| Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec())))
             .optional()?;
-        let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
+        let (seq, hash) = head.map_or((0, GENESIS_BYTES), |(s, h)| (s, hash_of(&h)));
         let peaks: Option<String> = tx
             .prepare_cached("SELECT value FROM meta WHERE key = 'merkle_peaks'")?
             .query_row([], |r| r.get(0))
@@ -67,7 +69,7 @@ impl LogHead {
             "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2), ('merkle_peaks', ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?
-        .execute(params![self.hash, self.seq.to_string(), peaks])?;
+        .execute(params![hex32(&self.hash), self.seq.to_string(), peaks])?;
         Ok(())
     }
 }
@@ -76,7 +78,7 @@ impl LogHead {
 /// covered by the first checkpoint signed after the migration).
 pub(super) fn adopt_legacy_events(tx: &Connection) -> Result<(), StoreError> {
     let mut frontier = Frontier::default();
-    let mut last = (0i64, GENESIS.to_string());
+    let mut last = (0i64, GENESIS_BYTES);
     {
         let mut stmt =
             tx.prepare("SELECT global_seq, hash, global_hash FROM lineage ORDER BY global_seq")?;
@@ -84,7 +86,8 @@ pub(super) fn adopt_legacy_events(tx: &Connection) -> Result<(), StoreError> {
         while let Some(r) = rows.next()? {
             let hash: String = r.get(1)?;
             frontier.push(&merkle::from_hex(&hash).unwrap_or_default());
-            last = (r.get(0)?, r.get(2)?);
+            let global: String = r.get(2)?;
+            last = (r.get(0)?, merkle::from_hex(&global).unwrap_or_default());
         }
     }
     LogHead {
@@ -95,28 +98,31 @@ pub(super) fn adopt_legacy_events(tx: &Connection) -> Result<(), StoreError> {
     .save(tx)
 }
 
-/// The last event of a partner's chain (its JSON fields that matter).
+/// The last event of a partner's chain (the fields that matter).
 pub(super) fn last_event(conn: &Connection, id: &str) -> Result<Option<LastEvent>, StoreError> {
-    let body: Option<String> = conn
+    let body: Option<(i64, Vec<u8>)> = conn
         .prepare_cached(
-            "SELECT event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row([id], |r| r.get(0))
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
+        })
         .optional()?;
-    Ok(body.map(|b| serde_json::from_str(&b).unwrap_or_default()))
+    Ok(body.map(|(seq, b)| LastEvent::of(&b, id, seq as u64)))
 }
 
 /// A partner's chain while events are appended to it.
 pub struct PartnerChain {
     partner: String,
     seq: i64,
-    prev: String,
+    prev: [u8; 32],
 }
 
 impl PartnerChain {
-    /// The hash of the partner's last event (what a review decision signs).
-    pub fn head(&self) -> &str {
-        &self.prev
+    /// The hash of the partner's last event, in hex (what a review
+    /// decision signs).
+    pub fn head(&self) -> String {
+        hex32(&self.prev)
     }
 }
 
@@ -127,6 +133,10 @@ pub struct Batch<'s> {
     operator: &'s OperatorKey,
     store_id: String,
     appended: bool,
+    /// The encoding of the event being appended (one buffer, reused).
+    buf: Vec<u8>,
+    /// The plan progress was last recorded for, and its number.
+    plan: Option<(String, i64)>,
 }
 
 impl Store {
@@ -174,6 +184,8 @@ impl Store {
             operator,
             store_id,
             appended: false,
+            buf: Vec::with_capacity(512),
+            plan: None,
         })
     }
 }
@@ -181,14 +193,16 @@ impl Store {
 impl Batch<'_> {
     /// The chain of `partner`, to append its events to.
     pub fn chain(&self, partner: &str) -> Result<PartnerChain, StoreError> {
-        let last: Option<(i64, String)> = self
+        let last: Option<(i64, Vec<u8>)> = self
             .tx
             .prepare_cached(
                 "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
             )?
-            .query_row([partner], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([partner], |r| {
+                Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
+            })
             .optional()?;
-        let (seq, prev) = last.unwrap_or((0, GENESIS.to_string()));
+        let (seq, prev) = last.map_or((0, GENESIS_BYTES), |(s, h)| (s, hash_of(&h)));
         Ok(PartnerChain {
             partner: partner.to_string(),
             seq,
@@ -201,45 +215,44 @@ impl Batch<'_> {
         PartnerChain {
             partner: partner.to_string(),
             seq: 0,
-            prev: GENESIS.to_string(),
+            prev: GENESIS_BYTES,
         }
     }
 
-    /// Append `event` to `chain` (its partner and position are set here).
-    /// Returns the event's JSON as stored.
+    /// Append `event` to `chain` (its partner and position are set here),
+    /// in the compact encoding ([`super::lineage::encode`]), with its
+    /// chain hash and the global chain's link.
     pub fn append(
         &mut self,
         chain: &mut PartnerChain,
         event: &mut Event,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         event.partner.clone_from(&chain.partner);
         event.seq = (chain.seq + 1) as u64;
-        let body = serde_json::to_string(event).map_err(|e| StoreError(e.to_string()))?;
-        let leaf = chain_digest(&chain.prev, &body);
-        let hash = hex32(&leaf);
-        let global_hash = chain_hash(&self.head.hash, &hash);
+        self.buf.clear();
+        encode(event, &mut self.buf);
+        let hash = event_digest(&chain.prev, &chain.partner, event.seq, &self.buf);
+        let global_hash = global_digest(&self.head.hash, &hash);
         self.tx
             .prepare_cached(
-                "INSERT INTO lineage (global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash, global_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 self.head.seq + 1,
                 chain.partner,
                 chain.seq + 1,
-                body,
-                chain.prev,
-                hash,
-                self.head.hash,
-                global_hash
+                self.buf,
+                &hash[..],
+                &global_hash[..]
             ])?;
-        self.head.frontier.push(&leaf);
+        self.head.frontier.push(&hash);
         chain.seq += 1;
         chain.prev = hash;
         self.head.seq += 1;
         self.head.hash = global_hash;
         self.appended = true;
-        Ok(body)
+        Ok(())
     }
 
     /// A partner, if stored.
@@ -293,13 +306,34 @@ impl Batch<'_> {
     }
 
     /// Record where a partner ended in a plan.
-    pub fn set_progress(&self, plan_hash: &str, id: &str, outcome: &str) -> Result<(), StoreError> {
+    pub fn set_progress(
+        &mut self,
+        plan_hash: &str,
+        id: &str,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let plan = match &self.plan {
+            Some((hash, n)) if hash == plan_hash => *n,
+            _ => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO plans (hash) VALUES (?1) ON CONFLICT (hash) DO NOTHING",
+                    )?
+                    .execute([plan_hash])?;
+                let n: i64 = self
+                    .tx
+                    .prepare_cached("SELECT id FROM plans WHERE hash = ?1")?
+                    .query_row([plan_hash], |r| r.get(0))?;
+                self.plan = Some((plan_hash.to_string(), n));
+                n
+            }
+        };
         self.tx
             .prepare_cached(
-                "INSERT INTO progress (plan_hash, partner_id, outcome) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (plan_hash, partner_id) DO UPDATE SET outcome = excluded.outcome",
+                "INSERT INTO progress (plan, partner_id, outcome) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plan, partner_id) DO UPDATE SET outcome = excluded.outcome",
             )?
-            .execute(params![plan_hash, id, outcome])?;
+            .execute(params![plan, id, outcome])?;
         Ok(())
     }
 

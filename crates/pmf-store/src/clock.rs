@@ -1,12 +1,22 @@
 //! Wall-clock time as RFC 3339 (UTC), for plans, events and checkpoints.
 //! A leaf module: it depends on nothing else of the crate.
 
-/// The current UTC time as RFC 3339.
+/// The current UTC time as RFC 3339 (formatted once a second per thread:
+/// apply asks for it for every partner).
 pub fn now_rfc3339() -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = rfc3339(secs);
+        }
+        text.clone()
+    })
 }
 
 /// Seconds since the epoch as RFC 3339 (UTC).
@@ -30,4 +40,92 @@ pub fn rfc3339(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The seconds since the epoch of a time written as [`rfc3339`] writes
+/// it (`YYYY-MM-DDTHH:MM:SSZ`, from 1970), so that `rfc3339` gives the
+/// same text back; `None` for any other text.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = s.as_bytes()
+    else {
+        return None;
+    };
+    let digits = |ds: &[u8]| -> Option<i64> {
+        ds.iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (
+        digits(&[y0, y1, y2, y3])?,
+        digits(&[m0, m1])?,
+        digits(&[d0, d1])?,
+    );
+    let (h, n, sec) = (digits(&[h0, h1])?, digits(&[n0, n1])?, digits(&[s0, s1])?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if y < 1970 || d < 1 || d > days_in_month || h > 23 || n > 59 || sec > 59 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), the inverse of `rfc3339`'s.
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + n * 60 + sec).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_back_as_written() {
+        for secs in (0..4_200_000_000u64).step_by(86_399 * 7 + 3_599) {
+            let text = rfc3339(secs);
+            assert_eq!(parse_rfc3339(&text), Some(secs), "{text}");
+        }
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-12-01T00:00:00+00:00",
+            "2026-12-01 00:00:00Z",
+            "2026-12-01T00:00:0xZ",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        assert_eq!(parse_rfc3339("2024-02-29T12:34:56Z"), Some(1_709_210_096));
+    }
 }

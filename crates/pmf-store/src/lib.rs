@@ -110,6 +110,47 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT (key) DO NOTHING;
      INSERT INTO meta (key, value) VALUES ('checkpoints_from', (SELECT COUNT(*) FROM lineage))
         ON CONFLICT (key) DO NOTHING;",
+    // 3: the lineage's hashes as 32-byte blobs, without the previous hashes
+    // each row repeated (the chains link the rows: `verify` recomputes
+    // them); events appended from now on are in the compact encoding
+    // (`lineage::encode`), and events stored before keep their JSON and the
+    // hash rules they were signed with (the Merkle leaves are the same
+    // bytes, so every checkpoint signed before still holds). Partners and
+    // stable versions are kept by their keys alone (no rowid and second
+    // index to write); progress rows name their plan by a number
+    // (`plans`, in the order plans were first applied).
+    "CREATE TABLE lineage_v3 (
+        global_seq INTEGER PRIMARY KEY, partner_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        event BLOB NOT NULL, hash BLOB NOT NULL, global_hash BLOB NOT NULL,
+        UNIQUE (partner_id, seq));
+     INSERT INTO lineage_v3 (global_seq, partner_id, seq, event, hash, global_hash)
+        SELECT global_seq, partner_id, seq, event,
+               coalesce(unhex(hash), CAST(hash AS BLOB)),
+               coalesce(unhex(global_hash), CAST(global_hash AS BLOB))
+        FROM lineage ORDER BY global_seq;
+     DROP TABLE lineage;
+     ALTER TABLE lineage_v3 RENAME TO lineage;
+     CREATE TABLE partners_v3 (
+        id TEXT PRIMARY KEY, state TEXT NOT NULL, version TEXT,
+        status TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+     INSERT INTO partners_v3 SELECT id, state, version, status, updated_at FROM partners;
+     DROP TABLE partners;
+     ALTER TABLE partners_v3 RENAME TO partners;
+     CREATE TABLE stable_versions_v3 (
+        partner_id TEXT NOT NULL, seq INTEGER NOT NULL, version TEXT, state TEXT NOT NULL,
+        PRIMARY KEY (partner_id, seq)) WITHOUT ROWID;
+     INSERT INTO stable_versions_v3 SELECT partner_id, seq, version, state FROM stable_versions;
+     DROP TABLE stable_versions;
+     ALTER TABLE stable_versions_v3 RENAME TO stable_versions;
+     CREATE TABLE plans (id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE);
+     INSERT INTO plans (hash) SELECT plan_hash FROM progress GROUP BY plan_hash ORDER BY MIN(rowid);
+     CREATE TABLE progress_v3 (
+        plan INTEGER NOT NULL, partner_id TEXT NOT NULL, outcome TEXT NOT NULL,
+        PRIMARY KEY (plan, partner_id)) WITHOUT ROWID;
+     INSERT INTO progress_v3
+        SELECT plans.id, partner_id, outcome FROM progress JOIN plans ON plans.hash = progress.plan_hash;
+     DROP TABLE progress;
+     ALTER TABLE progress_v3 RENAME TO progress;",
 ];
 
 /// The digest of a partner's stored row, as the lineage records it.
@@ -285,6 +326,15 @@ impl Store {
         Ok(Some((p, last)))
     }
 
+    /// Whether the store holds no partner row at all.
+    pub fn holds_no_partner(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM partners)", [], |r| {
+                r.get(0)
+            })?)
+    }
+
     /// Every partner, by id.
     pub fn partners(&self) -> Result<Vec<StoredPartner>, StoreError> {
         let mut stmt = self
@@ -334,7 +384,7 @@ impl Store {
     pub fn progress(&self, plan_hash: &str) -> Result<HashMap<String, String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT partner_id, outcome FROM progress WHERE plan_hash = ?1")?;
+            .prepare("SELECT partner_id, outcome FROM progress WHERE plan = (SELECT id FROM plans WHERE hash = ?1)")?;
         let rows = stmt.query_map([plan_hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -342,17 +392,19 @@ impl Store {
     /// The outcome a plan's run recorded for a partner (from the lineage,
     /// the record of truth when `progress` was lost).
     pub fn plan_outcome(&self, id: &str, plan_hash: &str) -> Result<Option<String>, StoreError> {
-        let outcome: Option<Option<String>> = self
-            .conn
-            .prepare_cached(
-                "SELECT json_extract(event, '$.outcome') FROM lineage
-                 WHERE partner_id = ?1 AND json_extract(event, '$.plan_hash') = ?2
-                   AND json_extract(event, '$.state') IS NOT NULL
-                 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([id, plan_hash], |r| r.get(0))
-            .optional()?;
-        Ok(outcome.flatten())
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC",
+        )?;
+        let mut rows = stmt.query([id])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let body = r.get_ref(1)?.as_bytes().unwrap_or_default();
+            let e = lineage::LastEvent::of(body, id, seq as u64);
+            if e.plan_hash.as_deref() == Some(plan_hash) && e.state.is_some() {
+                return Ok(e.outcome);
+            }
+        }
+        Ok(None)
     }
 
     /// Partners by status: (status, count).
@@ -380,8 +432,8 @@ impl Store {
     /// paused), oldest first.
     pub fn applied_plans(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT plan_hash, COUNT(*), SUM(outcome IN ('awaiting_review', 'throttled')), MIN(rowid)
-             FROM progress GROUP BY plan_hash ORDER BY 4",
+            "SELECT plans.hash, COUNT(*), SUM(outcome IN ('awaiting_review', 'throttled'))
+             FROM progress JOIN plans ON plans.id = progress.plan GROUP BY progress.plan ORDER BY progress.plan",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)

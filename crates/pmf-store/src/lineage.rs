@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError};
 
-/// The hash before the first event.
+/// The hash before the first event (hex).
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One lineage event. Absent fields are left out of its JSON.
@@ -175,6 +175,104 @@ impl std::fmt::Display for EventKind {
     }
 }
 
+impl Event {
+    /// The event's JSON, as serde writes it (the same fields in the same
+    /// order, absent ones left out), appended to `out`: apply's
+    /// `--format json` writes a line per event. A test holds it equal to
+    /// `serde_json::to_string`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"partner\":");
+        json_str(out, &self.partner);
+        out.extend_from_slice(b",\"seq\":");
+        out.extend_from_slice(self.seq.to_string().as_bytes());
+        let field = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                json_str(out, v);
+            }
+        };
+        let list = |out: &mut Vec<u8>, name: &str, v: &[String]| {
+            if !v.is_empty() {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":[");
+                for (i, s) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_str(out, s);
+                }
+                out.push(b']');
+            }
+        };
+        field(out, "phase", &self.phase);
+        out.extend_from_slice(b",\"kind\":\"");
+        out.extend_from_slice(self.kind.as_str().as_bytes());
+        out.push(b'"');
+        field(out, "from", &self.from);
+        field(out, "to", &self.to);
+        field(out, "type", &self.migration);
+        field(out, "outcome", &self.outcome);
+        if let Some(h) = self.health {
+            out.extend_from_slice(b",\"health\":");
+            // Numbers as serde writes them (shortest round trip; `null`
+            // when not finite).
+            if serde_json::to_writer(&mut *out, &h).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+        field(out, "band", &self.band);
+        field(out, "action", &self.action);
+        list(out, "approvals", &self.approvals);
+        field(out, "rite", &self.rite);
+        field(out, "policy_hash", &self.policy_hash);
+        field(out, "plan_hash", &self.plan_hash);
+        field(out, "state", &self.state);
+        list(out, "stable", &self.stable);
+        list(out, "signers", &self.signers);
+        field(out, "signature", &self.signature);
+        field(out, "waits", &self.waits);
+        out.extend_from_slice(b",\"time\":");
+        json_str(out, &self.time);
+        field(out, "detail", &self.detail);
+        out.push(b'}');
+    }
+}
+
+/// A JSON string as serde_json writes it: `"` and `\` escaped, control
+/// characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            let digit = |n: u8| HEX.get(usize::from(n)).copied().unwrap_or(b'0');
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', digit(b >> 4), digit(b & 15)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
+}
+
 /// An event as stored, with its hashes.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -183,14 +281,16 @@ pub struct StoredEvent {
     /// The event.
     #[serde(flatten)]
     pub event: Event,
-    /// Hash of the partner's previous event.
+    /// Hash of the partner's previous event (hex).
     pub prev_hash: String,
-    /// This event's hash.
+    /// This event's hash (hex).
     pub hash: String,
 }
 
-/// The chain hash of an event: SHA-256 (hex) of the previous hash, a
-/// newline and the event's JSON.
+/// The chain hash of an event stored as JSON (stores of schema 2 and
+/// before): SHA-256 (hex) of the previous hash (hex), a newline and the
+/// event's JSON. Also the global chain's link of such an event: the
+/// previous global hash and the event's hash, both in hex.
 pub fn chain_hash(prev: &str, body: &str) -> String {
     hex32(&chain_digest(prev, body))
 }
@@ -204,8 +304,77 @@ pub fn chain_digest(prev: &str, body: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Lowercase hex of 32 bytes, by table (`hex::encode` goes char by char:
-/// a few percent of apply, which writes two of these per event).
+/// The chain hash of an event in the compact encoding (its Merkle leaf
+/// input): SHA-256 of `pmf-event-v2` and a zero byte, the partner's
+/// previous hash (32 bytes), the event's position and the partner id's
+/// length (varints), the partner id and the stored bytes.
+pub fn event_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [u8; 32] {
+    let mut head = Vec::with_capacity(48);
+    head.extend_from_slice(b"pmf-event-v2\0");
+    head.extend_from_slice(prev);
+    put_varint(&mut head, seq);
+    put_varint(&mut head, partner.len() as u64);
+    let mut h = Sha256::new();
+    h.update(&head);
+    h.update(partner.as_bytes());
+    h.update(body);
+    h.finalize().into()
+}
+
+/// The global chain's link of an event in the compact encoding: SHA-256
+/// of `pmf-global-v2` and a zero byte, the previous global hash and the
+/// event's hash (32 bytes each).
+pub fn global_digest(prev: &[u8; 32], hash: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"pmf-global-v2\0");
+    h.update(prev);
+    h.update(hash);
+    h.finalize().into()
+}
+
+/// Whether a stored event is JSON (written before schema 3).
+pub fn is_json(body: &[u8]) -> bool {
+    body.first() == Some(&b'{')
+}
+
+/// The chain hash of a stored event, by its encoding, after `prev`.
+pub fn stored_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [u8; 32] {
+    if is_json(body) {
+        chain_digest(&hex32(prev), &String::from_utf8_lossy(body))
+    } else {
+        event_digest(prev, partner, seq, body)
+    }
+}
+
+/// The global chain's link of a stored event, by its encoding.
+pub fn stored_global(prev: &[u8; 32], hash: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    if is_json(body) {
+        chain_digest(&hex32(prev), &hex32(hash))
+    } else {
+        global_digest(prev, hash)
+    }
+}
+
+/// A stored event read back (JSON or compact), with the partner and
+/// position of its row; `None` when it cannot be read.
+pub fn read_event(body: &[u8], partner: &str, seq: u64) -> Option<Event> {
+    if is_json(body) {
+        serde_json::from_slice(body).ok()
+    } else {
+        decode(body, partner, seq)
+    }
+}
+
+/// A 32-byte hash column (a hash of another length reads as zeros, which
+/// no chain hash is: `verify` reports it).
+pub fn hash_of(bytes: &[u8]) -> [u8; 32] {
+    bytes.try_into().unwrap_or([0; 32])
+}
+
+/// The hash before the first event, as bytes.
+pub const GENESIS_BYTES: [u8; 32] = [0; 32];
+
+/// Lowercase hex of 32 bytes, by table (`hex::encode` goes char by char).
 pub fn hex32(bytes: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     // A nibble is below 16: the default is never taken.
@@ -239,49 +408,502 @@ pub struct LastEvent {
     pub detail: Option<String>,
 }
 
+impl LastEvent {
+    /// What a stored event says (an unreadable one says nothing).
+    pub fn of(body: &[u8], partner: &str, seq: u64) -> LastEvent {
+        if is_json(body) {
+            return serde_json::from_slice(body).unwrap_or_default();
+        }
+        decode(body, partner, seq).map_or_else(LastEvent::default, |e| LastEvent {
+            kind: e.kind,
+            outcome: e.outcome,
+            plan_hash: e.plan_hash,
+            state: e.state,
+            waits: e.waits,
+            detail: e.detail,
+        })
+    }
+}
+
+/// One stored event as it is in the store, for proofs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawEvent {
+    /// Position in the global chain, from 1.
+    pub global_seq: i64,
+    /// Position in the partner's chain, from 1.
+    pub seq: i64,
+    /// The stored bytes (JSON, or the compact encoding).
+    pub body: Vec<u8>,
+    /// Hash of the partner's previous event.
+    pub prev_hash: [u8; 32],
+    /// This event's hash.
+    pub hash: [u8; 32],
+}
+
 impl Store {
     /// The lineage of one partner (or of all), in order.
     pub fn lineage(&self, partner: Option<&str>) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = "SELECT global_seq, event, prev_hash, hash FROM lineage WHERE (?1 IS NULL OR partner_id = ?1) ORDER BY global_seq";
+        let sql = "SELECT global_seq, partner_id, seq, event, hash FROM lineage WHERE (?1 IS NULL OR partner_id = ?1) ORDER BY global_seq";
         let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map([partner], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
+        let mut rows = stmt.query([partner])?;
+        let mut heads: std::collections::HashMap<String, [u8; 32]> = Default::default();
         let mut out = Vec::new();
-        for row in rows {
-            let (global_seq, body, prev_hash, hash) = row?;
-            let event: Event = serde_json::from_str(&body).unwrap_or_else(|_| Event {
+        while let Some(r) = rows.next()? {
+            let global_seq: i64 = r.get(0)?;
+            let id: String = r.get(1)?;
+            let seq: i64 = r.get(2)?;
+            let body = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            let hash = hash_of(r.get_ref(4)?.as_bytes().unwrap_or_default());
+            let event = read_event(body, &id, seq as u64).unwrap_or_else(|| Event {
+                partner: id.clone(),
+                seq: seq as u64,
                 kind: EventKind::Unknown,
-                detail: Some(body.clone()),
+                detail: Some(String::from_utf8_lossy(body).into_owned()),
                 ..Event::default()
             });
+            let prev = heads.insert(id, hash).unwrap_or(GENESIS_BYTES);
             out.push(StoredEvent {
                 global_seq,
                 event,
-                prev_hash,
-                hash,
+                prev_hash: hex32(&prev),
+                hash: hex32(&hash),
             });
         }
         Ok(out)
     }
 
-    /// One partner's events as stored: (global position, JSON, previous
-    /// hash, hash), in order.
-    pub fn raw_events(
-        &self,
-        partner: &str,
-    ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+    /// One partner's events as stored, in order.
+    pub fn raw_events(&self, partner: &str) -> Result<Vec<RawEvent>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT global_seq, event, prev_hash, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq",
+            "SELECT global_seq, seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map([partner], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query([partner])?;
+        let mut out = Vec::new();
+        let mut prev = GENESIS_BYTES;
+        while let Some(r) = rows.next()? {
+            let hash = hash_of(r.get_ref(3)?.as_bytes().unwrap_or_default());
+            out.push(RawEvent {
+                global_seq: r.get(0)?,
+                seq: r.get(1)?,
+                body: r.get_ref(2)?.as_bytes().unwrap_or_default().to_vec(),
+                prev_hash: prev,
+                hash,
+            });
+            prev = hash;
+        }
+        Ok(out)
+    }
+}
+
+/// The first byte of an event in the compact encoding (an event stored as
+/// JSON, as stores of schema 2 and before hold them, begins with `{`).
+pub const COMPACT: u8 = 0x02;
+
+/// Every kind, by its code in the compact encoding (its place here).
+const KINDS: [EventKind; 21] = [
+    EventKind::Unknown,
+    EventKind::PhaseEntered,
+    EventKind::ApprovalsMissing,
+    EventKind::Approved,
+    EventKind::Validated,
+    EventKind::Health,
+    EventKind::PhaseFailed,
+    EventKind::Fallback,
+    EventKind::Resumed,
+    EventKind::Completed,
+    EventKind::Released,
+    EventKind::Restricted,
+    EventKind::AwaitingReview,
+    EventKind::Throttled,
+    EventKind::Promoted,
+    EventKind::Unchanged,
+    EventKind::Rollback,
+    EventKind::Imported,
+    EventKind::Replaced,
+    EventKind::ReviewPromoted,
+    EventKind::ReviewAborted,
+];
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A string: its length shifted left once, the low bit set when the text
+/// is lowercase hex (then kept as the bytes it spells: a digest takes 32
+/// bytes, not 64); then the bytes.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let hex = b.len() >= 16
+        && b.len().is_multiple_of(2)
+        && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    if hex {
+        put_varint(out, (((b.len() / 2) as u64) << 1) | 1);
+        let nibble = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
+        for pair in b.chunks_exact(2) {
+            if let [hi, lo] = pair {
+                out.push((nibble(*hi) << 4) | nibble(*lo));
+            }
+        }
+    } else {
+        put_varint(out, (b.len() as u64) << 1);
+        out.extend_from_slice(b);
+    }
+}
+
+fn put_list(out: &mut Vec<u8>, list: &[String]) {
+    put_varint(out, list.len() as u64);
+    for s in list {
+        put_str(out, s);
+    }
+}
+
+/// An event's compact encoding (what the lineage stores and hashes): the
+/// tag [`COMPACT`], the kind's code, a bit per optional field present (and
+/// one when the time is kept as seconds), the time, then each field present
+/// in the order of [`Event`]. Strings are
+/// length-prefixed (lowercase hex kept as its bytes), a health score is 8
+/// bytes (IEEE 754, little-endian). The partner and its position are not
+/// repeated: they are the row's, and the chain hash covers them.
+pub fn encode(e: &Event, out: &mut Vec<u8>) {
+    out.push(COMPACT);
+    let code = KINDS.iter().position(|k| *k == e.kind).unwrap_or(0);
+    out.push(code as u8);
+    let strs: [&Option<String>; 5] = [&e.phase, &e.from, &e.to, &e.migration, &e.outcome];
+    let more: [&Option<String>; 2] = [&e.band, &e.action];
+    let texts: [&Option<String>; 3] = [&e.rite, &e.policy_hash, &e.plan_hash];
+    let mut flags = 0u64;
+    let mut bit = 0;
+    let mut mark = |present: bool| {
+        if present {
+            flags |= 1 << bit;
+        }
+        bit += 1;
+    };
+    for s in strs {
+        mark(s.is_some());
+    }
+    mark(e.health.is_some());
+    for s in more {
+        mark(s.is_some());
+    }
+    mark(!e.approvals.is_empty());
+    for s in texts {
+        mark(s.is_some());
+    }
+    mark(e.state.is_some());
+    mark(!e.stable.is_empty());
+    mark(!e.signers.is_empty());
+    mark(e.signature.is_some());
+    mark(e.waits.is_some());
+    mark(e.detail.is_some());
+    // A time as pmf writes it is kept as its seconds (bit 18).
+    let secs = crate::clock::parse_rfc3339(&e.time);
+    mark(secs.is_some());
+    put_varint(out, flags);
+    match secs {
+        Some(n) => put_varint(out, n),
+        None => put_str(out, &e.time),
+    }
+    for s in strs.into_iter().flatten() {
+        put_str(out, s);
+    }
+    if let Some(h) = e.health {
+        out.extend_from_slice(&h.to_le_bytes());
+    }
+    for s in more.into_iter().flatten() {
+        put_str(out, s);
+    }
+    if !e.approvals.is_empty() {
+        put_list(out, &e.approvals);
+    }
+    for s in texts.into_iter().flatten() {
+        put_str(out, s);
+    }
+    if let Some(s) = &e.state {
+        put_str(out, s);
+    }
+    if !e.stable.is_empty() {
+        put_list(out, &e.stable);
+    }
+    if !e.signers.is_empty() {
+        put_list(out, &e.signers);
+    }
+    for s in [&e.signature, &e.waits, &e.detail].into_iter().flatten() {
+        put_str(out, s);
+    }
+}
+
+/// Reads the compact encoding back.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        Some(b)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        let (b, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
+        Some(b)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let h = self.varint()?;
+        let n = usize::try_from(h >> 1).ok()?;
+        let b = self.bytes(n)?;
+        if h & 1 == 1 {
+            Some(hex::encode(b))
+        } else {
+            String::from_utf8(b.to_vec()).ok()
+        }
+    }
+
+    fn list(&mut self) -> Option<Vec<String>> {
+        let n = self.varint()?;
+        (0..n).map(|_| self.string()).collect()
+    }
+}
+
+/// An event from its compact encoding, with the partner and position of
+/// its row; `None` when the bytes are not one.
+pub fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
+    let mut r = Reader { rest: bytes };
+    if r.byte()? != COMPACT {
+        return None;
+    }
+    let kind = *KINDS.get(usize::from(r.byte()?))?;
+    let flags = r.varint()?;
+    let has = |bit: u32| (flags >> bit) & 1 == 1;
+    let time = if has(18) {
+        crate::clock::rfc3339(r.varint()?)
+    } else {
+        r.string()?
+    };
+    let opt = |bit: u32, r: &mut Reader<'_>| -> Option<Option<String>> {
+        if has(bit) {
+            r.string().map(Some)
+        } else {
+            Some(None)
+        }
+    };
+    let phase = opt(0, &mut r)?;
+    let from = opt(1, &mut r)?;
+    let to = opt(2, &mut r)?;
+    let migration = opt(3, &mut r)?;
+    let outcome = opt(4, &mut r)?;
+    let health = if has(5) {
+        let b: [u8; 8] = r.bytes(8)?.try_into().ok()?;
+        Some(f64::from_le_bytes(b))
+    } else {
+        None
+    };
+    let band = opt(6, &mut r)?;
+    let action = opt(7, &mut r)?;
+    let approvals = if has(8) { r.list()? } else { Vec::new() };
+    let rite = opt(9, &mut r)?;
+    let policy_hash = opt(10, &mut r)?;
+    let plan_hash = opt(11, &mut r)?;
+    let state = opt(12, &mut r)?;
+    let stable = if has(13) { r.list()? } else { Vec::new() };
+    let signers = if has(14) { r.list()? } else { Vec::new() };
+    let signature = opt(15, &mut r)?;
+    let waits = opt(16, &mut r)?;
+    let detail = opt(17, &mut r)?;
+    if !r.rest.is_empty() || flags >> 19 != 0 {
+        return None;
+    }
+    Some(Event {
+        partner: partner.to_string(),
+        seq,
+        phase,
+        kind,
+        from,
+        to,
+        migration,
+        outcome,
+        health,
+        band,
+        action,
+        approvals,
+        rite,
+        policy_hash,
+        plan_hash,
+        state,
+        stable,
+        signers,
+        signature,
+        waits,
+        time,
+        detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Event {
+        Event {
+            partner: "p-1".into(),
+            seq: 7,
+            phase: Some("stabilization".into()),
+            kind: EventKind::Health,
+            from: Some("1.4.0".into()),
+            to: Some("1.6.0".into()),
+            migration: Some("soft".into()),
+            outcome: Some("awaiting_review".into()),
+            health: Some(66.25),
+            band: Some("vulnerable".into()),
+            action: Some("review".into()),
+            approvals: vec!["TSC".into(), "ERC".into()],
+            rite: Some("The pattern holds.".into()),
+            policy_hash: Some("ab".repeat(32)),
+            plan_hash: Some("0f".repeat(32)),
+            state: Some("9c".repeat(32)),
+            stable: vec!["11".repeat(32), "22".repeat(32)],
+            signers: vec![format!("TSC:{}", "cd".repeat(32))],
+            signature: Some("ee".repeat(64)),
+            waits: Some("01".repeat(32)),
+            time: "2026-12-03T14:00:00Z".into(),
+            detail: Some("health band requires review — “quoted”".into()),
+        }
+    }
+
+    #[test]
+    fn the_compact_encoding_reads_back_what_was_written() {
+        let bare = Event {
+            partner: "x".into(),
+            seq: 1,
+            kind: EventKind::PhaseEntered,
+            time: "t".into(),
+            ..Event::default()
+        };
+        // Hex-looking text that is not lowercase hex, or too short, stays text.
+        let odd = Event {
+            detail: Some("ABCDEF0123456789abcdef".into()),
+            outcome: Some("abcd".into()),
+            from: Some("0123456789abcdef0".into()),
+            ..bare.clone()
+        };
+        for e in [full(), bare, odd] {
+            let mut body = Vec::new();
+            encode(&e, &mut body);
+            assert_eq!(body.first(), Some(&COMPACT));
+            assert!(!is_json(&body));
+            assert_eq!(decode(&body, &e.partner, e.seq).as_ref(), Some(&e));
+            // A byte more, or one fewer, is not an event.
+            let mut longer = body.clone();
+            longer.push(0);
+            assert_eq!(decode(&longer, &e.partner, e.seq), None);
+            assert_eq!(decode(&body[..body.len() - 1], &e.partner, e.seq), None);
+        }
+        // Digests take half the bytes they take in JSON; the whole, about half.
+        let mut body = Vec::new();
+        encode(&full(), &mut body);
+        let json = serde_json::to_string(&full()).unwrap();
+        assert!(
+            body.len() * 3 < json.len() * 2,
+            "{} vs {}",
+            body.len(),
+            json.len()
+        );
+    }
+
+    #[test]
+    fn events_are_written_as_serde_writes_them() {
+        let odd = Event {
+            detail: Some("quote \" backslash \\ tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f} é “x” 🦀".into()),
+            health: Some(92.0),
+            rite: Some(String::new()),
+            ..full()
+        };
+        let small = Event {
+            health: Some(1e-7),
+            approvals: vec!["a\"b".into()],
+            ..Event::default()
+        };
+        for e in [full(), odd, small, Event::default()] {
+            let mut out = Vec::new();
+            e.write_json(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&e).unwrap()
+            );
+        }
+        for h in [f64::NAN, f64::INFINITY, 66.25, 1e21, -0.0] {
+            let e = Event {
+                health: Some(h),
+                ..Event::default()
+            };
+            let mut out = Vec::new();
+            e.write_json(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&e).unwrap(),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert_eq!(KINDS.iter().position(|x| x == k), Some(i));
+        }
+        // Every variant is listed: its JSON name reads back through the list.
+        for k in KINDS {
+            let e = Event {
+                kind: k,
+                ..Event::default()
+            };
+            let mut body = Vec::new();
+            encode(&e, &mut body);
+            assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
+        }
+        assert_eq!(KINDS.len(), 21);
+    }
+
+    #[test]
+    fn the_hashes_cover_the_partner_the_position_and_the_bytes() {
+        let mut body = Vec::new();
+        encode(&full(), &mut body);
+        let prev = [3u8; 32];
+        let h = event_digest(&prev, "p-1", 7, &body);
+        assert_ne!(h, event_digest(&prev, "p-2", 7, &body));
+        assert_ne!(h, event_digest(&prev, "p-1", 8, &body));
+        assert_ne!(h, event_digest(&[4u8; 32], "p-1", 7, &body));
+        let mut other = body.clone();
+        other[3] ^= 1;
+        assert_ne!(h, event_digest(&prev, "p-1", 7, &other));
+        // A JSON event keeps the hash it was signed with.
+        let json = br#"{"partner":"p-1","seq":1,"kind":"unchanged","time":"t"}"#;
+        assert_eq!(
+            hex32(&stored_digest(&GENESIS_BYTES, "p-1", 1, json)),
+            chain_hash(GENESIS, std::str::from_utf8(json).unwrap())
+        );
+        assert_eq!(
+            hex32(&stored_global(&prev, &h, json)),
+            chain_hash(&hex32(&prev), &hex32(&h))
+        );
     }
 }

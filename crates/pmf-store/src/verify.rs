@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::batch::GENESIS;
 use super::checkpoint::{Checkpoint, FORMAT};
-use super::lineage::{Event, chain_hash};
+use super::lineage::{
+    GENESIS_BYTES, hash_of, hex32, is_json, read_event, stored_digest, stored_global,
+};
 use super::merkle::{self, Frontier, Tree};
 use super::{Store, StoreError, row_digest, stable_digest};
 
@@ -84,7 +86,7 @@ pub struct Verification {
 #[derive(Default)]
 struct Recorded {
     seq: i64,
-    hash: String,
+    hash: [u8; 32],
     state: Option<String>,
     stable: Vec<String>,
     legacy: bool,
@@ -150,10 +152,10 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT hash FROM lineage ORDER BY global_seq")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut rows = stmt.query([])?;
         let mut out = Vec::new();
-        for h in rows {
-            out.push(merkle::from_hex(&h?).unwrap_or_default());
+        while let Some(r) = rows.next()? {
+            out.push(hash_of(r.get_ref(0)?.as_bytes().unwrap_or_default()));
         }
         Ok(out)
     }
@@ -179,10 +181,10 @@ impl Store {
         let mut last_good_size = 0u64;
 
         let mut stmt = self.conn.prepare(
-            "SELECT global_seq, partner_id, seq, event, prev_hash, hash, global_prev, global_hash FROM lineage ORDER BY global_seq",
+            "SELECT global_seq, partner_id, seq, event, hash, global_hash FROM lineage ORDER BY global_seq",
         )?;
         let mut rows = stmt.query([])?;
-        let mut last_global = (0i64, GENESIS.to_string());
+        let mut last_global = (0i64, GENESIS_BYTES);
         let mut partners: HashMap<String, Recorded> = HashMap::new();
         let mut frontier = Frontier::default();
         let mut count = 0i64;
@@ -194,13 +196,12 @@ impl Store {
             let global_seq: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
             let seq: i64 = r.get(2)?;
-            let body: String = r.get(3)?;
-            let prev_hash: String = r.get(4)?;
-            let hash: String = r.get(5)?;
-            let global_prev: String = r.get(6)?;
-            let global_hash: String = r.get(7)?;
+            let body = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            let stored_hash = r.get_ref(4)?.as_bytes().unwrap_or_default();
+            let hash = hash_of(stored_hash);
+            let global_hash = r.get_ref(5)?.as_bytes().unwrap_or_default();
             count += 1;
-            frontier.push(&merkle::from_hex(&hash).unwrap_or_default());
+            frontier.push(&hash);
             let here = |reason: String| Broken {
                 global_seq,
                 partner: Some(partner.clone()),
@@ -208,13 +209,14 @@ impl Store {
                 reason,
             };
             let known = partners.entry(partner.clone()).or_default();
-            let parsed: Option<Event> = serde_json::from_str(&body).ok();
+            let parsed = read_event(body, &partner, seq as u64);
+            let prev = if known.seq == 0 {
+                GENESIS_BYTES
+            } else {
+                known.hash
+            };
+            let prev_hash = hex32(&prev);
             if !chain_broken {
-                let (last_seq, last_hash) = if known.seq == 0 {
-                    (0, GENESIS)
-                } else {
-                    (known.seq, known.hash.as_str())
-                };
                 let problem = if global_seq != last_global.0 + 1 {
                     Some(at(
                         last_global.0 + 1,
@@ -223,26 +225,23 @@ impl Store {
                             last_global.0 + 1
                         ),
                     ))
-                } else if global_prev != last_global.1
-                    || chain_hash(&global_prev, &hash) != global_hash
-                {
+                } else if stored_global(&last_global.1, &hash, body).as_slice() != global_hash {
                     Some(here(
                         "the global chain does not link to the previous event".into(),
                     ))
-                } else if seq != last_seq + 1 {
+                } else if seq != known.seq + 1 {
                     Some(here(format!(
                         "partner event {} is missing or out of order (found {seq})",
-                        last_seq + 1
+                        known.seq + 1
                     )))
-                } else if prev_hash != last_hash {
+                } else if stored_digest(&prev, &partner, seq as u64, body).as_slice() != stored_hash
+                {
                     Some(here(
-                        "it does not link to the partner's previous event".into(),
+                        "its content does not match its hash (edited, or not linked to the partner's previous event)".into(),
                     ))
-                } else if chain_hash(&prev_hash, &body) != hash {
-                    Some(here("its content does not match its hash (edited)".into()))
                 } else if parsed
                     .as_ref()
-                    .is_none_or(|e| e.partner != partner || e.seq as i64 != seq)
+                    .is_none_or(|e| is_json(body) && (e.partner != partner || e.seq as i64 != seq))
                 {
                     Some(here("its content names another partner or position".into()))
                 } else {
@@ -322,7 +321,7 @@ impl Store {
                     }
                 }
             }
-            last_global = (global_seq, global_hash);
+            last_global = (global_seq, hash_of(global_hash));
             while let Some(c) = next_checkpoint.peek() {
                 if c.size as i64 > count {
                     break;
@@ -409,7 +408,7 @@ impl Store {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let head = self.meta("global_head")?;
-        if recorded_count != count || head.as_deref().unwrap_or(GENESIS) != last_global.1 {
+        if recorded_count != count || head.as_deref().unwrap_or(GENESIS) != hex32(&last_global.1) {
             problems.push(at(
                 count + 1,
                 format!(
@@ -487,7 +486,8 @@ impl Store {
         let short = |plan: &str| plan.get(..12).unwrap_or(plan).to_string();
         let mut matched: std::collections::HashSet<(String, u32)> = Default::default();
         let mut stmt = self.conn.prepare(
-            "SELECT plan_hash, partner_id, outcome FROM progress ORDER BY plan_hash, partner_id",
+            "SELECT coalesce(plans.hash, CAST(progress.plan AS TEXT)), partner_id, outcome
+             FROM progress LEFT JOIN plans ON plans.id = progress.plan ORDER BY 1, 2",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {

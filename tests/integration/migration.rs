@@ -1,0 +1,160 @@
+//! Stores written before schema 3 (events as JSON, hashes as hex text)
+//! open, verify, read and go on: `tests/fixtures/store-v2/` is a store
+//! made by the pmf of schema 2 (a subset of the fleet: plan, TSC and ERC
+//! approvals, apply, a rollback of p-001, a review promoting p-021), kept
+//! as its SQL dump with the operator key, the plan, its approvals and a
+//! witness's checkpoint.
+
+use std::path::Path;
+
+use pmf::store::Store;
+use pmf::store::lineage::EventKind;
+
+use crate::runtime::{code, db, pmf, text};
+
+const FIXTURE: &str = "tests/fixtures/store-v2";
+
+/// The schema-2 store, rebuilt from its dump in a new directory.
+fn old_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".pmf")).unwrap();
+    let sql = std::fs::read_to_string(Path::new(FIXTURE).join("state.sql")).unwrap();
+    rusqlite::Connection::open(dir.path().join(".pmf/state.db"))
+        .unwrap()
+        .execute_batch(&sql)
+        .unwrap();
+    for f in ["witness.json", "plan.json", "approvals.json"] {
+        std::fs::copy(Path::new(FIXTURE).join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::copy(
+        Path::new(FIXTURE).join("operator.key"),
+        dir.path().join(".pmf/operator.key"),
+    )
+    .unwrap();
+    dir
+}
+
+fn verify(dir: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["lineage", "verify"];
+    args.extend_from_slice(extra);
+    let o = pmf(dir, &args);
+    (code(&o), text(&o.stdout))
+}
+
+#[test]
+fn a_schema_2_store_is_migrated_and_still_verifies() {
+    let dir = old_store();
+    let version: i64 = db(dir.path())
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    // Opening migrates it; every event signed before still verifies, and
+    // the log extends the checkpoint a witness kept before the migration.
+    let (c, out) = verify(dir.path(), &["--checkpoint", "witness.json"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(
+        out.contains("lineage intact: 62 events across 9 partners, 3 signed checkpoints"),
+        "{out}"
+    );
+    assert!(
+        out.contains("extends the witness's checkpoint of 62 events"),
+        "{out}"
+    );
+    let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    // The old events read as they were written.
+    let events = store.lineage(Some("p-021")).unwrap();
+    assert!(events.iter().all(|e| e.event.partner == "p-021"));
+    assert_eq!(
+        events.last().map(|e| e.event.kind),
+        Some(EventKind::ReviewPromoted)
+    );
+    assert!(events.iter().any(|e| e.event.kind == EventKind::Validated));
+    let last = store.last_event("p-014").unwrap().unwrap();
+    assert_eq!(last.outcome.as_deref(), Some("awaiting_review"));
+    drop(store);
+    let shown = text(&pmf(dir.path(), &["lineage", "show", "p-001"]).stdout);
+    assert!(shown.contains("rollback") && shown.contains("“"), "{shown}");
+
+    // The plan applied again: p-021, promoted by the review, goes on, its
+    // new events (in the compact encoding) chained after its old ones.
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
+    let events = store.lineage(Some("p-021")).unwrap();
+    assert!(events.len() > 1 && events.iter().any(|e| e.event.kind == EventKind::Promoted));
+    drop(store);
+    let (c, out) = verify(dir.path(), &["--checkpoint", "witness.json"]);
+    assert_eq!(c, 0, "{out}");
+
+    // A proof of a partner with events of both encodings checks out with
+    // the independent verifier.
+    let o = pmf(dir.path(), &["lineage", "prove", "p-021"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::write(dir.path().join("proof.json"), &o.stdout).unwrap();
+    let proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let formats: Vec<bool> = proof["inclusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.get("body").is_some())
+        .collect();
+    assert!(
+        formats.contains(&true) && formats.contains(&false),
+        "{proof}"
+    );
+    let verifier = std::path::absolute("tests/integration/verify_proof.py").unwrap();
+    let ok = std::process::Command::new("python3")
+        .arg(&verifier)
+        .arg("proof.json")
+        .current_dir(dir.path())
+        .output()
+        .expect("python3");
+    assert_eq!(code(&ok), 0, "{}{}", text(&ok.stdout), text(&ok.stderr));
+}
+
+#[test]
+fn an_old_event_edited_after_the_migration_is_caught() {
+    let dir = old_store();
+    let (c, out) = verify(dir.path(), &[]);
+    assert_eq!(c, 0, "{out}");
+    // A health score of an event written as JSON, changed.
+    let changed = db(dir.path())
+        .execute(
+            "UPDATE lineage SET event = replace(event, '\"health\":66', '\"health\":96')
+             WHERE global_seq = (SELECT MIN(global_seq) FROM lineage WHERE event LIKE '%\"health\":66%')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let (c, out) = verify(dir.path(), &[]);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("does not match its hash"), "{out}");
+}
+
+#[test]
+fn an_old_store_edited_before_the_migration_is_still_caught() {
+    let dir = old_store();
+    // The old layout, edited before pmf opens it: the edit survives the
+    // migration and is named.
+    db(dir.path())
+        .execute_batch(
+            "UPDATE lineage SET hash = 'ab' || substr(hash, 3) WHERE global_seq = 20;
+             DELETE FROM progress WHERE partner_id = 'p-018';",
+        )
+        .unwrap();
+    let (c, out) = verify(dir.path(), &[]);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("event #20"), "{out}");
+    assert!(out.contains("progress row is missing"), "{out}");
+}
