@@ -68,6 +68,35 @@ impl LineIndex {
         LineIndex { starts }
     }
 
+    /// The index of the text after `replaced` (a byte range of the old
+    /// text) became `inserted`: the line starts inside the range go, those
+    /// of `inserted` come in, and the later ones move by the change in
+    /// length. Equal to [`LineIndex::new`] of the new text, without
+    /// reading all of it (an edit in a large document).
+    pub fn edit(&mut self, replaced: Span, inserted: &str) {
+        let (start, end) = (replaced.start, replaced.end.max(replaced.start));
+        // A line start `s` follows a newline at `s - 1`: it goes when that
+        // newline was in the replaced range.
+        let first = self.starts.partition_point(|&s| s <= start);
+        let last = self.starts.partition_point(|&s| s <= end);
+        let added = inserted
+            .bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| start + i as u32 + 1);
+        let grown = inserted.len() as i64 - i64::from(end - start);
+        let later: Vec<u32> = self
+            .starts
+            .get(last..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&s| (i64::from(s) + grown) as u32)
+            .collect();
+        self.starts.truncate(first);
+        self.starts.extend(added);
+        self.starts.extend(later);
+    }
+
     /// Number of lines (a text ending with a newline has an empty last line).
     pub fn line_count(&self) -> usize {
         self.starts.len()
@@ -156,6 +185,37 @@ pub fn clamp_to_boundary(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An index edited in place equals the index of the edited text, for
+    /// edits that add, remove and replace newlines anywhere (a seeded
+    /// xorshift walk over a text with CRLF and multibyte characters).
+    #[test]
+    fn an_edited_index_is_the_index_of_the_edited_text() {
+        let mut text = String::from("policy a\r\n  x: é\n\nlast");
+        let mut index = LineIndex::new(&text);
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below.max(1) as u64) as usize
+        };
+        let pieces = ["", "\n", "a", "\r\n", "é\n\nz", "\n\n\n", "word"];
+        for _ in 0..2000 {
+            let mut a = clamp_to_boundary(&text, next(text.len() + 1));
+            let mut b = clamp_to_boundary(&text, next(text.len() + 1));
+            if a > b {
+                std::mem::swap(&mut a, &mut b);
+            }
+            if next(3) == 0 {
+                b = a;
+            }
+            let inserted = pieces[next(pieces.len())];
+            text.replace_range(a..b, inserted);
+            index.edit(Span::new(a, b), inserted);
+            assert_eq!(index, LineIndex::new(&text), "{text:?}");
+        }
+    }
 
     #[test]
     fn ascii_round_trip() {

@@ -649,23 +649,24 @@ impl Server {
             return;
         }
         let mut text = doc.file.text(&self.session.db).clone();
+        // Each change is read against the text the one before it left, and
+        // the line index follows it edit by edit (not rebuilt from the
+        // whole text: a keystroke in a large document stays cheap).
         let mut index = doc.index.clone();
-        let count = changes.len();
-        for (i, change) in changes.into_iter().enumerate() {
+        for change in changes {
             match change {
                 TextDocumentContentChangeEvent::TextDocumentContentChangePartial(c) => {
                     let span = index.span(&text, c.range, enc);
                     text.replace_range(span.range(), &c.text);
+                    index.edit(span, &c.text);
                 }
                 TextDocumentContentChangeEvent::TextDocumentContentChangeWholeDocument(c) => {
                     text = c.text;
+                    index = LineIndex::new(&text);
                 }
             }
-            if i + 1 < count {
-                index = LineIndex::new(&text);
-            }
         }
-        doc.index = LineIndex::new(&text);
+        doc.index = index;
         doc.version = version;
         self.session.set_file(&path, text);
         self.touched.insert(path);
