@@ -122,6 +122,18 @@ impl Client {
         self.conn.sender.send(n.into()).expect("send");
     }
 
+    /// Replace `from..to` (line, character) with `text` as document
+    /// `version`; returns the number of diagnostics published for it.
+    fn edit(&self, version: i32, from: (usize, usize), to: (usize, usize), text: &str) -> usize {
+        let change = json!({"range": {"start": {"line": from.0, "character": from.1},
+                                      "end": {"line": to.0, "character": to.1}}, "text": text});
+        self.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]}),
+        );
+        self.diagnostics(version)
+    }
+
     /// Wait for the diagnostics of `version`; returns their number.
     fn diagnostics(&self, version: i32) -> usize {
         loop {
@@ -181,47 +193,39 @@ fn measure(lines: usize) {
     let at = text.find(&middle).expect("middle comment") + 3;
     let line = text[..at].matches('\n').count();
     let character = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    // Alternately a character inserted in the comment and taken out: where
+    // the edit ends, and what it writes.
+    let comment_edit = |i: usize| {
+        if i.is_multiple_of(2) {
+            ((line, character), "x")
+        } else {
+            ((line, character + 1), "")
+        }
+    };
     let mut times = Vec::with_capacity(EDITS);
     for i in 0..EDITS {
         let version = i as i32 + 2;
-        let change = if i % 2 == 0 {
-            json!({"range": {"start": {"line": line, "character": character},
-                             "end": {"line": line, "character": character}}, "text": "x"})
-        } else {
-            json!({"range": {"start": {"line": line, "character": character},
-                             "end": {"line": line, "character": character + 1}}, "text": ""})
-        };
+        let (to, text) = comment_edit(i);
         let start = Instant::now();
-        client.notify(
-            "textDocument/didChange",
-            json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]}),
-        );
-        let n = client.diagnostics(version);
+        let n = client.edit(version, (line, character), to, text);
         times.push(start.elapsed());
         assert_eq!(n, 0);
     }
     // Adding and removing declarations (an authority and the category it
-    // governs) after the
-    // comment, alternately: the items change, so the policy is composed and
-    // checked again.
+    // governs) after the comment, alternately: the items change, so the
+    // policy is composed and checked again.
     let decl = "authority Zz \"Added\" governs zz\ncategory zz \"Added\" covers power\n";
     let next_line = line + 1;
     let mut decls = Vec::with_capacity(EDITS);
     for i in 0..EDITS {
         let version = (EDITS + i) as i32 + 2;
-        let change = if i % 2 == 0 {
-            json!({"range": {"start": {"line": next_line, "character": 0},
-                             "end": {"line": next_line, "character": 0}}, "text": decl})
+        let (to, text) = if i % 2 == 0 {
+            ((next_line, 0), decl)
         } else {
-            json!({"range": {"start": {"line": next_line, "character": 0},
-                             "end": {"line": next_line + 2, "character": 0}}, "text": ""})
+            ((next_line + 2, 0), "")
         };
         let start = Instant::now();
-        client.notify(
-            "textDocument/didChange",
-            json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]}),
-        );
-        let n = client.diagnostics(version);
+        let n = client.edit(version, (next_line, 0), to, text);
         decls.push(start.elapsed());
         assert_eq!(n, 0);
     }
@@ -234,18 +238,8 @@ fn measure(lines: usize) {
     let mut hovers = Vec::with_capacity(EDITS);
     for i in 0..EDITS {
         let version = (2 * EDITS + i) as i32 + 2;
-        let change = if i % 2 == 0 {
-            json!({"range": {"start": {"line": line, "character": character},
-                             "end": {"line": line, "character": character}}, "text": "x"})
-        } else {
-            json!({"range": {"start": {"line": line, "character": character},
-                             "end": {"line": line, "character": character + 1}}, "text": ""})
-        };
-        client.notify(
-            "textDocument/didChange",
-            json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]}),
-        );
-        let _ = client.diagnostics(version);
+        let (to, text) = comment_edit(i);
+        let _ = client.edit(version, (line, character), to, text);
         let start = Instant::now();
         let hover = client.request(
             "textDocument/hover",

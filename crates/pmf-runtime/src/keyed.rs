@@ -224,21 +224,15 @@ impl PartnerEntries {
         let Some(file) = &self.file else {
             return Ok(None);
         };
-        if let Some((offset, len)) = reader.following(id) {
-            let bytes = reader
-                .read(file, offset, len)
-                .map_err(|e| self.changed(&e.to_string()))?;
-            let Some((_, value)) = split_entry(bytes) else {
-                return Err(self.changed("an entry is not where it was"));
-            };
-            return parse_partial(schema, value, cache)
-                .map(Some)
-                .map_err(|r| self.changed(&r.problem));
-        }
-        let hash = self.hash(id);
-        let packed = self.find(hash).map(unpack);
+        // The entry after the one read last, when it is `id`'s (a file in
+        // the partners' order); else where the index says, looked up only
+        // then.
+        let indexed = || self.find(self.hash(id)).map(unpack);
         let other = || self.others.get(id).copied();
-        for (offset, len) in packed.into_iter().chain(std::iter::from_fn(other).take(1)) {
+        let places = (reader.following(id).into_iter())
+            .chain(std::iter::once_with(indexed).flatten())
+            .chain(std::iter::once_with(other).flatten());
+        for (offset, len) in places {
             let bytes = reader
                 .read(file, offset, len)
                 .map_err(|e| self.changed(&e.to_string()))?;
