@@ -76,7 +76,7 @@ pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
     };
     let (policy, session, leaf) = (&loaded.policy, &loaded.report.session, loaded.leaf);
     let resolved = db::resolve(&session.db, session.workspace, leaf);
-    let sources = session.sources();
+    let sources = session.placed_texts();
     let out_dir = args.output.clone();
     let link = |file: &str, line: usize| {
         if file == crate::stdlib::KWANUS_PATH {

@@ -99,7 +99,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         return Ok(Exit::Failure);
     }
     let session = &report.session;
-    let sources = session.sources();
+    let sources = session.placed_texts();
     let mut results = Vec::new();
     let mut filtered_out = 0usize;
     let mut declared_by: Vec<String> = Vec::new();
@@ -119,7 +119,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         if !names.is_empty() {
             // A name keeps the tests of that policy: its own file's, and
             // those of the files that extend it.
-            let header = db::file_header(&session.db, file);
+            let header = db::stable_header(&session.db, file);
             let Some(header) = header.as_ref() else {
                 continue;
             };
@@ -152,10 +152,10 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         };
         let policy = CompiledPolicy::compile(&resolved.policy, graph, &sources)
             .map_err(|e| UsageError(format!("{path}: {}", e.0)))?;
-        let text = sources.get(&path).cloned().unwrap_or_default();
-        let index = LineIndex::new(&text);
+        let text = sources.text(&path).unwrap_or_default();
+        let index = LineIndex::new(text);
         let at = |offset: u32| {
-            let lc = index.line_col(&text, offset as usize);
+            let lc = index.line_col(text, offset as usize);
             (lc.line, lc.column)
         };
         let mut runs = Vec::new();

@@ -5,13 +5,12 @@
 
 mod svg;
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::graph::PhaseGraph;
 use crate::graph::render::title;
 use crate::model::{EffectivePolicy, Sourced};
-use crate::syntax::LineIndex;
+use crate::syntax::PlacedTexts;
 use crate::syntax::ast::{MigrationItemKind, RuleKind};
 
 pub use svg::flow_svg;
@@ -30,8 +29,8 @@ pub struct DocInput<'a> {
     pub policy: &'a EffectivePolicy,
     /// Its phase graph.
     pub graph: &'a PhaseGraph,
-    /// Source texts by file path.
-    pub sources: &'a BTreeMap<String, String>,
+    /// Source texts by file path, with where their stable places are.
+    pub sources: &'a PlacedTexts,
     /// Turns a file and line into a link.
     pub link: &'a dyn Fn(&str, usize) -> SourceLink,
 }
@@ -46,9 +45,7 @@ struct Section {
 
 impl DocInput<'_> {
     fn line(&self, item: &Sourced) -> usize {
-        self.sources.get(&item.file).map_or(1, |t| {
-            LineIndex::new(t).line_col(t, item.span.start as usize).line
-        })
+        self.sources.line(&item.file, item.span)
     }
 
     fn link_of(&self, item: &Sourced) -> SourceLink {
@@ -58,8 +55,8 @@ impl DocInput<'_> {
     fn text(&self, file: &str, span: crate::syntax::Span) -> String {
         let mut out = String::new();
         crate::model::compose::normalize(
-            self.sources.get(file).map_or("", String::as_str),
-            span,
+            self.sources.text(file).unwrap_or(""),
+            self.sources.bytes(file, span),
             |c| out.push(c),
         );
         out
@@ -230,9 +227,7 @@ impl DocInput<'_> {
                 .phases
                 .iter()
                 .map(|ph| {
-                    let line = self.sources.get(&self.graph.file).map_or(1, |t| {
-                        LineIndex::new(t).line_col(t, ph.span.start as usize).line
-                    });
+                    let line = self.sources.line(&self.graph.file, ph.span);
                     (
                         vec![
                             title(&ph.name),

@@ -17,7 +17,7 @@ use super::workspace::DocRef;
 use crate::check::health::BAND_ACTIONS;
 use crate::check::migrations::{COMPATIBILITY_ACTIONS, SUSTAINABILITY_ACTIONS};
 use crate::check::types::{BUILTIN_NAMES, FUNCTIONS, ROOTS};
-use crate::db::{policy_index, resolve_stable};
+use crate::db::{policy_index, resolve};
 use crate::model::types::{TYPE_NAMES, Type, field_type, schema};
 use crate::model::{ACTIONS, DIMENSIONS, EffectivePolicy, RELEASE_RITE, SEED_PHASES};
 use crate::syntax::ast::MigrationItemKind;
@@ -29,7 +29,7 @@ pub fn completion(doc: &DocRef<'_>, offset: usize) -> Vec<CompletionItem> {
         return Vec::new();
     }
     // Names only: the policy in stable places, which edits rarely change.
-    let policy = &resolve_stable(&doc.session.db, doc.ws, doc.file).policy;
+    let policy = &resolve(&doc.session.db, doc.ws, doc.file).policy;
     let mut out = Vec::new();
     complete(doc, policy, &c, &mut out);
     // One item per label.

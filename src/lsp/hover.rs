@@ -12,7 +12,7 @@ use super::docs;
 use super::navigation::{declaration, definition_of, field_decl};
 use super::occurrences::{Symbol, occurrence_at};
 use super::workspace::DocRef;
-use crate::db::{Session, file_header, offsets, parse_file, placed, policy_index, resolve_stable};
+use crate::db::{Session, offsets, parse_file, placed, policy_index, resolve, stable_header};
 use crate::model::EffectivePolicy;
 use crate::model::types::{Type, field_type, lower};
 use crate::stdlib::KWANUS_PATH;
@@ -112,7 +112,8 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
     let db = &doc.session.db;
     let off = offset as u32;
     // The key declarations of the chunk at the cursor, in stable places.
-    let (key, span) = parse_file(db, doc.file).around(off).find_map(|c| {
+    let chunks = parse_file(db, doc.file);
+    let (key, span) = chunks.around(off).find_map(|c| {
         let here = c.to_stable(off);
         let within = |s: Span| s.start <= here && here <= s.end;
         placed(db, c.placed)
@@ -123,11 +124,11 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
                 DeclKind::Key(k) => std::iter::once(k.key.span)
                     .chain(k.label.as_ref().map(|l| l.span))
                     .find(|s| within(*s))
-                    .map(|s| (k, c.to_bytes(s))),
+                    .map(|s| (k, chunks.place(s))),
                 _ => None,
             })
     })?;
-    let policy: &EffectivePolicy = &resolve_stable(db, doc.ws, doc.file).policy;
+    let policy: &EffectivePolicy = &resolve(db, doc.ws, doc.file).policy;
     let authority = key.authority.name.as_str();
     let mut out = format!("**key** of authority `{authority}`");
     if let Some((_, a)) = policy.authorities().find(|(_, a)| a.name.name == authority)
@@ -161,7 +162,7 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
 fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
     let db = &doc.session.db;
     // In stable places: spans are mapped to byte offsets where they are used.
-    let policy: &EffectivePolicy = &resolve_stable(db, doc.ws, doc.file).policy;
+    let policy: &EffectivePolicy = &resolve(db, doc.ws, doc.file).policy;
     let mut out = String::new();
     match symbol {
         Symbol::Policy(name) => {
@@ -170,7 +171,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
             let declaring = policy_index(db, doc.ws)
                 .get(name)
                 .and_then(|f| f.first().copied());
-            if let Some(h) = declaring.and_then(|f| file_header(db, f).as_ref())
+            if let Some(h) = declaring.and_then(|f| stable_header(db, f).as_ref())
                 && !h.parents.is_empty()
             {
                 let _ = write!(

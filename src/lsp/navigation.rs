@@ -10,7 +10,7 @@ use lsp_types::Location;
 use super::occurrences::{Symbol, occurrence_at, occurrences};
 use super::workspace::DocRef;
 use crate::db::{
-    Session, SourceFile, Workspace, file_header, offsets, policy_index, resolve_stable,
+    Session, SourceFile, Workspace, offsets, parse_file, policy_index, resolve, stable_header,
 };
 use crate::model::Sourced;
 use crate::syntax::Span;
@@ -36,10 +36,10 @@ pub fn definition_of(
     let db = &session.db;
     if let Symbol::Policy(name) = symbol {
         let declaring = *policy_index(db, ws).get(name)?.first()?;
-        let header = file_header(db, declaring).as_ref()?;
+        let header = stable_header(db, declaring).as_ref()?;
         return Some(Place {
             file: declaring.path(db).clone(),
-            span: header.name.span,
+            span: parse_file(db, declaring).place(header.name.span),
         });
     }
     // A fixture belongs to its own file.
@@ -54,7 +54,7 @@ pub fn definition_of(
     }
     // The policy in stable places (edits rarely change it); the name's
     // span mapped to byte offsets.
-    let policy = &resolve_stable(db, ws, file).policy;
+    let policy = &resolve(db, ws, file).policy;
     let (item, span) = declaration(policy, symbol)?;
     Some(Place {
         file: item.file.clone(),

@@ -79,9 +79,10 @@ pub fn chunk_occurrences<'db>(db: &'db dyn salsa::Database, chunk: Placed<'db>) 
 #[salsa::tracked(returns(ref))]
 pub fn occurrences(db: &dyn salsa::Database, file: SourceFile) -> Vec<Occurrence> {
     let mut out = Vec::new();
-    for c in &parse_file(db, file).chunks {
+    let chunks = parse_file(db, file);
+    for c in &chunks.chunks {
         out.extend(chunk_occurrences(db, c.placed).iter().map(|o| Occurrence {
-            span: c.to_bytes(o.span),
+            span: chunks.place(o.span),
             ..o.clone()
         }));
     }
@@ -97,10 +98,11 @@ pub fn occurrence_at(
     offset: usize,
 ) -> Option<Occurrence> {
     let off = offset as u32;
-    parse_file(db, file).around(off).find_map(|c| {
+    let chunks = parse_file(db, file);
+    chunks.around(off).find_map(|c| {
         let stable = c.to_stable(off) as usize;
         at(chunk_occurrences(db, c.placed), stable).map(|o| Occurrence {
-            span: c.to_bytes(o.span),
+            span: chunks.place(o.span),
             ..o.clone()
         })
     })

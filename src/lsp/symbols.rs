@@ -6,6 +6,7 @@ use lsp_types::{DocumentSymbol, SymbolKind};
 
 use super::workspace::DocRef;
 use crate::db::{ChunkAt, parse_file, placed};
+use crate::syntax::PlaceMap;
 use crate::syntax::Span;
 use crate::syntax::ast::{Decl, DeclKind, FieldDecl, Ident, TypeExprKind};
 
@@ -14,10 +15,12 @@ use crate::syntax::ast::{Decl, DeclKind, FieldDecl, Ident, TypeExprKind};
 pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
     let db = &doc.session.db;
     let mut out = Vec::new();
-    for chunk in &parse_file(db, doc.file).chunks {
+    let chunks = parse_file(db, doc.file);
+    for chunk in &chunks.chunks {
         let outline = Outline {
             doc,
             chunk,
+            places: &chunks.places,
             text: chunk.placed.text(db),
         };
         for decl in &placed(db, chunk.placed).parse.decls {
@@ -31,13 +34,15 @@ pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
 struct Outline<'a, 'db> {
     doc: &'a DocRef<'a>,
     chunk: &'a ChunkAt<'db>,
+    /// Where the file's stable places are in its text.
+    places: &'a PlaceMap,
     /// The chunk's text.
     text: &'a str,
 }
 
 impl Outline<'_, '_> {
     fn range(&self, span: Span) -> lsp_types::Range {
-        self.doc.range(self.chunk.to_bytes(span))
+        self.doc.range(self.places.bytes(span))
     }
 
     /// The chunk's text of `span`.

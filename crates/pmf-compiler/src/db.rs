@@ -31,11 +31,10 @@ use crate::model::EffectivePolicy;
 use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
 use crate::model::fixtures::{ExpandedTests, expand_tests};
-use pmf_syntax::ast::{DeclKind, PolicyHeader};
+use pmf_syntax::ast::{Comment, DeclKind, PolicyHeader};
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
-use pmf_syntax::shift::Spanned;
-use pmf_syntax::{self as syntax, Parsed, Span};
+use pmf_syntax::{self as syntax, PlaceMap, PlacedTexts, Span};
 
 /// One source file: an input of the pipeline.
 #[salsa::input(debug)]
@@ -253,6 +252,20 @@ impl Session {
         });
     }
 
+    /// Every file's text with the map from the stable places that items,
+    /// graphs and diagnostics hold back to its bytes.
+    pub fn placed_texts(&self) -> PlacedTexts {
+        let mut out = PlacedTexts::default();
+        for &f in self.workspace.files(&self.db) {
+            out.insert(
+                f.path(&self.db).clone(),
+                f.text(&self.db).clone(),
+                parse_file(&self.db, f).places.clone(),
+            );
+        }
+        out
+    }
+
     /// Source texts of every file, for rendering.
     pub fn sources(&self) -> BTreeMap<String, String> {
         self.sources_of(|_| true)
@@ -304,19 +317,6 @@ pub struct ChunkAt<'db> {
 }
 
 impl ChunkAt<'_> {
-    /// A span of this chunk's syntax tree (in stable places) in byte
-    /// offsets of the file. The parser's placeholder spans, before the
-    /// chunk, stay where they are.
-    pub fn to_bytes(&self, span: Span) -> Span {
-        if span.start < self.base {
-            return span;
-        }
-        Span {
-            start: span.start - self.base + self.start,
-            end: span.end.max(self.base) - self.base + self.start,
-        }
-    }
-
     /// Byte `offset` of the file (in this chunk) as a stable place.
     pub fn to_stable(&self, offset: u32) -> u32 {
         offset.saturating_sub(self.start) + self.base
@@ -328,40 +328,14 @@ impl ChunkAt<'_> {
 pub struct FileChunks<'db> {
     /// The chunks, in order; together they cover the text.
     pub chunks: Vec<ChunkAt<'db>>,
-    /// Chunk `i` starts at stable place `i * stride`; 0 when the file is too
-    /// large for that (stable places are then byte offsets).
-    pub stride: u32,
+    /// Where each chunk's stable places are in the text.
+    pub places: PlaceMap,
 }
 
 impl FileChunks<'_> {
-    /// The byte offset of stable place `at`.
-    pub fn offset(&self, at: u32) -> u32 {
-        if self.stride == 0 || self.chunks.is_empty() {
-            return at;
-        }
-        let i = ((at / self.stride) as usize).min(self.chunks.len() - 1);
-        match self.chunks.get(i) {
-            Some(c) => c.start + at.saturating_sub(c.base),
-            None => at,
-        }
-    }
-
-    /// The byte range of a span in stable places (each end is mapped on
-    /// its own: a span may cover several chunks).
+    /// The byte range of a span in stable places ([`PlaceMap::bytes`]).
     pub fn place(&self, span: Span) -> Span {
-        if self.stride == 0 {
-            return span;
-        }
-        let start = self.offset(span.start);
-        let end = if span.end > span.start {
-            self.offset(span.end - 1) + 1
-        } else {
-            start
-        };
-        Span {
-            start,
-            end: end.max(start),
-        }
+        self.places.bytes(span)
     }
 }
 
@@ -387,22 +361,12 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
     let path = file.path(db);
     let text = file.text(db);
     let spans = syntax::parser::chunk_spans(text);
-    let longest = spans.iter().map(|s| s.len()).max().unwrap_or(0) as u64;
-    let stride = (longest + 1).next_power_of_two();
-    let stride = if stride.saturating_mul(spans.len() as u64) <= u64::from(u32::MAX) {
-        stride as u32
-    } else {
-        0
-    };
+    let places = PlaceMap::new(&spans);
     let chunks = spans
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let base = if stride == 0 {
-                s.start
-            } else {
-                i as u32 * stride
-            };
+            let base = places.base(i);
             ChunkAt {
                 placed: Placed::new(db, path.as_str(), &text[s.range()], base),
                 start: s.start,
@@ -410,7 +374,7 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
             }
         })
         .collect();
-    FileChunks { chunks, stride }
+    FileChunks { chunks, places }
 }
 
 /// What the checks read of one chunk, in stable places.
@@ -527,41 +491,6 @@ pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<Sourc
     stable_file(db, file).items.clone()
 }
 
-/// The syntax tree of a file and its syntax diagnostics, in byte offsets:
-/// the chunks' trees moved from their stable places to where they are.
-#[salsa::tracked(returns(ref))]
-pub fn syntax_tree(db: &dyn salsa::Database, file: SourceFile) -> Parsed {
-    let chunks = parse_file(db, file);
-    let parts: Vec<ChunkParse> = chunks
-        .chunks
-        .iter()
-        .map(|c| {
-            let mut parse = placed(db, c.placed).parse.clone();
-            if c.base != c.start {
-                parse.each_span(&mut |s: &mut Span| *s = c.to_bytes(*s));
-            }
-            parse
-        })
-        .collect();
-    syntax::parser::assemble(file.path(db), parts)
-}
-
-/// The `policy` header of a file, if it has one.
-#[salsa::tracked(returns(ref))]
-pub fn file_header(db: &dyn salsa::Database, file: SourceFile) -> Option<PolicyHeader> {
-    let chunks = parse_file(db, file);
-    stable_header(db, file).clone().map(|mut h| {
-        h.each_span(&mut |s| *s = chunks.place(*s));
-        h
-    })
-}
-
-/// The keyed items a file declares.
-#[salsa::tracked(returns(ref))]
-pub fn file_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<crate::model::Sourced>> {
-    compose::items_of(file.path(db), file.text(db), &syntax_tree(db, file).ast)
-}
-
 /// Policies by name: which files declare `policy NAME` (the embedded stdlib
 /// only where no checked file takes its name).
 #[salsa::tracked(returns(ref))]
@@ -616,27 +545,12 @@ fn reaches(db: &dyn salsa::Database, ws: Workspace, start: SourceFile, target: S
     false
 }
 
-/// Resolve parents and fuse them with the file's own declarations (spans
-/// in byte offsets, for the language server, documents and the runtime).
+/// Resolve parents and fuse them with the file's own declarations, in
+/// stable places (map a place to the text with [`FileChunks::place`] or
+/// [`Session::placed_texts`]).
 #[salsa::tracked(returns(ref))]
 pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Resolved {
-    resolve_in(db, ws, file, false)
-}
-
-/// [`resolve`] in stable places: what the checks read.
-#[salsa::tracked(returns(ref))]
-pub fn resolve_stable(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Resolved {
-    resolve_in(db, ws, file, true)
-}
-
-fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable: bool) -> Resolved {
-    let header_of = |f: SourceFile| {
-        if stable {
-            stable_header(db, f)
-        } else {
-            file_header(db, f)
-        }
-    };
+    let header_of = |f: SourceFile| stable_header(db, f);
     let path = file.path(db).as_str();
     let header = header_of(file);
     let index = policy_index(db, ws);
@@ -705,14 +619,7 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
     }
     let resolved_parents: Vec<(&syntax::ast::Ident, &Resolved)> = parents
         .iter()
-        .map(|(p, f)| {
-            let parent = if stable {
-                resolve_stable(db, ws, *f)
-            } else {
-                resolve(db, ws, *f)
-            };
-            (*p, parent)
-        })
+        .map(|(p, f)| (*p, resolve(db, ws, *f)))
         .collect();
     let parent_refs: Vec<Parent<'_>> = resolved_parents
         .iter()
@@ -727,11 +634,7 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
     let (policy, composition) = compose::compose(
         path,
         header.as_ref(),
-        if stable {
-            stable_items(db, file)
-        } else {
-            file_items(db, file)
-        },
+        stable_items(db, file),
         &parent_refs,
         parents_complete,
     );
@@ -745,31 +648,19 @@ fn resolve_in(db: &dyn salsa::Database, ws: Workspace, file: SourceFile, stable:
 /// Type-check every expression of a file's effective policy.
 #[salsa::tracked(returns(ref))]
 pub fn type_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    let cx = Context::new(&resolve(db, ws, file).policy);
     check::types::check(&cx)
 }
 
-/// The compiled phase graph of a file's effective policy, and its checks.
+/// The compiled phase graph of a file's effective policy (in stable
+/// places), and its checks.
 #[salsa::tracked(returns(ref))]
 pub fn phase_graph(
     db: &dyn salsa::Database,
     ws: Workspace,
     file: SourceFile,
 ) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
-    flow_of(&resolve(db, ws, file).policy)
-}
-
-/// [`phase_graph`] in stable places: what the checks read.
-#[salsa::tracked(returns(ref))]
-pub fn stable_phase_graph(
-    db: &dyn salsa::Database,
-    ws: Workspace,
-    file: SourceFile,
-) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
-    flow_of(&resolve_stable(db, ws, file).policy)
-}
-
-fn flow_of(policy: &EffectivePolicy) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
+    let policy = &resolve(db, ws, file).policy;
     let graph = PhaseGraph::build(policy);
     let diags = check::flow::check(&Context::new(policy), graph.as_ref());
     (graph, diags)
@@ -778,7 +669,7 @@ fn flow_of(policy: &EffectivePolicy) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
 /// Names, health, governance, key, migration and ceiling checks.
 #[salsa::tracked(returns(ref))]
 pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    let cx = Context::new(&resolve(db, ws, file).policy);
     let mut out = check::names::check(&cx);
     out.extend(check::health::check(&cx));
     out.extend(check::governance::check(&cx));
@@ -807,7 +698,7 @@ pub fn test_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) ->
     if expanded.tests.is_empty() && expanded.fixtures.is_empty() {
         return expanded.diagnostics.clone();
     }
-    let cx = Context::new(&resolve_stable(db, ws, file).policy);
+    let cx = Context::new(&resolve(db, ws, file).policy);
     let mut out = expanded.diagnostics.clone();
     out.extend(check::test_blocks::check(
         &cx,
@@ -821,8 +712,8 @@ pub fn test_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) ->
 /// Warnings about what the file itself declares.
 #[salsa::tracked(returns(ref))]
 pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let policy = &resolve_stable(db, ws, file).policy;
-    let (graph, _) = stable_phase_graph(db, ws, file);
+    let policy = &resolve(db, ws, file).policy;
+    let (graph, _) = phase_graph(db, ws, file);
     check::lints::check(&Context::new(policy), graph.as_ref(), file.path(db))
 }
 
@@ -839,9 +730,19 @@ pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> 
         .collect();
     // Only a comment that starts with `pmf-allow` suppresses anything.
     if file.text(db).contains("pmf-allow") {
-        let parsed = syntax_tree(db, file);
+        // The comments and declarations of every chunk, in byte offsets.
+        let chunks = parse_file(db, file);
+        let (mut comments, mut decls) = (Vec::new(), Vec::new());
+        for c in &chunks.chunks {
+            let parse = &placed(db, c.placed).parse;
+            comments.extend(parse.comments.iter().map(|m| Comment {
+                text: m.text.clone(),
+                span: chunks.place(m.span),
+            }));
+            decls.extend(parse.decls.iter().map(|d| chunks.place(d.span)));
+        }
         let (suppressions, malformed) =
-            check::suppress::suppressions(file.path(db), file.text(db), &parsed.ast);
+            check::suppress::suppressions(file.path(db), file.text(db), &comments, &decls);
         check::suppress::apply(file.path(db), &mut out, &suppressions);
         out.extend(malformed);
     }
@@ -877,7 +778,7 @@ type Family = fn(&dyn salsa::Database, Workspace, SourceFile);
 /// its policy, which this resolves): none without a header or with a
 /// parent missing, the lints only without a syntax error.
 fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Family> {
-    if stable_header(db, file).is_none() || !parents_resolved(resolve_stable(db, ws, file)) {
+    if stable_header(db, file).is_none() || !parents_resolved(resolve(db, ws, file)) {
         return Vec::new();
     }
     let mut out: Vec<Family> = vec![
@@ -885,7 +786,7 @@ fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec
             type_check(db, ws, file);
         },
         |db, ws, file| {
-            stable_phase_graph(db, ws, file);
+            phase_graph(db, ws, file);
         },
         |db, ws, file| {
             policy_checks(db, ws, file);
@@ -908,12 +809,12 @@ fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec
 pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let mut out = stable_file(db, file).diagnostics.clone();
     if stable_header(db, file).is_some() {
-        let resolved = resolve_stable(db, ws, file);
+        let resolved = resolve(db, ws, file);
         out.extend(resolved.diagnostics.iter().cloned());
         if parents_resolved(resolved) {
             // The queries of `families_of`, in a fixed order.
             let mut semantic: Vec<Diagnostic> = type_check(db, ws, file).clone();
-            semantic.extend(stable_phase_graph(db, ws, file).1.iter().cloned());
+            semantic.extend(phase_graph(db, ws, file).1.iter().cloned());
             semantic.extend(policy_checks(db, ws, file).iter().cloned());
             semantic.extend(test_checks(db, ws, file).iter().cloned());
             if !syntax_broken(db, file) {
@@ -1003,7 +904,7 @@ fn reported_by(db: &dyn salsa::Database, ws: Workspace, path: &str, diag: &Diagn
 }
 
 /// The byte range, in the file at `path`, of `span` in stable places (as
-/// [`resolve_stable`] and the checks hold them); `span` itself for a path
+/// [`resolve`] and the checks hold them); `span` itself for a path
 /// that is not in the workspace.
 pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Span) -> Span {
     match ws.files(db).iter().find(|f| f.path(db) == path) {

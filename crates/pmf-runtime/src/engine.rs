@@ -2,7 +2,7 @@
 //! categories a change touches, the approvals it needs, compatibility,
 //! sustainability, validation, health and ceilings.
 
-use std::collections::BTreeMap;
+use pmf_syntax::PlacedTexts;
 
 use sha2::{Digest, Sha256};
 
@@ -194,11 +194,12 @@ fn indices(schema: &Type, path: &[&str]) -> Option<Box<[usize]>> {
 
 impl CompiledPolicy {
     /// Compile a policy that checked without errors. `sources` gives the
-    /// text of every file, for the policy hash.
+    /// text of every file and where its stable places are, for the policy
+    /// hash.
     pub fn compile(
         policy: &EffectivePolicy,
         graph: &PhaseGraph,
-        sources: &BTreeMap<String, String>,
+        sources: &PlacedTexts,
     ) -> Result<Self, NotRunnable> {
         let schema = schema(policy);
         let field = |name: &str| {
@@ -417,16 +418,17 @@ impl CompiledPolicy {
 
 /// SHA-256 over every item of the effective policy (its key and its text
 /// without comments, whitespace folded), in order: a plan pins it.
-pub fn policy_hash(policy: &EffectivePolicy, sources: &BTreeMap<String, String>) -> String {
+pub fn policy_hash(policy: &EffectivePolicy, sources: &PlacedTexts) -> String {
     let mut h = Sha256::new();
     h.update(policy.name.as_bytes());
     for item in &policy.items {
         h.update(b"\n");
         h.update(item.key.describe().as_bytes());
         h.update(b"\n");
-        let text = sources.get(&item.file).map(String::as_str).unwrap_or("");
+        let text = sources.text(&item.file).unwrap_or("");
+        let span = sources.bytes(&item.file, item.span);
         let mut normalized = String::new();
-        pmf_compiler::model::compose::normalize(text, item.span, |c| normalized.push(c));
+        pmf_compiler::model::compose::normalize(text, span, |c| normalized.push(c));
         h.update(normalized.as_bytes());
     }
     hex::encode(h.finalize())

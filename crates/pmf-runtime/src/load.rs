@@ -107,7 +107,7 @@ pub fn compile_selected(
     let graph = graph
         .as_ref()
         .ok_or_else(|| LoadError::Usage("the policy has no flow".into()))?;
-    let policy = CompiledPolicy::compile(&resolved.policy, graph, &session.sources())
+    let policy = CompiledPolicy::compile(&resolved.policy, graph, &session.placed_texts())
         .map_err(|e| LoadError::Usage(e.0))?;
     Ok((policy, leaf))
 }
@@ -131,14 +131,14 @@ pub fn select_policy(session: &Session, names: &[String]) -> Result<SourceFile, 
         .filter(|f| f.path(&session.db) != pmf_compiler::stdlib::KWANUS_PATH)
         .collect();
     let name_of = |f: &SourceFile| {
-        db::file_header(&session.db, *f)
+        db::stable_header(&session.db, *f)
             .as_ref()
             .map(|h| h.name.name.to_string())
     };
     let extended_by = |among: &[SourceFile]| -> HashSet<String> {
         among
             .iter()
-            .filter_map(|f| db::file_header(&session.db, *f).as_ref())
+            .filter_map(|f| db::stable_header(&session.db, *f).as_ref())
             .flat_map(|h| h.parents.iter().map(|p| p.name.to_string()))
             .collect()
     };

@@ -18,10 +18,11 @@ pub mod ast;
 pub mod diagnostics;
 pub mod fmt;
 pub mod parser;
-pub mod shift;
+pub mod place;
 pub mod slips;
 pub mod span;
 pub mod split;
 
 pub use parser::{ChunkParse, Parsed, parse, parse_chunk};
+pub use place::{PlaceMap, PlacedTexts};
 pub use span::{LineCol, LineIndex, Span};

@@ -4,7 +4,7 @@
 //! mandatory and the codes must exist.
 
 use pmf_syntax::Span;
-use pmf_syntax::ast::SourceAst;
+use pmf_syntax::ast::Comment;
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest};
 
 /// One suppression: the codes and the byte range they apply to.
@@ -22,15 +22,18 @@ fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
     (start, end)
 }
 
-/// The suppressions of a file, and diagnostics about malformed ones.
+/// The suppressions of a file, and diagnostics about malformed ones, from
+/// its comments and the spans of its declarations (in order), all in byte
+/// offsets of `text`.
 pub fn suppressions(
     file: &str,
     text: &str,
-    ast: &SourceAst,
+    comments: &[Comment],
+    decls: &[Span],
 ) -> (Vec<Suppression>, Vec<Diagnostic>) {
     let mut out = Vec::new();
     let mut diags = Vec::new();
-    for c in &ast.comments {
+    for c in comments {
         let body = c.text.trim_start_matches('/').trim_start_matches('*');
         let body = body.trim_end_matches('/').trim_end_matches('*').trim();
         let Some(rest) = body.strip_prefix("pmf-allow") else {
@@ -92,10 +95,9 @@ pub fn suppressions(
         let code_before = !text[line_start..start].trim().is_empty();
         let scope = if code_before {
             Span::new(line_start, line_end)
-        } else if let Some(decl) = ast
-            .decls
+        } else if let Some(decl) = decls
             .iter()
-            .find(|d| d.span.start as usize <= start && start < d.span.end as usize)
+            .find(|d| d.start as usize <= start && start < d.end as usize)
         {
             // Inside a declaration: the next line with code on it.
             let mut next = c.span.end as usize;
@@ -103,16 +105,16 @@ pub fn suppressions(
                 let (ls, le) = line_bounds(text, next.min(text.len()));
                 let line = text[ls..le].trim();
                 if le >= text.len() || (!line.is_empty() && !line.starts_with("//") && ls > start) {
-                    break Span::new(ls, le.min(decl.span.end as usize));
+                    break Span::new(ls, le.min(decl.end as usize));
                 }
                 next = le + 1;
             }
         } else {
             // At top level: the next declaration.
-            ast.decls
+            decls
                 .iter()
-                .find(|d| d.span.start >= c.span.end)
-                .map_or(Span::new(start, start), |d| d.span)
+                .find(|d| d.start >= c.span.end)
+                .map_or(Span::new(start, start), |d| *d)
         };
         out.push(Suppression { codes, scope });
     }
