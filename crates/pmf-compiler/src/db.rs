@@ -75,7 +75,7 @@ impl salsa::Database for Database {}
 
 /// A shared log of the queries that executed, for incrementality tests and
 /// latency measurements.
-pub type ExecutionLog = Arc<Mutex<Vec<String>>>;
+pub(crate) type ExecutionLog = Arc<Mutex<Vec<String>>>;
 
 impl Database {
     /// A database that logs every query execution (`query(input)`).
@@ -438,7 +438,7 @@ fn overridden_test(path: &str, name: Span, kw: Span, removal: Span) -> Diagnosti
 
 /// What the checks read of one file, in stable places.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct StableFile {
+pub(crate) struct StableFile {
     /// The first `policy` header.
     pub header: Option<PolicyHeader>,
     /// The keyed items, in source order.
@@ -450,7 +450,7 @@ pub struct StableFile {
 
 /// A file's chunks put together, in stable places.
 #[salsa::tracked(returns(ref))]
-pub fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableFile {
+pub(crate) fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableFile {
     let facts: Vec<&PlacedFacts> = parse_file(db, file)
         .chunks
         .iter()
@@ -693,7 +693,11 @@ pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> ExpandedTests
 
 /// The checks of a file's `test` declarations against its effective policy.
 #[salsa::tracked(returns(ref))]
-pub fn test_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
+pub(crate) fn test_checks(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Diagnostic> {
     let expanded = stable_tests(db, file);
     if expanded.tests.is_empty() && expanded.fixtures.is_empty() {
         return expanded.diagnostics.clone();
@@ -915,7 +919,7 @@ pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Span) 
 
 /// Move a diagnostic into `own`: its primary place becomes its first label
 /// in `own` (or `own`'s header), and the old primary place a label.
-pub fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Span) -> Diagnostic {
+pub(crate) fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Span) -> Diagnostic {
     let new_primary = match d.labels.iter().position(|l| l.file == own) {
         Some(i) => d.labels.remove(i),
         None => pmf_syntax::diagnostics::Label {

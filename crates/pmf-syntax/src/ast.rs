@@ -569,7 +569,7 @@ impl BinaryOp {
     }
 
     /// Binding strength: higher binds tighter.
-    pub fn precedence(self) -> u8 {
+    pub(crate) fn precedence(self) -> u8 {
         match self {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,

@@ -15,7 +15,7 @@ use crate::diagnostics::{Code, Diagnostic, Fix};
 struct PestParser;
 
 /// Deepest expression tree the parser builds.
-pub const MAX_EXPR_DEPTH: usize = 128;
+pub(crate) const MAX_EXPR_DEPTH: usize = 128;
 
 /// The result of parsing one file: the tree and the syntax diagnostics.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -129,7 +129,7 @@ pub fn parse(file: &str, text: &str) -> Parsed {
 
 /// The file's tree and diagnostics from its chunks, in order, each parsed
 /// at the place where it starts in the file (see [`parse_chunk`]).
-pub fn assemble(file: &str, chunks: Vec<ChunkParse>) -> Parsed {
+pub(crate) fn assemble(file: &str, chunks: Vec<ChunkParse>) -> Parsed {
     let mut out = Parsed::default();
     let mut broken_header = false;
     for c in &chunks {

@@ -164,7 +164,7 @@ pub struct Stop<'a> {
 
 /// The slip that explains why the parser stopped at `stop`, if it is one
 /// of the usual ones.
-pub fn recognise(stop: &Stop<'_>) -> Option<Found> {
+pub(crate) fn recognise(stop: &Stop<'_>) -> Option<Found> {
     look_alike(stop)
         .or_else(|| unclosed(stop))
         .or_else(|| layout(stop))
@@ -459,7 +459,7 @@ fn look_alike_edit(text: &str, at: usize, l: &LookAlike) -> (Span, String) {
 
 /// The brackets still open at `upto` in `text` (strings and comments
 /// skipped), outermost first.
-pub fn open_brackets(text: &str, upto: usize) -> Vec<(usize, u8)> {
+pub(crate) fn open_brackets(text: &str, upto: usize) -> Vec<(usize, u8)> {
     let bytes = text.as_bytes();
     let upto = upto.min(bytes.len());
     let mut stack: Vec<(usize, u8)> = Vec::new();

@@ -101,7 +101,7 @@ impl LineIndex {
 /// 1 when the characters of `text` from `line_start` to `offset` begin with
 /// a byte-order mark (at the start of the file), else 0: a byte-order mark
 /// is no column.
-pub fn bom_before(text: &str, line_start: usize, offset: usize) -> usize {
+pub(crate) fn bom_before(text: &str, line_start: usize, offset: usize) -> usize {
     let bom = '\u{feff}'.len_utf8();
     usize::from(line_start == 0 && offset >= bom && text.starts_with('\u{feff}'))
 }

@@ -31,7 +31,7 @@ pub const TOP_LEVEL_KEYWORDS: &[&str] = &[
 ];
 
 /// Deepest bracket nesting a chunk may have.
-pub const MAX_NESTING: usize = 64;
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// One top-level chunk of a file.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use pmf_syntax::ast::{Ceiling, CompareOp};
 use pmf_syntax::diagnostics::{Code, Diagnostic};
 
 /// Run the ceiling checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = not_upper_bounds(cx);
     out.extend(unknown_ceiling_fields(cx));
     out.extend(unordered_ceiling_fields(cx));

@@ -19,7 +19,7 @@ use pmf_syntax::ast::EdgeKind;
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
 
 /// Run the flow checks on the compiled graph.
-pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>) -> Vec<Diagnostic> {
     let Some(graph) = graph else {
         return vec![missing_flow(cx)];
     };

@@ -11,7 +11,7 @@ use pmf_syntax::ast::{Ident, Migration, MigrationItemKind};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
 
 /// Run the governance checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let approvals = approvals(cx);
     let mut out = ungoverned_categories(cx);
     out.extend(doubly_governed_categories(cx));
@@ -140,7 +140,7 @@ fn dropped_by_override(cx: &Context<'_>, cat: &Sourced, category: &Ident) -> Opt
 }
 
 /// Categories a migration can touch: its `touches` list, else all.
-pub fn touched<'a>(cx: &Context<'a>, m: &'a Migration) -> Vec<&'a str> {
+pub(crate) fn touched<'a>(cx: &Context<'a>, m: &'a Migration) -> Vec<&'a str> {
     let listed: Vec<&str> = m
         .items
         .iter()

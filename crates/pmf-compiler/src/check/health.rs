@@ -14,7 +14,7 @@ pub const BAND_ACTIONS: [&str; 6] = [
 ];
 
 /// Run the health checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let Some((s, health)) = cx.policy.health() else {
         return vec![missing_health(cx)];
     };
@@ -112,7 +112,7 @@ fn round(x: f64) -> f64 {
 }
 
 /// PMF305: `action` is no action at all.
-pub fn unknown_action(file: &str, action: &Ident, allowed: &[&str]) -> Option<Diagnostic> {
+pub(crate) fn unknown_action(file: &str, action: &Ident, allowed: &[&str]) -> Option<Diagnostic> {
     if ACTIONS.contains(&action.name.as_str()) {
         return None;
     }
@@ -131,7 +131,7 @@ pub fn unknown_action(file: &str, action: &Ident, allowed: &[&str]) -> Option<Di
 }
 
 /// PMF606: `action` is an action, but not one of those `place` allows.
-pub fn action_not_allowed(
+pub(crate) fn action_not_allowed(
     file: &str,
     action: &Ident,
     allowed: &[&str],

@@ -17,7 +17,7 @@ use pmf_syntax::ast::Key;
 use pmf_syntax::diagnostics::{Code, Diagnostic};
 
 /// Run the key checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let repeats = repeats(cx);
     let mut out = unknown_key_authorities(cx);
     out.extend(malformed_keys(cx));

@@ -12,7 +12,7 @@ use pmf_syntax::ast::{Expr, ExprKind, MigrationItemKind};
 use pmf_syntax::diagnostics::{Code, Diagnostic};
 
 /// Run the lints for the items `file` declares.
-pub fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic> {
     let mut out = phases_without_rite(graph, file);
     out.extend(unused_declarations(cx, file));
     out.extend(dimensions_not_covered(cx, file));

@@ -23,7 +23,7 @@ pub const COMPATIBILITY_ACTIONS: [&str; 2] = ["fallback", "restrict"];
 pub const SUSTAINABILITY_ACTIONS: [&str; 2] = ["forced", "throttle"];
 
 /// Run the migration-type checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let detection = Detection::of(cx);
     let mut out = soft_not_reversible(cx);
     out.extend(fallback_not_previous_stable(cx));
@@ -586,7 +586,7 @@ fn proposed_order<'a>(
 /// True when `b` holding means that `a` holds (so a type with condition `a`
 /// tried first leaves none to one with condition `b`), as far as that can
 /// be told from the two conditions' shapes; false when it cannot.
-pub fn implies(b: &Expr, a: &Expr) -> bool {
+pub(crate) fn implies(b: &Expr, a: &Expr) -> bool {
     if matches!(a.kind, ExprKind::Bool(true)) || same(a, b) {
         return true;
     }

@@ -9,8 +9,8 @@ pub mod keys;
 pub mod lints;
 pub mod migrations;
 pub mod names;
-pub mod suppress;
-pub mod test_blocks;
+pub(crate) mod suppress;
+pub(crate) mod test_blocks;
 pub mod types;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -23,7 +23,7 @@ use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// What every check reads: the policy, its schema and name indexes built
 /// once so that every lookup is constant time.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The policy being checked.
     pub policy: &'a EffectivePolicy,
     /// The partner schema as a record type.
@@ -38,7 +38,7 @@ pub struct Context<'a> {
 
 /// An authority's claim to govern a category: where it is written.
 #[derive(Clone, Copy)]
-pub struct Governor<'a> {
+pub(crate) struct Governor<'a> {
     /// The authority's declaration.
     pub item: &'a Sourced,
     /// The authority.
@@ -86,7 +86,7 @@ impl<'a> Context<'a> {
     }
 
     /// True when the policy declares category `name`.
-    pub fn has_category(&self, name: &str) -> bool {
+    pub(crate) fn has_category(&self, name: &str) -> bool {
         self.category_set.contains(name)
     }
 
@@ -96,22 +96,22 @@ impl<'a> Context<'a> {
     }
 
     /// True when the policy declares authority `name`.
-    pub fn has_authority(&self, name: &str) -> bool {
+    pub(crate) fn has_authority(&self, name: &str) -> bool {
         self.authorities.contains_key(name)
     }
 
     /// True when the policy declares migration type `name`.
-    pub fn has_migration(&self, name: &str) -> bool {
+    pub(crate) fn has_migration(&self, name: &str) -> bool {
         self.migration_set.contains(name)
     }
 
     /// Names of the declared categories, in declaration order.
-    pub fn category_names(&self) -> &[&'a str] {
+    pub(crate) fn category_names(&self) -> &[&'a str] {
         &self.categories
     }
 
     /// Names of the declared authorities.
-    pub fn authority_names(&self) -> Vec<&'a str> {
+    pub(crate) fn authority_names(&self) -> Vec<&'a str> {
         self.policy
             .authorities()
             .map(|(_, a)| a.name.name.as_str())
@@ -119,12 +119,12 @@ impl<'a> Context<'a> {
     }
 
     /// Names of the declared migration types, in declaration order.
-    pub fn migration_names(&self) -> &[&'a str] {
+    pub(crate) fn migration_names(&self) -> &[&'a str] {
         &self.migrations
     }
 
     /// The authorities that claim to govern `category`.
-    pub fn governors_of(&self, category: &str) -> &[Governor<'a>] {
+    pub(crate) fn governors_of(&self, category: &str) -> &[Governor<'a>] {
         self.governors.get(category).map_or(&[], Vec::as_slice)
     }
 }

@@ -13,7 +13,7 @@ use pmf_syntax::ast::{FieldPath, Ident, MigrationItemKind};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// Run the name checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = unknown_categories(cx);
     out.extend(unknown_covered_fields(cx));
     out.extend(unknown_authorities(cx));
@@ -224,7 +224,7 @@ fn duplicates<'a>(
 }
 
 /// PMF106 when `path` does not name a field of `schema`.
-pub fn unknown_field(file: &str, schema: &Type, path: &FieldPath) -> Option<Diagnostic> {
+pub(crate) fn unknown_field(file: &str, schema: &Type, path: &FieldPath) -> Option<Diagnostic> {
     let mut current = schema;
     for seg in &path.segments {
         match current {
@@ -257,7 +257,7 @@ pub fn unknown_field(file: &str, schema: &Type, path: &FieldPath) -> Option<Diag
 }
 
 /// The PMF106 diagnostic for `seg` missing among `fields` of `owner`.
-pub fn unknown_field_diag<'a>(
+pub(crate) fn unknown_field_diag<'a>(
     file: &str,
     seg: &Ident,
     fields: impl Iterator<Item = &'a str> + Clone,

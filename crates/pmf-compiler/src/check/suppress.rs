@@ -9,7 +9,7 @@ use pmf_syntax::diagnostics::{Code, Diagnostic, closest};
 
 /// One suppression: the codes and the byte range they apply to.
 #[derive(Debug, Clone)]
-pub struct Suppression {
+pub(crate) struct Suppression {
     /// Codes silenced.
     pub codes: Vec<Code>,
     /// Where diagnostics are silenced (by their primary span's start).
@@ -25,7 +25,7 @@ fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
 /// The suppressions of a file, and diagnostics about malformed ones, from
 /// its comments and the spans of its declarations (in order), all in byte
 /// offsets of `text`.
-pub fn suppressions(
+pub(crate) fn suppressions(
     file: &str,
     text: &str,
     comments: &[Comment],

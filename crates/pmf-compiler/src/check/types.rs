@@ -24,7 +24,7 @@ pub const BUILTIN_NAMES: [&str; 2] = ["compatible", "sustainable"];
 pub const FUNCTIONS: [&str; 4] = ["len", "min", "max", "abs"];
 
 /// Run the type checks.
-pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
+pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = unknown_types(cx);
     out.extend(expression_types(cx));
     out
@@ -142,7 +142,7 @@ fn mismatch(file: &str, span: pmf_syntax::Span, message: String, label: String) 
 }
 
 /// The type of `expr`; problems go to `out`.
-pub fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) -> Type {
+pub(crate) fn infer(file: &str, schema: &Type, expr: &Expr, out: &mut Vec<Diagnostic>) -> Type {
     match &expr.kind {
         ExprKind::Bool(_) => Type::Bool,
         ExprKind::Number(_) => Type::Number,

@@ -109,7 +109,7 @@ impl PhaseGraph {
 
     /// The graph as petgraph sees it: node `i` is phase `i`, edge weights
     /// are indices into [`PhaseGraph::edges`].
-    pub fn petgraph(&self) -> DiGraph<usize, usize> {
+    pub(crate) fn petgraph(&self) -> DiGraph<usize, usize> {
         let mut g = DiGraph::with_capacity(self.phases.len(), self.edges.len());
         for i in 0..self.phases.len() {
             g.add_node(i);

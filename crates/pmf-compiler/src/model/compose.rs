@@ -29,7 +29,12 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
 
 /// The keyed items of one declaration; `text` is the source from its byte
 /// `text_start` on (a whole file, or the chunk that holds `decl`).
-pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> Vec<Arc<Sourced>> {
+pub(crate) fn items_of_decl(
+    file: &str,
+    text: &str,
+    text_start: usize,
+    decl: &Decl,
+) -> Vec<Arc<Sourced>> {
     let mut out = Vec::new();
     {
         let ov = decl.override_kw;
@@ -144,7 +149,7 @@ pub fn items_of_decl(file: &str, text: &str, text_start: usize, decl: &Decl) -> 
 /// What removing the `override` of `decl` removes: the keyword and the
 /// blank after it (`text` is the source from its byte `text_start` on); the
 /// empty place at the start of `decl` without one.
-pub fn override_place(text: &str, text_start: usize, decl: &Decl) -> Span {
+pub(crate) fn override_place(text: &str, text_start: usize, decl: &Decl) -> Span {
     match decl.override_kw {
         Some(kw) => {
             let after = (kw.end as usize).saturating_sub(text_start);

@@ -35,7 +35,7 @@ pub struct ExpandedTests {
 
 /// The tests among `decls` (the declarations of `file`), their states
 /// refined from the file's fixtures.
-pub fn expand_tests<'a>(
+pub(crate) fn expand_tests<'a>(
     file: &str,
     decls: impl IntoIterator<Item = &'a DeclKind>,
 ) -> ExpandedTests {

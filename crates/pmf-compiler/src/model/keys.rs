@@ -10,7 +10,7 @@ use ed25519_dalek::VerifyingKey;
 use pmf_syntax::ast::Key;
 
 /// Hex digits in a public key (32 bytes).
-pub const HEX_DIGITS: usize = 64;
+pub(crate) const HEX_DIGITS: usize = 64;
 
 /// Why a key's text is not a usable ed25519 public key.
 #[derive(Clone, Debug, PartialEq, Eq)]

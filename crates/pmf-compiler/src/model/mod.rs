@@ -152,7 +152,7 @@ impl Sourced {
     /// True when the item is its declaration's only one, so that writing or
     /// removing `override` before the declaration changes this item alone
     /// (a `partner`, rules or `validation` block declares several).
-    pub fn alone_in_declaration(&self) -> bool {
+    pub(crate) fn alone_in_declaration(&self) -> bool {
         !matches!(
             self.node,
             ItemNode::Field(_) | ItemNode::Rule(..) | ItemNode::Check(..)
@@ -224,7 +224,7 @@ impl EffectivePolicy {
     }
 
     /// Every expression of the policy, with the file it is written in.
-    pub fn expressions(&self) -> Vec<(&str, ExprRole, &ast::Expr)> {
+    pub(crate) fn expressions(&self) -> Vec<(&str, ExprRole, &ast::Expr)> {
         let mut out = Vec::new();
         for s in &self.items {
             let file = s.file.as_str();
@@ -259,7 +259,7 @@ impl EffectivePolicy {
 
 /// What an expression is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExprRole {
+pub(crate) enum ExprRole {
     /// Must be a boolean.
     Condition,
     /// Must be a number or score.

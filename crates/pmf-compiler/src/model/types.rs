@@ -30,7 +30,7 @@ pub enum Type {
 
 impl Type {
     /// True for `number` and `score`.
-    pub fn is_numeric(&self) -> bool {
+    pub(crate) fn is_numeric(&self) -> bool {
         matches!(self, Type::Number | Type::Score | Type::Unknown)
     }
 

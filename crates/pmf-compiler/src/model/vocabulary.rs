@@ -148,7 +148,7 @@ pub enum Phase {
 
 impl Phase {
     /// The seed's six phases, in flow order.
-    pub const SEED: [Phase; 6] = [
+    pub(crate) const SEED: [Phase; 6] = [
         Phase::Detection,
         Phase::Preparation,
         Phase::Transition,

@@ -184,7 +184,7 @@ impl Diagnostic {
     }
 
     /// Sort key: file, position, code.
-    pub fn sort_key(&self) -> (&str, u32, u32, &'static str) {
+    pub(crate) fn sort_key(&self) -> (&str, u32, u32, &'static str) {
         (
             &self.primary.file,
             self.primary.span.start,

@@ -12,7 +12,7 @@ use super::{Diagnostic, Label, Severity};
 use crate::Span;
 
 /// A source text and its index, shared by every diagnostic in it.
-pub type Indexed = (Arc<str>, Arc<SourceIndex>);
+pub(crate) type Indexed = (Arc<str>, Arc<SourceIndex>);
 
 /// Source texts by file path, for rendering.
 pub trait SourceLookup {
@@ -316,7 +316,7 @@ pub fn place(sources: &dyn SourceLookup, file: &str, span: Span) -> JsonPlace {
 }
 
 /// One diagnostic in the JSON shape.
-pub fn json_diagnostic(diag: &Diagnostic, sources: &dyn SourceLookup) -> JsonDiagnostic {
+pub(crate) fn json_diagnostic(diag: &Diagnostic, sources: &dyn SourceLookup) -> JsonDiagnostic {
     JsonDiagnostic {
         file: diag.primary.file.clone(),
         severity: diag.severity.as_str(),

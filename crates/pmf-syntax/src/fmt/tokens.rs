@@ -2,7 +2,7 @@
 
 /// The kinds of token the formatter spaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokKind {
+pub(crate) enum TokKind {
     /// A name or keyword.
     Word,
     /// A number or version.
@@ -31,7 +31,7 @@ pub enum TokKind {
 
 /// A token and its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tok {
+pub(crate) struct Tok {
     /// Kind.
     pub kind: TokKind,
     /// Text as written.
@@ -39,12 +39,12 @@ pub struct Tok {
 }
 
 /// White space as the grammar has it (`WHITESPACE` in `grammar/pmf.pest`).
-pub fn is_space(c: char) -> bool {
+pub(crate) fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 /// Tokens of one (trimmed) line.
-pub fn tokenize_line(line: &str) -> Vec<Tok> {
+pub(crate) fn tokenize_line(line: &str) -> Vec<Tok> {
     let bytes = line.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
