@@ -8,7 +8,6 @@ use super::{Exit, UsageError, files};
 use crate::db::Session;
 use crate::diagnostics::render::{self, HumanStyle};
 use crate::diagnostics::{Code, Diagnostic, sort_and_dedup};
-use crate::syntax::Span;
 
 /// Output formats of `pmf check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,7 +51,7 @@ pub struct Report {
     /// The session that produced them (for sources).
     pub session: Session,
     /// Sources that are not policies (such as `pmf.toml`), for rendering.
-    pub extra_sources: std::collections::BTreeMap<String, String>,
+    pub extra_sources: crate::syntax::PlacedTexts,
     /// Files and directories that could not be read, each also a
     /// diagnostic (`PMF005`) among the others: the run exits 2.
     pub unreadable: Vec<String>,
@@ -117,7 +116,7 @@ fn check_found(paths: &[PathBuf], by_project: bool) -> Result<Report, UsageError
         report.diagnostics.push(Diagnostic::new(
             Code::UnreadableFile,
             &path,
-            Span::new(0, 0),
+            crate::syntax::Place::new(0, 0),
             message.clone(),
         ));
         report.unreadable.push(message);
@@ -143,7 +142,7 @@ fn check_projects(texts: Vec<(String, String)>) -> Report {
         return check_texts(Vec::new());
     };
     for other in reports {
-        report.extra_sources.extend(other.session.sources());
+        report.extra_sources.extend(other.session.placed_texts());
         report.diagnostics.extend(other.diagnostics);
         report.paths.extend(other.paths);
         report.files += other.files;
@@ -186,7 +185,9 @@ pub fn apply_config(
     config.apply(&mut report.diagnostics);
     report.diagnostics.append(&mut problems);
     sort_and_dedup(&mut report.diagnostics);
-    report.extra_sources.insert(name, text);
+    report
+        .extra_sources
+        .insert(name, text, crate::syntax::PlaceMap::identity());
     Ok(())
 }
 
@@ -236,16 +237,12 @@ pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
         .flat_map(|d| std::iter::once(&d.primary).chain(&d.labels))
         .map(|l| l.file.as_str())
         .collect();
-    let mut sources = report.session.sources_of(|path| named.contains(path));
-    sources.extend(
-        report
-            .extra_sources
-            .iter()
-            .filter(|(path, _)| named.contains(path.as_str()))
-            .map(|(path, text)| (path.clone(), text.clone())),
-    );
+    let mut sources = report.session.placed_texts_of(|path| named.contains(path));
+    let mut extra = report.extra_sources.clone();
+    extra.retain(|path| named.contains(path));
+    sources.extend(extra);
     // Each file indexed once, for every diagnostic in it.
-    let sources = render::IndexedSources::new(sources);
+    let sources = render::IndexedSources::placed(sources);
     let diags = &report.diagnostics;
     let mut out = String::new();
     match format {

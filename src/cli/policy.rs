@@ -86,9 +86,9 @@ pub fn load_sources(
 /// The sources of a loaded policy's own files (the standard library aside),
 /// by name: what a plan carries.
 pub fn own_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String> {
-    let mut sources = loaded.report.session.sources();
-    sources.remove(crate::stdlib::KWANUS_PATH);
-    sources.into_iter().collect()
+    let mut sources = loaded.report.session.placed_texts();
+    sources.retain(|path| path != crate::stdlib::KWANUS_PATH);
+    sources.texts()
 }
 
 fn compile_report(report: super::check::Report, names: &[String]) -> Result<Loaded, LoadFailure> {

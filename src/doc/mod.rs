@@ -52,7 +52,7 @@ impl DocInput<'_> {
         (self.link)(&item.file, self.line(item))
     }
 
-    fn text(&self, file: &str, span: crate::syntax::Span) -> String {
+    fn text(&self, file: &str, span: crate::syntax::Place) -> String {
         let mut out = String::new();
         crate::model::compose::normalize(
             self.sources.text(file).unwrap_or(""),

@@ -16,15 +16,18 @@ pub fn code_actions(doc: &DocRef<'_>, range: Span) -> Vec<CodeAction> {
     let mut texts = doc.texts();
     let mut out = Vec::new();
     for d in doc.check() {
-        let span = d.primary.span;
+        let span = doc.bytes(d.primary.span);
         let overlaps = span.start <= range.end && range.start <= span.end;
         if d.primary.file != doc.path || !overlaps {
             continue;
         }
-        let fixes = d
-            .fixes
-            .iter()
-            .map(|f| (f.span, f.replacement.clone(), f.machine_applicable));
+        let fixes = d.fixes.iter().map(|f| {
+            (
+                doc.bytes(f.span),
+                f.replacement.clone(),
+                f.machine_applicable,
+            )
+        });
         for (at, replacement, preferred) in fixes {
             let edit = TextEdit {
                 range: doc.range(at),

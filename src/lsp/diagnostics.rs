@@ -19,8 +19,7 @@ pub const SOURCE: &str = "pmf";
 /// index are given by `texts`).
 pub fn to_lsp(d: &Diagnostic, texts: &mut Texts<'_>, enc: Encoding) -> lsp_types::Diagnostic {
     let range = texts
-        .get(&d.primary.file)
-        .map(|(text, index)| index.range(text, d.primary.span, enc))
+        .range(&d.primary.file, d.primary.span, enc)
         .unwrap_or_default();
     let mut message = d.message.clone();
     if let Some(help) = &d.help {
@@ -38,13 +37,13 @@ pub fn to_lsp(d: &Diagnostic, texts: &mut Texts<'_>, enc: Encoding) -> lsp_types
         });
     }
     for label in &d.labels {
-        let Some((text, index)) = texts.get(&label.file) else {
+        let Some(range) = texts.range(&label.file, label.span, enc) else {
             continue;
         };
         related.push(DiagnosticRelatedInformation {
             location: Location {
                 uri: uri_of_path(&label.file).into(),
-                range: index.range(text, label.span, enc),
+                range,
             },
             message: if label.message.is_empty() {
                 "here".into()

@@ -16,8 +16,8 @@ use crate::db::{Session, offsets, parse_file, placed, policy_index, resolve, sta
 use crate::model::EffectivePolicy;
 use crate::model::types::{Type, field_type, lower};
 use crate::stdlib::KWANUS_PATH;
-use crate::syntax::Span;
 use crate::syntax::ast::{DeclKind, Key};
+use crate::syntax::{Place, Span};
 
 /// At most this many lines of a declaration are shown.
 const MAX_SOURCE_LINES: usize = 16;
@@ -34,7 +34,7 @@ pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
         };
         if let Some(text) = text {
             sections.push(text);
-            range = Some(occ.span);
+            range = Some(doc.bytes(occ.span));
         }
     } else if cursor(doc.text, offset).in_comment_or_string {
         // On a key's label: the key too.
@@ -52,7 +52,7 @@ pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
     let off = offset as u32;
     let mut codes = Vec::new();
     for d in doc.check() {
-        let span = d.primary.span;
+        let span = doc.bytes(d.primary.span);
         let here = d.primary.file == doc.path && span.start <= off && off <= span.end;
         if here && !codes.contains(&d.code) {
             codes.push(d.code);
@@ -115,7 +115,7 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
     let chunks = parse_file(db, doc.file);
     let (key, span) = chunks.around(off).find_map(|c| {
         let here = c.to_stable(off);
-        let within = |s: Span| s.start <= here && here <= s.end;
+        let within = |s: Place| s.start <= here && here <= s.end;
         placed(db, c.placed)
             .parse
             .decls

@@ -9,20 +9,18 @@ use lsp_types::Location;
 
 use super::occurrences::{Symbol, occurrence_at, occurrences};
 use super::workspace::DocRef;
-use crate::db::{
-    Session, SourceFile, Workspace, offsets, parse_file, policy_index, resolve, stable_header,
-};
+use crate::db::{Session, SourceFile, Workspace, policy_index, resolve, stable_header};
 use crate::model::Sourced;
-use crate::syntax::Span;
+use crate::syntax::Place;
 use crate::syntax::ast::{FieldDecl, TypeExprKind};
 
-/// A place in a file of the session.
+/// Where a name is declared: a file of the session and a place in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Place {
+pub struct Declared {
     /// The file's session path.
     pub file: String,
-    /// The name's span.
-    pub span: Span,
+    /// The name's place.
+    pub span: Place,
 }
 
 /// The declaration `symbol` resolves to in `file`'s effective policy, in
@@ -32,14 +30,14 @@ pub fn definition_of(
     ws: Workspace,
     file: SourceFile,
     symbol: &Symbol,
-) -> Option<Place> {
+) -> Option<Declared> {
     let db = &session.db;
     if let Symbol::Policy(name) = symbol {
         let declaring = *policy_index(db, ws).get(name)?.first()?;
         let header = stable_header(db, declaring).as_ref()?;
-        return Some(Place {
+        return Some(Declared {
             file: declaring.path(db).clone(),
-            span: parse_file(db, declaring).place(header.name.span),
+            span: header.name.span,
         });
     }
     // A fixture belongs to its own file.
@@ -47,18 +45,17 @@ pub fn definition_of(
         let def = occurrences(db, file)
             .iter()
             .find(|o| o.def && o.symbol == *symbol)?;
-        return Some(Place {
+        return Some(Declared {
             file: file.path(db).clone(),
             span: def.span,
         });
     }
-    // The policy in stable places (edits rarely change it); the name's
-    // span mapped to byte offsets.
+    // The policy in stable places (edits rarely change it).
     let policy = &resolve(db, ws, file).policy;
     let (item, span) = declaration(policy, symbol)?;
-    Some(Place {
+    Some(Declared {
         file: item.file.clone(),
-        span: offsets(db, ws, &item.file, span),
+        span,
     })
 }
 
@@ -66,7 +63,7 @@ pub fn definition_of(
 pub fn declaration<'p>(
     policy: &'p crate::model::EffectivePolicy,
     symbol: &Symbol,
-) -> Option<(&'p Sourced, Span)> {
+) -> Option<(&'p Sourced, Place)> {
     match symbol {
         Symbol::Authority(n) => policy
             .authorities()
@@ -137,7 +134,7 @@ pub fn references(doc: &DocRef<'_>, offset: usize, include_declaration: bool) ->
     let mut texts = doc.texts();
     let mut out = Vec::new();
     for &file in doc.ws.files(db) {
-        let found: Vec<Span> = occurrences(db, file)
+        let found: Vec<Place> = occurrences(db, file)
             .iter()
             .filter(|o| o.symbol == symbol && (include_declaration || !o.def))
             .map(|o| o.span)

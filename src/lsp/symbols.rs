@@ -5,10 +5,9 @@
 use lsp_types::{DocumentSymbol, SymbolKind};
 
 use super::workspace::DocRef;
-use crate::db::{ChunkAt, parse_file, placed};
-use crate::syntax::PlaceMap;
-use crate::syntax::Span;
+use crate::db::{parse_file, placed};
 use crate::syntax::ast::{Decl, DeclKind, FieldDecl, Ident, TypeExprKind};
+use crate::syntax::{Place, PlaceMap};
 
 /// `textDocument/documentSymbol`: the outline of the document, read chunk
 /// by chunk from the syntax trees salsa keeps (in stable places).
@@ -19,8 +18,8 @@ pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
     for chunk in &chunks.chunks {
         let outline = Outline {
             doc,
-            chunk,
             places: &chunks.places,
+            in_chunk: PlaceMap::chunk(chunk.base),
             text: chunk.placed.text(db),
         };
         for decl in &placed(db, chunk.placed).parse.decls {
@@ -31,37 +30,35 @@ pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
 }
 
 /// One chunk of the document being outlined: its spans are stable places.
-struct Outline<'a, 'db> {
+struct Outline<'a> {
     doc: &'a DocRef<'a>,
-    chunk: &'a ChunkAt<'db>,
     /// Where the file's stable places are in its text.
     places: &'a PlaceMap,
+    /// Where the chunk's places are in its own text.
+    in_chunk: PlaceMap,
     /// The chunk's text.
     text: &'a str,
 }
 
-impl Outline<'_, '_> {
-    fn range(&self, span: Span) -> lsp_types::Range {
+impl Outline<'_> {
+    fn range(&self, span: Place) -> lsp_types::Range {
         self.doc.range(self.places.bytes(span))
     }
 
     /// The chunk's text of `span`.
-    fn source(&self, span: Span) -> Option<&str> {
-        let base = self.chunk.base;
-        let start = span.start.checked_sub(base)? as usize;
-        let end = span.end.checked_sub(base)? as usize;
-        self.text.get(start..end)
+    fn source(&self, span: Place) -> Option<&str> {
+        self.text.get(self.in_chunk.bytes(span).range())
     }
 }
 
 #[allow(deprecated)] // `deprecated` is a required field of the struct.
 fn symbol(
-    doc: &Outline<'_, '_>,
+    doc: &Outline<'_>,
     name: String,
     detail: Option<String>,
     kind: SymbolKind,
-    span: Span,
-    selection: Span,
+    span: Place,
+    selection: Place,
     children: Vec<DocumentSymbol>,
 ) -> DocumentSymbol {
     // The selection must lie inside the range.
@@ -83,11 +80,11 @@ fn symbol(
 }
 
 fn leaf(
-    doc: &Outline<'_, '_>,
+    doc: &Outline<'_>,
     name: &Ident,
     detail: Option<String>,
     kind: SymbolKind,
-    span: Span,
+    span: Place,
 ) -> DocumentSymbol {
     symbol(
         doc,
@@ -100,7 +97,7 @@ fn leaf(
     )
 }
 
-fn field_symbol(doc: &Outline<'_, '_>, f: &FieldDecl) -> DocumentSymbol {
+fn field_symbol(doc: &Outline<'_>, f: &FieldDecl) -> DocumentSymbol {
     let children = match &f.ty.kind {
         TypeExprKind::Record(fields) => fields.iter().map(|g| field_symbol(doc, g)).collect(),
         _ => Vec::new(),
@@ -119,8 +116,8 @@ fn field_symbol(doc: &Outline<'_, '_>, f: &FieldDecl) -> DocumentSymbol {
     )
 }
 
-fn decl_symbol(doc: &Outline<'_, '_>, decl: &Decl) -> DocumentSymbol {
-    let head = crate::model::compose::keyword_span(doc.text, doc.chunk.base as usize, decl);
+fn decl_symbol(doc: &Outline<'_>, decl: &Decl) -> DocumentSymbol {
+    let head = crate::model::compose::keyword_span(doc.text, &doc.in_chunk, decl);
     let kw = decl.kind.keyword();
     let over = decl.override_kw.is_some();
     let with_override = |d: Option<String>| -> Option<String> {
@@ -308,8 +305,7 @@ fn decl_symbol(doc: &Outline<'_, '_>, decl: &Decl) -> DocumentSymbol {
         }
         DeclKind::Ceiling(c) => {
             let value = doc
-                .text
-                .get(c.value.span.range())
+                .source(c.value.span)
                 .map(|v| format!("{} {}", c.op.symbol(), v.trim()));
             symbol(
                 doc,

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use lsp_types::{Location, Position, Range};
 
 use super::convert::{Encoding, LineIndex};
-use crate::db::{Session, SourceFile, Workspace};
+use crate::db::{Session, SourceFile, Workspace, parse_file};
 use crate::diagnostics::Diagnostic;
 use crate::stdlib::KWANUS_PATH;
-use crate::syntax::Span;
+use crate::syntax::{Place, Span};
 
 /// The URI of the embedded standard library.
 pub const STDLIB_URI: &str = "pmf-stdlib:///kwanus.pmf";
@@ -86,12 +86,20 @@ impl<'a> Texts<'a> {
             .map(|(t, i)| (*t, i))
     }
 
-    /// The LSP location of `span` in the file at `path`.
-    pub fn location(&mut self, path: &str, span: Span, enc: Encoding) -> Option<Location> {
+    /// The LSP range of `place` in the file at `path`, if the session has
+    /// the file.
+    pub fn range(&mut self, path: &str, place: Place, enc: Encoding) -> Option<Range> {
+        let session = self.session;
+        let bytes = parse_file(&session.db, session.file(path)?).place(place);
         let (text, index) = self.get(path)?;
+        Some(index.range(text, bytes, enc))
+    }
+
+    /// The LSP location of `place` in the file at `path`.
+    pub fn location(&mut self, path: &str, place: Place, enc: Encoding) -> Option<Location> {
         Some(Location {
             uri: uri_of_path(path).into(),
-            range: index.range(text, span, enc),
+            range: self.range(path, place, enc)?,
         })
     }
 }
@@ -153,6 +161,11 @@ impl<'a> DocRef<'a> {
     /// The byte offset of `pos`.
     pub fn offset(&self, pos: Position) -> usize {
         self.index.offset(self.text, pos, self.enc)
+    }
+
+    /// The byte range of `place` in this document.
+    pub fn bytes(&self, place: Place) -> Span {
+        parse_file(&self.session.db, self.file).place(place)
     }
 
     /// The LSP range of `span` in this document.

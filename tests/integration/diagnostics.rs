@@ -127,9 +127,13 @@ fn each_fix_of_a_slip_removes_its_diagnostic() {
         if certain == 0 && !NO_CERTAIN_FIX.contains(&name.as_str()) {
             problems.push(format!("{name}: no machine-applicable fix"));
         }
+        let texts = report.session.placed_texts();
+        let places = texts
+            .map(&path.display().to_string())
+            .expect("checked file");
         for d in &slips {
             for fix in &d.fixes {
-                let fixed = fix.apply(&text);
+                let fixed = fix.apply(&text, places);
                 assert_ne!(fixed, text, "{name}: the fix changes nothing");
                 let fixed_path = dir.path().join(path.file_name().expect("name"));
                 std::fs::write(&fixed_path, &fixed).expect("write");
@@ -221,7 +225,9 @@ fn each_certain_fix_of_every_fixture_removes_its_diagnostic() {
                 let copy = copy_fixture(&path, &work);
                 let file = std::path::PathBuf::from(&d.primary.file);
                 let text = std::fs::read_to_string(&file).expect("fixture text");
-                let fixed = fix.apply(&text);
+                let texts = report.session.placed_texts();
+                let places = texts.map(&d.primary.file).expect("checked file");
+                let fixed = fix.apply(&text, places);
                 if fixed == text {
                     problems.push(format!("{name}: a fix of `{}` changes nothing", d.message));
                     continue;

@@ -3,7 +3,12 @@
 
 use pmf::diagnostics::Code;
 use pmf::syntax::ast::{DeclKind, ExprKind, MigrationItemKind};
-use pmf::syntax::parse;
+use pmf::syntax::{Place, PlaceMap, parse};
+
+/// The text at `place` of a text parsed whole (its places are its bytes).
+fn at(text: &str, place: Place) -> &str {
+    &text[PlaceMap::identity().bytes(place).range()]
+}
 
 fn codes(text: &str) -> Vec<Code> {
     parse("t.pmf", text)
@@ -19,27 +24,27 @@ fn every_node_has_the_span_of_its_text() {
     let parsed = parse("t.pmf", text);
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
     let header = parsed.ast.header().expect("header");
-    assert_eq!(&text[header.name.span.range()], "fleet");
-    assert_eq!(&text[header.parents[1].span.range()], "base");
+    assert_eq!(at(text, header.name.span), "fleet");
+    assert_eq!(at(text, header.parents[1].span), "base");
     let DeclKind::Migration(m) = &parsed.ast.decls[1].kind else {
         panic!("not a migration")
     };
     assert_eq!(
-        &text[parsed.ast.decls[1].span.range()],
+        at(text, parsed.ast.decls[1].span),
         &text[text.find("migration").unwrap()..text.len() - 1]
     );
     let MigrationItemKind::When(e) = &m.items[0].kind else {
         panic!("not a when")
     };
     assert_eq!(
-        &text[e.span.range()],
+        at(text, e.span),
         "target.version.major == partner.version.major"
     );
     let ExprKind::Binary(_, lhs, _) = &e.kind else {
         panic!("not binary")
     };
-    assert_eq!(&text[lhs.span.range()], "target.version.major");
-    assert_eq!(&text[m.items[1].span.range()], "reversible");
+    assert_eq!(at(text, lhs.span), "target.version.major");
+    assert_eq!(at(text, m.items[1].span), "reversible");
 }
 
 #[test]
@@ -54,8 +59,8 @@ fn precedence_and_associativity() {
         panic!()
     };
     assert_eq!(op.symbol(), "-");
-    assert_eq!(&text[lhs.span.range()], "1 + 2 * 3");
-    assert_eq!(&text[rhs.span.range()], "4");
+    assert_eq!(at(text, lhs.span), "1 + 2 * 3");
+    assert_eq!(at(text, rhs.span), "4");
 }
 
 #[test]
@@ -77,7 +82,7 @@ fn syntax_error_points_at_the_offending_token() {
     let text = "policy p\norder forced guided\n";
     let d = &parse("t.pmf", text).diagnostics[0];
     assert_eq!(d.code, Code::SyntaxError);
-    assert_eq!(&text[d.primary.span.range()], "guided");
+    assert_eq!(at(text, d.primary.span), "guided");
 }
 
 #[test]

@@ -87,16 +87,18 @@ proptest! {
         let text = format!("{}{}{}", &src[..at], insert, &src[at..]).replace("policy kwanus", "policy mutant");
         let mut session = Session::default();
         let f = session.set_file("slip.pmf", text.clone());
+        let places = &pmf::db::parse_file(&session.db, f).places;
         for d in session.check(f) {
             if d.code == pmf::diagnostics::Code::SyntaxError {
                 prop_assert!(d.message.starts_with("expected "), "{}", d.message);
                 prop_assert!(d.help.is_some());
             }
             for fix in &d.fixes {
-                let (s, e) = (fix.span.start as usize, fix.span.end as usize);
+                let bytes = places.bytes(fix.span);
+                let (s, e) = (bytes.start as usize, bytes.end as usize);
                 prop_assert!(s <= e && e <= text.len());
                 prop_assert!(text.is_char_boundary(s) && text.is_char_boundary(e));
-                prop_assert_ne!(fix.apply(&text), text.clone());
+                prop_assert_ne!(fix.apply(&text, places), text.clone());
             }
         }
     }

@@ -31,10 +31,10 @@ use crate::model::EffectivePolicy;
 use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
 use crate::model::fixtures::{ExpandedTests, expand_tests};
-use pmf_syntax::ast::{Comment, DeclKind, PolicyHeader};
+use pmf_syntax::ast::{DeclKind, PolicyHeader};
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
-use pmf_syntax::{self as syntax, PlaceMap, PlacedTexts, Span};
+use pmf_syntax::{self as syntax, Place, PlaceMap, PlacedTexts, Span};
 
 /// One source file: an input of the pipeline.
 #[salsa::input(debug)]
@@ -255,30 +255,22 @@ impl Session {
     /// Every file's text with the map from the stable places that items,
     /// graphs and diagnostics hold back to its bytes.
     pub fn placed_texts(&self) -> PlacedTexts {
+        self.placed_texts_of(|_| true)
+    }
+
+    /// [`Session::placed_texts`] of the files whose paths `keep` accepts.
+    pub fn placed_texts_of(&self, keep: impl Fn(&str) -> bool) -> PlacedTexts {
         let mut out = PlacedTexts::default();
         for &f in self.workspace.files(&self.db) {
-            out.insert(
-                f.path(&self.db).clone(),
-                f.text(&self.db).clone(),
-                parse_file(&self.db, f).places.clone(),
-            );
+            if keep(f.path(&self.db)) {
+                out.insert(
+                    f.path(&self.db).clone(),
+                    f.text(&self.db).clone(),
+                    parse_file(&self.db, f).places.clone(),
+                );
+            }
         }
         out
-    }
-
-    /// Source texts of every file, for rendering.
-    pub fn sources(&self) -> BTreeMap<String, String> {
-        self.sources_of(|_| true)
-    }
-
-    /// Source texts of the files whose paths `keep` accepts.
-    pub fn sources_of(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
-        self.workspace
-            .files(&self.db)
-            .iter()
-            .filter(|f| keep(f.path(&self.db)))
-            .map(|f| (f.path(&self.db).clone(), f.text(&self.db).clone()))
-            .collect()
     }
 }
 
@@ -333,8 +325,8 @@ pub struct FileChunks<'db> {
 }
 
 impl FileChunks<'_> {
-    /// The byte range of a span in stable places ([`PlaceMap::bytes`]).
-    pub fn place(&self, span: Span) -> Span {
+    /// The byte range a place names ([`PlaceMap::bytes`]).
+    pub fn place(&self, span: Place) -> Span {
         self.places.bytes(span)
     }
 }
@@ -395,20 +387,21 @@ pub struct PlacedFacts {
 /// Parse one chunk at its stable place; its items and header.
 #[salsa::tracked(returns(ref))]
 pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedFacts {
-    let base = placed.base(db) as usize;
+    let base = placed.base(db);
     let path = placed.path(db).as_str();
     let text = placed.text(db).as_str();
-    let parse = syntax::parse_chunk(path, text, base);
+    let parse = syntax::parse_chunk(path, text, base as usize);
+    let places = PlaceMap::chunk(base);
     let mut out = PlacedFacts::default();
     for decl in &parse.decls {
         out.heads.push(DeclHead::of(decl));
         out.items
-            .extend(compose::items_of_decl(path, text, base, decl));
+            .extend(compose::items_of_decl(path, text, &places, decl));
         match &decl.kind {
             DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
             DeclKind::Test(t) => {
                 if let Some(kw) = decl.override_kw {
-                    let removal = compose::override_place(text, base, decl);
+                    let removal = compose::override_place(text, &places, decl);
                     out.overridden_tests
                         .push(overridden_test(path, t.name.span, kw, removal));
                 }
@@ -423,7 +416,7 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     out
 }
 
-fn overridden_test(path: &str, name: Span, kw: Span, removal: Span) -> Diagnostic {
+fn overridden_test(path: &str, name: Place, kw: Place, removal: Place) -> Diagnostic {
     Diagnostic::new(
         Code::NothingToOverride,
         path,
@@ -725,29 +718,26 @@ pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<D
 ///
 /// A diagnostic that points into a parent but that the parent does not have
 /// on its own is caused by this file: it moves here (see [`relocate`]).
+///
+/// Diagnostics stay in stable places (places of one file keep the order of
+/// their bytes, so the order is the text's): whoever shows one maps it with
+/// the file's [`PlaceMap`] ([`Session::placed_texts`], [`FileChunks::place`]).
 #[salsa::tracked(returns(ref))]
 pub fn check_file(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let mut places = Places::new(db, ws);
-    let mut out: Vec<Diagnostic> = stable_check(db, ws, file)
-        .iter()
-        .map(|d| places.diagnostic(d))
-        .collect();
+    let mut out: Vec<Diagnostic> = stable_check(db, ws, file).clone();
     // Only a comment that starts with `pmf-allow` suppresses anything.
     if file.text(db).contains("pmf-allow") {
-        // The comments and declarations of every chunk, in byte offsets.
         let chunks = parse_file(db, file);
         let (mut comments, mut decls) = (Vec::new(), Vec::new());
         for c in &chunks.chunks {
             let parse = &placed(db, c.placed).parse;
-            comments.extend(parse.comments.iter().map(|m| Comment {
-                text: m.text.clone(),
-                span: chunks.place(m.span),
-            }));
-            decls.extend(parse.decls.iter().map(|d| chunks.place(d.span)));
+            comments.extend(parse.comments.iter().cloned());
+            decls.extend(parse.decls.iter().map(|d| d.span));
         }
+        let (path, text) = (file.path(db), file.text(db));
         let (suppressions, malformed) =
-            check::suppress::suppressions(file.path(db), file.text(db), &comments, &decls);
-        check::suppress::apply(file.path(db), &mut out, &suppressions);
+            check::suppress::suppressions(path, text, &chunks.places, &comments, &decls);
+        check::suppress::apply(path, &chunks.places, &mut out, &suppressions);
         out.extend(malformed);
     }
     sort_and_dedup(&mut out);
@@ -837,89 +827,30 @@ pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -
     out
 }
 
-/// Maps stable places to byte offsets, file by file.
-struct Places<'db> {
-    db: &'db dyn salsa::Database,
-    ws: Workspace,
-    files: BTreeMap<String, Option<&'db FileChunks<'db>>>,
-}
-
-impl<'db> Places<'db> {
-    fn new(db: &'db dyn salsa::Database, ws: Workspace) -> Self {
-        Places {
-            db,
-            ws,
-            files: BTreeMap::new(),
-        }
-    }
-
-    fn label(&mut self, l: &pmf_syntax::diagnostics::Label) -> pmf_syntax::diagnostics::Label {
-        let (db, ws) = (self.db, self.ws);
-        let chunks = *self.files.entry(l.file.clone()).or_insert_with(|| {
-            ws.files(db)
-                .iter()
-                .find(|f| f.path(db) == &l.file)
-                .map(|f| parse_file(db, *f))
-        });
-        let mut l = l.clone();
-        if let Some(chunks) = chunks {
-            l.span = chunks.place(l.span);
-        }
-        l
-    }
-
-    fn diagnostic(&mut self, d: &Diagnostic) -> Diagnostic {
-        let primary = self.label(&d.primary);
-        // A fix lies in the primary place's file: it moves with it.
-        let fixes = d
-            .fixes
-            .iter()
-            .map(|f| {
-                let at = pmf_syntax::diagnostics::Label {
-                    file: d.primary.file.clone(),
-                    span: f.span,
-                    message: String::new(),
-                };
-                pmf_syntax::diagnostics::Fix {
-                    span: self.label(&at).span,
-                    ..f.clone()
-                }
-            })
-            .collect();
-        Diagnostic {
-            primary,
-            labels: d.labels.iter().map(|l| self.label(l)).collect(),
-            fixes,
-            ..d.clone()
-        }
-    }
-}
-
 /// True when the file at `path` reports `diag` (in stable places) when
 /// checked on its own.
 fn reported_by(db: &dyn salsa::Database, ws: Workspace, path: &str, diag: &Diagnostic) -> bool {
     let Some(&other) = ws.files(db).iter().find(|f| f.path(db) == path) else {
         return false;
     };
-    let primary = Places::new(db, ws).label(&diag.primary);
     check_file(db, ws, other)
         .iter()
-        .any(|d| d.code == diag.code && d.primary == primary && d.message == diag.message)
+        .any(|d| d.code == diag.code && d.primary == diag.primary && d.message == diag.message)
 }
 
 /// The byte range, in the file at `path`, of `span` in stable places (as
 /// [`resolve`] and the checks hold them); `span` itself for a path
 /// that is not in the workspace.
-pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Span) -> Span {
+pub fn offsets(db: &dyn salsa::Database, ws: Workspace, path: &str, span: Place) -> Span {
     match ws.files(db).iter().find(|f| f.path(db) == path) {
         Some(f) => parse_file(db, *f).place(span),
-        None => span,
+        None => PlaceMap::identity().bytes(span),
     }
 }
 
 /// Move a diagnostic into `own`: its primary place becomes its first label
 /// in `own` (or `own`'s header), and the old primary place a label.
-pub(crate) fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Span) -> Diagnostic {
+pub(crate) fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Place) -> Diagnostic {
     let new_primary = match d.labels.iter().position(|l| l.file == own) {
         Some(i) => d.labels.remove(i),
         None => pmf_syntax::diagnostics::Label {

@@ -6,11 +6,12 @@
 //! no other file extends, test files (`*.test.pmf`) aside, unless names
 //! pick one ([`select_policy`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use pmf_compiler::db::{self, Session, SourceFile};
 use pmf_compiler::project;
+use pmf_syntax::PlacedTexts;
 use pmf_syntax::diagnostics::{Diagnostic, Severity, closest};
 
 use crate::engine::CompiledPolicy;
@@ -26,8 +27,8 @@ pub enum LoadError {
     Invalid {
         /// Every diagnostic of the files, warnings included.
         diagnostics: Vec<Diagnostic>,
-        /// File name → text.
-        sources: BTreeMap<String, String>,
+        /// The texts of the files, with their place maps.
+        sources: PlacedTexts,
     },
 }
 
@@ -66,7 +67,7 @@ pub fn load_policy(paths: &[PathBuf]) -> Result<CompiledPolicy, LoadError> {
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(LoadError::Invalid {
             diagnostics,
-            sources: session.sources(),
+            sources: session.placed_texts(),
         });
     }
     compile_selected(&session, &names).map(|(policy, _)| policy)
@@ -245,7 +246,7 @@ mod tests {
                 sources,
             } => {
                 assert!(diagnostics.iter().any(|d| d.severity == Severity::Error));
-                assert!(sources.keys().any(|k| k.ends_with("bad.pmf")));
+                assert!(sources.texts().keys().any(|k| k.ends_with("bad.pmf")));
             }
             other => panic!("expected diagnostics, got {other}"),
         }

@@ -11,7 +11,7 @@ use super::compile::State;
 use super::engine::CompiledPolicy;
 use super::value::{Completeness, from_json};
 use pmf_store::lineage::{Event, EventKind};
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::{EdgeKind, Expr};
 use pmf_syntax::ast::{ExpectWhat, ExprKind, RecordValue, TestDecl, TestRoot, UnaryOp, ValueNode};
 
@@ -20,7 +20,7 @@ use pmf_syntax::ast::{ExpectWhat, ExprKind, RecordValue, TestDecl, TestRoot, Una
 pub struct Failure {
     /// Where the expectation (or the problem) is written.
     #[serde(skip)]
-    pub span: Span,
+    pub span: Place,
     /// Expected against actual.
     pub message: String,
 }
@@ -65,7 +65,7 @@ fn literal(e: &Expr) -> Result<serde_json::Value, String> {
     })
 }
 
-fn record_json(r: &RecordValue) -> Result<serde_json::Value, (Span, String)> {
+fn record_json(r: &RecordValue) -> Result<serde_json::Value, (Place, String)> {
     let mut map = serde_json::Map::new();
     for (name, value) in &r.fields {
         let v = match value {
@@ -81,13 +81,13 @@ fn record_json(r: &RecordValue) -> Result<serde_json::Value, (Span, String)> {
 /// Run one test against `policy`.
 pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
     let mut run = TestRun::default();
-    let fail = |run: &mut TestRun, span: Span, message: String| {
+    let fail = |run: &mut TestRun, span: Place, message: String| {
         run.failures.push(Failure { span, message })
     };
     let state = |root: TestRoot| t.states.iter().find(|s| s.root == root);
     let convert = |root: TestRoot,
                    completeness: Completeness|
-     -> Result<Option<super::value::Value>, (Span, String)> {
+     -> Result<Option<super::value::Value>, (Place, String)> {
         let Some(s) = state(root) else {
             return Ok(None);
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 pub use compact_str::CompactString;
 
-use super::span::Span;
+use super::span::Place;
 
 /// A name as written in the source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -15,7 +15,7 @@ pub struct Ident {
     /// The name's text (stored inline when short: names rarely need the heap).
     pub name: CompactString,
     /// Where it was written.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// A string literal (escapes resolved).
@@ -24,7 +24,7 @@ pub struct StrLit {
     /// The unescaped value.
     pub value: String,
     /// Where it was written, quotes included.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// A numeric literal, compared bit for bit so the tree can be `Eq`.
@@ -49,7 +49,7 @@ pub struct NumLit {
     /// The value.
     pub value: Number,
     /// Where it was written.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// A parsed file: the header, the declarations and the comments.
@@ -77,18 +77,18 @@ pub struct Comment {
     /// The comment text, delimiters included.
     pub text: String,
     /// Where it was written.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// One top-level declaration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decl {
     /// `override` keyword span, when the declaration replaces a parent's.
-    pub override_kw: Option<Span>,
+    pub override_kw: Option<Place>,
     /// What is declared.
     pub kind: DeclKind,
     /// The whole declaration.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// The kinds of top-level declaration.
@@ -186,7 +186,7 @@ pub struct FieldPath {
     /// The segments.
     pub segments: Vec<Ident>,
     /// The whole path.
-    pub span: Span,
+    pub span: Place,
 }
 
 impl FieldPath {
@@ -212,7 +212,7 @@ pub struct FieldDecl {
     /// Field type.
     pub ty: TypeExpr,
     /// The whole field.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// A type as written.
@@ -221,7 +221,7 @@ pub struct TypeExpr {
     /// Which type.
     pub kind: TypeExprKind,
     /// Where it was written.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// The shapes of a written type.
@@ -252,7 +252,7 @@ pub struct MigrationItem {
     /// What the line says.
     pub kind: MigrationItemKind,
     /// The whole line.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// The requirements a migration type can state.
@@ -319,7 +319,7 @@ pub struct Rule {
     /// What happens when it does not.
     pub action: Ident,
     /// The whole rule.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// `validation { dimension { name: EXPR } }`
@@ -337,7 +337,7 @@ pub struct Dimension {
     /// The checks.
     pub checks: Vec<Check>,
     /// The whole group.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// `name: EXPR`
@@ -348,7 +348,7 @@ pub struct Check {
     /// What must hold.
     pub condition: Arc<Expr>,
     /// The whole check.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// `health { factor ...  band ... }`
@@ -370,7 +370,7 @@ pub struct Factor {
     /// Where its value comes from.
     pub source: Arc<Expr>,
     /// The whole factor.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// `band LO..=HI status "Status" -> action "Label"`
@@ -389,7 +389,7 @@ pub struct Band {
     /// Action as shown to people, such as "Optimal Transition".
     pub label: Option<StrLit>,
     /// The whole band.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// `flow NAME { ... }`
@@ -413,7 +413,7 @@ pub struct PhaseDecl {
     /// What happens in the phase.
     pub description: Option<StrLit>,
     /// The whole line.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// Whether an edge is taken on success or on failure.
@@ -437,7 +437,7 @@ pub struct Edge {
     /// How many times the edge may be taken for one partner.
     pub bound: Option<NumLit>,
     /// The edge's text.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// A comparison operator.
@@ -479,7 +479,7 @@ pub struct Ceiling {
     /// The comparison.
     pub op: CompareOp,
     /// Operator span.
-    pub op_span: Span,
+    pub op_span: Place,
     /// The bound.
     pub value: Arc<Expr>,
 }
@@ -517,7 +517,7 @@ pub struct Expr {
     /// Its shape.
     pub kind: ExprKind,
     /// Where it was written.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// Unary operators.
@@ -656,7 +656,7 @@ pub struct TestState {
     /// Its fields.
     pub record: RecordValue,
     /// The whole block.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// `fixture NAME [like BASE] { name: value, ... }`: a named record that
@@ -677,7 +677,7 @@ pub struct RecordValue {
     /// Fields in order.
     pub fields: Vec<(Ident, ValueNode)>,
     /// The braces and what is between them.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// A value in a test state.
@@ -686,7 +686,7 @@ pub enum ValueNode {
     /// A nested record.
     Record(RecordValue),
     /// `null`: not measured.
-    Null(Span),
+    Null(Place),
     /// A literal expression.
     Expr(Expr),
 }
@@ -730,5 +730,5 @@ pub struct Expect {
     /// The expected names (empty for `none`).
     pub values: Vec<Ident>,
     /// The whole line.
-    pub span: Span,
+    pub span: Place,
 }

@@ -25,4 +25,4 @@ pub mod split;
 
 pub use parser::{ChunkParse, Parsed, parse, parse_chunk};
 pub use place::{PlaceMap, PlacedTexts};
-pub use span::{LineCol, LineIndex, Span};
+pub use span::{LineCol, LineIndex, Place, Span};

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::ast::*;
 use super::slips;
-use super::span::Span;
+use super::span::{Place, Span};
 use super::split::{self, LexProblem, MAX_NESTING};
 use crate::diagnostics::{Code, Diagnostic, Fix};
 
@@ -69,14 +69,14 @@ pub fn parse_chunk(file: &str, text: &str, at: usize) -> ChunkParse {
             Diagnostic::new(
                 Code::Unterminated,
                 file,
-                span.shifted(at),
+                Place::at(span, at),
                 format!("unterminated {}", what),
             )
             .with_label("starts here")
             .with_help(help),
         );
     }
-    let comments: Vec<Span> = split.comments.iter().map(|s| s.shifted(at)).collect();
+    let comments: Vec<Place> = split.comments.iter().map(|s| Place::at(*s, at)).collect();
     out.comments = split
         .comments
         .iter()
@@ -163,7 +163,7 @@ fn parse_one(
     file: &str,
     text: &str,
     at: usize,
-    comments: &[Span],
+    comments: &[Place],
     chunk: &split::Chunk,
 ) -> ChunkResult {
     let mut result = ChunkResult {
@@ -185,7 +185,7 @@ fn parse_one(
             Diagnostic::new(
                 Code::NestingTooDeep,
                 file,
-                Span::new(deep, deep + 1),
+                Place::new(deep, deep + 1),
                 format!("brackets nested more than {MAX_NESTING} deep"),
             )
             .with_label("nesting exceeds the limit here")
@@ -245,8 +245,8 @@ impl DeclHead {
         }
     }
 
-    fn span(&self) -> Span {
-        Span::new(self.start, self.start + self.keyword_len)
+    fn span(&self) -> Place {
+        Place::new(self.start, self.start + self.keyword_len)
     }
 }
 
@@ -258,7 +258,7 @@ pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -
     match first_policy {
         None => {
             if !broken_header {
-                let first = decls.first().map_or(Span::new(0, 0), DeclHead::span);
+                let first = decls.first().map_or(Place::new(0, 0), DeclHead::span);
                 out.push(
                     Diagnostic::new(Code::MissingHeader, file, first, "file has no `policy` header")
                         .with_label("expected `policy NAME` before this")
@@ -289,7 +289,7 @@ pub fn header_diagnostics(file: &str, broken_header: bool, decls: &[DeclHead]) -
                 Diagnostic::new(
                     Code::MissingHeader,
                     file,
-                    Span::new(d.start, d.start + 6),
+                    Place::new(d.start, d.start + 6),
                     "the `policy` header must be the first declaration",
                 )
                 .with_label("header comes too late")
@@ -451,9 +451,9 @@ fn syntax_error(
     let (pos, found) = token_at(slice, raw);
     let abs = offset + pos;
     let span = if found.is_empty() {
-        Span::new(abs, abs)
+        Place::new(abs, abs)
     } else {
-        Span::new(abs, abs + found.len())
+        Place::new(abs, abs + found.len())
     };
     let positives: &[Rule] = match &err.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
@@ -527,18 +527,18 @@ fn slip_diagnostic(
     let mut d = Diagnostic::new(
         Code::SyntaxError,
         file,
-        slip.span.shifted(offset),
+        Place::at(slip.span, offset),
         slip.message,
     )
     .with_label(slip.label)
     .with_help(slip.help);
     if let Some((span, message)) = slip.also {
-        d = d.with_secondary(file, span.shifted(offset), message);
+        d = d.with_secondary(file, Place::at(span, offset), message);
     }
     if let Some(edit) = slip.edit
         && edit_holds(slice, raw, slip.slip, &edit)
     {
-        let span = edit.span.shifted(offset);
+        let span = Place::at(edit.span, offset);
         d = d.with_fix(if edit.certain {
             Fix::certain(span, edit.replacement)
         } else {
@@ -640,7 +640,7 @@ fn token_text(s: &str, pos: usize) -> &str {
 struct Builder<'a> {
     file: &'a str,
     /// Every comment of the file, in order.
-    comments: &'a [Span],
+    comments: &'a [Place],
     /// The chunk's text.
     text: &'a str,
     offset: usize,
@@ -650,7 +650,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// The pair's span in the file, without the trailing whitespace and
     /// comments pest keeps when an optional element at its end is absent.
-    fn span(&self, pair: &Pair<Rule>) -> Span {
+    fn span(&self, pair: &Pair<Rule>) -> Place {
         let s = pair.as_span();
         let start = s.start();
         let mut end = s.end();
@@ -665,7 +665,7 @@ impl Builder<'_> {
                 _ => break,
             }
         }
-        Span::new(start + self.offset, end + self.offset)
+        Place::new(start + self.offset, end + self.offset)
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
@@ -856,16 +856,16 @@ impl Builder<'_> {
                     .map(|p| self.field_path(p))
                     .unwrap_or(FieldPath {
                         segments: Vec::new(),
-                        span: Span::default(),
+                        span: Place::default(),
                     });
                 let op_pair = inner.next();
                 let (op, op_span) = op_pair
                     .map(|p| (compare_op(p.as_str()), self.span(&p)))
-                    .unwrap_or((CompareOp::Lt, Span::default()));
+                    .unwrap_or((CompareOp::Lt, Place::default()));
                 let value = inner
                     .next()
                     .map(|p| self.expr(p))
-                    .unwrap_or_else(|| error_expr(Span::default()));
+                    .unwrap_or_else(|| error_expr(Place::default()));
                 DeclKind::Ceiling(Ceiling {
                     field,
                     op,
@@ -903,7 +903,7 @@ impl Builder<'_> {
                     .unwrap_or_else(empty_ident);
                 let key = inner.next().map(|p| self.string(p)).unwrap_or(StrLit {
                     value: String::new(),
-                    span: Span::default(),
+                    span: Place::default(),
                 });
                 let label = inner.next().map(|p| self.string(p));
                 DeclKind::Key(Key {
@@ -920,7 +920,7 @@ impl Builder<'_> {
                     .unwrap_or_else(empty_ident);
                 let words = inner.next().map(|p| self.string(p)).unwrap_or(StrLit {
                     value: String::new(),
-                    span: Span::default(),
+                    span: Place::default(),
                 });
                 DeclKind::Rite(Rite { phase, words })
             }
@@ -998,7 +998,7 @@ impl Builder<'_> {
         DeclKind::Test(TestDecl {
             name: name.unwrap_or(StrLit {
                 value: String::new(),
-                span: Span::default(),
+                span: Place::default(),
             }),
             states,
             approved,
@@ -1417,7 +1417,7 @@ impl Builder<'_> {
                 *pos += 1;
                 self.primary(p.clone())
             }
-            None => error_expr(Span::default()),
+            None => error_expr(Place::default()),
         };
         if let Some(&(_, start)) = ops.first()
             && ops.len() > MAX_EXPR_DEPTH
@@ -1548,7 +1548,7 @@ fn is_keyword_rule(r: Rule) -> bool {
     )
 }
 
-fn nested_error(span: Span, _n: usize) -> Expr {
+fn nested_error(span: Place, _n: usize) -> Expr {
     // Marked by depth; `expr` reports it.
     let mut e = error_expr(span);
     for _ in 0..=MAX_EXPR_DEPTH {
@@ -1618,11 +1618,11 @@ fn compare_op(s: &str) -> CompareOp {
 fn empty_ident() -> Ident {
     Ident {
         name: Default::default(),
-        span: Span::default(),
+        span: Place::default(),
     }
 }
 
-fn error_expr(span: Span) -> Expr {
+fn error_expr(span: Place) -> Expr {
     Expr {
         kind: ExprKind::Error,
         span,
@@ -1761,7 +1761,7 @@ mod tests {
         let d = &parse("f.pmf", text).diagnostics[0];
         assert_eq!(d.fixes.len(), 1);
         assert!(d.fixes[0].machine_applicable);
-        let fixed = d.fixes[0].apply(text);
+        let fixed = d.fixes[0].apply(text, &crate::PlaceMap::identity());
         assert!(
             parse("f.pmf", &fixed)
                 .diagnostics

@@ -48,6 +48,59 @@ impl Span {
     }
 }
 
+/// A place in a file as its syntax tree holds it: the byte range a chunk
+/// of the text covers, moved to the chunk's stable place (see
+/// [`crate::place`]). A text parsed whole, or never cut into chunks (an
+/// input file, a configuration), has its places at its byte offsets.
+///
+/// A place indexes no text: [`crate::PlaceMap::bytes`] is the one way to
+/// the [`Span`] it names. Places of one file keep the order of the bytes
+/// they name, so they can be compared and covered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    /// Where it starts.
+    pub start: u32,
+    /// Where it ends (exclusive).
+    pub end: u32,
+}
+
+impl Place {
+    /// A place from its two ends.
+    pub fn new(start: usize, end: usize) -> Self {
+        Place {
+            start: start as u32,
+            end: end.max(start) as u32,
+        }
+    }
+
+    /// The place of byte range `span` of a chunk whose first byte is at
+    /// place `base`.
+    pub fn at(span: Span, base: usize) -> Self {
+        Place::new(span.start as usize + base, span.end as usize + base)
+    }
+
+    /// The smallest place that covers both.
+    pub fn cover(self, other: Place) -> Place {
+        Place {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+
+    /// True when the place covers no byte.
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+
+    /// The empty place where this one starts.
+    pub fn head(self) -> Place {
+        Place {
+            start: self.start,
+            end: self.start,
+        }
+    }
+}
+
 /// A 1-based line and column (columns counted in characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineCol {

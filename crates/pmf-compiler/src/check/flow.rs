@@ -14,7 +14,7 @@ use super::Context;
 use crate::graph::PhaseGraph;
 use crate::model::SEED_PHASES;
 use crate::model::vocabulary::Phase;
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::EdgeKind;
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
 
@@ -222,7 +222,7 @@ fn missing_failure_edges(cx: &Context<'_>, graph: &PhaseGraph) -> Vec<Diagnostic
             };
             let fix = last_edge.filter(|_| has_fallback).map(|at| {
                 Fix::certain(
-                    Span {
+                    Place {
                         start: at.end,
                         end: at.end,
                     },
@@ -303,7 +303,7 @@ fn unbounded_cycles(graph: &PhaseGraph, g: &DiGraph<usize, usize>) -> Vec<Diagno
             .with_label("this edge closes the cycle")
             .with_help(format!("bound it: `{written} max 3`"))
             .with_fix(Fix::certain(
-                Span {
+                Place {
                     start: edge.span.end,
                     end: edge.span.end,
                 },

@@ -6,7 +6,7 @@
 
 use super::Context;
 use crate::model::{ItemNode, Sourced};
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::{Ident, Migration, MigrationItemKind};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
 
@@ -102,14 +102,14 @@ fn dropped_by_override(cx: &Context<'_>, cat: &Sourced, category: &Ident) -> Opt
     let c = &category.name;
     let fix = match new.governs.last() {
         Some(last) => Fix::certain(
-            Span {
+            Place {
                 start: last.span.end,
                 end: last.span.end,
             },
             format!(", {c}"),
         ),
         None => Fix::certain(
-            Span {
+            Place {
                 start: item.span.end,
                 end: item.span.end,
             },
@@ -164,7 +164,7 @@ struct Approval<'a> {
     migration: &'a Migration,
     /// The `approve` item: its place and its approvers (none for
     /// `approve by governing`).
-    approve: Option<(Span, &'a Option<Vec<Ident>>)>,
+    approve: Option<(Place, &'a Option<Vec<Ident>>)>,
     /// The categories the migration can touch.
     touched: Vec<&'a str>,
 }
@@ -174,7 +174,7 @@ impl Approval<'_> {
     /// migration touches is declared: a name that is not a category is
     /// reported once (PMF102, with its fix), not again as an approver with
     /// no say over it.
-    fn named(&self, cx: &Context<'_>) -> Option<(Span, &[Ident])> {
+    fn named(&self, cx: &Context<'_>) -> Option<(Place, &[Ident])> {
         match self.approve {
             Some((span, Some(approvers))) if self.touched.iter().all(|c| cx.has_category(c)) => {
                 Some((span, approvers))
@@ -301,7 +301,7 @@ fn missing_approvers(cx: &Context<'_>, approvals: &[Approval<'_>]) -> Vec<Diagno
                     ))
                     .with_fixes(approvers.last().map(|last| {
                         Fix::certain(
-                            Span {
+                            Place {
                                 start: last.span.end,
                                 end: last.span.end,
                             },

@@ -75,7 +75,7 @@ fn negative_weights(file: &str, health: &Health) -> Vec<Diagnostic> {
 /// PMF302: the factors' weights do not add up to 1.
 fn weights_do_not_sum_to_one(
     file: &str,
-    block: pmf_syntax::Span,
+    block: pmf_syntax::Place,
     health: &Health,
 ) -> Option<Diagnostic> {
     let mut sum = 0.0;
@@ -245,7 +245,7 @@ impl<'a> Coverage<'a> {
 /// PMF303: scores that belong to no band (or no bands at all).
 fn band_gaps(
     file: &str,
-    block: pmf_syntax::Span,
+    block: pmf_syntax::Place,
     bands: &[Band],
     coverage: &Coverage<'_>,
 ) -> Vec<Diagnostic> {

@@ -11,7 +11,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use super::Context;
 use super::health::{action_not_allowed, unknown_action};
 use crate::model::Sourced;
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::{
     BinaryOp, CompareOp, Expr, ExprKind, Ident, Migration, MigrationItemKind, Order, RuleKind,
 };
@@ -201,7 +201,7 @@ fn has(m: &Migration, f: fn(&MigrationItemKind) -> bool) -> bool {
 }
 
 /// The migration type's `to` item: its place and its target.
-fn target(m: &Migration) -> Option<(Span, &Option<Expr>)> {
+fn target(m: &Migration) -> Option<(Place, &Option<Expr>)> {
     m.items.iter().find_map(|i| match &i.kind {
         MigrationItemKind::To(t) => Some((i.span, t)),
         _ => None,
@@ -221,7 +221,7 @@ fn soft_not_reversible(cx: &Context<'_>) -> Vec<Diagnostic> {
                 .with_help("add `reversible` to the block; a change that cannot be undone is a guided or forced migration")
                 .with_fixes(m.items.iter().map(|i| i.span).max_by_key(|s| s.end).map(|last| {
                     Fix::certain(
-                        Span {
+                        Place {
                             start: last.end,
                             end: last.end,
                         },
@@ -288,7 +288,7 @@ fn invalid_order_entries(
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut seen: HashMap<&str, &Ident> = HashMap::default();
-    let mut previous = Span::default();
+    let mut previous = Place::default();
     for t in &order.types {
         let before = std::mem::replace(&mut previous, t.span);
         if let Some(first) = seen.get(t.name.as_str()) {
@@ -304,7 +304,7 @@ fn invalid_order_entries(
                 .with_secondary(&s.file, first.span, "first listed here")
                 .with_help("list each migration type once: remove this entry")
                 .with_fix(Fix::certain(
-                    Span {
+                    Place {
                         start: previous.end,
                         end: t.span.end,
                     },
@@ -427,7 +427,7 @@ fn missing_from_order(
             let fix = if inherited {
                 // A new `override order` after this declaration.
                 Some(Fix {
-                    span: Span {
+                    span: Place {
                         start: ms.span.end,
                         end: ms.span.end,
                     },
@@ -490,7 +490,7 @@ fn no_order(cx: &Context<'_>, detection: &Detection<'_>) -> Option<Diagnostic> {
         .map(|i| i.span.end)
         .max();
     let fix = last.map(|end| Fix {
-        span: Span { start: end, end },
+        span: Place { start: end, end },
         replacement: format!("\n\norder {}", proposal.join(", ")),
         machine_applicable: certain,
     });

@@ -3,16 +3,17 @@
 //! line (inside a block), or on its own line (after code). The reason is
 //! mandatory and the codes must exist.
 
-use pmf_syntax::Span;
 use pmf_syntax::ast::Comment;
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest};
+use pmf_syntax::{Place, PlaceMap, Span};
 
 /// One suppression: the codes and the byte range they apply to.
 #[derive(Debug, Clone)]
 pub(crate) struct Suppression {
     /// Codes silenced.
     pub codes: Vec<Code>,
-    /// Where diagnostics are silenced (by their primary span's start).
+    /// Where diagnostics are silenced (by their primary place's start), in
+    /// byte offsets.
     pub scope: Span,
 }
 
@@ -23,24 +24,27 @@ fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The suppressions of a file, and diagnostics about malformed ones, from
-/// its comments and the spans of its declarations (in order), all in byte
-/// offsets of `text`.
+/// its comments and the places of its declarations (in order); `places`
+/// maps them into `text`.
 pub(crate) fn suppressions(
     file: &str,
     text: &str,
+    places: &PlaceMap,
     comments: &[Comment],
-    decls: &[Span],
+    decls: &[Place],
 ) -> (Vec<Suppression>, Vec<Diagnostic>) {
     let mut out = Vec::new();
     let mut diags = Vec::new();
+    let decls: Vec<Span> = decls.iter().map(|d| places.bytes(*d)).collect();
     for c in comments {
+        let c_span = places.bytes(c.span);
         let body = c.text.trim_start_matches('/').trim_start_matches('*');
         let body = body.trim_end_matches('/').trim_end_matches('*').trim();
         let Some(rest) = body.strip_prefix("pmf-allow") else {
             continue;
         };
         let body_offset =
-            c.span.start as usize + c.text.find("pmf-allow").unwrap_or(0) + "pmf-allow".len();
+            c_span.start as usize + c.text.find("pmf-allow").unwrap_or(0) + "pmf-allow".len();
         let (codes_text, reason) = match rest.split_once(':') {
             Some((codes, reason)) => (codes, reason.trim()),
             None => (rest, ""),
@@ -73,16 +77,17 @@ pub(crate) fn suppressions(
                 None => {
                     let close =
                         closest(&word.to_ascii_uppercase(), Code::ALL.iter().map(|c| c.id()));
+                    let place = places.place(Span::new(at, at + word.len()));
                     diags.push(
                         Diagnostic::new(
                             Code::UnknownCodeInConfig,
                             file,
-                            Span::new(at, at + word.len()),
+                            place,
                             format!("unknown code `{word}` in a suppression"),
                         )
                         .with_label("no such code")
                         .with_help("`pmf explain --list` lists every code")
-                        .with_suggestion(Span::new(at, at + word.len()), close),
+                        .with_suggestion(place, close),
                     );
                 }
             }
@@ -90,7 +95,7 @@ pub(crate) fn suppressions(
         if codes.is_empty() {
             continue;
         }
-        let start = c.span.start as usize;
+        let start = c_span.start as usize;
         let (line_start, line_end) = line_bounds(text, start);
         let code_before = !text[line_start..start].trim().is_empty();
         let scope = if code_before {
@@ -100,7 +105,7 @@ pub(crate) fn suppressions(
             .find(|d| d.start as usize <= start && start < d.end as usize)
         {
             // Inside a declaration: the next line with code on it.
-            let mut next = c.span.end as usize;
+            let mut next = c_span.end as usize;
             loop {
                 let (ls, le) = line_bounds(text, next.min(text.len()));
                 let line = text[ls..le].trim();
@@ -113,7 +118,7 @@ pub(crate) fn suppressions(
             // At top level: the next declaration.
             decls
                 .iter()
-                .find(|d| d.start >= c.span.end)
+                .find(|d| d.start >= c_span.end)
                 .map_or(Span::new(start, start), |d| *d)
         };
         out.push(Suppression { codes, scope });
@@ -121,14 +126,21 @@ pub(crate) fn suppressions(
     (out, diags)
 }
 
-/// Drop the diagnostics of `file` that a suppression covers.
-pub fn apply(file: &str, diags: &mut Vec<Diagnostic>, suppressions: &[Suppression]) {
+/// Drop the diagnostics of `file` that a suppression covers (`places`
+/// maps `file`'s places to the bytes the scopes are in).
+pub fn apply(
+    file: &str,
+    places: &PlaceMap,
+    diags: &mut Vec<Diagnostic>,
+    suppressions: &[Suppression],
+) {
     diags.retain(|d| {
+        let start = places.bytes(d.primary.span).start;
         d.primary.file != file
             || !suppressions.iter().any(|s| {
                 s.codes.contains(&d.code)
-                    && s.scope.start <= d.primary.span.start
-                    && d.primary.span.start < s.scope.end.max(s.scope.start + 1)
+                    && s.scope.start <= start
+                    && start < s.scope.end.max(s.scope.start + 1)
             })
     });
 }

@@ -10,7 +10,7 @@ use super::names::unknown_field_diag;
 use super::{Context, unknown};
 use crate::model::types::Type;
 use crate::model::{TEST_ACTIONS, TEST_OUTCOMES, TEST_VERDICTS};
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::{
     ExpectWhat, Expr, ExprKind, FixtureDecl, Ident, RecordValue, TestDecl, TestRoot, UnaryOp,
     ValueNode,
@@ -356,7 +356,7 @@ impl Walk<'_> {
 }
 
 /// PMF201: a value of a test state that is not of its field's type.
-fn wrong_type(file: &str, span: Span, path: &str, ty: &Type, found: &str) -> Diagnostic {
+fn wrong_type(file: &str, span: Place, path: &str, ty: &Type, found: &str) -> Diagnostic {
     Diagnostic::new(
         Code::TypeMismatch,
         file,

@@ -137,7 +137,7 @@ fn unknown_types_in(file: &str, ty: &TypeExpr, out: &mut Vec<Diagnostic>) {
 }
 
 /// PMF201: an operator or value of the wrong type.
-fn mismatch(file: &str, span: pmf_syntax::Span, message: String, label: String) -> Diagnostic {
+fn mismatch(file: &str, span: pmf_syntax::Place, message: String, label: String) -> Diagnostic {
     Diagnostic::new(Code::TypeMismatch, file, span, message).with_label(label)
 }
 

@@ -7,7 +7,7 @@ pub mod render;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::model::EffectivePolicy;
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::EdgeKind;
 
 /// A phase of the compiled flow.
@@ -22,7 +22,7 @@ pub struct Phase {
     /// The words spoken on entering the phase.
     pub rite: Option<String>,
     /// Where the phase is declared.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// An edge of the compiled flow.
@@ -37,7 +37,7 @@ pub struct Edge {
     /// How often it may be taken for one partner.
     pub bound: Option<u32>,
     /// Where the edge is written.
-    pub span: Span,
+    pub span: Place,
 }
 
 /// The compiled flow of a policy.
@@ -48,7 +48,7 @@ pub struct PhaseGraph {
     /// The file that declares the flow.
     pub file: String,
     /// Where the flow's name is written.
-    pub name_span: Span,
+    pub name_span: Place,
     /// Phases in declaration order.
     pub phases: Vec<Phase>,
     /// Edges whose ends are declared phases.

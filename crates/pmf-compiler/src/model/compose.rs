@@ -5,8 +5,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use super::{EffectivePolicy, ItemKey, ItemNode, Sourced};
-use pmf_syntax::Span;
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix};
+use pmf_syntax::{Place, PlaceMap, Span};
 use rayon::prelude::*;
 
 use pmf_syntax::ast::{Decl, DeclKind, Ident, PolicyHeader, SourceAst};
@@ -14,33 +14,34 @@ use pmf_syntax::ast::{Decl, DeclKind, Ident, PolicyHeader, SourceAst};
 /// The keyed items one file declares, in source order (declarations are
 /// independent: large files turn them into items on every core).
 pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
+    let places = PlaceMap::identity();
     if ast.decls.len() >= 256 {
         ast.decls
             .par_iter()
-            .flat_map_iter(|decl| items_of_decl(file, text, 0, decl))
+            .flat_map_iter(|decl| items_of_decl(file, text, &places, decl))
             .collect()
     } else {
         ast.decls
             .iter()
-            .flat_map(|decl| items_of_decl(file, text, 0, decl))
+            .flat_map(|decl| items_of_decl(file, text, &places, decl))
             .collect()
     }
 }
 
-/// The keyed items of one declaration; `text` is the source from its byte
-/// `text_start` on (a whole file, or the chunk that holds `decl`).
+/// The keyed items of one declaration; `text` is a whole file or the chunk
+/// that holds `decl`, and `places` maps the declaration's places into it.
 pub(crate) fn items_of_decl(
     file: &str,
     text: &str,
-    text_start: usize,
+    places: &PlaceMap,
     decl: &Decl,
 ) -> Vec<Arc<Sourced>> {
     let mut out = Vec::new();
     {
         let ov = decl.override_kw;
-        let override_place = override_place(text, text_start, decl);
-        let head = keyword_span(text, text_start, decl);
-        let mut push = |key: ItemKey, span: Span, name_span: Span, node: ItemNode| {
+        let override_place = override_place(text, places, decl);
+        let head = keyword_span(text, places, decl);
+        let mut push = |key: ItemKey, span: Place, name_span: Place, node: ItemNode| {
             out.push(Arc::new(Sourced {
                 key,
                 file: file.to_string(),
@@ -49,13 +50,7 @@ pub(crate) fn items_of_decl(
                 override_kw: ov,
                 override_place,
                 node,
-                fingerprint: fingerprint(
-                    text,
-                    Span::new(
-                        (span.start as usize).saturating_sub(text_start),
-                        (span.end as usize).saturating_sub(text_start),
-                    ),
-                ),
+                fingerprint: fingerprint(text, places.bytes(span)),
             }));
         };
         match &decl.kind {
@@ -147,30 +142,30 @@ pub(crate) fn items_of_decl(
 }
 
 /// What removing the `override` of `decl` removes: the keyword and the
-/// blank after it (`text` is the source from its byte `text_start` on); the
+/// blank after it (`places` maps the declaration's places into `text`); the
 /// empty place at the start of `decl` without one.
-pub(crate) fn override_place(text: &str, text_start: usize, decl: &Decl) -> Span {
+pub(crate) fn override_place(text: &str, places: &PlaceMap, decl: &Decl) -> Place {
     match decl.override_kw {
         Some(kw) => {
-            let after = (kw.end as usize).saturating_sub(text_start);
+            let after = places.bytes(kw).end as usize;
             let blank = text
                 .get(after..)
                 .map_or(0, |t| t.len() - t.trim_start_matches([' ', '\t']).len());
-            Span::new(kw.start as usize, kw.end as usize + blank)
+            Place::new(kw.start as usize, kw.end as usize + blank)
         }
-        None => Span::new(decl.span.start as usize, decl.span.start as usize),
+        None => Place::new(decl.span.start as usize, decl.span.start as usize),
     }
 }
 
-/// The span of the declaration's keyword, after `override` and its blank
-/// when there is one (`text` is the source from its byte `text_start` on).
-pub fn keyword_span(text: &str, text_start: usize, decl: &Decl) -> Span {
+/// The place of the declaration's keyword, after `override` and its blank
+/// when there is one (`places` maps the declaration's places into `text`).
+pub fn keyword_span(text: &str, places: &PlaceMap, decl: &Decl) -> Place {
     let start = if decl.override_kw.is_some() {
-        override_place(text, text_start, decl).end
+        override_place(text, places, decl).end
     } else {
         decl.span.start
     } as usize;
-    Span::new(start, start + decl.kind.keyword().len())
+    Place::new(start, start + decl.kind.keyword().len())
 }
 
 /// A hash of the text of `span` normalized (see [`normalize`]): equal for
@@ -329,7 +324,7 @@ pub fn compose<'a>(
     let inherited = items.len();
     let mut overridden = Vec::new();
 
-    let mut own_first: HashMap<&'a ItemKey, Span> = HashMap::default();
+    let mut own_first: HashMap<&'a ItemKey, Place> = HashMap::default();
     own_first.reserve(own.len());
     for item in own {
         if matches!(item.node, ItemNode::Key(_)) {
@@ -496,7 +491,7 @@ pub fn compose<'a>(
     let policy = EffectivePolicy {
         name: header.map(|h| h.name.name.to_string()).unwrap_or_default(),
         file: file.to_string(),
-        header_span: header.map_or(Span::default(), |h| h.name.span),
+        header_span: header.map_or(Place::default(), |h| h.name.span),
         lineage: parents
             .iter()
             .flat_map(|p| p.policy.lineage.iter().cloned())

@@ -11,7 +11,7 @@ pub mod vocabulary;
 
 use std::sync::Arc;
 
-use pmf_syntax::Span;
+use pmf_syntax::Place;
 use pmf_syntax::ast::{self, CompactString, RuleKind};
 
 /// What counts as "the same declaration" across a policy and its parents
@@ -103,15 +103,15 @@ pub struct Sourced {
     /// The file that declared it.
     pub file: String,
     /// The item's whole span.
-    pub span: Span,
+    pub span: Place,
     /// The span to point at (its name, or its keyword).
-    pub name_span: Span,
+    pub name_span: Place,
     /// `override` keyword, when present.
-    pub override_kw: Option<Span>,
+    pub override_kw: Option<Place>,
     /// What removing `override` removes (the keyword and the blank after
     /// it), or, without one, the empty place where it would be written (the
     /// start of the declaration).
-    pub override_place: Span,
+    pub override_place: Place,
     /// The item.
     pub node: ItemNode,
     /// A hash of the item's text without comments and with whitespace
@@ -127,7 +127,7 @@ pub struct EffectivePolicy {
     /// The file that declares it.
     pub file: String,
     /// The `policy` header's name (where whole-policy diagnostics point).
-    pub header_span: Span,
+    pub header_span: Place,
     /// The files of this policy and all its ancestors.
     pub lineage: std::collections::BTreeSet<String>,
     /// Items in order: inherited first, then the policy's own.

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::{Code, Diagnostic, Severity, closest};
-use crate::Span;
+use crate::Place;
 
 /// What a code is configured to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +66,12 @@ pub fn parse(file: &str, text: &str) -> Result<(Config, Vec<Diagnostic>), String
                     Diagnostic::new(
                         Code::UnknownCodeInConfig,
                         file,
-                        Span::new(at, at + key.len()),
+                        Place::new(at, at + key.len()),
                         format!("unknown code `{key}` in `pmf.toml`"),
                     )
                     .with_label("no such code")
                     .with_help("`pmf explain --list` lists every code")
-                    .with_suggestion(Span::new(at, at + key.len()), close),
+                    .with_suggestion(Place::new(at, at + key.len()), close),
                 );
             }
         }

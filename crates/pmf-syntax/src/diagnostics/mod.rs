@@ -10,7 +10,7 @@ pub mod render;
 
 pub use codes::Code;
 
-use crate::Span;
+use crate::{Place, PlaceMap};
 
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +37,7 @@ pub struct Label {
     /// The file's path as given to the compiler.
     pub file: String,
     /// The place.
-    pub span: Span,
+    pub span: Place,
     /// What the place has to do with the diagnostic.
     pub message: String,
 }
@@ -47,7 +47,7 @@ pub struct Label {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fix {
     /// The text to replace (empty to insert at its start).
-    pub span: Span,
+    pub span: Place,
     /// What to put there (empty to delete).
     pub replacement: String,
     /// The fix certainly does what the user meant, so a tool may apply it
@@ -57,7 +57,7 @@ pub struct Fix {
 
 impl Fix {
     /// A fix a tool may apply without asking.
-    pub fn certain(span: Span, replacement: impl Into<String>) -> Self {
+    pub fn certain(span: Place, replacement: impl Into<String>) -> Self {
         Fix {
             span,
             replacement: replacement.into(),
@@ -66,7 +66,7 @@ impl Fix {
     }
 
     /// A fix to offer but not to apply unasked.
-    pub fn maybe(span: Span, replacement: impl Into<String>) -> Self {
+    pub fn maybe(span: Place, replacement: impl Into<String>) -> Self {
         Fix {
             span,
             replacement: replacement.into(),
@@ -74,10 +74,12 @@ impl Fix {
         }
     }
 
-    /// `text` with the fix applied (`text` unchanged when the span does not
-    /// lie on character boundaries of `text`).
-    pub fn apply(&self, text: &str) -> String {
-        let (start, end) = (self.span.start as usize, self.span.end as usize);
+    /// `text` with the fix applied (`places` maps the fix's place into
+    /// `text`; `text` unchanged when it does not lie on character
+    /// boundaries).
+    pub fn apply(&self, text: &str, places: &PlaceMap) -> String {
+        let bytes = places.bytes(self.span);
+        let (start, end) = (bytes.start as usize, bytes.end as usize);
         if start > end || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
             return text.to_string();
         }
@@ -111,7 +113,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic with the code's default severity.
-    pub fn new(code: Code, file: &str, span: Span, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, file: &str, span: Place, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: code.default_severity(),
@@ -134,7 +136,7 @@ impl Diagnostic {
     }
 
     /// Add a secondary label.
-    pub fn with_secondary(mut self, file: &str, span: Span, message: impl Into<String>) -> Self {
+    pub fn with_secondary(mut self, file: &str, span: Place, message: impl Into<String>) -> Self {
         self.labels.push(Label {
             file: file.to_string(),
             span,
@@ -164,7 +166,7 @@ impl Diagnostic {
     /// Propose `replacement` for the text at `at` (when there is one): the
     /// help becomes ``did you mean `replacement`?`` and the replacement a
     /// machine-applicable fix. Without one, the diagnostic is unchanged.
-    pub fn with_suggestion(mut self, at: Span, replacement: Option<&str>) -> Self {
+    pub fn with_suggestion(mut self, at: Place, replacement: Option<&str>) -> Self {
         if let Some(r) = replacement {
             self.help = Some(format!("did you mean `{r}`?"));
             self.fixes.push(Fix::certain(at, r));

@@ -9,7 +9,7 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use serde::Serialize;
 
 use super::{Diagnostic, Label, Severity};
-use crate::Span;
+use crate::{Place, PlaceMap, PlacedTexts, Span};
 
 /// A source text and its index, shared by every diagnostic in it.
 pub(crate) type Indexed = (Arc<str>, Arc<SourceIndex>);
@@ -18,6 +18,13 @@ pub(crate) type Indexed = (Arc<str>, Arc<SourceIndex>);
 pub trait SourceLookup {
     /// The text of `file`, if known.
     fn source(&self, file: &str) -> Option<&str>;
+
+    /// The byte range of `file`'s text that `place` names. The default is
+    /// for texts never cut into chunks, whose places are their byte offsets.
+    fn bytes(&self, file: &str, place: Place) -> Span {
+        let _ = file;
+        PlaceMap::identity().bytes(place)
+    }
 
     /// The text of `file` and its index. The default indexes the text on
     /// every call; [`IndexedSources`] indexes each file once, which is what
@@ -38,30 +45,65 @@ impl SourceLookup for BTreeMap<String, String> {
 /// any number of diagnostics in time linear in their number.
 #[derive(Default)]
 pub struct IndexedSources {
-    files: HashMap<String, (Arc<str>, OnceLock<Arc<SourceIndex>>)>,
+    files: HashMap<String, IndexedText>,
+}
+
+/// One text, its place map and (once asked for) its index.
+struct IndexedText {
+    text: Arc<str>,
+    places: PlaceMap,
+    index: OnceLock<Arc<SourceIndex>>,
 }
 
 impl IndexedSources {
-    /// The texts of `sources`, by path.
+    /// The texts of `sources`, by path, never cut into chunks (their places
+    /// are their byte offsets).
     pub fn new(sources: BTreeMap<String, String>) -> Self {
         IndexedSources {
             files: sources
                 .into_iter()
-                .map(|(path, text)| (path, (Arc::from(text), OnceLock::new())))
+                .map(|(path, text)| (path, IndexedText::new(text, PlaceMap::identity())))
                 .collect(),
+        }
+    }
+
+    /// The texts of `sources` with their place maps.
+    pub fn placed(sources: PlacedTexts) -> Self {
+        IndexedSources {
+            files: sources
+                .into_files()
+                .map(|(path, text, places)| (path, IndexedText::new(text, places)))
+                .collect(),
+        }
+    }
+}
+
+impl IndexedText {
+    fn new(text: String, places: PlaceMap) -> Self {
+        IndexedText {
+            text: Arc::from(text),
+            places,
+            index: OnceLock::new(),
         }
     }
 }
 
 impl SourceLookup for IndexedSources {
     fn source(&self, file: &str) -> Option<&str> {
-        self.files.get(file).map(|(t, _)| &**t)
+        self.files.get(file).map(|t| &*t.text)
+    }
+
+    fn bytes(&self, file: &str, place: Place) -> Span {
+        match self.files.get(file) {
+            Some(t) => t.places.bytes(place),
+            None => PlaceMap::identity().bytes(place),
+        }
     }
 
     fn indexed(&self, file: &str) -> Option<Indexed> {
-        let (text, index) = self.files.get(file)?;
-        let index = index.get_or_init(|| Arc::new(SourceIndex::new(text)));
-        Some((text.clone(), index.clone()))
+        let t = self.files.get(file)?;
+        let index = t.index.get_or_init(|| Arc::new(SourceIndex::new(&t.text)));
+        Some((t.text.clone(), index.clone()))
     }
 }
 
@@ -175,8 +217,9 @@ impl MietteReport {
 
 fn labeled(label: &Label, primary: bool, sources: &dyn SourceLookup) -> LabeledSpan {
     let len = sources.source(&label.file).map_or(0, |t| t.len());
-    let start = (label.span.start as usize).min(len);
-    let end = (label.span.end as usize).min(len).max(start);
+    let bytes = sources.bytes(&label.file, label.span);
+    let start = (bytes.start as usize).min(len);
+    let end = (bytes.end as usize).min(len).max(start);
     let span = SourceSpan::new(start.into(), end - start);
     let text = if label.message.is_empty() {
         None
@@ -293,10 +336,11 @@ pub struct JsonReport {
     pub diagnostics: Vec<JsonDiagnostic>,
 }
 
-/// Line/column of a span in `file` (1:1 when the source is unknown).
-pub fn place(sources: &dyn SourceLookup, file: &str, span: Span) -> JsonPlace {
+/// Line/column of a place in `file` (1:1 when the source is unknown).
+pub fn place(sources: &dyn SourceLookup, file: &str, place: Place) -> JsonPlace {
     match sources.indexed(file) {
         Some((text, index)) => {
+            let span = sources.bytes(file, place);
             let (line, column) = index.place(&text, span.start as usize);
             let (end_line, end_column) = index.place(&text, span.end as usize);
             JsonPlace {
@@ -402,7 +446,7 @@ pub fn sarif(diags: &[Diagnostic], sources: &dyn SourceLookup) -> SarifLog {
             })
         })
         .collect();
-    let location = |file: &str, span: Span| {
+    let location = |file: &str, span: Place| {
         let p = place(sources, file, span);
         SarifPhysical {
             artifact_location: SarifArtifact {
