@@ -34,20 +34,18 @@ pub fn outcome_event(outcome: PartnerOutcome) -> EventKind {
 }
 
 /// Why apply refused to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The plan no longer matches the policy or the partners (exit 1).
+    /// The plan no longer matches the policy or the partners (exit 1):
+    /// each reason.
+    #[error("{}", .0.join("; "))]
     Stale(Vec<String>),
     /// A partner in the plan has no state anywhere (exit 1).
+    #[error("{0}")]
     Input(String),
     /// The store failed (exit 2).
-    Store(StoreError),
-}
-
-impl From<StoreError> for ApplyError {
-    fn from(e: StoreError) -> Self {
-        ApplyError::Store(e)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What apply needs besides the plan.
@@ -208,12 +206,11 @@ pub fn current_states(
                 if let Some(l) = last {
                     current.last.insert(e.id.clone(), l);
                 }
-                let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|err| {
-                    ApplyError::Store(StoreError(format!(
-                        "stored state of `{}` is unreadable: {err}",
-                        e.id
-                    )))
-                })?;
+                let json: serde_json::Value =
+                    serde_json::from_str(&p.state).map_err(|source| StoreError::UnreadableState {
+                        partner: e.id.clone(),
+                        source,
+                    })?;
                 super::value::from_json(&policy.schema, &json, "", super::value::Completeness::Full)
                     .map_err(|err| {
                         ApplyError::Input(format!(
