@@ -1,7 +1,9 @@
 //! The `pmf` command line: one file per command.
 //!
 //! Exit codes: 0 success; 1 the policy (or input) has errors; 2 usage or I/O
-//! problem. Nothing here exits 101: panics are caught in `main`.
+//! problem (the store's too). A command's error keeps its type ([`CliError`])
+//! up to [`run`], where one mapping (`impl From<&CliError> for Exit`) gives
+//! its exit code. Nothing here exits 101: panics are caught in `main`.
 
 pub mod apply;
 pub mod approve;
@@ -30,9 +32,19 @@ pub mod test;
 pub mod view;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::runtime::apply::ApplyError;
+use crate::runtime::engine::NotRunnable;
+use crate::runtime::input::InputError;
+use crate::runtime::load::LoadError;
+use crate::runtime::plan::PlanError;
+use crate::runtime::plan_view::PlanReadError;
+use crate::store::StoreError;
+use crate::store::lock::LockError;
 
 /// Exit status of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +69,128 @@ impl From<Exit> for ExitCode {
 }
 
 /// A usage or I/O problem, reported with exit code 2.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct UsageError(pub String);
 
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// Why a command failed. Each variant keeps the error it was raised with,
+/// so that its kind, not the command, decides the exit code: [`run`]
+/// prints `pmf: MESSAGE` and exits with `Exit::from(&error)`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A usage or I/O problem of the command itself.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The store failed, or its file is damaged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store's lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// An input file cannot be read (a file with bad records is reported
+    /// record by record by [`plan::input_failure`]).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Planning failed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A plan file cannot be read.
+    #[error(transparent)]
+    PlanRead(#[from] PlanReadError),
+    /// Apply refused to run.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// No policy to run could be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A policy file checked but cannot run.
+    #[error("{file}: {source}")]
+    NotRunnable {
+        /// The file.
+        file: String,
+        /// Why.
+        source: NotRunnable,
+    },
+    /// Applying stopped partway through (what was committed is kept).
+    #[error(
+        "the store `{}` failed: {source}; what was committed is kept, and running this apply again resumes where it stopped",
+        store.display()
+    )]
+    Interrupted {
+        /// The store.
+        store: PathBuf,
+        /// What failed.
+        source: ApplyError,
+    },
+    /// An error and what it meant for the command (`nothing was applied`).
+    #[error("{source}; {then}")]
+    Then {
+        /// The error.
+        source: Box<CliError>,
+        /// What was (not) done.
+        then: &'static str,
+    },
+}
+
+impl CliError {
+    /// This error, followed by what it meant for the command.
+    pub fn then(self, then: &'static str) -> CliError {
+        CliError::Then {
+            source: Box::new(self),
+            then,
+        }
+    }
+}
+
+/// The exit code of a command that failed with `e`: the one mapping from
+/// an error's kind to an exit code (the `From` impls below are its parts,
+/// for the commands that print an exit-1 error themselves).
+impl From<&CliError> for Exit {
+    fn from(e: &CliError) -> Exit {
+        match e {
+            CliError::Usage(_)
+            | CliError::Store(_)
+            | CliError::Lock(_)
+            | CliError::PlanRead(_)
+            | CliError::NotRunnable { .. }
+            | CliError::Interrupted { .. } => Exit::Usage,
+            CliError::Input(e) | CliError::Plan(PlanError::Input(e)) => e.into(),
+            CliError::Plan(PlanError::Io(_)) => Exit::Usage,
+            CliError::Apply(e) => e.into(),
+            CliError::Load(e) => e.into(),
+            CliError::Then { source, .. } => (&**source).into(),
+        }
+    }
+}
+
+/// A bad record is the user's (exit 1); an unreadable file is I/O (exit 2).
+impl From<&InputError> for Exit {
+    fn from(e: &InputError) -> Exit {
+        match e {
+            InputError::Io(_) => Exit::Usage,
+            InputError::Invalid { .. } | InputError::Many { .. } => Exit::Failure,
+        }
+    }
+}
+
+/// A stale plan or a partner with no state is the user's (exit 1); the
+/// store's failure is exit 2.
+impl From<&ApplyError> for Exit {
+    fn from(e: &ApplyError) -> Exit {
+        match e {
+            ApplyError::Stale(_) | ApplyError::Input(_) => Exit::Failure,
+            ApplyError::Store(_) => Exit::Usage,
+        }
+    }
+}
+
+/// A policy with errors is exit 1; no policy to run is a usage problem.
+impl From<&LoadError> for Exit {
+    fn from(e: &LoadError) -> Exit {
+        match e {
+            LoadError::Invalid { .. } => Exit::Failure,
+            LoadError::Usage(_) | LoadError::NotRunnable(_) => Exit::Usage,
+        }
     }
 }
 
@@ -206,9 +334,9 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
     };
     match result {
         Ok(exit) => exit,
-        Err(UsageError(msg)) => {
-            eprintln!("pmf: {msg}");
-            Exit::Usage
+        Err(e) => {
+            eprintln!("pmf: {e}");
+            Exit::from(&e)
         }
     }
 }

@@ -206,11 +206,12 @@ pub fn current_states(
                 if let Some(l) = last {
                     current.last.insert(e.id.clone(), l);
                 }
-                let json: serde_json::Value =
-                    serde_json::from_str(&p.state).map_err(|source| StoreError::UnreadableState {
+                let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|source| {
+                    StoreError::UnreadableState {
                         partner: e.id.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 super::value::from_json(&policy.schema, &json, "", super::value::Completeness::Full)
                     .map_err(|err| {
                         ApplyError::Input(format!(

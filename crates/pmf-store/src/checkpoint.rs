@@ -162,11 +162,10 @@ impl OperatorKey {
                 true,
             ));
         }
-        let text =
-            std::fs::read_to_string(path).map_err(|source| StoreError::ReadOperatorKey {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::ReadOperatorKey {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let file: OperatorKeyFile =
             serde_json::from_str(&text).map_err(|source| StoreError::NotAnOperatorKey {
                 path: path.to_path_buf(),
