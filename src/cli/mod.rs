@@ -340,3 +340,146 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(e: impl Into<CliError>) -> Exit {
+        Exit::from(&e.into())
+    }
+
+    fn invalid() -> InputError {
+        InputError::Invalid {
+            file: "partners.ndjson".into(),
+            at: "line 3".into(),
+            partner: Some("p-1".into()),
+            problem: "`score` is missing".into(),
+        }
+    }
+
+    #[test]
+    fn a_damaged_store_is_exit_2_with_the_stores_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, vec![0x5a; 64 * 1024]).unwrap();
+        let Err(e) = crate::store::Store::open_existing(&path) else {
+            panic!("a file of garbage opened as a store")
+        };
+        let message = e.to_string();
+        let e = CliError::from(e);
+        assert!(matches!(&e, CliError::Store(s) if s.is_damaged()), "{e:?}");
+        assert_eq!(e.to_string(), message);
+        assert!(
+            message.starts_with("the store file is damaged ("),
+            "{message}"
+        );
+        assert_eq!(Exit::from(&e), Exit::Usage);
+    }
+
+    #[test]
+    fn a_held_lock_is_exit_2_and_keeps_its_kind_under_what_it_meant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let _held = crate::store::lock::lock(&path, "apply").unwrap();
+        let Err(e) = crate::store::lock::lock(&path, "review") else {
+            panic!("the lock was taken twice")
+        };
+        let e = CliError::from(e).then("nothing was decided");
+        let CliError::Then { source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            matches!(**source, CliError::Lock(LockError::Held(_))),
+            "{e:?}"
+        );
+        let message = e.to_string();
+        assert!(
+            message.starts_with("the store is in use by `pmf apply` (pid ")
+                && message.ends_with("; nothing was decided"),
+            "{message}"
+        );
+        assert_eq!(Exit::from(&e), Exit::Usage);
+    }
+
+    #[test]
+    fn each_kind_has_its_exit_code() {
+        // The user's input or policy: exit 1.
+        assert_eq!(exit(invalid()), Exit::Failure);
+        assert_eq!(exit(PlanError::Input(invalid())), Exit::Failure);
+        assert_eq!(
+            exit(ApplyError::Stale(vec!["the policy changed".into()])),
+            Exit::Failure
+        );
+        assert_eq!(exit(ApplyError::Input("no state".into())), Exit::Failure);
+        let diagnostics = Vec::new();
+        let sources = Default::default();
+        assert_eq!(
+            exit(LoadError::Invalid {
+                diagnostics,
+                sources
+            }),
+            Exit::Failure
+        );
+        // Usage, I/O and the store: exit 2.
+        assert_eq!(exit(UsageError("no such file".into())), Exit::Usage);
+        assert_eq!(exit(InputError::Io("cannot read `x`".into())), Exit::Usage);
+        assert_eq!(
+            exit(PlanError::Io("cannot write `plan.json`".into())),
+            Exit::Usage
+        );
+        assert_eq!(exit(PlanReadError("not a plan".into())), Exit::Usage);
+        assert_eq!(
+            exit(LoadError::Usage("name the policy".into())),
+            Exit::Usage
+        );
+        assert_eq!(
+            exit(LoadError::from(NotRunnable("no flow".into()))),
+            Exit::Usage
+        );
+        let store = || StoreError::NoId;
+        assert_eq!(exit(store()), Exit::Usage);
+        assert_eq!(exit(ApplyError::from(store())), Exit::Usage);
+        assert_eq!(exit(LockError::from(store())), Exit::Usage);
+        // Apply interrupted partway: the store's problem, whatever stopped it.
+        let interrupted = CliError::Interrupted {
+            store: PathBuf::from(".pmf/state.db"),
+            source: ApplyError::Input("stored state of partner `p-1` does not fit".into()),
+        };
+        assert_eq!(Exit::from(&interrupted), Exit::Usage);
+        // What an error meant for the command never changes its kind.
+        assert_eq!(
+            Exit::from(&CliError::from(invalid()).then("nothing was imported")),
+            Exit::Failure
+        );
+    }
+
+    #[test]
+    fn messages_pass_through_unchanged() {
+        assert_eq!(CliError::from(invalid()).to_string(), invalid().to_string());
+        assert_eq!(
+            invalid().to_string(),
+            "partners.ndjson, line 3, partner `p-1`: `score` is missing"
+        );
+        assert_eq!(
+            CliError::from(ApplyError::from(StoreError::NoId)).to_string(),
+            "the store has no id (edited outside pmf)"
+        );
+        let interrupted = CliError::Interrupted {
+            store: PathBuf::from(".pmf/state.db"),
+            source: ApplyError::from(StoreError::NoId),
+        };
+        assert_eq!(
+            interrupted.to_string(),
+            "the store `.pmf/state.db` failed: the store has no id (edited outside pmf); what was committed is kept, and running this apply again resumes where it stopped"
+        );
+        let not_runnable = CliError::NotRunnable {
+            file: "a.pmf".into(),
+            source: NotRunnable("cannot compile the health score".into()),
+        };
+        assert_eq!(
+            not_runnable.to_string(),
+            "a.pmf: cannot compile the health score"
+        );
+    }
+}

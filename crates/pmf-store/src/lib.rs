@@ -691,3 +691,103 @@ impl Drop for WalCheckpointer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_store_file_is_the_damaged_kind_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, vec![0x5a; 64 * 1024]).unwrap();
+        let Err(e) = Store::open(&path) else {
+            panic!("a file of garbage opened as a store")
+        };
+        assert!(matches!(e, StoreError::Damaged(_)), "{e:?}");
+        assert!(e.is_damaged());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("the store file is damaged (")
+                && message.ends_with(
+                    "): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
+                ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_store_is_its_own_kind_and_says_what_makes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let Err(e) = Store::open_existing(&path) else {
+            panic!("opened a store that does not exist")
+        };
+        assert!(matches!(e, StoreError::Missing { .. }), "{e:?}");
+        assert!(!e.is_damaged());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_store_of_a_newer_schema_is_refused_by_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Store::open(&path).unwrap());
+        let future = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", future)
+            .unwrap();
+        let Err(e) = Store::open(&path) else {
+            panic!("opened a store of a newer schema")
+        };
+        assert!(
+            matches!(e, StoreError::NewerSchema { version, .. } if version == future),
+            "{e:?}"
+        );
+        assert!(e.to_string().ends_with("; upgrade pmf"), "{e}");
+    }
+
+    #[test]
+    fn a_held_lock_is_the_held_kind_naming_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let _held = lock::lock(&path, "apply").unwrap();
+        let Err(e) = lock::lock(&path, "review") else {
+            panic!("the lock was taken twice")
+        };
+        let lock::LockError::Held(holder) = &e else {
+            panic!("not the held kind: {e:?}")
+        };
+        assert!(holder.starts_with("`pmf apply` (pid "), "{holder}");
+        assert_eq!(e.to_string(), format!("the store is in use by {holder}"));
+        assert_eq!(
+            lock::holder(&path).unwrap().as_deref(),
+            Some(holder.as_str())
+        );
+    }
+
+    #[test]
+    fn sqlite_failures_are_sorted_by_what_failed() {
+        use rusqlite::ffi;
+        let of =
+            |code| StoreError::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+        assert!(matches!(of(ffi::SQLITE_CORRUPT), StoreError::Damaged(_)));
+        assert!(matches!(of(ffi::SQLITE_NOTADB), StoreError::Damaged(_)));
+        assert!(matches!(of(ffi::SQLITE_FULL), StoreError::DiskFull(_)));
+        assert!(matches!(of(ffi::SQLITE_BUSY), StoreError::Busy(_)));
+        assert!(matches!(of(ffi::SQLITE_CONSTRAINT), StoreError::Sql(_)));
+        assert!(
+            of(ffi::SQLITE_FULL)
+                .to_string()
+                .ends_with(": free some space on its disk")
+        );
+        assert!(of(ffi::SQLITE_BUSY).to_string().starts_with("store: "));
+    }
+}
