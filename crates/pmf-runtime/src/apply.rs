@@ -22,7 +22,7 @@ use pmf_store::{Store, StoreError};
 use pmf_syntax::ast::EdgeKind;
 
 /// The kind of the event a walk that stopped with `outcome` ends on.
-pub fn outcome_event(outcome: PartnerOutcome) -> EventKind {
+fn outcome_event(outcome: PartnerOutcome) -> EventKind {
     match outcome {
         PartnerOutcome::Restricted => EventKind::Restricted,
         PartnerOutcome::Throttled => EventKind::Throttled,
@@ -494,7 +494,7 @@ pub fn apply_partner(
 /// where it stopped), which then carries the rite; an entry with nothing
 /// after it in its phase stays a `phase_entered` event. The walk's events
 /// say the same with fewer rows. `push_folded` appends `e` to `events` so.
-pub fn push_folded(events: &mut Vec<Event>, e: Event) {
+fn push_folded(events: &mut Vec<Event>, e: Event) {
     if let Some(last) = events.last_mut()
         && last.kind == EventKind::PhaseEntered
         && e.kind != EventKind::PhaseEntered
@@ -553,7 +553,7 @@ impl ApplyBatch {
 /// `promoted` (`pmf review promote`) goes on where governance review would
 /// pause it (inconclusive validation, unknown health, a review band);
 /// missing approvals are never passed.
-pub fn walk(
+pub(crate) fn walk(
     policy: &CompiledPolicy,
     graph: &PhaseGraph,
     a: &Assessment,

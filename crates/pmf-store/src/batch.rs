@@ -13,7 +13,7 @@ use super::merkle::{self, Frontier};
 use super::{Store, StoreError, row_digest, stable_digest};
 
 /// The hash before the first event.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The head of the whole log: the global chain's last event and the Merkle
 /// tree's right edge. Read once per transaction, carried in memory from

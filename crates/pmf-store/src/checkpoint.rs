@@ -14,7 +14,7 @@ use super::StoreError;
 use super::merkle::{self, Hash};
 
 /// The name of a checkpoint file's format.
-pub const FORMAT: &str = "pmf-checkpoint-v1";
+pub(crate) const FORMAT: &str = "pmf-checkpoint-v1";
 
 /// A signed statement: store `store_id` held `size` events whose Merkle
 /// root is `root` at `time`.
@@ -38,7 +38,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The bytes the operator signs.
-    pub fn message(store_id: &str, size: u64, root: &str, time: &str) -> Vec<u8> {
+    pub(crate) fn message(store_id: &str, size: u64, root: &str, time: &str) -> Vec<u8> {
         format!("{FORMAT}\n{store_id}\n{size}\n{root}\n{time}").into_bytes()
     }
 
@@ -61,7 +61,7 @@ impl Checkpoint {
     }
 
     /// Whether the signature is the public key's over this checkpoint.
-    pub fn signature_holds(&self) -> bool {
+    pub(crate) fn signature_holds(&self) -> bool {
         self.format == FORMAT
             && super::verify::signature_holds(
                 &self.public_key,
@@ -105,7 +105,7 @@ struct OperatorKeyFile {
 
 impl OperatorKey {
     /// The default key path for a store: `operator.key` in its directory.
-    pub fn default_path(store: &Path) -> PathBuf {
+    pub(crate) fn default_path(store: &Path) -> PathBuf {
         store
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

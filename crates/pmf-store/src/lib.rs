@@ -320,7 +320,7 @@ pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
 }
 
 /// The digest of a stable version (its number, version and state).
-pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
+pub(crate) fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"pmf-stable-v1\0");
     h.update(seq.to_string().as_bytes());
@@ -597,7 +597,7 @@ impl Store {
     }
 
     /// A store meta value.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

@@ -23,7 +23,7 @@ pub enum LockError {
 }
 
 /// This machine's host name.
-pub fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
@@ -33,7 +33,7 @@ pub struct LockGuard {
 }
 
 /// The lock file of a store.
-pub fn lock_path(store: &Path) -> PathBuf {
+pub(crate) fn lock_path(store: &Path) -> PathBuf {
     let mut name = store.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)
