@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::plan::OutputFormat;
-use super::{Exit, UsageError, policy};
+use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::apply::{
     ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner,
     current_states, outcome_from_str,
@@ -68,7 +68,7 @@ pub struct ApplyArgs {
 }
 
 /// Run `pmf apply`.
-pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // A closed stdout must not kill a run that is writing to the store.
     // SAFETY: ignoring a signal; no handler runs.
     unsafe {
@@ -76,9 +76,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     }
     // The lock first: a second writer is refused before it reads anything.
     let _lock = crate::store::lock::lock(&args.store, "apply").map_err(|e| {
-        UsageError(format!(
-            "{e}; nothing was applied (run again when it is done: apply resumes where it stopped)"
-        ))
+        CliError::from(e)
+            .then("nothing was applied (run again when it is done: apply resumes where it stopped)")
     })?;
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
@@ -167,9 +166,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         }
     }
 
-    let mut store = Store::open(&args.store).map_err(|e| UsageError(e.0))?;
-    let (operator, made) = OperatorKey::for_store(&args.store, args.operator_key.as_deref())
-        .map_err(|e| UsageError(e.0))?;
+    let mut store = Store::open(&args.store)?;
+    let (operator, made) = OperatorKey::for_store(&args.store, args.operator_key.as_deref())?;
     if made {
         eprintln!(
             "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",
@@ -200,12 +198,10 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             format: args.format,
         });
     }
-    let progress = store.progress(&loaded.hash).map_err(|e| UsageError(e.0))?;
+    let progress = store.progress(&loaded.hash)?;
     // The WAL is copied back into the database by a checkpointer thread of
     // its own, on the other core, while this one goes on writing.
-    store
-        .disable_autocheckpoint()
-        .map_err(|e| UsageError(e.0))?;
+    store.disable_autocheckpoint()?;
     let _checkpointer = crate::store::WalCheckpointer::start(&args.store);
 
     let inputs = ApplyInputs {
@@ -217,7 +213,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     };
     let current = match current_states(&store, &inputs, progress) {
         Ok(s) => s,
-        Err(ApplyError::Stale(why)) => {
+        // A stale plan is reported reason by reason; any other error by
+        // its message. Either way the error's kind gives the exit code.
+        Err(e) => {
+            let ApplyError::Stale(why) = &e else {
+                return Err(e.into());
+            };
             eprintln!("pmf: the plan is stale; make a new one with `pmf plan`:");
             for w in why.iter().take(20) {
                 eprintln!("  - {w}");
@@ -226,13 +227,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
                 eprintln!("  - ... and {} more", why.len() - 20);
             }
             eprintln!("pmf: nothing was applied");
-            return Ok(Exit::Failure);
+            return Ok(Exit::from(&e));
         }
-        Err(ApplyError::Input(m)) => {
-            eprintln!("pmf: {m}");
-            return Ok(Exit::Failure);
-        }
-        Err(ApplyError::Store(e)) => return Err(UsageError(e.0)),
     };
 
     let total = plan.entries.len();
@@ -426,16 +422,11 @@ fn stderr_width() -> usize {
 
 /// A failure in the middle of applying: the store failed (exit 2; what
 /// was not committed is redone by the next run).
-fn store_failure(store: &std::path::Path, e: ApplyError) -> UsageError {
-    let what = match e {
-        ApplyError::Store(e) => e.0,
-        ApplyError::Input(m) => m,
-        ApplyError::Stale(why) => why.join("; "),
-    };
-    UsageError(format!(
-        "the store `{}` failed: {what}; what was committed is kept, and running this apply again resumes where it stopped",
-        store.display()
-    ))
+fn store_failure(store: &std::path::Path, e: ApplyError) -> CliError {
+    CliError::Interrupted {
+        store: store.to_path_buf(),
+        source: e,
+    }
 }
 
 /// Write a lineage event as a line of `--format json` output, from its

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, OutputFormat, UsageError};
+use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::runtime::approvals::{self, ApprovalsFile};
 use crate::runtime::plan::read_plan;
 
@@ -106,7 +106,7 @@ fn summary(loaded: &crate::runtime::plan::LoadedPlan, authority: &str) -> String
 }
 
 /// Run `pmf approve`.
-pub fn run(args: &ApproveArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
     let mut out = if args.output.exists() {
@@ -115,7 +115,8 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, UsageError> {
             return Err(UsageError(format!(
                 "`{}` holds approvals of another plan; write these to another file",
                 args.output.display()
-            )));
+            ))
+            .into());
         }
         existing
     } else {
@@ -132,7 +133,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, UsageError> {
         if !stdin.is_terminal() {
             return Err(UsageError(
                 "pmf approve asks before it signs: run it in a terminal, or pass `--yes` after reading the summary above".into(),
-            ));
+            ).into());
         }
         eprint!("sign this plan as `{}`? [y/N] ", file.authority);
         let _ = std::io::stderr().flush();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{Exit, UsageError, files};
+use super::{CliError, Exit, UsageError, files};
 use crate::db::Session;
 use crate::diagnostics::render::{self, HumanStyle};
 use crate::diagnostics::{Code, Diagnostic, sort_and_dedup};
@@ -193,7 +193,7 @@ pub fn apply_config(
 
 /// Run `pmf check`. A file that cannot be read is reported among the
 /// diagnostics of the others, in every format, and the exit code is 2.
-pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, UsageError> {
+pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, CliError> {
     let mut report = check_all_paths(&args.paths)?;
     apply_config(&mut report, args.config.as_deref())?;
     let style = HumanStyle {

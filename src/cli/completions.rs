@@ -4,7 +4,7 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use super::{Cli, Exit, UsageError};
+use super::{Cli, CliError, Exit};
 
 /// Arguments of `pmf completions`.
 #[derive(Args, Debug)]
@@ -16,7 +16,7 @@ pub struct CompletionsArgs {
 
 /// Run `pmf completions`: the script on standard output, to be sourced or
 /// saved where the shell looks (see docs/cli.md).
-pub fn run(args: &CompletionsArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &CompletionsArgs) -> Result<Exit, CliError> {
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "pmf", &mut script);

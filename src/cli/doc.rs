@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::Args;
 
-use super::{Exit, OutputFormat, UsageError, files};
+use super::{CliError, Exit, OutputFormat, UsageError, files};
 use crate::db;
 use crate::doc::{DocInput, SourceLink, flow_svg, html, markdown};
 
@@ -66,7 +66,7 @@ fn resolved(path: &Path) -> PathBuf {
 }
 
 /// Run `pmf doc`.
-pub fn run(args: &DocArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
     // Check first: a policy with errors gets no document.
     let loaded = match super::policy::load_checked(
         &[args.files.as_slice(), args.policy.as_slice()].concat(),

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{Exit, OutputFormat, UsageError};
+use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::diagnostics::{Code, closest};
 
 /// Arguments of `pmf explain`.
@@ -40,7 +40,7 @@ fn title(page: &str) -> &str {
 }
 
 /// Run `pmf explain`.
-pub fn run(args: &ExplainArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ExplainArgs) -> Result<Exit, CliError> {
     if args.list {
         if args.format == OutputFormat::Json {
             super::print_json(&serde_json::json!({
@@ -80,7 +80,7 @@ pub fn run(args: &ExplainArgs) -> Result<Exit, UsageError> {
             let hint = closest(&id.to_ascii_uppercase(), Code::ALL.iter().map(|c| c.id()))
                 .map(|c| format!("; did you mean `{c}`?"))
                 .unwrap_or_else(|| "; `pmf explain --list` lists every code".into());
-            Err(UsageError(format!("unknown diagnostic code `{id}`{hint}")))
+            Err(UsageError(format!("unknown diagnostic code `{id}`{hint}")).into())
         }
     }
 }

@@ -9,11 +9,18 @@ pub use pmf_compiler::project::{
 };
 pub use pmf_syntax::diagnostics::io_reason;
 
-use super::UsageError;
+use super::{CliError, UsageError};
 
 impl From<ProjectError> for UsageError {
     fn from(e: ProjectError) -> Self {
         UsageError(e.0)
+    }
+}
+
+/// A file the project rules cannot find or read is a usage problem.
+impl From<ProjectError> for CliError {
+    fn from(e: ProjectError) -> Self {
+        CliError::Usage(e.into())
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, OutputFormat, UsageError, files};
+use super::{CliError, Exit, OutputFormat, files};
 use crate::fmt::format;
 
 /// Arguments of `pmf fmt`.
@@ -25,7 +25,7 @@ pub struct FmtArgs {
 }
 
 /// Run `pmf fmt`.
-pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &FmtArgs) -> Result<Exit, CliError> {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{Exit, UsageError, policy};
+use super::{CliError, Exit, policy};
 use crate::graph::render;
 
 /// Graph formats.
@@ -35,7 +35,7 @@ pub struct GraphArgs {
 }
 
 /// Run `pmf graph`.
-pub fn run(args: &GraphArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &GraphArgs) -> Result<Exit, CliError> {
     let policy = match policy::load(&[args.files.as_slice(), args.policy.as_slice()].concat()) {
         Ok(p) => p,
         Err(f) => return f.exit(),

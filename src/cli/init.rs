@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{Exit, OutputFormat, UsageError, files};
+use super::{CliError, Exit, OutputFormat, UsageError, files};
 
 /// Arguments of `pmf init`.
 #[derive(Args, Debug)]
@@ -125,7 +125,7 @@ fn check_scaffold(dir: &Path, name: &str, texts: &[(String, String)]) -> Result<
 }
 
 /// Run `pmf init`.
-pub fn run(args: &InitArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &InitArgs) -> Result<Exit, CliError> {
     let name = choose_name(args)?;
     let texts = project_files(&name);
     check_scaffold(&args.dir, &name, &texts)?;
@@ -133,7 +133,8 @@ pub fn run(args: &InitArgs) -> Result<Exit, UsageError> {
         return Err(UsageError(format!(
             "`{}` is not a directory; nothing was written",
             args.dir.display()
-        )));
+        ))
+        .into());
     }
     // Every file is looked at before any is written: all or nothing.
     let clashes: Vec<String> = texts
@@ -151,7 +152,8 @@ pub fn run(args: &InitArgs) -> Result<Exit, UsageError> {
             } else {
                 "exist"
             }
-        )));
+        ))
+        .into());
     }
     std::fs::create_dir_all(&args.dir).map_err(|e| {
         UsageError(format!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, OutputFormat, UsageError};
+use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::runtime::approvals;
 
 /// Arguments of `pmf keygen`.
@@ -25,12 +25,13 @@ pub struct KeygenArgs {
 }
 
 /// Run `pmf keygen`.
-pub fn run(args: &KeygenArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &KeygenArgs) -> Result<Exit, CliError> {
     if args.output.exists() {
         return Err(UsageError(format!(
             "`{}` exists; keygen never overwrites a key",
             args.output.display()
-        )));
+        ))
+        .into());
     }
     let key = approvals::generate(&args.authority).map_err(UsageError)?;
     approvals::write_json(&args.output, &key, true).map_err(UsageError)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::plan::OutputFormat;
-use super::{Exit, UsageError};
+use super::{CliError, Exit, UsageError};
 use crate::store::checkpoint::Checkpoint;
 use crate::store::lineage::{self, hex32};
 use crate::store::merkle;
@@ -73,22 +73,20 @@ pub enum LineageCommand {
 }
 
 /// Run `pmf lineage`.
-pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
     match &args.command {
         LineageCommand::Show {
             partner,
             store,
             format,
         } => {
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            let events = store
-                .lineage(partner.as_deref())
-                .map_err(|e| UsageError(e.0))?;
+            let store = Store::open_existing(store)?;
+            let events = store.lineage(partner.as_deref())?;
             if let Some(p) = partner
                 && events.is_empty()
-                && store.partner(p).map_err(|e| UsageError(e.0))?.is_none()
+                && store.partner(p)?.is_none()
             {
-                return Err(UsageError(format!("no partner `{p}` in the store")));
+                return Err(UsageError(format!("no partner `{p}` in the store")).into());
             }
             match format {
                 OutputFormat::Json => {
@@ -146,11 +144,12 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
             let verified = Store::open_existing(store).and_then(|s| s.verify(witness.as_ref()));
             let v = match verified {
                 Ok(v) => v,
+                // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {
-                    println!("lineage broken at event #0 (the whole store): {}", e.0);
+                    println!("lineage broken at event #0 (the whole store): {e}");
                     return Ok(Exit::Failure);
                 }
-                Err(e) => return Err(UsageError(e.0)),
+                Err(e) => return Err(e.into()),
             };
             match format {
                 OutputFormat::Json => println!(
@@ -195,18 +194,12 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
             })
         }
         LineageCommand::Checkpoint { store, output } => {
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            let latest = store
-                .latest_checkpoint()
-                .map_err(|e| UsageError(e.0))?
-                .ok_or_else(|| {
-                    UsageError(
-                        "the store has no signed checkpoint yet (nothing was applied)".into(),
-                    )
-                })?;
-            let text = serde_json::to_string_pretty(&latest)
-                .map_err(|e| UsageError(e.to_string()))?
-                + "\n";
+            let store = Store::open_existing(store)?;
+            let latest = store.latest_checkpoint()?.ok_or_else(|| {
+                UsageError("the store has no signed checkpoint yet (nothing was applied)".into())
+            })?;
+            // A checkpoint (strings and a number) always serialises.
+            let text = serde_json::to_string_pretty(&latest).unwrap_or_default() + "\n";
             match output {
                 Some(path) => {
                     crate::output::write(path, text.as_bytes(), false).map_err(|e| {
@@ -232,20 +225,19 @@ pub fn run(args: &LineageArgs) -> Result<Exit, UsageError> {
                 Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
                 None => None,
             };
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
+            let store = Store::open_existing(store)?;
             let latest = store
-                .latest_checkpoint()
-                .map_err(|e| UsageError(e.0))?
+                .latest_checkpoint()?
                 .ok_or_else(|| UsageError("the store has no signed checkpoint yet".into()))?;
-            let tree = store.tree().map_err(|e| UsageError(e.0))?;
+            let tree = store.tree()?;
             let hex_all = |p: Vec<merkle::Hash>| p.iter().map(merkle::to_hex).collect::<Vec<_>>();
             let mut inclusion = Vec::new();
             if let Some(p) = partner {
-                let events = store.lineage(Some(p)).map_err(|e| UsageError(e.0))?;
+                let events = store.lineage(Some(p))?;
                 if events.is_empty() {
-                    return Err(UsageError(format!("no partner `{p}` in the lineage")));
+                    return Err(UsageError(format!("no partner `{p}` in the lineage")).into());
                 }
-                let raw = store.raw_events(p).map_err(|e| UsageError(e.0))?;
+                let raw = store.raw_events(p)?;
                 for ev in raw {
                     let index = (ev.global_seq - 1) as u64;
                     if index >= latest.size {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{Exit, UsageError};
+use super::{CliError, Exit, UsageError};
 use crate::lsp::{self, Ending};
 
 /// Arguments of `pmf lsp`.
@@ -15,10 +15,10 @@ pub struct LspArgs {
 }
 
 /// Run `pmf lsp`: exit code 0 after `shutdown` and `exit`, 1 otherwise.
-pub fn run(_args: &LspArgs) -> Result<Exit, UsageError> {
+pub fn run(_args: &LspArgs) -> Result<Exit, CliError> {
     match lsp::run_stdio() {
         Ok(Ending::Clean) => Ok(Exit::Success),
         Ok(Ending::Abrupt) => Ok(Exit::Failure),
-        Err(e) => Err(UsageError(format!("lsp: {e}"))),
+        Err(e) => Err(UsageError(format!("lsp: {e}")).into()),
     }
 }

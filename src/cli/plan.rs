@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{Exit, UsageError, policy};
+use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::input::{self, InputError};
 use crate::runtime::plan::{
     History, InputFile, PlanError, PlanHeader, PlanInputs, PlanKind, PolicyRef, Totals,
@@ -103,9 +103,9 @@ pub fn history_digest(history: &History) -> String {
 /// A duplicate partner id is found while planning, after the records
 /// before it were read; the file is then read again (a regular file) for
 /// its other repeated or unreadable ids, so that one run reports them all.
-pub fn input_failure(e: InputError) -> Result<Exit, UsageError> {
+pub fn input_failure(e: InputError) -> Result<Exit, CliError> {
     let e = match e {
-        InputError::Io(m) => return Err(UsageError(m)),
+        InputError::Io(_) => return Err(e.into()),
         InputError::Invalid {
             file,
             at,
@@ -126,11 +126,11 @@ pub fn input_failure(e: InputError) -> Result<Exit, UsageError> {
         eprintln!("pmf: {line}");
     }
     eprintln!("pmf: nothing was planned or applied");
-    Ok(Exit::Failure)
+    Ok(Exit::from(&e))
 }
 
 /// Run `pmf plan`.
-pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &PlanArgs) -> Result<Exit, CliError> {
     match &args.view {
         Some(PlanView::Show(show)) => return super::plan_show::run(show),
         Some(PlanView::Diff(diff)) => return super::plan_diff::run(diff),
@@ -139,7 +139,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, UsageError> {
     let (Some(partners), Some(target)) = (&args.partners, &args.target) else {
         return Err(UsageError(
             "`pmf plan` needs --policy, --partners and --target (or: pmf plan show PLAN, pmf plan diff A B)".into(),
-        ));
+        ).into());
     };
     make(&Make {
         policy: args.policy.clone(),
@@ -169,7 +169,7 @@ fn joined<T>(result: std::thread::Result<T>) -> T {
 }
 
 /// Make a plan: `pmf plan --policy … --partners … --target …`.
-fn make(args: &Make) -> Result<Exit, UsageError> {
+fn make(args: &Make) -> Result<Exit, CliError> {
     let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
@@ -205,8 +205,7 @@ fn make(args: &Make) -> Result<Exit, UsageError> {
     let history = if args.store.exists() {
         Store::open(&args.store)
             .and_then(|s| s.outcome_counts())
-            .map(|outcomes| History { outcomes })
-            .map_err(|e| UsageError(e.0))?
+            .map(|outcomes| History { outcomes })?
     } else {
         History::default()
     };
@@ -260,7 +259,7 @@ fn make(args: &Make) -> Result<Exit, UsageError> {
     let written = match written {
         Ok(w) => w,
         Err(PlanError::Input(e)) => return input_failure(e),
-        Err(PlanError::Io(m)) => return Err(UsageError(m)),
+        Err(e @ PlanError::Io(_)) => return Err(e.into()),
     };
     match args.format {
         OutputFormat::Human => print!(

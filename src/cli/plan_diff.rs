@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::plan_show::{Counts, ViewFormat, kind, list, short};
 use super::view::{self, Table};
-use super::{Exit, UsageError};
+use super::{CliError, Exit, UsageError};
 use crate::runtime::engine::Action;
 use crate::runtime::plan::PlanHeader;
 use crate::runtime::plan_view::{EntryView, PlanItem, PlanStream, printable};
@@ -264,7 +264,7 @@ struct Sink<'w> {
 }
 
 impl Sink<'_> {
-    fn push(&mut self, row: DiffRow) -> Result<(), UsageError> {
+    fn push(&mut self, row: DiffRow) -> Result<(), CliError> {
         self.found += 1;
         match row.status {
             Status::Changed => self.changed += 1,
@@ -303,9 +303,9 @@ struct Side {
 }
 
 impl Side {
-    fn open(path: &std::path::Path) -> Result<Side, UsageError> {
+    fn open(path: &std::path::Path) -> Result<Side, CliError> {
         Ok(Side {
-            stream: PlanStream::open(path).map_err(|e| UsageError(e.0))?,
+            stream: PlanStream::open(path)?,
             first: None,
             header: None,
             counts: Counts::default(),
@@ -315,22 +315,18 @@ impl Side {
 
     /// Read the first item: a file that is no plan at all fails here,
     /// before any output.
-    fn start(&mut self) -> Result<(), UsageError> {
-        self.first = self
-            .stream
-            .next_item()
-            .transpose()
-            .map_err(|e| UsageError(e.0))?;
+    fn start(&mut self) -> Result<(), CliError> {
+        self.first = self.stream.next_item().transpose()?;
         Ok(())
     }
 
     /// The next entry (counted), `None` at the end.
-    fn next_entry(&mut self) -> Result<Option<EntryView>, UsageError> {
+    fn next_entry(&mut self) -> Result<Option<EntryView>, CliError> {
         loop {
             let item = match self.first.take() {
                 Some(item) => item,
                 None => match self.stream.next_item() {
-                    Some(item) => item.map_err(|e| UsageError(e.0))?,
+                    Some(item) => item?,
                     None => break,
                 },
             };
@@ -347,12 +343,13 @@ impl Side {
         Ok(None)
     }
 
-    fn header(&self) -> Result<&PlanHeader, UsageError> {
+    fn header(&self) -> Result<&PlanHeader, CliError> {
         self.header.as_ref().ok_or_else(|| {
             UsageError(format!(
                 "`{}` is not a plan (no `header`)",
                 self.stream.path().display()
             ))
+            .into()
         })
     }
 
@@ -360,7 +357,7 @@ impl Side {
         self.stream.path().display().to_string()
     }
 
-    fn json(&self) -> Result<serde_json::Value, UsageError> {
+    fn json(&self) -> Result<serde_json::Value, CliError> {
         let h = self.header()?;
         Ok(serde_json::json!({
             "file": self.file(),
@@ -409,7 +406,7 @@ fn meet(
     mine_is_before: bool,
     path: &std::path::Path,
     sink: &mut Sink<'_>,
-) -> Result<(), UsageError> {
+) -> Result<(), CliError> {
     let packed = Packed::of(&e, place);
     match theirs.remove(e.id.as_str()) {
         Some(other) => {
@@ -426,7 +423,8 @@ fn meet(
                     "`{}` is not a valid plan: partner `{}` appears twice",
                     path.display(),
                     shown_id(&e.id)
-                )));
+                ))
+                .into());
             }
             mine.insert(e.id.into_boxed_str(), packed);
             Ok(())
@@ -434,7 +432,7 @@ fn meet(
     }
 }
 
-fn emit_pair(id: String, a: &Packed, b: &Packed, sink: &mut Sink<'_>) -> Result<(), UsageError> {
+fn emit_pair(id: String, a: &Packed, b: &Packed, sink: &mut Sink<'_>) -> Result<(), CliError> {
     if a.text == b.text {
         return Ok(());
     }
@@ -473,7 +471,7 @@ fn lone(id: &str, p: &Packed, status: Status) -> DiffRow {
 }
 
 /// Compare the plans.
-fn diff(args: &DiffArgs, json: Option<&mut dyn Write>) -> Result<Outcome, UsageError> {
+fn diff(args: &DiffArgs, json: Option<&mut dyn Write>) -> Result<Outcome, CliError> {
     let mut before = Side::open(&args.before)?;
     let mut after = Side::open(&args.after)?;
     before.start()?;
@@ -785,7 +783,7 @@ fn markdown(o: &Outcome) -> String {
 }
 
 /// Run `pmf plan diff`.
-pub fn run(args: &DiffArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &DiffArgs) -> Result<Exit, CliError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let write_error = |e: std::io::Error| UsageError(format!("cannot write the output: {e}"));

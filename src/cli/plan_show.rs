@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::view::{self, Glob, Table};
-use super::{Exit, UsageError};
+use super::{CliError, Exit, UsageError};
 use crate::runtime::engine::Action;
 use crate::runtime::plan::PlanHeader;
 use crate::runtime::plan_view::{EntryView, PlanItem, PlanStream, printable};
@@ -447,14 +447,11 @@ pub fn read(
     path: &std::path::Path,
     filters: &Filters,
     mut keep: Keep<'_>,
-) -> Result<Overview, UsageError> {
-    let mut stream = PlanStream::open(path).map_err(|e| UsageError(e.0))?;
+) -> Result<Overview, CliError> {
+    let mut stream = PlanStream::open(path)?;
     // The first item read before any output: a file that is no plan at
     // all fails here.
-    let first = stream
-        .next_item()
-        .transpose()
-        .map_err(|e| UsageError(e.0))?;
+    let first = stream.next_item().transpose()?;
     let mut header = None;
     let mut counts = Counts::default();
     let mut plan_partners = 0;
@@ -471,7 +468,7 @@ pub fn read(
         let item = match first.take() {
             Some(item) => item,
             None => match stream.next_item() {
-                Some(item) => item.map_err(|e| UsageError(e.0))?,
+                Some(item) => item?,
                 None => break,
             },
         };
@@ -778,7 +775,7 @@ fn unmatched_partners(o: &Overview, filters: &Filters) -> Option<String> {
 }
 
 /// Run `pmf plan show`.
-pub fn run(args: &ShowArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ShowArgs) -> Result<Exit, CliError> {
     let filters = Filters::new(&args.filters)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

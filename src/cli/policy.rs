@@ -5,30 +5,31 @@
 use std::path::PathBuf;
 
 use super::check::{Format, check_paths, render};
-use super::{Exit, UsageError};
+use super::{CliError, Exit, UsageError};
 use crate::db;
 use crate::diagnostics::render::HumanStyle;
 use crate::runtime::engine::CompiledPolicy;
 pub use crate::runtime::load::selectors;
 use crate::runtime::load::{LoadError, compile_selected};
 
-/// A failure to load: either a usage problem or a policy with errors.
+/// A failure to load: either an error to report (a usage problem, or a
+/// policy that checked but cannot run: exit 2) or a policy with errors.
 pub enum LoadFailure {
-    /// Exit 2.
-    Usage(UsageError),
+    /// Exit 2 (by its kind: `Exit`'s `From<&CliError>`).
+    Usage(CliError),
     /// The policy has errors (already printed): exit 1.
     Invalid,
 }
 
 impl From<UsageError> for LoadFailure {
     fn from(e: UsageError) -> Self {
-        LoadFailure::Usage(e)
+        LoadFailure::Usage(e.into())
     }
 }
 
 impl LoadFailure {
     /// The exit code, after printing a usage problem.
-    pub fn exit(self) -> Result<Exit, UsageError> {
+    pub fn exit(self) -> Result<Exit, CliError> {
         match self {
             LoadFailure::Usage(e) => Err(e),
             LoadFailure::Invalid => Ok(Exit::Failure),
@@ -103,8 +104,8 @@ fn compile_report(report: super::check::Report, names: &[String]) -> Result<Load
         return Err(LoadFailure::Invalid);
     }
     let (policy, leaf) = compile_selected(&report.session, names).map_err(|e| match e {
-        LoadError::Usage(message) => LoadFailure::Usage(UsageError(message)),
         LoadError::Invalid { .. } => LoadFailure::Invalid,
+        e => LoadFailure::Usage(e.into()),
     })?;
     Ok(Loaded {
         policy,

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use ed25519_dalek::Signer;
 
 use super::plan::OutputFormat;
-use super::{Exit, UsageError, policy};
+use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
 use crate::runtime::approvals;
 use crate::runtime::plan::now_rfc3339;
@@ -102,16 +102,14 @@ fn unblock(p: &StoredPartner, last: Option<&LastEvent>) -> String {
 }
 
 /// Run `pmf review`.
-pub fn run(args: &ReviewArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
     match &args.command {
         ReviewCommand::List { store, format } => {
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            let paused = store
-                .partners_with_status(&["awaiting_review", "throttled"])
-                .map_err(|e| UsageError(e.0))?;
+            let store = Store::open_existing(store)?;
+            let paused = store.partners_with_status(&["awaiting_review", "throttled"])?;
             let mut rows = Vec::new();
             for p in &paused {
-                let last = store.last_event(&p.id).map_err(|e| UsageError(e.0))?;
+                let last = store.last_event(&p.id)?;
                 rows.push(serde_json::json!({
                     "partner": p.id,
                     "status": p.status,
@@ -146,7 +144,7 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, UsageError> {
     }
 }
 
-fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
+fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     let policy = match policy::load(&d.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
@@ -162,11 +160,10 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         return Ok(Exit::Failure);
     }
     let _lock = crate::store::lock::lock(&d.store, "review")
-        .map_err(|e| UsageError(format!("{e}; nothing was decided")))?;
-    let mut store = Store::open_existing(&d.store).map_err(|e| UsageError(e.0))?;
+        .map_err(|e| CliError::from(e).then("nothing was decided"))?;
+    let mut store = Store::open_existing(&d.store)?;
     let (partner, last) = store
-        .bound_partner(&d.partner)
-        .map_err(|e| UsageError(e.0))?
+        .bound_partner(&d.partner)?
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;
     let last = last.unwrap_or_default();
     let waiting = matches!(partner.status.as_str(), "awaiting_review" | "throttled")
@@ -181,7 +178,8 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
             } else {
                 ""
             }
-        )));
+        ))
+        .into());
     }
     let why = last.detail.clone().unwrap_or_default();
     if decision == EventKind::ReviewPromoted && why.starts_with("awaiting approval by ") {
@@ -192,10 +190,9 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
         return Ok(Exit::Failure);
     }
     let plan_hash = last.plan_hash.clone().unwrap_or_default();
-    let (operator, _) =
-        OperatorKey::for_store(&d.store, d.operator_key.as_deref()).map_err(|e| UsageError(e.0))?;
-    let mut batch = store.begin(&operator).map_err(|e| UsageError(e.0))?;
-    let mut chain = batch.chain(&d.partner).map_err(|e| UsageError(e.0))?;
+    let (operator, _) = OperatorKey::for_store(&d.store, d.operator_key.as_deref())?;
+    let mut batch = store.begin(&operator)?;
+    let mut chain = batch.chain(&d.partner)?;
     let signature = key.sign(&review_message(
         &file.authority,
         &d.partner,
@@ -214,14 +211,12 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
     } else {
         "active".to_string()
     };
-    let digest = batch
-        .put_partner(
-            &partner.id,
-            &partner.state,
-            partner.version.as_deref(),
-            &status,
-        )
-        .map_err(|e| UsageError(e.0))?;
+    let digest = batch.put_partner(
+        &partner.id,
+        &partner.state,
+        partner.version.as_deref(),
+        &status,
+    )?;
     let mut events = vec![Event {
         kind: decision,
         detail: Some(d.reason.clone()),
@@ -254,17 +249,15 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, UsageError> {
             outcome: Some("fell_back".into()),
             ..base.clone()
         });
-        batch
-            .set_progress(&plan_hash, &partner.id, "fell_back")
-            .map_err(|e| UsageError(e.0))?;
+        batch.set_progress(&plan_hash, &partner.id, "fell_back")?;
     }
     if let Some(last_event) = events.last_mut() {
         last_event.state = Some(digest);
     }
     for e in &mut events {
-        batch.append(&mut chain, e).map_err(|e| UsageError(e.0))?;
+        batch.append(&mut chain, e)?;
     }
-    batch.commit().map_err(|e| UsageError(e.0))?;
+    batch.commit()?;
     if d.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({
             "format_version": 1,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::plan::{OutputFormat, history_digest};
-use super::{Exit, UsageError, policy};
+use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
 use crate::runtime::engine::{Action, CompiledPolicy};
 use crate::runtime::plan::{
@@ -53,14 +53,13 @@ fn choose(
     store: &Store,
     partner: &str,
     to: Option<&str>,
-) -> Result<(crate::store::StoredPartner, StableVersion), UsageError> {
+) -> Result<(crate::store::StoredPartner, StableVersion), CliError> {
     let (current, last) = store
-        .bound_partner(partner)
-        .map_err(|e| UsageError(e.0))?
+        .bound_partner(partner)?
         .ok_or_else(|| UsageError(format!("no partner `{partner}` in the store")))?;
     // Stable versions are bound to the lineage: one edited outside pmf is
     // never installed.
-    let verification = store.verify(None).map_err(|e| UsageError(e.0))?;
+    let verification = store.verify(None)?;
     if let Some(b) = verification
         .problems
         .iter()
@@ -69,11 +68,10 @@ fn choose(
         return Err(UsageError(format!(
             "partner `{partner}` cannot be rolled back: {}",
             b.reason
-        )));
+        ))
+        .into());
     }
-    let stable = store
-        .stable_versions(partner)
-        .map_err(|e| UsageError(e.0))?;
+    let stable = store.stable_versions(partner)?;
     let chosen = match to {
         Some(v) => stable
             .iter()
@@ -95,7 +93,7 @@ fn choose(
                 return Err(UsageError(format!(
                     "partner `{partner}` was just rolled back to {}; rolling back again would not go further back but forth: name the version with `--to VERSION`",
                     current.version.as_deref().unwrap_or("its previous state")
-                )));
+                )).into());
             }
             stable
                 .iter()
@@ -111,20 +109,21 @@ fn choose(
         return Err(UsageError(format!(
             "partner `{partner}` is already at {}: nothing to roll back",
             chosen.version.as_deref().unwrap_or("that state")
-        )));
+        ))
+        .into());
     }
     Ok((current, chosen))
 }
 
 /// Run `pmf rollback`: write the rollback plan.
-pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
     let sources = policy::own_sources(&loaded);
     let policy = loaded.policy;
-    let store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
+    let store = Store::open_existing(&args.store)?;
     let (current, chosen) = choose(&store, &args.partner, args.to.as_deref())?;
     let read = |json: &str, what: &str| -> Result<value::Value, UsageError> {
         let json: serde_json::Value = serde_json::from_str(json).map_err(|e| {
@@ -190,7 +189,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, UsageError> {
         observed: None,
     };
     let history = History {
-        outcomes: store.outcome_counts().map_err(|e| UsageError(e.0))?,
+        outcomes: store.outcome_counts()?,
     };
     let plan = Plan {
         format_version: crate::runtime::plan::FORMAT_VERSION,
@@ -286,8 +285,8 @@ pub struct RollbackApply<'a> {
 /// Carry out a rollback plan (the caller holds the store's lock): each
 /// partner must still be where the plan found it, its stable version
 /// still the one the lineage records, and every approval it needs given.
-pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
-    let mut store = Store::open_existing(r.store).map_err(|e| UsageError(e.0))?;
+pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
+    let mut store = Store::open_existing(r.store)?;
     let policy = r.policy;
     let plan = &r.plan.plan;
     if plan.header.policy.hash != policy.hash {
@@ -332,11 +331,9 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
         .phase(Phase::Fallback)
         .and_then(|i| policy.graph.phases.get(i))
         .and_then(|p| p.rite.clone());
-    let mut batch = store.begin(r.operator).map_err(|e| UsageError(e.0))?;
+    let mut batch = store.begin(r.operator)?;
     for (authority, key, signature) in r.accepted {
-        batch
-            .add_approval(&r.plan.hash, authority, key, signature)
-            .map_err(|e| UsageError(e.0))?;
+        batch.add_approval(&r.plan.hash, authority, key, signature)?;
     }
     let mut stored = Vec::new();
     for (e, current, chosen) in &work {
@@ -348,13 +345,10 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
             time: now_rfc3339(),
             ..Event::default()
         };
-        let seq = batch.next_stable_seq(&e.id).map_err(|e| UsageError(e.0))?;
-        let stable = batch
-            .push_stable(&e.id, seq, chosen.version.as_deref(), &chosen.state)
-            .map_err(|e| UsageError(e.0))?;
-        let digest = batch
-            .put_partner(&e.id, &chosen.state, chosen.version.as_deref(), "active")
-            .map_err(|e| UsageError(e.0))?;
+        let seq = batch.next_stable_seq(&e.id)?;
+        let stable = batch.push_stable(&e.id, seq, chosen.version.as_deref(), &chosen.state)?;
+        let digest =
+            batch.put_partner(&e.id, &chosen.state, chosen.version.as_deref(), "active")?;
         let signers: Vec<String> = e
             .approvals_required
             .iter()
@@ -409,16 +403,14 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
                 ..base.clone()
             },
         ];
-        let mut chain = batch.chain(&e.id).map_err(|e| UsageError(e.0))?;
+        let mut chain = batch.chain(&e.id)?;
         for ev in &mut events {
-            batch.append(&mut chain, ev).map_err(|e| UsageError(e.0))?;
+            batch.append(&mut chain, ev)?;
             stored.push(serde_json::to_string(ev).map_err(|e| UsageError(e.to_string()))?);
         }
         // The run is recorded as any plan's is (`verify` holds the
         // progress rows to the lineage).
-        batch
-            .set_progress(&r.plan.hash, &e.id, "rolled_back")
-            .map_err(|e| UsageError(e.0))?;
+        batch.set_progress(&r.plan.hash, &e.id, "rolled_back")?;
         if r.format == OutputFormat::Human {
             println!(
                 "↩ {} rolled back {} → {}",
@@ -431,7 +423,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, UsageError> {
             }
         }
     }
-    batch.commit().map_err(|e| UsageError(e.0))?;
+    batch.commit()?;
     if r.format == OutputFormat::Json {
         let mut out = std::io::stdout().lock();
         for json in &stored {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, UsageError, policy};
+use super::{CliError, Exit, policy};
 use crate::runtime::schema::{InputKind, input_schema};
 
 /// Arguments of `pmf schema`.
@@ -46,7 +46,7 @@ impl From<InputArg> for InputKind {
 }
 
 /// Run `pmf schema`.
-pub fn run(args: &SchemaArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &SchemaArgs) -> Result<Exit, CliError> {
     let policy = match policy::load(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::plan::input_failure;
-use super::{Exit, OutputFormat, UsageError, policy};
+use super::{CliError, Exit, OutputFormat, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
 use crate::store::checkpoint::OperatorKey;
@@ -79,7 +79,7 @@ pub enum StateCommand {
 }
 
 /// Run `pmf state`.
-pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
     match &args.command {
         StateCommand::Import {
             file,
@@ -99,12 +99,12 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                 Err(e) => return input_failure(e),
             };
             let _lock = crate::store::lock::lock(store, "state import")
-                .map_err(|e| UsageError(format!("{e}; nothing was imported")))?;
-            let mut db = Store::open(store).map_err(|e| UsageError(e.0))?;
+                .map_err(|e| CliError::from(e).then("nothing was imported"))?;
+            let mut db = Store::open(store)?;
             let mut held = Vec::new();
             for v in &partners {
                 let id = policy.id_of(v);
-                if db.partner(id).map_err(|e| UsageError(e.0))?.is_some() {
+                if db.partner(id)?.is_some() {
                     held.push(id.to_string());
                 }
             }
@@ -124,21 +124,16 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                 );
                 return Ok(Exit::Failure);
             }
-            let (operator, _) = OperatorKey::for_store(store, operator_key.as_deref())
-                .map_err(|e| UsageError(e.0))?;
-            let mut batch = db.begin(&operator).map_err(|e| UsageError(e.0))?;
+            let (operator, _) = OperatorKey::for_store(store, operator_key.as_deref())?;
+            let mut batch = db.begin(&operator)?;
             for v in &partners {
                 let id = policy.id_of(v);
                 let version = policy.version_of(v).map(|v| v.to_string());
                 let state = v.to_json(&policy.schema).to_string();
-                let existed = batch.partner(id).map_err(|e| UsageError(e.0))?;
-                let seq = batch.next_stable_seq(id).map_err(|e| UsageError(e.0))?;
-                let stable = batch
-                    .push_stable(id, seq, version.as_deref(), &state)
-                    .map_err(|e| UsageError(e.0))?;
-                let digest = batch
-                    .put_partner(id, &state, version.as_deref(), "active")
-                    .map_err(|e| UsageError(e.0))?;
+                let existed = batch.partner(id)?;
+                let seq = batch.next_stable_seq(id)?;
+                let stable = batch.push_stable(id, seq, version.as_deref(), &state)?;
+                let digest = batch.put_partner(id, &state, version.as_deref(), "active")?;
                 let mut event = Event {
                     kind: if existed.is_some() {
                         EventKind::Replaced
@@ -153,12 +148,10 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
                     time: now_rfc3339(),
                     ..Event::default()
                 };
-                let mut chain = batch.chain(id).map_err(|e| UsageError(e.0))?;
-                batch
-                    .append(&mut chain, &mut event)
-                    .map_err(|e| UsageError(e.0))?;
+                let mut chain = batch.chain(id)?;
+                batch.append(&mut chain, &mut event)?;
             }
-            batch.commit().map_err(|e| UsageError(e.0))?;
+            batch.commit()?;
             if *format == OutputFormat::Json {
                 super::print_json(&serde_json::json!({
                     "format_version": 1,
@@ -181,8 +174,8 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
             Ok(Exit::Success)
         }
         StateCommand::Export { store, format } => {
-            let store = Store::open_existing(store).map_err(|e| UsageError(e.0))?;
-            let partners = store.partners().map_err(|e| UsageError(e.0))?;
+            let store = Store::open_existing(store)?;
+            let partners = store.partners()?;
             let states: Vec<serde_json::Value> = partners
                 .iter()
                 .map(|p| serde_json::from_str(&p.state).unwrap_or(serde_json::Value::Null))
@@ -201,7 +194,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, UsageError> {
             Ok(Exit::Success)
         }
         StateCommand::Unlock { store, format } => {
-            let holder = crate::store::lock::holder(store).map_err(|e| UsageError(e.0))?;
+            let holder = crate::store::lock::holder(store)?;
             if *format == OutputFormat::Json {
                 super::print_json(&serde_json::json!({
                     "format_version": 1,

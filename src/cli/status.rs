@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::plan::OutputFormat;
-use super::{Exit, UsageError};
+use super::{CliError, Exit};
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf status`.
@@ -23,20 +23,16 @@ pub struct StatusArgs {
 }
 
 /// Run `pmf status`.
-pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
-    let holder = crate::store::lock::holder(&args.store).map_err(|e| UsageError(e.0))?;
-    let store = Store::open_existing(&args.store).map_err(|e| UsageError(e.0))?;
-    let statuses = store.status_counts().map_err(|e| UsageError(e.0))?;
-    let plans = store.applied_plans().map_err(|e| UsageError(e.0))?;
-    let latest = store.latest_checkpoint().map_err(|e| UsageError(e.0))?;
+pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
+    let holder = crate::store::lock::holder(&args.store)?;
+    let store = Store::open_existing(&args.store)?;
+    let statuses = store.status_counts()?;
+    let plans = store.applied_plans()?;
+    let latest = store.latest_checkpoint()?;
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
-    for p in store
-        .partners_with_status(&["awaiting_review", "throttled"])
-        .map_err(|e| UsageError(e.0))?
-    {
+    for p in store.partners_with_status(&["awaiting_review", "throttled"])? {
         let why = store
-            .last_event(&p.id)
-            .map_err(|e| UsageError(e.0))?
+            .last_event(&p.id)?
             .and_then(|l| l.detail)
             .unwrap_or_else(|| p.status.clone());
         *pending.entry(why).or_default() += 1;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, UsageError};
+use super::{CliError, Exit};
 use crate::stdlib::KWANUS_SOURCE;
 
 /// Arguments of `pmf stdlib`.
@@ -18,7 +18,7 @@ pub struct StdlibArgs {
 }
 
 /// Run `pmf stdlib`.
-pub fn run(args: &StdlibArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &StdlibArgs) -> Result<Exit, CliError> {
     match &args.output {
         None => {
             use std::io::Write;

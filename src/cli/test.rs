@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::check::{Format, check_paths, render};
-use super::{Exit, UsageError};
+use super::{CliError, Exit, UsageError};
 use crate::db;
 use crate::diagnostics::render::HumanStyle;
 use crate::runtime::engine::CompiledPolicy;
@@ -78,7 +78,7 @@ fn xml(s: &str) -> String {
 }
 
 /// Run `pmf test`.
-pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
     let (mut paths, names) = super::policy::selectors(&args.policy);
     paths.extend(args.paths.iter().cloned());
     let report = check_paths(&paths)?;
@@ -150,8 +150,13 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
         let Some(graph) = graph.as_ref() else {
             continue;
         };
-        let policy = CompiledPolicy::compile(&resolved.policy, graph, &sources)
-            .map_err(|e| UsageError(format!("{path}: {}", e.0)))?;
+        let policy =
+            CompiledPolicy::compile(&resolved.policy, graph, &sources).map_err(|source| {
+                CliError::NotRunnable {
+                    file: path.clone(),
+                    source,
+                }
+            })?;
         let text = sources.text(&path).unwrap_or_default();
         let index = LineIndex::new(text);
         let at = |offset: u32| {
@@ -203,9 +208,10 @@ pub fn run(args: &TestArgs) -> Result<Exit, UsageError> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 }
-            )));
+            ))
+            .into());
         }
-        return Err(UsageError("no `test` declarations found".into()));
+        return Err(UsageError("no `test` declarations found".into()).into());
     }
     // Coverage is complete only when every test ran.
     let partial = filtered_out > 0;

@@ -652,6 +652,25 @@ fn a_damaged_store_file_is_a_broken_lineage_not_a_usage_error() {
 }
 
 #[test]
+fn a_damaged_store_file_is_a_store_error_for_the_other_commands() {
+    // Outside `lineage verify`, a damaged store is the store's problem:
+    // exit 2, with the store's own message (never a usage error's text).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".pmf")).unwrap();
+    std::fs::write(dir.path().join(".pmf/state.db"), vec![0x5a; 64 * 1024]).unwrap();
+    for args in [&["status"][..], &["lineage", "show"], &["review", "list"]] {
+        let o = pmf(dir.path(), args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.starts_with("pmf: the store file is damaged (")
+                && err.contains("restore it from a backup"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn the_trust_root_is_the_policy_and_only_a_reviewed_change_moves_it() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());

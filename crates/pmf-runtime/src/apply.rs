@@ -22,7 +22,7 @@ use pmf_store::{Store, StoreError};
 use pmf_syntax::ast::EdgeKind;
 
 /// The kind of the event a walk that stopped with `outcome` ends on.
-pub fn outcome_event(outcome: PartnerOutcome) -> EventKind {
+fn outcome_event(outcome: PartnerOutcome) -> EventKind {
     match outcome {
         PartnerOutcome::Restricted => EventKind::Restricted,
         PartnerOutcome::Throttled => EventKind::Throttled,
@@ -34,20 +34,18 @@ pub fn outcome_event(outcome: PartnerOutcome) -> EventKind {
 }
 
 /// Why apply refused to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The plan no longer matches the policy or the partners (exit 1).
+    /// The plan no longer matches the policy or the partners (exit 1):
+    /// each reason.
+    #[error("{}", .0.join("; "))]
     Stale(Vec<String>),
     /// A partner in the plan has no state anywhere (exit 1).
+    #[error("{0}")]
     Input(String),
     /// The store failed (exit 2).
-    Store(StoreError),
-}
-
-impl From<StoreError> for ApplyError {
-    fn from(e: StoreError) -> Self {
-        ApplyError::Store(e)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What apply needs besides the plan.
@@ -208,11 +206,11 @@ pub fn current_states(
                 if let Some(l) = last {
                     current.last.insert(e.id.clone(), l);
                 }
-                let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|err| {
-                    ApplyError::Store(StoreError(format!(
-                        "stored state of `{}` is unreadable: {err}",
-                        e.id
-                    )))
+                let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|source| {
+                    StoreError::UnreadableState {
+                        partner: e.id.clone(),
+                        source,
+                    }
                 })?;
                 super::value::from_json(&policy.schema, &json, "", super::value::Completeness::Full)
                     .map_err(|err| {
@@ -496,7 +494,7 @@ pub fn apply_partner(
 /// where it stopped), which then carries the rite; an entry with nothing
 /// after it in its phase stays a `phase_entered` event. The walk's events
 /// say the same with fewer rows. `push_folded` appends `e` to `events` so.
-pub fn push_folded(events: &mut Vec<Event>, e: Event) {
+fn push_folded(events: &mut Vec<Event>, e: Event) {
     if let Some(last) = events.last_mut()
         && last.kind == EventKind::PhaseEntered
         && e.kind != EventKind::PhaseEntered
@@ -555,7 +553,7 @@ impl ApplyBatch {
 /// `promoted` (`pmf review promote`) goes on where governance review would
 /// pause it (inconclusive validation, unknown health, a review band);
 /// missing approvals are never passed.
-pub fn walk(
+pub(crate) fn walk(
     policy: &CompiledPolicy,
     graph: &PhaseGraph,
     a: &Assessment,

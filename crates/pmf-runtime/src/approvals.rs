@@ -113,36 +113,25 @@ pub fn read_approvals(path: &Path) -> Result<ApprovalsFile, String> {
 }
 
 /// Why an approval is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// It signs another plan.
+    #[error("it approves another plan")]
     OtherPlan,
     /// The policy names no such authority.
+    #[error("the policy names no such authority")]
     UnknownAuthority,
     /// The policy lists its key for no authority.
+    #[error(
+        "its key is not one the policy trusts (declare it with `key AUTHORITY \"ed25519:…\"` in the policy, a reviewed change)"
+    )]
     UntrustedKey,
     /// The policy lists its key for another authority.
+    #[error("the policy lists its key for `{0}`, not for this authority")]
     WrongAuthority(String),
     /// The signature does not verify.
+    #[error("the signature does not verify (forged or corrupted)")]
     Forged,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::OtherPlan => f.write_str("it approves another plan"),
-            Refusal::UnknownAuthority => {
-                f.write_str("the policy names no such authority")
-            }
-            Refusal::UntrustedKey => f.write_str(
-                "its key is not one the policy trusts (declare it with `key AUTHORITY \"ed25519:…\"` in the policy, a reviewed change)",
-            ),
-            Refusal::WrongAuthority(owner) => {
-                write!(f, "the policy lists its key for `{owner}`, not for this authority")
-            }
-            Refusal::Forged => f.write_str("the signature does not verify (forged or corrupted)"),
-        }
-    }
 }
 
 /// Check one approval of `plan_hash` against the keys `policy` trusts.

@@ -78,21 +78,14 @@ pub enum Ir {
 }
 
 /// Why an expression could not be evaluated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum EvalError {
     /// Division by zero.
+    #[error("division by zero")]
     DivideByZero,
     /// Operand types the checker should have rejected.
+    #[error("operands of the wrong type for {0}")]
     Type(&'static str),
-}
-
-impl std::fmt::Display for EvalError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EvalError::DivideByZero => f.write_str("division by zero"),
-            EvalError::Type(what) => write!(f, "operands of the wrong type for {what}"),
-        }
-    }
 }
 
 /// A state seen through partial states laid over it (a target over the

@@ -175,8 +175,10 @@ pub struct CompiledPolicy {
     pub version_field: usize,
 }
 
-/// Why a checked policy cannot run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a checked policy cannot run (a usage problem, exit code 2: the
+/// policy checked without errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct NotRunnable(pub String);
 
 fn indices(schema: &Type, path: &[&str]) -> Option<Box<[usize]>> {

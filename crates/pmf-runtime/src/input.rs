@@ -27,11 +27,13 @@ use pmf_compiler::model::types::Type;
 pub const MAX_REPORTED: usize = 20;
 
 /// A problem with an input file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
     /// The file cannot be read (exit code 2).
+    #[error("{0}")]
     Io(String),
     /// A record does not fit the schema or is not JSON (exit code 1).
+    #[error("{file}, {at}{}: {problem}", partner_part(partner.as_deref()))]
     Invalid {
         /// The file.
         file: String,
@@ -44,6 +46,7 @@ pub enum InputError {
     },
     /// Several bad records of one file (exit code 1): the first
     /// [`MAX_REPORTED`], in file order, each an [`InputError::Invalid`].
+    #[error("{}", many(errors, *more, file))]
     Many {
         /// The bad records shown.
         errors: Vec<InputError>,
@@ -54,37 +57,28 @@ pub enum InputError {
     },
 }
 
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InputError::Io(m) => f.write_str(m),
-            InputError::Invalid {
-                file,
-                at,
-                partner,
-                problem,
-            } => {
-                write!(f, "{file}, {at}")?;
-                if let Some(p) = partner.as_deref().filter(|p| !p.is_empty()) {
-                    write!(f, ", partner `{}`", shown_id(p))?;
-                }
-                write!(f, ": {problem}")
-            }
-            InputError::Many { errors, more, file } => {
-                for (i, e) in errors.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str("\n")?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                if *more > 0 {
-                    let s = if *more == 1 { "" } else { "s" };
-                    write!(f, "\n{file}: {more} more bad record{s} not shown")?;
-                }
-                Ok(())
-            }
-        }
+/// `, partner `ID`` after an [`InputError::Invalid`]'s place, when the
+/// partner is known.
+fn partner_part(partner: Option<&str>) -> String {
+    partner
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(", partner `{}`", shown_id(p)))
+        .unwrap_or_default()
+}
+
+/// The message of [`InputError::Many`]: one line per bad record, then the
+/// count of those not shown.
+fn many(errors: &[InputError], more: usize, file: &str) -> String {
+    let mut out = errors
+        .iter()
+        .map(InputError::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if more > 0 {
+        let s = if more == 1 { "" } else { "s" };
+        out.push_str(&format!("\n{file}: {more} more bad record{s} not shown"));
     }
+    out
 }
 
 impl InputError {

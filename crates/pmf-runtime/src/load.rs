@@ -14,16 +14,21 @@ use pmf_compiler::project;
 use pmf_syntax::PlacedTexts;
 use pmf_syntax::diagnostics::{Diagnostic, Severity, closest};
 
-use crate::engine::CompiledPolicy;
+use crate::engine::{CompiledPolicy, NotRunnable};
 
 /// Why no policy could be loaded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A file could not be found or read, or the files given do not name
     /// exactly one policy to run: a usage problem (exit code 2).
+    #[error("{0}")]
     Usage(String),
+    /// The policy checked but cannot be compiled to run (exit code 2).
+    #[error(transparent)]
+    NotRunnable(#[from] NotRunnable),
     /// The policy has errors (exit code 1): the diagnostics, sorted, and
     /// the text of every file they point into, to render them.
+    #[error("the policy has {} error(s)", errors(diagnostics))]
     Invalid {
         /// Every diagnostic of the files, warnings included.
         diagnostics: Vec<Diagnostic>,
@@ -32,19 +37,12 @@ pub enum LoadError {
     },
 }
 
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadError::Usage(message) => f.write_str(message),
-            LoadError::Invalid { diagnostics, .. } => {
-                let errors = diagnostics
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .count();
-                write!(f, "the policy has {errors} error(s)")
-            }
-        }
-    }
+/// How many of `diagnostics` are errors.
+fn errors(diagnostics: &[Diagnostic]) -> usize {
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count()
 }
 
 /// Check the policy files named by `paths` (files and directories; a value
@@ -108,8 +106,7 @@ pub fn compile_selected(
     let graph = graph
         .as_ref()
         .ok_or_else(|| LoadError::Usage("the policy has no flow".into()))?;
-    let policy = CompiledPolicy::compile(&resolved.policy, graph, &session.placed_texts())
-        .map_err(|e| LoadError::Usage(e.0))?;
+    let policy = CompiledPolicy::compile(&resolved.policy, graph, &session.placed_texts())?;
     Ok((policy, leaf))
 }
 

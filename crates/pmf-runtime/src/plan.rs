@@ -692,11 +692,13 @@ pub struct PlanInputs<'a> {
 }
 
 /// A failure while planning.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// Bad input (exit 1).
-    Input(InputError),
+    /// Bad input (exit 1, or 2 when a file cannot be read: [`InputError`]).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// Cannot write the plan (exit 2).
+    #[error("{0}")]
     Io(String),
 }
 

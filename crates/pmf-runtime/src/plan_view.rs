@@ -59,14 +59,9 @@ pub enum PlanItem {
 
 /// Why a plan could not be read: every case is a usage or I/O problem
 /// (exit 2), and the message names the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct PlanReadError(pub String);
-
-impl fmt::Display for PlanReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Entries handed over at a time (one channel message).
 const BATCH: usize = 512;

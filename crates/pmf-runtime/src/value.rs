@@ -285,7 +285,8 @@ impl Ord for Value {
 }
 
 /// Why a JSON value does not fit the schema.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: expected {expected}, found {found}")]
 pub struct FieldError {
     /// Dotted path of the field, such as `metrics.stability`.
     pub field: String,
@@ -293,16 +294,6 @@ pub struct FieldError {
     pub expected: String,
     /// What the input has.
     pub found: String,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "field `{}`: expected {}, found {}",
-            self.field, self.expected, self.found
-        )
-    }
 }
 
 fn describe(json: &serde_json::Value) -> String {

@@ -13,7 +13,7 @@ use super::merkle::{self, Frontier};
 use super::{Store, StoreError, row_digest, stable_digest};
 
 /// The hash before the first event.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The head of the whole log: the global chain's last event and the Merkle
 /// tree's right edge. Read once per transaction, carried in memory from
@@ -50,12 +50,7 @@ impl LogHead {
             .flatten();
         let frontier = parsed
             .and_then(|p| Frontier::from_parts(seq as u64, p))
-            .ok_or_else(|| {
-                StoreError(
-                    "the lineage's Merkle head does not fit its events (edited outside pmf); `pmf lineage verify` says more"
-                        .into(),
-                )
-            })?;
+            .ok_or(StoreError::MerkleHead)?;
         Ok(LogHead {
             seq,
             hash,
@@ -156,12 +151,11 @@ impl Store {
         let mine = operator.public_hex();
         match pinned {
             Some(k) if k != mine => {
-                return Err(StoreError(format!(
-                    "this store's checkpoints are signed by operator key {}…, not by `{}` ({}…); pass `--operator-key` with the store's key",
-                    k.get(..16).unwrap_or(&k),
-                    operator.path.display(),
-                    mine.get(..16).unwrap_or(&mine)
-                )));
+                return Err(StoreError::ForeignOperator {
+                    pinned: k.get(..16).unwrap_or(&k).to_string(),
+                    path: operator.path.clone(),
+                    given: mine.get(..16).unwrap_or(&mine).to_string(),
+                });
             }
             Some(_) => {}
             None => {
@@ -176,7 +170,7 @@ impl Store {
                 r.get(0)
             })
             .optional()?
-            .ok_or_else(|| StoreError("the store has no id (edited outside pmf)".into()))?;
+            .ok_or(StoreError::NoId)?;
         let head = LogHead::load(&tx)?;
         Ok(Batch {
             tx,

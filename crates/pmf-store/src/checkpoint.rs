@@ -14,7 +14,7 @@ use super::StoreError;
 use super::merkle::{self, Hash};
 
 /// The name of a checkpoint file's format.
-pub const FORMAT: &str = "pmf-checkpoint-v1";
+pub(crate) const FORMAT: &str = "pmf-checkpoint-v1";
 
 /// A signed statement: store `store_id` held `size` events whose Merkle
 /// root is `root` at `time`.
@@ -38,7 +38,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The bytes the operator signs.
-    pub fn message(store_id: &str, size: u64, root: &str, time: &str) -> Vec<u8> {
+    pub(crate) fn message(store_id: &str, size: u64, root: &str, time: &str) -> Vec<u8> {
         format!("{FORMAT}\n{store_id}\n{size}\n{root}\n{time}").into_bytes()
     }
 
@@ -61,7 +61,7 @@ impl Checkpoint {
     }
 
     /// Whether the signature is the public key's over this checkpoint.
-    pub fn signature_holds(&self) -> bool {
+    pub(crate) fn signature_holds(&self) -> bool {
         self.format == FORMAT
             && super::verify::signature_holds(
                 &self.public_key,
@@ -105,7 +105,7 @@ struct OperatorKeyFile {
 
 impl OperatorKey {
     /// The default key path for a store: `operator.key` in its directory.
-    pub fn default_path(store: &Path) -> PathBuf {
+    pub(crate) fn default_path(store: &Path) -> PathBuf {
         store
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -128,14 +128,12 @@ impl OperatorKey {
     pub fn load(path: &Path, create: bool) -> Result<(OperatorKey, bool), StoreError> {
         if !path.exists() {
             if !create {
-                return Err(StoreError(format!(
-                    "no operator key at `{}`",
-                    path.display()
-                )));
+                return Err(StoreError::NoOperatorKey {
+                    path: path.to_path_buf(),
+                });
             }
             let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .map_err(|e| StoreError(format!("no randomness available: {e}")))?;
+            getrandom::fill(&mut secret).map_err(StoreError::NoRandomness)?;
             let key = SigningKey::from_bytes(&secret);
             let file = OperatorKeyFile {
                 role: "operator".into(),
@@ -143,16 +141,18 @@ impl OperatorKey {
                 secret_key: hex::encode(secret),
             };
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
             }
-            let text =
-                serde_json::to_string_pretty(&file).map_err(|e| StoreError(e.to_string()))? + "\n";
-            crate::output::write(path, text.as_bytes(), true).map_err(|e| {
-                StoreError(format!(
-                    "cannot write the operator key `{}`: {e}",
-                    path.display()
-                ))
+            // A struct of three strings always serialises.
+            let text = serde_json::to_string_pretty(&file).unwrap_or_default() + "\n";
+            crate::output::write(path, text.as_bytes(), true).map_err(|source| {
+                StoreError::WriteOperatorKey {
+                    path: path.to_path_buf(),
+                    source,
+                }
             })?;
             return Ok((
                 OperatorKey {
@@ -162,24 +162,26 @@ impl OperatorKey {
                 true,
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            StoreError(format!(
-                "cannot read the operator key `{}`: {e}",
-                path.display()
-            ))
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::ReadOperatorKey {
+            path: path.to_path_buf(),
+            source,
         })?;
-        let file: OperatorKeyFile = serde_json::from_str(&text)
-            .map_err(|e| StoreError(format!("`{}` is not an operator key: {e}", path.display())))?;
+        let file: OperatorKeyFile =
+            serde_json::from_str(&text).map_err(|source| StoreError::NotAnOperatorKey {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let bytes: [u8; 32] = hex::decode(&file.secret_key)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| StoreError(format!("`{}` holds no valid secret key", path.display())))?;
+            .ok_or_else(|| StoreError::BadSecretKey {
+                path: path.to_path_buf(),
+            })?;
         let secret = SigningKey::from_bytes(&bytes);
         if hex::encode(secret.verifying_key().to_bytes()) != file.public_key {
-            return Err(StoreError(format!(
-                "`{}`: the public key does not belong to the secret key",
-                path.display()
-            )));
+            return Err(StoreError::KeyMismatch {
+                path: path.to_path_buf(),
+            });
         }
         Ok((
             OperatorKey {

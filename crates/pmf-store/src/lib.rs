@@ -38,24 +38,179 @@ pub type OutcomeCounts = HashMap<(String, String), (u64, u64)>;
 /// The default store path.
 pub const DEFAULT_PATH: &str = ".pmf/state.db";
 
-/// A store problem (always exit code 2: the store, not the policy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A store problem (always exit code 2: the store, not the policy). Each
+/// variant says what failed; its message is what the commands print.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store file itself is damaged (SQLite finds it corrupt, or not a
+    /// database): what it recorded can no longer be vouched for.
+    #[error(
+        "the store file is damaged ({0}): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
+    )]
+    Damaged(#[source] rusqlite::Error),
+    /// The disk the store is on is full.
+    #[error("{0}: free some space on its disk")]
+    DiskFull(#[source] rusqlite::Error),
+    /// Another connection kept the database busy past the wait.
+    #[error("store: {0}")]
+    Busy(#[source] rusqlite::Error),
+    /// Any other SQLite failure.
+    #[error("store: {0}")]
+    Sql(#[source] rusqlite::Error),
+    /// A directory the store, its lock or its operator key goes in cannot
+    /// be created.
+    #[error("cannot create `{}`: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite cannot open the store file.
+    #[error("cannot open the store `{}`: {source}", path.display())]
+    Open {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// There is no store where a command that only reads one looked.
+    #[error(
+        "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
+        path.display()
+    )]
+    Missing {
+        /// Where it looked.
+        path: PathBuf,
+    },
+    /// The store was written by a newer pmf.
+    #[error(
+        "the store `{}` has schema version {version}, newer than this pmf ({supported}); upgrade pmf",
+        path.display()
+    )]
+    NewerSchema {
+        /// The store file.
+        path: PathBuf,
+        /// Its schema version.
+        version: i64,
+        /// The newest this pmf knows.
+        supported: usize,
+    },
+    /// The lock file cannot be opened (or made).
+    #[error("cannot open the lock `{}`: {source}", path.display())]
+    OpenLock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The operating system refused the lock for another reason than its
+    /// being held (that is [`lock::LockError::Held`]).
+    #[error("cannot lock `{}`: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A partner's stored row is not the one its lineage recorded.
+    #[error(
+        "the stored state of partner `{partner}` does not match its lineage (edited outside pmf); `pmf lineage verify` says more"
+    )]
+    RowEdited {
+        /// The partner.
+        partner: String,
+    },
+    /// A partner's row has no lineage at all.
+    #[error(
+        "partner `{partner}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more"
+    )]
+    RowWithoutLineage {
+        /// The partner.
+        partner: String,
+    },
+    /// The Merkle head kept in the store does not fit its events.
+    #[error(
+        "the lineage's Merkle head does not fit its events (edited outside pmf); `pmf lineage verify` says more"
+    )]
+    MerkleHead,
+    /// The store's id is gone.
+    #[error("the store has no id (edited outside pmf)")]
+    NoId,
+    /// A partner's stored state is not JSON.
+    #[error("stored state of `{partner}` is unreadable: {source}")]
+    UnreadableState {
+        /// The partner.
+        partner: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The store's checkpoints are signed by another operator key than the
+    /// one given.
+    #[error(
+        "this store's checkpoints are signed by operator key {pinned}…, not by `{}` ({given}…); pass `--operator-key` with the store's key",
+        path.display()
+    )]
+    ForeignOperator {
+        /// The start of the pinned public key (hex).
+        pinned: String,
+        /// The key file given.
+        path: PathBuf,
+        /// The start of its public key (hex).
+        given: String,
+    },
+    /// No operator key file where one was asked for.
+    #[error("no operator key at `{}`", path.display())]
+    NoOperatorKey {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// No randomness to make an operator key with.
+    #[error("no randomness available: {0}")]
+    NoRandomness(getrandom::Error),
+    /// The operator key file cannot be written.
+    #[error("cannot write the operator key `{}`: {source}", path.display())]
+    WriteOperatorKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The operator key file cannot be read.
+    #[error("cannot read the operator key `{}`: {source}", path.display())]
+    ReadOperatorKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The operator key file is not a key file.
+    #[error("`{}` is not an operator key: {source}", path.display())]
+    NotAnOperatorKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The operator key file's secret key is not 32 bytes of hex.
+    #[error("`{}` holds no valid secret key", path.display())]
+    BadSecretKey {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The operator key file's public key is not its secret key's.
+    #[error("`{}`: the public key does not belong to the secret key", path.display())]
+    KeyMismatch {
+        /// The key file.
+        path: PathBuf,
+    },
 }
-
-/// How a damaged store file's message begins ([`StoreError::is_damaged`]).
-const DAMAGED: &str = "the store file is damaged";
 
 impl StoreError {
     /// The store file itself is damaged (not a usage problem: what it
     /// recorded can no longer be vouched for).
     pub fn is_damaged(&self) -> bool {
-        self.0.starts_with(DAMAGED)
+        matches!(self, StoreError::Damaged(_))
     }
 }
 
@@ -63,14 +218,13 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
-                StoreError(format!(
-                    "{DAMAGED} ({e}): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
-                ))
+                StoreError::Damaged(e)
             }
-            Some(rusqlite::ErrorCode::DiskFull) => {
-                StoreError(format!("{e}: free some space on its disk"))
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(e),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(e)
             }
-            _ => StoreError(format!("store: {e}")),
+            _ => StoreError::Sql(e),
         }
     }
 }
@@ -166,7 +320,7 @@ pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
 }
 
 /// The digest of a stable version (its number, version and state).
-pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
+pub(crate) fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"pmf-stable-v1\0");
     h.update(seq.to_string().as_bytes());
@@ -213,11 +367,15 @@ impl Store {
     /// Open (creating it and its directory if needed) and migrate.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Apply uses a couple of dozen statements per partner: keep them all
         // prepared (the default cache of 16 would evict and re-parse them).
@@ -254,10 +412,9 @@ impl Store {
     /// Open an existing store without creating it.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
-            return Err(StoreError(format!(
-                "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
-                path.display()
-            )));
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
         }
         Store::open(path)
     }
@@ -277,11 +434,11 @@ impl Store {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version as usize > MIGRATIONS.len() {
-                return Err(StoreError(format!(
-                    "the store `{}` has schema version {version}, newer than this pmf ({}); upgrade pmf",
-                    self.path.display(),
-                    MIGRATIONS.len()
-                )));
+                return Err(StoreError::NewerSchema {
+                    path: self.path.clone(),
+                    version,
+                    supported: MIGRATIONS.len(),
+                });
             }
             let Some(sql) = MIGRATIONS.get(version as usize) else {
                 return Ok(());
@@ -440,7 +597,7 @@ impl Store {
     }
 
     /// A store meta value.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -480,15 +637,13 @@ fn check_row(
     let recorded = last.and_then(|l| l.state.as_deref());
     match recorded {
         Some(d) if d != row_digest(&p.state, p.version.as_deref(), &p.status) => {
-            Err(StoreError(format!(
-                "the stored state of partner `{}` does not match its lineage (edited outside pmf); `pmf lineage verify` says more",
-                p.id
-            )))
+            Err(StoreError::RowEdited {
+                partner: p.id.clone(),
+            })
         }
-        None if last.is_none() && !legacy => Err(StoreError(format!(
-            "partner `{}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more",
-            p.id
-        ))),
+        None if last.is_none() && !legacy => Err(StoreError::RowWithoutLineage {
+            partner: p.id.clone(),
+        }),
         _ => Ok(()),
     }
 }
@@ -534,5 +689,105 @@ impl Drop for WalCheckpointer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_store_file_is_the_damaged_kind_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, vec![0x5a; 64 * 1024]).unwrap();
+        let Err(e) = Store::open(&path) else {
+            panic!("a file of garbage opened as a store")
+        };
+        assert!(matches!(e, StoreError::Damaged(_)), "{e:?}");
+        assert!(e.is_damaged());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("the store file is damaged (")
+                && message.ends_with(
+                    "): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
+                ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_store_is_its_own_kind_and_says_what_makes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let Err(e) = Store::open_existing(&path) else {
+            panic!("opened a store that does not exist")
+        };
+        assert!(matches!(e, StoreError::Missing { .. }), "{e:?}");
+        assert!(!e.is_damaged());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_store_of_a_newer_schema_is_refused_by_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Store::open(&path).unwrap());
+        let future = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", future)
+            .unwrap();
+        let Err(e) = Store::open(&path) else {
+            panic!("opened a store of a newer schema")
+        };
+        assert!(
+            matches!(e, StoreError::NewerSchema { version, .. } if version == future),
+            "{e:?}"
+        );
+        assert!(e.to_string().ends_with("; upgrade pmf"), "{e}");
+    }
+
+    #[test]
+    fn a_held_lock_is_the_held_kind_naming_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let _held = lock::lock(&path, "apply").unwrap();
+        let Err(e) = lock::lock(&path, "review") else {
+            panic!("the lock was taken twice")
+        };
+        let lock::LockError::Held(holder) = &e else {
+            panic!("not the held kind: {e:?}")
+        };
+        assert!(holder.starts_with("`pmf apply` (pid "), "{holder}");
+        assert_eq!(e.to_string(), format!("the store is in use by {holder}"));
+        assert_eq!(
+            lock::holder(&path).unwrap().as_deref(),
+            Some(holder.as_str())
+        );
+    }
+
+    #[test]
+    fn sqlite_failures_are_sorted_by_what_failed() {
+        use rusqlite::ffi;
+        let of =
+            |code| StoreError::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+        assert!(matches!(of(ffi::SQLITE_CORRUPT), StoreError::Damaged(_)));
+        assert!(matches!(of(ffi::SQLITE_NOTADB), StoreError::Damaged(_)));
+        assert!(matches!(of(ffi::SQLITE_FULL), StoreError::DiskFull(_)));
+        assert!(matches!(of(ffi::SQLITE_BUSY), StoreError::Busy(_)));
+        assert!(matches!(of(ffi::SQLITE_CONSTRAINT), StoreError::Sql(_)));
+        assert!(
+            of(ffi::SQLITE_FULL)
+                .to_string()
+                .ends_with(": free some space on its disk")
+        );
+        assert!(of(ffi::SQLITE_BUSY).to_string().starts_with("store: "));
     }
 }

@@ -11,9 +11,6 @@ use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError};
 
-/// The hash before the first event (hex).
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
 /// One lineage event. Absent fields are left out of its JSON.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(default)]
@@ -290,13 +287,17 @@ pub struct StoredEvent {
 /// The chain hash of an event stored as JSON (stores of schema 2 and
 /// before): SHA-256 (hex) of the previous hash (hex), a newline and the
 /// event's JSON. Also the global chain's link of such an event: the
-/// previous global hash and the event's hash, both in hex.
-pub fn chain_hash(prev: &str, body: &str) -> String {
+/// previous global hash and the event's hash, both in hex. Only the
+/// tests use the hex form; the store uses [`chain_digest`].
+#[cfg(test)]
+fn chain_hash(prev: &str, body: &str) -> String {
     hex32(&chain_digest(prev, body))
 }
 
-/// The bytes of [`chain_hash`] (the event's Merkle leaf input).
-pub fn chain_digest(prev: &str, body: &str) -> [u8; 32] {
+/// The chain hash of an event stored as JSON, as bytes (the event's Merkle
+/// leaf input): SHA-256 of the previous hash (hex), a newline and the
+/// event's JSON.
+pub(crate) fn chain_digest(prev: &str, body: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
@@ -308,7 +309,7 @@ pub fn chain_digest(prev: &str, body: &str) -> [u8; 32] {
 /// input): SHA-256 of `pmf-event-v2` and a zero byte, the partner's
 /// previous hash (32 bytes), the event's position and the partner id's
 /// length (varints), the partner id and the stored bytes.
-pub fn event_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [u8; 32] {
+pub(crate) fn event_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [u8; 32] {
     let mut head = Vec::with_capacity(48);
     head.extend_from_slice(b"pmf-event-v2\0");
     head.extend_from_slice(prev);
@@ -324,7 +325,7 @@ pub fn event_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [u
 /// The global chain's link of an event in the compact encoding: SHA-256
 /// of `pmf-global-v2` and a zero byte, the previous global hash and the
 /// event's hash (32 bytes each).
-pub fn global_digest(prev: &[u8; 32], hash: &[u8; 32]) -> [u8; 32] {
+pub(crate) fn global_digest(prev: &[u8; 32], hash: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"pmf-global-v2\0");
     h.update(prev);
@@ -410,7 +411,7 @@ pub struct LastEvent {
 
 impl LastEvent {
     /// What a stored event says (an unreadable one says nothing).
-    pub fn of(body: &[u8], partner: &str, seq: u64) -> LastEvent {
+    pub(crate) fn of(body: &[u8], partner: &str, seq: u64) -> LastEvent {
         if is_json(body) {
             return serde_json::from_slice(body).unwrap_or_default();
         }
@@ -497,7 +498,7 @@ impl Store {
 
 /// The first byte of an event in the compact encoding (an event stored as
 /// JSON, as stores of schema 2 and before hold them, begins with `{`).
-pub const COMPACT: u8 = 0x02;
+pub(crate) const COMPACT: u8 = 0x02;
 
 /// Every kind, by its code in the compact encoding (its place here).
 const KINDS: [EventKind; 21] = [
@@ -686,7 +687,7 @@ impl Reader<'_> {
 
 /// An event from its compact encoding, with the partner and position of
 /// its row; `None` when the bytes are not one.
-pub fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
+pub(crate) fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
     let mut r = Reader { rest: bytes };
     if r.byte()? != COMPACT {
         return None;
@@ -899,7 +900,7 @@ mod tests {
         let json = br#"{"partner":"p-1","seq":1,"kind":"unchanged","time":"t"}"#;
         assert_eq!(
             hex32(&stored_digest(&GENESIS_BYTES, "p-1", 1, json)),
-            chain_hash(GENESIS, std::str::from_utf8(json).unwrap())
+            chain_hash(crate::batch::GENESIS, std::str::from_utf8(json).unwrap())
         );
         assert_eq!(
             hex32(&stored_global(&prev, &h, json)),

@@ -12,25 +12,18 @@ use std::path::{Path, PathBuf};
 use super::{Store, StoreError};
 
 /// Why a lock could not be taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another live process holds it: its description.
+    #[error("the store is in use by {0}")]
     Held(String),
     /// The lock file cannot be used.
-    Store(StoreError),
-}
-
-impl std::fmt::Display for LockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LockError::Held(holder) => write!(f, "the store is in use by {holder}"),
-            LockError::Store(e) => write!(f, "{e}"),
-        }
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// This machine's host name.
-pub fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
@@ -40,7 +33,7 @@ pub struct LockGuard {
 }
 
 /// The lock file of a store.
-pub fn lock_path(store: &Path) -> PathBuf {
+pub(crate) fn lock_path(store: &Path) -> PathBuf {
     let mut name = store.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)
@@ -48,8 +41,10 @@ pub fn lock_path(store: &Path) -> PathBuf {
 
 fn open(path: &Path) -> Result<File, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     OpenOptions::new()
         .read(true)
@@ -57,13 +52,16 @@ fn open(path: &Path) -> Result<File, StoreError> {
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| StoreError(format!("cannot open the lock `{}`: {e}", path.display())))
+        .map_err(|source| StoreError::OpenLock {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Take the lock of the store at `store` for `command`, or say who holds it.
 pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     let path = lock_path(store);
-    let mut file = open(&path).map_err(LockError::Store)?;
+    let mut file = open(&path)?;
     // SAFETY: flock on a descriptor this function owns; no memory involved.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if r != 0 {
@@ -71,10 +69,7 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Err(LockError::Held(describe_holder(&mut file)));
         }
-        return Err(LockError::Store(StoreError(format!(
-            "cannot lock `{}`: {err}",
-            path.display()
-        ))));
+        return Err(LockError::Store(StoreError::Lock { path, source: err }));
     }
     let about = format!(
         "`pmf {command}` (pid {} on {}, since {})",

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 pub type Hash = [u8; 32];
 
 /// The hash of a leaf whose input is `data`.
-pub fn leaf_hash(data: &[u8]) -> Hash {
+pub(crate) fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);
     h.update(data);
@@ -23,7 +23,7 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
 }
 
 /// The hash of an inner node.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+pub(crate) fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update([1u8]);
     h.update(left);
@@ -32,7 +32,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// The root of the empty tree.
-pub fn empty_root() -> Hash {
+pub(crate) fn empty_root() -> Hash {
     Sha256::digest([]).into()
 }
 
@@ -42,7 +42,7 @@ pub fn to_hex(h: &Hash) -> String {
 }
 
 /// A hash from 64 hex digits.
-pub fn from_hex(s: &str) -> Option<Hash> {
+pub(crate) fn from_hex(s: &str) -> Option<Hash> {
     hex::decode(s).ok().and_then(|b| b.try_into().ok())
 }
 
@@ -57,12 +57,13 @@ pub struct Frontier {
 
 impl Frontier {
     /// The frontier of a tree of `size` leaves with these peaks, if they fit.
-    pub fn from_parts(size: u64, peaks: Vec<Hash>) -> Option<Frontier> {
+    pub(crate) fn from_parts(size: u64, peaks: Vec<Hash>) -> Option<Frontier> {
         (size.count_ones() as usize == peaks.len()).then_some(Frontier { size, peaks })
     }
 
     /// Number of leaves.
-    pub fn size(&self) -> u64 {
+    #[cfg(test)]
+    fn size(&self) -> u64 {
         self.size
     }
 
@@ -108,7 +109,7 @@ pub struct Tree {
 
 impl Tree {
     /// The tree over these leaf inputs.
-    pub fn new<'a>(inputs: impl IntoIterator<Item = &'a [u8]>) -> Tree {
+    pub(crate) fn new<'a>(inputs: impl IntoIterator<Item = &'a [u8]>) -> Tree {
         let leaves: Vec<Hash> = inputs.into_iter().map(leaf_hash).collect();
         let mut levels = vec![leaves];
         while levels.last().is_some_and(|l| l.len() > 1) {
@@ -127,12 +128,13 @@ impl Tree {
     }
 
     /// Number of leaves.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
     /// The root of the first `n` leaves (`n` ≤ size).
-    pub fn root_of(&self, n: u64) -> Hash {
+    #[cfg(test)]
+    fn root_of(&self, n: u64) -> Hash {
         self.mth(0, n)
     }
 
@@ -228,7 +230,8 @@ fn split(n: u64) -> u64 {
 
 /// Whether `proof` shows leaf `index` (with hash `leaf`) in the tree of
 /// `size` leaves with root `root` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+#[cfg(test)]
+fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
     if index >= size {
         return false;
     }
@@ -256,7 +259,8 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
 /// Whether `proof` shows that the tree of `second` leaves (root
 /// `second_root`) extends the tree of `first` leaves (root `first_root`)
 /// (RFC 9162 §2.1.4.2).
-pub fn verify_consistency(
+#[cfg(test)]
+fn verify_consistency(
     first: u64,
     second: u64,
     first_root: &Hash,

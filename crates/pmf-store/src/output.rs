@@ -80,7 +80,7 @@ impl Output {
 
     /// Put a complete output in place (`file` was written through
     /// [`Output::create`]; a regular file is synced first).
-    pub fn finish(&self, file: File) -> std::io::Result<()> {
+    pub(crate) fn finish(&self, file: File) -> std::io::Result<()> {
         if self.durable() {
             file.sync_all()?;
         }

@@ -119,7 +119,7 @@ fn at(global_seq: i64, reason: String) -> Broken {
 
 impl Store {
     /// Every signed checkpoint, oldest first.
-    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+    pub(crate) fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         self.read_checkpoints("ORDER BY size")
     }
 
@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// The chain hashes of every event, in order: the Merkle tree's leaves.
-    pub fn leaves(&self) -> Result<Vec<merkle::Hash>, StoreError> {
+    pub(crate) fn leaves(&self) -> Result<Vec<merkle::Hash>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT hash FROM lineage ORDER BY global_seq")?;
