@@ -75,7 +75,7 @@ pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
         Err(f) => return f.exit(),
     };
     let (policy, session, leaf) = (&loaded.policy, &loaded.report.session, loaded.leaf);
-    let resolved = db::resolve(&session.db, session.workspace, leaf);
+    let resolved = db::resolve(session.db(), session.workspace, leaf);
     let sources = session.placed_texts();
     let out_dir = args.output.clone();
     let link = |file: &str, line: usize| {

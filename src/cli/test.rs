@@ -103,23 +103,23 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
     let mut results = Vec::new();
     let mut filtered_out = 0usize;
     let mut declared_by: Vec<String> = Vec::new();
-    for &file in session.workspace.files(&session.db) {
-        let path = file.path(&session.db).clone();
+    for &file in session.workspace.files(session.db()) {
+        let path = file.path(session.db()).clone();
         if path == crate::stdlib::KWANUS_PATH {
             continue;
         }
         // The states refined from the file's fixtures, in stable places
         // (the check above read the same expansion and reported its
         // problems: none, or nothing runs).
-        let declared = db::stable_tests(&session.db, file).tests.clone();
-        let chunks = db::parse_file(&session.db, file);
+        let declared = db::stable_tests(session.db(), file).tests.clone();
+        let chunks = db::parse_file(session.db(), file);
         if declared.is_empty() {
             continue;
         }
         if !names.is_empty() {
             // A name keeps the tests of that policy: its own file's, and
             // those of the files that extend it.
-            let header = db::stable_header(&session.db, file);
+            let header = db::stable_header(session.db(), file);
             let Some(header) = header.as_ref() else {
                 continue;
             };
@@ -145,8 +145,8 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
         if tests.is_empty() {
             continue;
         }
-        let resolved = db::resolve(&session.db, session.workspace, file);
-        let (graph, _) = db::phase_graph(&session.db, session.workspace, file);
+        let resolved = db::resolve(session.db(), session.workspace, file);
+        let (graph, _) = db::phase_graph(session.db(), session.workspace, file);
         let Some(graph) = graph.as_ref() else {
             continue;
         };

@@ -29,7 +29,7 @@ pub fn completion(doc: &DocRef<'_>, offset: usize) -> Vec<CompletionItem> {
         return Vec::new();
     }
     // Names only: the policy in stable places, which edits rarely change.
-    let policy = &resolve(&doc.session.db, doc.ws, doc.file).policy;
+    let policy = &resolve(doc.session.db(), doc.ws, doc.file).policy;
     let mut out = Vec::new();
     complete(doc, policy, &c, &mut out);
     // One item per label.
@@ -383,7 +383,7 @@ fn actions(list: &[&str], out: &mut Vec<CompletionItem>) {
 }
 
 fn policies(doc: &DocRef<'_>, policy: &EffectivePolicy, out: &mut Vec<CompletionItem>) {
-    for name in policy_index(&doc.session.db, doc.ws).keys() {
+    for name in policy_index(doc.session.db(), doc.ws).keys() {
         if *name != policy.name {
             out.push(item(
                 name,

@@ -26,7 +26,7 @@ const MAX_SOURCE_LINES: usize = 16;
 pub fn hover(doc: &DocRef<'_>, offset: usize) -> Option<Hover> {
     let mut sections = Vec::new();
     let mut range: Option<Span> = None;
-    let db = &doc.session.db;
+    let db = doc.session.db();
     if let Some(occ) = occurrence_at(db, doc.file, offset) {
         let text = match &occ.symbol {
             Symbol::Key(..) => key_markdown(doc, offset).map(|(text, _)| text),
@@ -90,7 +90,7 @@ fn origin(doc: &DocRef<'_>, path: &str) -> String {
 
 /// The source text of `span` in the file at `path`, as a code block.
 fn source_block(session: &Session, path: &str, span: Span) -> Option<String> {
-    let text = session.file(path)?.text(&session.db).as_str();
+    let text = session.file(path)?.text(session.db()).as_str();
     let snippet = text.get(span.range())?;
     let mut lines: Vec<&str> = snippet.lines().take(MAX_SOURCE_LINES + 1).collect();
     if lines.len() > MAX_SOURCE_LINES {
@@ -109,7 +109,7 @@ fn names<'a>(list: impl Iterator<Item = &'a str>) -> String {
 /// `offset` of the document (its authority, fingerprint, label and public
 /// key), with the string's span.
 fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
-    let db = &doc.session.db;
+    let db = doc.session.db();
     let off = offset as u32;
     // The key declarations of the chunk at the cursor, in stable places.
     let chunks = parse_file(db, doc.file);
@@ -160,7 +160,7 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
 }
 
 fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
-    let db = &doc.session.db;
+    let db = doc.session.db();
     // In stable places: spans are mapped to byte offsets where they are used.
     let policy: &EffectivePolicy = &resolve(db, doc.ws, doc.file).policy;
     let mut out = String::new();

@@ -31,7 +31,7 @@ pub fn definition_of(
     file: SourceFile,
     symbol: &Symbol,
 ) -> Option<Declared> {
-    let db = &session.db;
+    let db = session.db();
     if let Symbol::Policy(name) = symbol {
         let declaring = *policy_index(db, ws).get(name)?.first()?;
         let header = stable_header(db, declaring).as_ref()?;
@@ -116,7 +116,7 @@ pub fn field_decl<'p>(
 
 /// `textDocument/definition`: the declaration of the name at `offset`.
 pub fn definition(doc: &DocRef<'_>, offset: usize) -> Option<Location> {
-    let occ = occurrence_at(&doc.session.db, doc.file, offset)?;
+    let occ = occurrence_at(doc.session.db(), doc.file, offset)?;
     let place = definition_of(doc.session, doc.ws, doc.file, &occ.symbol)?;
     doc.texts().location(&place.file, place.span, doc.enc)
 }
@@ -125,7 +125,7 @@ pub fn definition(doc: &DocRef<'_>, offset: usize) -> Option<Location> {
 /// that resolves to the same declaration (the declaration itself when
 /// `include_declaration`).
 pub fn references(doc: &DocRef<'_>, offset: usize, include_declaration: bool) -> Vec<Location> {
-    let db = &doc.session.db;
+    let db = doc.session.db();
     let Some(occ) = occurrence_at(db, doc.file, offset) else {
         return Vec::new();
     };

@@ -326,8 +326,8 @@ mod tests {
         let mut s = Session::default();
         let text = "policy a extends kwanus\nauthority X \"x\" governs structural\nceiling metrics.stability <= 9\n";
         let f = s.set_file("a.pmf", text.into());
-        let occ = occurrences(&s.db, f);
-        let places = &parse_file(&s.db, f).places;
+        let occ = occurrences(s.db(), f);
+        let places = &parse_file(s.db(), f).places;
         let at_off = |needle: &str, delta: usize| {
             let off = text.find(needle).unwrap_or_default() + delta;
             let place = places.place(Span::new(off, off)).start;
@@ -360,12 +360,12 @@ mod tests {
         let text = "policy a extends kwanus\nauthority X \"x\" governs structural\n\n// note\nceiling metrics.stability <= 9\nauthority Y \"y\" governs behavioral";
         for text in [text.to_string(), format!("// moved\n{text}")] {
             let f = s.set_file("a.pmf", text.clone());
-            let all = occurrences(&s.db, f);
-            let places = &parse_file(&s.db, f).places;
+            let all = occurrences(s.db(), f);
+            let places = &parse_file(s.db(), f).places;
             assert!(all.len() >= 6, "{all:?}");
             for offset in 0..=text.len() {
                 let place = places.place(Span::new(offset, offset)).start;
-                let found = occurrence_at(&s.db, f, offset);
+                let found = occurrence_at(s.db(), f, offset);
                 let expected = at(all, place);
                 // Where chunks meet, the cursor may also end the name
                 // before: both lookups find a name that holds the cursor.

@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::cli::files;
-use salsa::Setter;
 
 use crate::db::{Session, SourceFile, Workspace};
 
@@ -81,7 +80,7 @@ impl Projects {
         Projects {
             workspaces: HashMap::new(),
             members: HashMap::new(),
-            stdlib_only: Workspace::new(&session.db, vec![session.stdlib]),
+            stdlib_only: Workspace::new(session.db(), vec![session.stdlib]),
         }
     }
 
@@ -131,18 +130,18 @@ impl Projects {
         let ws = *self
             .workspaces
             .entry(key.clone())
-            .or_insert_with(|| Workspace::new(&session.db, vec![stdlib]));
+            .or_insert_with(|| Workspace::new(session.db(), vec![stdlib]));
         // In path order after the stdlib, as `pmf check` walks them: which
         // of two files declaring one name comes first (and is not reported)
         // does not depend on the order they were opened or loaded in.
-        let db = &session.db;
+        let db = session.db();
         let mut files = ws.files(db).clone();
         if !files.contains(&file) {
             let before = files.get(1..).map_or(0, |rest| {
                 rest.partition_point(|f| Path::new(f.path(db)) < Path::new(path))
             });
             files.insert((before + 1).min(files.len()), file);
-            ws.set_files(&mut session.db).to(files);
+            session.set_workspace_files(ws, files);
         }
         self.members.insert(path.to_string(), key);
     }
@@ -162,7 +161,7 @@ impl Projects {
             return;
         };
         let files: Vec<SourceFile> = ws
-            .files(&session.db)
+            .files(session.db())
             .iter()
             .copied()
             .filter(|f| *f != file)
@@ -170,7 +169,7 @@ impl Projects {
         if files.len() <= 1 {
             self.workspaces.remove(key);
         }
-        ws.set_files(&mut session.db).to(files);
+        session.set_workspace_files(ws, files);
     }
 }
 
@@ -217,12 +216,12 @@ mod tests {
         let b = ProjectKey::Directory("/b".into());
         let f = projects.set_file(&mut session, "/a/f.pmf", "policy f\n".into(), a.clone());
         let ws_a = projects.workspace_of("/a/f.pmf");
-        assert_eq!(ws_a.files(&session.db).len(), 2);
+        assert_eq!(ws_a.files(session.db()).len(), 2);
         projects.assign(&mut session, "/a/f.pmf", f, b.clone());
         assert_eq!(projects.key_of("/a/f.pmf"), Some(&b));
-        assert_eq!(ws_a.files(&session.db).len(), 1);
+        assert_eq!(ws_a.files(session.db()).len(), 1);
         assert_eq!(
-            projects.workspace_of("/a/f.pmf").files(&session.db).len(),
+            projects.workspace_of("/a/f.pmf").files(session.db()).len(),
             2
         );
         projects.remove_file(&mut session, "/a/f.pmf");
@@ -245,7 +244,7 @@ mod tests {
             projects.workspace_of("/b/fleet.pmf"),
         );
         for (ws, f) in [(ws_a, fa), (ws_b, fb)] {
-            let diags = crate::db::check_file(&session.db, ws, f);
+            let diags = crate::db::check_file(session.db(), ws, f);
             assert!(
                 diags
                     .iter()
@@ -255,10 +254,10 @@ mod tests {
         }
         session.set_file("/a/fleet.pmf", format!("{text}// edited\n"));
         log.lock().unwrap().clear();
-        let _ = crate::db::check_file(&session.db, ws_a, fa);
+        let _ = crate::db::check_file(session.db(), ws_a, fa);
         assert!(!log.lock().unwrap().is_empty(), "the edited project re-ran");
         log.lock().unwrap().clear();
-        let _ = crate::db::check_file(&session.db, ws_b, fb);
+        let _ = crate::db::check_file(session.db(), ws_b, fb);
         assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
     }
 }

@@ -529,7 +529,7 @@ impl Server {
                     KWANUS_SOURCE.to_string()
                 } else {
                     match self.session.file(&path) {
-                        Some(f) => f.text(&self.session.db).clone(),
+                        Some(f) => f.text(self.session.db()).clone(),
                         None => {
                             return Err(ResponseError {
                                 code: ErrorCode::InvalidParams as i32,
@@ -624,7 +624,7 @@ impl Server {
             }
             self.projects.set_file(&mut self.session, &path, text, key)
         };
-        let index = LineIndex::new(file.text(&self.session.db));
+        let index = LineIndex::new(file.text(self.session.db()));
         self.docs.insert(
             path.clone(),
             Document {
@@ -648,7 +648,7 @@ impl Server {
         if doc.read_only {
             return;
         }
-        let mut text = doc.file.text(&self.session.db).clone();
+        let mut text = doc.file.text(self.session.db()).clone();
         // Each change is read against the text the one before it left, and
         // the line index follows it edit by edit (not rebuilt from the
         // whole text: a keystroke in a large document stays cheap).

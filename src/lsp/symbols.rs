@@ -12,7 +12,7 @@ use crate::syntax::{Place, PlaceMap};
 /// `textDocument/documentSymbol`: the outline of the document, read chunk
 /// by chunk from the syntax trees salsa keeps (in stable places).
 pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
-    let db = &doc.session.db;
+    let db = doc.session.db();
     let mut out = Vec::new();
     let chunks = parse_file(db, doc.file);
     for chunk in &chunks.chunks {

@@ -71,14 +71,14 @@ impl<'a> Texts<'a> {
     /// The text and line index of the file at `path`, if the session has it.
     pub fn get(&mut self, path: &str) -> Option<(&'a str, &LineIndex)> {
         if let Some(doc) = self.docs.get(path) {
-            return Some((doc.file.text(&self.session.db).as_str(), &doc.index));
+            return Some((doc.file.text(self.session.db()).as_str(), &doc.index));
         }
         let session = self.session;
         self.cache
             .entry(path.to_string())
             .or_insert_with(|| {
                 session.file(path).map(|f| {
-                    let text = f.text(&session.db).as_str();
+                    let text = f.text(session.db()).as_str();
                     (text, LineIndex::new(text))
                 })
             })
@@ -90,7 +90,7 @@ impl<'a> Texts<'a> {
     /// the file.
     pub fn range(&mut self, path: &str, place: Place, enc: Encoding) -> Option<Range> {
         let session = self.session;
-        let bytes = parse_file(&session.db, session.file(path)?).place(place);
+        let bytes = parse_file(session.db(), session.file(path)?).place(place);
         let (text, index) = self.get(path)?;
         Some(index.range(text, bytes, enc))
     }
@@ -138,7 +138,7 @@ impl<'a> DocRef<'a> {
             Some(doc) => (doc.file, Cow::Borrowed(&doc.index)),
             None => {
                 let file = session.file(path)?;
-                (file, Cow::Owned(LineIndex::new(file.text(&session.db))))
+                (file, Cow::Owned(LineIndex::new(file.text(session.db()))))
             }
         };
         Some(DocRef {
@@ -147,7 +147,7 @@ impl<'a> DocRef<'a> {
             docs,
             path,
             file,
-            text: file.text(&session.db).as_str(),
+            text: file.text(session.db()).as_str(),
             index,
             enc,
         })
@@ -165,7 +165,7 @@ impl<'a> DocRef<'a> {
 
     /// The byte range of `place` in this document.
     pub fn bytes(&self, place: Place) -> Span {
-        parse_file(&self.session.db, self.file).place(place)
+        parse_file(self.session.db(), self.file).place(place)
     }
 
     /// The LSP range of `span` in this document.
@@ -183,7 +183,7 @@ impl<'a> DocRef<'a> {
 /// (new chunks of the session parsed on all cores first).
 pub fn check_in(session: &Session, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     session.prepare();
-    crate::db::check_file(&session.db, ws, file).clone()
+    crate::db::check_file(session.db(), ws, file).clone()
 }
 
 /// The session path of a document URI.

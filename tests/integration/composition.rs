@@ -46,7 +46,7 @@ fn a_parent_refinement_wins_over_the_common_ancestor() {
     session.set_file("audited.pmf", AUDITED.into());
     let child = session.set_file("child.pmf", "policy child extends audited, eu\n".into());
     assert!(session.check(child).iter().all(|d| !d.is_error()));
-    let resolved = pmf::db::resolve(&session.db, session.workspace, child);
+    let resolved = pmf::db::resolve(session.db(), session.workspace, child);
     let (_, ceiling) = resolved
         .policy
         .ceilings()

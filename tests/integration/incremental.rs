@@ -124,7 +124,7 @@ fn editing_one_declaration_reparses_only_its_chunk() {
     assert_eq!(after, fresh.check(fresh_file));
     // The diagnostics after the edit moved with their declarations.
     let at = edited.find("nowhere").unwrap() as u32;
-    let places = &pmf::db::parse_file(&session.db, file).places;
+    let places = &pmf::db::parse_file(session.db(), file).places;
     assert!(
         after
             .iter()
@@ -216,14 +216,14 @@ fn edited_fixtures_equal_fresh_sessions() {
             let fresh_file = fresh.set_file("f.pmf", edited.clone());
             assert_eq!(diags, fresh.check(fresh_file), "{}", path.display());
             assert_eq!(
-                pmf::db::resolve(&session.db, session.workspace, file),
-                pmf::db::resolve(&fresh.db, fresh.workspace, fresh_file),
+                pmf::db::resolve(session.db(), session.workspace, file),
+                pmf::db::resolve(fresh.db(), fresh.workspace, fresh_file),
                 "{}",
                 path.display()
             );
             // What the editor maps from stable places (definition, hover)
             // lands where a parse of the whole text puts the declarations.
-            let (db, ws) = (&session.db, session.workspace);
+            let (db, ws) = (session.db(), session.workspace);
             let parsed = pmf::syntax::parse("f.pmf", &edited);
             let whole = pmf::model::compose::items_of("f.pmf", &edited, &parsed.ast);
             let stable = pmf::db::stable_items(db, file);

@@ -87,7 +87,7 @@ proptest! {
         let text = format!("{}{}{}", &src[..at], insert, &src[at..]).replace("policy kwanus", "policy mutant");
         let mut session = Session::default();
         let f = session.set_file("slip.pmf", text.clone());
-        let places = &pmf::db::parse_file(&session.db, f).places;
+        let places = &pmf::db::parse_file(session.db(), f).places;
         for d in session.check(f) {
             if d.code == pmf::diagnostics::Code::SyntaxError {
                 prop_assert!(d.message.starts_with("expected "), "{}", d.message);

@@ -98,8 +98,9 @@ const PARALLEL_CHUNKS: usize = 256;
 
 /// A workspace of files to check, plus the embedded stdlib.
 pub struct Session {
-    /// The database.
-    pub db: Database,
+    /// The database: read through [`Session::db`], changed only through the
+    /// session's methods (files and workspaces stay consistent).
+    db: Database,
     /// The workspace input.
     pub workspace: Workspace,
     /// The stdlib file.
@@ -109,6 +110,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// The database, for the queries.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Make `ws` hold `files` (the language server's projects).
+    pub fn set_workspace_files(&mut self, ws: Workspace, files: Vec<SourceFile>) {
+        ws.set_files(&mut self.db).to(files);
+    }
+
     /// A session over `db` holding only the stdlib.
     pub fn new(db: Database) -> Self {
         let stdlib = SourceFile::new(

@@ -101,8 +101,8 @@ pub fn compile_selected(
     names: &[String],
 ) -> Result<(CompiledPolicy, SourceFile), LoadError> {
     let leaf = select_policy(session, names)?;
-    let resolved = db::resolve(&session.db, session.workspace, leaf);
-    let (graph, _) = db::phase_graph(&session.db, session.workspace, leaf);
+    let resolved = db::resolve(session.db(), session.workspace, leaf);
+    let (graph, _) = db::phase_graph(session.db(), session.workspace, leaf);
     let graph = graph
         .as_ref()
         .ok_or_else(|| LoadError::Usage("the policy has no flow".into()))?;
@@ -123,20 +123,20 @@ fn is_test_file(path: &str) -> bool {
 pub fn select_policy(session: &Session, names: &[String]) -> Result<SourceFile, LoadError> {
     let files: Vec<SourceFile> = session
         .workspace
-        .files(&session.db)
+        .files(session.db())
         .iter()
         .copied()
-        .filter(|f| f.path(&session.db) != pmf_compiler::stdlib::KWANUS_PATH)
+        .filter(|f| f.path(session.db()) != pmf_compiler::stdlib::KWANUS_PATH)
         .collect();
     let name_of = |f: &SourceFile| {
-        db::stable_header(&session.db, *f)
+        db::stable_header(session.db(), *f)
             .as_ref()
             .map(|h| h.name.name.to_string())
     };
     let extended_by = |among: &[SourceFile]| -> HashSet<String> {
         among
             .iter()
-            .filter_map(|f| db::stable_header(&session.db, *f).as_ref())
+            .filter_map(|f| db::stable_header(session.db(), *f).as_ref())
             .flat_map(|h| h.parents.iter().map(|p| p.name.to_string()))
             .collect()
     };
@@ -152,7 +152,7 @@ pub fn select_policy(session: &Session, names: &[String]) -> Result<SourceFile, 
         let policies: Vec<SourceFile> = files
             .iter()
             .copied()
-            .filter(|f| !is_test_file(f.path(&session.db)))
+            .filter(|f| !is_test_file(f.path(session.db())))
             .collect();
         let extended_by_policies = extended_by(&policies);
         let runnable: Vec<SourceFile> = policies
@@ -196,7 +196,7 @@ pub fn select_policy(session: &Session, names: &[String]) -> Result<SourceFile, 
         many => {
             let files: Vec<String> = many
                 .iter()
-                .map(|f| format!("`{}`", f.path(&session.db)))
+                .map(|f| format!("`{}`", f.path(session.db())))
                 .collect();
             let first = many.first().and_then(name_of).unwrap_or_default();
             Err(LoadError::Usage(format!(
