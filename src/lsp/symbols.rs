@@ -362,3 +362,33 @@ fn decl_symbol(doc: &Outline<'_>, decl: &Decl) -> DocumentSymbol {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Session;
+    use crate::lsp::convert::Encoding;
+    use crate::lsp::workspace::Documents;
+
+    /// A ceiling's detail is its bound, read from its own chunk's text in
+    /// every chunk (not only the first, whose places are its bytes).
+    #[test]
+    fn a_ceiling_in_any_chunk_shows_its_bound() {
+        let mut session = Session::default();
+        let text =
+            "policy p extends kwanus\n\nceiling power <= 7\n\nceiling metrics.stability >= 2\n";
+        session.set_file("p.pmf", text.into());
+        let docs = Documents::default();
+        let doc = DocRef::new(&session, session.workspace, &docs, "p.pmf", Encoding::Utf8)
+            .expect("document");
+        let details: Vec<Option<String>> = document_symbols(&doc)
+            .into_iter()
+            .filter(|s| s.name.starts_with("ceiling"))
+            .map(|s| s.detail)
+            .collect();
+        assert_eq!(
+            details,
+            [Some("<= 7".to_string()), Some(">= 2".to_string())]
+        );
+    }
+}
