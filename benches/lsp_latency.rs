@@ -274,8 +274,29 @@ fn measure(lines: usize) {
         floor.push(start.elapsed());
         assert_eq!(n, 0);
     }
+    // The same declaration added and removed through the compiler alone
+    // (`PMF_BENCH_DECL_ROUNDS` repeats it, to profile).
+    let decl_at = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let decl_at = decl_at + text[decl_at..].find('\n').map_or(0, |i| i + 1);
+    let rounds: usize = std::env::var("PMF_BENCH_DECL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EDITS);
+    let mut decl_floor = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let mut edited = text.clone();
+        if i % 2 == 0 {
+            edited.insert_str(decl_at, decl);
+        }
+        let start = Instant::now();
+        session.set_file("generated.pmf", edited);
+        let n = session.check(file).len();
+        decl_floor.push(start.elapsed());
+        assert_eq!(n, 0);
+    }
     std::mem::forget(session);
     floor.sort();
+    decl_floor.sort();
 
     times.sort();
     decls.sort();
@@ -296,10 +317,12 @@ fn measure(lines: usize) {
         ms(percentile(&hovers, 0.95)),
     );
     println!(
-        "{:>6} compiler alone (set_file + check, same edits): p50 {:>6.1} ms, p95 {:>6.1} ms",
+        "{:>6} compiler alone (set_file + check, same edits): p50 {:>6.1} ms, p95 {:>6.1} ms; declarations p50 {:>6.1} ms, p95 {:>6.1} ms",
         "",
         ms(percentile(&floor, 0.50)),
         ms(percentile(&floor, 0.95)),
+        ms(percentile(&decl_floor, 0.50)),
+        ms(percentile(&decl_floor, 0.95)),
     );
 }
 

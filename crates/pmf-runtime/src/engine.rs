@@ -189,7 +189,7 @@ fn indices(schema: &Type, path: &[&str]) -> Option<Box<[usize]>> {
             return None;
         };
         out.push(fields.keys().position(|k| k == seg)?);
-        ty = fields.get(*seg)?;
+        ty = fields.get(seg)?;
     }
     Some(out.into())
 }

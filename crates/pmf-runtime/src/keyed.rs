@@ -982,10 +982,13 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     fn schema() -> Type {
-        Type::Record(std::sync::Arc::new(BTreeMap::from([
-            ("power".to_string(), Type::Number),
-            ("region".to_string(), Type::String),
-        ])))
+        Type::Record(std::sync::Arc::new(
+            BTreeMap::from([
+                ("power".to_string(), Type::Number),
+                ("region".to_string(), Type::String),
+            ])
+            .into(),
+        ))
     }
 
     /// Index `text` as an observed-metrics file; `collide` makes every id

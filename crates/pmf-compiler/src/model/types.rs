@@ -1,6 +1,8 @@
 //! The types of PMF values and the partner schema as a record type.
 
 use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ pub enum Type {
     /// A set of values of one type.
     Set(Box<Type>),
     /// Named fields.
-    Record(Arc<BTreeMap<String, Type>>),
+    Record(Arc<Fields>),
     /// Unknown (an error already reported, or the element of `[]`); fits anything.
     Unknown,
 }
@@ -83,6 +85,60 @@ impl fmt::Display for Type {
     }
 }
 
+/// The fields of a record type in name order (the map it derefs to), with
+/// a hash index for lookups by name: type inference looks up every segment
+/// of every path, and in a schema of thousands of fields the ordered map's
+/// string comparisons were a tenth of a check.
+#[derive(Clone, Debug, Default)]
+pub struct Fields {
+    by_name: BTreeMap<String, Type>,
+    index: FxHashMap<String, Type>,
+}
+
+impl Fields {
+    /// The type of field `name`.
+    pub fn get(&self, name: &str) -> Option<&Type> {
+        self.index.get(name)
+    }
+
+    /// True when the record has a field `name`.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+}
+
+impl std::ops::Deref for Fields {
+    type Target = BTreeMap<String, Type>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.by_name
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_name == other.by_name
+    }
+}
+
+impl Eq for Fields {}
+
+impl From<BTreeMap<String, Type>> for Fields {
+    fn from(by_name: BTreeMap<String, Type>) -> Self {
+        let index = by_name
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        Fields { by_name, index }
+    }
+}
+
+impl FromIterator<(String, Type)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (String, Type)>>(iter: I) -> Self {
+        Fields::from(iter.into_iter().collect::<BTreeMap<_, _>>())
+    }
+}
+
 /// The names of the built-in scalar types.
 pub const TYPE_NAMES: [&str; 5] = ["bool", "number", "score", "string", "version"];
 
@@ -122,7 +178,7 @@ pub fn field_type<'a>(record: &'a Type, path: &[&str]) -> Option<&'a Type> {
     let mut current = record;
     for seg in path {
         match current {
-            Type::Record(fields) => current = fields.get(*seg)?,
+            Type::Record(fields) => current = fields.get(seg)?,
             _ => return None,
         }
     }
