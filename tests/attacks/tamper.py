@@ -3,16 +3,24 @@
 
   PMF=path/to/pmf python3 tamper.py
 
-Builds the fleet story's store (36 partners, TSC+ERC approvals, apply,
-rollback p-001), then for each attack edits a copy with sqlite3 and runs
-`pmf lineage verify`. Detected = exit 1 naming an event. The consistent
-rewrites recompute the hashes exactly as src/store/lineage.rs does:
-  hash        = sha256_hex(prev_hash + "\\n" + event_json)
-  global_hash = sha256_hex(global_prev + "\\n" + hash)
-  meta.global_head = last global_hash, meta.global_count = number of rows
+Builds the fleet story's store (36 partners, TSC+ERC approvals, apply, a
+planned and TSC-approved rollback of p-001), then for each attack edits a copy
+with sqlite3 and runs `pmf lineage verify`. Held = verify exits 1 naming the
+place (`#N`), pmf never crashes, and for the attacks that go on to use the
+edited store: `rollback` never installs an edited stable version, a re-apply
+after `progress` was deleted walks no partner twice.
+
+The consistent rewrites recompute the hashes exactly as the store does since
+schema 3 (docs/security.md, pmfevent.py): compact binary events,
+  hash        = sha256("pmf-event-v2" 0 prev varint(seq) varint(len(partner)) partner body)
+  global_hash = sha256("pmf-global-v2" 0 previous_global_hash hash)
+  meta.global_head = last global_hash (hex), meta.global_count = number of rows
+(they are then caught by the operator-signed checkpoints).
+
+Two controls keep the verdicts honest: the untouched store must verify (exit
+0), and so must the store after an honest second plan applied on it.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,13 +30,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 import pmfevent as E  # noqa: E402
-
-GENESIS = "0" * 64
-
-
-def sha(prev, body):
-    return hashlib.sha256(prev.encode() + b"\n" + body.encode()).hexdigest()
-
 
 def rechain(c, start_gseq=1):
     """Recompute every hash from global_seq start_gseq on (both chains) and the meta head (schema 3 rules)."""
@@ -49,7 +50,7 @@ def rechain(c, start_gseq=1):
 
 
 def renumber(c):
-    """Make global_seq 1..n again and every partner's seq 1..k, rewriting the seq inside the JSON."""
+    """Make global_seq 1..n again and every partner's seq 1..k (a compact event holds neither)."""
     rows = c.execute("SELECT global_seq, partner_id, event FROM lineage ORDER BY global_seq").fetchall()
     c.execute("DELETE FROM lineage")
     per = {}
@@ -95,9 +96,12 @@ def a_edit_whitespace(c, d):
     g, ev = q(c, "SELECT global_seq, event FROM lineage ORDER BY global_seq LIMIT 1 OFFSET 100")[0]
     e = E.decode(ev)
     # The same event, its time written as text instead of seconds (bit 18 cleared).
-    b = bytearray(E.encode(e))
-    alt = E.encode({**e, "time": e["time"] + ""})
-    r = E.R(bytes(ev)); r.byte(); r.byte(); flags = r.varint(); start = r.i; r.varint(); end = r.i
+    r = E.R(bytes(ev))
+    r.byte()
+    r.byte()
+    flags = r.varint()
+    r.varint()
+    end = r.i
     same = bytes(ev[:2]) + E.varint(flags & ~(1 << 18)) + E.put_str(e["time"]) + bytes(ev[end:])
     assert E.decode(same) == e
     c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (same, g))
@@ -295,9 +299,9 @@ def pages_of(db, table):
 
 ATTACKS = [
     ("edit event text", a_edit_text),
-    ("edit event whitespace only", a_edit_whitespace),
+    ("edit event: another encoding of the same event", a_edit_whitespace),
     ("edit partner_id column", a_edit_partner_col),
-    ("edit prev_hash column", a_edit_prev_col),
+    ("edit the hash column (schema 2: prev_hash)", a_edit_prev_col),
     ("delete a middle row", a_delete_middle),
     ("delete a middle row + renumber global_seq", a_delete_middle_renumbered),
     ("delete the last row", a_delete_last),
@@ -325,28 +329,73 @@ ATTACKS = [
 ]
 
 
+def copy_case(d, db, w):
+    os.makedirs(os.path.join(w, ".pmf"))
+    for suf in ("", "-wal", "-shm"):
+        if os.path.exists(db + suf):
+            shutil.copy(db + suf, os.path.join(w, ".pmf", "state.db" + suf))
+    for fn_ in ("plan.json", "approvals.json", "TSC.key", "ERC.key", "SCO.key"):
+        shutil.copy(os.path.join(d, fn_), w)
+    shutil.copy(os.path.join(d, ".pmf", "operator.key"), os.path.join(w, ".pmf"))
+    return os.path.join(w, ".pmf", "state.db")
+
+
+def verify_msg(pmf, w):
+    rc, o, e, _ = C.run([pmf, "lineage", "verify"], cwd=w)
+    return rc, (o + e).strip().replace("\n", " | ")
+
+
+def control_replan(pmf, w):
+    """An honest second plan on the store (the partners as the store holds them, the
+    same target: most are already there), approved by TSC and ERC and applied."""
+    f = C.fleet_dir()
+    rc, cur, e, _ = C.run([pmf, "state", "export", "--format", "ndjson"], cwd=w)
+    assert rc == 0, e
+    open(os.path.join(w, "current.ndjson"), "w").write(cur)
+    rc, o, e, _ = C.run([pmf, "plan", "--policy", C.policy_path(), "--partners", "current.ndjson", "--target",
+                         os.path.join(f, "target.json"), "--observed", os.path.join(f, "observed.json"), "-o", "plan2.json"], cwd=w)
+    assert rc == 0, e
+    for a in ("TSC", "ERC"):
+        rc, o, e, _ = C.run([pmf, "approve", "plan2.json", "--key", a + ".key", "-o", "approvals2.json", "--yes"], cwd=w)
+        assert rc == 0, e
+    rc, o, e, _ = C.run([pmf, "apply", "plan2.json", "--approvals", "approvals2.json"], cwd=w)
+    return rc, o.strip().splitlines()[-1] if o.strip() else e.strip()[:200]
+
+
 def main():
     d = C.scratch("tamper")
     db = build(d)
     pmf = C.pmf_bin()
+    T = C.Tally("tamper")
     rows = []
+
+    # controls: no tampering, verify must pass (else every "detected" below means nothing)
+    w = os.path.join(d, "control-clean")
+    copy_case(d, db, w)
+    rc, msg = verify_msg(pmf, w)
+    T.add("control: the untouched store verifies", rc == 0, f"verify rc={rc}", msg[:300])
+    w = os.path.join(d, "control-replan")
+    store = copy_case(d, db, w)
+    arc, summary = control_replan(pmf, w)
+    rc, msg = verify_msg(pmf, w)
+    walks, _t = C.walk_counts(store)
+    T.add("control: an honest second plan (partners mostly at target) applied, the store still verifies",
+          arc in (0, 3, 4) and rc == 0, f"apply rc={arc}, verify rc={rc}",
+          f"apply: {summary[:160]}; verify: {msg[:400]}; reproduce: examples/fleet story, then `pmf state export --format ndjson > cur.ndjson`, "
+          "`pmf plan --policy examples/fleet/policy.pmf --partners cur.ndjson --target examples/fleet/target.json --observed "
+          "examples/fleet/observed.json -o plan2.json`, approve TSC+ERC, apply, `pmf lineage verify`")
+
     for i, (name, fn) in enumerate(ATTACKS):
         w = os.path.join(d, f"case{i:02d}")
-        os.makedirs(os.path.join(w, ".pmf"))
-        for suf in ("", "-wal", "-shm"):
-            if os.path.exists(db + suf):
-                shutil.copy(db + suf, os.path.join(w, ".pmf", "state.db" + suf))
-        for fn_ in ("plan.json", "approvals.json", "TSC.key", "ERC.key", "SCO.key"):
-            shutil.copy(os.path.join(d, fn_), w)
-        shutil.copy(os.path.join(d, ".pmf", "operator.key"), os.path.join(w, ".pmf"))
-        store = os.path.join(w, ".pmf", "state.db")
+        store = copy_case(d, db, w)
         before_export = C.export_state(store, w)[1]
         if fn in (a_corrupt_page, a_corrupt_partners_page):
             table = "lineage" if fn is a_corrupt_page else "partners"
             pages = pages_of(store, table) or [4]
             page = pages[len(pages) // 2]
+            psize = C.db_rows(store, "PRAGMA page_size")[0][0]
             with open(store, "r+b") as fh:
-                fh.seek(16384 * (page - 1) + 2000)
+                fh.seek(psize * (page - 1) + min(2000, psize // 4))
                 fh.write(bytes(range(256)) * 16)
             note = f"4096 bytes overwritten inside page {page} ({table}) of state.db"
         else:
@@ -354,18 +403,29 @@ def main():
             note = fn(c, w)
             c.commit()
             c.close()
-        extra = ""
+        extra, harm = "", ""
         if fn is a_stable_versions:
-            rc, o, e, _ = C.run([pmf, "rollback", "p-002", "--policy", C.policy_path()], cwd=w)
+            # the edited stable version must never be installed: plan the rollback, approve it, apply it
+            rc, o, e, _ = C.run([pmf, "rollback", "p-002", "--policy", C.policy_path(), "-o", "rb2.json"], cwd=w)
+            extra = f"rollback plan rc={rc} ({(e or o).strip()[:120]})"
+            if rc == 0:
+                for a in ("TSC", "ERC", "SCO"):
+                    C.run([pmf, "approve", "rb2.json", "--key", a + ".key", "-o", "rb2-approvals.json", "--yes"], cwd=w)
+                rc, o, e, _ = C.run([pmf, "apply", "rb2.json", "--approvals", "rb2-approvals.json"], cwd=w)
+                extra += f"; its apply rc={rc} ({(e or o).strip()[:120]})"
             st = C.db_rows(store, "SELECT state FROM partners WHERE id='p-002'")[0][0]
-            extra = f"rollback rc={rc}; p-002 now has admin: {'admin' in st}"
+            extra += f"; p-002 now has admin: {'admin' in st}"
+            if "admin" in st:
+                harm = "the edited stable version (with `admin`) was installed"
         if fn is a_progress_delete:
             rc, o, e, _ = C.run([pmf, "apply", "plan.json", "--approvals", "approvals.json", "--observed",
                                  os.path.join(C.fleet_dir(), "observed.json")], cwd=w)
             walks, _t = C.walk_counts(store)
-            extra = f"re-apply rc={rc} ({e.strip()[:160]}); partners walked twice: {sum(n > 1 for n in walks.values())}"
-        rc, o, e, _ = C.run([pmf, "lineage", "verify"], cwd=w)
-        msg = (o + e).strip().replace("\n", " | ")
+            twice = sorted(p for p, n in walks.items() if n > 1)
+            extra = f"re-apply rc={rc} ({e.strip()[:160]}); partners walked twice: {len(twice)}"
+            if twice:
+                harm = f"partners walked twice after the re-apply: {twice[:5]}"
+        rc, msg = verify_msg(pmf, w)
         after_export = C.export_state(store, w)
         detected = rc == 1
         named = detected and "#" in msg
@@ -373,18 +433,15 @@ def main():
             extra = f"state export rc={after_export[0]}, changed={after_export[1] != before_export}"
         rows.append({"attack": name, "what": note, "verify_rc": rc, "message": msg[:300], "detected": detected,
                      "names_place": named, "export_changed": after_export[1] != before_export, "after": extra})
-        print(json.dumps(rows[-1]))
-    # show a tampered store is still applied onto: does apply verify the lineage first?
-    w = os.path.join(d, "case00")
-    print("\nlineage show on the edited store (case00):")
-    print(C.run([pmf, "lineage", "show", "p-001"], cwd=w)[1][:300])
-    print("\n| attack | verify exit | detected & named | message |")
-    print("|---|---|---|---|")
+        result = f"verify rc={rc}" + (", named" if named else (", place not named" if detected else ", NOT detected"))
+        if harm:
+            result += "; " + harm
+        T.add(name, named and not harm, result, f"{note}; {msg[:240]}; {extra}")
+    print()
     for r in rows:
-        print(f"| {r['attack']} | {r['verify_rc']} | {'yes' if r['names_place'] else ('detected' if r['detected'] else 'NO')} | {r['message'][:140]} {r['after']} |")
-    C.write_json_report("tamper", rows)
-    C.cleanup(d)
+        print(json.dumps(r))
+    return T.finish(rows)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
