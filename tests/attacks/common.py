@@ -131,7 +131,7 @@ class Tally:
         w = min(w, 80)
         print(f"\n{'attack':<{w}}  verdict  result")
         for r in self.rows:
-            print(f"{r['attack'][:w]:<{w}}  {'held   ' if r['held'] else 'FAILED '}  {r['result'][:110]}")
+            print(f"{r['attack'][:w]:<{w}}  {'held   ' if r['held'] else 'FAILED '}  {r['result'][:160]}")
         print(f"SUMMARY {self.script}: {len(self.rows)} attacks, {len(self.rows) - len(failed)} held, {len(failed)} failed")
         if not self.rows:
             print(f"SUMMARY {self.script}: no attack ran: that is a failure")
