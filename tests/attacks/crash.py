@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Crash safety of `pmf apply`: SIGKILL at random moments, then resume.
 
-  PMF=path/to/pmf python3 crash.py [--partners 20000] [--trials 32] [--kills 1] [--seed 1]
+  PMF=path/to/pmf python3 crash.py [--partners 20000] [--trials 32] [--kills 1] [--seed 1] [--budget 900]
 
 An uninterrupted apply of N partners is the reference. Each trial applies the
 same plan on a fresh store, SIGKILLs it after a random delay in [0, T] (T = the
 reference's wall time; with --kills K it kills K resumes in a row), then runs
 apply again until it finishes. `pmf state unlock` is run only when the resume
 refuses because of the dead holder, and that is recorded. The trial holds when:
-state export == reference, lineage (minus times and hashes) == reference,
-`pmf lineage verify` exits 0, and no partner's walk appears twice.
+the resume finishes (exit 0, 3 or 4), state export == reference, lineage
+(minus times and hashes) == reference, `pmf lineage verify` exits 0, no
+partner's walk appears twice and no partner has two terminal events. The
+reference itself must verify and walk every partner exactly once (else the
+walk count would prove nothing; a partner with nothing to migrate has one `unchanged` event). Exit 1 when any trial did not hold.
 """
 
 import argparse
@@ -33,13 +36,13 @@ def apply_args(d, store):
 
 def collapse_repeats(events_by_partner):
     """A partner's events with a repeated walk removed: walks are split at
-    each detection entry; a walk equal to the previous one (minus seq) is dropped."""
+    each detection event (its entry, or the stop folded into it); a walk equal to the previous one is dropped."""
     out = {}
     for p, evs in events_by_partner.items():
         walks, cur = [], []
         for e in evs:
             d = json.loads(e)
-            if d.get("kind") == "phase_entered" and d.get("phase") == "detection" and cur:
+            if d.get("phase") == "detection" and cur:
                 walks.append(cur)
                 cur = []
             cur.append(d)
@@ -76,7 +79,6 @@ def main():
     print(f"scratch {d}")
     pp, tp, op = C.make_fleet_inputs(d, a.partners)
     C.plan(d, pp, tp, op)
-    kr = os.path.join(d, "keyring.json")
     for auth in ("TSC", "ERC"):
         shutil.copy(os.path.join(C.fleet_dir(), "keys", auth + ".key"), os.path.join(d, auth + ".key"))
         C.run([C.pmf_bin(), "approve", os.path.join(d, "plan.json"), "--key", os.path.join(d, auth + ".key"),
@@ -92,8 +94,18 @@ def main():
     ref_by = by_partner(ref_lin)
     ref_coll = collapse_repeats(ref_by)
     vrc, _ = C.verify(ref, d)
+    ref_walks, _t = C.walk_counts(ref)
     print(f"reference: {a.partners} partners, {len(ref_lin)} events, apply {t_ref:.2f}s, verify rc={vrc}")
-    os.remove(ref)
+    T = C.Tally(f"crash-k{a.kills}")
+    unchanged = {p for p, evs in ref_by.items() if all(json.loads(e).get("kind") == "unchanged" for e in evs)}
+    T.add("control: the uninterrupted reference verifies and walks every partner exactly once",
+          vrc == 0 and ref_walks and set(ref_walks) | unchanged == set(ref_by) and len(ref_by) == a.partners
+          and set(ref_walks.values()) == {1} and len(ref_export) == a.partners,
+          f"verify rc={vrc}, partners walked {len(ref_walks)} + with nothing to migrate {len(unchanged)} of {a.partners}, "
+          f"walks per partner {sorted(set(ref_walks.values()))}")
+    for suf in ("", "-wal", "-shm"):
+        if os.path.exists(ref + suf):
+            os.remove(ref + suf)
 
     results = []
     for t in range(a.trials):
@@ -185,9 +197,16 @@ def main():
         "results": results,
     }
     print("SUMMARY " + json.dumps({k: v for k, v in summary.items() if k != "results"}))
-    C.write_json_report(f"crash-k{a.kills}", summary)
-    C.cleanup(d)
-    return 0 if held == len(results) else 1
+    for r in results:
+        why = r.get("why") or ", ".join(k for k, bad in (("export differs", not r.get("export_equal")), ("lineage differs", not r.get("lineage_equal")),
+                                                         (f"verify rc={r.get('verify_rc')}", r.get("verify_rc") != 0),
+                                                         (f"{r.get('partners_walked_twice')} partners walked twice", r.get("partners_walked_twice")),
+                                                         (f"{r.get('partners_with_2plus_terminal_events')} partners with 2+ terminal events",
+                                                          r.get("partners_with_2plus_terminal_events"))) if bad)
+        T.add(f"trial {r['trial']}: SIGKILL at {r['kills_at_s']} s, resume", r["held"],
+              f"resume rc={r['resume_rc']} after {r['resume_runs']} run(s)" + (f"; {why}" if why else "; equal to the reference, verifies"),
+              "; ".join(r.get("refusals", []))[:300])
+    return T.finish(summary)
 
 
 if __name__ == "__main__":
