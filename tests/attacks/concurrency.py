@@ -10,13 +10,17 @@ Scenarios (each on its own store, repeated --rounds times):
   diff-warm    8 applies of 8 different plans at once, existing store
   overlap-warm 8 applies of 8 different plans over the same partners (8 target versions)
 Expected: one proceeds at a time; the others fail fast (exit 2) naming the
-holder, or they serialize. Afterwards: no partner walked twice, lineage
-verifies, and after re-running the refused ones one by one, the store
-equals a sequential run.
+holder, or are refused as stale (exit 1: another plan changed their partners
+first), or they serialize. Held when: no crash, every refusal is one of those
+two, no partner walked twice, the lineage verifies, and after re-running the
+refused ones one by one, the lineage still verifies and the store equals a
+sequential run (same and diff scenarios; overlap has no single sequential
+order). Exit 1 when any scenario did not hold.
 """
 
 import argparse
 import json
+import re
 import os
 import subprocess
 import shutil
@@ -52,7 +56,7 @@ def classify(r):
     if r["rc"] in (0, 3, 4):
         return "proceeded"
     e = r["err"]
-    if r["rc"] == 2 and "locked by pid" in e:
+    if r["rc"] == 2 and ("locked by pid" in e or re.search(r"in use by `pmf \w+` \(pid \d+", e)):
         return "refused: lock holder named"
     if "database is locked" in e or "busy" in e.lower():
         return "refused: `database is locked` (holder not named)"
@@ -74,7 +78,6 @@ def main():
     pp, tp, op = C.make_fleet_inputs(d, a.partners)
     os.rename(op, os.path.join(d, "observed_all.json"))
     op = os.path.join(d, "observed_all.json")
-    ring = os.path.join(d, "ring.json")
     for auth in ("TSC", "ERC"):
         shutil.copy(os.path.join(C.fleet_dir(), "keys", auth + ".key"), os.path.join(d, auth + ".key"))
     lines = open(pp).read().splitlines()
@@ -120,6 +123,7 @@ def main():
         refs[("diff", w)] = C.export_state(s, d)[1]
 
     report = []
+    T = C.Tally("concurrency")
     for rnd in range(a.rounds):
         for scen in ("same-fresh", "same-warm", "diff-fresh", "diff-warm", "overlap-warm"):
             kind, w = scen.split("-")
@@ -156,12 +160,21 @@ def main():
             report.append(row)
             print(json.dumps(row))
             sys.stdout.flush()
+            bad = {k: n for k, n in classes.items() if not k.startswith(("proceeded", "refused: lock holder named", "refused: plan stale"))}
+            eq = row["after_sequential_rerun"]["export_equals_sequential"]
+            problems = ([f"unexpected outcomes {bad}"] if bad else []) + ([f"{twice} partners walked twice"] if twice else []) + \
+                ([f"verify rc={vrc}"] if vrc != 0 else []) + ([f"verify after the re-runs rc={vrc2}"] if vrc2 != 0 else []) + \
+                (["store differs from the sequential run"] if eq is False else []) + \
+                ([] if "proceeded" in classes else ["none proceeded"])
+            T.add(f"round {rnd} {scen}: 8 applies at once", not problems,
+                  f"{classes.get('proceeded', 0)} proceeded, {sum(n for k, n in classes.items() if k != 'proceeded')} refused"
+                  + (f"; {'; '.join(problems)}" if problems else "; no double walk, verifies" + ("" if eq is None else ", equals sequential")),
+                  "; ".join(row["sample_errors"])[:300])
             for suf in ("", "-wal", "-shm"):
                 if os.path.exists(store + suf):
                     os.remove(store + suf)
-    C.write_json_report("concurrency", report)
-    C.cleanup(d)
+    return T.finish(report)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
