@@ -26,6 +26,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
@@ -363,11 +364,23 @@ def control_replan(pmf, w):
 
 
 def main():
+    T = C.Tally("tamper")
+    rows = []
+    try:
+        attacks(T, rows)
+    except Exception as ex:  # a setup step failed: what ran so far is still reported
+        T.add("the script ran to its end (a setup step failed)", False, f"{type(ex).__name__}: {str(ex)[:200]}",
+              traceback.format_exc()[-400:])
+    print()
+    for r in rows:
+        print(json.dumps(r))
+    return T.finish(rows)
+
+
+def attacks(T, rows):
     d = C.scratch("tamper")
     db = build(d)
     pmf = C.pmf_bin()
-    T = C.Tally("tamper")
-    rows = []
 
     # controls: no tampering, verify must pass (else every "detected" below means nothing)
     w = os.path.join(d, "control-clean")
@@ -437,10 +450,6 @@ def main():
         if harm:
             result += "; " + harm
         T.add(name, named and not harm, result, f"{note}; {msg[:240]}; {extra}")
-    print()
-    for r in rows:
-        print(json.dumps(r))
-    return T.finish(rows)
 
 
 if __name__ == "__main__":
