@@ -17,6 +17,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 PMF="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 PMF_SRC="${PMF_SRC:-$(cd "$here/../.." && pwd)}"
 export PMF PMF_SRC
+export PYTHONDONTWRITEBYTECODE=1  # leave no __pycache__ in the checkout
 command -v python3 >/dev/null || { echo "attacks (quick): python3 is needed" >&2; exit 2; }
 log="$(mktemp -t pmf-attacks-quick-XXXXXX)"
 trap 'rm -f "$log"' EXIT
