@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Concurrent applies on one store.
+
+  PMF=path/to/pmf python3 concurrency.py [--partners 4000] [--rounds 3]
+
+Scenarios (each on its own store, repeated --rounds times):
+  same-fresh   8 applies of one plan started at once on a store that does not exist yet
+  same-warm    8 applies of one plan at once on an existing store
+  diff-fresh   8 applies of 8 different plans (disjoint partners) at once, new store
+  diff-warm    8 applies of 8 different plans at once, existing store
+  overlap-warm 8 applies of 8 different plans over the same partners (8 target versions)
+Expected: one proceeds at a time; the others fail fast (exit 2) naming the
+holder, or are refused as stale (exit 1: another plan changed their partners
+first), or they serialize. Held when: no crash, every refusal is one of those
+two, no partner walked twice, the lineage verifies, and after re-running the
+refused ones one by one, the lineage still verifies and the store equals a
+sequential run (same and diff scenarios; overlap has no single sequential
+order). Exit 1 when any scenario did not hold.
+"""
+
+import argparse
+import json
+import re
+import os
+import subprocess
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+
+def apply_cmd(d, plan, store):
+    return [C.pmf_bin(), "apply", plan, "--store", store, "--observed", os.path.join(d, "observed_all.json"),
+            "--approvals", os.path.join(d, os.path.basename(plan) + ".appr")]
+
+
+def launch_all(cmds, cwd):
+    procs = []
+    t0 = time.monotonic()
+    for c in cmds:
+        procs.append((subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), time.monotonic()))
+    out = []
+    for p, ts in procs:
+        try:
+            _, err = p.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            C.kill_pid(p.pid)
+            _, err = p.communicate()
+        out.append({"rc": p.returncode, "secs": round(time.monotonic() - ts, 2), "err": err.decode("utf-8", "replace").strip()})
+    return out, time.monotonic() - t0
+
+
+def classify(r):
+    if r["rc"] in (0, 3, 4):
+        return "proceeded"
+    e = r["err"]
+    if r["rc"] == 2 and ("locked by pid" in e or re.search(r"in use by `pmf \w+` \(pid \d+", e)):
+        return "refused: lock holder named"
+    if "database is locked" in e or "busy" in e.lower():
+        return "refused: `database is locked` (holder not named)"
+    if r["rc"] == 1 and "stale" in e:
+        return "refused: plan stale (another plan applied first)"
+    if "already exists" in e:
+        return "failed: schema race (" + e.split("store:")[-1].strip()[:60] + ")"
+    return f"other rc={r['rc']}: {e[:100]}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--partners", type=int, default=4000)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    d = C.scratch("concurrency")
+    pmf = C.pmf_bin()
+    # one plan over all partners, and 8 plans over disjoint eighths
+    pp, tp, op = C.make_fleet_inputs(d, a.partners)
+    os.rename(op, os.path.join(d, "observed_all.json"))
+    op = os.path.join(d, "observed_all.json")
+    for auth in ("TSC", "ERC"):
+        shutil.copy(os.path.join(C.fleet_dir(), "keys", auth + ".key"), os.path.join(d, auth + ".key"))
+    lines = open(pp).read().splitlines()
+    plans = {"same": C.plan(d, pp, tp, op, "plan_all.json")}
+    eighth = len(lines) // 8
+    for i in range(8):
+        part = os.path.join(d, f"part{i}.ndjson")
+        open(part, "w").write("\n".join(lines[i * eighth:(i + 1) * eighth]) + "\n")
+        plans[f"p{i}"] = C.plan(d, part, tp, op, f"plan_{i}.json")
+    tgt = json.load(open(tp))
+    for i in range(8):
+        t = json.loads(json.dumps(tgt))
+        t["all"]["version"] = f"1.6.{i + 1}"
+        tpi = os.path.join(d, f"target_v{i}.json")
+        json.dump(t, open(tpi, "w"))
+        plans[f"v{i}"] = C.plan(d, pp, tpi, op, f"plan_v{i}.json")
+    warm = os.path.join(d, "warm.ndjson")
+    open(warm, "w").write(lines[0].replace('"id":"', '"id":"warm-', 1) + "\n")
+    plans["warm"] = C.plan(d, warm, tp, op, "plan_warm.json")
+    for p in plans.values():
+        for auth in ("TSC", "ERC"):
+            C.run([pmf, "approve", p, "--key", os.path.join(d, auth + ".key"), "-o", p + ".appr", "--yes"], cwd=d)
+
+    def new_store(name, warm_it):
+        s = os.path.join(d, name + ".db")
+        for suf in ("", "-wal", "-shm"):
+            if os.path.exists(s + suf):
+                os.remove(s + suf)
+        if warm_it:
+            rc, o, e, _ = C.run(apply_cmd(d, plans["warm"], s), cwd=d)
+            assert rc in (0, 3, 4), e
+        return s
+
+    # sequential references, fresh and warm
+    refs = {}
+    for w in ("fresh", "warm"):
+        s = new_store(f"ref_same_{w}", w == "warm")
+        C.run(apply_cmd(d, plans["same"], s), cwd=d)
+        refs[("same", w)] = C.export_state(s, d)[1]
+        s = new_store(f"ref_diff_{w}", w == "warm")
+        for i in range(8):
+            C.run(apply_cmd(d, plans[f"p{i}"], s), cwd=d)
+        refs[("diff", w)] = C.export_state(s, d)[1]
+
+    report = []
+    T = C.Tally("concurrency")
+    for rnd in range(a.rounds):
+        for scen in ("same-fresh", "same-warm", "diff-fresh", "diff-warm", "overlap-warm"):
+            kind, w = scen.split("-")
+            store = new_store(f"{scen}-{rnd}", w == "warm")
+            key = {"same": lambda i: "same", "diff": lambda i: f"p{i}", "overlap": lambda i: f"v{i}"}[kind]
+            cmds = [apply_cmd(d, plans[key(i)], store) for i in range(8)]
+            res, wall = launch_all(cmds, d)
+            classes = {}
+            for r in res:
+                k = classify(r)
+                classes[k] = classes.get(k, 0) + 1
+            refused_secs = [r["secs"] for r in res if r["rc"] not in (0, 3, 4)]
+            walks, terms = C.walk_counts(store) if os.path.exists(store) else ({}, {})
+            twice = sum(n > 1 for n in walks.values())
+            vrc, vdoc = C.verify(store, d) if os.path.exists(store) else (None, {})
+            # finish: re-run every command one by one (the plans are idempotent for final outcomes)
+            leftover_lock = None
+            for i, (c, r) in enumerate(zip(cmds, res)):
+                if r["rc"] not in (0, 3, 4):
+                    rc, o, e, _ = C.run(c, cwd=d)
+                    if rc == 2 and "no longer running" in e:
+                        leftover_lock = e.strip()[:150]
+                        C.run([pmf, "state", "unlock", "--store", store], cwd=d)
+                        rc, o, e, _ = C.run(c, cwd=d)
+            exp = C.export_state(store, d)[1]
+            walks2, _ = C.walk_counts(store)
+            vrc2, _ = C.verify(store, d)
+            row = {"round": rnd, "scenario": scen, "wall_s": round(wall, 2), "outcomes": classes,
+                   "refused_secs": refused_secs, "partners_walked_twice": twice, "verify_rc": vrc,
+                   "verify_broken": vdoc.get("broken"),
+                   "after_sequential_rerun": {"export_equals_sequential": exp == refs[(kind, w)] if (kind, w) in refs else None,
+                                              "verify_rc": vrc2, "stale_lock_left": leftover_lock},
+                   "sample_errors": sorted({r["err"].splitlines()[0][:200] for r in res if r["rc"] not in (0, 3, 4) and r["err"]})[:4]}
+            report.append(row)
+            print(json.dumps(row))
+            sys.stdout.flush()
+            bad = {k: n for k, n in classes.items() if not k.startswith(("proceeded", "refused: lock holder named", "refused: plan stale"))}
+            eq = row["after_sequential_rerun"]["export_equals_sequential"]
+            problems = ([f"unexpected outcomes {bad}"] if bad else []) + ([f"{twice} partners walked twice"] if twice else []) + \
+                ([f"verify rc={vrc}"] if vrc != 0 else []) + ([f"verify after the re-runs rc={vrc2}"] if vrc2 != 0 else []) + \
+                (["store differs from the sequential run"] if eq is False else []) + \
+                ([] if "proceeded" in classes else ["none proceeded"])
+            T.add(f"round {rnd} {scen}: 8 applies at once", not problems,
+                  f"{classes.get('proceeded', 0)} proceeded, {sum(n for k, n in classes.items() if k != 'proceeded')} refused"
+                  + (f"; {'; '.join(problems)}" if problems else "; no double walk, verifies" + ("" if eq is None else ", equals sequential")),
+                  "; ".join(row["sample_errors"])[:300])
+            for suf in ("", "-wal", "-shm"):
+                if os.path.exists(store + suf):
+                    os.remove(store + suf)
+    return T.finish(report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
