@@ -13,10 +13,11 @@ use crate::runtime::apply::{
     current_states, outcome_from_str,
 };
 use crate::runtime::approvals;
-use crate::runtime::plan::read_plan;
+use crate::runtime::plan::{now_rfc3339, read_plan};
 use crate::runtime::plan_view::printable;
 use crate::runtime::value::Value;
 use crate::store::checkpoint::OperatorKey;
+use crate::store::governance::Governing;
 use crate::store::lineage::EventKind;
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -92,33 +93,6 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         Err(f) => return f.exit(),
     };
 
-    // Approvals: every one must verify against the keys the policy trusts;
-    // the valid ones name who approved.
-    let mut approved = HashSet::new();
-    let mut signers: HashMap<String, Vec<String>> = HashMap::new();
-    let mut accepted = Vec::new();
-    for path in &args.approvals {
-        let file = approvals::read_approvals(path).map_err(UsageError)?;
-        for a in &file.approvals {
-            if let Err(why) = approvals::verify(&policy, &loaded.hash, &file.plan_hash, a) {
-                eprintln!(
-                    "pmf: approval by `{}` in `{}` refused: {why}",
-                    a.authority,
-                    path.display()
-                );
-                eprintln!("pmf: nothing was applied");
-                return Ok(Exit::Failure);
-            }
-            approved.insert(a.authority.clone());
-            let key = a.public_key.to_ascii_lowercase();
-            let keys = signers.entry(a.authority.clone()).or_default();
-            if !keys.contains(&key) {
-                keys.push(key);
-                accepted.push(a.clone());
-            }
-        }
-    }
-
     // Observed metrics come from the plan; a file given here must be the
     // one the plan was made with.
     if let Some(given) = &args.observed {
@@ -166,7 +140,104 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         }
     }
 
+    if let Some(e) = plan.entries.iter().find(|e| e.id.starts_with('@')) {
+        eprintln!(
+            "pmf: the plan names partner `{}`: ids that start with `@` are reserved for the store's own records",
+            e.id
+        );
+        eprintln!("pmf: nothing was applied");
+        return Ok(Exit::Failure);
+    }
+    // Every approvals file is read (and its format checked) before the
+    // store is opened: a file refused creates no store.
+    let files = args
+        .approvals
+        .iter()
+        .map(|path| approvals::read_approvals(path).map(|f| (path, f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(UsageError)?;
     let mut store = Store::open(&args.store)?;
+    // The policy the store is governed by, and the plan's: another policy
+    // needs the approval of the governing one's authorities (one of its
+    // pinned keys each), which is recorded with the change.
+    let governing = store.governing()?;
+    let proposed = Governing::new(
+        &policy.hash,
+        policy
+            .keys
+            .iter()
+            .map(|k| (k.authority.as_str(), k.public_key.as_str())),
+    );
+    let change = governing.as_ref().filter(|g| **g != proposed);
+
+    // Approvals: every one must verify against the keys the policy trusts
+    // (or, for a change of policy, the governing policy's); the valid ones
+    // name who approved.
+    let mut approved = HashSet::new();
+    let mut signers: HashMap<String, Vec<String>> = HashMap::new();
+    let mut accepted = Vec::new();
+    let mut endorsers: Vec<(String, String, String)> = Vec::new();
+    for (path, file) in &files {
+        for a in &file.approvals {
+            if let Err(why) = approvals::verify(&policy, &loaded.hash, &file.plan_hash, a) {
+                let endorses = change.is_some_and(|g| {
+                    g.trusts(&a.authority, &a.public_key)
+                        && file.plan_hash == loaded.hash
+                        && approvals::signature_holds(a, &loaded.hash)
+                });
+                if endorses {
+                    endorsers.push((
+                        a.authority.clone(),
+                        a.public_key.to_ascii_lowercase(),
+                        a.signature.clone(),
+                    ));
+                    continue;
+                }
+                eprintln!(
+                    "pmf: approval by `{}` in `{}` refused: {why}",
+                    a.authority,
+                    path.display()
+                );
+                eprintln!("pmf: nothing was applied");
+                return Ok(Exit::Failure);
+            }
+            if change.is_some_and(|g| g.trusts(&a.authority, &a.public_key)) {
+                endorsers.push((
+                    a.authority.clone(),
+                    a.public_key.to_ascii_lowercase(),
+                    a.signature.clone(),
+                ));
+            }
+            approved.insert(a.authority.clone());
+            let key = a.public_key.to_ascii_lowercase();
+            let keys = signers.entry(a.authority.clone()).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+                accepted.push(a.clone());
+            }
+        }
+    }
+
+    if let Some(g) = change {
+        let missing = g.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
+        if !missing.is_empty() {
+            eprintln!(
+                "pmf: the plan's policy ({}) is not the one this store is governed by ({}): a change of policy needs the approval of every authority of the governing policy, by one of the keys it trusts; missing: {}",
+                short(&proposed.policy_hash),
+                short(&g.policy_hash),
+                missing
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            eprintln!(
+                "pmf: sign this plan with those keys (`pmf approve {} --key KEY -o approvals.json`); nothing was applied",
+                args.plan.display()
+            );
+            return Ok(Exit::Failure);
+        }
+    }
     let (operator, made) = OperatorKey::for_store(&args.store, args.operator_key.as_deref())?;
     if made {
         eprintln!(
@@ -176,6 +247,15 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         );
     }
     if plan.header.kind == crate::runtime::plan::PlanKind::Rollback {
+        if let Some(g) = change {
+            eprintln!(
+                "pmf: the rollback's policy ({}) is not the one this store is governed by ({}); plan the rollback under the governing policy (a change of policy is applied with a migration plan)",
+                short(&proposed.policy_hash),
+                short(&g.policy_hash)
+            );
+            eprintln!("pmf: nothing was applied");
+            return Ok(Exit::Failure);
+        }
         drop(store);
         let accepted: Vec<(String, String, String)> = accepted
             .iter()
@@ -269,6 +349,20 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             for a in &accepted {
                 batch
                     .add_approval(&loaded.hash, &a.authority, &a.public_key, &a.signature)
+                    .map_err(|e| store_failure(&args.store, e.into()))?;
+            }
+            // The policy governs the store from here on (the first plan
+            // applied, or an approved change), before any partner's run.
+            if governing.as_ref() != Some(&proposed) {
+                let mut named = Vec::new();
+                for (authority, key, signature) in &endorsers {
+                    batch
+                        .add_approval(&loaded.hash, authority, key, signature)
+                        .map_err(|e| store_failure(&args.store, e.into()))?;
+                    named.push(format!("{authority}:{key}"));
+                }
+                batch
+                    .govern(&proposed, &loaded.hash, named, &now_rfc3339())
                     .map_err(|e| store_failure(&args.store, e.into()))?;
             }
         }
@@ -803,4 +897,9 @@ mod tests {
             "{shown}"
         );
     }
+}
+
+/// The first 12 hex digits of a hash, as messages show it.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }

@@ -121,7 +121,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         existing
     } else {
         ApprovalsFile {
-            format_version: 1,
+            format_version: crate::runtime::approvals::APPROVALS_FORMAT,
             plan_hash: loaded.hash.clone(),
             approvals: Vec::new(),
         }

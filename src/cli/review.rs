@@ -162,6 +162,24 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     let _lock = crate::store::lock::lock(&d.store, "review")
         .map_err(|e| CliError::from(e).then("nothing was decided"))?;
     let mut store = Store::open_existing(&d.store)?;
+    // The store's governing policy decides whose decisions count, not the
+    // policy given here (which anyone can write).
+    if let Some(g) = store.governing()?
+        && (!g.trusts(&file.authority, &file.public_key) || g.policy_hash != policy.hash)
+    {
+        eprintln!(
+            "pmf: the store is governed by policy {} and the key `{}` {}; nothing was decided",
+            g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
+            d.key.display(),
+            if g.trusts(&file.authority, &file.public_key) {
+                "is trusted there, but `--policy` names another policy: give the governing one"
+                    .to_string()
+            } else {
+                format!("is not one it trusts for `{}`", file.authority)
+            }
+        );
+        return Ok(Exit::Failure);
+    }
     let (partner, last) = store
         .bound_partner(&d.partner)?
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;

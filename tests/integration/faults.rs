@@ -271,6 +271,10 @@ type Lineage = BTreeMap<String, Vec<Value>>;
 fn lineage(store: &Path) -> Lineage {
     let mut out = Lineage::new();
     for (_, event) in crate::runtime::events_at(store) {
+        // Partners only: the governance chain records the store's policy.
+        if event.partner.starts_with('@') {
+            continue;
+        }
         let mut e: Value = serde_json::to_value(&event).unwrap();
         e.as_object_mut().unwrap().remove("time");
         out.entry(event.partner).or_default().push(e);

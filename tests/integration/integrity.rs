@@ -734,3 +734,46 @@ fn the_trust_root_is_the_policy_and_only_a_reviewed_change_moves_it() {
         }
     );
 }
+
+/// An operator who holds the store's key swaps the governing policy by
+/// writing the `governed` event itself (re-signing every checkpoint): the
+/// change names no approval of the authorities it replaced, and every run
+/// after it under the old policy no longer matches.
+#[test]
+fn a_governing_policy_changed_by_hand_is_caught() {
+    let dir = story();
+    let c = db(dir.path());
+    let g: i64 = c
+        .query_row("SELECT MAX(global_seq) FROM lineage", [], |r| r.get(0))
+        .unwrap();
+    let seq: i64 = c
+        .query_row(
+            "SELECT MAX(seq) FROM lineage WHERE partner_id = '@governance'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let forged = Event {
+        kind: EventKind::Governed,
+        policy_hash: Some("0".repeat(64)),
+        plan_hash: Some("1".repeat(64)),
+        signers: vec![format!("TSC:{}", "ab".repeat(32))],
+        time: "2026-12-01T00:00:00Z".into(),
+        ..Event::default()
+    };
+    let mut ev = Vec::new();
+    encode(&forged, &mut ev);
+    c.execute(
+        "INSERT INTO lineage VALUES (?1, '@governance', ?2, ?3, x'', x'')",
+        rusqlite::params![g + 1, seq + 1, ev],
+    )
+    .unwrap();
+    let (key, _) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
+    recompute(&c, Some(&key));
+    drop(c);
+    detected(
+        dir.path(),
+        &[],
+        "the store's governing policy changed (to 000000000000) without the approval of `ERC`, `SCO`, `TSC`",
+    );
+}

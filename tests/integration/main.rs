@@ -8,6 +8,7 @@ mod conventions;
 mod diagnostics;
 mod faults;
 mod fmt;
+mod governance;
 mod incremental;
 mod inputs;
 mod integrity;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// A private key file (`pmf keygen -o FILE`).
 #[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct KeyFile {
     /// The authority the key signs for.
     pub authority: String,
@@ -24,6 +25,7 @@ pub struct KeyFile {
 
 /// One signed approval.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Approval {
     /// The approving authority.
     pub authority: String,
@@ -33,10 +35,13 @@ pub struct Approval {
     pub signature: String,
 }
 
-/// An approvals file (`pmf approve PLAN --key FILE -o FILE`).
+/// An approvals file (`pmf approve PLAN --key FILE -o FILE`). A field it
+/// does not know, or another format version, is refused: a file is read
+/// as what it says, or not at all.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ApprovalsFile {
-    /// Always 1.
+    /// Always [`APPROVALS_FORMAT`].
     pub format_version: u32,
     /// The plan hash signed.
     pub plan_hash: String,
@@ -107,9 +112,31 @@ pub fn sign(key: &SigningKey, authority: &str, plan_hash: &str) -> Approval {
     }
 }
 
-/// Read an approvals file.
+/// The format version of approvals files this build reads and writes.
+pub const APPROVALS_FORMAT: u32 = 1;
+
+/// Read an approvals file (of format [`APPROVALS_FORMAT`] only).
 pub fn read_approvals(path: &Path) -> Result<ApprovalsFile, String> {
-    read_json(path, "approvals file")
+    let file: ApprovalsFile = read_json(path, "approvals file")?;
+    if file.format_version != APPROVALS_FORMAT {
+        return Err(format!(
+            "`{}` is an approvals file of format {}; this pmf reads format {APPROVALS_FORMAT}",
+            path.display(),
+            file.format_version
+        ));
+    }
+    Ok(file)
+}
+
+/// True when `a` is a valid signature of `plan_hash` by its key, whatever
+/// policy trusts it (a change of policy is endorsed by the keys of the
+/// policy it replaces).
+pub fn signature_holds(a: &Approval, plan_hash: &str) -> bool {
+    pmf_store::verify::signature_holds(
+        &a.public_key.to_ascii_lowercase(),
+        &a.signature,
+        &message(&a.authority, plan_hash),
+    )
 }
 
 /// Why an approval is refused.

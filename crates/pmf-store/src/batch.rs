@@ -249,6 +249,30 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Record that the store is governed by `governing` from here on,
+    /// through the plan `plan_hash`, endorsed by `endorsers`
+    /// (`AUTHORITY:key` of the policy it replaces, each approval stored
+    /// with [`Batch::add_approval`]); see [`crate::governance`].
+    pub fn govern(
+        &mut self,
+        governing: &crate::governance::Governing,
+        plan_hash: &str,
+        endorsers: Vec<String>,
+        time: &str,
+    ) -> Result<(), StoreError> {
+        let mut chain = self.chain(crate::governance::GOVERNANCE)?;
+        let mut event = Event {
+            kind: super::lineage::EventKind::Governed,
+            policy_hash: Some(governing.policy_hash.clone()),
+            plan_hash: Some(plan_hash.to_string()),
+            signers: governing.signers(),
+            approvals: endorsers,
+            time: time.to_string(),
+            ..Event::default()
+        };
+        self.append(&mut chain, &mut event)
+    }
+
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<super::StoredPartner>, StoreError> {
         super::read_partner(&self.tx, id)

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod clock;
+pub mod governance;
 pub mod lineage;
 pub mod lock;
 pub mod merkle;
@@ -454,6 +455,26 @@ impl Store {
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<StoredPartner>, StoreError> {
         read_partner(&self.conn, id)
+    }
+
+    /// The policy the store is governed by (the last `governed` event of
+    /// [`governance::GOVERNANCE`]), if a plan was applied since stores
+    /// began to record it.
+    pub fn governing(&self) -> Result<Option<governance::Governing>, StoreError> {
+        let body: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([governance::GOVERNANCE], |r| {
+                Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
+            })
+            .optional()?;
+        Ok(body.and_then(|(seq, b)| {
+            lineage::read_event(&b, governance::GOVERNANCE, seq as u64)
+                .as_ref()
+                .and_then(governance::Governing::of_event)
+        }))
     }
 
     /// The last event of a partner's lineage, if it has one.

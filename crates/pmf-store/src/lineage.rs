@@ -130,6 +130,9 @@ pub enum EventKind {
     ReviewPromoted,
     /// An authority aborted a paused partner's migration (`pmf review abort`).
     ReviewAborted,
+    /// The store is governed by a policy from here on (the reserved chain
+    /// [`crate::governance::GOVERNANCE`]).
+    Governed,
     /// A kind this pmf does not know (a newer pmf wrote it), or an event
     /// whose JSON cannot be read.
     #[default]
@@ -161,6 +164,7 @@ impl EventKind {
             EventKind::Replaced => "replaced",
             EventKind::ReviewPromoted => "review_promoted",
             EventKind::ReviewAborted => "review_aborted",
+            EventKind::Governed => "governed",
             EventKind::Unknown => "unknown",
         }
     }
@@ -501,7 +505,7 @@ impl Store {
 pub(crate) const COMPACT: u8 = 0x02;
 
 /// Every kind, by its code in the compact encoding (its place here).
-const KINDS: [EventKind; 21] = [
+const KINDS: [EventKind; 22] = [
     EventKind::Unknown,
     EventKind::PhaseEntered,
     EventKind::ApprovalsMissing,
@@ -523,6 +527,7 @@ const KINDS: [EventKind; 21] = [
     EventKind::Replaced,
     EventKind::ReviewPromoted,
     EventKind::ReviewAborted,
+    EventKind::Governed,
 ];
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {

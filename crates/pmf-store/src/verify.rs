@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::batch::GENESIS;
 use super::checkpoint::{Checkpoint, FORMAT};
+use super::governance::{GOVERNANCE, Governing};
 use super::lineage::{
     GENESIS_BYTES, hash_of, hex32, is_json, read_event, stored_digest, stored_global,
 };
@@ -192,6 +193,7 @@ impl Store {
         let mut verified: HashMap<(String, String, String), bool> = HashMap::new();
         let mut chain_broken = false;
         let mut plans: HashMap<String, u32> = HashMap::new();
+        let mut governing: Option<Governing> = None;
         while let Some(r) = rows.next()? {
             let global_seq: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -257,6 +259,70 @@ impl Store {
             known.last_global = global_seq;
             known.legacy |= global_seq <= legacy_count;
             if let Some(e) = &parsed {
+                // The governing policy: each change endorsed by the one it
+                // replaced; every run, approval and review decision held
+                // to the one in force.
+                if partner == GOVERNANCE {
+                    let plan = e.plan_hash.clone().unwrap_or_default();
+                    match (Governing::of_event(e), &governing) {
+                        (None, _) => problems.push(here(format!(
+                            "the governance chain holds a `{}` event",
+                            e.kind
+                        ))),
+                        (Some(new), Some(old)) if new != *old => {
+                            let mut endorsers = Vec::new();
+                            for endorser in &e.approvals {
+                                let (authority, key) =
+                                    endorser.split_once(':').unwrap_or((endorser, ""));
+                                let id = (plan.clone(), authority.to_string(), key.to_string());
+                                let ok = *verified.entry(id.clone()).or_insert_with(|| {
+                                    approvals.get(&id).is_some_and(|sig| {
+                                        signature_holds(
+                                            key,
+                                            sig,
+                                            &approval_message(authority, &plan),
+                                        )
+                                    })
+                                });
+                                approvals_checked += 1;
+                                if ok {
+                                    endorsers.push((authority, key));
+                                }
+                            }
+                            let missing = old.unendorsed(endorsers);
+                            if !missing.is_empty() {
+                                problems.push(here(format!(
+                                    "the store's governing policy changed (to {}) without the approval of {} under the policy it replaced",
+                                    new.policy_hash.get(..12).unwrap_or(&new.policy_hash),
+                                    missing
+                                        .iter()
+                                        .map(|a| format!("`{a}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )));
+                            }
+                            governing = Some(new);
+                        }
+                        (Some(new), _) => governing = Some(new),
+                    }
+                } else if let Some(g) = &governing {
+                    if let Some(h) = e.policy_hash.as_deref().filter(|h| *h != g.policy_hash) {
+                        problems.push(here(format!(
+                            "it runs under policy {} but the store is governed by {} (no approved change of policy records it)",
+                            h.get(..12).unwrap_or(h),
+                            g.policy_hash.get(..12).unwrap_or(&g.policy_hash)
+                        )));
+                    }
+                    for signer in &e.signers {
+                        let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+                        if !g.trusts(authority, key) {
+                            problems.push(here(format!(
+                                "it names an approval or decision by `{authority}` with a key (…{}) the governing policy does not trust",
+                                key.get(key.len().saturating_sub(8)..).unwrap_or(key)
+                            )));
+                        }
+                    }
+                }
                 if e.plan_hash.is_some() {
                     known.plan.clone_from(&e.plan_hash);
                 }
@@ -295,7 +361,11 @@ impl Store {
                         )));
                     }
                 }
-                for signer in e.signers.iter().filter(|_| e.signature.is_none()) {
+                for signer in e
+                    .signers
+                    .iter()
+                    .filter(|_| e.signature.is_none() && partner != GOVERNANCE)
+                {
                     approvals_checked += 1;
                     let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
                     let plan = known.plan.clone().unwrap_or_default();

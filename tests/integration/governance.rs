@@ -1,0 +1,201 @@
+//! The policy a store is governed by: whoever writes a policy chooses the
+//! keys it trusts, so a store pins the policy of its first plan and takes
+//! another only with the approval of the governing policy's authorities.
+
+use std::path::Path;
+
+use crate::runtime::{apply, code, fleet, planned, pmf, text};
+
+/// The fleet policy with every authority's key replaced by a key made
+/// here (`evil-TSC.key`, …): what an operator who wants to approve alone
+/// would write.
+fn evil_policy(dir: &Path) -> String {
+    let mut policy = std::fs::read_to_string(fleet("policy.pmf")).unwrap();
+    for a in ["TSC", "ERC", "SCO"] {
+        let key = format!("evil-{a}.key");
+        let o = pmf(dir, &["keygen", "--authority", a, "-o", &key]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let made: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(&key)).unwrap()).unwrap();
+        let real: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fleet(&format!("keys/{a}.key"))).unwrap(),
+        )
+        .unwrap();
+        policy = policy.replace(
+            real["public_key"].as_str().unwrap(),
+            made["public_key"].as_str().unwrap(),
+        );
+    }
+    let path = dir.join("evil.pmf");
+    std::fs::write(&path, policy).unwrap();
+    path.display().to_string()
+}
+
+/// Plan the store's current partners (exported) under `policy` into `out`.
+fn replan(dir: &Path, policy: &str, out: &str) {
+    let o = pmf(dir, &["state", "export", "--format", "ndjson"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::write(dir.join("current.ndjson"), &o.stdout).unwrap();
+    let (target, observed) = (fleet("target.json"), fleet("observed.json"));
+    let o = pmf(
+        dir,
+        &[
+            "plan",
+            "--policy",
+            policy,
+            "--partners",
+            "current.ndjson",
+            "--target",
+            &target,
+            "--observed",
+            &observed,
+            "-o",
+            out,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
+fn approve(dir: &Path, plan: &str, key: &str, out: &str) {
+    let o = pmf(dir, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
+fn apply_plan(dir: &Path, plan: &str, approvals: &str) -> std::process::Output {
+    let observed = fleet("observed.json");
+    pmf(
+        dir,
+        &[
+            "apply",
+            plan,
+            "--observed",
+            &observed,
+            "--approvals",
+            approvals,
+        ],
+    )
+}
+
+fn verify(dir: &Path) -> std::process::Output {
+    pmf(dir, &["lineage", "verify"])
+}
+
+#[test]
+fn a_store_takes_another_policy_only_with_its_governing_authorities_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    planned(dir);
+    let o = apply(dir, &["--approvals", "approvals.json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let o = verify(dir);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+
+    // Unchanged partners planned again under the same policy: nothing to
+    // do, nothing recorded, and the store still verifies.
+    let policy = fleet("policy.pmf");
+    replan(dir, &policy, "same.json");
+    approve(dir, "same.json", "TSC.key", "same-approvals.json");
+    let o = apply_plan(dir, "same.json", "same-approvals.json");
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let o = verify(dir);
+    assert_eq!(code(&o), 0, "an honest re-run: {}", text(&o.stdout));
+
+    // The operator's own policy, signed by the operator's own keys: refused.
+    let evil = evil_policy(dir);
+    replan(dir, &evil, "evil-plan.json");
+    for a in ["TSC", "ERC", "SCO"] {
+        approve(
+            dir,
+            "evil-plan.json",
+            &format!("evil-{a}.key"),
+            "evil-approvals.json",
+        );
+    }
+    let o = apply_plan(dir, "evil-plan.json", "evil-approvals.json");
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("is not the one this store is governed by")
+            && err.contains("missing: `ERC`, `SCO`, `TSC`"),
+        "{err}"
+    );
+
+    // A review decision by a key only the operator's policy trusts: refused.
+    let o = pmf(
+        dir,
+        &[
+            "review",
+            "promote",
+            "p-021",
+            "--key",
+            "evil-TSC.key",
+            "--policy",
+            &evil,
+            "--reason",
+            "mine",
+        ],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("is not one it trusts for `TSC`"), "{err}");
+
+    // Two of the three governing authorities endorse the change: still
+    // refused, naming the third.
+    for a in ["TSC", "ERC"] {
+        approve(
+            dir,
+            "evil-plan.json",
+            &format!("{a}.key"),
+            "evil-approvals.json",
+        );
+    }
+    let o = apply_plan(dir, "evil-plan.json", "evil-approvals.json");
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("missing: `SCO`"), "{err}");
+
+    // All three: the change is applied and recorded, and verifies.
+    approve(dir, "evil-plan.json", "SCO.key", "evil-approvals.json");
+    let o = apply_plan(dir, "evil-plan.json", "evil-approvals.json");
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let o = verify(dir);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let o = pmf(dir, &["lineage", "show", "@governance", "--format", "json"]);
+    let shown = text(&o.stdout);
+    assert_eq!(shown.matches("\"governed\"").count(), 2, "{shown}");
+
+    // From now on the old keys are the ones refused.
+    replan(dir, &policy, "back.json");
+    approve(dir, "back.json", "TSC.key", "back-approvals.json");
+    let o = apply_plan(dir, "back.json", "back-approvals.json");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+}
+
+#[test]
+fn approvals_files_of_another_format_or_with_unknown_fields_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    planned(dir);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("approvals.json")).unwrap())
+            .unwrap();
+    let mut newer = file.clone();
+    newer["format_version"] = 99.into();
+    std::fs::write(dir.join("newer.json"), newer.to_string()).unwrap();
+    let mut extra = file.clone();
+    extra["approvals"][0]["role"] = "root".into();
+    std::fs::write(dir.join("extra.json"), extra.to_string()).unwrap();
+    for (name, says) in [
+        ("newer.json", "of format 99"),
+        ("extra.json", "unknown field `role`"),
+    ] {
+        let o = apply(dir, &["--approvals", name]);
+        let err = text(&o.stderr);
+        assert_eq!(code(&o), 2, "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            !dir.join(".pmf/state.db").exists(),
+            "{name}: nothing was applied"
+        );
+    }
+}
