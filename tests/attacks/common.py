@@ -203,10 +203,13 @@ def db_rows(db, sql, args=()):
 
 
 def lineage_normal(db):
-    """The lineage without times and hashes: [(global_seq, partner, seq, event-json-without-time)]."""
+    """The partners' lineage without times and hashes: [(global_seq, partner, seq, event-json-without-time)].
+    The store's own chain (`@governance`, the policy it is governed by) is left out: it is no partner."""
     import pmfevent as E
     out = []
     for g, p, s, ev in db_rows(db, "SELECT global_seq, partner_id, seq, event FROM lineage ORDER BY global_seq"):
+        if p.startswith("@"):
+            continue
         e = E.decode(ev)
         e.pop("time", None)
         e.pop("partner", None)
