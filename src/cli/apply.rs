@@ -790,6 +790,11 @@ impl Summary {
     }
 }
 
+/// The first 12 hex digits of a hash, as messages show it.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -897,9 +902,4 @@ mod tests {
             "{shown}"
         );
     }
-}
-
-/// The first 12 hex digits of a hash, as messages show it.
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
