@@ -886,7 +886,7 @@ mod tests {
             encode(&e, &mut body);
             assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
         }
-        assert_eq!(KINDS.len(), 21);
+        assert_eq!(KINDS.len(), 22);
     }
 
     #[test]
