@@ -16,7 +16,6 @@ use crate::runtime::approvals;
 use crate::runtime::plan::{now_rfc3339, read_plan};
 use crate::runtime::plan_view::printable;
 use crate::runtime::value::Value;
-use crate::store::checkpoint::OperatorKey;
 use crate::store::governance::Governing;
 use crate::store::lineage::EventKind;
 use crate::store::{DEFAULT_PATH, Store};
@@ -238,7 +237,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Failure);
         }
     }
-    let (operator, made) = OperatorKey::for_store(&args.store, args.operator_key.as_deref())?;
+    let (operator, made) = store.operator_key(args.operator_key.as_deref())?;
     if made {
         eprintln!(
             "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",

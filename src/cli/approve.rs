@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CliError, Exit, OutputFormat, UsageError};
+use super::{CliError, Exit, OutputFormat, UsageError, policy};
 use crate::runtime::approvals::{self, ApprovalsFile};
 use crate::runtime::plan::read_plan;
 
@@ -19,6 +19,11 @@ pub struct ApproveArgs {
     /// The approvals file to add the signature to (created if absent).
     #[arg(short = 'o', long = "output", default_value = "approvals.json")]
     pub output: PathBuf,
+    /// Sign with a key the plan's policy does not trust for the authority:
+    /// the signature lets no partner past preparation, and only endorses a
+    /// change of policy for a store whose governing policy trusts the key.
+    #[arg(long)]
+    pub endorse: bool,
     /// Sign without asking (the summary is still printed).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -31,12 +36,12 @@ pub struct ApproveArgs {
 
 /// What the signer is shown before signing: the plan, the policy, the
 /// partners touched by type and categories, and the approvals it needs.
-fn summary(loaded: &crate::runtime::plan::LoadedPlan, authority: &str) -> String {
+fn summary(loaded: &crate::runtime::plan::LoadedPlan) -> String {
     use std::collections::BTreeMap;
+    use std::fmt::Write;
     let plan = &loaded.plan;
     let mut by_change: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut needs: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut mine = 0usize;
     for e in &plan.entries {
         if e.migration.is_none() && e.categories.is_empty() {
             continue;
@@ -51,58 +56,45 @@ fn summary(loaded: &crate::runtime::plan::LoadedPlan, authority: &str) -> String
         for a in &e.approvals_required {
             *needs.entry(a.as_str()).or_default() += 1;
         }
-        if e.approvals_required.iter().any(|a| a == authority) {
-            mine += 1;
-        }
     }
+    // Writing into a String cannot fail.
     let mut out = String::new();
-    out.push_str(&format!(
-        "plan      {}
-",
-        loaded.hash
-    ));
-    out.push_str(&format!(
-        "policy    {} ({})
-",
+    let _ = writeln!(out, "plan      {}", loaded.hash);
+    let _ = writeln!(
+        out,
+        "policy    {} ({})",
         plan.header.policy.name, plan.header.policy.hash
-    ));
-    out.push_str(&format!(
-        "made at   {}, {} partners
-",
+    );
+    let _ = writeln!(
+        out,
+        "made at   {}, {} partners",
         plan.header.created_at,
         plan.entries.len()
-    ));
-    out.push_str(
-        "changes   type / categories: partners
-",
     );
+    let _ = writeln!(out, "changes   type / categories: partners");
     for ((ty, cats), n) in &by_change {
-        out.push_str(&format!(
-            "          {ty} / {cats}: {n}
-"
-        ));
+        let _ = writeln!(out, "          {ty} / {cats}: {n}");
     }
     if needs.is_empty() {
-        out.push_str(
-            "approvals none needed
-",
-        );
+        let _ = writeln!(out, "approvals none needed");
     } else {
         let list: Vec<String> = needs
             .iter()
             .map(|(a, n)| format!("{a} ({n} partners)"))
             .collect();
-        out.push_str(&format!(
-            "approvals {}
-",
-            list.join(", ")
-        ));
+        let _ = writeln!(out, "approvals {}", list.join(", "));
     }
-    out.push_str(&format!(
-        "signing as `{authority}`: this signature lets {mine} partners of this plan past preparation
-"
-    ));
     out
+}
+
+/// How many partners of the plan wait for `authority`'s approval.
+fn waiting_for(loaded: &crate::runtime::plan::LoadedPlan, authority: &str) -> usize {
+    loaded
+        .plan
+        .entries
+        .iter()
+        .filter(|e| e.approvals_required.iter().any(|a| a == authority))
+        .count()
 }
 
 /// Run `pmf approve`.
@@ -126,7 +118,37 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
             approvals: Vec::new(),
         }
     };
-    eprint!("{}", summary(&loaded, &file.authority));
+    // What the signature is worth: only a key the plan's own policy trusts
+    // for the authority lets partners past preparation. Any other key can
+    // only endorse a change of policy (counted by a store whose governing
+    // policy trusts it), and signs only when asked to.
+    let policy = match policy::load_sources(&loaded.plan.header.policy_sources) {
+        Ok(l) => l.policy,
+        Err(f) => return f.exit(),
+    };
+    let trust = approvals::trusted(&policy, &file.authority, &file.public_key);
+    eprint!("{}", summary(&loaded));
+    match (&trust, args.endorse) {
+        (Ok(()), _) => eprintln!(
+            "signing as `{}`: this signature lets {} partners of this plan past preparation",
+            file.authority,
+            waiting_for(&loaded, &file.authority)
+        ),
+        (Err(why), true) => eprintln!(
+            "signing as `{}` to endorse a change of policy: the plan's policy does not trust this key ({why}), so this signature lets no partner past preparation; a store governed by a policy that trusts it counts it toward the change",
+            file.authority
+        ),
+        (Err(why), false) => {
+            eprintln!(
+                "pmf: the plan's policy does not trust this key for `{}`: {why}; its signature would let no partner of this plan past preparation",
+                file.authority
+            );
+            eprintln!(
+                "pmf: to endorse a change of policy as an authority of the store's governing policy, pass `--endorse`; nothing was signed"
+            );
+            return Ok(Exit::Failure);
+        }
+    }
     if !args.yes {
         use std::io::{BufRead, IsTerminal, Write};
         let stdin = std::io::stdin();
@@ -158,6 +180,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
             "plan_hash": loaded.hash,
             "approvals_file": args.output.display().to_string(),
             "approvals": out.approvals.len(),
+            "endorsement_only": trust.is_err(),
         }));
         return Ok(Exit::Success);
     }

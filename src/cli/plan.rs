@@ -36,6 +36,11 @@ pub struct PlanArgs {
     /// Observed metrics by partner id (default: the target state's fields).
     #[arg(long)]
     pub observed: Option<PathBuf>,
+    /// Plan a part of the fleet the target file covers: targets of
+    /// partners not in the partner file are left out (and named in a
+    /// warning) instead of refused.
+    #[arg(long)]
+    pub subset: bool,
     /// Where to write the plan.
     #[arg(short = 'o', long = "output", default_value = "plan.json")]
     pub output: PathBuf,
@@ -149,6 +154,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, CliError> {
         output: args.output.clone(),
         store: args.store.clone(),
         format: args.format,
+        subset: args.subset,
     })
 }
 
@@ -161,6 +167,7 @@ struct Make {
     output: PathBuf,
     store: PathBuf,
     format: OutputFormat,
+    subset: bool,
 }
 
 /// What a thread returned (its panic, if it had one, goes on here).
@@ -244,6 +251,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
             observed: &observed,
             history: &history,
             header,
+            subset: args.subset,
         },
         &args.output,
         |n| {
@@ -261,6 +269,25 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         Err(PlanError::Input(e)) => return input_failure(e),
         Err(e @ PlanError::Io(_)) => return Err(e.into()),
     };
+    // Targets (with `--subset`) and metrics of partners that were not
+    // planned are left out, and said so: the operator sees which.
+    for ((count, named), file, what) in [
+        (&written.unplanned_targets, Some(&args.target), "a target"),
+        (
+            &written.unplanned_observed,
+            args.observed.as_ref(),
+            "metrics",
+        ),
+    ] {
+        if let (1.., Some(file)) = (*count, file) {
+            eprintln!(
+                "pmf: warning: `{}` has {what} for {count} partner{} not in the partner file ({}), not planned",
+                file.display(),
+                if *count == 1 { "" } else { "s" },
+                crate::runtime::plan::id_list(named, *count),
+            );
+        }
+    }
     match args.format {
         OutputFormat::Human => print!(
             "{}",
@@ -274,6 +301,10 @@ fn make(args: &Make) -> Result<Exit, CliError> {
                 "plan_hash": written.hash,
                 "policy": {"name": policy.name, "hash": policy.hash},
                 "totals": written.totals,
+                "not_planned": {
+                    "targets": written.unplanned_targets.0,
+                    "observed": written.unplanned_observed.0,
+                },
             })
         ),
     }

@@ -16,7 +16,6 @@ use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
 use crate::runtime::approvals;
 use crate::runtime::plan::now_rfc3339;
-use crate::store::checkpoint::OperatorKey;
 use crate::store::lineage::{Event, EventKind, LastEvent};
 use crate::store::verify::review_message;
 use crate::store::{DEFAULT_PATH, Store, StoredPartner};
@@ -208,7 +207,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         return Ok(Exit::Failure);
     }
     let plan_hash = last.plan_hash.clone().unwrap_or_default();
-    let (operator, _) = OperatorKey::for_store(&d.store, d.operator_key.as_deref())?;
+    let (operator, _) = store.operator_key(d.operator_key.as_deref())?;
     let mut batch = store.begin(&operator)?;
     let mut chain = batch.chain(&d.partner)?;
     let signature = key.sign(&review_message(

@@ -8,7 +8,6 @@ use super::plan::input_failure;
 use super::{CliError, Exit, OutputFormat, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
-use crate::store::checkpoint::OperatorKey;
 use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -124,7 +123,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 );
                 return Ok(Exit::Failure);
             }
-            let (operator, _) = OperatorKey::for_store(store, operator_key.as_deref())?;
+            let (operator, _) = db.operator_key(operator_key.as_deref())?;
             let mut batch = db.begin(&operator)?;
             for v in &partners {
                 let id = policy.id_of(v);

@@ -139,6 +139,7 @@ fn plan_approved(dir: &Path, partners: &str, out: &str, approve: bool) {
             "target.json",
             "--observed",
             "observed.json",
+            "--subset",
             "-o",
             out,
         ],

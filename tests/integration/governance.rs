@@ -61,6 +61,40 @@ fn approve(dir: &Path, plan: &str, key: &str, out: &str) {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
 }
 
+/// Sign `plan` with a key its policy does not trust: an endorsement of a
+/// change of policy, which `pmf approve` makes only when asked to.
+fn endorse(dir: &Path, plan: &str, key: &str, out: &str) {
+    let before = std::fs::read(dir.join(out)).ok();
+    let o = pmf(dir, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("the plan's policy does not trust this key")
+            && err.contains("pass `--endorse`; nothing was signed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.join(out)).ok(), before, "{err}");
+    let o = pmf(
+        dir,
+        &[
+            "approve",
+            plan,
+            "--key",
+            key,
+            "-o",
+            out,
+            "--yes",
+            "--endorse",
+        ],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(
+        err.contains("to endorse a change of policy") && err.contains("lets no partner"),
+        "{err}"
+    );
+}
+
 fn apply_plan(dir: &Path, plan: &str, approvals: &str) -> std::process::Output {
     let observed = fleet("observed.json");
     pmf(
@@ -142,7 +176,7 @@ fn a_store_takes_another_policy_only_with_its_governing_authorities_approval() {
     // Two of the three governing authorities endorse the change: still
     // refused, naming the third.
     for a in ["TSC", "ERC"] {
-        approve(
+        endorse(
             dir,
             "evil-plan.json",
             &format!("{a}.key"),
@@ -155,7 +189,7 @@ fn a_store_takes_another_policy_only_with_its_governing_authorities_approval() {
     assert!(err.contains("missing: `SCO`"), "{err}");
 
     // All three: the change is applied and recorded, and verifies.
-    approve(dir, "evil-plan.json", "SCO.key", "evil-approvals.json");
+    endorse(dir, "evil-plan.json", "SCO.key", "evil-approvals.json");
     let o = apply_plan(dir, "evil-plan.json", "evil-approvals.json");
     assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
     let o = verify(dir);

@@ -690,3 +690,64 @@ fn a_partner_target_refines_the_one_for_all_and_a_ceiling_restricts_it() {
     let p2 = states.iter().find(|s| s["id"] == "p-002").unwrap();
     assert_eq!(p2["power"].as_f64(), Some(3.0));
 }
+
+/// A target names a partner to change: one for a partner the partner file
+/// does not hold (a misspelt id) is refused, unless the plan is of a part
+/// of the fleet (`--subset`), where it is left out and named; metrics of
+/// partners not planned are left out and named.
+#[test]
+fn targets_and_metrics_of_partners_not_planned_are_named() {
+    let target = b"{\"partners\": {\"p-001\": {\"version\": \"1.6.0\"}, \"p-0O2\": {\"version\": \"2.0.0\"}}}";
+    snapshot!(
+        "target_of_a_partner_not_planned",
+        refused("t.json", target, "target")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("p.ndjson"), fleet_lines().join("\n")).unwrap();
+    std::fs::write(dir.join("t.json"), target).unwrap();
+    let mut observed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet("observed.json")).unwrap()).unwrap();
+    for id in ["p-9001", "p-9002"] {
+        observed[id] = serde_json::json!({"metrics": {"stability": 1}});
+    }
+    std::fs::write(dir.join("o.json"), observed.to_string()).unwrap();
+    let policy = fleet("policy.pmf");
+    let args = [
+        "plan",
+        "--policy",
+        &policy,
+        "--partners",
+        "p.ndjson",
+        "--target",
+        "t.json",
+        "--observed",
+        "o.json",
+        "--store",
+        "none.db",
+        "--format",
+        "json",
+        "--subset",
+    ];
+    let o = pmf(dir, &args);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(
+        err.contains(
+            "`t.json` has a target for 1 partner not in the partner file (`p-0O2`), not planned"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("`o.json` has metrics for 2 partners not in the partner file (`p-9001`, `p-9002`), not planned"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        summary["not_planned"],
+        serde_json::json!({"targets": 1, "observed": 2})
+    );
+    let plan = std::fs::read_to_string(dir.join("plan.json")).unwrap();
+    assert!(!plan.contains("p-0O2") && !plan.contains("p-9001"));
+}

@@ -777,3 +777,46 @@ fn a_governing_policy_changed_by_hand_is_caught() {
         "the store's governing policy changed (to 000000000000) without the approval of `ERC`, `SCO`, `TSC`",
     );
 }
+
+#[test]
+fn a_lost_operator_key_is_never_replaced_by_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    planned(dir);
+    let o = apply(dir, &["--approvals", "approvals.json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let key = dir.join(".pmf/operator.key");
+    std::fs::rename(&key, dir.join("kept.key")).unwrap();
+
+    // The store's checkpoints are signed: no new key is made beside it,
+    // and nothing is applied.
+    let events = |dir: &Path| {
+        db(dir)
+            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let before = events(dir);
+    let o = apply(dir, &["--approvals", "approvals.json"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("there is no key file at") && err.contains("none was made"),
+        "{err}"
+    );
+    assert!(!key.exists(), "a key file was written: {err}");
+    assert_eq!(events(dir), before);
+
+    // The kept key, named: the run resumes, and the store verifies.
+    let o = apply(
+        dir,
+        &[
+            "--approvals",
+            "approvals.json",
+            "--operator-key",
+            "kept.key",
+        ],
+    );
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let o = verify(dir, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}

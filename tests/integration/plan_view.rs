@@ -30,6 +30,7 @@ fn plan(dir: &Path, out: &str, policy: &str, partners: &str, target: &str) {
             target,
             "--observed",
             &fleet("observed.json"),
+            "--subset",
             "-o",
             out,
             "--format",

@@ -378,18 +378,28 @@ fn missing_and_invalid_approvals() {
         text(&o.stdout)
     );
     assert!(!dir.path().join(".pmf/keyring.json").exists());
-    let o = pmf(
-        dir.path(),
-        &[
-            "approve",
-            "plan.json",
-            "--key",
-            "mallory.key",
-            "-o",
-            "mallory.json",
-            "--yes",
-        ],
+    // `pmf approve` says what such a signature is worth and makes none
+    // unless asked for an endorsement, which lets no partner past either.
+    let mallory = [
+        "approve",
+        "plan.json",
+        "--key",
+        "mallory.key",
+        "-o",
+        "mallory.json",
+        "--yes",
+    ];
+    let o = pmf(dir.path(), &mallory);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "the plan's policy does not trust this key for `SCO`: its key is not one the policy trusts"
+        ),
+        "{}",
+        text(&o.stderr)
     );
+    assert!(!dir.path().join("mallory.json").exists());
+    let o = pmf(dir.path(), &[&mallory[..], &["--endorse"]].concat());
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let o = pmf(
         dir.path(),
@@ -416,6 +426,7 @@ fn missing_and_invalid_approvals() {
             "-o",
             "root.json",
             "--yes",
+            "--endorse",
         ],
     );
     let o = pmf(

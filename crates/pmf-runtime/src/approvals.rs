@@ -161,6 +161,18 @@ pub enum Refusal {
     Forged,
 }
 
+/// Whether `policy` trusts `public_key` to sign for `authority`.
+pub fn trusted(policy: &CompiledPolicy, authority: &str, public_key: &str) -> Result<(), Refusal> {
+    if !policy.authorities.iter().any(|a| a == authority) {
+        return Err(Refusal::UnknownAuthority);
+    }
+    match policy.authority_of_key(public_key) {
+        None => Err(Refusal::UntrustedKey),
+        Some(owner) if owner != authority => Err(Refusal::WrongAuthority(owner.to_string())),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Check one approval of `plan_hash` against the keys `policy` trusts.
 pub fn verify(
     policy: &CompiledPolicy,
@@ -171,16 +183,7 @@ pub fn verify(
     if file_plan_hash != plan_hash {
         return Err(Refusal::OtherPlan);
     }
-    if !policy.authorities.contains(&a.authority) {
-        return Err(Refusal::UnknownAuthority);
-    }
-    match policy.authority_of_key(&a.public_key) {
-        None => return Err(Refusal::UntrustedKey),
-        Some(owner) if owner != a.authority => {
-            return Err(Refusal::WrongAuthority(owner.to_string()));
-        }
-        Some(_) => {}
-    }
+    trusted(policy, &a.authority, &a.public_key)?;
     if pmf_store::verify::signature_holds(
         &a.public_key.to_ascii_lowercase(),
         &a.signature,

@@ -277,6 +277,44 @@ impl PartnerEntries {
         Ok(out)
     }
 
+    /// The file as given, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Up to `max` ids of entries, in file order, that `known` does not
+    /// hold (reads every entry's id back: for the rare file that names
+    /// partners that were not planned).
+    pub fn ids_not_in(
+        &self,
+        known: impl Fn(&str) -> bool,
+        max: usize,
+    ) -> Result<Vec<String>, InputError> {
+        let Some(file) = &self.file else {
+            return Ok(Vec::new());
+        };
+        let mut places = (self.places.iter().map(|e| unpack(e.1)))
+            .chain(self.others.values().copied())
+            .collect::<Vec<_>>();
+        places.sort_unstable();
+        let mut reader = EntryReader::default();
+        let mut out = Vec::new();
+        for (offset, len) in places {
+            if out.len() >= max {
+                break;
+            }
+            let bytes = reader
+                .read(file, offset, len)
+                .map_err(|e| self.changed(&e.to_string()))?;
+            let (key, _) =
+                split_entry(bytes).ok_or_else(|| self.changed("an entry is not where it was"))?;
+            if !known(&key) {
+                out.push(key.into_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// An error unless the file is as it was when it was scanned (same
     /// length and modification time): what was planned is what the plan
     /// binds.

@@ -252,6 +252,10 @@ struct Counted {
     migration: Option<usize>,
     band: Option<usize>,
     action: Action,
+    /// The partner had its own entry in the target file.
+    targeted: bool,
+    /// The partner had observed metrics.
+    observed: bool,
 }
 
 /// Append one partner's plan line to `out`: the JSON of the [`PlanEntry`]
@@ -388,6 +392,8 @@ fn write_entry(
         migration: a.migration,
         band: a.band,
         action: a.action,
+        targeted: own_target.is_some(),
+        observed: observed.is_some(),
     })
 }
 
@@ -422,6 +428,15 @@ impl IdSet {
         self.table
             .reserve(ids, |&e| Self::hash(Self::slice(text, e)));
         self.text.reserve(bytes);
+    }
+
+    /// Whether `id` is in the set.
+    fn contains(&self, id: &str) -> bool {
+        let text = &self.text;
+        self.table
+            .find(Self::hash(id), |&e| Self::slice(text, e) == id)
+            .is_some()
+            || self.others.contains(id)
     }
 
     /// Add `id`; false when it was there already.
@@ -673,6 +688,29 @@ pub struct Written {
     pub totals: Totals,
     /// BLAKE3 (hex) of the plan file.
     pub hash: String,
+    /// Partners the target file gives a target to that are not in the
+    /// partner file (a plan of a subset): how many, and the first few ids
+    /// in file order.
+    pub unplanned_targets: (usize, Vec<String>),
+    /// Partners the observed metrics file has metrics for that are not in
+    /// the partner file: how many, and the first few ids in file order.
+    pub unplanned_observed: (usize, Vec<String>),
+}
+
+/// How many ids of an input keyed by partner a message names.
+const NAMED: usize = 5;
+
+/// `` `a`, `b`, `c` `` and `, …` when there are more than those named.
+pub fn id_list(ids: &[String], count: usize) -> String {
+    let mut list = ids
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > ids.len() {
+        list.push_str(", …");
+    }
+    list
 }
 
 /// Inputs of a plan.
@@ -689,6 +727,10 @@ pub struct PlanInputs<'a> {
     pub history: &'a History,
     /// Header to write.
     pub header: PlanHeader,
+    /// The partner file is a part of the fleet the target file covers:
+    /// targets of partners not in it are left out (and counted in
+    /// [`Written::unplanned_targets`]) instead of refused.
+    pub subset: bool,
 }
 
 /// A failure while planning.
@@ -797,6 +839,7 @@ pub fn write_plan(
     // every core, while this thread counts the previous one and checks its
     // ids: no core waits for the serial part.
     let (eval_tx, eval_rx) = std::sync::mpsc::sync_channel::<Evaluated>(1);
+    let mut unplanned = ((0, Vec::new()), (0, Vec::new()));
     let outcome = std::thread::scope(|scope| {
         let inputs = &inputs;
         let file_name = file_name.as_str();
@@ -804,6 +847,7 @@ pub fn write_plan(
         scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx, pool));
         let mut counts = Counts::new(policy);
         let mut seen = IdSet::default();
+        let unplanned = &mut unplanned;
         let outcome = (|| -> Result<Totals, PlanError> {
             for evaluated in &eval_rx {
                 let (batch, chunks) = evaluated?;
@@ -842,6 +886,35 @@ pub fn write_plan(
                     .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
                 progress(counts.partners);
             }
+            // A target names a partner to change: one for a partner that is
+            // not planned (a misspelt id, a partner file of another fleet)
+            // would be dropped unseen, so the plan is refused.
+            let targets = &inputs.targets.partners;
+            unplanned.0.0 = targets.len().saturating_sub(counts.targeted);
+            if unplanned.0.0 > 0 {
+                unplanned.0.1 = targets.ids_not_in(|id| seen.contains(id), NAMED)?;
+            }
+            if unplanned.0.0 > 0 && !inputs.subset {
+                let (missing, ids) = &unplanned.0;
+                let missing = *missing;
+                return Err(PlanError::Input(InputError::Invalid {
+                    file: targets.name().to_string(),
+                    at: "the whole file".into(),
+                    partner: None,
+                    problem: format!(
+                        "it gives a target to {missing} partner{} that the partner file does not hold ({}): \
+                         a target for a partner that is not planned would be dropped unseen; \
+                         fix the ids, or pass `--subset` to plan only the partners given",
+                        if missing == 1 { "" } else { "s" },
+                        id_list(ids, missing)
+                    ),
+                }));
+            }
+            let observed = &inputs.observed.partners;
+            unplanned.1.0 = observed.len().saturating_sub(counts.observed);
+            if unplanned.1.0 > 0 {
+                unplanned.1.1 = observed.ids_not_in(|id| seen.contains(id), NAMED)?;
+            }
             // What was planned is what the plan binds: the indexed files
             // did not change meanwhile.
             inputs
@@ -875,7 +948,12 @@ pub fn write_plan(
     unfinished.done();
     match (outcome, written) {
         (Ok(totals), Ok(hash)) => match output.commit() {
-            Ok(()) => Ok(Written { totals, hash }),
+            Ok(()) => Ok(Written {
+                totals,
+                hash,
+                unplanned_targets: unplanned.0,
+                unplanned_observed: unplanned.1,
+            }),
             Err(e) => {
                 output.abandon();
                 Err(PlanError::Io(format!(
@@ -898,6 +976,10 @@ struct Counts {
     by_band: Vec<usize>,
     /// By `Action as usize`.
     by_action: [usize; Action::ALL.len()],
+    /// Partners with their own target entry.
+    targeted: usize,
+    /// Partners with observed metrics.
+    observed: usize,
 }
 
 impl Counts {
@@ -907,6 +989,8 @@ impl Counts {
             by_type: vec![0; policy.migrations.len() + 1],
             by_band: vec![0; policy.bands.len() + 1],
             by_action: [0; Action::ALL.len()],
+            targeted: 0,
+            observed: 0,
         }
     }
 
@@ -917,6 +1001,8 @@ impl Counts {
         if let Some(n) = self.by_action.get_mut(r.action as usize) {
             *n += 1;
         }
+        self.targeted += usize::from(r.targeted);
+        self.observed += usize::from(r.observed);
     }
 
     fn totals(&self, policy: &CompiledPolicy) -> Totals {
@@ -1205,6 +1291,7 @@ mod tests {
                     observed: &observed,
                     history: &history,
                     header,
+                    subset: false,
                 },
                 &out,
                 |_| {},
@@ -1288,6 +1375,7 @@ mod tests {
             observed: &observed,
             history: &history,
             header: blank_header(&policy),
+            subset: false,
         };
         let mut worker = Worker::new(&policy.schema);
         let assessors = Assessors::new(&policy, targets.all.as_ref());

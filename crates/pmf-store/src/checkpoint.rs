@@ -103,6 +103,24 @@ struct OperatorKeyFile {
     secret_key: String,
 }
 
+impl crate::Store {
+    /// The key that signs this store's checkpoints: the file `given`, else
+    /// `operator.key` beside the store. A key is made only for a store that
+    /// has pinned none yet: once a store's checkpoints are signed, a missing
+    /// key file is an error (a new key would be refused, and nothing is
+    /// written). Returns the key and whether it was made now.
+    pub fn operator_key(&self, given: Option<&Path>) -> Result<(OperatorKey, bool), StoreError> {
+        let path = given.map_or_else(|| OperatorKey::default_path(self.path()), Path::to_path_buf);
+        match self.meta("operator_key")? {
+            Some(pinned) if !path.exists() => Err(StoreError::LostOperatorKey {
+                pinned: pinned.get(..16).unwrap_or(&pinned).to_string(),
+                path,
+            }),
+            _ => OperatorKey::load(&path, true),
+        }
+    }
+}
+
 impl OperatorKey {
     /// The default key path for a store: `operator.key` in its directory.
     pub(crate) fn default_path(store: &Path) -> PathBuf {
@@ -110,17 +128,6 @@ impl OperatorKey {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("operator.key"), |d| d.join("operator.key"))
-    }
-
-    /// The key that signs the checkpoints of the store at `store`: the file
-    /// `given`, else `operator.key` beside the store; made when absent.
-    /// Returns the key and whether it was made now.
-    pub fn for_store(
-        store: &Path,
-        given: Option<&Path>,
-    ) -> Result<(OperatorKey, bool), StoreError> {
-        let path = given.map_or_else(|| OperatorKey::default_path(store), Path::to_path_buf);
-        OperatorKey::load(&path, true)
     }
 
     /// Read the key at `path`, or make one there when `create` and absent.

@@ -152,6 +152,18 @@ pub enum StoreError {
         /// The start of its public key (hex).
         given: String,
     },
+    /// The store's checkpoints are signed, and the key file that signs
+    /// them is missing.
+    #[error(
+        "this store's checkpoints are signed by operator key {pinned}…, and there is no key file at `{}`: pass `--operator-key` with the store's key (a new key would not be the store's; none was made)",
+        path.display()
+    )]
+    LostOperatorKey {
+        /// The start of the pinned public key (hex).
+        pinned: String,
+        /// Where the key file was looked for.
+        path: PathBuf,
+    },
     /// No operator key file where one was asked for.
     #[error("no operator key at `{}`", path.display())]
     NoOperatorKey {
