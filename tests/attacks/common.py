@@ -183,9 +183,10 @@ def policy_path():
     return os.path.join(fleet_dir(), "policy.pmf")
 
 
-def plan(d, partners, target, observed, out="plan.json", store=None):
+def plan(d, partners, target, observed, out="plan.json", store=None, subset=False):
+    """Plan; `subset`: the partner file is a part of the fleet the target covers."""
     args = [pmf_bin(), "plan", "--policy", policy_path(), "--partners", partners,
-            "--target", target, "--observed", observed, "-o", out]
+            "--target", target, "--observed", observed, "-o", out] + (["--subset"] if subset else [])
     if store:
         args += ["--store", store]
     rc, o, e, _ = run(args, cwd=d, timeout=300)

@@ -86,7 +86,7 @@ def main():
     for i in range(8):
         part = os.path.join(d, f"part{i}.ndjson")
         open(part, "w").write("\n".join(lines[i * eighth:(i + 1) * eighth]) + "\n")
-        plans[f"p{i}"] = C.plan(d, part, tp, op, f"plan_{i}.json")
+        plans[f"p{i}"] = C.plan(d, part, tp, op, f"plan_{i}.json", subset=True)
     tgt = json.load(open(tp))
     for i in range(8):
         t = json.loads(json.dumps(tgt))
@@ -96,7 +96,7 @@ def main():
         plans[f"v{i}"] = C.plan(d, pp, tpi, op, f"plan_v{i}.json")
     warm = os.path.join(d, "warm.ndjson")
     open(warm, "w").write(lines[0].replace('"id":"', '"id":"warm-', 1) + "\n")
-    plans["warm"] = C.plan(d, warm, tp, op, "plan_warm.json")
+    plans["warm"] = C.plan(d, warm, tp, op, "plan_warm.json", subset=True)
     for p in plans.values():
         for auth in ("TSC", "ERC"):
             C.run([pmf, "approve", p, "--key", os.path.join(d, auth + ".key"), "-o", p + ".appr", "--yes"], cwd=d)
