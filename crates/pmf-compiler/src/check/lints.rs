@@ -8,7 +8,9 @@ use rustc_hash::FxHashSet as HashSet;
 use super::Context;
 use crate::graph::PhaseGraph;
 use crate::model::{DIMENSIONS, ItemNode};
-use pmf_syntax::ast::{Expr, ExprKind, MigrationItemKind};
+#[cfg(test)]
+use pmf_syntax::ast::ExprKind;
+use pmf_syntax::ast::MigrationItemKind;
 use pmf_syntax::diagnostics::{Code, Diagnostic};
 
 /// Run the lints for the items `file` declares.
@@ -132,44 +134,91 @@ fn dimensions_not_covered(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
     out
 }
 
-/// First segments of every field path the policy reads.
+/// The fields the policy reads: what each of its items reads
+/// ([`Sourced::reads`](crate::model::Sourced::reads), worked out when the
+/// item was parsed).
 fn used_fields<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
-    let mut used = HashSet::default();
-    for (_, _, e) in cx.policy.expressions() {
-        collect_paths(e, &mut used);
-    }
-    for (_, c) in cx.policy.categories() {
-        for p in &c.covers {
-            if let Some(s) = p.segments.first() {
-                used.insert(s.name.as_str());
-            }
-        }
-    }
-    for (_, c) in cx.policy.ceilings() {
-        if let Some(s) = c.field.segments.first() {
-            used.insert(s.name.as_str());
-        }
-    }
-    used
+    cx.policy
+        .items
+        .iter()
+        .flat_map(|s| s.reads.iter().map(|f| f.as_str()))
+        .collect()
 }
 
-fn collect_paths<'a>(e: &'a Expr, used: &mut HashSet<&'a str>) {
-    let mut stack = vec![e];
-    while let Some(e) = stack.pop() {
-        match &e.kind {
-            ExprKind::Path(segs) if segs.len() >= 2 => {
-                if let Some(field) = segs.get(1) {
-                    used.insert(field.name.as_str());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Session;
+
+    /// The reference: every field path of every expression, category and
+    /// ceiling of the policy, walked again.
+    fn walked<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
+        let mut used = HashSet::default();
+        for (_, _, e) in cx.policy.expressions() {
+            let mut stack = vec![e];
+            while let Some(e) = stack.pop() {
+                match &e.kind {
+                    ExprKind::Path(segs) if segs.len() >= 2 => {
+                        if let Some(field) = segs.get(1) {
+                            used.insert(field.name.as_str());
+                        }
+                    }
+                    ExprKind::Unary(_, x) => stack.push(x),
+                    ExprKind::Binary(_, a, b) => {
+                        stack.push(a);
+                        stack.push(b);
+                    }
+                    ExprKind::Call(call) => stack.extend(call.args.iter()),
+                    ExprKind::Set(args) | ExprKind::Chain(_, args) => stack.extend(args.iter()),
+                    _ => {}
                 }
             }
-            ExprKind::Unary(_, x) => stack.push(x),
-            ExprKind::Binary(_, a, b) => {
-                stack.push(a);
-                stack.push(b);
-            }
-            ExprKind::Call(call) => stack.extend(call.args.iter()),
-            ExprKind::Set(args) | ExprKind::Chain(_, args) => stack.extend(args.iter()),
-            _ => {}
         }
+        for (_, c) in cx.policy.categories() {
+            used.extend(
+                c.covers
+                    .iter()
+                    .filter_map(|p| p.segments.first())
+                    .map(|s| s.name.as_str()),
+            );
+        }
+        for (_, c) in cx.policy.ceilings() {
+            used.extend(c.field.segments.first().map(|s| s.name.as_str()));
+        }
+        used
+    }
+
+    #[test]
+    fn the_fields_items_read_are_the_fields_a_walk_finds() {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(examples).unwrap().flatten() {
+            let path = entry.path();
+            let files: Vec<_> = if path.is_dir() {
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect()
+            } else {
+                vec![path]
+            };
+            for file in files
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "pmf"))
+            {
+                let mut session = Session::default();
+                let text = std::fs::read_to_string(file).unwrap();
+                let source = session.set_file(&file.display().to_string(), text);
+                let policy = &crate::db::resolve(session.db(), session.workspace, source).policy;
+                if policy.items.is_empty() {
+                    continue;
+                }
+                let cx = Context::new(policy);
+                assert_eq!(used_fields(&cx), walked(&cx), "{}", file.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 3, "only {checked} example policies");
     }
 }

@@ -49,6 +49,7 @@ pub(crate) fn items_of_decl(
                 name_span,
                 override_kw: ov,
                 override_place,
+                reads: node.reads(),
                 node,
                 fingerprint: fingerprint(text, places.bytes(span)),
             }));

@@ -117,6 +117,10 @@ pub struct Sourced {
     /// A hash of the item's text without comments and with whitespace
     /// folded, to tell identical definitions from different ones.
     pub fingerprint: u64,
+    /// The fields the item reads ([`ItemNode::reads`]), worked out once
+    /// when its chunk is parsed: the unused-field lint reads these instead
+    /// of walking every expression of the policy again after each edit.
+    pub reads: Box<[CompactString]>,
 }
 
 /// A policy with all its parents fused in.
@@ -228,32 +232,73 @@ impl EffectivePolicy {
         let mut out = Vec::new();
         for s in &self.items {
             let file = s.file.as_str();
-            match &s.node {
-                ItemNode::Migration(m) => {
-                    for item in &m.items {
-                        match &item.kind {
-                            ast::MigrationItemKind::When(e) => {
-                                out.push((file, ExprRole::Condition, &**e))
-                            }
-                            ast::MigrationItemKind::To(Some(e)) => {
-                                out.push((file, ExprRole::Value, e))
-                            }
-                            _ => {}
-                        }
+            s.node.each_expression(|role, e| out.push((file, role, e)));
+        }
+        out
+    }
+}
+
+impl ItemNode {
+    /// Call `f` on each expression of the item, with what it is used for.
+    pub(crate) fn each_expression<'a>(&'a self, mut f: impl FnMut(ExprRole, &'a ast::Expr)) {
+        match self {
+            ItemNode::Migration(m) => {
+                for item in &m.items {
+                    match &item.kind {
+                        ast::MigrationItemKind::When(e) => f(ExprRole::Condition, e),
+                        ast::MigrationItemKind::To(Some(e)) => f(ExprRole::Value, e),
+                        _ => {}
                     }
                 }
-                ItemNode::Rule(_, r) => out.push((file, ExprRole::Condition, &*r.condition)),
-                ItemNode::Check(_, c) => out.push((file, ExprRole::Condition, &*c.condition)),
-                ItemNode::Health(h) => {
-                    for f in &h.factors {
-                        out.push((file, ExprRole::Numeric, &*f.source));
+            }
+            ItemNode::Rule(_, r) => f(ExprRole::Condition, &r.condition),
+            ItemNode::Check(_, c) => f(ExprRole::Condition, &c.condition),
+            ItemNode::Health(h) => {
+                for factor in &h.factors {
+                    f(ExprRole::Numeric, &factor.source);
+                }
+            }
+            ItemNode::Ceiling(c) => f(ExprRole::Value, &c.value),
+            _ => {}
+        }
+    }
+
+    /// The partner fields the item reads, sorted and without repeats: the
+    /// second segment of every path of two or more segments in its
+    /// expressions (`partner.power`, `target.version`), and the first
+    /// segment of what a category covers or a ceiling bounds.
+    pub(crate) fn reads(&self) -> Box<[CompactString]> {
+        let mut out: Vec<CompactString> = Vec::new();
+        let mut stack = Vec::new();
+        self.each_expression(|_, e| stack.push(e));
+        while let Some(e) = stack.pop() {
+            match &e.kind {
+                ast::ExprKind::Path(segs) => {
+                    if let (2.., Some(field)) = (segs.len(), segs.get(1)) {
+                        out.push(field.name.clone());
                     }
                 }
-                ItemNode::Ceiling(c) => out.push((file, ExprRole::Value, &*c.value)),
+                ast::ExprKind::Unary(_, x) => stack.push(x),
+                ast::ExprKind::Binary(_, a, b) => {
+                    stack.push(a);
+                    stack.push(b);
+                }
+                ast::ExprKind::Call(call) => stack.extend(call.args.iter()),
+                ast::ExprKind::Set(args) | ast::ExprKind::Chain(_, args) => {
+                    stack.extend(args.iter());
+                }
                 _ => {}
             }
         }
-        out
+        let first = |p: &ast::FieldPath| p.segments.first().map(|s| s.name.clone());
+        match self {
+            ItemNode::Category(c) => out.extend(c.covers.iter().filter_map(first)),
+            ItemNode::Ceiling(c) => out.extend(first(&c.field)),
+            _ => {}
+        }
+        out.sort_unstable();
+        out.dedup();
+        out.into_boxed_slice()
     }
 }
 
