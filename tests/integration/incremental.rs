@@ -184,6 +184,35 @@ fn a_declaration_added_at_the_end_is_the_only_one_parsed() {
     assert_eq!(diags, fresh.check(fresh_file));
 }
 
+#[test]
+fn a_declaration_that_no_expression_reads_runs_no_type_check() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let file = session.set_file("many.pmf", MANY.into());
+    let before = session.check(file);
+    log.lock().unwrap().clear();
+    let edited = format!("{MANY}authority Sec \"Security\" governs region_cat\n");
+    session.set_file("many.pmf", edited.clone());
+    let diags = session.check(file);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(executed(&log, "resolve"), 1, "{log:?}");
+    assert_eq!(executed(&log, "typed_items"), 1, "{log:?}");
+    assert_eq!(executed(&log, "type_check"), 0, "{log:?}");
+    // Its findings (`target.nowhere`, a string bound on a number) are
+    // still reported.
+    let typed = |d: &[pmf::diagnostics::Diagnostic]| {
+        use pmf::diagnostics::Code;
+        d.iter()
+            .filter(|d| matches!(d.code, Code::UnknownField | Code::CeilingValue))
+            .count()
+    };
+    assert_eq!(typed(&diags), typed(&before));
+    assert!(typed(&diags) > 0, "{diags:?}");
+    let mut fresh = Session::default();
+    let fresh_file = fresh.set_file("many.pmf", edited);
+    assert_eq!(diags, fresh.check(fresh_file));
+}
+
 /// Every fixture, edited in its middle: the database's tree, effective
 /// policy and diagnostics equal a fresh session's of the same text.
 #[test]

@@ -239,6 +239,20 @@ impl EffectivePolicy {
 }
 
 impl ItemNode {
+    /// Whether type checking reads the item: a partner field (the schema)
+    /// or an item with expressions.
+    pub(crate) fn is_typed(&self) -> bool {
+        matches!(
+            self,
+            ItemNode::Field(_)
+                | ItemNode::Migration(_)
+                | ItemNode::Rule(..)
+                | ItemNode::Check(..)
+                | ItemNode::Health(_)
+                | ItemNode::Ceiling(_)
+        )
+    }
+
     /// Call `f` on each expression of the item, with what it is used for.
     pub(crate) fn each_expression<'a>(&'a self, mut f: impl FnMut(ExprRole, &'a ast::Expr)) {
         match self {
