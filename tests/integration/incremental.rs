@@ -84,6 +84,14 @@ fn executed(log: &[String], query: &str) -> usize {
         .count()
 }
 
+/// `diags` as `pmf check --format json` shows them (lines, columns and
+/// bytes, whatever stable places the session laid the files out at).
+fn shown(session: &Session, diags: &[pmf::diagnostics::Diagnostic]) -> String {
+    use pmf::diagnostics::render::{IndexedSources, json_report};
+    let sources = IndexedSources::placed(session.placed_texts());
+    serde_json::to_string(&json_report(1, diags, &sources)).unwrap()
+}
+
 /// A policy of several declarations; the last ones have errors, so their
 /// diagnostics sit after every edit below.
 const MANY: &str = "policy many extends kwanus\n\n\
@@ -213,6 +221,42 @@ fn a_declaration_that_no_expression_reads_runs_no_type_check() {
     assert_eq!(diags, fresh.check(fresh_file));
 }
 
+#[test]
+fn a_declaration_added_in_the_middle_moves_no_other_declaration() {
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let file = session.set_file("many.pmf", MANY.into());
+    let before = session.check(file);
+    for round in 0..3 {
+        log.lock().unwrap().clear();
+        let edited = MANY.replacen(
+            "compatibility {",
+            "authority Sec \"Security\" governs region_cat\n\ncompatibility {",
+            1,
+        );
+        session.set_file("many.pmf", edited.clone());
+        let diags = session.check(file);
+        {
+            let log = log.lock().unwrap();
+            // Only the new declaration is parsed (the first time: later
+            // rounds find it parsed), and the chunks after it keep their
+            // stable places, so no expression is type-checked again.
+            let parsed = if round == 0 { 1 } else { 0 };
+            assert_eq!(executed(&log, "placed"), parsed, "round {round}: {log:?}");
+            assert_eq!(executed(&log, "type_check"), 0, "round {round}: {log:?}");
+        }
+        let mut alone = Session::default();
+        let alone_file = alone.set_file("many.pmf", edited);
+        assert_eq!(
+            shown(&session, &diags),
+            shown(&alone, &alone.check(alone_file))
+        );
+        // And removed again: the first diagnostics, in the first places.
+        session.set_file("many.pmf", MANY.into());
+        assert_eq!(session.check(file), before, "round {round}");
+    }
+}
+
 /// Every fixture, edited in its middle: the database's tree, effective
 /// policy and diagnostics equal a fresh session's of the same text.
 #[test]
@@ -234,16 +278,33 @@ fn edited_fixtures_equal_fresh_sessions() {
         while !text.is_char_boundary(at) {
             at -= 1;
         }
+        let mut history = vec![text.clone()];
         for edited in [
             format!("{}\n{}", &text[..at], &text[at..]),
             format!("// x\n{text}"),
             text.clone(),
         ] {
             session.set_file("f.pmf", edited.clone());
+            history.push(edited.clone());
             let diags = session.check(file);
+            // A fresh database given the same texts in turn lays the file
+            // out at the same stable places, and computes everything anew.
             let mut fresh = Session::default();
-            let fresh_file = fresh.set_file("f.pmf", edited.clone());
+            let mut fresh_file = None;
+            for t in &history {
+                fresh_file = Some(fresh.set_file("f.pmf", t.clone()));
+            }
+            let fresh_file = fresh_file.unwrap();
             assert_eq!(diags, fresh.check(fresh_file), "{}", path.display());
+            // Shown, they are those of the text checked on its own.
+            let mut alone = Session::default();
+            let alone_file = alone.set_file("f.pmf", edited.clone());
+            assert_eq!(
+                shown(&session, &diags),
+                shown(&alone, &alone.check(alone_file)),
+                "{}",
+                path.display()
+            );
             assert_eq!(
                 pmf::db::resolve(session.db(), session.workspace, file),
                 pmf::db::resolve(fresh.db(), fresh.workspace, fresh_file),
@@ -343,8 +404,8 @@ fn labels_in_edited_parents_equal_fresh_sessions() {
                 fresh.set_file(p, t.clone());
             }
             assert_eq!(
-                check_all(&session),
-                check_all(&fresh),
+                shown(&session, &check_all(&session)),
+                shown(&fresh, &check_all(&fresh)),
                 "round {round}, {path}"
             );
         }

@@ -10,15 +10,14 @@
 //! # Stable places
 //!
 //! The checks do not read byte offsets into the file: they read *stable
-//! places*, where chunk `i` of a file starts at `i * stride` (the stride a
-//! power of two longer than any chunk). An edit inside one chunk moves every
-//! later chunk in the text but none in stable places, so when the edited
-//! chunk's items are unchanged (an edit in a comment, in white space) the
-//! effective policy is equal to the previous one and no check runs again.
-//! `check_file` maps the stable places of its diagnostics back to byte
-//! offsets ([`FileChunks::place`]). The public queries that the language
-//! server and the CLI read for positions (`syntax_tree`, `file_header`,
-//! `file_items`, `resolve`, `phase_graph`) are in byte offsets.
+//! places*, where each chunk of a file has a base that edits elsewhere in
+//! the file leave alone ([`PlaceMap::following`]). An edit inside one chunk,
+//! or a declaration added or removed, moves every later chunk in the text
+//! but none in stable places, so when the edited chunk's items are
+//! unchanged (an edit in a comment, in white space) the effective policy is
+//! equal to the previous one and no check runs again. Diagnostics stay in
+//! stable places; whoever shows one maps it with the file's [`PlaceMap`]
+//! ([`FileChunks::place`], [`Session::placed_texts`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -45,6 +44,10 @@ pub struct SourceFile {
     /// The file's text.
     #[returns(ref)]
     pub text: String,
+    /// Its chunks and their stable places ([`PlaceMap::following`] the
+    /// previous text's, so that chunks an edit leaves alone keep theirs).
+    #[returns(ref)]
+    pub places: PlaceMap,
 }
 
 /// The set of files checked together (the embedded stdlib included).
@@ -122,11 +125,9 @@ impl Session {
 
     /// A session over `db` holding only the stdlib.
     pub fn new(db: Database) -> Self {
-        let stdlib = SourceFile::new(
-            &db,
-            crate::stdlib::KWANUS_PATH.to_string(),
-            crate::stdlib::KWANUS_SOURCE.to_string(),
-        );
+        let text = crate::stdlib::KWANUS_SOURCE.to_string();
+        let places = PlaceMap::new(&syntax::parser::chunk_spans(&text));
+        let stdlib = SourceFile::new(&db, crate::stdlib::KWANUS_PATH.to_string(), text, places);
         let workspace = Workspace::new(&db, vec![stdlib]);
         Session {
             db,
@@ -151,14 +152,21 @@ impl Session {
     }
 
     /// Add a file (or replace its text when the path is known); returns it.
+    /// A new text keeps the stable places of the chunks it shares with the
+    /// file's previous text ([`PlaceMap::following`]).
     pub fn set_file(&mut self, path: &str, text: String) -> SourceFile {
+        let chunks = syntax::parser::chunk_spans(&text);
         if let Some(f) = self.file(path) {
             if f.text(&self.db) != &text {
+                let places =
+                    PlaceMap::following(f.places(&self.db), f.text(&self.db), &chunks, &text);
                 f.set_text(&mut self.db).to(text);
+                f.set_places(&mut self.db).to(places);
             }
             return f;
         }
-        let f = SourceFile::new(&self.db, path.to_string(), text);
+        let places = PlaceMap::new(&chunks);
+        let f = SourceFile::new(&self.db, path.to_string(), text, places);
         let mut files = self.workspace.files(&self.db).clone();
         files.push(f);
         self.workspace.set_files(&mut self.db).to(files);
@@ -363,8 +371,8 @@ impl<'db> FileChunks<'db> {
 pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileChunks<'db> {
     let path = file.path(db);
     let text = file.text(db);
-    let spans = syntax::parser::chunk_spans(text);
-    let places = PlaceMap::new(&spans);
+    let places = file.places(db).clone();
+    let spans = places.spans(text.len() as u32);
     let chunks = spans
         .iter()
         .enumerate()

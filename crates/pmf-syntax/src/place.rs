@@ -1,10 +1,13 @@
 //! Stable places: where the compiler holds a file's syntax trees.
 //!
 //! A file is cut into chunks (see [`crate::split`]) and each chunk is parsed
-//! alone as if it started at its *stable place*: chunk `i` at `i * stride`,
-//! the stride a power of two longer than any chunk. An edit inside one
-//! chunk then moves no other chunk's places, so nothing read from the other
-//! chunks changes. Trees, items and diagnostics stay in stable places;
+//! alone as if it started at its *stable place*, its base. Bases are
+//! multiples of a stride (a power of two at least twice as long as any
+//! chunk), in the chunks' order, with room between them: an edit inside one
+//! chunk moves no other chunk's places, and a chunk added or removed
+//! ([`PlaceMap::following`]) takes a base in the room between its
+//! neighbours, so the chunks around it keep theirs and nothing read from
+//! them changes. Trees, items and diagnostics stay in stable places;
 //! [`PlaceMap::bytes`] is the one way back to byte offsets of the text,
 //! taken where a place meets the text (rendering, the language server,
 //! slicing the source).
@@ -13,32 +16,124 @@ use std::collections::BTreeMap;
 
 use crate::span::{LineIndex, Place, Span};
 
+/// How many strides apart a new file's chunks are at most: the room for
+/// chunks added between two of them before the file's places are laid out
+/// again.
+const ROOM: u64 = 64;
+
 /// Where the chunks of one text start, and the stable place of each.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PlaceMap {
     /// The first byte of each chunk, in order.
     starts: Vec<u32>,
-    /// Chunk `i` starts at stable place `origin + i * stride`; 0 when the
-    /// text is too large for that (stable places are then byte offsets).
+    /// The stable place of each chunk, increasing, each a multiple of
+    /// `stride`; empty when the text is too large for that (stable places
+    /// are then byte offsets).
+    bases: Vec<u32>,
+    /// Every chunk is shorter than this; a chunk's places are
+    /// `base..base + stride`.
     stride: u32,
-    /// The stable place of the first chunk.
-    origin: u32,
 }
 
 impl PlaceMap {
-    /// The map of a text cut into `chunks` (in order, covering the text).
+    /// The map of a text cut into `chunks` (in order, covering the text):
+    /// bases spread evenly with room between them.
     pub fn new(chunks: &[Span]) -> Self {
-        let longest = chunks.iter().map(|s| s.len()).max().unwrap_or(0) as u64;
-        let stride = (longest + 1).next_power_of_two();
-        let stride = if stride.saturating_mul(chunks.len() as u64) <= u64::from(u32::MAX) {
-            stride as u32
-        } else {
-            0
+        let starts: Vec<u32> = chunks.iter().map(|s| s.start).collect();
+        let Some(stride) = stride_for(chunks) else {
+            return PlaceMap {
+                starts,
+                bases: Vec::new(),
+                stride: 0,
+            };
         };
+        let slots = slots(stride);
+        let room = (slots / (2 * (chunks.len() as u64 + 1))).min(ROOM);
+        if room == 0 {
+            return PlaceMap {
+                starts,
+                bases: Vec::new(),
+                stride: 0,
+            };
+        }
+        let bases = (0..chunks.len() as u64)
+            .map(|i| ((i + 1) * room * u64::from(stride)) as u32)
+            .collect();
+        PlaceMap {
+            starts,
+            bases,
+            stride,
+        }
+    }
+
+    /// The map of `chunks` of `text`, after `old` was the map of `old_text`:
+    /// the chunks both texts begin and end with keep their bases, and the
+    /// chunks between take bases in the room their neighbours leave (the
+    /// same bases when as many chunks were there before). A new layout
+    /// ([`PlaceMap::new`]) when there is no room or a chunk outgrew the
+    /// stride.
+    pub fn following(old: &PlaceMap, old_text: &str, chunks: &[Span], text: &str) -> Self {
+        let fresh = || PlaceMap::new(chunks);
+        if old.bases.is_empty() || chunks.iter().any(|c| c.len() >= old.stride as usize) {
+            return fresh();
+        }
+        let old_spans = old.spans(old_text.len() as u32);
+        let old_text_of = |s: &Span| old_text.get(s.range());
+        let text_of = |s: &Span| text.get(s.range());
+        let same = |a: &Span, b: &Span| old_text_of(a).is_some() && old_text_of(a) == text_of(b);
+        let prefix = old_spans
+            .iter()
+            .zip(chunks)
+            .take_while(|(a, b)| same(a, b))
+            .count();
+        let most = old_spans.len().min(chunks.len()) - prefix;
+        let suffix = old_spans
+            .iter()
+            .rev()
+            .zip(chunks.iter().rev())
+            .take(most)
+            .take_while(|(a, b)| same(a, b))
+            .count();
+        let (old_mid, new_mid) = (
+            old_spans.len() - prefix - suffix,
+            chunks.len() - prefix - suffix,
+        );
+        let stride = u64::from(old.stride);
+        let mut bases: Vec<u32> = Vec::with_capacity(chunks.len());
+        bases.extend(old.bases.iter().take(prefix));
+        if new_mid == old_mid {
+            bases.extend(old.bases.iter().skip(prefix).take(old_mid));
+        } else {
+            // Slots (places / stride) free between the neighbours.
+            let lo = match prefix.checked_sub(1).and_then(|i| old.bases.get(i)) {
+                Some(&b) => u64::from(b) / stride + 1,
+                None => 0,
+            };
+            let hi = match old.bases.get(prefix + old_mid) {
+                Some(&b) if suffix > 0 => u64::from(b) / stride,
+                _ => slots(old.stride),
+            };
+            let (room, k) = (hi.saturating_sub(lo), new_mid as u64);
+            if room < k {
+                return fresh();
+            }
+            // At the end, as a new file's chunks are spaced; elsewhere,
+            // spread over the room (strictly increasing: room >= k).
+            let step = room / (k + 1);
+            for j in 0..k {
+                let slot = if suffix == 0 && step >= 1 {
+                    lo + (j + 1) * step.min(ROOM) - 1
+                } else {
+                    lo + (j + 1) * room / (k + 1)
+                };
+                bases.push((slot * stride) as u32);
+            }
+        }
+        bases.extend(old.bases.iter().skip(prefix + old_mid));
         PlaceMap {
             starts: chunks.iter().map(|s| s.start).collect(),
-            stride,
-            origin: 0,
+            bases,
+            stride: old.stride,
         }
     }
 
@@ -47,8 +142,8 @@ impl PlaceMap {
     pub fn chunk(base: u32) -> Self {
         PlaceMap {
             starts: vec![0],
+            bases: vec![base],
             stride: u32::MAX,
-            origin: base,
         }
     }
 
@@ -58,32 +153,53 @@ impl PlaceMap {
         PlaceMap::default()
     }
 
+    /// How many chunks there are.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// The chunks' byte ranges in a text of `len` bytes.
+    pub fn spans(&self, len: u32) -> Vec<Span> {
+        let ends = self.starts.iter().skip(1).copied().chain([len]);
+        self.starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| Span {
+                start,
+                end: end.max(start),
+            })
+            .collect()
+    }
+
     /// The stable place where chunk `i` starts.
     pub fn base(&self, i: usize) -> u32 {
-        if self.stride == 0 {
-            self.starts.get(i).copied().unwrap_or(0)
-        } else {
-            self.origin + i as u32 * self.stride
+        match self.bases.get(i) {
+            Some(&b) => b,
+            None => self.starts.get(i).copied().unwrap_or(0),
         }
     }
 
     /// The byte offset of stable place `at`.
     pub fn offset(&self, at: u32) -> u32 {
-        if self.stride == 0 || self.starts.is_empty() {
+        if self.bases.is_empty() {
             return at;
         }
-        let i =
-            ((at.saturating_sub(self.origin) / self.stride) as usize).min(self.starts.len() - 1);
-        match self.starts.get(i) {
-            Some(&start) => start + at.saturating_sub(self.base(i)),
-            None => at,
+        let i = self.bases.partition_point(|&b| b <= at).saturating_sub(1);
+        match (self.starts.get(i), self.bases.get(i)) {
+            (Some(&start), Some(&base)) => start + at.saturating_sub(base),
+            _ => at,
         }
     }
 
     /// The place of byte range `span` of the text (the inverse of
     /// [`PlaceMap::bytes`]; a span over several chunks keeps its length).
     pub fn place(&self, span: Span) -> Place {
-        if self.stride == 0 {
+        if self.bases.is_empty() {
             return Place::new(span.start as usize, span.end as usize);
         }
         let i = self
@@ -98,7 +214,7 @@ impl PlaceMap {
     /// The byte range a place names. Each end is mapped on its own: a
     /// place may cover several chunks (a test and its fixtures).
     pub fn bytes(&self, span: Place) -> Span {
-        if self.stride == 0 {
+        if self.bases.is_empty() {
             return Span {
                 start: span.start,
                 end: span.end,
@@ -115,6 +231,19 @@ impl PlaceMap {
             end: end.max(start),
         }
     }
+}
+
+/// The stride for `chunks`: a power of two at least twice as long as the
+/// longest (room to grow in place); `None` when not even one fits in u32.
+fn stride_for(chunks: &[Span]) -> Option<u32> {
+    let longest = chunks.iter().map(|s| s.len()).max().unwrap_or(0) as u64;
+    let stride = (2 * longest + 2).next_power_of_two();
+    u32::try_from(stride).ok()
+}
+
+/// How many strides fit in u32 (a chunk's places end within it).
+fn slots(stride: u32) -> u64 {
+    (1u64 << 32) / u64::from(stride.max(1))
 }
 
 /// Texts by file name, each with its [`PlaceMap`]: what turns the places
@@ -196,15 +325,16 @@ mod tests {
 
     #[test]
     fn places_map_back_to_the_bytes_of_each_chunk() {
-        // Chunks of 10, 3 and 7 bytes: the stride is 16.
+        // Chunks of 10, 3 and 7 bytes: the stride is 32 (twice the longest,
+        // rounded up to a power of two), and the chunks 64 strides apart.
         let map = PlaceMap::new(&[Span::new(0, 10), Span::new(10, 13), Span::new(13, 20)]);
-        assert_eq!((map.base(0), map.base(1), map.base(2)), (0, 16, 32));
-        assert_eq!(map.bytes(Place::new(17, 19)), Span::new(11, 13));
-        assert_eq!(map.bytes(Place::new(33, 35)), Span::new(14, 16));
+        assert_eq!((map.base(0), map.base(1), map.base(2)), (2048, 4096, 6144));
+        assert_eq!(map.bytes(Place::new(4097, 4099)), Span::new(11, 13));
+        assert_eq!(map.bytes(Place::new(6145, 6147)), Span::new(14, 16));
         // A span over two chunks maps each end in its own chunk.
-        assert_eq!(map.bytes(Place::new(2, 35)), Span::new(2, 16));
+        assert_eq!(map.bytes(Place::new(2050, 6147)), Span::new(2, 16));
         // Empty spans stay empty.
-        assert_eq!(map.bytes(Place::new(18, 18)), Span::new(12, 12));
+        assert_eq!(map.bytes(Place::new(4098, 4098)), Span::new(12, 12));
     }
 
     #[test]
@@ -214,7 +344,7 @@ mod tests {
             let span = Span::new(start, end);
             assert_eq!(map.bytes(map.place(span)), span, "{span:?}");
         }
-        assert_eq!(map.place(Span::new(11, 12)), Place::new(17, 18));
+        assert_eq!(map.place(Span::new(11, 12)), Place::new(4097, 4098));
     }
 
     #[test]
@@ -241,6 +371,99 @@ mod tests {
         assert_eq!(map.bytes(Place::new(5, 9)), Span::new(5, 9));
     }
 
+    /// Chunks of `text` cut before every `|` (the `|` stays in the chunk).
+    fn cut(text: &str) -> Vec<Span> {
+        let mut starts: Vec<u32> = text.match_indices('|').map(|(i, _)| i as u32).collect();
+        if starts.first() != Some(&0) {
+            starts.insert(0, 0);
+        }
+        let ends = starts.iter().skip(1).copied().chain([text.len() as u32]);
+        starts
+            .iter()
+            .zip(ends)
+            .map(|(&s, e)| Span::new(s as usize, e as usize))
+            .collect()
+    }
+
+    fn follow(old: &PlaceMap, old_text: &str, text: &str) -> PlaceMap {
+        PlaceMap::following(old, old_text, &cut(text), text)
+    }
+
+    #[test]
+    fn chunks_an_edit_leaves_alone_keep_their_places() {
+        let a = "|aa|bbb|cc|dd";
+        let map = PlaceMap::new(&cut(a));
+        let bases = |m: &PlaceMap| (0..m.len()).map(|i| m.base(i)).collect::<Vec<_>>();
+        let before = bases(&map);
+        // A chunk added in the middle: the others keep their bases, the new
+        // one takes one between its neighbours.
+        let b = "|aa|bbb|new|cc|dd";
+        let added = follow(&map, a, b);
+        let after = bases(&added);
+        assert_eq!(&after[..2], &before[..2]);
+        assert_eq!(&after[3..], &before[2..]);
+        assert!(after[1] < after[2] && after[2] < after[3], "{after:?}");
+        // Removed again: the bases are the first ones.
+        assert_eq!(bases(&follow(&added, b, a)), before);
+        // An edit inside a chunk keeps every base.
+        assert_eq!(bases(&follow(&map, a, "|aa|bXbb|cc|dd")), before);
+        // Added at the end and at the start.
+        let end = bases(&follow(&map, a, "|aa|bbb|cc|dd|ee"));
+        assert_eq!(&end[..4], &before[..]);
+        let start = bases(&follow(&map, a, "|zz|aa|bbb|cc|dd"));
+        assert_eq!(&start[1..], &before[..]);
+        assert!(start[0] < start[1]);
+        // A chunk that outgrows the stride lays the file out again.
+        let long = format!("|aa|{}|cc|dd", "b".repeat(40));
+        let again = follow(&map, a, &long);
+        assert_eq!(bases(&again), bases(&PlaceMap::new(&cut(&long))));
+    }
+
+    #[test]
+    fn places_stay_ordered_and_map_back_through_many_edits() {
+        // A seeded walk of insertions and removals of chunks anywhere,
+        // many at one place (the room between two chunks runs out, and the
+        // file is laid out again).
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        let mut chunks: Vec<String> = (0..8).map(|i| format!("|c{i}")).collect();
+        let mut text = chunks.concat();
+        let mut map = PlaceMap::new(&cut(&text));
+        for step in 0..3000 {
+            let at = if step % 3 == 0 {
+                4.min(chunks.len())
+            } else {
+                next(chunks.len() as u64 + 1) as usize
+            };
+            if next(3) == 0 && chunks.len() > 1 {
+                chunks.remove(at.min(chunks.len() - 1));
+            } else {
+                chunks.insert(at, format!("|n{step}"));
+            }
+            let new_text = chunks.concat();
+            map = follow(&map, &text, &new_text);
+            text = new_text;
+            let spans = cut(&text);
+            assert_eq!(map.spans(text.len() as u32), spans, "step {step}");
+            for (i, span) in spans.iter().enumerate() {
+                if i > 0 {
+                    assert!(
+                        map.base(i - 1) + map.stride <= map.base(i),
+                        "step {step}: chunk {i}"
+                    );
+                }
+                assert_eq!(map.bytes(map.place(*span)), *span, "step {step}");
+                let inner = Span::new(span.start as usize + 1, span.end as usize);
+                assert_eq!(map.bytes(map.place(inner)), inner, "step {step}");
+            }
+        }
+    }
+
     #[test]
     fn placed_texts_slice_and_count_lines_through_the_map() {
         let text = "ab\ncd\nef";
@@ -250,9 +473,9 @@ mod tests {
             text.into(),
             PlaceMap::new(&[Span::new(0, 3), Span::new(3, 8)]),
         );
-        // Stride 8: "cd" is at stable place 8.
-        assert_eq!(texts.slice("f.pmf", Place::new(8, 10)), "cd");
-        assert_eq!(texts.line("f.pmf", Place::new(11, 12)), 3);
+        // Stride 16, 64 strides apart: "cd" is at stable place 2048.
+        assert_eq!(texts.slice("f.pmf", Place::new(2048, 2050)), "cd");
+        assert_eq!(texts.line("f.pmf", Place::new(2051, 2052)), 3);
         assert_eq!(texts.slice("other.pmf", Place::new(0, 1)), "");
         assert_eq!(texts.line("other.pmf", Place::new(0, 1)), 1);
     }
