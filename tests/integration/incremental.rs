@@ -255,6 +255,37 @@ fn a_declaration_added_in_the_middle_moves_no_other_declaration() {
         session.set_file("many.pmf", MANY.into());
         assert_eq!(session.check(file), before, "round {round}");
     }
+    // Added between a declaration and the comment that follows it (which
+    // goes with the declaration's chunk, so that chunk is split): the
+    // split chunk keeps its place (its text is then the one the rules had
+    // before the comment was written, at the same place: parsed already),
+    // and no expression is type-checked again.
+    let text = MANY.replacen(
+        "sustainability {",
+        "// rules that follow\nsustainability {",
+        1,
+    );
+    session.set_file("many.pmf", text.clone());
+    let _ = session.check(file);
+    log.lock().unwrap().clear();
+    let edited = text.replacen(
+        "// rules that follow",
+        "authority Sec \"Security\" governs region_cat\n// rules that follow",
+        1,
+    );
+    session.set_file("many.pmf", edited.clone());
+    let diags = session.check(file);
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(executed(&log, "placed"), 1, "{log:?}");
+        assert_eq!(executed(&log, "type_check"), 0, "{log:?}");
+    }
+    let mut alone = Session::default();
+    let alone_file = alone.set_file("many.pmf", edited);
+    assert_eq!(
+        shown(&session, &diags),
+        shown(&alone, &alone.check(alone_file))
+    );
 }
 
 /// Every fixture, edited in its middle: the database's tree, effective

@@ -104,16 +104,31 @@ impl PlaceMap {
         if new_mid == old_mid {
             bases.extend(old.bases.iter().skip(prefix).take(old_mid));
         } else {
+            // The first chunk between keeps its base when there was one
+            // there (a declaration added after it splits it, one removed
+            // joins it again: its items keep their places).
+            let kept = (old_mid >= 1 && new_mid >= 1)
+                .then(|| old.bases.get(prefix).copied())
+                .flatten();
+            bases.extend(kept);
             // Slots (places / stride) free between the neighbours.
-            let lo = match prefix.checked_sub(1).and_then(|i| old.bases.get(i)) {
-                Some(&b) => u64::from(b) / stride + 1,
+            let before = kept.or_else(|| {
+                prefix
+                    .checked_sub(1)
+                    .and_then(|i| old.bases.get(i).copied())
+            });
+            let lo = match before {
+                Some(b) => u64::from(b) / stride + 1,
                 None => 0,
             };
             let hi = match old.bases.get(prefix + old_mid) {
                 Some(&b) if suffix > 0 => u64::from(b) / stride,
                 _ => slots(old.stride),
             };
-            let (room, k) = (hi.saturating_sub(lo), new_mid as u64);
+            let (room, k) = (
+                hi.saturating_sub(lo),
+                (new_mid - usize::from(kept.is_some())) as u64,
+            );
             if room < k {
                 return fresh();
             }
@@ -407,6 +422,14 @@ mod tests {
         assert_eq!(bases(&follow(&added, b, a)), before);
         // An edit inside a chunk keeps every base.
         assert_eq!(bases(&follow(&map, a, "|aa|bXbb|cc|dd")), before);
+        // A chunk split in two keeps its base for its first part; joined
+        // again, it is where it was.
+        let split = "|aa|bb|b|cc|dd";
+        let parts = follow(&map, a, split);
+        let after = bases(&parts);
+        assert_eq!((&after[..2], &after[3..]), (&before[..2], &before[2..]));
+        assert!(after[1] < after[2] && after[2] < after[3], "{after:?}");
+        assert_eq!(bases(&follow(&parts, split, a)), before);
         // Added at the end and at the start.
         let end = bases(&follow(&map, a, "|aa|bbb|cc|dd|ee"));
         assert_eq!(&end[..4], &before[..]);
