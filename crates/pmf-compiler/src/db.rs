@@ -155,17 +155,19 @@ impl Session {
     /// A new text keeps the stable places of the chunks it shares with the
     /// file's previous text ([`PlaceMap::following`]).
     pub fn set_file(&mut self, path: &str, text: String) -> SourceFile {
-        let chunks = syntax::parser::chunk_spans(&text);
         if let Some(f) = self.file(path) {
-            if f.text(&self.db) != &text {
-                let places =
-                    PlaceMap::following(f.places(&self.db), f.text(&self.db), &chunks, &text);
+            let (old, old_text) = (f.places(&self.db), f.text(&self.db));
+            if old_text != &text {
+                // Only the part of the text around the edit is scanned again.
+                let old_spans = old.spans(old_text.len() as u32);
+                let chunks = syntax::split::chunk_spans_after(&old_spans, old_text, &text);
+                let places = PlaceMap::following(old, old_text, &chunks, &text);
                 f.set_text(&mut self.db).to(text);
                 f.set_places(&mut self.db).to(places);
             }
             return f;
         }
-        let places = PlaceMap::new(&chunks);
+        let places = PlaceMap::new(&syntax::parser::chunk_spans(&text));
         let f = SourceFile::new(&self.db, path.to_string(), text, places);
         let mut files = self.workspace.files(&self.db).clone();
         files.push(f);

@@ -91,13 +91,65 @@ const fn is_special(b: u8) -> bool {
 
 /// Scan `text` into chunks, comments and lexical problems.
 pub fn split(text: &str) -> Split {
+    scan(text, 0, |_| false).0
+}
+
+/// Where the chunks of `text` are, after `old` were those of `old_text`:
+/// what [`split`] finds, scanning only from the chunk before the first
+/// changed byte to the first chunk start past the last one where the old
+/// text had a chunk start too (the scan is in the same state there, so the
+/// rest is the old chunks, moved).
+pub fn chunk_spans_after(old: &[Span], old_text: &str, text: &str) -> Vec<Span> {
+    let (was, now) = (old_text.as_bytes(), text.as_bytes());
+    let prefix = was.iter().zip(now).take_while(|(a, b)| a == b).count();
+    let most = was.len().min(now.len()) - prefix;
+    let suffix = (was.iter().rev().zip(now.iter().rev()))
+        .take(most)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // A chunk start depends on the bytes of its keyword and the one after:
+    // the scan starts at the last chunk start those are all unchanged for
+    // (the text's start is one whatever follows).
+    let reach = TOP_LEVEL_KEYWORDS
+        .iter()
+        .map(|k| k.len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let first = old
+        .partition_point(|s| s.start as usize + reach <= prefix)
+        .saturating_sub(1);
+    let restart = old.get(first).map_or(0, |s| s.start as usize);
+    // The first byte of the unchanged end, in the new text; a chunk start
+    // there depends on the byte before it, so only later ones are the old.
+    let settled = now.len() - suffix + 1;
+    let moved = |at: usize| (at + was.len()).checked_sub(now.len());
+    let old_start =
+        |at: usize| moved(at).and_then(|q| old.binary_search_by_key(&q, |s| s.start as usize).ok());
+    let (found, stopped) = scan(text, restart, |at| at >= settled && old_start(at).is_some());
+    let mut out: Vec<Span> = old.iter().take(first).copied().collect();
+    out.extend(found.chunks.iter().map(|c| c.span));
+    if let Some(j) = stopped.and_then(old_start) {
+        let shift = |x: u32| (x as usize + now.len() - was.len()) as u32;
+        out.extend(old.iter().skip(j).map(|s| Span {
+            start: shift(s.start),
+            end: shift(s.end),
+        }));
+    }
+    out
+}
+
+/// Scan `text` from byte `from` (a chunk start, or 0) until its end, or
+/// until a chunk start that `stop` accepts (returned: the chunks found end
+/// there).
+fn scan(text: &str, from: usize, mut stop: impl FnMut(usize) -> bool) -> (Split, Option<usize>) {
     let bytes = text.as_bytes();
     let mut out = Split::default();
-    let mut chunk_start = 0usize;
+    let mut chunk_start = from;
     let mut depth = 0usize;
     let mut too_deep_at = None;
     let mut unterminated: Option<usize> = None;
-    let mut i = 0usize;
+    let mut i = from;
     let mut line_start = true;
 
     let close_chunk = |out: &mut Split,
@@ -125,6 +177,9 @@ pub fn split(text: &str) -> Split {
             );
             chunk_start = i;
             depth = 0;
+            if stop(i) {
+                return (out, Some(i));
+            }
         }
         line_start = false;
         match b {
@@ -202,7 +257,7 @@ pub fn split(text: &str) -> Split {
         &mut too_deep_at,
         &mut unterminated,
     );
-    out
+    (out, None)
 }
 
 #[cfg(test)]
@@ -228,6 +283,73 @@ mod tests {
     fn reports_unterminated_tokens() {
         let s = split("policy a\nrite x \"open\n/* never closed");
         assert_eq!(s.problems.len(), 2);
+    }
+
+    #[test]
+    fn chunks_after_an_edit_are_the_chunks_of_the_text() {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+        let mut texts: Vec<String> = std::fs::read_dir(examples)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pmf"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        texts.push(String::new());
+        assert!(texts.len() > 3);
+        // What edits insert: keywords at line starts, line ends, comment
+        // and string marks, whole declarations.
+        let pieces = [
+            "\n",
+            "authority X \"x\" governs y\n",
+            "rite",
+            "\nrite q \"w\"\n",
+            "/*",
+            "*/",
+            "\"",
+            "//",
+            "  ",
+            "{",
+            "}",
+            "x",
+            "\ncategory c \"c\" covers power\n",
+        ];
+        let mut seed = 0x2545_f491_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        for text in texts {
+            let mut text = text;
+            let mut spans: Vec<Span> = split(&text).chunks.iter().map(|c| c.span).collect();
+            for step in 0..400 {
+                let mut at = next(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut edited = text.clone();
+                if next(2) == 0 {
+                    edited.insert_str(at, pieces[next(pieces.len())]);
+                } else {
+                    let mut end = (at + next(40)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    edited.replace_range(at..end, "");
+                }
+                let after = chunk_spans_after(&spans, &text, &edited);
+                let whole: Vec<Span> = split(&edited).chunks.iter().map(|c| c.span).collect();
+                assert_eq!(
+                    after, whole,
+                    "step {step} at {at}: {:?} -> {:?}",
+                    &text, &edited
+                );
+                text = edited;
+                spans = after;
+            }
+        }
     }
 
     #[test]
