@@ -75,6 +75,9 @@ fn summary(loaded: &crate::runtime::plan::LoadedPlan) -> String {
     for ((ty, cats), n) in &by_change {
         let _ = writeln!(out, "          {ty} / {cats}: {n}");
     }
+    if let Some(left_out) = plan.totals.not_planned.described() {
+        let _ = writeln!(out, "not planned {left_out}");
+    }
     if needs.is_empty() {
         let _ = writeln!(out, "approvals none needed");
     } else {

@@ -431,6 +431,8 @@ pub struct Overview {
     pub plan_types: BTreeMap<String, usize>,
     /// Whether each `--partner` pattern matched some partner of the plan.
     pub partner_hits: Vec<bool>,
+    /// What the plan's inputs held for partners it does not hold.
+    pub not_planned: crate::runtime::plan::NotPlanned,
 }
 
 /// What `read` does with the matching entries besides counting them.
@@ -457,6 +459,7 @@ pub fn read(
     let mut plan_partners = 0;
     let mut plan_types: BTreeMap<String, usize> = BTreeMap::new();
     let mut partner_hits = vec![false; filters.partners.len()];
+    let mut not_planned = crate::runtime::plan::NotPlanned::default();
     let mut heap = BinaryHeap::new();
     let write_error = |e: std::io::Error| UsageError(format!("cannot write the output: {e}"));
     if let Keep::Json(w) = &mut keep {
@@ -474,7 +477,7 @@ pub fn read(
         };
         match item {
             PlanItem::Header(h) => header = Some(*h),
-            PlanItem::Totals(_) => {}
+            PlanItem::Totals(t) => not_planned = t.not_planned,
             PlanItem::Entry(e) => {
                 plan_partners += 1;
                 if !filters.types.is_empty() {
@@ -522,6 +525,7 @@ pub fn read(
         filters: filters.described(),
         plan_types,
         partner_hits,
+        not_planned,
     })
 }
 
@@ -568,6 +572,9 @@ impl Overview {
                 plural(self.plan_partners),
                 self.filters.join(" ")
             ));
+        }
+        if let Some(left_out) = self.not_planned.described() {
+            out.push_str(&format!("  not planned {left_out}\n"));
         }
         if c.partners == 0 {
             return out;
@@ -697,6 +704,7 @@ impl Overview {
                 "policy": self.header.policy,
                 "created_at": self.header.created_at,
                 "partners": self.plan_partners,
+                "not_planned": self.not_planned,
             }),
         );
         m.insert("totals".into(), self.counts.json());

@@ -222,6 +222,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
             by_type: BTreeMap::from([(migration, 1)]),
             by_band: BTreeMap::from([("unknown".to_string(), 1)]),
             by_action: BTreeMap::from([("fallback".to_string(), 1)]),
+            not_planned: Default::default(),
         },
         entries: vec![entry],
     };

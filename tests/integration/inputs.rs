@@ -750,4 +750,26 @@ fn targets_and_metrics_of_partners_not_planned_are_named() {
     );
     let plan = std::fs::read_to_string(dir.join("plan.json")).unwrap();
     assert!(!plan.contains("p-0O2") && !plan.contains("p-9001"));
+    // The plan records what was left out, and its reviewers see it.
+    let left_out = "targets of 1 partner and metrics of 2 partners the partner file does not hold";
+    let o = pmf(dir, &["plan", "show", "plan.json"]);
+    assert!(
+        text(&o.stdout).contains(&format!("not planned {left_out}")),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = pmf(dir, &["plan", "show", "plan.json", "--format", "json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        shown["plan"]["not_planned"],
+        serde_json::json!({"targets": 1, "observed": 2})
+    );
+    let key = fleet("keys/TSC.key");
+    let o = pmf(dir, &["approve", "plan.json", "--key", &key, "--yes"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!("not planned {left_out}")),
+        "{}",
+        text(&o.stderr)
+    );
 }

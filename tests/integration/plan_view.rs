@@ -544,8 +544,14 @@ fn large_plans_show_a_bounded_table() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let shown = text(&o.stdout);
     assert!(shown.contains("\n3000 partners\n"), "{shown}");
-    // Title, count, four totals, a blank line, the header and five rows.
-    assert_eq!(shown.lines().count(), 7 + 1 + 5 + 1, "{shown}");
+    // The fleet's targets and metrics name none of these partners.
+    assert!(
+        shown.contains("not planned targets of 14 partners and metrics of 35 partners"),
+        "{shown}"
+    );
+    // Title, count, what was not planned, four totals, a blank line, the
+    // header and five rows.
+    assert_eq!(shown.lines().count(), 8 + 1 + 5 + 1, "{shown}");
     assert!(shown.contains("… and 2995 more partners"), "{shown}");
     let o = pmf(d, &["plan", "diff", "many.json", "many.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));

@@ -183,6 +183,46 @@ pub struct Totals {
     pub by_band: BTreeMap<String, usize>,
     /// By predicted action.
     pub by_action: BTreeMap<String, usize>,
+    /// What the inputs held for partners the plan does not hold (absent
+    /// when nothing: plans without it read as such).
+    #[serde(default, skip_serializing_if = "NotPlanned::is_nothing")]
+    pub not_planned: NotPlanned,
+}
+
+/// Entries of the target and observed files for partners that are not in
+/// the partner file (a plan of a part of a fleet, `pmf plan --subset`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotPlanned {
+    /// Partners with a target of their own that were not planned.
+    pub targets: usize,
+    /// Partners with observed metrics that were not planned.
+    pub observed: usize,
+}
+
+impl NotPlanned {
+    /// Whether the inputs held nothing for partners not planned.
+    pub fn is_nothing(&self) -> bool {
+        self.targets == 0 && self.observed == 0
+    }
+
+    /// What a reviewer is told (`targets of 2 partners and metrics of 1
+    /// partner the partner file does not hold`), or `None`.
+    pub fn described(&self) -> Option<String> {
+        let count = |n: usize, what: &str| match n {
+            0 => None,
+            1 => Some(format!("{what} of 1 partner")),
+            n => Some(format!("{what} of {n} partners")),
+        };
+        let parts: Vec<String> = [
+            count(self.targets, "targets"),
+            count(self.observed, "metrics"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty())
+            .then(|| format!("{} the partner file does not hold", parts.join(" and ")))
+    }
 }
 
 /// A whole plan file.
@@ -927,7 +967,11 @@ pub fn write_plan(
                 .partners
                 .unchanged()
                 .map_err(PlanError::Input)?;
-            let totals = counts.totals(policy);
+            let mut totals = counts.totals(policy);
+            totals.not_planned = NotPlanned {
+                targets: unplanned.0.0,
+                observed: unplanned.1.0,
+            };
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
@@ -1035,6 +1079,8 @@ impl Counts {
                 .filter(|(_, n)| *n > 0)
                 .map(|(a, n)| (a.as_str().to_string(), n))
                 .collect(),
+            // Counted by the caller, once the inputs are all read.
+            not_planned: NotPlanned::default(),
         }
     }
 }
