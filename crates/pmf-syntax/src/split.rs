@@ -101,12 +101,9 @@ pub fn split(text: &str) -> Split {
 /// rest is the old chunks, moved).
 pub fn chunk_spans_after(old: &[Span], old_text: &str, text: &str) -> Vec<Span> {
     let (was, now) = (old_text.as_bytes(), text.as_bytes());
-    let prefix = was.iter().zip(now).take_while(|(a, b)| a == b).count();
+    let prefix = common_prefix(was, now);
     let most = was.len().min(now.len()) - prefix;
-    let suffix = (was.iter().rev().zip(now.iter().rev()))
-        .take(most)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let suffix = common_suffix(was, now, most);
     // A chunk start depends on the bytes of its keyword and the one after:
     // the scan starts at the last chunk start those are all unchanged for
     // (the text's start is one whatever follows).
@@ -137,6 +134,41 @@ pub fn chunk_spans_after(old: &[Span], old_text: &str, text: &str) -> Vec<Span> 
         }));
     }
     out
+}
+
+/// Bytes compared at once while looking for the first difference (slices
+/// compare as one `memcmp`).
+const BLOCK: usize = 4096;
+
+/// How many bytes `a` and `b` begin with alike.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut n = 0;
+    while let (Some(x), Some(y)) = (a.get(n..n + BLOCK), b.get(n..n + BLOCK))
+        && x == y
+    {
+        n += BLOCK;
+    }
+    n + (a.iter().skip(n).zip(b.iter().skip(n)))
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// How many bytes `a` and `b` end with alike, at most `most`.
+fn common_suffix(a: &[u8], b: &[u8], most: usize) -> usize {
+    let mut n = 0;
+    while n + BLOCK <= most
+        && let (Some(x), Some(y)) = (
+            a.get(a.len() - n - BLOCK..a.len() - n),
+            b.get(b.len() - n - BLOCK..b.len() - n),
+        )
+        && x == y
+    {
+        n += BLOCK;
+    }
+    n + (a.iter().rev().skip(n).zip(b.iter().rev().skip(n)))
+        .take(most - n)
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Scan `text` from byte `from` (a chunk start, or 0) until its end, or
@@ -350,6 +382,21 @@ mod tests {
                 spans = after;
             }
         }
+    }
+
+    #[test]
+    fn common_ends_are_found_across_blocks() {
+        let a: Vec<u8> = (0..3 * BLOCK + 17).map(|i| (i % 251) as u8).collect();
+        for at in [0, 1, BLOCK - 1, BLOCK, BLOCK + 5, 2 * BLOCK, a.len() - 1] {
+            let mut b = a.clone();
+            b.insert(at, 255);
+            assert_eq!(common_prefix(&a, &b), at, "{at}");
+            let most = a.len() - at;
+            assert_eq!(common_suffix(&a, &b, most), a.len() - at, "{at}");
+            assert_eq!(common_suffix(&a, &b, 3), 3.min(a.len() - at), "{at}");
+        }
+        assert_eq!(common_prefix(&a, &a), a.len());
+        assert_eq!(common_suffix(&a, &a, a.len()), a.len());
     }
 
     #[test]
