@@ -1778,6 +1778,38 @@ mod tests {
         assert!(d.message.starts_with("expected "), "{}", d.message);
     }
 
+    /// pest is built without its stack probe: the nesting bounds of
+    /// `split.rs` (brackets, and set types apart) are what keep its
+    /// recursion shallow. At the bounds, a chunk parses on a small stack;
+    /// past them, however deep, it is PMF002 and never reaches pest.
+    #[test]
+    fn nesting_at_the_bounds_parses_on_a_small_stack() {
+        let run = |text: String| {
+            std::thread::Builder::new()
+                .stack_size(512 * 1024)
+                .spawn(move || parse("f.pmf", &text).diagnostics)
+                .expect("spawn")
+                .join()
+                .expect("no overflow")
+        };
+        let n = MAX_NESTING;
+        let set_type = |n: usize| format!("{}number{}", "set<".repeat(n), ">".repeat(n));
+        let record = |n: usize| format!("{}number{}", "{ a: ".repeat(n), " }".repeat(n));
+        let at_bounds = format!(
+            "policy p\npartner {{\n  x: {}\n  y: {}\n}}\nceiling x < {}1{}\n",
+            set_type(n),
+            record(n - 1),
+            "(".repeat(n),
+            ")".repeat(n)
+        );
+        assert!(run(at_bounds).is_empty());
+        for deep in [n + 1, 100_000] {
+            let text = format!("policy p\npartner {{\n  x: {}\n}}\n", set_type(deep));
+            let codes: Vec<Code> = run(text).iter().map(|d| d.code).collect();
+            assert_eq!(codes, vec![Code::NestingTooDeep], "{deep}");
+        }
+    }
+
     #[test]
     fn calling_a_path_says_what_was_expected() {
         let text = "ceiling power <= partner.max(1)\n";
