@@ -1516,8 +1516,7 @@ impl Builder<'_> {
                 }
             }
             Rule::set_lit => {
-                let items: Vec<(Expr, usize)> =
-                    children(pair).map(|p| self.expr_deep(p)).collect();
+                let items: Vec<(Expr, usize)> = children(pair).map(|p| self.expr_deep(p)).collect();
                 ExprKind::Set(deepest(items))
             }
             Rule::version_lit => ExprKind::Version(pair.as_str().to_string()),
@@ -1844,9 +1843,18 @@ mod tests {
     #[test]
     fn the_depth_kept_while_building_is_the_depth_of_the_tree() {
         let texts = [
-            "a", "not -a", "a + b * c - d / e", "a or b or c and d", "len(a) > max(b, c + 1)",
-            "[a, [b, c], []] == x", "(((a)))", "a and (b or (c and not d))",
-            "f(a)", "a.b(c)", "1.2.3 < a.version", "not not not a in b",
+            "a",
+            "not -a",
+            "a + b * c - d / e",
+            "a or b or c and d",
+            "len(a) > max(b, c + 1)",
+            "[a, [b, c], []] == x",
+            "(((a)))",
+            "a and (b or (c and not d))",
+            "f(a)",
+            "a.b(c)",
+            "1.2.3 < a.version",
+            "not not not a in b",
         ];
         for t in texts {
             let pair = PestParser::parse(Rule::expr, t)

@@ -103,7 +103,11 @@ fn opens_set(bytes: &[u8], at: usize, comments: &[Span]) -> bool {
     let mut j = at;
     let mut k = comments.len();
     loop {
-        while j > 0 && bytes.get(j - 1).is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+        while j > 0
+            && bytes
+                .get(j - 1)
+                .is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
             j -= 1;
         }
         match k.checked_sub(1).and_then(|p| comments.get(p)) {
@@ -317,6 +321,11 @@ mod tests {
             "policy a\npartner {{\n{}}}\n",
             "  x: set<set<string>>\n".repeat(200)
         );
-        assert!(split(&siblings).chunks.iter().all(|c| c.too_deep_at.is_none()));
+        assert!(
+            split(&siblings)
+                .chunks
+                .iter()
+                .all(|c| c.too_deep_at.is_none())
+        );
     }
 }

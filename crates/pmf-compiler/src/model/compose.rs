@@ -616,9 +616,35 @@ mod tests {
     #[test]
     fn the_fingerprint_hashes_the_normalized_text() {
         let pieces = [
-            "override ", "rule", " ", "\t", "\n", "\r\n", "\u{b}", "\u{c}", "\u{a0}", "\u{2028}",
-            "\u{3000}", "é", "名", "🦀", "// line\n", "// open", "/* block */", "/*/ x */", "/* open",
-            "\"s\"", "\"a \\\" b\"", "\"\\\\\"", "\"é \\é\"", "\"open", "/", "*", "a", ">=", "\\",
+            "override ",
+            "rule",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\u{b}",
+            "\u{c}",
+            "\u{a0}",
+            "\u{2028}",
+            "\u{3000}",
+            "é",
+            "名",
+            "🦀",
+            "// line\n",
+            "// open",
+            "/* block */",
+            "/*/ x */",
+            "/* open",
+            "\"s\"",
+            "\"a \\\" b\"",
+            "\"\\\\\"",
+            "\"é \\é\"",
+            "\"open",
+            "/",
+            "*",
+            "a",
+            ">=",
+            "\\",
         ];
         let mut texts: Vec<String> = Vec::new();
         for a in pieces {
