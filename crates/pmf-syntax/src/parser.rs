@@ -1683,7 +1683,6 @@ mod tests {
     /// the insides of tokens.
     const NEVER_EXPECTED: &[Rule] = &[
         Rule::WHITESPACE,
-        Rule::COMMENT,
         Rule::line_comment,
         Rule::block_comment,
         Rule::chunk,
