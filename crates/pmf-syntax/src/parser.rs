@@ -675,13 +675,18 @@ impl Builder<'_> {
         }
     }
 
-    /// The names among `pairs`, in a vector of their number (counted
-    /// first: collected from a filter and shrunk, a path's names took two
-    /// allocations and a copy).
-    fn idents<'i>(&self, pairs: impl Iterator<Item = Pair<'i, Rule>> + Clone) -> Vec<Ident> {
-        let is_ident = |p: &Pair<'i, Rule>| p.as_rule() == Rule::ident;
-        let mut out = Vec::with_capacity(pairs.clone().filter(is_ident).count());
-        out.extend(pairs.filter(is_ident).map(|p| self.ident(p)));
+    /// The names among `pairs`, in a vector with room for all of `pairs`
+    /// (collected from a filter, it had room for four, and a name or two
+    /// then took a second allocation and a copy to shrink it), shrunk only
+    /// when something else was among them.
+    fn idents<'i>(&self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Ident> {
+        let (_, most) = pairs.size_hint();
+        let mut out = Vec::with_capacity(most.unwrap_or(0));
+        out.extend(
+            pairs
+                .filter(|p| p.as_rule() == Rule::ident)
+                .map(|p| self.ident(p)),
+        );
         tight(out)
     }
 
@@ -1530,7 +1535,7 @@ impl Builder<'_> {
 }
 
 /// The children of `pair` without keyword tokens.
-fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> + Clone {
+fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
     pair.into_inner().filter(|p| !is_keyword_rule(p.as_rule()))
 }
 
