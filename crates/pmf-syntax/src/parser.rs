@@ -1341,7 +1341,11 @@ impl Builder<'_> {
     /// as the tree is built rather than by walking it again).
     fn expr_deep(&mut self, pair: Pair<Rule>) -> (Expr, usize) {
         let span = self.span(&pair);
-        let items: Vec<Pair<Rule>> = children(pair).collect();
+        // Room for every pair at once (collected from a filter, the list
+        // grew from four, twice for most expressions).
+        let pairs = pair.into_inner();
+        let mut items: Vec<Pair<Rule>> = Vec::with_capacity(pairs.len());
+        items.extend(pairs.filter(|p| !is_keyword_rule(p.as_rule())));
         let mut pos = 0;
         let (e, d) = self.climb(&items, &mut pos, 0);
         if d > MAX_EXPR_DEPTH {
