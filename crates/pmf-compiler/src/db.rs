@@ -675,16 +675,41 @@ pub(crate) fn typed_items(
         .collect()
 }
 
+/// The partner schema of a file's effective policy as one record type
+/// ([`crate::model::types::schema`]): built once for the check families,
+/// which each built it for its own [`Context`] (thousands of fields, lowered
+/// and indexed five times over).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn policy_schema(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> crate::model::types::Type {
+    crate::model::types::schema(&resolve(db, ws, file).policy)
+}
+
+/// The checks' [`Context`] of a file's effective policy, with the schema
+/// built once ([`policy_schema`]).
+fn context(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Context<'_> {
+    Context::with_schema(
+        &resolve(db, ws, file).policy,
+        policy_schema(db, ws, file).clone(),
+    )
+}
+
 /// Type-check every expression of a file's effective policy.
 #[salsa::tracked(returns(ref))]
 pub fn type_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     // The type checks read fields and expressions only (a test holds that
-    // they find the same on the whole policy).
+    // they find the same on the whole policy), with the shared schema.
     let policy = EffectivePolicy {
         items: typed_items(db, ws, file).clone(),
         ..EffectivePolicy::default()
     };
-    check::types::check(&Context::new(&policy))
+    check::types::check(&Context::with_schema(
+        &policy,
+        policy_schema(db, ws, file).clone(),
+    ))
 }
 
 /// The compiled phase graph of a file's effective policy (in stable
@@ -697,14 +722,14 @@ pub fn phase_graph(
 ) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
     let policy = &resolve(db, ws, file).policy;
     let graph = PhaseGraph::build(policy);
-    let diags = check::flow::check(&Context::new(policy), graph.as_ref());
+    let diags = check::flow::check(&context(db, ws, file), graph.as_ref());
     (graph, diags)
 }
 
 /// Names, health, governance, key, migration and ceiling checks.
 #[salsa::tracked(returns(ref))]
 pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let cx = Context::new(&resolve(db, ws, file).policy);
+    let cx = context(db, ws, file);
     let mut out = check::names::check(&cx);
     out.extend(check::health::check(&cx));
     out.extend(check::governance::check(&cx));
@@ -737,7 +762,7 @@ pub(crate) fn test_checks(
     if expanded.tests.is_empty() && expanded.fixtures.is_empty() {
         return expanded.diagnostics.clone();
     }
-    let cx = Context::new(&resolve(db, ws, file).policy);
+    let cx = context(db, ws, file);
     let mut out = expanded.diagnostics.clone();
     out.extend(check::test_blocks::check(
         &cx,
@@ -751,9 +776,8 @@ pub(crate) fn test_checks(
 /// Warnings about what the file itself declares.
 #[salsa::tracked(returns(ref))]
 pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    let policy = &resolve(db, ws, file).policy;
     let (graph, _) = phase_graph(db, ws, file);
-    check::lints::check(&Context::new(policy), graph.as_ref(), file.path(db))
+    check::lints::check(&context(db, ws, file), graph.as_ref(), file.path(db))
 }
 
 /// Every diagnostic of a file, sorted and without duplicates.
@@ -813,22 +837,29 @@ type Family = fn(&dyn salsa::Database, Workspace, SourceFile);
 /// The check families [`stable_check`] runs for `file` (after resolving
 /// its policy, which this resolves): none without a header or with a
 /// parent missing, the lints only without a syntax error.
+///
+/// In the order [`Session::check_families`] spawns them: a rayon scope's
+/// own thread runs the last spawned first and a thread that steals takes
+/// the first, so the longest (the policy checks) comes first and the next
+/// longest (the lints, then type inference) last; the short ones fill in.
+/// (Spawned the other way round, the policy checks started last and ran
+/// alone for the last 6% of the 100k-line check.)
 fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Family> {
     if stable_header(db, file).is_none() || !parents_resolved(resolve(db, ws, file)) {
         return Vec::new();
     }
     let mut out: Vec<Family> = vec![
         |db, ws, file| {
-            type_check(db, ws, file);
+            policy_checks(db, ws, file);
         },
         |db, ws, file| {
             phase_graph(db, ws, file);
         },
         |db, ws, file| {
-            policy_checks(db, ws, file);
+            test_checks(db, ws, file);
         },
         |db, ws, file| {
-            test_checks(db, ws, file);
+            type_check(db, ws, file);
         },
     ];
     if !syntax_broken(db, file) {
@@ -951,5 +982,41 @@ mod tests {
             "{} files, {found} findings",
             files.len()
         );
+    }
+
+    /// The schema the check families share is the one each built for
+    /// itself, on every example policy (and the stdlib alone).
+    #[test]
+    fn the_shared_schema_is_the_schema_of_the_policy() {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+        let mut files = vec![std::path::PathBuf::from(examples).join("none.pmf")];
+        let mut stack = vec![std::path::PathBuf::from(examples)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "pmf") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut checked = 0;
+        for path in files {
+            let mut session = Session::default();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let file = session.set_file(&path.display().to_string(), text);
+            let (db, ws) = (session.db(), session.workspace);
+            let policy = &resolve(db, ws, file).policy;
+            assert_eq!(
+                policy_schema(db, ws, file),
+                &crate::model::types::schema(policy),
+                "{}",
+                path.display()
+            );
+            assert_eq!(context(db, ws, file).schema, Context::new(policy).schema);
+            checked += 1;
+        }
+        assert!(checked > 3, "only {checked} policies");
     }
 }

@@ -675,13 +675,19 @@ impl Builder<'_> {
         }
     }
 
+    /// The names among `pairs`, in a vector with room for all of `pairs`
+    /// (collected from a filter, it had room for four, and a name or two
+    /// then took a second allocation and a copy to shrink it), shrunk only
+    /// when something else was among them.
     fn idents<'i>(&self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Ident> {
-        tight(
+        let (_, most) = pairs.size_hint();
+        let mut out = Vec::with_capacity(most.unwrap_or(0));
+        out.extend(
             pairs
                 .filter(|p| p.as_rule() == Rule::ident)
-                .map(|p| self.ident(p))
-                .collect(),
-        )
+                .map(|p| self.ident(p)),
+        );
+        tight(out)
     }
 
     fn string(&self, pair: Pair<Rule>) -> StrLit {
@@ -1328,11 +1334,21 @@ impl Builder<'_> {
 
     /// Build an expression by precedence climbing over pest's flat list.
     fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        self.expr_deep(pair).0
+    }
+
+    /// [`Builder::expr`] and the depth of what it built ([`depth`], found
+    /// as the tree is built rather than by walking it again).
+    fn expr_deep(&mut self, pair: Pair<Rule>) -> (Expr, usize) {
         let span = self.span(&pair);
-        let items: Vec<Pair<Rule>> = children(pair).collect();
+        // Room for every pair at once (collected from a filter, the list
+        // grew from four, twice for most expressions).
+        let pairs = pair.into_inner();
+        let mut items: Vec<Pair<Rule>> = Vec::with_capacity(pairs.len());
+        items.extend(pairs.filter(|p| !is_keyword_rule(p.as_rule())));
         let mut pos = 0;
-        let e = self.climb(&items, &mut pos, 0);
-        if depth(&e) > MAX_EXPR_DEPTH {
+        let (e, d) = self.climb(&items, &mut pos, 0);
+        if d > MAX_EXPR_DEPTH {
             self.diagnostics.push(
                 Diagnostic::new(
                     Code::NestingTooDeep,
@@ -1343,13 +1359,13 @@ impl Builder<'_> {
                 .with_label("this expression is too deep")
                 .with_help("split it into several named rules"),
             );
-            return error_expr(span);
+            return (error_expr(span), 1);
         }
-        e
+        (e, d)
     }
 
-    fn climb(&mut self, items: &[Pair<Rule>], pos: &mut usize, min_prec: u8) -> Expr {
-        let mut lhs = self.unary(items, pos);
+    fn climb(&mut self, items: &[Pair<Rule>], pos: &mut usize, min_prec: u8) -> (Expr, usize) {
+        let (mut lhs, mut lhs_depth) = self.unary(items, pos);
         while let Some(op_pair) = items.get(*pos) {
             let Some(op) = binary_op(op_pair) else { break };
             let prec = op.precedence();
@@ -1357,19 +1373,19 @@ impl Builder<'_> {
                 break;
             }
             *pos += 1;
-            let rhs = self.climb(items, pos, prec + 1);
+            let (rhs, rhs_depth) = self.climb(items, pos, prec + 1);
             let span = lhs.span.cover(rhs.span);
             // The depth is checked on what is new: a chain grows by one
             // operand at a time, and walking all of it again for each
             // would be quadratic in its length.
             let too_deep = match (op, &lhs.kind) {
                 (BinaryOp::And | BinaryOp::Or, ExprKind::Chain(chained, _)) if *chained == op => {
-                    depth(&rhs) >= MAX_EXPR_DEPTH
+                    rhs_depth >= MAX_EXPR_DEPTH
                 }
-                (BinaryOp::And | BinaryOp::Or, _) => depth(&lhs).max(depth(&rhs)) >= MAX_EXPR_DEPTH,
+                (BinaryOp::And | BinaryOp::Or, _) => lhs_depth.max(rhs_depth) >= MAX_EXPR_DEPTH,
                 _ => false,
             };
-            lhs = match (op, lhs) {
+            (lhs, lhs_depth) = match (op, lhs) {
                 // `a or b or c` is one chain, not `(a or b) or c` nested.
                 (
                     BinaryOp::And | BinaryOp::Or,
@@ -1379,30 +1395,39 @@ impl Builder<'_> {
                     },
                 ) if chained == op => {
                     operands.push(rhs);
-                    Expr {
-                        kind: ExprKind::Chain(op, operands),
-                        span,
-                    }
+                    (
+                        Expr {
+                            kind: ExprKind::Chain(op, operands),
+                            span,
+                        },
+                        lhs_depth.max(rhs_depth + 1),
+                    )
                 }
-                (BinaryOp::And | BinaryOp::Or, lhs) => Expr {
-                    kind: ExprKind::Chain(op, vec![lhs, rhs]),
-                    span,
-                },
-                (op, lhs) => Expr {
-                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                    span,
-                },
+                (BinaryOp::And | BinaryOp::Or, lhs) => (
+                    Expr {
+                        kind: ExprKind::Chain(op, vec![lhs, rhs]),
+                        span,
+                    },
+                    lhs_depth.max(rhs_depth) + 1,
+                ),
+                (op, lhs) => (
+                    Expr {
+                        kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                        span,
+                    },
+                    lhs_depth.max(rhs_depth) + 1,
+                ),
             };
-            let too_deep =
-                too_deep || (!matches!(lhs.kind, ExprKind::Chain(..)) && depth_exceeds(&lhs));
+            let too_deep = too_deep
+                || (!matches!(lhs.kind, ExprKind::Chain(..)) && lhs_depth > MAX_EXPR_DEPTH);
             if too_deep {
-                return tight_chain(lhs);
+                return (tight_chain(lhs), lhs_depth);
             }
         }
-        tight_chain(lhs)
+        (tight_chain(lhs), lhs_depth)
     }
 
-    fn unary(&mut self, items: &[Pair<Rule>], pos: &mut usize) -> Expr {
+    fn unary(&mut self, items: &[Pair<Rule>], pos: &mut usize) -> (Expr, usize) {
         let mut ops = Vec::new();
         while let Some(p) = items.get(*pos) {
             match p.as_rule() {
@@ -1412,19 +1437,20 @@ impl Builder<'_> {
             }
             *pos += 1;
         }
-        let mut e = match items.get(*pos) {
+        let (mut e, d) = match items.get(*pos) {
             Some(p) => {
                 *pos += 1;
                 self.primary(p.clone())
             }
-            None => error_expr(Place::default()),
+            None => (error_expr(Place::default()), 1),
         };
         if let Some(&(_, start)) = ops.first()
             && ops.len() > MAX_EXPR_DEPTH
         {
             let span = start.cover(e.span);
-            return nested_error(span, ops.len());
+            return (nested_error(span, ops.len()), MAX_EXPR_DEPTH + 2);
         }
+        let d = d + ops.len();
         for (op, op_span) in ops.into_iter().rev() {
             let span = op_span.cover(e.span);
             e = Expr {
@@ -1432,22 +1458,30 @@ impl Builder<'_> {
                 span,
             };
         }
-        e
+        (e, d)
     }
 
-    fn primary(&mut self, pair: Pair<Rule>) -> Expr {
+    /// An operand and its depth.
+    fn primary(&mut self, pair: Pair<Rule>) -> (Expr, usize) {
         let span = self.span(&pair);
+        // Leaves are one level deep; calls and sets one more than their
+        // deepest argument.
+        let mut depth = 1;
+        let mut deepest = |args: Vec<(Expr, usize)>| -> Vec<Expr> {
+            depth = 1 + args.iter().map(|(_, d)| *d).max().unwrap_or(0);
+            tight(args.into_iter().map(|(e, _)| e).collect())
+        };
         let kind = match pair.as_rule() {
             Rule::paren => {
                 return pair
                     .into_inner()
                     .next()
-                    .map(|p| self.expr(p))
-                    .map(|mut e| {
+                    .map(|p| self.expr_deep(p))
+                    .map(|(mut e, d)| {
                         e.span = span;
-                        e
+                        (e, d)
                     })
-                    .unwrap_or_else(|| error_expr(span));
+                    .unwrap_or_else(|| (error_expr(span), 1));
             }
             Rule::path_expr => {
                 let mut inner = children(pair);
@@ -1458,10 +1492,14 @@ impl Builder<'_> {
                 match inner.next() {
                     None => ExprKind::Path(segs),
                     Some(args) => {
-                        let args: Vec<Expr> = tight(children(args).map(|p| self.expr(p)).collect());
+                        let args: Vec<(Expr, usize)> =
+                            children(args).map(|p| self.expr_deep(p)).collect();
+                        let args = deepest(args);
                         match <[Ident; 1]>::try_from(segs) {
                             Ok([name]) => ExprKind::Call(Box::new(Call { name, args })),
                             Err(segs) => {
+                                // An error is a leaf, whatever its arguments.
+                                depth = 1;
                                 let path_span = segs.first().map_or(span, |f| {
                                     f.span.cover(segs.last().map_or(f.span, |l| l.span))
                                 });
@@ -1486,14 +1524,17 @@ impl Builder<'_> {
                     }
                 }
             }
-            Rule::set_lit => ExprKind::Set(tight(children(pair).map(|p| self.expr(p)).collect())),
+            Rule::set_lit => {
+                let items: Vec<(Expr, usize)> = children(pair).map(|p| self.expr_deep(p)).collect();
+                ExprKind::Set(deepest(items))
+            }
             Rule::version_lit => ExprKind::Version(pair.as_str().to_string()),
             Rule::number => ExprKind::Number(Number(pair.as_str().parse().unwrap_or(f64::NAN))),
             Rule::string => ExprKind::Str(self.string(pair).value),
             Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
             _ => ExprKind::Error,
         };
-        Expr { kind, span }
+        (Expr { kind, span }, depth)
     }
 }
 
@@ -1558,10 +1599,6 @@ fn nested_error(span: Place, _n: usize) -> Expr {
         };
     }
     e
-}
-
-fn depth_exceeds(e: &Expr) -> bool {
-    depth(e) > MAX_EXPR_DEPTH
 }
 
 /// Depth of an expression tree, counted without recursion.
@@ -1655,7 +1692,6 @@ mod tests {
     /// the insides of tokens.
     const NEVER_EXPECTED: &[Rule] = &[
         Rule::WHITESPACE,
-        Rule::COMMENT,
         Rule::line_comment,
         Rule::block_comment,
         Rule::chunk,
@@ -1776,6 +1812,102 @@ mod tests {
         let d = &parse("f.pmf", text).diagnostics[0];
         assert!(!d.message.contains("declaration keyword"), "{}", d.message);
         assert!(d.message.starts_with("expected "), "{}", d.message);
+    }
+
+    /// pest is built without its stack probe: the nesting bounds of
+    /// `split.rs` (brackets, and set types apart) are what keep its
+    /// recursion shallow. At the bounds, a chunk parses on a small stack;
+    /// past them, however deep, it is PMF002 and never reaches pest.
+    #[test]
+    fn nesting_at_the_bounds_parses_on_a_small_stack() {
+        let run = |text: String| {
+            std::thread::Builder::new()
+                .stack_size(512 * 1024)
+                .spawn(move || parse("f.pmf", &text).diagnostics)
+                .expect("spawn")
+                .join()
+                .expect("no overflow")
+        };
+        let n = MAX_NESTING;
+        let set_type = |n: usize| format!("{}number{}", "set<".repeat(n), ">".repeat(n));
+        let record = |n: usize| format!("{}number{}", "{ a: ".repeat(n), " }".repeat(n));
+        let at_bounds = format!(
+            "policy p\npartner {{\n  x: {}\n  y: {}\n}}\nceiling x < {}1{}\n",
+            set_type(n),
+            record(n - 1),
+            "(".repeat(n),
+            ")".repeat(n)
+        );
+        assert!(run(at_bounds).is_empty());
+        for deep in [n + 1, 100_000] {
+            let text = format!("policy p\npartner {{\n  x: {}\n}}\n", set_type(deep));
+            let codes: Vec<Code> = run(text).iter().map(|d| d.code).collect();
+            assert_eq!(codes, vec![Code::NestingTooDeep], "{deep}");
+        }
+    }
+
+    /// The depth the builder keeps as it climbs is [`depth`] of what it
+    /// built, for every expression of these texts.
+    #[test]
+    fn the_depth_kept_while_building_is_the_depth_of_the_tree() {
+        let texts = [
+            "a",
+            "not -a",
+            "a + b * c - d / e",
+            "a or b or c and d",
+            "len(a) > max(b, c + 1)",
+            "[a, [b, c], []] == x",
+            "(((a)))",
+            "a and (b or (c and not d))",
+            "f(a)",
+            "a.b(c)",
+            "1.2.3 < a.version",
+            "not not not a in b",
+        ];
+        for t in texts {
+            let pair = PestParser::parse(Rule::expr, t)
+                .expect("parses")
+                .next()
+                .expect("an expression");
+            let mut diagnostics = Vec::new();
+            let mut builder = Builder {
+                file: "f.pmf",
+                comments: &[],
+                text: t,
+                offset: 0,
+                diagnostics: &mut diagnostics,
+            };
+            let (e, d) = builder.expr_deep(pair);
+            assert_eq!(d, depth(&e), "{t}");
+        }
+        let chain = |op: &str, n: usize| vec!["a"; n].join(op);
+        for n in [2, 127, 128, 129, 300] {
+            for text in [
+                chain(" + ", n),
+                chain(" or ", n),
+                format!("{}a{}", "(a + ".repeat(n.min(60)), ")".repeat(n.min(60))),
+                format!("{}a", "not ".repeat(n)),
+            ] {
+                let pair = PestParser::parse(Rule::expr, &text)
+                    .expect("parses")
+                    .next()
+                    .expect("an expression");
+                let mut diagnostics = Vec::new();
+                let mut builder = Builder {
+                    file: "f.pmf",
+                    comments: &[],
+                    text: &text,
+                    offset: 0,
+                    diagnostics: &mut diagnostics,
+                };
+                let (e, d) = builder.expr_deep(pair);
+                let walked = depth(&e);
+                assert!(
+                    d == walked || (d > MAX_EXPR_DEPTH && walked > MAX_EXPR_DEPTH),
+                    "{n}: {d} {walked}"
+                );
+            }
+        }
     }
 
     #[test]

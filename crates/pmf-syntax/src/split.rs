@@ -5,7 +5,11 @@
 //! the parser recovers: a syntax error in one declaration never hides the
 //! next one. The same scan collects comments, finds unterminated comments and
 //! strings, and measures bracket nesting so that pest's recursive descent is
-//! never handed input deep enough to overflow the stack.
+//! never handed input deep enough to overflow the stack. The angle brackets
+//! of set types (`set<set<T>>`) count as nesting too, apart from the other
+//! brackets: they are the one recursion of the grammar without `(`, `[` or
+//! `{`. (pest is built without its own stack probe, which cost a tenth of a
+//! parse: these bounds are what keeps its recursion shallow.)
 
 use super::span::Span;
 
@@ -30,7 +34,8 @@ pub const TOP_LEVEL_KEYWORDS: &[&str] = &[
     "fixture",
 ];
 
-/// Deepest bracket nesting a chunk may have.
+/// Deepest bracket nesting a chunk may have (and, apart, deepest nesting
+/// of set types).
 pub(crate) const MAX_NESTING: usize = 64;
 
 /// One top-level chunk of a file.
@@ -85,8 +90,38 @@ fn starts_top_level(text: &str, at: usize) -> bool {
 const fn is_special(b: u8) -> bool {
     matches!(
         b,
-        b'\n' | b'/' | b'"' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
+        b'\n' | b'/' | b'"' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>'
     )
+}
+
+/// True when the `<` at `at` follows the word `set`, with only white space
+/// and the comments found so far (`comments`, in order) between them: it
+/// may open a set type, one level of the grammar's recursion. Counting a
+/// `<` that does not (a comparison of a field named `set`) only makes the
+/// bound stricter.
+fn opens_set(bytes: &[u8], at: usize, comments: &[Span]) -> bool {
+    let mut j = at;
+    let mut k = comments.len();
+    loop {
+        while j > 0
+            && bytes
+                .get(j - 1)
+                .is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            j -= 1;
+        }
+        match k.checked_sub(1).and_then(|p| comments.get(p)) {
+            Some(c) if c.end as usize == j => {
+                j = c.start as usize;
+                k -= 1;
+            }
+            _ => break,
+        }
+    }
+    let word = j.checked_sub(3).and_then(|s| bytes.get(s..j));
+    let before = j.checked_sub(4).and_then(|b| bytes.get(b));
+    word == Some(b"set".as_slice())
+        && !before.is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
 }
 
 /// Scan `text` into chunks, comments and lexical problems.
@@ -179,6 +214,8 @@ fn scan(text: &str, from: usize, mut stop: impl FnMut(usize) -> bool) -> (Split,
     let mut out = Split::default();
     let mut chunk_start = from;
     let mut depth = 0usize;
+    // Open set types (`set<`), a nesting of their own.
+    let mut angles = 0usize;
     let mut too_deep_at = None;
     let mut unterminated: Option<usize> = None;
     let mut i = from;
@@ -209,6 +246,7 @@ fn scan(text: &str, from: usize, mut stop: impl FnMut(usize) -> bool) -> (Split,
             );
             chunk_start = i;
             depth = 0;
+            angles = 0;
             if stop(i) {
                 return (out, Some(i));
             }
@@ -271,6 +309,19 @@ fn scan(text: &str, from: usize, mut stop: impl FnMut(usize) -> bool) -> (Split,
             }
             b')' | b']' | b'}' => {
                 depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'<' => {
+                if opens_set(bytes, i, &out.comments) {
+                    angles += 1;
+                    if angles > MAX_NESTING && too_deep_at.is_none() {
+                        too_deep_at = Some(i);
+                    }
+                }
+                i += 1;
+            }
+            b'>' => {
+                angles = angles.saturating_sub(1);
                 i += 1;
             }
             _ => {
@@ -409,5 +460,41 @@ mod tests {
         let s = split(&deep);
         assert!(s.chunks[1].too_deep_at.is_some());
         assert!(s.chunks[0].too_deep_at.is_none());
+    }
+
+    #[test]
+    fn measures_the_nesting_of_set_types() {
+        let nested = |n: usize, open: &str| {
+            format!(
+                "policy a\npartner {{\n  x: {}number{}\n}}\n",
+                open.repeat(n),
+                ">".repeat(n)
+            )
+        };
+        // Comments and white space between `set` and `<` still open a level.
+        for open in ["set<", "set <", "set/* c */<", "set // c\n<"] {
+            let s = split(&nested(MAX_NESTING, open));
+            assert!(s.chunks[1].too_deep_at.is_none(), "{open:?}");
+            let s = split(&nested(MAX_NESTING + 1, open));
+            assert!(s.chunks[1].too_deep_at.is_some(), "{open:?}");
+        }
+        // Comparisons and arrows are not nesting, however many.
+        let many = format!(
+            "policy a\nceiling x < {}1\nflow f {{\n{}}}\n",
+            "partner.offset < 1 and ".repeat(200),
+            "  a -> b\n".repeat(200)
+        );
+        assert!(split(&many).chunks.iter().all(|c| c.too_deep_at.is_none()));
+        // Closed levels do not add up.
+        let siblings = format!(
+            "policy a\npartner {{\n{}}}\n",
+            "  x: set<set<string>>\n".repeat(200)
+        );
+        assert!(
+            split(&siblings)
+                .chunks
+                .iter()
+                .all(|c| c.too_deep_at.is_none())
+        );
     }
 }

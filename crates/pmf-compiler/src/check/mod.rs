@@ -15,7 +15,7 @@ pub mod types;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::model::types::{Type, schema};
+use crate::model::types::Type;
 use crate::model::{EffectivePolicy, Sourced};
 use pmf_syntax::ast::Authority;
 use pmf_syntax::ast::Ident;
@@ -48,8 +48,16 @@ pub(crate) struct Governor<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// A context for `policy`.
+    /// A context for `policy`, its schema built here (the database builds
+    /// it once for all the check families: [`Context::with_schema`]).
+    #[cfg(test)]
     pub fn new(policy: &'a EffectivePolicy) -> Self {
+        Context::with_schema(policy, crate::model::types::schema(policy))
+    }
+
+    /// The context of `policy` whose schema ([`crate::model::types::schema`]) is built
+    /// already (the database builds it once for every check family).
+    pub(crate) fn with_schema(policy: &'a EffectivePolicy, schema: Type) -> Self {
         let categories: Vec<&str> = policy
             .categories()
             .map(|(_, c)| c.name.name.as_str())
@@ -75,7 +83,7 @@ impl<'a> Context<'a> {
         }
         Context {
             policy,
-            schema: schema(policy),
+            schema,
             category_set: categories.iter().copied().collect(),
             categories,
             authorities,

@@ -171,17 +171,119 @@ pub fn keyword_span(text: &str, places: &PlaceMap, decl: &Decl) -> Place {
 
 /// A hash of the text of `span` normalized (see [`normalize`]): equal for
 /// definitions that differ only in layout and comments.
+///
+/// Every item of a policy is hashed, so this reads bytes rather than
+/// characters: ASCII is hashed as it is read, a character beyond it is
+/// decoded only to ask whether it is white space. A test holds it equal to
+/// hashing what [`normalize`] emits ([`fingerprint_of_normalized`]).
 fn fingerprint(text: &str, span: Span) -> u64 {
-    // FNV-1a: tiny and fast on short texts; 64 bits make a collision between
-    // two different definitions of one key negligible.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let slice = text.get(span.range()).unwrap_or("");
+    let slice = slice.strip_prefix("override").unwrap_or(slice);
+    let bytes = slice.as_bytes();
+    let mut hash = Fnv::default();
+    let mut i = 0;
+    let mut in_string = false;
+    let mut pending_space = false;
+    let mut started = false;
+    while let Some(&b) = bytes.get(i) {
+        if in_string {
+            // Bytes of a string, escapes and all, go in as they are: a
+            // character beyond ASCII is its bytes, none of them `"` or `\`.
+            hash.byte(b);
+            i += 1;
+            if b == b'\\' {
+                if let Some(&n) = bytes.get(i) {
+                    hash.byte(n);
+                    i += 1;
+                }
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = bytes
+                    .get(i + 2..)
+                    .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+                    .map_or(bytes.len(), |n| i + 2 + n + 1);
+                pending_space = true;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = slice
+                    .get(i + 2..)
+                    .and_then(|rest| rest.find("*/"))
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+                pending_space = true;
+            }
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' => {
+                pending_space = true;
+                i += 1;
+            }
+            0..0x80 => {
+                if pending_space && started {
+                    hash.byte(b' ');
+                }
+                pending_space = false;
+                started = true;
+                if b == b'"' {
+                    in_string = true;
+                }
+                hash.byte(b);
+                i += 1;
+            }
+            _ => {
+                let Some(c) = slice.get(i..).and_then(|rest| rest.chars().next()) else {
+                    break;
+                };
+                let len = c.len_utf8();
+                if c.is_whitespace() {
+                    pending_space = true;
+                } else {
+                    if pending_space && started {
+                        hash.byte(b' ');
+                    }
+                    pending_space = false;
+                    started = true;
+                    for &b in bytes.get(i..i + len).unwrap_or(&[]) {
+                        hash.byte(b);
+                    }
+                }
+                i += len;
+            }
+        }
+    }
+    hash.0
+}
+
+/// FNV-1a: tiny and fast on short texts; 64 bits make a collision between
+/// two different definitions of one key negligible.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn byte(&mut self, b: u8) {
+        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+/// The reference of [`fingerprint`]: the hash of the UTF-8 bytes of what
+/// [`normalize`] emits.
+#[cfg(test)]
+fn fingerprint_of_normalized(text: &str, span: Span) -> u64 {
+    let mut hash = Fnv::default();
     normalize(text, span, |c| {
         let mut buf = [0u8; 4];
         for b in c.encode_utf8(&mut buf).as_bytes() {
-            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            hash.byte(*b);
         }
     });
-    hash
+    hash.0
 }
 
 /// Feed `emit` the text of `span` without comments, with whitespace runs
@@ -502,4 +604,69 @@ pub fn compose<'a>(
         overridden,
     };
     (policy, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte-wise fingerprint hashes what `normalize` emits, on every
+    /// text made of these pieces (white space of all kinds, comments,
+    /// strings with escapes, characters beyond ASCII) and every span of it.
+    #[test]
+    fn the_fingerprint_hashes_the_normalized_text() {
+        let pieces = [
+            "override ",
+            "rule",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\u{b}",
+            "\u{c}",
+            "\u{a0}",
+            "\u{2028}",
+            "\u{3000}",
+            "é",
+            "名",
+            "🦀",
+            "// line\n",
+            "// open",
+            "/* block */",
+            "/*/ x */",
+            "/* open",
+            "\"s\"",
+            "\"a \\\" b\"",
+            "\"\\\\\"",
+            "\"é \\é\"",
+            "\"open",
+            "/",
+            "*",
+            "a",
+            ">=",
+            "\\",
+        ];
+        let mut texts: Vec<String> = Vec::new();
+        for a in pieces {
+            for b in pieces {
+                texts.push(format!("{a}{b}"));
+                for c in ["x", " ", "/* c */", "\"", "é"] {
+                    texts.push(format!("{a}{c}{b}"));
+                    texts.push(format!("{c}{a}{b}{c}"));
+                }
+            }
+        }
+        for text in &texts {
+            for start in 0..=text.len() {
+                for end in start..=text.len() {
+                    let span = Span::new(start, end);
+                    assert_eq!(
+                        fingerprint(text, span),
+                        fingerprint_of_normalized(text, span),
+                        "{text:?} {start}..{end}"
+                    );
+                }
+            }
+        }
+    }
 }
