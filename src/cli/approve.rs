@@ -36,12 +36,14 @@ pub struct ApproveArgs {
 
 /// What the signer is shown before signing: the plan, the policy, the
 /// partners touched by type and categories, and the approvals it needs.
-fn summary(loaded: &crate::runtime::plan::LoadedPlan) -> String {
+fn summary(
+    loaded: &crate::runtime::plan::LoadedPlan,
+    needs: &std::collections::BTreeMap<&str, usize>,
+) -> String {
     use std::collections::BTreeMap;
     use std::fmt::Write;
     let plan = &loaded.plan;
     let mut by_change: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut needs: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &plan.entries {
         if e.migration.is_none() && e.categories.is_empty() {
             continue;
@@ -53,9 +55,6 @@ fn summary(loaded: &crate::runtime::plan::LoadedPlan) -> String {
             e.categories.join("+")
         };
         *by_change.entry((ty, cats)).or_default() += 1;
-        for a in &e.approvals_required {
-            *needs.entry(a.as_str()).or_default() += 1;
-        }
     }
     // Writing into a String cannot fail.
     let mut out = String::new();
@@ -90,14 +89,18 @@ fn summary(loaded: &crate::runtime::plan::LoadedPlan) -> String {
     out
 }
 
-/// How many partners of the plan wait for `authority`'s approval.
-fn waiting_for(loaded: &crate::runtime::plan::LoadedPlan, authority: &str) -> usize {
-    loaded
+/// How many partners of the plan wait for each authority's approval.
+fn needs(loaded: &crate::runtime::plan::LoadedPlan) -> std::collections::BTreeMap<&str, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in loaded
         .plan
         .entries
         .iter()
-        .filter(|e| e.approvals_required.iter().any(|a| a == authority))
-        .count()
+        .flat_map(|e| &e.approvals_required)
+    {
+        *out.entry(a.as_str()).or_default() += 1;
+    }
+    out
 }
 
 /// Run `pmf approve`.
@@ -130,12 +133,13 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         Err(f) => return f.exit(),
     };
     let trust = approvals::trusted(&policy, &file.authority, &file.public_key);
-    eprint!("{}", summary(&loaded));
+    let needs = needs(&loaded);
+    eprint!("{}", summary(&loaded, &needs));
     match (&trust, args.endorse) {
         (Ok(()), _) => eprintln!(
             "signing as `{}`: this signature lets {} partners of this plan past preparation",
             file.authority,
-            waiting_for(&loaded, &file.authority)
+            needs.get(file.authority.as_str()).copied().unwrap_or(0)
         ),
         (Err(why), true) => eprintln!(
             "signing as `{}` to endorse a change of policy: the plan's policy does not trust this key ({why}), so this signature lets no partner past preparation; a store governed by a policy that trusts it counts it toward the change",

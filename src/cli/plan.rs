@@ -271,20 +271,27 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     };
     // Targets (with `--subset`) and metrics of partners that were not
     // planned are left out, and said so: the operator sees which.
-    for ((count, named), file, what) in [
-        (&written.unplanned_targets, Some(&args.target), "a target"),
+    let (counts, named) = (&written.totals.not_planned, &written.not_planned_ids);
+    for (count, named, file, what) in [
         (
-            &written.unplanned_observed,
+            counts.targets,
+            &named.targets,
+            Some(&args.target),
+            "a target",
+        ),
+        (
+            counts.observed,
+            &named.observed,
             args.observed.as_ref(),
             "metrics",
         ),
     ] {
-        if let (1.., Some(file)) = (*count, file) {
+        if let (1.., Some(file)) = (count, file) {
             eprintln!(
                 "pmf: warning: `{}` has {what} for {count} partner{} not in the partner file ({}), not planned",
                 file.display(),
-                if *count == 1 { "" } else { "s" },
-                crate::runtime::plan::id_list(named, *count),
+                if count == 1 { "" } else { "s" },
+                crate::runtime::plan::id_list(named, count),
             );
         }
     }
@@ -301,10 +308,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
                 "plan_hash": written.hash,
                 "policy": {"name": policy.name, "hash": policy.hash},
                 "totals": written.totals,
-                "not_planned": {
-                    "targets": written.unplanned_targets.0,
-                    "observed": written.unplanned_observed.0,
-                },
+                "not_planned": written.totals.not_planned,
             })
         ),
     }

@@ -946,32 +946,15 @@ pub(crate) fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Place) 
 mod tests {
     use super::*;
 
-    /// Every `.pmf` file under `dir`, recursively.
-    fn policies(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                policies(&path, out);
-            } else if path.extension().is_some_and(|e| e == "pmf") {
-                out.push(path);
-            }
-        }
-    }
-
     /// The firewall of [`type_check`] against the reference: the type
     /// checks run on the whole effective policy find the same, on every
     /// example and fixture (type errors included).
     #[test]
     fn type_checks_of_the_typed_items_are_those_of_the_whole_policy() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut files = Vec::new();
-        policies(&root.join("examples"), &mut files);
-        policies(&root.join("tests/fixtures"), &mut files);
+        let files = crate::test_files::policies(&["examples", "tests/fixtures"]);
         let mut found = 0;
         for path in &files {
-            let mut session = Session::default();
-            let text = std::fs::read_to_string(path).unwrap();
-            let file = session.set_file(&path.display().to_string(), text);
+            let (session, file) = crate::test_files::session_of(path);
             let (db, ws) = (session.db(), session.workspace);
             let whole = check::types::check(&Context::new(&resolve(db, ws, file).policy));
             assert_eq!(type_check(db, ws, file), &whole, "{}", path.display());
@@ -988,24 +971,12 @@ mod tests {
     /// itself, on every example policy (and the stdlib alone).
     #[test]
     fn the_shared_schema_is_the_schema_of_the_policy() {
-        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
-        let mut files = vec![std::path::PathBuf::from(examples).join("none.pmf")];
-        let mut stack = vec![std::path::PathBuf::from(examples)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "pmf") {
-                    files.push(path);
-                }
-            }
-        }
+        // `none.pmf` is not there: the stdlib alone.
+        let mut files = crate::test_files::policies(&["examples"]);
+        files.push(std::path::PathBuf::from("none.pmf"));
         let mut checked = 0;
         for path in files {
-            let mut session = Session::default();
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let file = session.set_file(&path.display().to_string(), text);
+            let (session, file) = crate::test_files::session_of(&path);
             let (db, ws) = (session.db(), session.workspace);
             let policy = &resolve(db, ws, file).policy;
             assert_eq!(

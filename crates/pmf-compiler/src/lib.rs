@@ -13,3 +13,5 @@ pub mod graph;
 pub mod model;
 pub mod project;
 pub mod stdlib;
+#[cfg(test)]
+mod test_files;

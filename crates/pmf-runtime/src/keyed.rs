@@ -248,33 +248,45 @@ impl PartnerEntries {
         Ok(None)
     }
 
-    /// Every entry as (id, partial record), in no particular order: for
+    /// Every entry as (id, partial record), in file order: for
     /// tests and small files (it holds them all).
     pub fn all(&self, schema: &Type) -> Result<Vec<(String, Value)>, InputError> {
-        let Some(file) = &self.file else {
-            return Ok(Vec::new());
-        };
         let mut cache = ParseCache::new(schema, Completeness::Partial);
-        let mut reader = EntryReader::default();
-        let places = self
-            .places
-            .iter()
-            .map(|e| unpack(e.1))
+        let mut out = Vec::with_capacity(self.len);
+        self.each_entry(|key, value| {
+            let value =
+                parse_partial(schema, value, &mut cache).map_err(|r| self.changed(&r.problem))?;
+            out.push((key.into_owned(), value));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Call `f` with each entry's id and value text, in file order, while
+    /// it returns true.
+    fn each_entry(
+        &self,
+        mut f: impl FnMut(Cow<'_, str>, &str) -> Result<bool, InputError>,
+    ) -> Result<(), InputError> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut places = (self.places.iter().map(|e| unpack(e.1)))
             .chain(self.others.values().copied())
             .collect::<Vec<_>>();
-        let mut out = Vec::with_capacity(places.len());
+        places.sort_unstable();
+        let mut reader = EntryReader::default();
         for (offset, len) in places {
             let bytes = reader
                 .read(file, offset, len)
                 .map_err(|e| self.changed(&e.to_string()))?;
             let (key, value) =
                 split_entry(bytes).ok_or_else(|| self.changed("an entry is not where it was"))?;
-            let key = key.into_owned();
-            let value =
-                parse_partial(schema, value, &mut cache).map_err(|r| self.changed(&r.problem))?;
-            out.push((key, value));
+            if !f(key, value)? {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The file as given, for messages.
@@ -290,28 +302,16 @@ impl PartnerEntries {
         known: impl Fn(&str) -> bool,
         max: usize,
     ) -> Result<Vec<String>, InputError> {
-        let Some(file) = &self.file else {
-            return Ok(Vec::new());
-        };
-        let mut places = (self.places.iter().map(|e| unpack(e.1)))
-            .chain(self.others.values().copied())
-            .collect::<Vec<_>>();
-        places.sort_unstable();
-        let mut reader = EntryReader::default();
         let mut out = Vec::new();
-        for (offset, len) in places {
-            if out.len() >= max {
-                break;
-            }
-            let bytes = reader
-                .read(file, offset, len)
-                .map_err(|e| self.changed(&e.to_string()))?;
-            let (key, _) =
-                split_entry(bytes).ok_or_else(|| self.changed("an entry is not where it was"))?;
+        if max == 0 {
+            return Ok(out);
+        }
+        self.each_entry(|key, _| {
             if !known(&key) {
                 out.push(key.into_owned());
             }
-        }
+            Ok(out.len() < max)
+        })?;
         Ok(out)
     }
 

@@ -728,13 +728,18 @@ pub struct Written {
     pub totals: Totals,
     /// BLAKE3 (hex) of the plan file.
     pub hash: String,
-    /// Partners the target file gives a target to that are not in the
-    /// partner file (a plan of a subset): how many, and the first few ids
-    /// in file order.
-    pub unplanned_targets: (usize, Vec<String>),
-    /// Partners the observed metrics file has metrics for that are not in
-    /// the partner file: how many, and the first few ids in file order.
-    pub unplanned_observed: (usize, Vec<String>),
+    /// The first few ids of what [`Totals::not_planned`] counts.
+    pub not_planned_ids: NotPlannedIds,
+}
+
+/// The first few ids, in file order, of the partners the target and
+/// observed files hold that the plan does not ([`NotPlanned`] counts them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotPlannedIds {
+    /// With a target of their own.
+    pub targets: Vec<String>,
+    /// With observed metrics.
+    pub observed: Vec<String>,
 }
 
 /// How many ids of an input keyed by partner a message names.
@@ -769,7 +774,7 @@ pub struct PlanInputs<'a> {
     pub header: PlanHeader,
     /// The partner file is a part of the fleet the target file covers:
     /// targets of partners not in it are left out (and counted in
-    /// [`Written::unplanned_targets`]) instead of refused.
+    /// [`Totals::not_planned`]) instead of refused.
     pub subset: bool,
 }
 
@@ -879,7 +884,7 @@ pub fn write_plan(
     // every core, while this thread counts the previous one and checks its
     // ids: no core waits for the serial part.
     let (eval_tx, eval_rx) = std::sync::mpsc::sync_channel::<Evaluated>(1);
-    let mut unplanned = ((0, Vec::new()), (0, Vec::new()));
+    let mut not_planned_ids = NotPlannedIds::default();
     let outcome = std::thread::scope(|scope| {
         let inputs = &inputs;
         let file_name = file_name.as_str();
@@ -887,7 +892,7 @@ pub fn write_plan(
         scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx, pool));
         let mut counts = Counts::new(policy);
         let mut seen = IdSet::default();
-        let unplanned = &mut unplanned;
+        let named = &mut not_planned_ids;
         let outcome = (|| -> Result<Totals, PlanError> {
             for evaluated in &eval_rx {
                 let (batch, chunks) = evaluated?;
@@ -929,14 +934,19 @@ pub fn write_plan(
             // A target names a partner to change: one for a partner that is
             // not planned (a misspelt id, a partner file of another fleet)
             // would be dropped unseen, so the plan is refused.
-            let targets = &inputs.targets.partners;
-            unplanned.0.0 = targets.len().saturating_sub(counts.targeted);
-            if unplanned.0.0 > 0 {
-                unplanned.0.1 = targets.ids_not_in(|id| seen.contains(id), NAMED)?;
+            let (targets, observed) = (&inputs.targets.partners, &inputs.observed.partners);
+            let not_planned = NotPlanned {
+                targets: targets.len().saturating_sub(counts.targeted),
+                observed: observed.len().saturating_sub(counts.observed),
+            };
+            if not_planned.targets > 0 {
+                named.targets = targets.ids_not_in(|id| seen.contains(id), NAMED)?;
             }
-            if unplanned.0.0 > 0 && !inputs.subset {
-                let (missing, ids) = &unplanned.0;
-                let missing = *missing;
+            if not_planned.observed > 0 {
+                named.observed = observed.ids_not_in(|id| seen.contains(id), NAMED)?;
+            }
+            if not_planned.targets > 0 && !inputs.subset {
+                let missing = not_planned.targets;
                 return Err(PlanError::Input(InputError::Invalid {
                     file: targets.name().to_string(),
                     at: "the whole file".into(),
@@ -946,14 +956,9 @@ pub fn write_plan(
                          a target for a partner that is not planned would be dropped unseen; \
                          fix the ids, or pass `--subset` to plan only the partners given",
                         if missing == 1 { "" } else { "s" },
-                        id_list(ids, missing)
+                        id_list(&named.targets, missing)
                     ),
                 }));
-            }
-            let observed = &inputs.observed.partners;
-            unplanned.1.0 = observed.len().saturating_sub(counts.observed);
-            if unplanned.1.0 > 0 {
-                unplanned.1.1 = observed.ids_not_in(|id| seen.contains(id), NAMED)?;
             }
             // What was planned is what the plan binds: the indexed files
             // did not change meanwhile.
@@ -968,10 +973,7 @@ pub fn write_plan(
                 .unchanged()
                 .map_err(PlanError::Input)?;
             let mut totals = counts.totals(policy);
-            totals.not_planned = NotPlanned {
-                targets: unplanned.0.0,
-                observed: unplanned.1.0,
-            };
+            totals.not_planned = not_planned;
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
@@ -995,8 +997,7 @@ pub fn write_plan(
             Ok(()) => Ok(Written {
                 totals,
                 hash,
-                unplanned_targets: unplanned.0,
-                unplanned_observed: unplanned.1,
+                not_planned_ids,
             }),
             Err(e) => {
                 output.abandon();

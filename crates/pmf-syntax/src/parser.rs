@@ -1864,8 +1864,9 @@ mod tests {
             "1.2.3 < a.version",
             "not not not a in b",
         ];
-        for t in texts {
-            let pair = PestParser::parse(Rule::expr, t)
+        // The expression of `text`, and the depth the builder kept.
+        let built = |text: &str| {
+            let pair = PestParser::parse(Rule::expr, text)
                 .expect("parses")
                 .next()
                 .expect("an expression");
@@ -1873,11 +1874,14 @@ mod tests {
             let mut builder = Builder {
                 file: "f.pmf",
                 comments: &[],
-                text: t,
+                text,
                 offset: 0,
                 diagnostics: &mut diagnostics,
             };
-            let (e, d) = builder.expr_deep(pair);
+            builder.expr_deep(pair)
+        };
+        for t in texts {
+            let (e, d) = built(t);
             assert_eq!(d, depth(&e), "{t}");
         }
         let chain = |op: &str, n: usize| vec!["a"; n].join(op);
@@ -1888,19 +1892,7 @@ mod tests {
                 format!("{}a{}", "(a + ".repeat(n.min(60)), ")".repeat(n.min(60))),
                 format!("{}a", "not ".repeat(n)),
             ] {
-                let pair = PestParser::parse(Rule::expr, &text)
-                    .expect("parses")
-                    .next()
-                    .expect("an expression");
-                let mut diagnostics = Vec::new();
-                let mut builder = Builder {
-                    file: "f.pmf",
-                    comments: &[],
-                    text: &text,
-                    offset: 0,
-                    diagnostics: &mut diagnostics,
-                };
-                let (e, d) = builder.expr_deep(pair);
+                let (e, d) = built(&text);
                 let walked = depth(&e);
                 assert!(
                     d == walked || (d > MAX_EXPR_DEPTH && walked > MAX_EXPR_DEPTH),

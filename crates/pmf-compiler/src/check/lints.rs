@@ -148,7 +148,6 @@ fn used_fields<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Session;
 
     /// The reference: every field path of every expression, category and
     /// ceiling of the policy, walked again.
@@ -190,34 +189,16 @@ mod tests {
 
     #[test]
     fn the_fields_items_read_are_the_fields_a_walk_finds() {
-        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
         let mut checked = 0;
-        for entry in std::fs::read_dir(examples).unwrap().flatten() {
-            let path = entry.path();
-            let files: Vec<_> = if path.is_dir() {
-                std::fs::read_dir(&path)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path())
-                    .collect()
-            } else {
-                vec![path]
-            };
-            for file in files
-                .iter()
-                .filter(|p| p.extension().is_some_and(|e| e == "pmf"))
-            {
-                let mut session = Session::default();
-                let text = std::fs::read_to_string(file).unwrap();
-                let source = session.set_file(&file.display().to_string(), text);
-                let policy = &crate::db::resolve(session.db(), session.workspace, source).policy;
-                if policy.items.is_empty() {
-                    continue;
-                }
-                let cx = Context::new(policy);
-                assert_eq!(used_fields(&cx), walked(&cx), "{}", file.display());
-                checked += 1;
+        for file in crate::test_files::policies(&["examples"]) {
+            let (session, source) = crate::test_files::session_of(&file);
+            let policy = &crate::db::resolve(session.db(), session.workspace, source).policy;
+            if policy.items.is_empty() {
+                continue;
             }
+            let cx = Context::new(policy);
+            assert_eq!(used_fields(&cx), walked(&cx), "{}", file.display());
+            checked += 1;
         }
         assert!(checked >= 3, "only {checked} example policies");
     }
