@@ -314,10 +314,13 @@ fn show(events: Option<&Vec<Value>>) -> String {
 /// outcome), in order.
 fn rows(store: &Path) -> (Vec<String>, Vec<String>) {
     (
-        query(
-            store,
-            "SELECT json_array(id, state, version, status) FROM partners ORDER BY id",
-        ),
+        pmf::store::Store::open_existing(store)
+            .expect("open store")
+            .partners()
+            .expect("partners")
+            .into_iter()
+            .map(|p| serde_json::json!([p.id, p.state, p.version, p.status]).to_string())
+            .collect(),
         query(
             store,
             "SELECT json_array(hash, partner_id, outcome) FROM progress JOIN plans ON plans.id = progress.plan ORDER BY hash, partner_id",

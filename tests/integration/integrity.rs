@@ -10,7 +10,7 @@ use std::process::Output;
 
 use pmf::store::checkpoint::{Checkpoint, OperatorKey};
 use pmf::store::lineage::{
-    Event, EventKind, GENESIS_BYTES, encode, hex32, read_event, stored_digest, stored_global,
+    Event, EventKind, GENESIS_BYTES, encode, read_event, stored_digest,
 };
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
@@ -48,7 +48,7 @@ fn detected(dir: &Path, extra: &[&str], expect: &str) {
 }
 
 /// What an attacker who read the source does after editing events:
-/// recompute both chains and the head, and, holding a key, the Merkle
+/// recompute the partners' chains and the head, and, holding a key, the Merkle
 /// peaks and every checkpoint.
 fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
     let rows: Vec<(i64, String, i64, Vec<u8>)> = c
@@ -59,29 +59,24 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
         .map(Result::unwrap)
         .collect();
     let mut heads = std::collections::HashMap::new();
-    let mut gprev = GENESIS_BYTES;
     let mut frontier = Frontier::default();
     let mut roots = Vec::new();
     for (g, p, seq, ev) in &rows {
         let prev = heads.get(p).copied().unwrap_or(GENESIS_BYTES);
         let h = stored_digest(&prev, p, *seq as u64, ev);
-        let gh = stored_global(&gprev, &h, ev);
         c.execute(
-            "UPDATE lineage SET hash = ?1, global_hash = ?2 WHERE global_seq = ?3",
-            rusqlite::params![&h[..], &gh[..], g],
+            "UPDATE lineage SET hash = ?1 WHERE global_seq = ?2",
+            rusqlite::params![&h[..], g],
         )
         .unwrap();
         frontier.push(&h);
         roots.push(frontier.root());
         heads.insert(p.clone(), h);
-        gprev = gh;
     }
     let peaks: String = frontier.peaks().iter().map(merkle::to_hex).collect();
     c.execute_batch(&format!(
-        "UPDATE meta SET value = '{}' WHERE key = 'global_head';
-         UPDATE meta SET value = '{}' WHERE key = 'global_count';
+        "UPDATE meta SET value = '{}' WHERE key = 'global_count';
          UPDATE meta SET value = '{peaks}' WHERE key = 'merkle_peaks';",
-        hex32(&gprev),
         rows.len()
     ))
     .unwrap();
@@ -221,7 +216,7 @@ fn forged_events_and_approvals_are_caught() {
     let mut ev = Vec::new();
     encode(&forged, &mut ev);
     c.execute(
-        "INSERT INTO lineage VALUES (?1, 'p-014', ?2, ?3, x'', x'')",
+        "INSERT INTO lineage VALUES (?1, 'p-014', ?2, ?3, x'')",
         rusqlite::params![g + 1, seq + 1, ev],
     )
     .unwrap();
@@ -232,36 +227,119 @@ fn forged_events_and_approvals_are_caught() {
     detected(dir.path(), &[], "not stored with a valid signature");
 }
 
+/// Edit the stored state of the row `row` of `table` with `edit`, as an
+/// attacker who read the source would: packed bytes edited in place (a
+/// string value of the same length), and a state the encoding no longer
+/// holds written back as text (as rows stored before schema 4 are).
+fn edit_state(c: &Connection, table: &str, row: &str, edit: &dyn Fn(Vec<u8>) -> Vec<u8>) {
+    let state: rusqlite::types::Value = c
+        .query_row(&format!("SELECT state FROM {table} WHERE {row}"), [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let value = match state {
+        rusqlite::types::Value::Blob(b) => rusqlite::types::Value::Blob(edit(b)),
+        rusqlite::types::Value::Text(t) => {
+            rusqlite::types::Value::Text(String::from_utf8(edit(t.into_bytes())).unwrap())
+        }
+        other => panic!("a state of {other:?}"),
+    };
+    let n = c
+        .execute(&format!("UPDATE {table} SET state = ?1 WHERE {row}"), [value])
+        .unwrap();
+    assert_eq!(n, 1, "one row of {table} where {row}");
+}
+
+/// `bytes` with the first `from` replaced by `to`.
+fn replaced(bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .unwrap_or_else(|| panic!("no {:?} in the state", String::from_utf8_lossy(from)));
+    [&bytes[..at], to, &bytes[at + from.len()..]].concat()
+}
+
+#[test]
+fn states_are_stored_packed() {
+    let dir = story();
+    let c = db(dir.path());
+    let (packed, text): (i64, i64) = c
+        .query_row(
+            "SELECT SUM(typeof(state) = 'blob'), SUM(typeof(state) = 'text') FROM partners",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(packed > 0 && text == 0, "{packed} packed, {text} text");
+    let keys: i64 = c
+        .query_row("SELECT COUNT(*) FROM state_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(keys > 5, "{keys} keys");
+}
+
 #[test]
 fn current_state_is_bound_to_the_lineage() {
-    for (edit, expect) in [
+    type Edit = Box<dyn Fn(&Connection)>;
+    let sql = |s: &'static str| -> Edit { Box::new(move |c: &Connection| c.execute_batch(s).unwrap()) };
+    let cases: Vec<(Edit, &str)> = vec![
         (
-            "UPDATE partners SET state = replace(state, '\"power\":', '\"power\":9') WHERE id = 'p-020'",
+            Box::new(|c: &Connection| {
+                // A packed state made text again, with more power.
+                let p = pmf::store::Store::open_existing(Path::new(c.path().unwrap()))
+                    .unwrap()
+                    .partner("p-020")
+                    .unwrap()
+                    .unwrap();
+                c.execute(
+                    "UPDATE partners SET state = ?1 WHERE id = 'p-020'",
+                    [p.state.replace("\"power\":", "\"power\":9")],
+                )
+                .unwrap();
+            }),
             "stored state of partner `p-020`",
         ),
         (
-            "UPDATE partners SET status = 'active' WHERE status = 'restricted'",
+            Box::new(|c: &Connection| {
+                edit_state(c, "partners", "id = 'p-020'", &|b| replaced(b, b"read", b"root"))
+            }),
+            "stored state of partner `p-020`",
+        ),
+        (
+            sql("UPDATE state_keys SET key = 'permission' WHERE key = 'permissions'"),
             "is not the one its lineage records",
         ),
         (
-            "DELETE FROM partners WHERE id = 'p-021'",
+            sql("UPDATE partners SET state = X'0108' WHERE id = 'p-020'"),
+            "stored state of partner `p-020`",
+        ),
+        (
+            sql("UPDATE partners SET status = 'active' WHERE status = 'restricted'"),
+            "is not the one its lineage records",
+        ),
+        (
+            sql("DELETE FROM partners WHERE id = 'p-021'"),
             "`p-021` has a lineage but is not in the store",
         ),
         (
-            "INSERT INTO partners SELECT 'ghost-1', state, version, status, updated_at FROM partners WHERE id = 'p-020'",
+            sql("INSERT INTO partners SELECT 'ghost-1', state, version, status, updated_at FROM partners WHERE id = 'p-020'"),
             "`ghost-1` is in the store but has no lineage",
         ),
         (
-            "UPDATE stable_versions SET state = replace(state, '\"write\"', '\"admin\"') WHERE partner_id = 'p-002' AND seq = 1",
+            Box::new(|c: &Connection| {
+                edit_state(c, "stable_versions", "partner_id = 'p-002' AND seq = 1", &|b| {
+                    replaced(b, b"write", b"admin")
+                })
+            }),
             "stable versions of partner `p-002`",
         ),
         (
-            "DELETE FROM lineage; DELETE FROM checkpoints; DELETE FROM meta WHERE key IN ('global_head', 'global_count', 'merkle_peaks')",
+            sql("DELETE FROM lineage; DELETE FROM checkpoints; DELETE FROM meta WHERE key IN ('global_count', 'merkle_peaks')"),
             "no lineage",
         ),
-    ] {
+    ];
+    for (edit, expect) in cases {
         let dir = story();
-        db(dir.path()).execute_batch(edit).unwrap();
+        edit(&db(dir.path()));
         detected(dir.path(), &[], expect);
     }
 }
@@ -269,11 +347,9 @@ fn current_state_is_bound_to_the_lineage() {
 #[test]
 fn an_edited_row_is_never_used_by_apply_or_rollback() {
     let dir = story();
-    db(dir.path())
-        .execute_batch(
-            "UPDATE stable_versions SET state = replace(state, '\"write\"', '\"admin\"') WHERE partner_id = 'p-002'",
-        )
-        .unwrap();
+    edit_state(&db(dir.path()), "stable_versions", "partner_id = 'p-002' AND seq = 1", &|b| {
+        replaced(b, b"write", b"admin")
+    });
     let o = rollback(dir.path(), "p-002", &[]);
     assert_eq!(code(&o), 2);
     assert!(
@@ -281,11 +357,9 @@ fn an_edited_row_is_never_used_by_apply_or_rollback() {
         "{}",
         text(&o.stderr)
     );
-    db(dir.path())
-        .execute_batch(
-            "UPDATE partners SET state = replace(state, '\"power\":', '\"power\":9') WHERE id = 'p-014'",
-        )
-        .unwrap();
+    edit_state(&db(dir.path()), "partners", "id = 'p-014'", &|b| {
+        replaced(b, b"read", b"root")
+    });
     let o = apply(dir.path(), &["--approvals", "approvals.json"]);
     assert_eq!(code(&o), 2, "{}", text(&o.stdout));
     assert!(
@@ -764,7 +838,7 @@ fn a_governing_policy_changed_by_hand_is_caught() {
     let mut ev = Vec::new();
     encode(&forged, &mut ev);
     c.execute(
-        "INSERT INTO lineage VALUES (?1, '@governance', ?2, ?3, x'', x'')",
+        "INSERT INTO lineage VALUES (?1, '@governance', ?2, ?3, x'')",
         rusqlite::params![g + 1, seq + 1, ev],
     )
     .unwrap();

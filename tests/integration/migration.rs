@@ -61,7 +61,27 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
         "{out}"
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
+    // Schema 4: states stored before keep their text, and read as they
+    // were written; the lineage has no global chain column any more.
+    let stored_as: Vec<String> = db(dir.path())
+        .prepare("SELECT DISTINCT typeof(state) FROM partners")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(stored_as, ["text"]);
+    let columns: Vec<String> = db(dir.path())
+        .prepare("SELECT name FROM pragma_table_info('lineage')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(columns, ["global_seq", "partner_id", "seq", "event", "hash"]);
+    let p001 = store.partner("p-001").unwrap().unwrap();
+    assert!(p001.state.starts_with("{\"") && serde_json::from_str::<serde_json::Value>(&p001.state).is_ok());
     // The old events read as they were written.
     let events = store.lineage(Some("p-021")).unwrap();
     assert!(events.iter().all(|e| e.event.partner == "p-021"));
@@ -94,6 +114,15 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
     let events = store.lineage(Some("p-021")).unwrap();
     assert!(events.len() > 1 && events.iter().any(|e| e.event.kind == EventKind::Promoted));
     drop(store);
+    // The rows written since are packed; the text ones left still read.
+    let kinds: Vec<String> = db(dir.path())
+        .prepare("SELECT DISTINCT typeof(state) FROM partners ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(kinds.contains(&"blob".to_string()), "{kinds:?}");
     let (c, out) = verify(dir.path(), &["--checkpoint", "witness.json"]);
     assert_eq!(c, 0, "{out}");
 

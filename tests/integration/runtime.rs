@@ -704,8 +704,8 @@ fn tampering_with_the_lineage_is_detected() {
         "UPDATE lineage SET event = (SELECT event FROM lineage WHERE global_seq = 31) WHERE global_seq = 30;",
     );
     tampered(
-        "INSERT INTO lineage (global_seq, partner_id, seq, event, hash, global_hash)
-         SELECT 100000, partner_id, seq + 100, event, hash, global_hash FROM lineage WHERE global_seq = 5;",
+        "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
+         SELECT 100000, partner_id, seq + 100, event, hash FROM lineage WHERE global_seq = 5;",
     );
     tampered("DELETE FROM lineage WHERE global_seq = (SELECT MAX(global_seq) FROM lineage);");
 }

@@ -6,34 +6,27 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
-use super::lineage::{
-    Event, GENESIS_BYTES, LastEvent, encode, event_digest, global_digest, hash_of, hex32,
-};
+use super::lineage::{Event, GENESIS_BYTES, LastEvent, encode, event_digest, hash_of, hex32};
 use super::merkle::{self, Frontier};
+use super::packed::{self, Keys};
 use super::{Store, StoreError, row_digest, stable_digest};
 
-/// The hash before the first event.
-pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The head of the whole log: the global chain's last event and the Merkle
+/// The head of the whole log: its last event's number and the Merkle
 /// tree's right edge. Read once per transaction, carried in memory from
 /// event to event, written back before the commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct LogHead {
     seq: i64,
-    hash: [u8; 32],
     frontier: Frontier,
 }
 
 impl LogHead {
     fn load(tx: &Connection) -> Result<LogHead, StoreError> {
-        let head: Option<(i64, Vec<u8>)> = tx
-            .prepare_cached(
-                "SELECT global_seq, global_hash FROM lineage ORDER BY global_seq DESC LIMIT 1",
-            )?
-            .query_row([], |r| Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec())))
-            .optional()?;
-        let (seq, hash) = head.map_or((0, GENESIS_BYTES), |(s, h)| (s, hash_of(&h)));
+        let seq: i64 = tx
+            .prepare_cached("SELECT global_seq FROM lineage ORDER BY global_seq DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
         let peaks: Option<String> = tx
             .prepare_cached("SELECT value FROM meta WHERE key = 'merkle_peaks'")?
             .query_row([], |r| r.get(0))
@@ -51,20 +44,16 @@ impl LogHead {
         let frontier = parsed
             .and_then(|p| Frontier::from_parts(seq as u64, p))
             .ok_or(StoreError::MerkleHead)?;
-        Ok(LogHead {
-            seq,
-            hash,
-            frontier,
-        })
+        Ok(LogHead { seq, frontier })
     }
 
     fn save(&self, tx: &Connection) -> Result<(), StoreError> {
         let peaks: String = self.frontier.peaks().iter().map(merkle::to_hex).collect();
         tx.prepare_cached(
-            "INSERT INTO meta (key, value) VALUES ('global_head', ?1), ('global_count', ?2), ('merkle_peaks', ?3)
+            "INSERT INTO meta (key, value) VALUES ('global_count', ?1), ('merkle_peaks', ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?
-        .execute(params![hex32(&self.hash), self.seq.to_string(), peaks])?;
+        .execute(params![self.seq.to_string(), peaks])?;
         Ok(())
     }
 }
@@ -73,24 +62,17 @@ impl LogHead {
 /// covered by the first checkpoint signed after the migration).
 pub(super) fn adopt_legacy_events(tx: &Connection) -> Result<(), StoreError> {
     let mut frontier = Frontier::default();
-    let mut last = (0i64, GENESIS_BYTES);
+    let mut seq = 0i64;
     {
-        let mut stmt =
-            tx.prepare("SELECT global_seq, hash, global_hash FROM lineage ORDER BY global_seq")?;
+        let mut stmt = tx.prepare("SELECT global_seq, hash FROM lineage ORDER BY global_seq")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let hash: String = r.get(1)?;
             frontier.push(&merkle::from_hex(&hash).unwrap_or_default());
-            let global: String = r.get(2)?;
-            last = (r.get(0)?, merkle::from_hex(&global).unwrap_or_default());
+            seq = r.get(0)?;
         }
     }
-    LogHead {
-        seq: last.0,
-        hash: last.1,
-        frontier,
-    }
-    .save(tx)
+    LogHead { seq, frontier }.save(tx)
 }
 
 /// The last event of a partner's chain (the fields that matter).
@@ -130,6 +112,10 @@ pub struct Batch<'s> {
     appended: bool,
     /// The encoding of the event being appended (one buffer, reused).
     buf: Vec<u8>,
+    /// The keys of packed states: the store's, and those this batch added.
+    keys: std::cell::RefCell<Keys>,
+    /// The packing of the state being written (one buffer, reused).
+    packing: std::cell::RefCell<Vec<u8>>,
     /// The plan progress was last recorded for, and its number.
     plan: Option<(String, i64)>,
 }
@@ -172,6 +158,7 @@ impl Store {
             .optional()?
             .ok_or(StoreError::NoId)?;
         let head = LogHead::load(&tx)?;
+        let keys = Keys::load(&tx)?;
         Ok(Batch {
             tx,
             head,
@@ -179,6 +166,8 @@ impl Store {
             store_id,
             appended: false,
             buf: Vec::with_capacity(512),
+            keys: keys.into(),
+            packing: Vec::with_capacity(512).into(),
             plan: None,
         })
     }
@@ -215,7 +204,7 @@ impl Batch<'_> {
 
     /// Append `event` to `chain` (its partner and position are set here),
     /// in the compact encoding ([`super::lineage::encode`]), with its
-    /// chain hash and the global chain's link.
+    /// chain hash (a leaf of the Merkle tree).
     pub fn append(
         &mut self,
         chain: &mut PartnerChain,
@@ -226,25 +215,22 @@ impl Batch<'_> {
         self.buf.clear();
         encode(event, &mut self.buf);
         let hash = event_digest(&chain.prev, &chain.partner, event.seq, &self.buf);
-        let global_hash = global_digest(&self.head.hash, &hash);
         self.tx
             .prepare_cached(
-                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash, global_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 self.head.seq + 1,
                 chain.partner,
                 chain.seq + 1,
                 self.buf,
-                &hash[..],
-                &global_hash[..]
+                &hash[..]
             ])?;
         self.head.frontier.push(&hash);
         chain.seq += 1;
         chain.prev = hash;
         self.head.seq += 1;
-        self.head.hash = global_hash;
         self.appended = true;
         Ok(())
     }
@@ -275,7 +261,43 @@ impl Batch<'_> {
 
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<super::StoredPartner>, StoreError> {
-        super::read_partner(&self.tx, id)
+        let keys = self.keys.borrow();
+        super::read_partner(&self.tx, id, &mut |raw| {
+            Ok(packed::state_of(raw, &keys).unwrap_or_else(|| packed::DAMAGED.to_string()))
+        })
+    }
+
+    /// `state` as the store keeps it: packed ([`packed`]), its new keys
+    /// added to the table, or as text when the encoding would not give it
+    /// back exactly.
+    fn stored_state(&self, state: &str) -> Result<rusqlite::types::Value, StoreError> {
+        use rusqlite::types::Value;
+        let mut keys = self.keys.borrow_mut();
+        let mut out = self.packing.borrow_mut();
+        let tx = &self.tx;
+        let packed = packed::pack(
+            state,
+            &mut |key| {
+                if let Some(id) = keys.id(key) {
+                    return Ok(id);
+                }
+                let id: i64 = tx
+                    .prepare_cached("INSERT INTO state_keys (key) VALUES (?1) RETURNING id")?
+                    .query_row([key], |r| r.get(0))?;
+                keys.add(id as u64, key);
+                Ok(id as u64)
+            },
+            &mut out,
+        )?;
+        // Packed only when it unpacks to the very text: nothing stored is
+        // ever changed by its encoding.
+        Ok(
+            if packed && packed::unpack(&out, &keys).as_deref() == Some(state) {
+                Value::Blob(out.clone())
+            } else {
+                Value::Text(state.to_string())
+            },
+        )
     }
 
     /// Write a partner's row; returns the digest its last event records.
@@ -292,7 +314,13 @@ impl Batch<'_> {
                  ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
                    status = excluded.status, updated_at = excluded.updated_at",
             )?
-            .execute(params![id, state, version, status, crate::clock::now_rfc3339()])?;
+            .execute(params![
+                id,
+                self.stored_state(state)?,
+                version,
+                status,
+                crate::clock::now_rfc3339()
+            ])?;
         Ok(row_digest(state, version, status))
     }
 
@@ -319,7 +347,7 @@ impl Batch<'_> {
             .prepare_cached(
                 "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![id, seq, version, state])?;
+            .execute(params![id, seq, version, self.stored_state(state)?])?;
         Ok(stable_digest(seq, version, state))
     }
 

@@ -16,6 +16,7 @@ pub mod lineage;
 pub mod lock;
 pub mod merkle;
 pub mod output;
+mod packed;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -310,6 +311,25 @@ const MIGRATIONS: &[&str] = &[
         SELECT plans.id, partner_id, outcome FROM progress JOIN plans ON plans.hash = progress.plan_hash;
      DROP TABLE progress;
      ALTER TABLE progress_v3 RENAME TO progress;",
+    // 4: states packed (`packed`), their keys numbered in `state_keys`
+    // (rows stored before keep their text); the lineage without the
+    // global chain's column (the Merkle tree whose roots the operator
+    // signs binds the events' order).
+    "ALTER TABLE lineage DROP COLUMN global_hash;
+     DELETE FROM meta WHERE key = 'global_head';
+     CREATE TABLE state_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+     CREATE TABLE partners_v4 (
+        id TEXT PRIMARY KEY, state BLOB NOT NULL, version TEXT,
+        status TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+     INSERT INTO partners_v4 SELECT id, state, version, status, updated_at FROM partners;
+     DROP TABLE partners;
+     ALTER TABLE partners_v4 RENAME TO partners;
+     CREATE TABLE stable_versions_v4 (
+        partner_id TEXT NOT NULL, seq INTEGER NOT NULL, version TEXT, state BLOB NOT NULL,
+        PRIMARY KEY (partner_id, seq)) WITHOUT ROWID;
+     INSERT INTO stable_versions_v4 SELECT partner_id, seq, version, state FROM stable_versions;
+     DROP TABLE stable_versions;
+     ALTER TABLE stable_versions_v4 RENAME TO stable_versions;",
 ];
 
 /// The digest of a partner's stored row, as the lineage records it.
@@ -366,6 +386,8 @@ pub struct Store {
     path: PathBuf,
     /// The store held events before checkpoints existed (schema 1).
     legacy: bool,
+    /// The keys of packed states, as far as this connection has read them.
+    keys: std::cell::RefCell<packed::Keys>,
 }
 
 impl Store {
@@ -408,6 +430,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             legacy: false,
+            keys: Default::default(),
         };
         store.migrate()?;
         store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
@@ -466,7 +489,19 @@ impl Store {
 
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<StoredPartner>, StoreError> {
-        read_partner(&self.conn, id)
+        read_partner(&self.conn, id, &mut |raw| self.state_text(raw))
+    }
+
+    /// A state column's value as text (see [`packed`]): the keys are read
+    /// again when a packed state names one this connection has not seen.
+    fn state_text(&self, raw: rusqlite::types::ValueRef<'_>) -> Result<String, StoreError> {
+        if let Some(s) = packed::state_of(raw, &self.keys.borrow()) {
+            return Ok(s);
+        }
+        let fresh = packed::Keys::load(&self.conn)?;
+        let s = packed::state_of(raw, &fresh);
+        *self.keys.borrow_mut() = fresh;
+        Ok(s.unwrap_or_else(|| packed::DAMAGED.to_string()))
     }
 
     /// The policy the store is governed by (the last `governed` event of
@@ -522,15 +557,17 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT id, state, version, status FROM partners ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(StoredPartner {
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(StoredPartner {
                 id: r.get(0)?,
-                state: r.get(1)?,
+                state: self.state_text(r.get_ref(1)?)?,
                 version: r.get(2)?,
                 status: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            });
+        }
+        Ok(out)
     }
 
     /// Stable versions of a partner, oldest first.
@@ -538,14 +575,16 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, version, state FROM stable_versions WHERE partner_id = ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map([id], |r| {
-            Ok(StableVersion {
+        let mut rows = stmt.query([id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(StableVersion {
                 seq: r.get(0)?,
                 version: r.get(1)?,
-                state: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+                state: self.state_text(r.get_ref(2)?)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Past outcomes by migration type and categories, for illumination.
@@ -637,19 +676,25 @@ impl Store {
     }
 }
 
-/// A partner's row, read on `conn` (the store's, or a write transaction's).
-fn read_partner(conn: &Connection, id: &str) -> Result<Option<StoredPartner>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?
-        .query_row([id], |r| {
-            Ok(StoredPartner {
-                id: r.get(0)?,
-                state: r.get(1)?,
-                version: r.get(2)?,
-                status: r.get(3)?,
-            })
-        })
-        .optional()?)
+/// A partner's row, read on `conn` (the store's, or a write transaction's),
+/// its state made text by `state`.
+fn read_partner(
+    conn: &Connection,
+    id: &str,
+    state: &mut dyn FnMut(rusqlite::types::ValueRef<'_>) -> Result<String, StoreError>,
+) -> Result<Option<StoredPartner>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, state, version, status FROM partners WHERE id = ?1")?;
+    let mut rows = stmt.query([id])?;
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredPartner {
+        id: r.get(0)?,
+        state: state(r.get_ref(1)?)?,
+        version: r.get(2)?,
+        status: r.get(3)?,
+    }))
 }
 
 /// Hold a stored row to the digest its last event recorded (events written

@@ -1,8 +1,8 @@
 //! The lineage: an append-only, hash-chained log of every migration event.
 //! Each event carries the hash of the partner's previous event (a chain per
-//! partner) and of the previous event overall (the global chain); the
-//! events are also the leaves of a Merkle tree ([`super::merkle`]) whose
-//! root every writing transaction signs ([`super::checkpoint`]). Events
+//! partner); the events' hashes, in the log's order, are the leaves of a
+//! Merkle tree ([`super::merkle`]) whose root every writing transaction
+//! signs ([`super::checkpoint`]), which binds that order. Events
 //! are appended by [`super::batch::Batch`] and checked by
 //! [`super::verify`].
 
@@ -277,7 +277,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 /// An event as stored, with its hashes.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct StoredEvent {
-    /// Position in the global chain, from 1.
+    /// Position in the log, from 1.
     pub global_seq: i64,
     /// The event.
     #[serde(flatten)]
@@ -290,9 +290,8 @@ pub struct StoredEvent {
 
 /// The chain hash of an event stored as JSON (stores of schema 2 and
 /// before): SHA-256 (hex) of the previous hash (hex), a newline and the
-/// event's JSON. Also the global chain's link of such an event: the
-/// previous global hash and the event's hash, both in hex. Only the
-/// tests use the hex form; the store uses [`chain_digest`].
+/// event's JSON. Only the tests use the hex form; the store uses
+/// [`chain_digest`].
 #[cfg(test)]
 fn chain_hash(prev: &str, body: &str) -> String {
     hex32(&chain_digest(prev, body))
@@ -326,17 +325,6 @@ pub(crate) fn event_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]
     h.finalize().into()
 }
 
-/// The global chain's link of an event in the compact encoding: SHA-256
-/// of `pmf-global-v2` and a zero byte, the previous global hash and the
-/// event's hash (32 bytes each).
-pub(crate) fn global_digest(prev: &[u8; 32], hash: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"pmf-global-v2\0");
-    h.update(prev);
-    h.update(hash);
-    h.finalize().into()
-}
-
 /// Whether a stored event is JSON (written before schema 3).
 pub fn is_json(body: &[u8]) -> bool {
     body.first() == Some(&b'{')
@@ -348,15 +336,6 @@ pub fn stored_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [
         chain_digest(&hex32(prev), &String::from_utf8_lossy(body))
     } else {
         event_digest(prev, partner, seq, body)
-    }
-}
-
-/// The global chain's link of a stored event, by its encoding.
-pub fn stored_global(prev: &[u8; 32], hash: &[u8; 32], body: &[u8]) -> [u8; 32] {
-    if is_json(body) {
-        chain_digest(&hex32(prev), &hex32(hash))
-    } else {
-        global_digest(prev, hash)
     }
 }
 
@@ -433,7 +412,7 @@ impl LastEvent {
 /// One stored event as it is in the store, for proofs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawEvent {
-    /// Position in the global chain, from 1.
+    /// Position in the log, from 1.
     pub global_seq: i64,
     /// Position in the partner's chain, from 1.
     pub seq: i64,
@@ -530,7 +509,8 @@ const KINDS: [EventKind; 22] = [
     EventKind::Governed,
 ];
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+/// An unsigned LEB128 varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -644,18 +624,21 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
 }
 
 /// Reads the compact encoding back.
-struct Reader<'a> {
-    rest: &'a [u8],
+pub(crate) struct Reader<'a> {
+    /// What is left to read.
+    pub(crate) rest: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
+    /// One byte.
+    pub(crate) fn byte(&mut self) -> Option<u8> {
         let (&b, rest) = self.rest.split_first()?;
         self.rest = rest;
         Some(b)
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    /// A varint ([`put_varint`]).
+    pub(crate) fn varint(&mut self) -> Option<u64> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -667,7 +650,8 @@ impl Reader<'_> {
         None
     }
 
-    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+    /// `n` bytes.
+    pub(crate) fn bytes(&mut self, n: usize) -> Option<&[u8]> {
         let (b, rest) = self.rest.split_at_checked(n)?;
         self.rest = rest;
         Some(b)
@@ -905,11 +889,7 @@ mod tests {
         let json = br#"{"partner":"p-1","seq":1,"kind":"unchanged","time":"t"}"#;
         assert_eq!(
             hex32(&stored_digest(&GENESIS_BYTES, "p-1", 1, json)),
-            chain_hash(crate::batch::GENESIS, std::str::from_utf8(json).unwrap())
-        );
-        assert_eq!(
-            hex32(&stored_global(&prev, &h, json)),
-            chain_hash(&hex32(&prev), &hex32(&h))
+            chain_hash(&hex32(&GENESIS_BYTES), std::str::from_utf8(json).unwrap())
         );
     }
 }

@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Serialize;
 
-use super::batch::GENESIS;
 use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
 use super::lineage::{
-    GENESIS_BYTES, hash_of, hex32, is_json, read_event, stored_digest, stored_global,
+    GENESIS_BYTES, hash_of, hex32, is_json, read_event, stored_digest,
 };
 use super::merkle::{self, Frontier, Tree};
 use super::{Store, StoreError, row_digest, stable_digest};
@@ -182,10 +181,10 @@ impl Store {
         let mut last_good_size = 0u64;
 
         let mut stmt = self.conn.prepare(
-            "SELECT global_seq, partner_id, seq, event, hash, global_hash FROM lineage ORDER BY global_seq",
+            "SELECT global_seq, partner_id, seq, event, hash FROM lineage ORDER BY global_seq",
         )?;
         let mut rows = stmt.query([])?;
-        let mut last_global = (0i64, GENESIS_BYTES);
+        let mut last_global = 0i64;
         let mut partners: HashMap<String, Recorded> = HashMap::new();
         let mut frontier = Frontier::default();
         let mut count = 0i64;
@@ -201,7 +200,6 @@ impl Store {
             let body = r.get_ref(3)?.as_bytes().unwrap_or_default();
             let stored_hash = r.get_ref(4)?.as_bytes().unwrap_or_default();
             let hash = hash_of(stored_hash);
-            let global_hash = r.get_ref(5)?.as_bytes().unwrap_or_default();
             count += 1;
             frontier.push(&hash);
             let here = |reason: String| Broken {
@@ -219,17 +217,13 @@ impl Store {
             };
             let prev_hash = hex32(&prev);
             if !chain_broken {
-                let problem = if global_seq != last_global.0 + 1 {
+                let problem = if global_seq != last_global + 1 {
                     Some(at(
-                        last_global.0 + 1,
+                        last_global + 1,
                         format!(
                             "event #{} is missing (the next one is #{global_seq})",
-                            last_global.0 + 1
+                            last_global + 1
                         ),
-                    ))
-                } else if stored_global(&last_global.1, &hash, body).as_slice() != global_hash {
-                    Some(here(
-                        "the global chain does not link to the previous event".into(),
                     ))
                 } else if seq != known.seq + 1 {
                     Some(here(format!(
@@ -391,7 +385,7 @@ impl Store {
                     }
                 }
             }
-            last_global = (global_seq, hash_of(global_hash));
+            last_global = global_seq;
             while let Some(c) = next_checkpoint.peek() {
                 if c.size as i64 > count {
                     break;
@@ -477,8 +471,7 @@ impl Store {
             .meta("global_count")?
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let head = self.meta("global_head")?;
-        if recorded_count != count || head.as_deref().unwrap_or(GENESIS) != hex32(&last_global.1) {
+        if recorded_count != count {
             problems.push(at(
                 count + 1,
                 format!(

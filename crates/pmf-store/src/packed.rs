@@ -1,0 +1,522 @@
+//! Partner states in the store's compact encoding (schema 4). A state is
+//! canonical JSON (no white space); packed, each token is a tag byte and
+//! what it needs, and every object key is a number from the store's table
+//! of keys (`state_keys`), so the keys a fleet's states repeat are written
+//! once per store instead of once per row.
+//!
+//! Packing is exact: a text is packed only when unpacking gives back the
+//! very same bytes, and any other text is stored as it is (as rows written
+//! before schema 4 are). The digests the lineage records are of the text,
+//! so a packed row, or a key of the table, edited outside pmf unpacks to
+//! another text and is found like any other edited row.
+//!
+//! Encoding: the byte [`FORMAT`], then the value. A value is one of
+//! - `0` null, `1` false, `2` true;
+//! - `3` a number as its text (varint length, bytes);
+//! - `4` a whole number `N` written without a fraction (varint `N`);
+//! - `5` a whole number written `N.0` (varint `N`);
+//! - `6` a string as written between its quotes, escapes kept (varint
+//!   length, bytes);
+//! - `7` an array (varint count, values);
+//! - `8` an object (varint count, then each key's number and its value).
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+
+use super::StoreError;
+use super::lineage::{Reader, put_varint};
+
+/// The first byte of a packed state.
+pub(crate) const FORMAT: u8 = 0x01;
+
+/// What a state that does not unpack reads as: never JSON, so neither its
+/// digest nor a parse of it passes for the state that was stored.
+pub(crate) const DAMAGED: &str = "<a packed state that does not unpack: edited outside pmf>";
+
+/// Nesting deeper than this is stored as text (and a packed state nested
+/// deeper does not unpack): packing and unpacking recurse.
+const MAX_DEPTH: usize = 200;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const NUMBER: u8 = 3;
+const WHOLE: u8 = 4;
+const WHOLE_POINT_ZERO: u8 = 5;
+const STRING: u8 = 6;
+const ARRAY: u8 = 7;
+const OBJECT: u8 = 8;
+
+/// The store's table of object keys: each key (as written between its
+/// quotes) and its number.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Keys {
+    ids: HashMap<Box<str>, u64>,
+    names: HashMap<u64, Box<str>>,
+}
+
+impl Keys {
+    /// Every key of the store's table.
+    pub(crate) fn load(conn: &Connection) -> Result<Keys, StoreError> {
+        let mut keys = Keys::default();
+        let mut stmt = conn.prepare_cached("SELECT id, key FROM state_keys")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let key: String = r.get(1)?;
+            keys.add(id as u64, &key);
+        }
+        Ok(keys)
+    }
+
+    /// The number of `key`, if the table has it.
+    pub(crate) fn id(&self, key: &str) -> Option<u64> {
+        self.ids.get(key).copied()
+    }
+
+    /// The key numbered `id`.
+    pub(crate) fn name(&self, id: u64) -> Option<&str> {
+        self.names.get(&id).map(|k| &**k)
+    }
+
+    /// Remember that `key` is numbered `id`.
+    pub(crate) fn add(&mut self, id: u64, key: &str) {
+        self.ids.insert(key.into(), id);
+        self.names.insert(id, key.into());
+    }
+}
+
+/// Pack `text` into `out` (cleared first), numbering keys with `key_id`
+/// (which may add them to the table). `Ok(false)` when `text` is not
+/// canonical JSON that the encoding gives back exactly: store it as text.
+pub(crate) fn pack(
+    text: &str,
+    key_id: &mut dyn FnMut(&str) -> Result<u64, StoreError>,
+    out: &mut Vec<u8>,
+) -> Result<bool, StoreError> {
+    out.clear();
+    out.push(FORMAT);
+    let mut packer = Packer {
+        text: text.as_bytes(),
+        at: 0,
+        key_id,
+        out,
+    };
+    Ok(packer.value(0)? && packer.at == text.len())
+}
+
+struct Packer<'t, 'k, 'o> {
+    text: &'t [u8],
+    at: usize,
+    key_id: &'k mut dyn FnMut(&str) -> Result<u64, StoreError>,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'t> Packer<'t, '_, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.at).copied()
+    }
+
+    fn literal(&mut self, word: &[u8], tag: u8) -> bool {
+        if self.text.get(self.at..self.at + word.len()) == Some(word) {
+            self.at += word.len();
+            self.out.push(tag);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The text between a string's quotes (escapes kept), the closing
+    /// quote consumed.
+    fn string(&mut self) -> Option<&'t str> {
+        let text: &'t [u8] = self.text;
+        let start = self.at + 1;
+        let mut i = start;
+        loop {
+            match text.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        self.at = i + 1;
+        // Quotes and backslashes are ASCII: the slice is on char boundaries
+        // of the original `str`.
+        std::str::from_utf8(text.get(start..i)?).ok()
+    }
+
+    fn number(&mut self) {
+        let start = self.at;
+        while matches!(
+            self.peek(),
+            Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        ) {
+            self.at += 1;
+        }
+        let t = self.text.get(start..self.at).unwrap_or_default();
+        let whole = |d: &[u8]| -> Option<u64> {
+            let canonical = matches!(d, [b'0'] | [b'1'..=b'9', ..]);
+            if canonical && d.iter().all(u8::is_ascii_digit) {
+                std::str::from_utf8(d).ok()?.parse().ok()
+            } else {
+                None
+            }
+        };
+        if let Some(n) = whole(t) {
+            self.out.push(WHOLE);
+            put_varint(self.out, n);
+        } else if let Some(n) = t.strip_suffix(b".0").and_then(whole) {
+            self.out.push(WHOLE_POINT_ZERO);
+            put_varint(self.out, n);
+        } else {
+            self.out.push(NUMBER);
+            put_varint(self.out, t.len() as u64);
+            self.out.extend_from_slice(t);
+        }
+    }
+
+    /// Insert the count of a container's items where its items begin.
+    fn count_at(&mut self, at: usize, count: u64) {
+        let mut n = Vec::with_capacity(2);
+        put_varint(&mut n, count);
+        self.out.splice(at..at, n);
+    }
+
+    /// One value; `Ok(false)` when the text is not one the encoding keeps.
+    fn value(&mut self, depth: usize) -> Result<bool, StoreError> {
+        if depth > MAX_DEPTH {
+            return Ok(false);
+        }
+        Ok(match self.peek() {
+            Some(b'n') => self.literal(b"null", NULL),
+            Some(b'f') => self.literal(b"false", FALSE),
+            Some(b't') => self.literal(b"true", TRUE),
+            Some(b'"') => match self.string() {
+                Some(s) => {
+                    let b = s.as_bytes();
+                    self.out.push(STRING);
+                    put_varint(self.out, b.len() as u64);
+                    self.out.extend_from_slice(b);
+                    true
+                }
+                None => false,
+            },
+            Some(b'-' | b'0'..=b'9') => {
+                self.number();
+                true
+            }
+            Some(b'[') => {
+                self.at += 1;
+                self.out.push(ARRAY);
+                let items = self.out.len();
+                let mut count = 0u64;
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                } else {
+                    loop {
+                        if !self.value(depth + 1)? {
+                            return Ok(false);
+                        }
+                        count += 1;
+                        match self.peek() {
+                            Some(b',') => self.at += 1,
+                            Some(b']') => {
+                                self.at += 1;
+                                break;
+                            }
+                            _ => return Ok(false),
+                        }
+                    }
+                }
+                self.count_at(items, count);
+                true
+            }
+            Some(b'{') => {
+                self.at += 1;
+                self.out.push(OBJECT);
+                let items = self.out.len();
+                let mut count = 0u64;
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                } else {
+                    loop {
+                        if self.peek() != Some(b'"') {
+                            return Ok(false);
+                        }
+                        let Some(key) = self.string() else {
+                            return Ok(false);
+                        };
+                        let key = key.to_string();
+                        let id = (self.key_id)(&key)?;
+                        put_varint(self.out, id);
+                        if self.peek() != Some(b':') {
+                            return Ok(false);
+                        }
+                        self.at += 1;
+                        if !self.value(depth + 1)? {
+                            return Ok(false);
+                        }
+                        count += 1;
+                        match self.peek() {
+                            Some(b',') => self.at += 1,
+                            Some(b'}') => {
+                                self.at += 1;
+                                break;
+                            }
+                            _ => return Ok(false),
+                        }
+                    }
+                }
+                self.count_at(items, count);
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+/// The text of a packed state, its keys named by `keys`; `None` when the
+/// bytes are not a packed state or name a key `keys` does not have.
+pub(crate) fn unpack(bytes: &[u8], keys: &Keys) -> Option<String> {
+    let mut r = Reader { rest: bytes };
+    if r.byte()? != FORMAT {
+        return None;
+    }
+    let mut out = String::with_capacity(bytes.len() * 2);
+    unpack_value(&mut r, keys, &mut out, 0)?;
+    r.rest.is_empty().then_some(out)
+}
+
+fn unpack_value(r: &mut Reader<'_>, keys: &Keys, out: &mut String, depth: usize) -> Option<()> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match r.byte()? {
+        NULL => out.push_str("null"),
+        FALSE => out.push_str("false"),
+        TRUE => out.push_str("true"),
+        NUMBER => {
+            let n = usize::try_from(r.varint()?).ok()?;
+            out.push_str(std::str::from_utf8(r.bytes(n)?).ok()?);
+        }
+        WHOLE => {
+            out.push_str(&r.varint()?.to_string());
+        }
+        WHOLE_POINT_ZERO => {
+            out.push_str(&r.varint()?.to_string());
+            out.push_str(".0");
+        }
+        STRING => {
+            let n = usize::try_from(r.varint()?).ok()?;
+            out.push('"');
+            out.push_str(std::str::from_utf8(r.bytes(n)?).ok()?);
+            out.push('"');
+        }
+        ARRAY => {
+            let n = r.varint()?;
+            out.push('[');
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                unpack_value(r, keys, out, depth + 1)?;
+            }
+            out.push(']');
+        }
+        OBJECT => {
+            let n = r.varint()?;
+            out.push('{');
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('"');
+                out.push_str(keys.name(r.varint()?)?);
+                out.push_str("\":");
+                unpack_value(r, keys, out, depth + 1)?;
+            }
+            out.push('}');
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// A state column's value as text: text as it is, a packed state
+/// unpacked; `None` for a blob that does not unpack with `keys`.
+pub(crate) fn state_of(raw: ValueRef<'_>, keys: &Keys) -> Option<String> {
+    match raw {
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => unpack(b, keys),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pack with a table that numbers keys as they come; returns the
+    /// bytes (if packed) and the table.
+    fn packed(text: &str) -> (Option<Vec<u8>>, Keys) {
+        let mut keys = Keys::default();
+        let mut next = 0u64;
+        let mut out = Vec::new();
+        let ok = {
+            let mut number = |k: &str| -> Result<u64, StoreError> {
+                Ok(match keys.id(k) {
+                    Some(id) => id,
+                    None => {
+                        next += 1;
+                        keys.add(next, k);
+                        next
+                    }
+                })
+            };
+            pack(text, &mut number, &mut out).unwrap()
+        };
+        (ok.then_some(out), keys)
+    }
+
+    #[test]
+    fn canonical_states_round_trip_exactly_and_shrink() {
+        let state = r#"{"capabilities":["route","sense"],"id":"b-0000000","intelligence":{"level":3.0,"model":"loom-2"},"metrics":{"compatibility":86.0,"ecosystem":80.0,"stability":88.0,"sustainability":84.0},"permissions":["read","write"],"power":5.0,"region":"eu","strands":["alpha","beta"],"structure":["core","mesh"],"version":"1.6.0","workflows":["sync"]}"#;
+        let (bytes, keys) = packed(state);
+        let bytes = bytes.expect("a canonical state packs");
+        assert_eq!(unpack(&bytes, &keys).as_deref(), Some(state));
+        assert!(bytes.len() * 2 < state.len(), "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn every_kind_of_token_round_trips() {
+        for text in [
+            "null",
+            "true",
+            "false",
+            "0",
+            "0.0",
+            "7",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-1",
+            "-0.0",
+            "1.5",
+            "1e10",
+            "2.50",
+            "00",
+            "01.0",
+            "\"\"",
+            r#""a \"quoted\" \\ word \u00e9 and é""#,
+            "[]",
+            "{}",
+            "[[],{},[1,[2,[3]]]]",
+            r#"{"a":{"a":{"a":[null,true,false]}},"":1,"\"k\"":"v"}"#,
+        ] {
+            let (bytes, keys) = packed(text);
+            let bytes = bytes.unwrap_or_else(|| panic!("`{text}` did not pack"));
+            assert_eq!(unpack(&bytes, &keys).as_deref(), Some(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn text_the_encoding_does_not_keep_is_left_as_text() {
+        for text in [
+            "",
+            " {}",
+            "{} ",
+            "{\"a\": 1}",
+            "[1, 2]",
+            "{\"a\"}",
+            "[1,]",
+            "{1:2}",
+            "\"unterminated",
+            "nul",
+            "[",
+            "{\"a\":1",
+            "x",
+        ] {
+            assert!(packed(text).0.is_none(), "`{text}` packed");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 5), "]".repeat(MAX_DEPTH + 5));
+        assert!(packed(&deep).0.is_none());
+        let shallow = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let (bytes, keys) = packed(&shallow);
+        assert_eq!(unpack(&bytes.unwrap(), &keys), Some(shallow));
+    }
+
+    #[test]
+    fn damaged_bytes_never_unpack_into_a_panic() {
+        let state = r#"{"a":[1,2.0,"x",{"b":null}],"c":-3.5}"#;
+        let (bytes, keys) = packed(state);
+        let bytes = bytes.unwrap();
+        assert_eq!(unpack(&bytes, &Keys::default()), None, "keys missing");
+        for cut in 0..bytes.len() {
+            assert_eq!(unpack(&bytes[..cut], &keys), None, "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                // Either not a state, or another text: never the same one.
+                assert_ne!(unpack(&b, &keys).as_deref(), Some(state), "byte {i} ^ {flip:#x}");
+            }
+        }
+        let mut deep = vec![FORMAT];
+        deep.extend(std::iter::repeat_n([ARRAY, 1], 100_000).flatten());
+        assert_eq!(unpack(&deep, &keys), None);
+        assert_eq!(unpack(&[FORMAT, ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f], &keys), None);
+    }
+
+    #[test]
+    fn generated_states_round_trip() {
+        // A seeded walk over JSON built from the tokens the encoding knows.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        fn generate(next: &mut dyn FnMut(u64) -> u64, depth: usize, out: &mut String) {
+            match next(if depth > 4 { 6 } else { 8 }) {
+                0 => out.push_str("null"),
+                1 => out.push_str(["true", "false"][next(2) as usize]),
+                2 => out.push_str(&next(100_000).to_string()),
+                3 => out.push_str(&format!("{}.0", next(1000))),
+                4 => out.push_str(&format!("{}", (next(2_000_000) as f64 - 1e6) / 8.0)),
+                5 => out.push_str(&format!("\"s{}\\n\"", next(50))),
+                6 => {
+                    out.push('[');
+                    for i in 0..next(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        generate(next, depth + 1, out);
+                    }
+                    out.push(']');
+                }
+                _ => {
+                    out.push('{');
+                    for i in 0..next(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&format!("\"k{}\":", next(6)));
+                        generate(next, depth + 1, out);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        for _ in 0..2_000 {
+            let mut text = String::new();
+            generate(&mut next, 0, &mut text);
+            let (bytes, keys) = packed(&text);
+            let bytes = bytes.unwrap_or_else(|| panic!("`{text}` did not pack"));
+            assert_eq!(unpack(&bytes, &keys).as_deref(), Some(text.as_str()));
+        }
+    }
+}
