@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Output;
 
 use pmf::store::checkpoint::{Checkpoint, OperatorKey};
+use pmf::store::interned::Texts;
 use pmf::store::lineage::{
-    Event, EventKind, GENESIS_BYTES, encode, read_event, stored_digest,
+    Event, EventKind, GENESIS_BYTES, encode, expand, read_event_with, stored_digest,
 };
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
@@ -61,9 +62,10 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
     let mut heads = std::collections::HashMap::new();
     let mut frontier = Frontier::default();
     let mut roots = Vec::new();
+    let texts = Texts::load(c).unwrap();
     for (g, p, seq, ev) in &rows {
         let prev = heads.get(p).copied().unwrap_or(GENESIS_BYTES);
-        let h = stored_digest(&prev, p, *seq as u64, ev);
+        let h = stored_digest(&prev, p, *seq as u64, &expand(ev, &texts).unwrap());
         c.execute(
             "UPDATE lineage SET hash = ?1 WHERE global_seq = ?2",
             rusqlite::params![&h[..], g],
@@ -114,7 +116,7 @@ fn rewrite_p012(c: &Connection) {
         .map(Result::unwrap)
         .collect();
     for (g, seq, ev) in rows {
-        let mut e = read_event(&ev, "p-012", seq as u64).unwrap();
+        let mut e = read_event_with(&ev, "p-012", seq as u64, &Texts::load(c).unwrap()).unwrap();
         if e.health.is_some() {
             e.health = Some(97.0);
         }
@@ -272,7 +274,7 @@ fn states_are_stored_packed() {
         .unwrap();
     assert!(packed > 0 && text == 0, "{packed} packed, {text} text");
     let keys: i64 = c
-        .query_row("SELECT COUNT(*) FROM state_keys", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM texts", [], |r| r.get(0))
         .unwrap();
     assert!(keys > 5, "{keys} keys");
 }
@@ -305,7 +307,7 @@ fn current_state_is_bound_to_the_lineage() {
             "stored state of partner `p-020`",
         ),
         (
-            sql("UPDATE state_keys SET key = 'permission' WHERE key = 'permissions'"),
+            sql("UPDATE texts SET text = 'permission' WHERE text = 'permissions'"),
             "is not the one its lineage records",
         ),
         (

@@ -6,9 +6,10 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
-use super::lineage::{Event, GENESIS_BYTES, LastEvent, encode, event_digest, hash_of, hex32};
+use super::lineage::{Event, GENESIS_BYTES, encode, encode_interned, event_digest, hash_of, hex32};
 use super::merkle::{self, Frontier};
-use super::packed::{self, Keys};
+use super::interned::Texts;
+use super::packed;
 use super::{Store, StoreError, row_digest, stable_digest};
 
 /// The head of the whole log: its last event's number and the Merkle
@@ -75,19 +76,6 @@ pub(super) fn adopt_legacy_events(tx: &Connection) -> Result<(), StoreError> {
     LogHead { seq, frontier }.save(tx)
 }
 
-/// The last event of a partner's chain (the fields that matter).
-pub(super) fn last_event(conn: &Connection, id: &str) -> Result<Option<LastEvent>, StoreError> {
-    let body: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached(
-            "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([id], |r| {
-            Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
-        })
-        .optional()?;
-    Ok(body.map(|(seq, b)| LastEvent::of(&b, id, seq as u64)))
-}
-
 /// A partner's chain while events are appended to it.
 pub struct PartnerChain {
     partner: String,
@@ -112,9 +100,10 @@ pub struct Batch<'s> {
     appended: bool,
     /// The encoding of the event being appended (one buffer, reused).
     buf: Vec<u8>,
-    /// The keys of packed states: the store's, and those this batch added.
-    keys: std::cell::RefCell<Keys>,
-    /// The packing of the state being written (one buffer, reused).
+    /// The store's texts, and those this batch added.
+    texts: std::cell::RefCell<Texts>,
+    /// The stored form of the state or event being written (one buffer,
+    /// reused).
     packing: std::cell::RefCell<Vec<u8>>,
     /// The plan progress was last recorded for, and its number.
     plan: Option<(String, i64)>,
@@ -158,7 +147,7 @@ impl Store {
             .optional()?
             .ok_or(StoreError::NoId)?;
         let head = LogHead::load(&tx)?;
-        let keys = Keys::load(&tx)?;
+        let texts = Texts::load(&tx)?;
         Ok(Batch {
             tx,
             head,
@@ -166,7 +155,7 @@ impl Store {
             store_id,
             appended: false,
             buf: Vec::with_capacity(512),
-            keys: keys.into(),
+            texts: texts.into(),
             packing: Vec::with_capacity(512).into(),
             plan: None,
         })
@@ -203,8 +192,9 @@ impl Batch<'_> {
     }
 
     /// Append `event` to `chain` (its partner and position are set here),
-    /// in the compact encoding ([`super::lineage::encode`]), with its
-    /// chain hash (a leaf of the Merkle tree).
+    /// interned ([`super::lineage::encode_interned`]), with the chain hash
+    /// of its compact encoding ([`super::lineage::encode`]): a leaf of the
+    /// Merkle tree.
     pub fn append(
         &mut self,
         chain: &mut PartnerChain,
@@ -215,6 +205,13 @@ impl Batch<'_> {
         self.buf.clear();
         encode(event, &mut self.buf);
         let hash = event_digest(&chain.prev, &chain.partner, event.seq, &self.buf);
+        let mut stored = self.packing.borrow_mut();
+        stored.clear();
+        {
+            let mut texts = self.texts.borrow_mut();
+            let tx = &self.tx;
+            encode_interned(event, &mut stored, &mut |t| texts.intern(tx, t))?;
+        }
         self.tx
             .prepare_cached(
                 "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
@@ -224,9 +221,10 @@ impl Batch<'_> {
                 self.head.seq + 1,
                 chain.partner,
                 chain.seq + 1,
-                self.buf,
+                &stored[..],
                 &hash[..]
             ])?;
+        drop(stored);
         self.head.frontier.push(&hash);
         chain.seq += 1;
         chain.prev = hash;
@@ -261,9 +259,9 @@ impl Batch<'_> {
 
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<super::StoredPartner>, StoreError> {
-        let keys = self.keys.borrow();
+        let texts = self.texts.borrow();
         super::read_partner(&self.tx, id, &mut |raw| {
-            Ok(packed::state_of(raw, &keys).unwrap_or_else(|| packed::DAMAGED.to_string()))
+            Ok(packed::state_of(raw, &texts).unwrap_or_else(|| packed::DAMAGED.to_string()))
         })
     }
 
@@ -272,27 +270,14 @@ impl Batch<'_> {
     /// back exactly.
     fn stored_state(&self, state: &str) -> Result<rusqlite::types::Value, StoreError> {
         use rusqlite::types::Value;
-        let mut keys = self.keys.borrow_mut();
+        let mut texts = self.texts.borrow_mut();
         let mut out = self.packing.borrow_mut();
         let tx = &self.tx;
-        let packed = packed::pack(
-            state,
-            &mut |key| {
-                if let Some(id) = keys.id(key) {
-                    return Ok(id);
-                }
-                let id: i64 = tx
-                    .prepare_cached("INSERT INTO state_keys (key) VALUES (?1) RETURNING id")?
-                    .query_row([key], |r| r.get(0))?;
-                keys.add(id as u64, key);
-                Ok(id as u64)
-            },
-            &mut out,
-        )?;
+        let packed = packed::pack(state, &mut |key| texts.intern(tx, key), &mut out)?;
         // Packed only when it unpacks to the very text: nothing stored is
         // ever changed by its encoding.
         Ok(
-            if packed && packed::unpack(&out, &keys).as_deref() == Some(state) {
+            if packed && packed::unpack(&out, &texts).as_deref() == Some(state) {
                 Value::Blob(out.clone())
             } else {
                 Value::Text(state.to_string())

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod clock;
 pub mod governance;
+pub mod interned;
 pub mod lineage;
 pub mod lock;
 pub mod merkle;
@@ -311,13 +312,14 @@ const MIGRATIONS: &[&str] = &[
         SELECT plans.id, partner_id, outcome FROM progress JOIN plans ON plans.hash = progress.plan_hash;
      DROP TABLE progress;
      ALTER TABLE progress_v3 RENAME TO progress;",
-    // 4: states packed (`packed`), their keys numbered in `state_keys`
-    // (rows stored before keep their text); the lineage without the
-    // global chain's column (the Merkle tree whose roots the operator
-    // signs binds the events' order).
+    // 4: the texts rows repeat, numbered in `texts` (`interned`): states
+    // packed (`packed`) and events interned (`lineage::encode_interned`);
+    // rows stored before keep their form. The lineage without the global
+    // chain's column (the Merkle tree whose roots the operator signs binds
+    // the events' order).
     "ALTER TABLE lineage DROP COLUMN global_hash;
      DELETE FROM meta WHERE key = 'global_head';
-     CREATE TABLE state_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+     CREATE TABLE texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
      CREATE TABLE partners_v4 (
         id TEXT PRIMARY KEY, state BLOB NOT NULL, version TEXT,
         status TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
@@ -386,8 +388,8 @@ pub struct Store {
     path: PathBuf,
     /// The store held events before checkpoints existed (schema 1).
     legacy: bool,
-    /// The keys of packed states, as far as this connection has read them.
-    keys: std::cell::RefCell<packed::Keys>,
+    /// The store's texts, as far as this connection has read them.
+    texts: std::cell::RefCell<interned::Texts>,
 }
 
 impl Store {
@@ -430,7 +432,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             legacy: false,
-            keys: Default::default(),
+            texts: Default::default(),
         };
         store.migrate()?;
         store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
@@ -495,13 +497,24 @@ impl Store {
     /// A state column's value as text (see [`packed`]): the keys are read
     /// again when a packed state names one this connection has not seen.
     fn state_text(&self, raw: rusqlite::types::ValueRef<'_>) -> Result<String, StoreError> {
-        if let Some(s) = packed::state_of(raw, &self.keys.borrow()) {
-            return Ok(s);
+        Ok(self
+            .with_texts(|texts| packed::state_of(raw, texts))?
+            .unwrap_or_else(|| packed::DAMAGED.to_string()))
+    }
+
+    /// `read` with the store's texts: when it finds nothing, once more with
+    /// the texts read again (another connection may have added some).
+    fn with_texts<T>(
+        &self,
+        read: impl Fn(&interned::Texts) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        if let Some(t) = read(&self.texts.borrow()) {
+            return Ok(Some(t));
         }
-        let fresh = packed::Keys::load(&self.conn)?;
-        let s = packed::state_of(raw, &fresh);
-        *self.keys.borrow_mut() = fresh;
-        Ok(s.unwrap_or_else(|| packed::DAMAGED.to_string()))
+        let fresh = interned::Texts::load(&self.conn)?;
+        let t = read(&fresh);
+        *self.texts.borrow_mut() = fresh;
+        Ok(t)
     }
 
     /// The policy the store is governed by (the last `governed` event of
@@ -517,16 +530,50 @@ impl Store {
                 Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
             })
             .optional()?;
-        Ok(body.and_then(|(seq, b)| {
-            lineage::read_event(&b, governance::GOVERNANCE, seq as u64)
-                .as_ref()
-                .and_then(governance::Governing::of_event)
-        }))
+        let Some((seq, body)) = body else {
+            return Ok(None);
+        };
+        Ok(self
+            .read_stored(&body, governance::GOVERNANCE, seq as u64)?
+            .as_ref()
+            .and_then(governance::Governing::of_event))
+    }
+
+    /// A stored event read back with the store's texts; `None` when it
+    /// cannot be read.
+    fn read_stored(
+        &self,
+        body: &[u8],
+        partner: &str,
+        seq: u64,
+    ) -> Result<Option<lineage::Event>, StoreError> {
+        self.with_texts(|texts| lineage::read_event_with(body, partner, seq, texts))
+    }
+
+    /// What a stored event says of its partner's run (an unreadable one
+    /// says nothing).
+    fn last_of(&self, body: &[u8], partner: &str, seq: u64) -> Result<lineage::LastEvent, StoreError> {
+        if lineage::is_json(body) {
+            return Ok(lineage::LastEvent::of_json(body));
+        }
+        Ok(self
+            .read_stored(body, partner, seq)?
+            .map_or_else(lineage::LastEvent::default, lineage::LastEvent::from))
     }
 
     /// The last event of a partner's lineage, if it has one.
     pub fn last_event(&self, id: &str) -> Result<Option<lineage::LastEvent>, StoreError> {
-        batch::last_event(&self.conn, id)
+        let body: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([id], |r| {
+                Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
+            })
+            .optional()?;
+        body.map(|(seq, b)| self.last_of(&b, id, seq as u64))
+            .transpose()
     }
 
     /// A partner with its last event, its stored row held to the digest
@@ -620,7 +667,7 @@ impl Store {
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let body = r.get_ref(1)?.as_bytes().unwrap_or_default();
-            let e = lineage::LastEvent::of(body, id, seq as u64);
+            let e = self.last_of(body, id, seq as u64)?;
             if e.plan_hash.as_deref() == Some(plan_hash) && e.state.is_some() {
                 return Ok(e.outcome);
             }

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::interned::Texts;
 use super::{Store, StoreError};
 
 /// One lineage event. Absent fields are left out of its JSON.
@@ -342,11 +343,31 @@ pub fn stored_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [
 /// A stored event read back (JSON or compact), with the partner and
 /// position of its row; `None` when it cannot be read.
 pub fn read_event(body: &[u8], partner: &str, seq: u64) -> Option<Event> {
+    read_event_with(body, partner, seq, &Texts::default())
+}
+
+/// A stored event read back (JSON, compact or interned, its texts named
+/// by `texts`), with the partner and position of its row; `None` when it
+/// cannot be read.
+pub fn read_event_with(body: &[u8], partner: &str, seq: u64, texts: &Texts) -> Option<Event> {
     if is_json(body) {
         serde_json::from_slice(body).ok()
     } else {
-        decode(body, partner, seq)
+        decode_with(body, partner, seq, texts)
     }
+}
+
+/// The bytes an event's chain hash covers: an interned event's compact
+/// encoding, its texts in place (`None` when it does not read with
+/// `texts`); any other stored event as it is.
+pub fn expand<'b>(body: &'b [u8], texts: &Texts) -> Option<std::borrow::Cow<'b, [u8]>> {
+    if body.first() != Some(&INTERNED) {
+        return Some(std::borrow::Cow::Borrowed(body));
+    }
+    let e = decode_with(body, "", 0, texts)?;
+    let mut out = Vec::with_capacity(body.len() * 2);
+    encode(&e, &mut out);
+    Some(std::borrow::Cow::Owned(out))
 }
 
 /// A 32-byte hash column (a hash of another length reads as zeros, which
@@ -393,19 +414,22 @@ pub struct LastEvent {
 }
 
 impl LastEvent {
-    /// What a stored event says (an unreadable one says nothing).
-    pub(crate) fn of(body: &[u8], partner: &str, seq: u64) -> LastEvent {
-        if is_json(body) {
-            return serde_json::from_slice(body).unwrap_or_default();
-        }
-        decode(body, partner, seq).map_or_else(LastEvent::default, |e| LastEvent {
+    /// What an event stored as JSON says (an unreadable one says nothing).
+    pub(crate) fn of_json(body: &[u8]) -> LastEvent {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
+impl From<Event> for LastEvent {
+    fn from(e: Event) -> LastEvent {
+        LastEvent {
             kind: e.kind,
             outcome: e.outcome,
             plan_hash: e.plan_hash,
             state: e.state,
             waits: e.waits,
             detail: e.detail,
-        })
+        }
     }
 }
 
@@ -416,7 +440,8 @@ pub struct RawEvent {
     pub global_seq: i64,
     /// Position in the partner's chain, from 1.
     pub seq: i64,
-    /// The stored bytes (JSON, or the compact encoding).
+    /// The bytes its chain hash covers (JSON, or the compact encoding;
+    /// an interned event expanded, see [`expand`]).
     pub body: Vec<u8>,
     /// Hash of the partner's previous event.
     pub prev_hash: [u8; 32],
@@ -428,6 +453,7 @@ impl Store {
     /// The lineage of one partner (or of all), in order.
     pub fn lineage(&self, partner: Option<&str>) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = "SELECT global_seq, partner_id, seq, event, hash FROM lineage WHERE (?1 IS NULL OR partner_id = ?1) ORDER BY global_seq";
+        let texts = Texts::load(&self.conn)?;
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query([partner])?;
         let mut heads: std::collections::HashMap<String, [u8; 32]> = Default::default();
@@ -438,7 +464,7 @@ impl Store {
             let seq: i64 = r.get(2)?;
             let body = r.get_ref(3)?.as_bytes().unwrap_or_default();
             let hash = hash_of(r.get_ref(4)?.as_bytes().unwrap_or_default());
-            let event = read_event(body, &id, seq as u64).unwrap_or_else(|| Event {
+            let event = read_event_with(body, &id, seq as u64, &texts).unwrap_or_else(|| Event {
                 partner: id.clone(),
                 seq: seq as u64,
                 kind: EventKind::Unknown,
@@ -456,20 +482,22 @@ impl Store {
         Ok(out)
     }
 
-    /// One partner's events as stored, in order.
+    /// One partner's events as their chain hashes cover them, in order.
     pub fn raw_events(&self, partner: &str) -> Result<Vec<RawEvent>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT global_seq, seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq",
         )?;
+        let texts = Texts::load(&self.conn)?;
         let mut rows = stmt.query([partner])?;
         let mut out = Vec::new();
         let mut prev = GENESIS_BYTES;
         while let Some(r) = rows.next()? {
             let hash = hash_of(r.get_ref(3)?.as_bytes().unwrap_or_default());
+            let stored = r.get_ref(2)?.as_bytes().unwrap_or_default();
             out.push(RawEvent {
                 global_seq: r.get(0)?,
                 seq: r.get(1)?,
-                body: r.get_ref(2)?.as_bytes().unwrap_or_default().to_vec(),
+                body: expand(stored, &texts).unwrap_or(stored.into()).into_owned(),
                 prev_hash: prev,
                 hash,
             });
@@ -482,6 +510,9 @@ impl Store {
 /// The first byte of an event in the compact encoding (an event stored as
 /// JSON, as stores of schema 2 and before hold them, begins with `{`).
 pub(crate) const COMPACT: u8 = 0x02;
+
+/// The first byte of an event stored interned ([`encode_interned`]).
+pub(crate) const INTERNED: u8 = 0x03;
 
 /// Every kind, by its code in the compact encoding (its place here).
 const KINDS: [EventKind; 22] = [
@@ -547,7 +578,8 @@ fn put_list(out: &mut Vec<u8>, list: &[String]) {
     }
 }
 
-/// An event's compact encoding (what the lineage stores and hashes): the
+/// An event's compact encoding (what its chain hash covers, and what
+/// stores of schema 3 keep): the
 /// tag [`COMPACT`], the kind's code, a bit per optional field present (and
 /// one when the time is kept as seconds), the time, then each field present
 /// in the order of [`Event`]. Strings are
@@ -556,11 +588,46 @@ fn put_list(out: &mut Vec<u8>, list: &[String]) {
 /// repeated: they are the row's, and the chain hash covers them.
 pub fn encode(e: &Event, out: &mut Vec<u8>) {
     out.push(COMPACT);
+    let mut plain = |out: &mut Vec<u8>, s: &str| -> Result<(), StoreError> {
+        put_str(out, s);
+        Ok(())
+    };
+    // Writing strings as they are cannot fail.
+    let _ = write_event(e, out, &mut plain);
+}
+
+/// An event as a store of schema 4 keeps it: the compact encoding under
+/// the tag [`INTERNED`], with the texts that events repeat (phases,
+/// versions, migration types, outcomes, bands, actions, authorities,
+/// rites, policy and plan hashes, signers, details) each written as its
+/// number in the store's table ([`crate::interned`]) by `intern`. Times,
+/// digests of states, signatures and what a partner waits for stay in
+/// place. [`expand`] gives back the compact encoding the chain hash covers.
+pub(crate) fn encode_interned(
+    e: &Event,
+    out: &mut Vec<u8>,
+    intern: &mut dyn FnMut(&str) -> Result<u64, StoreError>,
+) -> Result<(), StoreError> {
+    out.push(INTERNED);
+    let mut by_number = |out: &mut Vec<u8>, s: &str| -> Result<(), StoreError> {
+        put_varint(out, intern(s)?);
+        Ok(())
+    };
+    write_event(e, out, &mut by_number)
+}
+
+/// The compact encoding after its tag, the repeated texts written by
+/// `text` (in place, or by number).
+fn write_event(
+    e: &Event,
+    out: &mut Vec<u8>,
+    text: &mut dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let code = KINDS.iter().position(|k| *k == e.kind).unwrap_or(0);
     out.push(code as u8);
     let strs: [&Option<String>; 5] = [&e.phase, &e.from, &e.to, &e.migration, &e.outcome];
     let more: [&Option<String>; 2] = [&e.band, &e.action];
-    let texts: [&Option<String>; 3] = [&e.rite, &e.policy_hash, &e.plan_hash];
+    let hashes: [&Option<String>; 3] = [&e.rite, &e.policy_hash, &e.plan_hash];
     let mut flags = 0u64;
     let mut bit = 0;
     let mut mark = |present: bool| {
@@ -577,7 +644,7 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
         mark(s.is_some());
     }
     mark(!e.approvals.is_empty());
-    for s in texts {
+    for s in hashes {
         mark(s.is_some());
     }
     mark(e.state.is_some());
@@ -595,19 +662,30 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
         None => put_str(out, &e.time),
     }
     for s in strs.into_iter().flatten() {
-        put_str(out, s);
+        text(out, s)?;
     }
     if let Some(h) = e.health {
         out.extend_from_slice(&h.to_le_bytes());
     }
     for s in more.into_iter().flatten() {
-        put_str(out, s);
+        text(out, s)?;
+    }
+    fn list(
+        out: &mut Vec<u8>,
+        list: &[String],
+        text: &mut dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        put_varint(out, list.len() as u64);
+        for s in list {
+            text(out, s)?;
+        }
+        Ok(())
     }
     if !e.approvals.is_empty() {
-        put_list(out, &e.approvals);
+        list(out, &e.approvals, text)?;
     }
-    for s in texts.into_iter().flatten() {
-        put_str(out, s);
+    for s in hashes.into_iter().flatten() {
+        text(out, s)?;
     }
     if let Some(s) = &e.state {
         put_str(out, s);
@@ -616,11 +694,15 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
         put_list(out, &e.stable);
     }
     if !e.signers.is_empty() {
-        put_list(out, &e.signers);
+        list(out, &e.signers, text)?;
     }
-    for s in [&e.signature, &e.waits, &e.detail].into_iter().flatten() {
+    for s in [&e.signature, &e.waits].into_iter().flatten() {
         put_str(out, s);
     }
+    if let Some(s) = &e.detail {
+        text(out, s)?;
+    }
+    Ok(())
 }
 
 /// Reads the compact encoding back.
@@ -676,11 +758,32 @@ impl Reader<'_> {
 
 /// An event from its compact encoding, with the partner and position of
 /// its row; `None` when the bytes are not one.
+#[cfg(test)]
 pub(crate) fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
+    decode_with(bytes, partner, seq, &Texts::default())
+}
+
+/// An event from its compact or interned encoding (the interned texts
+/// named by `texts`), with the partner and position of its row; `None`
+/// when the bytes are not one, or name a text `texts` does not have.
+pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) -> Option<Event> {
     let mut r = Reader { rest: bytes };
-    if r.byte()? != COMPACT {
-        return None;
-    }
+    let interned = match r.byte()? {
+        COMPACT => false,
+        INTERNED => true,
+        _ => return None,
+    };
+    let text = |r: &mut Reader<'_>| -> Option<String> {
+        if interned {
+            texts.text(r.varint()?).map(str::to_string)
+        } else {
+            r.string()
+        }
+    };
+    let text_list = |r: &mut Reader<'_>| -> Option<Vec<String>> {
+        let n = r.varint()?;
+        (0..n).map(|_| text(r)).collect()
+    };
     let kind = *KINDS.get(usize::from(r.byte()?))?;
     let flags = r.varint()?;
     let has = |bit: u32| (flags >> bit) & 1 == 1;
@@ -696,29 +799,32 @@ pub(crate) fn decode(bytes: &[u8], partner: &str, seq: u64) -> Option<Event> {
             Some(None)
         }
     };
-    let phase = opt(0, &mut r)?;
-    let from = opt(1, &mut r)?;
-    let to = opt(2, &mut r)?;
-    let migration = opt(3, &mut r)?;
-    let outcome = opt(4, &mut r)?;
+    let opt_text = |bit: u32, r: &mut Reader<'_>| -> Option<Option<String>> {
+        if has(bit) { text(r).map(Some) } else { Some(None) }
+    };
+    let phase = opt_text(0, &mut r)?;
+    let from = opt_text(1, &mut r)?;
+    let to = opt_text(2, &mut r)?;
+    let migration = opt_text(3, &mut r)?;
+    let outcome = opt_text(4, &mut r)?;
     let health = if has(5) {
         let b: [u8; 8] = r.bytes(8)?.try_into().ok()?;
         Some(f64::from_le_bytes(b))
     } else {
         None
     };
-    let band = opt(6, &mut r)?;
-    let action = opt(7, &mut r)?;
-    let approvals = if has(8) { r.list()? } else { Vec::new() };
-    let rite = opt(9, &mut r)?;
-    let policy_hash = opt(10, &mut r)?;
-    let plan_hash = opt(11, &mut r)?;
+    let band = opt_text(6, &mut r)?;
+    let action = opt_text(7, &mut r)?;
+    let approvals = if has(8) { text_list(&mut r)? } else { Vec::new() };
+    let rite = opt_text(9, &mut r)?;
+    let policy_hash = opt_text(10, &mut r)?;
+    let plan_hash = opt_text(11, &mut r)?;
     let state = opt(12, &mut r)?;
     let stable = if has(13) { r.list()? } else { Vec::new() };
-    let signers = if has(14) { r.list()? } else { Vec::new() };
+    let signers = if has(14) { text_list(&mut r)? } else { Vec::new() };
     let signature = opt(15, &mut r)?;
     let waits = opt(16, &mut r)?;
-    let detail = opt(17, &mut r)?;
+    let detail = opt_text(17, &mut r)?;
     if !r.rest.is_empty() || flags >> 19 != 0 {
         return None;
     }
@@ -871,6 +977,49 @@ mod tests {
             assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
         }
         assert_eq!(KINDS.len(), 22);
+    }
+
+    #[test]
+    fn an_interned_event_reads_back_and_expands_to_the_bytes_hashed() {
+        let bare = Event {
+            partner: "x".into(),
+            seq: 1,
+            kind: EventKind::PhaseEntered,
+            time: "t".into(),
+            ..Event::default()
+        };
+        let mut texts = Texts::default();
+        let mut next = 0u64;
+        let mut sizes = Vec::new();
+        for e in [full(), bare.clone(), full(), bare] {
+            let mut stored = Vec::new();
+            encode_interned(&e, &mut stored, &mut |t| {
+                Ok(texts.id(t).unwrap_or_else(|| {
+                    next += 1;
+                    texts.add(next, t);
+                    next
+                }))
+            })
+            .unwrap();
+            let mut compact = Vec::new();
+            encode(&e, &mut compact);
+            assert_eq!(stored[0], INTERNED);
+            assert_eq!(decode_with(&stored, &e.partner, e.seq, &texts).as_ref(), Some(&e));
+            assert_eq!(expand(&stored, &texts).as_deref(), Some(&compact[..]));
+            assert_eq!(expand(&compact, &texts).as_deref(), Some(&compact[..]));
+            // Without its texts it does not read, and does not expand.
+            if e.rite.is_some() {
+                assert_eq!(decode_with(&stored, &e.partner, e.seq, &Texts::default()), None);
+                assert_eq!(expand(&stored, &Texts::default()), None);
+                sizes.push((stored.len(), compact.len()));
+            }
+            for cut in 0..stored.len() {
+                assert_eq!(decode_with(&stored[..cut], &e.partner, e.seq, &texts), None);
+            }
+        }
+        // The repeated texts are written once, in the table.
+        assert!(sizes.iter().all(|(s, c)| s * 2 < *c), "{sizes:?}");
+        assert_eq!(next, 14, "each text numbered once");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Partner states in the store's compact encoding (schema 4). A state is
 //! canonical JSON (no white space); packed, each token is a tag byte and
 //! what it needs, and every object key is a number from the store's table
-//! of keys (`state_keys`), so the keys a fleet's states repeat are written
+//! of texts ([`crate::interned`]), so the keys a fleet's states repeat are written
 //! once per store instead of once per row.
 //!
 //! Packing is exact: a text is packed only when unpacking gives back the
 //! very same bytes, and any other text is stored as it is (as rows written
 //! before schema 4 are). The digests the lineage records are of the text,
-//! so a packed row, or a key of the table, edited outside pmf unpacks to
+//! so a packed row, or a text of the table, edited outside pmf unpacks to
 //! another text and is found like any other edited row.
 //!
 //! Encoding: the byte [`FORMAT`], then the value. A value is one of
@@ -20,12 +20,10 @@
 //! - `7` an array (varint count, values);
 //! - `8` an object (varint count, then each key's number and its value).
 
-use std::collections::HashMap;
-
-use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 use super::StoreError;
+use super::interned::Texts;
 use super::lineage::{Reader, put_varint};
 
 /// The first byte of a packed state.
@@ -48,45 +46,6 @@ const WHOLE_POINT_ZERO: u8 = 5;
 const STRING: u8 = 6;
 const ARRAY: u8 = 7;
 const OBJECT: u8 = 8;
-
-/// The store's table of object keys: each key (as written between its
-/// quotes) and its number.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Keys {
-    ids: HashMap<Box<str>, u64>,
-    names: HashMap<u64, Box<str>>,
-}
-
-impl Keys {
-    /// Every key of the store's table.
-    pub(crate) fn load(conn: &Connection) -> Result<Keys, StoreError> {
-        let mut keys = Keys::default();
-        let mut stmt = conn.prepare_cached("SELECT id, key FROM state_keys")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let key: String = r.get(1)?;
-            keys.add(id as u64, &key);
-        }
-        Ok(keys)
-    }
-
-    /// The number of `key`, if the table has it.
-    pub(crate) fn id(&self, key: &str) -> Option<u64> {
-        self.ids.get(key).copied()
-    }
-
-    /// The key numbered `id`.
-    pub(crate) fn name(&self, id: u64) -> Option<&str> {
-        self.names.get(&id).map(|k| &**k)
-    }
-
-    /// Remember that `key` is numbered `id`.
-    pub(crate) fn add(&mut self, id: u64, key: &str) {
-        self.ids.insert(key.into(), id);
-        self.names.insert(id, key.into());
-    }
-}
 
 /// Pack `text` into `out` (cleared first), numbering keys with `key_id`
 /// (which may add them to the table). `Ok(false)` when `text` is not
@@ -280,7 +239,7 @@ impl<'t> Packer<'t, '_, '_> {
 
 /// The text of a packed state, its keys named by `keys`; `None` when the
 /// bytes are not a packed state or name a key `keys` does not have.
-pub(crate) fn unpack(bytes: &[u8], keys: &Keys) -> Option<String> {
+pub(crate) fn unpack(bytes: &[u8], keys: &Texts) -> Option<String> {
     let mut r = Reader { rest: bytes };
     if r.byte()? != FORMAT {
         return None;
@@ -290,7 +249,7 @@ pub(crate) fn unpack(bytes: &[u8], keys: &Keys) -> Option<String> {
     r.rest.is_empty().then_some(out)
 }
 
-fn unpack_value(r: &mut Reader<'_>, keys: &Keys, out: &mut String, depth: usize) -> Option<()> {
+fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut String, depth: usize) -> Option<()> {
     if depth > MAX_DEPTH {
         return None;
     }
@@ -334,7 +293,7 @@ fn unpack_value(r: &mut Reader<'_>, keys: &Keys, out: &mut String, depth: usize)
                     out.push(',');
                 }
                 out.push('"');
-                out.push_str(keys.name(r.varint()?)?);
+                out.push_str(keys.text(r.varint()?)?);
                 out.push_str("\":");
                 unpack_value(r, keys, out, depth + 1)?;
             }
@@ -347,7 +306,7 @@ fn unpack_value(r: &mut Reader<'_>, keys: &Keys, out: &mut String, depth: usize)
 
 /// A state column's value as text: text as it is, a packed state
 /// unpacked; `None` for a blob that does not unpack with `keys`.
-pub(crate) fn state_of(raw: ValueRef<'_>, keys: &Keys) -> Option<String> {
+pub(crate) fn state_of(raw: ValueRef<'_>, keys: &Texts) -> Option<String> {
     match raw {
         ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => unpack(b, keys),
@@ -361,8 +320,8 @@ mod tests {
 
     /// Pack with a table that numbers keys as they come; returns the
     /// bytes (if packed) and the table.
-    fn packed(text: &str) -> (Option<Vec<u8>>, Keys) {
-        let mut keys = Keys::default();
+    fn packed(text: &str) -> (Option<Vec<u8>>, Texts) {
+        let mut keys = Texts::default();
         let mut next = 0u64;
         let mut out = Vec::new();
         let ok = {
@@ -452,7 +411,7 @@ mod tests {
         let state = r#"{"a":[1,2.0,"x",{"b":null}],"c":-3.5}"#;
         let (bytes, keys) = packed(state);
         let bytes = bytes.unwrap();
-        assert_eq!(unpack(&bytes, &Keys::default()), None, "keys missing");
+        assert_eq!(unpack(&bytes, &Texts::default()), None, "keys missing");
         for cut in 0..bytes.len() {
             assert_eq!(unpack(&bytes[..cut], &keys), None, "cut at {cut}");
         }

@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
+use super::interned::Texts;
 use super::lineage::{
-    GENESIS_BYTES, hash_of, hex32, is_json, read_event, stored_digest,
+    GENESIS_BYTES, hash_of, hex32, expand, is_json, read_event_with, stored_digest,
 };
 use super::merkle::{self, Frontier, Tree};
 use super::{Store, StoreError, row_digest, stable_digest};
@@ -180,6 +181,7 @@ impl Store {
         let mut next_checkpoint = checkpoints.iter().peekable();
         let mut last_good_size = 0u64;
 
+        let texts = Texts::load(&self.conn)?;
         let mut stmt = self.conn.prepare(
             "SELECT global_seq, partner_id, seq, event, hash FROM lineage ORDER BY global_seq",
         )?;
@@ -209,7 +211,7 @@ impl Store {
                 reason,
             };
             let known = partners.entry(partner.clone()).or_default();
-            let parsed = read_event(body, &partner, seq as u64);
+            let parsed = read_event_with(body, &partner, seq as u64, &texts);
             let prev = if known.seq == 0 {
                 GENESIS_BYTES
             } else {
@@ -230,7 +232,8 @@ impl Store {
                         "partner event {} is missing or out of order (found {seq})",
                         known.seq + 1
                     )))
-                } else if stored_digest(&prev, &partner, seq as u64, body).as_slice() != stored_hash
+                } else if expand(body, &texts)
+                    .is_none_or(|b| stored_digest(&prev, &partner, seq as u64, &b).as_slice() != stored_hash)
                 {
                     Some(here(
                         "its content does not match its hash (edited, or not linked to the partner's previous event)".into(),
