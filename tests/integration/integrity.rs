@@ -247,7 +247,10 @@ fn edit_state(c: &Connection, table: &str, row: &str, edit: &dyn Fn(Vec<u8>) -> 
         other => panic!("a state of {other:?}"),
     };
     let n = c
-        .execute(&format!("UPDATE {table} SET state = ?1 WHERE {row}"), [value])
+        .execute(
+            &format!("UPDATE {table} SET state = ?1 WHERE {row}"),
+            [value],
+        )
         .unwrap();
     assert_eq!(n, 1, "one row of {table} where {row}");
 }
@@ -280,9 +283,70 @@ fn states_are_stored_packed() {
 }
 
 #[test]
+fn rows_in_the_forms_older_stores_keep_still_read_and_verify() {
+    // A store of schema 3 keeps its events compact and its states as JSON
+    // text: every row turned back into those forms reads, shows and
+    // verifies as before, against the same witness.
+    let dir = story();
+    let shown = |dir: &Path| text(&pmf(dir, &["lineage", "show"]).stdout);
+    let exported = |dir: &Path| text(&pmf(dir, &["state", "export"]).stdout);
+    let (before_shown, before_exported) = (shown(dir.path()), exported(dir.path()));
+    assert!(
+        before_shown.contains("p-001") && before_shown.contains("rollback"),
+        "{before_shown}"
+    );
+    assert!(before_exported.contains("\"p-001\""), "{before_exported}");
+    let c = db(dir.path());
+    let texts = Texts::load(&c).unwrap();
+    let events: Vec<(i64, Vec<u8>)> = c
+        .prepare("SELECT global_seq, event FROM lineage")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        events.iter().all(|(_, e)| e[0] == 0x03),
+        "events are stored interned"
+    );
+    for (g, e) in &events {
+        let compact = expand(e, &texts).unwrap().into_owned();
+        assert_eq!(compact[0], 0x02);
+        c.execute(
+            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
+            rusqlite::params![compact, g],
+        )
+        .unwrap();
+    }
+    let store = pmf::store::Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
+    for p in store.partners().unwrap() {
+        c.execute(
+            "UPDATE partners SET state = ?1 WHERE id = ?2",
+            rusqlite::params![p.state, p.id],
+        )
+        .unwrap();
+    }
+    drop(store);
+    let kinds: Vec<String> = c
+        .prepare("SELECT DISTINCT typeof(state) FROM partners")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kinds, ["text"]);
+    drop(c);
+    let o = verify(dir.path(), &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert_eq!(shown(dir.path()), before_shown);
+    assert_eq!(exported(dir.path()), before_exported);
+}
+
+#[test]
 fn current_state_is_bound_to_the_lineage() {
     type Edit = Box<dyn Fn(&Connection)>;
-    let sql = |s: &'static str| -> Edit { Box::new(move |c: &Connection| c.execute_batch(s).unwrap()) };
+    let sql =
+        |s: &'static str| -> Edit { Box::new(move |c: &Connection| c.execute_batch(s).unwrap()) };
     let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|c: &Connection| {
@@ -302,7 +366,9 @@ fn current_state_is_bound_to_the_lineage() {
         ),
         (
             Box::new(|c: &Connection| {
-                edit_state(c, "partners", "id = 'p-020'", &|b| replaced(b, b"read", b"root"))
+                edit_state(c, "partners", "id = 'p-020'", &|b| {
+                    replaced(b, b"read", b"root")
+                })
             }),
             "stored state of partner `p-020`",
         ),
@@ -323,19 +389,26 @@ fn current_state_is_bound_to_the_lineage() {
             "`p-021` has a lineage but is not in the store",
         ),
         (
-            sql("INSERT INTO partners SELECT 'ghost-1', state, version, status, updated_at FROM partners WHERE id = 'p-020'"),
+            sql(
+                "INSERT INTO partners SELECT 'ghost-1', state, version, status, updated_at FROM partners WHERE id = 'p-020'",
+            ),
             "`ghost-1` is in the store but has no lineage",
         ),
         (
             Box::new(|c: &Connection| {
-                edit_state(c, "stable_versions", "partner_id = 'p-002' AND seq = 1", &|b| {
-                    replaced(b, b"write", b"admin")
-                })
+                edit_state(
+                    c,
+                    "stable_versions",
+                    "partner_id = 'p-002' AND seq = 1",
+                    &|b| replaced(b, b"write", b"admin"),
+                )
             }),
             "stable versions of partner `p-002`",
         ),
         (
-            sql("DELETE FROM lineage; DELETE FROM checkpoints; DELETE FROM meta WHERE key IN ('global_count', 'merkle_peaks')"),
+            sql(
+                "DELETE FROM lineage; DELETE FROM checkpoints; DELETE FROM meta WHERE key IN ('global_count', 'merkle_peaks')",
+            ),
             "no lineage",
         ),
     ];
@@ -349,9 +422,12 @@ fn current_state_is_bound_to_the_lineage() {
 #[test]
 fn an_edited_row_is_never_used_by_apply_or_rollback() {
     let dir = story();
-    edit_state(&db(dir.path()), "stable_versions", "partner_id = 'p-002' AND seq = 1", &|b| {
-        replaced(b, b"write", b"admin")
-    });
+    edit_state(
+        &db(dir.path()),
+        "stable_versions",
+        "partner_id = 'p-002' AND seq = 1",
+        &|b| replaced(b, b"write", b"admin"),
+    );
     let o = rollback(dir.path(), "p-002", &[]);
     assert_eq!(code(&o), 2);
     assert!(

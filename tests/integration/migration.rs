@@ -79,9 +79,15 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(columns, ["global_seq", "partner_id", "seq", "event", "hash"]);
+    assert_eq!(
+        columns,
+        ["global_seq", "partner_id", "seq", "event", "hash"]
+    );
     let p001 = store.partner("p-001").unwrap().unwrap();
-    assert!(p001.state.starts_with("{\"") && serde_json::from_str::<serde_json::Value>(&p001.state).is_ok());
+    assert!(
+        p001.state.starts_with("{\"")
+            && serde_json::from_str::<serde_json::Value>(&p001.state).is_ok()
+    );
     // The old events read as they were written.
     let events = store.lineage(Some("p-021")).unwrap();
     assert!(events.iter().all(|e| e.event.partner == "p-021"));

@@ -6,9 +6,9 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
+use super::interned::Texts;
 use super::lineage::{Event, GENESIS_BYTES, encode, encode_interned, event_digest, hash_of, hex32};
 use super::merkle::{self, Frontier};
-use super::interned::Texts;
 use super::packed;
 use super::{Store, StoreError, row_digest, stable_digest};
 

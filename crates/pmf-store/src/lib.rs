@@ -552,7 +552,12 @@ impl Store {
 
     /// What a stored event says of its partner's run (an unreadable one
     /// says nothing).
-    fn last_of(&self, body: &[u8], partner: &str, seq: u64) -> Result<lineage::LastEvent, StoreError> {
+    fn last_of(
+        &self,
+        body: &[u8],
+        partner: &str,
+        seq: u64,
+    ) -> Result<lineage::LastEvent, StoreError> {
         if lineage::is_json(body) {
             return Ok(lineage::LastEvent::of_json(body));
         }

@@ -800,7 +800,11 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
         }
     };
     let opt_text = |bit: u32, r: &mut Reader<'_>| -> Option<Option<String>> {
-        if has(bit) { text(r).map(Some) } else { Some(None) }
+        if has(bit) {
+            text(r).map(Some)
+        } else {
+            Some(None)
+        }
     };
     let phase = opt_text(0, &mut r)?;
     let from = opt_text(1, &mut r)?;
@@ -815,13 +819,21 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
     };
     let band = opt_text(6, &mut r)?;
     let action = opt_text(7, &mut r)?;
-    let approvals = if has(8) { text_list(&mut r)? } else { Vec::new() };
+    let approvals = if has(8) {
+        text_list(&mut r)?
+    } else {
+        Vec::new()
+    };
     let rite = opt_text(9, &mut r)?;
     let policy_hash = opt_text(10, &mut r)?;
     let plan_hash = opt_text(11, &mut r)?;
     let state = opt(12, &mut r)?;
     let stable = if has(13) { r.list()? } else { Vec::new() };
-    let signers = if has(14) { text_list(&mut r)? } else { Vec::new() };
+    let signers = if has(14) {
+        text_list(&mut r)?
+    } else {
+        Vec::new()
+    };
     let signature = opt(15, &mut r)?;
     let waits = opt(16, &mut r)?;
     let detail = opt_text(17, &mut r)?;
@@ -1004,12 +1016,18 @@ mod tests {
             let mut compact = Vec::new();
             encode(&e, &mut compact);
             assert_eq!(stored[0], INTERNED);
-            assert_eq!(decode_with(&stored, &e.partner, e.seq, &texts).as_ref(), Some(&e));
+            assert_eq!(
+                decode_with(&stored, &e.partner, e.seq, &texts).as_ref(),
+                Some(&e)
+            );
             assert_eq!(expand(&stored, &texts).as_deref(), Some(&compact[..]));
             assert_eq!(expand(&compact, &texts).as_deref(), Some(&compact[..]));
             // Without its texts it does not read, and does not expand.
             if e.rite.is_some() {
-                assert_eq!(decode_with(&stored, &e.partner, e.seq, &Texts::default()), None);
+                assert_eq!(
+                    decode_with(&stored, &e.partner, e.seq, &Texts::default()),
+                    None
+                );
                 assert_eq!(expand(&stored, &Texts::default()), None);
                 sizes.push((stored.len(), compact.len()));
             }

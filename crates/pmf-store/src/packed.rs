@@ -420,13 +420,20 @@ mod tests {
                 let mut b = bytes.clone();
                 b[i] ^= flip;
                 // Either not a state, or another text: never the same one.
-                assert_ne!(unpack(&b, &keys).as_deref(), Some(state), "byte {i} ^ {flip:#x}");
+                assert_ne!(
+                    unpack(&b, &keys).as_deref(),
+                    Some(state),
+                    "byte {i} ^ {flip:#x}"
+                );
             }
         }
         let mut deep = vec![FORMAT];
         deep.extend(std::iter::repeat_n([ARRAY, 1], 100_000).flatten());
         assert_eq!(unpack(&deep, &keys), None);
-        assert_eq!(unpack(&[FORMAT, ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f], &keys), None);
+        assert_eq!(
+            unpack(&[FORMAT, ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f], &keys),
+            None
+        );
     }
 
     #[test]

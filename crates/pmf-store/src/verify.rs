@@ -15,7 +15,7 @@ use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
 use super::interned::Texts;
 use super::lineage::{
-    GENESIS_BYTES, hash_of, hex32, expand, is_json, read_event_with, stored_digest,
+    GENESIS_BYTES, expand, hash_of, hex32, is_json, read_event_with, stored_digest,
 };
 use super::merkle::{self, Frontier, Tree};
 use super::{Store, StoreError, row_digest, stable_digest};
@@ -232,9 +232,9 @@ impl Store {
                         "partner event {} is missing or out of order (found {seq})",
                         known.seq + 1
                     )))
-                } else if expand(body, &texts)
-                    .is_none_or(|b| stored_digest(&prev, &partner, seq as u64, &b).as_slice() != stored_hash)
-                {
+                } else if expand(body, &texts).is_none_or(|b| {
+                    stored_digest(&prev, &partner, seq as u64, &b).as_slice() != stored_hash
+                }) {
                     Some(here(
                         "its content does not match its hash (edited, or not linked to the partner's previous event)".into(),
                     ))
