@@ -616,12 +616,15 @@ pub(crate) fn encode_interned(
     write_event(e, out, &mut by_number)
 }
 
+/// How [`write_event`] writes a repeated text: in place, or by number.
+type WriteText<'a> = dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError> + 'a;
+
 /// The compact encoding after its tag, the repeated texts written by
 /// `text` (in place, or by number).
 fn write_event(
     e: &Event,
     out: &mut Vec<u8>,
-    text: &mut dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError>,
+    text: &mut WriteText<'_>,
 ) -> Result<(), StoreError> {
     let code = KINDS.iter().position(|k| *k == e.kind).unwrap_or(0);
     out.push(code as u8);
@@ -673,7 +676,7 @@ fn write_event(
     fn list(
         out: &mut Vec<u8>,
         list: &[String],
-        text: &mut dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError>,
+        text: &mut WriteText<'_>,
     ) -> Result<(), StoreError> {
         put_varint(out, list.len() as u64);
         for s in list {
