@@ -105,6 +105,9 @@ pub struct Batch<'s> {
     /// The stored form of the state or event being written (one buffer,
     /// reused).
     packing: std::cell::RefCell<Vec<u8>>,
+    /// The last state stored and its stored form (a partner's row and its
+    /// new stable version are most often the same state).
+    last_state: std::cell::RefCell<Option<(String, rusqlite::types::Value)>>,
     /// The plan progress was last recorded for, and its number.
     plan: Option<(String, i64)>,
 }
@@ -157,6 +160,7 @@ impl Store {
             buf: Vec::with_capacity(512),
             texts: texts.into(),
             packing: Vec::with_capacity(512).into(),
+            last_state: None.into(),
             plan: None,
         })
     }
@@ -270,19 +274,25 @@ impl Batch<'_> {
     /// back exactly.
     fn stored_state(&self, state: &str) -> Result<rusqlite::types::Value, StoreError> {
         use rusqlite::types::Value;
+        let mut last = self.last_state.borrow_mut();
+        if let Some((text, stored)) = &*last
+            && text == state
+        {
+            return Ok(stored.clone());
+        }
         let mut texts = self.texts.borrow_mut();
         let mut out = self.packing.borrow_mut();
         let tx = &self.tx;
         let packed = packed::pack(state, &mut |key| texts.intern(tx, key), &mut out)?;
         // Packed only when it unpacks to the very text: nothing stored is
         // ever changed by its encoding.
-        Ok(
-            if packed && packed::unpack(&out, &texts).as_deref() == Some(state) {
-                Value::Blob(out.clone())
-            } else {
-                Value::Text(state.to_string())
-            },
-        )
+        let stored = if packed && packed::unpack(&out, &texts).as_deref() == Some(state) {
+            Value::Blob(out.clone())
+        } else {
+            Value::Text(state.to_string())
+        };
+        *last = Some((state.to_string(), stored.clone()));
+        Ok(stored)
     }
 
     /// Write a partner's row; returns the digest its last event records.

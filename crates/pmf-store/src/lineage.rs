@@ -621,11 +621,7 @@ type WriteText<'a> = dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError> + '
 
 /// The compact encoding after its tag, the repeated texts written by
 /// `text` (in place, or by number).
-fn write_event(
-    e: &Event,
-    out: &mut Vec<u8>,
-    text: &mut WriteText<'_>,
-) -> Result<(), StoreError> {
+fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result<(), StoreError> {
     let code = KINDS.iter().position(|k| *k == e.kind).unwrap_or(0);
     out.push(code as u8);
     let strs: [&Option<String>; 5] = [&e.phase, &e.from, &e.to, &e.migration, &e.outcome];

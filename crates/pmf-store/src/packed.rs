@@ -208,8 +208,7 @@ impl<'t> Packer<'t, '_, '_> {
                         let Some(key) = self.string() else {
                             return Ok(false);
                         };
-                        let key = key.to_string();
-                        let id = (self.key_id)(&key)?;
+                        let id = (self.key_id)(key)?;
                         put_varint(self.out, id);
                         if self.peek() != Some(b':') {
                             return Ok(false);
