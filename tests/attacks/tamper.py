@@ -324,6 +324,12 @@ def a_packed_in_place(c, d):
     return f"p-020's packed state edited in place (`write` -> `admin`, same length): now {st['permissions']}"
 
 
+def a_packed_damaged(c, d):
+    blob = bytes(q(c, "SELECT state FROM partners WHERE id='p-022'")[0][0])
+    c.execute("UPDATE partners SET state=? WHERE id='p-022'", (blob[:len(blob) // 2],))
+    return "p-022's packed state cut in half (does not unpack)"
+
+
 def a_state_as_json(c, d):
     texts = E.texts(c)
     st = E.state_json(q(c, "SELECT state FROM partners WHERE id='p-021'")[0][0], texts)
@@ -427,6 +433,7 @@ ATTACKS = [
     ("texts: swap two texts", a_text_swap),
     ("partners: edit a packed state in place (write -> admin)", a_packed_in_place),
     ("partners: state written back as JSON text with admin", a_state_as_json),
+    ("partners: a packed state that does not unpack", a_packed_damaged),
     ("edit meta.global_count", a_meta_count),
     ("delete meta", a_meta_deleted),
     ("partners: edit state (packed again)/version", a_partner_state),
