@@ -74,6 +74,11 @@ def secs_of(t):
     return s if _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(s)) == t and s >= 0 else None
 
 
+def rfc3339(secs):
+    """The time pmf writes for `secs` (what bit 18 keeps as seconds)."""
+    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(secs))
+
+
 def _write(e, tag, text):
     """The encoding under `tag`, the interned fields written by `text(s) -> bytes`."""
     flags = 0
@@ -207,7 +212,7 @@ def decode(b, texts=None):
     tlist = lambda: [text() for _ in range(r.varint())]
     e = {"kind": KINDS[r.byte()]}
     flags = r.varint()
-    e["time"] = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(r.varint())) if flags >> 18 & 1 else r.str()
+    e["time"] = rfc3339(r.varint()) if flags >> 18 & 1 else r.str()
     has = lambda bit: flags >> bit & 1
     for i, k in enumerate(STR1):
         if has(i):

@@ -120,8 +120,7 @@ def time_as_text(body):
     flags = r.varint()
     secs = r.varint()
     end = r.i
-    t = E._time.strftime("%Y-%m-%dT%H:%M:%SZ", E._time.gmtime(secs))
-    return bytes(body[:2]) + E.varint(flags & ~(1 << 18)) + E.put_str(t) + bytes(body[end:])
+    return bytes(body[:2]) + E.varint(flags & ~(1 << 18)) + E.put_str(E.rfc3339(secs)) + bytes(body[end:])
 
 
 def a_edit_whitespace(c, d):
