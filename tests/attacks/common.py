@@ -208,15 +208,23 @@ def lineage_normal(db):
     The store's own chain (`@governance`, the policy it is governed by) is left out: it is no partner."""
     import pmfevent as E
     out = []
+    texts = E.texts(db)  # schema 4: interned events name their texts by id
     for g, p, s, ev in db_rows(db, "SELECT global_seq, partner_id, seq, event FROM lineage ORDER BY global_seq"):
         if p.startswith("@"):
             continue
-        e = E.decode(ev)
+        e = E.decode(ev, texts)
         e.pop("time", None)
         e.pop("partner", None)
         e.pop("seq", None)
         out.append((g, p, s, json.dumps(e, sort_keys=True)))
     return out
+
+
+def partner_state(db, partner):
+    """A partner's stored state, parsed (packed since schema 4, or JSON text); None when absent."""
+    import pmfevent as E
+    rows = db_rows(db, "SELECT state FROM partners WHERE id=?", (partner,))
+    return E.state_json(rows[0][0], E.texts(db)) if rows else None
 
 
 def export_state(store, cwd=None):
@@ -240,8 +248,9 @@ def walk_counts(db):
     """Per partner: (walks started = detection events: its entry, or the stop folded into it, terminal events)."""
     import pmfevent as E
     walks, terms = {}, {}
+    texts = E.texts(db)
     for p, ev in db_rows(db, "SELECT partner_id, event FROM lineage"):
-        e = E.decode(ev)
+        e = E.decode(ev, texts)
         if e.get("phase") == "detection":
             walks[p] = walks.get(p, 0) + 1
         if e.get("kind") in TERMINAL:
