@@ -243,6 +243,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         b.set_message("planning");
         b
     });
+    let shown_header = header.clone();
     let written = write_plan(
         PlanInputs {
             policy: &policy,
@@ -252,6 +253,11 @@ fn make(args: &Make) -> Result<Exit, CliError> {
             history: &history,
             header,
             subset: args.subset,
+            review_rows: if args.format == OutputFormat::Human {
+                PLAN_ROWS
+            } else {
+                0
+            },
         },
         &args.output,
         |n| {
@@ -298,7 +304,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     match args.format {
         OutputFormat::Human => print!(
             "{}",
-            human_output(&policy.name, &args.output, &written.hash, &written.totals)
+            human_output(&policy.name, &args.output, shown_header, &written)
         ),
         OutputFormat::Json => println!(
             "{}",
@@ -326,20 +332,35 @@ fn row(title: &str, counts: &std::collections::BTreeMap<String, usize>) -> Strin
 
 /// The human output of `pmf plan`: what was planned, then the plan as
 /// `pmf plan show` shows it (its first [`PLAN_ROWS`] partners, the most
-/// severe first), read back from the file; a plan written to a pipe or a
-/// device cannot be read back and gets the totals only.
-fn human_output(policy: &str, file: &std::path::Path, hash: &str, totals: &Totals) -> String {
+/// severe first), from the review gathered while writing it (or, without
+/// one, read back from the file); a plan written to a pipe or a device
+/// gets the totals only.
+fn human_output(
+    policy: &str,
+    file: &std::path::Path,
+    header: crate::runtime::plan::PlanHeader,
+    written: &crate::runtime::plan::Written,
+) -> String {
+    let (hash, totals) = (&written.hash, &written.totals);
     let shown = file.display().to_string();
     if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
         return human_summary(policy, &shown, hash, totals);
     }
-    let filters = super::plan_show::Filters::default();
-    // The plan is written: should reading it back fail (it was replaced
-    // meanwhile), the totals still say what was planned.
-    let Ok(overview) =
-        super::plan_show::read(file, &filters, super::plan_show::Keep::Rows(PLAN_ROWS))
-    else {
-        return human_summary(policy, &shown, hash, totals);
+    let gathered = written
+        .review
+        .as_ref()
+        .and_then(|r| super::plan_show::Overview::of_review(file, header, hash, totals, r));
+    let overview = match gathered {
+        Some(o) => o,
+        None => {
+            let filters = super::plan_show::Filters::default();
+            // The plan is written: should reading it back fail (it was
+            // replaced meanwhile), the totals still say what was planned.
+            match super::plan_show::read(file, &filters, super::plan_show::Keep::Rows(PLAN_ROWS)) {
+                Ok(o) => o,
+                Err(_) => return human_summary(policy, &shown, hash, totals),
+            }
+        }
     };
     let width = super::view::terminal_width();
     let title = format!(

@@ -16,6 +16,7 @@ use super::view::{self, Glob, Table};
 use super::{CliError, Exit, UsageError};
 use crate::runtime::engine::Action;
 use crate::runtime::plan::PlanHeader;
+pub use crate::runtime::plan_view::Tally;
 use crate::runtime::plan_view::{EntryView, PlanItem, PlanStream, printable};
 use crate::runtime::value::shown_id;
 
@@ -284,29 +285,6 @@ impl Ord for Ranked {
     }
 }
 
-/// A count, and the mildest action among what was counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Partners counted.
-    pub partners: usize,
-    /// The mildest action among them, `none` (nothing to migrate) aside
-    /// unless it is the only one: for a band, the band's own action
-    /// (other rules only ever make a partner's action more severe).
-    pub mildest: Option<Action>,
-}
-
-impl Tally {
-    fn add(&mut self, action: Action) {
-        self.partners += 1;
-        self.mildest = Some(match self.mildest {
-            None => action,
-            Some(Action::None) => action,
-            Some(m) if action == Action::None => m,
-            Some(m) => m.min(action),
-        });
-    }
-}
-
 /// Counts of the partners that match, by action, type, band and authority.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -527,6 +505,57 @@ pub fn read(
         partner_hits,
         not_planned,
     })
+}
+
+impl Overview {
+    /// The overview of a plan just written, from the [`Review`] gathered
+    /// while writing it: what [`read`] with no filter and
+    /// `Keep::Rows(review.most_severe.len())` gives (a test holds the two
+    /// equal). `None` when an entry kept does not read back.
+    ///
+    /// [`Review`]: crate::runtime::plan::Review
+    pub fn of_review(
+        file: &std::path::Path,
+        header: PlanHeader,
+        hash: &str,
+        totals: &crate::runtime::plan::Totals,
+        review: &crate::runtime::plan::Review,
+    ) -> Option<Overview> {
+        let rows = review
+            .most_severe
+            .iter()
+            .map(|text| serde_json::from_str::<EntryView>(text).ok().map(Row::of))
+            .collect::<Option<Vec<Row>>>()?;
+        let by_action = totals
+            .by_action
+            .iter()
+            .map(|(name, n)| {
+                Action::ALL
+                    .iter()
+                    .find(|a| a.as_str() == name)
+                    .map(|a| (*a, *n))
+            })
+            .collect::<Option<BTreeMap<Action, usize>>>()?;
+        Some(Overview {
+            file: file.display().to_string(),
+            header,
+            hash: hash.to_string(),
+            plan_partners: totals.partners,
+            counts: Counts {
+                partners: totals.partners,
+                by_action,
+                by_type: review.by_type.clone(),
+                by_band: review.by_band.clone(),
+                authorities: review.authorities.clone(),
+                needing_approval: review.needing_approval,
+            },
+            rows,
+            filters: Filters::default().described(),
+            plan_types: BTreeMap::new(),
+            partner_hits: Vec::new(),
+            not_planned: totals.not_planned,
+        })
+    }
 }
 
 /// The first 12 digits of a hash.
@@ -837,4 +866,78 @@ pub fn run(args: &ShowArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Failure);
     }
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::input::{Observed, read_observed, read_targets};
+    use crate::runtime::plan::{
+        History, InputFile, PlanInputs, PlanKind, PolicyRef, write_plan,
+    };
+    use crate::runtime::stream::PartnerStream;
+
+    /// The overview `pmf plan` shows from the review it gathers while
+    /// writing is the one `pmf plan show` reads back from the file: on the
+    /// fleet (every type, band and action), with and without observed
+    /// metrics, keeping fewer rows than the plan has and more.
+    #[test]
+    fn the_review_gathered_while_writing_is_the_plan_read_back() {
+        let fleet = |f: &str| std::path::Path::new("examples/fleet").join(f);
+        let policy = crate::runtime::load::load_policy(&[fleet("policy.pmf")]).unwrap();
+        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let history = History::default();
+        let dir = tempfile::tempdir().unwrap();
+        for (observed, rows) in [
+            (Observed::none(), 5),
+            (read_observed(&policy.schema, &fleet("observed.json")).unwrap(), 3),
+            (read_observed(&policy.schema, &fleet("observed.json")).unwrap(), 20),
+            (Observed::none(), 100),
+        ] {
+            let header = PlanHeader {
+                kind: PlanKind::Migrate,
+                policy: PolicyRef {
+                    name: policy.name.clone(),
+                    hash: policy.hash.clone(),
+                },
+                created_at: "2026-12-03T00:00:00Z".into(),
+                policy_sources: Default::default(),
+                partners: InputFile {
+                    file: "partners.json".into(),
+                    blake3: None,
+                },
+                target: InputFile {
+                    file: "target.json".into(),
+                    blake3: None,
+                },
+                observed: None,
+                history: String::new(),
+                target_all: None,
+            };
+            let out = dir.path().join("plan.json");
+            let written = write_plan(
+                PlanInputs {
+                    policy: &policy,
+                    partners: PartnerStream::open(&fleet("partners.json")).unwrap(),
+                    targets: &targets,
+                    observed: &observed,
+                    history: &history,
+                    header: header.clone(),
+                    subset: false,
+                    review_rows: rows,
+                },
+                &out,
+                |_| {},
+            )
+            .unwrap();
+            let review = written.review.as_ref().expect("a review was asked for");
+            assert_eq!(review.most_severe.len(), rows.min(written.totals.partners));
+            let gathered =
+                Overview::of_review(&out, header, &written.hash, &written.totals, review)
+                    .expect("the entries kept read back");
+            let read_back = read(&out, &Filters::default(), Keep::Rows(rows)).unwrap();
+            assert_eq!(format!("{gathered:#?}"), format!("{read_back:#?}"));
+            assert!(gathered.counts.needing_approval > 0 && gathered.rows.len() >= 3);
+        }
+    }
 }

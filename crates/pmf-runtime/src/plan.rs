@@ -289,6 +289,12 @@ fn write_state_digest(state: &Value, scratch: &mut Vec<u8>, out: &mut String) {
 struct Counted {
     /// Where the partner's id ends in its chunk's `ids`.
     id_end: usize,
+    /// Where the partner's entry is in its chunk's text.
+    text: std::ops::Range<usize>,
+    /// The authorities that must approve (bit `i`: the policy's authority
+    /// `i`); `approvals_beyond` when one is past the 64th.
+    approvals: u64,
+    approvals_beyond: bool,
     migration: Option<usize>,
     band: Option<usize>,
     action: Action,
@@ -311,6 +317,7 @@ fn write_entry(
     ids: &mut String,
 ) -> Result<Counted, InputError> {
     use json_out::{write_f64, write_str, write_str_array};
+    let text_start = out.len();
     let policy = assessors.general;
     let id = policy.id_of(partner);
     // The target and the observed metrics are laid over the partner, not
@@ -429,6 +436,13 @@ fn write_entry(
     ids.push_str(id);
     Ok(Counted {
         id_end: ids.len(),
+        text: text_start..out.len(),
+        approvals: a
+            .approvals
+            .iter()
+            .filter(|&&i| i < 64)
+            .fold(0, |mask, &i| mask | 1 << i),
+        approvals_beyond: a.approvals.iter().any(|&i| i >= 64),
         migration: a.migration,
         band: a.band,
         action: a.action,
@@ -730,6 +744,36 @@ pub struct Written {
     pub hash: String,
     /// The first few ids of what [`Totals::not_planned`] counts.
     pub not_planned_ids: NotPlannedIds,
+    /// What `pmf plan` shows of the plan, gathered while writing it
+    /// (`None` unless [`PlanInputs::review_rows`] asked, or when an entry
+    /// needs an authority past the 64th).
+    pub review: Option<Review>,
+}
+
+/// What a reviewer is shown of a plan as it is written: the counts
+/// `pmf plan show` makes of every entry, and its most severe entries (the
+/// reference is reading the plan back, as `pmf plan show` does; a test
+/// holds the two equal).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Review {
+    /// By migration type (`none`).
+    pub by_type: BTreeMap<String, super::plan_view::Tally>,
+    /// By predicted band (`unknown`).
+    pub by_band: BTreeMap<String, super::plan_view::Tally>,
+    /// Partners each authority must sign for.
+    pub authorities: BTreeMap<String, usize>,
+    /// Partners that need at least one approval.
+    pub needing_approval: usize,
+    /// The most severe entries (then in plan order), as written.
+    pub most_severe: Vec<String>,
+}
+
+/// An entry that may be among the most severe: ordered by its action, the
+/// most severe first, then by its place in the plan.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    key: (std::cmp::Reverse<Action>, usize),
+    text: String,
 }
 
 /// The first few ids, in file order, of the partners the target and
@@ -776,6 +820,9 @@ pub struct PlanInputs<'a> {
     /// targets of partners not in it are left out (and counted in
     /// [`Totals::not_planned`]) instead of refused.
     pub subset: bool,
+    /// Gather a [`Review`] of the plan with this many of its most severe
+    /// entries (0: none is gathered).
+    pub review_rows: usize,
 }
 
 /// A failure while planning.
@@ -885,14 +932,18 @@ pub fn write_plan(
     // ids: no core waits for the serial part.
     let (eval_tx, eval_rx) = std::sync::mpsc::sync_channel::<Evaluated>(1);
     let mut not_planned_ids = NotPlannedIds::default();
+    let mut review = None;
     let outcome = std::thread::scope(|scope| {
         let inputs = &inputs;
         let file_name = file_name.as_str();
         let pool = &*pool;
         scope.spawn(move || evaluate_batches(inputs, file_name, read_rx, eval_tx, pool));
         let mut counts = Counts::new(policy);
+        let rows = inputs.review_rows;
+        let mut kept = std::collections::BinaryHeap::<Candidate>::with_capacity(rows + 1);
         let mut seen = IdSet::default();
         let named = &mut not_planned_ids;
+        let review = &mut review;
         let outcome = (|| -> Result<Totals, PlanError> {
             for evaluated in &eval_rx {
                 let (batch, chunks) = evaluated?;
@@ -912,6 +963,19 @@ pub fn write_plan(
                     let mut id_start = 0;
                     for (raw, counted) in records.iter().zip(chunk.counted) {
                         counts.add(&counted);
+                        if rows > 0 {
+                            let key = (std::cmp::Reverse(counted.action), counts.partners);
+                            if kept.len() < rows || kept.peek().is_some_and(|c| key < c.key) {
+                                let text = chunk.text.get(counted.text.clone()).unwrap_or_default();
+                                kept.push(Candidate {
+                                    key,
+                                    text: text.to_string(),
+                                });
+                                if kept.len() > rows {
+                                    kept.pop();
+                                }
+                            }
+                        }
                         let id = chunk.ids.get(id_start..counted.id_end).unwrap_or_default();
                         id_start = counted.id_end;
                         if !seen.insert(id) {
@@ -974,6 +1038,11 @@ pub fn write_plan(
                 .map_err(PlanError::Input)?;
             let mut totals = counts.totals(policy);
             totals.not_planned = not_planned;
+            *review = if rows > 0 {
+                counts.review(policy, std::mem::take(&mut kept))
+            } else {
+                None
+            };
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
@@ -998,6 +1067,7 @@ pub fn write_plan(
                 totals,
                 hash,
                 not_planned_ids,
+                review,
             }),
             Err(e) => {
                 output.abandon();
@@ -1025,6 +1095,13 @@ struct Counts {
     targeted: usize,
     /// Partners with observed metrics.
     observed: usize,
+    /// By type and by band as [`bump`] counts them, with the mildest action.
+    type_tallies: Vec<super::plan_view::Tally>,
+    band_tallies: Vec<super::plan_view::Tally>,
+    /// By authority that must approve.
+    by_authority: [usize; 64],
+    needing_approval: usize,
+    approvals_beyond: bool,
 }
 
 impl Counts {
@@ -1036,6 +1113,11 @@ impl Counts {
             by_action: [0; Action::ALL.len()],
             targeted: 0,
             observed: 0,
+            type_tallies: vec![Default::default(); policy.migrations.len() + 1],
+            band_tallies: vec![Default::default(); policy.bands.len() + 1],
+            by_authority: [0; 64],
+            needing_approval: 0,
+            approvals_beyond: false,
         }
     }
 
@@ -1043,6 +1125,21 @@ impl Counts {
         self.partners += 1;
         bump(&mut self.by_type, r.migration);
         bump(&mut self.by_band, r.band);
+        if let Some(t) = slot(&mut self.type_tallies, r.migration) {
+            t.add(r.action);
+        }
+        if let Some(t) = slot(&mut self.band_tallies, r.band) {
+            t.add(r.action);
+        }
+        let mut mask = r.approvals;
+        while mask != 0 {
+            if let Some(n) = self.by_authority.get_mut(mask.trailing_zeros() as usize) {
+                *n += 1;
+            }
+            mask &= mask - 1;
+        }
+        self.needing_approval += usize::from(r.approvals != 0 || r.approvals_beyond);
+        self.approvals_beyond |= r.approvals_beyond;
         if let Some(n) = self.by_action.get_mut(r.action as usize) {
             *n += 1;
         }
@@ -1089,12 +1186,56 @@ impl Counts {
 /// Count one at `i` in `counts`, or in its last slot (no migration type,
 /// unknown band) for `None` or an index past the policy's items.
 fn bump(counts: &mut [usize], i: Option<usize>) {
-    let slot = match i {
+    if let Some(n) = slot(counts, i) {
+        *n += 1;
+    }
+}
+
+/// The slot `i` of `counts`, or its last (see [`bump`]).
+fn slot<T>(counts: &mut [T], i: Option<usize>) -> Option<&mut T> {
+    match i {
         Some(i) if i + 1 < counts.len() => counts.get_mut(i),
         _ => counts.last_mut(),
-    };
-    if let Some(n) = slot {
-        *n += 1;
+    }
+}
+
+impl Counts {
+    /// The review of what was counted, with the most severe entries kept.
+    fn review(&self, policy: &CompiledPolicy, kept: std::collections::BinaryHeap<Candidate>) -> Option<Review> {
+        if self.approvals_beyond {
+            return None;
+        }
+        let named = |tallies: &[super::plan_view::Tally], name: &dyn Fn(usize) -> String| {
+            tallies
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.partners > 0)
+                .map(|(i, t)| (name(i), *t))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Some(Review {
+            by_type: named(&self.type_tallies, &|i| {
+                policy
+                    .migrations
+                    .get(i)
+                    .map_or("none".into(), |m| m.name.clone())
+            }),
+            by_band: named(&self.band_tallies, &|i| {
+                policy
+                    .bands
+                    .get(i)
+                    .map_or("unknown".into(), |b| b.status.clone())
+            }),
+            authorities: policy
+                .authorities
+                .iter()
+                .zip(self.by_authority)
+                .filter(|(_, n)| *n > 0)
+                .map(|(a, n)| (a.clone(), n))
+                .collect(),
+            needing_approval: self.needing_approval,
+            most_severe: kept.into_sorted_vec().into_iter().map(|c| c.text).collect(),
+        })
     }
 }
 
@@ -1339,6 +1480,7 @@ mod tests {
                     history: &history,
                     header,
                     subset: false,
+                    review_rows: 0,
                 },
                 &out,
                 |_| {},
@@ -1423,6 +1565,7 @@ mod tests {
             history: &history,
             header: blank_header(&policy),
             subset: false,
+            review_rows: 0,
         };
         let mut worker = Worker::new(&policy.schema);
         let assessors = Assessors::new(&policy, targets.all.as_ref());

@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::engine::Action;
 use super::plan::{FORMAT_VERSION, PlanHeader, Prediction, Totals};
 
 /// What a reviewer sees of one partner's plan entry: everything but the
@@ -44,6 +45,30 @@ pub struct EntryView {
     /// A target for this partner only, if any.
     #[serde(default)]
     pub target: Option<serde_json::Value>,
+}
+
+/// A count, and the mildest action among what was counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Partners counted.
+    pub partners: usize,
+    /// The mildest action among them, `none` (nothing to migrate) aside
+    /// unless it is the only one: for a band, the band's own action
+    /// (other rules only ever make a partner's action more severe).
+    pub mildest: Option<Action>,
+}
+
+impl Tally {
+    /// Count a partner whose action is `action`.
+    pub fn add(&mut self, action: Action) {
+        self.partners += 1;
+        self.mildest = Some(match self.mildest {
+            None => action,
+            Some(Action::None) => action,
+            Some(m) if action == Action::None => m,
+            Some(m) => m.min(action),
+        });
+    }
 }
 
 /// What the stream yields, in file order.
