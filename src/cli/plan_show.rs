@@ -872,9 +872,7 @@ pub fn run(args: &ShowArgs) -> Result<Exit, CliError> {
 mod tests {
     use super::*;
     use crate::runtime::input::{Observed, read_observed, read_targets};
-    use crate::runtime::plan::{
-        History, InputFile, PlanInputs, PlanKind, PolicyRef, write_plan,
-    };
+    use crate::runtime::plan::{History, InputFile, PlanInputs, PlanKind, PolicyRef, write_plan};
     use crate::runtime::stream::PartnerStream;
 
     /// The overview `pmf plan` shows from the review it gathers while
@@ -890,8 +888,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (observed, rows) in [
             (Observed::none(), 5),
-            (read_observed(&policy.schema, &fleet("observed.json")).unwrap(), 3),
-            (read_observed(&policy.schema, &fleet("observed.json")).unwrap(), 20),
+            (
+                read_observed(&policy.schema, &fleet("observed.json")).unwrap(),
+                3,
+            ),
+            (
+                read_observed(&policy.schema, &fleet("observed.json")).unwrap(),
+                20,
+            ),
             (Observed::none(), 100),
         ] {
             let header = PlanHeader {

@@ -1201,7 +1201,11 @@ fn slot<T>(counts: &mut [T], i: Option<usize>) -> Option<&mut T> {
 
 impl Counts {
     /// The review of what was counted, with the most severe entries kept.
-    fn review(&self, policy: &CompiledPolicy, kept: std::collections::BinaryHeap<Candidate>) -> Option<Review> {
+    fn review(
+        &self,
+        policy: &CompiledPolicy,
+        kept: std::collections::BinaryHeap<Candidate>,
+    ) -> Option<Review> {
         if self.approvals_beyond {
             return None;
         }
