@@ -1,9 +1,13 @@
-//! Stores written before schema 3 (events as JSON, hashes as hex text)
-//! open, verify, read and go on: `tests/fixtures/store-v2/` is a store
-//! made by the pmf of schema 2 (a subset of the fleet: plan, TSC and ERC
-//! approvals, apply, a rollback of p-001, a review promoting p-021), kept
-//! as its SQL dump with the operator key, the plan, its approvals and a
-//! witness's checkpoint.
+//! Stores written by older pmf open, verify, read and go on.
+//! `tests/fixtures/store-v2/` is a store made by the pmf of schema 2
+//! (events as JSON, hashes as hex text; a subset of the fleet: plan, TSC
+//! and ERC approvals, apply, a rollback of p-001, a review promoting
+//! p-021); `tests/fixtures/store-v3/` one made by the pmf of schema 3
+//! (compact events, a global chain column, states as JSON text; the whole
+//! fleet: plan, TSC and ERC approvals, apply, a rollback of p-001), with
+//! what that pmf showed of it (`lineage-show.txt`, `state-export.json`).
+//! Each is kept as its SQL dump with the operator key, the plan, its
+//! approvals and a witness's checkpoint.
 
 use std::path::Path;
 
@@ -13,21 +17,28 @@ use pmf::store::lineage::EventKind;
 use crate::runtime::{code, db, pmf, text};
 
 const FIXTURE: &str = "tests/fixtures/store-v2";
+const FIXTURE_V3: &str = "tests/fixtures/store-v3";
 
 /// The schema-2 store, rebuilt from its dump in a new directory.
 fn old_store() -> tempfile::TempDir {
+    store_of(FIXTURE)
+}
+
+/// A fixture's store, rebuilt from its dump in a new directory.
+fn store_of(fixture: &str) -> tempfile::TempDir {
+    let fixture = Path::new(fixture);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(".pmf")).unwrap();
-    let sql = std::fs::read_to_string(Path::new(FIXTURE).join("state.sql")).unwrap();
+    let sql = std::fs::read_to_string(fixture.join("state.sql")).unwrap();
     rusqlite::Connection::open(dir.path().join(".pmf/state.db"))
         .unwrap()
         .execute_batch(&sql)
         .unwrap();
     for f in ["witness.json", "plan.json", "approvals.json"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
     }
     std::fs::copy(
-        Path::new(FIXTURE).join("operator.key"),
+        fixture.join("operator.key"),
         dir.path().join(".pmf/operator.key"),
     )
     .unwrap();
@@ -192,4 +203,108 @@ fn an_old_store_edited_before_the_migration_is_still_caught() {
     assert_eq!(c, 1, "{out}");
     assert!(out.contains("event #20"), "{out}");
     assert!(out.contains("progress row is missing"), "{out}");
+}
+
+/// The first bytes (the encodings' tags) of the lineage's events.
+fn event_tags(dir: &Path) -> Vec<u8> {
+    db(dir)
+        .prepare(
+            "SELECT DISTINCT unicode(CAST(substr(event, 1, 1) AS TEXT)) FROM lineage ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|t| t.unwrap() as u8)
+        .collect()
+}
+
+#[test]
+fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
+    let dir = store_of(FIXTURE_V3);
+    let version: i64 = db(dir.path())
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let (c, out) = verify(dir.path(), &["--checkpoint", "witness.json"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(
+        out.contains("lineage intact: 213 events across 37 partners, 2 signed checkpoints"),
+        "{out}"
+    );
+    // The events and states are kept as they were written; what pmf shows
+    // of them is what the pmf of schema 3 showed.
+    assert_eq!(event_tags(dir.path()), [0x02]);
+    let fixture = Path::new(FIXTURE_V3);
+    let shown = text(&pmf(dir.path(), &["lineage", "show"]).stdout);
+    assert_eq!(
+        shown,
+        std::fs::read_to_string(fixture.join("lineage-show.txt")).unwrap()
+    );
+    let exported = text(&pmf(dir.path(), &["state", "export"]).stdout);
+    assert_eq!(
+        exported,
+        std::fs::read_to_string(fixture.join("state-export.json")).unwrap()
+    );
+    let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 4);
+    drop(store);
+
+    // SCO signs the plan too: the partners that waited for it go on, their
+    // new events stored interned and chained after their compact ones.
+    std::fs::copy("examples/fleet/keys/SCO.key", dir.path().join("SCO.key")).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "approve",
+            "plan.json",
+            "--key",
+            "SCO.key",
+            "-o",
+            "approvals.json",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let observed = std::path::absolute("examples/fleet/observed.json").unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--observed",
+            observed.to_str().unwrap(),
+        ],
+    );
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    assert_eq!(event_tags(dir.path()), [0x02, 0x03]);
+    let (c, out) = verify(dir.path(), &["--checkpoint", "witness.json"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(
+        out.contains("extends the witness's checkpoint of 213 events"),
+        "{out}"
+    );
+
+    // A partner with events of both encodings: its proof holds for an
+    // independent verifier.
+    let partner: String = db(dir.path())
+        .query_row(
+            "SELECT partner_id FROM lineage WHERE substr(event, 1, 1) = X'03' AND partner_id NOT LIKE '@%'
+             AND partner_id IN (SELECT partner_id FROM lineage WHERE substr(event, 1, 1) = X'02') LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let o = pmf(dir.path(), &["lineage", "prove", &partner]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::write(dir.path().join("proof.json"), &o.stdout).unwrap();
+    let verifier = std::path::absolute("tests/integration/verify_proof.py").unwrap();
+    let ok = std::process::Command::new("python3")
+        .arg(&verifier)
+        .arg("proof.json")
+        .current_dir(dir.path())
+        .output()
+        .expect("python3");
+    assert_eq!(code(&ok), 0, "{}{}", text(&ok.stdout), text(&ok.stderr));
 }
