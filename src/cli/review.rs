@@ -271,9 +271,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     if let Some(last_event) = events.last_mut() {
         last_event.state = Some(digest);
     }
-    for e in &mut events {
-        batch.append(&mut chain, e)?;
-    }
+    batch.append_all(&mut chain, &mut events)?;
     batch.commit()?;
     if d.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({

@@ -405,8 +405,8 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
             },
         ];
         let mut chain = batch.chain(&e.id)?;
-        for ev in &mut events {
-            batch.append(&mut chain, ev)?;
+        batch.append_all(&mut chain, &mut events)?;
+        for ev in &events {
             stored.push(serde_json::to_string(ev).map_err(|e| UsageError(e.to_string()))?);
         }
         // The run is recorded as any plan's is (`verify` holds the

@@ -463,9 +463,8 @@ pub fn apply_partner(
     } else {
         batch.new_chain(&entry.id)
     };
-    for e in &mut events {
-        batch.append(&mut chain, e)?;
-    }
+    // The walk is one row of the lineage.
+    batch.append_all(&mut chain, &mut events)?;
     // A partner already at its target whose row stays as it was leaves no
     // trace: no event, so no progress row either (verify holds every row to
     // an event of its run; a re-run finds it unchanged again).

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
 use super::interned::Texts;
-use super::lineage::{Event, GENESIS_BYTES, encode, encode_interned, event_digest, hash_of, hex32};
+use super::lineage::{
+    Event, GENESIS_BYTES, RUN, encode, encode_interned, event_digest, hash_of, hex32, put_varint,
+};
 use super::merkle::{self, Frontier};
 use super::packed;
 use super::{Store, StoreError, row_digest, stable_digest};
@@ -23,8 +25,11 @@ struct LogHead {
 
 impl LogHead {
     fn load(tx: &Connection) -> Result<LogHead, StoreError> {
+        // The last row's first event, and its events.
         let seq: i64 = tx
-            .prepare_cached("SELECT global_seq FROM lineage ORDER BY global_seq DESC LIMIT 1")?
+            .prepare_cached(
+                "SELECT global_seq + max(length(hash) / 32, 1) - 1 FROM lineage ORDER BY global_seq DESC LIMIT 1",
+            )?
             .query_row([], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
@@ -100,6 +105,8 @@ pub struct Batch<'s> {
     appended: bool,
     /// The encoding of the event being appended (one buffer, reused).
     buf: Vec<u8>,
+    /// Its stored form (one buffer, reused).
+    one: Vec<u8>,
     /// The store's texts, and those this batch added.
     texts: std::cell::RefCell<Texts>,
     /// The stored form of the state or event being written (one buffer,
@@ -158,6 +165,7 @@ impl Store {
             store_id,
             appended: false,
             buf: Vec::with_capacity(512),
+            one: Vec::with_capacity(512),
             texts: texts.into(),
             packing: Vec::with_capacity(512).into(),
             last_state: None.into(),
@@ -178,7 +186,15 @@ impl Batch<'_> {
                 Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
             })
             .optional()?;
-        let (seq, prev) = last.map_or((0, GENESIS_BYTES), |(s, h)| (s, hash_of(&h)));
+        // A row of a run holds its events' hashes one after the other: the
+        // chain goes on from the last.
+        let (seq, prev) = last.map_or((0, GENESIS_BYTES), |(s, h)| {
+            let n = (h.len() / 32).max(1);
+            (
+                s + n as i64 - 1,
+                hash_of(h.get(h.len().saturating_sub(32)..).unwrap_or(&h)),
+            )
+        });
         Ok(PartnerChain {
             partner: partner.to_string(),
             seq,
@@ -195,44 +211,75 @@ impl Batch<'_> {
         }
     }
 
-    /// Append `event` to `chain` (its partner and position are set here),
-    /// interned ([`super::lineage::encode_interned`]), with the chain hash
-    /// of its compact encoding ([`super::lineage::encode`]): a leaf of the
-    /// Merkle tree.
+    /// Append `event` to `chain` (its partner and position are set here);
+    /// see [`Batch::append_all`].
     pub fn append(
         &mut self,
         chain: &mut PartnerChain,
         event: &mut Event,
     ) -> Result<(), StoreError> {
-        event.partner.clone_from(&chain.partner);
-        event.seq = (chain.seq + 1) as u64;
-        self.buf.clear();
-        encode(event, &mut self.buf);
-        let hash = event_digest(&chain.prev, &chain.partner, event.seq, &self.buf);
+        self.append_all(chain, std::slice::from_mut(event))
+    }
+
+    /// Append `events` to `chain` in order (their partner and positions
+    /// are set here) as one row of the lineage: each stored interned
+    /// ([`super::lineage::encode_interned`]; several as a run,
+    /// [`super::lineage::RUN`]), each with the chain hash of its compact
+    /// encoding ([`super::lineage::encode`]), a leaf of the Merkle tree.
+    /// A partner's walk is one row however many events it has.
+    pub fn append_all(
+        &mut self,
+        chain: &mut PartnerChain,
+        events: &mut [Event],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let run = events.len() > 1;
+        let (first_global, first_seq) = (self.head.seq + 1, chain.seq + 1);
         let mut stored = self.packing.borrow_mut();
         stored.clear();
-        {
-            let mut texts = self.texts.borrow_mut();
-            let tx = &self.tx;
-            encode_interned(event, &mut stored, &mut |t| texts.intern(tx, t))?;
+        if run {
+            stored.push(RUN);
+            put_varint(&mut stored, events.len() as u64);
         }
+        let mut hashes = Vec::with_capacity(32 * events.len());
+        let mut one = std::mem::take(&mut self.one);
+        for event in events.iter_mut() {
+            event.partner.clone_from(&chain.partner);
+            event.seq = (chain.seq + 1) as u64;
+            self.buf.clear();
+            encode(event, &mut self.buf);
+            let hash = event_digest(&chain.prev, &chain.partner, event.seq, &self.buf);
+            one.clear();
+            {
+                let mut texts = self.texts.borrow_mut();
+                let tx = &self.tx;
+                encode_interned(event, &mut one, &mut |t| texts.intern(tx, t))?;
+            }
+            if run {
+                put_varint(&mut stored, one.len() as u64);
+            }
+            stored.extend_from_slice(&one);
+            hashes.extend_from_slice(&hash);
+            self.head.frontier.push(&hash);
+            chain.seq += 1;
+            chain.prev = hash;
+            self.head.seq += 1;
+        }
+        self.one = one;
         self.tx
             .prepare_cached(
                 "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
-                self.head.seq + 1,
+                first_global,
                 chain.partner,
-                chain.seq + 1,
+                first_seq,
                 &stored[..],
-                &hash[..]
+                &hashes[..]
             ])?;
-        drop(stored);
-        self.head.frontier.push(&hash);
-        chain.seq += 1;
-        chain.prev = hash;
-        self.head.seq += 1;
         self.appended = true;
         Ok(())
     }

@@ -521,22 +521,33 @@ impl Store {
     /// [`governance::GOVERNANCE`]), if a plan was applied since stores
     /// began to record it.
     pub fn governing(&self) -> Result<Option<governance::Governing>, StoreError> {
-        let body: Option<(i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([governance::GOVERNANCE], |r| {
-                Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
-            })
-            .optional()?;
-        let Some((seq, body)) = body else {
+        let Some((seq, body)) = self.last_stored(governance::GOVERNANCE)? else {
             return Ok(None);
         };
         Ok(self
-            .read_stored(&body, governance::GOVERNANCE, seq as u64)?
+            .read_stored(&body, governance::GOVERNANCE, seq)?
             .as_ref()
             .and_then(governance::Governing::of_event))
+    }
+
+    /// The last event of a partner's chain as stored, with its position.
+    fn last_stored(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let first: i64 = r.get(0)?;
+        let events = lineage::row_events(
+            r.get_ref(1)?.as_bytes().unwrap_or_default(),
+            r.get_ref(2)?.as_bytes().unwrap_or_default(),
+        );
+        let n = events.len();
+        Ok(events
+            .last()
+            .map(|(body, _)| ((first + n as i64 - 1) as u64, body.to_vec())))
     }
 
     /// A stored event read back with the store's texts; `None` when it
@@ -568,16 +579,8 @@ impl Store {
 
     /// The last event of a partner's lineage, if it has one.
     pub fn last_event(&self, id: &str) -> Result<Option<lineage::LastEvent>, StoreError> {
-        let body: Option<(i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([id], |r| {
-                Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))
-            })
-            .optional()?;
-        body.map(|(seq, b)| self.last_of(&b, id, seq as u64))
+        self.last_stored(id)?
+            .map(|(seq, b)| self.last_of(&b, id, seq))
             .transpose()
     }
 
@@ -666,15 +669,20 @@ impl Store {
     /// the record of truth when `progress` was lost).
     pub fn plan_outcome(&self, id: &str, plan_hash: &str) -> Result<Option<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC",
+            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC",
         )?;
         let mut rows = stmt.query([id])?;
         while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            let body = r.get_ref(1)?.as_bytes().unwrap_or_default();
-            let e = self.last_of(body, id, seq as u64)?;
-            if e.plan_hash.as_deref() == Some(plan_hash) && e.state.is_some() {
-                return Ok(e.outcome);
+            let first: i64 = r.get(0)?;
+            let events = lineage::row_events(
+                r.get_ref(1)?.as_bytes().unwrap_or_default(),
+                r.get_ref(2)?.as_bytes().unwrap_or_default(),
+            );
+            for (i, (body, _)) in events.iter().enumerate().rev() {
+                let e = self.last_of(body, id, (first + i as i64) as u64)?;
+                if e.plan_hash.as_deref() == Some(plan_hash) && e.state.is_some() {
+                    return Ok(e.outcome);
+                }
             }
         }
         Ok(None)

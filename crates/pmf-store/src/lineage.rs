@@ -459,25 +459,29 @@ impl Store {
         let mut heads: std::collections::HashMap<String, [u8; 32]> = Default::default();
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let global_seq: i64 = r.get(0)?;
+            let first_global: i64 = r.get(0)?;
             let id: String = r.get(1)?;
-            let seq: i64 = r.get(2)?;
-            let body = r.get_ref(3)?.as_bytes().unwrap_or_default();
-            let hash = hash_of(r.get_ref(4)?.as_bytes().unwrap_or_default());
-            let event = read_event_with(body, &id, seq as u64, &texts).unwrap_or_else(|| Event {
-                partner: id.clone(),
-                seq: seq as u64,
-                kind: EventKind::Unknown,
-                detail: Some(String::from_utf8_lossy(body).into_owned()),
-                ..Event::default()
-            });
-            let prev = heads.insert(id, hash).unwrap_or(GENESIS_BYTES);
-            out.push(StoredEvent {
-                global_seq,
-                event,
-                prev_hash: hex32(&prev),
-                hash: hex32(&hash),
-            });
+            let first_seq: i64 = r.get(2)?;
+            let row = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            let hashes = r.get_ref(4)?.as_bytes().unwrap_or_default();
+            for (i, (body, hash)) in row_events(row, hashes).into_iter().enumerate() {
+                let (global_seq, seq) = (first_global + i as i64, first_seq + i as i64);
+                let event =
+                    read_event_with(body, &id, seq as u64, &texts).unwrap_or_else(|| Event {
+                        partner: id.clone(),
+                        seq: seq as u64,
+                        kind: EventKind::Unknown,
+                        detail: Some(String::from_utf8_lossy(body).into_owned()),
+                        ..Event::default()
+                    });
+                let prev = heads.insert(id.clone(), hash).unwrap_or(GENESIS_BYTES);
+                out.push(StoredEvent {
+                    global_seq,
+                    event,
+                    prev_hash: hex32(&prev),
+                    hash: hex32(&hash),
+                });
+            }
         }
         Ok(out)
     }
@@ -492,16 +496,19 @@ impl Store {
         let mut out = Vec::new();
         let mut prev = GENESIS_BYTES;
         while let Some(r) = rows.next()? {
-            let hash = hash_of(r.get_ref(3)?.as_bytes().unwrap_or_default());
-            let stored = r.get_ref(2)?.as_bytes().unwrap_or_default();
-            out.push(RawEvent {
-                global_seq: r.get(0)?,
-                seq: r.get(1)?,
-                body: expand(stored, &texts).unwrap_or(stored.into()).into_owned(),
-                prev_hash: prev,
-                hash,
-            });
-            prev = hash;
+            let (first_global, first_seq): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let row = r.get_ref(2)?.as_bytes().unwrap_or_default();
+            let hashes = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            for (i, (stored, hash)) in row_events(row, hashes).into_iter().enumerate() {
+                out.push(RawEvent {
+                    global_seq: first_global + i as i64,
+                    seq: first_seq + i as i64,
+                    body: expand(stored, &texts).unwrap_or(stored.into()).into_owned(),
+                    prev_hash: prev,
+                    hash,
+                });
+                prev = hash;
+            }
         }
         Ok(out)
     }
@@ -513,6 +520,45 @@ pub(crate) const COMPACT: u8 = 0x02;
 
 /// The first byte of an event stored interned ([`encode_interned`]).
 pub(crate) const INTERNED: u8 = 0x03;
+
+/// The first byte of a row holding a run of a partner's events (schema 4):
+/// their count, then each stored event (its length, its bytes); the row's
+/// `hash` holds their chain hashes, 32 bytes each, in order. A row of one
+/// event holds it as it is.
+pub const RUN: u8 = 0x04;
+
+/// The events of one lineage row (`body` its `event` column, `hashes` its
+/// `hash` column), each with its chain hash, in order: the events of a run
+/// ([`RUN`]), or the row's one event. A run that does not split into as
+/// many events as it has hashes is one event that no hash fits (`verify`
+/// reports it there).
+pub fn row_events<'b>(body: &'b [u8], hashes: &'b [u8]) -> Vec<(&'b [u8], [u8; 32])> {
+    if body.first() == Some(&RUN)
+        && let Some(events) = split_run(body, hashes)
+    {
+        return events;
+    }
+    if body.first() == Some(&RUN) {
+        return vec![(body, [0; 32])];
+    }
+    vec![(body, hash_of(hashes))]
+}
+
+fn split_run<'b>(body: &'b [u8], hashes: &'b [u8]) -> Option<Vec<(&'b [u8], [u8; 32])>> {
+    let mut r = Reader { rest: body };
+    r.byte()?;
+    let n = usize::try_from(r.varint()?).ok()?;
+    let (chunks, rest) = hashes.as_chunks::<32>();
+    if chunks.len() != n || !rest.is_empty() || n < 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n);
+    for hash in chunks {
+        let len = usize::try_from(r.varint()?).ok()?;
+        out.push((r.bytes(len)?, *hash));
+    }
+    r.rest.is_empty().then_some(out)
+}
 
 /// Every kind, by its code in the compact encoding (its place here).
 const KINDS: [EventKind; 22] = [
@@ -710,7 +756,7 @@ pub(crate) struct Reader<'a> {
     pub(crate) rest: &'a [u8],
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     /// One byte.
     pub(crate) fn byte(&mut self) -> Option<u8> {
         let (&b, rest) = self.rest.split_first()?;
@@ -732,8 +778,9 @@ impl Reader<'_> {
     }
 
     /// `n` bytes.
-    pub(crate) fn bytes(&mut self, n: usize) -> Option<&[u8]> {
-        let (b, rest) = self.rest.split_at_checked(n)?;
+    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let rest: &'a [u8] = self.rest;
+        let (b, rest) = rest.split_at_checked(n)?;
         self.rest = rest;
         Some(b)
     }

@@ -15,7 +15,7 @@ use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
 use super::interned::Texts;
 use super::lineage::{
-    GENESIS_BYTES, expand, hash_of, hex32, is_json, read_event_with, stored_digest,
+    GENESIS_BYTES, expand, hex32, is_json, read_event_with, row_events, stored_digest,
 };
 use super::merkle::{self, Frontier, Tree};
 use super::{Store, StoreError, row_digest, stable_digest};
@@ -152,11 +152,13 @@ impl Store {
     pub(crate) fn leaves(&self) -> Result<Vec<merkle::Hash>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT hash FROM lineage ORDER BY global_seq")?;
+            .prepare("SELECT event, hash FROM lineage ORDER BY global_seq")?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(hash_of(r.get_ref(0)?.as_bytes().unwrap_or_default()));
+            let row = r.get_ref(0)?.as_bytes().unwrap_or_default();
+            let hashes = r.get_ref(1)?.as_bytes().unwrap_or_default();
+            out.extend(row_events(row, hashes).into_iter().map(|(_, h)| h));
         }
         Ok(out)
     }
@@ -196,99 +198,100 @@ impl Store {
         let mut plans: HashMap<String, u32> = HashMap::new();
         let mut governing: Option<Governing> = None;
         while let Some(r) = rows.next()? {
-            let global_seq: i64 = r.get(0)?;
+            let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
-            let seq: i64 = r.get(2)?;
-            let body = r.get_ref(3)?.as_bytes().unwrap_or_default();
-            let stored_hash = r.get_ref(4)?.as_bytes().unwrap_or_default();
-            let hash = hash_of(stored_hash);
-            count += 1;
-            frontier.push(&hash);
-            let here = |reason: String| Broken {
-                global_seq,
-                partner: Some(partner.clone()),
-                seq: Some(seq),
-                reason,
-            };
-            let known = partners.entry(partner.clone()).or_default();
-            let parsed = read_event_with(body, &partner, seq as u64, &texts);
-            let prev = if known.seq == 0 {
-                GENESIS_BYTES
-            } else {
-                known.hash
-            };
-            let prev_hash = hex32(&prev);
-            if !chain_broken {
-                let problem = if global_seq != last_global + 1 {
-                    Some(at(
-                        last_global + 1,
-                        format!(
-                            "event #{} is missing (the next one is #{global_seq})",
-                            last_global + 1
-                        ),
-                    ))
-                } else if seq != known.seq + 1 {
-                    Some(here(format!(
-                        "partner event {} is missing or out of order (found {seq})",
-                        known.seq + 1
-                    )))
-                } else if expand(body, &texts).is_none_or(|b| {
-                    stored_digest(&prev, &partner, seq as u64, &b).as_slice() != stored_hash
-                }) {
-                    Some(here(
+            let first_seq: i64 = r.get(2)?;
+            let row = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            let hashes = r.get_ref(4)?.as_bytes().unwrap_or_default();
+            // A row holds one event, or a partner's run of them.
+            for (i, (body, hash)) in row_events(row, hashes).into_iter().enumerate() {
+                let (global_seq, seq) = (first_global + i as i64, first_seq + i as i64);
+                count += 1;
+                frontier.push(&hash);
+                let here = |reason: String| Broken {
+                    global_seq,
+                    partner: Some(partner.clone()),
+                    seq: Some(seq),
+                    reason,
+                };
+                let known = partners.entry(partner.clone()).or_default();
+                let parsed = read_event_with(body, &partner, seq as u64, &texts);
+                let prev = if known.seq == 0 {
+                    GENESIS_BYTES
+                } else {
+                    known.hash
+                };
+                let prev_hash = hex32(&prev);
+                if !chain_broken {
+                    let problem = if global_seq != last_global + 1 {
+                        Some(at(
+                            last_global + 1,
+                            format!(
+                                "event #{} is missing (the next one is #{global_seq})",
+                                last_global + 1
+                            ),
+                        ))
+                    } else if seq != known.seq + 1 {
+                        Some(here(format!(
+                            "partner event {} is missing or out of order (found {seq})",
+                            known.seq + 1
+                        )))
+                    } else if expand(body, &texts)
+                        .is_none_or(|b| stored_digest(&prev, &partner, seq as u64, &b) != hash)
+                    {
+                        Some(here(
                         "its content does not match its hash (edited, or not linked to the partner's previous event)".into(),
                     ))
-                } else if parsed
-                    .as_ref()
-                    .is_none_or(|e| is_json(body) && (e.partner != partner || e.seq as i64 != seq))
-                {
-                    Some(here("its content names another partner or position".into()))
-                } else {
-                    None
-                };
-                if let Some(p) = problem {
-                    problems.push(p);
-                    chain_broken = true;
+                    } else if parsed.as_ref().is_none_or(|e| {
+                        is_json(body) && (e.partner != partner || e.seq as i64 != seq)
+                    }) {
+                        Some(here("its content names another partner or position".into()))
+                    } else {
+                        None
+                    };
+                    if let Some(p) = problem {
+                        problems.push(p);
+                        chain_broken = true;
+                    }
                 }
-            }
-            known.seq = seq;
-            known.hash = hash;
-            known.last_global = global_seq;
-            known.legacy |= global_seq <= legacy_count;
-            if let Some(e) = &parsed {
-                // The governing policy: each change endorsed by the one it
-                // replaced; every run, approval and review decision held
-                // to the one in force.
-                if partner == GOVERNANCE {
-                    let plan = e.plan_hash.clone().unwrap_or_default();
-                    match (Governing::of_event(e), &governing) {
-                        (None, _) => problems.push(here(format!(
-                            "the governance chain holds a `{}` event",
-                            e.kind
-                        ))),
-                        (Some(new), Some(old)) if new != *old => {
-                            let mut endorsers = Vec::new();
-                            for endorser in &e.approvals {
-                                let (authority, key) =
-                                    endorser.split_once(':').unwrap_or((endorser, ""));
-                                let id = (plan.clone(), authority.to_string(), key.to_string());
-                                let ok = *verified.entry(id.clone()).or_insert_with(|| {
-                                    approvals.get(&id).is_some_and(|sig| {
-                                        signature_holds(
-                                            key,
-                                            sig,
-                                            &approval_message(authority, &plan),
-                                        )
-                                    })
-                                });
-                                approvals_checked += 1;
-                                if ok {
-                                    endorsers.push((authority, key));
+                known.seq = seq;
+                known.hash = hash;
+                known.last_global = global_seq;
+                known.legacy |= global_seq <= legacy_count;
+                if let Some(e) = &parsed {
+                    // The governing policy: each change endorsed by the one it
+                    // replaced; every run, approval and review decision held
+                    // to the one in force.
+                    if partner == GOVERNANCE {
+                        let plan = e.plan_hash.clone().unwrap_or_default();
+                        match (Governing::of_event(e), &governing) {
+                            (None, _) => problems.push(here(format!(
+                                "the governance chain holds a `{}` event",
+                                e.kind
+                            ))),
+                            (Some(new), Some(old)) if new != *old => {
+                                let mut endorsers = Vec::new();
+                                for endorser in &e.approvals {
+                                    let (authority, key) =
+                                        endorser.split_once(':').unwrap_or((endorser, ""));
+                                    let id = (plan.clone(), authority.to_string(), key.to_string());
+                                    let ok = *verified.entry(id.clone()).or_insert_with(|| {
+                                        approvals.get(&id).is_some_and(|sig| {
+                                            signature_holds(
+                                                key,
+                                                sig,
+                                                &approval_message(authority, &plan),
+                                            )
+                                        })
+                                    });
+                                    approvals_checked += 1;
+                                    if ok {
+                                        endorsers.push((authority, key));
+                                    }
                                 }
-                            }
-                            let missing = old.unendorsed(endorsers);
-                            if !missing.is_empty() {
-                                problems.push(here(format!(
+                                let missing = old.unendorsed(endorsers);
+                                if !missing.is_empty() {
+                                    problems.push(here(format!(
                                     "the store's governing policy changed (to {}) without the approval of {} under the policy it replaced",
                                     new.policy_hash.get(..12).unwrap_or(&new.policy_hash),
                                     missing
@@ -297,107 +300,107 @@ impl Store {
                                         .collect::<Vec<_>>()
                                         .join(", ")
                                 )));
+                                }
+                                governing = Some(new);
                             }
-                            governing = Some(new);
+                            (Some(new), _) => governing = Some(new),
                         }
-                        (Some(new), _) => governing = Some(new),
-                    }
-                } else if let Some(g) = &governing {
-                    if let Some(h) = e.policy_hash.as_deref().filter(|h| *h != g.policy_hash) {
-                        problems.push(here(format!(
+                    } else if let Some(g) = &governing {
+                        if let Some(h) = e.policy_hash.as_deref().filter(|h| *h != g.policy_hash) {
+                            problems.push(here(format!(
                             "it runs under policy {} but the store is governed by {} (no approved change of policy records it)",
                             h.get(..12).unwrap_or(h),
                             g.policy_hash.get(..12).unwrap_or(&g.policy_hash)
                         )));
-                    }
-                    for signer in &e.signers {
-                        let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
-                        if !g.trusts(authority, key) {
-                            problems.push(here(format!(
+                        }
+                        for signer in &e.signers {
+                            let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+                            if !g.trusts(authority, key) {
+                                problems.push(here(format!(
                                 "it names an approval or decision by `{authority}` with a key (…{}) the governing policy does not trust",
                                 key.get(key.len().saturating_sub(8)..).unwrap_or(key)
                             )));
+                            }
                         }
                     }
-                }
-                if e.plan_hash.is_some() {
-                    known.plan.clone_from(&e.plan_hash);
-                }
-                if e.state.is_some() {
-                    known.state.clone_from(&e.state);
-                    // A run that ends with an outcome (a rollback records
-                    // none, and keeps no progress).
-                    if let (Some(plan), Some(_)) = (&e.plan_hash, &e.outcome) {
-                        let next = plans.len() as u32;
-                        let plan = *plans.entry(plan.clone()).or_insert(next);
-                        let run = PlanOutcome {
-                            plan,
-                            outcome: e.outcome.clone(),
-                            global_seq,
-                            seq,
-                            legacy: global_seq <= legacy_count,
+                    if e.plan_hash.is_some() {
+                        known.plan.clone_from(&e.plan_hash);
+                    }
+                    if e.state.is_some() {
+                        known.state.clone_from(&e.state);
+                        // A run that ends with an outcome (a rollback records
+                        // none, and keeps no progress).
+                        if let (Some(plan), Some(_)) = (&e.plan_hash, &e.outcome) {
+                            let next = plans.len() as u32;
+                            let plan = *plans.entry(plan.clone()).or_insert(next);
+                            let run = PlanOutcome {
+                                plan,
+                                outcome: e.outcome.clone(),
+                                global_seq,
+                                seq,
+                                legacy: global_seq <= legacy_count,
+                            };
+                            match known.outcomes.iter_mut().find(|o| o.plan == plan) {
+                                Some(o) => *o = run,
+                                None => known.outcomes.push(run),
+                            }
+                        }
+                    }
+                    known.stable.extend(e.stable.iter().cloned());
+                    if let Some(sig) = &e.signature {
+                        // A review decision, signed over the event it follows.
+                        let signer = e.signers.first().map(String::as_str).unwrap_or("");
+                        let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+                        let plan = e.plan_hash.clone().unwrap_or_default();
+                        let message =
+                            review_message(authority, &partner, e.kind.as_str(), &plan, &prev_hash);
+                        approvals_checked += 1;
+                        if !signature_holds(key, sig, &message) {
+                            problems.push(here(format!(
+                                "its review decision by `{authority}` has no valid signature"
+                            )));
+                        }
+                    }
+                    for signer in e
+                        .signers
+                        .iter()
+                        .filter(|_| e.signature.is_none() && partner != GOVERNANCE)
+                    {
+                        approvals_checked += 1;
+                        let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+                        let plan = known.plan.clone().unwrap_or_default();
+                        let id = (plan.clone(), authority.to_string(), key.to_string());
+                        // Each stored approval is verified once, however many
+                        // events name it.
+                        let ok = match verified.get(&id) {
+                            Some(ok) => *ok,
+                            None => {
+                                let ok = approvals.get(&id).is_some_and(|sig| {
+                                    signature_holds(key, sig, &approval_message(authority, &plan))
+                                });
+                                verified.insert(id, ok);
+                                ok
+                            }
                         };
-                        match known.outcomes.iter_mut().find(|o| o.plan == plan) {
-                            Some(o) => *o = run,
-                            None => known.outcomes.push(run),
-                        }
-                    }
-                }
-                known.stable.extend(e.stable.iter().cloned());
-                if let Some(sig) = &e.signature {
-                    // A review decision, signed over the event it follows.
-                    let signer = e.signers.first().map(String::as_str).unwrap_or("");
-                    let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
-                    let plan = e.plan_hash.clone().unwrap_or_default();
-                    let message =
-                        review_message(authority, &partner, e.kind.as_str(), &plan, &prev_hash);
-                    approvals_checked += 1;
-                    if !signature_holds(key, sig, &message) {
-                        problems.push(here(format!(
-                            "its review decision by `{authority}` has no valid signature"
-                        )));
-                    }
-                }
-                for signer in e
-                    .signers
-                    .iter()
-                    .filter(|_| e.signature.is_none() && partner != GOVERNANCE)
-                {
-                    approvals_checked += 1;
-                    let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
-                    let plan = known.plan.clone().unwrap_or_default();
-                    let id = (plan.clone(), authority.to_string(), key.to_string());
-                    // Each stored approval is verified once, however many
-                    // events name it.
-                    let ok = match verified.get(&id) {
-                        Some(ok) => *ok,
-                        None => {
-                            let ok = approvals.get(&id).is_some_and(|sig| {
-                                signature_holds(key, sig, &approval_message(authority, &plan))
-                            });
-                            verified.insert(id, ok);
-                            ok
-                        }
-                    };
-                    if !ok {
-                        problems.push(here(format!(
+                        if !ok {
+                            problems.push(here(format!(
                             "it names an approval by `{authority}` (key {}…) of plan {} that is not stored with a valid signature",
                             key.get(..16).unwrap_or(key),
                             plan.get(..12).unwrap_or(&plan)
                         )));
+                        }
                     }
                 }
-            }
-            last_global = global_seq;
-            while let Some(c) = next_checkpoint.peek() {
-                if c.size as i64 > count {
-                    break;
-                }
-                if c.size as i64 == count {
-                    if merkle::to_hex(&frontier.root()) == c.root {
-                        last_good_size = c.size;
-                    } else {
-                        problems.push(at(
+                last_global = global_seq;
+                while let Some(c) = next_checkpoint.peek() {
+                    if c.size as i64 > count {
+                        break;
+                    }
+                    if c.size as i64 == count {
+                        if merkle::to_hex(&frontier.root()) == c.root {
+                            last_good_size = c.size;
+                        } else {
+                            problems.push(at(
                             last_good_size as i64 + 1,
                             format!(
                                 "events #{}–#{} do not match the checkpoint signed at {} (rewritten after it was signed)",
@@ -406,21 +409,22 @@ impl Store {
                                 c.time
                             ),
                         ));
+                        }
                     }
+                    next_checkpoint.next();
                 }
-                next_checkpoint.next();
-            }
-            if let Some(w) = witness
-                && w.size as i64 == count
-                && merkle::to_hex(&frontier.root()) != w.root
-            {
-                problems.push(at(
+                if let Some(w) = witness
+                    && w.size as i64 == count
+                    && merkle::to_hex(&frontier.root()) != w.root
+                {
+                    problems.push(at(
                     1,
                     format!(
                         "the log no longer extends the witness's checkpoint of {} events signed at {}: events #1–#{} were rewritten",
                         w.size, w.time, w.size
                     ),
                 ));
+                }
             }
         }
         drop(rows);
