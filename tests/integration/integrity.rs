@@ -11,7 +11,7 @@ use std::process::Output;
 use pmf::store::checkpoint::{Checkpoint, OperatorKey};
 use pmf::store::interned::Texts;
 use pmf::store::lineage::{
-    Event, EventKind, GENESIS_BYTES, encode, expand, read_event_with, stored_digest,
+    Event, EventKind, GENESIS_BYTES, encode, expand, read_event_with, row_events, stored_digest,
 };
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
@@ -48,10 +48,43 @@ fn detected(dir: &Path, extra: &[&str], expect: &str) {
     assert!(out.contains("event #"), "the place is not named:\n{out}");
 }
 
+/// Split every row of the lineage into rows of one event each, in the
+/// compact encoding (`expand`): the form stores of schema 3 keep, with the
+/// same events and hashes. What the attacks below edit.
+fn explode(c: &Connection) {
+    let rows: Vec<(i64, String, i64, Vec<u8>, Vec<u8>)> = c
+        .prepare("SELECT global_seq, partner_id, seq, event, hash FROM lineage ORDER BY global_seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let texts = Texts::load(c).unwrap();
+    c.execute("DELETE FROM lineage", []).unwrap();
+    for (g, p, seq, body, hashes) in rows {
+        for (i, (event, hash)) in row_events(&body, &hashes).into_iter().enumerate() {
+            c.execute(
+                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    g + i as i64,
+                    p,
+                    seq + i as i64,
+                    expand(event, &texts).unwrap().into_owned(),
+                    &hash[..]
+                ],
+            )
+            .unwrap();
+        }
+    }
+}
+
 /// What an attacker who read the source does after editing events:
 /// recompute the partners' chains and the head, and, holding a key, the Merkle
 /// peaks and every checkpoint.
 fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
+    explode(c);
     let rows: Vec<(i64, String, i64, Vec<u8>)> = c
         .prepare("SELECT global_seq, partner_id, seq, CAST(event AS BLOB) FROM lineage ORDER BY global_seq")
         .unwrap()
@@ -106,6 +139,7 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
 
 /// Rewrite p-012's history: healthy, approved by everyone, completed.
 fn rewrite_p012(c: &Connection) {
+    explode(c);
     let rows: Vec<(i64, i64, Vec<u8>)> = c
         .prepare(
             "SELECT global_seq, seq, event FROM lineage WHERE partner_id = 'p-012' ORDER BY seq",
@@ -177,6 +211,8 @@ fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
 fn truncation_is_caught_by_the_checkpoints_and_by_the_witness() {
     let dir = story();
     let c = db(dir.path());
+    // The last three events.
+    explode(&c);
     c.execute_batch(
         "DELETE FROM lineage WHERE global_seq > (SELECT MAX(global_seq) - 3 FROM lineage);",
     )
@@ -197,13 +233,17 @@ fn forged_events_and_approvals_are_caught() {
     // A forged "approved by SCO" event appended with every hash recomputed.
     let seq: i64 = c
         .query_row(
-            "SELECT MAX(seq) FROM lineage WHERE partner_id = 'p-014'",
+            "SELECT MAX(seq + length(hash) / 32 - 1) FROM lineage WHERE partner_id = 'p-014'",
             [],
             |r| r.get(0),
         )
         .unwrap();
     let g: i64 = c
-        .query_row("SELECT MAX(global_seq) FROM lineage", [], |r| r.get(0))
+        .query_row(
+            "SELECT MAX(global_seq + length(hash) / 32 - 1) FROM lineage",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let forged = Event {
         partner: "p-014".into(),
@@ -284,9 +324,9 @@ fn states_are_stored_packed() {
 
 #[test]
 fn rows_in_the_forms_older_stores_keep_still_read_and_verify() {
-    // A store of schema 3 keeps its events compact and its states as JSON
-    // text: every row turned back into those forms reads, shows and
-    // verifies as before, against the same witness.
+    // A store of schema 3 keeps one compact event per row and its states
+    // as JSON text: every row turned back into those forms reads, shows
+    // and verifies as before, against the same witness.
     let dir = story();
     let shown = |dir: &Path| text(&pmf(dir, &["lineage", "show"]).stdout);
     let exported = |dir: &Path| text(&pmf(dir, &["state", "export"]).stdout);
@@ -297,27 +337,23 @@ fn rows_in_the_forms_older_stores_keep_still_read_and_verify() {
     );
     assert!(before_exported.contains("\"p-001\""), "{before_exported}");
     let c = db(dir.path());
-    let texts = Texts::load(&c).unwrap();
-    let events: Vec<(i64, Vec<u8>)> = c
-        .prepare("SELECT global_seq, event FROM lineage")
+    let runs: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM lineage WHERE substr(event, 1, 1) = X'04'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(runs > 10, "a partner's walk is one row: {runs} runs");
+    explode(&c);
+    let tags: Vec<Vec<u8>> = c
+        .prepare("SELECT DISTINCT substr(event, 1, 1) FROM lineage")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(
-        events.iter().all(|(_, e)| e[0] == 0x03),
-        "events are stored interned"
-    );
-    for (g, e) in &events {
-        let compact = expand(e, &texts).unwrap().into_owned();
-        assert_eq!(compact[0], 0x02);
-        c.execute(
-            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
-            rusqlite::params![compact, g],
-        )
-        .unwrap();
-    }
+    assert_eq!(tags, [vec![0x02u8]]);
     let store = pmf::store::Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
     for p in store.partners().unwrap() {
         c.execute(
@@ -896,11 +932,15 @@ fn a_governing_policy_changed_by_hand_is_caught() {
     let dir = story();
     let c = db(dir.path());
     let g: i64 = c
-        .query_row("SELECT MAX(global_seq) FROM lineage", [], |r| r.get(0))
+        .query_row(
+            "SELECT MAX(global_seq + length(hash) / 32 - 1) FROM lineage",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let seq: i64 = c
         .query_row(
-            "SELECT MAX(seq) FROM lineage WHERE partner_id = '@governance'",
+            "SELECT MAX(seq + length(hash) / 32 - 1) FROM lineage WHERE partner_id = '@governance'",
             [],
             |r| r.get(0),
         )

@@ -678,19 +678,48 @@ fn tampered_with(edit: impl Fn(&rusqlite::Connection)) -> Output {
     o
 }
 
+/// The row of the lineage that holds event `#global_seq`: its first
+/// event's number, its events and their hashes.
+pub(crate) fn row_with(
+    c: &rusqlite::Connection,
+    global_seq: i64,
+) -> (i64, Vec<Vec<u8>>, Vec<[u8; 32]>) {
+    let (first, body, hashes): (i64, Vec<u8>, Vec<u8>) = c
+        .query_row(
+            "SELECT global_seq, event, hash FROM lineage WHERE global_seq <= ?1 ORDER BY global_seq DESC LIMIT 1",
+            [global_seq],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let (events, hashes) = pmf::store::lineage::row_events(&body, &hashes)
+        .into_iter()
+        .map(|(e, h)| (e.to_vec(), h))
+        .unzip();
+    (first, events, hashes)
+}
+
+/// The first event's number of the lineage's row `n` (from 0).
+fn nth_row(c: &rusqlite::Connection, n: i64) -> i64 {
+    c.query_row(
+        "SELECT global_seq FROM lineage ORDER BY global_seq LIMIT 1 OFFSET ?1",
+        [n],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 #[test]
 fn tampering_with_the_lineage_is_detected() {
-    // Event #10's kind changed (the byte after the encoding's tag).
+    // Event #10's kind changed (the byte after the encoding's tag), inside
+    // the row (a partner's run) that holds it.
     let o = tampered_with(|c| {
-        let mut body: Vec<u8> = c
-            .query_row("SELECT event FROM lineage WHERE global_seq = 10", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        body[1] ^= 1;
+        let (first, mut events, _) = row_with(c, 10);
+        let event = &mut events[(10 - first) as usize];
+        event[1] ^= 1;
+        let parts: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
         c.execute(
-            "UPDATE lineage SET event = ?1 WHERE global_seq = 10",
-            [&body],
+            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
+            rusqlite::params![pmf::store::lineage::row_of(&parts), first],
         )
         .unwrap();
     });
@@ -699,14 +728,40 @@ fn tampering_with_the_lineage_is_detected() {
         "{}",
         text(&o.stdout)
     );
-    tampered("DELETE FROM lineage WHERE global_seq = 20;");
-    tampered(
-        "UPDATE lineage SET event = (SELECT event FROM lineage WHERE global_seq = 31) WHERE global_seq = 30;",
-    );
-    tampered(
-        "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
-         SELECT 100000, partner_id, seq + 100, event, hash FROM lineage WHERE global_seq = 5;",
-    );
+    // A row (a partner's whole run) deleted.
+    tampered_with(|c| {
+        let g = nth_row(c, 3);
+        c.execute("DELETE FROM lineage WHERE global_seq = ?1", [g])
+            .unwrap();
+    });
+    // A row's events replaced by the next row's.
+    tampered_with(|c| {
+        let (a, b) = (nth_row(c, 4), nth_row(c, 5));
+        c.execute(
+            "UPDATE lineage SET event = (SELECT event FROM lineage WHERE global_seq = ?2) WHERE global_seq = ?1",
+            [a, b],
+        )
+        .unwrap();
+    });
+    // A row copied past the end.
+    tampered_with(|c| {
+        let g = nth_row(c, 2);
+        c.execute(
+            "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
+             SELECT 100000, partner_id, seq + 100, event, hash FROM lineage WHERE global_seq = ?1",
+            [g],
+        )
+        .unwrap();
+    });
+    // One event cut from the end of a run: the row no longer splits.
+    tampered_with(|c| {
+        let g = nth_row(c, 6);
+        c.execute(
+            "UPDATE lineage SET hash = substr(hash, 1, length(hash) - 32) WHERE global_seq = ?1",
+            [g],
+        )
+        .unwrap();
+    });
     tampered("DELETE FROM lineage WHERE global_seq = (SELECT MAX(global_seq) FROM lineage);");
 }
 

@@ -544,6 +544,24 @@ pub fn row_events<'b>(body: &'b [u8], hashes: &'b [u8]) -> Vec<(&'b [u8], [u8; 3
     vec![(body, hash_of(hashes))]
 }
 
+/// A row's `event` column holding `events` (stored events, in order): the
+/// one event as it is, or a run of them ([`RUN`]); the inverse of
+/// [`row_events`] (its `hash` column is their hashes, one after the other).
+pub fn row_of(events: &[&[u8]]) -> Vec<u8> {
+    match events {
+        [one] => one.to_vec(),
+        _ => {
+            let mut out = vec![RUN];
+            put_varint(&mut out, events.len() as u64);
+            for e in events {
+                put_varint(&mut out, e.len() as u64);
+                out.extend_from_slice(e);
+            }
+            out
+        }
+    }
+}
+
 fn split_run<'b>(body: &'b [u8], hashes: &'b [u8]) -> Option<Vec<(&'b [u8], [u8; 32])>> {
     let mut r = Reader { rest: body };
     r.byte()?;
@@ -1084,6 +1102,42 @@ mod tests {
         // The repeated texts are written once, in the table.
         assert!(sizes.iter().all(|(s, c)| s * 2 < *c), "{sizes:?}");
         assert_eq!(next, 14, "each text numbered once");
+    }
+
+    #[test]
+    fn a_row_holds_one_event_or_a_run_and_splits_back() {
+        let events: Vec<Vec<u8>> = (0..5u8).map(|i| vec![INTERNED, i, i, i]).collect();
+        let hashes: Vec<[u8; 32]> = (0..5u8).map(|i| [i + 1; 32]).collect();
+        for n in 1..=5 {
+            let parts: Vec<&[u8]> = events[..n].iter().map(Vec::as_slice).collect();
+            let row = row_of(&parts);
+            assert_eq!(row[0], if n == 1 { INTERNED } else { RUN });
+            let hash_column: Vec<u8> = hashes[..n].concat();
+            let split = row_events(&row, &hash_column);
+            let expected: Vec<(&[u8], [u8; 32])> = parts
+                .iter()
+                .copied()
+                .zip(hashes[..n].iter().copied())
+                .collect();
+            assert_eq!(split, expected);
+        }
+        // A run that does not split into as many events as it has hashes
+        // is one event no hash fits.
+        let parts: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let row = row_of(&parts);
+        let all: Vec<u8> = hashes.concat();
+        for (body, hash_column) in [
+            (&row[..row.len() - 1], &all[..]),
+            (&row[..], &all[..all.len() - 32]),
+            (&row[..], &all[..all.len() - 1]),
+            (&row[..2], &all[..]),
+            (&[RUN][..], &all[..]),
+        ] {
+            assert_eq!(row_events(body, hash_column), vec![(body, [0; 32])]);
+        }
+        let mut longer = row.clone();
+        longer.push(0);
+        assert_eq!(row_events(&longer, &all), vec![(&longer[..], [0; 32])]);
     }
 
     #[test]
