@@ -52,7 +52,8 @@ fn detected(dir: &Path, extra: &[&str], expect: &str) {
 /// compact encoding (`expand`): the form stores of schema 3 keep, with the
 /// same events and hashes. What the attacks below edit.
 fn explode(c: &Connection) {
-    let rows: Vec<(i64, String, i64, Vec<u8>, Vec<u8>)> = c
+    type Row = (i64, String, i64, Vec<u8>, Vec<u8>);
+    let rows: Vec<Row> = c
         .prepare("SELECT global_seq, partner_id, seq, event, hash FROM lineage ORDER BY global_seq")
         .unwrap()
         .query_map([], |r| {
