@@ -12,18 +12,25 @@ after `progress` was deleted walks no partner twice.
 
 The store is schema 4 (docs/security.md, pmfevent.py): events are stored
 interned (tag 0x03: the compact encoding with its repeated texts as ids into
-the `texts` table), states packed (object keys as ids into `texts`). The
-consistent rewrites recompute the hashes exactly as the store does:
+the `texts` table), states packed (object keys as ids into `texts`). A lineage
+row holds one event, or a partner's whole run of them (RUN, 0x04: what apply,
+rollback and review write, a walk in one row): varint n, then each stored event
+(varint length, bytes); its `hash` column the n chain hashes concatenated. The
+row's global_seq and seq are its first event's; event i is at global_seq + i,
+seq + i. The attacks work on EVENTS (positions `#N` are of events; pmfevent.rows
+/ events split rows, join_row writes them back). The consistent rewrites
+recompute the hashes exactly as the store does:
   hash = sha256("pmf-event-v2" 0 prev varint(seq) varint(len(partner)) partner compact)
 where `compact` is the event's COMPACT encoding (an interned body expanded
-with the texts, pmfevent.expand), and meta.global_count = number of rows.
+with the texts, pmfevent.expand), and meta.global_count = number of EVENTS.
 There is no global chain column and no meta.global_head any more: the order
-of the rows is bound by the Merkle tree over the `hash` column whose roots the
-operator signs (`checkpoints`), so rows swapped across partners, and the
-consistent rewrites, are caught by the checkpoint ("events #a-#b do not match
-the checkpoint signed at ...") rather than by a global link. The texts table
-and the packed states are attacked too: an edited text changes every event
-(hash) and state (the lineage's row digests are of the JSON text) naming it.
+of the events is bound by the Merkle tree over every event's hash (log order)
+whose roots the operator signs (`checkpoints`), so runs swapped across
+partners, and the consistent rewrites, are caught by the checkpoint ("events
+#a-#b do not match the checkpoint signed at ...") rather than by a global link.
+The texts table and the packed states are attacked too: an edited text changes
+every event (hash) and state (the lineage's row digests are of the JSON text)
+naming it.
 
 Two controls keep the verdicts honest: the untouched store must verify (exit
 0), and so must the store after an honest second plan applied on it.
