@@ -204,12 +204,14 @@ def db_rows(db, sql, args=()):
 
 
 def lineage_normal(db):
-    """The partners' lineage without times and hashes: [(global_seq, partner, seq, event-json-without-time)].
+    """The partners' lineage without times and hashes, one entry per EVENT (rows split,
+    event i of a row at global_seq + i, seq + i): [(global_seq, partner, seq, event-json-without-time)].
     The store's own chain (`@governance`, the policy it is governed by) is left out: it is no partner."""
     import pmfevent as E
     out = []
     texts = E.texts(db)  # schema 4: interned events name their texts by id
-    for g, p, s, ev in db_rows(db, "SELECT global_seq, partner_id, seq, event FROM lineage ORDER BY global_seq"):
+    # every EVENT, a row split into its events (a RUN row holds a partner's whole walk)
+    for g, p, s, ev, _h in E.events(db):
         if p.startswith("@"):
             continue
         e = E.decode(ev, texts)
@@ -245,11 +247,12 @@ TERMINAL = {"completed", "resumed", "restricted", "awaiting_review", "throttled"
 
 
 def walk_counts(db):
-    """Per partner: (walks started = detection events: its entry, or the stop folded into it, terminal events)."""
+    """Per partner: (walks started = detection events: its entry, or the stop folded into it, terminal events),
+    counted over EVENTS (a RUN row holds a whole walk)."""
     import pmfevent as E
     walks, terms = {}, {}
     texts = E.texts(db)
-    for p, ev in db_rows(db, "SELECT partner_id, event FROM lineage"):
+    for _g, p, _s, ev, _h in E.events(db):  # events, not rows
         e = E.decode(ev, texts)
         if e.get("phase") == "detection":
             walks[p] = walks.get(p, 0) + 1

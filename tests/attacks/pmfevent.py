@@ -11,11 +11,25 @@ Events (`lineage.event`), by their first byte:
         from, to, type, outcome, band, action, each approval, rite, policy_hash,
         plan_hash, each signer and detail are a varint id into the `texts` table. Time,
         state, each stable digest, signature and waits stay `put_str` / `put_list`.
+  0x04  RUN (schema 4, rows written by apply, rollback and review): not an event but
+        a row holding n >= 2 of one partner's events, a partner's whole walk: 0x04,
+        varint n, then for each event varint(len) and its stored bytes (interned);
+        the row's `hash` is the n chain hashes concatenated (32*n bytes), in order.
+        The row's `global_seq` and `seq` are its FIRST event's: event i (0-based) is
+        at log position global_seq + i and partner position seq + i; the next row's
+        global_seq is global_seq + n. A RUN row that does not split into exactly as
+        many events as it has 32-byte hashes (or n < 2) reads as ONE event whose hash
+        is all zeros (verify reports it). A row of one event holds it as it is, its
+        `hash` its 32-byte chain hash (any other length reads as zeros).
+        `split_row` / `join_row`; `rows` / `events` read a store's lineage,
+        `write_rows` writes rows back.
 Every chain hash covers the COMPACT encoding (an interned event expanded, `expand`):
   hash = sha256("pmf-event-v2" 0x00 prev varint(seq) varint(len(partner)) partner compact)
 (a JSON event: sha256(hex(prev) "\\n" json)). There is no global chain any more: the
-order of the rows is bound by the Merkle tree over the `hash` column (global_seq
-order) whose roots the operator signs in `checkpoints`.
+order of the events is bound by the Merkle tree over the `hash` column (global_seq
+order) whose roots the operator signs in `checkpoints`. The Merkle leaves are every
+EVENT's hash in log order (the rows split into events), and meta.global_count is the
+number of events, not of rows.
 
 States (`partners.state`, `stable_versions.state`): either TEXT (canonical JSON, from
 older stores) or a packed BLOB: 0x01, then a value: tag 0 null, 1 false, 2 true,
@@ -32,6 +46,7 @@ import time as _time
 
 COMPACT = 2
 INTERNED = 3
+RUN = 4
 PACKED = 1  # the first byte of a packed state
 KINDS = ["unknown", "phase_entered", "approvals_missing", "approved", "validated", "health",
          "phase_failed", "fallback", "resumed", "completed", "released", "restricted",
@@ -251,6 +266,93 @@ def stored_hash(prev, partner, seq, body, texts):
     if body[:1] == b"{":
         return hashlib.sha256(prev.hex().encode() + b"\n" + body).digest()
     return chain(prev, partner, seq, expand(body, texts))
+
+
+# ---- rows (lineage.rs `row_events`, batch.rs `append_all`) ----
+
+def _split_run(body, hashes):
+    r = R(body)
+    r.byte()
+    n = r.varint()
+    if n < 2 or len(hashes) != 32 * n:
+        return None
+    out = []
+    for i in range(n):
+        out.append((r.bytes(r.varint()), hashes[32 * i:32 * i + 32]))
+    return out if r.i == len(body) else None
+
+
+def split_row(body, hashes):
+    """The events of one lineage row, [(stored event bytes, 32-byte hash)], as pmf reads
+    them (`row_events`): a RUN's events, each with its hash; a RUN that does not split
+    into exactly as many events as it has 32-byte hashes is ONE event (the whole row)
+    whose hash is all zeros; any other row is its one event (its hash zeros unless the
+    column holds exactly 32 bytes)."""
+    body, hashes = bytes(body or b""), bytes(hashes or b"")
+    if body[:1] == bytes([RUN]):
+        try:
+            out = _split_run(body, hashes)
+        except ValueError:
+            out = None
+        return out if out is not None else [(body, GENESIS)]
+    return [(body, hashes if len(hashes) == 32 else GENESIS)]
+
+
+def join_row(events):
+    """A row's (event, hash) columns from [(stored event bytes, hash)], as pmf writes
+    it: one event as it is; n >= 2 as a RUN, the hashes concatenated."""
+    events = [(bytes(b), bytes(h)) for b, h in events]
+    if not events:
+        raise ValueError("a row holds at least one event")
+    if len(events) == 1:
+        return events[0]
+    body = bytearray([RUN]) + varint(len(events))
+    for b, _h in events:
+        body += varint(len(b)) + b
+    return bytes(body), b"".join(h for _b, h in events)
+
+
+def _conn(conn_or_db):
+    if isinstance(conn_or_db, sqlite3.Connection):
+        return conn_or_db, False
+    return sqlite3.connect(f"file:{conn_or_db}?mode=ro", uri=True, timeout=30), True
+
+
+def rows(conn_or_db, where="", args=()):
+    """The lineage rows in global_seq order, each split: [(global_seq, partner, seq,
+    [(body, hash), ...])] (`where`: an SQL condition on the rows, e.g. "partner_id=?")."""
+    c, own = _conn(conn_or_db)
+    try:
+        sql = "SELECT global_seq, partner_id, seq, event, hash FROM lineage"
+        sql += (" WHERE " + where if where else "") + " ORDER BY global_seq"
+        return [(g, p, s, split_row(ev, h)) for g, p, s, ev, h in c.execute(sql, args).fetchall()]
+    finally:
+        if own:
+            c.close()
+
+
+def events(conn_or_db, where="", args=()):
+    """Every event as pmf reads it, in log order: [(global_seq, partner, seq, body, hash)],
+    event i of a row at global_seq + i and seq + i."""
+    return [(g + i, p, s + i, b, h)
+            for g, p, s, evs in rows(conn_or_db, where, args) for i, (b, h) in enumerate(evs)]
+
+
+def write_rows(c, rows_):
+    """Replace the whole lineage table with `rows_` [(global_seq, partner, seq,
+    [(body, hash), ...])] (rows with no events are left out)."""
+    c.execute("DELETE FROM lineage")
+    for g, p, s, evs in rows_:
+        if evs:
+            c.execute("INSERT INTO lineage VALUES (?,?,?,?,?)", (g, p, s) + join_row(evs))
+
+
+def update_row(c, g, evs):
+    """Write row `g` back with the events `evs` [(body, hash)] (deleted when empty)."""
+    if not evs:
+        c.execute("DELETE FROM lineage WHERE global_seq=?", (g,))
+    else:
+        c.execute("UPDATE lineage SET event=?, hash=? WHERE global_seq=?", join_row(evs) + (g,))
 
 
 # ---- packed states (packed.rs) ----

@@ -12,18 +12,25 @@ after `progress` was deleted walks no partner twice.
 
 The store is schema 4 (docs/security.md, pmfevent.py): events are stored
 interned (tag 0x03: the compact encoding with its repeated texts as ids into
-the `texts` table), states packed (object keys as ids into `texts`). The
-consistent rewrites recompute the hashes exactly as the store does:
+the `texts` table), states packed (object keys as ids into `texts`). A lineage
+row holds one event, or a partner's whole run of them (RUN, 0x04: what apply,
+rollback and review write, a walk in one row): varint n, then each stored event
+(varint length, bytes); its `hash` column the n chain hashes concatenated. The
+row's global_seq and seq are its first event's; event i is at global_seq + i,
+seq + i. The attacks work on EVENTS (positions `#N` are of events; pmfevent.rows
+/ events split rows, join_row writes them back). The consistent rewrites
+recompute the hashes exactly as the store does:
   hash = sha256("pmf-event-v2" 0 prev varint(seq) varint(len(partner)) partner compact)
 where `compact` is the event's COMPACT encoding (an interned body expanded
-with the texts, pmfevent.expand), and meta.global_count = number of rows.
+with the texts, pmfevent.expand), and meta.global_count = number of EVENTS.
 There is no global chain column and no meta.global_head any more: the order
-of the rows is bound by the Merkle tree over the `hash` column whose roots the
-operator signs (`checkpoints`), so rows swapped across partners, and the
-consistent rewrites, are caught by the checkpoint ("events #a-#b do not match
-the checkpoint signed at ...") rather than by a global link. The texts table
-and the packed states are attacked too: an edited text changes every event
-(hash) and state (the lineage's row digests are of the JSON text) naming it.
+of the events is bound by the Merkle tree over every event's hash (log order)
+whose roots the operator signs (`checkpoints`), so runs swapped across
+partners, and the consistent rewrites, are caught by the checkpoint ("events
+#a-#b do not match the checkpoint signed at ...") rather than by a global link.
+The texts table and the packed states are attacked too: an edited text changes
+every event (hash) and state (the lineage's row digests are of the JSON text)
+naming it.
 
 Two controls keep the verdicts honest: the untouched store must verify (exit
 0), and so must the store after an honest second plan applied on it.
@@ -41,31 +48,68 @@ import common as C  # noqa: E402
 import pmfevent as E  # noqa: E402
 
 def rechain(c, start_gseq=1):
-    """Recompute every partner chain hash from global_seq start_gseq on (over the bodies
-    expanded to the compact encoding) and meta.global_count (schema 4 rules; there is no
-    global chain or head to recompute: only the signed checkpoints bind the order)."""
+    """Recompute every partner chain hash from log position start_gseq on (over the bodies
+    expanded to the compact encoding; event i of a row at global_seq + i, seq + i), write
+    every row back with its events' hashes, and set meta.global_count to the number of
+    EVENTS (schema 4 rules; there is no global chain or head to recompute: only the
+    signed checkpoints bind the order)."""
     texts = E.texts(c)
-    rows = c.execute("SELECT global_seq, partner_id, seq, event FROM lineage ORDER BY global_seq").fetchall()
+    rows = E.rows(c)
     heads = {}
-    for g, p, s, ev in rows:
-        prev = heads.get(p, E.GENESIS)
-        if g >= start_gseq:
-            h = E.stored_hash(prev, p, s, ev, texts)
-            c.execute("UPDATE lineage SET hash=? WHERE global_seq=?", (h, g))
-        else:
-            h = c.execute("SELECT hash FROM lineage WHERE global_seq=?", (g,)).fetchone()[0]
-        heads[p] = bytes(h)
-    c.execute("UPDATE meta SET value=? WHERE key='global_count'", (str(len(rows)),))
+    out = []
+    n = 0
+    for g, p, s, evs in rows:
+        new = []
+        for i, (body, h) in enumerate(evs):
+            prev = heads.get(p, E.GENESIS)
+            if g + i >= start_gseq:
+                h = E.stored_hash(prev, p, s + i, body, texts)
+            heads[p] = bytes(h)
+            new.append((body, h))
+            n += 1
+        out.append((g, p, s, new))
+    E.write_rows(c, out)
+    c.execute("UPDATE meta SET value=? WHERE key='global_count'", (str(n),))
 
 
-def renumber(c):
-    """Make global_seq 1..n again and every partner's seq 1..k (a compact event holds neither)."""
-    rows = c.execute("SELECT global_seq, partner_id, event FROM lineage ORDER BY global_seq").fetchall()
-    c.execute("DELETE FROM lineage")
-    per = {}
-    for i, (g, p, ev) in enumerate(rows, 1):
-        per[p] = per.get(p, 0) + 1
-        c.execute("INSERT INTO lineage VALUES (?,?,?,?,?)", (i, p, per[p], ev, b""))
+def renumber(c, rows=None):
+    """Write `rows` (default: the store's) back with global_seq 1, 1+n1, ... (each row's
+    first event's log position) and every partner's seq 1..k counted in events (a
+    compact event holds neither); rows with no events are dropped. Hashes unchanged."""
+    rows = E.rows(c) if rows is None else rows
+    out, g, per = [], 1, {}
+    for _g, p, _s, evs in rows:
+        if not evs:
+            continue
+        out.append((g, p, per.get(p, 0) + 1, evs))
+        g += len(evs)
+        per[p] = per.get(p, 0) + len(evs)
+    E.write_rows(c, out)
+    return out
+
+
+def at(c, pos):
+    """The row holding the event at log position `pos`: (index of the row in E.rows, row, i in the row)."""
+    for k, (g, p, s, evs) in enumerate(rows := E.rows(c)):
+        if g <= pos < g + len(evs):
+            return k, rows[k], pos - g
+    raise KeyError(f"no event #{pos}")
+
+
+def set_event(c, pos, body=None, hash_=None):
+    """Replace the body (and/or hash) of the event at log position `pos` inside its row
+    (a RUN row is written back whole, the other events as they were)."""
+    _k, (g, p, s, evs), i = at(c, pos)
+    b, h = evs[i]
+    evs = list(evs)
+    evs[i] = (b if body is None else body, h if hash_ is None else hash_)
+    E.update_row(c, g, evs)
+    return g, p, s + i
+
+
+def last_pos(c):
+    g, p, s, evs = E.rows(c)[-1]
+    return g + len(evs) - 1
 
 
 def build(d):
@@ -92,24 +136,26 @@ def q(c, sql, *a):
 
 
 # Each attack: (name, what, function(conn, workdir) -> note or None)
+# Positions (#N) are of EVENTS: a row may hold a partner's whole walk (a RUN), and
+# its event i is at global_seq + i; every edit below is of events, written back as rows.
 def a_edit_text(c, d):
     texts = E.texts(c)
-    healths = [(g, ev) for g, ev in q(c, "SELECT global_seq, event FROM lineage ORDER BY global_seq") if E.decode(ev, texts)["kind"] == "health"]
+    healths = [(g, ev) for g, _p, _s, ev, _h in E.events(c) if E.decode(ev, texts)["kind"] == "health"]
     g, ev = healths[3]
     e = E.decode(ev, texts)
     e["health"] = 99.0
-    # stored as pmf stores it (interned, the texts it names already in the table)
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (E.encode_interned(e, E.ids_of(texts)), g))
-    return f"event #{g}: health -> 99 (interned, as pmf writes it)"
+    # stored as pmf stores it (interned, the texts it names already in the table), inside its row
+    row = set_event(c, g, E.encode_interned(e, E.ids_of(texts)))
+    return f"event #{g} ({row[1]} seq {row[2]}, inside its RUN row): health -> 99 (interned, as pmf writes it)"
 
 
 def a_edit_compact(c, d):
     texts = E.texts(c)
-    g, ev = q(c, "SELECT global_seq, event FROM lineage ORDER BY global_seq LIMIT 1 OFFSET 60")[0]
+    g, _p, _s, ev, _h = E.events(c)[60]
     e = E.decode(ev, texts)
     e["detail"] = "version 9.9.9 released"
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (E.encode(e), g))
-    return f"event #{g}: detail edited, stored compact (0x02, which a store still accepts)"
+    set_event(c, g, E.encode(e))
+    return f"event #{g}: detail edited, stored compact (0x02, which a store still accepts) inside its RUN row"
 
 
 def time_as_text(body):
@@ -125,69 +171,163 @@ def time_as_text(body):
 
 def a_edit_whitespace(c, d):
     texts = E.texts(c)
-    g, ev = q(c, "SELECT global_seq, event FROM lineage ORDER BY global_seq LIMIT 1 OFFSET 100")[0]
+    g, _p, _s, ev, _h = E.events(c)[100]
     e = E.decode(ev, texts)
     # The same event in the compact encoding, its time written as text instead of
     # seconds (bit 18 cleared): the bytes the chain hash covers change, the value not.
     same = time_as_text(E.encode(e))
     assert E.decode(same) == e and E.expand(same, texts) != E.expand(ev, texts)
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (same, g))
-    return f"event #{g}: stored compact with its time as text (same event value, other hashed bytes)"
+    set_event(c, g, same)
+    return f"event #{g}: stored compact with its time as text inside its RUN row (same event value, other hashed bytes)"
 
 
 def a_same_expansion(c, d):
     texts = E.texts(c)
-    rows = q(c, "SELECT global_seq, event FROM lineage ORDER BY global_seq LIMIT 2 OFFSET 110")
-    (g1, ev1), (g2, ev2) = rows
+    (g1, _p1, _s1, ev1, _h1), (g2, _p2, _s2, ev2, _h2) = E.events(c)[110:112]
     a = E.encode(E.decode(ev1, texts))          # the interned event stored as its expansion
     b = time_as_text(bytes(ev2))                # interned, its time as text
     assert E.expand(a, texts) == E.expand(ev1, texts) and E.expand(b, texts) == E.expand(ev2, texts)
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (a, g1))
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (b, g2))
-    return (f"event #{g1} stored as its compact expansion, event #{g2} interned with its time as text: "
-            "other bytes, the same event value and the same hashed (expanded) bytes")
+    set_event(c, g1, a)
+    set_event(c, g2, b)
+    return (f"event #{g1} stored as its compact expansion, event #{g2} interned with its time as text (inside "
+            "their RUN rows): other bytes, the same event value and the same hashed (expanded) bytes")
 
 
 def a_edit_partner_col(c, d):
-    c.execute("UPDATE lineage SET partner_id='p-999' WHERE global_seq=(SELECT global_seq FROM lineage WHERE partner_id='p-003' LIMIT 1 OFFSET 2)")
-    return "partner_id column of p-003's 3rd event set to p-999"
+    g, p, s, ev, h = [e for e in E.events(c) if e[1] == "p-003"][2]
+    _k, (rg, _p, _s, evs), i = at(c, g)
+    c.execute("UPDATE lineage SET partner_id='p-999' WHERE global_seq=?", (rg,))
+    return f"partner_id column of the row holding p-003's 3rd event (#{g}; row #{rg}, its {len(evs)} events) set to p-999"
+
+
+def a_edit_partner_one_event(c, d):
+    # the finer edit: p-003's 3rd event alone moved to another partner (its RUN row cut in
+    # three rows: events 1-2, event 3 under p-999, events 4..; every hash kept)
+    g = [e for e in E.events(c) if e[1] == "p-003"][2][0]
+    k, (rg, p, s, evs), i = at(c, g)
+    rows = E.rows(c)
+    parts = [(rg, p, s, evs[:i]), (rg + i, "p-999", s + i, evs[i:i + 1]), (rg + i + 1, p, s + i + 1, evs[i + 1:])]
+    E.write_rows(c, rows[:k] + [r for r in parts if r[3]] + rows[k + 1:])
+    return f"p-003's 3rd event (#{g}) split out of its RUN row into a row of its own under partner p-999 (hashes kept)"
 
 
 def a_edit_prev_col(c, d):
-    c.execute("UPDATE lineage SET hash=? WHERE global_seq=50", (bytes.fromhex("ab" * 32),))
-    return "hash column of #50 (schemas 3 and 4 keep no prev_hash column)"
+    g, p, s = set_event(c, 50, hash_=bytes.fromhex("ab" * 32))
+    return f"the hash of event #50 ({p} seq {s}) inside its row's hash column (schemas 3 and 4 keep no prev_hash column)"
+
+
+def a_truncate_run_hashes(c, d):
+    # a RUN row's hash column cut by one hash: the row no longer splits (7 events, 6 hashes)
+    g, p, s, evs = next(r for r in E.rows(c) if r[1] == "p-020")
+    body, hashes = E.join_row(evs)
+    c.execute("UPDATE lineage SET hash=? WHERE global_seq=?", (hashes[:-32], g))
+    return f"row #{g} ({p}, a RUN of {len(evs)} events): its hash column cut to {len(evs) - 1} hashes"
+
+
+def a_run_count(c, d):
+    # a RUN row whose count says one event fewer, the last event and its hash dropped: a
+    # consistent-looking shorter run (the next row then starts one position late)
+    g, p, s, evs = next(r for r in E.rows(c) if r[1] == "p-021")
+    E.update_row(c, g, evs[:-1])
+    return f"row #{g} ({p}): its RUN rewritten without its last event (count {len(evs)} -> {len(evs) - 1}, hash dropped too)"
+
+
+def a_reorder_in_run(c, d):
+    # two events inside one RUN row swapped, bodies AND their hashes (each keeps its own hash)
+    g, p, s, evs = next(r for r in E.rows(c) if r[1] == "p-012")
+    evs = list(evs)
+    evs[3], evs[4] = evs[4], evs[3]
+    E.update_row(c, g, evs)
+    return f"p-012's RUN row #{g}: events 4 and 5 (#{g + 3}, #{g + 4}) swapped with their hashes"
+
+
+def a_merge_partners_run(c, d):
+    # two partners' walks (adjacent rows) merged into one RUN row under the first partner
+    rows = E.rows(c)
+    k = next(k for k, r in enumerate(rows) if r[1] == "p-012")
+    (g, p, s, evs), (g2, p2, _s2, evs2) = rows[k], rows[k + 1]
+    assert p2 != p and g2 == g + len(evs)
+    E.write_rows(c, rows[:k] + [(g, p, s, list(evs) + list(evs2))] + rows[k + 2:])
+    return f"rows #{g} ({p}) and #{g2} ({p2}) merged into one RUN row of {len(evs) + len(evs2)} events under {p} (hashes kept)"
+
+
+def a_split_run_rows(c, d):
+    # design: a RUN row written as single-event rows, the same events and hashes at the same
+    # positions (what pmf writes for a walk of one event)
+    rows = E.rows(c)
+    k = next(k for k, r in enumerate(rows) if r[1] == "p-012")
+    g, p, s, evs = rows[k]
+    singles = [(g + i, p, s + i, [ev]) for i, ev in enumerate(evs)]
+    E.write_rows(c, rows[:k] + singles + rows[k + 1:])
+    return f"p-012's RUN row #{g} ({len(evs)} events) written as {len(evs)} single-event rows, same events and hashes"
+
+
+def a_delete_middle_row(c, d):
+    _k, (g, p, s, evs), _i = at(c, 150)
+    c.execute("DELETE FROM lineage WHERE global_seq=?", (g,))
+    return f"deleted row #{g} (the one holding #150: {p}'s whole walk, {len(evs)} events)"
+
+
+def remove_event(c, pos):
+    """The event at `pos` taken out of its row (the row rewritten without it, or deleted
+    when it was the row's only one); the other rows as they are."""
+    _k, (g, p, s, evs), i = at(c, pos)
+    evs = list(evs)
+    del evs[i]
+    if i == 0 and evs:
+        # the row's first event gone: the row now starts at the next one
+        c.execute("DELETE FROM lineage WHERE global_seq=?", (g,))
+        c.execute("INSERT INTO lineage VALUES (?,?,?,?,?)", (g + 1, p, s + 1) + E.join_row(evs))
+    else:
+        E.update_row(c, g, evs)
+    return g, p, s + i
 
 
 def a_delete_middle(c, d):
-    c.execute("DELETE FROM lineage WHERE global_seq=150")
-    return "deleted #150"
+    g, p, s = remove_event(c, 150)
+    return f"deleted event #150 ({p} seq {s}) from inside its RUN row #{g} (the row rewritten without it)"
 
 
 def a_delete_middle_renumbered(c, d):
-    c.execute("DELETE FROM lineage WHERE global_seq=150")
-    n = q(c, "SELECT count(*) FROM lineage")[0][0]
-    # close the gap in global_seq (not the hashes)
-    c.execute("UPDATE lineage SET global_seq = global_seq - 1 WHERE global_seq > 150")
-    return f"deleted #150 and renumbered global_seq ({n} rows)"
+    k, (g, p, s, evs), i = at(c, 150)
+    rows = E.rows(c)
+    evs = list(evs)
+    del evs[i]
+    rows[k] = (g, p, s, evs)
+    # close the gap: every later row one position earlier (not the hashes)
+    rows = [(rg - 1 if rg > g else rg, rp, rs, re) for rg, rp, rs, re in rows]
+    E.write_rows(c, rows)
+    return f"deleted event #150 ({p} seq {s + i}) from its RUN row #{g} and moved every later row one position back"
+
+
+def delete_last(c, n):
+    """Delete the last `n` events of the log (shortening or removing rows, last first)."""
+    gone = []
+    for _ in range(n):
+        pos = last_pos(c)
+        gone.append(pos)
+        _k, (g, p, s, evs), i = at(c, pos)
+        E.update_row(c, g, evs[:-1])
+    return gone
 
 
 def a_delete_last(c, d):
-    c.execute("DELETE FROM lineage WHERE global_seq=(SELECT max(global_seq) FROM lineage)")
-    return "deleted the last event"
+    gone = delete_last(c, 1)
+    return f"deleted the last event (#{gone[0]}, the last of its RUN row)"
 
 
 def a_delete_last3(c, d):
-    c.execute("DELETE FROM lineage WHERE global_seq > (SELECT max(global_seq) - 3 FROM lineage)")
-    return "deleted the last 3 events"
+    gone = delete_last(c, 3)
+    return f"deleted the last 3 events (#{gone[-1]}-#{gone[0]}: p-001's rollback run cut to its first event)"
 
 
 def a_delete_last3_fix_meta(c, d):
-    c.execute("DELETE FROM lineage WHERE global_seq > (SELECT max(global_seq) - 3 FROM lineage)")
-    n = q(c, "SELECT count(*) FROM lineage")[0][0]
+    delete_last(c, 3)
+    n = last_pos(c)
     c.execute("UPDATE meta SET value=? WHERE key='global_count'", (str(n),))
     # schema 4 keeps no head hash: the count is all the meta there is to fix (the
-    # partner chains of the remaining rows are intact; the signed checkpoints are not)
-    return "deleted the last 3 events (p-001's rollback) and set meta.global_count to the rows left (no head to fix in schema 4)"
+    # partner chains of the remaining events are intact; the signed checkpoints are not)
+    return f"deleted the last 3 events (p-001's rollback run cut to one event) and set meta.global_count to the {n} events left"
 
 
 def a_wipe_all(c, d):
@@ -197,45 +337,55 @@ def a_wipe_all(c, d):
 
 
 def a_swap_rows(c, d):
-    r1 = q(c, "SELECT partner_id, seq, event, hash FROM lineage WHERE global_seq=20")[0]
-    r2 = q(c, "SELECT partner_id, seq, event, hash FROM lineage WHERE global_seq=200")[0]
-    assert r1[0] != r2[0]
-    # UNIQUE(partner_id, seq): move one out of the way first
-    c.execute("UPDATE lineage SET partner_id='__tmp', seq=-1 WHERE global_seq=20")
-    c.execute("UPDATE lineage SET partner_id=?, seq=?, event=?, hash=? WHERE global_seq=200", r1)
-    c.execute("UPDATE lineage SET partner_id=?, seq=?, event=?, hash=? WHERE global_seq=20", r2)
-    # each partner's chain still links: only the signed Merkle roots bind the order
-    return f"swapped rows #20 ({r1[0]}) and #200 ({r2[0]}) (all 4 columns but global_seq)"
+    # two partners' walks of the same length swapped (all 4 columns but global_seq):
+    # every position still follows on, each partner's chain still links
+    _k, r1, _i = at(c, 20)
+    r2 = next(r for r in reversed(E.rows(c)) if len(r[3]) == len(r1[3]) and r[1] != r1[1] and not r[1].startswith("@"))
+    g1, g2 = r1[0], r2[0]
+    c.execute("UPDATE lineage SET partner_id='__tmp', seq=-1 WHERE global_seq=?", (g1,))  # UNIQUE(partner_id, seq)
+    c.execute("UPDATE lineage SET partner_id=?, seq=?, event=?, hash=? WHERE global_seq=?", (r1[1], r1[2]) + E.join_row(r1[3]) + (g2,))
+    c.execute("UPDATE lineage SET partner_id=?, seq=?, event=?, hash=? WHERE global_seq=?", (r2[1], r2[2]) + E.join_row(r2[3]) + (g1,))
+    # only the signed Merkle roots bind the order
+    return f"swapped rows #{g1} ({r1[1]}) and #{g2} ({r2[1]}), RUNs of {len(r1[3])} events each (all 4 columns but global_seq)"
 
 
 def a_swap_adjacent_same_partner(c, d):
-    (g1, e1), (g2, e2) = q(c, "SELECT global_seq, event FROM lineage WHERE partner_id='p-012' ORDER BY seq LIMIT 2 OFFSET 3")
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (e2, g1))
-    c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (e1, g2))
-    return f"swapped the event texts of p-012's events 4 and 5 (#{g1}, #{g2})"
+    g, p, s, evs = next(r for r in E.rows(c) if r[1] == "p-012")
+    evs = list(evs)
+    (b1, h1), (b2, h2) = evs[3], evs[4]
+    evs[3], evs[4] = (b2, h1), (b1, h2)
+    E.update_row(c, g, evs)
+    return f"swapped the event bodies (not the hashes) of p-012's events 4 and 5 (#{g + 3}, #{g + 4}) inside its RUN row"
 
 
 def a_insert_forged_end(c, d):
-    g, p = q(c, "SELECT max(global_seq), 'p-007' FROM lineage")[0]
-    s = q(c, "SELECT max(seq) FROM lineage WHERE partner_id='p-007'")[0][0]
+    g = last_pos(c)
+    s = max(e[2] for e in E.events(c, "partner_id='p-007'"))
     ev = E.encode({"kind": "approved", "approvals": ["SCO"], "time": "2026-01-01T00:00:00Z"})
     c.execute("INSERT INTO lineage VALUES (?,?,?,?,?)", (g + 1, "p-007", s + 1, ev, bytes.fromhex("cd" * 32)))
     return "appended a forged `approved by SCO` event (compact) with a made-up hash"
 
 
 def a_insert_forged_middle(c, d):
-    c.execute("UPDATE lineage SET global_seq = global_seq + 1000000 WHERE global_seq > 100")
-    c.execute("UPDATE lineage SET global_seq = global_seq - 1000000 + 1 WHERE global_seq > 1000000")
+    # the row holding #101 cut in two before it (the same events), the forged row put between,
+    # every later row one position on
+    k, (g, p, s, evs), i = at(c, 101)
+    rows = E.rows(c)
     ev = E.encode({"kind": "completed", "time": "2026-01-01T00:00:00Z"})
     h = E.chain(E.GENESIS, "zz-forged", 1, ev)
-    c.execute("INSERT INTO lineage VALUES (101,'zz-forged',1,?,?)", (ev, h))
-    c.execute("UPDATE meta SET value=(SELECT count(*) FROM lineage) WHERE key='global_count'")
-    return "inserted a forged event (correct own chain hash) as #101, later rows shifted by one, meta.global_count fixed"
+    forged = (101, "zz-forged", 1, [(ev, h)])
+    head = [(g, p, s, evs[:i])] if i else []
+    tail = [(101 + 1, p, s + i, evs[i:])]
+    later = [(rg + 1, rp, rs, re) for rg, rp, rs, re in rows[k + 1:]]
+    E.write_rows(c, rows[:k] + head + [forged] + tail + later)
+    c.execute("UPDATE meta SET value=? WHERE key='global_count'", (str(last_pos(c)),))
+    return (f"inserted a forged event (correct own chain hash) as #101 (row #{g} of {p} cut before it), later events "
+            "shifted by one, meta.global_count fixed")
 
 
 def a_forged_append_consistent(c, d):
-    g = q(c, "SELECT max(global_seq) FROM lineage")[0][0]
-    s, prev = q(c, "SELECT seq, hash FROM lineage WHERE partner_id='p-007' ORDER BY seq DESC LIMIT 1")[0]
+    g = last_pos(c)
+    _g, _p, s, _b, prev = E.events(c, "partner_id='p-007'")[-1]
     e = {"phase": "preparation", "kind": "approved", "approvals": ["SCO"], "time": "2026-12-01T00:00:00Z"}
     ev = E.encode_interned(e, E.interner(c))  # stored as pmf stores it; new texts added to `texts`
     h = E.chain(bytes(prev), "p-007", s + 1, E.encode(e))
@@ -244,34 +394,50 @@ def a_forged_append_consistent(c, d):
     return "appended a forged interned `approved by SCO` event to p-007 with a correct chain hash and meta.global_count"
 
 
+def a_forged_into_last_run(c, d):
+    # the last RUN row (p-001's rollback walk) given one more event, its hash chained on
+    g, p, s, evs = E.rows(c)[-1]
+    assert len(evs) >= 2
+    e = {"phase": "preparation", "kind": "approved", "approvals": ["SCO"], "time": "2026-12-01T00:00:00Z"}
+    ev = E.encode_interned(e, E.interner(c))
+    h = E.chain(bytes(evs[-1][1]), p, s + len(evs), E.encode(e))
+    E.update_row(c, g, list(evs) + [(ev, h)])
+    c.execute("UPDATE meta SET value=? WHERE key='global_count'", (str(g + len(evs)),))
+    return (f"the last RUN row (#{g}, {p}) extended with a forged interned `approved by SCO` event (#{g + len(evs)}), "
+            "correct chain hash and meta.global_count")
+
+
 def a_rewrite_partner_consistent(c, d):
     # p-012's history: pretend it was approved by SCO and completed cleanly at a health of 97
-    rows = q(c, "SELECT global_seq, event FROM lineage WHERE partner_id='p-012' ORDER BY seq")
-    first_g = rows[0][0]
     texts = E.texts(c)
     intern = E.interner(c)
-    for g, ev in rows:
-        e = E.decode(ev, texts)
-        if "health" in e:
-            e["health"] = 97.0
-            e["band"] = "stable"
-            e["action"] = "proceed"
-        if e.get("kind") in ("approvals_missing",):
-            e["kind"] = "approved"
-            e.pop("detail", None)
-            e["approvals"] = ["TSC", "ERC", "SCO"]
-        if e.get("outcome") in ("fell_back", "awaiting_review", "restricted", "throttled"):
-            e["outcome"] = "completed"
-        c.execute("UPDATE lineage SET event=? WHERE global_seq=?", (E.encode_interned(e, intern), g))
+    rows = E.rows(c, "partner_id='p-012'")
+    first_g = rows[0][0]
+    for g, _p, _s, evs in rows:
+        new = []
+        for ev, h in evs:
+            e = E.decode(ev, texts)
+            if "health" in e:
+                e["health"] = 97.0
+                e["band"] = "stable"
+                e["action"] = "proceed"
+            if e.get("kind") in ("approvals_missing",):
+                e["kind"] = "approved"
+                e.pop("detail", None)
+                e["approvals"] = ["TSC", "ERC", "SCO"]
+            if e.get("outcome") in ("fell_back", "awaiting_review", "restricted", "throttled"):
+                e["outcome"] = "completed"
+            new.append((E.encode_interned(e, intern), h))
+        E.update_row(c, g, new)
     rechain(c, first_g)
-    return f"rewrote every event of p-012 (health, approvals, outcome; interned) and recomputed every chain hash from #{first_g}"
+    return f"rewrote every event of p-012 (health, approvals, outcome; interned, in its RUN row) and recomputed every chain hash from #{first_g}"
 
 
 def a_erase_partner_consistent(c, d):
     c.execute("DELETE FROM lineage WHERE partner_id='p-019'")
     renumber(c)
     rechain(c, 1)
-    return "deleted p-019's whole history, renumbered, recomputed every hash"
+    return "deleted p-019's whole history, renumbered (positions counted in events), recomputed every hash"
 
 
 def edit_text(c, old, new):
@@ -410,19 +576,27 @@ ATTACKS = [
     ("edit event, stored compact (0x02)", a_edit_compact),
     ("edit event: another encoding of the same event", a_edit_whitespace),
     ("design: an interned event re-encoded, same expansion (compact; time as text)", a_same_expansion),
-    ("edit partner_id column", a_edit_partner_col),
-    ("edit the hash column (schema 2: prev_hash)", a_edit_prev_col),
-    ("delete a middle row", a_delete_middle),
-    ("delete a middle row + renumber global_seq", a_delete_middle_renumbered),
-    ("delete the last row", a_delete_last),
-    ("delete the last 3 rows", a_delete_last3),
-    ("delete the last 3 rows + fix meta count (no head in schema 4)", a_delete_last3_fix_meta),
+    ("edit partner_id column (a whole RUN row)", a_edit_partner_col),
+    ("edit partner_id of one event (split out of its RUN row)", a_edit_partner_one_event),
+    ("edit an event's hash in a RUN row's hash column (schema 2: prev_hash)", a_edit_prev_col),
+    ("RUN: truncate a row's hash column by one hash", a_truncate_run_hashes),
+    ("RUN: drop a row's last event and its hash (count fixed)", a_run_count),
+    ("RUN: reorder two events inside a row (bodies and hashes)", a_reorder_in_run),
+    ("RUN: merge two partners' rows into one RUN", a_merge_partners_run),
+    ("design: a RUN row split into single-event rows (same events, hashes)", a_split_run_rows),
+    ("delete a middle row (a partner's whole walk)", a_delete_middle_row),
+    ("delete a middle event (from inside its RUN row)", a_delete_middle),
+    ("delete a middle event + renumber global_seq", a_delete_middle_renumbered),
+    ("delete the last event", a_delete_last),
+    ("delete the last 3 events", a_delete_last3),
+    ("delete the last 3 events + fix meta count (no head in schema 4)", a_delete_last3_fix_meta),
     ("delete every lineage row + meta count", a_wipe_all),
-    ("swap two rows (#20 <-> #200)", a_swap_rows),
-    ("swap two adjacent events of one partner", a_swap_adjacent_same_partner),
+    ("swap two partners' RUN rows (the one holding #20 <-> a later one)", a_swap_rows),
+    ("swap two adjacent events of one partner (bodies only)", a_swap_adjacent_same_partner),
     ("insert forged row at end (made-up hashes)", a_insert_forged_end),
     ("insert forged row in the middle (own hashes ok)", a_insert_forged_middle),
     ("append forged event, hashes + meta recomputed", a_forged_append_consistent),
+    ("RUN: forged event appended inside the last RUN row, hash + meta consistent", a_forged_into_last_run),
     ("rewrite a partner's history, all hashes recomputed", a_rewrite_partner_consistent),
     ("erase a partner's history, all hashes recomputed", a_erase_partner_consistent),
     ("texts: edit a rite", a_text_rite),
@@ -458,15 +632,27 @@ def copy_case(d, db, w):
 
 
 def events_of(db):
-    """Every lineage row as pmf reads it: (global_seq, partner, seq, event value, hash)."""
+    """Every EVENT as pmf reads it (rows split): (global_seq, partner, seq, event value, hash)."""
     texts = E.texts(db)
     out = []
-    for g, p, s, ev, h in C.db_rows(db, "SELECT global_seq, partner_id, seq, event, hash FROM lineage ORDER BY global_seq"):
+    for g, p, s, ev, h in E.events(db):
         try:
             e = E.decode(ev, texts)
         except Exception as ex:  # noqa: BLE001 (a row the attack made unreadable)
             e = f"unreadable: {ex}"
         out.append((g, p, s, json.dumps(e, sort_keys=True), bytes(h)))
+    return out
+
+
+DESIGN = (a_same_expansion, a_split_run_rows)
+
+
+def pmf_views(pmf, w, evs):
+    """What pmf shows of the lineage (`lineage show --format json`) and the inclusion
+    proofs of p-012 and of the partner of event #111 (the events the design rows touch)."""
+    out = [C.run([pmf, "lineage", "show", "--format", "json"], cwd=w)[:2]]
+    for p in sorted({"p-012", evs[110][1]}):
+        out.append(C.run([pmf, "lineage", "prove", p], cwd=w)[:2])
     return out
 
 
@@ -532,6 +718,8 @@ def attacks(T, rows):
         store = copy_case(d, db, w)
         before_export = C.export_state(store, w)[1]
         before_events = events_of(store)
+        if fn in DESIGN:
+            before_views = pmf_views(pmf, w, before_events)
         if fn in (a_corrupt_page, a_corrupt_partners_page):
             table = "lineage" if fn is a_corrupt_page else "partners"
             pages = pages_of(store, table) or [4]
@@ -584,14 +772,20 @@ def attacks(T, rows):
         rows.append({"attack": name, "what": note, "verify_rc": rc, "message": msg[:300], "detected": detected,
                      "names_place": named, "export_changed": after_export[1] != before_export, "after": extra})
         result = f"verify rc={rc}" + (", named" if named else (", place not named" if detected else ", NOT detected"))
-        if fn is a_same_expansion:
+        if fn in DESIGN:
             # By design (crates/pmf-store/src/lineage.rs `expand`): the chain hash, the Merkle
             # leaves, checkpoints and proofs cover an interned event's compact expansion, not
             # its stored bytes, so another encoding with the same expansion is the same event.
-            # Held when it verifies AND every event (and hash) reads back exactly as before.
+            # Likewise (`row_events`) how events are grouped into rows is no part of what is
+            # hashed: a RUN row written as single-event rows holds the same events at the same
+            # positions with the same hashes.
+            # Held when it verifies AND every event (and hash) reads back exactly as before,
+            # here and through pmf (`lineage show`, `lineage prove`, `state export`).
             same = events_of(store) == before_events
-            result = f"verify rc={rc}; every event reads back the same: {same}"
-            T.add(name, rc == 0 and same, result, f"{note}; {msg[:240]}")
+            views = pmf_views(pmf, w, before_events) == before_views
+            unchanged = after_export[1] == before_export
+            result = f"verify rc={rc}; every event reads back the same: {same}; pmf shows and proves the same: {views}; export the same: {unchanged}"
+            T.add(name, rc == 0 and same and views and unchanged, result, f"{note}; {msg[:240]}")
             rows[-1]["design"] = True
             continue
         if harm:
