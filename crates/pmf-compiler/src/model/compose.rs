@@ -15,6 +15,8 @@ use pmf_syntax::ast::{Decl, DeclKind, Ident, PolicyHeader, SourceAst};
 /// independent: large files turn them into items on every core).
 pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
     let places = PlaceMap::identity();
+    let file: Arc<str> = file.into();
+    let file = &file;
     if ast.decls.len() >= 256 {
         ast.decls
             .par_iter()
@@ -31,7 +33,7 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
 /// The keyed items of one declaration; `text` is a whole file or the chunk
 /// that holds `decl`, and `places` maps the declaration's places into it.
 pub(crate) fn items_of_decl(
-    file: &str,
+    file: &Arc<str>,
     text: &str,
     places: &PlaceMap,
     decl: &Decl,
@@ -44,7 +46,7 @@ pub(crate) fn items_of_decl(
         let mut push = |key: ItemKey, span: Place, name_span: Place, node: ItemNode| {
             out.push(Arc::new(Sourced {
                 key,
-                file: file.to_string(),
+                file: file.clone(),
                 span,
                 name_span,
                 override_kw: ov,
@@ -408,7 +410,7 @@ pub fn compose<'a>(
                     if same_origin || existing.fingerprint == item.fingerprint {
                         continue;
                     }
-                    if parent.policy.lineage.contains(&existing.file) {
+                    if parent.policy.lineage.contains(&*existing.file) {
                         // This parent inherited the existing definition and
                         // replaced it: its refinement wins (three-way merge).
                         if let (Some(slot), Some(origin)) =
@@ -417,7 +419,7 @@ pub fn compose<'a>(
                             *slot = item.clone();
                             *origin = pi;
                         }
-                    } else if !first.policy.lineage.contains(&item.file) {
+                    } else if !first.policy.lineage.contains(&*item.file) {
                         conflicts.push((at, item.clone(), pi));
                     }
                 }
@@ -544,7 +546,7 @@ pub fn compose<'a>(
         let Some(chosen) = items.get(at) else {
             continue;
         };
-        if at >= inherited || chosen.file == file {
+        if at >= inherited || *chosen.file == *file {
             // The policy itself defines (or overrides) the key: no conflict.
             continue;
         }
