@@ -54,7 +54,7 @@ pub fn definition_of(
     let policy = &resolve(db, ws, file).policy;
     let (item, span) = declaration(policy, symbol)?;
     Some(Declared {
-        file: item.file.clone(),
+        file: item.file.to_string(),
         span,
     })
 }

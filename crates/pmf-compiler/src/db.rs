@@ -414,10 +414,11 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     let parse = syntax::parse_chunk(path, text, base as usize);
     let places = PlaceMap::chunk(base);
     let mut out = PlacedFacts::default();
+    let file = shared_path(path);
     for decl in &parse.decls {
         out.heads.push(DeclHead::of(decl));
         out.items
-            .extend(compose::items_of_decl(path, text, &places, decl));
+            .extend(compose::items_of_decl(&file, text, &places, decl));
         match &decl.kind {
             DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
             DeclKind::Test(t) => {
@@ -435,6 +436,28 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     out.heads.shrink_to_fit();
     out.items.shrink_to_fit();
     out
+}
+
+/// `path` as a shared string: the items of a file name it with one
+/// string, not one each (a thread keeps the last path it was asked for,
+/// and the chunks of a file come one after the other).
+fn shared_path(path: &str) -> Arc<str> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return Arc::from(path);
+        };
+        match &*last {
+            Some(p) if &**p == path => p.clone(),
+            _ => {
+                let p: Arc<str> = Arc::from(path);
+                *last = Some(p.clone());
+                p
+            }
+        }
+    })
 }
 
 fn overridden_test(path: &str, name: Place, kw: Place, removal: Place) -> Diagnostic {

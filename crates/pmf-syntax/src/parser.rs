@@ -106,6 +106,17 @@ fn tight<T>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
+/// The items of `iter` in a vector with room for as many as its upper
+/// bound (the pairs it reads), shrunk only when fewer came: collected
+/// from a filter of pairs, the vector grew from four and kept the spare
+/// room for as long as the file is open.
+fn exact<T>(iter: impl Iterator<Item = T>) -> Vec<T> {
+    let (_, most) = iter.size_hint();
+    let mut out = Vec::with_capacity(most.unwrap_or(0));
+    out.extend(iter);
+    tight(out)
+}
+
 /// [`tight`] for the operands of a chain (which grows one at a time).
 fn tight_chain(mut e: Expr) -> Expr {
     if let ExprKind::Chain(_, operands) = &mut e.kind {
@@ -668,10 +679,39 @@ impl Builder<'_> {
         Place::new(start + self.offset, end + self.offset)
     }
 
+    /// The span of a pair that cannot end in white space or a comment:
+    /// names, literals and the parts of an expression (which end at an
+    /// operand, a bracket or a quote; a repetition that read white space
+    /// and failed gave it back). What [`Builder::span`] gives for them,
+    /// without looking for trivia at their end.
+    fn tight_span(&self, pair: &Pair<Rule>) -> Place {
+        let s = pair.as_span();
+        Place::new(s.start() + self.offset, s.end() + self.offset)
+    }
+
+    /// The names of a `path` pair (`partner.version.major`), read from its
+    /// text: a path is names joined by dots, with nothing between them
+    /// (the grammar reads it as one compound-atomic rule), so each name's
+    /// span is where its text is. What [`Builder::idents`] gives for the
+    /// path's `ident` pairs, without walking them (a test holds both equal).
+    fn path_segments(&self, pair: &Pair<Rule>) -> Vec<Ident> {
+        let text = pair.as_str();
+        let mut at = pair.as_span().start() + self.offset;
+        let mut out = Vec::with_capacity(text.bytes().filter(|&b| b == b'.').count() + 1);
+        for name in text.split('.') {
+            out.push(Ident {
+                name: name.into(),
+                span: Place::new(at, at + name.len()),
+            });
+            at += name.len() + 1;
+        }
+        out
+    }
+
     fn ident(&self, pair: Pair<Rule>) -> Ident {
         Ident {
             name: pair.as_str().into(),
-            span: self.span(&pair),
+            span: self.tight_span(&pair),
         }
     }
 
@@ -778,7 +818,7 @@ impl Builder<'_> {
                     match p.as_rule() {
                         Rule::string => title = Some(self.string(p)),
                         Rule::covers_clause => {
-                            covers = children(p).map(|f| self.field_path(f)).collect()
+                            covers = exact(children(p).map(|f| self.field_path(f)))
                         }
                         _ => {}
                     }
@@ -790,7 +830,7 @@ impl Builder<'_> {
                 })
             }
             Rule::partner_decl => DeclKind::Partner(Schema {
-                fields: inner.map(|p| self.field_decl(p)).collect(),
+                fields: exact(inner.map(|p| self.field_decl(p))),
             }),
             Rule::migration_decl => {
                 let name = inner
@@ -819,11 +859,11 @@ impl Builder<'_> {
                 };
                 DeclKind::Rules(RuleBlock {
                     kind,
-                    rules: inner.map(|p| self.rule(p)).collect(),
+                    rules: exact(inner.map(|p| self.rule(p))),
                 })
             }
             Rule::validation_decl => DeclKind::Validation(Validation {
-                dimensions: inner.map(|p| self.dimension(p)).collect(),
+                dimensions: exact(inner.map(|p| self.dimension(p))),
             }),
             Rule::health_decl => {
                 let mut factors = Vec::new();
@@ -1079,7 +1119,7 @@ impl Builder<'_> {
                 TypeExprKind::Set(Box::new(elem))
             }
             Rule::record_type => {
-                TypeExprKind::Record(children(inner).map(|p| self.field_decl(p)).collect())
+                TypeExprKind::Record(exact(children(inner).map(|p| self.field_decl(p))))
             }
             _ => TypeExprKind::Named(
                 inner
@@ -1163,25 +1203,23 @@ impl Builder<'_> {
             .next()
             .map(|p| self.ident(p))
             .unwrap_or_else(empty_ident);
-        let checks = inner
-            .map(|p| {
-                let span = self.span(&p);
-                let mut parts = children(p);
-                let name = parts
-                    .next()
-                    .map(|p| self.ident(p))
-                    .unwrap_or_else(empty_ident);
-                let condition = parts
-                    .next()
-                    .map(|p| self.expr(p))
-                    .unwrap_or_else(|| error_expr(span));
-                Check {
-                    name,
-                    condition: condition.into(),
-                    span,
-                }
-            })
-            .collect();
+        let checks = exact(inner.map(|p| {
+            let span = self.span(&p);
+            let mut parts = children(p);
+            let name = parts
+                .next()
+                .map(|p| self.ident(p))
+                .unwrap_or_else(empty_ident);
+            let condition = parts
+                .next()
+                .map(|p| self.expr(p))
+                .unwrap_or_else(|| error_expr(span));
+            Check {
+                name,
+                condition: condition.into(),
+                span,
+            }
+        }));
         Dimension { name, checks, span }
     }
 
@@ -1340,7 +1378,7 @@ impl Builder<'_> {
     /// [`Builder::expr`] and the depth of what it built ([`depth`], found
     /// as the tree is built rather than by walking it again).
     fn expr_deep(&mut self, pair: Pair<Rule>) -> (Expr, usize) {
-        let span = self.span(&pair);
+        let span = self.tight_span(&pair);
         // Room for every pair at once (collected from a filter, the list
         // grew from four, twice for most expressions).
         let pairs = pair.into_inner();
@@ -1431,8 +1469,8 @@ impl Builder<'_> {
         let mut ops = Vec::new();
         while let Some(p) = items.get(*pos) {
             match p.as_rule() {
-                Rule::not_op => ops.push((UnaryOp::Not, self.span(p))),
-                Rule::neg_op => ops.push((UnaryOp::Neg, self.span(p))),
+                Rule::not_op => ops.push((UnaryOp::Not, self.tight_span(p))),
+                Rule::neg_op => ops.push((UnaryOp::Neg, self.tight_span(p))),
                 _ => break,
             }
             *pos += 1;
@@ -1463,7 +1501,7 @@ impl Builder<'_> {
 
     /// An operand and its depth.
     fn primary(&mut self, pair: Pair<Rule>) -> (Expr, usize) {
-        let span = self.span(&pair);
+        let span = self.tight_span(&pair);
         // Leaves are one level deep; calls and sets one more than their
         // deepest argument.
         let mut depth = 1;
@@ -1487,7 +1525,7 @@ impl Builder<'_> {
                 let mut inner = children(pair);
                 let segs = inner
                     .next()
-                    .map(|p| self.idents(children(p)))
+                    .map(|p| self.path_segments(&p))
                     .unwrap_or_default();
                 match inner.next() {
                     None => ExprKind::Path(segs),
@@ -1900,6 +1938,106 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every policy of the repository (examples, fixtures, the stdlib).
+    fn repository_policies() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut dirs = vec![
+            root.join("examples"),
+            root.join("stdlib"),
+            root.join("tests"),
+        ];
+        let mut texts = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "pmf") {
+                    texts.extend(std::fs::read_to_string(&path));
+                }
+            }
+        }
+        texts
+    }
+
+    /// The shortcuts of the expression builder answer as what they stand
+    /// for: a path's names read from its text are the names of its `ident`
+    /// pairs, and the span of a name, a literal or a part of an expression
+    /// taken as it is is the span [`Builder::span`] trims, on every pair of
+    /// every policy of the repository and of these expressions.
+    #[test]
+    fn the_builder_shortcuts_answer_as_the_pairs() {
+        let mut texts = repository_policies();
+        assert!(texts.len() > 50);
+        for e in [
+            "a.b.c",
+            "x_1.y2.Z",
+            "f(a.b , c)",
+            "[ a , b.c ]",
+            "( a.b )  ",
+            "not  -a.b",
+            "a.b /* c */ + d",
+            "a.b // c\n  + d",
+            "\"s\" in t.u",
+            "1.2.3 <= v.w",
+        ] {
+            texts.push(format!("ceiling f <= {e}\n"));
+        }
+        let tight = [
+            Rule::expr,
+            Rule::path_expr,
+            Rule::paren,
+            Rule::call_args,
+            Rule::set_lit,
+            Rule::path,
+            Rule::ident,
+            Rule::number,
+            Rule::version_lit,
+            Rule::string,
+            Rule::boolean,
+            Rule::not_op,
+            Rule::neg_op,
+        ];
+        let (mut paths, mut spans) = (0, 0);
+        for text in &texts {
+            for span in chunk_spans(text) {
+                let slice = &text[span.range()];
+                let split = split::split(slice);
+                let comments: Vec<Place> = split
+                    .comments
+                    .iter()
+                    .map(|s| Place::at(*s, span.start as usize))
+                    .collect();
+                let Ok(pairs) = PestParser::parse(Rule::chunk, slice) else {
+                    continue;
+                };
+                let mut diagnostics = Vec::new();
+                let builder = Builder {
+                    file: "f.pmf",
+                    comments: &comments,
+                    text: slice,
+                    offset: span.start as usize,
+                    diagnostics: &mut diagnostics,
+                };
+                for pair in pairs.flatten() {
+                    if pair.as_rule() == Rule::path {
+                        paths += 1;
+                        assert_eq!(
+                            builder.path_segments(&pair),
+                            builder.idents(children(pair.clone())),
+                            "{slice}"
+                        );
+                    }
+                    if tight.contains(&pair.as_rule()) {
+                        spans += 1;
+                        assert_eq!(builder.tight_span(&pair), builder.span(&pair), "{slice}");
+                    }
+                }
+            }
+        }
+        assert!(paths > 300 && spans > 3000, "{paths} {spans}");
     }
 
     #[test]

@@ -94,6 +94,28 @@ const fn is_special(b: u8) -> bool {
     )
 }
 
+/// [`is_special`] of every byte, looked up rather than compared.
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_special(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Where the first byte of `bytes` the scan stops at is (its length when
+/// there is none).
+fn next_special(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&c| SPECIAL.get(usize::from(c)).copied().unwrap_or(false))
+        .unwrap_or(bytes.len())
+}
+
 /// True when the `<` at `at` follows the word `set`, with only white space
 /// and the comments found so far (`comments`, in order) between them: it
 /// may open a set type, one level of the grammar's recursion. Counting a
@@ -327,9 +349,7 @@ fn scan(text: &str, from: usize, mut stop: impl FnMut(usize) -> bool) -> (Split,
             _ => {
                 // Skip to the next byte the scan cares about.
                 i += 1;
-                while bytes.get(i).is_some_and(|&c| !is_special(c)) {
-                    i += 1;
-                }
+                i += bytes.get(i..).map_or(0, next_special);
             }
         }
     }

@@ -206,7 +206,7 @@ fn missing_failure_edges(cx: &Context<'_>, graph: &PhaseGraph) -> Vec<Diagnostic
     let last_edge = cx
         .policy
         .flow()
-        .filter(|(s, _)| s.file == file)
+        .filter(|(s, _)| *s.file == *file)
         .and_then(|(_, f)| f.edges.iter().map(|e| e.span).max_by_key(|s| s.end));
     let has_fallback = graph.phase(Phase::Fallback).is_some();
     let mut out = Vec::new();

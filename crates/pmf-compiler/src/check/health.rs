@@ -18,7 +18,7 @@ pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let Some((s, health)) = cx.policy.health() else {
         return vec![missing_health(cx)];
     };
-    let file = s.file.as_str();
+    let file = &*s.file;
     let coverage = Coverage::of(&health.bands);
     let mut out = negative_weights(file, health);
     out.extend(weights_do_not_sum_to_one(file, s.name_span, health));

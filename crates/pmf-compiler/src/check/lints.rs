@@ -60,7 +60,7 @@ fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
         })
         .flatten()
         .collect();
-    for (s, a) in cx.policy.authorities().filter(|(s, _)| s.file == file) {
+    for (s, a) in cx.policy.authorities().filter(|(s, _)| *s.file == *file) {
         if a.governs.is_empty() && !approvers.contains(a.name.name.as_str()) {
             out.push(
                 Diagnostic::new(
@@ -82,7 +82,7 @@ fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
     }
 
     let used = used_fields(cx);
-    for (s, f) in cx.policy.fields().filter(|(s, _)| s.file == file) {
+    for (s, f) in cx.policy.fields().filter(|(s, _)| *s.file == *file) {
         if f.name.name != "id" && !used.contains(f.name.name.as_str()) {
             out.push(
                 Diagnostic::new(
@@ -115,7 +115,7 @@ fn dimensions_not_covered(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
             .policy
             .items
             .iter()
-            .find(|s| s.file == file && matches!(s.node, ItemNode::Check(..)))
+            .find(|s| *s.file == *file && matches!(s.node, ItemNode::Check(..)))
             .map(|s| match &s.node {
                 ItemNode::Check(d, _) => d.span,
                 _ => s.name_span,

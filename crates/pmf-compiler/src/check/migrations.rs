@@ -422,7 +422,7 @@ fn missing_from_order(
         if detection.detectable.contains(&name) && !listed.contains(name) {
             // Reported where the fix goes: at the migration, unless
             // it is inherited and this file's own order misses it.
-            let at_order = s.file != ms.file && s.file == cx.policy.file;
+            let at_order = s.file != ms.file && *s.file == *cx.policy.file;
             let inherited = s.file != ms.file && !at_order;
             let fix = if inherited {
                 // A new `override order` after this declaration.
@@ -486,7 +486,7 @@ fn no_order(cx: &Context<'_>, detection: &Detection<'_>) -> Option<Diagnostic> {
         .policy
         .items
         .iter()
-        .filter(|i| i.file == own)
+        .filter(|i| *i.file == *own)
         .map(|i| i.span.end)
         .max();
     let fix = last.map(|end| Fix {

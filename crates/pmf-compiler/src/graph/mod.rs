@@ -95,7 +95,7 @@ impl PhaseGraph {
             .collect();
         Some(PhaseGraph {
             name: flow.name.name.to_string(),
-            file: s.file.clone(),
+            file: s.file.to_string(),
             name_span: flow.name.span,
             phases,
             edges,

@@ -15,6 +15,8 @@ use pmf_syntax::ast::{Decl, DeclKind, Ident, PolicyHeader, SourceAst};
 /// independent: large files turn them into items on every core).
 pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
     let places = PlaceMap::identity();
+    let file: Arc<str> = file.into();
+    let file = &file;
     if ast.decls.len() >= 256 {
         ast.decls
             .par_iter()
@@ -31,7 +33,7 @@ pub fn items_of(file: &str, text: &str, ast: &SourceAst) -> Vec<Arc<Sourced>> {
 /// The keyed items of one declaration; `text` is a whole file or the chunk
 /// that holds `decl`, and `places` maps the declaration's places into it.
 pub(crate) fn items_of_decl(
-    file: &str,
+    file: &Arc<str>,
     text: &str,
     places: &PlaceMap,
     decl: &Decl,
@@ -44,7 +46,7 @@ pub(crate) fn items_of_decl(
         let mut push = |key: ItemKey, span: Place, name_span: Place, node: ItemNode| {
             out.push(Arc::new(Sourced {
                 key,
-                file: file.to_string(),
+                file: file.clone(),
                 span,
                 name_span,
                 override_kw: ov,
@@ -180,7 +182,7 @@ fn fingerprint(text: &str, span: Span) -> u64 {
     let slice = text.get(span.range()).unwrap_or("");
     let slice = slice.strip_prefix("override").unwrap_or(slice);
     let bytes = slice.as_bytes();
-    let mut hash = Fnv::default();
+    let mut hash = WordHash::default();
     let mut i = 0;
     let mut in_string = false;
     let mut pending_space = false;
@@ -189,6 +191,17 @@ fn fingerprint(text: &str, span: Span) -> u64 {
         if in_string {
             // Bytes of a string, escapes and all, go in as they are: a
             // character beyond ASCII is its bytes, none of them `"` or `\`.
+            // Up to the next quote or escape they go in at once.
+            let run = bytes.get(i..).map_or(0, |rest| {
+                rest.iter()
+                    .position(|&c| c == b'"' || c == b'\\')
+                    .unwrap_or(rest.len())
+            });
+            if run > 0 {
+                hash.bytes(bytes.get(i..i + run).unwrap_or(&[]));
+                i += run;
+                continue;
+            }
             hash.byte(b);
             i += 1;
             if b == b'\\' {
@@ -229,8 +242,16 @@ fn fingerprint(text: &str, span: Span) -> u64 {
                 if b == b'"' {
                     in_string = true;
                 }
-                hash.byte(b);
-                i += 1;
+                // The ASCII bytes after it that are neither white space nor
+                // the start of a comment or string go in with it, at once.
+                let run = 1 + bytes.get(i + 1..).map_or(0, |rest| {
+                    rest.iter()
+                        .take_while(|&&c| PLAIN.get(usize::from(c)).copied().unwrap_or(false))
+                        .count()
+                });
+                let run = if in_string { 1 } else { run };
+                hash.bytes(bytes.get(i..i + run).unwrap_or(&[]));
+                i += run;
             }
             _ => {
                 let Some(c) = slice.get(i..).and_then(|rest| rest.chars().next()) else {
@@ -253,22 +274,97 @@ fn fingerprint(text: &str, span: Span) -> u64 {
             }
         }
     }
-    hash.0
+    hash.finish()
 }
 
-/// FNV-1a: tiny and fast on short texts; 64 bits make a collision between
-/// two different definitions of one key negligible.
-struct Fnv(u64);
+/// ASCII bytes that stand for themselves in a normalized text: not white
+/// space, not `/` (a comment may start) and not `"` (a string starts).
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x80 {
+        table[b] = !matches!(
+            b as u8,
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | b'/' | b'"'
+        );
+        b += 1;
+    }
+    table
+};
 
-impl Default for Fnv {
+/// A 64-bit hash of a stream of bytes, eight at a time (a multiply and a
+/// rotation per word: a collision between two different definitions of
+/// one key is negligible). The result depends only on the bytes, not on
+/// how they were handed in, one at a time or in runs: runs go in a word at
+/// a time (FNV-1a, a byte at a time, was a third of turning a chunk into
+/// items).
+struct WordHash {
+    hash: u64,
+    /// Bytes not yet mixed in (the low ones first).
+    word: u64,
+    /// How many.
+    held: u32,
+    /// How many bytes went in.
+    len: u64,
+}
+
+impl Default for WordHash {
     fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+        WordHash {
+            hash: 0xcbf2_9ce4_8422_2325,
+            word: 0,
+            held: 0,
+            len: 0,
+        }
     }
 }
 
-impl Fnv {
+impl WordHash {
+    fn mix(&mut self, word: u64) {
+        self.hash = (self.hash ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(31);
+    }
+
     fn byte(&mut self, b: u8) {
-        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        self.word |= u64::from(b) << (8 * self.held);
+        self.held += 1;
+        self.len += 1;
+        if self.held == 8 {
+            let word = self.word;
+            self.mix(word);
+            self.word = 0;
+            self.held = 0;
+        }
+    }
+
+    fn bytes(&mut self, mut bytes: &[u8]) {
+        while self.held != 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.byte(b);
+            bytes = rest;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(w);
+            self.mix(u64::from_le_bytes(le));
+        }
+        self.len += (bytes.len() - words.remainder().len()) as u64;
+        for &b in words.remainder() {
+            self.byte(b);
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        let (word, len) = (self.word, self.len);
+        self.mix(word);
+        self.mix(len);
+        self.hash
     }
 }
 
@@ -276,14 +372,14 @@ impl Fnv {
 /// [`normalize`] emits.
 #[cfg(test)]
 fn fingerprint_of_normalized(text: &str, span: Span) -> u64 {
-    let mut hash = Fnv::default();
+    let mut hash = WordHash::default();
     normalize(text, span, |c| {
         let mut buf = [0u8; 4];
         for b in c.encode_utf8(&mut buf).as_bytes() {
             hash.byte(*b);
         }
     });
-    hash.0
+    hash.finish()
 }
 
 /// Feed `emit` the text of `span` without comments, with whitespace runs
@@ -408,7 +504,7 @@ pub fn compose<'a>(
                     if same_origin || existing.fingerprint == item.fingerprint {
                         continue;
                     }
-                    if parent.policy.lineage.contains(&existing.file) {
+                    if parent.policy.lineage.contains(&*existing.file) {
                         // This parent inherited the existing definition and
                         // replaced it: its refinement wins (three-way merge).
                         if let (Some(slot), Some(origin)) =
@@ -417,7 +513,7 @@ pub fn compose<'a>(
                             *slot = item.clone();
                             *origin = pi;
                         }
-                    } else if !first.policy.lineage.contains(&item.file) {
+                    } else if !first.policy.lineage.contains(&*item.file) {
                         conflicts.push((at, item.clone(), pi));
                     }
                 }
@@ -544,7 +640,7 @@ pub fn compose<'a>(
         let Some(chosen) = items.get(at) else {
             continue;
         };
-        if at >= inherited || chosen.file == file {
+        if at >= inherited || *chosen.file == *file {
             // The policy itself defines (or overrides) the key: no conflict.
             continue;
         }
@@ -612,7 +708,8 @@ mod tests {
 
     /// The byte-wise fingerprint hashes what `normalize` emits, on every
     /// text made of these pieces (white space of all kinds, comments,
-    /// strings with escapes, characters beyond ASCII) and every span of it.
+    /// strings with escapes, characters beyond ASCII, runs of more than a
+    /// word) and every span of it.
     #[test]
     fn the_fingerprint_hashes_the_normalized_text() {
         let pieces = [
@@ -645,6 +742,8 @@ mod tests {
             "a",
             ">=",
             "\\",
+            // Runs longer than a word (the hash takes eight bytes at once).
+            "partner.version.major",
         ];
         let mut texts: Vec<String> = Vec::new();
         for a in pieces {
