@@ -16,7 +16,7 @@ use pmf::store::lineage::{
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
 
-use crate::runtime::{apply, code, db, fleet, planned, pmf, rollback, text};
+use crate::runtime::{apply, code, column, db, fleet, planned, pmf, rollback, text};
 
 /// A store after the fleet story (plan, TSC+ERC approvals, apply,
 /// rollback of p-001), with the witness's checkpoint in `witness.json`.
@@ -347,13 +347,7 @@ fn rows_in_the_forms_older_stores_keep_still_read_and_verify() {
         .unwrap();
     assert!(runs > 10, "a partner's walk is one row: {runs} runs");
     explode(&c);
-    let tags: Vec<Vec<u8>> = c
-        .prepare("SELECT DISTINCT substr(event, 1, 1) FROM lineage")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let tags: Vec<Vec<u8>> = column(&c, "SELECT DISTINCT substr(event, 1, 1) FROM lineage");
     assert_eq!(tags, [vec![0x02u8]]);
     let store = pmf::store::Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
     for p in store.partners().unwrap() {
@@ -364,13 +358,7 @@ fn rows_in_the_forms_older_stores_keep_still_read_and_verify() {
         .unwrap();
     }
     drop(store);
-    let kinds: Vec<String> = c
-        .prepare("SELECT DISTINCT typeof(state) FROM partners")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let kinds: Vec<String> = column(&c, "SELECT DISTINCT typeof(state) FROM partners");
     assert_eq!(kinds, ["text"]);
     drop(c);
     let o = verify(dir.path(), &["--checkpoint", "witness.json"]);

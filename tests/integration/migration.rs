@@ -14,7 +14,7 @@ use std::path::Path;
 use pmf::store::Store;
 use pmf::store::lineage::EventKind;
 
-use crate::runtime::{code, db, pmf, text};
+use crate::runtime::{code, column, db, pmf, text};
 
 const FIXTURE: &str = "tests/fixtures/store-v2";
 const FIXTURE_V3: &str = "tests/fixtures/store-v3";
@@ -75,21 +75,15 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
     assert_eq!(store.schema_version().unwrap(), 4);
     // Schema 4: states stored before keep their text, and read as they
     // were written; the lineage has no global chain column any more.
-    let stored_as: Vec<String> = db(dir.path())
-        .prepare("SELECT DISTINCT typeof(state) FROM partners")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let stored_as: Vec<String> = column(
+        &db(dir.path()),
+        "SELECT DISTINCT typeof(state) FROM partners",
+    );
     assert_eq!(stored_as, ["text"]);
-    let columns: Vec<String> = db(dir.path())
-        .prepare("SELECT name FROM pragma_table_info('lineage')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let columns: Vec<String> = column(
+        &db(dir.path()),
+        "SELECT name FROM pragma_table_info('lineage')",
+    );
     assert_eq!(
         columns,
         ["global_seq", "partner_id", "seq", "event", "hash"]
@@ -132,13 +126,10 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
     assert!(events.len() > 1 && events.iter().any(|e| e.event.kind == EventKind::Promoted));
     drop(store);
     // The rows written since are packed; the text ones left still read.
-    let kinds: Vec<String> = db(dir.path())
-        .prepare("SELECT DISTINCT typeof(state) FROM partners ORDER BY 1")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let kinds: Vec<String> = column(
+        &db(dir.path()),
+        "SELECT DISTINCT typeof(state) FROM partners ORDER BY 1",
+    );
     assert!(kinds.contains(&"blob".to_string()), "{kinds:?}");
     let (c, out) = verify(dir.path(), &["--checkpoint", "witness.json"]);
     assert_eq!(c, 0, "{out}");
@@ -207,15 +198,13 @@ fn an_old_store_edited_before_the_migration_is_still_caught() {
 
 /// The first bytes (the encodings' tags) of the lineage's events.
 fn event_tags(dir: &Path) -> Vec<u8> {
-    db(dir)
-        .prepare(
-            "SELECT DISTINCT unicode(CAST(substr(event, 1, 1) AS TEXT)) FROM lineage ORDER BY 1",
-        )
-        .unwrap()
-        .query_map([], |r| r.get::<_, i64>(0))
-        .unwrap()
-        .map(|t| t.unwrap() as u8)
-        .collect()
+    column::<i64>(
+        &db(dir),
+        "SELECT DISTINCT unicode(CAST(substr(event, 1, 1) AS TEXT)) FROM lineage ORDER BY 1",
+    )
+    .into_iter()
+    .map(|t| t as u8)
+    .collect()
 }
 
 #[test]

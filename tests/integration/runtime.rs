@@ -176,6 +176,16 @@ pub(crate) fn db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join(".pmf/state.db")).expect("open store")
 }
 
+/// The first column of every row `sql` selects on `c`.
+pub(crate) fn column<T: rusqlite::types::FromSql>(c: &rusqlite::Connection, sql: &str) -> Vec<T> {
+    c.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Every lineage event of the store at `store`, read back by pmf (events
 /// are stored in a compact binary encoding): (global position, event).
 pub(crate) fn events_at(store: &Path) -> Vec<(i64, pmf::store::lineage::Event)> {
