@@ -9,14 +9,15 @@ use clap::Args;
 use super::plan::OutputFormat;
 use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::apply::{
-    ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, apply_partner,
-    current_states, outcome_from_str,
+    ApplyBatch, ApplyError, ApplyInputs, Current, PartnerOutcome, PartnerResult, PreparedPartner,
+    current_states, outcome_from_str, prepare_partner, record_partner, target_for_all,
 };
 use crate::runtime::approvals;
-use crate::runtime::plan::{now_rfc3339, read_plan};
+use crate::runtime::plan::{PlanEntry, now_rfc3339, read_plan};
 use crate::runtime::plan_view::printable;
 use crate::runtime::value::Value;
 use crate::store::governance::Governing;
+use crate::store::interned::Texts;
 use crate::store::lineage::EventKind;
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -147,6 +148,19 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         eprintln!("pmf: nothing was applied");
         return Ok(Exit::Failure);
     }
+    // A partner appears once in a plan (`pmf plan` never writes one twice;
+    // a plan edited so is refused before the store is opened): its entries
+    // are prepared ahead of the batches that write them.
+    let mut seen = HashSet::with_capacity(plan.entries.len());
+    if let Some(e) = plan.entries.iter().find(|e| !seen.insert(e.id.as_str())) {
+        eprintln!(
+            "pmf: the plan names partner `{}` twice: a plan gives each partner one entry (make a new one with `pmf plan`)",
+            e.id
+        );
+        eprintln!("pmf: nothing was applied");
+        return Ok(Exit::Failure);
+    }
+    drop(seen);
     // Every approvals file is read (and its format checked) before the
     // store is opened: a file refused creates no store.
     let files = args
@@ -335,98 +349,121 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     let mut skipped = 0usize;
     let mut pending = 0usize;
     let mut stdout_open = true;
-    // Partners are committed in batches: an error in any partner rolls its
-    // whole batch back (a re-run redoes it). Output is printed once the
-    // batch is durable.
-    for (n, chunk) in plan.entries.chunks(APPLY_BATCH).enumerate() {
-        let mut results = Vec::with_capacity(chunk.len());
-        let mut batch = store
-            .begin(&operator)
-            .map_err(|e| store_failure(&args.store, e.into()))?;
-        if n == 0 {
-            // The approvals accepted, kept for `pmf lineage verify`.
-            for a in &accepted {
-                batch
-                    .add_approval(&loaded.hash, &a.authority, &a.public_key, &a.signature)
-                    .map_err(|e| store_failure(&args.store, e.into()))?;
+    // Partners are prepared (assessed, walked, and for a partner the store
+    // did not hold, its rows and run made) on a thread of their own, a
+    // batch ahead of the one being written: a partner appears once in a
+    // plan (checked above), and what is prepared ahead reads nothing the
+    // batches before it write. Partners are committed in batches: an error
+    // in any partner rolls its whole batch back (a re-run redoes it).
+    // Output is printed once the batch is durable.
+    let target_all = target_for_all(&inputs);
+    // The store's texts as last committed: states and runs are packed
+    // ahead with them.
+    let texts = std::sync::Mutex::new(std::sync::Arc::new(
+        store
+            .texts()
+            .map_err(|e| store_failure(&args.store, e.into()))?,
+    ));
+    std::thread::scope(|scope| -> Result<(), CliError> {
+        let (ahead, prepared) = std::sync::mpsc::sync_channel(1);
+        let (inputs, current, texts) = (&inputs, &current, &texts);
+        let target_all = target_all.as_ref();
+        scope.spawn(move || {
+            for chunk in plan.entries.chunks(APPLY_BATCH) {
+                let known = texts.lock().map(|t| t.clone()).ok();
+                let items = chunk
+                    .iter()
+                    .filter_map(|entry| {
+                        prepare(inputs, current, target_all, entry, known.as_deref())
+                    })
+                    .collect::<Result<Vec<Ahead>, ApplyError>>();
+                let failed = items.is_err();
+                if ahead.send(items).is_err() || failed {
+                    break;
+                }
             }
-            // The policy governs the store from here on (the first plan
-            // applied, or an approved change), before any partner's run.
-            if governing.as_ref() != Some(&proposed) {
-                let mut named = Vec::new();
-                for (authority, key, signature) in &endorsers {
+        });
+        for (n, items) in prepared.iter().enumerate() {
+            let items = items.map_err(|e| store_failure(&args.store, e))?;
+            let mut results = Vec::with_capacity(items.len());
+            let mut batch = store
+                .begin(&operator)
+                .map_err(|e| store_failure(&args.store, e.into()))?;
+            if n == 0 {
+                // The approvals accepted, kept for `pmf lineage verify`.
+                for a in &accepted {
                     batch
-                        .add_approval(&loaded.hash, authority, key, signature)
+                        .add_approval(&loaded.hash, &a.authority, &a.public_key, &a.signature)
                         .map_err(|e| store_failure(&args.store, e.into()))?;
-                    named.push(format!("{authority}:{key}"));
                 }
-                batch
-                    .govern(&proposed, &loaded.hash, named, &now_rfc3339())
-                    .map_err(|e| store_failure(&args.store, e.into()))?;
+                // The policy governs the store from here on (the first plan
+                // applied, or an approved change), before any partner's run.
+                if governing.as_ref() != Some(&proposed) {
+                    let mut named = Vec::new();
+                    for (authority, key, signature) in &endorsers {
+                        batch
+                            .add_approval(&loaded.hash, authority, key, signature)
+                            .map_err(|e| store_failure(&args.store, e.into()))?;
+                        named.push(format!("{authority}:{key}"));
+                    }
+                    batch
+                        .govern(&proposed, &loaded.hash, named, &now_rfc3339())
+                        .map_err(|e| store_failure(&args.store, e.into()))?;
+                }
             }
-        }
-        let mut shared = ApplyBatch::begin(&inputs);
-        for entry in chunk {
-            let result = match current
-                .done
-                .get(&entry.id)
-                .and_then(|o| outcome_from_str(o))
-            {
-                Some(o) if o.is_final() => {
-                    skipped += 1;
-                    PartnerResult {
-                        id: entry.id.clone(),
-                        outcome: o,
-                        events: Vec::new(),
-                        skipped: true,
-                        pending: None,
+            let mut shared = ApplyBatch::begin(inputs);
+            for item in items {
+                let result = match item {
+                    Ahead::Done(id, outcome) => {
+                        skipped += 1;
+                        PartnerResult {
+                            id,
+                            outcome,
+                            events: Vec::new(),
+                            skipped: true,
+                            pending: None,
+                        }
                     }
-                }
-                _ => {
-                    let Some(state) = current.states.get(&entry.id) else {
-                        continue;
-                    };
-                    let r = apply_partner(
-                        &mut batch,
-                        &inputs,
-                        &mut shared,
-                        entry,
-                        state,
-                        current.last.get(&entry.id),
-                        current.absent.contains(&entry.id),
-                    )
-                    .map_err(|e| store_failure(&args.store, e))?;
-                    if r.skipped {
-                        pending += 1;
+                    Ahead::Walked(partner, absent) => {
+                        let r = record_partner(&mut batch, inputs, &mut shared, *partner, absent)
+                            .map_err(|e| store_failure(&args.store, e))?;
+                        if r.skipped {
+                            pending += 1;
+                        }
+                        r
                     }
-                    r
-                }
-            };
-            results.push(result);
-        }
-        shared
-            .finish(&batch, &policy)
-            .map_err(|e| store_failure(&args.store, e))?;
-        batch
-            .commit()
-            .map_err(|e| store_failure(&args.store, e.into()))?;
-        for result in results {
-            *counts.entry(result.outcome.as_str()).or_default() += 1;
-            if !listed && human {
-                summary.add(&result);
-            } else if stdout_open {
-                let written = match args.format {
-                    OutputFormat::Json => write_ndjson(&mut out, &result),
-                    OutputFormat::Human => write_human(&mut out, &result, args.verbose, width),
                 };
-                // Stdout closed: the work goes on being recorded in the store.
-                stdout_open = written.is_ok();
+                results.push(result);
             }
-            if let Some(b) = &bar {
-                b.inc(1);
+            shared
+                .finish(&batch, &policy)
+                .map_err(|e| store_failure(&args.store, e))?;
+            let numbered = batch.texts();
+            batch
+                .commit()
+                .map_err(|e| store_failure(&args.store, e.into()))?;
+            if let Ok(mut t) = texts.lock() {
+                *t = std::sync::Arc::new(numbered);
+            }
+            for result in results {
+                *counts.entry(result.outcome.as_str()).or_default() += 1;
+                if !listed && human {
+                    summary.add(&result);
+                } else if stdout_open {
+                    let written = match args.format {
+                        OutputFormat::Json => write_ndjson(&mut out, &result),
+                        OutputFormat::Human => write_human(&mut out, &result, args.verbose, width),
+                    };
+                    // Stdout closed: the work goes on being recorded in the store.
+                    stdout_open = written.is_ok();
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -515,6 +552,48 @@ fn stderr_width() -> usize {
 
 /// A failure in the middle of applying: the store failed (exit 2; what
 /// was not committed is redone by the next run).
+/// A partner of the plan, prepared ahead of its batch.
+enum Ahead {
+    /// Done by an earlier run of this plan (id, outcome).
+    Done(String, PartnerOutcome),
+    /// Walked (or still waiting as before); whether the store did not
+    /// hold it.
+    Walked(Box<PreparedPartner>, bool),
+}
+
+/// Prepare the partner of `entry` ([`prepare_partner`]); `None` for a
+/// partner with nothing to apply. `known`: the texts the store numbers,
+/// to pack the rows of a partner it did not hold with.
+fn prepare(
+    inputs: &ApplyInputs<'_>,
+    current: &Current,
+    target_all: Option<&Value>,
+    entry: &PlanEntry,
+    known: Option<&Texts>,
+) -> Option<Result<Ahead, ApplyError>> {
+    if let Some(o) = current
+        .done
+        .get(&entry.id)
+        .and_then(|o| outcome_from_str(o))
+        && o.is_final()
+    {
+        return Some(Ok(Ahead::Done(entry.id.clone(), o)));
+    }
+    let state = current.states.get(&entry.id)?;
+    let absent = current.absent.contains(&entry.id);
+    Some(
+        prepare_partner(
+            inputs,
+            target_all,
+            entry,
+            state,
+            current.last.get(&entry.id),
+            known.filter(|_| absent),
+        )
+        .map(|p| Ahead::Walked(Box::new(p), absent)),
+    )
+}
+
 fn store_failure(store: &std::path::Path, e: ApplyError) -> CliError {
     CliError::Interrupted {
         store: store.to_path_buf(),

@@ -705,6 +705,30 @@ fn a_plan_carries_what_apply_needs_and_refuses_other_inputs() {
 }
 
 #[test]
+fn a_plan_that_names_a_partner_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    // `pmf plan` never writes a partner twice; apply prepares partners
+    // ahead of the batch that writes them, so an edited plan that does is
+    // refused before the store is opened.
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let entries = plan["entries"].as_array_mut().unwrap();
+    let again = entries[3].clone();
+    entries.push(again);
+    std::fs::write(dir.path().join("twice.json"), plan.to_string()).unwrap();
+    let o = pmf(dir.path(), &["apply", "twice.json", "--store", "twice.db"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the plan names partner `p-004` twice"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.path().join("twice.db").exists(), "nothing was applied");
+}
+
+#[test]
 fn review_says_what_waits_and_records_signed_decisions() {
     let dir = story();
     let policy = fleet("policy.pmf");

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (links once) with a module per area.
 
+mod apply_ahead;
 mod apply_view;
 mod cli;
 mod codes;

@@ -16,7 +16,8 @@ use super::value::Value;
 use pmf_compiler::graph::PhaseGraph;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
-use pmf_store::batch::Batch;
+use pmf_store::batch::{Batch, PartnerChain, PreparedState, SealedRun};
+use pmf_store::interned::Texts;
 use pmf_store::lineage::{Event, EventKind, LastEvent};
 use pmf_store::{Store, StoreError};
 use pmf_syntax::ast::EdgeKind;
@@ -307,6 +308,9 @@ fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<Stri
 /// A partner this plan paused is walked again only when what it waits for
 /// changed (`prior` is its last event). `absent`: the store was found not
 /// to hold the partner ([`Current::absent`]), so its row is not read again.
+///
+/// The reference for [`prepare_partner`] then [`record_partner`]: the
+/// same, everything done here, in the batch.
 pub fn apply_partner(
     batch: &mut Batch<'_>,
     inputs: &ApplyInputs<'_>,
@@ -316,11 +320,100 @@ pub fn apply_partner(
     prior: Option<&LastEvent>,
     absent: bool,
 ) -> Result<PartnerResult, ApplyError> {
+    let prepared = prepare_partner(
+        inputs,
+        shared.target_all.as_ref(),
+        entry,
+        partner,
+        prior,
+        None,
+    )?;
+    record_partner(batch, inputs, shared, prepared, absent)
+}
+
+/// A partner walked ahead of its batch by [`prepare_partner`], written by
+/// [`record_partner`].
+pub struct PreparedPartner {
+    id: String,
+    walked: Result<Walked, PartnerResult>,
+}
+
+impl PreparedPartner {
+    /// Whether its rows and run were made ahead ([`prepare_partner`] with
+    /// the texts, for a partner the store did not hold), with every state
+    /// packed and every event's stored form made: [`record_partner`] then
+    /// only writes.
+    pub fn is_ready(&self) -> bool {
+        self.walked.as_ref().is_ok_and(|w| {
+            w.ready.as_ref().is_some_and(|(rows, sealed)| {
+                sealed.is_stored()
+                    && rows
+                        .stable
+                        .iter()
+                        .map(|(_, _, s)| s)
+                        .chain(rows.row.as_ref().map(|(s, _)| s))
+                        .all(PreparedState::is_packed)
+            })
+        })
+    }
+}
+
+/// What a partner's walk gave, before its rows are written.
+struct Walked {
+    outcome: PartnerOutcome,
+    events: Vec<Event>,
+    /// What the walk's events share (versions, migration, time).
+    base: Event,
+    /// The partner's state before, and after the outcome (canonical).
+    partner_json: String,
+    state_json: String,
+    /// The version after the outcome.
+    version: Option<String>,
+    waits: String,
+    migration: Option<usize>,
+    categories: Vec<usize>,
+    /// Its rows and sealed run, made ahead for a partner the store does
+    /// not hold.
+    ready: Option<(Rows, SealedRun)>,
+}
+
+/// The rows a partner's walk writes.
+struct Rows {
+    /// Stable versions: number, version, state.
+    stable: Vec<(i64, Option<String>, PreparedState)>,
+    /// The partner's row (state, version), when it changes.
+    row: Option<(PreparedState, Option<String>)>,
+}
+
+/// What the partners of a plan share while they are prepared: the target
+/// for all, read once.
+pub fn target_for_all(inputs: &ApplyInputs<'_>) -> Option<Value> {
+    let policy = inputs.policy;
+    inputs.plan.plan.header.target_all.as_ref().and_then(|j| {
+        super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
+    })
+}
+
+/// Walk one partner without the store: its assessment, its walk of the
+/// phase graph and its states before and after. Reads and writes nothing,
+/// so partners are prepared on any thread while earlier ones are written.
+/// `ahead`: the texts the store numbers so far, given when the store was
+/// found not to hold the partner ([`Current::absent`]): its rows, its
+/// events' chain hashes and their stored forms are then made here too.
+/// [`record_partner`] writes the result.
+pub fn prepare_partner(
+    inputs: &ApplyInputs<'_>,
+    target_all: Option<&Value>,
+    entry: &PlanEntry,
+    partner: &Value,
+    prior: Option<&LastEvent>,
+    ahead: Option<&Texts>,
+) -> Result<PreparedPartner, ApplyError> {
     let policy = inputs.policy;
     let own_target = entry.target.as_ref().and_then(|j| {
         super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial).ok()
     });
-    let target = State::of(partner).with(own_target.as_ref().or(shared.target_all.as_ref()));
+    let target = State::of(partner).with(own_target.as_ref().or(target_all));
     let a = policy.assess(partner, target, target.with(inputs.observed.get(&entry.id)));
     let waits = waits_digest(policy, &a, inputs.approved);
     if let Some(p) = prior
@@ -329,12 +422,15 @@ pub fn apply_partner(
         && let Some(outcome) = p.outcome.as_deref().and_then(outcome_from_str)
         && !outcome.is_final()
     {
-        return Ok(PartnerResult {
+        return Ok(PreparedPartner {
             id: entry.id.clone(),
-            outcome,
-            events: Vec::new(),
-            skipped: true,
-            pending: p.detail.clone(),
+            walked: Err(PartnerResult {
+                id: entry.id.clone(),
+                outcome,
+                events: Vec::new(),
+                skipped: true,
+                pending: p.detail.clone(),
+            }),
         });
     }
     // The state the partner reaches when it completes.
@@ -348,7 +444,7 @@ pub fn apply_partner(
             .migration
             .and_then(|m| policy.migrations.get(m))
             .map(|m| m.name.clone()),
-        // The policy and plan hashes are set on the first event only (below).
+        // The policy and plan hashes are set on the first event only.
         time: now.clone(),
         ..Event::default()
     };
@@ -381,113 +477,187 @@ pub fn apply_partner(
         state.write_canonical(&policy.schema, &mut json);
         json
     };
-    let stored = if absent {
-        None
-    } else {
-        batch.partner(&entry.id)?
-    };
     let partner_json = canonical(partner);
     let (state_json, version) = if outcome == PartnerOutcome::Completed {
         (canonical(&reached), base.to.clone())
     } else {
         (partner_json.clone(), base.from.clone())
     };
-    let status = outcome.status();
-    let changes_row = stored
-        .as_ref()
-        .is_none_or(|s| s.state != state_json || s.version != version || s.status != status);
-    if events.is_empty() && changes_row {
-        events.push(Event {
-            kind: EventKind::Unchanged,
-            outcome: Some(outcome.as_str().to_string()),
-            detail: Some("already at its target".into()),
-            ..base.clone()
+    let mut walked = Walked {
+        outcome,
+        events,
+        base,
+        partner_json,
+        state_json,
+        version,
+        waits,
+        migration: a.migration,
+        categories: a.categories,
+        ready: None,
+    };
+    if let Some(texts) = ahead {
+        let rows = walked.rows(inputs, None, || Ok(1), Some(texts))?;
+        let sealed = PartnerChain::start(&entry.id).seal(&mut walked.events, texts);
+        walked.ready = Some((rows, sealed));
+    }
+    Ok(PreparedPartner {
+        id: entry.id.clone(),
+        walked: Ok(walked),
+    })
+}
+
+impl Walked {
+    /// The rows the walk writes over `stored` (the partner's row, if the
+    /// store holds it; `next_seq` gives its next stable version's number),
+    /// and its events completed: the run's first event pins the policy and
+    /// the plan; its last records the row it left, the stable versions,
+    /// where the partner ended in this plan and what it waits for.
+    /// `texts`: to pack the states ahead with.
+    fn rows(
+        &mut self,
+        inputs: &ApplyInputs<'_>,
+        stored: Option<&pmf_store::StoredPartner>,
+        next_seq: impl FnOnce() -> Result<i64, StoreError>,
+        texts: Option<&Texts>,
+    ) -> Result<Rows, ApplyError> {
+        let outcome = self.outcome;
+        let status = outcome.status();
+        let changes_row = stored.is_none_or(|s| {
+            s.state != self.state_json || s.version != self.version || s.status != status
         });
-    }
-    let mut stable = Vec::new();
-    let mut seq = match &stored {
-        None => 1,
-        Some(_) if outcome == PartnerOutcome::Completed => batch.next_stable_seq(&entry.id)?,
-        Some(_) => 0,
-    };
-    if stored.is_none() {
-        // First time seen: its current state is its first stable state.
-        stable.push(batch.push_stable(&entry.id, seq, base.from.as_deref(), &partner_json)?);
-        seq += 1;
-    }
-    if outcome == PartnerOutcome::Completed {
-        stable.push(batch.push_stable(&entry.id, seq, version.as_deref(), &state_json)?);
-    }
-    let digest = if changes_row {
-        batch.put_partner(&entry.id, &state_json, version.as_deref(), status)?
-    } else {
-        pmf_store::row_digest(&state_json, version.as_deref(), status)
-    };
-    // The run's first event pins the policy and the plan; its last records
-    // the row it left, the stable versions, where the partner ended in this
-    // plan and what it waits for.
-    let n = events.len();
-    for (i, e) in events.iter_mut().enumerate() {
-        if i == 0 {
-            e.policy_hash = Some(policy.hash.clone());
-            e.plan_hash = Some(inputs.plan.hash.clone());
+        if self.events.is_empty() && changes_row {
+            self.events.push(Event {
+                kind: EventKind::Unchanged,
+                outcome: Some(outcome.as_str().to_string()),
+                detail: Some("already at its target".into()),
+                ..self.base.clone()
+            });
         }
-        if e.kind == EventKind::Approved {
-            e.signers = e
-                .approvals
-                .iter()
-                .flat_map(|auth| {
-                    inputs
-                        .signers
-                        .get(auth)
-                        .into_iter()
-                        .flatten()
-                        .map(move |k| format!("{auth}:{k}"))
-                })
-                .collect();
+        let state = PreparedState::new(self.state_json.clone(), texts);
+        let mut stable = Vec::new();
+        let mut seq = match stored {
+            None => 1,
+            Some(_) if outcome == PartnerOutcome::Completed => next_seq()?,
+            Some(_) => 0,
+        };
+        if stored.is_none() {
+            // First time seen: its current state is its first stable state.
+            let first = if outcome == PartnerOutcome::Completed {
+                PreparedState::new(self.partner_json.clone(), texts)
+            } else {
+                state.clone()
+            };
+            stable.push((seq, self.base.from.clone(), first));
+            seq += 1;
         }
-        if i + 1 == n {
-            e.state = Some(digest.clone());
-            e.stable = std::mem::take(&mut stable);
-            e.plan_hash = Some(inputs.plan.hash.clone());
-            if e.outcome.is_none() {
-                e.outcome = Some(outcome.as_str().to_string());
+        if outcome == PartnerOutcome::Completed {
+            stable.push((seq, self.version.clone(), state.clone()));
+        }
+        let digest = pmf_store::row_digest(&self.state_json, self.version.as_deref(), status);
+        let mut digests: Vec<String> = stable
+            .iter()
+            .map(|(seq, version, state)| {
+                pmf_store::stable_digest(*seq, version.as_deref(), state.text())
+            })
+            .collect();
+        let n = self.events.len();
+        for (i, e) in self.events.iter_mut().enumerate() {
+            if i == 0 {
+                e.policy_hash = Some(inputs.policy.hash.clone());
+                e.plan_hash = Some(inputs.plan.hash.clone());
             }
-            if !outcome.is_final() {
-                e.waits = Some(waits.clone());
+            if e.kind == EventKind::Approved {
+                e.signers = e
+                    .approvals
+                    .iter()
+                    .flat_map(|auth| {
+                        inputs
+                            .signers
+                            .get(auth)
+                            .into_iter()
+                            .flatten()
+                            .map(move |k| format!("{auth}:{k}"))
+                    })
+                    .collect();
+            }
+            if i + 1 == n {
+                e.state = Some(digest.clone());
+                e.stable = std::mem::take(&mut digests);
+                e.plan_hash = Some(inputs.plan.hash.clone());
+                if e.outcome.is_none() {
+                    e.outcome = Some(outcome.as_str().to_string());
+                }
+                if !outcome.is_final() {
+                    e.waits = Some(self.waits.clone());
+                }
             }
         }
+        Ok(Rows {
+            stable,
+            row: changes_row.then(|| (state, self.version.clone())),
+        })
     }
-    let mut chain = if stored.is_some() {
-        batch.chain(&entry.id)?
-    } else {
-        batch.new_chain(&entry.id)
+}
+
+/// Write a partner prepared by [`prepare_partner`] in `batch`: its stable
+/// versions, its row, its run of events and its progress (see
+/// [`apply_partner`], the same done in one step). What was not made ahead
+/// is made here, over the partner's row as the batch reads it.
+pub fn record_partner(
+    batch: &mut Batch<'_>,
+    inputs: &ApplyInputs<'_>,
+    shared: &mut ApplyBatch,
+    prepared: PreparedPartner,
+    absent: bool,
+) -> Result<PartnerResult, ApplyError> {
+    let id = prepared.id;
+    let mut walked = match prepared.walked {
+        Ok(walked) => walked,
+        Err(skipped) => return Ok(skipped),
     };
+    let (rows, sealed) = match walked.ready.take() {
+        Some(ready) => ready,
+        None => {
+            let stored = if absent { None } else { batch.partner(&id)? };
+            let rows = walked.rows(inputs, stored.as_ref(), || batch.next_stable_seq(&id), None)?;
+            let mut chain = if stored.is_some() {
+                batch.chain(&id)?
+            } else {
+                batch.new_chain(&id)
+            };
+            let sealed = batch.seal(&mut chain, &mut walked.events);
+            (rows, sealed)
+        }
+    };
+    for (seq, version, state) in &rows.stable {
+        batch.push_prepared_stable(&id, *seq, version.as_deref(), state)?;
+    }
+    if let Some((state, version)) = &rows.row {
+        batch.put_prepared_partner(&id, state, version.as_deref(), walked.outcome.status())?;
+    }
     // The walk is one row of the lineage.
-    batch.append_all(&mut chain, &mut events)?;
+    batch.append_sealed(sealed, &walked.events)?;
+    let outcome = walked.outcome;
     // A partner already at its target whose row stays as it was leaves no
     // trace: no event, so no progress row either (verify holds every row to
     // an event of its run; a re-run finds it unchanged again).
-    if !events.is_empty() {
-        batch.set_progress(&inputs.plan.hash, &entry.id, outcome.as_str())?;
+    if !walked.events.is_empty() {
+        batch.set_progress(&inputs.plan.hash, &id, outcome.as_str())?;
     }
-    if let Some(m) = a.migration
+    if let Some(m) = walked.migration
         && matches!(
             outcome,
             PartnerOutcome::Completed | PartnerOutcome::FellBack
         )
     {
-        let counts = shared
-            .outcomes
-            .entry((m, a.categories.clone()))
-            .or_default();
+        let counts = shared.outcomes.entry((m, walked.categories)).or_default();
         counts.0 += 1;
         counts.1 += i64::from(outcome == PartnerOutcome::FellBack);
     }
     Ok(PartnerResult {
-        id: entry.id.clone(),
+        id,
         outcome,
-        events,
+        events: walked.events,
         skipped: false,
         pending: None,
     })
@@ -524,12 +694,8 @@ pub struct ApplyBatch {
 impl ApplyBatch {
     /// Start a batch.
     pub fn begin(inputs: &ApplyInputs<'_>) -> Self {
-        let policy = inputs.policy;
         ApplyBatch {
-            target_all: inputs.plan.plan.header.target_all.as_ref().and_then(|j| {
-                super::value::from_json(&policy.schema, j, "", super::value::Completeness::Partial)
-                    .ok()
-            }),
+            target_all: target_for_all(inputs),
             outcomes: Default::default(),
         }
     }

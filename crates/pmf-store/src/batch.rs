@@ -89,10 +89,119 @@ pub struct PartnerChain {
 }
 
 impl PartnerChain {
+    /// The chain of a partner known to have no event yet.
+    pub fn start(partner: &str) -> PartnerChain {
+        PartnerChain {
+            partner: partner.to_string(),
+            seq: 0,
+            prev: GENESIS_BYTES,
+        }
+    }
+
     /// The hash of the partner's last event, in hex (what a review
     /// decision signs).
     pub fn head(&self) -> String {
         hex32(&self.prev)
+    }
+
+    /// Seal `events` onto this chain, in order: each gets the chain's
+    /// partner and its next position, and the chain hash of its compact
+    /// encoding ([`super::lineage::encode`]). Their stored form is made
+    /// too when `texts` numbers every text they repeat (else
+    /// [`Batch::append_sealed`] numbers the new ones). Reads and writes
+    /// nothing: a partner's run can be sealed on any thread, then
+    /// appended; [`Batch::append_all`] does both at once.
+    pub fn seal(&mut self, events: &mut [Event], texts: &Texts) -> SealedRun {
+        let first_seq = self.seq + 1;
+        let run = events.len() > 1;
+        let mut stored = Vec::with_capacity(48 * events.len() + 4);
+        if run {
+            stored.push(RUN);
+            put_varint(&mut stored, events.len() as u64);
+        }
+        let mut known = true;
+        let mut hashes = Vec::with_capacity(32 * events.len());
+        let mut buf = Vec::with_capacity(256);
+        let mut one = Vec::with_capacity(128);
+        for event in events.iter_mut() {
+            event.partner.clone_from(&self.partner);
+            event.seq = (self.seq + 1) as u64;
+            buf.clear();
+            encode(event, &mut buf);
+            let hash = event_digest(&self.prev, &self.partner, event.seq, &buf);
+            if known {
+                one.clear();
+                let mut missing = false;
+                let _ = encode_interned(event, &mut one, &mut |t| {
+                    Ok(texts.id(t).unwrap_or_else(|| {
+                        missing = true;
+                        0
+                    }))
+                });
+                known = !missing;
+                if run {
+                    put_varint(&mut stored, one.len() as u64);
+                }
+                stored.extend_from_slice(&one);
+            }
+            hashes.extend_from_slice(&hash);
+            self.seq += 1;
+            self.prev = hash;
+        }
+        SealedRun {
+            partner: self.partner.clone(),
+            first_seq,
+            stored: known.then_some(stored),
+            hashes,
+        }
+    }
+}
+
+/// A partner's run of events sealed by [`PartnerChain::seal`], ready to
+/// be appended as one row of the lineage by [`Batch::append_sealed`].
+pub struct SealedRun {
+    partner: String,
+    first_seq: i64,
+    /// The row's stored form, when every text was numbered when sealed.
+    stored: Option<Vec<u8>>,
+    /// The events' chain hashes, 32 bytes each, in order.
+    hashes: Vec<u8>,
+}
+
+impl SealedRun {
+    /// Whether its stored form was made when sealed (every text it
+    /// repeats was numbered).
+    pub fn is_stored(&self) -> bool {
+        self.stored.is_some()
+    }
+}
+
+/// A state to store: its canonical text, and its packed form when it was
+/// packed ahead against the texts numbered so far ([`PreparedState::new`]).
+/// Either way the store keeps it packed only when the packed bytes give
+/// back the very text.
+#[derive(Clone, Debug)]
+pub struct PreparedState {
+    text: String,
+    packed: Option<Vec<u8>>,
+}
+
+impl PreparedState {
+    /// `text`, packed ahead when `texts` numbers each of its keys. Reads
+    /// and writes nothing, so it runs on any thread.
+    pub fn new(text: String, texts: Option<&Texts>) -> PreparedState {
+        let packed = texts.and_then(|t| packed::prepack(&text, t));
+        PreparedState { text, packed }
+    }
+
+    /// The state's canonical text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether it was packed ahead.
+    pub fn is_packed(&self) -> bool {
+        self.packed.is_some()
     }
 }
 
@@ -103,8 +212,6 @@ pub struct Batch<'s> {
     operator: &'s OperatorKey,
     store_id: String,
     appended: bool,
-    /// The encoding of the event being appended (one buffer, reused).
-    buf: Vec<u8>,
     /// Its stored form (one buffer, reused).
     one: Vec<u8>,
     /// The store's texts, and those this batch added.
@@ -164,7 +271,6 @@ impl Store {
             operator,
             store_id,
             appended: false,
-            buf: Vec::with_capacity(512),
             one: Vec::with_capacity(512),
             texts: texts.into(),
             packing: Vec::with_capacity(512).into(),
@@ -204,11 +310,7 @@ impl Batch<'_> {
 
     /// The chain of a partner known to have no event yet.
     pub fn new_chain(&self, partner: &str) -> PartnerChain {
-        PartnerChain {
-            partner: partner.to_string(),
-            seq: 0,
-            prev: GENESIS_BYTES,
-        }
+        PartnerChain::start(partner)
     }
 
     /// Append `event` to `chain` (its partner and position are set here);
@@ -226,31 +328,73 @@ impl Batch<'_> {
     /// ([`super::lineage::encode_interned`]; several as a run,
     /// [`super::lineage::RUN`]), each with the chain hash of its compact
     /// encoding ([`super::lineage::encode`]), a leaf of the Merkle tree.
-    /// A partner's walk is one row however many events it has.
+    /// A partner's walk is one row however many events it has. The same
+    /// as [`PartnerChain::seal`] then [`Batch::append_sealed`].
     pub fn append_all(
         &mut self,
         chain: &mut PartnerChain,
         events: &mut [Event],
     ) -> Result<(), StoreError> {
+        let sealed = self.seal(chain, events);
+        self.append_sealed(sealed, events)
+    }
+
+    /// Seal `events` onto `chain` with the texts this batch numbers
+    /// ([`PartnerChain::seal`]).
+    pub fn seal(&self, chain: &mut PartnerChain, events: &mut [Event]) -> SealedRun {
+        chain.seal(events, &self.texts.borrow())
+    }
+
+    /// The texts this batch numbers (the store's and those it added), to
+    /// prepare later partners with ([`PreparedState::new`],
+    /// [`PartnerChain::seal`]).
+    pub fn texts(&self) -> Texts {
+        self.texts.borrow().clone()
+    }
+
+    /// Append a run sealed by [`PartnerChain::seal`] (`events` are the
+    /// events it sealed) as one row of the lineage, its hashes pushed onto
+    /// the Merkle tree. The texts the run repeats that were not numbered
+    /// when it was sealed are numbered here.
+    pub fn append_sealed(&mut self, sealed: SealedRun, events: &[Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
+        let stored = match sealed.stored {
+            Some(stored) => stored,
+            None => self.interned_row(events)?,
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                self.head.seq + 1,
+                sealed.partner,
+                sealed.first_seq,
+                &stored[..],
+                &sealed.hashes[..]
+            ])?;
+        for hash in sealed.hashes.chunks_exact(32) {
+            self.head.frontier.push(hash);
+            self.head.seq += 1;
+        }
+        self.appended = true;
+        Ok(())
+    }
+
+    /// The stored form of `events` as one row, each text they repeat
+    /// numbered (added to the table when new).
+    fn interned_row(&mut self, events: &[Event]) -> Result<Vec<u8>, StoreError> {
         let run = events.len() > 1;
-        let (first_global, first_seq) = (self.head.seq + 1, chain.seq + 1);
-        let mut stored = self.packing.borrow_mut();
-        stored.clear();
+        let mut stored = Vec::with_capacity(48 * events.len() + 4);
         if run {
             stored.push(RUN);
             put_varint(&mut stored, events.len() as u64);
         }
-        let mut hashes = Vec::with_capacity(32 * events.len());
         let mut one = std::mem::take(&mut self.one);
-        for event in events.iter_mut() {
-            event.partner.clone_from(&chain.partner);
-            event.seq = (chain.seq + 1) as u64;
-            self.buf.clear();
-            encode(event, &mut self.buf);
-            let hash = event_digest(&chain.prev, &chain.partner, event.seq, &self.buf);
+        for event in events {
             one.clear();
             {
                 let mut texts = self.texts.borrow_mut();
@@ -261,27 +405,9 @@ impl Batch<'_> {
                 put_varint(&mut stored, one.len() as u64);
             }
             stored.extend_from_slice(&one);
-            hashes.extend_from_slice(&hash);
-            self.head.frontier.push(&hash);
-            chain.seq += 1;
-            chain.prev = hash;
-            self.head.seq += 1;
         }
         self.one = one;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                first_global,
-                chain.partner,
-                first_seq,
-                &stored[..],
-                &hashes[..]
-            ])?;
-        self.appended = true;
-        Ok(())
+        Ok(stored)
     }
 
     /// Record that the store is governed by `governing` from here on,
@@ -318,9 +444,17 @@ impl Batch<'_> {
 
     /// `state` as the store keeps it: packed ([`packed`]), its new keys
     /// added to the table, or as text when the encoding would not give it
-    /// back exactly.
-    fn stored_state(&self, state: &str) -> Result<rusqlite::types::Value, StoreError> {
+    /// back exactly. A state packed ahead (`packed`, see
+    /// [`PreparedState::new`]) was already checked so.
+    fn stored_state(
+        &self,
+        state: &str,
+        packed: Option<&[u8]>,
+    ) -> Result<rusqlite::types::Value, StoreError> {
         use rusqlite::types::Value;
+        if let Some(packed) = packed {
+            return Ok(Value::Blob(packed.to_vec()));
+        }
         let mut last = self.last_state.borrow_mut();
         if let Some((text, stored)) = &*last
             && text == state
@@ -350,6 +484,28 @@ impl Batch<'_> {
         version: Option<&str>,
         status: &str,
     ) -> Result<String, StoreError> {
+        self.write_partner(id, state, None, version, status)
+    }
+
+    /// [`Batch::put_partner`] of a state prepared ahead.
+    pub fn put_prepared_partner(
+        &self,
+        id: &str,
+        state: &PreparedState,
+        version: Option<&str>,
+        status: &str,
+    ) -> Result<String, StoreError> {
+        self.write_partner(id, &state.text, state.packed.as_deref(), version, status)
+    }
+
+    fn write_partner(
+        &self,
+        id: &str,
+        state: &str,
+        packed: Option<&[u8]>,
+        version: Option<&str>,
+        status: &str,
+    ) -> Result<String, StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -358,7 +514,7 @@ impl Batch<'_> {
             )?
             .execute(params![
                 id,
-                self.stored_state(state)?,
+                self.stored_state(state, packed)?,
                 version,
                 status,
                 crate::clock::now_rfc3339()
@@ -385,11 +541,33 @@ impl Batch<'_> {
         version: Option<&str>,
         state: &str,
     ) -> Result<String, StoreError> {
+        self.write_stable(id, seq, version, state, None)
+    }
+
+    /// [`Batch::push_stable`] of a state prepared ahead.
+    pub fn push_prepared_stable(
+        &self,
+        id: &str,
+        seq: i64,
+        version: Option<&str>,
+        state: &PreparedState,
+    ) -> Result<String, StoreError> {
+        self.write_stable(id, seq, version, &state.text, state.packed.as_deref())
+    }
+
+    fn write_stable(
+        &self,
+        id: &str,
+        seq: i64,
+        version: Option<&str>,
+        state: &str,
+        packed: Option<&[u8]>,
+    ) -> Result<String, StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![id, seq, version, self.stored_state(state)?])?;
+            .execute(params![id, seq, version, self.stored_state(state, packed)?])?;
         Ok(stable_digest(seq, version, state))
     }
 

@@ -9,17 +9,18 @@
 //! table edited outside pmf changes what every row naming it reads as,
 //! and `verify` finds those rows.
 
-use std::collections::HashMap;
-
 use rusqlite::Connection;
+use rustc_hash::FxHashMap;
 
 use super::StoreError;
 
-/// The texts of a store's table, by number and by text.
+/// The texts of a store's table, by number and by text. The maps hash
+/// with FxHash: their keys are the store's own texts, looked up for every
+/// key of every state and every text of every event that apply writes.
 #[derive(Debug, Default, Clone)]
 pub struct Texts {
-    ids: HashMap<Box<str>, u64>,
-    texts: HashMap<u64, Box<str>>,
+    ids: FxHashMap<Box<str>, u64>,
+    texts: FxHashMap<u64, Box<str>>,
 }
 
 impl Texts {

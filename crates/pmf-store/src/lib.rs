@@ -347,7 +347,7 @@ pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
 }
 
 /// The digest of a stable version (its number, version and state).
-pub(crate) fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
+pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"pmf-stable-v1\0");
     h.update(seq.to_string().as_bytes());
@@ -596,6 +596,12 @@ impl Store {
         let last = self.last_event(id)?;
         check_row(&p, last.as_ref(), self.legacy)?;
         Ok(Some((p, last)))
+    }
+
+    /// The store's table of texts as committed (to prepare partners with
+    /// before a batch begins; see [`batch::PreparedState`]).
+    pub fn texts(&self) -> Result<interned::Texts, StoreError> {
+        interned::Texts::load(&self.conn)
     }
 
     /// Whether the store holds no partner row at all.

@@ -66,6 +66,27 @@ pub(crate) fn pack(
     Ok(packer.value(0)? && packer.at == text.len())
 }
 
+/// `text` packed with the numbers `keys` already gives its keys: `None`
+/// when a key is not numbered yet, or when the packed bytes would not
+/// unpack to the very text. Reads nothing and writes nothing, so states
+/// can be packed ahead, on any thread ([`crate::batch::PreparedState`]).
+pub(crate) fn prepack(text: &str, keys: &Texts) -> Option<Vec<u8>> {
+    let mut missing = false;
+    let mut out = Vec::with_capacity(text.len());
+    let packed = pack(
+        text,
+        &mut |key| {
+            Ok(keys.id(key).unwrap_or_else(|| {
+                missing = true;
+                0
+            }))
+        },
+        &mut out,
+    )
+    .ok()?;
+    (packed && !missing && unpack(&out, keys).as_deref() == Some(text)).then_some(out)
+}
+
 struct Packer<'t, 'k, 'o> {
     text: &'t [u8],
     at: usize,

@@ -1,0 +1,232 @@
+//! `pmf apply` prepares partners ahead of the batch that writes them
+//! (`prepare_partner` with the texts the store numbered, on a thread of its
+//! own, then `record_partner`). Held here to the reference, `apply_partner`,
+//! which does everything in the batch: both write the same rows, texts and
+//! events (times aside), first on an empty store, then walking stored
+//! partners again.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use pmf::runtime::apply::{
+    ApplyBatch, ApplyInputs, apply_partner, current_states, prepare_partner, record_partner,
+    target_for_all,
+};
+use pmf::runtime::approvals;
+use pmf::store::Store;
+use pmf::store::checkpoint::OperatorKey;
+use pmf::store::interned::Texts;
+
+use super::runtime::{code, events_at, fleet, pmf, text};
+
+/// Partners in the generated fleet: more than three batches.
+const PARTNERS: usize = 3_500;
+/// Partners per batch, as `pmf apply` commits them.
+const BATCH: usize = 1024;
+
+/// Apply the plan at `plan` to the store at `store` with `approved`, in
+/// batches; `ahead`: prepared with the texts committed two batches before
+/// (none for the first two), else by the reference. Returns how many
+/// partners had their rows made ahead.
+fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
+    let policy = pmf::runtime::load::load_policy(&[fleet("policy.pmf").into()]).expect("policy");
+    let loaded = pmf::runtime::plan::read_plan(&dir.join("plan.json")).expect("plan");
+    let observed = HashMap::new();
+    let approved: HashSet<String> = approved.iter().map(|a| a.to_string()).collect();
+    // The fleet's demo keys sign the plan.
+    let approvals: Vec<_> = approved
+        .iter()
+        .map(|a| {
+            let (_, key) = approvals::read_key(fleet(&format!("keys/{a}.key")).as_ref()).unwrap();
+            approvals::sign(&key, a, &loaded.hash)
+        })
+        .collect();
+    let signers: HashMap<String, Vec<String>> = approvals
+        .iter()
+        .map(|a| (a.authority.clone(), vec![a.public_key.clone()]))
+        .collect();
+    let inputs = ApplyInputs {
+        policy: &policy,
+        plan: &loaded,
+        observed: &observed,
+        approved: &approved,
+        signers: &signers,
+    };
+    let mut store = Store::open(store).expect("store");
+    let (key, _) = OperatorKey::load(&dir.join("operator.key"), true).expect("key");
+    let progress = store.progress(&loaded.hash).expect("progress");
+    let current = current_states(&store, &inputs, progress).expect("current states");
+    let target_all = target_for_all(&inputs);
+    let mut committed = vec![Texts::default(), Texts::default()];
+    let mut ready = 0;
+    for chunk in loaded.plan.entries.chunks(BATCH) {
+        let known = committed[committed.len() - 2].clone();
+        let mut batch = store.begin(&key).expect("begin");
+        for a in &approvals {
+            batch
+                .add_approval(&loaded.hash, &a.authority, &a.public_key, &a.signature)
+                .expect("approval");
+        }
+        let mut shared = ApplyBatch::begin(&inputs);
+        for entry in chunk {
+            if current.done.contains_key(&entry.id) {
+                continue;
+            }
+            let state = &current.states[&entry.id];
+            let prior = current.last.get(&entry.id);
+            let absent = current.absent.contains(&entry.id);
+            if ahead {
+                let prepared = prepare_partner(
+                    &inputs,
+                    target_all.as_ref(),
+                    entry,
+                    state,
+                    prior,
+                    absent.then_some(&known),
+                )
+                .expect("prepared");
+                ready += usize::from(prepared.is_ready());
+                record_partner(&mut batch, &inputs, &mut shared, prepared, absent)
+                    .expect("recorded");
+            } else {
+                apply_partner(
+                    &mut batch,
+                    &inputs,
+                    &mut shared,
+                    entry,
+                    state,
+                    prior,
+                    absent,
+                )
+                .expect("applied");
+            }
+        }
+        shared.finish(&batch, &policy).expect("outcomes");
+        committed.push(batch.texts());
+        batch.commit().expect("commit");
+    }
+    ready
+}
+
+/// Every row of `table` in the store at `store`, in order, each column as
+/// SQLite gives it.
+fn rows(store: &Path, table: &str, order: &str) -> Vec<Vec<rusqlite::types::Value>> {
+    let c = rusqlite::Connection::open(store).unwrap();
+    let mut stmt = c
+        .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+        .unwrap();
+    let width = stmt.column_count();
+    stmt.query_map([], |r| (0..width).map(|i| r.get(i)).collect())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// What the two stores must hold alike: every table but the times.
+fn same_stores(reference: &Path, ahead: &Path) {
+    for (table, order) in [
+        ("texts", "id"),
+        ("stable_versions", "partner_id, seq"),
+        ("progress", "plan, partner_id"),
+        ("plans", "id"),
+        ("outcomes", "migration, categories"),
+    ] {
+        assert_eq!(
+            rows(reference, table, order),
+            rows(ahead, table, order),
+            "{table}"
+        );
+    }
+    // A partner's row, but when it was written.
+    let partners = |store| {
+        rows(store, "partners", "id")
+            .into_iter()
+            .map(|r| r[..4].to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(partners(reference), partners(ahead), "partners");
+    let events = |store| {
+        events_at(store)
+            .into_iter()
+            .map(|(global, mut e)| {
+                e.time.clear();
+                (global, e)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (want, got) = (events(reference), events(ahead));
+    assert!(want.len() > PARTNERS, "{} events", want.len());
+    assert_eq!(want, got, "events");
+}
+
+#[test]
+fn partners_prepared_ahead_write_what_the_reference_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let partners: Vec<serde_json::Value> = (0..PARTNERS)
+        .map(|i| {
+            let mut p = base[i % base.len()].clone();
+            p["id"] = format!("g-{i:05}").into();
+            p
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("partners.json"),
+        serde_json::to_string(&partners).unwrap(),
+    )
+    .unwrap();
+    // The fleet's targets, each partner's given to every partner made
+    // from it.
+    let mut target: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet("target.json")).unwrap()).unwrap();
+    let own = target["partners"].take();
+    target["partners"] = (0..PARTNERS)
+        .filter_map(|i| {
+            let t = own.get(base[i % base.len()]["id"].as_str()?)?;
+            Some((format!("g-{i:05}"), t.clone()))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    std::fs::write(dir.path().join("target.json"), target.to_string()).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            "partners.json",
+            "--target",
+            "target.json",
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let (reference, ahead) = (dir.path().join("reference.db"), dir.path().join("ahead.db"));
+
+    // An empty store: every partner absent. The first two batches have no
+    // texts yet (so nothing is made ahead); the rest have them.
+    assert_eq!(apply(dir.path(), &reference, &["TSC", "ERC"], false), 0);
+    let ready = apply(dir.path(), &ahead, &["TSC", "ERC"], true);
+    assert!(
+        ready > PARTNERS - 2 * BATCH - 100,
+        "{ready} partners made ahead"
+    );
+    same_stores(&reference, &ahead);
+
+    // The same plan again with SCO's approval too: the partners that waited
+    // for it are stored now, so they are walked again over their rows.
+    apply(dir.path(), &reference, &["TSC", "ERC", "SCO"], false);
+    apply(dir.path(), &ahead, &["TSC", "ERC", "SCO"], true);
+    same_stores(&reference, &ahead);
+
+    for store in [&reference, &ahead] {
+        let o = pmf(
+            dir.path(),
+            &["lineage", "verify", "--store", store.to_str().unwrap()],
+        );
+        assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    }
+}
