@@ -190,9 +190,12 @@ pub fn current_states(
         absent: HashSet::new(),
     };
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
-    let mut cache = super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full);
     // A store that holds no partner (a first apply) is not asked for each.
     let empty = store.holds_no_partner()?;
+    // The store is read in order; each state is then parsed and its digest
+    // taken on every core; what they give is used in order again (the
+    // first error in the plan's order is the one reported).
+    let mut work: Vec<(&PlanEntry, Option<String>)> = Vec::with_capacity(plan.entries.len());
     for e in &plan.entries {
         if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
             continue;
@@ -202,42 +205,34 @@ pub fn current_states(
         } else {
             store.bound_partner(&e.id)?
         };
-        let state = match bound {
+        match bound {
             Some((p, last)) => {
                 if let Some(l) = last {
                     current.last.insert(e.id.clone(), l);
                 }
-                let json: serde_json::Value = serde_json::from_str(&p.state).map_err(|source| {
-                    StoreError::UnreadableState {
-                        partner: e.id.clone(),
-                        source,
-                    }
-                })?;
-                super::value::from_json(&policy.schema, &json, "", super::value::Completeness::Full)
-                    .map_err(|err| {
-                        ApplyError::Input(format!(
-                            "stored state of partner `{}` does not fit the schema: {err}",
-                            e.id
-                        ))
-                    })?
+                work.push((e, Some(p.state)));
             }
             // Not in the store yet: the state the plan carries.
             None => {
                 current.absent.insert(e.id.clone());
-                e.state
-                    .read(
-                        &policy.schema,
-                        super::value::Completeness::Full,
-                        Some(&mut cache),
-                    )
-                    .map_err(|err| {
-                        ApplyError::Input(format!(
-                            "the plan's state of partner `{}` is not valid: {err}",
-                            e.id
-                        ))
-                    })?
+                work.push((e, None));
             }
-        };
+        }
+    }
+    use rayon::prelude::*;
+    let parsed: Vec<Result<(Value, String), ApplyError>> = work
+        .par_iter()
+        .map_init(
+            || super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full),
+            |cache, (e, stored)| {
+                let state = parse_state(policy, e, stored.as_deref(), cache)?;
+                let digest = state_digest(&state);
+                Ok((state, digest))
+            },
+        )
+        .collect();
+    for ((e, _), parsed) in work.into_iter().zip(parsed) {
+        let (state, digest) = parsed?;
         // Finished by this plan in a run whose progress was lost?
         let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
             store
@@ -250,7 +245,7 @@ pub fn current_states(
             current.done.insert(e.id.clone(), outcome);
             continue;
         }
-        if state_digest(&state) != e.state_digest {
+        if digest != e.state_digest {
             stale.push(format!("partner `{}` changed since planning", e.id));
         }
         current.states.insert(e.id.clone(), state);
@@ -259,6 +254,45 @@ pub fn current_states(
         Ok(current)
     } else {
         Err(ApplyError::Stale(stale))
+    }
+}
+
+/// The state apply starts `e` from: the stored one (`stored`, its JSON), or
+/// the one the plan carries for a partner the store does not hold.
+fn parse_state(
+    policy: &CompiledPolicy,
+    e: &PlanEntry,
+    stored: Option<&str>,
+    cache: &mut super::fast::ParseCache,
+) -> Result<Value, ApplyError> {
+    match stored {
+        Some(json) => {
+            let json: serde_json::Value =
+                serde_json::from_str(json).map_err(|source| StoreError::UnreadableState {
+                    partner: e.id.clone(),
+                    source,
+                })?;
+            super::value::from_json(&policy.schema, &json, "", super::value::Completeness::Full)
+                .map_err(|err| {
+                    ApplyError::Input(format!(
+                        "stored state of partner `{}` does not fit the schema: {err}",
+                        e.id
+                    ))
+                })
+        }
+        None => e
+            .state
+            .read(
+                &policy.schema,
+                super::value::Completeness::Full,
+                Some(cache),
+            )
+            .map_err(|err| {
+                ApplyError::Input(format!(
+                    "the plan's state of partner `{}` is not valid: {err}",
+                    e.id
+                ))
+            }),
     }
 }
 

@@ -467,7 +467,7 @@ impl Batch<'_> {
         let packed = packed::pack(state, &mut |key| texts.intern(tx, key), &mut out)?;
         // Packed only when it unpacks to the very text: nothing stored is
         // ever changed by its encoding.
-        let stored = if packed && packed::unpack(&out, &texts).as_deref() == Some(state) {
+        let stored = if packed && packed::unpacks_to(&out, &texts, state) {
             Value::Blob(out.clone())
         } else {
             Value::Text(state.to_string())
@@ -484,17 +484,19 @@ impl Batch<'_> {
         version: Option<&str>,
         status: &str,
     ) -> Result<String, StoreError> {
-        self.write_partner(id, state, None, version, status)
+        self.write_partner(id, state, None, version, status)?;
+        Ok(row_digest(state, version, status))
     }
 
-    /// [`Batch::put_partner`] of a state prepared ahead.
+    /// [`Batch::put_partner`] of a state prepared ahead (its digest was
+    /// taken then: [`crate::row_digest`]).
     pub fn put_prepared_partner(
         &self,
         id: &str,
         state: &PreparedState,
         version: Option<&str>,
         status: &str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         self.write_partner(id, &state.text, state.packed.as_deref(), version, status)
     }
 
@@ -505,7 +507,7 @@ impl Batch<'_> {
         packed: Option<&[u8]>,
         version: Option<&str>,
         status: &str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -519,7 +521,7 @@ impl Batch<'_> {
                 status,
                 crate::clock::now_rfc3339()
             ])?;
-        Ok(row_digest(state, version, status))
+        Ok(())
     }
 
     /// The number the partner's next stable version gets.
@@ -541,17 +543,19 @@ impl Batch<'_> {
         version: Option<&str>,
         state: &str,
     ) -> Result<String, StoreError> {
-        self.write_stable(id, seq, version, state, None)
+        self.write_stable(id, seq, version, state, None)?;
+        Ok(stable_digest(seq, version, state))
     }
 
-    /// [`Batch::push_stable`] of a state prepared ahead.
+    /// [`Batch::push_stable`] of a state prepared ahead (its digest was
+    /// taken then: [`crate::stable_digest`]).
     pub fn push_prepared_stable(
         &self,
         id: &str,
         seq: i64,
         version: Option<&str>,
         state: &PreparedState,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         self.write_stable(id, seq, version, &state.text, state.packed.as_deref())
     }
 
@@ -562,13 +566,13 @@ impl Batch<'_> {
         version: Option<&str>,
         state: &str,
         packed: Option<&[u8]>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![id, seq, version, self.stored_state(state, packed)?])?;
-        Ok(stable_digest(seq, version, state))
+        Ok(())
     }
 
     /// Record where a partner ended in a plan.

@@ -84,7 +84,7 @@ pub(crate) fn prepack(text: &str, keys: &Texts) -> Option<Vec<u8>> {
         &mut out,
     )
     .ok()?;
-    (packed && !missing && unpack(&out, keys).as_deref() == Some(text)).then_some(out)
+    (packed && !missing && unpacks_to(&out, keys, text)).then_some(out)
 }
 
 struct Packer<'t, 'k, 'o> {
@@ -260,64 +260,116 @@ impl<'t> Packer<'t, '_, '_> {
 /// The text of a packed state, its keys named by `keys`; `None` when the
 /// bytes are not a packed state or name a key `keys` does not have.
 pub(crate) fn unpack(bytes: &[u8], keys: &Texts) -> Option<String> {
-    let mut r = Reader { rest: bytes };
-    if r.byte()? != FORMAT {
-        return None;
-    }
     let mut out = String::with_capacity(bytes.len() * 2);
-    unpack_value(&mut r, keys, &mut out, 0)?;
-    r.rest.is_empty().then_some(out)
+    unpack_into(bytes, keys, &mut out).then_some(out)
 }
 
-fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut String, depth: usize) -> Option<()> {
+/// Whether `bytes` unpack to `text` exactly ([`unpack`]`(bytes, keys) ==
+/// Some(text)`), compared as they unpack: nothing is allocated.
+pub(crate) fn unpacks_to(bytes: &[u8], keys: &Texts, text: &str) -> bool {
+    let mut rest = Expect(text.as_bytes());
+    unpack_into(bytes, keys, &mut rest) && rest.0.is_empty()
+}
+
+/// Where unpacked text goes: a string, or a comparison with a text.
+trait Sink {
+    /// Append `s`; false when it does not match.
+    fn put(&mut self, s: &str) -> bool;
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) -> bool {
+        self.push_str(s);
+        true
+    }
+}
+
+/// The text still expected.
+struct Expect<'t>(&'t [u8]);
+
+impl Sink for Expect<'_> {
+    fn put(&mut self, s: &str) -> bool {
+        match self.0.strip_prefix(s.as_bytes()) {
+            Some(rest) => {
+                self.0 = rest;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn unpack_into(bytes: &[u8], keys: &Texts, out: &mut impl Sink) -> bool {
+    let mut r = Reader { rest: bytes };
+    r.byte() == Some(FORMAT) && unpack_value(&mut r, keys, out, 0).is_some() && r.rest.is_empty()
+}
+
+/// A whole number in decimal, as `to_string` writes it.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    // A u64 has at most 20 digits.
+    let mut at = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(at..).unwrap_or_default()).unwrap_or_default()
+}
+
+fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut impl Sink, depth: usize) -> Option<()> {
     if depth > MAX_DEPTH {
         return None;
     }
+    let mut buf = [0u8; 20];
+    let ok = |b: bool| b.then_some(());
     match r.byte()? {
-        NULL => out.push_str("null"),
-        FALSE => out.push_str("false"),
-        TRUE => out.push_str("true"),
+        NULL => ok(out.put("null"))?,
+        FALSE => ok(out.put("false"))?,
+        TRUE => ok(out.put("true"))?,
         NUMBER => {
             let n = usize::try_from(r.varint()?).ok()?;
-            out.push_str(std::str::from_utf8(r.bytes(n)?).ok()?);
+            ok(out.put(std::str::from_utf8(r.bytes(n)?).ok()?))?;
         }
         WHOLE => {
-            out.push_str(&r.varint()?.to_string());
+            ok(out.put(decimal(r.varint()?, &mut buf)))?;
         }
         WHOLE_POINT_ZERO => {
-            out.push_str(&r.varint()?.to_string());
-            out.push_str(".0");
+            ok(out.put(decimal(r.varint()?, &mut buf)))?;
+            ok(out.put(".0"))?;
         }
         STRING => {
             let n = usize::try_from(r.varint()?).ok()?;
-            out.push('"');
-            out.push_str(std::str::from_utf8(r.bytes(n)?).ok()?);
-            out.push('"');
+            ok(out.put("\""))?;
+            ok(out.put(std::str::from_utf8(r.bytes(n)?).ok()?))?;
+            ok(out.put("\""))?;
         }
         ARRAY => {
             let n = r.varint()?;
-            out.push('[');
+            ok(out.put("["))?;
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    ok(out.put(","))?;
                 }
                 unpack_value(r, keys, out, depth + 1)?;
             }
-            out.push(']');
+            ok(out.put("]"))?;
         }
         OBJECT => {
             let n = r.varint()?;
-            out.push('{');
+            ok(out.put("{"))?;
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    ok(out.put(","))?;
                 }
-                out.push('"');
-                out.push_str(keys.text(r.varint()?)?);
-                out.push_str("\":");
+                ok(out.put("\""))?;
+                ok(out.put(keys.text(r.varint()?)?))?;
+                ok(out.put("\":"))?;
                 unpack_value(r, keys, out, depth + 1)?;
             }
-            out.push('}');
+            ok(out.put("}"))?;
         }
         _ => return None,
     }
@@ -432,9 +484,15 @@ mod tests {
         let (bytes, keys) = packed(state);
         let bytes = bytes.unwrap();
         assert_eq!(unpack(&bytes, &Texts::default()), None, "keys missing");
+        assert!(unpacks_to(&bytes, &keys, state));
         for cut in 0..bytes.len() {
             assert_eq!(unpack(&bytes[..cut], &keys), None, "cut at {cut}");
+            assert!(!unpacks_to(&bytes[..cut], &keys, state), "cut at {cut}");
         }
+        // The text compared must end where the bytes do, and match all along.
+        assert!(!unpacks_to(&bytes, &keys, &format!("{state} ")));
+        assert!(!unpacks_to(&bytes, &keys, &state[..state.len() - 1]));
+        assert!(!unpacks_to(&bytes, &keys, &state.replace("-3.5", "-3.6")));
         for i in 0..bytes.len() {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut b = bytes.clone();
@@ -445,6 +503,7 @@ mod tests {
                     Some(state),
                     "byte {i} ^ {flip:#x}"
                 );
+                assert!(!unpacks_to(&b, &keys, state), "byte {i} ^ {flip:#x}");
             }
         }
         let mut deep = vec![FORMAT];
@@ -454,6 +513,28 @@ mod tests {
             unpack(&[FORMAT, ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f], &keys),
             None
         );
+    }
+
+    #[test]
+    fn whole_numbers_are_written_as_to_string_writes_them() {
+        let mut buf = [0u8; 20];
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ]
+        .into_iter()
+        .chain((0..64).map(|bit| 1u64 << bit))
+        {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
     }
 
     #[test]
@@ -503,6 +584,7 @@ mod tests {
             let (bytes, keys) = packed(&text);
             let bytes = bytes.unwrap_or_else(|| panic!("`{text}` did not pack"));
             assert_eq!(unpack(&bytes, &keys).as_deref(), Some(text.as_str()));
+            assert!(unpacks_to(&bytes, &keys, &text));
         }
     }
 }
