@@ -1321,7 +1321,11 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
         )
     })?;
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    // Straight into a plan; only when that fails, look at why.
+    // As pmf lays plans out, its entries parsed on every core; else
+    // straight into a plan; only when that fails, look at why.
+    if let Some(plan) = read_laid_out(&bytes) {
+        return Ok(LoadedPlan { plan, hash });
+    }
     if let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
         && plan.format_version == FORMAT_VERSION
     {
@@ -1359,6 +1363,72 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
         Ok(plan) => Ok(LoadedPlan { plan, hash }),
         Err(e) => Err(format!("`{}` is not a valid plan: {e}", path.display())),
     }
+}
+
+/// A plan laid out as [`write_plan`] writes it: its format and header on
+/// the first line, which ends `"entries":[`; an entry a line, each but the
+/// last followed by a comma; then `],"totals":…}`. Each part is parsed by
+/// serde as the whole file would be, the entries on every core. `None`
+/// when the file is laid out otherwise, or any part does not parse, or
+/// the format is not this pmf's: the whole file is then parsed at once
+/// (the reference, which also says what is wrong).
+fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
+    use rayon::prelude::*;
+    /// The first line's fields, and only those.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Head {
+        format_version: u32,
+        header: PlanHeader,
+    }
+    /// The last line's field, and only that.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Tail {
+        totals: Totals,
+    }
+    const OPEN: &[u8] = b",\"entries\":[";
+    const CLOSE: &[u8] = b"],\"totals\":";
+    let first = bytes.iter().position(|&b| b == b'\n')?;
+    let (head, rest) = (bytes.get(..first)?, bytes.get(first + 1..)?);
+    let head = head.strip_suffix(OPEN)?;
+    let head: Head = serde_json::from_slice(&[head, b"}"].concat()).ok()?;
+    if head.format_version != FORMAT_VERSION {
+        return None;
+    }
+    // The tail: the last line (a new line may end the file).
+    let rest = rest.strip_suffix(b"\n").unwrap_or(rest);
+    let (entries, tail) = match rest.iter().rposition(|&b| b == b'\n') {
+        Some(at) => (rest.get(..at)?, rest.get(at + 1..)?),
+        None => (rest.get(..0)?, rest),
+    };
+    let tail = tail.strip_prefix(CLOSE)?;
+    let tail: Tail = serde_json::from_slice(&[b"{\"totals\":", tail].concat()).ok()?;
+    let lines: Vec<&[u8]> = if entries.is_empty() {
+        Vec::new()
+    } else {
+        entries.split(|&b| b == b'\n').collect()
+    };
+    let last = lines.len().saturating_sub(1);
+    let entries = lines
+        .par_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            // A comma after each entry but the last.
+            let line = if i < last {
+                line.strip_suffix(b",")?
+            } else {
+                line
+            };
+            serde_json::from_slice::<PlanEntry>(line).ok()
+        })
+        .collect::<Option<Vec<PlanEntry>>>()?;
+    Some(Plan {
+        format_version: head.format_version,
+        header: head.header,
+        entries,
+        totals: tail.totals,
+    })
 }
 
 pub use pmf_store::clock::{now_rfc3339, rfc3339};
@@ -1507,6 +1577,120 @@ mod tests {
         let written = plan(blake3::hash(&bytes).to_hex().to_string()).unwrap();
         assert!(written.totals.partners > 10);
         assert!(out.exists());
+    }
+
+    /// Plans as pmf lays them out read with their entries parsed apart
+    /// exactly as the whole file parses; any other layout is left to the
+    /// whole-file parse, and what that refuses is never read apart.
+    #[test]
+    fn plans_read_line_by_line_as_the_whole_file_reads() {
+        let fleet = |f: &str| {
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
+        };
+        let policy =
+            crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles");
+        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
+        let history = History::default();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plan.json");
+        write_plan(
+            PlanInputs {
+                policy: &policy,
+                partners: PartnerStream::open(&fleet("partners.json")).unwrap(),
+                targets: &targets,
+                observed: &observed,
+                history: &history,
+                header: blank_header(&policy),
+                subset: false,
+                review_rows: 0,
+            },
+            &out,
+            |_| {},
+        )
+        .unwrap();
+        let written = std::fs::read_to_string(&out).unwrap();
+        let whole = |text: &str| {
+            serde_json::from_str::<Plan>(text)
+                .ok()
+                .filter(|p| p.format_version == FORMAT_VERSION)
+                .map(|p| serde_json::to_string(&p).unwrap())
+        };
+        let apart =
+            |text: &str| read_laid_out(text.as_bytes()).map(|p| serde_json::to_string(&p).unwrap());
+        // As written: read apart, the same plan.
+        assert!(apart(&written).is_some());
+        assert_eq!(apart(&written), whole(&written));
+        let plan: serde_json::Value = serde_json::from_str(&written).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        let (first, last) = (lines[0], lines[lines.len() - 1]);
+        let entries = &lines[1..lines.len() - 1];
+        let laid = |entries: &[String]| {
+            let mut text = first.to_string();
+            for (i, e) in entries.iter().enumerate() {
+                text.push_str(if i == 0 { "\n" } else { ",\n" });
+                text.push_str(e);
+            }
+            format!("{text}\n{last}\n")
+        };
+        let plain: Vec<String> = entries
+            .iter()
+            .map(|e| e.trim_end_matches(',').to_string())
+            .collect();
+        // Laid out by pmf, however many entries (none, one, all; no final
+        // new line).
+        for n in [0, 1, plain.len()] {
+            let text = laid(&plain[..n]);
+            assert!(apart(&text).is_some(), "{n} entries");
+            assert_eq!(apart(&text), whole(&text), "{n} entries");
+        }
+        let unterminated = written.trim_end().to_string();
+        assert_eq!(apart(&unterminated), whole(&unterminated));
+        // Laid out otherwise, or not a plan this pmf reads: the whole file
+        // decides, and what it refuses is refused.
+        let deep = |depth: usize| {
+            let state = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let entry =
+                plain[0].replacen("\"state\":{", &format!("\"state\":{state},\"was\":{{"), 1);
+            let mut all = plain.clone();
+            all[0] = entry;
+            laid(&all)
+        };
+        let mut others = vec![
+            serde_json::to_string(&plan).unwrap(),
+            serde_json::to_string_pretty(&plan).unwrap(),
+            written.replace('\n', "\r\n"),
+            laid(&plain).replacen("\"entries\":[", "\"extra\":1,\"entries\":[", 1),
+            laid(&plain).replacen("{\"format_version\":3,", "{\"format_version\":2,", 1),
+            laid(&plain).replacen(
+                "{\"format_version\":3,",
+                "{\"format_version\":3,\"format_version\":3,",
+                1,
+            ),
+            format!(
+                "{}\n,{}",
+                &laid(&plain)[..laid(&plain).len() - last.len() - 2],
+                last
+            ),
+            laid(&plain).replace("],\"totals\":", "],\"header\":{},\"totals\":"),
+            laid(&plain).replace("\"totals\":{", "\"totals\":{\"x\":"),
+            format!("{}garbage\n", laid(&plain)),
+            format!("{}\ngarbage\n", laid(&plain)),
+            laid(&plain).replacen(",\n", ",\n,\n", 1),
+            laid(&plain).replacen(",\n", "\n", 1),
+            laid(&plain[..2]).replacen("}\n]", "},\n]", 1),
+            laid(&[format!("{} {}", plain[0], plain[1])]),
+        ];
+        others.extend([120, 125, 126, 127, 128, 200].map(deep));
+        for (i, text) in others.iter().enumerate() {
+            let apart = apart(text);
+            if apart.is_some() {
+                assert_eq!(apart, whole(text), "layout {i}");
+            }
+            if whole(text).is_none() {
+                assert_eq!(apart, None, "layout {i}");
+            }
+        }
     }
 
     /// The plan line written by hand reads back as the entry `entry_for`
