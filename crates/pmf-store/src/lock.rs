@@ -87,10 +87,12 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
 
 /// The holder's description from the lock file. A holder writes it just
 /// after taking the lock, so an empty file, or one naming a process that is
-/// gone (the previous holder's), is read again for a moment.
+/// gone (the previous holder's), is read again for up to a second (on a
+/// loaded machine the holder may wait that long to be scheduled).
 fn describe_holder(file: &mut File) -> String {
     let mut last = String::new();
-    for _ in 0..50 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(1) {
         let mut text = String::new();
         let _ = file.rewind();
         let _ = file.read_to_string(&mut text);
