@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 /// Append `s` as a JSON string literal.
 pub fn write_str(s: &str, out: &mut String) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !pmf_store::lineage::needs_escape(s.as_bytes()) {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -161,6 +161,11 @@ mod tests {
             "tab\there",
             "ünï",
             "\u{1}",
+            "a text longer than one word of eight bytes",
+            "a text longer than eight \" with a quote",
+            "0123456789abcdef\\",
+            "01234567\u{1f}89",
+            "ünïcödé text, long enough: “quoted” 🦀",
         ] {
             let mut ours = String::new();
             write_str(s, &mut ours);

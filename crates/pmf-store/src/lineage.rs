@@ -244,9 +244,9 @@ impl Event {
 }
 
 /// Whether `bytes` hold a byte JSON escapes (a control character, `"`
-/// or `\\`): eight bytes at a time (each byte's high bit set in `mask`
-/// where it is one), the rest one by one.
-fn needs_escape(bytes: &[u8]) -> bool {
+/// or `\`): eight bytes at a time, as one 64-bit word (a byte's high bit
+/// marks a match), the rest one by one.
+pub fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
