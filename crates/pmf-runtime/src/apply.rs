@@ -469,9 +469,11 @@ pub fn prepare_partner(
     }
     // The state the partner reaches when it completes.
     let reached = target.merged();
-    let now = now_rfc3339();
-    let base = Event {
-        partner: entry.id.clone(),
+    // What every event of the walk says. Its partner and position are set
+    // when the run is sealed, and its time once the walk's events are
+    // folded (the walk copies `base` into each event, most of which are
+    // folded away).
+    let mut base = Event {
         from: policy.version_of(partner).map(|v| v.to_string()),
         to: policy.version_of(&reached).map(|v| v.to_string()),
         migration: a
@@ -479,7 +481,6 @@ pub fn prepare_partner(
             .and_then(|m| policy.migrations.get(m))
             .map(|m| m.name.clone()),
         // The policy and plan hashes are set on the first event only.
-        time: now.clone(),
         ..Event::default()
     };
 
@@ -504,6 +505,11 @@ pub fn prepare_partner(
             },
         )?
     };
+
+    base.time = now_rfc3339();
+    for e in &mut events {
+        e.time.clone_from(&base.time);
+    }
 
     // The partner's state after the outcome.
     let canonical = |state: &Value| {
