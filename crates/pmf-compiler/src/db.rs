@@ -27,9 +27,9 @@ use salsa::Setter;
 use crate::check::{self, Context};
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
-use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
 use crate::model::fixtures::{ExpandedTests, expand_tests};
+use crate::model::{ItemNode, Sourced};
 use pmf_syntax::ast::{DeclKind, PolicyHeader};
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
@@ -708,7 +708,130 @@ pub(crate) fn policy_schema(
     ws: Workspace,
     file: SourceFile,
 ) -> crate::model::types::Type {
-    crate::model::types::schema(&resolve(db, ws, file).policy)
+    // The schema reads the fields alone: built from them (a firewall, like
+    // [`typed_items`]), it is not built again when a rule or a category is
+    // added.
+    crate::model::types::schema(&EffectivePolicy {
+        items: schema_fields(db, ws, file).clone(),
+        ..EffectivePolicy::default()
+    })
+}
+
+/// The partner fields of a file's effective policy, in order: a firewall
+/// in front of [`policy_schema`] (an edit that changes no field leaves it
+/// equal, the same `Arc`s).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn schema_fields(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Arc<Sourced>> {
+    (typed_items(db, ws, file).iter())
+        .filter(|s| matches!(s.node, ItemNode::Field(_)))
+        .cloned()
+        .collect()
+}
+
+/// The schema of a policy without fields, for the [`Context`] of checks
+/// that read none.
+fn no_schema() -> crate::model::types::Type {
+    crate::model::types::schema(&EffectivePolicy::default())
+}
+
+/// `policy` with only the items `keep` accepts (its name, file, header and
+/// lineage kept, nothing overridden): what a firewall query gives a check
+/// family that reads no other item, so that an edit of other items leaves
+/// it equal and the family does not run again.
+fn projected(policy: &EffectivePolicy, keep: impl Fn(&Sourced) -> bool) -> EffectivePolicy {
+    EffectivePolicy {
+        name: policy.name.clone(),
+        file: policy.file.clone(),
+        header_span: policy.header_span,
+        lineage: policy.lineage.clone(),
+        items: policy.items.iter().filter(|s| keep(s)).cloned().collect(),
+        overridden: Vec::new(),
+    }
+}
+
+/// What the migration checks ([`check::migrations`]) read of a file's
+/// effective policy: its migration types, detection order and rules, and,
+/// without an order, the file's last own item (where the proposed `order`
+/// goes). A firewall: adding an authority or a category, or editing a
+/// field or a check, leaves it equal, so [`migration_checks`] does not run
+/// again.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn migration_policy(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> EffectivePolicy {
+    let policy = &resolve(db, ws, file).policy;
+    let last_own = match policy.order() {
+        Some(_) => None,
+        None => (policy.items.iter())
+            .filter(|i| *i.file == *policy.file)
+            .max_by_key(|i| i.span.end),
+    };
+    projected(policy, |s| {
+        matches!(
+            s.node,
+            ItemNode::Migration(_) | ItemNode::Order(_) | ItemNode::Rule(..)
+        ) || last_own.is_some_and(|l| std::ptr::eq(&**l, s))
+    })
+}
+
+/// The migration checks of a file's effective policy, on what they read
+/// ([`migration_policy`]).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn migration_checks(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Diagnostic> {
+    // They read no field: the schema of no policy (not the policy's, which
+    // would make them run again after an edit of a field).
+    let policy = migration_policy(db, ws, file);
+    check::migrations::check(&Context::with_schema(policy, no_schema()))
+}
+
+/// What the ceiling checks ([`check::ceilings`]) read of a file's
+/// effective policy: its ceilings (and the schema, [`policy_schema`]).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn ceiling_policy(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> EffectivePolicy {
+    projected(&resolve(db, ws, file).policy, |s| {
+        matches!(s.node, ItemNode::Ceiling(_))
+    })
+}
+
+/// The ceiling checks of a file's effective policy, on what they read
+/// ([`ceiling_policy`]).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn ceiling_checks(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Diagnostic> {
+    check::ceilings::check(&Context::with_schema(
+        ceiling_policy(db, ws, file),
+        policy_schema(db, ws, file).clone(),
+    ))
+}
+
+/// What the phase graph and the flow checks read of a file's effective
+/// policy: its flow and its rites.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn flow_policy(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> EffectivePolicy {
+    projected(&resolve(db, ws, file).policy, |s| {
+        matches!(s.node, ItemNode::Flow(_) | ItemNode::Rite(_))
+    })
 }
 
 /// The checks' [`Context`] of a file's effective policy, with the schema
@@ -743,9 +866,12 @@ pub fn phase_graph(
     ws: Workspace,
     file: SourceFile,
 ) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
-    let policy = &resolve(db, ws, file).policy;
+    // The flow and the rites alone ([`flow_policy`]): a declaration of
+    // anything else leaves the graph as it was.
+    let policy = flow_policy(db, ws, file);
     let graph = PhaseGraph::build(policy);
-    let diags = check::flow::check(&context(db, ws, file), graph.as_ref());
+    // The flow checks read no field.
+    let diags = check::flow::check(&Context::with_schema(policy, no_schema()), graph.as_ref());
     (graph, diags)
 }
 
@@ -757,8 +883,9 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
     out.extend(check::health::check(&cx));
     out.extend(check::governance::check(&cx));
     out.extend(check::keys::check(&cx));
-    out.extend(check::migrations::check(&cx));
-    out.extend(check::ceilings::check(&cx));
+    // These two read few items: queries of their own, behind firewalls.
+    out.extend(migration_checks(db, ws, file).iter().cloned());
+    out.extend(ceiling_checks(db, ws, file).iter().cloned());
     out
 }
 
@@ -766,12 +893,32 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
 /// refined from the file's fixtures (see [`crate::model::fixtures`]).
 #[salsa::tracked(returns(ref))]
 pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> ExpandedTests {
-    let decls = parse_file(db, file)
-        .chunks
+    // Only the chunks that declare tests or fixtures ([`test_chunks`]):
+    // a declaration of anything else does not expand the tests again.
+    let decls = test_chunks(db, file)
         .iter()
-        .flat_map(|c| placed(db, c.placed).parse.decls.iter())
+        .flat_map(|c| placed(db, *c).parse.decls.iter())
         .map(|d| &d.kind);
     expand_tests(file.path(db), decls)
+}
+
+/// The chunks of a file that declare a test or a fixture (what
+/// [`stable_tests`] reads), in order: a firewall, equal after an edit of
+/// any other declaration.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn test_chunks<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> Vec<Placed<'db>> {
+    parse_file(db, file)
+        .chunks
+        .iter()
+        .map(|c| c.placed)
+        .filter(|p| {
+            placed(db, *p)
+                .parse
+                .decls
+                .iter()
+                .any(|d| matches!(d.kind, DeclKind::Test(_) | DeclKind::Fixture(_)))
+        })
+        .collect()
 }
 
 /// The checks of a file's `test` declarations against its effective policy.
@@ -986,6 +1133,51 @@ mod tests {
         assert!(
             files.len() > 100 && found > 10,
             "{} files, {found} findings",
+            files.len()
+        );
+    }
+
+    /// The firewalls of the migration checks, the ceiling checks, the
+    /// phase graph (and its flow checks) and the tests against their
+    /// references: each run on the whole effective policy (the tests on
+    /// every declaration of the file) finds the same, on every example and
+    /// fixture (findings of each family included).
+    #[test]
+    fn checks_behind_firewalls_find_what_they_find_on_the_whole_policy() {
+        let files = crate::test_files::policies(&["examples", "tests/fixtures"]);
+        let (mut migrations, mut ceilings, mut flows, mut tests) = (0, 0, 0, 0);
+        for path in &files {
+            let (session, file) = crate::test_files::session_of(path);
+            let (db, ws) = (session.db(), session.workspace);
+            let name = path.display();
+            let policy = &resolve(db, ws, file).policy;
+            let whole = Context::new(policy);
+            let reference = check::migrations::check(&whole);
+            assert_eq!(migration_checks(db, ws, file), &reference, "{name}");
+            migrations += reference.len();
+            let reference = check::ceilings::check(&whole);
+            assert_eq!(ceiling_checks(db, ws, file), &reference, "{name}");
+            ceilings += reference.len();
+            let graph = PhaseGraph::build(policy);
+            let reference = check::flow::check(&whole, graph.as_ref());
+            assert_eq!(
+                phase_graph(db, ws, file),
+                &(graph, reference.clone()),
+                "{name}"
+            );
+            flows += reference.len();
+            let decls = parse_file(db, file)
+                .chunks
+                .iter()
+                .flat_map(|c| placed(db, c.placed).parse.decls.iter())
+                .map(|d| &d.kind);
+            let reference = expand_tests(file.path(db), decls);
+            assert_eq!(stable_tests(db, file), &reference, "{name}");
+            tests += reference.tests.len() + reference.diagnostics.len();
+        }
+        assert!(
+            files.len() > 100 && migrations > 5 && ceilings > 3 && flows > 3 && tests > 3,
+            "{} files: {migrations} migration, {ceilings} ceiling and {flows} flow findings, {tests} tests",
             files.len()
         );
     }
