@@ -16,7 +16,7 @@ pub mod types;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::types::Type;
-use crate::model::{EffectivePolicy, Sourced};
+use crate::model::{EffectivePolicy, ItemNode, Sourced};
 use pmf_syntax::ast::Authority;
 use pmf_syntax::ast::Ident;
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
@@ -58,27 +58,29 @@ impl<'a> Context<'a> {
     /// The context of `policy` whose schema ([`crate::model::types::schema`]) is built
     /// already (the database builds it once for every check family).
     pub(crate) fn with_schema(policy: &'a EffectivePolicy, schema: Type) -> Self {
-        let categories: Vec<&str> = policy
-            .categories()
-            .map(|(_, c)| c.name.name.as_str())
-            .collect();
-        let migrations: Vec<&str> = policy
-            .migrations()
-            .map(|(_, m)| m.name.name.as_str())
-            .collect();
+        // One pass over the items (a policy has tens of thousands).
+        let mut categories: Vec<&str> = Vec::new();
+        let mut migrations: Vec<&str> = Vec::new();
         let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::default();
         let mut authorities = HashMap::default();
-        for (item, authority) in policy.authorities() {
-            authorities.insert(authority.name.name.as_str(), authority);
-            for entry in &authority.governs {
-                governors
-                    .entry(entry.name.as_str())
-                    .or_default()
-                    .push(Governor {
-                        item,
-                        authority,
-                        entry,
-                    });
+        for item in &policy.items {
+            match &item.node {
+                ItemNode::Category(c) => categories.push(c.name.name.as_str()),
+                ItemNode::Migration(m) => migrations.push(m.name.name.as_str()),
+                ItemNode::Authority(authority) => {
+                    authorities.insert(authority.name.name.as_str(), authority);
+                    for entry in &authority.governs {
+                        governors
+                            .entry(entry.name.as_str())
+                            .or_default()
+                            .push(Governor {
+                                item,
+                                authority,
+                                entry,
+                            });
+                    }
+                }
+                _ => {}
             }
         }
         Context {

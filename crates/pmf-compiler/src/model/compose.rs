@@ -1,6 +1,8 @@
 //! Composition: turning one file's declarations into keyed items and fusing
 //! them with the effective policies of its parents (`extends`, `override`).
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
@@ -462,8 +464,10 @@ pub fn compose<'a>(
     let mut diags = Vec::new();
     let inherited_len: usize = parents.iter().map(|p| p.policy.items.len()).sum();
     let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own.len());
-    // Keys are borrowed from the items, which outlive the composition.
-    let mut index: HashMap<&'a ItemKey, usize> = HashMap::default();
+    // Keys are borrowed from the items, which outlive the composition. Each
+    // key's slot in `items` and, for the policy's own keys, the place of
+    // its first declaration: one map, so that each item hashes its key once.
+    let mut index: HashMap<&'a ItemKey, (usize, Option<Place>)> = HashMap::default();
     index.reserve(inherited_len + own.len());
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
@@ -486,13 +490,14 @@ pub fn compose<'a>(
                 }
                 continue;
             }
-            match index.get(&item.key) {
-                None => {
-                    index.insert(&item.key, items.len());
+            match index.entry(&item.key) {
+                Entry::Vacant(slot) => {
+                    slot.insert((items.len(), None));
                     items.push(item.clone());
                     from_parent.push(pi);
                 }
-                Some(&at) => {
+                Entry::Occupied(slot) => {
+                    let at = slot.get().0;
                     // `items` and `from_parent` grow together: `at` is in both.
                     let (Some(existing), Some(first)) = (
                         items.get(at),
@@ -523,8 +528,6 @@ pub fn compose<'a>(
     let inherited = items.len();
     let mut overridden = Vec::new();
 
-    let mut own_first: HashMap<&'a ItemKey, Place> = HashMap::default();
-    own_first.reserve(own.len());
     for item in own {
         if matches!(item.node, ItemNode::Key(_)) {
             // Added to the parents' keys, never replacing one; the key checks
@@ -548,7 +551,16 @@ pub fn compose<'a>(
             items.push(item.clone());
             continue;
         }
-        if let Some(first) = own_first.get(&item.key) {
+        let slot = match index.entry(&item.key) {
+            Entry::Occupied(slot) => Some(slot.into_mut()),
+            Entry::Vacant(slot) => {
+                // A key neither inherited nor declared before.
+                let at = items.len();
+                slot.insert((at, Some(item.name_span)));
+                None
+            }
+        };
+        if let Some((_, Some(first))) = slot {
             diags.push(
                 Diagnostic::new(
                     Code::DuplicateDeclaration,
@@ -562,9 +574,10 @@ pub fn compose<'a>(
             );
             continue;
         }
-        own_first.insert(&item.key, item.name_span);
-        match index.get(&item.key).copied() {
-            Some(at) if at < inherited => {
+        match slot {
+            Some((at, first)) if *at < inherited => {
+                *first = Some(item.name_span);
+                let at = *at;
                 let Some(slot) = items.get_mut(at) else {
                     continue;
                 };
@@ -630,7 +643,6 @@ pub fn compose<'a>(
                     };
                     diags.push(d);
                 }
-                index.insert(&item.key, items.len());
                 items.push(item.clone());
             }
         }
