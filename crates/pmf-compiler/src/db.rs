@@ -395,8 +395,9 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
 pub struct PlacedFacts {
     /// The chunk's syntax tree and syntax diagnostics.
     pub parse: ChunkParse,
-    /// The keyed items the chunk declares.
-    pub items: Vec<Arc<Sourced>>,
+    /// The keyed items the chunk declares (shared: a file's items are its
+    /// chunks' lists, [`StableItems`]).
+    pub items: Arc<[Arc<Sourced>]>,
     /// Its `policy` header, if it is one.
     pub header: Option<PolicyHeader>,
     /// Kinds and keywords of its declarations.
@@ -415,10 +416,10 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     let places = PlaceMap::chunk(base);
     let mut out = PlacedFacts::default();
     let file = shared_path(path);
+    let mut items = Vec::new();
     for decl in &parse.decls {
         out.heads.push(DeclHead::of(decl));
-        out.items
-            .extend(compose::items_of_decl(&file, text, &places, decl));
+        items.extend(compose::items_of_decl(&file, text, &places, decl));
         match &decl.kind {
             DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
             DeclKind::Test(t) => {
@@ -434,7 +435,7 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     out.parse = parse;
     // Kept for as long as the file is open: no spare room.
     out.heads.shrink_to_fit();
-    out.items.shrink_to_fit();
+    out.items = items.into();
     out
 }
 
@@ -479,7 +480,7 @@ pub(crate) struct StableFile {
     /// The first `policy` header.
     pub header: Option<PolicyHeader>,
     /// The keyed items, in source order.
-    pub items: Vec<Arc<Sourced>>,
+    pub items: StableItems,
     /// The syntax diagnostics, in the order of [`syntax::parse`], then the
     /// `override`s of tests.
     pub diagnostics: Vec<Diagnostic>,
@@ -501,7 +502,9 @@ pub(crate) fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableF
     let mut broken_header = false;
     for f in &facts {
         out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
-        out.items.extend(f.items.iter().cloned());
+        if !f.items.is_empty() {
+            out.items.chunks.push(f.items.clone());
+        }
         heads.extend(f.heads.iter().copied());
         broken_header |= f.parse.broken_header;
         if out.header.is_none() {
@@ -522,9 +525,35 @@ pub fn stable_header(db: &dyn salsa::Database, file: SourceFile) -> Option<Polic
     stable_file(db, file).header.clone()
 }
 
+/// The keyed items of a file, in order: its chunks' lists of items, shared
+/// with [`placed`] (a file's items are not copied one by one after each
+/// edit, nor compared one by one: an unchanged chunk's list is the same).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StableItems {
+    /// The lists of the chunks that declare items, in order.
+    pub chunks: Vec<Arc<[Arc<Sourced>]>>,
+}
+
+impl StableItems {
+    /// Every item, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Sourced>> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// How many items there are.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.len()).sum()
+    }
+
+    /// True without items.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
 /// The keyed items of a file, in stable places.
 #[salsa::tracked(returns(ref))]
-pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<Sourced>> {
+pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> StableItems {
     stable_file(db, file).items.clone()
 }
 
@@ -671,7 +700,7 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
     let (policy, composition) = compose::compose(
         path,
         header.as_ref(),
-        stable_items(db, file),
+        &stable_items(db, file).chunks,
         &parent_refs,
         parents_complete,
     );

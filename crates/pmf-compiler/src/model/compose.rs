@@ -450,25 +450,26 @@ pub struct Parent<'a> {
     pub policy: &'a EffectivePolicy,
 }
 
-/// Fuse `own` items over the parents' effective policies. When a parent
+/// Fuse `own` items (in lists, one per chunk) over the parents' effective policies. When a parent
 /// could not be resolved (`parents_complete` false), an `override` of
 /// something no known parent has is not reported: the missing parent may
 /// well have it.
 pub fn compose<'a>(
     file: &str,
     header: Option<&PolicyHeader>,
-    own: &'a [Arc<Sourced>],
+    own: &'a [Arc<[Arc<Sourced>]>],
     parents: &[Parent<'a>],
     parents_complete: bool,
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let inherited_len: usize = parents.iter().map(|p| p.policy.items.len()).sum();
-    let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own.len());
+    let own_len: usize = own.iter().map(|c| c.len()).sum();
+    let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own_len);
     // Keys are borrowed from the items, which outlive the composition. Each
     // key's slot in `items` and, for the policy's own keys, the place of
     // its first declaration: one map, so that each item hashes its key once.
     let mut index: HashMap<&'a ItemKey, (usize, Option<Place>)> = HashMap::default();
-    index.reserve(inherited_len + own.len());
+    index.reserve(inherited_len + own_len);
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
     let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
@@ -528,7 +529,7 @@ pub fn compose<'a>(
     let inherited = items.len();
     let mut overridden = Vec::new();
 
-    for item in own {
+    for item in own.iter().flat_map(|c| c.iter()) {
         if matches!(item.node, ItemNode::Key(_)) {
             // Added to the parents' keys, never replacing one; the key checks
             // report a key declared twice or for two authorities.
