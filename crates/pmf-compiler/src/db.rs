@@ -976,7 +976,7 @@ pub(crate) fn test_checks(
 #[salsa::tracked(returns(ref))]
 pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let (graph, _) = phase_graph(db, ws, file);
-    check::lints::check(&context(db, ws, file), graph.as_ref(), file.path(db))
+    check::lints::check(&resolve(db, ws, file).policy, graph.as_ref(), file.path(db))
 }
 
 /// Every diagnostic of a file, sorted and without duplicates.

@@ -5,19 +5,23 @@
 
 use rustc_hash::FxHashSet as HashSet;
 
-use super::Context;
 use crate::graph::PhaseGraph;
-use crate::model::{DIMENSIONS, ItemNode};
+use crate::model::{DIMENSIONS, EffectivePolicy, ItemNode};
 #[cfg(test)]
 use pmf_syntax::ast::ExprKind;
 use pmf_syntax::ast::MigrationItemKind;
 use pmf_syntax::diagnostics::{Code, Diagnostic};
 
-/// Run the lints for the items `file` declares.
-pub(crate) fn check(cx: &Context<'_>, graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic> {
+/// Run the lints for the items `file` declares (they read the policy
+/// alone, none of the name indexes of the checks' `Context`).
+pub(crate) fn check(
+    policy: &EffectivePolicy,
+    graph: Option<&PhaseGraph>,
+    file: &str,
+) -> Vec<Diagnostic> {
     let mut out = phases_without_rite(graph, file);
-    out.extend(unused_declarations(cx, file));
-    out.extend(dimensions_not_covered(cx, file));
+    out.extend(unused_declarations(policy, file));
+    out.extend(dimensions_not_covered(policy, file));
     out
 }
 
@@ -48,10 +52,9 @@ fn phases_without_rite(graph: Option<&PhaseGraph>, file: &str) -> Vec<Diagnostic
 
 /// PMF902: an authority of the file that governs and approves nothing, or
 /// a partner field that nothing reads.
-fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
+fn unused_declarations(policy: &EffectivePolicy, file: &str) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let approvers: HashSet<&str> = cx
-        .policy
+    let approvers: HashSet<&str> = policy
         .migrations()
         .flat_map(|(_, m)| m.items.iter())
         .filter_map(|i| match &i.kind {
@@ -60,7 +63,7 @@ fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
         })
         .flatten()
         .collect();
-    for (s, a) in cx.policy.authorities().filter(|(s, _)| *s.file == *file) {
+    for (s, a) in policy.authorities().filter(|(s, _)| *s.file == *file) {
         if a.governs.is_empty() && !approvers.contains(a.name.name.as_str()) {
             out.push(
                 Diagnostic::new(
@@ -81,8 +84,8 @@ fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
         }
     }
 
-    let used = used_fields(cx);
-    for (s, f) in cx.policy.fields().filter(|(s, _)| *s.file == *file) {
+    let used = used_fields(policy);
+    for (s, f) in policy.fields().filter(|(s, _)| *s.file == *file) {
         if f.name.name != "id" && !used.contains(f.name.name.as_str()) {
             out.push(
                 Diagnostic::new(
@@ -103,16 +106,11 @@ fn unused_declarations(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
 }
 
 /// PMF903: a validation dimension the file's policy has no checks for.
-fn dimensions_not_covered(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
+fn dimensions_not_covered(policy: &EffectivePolicy, file: &str) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    if cx.policy.file == file {
-        let covered: HashSet<&str> = cx
-            .policy
-            .checks()
-            .map(|(_, d, _)| d.name.as_str())
-            .collect();
-        let validation_span = cx
-            .policy
+    if policy.file == file {
+        let covered: HashSet<&str> = policy.checks().map(|(_, d, _)| d.name.as_str()).collect();
+        let validation_span = policy
             .items
             .iter()
             .find(|s| *s.file == *file && matches!(s.node, ItemNode::Check(..)))
@@ -120,7 +118,7 @@ fn dimensions_not_covered(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
                 ItemNode::Check(d, _) => d.span,
                 _ => s.name_span,
             })
-            .unwrap_or(cx.policy.header_span);
+            .unwrap_or(policy.header_span);
         for d in DIMENSIONS {
             if !covered.contains(d) {
                 out.push(
@@ -137,12 +135,12 @@ fn dimensions_not_covered(cx: &Context<'_>, file: &str) -> Vec<Diagnostic> {
 /// The fields the policy reads: what each of its items reads
 /// ([`Sourced::reads`](crate::model::Sourced::reads), worked out when the
 /// item was parsed).
-fn used_fields<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
+fn used_fields(policy: &EffectivePolicy) -> HashSet<&str> {
     let mut used = HashSet::default();
     // Neighbouring items mostly read the same fields: a read equal to the
     // one before it is in the set already.
     let mut last = None;
-    for read in cx.policy.items.iter().flat_map(|s| s.reads.iter()) {
+    for read in policy.items.iter().flat_map(|s| s.reads.iter()) {
         let read = read.as_str();
         if last != Some(read) {
             used.insert(read);
@@ -158,9 +156,9 @@ mod tests {
 
     /// The reference: every field path of every expression, category and
     /// ceiling of the policy, walked again.
-    fn walked<'a>(cx: &'a Context<'_>) -> HashSet<&'a str> {
+    fn walked(policy: &EffectivePolicy) -> HashSet<&str> {
         let mut used = HashSet::default();
-        for (_, _, e) in cx.policy.expressions() {
+        for (_, _, e) in policy.expressions() {
             let mut stack = vec![e];
             while let Some(e) = stack.pop() {
                 match &e.kind {
@@ -180,7 +178,7 @@ mod tests {
                 }
             }
         }
-        for (_, c) in cx.policy.categories() {
+        for (_, c) in policy.categories() {
             used.extend(
                 c.covers
                     .iter()
@@ -188,7 +186,7 @@ mod tests {
                     .map(|s| s.name.as_str()),
             );
         }
-        for (_, c) in cx.policy.ceilings() {
+        for (_, c) in policy.ceilings() {
             used.extend(c.field.segments.first().map(|s| s.name.as_str()));
         }
         used
@@ -203,8 +201,7 @@ mod tests {
             if policy.items.is_empty() {
                 continue;
             }
-            let cx = Context::new(policy);
-            assert_eq!(used_fields(&cx), walked(&cx), "{}", file.display());
+            assert_eq!(used_fields(policy), walked(policy), "{}", file.display());
             checked += 1;
         }
         assert!(checked >= 3, "only {checked} example policies");

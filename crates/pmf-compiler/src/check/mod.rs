@@ -17,8 +17,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::types::Type;
 use crate::model::{EffectivePolicy, ItemNode, Sourced};
-use pmf_syntax::ast::Authority;
 use pmf_syntax::ast::Ident;
+use pmf_syntax::ast::{self, Authority};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// What every check reads: the policy, its schema and name indexes built
@@ -34,6 +34,22 @@ pub(crate) struct Context<'a> {
     migrations: Vec<&'a str>,
     migration_set: HashSet<&'a str>,
     governors: HashMap<&'a str, Vec<Governor<'a>>>,
+    /// The items of each kind the checks look through, in order (what the
+    /// policy's accessors give, gathered in one pass: each accessor walks
+    /// every item of the policy, tens of thousands).
+    kinds: Kinds<'a>,
+}
+
+/// The policy's items of the kinds the name, governance and key checks
+/// walk, in the policy's order.
+#[derive(Default)]
+struct Kinds<'a> {
+    authorities: Vec<(&'a Sourced, &'a Authority)>,
+    categories: Vec<(&'a Sourced, &'a ast::Category)>,
+    migrations: Vec<(&'a Sourced, &'a ast::Migration)>,
+    keys: Vec<(&'a Sourced, &'a ast::Key)>,
+    checks: Vec<(&'a Sourced, &'a Ident, &'a ast::Check)>,
+    rites: Vec<(&'a Sourced, &'a ast::Rite)>,
 }
 
 /// An authority's claim to govern a category: where it is written.
@@ -63,11 +79,23 @@ impl<'a> Context<'a> {
         let mut migrations: Vec<&str> = Vec::new();
         let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::default();
         let mut authorities = HashMap::default();
+        let mut kinds = Kinds::default();
         for item in &policy.items {
+            let item: &'a Sourced = item;
             match &item.node {
-                ItemNode::Category(c) => categories.push(c.name.name.as_str()),
-                ItemNode::Migration(m) => migrations.push(m.name.name.as_str()),
+                ItemNode::Category(c) => {
+                    categories.push(c.name.name.as_str());
+                    kinds.categories.push((item, c));
+                }
+                ItemNode::Migration(m) => {
+                    migrations.push(m.name.name.as_str());
+                    kinds.migrations.push((item, m));
+                }
+                ItemNode::Key(k) => kinds.keys.push((item, k)),
+                ItemNode::Check(d, c) => kinds.checks.push((item, d, c)),
+                ItemNode::Rite(r) => kinds.rites.push((item, r)),
                 ItemNode::Authority(authority) => {
+                    kinds.authorities.push((item, authority));
                     authorities.insert(authority.name.name.as_str(), authority);
                     for entry in &authority.governs {
                         governors
@@ -92,7 +120,42 @@ impl<'a> Context<'a> {
             migration_set: migrations.iter().copied().collect(),
             migrations,
             governors,
+            kinds,
         }
+    }
+
+    /// The policy's authorities ([`EffectivePolicy::authorities`]).
+    pub(crate) fn authorities(&self) -> impl Iterator<Item = (&'a Sourced, &'a Authority)> + '_ {
+        self.kinds.authorities.iter().copied()
+    }
+
+    /// The policy's categories ([`EffectivePolicy::categories`]).
+    pub(crate) fn categories(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Category)> + '_ {
+        self.kinds.categories.iter().copied()
+    }
+
+    /// The policy's migration types ([`EffectivePolicy::migrations`]).
+    pub(crate) fn migrations(
+        &self,
+    ) -> impl Iterator<Item = (&'a Sourced, &'a ast::Migration)> + '_ {
+        self.kinds.migrations.iter().copied()
+    }
+
+    /// The policy's authority keys ([`EffectivePolicy::keys`]).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Key)> + '_ {
+        self.kinds.keys.iter().copied()
+    }
+
+    /// The policy's validation checks ([`EffectivePolicy::checks`]).
+    pub(crate) fn checks(
+        &self,
+    ) -> impl Iterator<Item = (&'a Sourced, &'a Ident, &'a ast::Check)> + '_ {
+        self.kinds.checks.iter().copied()
+    }
+
+    /// The policy's rites ([`EffectivePolicy::rites`]).
+    pub(crate) fn rites(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Rite)> + '_ {
+        self.kinds.rites.iter().copied()
     }
 
     /// True when the policy declares category `name`.
@@ -122,8 +185,7 @@ impl<'a> Context<'a> {
 
     /// Names of the declared authorities.
     pub(crate) fn authority_names(&self) -> Vec<&'a str> {
-        self.policy
-            .authorities()
+        self.authorities()
             .map(|(_, a)| a.name.name.as_str())
             .collect()
     }
@@ -177,4 +239,35 @@ pub fn unknown(
     .with_label(format!("no {what} of this name"))
     .with_help_opt(help)
     .with_fixes(close.map(|c| Fix::certain(ident.span, c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The items of each kind the context gathers are those the policy's
+    /// accessors give, in order, on every example and fixture.
+    #[test]
+    fn the_kinds_gathered_are_the_policys_accessors() {
+        fn same<T>(a: impl Iterator<Item = T>, b: impl Iterator<Item = T>) -> bool
+        where
+            T: Copy + PartialEq,
+        {
+            a.eq(b)
+        }
+        let files = crate::test_files::policies(&["examples", "tests/fixtures"]);
+        for path in &files {
+            let (session, file) = crate::test_files::session_of(path);
+            let policy = &crate::db::resolve(session.db(), session.workspace, file).policy;
+            let cx = Context::new(policy);
+            let name = path.display();
+            assert!(same(cx.authorities(), policy.authorities()), "{name}");
+            assert!(same(cx.categories(), policy.categories()), "{name}");
+            assert!(same(cx.migrations(), policy.migrations()), "{name}");
+            assert!(same(cx.keys(), policy.keys()), "{name}");
+            assert!(same(cx.checks(), policy.checks()), "{name}");
+            assert!(same(cx.rites(), policy.rites()), "{name}");
+        }
+        assert!(files.len() > 100);
+    }
 }
