@@ -721,10 +721,15 @@ pub(crate) fn typed_items(
     ws: Workspace,
     file: SourceFile,
 ) -> Vec<Arc<Sourced>> {
-    (resolve(db, ws, file).policy.items.iter())
-        .filter(|s| s.node.is_typed())
-        .cloned()
-        .collect()
+    filtered(&resolve(db, ws, file).policy.items, |s| s.node.is_typed())
+}
+
+/// The items `keep` accepts, in order, in a vector of their number (kept
+/// while the file is open: collected, it could hold twice the room).
+fn filtered(items: &[Arc<Sourced>], keep: impl Fn(&Sourced) -> bool) -> Vec<Arc<Sourced>> {
+    let mut out = Vec::with_capacity(items.iter().filter(|s| keep(s)).count());
+    out.extend(items.iter().filter(|s| keep(s)).cloned());
+    out
 }
 
 /// The partner schema of a file's effective policy as one record type
@@ -755,10 +760,9 @@ pub(crate) fn schema_fields(
     ws: Workspace,
     file: SourceFile,
 ) -> Vec<Arc<Sourced>> {
-    (typed_items(db, ws, file).iter())
-        .filter(|s| matches!(s.node, ItemNode::Field(_)))
-        .cloned()
-        .collect()
+    filtered(typed_items(db, ws, file), |s| {
+        matches!(s.node, ItemNode::Field(_))
+    })
 }
 
 /// The schema of a policy without fields, for the [`Context`] of checks
@@ -777,7 +781,7 @@ fn projected(policy: &EffectivePolicy, keep: impl Fn(&Sourced) -> bool) -> Effec
         file: policy.file.clone(),
         header_span: policy.header_span,
         lineage: policy.lineage.clone(),
-        items: policy.items.iter().filter(|s| keep(s)).cloned().collect(),
+        items: filtered(&policy.items, keep),
         overridden: Vec::new(),
     }
 }

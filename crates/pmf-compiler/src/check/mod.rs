@@ -41,14 +41,14 @@ pub(crate) struct Context<'a> {
 }
 
 /// The policy's items of the kinds the name, governance and key checks
-/// walk, in the policy's order.
+/// walk, in the policy's order (not the validation checks: a list of them
+/// per context, two contexts at once, was a megabyte of a large check).
 #[derive(Default)]
 struct Kinds<'a> {
     authorities: Vec<(&'a Sourced, &'a Authority)>,
     categories: Vec<(&'a Sourced, &'a ast::Category)>,
     migrations: Vec<(&'a Sourced, &'a ast::Migration)>,
     keys: Vec<(&'a Sourced, &'a ast::Key)>,
-    checks: Vec<(&'a Sourced, &'a Ident, &'a ast::Check)>,
     rites: Vec<(&'a Sourced, &'a ast::Rite)>,
 }
 
@@ -92,7 +92,6 @@ impl<'a> Context<'a> {
                     kinds.migrations.push((item, m));
                 }
                 ItemNode::Key(k) => kinds.keys.push((item, k)),
-                ItemNode::Check(d, c) => kinds.checks.push((item, d, c)),
                 ItemNode::Rite(r) => kinds.rites.push((item, r)),
                 ItemNode::Authority(authority) => {
                     kinds.authorities.push((item, authority));
@@ -144,13 +143,6 @@ impl<'a> Context<'a> {
     /// The policy's authority keys ([`EffectivePolicy::keys`]).
     pub(crate) fn keys(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Key)> + '_ {
         self.kinds.keys.iter().copied()
-    }
-
-    /// The policy's validation checks ([`EffectivePolicy::checks`]).
-    pub(crate) fn checks(
-        &self,
-    ) -> impl Iterator<Item = (&'a Sourced, &'a Ident, &'a ast::Check)> + '_ {
-        self.kinds.checks.iter().copied()
     }
 
     /// The policy's rites ([`EffectivePolicy::rites`]).
@@ -265,7 +257,6 @@ mod tests {
             assert!(same(cx.categories(), policy.categories()), "{name}");
             assert!(same(cx.migrations(), policy.migrations()), "{name}");
             assert!(same(cx.keys(), policy.keys()), "{name}");
-            assert!(same(cx.checks(), policy.checks()), "{name}");
             assert!(same(cx.rites(), policy.rites()), "{name}");
         }
         assert!(files.len() > 100);

@@ -118,7 +118,8 @@ fn unknown_migrations(cx: &Context<'_>) -> Vec<Diagnostic> {
 
 /// PMF110: a validation check of a dimension that is not one of the six.
 fn unknown_dimensions(cx: &Context<'_>) -> Vec<Diagnostic> {
-    cx.checks()
+    cx.policy
+        .checks()
         .filter(|(_, dim, _)| !DIMENSIONS.contains(&dim.name.as_str()))
         .map(|(s, dim, _)| {
             unknown(

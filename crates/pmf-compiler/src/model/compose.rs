@@ -466,9 +466,10 @@ pub fn compose<'a>(
     let own_len: usize = own.iter().map(|c| c.len()).sum();
     let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own_len);
     // Keys are borrowed from the items, which outlive the composition. Each
-    // key's slot in `items` and, for the policy's own keys, the place of
-    // its first declaration: one map, so that each item hashes its key once.
-    let mut index: HashMap<&'a ItemKey, (usize, Option<Place>)> = HashMap::default();
+    // key's slot in `items` and whether the policy itself declares it (its
+    // first declaration is then the item in the slot): one map, so that
+    // each item hashes its key once.
+    let mut index: HashMap<&'a ItemKey, (usize, bool)> = HashMap::default();
     index.reserve(inherited_len + own_len);
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
@@ -493,7 +494,7 @@ pub fn compose<'a>(
             }
             match index.entry(&item.key) {
                 Entry::Vacant(slot) => {
-                    slot.insert((items.len(), None));
+                    slot.insert((items.len(), false));
                     items.push(item.clone());
                     from_parent.push(pi);
                 }
@@ -557,11 +558,12 @@ pub fn compose<'a>(
             Entry::Vacant(slot) => {
                 // A key neither inherited nor declared before.
                 let at = items.len();
-                slot.insert((at, Some(item.name_span)));
+                slot.insert((at, true));
                 None
             }
         };
-        if let Some((_, Some(first))) = slot {
+        if let Some(&mut (at, true)) = slot {
+            let first = items.get(at).map_or(item.name_span, |i| i.name_span);
             diags.push(
                 Diagnostic::new(
                     Code::DuplicateDeclaration,
@@ -570,14 +572,14 @@ pub fn compose<'a>(
                     format!("`{}` is declared twice", item.key.describe()),
                 )
                 .with_label("declared again here")
-                .with_secondary(file, *first, "first declared here")
+                .with_secondary(file, first, "first declared here")
                 .with_help("remove one of the two declarations or give them different names"),
             );
             continue;
         }
         match slot {
-            Some((at, first)) if *at < inherited => {
-                *first = Some(item.name_span);
+            Some((at, own)) if *at < inherited => {
+                *own = true;
                 let at = *at;
                 let Some(slot) = items.get_mut(at) else {
                     continue;
