@@ -459,3 +459,170 @@ fn labels_in_edited_parents_equal_fresh_sessions() {
         }
     }
 }
+
+/// A policy whose migration, ceiling, flow and test checks each find
+/// something, so that an edit that changes their findings shows.
+const FAMILIES: &str = "policy families extends kwanus\n\n\
+authority Ops \"Operations\" governs region_cat\n\
+category region_cat \"Regions\" covers region\n\
+partner {\n  region: string\n  tier: number\n}\n\n\
+migration early \"Early\" {\n  when partner.tier > 2\n  touches region_cat\n  approve by Ops\n}\n\n\
+migration late \"Late\" {\n  when partner.tier > 3\n  touches region_cat\n  approve by Ops\n}\n\n\
+override order forced, guided, early, late, soft\n\n\
+compatibility {\n  region_kept: target.region == partner.region else restrict\n}\n\n\
+ceiling tier <= \"high\"\n\n\
+rite continuity \"carry on\"\n\n\
+fixture base {\n  id: \"p\"\n  tier: 1\n}\n\n\
+test \"kept\" {\n  partner like bsae { tier: 2 }\n  target { version: 1.5.0 }\n  expect outcome completed\n}\n";
+
+/// Declarations added, changed and removed in the middle of `FAMILIES`, in
+/// turn, in one session: after each, the diagnostics equal those of a
+/// fresh session given the same texts (and, shown, those of the text
+/// checked alone), whether the edit reaches the migration, ceiling, flow
+/// and test checks (which then run again) or not (an authority and a
+/// category: they do not).
+#[test]
+fn checks_behind_firewalls_follow_every_edit() {
+    let added = "authority Zz \"Added\" governs zz\ncategory zz \"Added\" covers power\n";
+    let edits: Vec<(String, &[&str])> = vec![
+        (
+            FAMILIES.replacen("partner {", &format!("{added}partner {{"), 1),
+            &[
+                "migration_checks",
+                "ceiling_checks",
+                "phase_graph",
+                "stable_tests",
+                "policy_schema",
+            ],
+        ),
+        // A migration type the order misses, one that shadows `late`.
+        (
+            FAMILIES.replacen(
+                "compatibility {",
+                "migration wide \"Wide\" {\n  when partner.tier > 1\n}\n\ncompatibility {",
+                1,
+            ),
+            &[
+                "phase_graph",
+                "stable_tests",
+                "ceiling_checks",
+                "policy_schema",
+            ],
+        ),
+        (
+            FAMILIES.replace("partner.tier > 3", "partner.tier > 1"),
+            &[
+                "phase_graph",
+                "stable_tests",
+                "ceiling_checks",
+                "policy_schema",
+            ],
+        ),
+        // No order of its own: the inherited one misses both types.
+        (
+            FAMILIES.replace("override order forced, guided, early, late, soft\n", ""),
+            &[
+                "phase_graph",
+                "stable_tests",
+                "ceiling_checks",
+                "policy_schema",
+            ],
+        ),
+        (
+            FAMILIES.replace("else restrict", "else throttle"),
+            &[
+                "phase_graph",
+                "stable_tests",
+                "ceiling_checks",
+                "policy_schema",
+            ],
+        ),
+        (
+            FAMILIES.replace(
+                "ceiling tier <= \"high\"",
+                "ceiling tier <= 4\nceiling region <= 2",
+            ),
+            &[
+                "phase_graph",
+                "stable_tests",
+                "migration_checks",
+                "policy_schema",
+            ],
+        ),
+        (
+            FAMILIES.replace("  tier: number\n", "  tier: string\n"),
+            &["phase_graph", "stable_tests", "migration_checks"],
+        ),
+        (
+            FAMILIES.replace("rite continuity", "rite continuityy"),
+            &[
+                "stable_tests",
+                "migration_checks",
+                "ceiling_checks",
+                "policy_schema",
+            ],
+        ),
+        (
+            FAMILIES.replace("like bsae", "like base"),
+            &[
+                "phase_graph",
+                "migration_checks",
+                "ceiling_checks",
+                "policy_schema",
+            ],
+        ),
+        (
+            FAMILIES.replacen("fixture base", &format!("{added}fixture base"), 1),
+            &[
+                "migration_checks",
+                "ceiling_checks",
+                "phase_graph",
+                "stable_tests",
+                "policy_schema",
+            ],
+        ),
+    ];
+    let (db, log) = Database::with_execution_log();
+    let mut session = Session::new(db);
+    let file = session.set_file("families.pmf", FAMILIES.into());
+    let first = session.check(file);
+    assert!(first.iter().any(|d| d.is_error()), "{first:?}");
+    let mut history = vec![FAMILIES.to_string()];
+    let mut findings = std::collections::BTreeSet::new();
+    for (i, (edited, not_run)) in edits.into_iter().enumerate() {
+        // Each edit is made to `FAMILIES`, checked first.
+        session.set_file("families.pmf", FAMILIES.into());
+        history.push(FAMILIES.into());
+        assert_eq!(session.check(file), first, "before edit {i}");
+        log.lock().unwrap().clear();
+        session.set_file("families.pmf", edited.clone());
+        history.push(edited.clone());
+        let diags = session.check(file);
+        let executions = log.lock().unwrap().clone();
+        for query in not_run {
+            assert_eq!(
+                executed(&executions, query),
+                0,
+                "edit {i}: {query} ran: {executions:?}"
+            );
+        }
+        let mut fresh = Session::default();
+        let mut fresh_file = None;
+        for t in &history {
+            fresh_file = Some(fresh.set_file("families.pmf", t.clone()));
+        }
+        assert_eq!(diags, fresh.check(fresh_file.unwrap()), "edit {i}");
+        let mut alone = Session::default();
+        let alone_file = alone.set_file("families.pmf", edited);
+        assert_eq!(
+            shown(&session, &diags),
+            shown(&alone, &alone.check(alone_file)),
+            "edit {i}"
+        );
+        findings.extend(diags.iter().map(|d| d.code.id().to_string()));
+    }
+    // The edits reached each family's findings.
+    for code in ["PMF112", "PMF603", "PMF606", "PMF607", "PMF801", "PMF803"] {
+        assert!(findings.contains(code), "{code} never found: {findings:?}");
+    }
+}

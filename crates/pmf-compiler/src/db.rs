@@ -27,9 +27,9 @@ use salsa::Setter;
 use crate::check::{self, Context};
 use crate::graph::PhaseGraph;
 use crate::model::EffectivePolicy;
-use crate::model::Sourced;
 use crate::model::compose::{self, Parent};
 use crate::model::fixtures::{ExpandedTests, expand_tests};
+use crate::model::{ItemNode, Sourced};
 use pmf_syntax::ast::{DeclKind, PolicyHeader};
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
@@ -395,8 +395,9 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
 pub struct PlacedFacts {
     /// The chunk's syntax tree and syntax diagnostics.
     pub parse: ChunkParse,
-    /// The keyed items the chunk declares.
-    pub items: Vec<Arc<Sourced>>,
+    /// The keyed items the chunk declares (shared: a file's items are its
+    /// chunks' lists, [`StableItems`]).
+    pub items: Arc<[Arc<Sourced>]>,
     /// Its `policy` header, if it is one.
     pub header: Option<PolicyHeader>,
     /// Kinds and keywords of its declarations.
@@ -415,10 +416,10 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     let places = PlaceMap::chunk(base);
     let mut out = PlacedFacts::default();
     let file = shared_path(path);
+    let mut items = Vec::new();
     for decl in &parse.decls {
         out.heads.push(DeclHead::of(decl));
-        out.items
-            .extend(compose::items_of_decl(&file, text, &places, decl));
+        items.extend(compose::items_of_decl(&file, text, &places, decl));
         match &decl.kind {
             DeclKind::Policy(h) if out.header.is_none() => out.header = Some(h.clone()),
             DeclKind::Test(t) => {
@@ -434,7 +435,7 @@ pub fn placed<'db>(db: &'db dyn salsa::Database, placed: Placed<'db>) -> PlacedF
     out.parse = parse;
     // Kept for as long as the file is open: no spare room.
     out.heads.shrink_to_fit();
-    out.items.shrink_to_fit();
+    out.items = items.into();
     out
 }
 
@@ -479,7 +480,7 @@ pub(crate) struct StableFile {
     /// The first `policy` header.
     pub header: Option<PolicyHeader>,
     /// The keyed items, in source order.
-    pub items: Vec<Arc<Sourced>>,
+    pub items: StableItems,
     /// The syntax diagnostics, in the order of [`syntax::parse`], then the
     /// `override`s of tests.
     pub diagnostics: Vec<Diagnostic>,
@@ -501,7 +502,9 @@ pub(crate) fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableF
     let mut broken_header = false;
     for f in &facts {
         out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
-        out.items.extend(f.items.iter().cloned());
+        if !f.items.is_empty() {
+            out.items.chunks.push(f.items.clone());
+        }
         heads.extend(f.heads.iter().copied());
         broken_header |= f.parse.broken_header;
         if out.header.is_none() {
@@ -522,9 +525,35 @@ pub fn stable_header(db: &dyn salsa::Database, file: SourceFile) -> Option<Polic
     stable_file(db, file).header.clone()
 }
 
+/// The keyed items of a file, in order: its chunks' lists of items, shared
+/// with [`placed`] (a file's items are not copied one by one after each
+/// edit, nor compared one by one: an unchanged chunk's list is the same).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StableItems {
+    /// The lists of the chunks that declare items, in order.
+    pub chunks: Vec<Arc<[Arc<Sourced>]>>,
+}
+
+impl StableItems {
+    /// Every item, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Sourced>> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// How many items there are.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.len()).sum()
+    }
+
+    /// True without items.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
 /// The keyed items of a file, in stable places.
 #[salsa::tracked(returns(ref))]
-pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> Vec<Arc<Sourced>> {
+pub fn stable_items(db: &dyn salsa::Database, file: SourceFile) -> StableItems {
     stable_file(db, file).items.clone()
 }
 
@@ -671,7 +700,7 @@ pub fn resolve(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Res
     let (policy, composition) = compose::compose(
         path,
         header.as_ref(),
-        stable_items(db, file),
+        &stable_items(db, file).chunks,
         &parent_refs,
         parents_complete,
     );
@@ -692,10 +721,15 @@ pub(crate) fn typed_items(
     ws: Workspace,
     file: SourceFile,
 ) -> Vec<Arc<Sourced>> {
-    (resolve(db, ws, file).policy.items.iter())
-        .filter(|s| s.node.is_typed())
-        .cloned()
-        .collect()
+    filtered(&resolve(db, ws, file).policy.items, |s| s.node.is_typed())
+}
+
+/// The items `keep` accepts, in order, in a vector of their number (kept
+/// while the file is open: collected, it could hold twice the room).
+fn filtered(items: &[Arc<Sourced>], keep: impl Fn(&Sourced) -> bool) -> Vec<Arc<Sourced>> {
+    let mut out = Vec::with_capacity(items.iter().filter(|s| keep(s)).count());
+    out.extend(items.iter().filter(|s| keep(s)).cloned());
+    out
 }
 
 /// The partner schema of a file's effective policy as one record type
@@ -708,7 +742,129 @@ pub(crate) fn policy_schema(
     ws: Workspace,
     file: SourceFile,
 ) -> crate::model::types::Type {
-    crate::model::types::schema(&resolve(db, ws, file).policy)
+    // The schema reads the fields alone: built from them (a firewall, like
+    // [`typed_items`]), it is not built again when a rule or a category is
+    // added.
+    crate::model::types::schema(&EffectivePolicy {
+        items: schema_fields(db, ws, file).clone(),
+        ..EffectivePolicy::default()
+    })
+}
+
+/// The partner fields of a file's effective policy, in order: a firewall
+/// in front of [`policy_schema`] (an edit that changes no field leaves it
+/// equal, the same `Arc`s).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn schema_fields(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Arc<Sourced>> {
+    filtered(typed_items(db, ws, file), |s| {
+        matches!(s.node, ItemNode::Field(_))
+    })
+}
+
+/// The schema of a policy without fields, for the [`Context`] of checks
+/// that read none.
+fn no_schema() -> crate::model::types::Type {
+    crate::model::types::schema(&EffectivePolicy::default())
+}
+
+/// `policy` with only the items `keep` accepts (its name, file, header and
+/// lineage kept, nothing overridden): what a firewall query gives a check
+/// family that reads no other item, so that an edit of other items leaves
+/// it equal and the family does not run again.
+fn projected(policy: &EffectivePolicy, keep: impl Fn(&Sourced) -> bool) -> EffectivePolicy {
+    EffectivePolicy {
+        name: policy.name.clone(),
+        file: policy.file.clone(),
+        header_span: policy.header_span,
+        lineage: policy.lineage.clone(),
+        items: filtered(&policy.items, keep),
+        overridden: Vec::new(),
+    }
+}
+
+/// What the migration checks ([`check::migrations`]) read of a file's
+/// effective policy: its migration types, detection order and rules, and,
+/// without an order, the file's last own item (where the proposed `order`
+/// goes). A firewall: adding an authority or a category, or editing a
+/// field or a check, leaves it equal, so [`migration_checks`] does not run
+/// again.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn migration_policy(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> EffectivePolicy {
+    let policy = &resolve(db, ws, file).policy;
+    let last_own = match policy.order() {
+        Some(_) => None,
+        None => (policy.items.iter())
+            .filter(|i| *i.file == *policy.file)
+            .max_by_key(|i| i.span.end),
+    };
+    projected(policy, |s| {
+        matches!(
+            s.node,
+            ItemNode::Migration(_) | ItemNode::Order(_) | ItemNode::Rule(..)
+        ) || last_own.is_some_and(|l| std::ptr::eq(&**l, s))
+    })
+}
+
+/// The migration checks of a file's effective policy, on what they read
+/// ([`migration_policy`]).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn migration_checks(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Diagnostic> {
+    // They read no field: the schema of no policy (not the policy's, which
+    // would make them run again after an edit of a field).
+    let policy = migration_policy(db, ws, file);
+    check::migrations::check(&Context::with_schema(policy, no_schema()))
+}
+
+/// What the ceiling checks ([`check::ceilings`]) read of a file's
+/// effective policy: its ceilings (and the schema, [`policy_schema`]).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn ceiling_policy(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> EffectivePolicy {
+    projected(&resolve(db, ws, file).policy, |s| {
+        matches!(s.node, ItemNode::Ceiling(_))
+    })
+}
+
+/// The ceiling checks of a file's effective policy, on what they read
+/// ([`ceiling_policy`]).
+#[salsa::tracked(returns(ref))]
+pub(crate) fn ceiling_checks(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> Vec<Diagnostic> {
+    check::ceilings::check(&Context::with_schema(
+        ceiling_policy(db, ws, file),
+        policy_schema(db, ws, file).clone(),
+    ))
+}
+
+/// What the phase graph and the flow checks read of a file's effective
+/// policy: its flow and its rites.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn flow_policy(
+    db: &dyn salsa::Database,
+    ws: Workspace,
+    file: SourceFile,
+) -> EffectivePolicy {
+    projected(&resolve(db, ws, file).policy, |s| {
+        matches!(s.node, ItemNode::Flow(_) | ItemNode::Rite(_))
+    })
 }
 
 /// The checks' [`Context`] of a file's effective policy, with the schema
@@ -743,9 +899,12 @@ pub fn phase_graph(
     ws: Workspace,
     file: SourceFile,
 ) -> (Option<PhaseGraph>, Vec<Diagnostic>) {
-    let policy = &resolve(db, ws, file).policy;
+    // The flow and the rites alone ([`flow_policy`]): a declaration of
+    // anything else leaves the graph as it was.
+    let policy = flow_policy(db, ws, file);
     let graph = PhaseGraph::build(policy);
-    let diags = check::flow::check(&context(db, ws, file), graph.as_ref());
+    // The flow checks read no field.
+    let diags = check::flow::check(&Context::with_schema(policy, no_schema()), graph.as_ref());
     (graph, diags)
 }
 
@@ -757,8 +916,9 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
     out.extend(check::health::check(&cx));
     out.extend(check::governance::check(&cx));
     out.extend(check::keys::check(&cx));
-    out.extend(check::migrations::check(&cx));
-    out.extend(check::ceilings::check(&cx));
+    // These two read few items: queries of their own, behind firewalls.
+    out.extend(migration_checks(db, ws, file).iter().cloned());
+    out.extend(ceiling_checks(db, ws, file).iter().cloned());
     out
 }
 
@@ -766,12 +926,32 @@ pub fn policy_checks(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) 
 /// refined from the file's fixtures (see [`crate::model::fixtures`]).
 #[salsa::tracked(returns(ref))]
 pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> ExpandedTests {
-    let decls = parse_file(db, file)
-        .chunks
+    // Only the chunks that declare tests or fixtures ([`test_chunks`]):
+    // a declaration of anything else does not expand the tests again.
+    let decls = test_chunks(db, file)
         .iter()
-        .flat_map(|c| placed(db, c.placed).parse.decls.iter())
+        .flat_map(|c| placed(db, *c).parse.decls.iter())
         .map(|d| &d.kind);
     expand_tests(file.path(db), decls)
+}
+
+/// The chunks of a file that declare a test or a fixture (what
+/// [`stable_tests`] reads), in order: a firewall, equal after an edit of
+/// any other declaration.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn test_chunks<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> Vec<Placed<'db>> {
+    parse_file(db, file)
+        .chunks
+        .iter()
+        .map(|c| c.placed)
+        .filter(|p| {
+            placed(db, *p)
+                .parse
+                .decls
+                .iter()
+                .any(|d| matches!(d.kind, DeclKind::Test(_) | DeclKind::Fixture(_)))
+        })
+        .collect()
 }
 
 /// The checks of a file's `test` declarations against its effective policy.
@@ -800,7 +980,7 @@ pub(crate) fn test_checks(
 #[salsa::tracked(returns(ref))]
 pub fn lints(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let (graph, _) = phase_graph(db, ws, file);
-    check::lints::check(&context(db, ws, file), graph.as_ref(), file.path(db))
+    check::lints::check(&resolve(db, ws, file).policy, graph.as_ref(), file.path(db))
 }
 
 /// Every diagnostic of a file, sorted and without duplicates.
@@ -986,6 +1166,51 @@ mod tests {
         assert!(
             files.len() > 100 && found > 10,
             "{} files, {found} findings",
+            files.len()
+        );
+    }
+
+    /// The firewalls of the migration checks, the ceiling checks, the
+    /// phase graph (and its flow checks) and the tests against their
+    /// references: each run on the whole effective policy (the tests on
+    /// every declaration of the file) finds the same, on every example and
+    /// fixture (findings of each family included).
+    #[test]
+    fn checks_behind_firewalls_find_what_they_find_on_the_whole_policy() {
+        let files = crate::test_files::policies(&["examples", "tests/fixtures"]);
+        let (mut migrations, mut ceilings, mut flows, mut tests) = (0, 0, 0, 0);
+        for path in &files {
+            let (session, file) = crate::test_files::session_of(path);
+            let (db, ws) = (session.db(), session.workspace);
+            let name = path.display();
+            let policy = &resolve(db, ws, file).policy;
+            let whole = Context::new(policy);
+            let reference = check::migrations::check(&whole);
+            assert_eq!(migration_checks(db, ws, file), &reference, "{name}");
+            migrations += reference.len();
+            let reference = check::ceilings::check(&whole);
+            assert_eq!(ceiling_checks(db, ws, file), &reference, "{name}");
+            ceilings += reference.len();
+            let graph = PhaseGraph::build(policy);
+            let reference = check::flow::check(&whole, graph.as_ref());
+            assert_eq!(
+                phase_graph(db, ws, file),
+                &(graph, reference.clone()),
+                "{name}"
+            );
+            flows += reference.len();
+            let decls = parse_file(db, file)
+                .chunks
+                .iter()
+                .flat_map(|c| placed(db, c.placed).parse.decls.iter())
+                .map(|d| &d.kind);
+            let reference = expand_tests(file.path(db), decls);
+            assert_eq!(stable_tests(db, file), &reference, "{name}");
+            tests += reference.tests.len() + reference.diagnostics.len();
+        }
+        assert!(
+            files.len() > 100 && migrations > 5 && ceilings > 3 && flows > 3 && tests > 3,
+            "{} files: {migrations} migration, {ceilings} ceiling and {flows} flow findings, {tests} tests",
             files.len()
         );
     }

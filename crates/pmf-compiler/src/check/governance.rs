@@ -25,8 +25,7 @@ fn ungoverned_categories(cx: &Context<'_>) -> Vec<Diagnostic> {
     // Looked up once: per category it made many ungoverned categories
     // quadratic (every category walked every item).
     let first_authority = cx.authority_names().first().copied();
-    cx.policy
-        .categories()
+    cx.categories()
         .filter(|(_, c)| cx.governors_of(&c.name.name).is_empty())
         .map(|(s, c)| {
             dropped_by_override(cx, s, &c.name).unwrap_or_else(|| {
@@ -54,7 +53,7 @@ fn ungoverned_categories(cx: &Context<'_>) -> Vec<Diagnostic> {
 /// at each claim after the first.
 fn doubly_governed_categories(cx: &Context<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (_, c) in cx.policy.categories() {
+    for (_, c) in cx.categories() {
         let [first, rest @ ..] = cx.governors_of(&c.name.name) else {
             continue;
         };
@@ -95,7 +94,6 @@ fn dropped_by_override(cx: &Context<'_>, cat: &Sourced, category: &Ident) -> Opt
         _ => None,
     })?;
     let (item, new) = cx
-        .policy
         .authorities()
         .find(|(s, _)| s.key == old.key && s.override_kw.is_some())?;
     let name = &new.name.name;
@@ -185,8 +183,7 @@ impl Approval<'_> {
 }
 
 fn approvals<'a>(cx: &Context<'a>) -> Vec<Approval<'a>> {
-    cx.policy
-        .migrations()
+    cx.migrations()
         .map(|(s, m)| Approval {
             file: &s.file,
             migration: m,

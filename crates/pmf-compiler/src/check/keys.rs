@@ -29,8 +29,7 @@ pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
 /// PMF103: a key for an authority the policy does not declare.
 fn unknown_key_authorities(cx: &Context<'_>) -> Vec<Diagnostic> {
     let authorities = cx.authority_names();
-    cx.policy
-        .keys()
+    cx.keys()
         .filter(|(_, k)| !cx.has_authority(&k.authority.name))
         .map(|(s, k)| {
             unknown(
@@ -47,8 +46,7 @@ fn unknown_key_authorities(cx: &Context<'_>) -> Vec<Diagnostic> {
 
 /// PMF405: a key that is no usable ed25519 public key.
 fn malformed_keys(cx: &Context<'_>) -> Vec<Diagnostic> {
-    cx.policy
-        .keys()
+    cx.keys()
         .filter_map(|(s, k)| {
             let problem = keys::parse(&k.key.value).err()?;
             Some(malformed(s, k, &problem.describe()))
@@ -72,7 +70,7 @@ fn repeats<'a>(cx: &Context<'a>) -> Vec<Repeat<'a>> {
     let mut out = Vec::new();
     // Well-formed keys by their hex digits, in item order (inherited first).
     let mut seen: HashMap<String, Vec<(&Sourced, &Key)>> = HashMap::default();
-    for (s, k) in cx.policy.keys() {
+    for (s, k) in cx.keys() {
         let Ok(hex) = keys::parse(&k.key.value) else {
             continue;
         };

@@ -16,9 +16,9 @@ pub mod types;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::types::Type;
-use crate::model::{EffectivePolicy, Sourced};
-use pmf_syntax::ast::Authority;
+use crate::model::{EffectivePolicy, ItemNode, Sourced};
 use pmf_syntax::ast::Ident;
+use pmf_syntax::ast::{self, Authority};
 use pmf_syntax::diagnostics::{Code, Diagnostic, Fix, closest};
 
 /// What every check reads: the policy, its schema and name indexes built
@@ -34,6 +34,22 @@ pub(crate) struct Context<'a> {
     migrations: Vec<&'a str>,
     migration_set: HashSet<&'a str>,
     governors: HashMap<&'a str, Vec<Governor<'a>>>,
+    /// The items of each kind the checks look through, in order (what the
+    /// policy's accessors give, gathered in one pass: each accessor walks
+    /// every item of the policy, tens of thousands).
+    kinds: Kinds<'a>,
+}
+
+/// The policy's items of the kinds the name, governance and key checks
+/// walk, in the policy's order (not the validation checks: a list of them
+/// per context, two contexts at once, was a megabyte of a large check).
+#[derive(Default)]
+struct Kinds<'a> {
+    authorities: Vec<(&'a Sourced, &'a Authority)>,
+    categories: Vec<(&'a Sourced, &'a ast::Category)>,
+    migrations: Vec<(&'a Sourced, &'a ast::Migration)>,
+    keys: Vec<(&'a Sourced, &'a ast::Key)>,
+    rites: Vec<(&'a Sourced, &'a ast::Rite)>,
 }
 
 /// An authority's claim to govern a category: where it is written.
@@ -58,27 +74,40 @@ impl<'a> Context<'a> {
     /// The context of `policy` whose schema ([`crate::model::types::schema`]) is built
     /// already (the database builds it once for every check family).
     pub(crate) fn with_schema(policy: &'a EffectivePolicy, schema: Type) -> Self {
-        let categories: Vec<&str> = policy
-            .categories()
-            .map(|(_, c)| c.name.name.as_str())
-            .collect();
-        let migrations: Vec<&str> = policy
-            .migrations()
-            .map(|(_, m)| m.name.name.as_str())
-            .collect();
+        // One pass over the items (a policy has tens of thousands).
+        let mut categories: Vec<&str> = Vec::new();
+        let mut migrations: Vec<&str> = Vec::new();
         let mut governors: HashMap<&str, Vec<Governor<'a>>> = HashMap::default();
         let mut authorities = HashMap::default();
-        for (item, authority) in policy.authorities() {
-            authorities.insert(authority.name.name.as_str(), authority);
-            for entry in &authority.governs {
-                governors
-                    .entry(entry.name.as_str())
-                    .or_default()
-                    .push(Governor {
-                        item,
-                        authority,
-                        entry,
-                    });
+        let mut kinds = Kinds::default();
+        for item in &policy.items {
+            let item: &'a Sourced = item;
+            match &item.node {
+                ItemNode::Category(c) => {
+                    categories.push(c.name.name.as_str());
+                    kinds.categories.push((item, c));
+                }
+                ItemNode::Migration(m) => {
+                    migrations.push(m.name.name.as_str());
+                    kinds.migrations.push((item, m));
+                }
+                ItemNode::Key(k) => kinds.keys.push((item, k)),
+                ItemNode::Rite(r) => kinds.rites.push((item, r)),
+                ItemNode::Authority(authority) => {
+                    kinds.authorities.push((item, authority));
+                    authorities.insert(authority.name.name.as_str(), authority);
+                    for entry in &authority.governs {
+                        governors
+                            .entry(entry.name.as_str())
+                            .or_default()
+                            .push(Governor {
+                                item,
+                                authority,
+                                entry,
+                            });
+                    }
+                }
+                _ => {}
             }
         }
         Context {
@@ -90,7 +119,35 @@ impl<'a> Context<'a> {
             migration_set: migrations.iter().copied().collect(),
             migrations,
             governors,
+            kinds,
         }
+    }
+
+    /// The policy's authorities ([`EffectivePolicy::authorities`]).
+    pub(crate) fn authorities(&self) -> impl Iterator<Item = (&'a Sourced, &'a Authority)> + '_ {
+        self.kinds.authorities.iter().copied()
+    }
+
+    /// The policy's categories ([`EffectivePolicy::categories`]).
+    pub(crate) fn categories(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Category)> + '_ {
+        self.kinds.categories.iter().copied()
+    }
+
+    /// The policy's migration types ([`EffectivePolicy::migrations`]).
+    pub(crate) fn migrations(
+        &self,
+    ) -> impl Iterator<Item = (&'a Sourced, &'a ast::Migration)> + '_ {
+        self.kinds.migrations.iter().copied()
+    }
+
+    /// The policy's authority keys ([`EffectivePolicy::keys`]).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Key)> + '_ {
+        self.kinds.keys.iter().copied()
+    }
+
+    /// The policy's rites ([`EffectivePolicy::rites`]).
+    pub(crate) fn rites(&self) -> impl Iterator<Item = (&'a Sourced, &'a ast::Rite)> + '_ {
+        self.kinds.rites.iter().copied()
     }
 
     /// True when the policy declares category `name`.
@@ -120,8 +177,7 @@ impl<'a> Context<'a> {
 
     /// Names of the declared authorities.
     pub(crate) fn authority_names(&self) -> Vec<&'a str> {
-        self.policy
-            .authorities()
+        self.authorities()
             .map(|(_, a)| a.name.name.as_str())
             .collect()
     }
@@ -175,4 +231,34 @@ pub fn unknown(
     .with_label(format!("no {what} of this name"))
     .with_help_opt(help)
     .with_fixes(close.map(|c| Fix::certain(ident.span, c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The items of each kind the context gathers are those the policy's
+    /// accessors give, in order, on every example and fixture.
+    #[test]
+    fn the_kinds_gathered_are_the_policys_accessors() {
+        fn same<T>(a: impl Iterator<Item = T>, b: impl Iterator<Item = T>) -> bool
+        where
+            T: Copy + PartialEq,
+        {
+            a.eq(b)
+        }
+        let files = crate::test_files::policies(&["examples", "tests/fixtures"]);
+        for path in &files {
+            let (session, file) = crate::test_files::session_of(path);
+            let policy = &crate::db::resolve(session.db(), session.workspace, file).policy;
+            let cx = Context::new(policy);
+            let name = path.display();
+            assert!(same(cx.authorities(), policy.authorities()), "{name}");
+            assert!(same(cx.categories(), policy.categories()), "{name}");
+            assert!(same(cx.migrations(), policy.migrations()), "{name}");
+            assert!(same(cx.keys(), policy.keys()), "{name}");
+            assert!(same(cx.rites(), policy.rites()), "{name}");
+        }
+        assert!(files.len() > 100);
+    }
 }

@@ -29,10 +29,9 @@ pub(crate) fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
 fn unknown_categories(cx: &Context<'_>) -> Vec<Diagnostic> {
     let categories = cx.category_names();
     let governed = cx
-        .policy
         .authorities()
         .flat_map(|(s, a)| a.governs.iter().map(move |g| (s, g)));
-    let touched = cx.policy.migrations().flat_map(|(s, m)| {
+    let touched = cx.migrations().flat_map(|(s, m)| {
         m.items
             .iter()
             .filter_map(|item| match &item.kind {
@@ -51,8 +50,7 @@ fn unknown_categories(cx: &Context<'_>) -> Vec<Diagnostic> {
 
 /// PMF106: a category covers a path that is not a field of the schema.
 fn unknown_covered_fields(cx: &Context<'_>) -> Vec<Diagnostic> {
-    cx.policy
-        .categories()
+    cx.categories()
         .flat_map(|(s, c)| c.covers.iter().map(move |path| (s, path)))
         .filter_map(|(s, path)| unknown_field(&s.file, &cx.schema, path))
         .collect()
@@ -62,8 +60,7 @@ fn unknown_covered_fields(cx: &Context<'_>) -> Vec<Diagnostic> {
 /// not declare.
 fn unknown_authorities(cx: &Context<'_>) -> Vec<Diagnostic> {
     let authorities = cx.authority_names();
-    cx.policy
-        .migrations()
+    cx.migrations()
         .flat_map(|(s, m)| {
             m.items
                 .iter()
@@ -95,7 +92,6 @@ fn unknown_migrations(cx: &Context<'_>) -> Vec<Diagnostic> {
     };
     // Suggest only types that detection can try.
     let detectable: Vec<&str> = cx
-        .policy
         .migrations()
         .filter(|(_, m)| {
             m.items
@@ -146,7 +142,7 @@ fn unknown_phases(cx: &Context<'_>) -> Vec<Diagnostic> {
     };
     let mut out = Vec::new();
     let phases: Vec<&str> = f.phases.iter().map(|p| p.name.name.as_str()).collect();
-    for (s, r) in cx.policy.rites() {
+    for (s, r) in cx.rites() {
         if r.phase.name != RELEASE_RITE && !phases.contains(&r.phase.name.as_str()) {
             let mut candidates = phases.clone();
             candidates.push(RELEASE_RITE);

@@ -1,6 +1,8 @@
 //! Composition: turning one file's declarations into keyed items and fusing
 //! them with the effective policies of its parents (`extends`, `override`).
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
@@ -448,23 +450,27 @@ pub struct Parent<'a> {
     pub policy: &'a EffectivePolicy,
 }
 
-/// Fuse `own` items over the parents' effective policies. When a parent
+/// Fuse `own` items (in lists, one per chunk) over the parents' effective policies. When a parent
 /// could not be resolved (`parents_complete` false), an `override` of
 /// something no known parent has is not reported: the missing parent may
 /// well have it.
 pub fn compose<'a>(
     file: &str,
     header: Option<&PolicyHeader>,
-    own: &'a [Arc<Sourced>],
+    own: &'a [Arc<[Arc<Sourced>]>],
     parents: &[Parent<'a>],
     parents_complete: bool,
 ) -> (EffectivePolicy, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let inherited_len: usize = parents.iter().map(|p| p.policy.items.len()).sum();
-    let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own.len());
-    // Keys are borrowed from the items, which outlive the composition.
-    let mut index: HashMap<&'a ItemKey, usize> = HashMap::default();
-    index.reserve(inherited_len + own.len());
+    let own_len: usize = own.iter().map(|c| c.len()).sum();
+    let mut items: Vec<Arc<Sourced>> = Vec::with_capacity(inherited_len + own_len);
+    // Keys are borrowed from the items, which outlive the composition. Each
+    // key's slot in `items` and whether the policy itself declares it (its
+    // first declaration is then the item in the slot): one map, so that
+    // each item hashes its key once.
+    let mut index: HashMap<&'a ItemKey, (usize, bool)> = HashMap::default();
+    index.reserve(inherited_len + own_len);
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
     let mut conflicts: Vec<(usize, Arc<Sourced>, usize)> = Vec::new();
@@ -486,13 +492,14 @@ pub fn compose<'a>(
                 }
                 continue;
             }
-            match index.get(&item.key) {
-                None => {
-                    index.insert(&item.key, items.len());
+            match index.entry(&item.key) {
+                Entry::Vacant(slot) => {
+                    slot.insert((items.len(), false));
                     items.push(item.clone());
                     from_parent.push(pi);
                 }
-                Some(&at) => {
+                Entry::Occupied(slot) => {
+                    let at = slot.get().0;
                     // `items` and `from_parent` grow together: `at` is in both.
                     let (Some(existing), Some(first)) = (
                         items.get(at),
@@ -523,9 +530,7 @@ pub fn compose<'a>(
     let inherited = items.len();
     let mut overridden = Vec::new();
 
-    let mut own_first: HashMap<&'a ItemKey, Place> = HashMap::default();
-    own_first.reserve(own.len());
-    for item in own {
+    for item in own.iter().flat_map(|c| c.iter()) {
         if matches!(item.node, ItemNode::Key(_)) {
             // Added to the parents' keys, never replacing one; the key checks
             // report a key declared twice or for two authorities.
@@ -548,7 +553,17 @@ pub fn compose<'a>(
             items.push(item.clone());
             continue;
         }
-        if let Some(first) = own_first.get(&item.key) {
+        let slot = match index.entry(&item.key) {
+            Entry::Occupied(slot) => Some(slot.into_mut()),
+            Entry::Vacant(slot) => {
+                // A key neither inherited nor declared before.
+                let at = items.len();
+                slot.insert((at, true));
+                None
+            }
+        };
+        if let Some(&mut (at, true)) = slot {
+            let first = items.get(at).map_or(item.name_span, |i| i.name_span);
             diags.push(
                 Diagnostic::new(
                     Code::DuplicateDeclaration,
@@ -557,14 +572,15 @@ pub fn compose<'a>(
                     format!("`{}` is declared twice", item.key.describe()),
                 )
                 .with_label("declared again here")
-                .with_secondary(file, *first, "first declared here")
+                .with_secondary(file, first, "first declared here")
                 .with_help("remove one of the two declarations or give them different names"),
             );
             continue;
         }
-        own_first.insert(&item.key, item.name_span);
-        match index.get(&item.key).copied() {
-            Some(at) if at < inherited => {
+        match slot {
+            Some((at, own)) if *at < inherited => {
+                *own = true;
+                let at = *at;
                 let Some(slot) = items.get_mut(at) else {
                     continue;
                 };
@@ -630,7 +646,6 @@ pub fn compose<'a>(
                     };
                     diags.push(d);
                 }
-                index.insert(&item.key, items.len());
                 items.push(item.clone());
             }
         }
