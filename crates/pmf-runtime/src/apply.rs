@@ -663,7 +663,7 @@ pub fn record_partner(
             let mut chain = if stored.is_some() {
                 batch.chain(&id)?
             } else {
-                batch.new_chain(&id)
+                PartnerChain::start(&id)
             };
             let sealed = batch.seal(&mut chain, &mut walked.events);
             (rows, sealed)

@@ -1500,6 +1500,42 @@ mod tests {
         (entry, a)
     }
 
+    /// A file of the bundled fleet.
+    fn fleet(f: &str) -> std::path::PathBuf {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
+    }
+
+    /// The fleet's policy, compiled.
+    fn fleet_policy() -> CompiledPolicy {
+        crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles")
+    }
+
+    /// Plan `partners` against the fleet's targets into `out`, with
+    /// `header` and no history.
+    fn plan_into(
+        policy: &CompiledPolicy,
+        partners: &Path,
+        observed: &Observed,
+        header: PlanHeader,
+        out: &Path,
+    ) -> Result<Written, PlanError> {
+        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        write_plan(
+            PlanInputs {
+                policy,
+                partners: PartnerStream::open(partners).unwrap(),
+                targets: &targets,
+                observed,
+                history: &History::default(),
+                header,
+                subset: false,
+                review_rows: 0,
+            },
+            out,
+            |_| {},
+        )
+    }
+
     /// A header that binds no file.
     fn blank_header(policy: &CompiledPolicy) -> PlanHeader {
         PlanHeader {
@@ -1529,14 +1565,7 @@ mod tests {
     /// nothing is written; when they are, the plan is written.
     #[test]
     fn the_partners_streamed_must_be_the_partners_hashed() {
-        let fleet = |f: &str| {
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
-        };
-        let policy =
-            crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles");
-        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
-        let observed = Observed::none();
-        let history = History::default();
+        let policy = fleet_policy();
         let dir = tempfile::tempdir().unwrap();
         let bytes = std::fs::read(fleet("partners.json")).unwrap();
         let partners = dir.path().join("partners.json");
@@ -1545,20 +1574,7 @@ mod tests {
         let plan = |hash: String| {
             let mut header = blank_header(&policy);
             header.partners.blake3 = Some(hash);
-            write_plan(
-                PlanInputs {
-                    policy: &policy,
-                    partners: PartnerStream::open(&partners).unwrap(),
-                    targets: &targets,
-                    observed: &observed,
-                    history: &history,
-                    header,
-                    subset: false,
-                    review_rows: 0,
-                },
-                &out,
-                |_| {},
-            )
+            plan_into(&policy, &partners, &Observed::none(), header, &out)
         };
         // Hashed before it changed: the digest of other bytes.
         let mut before = bytes.clone();
@@ -1584,29 +1600,16 @@ mod tests {
     /// whole-file parse, and what that refuses is never read apart.
     #[test]
     fn plans_read_line_by_line_as_the_whole_file_reads() {
-        let fleet = |f: &str| {
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
-        };
-        let policy =
-            crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles");
-        let targets = read_targets(&policy.schema, &fleet("target.json")).unwrap();
+        let policy = fleet_policy();
         let observed = read_observed(&policy.schema, &fleet("observed.json")).unwrap();
-        let history = History::default();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("plan.json");
-        write_plan(
-            PlanInputs {
-                policy: &policy,
-                partners: PartnerStream::open(&fleet("partners.json")).unwrap(),
-                targets: &targets,
-                observed: &observed,
-                history: &history,
-                header: blank_header(&policy),
-                subset: false,
-                review_rows: 0,
-            },
+        plan_into(
+            &policy,
+            &fleet("partners.json"),
+            &observed,
+            blank_header(&policy),
             &out,
-            |_| {},
         )
         .unwrap();
         let written = std::fs::read_to_string(&out).unwrap();
@@ -1697,11 +1700,7 @@ mod tests {
     /// builds, for every partner of the fleet (every type, band and action).
     #[test]
     fn hand_written_lines_are_the_serde_entries() {
-        let fleet = |f: &str| {
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet")).join(f)
-        };
-        let policy =
-            crate::load::load_policy(&[fleet("policy.pmf")]).expect("fleet policy compiles");
+        let policy = fleet_policy();
         let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
         // The fleet's targets (for all, and per partner) read by the index;
         // the reference reads the same file as one JSON tree.

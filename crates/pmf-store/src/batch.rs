@@ -113,48 +113,59 @@ impl PartnerChain {
     /// appended; [`Batch::append_all`] does both at once.
     pub fn seal(&mut self, events: &mut [Event], texts: &Texts) -> SealedRun {
         let first_seq = self.seq + 1;
-        let run = events.len() > 1;
-        let mut stored = Vec::with_capacity(48 * events.len() + 4);
-        if run {
-            stored.push(RUN);
-            put_varint(&mut stored, events.len() as u64);
-        }
-        let mut known = true;
         let mut hashes = Vec::with_capacity(32 * events.len());
         let mut buf = Vec::with_capacity(256);
-        let mut one = Vec::with_capacity(128);
         for event in events.iter_mut() {
             event.partner.clone_from(&self.partner);
             event.seq = (self.seq + 1) as u64;
             buf.clear();
             encode(event, &mut buf);
             let hash = event_digest(&self.prev, &self.partner, event.seq, &buf);
-            if known {
-                one.clear();
-                let mut missing = false;
-                let _ = encode_interned(event, &mut one, &mut |t| {
-                    Ok(texts.id(t).unwrap_or_else(|| {
-                        missing = true;
-                        0
-                    }))
-                });
-                known = !missing;
-                if run {
-                    put_varint(&mut stored, one.len() as u64);
-                }
-                stored.extend_from_slice(&one);
-            }
             hashes.extend_from_slice(&hash);
             self.seq += 1;
             self.prev = hash;
         }
+        // The stored form, when `texts` numbers every text the events repeat.
+        let mut missing = false;
+        let stored = stored_row(events, &mut |t| {
+            Ok(texts.id(t).unwrap_or_else(|| {
+                missing = true;
+                0
+            }))
+        })
+        .ok();
         SealedRun {
             partner: self.partner.clone(),
             first_seq,
-            stored: known.then_some(stored),
+            stored: stored.filter(|_| !missing),
             hashes,
         }
     }
+}
+
+/// `events` as one row of the lineage: each interned
+/// ([`super::lineage::encode_interned`], its texts numbered by `intern`),
+/// several as a run ([`RUN`]: their count, then each with its length).
+fn stored_row(
+    events: &[Event],
+    intern: &mut dyn FnMut(&str) -> Result<u64, StoreError>,
+) -> Result<Vec<u8>, StoreError> {
+    let run = events.len() > 1;
+    let mut stored = Vec::with_capacity(48 * events.len() + 4);
+    if run {
+        stored.push(RUN);
+        put_varint(&mut stored, events.len() as u64);
+    }
+    let mut one = Vec::with_capacity(128);
+    for event in events {
+        one.clear();
+        encode_interned(event, &mut one, intern)?;
+        if run {
+            put_varint(&mut stored, one.len() as u64);
+        }
+        stored.extend_from_slice(&one);
+    }
+    Ok(stored)
 }
 
 /// A partner's run of events sealed by [`PartnerChain::seal`], ready to
@@ -212,12 +223,9 @@ pub struct Batch<'s> {
     operator: &'s OperatorKey,
     store_id: String,
     appended: bool,
-    /// Its stored form (one buffer, reused).
-    one: Vec<u8>,
     /// The store's texts, and those this batch added.
     texts: std::cell::RefCell<Texts>,
-    /// The stored form of the state or event being written (one buffer,
-    /// reused).
+    /// The stored form of the state being written (one buffer, reused).
     packing: std::cell::RefCell<Vec<u8>>,
     /// The last state stored and its stored form (a partner's row and its
     /// new stable version are most often the same state).
@@ -271,7 +279,6 @@ impl Store {
             operator,
             store_id,
             appended: false,
-            one: Vec::with_capacity(512),
             texts: texts.into(),
             packing: Vec::with_capacity(512).into(),
             last_state: None.into(),
@@ -306,11 +313,6 @@ impl Batch<'_> {
             seq,
             prev,
         })
-    }
-
-    /// The chain of a partner known to have no event yet.
-    pub fn new_chain(&self, partner: &str) -> PartnerChain {
-        PartnerChain::start(partner)
     }
 
     /// Append `event` to `chain` (its partner and position are set here);
@@ -362,7 +364,12 @@ impl Batch<'_> {
         }
         let stored = match sealed.stored {
             Some(stored) => stored,
-            None => self.interned_row(events)?,
+            // Texts numbered since it was sealed, or new ones.
+            None => {
+                let mut texts = self.texts.borrow_mut();
+                let tx = &self.tx;
+                stored_row(events, &mut |t| texts.intern(tx, t))?
+            }
         };
         self.tx
             .prepare_cached(
@@ -382,32 +389,6 @@ impl Batch<'_> {
         }
         self.appended = true;
         Ok(())
-    }
-
-    /// The stored form of `events` as one row, each text they repeat
-    /// numbered (added to the table when new).
-    fn interned_row(&mut self, events: &[Event]) -> Result<Vec<u8>, StoreError> {
-        let run = events.len() > 1;
-        let mut stored = Vec::with_capacity(48 * events.len() + 4);
-        if run {
-            stored.push(RUN);
-            put_varint(&mut stored, events.len() as u64);
-        }
-        let mut one = std::mem::take(&mut self.one);
-        for event in events {
-            one.clear();
-            {
-                let mut texts = self.texts.borrow_mut();
-                let tx = &self.tx;
-                encode_interned(event, &mut one, &mut |t| texts.intern(tx, t))?;
-            }
-            if run {
-                put_varint(&mut stored, one.len() as u64);
-            }
-            stored.extend_from_slice(&one);
-        }
-        self.one = one;
-        Ok(stored)
     }
 
     /// Record that the store is governed by `governing` from here on,

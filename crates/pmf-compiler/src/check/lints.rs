@@ -121,39 +121,12 @@ fn unused_declarations(seen: &Seen<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (s, a) in &seen.authorities {
         if a.governs.is_empty() && !seen.approvers.contains(a.name.name.as_str()) {
-            out.push(
-                Diagnostic::new(
-                    Code::UnusedDeclaration,
-                    &s.file,
-                    a.name.span,
-                    format!(
-                        "authority `{}` governs nothing and approves nothing",
-                        a.name.name
-                    ),
-                )
-                .with_label("unused authority")
-                .with_help(
-                    "give it categories with `governs`, name it in an `approve by`, or remove it"
-                        .to_string(),
-                ),
-            );
+            out.push(unused_authority(s, a));
         }
     }
     for (s, f) in &seen.fields {
         if f.name.name != "id" && !seen.used.contains(f.name.name.as_str()) {
-            out.push(
-                Diagnostic::new(
-                    Code::UnusedDeclaration,
-                    &s.file,
-                    f.name.span,
-                    format!("partner field `{}` is never used", f.name.name),
-                )
-                .with_label("no rule, check, category, factor or ceiling reads it")
-                .with_help(format!(
-                    "use it (e.g. in a category's `covers` or a rule `partner.{}`), or remove it",
-                    f.name.name
-                )),
-            );
+            out.push(unused_field(s, f));
         }
     }
     out
@@ -170,15 +143,57 @@ fn dimensions_not_covered(
         let validation_span = seen.validation_span.unwrap_or(policy.header_span);
         for d in DIMENSIONS {
             if !seen.covered.contains(d) {
-                out.push(
-                    Diagnostic::new(Code::DimensionNotCovered, file, validation_span, format!("validation dimension `{d}` has no checks"))
-                        .with_label("validation is incomplete")
-                        .with_help(format!("add `validation {{ {d} {{ name: condition }} }}`; the seed validates all six dimensions before stabilization")),
-                );
+                out.push(dimension_not_covered(file, validation_span, d));
             }
         }
     }
     out
+}
+
+/// PMF902 for authority `a`.
+fn unused_authority(s: &Sourced, a: &Authority) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnusedDeclaration,
+        &s.file,
+        a.name.span,
+        format!(
+            "authority `{}` governs nothing and approves nothing",
+            a.name.name
+        ),
+    )
+    .with_label("unused authority")
+    .with_help(
+        "give it categories with `governs`, name it in an `approve by`, or remove it".to_string(),
+    )
+}
+
+/// PMF902 for partner field `f`.
+fn unused_field(s: &Sourced, f: &FieldDecl) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnusedDeclaration,
+        &s.file,
+        f.name.span,
+        format!("partner field `{}` is never used", f.name.name),
+    )
+    .with_label("no rule, check, category, factor or ceiling reads it")
+    .with_help(format!(
+        "use it (e.g. in a category's `covers` or a rule `partner.{}`), or remove it",
+        f.name.name
+    ))
+}
+
+/// PMF903 for dimension `d`, placed at `span`.
+fn dimension_not_covered(file: &str, span: Place, d: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::DimensionNotCovered,
+        file,
+        span,
+        format!("validation dimension `{d}` has no checks"),
+    )
+    .with_label("validation is incomplete")
+    .with_help(format!(
+        "add `validation {{ {d} {{ name: condition }} }}`; the seed validates all six dimensions before stabilization"
+    ))
 }
 
 /// The fields the policy reads ([`Seen::used`]).
@@ -267,41 +282,14 @@ mod tests {
             .collect();
         for (s, a) in policy.authorities().filter(|(s, _)| *s.file == *file) {
             if a.governs.is_empty() && !approvers.contains(a.name.name.as_str()) {
-                out.push(
-                    Diagnostic::new(
-                        Code::UnusedDeclaration,
-                        &s.file,
-                        a.name.span,
-                        format!(
-                            "authority `{}` governs nothing and approves nothing",
-                            a.name.name
-                        ),
-                    )
-                    .with_label("unused authority")
-                    .with_help(
-                        "give it categories with `governs`, name it in an `approve by`, or remove it"
-                            .to_string(),
-                    ),
-                );
+                out.push(unused_authority(s, a));
             }
         }
 
         let used = walked(policy);
         for (s, f) in policy.fields().filter(|(s, _)| *s.file == *file) {
             if f.name.name != "id" && !used.contains(f.name.name.as_str()) {
-                out.push(
-                    Diagnostic::new(
-                        Code::UnusedDeclaration,
-                        &s.file,
-                        f.name.span,
-                        format!("partner field `{}` is never used", f.name.name),
-                    )
-                    .with_label("no rule, check, category, factor or ceiling reads it")
-                    .with_help(format!(
-                        "use it (e.g. in a category's `covers` or a rule `partner.{}`), or remove it",
-                        f.name.name
-                    )),
-                );
+                out.push(unused_field(s, f));
             }
         }
         out
@@ -323,11 +311,7 @@ mod tests {
                 .unwrap_or(policy.header_span);
             for d in DIMENSIONS {
                 if !covered.contains(d) {
-                    out.push(
-                        Diagnostic::new(Code::DimensionNotCovered, file, validation_span, format!("validation dimension `{d}` has no checks"))
-                            .with_label("validation is incomplete")
-                            .with_help(format!("add `validation {{ {d} {{ name: condition }} }}`; the seed validates all six dimensions before stabilization")),
-                    );
+                    out.push(dimension_not_covered(file, validation_span, d));
                 }
             }
         }
