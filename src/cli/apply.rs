@@ -512,6 +512,10 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         }
     };
     let _ = out.flush();
+    // The plan and the states read from it are not needed any more: freeing
+    // their hundreds of thousands of small parts is left to a thread of its
+    // own (the process may well exit first), not to the run's last step.
+    drop_elsewhere((current, loaded, observed));
     // Pending work first: a caller must come back for it.
     Ok(if pending_now > 0 {
         Exit::Pending
@@ -520,6 +524,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Success
     })
+}
+
+/// Drop `value` on a thread of its own (here, when no thread can be made).
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("pmf-drop".into())
+        .spawn(move || drop(value));
 }
 
 /// The width of the terminal stderr is (`COLUMNS` wins when set; 80 when

@@ -137,7 +137,7 @@ const DIFF_HEADERS: [&str; 4] = ["partner", "status", "action", "what changed"];
 
 /// Names of the fields a reviewer compares, in the order of a
 /// [`Packed`] partner's text (`sign`: the authorities; `state`: the
-/// state's digest).
+/// SHA-256 of the state the entry carries).
 const FIELDS: [&str; 11] = [
     "from",
     "to",
@@ -178,7 +178,7 @@ impl Packed {
             e.target.as_ref().map_or("–".to_string(), |t| {
                 printable(&t.to_string()).into_owned()
             }),
-            printable(short(&e.state_digest)).into_owned(),
+            printable(short(&e.state_text_digest)).into_owned(),
         ];
         Packed {
             place,

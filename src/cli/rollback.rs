@@ -167,7 +167,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
         .map_or("fallback".to_string(), |m| m.name.clone());
     let entry = PlanEntry {
         id: args.partner.clone(),
-        state_digest: state_digest(&now_state),
+        state_digest: None,
         from: current.version.clone(),
         to: chosen.version.clone(),
         migration: Some(migration.clone()),
@@ -304,7 +304,10 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
             Completeness::Full,
         )
         .map_err(|err| UsageError(format!("stored state of `{}`: {err}", e.id)))?;
-        if state_digest(&now_state) != e.state_digest {
+        let planned = e
+            .planned_digest(&policy.schema, None)
+            .map_err(|err| UsageError(format!("the rollback's state of `{}`: {err}", e.id)))?;
+        if state_digest(&now_state) != planned {
             eprintln!(
                 "pmf: partner `{}` changed since the rollback was planned; plan it again",
                 e.id

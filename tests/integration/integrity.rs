@@ -692,7 +692,7 @@ fn a_plan_carries_what_apply_needs_and_refuses_other_inputs() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
             .unwrap();
     let header = &plan["header"];
-    assert_eq!(plan["format_version"], 3);
+    assert_eq!(plan["format_version"], 4);
     for input in ["partners", "target", "observed"] {
         assert_eq!(
             header[input]["blake3"].as_str().map(str::len),

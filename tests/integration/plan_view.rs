@@ -67,7 +67,7 @@ fn redacted(dir: &Path, text: &str) -> String {
         let Ok(plan) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
             continue;
         };
-        if plan["format_version"] != 3 {
+        if plan["format_version"] != 4 {
             continue;
         }
         let name = p.file_stem().unwrap().to_string_lossy().into_owned();
@@ -450,7 +450,7 @@ fn what_is_not_a_plan_or_a_filter_is_refused() {
         (
             vec!["plan", "show", "old.json"],
             2,
-            "pmf: `old.json` has plan format 2, made by an older pmf; this pmf reads format 3: plan again".into(),
+            "pmf: `old.json` has plan format 2, made by an older pmf; this pmf reads formats 3 to 4: plan again".into(),
         ),
         (
             vec!["plan", "diff", "plan.json", "missing.json"],

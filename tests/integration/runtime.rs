@@ -222,7 +222,7 @@ fn the_fleet_hits_every_outcome() {
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
             .unwrap();
-    assert_eq!(plan["format_version"], 3);
+    assert_eq!(plan["format_version"], 4);
     let totals = &plan["totals"];
     for t in ["soft", "guided", "forced"] {
         assert!(
@@ -499,10 +499,56 @@ fn plans_go_into_pipes_and_devices_without_replacing_them() {
     let o = plan_into(dir.path(), &fleet("partners.json"), "plan.fifo", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let plan: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
-    assert_eq!(plan["format_version"], 3);
+    assert_eq!(plan["format_version"], 4);
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     // Nothing was left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// A plan of format 3 (made by the pmf before format 4 dropped the
+/// entries' `state_digest`) still applies, and its digests still bind the
+/// states it carries: one that disagrees is a stale plan.
+#[test]
+fn plans_of_format_3_still_apply_and_their_digests_still_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = std::fs::read_to_string("tests/fixtures/store-v3/plan.json").unwrap();
+    assert!(plan.starts_with("{\"format_version\":3,"));
+    let digest =
+        "\"state_digest\":\"e117f741001eb7897a082b695175cdc66da1a39213a2a5bf9932d4f24235da42\"";
+    assert!(plan.contains(digest), "the fixture's digest of p-001");
+    let other = format!("\"state_digest\":\"{}\"", "0".repeat(64));
+    std::fs::write(
+        dir.path().join("edited.json"),
+        plan.replacen(digest, &other, 1),
+    )
+    .unwrap();
+    let o = pmf(dir.path(), &["apply", "edited.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("partner `p-001` changed since planning"),
+        "{err}"
+    );
+    assert_eq!(err.matches("changed since planning").count(), 1, "{err}");
+    assert!(!dir.path().join(".pmf/state.db").exists() || lineage_rows(dir.path()) == 0);
+
+    std::fs::write(dir.path().join("plan.json"), &plan).unwrap();
+    let o = pmf(dir.path(), &["apply", "plan.json", "--format", "json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let partners = text(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("{\"event\":\"partner\""))
+        .count();
+    assert_eq!(partners, 36, "every partner of the plan is applied");
+    let o = pmf(dir.path(), &["lineage", "verify"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}
+
+/// The lineage rows of the store in `dir`.
+fn lineage_rows(dir: &Path) -> i64 {
+    db(dir)
+        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -540,6 +586,13 @@ fn stale_plans_are_refused() {
         "{}",
         text(&o.stderr)
     );
+    // Only p-001: every other stored state is the one the plan carries.
+    assert_eq!(
+        text(&o.stderr).matches("changed since planning").count(),
+        1,
+        "{}",
+        text(&o.stderr)
+    );
     assert_eq!(
         db(dir.path())
             .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
@@ -568,7 +621,7 @@ fn stale_plans_are_refused() {
     // with a way forward, never applied with digests that cannot match.
     let old = std::fs::read_to_string(dir.path().join("plan.json"))
         .unwrap()
-        .replacen("\"format_version\":3", "\"format_version\":2", 1);
+        .replacen("\"format_version\":4", "\"format_version\":2", 1);
     std::fs::write(dir.path().join("old.json"), old).unwrap();
     let o = pmf(dir.path(), &["apply", "old.json"]);
     assert_eq!(code(&o), 2);

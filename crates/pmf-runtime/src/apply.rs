@@ -220,19 +220,35 @@ pub fn current_states(
         }
     }
     use rayon::prelude::*;
-    let parsed: Vec<Result<(Value, String), ApplyError>> = work
+    // Whether each state is still the one planned: a stored state against
+    // the one the plan carries (or format 3's digest of it); a state taken
+    // from the plan is the one planned (format 3: when its digest agrees).
+    let parsed: Vec<Result<(Value, bool), ApplyError>> = work
         .par_iter()
         .map_init(
             || super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full),
             |cache, (e, stored)| {
                 let state = parse_state(policy, e, stored.as_deref(), cache)?;
-                let digest = state_digest(&state);
-                Ok((state, digest))
+                let planned = match (stored, &e.state_digest) {
+                    (None, None) => return Ok((state, true)),
+                    (None, Some(digest)) => digest.clone(),
+                    (Some(_), _) => {
+                        e.planned_digest(&policy.schema, Some(cache))
+                            .map_err(|err| {
+                                ApplyError::Input(format!(
+                                    "the plan's state of partner `{}` is not valid: {err}",
+                                    e.id
+                                ))
+                            })?
+                    }
+                };
+                let unchanged = state_digest(&state) == planned;
+                Ok((state, unchanged))
             },
         )
         .collect();
     for ((e, _), parsed) in work.into_iter().zip(parsed) {
-        let (state, digest) = parsed?;
+        let (state, unchanged) = parsed?;
         // Finished by this plan in a run whose progress was lost?
         let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
             store
@@ -245,7 +261,7 @@ pub fn current_states(
             current.done.insert(e.id.clone(), outcome);
             continue;
         }
-        if digest != e.state_digest {
+        if !unchanged {
             stale.push(format!("partner `{}` changed since planning", e.id));
         }
         current.states.insert(e.id.clone(), state);

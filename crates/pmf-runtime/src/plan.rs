@@ -18,8 +18,19 @@ use super::keyed::EntryReader;
 use super::stream::{Batch, PartnerStream};
 use super::value::Value;
 
-/// The plan format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+/// The plan format this build writes. Format 4 drops format 3's
+/// `state_digest`: an entry's state is the `state` it carries, so its digest
+/// is taken from that when needed.
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The oldest plan format this build still reads (a plan made by the pmf
+/// before an upgrade still applies, or resumes).
+pub const OLDEST_FORMAT_READ: u32 = 3;
+
+/// Whether this build reads plans of format `version`.
+pub fn reads_format(version: u64) -> bool {
+    (u64::from(OLDEST_FORMAT_READ)..=u64::from(FORMAT_VERSION)).contains(&version)
+}
 
 /// The policy a plan was made with.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -101,8 +112,10 @@ pub struct Prediction {
 pub struct PlanEntry {
     /// Partner id.
     pub id: String,
-    /// SHA-256 of the partner's state when planned.
-    pub state_digest: String,
+    /// Format 3 only: SHA-256 of the partner's state when planned (format
+    /// 4 takes it from `state`, [`PlanEntry::planned_digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_digest: Option<String>,
     /// Current version.
     pub from: Option<String>,
     /// Target version.
@@ -138,6 +151,25 @@ pub struct CarriedJson(pub Box<serde_json::value::RawValue>);
 impl PartialEq for CarriedJson {
     fn eq(&self, other: &Self) -> bool {
         self.0.get() == other.0.get()
+    }
+}
+
+impl PlanEntry {
+    /// The digest ([`state_digest`]) of the state the partner had when
+    /// planned: format 3's `state_digest`, else that of the `state` it
+    /// carries, read against `schema`.
+    pub fn planned_digest(
+        &self,
+        schema: &pmf_compiler::model::types::Type,
+        cache: Option<&mut super::fast::ParseCache>,
+    ) -> Result<String, String> {
+        match &self.state_digest {
+            Some(d) => Ok(d.clone()),
+            None => self
+                .state
+                .read(schema, super::value::Completeness::Full, cache)
+                .map(|state| state_digest(&state)),
+        }
     }
 }
 
@@ -272,17 +304,11 @@ impl History {
 /// SHA-256 (hex) of a partner state (of its digest encoding,
 /// [`Value::write_digest_bytes`]).
 pub fn state_digest(state: &Value) -> String {
+    let mut bytes = Vec::new();
+    state.write_digest_bytes(&mut bytes);
     let mut out = String::with_capacity(64);
-    write_state_digest(state, &mut Vec::new(), &mut out);
+    json_out::write_hex(&Sha256::digest(bytes.as_slice()), &mut out);
     out
-}
-
-/// Append the SHA-256 (hex) of a partner state to `out`; `scratch` holds
-/// the encoding on the way (reused across partners).
-fn write_state_digest(state: &Value, scratch: &mut Vec<u8>, out: &mut String) {
-    scratch.clear();
-    state.write_digest_bytes(scratch);
-    json_out::write_hex(&Sha256::digest(scratch.as_slice()), out);
 }
 
 /// What [`write_entry`] tells the totals about one partner.
@@ -349,9 +375,7 @@ fn write_entry(
 
     out.push_str("{\"id\":");
     write_str(id, out);
-    out.push_str(",\"state_digest\":\"");
-    write_state_digest(partner, &mut scratch.bytes, out);
-    out.push_str("\",\"from\":");
+    out.push_str(",\"from\":");
     let version = |state: State<'_>, out: &mut String| match &*state.get(&[policy.version_field]) {
         Value::Ver(v) => {
             out.push('"');
@@ -520,7 +544,6 @@ impl IdSet {
 #[derive(Default)]
 struct Scratch {
     text: String,
-    bytes: Vec<u8>,
 }
 
 /// What a worker thread keeps from partner to partner: the readers of
@@ -1327,7 +1350,7 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
         return Ok(LoadedPlan { plan, hash });
     }
     if let Ok(plan) = serde_json::from_slice::<Plan>(&bytes)
-        && plan.format_version == FORMAT_VERSION
+        && reads_format(plan.format_version.into())
     {
         return Ok(LoadedPlan { plan, hash });
     }
@@ -1338,17 +1361,17 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
     let versioned: Versioned = serde_json::from_slice(&bytes)
         .map_err(|e| format!("`{}` is not a plan: {e}", path.display()))?;
     match versioned.format_version.as_ref().and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(FORMAT_VERSION) => {}
-        Some(v) if v < u64::from(FORMAT_VERSION) => {
+        Some(v) if reads_format(v) => {}
+        Some(v) if v < u64::from(OLDEST_FORMAT_READ) => {
             return Err(format!(
-                "`{}` has plan format {v}, made by an older pmf; this pmf reads format \
-                 {FORMAT_VERSION} (which binds every input and carries what apply needs): plan again",
+                "`{}` has plan format {v}, made by an older pmf; this pmf reads formats \
+                 {OLDEST_FORMAT_READ} to {FORMAT_VERSION} (which bind every input and carry what apply needs): plan again",
                 path.display()
             ));
         }
         Some(v) => {
             return Err(format!(
-                "`{}` has plan format {v}; this pmf reads format {FORMAT_VERSION}",
+                "`{}` has plan format {v}; this pmf reads formats {OLDEST_FORMAT_READ} to {FORMAT_VERSION}",
                 path.display()
             ));
         }
@@ -1393,7 +1416,7 @@ fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
     let (head, rest) = (bytes.get(..first)?, bytes.get(first + 1..)?);
     let head = head.strip_suffix(OPEN)?;
     let head: Head = serde_json::from_slice(&[head, b"}"].concat()).ok()?;
-    if head.format_version != FORMAT_VERSION {
+    if !reads_format(head.format_version.into()) {
         return None;
     }
     // The tail: the last line (a new line may end the file).
@@ -1472,7 +1495,7 @@ mod tests {
             a.action,
         );
         let entry = PlanEntry {
-            state_digest: state_digest(partner),
+            state_digest: None,
             from: policy.version_of(partner).map(|v| v.to_string()),
             to: policy.version_of(&view.merged()).map(|v| v.to_string()),
             migration,

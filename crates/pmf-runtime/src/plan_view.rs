@@ -17,7 +17,9 @@ use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, V
 use serde::{Deserialize, Deserializer};
 
 use super::engine::Action;
-use super::plan::{FORMAT_VERSION, PlanHeader, Prediction, Totals};
+use super::plan::{
+    FORMAT_VERSION, OLDEST_FORMAT_READ, PlanHeader, Prediction, Totals, reads_format,
+};
 
 /// What a reviewer sees of one partner's plan entry: everything but the
 /// carried state and observed metrics (skipped while reading).
@@ -25,8 +27,10 @@ use super::plan::{FORMAT_VERSION, PlanHeader, Prediction, Totals};
 pub struct EntryView {
     /// Partner id.
     pub id: String,
-    /// SHA-256 of the partner's state when planned.
-    pub state_digest: String,
+    /// SHA-256 (hex) of the state the entry carries, as written: pmf
+    /// writes states canonically, so equal states give equal digests.
+    #[serde(rename = "state", deserialize_with = "digest_of_text")]
+    pub state_text_digest: String,
     /// Current version.
     pub from: Option<String>,
     /// Target version.
@@ -45,6 +49,13 @@ pub struct EntryView {
     /// A target for this partner only, if any.
     #[serde(default)]
     pub target: Option<serde_json::Value>,
+}
+
+/// SHA-256 (hex) of a JSON value's text, as written.
+fn digest_of_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use sha2::Digest;
+    let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
+    Ok(hex::encode(sha2::Sha256::digest(raw.get().as_bytes())))
 }
 
 /// A count, and the mildest action among what was counted.
@@ -261,8 +272,10 @@ enum Lines {
     ReceiverGone,
 }
 
-/// The first line of a plan as `pmf plan` writes it, up to the header.
-const FIRST_LINE: &[u8] = b"{\"format_version\":3,\"header\":";
+/// The first line of a plan as `pmf plan` writes it, up to its format.
+const FIRST_LINE: &[u8] = b"{\"format_version\":";
+/// What follows the format (one digit) on the first line, up to the header.
+const HEADER_OPEN: &[u8] = b",\"header\":";
 /// The end of the first line, after the header.
 const ENTRIES_OPEN: &[u8] = b",\"entries\":[";
 /// The last line, up to the totals.
@@ -304,6 +317,12 @@ fn read_lines(file: std::fs::File, tx: &SyncSender<Message>) -> Lines {
     }
     let header = line
         .strip_prefix(FIRST_LINE)
+        .and_then(|l| match l.split_first() {
+            Some((&digit, rest)) if reads_format(u64::from(digit.wrapping_sub(b'0'))) => {
+                rest.strip_prefix(HEADER_OPEN)
+            }
+            _ => None,
+        })
         .and_then(|l| l.strip_suffix(ENTRIES_OPEN))
         .and_then(|h| serde_json::from_slice::<PlanHeader>(h).ok());
     let Some(header) = header else {
@@ -482,17 +501,16 @@ impl<'de> Visitor<'de> for PlanVisitor<'_> {
 
 /// The message for a plan of another format than this build reads.
 fn check_version(shown: &str, version: u64) -> Result<(), String> {
-    let current = u64::from(FORMAT_VERSION);
-    if version == current {
+    if reads_format(version) {
         Ok(())
-    } else if version < current {
+    } else if version < u64::from(OLDEST_FORMAT_READ) {
         Err(format!(
-            "`{shown}` has plan format {version}, made by an older pmf; this pmf reads format \
-             {FORMAT_VERSION}: plan again"
+            "`{shown}` has plan format {version}, made by an older pmf; this pmf reads formats \
+             {OLDEST_FORMAT_READ} to {FORMAT_VERSION}: plan again"
         ))
     } else {
         Err(format!(
-            "`{shown}` has plan format {version}; this pmf reads format {FORMAT_VERSION}"
+            "`{shown}` has plan format {version}; this pmf reads formats {OLDEST_FORMAT_READ} to {FORMAT_VERSION}"
         ))
     }
 }
@@ -583,7 +601,7 @@ mod tests {
         (seen, Ok(stream.hash().map(str::to_string)))
     }
 
-    const ENTRY: &str = r#"{"id":"ID","state_digest":"d","from":"1.0.0","to":"2.0.0","type":"soft","categories":["structural"],"approvals_required":["TSC"],"predicted":{"score":90.0,"band":"stable","action":"proceed","reason":"r","validation":"pass"},"fallback_risk":0.1,"state":{"deep":[1,{"x":[]}]},"observed":null}"#;
+    const ENTRY: &str = r#"{"id":"ID","from":"1.0.0","to":"2.0.0","type":"soft","categories":["structural"],"approvals_required":["TSC"],"predicted":{"score":90.0,"band":"stable","action":"proceed","reason":"r","validation":"pass"},"fallback_risk":0.1,"state":{"deep":[1,{"x":[]}]},"observed":null}"#;
 
     fn header() -> &'static str {
         r#"{"kind":"migrate","policy":{"name":"fleet","hash":"h"},"created_at":"t","policy_sources":{},"partners":{"file":"p","blake3":null},"target":{"file":"t","blake3":null},"observed":null,"history":"x","target_all":null}"#
@@ -639,7 +657,7 @@ mod tests {
         assert_eq!(
             items("{\"format_version\":2,\"entries\":[]}").1,
             Err(
-                "`P` has plan format 2, made by an older pmf; this pmf reads format 3: plan again"
+                "`P` has plan format 2, made by an older pmf; this pmf reads formats 3 to 4: plan again"
                     .into()
             )
         );
@@ -662,14 +680,77 @@ mod tests {
 
     /// A plan as `pmf plan` lays it out, with `n` entries.
     fn pmf_layout(n: usize) -> String {
+        pmf_layout_of(n, 4)
+    }
+
+    /// A plan of format `version` as `pmf plan` lays it out, with `n`
+    /// entries (format 3 with a `state_digest` each).
+    fn pmf_layout_of(n: usize, version: u32) -> String {
         let entries: Vec<String> = (0..n)
-            .map(|i| ENTRY.replace("ID", &format!("p{i}")))
+            .map(|i| {
+                let entry = ENTRY.replace("ID", &format!("p{i}"));
+                if version == 3 {
+                    entry.replacen(",\"from\"", ",\"state_digest\":\"d\",\"from\"", 1)
+                } else {
+                    entry
+                }
+            })
             .collect();
         format!(
-            "{{\"format_version\":3,\"header\":{},\"entries\":[\n{}\n],\"totals\":{{\"partners\":{n},\"by_type\":{{}},\"by_band\":{{}},\"by_action\":{{}}}}}}\n",
+            "{{\"format_version\":{version},\"header\":{},\"entries\":[\n{}\n],\"totals\":{{\"partners\":{n},\"by_type\":{{}},\"by_band\":{{}},\"by_action\":{{}}}}}}\n",
             header(),
             entries.join(",\n")
         )
+    }
+
+    /// Every entry `text` gives, and how the line reader ended on it.
+    fn read_both_ways(text: &str) -> (Vec<EntryView>, Vec<EntryView>, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, text).unwrap();
+        let entries = |rx: std::sync::mpsc::Receiver<Message>| {
+            rx.try_iter()
+                .flat_map(|m| match m {
+                    Message::Entries(batch) => batch,
+                    _ => Vec::new(),
+                })
+                .collect::<Vec<EntryView>>()
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1 << 16);
+        let done = matches!(
+            read_lines(std::fs::File::open(&path).unwrap(), &tx),
+            Lines::Done(_)
+        );
+        let by_lines = entries(rx);
+        let plan: serde_json::Value = serde_json::from_str(text).unwrap();
+        let by_json = plan["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str::<EntryView>(&e.to_string()).unwrap())
+            .collect();
+        (by_lines, by_json, done)
+    }
+
+    /// Plans of every format this build reads are read line by line, and
+    /// their entries (the state's digest included) are those the JSON
+    /// reader gives; a format it does not read is left to the JSON reader.
+    #[test]
+    fn the_line_reader_reads_every_format_read() {
+        for version in [OLDEST_FORMAT_READ, FORMAT_VERSION] {
+            let (by_lines, by_json, done) = read_both_ways(&pmf_layout_of(5, version));
+            assert!(done, "format {version}: not read line by line");
+            assert_eq!(by_lines.len(), 5);
+            assert_eq!(by_lines, by_json, "format {version}");
+            assert_eq!(
+                by_lines[0].state_text_digest,
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                    br#"{"deep":[1,{"x":[]}]}"#
+                ))
+            );
+        }
+        let (by_lines, _, done) = read_both_ways(&pmf_layout_of(5, 2));
+        assert!(!done && by_lines.is_empty(), "format 2 read line by line");
     }
 
     /// The line reader (`pmf plan`'s layout) and the JSON reader (any
