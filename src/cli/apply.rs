@@ -15,6 +15,7 @@ use crate::runtime::apply::{
 use crate::runtime::approvals;
 use crate::runtime::plan::{PlanEntry, now_rfc3339, read_plan};
 use crate::runtime::plan_view::printable;
+use crate::runtime::shared_batch::SharedBatch;
 use crate::runtime::value::Value;
 use crate::store::governance::Governing;
 use crate::store::interned::Texts;
@@ -365,25 +366,35 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             .map_err(|e| store_failure(&args.store, e.into()))?,
     ));
     std::thread::scope(|scope| -> Result<(), CliError> {
-        let (ahead, prepared) = std::sync::mpsc::sync_channel(1);
+        let (ahead, prepared) = std::sync::mpsc::sync_channel::<std::sync::Arc<Lane<'_>>>(1);
         let (inputs, current, texts) = (&inputs, &current, &texts);
         let target_all = target_all.as_ref();
+        // A batch's partners are prepared by the preparing thread and, once
+        // it is done with the batch before, by this one too (a shared batch:
+        // neither core waits while the other works).
+        let work = move |lane: &Lane<'_>, entry: &PlanEntry| {
+            prepare(inputs, current, target_all, entry, lane.known.as_deref())
+        };
         scope.spawn(move || {
             for chunk in plan.entries.chunks(APPLY_BATCH) {
-                let known = texts.lock().map(|t| t.clone()).ok();
-                let items = chunk
-                    .iter()
-                    .filter_map(|entry| {
-                        prepare(inputs, current, target_all, entry, known.as_deref())
-                    })
-                    .collect::<Result<Vec<Ahead>, ApplyError>>();
-                let failed = items.is_err();
-                if ahead.send(items).is_err() || failed {
+                let lane = std::sync::Arc::new(Lane {
+                    partners: SharedBatch::new(chunk),
+                    known: texts.lock().map(|t| t.clone()).ok(),
+                });
+                if ahead.send(std::sync::Arc::clone(&lane)).is_err() {
                     break;
                 }
+                lane.partners.work(|entry| work(&lane, entry));
             }
         });
-        for (n, items) in prepared.iter().enumerate() {
+        for (n, lane) in prepared.iter().enumerate() {
+            let items = lane
+                .partners
+                .finish(|entry| work(&lane, entry))
+                .into_iter()
+                .flatten()
+                .collect::<Result<Vec<Ahead>, ApplyError>>();
+            drop(lane);
             let items = items.map_err(|e| store_failure(&args.store, e))?;
             let mut results = Vec::with_capacity(items.len());
             let mut batch = store
@@ -563,6 +574,13 @@ fn stderr_width() -> usize {
 
 /// A failure in the middle of applying: the store failed (exit 2; what
 /// was not committed is redone by the next run).
+/// A batch of the plan's partners, prepared by two threads
+/// ([`SharedBatch`]), with the texts the store numbered when it was begun.
+struct Lane<'a> {
+    partners: SharedBatch<'a, PlanEntry, Option<Result<Ahead, ApplyError>>>,
+    known: Option<std::sync::Arc<Texts>>,
+}
+
 /// A partner of the plan, prepared ahead of its batch.
 enum Ahead {
     /// Done by an earlier run of this plan (id, outcome).

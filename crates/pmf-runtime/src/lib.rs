@@ -16,6 +16,7 @@ pub mod load;
 pub mod plan;
 pub mod plan_view;
 pub mod schema;
+pub mod shared_batch;
 pub mod stream;
 pub mod testing;
 pub mod value;
