@@ -1124,6 +1124,104 @@ mod tests {
         }
     }
 
+    /// Bad entries are reported in the file's order (repeated ids last,
+    /// once every entry is indexed), each at its own line and column, also
+    /// after an entry larger than a block made the scan drop the bytes
+    /// before it.
+    #[test]
+    fn bad_entries_are_reported_in_order_at_their_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let n = 4096 * 2 + 500;
+        // (index, kind): a bad id, a value the schema refuses, and a
+        // repeat of an earlier id; at batch ends too.
+        let bad: Vec<(usize, &str)> = vec![
+            (2, "schema"),
+            (3, "id"),
+            (4096 - 1, "schema"),
+            (4096, "id"),
+            (4096 + 1, "twice"),
+            (4096 + 777, "schema"),
+            (4096 * 2 - 1, "twice"),
+            (4096 * 2 + 400, "schema"),
+        ];
+        let mut text = String::from("{");
+        // Where each bad entry's error points: its id's `"`, or its value.
+        let mut expected = Vec::new();
+        for i in 0..n {
+            if i > 0 {
+                text.push_str(if i % 3 == 0 { ",\n  " } else { ", " });
+            }
+            let kind = bad.iter().find(|(at, _)| *at == i).map(|(_, k)| *k);
+            let id = match kind {
+                Some("id") => format!(" p-{i:05}"),
+                Some("twice") => "p-00000".to_string(),
+                _ => format!("p-{i:05}"),
+            };
+            let key_at = text.len();
+            text.push_str(&format!("\"{id}\": "));
+            let value_at = text.len();
+            // Larger than a block, after bad entries: the scan drops
+            // their bytes.
+            let region = if i == 4 {
+                "x".repeat(BLOCK + 17)
+            } else {
+                "r\\u00e9".into()
+            };
+            match kind {
+                Some("schema") => text.push_str("{\"power\": \"high\"}"),
+                _ => text.push_str(&format!(
+                    "{{\"power\": {}, \"region\": \"{region}\"}}",
+                    i % 10
+                )),
+            }
+            let place = |at: usize| {
+                let before = &text[..at];
+                let line = before.matches('\n').count() + 1;
+                let column = before[before.rfind('\n').map_or(0, |l| l + 1)..]
+                    .chars()
+                    .count()
+                    + 1;
+                format!("line {line}, column {column}")
+            };
+            match kind {
+                Some("id") => expected.push((place(key_at), id, "partner id:")),
+                Some("schema") => expected.push((place(value_at), id, "power")),
+                Some("twice") => expected.push((place(key_at), id, "given twice")),
+                _ => {}
+            }
+        }
+        text.push('}');
+        // Repeated ids are found once every entry is indexed: last.
+        expected.sort_by_key(|(_, _, says)| *says == "given twice");
+        let e = index(&path, &text, false).unwrap_err();
+        let InputError::Many { errors, more, .. } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(more, 0);
+        let got: Vec<(String, String, String)> = errors
+            .iter()
+            .map(|e| match e {
+                InputError::Invalid {
+                    at,
+                    partner,
+                    problem,
+                    ..
+                } => (
+                    at.clone(),
+                    partner.clone().unwrap_or_default(),
+                    problem.clone(),
+                ),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{got:#?}");
+        for ((at, id, problem), (want_at, want_id, says)) in got.iter().zip(&expected) {
+            assert_eq!((at, id), (want_at, want_id), "{problem}");
+            assert!(problem.contains(says), "{problem}");
+        }
+    }
+
     #[test]
     fn a_repeated_id_is_refused_even_when_hashes_collide() {
         let dir = tempfile::tempdir().unwrap();
