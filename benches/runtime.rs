@@ -79,11 +79,14 @@ fn generate_own(dir: &Path, n: usize, scattered: bool) -> (std::path::PathBuf, s
     (target, observed)
 }
 
-fn timed(dir: &Path, args: &[&str]) -> (f64, String) {
+/// One run of `pmf ARGS` in `dir`: wall seconds, and from `/usr/bin/time`
+/// the peak memory (KB) and the CPU seconds (user + system) of all its
+/// threads. The host's noise moves wall time far more than CPU time.
+fn timed(dir: &Path, args: &[&str]) -> (f64, String, f64) {
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-f")
-        .arg("%M")
+        .arg("%M %U %S")
         .arg(env!("CARGO_BIN_EXE_pmf"))
         .args(args)
         .current_dir(dir)
@@ -91,17 +94,19 @@ fn timed(dir: &Path, args: &[&str]) -> (f64, String) {
         .output()
         .expect("run pmf");
     let secs = start.elapsed().as_secs_f64();
-    let peak_kb = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .unwrap_or("?")
-        .to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last: Vec<&str> = stderr.lines().last().unwrap_or("?").split(' ').collect();
+    let peak_kb = last.first().copied().unwrap_or("?").to_string();
+    let cpu: f64 = last
+        .iter()
+        .skip(1)
+        .filter_map(|s| s.parse::<f64>().ok())
+        .sum();
     assert!(
         matches!(out.status.code(), Some(0 | 3)),
-        "pmf {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "pmf {args:?} failed: {stderr}"
     );
-    (secs, peak_kb)
+    (secs, peak_kb, cpu)
 }
 
 fn main() {
@@ -151,10 +156,12 @@ fn main() {
     for (what, target, observed) in cases {
         let mut times = Vec::new();
         for _ in 0..runs {
-            let (secs, peak) = plan_with(&partners, target, observed, "plan.json");
+            let (secs, peak, cpu) = plan_with(&partners, target, observed, "plan.json");
             println!(
-                "plan  {n:>8} partners, {what}: {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB",
-                n as f64 / secs
+                "plan  {n:>8} partners, {what}: {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB, CPU {cpu:.2} s, {:.0} plan bytes per partner",
+                n as f64 / secs,
+                std::fs::metadata(dir.path().join("plan.json")).map_or(0, |m| m.len()) as f64
+                    / n as f64
             );
             times.push(secs);
         }
@@ -172,14 +179,14 @@ fn main() {
     for _ in 0..runs {
         // Each run applies the plan to a store of its own, from nothing.
         let _ = std::fs::remove_dir_all(dir.path().join(".pmf"));
-        let (secs, peak) = timed(
+        let (secs, peak, cpu) = timed(
             dir.path(),
             &["apply", "apply-plan.json", "--format", "json"],
         );
         let store = dir.path().join(".pmf/state.db");
         let (bytes, events) = store_size(&store);
         println!(
-            "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB, {:.0} store bytes and {:.2} events per partner",
+            "apply {n:>8} partners (lineage):  {secs:>6.2} s, {:>8.0} partners/s, peak {peak} KB, CPU {cpu:.2} s, {:.0} store bytes and {:.2} events per partner",
             n as f64 / secs,
             bytes as f64 / n as f64,
             events as f64 / n as f64
