@@ -372,8 +372,16 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         // A batch's partners are prepared by the preparing thread and, once
         // it is done with the batch before, by this one too (a shared batch:
         // neither core waits while the other works).
+        let json = args.format == OutputFormat::Json;
         let work = move |lane: &Lane<'_>, entry: &PlanEntry| {
-            prepare(inputs, current, target_all, entry, lane.known.as_deref())
+            prepare(
+                inputs,
+                current,
+                target_all,
+                entry,
+                lane.known.as_deref(),
+                json,
+            )
         };
         scope.spawn(move || {
             for chunk in plan.entries.chunks(APPLY_BATCH) {
@@ -427,21 +435,26 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 let result = match item {
                     Ahead::Done(id, outcome) => {
                         skipped += 1;
-                        PartnerResult {
+                        let r = PartnerResult {
                             id,
                             outcome,
                             events: Vec::new(),
                             skipped: true,
                             pending: None,
-                        }
+                        };
+                        (r, None)
                     }
-                    Ahead::Walked(partner, absent) => {
+                    Ahead::Walked {
+                        partner,
+                        absent,
+                        shown,
+                    } => {
                         let r = record_partner(&mut batch, inputs, &mut shared, *partner, absent)
                             .map_err(|e| store_failure(&args.store, e))?;
                         if r.skipped {
                             pending += 1;
                         }
-                        r
+                        (r, shown)
                     }
                 };
                 results.push(result);
@@ -456,13 +469,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             if let Ok(mut t) = texts.lock() {
                 *t = std::sync::Arc::new(numbered);
             }
-            for result in results {
+            for (result, shown) in results {
                 *counts.entry(result.outcome.as_str()).or_default() += 1;
                 if !listed && human {
                     summary.add(&result);
                 } else if stdout_open {
                     let written = match args.format {
-                        OutputFormat::Json => write_ndjson(&mut out, &result),
+                        OutputFormat::Json => write_ndjson(&mut out, &result, shown.as_deref()),
                         OutputFormat::Human => write_human(&mut out, &result, args.verbose, width),
                     };
                     // Stdout closed: the work goes on being recorded in the store.
@@ -585,9 +598,16 @@ struct Lane<'a> {
 enum Ahead {
     /// Done by an earlier run of this plan (id, outcome).
     Done(String, PartnerOutcome),
-    /// Walked (or still waiting as before); whether the store did not
-    /// hold it.
-    Walked(Box<PreparedPartner>, bool),
+    /// Walked (or still waiting as before).
+    Walked {
+        partner: Box<PreparedPartner>,
+        /// Whether the store did not hold it.
+        absent: bool,
+        /// Its events' `--format json` lines, when its run was sealed
+        /// ahead: written out while the events are still in the cache of
+        /// the core that made them ([`lineage_lines`]).
+        shown: Option<Vec<u8>>,
+    },
 }
 
 /// Prepare the partner of `entry` ([`prepare_partner`]); `None` for a
@@ -599,6 +619,7 @@ fn prepare(
     target_all: Option<&Value>,
     entry: &PlanEntry,
     known: Option<&Texts>,
+    json: bool,
 ) -> Option<Result<Ahead, ApplyError>> {
     if let Some(o) = current
         .done
@@ -619,8 +640,23 @@ fn prepare(
             current.last.get(&entry.id),
             known.filter(|_| absent),
         )
-        .map(|p| Ahead::Walked(Box::new(p), absent)),
+        .map(|p| Ahead::Walked {
+            shown: p.sealed_events().filter(|_| json).map(lineage_lines),
+            partner: Box::new(p),
+            absent,
+        }),
     )
+}
+
+/// `events` as lines of `--format json` output.
+fn lineage_lines(events: &[crate::store::lineage::Event]) -> Vec<u8> {
+    let mut lines = Vec::with_capacity(512 * events.len());
+    for e in events {
+        lines.extend_from_slice(b"{\"event\":\"lineage\",\"data\":");
+        e.write_json(&mut lines);
+        lines.extend_from_slice(b"}\n");
+    }
+    lines
 }
 
 fn store_failure(store: &std::path::Path, e: ApplyError) -> CliError {
@@ -651,14 +687,16 @@ struct PartnerLine<'a> {
     reason: String,
 }
 
-fn write_ndjson(out: &mut impl Write, r: &PartnerResult) -> std::io::Result<()> {
-    let mut json = Vec::with_capacity(1024);
-    for e in &r.events {
-        json.clear();
-        json.extend_from_slice(b"{\"event\":\"lineage\",\"data\":");
-        e.write_json(&mut json);
-        json.extend_from_slice(b"}\n");
-        out.write_all(&json)?;
+/// The `--format json` lines of a partner: its events (`shown`, when they
+/// were written out ahead) and its outcome.
+fn write_ndjson(
+    out: &mut impl Write,
+    r: &PartnerResult,
+    shown: Option<&[u8]>,
+) -> std::io::Result<()> {
+    match shown {
+        Some(lines) => out.write_all(lines)?,
+        None => out.write_all(&lineage_lines(&r.events))?,
     }
     let line = PartnerLine {
         event: "partner",

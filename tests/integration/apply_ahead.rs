@@ -58,7 +58,7 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
     let current = current_states(&store, &inputs, progress).expect("current states");
     let target_all = target_for_all(&inputs);
     let mut committed = vec![Texts::default(), Texts::default()];
-    let mut ready = 0;
+    let (mut ready, mut sealed_ahead) = (0, 0);
     for chunk in loaded.plan.entries.chunks(BATCH) {
         let known = committed[committed.len() - 2].clone();
         let mut batch = store.begin(&key).expect("begin");
@@ -86,8 +86,16 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
                 )
                 .expect("prepared");
                 ready += usize::from(prepared.is_ready());
-                record_partner(&mut batch, &inputs, &mut shared, prepared, absent)
+                // Events sealed ahead are shown before they are written
+                // (`pmf apply --format json`): recording them changes none.
+                let shown = prepared.sealed_events().map(json_of);
+                let recorded = record_partner(&mut batch, &inputs, &mut shared, prepared, absent)
                     .expect("recorded");
+                if let Some(shown) = shown {
+                    assert!(!recorded.events.is_empty());
+                    assert_eq!(shown, json_of(&recorded.events), "{}", entry.id);
+                    sealed_ahead += 1;
+                }
             } else {
                 apply_partner(
                     &mut batch,
@@ -105,7 +113,21 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
         committed.push(batch.texts());
         batch.commit().expect("commit");
     }
+    assert!(
+        !ahead || sealed_ahead >= ready,
+        "{sealed_ahead} shown ahead"
+    );
     ready
+}
+
+/// Events as `pmf apply --format json` shows them.
+fn json_of(events: &[pmf::store::lineage::Event]) -> String {
+    let mut json = Vec::new();
+    for e in events {
+        e.write_json(&mut json);
+        json.push(b'\n');
+    }
+    String::from_utf8(json).expect("UTF-8")
 }
 
 /// Every row of `table` in the store at `store`, in order, each column as

@@ -406,6 +406,14 @@ impl PreparedPartner {
             })
         })
     }
+
+    /// Its events as [`record_partner`] will record them, when its run was
+    /// sealed ahead (each with its partner, position and time): they can
+    /// be shown before they are written.
+    pub fn sealed_events(&self) -> Option<&[Event]> {
+        let walked = self.walked.as_ref().ok()?;
+        walked.ready.as_ref().map(|_| walked.events.as_slice())
+    }
 }
 
 /// What a partner's walk gave, before its rows are written.
