@@ -373,6 +373,10 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         // it is done with the batch before, by this one too (a shared batch:
         // neither core waits while the other works).
         let json = args.format == OutputFormat::Json;
+        // Events are shown from the lines written ahead (JSON), or only
+        // for partners that need attention (a summary): the others' are
+        // dropped where they were made.
+        let keep_events = human && listed;
         let work = move |lane: &Lane<'_>, entry: &PlanEntry| {
             prepare(
                 inputs,
@@ -381,6 +385,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 entry,
                 lane.known.as_deref(),
                 json,
+                keep_events,
             )
         };
         scope.spawn(move || {
@@ -612,7 +617,9 @@ enum Ahead {
 
 /// Prepare the partner of `entry` ([`prepare_partner`]); `None` for a
 /// partner with nothing to apply. `known`: the texts the store numbers,
-/// to pack the rows of a partner it did not hold with.
+/// to pack the rows of a partner it did not hold with. `json`: write its
+/// events' output lines ahead; `keep_events`: keep them for the output
+/// (else they are dropped here when recording does not need them).
 fn prepare(
     inputs: &ApplyInputs<'_>,
     current: &Current,
@@ -620,6 +627,7 @@ fn prepare(
     entry: &PlanEntry,
     known: Option<&Texts>,
     json: bool,
+    keep_events: bool,
 ) -> Option<Result<Ahead, ApplyError>> {
     if let Some(o) = current
         .done
@@ -640,10 +648,16 @@ fn prepare(
             current.last.get(&entry.id),
             known.filter(|_| absent),
         )
-        .map(|p| Ahead::Walked {
-            shown: p.sealed_events().filter(|_| json).map(lineage_lines),
-            partner: Box::new(p),
-            absent,
+        .map(|mut p| {
+            let shown = p.sealed_events().filter(|_| json).map(lineage_lines);
+            if !keep_events {
+                p.shed();
+            }
+            Ahead::Walked {
+                shown,
+                partner: Box::new(p),
+                absent,
+            }
         }),
     )
 }

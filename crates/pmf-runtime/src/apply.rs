@@ -414,6 +414,36 @@ impl PreparedPartner {
         let walked = self.walked.as_ref().ok()?;
         walked.ready.as_ref().map(|_| walked.events.as_slice())
     }
+
+    /// Drop, on the thread that prepared it, what [`record_partner`] will
+    /// not read: when its run's stored form and its rows were made ahead,
+    /// and it completed or was unchanged (its result's reason needs no
+    /// event), its events (shown ahead if at all) and the texts its rows
+    /// were made from. Its result then has no events. Whether it did.
+    pub fn shed(&mut self) -> bool {
+        let Ok(walked) = &mut self.walked else {
+            return false;
+        };
+        let stored = walked
+            .ready
+            .as_ref()
+            .is_some_and(|(_, sealed)| sealed.is_stored());
+        if !stored
+            || !matches!(
+                walked.outcome,
+                PartnerOutcome::Completed | PartnerOutcome::Unchanged
+            )
+        {
+            return false;
+        }
+        walked.events_shed = !walked.events.is_empty();
+        walked.events = Vec::new();
+        walked.base = Event::default();
+        walked.partner_json = String::new();
+        walked.state_json = String::new();
+        walked.waits = String::new();
+        true
+    }
 }
 
 /// What a partner's walk gave, before its rows are written.
@@ -433,6 +463,9 @@ struct Walked {
     /// Its rows and sealed run, made ahead for a partner the store does
     /// not hold.
     ready: Option<(Rows, SealedRun)>,
+    /// Whether it had events, dropped where it was prepared
+    /// ([`PreparedPartner::shed`]).
+    events_shed: bool,
 }
 
 /// The rows a partner's walk writes.
@@ -558,6 +591,7 @@ pub fn prepare_partner(
         migration: a.migration,
         categories: a.categories,
         ready: None,
+        events_shed: false,
     };
     if let Some(texts) = ahead {
         let rows = walked.rows(inputs, None, || Ok(1), Some(texts))?;
@@ -705,7 +739,7 @@ pub fn record_partner(
     // A partner already at its target whose row stays as it was leaves no
     // trace: no event, so no progress row either (verify holds every row to
     // an event of its run; a re-run finds it unchanged again).
-    if !walked.events.is_empty() {
+    if !walked.events.is_empty() || walked.events_shed {
         batch.set_progress(&inputs.plan.hash, &id, outcome.as_str())?;
     }
     if let Some(m) = walked.migration

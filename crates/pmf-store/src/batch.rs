@@ -355,11 +355,12 @@ impl Batch<'_> {
     }
 
     /// Append a run sealed by [`PartnerChain::seal`] (`events` are the
-    /// events it sealed) as one row of the lineage, its hashes pushed onto
-    /// the Merkle tree. The texts the run repeats that were not numbered
-    /// when it was sealed are numbered here.
+    /// events it sealed; they may be dropped once its stored form is made)
+    /// as one row of the lineage, its hashes pushed onto the Merkle tree.
+    /// The texts the run repeats that were not numbered when it was sealed
+    /// are numbered here. A run of no event writes nothing.
     pub fn append_sealed(&mut self, sealed: SealedRun, events: &[Event]) -> Result<(), StoreError> {
-        if events.is_empty() {
+        if sealed.hashes.is_empty() {
             return Ok(());
         }
         let stored = match sealed.stored {
