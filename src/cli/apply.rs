@@ -9,7 +9,7 @@ use clap::Args;
 use super::plan::OutputFormat;
 use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::apply::{
-    ApplyBatch, ApplyError, ApplyInputs, Current, PartnerOutcome, PartnerResult, PreparedPartner,
+    ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, PreparedPartner, Start,
     current_states, outcome_from_str, prepare_partner, record_partner, target_for_all,
 };
 use crate::runtime::approvals;
@@ -377,33 +377,35 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         // for partners that need attention (a summary): the others' are
         // dropped where they were made.
         let keep_events = human && listed;
-        let work = move |lane: &Lane<'_>, entry: &PlanEntry| {
+        let work = move |lane: &Lane<'_>, at: usize, entry: &PlanEntry| {
+            let start = current.starts.get(lane.first + at)?;
             prepare(
                 inputs,
-                current,
                 target_all,
                 entry,
+                start,
                 lane.known.as_deref(),
                 json,
                 keep_events,
             )
         };
         scope.spawn(move || {
-            for chunk in plan.entries.chunks(APPLY_BATCH) {
+            for (n, chunk) in plan.entries.chunks(APPLY_BATCH).enumerate() {
                 let lane = std::sync::Arc::new(Lane {
                     partners: SharedBatch::new(chunk),
+                    first: n * APPLY_BATCH,
                     known: texts.lock().map(|t| t.clone()).ok(),
                 });
                 if ahead.send(std::sync::Arc::clone(&lane)).is_err() {
                     break;
                 }
-                lane.partners.work(|entry| work(&lane, entry));
+                lane.partners.work(|at, entry| work(&lane, at, entry));
             }
         });
         for (n, lane) in prepared.iter().enumerate() {
             let items = lane
                 .partners
-                .finish(|entry| work(&lane, entry))
+                .finish(|at, entry| work(&lane, at, entry))
                 .into_iter()
                 .flatten()
                 .collect::<Result<Vec<Ahead>, ApplyError>>();
@@ -596,6 +598,8 @@ fn stderr_width() -> usize {
 /// ([`SharedBatch`]), with the texts the store numbered when it was begun.
 struct Lane<'a> {
     partners: SharedBatch<'a, PlanEntry, Option<Result<Ahead, ApplyError>>>,
+    /// The place in the plan of its first partner.
+    first: usize,
     known: Option<std::sync::Arc<Texts>>,
 }
 
@@ -622,30 +626,31 @@ enum Ahead {
 /// (else they are dropped here when recording does not need them).
 fn prepare(
     inputs: &ApplyInputs<'_>,
-    current: &Current,
     target_all: Option<&Value>,
     entry: &PlanEntry,
+    start: &Start,
     known: Option<&Texts>,
     json: bool,
     keep_events: bool,
 ) -> Option<Result<Ahead, ApplyError>> {
-    if let Some(o) = current
-        .done
-        .get(&entry.id)
-        .and_then(|o| outcome_from_str(o))
-        && o.is_final()
-    {
-        return Some(Ok(Ahead::Done(entry.id.clone(), o)));
-    }
-    let state = current.states.get(&entry.id)?;
-    let absent = current.absent.contains(&entry.id);
+    let (state, last, absent) = match start {
+        Start::Done(o) => {
+            let done = outcome_from_str(o).filter(|o| o.is_final())?;
+            return Some(Ok(Ahead::Done(entry.id.clone(), done)));
+        }
+        Start::Walk {
+            state,
+            last,
+            absent,
+        } => (state, last.as_ref(), *absent),
+    };
     Some(
         prepare_partner(
             inputs,
             target_all,
             entry,
             state,
-            current.last.get(&entry.id),
+            last,
             known.filter(|_| absent),
         )
         .map(|mut p| {

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use pmf::runtime::apply::{
-    ApplyBatch, ApplyInputs, apply_partner, current_states, prepare_partner, record_partner,
+    ApplyBatch, ApplyInputs, Start, apply_partner, current_states, prepare_partner, record_partner,
     target_for_all,
 };
 use pmf::runtime::approvals;
@@ -60,7 +60,12 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
     let mut committed = vec![Texts::default(), Texts::default()];
     let (mut ready, mut sealed_ahead, mut shed_count) = (0, 0, 0);
     let mut shed_every_other = false;
-    for chunk in loaded.plan.entries.chunks(BATCH) {
+    let starts = loaded
+        .plan
+        .entries
+        .chunks(BATCH)
+        .zip(current.starts.chunks(BATCH));
+    for (chunk, chunk_starts) in starts {
         let known = committed[committed.len() - 2].clone();
         let mut batch = store.begin(&key).expect("begin");
         for a in &approvals {
@@ -69,13 +74,16 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
                 .expect("approval");
         }
         let mut shared = ApplyBatch::begin(&inputs);
-        for entry in chunk {
-            if current.done.contains_key(&entry.id) {
+        for (entry, start) in chunk.iter().zip(chunk_starts) {
+            let Start::Walk {
+                state,
+                last: prior,
+                absent,
+            } = start
+            else {
                 continue;
-            }
-            let state = &current.states[&entry.id];
-            let prior = current.last.get(&entry.id);
-            let absent = current.absent.contains(&entry.id);
+            };
+            let (prior, absent) = (prior.as_ref(), *absent);
             if ahead {
                 let prepared = prepare_partner(
                     &inputs,

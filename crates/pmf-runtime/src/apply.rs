@@ -149,23 +149,34 @@ impl PartnerResult {
     }
 }
 
-/// What `apply` knows of the partners of a plan before it runs: their
-/// current states, and what earlier runs of the same plan left.
+/// What `apply` knows of the partners of a plan before it runs: where
+/// each entry of the plan starts, in the plan's order (a plan names a
+/// partner once).
 pub struct Current {
-    /// Current state of every partner still to walk.
-    pub states: HashMap<String, Value>,
-    /// Partners this plan already finished (from `progress`, or from the
-    /// lineage when `progress` lost them): partner id → outcome.
-    pub done: HashMap<String, String>,
-    /// The last event of each stored partner.
-    pub last: HashMap<String, LastEvent>,
-    /// Partners the store did not hold (read under the store's write lock,
-    /// so still absent when they are applied: no second read).
-    pub absent: HashSet<String>,
+    /// One per entry of the plan, in its order.
+    pub starts: Vec<Start>,
+}
+
+/// Where apply starts the partner of a plan entry from.
+#[derive(Debug)]
+pub enum Start {
+    /// This plan finished it in an earlier run (from `progress`, or from
+    /// the lineage when `progress` lost it): its outcome.
+    Done(String),
+    /// It is walked.
+    Walk {
+        /// Its current state.
+        state: Value,
+        /// The last event the store holds of it.
+        last: Option<LastEvent>,
+        /// Whether the store did not hold it (read under the store's write
+        /// lock, so still absent when it is applied: no second read).
+        absent: bool,
+    },
 }
 
 /// The current state of every partner of the plan, checked against the
-/// digests the plan recorded. Partners done by an earlier run of this plan
+/// states the plan carries. Partners done by an earlier run of this plan
 /// are not checked (their state has legitimately changed); the lineage
 /// says which they are even if `progress` was lost.
 pub fn current_states(
@@ -183,21 +194,21 @@ pub fn current_states(
             short(&policy.hash)
         ));
     }
-    let mut current = Current {
-        states: HashMap::new(),
-        done: progress,
-        last: HashMap::new(),
-        absent: HashSet::new(),
-    };
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
     // A store that holds no partner (a first apply) is not asked for each.
     let empty = store.holds_no_partner()?;
-    // The store is read in order; each state is then parsed and its digest
-    // taken on every core; what they give is used in order again (the
-    // first error in the plan's order is the one reported).
-    let mut work: Vec<(&PlanEntry, Option<String>)> = Vec::with_capacity(plan.entries.len());
+    // The store is read in order; each state is then parsed and checked
+    // on every core; what they give is used in order again (the first
+    // error in the plan's order is the one reported).
+    enum Read<'p> {
+        Done(String),
+        /// The entry, its stored state and last event, if the store holds it.
+        Walk(&'p PlanEntry, Option<(String, Option<LastEvent>)>),
+    }
+    let mut work: Vec<Read<'_>> = Vec::with_capacity(plan.entries.len());
     for e in &plan.entries {
-        if current.done.get(&e.id).is_some_and(|o| is_final(o)) {
+        if let Some(o) = progress.get(&e.id).filter(|o| is_final(o)) {
+            work.push(Read::Done(o.clone()));
             continue;
         }
         let bound = if empty {
@@ -205,52 +216,58 @@ pub fn current_states(
         } else {
             store.bound_partner(&e.id)?
         };
-        match bound {
-            Some((p, last)) => {
-                if let Some(l) = last {
-                    current.last.insert(e.id.clone(), l);
-                }
-                work.push((e, Some(p.state)));
-            }
-            // Not in the store yet: the state the plan carries.
-            None => {
-                current.absent.insert(e.id.clone());
-                work.push((e, None));
-            }
-        }
+        // Not in the store yet: the state the plan carries.
+        work.push(Read::Walk(e, bound.map(|(p, last)| (p.state, last))));
     }
     use rayon::prelude::*;
     // Whether each state is still the one planned: a stored state against
     // the one the plan carries (or format 3's digest of it); a state taken
     // from the plan is the one planned (format 3: when its digest agrees).
-    let parsed: Vec<Result<(Value, bool), ApplyError>> = work
+    let parsed: Vec<Option<Result<(Value, bool), ApplyError>>> = work
         .par_iter()
         .map_init(
             || super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full),
-            |cache, (e, stored)| {
-                let state = parse_state(policy, e, stored.as_deref(), cache)?;
-                let planned = match (stored, &e.state_digest) {
-                    (None, None) => return Ok((state, true)),
-                    (None, Some(digest)) => digest.clone(),
-                    (Some(_), _) => {
-                        e.planned_digest(&policy.schema, Some(cache))
-                            .map_err(|err| {
-                                ApplyError::Input(format!(
-                                    "the plan's state of partner `{}` is not valid: {err}",
-                                    e.id
-                                ))
-                            })?
-                    }
+            |cache, read| {
+                let Read::Walk(e, bound) = read else {
+                    return None;
                 };
-                let unchanged = state_digest(&state) == planned;
-                Ok((state, unchanged))
+                let stored = bound.as_ref().map(|(state, _)| state.as_str());
+                Some((|| {
+                    let state = parse_state(policy, e, stored, cache)?;
+                    let planned = match (stored, &e.state_digest) {
+                        (None, None) => return Ok((state, true)),
+                        (None, Some(digest)) => digest.clone(),
+                        (Some(_), _) => {
+                            e.planned_digest(&policy.schema, Some(cache))
+                                .map_err(|err| {
+                                    ApplyError::Input(format!(
+                                        "the plan's state of partner `{}` is not valid: {err}",
+                                        e.id
+                                    ))
+                                })?
+                        }
+                    };
+                    let unchanged = state_digest(&state) == planned;
+                    Ok((state, unchanged))
+                })())
             },
         )
         .collect();
-    for ((e, _), parsed) in work.into_iter().zip(parsed) {
+    let mut starts = Vec::with_capacity(work.len());
+    for (read, parsed) in work.into_iter().zip(parsed) {
+        let (e, bound) = match read {
+            Read::Done(outcome) => {
+                starts.push(Start::Done(outcome));
+                continue;
+            }
+            Read::Walk(e, bound) => (e, bound),
+        };
+        let absent = bound.is_none();
+        let last = bound.and_then(|(_, last)| last);
+        let Some(parsed) = parsed else { continue };
         let (state, unchanged) = parsed?;
         // Finished by this plan in a run whose progress was lost?
-        let finished = if current.last.contains_key(&e.id) && !current.done.contains_key(&e.id) {
+        let finished = if last.is_some() && !progress.contains_key(&e.id) {
             store
                 .plan_outcome(&e.id, &inputs.plan.hash)?
                 .filter(|o| is_final(o))
@@ -258,16 +275,20 @@ pub fn current_states(
             None
         };
         if let Some(outcome) = finished {
-            current.done.insert(e.id.clone(), outcome);
+            starts.push(Start::Done(outcome));
             continue;
         }
         if !unchanged {
             stale.push(format!("partner `{}` changed since planning", e.id));
         }
-        current.states.insert(e.id.clone(), state);
+        starts.push(Start::Walk {
+            state,
+            last,
+            absent,
+        });
     }
     if stale.is_empty() {
-        Ok(current)
+        Ok(Current { starts })
     } else {
         Err(ApplyError::Stale(stale))
     }

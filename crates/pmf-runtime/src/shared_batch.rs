@@ -38,15 +38,16 @@ impl<'a, I: Sync, T: Send> SharedBatch<'a, I, T> {
         }
     }
 
-    /// Claim items one at a time and work each out with `work`, until
-    /// every item is claimed (by this thread or another).
-    pub fn work(&self, work: impl Fn(&I) -> T) {
+    /// Claim items one at a time and work each out with `work` (given its
+    /// position in the batch), until every item is claimed (by this thread
+    /// or another).
+    pub fn work(&self, work: impl Fn(usize, &I) -> T) {
         loop {
             let at = self.next.fetch_add(1, Ordering::Relaxed);
             let (Some(item), Some(slot)) = (self.items.get(at), self.slots.get(at)) else {
                 return;
             };
-            let result = work(item);
+            let result = work(at, item);
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
             let mut filled = self.filled.lock().unwrap_or_else(PoisonError::into_inner);
             *filled += 1;
@@ -58,7 +59,7 @@ impl<'a, I: Sync, T: Send> SharedBatch<'a, I, T> {
 
     /// Help with what is left ([`SharedBatch::work`]), wait for the items
     /// other threads claimed, and take every result, in the items' order.
-    pub fn finish(&self, work: impl Fn(&I) -> T) -> Vec<T> {
+    pub fn finish(&self, work: impl Fn(usize, &I) -> T) -> Vec<T> {
         self.work(work);
         let mut filled = self.filled.lock().unwrap_or_else(PoisonError::into_inner);
         while *filled < self.items.len() {
@@ -96,7 +97,7 @@ mod tests {
                 let other = Arc::clone(&shared);
                 let (calls, both, helper) = (&calls, &both, &helper);
                 s.spawn(move || {
-                    other.work(|&i| {
+                    other.work(|_, &i| {
                         calls.fetch_add(1, Ordering::Relaxed);
                         if helper.fetch_add(1, Ordering::Relaxed) == 0 {
                             both.wait();
@@ -104,7 +105,7 @@ mod tests {
                         i * i
                     })
                 });
-                shared.finish(|&i| {
+                shared.finish(|_, &i| {
                     calls.fetch_add(1, Ordering::Relaxed);
                     if consumer.fetch_add(1, Ordering::Relaxed) == 0 {
                         both.wait();
@@ -133,8 +134,11 @@ mod tests {
     #[test]
     fn a_batch_alone_or_empty() {
         let items = [3, 1, 2];
-        assert_eq!(SharedBatch::new(&items).finish(|&i| i + 1), [4, 2, 3]);
+        assert_eq!(
+            SharedBatch::new(&items).finish(|at, &i| i + 10 * at),
+            [3, 11, 22]
+        );
         let none: [u8; 0] = [];
-        assert!(SharedBatch::new(&none).finish(|&i| i).is_empty());
+        assert!(SharedBatch::new(&none).finish(|_, &i| i).is_empty());
     }
 }
