@@ -158,11 +158,24 @@ impl<'t> Packer<'t, '_, '_> {
         }
     }
 
-    /// Insert the count of a container's items where its items begin.
+    /// Where a container's count of items goes: one byte held for it
+    /// (the varint of a count below 128), before its items.
+    fn hold_count(&mut self) -> usize {
+        self.out.push(0);
+        self.out.len() - 1
+    }
+
+    /// Write the count of a container's items in the byte held at `at`
+    /// ([`Packer::hold_count`]), widened when its varint takes more.
     fn count_at(&mut self, at: usize, count: u64) {
-        let mut n = Vec::with_capacity(2);
-        put_varint(&mut n, count);
-        self.out.splice(at..at, n);
+        match (u8::try_from(count), self.out.get_mut(at)) {
+            (Ok(n), Some(held)) if n < 0x80 => *held = n,
+            _ => {
+                let mut n = Vec::with_capacity(4);
+                put_varint(&mut n, count);
+                self.out.splice(at..at + 1, n);
+            }
+        }
     }
 
     /// One value; `Ok(false)` when the text is not one the encoding keeps.
@@ -191,7 +204,7 @@ impl<'t> Packer<'t, '_, '_> {
             Some(b'[') => {
                 self.at += 1;
                 self.out.push(ARRAY);
-                let items = self.out.len();
+                let items = self.hold_count();
                 let mut count = 0u64;
                 if self.peek() == Some(b']') {
                     self.at += 1;
@@ -217,7 +230,7 @@ impl<'t> Packer<'t, '_, '_> {
             Some(b'{') => {
                 self.at += 1;
                 self.out.push(OBJECT);
-                let items = self.out.len();
+                let items = self.hold_count();
                 let mut count = 0u64;
                 if self.peek() == Some(b'}') {
                     self.at += 1;
@@ -419,6 +432,35 @@ mod tests {
         let bytes = bytes.expect("a canonical state packs");
         assert_eq!(unpack(&bytes, &keys).as_deref(), Some(state));
         assert!(bytes.len() * 2 < state.len(), "{} bytes", bytes.len());
+    }
+
+    /// A container's count is the varint before its items, however many
+    /// there are (one byte below 128, more from 128 on), and round trips.
+    #[test]
+    fn counts_of_every_width_are_varints_before_the_items() {
+        for n in [0usize, 1, 2, 127, 128, 129, 300, 16_383, 16_384, 20_000] {
+            let items = vec!["0"; n].join(",");
+            let mut count = Vec::new();
+            put_varint(&mut count, n as u64);
+            // An array: its items are whole numbers (WHOLE, 0).
+            let array = format!("[{items}]");
+            let (bytes, keys) = packed(&array);
+            let bytes = bytes.expect("packs");
+            let mut expected = vec![FORMAT, ARRAY];
+            expected.extend_from_slice(&count);
+            expected.extend(std::iter::repeat_n([WHOLE, 0], n).flatten());
+            assert_eq!(bytes, expected, "{n} items");
+            assert_eq!(unpack(&bytes, &keys).as_deref(), Some(array.as_str()));
+            // Nested: an object holding the array, then a key after it.
+            let nested = format!(r#"{{"a":[{items}],"b":[[],[{items}]]}}"#);
+            let (bytes, keys) = packed(&nested);
+            let bytes = bytes.expect("packs");
+            assert_eq!(
+                unpack(&bytes, &keys).as_deref(),
+                Some(nested.as_str()),
+                "{n}"
+            );
+        }
     }
 
     #[test]
