@@ -58,6 +58,7 @@ pub(crate) fn pack(
     out.clear();
     out.push(FORMAT);
     let mut packer = Packer {
+        source: text,
         text: text.as_bytes(),
         at: 0,
         key_id,
@@ -88,6 +89,8 @@ pub(crate) fn prepack(text: &str, keys: &Texts) -> Option<Vec<u8>> {
 }
 
 struct Packer<'t, 'k, 'o> {
+    /// The text packed, and its bytes.
+    source: &'t str,
     text: &'t [u8],
     at: usize,
     key_id: &'k mut dyn FnMut(&str) -> Result<u64, StoreError>,
@@ -124,8 +127,8 @@ impl<'t> Packer<'t, '_, '_> {
         }
         self.at = i + 1;
         // Quotes and backslashes are ASCII: the slice is on char boundaries
-        // of the original `str`.
-        std::str::from_utf8(text.get(start..i)?).ok()
+        // of the original `str` (checked at its ends, not validated again).
+        self.source.get(start..i)
     }
 
     fn number(&mut self) {
@@ -288,12 +291,20 @@ pub(crate) fn unpacks_to(bytes: &[u8], keys: &Texts, text: &str) -> bool {
 trait Sink {
     /// Append `s`; false when it does not match.
     fn put(&mut self, s: &str) -> bool;
+
+    /// Append the bytes of a string or a number as stored: false when
+    /// they are not UTF-8, or do not match.
+    fn put_stored(&mut self, s: &[u8]) -> bool;
 }
 
 impl Sink for String {
     fn put(&mut self, s: &str) -> bool {
         self.push_str(s);
         true
+    }
+
+    fn put_stored(&mut self, s: &[u8]) -> bool {
+        std::str::from_utf8(s).is_ok_and(|s| self.put(s))
     }
 }
 
@@ -302,7 +313,13 @@ struct Expect<'t>(&'t [u8]);
 
 impl Sink for Expect<'_> {
     fn put(&mut self, s: &str) -> bool {
-        match self.0.strip_prefix(s.as_bytes()) {
+        self.put_stored(s.as_bytes())
+    }
+
+    /// The bytes expected are UTF-8 (a `str`'s), so bytes equal to them
+    /// are too: compared, not validated.
+    fn put_stored(&mut self, s: &[u8]) -> bool {
+        match self.0.strip_prefix(s) {
             Some(rest) => {
                 self.0 = rest;
                 true
@@ -344,7 +361,7 @@ fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut impl Sink, depth: us
         TRUE => ok(out.put("true"))?,
         NUMBER => {
             let n = usize::try_from(r.varint()?).ok()?;
-            ok(out.put(std::str::from_utf8(r.bytes(n)?).ok()?))?;
+            ok(out.put_stored(r.bytes(n)?))?;
         }
         WHOLE => {
             ok(out.put(decimal(r.varint()?, &mut buf)))?;
@@ -356,7 +373,7 @@ fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut impl Sink, depth: us
         STRING => {
             let n = usize::try_from(r.varint()?).ok()?;
             ok(out.put("\""))?;
-            ok(out.put(std::str::from_utf8(r.bytes(n)?).ok()?))?;
+            ok(out.put_stored(r.bytes(n)?))?;
             ok(out.put("\""))?;
         }
         ARRAY => {
@@ -518,6 +535,36 @@ mod tests {
         let shallow = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         let (bytes, keys) = packed(&shallow);
         assert_eq!(unpack(&bytes.unwrap(), &keys), Some(shallow));
+    }
+
+    /// Checking as it unpacks compares the bytes of strings and numbers
+    /// without validating them as UTF-8: it still says yes exactly when
+    /// unpacking gives the text, for texts with characters of every width,
+    /// with every byte changed, and against texts cut inside a character.
+    #[test]
+    fn checking_agrees_with_unpacking_on_characters_of_every_width() {
+        let state = r#"{"é":["aé€😀z","😀",""],"n":-1.5e3,"€":{"ü":"ü"}}"#;
+        let (bytes, keys) = packed(state);
+        let bytes = bytes.expect("packs");
+        let agree = |b: &[u8], text: &str| {
+            assert_eq!(
+                unpacks_to(b, &keys, text),
+                unpack(b, &keys).as_deref() == Some(text),
+                "{b:?} against {text:?}"
+            );
+        };
+        agree(&bytes, state);
+        for i in 0..bytes.len() {
+            for value in [0x00u8, 0x22, 0x41, 0x80, 0x9f, 0xc3, 0xe2, 0xf0, 0xff] {
+                let mut b = bytes.clone();
+                b[i] = value;
+                agree(&b, state);
+            }
+            agree(&bytes[..i], state);
+        }
+        for (cut, _) in state.char_indices() {
+            agree(&bytes, &state[..cut]);
+        }
     }
 
     #[test]
