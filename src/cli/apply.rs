@@ -369,14 +369,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         let (ahead, prepared) = std::sync::mpsc::sync_channel::<std::sync::Arc<Lane<'_>>>(1);
         let (inputs, current, texts) = (&inputs, &current, &texts);
         let target_all = target_all.as_ref();
-        // A batch's partners are prepared by the preparing thread and, once
-        // it is done with the batch before, by this one too (a shared batch:
-        // neither core waits while the other works).
         let json = args.format == OutputFormat::Json;
         // Events are shown from the lines written ahead (JSON), or only
         // for partners that need attention (a summary): the others' are
         // dropped where they were made.
         let keep_events = human && listed;
+        // A batch's partners are prepared by the preparing thread and, once
+        // it is done with the batch before, by this one too (a shared batch:
+        // neither core waits while the other works).
         let work = move |lane: &Lane<'_>, at: usize, entry: &PlanEntry| {
             let start = current.starts.get(lane.first + at)?;
             prepare(
@@ -592,14 +592,13 @@ fn stderr_width() -> usize {
     80
 }
 
-/// A failure in the middle of applying: the store failed (exit 2; what
-/// was not committed is redone by the next run).
 /// A batch of the plan's partners, prepared by two threads
-/// ([`SharedBatch`]), with the texts the store numbered when it was begun.
+/// ([`SharedBatch`]).
 struct Lane<'a> {
     partners: SharedBatch<'a, PlanEntry, Option<Result<Ahead, ApplyError>>>,
     /// The place in the plan of its first partner.
     first: usize,
+    /// The texts the store numbered when the batch was begun.
     known: Option<std::sync::Arc<Texts>>,
 }
 
@@ -678,6 +677,8 @@ fn lineage_lines(events: &[crate::store::lineage::Event]) -> Vec<u8> {
     lines
 }
 
+/// A failure in the middle of applying: the store failed (exit 2; what
+/// was not committed is redone by the next run).
 fn store_failure(store: &std::path::Path, e: ApplyError) -> CliError {
     CliError::Interrupted {
         store: store.to_path_buf(),

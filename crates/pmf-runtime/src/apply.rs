@@ -220,51 +220,37 @@ pub fn current_states(
         work.push(Read::Walk(e, bound.map(|(p, last)| (p.state, last))));
     }
     use rayon::prelude::*;
-    // Whether each state is still the one planned: a stored state against
-    // the one the plan carries (or format 3's digest of it); a state taken
-    // from the plan is the one planned (format 3: when its digest agrees).
     let parsed: Vec<Option<Result<(Value, bool), ApplyError>>> = work
         .par_iter()
         .map_init(
             || super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full),
-            |cache, read| {
-                let Read::Walk(e, bound) = read else {
-                    return None;
-                };
-                let stored = bound.as_ref().map(|(state, _)| state.as_str());
-                Some((|| {
-                    let state = parse_state(policy, e, stored, cache)?;
-                    let planned = match (stored, &e.state_digest) {
-                        (None, None) => return Ok((state, true)),
-                        (None, Some(digest)) => digest.clone(),
-                        (Some(_), _) => {
-                            e.planned_digest(&policy.schema, Some(cache))
-                                .map_err(|err| {
-                                    ApplyError::Input(format!(
-                                        "the plan's state of partner `{}` is not valid: {err}",
-                                        e.id
-                                    ))
-                                })?
-                        }
-                    };
-                    let unchanged = state_digest(&state) == planned;
-                    Ok((state, unchanged))
-                })())
+            |cache, read| match read {
+                Read::Done(_) => None,
+                Read::Walk(e, bound) => {
+                    let stored = bound.as_ref().map(|(state, _)| state.as_str());
+                    Some(start_state(policy, e, stored, cache))
+                }
             },
         )
         .collect();
     let mut starts = Vec::with_capacity(work.len());
     for (read, parsed) in work.into_iter().zip(parsed) {
-        let (e, bound) = match read {
-            Read::Done(outcome) => {
+        let (e, bound, parsed) = match (read, parsed) {
+            (Read::Done(outcome), _) => {
                 starts.push(Start::Done(outcome));
                 continue;
             }
-            Read::Walk(e, bound) => (e, bound),
+            (Read::Walk(e, bound), Some(parsed)) => (e, bound, parsed),
+            // Every entry walked was parsed: a start for each, in order.
+            (Read::Walk(e, _), None) => {
+                return Err(ApplyError::Input(format!(
+                    "the state of partner `{}` was not read",
+                    e.id
+                )));
+            }
         };
         let absent = bound.is_none();
         let last = bound.and_then(|(_, last)| last);
-        let Some(parsed) = parsed else { continue };
         let (state, unchanged) = parsed?;
         // Finished by this plan in a run whose progress was lost?
         let finished = if last.is_some() && !progress.contains_key(&e.id) {
@@ -292,6 +278,33 @@ pub fn current_states(
     } else {
         Err(ApplyError::Stale(stale))
     }
+}
+
+/// The state apply starts `e` from ([`parse_state`]), and whether it is
+/// still the one planned: a stored state against the one the plan carries
+/// (or format 3's digest of it); a state taken from the plan is the one
+/// planned (format 3: when its digest agrees).
+fn start_state(
+    policy: &CompiledPolicy,
+    e: &PlanEntry,
+    stored: Option<&str>,
+    cache: &mut super::fast::ParseCache,
+) -> Result<(Value, bool), ApplyError> {
+    let state = parse_state(policy, e, stored, cache)?;
+    let planned = match (stored, &e.state_digest) {
+        (None, None) => return Ok((state, true)),
+        (None, Some(digest)) => digest.clone(),
+        (Some(_), _) => e
+            .planned_digest(&policy.schema, Some(cache))
+            .map_err(|err| {
+                ApplyError::Input(format!(
+                    "the plan's state of partner `{}` is not valid: {err}",
+                    e.id
+                ))
+            })?,
+    };
+    let unchanged = state_digest(&state) == planned;
+    Ok((state, unchanged))
 }
 
 /// The state apply starts `e` from: the stored one (`stored`, its JSON), or
