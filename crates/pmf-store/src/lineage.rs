@@ -645,26 +645,54 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// A string: its length shifted left once, the low bit set when the text
-/// is lowercase hex (then kept as the bytes it spells: a digest takes 32
-/// bytes, not 64); then the bytes.
+/// is lowercase hex of at least 16 digits, an even number (then kept as
+/// the bytes it spells: a digest takes 32 bytes, not 64); then the bytes.
+/// Hex is decoded as it is checked, in one pass.
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    let hex = b.len() >= 16
-        && b.len().is_multiple_of(2)
-        && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    if hex {
+    if b.len() >= 16 && b.len().is_multiple_of(2) {
+        let start = out.len();
+        out.reserve(b.len() / 2 + 10);
         put_varint(out, (((b.len() / 2) as u64) << 1) | 1);
-        let nibble = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
-        for pair in b.chunks_exact(2) {
-            if let [hi, lo] = pair {
-                out.push((nibble(*hi) << 4) | nibble(*lo));
+        let digit = |c: u8| LOWER_HEX.get(usize::from(c)).copied().unwrap_or(NOT_HEX);
+        let spelled = b.chunks_exact(2).all(|pair| match pair {
+            &[hi, lo] => {
+                let (hi, lo) = (digit(hi), digit(lo));
+                let hex = (hi | lo) & NOT_HEX == 0;
+                out.push((hi << 4) | lo);
+                hex
             }
+            _ => false,
+        });
+        if spelled {
+            return;
         }
-    } else {
-        put_varint(out, (b.len() as u64) << 1);
-        out.extend_from_slice(b);
+        out.truncate(start);
     }
+    put_varint(out, (b.len() as u64) << 1);
+    out.extend_from_slice(b);
 }
+
+/// What [`LOWER_HEX`] gives a byte that is no lowercase hex digit.
+const NOT_HEX: u8 = 0x10;
+
+/// The value of each lowercase hex digit; [`NOT_HEX`] for other bytes.
+// Evaluated at compile time: an index out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
+const LOWER_HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
 
 fn put_list(out: &mut Vec<u8>, list: &[String]) {
     put_varint(out, list.len() as u64);
@@ -964,6 +992,67 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A string as the compact encoding wrote it before hex was decoded
+    /// as it was checked: the reference [`put_str`] must equal.
+    fn put_str_reference(out: &mut Vec<u8>, s: &str) {
+        let b = s.as_bytes();
+        let hex = b.len() >= 16
+            && b.len().is_multiple_of(2)
+            && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        if hex {
+            put_varint(out, (((b.len() / 2) as u64) << 1) | 1);
+            let nibble = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
+            for pair in b.chunks_exact(2) {
+                out.push((nibble(pair[0]) << 4) | nibble(pair[1]));
+            }
+        } else {
+            put_varint(out, (b.len() as u64) << 1);
+            out.extend_from_slice(b);
+        }
+    }
+
+    #[test]
+    fn strings_are_written_as_the_reference_writes_them() {
+        let alphabet: Vec<char> = "0123456789abcdefABCDEFgz-:é\"".chars().collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "0".repeat(15),
+            "0".repeat(16),
+            "f".repeat(17),
+            "ab".repeat(32),
+            format!("{}G", "a".repeat(63)),
+            format!("G{}", "a".repeat(63)),
+            "AB".repeat(8),
+        ];
+        for _ in 0..20_000 {
+            let len = next(80);
+            // Mostly hex digits, so that long hex texts come up.
+            let text: String = (0..len)
+                .map(|_| {
+                    alphabet[if next(10) < 9 {
+                        next(16)
+                    } else {
+                        next(alphabet.len())
+                    }]
+                })
+                .collect();
+            cases.push(text);
+        }
+        for text in &cases {
+            let (mut got, mut want) = (vec![7u8], vec![7u8]);
+            put_str(&mut got, text);
+            put_str_reference(&mut want, text);
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
 
     fn full() -> Event {
         Event {
