@@ -345,13 +345,26 @@ pub(crate) fn chain_digest(prev: &str, body: &str) -> [u8; 32] {
 /// previous hash (32 bytes), the event's position and the partner id's
 /// length (varints), the partner id and the stored bytes.
 pub(crate) fn event_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [u8; 32] {
-    let mut head = Vec::with_capacity(48);
-    head.extend_from_slice(b"pmf-event-v2\0");
-    head.extend_from_slice(prev);
-    put_varint(&mut head, seq);
-    put_varint(&mut head, partner.len() as u64);
     let mut h = Sha256::new();
-    h.update(&head);
+    h.update(b"pmf-event-v2\0");
+    h.update(prev);
+    // The two varints, on the stack (ten bytes each at most).
+    let mut varints = [0u8; 20];
+    let mut len = 0;
+    for mut n in [seq, partner.len() as u64] {
+        loop {
+            let byte = if n >= 0x80 { (n as u8) | 0x80 } else { n as u8 };
+            if let Some(slot) = varints.get_mut(len) {
+                *slot = byte;
+            }
+            len += 1;
+            n >>= 7;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    h.update(varints.get(..len).unwrap_or_default());
     h.update(partner.as_bytes());
     h.update(body);
     h.finalize().into()
@@ -1009,6 +1022,45 @@ mod tests {
         } else {
             put_varint(out, (b.len() as u64) << 1);
             out.extend_from_slice(b);
+        }
+    }
+
+    /// The chain hash of an event, as it was taken with its head built in a
+    /// vector: positions and partner ids of every varint width.
+    #[test]
+    fn event_digests_are_the_reference_digests() {
+        let reference = |prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]| {
+            let mut head = b"pmf-event-v2\0".to_vec();
+            head.extend_from_slice(prev);
+            put_varint(&mut head, seq);
+            put_varint(&mut head, partner.len() as u64);
+            let mut h = Sha256::new();
+            h.update(&head);
+            h.update(partner.as_bytes());
+            h.update(body);
+            let digest: [u8; 32] = h.finalize().into();
+            digest
+        };
+        let prev = [0x5au8; 32];
+        for seq in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            for len in [0usize, 1, 127, 128, 5000] {
+                let partner = "p".repeat(len);
+                assert_eq!(
+                    event_digest(&prev, &partner, seq, b"body"),
+                    reference(&prev, &partner, seq, b"body"),
+                    "seq {seq}, id of {len} bytes"
+                );
+            }
         }
     }
 
