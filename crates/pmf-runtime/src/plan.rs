@@ -1421,16 +1421,24 @@ fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
     }
     // The tail: the last line (a new line may end the file).
     let rest = rest.strip_suffix(b"\n").unwrap_or(rest);
-    let (entries, tail) = match rest.iter().rposition(|&b| b == b'\n') {
+    let (entries, tail) = match memchr::memrchr(b'\n', rest) {
         Some(at) => (rest.get(..at)?, rest.get(at + 1..)?),
         None => (rest.get(..0)?, rest),
     };
     let tail = tail.strip_prefix(CLOSE)?;
     let tail: Tail = serde_json::from_slice(&[b"{\"totals\":", tail].concat()).ok()?;
+    // Lines found with memchr (SIMD): a byte at a time, this serial step
+    // was a fiftieth of applying 100,000 partners.
     let lines: Vec<&[u8]> = if entries.is_empty() {
         Vec::new()
     } else {
-        entries.split(|&b| b == b'\n').collect()
+        let mut lines = Vec::with_capacity(entries.len() / 256);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', entries).chain([entries.len()]) {
+            lines.push(entries.get(start..end)?);
+            start = end + 1;
+        }
+        lines
     };
     let last = lines.len().saturating_sub(1);
     let entries = lines
