@@ -403,13 +403,23 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             }
         });
         for (n, lane) in prepared.iter().enumerate() {
-            let items = lane
-                .partners
-                .finish(|at, entry| work(&lane, at, entry))
+            // `None`: preparing a partner panicked on the other thread
+            // (its panic is reported when the scope ends); nothing of this
+            // batch is written.
+            let Some(prepared_batch) = lane.partners.finish(|at, entry| work(&lane, at, entry))
+            else {
+                return Err(store_failure(
+                    &args.store,
+                    ApplyError::Input(
+                        "preparing a batch of partners failed; nothing of it was written".into(),
+                    ),
+                ));
+            };
+            drop(lane);
+            let items = prepared_batch
                 .into_iter()
                 .flatten()
                 .collect::<Result<Vec<Ahead>, ApplyError>>();
-            drop(lane);
             let items = items.map_err(|e| store_failure(&args.store, e))?;
             let mut results = Vec::with_capacity(items.len());
             let mut batch = store

@@ -40,26 +40,43 @@ impl<'a, I: Sync, T: Send> SharedBatch<'a, I, T> {
 
     /// Claim items one at a time and work each out with `work` (given its
     /// position in the batch), until every item is claimed (by this thread
-    /// or another).
+    /// or another). An item whose work panics is counted as done, its slot
+    /// left empty, before the panic goes on: the consumer never waits for
+    /// it ([`SharedBatch::finish`]).
     pub fn work(&self, work: impl Fn(usize, &I) -> T) {
         loop {
             let at = self.next.fetch_add(1, Ordering::Relaxed);
             let (Some(item), Some(slot)) = (self.items.get(at), self.slots.get(at)) else {
                 return;
             };
-            let result = work(at, item);
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
-            let mut filled = self.filled.lock().unwrap_or_else(PoisonError::into_inner);
-            *filled += 1;
-            if *filled == self.items.len() {
-                self.all_filled.notify_all();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(at, item)));
+            match outcome {
+                Ok(result) => {
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                    self.count_filled();
+                }
+                Err(panic) => {
+                    self.count_filled();
+                    std::panic::resume_unwind(panic);
+                }
             }
         }
     }
 
+    /// Count one more slot done; tell the consumer when it was the last.
+    fn count_filled(&self) {
+        let mut filled = self.filled.lock().unwrap_or_else(PoisonError::into_inner);
+        *filled += 1;
+        if *filled == self.items.len() {
+            self.all_filled.notify_all();
+        }
+    }
+
     /// Help with what is left ([`SharedBatch::work`]), wait for the items
-    /// other threads claimed, and take every result, in the items' order.
-    pub fn finish(&self, work: impl Fn(usize, &I) -> T) -> Vec<T> {
+    /// other threads claimed, and take every result, in the items' order;
+    /// `None` when the work of an item panicked (on another thread: that
+    /// thread's panic is reported when it is joined).
+    pub fn finish(&self, work: impl Fn(usize, &I) -> T) -> Option<Vec<T>> {
         self.work(work);
         let mut filled = self.filled.lock().unwrap_or_else(PoisonError::into_inner);
         while *filled < self.items.len() {
@@ -71,7 +88,7 @@ impl<'a, I: Sync, T: Send> SharedBatch<'a, I, T> {
         drop(filled);
         self.slots
             .iter()
-            .filter_map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+            .map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
             .collect()
     }
 }
@@ -113,6 +130,7 @@ mod tests {
                     i * i
                 })
             });
+            let results = results.expect("every item worked out");
             assert_eq!(
                 results,
                 batch.iter().map(|i| i * i).collect::<Vec<_>>(),
@@ -136,9 +154,39 @@ mod tests {
         let items = [3, 1, 2];
         assert_eq!(
             SharedBatch::new(&items).finish(|at, &i| i + 10 * at),
-            [3, 11, 22]
+            Some(vec![3, 11, 22])
         );
         let none: [u8; 0] = [];
-        assert!(SharedBatch::new(&none).finish(|_, &i| i).is_empty());
+        assert_eq!(SharedBatch::new(&none).finish(|_, &i| i), Some(vec![]));
+    }
+
+    /// When the work of an item panics on the other thread, the consumer
+    /// does not wait for it forever: it gets no results, and the panic
+    /// reaches whoever joins that thread.
+    #[test]
+    fn a_panic_on_the_other_thread_leaves_no_one_waiting() {
+        let items: Vec<u32> = (0..64).collect();
+        let shared = SharedBatch::new(&items);
+        let seen = Mutex::new(None);
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    shared.work(|_, &i| {
+                        if i == 0 {
+                            panic!("item {i}");
+                        }
+                        i
+                    })
+                });
+                // Item 0 is the helper's (it claims first): wait until it
+                // is counted, then finish.
+                while *shared.filled.lock().unwrap() == 0 {
+                    std::thread::yield_now();
+                }
+                *seen.lock().unwrap() = Some(shared.finish(|_, &i| i));
+            })
+        }));
+        assert!(joined.is_err(), "the helper's panic reaches the join");
+        assert_eq!(*seen.lock().unwrap(), Some(None), "no results, no wait");
     }
 }
