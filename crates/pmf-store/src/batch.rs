@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::checkpoint::{Checkpoint, OperatorKey};
 use super::interned::Texts;
 use super::lineage::{
-    Event, GENESIS_BYTES, RUN, encode, encode_interned, event_digest, hash_of, hex32, put_varint,
+    Event, GENESIS_BYTES, RUN, encode_both, encode_interned, event_digest, hash_of, hex32,
+    put_varint,
 };
 use super::merkle::{self, Frontier};
 use super::packed;
@@ -115,29 +116,34 @@ impl PartnerChain {
         let first_seq = self.seq + 1;
         let mut hashes = Vec::with_capacity(32 * events.len());
         let mut buf = Vec::with_capacity(256);
+        // The stored form, made in the same pass, kept when `texts` numbers
+        // every text the events repeat.
+        let mut row = RowFrame::new(events.len());
+        let mut one = Vec::with_capacity(128);
+        let mut missing = false;
         for event in events.iter_mut() {
             event.partner.clone_from(&self.partner);
             event.seq = (self.seq + 1) as u64;
             buf.clear();
-            encode(event, &mut buf);
+            one.clear();
+            let mut intern = |t: &str| {
+                Ok(texts.id(t).unwrap_or_else(|| {
+                    missing = true;
+                    0
+                }))
+            };
+            // Numbering from `texts` cannot fail.
+            let _ = encode_both(event, &mut buf, &mut one, &mut intern);
+            row.push(&one);
             let hash = event_digest(&self.prev, &self.partner, event.seq, &buf);
             hashes.extend_from_slice(&hash);
             self.seq += 1;
             self.prev = hash;
         }
-        // The stored form, when `texts` numbers every text the events repeat.
-        let mut missing = false;
-        let stored = stored_row(events, &mut |t| {
-            Ok(texts.id(t).unwrap_or_else(|| {
-                missing = true;
-                0
-            }))
-        })
-        .ok();
         SealedRun {
             partner: self.partner.clone(),
             first_seq,
-            stored: stored.filter(|_| !missing),
+            stored: (!missing).then(|| row.into_bytes()),
             hashes,
         }
     }
@@ -145,27 +151,51 @@ impl PartnerChain {
 
 /// `events` as one row of the lineage: each interned
 /// ([`super::lineage::encode_interned`], its texts numbered by `intern`),
-/// several as a run ([`RUN`]: their count, then each with its length).
+/// framed by [`RowFrame`].
 fn stored_row(
     events: &[Event],
     intern: &mut dyn FnMut(&str) -> Result<u64, StoreError>,
 ) -> Result<Vec<u8>, StoreError> {
-    let run = events.len() > 1;
-    let mut stored = Vec::with_capacity(48 * events.len() + 4);
-    if run {
-        stored.push(RUN);
-        put_varint(&mut stored, events.len() as u64);
-    }
+    let mut row = RowFrame::new(events.len());
     let mut one = Vec::with_capacity(128);
     for event in events {
         one.clear();
         encode_interned(event, &mut one, intern)?;
-        if run {
-            put_varint(&mut stored, one.len() as u64);
-        }
-        stored.extend_from_slice(&one);
+        row.push(&one);
     }
-    Ok(stored)
+    Ok(row.into_bytes())
+}
+
+/// A row of the lineage being framed: one interned event as it is, several
+/// as a run ([`RUN`]: their count, then each with its length).
+struct RowFrame {
+    stored: Vec<u8>,
+    run: bool,
+}
+
+impl RowFrame {
+    /// The frame of a row of `events` events.
+    fn new(events: usize) -> RowFrame {
+        let run = events > 1;
+        let mut stored = Vec::with_capacity(48 * events + 4);
+        if run {
+            stored.push(RUN);
+            put_varint(&mut stored, events as u64);
+        }
+        RowFrame { stored, run }
+    }
+
+    /// Append one interned event.
+    fn push(&mut self, one: &[u8]) {
+        if self.run {
+            put_varint(&mut self.stored, one.len() as u64);
+        }
+        self.stored.extend_from_slice(one);
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.stored
+    }
 }
 
 /// A partner's run of events sealed by [`PartnerChain::seal`], ready to

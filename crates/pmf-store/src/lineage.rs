@@ -752,6 +752,38 @@ pub(crate) fn encode_interned(
     write_event(e, out, &mut by_number)
 }
 
+/// An event's compact encoding ([`encode`], what its chain hash covers)
+/// into `plain`, and its stored form ([`encode_interned`]) into `interned`,
+/// made from it in the same pass: the bytes between the texts events repeat
+/// are copied, each repeated text written as its number by `intern`.
+pub(crate) fn encode_both(
+    e: &Event,
+    plain: &mut Vec<u8>,
+    interned: &mut Vec<u8>,
+    intern: &mut dyn FnMut(&str) -> Result<u64, StoreError>,
+) -> Result<(), StoreError> {
+    let first = plain.len();
+    plain.push(COMPACT);
+    // Where each repeated text is in `plain`, and its number.
+    let mut texts: Vec<(usize, usize, u64)> = Vec::with_capacity(12);
+    let mut in_place = |out: &mut Vec<u8>, s: &str| -> Result<(), StoreError> {
+        let start = out.len();
+        put_str(out, s);
+        texts.push((start, out.len(), intern(s)?));
+        Ok(())
+    };
+    write_event(e, plain, &mut in_place)?;
+    interned.push(INTERNED);
+    let mut copied = first + 1;
+    for (start, end, id) in texts {
+        interned.extend_from_slice(plain.get(copied..start).unwrap_or_default());
+        put_varint(interned, id);
+        copied = end;
+    }
+    interned.extend_from_slice(plain.get(copied..).unwrap_or_default());
+    Ok(())
+}
+
 /// How [`write_event`] writes a repeated text: in place, or by number.
 type WriteText<'a> = dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError> + 'a;
 
@@ -1022,6 +1054,51 @@ mod tests {
         } else {
             put_varint(out, (b.len() as u64) << 1);
             out.extend_from_slice(b);
+        }
+    }
+
+    /// The stored form made beside the compact encoding, by copying the
+    /// bytes between the repeated texts, is the one written on its own;
+    /// the compact encoding is [`encode`]'s. Every field present or absent,
+    /// texts in hex or not, times as seconds or not, numbers of every width.
+    #[test]
+    fn both_encodings_in_one_pass_are_the_encodings_alone() {
+        let mut events = vec![full(), Event::default()];
+        let mut e = full();
+        e.time = "yesterday".into();
+        e.health = None;
+        e.approvals.clear();
+        e.rite = Some("ab".repeat(40));
+        e.detail = None;
+        events.push(e);
+        for drop_field in 0..8 {
+            let mut e = full();
+            match drop_field {
+                0 => e.phase = None,
+                1 => e.from = None,
+                2 => e.to = None,
+                3 => e.migration = None,
+                4 => e.policy_hash = None,
+                5 => e.stable.clear(),
+                6 => e.signers.clear(),
+                _ => e.outcome = Some("0123456789abcdef".into()),
+            }
+            events.push(e);
+        }
+        let mut numbers = std::collections::HashMap::new();
+        for (k, e) in events.iter().enumerate() {
+            let mut number = |t: &str| -> Result<u64, StoreError> {
+                let next = numbers.len() as u64 * 1000 + k as u64;
+                Ok(*numbers.entry(t.to_string()).or_insert(next))
+            };
+            let (mut plain, mut interned) = (vec![9u8], vec![]);
+            encode_both(e, &mut plain, &mut interned, &mut number).unwrap();
+            let mut alone = vec![9u8];
+            encode(e, &mut alone);
+            assert_eq!(plain, alone, "event {k}: the compact encoding");
+            let mut stored = Vec::new();
+            encode_interned(e, &mut stored, &mut number).unwrap();
+            assert_eq!(interned, stored, "event {k}: the stored form");
         }
     }
 
