@@ -470,7 +470,6 @@ impl PreparedPartner {
         {
             return false;
         }
-        walked.events_shed = !walked.events.is_empty();
         walked.events = Vec::new();
         walked.base = Event::default();
         walked.partner_json = String::new();
@@ -497,9 +496,6 @@ struct Walked {
     /// Its rows and sealed run, made ahead for a partner the store does
     /// not hold.
     ready: Option<(Rows, SealedRun)>,
-    /// Whether it had events, dropped where it was prepared
-    /// ([`PreparedPartner::shed`]).
-    events_shed: bool,
 }
 
 /// The rows a partner's walk writes.
@@ -625,7 +621,6 @@ pub fn prepare_partner(
         migration: a.migration,
         categories: a.categories,
         ready: None,
-        events_shed: false,
     };
     if let Some(texts) = ahead {
         let rows = walked.rows(inputs, None, || Ok(1), Some(texts))?;
@@ -767,13 +762,15 @@ pub fn record_partner(
     if let Some((state, version)) = &rows.row {
         batch.put_prepared_partner(&id, state, version.as_deref(), walked.outcome.status())?;
     }
-    // The walk is one row of the lineage.
+    // The walk is one row of the lineage (none when it had no event; its
+    // events may have been shed once sealed).
+    let recorded = !sealed.is_empty();
     batch.append_sealed(sealed, &walked.events)?;
     let outcome = walked.outcome;
     // A partner already at its target whose row stays as it was leaves no
     // trace: no event, so no progress row either (verify holds every row to
     // an event of its run; a re-run finds it unchanged again).
-    if !walked.events.is_empty() || walked.events_shed {
+    if recorded {
         batch.set_progress(&inputs.plan.hash, &id, outcome.as_str())?;
     }
     if let Some(m) = walked.migration

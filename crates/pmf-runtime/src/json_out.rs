@@ -54,21 +54,8 @@ pub(crate) fn write_f64(n: f64, out: &mut String) {
 }
 
 /// Append a whole number in decimal.
-pub(crate) fn write_u64(mut n: u64, out: &mut String) {
-    // `u64::MAX` has 20 digits.
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        at -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    let written = digits.get(at..).unwrap_or_default();
-    out.push_str(std::str::from_utf8(written).unwrap_or_default());
+pub(crate) fn write_u64(n: u64, out: &mut String) {
+    out.push_str(pmf_store::lineage::decimal(n, &mut [0u8; 20]));
 }
 
 /// Append a semantic version as its text (`1.2.3-rc.1+build`).

@@ -215,6 +215,11 @@ impl SealedRun {
     pub fn is_stored(&self) -> bool {
         self.stored.is_some()
     }
+
+    /// Whether the run has no event (it writes no row).
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
 }
 
 /// A state to store: its canonical text, and its packed form when it was
@@ -390,7 +395,7 @@ impl Batch<'_> {
     /// The texts the run repeats that were not numbered when it was sealed
     /// are numbered here. A run of no event writes nothing.
     pub fn append_sealed(&mut self, sealed: SealedRun, events: &[Event]) -> Result<(), StoreError> {
-        if sealed.hashes.is_empty() {
+        if sealed.is_empty() {
             return Ok(());
         }
         let stored = match sealed.stored {

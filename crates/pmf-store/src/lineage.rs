@@ -186,7 +186,7 @@ impl Event {
         out.extend_from_slice(b"{\"partner\":");
         json_str(out, &self.partner);
         out.extend_from_slice(b",\"seq\":");
-        out.extend_from_slice(self.seq.to_string().as_bytes());
+        out.extend_from_slice(decimal(self.seq, &mut [0u8; 20]).as_bytes());
         let field = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
             if let Some(v) = v {
                 out.extend_from_slice(b",\"");
@@ -241,6 +241,22 @@ impl Event {
         field(out, "detail", &self.detail);
         out.push(b'}');
     }
+}
+
+/// A whole number in decimal, as `to_string` writes it, in `buf` (no
+/// allocation).
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    // A u64 has at most 20 digits.
+    let mut at = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(at..).unwrap_or_default()).unwrap_or_default()
 }
 
 /// Whether `bytes` hold a byte JSON escapes (a control character, `"`

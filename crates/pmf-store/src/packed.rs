@@ -334,21 +334,6 @@ fn unpack_into(bytes: &[u8], keys: &Texts, out: &mut impl Sink) -> bool {
     r.byte() == Some(FORMAT) && unpack_value(&mut r, keys, out, 0).is_some() && r.rest.is_empty()
 }
 
-/// A whole number in decimal, as `to_string` writes it.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    // A u64 has at most 20 digits.
-    let mut at = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        at -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(buf.get(at..).unwrap_or_default()).unwrap_or_default()
-}
-
 fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut impl Sink, depth: usize) -> Option<()> {
     if depth > MAX_DEPTH {
         return None;
@@ -364,10 +349,10 @@ fn unpack_value(r: &mut Reader<'_>, keys: &Texts, out: &mut impl Sink, depth: us
             ok(out.put_stored(r.bytes(n)?))?;
         }
         WHOLE => {
-            ok(out.put(decimal(r.varint()?, &mut buf)))?;
+            ok(out.put(crate::lineage::decimal(r.varint()?, &mut buf)))?;
         }
         WHOLE_POINT_ZERO => {
-            ok(out.put(decimal(r.varint()?, &mut buf)))?;
+            ok(out.put(crate::lineage::decimal(r.varint()?, &mut buf)))?;
             ok(out.put(".0"))?;
         }
         STRING => {
@@ -622,7 +607,7 @@ mod tests {
         .into_iter()
         .chain((0..64).map(|bit| 1u64 << bit))
         {
-            assert_eq!(decimal(n, &mut buf), n.to_string());
+            assert_eq!(crate::lineage::decimal(n, &mut buf), n.to_string());
         }
     }
 
