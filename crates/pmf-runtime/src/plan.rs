@@ -354,6 +354,7 @@ fn write_entry(
         targets,
         observed,
         scratch,
+        canonical,
     } = worker;
     // A partner's own target refines the one for all: its fields are laid
     // over it (the plan carries the result).
@@ -451,7 +452,7 @@ fn write_entry(
         t.write_partial(schema, out);
     }
     out.push_str(",\"state\":");
-    partner.write_canonical(&policy.schema, out);
+    canonical.write(partner, &policy.schema, out);
     if let Some(o) = &observed {
         out.push_str(",\"observed\":");
         o.write_partial(&policy.schema, out);
@@ -556,6 +557,8 @@ struct Worker {
     /// Reads observed metrics.
     observed: EntryReader,
     scratch: Scratch,
+    /// The canonical texts of the shared values of partners' states.
+    canonical: super::value::CanonicalMemo,
 }
 
 impl Worker {
@@ -565,6 +568,7 @@ impl Worker {
             targets: EntryReader::default(),
             observed: EntryReader::default(),
             scratch: Scratch::default(),
+            canonical: super::value::CanonicalMemo::default(),
         }
     }
 }
@@ -915,7 +919,7 @@ pub fn write_plan(
     let written_texts = std::sync::Arc::clone(&pool);
     let writer = std::thread::spawn(move || -> std::io::Result<String> {
         let mut w = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            inner: pmf_store::direct::DirectWriter::new(file),
             hasher: blake3::Hasher::new(),
         };
         write!(
@@ -923,7 +927,6 @@ pub fn write_plan(
             "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
         )?;
         let mut first = true;
-        let mut writeback = Writeback::default();
         for message in write_rx {
             match message {
                 ToWriter::Entries(texts) => {
@@ -933,13 +936,12 @@ pub fn write_plan(
                         w.write_all(text.as_bytes())?;
                     }
                     written_texts.give(texts);
-                    writeback.advance(&mut w.inner)?;
                 }
                 ToWriter::Totals(totals) => {
                     write!(w, "\n],\"totals\":{totals}}}\n")?;
-                    w.inner.flush()?;
+                    let file = w.inner.finish()?;
                     if durable {
-                        w.inner.get_ref().sync_all()?;
+                        file.sync_all()?;
                     }
                     return Ok(w.hasher.finalize().to_hex().to_string());
                 }
@@ -1263,41 +1265,6 @@ impl Counts {
             needing_approval: self.needing_approval,
             most_severe: kept.into_sorted_vec().into_iter().map(|c| c.text).collect(),
         })
-    }
-}
-
-/// Starts the disk writes of a file being written as it grows, so the
-/// final `fsync` has little left to wait for (Linux; elsewhere a no-op).
-#[derive(Default)]
-struct Writeback {
-    /// Bytes already handed to the disk.
-    started: u64,
-}
-
-impl Writeback {
-    /// Hand the disk what was written since the last step (every 16 MiB).
-    fn advance(&mut self, w: &mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()> {
-        const STEP: u64 = 16 << 20;
-        let written = w.get_ref().metadata().map_or(0, |m| m.len());
-        if written < self.started + STEP {
-            return Ok(());
-        }
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid open descriptor and a range inside the file;
-            // the call only schedules writeback of pages already written.
-            unsafe {
-                libc::sync_file_range(
-                    w.get_ref().as_raw_fd(),
-                    self.started as libc::off64_t,
-                    (written - self.started) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
-        self.started = written;
-        Ok(())
     }
 }
 

@@ -252,6 +252,90 @@ impl Value {
     }
 }
 
+/// The canonical JSON of shared values already written, by the value's
+/// allocation and its type: a plan writes every partner's `state`, and the
+/// values a worker's parse cache hands out (a region, a set of
+/// capabilities, a record of metrics) are the same allocations partner
+/// after partner. Only values shared when written (an `Arc` held twice:
+/// by the parse cache too) are kept, with a clone that keeps their address
+/// from being reused; a test holds the texts equal to
+/// [`Value::write_canonical`]'s. Keep one per thread.
+#[derive(Default)]
+pub(crate) struct CanonicalMemo {
+    texts: rustc_hash::FxHashMap<(usize, usize), (Value, std::ops::Range<usize>)>,
+    arena: String,
+}
+
+impl CanonicalMemo {
+    /// Values kept at most (then the memo starts again).
+    const ENTRIES: usize = 4096;
+    /// Bytes of text kept at most.
+    const BYTES: usize = 1 << 20;
+
+    /// The allocation a value shares with another holder, if it does.
+    fn shared(v: &Value) -> Option<usize> {
+        match v {
+            Value::Str(a) if Arc::strong_count(a) > 1 => Some(Arc::as_ptr(a).cast::<u8>() as usize),
+            Value::Ver(a) if Arc::strong_count(a) > 1 => Some(Arc::as_ptr(a) as usize),
+            Value::Set(a) | Value::Rec(a) if Arc::strong_count(a) > 1 => {
+                Some(Arc::as_ptr(a).cast::<Value>() as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// Append `v` of type `ty` as [`Value::write_canonical`] does.
+    pub(crate) fn write(&mut self, v: &Value, ty: &Type, out: &mut String) {
+        let Some(at) = Self::shared(v) else {
+            match (v, ty) {
+                // A record of its own (a partner) may hold shared fields.
+                (Value::Rec(fields), Type::Record(names)) => self.write_record(names, fields, out),
+                _ => v.write_canonical(ty, out),
+            }
+            return;
+        };
+        let key = (at, std::ptr::from_ref(ty) as usize);
+        if let Some((_, range)) = self.texts.get(&key) {
+            out.push_str(self.arena.get(range.clone()).unwrap_or_default());
+            return;
+        }
+        let start = out.len();
+        v.write_canonical(ty, out);
+        let text = out.get(start..).unwrap_or_default();
+        if self.texts.len() >= Self::ENTRIES || self.arena.len() + text.len() > Self::BYTES {
+            self.texts.clear();
+            self.arena.clear();
+        }
+        let from = self.arena.len();
+        self.arena.push_str(text);
+        self.texts.insert(key, (v.clone(), from..self.arena.len()));
+    }
+
+    /// [`write_record`] of a full record, each field through the memo.
+    fn write_record(
+        &mut self,
+        names: &std::collections::BTreeMap<String, Type>,
+        fields: &[Value],
+        out: &mut String,
+    ) {
+        out.push('{');
+        let mut first = true;
+        for ((name, fty), v) in names.iter().zip(fields.iter()) {
+            if matches!(v, Value::Absent | Value::Missing) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            write_str(name, out);
+            out.push(':');
+            self.write(v, fty, out);
+        }
+        out.push('}');
+    }
+}
+
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
@@ -652,6 +736,73 @@ mod tests {
         let mut text = String::new();
         v.write_canonical(&ty, &mut text);
         assert_eq!(text, v.to_json(&ty).to_string());
+    }
+
+    /// The memo's texts are [`Value::write_canonical`]'s, for shared and
+    /// unshared values, nested ones, one allocation under two types, and
+    /// past the point where the memo starts again.
+    #[test]
+    fn the_canonical_memo_writes_what_write_canonical_writes() {
+        let metrics = Type::Record(Arc::new(
+            [
+                ("ok".to_string(), Type::Bool),
+                ("score".to_string(), Type::Number),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let ty = Type::Record(Arc::new(
+            [
+                ("caps".to_string(), Type::Set(Box::new(Type::String))),
+                ("id".to_string(), Type::String),
+                ("m".to_string(), metrics),
+                // A record under a type that is not one is written `null`.
+                ("n".to_string(), Type::Unknown),
+                ("tags".to_string(), Type::Set(Box::new(Type::Unknown))),
+                ("v".to_string(), Type::Version),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let caps = Value::set(vec![Value::Str("route".into()), Value::Str("q\"x".into())]);
+        let version = Value::Ver(Arc::new(semver::Version::parse("1.2.3-rc.1").unwrap()));
+        // What a parse cache holds: every value below is shared with it.
+        let mut held = vec![caps.clone(), version.clone()];
+        let mut memo = CanonicalMemo::default();
+        for i in 0..9000u32 {
+            let m = Value::Rec(
+                vec![Value::Bool(i % 2 == 0), Value::Num(f64::from(i % 7) / 4.0)].into(),
+            );
+            let id = Value::Str(format!("p-{i}").into());
+            if i % 3 == 0 {
+                held.push(m.clone());
+                held.push(id.clone());
+            }
+            let partner = Value::Rec(
+                vec![
+                    caps.clone(),
+                    id,
+                    if i % 5 == 0 {
+                        Value::Missing
+                    } else {
+                        m.clone()
+                    },
+                    m,
+                    // The same allocation as `caps`, under another type.
+                    caps.clone(),
+                    version.clone(),
+                ]
+                .into(),
+            );
+            let (mut want, mut got) = (String::new(), String::new());
+            partner.write_canonical(&ty, &mut want);
+            memo.write(&partner, &ty, &mut got);
+            assert_eq!(got, want, "partner {i}");
+        }
+        assert!(
+            held.len() > CanonicalMemo::ENTRIES,
+            "the memo started again"
+        );
     }
 
     #[test]

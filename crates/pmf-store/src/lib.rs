@@ -6,11 +6,13 @@
 //!
 //! The crate also holds what the store and the commands above it share
 //! about files and time: [`output`] (whole-file writes that are never
-//! half-written) and [`clock`].
+//! half-written), [`direct`] (large outputs written past the page cache)
+//! and [`clock`].
 
 pub mod batch;
 pub mod checkpoint;
 pub mod clock;
+pub mod direct;
 pub mod governance;
 pub mod interned;
 pub mod lineage;
