@@ -16,6 +16,7 @@ use crate::runtime::approvals;
 use crate::runtime::plan::{PlanEntry, now_rfc3339, read_plan};
 use crate::runtime::plan_view::printable;
 use crate::runtime::shared_batch::SharedBatch;
+use crate::runtime::value::CanonicalMemo;
 use crate::runtime::value::Value;
 use crate::store::governance::Governing;
 use crate::store::interned::Texts;
@@ -369,15 +370,21 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         let (ahead, prepared) = std::sync::mpsc::sync_channel::<std::sync::Arc<Lane<'_>>>(1);
         let (inputs, current, texts) = (&inputs, &current, &texts);
         let target_all = target_all.as_ref();
-        let json = args.format == OutputFormat::Json;
         // Events are shown from the lines written ahead (JSON), or only
         // for partners that need attention (a summary): the others' are
         // dropped where they were made.
-        let keep_events = human && listed;
+        let shown = Shown {
+            json: args.format == OutputFormat::Json,
+            events: human && listed,
+        };
         // A batch's partners are prepared by the preparing thread and, once
         // it is done with the batch before, by this one too (a shared batch:
         // neither core waits while the other works).
-        let work = move |lane: &Lane<'_>, at: usize, entry: &PlanEntry| {
+        // Each thread keeps its own canonical texts of shared values.
+        let work = move |lane: &Lane<'_>,
+                         at: usize,
+                         entry: &PlanEntry,
+                         memo: &std::cell::RefCell<CanonicalMemo>| {
             let start = current.starts.get(lane.first + at)?;
             prepare(
                 inputs,
@@ -385,11 +392,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 entry,
                 start,
                 lane.known.as_deref(),
-                json,
-                keep_events,
+                shown,
+                &mut memo.borrow_mut(),
             )
         };
         scope.spawn(move || {
+            let memo = std::cell::RefCell::default();
             for (n, chunk) in plan.entries.chunks(APPLY_BATCH).enumerate() {
                 let lane = std::sync::Arc::new(Lane {
                     partners: SharedBatch::new(chunk),
@@ -399,14 +407,18 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 if ahead.send(std::sync::Arc::clone(&lane)).is_err() {
                     break;
                 }
-                lane.partners.work(|at, entry| work(&lane, at, entry));
+                lane.partners
+                    .work(|at, entry| work(&lane, at, entry, &memo));
             }
         });
+        let memo = std::cell::RefCell::default();
         for (n, lane) in prepared.iter().enumerate() {
             // `None`: preparing a partner panicked on the other thread
             // (its panic is reported when the scope ends); nothing of this
             // batch is written.
-            let Some(prepared_batch) = lane.partners.finish(|at, entry| work(&lane, at, entry))
+            let Some(prepared_batch) = lane
+                .partners
+                .finish(|at, entry| work(&lane, at, entry, &memo))
             else {
                 return Err(store_failure(
                     &args.store,
@@ -628,19 +640,28 @@ enum Ahead {
     },
 }
 
+/// What a partner prepared ahead keeps for the output.
+#[derive(Clone, Copy)]
+struct Shown {
+    /// Write its events' output lines ahead (`--format json`).
+    json: bool,
+    /// Keep its events for the output (else they are dropped where they
+    /// were made, when recording does not need them).
+    events: bool,
+}
+
 /// Prepare the partner of `entry` ([`prepare_partner`]); `None` for a
 /// partner with nothing to apply. `known`: the texts the store numbers,
-/// to pack the rows of a partner it did not hold with. `json`: write its
-/// events' output lines ahead; `keep_events`: keep them for the output
-/// (else they are dropped here when recording does not need them).
+/// to pack the rows of a partner it did not hold with; `memo`: the
+/// thread's canonical texts of shared values.
 fn prepare(
     inputs: &ApplyInputs<'_>,
     target_all: Option<&Value>,
     entry: &PlanEntry,
     start: &Start,
     known: Option<&Texts>,
-    json: bool,
-    keep_events: bool,
+    shown: Shown,
+    memo: &mut CanonicalMemo,
 ) -> Option<Result<Ahead, ApplyError>> {
     let (state, last, absent) = match start {
         Start::Done(o) => {
@@ -661,14 +682,15 @@ fn prepare(
             state,
             last,
             known.filter(|_| absent),
+            memo,
         )
         .map(|mut p| {
-            let shown = p.sealed_events().filter(|_| json).map(lineage_lines);
-            if !keep_events {
+            let lines = p.sealed_events().filter(|_| shown.json).map(lineage_lines);
+            if !shown.events {
                 p.shed();
             }
             Ahead::Walked {
-                shown,
+                shown: lines,
                 partner: Box::new(p),
                 absent,
             }

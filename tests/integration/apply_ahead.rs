@@ -60,6 +60,8 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
     let mut committed = vec![Texts::default(), Texts::default()];
     let (mut ready, mut sealed_ahead, mut shed_count) = (0, 0, 0);
     let mut shed_every_other = false;
+    // One memo through the whole run, as each `pmf apply` thread keeps.
+    let mut memo = pmf::runtime::value::CanonicalMemo::default();
     let starts = loaded
         .plan
         .entries
@@ -92,6 +94,7 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
                     state,
                     prior,
                     absent.then_some(&known),
+                    &mut memo,
                 )
                 .expect("prepared");
                 let mut prepared = prepared;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
-use super::value::Value;
+use super::value::{CanonicalMemo, Value};
 use pmf_compiler::graph::PhaseGraph;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
@@ -411,6 +411,7 @@ pub fn apply_partner(
         partner,
         prior,
         None,
+        &mut shared.canonical,
     )?;
     record_partner(batch, inputs, shared, prepared, absent)
 }
@@ -521,6 +522,7 @@ pub fn target_for_all(inputs: &ApplyInputs<'_>) -> Option<Value> {
 /// `ahead`: the texts the store numbers so far, given when the store was
 /// found not to hold the partner ([`Current::absent`]): its rows, its
 /// events' chain hashes and their stored forms are then made here too.
+/// `memo`: the thread's canonical texts of shared values, for the states.
 /// [`record_partner`] writes the result.
 pub fn prepare_partner(
     inputs: &ApplyInputs<'_>,
@@ -529,6 +531,7 @@ pub fn prepare_partner(
     partner: &Value,
     prior: Option<&LastEvent>,
     ahead: Option<&Texts>,
+    memo: &mut CanonicalMemo,
 ) -> Result<PreparedPartner, ApplyError> {
     let policy = inputs.policy;
     let own_target = entry.target.as_ref().and_then(|j| {
@@ -599,9 +602,9 @@ pub fn prepare_partner(
     }
 
     // The partner's state after the outcome.
-    let canonical = |state: &Value| {
+    let mut canonical = |state: &Value| {
         let mut json = String::new();
-        state.write_canonical(&policy.schema, &mut json);
+        memo.write(state, &policy.schema, &mut json);
         json
     };
     let partner_json = canonical(partner);
@@ -818,6 +821,7 @@ pub struct ApplyBatch {
     target_all: Option<Value>,
     /// (migration type, categories) → (migrations, fallbacks).
     outcomes: std::collections::BTreeMap<(usize, Vec<usize>), (i64, i64)>,
+    canonical: CanonicalMemo,
 }
 
 impl ApplyBatch {
@@ -826,6 +830,7 @@ impl ApplyBatch {
         ApplyBatch {
             target_all: target_for_all(inputs),
             outcomes: Default::default(),
+            canonical: CanonicalMemo::default(),
         }
     }
 

@@ -261,7 +261,7 @@ impl Value {
 /// from being reused; a test holds the texts equal to
 /// [`Value::write_canonical`]'s. Keep one per thread.
 #[derive(Default)]
-pub(crate) struct CanonicalMemo {
+pub struct CanonicalMemo {
     texts: rustc_hash::FxHashMap<(usize, usize), (Value, std::ops::Range<usize>)>,
     arena: String,
 }
