@@ -72,14 +72,10 @@ const PLAN_ROWS: usize = 20;
 pub fn input_file(p: &std::path::Path) -> Result<InputFile, UsageError> {
     let regular = std::fs::metadata(p).is_ok_and(|m| m.is_file());
     let blake3 = if regular {
-        let mut hasher = blake3::Hasher::new();
-        hasher
-            .update_reader(
-                std::fs::File::open(p)
-                    .map_err(|e| UsageError(format!("cannot read `{}`: {e}", p.display())))?,
-            )
-            .map_err(|e| UsageError(format!("cannot read `{}`: {e}", p.display())))?;
-        Some(hasher.finalize().to_hex().to_string())
+        let cannot = |e: std::io::Error| UsageError(format!("cannot read `{}`: {e}", p.display()));
+        let file = std::fs::File::open(p).map_err(cannot)?;
+        let len = file.metadata().map_err(cannot)?.len();
+        Some(crate::runtime::file_digest::blake3_hex(&file, len).map_err(cannot)?)
     } else {
         None
     };

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod compile;
 pub mod engine;
 pub mod fast;
+pub mod file_digest;
 pub mod input;
 pub mod json_out;
 pub mod keyed;
