@@ -30,7 +30,7 @@ pub fn blake3_hex(file: &File, len: u64) -> std::io::Result<String> {
 
 fn hash_in_pieces(file: &File, len: u64, piece: u64) -> std::io::Result<blake3::Hash> {
     if len <= piece {
-        return read_at(file, 0, len, |bytes| blake3::hash(bytes));
+        return read_at(file, 0, len, blake3::hash);
     }
     let left = left_subtree_len(len);
     let (a, b) = rayon::join(
