@@ -1147,3 +1147,50 @@ fn a_long_chain_is_checked_and_run() {
         text(&out.stdout)
     );
 }
+
+/// A plan written where there is no room (`/dev/full`: every write fails
+/// with ENOSPC) fails with exit 2 naming why, whether the writer fails at
+/// its last write (a small plan) or in the middle, while partners are still
+/// being planned (a plan larger than the writer's 8 MiB chunk): never the
+/// bare "the plan writer stopped".
+#[test]
+fn a_plan_onto_a_full_device_says_why_it_failed() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    std::fs::write(dir.path().join("target.json"), "{\"version\": \"1.6.0\"}").unwrap();
+    for n in [10, 30_000] {
+        let mut lines = String::new();
+        for i in 0..n {
+            let mut p = base[i % base.len()].clone();
+            p["id"] = format!("f-{i:05}").into();
+            lines.push_str(&p.to_string());
+            lines.push('\n');
+        }
+        std::fs::write(dir.path().join("p.ndjson"), lines).unwrap();
+        let o = pmf(
+            dir.path(),
+            &[
+                "plan",
+                "--policy",
+                &fleet("policy.pmf"),
+                "--partners",
+                "p.ndjson",
+                "--target",
+                "target.json",
+                "-o",
+                "/dev/full",
+            ],
+        );
+        let err = text(&o.stderr);
+        assert_eq!(code(&o), 2, "{n} partners: {err}");
+        assert!(
+            err.contains("cannot write `/dev/full`") && err.contains("No space left on device"),
+            "{n} partners: {err}"
+        );
+    }
+}

@@ -1017,7 +1017,7 @@ pub fn write_plan(
                 }
                 write_tx
                     .send(ToWriter::Entries(texts))
-                    .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
+                    .map_err(|_| PlanError::Io(WRITER_STOPPED.into()))?;
                 progress(counts.partners);
             }
             // A target names a partner to change: one for a partner that is
@@ -1072,7 +1072,7 @@ pub fn write_plan(
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
                 .send(ToWriter::Totals(trailer))
-                .map_err(|_| PlanError::Io("the plan writer stopped".into()))?;
+                .map_err(|_| PlanError::Io(WRITER_STOPPED.into()))?;
             Ok(totals)
         })();
         // Stop the evaluator (it sees the closed channel) before the scope ends.
@@ -1102,12 +1102,22 @@ pub fn write_plan(
                 )))
             }
         },
+        // The writer stopped on an error of its own (a full disk): that
+        // error says why, not the planner's failed hand-over.
+        (Err(PlanError::Io(m)), Err(e)) if m == WRITER_STOPPED => {
+            output.abandon();
+            Err(e)
+        }
         (Err(e), _) | (Ok(_), Err(e)) => {
             output.abandon();
             Err(e)
         }
     }
 }
+
+/// What planning reports when the writer thread is gone: replaced by the
+/// writer's own error when it has one.
+const WRITER_STOPPED: &str = "the plan writer stopped";
 
 /// Totals counted by index, named at the end.
 struct Counts {
