@@ -355,6 +355,7 @@ fn write_entry(
         observed,
         scratch,
         canonical,
+        laid,
     } = worker;
     // A partner's own target refines the one for all: its fields are laid
     // over it (the plan carries the result).
@@ -366,9 +367,17 @@ fn write_entry(
         });
     let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
     let target = State::of(partner).with(own_target.as_ref().or(target_all));
-    let a = assessors
-        .for_partner(own_target.is_some(), observed.is_some())
-        .assess(partner, target, target.with(observed.as_ref()));
+    // The own target's JSON, as the plan carries it: the key of its laid
+    // policy.
+    scratch.target.clear();
+    if let Some(t) = &own_target {
+        t.write_partial(schema, &mut scratch.target);
+    }
+    let assessor = match &own_target {
+        Some(t) => laid.policy(policy, &scratch.target, t, observed.is_some()),
+        None => assessors.for_partner(observed.is_some()),
+    };
+    let a = assessor.assess(partner, target, target.with(observed.as_ref()));
     let migration = a
         .migration
         .and_then(|m| policy.migrations.get(m))
@@ -447,9 +456,9 @@ fn write_entry(
             .fallback_risk(migration.unwrap_or("none"), joined, a.action),
         out,
     );
-    if let Some(t) = &own_target {
+    if own_target.is_some() {
         out.push_str(",\"target\":");
-        t.write_partial(schema, out);
+        out.push_str(&scratch.target);
     }
     out.push_str(",\"state\":");
     canonical.write(partner, &policy.schema, out);
@@ -545,6 +554,8 @@ impl IdSet {
 #[derive(Default)]
 struct Scratch {
     text: String,
+    /// The partner's own target as JSON.
+    target: String,
 }
 
 /// What a worker thread keeps from partner to partner: the readers of
@@ -559,17 +570,94 @@ struct Worker {
     scratch: Scratch,
     /// The canonical texts of the shared values of partners' states.
     canonical: super::value::CanonicalMemo,
+    /// The policy laid for the own targets seen most.
+    laid: LaidTargets,
 }
 
 impl Worker {
-    fn new(schema: &pmf_compiler::model::types::Type) -> Self {
+    fn new(policy: &CompiledPolicy) -> Self {
         Worker {
-            partial: ParseCache::new(schema, super::value::Completeness::Partial),
+            partial: ParseCache::new(&policy.schema, super::value::Completeness::Partial),
             targets: EntryReader::default(),
             observed: EntryReader::default(),
             scratch: Scratch::default(),
             canonical: super::value::CanonicalMemo::default(),
+            laid: LaidTargets::new(policy),
         }
+    }
+}
+
+/// The policy [laid](CompiledPolicy::laid) for a partner's own target (laid
+/// over the target for all), by the target's JSON: fleets give their
+/// partners few distinct targets (a version per wave of a rollout), and a
+/// laid policy assesses without reading through layers, as the partners
+/// that share the target for all are. The first [`LaidTargets::LIMIT`]
+/// distinct targets a worker meets are laid; a partner with any other is
+/// assessed by the general policy (a test holds both alike). A laid policy
+/// is a copy of the policy: a large policy gets fewer of them (about
+/// [`LaidTargets::ITEMS`] rules, checks, factors and migration types laid
+/// per worker at most, a few MB).
+#[derive(Default)]
+struct LaidTargets {
+    by_target: rustc_hash::FxHashMap<Box<str>, LaidPair>,
+    /// Distinct targets laid at most.
+    limit: usize,
+}
+
+/// One target's laid policies, each made when first needed.
+#[derive(Default)]
+struct LaidPair {
+    /// For a partner with observed metrics of its own.
+    target: Option<CompiledPolicy>,
+    /// For a partner without (its observed state is its target state).
+    target_and_observed: Option<CompiledPolicy>,
+}
+
+impl LaidTargets {
+    /// Distinct targets laid at most, per worker, for a small policy.
+    const LIMIT: usize = 64;
+    /// Rules, checks, factors and migration types laid at most, per worker.
+    const ITEMS: usize = 4096;
+
+    /// For `policy`: as many targets as its size allows.
+    fn new(policy: &CompiledPolicy) -> Self {
+        let items = policy.migrations.len()
+            + policy.compatibility.len()
+            + policy.sustainability.len()
+            + policy.checks.len()
+            + policy.factors.len();
+        LaidTargets {
+            by_target: Default::default(),
+            limit: (Self::ITEMS / items.max(1)).clamp(1, Self::LIMIT),
+        }
+    }
+
+    /// The policy to assess a partner whose target is `target` (its JSON:
+    /// `text`) with: laid, unless too many targets were laid already.
+    fn policy<'s>(
+        &'s mut self,
+        general: &'s CompiledPolicy,
+        text: &str,
+        target: &Value,
+        own_observed: bool,
+    ) -> &'s CompiledPolicy {
+        if !self.by_target.contains_key(text) {
+            if self.by_target.len() >= self.limit {
+                return general;
+            }
+            self.by_target.insert(text.into(), LaidPair::default());
+        }
+        let Some(pair) = self.by_target.get_mut(text) else {
+            return general;
+        };
+        let target_laid = pair
+            .target
+            .get_or_insert_with(|| general.laid(Root::Target, Some(target)));
+        if own_observed {
+            return target_laid;
+        }
+        pair.target_and_observed
+            .get_or_insert_with(|| target_laid.laid(Root::Observed, Some(target)))
     }
 }
 
@@ -632,7 +720,8 @@ impl TextPool {
 /// partners that share the target for all (most partners of a plan): they
 /// assess alike, the laid ones without reading through layers.
 struct Assessors<'p> {
-    /// The policy as compiled: for a partner with a target of its own.
+    /// The policy as compiled: for a partner with a target of its own
+    /// (through [`LaidTargets`]).
     general: &'p CompiledPolicy,
     /// For a partner with observed metrics of its own: target paths laid.
     target: CompiledPolicy,
@@ -652,12 +741,13 @@ impl<'p> Assessors<'p> {
         }
     }
 
-    /// The policy to assess a partner with.
-    fn for_partner(&self, own_target: bool, own_observed: bool) -> &CompiledPolicy {
-        match (own_target, own_observed) {
-            (true, _) => self.general,
-            (false, true) => &self.target,
-            (false, false) => &self.target_and_observed,
+    /// The policy to assess a partner without a target of its own with
+    /// (one with is assessed by [`LaidTargets::policy`]).
+    fn for_partner(&self, own_observed: bool) -> &CompiledPolicy {
+        if own_observed {
+            &self.target
+        } else {
+            &self.target_and_observed
         }
     }
 }
@@ -687,7 +777,7 @@ fn evaluate_batches(
     let new_cache = || {
         Cache(std::sync::Mutex::new((
             ParseCache::new(&policy.schema, super::value::Completeness::Full),
-            Worker::new(&policy.schema),
+            Worker::new(policy),
         )))
     };
     let caches: Vec<Cache> = (0..rayon::current_num_threads())
@@ -1704,6 +1794,70 @@ mod tests {
         }
     }
 
+    /// A partner's own target assesses alike through the policy laid for
+    /// it (met again: the laid one kept) and through layers: fleet
+    /// partners under 120 distinct targets (past the limit: the general
+    /// policy), with observed metrics of their own and without.
+    #[test]
+    fn policies_laid_for_own_targets_assess_as_the_policy_does() {
+        let policy = fleet_policy();
+        let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
+        let observed = crate::value::from_json(
+            &policy.schema,
+            &serde_json::json!({"metrics": {"stability": 71, "compatibility": 95}}),
+            "",
+            crate::value::Completeness::Partial,
+        )
+        .unwrap();
+        let versions = ["1.4.0", "1.6.0", "2.0.0", "3.1.0", "4.0.0", "2.5.0"];
+        let mut laid = LaidTargets::new(&policy);
+        assert_eq!(
+            laid.limit,
+            LaidTargets::LIMIT,
+            "the fleet's policy is small"
+        );
+        let mut seen_laid = 0;
+        for round in 0..3 {
+            for (i, partner) in partners.iter().enumerate() {
+                let n = (i * 7 + round * 13) % 120;
+                let json = serde_json::json!({
+                    "version": versions[n % versions.len()],
+                    "power": n / versions.len(),
+                    "region": if n % 2 == 0 { "eu" } else { "us" },
+                });
+                let target = crate::value::from_json(
+                    &policy.schema,
+                    &json,
+                    "",
+                    crate::value::Completeness::Partial,
+                )
+                .unwrap();
+                let mut text = String::new();
+                target.write_partial(&policy.schema, &mut text);
+                for own_observed in [false, true] {
+                    let state = State::of(partner).with(Some(&target));
+                    let observed_state = state.with(own_observed.then_some(&observed));
+                    let general = policy.assess(partner, state, observed_state);
+                    let assessor = laid.policy(&policy, &text, &target, own_observed);
+                    if !std::ptr::eq(assessor, &policy) {
+                        seen_laid += 1;
+                    }
+                    let fast = assessor.assess(partner, state, observed_state);
+                    assert_eq!(
+                        format!("{fast:?}"),
+                        format!("{general:?}"),
+                        "partner {i}, target {json}, own observed {own_observed}"
+                    );
+                }
+            }
+        }
+        assert_eq!(laid.by_target.len(), LaidTargets::LIMIT);
+        assert!(
+            seen_laid > 0 && seen_laid < 3 * 2 * partners.len(),
+            "{seen_laid}"
+        );
+    }
+
     /// The plan line written by hand reads back as the entry `entry_for`
     /// builds, for every partner of the fleet (every type, band and action).
     #[test]
@@ -1762,7 +1916,7 @@ mod tests {
             subset: false,
             review_rows: 0,
         };
-        let mut worker = Worker::new(&policy.schema);
+        let mut worker = Worker::new(&policy);
         let assessors = Assessors::new(&policy, targets.all.as_ref());
         for partner in &partners {
             let mut line = String::new();
