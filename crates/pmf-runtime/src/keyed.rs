@@ -391,7 +391,8 @@ impl PartnerEntries {
     /// once to `others`, by id. Returns the ids given again, with where
     /// each repeat starts (in file order).
     fn seal(&mut self) -> Result<Vec<(u64, String)>, InputError> {
-        self.places.sort_unstable();
+        // On every core: nothing else runs while the scan ends.
+        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut self.places[..]);
         let mut repeats = Vec::new();
         let mut shared: Vec<(u64, u64)> = Vec::new();
         for same_hash in self.places.chunk_by(|a, b| a.0 == b.0) {
