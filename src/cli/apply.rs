@@ -507,8 +507,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                         OutputFormat::Json => write_ndjson(&mut out, &result, shown.as_deref()),
                         OutputFormat::Human => write_human(&mut out, &result, args.verbose, width),
                     };
-                    // Stdout closed: the work goes on being recorded in the store.
-                    stdout_open = written.is_ok();
+                    // Stdout closed or full: the work goes on being recorded
+                    // in the store, and the failure is reported at the end.
+                    if let Err(e) = written {
+                        stdout_open = false;
+                        super::output::failed_with(e);
+                    }
                 }
                 if let Some(b) = &bar {
                     b.inc(1);
@@ -530,7 +534,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         .filter(|(k, _)| matches!(**k, "fell_back" | "restricted"))
         .map(|(_, v)| v)
         .sum::<usize>();
-    let _ = match args.format {
+    let summarised = match args.format {
         OutputFormat::Json => writeln!(
             out,
             "{}",
@@ -564,7 +568,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 })
         }
     };
-    let _ = out.flush();
+    if let Err(e) = summarised.and_then(|()| out.flush()) {
+        super::output::failed_with(e);
+    }
     // The plan and the states read from it are not needed any more: freeing
     // their hundreds of thousands of small parts is left to a thread of its
     // own (the process may well exit first), not to the run's last step.

@@ -191,7 +191,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         }));
         return Ok(Exit::Success);
     }
-    println!(
+    outln!(
         "`{}` approves plan {} → {}",
         file.authority,
         &loaded.hash[..12],

@@ -200,7 +200,7 @@ pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, CliError> {
         color,
         width: terminal_width(),
     };
-    print!("{}", render(&report, args.format, style));
+    out!("{}", render(&report, args.format, style));
     // On stderr too, as every I/O problem is: the output may go to a file.
     for problem in &report.unreadable {
         eprintln!("pmf: {problem}");

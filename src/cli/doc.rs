@@ -128,7 +128,7 @@ pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
         }));
         return Ok(Exit::Success);
     }
-    println!(
+    outln!(
         "documented policy `{}` in {} (index.html, policy.md, flow.svg)",
         policy.name,
         args.output.display()

@@ -50,7 +50,7 @@ pub fn run(args: &ExplainArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Success);
         }
         for c in Code::ALL {
-            println!(
+            outln!(
                 "{}  {:<8} {:<12} {}",
                 c.id(),
                 c.default_severity().as_str(),
@@ -73,7 +73,7 @@ pub fn run(args: &ExplainArgs) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
         Some(code) => {
-            print!("{}", code.page());
+            out!("{}", code.page());
             Ok(Exit::Success)
         }
         None => {

@@ -43,7 +43,7 @@ pub fn run(args: &FmtArgs) -> Result<Exit, CliError> {
         if args.diff {
             let name = path.display().to_string();
             let diff = similar::TextDiff::from_lines(&text, &formatted);
-            print!(
+            out!(
                 "{}",
                 diff.unified_diff().context_radius(2).header(&name, &name)
             );
@@ -67,7 +67,7 @@ pub fn run(args: &FmtArgs) -> Result<Exit, CliError> {
     if args.check || args.diff {
         for c in &changed {
             if args.check {
-                println!("{c}");
+                outln!("{c}");
             }
         }
         if !changed.is_empty() {
@@ -80,6 +80,6 @@ pub fn run(args: &FmtArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Success);
     }
-    println!("formatted {} of {} files", changed.len(), found.len());
+    outln!("formatted {} of {} files", changed.len(), found.len());
     Ok(Exit::Success)
 }

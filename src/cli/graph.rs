@@ -41,7 +41,7 @@ pub fn run(args: &GraphArgs) -> Result<Exit, CliError> {
         Err(f) => return f.exit(),
     };
     let g = &policy.graph;
-    print!(
+    out!(
         "{}",
         match args.format {
             GraphFormat::Dot => render::dot(g),

@@ -178,13 +178,13 @@ pub fn run(args: &InitArgs) -> Result<Exit, CliError> {
             "next": next,
         })),
         OutputFormat::Human => {
-            println!("created project `{name}` in {}:", args.dir.display());
+            outln!("created project `{name}` in {}:", args.dir.display());
             for file in &written {
-                println!("  {file}");
+                outln!("  {file}");
             }
-            println!("next:");
+            outln!("next:");
             for command in &next {
-                println!("  {command}");
+                outln!("  {command}");
             }
         }
     }

@@ -47,13 +47,13 @@ pub fn run(args: &KeygenArgs) -> Result<Exit, CliError> {
         }));
         return Ok(Exit::Success);
     }
-    println!(
+    outln!(
         "private key for `{}` written to {} (keep it private; never commit it)",
         args.authority,
         args.output.display()
     );
-    println!("to trust it, add this line to the policy and have the change reviewed:");
-    println!();
-    println!("{policy_line}");
+    outln!("to trust it, add this line to the policy and have the change reviewed:");
+    outln!();
+    outln!("{policy_line}");
     Ok(Exit::Success)
 }

@@ -91,7 +91,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             match format {
                 OutputFormat::Json => {
                     let doc = serde_json::json!({"format_version": 1, "events": events});
-                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
                 }
                 OutputFormat::Human => {
                     for e in &events {
@@ -125,9 +125,9 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         if let Some(d) = &ev.detail {
                             line.push_str(&format!(" — {d}"));
                         }
-                        println!("{}", line.trim_end());
+                        outln!("{}", line.trim_end());
                     }
-                    println!("{} events", events.len());
+                    outln!("{} events", events.len());
                 }
             }
             Ok(Exit::Success)
@@ -146,26 +146,30 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {
-                    println!("lineage broken at event #0 (the whole store): {e}");
+                    outln!("lineage broken at event #0 (the whole store): {e}");
                     return Ok(Exit::Failure);
                 }
                 Err(e) => return Err(e.into()),
             };
             match format {
-                OutputFormat::Json => println!(
+                OutputFormat::Json => outln!(
                     "{}",
                     serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
-                        println!(
+                        outln!(
                             "lineage intact: {} events across {} partners, {} signed checkpoints, {} approvals verified; current state matches the lineage",
-                            v.events, v.partners, v.checkpoints, v.approvals
+                            v.events,
+                            v.partners,
+                            v.checkpoints,
+                            v.approvals
                         );
                         if let Some(w) = &witness {
-                            println!(
+                            outln!(
                                 "the log extends the witness's checkpoint of {} events signed at {}",
-                                w.size, w.time
+                                w.size,
+                                w.time
                             );
                         }
                     }
@@ -176,13 +180,14 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                                 (Some(p), None) => format!(" (partner `{p}`)"),
                                 _ => String::new(),
                             };
-                            println!(
+                            outln!(
                                 "lineage broken at event #{}{who}: {}",
-                                b.global_seq, b.reason
+                                b.global_seq,
+                                b.reason
                             );
                         }
                         if v.problems.len() > 20 {
-                            println!("... and {} more problems", v.problems.len() - 20);
+                            outln!("... and {} more problems", v.problems.len() - 20);
                         }
                     }
                 },
@@ -212,7 +217,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         path.display()
                     );
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
             Ok(Exit::Success)
         }
@@ -292,7 +297,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 "inclusion": inclusion,
                 "consistency": consistency,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             Ok(Exit::Success)
         }
     }

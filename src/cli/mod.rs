@@ -5,6 +5,24 @@
 //! up to [`run`], where one mapping (`impl From<&CliError> for Exit`) gives
 //! its exit code. Nothing here exits 101: panics are caught in `main`.
 
+/// `print!` to stdout through [`output`]: a failed write is reported when
+/// the command ends, never a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to stdout through [`output`].
+macro_rules! outln {
+    () => {
+        $crate::cli::output::print(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod apply;
 pub mod approve;
 pub mod check;
@@ -18,6 +36,7 @@ pub mod init;
 pub mod keygen;
 pub mod lineage;
 pub mod lsp;
+pub mod output;
 pub mod plan;
 pub mod plan_diff;
 pub mod plan_show;
@@ -222,7 +241,7 @@ pub enum OutputFormat {
 /// Print `doc` as the one JSON document of a command's `--format json`.
 pub fn print_json(doc: &serde_json::Value) {
     // Serialising a JSON value to a String cannot fail.
-    println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
 }
 
 /// Colour choice for human output.
@@ -332,12 +351,24 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
         Command::Init(args) => init::run(args),
         Command::Completions(args) => completions::run(args),
     };
-    match result {
+    let exit = match result {
         Ok(exit) => exit,
         Err(e) => {
             eprintln!("pmf: {e}");
             Exit::from(&e)
         }
+    };
+    // A report that did not reach its reader is no success (an error the
+    // command reported keeps its exit code).
+    match output::failure() {
+        Some(e) => {
+            eprintln!("pmf: cannot write the output: {e}");
+            match exit {
+                Exit::Success | Exit::Pending | Exit::Attention => Exit::Usage,
+                other => other,
+            }
+        }
+        None => exit,
     }
 }
 

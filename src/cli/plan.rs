@@ -298,11 +298,11 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         }
     }
     match args.format {
-        OutputFormat::Human => print!(
+        OutputFormat::Human => out!(
             "{}",
             human_output(&policy.name, &args.output, shown_header, &written)
         ),
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::json!({
                 "format_version": 1,

@@ -119,13 +119,13 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
                 }));
             }
             match format {
-                OutputFormat::Json => println!(
+                OutputFormat::Json => outln!(
                     "{}",
                     serde_json::json!({"format_version": 1, "pending": rows})
                 ),
                 OutputFormat::Human => {
                     for r in &rows {
-                        println!(
+                        outln!(
                             "⏸ {:<14} {} — {}\n    to go on: {}",
                             r["partner"].as_str().unwrap_or_default(),
                             r["status"].as_str().unwrap_or_default(),
@@ -133,7 +133,7 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
                             r["unblock"].as_str().unwrap_or_default()
                         );
                     }
-                    println!("{} partners wait for governance", rows.len());
+                    outln!("{} partners wait for governance", rows.len());
                 }
             }
             Ok(Exit::Success)
@@ -285,14 +285,14 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     if decision == EventKind::ReviewPromoted {
-        println!(
+        outln!(
             "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review",
             file.authority,
             d.partner,
             plan_hash.get(..12).unwrap_or(&plan_hash)
         );
     } else {
-        println!(
+        outln!(
             "`{}` aborted the migration of {}: it stays at its previous stable state {}",
             file.authority,
             d.partner,

@@ -231,13 +231,13 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
         .map_err(|e| UsageError(format!("cannot write `{}`: {e}", args.output.display())))?;
     let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
     match args.format {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::json!({"format_version": 1, "plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
                 "from": current.version, "to": chosen.version, "approvals_required": approvals})
         ),
         OutputFormat::Human => {
-            println!(
+            outln!(
                 "planned the rollback of {} {} → {} → {} (plan {})",
                 args.partner,
                 current.version.as_deref().unwrap_or("-"),
@@ -246,12 +246,12 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
                 hash.get(..12).unwrap_or(&hash)
             );
             if approvals.is_empty() {
-                println!(
+                outln!(
                     "  no approval needed; apply it with `pmf apply {}`",
                     args.output.display()
                 );
             } else {
-                println!(
+                outln!(
                     "  needs the approval of {}: `pmf approve {} --key KEY`, then `pmf apply {} --approvals approvals.json`",
                     approvals.join(", "),
                     args.output.display(),
@@ -416,14 +416,14 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
         // progress rows to the lineage).
         batch.set_progress(&r.plan.hash, &e.id, "rolled_back")?;
         if r.format == OutputFormat::Human {
-            println!(
+            outln!(
                 "↩ {} rolled back {} → {}",
                 e.id,
                 current.version.as_deref().unwrap_or_default(),
                 chosen.version.as_deref().unwrap_or_default()
             );
             for words in [&fallback_rite, &policy.release_rite].into_iter().flatten() {
-                println!("    “{words}”");
+                outln!("    “{words}”");
             }
         }
     }

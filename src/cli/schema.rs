@@ -54,7 +54,7 @@ pub fn run(args: &SchemaArgs) -> Result<Exit, CliError> {
     let schema = input_schema(&policy.name, &policy.schema, args.kind.into());
     let text = serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
     match &args.output {
-        None => print!("{text}"),
+        None => out!("{text}"),
         Some(path) => super::files::write_text(path, &text)?,
     }
     Ok(Exit::Success)

@@ -160,7 +160,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 }));
                 return Ok(Exit::Success);
             }
-            println!(
+            outln!(
                 "imported {} partners into {}{}",
                 partners.len(),
                 db.path().display(),
@@ -180,13 +180,13 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 .map(|p| serde_json::from_str(&p.state).unwrap_or(serde_json::Value::Null))
                 .collect();
             match format {
-                ExportFormat::Json => println!(
+                ExportFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&states).unwrap_or_default()
                 ),
                 ExportFormat::Ndjson => {
                     for s in states {
-                        println!("{s}");
+                        outln!("{s}");
                     }
                 }
             }
@@ -204,11 +204,11 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 return Ok(Exit::Success);
             }
             match holder {
-                None => println!(
-                    "the store is not locked (its lock ends with the process that holds it)"
-                ),
+                None => {
+                    outln!("the store is not locked (its lock ends with the process that holds it)")
+                }
                 Some(h) => {
-                    println!("the store is in use by {h}; its lock ends when that process ends")
+                    outln!("the store is in use by {h}; its lock ends when that process ends")
                 }
             }
             Ok(Exit::Success)

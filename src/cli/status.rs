@@ -38,7 +38,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
         *pending.entry(why).or_default() += 1;
     }
     match args.format {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::json!({
                 "format_version": 1,
@@ -53,14 +53,14 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
         OutputFormat::Human => {
             let total: i64 = statuses.iter().map(|(_, n)| n).sum();
             let parts: Vec<String> = statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            println!("store     {}", args.store.display());
-            println!("partners  {total}: {}", parts.join(" · "));
+            outln!("store     {}", args.store.display());
+            outln!("partners  {total}: {}", parts.join(" · "));
             for (why, n) in &pending {
-                println!("  waiting {n}: {why}");
+                outln!("  waiting {n}: {why}");
             }
-            println!("plans     {} applied", plans.len());
+            outln!("plans     {} applied", plans.len());
             for (h, n, p) in &plans {
-                println!(
+                outln!(
                     "  {} {n} partners{}",
                     h.get(..12).unwrap_or(h),
                     if *p > 0 {
@@ -71,15 +71,15 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 );
             }
             match &latest {
-                Some(c) => println!(
+                Some(c) => outln!(
                     "lineage   {} events, last checkpoint signed at {} (root {}…)",
                     c.size,
                     c.time,
                     c.root.get(..16).unwrap_or(&c.root)
                 ),
-                None => println!("lineage   no signed checkpoint yet"),
+                None => outln!("lineage   no signed checkpoint yet"),
             }
-            println!("lock      {}", holder.unwrap_or_else(|| "free".to_string()));
+            outln!("lock      {}", holder.unwrap_or_else(|| "free".to_string()));
         }
     }
     Ok(Exit::Success)

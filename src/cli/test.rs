@@ -234,14 +234,14 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
     match args.format {
         TestFormat::Human => {
             for r in &results {
-                println!("{} (policy `{}`)", r.file, r.policy);
+                outln!("{} (policy `{}`)", r.file, r.policy);
                 for (name, line, run, failures) in &r.tests {
                     if failures.is_empty() {
-                        println!("  ✓ {name}");
+                        outln!("  ✓ {name}");
                     } else {
-                        println!("  ✗ {name} ({}:{line})", r.file);
+                        outln!("  ✗ {name} ({}:{line})", r.file);
                         for (l, c, m) in failures {
-                            println!("      {}:{l}:{c}: {m}", r.file);
+                            outln!("      {}:{l}:{c}: {m}", r.file);
                         }
                     }
                     let _ = run;
@@ -254,15 +254,15 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
                         } else {
                             format!(" (not exercised: {})", p.missing.join(", "))
                         };
-                        println!("    {name:<7} {}/{}{missing}", p.covered, p.total);
+                        outln!("    {name:<7} {}/{}{missing}", p.covered, p.total);
                     };
                     if partial {
-                        println!(
+                        outln!(
                             "  coverage {}% (partial: of the tests --filter kept)",
                             c.percent
                         );
                     } else {
-                        println!("  coverage {}%", c.percent);
+                        outln!("  coverage {}%", c.percent);
                     }
                     part("types", &c.types);
                     part("bands", &c.bands);
@@ -272,20 +272,20 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
                 }
             }
             if args.filter.is_some() {
-                println!(
+                outln!(
                     "{total} tests: {} passed, {failed} failed, {filtered_out} filtered out",
                     total - failed
                 );
             } else {
-                println!("{total} tests: {} passed, {failed} failed", total - failed);
+                outln!("{total} tests: {} passed, {failed} failed", total - failed);
             }
             if partial && args.min_coverage.is_some() {
-                println!(
+                outln!(
                     "note: --min-coverage is not enforced: --filter left {filtered_out} tests out, so coverage is partial"
                 );
             }
             for r in &below {
-                println!(
+                outln!(
                     "coverage of `{}` is {}%, below --min-coverage {}",
                     r.file,
                     r.coverage.percent,
@@ -313,20 +313,20 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         TestFormat::Junit => {
-            println!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-            println!("<testsuites name=\"pmf test\" tests=\"{total}\" failures=\"{failed}\">");
+            outln!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+            outln!("<testsuites name=\"pmf test\" tests=\"{total}\" failures=\"{failed}\">");
             for r in &results {
                 let f = r.tests.iter().filter(|t| !t.3.is_empty()).count();
-                println!(
+                outln!(
                     "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">",
                     xml(&r.file),
                     r.tests.len()
                 );
                 for (name, _, _, failures) in &r.tests {
-                    print!(
+                    out!(
                         "    <testcase classname=\"{}\" name=\"{}\"",
                         xml(&r.policy),
                         xml(name)
@@ -336,18 +336,18 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
                             .iter()
                             .map(|(l, c, m)| format!("{}:{l}:{c}: {m}", r.file))
                             .collect();
-                        println!(
+                        outln!(
                             ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
                             xml(first),
                             xml(&body.join("\n"))
                         );
                     } else {
-                        println!("/>");
+                        outln!("/>");
                     }
                 }
-                println!("  </testsuite>");
+                outln!("  </testsuite>");
             }
-            println!("</testsuites>");
+            outln!("</testsuites>");
         }
     }
     Ok(if failed > 0 || !below.is_empty() {

@@ -1194,3 +1194,75 @@ fn a_plan_onto_a_full_device_says_why_it_failed() {
         );
     }
 }
+
+/// A report written to a full device (`/dev/full`) fails with exit 2 and
+/// says why: never a panic ("internal error"), never the exit of a success.
+/// `apply` still records its whole run in the store (a rerun finds every
+/// partner done); a reader that goes away (`| head`) stops it quietly.
+#[test]
+fn reports_onto_a_full_device_fail_with_exit_2() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    let into_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(full)
+            .output()
+            .unwrap()
+    };
+    let observed = fleet("observed.json");
+    let policy = fleet("policy.pmf");
+    let commands: [&[&str]; 7] = [
+        &[
+            "apply",
+            "plan.json",
+            "--observed",
+            &observed,
+            "--format",
+            "json",
+        ],
+        &["lineage", "verify"],
+        &["lineage", "show"],
+        &["state", "export"],
+        &["status"],
+        &["check", &policy],
+        &["plan", "show", "plan.json"],
+    ];
+    for args in commands {
+        let o = into_full(args);
+        let err = text(&o.stderr);
+        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write the output") && err.contains("No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("internal error"), "{args:?}: {err}");
+    }
+    // The apply whose report was lost recorded its run: a rerun finds each
+    // partner done or still pending as before.
+    let again = apply(dir.path(), &[]);
+    let summary = text(&again.stdout);
+    assert!(summary.contains("\"skipped\":"), "{summary}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let partners = plan["entries"].as_array().unwrap().len();
+    let line = summary.lines().last().unwrap();
+    let last: serde_json::Value = serde_json::from_str(line).unwrap();
+    let (skipped, pending) = (last["skipped"].as_u64(), last["still_pending"].as_u64());
+    assert_eq!(
+        skipped.unwrap() + pending.unwrap(),
+        partners as u64,
+        "{line}"
+    );
+    assert!(skipped.unwrap() > 0, "{line}");
+}
