@@ -12,7 +12,11 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
+        use std::io::Write;
+        // Not `eprintln!`: with stderr full it would panic inside the hook,
+        // and the process would abort.
+        let _ = writeln!(
+            std::io::stderr(),
             "pmf: internal error: {info}\nThis is a bug in pmf; please report it with the input that caused it."
         );
     }));

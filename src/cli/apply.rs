@@ -105,7 +105,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             .as_ref()
             .is_some_and(|o| o.blake3.is_some() && o.blake3 == given.blake3);
         if !same {
-            eprintln!(
+            errln!(
                 "pmf: the observed metrics `{}` are not the ones the plan was made with ({}); the plan carries its own: drop `--observed`, or make a new plan with these",
                 given.file,
                 match &plan.header.observed {
@@ -119,7 +119,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     None => "it had none".into(),
                 }
             );
-            eprintln!("pmf: nothing was applied");
+            errln!("pmf: nothing was applied");
             return Ok(Exit::Failure);
         }
     }
@@ -143,11 +143,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     }
 
     if let Some(e) = plan.entries.iter().find(|e| e.id.starts_with('@')) {
-        eprintln!(
+        errln!(
             "pmf: the plan names partner `{}`: ids that start with `@` are reserved for the store's own records",
             e.id
         );
-        eprintln!("pmf: nothing was applied");
+        errln!("pmf: nothing was applied");
         return Ok(Exit::Failure);
     }
     // A partner appears once in a plan (`pmf plan` never writes one twice;
@@ -155,11 +155,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // are prepared ahead of the batches that write them.
     let mut seen = HashSet::with_capacity(plan.entries.len());
     if let Some(e) = plan.entries.iter().find(|e| !seen.insert(e.id.as_str())) {
-        eprintln!(
+        errln!(
             "pmf: the plan names partner `{}` twice: a plan gives each partner one entry (make a new one with `pmf plan`)",
             e.id
         );
-        eprintln!("pmf: nothing was applied");
+        errln!("pmf: nothing was applied");
         return Ok(Exit::Failure);
     }
     drop(seen);
@@ -208,12 +208,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     ));
                     continue;
                 }
-                eprintln!(
+                errln!(
                     "pmf: approval by `{}` in `{}` refused: {why}",
                     a.authority,
                     path.display()
                 );
-                eprintln!("pmf: nothing was applied");
+                errln!("pmf: nothing was applied");
                 return Ok(Exit::Failure);
             }
             if change.is_some_and(|g| g.trusts(&a.authority, &a.public_key)) {
@@ -236,7 +236,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     if let Some(g) = change {
         let missing = g.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
         if !missing.is_empty() {
-            eprintln!(
+            errln!(
                 "pmf: the plan's policy ({}) is not the one this store is governed by ({}): a change of policy needs the approval of every authority of the governing policy, by one of the keys it trusts; missing: {}",
                 short(&proposed.policy_hash),
                 short(&g.policy_hash),
@@ -246,7 +246,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            eprintln!(
+            errln!(
                 "pmf: sign this plan with those keys (`pmf approve {} --key KEY -o approvals.json`); nothing was applied",
                 args.plan.display()
             );
@@ -255,7 +255,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     }
     let (operator, made) = store.operator_key(args.operator_key.as_deref())?;
     if made {
-        eprintln!(
+        errln!(
             "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",
             operator.path.display(),
             operator.public_hex()
@@ -263,12 +263,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     }
     if plan.header.kind == crate::runtime::plan::PlanKind::Rollback {
         if let Some(g) = change {
-            eprintln!(
+            errln!(
                 "pmf: the rollback's policy ({}) is not the one this store is governed by ({}); plan the rollback under the governing policy (a change of policy is applied with a migration plan)",
                 short(&proposed.policy_hash),
                 short(&g.policy_hash)
             );
-            eprintln!("pmf: nothing was applied");
+            errln!("pmf: nothing was applied");
             return Ok(Exit::Failure);
         }
         drop(store);
@@ -314,14 +314,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             let ApplyError::Stale(why) = &e else {
                 return Err(e.into());
             };
-            eprintln!("pmf: the plan is stale; make a new one with `pmf plan`:");
+            errln!("pmf: the plan is stale; make a new one with `pmf plan`:");
             for w in why.iter().take(20) {
-                eprintln!("  - {w}");
+                errln!("  - {w}");
             }
             if why.len() > 20 {
-                eprintln!("  - ... and {} more", why.len() - 20);
+                errln!("  - ... and {} more", why.len() - 20);
             }
-            eprintln!("pmf: nothing was applied");
+            errln!("pmf: nothing was applied");
             return Ok(Exit::from(&e));
         }
     };

@@ -134,23 +134,23 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     };
     let trust = approvals::trusted(&policy, &file.authority, &file.public_key);
     let needs = needs(&loaded);
-    eprint!("{}", summary(&loaded, &needs));
+    err!("{}", summary(&loaded, &needs));
     match (&trust, args.endorse) {
-        (Ok(()), _) => eprintln!(
+        (Ok(()), _) => errln!(
             "signing as `{}`: this signature lets {} partners of this plan past preparation",
             file.authority,
             needs.get(file.authority.as_str()).copied().unwrap_or(0)
         ),
-        (Err(why), true) => eprintln!(
+        (Err(why), true) => errln!(
             "signing as `{}` to endorse a change of policy: the plan's policy does not trust this key ({why}), so this signature lets no partner past preparation; a store governed by a policy that trusts it counts it toward the change",
             file.authority
         ),
         (Err(why), false) => {
-            eprintln!(
+            errln!(
                 "pmf: the plan's policy does not trust this key for `{}`: {why}; its signature would let no partner of this plan past preparation",
                 file.authority
             );
-            eprintln!(
+            errln!(
                 "pmf: to endorse a change of policy as an authority of the store's governing policy, pass `--endorse`; nothing was signed"
             );
             return Ok(Exit::Failure);
@@ -164,12 +164,12 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
                 "pmf approve asks before it signs: run it in a terminal, or pass `--yes` after reading the summary above".into(),
             ).into());
         }
-        eprint!("sign this plan as `{}`? [y/N] ", file.authority);
+        err!("sign this plan as `{}`? [y/N] ", file.authority);
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = stdin.lock().read_line(&mut answer);
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            eprintln!("pmf: nothing was signed");
+            errln!("pmf: nothing was signed");
             return Ok(Exit::Failure);
         }
     }

@@ -203,7 +203,7 @@ pub fn run(args: &CheckArgs, color: bool) -> Result<Exit, CliError> {
     out!("{}", render(&report, args.format, style));
     // On stderr too, as every I/O problem is: the output may go to a file.
     for problem in &report.unreadable {
-        eprintln!("pmf: {problem}");
+        errln!("pmf: {problem}");
     }
     let (errors, warnings) = report.counts();
     let unreadable = !report.unreadable.is_empty();

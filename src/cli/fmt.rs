@@ -71,7 +71,7 @@ pub fn run(args: &FmtArgs) -> Result<Exit, CliError> {
             }
         }
         if !changed.is_empty() {
-            eprintln!(
+            errln!(
                 "pmf: {} of {} files are not formatted; run `pmf fmt`",
                 changed.len(),
                 found.len()

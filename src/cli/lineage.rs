@@ -210,7 +210,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                     crate::output::write(path, text.as_bytes(), false).map_err(|e| {
                         UsageError(format!("cannot write `{}`: {e}", path.display()))
                     })?;
-                    eprintln!(
+                    errln!(
                         "checkpoint of {} events (root {}…) written to {}",
                         latest.size,
                         latest.root.get(..16).unwrap_or(&latest.root),

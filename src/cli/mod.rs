@@ -13,6 +13,20 @@ macro_rules! out {
     };
 }
 
+/// `eprint!` that never panics: see [`output`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print_err(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: see [`output`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// `println!` to stdout through [`output`].
 macro_rules! outln {
     () => {
@@ -354,7 +368,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
     let exit = match result {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("pmf: {e}");
+            errln!("pmf: {e}");
             Exit::from(&e)
         }
     };
@@ -362,7 +376,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
     // command reported keeps its exit code).
     match output::failure() {
         Some(e) => {
-            eprintln!("pmf: cannot write the output: {e}");
+            errln!("pmf: cannot write the output: {e}");
             match exit {
                 Exit::Success | Exit::Pending | Exit::Attention => Exit::Usage,
                 other => other,

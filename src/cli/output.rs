@@ -4,7 +4,10 @@
 //! reports it when the command ends (exit 2), so a report that did not
 //! reach its reader never passes for a success. A reader that went away
 //! (a broken pipe: `pmf lineage show | head`) is not reported, like other
-//! Unix tools stop quietly.
+//! Unix tools stop quietly. Messages to stderr (`errln!`) are written
+//! when they can be: with stderr full or closed nothing can be said, and
+//! the exit code still tells what happened (`eprintln!` would panic, and
+//! the panic's own message would abort the process).
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -46,4 +49,9 @@ pub fn failure() -> Option<std::io::Error> {
         .ok()?
         .take()
         .filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
+}
+
+/// Write `args` to stderr if it can be written (what `errln!` expands to).
+pub fn print_err(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
 }

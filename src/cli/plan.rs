@@ -124,9 +124,9 @@ pub fn input_failure(e: InputError) -> Result<Exit, CliError> {
         invalid => invalid,
     };
     for line in e.lines() {
-        eprintln!("pmf: {line}");
+        errln!("pmf: {line}");
     }
-    eprintln!("pmf: nothing was planned or applied");
+    errln!("pmf: nothing was planned or applied");
     Ok(Exit::from(&e))
 }
 
@@ -289,7 +289,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         ),
     ] {
         if let (1.., Some(file)) = (count, file) {
-            eprintln!(
+            errln!(
                 "pmf: warning: `{}` has {what} for {count} partner{} not in the partner file ({}), not planned",
                 file.display(),
                 if count == 1 { "" } else { "s" },

@@ -858,11 +858,11 @@ pub fn run(args: &ShowArgs) -> Result<Exit, CliError> {
     };
     out.flush().map_err(write_error)?;
     if let Some(m) = unmatched_types(&overview, &filters) {
-        eprintln!("pmf: {m}");
+        errln!("pmf: {m}");
         return Ok(Exit::Failure);
     }
     if let Some(m) = unmatched_partners(&overview, &filters) {
-        eprintln!("pmf: {m}");
+        errln!("pmf: {m}");
         return Ok(Exit::Failure);
     }
     Ok(Exit::Success)

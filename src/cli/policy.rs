@@ -99,8 +99,8 @@ fn compile_report(report: super::check::Report, names: &[String]) -> Result<Load
             color: false,
             width: 100,
         };
-        eprint!("{}", render(&report, Format::Human, style));
-        eprintln!("pmf: the policy has errors; nothing was done");
+        err!("{}", render(&report, Format::Human, style));
+        errln!("pmf: the policy has errors; nothing was done");
         return Err(LoadFailure::Invalid);
     }
     let (policy, leaf) = compile_selected(&report.session, names).map_err(|e| match e {

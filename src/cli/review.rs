@@ -150,7 +150,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     };
     let (file, key) = approvals::read_key(&d.key).map_err(UsageError)?;
     if policy.authority_of_key(&file.public_key) != Some(file.authority.as_str()) {
-        eprintln!(
+        errln!(
             "pmf: the key `{}` is not one the policy trusts for `{}` (declare it with `key {} \"ed25519:…\"`); nothing was decided",
             d.key.display(),
             file.authority,
@@ -166,7 +166,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     if let Some(g) = store.governing()?
         && (!g.trusts(&file.authority, &file.public_key) || g.policy_hash != policy.hash)
     {
-        eprintln!(
+        errln!(
             "pmf: the store is governed by policy {} and the key `{}` {}; nothing was decided",
             g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
             d.key.display(),
@@ -200,7 +200,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     }
     let why = last.detail.clone().unwrap_or_default();
     if decision == EventKind::ReviewPromoted && why.starts_with("awaiting approval by ") {
-        eprintln!(
+        errln!(
             "pmf: partner `{}` waits for approvals ({why}); a review decision does not replace them: have them sign the plan, or abort",
             d.partner
         );

@@ -291,7 +291,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
     let policy = r.policy;
     let plan = &r.plan.plan;
     if plan.header.policy.hash != policy.hash {
-        eprintln!("pmf: the policy changed since the rollback was planned; plan it again");
+        errln!("pmf: the policy changed since the rollback was planned; plan it again");
         return Ok(Exit::Failure);
     }
     let mut work = Vec::new();
@@ -308,7 +308,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
             .planned_digest(&policy.schema, None)
             .map_err(|err| UsageError(format!("the rollback's state of `{}`: {err}", e.id)))?;
         if state_digest(&now_state) != planned {
-            eprintln!(
+            errln!(
                 "pmf: partner `{}` changed since the rollback was planned; plan it again",
                 e.id
             );
@@ -321,7 +321,7 @@ pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
             .filter(|a| !r.approved.contains(*a))
             .collect();
         if !missing.is_empty() {
-            eprintln!(
+            errln!(
                 "pmf: the rollback of `{}` needs the approval of {}; nothing was rolled back",
                 e.id,
                 missing.join(", ")

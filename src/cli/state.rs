@@ -108,7 +108,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 }
             }
             if !held.is_empty() && !replace {
-                eprintln!(
+                errln!(
                     "pmf: the store already holds {} of these partners ({}{}); importing would rewrite their current state outside any migration",
                     held.len(),
                     held.iter()
@@ -118,7 +118,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                         .join(", "),
                     if held.len() > 5 { ", …" } else { "" }
                 );
-                eprintln!(
+                errln!(
                     "pmf: plan and apply a migration instead, or pass `--replace --reason TEXT` (recorded in the lineage); nothing was imported"
                 );
                 return Ok(Exit::Failure);

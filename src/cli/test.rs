@@ -84,7 +84,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
     let report = check_paths(&paths)?;
     let (errors, _) = report.counts();
     if errors > 0 {
-        eprint!(
+        err!(
             "{}",
             render(
                 &report,
@@ -95,7 +95,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
                 }
             )
         );
-        eprintln!("pmf: the policies have errors; no test was run");
+        errln!("pmf: the policies have errors; no test was run");
         return Ok(Exit::Failure);
     }
     let session = &report.session;
@@ -186,7 +186,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
         });
     }
     if results.is_empty() && filtered_out > 0 {
-        eprintln!(
+        errln!(
             "pmf: no test name contains `{}` ({filtered_out} tests filtered out); nothing was run",
             args.filter.as_deref().unwrap_or_default()
         );

@@ -50,8 +50,16 @@ pub fn run_stdio() -> Result<Ending, String> {
     drop(connection);
     match writer.join() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("pmf lsp: {e}"),
-        Err(_) => eprintln!("pmf lsp: the writer thread failed"),
+        Ok(Err(e)) => {
+            let _ =
+                std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("pmf lsp: {e}\n"));
+        }
+        Err(_) => {
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("pmf lsp: the writer thread failed\n"),
+            );
+        }
     }
     ending
 }

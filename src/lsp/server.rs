@@ -11,6 +11,7 @@
 //! request with `InternalError` and the server goes on.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -137,7 +138,7 @@ pub fn serve(connection: &Connection) -> Result<Ending, String> {
     let (id, params) = match connection.initialize_start() {
         Ok(start) => start,
         Err(e) => {
-            eprintln!("pmf lsp: before initialize: {e}");
+            let _ = writeln!(std::io::stderr(), "pmf lsp: before initialize: {e}");
             return Ok(Ending::Abrupt);
         }
     };
@@ -411,7 +412,10 @@ impl Server {
     /// Run `f`; a panic is logged and the server goes on.
     fn guarded(&mut self, what: &str, f: impl FnOnce(&mut Self)) {
         if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
-            eprintln!("pmf lsp: internal error while handling {what}; continuing");
+            let _ = writeln!(
+                std::io::stderr(),
+                "pmf lsp: internal error while handling {what}; continuing"
+            );
             self.dirty = false;
         }
     }

@@ -1196,7 +1196,8 @@ fn a_plan_onto_a_full_device_says_why_it_failed() {
 }
 
 /// A report written to a full device (`/dev/full`) fails with exit 2 and
-/// says why: never a panic ("internal error"), never the exit of a success.
+/// says why: never a panic ("internal error"), never the exit of a success;
+/// with stderr full as well, the exit code is still the command's.
 /// `apply` still records its whole run in the store (a rerun finds every
 /// partner done); a reader that goes away (`| head`) stops it quietly.
 #[test]
@@ -1246,6 +1247,30 @@ fn reports_onto_a_full_device_fail_with_exit_2() {
             "{args:?}: {err}"
         );
         assert!(!err.contains("internal error"), "{args:?}: {err}");
+    }
+    // With stderr full too, nothing can be said, but the exit code still
+    // tells what happened (`eprintln!` would abort the process: 134).
+    std::fs::write(dir.path().join("bad.pmf"), "policy x extends nowhere\n").unwrap();
+    let quiet: [(&[&str], i32); 3] = [
+        (&["check", "bad.pmf"], 1),
+        (&["lineage", "verify", "--store", "missing/state.db"], 2),
+        (&["status"], 2),
+    ];
+    for (args, expected) in quiet {
+        let full = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap()
+        };
+        let o = Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(full())
+            .stderr(full())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(expected), "{args:?}: {:?}", o.status);
     }
     // The apply whose report was lost recorded its run: a rerun finds each
     // partner done or still pending as before.
