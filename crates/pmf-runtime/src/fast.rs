@@ -100,6 +100,10 @@ pub struct ParseCache {
 #[derive(Default)]
 struct FieldCache {
     values: FxHashMap<Box<str>, Value>,
+    /// The text and value the field had last: neighbouring records often
+    /// repeat it, and it is compared before anything is scanned or hashed.
+    last_text: String,
+    last: Option<Value>,
     hits: u32,
     misses: u32,
 }
@@ -412,11 +416,32 @@ impl<'t> Reader<'t> {
             return self.value(&field.layout, cache);
         };
         let start = self.pos;
+        let entry = cache.get_mut(slot)?;
+        if let Some(v) = &entry.last {
+            // The text read last for this field, here again and ended (a
+            // number ends where no digit, sign, point or exponent follows):
+            // the value is that text's.
+            let rest = self.text.as_bytes().get(start..)?;
+            let len = entry.last_text.len();
+            if rest.starts_with(entry.last_text.as_bytes())
+                && matches!(
+                    rest.get(len),
+                    Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                )
+            {
+                self.pos += len;
+                entry.hits += 1;
+                return Some(v.clone());
+            }
+        }
         self.skip_value()?;
         let text = &self.text[start..self.pos];
         let entry = cache.get_mut(slot)?;
         if let Some(v) = entry.values.get(text) {
             entry.hits += 1;
+            entry.last_text.clear();
+            entry.last_text.push_str(text);
+            entry.last = Some(v.clone());
             return Some(v.clone());
         }
         entry.misses += 1;
@@ -433,6 +458,9 @@ impl<'t> Reader<'t> {
         let entry = cache.get_mut(slot)?;
         if entry.values.len() < FieldCache::LIMIT {
             entry.values.insert(text.into(), v.clone());
+            entry.last_text.clear();
+            entry.last_text.push_str(text);
+            entry.last = Some(v.clone());
         }
         Some(v)
     }
