@@ -613,6 +613,40 @@ mod tests {
         assert!(parse(partial, &mut cache).is_some());
     }
 
+    /// A field's value is taken from the text it had last only when that
+    /// text is all of the value here: a longer number, a longer set or a
+    /// longer string starting alike read as what they are.
+    #[test]
+    fn the_text_a_field_had_last_is_taken_only_whole() {
+        let ty = schema();
+        let mut cache = ParseCache::new(&ty, Completeness::Full);
+        let variants = [
+            GOOD.to_string(),
+            GOOD.replace("\"power\":5,", "\"power\":55,"),
+            GOOD.replace("\"power\":5,", "\"power\":5.5,"),
+            GOOD.replace("\"power\":5,", "\"power\":5e1,"),
+            GOOD.replace("\"power\":5,", "\"power\":5 ,"),
+            GOOD.replace(
+                "\"tags\":[\"b\",\"a\",\"b\"]",
+                "\"tags\":[\"b\",\"a\",\"b\",\"c\"]",
+            ),
+            GOOD.replace("\"version\":\"1.2.3\"", "\"version\":\"1.2.3-rc.1\""),
+            GOOD.replace("\"load\":0.5}", "\"load\":0.55}"),
+        ];
+        for first in &variants {
+            for then in &variants {
+                let _ = parse(first, &mut cache);
+                let read = parse(then, &mut cache);
+                assert!(read.is_some(), "{then}");
+                assert_eq!(
+                    read,
+                    reference(then, Completeness::Full),
+                    "{first} then {then}"
+                );
+            }
+        }
+    }
+
     /// One edit of a text: where, how much to remove, what to insert.
     type Edit = (usize, usize, &'static str);
 
