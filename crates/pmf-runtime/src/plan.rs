@@ -650,14 +650,18 @@ impl LaidTargets {
         let Some(pair) = self.by_target.get_mut(text) else {
             return general;
         };
-        let target_laid = pair
-            .target
-            .get_or_insert_with(|| general.laid(Root::Target, Some(target)));
         if own_observed {
-            return target_laid;
+            return pair
+                .target
+                .get_or_insert_with(|| general.laid(Root::Target, Some(target)));
         }
-        pair.target_and_observed
-            .get_or_insert_with(|| target_laid.laid(Root::Observed, Some(target)))
+        // Laid for the target, then for the observed state: only the
+        // second is kept.
+        pair.target_and_observed.get_or_insert_with(|| {
+            general
+                .laid(Root::Target, Some(target))
+                .laid(Root::Observed, Some(target))
+        })
     }
 }
 
