@@ -221,6 +221,18 @@ impl PartnerEntries {
         reader: &mut EntryReader,
         cache: &mut ParseCache,
     ) -> Result<Option<Value>, InputError> {
+        self.get_with(id, reader, |value| parse_entry(schema, value, cache))
+    }
+
+    /// The entry of partner `id`: `read` is given its value's text as the
+    /// file has it, and says what it holds, or why it is not a partial
+    /// record (the scan found it good: the file changed since).
+    pub fn get_with<T>(
+        &self,
+        id: &str,
+        reader: &mut EntryReader,
+        read: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, InputError> {
         let Some(file) = &self.file else {
             return Ok(None);
         };
@@ -240,9 +252,7 @@ impl PartnerEntries {
                 return Err(self.changed("an entry is not where it was"));
             };
             if key == id {
-                return parse_partial(schema, value, cache)
-                    .map(Some)
-                    .map_err(|r| self.changed(&r.problem));
+                return read(value).map(Some).map_err(|p| self.changed(&p));
             }
         }
         Ok(None)
@@ -501,6 +511,12 @@ impl From<Refusal> for String {
     fn from(r: Refusal) -> String {
         r.problem
     }
+}
+
+/// An entry's value as a partial record (of `cache`'s completeness,
+/// [`Completeness::Partial`]), or why it is not one.
+pub fn parse_entry(schema: &Type, text: &str, cache: &mut ParseCache) -> Result<Value, String> {
+    parse_partial(schema, text, cache).map_err(|r| r.problem)
 }
 
 /// Parse a partial record: the fast reader, or the reference path and its

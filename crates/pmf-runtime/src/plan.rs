@@ -355,26 +355,18 @@ fn write_entry(
         observed,
         scratch,
         canonical,
-        laid,
+        own_targets,
     } = worker;
     // A partner's own target refines the one for all: its fields are laid
     // over it (the plan carries the result).
-    let own_target = (inputs.targets.partners)
-        .get(schema, id, targets, partial)?
-        .map(|own| match target_all {
-            Some(all) => super::value::overlay(all, &own),
-            None => own,
-        });
+    let read = (inputs.targets.partners).get_with(id, targets, |raw| {
+        own_targets.read(raw, schema, partial, target_all)
+    })?;
     let observed = (inputs.observed.partners).get(schema, id, observed, partial)?;
-    let target = State::of(partner).with(own_target.as_ref().or(target_all));
-    // The own target's JSON, as the plan carries it: the key of its laid
-    // policy.
-    scratch.target.clear();
-    if let Some(t) = &own_target {
-        t.write_partial(schema, &mut scratch.target);
-    }
-    let assessor = match &own_target {
-        Some(t) => laid.policy(policy, &scratch.target, t, observed.is_some()),
+    let own = read.and_then(|at| own_targets.target(at, policy, observed.is_some()));
+    let target = State::of(partner).with(own.map(|(value, ..)| value).or(target_all));
+    let assessor = match own {
+        Some((_, _, laid)) => laid,
         None => assessors.for_partner(observed.is_some()),
     };
     let a = assessor.assess(partner, target, target.with(observed.as_ref()));
@@ -456,9 +448,9 @@ fn write_entry(
             .fallback_risk(migration.unwrap_or("none"), joined, a.action),
         out,
     );
-    if own_target.is_some() {
+    if let Some((_, text, _)) = own {
         out.push_str(",\"target\":");
-        out.push_str(&scratch.target);
+        out.push_str(text);
     }
     out.push_str(",\"state\":");
     canonical.write(partner, &policy.schema, out);
@@ -480,7 +472,7 @@ fn write_entry(
         migration: a.migration,
         band: a.band,
         action: a.action,
-        targeted: own_target.is_some(),
+        targeted: own.is_some(),
         observed: observed.is_some(),
     })
 }
@@ -554,8 +546,6 @@ impl IdSet {
 #[derive(Default)]
 struct Scratch {
     text: String,
-    /// The partner's own target as JSON.
-    target: String,
 }
 
 /// What a worker thread keeps from partner to partner: the readers of
@@ -570,8 +560,8 @@ struct Worker {
     scratch: Scratch,
     /// The canonical texts of the shared values of partners' states.
     canonical: super::value::CanonicalMemo,
-    /// The policy laid for the own targets seen most.
-    laid: LaidTargets,
+    /// The own targets read, and the policies laid for them.
+    own_targets: OwnTargets,
 }
 
 impl Worker {
@@ -582,39 +572,48 @@ impl Worker {
             observed: EntryReader::default(),
             scratch: Scratch::default(),
             canonical: super::value::CanonicalMemo::default(),
-            laid: LaidTargets::new(policy),
+            own_targets: OwnTargets::new(policy),
         }
     }
 }
 
-/// The policy [laid](CompiledPolicy::laid) for a partner's own target (laid
-/// over the target for all), by the target's JSON: fleets give their
-/// partners few distinct targets (a version per wave of a rollout), and a
-/// laid policy assesses without reading through layers, as the partners
-/// that share the target for all are. The first [`LaidTargets::LIMIT`]
-/// distinct targets a worker meets are laid; a partner with any other is
-/// assessed by the general policy (a test holds both alike). A laid policy
-/// is a copy of the policy: a large policy gets fewer of them (about
-/// [`LaidTargets::ITEMS`] rules, checks, factors and migration types laid
-/// per worker at most, a few MB).
+/// Partners' own targets as a worker read them, by the entry's text as the
+/// target file gives it: fleets give their partners few distinct targets
+/// (a version per wave of a rollout), so each is parsed, laid over the
+/// target for all and written as the plan carries it once, and the policy
+/// is [laid](CompiledPolicy::laid) for it: assessed without reading
+/// through layers, as the partners that share the target for all are. The
+/// first [`OwnTargets::LIMIT`] distinct targets a worker meets are kept; a
+/// partner with any other is read on its own and assessed by the general
+/// policy (a test holds both alike). A laid policy is a copy of the
+/// policy: a large policy keeps fewer (about [`OwnTargets::ITEMS`] rules,
+/// checks, factors and migration types laid per worker at most).
 #[derive(Default)]
-struct LaidTargets {
-    by_target: rustc_hash::FxHashMap<Box<str>, LaidPair>,
-    /// Distinct targets laid at most.
+struct OwnTargets {
+    /// Where in `kept` each entry text's target is.
+    by_text: rustc_hash::FxHashMap<Box<str>, usize>,
+    kept: Vec<OwnTarget>,
+    /// The last target read that is not kept.
+    spare: Option<OwnTarget>,
+    /// Distinct targets kept at most.
     limit: usize,
 }
 
-/// One target's laid policies, each made when first needed.
-#[derive(Default)]
-struct LaidPair {
+/// One own target, and the policies laid for it, each made when first
+/// needed.
+struct OwnTarget {
+    /// The entry laid over the target for all.
+    value: Value,
+    /// It as the plan carries it.
+    text: String,
     /// For a partner with observed metrics of its own.
     target: Option<CompiledPolicy>,
     /// For a partner without (its observed state is its target state).
     target_and_observed: Option<CompiledPolicy>,
 }
 
-impl LaidTargets {
-    /// Distinct targets laid at most, per worker, for a small policy.
+impl OwnTargets {
+    /// Distinct targets kept at most, per worker, for a small policy.
     const LIMIT: usize = 64;
     /// Rules, checks, factors and migration types laid at most, per worker.
     const ITEMS: usize = 4096;
@@ -626,42 +625,77 @@ impl LaidTargets {
             + policy.sustainability.len()
             + policy.checks.len()
             + policy.factors.len();
-        LaidTargets {
-            by_target: Default::default(),
+        OwnTargets {
             limit: (Self::ITEMS / items.max(1)).clamp(1, Self::LIMIT),
+            ..OwnTargets::default()
         }
     }
 
-    /// The policy to assess a partner whose target is `target` (its JSON:
-    /// `text`) with: laid, unless too many targets were laid already.
-    fn policy<'s>(
-        &'s mut self,
-        general: &'s CompiledPolicy,
-        text: &str,
-        target: &Value,
-        own_observed: bool,
-    ) -> &'s CompiledPolicy {
-        if !self.by_target.contains_key(text) {
-            if self.by_target.len() >= self.limit {
-                return general;
-            }
-            self.by_target.insert(text.into(), LaidPair::default());
+    /// Read an entry (`raw`: its value's text in the target file): where it
+    /// is kept, or `None` when it is the spare (see [`OwnTargets::target`]).
+    fn read(
+        &mut self,
+        raw: &str,
+        schema: &pmf_compiler::model::types::Type,
+        cache: &mut ParseCache,
+        target_all: Option<&Value>,
+    ) -> Result<Option<usize>, String> {
+        if let Some(&at) = self.by_text.get(raw) {
+            return Ok(Some(at));
         }
-        let Some(pair) = self.by_target.get_mut(text) else {
-            return general;
+        let own = super::keyed::parse_entry(schema, raw, cache)?;
+        let value = match target_all {
+            Some(all) => super::value::overlay(all, &own),
+            None => own,
         };
-        if own_observed {
-            return pair
-                .target
-                .get_or_insert_with(|| general.laid(Root::Target, Some(target)));
+        let mut text = String::new();
+        value.write_partial(schema, &mut text);
+        let read = OwnTarget {
+            value,
+            text,
+            target: None,
+            target_and_observed: None,
+        };
+        if self.kept.len() < self.limit {
+            self.by_text.insert(raw.into(), self.kept.len());
+            self.kept.push(read);
+            return Ok(Some(self.kept.len() - 1));
         }
-        // Laid for the target, then for the observed state: only the
-        // second is kept.
-        pair.target_and_observed.get_or_insert_with(|| {
-            general
-                .laid(Root::Target, Some(target))
-                .laid(Root::Observed, Some(target))
-        })
+        self.spare = Some(read);
+        Ok(None)
+    }
+
+    /// The target [`OwnTargets::read`] gave (`at`), as the plan carries it,
+    /// and the policy to assess its partner with: laid for a kept target,
+    /// `general` for the spare.
+    fn target<'s>(
+        &'s mut self,
+        at: Option<usize>,
+        general: &'s CompiledPolicy,
+        own_observed: bool,
+    ) -> Option<(&'s Value, &'s str, &'s CompiledPolicy)> {
+        let Some(at) = at else {
+            let spare = self.spare.as_ref()?;
+            return Some((&spare.value, &spare.text, general));
+        };
+        let OwnTarget {
+            value,
+            text,
+            target,
+            target_and_observed,
+        } = self.kept.get_mut(at)?;
+        let laid = if own_observed {
+            target.get_or_insert_with(|| general.laid(Root::Target, Some(value)))
+        } else {
+            // Laid for the target, then for the observed state: only the
+            // second is kept.
+            target_and_observed.get_or_insert_with(|| {
+                general
+                    .laid(Root::Target, Some(value))
+                    .laid(Root::Observed, Some(value))
+            })
+        };
+        Some((value, text, laid))
     }
 }
 
@@ -725,7 +759,7 @@ impl TextPool {
 /// assess alike, the laid ones without reading through layers.
 struct Assessors<'p> {
     /// The policy as compiled: for a partner with a target of its own
-    /// (through [`LaidTargets`]).
+    /// (through [`OwnTargets`]).
     general: &'p CompiledPolicy,
     /// For a partner with observed metrics of its own: target paths laid.
     target: CompiledPolicy,
@@ -746,7 +780,7 @@ impl<'p> Assessors<'p> {
     }
 
     /// The policy to assess a partner without a target of its own with
-    /// (one with is assessed by [`LaidTargets::policy`]).
+    /// (one with is assessed as [`OwnTargets::target`] says).
     fn for_partner(&self, own_observed: bool) -> &CompiledPolicy {
         if own_observed {
             &self.target
@@ -1798,68 +1832,82 @@ mod tests {
         }
     }
 
-    /// A partner's own target assesses alike through the policy laid for
-    /// it (met again: the laid one kept) and through layers: fleet
-    /// partners under 120 distinct targets (past the limit: the general
-    /// policy), with observed metrics of their own and without.
+    /// A partner's own target reads and assesses alike kept (laid for,
+    /// written once: met again, taken as kept) and on its own through
+    /// layers: fleet partners under 120 distinct targets (past the limit:
+    /// the spare and the general policy), with a target for all and
+    /// without, with observed metrics of their own and without.
     #[test]
-    fn policies_laid_for_own_targets_assess_as_the_policy_does() {
+    fn own_targets_kept_read_and_assess_as_the_policy_does() {
         let policy = fleet_policy();
-        let partners = read_all_partners(&policy.schema, &fleet("partners.json")).unwrap();
-        let observed = crate::value::from_json(
-            &policy.schema,
-            &serde_json::json!({"metrics": {"stability": 71, "compatibility": 95}}),
-            "",
-            crate::value::Completeness::Partial,
-        )
-        .unwrap();
+        let schema = &policy.schema;
+        let partial = |json: serde_json::Value| {
+            crate::value::from_json(schema, &json, "", crate::value::Completeness::Partial).unwrap()
+        };
+        let partners = read_all_partners(schema, &fleet("partners.json")).unwrap();
+        let observed =
+            partial(serde_json::json!({"metrics": {"stability": 71, "compatibility": 95}}));
+        let all = partial(serde_json::json!({"version": "1.6.0", "power": 5}));
         let versions = ["1.4.0", "1.6.0", "2.0.0", "3.1.0", "4.0.0", "2.5.0"];
-        let mut laid = LaidTargets::new(&policy);
-        assert_eq!(
-            laid.limit,
-            LaidTargets::LIMIT,
-            "the fleet's policy is small"
-        );
-        let mut seen_laid = 0;
-        for round in 0..3 {
-            for (i, partner) in partners.iter().enumerate() {
-                let n = (i * 7 + round * 13) % 120;
-                let json = serde_json::json!({
-                    "version": versions[n % versions.len()],
-                    "power": n / versions.len(),
-                    "region": if n % 2 == 0 { "eu" } else { "us" },
-                });
-                let target = crate::value::from_json(
-                    &policy.schema,
-                    &json,
-                    "",
-                    crate::value::Completeness::Partial,
-                )
-                .unwrap();
-                let mut text = String::new();
-                target.write_partial(&policy.schema, &mut text);
-                for own_observed in [false, true] {
-                    let state = State::of(partner).with(Some(&target));
-                    let observed_state = state.with(own_observed.then_some(&observed));
-                    let general = policy.assess(partner, state, observed_state);
-                    let assessor = laid.policy(&policy, &text, &target, own_observed);
-                    if !std::ptr::eq(assessor, &policy) {
-                        seen_laid += 1;
-                    }
-                    let fast = assessor.assess(partner, state, observed_state);
-                    assert_eq!(
-                        format!("{fast:?}"),
-                        format!("{general:?}"),
-                        "partner {i}, target {json}, own observed {own_observed}"
+        for target_all in [None, Some(&all)] {
+            let mut own_targets = OwnTargets::new(&policy);
+            assert_eq!(
+                own_targets.limit,
+                OwnTargets::LIMIT,
+                "the fleet's policy is small"
+            );
+            let mut cache = ParseCache::new(schema, crate::value::Completeness::Partial);
+            let mut laid = 0;
+            for round in 0..3 {
+                for (i, partner) in partners.iter().enumerate() {
+                    let n = (i * 7 + round * 13) % 120;
+                    let raw = format!(
+                        "{{\"version\": \"{}\", \"region\": \"{}\"{}}}",
+                        versions[n % versions.len()],
+                        if n % 2 == 0 { "eu" } else { "us" },
+                        if n >= versions.len() {
+                            format!(", \"power\": {}", n / versions.len())
+                        } else {
+                            String::new()
+                        },
                     );
+                    // The reference: the entry parsed on its own, laid over
+                    // the target for all, written, assessed through layers.
+                    let own = partial(serde_json::from_str(&raw).unwrap());
+                    let value = match target_all {
+                        Some(all) => crate::value::overlay(all, &own),
+                        None => own,
+                    };
+                    let mut text = String::new();
+                    value.write_partial(schema, &mut text);
+                    for own_observed in [false, true] {
+                        let state = State::of(partner).with(Some(&value));
+                        let observed_state = state.with(own_observed.then_some(&observed));
+                        let general = policy.assess(partner, state, observed_state);
+                        let at = own_targets
+                            .read(&raw, schema, &mut cache, target_all)
+                            .unwrap();
+                        let (kept, kept_text, assessor) =
+                            own_targets.target(at, &policy, own_observed).unwrap();
+                        assert_eq!((kept, kept_text), (&value, text.as_str()), "{raw}");
+                        if !std::ptr::eq(assessor, &policy) {
+                            laid += 1;
+                        }
+                        let state = State::of(partner).with(Some(kept));
+                        let observed_state = state.with(own_observed.then_some(&observed));
+                        let fast = assessor.assess(partner, state, observed_state);
+                        assert_eq!(
+                            format!("{fast:?}"),
+                            format!("{general:?}"),
+                            "partner {i}, target {raw}, own observed {own_observed}"
+                        );
+                    }
                 }
             }
+            assert_eq!(own_targets.kept.len(), OwnTargets::LIMIT);
+            assert!(own_targets.spare.is_some(), "past the limit");
+            assert!(laid > 0 && laid < 3 * 2 * partners.len(), "{laid}");
         }
-        assert_eq!(laid.by_target.len(), LaidTargets::LIMIT);
-        assert!(
-            seen_laid > 0 && seen_laid < 3 * 2 * partners.len(),
-            "{seen_laid}"
-        );
     }
 
     /// The plan line written by hand reads back as the entry `entry_for`
