@@ -931,6 +931,10 @@ impl Scanner {
         entries.file = Some(self.backing()?);
         entries.identity = self.identity;
         let mut cache = ParseCache::new(schema, Completeness::Partial);
+        // Entry texts found good: a fleet gives its partners few distinct
+        // targets, each checked once.
+        const GOOD_KEPT: usize = 1024;
+        let mut good = rustc_hash::FxHashSet::<Box<str>>::default();
         let mut at = open + 1;
         let mut first = true;
         loop {
@@ -953,7 +957,15 @@ impl Scanner {
                 continue;
             }
             let parsed = match self.value_text(&member) {
-                Ok(text) => parse_partial(schema, text, &mut cache).map(drop),
+                // A text read before is as good as it was then.
+                Ok(text) if good.contains(text) => Ok(()),
+                Ok(text) => {
+                    let parsed = parse_partial(schema, text, &mut cache).map(drop);
+                    if parsed.is_ok() && good.len() < GOOD_KEPT {
+                        good.insert(text.into());
+                    }
+                    parsed
+                }
                 Err(e) => {
                     gathered.add(e);
                     continue;
