@@ -1291,3 +1291,68 @@ fn reports_onto_a_full_device_fail_with_exit_2() {
     );
     assert!(skipped.unwrap() > 0, "{line}");
 }
+
+/// Partners read from a pipe (`--partners /dev/stdin`) plan as the same
+/// file does, NDJSON after blank lines and a JSON array alike (a pipe cannot
+/// be read twice: the stream goes on from the bytes read to tell the two
+/// apart); a repeated id in a pipe is refused naming its record.
+#[test]
+fn partners_from_a_pipe_plan_as_the_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let ndjson: String = partners.iter().map(|p| format!("{p}\n")).collect();
+    let array = serde_json::to_string_pretty(&partners).unwrap();
+    let repeated = format!("{ndjson}{}\n", partners[2]);
+    let piped = |input: &str, out: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
+            .args([
+                "plan",
+                "--policy",
+                &fleet("policy.pmf"),
+                "--partners",
+                "/dev/stdin",
+                "--target",
+                &fleet("target.json"),
+                "-o",
+                out,
+            ])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_string();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        o
+    };
+    let entries = |file: &str| {
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).unwrap()).unwrap();
+        plan["entries"].clone()
+    };
+    std::fs::write(dir.path().join("p.ndjson"), &ndjson).unwrap();
+    let o = plan_into(dir.path(), "p.ndjson", "file.json", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    for (what, input) in [("ndjson", format!("\n \n{ndjson}")), ("array", array)] {
+        let o = piped(&input, "piped.json");
+        assert_eq!(code(&o), 0, "{what}: {}", text(&o.stderr));
+        assert_eq!(entries("piped.json"), entries("file.json"), "{what}");
+    }
+    let o = piped(&repeated, "repeated.json");
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains(&format!("record {}", partners.len() + 1))
+            && err.contains("duplicate partner id"),
+        "{err}"
+    );
+    assert!(!dir.path().join("repeated.json").exists());
+}

@@ -243,6 +243,9 @@ impl PartnerStream {
         if bom {
             reader.consume(BOM.len());
         }
+        // Lines of white space before the first record (counted for a pipe,
+        // which is not read again).
+        let mut blank_lines = 0;
         let first = loop {
             let buf = reader.fill_buf().map_err(|e| io(path, e))?;
             match buf.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -250,36 +253,44 @@ impl PartnerStream {
                 None if buf.is_empty() => break None,
                 None => {
                     let n = buf.len();
+                    blank_lines += buf.iter().filter(|&&b| b == b'\n').count();
                     reader.consume(n);
                 }
             }
         };
         // Start again from the top (after a byte-order mark), reading in
-        // blocks of our own.
+        // blocks of our own; a pipe goes on from the bytes read so far.
+        let pending = reader.buffer().to_vec();
         let mut file = reader.into_inner();
         let start = if bom { BOM.len() as u64 } else { 0 };
-        file.seek(std::io::SeekFrom::Start(start))
-            .map_err(|e| io(path, e))?;
         let mut read = blake3::Hasher::new();
         if bom {
             read.update(BOM);
         }
+        let (carry, skipped_lines) = match file.seek(std::io::SeekFrom::Start(start)) {
+            Ok(_) => (Vec::new(), 0),
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
+                read.update(&pending);
+                (pending, blank_lines)
+            }
+            Err(e) => return Err(io(path, e)),
+        };
         let kind = if first == Some(b'[') {
             StreamKind::Array(ArrayReader {
                 file,
                 read,
-                carry: Vec::new(),
+                carry,
                 expect: Expect::Open,
                 records: 0,
-                line: 1,
+                line: 1 + skipped_lines,
                 eof: false,
             })
         } else {
             StreamKind::Lines(LineReader {
                 file,
                 read,
-                carry: Vec::new(),
-                line: 0,
+                carry,
+                line: skipped_lines,
                 records: 0,
                 eof: false,
             })

@@ -727,8 +727,16 @@ mod tests {
         let mut ids: Vec<String> = (0u8..128).map(|b| char::from(b).to_string()).collect();
         ids.extend((0u8..128).map(|b| format!("p-{}-1", char::from(b))));
         ids.extend(
-            ["", " p", "p ", "p\u{200E}", "caf\u{e9}", "p\u{2028}q", "\u{a0}"]
-                .map(String::from),
+            [
+                "",
+                " p",
+                "p ",
+                "p\u{200E}",
+                "caf\u{e9}",
+                "p\u{2028}q",
+                "\u{a0}",
+            ]
+            .map(String::from),
         );
         ids.push("x".repeat(MAX_ID_BYTES));
         ids.push("x".repeat(MAX_ID_BYTES + 1));
