@@ -264,6 +264,13 @@ impl Value {
 pub struct CanonicalMemo {
     texts: rustc_hash::FxHashMap<(usize, usize), (Value, std::ops::Range<usize>)>,
     arena: String,
+    /// Per field of the records written through [`CanonicalMemo::write_record`]
+    /// (by field index): the key and text of the value it had last, held in
+    /// `texts` (neighbouring partners often share it: no lookup then).
+    recent: Vec<Option<((usize, usize), std::ops::Range<usize>)>>,
+    /// The `"name":` texts of the fields of the record types written (each
+    /// type kept alive, so that its address names it).
+    prefixes: Vec<(Arc<pmf_compiler::model::types::Fields>, Vec<String>)>,
 }
 
 impl CanonicalMemo {
@@ -294,10 +301,20 @@ impl CanonicalMemo {
             }
             return;
         };
-        let key = (at, std::ptr::from_ref(ty) as usize);
+        self.write_shared(v, ty, (at, std::ptr::from_ref(ty) as usize), out);
+    }
+
+    /// Append `v`, shared, under `key`; its text's place in the arena.
+    fn write_shared(
+        &mut self,
+        v: &Value,
+        ty: &Type,
+        key: (usize, usize),
+        out: &mut String,
+    ) -> std::ops::Range<usize> {
         if let Some((_, range)) = self.texts.get(&key) {
             out.push_str(self.arena.get(range.clone()).unwrap_or_default());
-            return;
+            return range.clone();
         }
         let start = out.len();
         v.write_canonical(ty, out);
@@ -305,22 +322,44 @@ impl CanonicalMemo {
         if self.texts.len() >= Self::ENTRIES || self.arena.len() + text.len() > Self::BYTES {
             self.texts.clear();
             self.arena.clear();
+            self.recent.clear();
         }
         let from = self.arena.len();
         self.arena.push_str(text);
-        self.texts.insert(key, (v.clone(), from..self.arena.len()));
+        let range = from..self.arena.len();
+        self.texts.insert(key, (v.clone(), range.clone()));
+        range
     }
 
     /// [`write_record`] of a full record, each field through the memo.
     fn write_record(
         &mut self,
-        names: &std::collections::BTreeMap<String, Type>,
+        names: &Arc<pmf_compiler::model::types::Fields>,
         fields: &[Value],
         out: &mut String,
     ) {
+        let prefixes = match self
+            .prefixes
+            .iter()
+            .position(|(kept, _)| Arc::ptr_eq(kept, names))
+        {
+            Some(i) => self.prefixes.swap_remove(i).1,
+            None => names
+                .keys()
+                .map(|name| {
+                    let mut prefix = String::new();
+                    write_str(name, &mut prefix);
+                    prefix.push(':');
+                    prefix
+                })
+                .collect(),
+        };
+        if self.recent.len() < fields.len() {
+            self.recent.resize(fields.len(), None);
+        }
         out.push('{');
         let mut first = true;
-        for ((name, fty), v) in names.iter().zip(fields.iter()) {
+        for (i, ((prefix, fty), v)) in prefixes.iter().zip(names.values()).zip(fields).enumerate() {
             if matches!(v, Value::Absent | Value::Missing) {
                 continue;
             }
@@ -328,11 +367,25 @@ impl CanonicalMemo {
                 out.push(',');
             }
             first = false;
-            write_str(name, out);
-            out.push(':');
-            self.write(v, fty, out);
+            out.push_str(prefix);
+            let Some(at) = Self::shared(v) else {
+                self.write(v, fty, out);
+                continue;
+            };
+            let key = (at, std::ptr::from_ref(fty) as usize);
+            if let Some(Some((last, range))) = self.recent.get(i)
+                && *last == key
+            {
+                out.push_str(self.arena.get(range.clone()).unwrap_or_default());
+                continue;
+            }
+            let range = self.write_shared(v, fty, key, out);
+            if let Some(slot) = self.recent.get_mut(i) {
+                *slot = Some((key, range));
+            }
         }
         out.push('}');
+        self.prefixes.push((Arc::clone(names), prefixes));
     }
 }
 
