@@ -252,6 +252,9 @@ impl Value {
     }
 }
 
+/// A shared value's allocation, and the address of its type.
+type MemoKey = (usize, usize);
+
 /// The canonical JSON of shared values already written, by the value's
 /// allocation and its type: a plan writes every partner's `state`, and the
 /// values a worker's parse cache hands out (a region, a set of
@@ -262,12 +265,12 @@ impl Value {
 /// [`Value::write_canonical`]'s. Keep one per thread.
 #[derive(Default)]
 pub struct CanonicalMemo {
-    texts: rustc_hash::FxHashMap<(usize, usize), (Value, std::ops::Range<usize>)>,
+    texts: rustc_hash::FxHashMap<MemoKey, (Value, std::ops::Range<usize>)>,
     arena: String,
     /// Per field of the records written through [`CanonicalMemo::write_record`]
     /// (by field index): the key and text of the value it had last, held in
     /// `texts` (neighbouring partners often share it: no lookup then).
-    recent: Vec<Option<((usize, usize), std::ops::Range<usize>)>>,
+    recent: Vec<Option<(MemoKey, std::ops::Range<usize>)>>,
     /// The `"name":` texts of the fields of the record types written (each
     /// type kept alive, so that its address names it).
     prefixes: Vec<(Arc<pmf_compiler::model::types::Fields>, Vec<String>)>,
@@ -309,7 +312,7 @@ impl CanonicalMemo {
         &mut self,
         v: &Value,
         ty: &Type,
-        key: (usize, usize),
+        key: MemoKey,
         out: &mut String,
     ) -> std::ops::Range<usize> {
         if let Some((_, range)) = self.texts.get(&key) {
