@@ -65,9 +65,33 @@ pub struct PartnerEntries {
     /// to pack: (offset, length).
     others: rustc_hash::FxHashMap<Box<str>, (u64, u64)>,
     len: usize,
+    /// Lookups the file's order did not answer (entries asked for out of
+    /// the file's order: a positioned read each).
+    scattered: std::sync::atomic::AtomicUsize,
+    /// The whole file, read once lookups proved scattered and the file
+    /// fits [`WHOLE_BUDGET`] (`None`: it does not, or could not be read).
+    whole: std::sync::OnceLock<Option<Vec<u8>>>,
     /// Tests: every id hashes alike (every lookup goes through `others`).
     #[cfg(test)]
     collide: bool,
+}
+
+/// Lookups out of the file's order after which a keyed file is read whole.
+const SCATTERED_AFTER: usize = 4096;
+
+/// Bytes of keyed files held whole at most, in all (a target file of a
+/// million partners is 35 MB).
+const WHOLE_BUDGET: u64 = 48 << 20;
+
+/// Bytes of keyed files held whole so far.
+static HELD_WHOLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Drop for PartnerEntries {
+    fn drop(&mut self) {
+        if let Some(Some(whole)) = self.whole.get() {
+            HELD_WHOLE.fetch_sub(whole.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for PartnerEntries {
@@ -189,9 +213,40 @@ impl PartnerEntries {
             places: Vec::new(),
             others: Default::default(),
             len: 0,
+            scattered: Default::default(),
+            whole: std::sync::OnceLock::new(),
             #[cfg(test)]
             collide: false,
         }
+    }
+
+    /// The whole file, when lookups have proved scattered (`scattered`:
+    /// this one is) and it fits what is left of [`WHOLE_BUDGET`]: read once,
+    /// for every thread, instead of a positioned read per lookup.
+    fn whole(&self, scattered: bool) -> Option<&[u8]> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(whole) = self.whole.get() {
+            return whole.as_deref();
+        }
+        if !scattered || self.scattered.fetch_add(1, Relaxed) < SCATTERED_AFTER {
+            return None;
+        }
+        self.whole
+            .get_or_init(|| {
+                let file = self.file.as_ref()?;
+                let len = file.metadata().ok()?.len();
+                let held = HELD_WHOLE.fetch_add(len, Relaxed);
+                if held + len > WHOLE_BUDGET {
+                    HELD_WHOLE.fetch_sub(len, Relaxed);
+                    return None;
+                }
+                let mut bytes = vec![0u8; usize::try_from(len).ok()?];
+                // A file that cannot be read whole is read entry by entry
+                // (which reports why).
+                file.read_exact_at(&mut bytes, 0).ok()?;
+                Some(bytes)
+            })
+            .as_deref()
     }
 
     fn hash(&self, id: &str) -> u64 {
@@ -241,13 +296,22 @@ impl PartnerEntries {
         // then.
         let indexed = || self.find(self.hash(id)).map(unpack);
         let other = || self.others.get(id).copied();
-        let places = (reader.following(id).into_iter())
+        let following = reader.following(id);
+        let whole = self.whole(following.is_none());
+        let places = (following.into_iter())
             .chain(std::iter::once_with(indexed).flatten())
             .chain(std::iter::once_with(other).flatten());
         for (offset, len) in places {
-            let bytes = reader
-                .read(file, offset, len)
-                .map_err(|e| self.changed(&e.to_string()))?;
+            let bytes = match whole {
+                Some(whole) => usize::try_from(offset)
+                    .ok()
+                    .zip(usize::try_from(offset + len).ok())
+                    .and_then(|(from, to)| whole.get(from..to))
+                    .ok_or_else(|| self.changed("an entry is not where it was"))?,
+                None => reader
+                    .read(file, offset, len)
+                    .map_err(|e| self.changed(&e.to_string()))?,
+            };
             let Some((key, value)) = split_entry(bytes) else {
                 return Err(self.changed("an entry is not where it was"));
             };
@@ -1147,6 +1211,12 @@ mod tests {
                 .chain(["p-99999".to_string(), "nobody".to_string()])
                 .collect();
             assert_eq!(looked_up(&entries, &scattered), expected);
+            // So many lookups out of order: the last ones read the file
+            // held whole.
+            assert!(
+                matches!(entries.whole.get(), Some(Some(_))),
+                "the file was read whole"
+            );
             let all: HashMap<String, Value> = entries.all(&schema()).unwrap().into_iter().collect();
             assert_eq!(all, expected);
             entries.unchanged().unwrap();
