@@ -17,7 +17,7 @@ use pmf::store::Store;
 use pmf::store::checkpoint::OperatorKey;
 use pmf::store::interned::Texts;
 
-use super::runtime::{code, events_at, fleet, pmf, text};
+use super::runtime::{code, events_at, fleet, plan_with, pmf, text};
 
 /// Partners in the generated fleet: more than three batches.
 const PARTNERS: usize = 3_500;
@@ -235,20 +235,7 @@ fn partners_prepared_ahead_write_what_the_reference_writes() {
         .collect::<serde_json::Map<_, _>>()
         .into();
     std::fs::write(dir.path().join("target.json"), target.to_string()).unwrap();
-    let o = pmf(
-        dir.path(),
-        &[
-            "plan",
-            "--policy",
-            &fleet("policy.pmf"),
-            "--partners",
-            "partners.json",
-            "--target",
-            "target.json",
-            "-o",
-            "plan.json",
-        ],
-    );
+    let o = plan_with(dir.path(), "partners.json", "target.json", "plan.json", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let (reference, ahead) = (dir.path().join("reference.db"), dir.path().join("ahead.db"));
 

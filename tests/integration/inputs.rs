@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use super::runtime::{code, fleet, pmf, text};
+use super::runtime::{code, fleet, pmf, pmf_piped, text};
 
 /// The fleet's partners as NDJSON lines.
 fn fleet_lines() -> Vec<String> {
@@ -554,8 +554,10 @@ fn per_partner_targets_and_observed_metrics_from_pipes_plan_as_from_files() {
             "--target" => std::fs::read(dir.path().join("t.json")).unwrap(),
             _ => std::fs::read(fleet("observed.json")).unwrap(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
-            .args([
+        // A real pipe (not a file redirected): read once, spooled.
+        let o = pmf_piped(
+            dir.path(),
+            &[
                 "plan",
                 "--policy",
                 &fleet("policy.pmf"),
@@ -569,21 +571,9 @@ fn per_partner_targets_and_observed_metrics_from_pipes_plan_as_from_files() {
                 "piped.json",
                 "--store",
                 "none.db",
-            ])
-            .current_dir(dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A real pipe (not a file redirected): read once, spooled.
-        let mut stdin = child.stdin.take().unwrap();
-        let feeder = std::thread::spawn(move || {
-            use std::io::Write;
-            stdin.write_all(&piped).unwrap();
-        });
-        let o = child.wait_with_output().unwrap();
-        feeder.join().unwrap();
+            ],
+            piped,
+        );
         assert_eq!(code(&o), 0, "{slot}: {}", text(&o.stderr));
         assert_eq!(
             plan_entries(&dir.path().join("piped.json")),

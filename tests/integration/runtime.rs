@@ -82,20 +82,66 @@ fn plan_local(dir: &Path, partners: &str) -> Output {
 
 /// Plan the fleet's policy and target over `partners` into `out`.
 fn plan_into(dir: &Path, partners: &str, out: &str, extra: &[&str]) -> Output {
-    let (policy, target) = (fleet("policy.pmf"), fleet("target.json"));
+    plan_with(dir, partners, &fleet("target.json"), out, extra)
+}
+
+/// The arguments of `pmf plan` of the fleet's policy over `partners` with
+/// `target` into `out`, then `extra`.
+fn plan_args<'a>(
+    policy: &'a str,
+    partners: &'a str,
+    target: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "plan",
         "--policy",
-        &policy,
+        policy,
         "--partners",
         partners,
         "--target",
-        &target,
+        target,
         "-o",
         out,
     ];
     args.extend_from_slice(extra);
-    pmf(dir, &args)
+    args
+}
+
+/// Plan the fleet's policy over `partners` with `target` into `out`.
+pub(crate) fn plan_with(
+    dir: &Path,
+    partners: &str,
+    target: &str,
+    out: &str,
+    extra: &[&str],
+) -> Output {
+    let policy = fleet("policy.pmf");
+    pmf(dir, &plan_args(&policy, partners, target, out, extra))
+}
+
+/// `pmf ARGS` in `dir` with `input` written to its stdin through a real
+/// pipe (not a file redirected), stdout and stderr kept.
+pub(crate) fn pmf_piped(dir: &Path, args: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pmf");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // pmf may stop reading early (a bad record): what it did not read is
+    // not the test's concern.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().expect("run pmf");
+    feeder.join().expect("feeder");
+    o
 }
 
 pub(crate) fn apply(dir: &Path, extra: &[&str]) -> Output {
@@ -1172,20 +1218,7 @@ fn a_plan_onto_a_full_device_says_why_it_failed() {
             lines.push('\n');
         }
         std::fs::write(dir.path().join("p.ndjson"), lines).unwrap();
-        let o = pmf(
-            dir.path(),
-            &[
-                "plan",
-                "--policy",
-                &fleet("policy.pmf"),
-                "--partners",
-                "p.ndjson",
-                "--target",
-                "target.json",
-                "-o",
-                "/dev/full",
-            ],
-        );
+        let o = plan_with(dir.path(), "p.ndjson", "target.json", "/dev/full", &[]);
         let err = text(&o.stderr);
         assert_eq!(code(&o), 2, "{n} partners: {err}");
         assert!(
@@ -1304,34 +1337,11 @@ fn partners_from_a_pipe_plan_as_the_file_does() {
     let ndjson: String = partners.iter().map(|p| format!("{p}\n")).collect();
     let array = serde_json::to_string_pretty(&partners).unwrap();
     let repeated = format!("{ndjson}{}\n", partners[2]);
+    let policy = fleet("policy.pmf");
+    let target = fleet("target.json");
     let piped = |input: &str, out: &str| {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
-            .args([
-                "plan",
-                "--policy",
-                &fleet("policy.pmf"),
-                "--partners",
-                "/dev/stdin",
-                "--target",
-                &fleet("target.json"),
-                "-o",
-                out,
-            ])
-            .current_dir(dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_string();
-        let feeder = std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
-        let o = child.wait_with_output().unwrap();
-        feeder.join().unwrap();
-        o
+        let args = plan_args(&policy, "/dev/stdin", &target, out, &[]);
+        pmf_piped(dir.path(), &args, input.as_bytes().to_vec())
     };
     let entries = |file: &str| {
         let plan: serde_json::Value =

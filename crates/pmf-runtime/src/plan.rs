@@ -1131,7 +1131,7 @@ pub fn write_plan(
         let mut seen = IdSet::default();
         let named = &mut not_planned_ids;
         let review = &mut review;
-        let outcome = (|| -> Result<Totals, PlanError> {
+        let outcome = (|| -> Result<Totals, Stopped> {
             for evaluated in &eval_rx {
                 let (batch, chunks) = evaluated?;
                 if seen.is_empty() && !batch.text.is_empty() {
@@ -1171,14 +1171,15 @@ pub fn write_plan(
                                 at: raw.at.to_string(),
                                 partner: None,
                                 problem: "the partner ids are too long to be held".into(),
-                            }));
+                            })
+                            .into());
                         }
                     }
                     texts.push(chunk.text);
                 }
                 write_tx
                     .send(ToWriter::Entries(texts))
-                    .map_err(|_| PlanError::Io(WRITER_STOPPED.into()))?;
+                    .map_err(|_| Stopped::WriterGone)?;
                 progress(counts.partners);
             }
             // A partner file names each partner once. (Where: the CLI reads
@@ -1189,7 +1190,8 @@ pub fn write_plan(
                     at: format!("record {}", repeated.ordinal + 1),
                     partner: None,
                     problem: "duplicate partner id (it appears earlier in the file)".into(),
-                }));
+                })
+                .into());
             }
             // A target names a partner to change: one for a partner that is
             // not planned (a misspelt id, a partner file of another fleet)
@@ -1218,7 +1220,7 @@ pub fn write_plan(
                         if missing == 1 { "" } else { "s" },
                         id_list(&named.targets, missing)
                     ),
-                }));
+                }).into());
             }
             // What was planned is what the plan binds: the indexed files
             // did not change meanwhile.
@@ -1243,7 +1245,7 @@ pub fn write_plan(
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
             write_tx
                 .send(ToWriter::Totals(trailer))
-                .map_err(|_| PlanError::Io(WRITER_STOPPED.into()))?;
+                .map_err(|_| Stopped::WriterGone)?;
             Ok(totals)
         })();
         // Stop the evaluator (it sees the closed channel) before the scope ends.
@@ -1275,20 +1277,36 @@ pub fn write_plan(
         },
         // The writer stopped on an error of its own (a full disk): that
         // error says why, not the planner's failed hand-over.
-        (Err(PlanError::Io(m)), Err(e)) if m == WRITER_STOPPED => {
+        (Err(Stopped::WriterGone), Err(e)) | (Err(Stopped::Plan(e)), _) | (Ok(_), Err(e)) => {
             output.abandon();
             Err(e)
         }
-        (Err(e), _) | (Ok(_), Err(e)) => {
+        (Err(Stopped::WriterGone), Ok(_)) => {
             output.abandon();
-            Err(e)
+            Err(PlanError::Io("the plan writer stopped".into()))
         }
     }
 }
 
-/// What planning reports when the writer thread is gone: replaced by the
-/// writer's own error when it has one.
-const WRITER_STOPPED: &str = "the plan writer stopped";
+/// Why planning stopped short.
+enum Stopped {
+    /// A failure of its own.
+    Plan(PlanError),
+    /// The writer thread is gone: its own error says why.
+    WriterGone,
+}
+
+impl From<PlanError> for Stopped {
+    fn from(e: PlanError) -> Self {
+        Stopped::Plan(e)
+    }
+}
+
+impl From<InputError> for Stopped {
+    fn from(e: InputError) -> Self {
+        Stopped::Plan(PlanError::Input(e))
+    }
+}
 
 /// Totals counted by index, named at the end.
 struct Counts {
