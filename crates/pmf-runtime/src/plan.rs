@@ -1080,10 +1080,12 @@ pub fn write_plan(
     let pool = std::sync::Arc::new(TextPool::default());
     let written_texts = std::sync::Arc::clone(&pool);
     let writer = std::thread::spawn(move || -> std::io::Result<String> {
-        let mut w = HashingWriter {
-            inner: pmf_store::direct::DirectWriter::new(file),
-            hasher: blake3::Hasher::new(),
-        };
+        // The plan hash sees each 8 MiB chunk whole: hashed an entry at a
+        // time, BLAKE3 would compress one block after another.
+        let mut hasher = blake3::Hasher::new();
+        let mut w = pmf_store::direct::DirectWriter::seen_by(file, |bytes: &[u8]| {
+            hasher.update(bytes);
+        });
         write!(
             w,
             "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
@@ -1101,11 +1103,11 @@ pub fn write_plan(
                 }
                 ToWriter::Totals(totals) => {
                     write!(w, "\n],\"totals\":{totals}}}\n")?;
-                    let file = w.inner.finish()?;
+                    let file = w.finish()?;
                     if durable {
                         file.sync_all()?;
                     }
-                    return Ok(w.hasher.finalize().to_hex().to_string());
+                    return Ok(hasher.finalize().to_hex().to_string());
                 }
             }
         }
@@ -1473,23 +1475,6 @@ enum ToWriter {
     Entries(Vec<String>),
     /// The totals' JSON: the end of the plan.
     Totals(String),
-}
-
-/// Writes through to `inner` and hashes what was written (the plan hash).
-struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: blake3::Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(buf.get(..n).unwrap_or(buf));
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// A plan read back, with the hash of its bytes.

@@ -28,12 +28,19 @@ const CHUNK: usize = 8 << 20;
 /// bytes.
 const WRITEBACK_STEP: u64 = 16 << 20;
 
+/// What a [`DirectWriter`] shows every byte it writes to, in order, a whole
+/// chunk at a time (a hasher given 8 MiB at once hashes it on every SIMD
+/// lane, where an entry at a time hashes one block after another).
+pub type SeenBy = fn(&[u8]);
+
 /// A buffered writer of one file that writes whole chunks with `O_DIRECT`
 /// where it can, and falls back to ordinary writes where it cannot. Call
 /// [`DirectWriter::finish`] to write the rest: dropping it loses what is
-/// still buffered.
-pub struct DirectWriter {
+/// still buffered. `S` sees every byte written, in order, just before it
+/// is written.
+pub struct DirectWriter<S: FnMut(&[u8]) = SeenBy> {
     file: File,
+    seen_by: S,
     /// `CHUNK + ALIGN` bytes: the chunk is the aligned part from `start`.
     buf: Vec<u8>,
     start: usize,
@@ -51,10 +58,19 @@ impl DirectWriter {
     /// file and its file system lets it. (A pipe is never made direct: on
     /// a pipe, `O_DIRECT` means packets, which a reader could cut short.)
     pub fn new(file: File) -> DirectWriter {
+        DirectWriter::seen_by(file, |_| {})
+    }
+}
+
+impl<S: FnMut(&[u8])> DirectWriter<S> {
+    /// As [`DirectWriter::new`], showing every byte to `seen_by` (in whole
+    /// chunks, the tail last) before it is written.
+    pub fn seen_by(file: File, seen_by: S) -> DirectWriter<S> {
         let buf = vec![0u8; CHUNK + ALIGN];
         let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
         let mut writer = DirectWriter {
             file,
+            seen_by,
             buf,
             start,
             filled: 0,
@@ -118,6 +134,8 @@ impl DirectWriter {
     /// Write the buffer's filled part and empty it: direct while the file
     /// takes it, else through the page cache.
     fn write_buffered(&mut self) -> std::io::Result<()> {
+        let filled = self.buf.get(self.start..self.start + self.filled);
+        (self.seen_by)(filled.unwrap_or_default());
         let mut done = 0;
         while done < self.filled {
             let from = self.start + done;
@@ -173,7 +191,7 @@ impl DirectWriter {
     }
 }
 
-impl Write for DirectWriter {
+impl<S: FnMut(&[u8])> Write for DirectWriter<S> {
     fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<usize> {
         let total = bytes.len();
         while !bytes.is_empty() {
@@ -220,7 +238,12 @@ mod tests {
         ] {
             let path = dir.path().join(format!("out-{len}"));
             let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let mut w = DirectWriter::new(File::create(&path).unwrap());
+            let mut seen = Vec::new();
+            let mut showings = 0;
+            let mut w = DirectWriter::seen_by(File::create(&path).unwrap(), |b: &[u8]| {
+                seen.extend_from_slice(b);
+                showings += 1;
+            });
             // Written in pieces of odd sizes, as a plan's lines are.
             for piece in bytes.chunks(4093) {
                 w.write_all(piece).unwrap();
@@ -228,6 +251,9 @@ mod tests {
             let file = w.finish().unwrap();
             file.sync_all().unwrap();
             assert_eq!(std::fs::read(&path).unwrap(), bytes, "length {len}");
+            // What is written is shown once, in order, a chunk at a time.
+            assert_eq!(seen, bytes, "length {len}");
+            assert_eq!(showings, len / CHUNK + 1, "length {len}");
         }
     }
 
