@@ -1167,6 +1167,77 @@ fn ndjson_read_in_blocks_plans_like_the_json_array() {
     );
 }
 
+/// Partners are evaluated several batches at once: whichever batch a core
+/// finishes first, the bad records are reported in the file's order, and
+/// the plan is not written.
+#[test]
+fn bad_records_are_reported_in_order_whichever_batch_finishes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    // Four batches of the reader (8,192 records each) and a bit.
+    let good = |i: usize| {
+        let mut p = partners[i % partners.len()].clone();
+        p["id"] = format!("p-{i:06}").into();
+        p.to_string()
+    };
+    let bad = |i: usize| format!("{{\"id\": \"p-{i:06}\", \"version\": 7}}");
+    for bad_lines in [vec![9_000, 20_000], vec![20_000], vec![30_001, 8_193]] {
+        let lines: Vec<String> = (1..=33_000)
+            .map(|line| {
+                if bad_lines.contains(&line) {
+                    bad(line)
+                } else {
+                    good(line)
+                }
+            })
+            .collect();
+        std::fs::write(dir.path().join("p.ndjson"), lines.join("\n")).unwrap();
+        let o = plan_local(dir.path(), "p.ndjson");
+        assert_eq!(code(&o), 1, "{bad_lines:?}: {}", text(&o.stderr));
+        // Every bad record is named, in the file's order.
+        let err = text(&o.stderr);
+        let mut sorted = bad_lines.clone();
+        sorted.sort_unstable();
+        let at: Vec<usize> = sorted
+            .iter()
+            .map(|line| {
+                err.find(&format!("p.ndjson, line {line},"))
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]) && at[sorted.len() - 1] < usize::MAX,
+            "{bad_lines:?}: {err}"
+        );
+        assert!(!dir.path().join("plan.json").exists(), "{bad_lines:?}");
+        // From a pipe, which cannot be read again for every bad record,
+        // the planner's own error names the first.
+        let policy = fleet("policy.pmf");
+        let target = fleet("target.json");
+        let args = plan_args(&policy, "/dev/stdin", &target, "plan.json", &[]);
+        let o = pmf_piped(dir.path(), &args, lines.join("\n").into_bytes());
+        assert_eq!(code(&o), 1, "{bad_lines:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&format!("/dev/stdin, line {},", sorted[0])),
+            "{bad_lines:?}: {err}"
+        );
+        assert_eq!(err.matches(", line ").count(), 1, "{bad_lines:?}: {err}");
+        assert!(!dir.path().join("plan.json").exists(), "{bad_lines:?}");
+    }
+    // Without them, the same file plans (the fleet's target names partners
+    // of its own: `--subset`).
+    let lines: Vec<String> = (1..=33_000).map(good).collect();
+    std::fs::write(dir.path().join("p.ndjson"), lines.join("\n")).unwrap();
+    let o = plan_into(dir.path(), "p.ndjson", "plan.json", &["--subset"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        plan_entries(dir.path()).as_array().map(Vec::len),
+        Some(33_000)
+    );
+}
+
 /// A condition of 20,000 alternatives is checked and run by `pmf test`
 /// (one chain: neither the checker nor the runtime recurses per term).
 #[test]

@@ -858,8 +858,8 @@ fn evaluate_batches(
     // For a thread outside the pool.
     let spare = new_cache();
     let assessors = Assessors::new(policy, inputs.targets.all.as_ref());
-    for batch in batches {
-        let evaluated = batch.map_err(PlanError::Input).and_then(|batch| {
+    let evaluate = |batch: Result<Batch, InputError>| {
+        batch.map_err(PlanError::Input).and_then(|batch| {
             if batch.is_empty() {
                 return Ok(None);
             }
@@ -912,18 +912,59 @@ fn evaluate_batches(
                 .collect::<Result<Vec<Chunk>, InputError>>()
                 .map_err(PlanError::Input)?;
             Ok(Some((batch, chunks)))
-        });
-        let stop = !matches!(evaluated, Ok(Some(_)));
-        let sent = match evaluated {
-            Ok(None) => true,
-            Ok(Some(done)) => out.send(Ok(done)).is_ok(),
-            Err(e) => out.send(Err(e)).is_ok(),
-        };
-        if stop || !sent {
-            return;
+        })
+    };
+    // Batches in flight at once: while the last chunks of one are
+    // evaluated, the cores that are done take the next one's. (One at a
+    // time, the pool idled at every batch's end and hand-over: a fifth of
+    // one core's time.)
+    const IN_FLIGHT: usize = 2;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, BatchResult)>();
+    let mut batches = batches.into_iter();
+    rayon::in_place_scope(|scope| {
+        let (mut started, mut handed) = (0, 0);
+        let mut reading = true;
+        let mut finished = BTreeMap::new();
+        loop {
+            while reading && started - handed < IN_FLIGHT {
+                let Some(batch) = batches.next() else {
+                    reading = false;
+                    break;
+                };
+                let (done, evaluate, seq) = (done_tx.clone(), &evaluate, started);
+                scope.spawn(move |_| {
+                    let _ = done.send((seq, evaluate(batch)));
+                });
+                started += 1;
+            }
+            if handed == started {
+                return;
+            }
+            let Ok((seq, evaluated)) = done_rx.recv() else {
+                return;
+            };
+            finished.insert(seq, evaluated);
+            // Hand on, in the file's order, every batch that is next.
+            while let Some(evaluated) = finished.remove(&handed) {
+                handed += 1;
+                let stop = !matches!(evaluated, Ok(Some(_)));
+                let sent = match evaluated {
+                    Ok(None) => true,
+                    Ok(Some(done)) => out.send(Ok(done)).is_ok(),
+                    Err(e) => out.send(Err(e)).is_ok(),
+                };
+                if stop || !sent {
+                    // The batches still in flight finish unseen.
+                    return;
+                }
+            }
         }
-    }
+    });
 }
+
+/// One batch evaluated: its chunks, nothing at the end of the file, or why
+/// it stopped.
+type BatchResult = Result<Option<(Batch, Vec<Chunk>)>, PlanError>;
 
 /// What writing a plan produced.
 pub struct Written {
@@ -1046,7 +1087,7 @@ pub fn write_plan(
     let durable = output.durable();
     let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
 
-    let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(2);
+    let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(1);
     let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
     let file_name = stream.file().to_string();
     let total_bytes = stream.total_bytes();
