@@ -179,18 +179,16 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     };
     let policy_sources = policy::own_sources(&loaded);
     let policy = loaded.policy;
-    // The three input files are read at once: the target and observed
-    // files scanned and indexed, the partner file hashed (the plan binds
-    // it; it is streamed after).
-    let (targets, observed, partners_file) = std::thread::scope(|scope| {
+    // The target and observed files are scanned and indexed at once (the
+    // partner file is streamed after, and hashed as it is read).
+    let (targets, observed) = std::thread::scope(|scope| {
         let observed = scope.spawn(|| {
             args.observed
                 .as_ref()
                 .map(|p| input::read_observed(&policy.schema, p))
         });
-        let hashed = scope.spawn(|| input_file(&args.partners));
         let targets = input::read_targets(&policy.schema, &args.target);
-        (targets, joined(observed.join()), joined(hashed.join()))
+        (targets, joined(observed.join()))
     });
     let targets = match targets {
         Ok(t) => t,
@@ -220,7 +218,11 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         },
         created_at: now_rfc3339(),
         policy_sources,
-        partners: partners_file?,
+        // The digest of the bytes streamed, filled in by `write_plan`.
+        partners: InputFile {
+            file: args.partners.display().to_string(),
+            blake3: None,
+        },
         // The digests of the bytes indexed (the plan checks at its end that
         // the files did not change since).
         target: InputFile {
@@ -239,7 +241,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         b.set_message("planning");
         b
     });
-    let shown_header = header.clone();
+    let mut shown_header = header.clone();
     let written = write_plan(
         PlanInputs {
             policy: &policy,
@@ -271,6 +273,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         Err(PlanError::Input(e)) => return input_failure(e),
         Err(e @ PlanError::Io(_)) => return Err(e.into()),
     };
+    shown_header.partners.blake3 = written.partners_blake3.clone();
     // Targets (with `--subset`) and metrics of partners that were not
     // planned are left out, and said so: the operator sees which.
     let (counts, named) = (&written.totals.not_planned, &written.not_planned_ids);

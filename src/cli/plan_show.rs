@@ -936,6 +936,9 @@ mod tests {
             .unwrap();
             let review = written.review.as_ref().expect("a review was asked for");
             assert_eq!(review.most_severe.len(), rows.min(written.totals.partners));
+            // As `pmf plan` shows it: with the partner digest the plan wrote.
+            let mut header = header;
+            header.partners.blake3 = written.partners_blake3.clone();
             let gathered =
                 Overview::of_review(&out, header, &written.hash, &written.totals, review)
                     .expect("the entries kept read back");

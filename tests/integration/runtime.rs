@@ -549,6 +549,34 @@ fn plans_go_into_pipes_and_devices_without_replacing_them() {
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     // Nothing was left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // A pipe cannot be written twice: the partner file was hashed first,
+    // and the header binds it all the same.
+    let partners = std::fs::read(fleet("partners.json")).unwrap();
+    let digest = blake3::hash(&partners).to_hex().to_string();
+    assert_eq!(plan["header"]["partners"]["blake3"], digest.as_str());
+
+    // Into a file, partners from a pipe are bound too: by the digest of
+    // the bytes piped, written into the header once they are all read.
+    let policy = fleet("policy.pmf");
+    let target = fleet("target.json");
+    let args = plan_args(&policy, "/dev/stdin", &target, "piped.json", &[]);
+    let o = pmf_piped(dir.path(), &args, partners.clone());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let bytes = std::fs::read(dir.path().join("piped.json")).unwrap();
+    let piped: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(piped["header"]["partners"]["blake3"], digest.as_str());
+    assert_eq!(piped["entries"], plan["entries"]);
+    // The plan hash is of the bytes as they ended up.
+    let o = pmf(
+        dir.path(),
+        &["plan", "show", "piped.json", "--format", "json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        shown["plan"]["hash"],
+        blake3::hash(&bytes).to_hex().as_str()
+    );
 }
 
 /// A plan of format 3 (made by the pmf before format 4 dropped the

@@ -12,6 +12,11 @@
 //! pool's threads, then their chaining values are merged up to the root.
 //! The result is `blake3::hash` of the bytes (a test holds it so for
 //! lengths around every boundary). Memory: one piece per thread.
+//!
+//! [`HeadLastHasher`] uses the same tree the other way round: it hashes a
+//! file as it is written, piece by piece, but keeps its first bytes to the
+//! end, so that they may still change (a plan's header gets the digest of
+//! the partner file it was planned from once the last partner is read).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -85,6 +90,142 @@ fn read_at<T>(
     })
 }
 
+/// BLAKE3 of bytes given in order, whose first `head` bytes are kept and
+/// may be changed until [`HeadLastHasher::finalize`]; the bytes after them
+/// are hashed as they come, in pieces of `piece` bytes (a power of two
+/// number of BLAKE3 chunks: each such piece at its offset is a subtree of
+/// the file's tree, and so is the last, shorter one), and the head's
+/// pieces when it is final. Memory: the head, a piece, and 32 bytes a
+/// piece.
+pub struct HeadLastHasher {
+    piece: usize,
+    head: Vec<u8>,
+    /// Bytes the head holds at most (a multiple of `piece`).
+    head_len: usize,
+    /// Bytes after the head not yet a whole piece.
+    pending: Vec<u8>,
+    /// Chaining values of the whole pieces after the head, in order.
+    pieces: Vec<ChainingValue>,
+    /// Bytes given in all.
+    total: u64,
+}
+
+impl HeadLastHasher {
+    /// A hasher that keeps at least the first `keep` bytes, in pieces of
+    /// `piece` bytes (a power of two, at least a BLAKE3 chunk).
+    pub fn new(piece: usize, keep: usize) -> HeadLastHasher {
+        // A BLAKE3 chunk is 1 KiB.
+        let piece = piece.next_power_of_two().max(1024);
+        let head_len = keep.div_ceil(piece).max(1) * piece;
+        HeadLastHasher {
+            piece,
+            head: Vec::new(),
+            head_len,
+            pending: Vec::new(),
+            pieces: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// Hash `bytes`, which follow those given before.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.head.len() < self.head_len {
+            let (head, rest) = bytes.split_at((self.head_len - self.head.len()).min(bytes.len()));
+            self.head.extend_from_slice(head);
+            bytes = rest;
+        }
+        if !self.pending.is_empty() {
+            let (more, rest) = bytes.split_at((self.piece - self.pending.len()).min(bytes.len()));
+            self.pending.extend_from_slice(more);
+            bytes = rest;
+            if self.pending.len() < self.piece {
+                return;
+            }
+            let cv = self.cv_of_next(&self.pending);
+            self.pieces.push(cv);
+            self.pending.clear();
+        }
+        // Whole pieces straight from the caller's bytes: no copy.
+        let mut wholes = bytes.chunks_exact(self.piece);
+        for whole in &mut wholes {
+            let cv = self.cv_of_next(whole);
+            self.pieces.push(cv);
+        }
+        self.pending.extend_from_slice(wholes.remainder());
+    }
+
+    /// The chaining value of the next piece after the head.
+    fn cv_of_next(&self, bytes: &[u8]) -> ChainingValue {
+        let offset = (self.head_len + self.pieces.len() * self.piece) as u64;
+        blake3::Hasher::new()
+            .set_input_offset(offset)
+            .update(bytes)
+            .finalize_non_root()
+    }
+
+    /// The first bytes given (up to the head's length), to change in place.
+    pub fn head_mut(&mut self) -> &mut [u8] {
+        &mut self.head
+    }
+
+    /// The hash of the bytes given, the head as it is now.
+    pub fn finalize(self) -> blake3::Hash {
+        let total = self.total;
+        if total <= self.piece as u64 {
+            return blake3::hash(&self.head);
+        }
+        // Every piece's chaining value, the head's first, then the tree
+        // merged over them as BLAKE3 cuts it.
+        let piece = self.piece;
+        let mut cvs: Vec<ChainingValue> = self
+            .head
+            .chunks(piece)
+            .enumerate()
+            .map(|(i, bytes)| {
+                blake3::Hasher::new()
+                    .set_input_offset((i * piece) as u64)
+                    .update(bytes)
+                    .finalize_non_root()
+            })
+            .collect();
+        cvs.extend(self.pieces.iter().copied());
+        if !self.pending.is_empty() {
+            let offset = (self.head_len + self.pieces.len() * piece) as u64;
+            cvs.push(
+                blake3::Hasher::new()
+                    .set_input_offset(offset)
+                    .update(&self.pending)
+                    .finalize_non_root(),
+            );
+        }
+        let piece = piece as u64;
+        let left = left_subtree_len(total);
+        let (a, b) = (
+            merged(&cvs, 0, left, piece),
+            merged(&cvs, left, total - left, piece),
+        );
+        blake3::hazmat::merge_subtrees_root(&a, &b, Mode::Hash)
+    }
+}
+
+/// The chaining value of the subtree of `len` bytes at `offset`, from the
+/// chaining values of the pieces of `piece` bytes that make it up.
+fn merged(cvs: &[ChainingValue], offset: u64, len: u64, piece: u64) -> ChainingValue {
+    if len <= piece {
+        return cvs
+            .get((offset / piece) as usize)
+            .copied()
+            .unwrap_or_default();
+    }
+    let left = left_subtree_len(len);
+    merge_subtrees_non_root(
+        &merged(cvs, offset, left, piece),
+        &merged(cvs, offset + left, len - left, piece),
+        Mode::Hash,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +254,43 @@ mod tests {
             blake3_hex(&file, bytes.len() as u64).unwrap(),
             blake3::hash(&bytes).to_hex().to_string()
         );
+    }
+
+    /// The head-last hash is the hash of the bytes as they end up, head
+    /// changed or not, for lengths around every piece and head boundary and
+    /// whatever sizes the bytes come in.
+    #[test]
+    fn the_head_last_hash_is_the_hash_of_the_final_bytes() {
+        let bytes: Vec<u8> = (0..40_000u32).map(|i| (i * 131 % 253) as u8).collect();
+        let piece = 2048;
+        let mut lengths = vec![0, 1, 1024, 2047, 2048, 2049, 4095, 4096, 4097, 6144, 39_999];
+        for k in 1..=4 {
+            let b = 2048usize << k;
+            lengths.extend([b - 1, b, b + 1, b + 2048, b + 4096 + 7]);
+        }
+        for keep in [0, 100, 2048, 3000, 5000] {
+            for &len in &lengths {
+                for step in [1000, 2048, 4096, 7777, 40_000] {
+                    let mut h = HeadLastHasher::new(piece, keep);
+                    for part in bytes[..len].chunks(step) {
+                        h.update(part);
+                    }
+                    let mut end = bytes[..len].to_vec();
+                    // Change the kept bytes after they were given.
+                    let kept = h.head_mut();
+                    assert!(kept.len() >= keep.min(len), "keep {keep} length {len}");
+                    for (i, b) in kept.iter_mut().enumerate().take(keep) {
+                        *b = b.wrapping_add(1);
+                        end[i] = *b;
+                    }
+                    assert_eq!(
+                        h.finalize(),
+                        blake3::hash(&end),
+                        "keep {keep} length {len} step {step}"
+                    );
+                }
+            }
+        }
     }
 
     /// A file shorter than the length it was opened with is an error,

@@ -612,7 +612,7 @@ pub(super) struct Scanner {
     input: File,
     /// A pipe's bytes, kept to be read back.
     spool: Option<File>,
-    hasher: Option<blake3::Hasher>,
+    hasher: blake3::Hasher,
     identity: Option<(u64, Option<std::time::SystemTime>)>,
     buf: Vec<u8>,
     /// The file offset of `buf[0]`.
@@ -642,7 +642,9 @@ impl Scanner {
             name: path.display().to_string(),
             input,
             spool,
-            hasher: regular.then(blake3::Hasher::new),
+            // A pipe's bytes are hashed as they are spooled: the plan binds
+            // what it read either way.
+            hasher: blake3::Hasher::new(),
             identity: regular.then(|| (meta.len(), meta.modified().ok())),
             buf: Vec::new(),
             base: 0,
@@ -659,11 +661,10 @@ impl Scanner {
         &self.name
     }
 
-    /// The BLAKE3 (hex) of a regular file's bytes, once all are scanned.
+    /// The BLAKE3 (hex) of the bytes read (a regular file's or a pipe's),
+    /// once all are scanned.
     pub(super) fn blake3(&self) -> Option<String> {
-        self.hasher
-            .as_ref()
-            .map(|h| h.finalize().to_hex().to_string())
+        Some(self.hasher.finalize().to_hex().to_string())
     }
 
     /// Read the next block; false at the end of the file.
@@ -685,9 +686,7 @@ impl Scanner {
             .map_err(|e| io(&self.path, e))?;
         // What was just read (the buffer only grew).
         let fresh = self.buf.get(before..).unwrap_or_default();
-        if let Some(h) = &mut self.hasher {
-            h.update(fresh);
-        }
+        self.hasher.update(fresh);
         if let Some(spool) = &mut self.spool {
             spool
                 .write_all(fresh)

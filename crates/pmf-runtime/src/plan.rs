@@ -745,6 +745,13 @@ struct Chunk {
 /// Partners evaluated together on one core.
 const CHUNK: usize = 256;
 
+/// Hex digits of a BLAKE3 digest.
+const DIGEST_HEX: usize = 64;
+
+/// Pieces the plan hash takes the written bytes in (the direct writer's
+/// chunks).
+const PLAN_PIECE: usize = 8 << 20;
+
 /// Chunk texts the writer has written, handed back to the evaluators to
 /// fill again: the same few buffers go round, no page of memory is
 /// allocated, faulted in and freed per chunk.
@@ -972,6 +979,10 @@ pub struct Written {
     pub totals: Totals,
     /// BLAKE3 (hex) of the plan file.
     pub hash: String,
+    /// BLAKE3 (hex) of the partner file's bytes as they were read: what the
+    /// header binds (`None` only for partners from a pipe planned into a
+    /// pipe, which cannot be hashed before the header is written).
+    pub partners_blake3: Option<String>,
     /// The first few ids of what [`Totals::not_planned`] counts.
     pub not_planned_ids: NotPlannedIds,
     /// What `pmf plan` shows of the plan, gathered while writing it
@@ -1085,32 +1096,62 @@ pub fn write_plan(
     // Whatever happens below, even a panic, no `.partial` file stays.
     let unfinished = pmf_store::output::Unfinished::new(&output);
     let durable = output.durable();
-    let header = serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
+    let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
+    let opening = format!("{{\"format_version\":{FORMAT_VERSION},\"header\":");
+    // The header binds the partner file by the BLAKE3 of the bytes read,
+    // known once the last partner is. Into a file, the header is written
+    // with a stand-in of the digest's length and the digest written over
+    // it at the end (where: the one place two stand-ins differ). Into a
+    // pipe, which cannot be written twice, a regular partner file is hashed
+    // first and the bytes streamed must be those bytes.
+    let patchable = file.metadata().is_ok_and(|m| m.is_file());
+    let (header, digest_at, expected) = if patchable {
+        let mut header_with = |stand_in: char| {
+            inputs.header.partners.blake3 = Some(stand_in.to_string().repeat(DIGEST_HEX));
+            serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))
+        };
+        let (header, other) = (header_with('0')?, header_with('1')?);
+        let at = header
+            .bytes()
+            .zip(other.bytes())
+            .position(|(a, b)| a != b)
+            .map(|at| opening.len() + at)
+            .ok_or_else(|| {
+                PlanError::Io("the plan header has no place for the partner digest".into())
+            })?;
+        (header, Some(at), None)
+    } else {
+        let expected = stream.hash_ahead().map_err(PlanError::Input)?;
+        inputs.header.partners.blake3 = expected.clone();
+        let header =
+            serde_json::to_string(&inputs.header).map_err(|e| PlanError::Io(e.to_string()))?;
+        (header, None, expected)
+    };
 
     let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Batch, InputError>>(1);
-    let mut stream = std::mem::replace(&mut inputs.partners, PartnerStream::empty());
     let file_name = stream.file().to_string();
     let total_bytes = stream.total_bytes();
-    // The plan binds the partner file by the digest in its header, taken
-    // before planning: the bytes streamed must be those bytes.
-    let expected = inputs.header.partners.blake3.clone();
+    // The BLAKE3 of every byte of the partner file the stream read, set
+    // before its last (empty) batch is sent.
+    let read_digest = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let digest_of_read = std::sync::Arc::clone(&read_digest);
     let reader = std::thread::spawn(move || {
         loop {
             let mut batch = stream.next_batch(8192);
             let done = batch.as_ref().map_or(true, Batch::is_empty);
-            if done
-                && batch.is_ok()
-                && let Some(expected) = &expected
-                && stream.read_digest() != *expected
-            {
-                batch = Err(InputError::Invalid {
-                    file: stream.file().to_string(),
-                    at: "the whole file".into(),
-                    partner: None,
-                    problem: "the file changed while it was being planned (the bytes read \
-                              are not the ones hashed when planning began); plan again"
-                        .into(),
-                });
+            if done && batch.is_ok() {
+                let read = stream.read_digest();
+                if expected.as_ref().is_some_and(|e| *e != read) {
+                    batch = Err(InputError::Invalid {
+                        file: stream.file().to_string(),
+                        at: "the whole file".into(),
+                        partner: None,
+                        problem: "the file changed while it was being planned (the bytes read \
+                                  are not the ones hashed when planning began); plan again"
+                            .into(),
+                    });
+                }
+                let _ = digest_of_read.set(read);
             }
             if read_tx.send(batch).is_err() || done {
                 break;
@@ -1121,16 +1162,17 @@ pub fn write_plan(
     let pool = std::sync::Arc::new(TextPool::default());
     let written_texts = std::sync::Arc::clone(&pool);
     let writer = std::thread::spawn(move || -> std::io::Result<String> {
-        // The plan hash sees each 8 MiB chunk whole: hashed an entry at a
-        // time, BLAKE3 would compress one block after another.
-        let mut hasher = blake3::Hasher::new();
+        // The plan hash: the header's first pieces last (the partner
+        // digest is written into it at the end), the rest as written, each
+        // 8 MiB chunk whole (an entry at a time, BLAKE3 would compress one
+        // block after another).
+        let patch = digest_at.map(|at| at..at + DIGEST_HEX);
+        let keep = patch.as_ref().map_or(0, |p| p.end);
+        let mut hasher = super::file_digest::HeadLastHasher::new(PLAN_PIECE, keep);
         let mut w = pmf_store::direct::DirectWriter::seen_by(file, |bytes: &[u8]| {
             hasher.update(bytes);
         });
-        write!(
-            w,
-            "{{\"format_version\":{FORMAT_VERSION},\"header\":{header},\"entries\":["
-        )?;
+        write!(w, "{opening}{header},\"entries\":[")?;
         let mut first = true;
         for message in write_rx {
             match message {
@@ -1142,9 +1184,27 @@ pub fn write_plan(
                     }
                     written_texts.give(texts);
                 }
-                ToWriter::Totals(totals) => {
+                ToWriter::Totals(totals, partners_digest) => {
                     write!(w, "\n],\"totals\":{totals}}}\n")?;
                     let file = w.finish()?;
+                    if let Some(patch) = patch {
+                        let digest = partners_digest.as_bytes();
+                        match hasher.head_mut().get_mut(patch.clone()) {
+                            Some(stand_in) if digest.len() == DIGEST_HEX => {
+                                stand_in.copy_from_slice(digest)
+                            }
+                            _ => {
+                                return Err(std::io::Error::other(
+                                    "the partner digest has no place in the header",
+                                ));
+                            }
+                        }
+                        std::os::unix::fs::FileExt::write_all_at(
+                            &file,
+                            digest,
+                            patch.start as u64,
+                        )?;
+                    }
                     if durable {
                         file.sync_all()?;
                     }
@@ -1162,6 +1222,7 @@ pub fn write_plan(
     // ids: no core waits for the serial part.
     let (eval_tx, eval_rx) = std::sync::mpsc::sync_channel::<Evaluated>(1);
     let mut not_planned_ids = NotPlannedIds::default();
+    let mut partners_blake3 = None;
     let mut review = None;
     let outcome = std::thread::scope(|scope| {
         let inputs = &inputs;
@@ -1173,6 +1234,7 @@ pub fn write_plan(
         let mut kept = std::collections::BinaryHeap::<Candidate>::with_capacity(rows + 1);
         let mut seen = IdSet::default();
         let named = &mut not_planned_ids;
+        let digest = &mut partners_blake3;
         let review = &mut review;
         let outcome = (|| -> Result<Totals, Stopped> {
             for evaluated in &eval_rx {
@@ -1286,8 +1348,17 @@ pub fn write_plan(
             };
             let trailer =
                 serde_json::to_string(&totals).map_err(|e| PlanError::Io(e.to_string()))?;
+            let partners_digest = read_digest
+                .get()
+                .cloned()
+                .ok_or_else(|| PlanError::Io(format!("`{file_name}` was not read to its end")))?;
+            *digest = if digest_at.is_some() {
+                Some(partners_digest.clone())
+            } else {
+                inputs.header.partners.blake3.clone()
+            };
             write_tx
-                .send(ToWriter::Totals(trailer))
+                .send(ToWriter::Totals(trailer, partners_digest))
                 .map_err(|_| Stopped::WriterGone)?;
             Ok(totals)
         })();
@@ -1307,6 +1378,7 @@ pub fn write_plan(
             Ok(()) => Ok(Written {
                 totals,
                 hash,
+                partners_blake3,
                 not_planned_ids,
                 review,
             }),
@@ -1514,8 +1586,9 @@ impl Counts {
 enum ToWriter {
     /// Plan lines (one text per chunk of partners).
     Entries(Vec<String>),
-    /// The totals' JSON: the end of the plan.
-    Totals(String),
+    /// The totals' JSON (the end of the plan), and the partner file's
+    /// digest for the header.
+    Totals(String, String),
 }
 
 /// A plan read back, with the hash of its bytes.
@@ -1783,39 +1856,34 @@ mod tests {
         }
     }
 
-    /// A plan binds the partner file by the digest in its header: when the
-    /// bytes streamed are not the bytes hashed (the file changed between),
-    /// nothing is written; when they are, the plan is written.
+    /// A plan binds the partner file by the BLAKE3 of the bytes it read,
+    /// whatever the header it was given said, and the plan hash is the
+    /// hash of the plan's final bytes: with a small header, and with one
+    /// longer than the pieces the plan hash takes (policy sources of 9 MB).
     #[test]
-    fn the_partners_streamed_must_be_the_partners_hashed() {
+    fn the_header_binds_the_partner_bytes_read() {
         let policy = fleet_policy();
         let dir = tempfile::tempdir().unwrap();
         let bytes = std::fs::read(fleet("partners.json")).unwrap();
         let partners = dir.path().join("partners.json");
         std::fs::write(&partners, &bytes).unwrap();
         let out = dir.path().join("plan.json");
-        let plan = |hash: String| {
+        for sources in [0, 9 << 20] {
             let mut header = blank_header(&policy);
-            header.partners.blake3 = Some(hash);
-            plan_into(&policy, &partners, &Observed::none(), header, &out)
-        };
-        // Hashed before it changed: the digest of other bytes.
-        let mut before = bytes.clone();
-        before.push(b'\n');
-        let refused = plan(blake3::hash(&before).to_hex().to_string());
-        match refused {
-            Err(PlanError::Input(InputError::Invalid { problem, .. })) => {
-                assert!(
-                    problem.contains("changed while it was being planned"),
-                    "{problem}"
-                )
-            }
-            other => panic!("expected a refusal, got {:?}", other.map(|w| w.hash)),
+            header.partners.blake3 = Some("not the digest".into());
+            header
+                .policy_sources
+                .insert("big.pmf".into(), "x".repeat(sources));
+            let written = plan_into(&policy, &partners, &Observed::none(), header, &out).unwrap();
+            let digest = blake3::hash(&bytes).to_hex().to_string();
+            assert_eq!(written.partners_blake3.as_ref(), Some(&digest));
+            let plan_bytes = std::fs::read(&out).unwrap();
+            assert_eq!(written.hash, blake3::hash(&plan_bytes).to_hex().to_string());
+            let loaded = read_plan(&out).unwrap();
+            assert_eq!(loaded.plan.header.partners.blake3, Some(digest));
+            assert_eq!(loaded.hash, written.hash);
+            assert!(written.totals.partners > 10);
         }
-        assert!(!out.exists(), "nothing is written");
-        let written = plan(blake3::hash(&bytes).to_hex().to_string()).unwrap();
-        assert!(written.totals.partners > 10);
-        assert!(out.exists());
     }
 
     /// Plans as pmf lays them out read with their entries parsed apart

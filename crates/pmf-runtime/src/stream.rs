@@ -324,6 +324,26 @@ impl PartnerStream {
         }
     }
 
+    /// The BLAKE3 (hex) of a regular file's bytes, hashed on every core
+    /// without moving the stream (`None` for a pipe, which can be read
+    /// only once).
+    pub(crate) fn hash_ahead(&self) -> Result<Option<String>, InputError> {
+        let file = match &self.kind {
+            StreamKind::Lines(r) => &r.file,
+            StreamKind::Array(r) => &r.file,
+            StreamKind::Empty => return Ok(None),
+        };
+        let cannot =
+            |e: std::io::Error| InputError::Io(format!("cannot read `{}`: {e}", self.file));
+        let meta = file.metadata().map_err(cannot)?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        super::file_digest::blake3_hex(file, meta.len())
+            .map(Some)
+            .map_err(cannot)
+    }
+
     /// The size of the file in bytes (0 when unknown).
     pub(crate) fn total_bytes(&self) -> u64 {
         let file = match &self.kind {
