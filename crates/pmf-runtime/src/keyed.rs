@@ -23,8 +23,14 @@ use super::stream::{BOM, MAX_RECORD, value_end};
 use super::value::{Completeness, Value, check_unique_keys, from_json, id_problem};
 use pmf_compiler::model::types::Type;
 
+mod regions;
+
 /// How many bytes the scan reads at a time.
 const BLOCK: usize = 1 << 20;
+
+/// Entry texts found good kept per scan: a fleet gives its partners few
+/// distinct targets, each checked once.
+const GOOD_KEPT: usize = 1024;
 
 /// How far ahead an entry may start, after the one read before it, for the
 /// reader to take it as reading forward (and read a window, not one entry).
@@ -614,6 +620,8 @@ pub(super) struct Scanner {
     spool: Option<File>,
     hasher: blake3::Hasher,
     identity: Option<(u64, Option<std::time::SystemTime>)>,
+    /// Bytes read at a time ([`BLOCK`], less for a region).
+    block: usize,
     buf: Vec<u8>,
     /// The file offset of `buf[0]`.
     base: u64,
@@ -623,7 +631,15 @@ pub(super) struct Scanner {
     /// and where that line starts.
     line: usize,
     line_start: u64,
+    /// Characters of the line at `line_start` before `base`, when it began
+    /// before the bytes held.
+    line_before: usize,
     counted: u64,
+}
+
+/// Characters (not bytes) of UTF-8 `bytes`.
+fn characters(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count()
 }
 
 impl Scanner {
@@ -646,12 +662,14 @@ impl Scanner {
             // what it read either way.
             hasher: blake3::Hasher::new(),
             identity: regular.then(|| (meta.len(), meta.modified().ok())),
+            block: BLOCK,
             buf: Vec::new(),
             base: 0,
             keep: 0,
             eof: false,
             line: 1,
             line_start: 0,
+            line_before: 0,
             counted: 0,
         })
     }
@@ -674,14 +692,27 @@ impl Scanner {
         }
         // Drop what is no longer needed, counting its lines first.
         let drop = (self.keep - self.base) as usize;
-        if drop >= BLOCK {
+        if drop >= self.block {
             self.count_lines(self.keep);
+            // The characters of the current line about to be dropped.
+            let new_base = self.base + drop as u64;
+            self.line_before = if self.line_start >= new_base {
+                0
+            } else {
+                let from = (self.line_start.max(self.base) - self.base) as usize;
+                let before = if self.line_start < self.base {
+                    self.line_before
+                } else {
+                    0
+                };
+                before + characters(self.buf.get(from..drop).unwrap_or_default())
+            };
             self.buf.drain(..drop);
-            self.base += drop as u64;
+            self.base = new_base;
         }
         let before = self.buf.len();
         let n = (&mut self.input)
-            .take(BLOCK as u64)
+            .take(self.block as u64)
             .read_to_end(&mut self.buf)
             .map_err(|e| io(&self.path, e))?;
         // What was just read (the buffer only grew).
@@ -776,13 +807,14 @@ impl Scanner {
         self.count_lines(at);
         let from = (self.line_start.max(self.base) - self.base) as usize;
         let to = ((at - self.base) as usize).min(self.buf.len());
-        let column = self
-            .buf
-            .get(from..to)
-            .unwrap_or_default()
-            .iter()
-            .filter(|&&b| b & 0xC0 != 0x80)
-            .count();
+        // A line that began before the bytes held: its characters dropped
+        // count too.
+        let dropped = if self.line_start < self.base {
+            self.line_before
+        } else {
+            0
+        };
+        let column = dropped + characters(self.buf.get(from..to).unwrap_or_default());
         (self.line, column + 1)
     }
 
@@ -979,24 +1011,30 @@ impl Scanner {
         open: u64,
         gathered: &mut Gathered,
     ) -> Result<(PartnerEntries, u64), InputError> {
-        self.entries_into(PartnerEntries::empty(), schema, open, gathered)
+        let from = regions::PARALLEL_FROM;
+        self.entries_into(PartnerEntries::empty(), schema, open, gathered, from)
     }
 
-    /// [`Scanner::entries`], into `entries` (empty).
+    /// [`Scanner::entries`], into `entries` (empty); in regions on every
+    /// core when the object's bytes are `regions_from` or more.
     fn entries_into(
         &mut self,
         mut entries: PartnerEntries,
         schema: &Type,
         open: u64,
         gathered: &mut Gathered,
+        regions_from: u64,
     ) -> Result<(PartnerEntries, u64), InputError> {
         entries.name = self.name.clone();
         entries.file = Some(self.backing()?);
         entries.identity = self.identity;
+        // A large file of good entries is indexed on every core, and read
+        // on to its object's end here (hashed, its lines counted).
+        if let Some(end) = regions::scan(self, &mut entries, schema, open, regions_from) {
+            regions::skip_to(self, end)?;
+            return self.sealed(entries, end, gathered);
+        }
         let mut cache = ParseCache::new(schema, Completeness::Partial);
-        // Entry texts found good: a fleet gives its partners few distinct
-        // targets, each checked once.
-        const GOOD_KEPT: usize = 1024;
         let mut good = rustc_hash::FxHashSet::<Box<str>>::default();
         let mut at = open + 1;
         let mut first = true;
@@ -1047,6 +1085,17 @@ impl Scanner {
                 gathered.add(e);
             }
         }
+        self.sealed(entries, at, gathered)
+    }
+
+    /// `entries` sealed, with their repeated ids reported; and where the
+    /// object ends (`end`).
+    fn sealed(
+        &mut self,
+        mut entries: PartnerEntries,
+        end: u64,
+        gathered: &mut Gathered,
+    ) -> Result<(PartnerEntries, u64), InputError> {
         let repeats = entries.seal()?;
         if !repeats.is_empty() {
             let offsets: Vec<u64> = repeats.iter().map(|r| r.0).collect();
@@ -1059,7 +1108,7 @@ impl Scanner {
                 gathered.add(self.invalid_at(place, Some(id), given_twice()));
             }
         }
-        Ok((entries, at))
+        Ok((entries, end))
     }
 
     /// Whether the value at `at` is an object.
@@ -1130,12 +1179,131 @@ mod tests {
         let mut gathered = Gathered::new("test");
         let mut entries = PartnerEntries::empty();
         entries.collide = collide;
-        let (entries, end) = scan.entries_into(entries, &schema(), open - 1, &mut gathered)?;
+        let serial = u64::MAX;
+        let (entries, end) =
+            scan.entries_into(entries, &schema(), open - 1, &mut gathered, serial)?;
         scan.close(end)?;
         match gathered.finish() {
             Some(e) => Err(e),
             None => Ok(entries),
         }
+    }
+
+    /// What a scan of `text` (an observed-metrics file) leaves: the index
+    /// (length, places sorted, ids apart), the scanner's digest and where
+    /// it stands at the object's end; or every error, as reported.
+    fn scanned(path: &Path, text: &str, regions_from: u64) -> Result<String, String> {
+        std::fs::write(path, text).unwrap();
+        let mut scan = Scanner::open(path).map_err(|e| e.to_string())?;
+        let open = scan.open_object("test").map_err(|e| e.to_string())?;
+        let mut gathered = Gathered::new("test");
+        let (entries, end) = scan
+            .entries_into(
+                PartnerEntries::empty(),
+                &schema(),
+                open - 1,
+                &mut gathered,
+                regions_from,
+            )
+            .map_err(|e| e.to_string())?;
+        let closed = scan.close(end).map_err(|e| e.to_string());
+        if let Some(e) = gathered.finish() {
+            return Err(e.to_string());
+        }
+        closed?;
+        // Each index hashes ids under keys of its own: compared by place.
+        let mut places: Vec<(u64, u64)> = entries.places.iter().map(|&(_, p)| unpack(p)).collect();
+        places.sort_unstable();
+        let mut others: Vec<_> = entries
+            .others
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        others.sort();
+        Ok(format!(
+            "{} entries, {} places (BLAKE3 {}), others {others:?}, end {end} at {:?}, file {:?}",
+            entries.len,
+            places.len(),
+            blake3::hash(format!("{places:?}").as_bytes()),
+            scan.position(end),
+            scan.blake3(),
+        ))
+    }
+
+    /// The regions' index is the serial scan's, whatever the file's shape:
+    /// one entry a line (the regions hold), values over several lines,
+    /// commas first, repeated ids, bad entries and text after the object
+    /// (the regions give up, or stop where the serial scan does); and a
+    /// file of one entry a line is indexed by the regions, not given up.
+    #[test]
+    fn entries_scanned_in_regions_are_the_serial_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.json");
+        let entry = |i: usize| {
+            format!(
+                "\"p-{i:05}\": {{\"power\": {}, \"region\": \"r{}\"}}",
+                i % 9,
+                i % 4
+            )
+        };
+        let lines = |n: usize, sep: &str| {
+            let body: Vec<String> = (0..n).map(entry).collect();
+            format!("{{\n{}\n}}\n", body.join(sep))
+        };
+        let pretty = (0..2000)
+            .map(|i| {
+                format!(
+                    "\"p-{i:05}\": {{\n  \"power\": {},\n  \"region\": \"r\"\n}}",
+                    i % 9
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",\n");
+        let mut twice = lines(3000, ",\n");
+        twice = twice.replace("\"p-02500\"", "\"p-00007\"");
+        let mut bad = lines(3000, ",\n");
+        bad = bad.replace(
+            "\"p-01500\": {\"power\": 6",
+            "\"p-01500\": {\"power\": \"six\"",
+        );
+        let cases = [
+            ("one a line", lines(3000, ",\n")),
+            ("one a line, CRLF", lines(3000, ",\r\n")),
+            ("several a line", lines(3000, ", ")),
+            ("over several lines", format!("{{{pretty}}}")),
+            ("commas first", lines(3000, "\n, ")),
+            ("an id twice", twice),
+            ("a bad entry", bad),
+            ("text after it", lines(3000, ",\n") + "{\"p-1\": {}}\n"),
+            ("the reader's tests", file(3000)),
+            ("empty", "{\n}\n".to_string()),
+        ];
+        for (what, text) in cases {
+            let serial = scanned(&path, &text, u64::MAX);
+            let regions = scanned(&path, &text, 0);
+            assert_eq!(regions, serial, "{what}");
+            // Where the object ends is told by line and column in
+            // characters, however long its last line (the reference: the
+            // text itself).
+            if let Ok(found) = &serial {
+                let end = text.trim_end().len();
+                let line = text[..end].matches('\n').count() + 1;
+                let column = text[..end].rsplit('\n').next().unwrap().chars().count() + 1;
+                assert!(
+                    found.contains(&format!("at ({line}, {column})")),
+                    "{what}: {found}"
+                );
+            }
+        }
+        // The regions did the work for a file of one entry a line.
+        let text = lines(3000, ",\n");
+        std::fs::write(&path, &text).unwrap();
+        let mut scan = Scanner::open(&path).unwrap();
+        let open = scan.open_object("test").unwrap();
+        let mut entries = PartnerEntries::empty();
+        let end = regions::scan(&scan, &mut entries, &schema(), open - 1, 0);
+        assert_eq!(end, Some(text.trim_end().len() as u64));
+        assert_eq!(entries.len, 3000);
     }
 
     fn reference(text: &str) -> HashMap<String, Value> {

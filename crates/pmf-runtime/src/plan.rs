@@ -1158,7 +1158,7 @@ pub fn write_plan(
             }
         }
     });
-    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ToWriter>(2);
+    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ToWriter>(1);
     let pool = std::sync::Arc::new(TextPool::default());
     let written_texts = std::sync::Arc::clone(&pool);
     let writer = std::thread::spawn(move || -> std::io::Result<String> {
