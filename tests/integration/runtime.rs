@@ -1195,6 +1195,30 @@ fn ndjson_read_in_blocks_plans_like_the_json_array() {
     );
 }
 
+/// A link planted in the output's directory under the name a plan's
+/// temporary file used to have cannot make `pmf plan` overwrite the file it
+/// points at, nor make the plan a link to it; nor can one on the store's
+/// lock file carry the lock holder's name into another file.
+#[test]
+fn a_planted_link_never_redirects_what_pmf_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(".plan.json.partial")).unwrap();
+    let o = plan_local(dir.path(), &fleet("partners.json"));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let plan = std::fs::symlink_metadata(dir.path().join("plan.json")).unwrap();
+    assert!(plan.file_type().is_file());
+    // The store's lock file.
+    std::fs::create_dir(dir.path().join(".pmf")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(".pmf/state.db.lock")).unwrap();
+    let o = pmf(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("is a symbolic link"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
 /// Partners are evaluated several batches at once: whichever batch a core
 /// finishes first, the bad records are reported in the file's order, and
 /// the plan is not written.

@@ -46,16 +46,21 @@ fn open(path: &Path) -> Result<File, StoreError> {
             source,
         })?;
     }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|source| StoreError::OpenLock {
-            path: path.to_path_buf(),
-            source,
-        })
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    // Never through a link: the holder's name is written into the lock
+    // file, and a link planted there must not carry it into another file.
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options.open(path).map_err(|source| StoreError::OpenLock {
+        path: path.to_path_buf(),
+        source: if source.raw_os_error() == Some(libc::ELOOP) {
+            std::io::Error::other(
+                "it is a symbolic link, which pmf never writes through: remove it",
+            )
+        } else {
+            source
+        },
+    })
 }
 
 /// Take the lock of the store at `store` for `command`, or say who holds it.

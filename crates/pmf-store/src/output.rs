@@ -3,6 +3,13 @@
 //! symbolic link to it stays a link. Anything else a user names as output —
 //! `/dev/null`, `/dev/stdout`, a named pipe — is written in place: renaming
 //! over it would replace it (run as root, `/dev/null` itself).
+//!
+//! The file beside is new, with a name of its own per run
+//! (`.plan.json.<random>.partial`), created exclusively and never through a
+//! symbolic link: a link planted under a name pmf would write (in a shared
+//! directory) cannot make it overwrite another file, nor put a private key
+//! into a file another user made; and two runs writing the same output
+//! never write into one file (the last to finish is the output, whole).
 
 use std::fs::File;
 use std::io::Write;
@@ -42,21 +49,37 @@ impl Output {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let tmp = path.with_file_name(format!(".{name}.partial"));
+                let mut random = [0u8; 8];
+                // No randomness (never seen): the process id alone still
+                // makes the name exclusive, which is what keeps it safe.
+                let _ = getrandom::fill(&mut random);
+                let tag = format!("{}{}", std::process::id(), hex::encode(random));
+                let tmp = path.with_file_name(format!(".{name}.{tag}.partial"));
                 Output::Replace { path, tmp }
             }
         }
     }
 
-    /// The file to write into, created or truncated (`private`: readable by
-    /// its owner only, for a new regular file).
+    /// The file to write into (`private`: readable by its owner only, for
+    /// a new regular file): the temporary file, new (nothing at its name,
+    /// not even a link), or the device or pipe as it is.
     pub fn create(&self, private: bool) -> std::io::Result<File> {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+        match self {
+            Output::Replace { .. } => {
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.custom_flags(libc::O_NOFOLLOW);
+                    if private {
+                        options.mode(0o600);
+                    }
+                }
+            }
+            Output::InPlace(_) => {
+                options.write(true).create(true).truncate(true);
+            }
         }
         #[cfg(not(unix))]
         let _ = private;
@@ -173,6 +196,39 @@ mod tests {
         let output = Output::of(&path);
         Unfinished::new(&output).done();
         assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+    }
+
+    /// A link planted where the temporary file could be (the name a run
+    /// used to take) is never written through: the file it points at is
+    /// untouched, the output is a new regular file, and the link stays.
+    /// Two outputs of one path never share a temporary file.
+    #[test]
+    fn a_planted_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let path = dir.path().join("plan.json");
+        let planted = dir.path().join(".plan.json.partial");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write(&path, b"the plan", true).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&path).unwrap(), b"the plan");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let (a, b) = (Output::of(&path), Output::of(&path));
+        assert_ne!(a.written(), b.written());
+        // A link at the very name chosen: refused, not followed.
+        std::os::unix::fs::symlink(&victim, a.written()).unwrap();
+        assert!(a.create(false).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     }
 
     #[test]
