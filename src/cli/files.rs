@@ -35,3 +35,26 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), UsageError> {
         ))
     })
 }
+
+/// Refuse to write `output` (`what`) over one of `inputs` (each with the
+/// flag that gave it): renamed over it, the output would replace a file the
+/// command read, the store itself or a policy. Usage error, exit 2.
+pub fn refuse_output_over(
+    output: &Path,
+    what: &str,
+    inputs: &[(&Path, &str)],
+) -> Result<(), UsageError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(out) = std::fs::metadata(output).ok().filter(|m| m.is_file()) else {
+        return Ok(());
+    };
+    let same =
+        |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == out.dev() && m.ino() == out.ino());
+    match inputs.iter().find(|(p, _)| same(p)) {
+        Some((_, flag)) => Err(UsageError(format!(
+            "`-o {}` is the file given as `{flag}`: {what} would replace it; write {what} to another file",
+            output.display()
+        ))),
+        None => Ok(()),
+    }
+}

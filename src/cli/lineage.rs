@@ -199,6 +199,10 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             })
         }
         LineageCommand::Checkpoint { store, output } => {
+            if let Some(path) = output {
+                let inputs = [(store.as_path(), "--store")];
+                super::files::refuse_output_over(path, "the checkpoint", &inputs)?;
+            }
             let store = Store::open_existing(store)?;
             let latest = store.latest_checkpoint()?.ok_or_else(|| {
                 UsageError("the store has no signed checkpoint yet (nothing was applied)".into())

@@ -173,6 +173,14 @@ fn joined<T>(result: std::thread::Result<T>) -> T {
 
 /// Make a plan: `pmf plan --policy … --partners … --target …`.
 fn make(args: &Make) -> Result<Exit, CliError> {
+    let mut inputs = vec![
+        (args.partners.as_path(), "--partners"),
+        (args.target.as_path(), "--target"),
+        (args.store.as_path(), "--store"),
+    ];
+    inputs.extend(args.observed.as_deref().map(|o| (o, "--observed")));
+    inputs.extend(args.policy.iter().map(|p| (p.as_path(), "--policy")));
+    super::files::refuse_output_over(&args.output, "the plan", &inputs)?;
     let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),

@@ -117,6 +117,9 @@ fn choose(
 
 /// Run `pmf rollback`: write the rollback plan.
 pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
+    let mut inputs = vec![(args.store.as_path(), "--store")];
+    inputs.extend(args.policy.iter().map(|p| (p.as_path(), "--policy")));
+    super::files::refuse_output_over(&args.output, "the rollback plan", &inputs)?;
     let loaded = match policy::load_checked(&args.policy) {
         Ok(p) => p,
         Err(f) => return f.exit(),

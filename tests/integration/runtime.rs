@@ -1215,8 +1215,48 @@ fn a_planted_link_never_redirects_what_pmf_writes() {
     std::os::unix::fs::symlink(&victim, dir.path().join(".pmf/state.db.lock")).unwrap();
     let o = pmf(dir.path(), &["apply", "plan.json"]);
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("is a symbolic link"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("is a symbolic link"),
+        "{}",
+        text(&o.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// An output named as one of the command's inputs is refused before
+/// anything is read or written (exit 2): renamed over it, a plan would
+/// have replaced the partner file it was made from, or the store itself.
+#[test]
+fn an_output_over_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let partners = dir.path().join("p.json");
+    std::fs::copy(fleet("partners.json"), &partners).unwrap();
+    let before = std::fs::read(&partners).unwrap();
+    let o = plan_into(dir.path(), "p.json", "p.json", &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("is the file given as `--partners`"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&partners).unwrap(), before);
+    // The store, through another name for it.
+    std::fs::create_dir(dir.path().join(".pmf")).unwrap();
+    std::fs::write(dir.path().join(".pmf/state.db"), "the store").unwrap();
+    std::os::unix::fs::symlink(".pmf/state.db", dir.path().join("db-link")).unwrap();
+    let o = plan_into(dir.path(), "p.json", "db-link", &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("`--store`"), "{}", text(&o.stderr));
+    let o = pmf(
+        dir.path(),
+        &["lineage", "checkpoint", "-o", ".pmf/state.db"],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("`--store`"), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".pmf/state.db")).unwrap(),
+        "the store"
+    );
 }
 
 /// Partners are evaluated several batches at once: whichever batch a core
