@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fast subset of the attack suite, for CI:  tests/attacks/quick.sh PMF_BINARY
 #
-# Runs every attack of tamper.py, approvals.py and badinputs.py, and small,
+# Runs every attack of tamper.py, approvals.py, badinputs.py and paths.py, and small,
 # fixed-seed runs of crash.py, concurrency.py, fuzzcheck.py and lspfuzz.py
 # (sizes below; the campaign sizes are in README.md). Needs python3 (stdlib
 # only) and bash; no network. Each script works in its own mktemp directory
@@ -43,6 +43,7 @@ run() { # NAME SCRIPT ARGS...
 run tamper.py       tamper.py
 run approvals.py    approvals.py
 run badinputs.py    badinputs.py
+run paths.py        paths.py
 run crash.py        crash.py --partners 1000 --trials 4 --seed 7
 run concurrency.py  concurrency.py --partners 200 --rounds 1
 run fuzzcheck.py    fuzzcheck.py --mutants 200 --batch 50 --seed 1 --fmt --slow 30

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Paths an operator (or another user of a shared directory) could point pmf's
+writes at: links planted where pmf writes, and outputs named as inputs.
+
+  PMF=path/to/pmf python3 paths.py
+
+Held, per attack: the file the link or the output names keeps its bytes, pmf
+exits 0 (it wrote a new file of its own) or 2 (it refused, naming why), and it
+never crashes. Exit 1 when an attack succeeded.
+"""
+
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+PRECIOUS = "precious bytes\n"
+
+
+def plan_args(partners, out, store=".pmf/state.db"):
+    fleet = C.fleet_dir()
+    return [C.pmf_bin(), "plan", "--policy", C.policy_path(), "--partners", partners,
+            "--target", os.path.join(fleet, "target.json"), "-o", out, "--store", store]
+
+
+def fresh(root, name):
+    d = os.path.join(root, name)
+    os.makedirs(d)
+    shutil.copy(os.path.join(C.fleet_dir(), "partners.json"), os.path.join(d, "partners.json"))
+    victim = os.path.join(d, "victim.txt")
+    open(victim, "w").write(PRECIOUS)
+    return d, victim
+
+
+def untouched(path):
+    return open(path).read() == PRECIOUS
+
+
+def main():
+    root = C.scratch("paths")
+    T = C.Tally("paths")
+
+    # 1. A link where the plan's temporary file used to be written.
+    d, victim = fresh(root, "partial")
+    os.symlink(victim, os.path.join(d, ".plan.json.partial"))
+    rc, o, e, _ = C.run(plan_args("partners.json", "plan.json"), cwd=d)
+    plan = os.path.join(d, "plan.json")
+    ok = rc == 0 and untouched(victim) and os.path.isfile(plan) and not os.path.islink(plan)
+    T.add("link planted at .plan.json.partial", ok,
+          f"rc={rc}, victim {'untouched' if untouched(victim) else 'OVERWRITTEN'}, "
+          f"plan.json {'a link' if os.path.islink(plan) else 'a file'}", e[-300:])
+
+    # 2. A link where the store's lock file is written (apply writes its
+    # holder's name into it).
+    d, victim = fresh(root, "lock")
+    rc0, _, e0, _ = C.run(plan_args("partners.json", "plan.json"), cwd=d)
+    os.makedirs(os.path.join(d, ".pmf"), exist_ok=True)
+    os.symlink(victim, os.path.join(d, ".pmf", "state.db.lock"))
+    rc, o, e, _ = C.run([C.pmf_bin(), "apply", "plan.json"], cwd=d)
+    ok = rc0 == 0 and rc == 2 and untouched(victim) and "symbolic link" in e
+    T.add("link planted at the store's lock file", ok,
+          f"rc={rc}, victim {'untouched' if untouched(victim) else 'OVERWRITTEN'}: {e.strip()[:100]}", e0[-200:])
+
+    # 3-5. An output named as one of the command's inputs, with a real store
+    # (planned and applied once).
+    template, _ = fresh(root, "template")
+    rc_p, _, e_p, _ = C.run(plan_args("partners.json", "plan.json"), cwd=template)
+    rc_a, _, e_a, _ = C.run([C.pmf_bin(), "apply", "plan.json"], cwd=template)
+    if rc_p != 0 or rc_a not in (0, 3, 4):
+        T.add("a store to attack", False, f"plan rc={rc_p}, apply rc={rc_a}", (e_p + e_a)[-300:])
+        return T.finish()
+    for what, out, extra in [
+        ("plan -o over its partner file", "partners.json", None),
+        ("plan -o over the store (through a link to it)", "db-link", None),
+        ("lineage checkpoint -o over the store", ".pmf/state.db", "checkpoint"),
+    ]:
+        d = os.path.join(root, "out-" + out.replace("/", "_").replace(".", "_") + (extra or ""))
+        shutil.copytree(template, d, symlinks=True)
+        os.symlink(".pmf/state.db", os.path.join(d, "db-link"))
+        named = os.path.realpath(os.path.join(d, out))
+        before = open(named, "rb").read()
+        if extra == "checkpoint":
+            args = [C.pmf_bin(), "lineage", "checkpoint", "-o", out]
+        else:
+            args = plan_args("partners.json", out)
+        rc, o, e, _ = C.run(args, cwd=d)
+        kept = open(named, "rb").read() == before
+        ok = rc == 2 and kept and "is the file given as" in e
+        T.add(what, ok, f"rc={rc}, {'kept' if kept else 'REPLACED'}: {e.strip()[:100]}")
+
+    return T.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
