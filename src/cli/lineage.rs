@@ -80,7 +80,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             store,
             format,
         } => {
-            let store = Store::open_existing(store)?;
+            let store = Store::open_to_read(store)?;
             let events = store.lineage(partner.as_deref())?;
             if let Some(p) = partner
                 && events.is_empty()
@@ -141,7 +141,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
                 None => None,
             };
-            let verified = Store::open_existing(store).and_then(|s| s.verify(witness.as_ref()));
+            let verified = Store::open_to_read(store).and_then(|s| s.verify(witness.as_ref()));
             let v = match verified {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
@@ -203,7 +203,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 let inputs = [(store.as_path(), "--store")];
                 super::files::refuse_output_over(path, "the checkpoint", &inputs)?;
             }
-            let store = Store::open_existing(store)?;
+            let store = Store::open_to_read(store)?;
             let latest = store.latest_checkpoint()?.ok_or_else(|| {
                 UsageError("the store has no signed checkpoint yet (nothing was applied)".into())
             })?;
@@ -234,7 +234,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
                 None => None,
             };
-            let store = Store::open_existing(store)?;
+            let store = Store::open_to_read(store)?;
             let latest = store
                 .latest_checkpoint()?
                 .ok_or_else(|| UsageError("the store has no signed checkpoint yet".into()))?;

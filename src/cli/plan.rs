@@ -212,7 +212,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         Err(e) => return input_failure(e),
     };
     let history = if args.store.exists() {
-        Store::open(&args.store)
+        Store::open_to_read(&args.store)
             .and_then(|s| s.outcome_counts())
             .map(|outcomes| History { outcomes })?
     } else {

@@ -104,7 +104,7 @@ fn unblock(p: &StoredPartner, last: Option<&LastEvent>) -> String {
 pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
     match &args.command {
         ReviewCommand::List { store, format } => {
-            let store = Store::open_existing(store)?;
+            let store = Store::open_to_read(store)?;
             let paused = store.partners_with_status(&["awaiting_review", "throttled"])?;
             let mut rows = Vec::new();
             for p in &paused {

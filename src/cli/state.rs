@@ -173,7 +173,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
         StateCommand::Export { store, format } => {
-            let store = Store::open_existing(store)?;
+            let store = Store::open_to_read(store)?;
             let partners = store.partners()?;
             let states: Vec<serde_json::Value> = partners
                 .iter()

@@ -25,7 +25,7 @@ pub struct StatusArgs {
 /// Run `pmf status`.
 pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let holder = crate::store::lock::holder(&args.store)?;
-    let store = Store::open_existing(&args.store)?;
+    let store = Store::open_to_read(&args.store)?;
     let statuses = store.status_counts()?;
     let plans = store.applied_plans()?;
     let latest = store.latest_checkpoint()?;

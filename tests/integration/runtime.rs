@@ -1259,6 +1259,39 @@ fn an_output_over_an_input_is_refused() {
     );
 }
 
+/// The commands that read a store write nothing to it: an auditor's
+/// read-only copy verifies (here SQLite cannot make its shared-memory file,
+/// as in a read-only directory), and asking who holds the lock leaves the
+/// lock file's holder name as it was.
+#[test]
+fn reading_a_store_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = plan_local(dir.path(), &fleet("partners.json"));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["apply", "plan.json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let store = dir.path().join(".pmf/state.db");
+    let lock = dir.path().join(".pmf/state.db.lock");
+    let (db, holder) = (std::fs::read(&store).unwrap(), std::fs::read(&lock).unwrap());
+    for leftover in ["state.db-shm", "state.db-wal"] {
+        let _ = std::fs::remove_file(dir.path().join(".pmf").join(leftover));
+    }
+    std::fs::create_dir(dir.path().join(".pmf/state.db-shm")).unwrap();
+    for args in [
+        &["lineage", "verify"][..],
+        &["status"],
+        &["lineage", "show", "p-001"],
+        &["state", "export"],
+        &["review", "list"],
+        &["lineage", "checkpoint"],
+    ] {
+        let o = pmf(dir.path(), args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&store).unwrap(), db, "the store's bytes");
+    assert_eq!(std::fs::read(&lock).unwrap(), holder, "the lock holder's name");
+}
+
 /// Partners are evaluated several batches at once: whichever batch a core
 /// finishes first, the bad records are reported in the file's order, and
 /// the plan is not written.

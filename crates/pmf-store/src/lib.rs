@@ -93,6 +93,20 @@ pub enum StoreError {
         /// The newest this pmf knows.
         supported: usize,
     },
+    /// A store opened to be read only has an older schema, which only a
+    /// command that may write brings up to date.
+    #[error(
+        "the store `{}` has schema version {version}, older than this pmf's ({current}), and cannot be brought up to date without write access; run pmf once with write access to it",
+        path.display()
+    )]
+    OlderSchema {
+        /// The store file.
+        path: PathBuf,
+        /// Its schema version.
+        version: i64,
+        /// This pmf's.
+        current: usize,
+    },
     /// The lock file cannot be opened (or made).
     #[error("cannot open the lock `{}`: {source}", path.display())]
     OpenLock {
@@ -394,6 +408,19 @@ pub struct Store {
     texts: std::cell::RefCell<interned::Texts>,
 }
 
+/// `path` as the path of a SQLite `file:` URI: the characters a URI gives
+/// a meaning (`%`, `?`, `#`) escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Store {
     /// Open (creating it and its directory if needed) and migrate.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -439,6 +466,75 @@ impl Store {
         store.migrate()?;
         store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
         Ok(store)
+    }
+
+    /// Open an existing store to read it only: nothing is written, not even
+    /// SQLite's shared-memory file where the directory is read-only (an
+    /// auditor's copy, a snapshot), where it is then read as immutable.
+    /// An older schema is an error (no migration), a newer one too.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let readable =
+            |conn: &Connection| conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        if readable(&conn).is_err() {
+            // A WAL store in a directory this user cannot write: SQLite
+            // cannot make its shared-memory file. Nothing else writes
+            // there either, so the file is read as it is.
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            conn = Connection::open_with_flags(uri, flags).map_err(open_error)?;
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        let version = readable(&conn)?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                version,
+                supported: MIGRATIONS.len(),
+            });
+        }
+        if (version as usize) < MIGRATIONS.len() {
+            return Err(StoreError::OlderSchema {
+                path: path.to_path_buf(),
+                version,
+                current: MIGRATIONS.len(),
+            });
+        }
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            legacy: false,
+            texts: Default::default(),
+        };
+        store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
+        Ok(store)
+    }
+
+    /// Open an existing store to read it: read only ([`Store::open_read_only`])
+    /// unless its schema is older, which is then brought up to date when
+    /// the store may be written.
+    pub fn open_to_read(path: &Path) -> Result<Store, StoreError> {
+        match Store::open_read_only(path) {
+            Err(older @ StoreError::OlderSchema { .. }) => {
+                Store::open_existing(path).map_err(|_| older)
+            }
+            other => other,
+        }
     }
 
     /// Open an existing store without creating it.
@@ -833,6 +929,54 @@ impl Drop for WalCheckpointer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store opened to be read writes nothing: its file keeps its bytes,
+    /// a write through it is refused, and where SQLite cannot make its
+    /// shared-memory file (a read-only directory; here a directory in its
+    /// place, which stops root too) the file is read as it is. An older
+    /// schema is told, not migrated.
+    #[test]
+    fn a_store_opened_to_read_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .conn
+                .execute("INSERT INTO meta (key, value) VALUES ('probe', 'kept')", [])
+                .unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for blocked in [false, true] {
+            if blocked {
+                for leftover in ["state.db-shm", "state.db-wal"] {
+                    let _ = std::fs::remove_file(dir.path().join(leftover));
+                }
+                std::fs::create_dir(dir.path().join("state.db-shm")).unwrap();
+            }
+            let store = Store::open_read_only(&path).unwrap();
+            assert_eq!(store.meta("probe").unwrap().as_deref(), Some("kept"));
+            assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+            let write = store
+                .conn
+                .execute("INSERT INTO meta (key, value) VALUES ('w', 'x')", []);
+            assert!(write.is_err(), "blocked {blocked}: a write went through");
+            drop(store);
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "blocked {blocked}");
+        }
+        std::fs::remove_dir(dir.path().join("state.db-shm")).unwrap();
+        {
+            let store = Store::open(&path).unwrap();
+            store.conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let Err(e) = Store::open_read_only(&path) else {
+            panic!("an older schema opened read only")
+        };
+        assert!(
+            matches!(e, StoreError::OlderSchema { version: 1, .. }),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn a_damaged_store_file_is_the_damaged_kind_with_its_message() {

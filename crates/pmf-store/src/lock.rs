@@ -122,16 +122,39 @@ fn describe_holder(file: &mut File) -> String {
 }
 
 /// Who holds the lock of the store at `store`, if anyone does.
+///
+/// Asked without writing anything: the lock file is opened to be read and
+/// tried shared, so that a user who may only read the store (an auditor)
+/// can ask, and the file keeps its holder's name.
 pub fn holder(store: &Path) -> Result<Option<String>, StoreError> {
     let path = lock_path(store);
     if !path.exists() {
         return Ok(None);
     }
-    match lock(store, "state unlock") {
-        Ok(_released_at_once) => Ok(None),
-        Err(LockError::Held(h)) => Ok(Some(h)),
-        Err(LockError::Store(e)) => Err(e),
+    let mut options = OpenOptions::new();
+    options.read(true);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut file = options.open(&path).map_err(|source| StoreError::OpenLock {
+        path: path.clone(),
+        source: if source.raw_os_error() == Some(libc::ELOOP) {
+            std::io::Error::other(
+                "it is a symbolic link, which pmf never writes through: remove it",
+            )
+        } else {
+            source
+        },
+    })?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if r == 0 {
+        // Nobody holds it (released when the file closes).
+        return Ok(None);
     }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(Some(describe_holder(&mut file)));
+    }
+    Err(StoreError::Lock { path, source: err })
 }
 
 impl Store {
