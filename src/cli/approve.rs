@@ -174,6 +174,21 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         }
     }
     let approval = approvals::sign(&key, &file.authority, &loaded.hash);
+    // Other signers may have added theirs since the file was read (while
+    // this one read the summary): it is read again and written back under
+    // a lock of its directory, so that no signature replaces another's.
+    let _signers = lock_directory_of(&args.output);
+    if args.output.exists() {
+        let now = approvals::read_approvals(&args.output).map_err(UsageError)?;
+        if now.plan_hash != loaded.hash {
+            return Err(UsageError(format!(
+                "`{}` now holds approvals of another plan; write these to another file",
+                args.output.display()
+            ))
+            .into());
+        }
+        out = now;
+    }
     out.approvals
         .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
     let public_key = approval.public_key.clone();
@@ -198,4 +213,21 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         args.output.display()
     );
     Ok(Exit::Success)
+}
+
+/// An exclusive lock of the directory `file` is in, held until dropped
+/// (released when its descriptor closes): signers of one approvals file
+/// read and write it one after the other. Where the directory cannot be
+/// locked, none is held: the file is still read again just before it is
+/// written.
+fn lock_directory_of(file: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let handle = std::fs::File::open(dir).ok()?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    let locked = unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX) } == 0;
+    locked.then_some(handle)
 }

@@ -233,3 +233,42 @@ fn approvals_files_of_another_format_or_with_unknown_fields_are_refused() {
         );
     }
 }
+
+/// Signers who approve one plan at the same time, into one approvals file,
+/// each keep their signature: the file is read again and written back under
+/// a lock, never from what it held when a signer started.
+#[test]
+fn approvals_signed_at_once_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    for round in 0..4 {
+        let out = format!("approvals-{round}.json");
+        let signers: Vec<_> = ["TSC", "ERC", "SCO"]
+            .iter()
+            .map(|authority| {
+                let key = fleet(&format!("keys/{authority}.key"));
+                std::process::Command::new(env!("CARGO_BIN_EXE_pmf"))
+                    .args(["approve", "plan.json", "--key", &key, "-o", &out, "--yes"])
+                    .current_dir(dir.path())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run pmf")
+            })
+            .collect();
+        for signer in signers {
+            let o = signer.wait_with_output().unwrap();
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        }
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(&out)).unwrap()).unwrap();
+        let mut authorities: Vec<&str> = file["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["authority"].as_str().unwrap())
+            .collect();
+        authorities.sort_unstable();
+        assert_eq!(authorities, ["ERC", "SCO", "TSC"], "round {round}");
+    }
+}

@@ -1272,7 +1272,10 @@ fn reading_a_store_writes_nothing() {
     assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
     let store = dir.path().join(".pmf/state.db");
     let lock = dir.path().join(".pmf/state.db.lock");
-    let (db, holder) = (std::fs::read(&store).unwrap(), std::fs::read(&lock).unwrap());
+    let (db, holder) = (
+        std::fs::read(&store).unwrap(),
+        std::fs::read(&lock).unwrap(),
+    );
     for leftover in ["state.db-shm", "state.db-wal"] {
         let _ = std::fs::remove_file(dir.path().join(".pmf").join(leftover));
     }
@@ -1289,7 +1292,11 @@ fn reading_a_store_writes_nothing() {
         assert_eq!(code(&o), 0, "{args:?}: {}", text(&o.stderr));
     }
     assert_eq!(std::fs::read(&store).unwrap(), db, "the store's bytes");
-    assert_eq!(std::fs::read(&lock).unwrap(), holder, "the lock holder's name");
+    assert_eq!(
+        std::fs::read(&lock).unwrap(),
+        holder,
+        "the lock holder's name"
+    );
 }
 
 /// Partners are evaluated several batches at once: whichever batch a core
