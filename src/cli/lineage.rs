@@ -279,6 +279,35 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                     });
                 }
             }
+            // A proof that the log extends a checkpoint it does not extend
+            // (forged, of another store, or from before a rewrite) is no
+            // proof: say so, as `verify` would.
+            if let Some(e) = &earlier {
+                let departs = if e.store_id != latest.store_id {
+                    Some("it is of another store".to_string())
+                } else if !e.signature_holds() {
+                    Some("it has no valid signature".to_string())
+                } else if e.public_key != latest.public_key {
+                    Some("it is signed by another key than the store's operator key".to_string())
+                } else {
+                    tree.root_of(e.size)
+                        .filter(|root| merkle::to_hex(root) != e.root)
+                        .map(|_| {
+                            format!(
+                                "the log no longer extends it: events #1–#{} were rewritten",
+                                e.size
+                            )
+                        })
+                };
+                if let Some(why) = departs {
+                    errln!(
+                        "pmf: the earlier checkpoint of {} events signed at {}: {why}; no proof is given (`pmf lineage verify --checkpoint FILE` says where the log departs from it)",
+                        e.size,
+                        e.time
+                    );
+                    return Ok(Exit::Failure);
+                }
+            }
             let consistency = match &earlier {
                 Some(e) => {
                     let proof = tree

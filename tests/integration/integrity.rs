@@ -631,6 +631,35 @@ fn merkle_proofs_check_out_with_an_independent_verifier() {
     proof["consistency"]["proof"][0] = merkle::to_hex(&[7u8; 32]).into();
     std::fs::write(dir.path().join("bad2.json"), proof.to_string()).unwrap();
     assert_eq!(code(&run("bad2.json")), 1);
+    // No proof against a checkpoint the log does not extend: one edited
+    // (its root, its store), or one not signed at all, is named and refused.
+    let early: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("early.json")).unwrap())
+            .unwrap();
+    for (field, value, why) in [
+        (
+            "root",
+            merkle::to_hex(&[9u8; 32]),
+            "it has no valid signature",
+        ),
+        ("store_id", "0".repeat(32), "it is of another store"),
+        ("signature", "0".repeat(128), "it has no valid signature"),
+    ] {
+        let mut forged = early.clone();
+        forged[field] = value.into();
+        std::fs::write(dir.path().join("forged.json"), forged.to_string()).unwrap();
+        let o = pmf(
+            dir.path(),
+            &["lineage", "prove", "p-012", "--since", "forged.json"],
+        );
+        assert_eq!(code(&o), 1, "{field}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(why),
+            "{field}: {}",
+            text(&o.stderr)
+        );
+        assert!(o.stdout.is_empty(), "{field}: a proof was given");
+    }
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl Checkpoint {
     }
 
     /// Whether the signature is the public key's over this checkpoint.
-    pub(crate) fn signature_holds(&self) -> bool {
+    pub fn signature_holds(&self) -> bool {
         self.format == FORMAT
             && super::verify::signature_holds(
                 &self.public_key,

@@ -132,10 +132,9 @@ impl Tree {
         self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
-    /// The root of the first `n` leaves (`n` ≤ size).
-    #[cfg(test)]
-    fn root_of(&self, n: u64) -> Hash {
-        self.mth(0, n)
+    /// The root of the first `n` leaves (`None` past the tree's size).
+    pub fn root_of(&self, n: u64) -> Option<Hash> {
+        (n <= self.size()).then(|| self.mth(0, n))
     }
 
     /// The root of leaves `lo..hi`, where the range is a left part of a
@@ -340,7 +339,7 @@ mod tests {
             frontier.push(&all[n - 1]);
             let want = reference_root(&all[..n]);
             assert_eq!(frontier.root(), want, "frontier, size {n}");
-            assert_eq!(tree.root_of(n as u64), want, "tree, size {n}");
+            assert_eq!(tree.root_of(n as u64), Some(want), "tree, size {n}");
             let again =
                 Frontier::from_parts(frontier.size(), frontier.peaks().to_vec()).expect("fits");
             assert_eq!(again.root(), want);
@@ -353,7 +352,7 @@ mod tests {
         let all = inputs(33);
         let tree = Tree::new(all.iter().map(Vec::as_slice));
         for n in 1..=33u64 {
-            let root = tree.root_of(n);
+            let root = tree.root_of(n).expect("in range");
             for i in 0..n {
                 let proof = tree.inclusion_proof(i, n).expect("in range");
                 let leaf = leaf_hash(&all[i as usize]);
@@ -366,6 +365,7 @@ mod tests {
             }
         }
         assert!(tree.inclusion_proof(5, 5).is_none());
+        assert!(tree.root_of(34).is_none());
     }
 
     #[test]
@@ -378,7 +378,7 @@ mod tests {
         for second in 0..=33u64 {
             for first in 0..=second {
                 let proof = tree.consistency_proof(first, second).expect("in range");
-                let (r1, r2) = (tree.root_of(first), tree.root_of(second));
+                let (r1, r2) = (tree.root_of(first).unwrap(), tree.root_of(second).unwrap());
                 assert!(
                     verify_consistency(first, second, &r1, &r2, &proof),
                     "{first} -> {second}"
@@ -388,7 +388,7 @@ mod tests {
                     let p = forged_tree
                         .consistency_proof(first, second)
                         .expect("in range");
-                    let f2 = forged_tree.root_of(second);
+                    let f2 = forged_tree.root_of(second).unwrap();
                     assert!(!verify_consistency(first, second, &r1, &f2, &p));
                 }
             }
