@@ -142,6 +142,21 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         }
     }
 
+    // Every id is one `pmf plan` accepts: a plan edited to carry another
+    // (control characters, an empty or overlong id) is refused before the
+    // store is opened, and never printed as it is.
+    if let Some((e, problem)) = plan
+        .entries
+        .iter()
+        .find_map(|e| crate::runtime::value::id_problem(&e.id).map(|p| (e, p)))
+    {
+        errln!(
+            "pmf: the plan names partner `{}`: {problem} (`pmf plan` never writes such an id: the plan was edited)",
+            crate::runtime::value::shown_id(&e.id)
+        );
+        errln!("pmf: nothing was applied");
+        return Ok(Exit::Failure);
+    }
     if let Some(e) = plan.entries.iter().find(|e| e.id.starts_with('@')) {
         errln!(
             "pmf: the plan names partner `{}`: ids that start with `@` are reserved for the store's own records",

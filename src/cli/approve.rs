@@ -40,19 +40,26 @@ fn summary(
     loaded: &crate::runtime::plan::LoadedPlan,
     needs: &std::collections::BTreeMap<&str, usize>,
 ) -> String {
+    use crate::runtime::plan_view::printable;
     use std::collections::BTreeMap;
     use std::fmt::Write;
+    // A plan is a file anyone can edit: what it says is shown with its
+    // control characters escaped, so that it cannot rewrite the summary the
+    // signer reads.
     let plan = &loaded.plan;
     let mut by_change: BTreeMap<(String, String), usize> = BTreeMap::new();
     for e in &plan.entries {
         if e.migration.is_none() && e.categories.is_empty() {
             continue;
         }
-        let ty = e.migration.clone().unwrap_or_else(|| "no type".into());
+        let ty = e
+            .migration
+            .as_deref()
+            .map_or("no type".into(), |t| printable(t).into_owned());
         let cats = if e.categories.is_empty() {
             "-".to_string()
         } else {
-            e.categories.join("+")
+            printable(&e.categories.join("+")).into_owned()
         };
         *by_change.entry((ty, cats)).or_default() += 1;
     }
@@ -62,12 +69,13 @@ fn summary(
     let _ = writeln!(
         out,
         "policy    {} ({})",
-        plan.header.policy.name, plan.header.policy.hash
+        printable(&plan.header.policy.name),
+        printable(&plan.header.policy.hash)
     );
     let _ = writeln!(
         out,
         "made at   {}, {} partners",
-        plan.header.created_at,
+        printable(&plan.header.created_at),
         plan.entries.len()
     );
     let _ = writeln!(out, "changes   type / categories: partners");
@@ -82,7 +90,7 @@ fn summary(
     } else {
         let list: Vec<String> = needs
             .iter()
-            .map(|(a, n)| format!("{a} ({n} partners)"))
+            .map(|(a, n)| format!("{} ({n} partners)", printable(a)))
             .collect();
         let _ = writeln!(out, "approvals {}", list.join(", "));
     }

@@ -125,7 +125,10 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         if let Some(d) = &ev.detail {
                             line.push_str(&format!(" — {d}"));
                         }
-                        outln!("{}", line.trim_end());
+                        // What a store holds is shown, never obeyed: a
+                        // control character in it is written as an escape.
+                        let line = crate::runtime::plan_view::printable(line.trim_end());
+                        outln!("{line}");
                     }
                     outln!("{} events", events.len());
                 }

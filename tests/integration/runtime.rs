@@ -1299,6 +1299,46 @@ fn reading_a_store_writes_nothing() {
     );
 }
 
+/// A plan edited to name a partner by an id `pmf plan` would refuse
+/// (control characters), or to give one partner's state to another id, is
+/// refused by `apply` with nothing applied: an edit cannot put a partner in
+/// the store under another's name, nor an id that rewrites the terminal of
+/// whoever reads the lineage.
+#[test]
+fn apply_refuses_ids_a_plan_was_edited_to_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = plan_local(dir.path(), &fleet("partners.json"));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    for (id, says) in [
+        (
+            "p-001\u{1b}[2K\rHIDDEN",
+            "the id holds the control character U+001B",
+        ),
+        ("p-999", "carries the state of partner `p-001`"),
+    ] {
+        let mut edited = plan.clone();
+        edited["entries"][0]["id"] = id.into();
+        std::fs::write(dir.path().join("edited.json"), edited.to_string()).unwrap();
+        let o = pmf(dir.path(), &["apply", "edited.json"]);
+        assert_eq!(code(&o), 1, "{id:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(err.contains(says), "{id:?}: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "the id was printed as it is: {err:?}"
+        );
+        let o = pmf(dir.path(), &["state", "export"]);
+        let held: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        assert!(
+            held.as_array().is_none_or(|a| a.is_empty()),
+            "{id:?}: something was applied: {held}"
+        );
+    }
+}
+
 /// Partners are evaluated several batches at once: whichever batch a core
 /// finishes first, the bad records are reported in the file's order, and
 /// the plan is not written.

@@ -330,19 +330,31 @@ fn parse_state(
                     ))
                 })
         }
-        None => e
-            .state
-            .read(
-                &policy.schema,
-                super::value::Completeness::Full,
-                Some(cache),
-            )
-            .map_err(|err| {
-                ApplyError::Input(format!(
-                    "the plan's state of partner `{}` is not valid: {err}",
-                    e.id
-                ))
-            }),
+        None => {
+            let state = e
+                .state
+                .read(
+                    &policy.schema,
+                    super::value::Completeness::Full,
+                    Some(cache),
+                )
+                .map_err(|err| {
+                    ApplyError::Input(format!(
+                        "the plan's state of partner `{}` is not valid: {err}",
+                        super::value::shown_id(&e.id)
+                    ))
+                })?;
+            // The state a plan carries is its partner's: an entry edited to
+            // another id would store one partner under another's name.
+            if policy.id_of(&state) != e.id {
+                return Err(ApplyError::Input(format!(
+                    "the plan's entry for partner `{}` carries the state of partner `{}` (the plan was edited; make a new one with `pmf plan`)",
+                    super::value::shown_id(&e.id),
+                    super::value::shown_id(policy.id_of(&state))
+                )));
+            }
+            Ok(state)
+        }
     }
 }
 

@@ -688,7 +688,7 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
 /// either end, or one with a control character (C0, DEL, C1), a bidi
 /// control or a line separator (which could forge or hide output), or
 /// longer than [`MAX_ID_BYTES`] is refused.
-pub(crate) fn id_problem(id: &str) -> Option<String> {
+pub fn id_problem(id: &str) -> Option<String> {
     // Most ids: printable ASCII without spaces, short; nothing to say (a
     // test holds this equal to the whole check).
     if id.len() <= MAX_ID_BYTES && !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()) {
