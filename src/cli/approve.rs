@@ -140,6 +140,17 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         Ok(l) => l.policy,
         Err(f) => return f.exit(),
     };
+    // The summary names the policy by the header's hash: it must be the
+    // hash of the policy the plan carries (apply refuses it otherwise), or
+    // the signer would read of one policy and sign a plan of another.
+    if loaded.plan.header.policy.hash != policy.hash {
+        errln!(
+            "pmf: the plan's header names policy {} but the policy it carries is {}: the plan was edited; nothing was signed",
+            crate::runtime::plan_view::printable(&loaded.plan.header.policy.hash),
+            policy.hash
+        );
+        return Ok(Exit::Failure);
+    }
     let trust = approvals::trusted(&policy, &file.authority, &file.public_key);
     let needs = needs(&loaded);
     err!("{}", summary(&loaded, &needs));

@@ -272,3 +272,57 @@ fn approvals_signed_at_once_are_all_kept() {
         assert_eq!(authorities, ["ERC", "SCO", "TSC"], "round {round}");
     }
 }
+
+/// What a plan says reaches the signer escaped (an edited plan cannot
+/// rewrite the summary they read), and a plan whose header names another
+/// policy than the one it carries is not signed.
+#[test]
+fn the_signer_reads_the_plan_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let key = fleet("keys/TSC.key");
+    let mut edited = plan.clone();
+    edited["header"]["policy"]["name"] = "fleet\u{1b}]0;hidden\u{7}".into();
+    edited["entries"][3]["type"] = "forced\u{1b}[8m".into();
+    std::fs::write(dir.path().join("edited.json"), edited.to_string()).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "approve",
+            "edited.json",
+            "--key",
+            &key,
+            "-o",
+            "a.json",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        !err.contains('\u{1b}'),
+        "raw escapes reached the signer: {err:?}"
+    );
+    assert!(err.contains("fleet\\u{001b}]0;hidden"), "{err}");
+    let mut other = plan.clone();
+    other["header"]["policy"]["hash"] = "0".repeat(64).into();
+    std::fs::write(dir.path().join("other.json"), other.to_string()).unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "approve",
+            "other.json",
+            "--key",
+            &key,
+            "-o",
+            "b.json",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("the plan was edited; nothing was signed"));
+    assert!(!dir.path().join("b.json").exists());
+}
