@@ -30,9 +30,48 @@ pub trait SourceLookup {
     /// every call; [`IndexedSources`] indexes each file once, which is what
     /// keeps rendering many diagnostics linear.
     fn indexed(&self, file: &str) -> Option<Indexed> {
-        self.source(file)
-            .map(|t| (Arc::from(t), Arc::new(SourceIndex::new(t))))
+        self.source(file).map(|t| {
+            let shown = shown_text(t);
+            let index = Arc::new(SourceIndex::new(&shown));
+            (Arc::from(shown.as_ref()), index)
+        })
     }
+}
+
+/// Whether `c` must not reach a terminal as it is: a control character
+/// (tab and line ends aside), a C1 control, or a bidirectional override
+/// or isolate (which reorder what a reader sees).
+fn obeyed_by_terminals(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || matches!(
+            c,
+            '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` as a report may show it: each character a terminal would obey
+/// (an escape sequence in a hostile policy, a bidirectional override)
+/// replaced by as many `?` as it has bytes, so that every byte offset, and
+/// so every span, stays where it was.
+pub fn shown_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(obeyed_by_terminals) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if obeyed_by_terminals(c) {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl SourceLookup for BTreeMap<String, String> {
@@ -81,7 +120,7 @@ impl IndexedSources {
 impl IndexedText {
     fn new(text: String, places: PlaceMap) -> Self {
         IndexedText {
-            text: Arc::from(text),
+            text: Arc::from(shown_text(&text).as_ref()),
             places,
             index: OnceLock::new(),
         }
@@ -188,6 +227,10 @@ impl MietteReport {
         label: &Label,
         sources: &dyn SourceLookup,
     ) -> Self {
+        // A message may quote the source (a string, a name): shown, not
+        // obeyed, as the source is.
+        let message = shown_text(&message).into_owned();
+        let help = help.map(|h| shown_text(&h).into_owned());
         let source = sources
             .indexed(&label.file)
             .map(|(text, index)| IndexedSource {
@@ -947,6 +990,45 @@ impl miette::SourceCode for IndexedSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a terminal would obey never reaches it from a source or a
+    /// message: escapes, C1 controls and bidirectional overrides become `?`,
+    /// one per byte, so every span still points where it did.
+    #[test]
+    fn reports_show_the_source_never_obey_it() {
+        let text = "policy e extends kwanus\nrite r \"a\u{1b}[2Jb\u{9b}c\u{202e}d\"\tend\r\n";
+        let shown = shown_text(text);
+        assert_eq!(shown.len(), text.len());
+        assert!(!shown.chars().any(obeyed_by_terminals));
+        assert!(shown.contains("a?[2Jb??c???d\"\tend\r\n"), "{shown}");
+        assert!(matches!(
+            shown_text("plain\ttext\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let at = text.find('b').unwrap();
+        let diag = Diagnostic::new(
+            super::super::Code::SyntaxError,
+            "e.pmf",
+            Place::at(Span::new(at, at + 1), 0),
+            "bad \u{1b}]0;title\u{7} here".to_string(),
+        );
+        let sources = BTreeMap::from([("e.pmf".to_string(), text.to_string())]);
+        for color in [false, true] {
+            let out = human(&diag, &sources, HumanStyle { color, width: 100 });
+            assert!(
+                !out.contains("\u{1b}[2J") && !out.contains("\u{1b}]0"),
+                "{out:?}"
+            );
+            assert!(
+                !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+                "{out:?}"
+            );
+            if !color {
+                assert!(!out.contains('\u{1b}'), "{out:?}");
+            }
+            assert!(out.contains("a?[2Jb"), "{out}");
+        }
+    }
     use crate::LineIndex;
 
     /// Texts with every kind of line end, multi-byte characters and long
