@@ -115,23 +115,8 @@ fn needs(loaded: &crate::runtime::plan::LoadedPlan) -> std::collections::BTreeMa
 pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
-    let mut out = if args.output.exists() {
-        let existing = approvals::read_approvals(&args.output).map_err(UsageError)?;
-        if existing.plan_hash != loaded.hash {
-            return Err(UsageError(format!(
-                "`{}` holds approvals of another plan; write these to another file",
-                args.output.display()
-            ))
-            .into());
-        }
-        existing
-    } else {
-        ApprovalsFile {
-            format_version: crate::runtime::approvals::APPROVALS_FORMAT,
-            plan_hash: loaded.hash.clone(),
-            approvals: Vec::new(),
-        }
-    };
+    // Refused before the summary when it holds another plan's approvals.
+    approvals_of(&args.output, &loaded.hash)?;
     // What the signature is worth: only a key the plan's own policy trusts
     // for the authority lets partners past preparation. Any other key can
     // only endorse a change of policy (counted by a store whose governing
@@ -197,17 +182,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     // this one read the summary): it is read again and written back under
     // a lock of its directory, so that no signature replaces another's.
     let _signers = lock_directory_of(&args.output);
-    if args.output.exists() {
-        let now = approvals::read_approvals(&args.output).map_err(UsageError)?;
-        if now.plan_hash != loaded.hash {
-            return Err(UsageError(format!(
-                "`{}` now holds approvals of another plan; write these to another file",
-                args.output.display()
-            ))
-            .into());
-        }
-        out = now;
-    }
+    let mut out = approvals_of(&args.output, &loaded.hash)?;
     out.approvals
         .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
     let public_key = approval.public_key.clone();
@@ -232,6 +207,26 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         args.output.display()
     );
     Ok(Exit::Success)
+}
+
+/// The approvals file at `path` as it is now (empty when there is none),
+/// refused when it holds approvals of another plan than `plan_hash`.
+fn approvals_of(path: &std::path::Path, plan_hash: &str) -> Result<ApprovalsFile, UsageError> {
+    if !path.exists() {
+        return Ok(ApprovalsFile {
+            format_version: crate::runtime::approvals::APPROVALS_FORMAT,
+            plan_hash: plan_hash.to_string(),
+            approvals: Vec::new(),
+        });
+    }
+    let existing = approvals::read_approvals(path).map_err(UsageError)?;
+    if existing.plan_hash != plan_hash {
+        return Err(UsageError(format!(
+            "`{}` holds approvals of another plan; write these to another file",
+            path.display()
+        )));
+    }
+    Ok(existing)
 }
 
 /// An exclusive lock of the directory `file` is in, held until dropped

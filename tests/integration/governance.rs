@@ -57,15 +57,22 @@ fn replan(dir: &Path, policy: &str, out: &str) {
 }
 
 fn approve(dir: &Path, plan: &str, key: &str, out: &str) {
-    let o = pmf(dir, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+    let o = approving(dir, plan, key, out, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
+/// `pmf approve PLAN --key KEY -o OUT --yes EXTRA…` in `dir`.
+fn approving(dir: &Path, plan: &str, key: &str, out: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["approve", plan, "--key", key, "-o", out, "--yes"];
+    args.extend_from_slice(extra);
+    pmf(dir, &args)
 }
 
 /// Sign `plan` with a key its policy does not trust: an endorsement of a
 /// change of policy, which `pmf approve` makes only when asked to.
 fn endorse(dir: &Path, plan: &str, key: &str, out: &str) {
     let before = std::fs::read(dir.join(out)).ok();
-    let o = pmf(dir, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+    let o = approving(dir, plan, key, out, &[]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 1, "{err}");
     assert!(
@@ -74,19 +81,7 @@ fn endorse(dir: &Path, plan: &str, key: &str, out: &str) {
         "{err}"
     );
     assert_eq!(std::fs::read(dir.join(out)).ok(), before, "{err}");
-    let o = pmf(
-        dir,
-        &[
-            "approve",
-            plan,
-            "--key",
-            key,
-            "-o",
-            out,
-            "--yes",
-            "--endorse",
-        ],
-    );
+    let o = approving(dir, plan, key, out, &["--endorse"]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 0, "{err}");
     assert!(
@@ -280,26 +275,13 @@ fn approvals_signed_at_once_are_all_kept() {
 fn the_signer_reads_the_plan_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = crate::runtime::plan_doc(dir.path());
     let key = fleet("keys/TSC.key");
     let mut edited = plan.clone();
     edited["header"]["policy"]["name"] = "fleet\u{1b}]0;hidden\u{7}".into();
     edited["entries"][3]["type"] = "forced\u{1b}[8m".into();
     std::fs::write(dir.path().join("edited.json"), edited.to_string()).unwrap();
-    let o = pmf(
-        dir.path(),
-        &[
-            "approve",
-            "edited.json",
-            "--key",
-            &key,
-            "-o",
-            "a.json",
-            "--yes",
-        ],
-    );
+    let o = approving(dir.path(), "edited.json", &key, "a.json", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
@@ -310,18 +292,7 @@ fn the_signer_reads_the_plan_as_it_is() {
     let mut other = plan.clone();
     other["header"]["policy"]["hash"] = "0".repeat(64).into();
     std::fs::write(dir.path().join("other.json"), other.to_string()).unwrap();
-    let o = pmf(
-        dir.path(),
-        &[
-            "approve",
-            "other.json",
-            "--key",
-            &key,
-            "-o",
-            "b.json",
-            "--yes",
-        ],
-    );
+    let o = approving(dir.path(), "other.json", &key, "b.json", &[]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("the plan was edited; nothing was signed"));
     assert!(!dir.path().join("b.json").exists());

@@ -717,9 +717,7 @@ fn a_plan_carries_what_apply_needs_and_refuses_other_inputs() {
     );
     assert!(!dir.path().join("fresh.db").exists(), "nothing was applied");
     // The plan names its inputs by digest.
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = crate::runtime::plan_doc(dir.path());
     let header = &plan["header"];
     assert_eq!(plan["format_version"], 4);
     for input in ["partners", "target", "observed"] {

@@ -265,9 +265,7 @@ pub(crate) fn partners_with_several(
 fn the_fleet_hits_every_outcome() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = plan_doc(dir.path());
     assert_eq!(plan["format_version"], 4);
     let totals = &plan["totals"];
     for t in ["soft", "guided", "forced"] {
@@ -1048,9 +1046,12 @@ fn killed_mid_run_a_rerun_completes_the_work() {
 
 /// The plan's entries, without the header (which names the input file).
 fn plan_entries(dir: &Path) -> serde_json::Value {
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-    plan["entries"].clone()
+    plan_doc(dir)["entries"].clone()
+}
+
+/// `plan.json` of `dir`, as JSON.
+pub(crate) fn plan_doc(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -1309,9 +1310,7 @@ fn apply_refuses_ids_a_plan_was_edited_to_carry() {
     let dir = tempfile::tempdir().unwrap();
     let o = plan_local(dir.path(), &fleet("partners.json"));
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = plan_doc(dir.path());
     for (id, says) in [
         (
             "p-001\u{1b}[2K\rHIDDEN",
@@ -1553,9 +1552,7 @@ fn reports_onto_a_full_device_fail_with_exit_2() {
     let again = apply(dir.path(), &[]);
     let summary = text(&again.stdout);
     assert!(summary.contains("\"skipped\":"), "{summary}");
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
-            .unwrap();
+    let plan = plan_doc(dir.path());
     let partners = plan["entries"].as_array().unwrap().len();
     let line = summary.lines().last().unwrap();
     let last: serde_json::Value = serde_json::from_str(line).unwrap();

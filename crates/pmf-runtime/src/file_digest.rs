@@ -50,12 +50,7 @@ fn hash_in_pieces(file: &File, len: u64, piece: u64) -> std::io::Result<blake3::
 /// two chunks in `len`, or `len` the file's last bytes).
 fn subtree(file: &File, offset: u64, len: u64, piece: u64) -> std::io::Result<ChainingValue> {
     if len <= piece {
-        return read_at(file, offset, len, |bytes| {
-            blake3::Hasher::new()
-                .set_input_offset(offset)
-                .update(bytes)
-                .finalize_non_root()
-        });
+        return read_at(file, offset, len, |bytes| subtree_cv(offset, bytes));
     }
     let left = left_subtree_len(len);
     let (a, b) = rayon::join(
@@ -157,11 +152,12 @@ impl HeadLastHasher {
 
     /// The chaining value of the next piece after the head.
     fn cv_of_next(&self, bytes: &[u8]) -> ChainingValue {
-        let offset = (self.head_len + self.pieces.len() * self.piece) as u64;
-        blake3::Hasher::new()
-            .set_input_offset(offset)
-            .update(bytes)
-            .finalize_non_root()
+        subtree_cv(self.next_offset(), bytes)
+    }
+
+    /// Where the next piece after the head starts.
+    fn next_offset(&self) -> u64 {
+        (self.head_len + self.pieces.len() * self.piece) as u64
     }
 
     /// The first bytes given (up to the head's length), to change in place.
@@ -182,22 +178,11 @@ impl HeadLastHasher {
             .head
             .chunks(piece)
             .enumerate()
-            .map(|(i, bytes)| {
-                blake3::Hasher::new()
-                    .set_input_offset((i * piece) as u64)
-                    .update(bytes)
-                    .finalize_non_root()
-            })
+            .map(|(i, bytes)| subtree_cv((i * piece) as u64, bytes))
             .collect();
         cvs.extend(self.pieces.iter().copied());
         if !self.pending.is_empty() {
-            let offset = (self.head_len + self.pieces.len() * piece) as u64;
-            cvs.push(
-                blake3::Hasher::new()
-                    .set_input_offset(offset)
-                    .update(&self.pending)
-                    .finalize_non_root(),
-            );
+            cvs.push(subtree_cv(self.next_offset(), &self.pending));
         }
         let piece = piece as u64;
         let left = left_subtree_len(total);
@@ -207,6 +192,15 @@ impl HeadLastHasher {
         );
         blake3::hazmat::merge_subtrees_root(&a, &b, Mode::Hash)
     }
+}
+
+/// The chaining value of `bytes` as the subtree of the file's tree that
+/// starts at `offset`.
+fn subtree_cv(offset: u64, bytes: &[u8]) -> ChainingValue {
+    blake3::Hasher::new()
+        .set_input_offset(offset)
+        .update(bytes)
+        .finalize_non_root()
 }
 
 /// The chaining value of the subtree of `len` bytes at `offset`, from the

@@ -517,7 +517,7 @@ pub fn read_targets(schema: &Type, path: &Path) -> Result<Targets, InputError> {
         held.push((member.key, text, start));
     };
     scan.close(end)?;
-    let blake3 = scan.blake3();
+    let blake3 = Some(scan.blake3());
     let structured = partners.is_some()
         || (!held.is_empty() && held.iter().all(|(k, ..)| k == "all" || k == "partners"));
     if !structured {
@@ -605,7 +605,7 @@ pub fn read_observed(schema: &Type, path: &Path) -> Result<Observed, InputError>
         Some(e) => Err(e),
         None => Ok(Observed {
             partners,
-            blake3: scan.blake3(),
+            blake3: Some(scan.blake3()),
         }),
     }
 }

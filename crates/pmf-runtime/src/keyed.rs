@@ -653,25 +653,8 @@ impl Scanner {
         } else {
             Some(tempfile::tempfile().map_err(|e| spool_error(path, e))?)
         };
-        Ok(Scanner {
-            path: path.to_path_buf(),
-            name: path.display().to_string(),
-            input,
-            spool,
-            // A pipe's bytes are hashed as they are spooled: the plan binds
-            // what it read either way.
-            hasher: blake3::Hasher::new(),
-            identity: regular.then(|| (meta.len(), meta.modified().ok())),
-            block: BLOCK,
-            buf: Vec::new(),
-            base: 0,
-            keep: 0,
-            eof: false,
-            line: 1,
-            line_start: 0,
-            line_before: 0,
-            counted: 0,
-        })
+        let identity = regular.then(|| (meta.len(), meta.modified().ok()));
+        Ok(Scanner::reading(path, input, spool, identity, 0, BLOCK))
     }
 
     /// The file's name as given.
@@ -681,8 +664,8 @@ impl Scanner {
 
     /// The BLAKE3 (hex) of the bytes read (a regular file's or a pipe's),
     /// once all are scanned.
-    pub(super) fn blake3(&self) -> Option<String> {
-        Some(self.hasher.finalize().to_hex().to_string())
+    pub(super) fn blake3(&self) -> String {
+        self.hasher.finalize().to_hex().to_string()
     }
 
     /// Read the next block; false at the end of the file.
@@ -1034,8 +1017,7 @@ impl Scanner {
             regions::skip_to(self, end)?;
             return self.sealed(entries, end, gathered);
         }
-        let mut cache = ParseCache::new(schema, Completeness::Partial);
-        let mut good = rustc_hash::FxHashSet::<Box<str>>::default();
+        let mut checker = MemberChecker::new(schema);
         let mut at = open + 1;
         let mut first = true;
         loop {
@@ -1048,32 +1030,7 @@ impl Scanner {
             };
             first = false;
             at = member.value.end;
-            if let Some(problem) = id_problem(&member.key) {
-                let e = self.invalid(
-                    member.at,
-                    Some(&member.key),
-                    format!("partner id: {problem}"),
-                );
-                gathered.add(e);
-                continue;
-            }
-            let parsed = match self.value_text(&member) {
-                // A text read before is as good as it was then.
-                Ok(text) if good.contains(text) => Ok(()),
-                Ok(text) => {
-                    let parsed = parse_partial(schema, text, &mut cache).map(drop);
-                    if parsed.is_ok() && good.len() < GOOD_KEPT {
-                        good.insert(text.into());
-                    }
-                    parsed
-                }
-                Err(e) => {
-                    gathered.add(e);
-                    continue;
-                }
-            };
-            if let Err(refusal) = parsed {
-                let e = self.refused(member.value.start, &member.key, refusal);
+            if let Err(e) = checker.check(self, &member) {
                 gathered.add(e);
                 continue;
             }
@@ -1086,6 +1043,36 @@ impl Scanner {
             }
         }
         self.sealed(entries, at, gathered)
+    }
+
+    /// A scanner of `input`, reading from `start`, `block` bytes at a time.
+    fn reading(
+        path: &Path,
+        input: File,
+        spool: Option<File>,
+        identity: Option<(u64, Option<std::time::SystemTime>)>,
+        start: u64,
+        block: usize,
+    ) -> Scanner {
+        Scanner {
+            path: path.to_path_buf(),
+            name: path.display().to_string(),
+            input,
+            spool,
+            // A pipe's bytes are hashed as they are spooled: the plan binds
+            // what it read either way.
+            hasher: blake3::Hasher::new(),
+            identity,
+            block,
+            buf: Vec::new(),
+            base: start,
+            keep: start,
+            eof: false,
+            line: 1,
+            line_start: start,
+            line_before: 0,
+            counted: start,
+        }
     }
 
     /// `entries` sealed, with their repeated ids reported; and where the
@@ -1123,6 +1110,51 @@ impl Scanner {
             .unwrap_or(&self.input)
             .try_clone()
             .map_err(|e| io(&self.path, e))
+    }
+}
+
+/// What the scan checks of each member: its id, that its value is UTF-8,
+/// and that the schema takes it (each distinct good text once).
+pub(super) struct MemberChecker<'s> {
+    schema: &'s Type,
+    cache: ParseCache,
+    /// Entry texts found good: a fleet gives its partners few distinct
+    /// targets, each checked once.
+    good: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl<'s> MemberChecker<'s> {
+    pub(super) fn new(schema: &'s Type) -> Self {
+        MemberChecker {
+            schema,
+            cache: ParseCache::new(schema, Completeness::Partial),
+            good: Default::default(),
+        }
+    }
+
+    /// The member's first problem, as the scan reports it.
+    pub(super) fn check(&mut self, scan: &mut Scanner, member: &Member) -> Result<(), InputError> {
+        if let Some(problem) = id_problem(&member.key) {
+            return Err(scan.invalid(
+                member.at,
+                Some(&member.key),
+                format!("partner id: {problem}"),
+            ));
+        }
+        let text = scan.value_text(member)?;
+        // A text read before is as good as it was then.
+        if self.good.contains(text) {
+            return Ok(());
+        }
+        match parse_partial(self.schema, text, &mut self.cache) {
+            Ok(_) => {
+                if self.good.len() < GOOD_KEPT {
+                    self.good.insert(text.into());
+                }
+                Ok(())
+            }
+            Err(refusal) => Err(scan.refused(member.value.start, &member.key, refusal)),
+        }
     }
 }
 

@@ -328,10 +328,8 @@ impl PartnerStream {
     /// without moving the stream (`None` for a pipe, which can be read
     /// only once).
     pub(crate) fn hash_ahead(&self) -> Result<Option<String>, InputError> {
-        let file = match &self.kind {
-            StreamKind::Lines(r) => &r.file,
-            StreamKind::Array(r) => &r.file,
-            StreamKind::Empty => return Ok(None),
+        let Some(file) = self.handle() else {
+            return Ok(None);
         };
         let cannot =
             |e: std::io::Error| InputError::Io(format!("cannot read `{}`: {e}", self.file));
@@ -346,12 +344,18 @@ impl PartnerStream {
 
     /// The size of the file in bytes (0 when unknown).
     pub(crate) fn total_bytes(&self) -> u64 {
-        let file = match &self.kind {
-            StreamKind::Lines(r) => &r.file,
-            StreamKind::Array(r) => &r.file,
-            StreamKind::Empty => return 0,
-        };
-        file.metadata().map_or(0, |m| m.len())
+        self.handle()
+            .and_then(|file| file.metadata().ok())
+            .map_or(0, |m| m.len())
+    }
+
+    /// The file the stream reads (none for an empty stream).
+    fn handle(&self) -> Option<&std::fs::File> {
+        match &self.kind {
+            StreamKind::Lines(r) => Some(&r.file),
+            StreamKind::Array(r) => Some(&r.file),
+            StreamKind::Empty => None,
+        }
     }
 
     /// The next batch of at most `max` records (empty at the end).

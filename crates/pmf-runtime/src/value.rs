@@ -750,17 +750,7 @@ pub(crate) const MAX_ID_BYTES: usize = 1024;
 /// overrides, isolates, marks) and the Unicode line and paragraph
 /// separators.
 pub(crate) fn is_forbidden_in_id(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{2028}'
-                | '\u{2029}'
-        )
+    c.is_control() || pmf_syntax::diagnostics::render::is_layout_control(c)
 }
 
 /// `base` with every field `over` gives laid on top (recursively).

@@ -408,6 +408,41 @@ pub struct Store {
     texts: std::cell::RefCell<interned::Texts>,
 }
 
+/// The settings of every connection to a store, none of which writes: a
+/// busy timeout, statements kept prepared, a page cache, and stable plans.
+fn tune_for_reading(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Apply uses a couple of dozen statements per partner: keep them all
+    // prepared (the default cache of 16 would evict and re-parse them).
+    conn.set_prepared_statement_cache_capacity(64);
+    // A page cache that holds the hot index pages of a large lineage (the
+    // default 2 MB re-reads them from the file again and again).
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    // Temporary tables and sorts stay in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Keep query plans stable: otherwise SQLite re-prepares a statement
+    // whenever a new value is bound to a parameter its plan looked at
+    // (about an eighth of apply's time went to re-parsing SQL).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
+/// A schema `version` this pmf can read, or the error that says it is
+/// newer.
+fn not_newer(path: &Path, version: i64) -> Result<(), StoreError> {
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            version,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    Ok(())
+}
+
 /// `path` as the path of a SQLite `file:` URI: the characters a URI gives
 /// a meaning (`%`, `?`, `#`) escaped.
 fn uri_path(path: &Path) -> String {
@@ -434,10 +469,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Apply uses a couple of dozen statements per partner: keep them all
-        // prepared (the default cache of 16 would evict and re-parse them).
-        conn.set_prepared_statement_cache_capacity(64);
+        tune_for_reading(&conn)?;
         // Larger pages for a new store: the lineage is appended a page at a
         // time, and each page is one write to the WAL and one to the file.
         // (Ignored for an existing store, whose page size is fixed.)
@@ -445,27 +477,25 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // A page cache that holds the hot index pages of a large lineage
-        // (the default 2 MB re-reads them from the file again and again).
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        // Temporary tables and sorts stay in memory.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // Keep query plans stable: otherwise SQLite re-prepares a statement
-        // whenever a new value is bound to a parameter its plan looked at
-        // (about an eighth of apply's time went to re-parsing SQL).
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
-        let mut store = Store {
+        let mut store = Store::over(conn, path);
+        store.migrate()?;
+        store.finish_opening()
+    }
+
+    /// A store over `conn` (its settings made, its schema not yet read).
+    fn over(conn: Connection, path: &Path) -> Store {
+        Store {
             conn,
             path: path.to_path_buf(),
             legacy: false,
             texts: Default::default(),
-        };
-        store.migrate()?;
-        store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
-        Ok(store)
+        }
+    }
+
+    /// The store with what it records of itself read (its schema current).
+    fn finish_opening(mut self) -> Result<Store, StoreError> {
+        self.legacy = self.meta("checkpoints_from")?.is_some_and(|n| n != "0");
+        Ok(self)
     }
 
     /// Open an existing store to read it only: nothing is written, not even
@@ -496,18 +526,9 @@ impl Store {
             let uri = format!("file:{}?immutable=1", uri_path(path));
             conn = Connection::open_with_flags(uri, flags).map_err(open_error)?;
         }
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(64);
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        tune_for_reading(&conn)?;
         let version = readable(&conn)?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(StoreError::NewerSchema {
-                path: path.to_path_buf(),
-                version,
-                supported: MIGRATIONS.len(),
-            });
-        }
+        not_newer(path, version)?;
         if (version as usize) < MIGRATIONS.len() {
             return Err(StoreError::OlderSchema {
                 path: path.to_path_buf(),
@@ -515,14 +536,7 @@ impl Store {
                 current: MIGRATIONS.len(),
             });
         }
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            legacy: false,
-            texts: Default::default(),
-        };
-        store.legacy = store.meta("checkpoints_from")?.is_some_and(|n| n != "0");
-        Ok(store)
+        Store::over(conn, path).finish_opening()
     }
 
     /// Open an existing store to read it: read only ([`Store::open_read_only`])
@@ -561,13 +575,7 @@ impl Store {
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if version as usize > MIGRATIONS.len() {
-                return Err(StoreError::NewerSchema {
-                    path: self.path.clone(),
-                    version,
-                    supported: MIGRATIONS.len(),
-                });
-            }
+            not_newer(&self.path, version)?;
             let Some(sql) = MIGRATIONS.get(version as usize) else {
                 return Ok(());
             };

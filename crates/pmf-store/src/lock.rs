@@ -48,8 +48,13 @@ fn open(path: &Path) -> Result<File, StoreError> {
     }
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
-    // Never through a link: the holder's name is written into the lock
-    // file, and a link planted there must not carry it into another file.
+    open_with(path, options)
+}
+
+/// Open the lock file at `path` with `options`, never through a link: the
+/// holder's name is written into the lock file, and a link planted there
+/// must not carry it into another file.
+fn open_with(path: &Path, mut options: OpenOptions) -> Result<File, StoreError> {
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
     options.open(path).map_err(|source| StoreError::OpenLock {
         path: path.to_path_buf(),
@@ -133,17 +138,7 @@ pub fn holder(store: &Path) -> Result<Option<String>, StoreError> {
     }
     let mut options = OpenOptions::new();
     options.read(true);
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let mut file = options.open(&path).map_err(|source| StoreError::OpenLock {
-        path: path.clone(),
-        source: if source.raw_os_error() == Some(libc::ELOOP) {
-            std::io::Error::other(
-                "it is a symbolic link, which pmf never writes through: remove it",
-            )
-        } else {
-            source
-        },
-    })?;
+    let mut file = open_with(&path, options)?;
     // SAFETY: flock on a descriptor this function owns; no memory involved.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
     if r == 0 {

@@ -19,11 +19,7 @@
 use std::fs::File;
 use std::io::Seek;
 
-use rustc_hash::FxHashSet;
-
-use super::{PartnerEntries, Scanner, pack, parse_partial};
-use crate::fast::ParseCache;
-use crate::value::{Completeness, id_problem};
+use super::{MemberChecker, PartnerEntries, Scanner, pack};
 use pmf_compiler::model::types::Type;
 
 /// Keyed files (from the object's start) smaller than this are scanned in
@@ -160,23 +156,15 @@ fn region_starts(file: &File, open: u64, len: u64, parts: usize) -> Option<Vec<u
 fn scanner_at(file: &File, start: u64) -> Option<Scanner> {
     let mut input = reopen(file)?;
     input.seek(std::io::SeekFrom::Start(start)).ok()?;
-    Some(Scanner {
-        path: std::path::PathBuf::new(),
-        name: String::new(),
+    let path = std::path::Path::new("");
+    Some(Scanner::reading(
+        path,
         input,
-        spool: None,
-        hasher: blake3::Hasher::new(),
-        identity: None,
-        block: REGION_BLOCK,
-        buf: Vec::new(),
-        base: start,
-        keep: start,
-        eof: false,
-        line: 1,
-        line_start: start,
-        line_before: 0,
-        counted: start,
-    })
+        None,
+        None,
+        start,
+        REGION_BLOCK,
+    ))
 }
 
 /// The same open file with a read position of its own.
@@ -204,8 +192,7 @@ fn scan_region(
     end: u64,
 ) -> Option<Region> {
     let mut scan = scanner_at(file, start)?;
-    let mut cache = ParseCache::new(schema, Completeness::Partial);
-    let mut good = FxHashSet::<Box<str>>::default();
+    let mut checker = MemberChecker::new(schema);
     let mut places = Vec::with_capacity(FLUSH);
     let mut members = 0;
     let mut flush = |places: &mut Vec<(u64, u64)>| -> Option<()> {
@@ -243,16 +230,7 @@ fn scan_region(
             });
         }
         at = member.value.end;
-        if id_problem(&member.key).is_some() {
-            return None;
-        }
-        let text = scan.value_text(&member).ok()?;
-        if !good.contains(text) {
-            parse_partial(schema, text, &mut cache).ok()?;
-            if good.len() < super::GOOD_KEPT {
-                good.insert(text.into());
-            }
-        }
+        checker.check(&mut scan, &member).ok()?;
         let packed = pack(member.at, member.value.end - member.at)?;
         places.push((entries.hash(&member.key), packed));
         if places.len() == FLUSH {

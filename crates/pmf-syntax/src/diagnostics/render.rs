@@ -38,21 +38,26 @@ pub trait SourceLookup {
     }
 }
 
+/// Whether `c` changes how text around it is laid out though it is not
+/// a control character: a bidirectional mark, override or isolate (which
+/// reorder what a reader sees), or a line or paragraph separator.
+pub fn is_layout_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// Whether `c` must not reach a terminal as it is: a control character
-/// (tab and line ends aside), a C1 control, or a bidirectional override
-/// or isolate (which reorder what a reader sees).
+/// (tab and line ends aside), a C1 control, or a layout control.
 fn obeyed_by_terminals(c: char) -> bool {
-    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-        || matches!(
-            c,
-            '\u{200e}'
-                | '\u{200f}'
-                | '\u{061c}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_layout_control(c)
 }
 
 /// `text` as a report may show it: each character a terminal would obey
