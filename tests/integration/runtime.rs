@@ -1298,6 +1298,26 @@ fn reading_a_store_writes_nothing() {
         holder,
         "the lock holder's name"
     );
+
+    // A change that sits only in the write-ahead log (its writer stopped
+    // before folding it in: the connection below is never closed) is read
+    // though the shared-memory file cannot be made: here a tamper, which
+    // must be found, not passed by reading the store file without its log.
+    std::fs::remove_dir(dir.path().join(".pmf/state.db-shm")).unwrap();
+    let writer = rusqlite::Connection::open(&store).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA wal_autocheckpoint = 0;
+             UPDATE partners SET version = '9.9.9' WHERE id = (SELECT min(id) FROM partners);",
+        )
+        .unwrap();
+    std::mem::forget(writer);
+    let _ = std::fs::remove_file(dir.path().join(".pmf/state.db-shm"));
+    std::fs::create_dir(dir.path().join(".pmf/state.db-shm")).unwrap();
+    let db = std::fs::read(&store).unwrap();
+    let o = pmf(dir.path(), &["lineage", "verify"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert_eq!(std::fs::read(&store).unwrap(), db, "the store's bytes");
 }
 
 /// A plan edited to name a partner by an id `pmf plan` would refuse

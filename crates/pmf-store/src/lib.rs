@@ -107,6 +107,19 @@ pub enum StoreError {
         /// This pmf's.
         current: usize,
     },
+    /// A store read without write access to its directory has a
+    /// write-ahead log holding changes, which such a reader cannot read.
+    #[error(
+        "the store `{}` has changes in its write-ahead log `{}` that cannot be read without write access to its directory (SQLite needs its shared-memory file): it is being written, or its last writer stopped before folding them in; run again once no one writes it, or copy both files into a directory you may write and read the copy with `--store`",
+        path.display(),
+        wal.display()
+    )]
+    UnreadableLog {
+        /// The store file.
+        path: PathBuf,
+        /// Its write-ahead log.
+        wal: PathBuf,
+    },
     /// The lock file cannot be opened (or made).
     #[error("cannot open the lock `{}`: {source}", path.display())]
     OpenLock {
@@ -350,6 +363,19 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE stable_versions_v4 RENAME TO stable_versions;",
 ];
 
+/// The size of a write-ahead log's header: a log no longer holds frames.
+const WAL_HEADER_BYTES: u64 = 32;
+
+/// The write-ahead log of the store at `path`, when it is a file that
+/// holds frames (more than its header).
+fn log_with_frames(path: &Path) -> Option<PathBuf> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    let m = std::fs::metadata(&wal).ok()?;
+    (m.is_file() && m.len() > WAL_HEADER_BYTES).then_some(wal)
+}
+
 /// The digest of a partner's stored row, as the lineage records it.
 pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
     let mut h = Sha256::new();
@@ -520,9 +546,19 @@ impl Store {
             |conn: &Connection| conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
         if readable(&conn).is_err() {
-            // A WAL store in a directory this user cannot write: SQLite
-            // cannot make its shared-memory file. Nothing else writes
-            // there either, so the file is read as it is.
+            // A WAL store in a directory this user cannot write, without
+            // a write-ahead log (SQLite reads an existing one without its
+            // shared-memory file): the file is read as it is. A log that
+            // is there but could not be read (this user may not) and holds
+            // frames would be left unread, and what is read could be an
+            // older or a torn store, passed as current or reported as
+            // tampered: refused instead, naming what reads it.
+            if let Some(wal) = log_with_frames(path) {
+                return Err(StoreError::UnreadableLog {
+                    path: path.to_path_buf(),
+                    wal,
+                });
+            }
             let uri = format!("file:{}?immutable=1", uri_path(path));
             conn = Connection::open_with_flags(uri, flags).map_err(open_error)?;
         }
@@ -984,6 +1020,29 @@ mod tests {
             matches!(e, StoreError::OlderSchema { version: 1, .. }),
             "{e:?}"
         );
+    }
+
+    /// Only a log with frames is one a reader without the shared-memory
+    /// file would leave unread (SQLite reads an existing log without it;
+    /// one it cannot open, such as one this user may not read, is this).
+    #[test]
+    fn a_log_with_frames_is_told_from_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let wal = dir.path().join("state.db-wal");
+        assert_eq!(log_with_frames(&path), None);
+        std::fs::write(&wal, [0u8; 32]).unwrap();
+        assert_eq!(log_with_frames(&path), None);
+        std::fs::write(&wal, [0u8; 33]).unwrap();
+        assert_eq!(log_with_frames(&path), Some(wal.clone()));
+        std::fs::remove_file(&wal).unwrap();
+        std::fs::create_dir(&wal).unwrap();
+        assert_eq!(log_with_frames(&path), None);
+        let e = StoreError::UnreadableLog {
+            path: path.clone(),
+            wal: wal.clone(),
+        };
+        assert!(e.to_string().contains("state.db-wal"), "{e}");
     }
 
     #[test]

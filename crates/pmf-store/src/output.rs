@@ -10,6 +10,12 @@
 //! directory) cannot make it overwrite another file, nor put a private key
 //! into a file another user made; and two runs writing the same output
 //! never write into one file (the last to finish is the output, whole).
+//!
+//! A run killed outright (SIGKILL, power loss) leaves its file beside: the
+//! next output of the same name removes it, when it is a regular file of
+//! the same user, untouched for a minute, whose run (named by the process
+//! id in its name, `.plan.json.<pid>-<random>.partial`) is gone. A live
+//! run's file is never removed; a link is never followed.
 
 use std::fs::File;
 use std::io::Write;
@@ -53,8 +59,9 @@ impl Output {
                 // No randomness (never seen): the process id alone still
                 // makes the name exclusive, which is what keeps it safe.
                 let _ = getrandom::fill(&mut random);
-                let tag = format!("{}{}", std::process::id(), hex::encode(random));
+                let tag = format!("{}-{}", std::process::id(), hex::encode(random));
                 let tmp = path.with_file_name(format!(".{name}.{tag}.partial"));
+                remove_leftovers(&path, &name);
                 Output::Replace { path, tmp }
             }
         }
@@ -124,6 +131,89 @@ impl Output {
     pub fn abandon(&self) {
         if let Output::Replace { tmp, .. } = self {
             let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// How long a leftover must have been untouched before it is removed: a
+/// run whose process id this namespace cannot see (another container on
+/// a shared volume) may still be writing it.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The process that wrote `file_name`, when it is the temporary file of an
+/// output named `name` (`.NAME.<pid>-<16 hex digits>.partial`).
+fn leftover_of(file_name: &str, name: &str) -> Option<u32> {
+    let tag = file_name
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix('.')?
+        .strip_suffix(".partial")?;
+    let (pid, random) = tag.split_once('-')?;
+    let hex_digits = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (hex_digits && digits).then(|| pid.parse().ok()).flatten()
+}
+
+/// Whether no process has the id `pid` (as far as this process can tell).
+fn gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 sends nothing; it only asks whether the process
+        // exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        !alive && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Remove the temporary files that killed runs left beside `path` (whose
+/// file name is `name`): see the module's documentation. Best effort: a
+/// file that cannot be listed or removed stays.
+fn remove_leftovers(path: &Path, name: &str) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|f| leftover_of(f, name)) else {
+            continue;
+        };
+        if pid == std::process::id() || !gone(pid) {
+            continue;
+        }
+        // Not followed: a link's metadata is the link's.
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        #[cfg(unix)]
+        let mine = {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions.
+            meta.uid() == unsafe { libc::geteuid() }
+        };
+        #[cfg(not(unix))]
+        let mine = true;
+        let untouched = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= LEFTOVER_AGE);
+        if meta.file_type().is_file() && mine && untouched {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -229,6 +319,44 @@ mod tests {
         std::os::unix::fs::symlink(&victim, a.written()).unwrap();
         assert!(a.create(false).is_err());
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    /// A killed run's file is removed by the next output of its name; a
+    /// live run's, a fresh one, another output's, another name's and a
+    /// link are not.
+    #[test]
+    fn leftovers_of_killed_runs_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        // A process that has exited: its id is free (until reused, when
+        // its file is merely kept).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let old = std::time::SystemTime::now() - LEFTOVER_AGE * 2;
+        let make = |name: &str, age: std::time::SystemTime| {
+            let p = dir.path().join(name);
+            let f = File::create(&p).unwrap();
+            f.set_modified(age).unwrap();
+            p
+        };
+        let killed = make(&format!(".plan.json.{dead}-0123456789abcdef.partial"), old);
+        let fresh = make(&format!(".plan.json.{dead}-fedcba9876543210.partial"), std::time::SystemTime::now());
+        let live = make(&format!(".plan.json.{}-0123456789abcdef.partial", std::process::id()), old);
+        let other = make(&format!(".plan.json.bak.{dead}-0123456789abcdef.partial"), old);
+        let odd = make(&format!(".plan.json.{dead}-0123.partial"), old);
+        let victim = make("victim.txt", old);
+        let link = dir.path().join(format!(".plan.json.{dead}-aaaaaaaaaaaaaaaa.partial"));
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write(&path, b"the plan", false).unwrap();
+        assert!(!killed.exists(), "the killed run's file stays");
+        for kept in [&fresh, &live, &other, &odd, &victim] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        assert!(std::fs::symlink_metadata(&link).is_ok(), "the link was removed");
+        assert_eq!(leftover_of(".plan.json.12-0123456789abcdef.partial", "plan.json"), Some(12));
+        assert_eq!(leftover_of(".plan.json.x-0123456789abcdef.partial", "plan.json"), None);
+        assert_eq!(leftover_of("plan.json.12-0123456789abcdef.partial", "plan.json"), None);
     }
 
     #[test]

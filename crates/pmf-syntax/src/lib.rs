@@ -9,6 +9,7 @@
 pub mod ast;
 pub mod diagnostics;
 pub mod fmt;
+pub mod hidden;
 pub mod parser;
 pub mod place;
 pub mod slips;

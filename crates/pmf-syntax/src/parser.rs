@@ -5,6 +5,7 @@ use pest::iterators::Pair;
 use rayon::prelude::*;
 
 use super::ast::*;
+use super::hidden;
 use super::slips;
 use super::span::{Place, Span};
 use super::split::{self, LexProblem, MAX_NESTING};
@@ -22,7 +23,7 @@ pub(crate) const MAX_EXPR_DEPTH: usize = 128;
 pub struct Parsed {
     /// The syntax tree (declarations that failed to parse are left out).
     pub ast: SourceAst,
-    /// Syntax diagnostics (codes PMF001–PMF004).
+    /// Syntax diagnostics (codes PMF001–PMF004 and PMF006).
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -32,7 +33,8 @@ pub struct ChunkParse {
     /// The chunk's declaration (none when it failed to parse, or for a
     /// chunk of only comments).
     pub decls: Vec<Decl>,
-    /// Unterminated comments and strings (PMF004).
+    /// Unterminated comments and strings (PMF004) and hidden characters
+    /// (PMF006).
     pub lexical: Vec<Diagnostic>,
     /// The other syntax diagnostics of the chunk.
     pub diagnostics: Vec<Diagnostic>,
@@ -76,6 +78,8 @@ pub fn parse_chunk(file: &str, text: &str, at: usize) -> ChunkParse {
             .with_help(help),
         );
     }
+    out.lexical
+        .extend(super::hidden::hidden_characters(file, text, at));
     let comments: Vec<Place> = split.comments.iter().map(|s| Place::at(*s, at)).collect();
     out.comments = split
         .comments
@@ -493,6 +497,9 @@ fn syntax_error(
     }
     let found_text = if found.is_empty() {
         "the end of the declaration".to_string()
+    } else if let Some(c) = found.chars().next().filter(|c| hidden::is_hidden(*c)) {
+        // Named, never shown: reports do not print what a terminal obeys.
+        format!("the hidden character {}", hidden::described(c))
     } else {
         format!("`{found}`")
     };
@@ -518,7 +525,7 @@ fn syntax_error(
         d = d.with_help(if found.is_empty() {
             format!("the declaration ends too early: {wanted} is still missing")
         } else if expected == ["the end of the declaration"] {
-            format!("the declaration is complete before `{found}`: remove it, or look for what is missing before it")
+            format!("the declaration is complete before {found_text}: remove it, or look for what is missing before it")
         } else {
             format!("write {wanted} here, or look for a missing or extra token just before it")
         });
@@ -625,7 +632,13 @@ fn strip_leading_trivia(s: &str) -> &str {
 /// whitespace; returns its offset and text.
 fn token_at(s: &str, pos: usize) -> (usize, &str) {
     let start = pos.min(s.len());
-    let skipped = s[start..].len() - s[start..].trim_start().len();
+    // A hidden character that is white space to Unicode (a form feed, a
+    // line separator) is not to the grammar: it is what was found.
+    let rest = &s[start..];
+    let skipped = rest.len()
+        - rest
+            .trim_start_matches(|c: char| c.is_whitespace() && !hidden::is_hidden(c))
+            .len();
     (start + skipped, token_text(s, start + skipped))
 }
 

@@ -54,6 +54,7 @@ codes! {
     MissingHeader = "PMF003", Error, "syntax", "missing or misplaced `policy` header";
     Unterminated = "PMF004", Error, "syntax", "unterminated comment or string";
     UnreadableFile = "PMF005", Error, "files", "file cannot be read";
+    HiddenCharacter = "PMF006", Error, "syntax", "hidden control or text-direction character";
 
     DuplicateDeclaration = "PMF101", Error, "names", "duplicate declaration";
     UnknownCategory = "PMF102", Error, "names", "unknown category";
