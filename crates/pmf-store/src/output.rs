@@ -341,22 +341,45 @@ mod tests {
             p
         };
         let killed = make(&format!(".plan.json.{dead}-0123456789abcdef.partial"), old);
-        let fresh = make(&format!(".plan.json.{dead}-fedcba9876543210.partial"), std::time::SystemTime::now());
-        let live = make(&format!(".plan.json.{}-0123456789abcdef.partial", std::process::id()), old);
-        let other = make(&format!(".plan.json.bak.{dead}-0123456789abcdef.partial"), old);
+        let fresh = make(
+            &format!(".plan.json.{dead}-fedcba9876543210.partial"),
+            std::time::SystemTime::now(),
+        );
+        let live = make(
+            &format!(".plan.json.{}-0123456789abcdef.partial", std::process::id()),
+            old,
+        );
+        let other = make(
+            &format!(".plan.json.bak.{dead}-0123456789abcdef.partial"),
+            old,
+        );
         let odd = make(&format!(".plan.json.{dead}-0123.partial"), old);
         let victim = make("victim.txt", old);
-        let link = dir.path().join(format!(".plan.json.{dead}-aaaaaaaaaaaaaaaa.partial"));
+        let link = dir
+            .path()
+            .join(format!(".plan.json.{dead}-aaaaaaaaaaaaaaaa.partial"));
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         write(&path, b"the plan", false).unwrap();
         assert!(!killed.exists(), "the killed run's file stays");
         for kept in [&fresh, &live, &other, &odd, &victim] {
             assert!(kept.exists(), "{} was removed", kept.display());
         }
-        assert!(std::fs::symlink_metadata(&link).is_ok(), "the link was removed");
-        assert_eq!(leftover_of(".plan.json.12-0123456789abcdef.partial", "plan.json"), Some(12));
-        assert_eq!(leftover_of(".plan.json.x-0123456789abcdef.partial", "plan.json"), None);
-        assert_eq!(leftover_of("plan.json.12-0123456789abcdef.partial", "plan.json"), None);
+        assert!(
+            std::fs::symlink_metadata(&link).is_ok(),
+            "the link was removed"
+        );
+        assert_eq!(
+            leftover_of(".plan.json.12-0123456789abcdef.partial", "plan.json"),
+            Some(12)
+        );
+        assert_eq!(
+            leftover_of(".plan.json.x-0123456789abcdef.partial", "plan.json"),
+            None
+        );
+        assert_eq!(
+            leftover_of("plan.json.12-0123456789abcdef.partial", "plan.json"),
+            None
+        );
     }
 
     #[test]
