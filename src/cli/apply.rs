@@ -276,6 +276,33 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             operator.public_hex()
         );
     }
+    // The approvals a rollback or a replacement records.
+    let triples = || -> Vec<(String, String, String)> {
+        accepted
+            .iter()
+            .map(|a| {
+                (
+                    a.authority.clone(),
+                    a.public_key.clone(),
+                    a.signature.clone(),
+                )
+            })
+            .collect()
+    };
+    if plan.header.kind == crate::runtime::plan::PlanKind::Replace {
+        drop(store);
+        let accepted = triples();
+        return super::replace::apply(&super::replace::ReplaceApply {
+            store: &args.store,
+            operator: &operator,
+            plan: &loaded,
+            policy: &policy,
+            approved: &approved,
+            signers: &signers,
+            accepted: &accepted,
+            format: args.format,
+        });
+    }
     if plan.header.kind == crate::runtime::plan::PlanKind::Rollback {
         if let Some(g) = change {
             errln!(
@@ -287,16 +314,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Failure);
         }
         drop(store);
-        let accepted: Vec<(String, String, String)> = accepted
-            .iter()
-            .map(|a| {
-                (
-                    a.authority.clone(),
-                    a.public_key.clone(),
-                    a.signature.clone(),
-                )
-            })
-            .collect();
+        let accepted = triples();
         return super::rollback::apply(&super::rollback::RollbackApply {
             store: &args.store,
             operator: &operator,

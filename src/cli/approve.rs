@@ -40,6 +40,7 @@ fn summary(
     loaded: &crate::runtime::plan::LoadedPlan,
     needs: &std::collections::BTreeMap<&str, usize>,
 ) -> String {
+    use crate::runtime::plan::PlanKind;
     use crate::runtime::plan_view::printable;
     use std::collections::BTreeMap;
     use std::fmt::Write;
@@ -78,9 +79,46 @@ fn summary(
         printable(&plan.header.created_at),
         plan.entries.len()
     );
-    let _ = writeln!(out, "changes   type / categories: partners");
-    for ((ty, cats), n) in &by_change {
-        let _ = writeln!(out, "          {ty} / {cats}: {n}");
+    match plan.header.kind {
+        PlanKind::Migrate => {}
+        PlanKind::Rollback => {
+            let _ = writeln!(
+                out,
+                "kind      rollback: partners return to an earlier stable version"
+            );
+        }
+        PlanKind::Replace => {
+            // What a replacement sets is whatever the file said: no check
+            // of the flow ran on it, which is why every authority signs.
+            let new = plan
+                .entries
+                .iter()
+                .filter(|e| e.state.text() == "null")
+                .count();
+            let _ = writeln!(
+                out,
+                "kind      replace: partner states set as the plan says, outside the migration flow (no check of the flow ran)"
+            );
+            let _ = writeln!(
+                out,
+                "changes   {} replaced, {new} imported",
+                plan.entries.len() - new
+            );
+            let reasons: std::collections::BTreeSet<&str> = plan
+                .entries
+                .iter()
+                .map(|e| e.predicted.reason.as_str())
+                .collect();
+            for reason in reasons {
+                let _ = writeln!(out, "reason    {}", printable(reason));
+            }
+        }
+    }
+    if plan.header.kind != PlanKind::Replace {
+        let _ = writeln!(out, "changes   type / categories: partners");
+        for ((ty, cats), n) in &by_change {
+            let _ = writeln!(out, "          {ty} / {cats}: {n}");
+        }
     }
     if let Some(left_out) = plan.totals.not_planned.described() {
         let _ = writeln!(out, "not planned {left_out}");
@@ -140,6 +178,14 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     let needs = needs(&loaded);
     err!("{}", summary(&loaded, &needs));
     match (&trust, args.endorse) {
+        (Ok(()), _) if loaded.plan.header.kind == crate::runtime::plan::PlanKind::Replace => {
+            errln!(
+                "signing as `{}`: this signature is one of the {} a replacement needs (every authority of the policy), for all {} partners of this plan",
+                file.authority,
+                needs.len(),
+                loaded.plan.entries.len()
+            )
+        }
         (Ok(()), _) => errln!(
             "signing as `{}`: this signature lets {} partners of this plan past preparation",
             file.authority,

@@ -753,11 +753,12 @@ fn need_approvals(n: usize) -> String {
 /// Rows of a Markdown table beyond which it is folded in `<details>`.
 pub const DETAILS_AFTER: usize = 10;
 
-/// `migrate` or `rollback`.
+/// `migrate`, `rollback` or `replace`.
 pub fn kind(h: &PlanHeader) -> &'static str {
     match h.kind {
         crate::runtime::plan::PlanKind::Migrate => "migrate",
         crate::runtime::plan::PlanKind::Rollback => "rollback",
+        crate::runtime::plan::PlanKind::Replace => "replace",
     }
 }
 

@@ -8,6 +8,7 @@ use super::plan::input_failure;
 use super::{CliError, Exit, OutputFormat, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
+use crate::store::governance::Governing;
 use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -42,7 +43,9 @@ pub enum StateCommand {
         /// The store.
         #[arg(long, default_value = DEFAULT_PATH)]
         store: PathBuf,
-        /// Replace partners the store already holds (needs `--reason`).
+        /// Replace partners the store already holds (needs `--reason`, and
+        /// `-o` to plan it when the policy has authorities: each must
+        /// approve the replacement before `pmf apply` carries it out).
         #[arg(long, requires = "reason")]
         replace: bool,
         /// Why the states are imported or replaced (recorded in the lineage).
@@ -51,6 +54,11 @@ pub enum StateCommand {
         /// The operator's key, which signs the lineage's checkpoints.
         #[arg(long, env = "PMF_OPERATOR_KEY")]
         operator_key: Option<PathBuf>,
+        /// Write the replacement plan here (with `--replace`) instead of
+        /// importing: it is approved with `pmf approve` and carried out by
+        /// `pmf apply`.
+        #[arg(short = 'o', long = "output", requires = "replace")]
+        output: Option<PathBuf>,
         /// Output format (`json`: the store and the partners imported and
         /// replaced).
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
@@ -87,12 +95,20 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             replace,
             reason,
             operator_key,
+            output,
             format,
         } => {
-            let policy = match policy::load(policy) {
+            if let Some(out) = output {
+                let mut inputs = vec![(store.as_path(), "--store"), (file.as_path(), "the states")];
+                inputs.extend(policy.iter().map(|p| (p.as_path(), "--policy")));
+                super::files::refuse_output_over(out, "the replacement plan", &inputs)?;
+            }
+            let loaded = match policy::load_checked(policy) {
                 Ok(p) => p,
                 Err(f) => return f.exit(),
             };
+            let sources = policy::own_sources(&loaded);
+            let policy = loaded.policy;
             let partners = match read_all_partners(&policy.schema, file) {
                 Ok(p) => p,
                 Err(e) => return input_failure(e),
@@ -100,12 +116,58 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             let _lock = crate::store::lock::lock(store, "state import")
                 .map_err(|e| CliError::from(e).then("nothing was imported"))?;
             let mut db = Store::open(store)?;
+            // States are read against the policy that governs the store:
+            // another one's schema (or another one's authorities, for a
+            // replacement) does not count.
+            let proposed = Governing::new(
+                &policy.hash,
+                policy
+                    .keys
+                    .iter()
+                    .map(|k| (k.authority.as_str(), k.public_key.as_str())),
+            );
+            if let Some(g) = db.governing()?.filter(|g| *g != proposed) {
+                errln!(
+                    "pmf: the store is governed by policy {}, not by the one given ({}): import with the governing policy (a change of policy is applied with an approved migration plan); nothing was imported",
+                    g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
+                    proposed
+                        .policy_hash
+                        .get(..12)
+                        .unwrap_or(&proposed.policy_hash)
+                );
+                return Ok(Exit::Failure);
+            }
             let mut held = Vec::new();
             for v in &partners {
                 let id = policy.id_of(v);
                 if db.partner(id)?.is_some() {
                     held.push(id.to_string());
                 }
+            }
+            let approvers = super::replace::required(&policy);
+            if let Some(out) = output {
+                return super::replace::plan(&super::replace::Planned {
+                    store_path: store,
+                    store: &db,
+                    policy: &policy,
+                    sources,
+                    states: super::plan::input_file(file)?,
+                    partners: &partners,
+                    reason: reason.as_deref().unwrap_or_default(),
+                    output: out,
+                    format: *format,
+                });
+            }
+            if !held.is_empty() && *replace && !approvers.is_empty() {
+                errln!(
+                    "pmf: replacing the state of {} partners the store holds is a governed change: every authority of the policy ({}) must approve it",
+                    held.len(),
+                    approvers.join(", ")
+                );
+                errln!(
+                    "pmf: plan it with `-o replace.json`, have it approved (`pmf approve replace.json --key KEY -o approvals.json`) and apply it (`pmf apply replace.json --approvals approvals.json`); nothing was imported"
+                );
+                return Ok(Exit::Failure);
             }
             if !held.is_empty() && !replace {
                 errln!(

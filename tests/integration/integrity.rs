@@ -539,6 +539,10 @@ fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
     assert_eq!(code(&verify(dir.path(), &[])), 0);
 }
 
+/// A partner's state held by the store changes only through an approved,
+/// recorded plan: `state import --replace --reason` alone is refused when
+/// the policy has authorities; with `-o` it writes a replacement plan that
+/// every authority must approve before `apply` carries it out, once.
 #[test]
 fn state_import_never_rewrites_a_partner_silently() {
     let dir = story();
@@ -563,6 +567,18 @@ fn state_import_never_rewrites_a_partner_silently() {
         args.extend_from_slice(extra);
         pmf(dir.path(), &args)
     };
+    let admin = || {
+        let o = pmf(dir.path(), &["state", "export"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        all.iter()
+            .filter(|s| s["id"] == "p-014")
+            .any(|s| s["permissions"].to_string().contains("admin"))
+    };
+    let events = || {
+        db(dir.path())
+            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
     let o = import(&[]);
     assert_eq!(code(&o), 1);
     assert!(
@@ -571,14 +587,115 @@ fn state_import_never_rewrites_a_partner_silently() {
         text(&o.stderr)
     );
     assert_eq!(code(&import(&["--replace"])), 2, "--replace needs --reason");
-    let o = import(&["--replace", "--reason", "restore after disk loss (INC-42)"]);
+    assert_eq!(code(&import(&["-o", "r.json"])), 2, "-o needs --replace");
+    let reason = "restore after disk loss (INC-42)";
+    let o = import(&["--replace", "--reason", reason]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("governed change") && err.contains("TSC, ERC, SCO"),
+        "{err}"
+    );
+    assert!(!admin(), "replaced without approval");
+
+    // Another policy than the one governing the store is refused, even to
+    // import.
+    let other = dir.path().join("other.pmf");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("override ceiling power <= 7", "override ceiling power <= 9"),
+    )
+    .unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            "import.json",
+            "--policy",
+            other.to_str().unwrap(),
+            "--replace",
+            "--reason",
+            reason,
+            "-o",
+            "other-replace.json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("governed by policy"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let o = import(&["--replace", "--reason", reason, "-o", "replace.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(!admin(), "planning replaced");
+    let sign = |authority: &str| {
+        let o = pmf(
+            dir.path(),
+            &[
+                "approve",
+                "replace.json",
+                "--key",
+                &format!("{authority}.key"),
+                "-o",
+                "replace-approvals.json",
+                "--yes",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        text(&o.stderr)
+    };
+    let shown = sign("TSC");
+    assert!(
+        shown.contains("kind      replace") && shown.contains("reason    restore after disk loss"),
+        "{shown}"
+    );
+    sign("ERC");
+    let apply = || {
+        pmf(
+            dir.path(),
+            &[
+                "apply",
+                "replace.json",
+                "--approvals",
+                "replace-approvals.json",
+            ],
+        )
+    };
+    let before = events();
+    let o = apply();
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("missing: SCO"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!admin(), "replaced with two approvals of three");
+    assert_eq!(events(), before, "nothing was recorded");
+    sign("SCO");
+    let o = apply();
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(admin(), "the approved replacement was not carried out");
     let shown = text(&pmf(dir.path(), &["lineage", "show", "p-014"]).stdout);
     assert!(
         shown.contains("replaced") && shown.contains("INC-42"),
         "{shown}"
     );
     assert_eq!(code(&verify(dir.path(), &[])), 0);
+    // Once: a re-run replaces nothing.
+    let after = events();
+    let o = apply();
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1 done by an earlier run"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(events(), after);
 }
 
 #[test]

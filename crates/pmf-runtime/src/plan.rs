@@ -51,6 +51,9 @@ pub enum PlanKind {
     /// Return partners to an earlier stable version (`pmf rollback`): a
     /// fallback migration that needs the approvals its change requires.
     Rollback,
+    /// Replace partner states outside the flow (`pmf state import
+    /// --replace`): needs the approval of every authority of the policy.
+    Replace,
 }
 
 /// An input file as the plan saw it.

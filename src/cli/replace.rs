@@ -1,0 +1,389 @@
+//! Replacing partner states outside the migration flow, as a governed
+//! change: `pmf state import FILE --replace --reason TEXT -o PLAN` writes a
+//! replacement plan (kind `replace`) when the policy has authorities; every
+//! one of them must approve it (`pmf approve`), and `pmf apply` carries it
+//! out, recording the reason, the approvals and the plan in each partner's
+//! lineage. A partner's state changes only through an approved, recorded
+//! plan: an operator alone cannot rewrite one with a reason of their own.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use super::plan::{OutputFormat as PlanFormat, history_digest};
+use super::{CliError, Exit, OutputFormat, UsageError};
+use crate::runtime::engine::{Action, CompiledPolicy};
+use crate::runtime::plan::{
+    CarriedJson, History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef,
+    Prediction, Totals, now_rfc3339, state_digest,
+};
+use crate::runtime::value::{self, Completeness, Value};
+use crate::store::Store;
+use crate::store::checkpoint::OperatorKey;
+use crate::store::governance::Governing;
+use crate::store::lineage::{Event, EventKind};
+
+/// The outcome a replacement records (its progress row says the same).
+const REPLACED: &str = "replaced";
+
+/// The authorities that must approve a replacement under `policy`: every
+/// one it declares (a state set by hand skips every check the flow makes,
+/// so no one authority's category covers it).
+pub fn required(policy: &CompiledPolicy) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in &policy.authorities {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// What a replacement plan is made from.
+pub struct Planned<'a> {
+    /// The store, as given.
+    pub store_path: &'a Path,
+    /// The store, open.
+    pub store: &'a Store,
+    /// The policy and its own source files.
+    pub policy: &'a CompiledPolicy,
+    /// The policy's source files, carried by the plan.
+    pub sources: BTreeMap<String, String>,
+    /// The states file, as given, with its BLAKE3 (none for a pipe).
+    pub states: InputFile,
+    /// The new states.
+    pub partners: &'a [Value],
+    /// Why.
+    pub reason: &'a str,
+    /// Where to write the plan.
+    pub output: &'a Path,
+    /// Output format of the summary.
+    pub format: OutputFormat,
+}
+
+/// Write the replacement plan of `p`: an entry per partner of the file,
+/// carrying the state the store holds (none for a partner it does not
+/// hold yet) and the state that replaces it.
+pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
+    let policy = p.policy;
+    let approvals = required(policy);
+    let mut entries = Vec::with_capacity(p.partners.len());
+    let mut replaced = 0usize;
+    for v in p.partners {
+        let id = policy.id_of(v);
+        let held = p.store.partner(id)?;
+        let state = match &held {
+            Some(h) => {
+                replaced += 1;
+                serde_json::from_str(&h.state).map_err(|e| {
+                    UsageError(format!("the stored state of `{id}` is unreadable: {e}"))
+                })?
+            }
+            None => serde_json::Value::Null,
+        };
+        let version = policy.version_of(v).map(|v| v.to_string());
+        entries.push(PlanEntry {
+            id: id.to_string(),
+            state_digest: None,
+            from: held.and_then(|h| h.version),
+            to: version,
+            migration: None,
+            categories: Vec::new(),
+            approvals_required: approvals.clone(),
+            predicted: Prediction {
+                score: None,
+                band: None,
+                action: Action::Proceed,
+                reason: p.reason.to_string(),
+                validation: "not run".into(),
+            },
+            fallback_risk: 0.0,
+            target: Some(v.to_json(&policy.schema)),
+            state: CarriedJson::of(&state),
+            observed: None,
+        });
+    }
+    let history = History {
+        outcomes: p.store.outcome_counts()?,
+    };
+    let plan = Plan {
+        format_version: crate::runtime::plan::FORMAT_VERSION,
+        header: PlanHeader {
+            kind: PlanKind::Replace,
+            policy: PolicyRef {
+                name: policy.name.clone(),
+                hash: policy.hash.clone(),
+            },
+            created_at: now_rfc3339(),
+            policy_sources: p.sources.clone(),
+            partners: InputFile {
+                file: format!("store `{}`", p.store_path.display()),
+                blake3: None,
+            },
+            target: p.states.clone(),
+            observed: None,
+            history: history_digest(&history),
+            target_all: None,
+        },
+        totals: Totals {
+            partners: entries.len(),
+            by_type: BTreeMap::from([(REPLACED.to_string(), entries.len())]),
+            by_band: BTreeMap::from([("unknown".to_string(), entries.len())]),
+            by_action: BTreeMap::from([("proceed".to_string(), entries.len())]),
+            not_planned: Default::default(),
+        },
+        entries,
+    };
+    let text = serde_json::to_string(&plan).map_err(|e| UsageError(e.to_string()))? + "\n";
+    crate::output::write(p.output, text.as_bytes(), false)
+        .map_err(|e| UsageError(format!("cannot write `{}`: {e}", p.output.display())))?;
+    let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
+    let out = p.output.display();
+    match p.format {
+        OutputFormat::Json => outln!(
+            "{}",
+            serde_json::json!({"format_version": 1, "plan": out.to_string(), "plan_hash": hash,
+                "partners": plan.entries.len(), "replaced": replaced, "approvals_required": approvals})
+        ),
+        OutputFormat::Human => {
+            outln!(
+                "planned the replacement of {} partner state{} ({replaced} held, {} new) → {out} (plan {})",
+                plan.entries.len(),
+                if plan.entries.len() == 1 { "" } else { "s" },
+                plan.entries.len() - replaced,
+                hash.get(..12).unwrap_or(&hash)
+            );
+            outln!(
+                "  needs the approval of {}: `pmf approve {out} --key KEY -o approvals.json`, then `pmf apply {out} --approvals approvals.json`",
+                approvals.join(", ")
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// What `apply` hands a replacement plan.
+pub struct ReplaceApply<'a> {
+    /// The store's path.
+    pub store: &'a Path,
+    /// The operator's key.
+    pub operator: &'a OperatorKey,
+    /// The plan.
+    pub plan: &'a LoadedPlan,
+    /// Its policy.
+    pub policy: &'a CompiledPolicy,
+    /// Authorities whose approval verified.
+    pub approved: &'a HashSet<String>,
+    /// Keys that signed, by authority.
+    pub signers: &'a HashMap<String, Vec<String>>,
+    /// The approvals accepted: (authority, public key, signature).
+    pub accepted: &'a [(String, String, String)],
+    /// Output format.
+    pub format: PlanFormat,
+}
+
+/// A partner's state as the plan carries it: `None` for one the store did
+/// not hold.
+fn carried(e: &PlanEntry, policy: &CompiledPolicy) -> Result<Option<Value>, UsageError> {
+    let json: serde_json::Value = serde_json::from_str(e.state.text())
+        .map_err(|err| UsageError(format!("the plan's state of `{}`: {err}", e.id)))?;
+    if json.is_null() {
+        return Ok(None);
+    }
+    value::from_json(&policy.schema, &json, "", Completeness::Full)
+        .map(Some)
+        .map_err(|err| UsageError(format!("the plan's state of `{}`: {err}", e.id)))
+}
+
+/// Carry out a replacement plan (the caller holds the store's lock and has
+/// verified the approvals): the store must be governed by the plan's
+/// policy, every partner still where the plan found it, and every
+/// authority the replacement needs must have approved; otherwise nothing
+/// is written. Partners the plan replaced already (a re-run) are skipped.
+pub fn apply(r: &ReplaceApply<'_>) -> Result<Exit, CliError> {
+    let mut store = Store::open_existing(r.store)?;
+    let policy = r.policy;
+    let plan = &r.plan.plan;
+    let proposed = Governing::new(
+        &policy.hash,
+        policy
+            .keys
+            .iter()
+            .map(|k| (k.authority.as_str(), k.public_key.as_str())),
+    );
+    if let Some(g) = store.governing()?.filter(|g| *g != proposed) {
+        errln!(
+            "pmf: the replacement's policy ({}) is not the one this store is governed by ({}); plan it under the governing policy",
+            short(&proposed.policy_hash),
+            short(&g.policy_hash)
+        );
+        errln!("pmf: nothing was replaced");
+        return Ok(Exit::Failure);
+    }
+    let needed = required(policy);
+    let missing: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !r.approved.contains(*a))
+        .collect();
+    if !missing.is_empty() {
+        errln!(
+            "pmf: replacing partner states needs the approval of every authority of the policy; missing: {}",
+            missing.join(", ")
+        );
+        errln!("pmf: nothing was replaced");
+        return Ok(Exit::Failure);
+    }
+    let done = store.progress(&r.plan.hash)?;
+    let mut work = Vec::new();
+    for e in &plan.entries {
+        if e.approvals_required.iter().any(|a| !needed.contains(a))
+            || needed.iter().any(|a| !e.approvals_required.contains(a))
+        {
+            errln!(
+                "pmf: the plan's entry for `{}` names other approvals than the policy requires for a replacement (the plan was edited); nothing was replaced",
+                value::shown_id(&e.id)
+            );
+            return Ok(Exit::Failure);
+        }
+        if done.contains_key(&e.id) {
+            continue;
+        }
+        let planned = carried(e, policy)?;
+        let held = store.bound_partner(&e.id)?.map(|(p, _)| p);
+        let now = match &held {
+            Some(h) => {
+                let json = serde_json::from_str(&h.state).unwrap_or_default();
+                Some(
+                    value::from_json(&policy.schema, &json, "", Completeness::Full)
+                        .map_err(|err| UsageError(format!("stored state of `{}`: {err}", e.id)))?,
+                )
+            }
+            None => None,
+        };
+        if now.as_ref().map(state_digest) != planned.as_ref().map(state_digest) {
+            errln!(
+                "pmf: partner `{}` changed since the replacement was planned; plan it again",
+                value::shown_id(&e.id)
+            );
+            errln!("pmf: nothing was replaced");
+            return Ok(Exit::Failure);
+        }
+        let Some(target) = &e.target else {
+            return Err(UsageError(format!(
+                "the plan's entry for `{}` has no state to replace with",
+                e.id
+            ))
+            .into());
+        };
+        let new = value::from_json(&policy.schema, target, "", Completeness::Full)
+            .map_err(|err| UsageError(format!("the plan's new state of `{}`: {err}", e.id)))?;
+        if policy.id_of(&new) != e.id {
+            errln!(
+                "pmf: the plan's entry for `{}` carries the state of partner `{}` (the plan was edited); nothing was replaced",
+                value::shown_id(&e.id),
+                value::shown_id(policy.id_of(&new))
+            );
+            return Ok(Exit::Failure);
+        }
+        work.push((e, held, new));
+    }
+    let reason = plan
+        .entries
+        .first()
+        .map(|e| e.predicted.reason.clone())
+        .unwrap_or_default();
+    let mut batch = store.begin(r.operator)?;
+    if !work.is_empty() {
+        for (authority, key, signature) in r.accepted {
+            batch.add_approval(&r.plan.hash, authority, key, signature)?;
+        }
+    }
+    let signers: Vec<String> = needed
+        .iter()
+        .flat_map(|auth| {
+            r.signers
+                .get(auth)
+                .into_iter()
+                .flatten()
+                .map(move |k| format!("{auth}:{k}"))
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for (e, held, new) in &work {
+        let version = policy.version_of(new).map(|v| v.to_string());
+        let state = new.to_json(&policy.schema).to_string();
+        let seq = batch.next_stable_seq(&e.id)?;
+        let stable = batch.push_stable(&e.id, seq, version.as_deref(), &state)?;
+        let digest = batch.put_partner(&e.id, &state, version.as_deref(), "active")?;
+        let mut event = Event {
+            partner: e.id.clone(),
+            kind: if held.is_some() {
+                EventKind::Replaced
+            } else {
+                EventKind::Imported
+            },
+            from: held.as_ref().and_then(|h| h.version.clone()),
+            to: version,
+            detail: Some(e.predicted.reason.clone()),
+            outcome: Some(REPLACED.into()),
+            approvals: needed.clone(),
+            signers: signers.clone(),
+            policy_hash: Some(policy.hash.clone()),
+            plan_hash: Some(r.plan.hash.clone()),
+            state: Some(digest),
+            stable: vec![stable],
+            time: now_rfc3339(),
+            ..Event::default()
+        };
+        let mut chain = batch.chain(&e.id)?;
+        batch.append(&mut chain, &mut event)?;
+        stored.push(serde_json::to_string(&event).map_err(|e| UsageError(e.to_string()))?);
+        batch.set_progress(&r.plan.hash, &e.id, REPLACED)?;
+    }
+    batch.commit()?;
+    match r.format {
+        PlanFormat::Json => {
+            let mut out = std::io::stdout().lock();
+            for json in &stored {
+                let _ = super::apply::write_lineage_line(&mut out, json);
+            }
+        }
+        PlanFormat::Human => {
+            for (e, held, new) in &work {
+                outln!(
+                    "⇄ {} {} {} → {}",
+                    value::shown_id(&e.id),
+                    if held.is_some() {
+                        "replaced"
+                    } else {
+                        "imported"
+                    },
+                    held.as_ref()
+                        .and_then(|h| h.version.as_deref())
+                        .unwrap_or("-"),
+                    policy
+                        .version_of(new)
+                        .map_or("-".to_string(), |v| v.to_string())
+                );
+            }
+            let skipped = plan.entries.len() - work.len();
+            outln!(
+                "replaced the state of {} partner{} ({}){}",
+                work.len(),
+                if work.len() == 1 { "" } else { "s" },
+                crate::runtime::plan_view::printable(&reason),
+                if skipped > 0 {
+                    format!(" ({skipped} done by an earlier run)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// The first 12 digits of a hash.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
