@@ -34,8 +34,12 @@ pub struct ApproveArgs {
     pub format: OutputFormat,
 }
 
+/// Versions named in the signer's summary (the most frequent first).
+const SHOWN_VERSIONS: usize = 6;
+
 /// What the signer is shown before signing: the plan, the policy, the
-/// partners touched by type and categories, and the approvals it needs.
+/// partners touched by type and categories, the versions they go to, and
+/// the approvals it needs.
 fn summary(
     loaded: &crate::runtime::plan::LoadedPlan,
     needs: &std::collections::BTreeMap<&str, usize>,
@@ -119,6 +123,35 @@ fn summary(
         for ((ty, cats), n) in &by_change {
             let _ = writeln!(out, "          {ty} / {cats}: {n}");
         }
+    }
+    // Where the partners go: what a signature lets them reach.
+    let mut to: BTreeMap<String, usize> = BTreeMap::new();
+    for e in plan.entries.iter().filter(|e| e.to != e.from) {
+        *to.entry(
+            e.to.as_deref()
+                .map_or("-".into(), |v| printable(v).into_owned()),
+        )
+        .or_default() += 1;
+    }
+    if !to.is_empty() {
+        let mut most: Vec<(&String, &usize)> = to.iter().collect();
+        most.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let shown: Vec<String> = most
+            .iter()
+            .take(SHOWN_VERSIONS)
+            .map(|(v, n)| format!("{v} ({n})"))
+            .collect();
+        let more = most.len().saturating_sub(SHOWN_VERSIONS);
+        let _ = writeln!(
+            out,
+            "to        {}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more versions (`pmf plan show` lists them)")
+            } else {
+                String::new()
+            }
+        );
     }
     if let Some(left_out) = plan.totals.not_planned.described() {
         let _ = writeln!(out, "not planned {left_out}");

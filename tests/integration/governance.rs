@@ -280,6 +280,7 @@ fn the_signer_reads_the_plan_as_it_is() {
     let mut edited = plan.clone();
     edited["header"]["policy"]["name"] = "fleet\u{1b}]0;hidden\u{7}".into();
     edited["entries"][3]["type"] = "forced\u{1b}[8m".into();
+    edited["entries"][3]["to"] = "9.9.9\u{1b}[8m".into();
     std::fs::write(dir.path().join("edited.json"), edited.to_string()).unwrap();
     let o = approving(dir.path(), "edited.json", &key, "a.json", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -289,6 +290,15 @@ fn the_signer_reads_the_plan_as_it_is() {
         "raw escapes reached the signer: {err:?}"
     );
     assert!(err.contains("fleet\\u{001b}]0;hidden"), "{err}");
+    assert!(err.contains("9.9.9\\u{001b}[8m (1)"), "{err}");
+    // The versions the partners go to, the most frequent first.
+    let o = approving(dir.path(), "plan.json", &key, "c.json", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("\nto        1.6.0 (24), 2.0.0 (9), 1.9.0 (1), 4.1.0 (1)\n"),
+        "{}",
+        text(&o.stderr)
+    );
     let mut other = plan.clone();
     other["header"]["policy"]["hash"] = "0".repeat(64).into();
     std::fs::write(dir.path().join("other.json"), other.to_string()).unwrap();
