@@ -22,8 +22,10 @@ step plan --policy policy.pmf --partners partners.json --target target.json --ob
 
 step "approve: TSC and ERC sign the plan with the keys the policy trusts; SCO does not (its migrations wait for review)"
 # Demo keys (examples/fleet/keys/README.md); real private keys never live in a repository.
-"$PMF" approve plan.json --key "$here/keys/TSC.key" -o approvals.json --yes
-"$PMF" approve plan.json --key "$here/keys/ERC.key" -o approvals.json --yes
+# A private key is readable by its owner only (pmf warns otherwise): copied so.
+install -m 600 "$here/keys/TSC.key" "$here/keys/ERC.key" .
+"$PMF" approve plan.json --key TSC.key -o approvals.json --yes
+"$PMF" approve plan.json --key ERC.key -o approvals.json --yes
 
 step apply plan.json --approvals approvals.json --observed observed.json
 status=0
@@ -37,7 +39,7 @@ step "rollback p-001 --policy policy.pmf -o rollback.json   (a rollback is plann
 "$PMF" rollback p-001 --policy "$here/policy.pmf" -o rollback.json
 
 step "approve rollback.json: TSC signs the reverse change (it governs what it touches)"
-"$PMF" approve rollback.json --key "$here/keys/TSC.key" -o rollback-approvals.json --yes
+"$PMF" approve rollback.json --key TSC.key -o rollback-approvals.json --yes
 
 step apply rollback.json --approvals rollback-approvals.json
 "$PMF" apply rollback.json --approvals rollback-approvals.json

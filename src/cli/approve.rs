@@ -182,10 +182,24 @@ fn needs(loaded: &crate::runtime::plan::LoadedPlan) -> std::collections::BTreeMa
     out
 }
 
+/// Warn when the private key at `path` may be read by others than its
+/// owner (as `ssh` does; a warning, as keys mounted from a secret store
+/// may be shared on purpose).
+pub fn warn_if_exposed(path: &std::path::Path) {
+    if let Some(mode) = approvals::key_exposed(path) {
+        errln!(
+            "pmf: warning: the private key `{}` can be read by others than its owner (mode {mode:03o}): anyone who copies it signs as its authority; `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
 /// Run `pmf approve`.
 pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
+    warn_if_exposed(&args.key);
     // Refused before the summary when it holds another plan's approvals.
     approvals_of(&args.output, &loaded.hash)?;
     // What the signature is worth: only a key the plan's own policy trusts

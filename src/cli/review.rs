@@ -149,6 +149,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         Err(f) => return f.exit(),
     };
     let (file, key) = approvals::read_key(&d.key).map_err(UsageError)?;
+    super::approve::warn_if_exposed(&d.key);
     if policy.authority_of_key(&file.public_key) != Some(file.authority.as_str()) {
         errln!(
             "pmf: the key `{}` is not one the policy trusts for `{}` (declare it with `key {} \"ed25519:…\"`); nothing was decided",

@@ -291,9 +291,24 @@ fn the_signer_reads_the_plan_as_it_is() {
     );
     assert!(err.contains("fleet\\u{001b}]0;hidden"), "{err}");
     assert!(err.contains("9.9.9\\u{001b}[8m (1)"), "{err}");
-    // The versions the partners go to, the most frequent first.
+    // The versions the partners go to, the most frequent first; the key
+    // (a checkout's copy, readable by anyone) is signed with, and named as
+    // exposed, as it is not once only its owner may read it.
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.path().join("TSC-copy.key");
+    std::fs::copy(&key, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key = copy.to_str().unwrap().to_string();
     let o = approving(dir.path(), "plan.json", &key, "c.json", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("can be read by others than its owner (mode 644)"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = approving(dir.path(), "plan.json", &key, "d.json", &[]);
+    assert!(!text(&o.stderr).contains("warning"), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("\nto        1.6.0 (24), 2.0.0 (9), 1.9.0 (1), 4.1.0 (1)\n"),
         "{}",

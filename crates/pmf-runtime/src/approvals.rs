@@ -103,6 +103,24 @@ pub fn read_key(path: &Path) -> Result<(KeyFile, SigningKey), String> {
     Ok((file, key))
 }
 
+/// The permission bits of the private key file at `path` that let users
+/// other than its owner read or write it (`None` when there are none, or
+/// they cannot be read): a key anyone on the machine can copy signs for
+/// anyone.
+pub fn key_exposed(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        Some(mode & 0o777).filter(|m| m & 0o077 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Sign `plan_hash` for the key's authority.
 pub fn sign(key: &SigningKey, authority: &str, plan_hash: &str) -> Approval {
     Approval {
