@@ -371,10 +371,6 @@ impl DocInput<'_> {
     }
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The document as Markdown (the diagram is the file `flow.svg` beside it).
 pub fn markdown(input: &DocInput<'_>) -> String {
     let p = input.policy;
@@ -395,7 +391,13 @@ pub fn markdown(input: &DocInput<'_>) -> String {
         let _ = writeln!(out, "| {} | Source |", s.header.join(" | "));
         let _ = writeln!(out, "|{}---|", "---|".repeat(s.header.len()));
         for (cells, link) in &s.rows {
-            let cells: Vec<String> = cells.iter().map(|c| md_cell(c)).collect();
+            // Text from the policy (a rite's words, a label, an expression):
+            // escaped, so that markup in it never becomes HTML where the
+            // document is published (many renderers pass raw HTML through).
+            let cells: Vec<String> = cells
+                .iter()
+                .map(|c| crate::cli::view::md(&c.replace('\n', " ")))
+                .collect();
             let src = match &link.href {
                 Some(h) => format!("[{}]({h})", link.label),
                 None => link.label.clone(),

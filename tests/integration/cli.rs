@@ -345,6 +345,34 @@ fn pmf_toml_sets_levels_and_rejects_unknown_codes() {
     assert_eq!(code(&run(&["check", &warns])), 2);
 }
 
+/// A policy's words are text in its documents: markup in a rite (a pull
+/// request anyone may send) never becomes HTML in the published Markdown or
+/// HTML, where a static site generator would run it.
+#[test]
+fn doc_shows_markup_in_a_policy_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.pmf");
+    std::fs::write(
+        &policy,
+        "policy xss extends kwanus\n\noverride rite detection \"The <script>alert(1)</script> threads & <img src=x onerror=alert(2)>\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("doc");
+    let o = pmf(&["doc", policy.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    for file in ["policy.md", "index.html"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(
+            text.contains("The &lt;script&gt;alert") && text.contains("threads &amp; &lt;img"),
+            "{file}: {text}"
+        );
+        assert!(
+            !text.contains("<script>alert") && !text.contains("<img src=x"),
+            "{file}"
+        );
+    }
+}
+
 #[test]
 fn doc_writes_html_markdown_and_the_flow() {
     let dir = tempfile::tempdir().unwrap();
