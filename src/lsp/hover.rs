@@ -16,6 +16,8 @@ use crate::db::{Session, offsets, parse_file, placed, policy_index, resolve, sta
 use crate::model::EffectivePolicy;
 use crate::model::types::{Type, field_type, lower};
 use crate::stdlib::KWANUS_PATH;
+// A policy's words in a hover's Markdown are text, never markup or links.
+use crate::cli::view::md;
 use crate::syntax::ast::{DeclKind, Key};
 use crate::syntax::{Place, Span};
 
@@ -134,7 +136,7 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
     if let Some((_, a)) = policy.authorities().find(|(_, a)| a.name.name == authority)
         && let Some(t) = &a.title
     {
-        let _ = write!(out, " — {}", t.value);
+        let _ = write!(out, " — {}", md(&t.value));
     }
     let _ = write!(
         out,
@@ -142,7 +144,7 @@ fn key_markdown(doc: &DocRef<'_>, offset: usize) -> Option<(String, Span)> {
         crate::model::keys::fingerprint(&key.key.value)
     );
     if let Some(l) = &key.label {
-        let _ = write!(out, "\n\nheld by {}", l.value);
+        let _ = write!(out, "\n\nheld by {}", md(&l.value));
     }
     match crate::model::keys::parse(&key.key.value) {
         Ok(hex) => {
@@ -189,7 +191,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
                 .find(|(_, a)| a.name.name == name.as_str())?;
             let _ = write!(out, "**authority** `{name}`");
             if let Some(t) = &a.title {
-                let _ = write!(out, " — {}", t.value);
+                let _ = write!(out, " — {}", md(&t.value));
             }
             if !a.governs.is_empty() {
                 let _ = write!(
@@ -204,7 +206,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
                 .map(|(_, k)| {
                     let short = crate::model::keys::fingerprint(&k.key.value);
                     match &k.label {
-                        Some(l) => format!("- `{short}` {}", l.value),
+                        Some(l) => format!("- `{short}` {}", md(&l.value)),
                         None => format!("- `{short}`"),
                     }
                 })
@@ -223,7 +225,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
                 .find(|(_, c)| c.name.name == name.as_str())?;
             let _ = write!(out, "**category** `{name}`");
             if let Some(t) = &c.title {
-                let _ = write!(out, " — {}", t.value);
+                let _ = write!(out, " — {}", md(&t.value));
             }
             if !c.covers.is_empty() {
                 let covered: Vec<String> = c.covers.iter().map(|p| p.dotted()).collect();
@@ -250,7 +252,7 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
                 .find(|(_, m)| m.name.name == name.as_str())?;
             let _ = write!(out, "**migration type** `{name}`");
             if let Some(t) = &m.title {
-                let _ = write!(out, " — {}", t.value);
+                let _ = write!(out, " — {}", md(&t.value));
             }
             let span = offsets(db, doc.ws, &item.file, item.span);
             if let Some(block) = source_block(doc.session, &item.file, span) {
@@ -270,10 +272,10 @@ fn symbol_markdown(doc: &DocRef<'_>, symbol: &Symbol) -> Option<String> {
             }
             let _ = write!(out, " of flow `{}`", flow.name.name);
             if let Some(d) = &phase.description {
-                let _ = write!(out, "\n\n{}", d.value);
+                let _ = write!(out, "\n\n{}", md(&d.value));
             }
             if let Some((_, r)) = policy.rites().find(|(_, r)| r.phase.name == name.as_str()) {
-                let _ = write!(out, "\n\nrite: “{}”", r.words.value);
+                let _ = write!(out, "\n\nrite: “{}”", md(&r.words.value));
             } else {
                 out.push_str("\n\nno rite");
             }

@@ -428,6 +428,20 @@ fn hover_definition_references_completion_symbols_actions() {
     assert!(text.contains("`base.pmf`"), "{text}");
     let h = c.request("textDocument/hover", at("restrict", 0, 1));
     assert!(markdown(&h).contains("restricted"), "{h}");
+    // A policy's words are text in a hover: no tag, no link.
+    let hostile = uri(dir.path(), "hostile.pmf");
+    let text = "policy hostile extends kwanus\n\noverride rite detection \"<img src=x onerror=alert(1)> [run](command:x)\"\n";
+    c.open(&hostile, text);
+    let _ = c.diagnostics(&hostile);
+    let h = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": hostile}, "position": pos(text, "detection", 0, 2)}),
+    );
+    let shown = markdown(&h);
+    assert!(
+        shown.contains("&lt;img src=x onerror=alert\\(1\\)&gt; \\[run\\]\\(command:x\\)"),
+        "{shown}"
+    );
 
     // Definition: into a sibling file loaded from disk.
     let def = c.request("textDocument/definition", at("touches quality", 0, 9));
