@@ -11,7 +11,9 @@ never crashes. Exit 1 when an attack succeeded.
 
 import os
 import shutil
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
@@ -89,6 +91,33 @@ def main():
         kept = open(named, "rb").read() == before
         ok = rc == 2 and kept and "is the file given as" in e
         T.add(what, ok, f"rc={rc}, {'kept' if kept else 'REPLACED'}: {e.strip()[:100]}")
+
+    # 6. Names a killed run's leftover would have (its process gone, an
+    # hour old): a link to a victim and a directory are planted under
+    # them, beside a real leftover. pmf removes the leftover only: never
+    # the link (or what it names), never the directory.
+    d, victim = fresh(root, "leftovers")
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead = child.pid
+    old = time.time() - 3600
+    leftover = os.path.join(d, f".plan.json.{dead}-0123456789abcdef.partial")
+    open(leftover, "w").write("half a plan")
+    link = os.path.join(d, f".plan.json.{dead}-aaaaaaaaaaaaaaaa.partial")
+    os.symlink(victim, link)
+    folder = os.path.join(d, f".plan.json.{dead}-bbbbbbbbbbbbbbbb.partial")
+    os.makedirs(folder)
+    for p in (leftover, folder):
+        os.utime(p, (old, old))
+    os.utime(link, (old, old), follow_symlinks=False)
+    rc, o, e, _ = C.run(plan_args("partners.json", "plan.json"), cwd=d)
+    ok = (rc == 0 and not os.path.exists(leftover) and os.path.islink(link)
+          and os.path.isdir(folder) and untouched(victim))
+    T.add("links and directories under a killed run's leftover names", ok,
+          f"rc={rc}, leftover {'removed' if not os.path.exists(leftover) else 'KEPT'}, "
+          f"link {'kept' if os.path.islink(link) else 'REMOVED'}, directory "
+          f"{'kept' if os.path.isdir(folder) else 'REMOVED'}, victim "
+          f"{'untouched' if untouched(victim) else 'CHANGED'}", e[-300:])
 
     return T.finish()
 
