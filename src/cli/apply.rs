@@ -248,6 +248,19 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         }
     }
 
+    // A policy given that is not the plan's makes the plan stale, before
+    // what the store's governance asks of it: that is what the operator
+    // can fix here.
+    if policy.hash != plan.header.policy.hash {
+        errln!("pmf: the plan is stale; make a new one with `pmf plan`:");
+        errln!(
+            "  - the policy changed since planning (planned with {}, now {})",
+            short(&plan.header.policy.hash),
+            short(&policy.hash)
+        );
+        errln!("pmf: nothing was applied");
+        return Ok(Exit::Failure);
+    }
     if let Some(g) = change {
         let missing = g.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
         if !missing.is_empty() {

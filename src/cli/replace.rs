@@ -210,7 +210,8 @@ pub fn apply(r: &ReplaceApply<'_>) -> Result<Exit, CliError> {
             .iter()
             .map(|k| (k.authority.as_str(), k.public_key.as_str())),
     );
-    if let Some(g) = store.governing()?.filter(|g| *g != proposed) {
+    let governing = store.governing()?;
+    if let Some(g) = governing.as_ref().filter(|g| **g != proposed) {
         errln!(
             "pmf: the replacement's policy ({}) is not the one this store is governed by ({}); plan it under the governing policy",
             short(&proposed.policy_hash),
@@ -296,6 +297,11 @@ pub fn apply(r: &ReplaceApply<'_>) -> Result<Exit, CliError> {
     if !work.is_empty() {
         for (authority, key, signature) in r.accepted {
             batch.add_approval(&r.plan.hash, authority, key, signature)?;
+        }
+        // A store no policy governs yet is governed by this one from here
+        // on, as by the first plan applied to it.
+        if governing.is_none() {
+            batch.govern(&proposed, &r.plan.hash, Vec::new(), &now_rfc3339())?;
         }
     }
     let signers: Vec<String> = needed

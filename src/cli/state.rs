@@ -126,7 +126,8 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     .iter()
                     .map(|k| (k.authority.as_str(), k.public_key.as_str())),
             );
-            if let Some(g) = db.governing()?.filter(|g| *g != proposed) {
+            let governing = db.governing()?;
+            if let Some(g) = governing.as_ref().filter(|g| **g != proposed) {
                 errln!(
                     "pmf: the store is governed by policy {}, not by the one given ({}): import with the governing policy (a change of policy is applied with an approved migration plan); nothing was imported",
                     g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
@@ -187,6 +188,22 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             }
             let (operator, _) = db.operator_key(operator_key.as_deref())?;
             let mut batch = db.begin(&operator)?;
+            // The first import governs the store by its policy, as the first
+            // plan applied does: from here on, another policy needs the
+            // approval of this one's authorities, and replacing a state the
+            // approval of all of them.
+            if governing.is_none() {
+                let states = super::plan::input_file(file)?;
+                let origin = format!(
+                    "import of `{}`{}",
+                    states.file,
+                    states
+                        .blake3
+                        .map(|h| format!(", BLAKE3 {h}"))
+                        .unwrap_or_default()
+                );
+                batch.govern(&proposed, &origin, Vec::new(), &now_rfc3339())?;
+            }
             for v in &partners {
                 let id = policy.id_of(v);
                 let version = policy.version_of(v).map(|v| v.to_string());

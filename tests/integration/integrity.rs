@@ -698,6 +698,104 @@ fn state_import_never_rewrites_a_partner_silently() {
     assert_eq!(events(), after);
 }
 
+/// The first import governs a new store by its policy, as the first plan
+/// applied does: no window in which an operator replaces states or
+/// changes the policy on their own word.
+#[test]
+fn the_first_import_governs_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = fleet("policy.pmf");
+    let partners = fleet("partners.json");
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            partners.as_str(),
+            "--policy",
+            policy.as_str(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let shown = text(&pmf(dir.path(), &["lineage", "show"]).stdout);
+    assert!(
+        shown.contains("@governance") && shown.contains("governed"),
+        "{shown}"
+    );
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+    // Another policy: refused to import with, and its plans need the
+    // governing one's authorities.
+    let other = dir.path().join("other.pmf");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("override ceiling power <= 7", "override ceiling power <= 9"),
+    )
+    .unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            partners.as_str(),
+            "--policy",
+            other.to_str().unwrap(),
+            "--replace",
+            "--reason",
+            "mine now",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("governed by policy"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = pmf(
+        dir.path(),
+        &[
+            "plan",
+            "--policy",
+            other.to_str().unwrap(),
+            "--partners",
+            partners.as_str(),
+            "--target",
+            &fleet("target.json"),
+            "-o",
+            "other-plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["apply", "other-plan.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("a change of policy needs the approval of every authority"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Under its own policy, replacing a state needs every authority.
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            partners.as_str(),
+            "--policy",
+            policy.as_str(),
+            "--replace",
+            "--reason",
+            "mine now",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("TSC, ERC, SCO"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 #[test]
 fn merkle_proofs_check_out_with_an_independent_verifier() {
     let dir = story();
