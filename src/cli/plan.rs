@@ -105,6 +105,11 @@ pub fn history_digest(history: &History) -> String {
 /// before it were read; the file is then read again (a regular file) for
 /// its other repeated or unreadable ids, so that one run reports them all.
 pub fn input_failure(e: InputError) -> Result<Exit, CliError> {
+    input_failure_then(e, "nothing was planned or applied")
+}
+
+/// [`input_failure`], ending with `outcome` (what the command did not do).
+pub fn input_failure_then(e: InputError, outcome: &str) -> Result<Exit, CliError> {
     let e = match e {
         InputError::Io(_) => return Err(e.into()),
         InputError::Invalid {
@@ -126,7 +131,7 @@ pub fn input_failure(e: InputError) -> Result<Exit, CliError> {
     for line in e.lines() {
         errln!("pmf: {line}");
     }
-    errln!("pmf: nothing was planned or applied");
+    errln!("pmf: {outcome}");
     Ok(Exit::from(&e))
 }
 

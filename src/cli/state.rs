@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::plan::input_failure;
+use super::plan::input_failure_then;
 use super::{CliError, Exit, OutputFormat, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
@@ -111,7 +111,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             let policy = loaded.policy;
             let partners = match read_all_partners(&policy.schema, file) {
                 Ok(p) => p,
-                Err(e) => return input_failure(e),
+                Err(e) => return input_failure_then(e, "nothing was imported"),
             };
             let _lock = crate::store::lock::lock(store, "state import")
                 .map_err(|e| CliError::from(e).then("nothing was imported"))?;

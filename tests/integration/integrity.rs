@@ -774,6 +774,18 @@ fn the_first_import_governs_the_store() {
         "{}",
         text(&o.stderr)
     );
+    // A bad record is refused naming what was not done.
+    std::fs::write(dir.path().join("bad.json"), r#"[{"id": ""}]"#).unwrap();
+    let o = pmf(
+        dir.path(),
+        &["state", "import", "bad.json", "--policy", policy.as_str()],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).ends_with("pmf: nothing was imported\n"),
+        "{}",
+        text(&o.stderr)
+    );
     // Under its own policy, replacing a state needs every authority.
     let o = pmf(
         dir.path(),
