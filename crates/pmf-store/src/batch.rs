@@ -120,6 +120,7 @@ impl PartnerChain {
         // every text the events repeat.
         let mut row = RowFrame::new(events.len());
         let mut one = Vec::with_capacity(128);
+        let mut places = Vec::with_capacity(16);
         let mut missing = false;
         for event in events.iter_mut() {
             event.partner.clone_from(&self.partner);
@@ -133,7 +134,7 @@ impl PartnerChain {
                 }))
             };
             // Numbering from `texts` cannot fail.
-            let _ = encode_both(event, &mut buf, &mut one, &mut intern);
+            let _ = encode_both(event, &mut buf, &mut one, &mut places, &mut intern);
             row.push(&one);
             let hash = event_digest(&self.prev, &self.partner, event.seq, &buf);
             hashes.extend_from_slice(&hash);

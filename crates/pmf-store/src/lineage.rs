@@ -772,16 +772,19 @@ pub(crate) fn encode_interned(
 /// into `plain`, and its stored form ([`encode_interned`]) into `interned`,
 /// made from it in the same pass: the bytes between the texts events repeat
 /// are copied, each repeated text written as its number by `intern`.
+/// `texts` is room for where each repeated text is in `plain` and its
+/// number (cleared here; kept by the caller across events, as it was a
+/// fiftieth of apply's work to make anew for each).
 pub(crate) fn encode_both(
     e: &Event,
     plain: &mut Vec<u8>,
     interned: &mut Vec<u8>,
+    texts: &mut Vec<(usize, usize, u64)>,
     intern: &mut dyn FnMut(&str) -> Result<u64, StoreError>,
 ) -> Result<(), StoreError> {
     let first = plain.len();
     plain.push(COMPACT);
-    // Where each repeated text is in `plain`, and its number.
-    let mut texts: Vec<(usize, usize, u64)> = Vec::with_capacity(12);
+    texts.clear();
     let mut in_place = |out: &mut Vec<u8>, s: &str| -> Result<(), StoreError> {
         let start = out.len();
         put_str(out, s);
@@ -791,7 +794,7 @@ pub(crate) fn encode_both(
     write_event(e, plain, &mut in_place)?;
     interned.push(INTERNED);
     let mut copied = first + 1;
-    for (start, end, id) in texts {
+    for &(start, end, id) in texts.iter() {
         interned.extend_from_slice(plain.get(copied..start).unwrap_or_default());
         put_varint(interned, id);
         copied = end;
@@ -1108,7 +1111,7 @@ mod tests {
                 Ok(*numbers.entry(t.to_string()).or_insert(next))
             };
             let (mut plain, mut interned) = (vec![9u8], vec![]);
-            encode_both(e, &mut plain, &mut interned, &mut number).unwrap();
+            encode_both(e, &mut plain, &mut interned, &mut Vec::new(), &mut number).unwrap();
             let mut alone = vec![9u8];
             encode(e, &mut alone);
             assert_eq!(plain, alone, "event {k}: the compact encoding");
