@@ -43,6 +43,11 @@ pub enum LineageCommand {
         /// must still extend it.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// The policy the team reviewed (files, directories, or a policy's
+        /// name among them): the store must have been governed by it first
+        /// (its trust root), every later policy by approved changes from it.
+        #[arg(long, num_args = 1.., value_name = "FILE|DIR|NAME")]
+        policy: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
@@ -70,6 +75,40 @@ pub enum LineageCommand {
         #[arg(long)]
         since: Option<PathBuf>,
     },
+}
+
+/// Hold `v` to the trust root an auditor pinned (`pinned`, a policy hash):
+/// the store must have been governed first by that policy. Every later
+/// change of policy is already held to the approval of the one it replaced,
+/// so the whole chain then leads back to the reviewed policy.
+fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
+    let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+    let problem = match &v.root_policy {
+        Some((_, root)) if root == pinned => return,
+        Some((at, root)) => crate::store::verify::Broken {
+            global_seq: *at,
+            partner: Some(crate::store::governance::GOVERNANCE.to_string()),
+            seq: None,
+            reason: format!(
+                "the store was first governed by policy {}, not by the one given ({}): its trust root is another policy",
+                short(root),
+                short(pinned)
+            ),
+        },
+        None => crate::store::verify::Broken {
+            global_seq: 0,
+            partner: None,
+            seq: None,
+            reason: format!(
+                "no policy governs the store, so nothing ties it to the one given ({})",
+                short(pinned)
+            ),
+        },
+    };
+    if v.broken.is_none() {
+        v.broken = Some(problem.clone());
+    }
+    v.problems.insert(0, problem);
 }
 
 /// Run `pmf lineage`.
@@ -138,14 +177,24 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
         LineageCommand::Verify {
             store,
             checkpoint,
+            policy,
             format,
         } => {
             let witness = match checkpoint {
                 Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
                 None => None,
             };
+            // The trust root an auditor pins from outside the store.
+            let pinned = if policy.is_empty() {
+                None
+            } else {
+                match super::policy::load(policy) {
+                    Ok(p) => Some(p.hash),
+                    Err(f) => return f.exit(),
+                }
+            };
             let verified = Store::open_to_read(store).and_then(|s| s.verify(witness.as_ref()));
-            let v = match verified {
+            let mut v = match verified {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {
@@ -154,10 +203,13 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 }
                 Err(e) => return Err(e.into()),
             };
+            if let Some(pinned) = &pinned {
+                root_problem(&mut v, pinned);
+            }
             match format {
                 OutputFormat::Json => outln!(
                     "{}",
-                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
@@ -173,6 +225,12 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                                 "the log extends the witness's checkpoint of {} events signed at {}",
                                 w.size,
                                 w.time
+                            );
+                        }
+                        if let (Some(pinned), Some((at, _))) = (&pinned, &v.root_policy) {
+                            outln!(
+                                "its trust root is the policy given ({}), governing since event #{at}",
+                                pinned.get(..12).unwrap_or(pinned)
                             );
                         }
                     }
@@ -336,5 +394,49 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             Ok(Exit::Success)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::verify::Verification;
+
+    fn verification(root: Option<(i64, &str)>) -> Verification {
+        Verification {
+            events: 3,
+            partners: 2,
+            checkpoints: 1,
+            approvals: 0,
+            latest: None,
+            broken: None,
+            problems: Vec::new(),
+            root_policy: root.map(|(at, h)| (at, h.to_string())),
+            governing_policy: root.map(|(_, h)| h.to_string()),
+        }
+    }
+
+    /// A store first governed by the pinned policy passes; by another, or
+    /// by none, it is broken at the governing event (or at the start).
+    #[test]
+    fn the_trust_root_is_held_to_the_pinned_policy() {
+        let mut v = verification(Some((1, "aaaa")));
+        root_problem(&mut v, "aaaa");
+        assert!(v.broken.is_none() && v.problems.is_empty());
+        let mut v = verification(Some((4, "bbbb")));
+        root_problem(&mut v, "aaaa");
+        let broken = v.broken.expect("another root");
+        assert_eq!(broken.global_seq, 4);
+        assert!(
+            broken.reason.contains("first governed by policy bbbb"),
+            "{}",
+            broken.reason
+        );
+        let mut v = verification(None);
+        root_problem(&mut v, "aaaa");
+        assert!(
+            v.broken
+                .is_some_and(|b| b.reason.starts_with("no policy governs the store")),
+        );
     }
 }

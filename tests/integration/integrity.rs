@@ -686,6 +686,14 @@ fn state_import_never_rewrites_a_partner_silently() {
         "{shown}"
     );
     assert_eq!(code(&verify(dir.path(), &[])), 0);
+    // An auditor pins the reviewed policy from outside the store.
+    let o = verify(dir.path(), &["--policy", policy.as_str()]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("its trust root is the policy given"),
+        "{}",
+        text(&o.stdout)
+    );
     // Once: a re-run replaces nothing.
     let after = events();
     let o = apply();
@@ -723,6 +731,14 @@ fn the_first_import_governs_the_store() {
         "{shown}"
     );
     assert_eq!(code(&verify(dir.path(), &[])), 0);
+    // An auditor pins the reviewed policy from outside the store.
+    let o = verify(dir.path(), &["--policy", policy.as_str()]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("its trust root is the policy given"),
+        "{}",
+        text(&o.stdout)
+    );
     // Another policy: refused to import with, and its plans need the
     // governing one's authorities.
     let other = dir.path().join("other.pmf");
@@ -751,6 +767,14 @@ fn the_first_import_governs_the_store() {
         text(&o.stderr).contains("governed by policy"),
         "{}",
         text(&o.stderr)
+    );
+    // Pinned to another policy, the store's trust root is not it.
+    let o = verify(dir.path(), &["--policy", other.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("its trust root is another policy"),
+        "{}",
+        text(&o.stdout)
     );
     let o = pmf(
         dir.path(),

@@ -81,6 +81,11 @@ pub struct Verification {
     pub broken: Option<Broken>,
     /// Every problem found (the first one is `broken`).
     pub problems: Vec<Broken>,
+    /// The policy that first governed the store (its trust root) and the
+    /// event that records it, if any governs it.
+    pub root_policy: Option<(i64, String)>,
+    /// The policy that governs it now.
+    pub governing_policy: Option<String>,
 }
 
 /// What the lineage recorded of one partner.
@@ -197,6 +202,8 @@ impl Store {
         let mut chain_broken = false;
         let mut plans: HashMap<String, u32> = HashMap::new();
         let mut governing: Option<Governing> = None;
+        // The first governing policy (the store's trust root), and where.
+        let mut root: Option<(i64, String)> = None;
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -303,7 +310,12 @@ impl Store {
                                 }
                                 governing = Some(new);
                             }
-                            (Some(new), _) => governing = Some(new),
+                            (Some(new), old) => {
+                                if old.is_none() {
+                                    root = Some((global_seq, new.policy_hash.clone()));
+                                }
+                                governing = Some(new);
+                            }
                         }
                     } else if let Some(g) = &governing {
                         if let Some(h) = e.policy_hash.as_deref().filter(|h| *h != g.policy_hash) {
@@ -527,6 +539,8 @@ impl Store {
             latest: checkpoints.last().cloned(),
             broken,
             problems,
+            root_policy: root,
+            governing_policy: governing.map(|g| g.policy_hash),
         })
     }
 
