@@ -10,15 +10,17 @@ use super::plan::OutputFormat;
 use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::apply::{
     ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, PreparedPartner, Start,
-    current_states, outcome_from_str, prepare_partner, record_partner, target_for_all,
+    current_states, outcome_from_str, policy_changed, prepare_partner, record_partner,
+    target_for_all,
 };
 use crate::runtime::approvals;
-use crate::runtime::plan::{PlanEntry, now_rfc3339, read_plan};
+use crate::runtime::engine::CompiledPolicy;
+use crate::runtime::plan::{LoadedPlan, PlanEntry, PlanKind, now_rfc3339, read_plan};
 use crate::runtime::plan_view::printable;
 use crate::runtime::shared_batch::SharedBatch;
 use crate::runtime::value::CanonicalMemo;
 use crate::runtime::value::Value;
-use crate::store::governance::Governing;
+use crate::store::checkpoint::OperatorKey;
 use crate::store::interned::Texts;
 use crate::store::lineage::EventKind;
 use crate::store::{DEFAULT_PATH, Store};
@@ -191,13 +193,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // needs the approval of the governing one's authorities (one of its
     // pinned keys each), which is recorded with the change.
     let governing = store.governing()?;
-    let proposed = Governing::new(
-        &policy.hash,
-        policy
-            .keys
-            .iter()
-            .map(|k| (k.authority.as_str(), k.public_key.as_str())),
-    );
+    let proposed = policy::governing(&policy);
     let change = governing.as_ref().filter(|g| **g != proposed);
 
     // Approvals: every one must verify against the keys the policy trusts
@@ -251,15 +247,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // A policy given that is not the plan's makes the plan stale, before
     // what the store's governance asks of it: that is what the operator
     // can fix here.
-    if policy.hash != plan.header.policy.hash {
-        errln!("pmf: the plan is stale; make a new one with `pmf plan`:");
-        errln!(
-            "  - the policy changed since planning (planned with {}, now {})",
-            short(&plan.header.policy.hash),
-            short(&policy.hash)
-        );
-        errln!("pmf: nothing was applied");
-        return Ok(Exit::Failure);
+    if let Some(why) = policy_changed(plan, &policy) {
+        return Ok(report_stale(&ApplyError::Stale(vec![why])));
     }
     if let Some(g) = change {
         let missing = g.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
@@ -289,9 +278,25 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             operator.public_hex()
         );
     }
-    // The approvals a rollback or a replacement records.
-    let triples = || -> Vec<(String, String, String)> {
-        accepted
+    // A rollback and a replacement are carried out under the governing
+    // policy only (a change of policy is applied with a migration plan).
+    let other = match plan.header.kind {
+        PlanKind::Migrate => None,
+        PlanKind::Rollback => Some("rollback"),
+        PlanKind::Replace => Some("replacement"),
+    };
+    if let Some(what) = other {
+        if let Some(g) = change {
+            errln!(
+                "pmf: the {what}'s policy ({}) is not the one this store is governed by ({}); plan the {what} under the governing policy (a change of policy is applied with a migration plan)",
+                short(&proposed.policy_hash),
+                short(&g.policy_hash)
+            );
+            errln!("pmf: nothing was applied");
+            return Ok(Exit::Failure);
+        }
+        drop(store);
+        let accepted: Vec<(String, String, String)> = accepted
             .iter()
             .map(|a| {
                 (
@@ -300,12 +305,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     a.signature.clone(),
                 )
             })
-            .collect()
-    };
-    if plan.header.kind == crate::runtime::plan::PlanKind::Replace {
-        drop(store);
-        let accepted = triples();
-        return super::replace::apply(&super::replace::ReplaceApply {
+            .collect();
+        let approved_plan = ApprovedPlan {
             store: &args.store,
             operator: &operator,
             plan: &loaded,
@@ -314,30 +315,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             signers: &signers,
             accepted: &accepted,
             format: args.format,
-        });
-    }
-    if plan.header.kind == crate::runtime::plan::PlanKind::Rollback {
-        if let Some(g) = change {
-            errln!(
-                "pmf: the rollback's policy ({}) is not the one this store is governed by ({}); plan the rollback under the governing policy (a change of policy is applied with a migration plan)",
-                short(&proposed.policy_hash),
-                short(&g.policy_hash)
-            );
-            errln!("pmf: nothing was applied");
-            return Ok(Exit::Failure);
-        }
-        drop(store);
-        let accepted = triples();
-        return super::rollback::apply(&super::rollback::RollbackApply {
-            store: &args.store,
-            operator: &operator,
-            plan: &loaded,
-            policy: &policy,
-            approved: &approved,
-            signers: &signers,
-            accepted: &accepted,
-            format: args.format,
-        });
+        };
+        return if plan.header.kind == PlanKind::Rollback {
+            super::rollback::apply(&approved_plan)
+        } else {
+            // A store no policy governs yet is governed by this one.
+            super::replace::apply(&approved_plan, governing.is_none().then_some(&proposed))
+        };
     }
     let progress = store.progress(&loaded.hash)?;
     // The WAL is copied back into the database by a checkpointer thread of
@@ -357,18 +341,10 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         // A stale plan is reported reason by reason; any other error by
         // its message. Either way the error's kind gives the exit code.
         Err(e) => {
-            let ApplyError::Stale(why) = &e else {
+            if !matches!(e, ApplyError::Stale(_)) {
                 return Err(e.into());
-            };
-            errln!("pmf: the plan is stale; make a new one with `pmf plan`:");
-            for w in why.iter().take(20) {
-                errln!("  - {w}");
             }
-            if why.len() > 20 {
-                errln!("  - ... and {} more", why.len() - 20);
-            }
-            errln!("pmf: nothing was applied");
-            return Ok(Exit::from(&e));
+            return Ok(report_stale(&e));
         }
     };
 
@@ -629,6 +605,43 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Success
     })
+}
+
+/// Report a stale plan (`e` is [`ApplyError::Stale`]) reason by reason;
+/// the error's kind gives the exit code.
+fn report_stale(e: &ApplyError) -> Exit {
+    if let ApplyError::Stale(why) = e {
+        errln!("pmf: the plan is stale; make a new one with `pmf plan`:");
+        for w in why.iter().take(20) {
+            errln!("  - {w}");
+        }
+        if why.len() > 20 {
+            errln!("  - ... and {} more", why.len() - 20);
+        }
+        errln!("pmf: nothing was applied");
+    }
+    Exit::from(e)
+}
+
+/// What `apply` hands a rollback or a replacement plan (whose approvals it
+/// verified).
+pub struct ApprovedPlan<'a> {
+    /// The store's path.
+    pub store: &'a std::path::Path,
+    /// The operator's key.
+    pub operator: &'a OperatorKey,
+    /// The plan.
+    pub plan: &'a LoadedPlan,
+    /// Its policy.
+    pub policy: &'a CompiledPolicy,
+    /// Authorities whose approval verified.
+    pub approved: &'a HashSet<String>,
+    /// Keys that signed, by authority.
+    pub signers: &'a HashMap<String, Vec<String>>,
+    /// The approvals accepted: (authority, public key, signature).
+    pub accepted: &'a [(String, String, String)],
+    /// Output format.
+    pub format: OutputFormat,
 }
 
 /// Drop `value` on a thread of its own (here, when no thread can be made).

@@ -84,6 +84,18 @@ pub fn load_sources(
     )
 }
 
+/// What a store governed by `policy` records of it: its hash and the keys
+/// it pins for each authority.
+pub fn governing(policy: &CompiledPolicy) -> crate::store::governance::Governing {
+    crate::store::governance::Governing::new(
+        &policy.hash,
+        policy
+            .keys
+            .iter()
+            .map(|k| (k.authority.as_str(), k.public_key.as_str())),
+    )
+}
+
 /// The sources of a loaded policy's own files (the standard library aside),
 /// by name: what a plan carries.
 pub fn own_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String> {

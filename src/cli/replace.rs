@@ -6,19 +6,19 @@
 //! lineage. A partner's state changes only through an approved, recorded
 //! plan: an operator alone cannot rewrite one with a reason of their own.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::apply::ApprovedPlan;
 use super::plan::{OutputFormat as PlanFormat, history_digest};
 use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::runtime::engine::{Action, CompiledPolicy};
 use crate::runtime::plan::{
-    CarriedJson, History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef,
-    Prediction, Totals, now_rfc3339, state_digest,
+    CarriedJson, History, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
+    Totals, now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness, Value};
 use crate::store::Store;
-use crate::store::checkpoint::OperatorKey;
 use crate::store::governance::Governing;
 use crate::store::lineage::{Event, EventKind};
 
@@ -161,26 +161,6 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-/// What `apply` hands a replacement plan.
-pub struct ReplaceApply<'a> {
-    /// The store's path.
-    pub store: &'a Path,
-    /// The operator's key.
-    pub operator: &'a OperatorKey,
-    /// The plan.
-    pub plan: &'a LoadedPlan,
-    /// Its policy.
-    pub policy: &'a CompiledPolicy,
-    /// Authorities whose approval verified.
-    pub approved: &'a HashSet<String>,
-    /// Keys that signed, by authority.
-    pub signers: &'a HashMap<String, Vec<String>>,
-    /// The approvals accepted: (authority, public key, signature).
-    pub accepted: &'a [(String, String, String)],
-    /// Output format.
-    pub format: PlanFormat,
-}
-
 /// A partner's state as the plan carries it: `None` for one the store did
 /// not hold.
 fn carried(e: &PlanEntry, policy: &CompiledPolicy) -> Result<Option<Value>, UsageError> {
@@ -194,32 +174,16 @@ fn carried(e: &PlanEntry, policy: &CompiledPolicy) -> Result<Option<Value>, Usag
         .map_err(|err| UsageError(format!("the plan's state of `{}`: {err}", e.id)))
 }
 
-/// Carry out a replacement plan (the caller holds the store's lock and has
-/// verified the approvals): the store must be governed by the plan's
-/// policy, every partner still where the plan found it, and every
+/// Carry out a replacement plan (the caller holds the store's lock, has
+/// verified the approvals and that the store is governed by the plan's
+/// policy, or by none: `govern` is then what governs it from here on):
+/// every partner must still be where the plan found it, and every
 /// authority the replacement needs must have approved; otherwise nothing
 /// is written. Partners the plan replaced already (a re-run) are skipped.
-pub fn apply(r: &ReplaceApply<'_>) -> Result<Exit, CliError> {
+pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, CliError> {
     let mut store = Store::open_existing(r.store)?;
     let policy = r.policy;
     let plan = &r.plan.plan;
-    let proposed = Governing::new(
-        &policy.hash,
-        policy
-            .keys
-            .iter()
-            .map(|k| (k.authority.as_str(), k.public_key.as_str())),
-    );
-    let governing = store.governing()?;
-    if let Some(g) = governing.as_ref().filter(|g| **g != proposed) {
-        errln!(
-            "pmf: the replacement's policy ({}) is not the one this store is governed by ({}); plan it under the governing policy",
-            short(&proposed.policy_hash),
-            short(&g.policy_hash)
-        );
-        errln!("pmf: nothing was replaced");
-        return Ok(Exit::Failure);
-    }
     let needed = required(policy);
     let missing: Vec<&str> = needed
         .iter()
@@ -300,8 +264,8 @@ pub fn apply(r: &ReplaceApply<'_>) -> Result<Exit, CliError> {
         }
         // A store no policy governs yet is governed by this one from here
         // on, as by the first plan applied to it.
-        if governing.is_none() {
-            batch.govern(&proposed, &r.plan.hash, Vec::new(), &now_rfc3339())?;
+        if let Some(g) = govern {
+            batch.govern(g, &r.plan.hash, Vec::new(), &now_rfc3339())?;
         }
     }
     let signers: Vec<String> = needed
@@ -387,9 +351,4 @@ pub fn apply(r: &ReplaceApply<'_>) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Success)
-}
-
-/// The first 12 digits of a hash.
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }

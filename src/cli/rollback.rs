@@ -6,21 +6,21 @@
 //! events (roll forward, never a rewrite) with the rites of fallback and
 //! release.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
+use super::apply::ApprovedPlan;
 use super::plan::{OutputFormat, history_digest};
 use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
-use crate::runtime::engine::{Action, CompiledPolicy};
+use crate::runtime::engine::Action;
 use crate::runtime::plan::{
-    CarriedJson, History, InputFile, LoadedPlan, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef,
-    Prediction, Totals, now_rfc3339, state_digest,
+    CarriedJson, History, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
+    Totals, now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness};
-use crate::store::checkpoint::OperatorKey;
 use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, StableVersion, Store};
 
@@ -266,30 +266,10 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-/// What `apply` hands a rollback plan.
-pub struct RollbackApply<'a> {
-    /// The store's path.
-    pub store: &'a std::path::Path,
-    /// The operator's key.
-    pub operator: &'a OperatorKey,
-    /// The plan.
-    pub plan: &'a LoadedPlan,
-    /// Its policy.
-    pub policy: &'a CompiledPolicy,
-    /// Authorities whose approval verified.
-    pub approved: &'a HashSet<String>,
-    /// Keys that signed, by authority.
-    pub signers: &'a HashMap<String, Vec<String>>,
-    /// The approvals accepted: (authority, public key, signature).
-    pub accepted: &'a [(String, String, String)],
-    /// Output format.
-    pub format: OutputFormat,
-}
-
 /// Carry out a rollback plan (the caller holds the store's lock): each
 /// partner must still be where the plan found it, its stable version
 /// still the one the lineage records, and every approval it needs given.
-pub fn apply(r: &RollbackApply<'_>) -> Result<Exit, CliError> {
+pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
     let mut store = Store::open_existing(r.store)?;
     let policy = r.policy;
     let plan = &r.plan.plan;

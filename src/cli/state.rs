@@ -8,7 +8,6 @@ use super::plan::input_failure_then;
 use super::{CliError, Exit, OutputFormat, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
-use crate::store::governance::Governing;
 use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -119,13 +118,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             // States are read against the policy that governs the store:
             // another one's schema (or another one's authorities, for a
             // replacement) does not count.
-            let proposed = Governing::new(
-                &policy.hash,
-                policy
-                    .keys
-                    .iter()
-                    .map(|k| (k.authority.as_str(), k.public_key.as_str())),
-            );
+            let proposed = policy::governing(&policy);
             let governing = db.governing()?;
             if let Some(g) = governing.as_ref().filter(|g| **g != proposed) {
                 errln!(

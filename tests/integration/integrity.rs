@@ -33,6 +33,13 @@ fn story() -> tempfile::TempDir {
     dir
 }
 
+/// `pmf state import FILE --policy POLICY` in `dir`, then `extra`.
+fn state_import(dir: &Path, file: &str, policy: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["state", "import", file, "--policy", policy];
+    args.extend_from_slice(extra);
+    pmf(dir, &args)
+}
+
 fn verify(dir: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["lineage", "verify"];
     args.extend_from_slice(extra);
@@ -556,17 +563,7 @@ fn state_import_never_rewrites_a_partner_silently() {
     )
     .unwrap();
     let policy = fleet("policy.pmf");
-    let import = |extra: &[&str]| {
-        let mut args = vec![
-            "state",
-            "import",
-            "import.json",
-            "--policy",
-            policy.as_str(),
-        ];
-        args.extend_from_slice(extra);
-        pmf(dir.path(), &args)
-    };
+    let import = |extra: &[&str]| state_import(dir.path(), "import.json", &policy, extra);
     let admin = || {
         let o = pmf(dir.path(), &["state", "export"]);
         let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
@@ -608,20 +605,11 @@ fn state_import_never_rewrites_a_partner_silently() {
             .replace("override ceiling power <= 7", "override ceiling power <= 9"),
     )
     .unwrap();
-    let o = pmf(
+    let o = state_import(
         dir.path(),
-        &[
-            "state",
-            "import",
-            "import.json",
-            "--policy",
-            other.to_str().unwrap(),
-            "--replace",
-            "--reason",
-            reason,
-            "-o",
-            "other-replace.json",
-        ],
+        "import.json",
+        other.to_str().unwrap(),
+        &["--replace", "--reason", reason, "-o", "other-replace.json"],
     );
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
@@ -714,16 +702,7 @@ fn the_first_import_governs_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let policy = fleet("policy.pmf");
     let partners = fleet("partners.json");
-    let o = pmf(
-        dir.path(),
-        &[
-            "state",
-            "import",
-            partners.as_str(),
-            "--policy",
-            policy.as_str(),
-        ],
-    );
+    let o = state_import(dir.path(), &partners, &policy, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let shown = text(&pmf(dir.path(), &["lineage", "show"]).stdout);
     assert!(
@@ -749,18 +728,11 @@ fn the_first_import_governs_the_store() {
             .replace("override ceiling power <= 7", "override ceiling power <= 9"),
     )
     .unwrap();
-    let o = pmf(
+    let o = state_import(
         dir.path(),
-        &[
-            "state",
-            "import",
-            partners.as_str(),
-            "--policy",
-            other.to_str().unwrap(),
-            "--replace",
-            "--reason",
-            "mine now",
-        ],
+        &partners,
+        other.to_str().unwrap(),
+        &["--replace", "--reason", "mine now"],
     );
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
@@ -800,10 +772,7 @@ fn the_first_import_governs_the_store() {
     );
     // A bad record is refused naming what was not done.
     std::fs::write(dir.path().join("bad.json"), r#"[{"id": ""}]"#).unwrap();
-    let o = pmf(
-        dir.path(),
-        &["state", "import", "bad.json", "--policy", policy.as_str()],
-    );
+    let o = state_import(dir.path(), "bad.json", &policy, &[]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).ends_with("pmf: nothing was imported\n"),
@@ -811,18 +780,11 @@ fn the_first_import_governs_the_store() {
         text(&o.stderr)
     );
     // Under its own policy, replacing a state needs every authority.
-    let o = pmf(
+    let o = state_import(
         dir.path(),
-        &[
-            "state",
-            "import",
-            partners.as_str(),
-            "--policy",
-            policy.as_str(),
-            "--replace",
-            "--reason",
-            "mine now",
-        ],
+        &partners,
+        &policy,
+        &["--replace", "--reason", "mine now"],
     );
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(

@@ -175,6 +175,17 @@ pub enum Start {
     },
 }
 
+/// Why `plan` is stale under `policy`, when it was made under another.
+pub fn policy_changed(plan: &super::plan::Plan, policy: &CompiledPolicy) -> Option<String> {
+    (plan.header.policy.hash != policy.hash).then(|| {
+        format!(
+            "the policy changed since planning (planned with {}, now {})",
+            short(&plan.header.policy.hash),
+            short(&policy.hash)
+        )
+    })
+}
+
 /// The current state of every partner of the plan, checked against the
 /// states the plan carries. Partners done by an earlier run of this plan
 /// are not checked (their state has legitimately changed); the lineage
@@ -186,14 +197,9 @@ pub fn current_states(
 ) -> Result<Current, ApplyError> {
     let policy = inputs.policy;
     let plan = &inputs.plan.plan;
-    let mut stale = Vec::new();
-    if plan.header.policy.hash != policy.hash {
-        stale.push(format!(
-            "the policy changed since planning (planned with {}, now {})",
-            short(&plan.header.policy.hash),
-            short(&policy.hash)
-        ));
-    }
+    let mut stale: Vec<String> = policy_changed(&inputs.plan.plan, policy)
+        .into_iter()
+        .collect();
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
     // A store that holds no partner (a first apply) is not asked for each.
     let empty = store.holds_no_partner()?;
