@@ -180,6 +180,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Failure);
     }
     drop(seen);
+    // An expired plan starts nothing: its signers approved it for a time.
+    // One whose every partner an earlier run finished still says so.
+    if let Some(why) = plan.expiry_problem(crate::runtime::plan::now_secs())
+        && !finished_earlier(&args.store, &loaded)?
+    {
+        return Ok(report_stale(&ApplyError::Stale(vec![why])));
+    }
     // Every approvals file is read (and its format checked) before the
     // store is opened: a file refused creates no store.
     let files = args
@@ -605,6 +612,26 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Success
     })
+}
+
+/// Whether earlier runs of `plan` into the store at `path` finished
+/// every partner it names (a store that does not exist finished none).
+fn finished_earlier(path: &std::path::Path, plan: &LoadedPlan) -> Result<bool, CliError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let progress = Store::open_existing(path)?.progress(&plan.hash)?;
+    // A rollback's and a replacement's partners end so, a migration's in a
+    // final outcome.
+    let finished = |o: &str| match outcome_from_str(o) {
+        Some(o) => o.is_final(),
+        None => o == "rolled_back" || o == super::replace::REPLACED,
+    };
+    Ok(plan
+        .plan
+        .entries
+        .iter()
+        .all(|e| progress.get(&e.id).is_some_and(|o| finished(o))))
 }
 
 /// Report a stale plan (`e` is [`ApplyError::Stale`]) reason by reason;

@@ -83,6 +83,13 @@ fn summary(
         printable(&plan.header.created_at),
         plan.entries.len()
     );
+    if let Some(expires_at) = &plan.header.expires_at {
+        let left = crate::runtime::plan::parse_rfc3339(expires_at)
+            .and_then(|at| at.checked_sub(crate::runtime::plan::now_secs()))
+            .map(|secs| format!(" (in {})", crate::runtime::plan::spoken_duration(secs)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "valid to  {}{left}", printable(expires_at));
+    }
     match plan.header.kind {
         PlanKind::Migrate => {}
         PlanKind::Rollback => {
@@ -200,6 +207,11 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
     warn_if_exposed(&args.key);
+    // An expired plan is not signed: apply would refuse it.
+    if let Some(why) = loaded.plan.expiry_problem(crate::runtime::plan::now_secs()) {
+        errln!("pmf: {why}; nothing was signed");
+        return Ok(Exit::Failure);
+    }
     // Refused before the summary when it holds another plan's approvals.
     approvals_of(&args.output, &loaded.hash)?;
     // What the signature is worth: only a key the plan's own policy trusts

@@ -9,7 +9,7 @@ use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::input::{self, InputError};
 use crate::runtime::plan::{
     History, InputFile, PlanError, PlanHeader, PlanInputs, PlanKind, PolicyRef, Totals,
-    now_rfc3339, write_plan,
+    expires_after, now_rfc3339, write_plan,
 };
 use crate::runtime::stream::PartnerStream;
 use crate::store::{DEFAULT_PATH, Store};
@@ -47,9 +47,32 @@ pub struct PlanArgs {
     /// Store whose lineage history predicts fallback risk (used when it exists).
     #[arg(long, default_value = DEFAULT_PATH)]
     pub store: PathBuf,
+    /// How long the plan may be signed and applied (`36h`, `7d`; at most
+    /// 90 days): after, it is refused and must be made again.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = validity)]
+    pub valid_for: u64,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+}
+
+/// Seconds of a plan's validity written as a duration (`90m`, `36h`,
+/// `7d`, `2w`): a second to 90 days.
+pub fn validity(text: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write one such as `12h`, `7d` or `2w`")
+    })?;
+    let secs = d.as_secs();
+    if secs == 0 {
+        return Err("a plan must be valid for at least a second".into());
+    }
+    if secs > crate::runtime::plan::MAX_VALIDITY_SECS {
+        return Err(format!(
+            "a plan may be valid for 90 days at most (`{text}` is {}): an approval should not outlive what its signers saw",
+            crate::runtime::plan::spoken_duration(secs)
+        ));
+    }
+    Ok(secs)
 }
 
 /// `pmf plan show` and `pmf plan diff`.
@@ -156,6 +179,7 @@ pub fn run(args: &PlanArgs) -> Result<Exit, CliError> {
         store: args.store.clone(),
         format: args.format,
         subset: args.subset,
+        valid_for: args.valid_for,
     })
 }
 
@@ -169,6 +193,7 @@ struct Make {
     store: PathBuf,
     format: OutputFormat,
     subset: bool,
+    valid_for: u64,
 }
 
 /// What a thread returned (its panic, if it had one, goes on here).
@@ -230,6 +255,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
             hash: policy.hash.clone(),
         },
         created_at: now_rfc3339(),
+        expires_at: Some(expires_after(args.valid_for)),
         policy_sources,
         // The digest of the bytes streamed, filled in by `write_plan`.
         partners: InputFile {

@@ -365,6 +365,7 @@ impl Side {
             "kind": kind(h),
             "policy": h.policy,
             "created_at": h.created_at,
+            "expires_at": h.expires_at,
             "partners": self.partners,
         }))
     }

@@ -574,13 +574,18 @@ impl Overview {
     /// The first line of the human output: the plan and its policy.
     pub fn title(&self) -> String {
         format!(
-            "plan {} ({}) · policy `{}` {} · {} · made {}",
+            "plan {} ({}) · policy `{}` {} · {} · made {}{}",
             printable(&self.file),
             short(&self.hash),
             printable(&self.header.policy.name),
             short(&self.header.policy.hash),
             kind(&self.header),
             printable(&self.header.created_at),
+            self.header
+                .expires_at
+                .as_deref()
+                .map(|at| format!(", valid to {}", printable(at)))
+                .unwrap_or_default(),
         )
     }
 
@@ -647,9 +652,14 @@ impl Overview {
             view::md(&self.header.policy.name)
         );
         out.push_str(&format!(
-            "{} plan made {} with policy hash `{}`: **{} partners**",
+            "{} plan made {}{} with policy hash `{}`: **{} partners**",
             kind(&self.header),
             view::md(&self.header.created_at),
+            self.header
+                .expires_at
+                .as_deref()
+                .map(|at| format!(", valid to {},", view::md(at)))
+                .unwrap_or_default(),
             short(&self.header.policy.hash),
             self.plan_partners
         ));
@@ -732,6 +742,7 @@ impl Overview {
                 "kind": kind(&self.header),
                 "policy": self.header.policy,
                 "created_at": self.header.created_at,
+                "expires_at": self.header.expires_at,
                 "partners": self.plan_partners,
                 "not_planned": self.not_planned,
             }),
@@ -906,6 +917,7 @@ mod tests {
                     hash: policy.hash.clone(),
                 },
                 created_at: "2026-12-03T00:00:00Z".into(),
+                expires_at: Some("2026-12-10T00:00:00Z".into()),
                 policy_sources: Default::default(),
                 partners: InputFile {
                     file: "partners.json".into(),

@@ -23,7 +23,7 @@ use crate::store::governance::Governing;
 use crate::store::lineage::{Event, EventKind};
 
 /// The outcome a replacement records (its progress row says the same).
-const REPLACED: &str = "replaced";
+pub const REPLACED: &str = "replaced";
 
 /// The authorities that must approve a replacement under `policy`: every
 /// one it declares (a state set by hand skips every check the flow makes,
@@ -56,6 +56,8 @@ pub struct Planned<'a> {
     pub reason: &'a str,
     /// Where to write the plan.
     pub output: &'a Path,
+    /// How long the plan may be signed and applied (seconds).
+    pub valid_for: u64,
     /// Output format of the summary.
     pub format: OutputFormat,
 }
@@ -114,6 +116,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
                 hash: policy.hash.clone(),
             },
             created_at: now_rfc3339(),
+            expires_at: Some(crate::runtime::plan::expires_after(p.valid_for)),
             policy_sources: p.sources.clone(),
             partners: InputFile {
                 file: format!("store `{}`", p.store_path.display()),

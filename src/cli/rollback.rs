@@ -18,7 +18,7 @@ use crate::model::vocabulary::Phase;
 use crate::runtime::engine::Action;
 use crate::runtime::plan::{
     CarriedJson, History, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
-    Totals, now_rfc3339, state_digest,
+    Totals, expires_after, now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness};
 use crate::store::lineage::{Event, EventKind};
@@ -43,6 +43,10 @@ pub struct RollbackArgs {
     /// Where to write the rollback plan.
     #[arg(short = 'o', long = "output", default_value = "rollback.json")]
     pub output: PathBuf,
+    /// How long the rollback plan may be signed and applied (`36h`, `7d`;
+    /// at most 90 days).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = super::plan::validity)]
+    pub valid_for: u64,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
@@ -203,6 +207,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
                 hash: policy.hash.clone(),
             },
             created_at: now_rfc3339(),
+            expires_at: Some(expires_after(args.valid_for)),
             policy_sources: sources,
             partners: InputFile {
                 file: format!("store `{}`", args.store.display()),

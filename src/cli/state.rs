@@ -58,6 +58,10 @@ pub enum StateCommand {
         /// `pmf apply`.
         #[arg(short = 'o', long = "output", requires = "replace")]
         output: Option<PathBuf>,
+        /// How long the replacement plan may be signed and applied (`36h`,
+        /// `7d`; at most 90 days; with `-o`).
+        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = super::plan::validity)]
+        valid_for: u64,
         /// Output format (`json`: the store and the partners imported and
         /// replaced).
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
@@ -95,6 +99,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             reason,
             operator_key,
             output,
+            valid_for,
             format,
         } => {
             if let Some(out) = output {
@@ -149,6 +154,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     partners: &partners,
                     reason: reason.as_deref().unwrap_or_default(),
                     output: out,
+                    valid_for: *valid_for,
                     format: *format,
                 });
             }

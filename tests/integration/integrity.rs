@@ -932,7 +932,7 @@ fn a_plan_carries_what_apply_needs_and_refuses_other_inputs() {
     // The plan names its inputs by digest.
     let plan = crate::runtime::plan_doc(dir.path());
     let header = &plan["header"];
-    assert_eq!(plan["format_version"], 4);
+    assert_eq!(plan["format_version"], 5);
     for input in ["partners", "target", "observed"] {
         assert_eq!(
             header[input]["blake3"].as_str().map(str::len),
@@ -1264,4 +1264,175 @@ fn a_lost_operator_key_is_never_replaced_by_a_new_one() {
     assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
     let o = verify(dir, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}
+
+/// A plan's approvals are for a time: `--valid-for` (7 days unless said,
+/// 90 at most) sets the expiry the plan's hash binds, and after it the plan
+/// is neither signed nor applied (nothing written), while a re-run of one
+/// whose partners an earlier run finished still says so.
+#[test]
+fn an_expired_plan_is_neither_signed_nor_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for bad in ["91d", "0s", "soon"] {
+        let o = crate::runtime::plan_with(
+            d,
+            &fleet("partners.json"),
+            &fleet("target.json"),
+            "bad.json",
+            &["--valid-for", bad],
+        );
+        assert_eq!(code(&o), 2, "{bad}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("--valid-for"), "{bad}");
+        assert!(!d.join("bad.json").exists());
+    }
+    // Two partners that need no approval, planned valid for seconds (one
+    // plan applied at once, one never), and the fleet valid for an hour.
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let two: Vec<_> = all
+        .into_iter()
+        .filter(|p| p["id"] == "p-035" || p["id"] == "p-036")
+        .collect();
+    std::fs::write(d.join("two.json"), serde_json::to_string(&two).unwrap()).unwrap();
+    // (Valid for other times, or they would be one file, one plan.)
+    for (out, valid_for) in [("applied.json", "4s"), ("late.json", "3s")] {
+        let o = crate::runtime::plan_with(
+            d,
+            "two.json",
+            &fleet("target.json"),
+            out,
+            &["--subset", "--valid-for", valid_for],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    let o = crate::runtime::plan_with(
+        d,
+        &fleet("partners.json"),
+        &fleet("target.json"),
+        "hour.json",
+        &["--valid-for", "1h"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let header = |file: &str| -> serde_json::Value {
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(file)).unwrap()).unwrap();
+        plan["header"].clone()
+    };
+    let at = |h: &serde_json::Value, field: &str| {
+        pmf::clock::parse_rfc3339(h[field].as_str().unwrap()).unwrap()
+    };
+    let hour = header("hour.json");
+    assert_eq!(at(&hour, "expires_at") - at(&hour, "created_at"), 3600);
+    let o = pmf(d, &["apply", "applied.json", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let lineage = || -> i64 {
+        db(d)
+            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+            .unwrap()
+    };
+    let events = lineage();
+
+    // The signer sees the expiry; within it, the plan is signed.
+    std::fs::copy(fleet("keys/TSC.key"), d.join("TSC.key")).unwrap();
+    let o = pmf(
+        d,
+        &[
+            "approve",
+            "hour.json",
+            "--key",
+            "TSC.key",
+            "--yes",
+            "-o",
+            "hour-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let expires = hour["expires_at"].as_str().unwrap();
+    assert!(
+        text(&o.stderr).contains(&format!("valid to  {expires} (in ")),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // After both expiries.
+    let late = header("late.json");
+    while pmf::runtime::plan::now_secs() < at(&header("applied.json"), "expires_at") {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = pmf(
+        d,
+        &[
+            "approve",
+            "late.json",
+            "--key",
+            "TSC.key",
+            "--yes",
+            "-o",
+            "late-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("the plan expired at"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("nothing was signed"));
+    assert!(!d.join("late-approvals.json").exists());
+    let o = pmf(d, &["apply", "late.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "the plan expired at {}",
+            late["expires_at"].as_str().unwrap()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("nothing was applied"));
+    assert_eq!(lineage(), events, "an expired plan writes nothing");
+    // Its partners are where the applied plan left them; that plan, run
+    // again, has nothing left to start and says it is done.
+    let o = pmf(d, &["apply", "applied.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("2 done by an earlier run"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(lineage(), events);
+
+    // A plan of this format without an expiry, or with one pmf does not
+    // write, is refused (whatever approves it: a plan edited so has
+    // another hash, and a policy without authorities approves nothing).
+    let text_of = std::fs::read_to_string(d.join("hour.json")).unwrap();
+    let field = format!("\"expires_at\":\"{expires}\",");
+    assert!(text_of.contains(&field));
+    for (edit, says) in [
+        ("", "carries no expiry"),
+        (
+            "\"expires_at\":\"next week\",",
+            "is not a time as pmf writes them",
+        ),
+    ] {
+        std::fs::write(d.join("edited.json"), text_of.replacen(&field, edit, 1)).unwrap();
+        let o = pmf(d, &["apply", "edited.json", "--store", "other.db"]);
+        assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(says), "{}", text(&o.stderr));
+        assert!(!d.join("other.db").exists());
+    }
+    // A field pmf does not write is refused, not ignored.
+    std::fs::write(
+        d.join("edited.json"),
+        text_of.replacen(&field, &format!("{field}\"valid_forever\":true,"), 1),
+    )
+    .unwrap();
+    let o = pmf(d, &["apply", "edited.json", "--store", "other.db"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("unknown field `valid_forever`"),
+        "{}",
+        text(&o.stderr)
+    );
 }

@@ -67,7 +67,7 @@ fn redacted(dir: &Path, text: &str) -> String {
         let Ok(plan) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
             continue;
         };
-        if plan["format_version"] != 4 {
+        if !matches!(plan["format_version"].as_u64(), Some(4 | 5)) {
             continue;
         }
         let name = p.file_stem().unwrap().to_string_lossy().into_owned();
@@ -82,6 +82,9 @@ fn redacted(dir: &Path, text: &str) -> String {
         let number = policies.iter().position(|p| *p == policy).unwrap_or(0) + 1;
         let policy_name = format!("<policy {number}>");
         let created = plan["header"]["created_at"].as_str().unwrap().to_string();
+        if let Some(expires) = plan["header"]["expires_at"].as_str() {
+            out = out.replace(expires, "<expires at>");
+        }
         out = out
             .replace(&hash, &format!("<{name} hash>"))
             .replace(&hash[..12], &format!("<{name} hash>"))
@@ -450,7 +453,7 @@ fn what_is_not_a_plan_or_a_filter_is_refused() {
         (
             vec!["plan", "show", "old.json"],
             2,
-            "pmf: `old.json` has plan format 2, made by an older pmf; this pmf reads formats 3 to 4: plan again".into(),
+            "pmf: `old.json` has plan format 2, made by an older pmf; this pmf reads formats 3 to 5: plan again".into(),
         ),
         (
             vec!["plan", "diff", "plan.json", "missing.json"],

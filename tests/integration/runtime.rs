@@ -266,7 +266,7 @@ fn the_fleet_hits_every_outcome() {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
     let plan = plan_doc(dir.path());
-    assert_eq!(plan["format_version"], 4);
+    assert_eq!(plan["format_version"], 5);
     let totals = &plan["totals"];
     for t in ["soft", "guided", "forced"] {
         assert!(
@@ -543,7 +543,7 @@ fn plans_go_into_pipes_and_devices_without_replacing_them() {
     let o = plan_into(dir.path(), &fleet("partners.json"), "plan.fifo", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let plan: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
-    assert_eq!(plan["format_version"], 4);
+    assert_eq!(plan["format_version"], 5);
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     // Nothing was left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -693,7 +693,7 @@ fn stale_plans_are_refused() {
     // with a way forward, never applied with digests that cannot match.
     let old = std::fs::read_to_string(dir.path().join("plan.json"))
         .unwrap()
-        .replacen("\"format_version\":4", "\"format_version\":2", 1);
+        .replacen("\"format_version\":5", "\"format_version\":2", 1);
     std::fs::write(dir.path().join("old.json"), old).unwrap();
     let o = pmf(dir.path(), &["apply", "old.json"]);
     assert_eq!(code(&o), 2);

@@ -20,8 +20,10 @@ use super::value::Value;
 
 /// The plan format this build writes. Format 4 drops format 3's
 /// `state_digest`: an entry's state is the `state` it carries, so its digest
-/// is taken from that when needed.
-pub const FORMAT_VERSION: u32 = 4;
+/// is taken from that when needed. Format 5 adds the header's `expires_at`
+/// (a pmf that does not know it must not read the plan, or it would apply
+/// the plan past its expiry).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The oldest plan format this build still reads (a plan made by the pmf
 /// before an upgrade still applies, or resumes).
@@ -34,6 +36,7 @@ pub fn reads_format(version: u64) -> bool {
 
 /// The policy a plan was made with.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyRef {
     /// Policy name.
     pub name: String,
@@ -58,6 +61,7 @@ pub enum PlanKind {
 
 /// An input file as the plan saw it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct InputFile {
     /// The path as given to `pmf plan` (for people: apply never reads it).
     pub file: String,
@@ -70,6 +74,7 @@ pub struct InputFile {
 /// needs of it, carried: a plan applies from any directory or machine
 /// that has the store, and an input that differs is refused by name.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct PlanHeader {
     /// What the plan does: migrate partners to a target (`migrate`), or
     /// return them to an earlier stable version (`rollback`).
@@ -79,6 +84,10 @@ pub struct PlanHeader {
     pub policy: PolicyRef,
     /// When the plan was made (RFC 3339, UTC).
     pub created_at: String,
+    /// When the plan stops being valid (RFC 3339, UTC): it is neither
+    /// signed nor applied after (format 5 on; an older plan has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// The policy's source files (name → text, the standard library
     /// aside): `apply` compiles these unless given `--policy`, whose hash
     /// must then match.
@@ -97,6 +106,7 @@ pub struct PlanHeader {
 
 /// What the plan predicts for a partner.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Prediction {
     /// Health score, when every factor is known.
     pub score: Option<f64>,
@@ -112,6 +122,7 @@ pub struct Prediction {
 
 /// One partner's line of a plan.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct PlanEntry {
     /// Partner id.
     pub id: String,
@@ -209,6 +220,7 @@ impl CarriedJson {
 
 /// Counts per type, band and action.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Totals {
     /// Partners in the plan.
     pub partners: usize,
@@ -227,6 +239,7 @@ pub struct Totals {
 /// Entries of the target and observed files for partners that are not in
 /// the partner file (a plan of a part of a fleet, `pmf plan --subset`).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct NotPlanned {
     /// Partners with a target of their own that were not planned.
     pub targets: usize,
@@ -260,8 +273,39 @@ impl NotPlanned {
     }
 }
 
+/// How long a plan stays valid when its maker does not say (`--valid-for`).
+pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
+
+/// The longest a plan may be made valid for.
+pub const MAX_VALIDITY_SECS: u64 = 90 * 86_400;
+
+/// The seconds since the epoch now (0 if the clock is before it).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `secs` as people say it, to the largest unit that fits twice
+/// (`7 days`, `36 hours`, `90 minutes`, `1 second`).
+pub fn spoken_duration(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "day"),
+        s if s >= 2 * 3_600 => (s / 3_600, "hour"),
+        s if s >= 2 * 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The expiry of a plan made now and valid for `valid_for` seconds.
+pub fn expires_after(valid_for: u64) -> String {
+    rfc3339(now_secs().saturating_add(valid_for))
+}
+
 /// A whole plan file.
 #[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Always [`FORMAT_VERSION`].
     pub format_version: u32,
@@ -1730,7 +1774,36 @@ fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
     })
 }
 
-pub use pmf_store::clock::{now_rfc3339, rfc3339};
+pub use pmf_store::clock::{now_rfc3339, parse_rfc3339, rfc3339};
+
+impl Plan {
+    /// Why the plan may no longer be signed or applied at `now` (seconds
+    /// since the epoch): its validity ended, or a plan of a format that
+    /// carries an expiry carries none (or one pmf does not write). Plans
+    /// of the formats before expiries (3 and 4) have none to hold.
+    pub fn expiry_problem(&self, now: u64) -> Option<String> {
+        if self.format_version < 5 {
+            return None;
+        }
+        let Some(expires_at) = &self.header.expires_at else {
+            return Some(
+                "the plan carries no expiry (`expires_at`), which its format requires".into(),
+            );
+        };
+        let Some(expiry) = parse_rfc3339(expires_at) else {
+            return Some(format!(
+                "the plan's expiry `{}` is not a time as pmf writes them",
+                expires_at.escape_debug()
+            ));
+        };
+        (now >= expiry).then(|| {
+            format!(
+                "the plan expired at {expires_at} (made at {}): a new plan needs new approvals",
+                self.header.created_at.escape_debug()
+            )
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -1836,6 +1909,50 @@ mod tests {
     }
 
     /// A header that binds no file.
+    /// A plan of format 5 is held to its expiry from its last second on;
+    /// one that carries none, or one pmf does not write, is refused; the
+    /// formats before expiries have none to hold.
+    #[test]
+    fn plans_expire() {
+        let policy = fleet_policy();
+        let plan = |format_version: u32, expires_at: Option<&str>| Plan {
+            format_version,
+            header: PlanHeader {
+                expires_at: expires_at.map(str::to_string),
+                ..blank_header(&policy)
+            },
+            entries: Vec::new(),
+            totals: Totals::default(),
+        };
+        let at = parse_rfc3339("2026-12-10T00:00:00Z").unwrap();
+        let valid = plan(5, Some("2026-12-10T00:00:00Z"));
+        assert_eq!(valid.expiry_problem(at - 1), None);
+        assert!(
+            valid
+                .expiry_problem(at)
+                .unwrap()
+                .starts_with("the plan expired at 2026-12-10T00:00:00Z")
+        );
+        assert!(
+            plan(5, None)
+                .expiry_problem(0)
+                .unwrap()
+                .contains("carries no expiry")
+        );
+        assert!(
+            plan(5, Some("2026-12-10"))
+                .expiry_problem(0)
+                .unwrap()
+                .contains("not a time")
+        );
+        assert_eq!(plan(4, None).expiry_problem(u64::MAX), None);
+        assert_eq!(spoken_duration(7 * 86_400), "7 days");
+        assert_eq!(spoken_duration(36 * 3_600), "36 hours");
+        assert_eq!(spoken_duration(60), "60 seconds");
+        assert_eq!(spoken_duration(1), "1 second");
+        assert_eq!(spoken_duration(86_400 + 1), "24 hours");
+    }
+
     fn blank_header(policy: &CompiledPolicy) -> PlanHeader {
         PlanHeader {
             kind: PlanKind::Migrate,
@@ -1844,6 +1961,7 @@ mod tests {
                 hash: policy.hash.clone(),
             },
             created_at: String::new(),
+            expires_at: None,
             policy_sources: BTreeMap::new(),
             partners: InputFile {
                 file: String::new(),

@@ -657,7 +657,7 @@ mod tests {
         assert_eq!(
             items("{\"format_version\":2,\"entries\":[]}").1,
             Err(
-                "`P` has plan format 2, made by an older pmf; this pmf reads formats 3 to 4: plan again"
+                "`P` has plan format 2, made by an older pmf; this pmf reads formats 3 to 5: plan again"
                     .into()
             )
         );

@@ -45,7 +45,7 @@ pub fn rfc3339(secs: u64) -> String {
 /// The seconds since the epoch of a time written as [`rfc3339`] writes
 /// it (`YYYY-MM-DDTHH:MM:SSZ`, from 1970), so that `rfc3339` gives the
 /// same text back; `None` for any other text.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let &[
         y0,
         y1,
