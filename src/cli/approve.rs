@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{CliError, Exit, OutputFormat, UsageError, policy};
 use crate::runtime::approvals::{self, ApprovalsFile};
-use crate::runtime::plan::read_plan;
+use crate::runtime::plan::{PlanKind, read_plan};
 
 /// Arguments of `pmf approve`.
 #[derive(Args, Debug)]
@@ -44,7 +44,6 @@ fn summary(
     loaded: &crate::runtime::plan::LoadedPlan,
     needs: &std::collections::BTreeMap<&str, usize>,
 ) -> String {
-    use crate::runtime::plan::PlanKind;
     use crate::runtime::plan_view::printable;
     use std::collections::BTreeMap;
     use std::fmt::Write;
@@ -233,11 +232,28 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         );
         return Ok(Exit::Failure);
     }
+    // What the summary shows comes from the plan's words: they must be
+    // what its policy decides, or the signer would approve what they were
+    // not shown (apply decides again and never takes them from the plan).
+    let unfounded = match loaded.plan.header.kind {
+        PlanKind::Migrate => crate::runtime::plan_claims::unfounded(&loaded.plan, &policy),
+        PlanKind::Rollback => super::rollback::unfounded(&loaded.plan, &policy),
+        PlanKind::Replace => super::replace::unfounded(&loaded.plan, &policy),
+    };
+    if !unfounded.is_empty() {
+        errln!(
+            "pmf: the plan does not say what its policy decides (it was edited, or made by another pmf); nothing was signed:"
+        );
+        for line in &unfounded {
+            errln!("  - {line}");
+        }
+        return Ok(Exit::Failure);
+    }
     let trust = approvals::trusted(&policy, &file.authority, &file.public_key);
     let needs = needs(&loaded);
     err!("{}", summary(&loaded, &needs));
     match (&trust, args.endorse) {
-        (Ok(()), _) if loaded.plan.header.kind == crate::runtime::plan::PlanKind::Replace => {
+        (Ok(()), _) if loaded.plan.header.kind == PlanKind::Replace => {
             errln!(
                 "signing as `{}`: this signature is one of the {} a replacement needs (every authority of the policy), for all {} partners of this plan",
                 file.authority,

@@ -177,6 +177,24 @@ fn carried(e: &PlanEntry, policy: &CompiledPolicy) -> Result<Option<Value>, Usag
         .map_err(|err| UsageError(format!("the plan's state of `{}`: {err}", e.id)))
 }
 
+/// The entries of replacement plan `plan` that name other approvals than
+/// a replacement needs under `policy` (every authority): one line each.
+pub fn unfounded(plan: &Plan, policy: &CompiledPolicy) -> Vec<String> {
+    let needed = required(policy);
+    plan.entries
+        .iter()
+        .filter(|e| e.approvals_required != needed)
+        .map(|e| {
+            format!(
+                "partner `{}`: the plan says approvals {}; a replacement needs every authority's ({})",
+                value::shown_id(&e.id),
+                crate::runtime::plan_view::printable(&e.approvals_required.join(", ")),
+                needed.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// Carry out a replacement plan (the caller holds the store's lock, has
 /// verified the approvals and that the store is governed by the plan's
 /// policy, or by none: `govern` is then what governs it from here on):

@@ -148,30 +148,11 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     };
     let now_state = read(&current.state, "current state")?;
     let back_state = read(&chosen.state, "stable version")?;
-    let target = crate::runtime::compile::State::of(&now_state).with(Some(&back_state));
-    let a = policy.assess(&now_state, target, target);
-    // The reverse change needs the approval of every authority governing
-    // a category it touches.
-    let mut approvals: Vec<String> = Vec::new();
-    let governors = a
-        .categories
-        .iter()
-        .filter_map(|&c| policy.categories.get(c)?.governor);
-    for name in governors.filter_map(|g| policy.authorities.get(g)) {
-        if !approvals.contains(name) {
-            approvals.push(name.clone());
-        }
-    }
-    let categories: Vec<String> = a
-        .categories
-        .iter()
-        .filter_map(|&c| policy.categories.get(c))
-        .map(|c| c.name.clone())
-        .collect();
-    let migration = policy
-        .fallback
-        .and_then(|f| policy.migrations.get(f))
-        .map_or("fallback".to_string(), |m| m.name.clone());
+    let ReverseChange {
+        migration,
+        categories,
+        approvals,
+    } = reverse_change(&policy, &now_state, &back_state);
     let entry = PlanEntry {
         id: args.partner.clone(),
         state_digest: None,
@@ -271,6 +252,120 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
+/// What returning a partner from one state to an earlier one is, under a
+/// policy: the one place a rollback's type, categories and approvals are
+/// decided, when it is planned and again when it is applied (a plan is a
+/// file anyone can edit: what it says it needs is never taken from it).
+#[derive(Debug, PartialEq, Eq)]
+struct ReverseChange {
+    /// The migration type (the policy's fallback type).
+    migration: String,
+    /// The categories the reverse change touches.
+    categories: Vec<String>,
+    /// The authorities governing them: each must approve.
+    approvals: Vec<String>,
+}
+
+impl ReverseChange {
+    /// `type T, categories C, approvals A` (as a plan entry would say it).
+    fn described(&self) -> String {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter()
+                    .map(|s| crate::runtime::plan_view::printable(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        format!(
+            "type {}, categories {}, approvals {}",
+            crate::runtime::plan_view::printable(&self.migration),
+            list(&self.categories),
+            list(&self.approvals)
+        )
+    }
+}
+
+/// The entries of rollback plan `plan` whose type, categories or
+/// approvals are not what `policy` decides for the states they carry (the
+/// state now, and the stable version as `target`): one line each.
+pub fn unfounded(plan: &Plan, policy: &crate::runtime::engine::CompiledPolicy) -> Vec<String> {
+    plan.entries
+        .iter()
+        .filter_map(|e| {
+            let id = value::shown_id(&e.id);
+            let now = e
+                .state
+                .read(&policy.schema, Completeness::Full, None)
+                .map_err(|why| format!("partner `{id}`: the state it carries: {why}"));
+            let back = e
+                .target
+                .as_ref()
+                .ok_or_else(|| format!("partner `{id}`: it carries no stable version to return to"))
+                .and_then(|j| {
+                    value::from_json(&policy.schema, j, "", Completeness::Full)
+                        .map_err(|why| format!("partner `{id}`: its stable version: {why}"))
+                });
+            let (now, back) = match (now, back) {
+                (Ok(now), Ok(back)) => (now, back),
+                (Err(why), _) | (_, Err(why)) => return Some(why),
+            };
+            let needs = reverse_change(policy, &now, &back);
+            let says = ReverseChange {
+                migration: e.migration.clone().unwrap_or_default(),
+                categories: e.categories.clone(),
+                approvals: e.approvals_required.clone(),
+            };
+            (says != needs).then(|| {
+                format!(
+                    "partner `{id}`: the plan says {}; its policy decides {}",
+                    says.described(),
+                    needs.described()
+                )
+            })
+        })
+        .collect()
+}
+
+/// What returning `now_state` to `back_state` is under `policy`.
+fn reverse_change(
+    policy: &crate::runtime::engine::CompiledPolicy,
+    now_state: &value::Value,
+    back_state: &value::Value,
+) -> ReverseChange {
+    let target = crate::runtime::compile::State::of(now_state).with(Some(back_state));
+    let a = policy.assess(now_state, target, target);
+    // The reverse change needs the approval of every authority governing
+    // a category it touches.
+    let mut approvals: Vec<String> = Vec::new();
+    let governors = a
+        .categories
+        .iter()
+        .filter_map(|&c| policy.categories.get(c)?.governor);
+    for name in governors.filter_map(|g| policy.authorities.get(g)) {
+        if !approvals.contains(name) {
+            approvals.push(name.clone());
+        }
+    }
+    let categories: Vec<String> = a
+        .categories
+        .iter()
+        .filter_map(|&c| policy.categories.get(c))
+        .map(|c| c.name.clone())
+        .collect();
+    let migration = policy
+        .fallback
+        .and_then(|f| policy.migrations.get(f))
+        .map_or("fallback".to_string(), |m| m.name.clone());
+    ReverseChange {
+        migration,
+        categories,
+        approvals,
+    }
+}
+
 /// Carry out a rollback plan (the caller holds the store's lock): each
 /// partner must still be where the plan found it, its stable version
 /// still the one the lineage records, and every approval it needs given.
@@ -302,8 +397,33 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             );
             return Ok(Exit::Failure);
         }
-        let missing: Vec<&str> = e
-            .approvals_required
+        // What the rollback needs is decided again here, from the store's
+        // states and the policy: an entry that says otherwise was edited.
+        let back_state = value::from_json(
+            &policy.schema,
+            &serde_json::from_str(&chosen.state).unwrap_or_default(),
+            "",
+            Completeness::Full,
+        )
+        .map_err(|err| UsageError(format!("stable version of `{}`: {err}", e.id)))?;
+        let needs = reverse_change(policy, &now_state, &back_state);
+        let says = ReverseChange {
+            migration: e.migration.clone().unwrap_or_default(),
+            categories: e.categories.clone(),
+            approvals: e.approvals_required.clone(),
+        };
+        if says != needs {
+            errln!(
+                "pmf: the rollback plan's entry for `{}` does not say what the policy decides of it (it says {}; the policy: {}): the plan was edited; plan the rollback again",
+                e.id,
+                says.described(),
+                needs.described()
+            );
+            errln!("pmf: nothing was rolled back");
+            return Ok(Exit::Failure);
+        }
+        let missing: Vec<&str> = needs
+            .approvals
             .iter()
             .map(String::as_str)
             .filter(|a| !r.approved.contains(*a))

@@ -1436,3 +1436,144 @@ fn an_expired_plan_is_neither_signed_nor_applied() {
         text(&o.stderr)
     );
 }
+
+/// What a plan says a partner needs is never taken from the plan: an entry
+/// edited to need fewer approvals (or another type, a milder action) is
+/// refused by `approve`, whose summary would show the signer less than the
+/// policy decides, and a rollback edited so is refused by `apply` too
+/// (before, it rolled p-001 back with no approval at all).
+#[test]
+fn a_plan_that_understates_what_its_policy_decides_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    planned(d);
+    apply(d, &["--approvals", "approvals.json"]);
+    let lineage = || -> i64 {
+        db(d)
+            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+            .unwrap()
+    };
+    let edit = |from: &str, to: &str, line_of: &str, edits: &[(&str, &str)]| {
+        let text = std::fs::read_to_string(d.join(from)).unwrap();
+        let mut found = false;
+        let lines: Vec<String> = text
+            .split('\n')
+            .map(|l| {
+                if l.starts_with(line_of) {
+                    found = true;
+                    edits
+                        .iter()
+                        .fold(l.to_string(), |l, (a, b)| l.replacen(a, b, 1))
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        assert!(found, "{line_of} in {from}");
+        let edited = lines.join("\n");
+        assert_ne!(edited, text, "{edits:?}");
+        std::fs::write(d.join(to), edited).unwrap();
+    };
+    let approve = |plan: &str| {
+        pmf(
+            d,
+            &[
+                "approve",
+                plan,
+                "--key",
+                "TSC.key",
+                "--yes",
+                "-o",
+                "edited-approvals.json",
+            ],
+        )
+    };
+
+    // A migration: p-010 (guided, TSC) said to be soft and need nobody.
+    edit(
+        "plan.json",
+        "understated.json",
+        "{\"id\":\"p-010\"",
+        &[
+            ("\"type\":\"guided\"", "\"type\":\"soft\""),
+            (
+                "\"approvals_required\":[\"TSC\"]",
+                "\"approvals_required\":[]",
+            ),
+        ],
+    );
+    let o = approve("understated.json");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "partner `p-010`: the plan says type soft, approvals none; its policy decides type guided, approvals TSC"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("nothing was signed"));
+    assert!(!d.join("edited-approvals.json").exists());
+
+    // A rollback of p-001 (TSC governs what it touches) said to need nobody.
+    let o = pmf(
+        d,
+        &[
+            "rollback",
+            "p-001",
+            "--policy",
+            &fleet("policy.pmf"),
+            "-o",
+            "rollback.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    edit(
+        "rollback.json",
+        "unapproved.json",
+        "{\"format_version\"",
+        &[(
+            "\"approvals_required\":[\"TSC\"]",
+            "\"approvals_required\":[]",
+        )],
+    );
+    let o = approve("unapproved.json");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("partner `p-001`: the plan says type fallback, categories structural, approvals none; its policy decides type fallback, categories structural, approvals TSC"),
+        "{}",
+        text(&o.stderr)
+    );
+    let events = lineage();
+    let o = pmf(d, &["apply", "unapproved.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "the rollback plan's entry for `p-001` does not say what the policy decides of it"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("nothing was rolled back"));
+    assert_eq!(lineage(), events, "nothing was written");
+    // The rollback as planned, approved by TSC, is carried out.
+    let o = pmf(
+        d,
+        &[
+            "approve",
+            "rollback.json",
+            "--key",
+            "TSC.key",
+            "--yes",
+            "-o",
+            "rb-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(
+        d,
+        &["apply", "rollback.json", "--approvals", "rb-approvals.json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(lineage() > events);
+    assert_eq!(code(&verify(d, &[])), 0);
+}

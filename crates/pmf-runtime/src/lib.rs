@@ -15,6 +15,7 @@ pub mod json_out;
 pub mod keyed;
 pub mod load;
 pub mod plan;
+pub mod plan_claims;
 pub mod plan_view;
 pub mod schema;
 pub mod shared_batch;

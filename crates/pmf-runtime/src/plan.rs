@@ -2294,6 +2294,7 @@ mod tests {
         };
         let mut worker = Worker::new(&policy);
         let assessors = Assessors::new(&policy, targets.all.as_ref());
+        let mut entries = Vec::new();
         for partner in &partners {
             let mut line = String::new();
             let mut ids = String::new();
@@ -2316,6 +2317,36 @@ mod tests {
                 (ids.clone(), counted.migration, counted.band, counted.action),
                 (expected.id.clone(), a.migration, a.band, a.action)
             );
+            entries.push(read);
         }
+        // What the lines say is what `plan_claims` decides again from what
+        // they carry (the words a signer reads), and an entry edited to
+        // need fewer approvals is named.
+        let mut plan = Plan {
+            format_version: FORMAT_VERSION,
+            header: PlanHeader {
+                target_all: Some(file["all"].clone()),
+                ..blank_header(&policy)
+            },
+            entries,
+            totals: Totals::default(),
+        };
+        assert_eq!(
+            crate::plan_claims::unfounded(&plan, &policy),
+            Vec::<String>::new()
+        );
+        let guided = plan
+            .entries
+            .iter_mut()
+            .find(|e| e.approvals_required == ["TSC"])
+            .unwrap();
+        guided.approvals_required.clear();
+        let id = guided.id.clone();
+        assert_eq!(
+            crate::plan_claims::unfounded(&plan, &policy),
+            [format!(
+                "partner `{id}`: the plan says approvals none; its policy decides approvals TSC"
+            )]
+        );
     }
 }
