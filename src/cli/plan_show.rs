@@ -571,6 +571,16 @@ fn items<'a>(v: impl IntoIterator<Item = (&'a str, usize)>) -> Vec<String> {
 }
 
 impl Overview {
+    /// ` (expired)` when the plan's expiry has passed: it can no longer be
+    /// signed or applied.
+    fn expired_mark(&self) -> &'static str {
+        if self.header.expired(crate::runtime::plan::now_secs()) {
+            " (expired: it is no longer signed or applied)"
+        } else {
+            ""
+        }
+    }
+
     /// The first line of the human output: the plan and its policy.
     pub fn title(&self) -> String {
         format!(
@@ -584,7 +594,7 @@ impl Overview {
             self.header
                 .expires_at
                 .as_deref()
-                .map(|at| format!(", valid to {}", printable(at)))
+                .map(|at| format!(", valid to {}{}", printable(at), self.expired_mark()))
                 .unwrap_or_default(),
         )
     }
@@ -658,7 +668,7 @@ impl Overview {
             self.header
                 .expires_at
                 .as_deref()
-                .map(|at| format!(", valid to {},", view::md(at)))
+                .map(|at| format!(", valid to {}{},", view::md(at), self.expired_mark()))
                 .unwrap_or_default(),
             short(&self.header.policy.hash),
             self.plan_partners
@@ -743,6 +753,7 @@ impl Overview {
                 "policy": self.header.policy,
                 "created_at": self.header.created_at,
                 "expires_at": self.header.expires_at,
+                "expired": self.header.expired(crate::runtime::plan::now_secs()),
                 "partners": self.plan_partners,
                 "not_planned": self.not_planned,
             }),

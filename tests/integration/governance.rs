@@ -269,8 +269,9 @@ fn approvals_signed_at_once_are_all_kept() {
 }
 
 /// What a plan says reaches the signer escaped (an edited plan cannot
-/// rewrite the summary they read), and a plan whose header names another
-/// policy than the one it carries is not signed.
+/// rewrite the summary they read, or the refusal of its words), and a
+/// plan whose header names another policy than the one it carries is not
+/// signed.
 #[test]
 fn the_signer_reads_the_plan_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
@@ -279,8 +280,6 @@ fn the_signer_reads_the_plan_as_it_is() {
     let key = fleet("keys/TSC.key");
     let mut edited = plan.clone();
     edited["header"]["policy"]["name"] = "fleet\u{1b}]0;hidden\u{7}".into();
-    edited["entries"][3]["type"] = "forced\u{1b}[8m".into();
-    edited["entries"][3]["to"] = "9.9.9\u{1b}[8m".into();
     std::fs::write(dir.path().join("edited.json"), edited.to_string()).unwrap();
     let o = approving(dir.path(), "edited.json", &key, "a.json", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -290,7 +289,22 @@ fn the_signer_reads_the_plan_as_it_is() {
         "raw escapes reached the signer: {err:?}"
     );
     assert!(err.contains("fleet\\u{001b}]0;hidden"), "{err}");
-    assert!(err.contains("9.9.9\\u{001b}[8m (1)"), "{err}");
+    // An entry's words that are not its policy's are refused, as escaped.
+    edited["entries"][3]["type"] = "forced\u{1b}[8m".into();
+    edited["entries"][3]["to"] = "9.9.9\u{1b}[8m".into();
+    std::fs::write(dir.path().join("edited.json"), edited.to_string()).unwrap();
+    let o = approving(dir.path(), "edited.json", &key, "e.json", &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        !err.contains('\u{1b}'),
+        "raw escapes reached the signer: {err:?}"
+    );
+    assert!(
+        err.contains("the plan says to 9.9.9\\u{001b}[8m, type forced\\u{001b}[8m; its policy decides to 1.6.0, type soft"),
+        "{err}"
+    );
+    assert!(!dir.path().join("e.json").exists());
     // The versions the partners go to, the most frequent first; the key
     // (a checkout's copy, readable by anyone) is signed with, and named as
     // exposed, as it is not once only its owner may read it.

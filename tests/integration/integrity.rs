@@ -1392,6 +1392,21 @@ fn an_expired_plan_is_neither_signed_nor_applied() {
     );
     assert!(text(&o.stderr).contains("nothing was applied"));
     assert_eq!(lineage(), events, "an expired plan writes nothing");
+    // A reviewer is told so.
+    let o = pmf(d, &["plan", "show", "late.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("(expired: it is no longer signed or applied)"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = pmf(d, &["plan", "show", "late.json", "--format", "json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["plan"]["expired"], true);
     // Its partners are where the applied plan left them; that plan, run
     // again, has nothing left to start and says it is done.
     let o = pmf(d, &["apply", "applied.json"]);

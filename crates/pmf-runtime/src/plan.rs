@@ -1776,6 +1776,18 @@ fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
 
 pub use pmf_store::clock::{now_rfc3339, parse_rfc3339, rfc3339};
 
+impl PlanHeader {
+    /// Whether the plan's expiry has passed at `now` (seconds since the
+    /// epoch); false when it carries none it can read ([`Plan::expiry_problem`]
+    /// says what is wrong then).
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires_at
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .is_some_and(|at| now >= at)
+    }
+}
+
 impl Plan {
     /// Why the plan may no longer be signed or applied at `now` (seconds
     /// since the epoch): its validity ended, or a plan of a format that
