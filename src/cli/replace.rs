@@ -271,6 +271,15 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
             );
             return Ok(Exit::Failure);
         }
+        let broken = policy.ceilings_broken_by(&new);
+        if !broken.is_empty() {
+            errln!(
+                "pmf: the plan's new state of `{}` passes the policy's ceilings: {}; no partner's state may (the plan was edited, or the policy changed since); nothing was replaced",
+                value::shown_id(&e.id),
+                broken.join(", ")
+            );
+            return Ok(Exit::Failure);
+        }
         work.push((e, held, new));
     }
     let reason = plan

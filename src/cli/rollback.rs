@@ -148,6 +148,16 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     };
     let now_state = read(&current.state, "current state")?;
     let back_state = read(&chosen.state, "stable version")?;
+    let broken = policy.ceilings_broken_by(&back_state);
+    if !broken.is_empty() {
+        return Err(UsageError(format!(
+            "the stable version {} of `{}` passes the policy's ceilings: {}; no partner's state may (roll back to another with `--to`)",
+            chosen.version.as_deref().unwrap_or("-"),
+            args.partner,
+            broken.join(", ")
+        ))
+        .into());
+    }
     let ReverseChange {
         migration,
         categories,
@@ -406,6 +416,16 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             Completeness::Full,
         )
         .map_err(|err| UsageError(format!("stable version of `{}`: {err}", e.id)))?;
+        let broken = policy.ceilings_broken_by(&back_state);
+        if !broken.is_empty() {
+            errln!(
+                "pmf: the stable version {} of `{}` passes the policy's ceilings: {}; no partner's state may; nothing was rolled back",
+                chosen.version.as_deref().unwrap_or("-"),
+                value::shown_id(&e.id),
+                broken.join(", ")
+            );
+            return Ok(Exit::Failure);
+        }
         let needs = reverse_change(policy, &now_state, &back_state);
         let says = ReverseChange {
             migration: e.migration.clone().unwrap_or_default(),

@@ -117,6 +117,31 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 Ok(p) => p,
                 Err(e) => return input_failure_then(e, "nothing was imported"),
             };
+            // No state the store holds passes a ceiling, however it comes
+            // in: a migration to it is restricted, and so is an import.
+            let broken: Vec<String> = partners
+                .iter()
+                .flat_map(|v| {
+                    let id = crate::runtime::value::shown_id(policy.id_of(v));
+                    policy
+                        .ceilings_broken_by(v)
+                        .into_iter()
+                        .map(move |b| format!("partner `{id}`: {b}"))
+                })
+                .collect();
+            if !broken.is_empty() {
+                errln!(
+                    "pmf: these states pass the policy's ceilings, which no partner's state may (a ceiling is raised by a reviewed change of the policy):"
+                );
+                for b in broken.iter().take(20) {
+                    errln!("  - {b}");
+                }
+                if broken.len() > 20 {
+                    errln!("  - … and {} more", broken.len() - 20);
+                }
+                errln!("pmf: nothing was imported");
+                return Ok(Exit::Failure);
+            }
             let _lock = crate::store::lock::lock(store, "state import")
                 .map_err(|e| CliError::from(e).then("nothing was imported"))?;
             let mut db = Store::open(store)?;

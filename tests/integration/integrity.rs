@@ -1592,3 +1592,66 @@ fn a_plan_that_understates_what_its_policy_decides_is_refused() {
     assert!(lineage() > events);
     assert_eq!(code(&verify(d, &[])), 0);
 }
+
+/// No state the store holds passes a ceiling, however it comes in: an
+/// import of a new partner, or a replacement of a held one, beyond the
+/// fleet's `power <= 7` and `version < 4.0.0` is refused with nothing
+/// written (before, a new partner was imported at power 9 and 5.0.0).
+#[test]
+fn states_never_pass_a_ceiling_however_they_come_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let o = state_import(d, &fleet("partners.json"), &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut beyond = all[0].clone();
+    beyond["id"] = "p-900".into();
+    beyond["power"] = 9.into();
+    beyond["version"] = "5.0.0".into();
+    std::fs::write(
+        d.join("new.json"),
+        serde_json::to_string(&[&beyond]).unwrap(),
+    )
+    .unwrap();
+    let events = || -> i64 {
+        db(d)
+            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = events();
+    let o = state_import(d, "new.json", &policy, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    for says in [
+        "partner `p-900`: `version` is 5.0.0 (the ceiling is `version < 4.0.0`)",
+        "partner `p-900`: `power` is 9 (the ceiling is `power <= 7`)",
+        "nothing was imported",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    assert_eq!(events(), before);
+    // A held partner's replacement beyond a ceiling is not even planned.
+    let mut held = all[0].clone();
+    held["power"] = 8.into();
+    std::fs::write(
+        d.join("held.json"),
+        serde_json::to_string(&[&held]).unwrap(),
+    )
+    .unwrap();
+    let o = state_import(
+        d,
+        "held.json",
+        &policy,
+        &["--replace", "--reason", "more power", "-o", "replace.json"],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("`power` is 8 (the ceiling is `power <= 7`)"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!d.join("replace.json").exists());
+    assert_eq!(events(), before);
+}

@@ -114,6 +114,37 @@ pub struct Ceiling {
     pub value: Value,
 }
 
+impl Ceiling {
+    /// Whether `v` (the field's value) passes the bound; a value that is
+    /// not there (not measured) breaks nothing.
+    pub fn broken_by(&self, v: &Value) -> bool {
+        !matches!(v, Value::Missing | Value::Absent)
+            && match self.op {
+                CompareOp::Le => *v > self.value,
+                _ => *v >= self.value,
+            }
+    }
+
+    /// `FIELD OP BOUND`, as the policy writes it.
+    pub fn described(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.field,
+            self.op.symbol(),
+            scalar_text(&self.value)
+        )
+    }
+}
+
+/// A number's or a version's text (what a ceiling bounds); `…` for others.
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::Num(n) => n.to_string(),
+        Value::Ver(v) => v.to_string(),
+        _ => "…".into(),
+    }
+}
+
 /// A public key an authority signs approvals with, from a `key` declaration
 /// of the effective policy (its parents' keys and its own): the trust root
 /// of approvals.
@@ -540,6 +571,27 @@ impl CompiledPolicy {
         }
     }
 
+    /// The ceilings a whole state breaks, each as `FIELD is V (the ceiling
+    /// is FIELD OP BOUND)`: no state the store holds may pass one, whatever
+    /// way it comes in (a migration's target, an import, a replacement).
+    pub fn ceilings_broken_by(&self, state: &Value) -> Vec<String> {
+        let state = State::of(state);
+        self.ceilings
+            .iter()
+            .filter_map(|c| {
+                let v = state.get(&c.indices);
+                c.broken_by(&v).then(|| {
+                    format!(
+                        "`{}` is {} (the ceiling is `{}`)",
+                        c.field,
+                        scalar_text(&v),
+                        c.described()
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// The partner's version.
     pub fn version_of(&self, partner: &Value) -> Option<semver::Version> {
         match field(partner, &[self.version_field]) {
@@ -619,15 +671,7 @@ impl CompiledPolicy {
             .ceilings
             .iter()
             .enumerate()
-            .filter(|(_, c)| {
-                let v = target.get(&c.indices);
-                let v = &*v;
-                !matches!(v, Value::Missing)
-                    && match c.op {
-                        CompareOp::Le => *v > c.value,
-                        _ => *v >= c.value,
-                    }
-            })
+            .filter(|(_, c)| c.broken_by(&target.get(&c.indices)))
             .map(|(c, _)| c)
             .collect();
 
