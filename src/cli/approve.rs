@@ -315,6 +315,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
             "authority": file.authority,
             "public_key": public_key,
             "plan_hash": loaded.hash,
+            "expires_at": loaded.plan.header.expires_at,
             "approvals_file": args.output.display().to_string(),
             "approvals": out.approvals.len(),
             "endorsement_only": trust.is_err(),

@@ -248,6 +248,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     } else {
         History::default()
     };
+    let expires_at = expires_after(args.valid_for);
     let header = PlanHeader {
         kind: PlanKind::Migrate,
         policy: PolicyRef {
@@ -255,7 +256,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
             hash: policy.hash.clone(),
         },
         created_at: now_rfc3339(),
-        expires_at: Some(expires_after(args.valid_for)),
+        expires_at: Some(expires_at.clone()),
         policy_sources,
         // The digest of the bytes streamed, filled in by `write_plan`.
         partners: InputFile {
@@ -350,6 +351,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
                 "format_version": 1,
                 "plan": args.output.display().to_string(),
                 "plan_hash": written.hash,
+                "expires_at": expires_at,
                 "policy": {"name": policy.name, "hash": policy.hash},
                 "totals": written.totals,
                 "not_planned": written.totals.not_planned,

@@ -144,7 +144,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
     match p.format {
         OutputFormat::Json => outln!(
             "{}",
-            serde_json::json!({"format_version": 1, "plan": out.to_string(), "plan_hash": hash,
+            serde_json::json!({"format_version": 1, "plan": out.to_string(), "plan_hash": hash, "expires_at": plan.header.expires_at,
                 "partners": plan.entries.len(), "replaced": replaced, "approvals_required": approvals})
         ),
         OutputFormat::Human => {

@@ -232,7 +232,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     match args.format {
         OutputFormat::Json => outln!(
             "{}",
-            serde_json::json!({"format_version": 1, "plan": args.output.display().to_string(), "plan_hash": hash, "partner": args.partner,
+            serde_json::json!({"format_version": 1, "plan": args.output.display().to_string(), "plan_hash": hash, "expires_at": plan.header.expires_at, "partner": args.partner,
                 "from": current.version, "to": chosen.version, "approvals_required": approvals})
         ),
         OutputFormat::Human => {

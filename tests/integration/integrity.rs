@@ -1345,6 +1345,8 @@ fn an_expired_plan_is_neither_signed_nor_applied() {
             "--yes",
             "-o",
             "hour-approvals.json",
+            "--format",
+            "json",
         ],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -1354,6 +1356,8 @@ fn an_expired_plan_is_neither_signed_nor_applied() {
         "{}",
         text(&o.stderr)
     );
+    let signed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(signed["expires_at"], expires);
 
     // After both expiries.
     let late = header("late.json");
