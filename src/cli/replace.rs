@@ -177,13 +177,19 @@ fn carried(e: &PlanEntry, policy: &CompiledPolicy) -> Result<Option<Value>, Usag
         .map_err(|err| UsageError(format!("the plan's state of `{}`: {err}", e.id)))
 }
 
+/// Whether entry `e` names other approvals than `needed` (in any order).
+fn names_other_approvals(e: &PlanEntry, needed: &[String]) -> bool {
+    e.approvals_required.iter().any(|a| !needed.contains(a))
+        || needed.iter().any(|a| !e.approvals_required.contains(a))
+}
+
 /// The entries of replacement plan `plan` that name other approvals than
 /// a replacement needs under `policy` (every authority): one line each.
 pub fn unfounded(plan: &Plan, policy: &CompiledPolicy) -> Vec<String> {
     let needed = required(policy);
     plan.entries
         .iter()
-        .filter(|e| e.approvals_required != needed)
+        .filter(|e| names_other_approvals(e, &needed))
         .map(|e| {
             format!(
                 "partner `{}`: the plan says approvals {}; a replacement needs every authority's ({})",
@@ -222,9 +228,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
     let done = store.progress(&r.plan.hash)?;
     let mut work = Vec::new();
     for e in &plan.entries {
-        if e.approvals_required.iter().any(|a| !needed.contains(a))
-            || needed.iter().any(|a| !e.approvals_required.contains(a))
-        {
+        if names_other_approvals(e, &needed) {
             errln!(
                 "pmf: the plan's entry for `{}` names other approvals than the policy requires for a replacement (the plan was edited); nothing was replaced",
                 value::shown_id(&e.id)

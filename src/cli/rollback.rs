@@ -279,16 +279,7 @@ struct ReverseChange {
 impl ReverseChange {
     /// `type T, categories C, approvals A` (as a plan entry would say it).
     fn described(&self) -> String {
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.iter()
-                    .map(|s| crate::runtime::plan_view::printable(s).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
+        let list = crate::runtime::plan_view::printable_list;
         format!(
             "type {}, categories {}, approvals {}",
             crate::runtime::plan_view::printable(&self.migration),

@@ -143,13 +143,7 @@ impl Words {
     fn differing(&self, other: &Words) -> String {
         let shown = |s: &str| super::plan_view::printable(s).into_owned();
         let opt = |v: &Option<String>| v.as_deref().map_or("none".into(), shown);
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.iter().map(|s| shown(s)).collect::<Vec<_>>().join(", ")
-            }
-        };
+        let list = super::plan_view::printable_list;
         let (p, q) = (&self.predicted, &other.predicted);
         let mut parts = Vec::new();
         if self.from != other.from {

@@ -562,6 +562,19 @@ impl<'de> Visitor<'de> for Entries<'_> {
     }
 }
 
+/// Names from a plan (categories, authorities) as they may be printed:
+/// each [`printable`], joined by `, `; `none` for no name.
+pub fn printable_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    names
+        .iter()
+        .map(|n| printable(n).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Text from a plan as it may be printed: control, bidi and separator
 /// characters written as `\u{...}` escapes (a plan is a file anyone can
 /// edit; its text must not forge or hide output).
