@@ -1,5 +1,6 @@
 //! `pmf status`: what a store holds at a glance — partners by status,
-//! what the paused ones wait for, the plans applied, the latest signed
+//! what the paused ones wait for, the plans applied, the policy that
+//! governs it (and the one that governed it first), the latest signed
 //! checkpoint and who holds the lock.
 
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let statuses = store.status_counts()?;
     let plans = store.applied_plans()?;
     let latest = store.latest_checkpoint()?;
+    let governing = store.governing()?.map(|g| g.policy_hash);
+    let root = store.first_governing()?.map(|g| g.policy_hash);
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     for p in store.partners_with_status(&["awaiting_review", "throttled"])? {
         let why = store
@@ -46,6 +49,8 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "partners": statuses.iter().map(|(s, n)| (s.clone(), *n)).collect::<BTreeMap<_, _>>(),
                 "pending": pending,
                 "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
+                "governing_policy": governing,
+                "root_policy": root,
                 "latest_checkpoint": latest,
                 "lock": holder,
             })
@@ -69,6 +74,21 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                         String::new()
                     }
                 );
+            }
+            let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+            match (&governing, &root) {
+                (Some(g), Some(r)) if g == r => outln!(
+                    "policy    {} governs, as it did first (`pmf lineage verify --policy FILES` holds it to the reviewed policy)",
+                    short(g)
+                ),
+                (Some(g), Some(r)) => outln!(
+                    "policy    {} governs; {} governed first (`pmf lineage verify --policy FILES` holds that to the reviewed policy)",
+                    short(g),
+                    short(r)
+                ),
+                _ => outln!(
+                    "policy    none governs yet: the first plan applied or `state import` governs the store"
+                ),
             }
             match &latest {
                 Some(c) => outln!(

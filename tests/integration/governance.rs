@@ -192,6 +192,30 @@ fn a_store_takes_another_policy_only_with_its_governing_authorities_approval() {
     let o = pmf(dir, &["lineage", "show", "@governance", "--format", "json"]);
     let shown = text(&o.stdout);
     assert_eq!(shown.matches("\"governed\"").count(), 2, "{shown}");
+    // `pmf status` names the policy that governs now and the one that did
+    // first (the root an auditor pins).
+    let plan_policy = |plan: &str| {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(plan)).unwrap()).unwrap();
+        doc["header"]["policy"]["hash"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let o = pmf(dir, &["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["root_policy"], plan_policy("plan.json"));
+    assert_eq!(status["governing_policy"], plan_policy("evil-plan.json"));
+    let o = pmf(dir, &["status"]);
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "policy    {} governs; {} governed first",
+            &plan_policy("evil-plan.json")[..12],
+            &plan_policy("plan.json")[..12]
+        )),
+        "{}",
+        text(&o.stdout)
+    );
 
     // From now on the old keys are the ones refused.
     replan(dir, &policy, "back.json");

@@ -672,6 +672,31 @@ impl Store {
             .and_then(governance::Governing::of_event))
     }
 
+    /// The policy that governed the store first (its trust root, as its
+    /// first `governed` event records it), if any. Read, not verified:
+    /// `pmf lineage verify --policy` holds it to a reviewed policy.
+    pub fn first_governing(&self) -> Result<Option<governance::Governing>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq ASC LIMIT 1",
+        )?;
+        let mut rows = stmt.query([governance::GOVERNANCE])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let seq: i64 = r.get(0)?;
+        let events = lineage::row_events(
+            r.get_ref(1)?.as_bytes().unwrap_or_default(),
+            r.get_ref(2)?.as_bytes().unwrap_or_default(),
+        );
+        let Some((body, _)) = events.first() else {
+            return Ok(None);
+        };
+        Ok(self
+            .read_stored(body, governance::GOVERNANCE, seq as u64)?
+            .as_ref()
+            .and_then(governance::Governing::of_event))
+    }
+
     /// The last event of a partner's chain as stored, with its position.
     fn last_stored(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
