@@ -85,6 +85,32 @@ fn directories_are_searched_recursively() {
     assert_eq!(doc["files"], 2);
 }
 
+/// A folder reached twice through links (a link back up the tree, a
+/// second link to a folder) is walked once: the walk ends, and each file
+/// is found once (before, `pmf check .` and the language server's
+/// workspace scan never ended on a loop of links).
+#[test]
+fn links_that_loop_are_walked_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(a.join("b")).unwrap();
+    write(&a, "one.pmf", CLEAN);
+    write(&a.join("b"), "two.pmf", BROKEN);
+    std::os::unix::fs::symlink("..", a.join("b/up")).unwrap();
+    std::os::unix::fs::symlink("../a", a.join("again")).unwrap();
+    std::os::unix::fs::symlink(".", a.join("b/here")).unwrap();
+    let o = pmf(&[
+        "check",
+        "--format",
+        "json",
+        &dir.path().display().to_string(),
+    ]);
+    assert_eq!(code(&o), 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(doc["files"], 2, "{doc}");
+    assert_eq!(doc["errors"], 1, "{doc}");
+}
+
 #[test]
 fn json_has_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@
 //! exclude = ["tests/fixtures", "editors"]
 //! ```
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use pmf_syntax::diagnostics::io_reason;
@@ -61,7 +62,13 @@ pub fn collect_all(paths: &[PathBuf]) -> Result<Found, ProjectError> {
         })?;
         if meta.is_dir() {
             let mut excludes = inherited_excludes(p)?;
-            walk_into(p, &mut out, &mut Some(&mut problems), &mut excludes)?;
+            walk_into(
+                p,
+                &mut out,
+                &mut Some(&mut problems),
+                &mut excludes,
+                &mut HashSet::new(),
+            )?;
         } else {
             out.push(p.clone());
         }
@@ -72,7 +79,7 @@ pub fn collect_all(paths: &[PathBuf]) -> Result<Found, ProjectError> {
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ProjectError> {
     let mut excludes = inherited_excludes(dir)?;
-    walk_into(dir, out, &mut None, &mut excludes)
+    walk_into(dir, out, &mut None, &mut excludes, &mut HashSet::new())
 }
 
 /// The name of the file that marks a project root.
@@ -154,13 +161,23 @@ pub fn excluded(path: &Path) -> bool {
 /// Walk `dir`; a directory that cannot be listed goes to `problems` when
 /// given, else ends the walk. `excludes` holds the folders the projects
 /// met so far exclude (absolute; a project's `pmf.toml` is read once, when
-/// the walk enters its root).
+/// the walk enters its root); `visited`, the folders walked (their real
+/// paths).
 fn walk_into(
     dir: &Path,
     out: &mut Vec<PathBuf>,
     problems: &mut Option<&mut Vec<(PathBuf, String)>>,
     excludes: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
 ) -> Result<(), ProjectError> {
+    // A folder reached twice (a link back up the tree, or two links to one
+    // folder) is walked once: a loop of links would never end, and its
+    // files would be found twice.
+    if let Ok(real) = std::fs::canonicalize(dir)
+        && !visited.insert(real)
+    {
+        return Ok(());
+    }
     if dir.join(PROJECT_FILE).is_file()
         && let Ok(root) = std::path::absolute(dir)
     {
@@ -197,7 +214,7 @@ fn walk_into(
             if std::path::absolute(&p).is_ok_and(|a| excludes.contains(&a)) {
                 continue;
             }
-            walk_into(&p, out, problems, excludes)?;
+            walk_into(&p, out, problems, excludes, visited)?;
         } else if p.extension().is_some_and(|e| e == "pmf") {
             out.push(p);
         }
