@@ -257,7 +257,7 @@ impl Server {
             .roots
             .first()
             .and_then(|r| crate::diagnostics::config::find(r))
-            && let Ok(text) = std::fs::read_to_string(&config)
+            && let Ok(text) = crate::cli::files::read_text(&config)
             && let Ok((lints, _)) =
                 crate::diagnostics::config::parse(&config.display().to_string(), &text)
         {

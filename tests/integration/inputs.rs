@@ -763,3 +763,58 @@ fn targets_and_metrics_of_partners_not_planned_are_named() {
         text(&o.stderr)
     );
 }
+
+/// A device named where a file belongs (`/dev/zero` never ends) is refused
+/// by every command that reads the argument whole, with exit 2 and the
+/// reason, before anything is written; so is a policy file past 64 MiB
+/// (before, each read until memory ran out).
+#[test]
+fn devices_and_huge_files_are_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::runtime::planned(d);
+    let policy = fleet("policy.pmf");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["check", "/dev/zero"],
+        vec!["fmt", "/dev/zero"],
+        vec!["plan", "show", "/dev/zero"],
+        vec!["approve", "/dev/zero", "--key", "TSC.key", "--yes"],
+        vec!["approve", "plan.json", "--key", "/dev/zero", "--yes"],
+        vec!["apply", "/dev/zero"],
+        vec!["apply", "plan.json", "--approvals", "/dev/zero"],
+        vec!["lineage", "verify", "--checkpoint", "/dev/zero"],
+        vec!["schema", "partners", "--policy", "/dev/zero"],
+        vec![
+            "review",
+            "promote",
+            "p-005",
+            "--key",
+            "/dev/zero",
+            "--policy",
+            &policy,
+            "--reason",
+            "x",
+        ],
+    ];
+    for args in &cases {
+        let o = pmf(d, args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("/dev/zero")
+                && (err.contains("it is a device, not a file") || err.contains("more than 1 MiB")),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!d.join(".pmf/state.db").exists(), "nothing was applied");
+    let huge = d.join("huge.pmf");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len((64 << 20) + 1).unwrap();
+    let o = pmf(d, &["check", "huge.pmf"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("cannot read `huge.pmf`: it holds more than 64 MiB"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -105,10 +105,12 @@ pub fn project_root(path: &Path) -> Option<PathBuf> {
 /// an `exclude` that is not a list of strings is an error.
 pub fn project_excludes(root: &Path) -> Result<Vec<PathBuf>, ProjectError> {
     let file = root.join(PROJECT_FILE);
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return Ok(Vec::new());
-    };
     let bad = |why: &str| ProjectError(format!("`{}`: {why}", file.display()));
+    let text = match read_text(&file) {
+        Ok(text) => text,
+        Err(_) if !file.exists() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
     let table: toml::Table = text
         .parse()
         .map_err(|e| bad(&format!("not valid TOML: {e}")))?;
@@ -225,13 +227,14 @@ fn walk_into(
 /// Read a file as UTF-8 text; unreadable or non-UTF-8 files are usage
 /// errors, their message naming the path.
 pub fn read_text(path: &Path) -> Result<String, ProjectError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        ProjectError(format!(
-            "cannot read `{}`: {}",
-            path.display(),
-            io_reason(&e)
-        ))
-    })?;
+    let bytes =
+        pmf_syntax::read::whole(path, pmf_syntax::read::POLICY_FILE_LIMIT).map_err(|e| {
+            ProjectError(format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
     String::from_utf8(bytes).map_err(|e| {
         ProjectError(format!(
             "`{}` is not UTF-8 text (invalid byte at offset {})",

@@ -27,7 +27,7 @@ pub(crate) fn policies(dirs: &[&str]) -> Vec<PathBuf> {
 /// A fresh session holding the file at `path` (named by its path).
 pub(crate) fn session_of(path: &Path) -> (Session, SourceFile) {
     let mut session = Session::default();
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = crate::project::read_text(path).unwrap_or_default();
     let file = session.set_file(&path.display().to_string(), text);
     (session, file)
 }

@@ -52,14 +52,14 @@ pub struct ApprovalsFile {
 pub use pmf_store::verify::approval_message as message;
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = pmf_syntax::read::whole(path, pmf_syntax::read::SMALL_FILE_LIMIT).map_err(|e| {
         format!(
             "cannot read {what} `{}`: {}",
             path.display(),
             pmf_syntax::diagnostics::io_reason(&e)
         )
     })?;
-    serde_json::from_str(&text)
+    serde_json::from_slice(&bytes)
         .map_err(|e| format!("`{}` is not a valid {what}: {e}", path.display()))
 }
 

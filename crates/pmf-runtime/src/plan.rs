@@ -1648,13 +1648,16 @@ pub struct LoadedPlan {
 
 /// Read a plan file.
 pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        format!(
-            "cannot read `{}`: {}",
-            path.display(),
-            pmf_syntax::diagnostics::io_reason(&e)
-        )
-    })?;
+    // However large a plan may be, a device is none (`/dev/zero` never ends).
+    let bytes = pmf_syntax::read::refuse_device(path)
+        .and_then(|()| std::fs::read(path))
+        .map_err(|e| {
+            format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                pmf_syntax::diagnostics::io_reason(&e)
+            )
+        })?;
     let hash = blake3::hash(&bytes).to_hex().to_string();
     // As pmf lays plans out, its entries parsed on every core; else
     // straight into a plan; only when that fails, look at why.

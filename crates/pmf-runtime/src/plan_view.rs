@@ -126,13 +126,15 @@ impl PlanStream {
     /// Open `path` and start reading it. A file that cannot be opened is
     /// an error at once, naming the path.
     pub fn open(path: &Path) -> Result<PlanStream, PlanReadError> {
-        let file = std::fs::File::open(path).map_err(|e| {
-            PlanReadError(format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                pmf_syntax::diagnostics::io_reason(&e)
-            ))
-        })?;
+        let file = pmf_syntax::read::refuse_device(path)
+            .and_then(|()| std::fs::File::open(path))
+            .map_err(|e| {
+                PlanReadError(format!(
+                    "cannot read `{}`: {}",
+                    path.display(),
+                    pmf_syntax::diagnostics::io_reason(&e)
+                ))
+            })?;
         if file.metadata().is_ok_and(|m| m.is_dir()) {
             return Err(PlanReadError(format!(
                 "cannot read `{}`: it is a directory",

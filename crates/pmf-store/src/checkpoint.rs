@@ -72,7 +72,7 @@ impl Checkpoint {
 
     /// Read a checkpoint file.
     pub fn read(path: &Path) -> Result<Checkpoint, String> {
-        let text = std::fs::read_to_string(path)
+        let text = read_small(path)
             .map_err(|e| format!("cannot read the checkpoint `{}`: {e}", path.display()))?;
         let c: Checkpoint = serde_json::from_str(&text)
             .map_err(|e| format!("`{}` is not a checkpoint: {e}", path.display()))?;
@@ -85,6 +85,25 @@ impl Checkpoint {
         }
         Ok(c)
     }
+}
+
+/// The text of a small file (a checkpoint, a key): at most 1 MiB, as
+/// neither is ever near it; a file named by mistake (a device that never
+/// ends, a disk image) is refused, not read until memory runs out.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 1 << 20;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(LIMIT + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            "it holds more than 1 MiB, more than a checkpoint or a key ever does",
+        ));
+    }
+    Ok(text)
 }
 
 /// The operator's signing key: a key file of mode 0600 (by default
@@ -169,7 +188,7 @@ impl OperatorKey {
                 true,
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|source| StoreError::ReadOperatorKey {
+        let text = read_small(path).map_err(|source| StoreError::ReadOperatorKey {
             path: path.to_path_buf(),
             source,
         })?;

@@ -12,6 +12,7 @@ pub mod fmt;
 pub mod hidden;
 pub mod parser;
 pub mod place;
+pub mod read;
 pub mod slips;
 pub mod span;
 pub mod split;
