@@ -1659,3 +1659,68 @@ fn states_never_pass_a_ceiling_however_they_come_in() {
     assert!(!d.join("replace.json").exists());
     assert_eq!(events(), before);
 }
+
+/// An SQLite database of another program named as the store (a typo, a
+/// path reused) is refused by every command, with exit 2, and left byte for
+/// byte as it was: pmf never adds its tables to it or switches its journal
+/// mode (before, `apply` made it a store beside the program's own tables).
+#[test]
+fn another_programs_database_is_never_made_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::runtime::planned(d);
+    let foreign = d.join("notes.db");
+    {
+        let c = Connection::open(&foreign).unwrap();
+        c.execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let before = std::fs::read(&foreign).unwrap();
+    let store = foreign.to_str().unwrap();
+    let policy = fleet("policy.pmf");
+    for args in [
+        vec![
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--store",
+            store,
+        ],
+        vec![
+            "state",
+            "import",
+            &fleet("partners.json"),
+            "--policy",
+            &policy,
+            "--store",
+            store,
+        ],
+        vec!["status", "--store", store],
+        vec!["lineage", "verify", "--store", store],
+    ] {
+        let o = pmf(d, &args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr)
+                .contains("is an SQLite database but not a PMF store (it holds table `notes`)"),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+        assert_eq!(std::fs::read(&foreign).unwrap(), before, "{args:?}");
+    }
+    // An empty file is no one's database: it becomes a store.
+    std::fs::write(d.join("empty.db"), b"").unwrap();
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--store",
+            "empty.db",
+        ],
+    );
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+}

@@ -71,6 +71,18 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// The file is an SQLite database, but another program's: pmf never
+    /// adds its tables to it (or changes its journal mode).
+    #[error(
+        "`{}` is an SQLite database but not a PMF store (it holds {objects}): pmf writes only into its own stores; give `--store` a new path",
+        path.display()
+    )]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// The first of what it holds, named.
+        objects: String,
+    },
     /// There is no store where a command that only reads one looked.
     #[error(
         "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
@@ -482,6 +494,45 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// An error when the database behind `conn` is another program's: no
+/// schema version of pmf's (`user_version` 0) and yet tables, views,
+/// indexes or triggers of its own. Read before any setting is made, so that
+/// nothing of it changes. A file SQLite cannot read passes (opening it
+/// reports that).
+fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+    if version.is_ok_and(|v| v != 0) {
+        return Ok(());
+    }
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4",
+    ) else {
+        return Ok(());
+    };
+    let Ok(rows) = stmt.query_map([], |r| {
+        Ok(format!(
+            "{} `{}`",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?
+        ))
+    }) else {
+        return Ok(());
+    };
+    let objects: Vec<String> = rows.filter_map(Result::ok).collect();
+    if objects.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Foreign {
+        path: path.to_path_buf(),
+        objects: if objects.len() > 3 {
+            let first: Vec<&str> = objects.iter().take(3).map(String::as_str).collect();
+            format!("{}, …", first.join(", "))
+        } else {
+            objects.join(", ")
+        },
+    })
+}
+
 impl Store {
     /// Open (creating it and its directory if needed) and migrate.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -495,6 +546,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
+        refuse_foreign(&conn, path)?;
         tune_for_reading(&conn)?;
         // Larger pages for a new store: the lineage is appended a page at a
         // time, and each page is one write to the WAL and one to the file.
@@ -581,7 +633,10 @@ impl Store {
     pub fn open_to_read(path: &Path) -> Result<Store, StoreError> {
         match Store::open_read_only(path) {
             Err(older @ StoreError::OlderSchema { .. }) => {
-                Store::open_existing(path).map_err(|_| older)
+                Store::open_existing(path).map_err(|e| match e {
+                    foreign @ StoreError::Foreign { .. } => foreign,
+                    _ => older,
+                })
             }
             other => other,
         }
