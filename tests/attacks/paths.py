@@ -137,6 +137,23 @@ def main():
           f"rc={rc} in {secs:.1f} s, files {files}" + (" (TIMED OUT: the walk never ended)" if rc == 124 else ""),
           e[-300:])
 
+    # 8. `--store` naming another program's SQLite database (a typo, a
+    # reused path): refused, and the database left byte for byte.
+    import sqlite3
+    d, victim = fresh(root, "foreign")
+    db = os.path.join(d, "notes.db")
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE notes (text TEXT)")
+    c.execute("INSERT INTO notes VALUES ('mine')")
+    c.commit()
+    c.close()
+    before = open(db, "rb").read()
+    rc_p, _o, e_p, _ = C.run(plan_args("partners.json", "plan.json", store="none.db"), cwd=d)
+    rc, o, e, _ = C.run([C.pmf_bin(), "apply", "plan.json", "--store", db], cwd=d)
+    same = open(db, "rb").read() == before
+    T.add("--store naming another program's SQLite database", rc_p == 0 and rc == 2 and same,
+          f"plan rc={rc_p}, apply rc={rc}, database {'unchanged' if same else 'CHANGED'}: {e.strip()[:100]}", (e_p + e)[-300:])
+
     return T.finish()
 
 
