@@ -85,7 +85,7 @@ fn unblock(p: &StoredPartner, last: Option<&LastEvent>) -> String {
         });
     if let Some(who) = why.strip_prefix("awaiting approval by ") {
         format!(
-            "signatures of {who} on {plan} (`pmf approve`), then `pmf apply` of it again; or `pmf review abort`"
+            "signatures of {who} on {plan} (`pmf approve`), then `pmf apply` of it again before it expires (after, a new plan from `pmf state export`); or `pmf review abort`"
         )
     } else if p.status == "throttled" {
         format!(
@@ -94,7 +94,7 @@ fn unblock(p: &StoredPartner, last: Option<&LastEvent>) -> String {
         )
     } else {
         format!(
-            "an authority's decision: `pmf review promote {}` (then `pmf apply` of {plan} again) or `pmf review abort {}`",
+            "an authority's decision: `pmf review promote {}` (then `pmf apply` of {plan} again before it expires; after, a new plan from `pmf state export`) or `pmf review abort {}`",
             p.id, p.id
         )
     }
@@ -287,7 +287,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     }
     if decision == EventKind::ReviewPromoted {
         outln!(
-            "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review",
+            "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review, if it runs before the plan expires (after, a new plan walks the partner again, and review asks again)",
             file.authority,
             d.partner,
             plan_hash.get(..12).unwrap_or(&plan_hash)
