@@ -671,6 +671,17 @@ pub struct ApprovedPlan<'a> {
     pub format: OutputFormat,
 }
 
+impl ApprovedPlan<'_> {
+    /// The authorities of `needed` that did not approve the plan.
+    pub fn missing<'n>(&self, needed: &'n [String]) -> Vec<&'n str> {
+        needed
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !self.approved.contains(*a))
+            .collect()
+    }
+}
+
 /// Drop `value` on a thread of its own (here, when no thread can be made).
 fn drop_elsewhere<T: Send + 'static>(value: T) {
     let _ = std::thread::Builder::new()

@@ -212,11 +212,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
     let policy = r.policy;
     let plan = &r.plan.plan;
     let needed = required(policy);
-    let missing: Vec<&str> = needed
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !r.approved.contains(*a))
-        .collect();
+    let missing = r.missing(&needed);
     if !missing.is_empty() {
         errln!(
             "pmf: replacing partner states needs the approval of every authority of the policy; missing: {}",
@@ -302,16 +298,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
             batch.govern(g, &r.plan.hash, Vec::new(), &now_rfc3339())?;
         }
     }
-    let signers: Vec<String> = needed
-        .iter()
-        .flat_map(|auth| {
-            r.signers
-                .get(auth)
-                .into_iter()
-                .flatten()
-                .map(move |k| format!("{auth}:{k}"))
-        })
-        .collect();
+    let signers = crate::runtime::apply::signers_of(r.signers, &needed);
     let mut stored = Vec::new();
     for (e, held, new) in &work {
         let version = policy.version_of(new).map(|v| v.to_string());

@@ -433,12 +433,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             errln!("pmf: nothing was rolled back");
             return Ok(Exit::Failure);
         }
-        let missing: Vec<&str> = needs
-            .approvals
-            .iter()
-            .map(String::as_str)
-            .filter(|a| !r.approved.contains(*a))
-            .collect();
+        let missing = r.missing(&needs.approvals);
         if !missing.is_empty() {
             errln!(
                 "pmf: the rollback of `{}` needs the approval of {}; nothing was rolled back",
@@ -447,7 +442,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             );
             return Ok(Exit::Failure);
         }
-        work.push((e, current, chosen));
+        work.push((e, current, chosen, needs));
     }
     let fallback_rite = policy
         .graph
@@ -459,12 +454,13 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         batch.add_approval(&r.plan.hash, authority, key, signature)?;
     }
     let mut stored = Vec::new();
-    for (e, current, chosen) in &work {
+    // What is recorded is what the policy decided (the entry said the same).
+    for (e, current, chosen, needs) in &work {
         let base = Event {
             partner: e.id.clone(),
             from: current.version.clone(),
             to: chosen.version.clone(),
-            migration: e.migration.clone(),
+            migration: Some(needs.migration.clone()),
             time: now_rfc3339(),
             ..Event::default()
         };
@@ -472,17 +468,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         let stable = batch.push_stable(&e.id, seq, chosen.version.as_deref(), &chosen.state)?;
         let digest =
             batch.put_partner(&e.id, &chosen.state, chosen.version.as_deref(), "active")?;
-        let signers: Vec<String> = e
-            .approvals_required
-            .iter()
-            .flat_map(|auth| {
-                r.signers
-                    .get(auth)
-                    .into_iter()
-                    .flatten()
-                    .map(move |k| format!("{auth}:{k}"))
-            })
-            .collect();
+        let signers = crate::runtime::apply::signers_of(r.signers, &needs.approvals);
         let mut events = vec![
             Event {
                 kind: EventKind::Rollback,
@@ -492,7 +478,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
                     "roll back to stable version {}",
                     chosen.version.as_deref().unwrap_or("-")
                 )),
-                approvals: e.approvals_required.clone(),
+                approvals: needs.approvals.clone(),
                 signers,
                 policy_hash: Some(policy.hash.clone()),
                 plan_hash: Some(r.plan.hash.clone()),

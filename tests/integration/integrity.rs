@@ -1326,11 +1326,7 @@ fn an_expired_plan_is_neither_signed_nor_applied() {
     assert_eq!(at(&hour, "expires_at") - at(&hour, "created_at"), 3600);
     let o = pmf(d, &["apply", "applied.json", "--format", "json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let lineage = || -> i64 {
-        db(d)
-            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
-            .unwrap()
-    };
+    let lineage = || crate::runtime::lineage_rows(d);
     let events = lineage();
 
     // The signer sees the expiry; within it, the plan is signed.
@@ -1467,11 +1463,7 @@ fn a_plan_that_understates_what_its_policy_decides_is_refused() {
     let d = dir.path();
     planned(d);
     apply(d, &["--approvals", "approvals.json"]);
-    let lineage = || -> i64 {
-        db(d)
-            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
-            .unwrap()
-    };
+    let lineage = || crate::runtime::lineage_rows(d);
     let edit = |from: &str, to: &str, line_of: &str, edits: &[(&str, &str)]| {
         let text = std::fs::read_to_string(d.join(from)).unwrap();
         let mut found = false;
@@ -1619,11 +1611,7 @@ fn states_never_pass_a_ceiling_however_they_come_in() {
         serde_json::to_string(&[&beyond]).unwrap(),
     )
     .unwrap();
-    let events = || -> i64 {
-        db(d)
-            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
-            .unwrap()
-    };
+    let events = || crate::runtime::lineage_rows(d);
     let before = events();
     let o = state_import(d, "new.json", &policy, &[]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));

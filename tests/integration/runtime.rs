@@ -617,7 +617,7 @@ fn plans_of_format_3_still_apply_and_their_digests_still_bind() {
 }
 
 /// The lineage rows of the store in `dir`.
-fn lineage_rows(dir: &Path) -> i64 {
+pub(crate) fn lineage_rows(dir: &Path) -> i64 {
     db(dir)
         .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
         .unwrap()

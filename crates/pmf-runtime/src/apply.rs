@@ -63,6 +63,21 @@ pub struct ApplyInputs<'a> {
     pub signers: &'a HashMap<String, Vec<String>>,
 }
 
+/// The keys that signed for `authorities`, as the lineage records them
+/// (`AUTHORITY:KEY`), from the keys that signed for each authority.
+pub fn signers_of(signers: &HashMap<String, Vec<String>>, authorities: &[String]) -> Vec<String> {
+    authorities
+        .iter()
+        .flat_map(|auth| {
+            signers
+                .get(auth)
+                .into_iter()
+                .flatten()
+                .map(move |k| format!("{auth}:{k}"))
+        })
+        .collect()
+}
+
 /// One partner's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartnerResult {
@@ -715,18 +730,7 @@ impl Walked {
                 e.plan_hash = Some(inputs.plan.hash.clone());
             }
             if e.kind == EventKind::Approved {
-                e.signers = e
-                    .approvals
-                    .iter()
-                    .flat_map(|auth| {
-                        inputs
-                            .signers
-                            .get(auth)
-                            .into_iter()
-                            .flatten()
-                            .map(move |k| format!("{auth}:{k}"))
-                    })
-                    .collect();
+                e.signers = signers_of(inputs.signers, &e.approvals);
             }
             if i + 1 == n {
                 e.state = Some(digest.clone());

@@ -533,6 +533,15 @@ fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// Which end of a chain [`Store::stored_at`] reads.
+#[derive(Clone, Copy)]
+enum ChainEnd {
+    /// Its first event.
+    First,
+    /// Its last event.
+    Last,
+}
+
 impl Store {
     /// Open (creating it and its directory if needed) and migrate.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -718,7 +727,19 @@ impl Store {
     /// [`governance::GOVERNANCE`]), if a plan was applied since stores
     /// began to record it.
     pub fn governing(&self) -> Result<Option<governance::Governing>, StoreError> {
-        let Some((seq, body)) = self.last_stored(governance::GOVERNANCE)? else {
+        self.governed_at(ChainEnd::Last)
+    }
+
+    /// The policy that governed the store first (its trust root, as its
+    /// first `governed` event records it), if any. Read, not verified:
+    /// `pmf lineage verify --policy` holds it to a reviewed policy.
+    pub fn first_governing(&self) -> Result<Option<governance::Governing>, StoreError> {
+        self.governed_at(ChainEnd::First)
+    }
+
+    /// The policy a `governed` event at `end` of the governance chain names.
+    fn governed_at(&self, end: ChainEnd) -> Result<Option<governance::Governing>, StoreError> {
+        let Some((seq, body)) = self.stored_at(governance::GOVERNANCE, end)? else {
             return Ok(None);
         };
         Ok(self
@@ -727,36 +748,22 @@ impl Store {
             .and_then(governance::Governing::of_event))
     }
 
-    /// The policy that governed the store first (its trust root, as its
-    /// first `governed` event records it), if any. Read, not verified:
-    /// `pmf lineage verify --policy` holds it to a reviewed policy.
-    pub fn first_governing(&self) -> Result<Option<governance::Governing>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq ASC LIMIT 1",
-        )?;
-        let mut rows = stmt.query([governance::GOVERNANCE])?;
-        let Some(r) = rows.next()? else {
-            return Ok(None);
-        };
-        let seq: i64 = r.get(0)?;
-        let events = lineage::row_events(
-            r.get_ref(1)?.as_bytes().unwrap_or_default(),
-            r.get_ref(2)?.as_bytes().unwrap_or_default(),
-        );
-        let Some((body, _)) = events.first() else {
-            return Ok(None);
-        };
-        Ok(self
-            .read_stored(body, governance::GOVERNANCE, seq as u64)?
-            .as_ref()
-            .and_then(governance::Governing::of_event))
-    }
-
     /// The last event of a partner's chain as stored, with its position.
     fn last_stored(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-        )?;
+        self.stored_at(id, ChainEnd::Last)
+    }
+
+    /// The first or last event of a partner's chain as stored, with its
+    /// position (a row may hold a run of events).
+    fn stored_at(&self, id: &str, end: ChainEnd) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(match end {
+            ChainEnd::First => {
+                "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq ASC LIMIT 1"
+            }
+            ChainEnd::Last => {
+                "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1"
+            }
+        })?;
         let mut rows = stmt.query([id])?;
         let Some(r) = rows.next()? else {
             return Ok(None);
@@ -767,9 +774,14 @@ impl Store {
             r.get_ref(2)?.as_bytes().unwrap_or_default(),
         );
         let n = events.len();
-        Ok(events
-            .last()
-            .map(|(body, _)| ((first + n as i64 - 1) as u64, body.to_vec())))
+        Ok(match end {
+            ChainEnd::First => events
+                .first()
+                .map(|(body, _)| (first as u64, body.to_vec())),
+            ChainEnd::Last => events
+                .last()
+                .map(|(body, _)| ((first + n as i64 - 1) as u64, body.to_vec())),
+        })
     }
 
     /// A stored event read back with the store's texts; `None` when it
