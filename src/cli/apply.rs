@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::plan::OutputFormat;
+use super::refusal::Refuser;
 use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::apply::{
     ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, PreparedPartner, Start,
@@ -36,6 +37,9 @@ pub const FEW_PARTNERS: usize = 50;
 
 /// How many of the partners that need attention a summary lists.
 pub const ATTENTION_SHOWN: usize = 20;
+
+/// What a refusal says last.
+const NOTHING_APPLIED: &str = "nothing was applied";
 
 /// How many reasons a summary gives for each outcome (the rest counted).
 const REASONS_SHOWN: usize = 5;
@@ -86,6 +90,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     })?;
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
+    // From here on, a plan refused is recorded in the store's lineage.
+    let refuser = Refuser {
+        store: &args.store,
+        operator_key: args.operator_key.as_deref(),
+        plan: &loaded,
+    };
     // The policy the plan carries, unless given (its hash must then match).
     let loaded_policy = if args.policy.is_empty() {
         policy::load_sources(&plan.header.policy_sources).map(|l| l.policy)
@@ -107,8 +117,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             .as_ref()
             .is_some_and(|o| o.blake3.is_some() && o.blake3 == given.blake3);
         if !same {
-            errln!(
-                "pmf: the observed metrics `{}` are not the ones the plan was made with ({}); the plan carries its own: drop `--observed`, or make a new plan with these",
+            let reason = format!(
+                "the observed metrics `{}` are not the ones the plan was made with ({}); the plan carries its own: drop `--observed`, or make a new plan with these",
                 given.file,
                 match &plan.header.observed {
                     Some(o) => format!(
@@ -121,8 +131,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     None => "it had none".into(),
                 }
             );
-            errln!("pmf: nothing was applied");
-            return Ok(Exit::Failure);
+            return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
         }
     }
     let mut observed: HashMap<String, Value> = HashMap::new();
@@ -152,32 +161,29 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         .iter()
         .find_map(|e| crate::runtime::value::id_problem(&e.id).map(|p| (e, p)))
     {
-        errln!(
-            "pmf: the plan names partner `{}`: {problem} (`pmf plan` never writes such an id: the plan was edited)",
+        let reason = format!(
+            "the plan names partner `{}`: {problem} (`pmf plan` never writes such an id: the plan was edited)",
             crate::runtime::value::shown_id(&e.id)
         );
-        errln!("pmf: nothing was applied");
-        return Ok(Exit::Failure);
+        return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
     }
     if let Some(e) = plan.entries.iter().find(|e| e.id.starts_with('@')) {
-        errln!(
-            "pmf: the plan names partner `{}`: ids that start with `@` are reserved for the store's own records",
+        let reason = format!(
+            "the plan names partner `{}`: ids that start with `@` are reserved for the store's own records",
             e.id
         );
-        errln!("pmf: nothing was applied");
-        return Ok(Exit::Failure);
+        return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
     }
     // A partner appears once in a plan (`pmf plan` never writes one twice;
     // a plan edited so is refused before the store is opened): its entries
     // are prepared ahead of the batches that write them.
     let mut seen = HashSet::with_capacity(plan.entries.len());
     if let Some(e) = plan.entries.iter().find(|e| !seen.insert(e.id.as_str())) {
-        errln!(
-            "pmf: the plan names partner `{}` twice: a plan gives each partner one entry (make a new one with `pmf plan`)",
+        let reason = format!(
+            "the plan names partner `{}` twice: a plan gives each partner one entry (make a new one with `pmf plan`)",
             e.id
         );
-        errln!("pmf: nothing was applied");
-        return Ok(Exit::Failure);
+        return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
     }
     drop(seen);
     // An expired plan starts nothing: its signers approved it for a time.
@@ -185,7 +191,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     if let Some(why) = plan.expiry_problem(crate::runtime::plan::now_secs())
         && !finished_earlier(&args.store, &loaded)?
     {
-        return Ok(report_stale(&ApplyError::Stale(vec![why])));
+        return Ok(report_stale(&ApplyError::Stale(vec![why]), &refuser));
     }
     // Every approvals file is read (and its format checked) before the
     // store is opened: a file refused creates no store.
@@ -226,13 +232,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     ));
                     continue;
                 }
-                errln!(
-                    "pmf: approval by `{}` in `{}` refused: {why}",
+                let reason = format!(
+                    "approval by `{}` in `{}` refused: {why}",
                     a.authority,
                     path.display()
                 );
-                errln!("pmf: nothing was applied");
-                return Ok(Exit::Failure);
+                return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
             }
             if change.is_some_and(|g| g.trusts(&a.authority, &a.public_key)) {
                 endorsers.push((
@@ -255,13 +260,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // what the store's governance asks of it: that is what the operator
     // can fix here.
     if let Some(why) = policy_changed(plan, &policy) {
-        return Ok(report_stale(&ApplyError::Stale(vec![why])));
+        return Ok(report_stale(&ApplyError::Stale(vec![why]), &refuser));
     }
     if let Some(g) = change {
         let missing = g.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
         if !missing.is_empty() {
-            errln!(
-                "pmf: the plan's policy ({}) is not the one this store is governed by ({}): a change of policy needs the approval of every authority of the governing policy, by one of the keys it trusts; missing: {}",
+            let reason = format!(
+                "the plan's policy ({}) is not the one this store is governed by ({}): a change of policy needs the approval of every authority of the governing policy, by one of the keys it trusts; missing: {}",
                 short(&proposed.policy_hash),
                 short(&g.policy_hash),
                 missing
@@ -270,11 +275,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            errln!(
-                "pmf: sign this plan with those keys (`pmf approve {} --key KEY -o approvals.json`); nothing was applied",
+            let hint = format!(
+                "sign this plan with those keys (`pmf approve {} --key KEY -o approvals.json`); nothing was applied",
                 args.plan.display()
             );
-            return Ok(Exit::Failure);
+            return Ok(refuser.refuse(&reason, &[&hint]));
         }
     }
     let (operator, made) = store.operator_key(args.operator_key.as_deref())?;
@@ -294,13 +299,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     };
     if let Some(what) = other {
         if let Some(g) = change {
-            errln!(
-                "pmf: the {what}'s policy ({}) is not the one this store is governed by ({}); plan the {what} under the governing policy (a change of policy is applied with a migration plan)",
+            let reason = format!(
+                "the {what}'s policy ({}) is not the one this store is governed by ({}); plan the {what} under the governing policy (a change of policy is applied with a migration plan)",
                 short(&proposed.policy_hash),
                 short(&g.policy_hash)
             );
-            errln!("pmf: nothing was applied");
-            return Ok(Exit::Failure);
+            return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
         }
         drop(store);
         let accepted: Vec<(String, String, String)> = accepted
@@ -322,6 +326,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             signers: &signers,
             accepted: &accepted,
             format: args.format,
+            refuser: &refuser,
         };
         return if plan.header.kind == PlanKind::Rollback {
             super::rollback::apply(&approved_plan)
@@ -351,7 +356,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             if !matches!(e, ApplyError::Stale(_)) {
                 return Err(e.into());
             }
-            return Ok(report_stale(&e));
+            return Ok(report_stale(&e, &refuser));
         }
     };
 
@@ -634,9 +639,10 @@ fn finished_earlier(path: &std::path::Path, plan: &LoadedPlan) -> Result<bool, C
         .all(|e| progress.get(&e.id).is_some_and(|o| finished(o))))
 }
 
-/// Report a stale plan (`e` is [`ApplyError::Stale`]) reason by reason;
+/// Report a stale plan (`e` is [`ApplyError::Stale`]) reason by reason,
+/// and record it refused (the reasons the store keeps are the first few);
 /// the error's kind gives the exit code.
-fn report_stale(e: &ApplyError) -> Exit {
+fn report_stale(e: &ApplyError, refuser: &Refuser<'_>) -> Exit {
     if let ApplyError::Stale(why) = e {
         errln!("pmf: the plan is stale; make a new one with `pmf plan`:");
         for w in why.iter().take(20) {
@@ -645,7 +651,15 @@ fn report_stale(e: &ApplyError) -> Exit {
         if why.len() > 20 {
             errln!("  - ... and {} more", why.len() - 20);
         }
-        errln!("pmf: nothing was applied");
+        errln!("pmf: {NOTHING_APPLIED}");
+        let mut reason = format!(
+            "the plan is stale: {}",
+            why.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+        );
+        if why.len() > 5 {
+            reason.push_str(&format!("; and {} more", why.len() - 5));
+        }
+        refuser.record(&reason);
     }
     Exit::from(e)
 }
@@ -669,6 +683,8 @@ pub struct ApprovedPlan<'a> {
     pub accepted: &'a [(String, String, String)],
     /// Output format.
     pub format: OutputFormat,
+    /// Records the plan refused, if it is.
+    pub refuser: &'a Refuser<'a>,
 }
 
 impl ApprovedPlan<'_> {

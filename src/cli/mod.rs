@@ -55,6 +55,7 @@ pub mod plan;
 pub mod plan_diff;
 pub mod plan_show;
 pub mod policy;
+pub mod refusal;
 pub mod replace;
 pub mod review;
 pub mod rollback;

@@ -214,22 +214,21 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
     let needed = required(policy);
     let missing = r.missing(&needed);
     if !missing.is_empty() {
-        errln!(
-            "pmf: replacing partner states needs the approval of every authority of the policy; missing: {}",
+        let reason = format!(
+            "replacing partner states needs the approval of every authority of the policy; missing: {}",
             missing.join(", ")
         );
-        errln!("pmf: nothing was replaced");
-        return Ok(Exit::Failure);
+        return Ok(r.refuser.refuse(&reason, &["nothing was replaced"]));
     }
     let done = store.progress(&r.plan.hash)?;
     let mut work = Vec::new();
     for e in &plan.entries {
         if names_other_approvals(e, &needed) {
-            errln!(
-                "pmf: the plan's entry for `{}` names other approvals than the policy requires for a replacement (the plan was edited); nothing was replaced",
+            let reason = format!(
+                "the plan's entry for `{}` names other approvals than the policy requires for a replacement (the plan was edited); nothing was replaced",
                 value::shown_id(&e.id)
             );
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &[]));
         }
         if done.contains_key(&e.id) {
             continue;
@@ -247,12 +246,11 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
             None => None,
         };
         if now.as_ref().map(state_digest) != planned.as_ref().map(state_digest) {
-            errln!(
-                "pmf: partner `{}` changed since the replacement was planned; plan it again",
+            let reason = format!(
+                "partner `{}` changed since the replacement was planned; plan it again",
                 value::shown_id(&e.id)
             );
-            errln!("pmf: nothing was replaced");
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &["nothing was replaced"]));
         }
         let Some(target) = &e.target else {
             return Err(UsageError(format!(
@@ -264,21 +262,21 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
         let new = value::from_json(&policy.schema, target, "", Completeness::Full)
             .map_err(|err| UsageError(format!("the plan's new state of `{}`: {err}", e.id)))?;
         if policy.id_of(&new) != e.id {
-            errln!(
-                "pmf: the plan's entry for `{}` carries the state of partner `{}` (the plan was edited); nothing was replaced",
+            let reason = format!(
+                "the plan's entry for `{}` carries the state of partner `{}` (the plan was edited); nothing was replaced",
                 value::shown_id(&e.id),
                 value::shown_id(policy.id_of(&new))
             );
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &[]));
         }
         let broken = policy.ceilings_broken_by(&new);
         if !broken.is_empty() {
-            errln!(
-                "pmf: the plan's new state of `{}` passes the policy's ceilings: {}; no partner's state may (the plan was edited, or the policy changed since); nothing was replaced",
+            let reason = format!(
+                "the plan's new state of `{}` passes the policy's ceilings: {}; no partner's state may (the plan was edited, or the policy changed since); nothing was replaced",
                 value::shown_id(&e.id),
                 broken.join(", ")
             );
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &[]));
         }
         work.push((e, held, new));
     }

@@ -375,8 +375,10 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
     let policy = r.policy;
     let plan = &r.plan.plan;
     if plan.header.policy.hash != policy.hash {
-        errln!("pmf: the policy changed since the rollback was planned; plan it again");
-        return Ok(Exit::Failure);
+        return Ok(r.refuser.refuse(
+            "the policy changed since the rollback was planned; plan it again",
+            &[],
+        ));
     }
     let mut work = Vec::new();
     for e in &plan.entries {
@@ -392,11 +394,11 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             .planned_digest(&policy.schema, None)
             .map_err(|err| UsageError(format!("the rollback's state of `{}`: {err}", e.id)))?;
         if state_digest(&now_state) != planned {
-            errln!(
-                "pmf: partner `{}` changed since the rollback was planned; plan it again",
+            let reason = format!(
+                "partner `{}` changed since the rollback was planned; plan it again",
                 e.id
             );
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &[]));
         }
         // What the rollback needs is decided again here, from the store's
         // states and the policy: an entry that says otherwise was edited.
@@ -409,13 +411,13 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         .map_err(|err| UsageError(format!("stable version of `{}`: {err}", e.id)))?;
         let broken = policy.ceilings_broken_by(&back_state);
         if !broken.is_empty() {
-            errln!(
-                "pmf: the stable version {} of `{}` passes the policy's ceilings: {}; no partner's state may; nothing was rolled back",
+            let reason = format!(
+                "the stable version {} of `{}` passes the policy's ceilings: {}; no partner's state may; nothing was rolled back",
                 chosen.version.as_deref().unwrap_or("-"),
                 value::shown_id(&e.id),
                 broken.join(", ")
             );
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &[]));
         }
         let needs = reverse_change(policy, &now_state, &back_state);
         let says = ReverseChange {
@@ -424,23 +426,22 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             approvals: e.approvals_required.clone(),
         };
         if says != needs {
-            errln!(
-                "pmf: the rollback plan's entry for `{}` does not say what the policy decides of it (it says {}; the policy: {}): the plan was edited; plan the rollback again",
+            let reason = format!(
+                "the rollback plan's entry for `{}` does not say what the policy decides of it (it says {}; the policy: {}): the plan was edited; plan the rollback again",
                 e.id,
                 says.described(),
                 needs.described()
             );
-            errln!("pmf: nothing was rolled back");
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &["nothing was rolled back"]));
         }
         let missing = r.missing(&needs.approvals);
         if !missing.is_empty() {
-            errln!(
-                "pmf: the rollback of `{}` needs the approval of {}; nothing was rolled back",
+            let reason = format!(
+                "the rollback of `{}` needs the approval of {}; nothing was rolled back",
                 e.id,
                 missing.join(", ")
             );
-            return Ok(Exit::Failure);
+            return Ok(r.refuser.refuse(&reason, &[]));
         }
         work.push((e, current, chosen, needs));
     }

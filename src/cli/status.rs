@@ -1,7 +1,7 @@
 //! `pmf status`: what a store holds at a glance — partners by status,
 //! what the paused ones wait for, the plans applied, the policy that
-//! governs it (and the one that governed it first), the latest signed
-//! checkpoint and who holds the lock.
+//! governs it (and the one that governed it first), the plans `pmf apply`
+//! refused, the latest signed checkpoint and who holds the lock.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +32,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let latest = store.latest_checkpoint()?;
     let governing = store.governing()?.map(|g| g.policy_hash);
     let root = store.first_governing()?.map(|g| g.policy_hash);
+    let (refused, last_refused) = store.refusals()?;
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     for p in store.partners_with_status(&["awaiting_review", "throttled"])? {
         let why = store
@@ -51,6 +52,15 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
                 "governing_policy": governing,
                 "root_policy": root,
+                "refused": {
+                    "plans": refused,
+                    "last": last_refused.as_ref().map(|r| serde_json::json!({
+                        "plan_hash": r.plan_hash,
+                        "policy_hash": r.policy_hash,
+                        "reason": r.reason,
+                        "time": r.time,
+                    })),
+                },
                 "latest_checkpoint": latest,
                 "lock": holder,
             })
@@ -89,6 +99,16 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 _ => outln!(
                     "policy    none governs yet: the first plan applied or `state import` governs the store"
                 ),
+            }
+            match &last_refused {
+                Some(r) => outln!(
+                    "refused   {refused} plan{} refused by apply, the last at {} (plan {}): {} (`pmf lineage show @refused`)",
+                    if refused == 1 { "" } else { "s" },
+                    r.time,
+                    short(&r.plan_hash),
+                    crate::runtime::plan_view::printable(&r.reason)
+                ),
+                None => outln!("refused   none"),
             }
             match &latest {
                 Some(c) => outln!(

@@ -571,11 +571,7 @@ fn state_import_never_rewrites_a_partner_silently() {
             .filter(|s| s["id"] == "p-014")
             .any(|s| s["permissions"].to_string().contains("admin"))
     };
-    let events = || {
-        db(dir.path())
-            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-    };
+    let events = || crate::runtime::lineage_rows(dir.path());
     let o = import(&[]);
     assert_eq!(code(&o), 1);
     assert!(
@@ -663,7 +659,14 @@ fn state_import_never_rewrites_a_partner_silently() {
         text(&o.stderr)
     );
     assert!(!admin(), "replaced with two approvals of three");
-    assert_eq!(events(), before, "nothing was recorded");
+    assert_eq!(events(), before, "nothing was replaced");
+    let refused = crate::runtime::refusals(dir.path());
+    assert!(
+        refused
+            .last()
+            .is_some_and(|r| r.contains("replacing partner states needs the approval of every authority of the policy; missing: SCO")),
+        "the attempt is recorded: {refused:?}"
+    );
     sign("SCO");
     let o = apply();
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -1391,7 +1394,14 @@ fn an_expired_plan_is_neither_signed_nor_applied() {
         text(&o.stderr)
     );
     assert!(text(&o.stderr).contains("nothing was applied"));
-    assert_eq!(lineage(), events, "an expired plan writes nothing");
+    assert_eq!(lineage(), events, "an expired plan applies nothing");
+    let refused = crate::runtime::refusals(d);
+    assert!(
+        refused
+            .last()
+            .is_some_and(|r| r.starts_with("the plan is stale: the plan expired at")),
+        "the attempt is recorded: {refused:?}"
+    );
     // A reviewer is told so.
     let o = pmf(d, &["plan", "show", "late.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -1565,7 +1575,14 @@ fn a_plan_that_understates_what_its_policy_decides_is_refused() {
         text(&o.stderr)
     );
     assert!(text(&o.stderr).contains("nothing was rolled back"));
-    assert_eq!(lineage(), events, "nothing was written");
+    assert_eq!(lineage(), events, "nothing was rolled back");
+    let refused = crate::runtime::refusals(d);
+    assert!(
+        refused.last().is_some_and(|r| r.starts_with(
+            "the rollback plan's entry for `p-001` does not say what the policy decides of it"
+        )),
+        "the attempt is recorded: {refused:?}"
+    );
     // The rollback as planned, approved by TSC, is carried out.
     let o = pmf(
         d,

@@ -616,11 +616,33 @@ fn plans_of_format_3_still_apply_and_their_digests_still_bind() {
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
 
-/// The lineage rows of the store in `dir`.
+/// The lineage rows of the store in `dir` that record what was applied
+/// (not the plans refused: see [`refusals`]).
 pub(crate) fn lineage_rows(dir: &Path) -> i64 {
     db(dir)
-        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM lineage WHERE partner_id != '@refused'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap()
+}
+
+/// Why `pmf apply` refused plans for the store in `dir`, as its lineage
+/// records (the chain `@refused`), oldest first.
+pub(crate) fn refusals(dir: &Path) -> Vec<String> {
+    let store = dir.join(".pmf/state.db");
+    if !store.exists() {
+        return Vec::new();
+    }
+    events_at(&store)
+        .into_iter()
+        .filter(|(_, e)| e.partner == "@refused")
+        .map(|(_, e)| {
+            assert_eq!(e.kind, pmf::store::lineage::EventKind::Refused);
+            e.detail.unwrap_or_default()
+        })
+        .collect()
 }
 
 #[test]
@@ -648,9 +670,7 @@ fn stale_plans_are_refused() {
         ],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let events_before: i64 = db(dir.path())
-        .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get(0))
-        .unwrap();
+    let events_before = lineage_rows(dir.path());
     let o = pmf(dir.path(), &["apply", "plan.json"]);
     assert_eq!(code(&o), 1);
     assert!(
@@ -666,12 +686,24 @@ fn stale_plans_are_refused() {
         text(&o.stderr)
     );
     assert_eq!(
-        db(dir.path())
-            .query_row("SELECT COUNT(*) FROM lineage", [], |r| r.get::<_, i64>(0))
-            .unwrap(),
+        lineage_rows(dir.path()),
         events_before,
         "nothing was applied"
     );
+    // The attempt is recorded, for an auditor, with why it was refused.
+    assert!(
+        text(&o.stderr).contains("the refusal is recorded in the store's lineage"),
+        "{}",
+        text(&o.stderr)
+    );
+    let refused = refusals(dir.path());
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("the plan is stale: partner `p-001` changed since planning"),
+        "{refused:?}"
+    );
+    let o = pmf(dir.path(), &["lineage", "verify"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 
     let policy = dir.path().join("policy.pmf");
     let text_policy = std::fs::read_to_string(fleet("policy.pmf"))
@@ -688,6 +720,12 @@ fn stale_plans_are_refused() {
         "{}",
         text(&o.stderr)
     );
+    let refused = refusals(dir.path());
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[1].contains("the policy changed since planning"),
+        "{refused:?}"
+    );
 
     // A plan of an older format (it neither binds nor carries its inputs) is refused
     // with a way forward, never applied with digests that cannot match.
@@ -703,6 +741,9 @@ fn stale_plans_are_refused() {
         "{}",
         text(&o.stderr)
     );
+    // A file that is not a plan this pmf reads is a usage error: there is
+    // no plan to record as refused.
+    assert_eq!(refusals(dir.path()).len(), 2);
 }
 
 #[test]

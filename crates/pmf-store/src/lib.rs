@@ -20,6 +20,7 @@ pub mod lock;
 pub mod merkle;
 pub mod output;
 mod packed;
+pub mod refused;
 pub mod verify;
 
 use std::collections::HashMap;

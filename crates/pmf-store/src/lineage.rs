@@ -134,6 +134,9 @@ pub enum EventKind {
     /// The store is governed by a policy from here on (the reserved chain
     /// [`crate::governance::GOVERNANCE`]).
     Governed,
+    /// `pmf apply` refused a plan and applied nothing of it (the reserved
+    /// chain [`crate::refused::REFUSED`]).
+    Refused,
     /// A kind this pmf does not know (a newer pmf wrote it), or an event
     /// whose JSON cannot be read.
     #[default]
@@ -166,6 +169,7 @@ impl EventKind {
             EventKind::ReviewPromoted => "review_promoted",
             EventKind::ReviewAborted => "review_aborted",
             EventKind::Governed => "governed",
+            EventKind::Refused => "refused",
             EventKind::Unknown => "unknown",
         }
     }
@@ -639,7 +643,7 @@ fn split_run<'b>(body: &'b [u8], hashes: &'b [u8]) -> Option<Vec<(&'b [u8], [u8;
 }
 
 /// Every kind, by its code in the compact encoding (its place here).
-const KINDS: [EventKind; 22] = [
+const KINDS: [EventKind; 23] = [
     EventKind::Unknown,
     EventKind::PhaseEntered,
     EventKind::ApprovalsMissing,
@@ -662,6 +666,7 @@ const KINDS: [EventKind; 22] = [
     EventKind::ReviewPromoted,
     EventKind::ReviewAborted,
     EventKind::Governed,
+    EventKind::Refused,
 ];
 
 /// An unsigned LEB128 varint.
@@ -1337,7 +1342,7 @@ mod tests {
             encode(&e, &mut body);
             assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
         }
-        assert_eq!(KINDS.len(), 22);
+        assert_eq!(KINDS.len(), 23);
     }
 
     #[test]

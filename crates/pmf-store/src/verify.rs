@@ -15,9 +15,10 @@ use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
 use super::interned::Texts;
 use super::lineage::{
-    GENESIS_BYTES, expand, hex32, is_json, read_event_with, row_events, stored_digest,
+    EventKind, GENESIS_BYTES, expand, hex32, is_json, read_event_with, row_events, stored_digest,
 };
 use super::merkle::{self, Frontier, Tree};
+use super::refused::{self, REFUSED};
 use super::{Store, StoreError, row_digest, stable_digest};
 
 /// What an authority signs: its name bound to the plan hash.
@@ -69,7 +70,8 @@ pub struct Broken {
 pub struct Verification {
     /// Events checked.
     pub events: i64,
-    /// Partners with a chain.
+    /// Partners with a chain (the store's reserved chains, whose names
+    /// start with `@`, are not partners).
     pub partners: usize,
     /// Signed checkpoints checked.
     pub checkpoints: usize,
@@ -269,7 +271,13 @@ impl Store {
                     // The governing policy: each change endorsed by the one it
                     // replaced; every run, approval and review decision held
                     // to the one in force.
-                    if partner == GOVERNANCE {
+                    if partner == REFUSED || e.kind == EventKind::Refused {
+                        // A refused plan approved and changed nothing; its
+                        // policy may well be another than the governing one.
+                        if let Some(why) = refused::problem(&partner, e) {
+                            problems.push(here(why));
+                        }
+                    } else if partner == GOVERNANCE {
                         let plan = e.plan_hash.clone().unwrap_or_default();
                         match (Governing::of_event(e), &governing) {
                             (None, _) => problems.push(here(format!(
@@ -533,7 +541,7 @@ impl Store {
         let broken = problems.first().cloned();
         Ok(Verification {
             events: count,
-            partners: partners.len(),
+            partners: partners.keys().filter(|p| !p.starts_with('@')).count(),
             checkpoints: checkpoints.len(),
             approvals: approvals_checked,
             latest: checkpoints.last().cloned(),

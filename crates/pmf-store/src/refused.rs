@@ -1,0 +1,143 @@
+//! Plans `pmf apply` refused. A refusal applies nothing, but an auditor
+//! should still see the attempt: each one is a `refused` event of the
+//! reserved chain [`REFUSED`] (no partner id starts with `@`), written in a
+//! transaction of its own and covered by the signed checkpoints like any
+//! other event. It records the plan's hash, the policy hash the plan names,
+//! why it was refused and when. `pmf lineage verify` holds the chain to
+//! these events only, and no refusal to any other chain.
+
+use crate::batch::Batch;
+use crate::lineage::{Event, EventKind};
+use crate::{Store, StoreError};
+
+/// The reserved chain that records refused plans.
+pub const REFUSED: &str = "@refused";
+
+/// The longest reason recorded, in bytes (a longer one is cut, and says
+/// so): a refusal names what was wrong, not every partner it was wrong for.
+pub const REASON_LIMIT: usize = 2048;
+
+/// What a refusal records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The refused plan's hash (of the file as it was given).
+    pub plan_hash: String,
+    /// The policy hash the plan names.
+    pub policy_hash: String,
+    /// Why it was refused, as the operator was told.
+    pub reason: String,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+}
+
+impl Refusal {
+    /// Its event (the reason cut to [`REASON_LIMIT`]).
+    fn event(&self) -> Event {
+        Event {
+            kind: EventKind::Refused,
+            plan_hash: Some(self.plan_hash.clone()),
+            policy_hash: Some(self.policy_hash.clone()),
+            detail: Some(bounded(&self.reason)),
+            time: self.time.clone(),
+            ..Event::default()
+        }
+    }
+
+    /// The refusal an event of [`REFUSED`] records.
+    pub fn of_event(e: &Event) -> Option<Refusal> {
+        (e.kind == EventKind::Refused).then(|| Refusal {
+            plan_hash: e.plan_hash.clone().unwrap_or_default(),
+            policy_hash: e.policy_hash.clone().unwrap_or_default(),
+            reason: e.detail.clone().unwrap_or_default(),
+            time: e.time.clone(),
+        })
+    }
+}
+
+/// `reason` cut at a character boundary to at most [`REASON_LIMIT`] bytes.
+fn bounded(reason: &str) -> String {
+    if reason.len() <= REASON_LIMIT {
+        return reason.to_string();
+    }
+    const CUT: &str = " … (cut)";
+    let mut end = REASON_LIMIT - CUT.len();
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", reason.get(..end).unwrap_or_default())
+}
+
+/// What is wrong with `e`, an event of `chain`, as a refusal or beside
+/// one: the refusals' chain holds `refused` events that approve and change
+/// nothing, and no other chain holds one.
+pub fn problem(chain: &str, e: &Event) -> Option<String> {
+    if chain != REFUSED {
+        return (e.kind == EventKind::Refused)
+            .then(|| "it records a refused plan outside the chain of refusals".to_string());
+    }
+    if e.kind != EventKind::Refused {
+        return Some(format!("the chain of refusals holds a `{}` event", e.kind));
+    }
+    let changes = e.state.is_some()
+        || !e.stable.is_empty()
+        || !e.signers.is_empty()
+        || !e.approvals.is_empty()
+        || e.signature.is_some()
+        || e.outcome.is_some();
+    changes.then(|| "a refusal that names approvals, an outcome or a state".to_string())
+}
+
+impl Batch<'_> {
+    /// Record `refusal` as the next event of [`REFUSED`].
+    pub fn refuse(&mut self, refusal: &Refusal) -> Result<(), StoreError> {
+        let mut chain = self.chain(REFUSED)?;
+        self.append(&mut chain, &mut refusal.event())
+    }
+}
+
+impl Store {
+    /// How many plans were refused, and the last refusal, if any.
+    pub fn refusals(&self) -> Result<(u64, Option<Refusal>), StoreError> {
+        let Some((seq, body)) = self.stored_at(REFUSED, crate::ChainEnd::Last)? else {
+            return Ok((0, None));
+        };
+        let last = self.read_stored(&body, REFUSED, seq)?;
+        Ok((seq, last.as_ref().and_then(Refusal::of_event)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_round_trips_and_a_long_reason_is_cut() {
+        let r = Refusal {
+            plan_hash: "ab".repeat(32),
+            policy_hash: "cd".repeat(32),
+            reason: "the plan expired".into(),
+            time: "2026-12-04T00:00:00Z".into(),
+        };
+        let e = r.event();
+        assert_eq!(Refusal::of_event(&e), Some(r.clone()));
+        assert_eq!(problem(REFUSED, &e), None);
+        assert!(problem("p-001", &e).is_some());
+        assert!(problem(crate::governance::GOVERNANCE, &e).is_some());
+        let approving = Event {
+            signers: vec!["TSC:aa".into()],
+            ..e.clone()
+        };
+        assert!(problem(REFUSED, &approving).is_some());
+        let other = Event {
+            kind: EventKind::Completed,
+            ..e
+        };
+        assert!(problem(REFUSED, &other).is_some());
+        assert_eq!(problem("p-001", &other), None);
+
+        let long = "é".repeat(REASON_LIMIT);
+        let cut = bounded(&long);
+        assert!(cut.len() <= REASON_LIMIT && cut.ends_with("(cut)"), "{cut}");
+        assert_eq!(bounded("short"), "short");
+    }
+}
