@@ -1729,3 +1729,139 @@ fn another_programs_database_is_never_made_a_store() {
     );
     assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
 }
+
+/// Every plan `pmf apply` refuses is recorded in the store's lineage, so
+/// an auditor sees the attempt; erasing the record is caught like any
+/// other rewrite. A store with no lineage is not made to record one.
+#[test]
+fn refused_applies_are_recorded_and_cannot_be_erased_unseen() {
+    let dir = story();
+    let d = dir.path();
+    let applied = || crate::runtime::lineage_rows(d);
+    let before = applied();
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap();
+    let entries = plan["entries"].as_array_mut().unwrap();
+    let again = entries[3].clone();
+    entries.push(again);
+    std::fs::write(d.join("twice.json"), plan.to_string()).unwrap();
+
+    // Nowhere to record: a store that does not exist stays so.
+    let o = pmf(d, &["apply", "twice.json", "--store", "other.db"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(!d.join("other.db").exists());
+    assert!(!text(&o.stderr).contains("recorded"), "{}", text(&o.stderr));
+
+    // An edited plan, refused before the store is opened for it.
+    let o = pmf(d, &["apply", "twice.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "pmf: the refusal is recorded in the store's lineage (`pmf lineage show @refused`)"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    // An approval by a key the policy does not trust (signed as an
+    // endorsement, the only way `approve` signs with such a key).
+    let o = pmf(d, &["keygen", "--authority", "TSC", "-o", "m.key"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(
+        d,
+        &[
+            "approve",
+            "plan.json",
+            "--key",
+            "m.key",
+            "--yes",
+            "--endorse",
+            "-o",
+            "m.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(d, &["apply", "plan.json", "--approvals", "m.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("approval by `TSC` in `m.json` refused"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(applied(), before, "nothing was applied");
+    let refused = crate::runtime::refusals(d);
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0].starts_with("the plan names partner `p-004` twice"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].starts_with("approval by `TSC` in `m.json` refused"),
+        "{refused:?}"
+    );
+
+    // Each names the plan it refused and its policy.
+    let shown = pmf(d, &["lineage", "show", "@refused", "--format", "json"]);
+    assert_eq!(code(&shown), 0, "{}", text(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let events = shown["events"].as_array().unwrap();
+    let plan_hash = blake3::hash(&std::fs::read(d.join("plan.json")).unwrap()).to_hex();
+    let twice_hash = blake3::hash(&std::fs::read(d.join("twice.json")).unwrap()).to_hex();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["kind"], "refused", "{shown}");
+    assert_eq!(events[0]["plan_hash"], twice_hash.as_str());
+    assert_eq!(events[1]["plan_hash"], plan_hash.as_str());
+    assert_eq!(events[1]["policy_hash"], plan["header"]["policy"]["hash"]);
+
+    // The store at a glance says so.
+    let s = pmf(d, &["status"]);
+    assert!(
+        text(&s.stdout).contains("refused   2 plans refused by apply, the last at"),
+        "{}",
+        text(&s.stdout)
+    );
+    let s = pmf(d, &["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(status["refused"]["plans"], 2, "{status}");
+    assert_eq!(status["refused"]["last"]["plan_hash"], plan_hash.as_str());
+
+    // Verified like every event, and witnessed.
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("across 36 partners"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = pmf(d, &["lineage", "checkpoint", "-o", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+
+    // Erased and the chains recomputed: the signed checkpoints tell.
+    let erase = |c: &Connection| {
+        explode(c);
+        c.execute("DELETE FROM lineage WHERE partner_id = '@refused'", [])
+            .unwrap();
+        c.execute_batch(
+            "CREATE TEMP TABLE renumbered AS SELECT global_seq AS old, ROW_NUMBER() OVER (ORDER BY global_seq) AS new FROM lineage;
+             UPDATE lineage SET global_seq = -(SELECT new FROM renumbered WHERE old = lineage.global_seq);
+             UPDATE lineage SET global_seq = -global_seq;",
+        )
+        .unwrap();
+    };
+    let c = db(d);
+    erase(&c);
+    recompute(&c, None);
+    drop(c);
+    detected(d, &[], "were removed");
+    // Re-signed with the operator's key: alone consistent, but the witness
+    // kept the checkpoint that covers the refusals.
+    let (key, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
+    let c = db(d);
+    recompute(&c, Some(&key));
+    drop(c);
+    assert_eq!(code(&verify(d, &[])), 0);
+    detected(
+        d,
+        &["--checkpoint", "witness.json"],
+        "the log was truncated",
+    );
+}
