@@ -121,8 +121,10 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
         } => {
             let store = Store::open_to_read(store)?;
             let events = store.lineage(partner.as_deref())?;
+            // A store's own chain (`@refused`, `@governance`) may be empty.
             if let Some(p) = partner
                 && events.is_empty()
+                && !p.starts_with('@')
                 && store.partner(p)?.is_none()
             {
                 return Err(UsageError(format!("no partner `{p}` in the store")).into());
