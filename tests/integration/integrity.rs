@@ -617,6 +617,19 @@ fn state_import_never_rewrites_a_partner_silently() {
     let o = import(&["--replace", "--reason", reason, "-o", "replace.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(!admin(), "planning replaced");
+    // A reviewer sees a replacement, not a migration of no type.
+    let o = pmf(
+        dir.path(),
+        &["plan", "show", "replace.json", "--type", "replacement"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("by type    replacement 1")
+            && text(&o.stdout).contains("p-014")
+            && !text(&o.stdout).contains(" none "),
+        "{}",
+        text(&o.stdout)
+    );
     let sign = |authority: &str| {
         let o = pmf(
             dir.path(),

@@ -120,7 +120,14 @@ pub struct PlanStream {
     pending: std::vec::IntoIter<EntryView>,
     hash: Option<String>,
     done: bool,
+    /// The header said the plan replaces states: its entries, which have
+    /// no migration type, are shown as of type [`REPLACEMENT_TYPE`].
+    replacing: bool,
 }
+
+/// The type a replacement plan's entries are shown with (they carry none:
+/// a replacement is no migration of the flow).
+pub const REPLACEMENT_TYPE: &str = "replacement";
 
 impl PlanStream {
     /// Open `path` and start reading it. A file that cannot be opened is
@@ -151,7 +158,16 @@ impl PlanStream {
             pending: Vec::new().into_iter(),
             hash: None,
             done: false,
+            replacing: false,
         })
+    }
+
+    /// `e` as shown: a replacement's entry typed [`REPLACEMENT_TYPE`].
+    fn entry(&self, mut e: EntryView) -> PlanItem {
+        if self.replacing && e.migration.is_none() {
+            e.migration = Some(REPLACEMENT_TYPE.to_string());
+        }
+        PlanItem::Entry(Box::new(e))
     }
 
     /// The file being read, as given.
@@ -162,7 +178,7 @@ impl PlanStream {
     /// The next item of the plan, `None` at its end (or after an error).
     pub fn next_item(&mut self) -> Option<Result<PlanItem, PlanReadError>> {
         if let Some(e) = self.pending.next() {
-            return Some(Ok(PlanItem::Entry(Box::new(e))));
+            return Some(Ok(self.entry(e)));
         }
         if self.done {
             return None;
@@ -179,12 +195,15 @@ impl PlanStream {
                 }
             };
             match message {
-                Message::Header(h) => return Some(Ok(PlanItem::Header(h))),
+                Message::Header(h) => {
+                    self.replacing = h.kind == crate::plan::PlanKind::Replace;
+                    return Some(Ok(PlanItem::Header(h)));
+                }
                 Message::Totals(t) => return Some(Ok(PlanItem::Totals(t))),
                 Message::Entries(batch) => {
                     self.pending = batch.into_iter();
                     if let Some(e) = self.pending.next() {
-                        return Some(Ok(PlanItem::Entry(Box::new(e))));
+                        return Some(Ok(self.entry(e)));
                     }
                 }
                 Message::End(hash) => {
