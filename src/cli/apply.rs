@@ -91,11 +91,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
     // From here on, a plan refused is recorded in the store's lineage.
-    let refuser = Refuser {
-        store: &args.store,
-        operator_key: args.operator_key.as_deref(),
-        plan: &loaded,
-    };
+    let refuser = Refuser::of_plan(&args.store, args.operator_key.as_deref(), &loaded);
     // The policy the plan carries, unless given (its hash must then match).
     let loaded_policy = if args.policy.is_empty() {
         policy::load_sources(&plan.header.policy_sources).map(|l| l.policy)

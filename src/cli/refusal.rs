@@ -1,9 +1,11 @@
-//! A plan `pmf apply` refuses is said on stderr and recorded in the lineage
-//! of the store it was aimed at (the reserved chain `@refused`, see
+//! A change the store refuses (a plan `pmf apply` refuses, states `pmf
+//! state import` refuses) is said on stderr and recorded in the lineage of
+//! the store it was aimed at (the reserved chain `@refused`, see
 //! [`crate::store::refused`]), so that an auditor sees the attempt, not
-//! only what was applied. Nothing of the plan is applied either way. A
-//! store that does not exist, or holds nothing yet, records no refusal:
-//! the plan could have changed nothing there.
+//! only what was applied. Nothing of it is applied either way. A store
+//! that does not exist, or holds nothing yet, records no refusal: the
+//! change could have changed nothing there. The caller holds the store's
+//! lock.
 
 use std::path::Path;
 
@@ -12,19 +14,39 @@ use crate::runtime::plan::{LoadedPlan, now_rfc3339};
 use crate::store::refused::Refusal;
 use crate::store::{DEFAULT_PATH, Store, StoreError};
 
-/// What a refusal of a plan is recorded with.
+/// What a refusal is recorded with.
 pub struct Refuser<'a> {
-    /// The store the plan was aimed at.
+    /// The store the change was aimed at.
     pub store: &'a Path,
     /// The operator's key, if not the one beside the store.
     pub operator_key: Option<&'a Path>,
-    /// The plan refused.
-    pub plan: &'a LoadedPlan,
+    /// The refused plan's hash (`None`: not a plan).
+    pub plan_hash: Option<String>,
+    /// The policy hash the change was made under.
+    pub policy_hash: String,
+    /// What the reason is prefixed with in the record (what was refused,
+    /// when the plan hash does not say it).
+    pub prefix: String,
 }
 
-impl Refuser<'_> {
-    /// Refuse the plan: say `reason`, then each line of `after`, record
-    /// the reason in the store, and fail.
+impl<'a> Refuser<'a> {
+    /// The refuser of `plan`, aimed at `store`.
+    pub fn of_plan(
+        store: &'a Path,
+        operator_key: Option<&'a Path>,
+        plan: &LoadedPlan,
+    ) -> Refuser<'a> {
+        Refuser {
+            store,
+            operator_key,
+            plan_hash: Some(plan.hash.clone()),
+            policy_hash: plan.plan.header.policy.hash.clone(),
+            prefix: String::new(),
+        }
+    }
+
+    /// Refuse: say `reason`, then each line of `after`, record the reason
+    /// in the store, and fail.
     pub fn refuse(&self, reason: &str, after: &[&str]) -> Exit {
         errln!("pmf: {reason}");
         for line in after {
@@ -34,8 +56,8 @@ impl Refuser<'_> {
         Exit::Failure
     }
 
-    /// Record `reason` as a refusal of the plan in the store, when the
-    /// store exists, and say whether it was recorded.
+    /// Record `reason` as a refusal in the store, when the store exists,
+    /// and say whether it was recorded.
     pub fn record(&self, reason: &str) {
         if !self.store.exists() {
             return;
@@ -57,7 +79,7 @@ impl Refuser<'_> {
     }
 
     /// Record `reason`; `false` when the store holds nothing yet (no
-    /// signed event: there is nothing for the plan to have changed).
+    /// signed event: there is nothing the change could have changed).
     fn try_record(&self, reason: &str) -> Result<bool, StoreError> {
         let mut store = Store::open_existing(self.store)?;
         if store.latest_checkpoint()?.is_none() {
@@ -73,9 +95,9 @@ impl Refuser<'_> {
         }
         let mut batch = store.begin(&operator)?;
         batch.refuse(&Refusal {
-            plan_hash: self.plan.hash.clone(),
-            policy_hash: self.plan.plan.header.policy.hash.clone(),
-            reason: reason.to_string(),
+            plan_hash: self.plan_hash.clone(),
+            policy_hash: self.policy_hash.clone(),
+            reason: format!("{}{reason}", self.prefix),
             time: now_rfc3339(),
         })?;
         batch.commit()?;

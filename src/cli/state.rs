@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::plan::input_failure_then;
+use super::refusal::Refuser;
 use super::{CliError, Exit, OutputFormat, policy};
 use crate::runtime::input::read_all_partners;
 use crate::runtime::plan::now_rfc3339;
@@ -117,6 +118,27 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 Ok(p) => p,
                 Err(e) => return input_failure_then(e, "nothing was imported"),
             };
+            let _lock = crate::store::lock::lock(store, "state import")
+                .map_err(|e| CliError::from(e).then("nothing was imported"))?;
+            // An import refused is recorded in the store's lineage, naming
+            // the file by its BLAKE3.
+            let refuser = || -> Result<Refuser<'_>, CliError> {
+                let states = super::plan::input_file(file)?;
+                Ok(Refuser {
+                    store,
+                    operator_key: operator_key.as_deref(),
+                    plan_hash: None,
+                    policy_hash: policy.hash.clone(),
+                    prefix: format!(
+                        "state import of `{}`{}: ",
+                        states.file,
+                        states
+                            .blake3
+                            .map(|h| format!(" (BLAKE3 {h})"))
+                            .unwrap_or_default()
+                    ),
+                })
+            };
             // No state the store holds passes a ceiling, however it comes
             // in: a migration to it is restricted, and so is an import.
             let broken: Vec<String> = partners
@@ -130,9 +152,8 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 })
                 .collect();
             if !broken.is_empty() {
-                errln!(
-                    "pmf: these states pass the policy's ceilings, which no partner's state may (a ceiling is raised by a reviewed change of the policy):"
-                );
+                let why = "these states pass the policy's ceilings, which no partner's state may (a ceiling is raised by a reviewed change of the policy)";
+                errln!("pmf: {why}:");
                 for b in broken.iter().take(20) {
                     errln!("  - {b}");
                 }
@@ -140,10 +161,21 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     errln!("  - … and {} more", broken.len() - 20);
                 }
                 errln!("pmf: nothing was imported");
+                let mut reason = format!(
+                    "{why}: {}",
+                    broken
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                if broken.len() > 5 {
+                    reason.push_str(&format!("; and {} more", broken.len() - 5));
+                }
+                refuser()?.record(&reason);
                 return Ok(Exit::Failure);
             }
-            let _lock = crate::store::lock::lock(store, "state import")
-                .map_err(|e| CliError::from(e).then("nothing was imported"))?;
             let mut db = Store::open(store)?;
             // States are read against the policy that governs the store:
             // another one's schema (or another one's authorities, for a
@@ -151,15 +183,15 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             let proposed = policy::governing(&policy);
             let governing = db.governing()?;
             if let Some(g) = governing.as_ref().filter(|g| **g != proposed) {
-                errln!(
-                    "pmf: the store is governed by policy {}, not by the one given ({}): import with the governing policy (a change of policy is applied with an approved migration plan); nothing was imported",
+                let reason = format!(
+                    "the store is governed by policy {}, not by the one given ({}): import with the governing policy (a change of policy is applied with an approved migration plan); nothing was imported",
                     g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
                     proposed
                         .policy_hash
                         .get(..12)
                         .unwrap_or(&proposed.policy_hash)
                 );
-                return Ok(Exit::Failure);
+                return Ok(refuser()?.refuse(&reason, &[]));
             }
             let mut held = Vec::new();
             for v in &partners {
@@ -184,19 +216,19 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 });
             }
             if !held.is_empty() && *replace && !approvers.is_empty() {
-                errln!(
-                    "pmf: replacing the state of {} partners the store holds is a governed change: every authority of the policy ({}) must approve it",
+                let reason = format!(
+                    "replacing the state of {} partners the store holds is a governed change: every authority of the policy ({}) must approve it",
                     held.len(),
                     approvers.join(", ")
                 );
-                errln!(
-                    "pmf: plan it with `-o replace.json`, have it approved (`pmf approve replace.json --key KEY -o approvals.json`) and apply it (`pmf apply replace.json --approvals approvals.json`); nothing was imported"
-                );
-                return Ok(Exit::Failure);
+                return Ok(refuser()?.refuse(
+                    &reason,
+                    &["plan it with `-o replace.json`, have it approved (`pmf approve replace.json --key KEY -o approvals.json`) and apply it (`pmf apply replace.json --approvals approvals.json`); nothing was imported"],
+                ));
             }
             if !held.is_empty() && !replace {
-                errln!(
-                    "pmf: the store already holds {} of these partners ({}{}); importing would rewrite their current state outside any migration",
+                let reason = format!(
+                    "the store already holds {} of these partners ({}{}); importing would rewrite their current state outside any migration",
                     held.len(),
                     held.iter()
                         .take(5)
@@ -205,10 +237,10 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                         .join(", "),
                     if held.len() > 5 { ", …" } else { "" }
                 );
-                errln!(
-                    "pmf: plan and apply a migration instead, or pass `--replace --reason TEXT` (recorded in the lineage); nothing was imported"
-                );
-                return Ok(Exit::Failure);
+                return Ok(refuser()?.refuse(
+                    &reason,
+                    &["plan and apply a migration instead, or pass `--replace --reason TEXT` (recorded in the lineage); nothing was imported"],
+                ));
             }
             let (operator, _) = db.operator_key(operator_key.as_deref())?;
             let mut batch = db.begin(&operator)?;

@@ -1,6 +1,6 @@
 //! `pmf status`: what a store holds at a glance — partners by status,
 //! what the paused ones wait for, the plans applied, the policy that
-//! governs it (and the one that governed it first), the plans `pmf apply`
+//! governs it (and the one that governed it first), the changes it
 //! refused, the latest signed checkpoint and who holds the lock.
 
 use std::collections::BTreeMap;
@@ -53,7 +53,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "governing_policy": governing,
                 "root_policy": root,
                 "refused": {
-                    "plans": refused,
+                    "changes": refused,
                     "last": last_refused.as_ref().map(|r| serde_json::json!({
                         "plan_hash": r.plan_hash,
                         "policy_hash": r.policy_hash,
@@ -102,10 +102,13 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
             }
             match &last_refused {
                 Some(r) => outln!(
-                    "refused   {refused} plan{} refused by apply, the last at {} (plan {}): {} (`pmf lineage show @refused`)",
+                    "refused   {refused} change{} refused, the last at {}{}: {} (`pmf lineage show @refused`)",
                     if refused == 1 { "" } else { "s" },
                     r.time,
-                    short(&r.plan_hash),
+                    r.plan_hash
+                        .as_deref()
+                        .map(|h| format!(" (plan {})", short(h)))
+                        .unwrap_or_default(),
                     crate::runtime::plan_view::printable(&r.reason)
                 ),
                 None => outln!("refused   none"),

@@ -590,6 +590,22 @@ fn state_import_never_rewrites_a_partner_silently() {
         "{err}"
     );
     assert!(!admin(), "replaced without approval");
+    // Both refusals are on the record, naming the file by its BLAKE3
+    // (usage errors, exit 2, are not: nothing was attempted).
+    let hash = blake3::hash(&std::fs::read(dir.path().join("import.json")).unwrap()).to_hex();
+    let refused = crate::runtime::refusals(dir.path());
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    let named = format!("state import of `import.json` (BLAKE3 {hash}): ");
+    assert!(
+        refused[0].starts_with(&format!(
+            "{named}the store already holds 1 of these partners"
+        )),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].starts_with(&format!("{named}replacing the state of 1 partners")),
+        "{refused:?}"
+    );
 
     // Another policy than the one governing the store is refused, even to
     // import.
@@ -1828,13 +1844,13 @@ fn refused_applies_are_recorded_and_cannot_be_erased_unseen() {
     // The store at a glance says so.
     let s = pmf(d, &["status"]);
     assert!(
-        text(&s.stdout).contains("refused   2 plans refused by apply, the last at"),
+        text(&s.stdout).contains("refused   2 changes refused, the last at"),
         "{}",
         text(&s.stdout)
     );
     let s = pmf(d, &["status", "--format", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
-    assert_eq!(status["refused"]["plans"], 2, "{status}");
+    assert_eq!(status["refused"]["changes"], 2, "{status}");
     assert_eq!(status["refused"]["last"]["plan_hash"], plan_hash.as_str());
 
     // Verified like every event, and witnessed.

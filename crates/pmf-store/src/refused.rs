@@ -1,10 +1,11 @@
-//! Plans `pmf apply` refused. A refusal applies nothing, but an auditor
-//! should still see the attempt: each one is a `refused` event of the
-//! reserved chain [`REFUSED`] (no partner id starts with `@`), written in a
+//! Changes the store refused: plans `pmf apply` refused, and states `pmf
+//! state import` refused. A refusal changes nothing, but an auditor should
+//! still see the attempt: each one is a `refused` event of the reserved
+//! chain [`REFUSED`] (no partner id starts with `@`), written in a
 //! transaction of its own and covered by the signed checkpoints like any
-//! other event. It records the plan's hash, the policy hash the plan names,
-//! why it was refused and when. `pmf lineage verify` holds the chain to
-//! these events only, and no refusal to any other chain.
+//! other event. It records the plan's hash (an import has none), the policy
+//! hash, why it was refused and when. `pmf lineage verify` holds the chain
+//! to these events only, and no refusal to any other chain.
 
 use crate::batch::Batch;
 use crate::lineage::{Event, EventKind};
@@ -20,9 +21,10 @@ pub const REASON_LIMIT: usize = 2048;
 /// What a refusal records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    /// The refused plan's hash (of the file as it was given).
-    pub plan_hash: String,
-    /// The policy hash the plan names.
+    /// The refused plan's hash (of the file as it was given); `None` for
+    /// what is not a plan (an import).
+    pub plan_hash: Option<String>,
+    /// The policy hash the plan names (or the import was given).
     pub policy_hash: String,
     /// Why it was refused, as the operator was told.
     pub reason: String,
@@ -35,7 +37,7 @@ impl Refusal {
     fn event(&self) -> Event {
         Event {
             kind: EventKind::Refused,
-            plan_hash: Some(self.plan_hash.clone()),
+            plan_hash: self.plan_hash.clone(),
             policy_hash: Some(self.policy_hash.clone()),
             detail: Some(bounded(&self.reason)),
             time: self.time.clone(),
@@ -46,7 +48,7 @@ impl Refusal {
     /// The refusal an event of [`REFUSED`] records.
     pub fn of_event(e: &Event) -> Option<Refusal> {
         (e.kind == EventKind::Refused).then(|| Refusal {
-            plan_hash: e.plan_hash.clone().unwrap_or_default(),
+            plan_hash: e.plan_hash.clone(),
             policy_hash: e.policy_hash.clone().unwrap_or_default(),
             reason: e.detail.clone().unwrap_or_default(),
             time: e.time.clone(),
@@ -113,7 +115,7 @@ mod tests {
     #[test]
     fn a_refusal_round_trips_and_a_long_reason_is_cut() {
         let r = Refusal {
-            plan_hash: "ab".repeat(32),
+            plan_hash: Some("ab".repeat(32)),
             policy_hash: "cd".repeat(32),
             reason: "the plan expired".into(),
             time: "2026-12-04T00:00:00Z".into(),
