@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use ed25519_dalek::Signer;
 
 use super::plan::OutputFormat;
+use super::refusal::Refuser;
 use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
 use crate::runtime::approvals;
@@ -150,25 +151,44 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     };
     let (file, key) = approvals::read_key(&d.key).map_err(UsageError)?;
     super::approve::warn_if_exposed(&d.key);
+    let _lock = crate::store::lock::lock(&d.store, "review")
+        .map_err(|e| CliError::from(e).then("nothing was decided"))?;
+    // A decision refused is recorded in the store's lineage, naming who
+    // tried to decide what.
+    let refuser = Refuser {
+        store: &d.store,
+        operator_key: d.operator_key.as_deref(),
+        plan_hash: None,
+        policy_hash: policy.hash.clone(),
+        prefix: format!(
+            "review {} of `{}` by `{}` (key {}…): ",
+            if decision == EventKind::ReviewPromoted {
+                "promote"
+            } else {
+                "abort"
+            },
+            crate::runtime::value::shown_id(&d.partner),
+            file.authority,
+            file.public_key.get(..16).unwrap_or(&file.public_key)
+        ),
+    };
     if policy.authority_of_key(&file.public_key) != Some(file.authority.as_str()) {
-        errln!(
-            "pmf: the key `{}` is not one the policy trusts for `{}` (declare it with `key {} \"ed25519:…\"`); nothing was decided",
+        let reason = format!(
+            "the key `{}` is not one the policy trusts for `{}` (declare it with `key {} \"ed25519:…\"`); nothing was decided",
             d.key.display(),
             file.authority,
             file.authority
         );
-        return Ok(Exit::Failure);
+        return Ok(refuser.refuse(&reason, &[]));
     }
-    let _lock = crate::store::lock::lock(&d.store, "review")
-        .map_err(|e| CliError::from(e).then("nothing was decided"))?;
     let mut store = Store::open_existing(&d.store)?;
     // The store's governing policy decides whose decisions count, not the
     // policy given here (which anyone can write).
     if let Some(g) = store.governing()?
         && (!g.trusts(&file.authority, &file.public_key) || g.policy_hash != policy.hash)
     {
-        errln!(
-            "pmf: the store is governed by policy {} and the key `{}` {}; nothing was decided",
+        let reason = format!(
+            "the store is governed by policy {} and the key `{}` {}; nothing was decided",
             g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
             d.key.display(),
             if g.trusts(&file.authority, &file.public_key) {
@@ -178,7 +198,8 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
                 format!("is not one it trusts for `{}`", file.authority)
             }
         );
-        return Ok(Exit::Failure);
+        drop(store);
+        return Ok(refuser.refuse(&reason, &[]));
     }
     let (partner, last) = store
         .bound_partner(&d.partner)?
@@ -201,11 +222,12 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     }
     let why = last.detail.clone().unwrap_or_default();
     if decision == EventKind::ReviewPromoted && why.starts_with("awaiting approval by ") {
-        errln!(
-            "pmf: partner `{}` waits for approvals ({why}); a review decision does not replace them: have them sign the plan, or abort",
+        let reason = format!(
+            "partner `{}` waits for approvals ({why}); a review decision does not replace them: have them sign the plan, or abort",
             d.partner
         );
-        return Ok(Exit::Failure);
+        drop(store);
+        return Ok(refuser.refuse(&reason, &[]));
     }
     let plan_hash = last.plan_hash.clone().unwrap_or_default();
     let (operator, _) = store.operator_key(d.operator_key.as_deref())?;

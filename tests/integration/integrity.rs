@@ -1063,6 +1063,19 @@ fn review_says_what_waits_and_records_signed_decisions() {
     let o = decide("promote", "p-021", "m.key");
     assert_eq!(code(&o), 1);
     assert!(text(&o.stderr).contains("not one the policy trusts"));
+    // Both refused decisions are on the record, naming who tried what.
+    let refused = crate::runtime::refusals(dir.path());
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0].starts_with("review promote of `p-014` by `TSC` (key ")
+            && refused[0].contains("waits for approvals"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].starts_with("review promote of `p-021` by `TSC` (key ")
+            && refused[1].contains("is not one the policy trusts"),
+        "{refused:?}"
+    );
     // Promoted, the next apply of its plan continues it past the review.
     let o = decide("promote", "p-021", "TSC.key");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
