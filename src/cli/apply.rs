@@ -258,6 +258,24 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     if let Some(why) = policy_changed(plan, &policy) {
         return Ok(report_stale(&ApplyError::Stale(vec![why]), &refuser));
     }
+    if let Some(g) = change
+        && plan.header.kind == PlanKind::Migrate
+        && plan.header.replaces_policy.as_deref() != Some(g.policy_hash.as_str())
+    {
+        // Its signers were not told that their signatures replace the
+        // store's policy: none of them counts as an endorsement.
+        let reason = format!(
+            "the plan's policy ({}) would replace the one this store is governed by ({}), but the plan does not say so to its signers ({}): make it again with `pmf plan --store {}` against this store, and have it signed again",
+            short(&proposed.policy_hash),
+            short(&g.policy_hash),
+            match &plan.header.replaces_policy {
+                Some(other) => format!("it says it replaces policy {}", short(other)),
+                None => "it was made against no store governed by another policy".into(),
+            },
+            args.store.display()
+        );
+        return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
+    }
     if let Some(g) = change {
         let missing = g.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
         if !missing.is_empty() {

@@ -89,6 +89,16 @@ fn summary(
             .unwrap_or_default();
         let _ = writeln!(out, "valid to  {}{left}", printable(expires_at));
     }
+    if let Some(replaced) = &plan.header.replaces_policy {
+        // Whoever signs it endorses the change, if the replaced policy
+        // trusts their key: said before anything else the plan does.
+        let _ = writeln!(
+            out,
+            "POLICY    this plan replaces the store's governing policy {} with {}: a signature by a key the replaced policy trusts endorses that change, which every one of its authorities must endorse",
+            printable(replaced),
+            printable(&plan.header.policy.hash)
+        );
+    }
     match plan.header.kind {
         PlanKind::Migrate => {}
         PlanKind::Rollback => {
@@ -316,6 +326,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
             "public_key": public_key,
             "plan_hash": loaded.hash,
             "expires_at": loaded.plan.header.expires_at,
+            "replaces_policy": loaded.plan.header.replaces_policy,
             "approvals_file": args.output.display().to_string(),
             "approvals": out.approvals.len(),
             "endorsement_only": trust.is_err(),

@@ -241,13 +241,28 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         Ok(s) => s,
         Err(e) => return input_failure(e),
     };
-    let history = if args.store.exists() {
-        Store::open_to_read(&args.store)
-            .and_then(|s| s.outcome_counts())
-            .map(|outcomes| History { outcomes })?
+    // The store's history (fallback risks) and the policy that governs it:
+    // a plan under another one replaces it, and says so to its signers.
+    let (history, governing) = if args.store.exists() {
+        let store = Store::open_to_read(&args.store)?;
+        (
+            History {
+                outcomes: store.outcome_counts()?,
+            },
+            store.governing()?.map(|g| g.policy_hash),
+        )
     } else {
-        History::default()
+        (History::default(), None)
     };
+    let replaces_policy = governing.filter(|g| *g != policy.hash);
+    if let Some(g) = &replaces_policy {
+        errln!(
+            "pmf: this plan replaces the policy that governs `{}` ({} → {}): applying it needs the endorsement of every authority of the policy it replaces, and `pmf approve` tells each signer so",
+            args.store.display(),
+            g.get(..12).unwrap_or(g),
+            policy.hash.get(..12).unwrap_or(&policy.hash)
+        );
+    }
     let expires_at = expires_after(args.valid_for);
     let header = PlanHeader {
         kind: PlanKind::Migrate,
@@ -275,6 +290,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         }),
         history: history_digest(&history),
         target_all: targets.all_json.clone(),
+        replaces_policy,
     };
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new_spinner();

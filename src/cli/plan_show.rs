@@ -581,14 +581,25 @@ impl Overview {
         }
     }
 
+    /// ` (replaces the store's policy H)`, for a plan that changes the
+    /// policy governing the store it was made against.
+    fn replaces(&self) -> String {
+        self.header
+            .replaces_policy
+            .as_deref()
+            .map(|h| format!(" (replaces the store's governing policy {})", short(h)))
+            .unwrap_or_default()
+    }
+
     /// The first line of the human output: the plan and its policy.
     pub fn title(&self) -> String {
         format!(
-            "plan {} ({}) · policy `{}` {} · {} · made {}{}",
+            "plan {} ({}) · policy `{}` {}{} · {} · made {}{}",
             printable(&self.file),
             short(&self.hash),
             printable(&self.header.policy.name),
             short(&self.header.policy.hash),
+            self.replaces(),
             kind(&self.header),
             printable(&self.header.created_at),
             self.header
@@ -662,7 +673,7 @@ impl Overview {
             view::md(&self.header.policy.name)
         );
         out.push_str(&format!(
-            "{} plan made {}{} with policy hash `{}`: **{} partners**",
+            "{} plan made {}{} with policy hash `{}`{}: **{} partners**",
             kind(&self.header),
             view::md(&self.header.created_at),
             self.header
@@ -671,6 +682,14 @@ impl Overview {
                 .map(|at| format!(", valid to {}{},", view::md(at), self.expired_mark()))
                 .unwrap_or_default(),
             short(&self.header.policy.hash),
+            self.header
+                .replaces_policy
+                .as_deref()
+                .map(|h| format!(
+                    " **(replaces the store's governing policy `{}`)**",
+                    short(h)
+                ))
+                .unwrap_or_default(),
             self.plan_partners
         ));
         if !self.filters.is_empty() {
@@ -754,6 +773,7 @@ impl Overview {
                 "created_at": self.header.created_at,
                 "expires_at": self.header.expires_at,
                 "expired": self.header.expired(crate::runtime::plan::now_secs()),
+                "replaces_policy": self.header.replaces_policy,
                 "partners": self.plan_partners,
                 "not_planned": self.not_planned,
             }),
@@ -941,6 +961,8 @@ mod tests {
                 observed: None,
                 history: String::new(),
                 target_all: None,
+                replaces_policy: None,
+                replaces_policy: None,
             };
             let out = dir.path().join("plan.json");
             let written = write_plan(

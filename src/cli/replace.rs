@@ -126,6 +126,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
             observed: None,
             history: history_digest(&history),
             target_all: None,
+            replaces_policy: None,
         },
         totals: Totals {
             partners: entries.len(),

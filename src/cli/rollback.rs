@@ -215,6 +215,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
             observed: None,
             history: history_digest(&history),
             target_all: None,
+            replaces_policy: None,
         },
         totals: Totals {
             partners: 1,

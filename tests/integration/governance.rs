@@ -360,3 +360,113 @@ fn the_signer_reads_the_plan_as_it_is() {
     assert!(text(&o.stderr).contains("the plan was edited; nothing was signed"));
     assert!(!dir.path().join("b.json").exists());
 }
+
+/// A plan under another policy than the store's, signed by the very keys
+/// the store trusts, replaces the store's policy: each signer is told so
+/// before signing (`pmf approve`), and a plan that does not say so (made
+/// against no store, or another one) is refused however it was signed.
+#[test]
+fn a_change_of_policy_is_told_to_its_signers_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    planned(d);
+    apply(d, &["--approvals", "approvals.json"]);
+    let governing = |d: &Path| {
+        let o = pmf(d, &["status", "--format", "json"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s["governing_policy"].as_str().unwrap().to_string()
+    };
+    let before = governing(d);
+    // The same keys, a relaxed ceiling: nothing a glance at who signs shows.
+    let relaxed = std::fs::read_to_string(fleet("policy.pmf"))
+        .unwrap()
+        .replace("override ceiling power <= 7", "override ceiling power <= 9");
+    std::fs::create_dir(d.join("v2")).unwrap();
+    std::fs::write(d.join("v2/policy.pmf"), relaxed).unwrap();
+    let o = pmf(d, &["state", "export", "--format", "ndjson"]);
+    std::fs::write(d.join("current.ndjson"), &o.stdout).unwrap();
+    let plan = |store: &str, out: &str| {
+        let target = fleet("target.json");
+        pmf(
+            d,
+            &[
+                "plan",
+                "--policy",
+                "v2/policy.pmf",
+                "--partners",
+                "current.ndjson",
+                "--target",
+                &target,
+                "--store",
+                store,
+                "-o",
+                out,
+            ],
+        )
+    };
+
+    // Made against no store: its signers cannot be told, and apply refuses it.
+    let o = plan("elsewhere.db", "unsaid.json");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("replaces the policy"));
+    for a in ["TSC", "ERC", "SCO"] {
+        let o = approving(d, "unsaid.json", &format!("{a}.key"), "unsaid-ok.json", &[]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(!text(&o.stderr).contains("POLICY"), "{}", text(&o.stderr));
+    }
+    let o = pmf(
+        d,
+        &["apply", "unsaid.json", "--approvals", "unsaid-ok.json"],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("but the plan does not say so to its signers (it was made against no store governed by another policy)"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(governing(d), before, "the policy did not change");
+    let refused = crate::runtime::refusals(d);
+    assert!(
+        refused
+            .last()
+            .is_some_and(|r| r.contains("does not say so to its signers")),
+        "{refused:?}"
+    );
+
+    // Made against the store: the operator and every signer are told.
+    let o = plan(".pmf/state.db", "said.json");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let short = |h: &str| h[..12].to_string();
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "this plan replaces the policy that governs `.pmf/state.db` ({} → ",
+            short(&before)
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    let shown = pmf(d, &["plan", "show", "said.json"]);
+    assert!(
+        text(&shown.stdout).contains(&format!(
+            "(replaces the store's governing policy {})",
+            short(&before)
+        )),
+        "{}",
+        text(&shown.stdout)
+    );
+    for a in ["TSC", "ERC", "SCO"] {
+        let o = approving(d, "said.json", &format!("{a}.key"), "said-ok.json", &[]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(&format!(
+                "POLICY    this plan replaces the store's governing policy {before} with "
+            )),
+            "{a}: {}",
+            text(&o.stderr)
+        );
+    }
+    let o = pmf(d, &["apply", "said.json", "--approvals", "said-ok.json"]);
+    assert!(matches!(code(&o), 0 | 3), "{}", text(&o.stderr));
+    assert_ne!(governing(d), before, "the announced change is made");
+    assert_eq!(code(&verify(d)), 0);
+}

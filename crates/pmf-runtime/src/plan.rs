@@ -100,6 +100,14 @@ pub struct PlanHeader {
     pub observed: Option<InputFile>,
     /// SHA-256 of the store's outcome counts the fallback risks came from.
     pub history: String,
+    /// The hash of the policy that governed the store `pmf plan` read, when
+    /// it is not the plan's own: applying the plan to that store replaces
+    /// its governing policy, which every authority of the replaced policy
+    /// must endorse. Carried so that signers are told (`pmf approve` shows
+    /// it), and held by `apply`: a plan that changes a store's policy
+    /// without saying so is refused. `None`: the plan changes no policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_policy: Option<String>,
     /// The target for every partner (a partial state), if any.
     pub target_all: Option<serde_json::Value>,
 }
@@ -1989,6 +1997,7 @@ mod tests {
             observed: None,
             history: String::new(),
             target_all: None,
+            replaces_policy: None,
         }
     }
 
