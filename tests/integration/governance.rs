@@ -238,14 +238,32 @@ fn approvals_files_of_another_format_or_with_unknown_fields_are_refused() {
     let mut extra = file.clone();
     extra["approvals"][0]["role"] = "root".into();
     std::fs::write(dir.join("extra.json"), extra.to_string()).unwrap();
+    // Fields printed and recorded are what `pmf approve` writes, or refused:
+    // an authority that would write to the reader's terminal, a key or a
+    // signature of another length.
+    let mut escaping = file.clone();
+    escaping["approvals"][1]["authority"] = "T\u{1b}[2JSC".into();
+    std::fs::write(dir.join("escaping.json"), escaping.to_string()).unwrap();
+    let mut short = file.clone();
+    short["approvals"][0]["signature"] = "ab".into();
+    std::fs::write(dir.join("short.json"), short.to_string()).unwrap();
     for (name, says) in [
         ("newer.json", "of format 99"),
         ("extra.json", "unknown field `role`"),
+        (
+            "escaping.json",
+            "approval 2: the authority \"T\\u{1b}[2JSC\" is not a name the policy language writes",
+        ),
+        (
+            "short.json",
+            "approval 1: its signature is not 64 bytes in hex",
+        ),
     ] {
         let o = apply(dir, &["--approvals", name]);
         let err = text(&o.stderr);
         assert_eq!(code(&o), 2, "{name}: {err}");
         assert!(err.contains(says), "{name}: {err}");
+        assert!(!err.contains('\u{1b}'), "{name}: {err}");
         assert!(
             !dir.join(".pmf/state.db").exists(),
             "{name}: nothing was applied"

@@ -76,6 +76,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result
 
 /// Make a new key for `authority`.
 pub fn generate(authority: &str) -> Result<KeyFile, String> {
+    if let Some(why) = authority_problem(authority) {
+        return Err(format!("--authority: {why}"));
+    }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| format!("no randomness available: {e}"))?;
     let key = SigningKey::from_bytes(&secret);
@@ -89,6 +92,9 @@ pub fn generate(authority: &str) -> Result<KeyFile, String> {
 /// Read a private key file.
 pub fn read_key(path: &Path) -> Result<(KeyFile, SigningKey), String> {
     let file: KeyFile = read_json(path, "key file")?;
+    if let Some(why) = authority_problem(&file.authority) {
+        return Err(format!("`{}`: {why}", path.display()));
+    }
     let bytes: [u8; 32] = hex::decode(&file.secret_key)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -143,7 +149,44 @@ pub fn read_approvals(path: &Path) -> Result<ApprovalsFile, String> {
             file.format_version
         ));
     }
+    // What a file says is printed and recorded: a field that is not what
+    // `pmf approve` writes is refused, never shown as it is.
+    for (n, a) in file.approvals.iter().enumerate() {
+        let problem = authority_problem(&a.authority)
+            .or_else(|| hex_problem("public key", &a.public_key, 32))
+            .or_else(|| hex_problem("signature", &a.signature, 64));
+        if let Some(why) = problem {
+            return Err(format!(
+                "`{}`: approval {}: {why} (`pmf approve` writes no such approval)",
+                path.display(),
+                n + 1
+            ));
+        }
+    }
     Ok(file)
+}
+
+/// Why `name` cannot be an authority's name (`None`: it can): a name as
+/// the policy language writes one (a letter or `_`, then letters, digits
+/// and `_`), at most 64 characters.
+pub fn authority_problem(name: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let starts = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let named = starts && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && name.len() <= 64;
+    (!named).then(|| {
+        format!(
+            "the authority \"{}\" is not a name the policy language writes (a letter or `_`, then letters, digits and `_`, at most 64)",
+            name.chars().take(80).collect::<String>().escape_debug()
+        )
+    })
+}
+
+/// Why `text` is not `bytes` bytes in hex, as `what` must be.
+fn hex_problem(what: &str, text: &str, bytes: usize) -> Option<String> {
+    let hex = text.len() == bytes * 2 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    (!hex).then(|| format!("its {what} is not {bytes} bytes in hex"))
 }
 
 /// True when `a` is a valid signature of `plan_hash` by its key, whatever
@@ -210,5 +253,25 @@ pub fn verify(
         Ok(())
     } else {
         Err(Refusal::Forged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_are_names_and_keys_and_signatures_hex() {
+        for ok in ["TSC", "_x", "a1_B", &"A".repeat(64)] {
+            assert_eq!(authority_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "1TSC", "T SC", "T-SC", "TSC\u{1b}[2J", "é", &"A".repeat(65)] {
+            let why = authority_problem(bad).expect(bad);
+            assert!(!why.contains('\u{1b}'), "{why}");
+        }
+        assert_eq!(hex_problem("key", &"aB".repeat(32), 32), None);
+        assert!(hex_problem("key", &"ab".repeat(31), 32).is_some());
+        assert!(hex_problem("key", &"zz".repeat(32), 32).is_some());
+        assert!(generate("no name").is_err());
     }
 }
