@@ -486,6 +486,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 .begin(&operator)
                 .map_err(|e| store_failure(&args.store, e.into()))?;
             if n == 0 {
+                // Until when the plan may continue a paused partner, for
+                // `pmf review` to say.
+                if let Some(at) = &plan.header.expires_at {
+                    batch
+                        .note_plan_expiry(&loaded.hash, at)
+                        .map_err(|e| store_failure(&args.store, e.into()))?;
+                }
                 // The approvals accepted, kept for `pmf lineage verify`.
                 for a in &accepted {
                     batch

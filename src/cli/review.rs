@@ -17,6 +17,7 @@ use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
 use crate::runtime::approvals;
 use crate::runtime::plan::now_rfc3339;
+use crate::runtime::plan_view::printable;
 use crate::store::lineage::{Event, EventKind, LastEvent};
 use crate::store::verify::review_message;
 use crate::store::{DEFAULT_PATH, Store, StoredPartner};
@@ -76,14 +77,31 @@ pub enum ReviewCommand {
     Abort(Decision),
 }
 
-/// What would unblock a paused partner.
-fn unblock(p: &StoredPartner, last: Option<&LastEvent>) -> String {
+/// Whether a plan that expires at `expires_at` (as the store noted it)
+/// has expired; `None` when the store does not know when it expires.
+fn expired(expires_at: Option<&str>) -> Option<bool> {
+    let at = crate::runtime::plan::parse_rfc3339(expires_at?)?;
+    Some(crate::runtime::plan::now_secs() >= at)
+}
+
+/// What would unblock a paused partner, whose plan expires at `expiry`
+/// (when the store knows).
+fn unblock(p: &StoredPartner, last: Option<&LastEvent>, expiry: Option<&str>) -> String {
     let why = last.and_then(|l| l.detail.clone()).unwrap_or_default();
     let plan = last
         .and_then(|l| l.plan_hash.as_deref())
         .map_or("its plan".to_string(), |h| {
             format!("plan {}", h.get(..12).unwrap_or(h))
         });
+    if p.status != "throttled"
+        && let (Some(true), Some(at)) = (expired(expiry), expiry)
+    {
+        return format!(
+            "{plan} expired at {}: a new plan made from the partner's state (`pmf state export`) walks it again, and asks again; or `pmf review abort {}`",
+            printable(at),
+            p.id
+        );
+    }
     if let Some(who) = why.strip_prefix("awaiting approval by ") {
         format!(
             "signatures of {who} on {plan} (`pmf approve`), then `pmf apply` of it again before it expires (after, a new plan from `pmf state export`); or `pmf review abort`"
@@ -110,13 +128,20 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
             let mut rows = Vec::new();
             for p in &paused {
                 let last = store.last_event(&p.id)?;
+                let plan_hash = last.as_ref().and_then(|l| l.plan_hash.clone());
+                let expiry = match &plan_hash {
+                    Some(h) => store.plan_expiry(h)?,
+                    None => None,
+                };
                 rows.push(serde_json::json!({
                     "partner": p.id,
                     "status": p.status,
                     "version": p.version,
-                    "plan_hash": last.as_ref().and_then(|l| l.plan_hash.clone()),
+                    "plan_hash": plan_hash,
+                    "plan_expires_at": expiry,
+                    "plan_expired": expired(expiry.as_deref()),
                     "reason": last.as_ref().and_then(|l| l.detail.clone()),
-                    "unblock": unblock(p, last.as_ref()),
+                    "unblock": unblock(p, last.as_ref(), expiry.as_deref()),
                 }));
             }
             match format {
@@ -230,6 +255,21 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         return Ok(refuser.refuse(&reason, &[]));
     }
     let plan_hash = last.plan_hash.clone().unwrap_or_default();
+    // A promotion is used by the next apply of the partner's plan: once
+    // that plan expired, none will come.
+    if decision == EventKind::ReviewPromoted
+        && let Some(at) = store.plan_expiry(&plan_hash)?
+        && expired(Some(&at)) == Some(true)
+    {
+        let reason = format!(
+            "partner `{}` waits on plan {}, which expired at {}: no apply of it will come to use a promotion; a new plan made from the partner's state (`pmf state export`) walks it again, and asks again (or abort)",
+            d.partner,
+            plan_hash.get(..12).unwrap_or(&plan_hash),
+            printable(&at)
+        );
+        drop(store);
+        return Ok(refuser.refuse(&reason, &[]));
+    }
     let (operator, _) = store.operator_key(d.operator_key.as_deref())?;
     let mut batch = store.begin(&operator)?;
     let mut chain = batch.chain(&d.partner)?;

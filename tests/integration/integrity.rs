@@ -1907,3 +1907,118 @@ fn refused_applies_are_recorded_and_cannot_be_erased_unseen() {
         "the log was truncated",
     );
 }
+
+/// Review knows until when a paused partner's plan can continue it (the
+/// store notes each plan's expiry when it is applied): once the plan
+/// expired, `review list` says a new plan walks the partner again, and a
+/// promotion, which no apply of that plan would use, is refused and
+/// recorded. Aborting still ends the partner's migration.
+#[test]
+fn review_says_when_a_plan_can_no_longer_continue_a_partner() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let some: Vec<_> = all
+        .into_iter()
+        .filter(|p| ["p-021", "p-035"].contains(&p["id"].as_str().unwrap()))
+        .collect();
+    std::fs::write(d.join("some.json"), serde_json::to_string(&some).unwrap()).unwrap();
+    let observed = fleet("observed.json");
+    let o = crate::runtime::plan_with(
+        d,
+        "some.json",
+        &fleet("target.json"),
+        "short.json",
+        &["--observed", &observed, "--subset", "--valid-for", "3s"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::copy(fleet("keys/TSC.key"), d.join("TSC.key")).unwrap();
+    let o = pmf(
+        d,
+        &[
+            "approve",
+            "short.json",
+            "--key",
+            "TSC.key",
+            "--yes",
+            "-o",
+            "a.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(d, &["apply", "short.json", "--approvals", "a.json"]);
+    assert!(matches!(code(&o), 3 | 4), "{}", text(&o.stderr));
+    let expires = {
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("short.json")).unwrap()).unwrap();
+        plan["header"]["expires_at"].as_str().unwrap().to_string()
+    };
+    let listed = || {
+        let o = pmf(d, &["review", "list", "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p021 = v["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["partner"] == "p-021")
+            .cloned();
+        p021.expect("p-021 waits for review")
+    };
+    let before = listed();
+    assert_eq!(before["plan_expires_at"], expires.as_str(), "{before}");
+    assert_eq!(before["plan_expired"], false, "{before}");
+    assert!(
+        before["unblock"]
+            .as_str()
+            .unwrap()
+            .contains("pmf review promote p-021"),
+        "{before}"
+    );
+
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let after = listed();
+    assert_eq!(after["plan_expired"], true, "{after}");
+    assert!(
+        after["unblock"].as_str().unwrap().contains(&format!(
+            "expired at {expires}: a new plan made from the partner's state"
+        )),
+        "{after}"
+    );
+    let decide = |what: &str| {
+        pmf(
+            d,
+            &[
+                "review",
+                what,
+                "p-021",
+                "--key",
+                "TSC.key",
+                "--policy",
+                &fleet("policy.pmf"),
+                "--reason",
+                "CAB-9",
+            ],
+        )
+    };
+    let o = decide("promote");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("which expired at"),
+        "{}",
+        text(&o.stderr)
+    );
+    let refused = crate::runtime::refusals(d);
+    assert!(
+        refused
+            .last()
+            .is_some_and(|r| r.starts_with("review promote of `p-021` by `TSC`")
+                && r.contains("which expired at")),
+        "{refused:?}"
+    );
+    let o = decide("abort");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(d, &["lineage", "verify"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}

@@ -72,7 +72,7 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
         "{out}"
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     // Schema 4: states stored before keep their text, and read as they
     // were written; the lineage has no global chain column any more.
     let stored_as: Vec<String> = column(
@@ -236,8 +236,12 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
         std::fs::read_to_string(fixture.join("state-export.json")).unwrap()
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     drop(store);
+    // Schema 5: the plans applied before carried no expiry, and none is
+    // made up for them.
+    let noted: Vec<Option<String>> = column(&db(dir.path()), "SELECT expires_at FROM plans");
+    assert!(!noted.is_empty() && noted.iter().all(Option::is_none), "{noted:?}");
 
     // SCO signs the plan too: the partners that waited for it go on, their
     // new events stored as one run of interned events, chained after their

@@ -265,7 +265,15 @@ mod tests {
         for ok in ["TSC", "_x", "a1_B", &"A".repeat(64)] {
             assert_eq!(authority_problem(ok), None, "{ok}");
         }
-        for bad in ["", "1TSC", "T SC", "T-SC", "TSC\u{1b}[2J", "é", &"A".repeat(65)] {
+        for bad in [
+            "",
+            "1TSC",
+            "T SC",
+            "T-SC",
+            "TSC\u{1b}[2J",
+            "é",
+            &"A".repeat(65),
+        ] {
             let why = authority_problem(bad).expect(bad);
             assert!(!why.contains('\u{1b}'), "{why}");
         }

@@ -593,6 +593,22 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Record when the plan `plan_hash` stops being valid (`expires_at`,
+    /// RFC 3339), as it said when it was first applied.
+    pub fn note_plan_expiry(
+        &mut self,
+        plan_hash: &str,
+        expires_at: &str,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO plans (hash, expires_at) VALUES (?1, ?2)
+                 ON CONFLICT (hash) DO UPDATE SET expires_at = coalesce(plans.expires_at, excluded.expires_at)",
+            )?
+            .execute([plan_hash, expires_at])?;
+        Ok(())
+    }
+
     /// Record where a partner ended in a plan.
     pub fn set_progress(
         &mut self,

@@ -374,6 +374,10 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO stable_versions_v4 SELECT partner_id, seq, version, state FROM stable_versions;
      DROP TABLE stable_versions;
      ALTER TABLE stable_versions_v4 RENAME TO stable_versions;",
+    // 5: when each plan applied stops being valid (plan format 5 on), for
+    // people (`pmf review` says whether a paused partner's plan can still
+    // continue it); `apply` holds the plan file's own expiry, not this.
+    "ALTER TABLE plans ADD COLUMN expires_at TEXT;",
 ];
 
 /// The size of a write-ahead log's header: a log no longer holds frames.
@@ -904,6 +908,19 @@ impl Store {
             .prepare("SELECT partner_id, outcome FROM progress WHERE plan = (SELECT id FROM plans WHERE hash = ?1)")?;
         let rows = stmt.query_map([plan_hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the plan `plan_hash` stops being valid, as it said when it was
+    /// first applied (`None`: it had no expiry, was applied by a pmf that
+    /// did not note it, or never here). For people: `apply` holds the plan
+    /// file's own expiry.
+    pub fn plan_expiry(&self, plan_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT expires_at FROM plans WHERE hash = ?1")?
+            .query_row([plan_hash], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     /// The outcome a plan's run recorded for a partner (from the lineage,
