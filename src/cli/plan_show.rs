@@ -962,7 +962,6 @@ mod tests {
                 history: String::new(),
                 target_all: None,
                 replaces_policy: None,
-                replaces_policy: None,
             };
             let out = dir.path().join("plan.json");
             let written = write_plan(
