@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole PMF story on the bundled fleet: check → plan → approve → apply →
-# lineage → rollback (planned, approved, applied) → checkpoint → verify, with the default embedded store (.pmf/state.db)
+# lineage → rollback (planned, approved; an edited copy refused and recorded; applied) →
+# checkpoint → verify → status, with the default embedded store (.pmf/state.db)
 # in a fresh working directory. Run from anywhere:  examples/fleet/story.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -41,6 +42,13 @@ step "rollback p-001 --policy policy.pmf -o rollback.json   (a rollback is plann
 step "approve rollback.json: TSC signs the reverse change (it governs what it touches)"
 "$PMF" approve rollback.json --key TSC.key -o rollback-approvals.json --yes
 
+step "apply rollback-edited.json   (a copy edited to need no approval: refused, and the attempt recorded)"
+sed 's/"approvals_required":\["TSC"\]/"approvals_required":[]/' rollback.json > rollback-edited.json
+if "$PMF" apply rollback-edited.json; then
+  echo "the edited rollback was applied: that is a bug" >&2
+  exit 1
+fi
+
 step apply rollback.json --approvals rollback-approvals.json
 "$PMF" apply rollback.json --approvals rollback-approvals.json
 
@@ -49,5 +57,8 @@ step "lineage checkpoint -o witness.json   (a witness keeps the signed head)"
 
 step lineage verify --checkpoint witness.json
 "$PMF" lineage verify --checkpoint witness.json
+
+step status
+"$PMF" status
 echo
 echo "store: $work/.pmf/state.db"
