@@ -241,7 +241,10 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
     // Schema 5: the plans applied before carried no expiry, and none is
     // made up for them.
     let noted: Vec<Option<String>> = column(&db(dir.path()), "SELECT expires_at FROM plans");
-    assert!(!noted.is_empty() && noted.iter().all(Option::is_none), "{noted:?}");
+    assert!(
+        !noted.is_empty() && noted.iter().all(Option::is_none),
+        "{noted:?}"
+    );
 
     // SCO signs the plan too: the partners that waited for it go on, their
     // new events stored as one run of interned events, chained after their
