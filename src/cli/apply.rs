@@ -673,14 +673,7 @@ fn report_stale(e: &ApplyError, refuser: &Refuser<'_>) -> Exit {
             errln!("  - ... and {} more", why.len() - 20);
         }
         errln!("pmf: {NOTHING_APPLIED}");
-        let mut reason = format!(
-            "the plan is stale: {}",
-            why.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
-        );
-        if why.len() > 5 {
-            reason.push_str(&format!("; and {} more", why.len() - 5));
-        }
-        refuser.record(&reason);
+        refuser.record(&super::refusal::listed("the plan is stale", why));
     }
     Exit::from(e)
 }

@@ -14,6 +14,19 @@ use crate::runtime::plan::{LoadedPlan, now_rfc3339};
 use crate::store::refused::Refusal;
 use crate::store::{DEFAULT_PATH, Store, StoreError};
 
+/// `head: ` and the first five of `items` (`; `-separated), with how many
+/// more there are: a reason to record when a refusal names many things.
+pub fn listed(head: &str, items: &[String]) -> String {
+    let mut reason = format!(
+        "{head}: {}",
+        items.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+    );
+    if items.len() > 5 {
+        reason.push_str(&format!("; and {} more", items.len() - 5));
+    }
+    reason
+}
+
 /// What a refusal is recorded with.
 pub struct Refuser<'a> {
     /// The store the change was aimed at.

@@ -161,19 +161,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     errln!("  - … and {} more", broken.len() - 20);
                 }
                 errln!("pmf: nothing was imported");
-                let mut reason = format!(
-                    "{why}: {}",
-                    broken
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-                if broken.len() > 5 {
-                    reason.push_str(&format!("; and {} more", broken.len() - 5));
-                }
-                refuser()?.record(&reason);
+                refuser()?.record(&super::refusal::listed(why, &broken));
                 return Ok(Exit::Failure);
             }
             let mut db = Store::open(store)?;
