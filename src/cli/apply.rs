@@ -198,6 +198,21 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
     let mut store = Store::open(&args.store)?;
+    // A plan made against a store applies to that store only: its
+    // approvals were given for that store's partners and policy.
+    if let Some(made_for) = &plan.header.store_id {
+        let here = store.id()?.unwrap_or_default();
+        if *made_for != here {
+            let reason = format!(
+                "the plan was made against another store (id {}; this one is {}): a plan, and the approvals of it, apply to the store it was made against; plan again with `pmf plan --store {}`",
+                printable(made_for),
+                here,
+                args.store.display()
+            );
+            drop(store);
+            return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
+        }
+    }
     // The policy the store is governed by, and the plan's: another policy
     // needs the approval of the governing one's authorities (one of its
     // pinned keys each), which is recorded with the change.

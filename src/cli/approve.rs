@@ -89,6 +89,17 @@ fn summary(
             .unwrap_or_default();
         let _ = writeln!(out, "valid to  {}{left}", printable(expires_at));
     }
+    let _ = match &plan.header.store_id {
+        Some(id) => writeln!(
+            out,
+            "store     {} (the plan applies to that store only)",
+            printable(id)
+        ),
+        None => writeln!(
+            out,
+            "store     any (made against no store: the plan applies to whichever store holds the states it carries)"
+        ),
+    };
     if let Some(replaced) = &plan.header.replaces_policy {
         // Whoever signs it endorses the change, if the replaced policy
         // trusts their key: said before anything else the plan does.
@@ -327,6 +338,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
             "plan_hash": loaded.hash,
             "expires_at": loaded.plan.header.expires_at,
             "replaces_policy": loaded.plan.header.replaces_policy,
+            "store_id": loaded.plan.header.store_id,
             "approvals_file": args.output.display().to_string(),
             "approvals": out.approvals.len(),
             "endorsement_only": trust.is_err(),

@@ -243,16 +243,18 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     };
     // The store's history (fallback risks) and the policy that governs it:
     // a plan under another one replaces it, and says so to its signers.
-    let (history, governing) = if args.store.exists() {
+    // The plan applies to that store only (its id), when there is one.
+    let (history, governing, store_id) = if args.store.exists() {
         let store = Store::open_to_read(&args.store)?;
         (
             History {
                 outcomes: store.outcome_counts()?,
             },
             store.governing()?.map(|g| g.policy_hash),
+            store.id()?,
         )
     } else {
-        (History::default(), None)
+        (History::default(), None, None)
     };
     let replaces_policy = governing.filter(|g| *g != policy.hash);
     if let Some(g) = &replaces_policy {
@@ -291,6 +293,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         history: history_digest(&history),
         target_all: targets.all_json.clone(),
         replaces_policy,
+        store_id,
     };
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new_spinner();

@@ -962,6 +962,7 @@ mod tests {
                 history: String::new(),
                 target_all: None,
                 replaces_policy: None,
+                store_id: None,
             };
             let out = dir.path().join("plan.json");
             let written = write_plan(

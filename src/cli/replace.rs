@@ -127,6 +127,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
             history: history_digest(&history),
             target_all: None,
             replaces_policy: None,
+            store_id: p.store.id()?,
         },
         totals: Totals {
             partners: entries.len(),

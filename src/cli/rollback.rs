@@ -216,6 +216,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
             history: history_digest(&history),
             target_all: None,
             replaces_policy: None,
+            store_id: store.id()?,
         },
         totals: Totals {
             partners: 1,

@@ -2022,3 +2022,118 @@ fn review_says_when_a_plan_can_no_longer_continue_a_partner() {
     let o = pmf(d, &["lineage", "verify"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
+
+/// A plan made against a store applies to that store only (as a saved plan
+/// applies to the state it was made from): its approvals were given for
+/// that store's partners and policy. A copy of the store is the same
+/// store; another store, even holding the same states, refuses the plan
+/// and records the attempt. A plan made against no store applies to any.
+#[test]
+fn a_plan_applies_to_the_store_it_was_made_against() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Made against no store: it applies here, and to a second store.
+    planned(d);
+    let bound = |name: &str| -> Option<String> {
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(name)).unwrap()).unwrap();
+        plan["header"]["store_id"].as_str().map(str::to_string)
+    };
+    assert_eq!(bound("plan.json"), None);
+    apply(d, &["--approvals", "approvals.json"]);
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "plan.json",
+            "--approvals",
+            "approvals.json",
+            "--store",
+            "other.db",
+        ],
+    );
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let id = |store: &str| {
+        let c = rusqlite::Connection::open(d.join(store)).unwrap();
+        c.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap()
+    };
+    let (here, other) = (id(".pmf/state.db"), id("other.db"));
+    assert_ne!(here, other);
+
+    // A rollback planned from this store names it, and its signer sees so.
+    let policy = fleet("policy.pmf");
+    let o = pmf(
+        d,
+        &["rollback", "p-001", "--policy", &policy, "-o", "back.json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(bound("back.json").as_deref(), Some(here.as_str()));
+    let o = pmf(
+        d,
+        &[
+            "approve",
+            "back.json",
+            "--key",
+            "TSC.key",
+            "--yes",
+            "-o",
+            "back-ok.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "store     {here} (the plan applies to that store only)"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    // The other store holds p-001 in the same state, and refuses the plan.
+    let before = crate::runtime::lineage_rows(d);
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "back.json",
+            "--approvals",
+            "back-ok.json",
+            "--store",
+            "other.db",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "the plan was made against another store (id {here}; this one is {other})"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("(`pmf lineage show @refused --store other.db`)"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A copy of this store is this store: the plan applies there.
+    std::fs::copy(d.join(".pmf/state.db"), d.join("copy.db")).unwrap();
+    std::fs::copy(d.join(".pmf/operator.key"), d.join("operator.key")).unwrap();
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "back.json",
+            "--approvals",
+            "back-ok.json",
+            "--store",
+            "copy.db",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // And here.
+    let o = pmf(d, &["apply", "back.json", "--approvals", "back-ok.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(crate::runtime::lineage_rows(d) > before);
+}

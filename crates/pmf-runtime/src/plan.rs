@@ -108,6 +108,12 @@ pub struct PlanHeader {
     /// without saying so is refused. `None`: the plan changes no policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces_policy: Option<String>,
+    /// The id of the store the plan was made against, when one existed:
+    /// the plan (and so its approvals) applies to that store only, as a
+    /// saved plan applies to the state it was made from. `None`: made
+    /// against no store (a new store's first plan), it applies to any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     /// The target for every partner (a partial state), if any.
     pub target_all: Option<serde_json::Value>,
 }
@@ -1998,6 +2004,7 @@ mod tests {
             history: String::new(),
             target_all: None,
             replaces_policy: None,
+            store_id: None,
         }
     }
 

@@ -910,6 +910,11 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The store's id (made when the store was, kept by copies of it).
+    pub fn id(&self) -> Result<Option<String>, StoreError> {
+        self.meta("store_id")
+    }
+
     /// When the plan `plan_hash` stops being valid, as it said when it was
     /// first applied (`None`: it had no expiry, was applied by a pmf that
     /// did not note it, or never here). For people: `apply` holds the plan
