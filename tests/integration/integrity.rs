@@ -2092,18 +2092,21 @@ fn a_plan_applies_to_the_store_it_was_made_against() {
         text(&o.stderr)
     );
     // The other store holds p-001 in the same state, and refuses the plan.
+    let apply_back = |store: &str| {
+        pmf(
+            d,
+            &[
+                "apply",
+                "back.json",
+                "--approvals",
+                "back-ok.json",
+                "--store",
+                store,
+            ],
+        )
+    };
     let before = crate::runtime::lineage_rows(d);
-    let o = pmf(
-        d,
-        &[
-            "apply",
-            "back.json",
-            "--approvals",
-            "back-ok.json",
-            "--store",
-            "other.db",
-        ],
-    );
+    let o = apply_back("other.db");
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains(&format!(
@@ -2120,20 +2123,10 @@ fn a_plan_applies_to_the_store_it_was_made_against() {
     // A copy of this store is this store: the plan applies there.
     std::fs::copy(d.join(".pmf/state.db"), d.join("copy.db")).unwrap();
     std::fs::copy(d.join(".pmf/operator.key"), d.join("operator.key")).unwrap();
-    let o = pmf(
-        d,
-        &[
-            "apply",
-            "back.json",
-            "--approvals",
-            "back-ok.json",
-            "--store",
-            "copy.db",
-        ],
-    );
+    let o = apply_back("copy.db");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     // And here.
-    let o = pmf(d, &["apply", "back.json", "--approvals", "back-ok.json"]);
+    let o = apply_back(".pmf/state.db");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(crate::runtime::lineage_rows(d) > before);
 }
