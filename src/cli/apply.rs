@@ -150,7 +150,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     }
 
     // Every id is one `pmf plan` accepts: a plan edited to carry another
-    // (control characters, an empty or overlong id) is refused before the
+    // (control characters, an empty or overlong id, one reserved for the
+    // store's own records) is refused before the
     // store is opened, and never printed as it is.
     if let Some((e, problem)) = plan
         .entries
@@ -160,13 +161,6 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         let reason = format!(
             "the plan names partner `{}`: {problem} (`pmf plan` never writes such an id: the plan was edited)",
             crate::runtime::value::shown_id(&e.id)
-        );
-        return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
-    }
-    if let Some(e) = plan.entries.iter().find(|e| e.id.starts_with('@')) {
-        let reason = format!(
-            "the plan names partner `{}`: ids that start with `@` are reserved for the store's own records",
-            e.id
         );
         return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
     }

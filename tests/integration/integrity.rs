@@ -2130,3 +2130,52 @@ fn a_plan_applies_to_the_store_it_was_made_against() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(crate::runtime::lineage_rows(d) > before);
 }
+
+/// No partner may be named as one of the store's own chains: a partner
+/// imported as `@governance` once wrote an `imported` event into the
+/// record of the governing policy, which then read as none, so that the
+/// next plan under any policy (keys of the operator's own) would have
+/// governed the store. Ids that start with `@` are refused wherever
+/// partners are named: partner files (plan, import), target files, plans.
+#[test]
+fn partner_ids_never_name_the_stores_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    planned(d);
+    apply(d, &["--approvals", "approvals.json"]);
+    let governing = || {
+        let o = pmf(d, &["status", "--format", "json"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s["governing_policy"].clone()
+    };
+    let before = governing();
+    assert!(before.is_string(), "{before}");
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    for reserved in ["@governance", "@refused"] {
+        let mut p = all[0].clone();
+        p["id"] = reserved.into();
+        std::fs::write(d.join("reserved.json"), serde_json::json!([p]).to_string()).unwrap();
+        let o = state_import(d, "reserved.json", &fleet("policy.pmf"), &[]);
+        assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(&format!(
+                "partner `{reserved}`: field `id`: ids that start with `@` are reserved for the store's own records"
+            )),
+            "{}",
+            text(&o.stderr)
+        );
+        let o = crate::runtime::plan_with(
+            d,
+            "reserved.json",
+            &fleet("target.json"),
+            "reserved-plan.json",
+            &["--subset"],
+        );
+        assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+        assert!(!d.join("reserved-plan.json").exists());
+    }
+    assert_eq!(governing(), before, "the store is still governed");
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}

@@ -691,7 +691,11 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
 pub fn id_problem(id: &str) -> Option<String> {
     // Most ids: printable ASCII without spaces, short; nothing to say (a
     // test holds this equal to the whole check).
-    if id.len() <= MAX_ID_BYTES && !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()) {
+    if id.len() <= MAX_ID_BYTES
+        && !id.is_empty()
+        && !id.starts_with(RESERVED_PREFIX)
+        && id.bytes().all(|b| b.is_ascii_graphic())
+    {
         return None;
     }
     id_problem_checked(id)
@@ -721,8 +725,19 @@ fn id_problem_checked(id: &str) -> Option<String> {
             u32::from(c)
         ));
     }
+    if id.starts_with(RESERVED_PREFIX) {
+        return Some(
+            "ids that start with `@` are reserved for the store's own records (`@governance`, `@refused`)"
+                .into(),
+        );
+    }
     None
 }
+
+/// What the ids of the store's own chains start with, and no partner's
+/// (a partner named `@governance` would write into the record of the
+/// policy that governs the store).
+pub const RESERVED_PREFIX: char = '@';
 
 /// `id` as it may be shown in a message: control, bidi and separator
 /// characters written as `\u{...}` escapes, and a long id cut short.
@@ -784,6 +799,7 @@ mod tests {
             ]
             .map(String::from),
         );
+        ids.extend(["@governance", "@refused", "@", "p@1"].map(String::from));
         ids.push("x".repeat(MAX_ID_BYTES));
         ids.push("x".repeat(MAX_ID_BYTES + 1));
         for id in &ids {
