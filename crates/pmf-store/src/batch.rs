@@ -526,6 +526,11 @@ impl Batch<'_> {
         version: Option<&str>,
         status: &str,
     ) -> Result<(), StoreError> {
+        // A partner row under a reserved name would put its events on one
+        // of the store's own chains (the governing policy's record).
+        if id.starts_with('@') {
+            return Err(StoreError::ReservedId(id.to_string()));
+        }
         self.tx
             .prepare_cached(
                 "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)

@@ -40,6 +40,10 @@ pub const DEFAULT_PATH: &str = ".pmf/state.db";
 /// variant says what failed; its message is what the commands print.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A partner named as one of the store's own chains (`@…`): the
+    /// callers refuse such ids first; the store holds to it as well.
+    #[error("partner `{0}`: ids that start with `@` are reserved for the store's own records")]
+    ReservedId(String),
     /// The store file itself is damaged (SQLite finds it corrupt, or not a
     /// database): what it recorded can no longer be vouched for.
     #[error(

@@ -113,6 +113,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_partner_row_takes_a_reserved_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (key, made) = store.operator_key(None).unwrap();
+        assert!(made);
+        let batch = store.begin(&key).unwrap();
+        for id in [REFUSED, crate::governance::GOVERNANCE, "@x"] {
+            assert!(
+                matches!(
+                    batch.put_partner(id, "{}", None, "active"),
+                    Err(StoreError::ReservedId(_))
+                ),
+                "{id}"
+            );
+        }
+        assert!(batch.put_partner("p-1", "{}", None, "active").is_ok());
+    }
+
+    #[test]
     fn a_refusal_round_trips_and_a_long_reason_is_cut() {
         let r = Refusal {
             plan_hash: Some("ab".repeat(32)),
