@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::plan::OutputFormat;
 use super::refusal::Refuser;
+use super::view::short;
 use super::{CliError, Exit, UsageError, policy};
 use crate::runtime::apply::{
     ApplyBatch, ApplyError, ApplyInputs, PartnerOutcome, PartnerResult, PreparedPartner, Start,
@@ -120,9 +121,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     Some(o) => format!(
                         "`{}`, BLAKE3 {}…",
                         o.file,
-                        o.blake3
-                            .as_deref()
-                            .map_or("of a pipe", |h| h.get(..12).unwrap_or(h))
+                        o.blake3.as_deref().map_or("of a pipe", short)
                     ),
                     None => "it had none".into(),
                 }
@@ -660,7 +659,7 @@ fn finished_earlier(path: &std::path::Path, plan: &LoadedPlan) -> Result<bool, C
     // final outcome.
     let finished = |o: &str| match outcome_from_str(o) {
         Some(o) => o.is_final(),
-        None => o == "rolled_back" || o == super::replace::REPLACED,
+        None => o == super::rollback::ROLLED_BACK || o == super::replace::REPLACED,
     };
     Ok(plan
         .plan
@@ -1130,10 +1129,6 @@ impl Summary {
 }
 
 /// The first 12 hex digits of a hash, as messages show it.
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ pub enum LineageCommand {
 /// change of policy is already held to the approval of the one it replaced,
 /// so the whole chain then leads back to the reviewed policy.
 fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
-    let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+    let short = super::view::short;
     let problem = match &v.root_policy {
         Some((_, root)) if root == pinned => return,
         Some((at, root)) => crate::store::verify::Broken {
@@ -232,7 +232,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         if let (Some(pinned), Some((at, _))) = (&pinned, &v.root_policy) {
                             outln!(
                                 "its trust root is the policy given ({}), governing since event #{at}",
-                                pinned.get(..12).unwrap_or(pinned)
+                                super::view::short(pinned)
                             );
                         }
                     }

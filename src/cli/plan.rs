@@ -261,8 +261,8 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         errln!(
             "pmf: this plan replaces the policy that governs `{}` ({} → {}): applying it needs the endorsement of every authority of the policy it replaces, and `pmf approve` tells each signer so",
             args.store.display(),
-            g.get(..12).unwrap_or(g),
-            policy.hash.get(..12).unwrap_or(&policy.hash)
+            super::view::short(g),
+            super::view::short(&policy.hash)
         );
     }
     let expires_at = expires_after(args.valid_for);
@@ -426,7 +426,7 @@ fn human_output(
         "planned {} partners with policy `{}` → {shown} (plan {})",
         totals.partners,
         crate::runtime::plan_view::printable(policy),
-        super::plan_show::short(hash)
+        super::view::short(hash)
     );
     format!(
         "{}\n{}",

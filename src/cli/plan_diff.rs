@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::plan_show::{Counts, ViewFormat, kind, list, short};
+use super::plan_show::{Counts, ViewFormat, kind, list};
+use super::view::short;
 use super::view::{self, Table};
 use super::{CliError, Exit, UsageError};
 use crate::runtime::engine::Action;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::view::{self, Glob, Table};
+use super::view::{self, Glob, Table, short};
 use super::{CliError, Exit, UsageError};
 use crate::runtime::engine::Action;
 use crate::runtime::plan::PlanHeader;
@@ -556,11 +556,6 @@ impl Overview {
             not_planned: totals.not_planned,
         })
     }
-}
-
-/// The first 12 digits of a hash.
-pub fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
 
 /// `restrict 2`, … for a list of counts.

@@ -98,14 +98,9 @@ impl<'a> Refuser<'a> {
         if store.latest_checkpoint()?.is_none() {
             return Ok(false);
         }
-        let (operator, made) = store.operator_key(self.operator_key)?;
-        if made {
-            errln!(
-                "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",
-                operator.path.display(),
-                operator.public_hex()
-            );
-        }
+        // A store with a signed checkpoint has pinned its operator key: none
+        // is made here (a missing one is an error).
+        let (operator, _) = store.operator_key(self.operator_key)?;
         let mut batch = store.begin(&operator)?;
         batch.refuse(&Refusal {
             plan_hash: self.plan_hash.clone(),

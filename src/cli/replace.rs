@@ -155,7 +155,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
                 plan.entries.len(),
                 if plan.entries.len() == 1 { "" } else { "s" },
                 plan.entries.len() - replaced,
-                hash.get(..12).unwrap_or(&hash)
+                super::view::short(&hash)
             );
             outln!(
                 "  needs the approval of {}: `pmf approve {out} --key KEY -o approvals.json`, then `pmf apply {out} --approvals approvals.json`",

@@ -91,7 +91,7 @@ fn unblock(p: &StoredPartner, last: Option<&LastEvent>, expiry: Option<&str>) ->
     let plan = last
         .and_then(|l| l.plan_hash.as_deref())
         .map_or("its plan".to_string(), |h| {
-            format!("plan {}", h.get(..12).unwrap_or(h))
+            format!("plan {}", super::view::short(h))
         });
     if p.status != "throttled"
         && let (Some(true), Some(at)) = (expired(expiry), expiry)
@@ -214,7 +214,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     {
         let reason = format!(
             "the store is governed by policy {} and the key `{}` {}; nothing was decided",
-            g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
+            super::view::short(&g.policy_hash),
             d.key.display(),
             if g.trusts(&file.authority, &file.public_key) {
                 "is trusted there, but `--policy` names another policy: give the governing one"
@@ -264,7 +264,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         let reason = format!(
             "partner `{}` waits on plan {}, which expired at {}: no apply of it will come to use a promotion; a new plan made from the partner's state (`pmf state export`) walks it again, and asks again (or abort)",
             d.partner,
-            plan_hash.get(..12).unwrap_or(&plan_hash),
+            super::view::short(&plan_hash),
             printable(&at)
         );
         drop(store);
@@ -352,7 +352,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
             "`{}` promoted {}: the next `pmf apply` of plan {} continues it past review, if it runs before the plan expires (after, a new plan walks the partner again, and review asks again)",
             file.authority,
             d.partner,
-            plan_hash.get(..12).unwrap_or(&plan_hash)
+            super::view::short(&plan_hash)
         );
     } else {
         outln!(

@@ -24,6 +24,9 @@ use crate::runtime::value::{self, Completeness};
 use crate::store::lineage::{Event, EventKind};
 use crate::store::{DEFAULT_PATH, StableVersion, Store};
 
+/// The outcome a rollback records (its progress row says the same).
+pub const ROLLED_BACK: &str = "rolled_back";
+
 /// Arguments of `pmf rollback`.
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
@@ -92,7 +95,7 @@ fn choose(
         None => {
             if last
                 .as_ref()
-                .is_some_and(|l| l.outcome.as_deref() == Some("rolled_back"))
+                .is_some_and(|l| l.outcome.as_deref() == Some(ROLLED_BACK))
             {
                 return Err(UsageError(format!(
                     "partner `{partner}` was just rolled back to {}; rolling back again would not go further back but forth: name the version with `--to VERSION`",
@@ -244,7 +247,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
                 current.version.as_deref().unwrap_or("-"),
                 chosen.version.as_deref().unwrap_or("-"),
                 args.output.display(),
-                hash.get(..12).unwrap_or(&hash)
+                super::view::short(&hash)
             );
             if approvals.is_empty() {
                 outln!(
@@ -279,6 +282,15 @@ struct ReverseChange {
 }
 
 impl ReverseChange {
+    /// What rollback plan entry `e` says the reverse change is.
+    fn said_by(e: &PlanEntry) -> ReverseChange {
+        ReverseChange {
+            migration: e.migration.clone().unwrap_or_default(),
+            categories: e.categories.clone(),
+            approvals: e.approvals_required.clone(),
+        }
+    }
+
     /// `type T, categories C, approvals A` (as a plan entry would say it).
     fn described(&self) -> String {
         let list = crate::runtime::plan_view::printable_list;
@@ -316,11 +328,7 @@ pub fn unfounded(plan: &Plan, policy: &crate::runtime::engine::CompiledPolicy) -
                 (Err(why), _) | (_, Err(why)) => return Some(why),
             };
             let needs = reverse_change(policy, &now, &back);
-            let says = ReverseChange {
-                migration: e.migration.clone().unwrap_or_default(),
-                categories: e.categories.clone(),
-                approvals: e.approvals_required.clone(),
-            };
+            let says = ReverseChange::said_by(e);
             (says != needs).then(|| {
                 format!(
                     "partner `{id}`: the plan says {}; its policy decides {}",
@@ -352,11 +360,9 @@ fn reverse_change(
             approvals.push(name.clone());
         }
     }
-    let categories: Vec<String> = a
-        .categories
-        .iter()
-        .filter_map(|&c| policy.categories.get(c))
-        .map(|c| c.name.clone())
+    let categories: Vec<String> = policy
+        .category_names(&a.categories)
+        .map(str::to_string)
         .collect();
     let migration = policy
         .fallback
@@ -422,11 +428,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             return Ok(r.refuser.refuse(&reason, &[]));
         }
         let needs = reverse_change(policy, &now_state, &back_state);
-        let says = ReverseChange {
-            migration: e.migration.clone().unwrap_or_default(),
-            categories: e.categories.clone(),
-            approvals: e.approvals_required.clone(),
-        };
+        let says = ReverseChange::said_by(e);
         if says != needs {
             let reason = format!(
                 "the rollback plan's entry for `{}` does not say what the policy decides of it (it says {}; the policy: {}): the plan was edited; plan the rollback again",
@@ -508,7 +510,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             },
             Event {
                 kind: EventKind::Completed,
-                outcome: Some("rolled_back".into()),
+                outcome: Some(ROLLED_BACK.into()),
                 state: Some(digest),
                 stable: vec![stable],
                 plan_hash: Some(r.plan.hash.clone()),
@@ -522,7 +524,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         }
         // The run is recorded as any plan's is (`verify` holds the
         // progress rows to the lineage).
-        batch.set_progress(&r.plan.hash, &e.id, "rolled_back")?;
+        batch.set_progress(&r.plan.hash, &e.id, ROLLED_BACK)?;
         if r.format == OutputFormat::Human {
             outln!(
                 "↩ {} rolled back {} → {}",

@@ -173,11 +173,8 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             if let Some(g) = governing.as_ref().filter(|g| **g != proposed) {
                 let reason = format!(
                     "the store is governed by policy {}, not by the one given ({}): import with the governing policy (a change of policy is applied with an approved migration plan); nothing was imported",
-                    g.policy_hash.get(..12).unwrap_or(&g.policy_hash),
-                    proposed
-                        .policy_hash
-                        .get(..12)
-                        .unwrap_or(&proposed.policy_hash)
+                    super::view::short(&g.policy_hash),
+                    super::view::short(&proposed.policy_hash)
                 );
                 return Ok(refuser()?.refuse(&reason, &[]));
             }

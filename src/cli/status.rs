@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::plan::OutputFormat;
+use super::view::short;
 use super::{CliError, Exit};
 use crate::store::{DEFAULT_PATH, Store};
 
@@ -77,7 +78,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
             for (h, n, p) in &plans {
                 outln!(
                     "  {} {n} partners{}",
-                    h.get(..12).unwrap_or(h),
+                    short(h),
                     if *p > 0 {
                         format!(", {p} still pending")
                     } else {
@@ -85,7 +86,6 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                     }
                 );
             }
-            let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
             match (&governing, &root) {
                 (Some(g), Some(r)) if g == r => outln!(
                     "policy    {} governs, as it did first (`pmf lineage verify --policy FILES` holds it to the reviewed policy)",

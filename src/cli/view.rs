@@ -4,6 +4,12 @@
 
 use std::io::IsTerminal;
 
+/// The first 12 digits of a hash, as messages and tables name a plan,
+/// a policy or a store by it.
+pub fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 /// Columns `c` takes on a terminal: 0 for combining marks and zero-width
 /// characters, 2 for East Asian wide and fullwidth characters and most
 /// emoji, else 1 (an approximation of Unicode's East Asian Width).

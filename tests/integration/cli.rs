@@ -67,6 +67,13 @@ fn usage_and_io_problems_exit_two() {
     );
 }
 
+/// `pmf check --format json DIR`: its exit code and its one JSON document.
+fn check_json(dir: &std::path::Path) -> (i32, serde_json::Value) {
+    let o = pmf(&["check", "--format", "json", &dir.display().to_string()]);
+    let doc = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    (code(&o), doc)
+}
+
 #[test]
 fn directories_are_searched_recursively() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,14 +81,8 @@ fn directories_are_searched_recursively() {
     write(&dir.path().join("a"), "one.pmf", CLEAN);
     write(&dir.path().join("a/b"), "two.pmf", BROKEN);
     write(&dir.path().join("a/b"), "notes.txt", "not a policy");
-    let o = pmf(&[
-        "check",
-        "--format",
-        "json",
-        &dir.path().display().to_string(),
-    ]);
-    assert_eq!(code(&o), 1);
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    let (exit, doc) = check_json(dir.path());
+    assert_eq!(exit, 1);
     assert_eq!(doc["files"], 2);
 }
 
@@ -99,14 +100,8 @@ fn links_that_loop_are_walked_once() {
     std::os::unix::fs::symlink("..", a.join("b/up")).unwrap();
     std::os::unix::fs::symlink("../a", a.join("again")).unwrap();
     std::os::unix::fs::symlink(".", a.join("b/here")).unwrap();
-    let o = pmf(&[
-        "check",
-        "--format",
-        "json",
-        &dir.path().display().to_string(),
-    ]);
-    assert_eq!(code(&o), 1);
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    let (exit, doc) = check_json(dir.path());
+    assert_eq!(exit, 1);
     assert_eq!(doc["files"], 2, "{doc}");
     assert_eq!(doc["errors"], 1, "{doc}");
 }

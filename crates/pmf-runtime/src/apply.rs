@@ -403,11 +403,7 @@ enum Step {
 fn waits_digest(policy: &CompiledPolicy, a: &Assessment, approved: &HashSet<String>) -> String {
     let mut h = Sha256::new();
     h.update(b"pmf-waits-v1");
-    for name in a
-        .approvals
-        .iter()
-        .filter_map(|&i| policy.authorities.get(i))
-    {
+    for name in policy.authority_names(&a.approvals) {
         if approved.contains(name) {
             h.update(b"\0");
             h.update(name.as_bytes());
@@ -859,11 +855,7 @@ impl ApplyBatch {
     /// Write the outcome counts; the caller commits.
     pub fn finish(self, batch: &Batch<'_>, policy: &CompiledPolicy) -> Result<(), ApplyError> {
         for ((m, categories), (total, fallbacks)) in &self.outcomes {
-            let cats: Vec<&str> = categories
-                .iter()
-                .filter_map(|&c| policy.categories.get(c))
-                .map(|c| c.name.as_str())
-                .collect();
+            let cats: Vec<&str> = policy.category_names(categories).collect();
             // Assessments name the policy's own migration types.
             let Some(migration) = policy.migrations.get(*m) else {
                 continue;
@@ -937,20 +929,16 @@ pub(crate) fn walk(
                 ),
             },
             Some(Phase::Preparation) => {
-                let missing: Vec<&str> = a
-                    .approvals
-                    .iter()
-                    .filter_map(|&i| policy.authorities.get(i))
-                    .map(String::as_str)
+                let missing: Vec<&str> = policy
+                    .authority_names(&a.approvals)
                     .filter(|n| !approved.contains(*n))
                     .collect();
                 if missing.is_empty() {
                     if !a.approvals.is_empty() {
                         record(Event {
-                            approvals: a
-                                .approvals
-                                .iter()
-                                .filter_map(|&i| policy.authorities.get(i).cloned())
+                            approvals: policy
+                                .authority_names(&a.approvals)
+                                .map(str::to_string)
                                 .collect(),
                             ..event(EventKind::Approved, Some(&phase.name))
                         })?;
@@ -1034,7 +1022,7 @@ pub(crate) fn walk(
             Some(Phase::Stabilization) => {
                 let band = a.band.and_then(|b| policy.bands.get(b));
                 record(Event {
-                    health: a.score.map(|s| (s * 100.0).round() / 100.0),
+                    health: a.shown_score(),
                     band: band.map(|b| b.status.clone()),
                     action: band.map(|b| b.action.as_str().to_string()),
                     detail: band.map(|b| b.label.clone()),

@@ -498,6 +498,13 @@ pub struct Assessment {
     pub reason: Reason,
 }
 
+impl Assessment {
+    /// The health score as plans and the lineage record it (two decimals).
+    pub fn shown_score(&self) -> Option<f64> {
+        self.score.map(|s| (s * 100.0).round() / 100.0)
+    }
+}
+
 /// Why an assessment ends in its action; indices point into the policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Reason {
@@ -569,6 +576,21 @@ impl CompiledPolicy {
             Value::Str(s) => s,
             _ => "",
         }
+    }
+
+    /// The names of the categories numbered `ids` (as an assessment
+    /// numbers them).
+    pub fn category_names<'a>(&'a self, ids: &'a [usize]) -> impl Iterator<Item = &'a str> + 'a {
+        ids.iter()
+            .filter_map(|&c| self.categories.get(c))
+            .map(|c| c.name.as_str())
+    }
+
+    /// The names of the authorities numbered `ids`.
+    pub fn authority_names<'a>(&'a self, ids: &'a [usize]) -> impl Iterator<Item = &'a str> + 'a {
+        ids.iter()
+            .filter_map(|&i| self.authorities.get(i))
+            .map(String::as_str)
     }
 
     /// The ceilings a whole state breaks, each as `FIELD is V (the ceiling

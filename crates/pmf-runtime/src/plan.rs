@@ -456,24 +456,12 @@ fn write_entry(
         None => out.push_str("null"),
     }
     out.push_str(",\"categories\":");
-    write_str_array(
-        a.categories
-            .iter()
-            .filter_map(|&c| policy.categories.get(c))
-            .map(|c| c.name.as_str()),
-        out,
-    );
+    write_str_array(policy.category_names(&a.categories), out);
     out.push_str(",\"approvals_required\":");
-    write_str_array(
-        a.approvals
-            .iter()
-            .filter_map(|&i| policy.authorities.get(i))
-            .map(String::as_str),
-        out,
-    );
+    write_str_array(policy.authority_names(&a.approvals), out);
     out.push_str(",\"predicted\":{\"score\":");
-    match a.score {
-        Some(s) => write_f64((s * 100.0).round() / 100.0, out),
+    match a.shown_score() {
+        Some(s) => write_f64(s, out),
         None => out.push_str("null"),
     }
     out.push_str(",\"band\":");
@@ -492,12 +480,7 @@ fn write_entry(
     out.push_str("\"},\"fallback_risk\":");
     let joined = &mut scratch.text;
     joined.clear();
-    let categories = a
-        .categories
-        .iter()
-        .filter_map(|&c| policy.categories.get(c))
-        .map(|c| c.name.as_str());
-    for (i, c) in categories.enumerate() {
+    for (i, c) in policy.category_names(&a.categories).enumerate() {
         if i > 0 {
             joined.push('+');
         }
@@ -1937,7 +1920,6 @@ mod tests {
         )
     }
 
-    /// A header that binds no file.
     /// A plan of format 5 is held to its expiry from its last second on;
     /// one that carries none, or one pmf does not write, is refused; the
     /// formats before expiries have none to hold.
@@ -1982,6 +1964,7 @@ mod tests {
         assert_eq!(spoken_duration(86_400 + 1), "24 hours");
     }
 
+    /// A header that binds no file.
     fn blank_header(policy: &CompiledPolicy) -> PlanHeader {
         PlanHeader {
             kind: PlanKind::Migrate,

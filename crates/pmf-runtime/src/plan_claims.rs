@@ -87,20 +87,16 @@ fn check(
             .migration
             .and_then(|m| policy.migrations.get(m))
             .map(|m| m.name.clone()),
-        categories: a
-            .categories
-            .iter()
-            .filter_map(|&c| policy.categories.get(c))
-            .map(|c| c.name.clone())
+        categories: policy
+            .category_names(&a.categories)
+            .map(str::to_string)
             .collect(),
-        approvals: a
-            .approvals
-            .iter()
-            .filter_map(|&i| policy.authorities.get(i))
-            .cloned()
+        approvals: policy
+            .authority_names(&a.approvals)
+            .map(str::to_string)
             .collect(),
         predicted: Prediction {
-            score: a.score.map(|s| (s * 100.0).round() / 100.0),
+            score: a.shown_score(),
             band: a
                 .band
                 .and_then(|b| policy.bands.get(b))

@@ -142,10 +142,9 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
         .collect();
     let approved: HashSet<String> = match &t.approved {
         Some(list) => list.iter().map(|i| i.name.to_string()).collect(),
-        None => a
-            .approvals
-            .iter()
-            .filter_map(|&i| policy.authorities.get(i).cloned())
+        None => policy
+            .authority_names(&a.approvals)
+            .map(str::to_string)
             .collect(),
     };
     let mut events: Vec<Event> = Vec::new();
