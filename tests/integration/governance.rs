@@ -488,3 +488,139 @@ fn a_change_of_policy_is_told_to_its_signers_or_refused() {
     assert_ne!(governing(d), before, "the announced change is made");
     assert_eq!(code(&verify(d)), 0);
 }
+
+/// An error is never silenced: a `// pmf-allow` or a `pmf.toml` level
+/// naming one is PMF906, and the error is still reported. Before, a
+/// suppression of PMF803 above `override ceiling power <= "7"` (a string:
+/// no order with a number) made `pmf check` report no problems and
+/// `pmf plan` plan every partner to power 9 under a fleet whose reviewers
+/// read "at most 7"; a `pmf.toml` turning PMF803 off made `pmf check`,
+/// the CI gate, pass a policy no plan could be made from.
+#[test]
+fn errors_are_never_silenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let fleet_policy = std::fs::read_to_string(fleet("policy.pmf")).unwrap();
+    let relaxed = fleet_policy.replace(
+        "override ceiling power <= 7",
+        "// pmf-allow PMF803: the dashboard reads it as text\noverride ceiling power <= \"7\"",
+    );
+    assert_ne!(relaxed, fleet_policy);
+    std::fs::write(dir.join("policy.pmf"), &relaxed).unwrap();
+    std::fs::write(
+        dir.join("power9.json"),
+        r#"{"version": "1.6.0", "power": 9}"#,
+    )
+    .unwrap();
+    let diagnostics = |o: &std::process::Output| -> Vec<(String, String, u64)> {
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let file = d["file"].as_str().unwrap();
+                let file = Path::new(file).file_name().unwrap().to_string_lossy();
+                (
+                    d["code"].as_str().unwrap().to_string(),
+                    file.to_string(),
+                    d["line"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let line = relaxed
+        .lines()
+        .position(|l| l.starts_with("// pmf-allow PMF803"))
+        .unwrap() as u64
+        + 1;
+
+    // The suppression: PMF906 on it, PMF803 on the ceiling, exit 1.
+    let o = pmf(dir, &["check", "--format", "json", "policy.pmf"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert_eq!(
+        diagnostics(&o),
+        [
+            ("PMF906".into(), "policy.pmf".into(), line),
+            ("PMF803".into(), "policy.pmf".into(), line + 1),
+        ]
+    );
+    // No plan is made from it.
+    let partners = fleet("partners.json");
+    let o = pmf(
+        dir,
+        &[
+            "plan",
+            "--policy",
+            "policy.pmf",
+            "--partners",
+            &partners,
+            "--target",
+            "power9.json",
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("the policy has errors; nothing was done"));
+    assert!(!dir.join("plan.json").exists());
+
+    // The same error turned off, or made a warning, in pmf.toml: PMF906
+    // at the line of pmf.toml, and both errors still reported.
+    let unsuppressed = relaxed.replace("// pmf-allow PMF803: the dashboard reads it as text\n", "");
+    std::fs::write(dir.join("policy.pmf"), &unsuppressed).unwrap();
+    for level in ["off", "warning"] {
+        std::fs::write(
+            dir.join("pmf.toml"),
+            format!("[lints]\nPMF902 = \"off\"\nPMF803 = \"{level}\"\n"),
+        )
+        .unwrap();
+        let o = pmf(dir, &["check", "--format", "json", "policy.pmf"]);
+        assert_eq!(code(&o), 1, "{level}: {}", text(&o.stdout));
+        assert_eq!(
+            diagnostics(&o),
+            [
+                ("PMF906".into(), "pmf.toml".into(), 3),
+                ("PMF803".into(), "policy.pmf".into(), line),
+            ],
+            "{level}"
+        );
+    }
+    // Kept an error: accepted, and the policy's error reported as one.
+    std::fs::write(dir.join("pmf.toml"), "[lints]\nPMF803 = \"error\"\n").unwrap();
+    let o = pmf(dir, &["check", "--format", "json", "policy.pmf"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        diagnostics(&o),
+        [("PMF803".into(), "policy.pmf".into(), line)]
+    );
+    // The fleet's own policy, with its real ceiling, restricts them all.
+    let policy = fleet("policy.pmf");
+    let o = pmf(
+        dir,
+        &[
+            "plan",
+            "--policy",
+            &policy,
+            "--partners",
+            &partners,
+            "--target",
+            "power9.json",
+            "-o",
+            "plan.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    let entries = plan["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["predicted"]["action"] == "restrict"),
+        "{plan}"
+    );
+}

@@ -1,9 +1,11 @@
 //! Inline suppressions: `// pmf-allow CODE[, CODE]: reason` silences those
 //! codes on the declaration after the comment (at top level), on the next
 //! line (inside a block), or on its own line (after code). The reason is
-//! mandatory and the codes must exist.
+//! mandatory, the codes must exist, and only warnings may be silenced
+//! ([`Code::can_be_silenced`]): a suppression naming an error is PMF906.
 
 use pmf_syntax::ast::Comment;
+use pmf_syntax::diagnostics::config::not_silenceable;
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest};
 use pmf_syntax::{Place, PlaceMap, Span};
 
@@ -73,6 +75,15 @@ pub(crate) fn suppressions(
                 .map_or(search_from, |i| search_from + i);
             search_from = at + word.len();
             match Code::from_id(word) {
+                Some(code) if !code.can_be_silenced() => {
+                    let place = places.place(Span::new(at, at + word.len()));
+                    diags.push(not_silenceable(
+                        file,
+                        place,
+                        code,
+                        "and take it out of the suppression",
+                    ));
+                }
                 Some(code) => codes.push(code),
                 None => {
                     let close =
@@ -127,7 +138,8 @@ pub(crate) fn suppressions(
 }
 
 /// Drop the diagnostics of `file` that a suppression covers (`places`
-/// maps `file`'s places to the bytes the scopes are in).
+/// maps `file`'s places to the bytes the scopes are in); never an error
+/// ([`Code::can_be_silenced`]).
 pub fn apply(
     file: &str,
     places: &PlaceMap,
@@ -137,6 +149,7 @@ pub fn apply(
     diags.retain(|d| {
         let start = places.bytes(d.primary.span).start;
         d.primary.file != file
+            || !d.code.can_be_silenced()
             || !suppressions.iter().any(|s| {
                 s.codes.contains(&d.code)
                     && s.scope.start <= start

@@ -124,9 +124,19 @@ codes! {
     DimensionNotCovered = "PMF903", Warning, "lints", "validation dimension without checks";
     UnknownCodeInConfig = "PMF904", Error, "lints", "unknown code in `pmf.toml` or a suppression";
     SuppressionWithoutReason = "PMF905", Error, "lints", "suppression without a reason";
+    ErrorNotSilenceable = "PMF906", Error, "lints", "an error cannot be silenced";
 }
 
 impl Code {
+    /// Whether `pmf.toml` or a `// pmf-allow` suppression may turn the
+    /// code off or make it a warning: only the codes that are warnings
+    /// unless configured otherwise. An error says the policy does not
+    /// mean what it seems to (a ceiling of the wrong type bounds nothing),
+    /// so it is never silenced: a policy with one is never planned.
+    pub fn can_be_silenced(self) -> bool {
+        self.default_severity() == Severity::Warning
+    }
+
     /// The code whose id is `id` (case-insensitive).
     pub fn from_id(id: &str) -> Option<Code> {
         Code::ALL
