@@ -116,13 +116,21 @@ pub struct Ceiling {
 
 impl Ceiling {
     /// Whether `v` (the field's value) passes the bound; a value that is
-    /// not there (not measured) breaks nothing.
+    /// not there (not measured) breaks nothing. A value of another kind
+    /// than the bound (which `pmf check` refuses, PMF803, and the schema
+    /// rules out) has no order with it, and breaks it: a ceiling fails
+    /// closed, never open.
     pub fn broken_by(&self, v: &Value) -> bool {
-        !matches!(v, Value::Missing | Value::Absent)
-            && match self.op {
-                CompareOp::Le => *v > self.value,
-                _ => *v >= self.value,
-            }
+        if matches!(v, Value::Missing | Value::Absent) {
+            return false;
+        }
+        if std::mem::discriminant(v) != std::mem::discriminant(&self.value) {
+            return true;
+        }
+        match self.op {
+            CompareOp::Le => *v > self.value,
+            _ => *v >= self.value,
+        }
     }
 
     /// `FIELD OP BOUND`, as the policy writes it.
@@ -866,7 +874,32 @@ impl std::fmt::Display for Named<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Action;
+    use super::{Action, Ceiling, CompareOp, Value};
+
+    #[test]
+    fn a_ceiling_fails_closed_on_a_value_it_has_no_order_with() {
+        let power = Ceiling {
+            field: "power".into(),
+            indices: Box::new([0]),
+            op: CompareOp::Le,
+            value: Value::Num(7.0),
+        };
+        assert!(!power.broken_by(&Value::Num(7.0)));
+        assert!(power.broken_by(&Value::Num(9.0)));
+        // Not measured: nothing to hold to the bound.
+        assert!(!power.broken_by(&Value::Missing));
+        assert!(!power.broken_by(&Value::Absent));
+        // A string has no order with a number: broken, whichever way the
+        // values' own order would put it.
+        assert!(power.broken_by(&Value::Str("9".into())));
+        assert!(power.broken_by(&Value::Str("1".into())));
+        assert!(power.broken_by(&Value::Bool(false)));
+        let text = Ceiling {
+            value: Value::Str("7".into()),
+            ..power
+        };
+        assert!(text.broken_by(&Value::Num(1.0)));
+    }
 
     #[test]
     fn every_action_is_listed_at_its_own_index() {
