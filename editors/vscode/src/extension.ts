@@ -3,6 +3,12 @@
 // The server is `<pmf.serverPath> lsp`; `pmf.serverPath` defaults to `pmf`,
 // looked up on PATH. Changing the setting restarts the server, and so does the
 // command "PMF: Restart Language Server".
+//
+// Workspace Trust: the extension works in Restricted Mode, where VS Code reads
+// `pmf.serverPath` from the user's settings only (`restrictedConfigurations` in
+// package.json), and where a relative path is never taken from the workspace:
+// a folder opened to read it cannot choose the program the editor starts. Once
+// the folder is trusted, the server is started again with the path as set.
 
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -27,6 +33,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         void restart();
       }
     }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => restart()),
   );
   await start();
 }
@@ -35,12 +42,17 @@ export async function deactivate(): Promise<void> {
   await stop();
 }
 
-/** The server executable: the setting, with `~` and relative paths resolved. */
+/**
+ * The server executable: the setting, with `~` and relative paths resolved;
+ * `undefined` for a relative path in a workspace that is not trusted, which
+ * would run a program the workspace holds.
+ */
 export function resolveServerPath(
   configured: string | undefined,
   workspaceRoot: string | undefined,
   home: string = os.homedir(),
-): string {
+  trusted = true,
+): string | undefined {
   const value = (configured ?? '').trim();
   if (value === '') {
     return 'pmf';
@@ -50,8 +62,13 @@ export function resolveServerPath(
   }
   // A bare name (`pmf`) is looked up on PATH; a relative path with a directory
   // part (`target/debug/pmf`) is taken from the first workspace folder.
-  if (!path.isAbsolute(value) && value.includes('/') && workspaceRoot !== undefined) {
-    return path.join(workspaceRoot, value);
+  if (!path.isAbsolute(value) && value.includes('/')) {
+    if (!trusted) {
+      return undefined;
+    }
+    if (workspaceRoot !== undefined) {
+      return path.join(workspaceRoot, value);
+    }
   }
   return value;
 }
@@ -59,7 +76,21 @@ export function resolveServerPath(
 async function start(): Promise<void> {
   const configured = vscode.workspace.getConfiguration('pmf').get<string>('serverPath');
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  const command = resolveServerPath(configured, root);
+  const command = resolveServerPath(configured, root, os.homedir(), vscode.workspace.isTrusted);
+  if (command === undefined) {
+    output?.warn(`Restricted Mode: \`${configured ?? ''}\` is a path in the workspace; not started.`);
+    const choice = await vscode.window.showWarningMessage(
+      `PMF: this folder is not trusted, so the language server is not started from a path in it ("pmf.serverPath" is "${configured ?? ''}"). Trust the folder, or set an absolute path in your user settings.`,
+      'Manage Workspace Trust',
+      'Open Settings',
+    );
+    if (choice === 'Manage Workspace Trust') {
+      await vscode.commands.executeCommand('workbench.trust.manage');
+    } else if (choice === 'Open Settings') {
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'pmf.serverPath');
+    }
+    return;
+  }
 
   const serverOptions: ServerOptions = {
     run: { command, args: ['lsp'], transport: TransportKind.stdio },

@@ -12,6 +12,8 @@ let settings = {};
 let configListener;
 let failNextStart = false;
 let errorChoice;
+let warningChoice;
+let trustListener;
 
 class FakeLanguageClient {
   constructor(id, name, serverOptions, clientOptions) {
@@ -36,12 +38,17 @@ const fakeVscode = {
       name,
       options,
       error: (line) => log.push({ event: 'log', line }),
+      warn: (line) => log.push({ event: 'log', line }),
       show: () => log.push({ event: 'show-log' }),
       dispose() {},
     }),
     showErrorMessage: async (message, ...items) => {
       log.push({ event: 'error', message, items });
       return errorChoice;
+    },
+    showWarningMessage: async (message, ...items) => {
+      log.push({ event: 'warning', message, items });
+      return warningChoice;
     },
   },
   commands: {
@@ -52,6 +59,11 @@ const fakeVscode = {
     executeCommand: async (...args) => log.push({ event: 'execute', args }),
   },
   workspace: {
+    isTrusted: true,
+    onDidGrantWorkspaceTrust: (listener) => {
+      trustListener = listener;
+      return { dispose() {} };
+    },
     workspaceFolders: [{ uri: { fsPath: '/ws' } }],
     getConfiguration: (section) => ({
       get: (key) => settings[`${section}.${key}`],
@@ -142,6 +154,35 @@ async function test(name, body) {
     assert.deepEqual(execute.args, ['workbench.action.openSettings', 'pmf.serverPath']);
   });
 
+  await test('an untrusted folder does not choose the program started', async () => {
+    // Restricted Mode: VS Code gives the user's value of pmf.serverPath; a
+    // relative one would still be a program inside the folder.
+    fakeVscode.workspace.isTrusted = false;
+    settings['pmf.serverPath'] = 'target/debug/pmf';
+    warningChoice = 'Manage Workspace Trust';
+    const before = constructed().length;
+    const restart = log.find((e) => e.event === 'command' && e.command === 'pmf.restartServer');
+    await restart.callback();
+    assert.equal(constructed().length, before, 'no server started');
+    const warning = log.filter((e) => e.event === 'warning').pop();
+    assert.match(warning.message, /not trusted/);
+    assert.match(warning.message, /target\/debug\/pmf/);
+    assert.deepEqual(warning.items, ['Manage Workspace Trust', 'Open Settings']);
+    assert.deepEqual(log.filter((e) => e.event === 'execute').pop().args, ['workbench.trust.manage']);
+    // A program outside the folder still starts in Restricted Mode.
+    settings['pmf.serverPath'] = '/usr/local/bin/pmf';
+    await restart.callback();
+    assert.equal(constructed().pop().serverOptions.run.command, '/usr/local/bin/pmf');
+    // Trust granted: started again, from the folder as set.
+    settings['pmf.serverPath'] = 'target/debug/pmf';
+    await restart.callback();
+    const started = constructed().length;
+    fakeVscode.workspace.isTrusted = true;
+    await trustListener();
+    assert.equal(constructed().length, started + 1);
+    assert.equal(constructed().pop().serverOptions.run.command, path.join('/ws', 'target/debug/pmf'));
+  });
+
   await test('resolveServerPath', async () => {
     const r = extension.resolveServerPath;
     assert.equal(r(undefined, '/ws'), 'pmf');
@@ -151,6 +192,14 @@ async function test(name, body) {
     assert.equal(r('~/bin/pmf', '/ws', '/home/u'), path.join('/home/u', 'bin/pmf'));
     assert.equal(r('target/debug/pmf', '/ws'), path.join('/ws', 'target/debug/pmf'));
     assert.equal(r('target/debug/pmf', undefined), 'target/debug/pmf');
+    // Not trusted: a path in the workspace (or relative to wherever the
+    // editor runs) is refused; names on PATH and absolute paths are not.
+    assert.equal(r('target/debug/pmf', '/ws', '/home/u', false), undefined);
+    assert.equal(r('./pmf', '/ws', '/home/u', false), undefined);
+    assert.equal(r('target/debug/pmf', undefined, '/home/u', false), undefined);
+    assert.equal(r('pmf', '/ws', '/home/u', false), 'pmf');
+    assert.equal(r('/usr/local/bin/pmf', '/ws', '/home/u', false), '/usr/local/bin/pmf');
+    assert.equal(r('~/bin/pmf', '/ws', '/home/u', false), path.join('/home/u', 'bin/pmf'));
   });
 
   await test('deactivate stops the running server', async () => {

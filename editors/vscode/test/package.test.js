@@ -45,6 +45,14 @@ test('setting pmf.serverPath defaults to pmf', () => {
   assert.equal(setting.default, 'pmf');
 });
 
+test('Restricted Mode: pmf.serverPath from user settings only', () => {
+  // A folder opened to read it cannot set the program the extension starts.
+  const trust = pkg.capabilities.untrustedWorkspaces;
+  assert.equal(trust.supported, 'limited');
+  assert.deepEqual(trust.restrictedConfigurations, ['pmf.serverPath']);
+  assert.ok(trust.description.length > 0);
+});
+
 test('activation on the language, client entry point built', () => {
   assert.ok(pkg.activationEvents.includes('onLanguage:pmf'));
   assert.ok(fs.existsSync(path.join(root, pkg.main)), `${pkg.main} (run tsc first)`);
