@@ -121,3 +121,52 @@ fn cyclic_extends_is_reported_without_hanging() {
         ]
     );
 }
+
+/// A file that declares `policy kwanus` replaces the standard library for
+/// the policies checked with it (a "vendored copy" could relax any rule
+/// of it): unless it is the standard library's own text (line ends aside),
+/// a warning on its header naming the first line that differs.
+#[test]
+fn a_policy_that_replaces_the_standard_library_is_named() {
+    let stdlib = pmf::stdlib::KWANUS_SOURCE;
+    let relaxed = stdlib.replace("ceiling power <= 10", "ceiling power <= 100");
+    assert_ne!(relaxed, stdlib);
+    let relaxed_line = stdlib
+        .lines()
+        .position(|l| l.starts_with("ceiling power <= 10"))
+        .unwrap()
+        + 1;
+    let crlf = stdlib.replace('\n', "\r\n");
+    for (kwanus, expected) in [
+        (relaxed.as_str(), Some(relaxed_line)),
+        (stdlib, None),
+        (crlf.as_str(), None),
+    ] {
+        let mut session = Session::default();
+        let child = session.set_file("fleet.pmf", EU.to_string());
+        let copy = session.set_file("vendor/kwanus.pmf", kwanus.to_string());
+        let mut found = Vec::new();
+        for f in [child, copy] {
+            for d in session.check(f) {
+                if d.code.id() == "PMF114" {
+                    found.push((
+                        d.primary.file.clone(),
+                        d.is_error(),
+                        d.primary.message.clone(),
+                    ));
+                }
+            }
+        }
+        match expected {
+            Some(line) => assert_eq!(
+                found,
+                [(
+                    "vendor/kwanus.pmf".to_string(),
+                    false,
+                    format!("differs from the standard library from line {line}")
+                )]
+            ),
+            None => assert!(found.is_empty(), "{found:?}"),
+        }
+    }
+}

@@ -1107,6 +1107,13 @@ fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec
 #[salsa::tracked(returns(ref))]
 pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let mut out = stable_file(db, file).diagnostics.clone();
+    if let Some(header) = stable_header(db, file) {
+        out.extend(check::names::replaced_standard_library(
+            file.path(db),
+            file.text(db),
+            header,
+        ));
+    }
     if stable_header(db, file).is_some() {
         let resolved = resolve(db, ws, file);
         out.extend(resolved.diagnostics.iter().cloned());

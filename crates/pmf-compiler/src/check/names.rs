@@ -281,3 +281,52 @@ pub(crate) fn unknown_field_diag<'a>(
     .with_help_opt(help)
     .with_fixes(close.map(|c| Fix::certain(seg.span, c)))
 }
+
+/// PMF114: the file at `path` (its text `text`) declares the policy the
+/// standard library declares (`header`), with another text. Checked or
+/// planned with it (a folder, a project), every `extends kwanus` beside it
+/// reads this file, while the same policy given alone reads the standard
+/// library: a reviewer who reads `extends kwanus` expects the standard
+/// library, and a file added as a "vendored copy" could relax any rule of
+/// it. A copy equal to the standard library (line ends aside) is not
+/// reported: this repository checks its own `stdlib/kwanus.pmf`.
+pub(crate) fn replaced_standard_library(
+    path: &str,
+    text: &str,
+    header: &pmf_syntax::ast::PolicyHeader,
+) -> Option<Diagnostic> {
+    use crate::stdlib::{KWANUS_NAME as name, KWANUS_PATH, KWANUS_SOURCE};
+    if path == KWANUS_PATH || header.name.name.as_str() != name {
+        return None;
+    }
+    let differs_at = first_different_line(text, KWANUS_SOURCE)?;
+    Some(
+        Diagnostic::new(
+            Code::StandardLibraryReplaced,
+            path,
+            header.name.span,
+            format!("this file replaces the standard library's `policy {name}`"),
+        )
+        .with_label(format!(
+            "differs from the standard library from line {differs_at}"
+        ))
+        .with_help(format!(
+            "checked or planned with this file (a folder, a project), every `extends {name}` beside it reads this file, not the standard library a reviewer expects; given alone, the same policy reads the standard library: give this policy a name of its own and extend it by that name, or remove the file (`pmf stdlib` prints the standard library)"
+        )),
+    )
+}
+
+/// The first line (1-based) where `a` and `b` differ, line ends aside;
+/// `None` when they do not.
+fn first_different_line(a: &str, b: &str) -> Option<usize> {
+    let mut left = a.lines().map(|l| l.trim_end_matches('\r'));
+    let mut right = b.lines().map(|l| l.trim_end_matches('\r'));
+    let mut line = 1;
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return None,
+            (l, r) if l != r => return Some(line),
+            _ => line += 1,
+        }
+    }
+}

@@ -69,6 +69,7 @@ codes! {
     UnknownExpectation = "PMF111", Error, "names", "test expects a band, action, outcome or verdict that does not exist";
     UnknownFixture = "PMF112", Error, "names", "unknown fixture";
     CyclicFixture = "PMF113", Error, "names", "fixture refines itself";
+    StandardLibraryReplaced = "PMF114", Warning, "names", "a policy replaces the standard library";
 
     TypeMismatch = "PMF201", Error, "types", "operator or value of the wrong type";
     ConditionNotBool = "PMF202", Error, "types", "condition is not a boolean";
