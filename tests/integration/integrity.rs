@@ -2179,3 +2179,84 @@ fn partner_ids_never_name_the_stores_own_records() {
     let o = verify(d, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
+
+/// A version ceiling written without a pre-release holds a pre-release to
+/// its release: the fleet's `version < 4.0.0` rules out `4.0.0-rc.1`,
+/// which semver orders below 4.0.0 (before, every fleet partner was
+/// planned to it with the action `monitor`), in a plan and at an import.
+#[test]
+fn a_pre_release_does_not_pass_a_version_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let policy = fleet("policy.pmf");
+    let partners = fleet("partners.json");
+    std::fs::write(dir.join("rc.json"), r#"{"version": "4.0.0-rc.1"}"#).unwrap();
+    std::fs::write(dir.join("beta.json"), r#"{"version": "3.9.0-beta.1"}"#).unwrap();
+    let actions = |target: &str| -> Vec<(String, String)> {
+        let o = pmf(
+            dir,
+            &[
+                "plan",
+                "--policy",
+                &policy,
+                "--partners",
+                &partners,
+                "--target",
+                target,
+                "-o",
+                "plan.json",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+        plan["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["predicted"]["action"].as_str().unwrap().to_string(),
+                    e["predicted"]["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let rc = actions("rc.json");
+    assert!(!rc.is_empty());
+    for (action, reason) in &rc {
+        assert_eq!(action, "restrict", "{reason}");
+        assert!(reason.contains("ceiling on `version`"), "{reason}");
+    }
+    // A pre-release below the bound's release is within it.
+    let beta = actions("beta.json");
+    assert!(
+        beta.iter().any(|(action, _)| action != "restrict"),
+        "{beta:?}"
+    );
+    assert!(
+        beta.iter()
+            .all(|(_, reason)| !reason.contains("ceiling on `version`")),
+        "{beta:?}"
+    );
+
+    // Nor comes it in by an import.
+    let mut partner: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&partners).unwrap())
+            .unwrap()[0]
+            .clone();
+    partner["id"] = "n-rc".into();
+    partner["version"] = "4.0.0-rc.1".into();
+    std::fs::write(
+        dir.join("new.json"),
+        serde_json::to_string(&[partner]).unwrap(),
+    )
+    .unwrap();
+    let o = state_import(dir, "new.json", &policy, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("`version` is 4.0.0-rc.1 (the ceiling is `version < 4.0.0`)"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -127,6 +127,21 @@ impl Ceiling {
         if std::mem::discriminant(v) != std::mem::discriminant(&self.value) {
             return true;
         }
+        if let (Value::Ver(version), Value::Ver(bound)) = (v, &self.value)
+            && !version.pre.is_empty()
+            && bound.pre.is_empty()
+        {
+            // A pre-release of X.Y.Z is held to a bound written without one
+            // as X.Y.Z itself: `version < 4.0.0` rules out `4.0.0-rc.1`
+            // (semver orders it below 4.0.0), as `<4.0.0` does in Cargo and
+            // npm. A bound that names a pre-release compares by precedence.
+            let release = |x: &semver::Version| (x.major, x.minor, x.patch);
+            let (at, limit) = (release(version), release(bound));
+            return match self.op {
+                CompareOp::Le => at > limit,
+                _ => at >= limit,
+            };
+        }
         match self.op {
             CompareOp::Le => *v > self.value,
             _ => *v >= self.value,
@@ -899,6 +914,45 @@ mod tests {
             ..power
         };
         assert!(text.broken_by(&Value::Num(1.0)));
+    }
+
+    #[test]
+    fn a_pre_release_is_held_to_a_version_ceiling_as_its_release() {
+        let ver = |s: &str| Value::Ver(std::sync::Arc::new(semver::Version::parse(s).unwrap()));
+        let ceiling = |op, bound: &str| Ceiling {
+            field: "version".into(),
+            indices: Box::new([0]),
+            op,
+            value: ver(bound),
+        };
+        let below = ceiling(CompareOp::Lt, "4.0.0");
+        // Semver orders 4.0.0-rc.1 below 4.0.0; the 4.0.0 line is still
+        // what `version < 4.0.0` rules out.
+        assert!(ver("4.0.0-rc.1") < ver("4.0.0"));
+        for (v, broken) in [
+            ("3.9.9", false),
+            ("3.9.0-beta.2", false),
+            ("4.0.0-rc.1", true),
+            ("4.0.0-alpha", true),
+            ("4.0.0", true),
+            ("4.1.0-rc.1", true),
+        ] {
+            assert_eq!(below.broken_by(&ver(v)), broken, "{v} against < 4.0.0");
+        }
+        let at_most = ceiling(CompareOp::Le, "4.0.0");
+        for (v, broken) in [
+            ("4.0.0-rc.1", false),
+            ("4.0.0", false),
+            ("4.0.1-rc.1", true),
+            ("4.0.1", true),
+        ] {
+            assert_eq!(at_most.broken_by(&ver(v)), broken, "{v} against <= 4.0.0");
+        }
+        // A bound that names a pre-release: semver precedence.
+        let pre = ceiling(CompareOp::Lt, "4.0.0-rc.2");
+        for (v, broken) in [("4.0.0-rc.1", false), ("4.0.0-rc.2", true), ("4.0.0", true)] {
+            assert_eq!(pre.broken_by(&ver(v)), broken, "{v} against < 4.0.0-rc.2");
+        }
     }
 
     #[test]
