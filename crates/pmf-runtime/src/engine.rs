@@ -127,19 +127,21 @@ impl Ceiling {
         if std::mem::discriminant(v) != std::mem::discriminant(&self.value) {
             return true;
         }
-        if let (Value::Ver(version), Value::Ver(bound)) = (v, &self.value)
-            && !version.pre.is_empty()
-            && bound.pre.is_empty()
-        {
-            // A pre-release of X.Y.Z is held to a bound written without one
+        if let (Value::Ver(version), Value::Ver(bound)) = (v, &self.value) {
+            // By semver precedence (build metadata aside), except that a
+            // pre-release of X.Y.Z is held to a bound written without one
             // as X.Y.Z itself: `version < 4.0.0` rules out `4.0.0-rc.1`
             // (semver orders it below 4.0.0), as `<4.0.0` does in Cargo and
             // npm. A bound that names a pre-release compares by precedence.
             let release = |x: &semver::Version| (x.major, x.minor, x.patch);
-            let (at, limit) = (release(version), release(bound));
+            let order = if !version.pre.is_empty() && bound.pre.is_empty() {
+                release(version).cmp(&release(bound))
+            } else {
+                version.cmp_precedence(bound)
+            };
             return match self.op {
-                CompareOp::Le => at > limit,
-                _ => at >= limit,
+                CompareOp::Le => order.is_gt(),
+                _ => order.is_ge(),
             };
         }
         match self.op {
@@ -936,6 +938,8 @@ mod tests {
             ("4.0.0-alpha", true),
             ("4.0.0", true),
             ("4.1.0-rc.1", true),
+            ("3.9.9+build.1", false),
+            ("4.0.0+build.1", true),
         ] {
             assert_eq!(below.broken_by(&ver(v)), broken, "{v} against < 4.0.0");
         }
@@ -943,6 +947,8 @@ mod tests {
         for (v, broken) in [
             ("4.0.0-rc.1", false),
             ("4.0.0", false),
+            // Build metadata has no precedence.
+            ("4.0.0+build.7", false),
             ("4.0.1-rc.1", true),
             ("4.0.1", true),
         ] {
