@@ -1667,3 +1667,61 @@ fn partners_from_a_pipe_plan_as_the_file_does() {
     );
     assert!(!dir.path().join("repeated.json").exists());
 }
+
+/// A partner no metrics were observed for is validated and scored on its
+/// target state, and its record says so: without it, `validated passed`
+/// and `health 85.8` read as measured to whoever audits the lineage.
+#[test]
+fn the_lineage_says_when_no_metrics_were_observed() {
+    let details = |dir: &Path, partner: &str| -> Vec<(String, String)> {
+        let o = pmf(dir, &["lineage", "show", partner, "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        doc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "validated" || e["kind"] == "health")
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["detail"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    const NOT_OBSERVED: &str = "no metrics observed: the target state stood for them";
+    for observed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let mut extra = Vec::new();
+        let metrics = fleet("observed.json");
+        if observed {
+            extra.extend(["--observed", metrics.as_str()]);
+        }
+        let o = plan_into(dir, &fleet("partners.json"), "plan.json", &extra);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let o = pmf(dir, &["apply", "plan.json"]);
+        assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+        let p001 = details(dir, "p-001");
+        assert_eq!(
+            p001.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["validated", "health"]
+        );
+        for (kind, detail) in &p001 {
+            assert_eq!(detail.contains(NOT_OBSERVED), !observed, "{kind}: {detail}");
+        }
+        // The band's words stay first.
+        let health = &p001[1].1;
+        assert!(
+            health.starts_with(if observed {
+                "Optimal Transition"
+            } else {
+                "Standard Monitoring"
+            }),
+            "{health}"
+        );
+        let o = pmf(dir, &["lineage", "verify"]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    }
+}

@@ -1107,7 +1107,12 @@ fn families_of(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec
 #[salsa::tracked(returns(ref))]
 pub fn stable_check(db: &dyn salsa::Database, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
     let mut out = stable_file(db, file).diagnostics.clone();
-    if let Some(header) = stable_header(db, file) {
+    // Only a file that declares the standard library's policy is compared
+    // with it: reading the text of every file would tie this query to
+    // every edit, comments included.
+    if let Some(header) = stable_header(db, file)
+        && header.name.name.as_str() == crate::stdlib::KWANUS_NAME
+    {
         out.extend(check::names::replaced_standard_library(
             file.path(db),
             file.text(db),

@@ -13,7 +13,6 @@ use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::{CanonicalMemo, Value};
-use pmf_compiler::graph::PhaseGraph;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
 use pmf_store::batch::{Batch, PartnerChain, PreparedState, SealedRun};
@@ -613,10 +612,10 @@ pub fn prepare_partner(
         });
         walk(
             policy,
-            &policy.graph,
             &a,
             inputs.approved,
             promoted,
+            inputs.observed.contains_key(&entry.id),
             &base,
             |e| {
                 push_folded(&mut events, e);
@@ -866,20 +865,35 @@ impl ApplyBatch {
     }
 }
 
-/// Walk the phase graph from detection; `record` writes each event (the
-/// store during `apply`, a list during `pmf test`). A partner an authority
-/// `promoted` (`pmf review promote`) goes on where governance review would
-/// pause it (inconclusive validation, unknown health, a review band);
-/// missing approvals are never passed.
+/// What validation and health say of a partner no metrics were observed
+/// for: the target state stood for what was observed, and the record says
+/// so (a verdict and a score otherwise read as measured).
+pub const NOT_OBSERVED: &str = "no metrics observed: the target state stood for them";
+
+/// Walk the policy's phase graph from detection; `record` writes each
+/// event (the store during `apply`, a list during `pmf test`). A partner
+/// an authority `promoted` (`pmf review promote`) goes on where governance
+/// review would pause it (inconclusive validation, unknown health, a
+/// review band); missing approvals are never passed. Unless metrics were
+/// `observed` for the partner, its validation and health events say so
+/// ([`NOT_OBSERVED`]).
 pub(crate) fn walk(
     policy: &CompiledPolicy,
-    graph: &PhaseGraph,
     a: &Assessment,
     approved: &HashSet<String>,
     promoted: bool,
+    observed: bool,
     base: &Event,
     mut record: impl FnMut(Event) -> Result<(), ApplyError>,
 ) -> Result<PartnerOutcome, ApplyError> {
+    let graph = &policy.graph;
+    // Appended to what validation and health record, when nothing was
+    // observed.
+    let basis = |said: Option<String>| match (said, observed) {
+        (said, true) => said,
+        (None, false) => Some(NOT_OBSERVED.to_string()),
+        (Some(said), false) => Some(format!("{said}; {NOT_OBSERVED}")),
+    };
     let event = |kind: EventKind, phase: Option<&str>| Event {
         kind,
         phase: phase.map(str::to_string),
@@ -1002,7 +1016,7 @@ pub(crate) fn walk(
                     .collect();
                 record(Event {
                     outcome: Some(a.verdict.as_str().to_string()),
-                    detail: (!failing.is_empty()).then(|| failing.join(", ")),
+                    detail: basis((!failing.is_empty()).then(|| failing.join(", "))),
                     ..event(EventKind::Validated, Some(&phase.name))
                 })?;
                 match a.verdict {
@@ -1025,7 +1039,7 @@ pub(crate) fn walk(
                     health: a.shown_score(),
                     band: band.map(|b| b.status.clone()),
                     action: band.map(|b| b.action.as_str().to_string()),
-                    detail: band.map(|b| b.label.clone()),
+                    detail: basis(band.map(|b| b.label.clone())),
                     ..event(EventKind::Health, Some(&phase.name))
                 })?;
                 match band.map(|b| b.action) {

@@ -152,10 +152,18 @@ pub fn run_test(policy: &CompiledPolicy, t: &TestDecl) -> TestRun {
         PartnerOutcome::Unchanged
     } else {
         let base = Event::default();
-        walk(policy, &policy.graph, &a, &approved, false, &base, |e| {
-            events.push(e);
-            Ok(())
-        })
+        walk(
+            policy,
+            &a,
+            &approved,
+            false,
+            observed.is_some(),
+            &base,
+            |e| {
+                events.push(e);
+                Ok(())
+            },
+        )
         .unwrap_or(PartnerOutcome::AwaitingReview)
     };
     // Phases entered and the edges between them.
