@@ -20,7 +20,7 @@ pub fn document_symbols(doc: &DocRef<'_>) -> Vec<DocumentSymbol> {
             doc,
             places: &chunks.places,
             in_chunk: PlaceMap::chunk(chunk.base),
-            text: chunk.placed.text(db),
+            text: chunk.placed.text(db).as_str(),
         };
         for decl in &placed(db, chunk.placed).parse.decls {
             out.push(decl_symbol(&outline, decl));

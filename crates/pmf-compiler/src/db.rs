@@ -259,7 +259,7 @@ impl Session {
         // Many parts of about equal text per thread, so the thread that
         // finishes first takes the rest: cut by count, a part of long
         // declarations kept one core parsing alone for a fifth of a check.
-        let parts = parts_of_equal_text(&work, threads * 16, |p| p.text(db).len());
+        let parts = parts_of_equal_text(&work, threads * 16, |p| p.text(db).as_str().len());
         let jobs: Vec<(Database, &[Placed<'_>])> =
             parts.map(|part| (self.db.clone(), part)).collect();
         rayon::scope(move |scope| {
@@ -330,6 +330,70 @@ fn parts_of_equal_text<T>(
     })
 }
 
+/// A chunk's text with its hash, computed once when the chunk is cut.
+/// Salsa's table of interned chunks hashes every key again each time it
+/// grows: with the text's own hash that was the whole file's text again
+/// at each doubling, on the one thread a check starts with. Equal texts
+/// have equal hashes, so the table finds what it found before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkText {
+    hash: u64,
+    text: Box<str>,
+}
+
+impl ChunkText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::hash::Hash for ChunkText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// A chunk's text as cut from its file, to look up (and intern) without
+/// copying it: the key of [`Placed::new`].
+#[derive(Clone, Copy)]
+pub struct ChunkKey<'t> {
+    hash: u64,
+    text: &'t str,
+}
+
+impl<'t> ChunkKey<'t> {
+    /// The key of `text`.
+    pub fn of(text: &'t str) -> Self {
+        use std::hash::BuildHasher;
+        ChunkKey {
+            hash: rustc_hash::FxBuildHasher.hash_one(text),
+            text,
+        }
+    }
+}
+
+impl std::hash::Hash for ChunkKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl salsa::plumbing::Lookup<ChunkText> for ChunkKey<'_> {
+    fn into_owned(self) -> ChunkText {
+        ChunkText {
+            hash: self.hash,
+            text: self.text.into(),
+        }
+    }
+}
+
+impl salsa::plumbing::HashEqLike<ChunkKey<'_>> for ChunkText {
+    fn eq(&self, key: &ChunkKey<'_>) -> bool {
+        self.hash == key.hash && &*self.text == key.text
+    }
+}
+
 /// One chunk of a file's text (a top-level declaration and the comments
 /// after it) at its stable place (see the module documentation), interned:
 /// an unchanged chunk at an unchanged place is not parsed again, however
@@ -341,7 +405,7 @@ pub struct Placed<'db> {
     pub path: String,
     /// The chunk's text.
     #[returns(ref)]
-    pub text: String,
+    pub text: ChunkText,
     /// Where it starts in stable places.
     #[returns(copy)]
     pub base: u32,
@@ -410,7 +474,7 @@ pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileCh
         .map(|(i, s)| {
             let base = places.base(i);
             ChunkAt {
-                placed: Placed::new(db, path.as_str(), &text[s.range()], base),
+                placed: Placed::new(db, path.as_str(), ChunkKey::of(&text[s.range()]), base),
                 start: s.start,
                 base,
             }
