@@ -406,6 +406,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut skipped = 0usize;
     let mut pending = 0usize;
+    // Partners walked with no observed metrics (their validation and health
+    // read the target state, and their events say so).
+    let mut unobserved = 0usize;
     let mut stdout_open = true;
     // Partners are prepared (assessed, walked, and for a partner the store
     // did not hold, its rows and run made) on a thread of their own, a
@@ -563,6 +566,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             }
             for (result, shown) in results {
                 *counts.entry(result.outcome.as_str()).or_default() += 1;
+                if !result.skipped
+                    && result.outcome != PartnerOutcome::Unchanged
+                    && !observed.contains_key(&result.id)
+                {
+                    unobserved += 1;
+                }
                 if !listed && human {
                     summary.add(&result);
                 } else if stdout_open {
@@ -633,6 +642,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     };
     if let Err(e) = summarised.and_then(|()| out.flush()) {
         super::output::failed_with(e);
+    }
+    if unobserved > 0 {
+        eprintln!(
+            "pmf: the plan carries no observed metrics for {unobserved} of the partners walked: where they were validated and scored, their target state stood for what was observed, and their lineage says so; plan with `--observed FILE` to validate what was measured"
+        );
     }
     // The plan and the states read from it are not needed any more: freeing
     // their hundreds of thousands of small parts is left to a thread of its

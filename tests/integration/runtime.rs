@@ -1703,6 +1703,15 @@ fn the_lineage_says_when_no_metrics_were_observed() {
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
         let o = pmf(dir, &["apply", "plan.json"]);
         assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+        // The operator is told too (with the fleet's metrics, the one
+        // partner without any, p-024, is already at its target).
+        let told = text(&o.stderr);
+        assert_eq!(
+            told.contains("the plan carries no observed metrics for 35 of the partners walked"),
+            !observed,
+            "{told}"
+        );
+        assert_eq!(told.contains("observed metrics for"), !observed, "{told}");
         let p001 = details(dir, "p-001");
         assert_eq!(
             p001.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
