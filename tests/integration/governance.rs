@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::runtime::{apply, code, fleet, planned, pmf, text};
+use crate::runtime::{apply, code, fleet, plan_args, plan_with, planned, pmf, predicted, text};
 
 /// The fleet policy with every authority's key replaced by a key made
 /// here (`evil-TSC.key`, …): what an operator who wants to approve alone
@@ -549,17 +549,7 @@ fn errors_are_never_silenced() {
     let partners = fleet("partners.json");
     let o = pmf(
         dir,
-        &[
-            "plan",
-            "--policy",
-            "policy.pmf",
-            "--partners",
-            &partners,
-            "--target",
-            "power9.json",
-            "-o",
-            "plan.json",
-        ],
+        &plan_args("policy.pmf", &partners, "power9.json", "plan.json", &[]),
     );
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("the policy has errors; nothing was done"));
@@ -595,32 +585,9 @@ fn errors_are_never_silenced() {
         [("PMF803".into(), "policy.pmf".into(), line)]
     );
     // The fleet's own policy, with its real ceiling, restricts them all.
-    let policy = fleet("policy.pmf");
-    let o = pmf(
-        dir,
-        &[
-            "plan",
-            "--policy",
-            &policy,
-            "--partners",
-            &partners,
-            "--target",
-            "power9.json",
-            "-o",
-            "plan.json",
-            "--format",
-            "json",
-        ],
-    );
+    let o = plan_with(dir, &partners, "power9.json", "plan.json", &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-    let entries = plan["entries"].as_array().unwrap();
-    assert!(!entries.is_empty());
-    assert!(
-        entries
-            .iter()
-            .all(|e| e["predicted"]["action"] == "restrict"),
-        "{plan}"
-    );
+    let actions = predicted(dir);
+    assert!(!actions.is_empty());
+    assert!(actions.iter().all(|(a, _)| a == "restrict"), "{actions:?}");
 }

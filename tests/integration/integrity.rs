@@ -16,7 +16,9 @@ use pmf::store::lineage::{
 use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
 
-use crate::runtime::{apply, code, column, db, fleet, planned, pmf, rollback, text};
+use crate::runtime::{
+    apply, code, column, db, fleet, plan_with, planned, pmf, predicted, rollback, text,
+};
 
 /// A store after the fleet story (plan, TSC+ERC approvals, apply,
 /// rollback of p-001), with the witness's checkpoint in `witness.json`.
@@ -2188,39 +2190,13 @@ fn partner_ids_never_name_the_stores_own_records() {
 fn a_pre_release_does_not_pass_a_version_ceiling() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let policy = fleet("policy.pmf");
     let partners = fleet("partners.json");
     std::fs::write(dir.join("rc.json"), r#"{"version": "4.0.0-rc.1"}"#).unwrap();
     std::fs::write(dir.join("beta.json"), r#"{"version": "3.9.0-beta.1"}"#).unwrap();
     let actions = |target: &str| -> Vec<(String, String)> {
-        let o = pmf(
-            dir,
-            &[
-                "plan",
-                "--policy",
-                &policy,
-                "--partners",
-                &partners,
-                "--target",
-                target,
-                "-o",
-                "plan.json",
-            ],
-        );
+        let o = plan_with(dir, &partners, target, "plan.json", &[]);
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-        let plan: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-        plan["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["predicted"]["action"].as_str().unwrap().to_string(),
-                    e["predicted"]["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+        predicted(dir)
     };
     let rc = actions("rc.json");
     assert!(!rc.is_empty());
@@ -2252,7 +2228,7 @@ fn a_pre_release_does_not_pass_a_version_ceiling() {
         serde_json::to_string(&[partner]).unwrap(),
     )
     .unwrap();
-    let o = state_import(dir, "new.json", &policy, &[]);
+    let o = state_import(dir, "new.json", &fleet("policy.pmf"), &[]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("`version` is 4.0.0-rc.1 (the ceiling is `version < 4.0.0`)"),

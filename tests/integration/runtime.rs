@@ -87,7 +87,7 @@ fn plan_into(dir: &Path, partners: &str, out: &str, extra: &[&str]) -> Output {
 
 /// The arguments of `pmf plan` of the fleet's policy over `partners` with
 /// `target` into `out`, then `extra`.
-fn plan_args<'a>(
+pub(crate) fn plan_args<'a>(
     policy: &'a str,
     partners: &'a str,
     target: &'a str,
@@ -1093,6 +1093,19 @@ fn plan_entries(dir: &Path) -> serde_json::Value {
 /// `plan.json` of `dir`, as JSON.
 pub(crate) fn plan_doc(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap()
+}
+
+/// The action and reason `plan.json` of `dir` predicts for each partner.
+pub(crate) fn predicted(dir: &Path) -> Vec<(String, String)> {
+    plan_doc(dir)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let said = |k: &str| e["predicted"][k].as_str().unwrap().to_string();
+            (said("action"), said("reason"))
+        })
+        .collect()
 }
 
 #[test]

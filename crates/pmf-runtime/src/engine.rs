@@ -927,11 +927,17 @@ mod tests {
             op,
             value: ver(bound),
         };
-        let below = ceiling(CompareOp::Lt, "4.0.0");
+        // Each version against `FIELD OP BOUND`, broken or not.
+        let holds = |op, bound: &str, cases: &[(&str, bool)]| {
+            let c = ceiling(op, bound);
+            for &(v, broken) in cases {
+                assert_eq!(c.broken_by(&ver(v)), broken, "{v} against {op:?} {bound}");
+            }
+        };
         // Semver orders 4.0.0-rc.1 below 4.0.0; the 4.0.0 line is still
         // what `version < 4.0.0` rules out.
         assert!(ver("4.0.0-rc.1") < ver("4.0.0"));
-        for (v, broken) in [
+        let below = [
             ("3.9.9", false),
             ("3.9.0-beta.2", false),
             ("4.0.0-rc.1", true),
@@ -940,25 +946,20 @@ mod tests {
             ("4.1.0-rc.1", true),
             ("3.9.9+build.1", false),
             ("4.0.0+build.1", true),
-        ] {
-            assert_eq!(below.broken_by(&ver(v)), broken, "{v} against < 4.0.0");
-        }
-        let at_most = ceiling(CompareOp::Le, "4.0.0");
-        for (v, broken) in [
+        ];
+        holds(CompareOp::Lt, "4.0.0", &below);
+        // Build metadata has no precedence.
+        let at_most = [
             ("4.0.0-rc.1", false),
             ("4.0.0", false),
-            // Build metadata has no precedence.
             ("4.0.0+build.7", false),
             ("4.0.1-rc.1", true),
             ("4.0.1", true),
-        ] {
-            assert_eq!(at_most.broken_by(&ver(v)), broken, "{v} against <= 4.0.0");
-        }
+        ];
+        holds(CompareOp::Le, "4.0.0", &at_most);
         // A bound that names a pre-release: semver precedence.
-        let pre = ceiling(CompareOp::Lt, "4.0.0-rc.2");
-        for (v, broken) in [("4.0.0-rc.1", false), ("4.0.0-rc.2", true), ("4.0.0", true)] {
-            assert_eq!(pre.broken_by(&ver(v)), broken, "{v} against < 4.0.0-rc.2");
-        }
+        let pre = [("4.0.0-rc.1", false), ("4.0.0-rc.2", true), ("4.0.0", true)];
+        holds(CompareOp::Lt, "4.0.0-rc.2", &pre);
     }
 
     #[test]
