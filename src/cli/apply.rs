@@ -95,12 +95,16 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     let refuser = Refuser::of_plan(&args.store, args.operator_key.as_deref(), &loaded);
     // The policy the plan carries, unless given (its hash must then match).
     let loaded_policy = if args.policy.is_empty() {
-        policy::load_sources(&plan.header.policy_sources).map(|l| l.policy)
+        policy::load_sources(&plan.header.policy_sources)
     } else {
-        policy::load(&args.policy)
+        policy::load_checked(&args.policy)
     };
-    let policy = match loaded_policy {
-        Ok(p) => p,
+    // The sources compiled, kept by the store when this policy governs it.
+    let (policy, policy_sources) = match loaded_policy {
+        Ok(l) => {
+            let sources = policy::kept_sources(&l);
+            (l.policy, sources)
+        }
         Err(f) => return f.exit(),
     };
 
@@ -344,6 +348,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             operator: &operator,
             plan: &loaded,
             policy: &policy,
+            policy_sources: &policy_sources,
             approved: &approved,
             signers: &signers,
             accepted: &accepted,
@@ -521,7 +526,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                         named.push(format!("{authority}:{key}"));
                     }
                     batch
-                        .govern(&proposed, &loaded.hash, named, &now_rfc3339())
+                        .govern(
+                            &proposed,
+                            &policy_sources,
+                            &loaded.hash,
+                            named,
+                            &now_rfc3339(),
+                        )
                         .map_err(|e| store_failure(&args.store, e.into()))?;
                 }
             }
@@ -711,6 +722,9 @@ pub struct ApprovedPlan<'a> {
     pub plan: &'a LoadedPlan,
     /// Its policy.
     pub policy: &'a CompiledPolicy,
+    /// The policy's sources as the store keeps them when the policy comes
+    /// to govern it ([`policy::kept_sources`]).
+    pub policy_sources: &'a std::collections::BTreeMap<String, String>,
     /// Authorities whose approval verified.
     pub approved: &'a HashSet<String>,
     /// Keys that signed, by authority.

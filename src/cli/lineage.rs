@@ -62,6 +62,17 @@ pub enum LineageCommand {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
+    /// The text of a policy that governed the store, as the store keeps it
+    /// (by its hash, or the first 12 characters or more of it, as
+    /// `pmf status` and the lineage show it), and whether it compiles to
+    /// that hash.
+    Policy {
+        /// The policy's hash, or a prefix of it.
+        hash: String,
+        /// The store.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        store: PathBuf,
+    },
     /// Proofs for an auditor, against the latest signed checkpoint: that
     /// each event of PARTNER is in the log (inclusion), and with `--since`
     /// that the log extends an earlier checkpoint (consistency), as JSON.
@@ -109,6 +120,53 @@ fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
         v.broken = Some(problem.clone());
     }
     v.problems.insert(0, problem);
+}
+
+/// Hold the sources the store kept of each policy that governed it to the
+/// hash its `governed` event records (compiled again): a text edited
+/// outside pmf would show an auditor other rules than those in force. The
+/// hashes whose text is kept and compiles to them; a problem for each that
+/// does not (a store keeps none for a policy that governed it before
+/// schema 6).
+fn kept_policies(
+    store: &Store,
+    v: &mut crate::store::verify::Verification,
+) -> Result<std::collections::BTreeSet<String>, crate::store::StoreError> {
+    let mut kept = std::collections::BTreeSet::new();
+    for (at, hash) in v.policies.clone() {
+        if kept.contains(&hash) {
+            continue;
+        }
+        let Some(sources) = store.kept_policy(&hash)? else {
+            continue;
+        };
+        let reason = match super::policy::hash_of_kept(&sources) {
+            Ok(h) if h == hash => {
+                kept.insert(hash);
+                continue;
+            }
+            Ok(h) => format!(
+                "the text the store keeps of policy {} compiles to {}: it is not the policy the store was governed by (edited outside pmf)",
+                super::view::short(&hash),
+                super::view::short(&h)
+            ),
+            Err(why) => format!(
+                "the text the store keeps of policy {}: {why} (edited outside pmf)",
+                super::view::short(&hash)
+            ),
+        };
+        let problem = crate::store::verify::Broken {
+            global_seq: at,
+            partner: Some(crate::store::governance::GOVERNANCE.to_string()),
+            seq: None,
+            reason,
+        };
+        if v.broken.is_none() {
+            v.broken = Some(problem.clone());
+        }
+        v.problems.push(problem);
+    }
+    Ok(kept)
 }
 
 /// Run `pmf lineage`.
@@ -195,8 +253,12 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                     Err(f) => return f.exit(),
                 }
             };
-            let verified = Store::open_to_read(store).and_then(|s| s.verify(witness.as_ref()));
-            let mut v = match verified {
+            let verified = Store::open_to_read(store).and_then(|s| {
+                let mut v = s.verify(witness.as_ref())?;
+                let kept = kept_policies(&s, &mut v)?;
+                Ok((v, kept))
+            });
+            let (mut v, kept) = match verified {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {
@@ -211,7 +273,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             match format {
                 OutputFormat::Json => outln!(
                     "{}",
-                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
@@ -227,6 +289,13 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                                 "the log extends the witness's checkpoint of {} events signed at {}",
                                 w.size,
                                 w.time
+                            );
+                        }
+                        if !v.policies.is_empty() {
+                            outln!(
+                                "{} governing policies, the text of {} kept and compiled again to its hash (`pmf lineage policy HASH` prints it)",
+                                v.policies.len(),
+                                v.policies.iter().filter(|(_, h)| kept.contains(h)).count()
                             );
                         }
                         if let (Some(pinned), Some((at, _))) = (&pinned, &v.root_policy) {
@@ -287,6 +356,56 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 None => out!("{text}"),
             }
             Ok(Exit::Success)
+        }
+        LineageCommand::Policy { hash, store } => {
+            let store = Store::open_to_read(store)?;
+            let hashes = store.kept_policies()?;
+            let matching: Vec<&String> = hashes
+                .iter()
+                .filter(|h| hash.len() >= 12 && h.starts_with(hash.as_str()))
+                .collect();
+            let [full] = matching.as_slice() else {
+                return Err(UsageError(match matching.len() {
+                    0 => format!(
+                        "the store keeps no policy whose hash starts with `{}` (give 12 characters or more; it keeps {}: {})",
+                        crate::runtime::plan_view::printable(hash),
+                        hashes.len(),
+                        hashes.iter().map(|h| super::view::short(h)).collect::<Vec<_>>().join(", ")
+                    ),
+                    n => format!("{n} kept policies start with `{hash}`: give more of the hash"),
+                })
+                .into());
+            };
+            let sources = store.kept_policy(full)?.unwrap_or_default();
+            for (path, text) in &sources {
+                outln!(
+                    "// ==== {} ====",
+                    crate::diagnostics::render::shown_text(path)
+                );
+                out!("{}", crate::diagnostics::render::shown_text(text));
+                if !text.ends_with('\n') {
+                    outln!();
+                }
+            }
+            Ok(match super::policy::hash_of_kept(&sources) {
+                Ok(h) if h == **full => {
+                    errln!(
+                        "pmf: policy {full}: {} files, as the store keeps them; they compile to its hash",
+                        sources.len()
+                    );
+                    Exit::Success
+                }
+                Ok(h) => {
+                    errln!(
+                        "pmf: policy {full}: these files compile to {h}, not to its hash: they were edited outside pmf (`pmf lineage verify` says so too)"
+                    );
+                    Exit::Failure
+                }
+                Err(why) => {
+                    errln!("pmf: policy {full}: these files {why}: they were edited outside pmf");
+                    Exit::Failure
+                }
+            })
         }
         LineageCommand::Prove {
             partner,
@@ -415,6 +534,7 @@ mod tests {
             problems: Vec::new(),
             root_policy: root.map(|(at, h)| (at, h.to_string())),
             governing_policy: root.map(|(_, h)| h.to_string()),
+            policies: root.map(|(at, h)| (at, h.to_string())).into_iter().collect(),
         }
     }
 

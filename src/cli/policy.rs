@@ -104,6 +104,57 @@ pub fn own_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String
     sources.texts()
 }
 
+/// The name under which a kept copy of the standard library is compiled
+/// again: a file of its own, which the policy beside it then extends.
+const KEPT_STDLIB: &str = "stdlib/kwanus.pmf";
+
+/// What a store keeps of a policy that comes to govern it: its own sources
+/// and, unless one of them declares `policy kwanus` itself, the embedded
+/// standard library's text under its path. The rules in force, whichever
+/// pmf (and standard library) reads them later.
+pub fn kept_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String> {
+    use crate::stdlib::{KWANUS_NAME, KWANUS_PATH, KWANUS_SOURCE};
+    let mut out = own_sources(loaded);
+    let declares_stdlib = out.iter().any(|(path, text)| {
+        crate::syntax::parse(path, text)
+            .ast
+            .header()
+            .is_some_and(|h| h.name.name.as_str() == KWANUS_NAME)
+    });
+    if !declares_stdlib {
+        out.insert(KWANUS_PATH.to_string(), KWANUS_SOURCE.to_string());
+    }
+    out
+}
+
+/// The hash the sources a store kept (see [`kept_sources`]) compile to,
+/// or why they do not: their copy of the standard library stands in for
+/// the embedded one when it differs. Nothing is printed.
+pub fn hash_of_kept(
+    sources: &std::collections::BTreeMap<String, String>,
+) -> Result<String, String> {
+    use crate::stdlib::{KWANUS_PATH, KWANUS_SOURCE};
+    let texts: Vec<(String, String)> = sources
+        .iter()
+        .filter_map(|(path, text)| match path.as_str() {
+            KWANUS_PATH if text == KWANUS_SOURCE => None,
+            KWANUS_PATH => Some((KEPT_STDLIB.to_string(), text.clone())),
+            _ => Some((path.clone(), text.clone())),
+        })
+        .collect();
+    if texts.is_empty() {
+        return Err("they hold no policy".into());
+    }
+    let report = super::check::check_texts(texts);
+    let (errors, _) = report.counts();
+    if errors > 0 {
+        return Err(format!("they do not compile ({errors} errors)"));
+    }
+    compile_selected(&report.session, &[])
+        .map(|(policy, _)| policy.hash)
+        .map_err(|e| e.to_string())
+}
+
 fn compile_report(report: super::check::Report, names: &[String]) -> Result<Loaded, LoadFailure> {
     let (errors, _) = report.counts();
     if errors > 0 {

@@ -113,6 +113,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 Err(f) => return f.exit(),
             };
             let sources = policy::own_sources(&loaded);
+            let kept = policy::kept_sources(&loaded);
             let policy = loaded.policy;
             let partners = match read_all_partners(&policy.schema, file) {
                 Ok(p) => p,
@@ -243,7 +244,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                         .map(|h| format!(", BLAKE3 {h}"))
                         .unwrap_or_default()
                 );
-                batch.govern(&proposed, &origin, Vec::new(), &now_rfc3339())?;
+                batch.govern(&proposed, &kept, &origin, Vec::new(), &now_rfc3339())?;
             }
             for v in &partners {
                 let id = policy.id_of(v);

@@ -2236,3 +2236,65 @@ fn a_pre_release_does_not_pass_a_version_ceiling() {
         text(&o.stderr)
     );
 }
+
+/// The store keeps the text of each policy that governed it (with the
+/// standard library it extended), so that an auditor reads the rules a
+/// `governed` event names from the store itself; `lineage verify` and
+/// `lineage policy` compile it again to the recorded hash, so a text
+/// edited outside pmf (a ceiling relaxed) is found, not shown as the rules.
+#[test]
+fn the_store_keeps_the_text_of_each_governing_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    planned(dir);
+    let o = apply(dir, &["--approvals", "approvals.json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    let fleet_policy = std::fs::read_to_string(fleet("policy.pmf")).unwrap();
+
+    let o = verify(dir, &["--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let policies = doc["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 1, "{doc}");
+    let hash = policies[0]["hash"].as_str().unwrap().to_string();
+    assert_eq!(policies[0]["kept"], true);
+    assert_eq!(doc["governing_policy"], hash.as_str());
+
+    // Printed as kept: the fleet's policy and the standard library it
+    // extends, found by the hash's first 12 characters.
+    let o = pmf(dir, &["lineage", "policy", &hash[..12]]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let shown = text(&o.stdout);
+    assert!(shown.contains(&fleet_policy), "{shown}");
+    assert!(shown.contains(pmf::stdlib::KWANUS_SOURCE), "{shown}");
+    assert!(text(&o.stderr).contains("they compile to its hash"));
+    let o = pmf(dir, &["lineage", "policy", "0000000000000"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+
+    // A ceiling relaxed in the kept text: found by verify, and by the
+    // command that prints it.
+    let c = db(dir);
+    let sources: String = c
+        .query_row(
+            "SELECT sources FROM policies WHERE hash = ?1",
+            [&hash],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let relaxed = sources.replace("override ceiling power <= 7", "override ceiling power <= 9");
+    assert_ne!(relaxed, sources);
+    c.execute(
+        "UPDATE policies SET sources = ?1 WHERE hash = ?2",
+        [&relaxed, &hash],
+    )
+    .unwrap();
+    drop(c);
+    detected(dir, &[], "is not the policy the store was governed by");
+    let o = pmf(dir, &["lineage", "policy", &hash]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not to its hash"),
+        "{}",
+        text(&o.stderr)
+    );
+}

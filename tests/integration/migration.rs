@@ -72,7 +72,7 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
         "{out}"
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     // Schema 4: states stored before keep their text, and read as they
     // were written; the lineage has no global chain column any more.
     let stored_as: Vec<String> = column(
@@ -236,7 +236,7 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
         std::fs::read_to_string(fixture.join("state-export.json")).unwrap()
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     drop(store);
     // Schema 5: the plans applied before carried no expiry, and none is
     // made up for them.
@@ -244,6 +244,14 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
     assert!(
         !noted.is_empty() && noted.iter().all(Option::is_none),
         "{noted:?}"
+    );
+    // Schema 6: the policy that governed it before keeps no text, and
+    // none is made up for it; verify says so.
+    let kept: Vec<String> = column(&db(dir.path()), "SELECT hash FROM policies");
+    assert!(kept.is_empty(), "{kept:?}");
+    assert!(
+        out.contains("governing policies, the text of 0 kept"),
+        "{out}"
     );
 
     // SCO signs the plan too: the partners that waited for it go on, their

@@ -435,10 +435,19 @@ impl Batch<'_> {
     pub fn govern(
         &mut self,
         governing: &crate::governance::Governing,
+        sources: &std::collections::BTreeMap<String, String>,
         plan_hash: &str,
         endorsers: Vec<String>,
         time: &str,
     ) -> Result<(), StoreError> {
+        // The rules behind the hash, for whoever audits the store (the
+        // first text kept for a hash stays: another one differs only in
+        // comments and layout, which the hash leaves out).
+        // (A map of texts always serializes.)
+        let text = serde_json::to_string(sources).unwrap_or_default();
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO policies (hash, sources) VALUES (?1, ?2)")?
+            .execute([governing.policy_hash.as_str(), text.as_str()])?;
         let mut chain = self.chain(crate::governance::GOVERNANCE)?;
         let mut event = Event {
             kind: super::lineage::EventKind::Governed,

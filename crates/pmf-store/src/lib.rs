@@ -178,6 +178,14 @@ pub enum StoreError {
     /// The store's id is gone.
     #[error("the store has no id (edited outside pmf)")]
     NoId,
+    /// The sources kept for a policy are not what pmf writes.
+    #[error("the sources kept for policy {hash} are unreadable (edited outside pmf): {reason}")]
+    KeptPolicy {
+        /// The policy's hash.
+        hash: String,
+        /// Why.
+        reason: String,
+    },
     /// A partner's stored state is not JSON.
     #[error("stored state of `{partner}` is unreadable: {source}")]
     UnreadableState {
@@ -382,6 +390,11 @@ const MIGRATIONS: &[&str] = &[
     // people (`pmf review` says whether a paused partner's plan can still
     // continue it); `apply` holds the plan file's own expiry, not this.
     "ALTER TABLE plans ADD COLUMN expires_at TEXT;",
+    // 6: the sources of each policy that governed the store, by hash (a
+    // JSON object, path to text, as a plan carries them): an auditor reads
+    // the rules a `governed` event names from the store itself, and
+    // `pmf lineage verify` compiles them again to that hash.
+    "CREATE TABLE policies (hash TEXT PRIMARY KEY, sources TEXT NOT NULL);",
 ];
 
 /// The size of a write-ahead log's header: a log no longer holds frames.
@@ -930,6 +943,37 @@ impl Store {
             .query_row([plan_hash], |r| r.get::<_, Option<String>>(0))
             .optional()?
             .flatten())
+    }
+
+    /// The hashes of the policies whose sources the store keeps, sorted.
+    pub fn kept_policies(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM policies ORDER BY hash")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The sources (path to text) of a policy that governed the store, as
+    /// kept by the `governed` event that named it; `None` when the store
+    /// keeps none (a policy that governed it before schema 6). Read, not
+    /// verified: `pmf lineage verify` compiles them again to `hash`.
+    pub fn kept_policy(
+        &self,
+        hash: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .prepare_cached("SELECT sources FROM policies WHERE hash = ?1")?
+            .query_row([hash], |r| r.get(0))
+            .optional()?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::KeptPolicy {
+                hash: hash.to_string(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
     }
 
     /// The outcome a plan's run recorded for a partner (from the lineage,

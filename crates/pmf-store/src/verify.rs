@@ -88,6 +88,9 @@ pub struct Verification {
     pub root_policy: Option<(i64, String)>,
     /// The policy that governs it now.
     pub governing_policy: Option<String>,
+    /// Every policy that governed it, in order: the `governed` event that
+    /// records it and its hash.
+    pub policies: Vec<(i64, String)>,
 }
 
 /// What the lineage recorded of one partner.
@@ -206,6 +209,7 @@ impl Store {
         let mut governing: Option<Governing> = None;
         // The first governing policy (the store's trust root), and where.
         let mut root: Option<(i64, String)> = None;
+        let mut policies: Vec<(i64, String)> = Vec::new();
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -279,6 +283,11 @@ impl Store {
                         }
                     } else if partner == GOVERNANCE {
                         let plan = e.plan_hash.clone().unwrap_or_default();
+                        if let Some(h) = e.policy_hash.as_deref()
+                            && e.kind == EventKind::Governed
+                        {
+                            policies.push((global_seq, h.to_string()));
+                        }
                         match (Governing::of_event(e), &governing) {
                             (None, _) => problems.push(here(format!(
                                 "the governance chain holds a `{}` event",
@@ -549,6 +558,7 @@ impl Store {
             problems,
             root_policy: root,
             governing_policy: governing.map(|g| g.policy_hash),
+            policies,
         })
     }
 
