@@ -293,7 +293,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         }
                         if !v.policies.is_empty() {
                             outln!(
-                                "{} governing policies, the text of {} kept and compiled again to its hash (`pmf lineage policy HASH` prints it)",
+                                "policies that governed the store: {}, the text of {} kept and compiled again to its hash (`pmf lineage policy HASH` prints it)",
                                 v.policies.len(),
                                 v.policies.iter().filter(|(_, h)| kept.contains(h)).count()
                             );
@@ -534,7 +534,10 @@ mod tests {
             problems: Vec::new(),
             root_policy: root.map(|(at, h)| (at, h.to_string())),
             governing_policy: root.map(|(_, h)| h.to_string()),
-            policies: root.map(|(at, h)| (at, h.to_string())).into_iter().collect(),
+            policies: root
+                .map(|(at, h)| (at, h.to_string()))
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -463,6 +463,23 @@ def a_text_key(c, d):
     return f"texts #{i}: the state key `permissions` renamed (every packed state naming it reads otherwise)"
 
 
+def a_kept_policy(c, d):
+    """The text the store keeps of its governing policy, a ceiling relaxed:
+    an auditor reading the rules from the store would read others than
+    those in force (schema 6 on)."""
+    import json as _json
+    h, src = q(c, "SELECT hash, sources FROM policies")[0]
+    sources = _json.loads(src)
+    for k, t in sources.items():
+        if "override ceiling power <= 7" in t:
+            sources[k] = t.replace("override ceiling power <= 7", "override ceiling power <= 9")
+            break
+    else:
+        raise AssertionError("the kept policy has no power ceiling to relax")
+    c.execute("UPDATE policies SET sources=? WHERE hash=?", (_json.dumps(sources), h))
+    return f"policies: the kept text of {h[:12]} given `power <= 9`"
+
+
 def a_text_delete(c, d):
     i = q(c, "SELECT id FROM texts WHERE text='stabilization'")[0][0]
     c.execute("DELETE FROM texts WHERE id=?", (i,))
@@ -603,6 +620,7 @@ ATTACKS = [
     ("texts: edit a signer (authority:key)", a_text_authority),
     ("texts: rename the state key `permissions`", a_text_key),
     ("texts: delete a text events name", a_text_delete),
+    ("policies: the kept text of the governing policy, a ceiling relaxed", a_kept_policy),
     ("texts: swap two texts", a_text_swap),
     ("partners: edit a packed state in place (write -> admin)", a_packed_in_place),
     ("partners: state written back as JSON text with admin", a_state_as_json),

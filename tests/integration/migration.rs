@@ -250,7 +250,7 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
     let kept: Vec<String> = column(&db(dir.path()), "SELECT hash FROM policies");
     assert!(kept.is_empty(), "{kept:?}");
     assert!(
-        out.contains("governing policies, the text of 0 kept"),
+        out.contains("policies that governed the store: 1, the text of 0 kept"),
         "{out}"
     );
 
