@@ -19,6 +19,11 @@ pub struct StatusArgs {
     /// The store.
     #[arg(long, default_value = DEFAULT_PATH)]
     pub store: PathBuf,
+    /// A policy to compare with the one that governs the store (files,
+    /// directories, or a policy's name among them): whether it is the
+    /// policy in force, one that governed the store before, or another.
+    #[arg(long, num_args = 1.., value_name = "FILE|DIR|NAME")]
+    pub policy: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
@@ -26,6 +31,16 @@ pub struct StatusArgs {
 
 /// Run `pmf status`.
 pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
+    // The policy given, compiled first: a policy with errors says so and
+    // nothing more.
+    let given = if args.policy.is_empty() {
+        None
+    } else {
+        match super::policy::load(&args.policy) {
+            Ok(p) => Some(p.hash),
+            Err(f) => return f.exit(),
+        }
+    };
     let holder = crate::store::lock::holder(&args.store)?;
     let store = Store::open_to_read(&args.store)?;
     let statuses = store.status_counts()?;
@@ -34,6 +49,20 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let governing = store.governing()?.map(|g| g.policy_hash);
     let root = store.first_governing()?.map(|g| g.policy_hash);
     let (refused, last_refused) = store.refusals()?;
+    // Where the policy given stands: in force, in force before, or never.
+    let given = match given {
+        Some(hash) => {
+            let standing = if governing.as_deref() == Some(hash.as_str()) {
+                "governs"
+            } else if store.governed_by(&hash)? {
+                "governed_before"
+            } else {
+                "never_governed"
+            };
+            Some((hash, standing))
+        }
+        None => None,
+    };
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     for p in store.partners_with_status(&["awaiting_review", "throttled"])? {
         let why = store
@@ -53,6 +82,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
                 "governing_policy": governing,
                 "root_policy": root,
+                "given_policy": given.as_ref().map(|(hash, standing)| serde_json::json!({"hash": hash, "standing": standing})),
                 "refused": {
                     "changes": refused,
                     "last": last_refused.as_ref().map(|r| serde_json::json!({
@@ -99,6 +129,22 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 _ => outln!(
                     "policy    none governs yet: the first plan applied or `state import` governs the store"
                 ),
+            }
+            if let Some((hash, standing)) = &given {
+                let governs = governing.as_deref().map(short).unwrap_or_default();
+                outln!(
+                    "given     {} {}",
+                    short(hash),
+                    match *standing {
+                        "governs" => "is the policy that governs the store".to_string(),
+                        "governed_before" => format!(
+                            "governed the store before, and no longer does: {governs} governs it now"
+                        ),
+                        _ if governing.is_none() =>
+                            "has never governed the store (none governs it yet)".to_string(),
+                        _ => format!("has never governed the store: {governs} governs it"),
+                    }
+                );
             }
             match &last_refused {
                 Some(r) => outln!(

@@ -485,8 +485,43 @@ fn a_change_of_policy_is_told_to_its_signers_or_refused() {
     }
     let o = pmf(d, &["apply", "said.json", "--approvals", "said-ok.json"]);
     assert!(matches!(code(&o), 0 | 3), "{}", text(&o.stderr));
-    assert_ne!(governing(d), before, "the announced change is made");
+    let after = governing(d);
+    assert_ne!(after, before, "the announced change is made");
     assert_eq!(code(&verify(d)), 0);
+
+    // `status --policy` says where a checkout of the policy stands: the
+    // relaxed one governs now, the fleet's governed before, and the
+    // operator's own never did. Both texts are kept by the store.
+    let standing = |policy: &str| {
+        let o = pmf(d, &["status", "--policy", policy, "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            s["given_policy"]["hash"].as_str().unwrap().to_string(),
+            s["given_policy"]["standing"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(standing("v2/policy.pmf"), (after.clone(), "governs".into()));
+    assert_eq!(
+        standing(&fleet("policy.pmf")),
+        (before.clone(), "governed_before".into())
+    );
+    let evil = evil_policy(d);
+    assert_eq!(standing(&evil).1, "never_governed");
+    let o = pmf(d, &["status", "--policy", &fleet("policy.pmf")]);
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "given     {} governed the store before, and no longer does: {} governs it now",
+            short(&before),
+            short(&after)
+        )),
+        "{}",
+        text(&o.stdout)
+    );
+    for hash in [&before, &after] {
+        let o = pmf(d, &["lineage", "policy", hash]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
 }
 
 /// An error is never silenced: a `// pmf-allow` or a `pmf.toml` level
