@@ -124,33 +124,42 @@ fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
 
 /// Hold the sources the store kept of each policy that governed it to the
 /// hash its `governed` event records (compiled again): a text edited
-/// outside pmf would show an auditor other rules than those in force. The
-/// hashes whose text is kept and compiles to them; a problem for each that
-/// does not (a store keeps none for a policy that governed it before
-/// schema 6).
+/// outside pmf would show an auditor other rules than those in force, and
+/// a text deleted would hide them (its event says it was kept). The hashes
+/// whose text is kept and compiles to them; a problem for each that does
+/// not (a store keeps none for a policy that governed it before schema 6,
+/// and its event says none was kept).
 fn kept_policies(
     store: &Store,
     v: &mut crate::store::verify::Verification,
 ) -> Result<std::collections::BTreeSet<String>, crate::store::StoreError> {
     let mut kept = std::collections::BTreeSet::new();
-    for (at, hash) in v.policies.clone() {
+    for (at, hash, promised) in v.policies.clone() {
         if kept.contains(&hash) {
             continue;
         }
-        let Some(sources) = store.kept_policy(&hash)? else {
-            continue;
+        // A table of texts dropped or damaged is a finding too, not a
+        // reason to stop verifying.
+        let found = match store.kept_policy(&hash) {
+            Ok(found) => found.map(|sources| super::policy::hash_of_kept(&sources)),
+            Err(e) => Some(Err(format!("it cannot be read ({e})"))),
         };
-        let reason = match super::policy::hash_of_kept(&sources) {
-            Ok(h) if h == hash => {
+        let reason = match found {
+            None if !promised => continue,
+            None => format!(
+                "the text of policy {}, which the store kept when it came to govern, is gone (deleted outside pmf)",
+                super::view::short(&hash)
+            ),
+            Some(Ok(h)) if h == hash => {
                 kept.insert(hash);
                 continue;
             }
-            Ok(h) => format!(
+            Some(Ok(h)) => format!(
                 "the text the store keeps of policy {} compiles to {}: it is not the policy the store was governed by (edited outside pmf)",
                 super::view::short(&hash),
                 super::view::short(&h)
             ),
-            Err(why) => format!(
+            Some(Err(why)) => format!(
                 "the text the store keeps of policy {}: {why} (edited outside pmf)",
                 super::view::short(&hash)
             ),
@@ -273,7 +282,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             match format {
                 OutputFormat::Json => outln!(
                     "{}",
-                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
@@ -295,7 +304,10 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                             outln!(
                                 "policies that governed the store: {}, the text of {} kept and compiled again to its hash (`pmf lineage policy HASH` prints it)",
                                 v.policies.len(),
-                                v.policies.iter().filter(|(_, h)| kept.contains(h)).count()
+                                v.policies
+                                    .iter()
+                                    .filter(|(_, h, _)| kept.contains(h))
+                                    .count()
                             );
                         }
                         if let (Some(pinned), Some((at, _))) = (&pinned, &v.root_policy) {
@@ -535,7 +547,7 @@ mod tests {
             root_policy: root.map(|(at, h)| (at, h.to_string())),
             governing_policy: root.map(|(_, h)| h.to_string()),
             policies: root
-                .map(|(at, h)| (at, h.to_string()))
+                .map(|(at, h)| (at, h.to_string(), true))
                 .into_iter()
                 .collect(),
         }

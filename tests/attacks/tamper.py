@@ -480,6 +480,14 @@ def a_kept_policy(c, d):
     return f"policies: the kept text of {h[:12]} given `power <= 9`"
 
 
+def a_kept_policy_deleted(c, d):
+    """The text the store keeps of its governing policy, deleted: the rules
+    hidden from an auditor, as if the policy had governed before schema 6."""
+    h = q(c, "SELECT hash FROM policies")[0][0]
+    c.execute("DELETE FROM policies")
+    return f"policies: the kept text of {h[:12]} deleted"
+
+
 def a_text_delete(c, d):
     i = q(c, "SELECT id FROM texts WHERE text='stabilization'")[0][0]
     c.execute("DELETE FROM texts WHERE id=?", (i,))
@@ -621,6 +629,7 @@ ATTACKS = [
     ("texts: rename the state key `permissions`", a_text_key),
     ("texts: delete a text events name", a_text_delete),
     ("policies: the kept text of the governing policy, a ceiling relaxed", a_kept_policy),
+    ("policies: the kept text of the governing policy deleted", a_kept_policy_deleted),
     ("texts: swap two texts", a_text_swap),
     ("partners: edit a packed state in place (write -> admin)", a_packed_in_place),
     ("partners: state written back as JSON text with admin", a_state_as_json),

@@ -2297,4 +2297,22 @@ fn the_store_keeps_the_text_of_each_governing_policy() {
         "{}",
         text(&o.stderr)
     );
+
+    // Deleted: its `governed` event (signed with the log) says it was
+    // kept, so it is missed, not taken for a policy of before schema 6.
+    let o = pmf(dir, &["lineage", "show", "@governance"]);
+    assert!(
+        text(&o.stdout).contains("policy text kept"),
+        "{}",
+        text(&o.stdout)
+    );
+    db(dir).execute("DELETE FROM policies", []).unwrap();
+    detected(
+        dir,
+        &[],
+        "which the store kept when it came to govern, is gone",
+    );
+    // The table dropped: a finding, not a failure to verify.
+    db(dir).execute("DROP TABLE policies", []).unwrap();
+    detected(dir, &[], "it cannot be read");
 }

@@ -456,6 +456,7 @@ impl Batch<'_> {
             signers: governing.signers(),
             approvals: endorsers,
             time: time.to_string(),
+            detail: Some(crate::governance::TEXT_KEPT.to_string()),
             ..Event::default()
         };
         self.append(&mut chain, &mut event)

@@ -20,6 +20,12 @@ use crate::lineage::{Event, EventKind};
 /// starts with `@`: plans refuse such ids).
 pub const GOVERNANCE: &str = "@governance";
 
+/// What a `governed` event says when the store kept the policy's text
+/// with it (schema 6 on): the event is signed with the rest of the log,
+/// so a text deleted afterwards is missed by `pmf lineage verify`, not
+/// taken for a policy that governed before texts were kept.
+pub const TEXT_KEPT: &str = "policy text kept";
+
 /// The policy a store is governed by.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Governing {

@@ -89,8 +89,9 @@ pub struct Verification {
     /// The policy that governs it now.
     pub governing_policy: Option<String>,
     /// Every policy that governed it, in order: the `governed` event that
-    /// records it and its hash.
-    pub policies: Vec<(i64, String)>,
+    /// records it, its hash, and whether the event says the store kept its
+    /// text ([`crate::governance::TEXT_KEPT`]).
+    pub policies: Vec<(i64, String, bool)>,
 }
 
 /// What the lineage recorded of one partner.
@@ -209,7 +210,7 @@ impl Store {
         let mut governing: Option<Governing> = None;
         // The first governing policy (the store's trust root), and where.
         let mut root: Option<(i64, String)> = None;
-        let mut policies: Vec<(i64, String)> = Vec::new();
+        let mut policies: Vec<(i64, String, bool)> = Vec::new();
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -286,7 +287,8 @@ impl Store {
                         if let Some(h) = e.policy_hash.as_deref()
                             && e.kind == EventKind::Governed
                         {
-                            policies.push((global_seq, h.to_string()));
+                            let kept = e.detail.as_deref() == Some(crate::governance::TEXT_KEPT);
+                            policies.push((global_seq, h.to_string(), kept));
                         }
                         match (Governing::of_event(e), &governing) {
                             (None, _) => problems.push(here(format!(
