@@ -100,7 +100,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         policy::load_checked(&args.policy)
     };
     // The sources compiled, kept by the store when this policy governs it.
-    let (policy, policy_sources) = match loaded_policy {
+    let (policy, kept_sources) = match loaded_policy {
         Ok(l) => {
             let sources = policy::kept_sources(&l);
             (l.policy, sources)
@@ -348,7 +348,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             operator: &operator,
             plan: &loaded,
             policy: &policy,
-            policy_sources: &policy_sources,
+            kept_sources: &kept_sources,
             approved: &approved,
             signers: &signers,
             accepted: &accepted,
@@ -528,7 +528,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                     batch
                         .govern(
                             &proposed,
-                            &policy_sources,
+                            &kept_sources,
                             &loaded.hash,
                             named,
                             &now_rfc3339(),
@@ -724,7 +724,7 @@ pub struct ApprovedPlan<'a> {
     pub policy: &'a CompiledPolicy,
     /// The policy's sources as the store keeps them when the policy comes
     /// to govern it ([`policy::kept_sources`]).
-    pub policy_sources: &'a std::collections::BTreeMap<String, String>,
+    pub kept_sources: &'a std::collections::BTreeMap<String, String>,
     /// Authorities whose approval verified.
     pub approved: &'a HashSet<String>,
     /// Keys that signed, by authority.

@@ -132,7 +132,7 @@ fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
 fn kept_policies(
     store: &Store,
     v: &mut crate::store::verify::Verification,
-) -> Result<std::collections::BTreeSet<String>, crate::store::StoreError> {
+) -> std::collections::BTreeSet<String> {
     let mut kept = std::collections::BTreeSet::new();
     for (at, hash, promised) in v.policies.clone() {
         if kept.contains(&hash) {
@@ -175,7 +175,7 @@ fn kept_policies(
         }
         v.problems.push(problem);
     }
-    Ok(kept)
+    kept
 }
 
 /// Run `pmf lineage`.
@@ -264,7 +264,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             };
             let verified = Store::open_to_read(store).and_then(|s| {
                 let mut v = s.verify(witness.as_ref())?;
-                let kept = kept_policies(&s, &mut v)?;
+                let kept = kept_policies(&s, &mut v);
                 Ok((v, kept))
             });
             let (mut v, kept) = match verified {

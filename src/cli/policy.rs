@@ -109,19 +109,20 @@ pub fn own_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String
 const KEPT_STDLIB: &str = "stdlib/kwanus.pmf";
 
 /// What a store keeps of a policy that comes to govern it: its own sources
-/// and, unless one of them declares `policy kwanus` itself, the embedded
-/// standard library's text under its path. The rules in force, whichever
+/// and, when it read the embedded standard library (no file of its own
+/// declares `policy kwanus`), that library's text under its path. The rules in force, whichever
 /// pmf (and standard library) reads them later.
 pub fn kept_sources(loaded: &Loaded) -> std::collections::BTreeMap<String, String> {
     use crate::stdlib::{KWANUS_NAME, KWANUS_PATH, KWANUS_SOURCE};
     let mut out = own_sources(loaded);
-    let declares_stdlib = out.iter().any(|(path, text)| {
-        crate::syntax::parse(path, text)
-            .ast
-            .header()
-            .is_some_and(|h| h.name.name.as_str() == KWANUS_NAME)
-    });
-    if !declares_stdlib {
+    // `extends kwanus` reads the embedded copy unless a file checked with
+    // the policy declares it (the session's index of policies says which).
+    let session = &loaded.report.session;
+    let embedded = db::policy_index(session.db(), session.workspace)
+        .get(KWANUS_NAME)
+        .and_then(|files| files.first())
+        .is_some_and(|f| f.path(session.db()) == KWANUS_PATH);
+    if embedded {
         out.insert(KWANUS_PATH.to_string(), KWANUS_SOURCE.to_string());
     }
     out

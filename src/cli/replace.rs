@@ -295,13 +295,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
         // A store no policy governs yet is governed by this one from here
         // on, as by the first plan applied to it.
         if let Some(g) = govern {
-            batch.govern(
-                g,
-                r.policy_sources,
-                &r.plan.hash,
-                Vec::new(),
-                &now_rfc3339(),
-            )?;
+            batch.govern(g, r.kept_sources, &r.plan.hash, Vec::new(), &now_rfc3339())?;
         }
     }
     let signers = crate::runtime::apply::signers_of(r.signers, &needed);

@@ -29,6 +29,28 @@ pub struct StatusArgs {
     pub format: OutputFormat,
 }
 
+/// Where a policy given to `pmf status --policy` stands with the store.
+#[derive(Clone, Copy)]
+enum Standing {
+    /// It governs the store.
+    Governs,
+    /// It governed the store, and another governs it now.
+    GovernedBefore,
+    /// No `governed` event names it.
+    NeverGoverned,
+}
+
+impl Standing {
+    /// As the JSON output names it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Standing::Governs => "governs",
+            Standing::GovernedBefore => "governed_before",
+            Standing::NeverGoverned => "never_governed",
+        }
+    }
+}
+
 /// Run `pmf status`.
 pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     // The policy given, compiled first: a policy with errors says so and
@@ -53,11 +75,11 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let given = match given {
         Some(hash) => {
             let standing = if governing.as_deref() == Some(hash.as_str()) {
-                "governs"
+                Standing::Governs
             } else if store.governed_by(&hash)? {
-                "governed_before"
+                Standing::GovernedBefore
             } else {
-                "never_governed"
+                Standing::NeverGoverned
             };
             Some((hash, standing))
         }
@@ -82,7 +104,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
                 "governing_policy": governing,
                 "root_policy": root,
-                "given_policy": given.as_ref().map(|(hash, standing)| serde_json::json!({"hash": hash, "standing": standing})),
+                "given_policy": given.as_ref().map(|(hash, standing)| serde_json::json!({"hash": hash, "standing": standing.as_str()})),
                 "refused": {
                     "changes": refused,
                     "last": last_refused.as_ref().map(|r| serde_json::json!({
@@ -135,14 +157,15 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 outln!(
                     "given     {} {}",
                     short(hash),
-                    match *standing {
-                        "governs" => "is the policy that governs the store".to_string(),
-                        "governed_before" => format!(
+                    match standing {
+                        Standing::Governs => "is the policy that governs the store".to_string(),
+                        Standing::GovernedBefore => format!(
                             "governed the store before, and no longer does: {governs} governs it now"
                         ),
-                        _ if governing.is_none() =>
+                        Standing::NeverGoverned if governing.is_none() =>
                             "has never governed the store (none governs it yet)".to_string(),
-                        _ => format!("has never governed the store: {governs} governs it"),
+                        Standing::NeverGoverned =>
+                            format!("has never governed the store: {governs} governs it"),
                     }
                 );
             }

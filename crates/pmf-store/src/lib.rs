@@ -948,27 +948,11 @@ impl Store {
     /// Whether a `governed` event of the store names the policy `hash`
     /// (read, not verified: `pmf lineage verify` holds the chain).
     pub fn governed_by(&self, hash: &str) -> Result<bool, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([governance::GOVERNANCE])?;
-        while let Some(r) = rows.next()? {
-            let first: i64 = r.get(0)?;
-            let events = lineage::row_events(
-                r.get_ref(1)?.as_bytes().unwrap_or_default(),
-                r.get_ref(2)?.as_bytes().unwrap_or_default(),
-            );
-            for (i, (body, _)) in events.iter().enumerate() {
-                let seq = first as u64 + i as u64;
-                if let Some(e) = self.read_stored(body, governance::GOVERNANCE, seq)?
-                    && e.kind == lineage::EventKind::Governed
-                    && e.policy_hash.as_deref() == Some(hash)
-                {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        Ok(self
+            .lineage(Some(governance::GOVERNANCE))?
+            .iter()
+            .filter_map(|stored| governance::Governing::of_event(&stored.event))
+            .any(|g| g.policy_hash == hash))
     }
 
     /// The hashes of the policies whose sources the store keeps, sorted.
