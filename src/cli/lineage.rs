@@ -481,8 +481,11 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                     Some("it is of another store".to_string())
                 } else if !e.signature_holds() {
                     Some("it has no valid signature".to_string())
-                } else if e.public_key != latest.public_key {
-                    Some("it is signed by another key than the store's operator key".to_string())
+                } else if store.operator_key_at(e.size)?.as_deref() != Some(e.public_key.as_str()) {
+                    Some(
+                        "it is signed by another key than the store's operator key in force then"
+                            .to_string(),
+                    )
                 } else {
                     tree.root_of(e.size)
                         .filter(|root| merkle::to_hex(root) != e.root)

@@ -56,6 +56,7 @@ pub mod plan_diff;
 pub mod plan_show;
 pub mod policy;
 pub mod refusal;
+pub mod rekey;
 pub mod replace;
 pub mod review;
 pub mod rollback;
@@ -313,7 +314,7 @@ pub enum Command {
     Lineage(lineage::LineageArgs),
     /// Roll a partner back to a previous stable version.
     Rollback(rollback::RollbackArgs),
-    /// Import, export or unlock the store's partner states.
+    /// Import, export or unlock the store's partner states; rekey its operator key.
     State(state::StateArgs),
     /// Partners waiting for governance, and an authority's decision on them.
     Review(review::ReviewArgs),

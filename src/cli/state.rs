@@ -77,6 +77,9 @@ pub enum StateCommand {
         #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
         format: ExportFormat,
     },
+    /// Sign the store's checkpoints with a new operator key from now on:
+    /// the key in force signs the succession, recorded in the lineage.
+    Rekey(super::rekey::RekeyArgs),
     /// Say who holds the store's lock. The lock is the operating system's:
     /// it ends with its holder, so there is nothing to clear by hand.
     Unlock {
@@ -313,6 +316,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             }
             Ok(Exit::Success)
         }
+        StateCommand::Rekey(rekey) => super::rekey::run(rekey),
         StateCommand::Unlock { store, format } => {
             let holder = crate::store::lock::holder(store)?;
             if *format == OutputFormat::Json {

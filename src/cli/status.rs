@@ -71,6 +71,9 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let governing = store.governing()?.map(|g| g.policy_hash);
     let root = store.first_governing()?.map(|g| g.policy_hash);
     let (refused, last_refused) = store.refusals()?;
+    // The key that signs the store's checkpoints, and how it came to.
+    let operator = store.pinned_operator_key()?;
+    let rekeys = store.rekeys()?;
     // Where the policy given stands: in force, in force before, or never.
     let given = match given {
         Some(hash) => {
@@ -115,6 +118,16 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                     })),
                 },
                 "latest_checkpoint": latest,
+                "operator": {
+                    "key": operator,
+                    "successions": rekeys.len(),
+                    "last": rekeys.last().map(|(_, r)| serde_json::json!({
+                        "from": r.from,
+                        "to": r.to,
+                        "reason": r.reason,
+                        "time": r.time,
+                    })),
+                },
                 "lock": holder,
             })
         ),
@@ -190,6 +203,20 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                     c.root.get(..16).unwrap_or(&c.root)
                 ),
                 None => outln!("lineage   no signed checkpoint yet"),
+            }
+            match (&operator, rekeys.last()) {
+                (Some(k), Some((_, r))) => outln!(
+                    "operator  key {}…, since {} ({} succession{}, the last: {}; `pmf lineage show @operator`)",
+                    short(k),
+                    r.time,
+                    rekeys.len(),
+                    if rekeys.len() == 1 { "" } else { "s" },
+                    crate::runtime::plan_view::printable(&r.reason)
+                ),
+                (Some(k), None) => outln!("operator  key {}…", short(k)),
+                (None, _) => outln!(
+                    "operator  no key yet (the first command that writes the store makes one)"
+                ),
             }
             outln!("lock      {}", holder.unwrap_or_else(|| "free".to_string()));
         }

@@ -213,7 +213,7 @@ fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
     detected(
         dir.path(),
         &["--checkpoint", "witness.json"],
-        "not the one that signed the witness's checkpoint",
+        "the witness's checkpoint is signed by another key than the store's operator key in force then",
     );
 }
 
@@ -2315,4 +2315,153 @@ fn the_store_keeps_the_text_of_each_governing_policy() {
     // The table dropped: a finding, not a failure to verify.
     db(dir).execute("DROP TABLE policies", []).unwrap();
     detected(dir, &[], "it cannot be read");
+}
+
+/// `pmf state rekey` in `dir`, then `extra`.
+fn rekey(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["state", "rekey"];
+    args.extend_from_slice(extra);
+    pmf(dir, &args)
+}
+
+/// The operator key is replaced only by the key in force: the succession
+/// is recorded, signed by the new key and committed under the old key's
+/// checkpoint; the old key writes nothing after it, the new one does, and
+/// a witness's checkpoint from before still verifies and proves.
+#[test]
+fn the_operator_key_is_replaced_only_by_the_key_in_force() {
+    let dir = story();
+    let d = dir.path();
+    let old = OperatorKey::load(&d.join(".pmf/operator.key"), false)
+        .unwrap()
+        .0
+        .public_hex();
+    let events = |d: &Path| column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
+    let before = events(d);
+
+    // Refused, nothing written and no key file left: a key that is not the
+    // store's, the store's own key again, a store that is not there.
+    let (mallory, _) = OperatorKey::load(&d.join("mallory.key"), true).unwrap();
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "r",
+            "--operator-key",
+            "mallory.key",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("signed by operator key"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!d.join("new.key").exists());
+    let o = rekey(d, &["--new-key", ".pmf/operator.key", "--reason", "r"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("already the store's operator key"));
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "r",
+            "--store",
+            "none.db",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(!d.join("none.db").exists() && !d.join("new.key").exists());
+    assert_eq!(events(d), before);
+
+    // The succession: one event, under a checkpoint the old key signs.
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "disk retired",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let new = OperatorKey::load(&d.join("new.key"), false)
+        .unwrap()
+        .0
+        .public_hex();
+    assert_eq!(
+        (said["from"].as_str(), said["to"].as_str()),
+        (Some(old.as_str()), Some(new.as_str()))
+    );
+    assert_eq!(events(d), before + 1);
+    let signers: Vec<String> = column(&db(d), "SELECT public_key FROM checkpoints ORDER BY size");
+    assert!(signers.iter().all(|k| *k == old), "{signers:?}");
+    let o = pmf(d, &["lineage", "show", "@operator"]);
+    let shown = text(&o.stdout);
+    assert!(
+        shown.contains("operator_rekeyed")
+            && shown.contains(&new)
+            && shown.contains("disk retired"),
+        "{shown}"
+    );
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let o = pmf(d, &["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["operator"]["key"], new.as_str());
+    assert_eq!(status["operator"]["successions"], 1);
+    assert_eq!(status["operator"]["last"]["reason"], "disk retired");
+
+    // The old key writes nothing more; the new one, in its place, does.
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("signed by operator key"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(events(d), before + 1);
+    std::fs::rename(d.join("new.key"), d.join(".pmf/operator.key")).unwrap();
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let signers: Vec<String> = column(&db(d), "SELECT public_key FROM checkpoints ORDER BY size");
+    assert_eq!(signers.last(), Some(&new));
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let o = pmf(d, &["lineage", "prove", "p-002", "--since", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+
+    // Whoever can write the store file but holds no key in force cannot
+    // bring one in: pinning a key of their own and succeeding it is caught
+    // (the checkpoints before the succession are another key's).
+    db(d)
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'operator_key'",
+            [mallory.public_hex()],
+        )
+        .unwrap();
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "mallory2.key",
+            "--reason",
+            "mine",
+            "--operator-key",
+            "mallory.key",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    detected(
+        d,
+        &[],
+        "another key than the store's operator key in force then",
+    );
 }

@@ -324,6 +324,22 @@ impl Store {
 }
 
 impl Batch<'_> {
+    /// The id of the store written.
+    pub(crate) fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// Pin `key` (public, hex) as the store's operator key: from the next
+    /// transaction on, only it signs (this one is still signed by the key
+    /// it began with).
+    pub(crate) fn pin_operator(&self, key: &str) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'operator_key'",
+            [key],
+        )?;
+        Ok(())
+    }
+
     /// The chain of `partner`, to append its events to.
     pub fn chain(&self, partner: &str) -> Result<PartnerChain, StoreError> {
         let last: Option<(i64, Vec<u8>)> = self

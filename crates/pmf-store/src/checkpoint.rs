@@ -142,7 +142,7 @@ impl crate::Store {
 
 impl OperatorKey {
     /// The default key path for a store: `operator.key` in its directory.
-    pub(crate) fn default_path(store: &Path) -> PathBuf {
+    pub fn default_path(store: &Path) -> PathBuf {
         store
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -216,6 +216,11 @@ impl OperatorKey {
             },
             false,
         ))
+    }
+
+    /// The key's ed25519 signature (hex) over `message`.
+    pub(crate) fn sign_hex(&self, message: &[u8]) -> String {
+        hex::encode(self.secret.sign(message).to_bytes())
     }
 
     /// The public key (hex).

@@ -21,6 +21,7 @@ pub mod merkle;
 pub mod output;
 mod packed;
 pub mod refused;
+pub mod rekey;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -218,6 +219,17 @@ pub enum StoreError {
         /// The start of the pinned public key (hex).
         pinned: String,
         /// Where the key file was looked for.
+        path: PathBuf,
+    },
+    /// A new operator key for a store that has none yet.
+    #[error(
+        "the store has no operator key yet: the first command that writes it makes one (nothing to replace)"
+    )]
+    NothingToRekey,
+    /// The new operator key is the one in force.
+    #[error("`{}` is already the store's operator key", path.display())]
+    SameOperatorKey {
+        /// The key file given as the new key.
         path: PathBuf,
     },
     /// No operator key file where one was asked for.

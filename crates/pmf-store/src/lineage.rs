@@ -137,6 +137,9 @@ pub enum EventKind {
     /// `pmf apply` refused a plan and applied nothing of it (the reserved
     /// chain [`crate::refused::REFUSED`]).
     Refused,
+    /// The store's operator key was replaced (the reserved chain
+    /// [`crate::rekey::OPERATOR`]).
+    OperatorRekeyed,
     /// A kind this pmf does not know (a newer pmf wrote it), or an event
     /// whose JSON cannot be read.
     #[default]
@@ -170,6 +173,7 @@ impl EventKind {
             EventKind::ReviewAborted => "review_aborted",
             EventKind::Governed => "governed",
             EventKind::Refused => "refused",
+            EventKind::OperatorRekeyed => "operator_rekeyed",
             EventKind::Unknown => "unknown",
         }
     }
@@ -643,7 +647,7 @@ fn split_run<'b>(body: &'b [u8], hashes: &'b [u8]) -> Option<Vec<(&'b [u8], [u8;
 }
 
 /// Every kind, by its code in the compact encoding (its place here).
-const KINDS: [EventKind; 23] = [
+const KINDS: [EventKind; 24] = [
     EventKind::Unknown,
     EventKind::PhaseEntered,
     EventKind::ApprovalsMissing,
@@ -667,6 +671,7 @@ const KINDS: [EventKind; 23] = [
     EventKind::ReviewAborted,
     EventKind::Governed,
     EventKind::Refused,
+    EventKind::OperatorRekeyed,
 ];
 
 /// An unsigned LEB128 varint.
@@ -1342,7 +1347,7 @@ mod tests {
             encode(&e, &mut body);
             assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
         }
-        assert_eq!(KINDS.len(), 23);
+        assert_eq!(KINDS.len(), 24);
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Refusal {
 }
 
 /// `reason` cut at a character boundary to at most [`REASON_LIMIT`] bytes.
-fn bounded(reason: &str) -> String {
+pub(crate) fn bounded(reason: &str) -> String {
     if reason.len() <= REASON_LIMIT {
         return reason.to_string();
     }

@@ -19,6 +19,7 @@ use super::lineage::{
 };
 use super::merkle::{self, Frontier, Tree};
 use super::refused::{self, REFUSED};
+use super::rekey::{self, OPERATOR, Rekey, Succession};
 use super::{Store, StoreError, row_digest, stable_digest};
 
 /// What an authority signs: its name bound to the plan hash.
@@ -211,6 +212,9 @@ impl Store {
         // The first governing policy (the store's trust root), and where.
         let mut root: Option<(i64, String)> = None;
         let mut policies: Vec<(i64, String, bool)> = Vec::new();
+        // The operator keys in force, in order (each checkpoint is held to
+        // the one in force at its size).
+        let mut succession = Succession::default();
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -276,7 +280,18 @@ impl Store {
                     // The governing policy: each change endorsed by the one it
                     // replaced; every run, approval and review decision held
                     // to the one in force.
-                    if partner == REFUSED || e.kind == EventKind::Refused {
+                    if partner == OPERATOR || e.kind == EventKind::OperatorRekeyed {
+                        // A new operator key: signed by itself, replacing the
+                        // key in force; it changes no partner.
+                        let id = store_id.as_deref().unwrap_or_default();
+                        if let Some(why) = rekey::problem(&partner, e, id) {
+                            problems.push(here(why));
+                        } else if let Some(r) = Rekey::of_event(e)
+                            && let Some(why) = succession.follow(global_seq, &r.from, &r.to)
+                        {
+                            problems.push(here(why));
+                        }
+                    } else if partner == REFUSED || e.kind == EventKind::Refused {
                         // A refused plan approved and changed nothing; its
                         // policy may well be another than the governing one.
                         if let Some(why) = refused::problem(&partner, e) {
@@ -378,7 +393,7 @@ impl Store {
                         }
                     }
                     known.stable.extend(e.stable.iter().cloned());
-                    if let Some(sig) = &e.signature {
+                    if let Some(sig) = e.signature.as_ref().filter(|_| partner != OPERATOR) {
                         // A review decision, signed over the event it follows.
                         let signer = e.signers.first().map(String::as_str).unwrap_or("");
                         let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
@@ -461,8 +476,11 @@ impl Store {
         drop(rows);
         drop(stmt);
 
-        // Checkpoints: signed by the store's operator, none beyond the log,
-        // and every event covered.
+        // Checkpoints: signed by the operator key in force at their size,
+        // none beyond the log, and every event covered.
+        if let Some(why) = succession.pinned_problem(operator.as_deref()) {
+            problems.push(at(count, why));
+        }
         for c in &checkpoints {
             if Some(&c.store_id) != store_id.as_ref() || !c.signature_holds() {
                 problems.push(at(
@@ -472,11 +490,12 @@ impl Store {
                         c.size, c.time
                     ),
                 ));
-            } else if operator.as_deref() != Some(c.public_key.as_str()) {
+            } else if succession.key_for(c.size, operator.as_deref()) != Some(c.public_key.as_str())
+            {
                 problems.push(at(
                     c.size as i64,
                     format!(
-                        "the checkpoint of {} events signed at {} is signed by another key than the store's operator key",
+                        "the checkpoint of {} events signed at {} is signed by another key than the store's operator key in force then",
                         c.size, c.time
                     ),
                 ));
@@ -528,10 +547,11 @@ impl Store {
                     1,
                     "the witness's checkpoint has no valid signature".to_string(),
                 ));
-            } else if operator.as_deref() != Some(w.public_key.as_str()) {
+            } else if succession.key_for(w.size, operator.as_deref()) != Some(w.public_key.as_str())
+            {
                 problems.push(at(
                     1,
-                    "the store's operator key is not the one that signed the witness's checkpoint (the store was re-keyed and re-signed)".to_string(),
+                    "the witness's checkpoint is signed by another key than the store's operator key in force then (the store was re-keyed outside pmf and re-signed)".to_string(),
                 ));
             }
             if w.size as i64 > count {
