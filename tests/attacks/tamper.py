@@ -488,6 +488,23 @@ def a_kept_policy_deleted(c, d):
     return f"policies: the kept text of {h[:12]} deleted"
 
 
+def a_operator_key_pinned(c, d):
+    """Whoever can write the store file, without the operator key, pins a key of
+    their own (made by pmf in a store of their own) and then has pmf record its
+    succession to another of theirs (`pmf state rekey`, run after this edit): the
+    checkpoints before it are signed by the store's real key, not by the key the
+    forged succession replaces."""
+    scratch = os.path.join(d, "mallory")
+    os.makedirs(scratch, exist_ok=True)
+    rc, o, e, _ = C.run([C.pmf_bin(), "state", "import", os.path.join(C.fleet_dir(), "partners.json"),
+                         "--policy", C.policy_path(), "--reason", "mine"], cwd=scratch)
+    assert rc == 0, e
+    shutil.copy(os.path.join(scratch, ".pmf", "operator.key"), os.path.join(d, "mallory.key"))
+    key = json.load(open(os.path.join(d, "mallory.key")))["public_key"]
+    c.execute("UPDATE meta SET value=? WHERE key='operator_key'", (key,))
+    return f"meta.operator_key set to a key of the attacker's ({key[:12]}…), then `pmf state rekey` to another"
+
+
 def a_text_delete(c, d):
     i = q(c, "SELECT id FROM texts WHERE text='stabilization'")[0][0]
     c.execute("DELETE FROM texts WHERE id=?", (i,))
@@ -630,6 +647,7 @@ ATTACKS = [
     ("texts: delete a text events name", a_text_delete),
     ("policies: the kept text of the governing policy, a ceiling relaxed", a_kept_policy),
     ("policies: the kept text of the governing policy deleted", a_kept_policy_deleted),
+    ("meta: the operator key pinned to the attacker's, then succeeded by pmf", a_operator_key_pinned),
     ("texts: swap two texts", a_text_swap),
     ("partners: edit a packed state in place (write -> admin)", a_packed_in_place),
     ("partners: state written back as JSON text with admin", a_state_as_json),
@@ -782,6 +800,10 @@ def attacks(T, rows):
             extra += f"; p-002 now has admin: {'admin' in perms}"
             if "admin" in perms:
                 harm = "the edited stable version (with `admin`) was installed"
+        if fn is a_operator_key_pinned:
+            rc, o, e, _ = C.run([pmf, "state", "rekey", "--operator-key", "mallory.key", "--new-key", "mallory2.key",
+                                 "--reason", "mine"], cwd=w)
+            extra = f"rekey rc={rc} ({(e or o).strip()[:120]})"
         if fn is a_progress_delete:
             rc, o, e, _ = C.run([pmf, "apply", "plan.json", "--approvals", "approvals.json", "--observed",
                                  os.path.join(C.fleet_dir(), "observed.json")], cwd=w)
