@@ -2413,6 +2413,11 @@ fn the_operator_key_is_replaced_only_by_the_key_in_force() {
     );
     let o = verify(d, &["--checkpoint", "witness.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("the operator key was replaced once, by the key in force"),
+        "{}",
+        text(&o.stdout)
+    );
     let o = pmf(d, &["status", "--format", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(status["operator"]["key"], new.as_str());
@@ -2421,11 +2426,11 @@ fn the_operator_key_is_replaced_only_by_the_key_in_force() {
 
     // The old key writes nothing more; the new one, in its place, does.
     let o = rollback(d, "p-002", &[]);
-    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
     assert!(
-        text(&o.stderr).contains("signed by operator key"),
-        "{}",
-        text(&o.stderr)
+        err.contains("which this store retired") && err.contains(&new[..16]),
+        "{err}"
     );
     assert_eq!(events(d), before + 1);
     std::fs::rename(d.join("new.key"), d.join(".pmf/operator.key")).unwrap();

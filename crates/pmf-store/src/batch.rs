@@ -274,6 +274,13 @@ impl Store {
     /// Begin a write transaction whose commit is signed by `operator`. The
     /// store pins the first operator key it sees; another key is refused.
     pub fn begin<'s>(&'s mut self, operator: &'s OperatorKey) -> Result<Batch<'s>, StoreError> {
+        // A key this store retired (`pmf state rekey`): say by which one
+        // it was replaced (the transaction below refuses it either way).
+        self.holds_operator(operator).or_else(|e| match e {
+            StoreError::NothingToRekey => Ok(()),
+            e => Err(e),
+        })?;
+        let mine = operator.public_hex();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -284,7 +291,6 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        let mine = operator.public_hex();
         match pinned {
             Some(k) if k != mine => {
                 return Err(StoreError::ForeignOperator {

@@ -209,6 +209,21 @@ pub enum StoreError {
         /// The start of its public key (hex).
         given: String,
     },
+    /// The key given is one the store retired (`pmf state rekey`).
+    #[error(
+        "`{}` holds operator key {given}…, which this store retired at {time} (its successor: {by}…; `pmf lineage show @operator`); pass `--operator-key` with the key in force",
+        path.display()
+    )]
+    RetiredOperator {
+        /// The key file given.
+        path: PathBuf,
+        /// The start of its public key (hex).
+        given: String,
+        /// The start of the key that replaced it (hex).
+        by: String,
+        /// When it was replaced.
+        time: String,
+    },
     /// The store's checkpoints are signed, and the key file that signs
     /// them is missing.
     #[error(

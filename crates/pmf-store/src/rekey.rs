@@ -120,7 +120,7 @@ fn short(key: &str) -> &str {
 
 /// The operator keys of a store in the order they were in force, with
 /// where each succession stands in the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Succession {
     /// `(global_seq, from, to)` of each `operator_rekeyed` event, in order.
     pub changes: Vec<(i64, String, String)>,
@@ -218,17 +218,29 @@ impl Store {
         self.meta("operator_key")
     }
 
-    /// Whether `key` is the one in force: an error naming both when not,
-    /// and when the store has no key yet (nothing to replace).
+    /// Whether `key` is the one in force: an error naming both when not
+    /// (and, for a key the store retired, the key that replaced it), and
+    /// when the store has no key yet (nothing to replace).
     pub fn holds_operator(&self, key: &OperatorKey) -> Result<(), StoreError> {
         let given = key.public_hex();
         match self.meta("operator_key")? {
             None => Err(StoreError::NothingToRekey),
-            Some(pinned) if pinned != given => Err(StoreError::ForeignOperator {
-                pinned: short(&pinned).to_string(),
-                path: key.path.clone(),
-                given: short(&given).to_string(),
-            }),
+            Some(pinned) if pinned != given => {
+                let retired = self.rekeys()?.into_iter().find(|(_, r)| r.from == given);
+                Err(match retired {
+                    Some((_, r)) => StoreError::RetiredOperator {
+                        path: key.path.clone(),
+                        given: short(&given).to_string(),
+                        by: short(&r.to).to_string(),
+                        time: r.time,
+                    },
+                    None => StoreError::ForeignOperator {
+                        pinned: short(&pinned).to_string(),
+                        path: key.path.clone(),
+                        given: short(&given).to_string(),
+                    },
+                })
+            }
             Some(_) => Ok(()),
         }
     }

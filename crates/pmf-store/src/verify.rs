@@ -93,6 +93,8 @@ pub struct Verification {
     /// records it, its hash, and whether the event says the store kept its
     /// text ([`crate::governance::TEXT_KEPT`]).
     pub policies: Vec<(i64, String, bool)>,
+    /// The operator key's successions (`pmf state rekey`), in order.
+    pub successions: Succession,
 }
 
 /// What the lineage recorded of one partner.
@@ -581,6 +583,7 @@ impl Store {
             root_policy: root,
             governing_policy: governing.map(|g| g.policy_hash),
             policies,
+            successions: succession,
         })
     }
 
