@@ -1,4 +1,6 @@
-//! `pmf approve PLAN --key FILE`: sign a plan's hash for an authority.
+//! `pmf approve PLAN --key FILE`: sign a plan's hash for an authority (or
+//! the hash of a request for a new operator key, `pmf state rekey
+//! --request`).
 
 use std::path::PathBuf;
 
@@ -7,11 +9,12 @@ use clap::Args;
 use super::{CliError, Exit, OutputFormat, UsageError, policy};
 use crate::runtime::approvals::{self, ApprovalsFile};
 use crate::runtime::plan::{PlanKind, read_plan};
+use crate::store::rekey::RekeyRequest;
 
 /// Arguments of `pmf approve`.
 #[derive(Args, Debug)]
 pub struct ApproveArgs {
-    /// The plan to approve.
+    /// The plan to approve (or a request for a new operator key).
     pub plan: PathBuf,
     /// The authority's private key (`pmf keygen`).
     #[arg(long)]
@@ -224,6 +227,9 @@ pub fn warn_if_exposed(path: &std::path::Path) {
 
 /// Run `pmf approve`.
 pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
+    if let Some(request) = rekey_request(&args.plan)? {
+        return approve_request(args, &request);
+    }
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
     warn_if_exposed(&args.key);
@@ -349,6 +355,111 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
         "`{}` approves plan {} → {}",
         file.authority,
         &loaded.hash[..12],
+        args.output.display()
+    );
+    Ok(Exit::Success)
+}
+
+/// The request for a new operator key at `path`, if the file is one (its
+/// first bytes say so; a plan is never read whole here).
+fn rekey_request(path: &std::path::Path) -> Result<Option<RekeyRequest>, UsageError> {
+    use std::io::Read;
+    const LIMIT: u64 = 64 << 10;
+    let cannot = |e: std::io::Error| {
+        UsageError(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            crate::syntax::diagnostics::io_reason(&e)
+        ))
+    };
+    crate::syntax::read::refuse_device(path).map_err(cannot)?;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(LIMIT)
+        .read_to_end(&mut head)
+        .map_err(cannot)?;
+    let text = String::from_utf8_lossy(&head);
+    if !text.contains(crate::store::rekey::REQUEST_FORMAT) || !text.starts_with('{') {
+        return Ok(None);
+    }
+    match RekeyRequest::parse(&text) {
+        Some(r) => Ok(Some(r)),
+        None if text
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(crate::store::rekey::REQUEST_FORMAT)) =>
+        {
+            Err(UsageError(format!(
+                "`{}` is not a request for a new operator key as `pmf state rekey --request` writes it (edited?); nothing was signed",
+                path.display()
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Sign a request for a new operator key: the summary names the store,
+/// the lost key, the new one and the reason, each as the request says.
+fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, CliError> {
+    let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
+    warn_if_exposed(&args.key);
+    let hash = request.hash();
+    approvals_of(&args.output, &hash)?;
+    let shown = crate::runtime::plan_view::printable;
+    errln!("request   a new operator key (sha256 {hash})");
+    errln!("store     {}", shown(&request.store_id));
+    errln!(
+        "replaces  operator key {} (the key in force, lost)",
+        shown(&request.from)
+    );
+    errln!("by        operator key {}", shown(&request.to));
+    errln!("reason    {}", shown(&request.reason));
+    errln!(
+        "signing as `{}`: the store counts this signature when the governing policy trusts this key for `{}`; every authority of that policy must approve",
+        file.authority,
+        file.authority
+    );
+    if !args.yes {
+        use std::io::{BufRead, IsTerminal, Write};
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return Err(UsageError(
+                "pmf approve asks before it signs: run it in a terminal, or pass `--yes` after reading the summary above".into(),
+            ).into());
+        }
+        err!("sign this request as `{}`? [y/N] ", file.authority);
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = stdin.lock().read_line(&mut answer);
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            errln!("pmf: nothing was signed");
+            return Ok(Exit::Failure);
+        }
+    }
+    let approval = approvals::sign(&key, &file.authority, &hash);
+    let _signers = lock_directory_of(&args.output);
+    let mut out = approvals_of(&args.output, &hash)?;
+    out.approvals
+        .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
+    out.approvals.push(approval);
+    approvals::write_json(&args.output, &out, false).map_err(UsageError)?;
+    if args.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "authority": file.authority,
+            "public_key": file.public_key,
+            "request_hash": hash,
+            "store_id": request.store_id,
+            "approvals_file": args.output.display().to_string(),
+            "approvals": out.approvals.len(),
+        }));
+        return Ok(Exit::Success);
+    }
+    outln!(
+        "`{}` approves the new operator key request {} → {}",
+        file.authority,
+        hash.get(..12).unwrap_or(&hash),
         args.output.display()
     );
     Ok(Exit::Success)

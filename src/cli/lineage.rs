@@ -282,7 +282,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             match format {
                 OutputFormat::Json => outln!(
                     "{}",
-                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "operator_successions": v.successions.changes.iter().map(|(at, from, to)| serde_json::json!({"event": at, "from": from, "to": to})).collect::<Vec<_>>(), "broken": v.broken, "problems": v.problems})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "operator_successions": v.successions.changes, "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
@@ -310,10 +310,16 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                                     .count()
                             );
                         }
-                        if let Some((at, from, to)) = v.successions.changes.last() {
+                        if let Some(last) = v.successions.changes.last() {
+                            let (at, from, to) = (last.event, &last.from, &last.to);
+                            let how = if last.approved {
+                                "with the approval of the governing policy's authorities (the key in force was lost)"
+                            } else {
+                                "by the key in force"
+                            };
                             let times = match v.successions.changes.len() {
-                                1 => "once, by the key in force, at".to_string(),
-                                n => format!("{n} times, each by the key in force, the last at"),
+                                1 => format!("once, {how}, at"),
+                                n => format!("{n} times, the last {how}, at"),
                             };
                             outln!(
                                 "the operator key was replaced {times} event #{at} ({}… → {}…; `pmf lineage show @operator`)",

@@ -1,11 +1,15 @@
-//! `pmf state rekey`: a new operator key for a store, by the key in force.
+//! `pmf state rekey`: a new operator key for a store.
 //!
-//! The key in force signs the checkpoint that records the succession (an
-//! `operator_rekeyed` event of the store's `@operator` chain, see
-//! `store::rekey`), and the new key signs that it follows it; every later
-//! checkpoint is the new key's. A store whose key is lost cannot be
-//! rekeyed this way (nobody could tell its owner from whoever can write
-//! the store file), and neither can a store that has no key yet.
+//! By the key in force: it signs the checkpoint that records the
+//! succession (an `operator_rekeyed` event of the store's `@operator`
+//! chain, see `store::rekey`), and the new key signs that it follows it;
+//! every later checkpoint is the new key's.
+//!
+//! When the key in force is lost, nobody could tell its owner from whoever
+//! can write the store file: the authorities of the governing policy
+//! decide. `--request FILE` writes what they sign (`pmf approve FILE`), and
+//! `--approvals FILE` carries the succession out with their approvals,
+//! under a checkpoint the new key signs.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +18,7 @@ use clap::Args;
 use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::store::Store;
 use crate::store::checkpoint::OperatorKey;
+use crate::store::rekey::RekeyRequest;
 
 /// Arguments of `pmf state rekey`.
 #[derive(Args, Debug)]
@@ -26,8 +31,18 @@ pub struct RekeyArgs {
     #[arg(long)]
     pub reason: String,
     /// The key in force (default: `operator.key` beside the store).
-    #[arg(long, env = "PMF_OPERATOR_KEY")]
+    #[arg(long, env = "PMF_OPERATOR_KEY", conflicts_with_all = ["request", "approvals"])]
     pub operator_key: Option<PathBuf>,
+    /// The key in force is lost: write the request the authorities of the
+    /// governing policy approve (`pmf approve FILE`) here, and rekey
+    /// nothing.
+    #[arg(long, conflicts_with = "approvals")]
+    pub request: Option<PathBuf>,
+    /// The key in force is lost: the approvals of the request (`pmf
+    /// approve`), one by every authority of the governing policy
+    /// (repeatable).
+    #[arg(long)]
+    pub approvals: Vec<PathBuf>,
     /// The store.
     #[arg(long, default_value = crate::store::DEFAULT_PATH)]
     pub store: PathBuf,
@@ -57,24 +72,113 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         "the new operator key",
         &[(args.store.as_path(), "--store")],
     )?;
+    if let Some(out) = &args.request {
+        super::files::refuse_output_over(
+            out,
+            "the request",
+            &[
+                (args.store.as_path(), "--store"),
+                (args.new_key.as_path(), "--new-key"),
+            ],
+        )?;
+    }
+    // Every approvals file is read before the store is opened.
+    let approvals = args
+        .approvals
+        .iter()
+        .map(|p| crate::runtime::approvals::read_approvals(p).map(|f| (p, f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(UsageError)?;
     let _lock = crate::store::lock::lock(&args.store, "state rekey")?;
     let mut store = Store::open(&args.store)?;
-    if store.pinned_operator_key()?.is_none() {
+    let Some(pinned) = store.pinned_operator_key()? else {
         return Err(crate::store::StoreError::NothingToRekey.into());
-    }
-    // The key in force, checked before a new key is made: a refusal
-    // leaves no key file behind.
-    let (old, _) = store.operator_key(args.operator_key.as_deref())?;
-    store.holds_operator(&old)?;
+    };
+    // The key in force (unless it is lost), checked before a new key is
+    // made: a refusal leaves no key file behind.
+    let old = if args.request.is_none() && approvals.is_empty() {
+        let (old, _) = store.operator_key(args.operator_key.as_deref())?;
+        store.holds_operator(&old)?;
+        Some(old)
+    } else {
+        None
+    };
     let (new, made) = OperatorKey::load(&args.new_key, true)?;
-    let rekey = match store.rekey(&old, &new, &args.reason) {
+    let forget_made = |e: CliError| {
+        if made {
+            let _ = std::fs::remove_file(&new.path);
+        }
+        e
+    };
+    if let Some(out) = &args.request {
+        let store_id = store.id()?.unwrap_or_default();
+        let request = RekeyRequest::new(&store_id, &pinned, &new.public_hex(), &args.reason);
+        if request.from == request.to {
+            return Err(forget_made(
+                crate::store::StoreError::SameOperatorKey {
+                    path: new.path.clone(),
+                }
+                .into(),
+            ));
+        }
+        super::files::write_text(out, &request.text()).map_err(|e| forget_made(e.into()))?;
+        if made {
+            errln!(
+                "pmf: made the operator key `{}` (public key {}): keep it private and keep it",
+                new.path.display(),
+                request.to
+            );
+        }
+        if args.format == OutputFormat::Json {
+            super::print_json(&serde_json::json!({
+                "format_version": 1,
+                "request": out.display().to_string(),
+                "request_hash": request.hash(),
+                "from": request.from,
+                "to": request.to,
+                "reason": request.reason,
+            }));
+        } else {
+            outln!(
+                "request {}… written to `{}`: operator key {}… (lost) to be replaced by `{}` ({}…); every authority of the governing policy approves it (`pmf approve {} --key KEY -o approvals.json`), then `pmf state rekey --new-key {} --reason ... --approvals approvals.json` (the same reason, word for word)",
+                short(&request.hash()),
+                out.display(),
+                short(&request.from),
+                new.path.display(),
+                short(&request.to),
+                out.display(),
+                new.path.display()
+            );
+        }
+        return Ok(Exit::Success);
+    }
+    let result = match &old {
+        Some(old) => store.rekey(old, &new, &args.reason),
+        None => {
+            let given: Vec<(String, String, String)> = approvals
+                .iter()
+                .flat_map(|(_, f)| f.approvals.iter())
+                .map(|a| {
+                    (
+                        a.authority.clone(),
+                        a.public_key.clone(),
+                        a.signature.clone(),
+                    )
+                })
+                .collect();
+            store.rekey_approved(&new, &args.reason, &given)
+        }
+    };
+    let rekey = match result {
         Ok(r) => r,
-        Err(e) => {
+        Err(crate::store::StoreError::RekeyRefused(why)) => {
             if made {
                 let _ = std::fs::remove_file(&new.path);
             }
-            return Err(e.into());
+            errln!("pmf: {why}; nothing was written");
+            return Ok(Exit::Failure);
         }
+        Err(e) => return Err(forget_made(e.into())),
     };
     if made {
         errln!(
@@ -95,9 +199,20 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         }));
         return Ok(Exit::Success);
     }
+    let by = match &rekey.approved {
+        None => format!("operator key {}… signed its succession", short(&rekey.from)),
+        Some((_, signers)) => format!(
+            "{} approved the succession of the lost operator key {}…",
+            signers
+                .iter()
+                .map(|s| format!("`{}`", s.split(':').next().unwrap_or(s)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            short(&rekey.from)
+        ),
+    };
     outln!(
-        "operator key {}… signed its succession: from now on `{}` ({}…) signs this store's checkpoints, and {}… signs none",
-        short(&rekey.from),
+        "{by}: from now on `{}` ({}…) signs this store's checkpoints, and {}… signs none",
         new.path.display(),
         short(&rekey.to),
         short(&rekey.from)

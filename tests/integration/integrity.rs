@@ -2470,3 +2470,117 @@ fn the_operator_key_is_replaced_only_by_the_key_in_force() {
         "another key than the store's operator key in force then",
     );
 }
+
+/// A lost operator key is replaced only with the approval of every
+/// authority of the governing policy: `state rekey --request` writes what
+/// they sign, `pmf approve` signs it, and `state rekey --approvals` carries
+/// it out under a checkpoint the new key signs. Approvals of one request
+/// bring in no other key.
+#[test]
+fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
+    let dir = story();
+    let d = dir.path();
+    std::fs::rename(d.join(".pmf/operator.key"), d.join("lost.key")).unwrap();
+    let events = |d: &Path| column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
+    let before = events(d);
+    let reason = "the disk that held it died";
+
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            reason,
+            "--request",
+            "rekey.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(d.join("new.key").exists());
+    let sign = |authority: &str| {
+        let o = pmf(
+            d,
+            &[
+                "approve",
+                "rekey.json",
+                "--key",
+                &format!("{authority}.key"),
+                "-o",
+                "rekey-approvals.json",
+                "--yes",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("the key in force, lost"),
+            "{}",
+            text(&o.stderr)
+        );
+    };
+    let carry_out = |key: &str, why: &str| {
+        rekey(
+            d,
+            &[
+                "--new-key",
+                key,
+                "--reason",
+                why,
+                "--approvals",
+                "rekey-approvals.json",
+            ],
+        )
+    };
+
+    // Two of the three authorities: refused (exit 1), nothing written.
+    sign("TSC");
+    sign("ERC");
+    let o = carry_out("new.key", reason);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("missing: `SCO`"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(events(d), before);
+
+    // Every authority: the approvals bring in no other key, and no other
+    // reason than the one they read.
+    sign("SCO");
+    let (mallory, _) = OperatorKey::load(&d.join("mallory.key"), true).unwrap();
+    let o = carry_out("mallory.key", reason);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("is not a signature of this request"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = carry_out("new.key", "another reason");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert_eq!(events(d), before);
+
+    let o = carry_out("new.key", reason);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let new = OperatorKey::load(&d.join("new.key"), false)
+        .unwrap()
+        .0
+        .public_hex();
+    assert_ne!(new, mallory.public_hex());
+    assert_eq!(events(d), before + 1);
+    // Its own checkpoint is the new key's: the old one is lost.
+    let signers: Vec<String> = column(&db(d), "SELECT public_key FROM checkpoints ORDER BY size");
+    assert_eq!(signers.last(), Some(&new));
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("with the approval of the governing policy's authorities"),
+        "{}",
+        text(&o.stdout)
+    );
+    // The new key writes the store.
+    std::fs::rename(d.join("new.key"), d.join(".pmf/operator.key")).unwrap();
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}

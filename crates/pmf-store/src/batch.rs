@@ -281,6 +281,19 @@ impl Store {
             e => Err(e),
         })?;
         let mine = operator.public_hex();
+        self.begin_pinned(operator, &mine)
+    }
+
+    /// [`Store::begin`], the store's pinned key held to `pinned` (the
+    /// signing key's own, or for a succession the authorities approved,
+    /// the lost key it replaces), or pinned to the signing key when the
+    /// store has none yet.
+    pub(crate) fn begin_pinned<'s>(
+        &'s mut self,
+        operator: &'s OperatorKey,
+        expected: &str,
+    ) -> Result<Batch<'s>, StoreError> {
+        let mine = operator.public_hex();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -292,7 +305,7 @@ impl Store {
             )
             .optional()?;
         match pinned {
-            Some(k) if k != mine => {
+            Some(k) if k != expected => {
                 return Err(StoreError::ForeignOperator {
                     pinned: k.get(..16).unwrap_or(&k).to_string(),
                     path: operator.path.clone(),

@@ -241,6 +241,11 @@ pub enum StoreError {
         "the store has no operator key yet: the first command that writes it makes one (nothing to replace)"
     )]
     NothingToRekey,
+    /// A succession of a lost operator key that its approvals do not
+    /// carry (a signature that does not hold, a key the governing policy
+    /// does not trust, an authority missing).
+    #[error("{0}")]
+    RekeyRefused(String),
     /// The new operator key is the one in force.
     #[error("`{}` is already the store's operator key", path.display())]
     SameOperatorKey {

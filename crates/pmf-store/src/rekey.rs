@@ -14,6 +14,16 @@
 //! each checkpoint (and a witness's) to the key in force at its size
 //! ([`Succession::key_for`]) and the store's pinned key to the last
 //! succession.
+//!
+//! A key that is lost cannot sign its succession. Then the authorities of
+//! the governing policy decide instead, as they decide a change of policy:
+//! a [`RekeyRequest`] names the store, the key in force and the new one,
+//! and the reason; every authority of the governing policy that has keys
+//! signs its hash (`pmf approve`) with a key the policy trusts; the
+//! succession records the request's hash and the signers (their
+//! signatures kept with the store's approvals) and is committed under a
+//! checkpoint the new key signs. `verify` builds the request again from
+//! the event, so approvals of one request bring in no other key.
 
 use crate::batch::Batch;
 use crate::checkpoint::OperatorKey;
@@ -32,8 +42,61 @@ pub fn rekey_message(store_id: &str, old: &str, new: &str) -> Vec<u8> {
     format!("pmf-operator-rekey-v1\n{store_id}\n{old}\n{new}").into_bytes()
 }
 
+/// What the authorities sign when the key in force is lost: this store's
+/// key `from` is replaced by `to`, for `reason`. Its hash is what their
+/// approvals sign (as a plan's), over its canonical JSON ([`RekeyRequest::text`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RekeyRequest {
+    /// Always [`REQUEST_FORMAT`].
+    pub format: String,
+    /// The store.
+    pub store_id: String,
+    /// The key in force (public, hex).
+    pub from: String,
+    /// The new key (public, hex).
+    pub to: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The format of a [`RekeyRequest`].
+pub const REQUEST_FORMAT: &str = "pmf-rekey-request-v1";
+
+impl RekeyRequest {
+    /// The request for `store_id` from `from` to `to`.
+    pub fn new(store_id: &str, from: &str, to: &str, reason: &str) -> Self {
+        RekeyRequest {
+            format: REQUEST_FORMAT.into(),
+            store_id: store_id.into(),
+            from: from.into(),
+            to: to.into(),
+            reason: crate::refused::bounded(reason),
+        }
+    }
+
+    /// Its canonical text: the JSON of its fields in order, and a new line.
+    pub fn text(&self) -> String {
+        // A struct of strings always serialises.
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// The SHA-256 (hex) of [`RekeyRequest::text`]: what approvals sign.
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.text().as_bytes()))
+    }
+
+    /// A request read from `text`: `None` unless it is one, in its
+    /// canonical text (another layout would hash to another request).
+    pub fn parse(text: &str) -> Option<Self> {
+        let r: RekeyRequest = serde_json::from_str(text).ok()?;
+        (r.format == REQUEST_FORMAT && r.text() == text).then_some(r)
+    }
+}
+
 /// What an `operator_rekeyed` event records.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rekey {
     /// The key in force before (public key, hex).
     pub from: String,
@@ -45,11 +108,15 @@ pub struct Rekey {
     pub reason: String,
     /// When (RFC 3339, UTC).
     pub time: String,
+    /// For a key in force that was lost: the hash of the [`RekeyRequest`]
+    /// the authorities approved, and who did (`AUTHORITY:key`, sorted).
+    pub approved: Option<(String, Vec<String>)>,
 }
 
 impl Rekey {
     /// Its event.
     fn event(&self) -> Event {
+        let (request, signers) = self.approved.clone().unzip();
         Event {
             kind: EventKind::OperatorRekeyed,
             from: Some(self.from.clone()),
@@ -57,6 +124,8 @@ impl Rekey {
             signature: Some(self.signature.clone()),
             detail: Some(self.reason.clone()),
             time: self.time.clone(),
+            plan_hash: request,
+            signers: signers.unwrap_or_default(),
             ..Event::default()
         }
     }
@@ -69,7 +138,13 @@ impl Rekey {
             signature: e.signature.clone().unwrap_or_default(),
             reason: e.detail.clone().unwrap_or_default(),
             time: e.time.clone(),
+            approved: e.plan_hash.clone().map(|h| (h, e.signers.clone())),
         })
+    }
+
+    /// The request its approvals signed, built again from what it records.
+    pub fn request(&self, store_id: &str) -> RekeyRequest {
+        RekeyRequest::new(store_id, &self.from, &self.to, &self.reason)
     }
 }
 
@@ -90,15 +165,27 @@ pub fn problem(chain: &str, e: &Event, store_id: &str) -> Option<String> {
     };
     let runs = e.state.is_some()
         || !e.stable.is_empty()
-        || !e.signers.is_empty()
         || !e.approvals.is_empty()
         || e.outcome.is_some()
-        || e.plan_hash.is_some();
+        || e.plan_hash.is_none() && !e.signers.is_empty();
     if runs {
-        return Some("a new operator key that names approvals, an outcome or a state".into());
+        return Some(
+            "a new operator key that names an outcome, a state or unrequested approvals".into(),
+        );
     }
     if r.from == r.to {
         return Some("a new operator key that is the old one".into());
+    }
+    if let Some((request, signers)) = &r.approved {
+        if signers.is_empty() {
+            return Some("a new operator key approved by nobody".into());
+        }
+        if *request != r.request(store_id).hash() {
+            return Some(
+                "its approvals are of another request than the succession it records (edited or forged)"
+                    .into(),
+            );
+        }
     }
     let signed = crate::verify::signature_holds(
         &r.to,
@@ -122,8 +209,22 @@ fn short(key: &str) -> &str {
 /// where each succession stands in the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Succession {
-    /// `(global_seq, from, to)` of each `operator_rekeyed` event, in order.
-    pub changes: Vec<(i64, String, String)>,
+    /// Each `operator_rekeyed` event, in order.
+    pub changes: Vec<Change>,
+}
+
+/// One succession of the operator key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// Where its event stands in the log.
+    pub event: i64,
+    /// The key it replaced (public, hex).
+    pub from: String,
+    /// The key it brought in.
+    pub to: String,
+    /// Approved by the authorities (the old key was lost): the new key
+    /// signs its own checkpoint.
+    pub approved: bool,
 }
 
 impl Succession {
@@ -133,44 +234,43 @@ impl Succession {
     /// key (the first succession's `from`), else `pinned` (the store's
     /// key, never replaced).
     pub fn key_for<'a>(&'a self, size: u64, pinned: Option<&'a str>) -> Option<&'a str> {
-        match self
-            .changes
-            .iter()
-            .rev()
-            .find(|(at, _, _)| (*at as u64) < size)
-        {
-            Some((_, _, to)) => Some(to),
-            None => self
-                .changes
-                .first()
-                .map(|(_, from, _)| from.as_str())
-                .or(pinned),
+        // An approved succession's own checkpoint is the new key's (the old
+        // one was lost).
+        let in_force =
+            |c: &&Change| (c.event as u64) < size || c.approved && c.event as u64 == size;
+        match self.changes.iter().rev().find(in_force) {
+            Some(c) => Some(&c.to),
+            None => self.changes.first().map(|c| c.from.as_str()).or(pinned),
         }
     }
 
     /// What is wrong with a succession at `global_seq` from `from`: the
     /// key it replaces is not the one in force there.
-    pub fn follow(&mut self, global_seq: i64, from: &str, to: &str) -> Option<String> {
+    pub fn follow(&mut self, global_seq: i64, rekey: &Rekey) -> Option<String> {
         let broken = self
             .changes
             .last()
-            .filter(|(_, _, last)| last != from)
-            .map(|(_, _, last)| {
+            .filter(|last| last.to != rekey.from)
+            .map(|last| {
                 format!(
                     "it replaces operator key {}…, but the key in force is {}…",
-                    short(from),
-                    short(last)
+                    short(&rekey.from),
+                    short(&last.to)
                 )
             });
-        self.changes
-            .push((global_seq, from.to_string(), to.to_string()));
+        self.changes.push(Change {
+            event: global_seq,
+            from: rekey.from.clone(),
+            to: rekey.to.clone(),
+            approved: rekey.approved.is_some(),
+        });
         broken
     }
 
     /// What is wrong with the store's pinned key: not the key the last
     /// succession brought in.
     pub fn pinned_problem(&self, pinned: Option<&str>) -> Option<String> {
-        let (_, _, last) = self.changes.last()?;
+        let last = &self.changes.last()?.to;
         (pinned != Some(last.as_str())).then(|| {
             format!(
                 "the store's operator key is {}…, but its last succession brought in {}… (edited outside pmf)",
@@ -207,6 +307,7 @@ impl Store {
             to,
             reason: crate::refused::bounded(reason),
             time: crate::clock::now_rfc3339(),
+            approved: None,
         };
         batch.record_rekey(&rekey)?;
         batch.commit()?;
@@ -245,6 +346,92 @@ impl Store {
         }
     }
 
+    /// Make `new` the key that signs this store's checkpoints when the key
+    /// in force is lost: `approvals` (`(authority, public key, signature)`)
+    /// of the [`RekeyRequest`] from the pinned key to `new` for `reason`
+    /// must include one by a trusted key of every authority of the
+    /// governing policy. The succession is committed under a checkpoint
+    /// `new` signs. [`StoreError::RekeyRefused`] says why when they do not.
+    pub fn rekey_approved(
+        &mut self,
+        new: &OperatorKey,
+        reason: &str,
+        approvals: &[(String, String, String)],
+    ) -> Result<Rekey, StoreError> {
+        let from = self
+            .meta("operator_key")?
+            .ok_or(StoreError::NothingToRekey)?;
+        let to = new.public_hex();
+        if from == to {
+            return Err(StoreError::SameOperatorKey {
+                path: new.path.clone(),
+            });
+        }
+        let store_id = self.meta("store_id")?.ok_or(StoreError::NoId)?;
+        let request = RekeyRequest::new(&store_id, &from, &to, reason);
+        let hash = request.hash();
+        let governing = self.governing()?.ok_or_else(|| {
+            StoreError::RekeyRefused(
+                "no policy governs the store yet: no authority can approve a new operator key"
+                    .into(),
+            )
+        })?;
+        let mut endorsers: Vec<&(String, String, String)> = Vec::new();
+        for a in approvals {
+            let (authority, key, signature) = a;
+            let message = crate::verify::approval_message(authority, &hash);
+            if !crate::verify::signature_holds(key, signature, &message) {
+                return Err(StoreError::RekeyRefused(format!(
+                    "the approval by `{authority}` (key {}…) is not a signature of this request ({}…: the store, the key in force {}…, the new key {}… and the reason, word for word)",
+                    short(key),
+                    short(&hash),
+                    short(&from),
+                    short(&to)
+                )));
+            }
+            if !governing.trusts(authority, key) {
+                return Err(StoreError::RekeyRefused(format!(
+                    "the approval by `{authority}` is by a key (…{}) the governing policy does not trust",
+                    key.get(key.len().saturating_sub(8)..).unwrap_or(key)
+                )));
+            }
+            endorsers.push(a);
+        }
+        let missing =
+            governing.unendorsed(endorsers.iter().map(|(a, k, _)| (a.as_str(), k.as_str())));
+        if !missing.is_empty() {
+            return Err(StoreError::RekeyRefused(format!(
+                "a lost operator key is replaced with the approval of every authority of the governing policy; missing: {}",
+                missing
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut signers: Vec<String> = endorsers
+            .iter()
+            .map(|(a, k, _)| format!("{a}:{}", k.to_ascii_lowercase()))
+            .collect();
+        signers.sort();
+        signers.dedup();
+        let rekey = Rekey {
+            signature: new.sign_hex(&rekey_message(&store_id, &from, &to)),
+            from: from.clone(),
+            to,
+            reason: request.reason.clone(),
+            time: crate::clock::now_rfc3339(),
+            approved: Some((hash.clone(), signers)),
+        };
+        let mut batch = self.begin_pinned(new, &from)?;
+        for (authority, key, signature) in endorsers {
+            batch.add_approval(&hash, authority, key, signature)?;
+        }
+        batch.record_rekey(&rekey)?;
+        batch.commit()?;
+        Ok(rekey)
+    }
+
     /// The successions of the operator key recorded, oldest first, each
     /// with its place in the log.
     pub fn rekeys(&self) -> Result<Vec<(i64, Rekey)>, StoreError> {
@@ -260,7 +447,7 @@ impl Store {
     pub fn operator_key_at(&self, size: u64) -> Result<Option<String>, StoreError> {
         let mut succession = Succession::default();
         for (at, r) in self.rekeys()? {
-            succession.follow(at, &r.from, &r.to);
+            succession.follow(at, &r);
         }
         let pinned = self.meta("operator_key")?;
         Ok(succession
@@ -288,17 +475,27 @@ mod tests {
         let none = Succession::default();
         assert_eq!(none.key_for(5, Some("k0")), Some("k0"));
         assert_eq!(none.pinned_problem(Some("k0")), None);
+        let change = |from: &str, to: &str, approved: bool| Rekey {
+            from: from.into(),
+            to: to.into(),
+            approved: approved.then(|| ("h".to_string(), vec!["TSC:aa".to_string()])),
+            ..Rekey::default()
+        };
         let mut s = Succession::default();
-        assert_eq!(s.follow(10, "k1", "k2"), None);
+        assert_eq!(s.follow(10, &change("k1", "k2", false)), None);
         // The succession's own checkpoint (ending at event 10) is the old
         // key's; every later one the new key's.
         assert_eq!(s.key_for(9, Some("k2")), Some("k1"));
         assert_eq!(s.key_for(10, Some("k2")), Some("k1"));
         assert_eq!(s.key_for(11, Some("k2")), Some("k2"));
-        assert!(s.follow(20, "k9", "k3").is_some());
+        assert!(s.follow(20, &change("k9", "k3", false)).is_some());
         assert_eq!(s.key_for(21, None), Some("k3"));
         assert_eq!(s.pinned_problem(Some("k3")), None);
         assert!(s.pinned_problem(Some("k2")).is_some());
+        // Approved (the old key lost): its own checkpoint is the new key's.
+        assert_eq!(s.follow(30, &change("k3", "k4", true)), None);
+        assert_eq!(s.key_for(29, None), Some("k3"));
+        assert_eq!(s.key_for(30, None), Some("k4"));
     }
 
     #[test]
@@ -313,6 +510,7 @@ mod tests {
             to: to.clone(),
             reason: "disk retired".into(),
             time: "2026-12-04T00:00:00Z".into(),
+            approved: None,
         };
         let e = r.event();
         assert_eq!(Rekey::of_event(&e), Some(r.clone()));
@@ -336,5 +534,36 @@ mod tests {
         };
         assert!(problem(OPERATOR, &other, "s1").is_some());
         assert_eq!(problem("p-001", &other, "s1"), None);
+
+        // Approved (the old key lost): the approvals are of the request the
+        // event records, and of no other.
+        let approved = Rekey {
+            approved: Some((r.request("s1").hash(), vec!["TSC:aa".into()])),
+            ..r.clone()
+        };
+        let e = approved.event();
+        assert_eq!(Rekey::of_event(&e), Some(approved.clone()));
+        assert_eq!(problem(OPERATOR, &e, "s1"), None);
+        let (third, _) = OperatorKey::load(&dir.path().join("third.key"), true).unwrap();
+        let other_key = Rekey {
+            to: third.public_hex(),
+            signature: third.sign_hex(&rekey_message("s1", &from, &third.public_hex())),
+            ..approved.clone()
+        };
+        assert!(problem(OPERATOR, &other_key.event(), "s1").is_some());
+        let nobody = Rekey {
+            approved: Some((r.request("s1").hash(), Vec::new())),
+            ..r.clone()
+        };
+        assert!(problem(OPERATOR, &nobody.event(), "s1").is_some());
+    }
+
+    #[test]
+    fn a_request_reads_back_only_in_its_own_words() {
+        let r = RekeyRequest::new("s1", "aa", "bb", "lost");
+        assert_eq!(RekeyRequest::parse(&r.text()), Some(r.clone()));
+        assert_eq!(RekeyRequest::parse(&r.text().replace("  ", "    ")), None);
+        assert_ne!(r.hash(), RekeyRequest::new("s1", "aa", "cc", "lost").hash());
+        assert_ne!(r.hash(), RekeyRequest::new("s2", "aa", "bb", "lost").hash());
     }
 }

@@ -288,10 +288,55 @@ impl Store {
                         let id = store_id.as_deref().unwrap_or_default();
                         if let Some(why) = rekey::problem(&partner, e, id) {
                             problems.push(here(why));
-                        } else if let Some(r) = Rekey::of_event(e)
-                            && let Some(why) = succession.follow(global_seq, &r.from, &r.to)
-                        {
-                            problems.push(here(why));
+                        } else if let Some(r) = Rekey::of_event(e) {
+                            if let Some(why) = succession.follow(global_seq, &r) {
+                                problems.push(here(why));
+                            }
+                            // The key in force was lost: every authority of
+                            // the governing policy approved the request, by
+                            // a key it trusts, with a stored signature.
+                            if let Some((request, signers)) = &r.approved {
+                                let mut endorsers = Vec::new();
+                                for signer in signers {
+                                    let (authority, key) =
+                                        signer.split_once(':').unwrap_or((signer, ""));
+                                    let id =
+                                        (request.clone(), authority.to_string(), key.to_string());
+                                    approvals_checked += 1;
+                                    let signed = approvals.get(&id).is_some_and(|sig| {
+                                        signature_holds(
+                                            key,
+                                            sig,
+                                            &approval_message(authority, request),
+                                        )
+                                    });
+                                    let trusted = governing
+                                        .as_ref()
+                                        .is_some_and(|g| g.trusts(authority, key));
+                                    if signed && trusted {
+                                        endorsers.push((authority, key));
+                                    } else {
+                                        problems.push(here(format!(
+                                            "its approval by `{authority}` is {}",
+                                            if signed {
+                                                "by a key the governing policy does not trust"
+                                            } else {
+                                                "not stored with a valid signature"
+                                            }
+                                        )));
+                                    }
+                                }
+                                let missing = match &governing {
+                                    Some(g) => g.unendorsed(endorsers),
+                                    None => vec!["a governing policy".to_string()],
+                                };
+                                if !missing.is_empty() {
+                                    problems.push(here(format!(
+                                        "a lost operator key is replaced with the approval of every authority of the governing policy; missing: {}",
+                                        missing.join(", ")
+                                    )));
+                                }
+                            }
                         }
                     } else if partner == REFUSED || e.kind == EventKind::Refused {
                         // A refused plan approved and changed nothing; its
