@@ -2584,3 +2584,75 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
     let o = verify(d, &["--checkpoint", "witness.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
+
+/// A store governed by a policy that trusts no key: nobody can approve a
+/// new operator key, so none comes in (no approval at all would do
+/// otherwise).
+#[test]
+fn a_lost_key_under_a_policy_without_keys_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = std::fs::read_to_string(fleet("policy.pmf")).unwrap();
+    let keyless: String = source
+        .lines()
+        .filter(|l| !l.starts_with("key "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.join("keyless.pmf"), keyless).unwrap();
+    let o = state_import(
+        d,
+        &fleet("partners.json"),
+        "keyless.pmf",
+        &["--reason", "first states"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::remove_file(d.join(".pmf/operator.key")).unwrap();
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "lost",
+            "--request",
+            "rekey.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("rekey.json")).unwrap()).unwrap();
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(d.join("rekey.json")).unwrap(),
+        ))
+    };
+    assert_eq!(request["format"], "pmf-rekey-request-v1");
+    std::fs::write(
+        d.join("none.json"),
+        format!("{{\"format_version\": 1, \"plan_hash\": \"{hash}\", \"approvals\": []}}"),
+    )
+    .unwrap();
+    let before = column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "lost",
+            "--approvals",
+            "none.json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nobody can approve"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0],
+        before
+    );
+}

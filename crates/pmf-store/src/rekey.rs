@@ -409,6 +409,13 @@ impl Store {
                     .join(", ")
             )));
         }
+        // A policy whose authorities have no keys: nobody can approve
+        // (no approval at all would otherwise do).
+        if endorsers.is_empty() {
+            return Err(StoreError::RekeyRefused(
+                "the governing policy trusts no key of any authority: nobody can approve a new operator key".into(),
+            ));
+        }
         let mut signers: Vec<String> = endorsers
             .iter()
             .map(|(a, k, _)| format!("{a}:{}", k.to_ascii_lowercase()))
