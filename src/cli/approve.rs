@@ -308,34 +308,12 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Failure);
         }
     }
-    if !args.yes {
-        use std::io::{BufRead, IsTerminal, Write};
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return Err(UsageError(
-                "pmf approve asks before it signs: run it in a terminal, or pass `--yes` after reading the summary above".into(),
-            ).into());
-        }
-        err!("sign this plan as `{}`? [y/N] ", file.authority);
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = stdin.lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            errln!("pmf: nothing was signed");
-            return Ok(Exit::Failure);
-        }
+    if !confirmed(args, "plan", &file.authority)? {
+        return Ok(Exit::Failure);
     }
     let approval = approvals::sign(&key, &file.authority, &loaded.hash);
-    // Other signers may have added theirs since the file was read (while
-    // this one read the summary): it is read again and written back under
-    // a lock of its directory, so that no signature replaces another's.
-    let _signers = lock_directory_of(&args.output);
-    let mut out = approvals_of(&args.output, &loaded.hash)?;
-    out.approvals
-        .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
     let public_key = approval.public_key.clone();
-    out.approvals.push(approval);
-    approvals::write_json(&args.output, &out, false).map_err(UsageError)?;
+    let out = add_signature(&args.output, &loaded.hash, approval)?;
     if args.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({
             "format_version": 1,
@@ -420,30 +398,14 @@ fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, C
         file.authority,
         file.authority
     );
-    if !args.yes {
-        use std::io::{BufRead, IsTerminal, Write};
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return Err(UsageError(
-                "pmf approve asks before it signs: run it in a terminal, or pass `--yes` after reading the summary above".into(),
-            ).into());
-        }
-        err!("sign this request as `{}`? [y/N] ", file.authority);
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = stdin.lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            errln!("pmf: nothing was signed");
-            return Ok(Exit::Failure);
-        }
+    if !confirmed(args, "request", &file.authority)? {
+        return Ok(Exit::Failure);
     }
-    let approval = approvals::sign(&key, &file.authority, &hash);
-    let _signers = lock_directory_of(&args.output);
-    let mut out = approvals_of(&args.output, &hash)?;
-    out.approvals
-        .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
-    out.approvals.push(approval);
-    approvals::write_json(&args.output, &out, false).map_err(UsageError)?;
+    let out = add_signature(
+        &args.output,
+        &hash,
+        approvals::sign(&key, &file.authority, &hash),
+    )?;
     if args.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({
             "format_version": 1,
@@ -463,6 +425,50 @@ fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, C
         args.output.display()
     );
     Ok(Exit::Success)
+}
+
+/// Whether the signer said yes to signing the `what` as `authority`
+/// (`--yes` says it beforehand; without a terminal, a usage error). A no
+/// is said on stderr.
+fn confirmed(args: &ApproveArgs, what: &str, authority: &str) -> Result<bool, UsageError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if args.yes {
+        return Ok(true);
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(UsageError(
+            "pmf approve asks before it signs: run it in a terminal, or pass `--yes` after reading the summary above".into(),
+        ));
+    }
+    err!("sign this {what} as `{authority}`? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = stdin.lock().read_line(&mut answer);
+    let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    if !yes {
+        errln!("pmf: nothing was signed");
+    }
+    Ok(yes)
+}
+
+/// Add `approval` of `hash` to the approvals file at `output` (replacing
+/// an earlier one by the same authority and key), and the file as written.
+/// Other signers may have added theirs since the file was first read
+/// (while this one read the summary): it is read again and written back
+/// under a lock of its directory, so that no signature replaces another's.
+fn add_signature(
+    output: &std::path::Path,
+    hash: &str,
+    approval: approvals::Approval,
+) -> Result<ApprovalsFile, UsageError> {
+    let _signers = lock_directory_of(output);
+    let mut out = approvals_of(output, hash)?;
+    out.approvals
+        .retain(|a| !(a.authority == approval.authority && a.public_key == approval.public_key));
+    out.approvals.push(approval);
+    approvals::write_json(output, &out, false).map_err(UsageError)?;
+    Ok(out)
 }
 
 /// The approvals file at `path` as it is now (empty when there is none),
