@@ -104,53 +104,20 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         None
     };
     let (new, made) = OperatorKey::load(&args.new_key, true)?;
-    let forget_made = |e: CliError| {
+    // A key made here and left unused is removed again.
+    let forget_made = || {
         if made {
             let _ = std::fs::remove_file(&new.path);
         }
-        e
     };
     if let Some(out) = &args.request {
         let store_id = store.id()?.unwrap_or_default();
         let request = RekeyRequest::new(&store_id, &pinned, &new.public_hex(), &args.reason);
-        if request.from == request.to {
-            return Err(forget_made(
-                crate::store::StoreError::SameOperatorKey {
-                    path: new.path.clone(),
-                }
-                .into(),
-            ));
+        let written = write_request(args, out, &request, &new, made);
+        if written.is_err() {
+            forget_made();
         }
-        super::files::write_text(out, &request.text()).map_err(|e| forget_made(e.into()))?;
-        if made {
-            errln!(
-                "pmf: made the operator key `{}` (public key {}): keep it private and keep it",
-                new.path.display(),
-                request.to
-            );
-        }
-        if args.format == OutputFormat::Json {
-            super::print_json(&serde_json::json!({
-                "format_version": 1,
-                "request": out.display().to_string(),
-                "request_hash": request.hash(),
-                "from": request.from,
-                "to": request.to,
-                "reason": request.reason,
-            }));
-        } else {
-            outln!(
-                "request {}… written to `{}`: operator key {}… (lost) to be replaced by `{}` ({}…); every authority of the governing policy approves it (`pmf approve {} --key KEY -o approvals.json`), then `pmf state rekey --new-key {} --reason ... --approvals approvals.json` (the same reason, word for word)",
-                short(&request.hash()),
-                out.display(),
-                short(&request.from),
-                new.path.display(),
-                short(&request.to),
-                out.display(),
-                new.path.display()
-            );
-        }
-        return Ok(Exit::Success);
+        return written;
     }
     let result = match &old {
         Some(old) => store.rekey(old, &new, &args.reason),
@@ -169,23 +136,79 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
             store.rekey_approved(&new, &args.reason, &given)
         }
     };
-    let rekey = match result {
-        Ok(r) => r,
+    match result {
+        Ok(rekey) => Ok(report(args, &rekey, &new, made)),
         Err(crate::store::StoreError::RekeyRefused(why)) => {
-            if made {
-                let _ = std::fs::remove_file(&new.path);
-            }
+            forget_made();
             errln!("pmf: {why}; nothing was written");
-            return Ok(Exit::Failure);
+            Ok(Exit::Failure)
         }
-        Err(e) => return Err(forget_made(e.into())),
-    };
+        Err(e) => {
+            forget_made();
+            Err(e.into())
+        }
+    }
+}
+
+/// Write `request` to `out` for the authorities to approve.
+fn write_request(
+    args: &RekeyArgs,
+    out: &Path,
+    request: &RekeyRequest,
+    new: &OperatorKey,
+    made: bool,
+) -> Result<Exit, CliError> {
+    if request.from == request.to {
+        return Err(crate::store::StoreError::SameOperatorKey {
+            path: new.path.clone(),
+        }
+        .into());
+    }
+    super::files::write_text(out, &request.text())?;
     if made {
-        errln!(
-            "pmf: made the operator key `{}` (public key {}): keep it private and keep it",
+        told_made(new, &request.to);
+    }
+    if args.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "request": out.display().to_string(),
+            "request_hash": request.hash(),
+            "from": request.from,
+            "to": request.to,
+            "reason": request.reason,
+        }));
+    } else {
+        outln!(
+            "request {}… written to `{}`: operator key {}… (lost) to be replaced by `{}` ({}…); every authority of the governing policy approves it (`pmf approve {} --key KEY -o approvals.json`), then `pmf state rekey --new-key {} --reason ... --approvals approvals.json` (the same reason, word for word)",
+            short(&request.hash()),
+            out.display(),
+            short(&request.from),
             new.path.display(),
-            rekey.to
+            short(&request.to),
+            out.display(),
+            new.path.display()
         );
+    }
+    Ok(Exit::Success)
+}
+
+/// Say that the new key was made, and where.
+fn told_made(new: &OperatorKey, public: &str) {
+    errln!(
+        "pmf: made the operator key `{}` (public key {public}): keep it private and keep it",
+        new.path.display()
+    );
+}
+
+/// Say what the succession did, and how the commands find the new key.
+fn report(
+    args: &RekeyArgs,
+    rekey: &crate::store::rekey::Rekey,
+    new: &OperatorKey,
+    made: bool,
+) -> Exit {
+    if made {
+        told_made(new, &rekey.to);
     }
     if args.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({
@@ -196,8 +219,9 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
             "key_file": new.path.display().to_string(),
             "reason": rekey.reason,
             "time": rekey.time,
+            "approved_by": rekey.approved.as_ref().map(|(_, signers)| signers),
         }));
-        return Ok(Exit::Success);
+        return Exit::Success;
     }
     let by = match &rekey.approved {
         None => format!("operator key {}… signed its succession", short(&rekey.from)),
@@ -221,7 +245,7 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         "the commands that write the store need the new key: {}",
         where_it_goes(&args.store, &new.path)
     );
-    Ok(Exit::Success)
+    Exit::Success
 }
 
 /// How the commands find the new key.
