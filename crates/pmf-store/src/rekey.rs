@@ -33,9 +33,6 @@ use crate::{Store, StoreError};
 /// The reserved chain that records the operator key's successions.
 pub const OPERATOR: &str = "@operator";
 
-/// The longest reason recorded, in bytes.
-pub const REASON_LIMIT: usize = crate::refused::REASON_LIMIT;
-
 /// What the new key signs: that it follows `old` as the operator key of
 /// the store `store_id`.
 pub fn rekey_message(store_id: &str, old: &str, new: &str) -> Vec<u8> {
@@ -56,7 +53,7 @@ pub struct RekeyRequest {
     pub from: String,
     /// The new key (public, hex).
     pub to: String,
-    /// Why.
+    /// Why (at most [`crate::refused::REASON_LIMIT`] bytes, as a refusal's).
     pub reason: String,
 }
 
