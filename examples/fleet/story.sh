@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole PMF story on the bundled fleet: check → plan → approve → apply →
 # lineage → rollback (planned, approved; an edited copy refused and recorded; applied) →
-# checkpoint → verify → status, with the default embedded store (.pmf/state.db)
+# checkpoint → operator key replaced → verify → status, with the default embedded store (.pmf/state.db)
 # in a fresh working directory. Run from anywhere:  examples/fleet/story.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -54,6 +54,9 @@ step apply rollback.json --approvals rollback-approvals.json
 
 step "lineage checkpoint -o witness.json   (a witness keeps the signed head)"
 "$PMF" lineage checkpoint -o witness.json
+
+step "state rekey --new-key .pmf/operator-2.key --reason ...   (the key in force signs its successor's succession)"
+"$PMF" state rekey --new-key .pmf/operator-2.key --reason "the operator key moves to a new machine"
 
 step lineage verify --checkpoint witness.json
 "$PMF" lineage verify --checkpoint witness.json
