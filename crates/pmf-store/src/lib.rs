@@ -427,6 +427,12 @@ const MIGRATIONS: &[&str] = &[
     // the rules a `governed` event names from the store itself, and
     // `pmf lineage verify` compiles them again to that hash.
     "CREATE TABLE policies (hash TEXT PRIMARY KEY, sources TEXT NOT NULL);",
+    // 7: no table changes. The reserved chain `@operator` may hold
+    // `operator_rekeyed` events (`pmf state rekey`) and checkpoints may be
+    // signed by a key that replaced the first: a pmf that does not know
+    // them would read a replaced key as a forged checkpoint, so it is told
+    // to upgrade instead.
+    "-- the operator key's successions (rekey.rs)",
 ];
 
 /// The size of a write-ahead log's header: a log no longer holds frames.
