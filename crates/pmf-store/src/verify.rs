@@ -40,6 +40,19 @@ pub fn review_message(
         .into_bytes()
 }
 
+/// Whether `approvals` (the store's, by plan, authority and key) holds a
+/// valid signature of `plan` by `key` for `authority`.
+fn stored_approval(
+    approvals: &HashMap<(String, String, String), String>,
+    plan: &str,
+    authority: &str,
+    key: &str,
+) -> bool {
+    approvals
+        .get(&(plan.to_string(), authority.to_string(), key.to_string()))
+        .is_some_and(|sig| signature_holds(key, sig, &approval_message(authority, plan)))
+}
+
 /// Whether `signature` (hex) is `public_key`'s (hex) over `message`.
 pub fn signature_holds(public_key: &str, signature: &str, message: &[u8]) -> bool {
     let key: Option<[u8; 32]> = hex::decode(public_key).ok().and_then(|b| b.try_into().ok());
@@ -300,16 +313,9 @@ impl Store {
                                 for signer in signers {
                                     let (authority, key) =
                                         signer.split_once(':').unwrap_or((signer, ""));
-                                    let id =
-                                        (request.clone(), authority.to_string(), key.to_string());
                                     approvals_checked += 1;
-                                    let signed = approvals.get(&id).is_some_and(|sig| {
-                                        signature_holds(
-                                            key,
-                                            sig,
-                                            &approval_message(authority, request),
-                                        )
-                                    });
+                                    let signed =
+                                        stored_approval(&approvals, request, authority, key);
                                     let trusted = governing
                                         .as_ref()
                                         .is_some_and(|g| g.trusts(authority, key));
@@ -363,14 +369,8 @@ impl Store {
                                     let (authority, key) =
                                         endorser.split_once(':').unwrap_or((endorser, ""));
                                     let id = (plan.clone(), authority.to_string(), key.to_string());
-                                    let ok = *verified.entry(id.clone()).or_insert_with(|| {
-                                        approvals.get(&id).is_some_and(|sig| {
-                                            signature_holds(
-                                                key,
-                                                sig,
-                                                &approval_message(authority, &plan),
-                                            )
-                                        })
+                                    let ok = *verified.entry(id).or_insert_with(|| {
+                                        stored_approval(&approvals, &plan, authority, key)
                                     });
                                     approvals_checked += 1;
                                     if ok {
@@ -465,16 +465,9 @@ impl Store {
                         let id = (plan.clone(), authority.to_string(), key.to_string());
                         // Each stored approval is verified once, however many
                         // events name it.
-                        let ok = match verified.get(&id) {
-                            Some(ok) => *ok,
-                            None => {
-                                let ok = approvals.get(&id).is_some_and(|sig| {
-                                    signature_holds(key, sig, &approval_message(authority, &plan))
-                                });
-                                verified.insert(id, ok);
-                                ok
-                            }
-                        };
+                        let ok = *verified
+                            .entry(id)
+                            .or_insert_with(|| stored_approval(&approvals, &plan, authority, key));
                         if !ok {
                             problems.push(here(format!(
                             "it names an approval by `{authority}` (key {}…) of plan {} that is not stored with a valid signature",
