@@ -2656,3 +2656,109 @@ fn a_lost_key_under_a_policy_without_keys_is_never_replaced() {
         before
     );
 }
+
+/// A copy of the operator key used to rekey the store to a thief's own key
+/// locks the operator out (their key is named as retired), and the store
+/// is taken back as from a lost key: every authority approves a request
+/// from the thief's key to a new one of the operator's.
+#[test]
+fn a_store_rekeyed_by_a_thief_is_taken_back_with_the_authorities_approval() {
+    let dir = story();
+    let d = dir.path();
+    std::fs::copy(d.join(".pmf/operator.key"), d.join("stolen.key")).unwrap();
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "thief.key",
+            "--reason",
+            "mine now",
+            "--operator-key",
+            "stolen.key",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("which this store retired"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let reason = "taken back from the thief's key";
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "mine.key",
+            "--reason",
+            reason,
+            "--request",
+            "back.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let thief = OperatorKey::load(&d.join("thief.key"), false)
+        .unwrap()
+        .0
+        .public_hex();
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("back.json")).unwrap()).unwrap();
+    assert_eq!(request["from"], thief.as_str());
+    for a in ["TSC", "ERC", "SCO"] {
+        let o = pmf(
+            d,
+            &[
+                "approve",
+                "back.json",
+                "--key",
+                &format!("{a}.key"),
+                "-o",
+                "back-approvals.json",
+                "--yes",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "mine.key",
+            "--reason",
+            reason,
+            "--approvals",
+            "back-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::rename(d.join("mine.key"), d.join(".pmf/operator.key")).unwrap();
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("replaced 2 times"),
+        "{}",
+        text(&o.stdout)
+    );
+    // The thief's key writes nothing more.
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "again.key",
+            "--reason",
+            "mine again",
+            "--operator-key",
+            "thief.key",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("which this store retired"),
+        "{}",
+        text(&o.stderr)
+    );
+}
