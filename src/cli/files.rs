@@ -52,7 +52,7 @@ pub fn refuse_output_over(
         |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == out.dev() && m.ino() == out.ino());
     match inputs.iter().find(|(p, _)| same(p)) {
         Some((_, flag)) => Err(UsageError(format!(
-            "`-o {}` is the file given as `{flag}`: {what} would replace it; write {what} to another file",
+            "`{}` is the file given as `{flag}`: {what} would replace it; write {what} to another file",
             output.display()
         ))),
         None => Ok(()),

@@ -67,11 +67,6 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         ))
         .into());
     }
-    super::files::refuse_output_over(
-        &args.new_key,
-        "the new operator key",
-        &[(args.store.as_path(), "--store")],
-    )?;
     if let Some(out) = &args.request {
         super::files::refuse_output_over(
             out,
