@@ -383,6 +383,11 @@ fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, C
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
     warn_if_exposed(&args.key);
     let hash = request.hash();
+    // An expired request is not signed: it could no longer be carried out.
+    if let Some(why) = request.expiry_problem(crate::runtime::plan::now_secs()) {
+        errln!("pmf: {why}; nothing was signed");
+        return Ok(Exit::Failure);
+    }
     approvals_of(&args.output, &hash)?;
     let shown = crate::runtime::plan_view::printable;
     errln!("request   a new operator key (sha256 {hash})");
@@ -393,6 +398,7 @@ fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, C
     );
     errln!("by        operator key {}", shown(&request.to));
     errln!("reason    {}", shown(&request.reason));
+    errln!("valid to  {}", shown(&request.expires_at));
     errln!(
         "signing as `{}`: the store counts this signature when the governing policy trusts this key for `{}`; every authority of that policy must approve",
         file.authority,

@@ -7,9 +7,9 @@
 //!
 //! When the key in force is lost, nobody could tell its owner from whoever
 //! can write the store file: the authorities of the governing policy
-//! decide. `--request FILE` writes what they sign (`pmf approve FILE`), and
-//! `--approvals FILE` carries the succession out with their approvals,
-//! under a checkpoint the new key signs.
+//! decide. `--request FILE` writes what they sign (`pmf approve FILE`),
+//! valid for `--valid-for`, and `--approved FILE --approvals FILE` carries
+//! it out with their approvals, under a checkpoint the new key signs.
 
 use std::path::{Path, PathBuf};
 
@@ -27,21 +27,33 @@ pub struct RekeyArgs {
     /// no file is.
     #[arg(long)]
     pub new_key: PathBuf,
-    /// Why the key is replaced (recorded in the lineage).
-    #[arg(long)]
-    pub reason: String,
+    /// Why the key is replaced (recorded in the lineage; an approved
+    /// request carries its own).
+    #[arg(
+        long,
+        required_unless_present = "approved",
+        conflicts_with = "approved"
+    )]
+    pub reason: Option<String>,
     /// The key in force (default: `operator.key` beside the store).
-    #[arg(long, env = "PMF_OPERATOR_KEY", conflicts_with_all = ["request", "approvals"])]
+    #[arg(long, env = "PMF_OPERATOR_KEY", conflicts_with_all = ["request", "approved"])]
     pub operator_key: Option<PathBuf>,
     /// The key in force is lost: write the request the authorities of the
     /// governing policy approve (`pmf approve FILE`) here, and rekey
     /// nothing.
-    #[arg(long, conflicts_with = "approvals")]
+    #[arg(long, conflicts_with = "approved")]
     pub request: Option<PathBuf>,
-    /// The key in force is lost: the approvals of the request (`pmf
-    /// approve`), one by every authority of the governing policy
-    /// (repeatable).
-    #[arg(long)]
+    /// How long the request may be carried out (`36h`, `7d`; at most 90
+    /// days), as a plan's validity.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = super::plan::validity, requires = "request")]
+    pub valid_for: u64,
+    /// The key in force is lost: carry out this request (`--request`),
+    /// with its approvals.
+    #[arg(long, requires = "approvals")]
+    pub approved: Option<PathBuf>,
+    /// The approvals of the request (`pmf approve`), one by every
+    /// authority of the governing policy (repeatable).
+    #[arg(long, requires = "approved")]
     pub approvals: Vec<PathBuf>,
     /// The store.
     #[arg(long, default_value = crate::store::DEFAULT_PATH)]
@@ -54,12 +66,19 @@ pub struct RekeyArgs {
 
 /// Run `pmf state rekey`.
 pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
-    if args.reason.trim().is_empty() {
+    let reason = args.reason.as_deref().unwrap_or_default();
+    if args.approved.is_none() && reason.trim().is_empty() {
         return Err(UsageError(
             "--reason: say why the operator key is replaced (it is recorded in the lineage)".into(),
         )
         .into());
     }
+    // The approved request, read (and its form checked) before the store
+    // is opened.
+    let approved = match &args.approved {
+        Some(path) => Some(read_request(path)?),
+        None => None,
+    };
     if !args.store.is_file() {
         return Err(UsageError(format!(
             "no store at `{}` (nothing to rekey)",
@@ -91,7 +110,7 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
     };
     // The key in force (unless it is lost), checked before a new key is
     // made: a refusal leaves no key file behind.
-    let old = if args.request.is_none() && approvals.is_empty() {
+    let old = if args.request.is_none() && approved.is_none() {
         let (old, _) = store.operator_key(args.operator_key.as_deref())?;
         store.holds_operator(&old)?;
         Some(old)
@@ -107,16 +126,23 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
     };
     if let Some(out) = &args.request {
         let store_id = store.id()?.unwrap_or_default();
-        let request = RekeyRequest::new(&store_id, &pinned, &new.public_hex(), &args.reason);
+        let request = RekeyRequest::new(
+            &store_id,
+            &pinned,
+            &new.public_hex(),
+            reason,
+            &crate::runtime::plan::expires_after(args.valid_for),
+        );
         let written = write_request(args, out, &request, &new, made);
         if written.is_err() {
             forget_made();
         }
         return written;
     }
-    let result = match &old {
-        Some(old) => store.rekey(old, &new, &args.reason),
-        None => {
+    let result = match (&old, &approved) {
+        (Some(old), _) => store.rekey(old, &new, reason),
+        (None, None) => Err(crate::store::StoreError::NothingToRekey),
+        (None, Some(request)) => {
             let given: Vec<(String, String, String)> = approvals
                 .iter()
                 .flat_map(|(_, f)| f.approvals.iter())
@@ -128,7 +154,7 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
                     )
                 })
                 .collect();
-            store.rekey_approved(&new, &args.reason, &given)
+            store.rekey_approved(&new, request, &given)
         }
     };
     match result {
@@ -143,6 +169,26 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
             Err(e.into())
         }
     }
+}
+
+/// The request for a new operator key at `path`, as `--request` wrote it.
+pub fn read_request(path: &Path) -> Result<RekeyRequest, UsageError> {
+    let cannot = |e: std::io::Error| {
+        UsageError(format!(
+            "cannot read the request `{}`: {}",
+            path.display(),
+            crate::syntax::diagnostics::io_reason(&e)
+        ))
+    };
+    // A request is a few hundred bytes (its reason at most 2 KiB).
+    let bytes = crate::syntax::read::whole(path, 1 << 20).map_err(cannot)?;
+    let text = String::from_utf8_lossy(&bytes);
+    RekeyRequest::parse(&text).ok_or_else(|| {
+        UsageError(format!(
+            "`{}` is not a request for a new operator key as `pmf state rekey --request` writes it (edited?)",
+            path.display()
+        ))
+    })
 }
 
 /// Write `request` to `out` for the authorities to approve.
@@ -171,17 +217,20 @@ fn write_request(
             "from": request.from,
             "to": request.to,
             "reason": request.reason,
+            "expires_at": request.expires_at,
         }));
     } else {
         outln!(
-            "request {}… written to `{}`: operator key {}… (lost) to be replaced by `{}` ({}…); every authority of the governing policy approves it (`pmf approve {} --key KEY -o approvals.json`), then `pmf state rekey --new-key {} --reason ... --approvals approvals.json` (the same reason, word for word)",
+            "request {}… written to `{}`: operator key {}… (lost) to be replaced by `{}` ({}…), valid to {}; every authority of the governing policy approves it (`pmf approve {} --key KEY -o approvals.json`), then `pmf state rekey --new-key {} --approved {} --approvals approvals.json`",
             short(&request.hash()),
             out.display(),
             short(&request.from),
             new.path.display(),
             short(&request.to),
+            request.expires_at,
             out.display(),
-            new.path.display()
+            new.path.display(),
+            out.display()
         );
     }
     Ok(Exit::Success)

@@ -2518,14 +2518,14 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
             text(&o.stderr)
         );
     };
-    let carry_out = |key: &str, why: &str| {
+    let carry_out = |key: &str, request: &str| {
         rekey(
             d,
             &[
                 "--new-key",
                 key,
-                "--reason",
-                why,
+                "--approved",
+                request,
                 "--approvals",
                 "rekey-approvals.json",
             ],
@@ -2535,7 +2535,7 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
     // Two of the three authorities: refused (exit 1), nothing written.
     sign("TSC");
     sign("ERC");
-    let o = carry_out("new.key", reason);
+    let o = carry_out("new.key", "rekey.json");
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("missing: `SCO`"),
@@ -2544,22 +2544,33 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
     );
     assert_eq!(events(d), before);
 
-    // Every authority: the approvals bring in no other key, and no other
-    // reason than the one they read.
+    // Every authority: the approvals bring in no other key, and carry out
+    // no other request than the one they read.
     sign("SCO");
     let (mallory, _) = OperatorKey::load(&d.join("mallory.key"), true).unwrap();
-    let o = carry_out("mallory.key", reason);
+    let o = carry_out("mallory.key", "rekey.json");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("brings in operator key"),
+        "{}",
+        text(&o.stderr)
+    );
+    let request = std::fs::read_to_string(d.join("rekey.json")).unwrap();
+    std::fs::write(
+        d.join("other-reason.json"),
+        request.replace(reason, "another reason"),
+    )
+    .unwrap();
+    let o = carry_out("new.key", "other-reason.json");
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("is not a signature of this request"),
         "{}",
         text(&o.stderr)
     );
-    let o = carry_out("new.key", "another reason");
-    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert_eq!(events(d), before);
 
-    let o = carry_out("new.key", reason);
+    let o = carry_out("new.key", "rekey.json");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let new = OperatorKey::load(&d.join("new.key"), false)
         .unwrap()
@@ -2639,8 +2650,8 @@ fn a_lost_key_under_a_policy_without_keys_is_never_replaced() {
         &[
             "--new-key",
             "new.key",
-            "--reason",
-            "lost",
+            "--approved",
+            "rekey.json",
             "--approvals",
             "none.json",
         ],
@@ -2726,8 +2737,8 @@ fn a_store_rekeyed_by_a_thief_is_taken_back_with_the_authorities_approval() {
         &[
             "--new-key",
             "mine.key",
-            "--reason",
-            reason,
+            "--approved",
+            "back.json",
             "--approvals",
             "back-approvals.json",
         ],
@@ -2758,6 +2769,77 @@ fn a_store_rekeyed_by_a_thief_is_taken_back_with_the_authorities_approval() {
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("which this store retired"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// A request for a new operator key is approved for a time, as a plan is:
+/// after `--valid-for`, it is neither signed nor carried out.
+#[test]
+fn a_request_for_a_new_operator_key_expires() {
+    let dir = story();
+    let d = dir.path();
+    std::fs::rename(d.join(".pmf/operator.key"), d.join("lost.key")).unwrap();
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "lost",
+            "--request",
+            "rekey.json",
+            "--valid-for",
+            "3s",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let approve = |authority: &str| {
+        pmf(
+            d,
+            &[
+                "approve",
+                "rekey.json",
+                "--key",
+                &format!("{authority}.key"),
+                "-o",
+                "rekey-approvals.json",
+                "--yes",
+            ],
+        )
+    };
+    for a in ["TSC", "ERC", "SCO"] {
+        let o = approve(a);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let before = column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--approved",
+            "rekey.json",
+            "--approvals",
+            "rekey-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the request expired at"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0],
+        before
+    );
+    let o = approve("TSC");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nothing was signed"),
         "{}",
         text(&o.stderr)
     );

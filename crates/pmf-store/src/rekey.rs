@@ -18,12 +18,13 @@
 //! A key that is lost cannot sign its succession. Then the authorities of
 //! the governing policy decide instead, as they decide a change of policy:
 //! a [`RekeyRequest`] names the store, the key in force and the new one,
-//! and the reason; every authority of the governing policy that has keys
-//! signs its hash (`pmf approve`) with a key the policy trusts; the
-//! succession records the request's hash and the signers (their
-//! signatures kept with the store's approvals) and is committed under a
-//! checkpoint the new key signs. `verify` builds the request again from
-//! the event, so approvals of one request bring in no other key.
+//! the reason and until when it may be carried out; every authority of
+//! the governing policy that has keys signs its hash (`pmf approve`) with
+//! a key the policy trusts; the succession records the request's text, its
+//! hash and the signers (their signatures kept with the store's approvals)
+//! and is committed under a checkpoint the new key signs. `verify` holds
+//! the request's text to its hash and to the keys the event names, so
+//! approvals of one request bring in no other key, and to its expiry.
 
 use crate::batch::Batch;
 use crate::checkpoint::OperatorKey;
@@ -55,20 +56,41 @@ pub struct RekeyRequest {
     pub to: String,
     /// Why (at most [`crate::refused::REASON_LIMIT`] bytes, as a refusal's).
     pub reason: String,
+    /// Until when it may be carried out (RFC 3339, UTC): its signers
+    /// approved it for a time, as a plan's.
+    pub expires_at: String,
 }
 
 /// The format of a [`RekeyRequest`].
 pub const REQUEST_FORMAT: &str = "pmf-rekey-request-v1";
 
 impl RekeyRequest {
-    /// The request for `store_id` from `from` to `to`.
-    pub fn new(store_id: &str, from: &str, to: &str, reason: &str) -> Self {
+    /// The request for `store_id` from `from` to `to`, until `expires_at`.
+    pub fn new(store_id: &str, from: &str, to: &str, reason: &str, expires_at: &str) -> Self {
         RekeyRequest {
             format: REQUEST_FORMAT.into(),
             store_id: store_id.into(),
             from: from.into(),
             to: to.into(),
             reason: crate::refused::bounded(reason),
+            expires_at: expires_at.into(),
+        }
+    }
+
+    /// Why it may not be carried out at `now` (seconds since the epoch):
+    /// its time is over, or it names none pmf writes.
+    pub fn expiry_problem(&self, now: u64) -> Option<String> {
+        match crate::clock::parse_rfc3339(&self.expires_at) {
+            None => Some(format!(
+                "the request's expiry `{}` is not a time as pmf writes them",
+                self.expires_at.escape_debug()
+            )),
+            Some(at) => (now >= at).then(|| {
+                format!(
+                    "the request expired at {}: its approvals were for a time; make a new request and have it approved",
+                    self.expires_at
+                )
+            }),
         }
     }
 
@@ -105,43 +127,60 @@ pub struct Rekey {
     pub reason: String,
     /// When (RFC 3339, UTC).
     pub time: String,
-    /// For a key in force that was lost: the hash of the [`RekeyRequest`]
-    /// the authorities approved, and who did (`AUTHORITY:key`, sorted).
-    pub approved: Option<(String, Vec<String>)>,
+    /// For a key in force that was lost: the [`RekeyRequest`] the
+    /// authorities approved, and who did (`AUTHORITY:key`, sorted).
+    pub approved: Option<(RekeyRequest, Vec<String>)>,
 }
 
 impl Rekey {
     /// Its event.
     fn event(&self) -> Event {
-        let (request, signers) = self.approved.clone().unzip();
+        // An approved succession keeps the request's own text (its reason
+        // and expiry with it), under its hash.
+        let (detail, request, signers) = match &self.approved {
+            Some((request, signers)) => (request.text(), Some(request.hash()), signers.clone()),
+            None => (self.reason.clone(), None, Vec::new()),
+        };
         Event {
             kind: EventKind::OperatorRekeyed,
             from: Some(self.from.clone()),
             to: Some(self.to.clone()),
             signature: Some(self.signature.clone()),
-            detail: Some(self.reason.clone()),
+            detail: Some(detail),
             time: self.time.clone(),
             plan_hash: request,
-            signers: signers.unwrap_or_default(),
+            signers,
             ..Event::default()
         }
     }
 
     /// The succession an event of [`OPERATOR`] records.
+    /// An approved succession whose text is not a request pmf writes reads
+    /// as one whose hash matches nothing ([`problem`] says so).
     pub fn of_event(e: &Event) -> Option<Rekey> {
-        (e.kind == EventKind::OperatorRekeyed).then(|| Rekey {
+        if e.kind != EventKind::OperatorRekeyed {
+            return None;
+        }
+        let detail = e.detail.clone().unwrap_or_default();
+        let approved = e.plan_hash.as_ref().map(|_| {
+            let request = RekeyRequest::parse(&detail).unwrap_or_else(|| RekeyRequest {
+                format: String::new(),
+                store_id: String::new(),
+                from: String::new(),
+                to: String::new(),
+                reason: detail.clone(),
+                expires_at: String::new(),
+            });
+            (request, e.signers.clone())
+        });
+        Some(Rekey {
             from: e.from.clone().unwrap_or_default(),
             to: e.to.clone().unwrap_or_default(),
             signature: e.signature.clone().unwrap_or_default(),
-            reason: e.detail.clone().unwrap_or_default(),
+            reason: approved.as_ref().map_or(detail, |(r, _)| r.reason.clone()),
             time: e.time.clone(),
-            approved: e.plan_hash.clone().map(|h| (h, e.signers.clone())),
+            approved,
         })
-    }
-
-    /// The request its approvals signed, built again from what it records.
-    pub fn request(&self, store_id: &str) -> RekeyRequest {
-        RekeyRequest::new(store_id, &self.from, &self.to, &self.reason)
     }
 }
 
@@ -177,11 +216,24 @@ pub fn problem(chain: &str, e: &Event, store_id: &str) -> Option<String> {
         if signers.is_empty() {
             return Some("a new operator key approved by nobody".into());
         }
-        if *request != r.request(store_id).hash() {
+        let names_it = request.format == REQUEST_FORMAT
+            && e.plan_hash.as_deref() == Some(request.hash().as_str())
+            && request.store_id == store_id
+            && request.from == r.from
+            && request.to == r.to;
+        if !names_it {
             return Some(
                 "its approvals are of another request than the succession it records (edited or forged)"
                     .into(),
             );
+        }
+        let late = crate::clock::parse_rfc3339(&e.time)
+            .is_none_or(|t| request.expiry_problem(t).is_some());
+        if late {
+            return Some(format!(
+                "it carries out a request after its expiry ({})",
+                request.expires_at.escape_debug()
+            ));
         }
     }
     let signed = crate::verify::signature_holds(
@@ -344,15 +396,16 @@ impl Store {
     }
 
     /// Make `new` the key that signs this store's checkpoints when the key
-    /// in force is lost: `approvals` (`(authority, public key, signature)`)
-    /// of the [`RekeyRequest`] from the pinned key to `new` for `reason`
-    /// must include one by a trusted key of every authority of the
-    /// governing policy. The succession is committed under a checkpoint
-    /// `new` signs. [`StoreError::RekeyRefused`] says why when they do not.
+    /// in force is lost, as `request` asks: `approvals` (`(authority,
+    /// public key, signature)`) of it must include one by a trusted key of
+    /// every authority of the governing policy, and the request must name
+    /// this store, the key in force and `new`, and not have expired. The
+    /// succession is committed under a checkpoint `new` signs.
+    /// [`StoreError::RekeyRefused`] says why when it is not carried out.
     pub fn rekey_approved(
         &mut self,
         new: &OperatorKey,
-        reason: &str,
+        request: &RekeyRequest,
         approvals: &[(String, String, String)],
     ) -> Result<Rekey, StoreError> {
         let from = self
@@ -365,7 +418,34 @@ impl Store {
             });
         }
         let store_id = self.meta("store_id")?.ok_or(StoreError::NoId)?;
-        let request = RekeyRequest::new(&store_id, &from, &to, reason);
+        let refused = |why: String| Err(StoreError::RekeyRefused(why));
+        if request.store_id != store_id {
+            return refused(format!(
+                "the request is for another store ({}; this one is {store_id})",
+                request.store_id.escape_debug()
+            ));
+        }
+        if request.from != from {
+            return refused(format!(
+                "the request replaces operator key {}…, but the key in force is {}…",
+                short(&request.from),
+                short(&from)
+            ));
+        }
+        if request.to != to {
+            return refused(format!(
+                "the request brings in operator key {}…, not `{}` ({}…)",
+                short(&request.to),
+                new.path.display(),
+                short(&to)
+            ));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Some(why) = request.expiry_problem(now) {
+            return refused(why);
+        }
         let hash = request.hash();
         let governing = self.governing()?.ok_or_else(|| {
             StoreError::RekeyRefused(
@@ -379,11 +459,9 @@ impl Store {
             let message = crate::verify::approval_message(authority, &hash);
             if !crate::verify::signature_holds(key, signature, &message) {
                 return Err(StoreError::RekeyRefused(format!(
-                    "the approval by `{authority}` (key {}…) is not a signature of this request ({}…: the store, the key in force {}…, the new key {}… and the reason, word for word)",
+                    "the approval by `{authority}` (key {}…) is not a signature of this request ({}…)",
                     short(key),
-                    short(&hash),
-                    short(&from),
-                    short(&to)
+                    short(&hash)
                 )));
             }
             if !governing.trusts(authority, key) {
@@ -425,7 +503,7 @@ impl Store {
             to,
             reason: request.reason.clone(),
             time: crate::clock::now_rfc3339(),
-            approved: Some((hash.clone(), signers)),
+            approved: Some((request.clone(), signers)),
         };
         let mut batch = self.begin_pinned(new, &from)?;
         for (authority, key, signature) in endorsers {
@@ -482,7 +560,10 @@ mod tests {
         let change = |from: &str, to: &str, approved: bool| Rekey {
             from: from.into(),
             to: to.into(),
-            approved: approved.then(|| ("h".to_string(), vec!["TSC:aa".to_string()])),
+            approved: approved.then(|| {
+                let request = RekeyRequest::new("s", from, to, "lost", "2026-12-11T00:00:00Z");
+                (request, vec!["TSC:aa".to_string()])
+            }),
             ..Rekey::default()
         };
         let mut s = Succession::default();
@@ -540,14 +621,17 @@ mod tests {
         assert_eq!(problem("p-001", &other, "s1"), None);
 
         // Approved (the old key lost): the approvals are of the request the
-        // event records, and of no other.
+        // event records, and of no other, carried out before it expired.
+        let request = RekeyRequest::new("s1", &from, &to, "disk retired", "2026-12-11T00:00:00Z");
         let approved = Rekey {
-            approved: Some((r.request("s1").hash(), vec!["TSC:aa".into()])),
+            approved: Some((request.clone(), vec!["TSC:aa".into()])),
             ..r.clone()
         };
         let e = approved.event();
+        assert_eq!(e.plan_hash.as_deref(), Some(request.hash().as_str()));
         assert_eq!(Rekey::of_event(&e), Some(approved.clone()));
         assert_eq!(problem(OPERATOR, &e, "s1"), None);
+        assert!(problem(OPERATOR, &e, "s2").is_some());
         let (third, _) = OperatorKey::load(&dir.path().join("third.key"), true).unwrap();
         let other_key = Rekey {
             to: third.public_hex(),
@@ -555,19 +639,48 @@ mod tests {
             ..approved.clone()
         };
         assert!(problem(OPERATOR, &other_key.event(), "s1").is_some());
+        let late = Rekey {
+            time: "2026-12-11T00:00:00Z".into(),
+            ..approved.clone()
+        };
+        assert!(problem(OPERATOR, &late.event(), "s1").is_some());
+        let edited = Event {
+            detail: Some(request.text().replace("disk retired", "disk retired!")),
+            ..e.clone()
+        };
+        assert!(problem(OPERATOR, &edited, "s1").is_some());
         let nobody = Rekey {
-            approved: Some((r.request("s1").hash(), Vec::new())),
+            approved: Some((request, Vec::new())),
             ..r.clone()
         };
         assert!(problem(OPERATOR, &nobody.event(), "s1").is_some());
     }
 
     #[test]
-    fn a_request_reads_back_only_in_its_own_words() {
-        let r = RekeyRequest::new("s1", "aa", "bb", "lost");
+    fn a_request_reads_back_only_in_its_own_words_and_expires() {
+        let at = "2026-12-11T00:00:00Z";
+        let r = RekeyRequest::new("s1", "aa", "bb", "lost", at);
         assert_eq!(RekeyRequest::parse(&r.text()), Some(r.clone()));
         assert_eq!(RekeyRequest::parse(&r.text().replace("  ", "    ")), None);
-        assert_ne!(r.hash(), RekeyRequest::new("s1", "aa", "cc", "lost").hash());
-        assert_ne!(r.hash(), RekeyRequest::new("s2", "aa", "bb", "lost").hash());
+        assert_ne!(
+            r.hash(),
+            RekeyRequest::new("s1", "aa", "cc", "lost", at).hash()
+        );
+        assert_ne!(
+            r.hash(),
+            RekeyRequest::new("s2", "aa", "bb", "lost", at).hash()
+        );
+        assert_ne!(
+            r.hash(),
+            RekeyRequest::new("s1", "aa", "bb", "lost", "2026-12-12T00:00:00Z").hash()
+        );
+        let expiry = crate::clock::parse_rfc3339(at).unwrap();
+        assert_eq!(r.expiry_problem(expiry - 1), None);
+        assert!(r.expiry_problem(expiry).is_some());
+        assert!(
+            RekeyRequest::new("s1", "aa", "bb", "lost", "soon")
+                .expiry_problem(0)
+                .is_some()
+        );
     }
 }

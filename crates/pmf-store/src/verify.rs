@@ -309,13 +309,14 @@ impl Store {
                             // the governing policy approved the request, by
                             // a key it trusts, with a stored signature.
                             if let Some((request, signers)) = &r.approved {
+                                let request = request.hash();
                                 let mut endorsers = Vec::new();
                                 for signer in signers {
                                     let (authority, key) =
                                         signer.split_once(':').unwrap_or((signer, ""));
                                     approvals_checked += 1;
                                     let signed =
-                                        stored_approval(&approvals, request, authority, key);
+                                        stored_approval(&approvals, &request, authority, key);
                                     let trusted = governing
                                         .as_ref()
                                         .is_some_and(|g| g.trusts(authority, key));
