@@ -2324,6 +2324,32 @@ fn rekey(dir: &Path, extra: &[&str]) -> Output {
     pmf(dir, &args)
 }
 
+/// `pmf state rekey --new-key KEY --approved REQUEST --approvals APPROVALS`
+/// in `dir`: a lost key's succession carried out.
+fn carry_out(dir: &Path, key: &str, request: &str, approvals: &str) -> Output {
+    rekey(
+        dir,
+        &[
+            "--new-key",
+            key,
+            "--approved",
+            request,
+            "--approvals",
+            approvals,
+        ],
+    )
+}
+
+/// `AUTHORITY` (its key `AUTHORITY.key` in `dir`) signs `request` into
+/// `approvals`.
+fn approve_as(dir: &Path, authority: &str, request: &str, approvals: &str) -> Output {
+    let key = format!("{authority}.key");
+    pmf(
+        dir,
+        &["approve", request, "--key", &key, "-o", approvals, "--yes"],
+    )
+}
+
 /// The operator key is replaced only by the key in force: the succession
 /// is recorded, signed by the new key and committed under the old key's
 /// checkpoint; the old key writes nothing after it, the new one does, and
@@ -2499,18 +2525,7 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(d.join("new.key").exists());
     let sign = |authority: &str| {
-        let o = pmf(
-            d,
-            &[
-                "approve",
-                "rekey.json",
-                "--key",
-                &format!("{authority}.key"),
-                "-o",
-                "rekey-approvals.json",
-                "--yes",
-            ],
-        );
+        let o = approve_as(d, authority, "rekey.json", "rekey-approvals.json");
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
         assert!(
             text(&o.stderr).contains("the key in force, lost"),
@@ -2518,19 +2533,7 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
             text(&o.stderr)
         );
     };
-    let carry_out = |key: &str, request: &str| {
-        rekey(
-            d,
-            &[
-                "--new-key",
-                key,
-                "--approved",
-                request,
-                "--approvals",
-                "rekey-approvals.json",
-            ],
-        )
-    };
+    let carry_out = |key: &str, request: &str| carry_out(d, key, request, "rekey-approvals.json");
 
     // Two of the three authorities: refused (exit 1), nothing written.
     sign("TSC");
@@ -2645,17 +2648,7 @@ fn a_lost_key_under_a_policy_without_keys_is_never_replaced() {
     )
     .unwrap();
     let before = column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
-    let o = rekey(
-        d,
-        &[
-            "--new-key",
-            "new.key",
-            "--approved",
-            "rekey.json",
-            "--approvals",
-            "none.json",
-        ],
-    );
+    let o = carry_out(d, "new.key", "rekey.json", "none.json");
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("nobody can approve"),
@@ -2718,31 +2711,10 @@ fn a_store_rekeyed_by_a_thief_is_taken_back_with_the_authorities_approval() {
         serde_json::from_str(&std::fs::read_to_string(d.join("back.json")).unwrap()).unwrap();
     assert_eq!(request["from"], thief.as_str());
     for a in ["TSC", "ERC", "SCO"] {
-        let o = pmf(
-            d,
-            &[
-                "approve",
-                "back.json",
-                "--key",
-                &format!("{a}.key"),
-                "-o",
-                "back-approvals.json",
-                "--yes",
-            ],
-        );
+        let o = approve_as(d, a, "back.json", "back-approvals.json");
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     }
-    let o = rekey(
-        d,
-        &[
-            "--new-key",
-            "mine.key",
-            "--approved",
-            "back.json",
-            "--approvals",
-            "back-approvals.json",
-        ],
-    );
+    let o = carry_out(d, "mine.key", "back.json", "back-approvals.json");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     std::fs::rename(d.join("mine.key"), d.join(".pmf/operator.key")).unwrap();
     let o = rollback(d, "p-002", &[]);
@@ -2795,37 +2767,14 @@ fn a_request_for_a_new_operator_key_expires() {
         ],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let approve = |authority: &str| {
-        pmf(
-            d,
-            &[
-                "approve",
-                "rekey.json",
-                "--key",
-                &format!("{authority}.key"),
-                "-o",
-                "rekey-approvals.json",
-                "--yes",
-            ],
-        )
-    };
+    let approve = |authority: &str| approve_as(d, authority, "rekey.json", "rekey-approvals.json");
     for a in ["TSC", "ERC", "SCO"] {
         let o = approve(a);
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     }
     std::thread::sleep(std::time::Duration::from_secs(4));
     let before = column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
-    let o = rekey(
-        d,
-        &[
-            "--new-key",
-            "new.key",
-            "--approved",
-            "rekey.json",
-            "--approvals",
-            "rekey-approvals.json",
-        ],
-    );
+    let o = carry_out(d, "new.key", "rekey.json", "rekey-approvals.json");
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("the request expired at"),
