@@ -230,7 +230,22 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         if let Some(r) = &ev.rite {
                             line.push_str(&format!(" “{r}”"));
                         }
-                        if let Some(d) = &ev.detail {
+                        // An approved succession of the operator key keeps
+                        // its request's text: its reason and who approved.
+                        let approved = crate::store::rekey::Rekey::of_event(ev)
+                            .and_then(|r| Some((r.reason, r.approved?)));
+                        if let Some((reason, (request, signers))) = &approved {
+                            let by: Vec<&str> = signers
+                                .iter()
+                                .map(|s| s.split(':').next().unwrap_or(s))
+                                .collect();
+                            line.push_str(&format!(
+                                " — {reason} (the key in force lost: approved by {} of request {}…, valid to {})",
+                                by.join(", "),
+                                request.hash().get(..12).unwrap_or_default(),
+                                request.expires_at
+                            ));
+                        } else if let Some(d) = &ev.detail {
                             line.push_str(&format!(" — {d}"));
                         }
                         // What a store holds is shown, never obeyed: a

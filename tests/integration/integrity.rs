@@ -2591,6 +2591,14 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
         "{}",
         text(&o.stdout)
     );
+    let o = pmf(d, &["lineage", "show", "@operator"]);
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "{reason} (the key in force lost: approved by ERC, SCO, TSC"
+        )),
+        "{}",
+        text(&o.stdout)
+    );
     // The new key writes the store.
     std::fs::rename(d.join("new.key"), d.join(".pmf/operator.key")).unwrap();
     let o = rollback(d, "p-002", &[]);
