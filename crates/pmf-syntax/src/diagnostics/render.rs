@@ -62,8 +62,10 @@ pub(crate) fn obeyed_by_terminals(c: char) -> bool {
 
 /// `text` as a report may show it: each character a terminal would obey
 /// (an escape sequence in a hostile policy, a bidirectional override)
-/// replaced by as many `?` as it has bytes, so that every byte offset, and
-/// so every span, stays where it was.
+/// replaced by one visible character of as many bytes (`?`, `¿`, `�`), so
+/// that every byte offset, and so every span, stays where it was, and
+/// every column too (as many `?` as bytes counted a 3-byte override as 3
+/// columns, and put every later place on its line 2 columns too far).
 pub fn shown_text(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(obeyed_by_terminals) {
         return std::borrow::Cow::Borrowed(text);
@@ -71,7 +73,12 @@ pub fn shown_text(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if obeyed_by_terminals(c) {
-            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+            out.push(match c.len_utf8() {
+                1 => '?',
+                2 => '\u{bf}',
+                3 => '\u{fffd}',
+                _ => '\u{1f6ab}',
+            });
         } else {
             out.push(c);
         }
@@ -997,15 +1004,45 @@ mod tests {
     use super::*;
 
     /// What a terminal would obey never reaches it from a source or a
-    /// message: escapes, C1 controls and bidirectional overrides become `?`,
-    /// one per byte, so every span still points where it did.
+    /// message: escapes, C1 controls and bidirectional overrides become one
+    /// visible character of as many bytes, so every span still points where
+    /// it did, and every column counts as in the source.
+    /// A place after a hidden character on its line is at the column the
+    /// source has (lspfuzz, seed 42: `pmf check` put a line separator after
+    /// a right-to-left override 2 columns further than the language
+    /// server did, as the override counted 3).
+    #[test]
+    fn places_after_hidden_characters_keep_their_columns() {
+        let text = "policy x\n// ab\u{202e}(\u{2028}cd\n";
+        let sources: BTreeMap<String, String> = [("f.pmf".to_string(), text.to_string())]
+            .into_iter()
+            .collect();
+        let at = |c: char| {
+            let start = text.find(c).unwrap();
+            let p = place(&sources, "f.pmf", Place::new(start, start + c.len_utf8()));
+            (p.line, p.column, p.end_column)
+        };
+        assert_eq!(at('\u{202e}'), (2, 6, 7));
+        assert_eq!(at('\u{2028}'), (2, 8, 9));
+        assert_eq!(at('d'), (2, 10, 11));
+    }
+
     #[test]
     fn reports_show_the_source_never_obey_it() {
         let text = "policy e extends kwanus\nrite r \"a\u{1b}[2Jb\u{9b}c\u{202e}d\"\tend\r\n";
         let shown = shown_text(text);
         assert_eq!(shown.len(), text.len());
         assert!(!shown.chars().any(obeyed_by_terminals));
-        assert!(shown.contains("a?[2Jb??c???d\"\tend\r\n"), "{shown}");
+        assert!(
+            shown.contains("a?[2Jb\u{bf}c\u{fffd}d\"\tend\r\n"),
+            "{shown}"
+        );
+        assert_eq!(shown.chars().count(), text.chars().count());
+        for c in ['\u{7f}', '\u{9b}', '\u{61c}', '\u{202e}', '\u{2028}'] {
+            let one = c.to_string();
+            assert_eq!(shown_text(&one).len(), one.len(), "{c:?}");
+            assert_eq!(shown_text(&one).chars().count(), 1, "{c:?}");
+        }
         assert!(matches!(
             shown_text("plain\ttext\n"),
             std::borrow::Cow::Borrowed(_)
