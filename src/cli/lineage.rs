@@ -232,17 +232,15 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         }
                         // An approved succession of the operator key keeps
                         // its request's text: its reason and who approved.
-                        let approved = crate::store::rekey::Rekey::of_event(ev)
-                            .and_then(|r| Some((r.reason, r.approved?)));
-                        if let Some((reason, (request, signers))) = &approved {
-                            let by: Vec<&str> = signers
-                                .iter()
-                                .map(|s| s.split(':').next().unwrap_or(s))
-                                .collect();
+                        let rekey = crate::store::rekey::Rekey::of_event(ev);
+                        if let Some((r, (request, _))) =
+                            rekey.as_ref().and_then(|r| Some((r, r.approved.as_ref()?)))
+                        {
                             line.push_str(&format!(
-                                " — {reason} (the key in force lost: approved by {} of request {}…, valid to {})",
-                                by.join(", "),
-                                request.hash().get(..12).unwrap_or_default(),
+                                " — {} (the key in force lost: approved by {} of request {}…, valid to {})",
+                                r.reason,
+                                r.approvers().join(", "),
+                                super::view::short(&request.hash()),
                                 request.expires_at
                             ));
                         } else if let Some(d) = &ev.detail {
@@ -338,8 +336,8 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                             };
                             outln!(
                                 "the operator key was replaced {times} event #{at} ({}… → {}…; `pmf lineage show @operator`)",
-                                from.get(..12).unwrap_or(from),
-                                to.get(..12).unwrap_or(to)
+                                super::view::short(from),
+                                super::view::short(to)
                             );
                         }
                         if let (Some(pinned), Some((at, _))) = (&pinned, &v.root_policy) {

@@ -267,13 +267,14 @@ fn report(
         }));
         return Exit::Success;
     }
-    let by = match &rekey.approved {
+    let by = match rekey.approved {
         None => format!("operator key {}… signed its succession", short(&rekey.from)),
-        Some((_, signers)) => format!(
+        Some(_) => format!(
             "{} approved the succession of the lost operator key {}…",
-            signers
+            rekey
+                .approvers()
                 .iter()
-                .map(|s| format!("`{}`", s.split(':').next().unwrap_or(s)))
+                .map(|a| format!("`{a}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
             short(&rekey.from)

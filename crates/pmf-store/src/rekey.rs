@@ -43,7 +43,7 @@ pub fn rekey_message(store_id: &str, old: &str, new: &str) -> Vec<u8> {
 /// What the authorities sign when the key in force is lost: this store's
 /// key `from` is replaced by `to`, for `reason`. Its hash is what their
 /// approvals sign (as a plan's), over its canonical JSON ([`RekeyRequest::text`]).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RekeyRequest {
     /// Always [`REQUEST_FORMAT`].
@@ -133,6 +133,15 @@ pub struct Rekey {
 }
 
 impl Rekey {
+    /// The authorities that approved it (the key in force lost), by name.
+    pub fn approvers(&self) -> Vec<&str> {
+        self.approved
+            .iter()
+            .flat_map(|(_, signers)| signers)
+            .map(|s| s.split(':').next().unwrap_or(s))
+            .collect()
+    }
+
     /// Its event.
     fn event(&self) -> Event {
         // An approved succession keeps the request's own text (its reason
@@ -164,12 +173,8 @@ impl Rekey {
         let detail = e.detail.clone().unwrap_or_default();
         let approved = e.plan_hash.as_ref().map(|_| {
             let request = RekeyRequest::parse(&detail).unwrap_or_else(|| RekeyRequest {
-                format: String::new(),
-                store_id: String::new(),
-                from: String::new(),
-                to: String::new(),
                 reason: detail.clone(),
-                expires_at: String::new(),
+                ..RekeyRequest::default()
             });
             (request, e.signers.clone())
         });

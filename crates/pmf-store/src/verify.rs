@@ -40,6 +40,47 @@ pub fn review_message(
         .into_bytes()
 }
 
+/// What is wrong with the approvals of a lost operator key's succession
+/// (`signers`, `AUTHORITY:key`, of the request `request`): each must be
+/// stored with a valid signature by a key `governing` trusts, and every
+/// authority of it that has keys must be among them.
+fn approved_succession_problems(
+    approvals: &HashMap<(String, String, String), String>,
+    governing: Option<&Governing>,
+    request: &str,
+    signers: &[String],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut endorsers = Vec::new();
+    for signer in signers {
+        let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
+        let signed = stored_approval(approvals, request, authority, key);
+        if signed && governing.is_some_and(|g| g.trusts(authority, key)) {
+            endorsers.push((authority, key));
+        } else {
+            problems.push(format!(
+                "its approval by `{authority}` is {}",
+                if signed {
+                    "by a key the governing policy does not trust"
+                } else {
+                    "not stored with a valid signature"
+                }
+            ));
+        }
+    }
+    let missing = match governing {
+        Some(g) => g.unendorsed(endorsers),
+        None => vec!["a governing policy".to_string()],
+    };
+    if !missing.is_empty() {
+        problems.push(format!(
+            "a lost operator key is replaced with the approval of every authority of the governing policy; missing: {}",
+            missing.join(", ")
+        ));
+    }
+    problems
+}
+
 /// Whether `approvals` (the store's, by plan, authority and key) holds a
 /// valid signature of `plan` by `key` for `authority`.
 fn stored_approval(
@@ -309,40 +350,14 @@ impl Store {
                             // the governing policy approved the request, by
                             // a key it trusts, with a stored signature.
                             if let Some((request, signers)) = &r.approved {
-                                let request = request.hash();
-                                let mut endorsers = Vec::new();
-                                for signer in signers {
-                                    let (authority, key) =
-                                        signer.split_once(':').unwrap_or((signer, ""));
-                                    approvals_checked += 1;
-                                    let signed =
-                                        stored_approval(&approvals, &request, authority, key);
-                                    let trusted = governing
-                                        .as_ref()
-                                        .is_some_and(|g| g.trusts(authority, key));
-                                    if signed && trusted {
-                                        endorsers.push((authority, key));
-                                    } else {
-                                        problems.push(here(format!(
-                                            "its approval by `{authority}` is {}",
-                                            if signed {
-                                                "by a key the governing policy does not trust"
-                                            } else {
-                                                "not stored with a valid signature"
-                                            }
-                                        )));
-                                    }
-                                }
-                                let missing = match &governing {
-                                    Some(g) => g.unendorsed(endorsers),
-                                    None => vec!["a governing policy".to_string()],
-                                };
-                                if !missing.is_empty() {
-                                    problems.push(here(format!(
-                                        "a lost operator key is replaced with the approval of every authority of the governing policy; missing: {}",
-                                        missing.join(", ")
-                                    )));
-                                }
+                                approvals_checked += signers.len();
+                                let found = approved_succession_problems(
+                                    &approvals,
+                                    governing.as_ref(),
+                                    &request.hash(),
+                                    signers,
+                                );
+                                problems.extend(found.into_iter().map(&here));
                             }
                         }
                     } else if partner == REFUSED || e.kind == EventKind::Refused {
