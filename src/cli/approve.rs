@@ -397,6 +397,10 @@ fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, C
         shown(&request.from)
     );
     errln!("by        operator key {}", shown(&request.to));
+    errln!(
+        "once      after {} earlier replacement(s) of the store's key, and never again",
+        request.successions
+    );
     errln!("reason    {}", shown(&request.reason));
     errln!("valid to  {}", shown(&request.expires_at));
     errln!(

@@ -128,8 +128,8 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         let store_id = store.id()?.unwrap_or_default();
         let request = RekeyRequest::new(
             &store_id,
-            &pinned,
-            &new.public_hex(),
+            (&pinned, &new.public_hex()),
+            store.rekeys()?.len() as u64,
             reason,
             &crate::runtime::plan::expires_after(args.valid_for),
         );
@@ -216,6 +216,7 @@ fn write_request(
             "request_hash": request.hash(),
             "from": request.from,
             "to": request.to,
+            "successions": request.successions,
             "reason": request.reason,
             "expires_at": request.expires_at,
         }));

@@ -2607,6 +2607,70 @@ fn a_lost_operator_key_is_replaced_with_every_authority_s_approval() {
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
 
+/// An approved request is carried out once: after its key was replaced
+/// again (here back to the key that was thought lost, which was found),
+/// the same request and approvals do not bring the key they named back.
+/// Each request names how many successions the store had when it was
+/// made, and `verify` holds a recorded one to its place in the chain.
+#[test]
+fn an_approved_request_for_a_new_operator_key_is_carried_out_once() {
+    let dir = story();
+    let d = dir.path();
+    std::fs::rename(d.join(".pmf/operator.key"), d.join("found.key")).unwrap();
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "the disk that held it died",
+            "--request",
+            "rekey.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        std::fs::read_to_string(d.join("rekey.json"))
+            .unwrap()
+            .contains("\"successions\": 0"),
+    );
+    for authority in ["TSC", "ERC", "SCO"] {
+        let o = approve_as(d, authority, "rekey.json", "rekey-approvals.json");
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    let o = carry_out(d, "new.key", "rekey.json", "rekey-approvals.json");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+
+    // The old key is found: the new key's holder hands the store back to
+    // it, and is retired.
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "found.key",
+            "--operator-key",
+            "new.key",
+            "--reason",
+            "the old key was found",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let events = |d: &Path| column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
+    let before = events(d);
+    // The request names the key in force again, and is not expired: its
+    // approvals still do not bring the retired key back.
+    let o = carry_out(d, "new.key", "rekey.json", "rekey-approvals.json");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("was made when the store's operator key had been replaced 0 times; it has now been replaced 2 times"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(events(d), before);
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}
+
 /// A store governed by a policy that trusts no key: nobody can approve a
 /// new operator key, so none comes in (no approval at all would do
 /// otherwise).

@@ -54,6 +54,10 @@ pub struct RekeyRequest {
     pub from: String,
     /// The new key (public, hex).
     pub to: String,
+    /// How many times the store's operator key had been replaced when the
+    /// request was made: it is carried out on the store as it was then,
+    /// once (a later succession, even one back to `from`, voids it).
+    pub successions: u64,
     /// Why (at most [`crate::refused::REASON_LIMIT`] bytes, as a refusal's).
     pub reason: String,
     /// Until when it may be carried out (RFC 3339, UTC): its signers
@@ -65,13 +69,21 @@ pub struct RekeyRequest {
 pub const REQUEST_FORMAT: &str = "pmf-rekey-request-v1";
 
 impl RekeyRequest {
-    /// The request for `store_id` from `from` to `to`, until `expires_at`.
-    pub fn new(store_id: &str, from: &str, to: &str, reason: &str, expires_at: &str) -> Self {
+    /// The request for `store_id` from `from` to `to` after `successions`
+    /// earlier ones, until `expires_at`.
+    pub fn new(
+        store_id: &str,
+        (from, to): (&str, &str),
+        successions: u64,
+        reason: &str,
+        expires_at: &str,
+    ) -> Self {
         RekeyRequest {
             format: REQUEST_FORMAT.into(),
             store_id: store_id.into(),
             from: from.into(),
             to: to.into(),
+            successions,
             reason: crate::refused::bounded(reason),
             expires_at: expires_at.into(),
         }
@@ -92,6 +104,18 @@ impl RekeyRequest {
                 )
             }),
         }
+    }
+
+    /// Why it may not be carried out on a store whose key has been
+    /// replaced `successions` times: it was made for another point of
+    /// the key's chain (carried out already, or overtaken).
+    pub fn replay_problem(&self, successions: u64) -> Option<String> {
+        (self.successions != successions).then(|| {
+            format!(
+                "the request was made when the store's operator key had been replaced {} times; it has now been replaced {} times: a request is carried out once, on the store as it was (make a new one and have it approved)",
+                self.successions, successions
+            )
+        })
     }
 
     /// Its canonical text: the JSON of its fields in order, and a new line.
@@ -299,7 +323,8 @@ impl Succession {
     }
 
     /// What is wrong with a succession at `global_seq` from `from`: the
-    /// key it replaces is not the one in force there.
+    /// key it replaces is not the one in force there, or it carries out a
+    /// request made for another place in the chain (replayed).
     pub fn follow(&mut self, global_seq: i64, rekey: &Rekey) -> Option<String> {
         let broken = self
             .changes
@@ -311,6 +336,13 @@ impl Succession {
                     short(&rekey.from),
                     short(&last.to)
                 )
+            })
+            .or_else(|| {
+                let (request, _) = rekey.approved.as_ref()?;
+                let why = request.replay_problem(self.changes.len() as u64)?;
+                Some(format!(
+                    "it carries out a request made for another succession ({why})"
+                ))
             });
         self.changes.push(Change {
             event: global_seq,
@@ -445,6 +477,10 @@ impl Store {
                 short(&to)
             ));
         }
+        let successions = self.rekeys()?.len() as u64;
+        if let Some(why) = request.replay_problem(successions) {
+            return refused(why);
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -562,15 +598,19 @@ mod tests {
         let none = Succession::default();
         assert_eq!(none.key_for(5, Some("k0")), Some("k0"));
         assert_eq!(none.pinned_problem(Some("k0")), None);
-        let change = |from: &str, to: &str, approved: bool| Rekey {
+        // An approved change carries a request made after `after` others.
+        let approved_after = |from: &str, to: &str, after: Option<u64>| Rekey {
             from: from.into(),
             to: to.into(),
-            approved: approved.then(|| {
-                let request = RekeyRequest::new("s", from, to, "lost", "2026-12-11T00:00:00Z");
+            approved: after.map(|after| {
+                let request =
+                    RekeyRequest::new("s", (from, to), after, "lost", "2026-12-11T00:00:00Z");
                 (request, vec!["TSC:aa".to_string()])
             }),
             ..Rekey::default()
         };
+        let change =
+            |from: &str, to: &str, approved: bool| approved_after(from, to, approved.then_some(2));
         let mut s = Succession::default();
         assert_eq!(s.follow(10, &change("k1", "k2", false)), None);
         // The succession's own checkpoint (ending at event 10) is the old
@@ -586,6 +626,16 @@ mod tests {
         assert_eq!(s.follow(30, &change("k3", "k4", true)), None);
         assert_eq!(s.key_for(29, None), Some("k3"));
         assert_eq!(s.key_for(30, None), Some("k4"));
+        // The key handed back, and the approved request replayed: it was
+        // made for the third succession, not the fifth.
+        assert_eq!(s.follow(40, &change("k4", "k3", false)), None);
+        let replayed = s.follow(50, &change("k3", "k4", true)).unwrap();
+        assert!(
+            replayed.contains("made for another succession"),
+            "{replayed}"
+        );
+        let mut fresh = Succession::default();
+        assert_eq!(fresh.follow(5, &approved_after("k1", "k2", Some(0))), None);
     }
 
     #[test]
@@ -627,7 +677,13 @@ mod tests {
 
         // Approved (the old key lost): the approvals are of the request the
         // event records, and of no other, carried out before it expired.
-        let request = RekeyRequest::new("s1", &from, &to, "disk retired", "2026-12-11T00:00:00Z");
+        let request = RekeyRequest::new(
+            "s1",
+            (&from, &to),
+            0,
+            "disk retired",
+            "2026-12-11T00:00:00Z",
+        );
         let approved = Rekey {
             approved: Some((request.clone(), vec!["TSC:aa".into()])),
             ..r.clone()
@@ -664,26 +720,32 @@ mod tests {
     #[test]
     fn a_request_reads_back_only_in_its_own_words_and_expires() {
         let at = "2026-12-11T00:00:00Z";
-        let r = RekeyRequest::new("s1", "aa", "bb", "lost", at);
+        let r = RekeyRequest::new("s1", ("aa", "bb"), 0, "lost", at);
         assert_eq!(RekeyRequest::parse(&r.text()), Some(r.clone()));
         assert_eq!(RekeyRequest::parse(&r.text().replace("  ", "    ")), None);
         assert_ne!(
             r.hash(),
-            RekeyRequest::new("s1", "aa", "cc", "lost", at).hash()
+            RekeyRequest::new("s1", ("aa", "cc"), 0, "lost", at).hash()
         );
         assert_ne!(
             r.hash(),
-            RekeyRequest::new("s2", "aa", "bb", "lost", at).hash()
+            RekeyRequest::new("s2", ("aa", "bb"), 0, "lost", at).hash()
         );
         assert_ne!(
             r.hash(),
-            RekeyRequest::new("s1", "aa", "bb", "lost", "2026-12-12T00:00:00Z").hash()
+            RekeyRequest::new("s1", ("aa", "bb"), 0, "lost", "2026-12-12T00:00:00Z").hash()
+        );
+        assert_ne!(
+            r.hash(),
+            RekeyRequest::new("s1", ("aa", "bb"), 1, "lost", at).hash()
         );
         let expiry = crate::clock::parse_rfc3339(at).unwrap();
         assert_eq!(r.expiry_problem(expiry - 1), None);
         assert!(r.expiry_problem(expiry).is_some());
+        assert_eq!(r.replay_problem(0), None);
+        assert!(r.replay_problem(1).is_some());
         assert!(
-            RekeyRequest::new("s1", "aa", "bb", "lost", "soon")
+            RekeyRequest::new("s1", ("aa", "bb"), 0, "lost", "soon")
                 .expiry_problem(0)
                 .is_some()
         );
