@@ -216,6 +216,14 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     let governing = store.governing()?;
     let proposed = policy::governing(&policy);
     let change = governing.as_ref().filter(|g| **g != proposed);
+    // The project's pinned trust root: the store was (or is now) first
+    // governed by the reviewed policy.
+    if let Some(pin) = super::trust::pinned(&args.store)?
+        && let Some(why) = super::trust::problem(&store, &proposed.policy_hash, &pin)?
+    {
+        drop(store);
+        return Ok(refuser.refuse(&why, &[NOTHING_APPLIED]));
+    }
 
     // Approvals: every one must verify against the keys the policy trusts
     // (or, for a change of policy, the governing policy's); the valid ones

@@ -5,7 +5,7 @@ use std::path::Path;
 
 pub use pmf_compiler::project::{
     Found, PROJECT_FILE, ProjectError, collect, collect_all, excluded, project_excludes,
-    project_root, read_text,
+    project_root, read_text, trust_root,
 };
 pub use pmf_syntax::diagnostics::io_reason;
 

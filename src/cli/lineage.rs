@@ -92,7 +92,7 @@ pub enum LineageCommand {
 /// the store must have been governed first by that policy. Every later
 /// change of policy is already held to the approval of the one it replaced,
 /// so the whole chain then leads back to the reviewed policy.
-fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
+fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str, by: &str) {
     let short = super::view::short;
     let problem = match &v.root_policy {
         Some((_, root)) if root == pinned => return,
@@ -101,7 +101,7 @@ fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
             partner: Some(crate::store::governance::GOVERNANCE.to_string()),
             seq: None,
             reason: format!(
-                "the store was first governed by policy {}, not by the one given ({}): its trust root is another policy",
+                "the store was first governed by policy {}, not by {by} ({}): its trust root is another policy",
                 short(root),
                 short(pinned)
             ),
@@ -111,7 +111,7 @@ fn root_problem(v: &mut crate::store::verify::Verification, pinned: &str) {
             partner: None,
             seq: None,
             reason: format!(
-                "no policy governs the store, so nothing ties it to the one given ({})",
+                "no policy governs the store, so nothing ties it to {by} ({})",
                 short(pinned)
             ),
         },
@@ -266,12 +266,16 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 Some(p) => Some(Checkpoint::read(p).map_err(UsageError)?),
                 None => None,
             };
-            // The trust root an auditor pins from outside the store.
+            // The trust root an auditor pins from outside the store: the
+            // policy given, else the one the store's project pins.
             let pinned = if policy.is_empty() {
-                None
+                super::trust::pinned(store)?.map(|pin| {
+                    let by = format!("the policy `{}` pins", pin.file.display());
+                    (pin.hash, by)
+                })
             } else {
                 match super::policy::load(policy) {
-                    Ok(p) => Some(p.hash),
+                    Ok(p) => Some((p.hash, "the policy given".to_string())),
                     Err(f) => return f.exit(),
                 }
             };
@@ -289,8 +293,8 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if let Some(pinned) = &pinned {
-                root_problem(&mut v, pinned);
+            if let Some((pinned, by)) = &pinned {
+                root_problem(&mut v, pinned, by);
             }
             match format {
                 OutputFormat::Json => outln!(
@@ -340,9 +344,9 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                                 super::view::short(to)
                             );
                         }
-                        if let (Some(pinned), Some((at, _))) = (&pinned, &v.root_policy) {
+                        if let (Some((pinned, by)), Some((at, _))) = (&pinned, &v.root_policy) {
                             outln!(
-                                "its trust root is the policy given ({}), governing since event #{at}",
+                                "its trust root is {by} ({}), governing since event #{at}",
                                 super::view::short(pinned)
                             );
                         }
@@ -592,19 +596,21 @@ mod tests {
     #[test]
     fn the_trust_root_is_held_to_the_pinned_policy() {
         let mut v = verification(Some((1, "aaaa")));
-        root_problem(&mut v, "aaaa");
+        root_problem(&mut v, "aaaa", "the policy given");
         assert!(v.broken.is_none() && v.problems.is_empty());
         let mut v = verification(Some((4, "bbbb")));
-        root_problem(&mut v, "aaaa");
+        root_problem(&mut v, "aaaa", "the policy given");
         let broken = v.broken.expect("another root");
         assert_eq!(broken.global_seq, 4);
         assert!(
-            broken.reason.contains("first governed by policy bbbb"),
+            broken
+                .reason
+                .contains("first governed by policy bbbb, not by the policy given"),
             "{}",
             broken.reason
         );
         let mut v = verification(None);
-        root_problem(&mut v, "aaaa");
+        root_problem(&mut v, "aaaa", "the policy given");
         assert!(
             v.broken
                 .is_some_and(|b| b.reason.starts_with("no policy governs the store")),

@@ -65,6 +65,7 @@ pub mod state;
 pub mod status;
 pub mod stdlib;
 pub mod test;
+pub mod trust;
 pub mod view;
 
 use std::io::IsTerminal;

@@ -182,6 +182,12 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 );
                 return Ok(refuser()?.refuse(&reason, &[]));
             }
+            if let Some(pin) = super::trust::pinned(store)?
+                && let Some(why) = super::trust::problem(&db, &proposed.policy_hash, &pin)?
+            {
+                drop(db);
+                return Ok(refuser()?.refuse(&format!("{why}; nothing was imported"), &[]));
+            }
             let mut held = Vec::new();
             for v in &partners {
                 let id = policy.id_of(v);

@@ -70,6 +70,8 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     let latest = store.latest_checkpoint()?;
     let governing = store.governing()?.map(|g| g.policy_hash);
     let root = store.first_governing()?.map(|g| g.policy_hash);
+    // The trust root the store's project pins, and whether the store keeps it.
+    let pin = super::trust::pinned(&args.store)?;
     let (refused, last_refused) = store.refusals()?;
     // The key that signs the store's checkpoints, and how it came to.
     let operator = store.pinned_operator_key()?;
@@ -107,6 +109,11 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
                 "governing_policy": governing,
                 "root_policy": root,
+                "pinned_root": pin.as_ref().map(|p| serde_json::json!({
+                    "hash": p.hash,
+                    "file": p.file.display().to_string(),
+                    "holds": root.as_deref().is_none_or(|r| r == p.hash),
+                })),
                 "given_policy": given.as_ref().map(|(hash, standing)| serde_json::json!({"hash": hash, "standing": standing.as_str()})),
                 "refused": {
                     "changes": refused,
@@ -164,6 +171,18 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 _ => outln!(
                     "policy    none governs yet: the first plan applied or `state import` governs the store"
                 ),
+            }
+            if let Some(p) = &pin {
+                outln!(
+                    "trust     `{}` pins the root policy {}: {}",
+                    p.file.display(),
+                    short(&p.hash),
+                    match &root {
+                        Some(r) if *r == p.hash => "the store's root".to_string(),
+                        Some(r) => format!("NOT the store's root ({})", short(r)),
+                        None => "the first plan applied or `state import` must be under it".into(),
+                    }
+                );
             }
             if let Some((hash, standing)) = &given {
                 let governs = governing.as_deref().map(short).unwrap_or_default();

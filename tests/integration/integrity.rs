@@ -728,6 +728,123 @@ fn state_import_never_rewrites_a_partner_silently() {
     assert_eq!(events(), after);
 }
 
+/// A project pins its trust root in `pmf.toml` (`[trust] root_policy`):
+/// a new store is governed first by that policy or not at all, a store
+/// started under another is written no more, and `lineage verify` holds
+/// the store to the pin without `--policy`.
+#[test]
+fn the_project_s_pinned_trust_root_governs_its_stores_first() {
+    let policy = fleet("policy.pmf");
+    let partners = fleet("partners.json");
+    // The fleet policy's hash, as a store governed by it reports it.
+    let scratch = tempfile::tempdir().unwrap();
+    let o = state_import(scratch.path(), &partners, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let status = pmf(scratch.path(), &["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let fleet_hash = status["root_policy"].as_str().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pin = |hash: &str| {
+        std::fs::write(
+            d.join("pmf.toml"),
+            format!("[project]\nexclude = []\n\n[trust]\nroot_policy = \"{hash}\"\n"),
+        )
+        .unwrap()
+    };
+    let partner_count = || column::<i64>(&db(d), "SELECT COUNT(*) FROM partners")[0];
+    // Pinned to another policy: the fleet policy governs no new store.
+    let other = "ab".repeat(32);
+    pin(&other);
+    let o = state_import(d, &partners, &policy, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!("pins the project's trust root to policy {other}")),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!d.join(".pmf/state.db").exists() || partner_count() == 0);
+    // Pinned to it: imported, and verify holds the store to the pin.
+    pin(&fleet_hash);
+    let o = state_import(d, &partners, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("its trust root is the policy `")
+            && text(&o.stdout).contains("pmf.toml` pins"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = pmf(d, &["status"]);
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "pins the root policy {}: the store's root",
+            &fleet_hash[..12]
+        )),
+        "{}",
+        text(&o.stdout)
+    );
+    // The pin moved to another policy: the store's root is not it, and
+    // the store is written no more (the refusal recorded).
+    pin(&other);
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("its trust root is another policy"),
+        "{}",
+        text(&o.stdout)
+    );
+    // `--policy` names the root to hold the store to instead.
+    let o = verify(d, &["--policy", policy.as_str()]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let o = pmf(
+        d,
+        &[
+            "plan",
+            "--policy",
+            policy.as_str(),
+            "--partners",
+            partners.as_str(),
+            "--target",
+            &fleet("target.json"),
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let before = column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0];
+    let o = pmf(d, &["apply", "plan.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the store was first governed by policy"),
+        "{}",
+        text(&o.stderr)
+    );
+    let refused = crate::runtime::refusals(d);
+    assert!(
+        refused
+            .last()
+            .is_some_and(|r| r.contains("pins the project's trust root")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        column::<i64>(&db(d), "SELECT COUNT(*) FROM lineage")[0],
+        before + 1,
+        "only the refusal is recorded"
+    );
+    // A pin that is not a hash is a usage error, never read as none.
+    pin("718c4b39177c");
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("`trust.root_policy` must be a policy's hash"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 /// The first import governs a new store by its policy, as the first plan
 /// applied does: no window in which an operator replaces states or
 /// changes the policy on their own word.

@@ -135,6 +135,50 @@ pub fn project_excludes(root: &Path) -> Result<Vec<PathBuf>, ProjectError> {
         .collect()
 }
 
+/// The trust root the project at `root` pins in its `pmf.toml`: the hash
+/// of the policy its stores must have been governed by first
+/// (`[trust] root_policy`, 64 hex digits), if it pins one. A file that is
+/// not valid TOML, or a pin that is not such a hash, is an error: a pin
+/// that cannot be read must not read as none.
+///
+/// ```toml
+/// [trust]
+/// root_policy = "718c4b39177c…"
+/// ```
+pub fn trust_root(root: &Path) -> Result<Option<String>, ProjectError> {
+    let file = root.join(PROJECT_FILE);
+    let bad = |why: &str| ProjectError(format!("`{}`: {why}", file.display()));
+    let text = match read_text(&file) {
+        Ok(text) => text,
+        Err(_) if !file.exists() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| bad(&format!("not valid TOML: {e}")))?;
+    let Some(trust) = table.get("trust") else {
+        return Ok(None);
+    };
+    let trust = trust
+        .as_table()
+        .ok_or_else(|| bad("`trust` must be a table"))?;
+    if let Some(other) = trust.keys().find(|k| k.as_str() != "root_policy") {
+        return Err(bad(&format!(
+            "`trust.{other}` is not a setting pmf knows (only `trust.root_policy`)"
+        )));
+    }
+    let Some(pin) = trust.get("root_policy") else {
+        return Ok(None);
+    };
+    let hash = pin
+        .as_str()
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            bad("`trust.root_policy` must be a policy's hash: 64 hexadecimal digits, as `pmf plan show PLAN --format json` gives its `plan.policy.hash`")
+        })?;
+    Ok(Some(hash.to_ascii_lowercase()))
+}
+
 /// The folders that projects above `dir` exclude (absolute): where a walk
 /// of `dir` starts from.
 fn inherited_excludes(dir: &Path) -> Result<Vec<PathBuf>, ProjectError> {
