@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole PMF story on the bundled fleet: check → plan → approve → apply →
-# lineage → rollback (planned, approved; an edited copy refused and recorded; applied) →
+# trust root pinned → lineage → rollback (planned, approved; an edited copy refused and recorded; applied) →
 # checkpoint → operator key replaced → verify → status, with the default embedded store (.pmf/state.db)
 # in a fresh working directory. Run from anywhere:  examples/fleet/story.sh
 set -euo pipefail
@@ -27,6 +27,11 @@ step "approve: TSC and ERC sign the plan with the keys the policy trusts; SCO do
 install -m 600 "$here/keys/TSC.key" "$here/keys/ERC.key" .
 "$PMF" approve plan.json --key TSC.key -o approvals.json --yes
 "$PMF" approve plan.json --key ERC.key -o approvals.json --yes
+
+step "pin the trust root: the project's pmf.toml names the reviewed policy's hash (its stores are governed first by it)"
+hash=$(sed -n '1s/.*"policy":{"name":"[^"]*","hash":"\([0-9a-f]\{64\}\)".*/\1/p' plan.json)
+printf '[trust]\nroot_policy = "%s"\n' "$hash" > pmf.toml
+cat pmf.toml
 
 step apply plan.json --approvals approvals.json --observed observed.json
 status=0
