@@ -102,6 +102,7 @@ pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
         graph: &policy.graph,
         sources: &sources,
         link: &link,
+        hash: &loaded.policy.hash,
     };
     std::fs::create_dir_all(&args.output).map_err(|e| {
         UsageError(format!(
@@ -123,6 +124,7 @@ pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
         super::print_json(&serde_json::json!({
             "format_version": 1,
             "policy": policy.name,
+            "policy_hash": loaded.policy.hash,
             "directory": args.output.display().to_string(),
             "files": documents.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         }));

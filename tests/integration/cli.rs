@@ -427,6 +427,38 @@ fn doc_writes_html_markdown_and_the_flow() {
     );
     assert!(md.contains("policy.pmf#L"));
     assert!(md.contains("kwanus (stdlib) line"));
+    // The hash a board pins as the project's trust root: the one plans
+    // under this policy carry.
+    let o = pmf(&[
+        "doc",
+        "examples/fleet/policy.pmf",
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let hash = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["policy_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(hash.len(), 64);
+    assert!(md.contains(&format!("Policy hash `{hash}`")), "{md}");
+    let o = pmf(&[
+        "plan",
+        "--policy",
+        "examples/fleet/policy.pmf",
+        "--partners",
+        "examples/fleet/partners.json",
+        "--target",
+        "examples/fleet/target.json",
+        "-o",
+        dir.path().join("plan.json").to_str().unwrap(),
+        "--store",
+        dir.path().join("none.db").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    assert!(plan.contains(&format!("\"hash\":\"{hash}\"")));
     // The fleet's keys, with who holds them.
     assert!(
         md.contains("| TSC | ed25519:") && md.contains("| demo key, Technical Steering Council |"),

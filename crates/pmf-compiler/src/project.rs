@@ -174,7 +174,7 @@ pub fn trust_root(root: &Path) -> Result<Option<String>, ProjectError> {
         .as_str()
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| {
-            bad("`trust.root_policy` must be a policy's hash: 64 hexadecimal digits, as `pmf plan show PLAN --format json` gives its `plan.policy.hash`")
+            bad("`trust.root_policy` must be a policy's hash: 64 hexadecimal digits, as the document `pmf doc` writes shows it (`Policy hash`)")
         })?;
     Ok(Some(hash.to_ascii_lowercase()))
 }
