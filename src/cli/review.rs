@@ -226,6 +226,14 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         drop(store);
         return Ok(refuser.refuse(&reason, &[]));
     }
+    // A store first governed by another policy than the project's pinned
+    // trust root is written no more.
+    if let Some(pin) = super::trust::pinned(&d.store)?
+        && let Some(why) = super::trust::problem(&store, &policy.hash, &pin)?
+    {
+        drop(store);
+        return Ok(refuser.refuse(&format!("{why}; nothing was decided"), &[]));
+    }
     let (partner, last) = store
         .bound_partner(&d.partner)?
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;

@@ -834,6 +834,24 @@ fn the_project_s_pinned_trust_root_governs_its_stores_first() {
         before + 1,
         "only the refusal is recorded"
     );
+    // Nor does a review decision write it.
+    std::fs::copy(fleet("keys/TSC.key"), d.join("TSC.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("TSC.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = pmf(
+        d,
+        &[
+            "review", "promote", "p-021", "--key", "TSC.key", "--policy", &policy, "--reason",
+            "CAB-7",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("pins the project's trust root")
+            && text(&o.stderr).contains("nothing was decided"),
+        "{}",
+        text(&o.stderr)
+    );
     // A pin that is not a hash is a usage error, never read as none.
     pin("718c4b39177c");
     let o = verify(d, &[]);
