@@ -7,7 +7,9 @@
 //! and with observed metrics for every partner too. Each plan is written
 //! to a new file (the last run's is removed untimed). Apply is timed as a
 //! person runs it (a summary) and printing every event (`--format json`),
-//! each on a fresh store, beside plain SQLite inserting the same rows.
+//! each on a fresh store, beside plain SQLite inserting the same rows;
+//! then `lineage verify`, `status`, `review list` and `state export` of
+//! the store the last run left.
 //!
 //! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
 //! 1000000; PMF_BENCH_APPLY, default 100000, 0 to skip; runs of each, as
@@ -219,6 +221,20 @@ fn main() {
         times.push(secs);
         human_times.push(human);
         raw_times.push(raw);
+    }
+    // What an operator and an auditor read from the store the last run
+    // left (its every event printed): each whole process, with its peak.
+    for args in [
+        &["lineage", "verify"][..],
+        &["status"][..],
+        &["review", "list"][..],
+        &["state", "export", "--format", "ndjson"][..],
+    ] {
+        let (secs, peak, cpu) = timed(dir.path(), args);
+        println!(
+            "pmf {:<30} on {n:>8} partners: {secs:>6.2} s, peak {peak} KB, CPU {cpu:.2} s",
+            args.join(" ")
+        );
     }
     summary("apply (summary)", &mut human_times);
     summary("apply (every event)", &mut times);

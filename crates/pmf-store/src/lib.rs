@@ -907,22 +907,37 @@ impl Store {
             })?)
     }
 
-    /// Every partner, by id.
+    /// Every partner, by id (all held at once: for small stores and
+    /// tests; [`Store::each_partner`] reads a fleet one at a time).
     pub fn partners(&self) -> Result<Vec<StoredPartner>, StoreError> {
+        let mut out = Vec::new();
+        self.each_partner(|p| {
+            out.push(p);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Call `f` with every partner, by id, one at a time (a store of a
+    /// million partners is read in the memory of one); the first error
+    /// `f` returns ends the walk and is returned.
+    pub fn each_partner(
+        &self,
+        mut f: impl FnMut(StoredPartner) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, state, version, status FROM partners ORDER BY id")?;
         let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(StoredPartner {
+            f(StoredPartner {
                 id: r.get(0)?,
                 state: self.state_text(r.get_ref(1)?)?,
                 version: r.get(2)?,
                 status: r.get(3)?,
-            });
+            })?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Stable versions of a partner, oldest first.
@@ -1056,16 +1071,27 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Partners whose status is one of `statuses`, by id.
+    /// Partners whose status is one of `statuses`, by id: only theirs are
+    /// read (a fleet's paused few, not its million states).
     pub fn partners_with_status(
         &self,
         statuses: &[&str],
     ) -> Result<Vec<StoredPartner>, StoreError> {
-        Ok(self
-            .partners()?
-            .into_iter()
-            .filter(|p| statuses.contains(&p.status.as_str()))
-            .collect())
+        let marks = vec!["?"; statuses.len()].join(", ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, state, version, status FROM partners WHERE status IN ({marks}) ORDER BY id"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(statuses))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(StoredPartner {
+                id: r.get(0)?,
+                state: self.state_text(r.get_ref(1)?)?,
+                version: r.get(2)?,
+                status: r.get(3)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Plans applied to this store: (plan hash, partners, partners still

@@ -735,7 +735,8 @@ impl Store {
         problems: &mut Vec<Broken>,
     ) -> Result<(), StoreError> {
         let mut seen = std::collections::HashSet::new();
-        for p in self.partners()? {
+        // One partner at a time: a fleet's states are never all held.
+        self.each_partner(|p| {
             seen.insert(p.id.clone());
             let Some(rec) = recorded.get(&p.id) else {
                 if !legacy_store {
@@ -749,7 +750,7 @@ impl Store {
                         ),
                     });
                 }
-                continue;
+                return Ok(());
             };
             if let Some(d) = &rec.state
                 && *d != row_digest(&p.state, p.version.as_deref(), &p.status)
@@ -782,7 +783,8 @@ impl Store {
                     });
                 }
             }
-        }
+            Ok(())
+        })?;
         for (id, rec) in recorded {
             if rec.state.is_some() && !seen.contains(id) {
                 problems.push(Broken {
