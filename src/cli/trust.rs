@@ -7,8 +7,8 @@
 //! with the reviewed files finds out otherwise. With one, reviewed in the
 //! project's repository once, `apply` and `state import` refuse to govern
 //! a new store by any other policy, and they and `review` refuse to write
-//! a store whose root is another; `lineage verify` holds the store to it unless `--policy`
-//! names the root to hold it to.
+//! a store whose root is another; `lineage verify` holds the store to it
+//! unless `--policy` names the root to hold it to.
 
 use std::path::{Path, PathBuf};
 
