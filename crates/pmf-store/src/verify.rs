@@ -151,20 +151,59 @@ pub struct Verification {
     pub successions: Succession,
 }
 
-/// What the lineage recorded of one partner.
+/// What the lineage recorded of one partner (held for every partner
+/// until the tables are checked: digests as bytes, the plan by number).
 #[derive(Default)]
 struct Recorded {
     seq: i64,
     hash: [u8; 32],
-    state: Option<String>,
-    stable: Vec<String>,
+    state: Option<Digest>,
+    stable: Vec<Digest>,
     legacy: bool,
-    plan: Option<String>,
+    /// The last plan named (an index into the plans met).
+    plan: Option<u32>,
     last_global: i64,
     /// Per plan applied to the partner (an index into the plans met), the
     /// outcome its last state-bearing event of that plan records and
     /// where: what the partner's `progress` row must say.
     outcomes: Vec<PlanOutcome>,
+}
+
+/// A digest an event records: its 32 bytes when it is written as pmf
+/// writes digests (64 lowercase hex digits), else its text as it is (which
+/// no digest pmf computes equals).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Digest {
+    Bytes([u8; 32]),
+    Text(Box<str>),
+}
+
+impl Digest {
+    fn of(text: &str) -> Digest {
+        let lower_hex =
+            text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let mut bytes = [0u8; 32];
+        match lower_hex && hex::decode_to_slice(text, &mut bytes).is_ok() {
+            true => Digest::Bytes(bytes),
+            false => Digest::Text(text.into()),
+        }
+    }
+
+    /// Whether it is `text`, as the event wrote it.
+    fn is(&self, text: &str) -> bool {
+        *self == Digest::of(text)
+    }
+}
+
+/// The number of `plan` among the plans met, given one if new.
+fn plan_number(plans: &mut HashMap<String, u32>, names: &mut Vec<String>, plan: &str) -> u32 {
+    if let Some(&n) = plans.get(plan) {
+        return n;
+    }
+    let n = names.len() as u32;
+    plans.insert(plan.to_string(), n);
+    names.push(plan.to_string());
+    n
 }
 
 /// What the lineage records of one plan's run on one partner.
@@ -264,6 +303,7 @@ impl Store {
         let mut verified: HashMap<(String, String, String), bool> = HashMap::new();
         let mut chain_broken = false;
         let mut plans: HashMap<String, u32> = HashMap::new();
+        let mut plan_names: Vec<String> = Vec::new();
         let mut governing: Option<Governing> = None;
         // The first governing policy (the store's trust root), and where.
         let mut root: Option<(i64, String)> = None;
@@ -432,16 +472,16 @@ impl Store {
                             }
                         }
                     }
-                    if e.plan_hash.is_some() {
-                        known.plan.clone_from(&e.plan_hash);
+                    if let Some(plan) = &e.plan_hash {
+                        known.plan = Some(plan_number(&mut plans, &mut plan_names, plan));
                     }
-                    if e.state.is_some() {
-                        known.state.clone_from(&e.state);
+                    if let Some(state) = &e.state {
+                        known.state = Some(Digest::of(state));
                         // A run that ends with an outcome (a rollback records
                         // none, and keeps no progress).
-                        if let (Some(plan), Some(_)) = (&e.plan_hash, &e.outcome) {
-                            let next = plans.len() as u32;
-                            let plan = *plans.entry(plan.clone()).or_insert(next);
+                        if let (Some(plan), Some(_)) =
+                            (known.plan.filter(|_| e.plan_hash.is_some()), &e.outcome)
+                        {
                             let run = PlanOutcome {
                                 plan,
                                 outcome: e.outcome.clone(),
@@ -451,11 +491,16 @@ impl Store {
                             };
                             match known.outcomes.iter_mut().find(|o| o.plan == plan) {
                                 Some(o) => *o = run,
-                                None => known.outcomes.push(run),
+                                None => {
+                                    // Most partners run one plan: room for one.
+                                    known.outcomes.reserve_exact(1);
+                                    known.outcomes.push(run);
+                                }
                             }
                         }
                     }
-                    known.stable.extend(e.stable.iter().cloned());
+                    known.stable.reserve_exact(e.stable.len());
+                    known.stable.extend(e.stable.iter().map(|d| Digest::of(d)));
                     if let Some(sig) = e.signature.as_ref().filter(|_| partner != OPERATOR) {
                         // A review decision, signed over the event it follows.
                         let signer = e.signers.first().map(String::as_str).unwrap_or("");
@@ -477,7 +522,11 @@ impl Store {
                     {
                         approvals_checked += 1;
                         let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
-                        let plan = known.plan.clone().unwrap_or_default();
+                        let plan = known
+                            .plan
+                            .and_then(|n| plan_names.get(n as usize))
+                            .cloned()
+                            .unwrap_or_default();
                         let id = (plan.clone(), authority.to_string(), key.to_string());
                         // Each stored approval is verified once, however many
                         // events name it.
@@ -753,7 +802,7 @@ impl Store {
                 return Ok(());
             };
             if let Some(d) = &rec.state
-                && *d != row_digest(&p.state, p.version.as_deref(), &p.status)
+                && !d.is(&row_digest(&p.state, p.version.as_deref(), &p.status))
             {
                 problems.push(Broken {
                     global_seq: rec.last_global,
@@ -766,10 +815,10 @@ impl Store {
                 });
             }
             if !rec.legacy {
-                let rows: Vec<String> = self
+                let rows: Vec<Digest> = self
                     .stable_versions(&p.id)?
                     .iter()
-                    .map(|s| stable_digest(s.seq, s.version.as_deref(), &s.state))
+                    .map(|s| Digest::of(&stable_digest(s.seq, s.version.as_deref(), &s.state)))
                     .collect();
                 if rows != rec.stable {
                     problems.push(Broken {
