@@ -849,3 +849,29 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Digest;
+
+    /// A recorded digest is its text: held as bytes only when written as
+    /// pmf writes digests, so it equals exactly the texts it did as text.
+    #[test]
+    fn a_recorded_digest_equals_exactly_its_own_text() {
+        let hex = "ab".repeat(32);
+        assert!(matches!(Digest::of(&hex), Digest::Bytes(_)));
+        let texts = [
+            hex.clone(),
+            hex.to_uppercase(),
+            "ab".repeat(31),
+            format!("{hex} "),
+            String::new(),
+            "zz".repeat(32),
+        ];
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(Digest::of(a).is(b), a == b, "{a:?} and {b:?}");
+            }
+        }
+    }
+}
