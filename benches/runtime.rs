@@ -8,8 +8,8 @@
 //! to a new file (the last run's is removed untimed). Apply is timed as a
 //! person runs it (a summary) and printing every event (`--format json`),
 //! each on a fresh store, beside plain SQLite inserting the same rows;
-//! then `lineage verify`, `status`, `review list` and `state export` of
-//! the store the last run left.
+//! then `lineage verify`, `status`, `review list`, `state export` and
+//! `lineage show` of the store the last run left.
 //!
 //! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
 //! 1000000; PMF_BENCH_APPLY, default 100000, 0 to skip; runs of each, as
@@ -229,6 +229,7 @@ fn main() {
         &["status"][..],
         &["review", "list"][..],
         &["state", "export", "--format", "ndjson"][..],
+        &["lineage", "show"][..],
     ] {
         let (secs, peak, cpu) = timed(dir.path(), args);
         println!(

@@ -88,6 +88,101 @@ pub enum LineageCommand {
     },
 }
 
+/// Events shown as they are read: a line each (human), or the JSON
+/// document `{"events": [...], "format_version": 1}` laid out as
+/// serde_json's pretty printer lays out the whole.
+struct ShownEvents {
+    format: OutputFormat,
+    count: usize,
+}
+
+impl ShownEvents {
+    fn new(format: OutputFormat) -> Self {
+        ShownEvents { format, count: 0 }
+    }
+
+    fn event(&mut self, e: &crate::store::lineage::StoredEvent) {
+        match self.format {
+            OutputFormat::Json => {
+                // Through a JSON value, as the whole document was: its
+                // keys sorted.
+                let value = serde_json::to_value(e).unwrap_or_default();
+                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                out!(
+                    "{}",
+                    if self.count == 0 {
+                        "{\n  \"events\": [\n"
+                    } else {
+                        ",\n"
+                    }
+                );
+                for (i, line) in text.lines().enumerate() {
+                    out!("{}    {line}", if i == 0 { "" } else { "\n" });
+                }
+            }
+            OutputFormat::Human => outln!("{}", event_line(e)),
+        }
+        self.count += 1;
+    }
+
+    fn finish(self) {
+        match self.format {
+            OutputFormat::Json if self.count == 0 => {
+                outln!("{{\n  \"events\": [],\n  \"format_version\": 1\n}}")
+            }
+            OutputFormat::Json => outln!("\n  ],\n  \"format_version\": 1\n}}"),
+            OutputFormat::Human => outln!("{} events", self.count),
+        }
+    }
+}
+
+/// One event as `lineage show` prints it: what a store holds is shown,
+/// never obeyed (a control character in it is written as an escape).
+fn event_line(e: &crate::store::lineage::StoredEvent) -> String {
+    let ev = &e.event;
+    let mut line = format!(
+        "#{:<5} {:<12} {:>3} {:<16} {:<14}",
+        e.global_seq,
+        ev.partner,
+        ev.seq,
+        ev.kind,
+        ev.phase.clone().unwrap_or_default()
+    );
+    if let (Some(f), Some(t)) = (&ev.from, &ev.to) {
+        line.push_str(&format!(" {f} → {t}"));
+    }
+    if let Some(t) = &ev.migration {
+        line.push_str(&format!(" [{t}]"));
+    }
+    if let Some(o) = &ev.outcome {
+        line.push_str(&format!(" {o}"));
+    }
+    if let Some(h) = ev.health {
+        line.push_str(&format!(
+            " health {h} {}",
+            ev.band.clone().unwrap_or_default()
+        ));
+    }
+    if let Some(r) = &ev.rite {
+        line.push_str(&format!(" “{r}”"));
+    }
+    // An approved succession of the operator key keeps its request's
+    // text: its reason and who approved.
+    let rekey = crate::store::rekey::Rekey::of_event(ev);
+    if let Some((r, (request, _))) = rekey.as_ref().and_then(|r| Some((r, r.approved.as_ref()?))) {
+        line.push_str(&format!(
+            " — {} (the key in force lost: approved by {} of request {}…, valid to {})",
+            r.reason,
+            r.approvers().join(", "),
+            super::view::short(&request.hash()),
+            request.expires_at
+        ));
+    } else if let Some(d) = &ev.detail {
+        line.push_str(&format!(" — {d}"));
+    }
+    crate::runtime::plan_view::printable(line.trim_end()).to_string()
+}
+
 /// Hold `v` to the trust root an auditor pinned (`pinned`, a policy hash):
 /// the store must have been governed first by that policy. Every later
 /// change of policy is already held to the approval of the one it replaced,
@@ -187,73 +282,26 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             format,
         } => {
             let store = Store::open_to_read(store)?;
-            let events = store.lineage(partner.as_deref())?;
-            // A store's own chain (`@refused`, `@governance`) may be empty.
-            if let Some(p) = partner
-                && events.is_empty()
-                && !p.starts_with('@')
-                && store.partner(p)?.is_none()
-            {
-                return Err(UsageError(format!("no partner `{p}` in the store")).into());
-            }
-            match format {
-                OutputFormat::Json => {
-                    let doc = serde_json::json!({"format_version": 1, "events": events});
-                    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-                }
-                OutputFormat::Human => {
-                    for e in &events {
-                        let ev = &e.event;
-                        let mut line = format!(
-                            "#{:<5} {:<12} {:>3} {:<16} {:<14}",
-                            e.global_seq,
-                            ev.partner,
-                            ev.seq,
-                            ev.kind,
-                            ev.phase.clone().unwrap_or_default()
-                        );
-                        if let (Some(f), Some(t)) = (&ev.from, &ev.to) {
-                            line.push_str(&format!(" {f} → {t}"));
-                        }
-                        if let Some(t) = &ev.migration {
-                            line.push_str(&format!(" [{t}]"));
-                        }
-                        if let Some(o) = &ev.outcome {
-                            line.push_str(&format!(" {o}"));
-                        }
-                        if let Some(h) = ev.health {
-                            line.push_str(&format!(
-                                " health {h} {}",
-                                ev.band.clone().unwrap_or_default()
-                            ));
-                        }
-                        if let Some(r) = &ev.rite {
-                            line.push_str(&format!(" “{r}”"));
-                        }
-                        // An approved succession of the operator key keeps
-                        // its request's text: its reason and who approved.
-                        let rekey = crate::store::rekey::Rekey::of_event(ev);
-                        if let Some((r, (request, _))) =
-                            rekey.as_ref().and_then(|r| Some((r, r.approved.as_ref()?)))
-                        {
-                            line.push_str(&format!(
-                                " — {} (the key in force lost: approved by {} of request {}…, valid to {})",
-                                r.reason,
-                                r.approvers().join(", "),
-                                super::view::short(&request.hash()),
-                                request.expires_at
-                            ));
-                        } else if let Some(d) = &ev.detail {
-                            line.push_str(&format!(" — {d}"));
-                        }
-                        // What a store holds is shown, never obeyed: a
-                        // control character in it is written as an escape.
-                        let line = crate::runtime::plan_view::printable(line.trim_end());
-                        outln!("{line}");
+            let mut shown = ShownEvents::new(*format);
+            match partner {
+                // One partner's chain: read whole, so that a partner the
+                // store does not know is an error before anything is shown.
+                Some(p) => {
+                    let events = store.lineage(Some(p))?;
+                    // A store's own chain (`@refused`, `@governance`) may be empty.
+                    if events.is_empty() && !p.starts_with('@') && store.partner(p)?.is_none() {
+                        return Err(UsageError(format!("no partner `{p}` in the store")).into());
                     }
-                    outln!("{} events", events.len());
+                    events.iter().for_each(|e| shown.event(e));
                 }
+                // The whole log, an event at a time as it is read: a
+                // fleet's millions of events are never all held.
+                None => store.each_event(None, |e| {
+                    shown.event(&e);
+                    Ok(())
+                })?,
             }
+            shown.finish();
             Ok(Exit::Success)
         }
         LineageCommand::Verify {

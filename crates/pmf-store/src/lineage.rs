@@ -520,12 +520,28 @@ pub struct RawEvent {
 impl Store {
     /// The lineage of one partner (or of all), in order.
     pub fn lineage(&self, partner: Option<&str>) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        self.each_event(partner, |e| {
+            out.push(e);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Call `f` with each event of [`Store::lineage`], in order, one at a
+    /// time (a fleet's millions of events are never all held); the first
+    /// error `f` returns ends the walk and is returned.
+    pub fn each_event(
+        &self,
+        partner: Option<&str>,
+        mut f: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let sql = "SELECT global_seq, partner_id, seq, event, hash FROM lineage WHERE (?1 IS NULL OR partner_id = ?1) ORDER BY global_seq";
         let texts = Texts::load(&self.conn)?;
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query([partner])?;
+        // Each chain's last hash: what its next event follows.
         let mut heads: std::collections::HashMap<String, [u8; 32]> = Default::default();
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let id: String = r.get(1)?;
@@ -543,15 +559,15 @@ impl Store {
                         ..Event::default()
                     });
                 let prev = heads.insert(id.clone(), hash).unwrap_or(GENESIS_BYTES);
-                out.push(StoredEvent {
+                f(StoredEvent {
                     global_seq,
                     event,
                     prev_hash: hex32(&prev),
                     hash: hex32(&hash),
-                });
+                })?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// One partner's events as their chain hashes cover them, in order.
