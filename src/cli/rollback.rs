@@ -64,13 +64,17 @@ fn choose(
     let (current, last) = store
         .bound_partner(partner)?
         .ok_or_else(|| UsageError(format!("no partner `{partner}` in the store")))?;
-    // Stable versions are bound to the lineage: one edited outside pmf is
-    // never installed.
+    // Stable versions are bound to the lineage, and the lineage to its
+    // signed checkpoints: one edited outside pmf is never installed. A
+    // problem of this partner, or of the log as a whole (a rewrite with its
+    // digests and every chain hash recomputed, which only the checkpoints
+    // catch), leaves its stable versions unvouched for; another partner's
+    // problem does not.
     let verification = store.verify(None)?;
     if let Some(b) = verification
         .problems
         .iter()
-        .find(|b| b.partner.as_deref() == Some(partner))
+        .find(|b| b.partner.as_deref().is_none_or(|p| p == partner))
     {
         return Err(UsageError(format!(
             "partner `{partner}` cannot be rolled back: {}",

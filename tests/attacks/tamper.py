@@ -36,6 +36,7 @@ Two controls keep the verdicts honest: the untouched store must verify (exit
 0), and so must the store after an honest second plan applied on it.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -592,6 +593,45 @@ def a_stable_versions(c, d):
     return "p-002's first stable version gets `admin`; then `pmf rollback p-002` is run"
 
 
+def stable_digest(seq, version, state_text):
+    """crates/pmf-store/src/lib.rs `stable_digest`: SHA-256 over its number, version and state."""
+    h = hashlib.sha256(b"pmf-stable-v1\0" + str(seq).encode() + b"\0" + (version or "").encode() + b"\0"
+                       + state_text.encode())
+    return h.hexdigest()
+
+
+def a_stable_versions_consistent(c, d):
+    # As a_stable_versions, and the digest p-002's lineage records of that stable version
+    # rewritten to match, with every chain hash recomputed after it: only the signed
+    # checkpoints still bind the old log.
+    texts = E.texts(c)
+    seq, version, old = q(c, "SELECT seq, version, state FROM stable_versions WHERE partner_id='p-002' ORDER BY seq LIMIT 1")[0]
+    before = stable_digest(seq, version, E.unpack_state(old, texts))
+    st = E.state_json(old, texts)
+    st["permissions"] = ["read", "write", "admin"]
+    packed = E.pack_state(json.dumps(st, separators=(",", ":"), sort_keys=True), E.interner(c))
+    c.execute("UPDATE stable_versions SET state=? WHERE partner_id='p-002' AND seq=?", (packed, seq))
+    after = stable_digest(seq, version, E.unpack_state(packed, E.texts(c)))
+    texts = E.texts(c)
+    intern = E.interner(c)
+    rewritten = None
+    for g, _p, _s, evs in E.rows(c, "partner_id='p-002'"):
+        new = []
+        for ev, h in evs:
+            e = E.decode(ev, texts)
+            if before in e.get("stable", []):
+                e["stable"] = [after if x == before else x for x in e["stable"]]
+                rewritten = rewritten or g
+                new.append((E.encode_interned(e, intern), h))
+            else:
+                new.append((ev, h))
+        E.update_row(c, g, new)
+    assert rewritten, "no event of p-002 records its first stable version"
+    rechain(c, rewritten)
+    return ("p-002's first stable version gets `admin`, the digest its lineage records rewritten to match and every "
+            f"chain hash recomputed from #{rewritten}; then `pmf rollback p-002` is planned, approved and applied")
+
+
 def a_progress_delete(c, d):
     c.execute("DELETE FROM progress")
     return "progress rows deleted; then the same plan is applied again"
@@ -659,6 +699,7 @@ ATTACKS = [
     ("partners: delete a row", a_partner_delete),
     ("partners: insert a row with no lineage", a_partner_insert),
     ("stable_versions: edit, then rollback", a_stable_versions),
+    ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
     ("progress: delete, then re-apply", a_progress_delete),
     ("corrupt a lineage page of the file", a_corrupt_page),
     ("corrupt the partners page of the file", a_corrupt_partners_page),
@@ -787,7 +828,7 @@ def attacks(T, rows):
             c.commit()
             c.close()
         extra, harm = "", ""
-        if fn is a_stable_versions:
+        if fn in (a_stable_versions, a_stable_versions_consistent):
             # the edited stable version must never be installed: plan the rollback, approve it, apply it
             rc, o, e, _ = C.run([pmf, "rollback", "p-002", "--policy", C.policy_path(), "-o", "rb2.json"], cwd=w)
             extra = f"rollback plan rc={rc} ({(e or o).strip()[:120]})"

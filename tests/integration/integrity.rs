@@ -728,6 +728,40 @@ fn state_import_never_rewrites_a_partner_silently() {
     assert_eq!(events(), after);
 }
 
+/// A rollback installs a stable version only when the lineage vouches for
+/// it: another partner's edited row does not stop it, but a problem of the
+/// log as a whole does (a rewrite with every digest and chain hash
+/// recomputed is caught only by the signed checkpoints, and names no
+/// partner; before, such a rewrite of a stable version was installed).
+#[test]
+fn a_rollback_needs_a_log_its_checkpoints_vouch_for() {
+    let dir = story();
+    let d = dir.path();
+    db(d)
+        .execute(
+            "UPDATE partners SET status = 'completed' WHERE id = 'p-010'",
+            [],
+        )
+        .unwrap();
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    db(d)
+        .execute(
+            "UPDATE checkpoints SET root = ?1 WHERE size = (SELECT MAX(size) FROM checkpoints)",
+            ["ab".repeat(32)],
+        )
+        .unwrap();
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    let o = rollback(d, "p-002", &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("partner `p-002` cannot be rolled back"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 /// A project pins its trust root in `pmf.toml` (`[trust] root_policy`):
 /// a new store is governed first by that policy or not at all, a store
 /// started under another is written no more, and `lineage verify` holds
