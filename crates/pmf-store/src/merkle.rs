@@ -108,9 +108,16 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The tree over these leaf inputs.
+    /// The tree over these leaf inputs (tests; a store's log is hashed
+    /// as it is read, [`Tree::of_leaf_hashes`]).
+    #[cfg(test)]
     pub(crate) fn new<'a>(inputs: impl IntoIterator<Item = &'a [u8]>) -> Tree {
-        let leaves: Vec<Hash> = inputs.into_iter().map(leaf_hash).collect();
+        Tree::of_leaf_hashes(inputs.into_iter().map(leaf_hash).collect())
+    }
+
+    /// The tree over leaves already hashed ([`leaf_hash`] of each input):
+    /// a store's log is hashed as it is read, never held twice.
+    pub(crate) fn of_leaf_hashes(leaves: Vec<Hash>) -> Tree {
         let mut levels = vec![leaves];
         while levels.last().is_some_and(|l| l.len() > 1) {
             let below = levels.last().map(Vec::as_slice).unwrap_or_default();

@@ -255,25 +255,24 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The chain hashes of every event, in order: the Merkle tree's leaves.
-    pub(crate) fn leaves(&self) -> Result<Vec<merkle::Hash>, StoreError> {
+    /// The Merkle tree of the whole lineage: its leaves are the chain
+    /// hashes of every event, in order, hashed as each row is read.
+    pub fn tree(&self) -> Result<Tree, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT event, hash FROM lineage ORDER BY global_seq")?;
         let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
+        let mut leaves = Vec::new();
         while let Some(r) = rows.next()? {
             let row = r.get_ref(0)?.as_bytes().unwrap_or_default();
             let hashes = r.get_ref(1)?.as_bytes().unwrap_or_default();
-            out.extend(row_events(row, hashes).into_iter().map(|(_, h)| h));
+            leaves.extend(
+                row_events(row, hashes)
+                    .into_iter()
+                    .map(|(_, h)| merkle::leaf_hash(&h)),
+            );
         }
-        Ok(out)
-    }
-
-    /// The Merkle tree of the whole lineage.
-    pub fn tree(&self) -> Result<Tree, StoreError> {
-        let leaves = self.leaves()?;
-        Ok(Tree::new(leaves.iter().map(|l| l.as_slice())))
+        Ok(Tree::of_leaf_hashes(leaves))
     }
 
     /// Verify the whole store, and that the log extends `witness` if given.
