@@ -332,6 +332,43 @@ fn states_are_stored_packed() {
     assert!(keys > 5, "{keys} keys");
 }
 
+/// The whole store printed as it is read (`lineage show`, `state
+/// export`, in both formats) is byte for byte the document its reference
+/// builds from everything at once: serde_json's pretty print of every
+/// event (keys sorted, as a JSON value has them) and of every state.
+#[test]
+fn a_store_printed_as_it_is_read_is_its_reference_document() {
+    let dir = story();
+    let d = dir.path();
+    let store = pmf::store::Store::open_to_read(&d.join(".pmf/state.db")).unwrap();
+    let events = store.lineage(None).unwrap();
+    assert!(events.len() > 200, "{} events", events.len());
+    let reference =
+        serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "events": events}))
+            .unwrap();
+    let o = pmf(d, &["lineage", "show", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), format!("{reference}\n"));
+    let o = pmf(d, &["lineage", "show"]);
+    assert!(text(&o.stdout).ends_with(&format!("\n{} events\n", events.len())));
+    assert_eq!(text(&o.stdout).lines().count(), events.len() + 1);
+
+    let states: Vec<serde_json::Value> = store
+        .partners()
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::from_str(&p.state).unwrap())
+        .collect();
+    let o = pmf(d, &["state", "export"]);
+    assert_eq!(
+        text(&o.stdout),
+        format!("{}\n", serde_json::to_string_pretty(&states).unwrap())
+    );
+    let o = pmf(d, &["state", "export", "--format", "ndjson"]);
+    let lines: String = states.iter().map(|s| format!("{s}\n")).collect();
+    assert_eq!(text(&o.stdout), lines);
+}
+
 #[test]
 fn rows_in_the_forms_older_stores_keep_still_read_and_verify() {
     // A store of schema 3 keeps one compact event per row and its states
