@@ -160,6 +160,8 @@ struct Recorded {
     state: Option<Digest>,
     stable: Vec<Digest>,
     legacy: bool,
+    /// The store holds its row (found by the row check).
+    in_store: bool,
     /// The last plan named (an index into the plans met).
     plan: Option<u32>,
     last_global: i64,
@@ -214,6 +216,8 @@ struct PlanOutcome {
     global_seq: i64,
     seq: i64,
     legacy: bool,
+    /// Its `progress` row was found (by the progress check).
+    matched: bool,
 }
 
 fn at(global_seq: i64, reason: String) -> Broken {
@@ -487,6 +491,7 @@ impl Store {
                                 global_seq,
                                 seq,
                                 legacy: global_seq <= legacy_count,
+                                matched: false,
                             };
                             match known.outcomes.iter_mut().find(|o| o.plan == plan) {
                                 Some(o) => *o = run,
@@ -670,8 +675,8 @@ impl Store {
         }
 
         // Current rows held to the lineage.
-        self.check_rows(&partners, legacy_count > 0, &mut problems)?;
-        self.check_progress(&partners, &plans, &mut problems)?;
+        self.check_rows(&mut partners, legacy_count > 0, &mut problems)?;
+        self.check_progress(&mut partners, &plans, &mut problems)?;
 
         let broken = problems.first().cloned();
         Ok(Verification {
@@ -708,12 +713,11 @@ impl Store {
     /// reported, though apply itself falls back on the lineage.
     fn check_progress(
         &self,
-        recorded: &HashMap<String, Recorded>,
+        recorded: &mut HashMap<String, Recorded>,
         plans: &HashMap<String, u32>,
         problems: &mut Vec<Broken>,
     ) -> Result<(), StoreError> {
         let short = |plan: &str| plan.get(..12).unwrap_or(plan).to_string();
-        let mut matched: std::collections::HashSet<(String, u32)> = Default::default();
         let mut stmt = self.conn.prepare(
             "SELECT coalesce(plans.hash, CAST(progress.plan AS TEXT)), partner_id, outcome
              FROM progress LEFT JOIN plans ON plans.id = progress.plan ORDER BY 1, 2",
@@ -725,8 +729,8 @@ impl Store {
             let outcome: String = r.get(2)?;
             let run = plans.get(&plan).and_then(|&p| {
                 recorded
-                    .get(&partner)
-                    .and_then(|rec| rec.outcomes.iter().find(|o| o.plan == p))
+                    .get_mut(&partner)
+                    .and_then(|rec| rec.outcomes.iter_mut().find(|o| o.plan == p))
             });
             let Some(run) = run else {
                 problems.push(Broken {
@@ -740,7 +744,7 @@ impl Store {
                 });
                 continue;
             };
-            matched.insert((partner.clone(), run.plan));
+            run.matched = true;
             if !run.legacy && run.outcome.as_deref() != Some(outcome.as_str()) {
                 problems.push(Broken {
                     global_seq: run.global_seq,
@@ -756,9 +760,9 @@ impl Store {
         }
         let names: HashMap<u32, &str> = plans.iter().map(|(k, v)| (*v, k.as_str())).collect();
         let mut missing: Vec<Broken> = Vec::new();
-        for (partner, rec) in recorded {
+        for (partner, rec) in recorded.iter() {
             for run in rec.outcomes.iter().filter(|o| !o.legacy) {
-                if !matched.contains(&(partner.clone(), run.plan)) {
+                if !run.matched {
                     missing.push(Broken {
                         global_seq: run.global_seq,
                         partner: Some(partner.clone()),
@@ -778,15 +782,13 @@ impl Store {
 
     fn check_rows(
         &self,
-        recorded: &HashMap<String, Recorded>,
+        recorded: &mut HashMap<String, Recorded>,
         legacy_store: bool,
         problems: &mut Vec<Broken>,
     ) -> Result<(), StoreError> {
-        let mut seen = std::collections::HashSet::new();
         // One partner at a time: a fleet's states are never all held.
         self.each_partner(|p| {
-            seen.insert(p.id.clone());
-            let Some(rec) = recorded.get(&p.id) else {
+            let Some(rec) = recorded.get_mut(&p.id) else {
                 if !legacy_store {
                     problems.push(Broken {
                         global_seq: 0,
@@ -800,6 +802,7 @@ impl Store {
                 }
                 return Ok(());
             };
+            rec.in_store = true;
             if let Some(d) = &rec.state
                 && !d.is(&row_digest(&p.state, p.version.as_deref(), &p.status))
             {
@@ -833,8 +836,8 @@ impl Store {
             }
             Ok(())
         })?;
-        for (id, rec) in recorded {
-            if rec.state.is_some() && !seen.contains(id) {
+        for (id, rec) in recorded.iter() {
+            if rec.state.is_some() && !rec.in_store {
                 problems.push(Broken {
                     global_seq: rec.last_global,
                     partner: Some(id.clone()),
