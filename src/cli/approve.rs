@@ -363,15 +363,16 @@ fn rekey_request(path: &std::path::Path) -> Result<Option<RekeyRequest>, UsageEr
     }
     match RekeyRequest::parse(&text) {
         Some(r) => Ok(Some(r)),
+        // A request by its first field, whatever follows: read as `pmf
+        // state rekey` reads one, which says why it is not.
         None if text
             .lines()
             .nth(1)
             .is_some_and(|l| l.contains(crate::store::rekey::REQUEST_FORMAT)) =>
         {
-            Err(UsageError(format!(
-                "`{}` is not a request for a new operator key as `pmf state rekey --request` writes it (edited?); nothing was signed",
-                path.display()
-            )))
+            super::rekey::read_request(path)
+                .map(Some)
+                .map_err(|e| UsageError(format!("{}; nothing was signed", e.0)))
         }
         None => Ok(None),
     }
@@ -431,7 +432,7 @@ fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, C
     outln!(
         "`{}` approves the new operator key request {} → {}",
         file.authority,
-        hash.get(..12).unwrap_or(&hash),
+        super::view::short(&hash),
         args.output.display()
     );
     Ok(Exit::Success)

@@ -91,47 +91,40 @@ pub enum LineageCommand {
 /// Events shown as they are read: a line each (human), or the JSON
 /// document `{"events": [...], "format_version": 1}` laid out as
 /// serde_json's pretty printer lays out the whole.
-struct ShownEvents {
-    format: OutputFormat,
-    count: usize,
+enum ShownEvents {
+    Json(super::output::StreamedArray),
+    Lines(usize),
 }
 
 impl ShownEvents {
     fn new(format: OutputFormat) -> Self {
-        ShownEvents { format, count: 0 }
+        match format {
+            OutputFormat::Json => {
+                ShownEvents::Json(super::output::StreamedArray::new("{\n  \"events\": ", 1))
+            }
+            OutputFormat::Human => ShownEvents::Lines(0),
+        }
     }
 
     fn event(&mut self, e: &crate::store::lineage::StoredEvent) {
-        match self.format {
-            OutputFormat::Json => {
-                // Through a JSON value, as the whole document was: its
-                // keys sorted.
-                let value = serde_json::to_value(e).unwrap_or_default();
-                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-                out!(
-                    "{}",
-                    if self.count == 0 {
-                        "{\n  \"events\": [\n"
-                    } else {
-                        ",\n"
-                    }
-                );
-                for (i, line) in text.lines().enumerate() {
-                    out!("{}    {line}", if i == 0 { "" } else { "\n" });
-                }
+        match self {
+            // Through a JSON value, as the whole document was: its keys
+            // sorted.
+            ShownEvents::Json(array) => array.element(&serde_json::to_value(e).unwrap_or_default()),
+            ShownEvents::Lines(count) => {
+                outln!("{}", event_line(e));
+                *count += 1;
             }
-            OutputFormat::Human => outln!("{}", event_line(e)),
         }
-        self.count += 1;
     }
 
     fn finish(self) {
-        match self.format {
-            OutputFormat::Json if self.count == 0 => {
-                outln!("{{\n  \"events\": [],\n  \"format_version\": 1\n}}")
+        match self {
+            ShownEvents::Json(array) => {
+                array.finish();
+                outln!(",\n  \"format_version\": 1\n}}");
             }
-            OutputFormat::Json => outln!("\n  ],\n  \"format_version\": 1\n}}"),
-            OutputFormat::Human => outln!("{} events", self.count),
+            ShownEvents::Lines(count) => outln!("{count} events"),
         }
     }
 }

@@ -55,3 +55,50 @@ pub fn failure() -> Option<std::io::Error> {
 pub fn print_err(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
+
+/// A JSON array written an element at a time, laid out as serde_json's
+/// pretty printer lays out the whole array at `depth` (its elements one
+/// level in): a store's millions of rows are printed as they are read.
+/// `opening` (what stands before the array) is written with the first
+/// element, or at the end when there is none.
+pub struct StreamedArray {
+    opening: &'static str,
+    depth: usize,
+    count: usize,
+}
+
+impl StreamedArray {
+    /// An array after `opening`, nested `depth` levels deep.
+    pub fn new(opening: &'static str, depth: usize) -> Self {
+        StreamedArray {
+            opening,
+            depth,
+            count: 0,
+        }
+    }
+
+    /// Write `value` as the next element.
+    pub fn element(&mut self, value: &serde_json::Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        let indent = "  ".repeat(self.depth + 1);
+        if self.count == 0 {
+            out!("{}[\n", self.opening);
+        } else {
+            out!(",\n");
+        }
+        for (i, line) in text.lines().enumerate() {
+            out!("{}{indent}{line}", if i == 0 { "" } else { "\n" });
+        }
+        self.count += 1;
+    }
+
+    /// Close the array (`[]` when it has no element); how many it had.
+    pub fn finish(self) -> usize {
+        if self.count == 0 {
+            out!("{}[]", self.opening);
+        } else {
+            out!("\n{}]", "  ".repeat(self.depth));
+        }
+        self.count
+    }
+}

@@ -18,7 +18,7 @@ use clap::Args;
 use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::store::Store;
 use crate::store::checkpoint::OperatorKey;
-use crate::store::rekey::RekeyRequest;
+use crate::store::rekey::{RekeyRequest, short};
 
 /// Arguments of `pmf state rekey`.
 #[derive(Args, Debug)]
@@ -314,9 +314,4 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
-}
-
-/// The start of a key, as messages show it.
-fn short(key: &str) -> &str {
-    key.get(..16).unwrap_or(key)
 }

@@ -305,28 +305,20 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
         StateCommand::Export { store, format } => {
             let store = Store::open_to_read(store)?;
             // A partner at a time, as it is read: a fleet's states are
-            // never all held. The JSON array is laid out as serde_json's
-            // pretty printer lays out the whole (an element's lines one
-            // level in).
-            let mut first = true;
+            // never all held.
+            let mut array = super::output::StreamedArray::new("", 0);
             store.each_partner(|p| {
                 let state: serde_json::Value =
                     serde_json::from_str(&p.state).unwrap_or(serde_json::Value::Null);
                 match format {
-                    ExportFormat::Json => {
-                        let text = serde_json::to_string_pretty(&state).unwrap_or_default();
-                        out!("{}", if first { "[\n" } else { ",\n" });
-                        for (i, line) in text.lines().enumerate() {
-                            out!("{}  {line}", if i == 0 { "" } else { "\n" });
-                        }
-                    }
+                    ExportFormat::Json => array.element(&state),
                     ExportFormat::Ndjson => outln!("{state}"),
                 }
-                first = false;
                 Ok(())
             })?;
             if *format == ExportFormat::Json {
-                outln!("{}", if first { "[]" } else { "\n]" });
+                array.finish();
+                outln!();
             }
             Ok(Exit::Success)
         }

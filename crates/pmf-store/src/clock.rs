@@ -1,15 +1,20 @@
 //! Wall-clock time as RFC 3339 (UTC), for plans, events and checkpoints.
 //! A leaf module: it depends on nothing else of the crate.
 
+/// The seconds since the epoch now (0 if the clock is before it).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The current UTC time as RFC 3339 (formatted once a second per thread:
 /// apply asks for it for every partner).
 pub fn now_rfc3339() -> String {
     thread_local! {
         static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = now_secs();
     LAST.with_borrow_mut(|(at, text)| {
         if *at != secs {
             *at = secs;

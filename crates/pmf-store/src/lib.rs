@@ -923,12 +923,23 @@ impl Store {
     /// `f` returns ends the walk and is returned.
     pub fn each_partner(
         &self,
+        f: impl FnMut(StoredPartner) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.each_partner_where("", [], f)
+    }
+
+    /// [`Store::each_partner`] over the rows `filter` (an SQL `WHERE`
+    /// clause, or nothing) with `params` selects.
+    fn each_partner_where(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
         mut f: impl FnMut(StoredPartner) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, state, version, status FROM partners ORDER BY id")?;
-        let mut rows = stmt.query([])?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, state, version, status FROM partners {filter} ORDER BY id"
+        ))?;
+        let mut rows = stmt.query(params)?;
         while let Some(r) = rows.next()? {
             f(StoredPartner {
                 id: r.get(0)?,
@@ -1078,19 +1089,15 @@ impl Store {
         statuses: &[&str],
     ) -> Result<Vec<StoredPartner>, StoreError> {
         let marks = vec!["?"; statuses.len()].join(", ");
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT id, state, version, status FROM partners WHERE status IN ({marks}) ORDER BY id"
-        ))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(statuses))?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(StoredPartner {
-                id: r.get(0)?,
-                state: self.state_text(r.get_ref(1)?)?,
-                version: r.get(2)?,
-                status: r.get(3)?,
-            });
-        }
+        self.each_partner_where(
+            &format!("WHERE status IN ({marks})"),
+            rusqlite::params_from_iter(statuses),
+            |p| {
+                out.push(p);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

@@ -278,8 +278,8 @@ pub fn problem(chain: &str, e: &Event, store_id: &str) -> Option<String> {
     })
 }
 
-/// The start of a key, as messages show it.
-fn short(key: &str) -> &str {
+/// The start of a key (16 hex digits), as messages show it.
+pub fn short(key: &str) -> &str {
     key.get(..16).unwrap_or(key)
 }
 
@@ -481,10 +481,7 @@ impl Store {
         if let Some(why) = request.replay_problem(successions) {
             return refused(why);
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if let Some(why) = request.expiry_problem(now) {
+        if let Some(why) = request.expiry_problem(crate::clock::now_secs()) {
             return refused(why);
         }
         let hash = request.hash();

@@ -295,12 +295,7 @@ pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
 /// The longest a plan may be made valid for.
 pub const MAX_VALIDITY_SECS: u64 = 90 * 86_400;
 
-/// The seconds since the epoch now (0 if the clock is before it).
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use pmf_store::clock::now_secs;
 
 /// `secs` as people say it, to the largest unit that fits twice
 /// (`7 days`, `36 hours`, `90 minutes`, `1 second`).
