@@ -434,6 +434,52 @@ def a_rewrite_partner_consistent(c, d):
     return f"rewrote every event of p-012 (health, approvals, outcome; interned, in its RUN row) and recomputed every chain hash from #{first_g}"
 
 
+def a_rewrite_then_write(c, d):
+    note = a_rewrite_partner_consistent(c, d)
+    return note + "; then a new partner is imported and an honest second plan approved and applied"
+
+
+def a_edit_last_then_write(c, d):
+    # p-003's last event re-encoded with another time, its chain hash kept: the log's
+    # Merkle root is still the signed one; only the event's own hash tells.
+    texts = E.texts(c)
+    g, _p, _s, evs = E.rows(c, "partner_id='p-003'")[-1]
+    ev, h = evs[-1]
+    e = E.decode(ev, texts)
+    e["time"] = "2020-01-01T00:00:00Z"
+    E.update_row(c, g, list(evs[:-1]) + [(E.encode_interned(e, E.interner(c)), h)])
+    return ("p-003's last event given another time, its chain hash kept; then a new partner is imported "
+            "and an honest second plan approved and applied (p-003's walk must not go on)")
+
+
+WRITE_AFTER = (a_rewrite_then_write, a_edit_last_then_write)
+
+
+def write_after(pmf, w, store, partner=None):
+    """`state import` of a new partner, then an honest second plan applied: on a log its
+    checkpoints do not vouch for, both must refuse and write nothing. With `partner` (whose
+    last event was edited, the log's root intact), the apply must refuse and write nothing
+    of it (an import of another partner starts from nothing of it)."""
+    where = f" WHERE partner_id='{partner}'" if partner else ""
+    rows = lambda: C.db_rows(store, f"SELECT COUNT(*), (SELECT COUNT(*) FROM partners) FROM lineage{where}")[0]
+    before = rows()
+    p = json.load(open(os.path.join(C.fleet_dir(), "partners.json")))[0]
+    p["id"] = "p-new"
+    json.dump([p], open(os.path.join(w, "new.json"), "w"))
+    irc, o, e, _ = C.run([pmf, "state", "import", "new.json", "--policy", C.policy_path()], cwd=w)
+    arc, summary = control_replan(pmf, w)
+    after = rows()
+    extra = (f"import rc={irc} ({(e or o).strip()[:140]}); apply rc={arc} ({summary[:140]}); "
+             f"lineage rows and partners before {before}, after {after}")
+    harm = ""
+    refused = lambda rc: rc in (1, 2)
+    if partner and (after[0] != before[0] or not refused(arc)):
+        harm = f"the plan over {partner} was applied from its edited last event"
+    elif not partner and (after != before or not refused(irc) or not refused(arc)):
+        harm = "the store was written over a log its checkpoints do not vouch for"
+    return extra, harm
+
+
 def a_erase_partner_consistent(c, d):
     c.execute("DELETE FROM lineage WHERE partner_id='p-019'")
     renumber(c)
@@ -681,6 +727,8 @@ ATTACKS = [
     ("RUN: forged event appended inside the last RUN row, hash + meta consistent", a_forged_into_last_run),
     ("rewrite a partner's history, all hashes recomputed", a_rewrite_partner_consistent),
     ("erase a partner's history, all hashes recomputed", a_erase_partner_consistent),
+    ("rewrite a partner's history, all hashes recomputed, then import and apply", a_rewrite_then_write),
+    ("edit a partner's last event, its chain hash kept, then import and apply", a_edit_last_then_write),
     ("texts: edit a rite", a_text_rite),
     ("texts: edit a signer (authority:key)", a_text_authority),
     ("texts: rename the state key `permissions`", a_text_key),
@@ -845,6 +893,8 @@ def attacks(T, rows):
             rc, o, e, _ = C.run([pmf, "state", "rekey", "--operator-key", "mallory.key", "--new-key", "mallory2.key",
                                  "--reason", "mine"], cwd=w)
             extra = f"rekey rc={rc} ({(e or o).strip()[:120]})"
+        if fn in WRITE_AFTER:
+            extra, harm = write_after(pmf, w, store, "p-003" if fn is a_edit_last_then_write else None)
         if fn is a_progress_delete:
             rc, o, e, _ = C.run([pmf, "apply", "plan.json", "--approvals", "approvals.json", "--observed",
                                  os.path.join(C.fleet_dir(), "observed.json")], cwd=w)

@@ -765,6 +765,136 @@ fn state_import_never_rewrites_a_partner_silently() {
     assert_eq!(events(), after);
 }
 
+/// Plan the fleet again from the states the store in `dir` holds (to
+/// 2.1.0) into `again.json`, approved by every authority in
+/// `again-approvals.json`.
+fn plan_again(d: &Path) {
+    let o = pmf(d, &["state", "export", "--format", "ndjson"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::write(d.join("current.ndjson"), &o.stdout).unwrap();
+    std::fs::write(d.join("target2.json"), r#"{"version": "2.1.0"}"#).unwrap();
+    let o = plan_with(d, "current.ndjson", "target2.json", "again.json", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    for a in ["TSC", "ERC", "SCO"] {
+        let o = pmf(
+            d,
+            &[
+                "approve",
+                "again.json",
+                "--key",
+                &format!("{a}.key"),
+                "--yes",
+                "-o",
+                "again-approvals.json",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+}
+
+/// How many partners and events the store in `dir` holds.
+fn held(dir: &Path) -> (i64, i64) {
+    let c = db(dir);
+    (
+        column::<i64>(&c, "SELECT COUNT(*) FROM partners")[0],
+        column::<i64>(&c, "SELECT COUNT(*) FROM lineage")[0],
+    )
+}
+
+/// A new partner of the fleet's kind, `p-new`, in `dir/new.json`.
+fn new_partner(dir: &Path) -> String {
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut p = all[0].clone();
+    p["id"] = "p-new".into();
+    std::fs::write(dir.join("new.json"), serde_json::json!([p]).to_string()).unwrap();
+    "new.json".into()
+}
+
+/// A store rewritten consistently by someone without the operator key
+/// (p-012's history made healthy, every chain hash and the Merkle head
+/// recomputed) is written no more: its rows agree with each other, but
+/// not with the latest signed checkpoint. Before, `state import` and
+/// `apply` extended it, and signed a checkpoint over it.
+#[test]
+fn a_store_is_written_only_where_its_latest_checkpoint_vouches_for_its_log() {
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let new = new_partner(d);
+    let c = db(d);
+    rewrite_p012(&c);
+    recompute(&c, None);
+    drop(c);
+    let before = held(d);
+    let refused = |o: &Output| {
+        assert_eq!(code(o), 2, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(
+                "the store's lineage is not what its signed checkpoints vouch for: events #1–#"
+            ) && text(&o.stderr).contains("do not match the checkpoint signed at"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert_eq!(held(d), before, "the rewritten store was written");
+    };
+    refused(&state_import(d, &new, &policy, &[]));
+    // A plan over the rewritten partner, approved by everyone.
+    plan_again(d);
+    refused(&pmf(
+        d,
+        &["apply", "again.json", "--approvals", "again-approvals.json"],
+    ));
+    // The control: the same import into the store as the story left it.
+    let dir = story();
+    let new = new_partner(dir.path());
+    let o = state_import(dir.path(), &new, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+}
+
+/// A partner's last event edited in place, its chain hash kept (so the log's
+/// root is still the signed one): a write that starts from the partner's
+/// stored state refuses it.
+#[test]
+fn a_partner_s_last_event_edited_in_place_is_not_started_from() {
+    let dir = story();
+    let d = dir.path();
+    let c = db(d);
+    explode(&c);
+    let (g, seq, body): (i64, i64, Vec<u8>) = c
+        .query_row(
+            "SELECT global_seq, seq, event FROM lineage WHERE partner_id = 'p-003' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let mut e = read_event_with(&body, "p-003", seq as u64, &Texts::load(&c).unwrap()).unwrap();
+    e.time = "2020-01-01T00:00:00Z".into();
+    let mut edited = Vec::new();
+    encode(&e, &mut edited);
+    c.execute(
+        "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
+        rusqlite::params![edited, g],
+    )
+    .unwrap();
+    drop(c);
+    let before = held(d);
+    plan_again(d);
+    let o = pmf(
+        d,
+        &["apply", "again.json", "--approvals", "again-approvals.json"],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the last event of partner `p-003` does not match its chain hash"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(held(d), before, "the edited store was written");
+    detected(d, &[], "its content does not match its hash");
+}
+
 /// A rollback installs a stable version only when the lineage vouches for
 /// it: another partner's edited row does not stop it, but a problem of the
 /// log as a whole does (a rewrite with every digest and chain hash

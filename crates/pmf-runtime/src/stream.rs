@@ -108,8 +108,11 @@ struct LineReader {
     eof: bool,
 }
 
-/// How many bytes a batch of NDJSON aims at.
-const BLOCK: usize = 2 << 20;
+/// How many bytes a batch of NDJSON aims at: about 3,000 partners of the
+/// fleet's, enough to keep every core busy. Six batches and their plan
+/// lines are in flight in `pmf plan`; at 2 MiB they held 20 MB more of a
+/// 1M-partner plan's peak (105 MB) for no time gained.
+const BLOCK: usize = 1 << 20;
 
 /// How many bytes to read next: at least [`BLOCK`], or as many as
 /// `pending` (what is not handed out yet) when that is more, so a record

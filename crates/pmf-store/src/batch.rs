@@ -268,6 +268,8 @@ pub struct Batch<'s> {
     last_state: std::cell::RefCell<Option<(String, rusqlite::types::Value)>>,
     /// The plan progress was last recorded for, and its number.
     plan: Option<(String, i64)>,
+    /// Where the store remembers the log this process signed.
+    vouched: &'s crate::vouch::Vouched,
 }
 
 impl Store {
@@ -294,6 +296,9 @@ impl Store {
         expected: &str,
     ) -> Result<Batch<'s>, StoreError> {
         let mine = operator.public_hex();
+        // Only the log the latest signed checkpoint vouches for is extended.
+        self.vouch_for_log()?;
+        let vouched = &self.vouched;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -327,6 +332,12 @@ impl Store {
             .optional()?
             .ok_or(StoreError::NoId)?;
         let head = LogHead::load(&tx)?;
+        // The head kept to extend the log is the one vouched for.
+        if let Some(Some((size, root))) = vouched.mark()
+            && (head.seq as u64 != size || merkle::to_hex(&head.frontier.root()) != root)
+        {
+            return Err(StoreError::MerkleHead);
+        }
         let texts = Texts::load(&tx)?;
         Ok(Batch {
             tx,
@@ -338,6 +349,7 @@ impl Store {
             packing: Vec::with_capacity(512).into(),
             last_state: None.into(),
             plan: None,
+            vouched,
         })
     }
 }
@@ -748,6 +760,10 @@ impl Batch<'_> {
             None
         };
         self.tx.commit()?;
+        // The log this process signed needs no check before its next batch.
+        if let Some(c) = &checkpoint {
+            self.vouched.set(Some((c.size, c.root.clone())));
+        }
         Ok(checkpoint)
     }
 }

@@ -23,6 +23,7 @@ mod packed;
 pub mod refused;
 pub mod rekey;
 pub mod verify;
+mod vouch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -163,6 +164,14 @@ pub enum StoreError {
         /// The partner.
         partner: String,
     },
+    /// A partner's last event is not the one its chain hash covers.
+    #[error(
+        "the last event of partner `{partner}` does not match its chain hash (edited outside pmf); `pmf lineage verify` says more"
+    )]
+    EventEdited {
+        /// The partner.
+        partner: String,
+    },
     /// A partner's row has no lineage at all.
     #[error(
         "partner `{partner}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more"
@@ -170,6 +179,14 @@ pub enum StoreError {
     RowWithoutLineage {
         /// The partner.
         partner: String,
+    },
+    /// The log is not the one the latest signed checkpoint vouches for.
+    #[error(
+        "the store's lineage is not what its signed checkpoints vouch for: {reason} (edited outside pmf); nothing was written; `pmf lineage verify` says more"
+    )]
+    Unvouched {
+        /// Where the log and the checkpoint part.
+        reason: String,
     },
     /// The Merkle head kept in the store does not fit its events.
     #[error(
@@ -504,6 +521,8 @@ pub struct Store {
     legacy: bool,
     /// The store's texts, as far as this connection has read them.
     texts: std::cell::RefCell<interned::Texts>,
+    /// The log as this process last vouched for or signed it.
+    vouched: vouch::Vouched,
 }
 
 /// The settings of every connection to a store, none of which writes: a
@@ -636,6 +655,7 @@ impl Store {
             path: path.to_path_buf(),
             legacy: false,
             texts: Default::default(),
+            vouched: Default::default(),
         }
     }
 
@@ -879,7 +899,9 @@ impl Store {
     }
 
     /// A partner with its last event, its stored row held to the digest
-    /// the lineage recorded: a row edited outside pmf is an error.
+    /// the lineage recorded, and that event to its chain hash (which the
+    /// signed checkpoints cover, [`Store::vouch_for_log`]): a row or an
+    /// event edited outside pmf is an error.
     pub fn bound_partner(
         &self,
         id: &str,
@@ -887,9 +909,64 @@ impl Store {
         let Some(p) = self.partner(id)? else {
             return Ok(None);
         };
-        let last = self.last_event(id)?;
+        let last = self
+            .last_stored_held(id)?
+            .map(|(seq, b)| self.last_of(&b, id, seq))
+            .transpose()?;
         check_row(&p, last.as_ref(), self.legacy)?;
         Ok(Some((p, last)))
+    }
+
+    /// [`Store::last_stored`], the event held to its chain hash: its
+    /// content and its partner's previous event's hash hash to it.
+    fn last_stored_held(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let first: i64 = r.get(0)?;
+        let events = lineage::row_events(
+            r.get_ref(1)?.as_bytes().unwrap_or_default(),
+            r.get_ref(2)?.as_bytes().unwrap_or_default(),
+        );
+        let n = events.len();
+        let Some(&(body, hash)) = events.last() else {
+            return Ok(None);
+        };
+        let seq = (first + n as i64 - 1) as u64;
+        let prev = match events.len().checked_sub(2).and_then(|i| events.get(i)) {
+            Some(&(_, before)) => before,
+            None if seq <= 1 => lineage::GENESIS_BYTES,
+            // The first event of its row: the previous row's last hash.
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+                )?
+                .query_row(rusqlite::params![id, first], |r| {
+                    let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
+                    Ok(lineage::hash_of(
+                        hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
+                    ))
+                })
+                .optional()?
+                .unwrap_or_default(),
+        };
+        let holds = self
+            .with_texts(|texts| {
+                lineage::expand(body, texts)
+                    .map(|b| lineage::stored_digest(&prev, id, seq, &b) == hash)
+            })?
+            .unwrap_or(false);
+        if !holds {
+            return Err(StoreError::EventEdited {
+                partner: id.to_string(),
+            });
+        }
+        Ok(Some((seq, body.to_vec())))
     }
 
     /// The store's table of texts as committed (to prepare partners with

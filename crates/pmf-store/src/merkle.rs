@@ -62,8 +62,7 @@ impl Frontier {
     }
 
     /// Number of leaves.
-    #[cfg(test)]
-    fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
@@ -87,6 +86,30 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Append a perfect subtree of `2^height` leaves whose root is `root`
+    /// ([`subtree_root`]): what pushing its leaves one by one would do.
+    /// `None` (nothing appended) unless the size is a multiple of its
+    /// leaves, where such a subtree starts.
+    pub(crate) fn push_subtree(&mut self, root: Hash, height: u32) -> Option<()> {
+        let leaves = 1u64.checked_shl(height)?;
+        if !self.size.is_multiple_of(leaves) {
+            return None;
+        }
+        let mut hash = root;
+        // Merge with the peaks of its size and above: one per one-bit of
+        // the size counted in such subtrees.
+        let mut n = self.size >> height;
+        while n & 1 == 1 {
+            if let Some(left) = self.peaks.pop() {
+                hash = node_hash(&left, &hash);
+            }
+            n >>= 1;
+        }
+        self.peaks.push(hash);
+        self.size += leaves;
+        Some(())
+    }
+
     /// The tree's root.
     pub fn root(&self) -> Hash {
         let mut peaks = self.peaks.iter().rev();
@@ -98,6 +121,29 @@ impl Frontier {
         }
         root
     }
+}
+
+/// The root of the perfect subtree over leaf inputs `inputs` (a power of
+/// two of them; `None` otherwise), its levels made in place of one copy.
+pub(crate) fn subtree_root(inputs: &[Hash]) -> Option<Hash> {
+    if !inputs.len().is_power_of_two() {
+        return None;
+    }
+    let mut level: Vec<Hash> = inputs.iter().map(|i| leaf_hash(i)).collect();
+    while level.len() > 1 {
+        // Node i of the level above is the hash of nodes 2i and 2i+1,
+        // written over node i (read already).
+        let mut i = 0;
+        while let (Some(l), Some(r)) = (level.get(2 * i), level.get(2 * i + 1)) {
+            let up = node_hash(l, r);
+            if let Some(slot) = level.get_mut(i) {
+                *slot = up;
+            }
+            i += 1;
+        }
+        level.truncate(i);
+    }
+    level.first().copied()
 }
 
 /// Every level of the tree over `leaves` (leaf hashes at level 0): node `i`
@@ -352,6 +398,35 @@ mod tests {
             assert_eq!(again.root(), want);
         }
         assert!(Frontier::from_parts(3, vec![empty_root()]).is_none());
+    }
+
+    #[test]
+    fn subtrees_pushed_whole_give_the_frontier_of_their_leaves() {
+        let all: Vec<Hash> = inputs(100)
+            .iter()
+            .map(|i| Sha256::digest(i).into())
+            .collect();
+        for height in 0..4u32 {
+            let block = 1usize << height;
+            for n in 0..=all.len() {
+                let mut one_by_one = Frontier::default();
+                all[..n].iter().for_each(|i| one_by_one.push(i));
+                let mut whole = Frontier::default();
+                let chunks = all[..n].chunks_exact(block);
+                let tail = chunks.remainder();
+                for chunk in chunks {
+                    let root = subtree_root(chunk).expect("a power of two");
+                    whole.push_subtree(root, height).expect("at a multiple");
+                }
+                tail.iter().for_each(|i| whole.push(i));
+                assert_eq!(whole, one_by_one, "height {height}, {n} leaves");
+            }
+        }
+        // Not where a subtree of its size starts, or not a power of two.
+        let mut f = Frontier::default();
+        f.push(&all[0]);
+        assert!(f.push_subtree(all[1], 1).is_none());
+        assert!(subtree_root(&all[..3]).is_none());
     }
 
     #[test]
