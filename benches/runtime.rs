@@ -9,7 +9,9 @@
 //! person runs it (a summary) and printing every event (`--format json`),
 //! each on a fresh store, beside plain SQLite inserting the same rows;
 //! then `lineage verify`, `status`, `review list`, `state export` and
-//! `lineage show` of the store the last run left.
+//! `lineage show` of the store the last run left, and a `state import` of
+//! one partner onto it (which first holds the whole log to its latest
+//! signed checkpoint).
 //!
 //! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
 //! 1000000; PMF_BENCH_APPLY, default 100000, 0 to skip; runs of each, as
@@ -237,6 +239,17 @@ fn main() {
             args.join(" ")
         );
     }
+    // A write onto that store: one new partner imported, the whole log's
+    // root computed again first and held to its latest checkpoint.
+    let one = dir.path().join("one.ndjson");
+    let first = std::fs::read_to_string(&partners).expect("partners");
+    let first = first.lines().next().unwrap_or_default();
+    std::fs::write(&one, first.replacen("\"b-", "\"new-b-", 1)).expect("one partner");
+    let one = one.to_str().expect("utf-8 path");
+    let (secs, peak, cpu) = timed(dir.path(), &["state", "import", one, "--policy", policy]);
+    println!(
+        "pmf state import of 1 partner (the log vouched for) on {n:>8} partners: {secs:>6.2} s, peak {peak} KB, CPU {cpu:.2} s"
+    );
     summary("apply (summary)", &mut human_times);
     summary("apply (every event)", &mut times);
     summary("raw SQLite inserts", &mut raw_times);
