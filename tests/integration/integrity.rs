@@ -895,6 +895,80 @@ fn a_partner_s_last_event_edited_in_place_is_not_started_from() {
     detected(d, &[], "its content does not match its hash");
 }
 
+/// The latest checkpoint of the store in `d` signed again with its own key,
+/// dated `secs` seconds from now (a clock set so).
+fn redate_latest_checkpoint(d: &Path, secs: i64) {
+    let (key, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
+    let c = db(d);
+    let store_id: String = c
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let (size, root): (i64, String) = c
+        .query_row(
+            "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let now = pmf::store::clock::now_secs() as i64;
+    let time = pmf::store::clock::rfc3339((now + secs) as u64);
+    let cp = Checkpoint::sign_dated(&key, &store_id, size as u64, &root, &time);
+    c.execute(
+        "UPDATE checkpoints SET time = ?1, signature = ?2 WHERE size = ?3",
+        rusqlite::params![cp.time, cp.signature, size],
+    )
+    .unwrap();
+}
+
+/// A store is written only by a clock that has not gone back past its
+/// latest checkpoint (a clock set back would revive an expired plan, and
+/// date what it writes before what the store holds); a checkpoint dated
+/// before the one it follows is reported by `lineage verify`.
+#[test]
+fn a_clock_set_back_writes_nothing_and_is_seen() {
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let new = new_partner(d);
+    // The store's latest checkpoint three and a half days ahead of this
+    // machine's clock.
+    redate_latest_checkpoint(d, 302_400);
+    let before = held(d);
+    let o = state_import(d, &new, &policy, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("this machine's clock (")
+            && text(&o.stderr).contains("is 3 days behind the store's latest checkpoint"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(held(d), before, "written by a clock set back");
+    // Within the skew clocks have: written.
+    redate_latest_checkpoint(d, 60);
+    let o = state_import(d, &new, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(code(&verify(d, &[])), 0);
+    // The latest checkpoint dated three and a half days before the one it
+    // follows.
+    redate_latest_checkpoint(d, -302_400);
+    detected(d, &[], "3 days before the checkpoint of");
+    let o = verify(d, &[]);
+    assert!(
+        text(&o.stdout).contains("the clock that signed it was set back"),
+        "{}",
+        text(&o.stdout)
+    );
+    // And before the witness's checkpoint, exported before the import.
+    let o = verify(d, &["--checkpoint", "witness.json"]);
+    assert!(
+        text(&o.stdout).contains("3 days before the witness's checkpoint of"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
 /// A rollback installs a stable version only when the lineage vouches for
 /// it: another partner's edited row does not stop it, but a problem of the
 /// log as a whole does (a rewrite with every digest and chain hash

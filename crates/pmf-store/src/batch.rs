@@ -296,8 +296,10 @@ impl Store {
         expected: &str,
     ) -> Result<Batch<'s>, StoreError> {
         let mine = operator.public_hex();
-        // Only the log the latest signed checkpoint vouches for is extended.
+        // Only the log the latest signed checkpoint vouches for is extended,
+        // and only by a clock that has not gone back.
         self.vouch_for_log()?;
+        self.clock_holds()?;
         let vouched = &self.vouched;
         let tx = self
             .conn

@@ -42,19 +42,30 @@ impl Checkpoint {
         format!("{FORMAT}\n{store_id}\n{size}\n{root}\n{time}").into_bytes()
     }
 
-    /// Sign a checkpoint.
+    /// Sign a checkpoint, dated now.
     pub fn sign(key: &OperatorKey, store_id: &str, size: u64, root: &Hash) -> Checkpoint {
-        let root = merkle::to_hex(root);
         let time = crate::clock::now_rfc3339();
+        Checkpoint::sign_dated(key, store_id, size, &merkle::to_hex(root), &time)
+    }
+
+    /// Sign a checkpoint of root `root` (hex) dated `time` (RFC 3339): what
+    /// a clock set to `time` signs (the tests set clocks so).
+    pub fn sign_dated(
+        key: &OperatorKey,
+        store_id: &str,
+        size: u64,
+        root: &str,
+        time: &str,
+    ) -> Checkpoint {
         let signature = key
             .secret
-            .sign(&Checkpoint::message(store_id, size, &root, &time));
+            .sign(&Checkpoint::message(store_id, size, root, time));
         Checkpoint {
             format: FORMAT.to_string(),
             store_id: store_id.to_string(),
             size,
-            root,
-            time,
+            root: root.to_string(),
+            time: time.to_string(),
             public_key: key.public_hex(),
             signature: hex::encode(signature.to_bytes()),
         }

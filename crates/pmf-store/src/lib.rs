@@ -180,6 +180,18 @@ pub enum StoreError {
         /// The partner.
         partner: String,
     },
+    /// This machine's clock is behind the store's latest checkpoint.
+    #[error(
+        "this machine's clock ({now}) is {behind} behind the store's latest checkpoint (signed at {latest}): the times the store records, and the expiry of every plan, approval and request it carries out, are read from this clock; set it right (nothing was written)"
+    )]
+    ClockBehind {
+        /// The time here.
+        now: String,
+        /// By how much.
+        behind: String,
+        /// The latest checkpoint's time.
+        latest: String,
+    },
     /// The log is not the one the latest signed checkpoint vouches for.
     #[error(
         "the store's lineage is not what its signed checkpoints vouch for: {reason} (edited outside pmf); nothing was written; `pmf lineage verify` says more"

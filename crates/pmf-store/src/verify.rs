@@ -590,6 +590,42 @@ impl Store {
         if let Some(why) = succession.pinned_problem(operator.as_deref()) {
             problems.push(at(count, why));
         }
+        // Each checkpoint is dated no earlier than the one before it (and
+        // than a witness's of fewer events), as far as clocks differ.
+        let dated_before = |c: &Checkpoint, earlier: &Checkpoint| -> Option<String> {
+            let (at, before) = (
+                crate::clock::parse_rfc3339(&c.time)?,
+                crate::clock::parse_rfc3339(&earlier.time)?,
+            );
+            (at + crate::clock::SKEW_SECS < before).then(|| crate::clock::span(before - at))
+        };
+        for pair in checkpoints.windows(2) {
+            if let [earlier, c] = pair
+                && let Some(by) = dated_before(c, earlier)
+            {
+                problems.push(at(
+                    earlier.size as i64 + 1,
+                    format!(
+                        "the checkpoint of {} events is dated {}, {by} before the checkpoint of {} events it follows ({}): the clock that signed it was set back, and the expiry of what it carried out was read from that clock",
+                        c.size, c.time, earlier.size, earlier.time
+                    ),
+                ));
+            }
+        }
+        if let Some(w) = witness
+            && let Some((c, by)) = checkpoints
+                .iter()
+                .filter(|c| c.size > w.size)
+                .find_map(|c| Some((c, dated_before(c, w)?)))
+        {
+            problems.push(at(
+                w.size as i64 + 1,
+                format!(
+                    "the checkpoint of {} events is dated {}, {by} before the witness's checkpoint of {} events ({}): the clock that signed it was set back",
+                    c.size, c.time, w.size, w.time
+                ),
+            ));
+        }
         for c in &checkpoints {
             if Some(&c.store_id) != store_id.as_ref() || !c.signature_holds() {
                 problems.push(at(

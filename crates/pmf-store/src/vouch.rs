@@ -100,6 +100,25 @@ impl Store {
         Ok(())
     }
 
+    /// An error when this machine's clock is more than
+    /// [`crate::clock::SKEW_SECS`] behind the latest checkpoint: a clock
+    /// set back would revive an expired plan (and date what it writes
+    /// before what the store already holds).
+    pub fn clock_holds(&self) -> Result<(), StoreError> {
+        let Some(latest) = self.latest_checkpoint()? else {
+            return Ok(());
+        };
+        let now = crate::clock::now_secs();
+        match crate::clock::parse_rfc3339(&latest.time) {
+            Some(at) if now + crate::clock::SKEW_SECS < at => Err(StoreError::ClockBehind {
+                now: crate::clock::rfc3339(now),
+                behind: crate::clock::span(at - now),
+                latest: latest.time,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The Merkle frontier of the whole log, from every row's chain hashes
     /// in order (a row split into its events as `lineage verify` splits
     /// it). This thread reads; every core hashes whole subtrees of
