@@ -195,6 +195,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
     let mut store = Store::open(&args.store)?;
+    // Everything apply reads of the store (progress, states, last events)
+    // is read from the log the latest signed checkpoint vouches for (its
+    // first batch would check it anyway; a run with nothing left to write
+    // reports from it too).
+    store.vouch_for_log()?;
     // A plan made against a store applies to that store only: its
     // approvals were given for that store's partners and policy.
     if let Some(made_for) = &plan.header.store_id {

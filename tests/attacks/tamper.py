@@ -683,6 +683,12 @@ def a_progress_delete(c, d):
     return "progress rows deleted; then the same plan is applied again"
 
 
+def a_progress_marked_done(c, d):
+    (p,) = q(c, "SELECT partner_id FROM progress WHERE outcome='awaiting_review' ORDER BY partner_id LIMIT 1")[0]
+    c.execute("UPDATE progress SET outcome='completed' WHERE partner_id=?", (p,))
+    return f"progress row of {p} (paused, awaiting review) set to `completed`; then the same plan is applied again"
+
+
 def a_corrupt_page(c, d):
     return None  # done on the file, below
 
@@ -749,6 +755,7 @@ ATTACKS = [
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
     ("progress: delete, then re-apply", a_progress_delete),
+    ("progress: a paused partner marked done, then re-apply", a_progress_marked_done),
     ("corrupt a lineage page of the file", a_corrupt_page),
     ("corrupt the partners page of the file", a_corrupt_partners_page),
 ]
@@ -895,6 +902,12 @@ def attacks(T, rows):
             extra = f"rekey rc={rc} ({(e or o).strip()[:120]})"
         if fn in WRITE_AFTER:
             extra, harm = write_after(pmf, w, store, "p-003" if fn is a_edit_last_then_write else None)
+        if fn is a_progress_marked_done:
+            rc, o, e, _ = C.run([pmf, "apply", "plan.json", "--approvals", "approvals.json", "--observed",
+                                 os.path.join(C.fleet_dir(), "observed.json")], cwd=w)
+            extra = f"re-apply rc={rc} ({(e or o).strip()[:160]})"
+            if rc not in (1, 2):
+                harm = "the re-apply went on with the paused partner skipped as done"
         if fn is a_progress_delete:
             rc, o, e, _ = C.run([pmf, "apply", "plan.json", "--approvals", "approvals.json", "--observed",
                                  os.path.join(C.fleet_dir(), "observed.json")], cwd=w)

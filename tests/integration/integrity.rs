@@ -969,6 +969,46 @@ fn a_clock_set_back_writes_nothing_and_is_seen() {
     );
 }
 
+/// A partner a plan left paused, marked done by that plan in the progress
+/// table outside pmf, is not skipped as "done by an earlier run": its
+/// lineage records no such outcome. Before, a re-run reported it done and
+/// never walked it.
+#[test]
+fn a_partner_marked_done_outside_pmf_is_not_skipped_as_done() {
+    let dir = story();
+    let d = dir.path();
+    let c = db(d);
+    let partner: String = c
+        .query_row(
+            "SELECT partner_id FROM progress WHERE outcome = 'awaiting_review' ORDER BY partner_id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.execute(
+        "UPDATE progress SET outcome = 'completed' WHERE partner_id = ?1",
+        [&partner],
+    )
+    .unwrap();
+    drop(c);
+    let before = held(d);
+    let o = apply(d, &["--approvals", "approvals.json"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "the store's progress says this plan finished partner `{partner}` (`completed`), but its lineage records no such outcome"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(held(d), before);
+    detected(d, &[], "but its lineage records");
+    // The control: the same re-run on the store as the story left it.
+    let dir = story();
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+}
+
 /// A rollback installs a stable version only when the lineage vouches for
 /// it: another partner's edited row does not stop it, but a problem of the
 /// log as a whole does (a rewrite with every digest and chain hash

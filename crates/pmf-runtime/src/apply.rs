@@ -228,6 +228,16 @@ pub fn current_states(
     let mut work: Vec<Read<'_>> = Vec::with_capacity(plan.entries.len());
     for e in &plan.entries {
         if let Some(o) = progress.get(&e.id).filter(|o| is_final(o)) {
+            // A partner is skipped as done only when its lineage records
+            // this plan's outcome: a progress row inserted or edited outside
+            // pmf would otherwise leave it unwalked, reported done.
+            if store.plan_outcome(&e.id, &inputs.plan.hash)?.as_deref() != Some(o.as_str()) {
+                return Err(StoreError::ProgressEdited {
+                    partner: e.id.clone(),
+                    outcome: o.clone(),
+                }
+                .into());
+            }
             work.push(Read::Done(o.clone()));
             continue;
         }

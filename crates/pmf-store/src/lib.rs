@@ -172,6 +172,16 @@ pub enum StoreError {
         /// The partner.
         partner: String,
     },
+    /// A progress row says a plan finished a partner its lineage does not.
+    #[error(
+        "the store's progress says this plan finished partner `{partner}` (`{outcome}`), but its lineage records no such outcome (edited outside pmf); `pmf lineage verify` says more"
+    )]
+    ProgressEdited {
+        /// The partner.
+        partner: String,
+        /// The outcome the progress row claims.
+        outcome: String,
+    },
     /// A partner's row has no lineage at all.
     #[error(
         "partner `{partner}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more"
