@@ -858,6 +858,30 @@ impl Store {
     /// The first or last event of a partner's chain as stored, with its
     /// position (a row may hold a run of events).
     fn stored_at(&self, id: &str, end: ChainEnd) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .with_end_row(id, end, |first, events| {
+                let n = events.len() as i64;
+                Ok(match end {
+                    ChainEnd::First => events
+                        .first()
+                        .map(|(body, _)| (first as u64, body.to_vec())),
+                    ChainEnd::Last => events
+                        .last()
+                        .map(|(body, _)| ((first + n - 1) as u64, body.to_vec())),
+                })
+            })?
+            .flatten())
+    }
+
+    /// `read` given the first or last row of a partner's chain: the
+    /// position of its first event, and its events with their hashes (a
+    /// row may hold a run of events); `None` for a partner with none.
+    fn with_end_row<T>(
+        &self,
+        id: &str,
+        end: ChainEnd,
+        read: impl FnOnce(i64, &[(&[u8], [u8; 32])]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
         let mut stmt = self.conn.prepare_cached(match end {
             ChainEnd::First => {
                 "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq ASC LIMIT 1"
@@ -875,15 +899,7 @@ impl Store {
             r.get_ref(1)?.as_bytes().unwrap_or_default(),
             r.get_ref(2)?.as_bytes().unwrap_or_default(),
         );
-        let n = events.len();
-        Ok(match end {
-            ChainEnd::First => events
-                .first()
-                .map(|(body, _)| (first as u64, body.to_vec())),
-            ChainEnd::Last => events
-                .last()
-                .map(|(body, _)| ((first + n as i64 - 1) as u64, body.to_vec())),
-        })
+        read(first, &events).map(Some)
     }
 
     /// A stored event read back with the store's texts; `None` when it
@@ -942,53 +958,44 @@ impl Store {
     /// [`Store::last_stored`], the event held to its chain hash: its
     /// content and its partner's previous event's hash hash to it.
     fn last_stored_held(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
-        )?;
-        let mut rows = stmt.query([id])?;
-        let Some(r) = rows.next()? else {
-            return Ok(None);
-        };
-        let first: i64 = r.get(0)?;
-        let events = lineage::row_events(
-            r.get_ref(1)?.as_bytes().unwrap_or_default(),
-            r.get_ref(2)?.as_bytes().unwrap_or_default(),
-        );
-        let n = events.len();
-        let Some(&(body, hash)) = events.last() else {
-            return Ok(None);
-        };
-        let seq = (first + n as i64 - 1) as u64;
-        let prev = match events.len().checked_sub(2).and_then(|i| events.get(i)) {
-            Some(&(_, before)) => before,
-            None if seq <= 1 => lineage::GENESIS_BYTES,
-            // The first event of its row: the previous row's last hash.
-            None => self
-                .conn
-                .prepare_cached(
-                    "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
-                )?
-                .query_row(rusqlite::params![id, first], |r| {
-                    let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
-                    Ok(lineage::hash_of(
-                        hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
-                    ))
-                })
-                .optional()?
-                .unwrap_or_default(),
-        };
-        let holds = self
-            .with_texts(|texts| {
-                lineage::expand(body, texts)
-                    .map(|b| lineage::stored_digest(&prev, id, seq, &b) == hash)
-            })?
-            .unwrap_or(false);
-        if !holds {
-            return Err(StoreError::EventEdited {
-                partner: id.to_string(),
-            });
-        }
-        Ok(Some((seq, body.to_vec())))
+        self.with_end_row(id, ChainEnd::Last, |first, events| {
+            let n = events.len();
+            let Some(&(body, hash)) = events.last() else {
+                return Ok(None);
+            };
+            let seq = (first + n as i64 - 1) as u64;
+            let prev = match n.checked_sub(2).and_then(|i| events.get(i)) {
+                Some(&(_, before)) => before,
+                None if seq <= 1 => lineage::GENESIS_BYTES,
+                // The first event of its row: the previous row's last hash.
+                None => self
+                    .conn
+                    .prepare_cached(
+                        "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+                    )?
+                    .query_row(rusqlite::params![id, first], |r| {
+                        let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
+                        Ok(lineage::hash_of(
+                            hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
+                        ))
+                    })
+                    .optional()?
+                    .unwrap_or_default(),
+            };
+            let holds = self
+                .with_texts(|texts| {
+                    lineage::expand(body, texts)
+                        .map(|b| lineage::stored_digest(&prev, id, seq, &b) == hash)
+                })?
+                .unwrap_or(false);
+            if !holds {
+                return Err(StoreError::EventEdited {
+                    partner: id.to_string(),
+                });
+            }
+            Ok(Some((seq, body.to_vec())))
+        })
+        .map(Option::flatten)
     }
 
     /// The store's table of texts as committed (to prepare partners with
