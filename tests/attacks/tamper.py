@@ -689,6 +689,36 @@ def a_progress_marked_done(c, d):
     return f"progress row of {p} (paused, awaiting review) set to `completed`; then the same plan is applied again"
 
 
+def a_rolled_back(c, d):
+    return ("a new partner imported (the operator key remembers the checkpoint it signed), then the store "
+            "before the import put back (a backup restored: no key needed), then another partner imported")
+
+
+def rolled_back(pmf, w, store):
+    """The store copied, a partner imported, the copy put back, another partner imported: the
+    second import must be refused (the key remembers a checkpoint the store no longer holds)."""
+    shutil.copy(store, store + ".backup")
+    p = json.load(open(os.path.join(C.fleet_dir(), "partners.json")))[0]
+    for n in ("1", "2"):
+        q_ = dict(p, id="p-new-" + n)
+        json.dump([q_], open(os.path.join(w, f"new{n}.json"), "w"))
+    rc1, o1, e1, _ = C.run([pmf, "state", "import", "new1.json", "--policy", C.policy_path()], cwd=w)
+    for suf in ("-wal", "-shm"):
+        if os.path.exists(store + suf):
+            os.remove(store + suf)
+    shutil.copy(store + ".backup", store)
+    before = C.db_rows(store, "SELECT COUNT(*) FROM partners")[0][0]
+    rc2, o2, e2, _ = C.run([pmf, "state", "import", "new2.json", "--policy", C.policy_path()], cwd=w)
+    after = C.db_rows(store, "SELECT COUNT(*) FROM partners")[0][0]
+    extra = (f"first import rc={rc1}; after the restore, import rc={rc2} ({(e2 or o2).strip()[:160]}); "
+             f"partners {before} -> {after}")
+    harm = ""
+    if rc1 != 0 or rc2 not in (1, 2) or after != before:
+        harm = "the store rolled back behind what its key signed was written"
+    memory = [f for f in os.listdir(os.path.join(w, ".pmf")) if f.startswith("operator.key.signed-")]
+    return extra, harm, [os.path.join(w, ".pmf", memory[0])] if memory else []
+
+
 def a_corrupt_page(c, d):
     return None  # done on the file, below
 
@@ -756,6 +786,7 @@ ATTACKS = [
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
     ("progress: delete, then re-apply", a_progress_delete),
     ("progress: a paused partner marked done, then re-apply", a_progress_marked_done),
+    ("rolled back: a backup restored after a write, then another write", a_rolled_back),
     ("corrupt a lineage page of the file", a_corrupt_page),
     ("corrupt the partners page of the file", a_corrupt_partners_page),
 ]
@@ -797,8 +828,8 @@ def pmf_views(pmf, w, evs):
     return out
 
 
-def verify_msg(pmf, w):
-    rc, o, e, _ = C.run([pmf, "lineage", "verify"], cwd=w)
+def verify_msg(pmf, w, witness=None):
+    rc, o, e, _ = C.run([pmf, "lineage", "verify"] + (["--checkpoint", witness] if witness else []), cwd=w)
     return rc, (o + e).strip().replace("\n", " | ")
 
 
@@ -900,6 +931,13 @@ def attacks(T, rows):
             rc, o, e, _ = C.run([pmf, "state", "rekey", "--operator-key", "mallory.key", "--new-key", "mallory2.key",
                                  "--reason", "mine"], cwd=w)
             extra = f"rekey rc={rc} ({(e or o).strip()[:120]})"
+        witness = None
+        if fn is a_rolled_back:
+            # Alone, the restored store is consistent: the key's memory, a witness's
+            # checkpoint, says what was lost.
+            extra, harm, memory = rolled_back(pmf, w, store)
+            witness = memory[0] if memory else None
+            before_export = C.export_state(store, w)[1]
         if fn in WRITE_AFTER:
             extra, harm = write_after(pmf, w, store, "p-003" if fn is a_edit_last_then_write else None)
         if fn is a_progress_marked_done:
@@ -916,7 +954,7 @@ def attacks(T, rows):
             extra = f"re-apply rc={rc} ({e.strip()[:160]}); partners walked twice: {len(twice)}"
             if twice:
                 harm = f"partners walked twice after the re-apply: {twice[:5]}"
-        rc, msg = verify_msg(pmf, w)
+        rc, msg = verify_msg(pmf, w, witness)
         after_export = C.export_state(store, w)
         detected = rc == 1
         named = detected and "#" in msg

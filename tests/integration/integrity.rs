@@ -1009,6 +1009,64 @@ fn a_partner_marked_done_outside_pmf_is_not_skipped_as_done() {
     assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
 }
 
+/// A store rolled back to an earlier signed checkpoint (here: a backup
+/// restored after a partner was imported) needs no key, and its log is the
+/// one its latest remaining checkpoint vouches for; the operator key
+/// remembers the last checkpoint it signed for the store, so the key writes
+/// to it no more until the restore is accepted (its memory moved aside).
+/// The memory is a witness's checkpoint too.
+#[test]
+fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let new = new_partner(d);
+    let db_path = d.join(".pmf/state.db");
+    std::fs::copy(&db_path, d.join("backup.db")).unwrap();
+    let o = state_import(d, &new, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let store_id: String = db(d)
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let memory = d.join(format!(".pmf/operator.key.signed-{store_id}.json"));
+    assert!(memory.exists(), "the key remembers nothing");
+    // The backup restored: consistent, and vouched for by its own latest
+    // checkpoint.
+    std::fs::copy(d.join("backup.db"), &db_path).unwrap();
+    assert_eq!(code(&verify(d, &[])), 0);
+    let before = held(d);
+    let o = state_import(d, &new, &policy, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the store no longer holds the checkpoint of")
+            && text(&o.stderr).contains("this operator key signed for it at"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains(&format!(".pmf/operator.key.signed-{store_id}.json` aside")),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(held(d), before, "written behind what the key signed");
+    // The memory, read as a witness's checkpoint, says what was lost.
+    let o = verify(d, &["--checkpoint", memory.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("the log was truncated"),
+        "{}",
+        text(&o.stdout)
+    );
+    // The restore accepted: the memory moved aside, the store written again.
+    std::fs::rename(&memory, d.join("lost.json")).unwrap();
+    let o = state_import(d, &new, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(code(&verify(d, &[])), 0);
+    assert!(memory.exists());
+}
+
 /// A rollback installs a stable version only when the lineage vouches for
 /// it: another partner's edited row does not stop it, but a problem of the
 /// log as a whole does (a rewrite with every digest and chain hash

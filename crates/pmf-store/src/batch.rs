@@ -300,6 +300,8 @@ impl Store {
         // and only by a clock that has not gone back.
         self.vouch_for_log()?;
         self.clock_holds()?;
+        // Nor one rolled back behind what the key last signed for it.
+        self.holds_what_key_signed(operator)?;
         let vouched = &self.vouched;
         let tx = self
             .conn
@@ -762,9 +764,11 @@ impl Batch<'_> {
             None
         };
         self.tx.commit()?;
-        // The log this process signed needs no check before its next batch.
+        // The log this process signed needs no check before its next batch,
+        // and the key remembers it.
         if let Some(c) = &checkpoint {
             self.vouched.set(Some((c.size, c.root.clone())));
+            crate::key_memory::remember(self.operator, c)?;
         }
         Ok(checkpoint)
     }

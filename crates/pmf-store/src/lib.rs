@@ -15,6 +15,7 @@ pub mod clock;
 pub mod direct;
 pub mod governance;
 pub mod interned;
+pub mod key_memory;
 pub mod lineage;
 pub mod lock;
 pub mod merkle;
@@ -189,6 +190,33 @@ pub enum StoreError {
     RowWithoutLineage {
         /// The partner.
         partner: String,
+    },
+    /// The store no longer holds the last checkpoint the operator key
+    /// signed for it.
+    #[error(
+        "the store no longer holds the checkpoint of {size} events this operator key signed for it at {time}: it {latest}, so it was rolled back (events deleted with the checkpoints that covered them, or a backup restored) or replaced by another history; nothing was written. If a backup was restored on purpose, move `{}` aside to accept what it lost (the key then remembers the store as it is)",
+        memory.display()
+    )]
+    RolledBack {
+        /// The size of the checkpoint remembered.
+        size: u64,
+        /// When it was signed.
+        time: String,
+        /// Where the store ends now.
+        latest: String,
+        /// The key's memory file.
+        memory: PathBuf,
+    },
+    /// The key's memory of what it signed cannot be written.
+    #[error(
+        "the change is committed, but the operator key's memory of it cannot be written to `{}`: {source}",
+        path.display()
+    )]
+    KeyMemory {
+        /// The memory file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// This machine's clock is behind the store's latest checkpoint.
     #[error(

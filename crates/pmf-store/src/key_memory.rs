@@ -1,0 +1,115 @@
+//! What an operator key remembers: the last checkpoint it signed for each
+//! store, kept beside the key (`KEY.signed-STORE_ID.json`, readable by its
+//! owner only) as a witness's checkpoint is kept.
+//!
+//! A store can be rolled back to an earlier signed checkpoint without any
+//! key: the events after it and the checkpoints that cover them deleted,
+//! its rows and Merkle head put back as they were (a backup restored is
+//! the same thing). Its log is then the one its latest remaining
+//! checkpoint vouches for. The key's memory is not: before a write,
+//! [`Store::holds_what_key_signed`] asks that the store still hold the
+//! checkpoint the key last signed for it. Where the key is kept apart from
+//! the store (`--operator-key`), someone who can write the store only
+//! cannot roll it back unseen; a restore made on purpose is accepted by
+//! moving the memory file aside. A memory that is missing or unreadable
+//! (a crash while it was written) remembers nothing: deleting it is what
+//! accepting a restore is.
+
+use std::path::PathBuf;
+
+use rusqlite::OptionalExtension;
+
+use super::checkpoint::{Checkpoint, OperatorKey};
+use super::{Store, StoreError};
+
+/// Where `key` keeps the last checkpoint it signed for store `store_id`.
+pub fn memory_path(key: &OperatorKey, store_id: &str) -> PathBuf {
+    let mut name = key.path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".signed-{store_id}.json"));
+    key.path.with_file_name(name)
+}
+
+/// Remember `checkpoint` as the last one `key` signed for its store.
+pub(crate) fn remember(key: &OperatorKey, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    let path = memory_path(key, &checkpoint.store_id);
+    // A struct of strings and a number always serialises.
+    let text = serde_json::to_string_pretty(checkpoint).unwrap_or_default() + "\n";
+    crate::output::write(&path, text.as_bytes(), true)
+        .map_err(|source| StoreError::KeyMemory { path, source })
+}
+
+/// The last checkpoint `key` signed for store `store_id`, as remembered:
+/// `None` when nothing is remembered, or what is cannot be read or is not
+/// a checkpoint `key` signed for that store.
+fn remembered(key: &OperatorKey, store_id: &str) -> Option<Checkpoint> {
+    let c = Checkpoint::read(&memory_path(key, store_id)).ok()?;
+    (c.store_id == store_id && c.public_key == key.public_hex() && c.signature_holds()).then_some(c)
+}
+
+impl Store {
+    /// An error when the store no longer holds the last checkpoint `key`
+    /// signed for it (same size, same root): it was rolled back, or
+    /// replaced by another history under the same id.
+    pub fn holds_what_key_signed(&self, key: &OperatorKey) -> Result<(), StoreError> {
+        let Some(store_id) = self.meta("store_id")? else {
+            return Ok(());
+        };
+        let Some(last) = remembered(key, &store_id) else {
+            return Ok(());
+        };
+        let held: Option<String> = self
+            .conn
+            .prepare_cached("SELECT root FROM checkpoints WHERE size = ?1")?
+            .query_row([last.size as i64], |r| r.get(0))
+            .optional()?;
+        if held.as_deref() == Some(last.root.as_str()) {
+            return Ok(());
+        }
+        let latest = self.latest_checkpoint()?;
+        Err(StoreError::RolledBack {
+            size: last.size,
+            time: last.time,
+            latest: latest.map_or_else(
+                || "holds no checkpoint".to_string(),
+                |c| {
+                    format!(
+                        "ends at its checkpoint of {} events signed at {}",
+                        c.size, c.time
+                    )
+                },
+            ),
+            memory: memory_path(key, &store_id),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_remembers_per_store_only_what_it_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = OperatorKey::load(&dir.path().join("operator.key"), true).unwrap();
+        let (other, _) = OperatorKey::load(&dir.path().join("other.key"), true).unwrap();
+        assert_eq!(
+            memory_path(&key, "abc"),
+            dir.path().join("operator.key.signed-abc.json")
+        );
+        assert!(remembered(&key, "abc").is_none());
+        let signed = Checkpoint::sign(&key, "abc", 7, &[3; 32]);
+        remember(&key, &signed).unwrap();
+        assert_eq!(remembered(&key, "abc"), Some(signed.clone()));
+        assert!(remembered(&key, "other-store").is_none());
+        // Another key's checkpoint, or one edited, is remembered as nothing.
+        let foreign = Checkpoint::sign(&other, "abc", 9, &[4; 32]);
+        remember(&key, &foreign).unwrap();
+        assert!(remembered(&key, "abc").is_none());
+        let mut edited = signed;
+        edited.size = 8;
+        remember(&key, &edited).unwrap();
+        assert!(remembered(&key, "abc").is_none());
+        std::fs::write(memory_path(&key, "abc"), "").unwrap();
+        assert!(remembered(&key, "abc").is_none());
+    }
+}
