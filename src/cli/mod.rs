@@ -376,6 +376,13 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Exit {
             Exit::from(&e)
         }
     };
+    // The store is as sound without it, but a rollback behind what the key
+    // signed here would go unseen: say so.
+    if let Some(why) = crate::store::key_memory::unkept() {
+        errln!(
+            "pmf: warning: the operator key cannot remember the checkpoint it signed ({why}): a store rolled back behind it would not be seen"
+        );
+    }
     // A report that did not reach its reader is no success (an error the
     // command reported keeps its exit code).
     match output::failure() {

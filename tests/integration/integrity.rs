@@ -1067,6 +1067,35 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
     assert!(memory.exists());
 }
 
+/// A key whose memory cannot be written (here its place is taken by a
+/// directory; in life, a key on a read-only mount) still writes the store,
+/// and the command warns that a rollback behind it would go unseen.
+#[test]
+fn a_key_that_cannot_remember_warns_and_writes() {
+    let dir = story();
+    let d = dir.path();
+    let store_id: String = db(d)
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let memory = d.join(format!(".pmf/operator.key.signed-{store_id}.json"));
+    let _ = std::fs::remove_file(&memory);
+    std::fs::create_dir_all(memory.join("in-the-way")).unwrap();
+    let new = new_partner(d);
+    let before = held(d);
+    let o = state_import(d, &new, &fleet("policy.pmf"), &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("pmf: warning: the operator key cannot remember the checkpoint it signed (cannot write `")
+            && text(&o.stderr).contains("a store rolled back behind it would not be seen"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(held(d).0, before.0 + 1);
+    assert_eq!(code(&verify(d, &[])), 0);
+}
+
 /// A rollback installs a stable version only when the lineage vouches for
 /// it: another partner's edited row does not stop it, but a problem of the
 /// log as a whole does (a rewrite with every digest and chain hash

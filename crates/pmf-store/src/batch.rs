@@ -768,7 +768,7 @@ impl Batch<'_> {
         // and the key remembers it.
         if let Some(c) = &checkpoint {
             self.vouched.set(Some((c.size, c.root.clone())));
-            crate::key_memory::remember(self.operator, c)?;
+            crate::key_memory::remember(self.operator, c);
         }
         Ok(checkpoint)
     }

@@ -29,13 +29,27 @@ pub fn memory_path(key: &OperatorKey, store_id: &str) -> PathBuf {
     key.path.with_file_name(name)
 }
 
-/// Remember `checkpoint` as the last one `key` signed for its store.
-pub(crate) fn remember(key: &OperatorKey, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+/// Remember `checkpoint` as the last one `key` signed for its store. A
+/// memory that cannot be written (a key kept on a read-only mount) leaves
+/// the change as committed and remembers the first such failure for
+/// [`unkept`]: the store is as sound as before, only not guarded so.
+pub(crate) fn remember(key: &OperatorKey, checkpoint: &Checkpoint) {
     let path = memory_path(key, &checkpoint.store_id);
     // A struct of strings and a number always serialises.
     let text = serde_json::to_string_pretty(checkpoint).unwrap_or_default() + "\n";
-    crate::output::write(&path, text.as_bytes(), true)
-        .map_err(|source| StoreError::KeyMemory { path, source })
+    if let Err(e) = crate::output::write(&path, text.as_bytes(), true) {
+        let _ = UNKEPT.set(format!("cannot write `{}`: {e}", path.display()));
+    }
+}
+
+/// The first memory this process could not write, and why.
+static UNKEPT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Why the operator key could not remember a checkpoint it signed in this
+/// process, if it could not (for the command to warn: a store rolled back
+/// behind that checkpoint would not be seen).
+pub fn unkept() -> Option<&'static str> {
+    UNKEPT.get().map(String::as_str)
 }
 
 /// The last checkpoint `key` signed for store `store_id`, as remembered:
@@ -98,18 +112,24 @@ mod tests {
         );
         assert!(remembered(&key, "abc").is_none());
         let signed = Checkpoint::sign(&key, "abc", 7, &[3; 32]);
-        remember(&key, &signed).unwrap();
+        remember(&key, &signed);
         assert_eq!(remembered(&key, "abc"), Some(signed.clone()));
         assert!(remembered(&key, "other-store").is_none());
         // Another key's checkpoint, or one edited, is remembered as nothing.
         let foreign = Checkpoint::sign(&other, "abc", 9, &[4; 32]);
-        remember(&key, &foreign).unwrap();
+        remember(&key, &foreign);
         assert!(remembered(&key, "abc").is_none());
         let mut edited = signed;
         edited.size = 8;
-        remember(&key, &edited).unwrap();
+        remember(&key, &edited);
         assert!(remembered(&key, "abc").is_none());
         std::fs::write(memory_path(&key, "abc"), "").unwrap();
         assert!(remembered(&key, "abc").is_none());
+        // A key whose directory is gone cannot remember: the first failure
+        // is kept for the command to warn of.
+        let (gone, _) = OperatorKey::load(&dir.path().join("gone/operator.key"), true).unwrap();
+        std::fs::remove_dir_all(dir.path().join("gone")).unwrap();
+        remember(&gone, &Checkpoint::sign(&gone, "abc", 7, &[3; 32]));
+        assert!(unkept().is_some_and(|why| why.contains("gone/operator.key.signed-abc.json")));
     }
 }

@@ -207,17 +207,6 @@ pub enum StoreError {
         /// The key's memory file.
         memory: PathBuf,
     },
-    /// The key's memory of what it signed cannot be written.
-    #[error(
-        "the change is committed, but the operator key's memory of it cannot be written to `{}`: {source}",
-        path.display()
-    )]
-    KeyMemory {
-        /// The memory file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
     /// This machine's clock is behind the store's latest checkpoint.
     #[error(
         "this machine's clock ({now}) is {behind} behind the store's latest checkpoint (signed at {latest}): the times the store records, and the expiry of every plan, approval and request it carries out, are read from this clock; set it right (nothing was written)"
