@@ -76,6 +76,11 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     // The key that signs the store's checkpoints, and how it came to.
     let operator = store.pinned_operator_key()?;
     let rekeys = store.rekeys()?;
+    // What the key beside the store remembers of it (the last checkpoint
+    // it signed, which the store must still hold).
+    let memory = store.key_memory(&crate::store::checkpoint::OperatorKey::default_path(
+        &args.store,
+    ))?;
     // Where the policy given stands: in force, in force before, or never.
     let given = match given {
         Some(hash) => {
@@ -135,6 +140,11 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                         "time": r.time,
                     })),
                 },
+                "key_memory": memory.as_ref().map(|m| serde_json::json!({
+                    "file": m.file.display().to_string(),
+                    "checkpoint": m.checkpoint,
+                    "held": m.held,
+                })),
                 "lock": holder,
             })
         ),
@@ -236,6 +246,25 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 (None, _) => outln!(
                     "operator  no key yet (the first command that writes the store makes one)"
                 ),
+            }
+            if let Some(m) = &memory {
+                match &m.checkpoint {
+                    Some(c) => outln!(
+                        "memory    `{}` remembers the checkpoint of {} events signed at {}: {}",
+                        m.file.display(),
+                        c.size,
+                        c.time,
+                        if m.held {
+                            "the store holds it"
+                        } else {
+                            "the store no longer holds it (rolled back, or a backup restored: the key writes to it no more)"
+                        }
+                    ),
+                    None => outln!(
+                        "memory    none at `{}` (the key beside the store remembers the checkpoint it signs from its next write; a key kept elsewhere keeps its memory beside it)",
+                        m.file.display()
+                    ),
+                }
             }
             outln!("lock      {}", holder.unwrap_or_else(|| "free".to_string()));
         }

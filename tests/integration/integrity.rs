@@ -1051,6 +1051,12 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
         text(&o.stderr)
     );
     assert_eq!(held(d), before, "written behind what the key signed");
+    let memory_held = || {
+        let o = pmf(d, &["status", "--format", "json"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s["key_memory"]["held"].clone()
+    };
+    assert_eq!(memory_held(), serde_json::json!(false));
     // The memory, read as a witness's checkpoint, says what was lost.
     let o = verify(d, &["--checkpoint", memory.to_str().unwrap()]);
     assert_eq!(code(&o), 1, "{}", text(&o.stdout));
@@ -1065,6 +1071,7 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(code(&verify(d, &[])), 0);
     assert!(memory.exists());
+    assert_eq!(memory_held(), serde_json::json!(true));
 }
 
 /// A key whose memory cannot be written (here its place is taken by a

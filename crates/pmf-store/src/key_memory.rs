@@ -24,9 +24,15 @@ use super::{Store, StoreError};
 
 /// Where `key` keeps the last checkpoint it signed for store `store_id`.
 pub fn memory_path(key: &OperatorKey, store_id: &str) -> PathBuf {
-    let mut name = key.path.file_name().unwrap_or_default().to_owned();
+    memory_beside(&key.path, store_id)
+}
+
+/// Where the key at `key_path` keeps the last checkpoint it signed for
+/// store `store_id`.
+pub fn memory_beside(key_path: &std::path::Path, store_id: &str) -> PathBuf {
+    let mut name = key_path.file_name().unwrap_or_default().to_owned();
     name.push(format!(".signed-{store_id}.json"));
-    key.path.with_file_name(name)
+    key_path.with_file_name(name)
 }
 
 /// Remember `checkpoint` as the last one `key` signed for its store. A
@@ -60,7 +66,53 @@ fn remembered(key: &OperatorKey, store_id: &str) -> Option<Checkpoint> {
     (c.store_id == store_id && c.public_key == key.public_hex() && c.signature_holds()).then_some(c)
 }
 
+/// What the key at a path remembers of a store, for `pmf status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memory {
+    /// The memory file.
+    pub file: PathBuf,
+    /// The checkpoint remembered, if one the store's operator key signed
+    /// for it is.
+    pub checkpoint: Option<Checkpoint>,
+    /// Whether the store holds that checkpoint.
+    pub held: bool,
+}
+
 impl Store {
+    /// What the key at `key_path` remembers of this store: the checkpoint
+    /// its memory file holds, when signed for this store by the operator
+    /// key it pins (the secret key is not read), and whether the store
+    /// still holds it. `None` for a store with no id or no key yet.
+    pub fn key_memory(&self, key_path: &std::path::Path) -> Result<Option<Memory>, StoreError> {
+        let (Some(store_id), Some(pinned)) = (self.meta("store_id")?, self.pinned_operator_key()?)
+        else {
+            return Ok(None);
+        };
+        let file = memory_beside(key_path, &store_id);
+        let checkpoint = Checkpoint::read(&file)
+            .ok()
+            .filter(|c| c.store_id == store_id && c.public_key == pinned && c.signature_holds());
+        let held = match &checkpoint {
+            Some(c) => self.holds_checkpoint(c)?,
+            None => false,
+        };
+        Ok(Some(Memory {
+            file,
+            checkpoint,
+            held,
+        }))
+    }
+
+    /// Whether the store holds a checkpoint of `c`'s size and root.
+    fn holds_checkpoint(&self, c: &Checkpoint) -> Result<bool, StoreError> {
+        let held: Option<String> = self
+            .conn
+            .prepare_cached("SELECT root FROM checkpoints WHERE size = ?1")?
+            .query_row([c.size as i64], |r| r.get(0))
+            .optional()?;
+        Ok(held.as_deref() == Some(c.root.as_str()))
+    }
+
     /// An error when the store no longer holds the last checkpoint `key`
     /// signed for it (same size, same root): it was rolled back, or
     /// replaced by another history under the same id.
@@ -71,12 +123,7 @@ impl Store {
         let Some(last) = remembered(key, &store_id) else {
             return Ok(());
         };
-        let held: Option<String> = self
-            .conn
-            .prepare_cached("SELECT root FROM checkpoints WHERE size = ?1")?
-            .query_row([last.size as i64], |r| r.get(0))
-            .optional()?;
-        if held.as_deref() == Some(last.root.as_str()) {
+        if self.holds_checkpoint(&last)? {
             return Ok(());
         }
         let latest = self.latest_checkpoint()?;
