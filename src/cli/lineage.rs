@@ -320,12 +320,28 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                     Err(f) => return f.exit(),
                 }
             };
+            // Without a witness's checkpoint, the one the operator key
+            // beside the store remembers signing stands for it (a store
+            // rolled back behind it is seen).
+            let mut remembered: Option<PathBuf> = None;
             let verified = Store::open_to_read(store).and_then(|s| {
+                let witness = match &witness {
+                    Some(w) => Some(w.clone()),
+                    None => s
+                        .key_memory(&crate::store::checkpoint::OperatorKey::default_path(store))?
+                        .and_then(|m| {
+                            remembered = Some(m.file);
+                            m.checkpoint
+                        }),
+                };
+                if witness.is_none() {
+                    remembered = None;
+                }
                 let mut v = s.verify(witness.as_ref())?;
                 let kept = kept_policies(&s, &mut v);
-                Ok((v, kept))
+                Ok((v, kept, witness))
             });
-            let (mut v, kept) = match verified {
+            let (mut v, kept, witness) = match verified {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {
@@ -340,7 +356,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             match format {
                 OutputFormat::Json => outln!(
                     "{}",
-                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time})), "operator_successions": v.successions.changes, "broken": v.broken, "problems": v.problems})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time, "remembered_by_key": remembered.as_ref().map(|f| f.display().to_string())})), "operator_successions": v.successions.changes, "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
@@ -352,8 +368,15 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                             v.approvals
                         );
                         if let Some(w) = &witness {
+                            let whose = match &remembered {
+                                Some(file) => format!(
+                                    "the checkpoint the operator key remembers signing (`{}`)",
+                                    file.display()
+                                ),
+                                None => "the witness's checkpoint".to_string(),
+                            };
                             outln!(
-                                "the log extends the witness's checkpoint of {} events signed at {}",
+                                "the log extends {whose} of {} events signed at {}",
                                 w.size,
                                 w.time
                             );
@@ -407,6 +430,12 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                         }
                         if v.problems.len() > 20 {
                             outln!("... and {} more problems", v.problems.len() - 20);
+                        }
+                        if let Some(file) = &remembered {
+                            outln!(
+                                "(the witness's checkpoint is the one the operator key remembers signing: `{}`)",
+                                file.display()
+                            );
                         }
                     }
                 },

@@ -147,6 +147,20 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
     }
 }
 
+/// Delete what the operator key beside the store in `d` remembers signing
+/// (an attacker who holds the key can).
+fn forget_key_memory(d: &Path) {
+    for entry in std::fs::read_dir(d.join(".pmf")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("operator.key.signed-"))
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
 /// Rewrite p-012's history: healthy, approved by everyone, completed.
 fn rewrite_p012(c: &Connection) {
     explode(c);
@@ -193,7 +207,11 @@ fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
     rewrite_p012(&c);
     recompute(&c, Some(&key));
     drop(c);
-    // Alone, the store is consistent again: only a witness can tell.
+    // The checkpoint the key remembers signing is not the re-signed one.
+    detected(dir.path(), &[], "were rewritten");
+    // An attacker who holds the key can erase its memory too: alone, the
+    // store is consistent again, and only a witness can tell.
+    forget_key_memory(dir.path());
     assert_eq!(code(&verify(dir.path(), &[])), 0);
     detected(
         dir.path(),
@@ -1033,9 +1051,13 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
     let memory = d.join(format!(".pmf/operator.key.signed-{store_id}.json"));
     assert!(memory.exists(), "the key remembers nothing");
     // The backup restored: consistent, and vouched for by its own latest
-    // checkpoint.
+    // checkpoint; `verify` holds it to the checkpoint the key remembers.
     std::fs::copy(d.join("backup.db"), &db_path).unwrap();
-    assert_eq!(code(&verify(d, &[])), 0);
+    detected(d, &[], "the log was truncated");
+    assert!(
+        text(&verify(d, &[]).stdout).contains("the one the operator key remembers signing"),
+        "the memory is not named"
+    );
     let before = held(d);
     let o = state_import(d, &new, &policy, &[]);
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
@@ -1069,7 +1091,14 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
     std::fs::rename(&memory, d.join("lost.json")).unwrap();
     let o = state_import(d, &new, &policy, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert_eq!(code(&verify(d, &[])), 0);
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout)
+            .contains("the log extends the checkpoint the operator key remembers signing"),
+        "{}",
+        text(&o.stdout)
+    );
     assert!(memory.exists());
     assert_eq!(memory_held(), serde_json::json!(true));
 }
@@ -2446,6 +2475,8 @@ fn refused_applies_are_recorded_and_cannot_be_erased_unseen() {
     let c = db(d);
     recompute(&c, Some(&key));
     drop(c);
+    detected(d, &[], "the log was truncated");
+    forget_key_memory(d);
     assert_eq!(code(&verify(d, &[])), 0);
     detected(
         d,
