@@ -144,6 +144,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                     "file": m.file.display().to_string(),
                     "checkpoint": m.checkpoint,
                     "held": m.held,
+                    "of_another_key": m.of_another_key,
                 })),
                 "lock": holder,
             })
@@ -259,6 +260,10 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                         } else {
                             "the store no longer holds it (rolled back, or a backup restored: the key writes to it no more)"
                         }
+                    ),
+                    None if m.of_another_key => outln!(
+                        "memory    `{}` remembers a checkpoint signed by another key than the one in force (one the store retired); the key in force keeps its memory beside itself, from its next write",
+                        m.file.display()
                     ),
                     None => outln!(
                         "memory    none at `{}` (the key beside the store remembers the checkpoint it signs from its next write; a key kept elsewhere keeps its memory beside it)",

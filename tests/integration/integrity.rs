@@ -3024,6 +3024,10 @@ fn the_operator_key_is_replaced_only_by_the_key_in_force() {
     assert_eq!(status["operator"]["key"], new.as_str());
     assert_eq!(status["operator"]["successions"], 1);
     assert_eq!(status["operator"]["last"]["reason"], "disk retired");
+    // What the old key beside the store remembers is not the key in
+    // force's memory.
+    assert_eq!(status["key_memory"]["of_another_key"], true, "{status}");
+    assert_eq!(status["key_memory"]["checkpoint"], serde_json::Value::Null);
 
     // The old key writes nothing more; the new one, in its place, does.
     let o = rollback(d, "p-002", &[]);
@@ -3039,6 +3043,13 @@ fn the_operator_key_is_replaced_only_by_the_key_in_force() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let signers: Vec<String> = column(&db(d), "SELECT public_key FROM checkpoints ORDER BY size");
     assert_eq!(signers.last(), Some(&new));
+    let o = pmf(d, &["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        status["key_memory"]["checkpoint"]["public_key"],
+        new.as_str()
+    );
+    assert_eq!(status["key_memory"]["held"], true);
     let o = verify(d, &["--checkpoint", "witness.json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
     let o = pmf(d, &["lineage", "prove", "p-002", "--since", "witness.json"]);

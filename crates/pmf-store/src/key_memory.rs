@@ -76,6 +76,9 @@ pub struct Memory {
     pub checkpoint: Option<Checkpoint>,
     /// Whether the store holds that checkpoint.
     pub held: bool,
+    /// The file holds a checkpoint of this store signed by another key
+    /// than the one in force (one the store retired): not remembered.
+    pub of_another_key: bool,
 }
 
 impl Store {
@@ -89,9 +92,11 @@ impl Store {
             return Ok(None);
         };
         let file = memory_beside(key_path, &store_id);
-        let checkpoint = Checkpoint::read(&file)
+        let read = Checkpoint::read(&file)
             .ok()
-            .filter(|c| c.store_id == store_id && c.public_key == pinned && c.signature_holds());
+            .filter(|c| c.store_id == store_id && c.signature_holds());
+        let of_another_key = read.as_ref().is_some_and(|c| c.public_key != pinned);
+        let checkpoint = read.filter(|c| c.public_key == pinned);
         let held = match &checkpoint {
             Some(c) => self.holds_checkpoint(c)?,
             None => false,
@@ -100,6 +105,7 @@ impl Store {
             file,
             checkpoint,
             held,
+            of_another_key,
         }))
     }
 
