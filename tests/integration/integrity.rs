@@ -126,11 +126,7 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
     ))
     .unwrap();
     if let Some(key) = resign {
-        let store_id: String = c
-            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let store_id = store_id_of(c);
         c.execute("DELETE FROM checkpoints", []).unwrap();
         let size = rows.len() as u64;
         let cp = Checkpoint::sign(key, &store_id, size, &roots[rows.len() - 1]);
@@ -159,6 +155,14 @@ fn forget_key_memory(d: &Path) {
             std::fs::remove_file(path).unwrap();
         }
     }
+}
+
+/// The id of the store `c` is open on.
+fn store_id_of(c: &Connection) -> String {
+    c.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
 }
 
 /// Rewrite p-012's history: healthy, approved by everyone, completed.
@@ -918,11 +922,7 @@ fn a_partner_s_last_event_edited_in_place_is_not_started_from() {
 fn redate_latest_checkpoint(d: &Path, secs: i64) {
     let (key, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
     let c = db(d);
-    let store_id: String = c
-        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let store_id = store_id_of(&c);
     let (size, root): (i64, String) = c
         .query_row(
             "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
@@ -1043,11 +1043,7 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
     std::fs::copy(&db_path, d.join("backup.db")).unwrap();
     let o = state_import(d, &new, &policy, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let store_id: String = db(d)
-        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let store_id = store_id_of(&db(d));
     let memory = d.join(format!(".pmf/operator.key.signed-{store_id}.json"));
     assert!(memory.exists(), "the key remembers nothing");
     // The backup restored: consistent, and vouched for by its own latest
@@ -1110,11 +1106,7 @@ fn a_store_rolled_back_behind_what_its_key_signed_is_written_no_more() {
 fn a_key_that_cannot_remember_warns_and_writes() {
     let dir = story();
     let d = dir.path();
-    let store_id: String = db(d)
-        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let store_id = store_id_of(&db(d));
     let memory = d.join(format!(".pmf/operator.key.signed-{store_id}.json"));
     let _ = std::fs::remove_file(&memory);
     std::fs::create_dir_all(memory.join("in-the-way")).unwrap();
