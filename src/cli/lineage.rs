@@ -322,26 +322,26 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             };
             // Without a witness's checkpoint, the one the operator key
             // beside the store remembers signing stands for it (a store
-            // rolled back behind it is seen).
-            let mut remembered: Option<PathBuf> = None;
+            // rolled back behind it is seen); `remembered` names its file.
             let verified = Store::open_to_read(store).and_then(|s| {
-                let witness = match &witness {
-                    Some(w) => Some(w.clone()),
-                    None => s
+                let (witness, remembered) = match &witness {
+                    Some(w) => (Some(w.clone()), None),
+                    None => match s
                         .key_memory(&crate::store::checkpoint::OperatorKey::default_path(store))?
-                        .and_then(|m| {
-                            remembered = Some(m.file);
-                            m.checkpoint
-                        }),
+                    {
+                        Some(crate::store::key_memory::Memory {
+                            file,
+                            checkpoint: Some(c),
+                            ..
+                        }) => (Some(c), Some(file)),
+                        _ => (None, None),
+                    },
                 };
-                if witness.is_none() {
-                    remembered = None;
-                }
                 let mut v = s.verify(witness.as_ref())?;
                 let kept = kept_policies(&s, &mut v);
-                Ok((v, kept, witness))
+                Ok((v, kept, witness, remembered))
             });
-            let (mut v, kept, witness) = match verified {
+            let (mut v, kept, witness, remembered) = match verified {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {

@@ -62,8 +62,15 @@ pub fn unkept() -> Option<&'static str> {
 /// `None` when nothing is remembered, or what is cannot be read or is not
 /// a checkpoint `key` signed for that store.
 fn remembered(key: &OperatorKey, store_id: &str) -> Option<Checkpoint> {
-    let c = Checkpoint::read(&memory_path(key, store_id)).ok()?;
-    (c.store_id == store_id && c.public_key == key.public_hex() && c.signature_holds()).then_some(c)
+    read_memory(&memory_path(key, store_id), store_id).filter(|c| c.public_key == key.public_hex())
+}
+
+/// The checkpoint in memory file `file`, if it is one of store `store_id`
+/// with a signature that holds (by whichever key).
+fn read_memory(file: &std::path::Path, store_id: &str) -> Option<Checkpoint> {
+    Checkpoint::read(file)
+        .ok()
+        .filter(|c| c.store_id == store_id && c.signature_holds())
 }
 
 /// What the key at a path remembers of a store, for `pmf status`.
@@ -92,9 +99,7 @@ impl Store {
             return Ok(None);
         };
         let file = memory_beside(key_path, &store_id);
-        let read = Checkpoint::read(&file)
-            .ok()
-            .filter(|c| c.store_id == store_id && c.signature_holds());
+        let read = read_memory(&file, &store_id);
         let of_another_key = read.as_ref().is_some_and(|c| c.public_key != pinned);
         let checkpoint = read.filter(|c| c.public_key == pinned);
         let held = match &checkpoint {

@@ -999,13 +999,8 @@ impl Store {
                     .optional()?
                     .unwrap_or_default(),
             };
-            let holds = self
-                .with_texts(|texts| {
-                    lineage::expand(body, texts)
-                        .map(|b| lineage::stored_digest(&prev, id, seq, &b) == hash)
-                })?
-                .unwrap_or(false);
-            if !holds {
+            let held = self.with_texts(|texts| lineage::chain_hash_of(body, texts, &prev, id, seq))?;
+            if held != Some(hash) {
                 return Err(StoreError::EventEdited {
                     partner: id.to_string(),
                 });

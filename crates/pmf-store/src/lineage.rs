@@ -408,6 +408,19 @@ pub fn stored_digest(prev: &[u8; 32], partner: &str, seq: u64, body: &[u8]) -> [
     }
 }
 
+/// The chain hash of a stored event as `verify` computes it: of its
+/// expansion ([`expand`]) after `prev`; `None` when `texts` does not
+/// expand it.
+pub fn chain_hash_of(
+    body: &[u8],
+    texts: &Texts,
+    prev: &[u8; 32],
+    partner: &str,
+    seq: u64,
+) -> Option<[u8; 32]> {
+    expand(body, texts).map(|b| stored_digest(prev, partner, seq, &b))
+}
+
 /// A stored event read back (JSON or compact), with the partner and
 /// position of its row; `None` when it cannot be read.
 pub fn read_event(body: &[u8], partner: &str, seq: u64) -> Option<Event> {

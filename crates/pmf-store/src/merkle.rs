@@ -124,26 +124,13 @@ impl Frontier {
 }
 
 /// The root of the perfect subtree over leaf inputs `inputs` (a power of
-/// two of them; `None` otherwise), its levels made in place of one copy.
+/// two of them; `None` otherwise).
 pub(crate) fn subtree_root(inputs: &[Hash]) -> Option<Hash> {
     if !inputs.len().is_power_of_two() {
         return None;
     }
-    let mut level: Vec<Hash> = inputs.iter().map(|i| leaf_hash(i)).collect();
-    while level.len() > 1 {
-        // Node i of the level above is the hash of nodes 2i and 2i+1,
-        // written over node i (read already).
-        let mut i = 0;
-        while let (Some(l), Some(r)) = (level.get(2 * i), level.get(2 * i + 1)) {
-            let up = node_hash(l, r);
-            if let Some(slot) = level.get_mut(i) {
-                *slot = up;
-            }
-            i += 1;
-        }
-        level.truncate(i);
-    }
-    level.first().copied()
+    let n = inputs.len() as u64;
+    Tree::of_leaf_hashes(inputs.iter().map(|i| leaf_hash(i)).collect()).root_of(n)
 }
 
 /// Every level of the tree over `leaves` (leaf hashes at level 0): node `i`

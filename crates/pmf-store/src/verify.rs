@@ -15,7 +15,7 @@ use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
 use super::interned::Texts;
 use super::lineage::{
-    EventKind, GENESIS_BYTES, expand, hex32, is_json, read_event_with, row_events, stored_digest,
+    EventKind, GENESIS_BYTES, chain_hash_of, hex32, is_json, read_event_with, row_events,
 };
 use super::merkle::{self, Frontier, Tree};
 use super::refused::{self, REFUSED};
@@ -353,8 +353,7 @@ impl Store {
                             "partner event {} is missing or out of order (found {seq})",
                             known.seq + 1
                         )))
-                    } else if expand(body, &texts)
-                        .is_none_or(|b| stored_digest(&prev, &partner, seq as u64, &b) != hash)
+                    } else if chain_hash_of(body, &texts, &prev, &partner, seq as u64) != Some(hash)
                     {
                         Some(here(
                         "its content does not match its hash (edited, or not linked to the partner's previous event)".into(),
@@ -597,7 +596,8 @@ impl Store {
                 crate::clock::parse_rfc3339(&c.time)?,
                 crate::clock::parse_rfc3339(&earlier.time)?,
             );
-            (at + crate::clock::SKEW_SECS < before).then(|| crate::clock::span(before - at))
+            (at + crate::clock::SKEW_SECS < before)
+                .then(|| crate::clock::spoken_duration(before - at))
         };
         for pair in checkpoints.windows(2) {
             if let [earlier, c] = pair

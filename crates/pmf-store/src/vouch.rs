@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 
+use super::checkpoint::Checkpoint;
 use super::lineage::row_events;
 use super::merkle::{self, Frontier};
 use super::{Store, StoreError};
@@ -21,25 +22,59 @@ use super::{Store, StoreError};
 /// latest checkpoint's size and root (`None`: a log with no checkpoint).
 pub(crate) type Mark = Option<(u64, String)>;
 
+/// The mark of a log whose latest checkpoint is `latest`.
+pub(crate) fn mark_of(latest: Option<&Checkpoint>) -> Mark {
+    latest.map(|c| (c.size, c.root.clone()))
+}
+
 /// What a store remembers of its last check: a log whose latest checkpoint
-/// has not moved since is not read again.
+/// has not moved since is not read again; and whether this process signed
+/// that checkpoint (the operator key's memory is then that checkpoint).
 #[derive(Default)]
-pub(crate) struct Vouched(RefCell<Option<Mark>>);
+pub(crate) struct Vouched(RefCell<Option<(Mark, bool)>>);
 
 impl Vouched {
     /// Whether the log was vouched for (or signed by this process) at `mark`.
     fn holds(&self, mark: &Mark) -> bool {
-        self.0.borrow().as_ref() == Some(mark)
+        self.0.borrow().as_ref().is_some_and(|(m, _)| m == mark)
     }
 
-    /// Remember `mark`: this process checked the log there, or signed it.
-    pub(crate) fn set(&self, mark: Mark) {
-        *self.0.borrow_mut() = Some(mark);
+    /// Whether this process signed the checkpoint of `mark`.
+    pub(crate) fn signed_here(&self, mark: &Mark) -> bool {
+        self.0
+            .borrow()
+            .as_ref()
+            .is_some_and(|(m, signed)| *signed && m == mark)
+    }
+
+    /// Remember `mark`: this process checked the log there, or (`signed`)
+    /// signed it.
+    pub(crate) fn set(&self, mark: Mark, signed: bool) {
+        *self.0.borrow_mut() = Some((mark, signed));
     }
 
     /// The mark remembered, if any.
     pub(crate) fn mark(&self) -> Option<Mark> {
-        self.0.borrow().clone()
+        self.0.borrow().as_ref().map(|(m, _)| m.clone())
+    }
+}
+
+/// An error when this machine's clock is more than
+/// [`crate::clock::SKEW_SECS`] behind `latest`, the store's latest
+/// checkpoint: a clock set back would revive an expired plan (and date
+/// what it writes before what the store already holds).
+pub(crate) fn clock_holds(latest: Option<&Checkpoint>) -> Result<(), StoreError> {
+    let Some(latest) = latest else {
+        return Ok(());
+    };
+    let now = crate::clock::now_secs();
+    match crate::clock::parse_rfc3339(&latest.time) {
+        Some(at) if now + crate::clock::SKEW_SECS < at => Err(StoreError::ClockBehind {
+            now: crate::clock::rfc3339(now),
+            behind: crate::clock::spoken_duration(at - now),
+            latest: latest.time.clone(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -51,10 +86,15 @@ impl Store {
     /// before checkpoints existed). Reads every row's hashes once per
     /// process and checkpoint: O(events), about a second per million.
     pub fn vouch_for_log(&self) -> Result<(), StoreError> {
+        self.vouch().map(|_| ())
+    }
+
+    /// [`Store::vouch_for_log`], giving the latest checkpoint it read.
+    pub(crate) fn vouch(&self) -> Result<Option<Checkpoint>, StoreError> {
         let latest = self.latest_checkpoint()?;
-        let mark: Mark = latest.as_ref().map(|c| (c.size, c.root.clone()));
+        let mark = mark_of(latest.as_ref());
         if self.vouched.holds(&mark) {
-            return Ok(());
+            return Ok(latest);
         }
         let frontier = self.log_frontier()?;
         let size = frontier.size();
@@ -96,27 +136,8 @@ impl Store {
                 }
             }
         }
-        self.vouched.set(mark);
-        Ok(())
-    }
-
-    /// An error when this machine's clock is more than
-    /// [`crate::clock::SKEW_SECS`] behind the latest checkpoint: a clock
-    /// set back would revive an expired plan (and date what it writes
-    /// before what the store already holds).
-    pub fn clock_holds(&self) -> Result<(), StoreError> {
-        let Some(latest) = self.latest_checkpoint()? else {
-            return Ok(());
-        };
-        let now = crate::clock::now_secs();
-        match crate::clock::parse_rfc3339(&latest.time) {
-            Some(at) if now + crate::clock::SKEW_SECS < at => Err(StoreError::ClockBehind {
-                now: crate::clock::rfc3339(now),
-                behind: crate::clock::span(at - now),
-                latest: latest.time,
-            }),
-            _ => Ok(()),
-        }
+        self.vouched.set(mark, false);
+        Ok(latest)
     }
 
     /// The Merkle frontier of the whole log, from every row's chain hashes

@@ -295,19 +295,7 @@ pub const DEFAULT_VALIDITY_SECS: u64 = 7 * 86_400;
 /// The longest a plan may be made valid for.
 pub const MAX_VALIDITY_SECS: u64 = 90 * 86_400;
 
-pub use pmf_store::clock::now_secs;
-
-/// `secs` as people say it, to the largest unit that fits twice
-/// (`7 days`, `36 hours`, `90 minutes`, `1 second`).
-pub fn spoken_duration(secs: u64) -> String {
-    let (n, unit) = match secs {
-        s if s >= 2 * 86_400 => (s / 86_400, "day"),
-        s if s >= 2 * 3_600 => (s / 3_600, "hour"),
-        s if s >= 2 * 60 => (s / 60, "minute"),
-        s => (s, "second"),
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
+pub use pmf_store::clock::{now_secs, spoken_duration};
 
 /// The expiry of a plan made now and valid for `valid_for` seconds.
 pub fn expires_after(valid_for: u64) -> String {
