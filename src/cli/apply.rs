@@ -17,7 +17,8 @@ use crate::runtime::apply::{
 };
 use crate::runtime::approvals;
 use crate::runtime::engine::CompiledPolicy;
-use crate::runtime::plan::{LoadedPlan, PlanEntry, PlanKind, now_rfc3339, read_plan};
+use crate::runtime::plan::{History, LoadedPlan, PlanEntry, PlanKind, now_rfc3339, read_plan};
+use crate::runtime::plan_claims;
 use crate::runtime::plan_view::printable;
 use crate::runtime::shared_batch::SharedBatch;
 use crate::runtime::value::CanonicalMemo;
@@ -215,6 +216,30 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
         }
     }
+    // The fallback risks the plan shows its signers are those the store's
+    // lineage predicts: from the illumination counts the plan names, as
+    // the store holds them (a plan read from counts forged in the store,
+    // or with its risks edited, applies nothing).
+    if plan.header.kind == PlanKind::Migrate {
+        let why = match store.illumination_named(&plan.header.history)? {
+            Err(why) => Some(format!(
+                "the plan's fallback risks were read from illumination counts this store's lineage does not hold: {why}; plan again against this store"
+            )),
+            Ok(outcomes) => {
+                let wrong = plan_claims::unfounded_risks(plan, &History { outcomes });
+                (!wrong.is_empty()).then(|| {
+                    super::refusal::listed(
+                        "the plan's fallback risks are not those the counts it names predict (it was edited)",
+                        &wrong,
+                    )
+                })
+            }
+        };
+        if let Some(reason) = why {
+            drop(store);
+            return Ok(refuser.refuse(&reason, &[NOTHING_APPLIED]));
+        }
+    }
     // The policy the store is governed by, and the plan's: another policy
     // needs the approval of the governing one's authorities (one of its
     // pinned keys each), which is recorded with the change.
@@ -376,6 +401,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         };
     }
     let progress = store.progress(&loaded.hash)?;
+    // The illumination counts each batch adds to.
+    let mut lit = store.illumination()?;
     // The WAL is copied back into the database by a checkpointer thread of
     // its own, on the other core, while this one goes on writing.
     store.disable_autocheckpoint()?;
@@ -579,7 +606,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 results.push(result);
             }
             shared
-                .finish(&batch, &policy)
+                .finish(&mut batch, &policy, &loaded.hash, &mut lit)
                 .map_err(|e| store_failure(&args.store, e))?;
             let numbered = batch.texts();
             batch

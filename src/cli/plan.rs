@@ -12,6 +12,7 @@ use crate::runtime::plan::{
     expires_after, now_rfc3339, write_plan,
 };
 use crate::runtime::stream::PartnerStream;
+use crate::store::illumination::Illumination;
 use crate::store::{DEFAULT_PATH, Store};
 
 pub use super::OutputFormat;
@@ -106,18 +107,6 @@ pub fn input_file(p: &std::path::Path) -> Result<InputFile, UsageError> {
         file: p.display().to_string(),
         blake3,
     })
-}
-
-/// SHA-256 of outcome counts, in order: the store state a plan read.
-pub fn history_digest(history: &History) -> String {
-    use sha2::{Digest, Sha256};
-    let mut rows: Vec<_> = history.outcomes.iter().collect();
-    rows.sort();
-    let mut h = Sha256::new();
-    for ((m, c), (t, f)) in rows {
-        h.update(format!("{m}\0{c}\0{t}\0{f}\n").as_bytes());
-    }
-    hex::encode(h.finalize())
 }
 
 /// Report an input error: a bad record is exit 1 (every bad record of the
@@ -244,17 +233,21 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     // The store's history (fallback risks) and the policy that governs it:
     // a plan under another one replaces it, and says so to its signers.
     // The plan applies to that store only (its id), when there is one.
-    let (history, governing, store_id) = if args.store.exists() {
+    // The counts are those the lineage holds, held to their chain hash;
+    // the plan names the event it read them from (`apply` holds its risks
+    // to that event's counts).
+    let (lit, governing, store_id) = if args.store.exists() {
         let store = Store::open_to_read(&args.store)?;
         (
-            History {
-                outcomes: store.outcome_counts()?,
-            },
+            store.illumination()?,
             store.governing()?.map(|g| g.policy_hash),
             store.id()?,
         )
     } else {
-        (History::default(), None, None)
+        (Illumination::default(), None, None)
+    };
+    let history = History {
+        outcomes: lit.counts.clone(),
     };
     let replaces_policy = governing.filter(|g| *g != policy.hash);
     if let Some(g) = &replaces_policy {
@@ -290,7 +283,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
             file: p.display().to_string(),
             blake3: observed.blake3.clone(),
         }),
-        history: history_digest(&history),
+        history: lit.name(),
         target_all: targets.all_json.clone(),
         replaces_policy,
         store_id,

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::apply::ApprovedPlan;
-use super::plan::{OutputFormat as PlanFormat, history_digest};
+use super::plan::OutputFormat as PlanFormat;
 use super::{CliError, Exit, OutputFormat, UsageError};
 use crate::runtime::engine::{Action, CompiledPolicy};
 use crate::runtime::plan::{
-    CarriedJson, History, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
-    Totals, now_rfc3339, state_digest,
+    CarriedJson, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction, Totals,
+    now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness, Value};
 use crate::store::Store;
@@ -104,9 +104,8 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
             observed: None,
         });
     }
-    let history = History {
-        outcomes: p.store.outcome_counts()?,
-    };
+    // The illumination counts it was made beside (its risks are none).
+    let history = p.store.illumination()?.name();
     let plan = Plan {
         format_version: crate::runtime::plan::FORMAT_VERSION,
         header: PlanHeader {
@@ -124,7 +123,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
             },
             target: p.states.clone(),
             observed: None,
-            history: history_digest(&history),
+            history,
             target_all: None,
             replaces_policy: None,
             store_id: p.store.id()?,

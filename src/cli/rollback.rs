@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::apply::ApprovedPlan;
-use super::plan::{OutputFormat, history_digest};
+use super::plan::OutputFormat;
 use super::{CliError, Exit, UsageError, policy};
 use crate::model::vocabulary::Phase;
 use crate::runtime::engine::Action;
 use crate::runtime::plan::{
-    CarriedJson, History, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction,
-    Totals, expires_after, now_rfc3339, state_digest,
+    CarriedJson, InputFile, Plan, PlanEntry, PlanHeader, PlanKind, PolicyRef, Prediction, Totals,
+    expires_after, now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness};
 use crate::store::lineage::{Event, EventKind};
@@ -193,9 +193,8 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
         state: CarriedJson::of(&now_state.to_json(&policy.schema)),
         observed: None,
     };
-    let history = History {
-        outcomes: store.outcome_counts()?,
-    };
+    // The illumination counts it was made beside (its risks are none).
+    let history = store.illumination()?.name();
     let plan = Plan {
         format_version: crate::runtime::plan::FORMAT_VERSION,
         header: PlanHeader {
@@ -220,7 +219,7 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
                 blake3: None,
             },
             observed: None,
-            history: history_digest(&history),
+            history,
             target_all: None,
             replaces_policy: None,
             store_id: store.id()?,

@@ -455,6 +455,54 @@ def a_edit_last_then_write(c, d):
 WRITE_AFTER = (a_rewrite_then_write, a_edit_last_then_write)
 
 
+def forge_illumination(c):
+    """The last `@illumination` event (the outcome counts fallback risks are predicted from)
+    made to say every migration succeeded a thousand times: a risky migration looks safe to
+    the plan's signers. Its chain hash kept; returns its global position."""
+    texts = E.texts(c)
+    g, _p, _s, evs = E.rows(c, "partner_id='@illumination'")[-1]
+    ev, h = evs[-1]
+    e = E.decode(ev, texts)
+    e["detail"] = "".join("\t".join(line.split("\t")[:2] + ["1000", "0"]) + "\n"
+                          for line in e["detail"].splitlines())
+    E.update_row(c, g, list(evs[:-1]) + [(E.encode_interned(e, E.interner(c)), h)])
+    return g + len(evs) - 1
+
+
+def a_illumination_in_place(c, d):
+    pos = forge_illumination(c)
+    return (f"the illumination counts (#{pos}, `@illumination`) made to say every migration succeeded, "
+            "the chain hash kept; then the fleet is planned again (its risks must not come from them)")
+
+
+def a_illumination_consistent(c, d):
+    pos = forge_illumination(c)
+    rechain(c, pos)
+    return (f"the illumination counts (#{pos}) made to say every migration succeeded, every hash recomputed; "
+            "then the fleet is planned again, approved and applied")
+
+
+def illumination_used(pmf, w, store, consistent):
+    """Plan the fleet again from the forged counts: edited in place, `plan` must refuse to read
+    them; rewritten consistently, the plan made from them must apply nothing."""
+    rc, cur, e, _ = C.run([pmf, "state", "export", "--format", "ndjson"], cwd=w)
+    open(os.path.join(w, "current.ndjson"), "w").write(cur)
+    f = C.fleet_dir()
+    prc, o, pe, _ = C.run([pmf, "plan", "--policy", C.policy_path(), "--partners", "current.ndjson", "--target",
+                           os.path.join(f, "target.json"), "-o", "plan2.json"], cwd=w)
+    extra = f"plan rc={prc} ({(pe or o).strip()[:160]})"
+    if not consistent:
+        return extra, "" if prc == 2 else "the plan read counts edited in place as its history"
+    before = C.db_rows(store, "SELECT COUNT(*) FROM lineage WHERE partner_id NOT LIKE '@%'")[0][0]
+    for a in ("TSC", "ERC", "SCO"):
+        C.run([pmf, "approve", "plan2.json", "--key", a + ".key", "-o", "approvals2.json", "--yes"], cwd=w)
+    arc, o, ae, _ = C.run([pmf, "apply", "plan2.json", "--approvals", "approvals2.json"], cwd=w)
+    after = C.db_rows(store, "SELECT COUNT(*) FROM lineage WHERE partner_id NOT LIKE '@%'")[0][0]
+    extra += f"; apply rc={arc} ({(ae or o).strip()[:160]}); partner events {before} -> {after}"
+    harm = "" if prc == 0 and arc in (1, 2) and after == before else "a plan made from forged counts was applied"
+    return extra, harm
+
+
 def write_after(pmf, w, store, partner=None):
     """`state import` of a new partner, then an honest second plan applied: on a log its
     checkpoints do not vouch for, both must refuse and write nothing. With `partner` (whose
@@ -784,6 +832,8 @@ ATTACKS = [
     ("partners: insert a row with no lineage", a_partner_insert),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
+    ("illumination: the counts edited in place (a risky migration made to look safe), then plan", a_illumination_in_place),
+    ("illumination: the counts rewritten, all hashes recomputed, then plan, approve and apply", a_illumination_consistent),
     ("progress: delete, then re-apply", a_progress_delete),
     ("progress: a paused partner marked done, then re-apply", a_progress_marked_done),
     ("rolled back: a backup restored after a write, then another write", a_rolled_back),
@@ -940,6 +990,8 @@ def attacks(T, rows):
             before_export = C.export_state(store, w)[1]
         if fn in WRITE_AFTER:
             extra, harm = write_after(pmf, w, store, "p-003" if fn is a_edit_last_then_write else None)
+        if fn in (a_illumination_in_place, a_illumination_consistent):
+            extra, harm = illumination_used(pmf, w, store, fn is a_illumination_consistent)
         if fn is a_progress_marked_done:
             rc, o, e, _ = C.run([pmf, "apply", "plan.json", "--approvals", "approvals.json", "--observed",
                                  os.path.join(C.fleet_dir(), "observed.json")], cwd=w)

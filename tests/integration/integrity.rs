@@ -22,7 +22,7 @@ use crate::runtime::{
 
 /// A store after the fleet story (plan, TSC+ERC approvals, apply,
 /// rollback of p-001), with the witness's checkpoint in `witness.json`.
-fn story() -> tempfile::TempDir {
+pub(crate) fn story() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     planned(dir.path());
     apply(dir.path(), &["--approvals", "approvals.json"]);
@@ -42,14 +42,14 @@ fn state_import(dir: &Path, file: &str, policy: &str, extra: &[&str]) -> Output 
     pmf(dir, &args)
 }
 
-fn verify(dir: &Path, extra: &[&str]) -> Output {
+pub(crate) fn verify(dir: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["lineage", "verify"];
     args.extend_from_slice(extra);
     pmf(dir, &args)
 }
 
 /// Verify must fail and say `expect`.
-fn detected(dir: &Path, extra: &[&str], expect: &str) {
+pub(crate) fn detected(dir: &Path, extra: &[&str], expect: &str) {
     let o = verify(dir, extra);
     let out = text(&o.stdout);
     assert_eq!(code(&o), 1, "not detected ({extra:?}):\n{out}");
@@ -60,7 +60,7 @@ fn detected(dir: &Path, extra: &[&str], expect: &str) {
 /// Split every row of the lineage into rows of one event each, in the
 /// compact encoding (`expand`): the form stores of schema 3 keep, with the
 /// same events and hashes. What the attacks below edit.
-fn explode(c: &Connection) {
+pub(crate) fn explode(c: &Connection) {
     type Row = (i64, String, i64, Vec<u8>, Vec<u8>);
     let rows: Vec<Row> = c
         .prepare("SELECT global_seq, partner_id, seq, event, hash FROM lineage ORDER BY global_seq")
@@ -93,7 +93,7 @@ fn explode(c: &Connection) {
 /// What an attacker who read the source does after editing events:
 /// recompute the partners' chains and the head, and, holding a key, the Merkle
 /// peaks and every checkpoint.
-fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
+pub(crate) fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
     explode(c);
     let rows: Vec<(i64, String, i64, Vec<u8>)> = c
         .prepare("SELECT global_seq, partner_id, seq, CAST(event AS BLOB) FROM lineage ORDER BY global_seq")
@@ -145,7 +145,7 @@ fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
 
 /// Delete what the operator key beside the store in `d` remembers signing
 /// (an attacker who holds the key can).
-fn forget_key_memory(d: &Path) {
+pub(crate) fn forget_key_memory(d: &Path) {
     for entry in std::fs::read_dir(d.join(".pmf")).unwrap() {
         let path = entry.unwrap().path();
         if path
@@ -790,7 +790,7 @@ fn state_import_never_rewrites_a_partner_silently() {
 /// Plan the fleet again from the states the store in `dir` holds (to
 /// 2.1.0) into `again.json`, approved by every authority in
 /// `again-approvals.json`.
-fn plan_again(d: &Path) {
+pub(crate) fn plan_again(d: &Path) {
     let o = pmf(d, &["state", "export", "--format", "ndjson"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     std::fs::write(d.join("current.ndjson"), &o.stdout).unwrap();
@@ -815,7 +815,7 @@ fn plan_again(d: &Path) {
 }
 
 /// How many partners and events the store in `dir` holds.
-fn held(dir: &Path) -> (i64, i64) {
+pub(crate) fn held(dir: &Path) -> (i64, i64) {
     let c = db(dir);
     (
         column::<i64>(&c, "SELECT COUNT(*) FROM partners")[0],
@@ -1540,7 +1540,14 @@ fn a_plan_carries_what_apply_needs_and_refuses_other_inputs() {
         );
     }
     assert!(header["policy_sources"].as_object().unwrap().len() == 1);
-    assert_eq!(header["history"].as_str().map(str::len), Some(64));
+    // The illumination counts it read: the position of their event on
+    // `@illumination` (0: none yet) and their digest.
+    let history = header["history"].as_str().unwrap();
+    let (seq, digest) = history.split_once(':').unwrap();
+    assert!(
+        seq.parse::<u64>().is_ok() && digest.len() == 64,
+        "{history}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod diagnostics;
 mod faults;
 mod fmt;
 mod governance;
+mod illumination;
 mod incremental;
 mod inputs;
 mod integrity;

@@ -16,6 +16,7 @@ use super::value::{CanonicalMemo, Value};
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
 use pmf_store::batch::{Batch, PartnerChain, PreparedState, SealedRun};
+use pmf_store::illumination::Illumination;
 use pmf_store::interned::Texts;
 use pmf_store::lineage::{Event, EventKind, LastEvent};
 use pmf_store::{Store, StoreError};
@@ -861,16 +862,34 @@ impl ApplyBatch {
         }
     }
 
-    /// Write the outcome counts; the caller commits.
-    pub fn finish(self, batch: &Batch<'_>, policy: &CompiledPolicy) -> Result<(), ApplyError> {
-        for ((m, categories), (total, fallbacks)) in &self.outcomes {
-            let cats: Vec<&str> = policy.category_names(categories).collect();
-            // Assessments name the policy's own migration types.
-            let Some(migration) = policy.migrations.get(*m) else {
-                continue;
-            };
-            batch.add_outcomes(&migration.name, &cats.join("+"), *total, *fallbacks)?;
+    /// Record the batch's outcome counts in the lineage, added to `lit`
+    /// (the counts as the batch before left them,
+    /// [`pmf_store::Store::illumination`]), which then holds the sum; the
+    /// caller commits. A batch that completed and fell back no partner
+    /// records nothing.
+    pub fn finish(
+        self,
+        batch: &mut Batch<'_>,
+        policy: &CompiledPolicy,
+        plan_hash: &str,
+        lit: &mut Illumination,
+    ) -> Result<(), ApplyError> {
+        if self.outcomes.is_empty() {
+            return Ok(());
         }
+        let added = self
+            .outcomes
+            .iter()
+            // Assessments name the policy's own migration types.
+            .filter_map(|((m, categories), (total, fallbacks))| {
+                let migration = policy.migrations.get(*m)?;
+                let cats: Vec<&str> = policy.category_names(categories).collect();
+                Some((
+                    (migration.name.clone(), cats.join("+")),
+                    (*total as u64, *fallbacks as u64),
+                ))
+            });
+        batch.count_outcomes(lit, plan_hash, added)?;
         Ok(())
     }
 }

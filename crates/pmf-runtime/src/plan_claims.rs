@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::compile::State;
 use super::engine::CompiledPolicy;
 use super::fast::ParseCache;
-use super::plan::{Plan, PlanEntry, PlanKind, Prediction};
+use super::plan::{History, Plan, PlanEntry, PlanKind, Prediction};
 use super::value::{self, Completeness, Value};
 
 /// The most entries named in one answer.
@@ -40,6 +40,44 @@ pub fn unfounded(plan: &Plan, policy: &CompiledPolicy) -> Vec<String> {
             |cache, e| check(e, policy, target_all.as_ref(), cache),
         )
         .flatten()
+        .collect();
+    let more = problems.len().saturating_sub(NAMED);
+    let mut named: Vec<String> = problems.into_iter().take(NAMED).collect();
+    if more > 0 {
+        named.push(format!("… and {more} more entries"));
+    }
+    named
+}
+
+/// The entries of `plan` (a migration plan) whose fallback risk is not
+/// what `history` (the illumination counts the plan names, as the store
+/// holds them) predicts for the type, categories and action the entry
+/// says (`pmf approve` holds those to the policy): one line each (the
+/// first [`NAMED`], then how many more), in the plan's order.
+pub fn unfounded_risks(plan: &Plan, history: &History) -> Vec<String> {
+    if plan.header.kind != PlanKind::Migrate {
+        return Vec::new();
+    }
+    let problems: Vec<String> = plan
+        .entries
+        .par_iter()
+        .filter_map(|e| {
+            let predicted = history.fallback_risk(
+                e.migration.as_deref().unwrap_or("none"),
+                &e.categories.join("+"),
+                e.predicted.action,
+            );
+            // Risks are written to three decimals: any other number (or
+            // none) was not written by `pmf plan` from these counts.
+            let held = (e.fallback_risk - predicted).abs() < 1e-9;
+            (!held).then(|| {
+                format!(
+                    "partner `{}`: the plan says fallback risk {}; the counts it names predict {predicted}",
+                    super::value::shown_id(&e.id),
+                    e.fallback_risk
+                )
+            })
+        })
         .collect();
     let more = problems.len().saturating_sub(NAMED);
     let mut named: Vec<String> = problems.into_iter().take(NAMED).collect();

@@ -713,20 +713,11 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Count migrations and fallbacks of a type over categories.
-    pub fn add_outcomes(
-        &self,
-        migration: &str,
-        categories: &str,
-        total: i64,
-        fallbacks: i64,
-    ) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO outcomes (migration, categories, total, fallbacks) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (migration, categories) DO UPDATE SET total = total + excluded.total, fallbacks = fallbacks + excluded.fallbacks",
-            )?
-            .execute(params![migration, categories, total, fallbacks])?;
+    /// Drop the rows of a store's table of schema 7 (the illumination
+    /// counts), once carried into the lineage
+    /// ([`crate::illumination::ILLUMINATION`]).
+    pub(crate) fn forget_counts_of_schema_7(&self) -> Result<(), StoreError> {
+        self.tx.execute("DELETE FROM outcomes_v7", [])?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod direct;
 pub mod governance;
+pub mod illumination;
 pub mod interned;
 pub mod key_memory;
 pub mod lineage;
@@ -172,6 +173,15 @@ pub enum StoreError {
     EventEdited {
         /// The partner.
         partner: String,
+    },
+    /// The illumination counts the lineage holds cannot be read as pmf
+    /// wrote them.
+    #[error(
+        "the store's illumination counts (`@illumination`) cannot be read from its lineage: {reason}; `pmf lineage verify` says more"
+    )]
+    IlluminationUnread {
+        /// What is wrong.
+        reason: String,
     },
     /// A progress row says a plan finished a partner its lineage does not.
     #[error(
@@ -489,6 +499,11 @@ const MIGRATIONS: &[&str] = &[
     // them would read a replaced key as a forged checkpoint, so it is told
     // to upgrade instead.
     "-- the operator key's successions (rekey.rs)",
+    // 8: the illumination counts are kept in the lineage, on the reserved
+    // chain `@illumination` (illumination.rs), no longer in a table no
+    // checkpoint covers: the table's rows are kept as `outcomes_v7` until
+    // the first batch that counts carries them into the chain.
+    "ALTER TABLE outcomes RENAME TO outcomes_v7;",
 ];
 
 /// The size of a write-ahead log's header: a log no longer holds frames.
@@ -975,39 +990,60 @@ impl Store {
     /// [`Store::last_stored`], the event held to its chain hash: its
     /// content and its partner's previous event's hash hash to it.
     fn last_stored_held(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.with_end_row(id, ChainEnd::Last, |first, events| {
-            let n = events.len();
-            let Some(&(body, hash)) = events.last() else {
-                return Ok(None);
-            };
-            let seq = (first + n as i64 - 1) as u64;
-            let prev = match n.checked_sub(2).and_then(|i| events.get(i)) {
-                Some(&(_, before)) => before,
-                None if seq <= 1 => lineage::GENESIS_BYTES,
-                // The first event of its row: the previous row's last hash.
-                None => self
-                    .conn
-                    .prepare_cached(
-                        "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
-                    )?
-                    .query_row(rusqlite::params![id, first], |r| {
-                        let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
-                        Ok(lineage::hash_of(
-                            hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
-                        ))
-                    })
-                    .optional()?
-                    .unwrap_or_default(),
-            };
-            let held = self.with_texts(|texts| lineage::chain_hash_of(body, texts, &prev, id, seq))?;
-            if held != Some(hash) {
-                return Err(StoreError::EventEdited {
-                    partner: id.to_string(),
-                });
-            }
-            Ok(Some((seq, body.to_vec())))
-        })
-        .map(Option::flatten)
+        self.stored_held(id, None)
+    }
+
+    /// The event of a partner's chain at `at` (its last when `None`) as
+    /// stored, with its position, held to its chain hash: its content and
+    /// the previous event's hash hash to it. An edited one is an error.
+    fn stored_held(&self, id: &str, at: Option<u64>) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+        )?;
+        let upto = at.map_or(i64::MAX, |s| s as i64);
+        let mut rows = stmt.query(rusqlite::params![id, upto])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let first: i64 = r.get(0)?;
+        let events = lineage::row_events(
+            r.get_ref(1)?.as_bytes().unwrap_or_default(),
+            r.get_ref(2)?.as_bytes().unwrap_or_default(),
+        );
+        let index = match at {
+            None => events.len().checked_sub(1),
+            Some(s) => usize::try_from(s as i64 - first).ok(),
+        };
+        let Some(&(body, hash)) = index.and_then(|i| events.get(i)) else {
+            return Ok(None);
+        };
+        let index = index.unwrap_or_default();
+        let seq = (first + index as i64) as u64;
+        let prev = match index.checked_sub(1).and_then(|i| events.get(i)) {
+            Some(&(_, before)) => before,
+            None if seq <= 1 => lineage::GENESIS_BYTES,
+            // The first event of its row: the previous row's last hash.
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+                )?
+                .query_row(rusqlite::params![id, first], |r| {
+                    let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
+                    Ok(lineage::hash_of(
+                        hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
+                    ))
+                })
+                .optional()?
+                .unwrap_or_default(),
+        };
+        let held = self.with_texts(|texts| lineage::chain_hash_of(body, texts, &prev, id, seq))?;
+        if held != Some(hash) {
+            return Err(StoreError::EventEdited {
+                partner: id.to_string(),
+            });
+        }
+        Ok(Some((seq, body.to_vec())))
     }
 
     /// The store's table of texts as committed (to prepare partners with
@@ -1084,20 +1120,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// Past outcomes by migration type and categories, for illumination.
-    pub fn outcome_counts(&self) -> Result<OutcomeCounts, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT migration, categories, total, fallbacks FROM outcomes")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                (r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64),
-            ))
-        })?;
-        Ok(rows.collect::<Result<OutcomeCounts, _>>()?)
     }
 
     /// Outcomes recorded for a plan: partner id → outcome.

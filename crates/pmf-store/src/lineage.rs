@@ -140,6 +140,9 @@ pub enum EventKind {
     /// The store's operator key was replaced (the reserved chain
     /// [`crate::rekey::OPERATOR`]).
     OperatorRekeyed,
+    /// The illumination counts after a batch of `pmf apply` (the reserved
+    /// chain [`crate::illumination::ILLUMINATION`]).
+    OutcomesCounted,
     /// A kind this pmf does not know (a newer pmf wrote it), or an event
     /// whose JSON cannot be read.
     #[default]
@@ -174,6 +177,7 @@ impl EventKind {
             EventKind::Governed => "governed",
             EventKind::Refused => "refused",
             EventKind::OperatorRekeyed => "operator_rekeyed",
+            EventKind::OutcomesCounted => "outcomes_counted",
             EventKind::Unknown => "unknown",
         }
     }
@@ -676,7 +680,7 @@ fn split_run<'b>(body: &'b [u8], hashes: &'b [u8]) -> Option<Vec<(&'b [u8], [u8;
 }
 
 /// Every kind, by its code in the compact encoding (its place here).
-const KINDS: [EventKind; 24] = [
+const KINDS: [EventKind; 25] = [
     EventKind::Unknown,
     EventKind::PhaseEntered,
     EventKind::ApprovalsMissing,
@@ -701,6 +705,7 @@ const KINDS: [EventKind; 24] = [
     EventKind::Governed,
     EventKind::Refused,
     EventKind::OperatorRekeyed,
+    EventKind::OutcomesCounted,
 ];
 
 /// An unsigned LEB128 varint.
@@ -1376,7 +1381,7 @@ mod tests {
             encode(&e, &mut body);
             assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
         }
-        assert_eq!(KINDS.len(), 24);
+        assert_eq!(KINDS.len(), 25);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::checkpoint::{Checkpoint, FORMAT};
 use super::governance::{GOVERNANCE, Governing};
+use super::illumination::{self, ILLUMINATION};
 use super::interned::Texts;
 use super::lineage::{
     EventKind, GENESIS_BYTES, chain_hash_of, hex32, is_json, read_event_with, row_events,
@@ -314,6 +315,7 @@ impl Store {
         // The operator keys in force, in order (each checkpoint is held to
         // the one in force at its size).
         let mut succession = Succession::default();
+        let mut illuminated = illumination::Followed::default();
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -406,6 +408,17 @@ impl Store {
                         // A refused plan approved and changed nothing; its
                         // policy may well be another than the governing one.
                         if let Some(why) = refused::problem(&partner, e) {
+                            problems.push(here(why));
+                        }
+                    } else if partner == ILLUMINATION || e.kind == EventKind::OutcomesCounted {
+                        // Counts of outcomes, for illumination: they approve
+                        // and change nothing, and only grow.
+                        let why = if partner == ILLUMINATION {
+                            illuminated.follow(e)
+                        } else {
+                            illumination::misplaced(&partner, e)
+                        };
+                        if let Some(why) = why {
                             problems.push(here(why));
                         }
                     } else if partner == GOVERNANCE {
