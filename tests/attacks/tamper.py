@@ -463,8 +463,8 @@ def forge_illumination(c):
     g, _p, _s, evs = E.rows(c, "partner_id='@illumination'")[-1]
     ev, h = evs[-1]
     e = E.decode(ev, texts)
-    e["detail"] = "".join("\t".join(line.split("\t")[:2] + ["1000", "0"]) + "\n"
-                          for line in e["detail"].splitlines())
+    e["detail"] = "; ".join(count.split(": ")[0] + ": 1000 migrated, 0 fell back"
+                            for count in e["detail"].split("; "))
     E.update_row(c, g, list(evs[:-1]) + [(E.encode_interned(e, E.interner(c)), h)])
     return g + len(evs) - 1
 

@@ -40,7 +40,8 @@ fn apply_again(d: &Path, plan: &str) -> Output {
 }
 
 /// Edit the last `@illumination` event of the store `c` is open on in
-/// place (its chain hash kept): every count of it made `counts`.
+/// place (its chain hash kept): every count of it made `counts`
+/// (`N migrated, F fell back`).
 fn edit_last_counts(c: &Connection, counts: &str) {
     explode(c);
     let (g, seq, body): (i64, i64, Vec<u8>) = c
@@ -53,14 +54,14 @@ fn edit_last_counts(c: &Connection, counts: &str) {
     let texts = Texts::load(c).unwrap();
     let mut e = read_event_with(&body, ILLUMINATION, seq as u64, &texts).unwrap();
     let detail = e.detail.take().unwrap_or_default();
-    let edited: String = detail
-        .lines()
-        .map(|l| {
-            let mut parts: Vec<&str> = l.split('\t').collect();
-            parts.truncate(2);
-            format!("{}\t{counts}\n", parts.join("\t"))
+    let edited = detail
+        .split("; ")
+        .map(|count| {
+            let (kind, _) = count.split_once(": ").unwrap();
+            format!("{kind}: {counts}")
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .join("; ");
     assert_ne!(edited, detail);
     e.detail = Some(edited);
     let mut out = Vec::new();
@@ -199,7 +200,7 @@ fn counts_edited_in_the_store_are_never_read_as_history() {
     let dir = story();
     let d = dir.path();
     let c = db(d);
-    edit_last_counts(&c, "1000\t0");
+    edit_last_counts(&c, "1000 migrated, 0 fell back");
     drop(c);
     std::fs::write(d.join("target2.json"), r#"{"version": "2.1.0"}"#).unwrap();
     let o = pmf(d, &["state", "export", "--format", "ndjson"]);
@@ -220,7 +221,7 @@ fn counts_edited_in_the_store_are_never_read_as_history() {
     let dir = story();
     let d = dir.path();
     let c = db(d);
-    edit_last_counts(&c, "1000\t0");
+    edit_last_counts(&c, "1000 migrated, 0 fell back");
     recompute(&c, None);
     drop(c);
     plan_again(d);
@@ -243,7 +244,7 @@ fn counts_edited_in_the_store_are_never_read_as_history() {
     let o = apply_again(d, "again.json");
     assert!(refusals(d).is_empty(), "{}", text(&o.stderr));
     let c = db(d);
-    edit_last_counts(&c, "0\t0");
+    edit_last_counts(&c, "0 migrated, 0 fell back");
     recompute(&c, Some(&key_of(d)));
     drop(c);
     forget_key_memory(d);

@@ -65,38 +65,31 @@ fn sorted(counts: &OutcomeCounts) -> BTreeMap<&(String, String), &(u64, u64)> {
     counts.iter().collect()
 }
 
-/// The counts as an event's `detail` records them: a line each,
-/// `TYPE<tab>CATEGORIES<tab>MIGRATIONS<tab>FALLBACKS`, in order.
+/// The counts as an event's `detail` records them, for people as much as
+/// for pmf: `TYPE/CATEGORIES: N migrated, F fell back`, in order, joined
+/// by `; ` (type and category names are identifiers, so none of these
+/// separators is in a name).
 fn text_of(counts: &OutcomeCounts) -> String {
-    let mut out = String::new();
-    for ((m, c), (t, f)) in sorted(counts) {
-        out.push_str(&format!("{m}\t{c}\t{t}\t{f}\n"));
-    }
-    out
+    sorted(counts)
+        .into_iter()
+        .map(|((m, c), (t, f))| format!("{m}/{c}: {t} migrated, {f} fell back"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The counts a `detail` records, or why it records none.
 fn counts_of_text(text: &str) -> Result<OutcomeCounts, String> {
     let mut out = OutcomeCounts::new();
-    for line in text.lines() {
-        let mut parts = line.split('\t');
-        let (Some(m), Some(c), Some(t), Some(f), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(format!(
-                "a count it cannot read (`{}`)",
-                line.escape_debug()
-            ));
-        };
+    for count in text.split("; ").filter(|c| !c.is_empty()) {
+        let unread = || format!("a count it cannot read (`{}`)", count.escape_debug());
+        let (kind, numbers) = count.split_once(": ").ok_or_else(unread)?;
+        let (m, c) = kind.split_once('/').ok_or_else(unread)?;
+        let (t, f) = numbers
+            .strip_suffix(" fell back")
+            .and_then(|n| n.split_once(" migrated, "))
+            .ok_or_else(unread)?;
         let (Ok(t), Ok(f)) = (t.parse::<u64>(), f.parse::<u64>()) else {
-            return Err(format!(
-                "a count it cannot read (`{}`)",
-                line.escape_debug()
-            ));
+            return Err(unread());
         };
         if f > t {
             return Err(format!(
@@ -347,6 +340,12 @@ mod tests {
     fn counts_round_trip_through_their_event() {
         let c = counts(&[("soft", "structural+behavioral", 12, 3), ("hard", "", 1, 0)]);
         let e = event(Some("ab"), &c);
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(
+                "hard/: 1 migrated, 0 fell back; soft/structural+behavioral: 12 migrated, 3 fell back"
+            )
+        );
         assert_eq!(counts_of(&e), Ok(c.clone()));
         assert_eq!(misplaced(ILLUMINATION, &e), None);
         assert!(misplaced("p-001", &e).is_some());
@@ -370,19 +369,24 @@ mod tests {
                 ..Event::default()
             })
         };
-        assert!(read("soft\tx\t1\n").is_err());
+        assert!(read("soft/x: 1 migrated").is_err());
+        assert!(read("soft: 1 migrated, 0 fell back").is_err());
         assert!(
-            read("soft\tx\t1\t2\n")
+            read("soft/x: 1 migrated, 2 fell back")
                 .unwrap_err()
                 .contains("more fallbacks")
         );
         assert!(
-            read("soft\tx\t2\t1\nsoft\tx\t3\t1\n")
+            read("soft/x: 2 migrated, 1 fell back; soft/x: 3 migrated, 1 fell back")
                 .unwrap_err()
                 .contains("twice")
         );
-        assert!(read("soft\tx\t-1\t0\n").is_err());
+        assert!(read("soft/x: -1 migrated, 0 fell back").is_err());
         assert_eq!(read(""), Ok(OutcomeCounts::new()));
+        assert_eq!(
+            read("hard/: 1 migrated, 0 fell back; soft/a+b: 5 migrated, 2 fell back"),
+            Ok(counts(&[("hard", "", 1, 0), ("soft", "a+b", 5, 2)]))
+        );
         let other = Event {
             kind: EventKind::Completed,
             ..Event::default()
