@@ -73,6 +73,10 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     // The trust root the store's project pins, and whether the store keeps it.
     let pin = super::trust::pinned(&args.store)?;
     let (refused, last_refused) = store.refusals()?;
+    // The outcome counts fallback risks are predicted from (an edited
+    // event is reported, not fatal: status is what an operator reads
+    // first).
+    let lit = store.illumination().map_err(|e| e.to_string());
     // The key that signs the store's checkpoints, and how it came to.
     let operator = store.pinned_operator_key()?;
     let rekeys = store.rekeys()?;
@@ -128,6 +132,14 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                         "reason": r.reason,
                         "time": r.time,
                     })),
+                },
+                "illumination": match &lit {
+                    Ok(l) => serde_json::json!({
+                        "seq": l.seq,
+                        "migrations": l.counts.values().map(|(t, _)| t).sum::<u64>(),
+                        "fallbacks": l.counts.values().map(|(_, f)| f).sum::<u64>(),
+                    }),
+                    Err(why) => serde_json::json!({"error": why}),
                 },
                 "latest_checkpoint": latest,
                 "operator": {
@@ -224,6 +236,25 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                     crate::runtime::plan_view::printable(&r.reason)
                 ),
                 None => outln!("refused   none"),
+            }
+            match &lit {
+                Ok(l) if l.counts.is_empty() => outln!("outcomes  none counted yet"),
+                Ok(l) => {
+                    let migrations: u64 = l.counts.values().map(|(t, _)| t).sum();
+                    let fallbacks: u64 = l.counts.values().map(|(_, f)| f).sum();
+                    let kinds = l.counts.len();
+                    outln!(
+                        "outcomes  {migrations} migration{} counted ({fallbacks} fell back) over {kinds} kind{} of migration, {}; fallback risks are predicted from them",
+                        if migrations == 1 { "" } else { "s" },
+                        if kinds == 1 { "" } else { "s" },
+                        if l.seq == 0 {
+                            "in the table of schema 7 (the next apply carries them into `@illumination`)".to_string()
+                        } else {
+                            format!("by event {} of `@illumination`", l.seq)
+                        }
+                    )
+                }
+                Err(why) => outln!("outcomes  {why}"),
             }
             match &latest {
                 Some(c) => outln!(

@@ -91,6 +91,15 @@ fn fallback_risks_come_from_counts_the_lineage_holds() {
         history_of(d, "plan.json"),
         format!("0:{}", illumination::digest(&Default::default()))
     );
+    let o = pmf(d, &["status"]);
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "outcomes  {total} migrations counted ({fallbacks} fell back) over {} kinds of migration, by event 1 of `@illumination`",
+            counts.len()
+        )),
+        "{}",
+        text(&o.stdout)
+    );
     plan_again(d);
     assert_eq!(
         history_of(d, "again.json"),
@@ -215,6 +224,15 @@ fn counts_edited_in_the_store_are_never_read_as_history() {
         text(&o.stderr)
     );
     detected(d, &[], "its content does not match its hash");
+    // `status` says so, and still reports the rest.
+    let o = pmf(d, &["status"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout)
+            .contains("outcomes  the store's illumination counts (`@illumination`) cannot be read"),
+        "{}",
+        text(&o.stdout)
+    );
 
     // Rewritten consistently, without the key: the plan reads the forged
     // counts, and apply refuses the store they were forged in.
@@ -290,6 +308,12 @@ fn counts_of_a_schema_7_store_are_carried_into_the_lineage() {
     for a in ["TSC", "ERC", "SCO"] {
         std::fs::copy(fleet(&format!("keys/{a}.key")), d.join(format!("{a}.key"))).unwrap();
     }
+    let o = pmf(d, &["status"]);
+    assert!(
+        text(&o.stdout).contains("outcomes  40 migrations counted (30 fell back) over 1 kind of migration, in the table of schema 7"),
+        "{}",
+        text(&o.stdout)
+    );
     plan_again(d);
     let carried: pmf::store::OutcomeCounts =
         [(("soft".to_string(), "structural".to_string()), (40, 30))].into();
