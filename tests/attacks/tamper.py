@@ -678,6 +678,22 @@ def a_partner_insert(c, d):
     return "a partner with no lineage inserted (p-020's state, packed)"
 
 
+def a_legacy_count_raised(c, d):
+    note = a_partner_insert(c, d)
+    c.execute("UPDATE meta SET value='100000' WHERE key='checkpoints_from'")
+    return (note + "; meta.checkpoints_from (events before signed checkpoints, a schema-1 store's) raised to 100000, "
+            "so the row would pass as a legacy store's; then the fleet is planned again with it, approved and applied")
+
+
+def legacy_used(pmf, w, store):
+    """A plan over the inserted partner must apply nothing of it."""
+    before = C.db_rows(store, "SELECT COUNT(*) FROM lineage WHERE partner_id='ghost-1'")[0][0]
+    arc, summary = control_replan(pmf, w)
+    after = C.db_rows(store, "SELECT COUNT(*) FROM lineage WHERE partner_id='ghost-1'")[0][0]
+    extra = f"apply rc={arc} ({summary[:160]}); ghost-1's events {before} -> {after}"
+    return extra, "" if arc in (1, 2) and after == before else "the partner inserted without lineage was migrated"
+
+
 def a_stable_versions(c, d):
     st = E.state_json(q(c, "SELECT state FROM stable_versions WHERE partner_id='p-002' ORDER BY seq LIMIT 1")[0][0], E.texts(c))
     st["permissions"] = ["read", "write", "admin"]
@@ -830,6 +846,7 @@ ATTACKS = [
     ("partners: restricted -> active", a_partner_status),
     ("partners: delete a row", a_partner_delete),
     ("partners: insert a row with no lineage", a_partner_insert),
+    ("meta: the count of events before checkpoints raised, a row inserted with no lineage, then apply", a_legacy_count_raised),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
     ("illumination: the counts edited in place (a risky migration made to look safe), then plan", a_illumination_in_place),
@@ -990,6 +1007,8 @@ def attacks(T, rows):
             before_export = C.export_state(store, w)[1]
         if fn in WRITE_AFTER:
             extra, harm = write_after(pmf, w, store, "p-003" if fn is a_edit_last_then_write else None)
+        if fn is a_legacy_count_raised:
+            extra, harm = legacy_used(pmf, w, store)
         if fn in (a_illumination_in_place, a_illumination_consistent):
             extra, harm = illumination_used(pmf, w, store, fn is a_illumination_consistent)
         if fn is a_progress_marked_done:

@@ -540,6 +540,54 @@ fn an_edited_row_is_never_used_by_apply_or_rollback() {
     );
 }
 
+/// The store's head records how many of its events predate signed
+/// checkpoints (a store of schema 1's), and `meta` is no part of what is
+/// signed. Raised there, the count passed a partner row inserted without
+/// lineage (and edited stable versions and progress) as a legacy store's:
+/// `verify` said "intact", and a plan over the inserted partner applied.
+/// The count is now held to what the log can hold before a checkpoint.
+#[test]
+fn a_raised_count_of_events_before_checkpoints_hides_nothing() {
+    let dir = story();
+    let d = dir.path();
+    let c = db(d);
+    c.execute_batch(
+        "INSERT INTO partners SELECT 'p-evl', state, version, status, updated_at FROM partners WHERE id = 'p-001';
+         UPDATE meta SET value = '100000' WHERE key = 'checkpoints_from';",
+    )
+    .unwrap();
+    // The partner's state names it too.
+    edit_state(&c, "partners", "id = 'p-evl'", &|b| {
+        replaced(b, b"p-001", b"p-evl")
+    });
+    drop(c);
+    let o = verify(d, &[]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(
+        out.contains("the store's head says its first 100000 events predate signed checkpoints, but only 0 can")
+            && out.contains("partner `p-evl` is in the store but has no lineage"),
+        "{out}"
+    );
+    let before = held(d);
+    plan_again(d);
+    let o = pmf(
+        d,
+        &["apply", "again.json", "--approvals", "again-approvals.json"],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("partner `p-evl` is in the store with no lineage"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        held(d),
+        before,
+        "the plan over the inserted partner was applied"
+    );
+}
+
 #[test]
 fn lost_progress_never_walks_a_partner_twice() {
     let dir = story();

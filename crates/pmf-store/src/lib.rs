@@ -715,8 +715,42 @@ impl Store {
 
     /// The store with what it records of itself read (its schema current).
     fn finish_opening(mut self) -> Result<Store, StoreError> {
-        self.legacy = self.meta("checkpoints_from")?.is_some_and(|n| n != "0");
+        self.legacy = self.legacy_events()? > 0;
         Ok(self)
+    }
+
+    /// How many events predate signed checkpoints (a store of schema 1's,
+    /// covered by the first checkpoint signed after its migration): what
+    /// `meta` records (`checkpoints_from`), but never more than the events
+    /// written before any checkpoint could be (the log's leading events in
+    /// the JSON of schema 1 and 2) or the first checkpoint covers. `meta`
+    /// is no part of what is signed: a count raised there would otherwise
+    /// pass later events, rows without lineage and edited stable versions
+    /// and progress as a legacy store's.
+    pub(crate) fn legacy_events(&self) -> Result<u64, StoreError> {
+        let recorded: u64 = self
+            .meta("checkpoints_from")?
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if recorded == 0 {
+            return Ok(0);
+        }
+        let first_checkpoint: Option<i64> =
+            self.conn
+                .query_row("SELECT MIN(size) FROM checkpoints", [], |r| r.get(0))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event FROM lineage ORDER BY global_seq LIMIT ?1")?;
+        let mut rows = stmt.query([recorded.min(i64::MAX as u64) as i64])?;
+        let mut leading_json = 0u64;
+        while let Some(r) = rows.next()? {
+            if !lineage::is_json(r.get_ref(0)?.as_bytes().unwrap_or_default()) {
+                break;
+            }
+            leading_json += 1;
+        }
+        let cap = first_checkpoint.map_or(u64::MAX, |s| s.max(0) as u64);
+        Ok(recorded.min(leading_json).min(cap))
     }
 
     /// Open an existing store to read it only: nothing is written, not even

@@ -285,7 +285,10 @@ impl Store {
         let mut problems: Vec<Broken> = Vec::new();
         let store_id = self.meta("store_id")?;
         let operator = self.meta("operator_key")?;
-        let legacy_count: i64 = self
+        // Events before checkpoints: as many as the log can hold, whatever
+        // `meta` says (a count raised there is reported below).
+        let legacy_count = self.legacy_events()? as i64;
+        let legacy_recorded: i64 = self
             .meta("checkpoints_from")?
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
@@ -671,6 +674,14 @@ impl Store {
                 ));
                 break;
             }
+        }
+        if legacy_recorded > legacy_count {
+            problems.push(at(
+                legacy_count + 1,
+                format!(
+                    "the store's head says its first {legacy_recorded} events predate signed checkpoints, but only {legacy_count} can (edited: the events after them are held as any others)"
+                ),
+            ));
         }
         let covered = checkpoints.last().map_or(0, |c| c.size as i64);
         if count > covered.max(legacy_count) {

@@ -103,10 +103,7 @@ impl Store {
             None => {
                 // Events a schema-1 store held are covered by the first
                 // checkpoint signed after its migration.
-                let legacy: u64 = self
-                    .meta("checkpoints_from")?
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
+                let legacy = self.legacy_events()?;
                 if size > legacy {
                     return unvouched(format!(
                         "events #{}–#{size} are under no signed checkpoint",
