@@ -222,6 +222,14 @@ def lineage_normal(db):
     return out
 
 
+def illumination(db):
+    """The outcome counts each `@illumination` event holds, in order (what fallback risks
+    are predicted from: a crash or a re-run must count no partner twice)."""
+    import pmfevent as E
+    texts = E.texts(db)
+    return [E.decode(ev, texts).get("detail", "") for _g, p, _s, ev, _h in E.events(db) if p == "@illumination"]
+
+
 def partner_state(db, partner):
     """A partner's stored state, parsed (packed since schema 4, or JSON text); None when absent."""
     import pmfevent as E

@@ -111,16 +111,25 @@ def main():
             assert rc in (0, 3, 4), e
         return s
 
+    def last_counts(store):
+        """The outcome counts the store's lineage ends with (in any order of the applies, the
+        same partners completed or fell back: the same counts)."""
+        every = C.illumination(store)
+        return every[-1] if every else ""
+
     # sequential references, fresh and warm
     refs = {}
+    counts = {}
     for w in ("fresh", "warm"):
         s = new_store(f"ref_same_{w}", w == "warm")
         C.run(apply_cmd(d, plans["same"], s), cwd=d)
         refs[("same", w)] = C.export_state(s, d)[1]
+        counts[("same", w)] = last_counts(s)
         s = new_store(f"ref_diff_{w}", w == "warm")
         for i in range(8):
             C.run(apply_cmd(d, plans[f"p{i}"], s), cwd=d)
         refs[("diff", w)] = C.export_state(s, d)[1]
+        counts[("diff", w)] = last_counts(s)
 
     report = []
     T = C.Tally("concurrency")
@@ -155,6 +164,7 @@ def main():
                    "refused_secs": refused_secs, "partners_walked_twice": twice, "verify_rc": vrc,
                    "verify_broken": vdoc.get("broken"),
                    "after_sequential_rerun": {"export_equals_sequential": exp == refs[(kind, w)] if (kind, w) in refs else None,
+                                              "counts_equal_sequential": last_counts(store) == counts[(kind, w)] if (kind, w) in counts else None,
                                               "verify_rc": vrc2, "stale_lock_left": leftover_lock},
                    "sample_errors": sorted({r["err"].splitlines()[0][:200] for r in res if r["rc"] not in (0, 3, 4) and r["err"]})[:4]}
             report.append(row)
@@ -165,6 +175,8 @@ def main():
             problems = ([f"unexpected outcomes {bad}"] if bad else []) + ([f"{twice} partners walked twice"] if twice else []) + \
                 ([f"verify rc={vrc}"] if vrc != 0 else []) + ([f"verify after the re-runs rc={vrc2}"] if vrc2 != 0 else []) + \
                 (["store differs from the sequential run"] if eq is False else []) + \
+                (["illumination counts differ from the sequential run"]
+                 if row["after_sequential_rerun"]["counts_equal_sequential"] is False else []) + \
                 ([] if "proceeded" in classes else ["none proceeded"])
             T.add(f"round {rnd} {scen}: 8 applies at once", not problems,
                   f"{classes.get('proceeded', 0)} proceeded, {sum(n for k, n in classes.items() if k != 'proceeded')} refused"

@@ -91,6 +91,7 @@ def main():
     assert rc in (0, 3, 4), (rc, e)
     ref_export = C.export_state(ref, d)[1]
     ref_lin = C.lineage_normal(ref)
+    ref_counts = C.illumination(ref)
     ref_by = by_partner(ref_lin)
     ref_coll = collapse_repeats(ref_by)
     vrc, _ = C.verify(ref, d)
@@ -163,6 +164,7 @@ def main():
             res.update({
                 "export_equal": exp == ref_export,
                 "lineage_equal": lin == ref_lin,
+                "counts_equal": C.illumination(store) == ref_counts,
                 "lineage_events": len(lin), "reference_events": len(ref_lin),
                 "lineage_equal_after_collapsing_repeated_walks": relaxed,
                 "verify_rc": vrc,
@@ -176,7 +178,8 @@ def main():
                     term = [x["kind"] for x in last if x.get("kind") in C.TERMINAL]
                     kinds[term[0] if term else "?"] = kinds.get(term[0] if term else "?", 0) + 1
                 res["twice_by_first_outcome"] = kinds
-            res["held"] = bool(res["export_equal"] and res["lineage_equal"] and vrc == 0 and not twice and not tterms)
+            res["held"] = bool(res["export_equal"] and res["lineage_equal"] and res["counts_equal"] and vrc == 0
+                               and not twice and not tterms)
         results.append(res)
         print(json.dumps(res))
         sys.stdout.flush()
@@ -190,6 +193,7 @@ def main():
         "partners": a.partners, "reference_apply_s": round(t_ref, 2), "trials": len(results), "held": held,
         "export_equal": sum(bool(r.get("export_equal")) for r in results),
         "lineage_equal": sum(bool(r.get("lineage_equal")) for r in results),
+        "counts_equal": sum(bool(r.get("counts_equal")) for r in results),
         "lineage_equal_relaxed": sum(bool(r.get("lineage_equal_after_collapsing_repeated_walks")) for r in results),
         "verify_ok": sum(r.get("verify_rc") == 0 for r in results),
         "no_double_walks": sum(r.get("partners_walked_twice") == 0 for r in results),
@@ -199,6 +203,7 @@ def main():
     print("SUMMARY " + json.dumps({k: v for k, v in summary.items() if k != "results"}))
     for r in results:
         why = r.get("why") or ", ".join(k for k, bad in (("export differs", not r.get("export_equal")), ("lineage differs", not r.get("lineage_equal")),
+                                                         ("illumination counts differ", not r.get("counts_equal")),
                                                          (f"verify rc={r.get('verify_rc')}", r.get("verify_rc") != 0),
                                                          (f"{r.get('partners_walked_twice')} partners walked twice", r.get("partners_walked_twice")),
                                                          (f"{r.get('partners_with_2plus_terminal_events')} partners with 2+ terminal events",
