@@ -202,7 +202,8 @@ fn a_plan_whose_fallback_risks_were_edited_applies_nothing() {
 /// Counts edited in the store are never read as history: edited in place
 /// (the chain hash kept), `plan` refuses to read them; rewritten with
 /// every hash recomputed, the plan made from them applies nothing; made to
-/// fall by someone who holds the operator key, `verify` names it.
+/// fall, or to say more than the partners' walks record, by someone who
+/// holds the operator key, `verify` names it.
 #[test]
 fn counts_edited_in_the_store_are_never_read_as_history() {
     // Every migration a success: risks near nothing.
@@ -267,6 +268,21 @@ fn counts_edited_in_the_store_are_never_read_as_history() {
     drop(c);
     forget_key_memory(d);
     detected(d, &[], "counts only grow");
+
+    // Made to grow past what the partners' walks record, signed again
+    // with the key: the counts no longer say what the runs did.
+    let dir = story();
+    let d = dir.path();
+    let c = db(d);
+    edit_last_counts(&c, "1000 migrated, 0 fell back");
+    recompute(&c, Some(&key_of(d)));
+    drop(c);
+    forget_key_memory(d);
+    detected(
+        d,
+        &[],
+        "migrated 1000 partners by `soft` (0 fell back), but its walks record",
+    );
 }
 
 /// The operator key beside the store in `d`.

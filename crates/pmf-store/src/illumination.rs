@@ -146,6 +146,8 @@ pub fn misplaced(chain: &str, e: &Event) -> Option<String> {
 #[derive(Default)]
 pub struct Followed {
     last: Option<OutcomeCounts>,
+    /// What the last event followed added, by migration type.
+    added: BTreeMap<String, (u64, u64)>,
 }
 
 impl Followed {
@@ -161,6 +163,7 @@ impl Followed {
         }
         let first = self.last.is_none();
         let before = self.last.replace(counts);
+        self.added.clear();
         if e.plan_hash.is_none() && !first {
             return Some("illumination counts that name no plan after the first".into());
         }
@@ -169,12 +172,30 @@ impl Followed {
             now.get(*k)
                 .is_none_or(|(t2, f2)| t2 < t || f2 < f || t2 - f2 < t - f)
         });
-        fell.map(|((m, c), (t, f))| {
+        if let Some(((m, c), (t, f))) = fell {
             let (t2, f2) = now.get(&(m.clone(), c.clone())).copied().unwrap_or((0, 0));
-            format!(
+            return Some(format!(
                 "the count of `{m}` over `{c}` fell from {t} ({f} fell back) to {t2} ({f2} fell back): counts only grow"
-            )
-        })
+            ));
+        }
+        for ((m, c), (t, f)) in now {
+            let (t0, f0) = before
+                .as_ref()
+                .and_then(|b| b.get(&(m.clone(), c.clone())))
+                .copied()
+                .unwrap_or((0, 0));
+            let added = self.added.entry(m.clone()).or_default();
+            added.0 += t - t0;
+            added.1 += f - f0;
+        }
+        None
+    }
+
+    /// What the last event followed added to the counts before it, by
+    /// migration type (over every set of categories): migrations, and
+    /// fallbacks among them.
+    pub fn added(&self) -> &BTreeMap<String, (u64, u64)> {
+        &self.added
     }
 }
 
@@ -403,6 +424,10 @@ mod tests {
         assert_eq!(
             f.follow(&at(Some("p"), &[("soft", "s", 3, 1), ("hard", "", 1, 1)])),
             None
+        );
+        assert_eq!(
+            f.added(),
+            &BTreeMap::from([("hard".to_string(), (1, 1)), ("soft".to_string(), (0, 0))])
         );
         // A fallback turned into a success, a count dropped, a plan missing.
         let fell = f.follow(&at(Some("p"), &[("soft", "s", 3, 0), ("hard", "", 1, 1)]));

@@ -198,14 +198,15 @@ impl Digest {
     }
 }
 
-/// The number of `plan` among the plans met, given one if new.
-fn plan_number(plans: &mut HashMap<String, u32>, names: &mut Vec<String>, plan: &str) -> u32 {
-    if let Some(&n) = plans.get(plan) {
+/// The number of `name` among the names met (plans, migration types),
+/// given one if new: what is held for every partner is a number.
+fn numbered(numbers: &mut HashMap<String, u32>, names: &mut Vec<String>, name: &str) -> u32 {
+    if let Some(&n) = numbers.get(name) {
         return n;
     }
     let n = names.len() as u32;
-    plans.insert(plan.to_string(), n);
-    names.push(plan.to_string());
+    numbers.insert(name.to_string(), n);
+    names.push(name.to_string());
     n
 }
 
@@ -214,11 +215,80 @@ fn plan_number(plans: &mut HashMap<String, u32>, names: &mut Vec<String>, plan: 
 struct PlanOutcome {
     plan: u32,
     outcome: Option<String>,
+    /// The migration type its last event names (a number of the types
+    /// met; `apply`'s walks name one, a review decision's events do not).
+    migration: Option<u32>,
     global_seq: i64,
     seq: i64,
     legacy: bool,
     /// Its `progress` row was found (by the progress check).
     matched: bool,
+}
+
+/// What the illumination counts say the partners' runs did, held to what
+/// the runs record: per plan and migration type, the migrations its walks
+/// (by `apply`) completed or fell back, and the fallbacks among them. A
+/// run a review decision aborted names no migration type, and is not
+/// counted, as `apply` does not count it.
+/// Plans run before the counts were kept in the lineage (with a run older
+/// than the counts carried from a table of schema 7, or than checkpoints)
+/// are not held.
+fn illumination_problems(
+    partners: &HashMap<String, Recorded>,
+    told: &HashMap<(u32, u32), (u64, u64)>,
+    told_at: &HashMap<u32, i64>,
+    carried_at: Option<i64>,
+    (plan_names, type_names): (&[String], &[String]),
+) -> Vec<Broken> {
+    let mut done: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
+    let mut done_at: HashMap<u32, i64> = HashMap::new();
+    let mut older: std::collections::HashSet<u32> = Default::default();
+    for run in partners.values().flat_map(|rec| &rec.outcomes) {
+        if run.legacy || carried_at.is_some_and(|c| run.global_seq < c) {
+            older.insert(run.plan);
+            continue;
+        }
+        let fell_back = match run.outcome.as_deref() {
+            Some("completed") => false,
+            Some("fell_back") => true,
+            _ => continue,
+        };
+        let Some(m) = run.migration else {
+            continue;
+        };
+        let sum = done.entry((run.plan, m)).or_default();
+        sum.0 += 1;
+        sum.1 += u64::from(fell_back);
+        let last = done_at.entry(run.plan).or_default();
+        *last = (*last).max(run.global_seq);
+    }
+    let keys: std::collections::BTreeSet<&(u32, u32)> = done
+        .keys()
+        .chain(told.keys())
+        .filter(|(plan, _)| !older.contains(plan))
+        .collect();
+    let mut out = Vec::new();
+    for key @ (plan, m) in keys {
+        let (runs, fell) = done.get(key).copied().unwrap_or_default();
+        let (counted, counted_fell) = told.get(key).copied().unwrap_or_default();
+        if (runs, fell) != (counted, counted_fell) {
+            let name = plan_names.get(*plan as usize).map_or("", String::as_str);
+            let m = type_names.get(*m as usize).map_or("", String::as_str);
+            let place = told_at
+                .get(plan)
+                .or(done_at.get(plan))
+                .copied()
+                .unwrap_or(0);
+            out.push(at(
+                place,
+                format!(
+                    "the illumination counts say plan {} migrated {counted} partners by `{m}` ({counted_fell} fell back), but its walks record {runs} ({fell} fell back)",
+                    name.get(..12).unwrap_or(name)
+                ),
+            ));
+        }
+    }
+    out
 }
 
 fn at(global_seq: i64, reason: String) -> Broken {
@@ -319,6 +389,16 @@ impl Store {
         // the one in force at its size).
         let mut succession = Succession::default();
         let mut illuminated = illumination::Followed::default();
+        // What the illumination counts say each plan's runs added, by
+        // migration type (plan number, type) → (migrations, fallbacks), and
+        // where the last event of each plan is; where counts carried from
+        // a table of schema 7 begin.
+        let mut told: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
+        let mut types: HashMap<String, u32> = HashMap::new();
+        let mut type_names: Vec<String> = Vec::new();
+        let mut told_at: HashMap<u32, i64> = HashMap::new();
+        let mut carried_at: Option<i64> = None;
+        let mut counting = false;
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -417,7 +497,23 @@ impl Store {
                         // Counts of outcomes, for illumination: they approve
                         // and change nothing, and only grow.
                         let why = if partner == ILLUMINATION {
-                            illuminated.follow(e)
+                            counting = true;
+                            let why = illuminated.follow(e);
+                            match e.plan_hash.as_deref() {
+                                Some(plan) if why.is_none() => {
+                                    let n = numbered(&mut plans, &mut plan_names, plan);
+                                    for (m, (t, f)) in illuminated.added() {
+                                        let m = numbered(&mut types, &mut type_names, m);
+                                        let sum = told.entry((n, m)).or_default();
+                                        sum.0 += t;
+                                        sum.1 += f;
+                                    }
+                                    told_at.insert(n, global_seq);
+                                }
+                                None => carried_at = carried_at.or(Some(global_seq)),
+                                Some(_) => {}
+                            }
+                            why
                         } else {
                             illumination::misplaced(&partner, e)
                         };
@@ -491,7 +587,7 @@ impl Store {
                         }
                     }
                     if let Some(plan) = &e.plan_hash {
-                        known.plan = Some(plan_number(&mut plans, &mut plan_names, plan));
+                        known.plan = Some(numbered(&mut plans, &mut plan_names, plan));
                     }
                     if let Some(state) = &e.state {
                         known.state = Some(Digest::of(state));
@@ -503,6 +599,10 @@ impl Store {
                             let run = PlanOutcome {
                                 plan,
                                 outcome: e.outcome.clone(),
+                                migration: e
+                                    .migration
+                                    .as_deref()
+                                    .map(|m| numbered(&mut types, &mut type_names, m)),
                                 global_seq,
                                 seq,
                                 legacy: global_seq <= legacy_count,
@@ -734,6 +834,15 @@ impl Store {
             }
         }
 
+        if counting {
+            problems.extend(illumination_problems(
+                &partners,
+                &told,
+                &told_at,
+                carried_at,
+                (&plan_names, &type_names),
+            ));
+        }
         // Current rows held to the lineage.
         self.check_rows(&mut partners, legacy_count > 0, &mut problems)?;
         self.check_progress(&mut partners, &plans, &mut problems)?;
