@@ -124,6 +124,8 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
     match &args.command {
         ReviewCommand::List { store, format } => {
             let store = Store::open_to_read(store)?;
+            // Every paused partner is read from one snapshot, under one lock.
+            let _snapshot = store.snapshot()?;
             let paused = store.partners_with_status(&["awaiting_review", "throttled"])?;
             let mut rows = Vec::new();
             for p in &paused {

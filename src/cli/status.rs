@@ -65,6 +65,8 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     };
     let holder = crate::store::lock::holder(&args.store)?;
     let store = Store::open_to_read(&args.store)?;
+    // Everything below is read from one snapshot, under one lock.
+    let _snapshot = store.snapshot()?;
     let statuses = store.status_counts()?;
     let plans = store.applied_plans()?;
     let latest = store.latest_checkpoint()?;

@@ -216,6 +216,8 @@ pub fn current_states(
         .into_iter()
         .collect();
     let is_final = |o: &str| outcome_from_str(o).is_some_and(PartnerOutcome::is_final);
+    // Every partner is read from one snapshot, under one lock.
+    let _snapshot = store.snapshot()?;
     // A store that holds no partner (a first apply) is not asked for each.
     let empty = store.holds_no_partner()?;
     // The store is read in order; each state is then parsed and checked

@@ -1080,6 +1080,15 @@ impl Store {
         Ok(Some((seq, body.to_vec())))
     }
 
+    /// A read transaction: what is read while it is held is one snapshot,
+    /// under one lock taken once (a statement outside it takes and drops
+    /// its own, two system calls each). Dropped, it ends.
+    pub fn snapshot(&self) -> Result<Snapshot<'_>, StoreError> {
+        Ok(Snapshot {
+            _read: self.conn.unchecked_transaction()?,
+        })
+    }
+
     /// The store's table of texts as committed (to prepare partners with
     /// before a batch begins; see [`batch::PreparedState`]).
     pub fn texts(&self) -> Result<interned::Texts, StoreError> {
@@ -1321,6 +1330,11 @@ fn read_partner(
         version: r.get(2)?,
         status: r.get(3)?,
     }))
+}
+
+/// A read transaction over a store ([`Store::snapshot`]).
+pub struct Snapshot<'s> {
+    _read: rusqlite::Transaction<'s>,
 }
 
 /// Hold a stored row to the digest its last event recorded (events written
