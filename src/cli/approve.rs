@@ -40,6 +40,40 @@ pub struct ApproveArgs {
 /// Versions named in the signer's summary (the most frequent first).
 const SHOWN_VERSIONS: usize = 6;
 
+/// The fallback risks a migration plan predicts, and what they were
+/// predicted from (the outcome counts its `history` names, which `pmf
+/// apply` holds each risk to).
+fn risk_line(plan: &crate::runtime::plan::Plan) -> String {
+    let highest = plan
+        .entries
+        .iter()
+        .map(|e| e.fallback_risk)
+        .fold(0.0f64, f64::max);
+    let likely = plan
+        .entries
+        .iter()
+        .filter(|e| e.fallback_risk >= 0.5)
+        .count();
+    let none = crate::store::illumination::digest(&Default::default());
+    let from = match plan.header.history.split_once(':') {
+        _ if plan.header.history.is_empty() || plan.header.history.ends_with(&none) => {
+            "from the policy alone (the plan read no outcome counts)".to_string()
+        }
+        Some(("0", _)) => {
+            "from the outcome counts of the store's table of schema 7 (not yet in its lineage)"
+                .to_string()
+        }
+        Some((seq, _)) => format!(
+            "from the outcome counts of event {} of the store's `@illumination`",
+            crate::runtime::plan_view::printable(seq)
+        ),
+        None => "from outcome counts an earlier pmf read".to_string(),
+    };
+    format!(
+        "risk      fallback risk up to {highest} ({likely} partners at 0.5 or more), predicted {from}; `pmf apply` holds every risk to what it was predicted from"
+    )
+}
+
 /// What the signer is shown before signing: the plan, the policy, the
 /// partners touched by type and categories, the versions they go to, and
 /// the approvals it needs.
@@ -147,6 +181,9 @@ fn summary(
                 let _ = writeln!(out, "reason    {}", printable(reason));
             }
         }
+    }
+    if plan.header.kind == PlanKind::Migrate && !plan.entries.is_empty() {
+        let _ = writeln!(out, "{}", risk_line(plan));
     }
     if plan.header.kind != PlanKind::Replace {
         let _ = writeln!(out, "changes   type / categories: partners");

@@ -238,6 +238,9 @@ fn make(args: &Make) -> Result<Exit, CliError> {
     // to that event's counts).
     let (lit, governing, store_id) = if args.store.exists() {
         let store = Store::open_to_read(&args.store)?;
+        // One snapshot: the counts, the governing policy and the id as one
+        // commit left them (an apply may be writing).
+        let _snapshot = store.snapshot()?;
         (
             store.illumination()?,
             store.governing()?.map(|g| g.policy_hash),

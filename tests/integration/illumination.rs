@@ -166,6 +166,13 @@ fn a_plan_whose_fallback_risks_were_edited_applies_nothing() {
             ],
         );
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        // The signer is told where the risks come from, and who holds them.
+        let shown = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert!(
+            shown.contains("risk      fallback risk up to ")
+                && shown.contains("predicted from the outcome counts of event 1 of the store's `@illumination`; `pmf apply` holds every risk to what it was predicted from"),
+            "{shown}"
+        );
     }
     let before = held(d);
     let o = pmf(
