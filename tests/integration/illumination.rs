@@ -121,6 +121,13 @@ fn fallback_risks_come_from_counts_the_lineage_holds() {
     }
     let o = verify(d, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains(
+            "illumination counts: 2 events of `@illumination`, each count only growing, held to what the walks of 2 plans record"
+        ),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 /// A plan whose risks were edited before it was signed (a risky migration
@@ -371,6 +378,10 @@ fn counts_of_a_schema_7_store_are_carried_into_the_lineage() {
         history_of(d, "again.json"),
         format!("{seq}:{}", illumination::digest(&counts))
     );
-    let o = verify(d, &[]);
+    let o = verify(d, &["--format", "json"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    // The plan applied across the carry is not held (its first batch's
+    // walks come before the carried counts); the counts are followed.
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["illumination"]["events"], 2, "{v}");
 }

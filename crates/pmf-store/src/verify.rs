@@ -150,6 +150,9 @@ pub struct Verification {
     pub policies: Vec<(i64, String, bool)>,
     /// The operator key's successions (`pmf state rekey`), in order.
     pub successions: Succession,
+    /// The illumination counts checked: events of `@illumination`, and
+    /// the plans whose walks they were held to.
+    pub illumination: (u64, usize),
 }
 
 /// What the lineage recorded of one partner (held for every partner
@@ -232,14 +235,14 @@ struct PlanOutcome {
 /// counted, as `apply` does not count it.
 /// Plans run before the counts were kept in the lineage (with a run older
 /// than the counts carried from a table of schema 7, or than checkpoints)
-/// are not held.
+/// are not held. Also says how many plans were held.
 fn illumination_problems(
     partners: &HashMap<String, Recorded>,
     told: &HashMap<(u32, u32), (u64, u64)>,
     told_at: &HashMap<u32, i64>,
     carried_at: Option<i64>,
     (plan_names, type_names): (&[String], &[String]),
-) -> Vec<Broken> {
+) -> (Vec<Broken>, usize) {
     let mut done: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
     let mut done_at: HashMap<u32, i64> = HashMap::new();
     let mut older: std::collections::HashSet<u32> = Default::default();
@@ -267,6 +270,11 @@ fn illumination_problems(
         .chain(told.keys())
         .filter(|(plan, _)| !older.contains(plan))
         .collect();
+    let held = keys
+        .iter()
+        .map(|(plan, _)| plan)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let mut out = Vec::new();
     for key @ (plan, m) in keys {
         let (runs, fell) = done.get(key).copied().unwrap_or_default();
@@ -288,7 +296,7 @@ fn illumination_problems(
             ));
         }
     }
-    out
+    (out, held)
 }
 
 fn at(global_seq: i64, reason: String) -> Broken {
@@ -398,7 +406,7 @@ impl Store {
         let mut type_names: Vec<String> = Vec::new();
         let mut told_at: HashMap<u32, i64> = HashMap::new();
         let mut carried_at: Option<i64> = None;
-        let mut counting = false;
+        let mut counted_events = 0u64;
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -497,7 +505,7 @@ impl Store {
                         // Counts of outcomes, for illumination: they approve
                         // and change nothing, and only grow.
                         let why = if partner == ILLUMINATION {
-                            counting = true;
+                            counted_events += 1;
                             let why = illuminated.follow(e);
                             match e.plan_hash.as_deref() {
                                 Some(plan) if why.is_none() => {
@@ -834,14 +842,17 @@ impl Store {
             }
         }
 
-        if counting {
-            problems.extend(illumination_problems(
+        let mut plans_held = 0;
+        if counted_events > 0 {
+            let (found, held) = illumination_problems(
                 &partners,
                 &told,
                 &told_at,
                 carried_at,
                 (&plan_names, &type_names),
-            ));
+            );
+            problems.extend(found);
+            plans_held = held;
         }
         // Current rows held to the lineage.
         self.check_rows(&mut partners, legacy_count > 0, &mut problems)?;
@@ -860,6 +871,7 @@ impl Store {
             governing_policy: governing.map(|g| g.policy_hash),
             policies,
             successions: succession,
+            illumination: (counted_events, plans_held),
         })
     }
 
