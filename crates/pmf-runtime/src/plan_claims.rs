@@ -41,12 +41,7 @@ pub fn unfounded(plan: &Plan, policy: &CompiledPolicy) -> Vec<String> {
         )
         .flatten()
         .collect();
-    let more = problems.len().saturating_sub(NAMED);
-    let mut named: Vec<String> = problems.into_iter().take(NAMED).collect();
-    if more > 0 {
-        named.push(format!("… and {more} more entries"));
-    }
-    named
+    named(problems)
 }
 
 /// The entries of `plan` (a migration plan) whose fallback risk is not
@@ -79,6 +74,11 @@ pub fn unfounded_risks(plan: &Plan, history: &History) -> Vec<String> {
             })
         })
         .collect();
+    named(problems)
+}
+
+/// The first [`NAMED`] of `problems`, then how many more there are.
+fn named(problems: Vec<String>) -> Vec<String> {
     let more = problems.len().saturating_sub(NAMED);
     let mut named: Vec<String> = problems.into_iter().take(NAMED).collect();
     if more > 0 {

@@ -131,13 +131,8 @@ pub fn misplaced(chain: &str, e: &Event) -> Option<String> {
         return (e.kind == EventKind::OutcomesCounted)
             .then(|| "it records illumination counts outside their chain".to_string());
     }
-    let changes = e.state.is_some()
-        || !e.stable.is_empty()
-        || !e.signers.is_empty()
-        || !e.approvals.is_empty()
-        || e.signature.is_some()
-        || e.outcome.is_some();
-    changes.then(|| "an illumination count that names approvals, an outcome or a state".into())
+    e.changes_anything()
+        .then(|| "an illumination count that names approvals, an outcome or a state".into())
 }
 
 /// The illumination chain followed event by event (`pmf lineage verify`):
@@ -313,7 +308,8 @@ impl Store {
         at: Option<u64>,
     ) -> Result<Option<(u64, Option<String>, OutcomeCounts)>, StoreError> {
         let unread = |reason: String| StoreError::IlluminationUnread { reason };
-        let held = match self.stored_held(ILLUMINATION, at) {
+        let end = at.map_or(crate::ChainEnd::Last, crate::ChainEnd::At);
+        let held = match self.stored_held(ILLUMINATION, end) {
             Err(StoreError::EventEdited { .. }) => {
                 return Err(unread(
                     "its event does not match its chain hash (edited outside pmf)".into(),

@@ -666,13 +666,15 @@ fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// Which end of a chain [`Store::stored_at`] reads.
+/// Which event of a chain [`Store::stored_at`] reads.
 #[derive(Clone, Copy)]
 enum ChainEnd {
     /// Its first event.
     First,
     /// Its last event.
     Last,
+    /// The event at this position.
+    At(u64),
 }
 
 impl Store {
@@ -934,14 +936,19 @@ impl Store {
                     ChainEnd::Last => events
                         .last()
                         .map(|(body, _)| ((first + n - 1) as u64, body.to_vec())),
+                    ChainEnd::At(seq) => usize::try_from(seq as i64 - first)
+                        .ok()
+                        .and_then(|i| events.get(i))
+                        .map(|(body, _)| (seq, body.to_vec())),
                 })
             })?
             .flatten())
     }
 
-    /// `read` given the first or last row of a partner's chain: the
-    /// position of its first event, and its events with their hashes (a
-    /// row may hold a run of events); `None` for a partner with none.
+    /// `read` given the first or last row of a partner's chain, or the
+    /// row that holds the event at a position: the position of its first
+    /// event, and its events with their hashes (a row may hold a run of
+    /// events); `None` for a partner with none.
     fn with_end_row<T>(
         &self,
         id: &str,
@@ -950,13 +957,17 @@ impl Store {
     ) -> Result<Option<T>, StoreError> {
         let mut stmt = self.conn.prepare_cached(match end {
             ChainEnd::First => {
-                "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq ASC LIMIT 1"
+                "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 AND seq <= ?2 ORDER BY seq ASC LIMIT 1"
             }
-            ChainEnd::Last => {
-                "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1"
+            ChainEnd::Last | ChainEnd::At(_) => {
+                "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1"
             }
         })?;
-        let mut rows = stmt.query([id])?;
+        let upto = match end {
+            ChainEnd::At(seq) => i64::try_from(seq).unwrap_or(i64::MAX),
+            ChainEnd::First | ChainEnd::Last => i64::MAX,
+        };
+        let mut rows = stmt.query(rusqlite::params![id, upto])?;
         let Some(r) = rows.next()? else {
             return Ok(None);
         };
@@ -1024,60 +1035,52 @@ impl Store {
     /// [`Store::last_stored`], the event held to its chain hash: its
     /// content and its partner's previous event's hash hash to it.
     fn last_stored_held(&self, id: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.stored_held(id, None)
+        self.stored_held(id, ChainEnd::Last)
     }
 
-    /// The event of a partner's chain at `at` (its last when `None`) as
-    /// stored, with its position, held to its chain hash: its content and
-    /// the previous event's hash hash to it. An edited one is an error.
-    fn stored_held(&self, id: &str, at: Option<u64>) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, event, hash FROM lineage WHERE partner_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
-        )?;
-        let upto = at.map_or(i64::MAX, |s| s as i64);
-        let mut rows = stmt.query(rusqlite::params![id, upto])?;
-        let Some(r) = rows.next()? else {
-            return Ok(None);
-        };
-        let first: i64 = r.get(0)?;
-        let events = lineage::row_events(
-            r.get_ref(1)?.as_bytes().unwrap_or_default(),
-            r.get_ref(2)?.as_bytes().unwrap_or_default(),
-        );
-        let index = match at {
-            None => events.len().checked_sub(1),
-            Some(s) => usize::try_from(s as i64 - first).ok(),
-        };
-        let Some(&(body, hash)) = index.and_then(|i| events.get(i)) else {
-            return Ok(None);
-        };
-        let index = index.unwrap_or_default();
-        let seq = (first + index as i64) as u64;
-        let prev = match index.checked_sub(1).and_then(|i| events.get(i)) {
-            Some(&(_, before)) => before,
-            None if seq <= 1 => lineage::GENESIS_BYTES,
-            // The first event of its row: the previous row's last hash.
-            None => self
-                .conn
-                .prepare_cached(
-                    "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
-                )?
-                .query_row(rusqlite::params![id, first], |r| {
-                    let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
-                    Ok(lineage::hash_of(
-                        hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
-                    ))
-                })
-                .optional()?
-                .unwrap_or_default(),
-        };
-        let held = self.with_texts(|texts| lineage::chain_hash_of(body, texts, &prev, id, seq))?;
-        if held != Some(hash) {
-            return Err(StoreError::EventEdited {
-                partner: id.to_string(),
-            });
-        }
-        Ok(Some((seq, body.to_vec())))
+    /// The event of a partner's chain at `end` as stored, with its
+    /// position, held to its chain hash: its content and the previous
+    /// event's hash hash to it. An edited one is an error.
+    fn stored_held(&self, id: &str, end: ChainEnd) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.with_end_row(id, end, |first, events| {
+            let index = match end {
+                ChainEnd::First => Some(0),
+                ChainEnd::Last => events.len().checked_sub(1),
+                ChainEnd::At(seq) => usize::try_from(seq as i64 - first).ok(),
+            };
+            let Some((index, &(body, hash))) = index.and_then(|i| Some((i, events.get(i)?)))
+            else {
+                return Ok(None);
+            };
+            let seq = (first + index as i64) as u64;
+            let prev = match index.checked_sub(1).and_then(|i| events.get(i)) {
+                Some(&(_, before)) => before,
+                None if seq <= 1 => lineage::GENESIS_BYTES,
+                // The first event of its row: the previous row's last hash.
+                None => self
+                    .conn
+                    .prepare_cached(
+                        "SELECT hash FROM lineage WHERE partner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+                    )?
+                    .query_row(rusqlite::params![id, first], |r| {
+                        let hashes = r.get_ref(0)?.as_bytes().unwrap_or_default();
+                        Ok(lineage::hash_of(
+                            hashes.get(hashes.len().saturating_sub(32)..).unwrap_or_default(),
+                        ))
+                    })
+                    .optional()?
+                    .unwrap_or_default(),
+            };
+            let held =
+                self.with_texts(|texts| lineage::chain_hash_of(body, texts, &prev, id, seq))?;
+            if held != Some(hash) {
+                return Err(StoreError::EventEdited {
+                    partner: id.to_string(),
+                });
+            }
+            Ok(Some((seq, body.to_vec())))
+        })
+        .map(Option::flatten)
     }
 
     /// A read transaction: what is read while it is held is one snapshot,

@@ -190,6 +190,18 @@ impl std::fmt::Display for EventKind {
 }
 
 impl Event {
+    /// Whether it changes or approves anything: a state or stable version
+    /// recorded, approvals or a signed decision named, an outcome given.
+    /// The store's own records (a refusal, an illumination count) do none.
+    pub fn changes_anything(&self) -> bool {
+        self.state.is_some()
+            || !self.stable.is_empty()
+            || !self.signers.is_empty()
+            || !self.approvals.is_empty()
+            || self.signature.is_some()
+            || self.outcome.is_some()
+    }
+
     /// The event's JSON, as serde writes it (the same fields in the same
     /// order, absent ones left out), appended to `out`: apply's
     /// `--format json` writes a line per event. A test holds it equal to

@@ -80,13 +80,8 @@ pub fn problem(chain: &str, e: &Event) -> Option<String> {
     if e.kind != EventKind::Refused {
         return Some(format!("the chain of refusals holds a `{}` event", e.kind));
     }
-    let changes = e.state.is_some()
-        || !e.stable.is_empty()
-        || !e.signers.is_empty()
-        || !e.approvals.is_empty()
-        || e.signature.is_some()
-        || e.outcome.is_some();
-    changes.then(|| "a refusal that names approvals, an outcome or a state".to_string())
+    e.changes_anything()
+        .then(|| "a refusal that names approvals, an outcome or a state".to_string())
 }
 
 impl Batch<'_> {
