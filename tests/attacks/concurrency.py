@@ -9,6 +9,8 @@ Scenarios (each on its own store, repeated --rounds times):
   diff-fresh   8 applies of 8 different plans (disjoint partners) at once, new store
   diff-warm    8 applies of 8 different plans at once, existing store
   overlap-warm 8 applies of 8 different plans over the same partners (8 target versions)
+  readers      `lineage verify`, `status`, `review list` over and over while an apply writes:
+               each must read one commit's store (no false tamper report, no failure)
 Expected: one proceeds at a time; the others fail fast (exit 2) naming the
 holder, or are refused as stale (exit 1: another plan changed their partners
 first), or they serialize. Held when: no crash, every refusal is one of those
@@ -185,7 +187,35 @@ def main():
             for suf in ("", "-wal", "-shm"):
                 if os.path.exists(store + suf):
                     os.remove(store + suf)
+        readers_while_applying(T, d, pmf, new_store(f"readers-{rnd}", True), apply_cmd(d, plans["same"], ""), rnd, report)
     return T.finish(report)
+
+
+def readers_while_applying(T, d, pmf, store, cmd, rnd, report):
+    """`lineage verify`, `status` and `review list` run over and over while an apply writes
+    the store: each reads one commit's store (a snapshot), so none reports a tamper or fails
+    that a commit between two of its reads would fake (before, verify said `events deleted
+    at the end, or the head edited` and `progress row ... inserted`)."""
+    cmd = cmd[:cmd.index("--store") + 1] + [store] + cmd[cmd.index("--store") + 2:]
+    apply_p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reads, bad = 0, []
+    while apply_p.poll() is None or reads < 3:
+        for args in (["lineage", "verify"], ["status"], ["review", "list"]):
+            rc, o, e, _ = C.run([pmf] + args + ["--store", store], cwd=d)
+            reads += 1
+            if rc != 0:
+                bad.append(f"{' '.join(args)} rc={rc}: {(o or e).strip().splitlines()[0][:160] if (o or e).strip() else ''}")
+        if apply_p.poll() is not None and reads >= 3:
+            break
+    _, err = apply_p.communicate()
+    row = {"round": rnd, "scenario": "readers-while-applying", "reads": reads, "apply_rc": apply_p.returncode,
+           "failed_reads": bad[:5]}
+    report.append(row)
+    print(json.dumps(row))
+    held = apply_p.returncode in (0, 3, 4) and not bad
+    T.add(f"round {rnd} readers while an apply writes: verify, status, review list", held,
+          f"{reads} reads, apply rc={apply_p.returncode}" + (f"; {len(bad)} failed: {bad[0]}" if bad else "; every read held"),
+          err.decode("utf-8", "replace").strip()[:200])
 
 
 if __name__ == "__main__":

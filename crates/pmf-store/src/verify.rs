@@ -360,6 +360,9 @@ impl Store {
 
     /// Verify the whole store, and that the log extends `witness` if given.
     pub fn verify(&self, witness: Option<&Checkpoint>) -> Result<Verification, StoreError> {
+        // One snapshot: the log, the checkpoints and the tables as one
+        // commit left them (an apply may be writing), read under one lock.
+        let _snapshot = self.snapshot()?;
         let mut problems: Vec<Broken> = Vec::new();
         let store_id = self.meta("store_id")?;
         let operator = self.meta("operator_key")?;
