@@ -327,7 +327,7 @@ fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> f64 {
     c.pragma_update(None, "page_size", 16_384).expect("pragma");
     c.pragma_update(None, "journal_mode", "WAL")
         .expect("pragma");
-    c.pragma_update(None, "synchronous", "NORMAL")
+    c.pragma_update(None, "synchronous", "FULL")
         .expect("pragma");
     c.pragma_update(None, "cache_size", -65_536)
         .expect("pragma");
