@@ -44,6 +44,7 @@ const SHOWN_VERSIONS: usize = 6;
 /// predicted from (the outcome counts its `history` names, which `pmf
 /// apply` holds each risk to).
 fn risk_line(plan: &crate::runtime::plan::Plan) -> String {
+    use crate::store::illumination::{Named, named};
     let highest = plan
         .entries
         .iter()
@@ -54,20 +55,20 @@ fn risk_line(plan: &crate::runtime::plan::Plan) -> String {
         .iter()
         .filter(|e| e.fallback_risk >= 0.5)
         .count();
-    let none = crate::store::illumination::digest(&Default::default());
-    let from = match plan.header.history.split_once(':') {
-        _ if plan.header.history.is_empty() || plan.header.history.ends_with(&none) => {
-            "from the policy alone (the plan read no outcome counts)".to_string()
-        }
-        Some(("0", _)) => {
+    let from = match named(&plan.header.history) {
+        Named::Nothing => "from the policy alone (the plan read no outcome counts)".to_string(),
+        Named::At(0, _) => {
             "from the outcome counts of the store's table of schema 7 (not yet in its lineage)"
                 .to_string()
         }
-        Some((seq, _)) => format!(
+        Named::At(seq, _) => {
+            format!("from the outcome counts of event {seq} of the store's `@illumination`")
+        }
+        Named::Unreadable(seq) => format!(
             "from the outcome counts of event {} of the store's `@illumination`",
             crate::runtime::plan_view::printable(seq)
         ),
-        None => "from outcome counts an earlier pmf read".to_string(),
+        Named::Earlier(_) => "from outcome counts an earlier pmf read".to_string(),
     };
     format!(
         "risk      fallback risk up to {highest} ({likely} partners at 0.5 or more), predicted {from}; `pmf apply` holds every risk to what it was predicted from"

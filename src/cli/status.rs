@@ -138,8 +138,8 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "illumination": match &lit {
                     Ok(l) => serde_json::json!({
                         "seq": l.seq,
-                        "migrations": l.counts.values().map(|(t, _)| t).sum::<u64>(),
-                        "fallbacks": l.counts.values().map(|(_, f)| f).sum::<u64>(),
+                        "migrations": l.totals().0,
+                        "fallbacks": l.totals().1,
                     }),
                     Err(why) => serde_json::json!({"error": why}),
                 },
@@ -242,8 +242,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
             match &lit {
                 Ok(l) if l.counts.is_empty() => outln!("outcomes  none counted yet"),
                 Ok(l) => {
-                    let migrations: u64 = l.counts.values().map(|(t, _)| t).sum();
-                    let fallbacks: u64 = l.counts.values().map(|(_, f)| f).sum();
+                    let (migrations, fallbacks) = l.totals();
                     let kinds = l.counts.len();
                     outln!(
                         "outcomes  {migrations} migration{} counted ({fallbacks} fell back) over {kinds} kind{} of migration, {}; fallback risks are predicted from them",

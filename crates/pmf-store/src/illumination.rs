@@ -49,6 +49,47 @@ impl Illumination {
     }
 }
 
+impl Illumination {
+    /// Migrations counted, and fallbacks among them, over every kind.
+    pub fn totals(&self) -> (u64, u64) {
+        self.counts
+            .values()
+            .fold((0, 0), |(t, f), (t2, f2)| (t + t2, f + f2))
+    }
+}
+
+/// What a plan's `history` names ([`Illumination::name`], or what an
+/// earlier pmf wrote there).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named<'h> {
+    /// No counts: the plan read none (made against no store, or against
+    /// one that had counted nothing).
+    Nothing,
+    /// The counts at this position of [`ILLUMINATION`] (0: those of a
+    /// store's table of schema 7), with their digest.
+    At(u64, &'h str),
+    /// A digest alone: a plan of a pmf before schema 8.
+    Earlier(&'h str),
+    /// A position that is not a number.
+    Unreadable(&'h str),
+}
+
+/// What `history` names.
+pub fn named(history: &str) -> Named<'_> {
+    let (seq, wanted) = match history.split_once(':') {
+        Some((seq, d)) => (Some(seq), d),
+        None => (None, history),
+    };
+    if wanted.is_empty() || wanted == digest(&OutcomeCounts::new()) {
+        return Named::Nothing;
+    }
+    match seq.map(|s| (s, s.parse::<u64>())) {
+        None => Named::Earlier(wanted),
+        Some((_, Ok(seq))) => Named::At(seq, wanted),
+        Some((seq, Err(_))) => Named::Unreadable(seq),
+    }
+}
+
 /// SHA-256 (hex) of `counts`, in order: what plans made before schema 8
 /// recorded as their `history`, and the second part of
 /// [`Illumination::name`].
@@ -247,26 +288,22 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Result<OutcomeCounts, String>, StoreError> {
-        let none = OutcomeCounts::new();
-        let (seq, wanted) = match name.split_once(':') {
-            Some((seq, d)) => (Some(seq), d),
-            None => (None, name),
-        };
-        if wanted.is_empty() || wanted == digest(&none) {
-            return Ok(Ok(none));
-        }
-        let Some(seq) = seq else {
-            let held = [self.illumination()?.counts, self.counts_at_zero()?];
-            return Ok(held
-                .into_iter()
-                .find(|c| digest(c) == wanted)
-                .ok_or_else(|| "the store's lineage holds no such counts (the plan was made by an earlier pmf, against other counts)".to_string()));
-        };
-        let Ok(seq) = seq.parse::<u64>() else {
-            return Ok(Err(format!(
-                "it names no position of `{ILLUMINATION}` (`{}`)",
-                seq.escape_debug()
-            )));
+        let (seq, wanted) = match named(name) {
+            Named::Nothing => return Ok(Ok(OutcomeCounts::new())),
+            Named::Earlier(wanted) => {
+                let held = [self.illumination()?.counts, self.counts_at_zero()?];
+                return Ok(held
+                    .into_iter()
+                    .find(|c| digest(c) == wanted)
+                    .ok_or_else(|| "the store's lineage holds no such counts (the plan was made by an earlier pmf, against other counts)".to_string()));
+            }
+            Named::Unreadable(seq) => {
+                return Ok(Err(format!(
+                    "it names no position of `{ILLUMINATION}` (`{}`)",
+                    seq.escape_debug()
+                )));
+            }
+            Named::At(seq, wanted) => (seq, wanted),
         };
         let counts = if seq == 0 {
             self.counts_at_zero()?
@@ -375,6 +412,22 @@ mod tests {
             Illumination { seq: 4, counts: c }.name(),
             format!("4:{expected}")
         );
+    }
+
+    #[test]
+    fn what_a_history_names_is_read_once() {
+        let none = digest(&OutcomeCounts::new());
+        assert_eq!(named(""), Named::Nothing);
+        assert_eq!(named(&format!("0:{none}")), Named::Nothing);
+        assert_eq!(named(&none), Named::Nothing);
+        assert_eq!(named("7:ab"), Named::At(7, "ab"));
+        assert_eq!(named("ab"), Named::Earlier("ab"));
+        assert_eq!(named("x:ab"), Named::Unreadable("x"));
+        let lit = Illumination {
+            seq: 3,
+            counts: counts(&[("soft", "s", 5, 2), ("hard", "", 1, 1)]),
+        };
+        assert_eq!(lit.totals(), (6, 3));
     }
 
     #[test]
