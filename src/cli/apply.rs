@@ -919,8 +919,16 @@ fn lineage_lines(events: &[crate::store::lineage::Event]) -> Vec<u8> {
 }
 
 /// A failure in the middle of applying: the store failed (exit 2; what
-/// was not committed is redone by the next run).
+/// was not committed is redone by the next run), or was found edited
+/// outside pmf (a next run stops there too).
 fn store_failure(store: &std::path::Path, e: ApplyError) -> CliError {
+    if let ApplyError::Store(s) = &e
+        && s.edited_outside()
+    {
+        return CliError::from(e).then(
+            "what was committed is kept; nothing more is applied to this store until it is restored (from a backup, or as `pmf lineage verify` says)",
+        );
+    }
     CliError::Interrupted {
         store: store.to_path_buf(),
         source: e,

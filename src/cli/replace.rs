@@ -72,7 +72,7 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
     let mut replaced = 0usize;
     for v in p.partners {
         let id = policy.id_of(v);
-        let held = p.store.partner(id)?;
+        let held = p.store.bound_partner(id)?.map(|(p, _)| p);
         let state = match &held {
             Some(h) => {
                 replaced += 1;

@@ -191,7 +191,9 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             let mut held = Vec::new();
             for v in &partners {
                 let id = policy.id_of(v);
-                if db.partner(id)?.is_some() {
+                // Held to its lineage: a row deleted outside pmf is not a
+                // new partner to import.
+                if db.bound_partner(id)?.is_some() {
                     held.push(id.to_string());
                 }
             }

@@ -694,6 +694,30 @@ def legacy_used(pmf, w, store):
     return extra, "" if arc in (1, 2) and after == before else "the partner inserted without lineage was migrated"
 
 
+def a_partner_row_deleted(c, d):
+    st = E.state_json(q(c, "SELECT state FROM partners WHERE id='p-014'")[0][0], E.texts(c))
+    st["permissions"] = ["read", "write", "admin"]
+    with open(os.path.join(d, "import.json"), "w") as fh:
+        json.dump([st], fh)
+    c.execute("DELETE FROM partners WHERE id='p-014'")
+    return ("p-014's row deleted, so it looks like a new partner; then `pmf state import` of its state with `admin` "
+            "(no `--replace`, no approval)")
+
+
+def a_merkle_head_edited(c, d):
+    peaks = q(c, "SELECT value FROM meta WHERE key='merkle_peaks'")[0][0]
+    c.execute("UPDATE meta SET value=? WHERE key='merkle_peaks'", (peaks[:-1] + ("0" if peaks[-1] != "0" else "1"),))
+    return "meta.merkle_peaks (the head writers extend the log from) edited: every write refuses it"
+
+
+def row_deleted_used(pmf, w, store):
+    """The import must not take p-014 for a new partner."""
+    rc, o, e, _ = C.run([pmf, "state", "import", "import.json", "--policy", C.policy_path()], cwd=w)
+    perms = (C.partner_state(store, "p-014") or {}).get("permissions", [])
+    extra = f"import rc={rc} ({(e or o).strip()[:160]}); p-014 has admin: {'admin' in perms}"
+    return extra, "p-014's state was rewritten by an import, with no approval" if "admin" in perms else ""
+
+
 def a_stable_versions(c, d):
     st = E.state_json(q(c, "SELECT state FROM stable_versions WHERE partner_id='p-002' ORDER BY seq LIMIT 1")[0][0], E.texts(c))
     st["permissions"] = ["read", "write", "admin"]
@@ -847,6 +871,8 @@ ATTACKS = [
     ("partners: delete a row", a_partner_delete),
     ("partners: insert a row with no lineage", a_partner_insert),
     ("meta: the count of events before checkpoints raised, a row inserted with no lineage, then apply", a_legacy_count_raised),
+    ("partners: a partner's row deleted, then its state imported as a new partner's", a_partner_row_deleted),
+    ("meta: the Merkle head edited", a_merkle_head_edited),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
     ("illumination: the counts edited in place (a risky migration made to look safe), then plan", a_illumination_in_place),
@@ -1009,6 +1035,8 @@ def attacks(T, rows):
             extra, harm = write_after(pmf, w, store, "p-003" if fn is a_edit_last_then_write else None)
         if fn is a_legacy_count_raised:
             extra, harm = legacy_used(pmf, w, store)
+        if fn is a_partner_row_deleted:
+            extra, harm = row_deleted_used(pmf, w, store)
         if fn in (a_illumination_in_place, a_illumination_consistent):
             extra, harm = illumination_used(pmf, w, store, fn is a_illumination_consistent)
         if fn is a_progress_marked_done:

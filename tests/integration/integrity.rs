@@ -819,6 +819,129 @@ fn state_import_never_rewrites_a_partner_silently() {
     assert_eq!(events(), after);
 }
 
+#[test]
+fn a_partner_whose_row_was_deleted_is_not_a_new_partner() {
+    // Whoever can write the store file deletes p-014's row: the partner
+    // then looked new, and `state import` wrote the state they chose (admin
+    // permissions) with no approval and an `imported` event that verify
+    // passed.
+    let dir = story();
+    plan_again(dir.path());
+    let export = pmf(dir.path(), &["state", "export"]);
+    let mut states: Vec<serde_json::Value> = serde_json::from_slice(&export.stdout).unwrap();
+    states.retain(|s| s["id"] == "p-014");
+    states[0]["permissions"] = serde_json::json!(["read", "write", "admin"]);
+    std::fs::write(
+        dir.path().join("import.json"),
+        serde_json::to_string(&states).unwrap(),
+    )
+    .unwrap();
+    db(dir.path())
+        .execute("DELETE FROM partners WHERE id = 'p-014'", [])
+        .unwrap();
+    let policy = fleet("policy.pmf");
+    let before = held(dir.path());
+    let deleted = "partner `p-014` has a lineage but no row in the store (deleted outside pmf)";
+    for o in [
+        state_import(dir.path(), "import.json", &policy, &[]),
+        state_import(
+            dir.path(),
+            "import.json",
+            &policy,
+            &["--replace", "--reason", "x", "-o", "replace.json"],
+        ),
+        pmf(
+            dir.path(),
+            &["apply", "again.json", "--approvals", "again-approvals.json"],
+        ),
+    ] {
+        assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(deleted), "{}", text(&o.stderr));
+    }
+    assert_eq!(held(dir.path()), before, "nothing was written");
+    assert!(!dir.path().join("replace.json").exists());
+    detected(
+        dir.path(),
+        &[],
+        "partner `p-014` has a lineage but is not in the store",
+    );
+
+    // What pmf wrote before (the partner taken for a new one and
+    // imported, its row and chain consistent again): verify names it.
+    let path = dir.path().join(".pmf/state.db");
+    let mut store = pmf::store::Store::open(&path).unwrap();
+    let (operator, _) = store.operator_key(None).unwrap();
+    let mut batch = store.begin(&operator).unwrap();
+    let state = serde_json::to_string(&states[0]).unwrap();
+    let seq = batch.next_stable_seq("p-014").unwrap();
+    let stable = batch
+        .push_stable("p-014", seq, Some("2.0.0"), &state)
+        .unwrap();
+    let digest = batch
+        .put_partner("p-014", &state, Some("2.0.0"), "active")
+        .unwrap();
+    let mut event = Event {
+        kind: EventKind::Imported,
+        to: Some("2.0.0".into()),
+        state: Some(digest),
+        stable: vec![stable],
+        time: "2026-12-05T00:00:00Z".into(),
+        ..Event::default()
+    };
+    let mut chain = batch.chain("p-014").unwrap();
+    batch.append(&mut chain, &mut event).unwrap();
+    batch.commit().unwrap();
+    drop(store);
+    detected(
+        dir.path(),
+        &["--checkpoint", "witness.json"],
+        "partner `p-014` is imported again, though its lineage already records its state",
+    );
+}
+
+#[test]
+fn an_edited_merkle_head_is_named_by_verify_and_refused_by_writers() {
+    // Writers extend the log from the Merkle head the store keeps; an
+    // edited one was refused by every write ("`pmf lineage verify` says
+    // more") while verify said the lineage was intact.
+    let dir = story();
+    plan_again(dir.path());
+    let c = db(dir.path());
+    let peaks: String = c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'merkle_peaks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let last = if peaks.ends_with('0') { "1" } else { "0" };
+    let edited = format!("{}{last}", &peaks[..peaks.len() - 1]);
+    c.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'merkle_peaks'",
+        [&edited],
+    )
+    .unwrap();
+    detected(
+        dir.path(),
+        &[],
+        "the Merkle head the store keeps to extend its log does not fit its events",
+    );
+    let before = held(dir.path());
+    let o = pmf(
+        dir.path(),
+        &["apply", "again.json", "--approvals", "again-approvals.json"],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("Merkle head does not fit its events")
+            && err.contains("nothing more is applied to this store until it is restored")
+            && !err.contains("resumes where it stopped"),
+        "{err}"
+    );
+    assert_eq!(held(dir.path()), before, "nothing was written");
+}
+
 /// Plan the fleet again from the states the store in `dir` holds (to
 /// 2.1.0) into `again.json`, approved by every authority in
 /// `again-approvals.json`.

@@ -193,6 +193,14 @@ pub enum StoreError {
         /// The outcome the progress row claims.
         outcome: String,
     },
+    /// A partner whose lineage records a state has no row.
+    #[error(
+        "partner `{partner}` has a lineage but no row in the store (deleted outside pmf): taken for a new partner, its history would be cut off; `pmf lineage verify` says more"
+    )]
+    RowDeleted {
+        /// The partner.
+        partner: String,
+    },
     /// A partner's row has no lineage at all.
     #[error(
         "partner `{partner}` is in the store with no lineage (inserted outside pmf); `pmf lineage verify` says more"
@@ -1026,6 +1034,18 @@ impl Store {
         id: &str,
     ) -> Result<Option<(StoredPartner, Option<lineage::LastEvent>)>, StoreError> {
         let Some(p) = self.partner(id)? else {
+            // A partner whose lineage records a state has a row: one
+            // deleted outside pmf would make it a new partner (imported or
+            // walked afresh, with no approval of the change).
+            let recorded = match self.last_stored_held(id)? {
+                Some((seq, body)) => self.last_of(&body, id, seq)?.state.is_some(),
+                None => false,
+            };
+            if recorded {
+                return Err(StoreError::RowDeleted {
+                    partner: id.to_string(),
+                });
+            }
             return Ok(None);
         };
         let last = self
@@ -1102,13 +1122,15 @@ impl Store {
         interned::Texts::load(&self.conn)
     }
 
-    /// Whether the store holds no partner row at all.
+    /// Whether the store holds no partner: no row, and no lineage of a
+    /// partner (the reserved chains, whose ids start with `@`, aside).
     pub fn holds_no_partner(&self) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT NOT EXISTS (SELECT 1 FROM partners)", [], |r| {
-                r.get(0)
-            })?)
+        Ok(self.conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM partners)
+                AND NOT EXISTS (SELECT 1 FROM lineage WHERE partner_id < '@' OR partner_id >= 'A')",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// Every partner, by id (all held at once: for small stores and
@@ -1362,6 +1384,27 @@ fn check_row(
             partner: p.id.clone(),
         }),
         _ => Ok(()),
+    }
+}
+
+impl StoreError {
+    /// Whether this error says the store was edited outside pmf: running
+    /// the command again meets it again, until the store is restored.
+    pub fn edited_outside(&self) -> bool {
+        matches!(
+            self,
+            StoreError::RowEdited { .. }
+                | StoreError::EventEdited { .. }
+                | StoreError::IlluminationUnread { .. }
+                | StoreError::ProgressEdited { .. }
+                | StoreError::RowDeleted { .. }
+                | StoreError::RowWithoutLineage { .. }
+                | StoreError::Unvouched { .. }
+                | StoreError::MerkleHead
+                | StoreError::NoId
+                | StoreError::KeptPolicy { .. }
+                | StoreError::UnreadableState { .. }
+        )
     }
 }
 

@@ -597,6 +597,15 @@ impl Store {
                             }
                         }
                     }
+                    // A partner is imported once: a held one's state is
+                    // changed by an approved plan. A second import follows a
+                    // row deleted outside pmf (events stored as JSON predate
+                    // that rule).
+                    if e.kind == EventKind::Imported && known.state.is_some() && !is_json(body) {
+                        problems.push(here(format!(
+                            "partner `{partner}` is imported again, though its lineage already records its state (its row deleted outside pmf, then imported: a held partner's state is changed only by an approved plan)"
+                        )));
+                    }
                     if let Some(plan) = &e.plan_hash {
                         known.plan = Some(numbered(&mut plans, &mut plan_names, plan));
                     }
@@ -814,6 +823,15 @@ impl Store {
                 format!(
                     "the lineage ends at event #{count} but its head records {recorded_count} events (events deleted at the end, or the head edited)"
                 ),
+            ));
+        }
+        // The Merkle head writers extend the log from (`meta.merkle_peaks`)
+        // is the log's: an edited one is refused by every writer.
+        let peaks: String = frontier.peaks().iter().map(merkle::to_hex).collect();
+        if count > 0 && self.meta("merkle_peaks")?.as_deref() != Some(peaks.as_str()) {
+            problems.push(at(
+                count + 1,
+                "the Merkle head the store keeps to extend its log does not fit its events (edited outside pmf): no write can go on from it".to_string(),
             ));
         }
         if let Some(w) = witness {
