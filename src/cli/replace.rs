@@ -221,7 +221,6 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
         );
         return Ok(r.refuser.refuse(&reason, &["nothing was replaced"]));
     }
-    let done = store.progress(&r.plan.hash)?;
     let mut work = Vec::new();
     for e in &plan.entries {
         if names_other_approvals(e, &needed) {
@@ -231,7 +230,10 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
             );
             return Ok(r.refuser.refuse(&reason, &[]));
         }
-        if done.contains_key(&e.id) {
+        // Carried out once: done when the partner's lineage records this
+        // plan's run (a progress row deleted outside pmf does not make an
+        // approved plan replayable, nor one inserted make it done).
+        if store.plan_outcome(&e.id, &r.plan.hash)?.is_some() {
             continue;
         }
         let planned = carried(e, policy)?;

@@ -392,7 +392,15 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         ));
     }
     let mut work = Vec::new();
+    let mut done = 0usize;
     for e in &plan.entries {
+        // Carried out once: a partner whose lineage records this plan's
+        // rollback is not rolled back again by its approvals, even where it
+        // has since come back to the state the plan was made from.
+        if store.plan_outcome(&e.id, &r.plan.hash)?.is_some() {
+            done += 1;
+            continue;
+        }
         let (current, chosen) = choose(&store, &e.id, e.to.as_deref())?;
         let now_state = value::from_json(
             &policy.schema,
@@ -451,6 +459,16 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             return Ok(r.refuser.refuse(&reason, &[]));
         }
         work.push((e, current, chosen, needs));
+    }
+    if work.is_empty() {
+        if r.format == OutputFormat::Human {
+            outln!(
+                "rollback plan {}: nothing to do ({done} partner{} rolled back by an earlier run)",
+                super::view::short(&r.plan.hash),
+                if done == 1 { "" } else { "s" }
+            );
+        }
+        return Ok(Exit::Success);
     }
     let fallback_rite = policy
         .graph

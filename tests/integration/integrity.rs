@@ -807,16 +807,22 @@ fn state_import_never_rewrites_a_partner_silently() {
         "{}",
         text(&o.stdout)
     );
-    // Once: a re-run replaces nothing.
+    // Once: a re-run replaces nothing, even with the progress rows
+    // deleted (the lineage records the run).
     let after = events();
-    let o = apply();
-    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("1 done by an earlier run"),
-        "{}",
-        text(&o.stdout)
-    );
-    assert_eq!(events(), after);
+    for deleted in [false, true] {
+        if deleted {
+            db(dir.path()).execute("DELETE FROM progress", []).unwrap();
+        }
+        let o = apply();
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stdout).contains("1 done by an earlier run"),
+            "{}",
+            text(&o.stdout)
+        );
+        assert_eq!(events(), after);
+    }
 }
 
 #[test]
@@ -940,6 +946,85 @@ fn an_edited_merkle_head_is_named_by_verify_and_refused_by_writers() {
         "{err}"
     );
     assert_eq!(held(dir.path()), before, "nothing was written");
+}
+
+#[test]
+fn an_approved_rollback_is_carried_out_once() {
+    // The story rolled p-001 back (1.6.0 → 1.4.0) with an approved plan.
+    // Once p-001 was migrated to 1.6.0 again, the same plan and approvals
+    // rolled it back a second time, and verify passed the store.
+    let dir = story();
+    let d = dir.path();
+    let again = || {
+        pmf(
+            d,
+            &[
+                "apply",
+                "rollback.json",
+                "--approvals",
+                "rollback-approvals.json",
+            ],
+        )
+    };
+    let version = || {
+        let o = pmf(d, &["state", "export"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        all.iter().find(|s| s["id"] == "p-001").unwrap()["version"].clone()
+    };
+    let done = |o: &Output| {
+        assert_eq!(code(o), 0, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stdout).contains("nothing to do (1 partner rolled back by an earlier run)"),
+            "{}",
+            text(&o.stdout)
+        );
+    };
+    // A re-run: done (it said "nothing to roll back", exit 2).
+    done(&again());
+    // p-001 forward to 1.6.0 again, by a migration plan.
+    let o = pmf(d, &["state", "export", "--format", "ndjson"]);
+    std::fs::write(d.join("current.ndjson"), &o.stdout).unwrap();
+    let o = plan_with(
+        d,
+        "current.ndjson",
+        &fleet("target.json"),
+        "forward.json",
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(d, &["apply", "forward.json"]);
+    assert!(matches!(code(&o), 0 | 3 | 4), "{}", text(&o.stderr));
+    assert_eq!(version(), "1.6.0");
+    let before = held(d);
+    done(&again());
+    assert_eq!(version(), "1.6.0", "rolled back twice by one approval");
+    assert_eq!(held(d), before, "nothing was written");
+    assert_eq!(code(&verify(d, &[])), 0);
+
+    // What pmf did before: the rollback run a second time. Verify names it.
+    let path = d.join(".pmf/state.db");
+    let mut store = pmf::store::Store::open(&path).unwrap();
+    let (operator, _) = store.operator_key(None).unwrap();
+    // A plan's hash is the BLAKE3 of its bytes.
+    let plan_hash = blake3::hash(&std::fs::read(d.join("rollback.json")).unwrap())
+        .to_hex()
+        .to_string();
+    let mut batch = store.begin(&operator).unwrap();
+    let mut event = Event {
+        kind: EventKind::Rollback,
+        plan_hash: Some(plan_hash),
+        time: "2026-12-05T00:00:00Z".into(),
+        ..Event::default()
+    };
+    let mut chain = batch.chain("p-001").unwrap();
+    batch.append(&mut chain, &mut event).unwrap();
+    batch.commit().unwrap();
+    drop(store);
+    detected(
+        d,
+        &["--checkpoint", "witness.json"],
+        "changes partner `p-001` a second time",
+    );
 }
 
 /// Plan the fleet again from the states the store in `dir` holds (to

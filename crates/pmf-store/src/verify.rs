@@ -391,6 +391,8 @@ impl Store {
         let mut verified: HashMap<(String, String, String), bool> = HashMap::new();
         let mut chain_broken = false;
         let mut plans: HashMap<String, u32> = HashMap::new();
+        // The partners each rollback or replacement plan changed.
+        let mut carried_out: std::collections::HashSet<(String, u32)> = Default::default();
         let mut plan_names: Vec<String> = Vec::new();
         let mut governing: Option<Governing> = None;
         // The first governing policy (the store's trust root), and where.
@@ -605,6 +607,21 @@ impl Store {
                         problems.push(here(format!(
                             "partner `{partner}` is imported again, though its lineage already records its state (its row deleted outside pmf, then imported: a held partner's state is changed only by an approved plan)"
                         )));
+                    }
+                    // An approved rollback or replacement is carried out
+                    // once per partner: a second run used its approvals again.
+                    if matches!(
+                        e.kind,
+                        EventKind::Rollback | EventKind::Replaced | EventKind::Imported
+                    ) && let Some(plan) = e.plan_hash.as_deref()
+                    {
+                        let n = numbered(&mut plans, &mut plan_names, plan);
+                        if !carried_out.insert((partner.clone(), n)) {
+                            problems.push(here(format!(
+                                "plan {} changes partner `{partner}` a second time (a rollback or replacement is carried out once: its approvals were used again)",
+                                plan.get(..12).unwrap_or(plan)
+                            )));
+                        }
                     }
                     if let Some(plan) = &e.plan_hash {
                         known.plan = Some(numbered(&mut plans, &mut plan_names, plan));
