@@ -345,7 +345,21 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 Ok(v) => v,
                 // Not a usage problem: the lineage cannot be vouched for.
                 Err(e) if e.is_damaged() => {
-                    outln!("lineage broken at event #0 (the whole store): {e}");
+                    let broken = crate::store::verify::Broken {
+                        global_seq: 0,
+                        partner: None,
+                        seq: None,
+                        reason: e.to_string(),
+                    };
+                    match format {
+                        OutputFormat::Json => outln!(
+                            "{}",
+                            serde_json::json!({"format_version": 2, "intact": false, "broken": broken, "problems": [broken]})
+                        ),
+                        OutputFormat::Human => {
+                            outln!("lineage broken at event #0 (the whole store): {e}")
+                        }
+                    }
                     return Ok(Exit::Failure);
                 }
                 Err(e) => return Err(e.into()),
@@ -463,6 +477,12 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             let store = Store::open_to_read(store)?;
             let latest = store.latest_checkpoint()?.ok_or_else(|| {
                 UsageError("the store has no signed checkpoint yet (nothing was applied)".into())
+            })?;
+            // A witness keeps what it is given: only a checkpoint that holds
+            // (the log's root, signed by the operator key in force) is
+            // handed out, or the witness would hold the store to nothing.
+            store.vouch_for_log().map_err(|e| {
+                CliError::from(e).then("no checkpoint was exported: `pmf lineage verify` says more")
             })?;
             // A checkpoint (strings and a number) always serialises.
             let text = serde_json::to_string_pretty(&latest).unwrap_or_default() + "\n";

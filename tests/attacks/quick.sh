@@ -45,6 +45,7 @@ run approvals.py    approvals.py
 run badinputs.py    badinputs.py
 run paths.py        paths.py
 run storefuzz.py    storefuzz.py --mutants 60 --seed 1
+run planfuzz.py     planfuzz.py --mutants 150 --seed 1
 run crash.py        crash.py --partners 1000 --trials 4 --seed 7
 run concurrency.py  concurrency.py --partners 200 --rounds 1
 run fuzzcheck.py    fuzzcheck.py --mutants 200 --batch 50 --seed 1 --fmt --slow 30

@@ -710,6 +710,11 @@ def a_merkle_head_edited(c, d):
     return "meta.merkle_peaks (the head writers extend the log from) edited: every write refuses it"
 
 
+def a_text_as_blob(c, d):
+    c.execute("UPDATE texts SET text=CAST(text AS BLOB) || x'ff' WHERE id=(SELECT MIN(id) FROM texts)")
+    return "a text of the table of texts stored as a blob, not UTF-8 (SQLite keeps any value in any column; 9f6342f's verify stopped with SQLite's words, exit 2)"
+
+
 def row_deleted_used(pmf, w, store):
     """The import must not take p-014 for a new partner."""
     rc, o, e, _ = C.run([pmf, "state", "import", "import.json", "--policy", C.policy_path()], cwd=w)
@@ -873,6 +878,7 @@ ATTACKS = [
     ("meta: the count of events before checkpoints raised, a row inserted with no lineage, then apply", a_legacy_count_raised),
     ("partners: a partner's row deleted, then its state imported as a new partner's", a_partner_row_deleted),
     ("meta: the Merkle head edited", a_merkle_head_edited),
+    ("texts: a text stored as a blob", a_text_as_blob),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
     ("illumination: the counts edited in place (a risky migration made to look safe), then plan", a_illumination_in_place),

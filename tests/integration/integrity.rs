@@ -200,6 +200,16 @@ fn consistent_rewrites_are_caught_by_the_signed_checkpoints() {
     recompute(&c, None);
     drop(c);
     detected(dir.path(), &[], "do not match the checkpoint");
+    // Nor is the rewritten log's checkpoint handed to a witness (it was:
+    // the witness then kept a checkpoint that holds nothing).
+    let o = pmf(dir.path(), &["lineage", "checkpoint", "-o", "w2.json"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("do not match the checkpoint") && err.contains("no checkpoint was exported"),
+        "{err}"
+    );
+    assert!(!dir.path().join("w2.json").exists());
 }
 
 #[test]

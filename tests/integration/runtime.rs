@@ -991,7 +991,8 @@ fn rollback_rolls_forward_to_the_previous_stable_version() {
     let released = text(&pmf(dir.path(), &["lineage", "show", "p-001"]).stdout);
     assert!(released.contains("The old pattern dissolves. Memory remains."));
     assert_eq!(code(&pmf(dir.path(), &["lineage", "verify"])), 0);
-    // The same rollback plan applied again: the partner moved on, refused.
+    // The same rollback plan applied again: done once, nothing more.
+    let before = lineage_rows(dir.path());
     let o = pmf(
         dir.path(),
         &[
@@ -1001,7 +1002,13 @@ fn rollback_rolls_forward_to_the_previous_stable_version() {
             "rollback-approvals.json",
         ],
     );
-    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("nothing to do (1 partner rolled back by an earlier run)"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(lineage_rows(dir.path()), before);
     assert_eq!(code(&rollback(dir.path(), "p-001", &["--to", "9.9.9"])), 2);
     assert_eq!(code(&rollback(dir.path(), "nobody", &[])), 2);
 }

@@ -113,7 +113,7 @@ impl PartnerChain {
     /// nothing: a partner's run can be sealed on any thread, then
     /// appended; [`Batch::append_all`] does both at once.
     pub fn seal(&mut self, events: &mut [Event], texts: &Texts) -> SealedRun {
-        let first_seq = self.seq + 1;
+        let first_seq = self.seq.wrapping_add(1);
         let mut hashes = Vec::with_capacity(32 * events.len());
         let mut buf = Vec::with_capacity(256);
         // The stored form, made in the same pass, kept when `texts` numbers
@@ -124,7 +124,7 @@ impl PartnerChain {
         let mut missing = false;
         for event in events.iter_mut() {
             event.partner.clone_from(&self.partner);
-            event.seq = (self.seq + 1) as u64;
+            event.seq = self.seq.wrapping_add(1) as u64;
             buf.clear();
             one.clear();
             let mut intern = |t: &str| {
@@ -138,7 +138,7 @@ impl PartnerChain {
             row.push(&one);
             let hash = event_digest(&self.prev, &self.partner, event.seq, &buf);
             hashes.extend_from_slice(&hash);
-            self.seq += 1;
+            self.seq = self.seq.wrapping_add(1);
             self.prev = hash;
         }
         SealedRun {
@@ -397,7 +397,7 @@ impl Batch<'_> {
         let (seq, prev) = last.map_or((0, GENESIS_BYTES), |(s, h)| {
             let n = (h.len() / 32).max(1);
             (
-                s + n as i64 - 1,
+                s.wrapping_add(n as i64 - 1),
                 hash_of(h.get(h.len().saturating_sub(32)..).unwrap_or(&h)),
             )
         });
@@ -471,7 +471,7 @@ impl Batch<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
-                self.head.seq + 1,
+                self.head.seq.wrapping_add(1),
                 sealed.partner,
                 sealed.first_seq,
                 &stored[..],
@@ -479,7 +479,7 @@ impl Batch<'_> {
             ])?;
         for hash in sealed.hashes.chunks_exact(32) {
             self.head.frontier.push(hash);
-            self.head.seq += 1;
+            self.head.seq = self.head.seq.wrapping_add(1);
         }
         self.appended = true;
         Ok(())

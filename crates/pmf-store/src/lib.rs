@@ -54,6 +54,12 @@ pub enum StoreError {
         "the store file is damaged ({0}): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
     )]
     Damaged(#[source] rusqlite::Error),
+    /// A column holds a value of a kind pmf never writes there (SQLite
+    /// takes any value in any column): edited outside pmf.
+    #[error(
+        "the store holds a value pmf never writes ({0}): edited outside pmf; what it recorded cannot be vouched for"
+    )]
+    Unwritten(#[source] rusqlite::Error),
     /// The disk the store is on is full.
     #[error("{0}: free some space on its disk")]
     DiskFull(#[source] rusqlite::Error),
@@ -377,12 +383,21 @@ impl StoreError {
     /// The store file itself is damaged (not a usage problem: what it
     /// recorded can no longer be vouched for).
     pub fn is_damaged(&self) -> bool {
-        matches!(self, StoreError::Damaged(_))
+        matches!(self, StoreError::Damaged(_) | StoreError::Unwritten(_))
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        if matches!(
+            e,
+            rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..)
+                | rusqlite::Error::Utf8Error(..)
+        ) {
+            return StoreError::Unwritten(e);
+        }
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
                 StoreError::Damaged(e)
@@ -947,8 +962,8 @@ impl Store {
                         .map(|(body, _)| (first as u64, body.to_vec())),
                     ChainEnd::Last => events
                         .last()
-                        .map(|(body, _)| ((first + n - 1) as u64, body.to_vec())),
-                    ChainEnd::At(seq) => usize::try_from(seq as i64 - first)
+                        .map(|(body, _)| (first.wrapping_add(n - 1) as u64, body.to_vec())),
+                    ChainEnd::At(seq) => usize::try_from((seq as i64).wrapping_sub(first))
                         .ok()
                         .and_then(|i| events.get(i))
                         .map(|(body, _)| (seq, body.to_vec())),
@@ -1070,13 +1085,13 @@ impl Store {
             let index = match end {
                 ChainEnd::First => Some(0),
                 ChainEnd::Last => events.len().checked_sub(1),
-                ChainEnd::At(seq) => usize::try_from(seq as i64 - first).ok(),
+                ChainEnd::At(seq) => usize::try_from((seq as i64).wrapping_sub(first)).ok(),
             };
             let Some((index, &(body, hash))) = index.and_then(|i| Some((i, events.get(i)?)))
             else {
                 return Ok(None);
             };
-            let seq = (first + index as i64) as u64;
+            let seq = first.wrapping_add(index as i64) as u64;
             let prev = match index.checked_sub(1).and_then(|i| events.get(i)) {
                 Some(&(_, before)) => before,
                 None if seq <= 1 => lineage::GENESIS_BYTES,
@@ -1276,7 +1291,7 @@ impl Store {
                 r.get_ref(2)?.as_bytes().unwrap_or_default(),
             );
             for (i, (body, _)) in events.iter().enumerate().rev() {
-                let e = self.last_of(body, id, (first + i as i64) as u64)?;
+                let e = self.last_of(body, id, first.wrapping_add(i as i64) as u64)?;
                 if e.plan_hash.as_deref() == Some(plan_hash) && e.state.is_some() {
                     return Ok(e.outcome);
                 }
@@ -1393,7 +1408,8 @@ impl StoreError {
     pub fn edited_outside(&self) -> bool {
         matches!(
             self,
-            StoreError::RowEdited { .. }
+            StoreError::Unwritten(_)
+                | StoreError::RowEdited { .. }
                 | StoreError::EventEdited { .. }
                 | StoreError::IlluminationUnread { .. }
                 | StoreError::ProgressEdited { .. }
@@ -1564,6 +1580,31 @@ mod tests {
                     "): what it recorded cannot be vouched for; restore it from a backup and verify it against a witness's checkpoint"
                 ),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_value_pmf_never_writes_is_the_store_edited_outside_pmf() {
+        // SQLite keeps any value in any column: a blob where pmf writes
+        // text is an edit, said as one (it read "store: Invalid column
+        // type Blob", exit 2, even from `lineage verify`).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute("INSERT INTO texts (id, text) VALUES (1, x'fffe')", [])
+            .unwrap();
+        drop(c);
+        let store = Store::open(&path).unwrap();
+        let Err(e) = store.texts() else {
+            panic!("a blob read as a text")
+        };
+        assert!(matches!(e, StoreError::Unwritten(_)), "{e:?}");
+        assert!(e.is_damaged() && e.edited_outside());
+        assert!(
+            e.to_string()
+                .starts_with("the store holds a value pmf never writes ("),
+            "{e}"
         );
     }
 

@@ -578,7 +578,10 @@ impl Store {
             let row = r.get_ref(3)?.as_bytes().unwrap_or_default();
             let hashes = r.get_ref(4)?.as_bytes().unwrap_or_default();
             for (i, (body, hash)) in row_events(row, hashes).into_iter().enumerate() {
-                let (global_seq, seq) = (first_global + i as i64, first_seq + i as i64);
+                let (global_seq, seq) = (
+                    first_global.wrapping_add(i as i64),
+                    first_seq.wrapping_add(i as i64),
+                );
                 let event =
                     read_event_with(body, &id, seq as u64, &texts).unwrap_or_else(|| Event {
                         partner: id.clone(),
@@ -614,8 +617,8 @@ impl Store {
             let hashes = r.get_ref(3)?.as_bytes().unwrap_or_default();
             for (i, (stored, hash)) in row_events(row, hashes).into_iter().enumerate() {
                 out.push(RawEvent {
-                    global_seq: first_global + i as i64,
-                    seq: first_seq + i as i64,
+                    global_seq: first_global.wrapping_add(i as i64),
+                    seq: first_seq.wrapping_add(i as i64),
                     body: expand(stored, &texts).unwrap_or(stored.into()).into_owned(),
                     prev_hash: prev,
                     hash,

@@ -420,7 +420,11 @@ impl Store {
             let hashes = r.get_ref(4)?.as_bytes().unwrap_or_default();
             // A row holds one event, or a partner's run of them.
             for (i, (body, hash)) in row_events(row, hashes).into_iter().enumerate() {
-                let (global_seq, seq) = (first_global + i as i64, first_seq + i as i64);
+                // Positions come from the rows: edited, they may be anything.
+                let (global_seq, seq) = (
+                    first_global.wrapping_add(i as i64),
+                    first_seq.wrapping_add(i as i64),
+                );
                 count += 1;
                 frontier.push(&hash);
                 let here = |reason: String| Broken {
@@ -438,18 +442,18 @@ impl Store {
                 };
                 let prev_hash = hex32(&prev);
                 if !chain_broken {
-                    let problem = if global_seq != last_global + 1 {
+                    let problem = if global_seq != last_global.wrapping_add(1) {
                         Some(at(
-                            last_global + 1,
+                            last_global.saturating_add(1),
                             format!(
                                 "event #{} is missing (the next one is #{global_seq})",
-                                last_global + 1
+                                last_global.saturating_add(1)
                             ),
                         ))
-                    } else if seq != known.seq + 1 {
+                    } else if seq != known.seq.wrapping_add(1) {
                         Some(here(format!(
                             "partner event {} is missing or out of order (found {seq})",
-                            known.seq + 1
+                            known.seq.saturating_add(1)
                         )))
                     } else if chain_hash_of(body, &texts, &prev, &partner, seq as u64) != Some(hash)
                     {
@@ -708,10 +712,10 @@ impl Store {
                             last_good_size = c.size;
                         } else {
                             problems.push(at(
-                            last_good_size as i64 + 1,
+                            (last_good_size as i64).saturating_add(1),
                             format!(
                                 "events #{}–#{} do not match the checkpoint signed at {} (rewritten after it was signed)",
-                                last_good_size + 1,
+                                last_good_size.saturating_add(1),
                                 c.size,
                                 c.time
                             ),
@@ -757,7 +761,7 @@ impl Store {
                 && let Some(by) = dated_before(c, earlier)
             {
                 problems.push(at(
-                    earlier.size as i64 + 1,
+                    (earlier.size as i64).saturating_add(1),
                     format!(
                         "the checkpoint of {} events is dated {}, {by} before the checkpoint of {} events it follows ({}): the clock that signed it was set back, and the expiry of what it carried out was read from that clock",
                         c.size, c.time, earlier.size, earlier.time
@@ -772,7 +776,7 @@ impl Store {
                 .find_map(|c| Some((c, dated_before(c, w)?)))
         {
             problems.push(at(
-                w.size as i64 + 1,
+                (w.size as i64).saturating_add(1),
                 format!(
                     "the checkpoint of {} events is dated {}, {by} before the witness's checkpoint of {} events ({}): the clock that signed it was set back",
                     c.size, c.time, w.size, w.time
