@@ -280,6 +280,17 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         drop(store);
         return Ok(refuser.refuse(&reason, &[]));
     }
+    // An abort ends the walk as a fallback: counted for illumination (the
+    // fallback risks of later plans) under the migration type and the
+    // categories its paused event names. A walk an earlier pmf paused
+    // names no categories, and is not counted.
+    let counted = match (&last.migration, &last.categories) {
+        (Some(m), Some(c)) if decision == EventKind::ReviewAborted => {
+            Some((m.clone(), c.join("+")))
+        }
+        _ => None,
+    };
+    let mut lit = store.illumination()?;
     let (operator, _) = store.operator_key(d.operator_key.as_deref())?;
     let mut batch = store.begin(&operator)?;
     let mut chain = batch.chain(&d.partner)?;
@@ -337,6 +348,9 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
             phase: Some(Phase::Continuity.as_str().into()),
             rite: rite(Phase::Continuity),
             outcome: Some("fell_back".into()),
+            // Named when counted: `verify` holds the counts to the walks
+            // that end with a type.
+            migration: counted.as_ref().map(|(m, _)| m.clone()),
             ..base.clone()
         });
         batch.set_progress(&plan_hash, &partner.id, "fell_back")?;
@@ -345,6 +359,9 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         last_event.state = Some(digest);
     }
     batch.append_all(&mut chain, &mut events)?;
+    if let Some(key) = counted {
+        batch.count_outcomes(&mut lit, &plan_hash, [(key, (1, 1))])?;
+    }
     batch.commit()?;
     if d.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({

@@ -56,7 +56,8 @@ KINDS = ["unknown", "phase_entered", "approvals_missing", "approved", "validated
 # bit order of the optional fields
 STR1 = ["phase", "from", "to", "type", "outcome"]          # bits 0-4 (interned)
 # 5 health, 6 band*, 7 action*, 8 approvals*, 9 rite*, 10 policy_hash*, 11 plan_hash*,
-# 12 state, 13 stable, 14 signers*, 15 signature, 16 waits, 17 detail*, 18 time as seconds
+# 12 state, 13 stable, 14 signers*, 15 signature, 16 waits, 17 detail*, 18 time as seconds,
+# 19 categories* (a list, maybe empty: on a paused walk's last event)
 # (* interned in schema 4)
 GENESIS = bytes(32)
 
@@ -129,6 +130,9 @@ def _write(e, tag, text):
         t = varint(secs)
     else:
         t = put_str(e["time"])
+    if e.get("categories") is not None:  # present even when empty
+        flags |= 1 << 19
+        fields.append(tlist(e["categories"]))
     return bytes([tag, KINDS.index(e["kind"])]) + varint(flags) + t + b"".join(fields)
 
 
@@ -238,10 +242,10 @@ def decode(b, texts=None):
     for bit, k, f in [(6, "band", text), (7, "action", text), (8, "approvals", tlist), (9, "rite", text),
                       (10, "policy_hash", text), (11, "plan_hash", text), (12, "state", r.str),
                       (13, "stable", r.list), (14, "signers", tlist), (15, "signature", r.str),
-                      (16, "waits", r.str), (17, "detail", text)]:
+                      (16, "waits", r.str), (17, "detail", text), (19, "categories", tlist)]:
         if has(bit):
             e[k] = f()
-    if r.i != len(b) or flags >> 19:
+    if r.i != len(b) or flags >> 20:
         raise ValueError("trailing bytes or unknown flags")
     return e
 

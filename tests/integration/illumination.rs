@@ -9,7 +9,7 @@ use std::process::Output;
 
 use pmf::store::illumination::{self, ILLUMINATION};
 use pmf::store::interned::Texts;
-use pmf::store::lineage::{encode, read_event_with};
+use pmf::store::lineage::{EventKind, encode, read_event_with};
 use rusqlite::Connection;
 
 use crate::integrity::{
@@ -375,4 +375,60 @@ fn counts_of_a_schema_7_store_are_carried_into_the_lineage() {
     // walks come before the carried counts); the counts are followed.
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["illumination"]["events"], 2, "{v}");
+}
+
+/// A migration a review decision aborts is a fallback the counts include,
+/// under the type and categories its paused walk names (before, an abort
+/// was counted nowhere: the risks of the migrations review held back were
+/// understated); `verify` holds the counts to the walks, the abort's
+/// included.
+#[test]
+fn a_migration_a_review_aborts_is_counted_as_a_fallback() {
+    let dir = story();
+    let d = dir.path();
+    let (seq, before) = last_counts(d);
+    let events = events_at(&d.join(".pmf/state.db"));
+    let (_, paused) = events.iter().rfind(|(_, e)| e.partner == "p-005").unwrap();
+    assert_eq!(paused.kind, EventKind::AwaitingReview);
+    assert_eq!(paused.migration.as_deref(), Some("soft"));
+    assert_eq!(
+        paused.categories.as_deref(),
+        Some(&["structural".to_string()][..])
+    );
+    let policy = fleet("policy.pmf");
+    let o = pmf(
+        d,
+        &[
+            "review",
+            "abort",
+            "p-005",
+            "--key",
+            "TSC.key",
+            "--policy",
+            &policy,
+            "--reason",
+            "too risky",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let (after_seq, after) = last_counts(d);
+    assert_eq!(after_seq, seq + 1);
+    let key = ("soft".to_string(), "structural".to_string());
+    let (total, fell) = before.get(&key).copied().unwrap_or_default();
+    assert_eq!(after.get(&key).copied(), Some((total + 1, fell + 1)));
+    assert_eq!(after.len(), before.len());
+    for (k, v) in &before {
+        if *k != key {
+            assert_eq!(after.get(k), Some(v), "{k:?}");
+        }
+    }
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    // The next plan predicts from them.
+    plan_again(d);
+    assert!(
+        history_of(d, "again.json").starts_with(&format!("{after_seq}:")),
+        "{}",
+        history_of(d, "again.json")
+    );
 }

@@ -476,7 +476,7 @@ fn current_state_is_bound_to_the_lineage() {
             "stored state of partner `p-020`",
         ),
         (
-            sql("UPDATE texts SET text = 'permission' WHERE text = 'permissions'"),
+            sql("UPDATE texts SET text = 'permits' WHERE text = 'permissions'"),
             "is not the one its lineage records",
         ),
         (

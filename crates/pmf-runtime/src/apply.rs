@@ -641,6 +641,19 @@ pub fn prepare_partner(
     for e in &mut events {
         e.time.clone_from(&base.time);
     }
+    // A paused walk's last event names the categories its migration
+    // touches: a review decision that ends the walk counts it under them
+    // (the fallback risks of later plans are learned from those counts).
+    if !outcome.is_final()
+        && let Some(last) = events.last_mut()
+    {
+        last.categories = Some(
+            policy
+                .category_names(&a.categories)
+                .map(str::to_string)
+                .collect(),
+        );
+    }
 
     // The partner's state after the outcome.
     let mut canonical = |state: &Value| {

@@ -84,6 +84,11 @@ pub struct Event {
     /// More about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The categories of change the migration touches, maybe none (on a
+    /// paused walk's last event: what a review decision that ends the walk
+    /// counts its outcome under, for illumination).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
 }
 
 /// What a lineage event records. One list for every module that writes
@@ -263,6 +268,16 @@ impl Event {
         out.extend_from_slice(b",\"time\":");
         json_str(out, &self.time);
         field(out, "detail", &self.detail);
+        if let Some(categories) = &self.categories {
+            out.extend_from_slice(b",\"categories\":[");
+            for (i, s) in categories.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(out, s);
+            }
+            out.push(b']');
+        }
         out.push(b'}');
     }
 }
@@ -508,6 +523,11 @@ pub struct LastEvent {
     pub waits: Option<String>,
     /// Why.
     pub detail: Option<String>,
+    /// Its migration type, if any.
+    #[serde(rename = "type")]
+    pub migration: Option<String>,
+    /// The categories a paused walk's migration touches.
+    pub categories: Option<Vec<String>>,
 }
 
 impl LastEvent {
@@ -526,6 +546,8 @@ impl From<Event> for LastEvent {
             state: e.state,
             waits: e.waits,
             detail: e.detail,
+            migration: e.migration,
+            categories: e.categories,
         }
     }
 }
@@ -901,6 +923,7 @@ fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result
     // A time as pmf writes it is kept as its seconds (bit 18).
     let secs = crate::clock::parse_rfc3339(&e.time);
     mark(secs.is_some());
+    mark(e.categories.is_some());
     put_varint(out, flags);
     match secs {
         Some(n) => put_varint(out, n),
@@ -946,6 +969,9 @@ fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result
     }
     if let Some(s) = &e.detail {
         text(out, s)?;
+    }
+    if let Some(categories) = &e.categories {
+        list(out, categories, text)?;
     }
     Ok(())
 }
@@ -1083,7 +1109,12 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
     let signature = opt(15, &mut r)?;
     let waits = opt(16, &mut r)?;
     let detail = opt_text(17, &mut r)?;
-    if !r.rest.is_empty() || flags >> 19 != 0 {
+    let categories = if has(19) {
+        Some(text_list(&mut r)?)
+    } else {
+        None
+    };
+    if !r.rest.is_empty() || flags >> 20 != 0 {
         return None;
     }
     Some(Event {
@@ -1109,6 +1140,7 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
         waits,
         time,
         detail,
+        categories,
     })
 }
 
@@ -1285,6 +1317,7 @@ mod tests {
             waits: Some("01".repeat(32)),
             time: "2026-12-03T14:00:00Z".into(),
             detail: Some("health band requires review — “quoted”".into()),
+            categories: Some(vec!["structural".into(), "permission".into()]),
         }
     }
 
@@ -1445,7 +1478,7 @@ mod tests {
         }
         // The repeated texts are written once, in the table.
         assert!(sizes.iter().all(|(s, c)| s * 2 < *c), "{sizes:?}");
-        assert_eq!(next, 14, "each text numbered once");
+        assert_eq!(next, 16, "each text numbered once");
     }
 
     #[test]
