@@ -10,6 +10,7 @@ Every script ends with `Tally.finish()`: a summary table, one line
 attack succeeded (or any pmf run crashed), 0 when all held.
 """
 
+import argparse
 import atexit
 import json
 import os
@@ -140,6 +141,16 @@ class Tally:
         write_json_report(self.script, {"rows": self.rows, "report": report})
         sys.stdout.flush()
         return 1 if failed or not self.rows else 0
+
+
+def fuzz_arguments(doc, mutants_help=None):
+    """The arguments of every mutation fuzzer: --mutants, --seed, and --slow (the seconds a
+    command may take)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mutants", type=int, default=200, help=mutants_help)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--slow", type=float, default=30.0, help="seconds a command may take")
+    return ap.parse_args()
 
 
 def make_fleet_inputs(d, n, ndjson=True, suffix=""):

@@ -20,7 +20,6 @@ verify` passes.
   python3 policyfuzz.py --mutants 400 --seed 1
 """
 
-import argparse
 import os
 import random
 import re
@@ -73,11 +72,7 @@ def mutate(rng, text):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mutants", type=int, default=200, help="mutants that check (others are skipped)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--slow", type=float, default=30.0, help="seconds a command may take")
-    args = ap.parse_args()
+    args = C.fuzz_arguments(__doc__, "mutants that check (others are skipped)")
     rng = random.Random(args.seed)
     pmf = C.pmf_bin()
     f = C.fleet_dir()

@@ -23,7 +23,6 @@ lock holder's name, or one that leaves the same value).
   python3 storefuzz.py --mutants 400 --seed 1
 """
 
-import argparse
 import json
 import os
 import random
@@ -215,11 +214,7 @@ def commands(f):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mutants", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--slow", type=float, default=30.0, help="seconds a command may take")
-    args = ap.parse_args()
+    args = C.fuzz_arguments(__doc__)
     rng = random.Random(args.seed)
     d = C.scratch("storefuzz")
     base = build(d)

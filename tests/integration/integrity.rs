@@ -649,6 +649,21 @@ fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
     assert_eq!(code(&verify(dir.path(), &[])), 0);
 }
 
+/// p-014's state as the store in `dir` holds it, with `admin` among its
+/// permissions, written to `import.json` (what an attacker would import).
+fn p014_given_admin(dir: &Path) -> Vec<serde_json::Value> {
+    let export = pmf(dir, &["state", "export"]);
+    let mut states: Vec<serde_json::Value> = serde_json::from_slice(&export.stdout).unwrap();
+    states.retain(|s| s["id"] == "p-014");
+    states[0]["permissions"] = serde_json::json!(["read", "write", "admin"]);
+    std::fs::write(
+        dir.join("import.json"),
+        serde_json::to_string(&states).unwrap(),
+    )
+    .unwrap();
+    states
+}
+
 /// A partner's state held by the store changes only through an approved,
 /// recorded plan: `state import --replace --reason` alone is refused when
 /// the policy has authorities; with `-o` it writes a replacement plan that
@@ -656,15 +671,7 @@ fn rollback_names_what_it_does_and_never_flips_back_and_forth() {
 #[test]
 fn state_import_never_rewrites_a_partner_silently() {
     let dir = story();
-    let export = pmf(dir.path(), &["state", "export"]);
-    let mut states: Vec<serde_json::Value> = serde_json::from_slice(&export.stdout).unwrap();
-    states.retain(|s| s["id"] == "p-014");
-    states[0]["permissions"] = serde_json::json!(["read", "write", "admin"]);
-    std::fs::write(
-        dir.path().join("import.json"),
-        serde_json::to_string(&states).unwrap(),
-    )
-    .unwrap();
+    p014_given_admin(dir.path());
     let policy = fleet("policy.pmf");
     let import = |extra: &[&str]| state_import(dir.path(), "import.json", &policy, extra);
     let admin = || {
@@ -843,15 +850,7 @@ fn a_partner_whose_row_was_deleted_is_not_a_new_partner() {
     // passed.
     let dir = story();
     plan_again(dir.path());
-    let export = pmf(dir.path(), &["state", "export"]);
-    let mut states: Vec<serde_json::Value> = serde_json::from_slice(&export.stdout).unwrap();
-    states.retain(|s| s["id"] == "p-014");
-    states[0]["permissions"] = serde_json::json!(["read", "write", "admin"]);
-    std::fs::write(
-        dir.path().join("import.json"),
-        serde_json::to_string(&states).unwrap(),
-    )
-    .unwrap();
+    let states = p014_given_admin(dir.path());
     db(dir.path())
         .execute("DELETE FROM partners WHERE id = 'p-014'", [])
         .unwrap();

@@ -224,18 +224,23 @@ impl Event {
                 json_str(out, v);
             }
         };
+        // A list, written even when empty.
+        let all = |out: &mut Vec<u8>, name: &str, v: &[String]| {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":[");
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(out, s);
+            }
+            out.push(b']');
+        };
+        // A list, left out when empty.
         let list = |out: &mut Vec<u8>, name: &str, v: &[String]| {
             if !v.is_empty() {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":[");
-                for (i, s) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    json_str(out, s);
-                }
-                out.push(b']');
+                all(out, name, v);
             }
         };
         field(out, "phase", &self.phase);
@@ -269,14 +274,7 @@ impl Event {
         json_str(out, &self.time);
         field(out, "detail", &self.detail);
         if let Some(categories) = &self.categories {
-            out.extend_from_slice(b",\"categories\":[");
-            for (i, s) in categories.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json_str(out, s);
-            }
-            out.push(b']');
+            all(out, "categories", categories);
         }
         out.push(b'}');
     }
