@@ -5,10 +5,11 @@ must run.
 `fuzzcheck.py` throws mutants at `pmf check` and `pmf fmt`; most of them do not check. A
 policy that checks is what reaches the compiler's lowering and the runtime: numbers
 evaluated (a division by zero, an overflow, a band of no width), paths read from partners
-that lack them, ceilings and rules of every kind. This script mutates the fleet policy
-token by token (a number replaced by an extreme one, an operator or a comparison by
-another, a path by another, an action by another, a line removed or repeated), keeps the
-mutants `pmf check` passes (exit 0: warnings allowed), and runs each through `pmf plan`
+that lack them, ceilings and rules of every kind. This script mutates the fleet policy, or
+one time in four its tests, token by token (a number replaced by an extreme one, an
+operator or a comparison by another, a path by another, an action or expected outcome by
+another, a line removed or repeated), keeps the mutants `pmf check` passes (exit 0:
+warnings allowed), and runs each through `pmf plan`
 (the fleet's partners, target and observed metrics; `plan show`), `pmf apply` of that plan
 on a new store, `pmf test` (the fleet's tests, made for the unmutated policy: failures
 expected, crashes not), `pmf graph` (dot, mermaid, json), `pmf doc` and `pmf schema`.
@@ -30,10 +31,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
 TOKEN = re.compile(r"\d+(?:\.\d+)*|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|\"(?:[^\"\\\n]|\\.)*\"|//[^\n]*|\.\.=|->|[<>=!]=|\S")
-NUMBERS = ["0", "1", "2", "100", "0.0", "0.5", "1e308", "99999999999999999999", "4.0.0", "0.0.0", "999.999.999"]
+NUMBERS = ["0", "1", "2", "100", "0.0", "0.5", "1e308", "99999999999999999999", "4.0.0", "0.0.0", "999.999.999",
+           "-1", "1.0.0-rc.1"]
 COMPARE = ["==", "!=", "<", "<=", ">", ">="]
 ARITH = ["+", "-", "*", "/"]
 ACTIONS = ["restrict", "fallback", "review", "proceed", "monitor"]
+# what tests expect (`expect outcome …`, `expect band …`, `expect type …`)
+OUTCOMES = ["completed", "fell_back", "restricted", "awaiting_review", "throttled", "unchanged", "stable",
+            "reliable", "vulnerable", "soft", "guided", "forced", "none"]
 PATHS = ["partner.power", "target.power", "observed.power", "partner.version", "target.version.major",
          "observed.metrics.stability", "partner.capabilities", "target.workflows", "observed.region",
          "partner.intelligence.level", "len(partner.capabilities)", "len(observed.capabilities)", "0"]
@@ -59,7 +64,7 @@ def mutate(rng, text):
             1: (lambda t: t in COMPARE, COMPARE),
             2: (lambda t: t in ARITH, ARITH + COMPARE),
             3: (lambda t: "." in t and t.split(".")[0] in ("partner", "target", "observed"), PATHS),
-            4: (lambda t: t in ACTIONS, ACTIONS),
+            4: (lambda t: t in ACTIONS + OUTCOMES, ACTIONS + OUTCOMES),
             6: (lambda t: t in ("and", "or", "not"), ["and", "or", "not", "and not"]),
         }[k]
         cands = [t for t in toks if pick[0](t[2])]
@@ -94,17 +99,17 @@ def main():
     ]
     T = C.Tally("policyfuzz")
 
-    def case(text):
+    def case(text, test_text):
         w = os.path.join(d, "w")
         shutil.rmtree(w, ignore_errors=True)
         os.makedirs(w)
         with open(os.path.join(w, "policy.pmf"), "w") as fh:
             fh.write(text)
         with open(os.path.join(w, "policy.test.pmf"), "w") as fh:
-            fh.write(tests)
+            fh.write(test_text)
         return w
 
-    w = case(original)
+    w = case(original, tests)
     bad = []
     for cmd in commands:
         rc, o, e, _ = C.run([pmf] + cmd, cwd=w, timeout=args.slow)
@@ -117,11 +122,15 @@ def main():
     crashes_before = len(C.CRASHES)
     while checked < args.mutants and tried < args.mutants * 40:
         tried += 1
-        text = mutate(rng, original)
-        if text == original:
+        # The policy, or (one time in four) its tests.
+        if rng.randrange(4):
+            text, test_text = mutate(rng, original), tests
+        else:
+            text, test_text = original, mutate(rng, tests)
+        if (text, test_text) == (original, tests):
             continue
-        w = case(text)
-        rc, o, e, _ = C.run([pmf, "check", "policy.pmf"], cwd=w, timeout=args.slow)
+        w = case(text, test_text)
+        rc, o, e, _ = C.run([pmf, "check", "."], cwd=w, timeout=args.slow)
         runs += 1
         if rc != 0:
             continue
@@ -144,8 +153,8 @@ def main():
             if len(C.CRASHES) > crashes_before:
                 crashes_before = len(C.CRASHES)
                 keep = C.finds_dir("policyfuzz")
-                dest = os.path.join(keep, f"policy-{args.seed}-{checked}.pmf")
-                shutil.copy(os.path.join(w, "policy.pmf"), dest)
+                dest = os.path.join(keep, f"policy-{args.seed}-{checked}")
+                shutil.copytree(w, dest, dirs_exist_ok=True)
                 print(f"  crash on mutant {checked}: pmf {' '.join(cmd[:3])} -> kept as {dest}")
     T.add(f"{checked} mutants that check (of {tried} made): no crash", not C.CRASHES and checked > 0,
           f"{runs} runs, {len(C.CRASHES)} crashed")
