@@ -575,10 +575,16 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 }
                 let raw = store.raw_events(p)?;
                 for ev in raw {
-                    let index = (ev.global_seq - 1) as u64;
-                    if index >= latest.size {
+                    // A position past the latest checkpoint (or none a log
+                    // can hold, from an edited row) has no proof.
+                    let Some(index) = ev
+                        .global_seq
+                        .checked_sub(1)
+                        .and_then(|i| u64::try_from(i).ok())
+                        .filter(|&i| i < latest.size)
+                    else {
                         continue;
-                    }
+                    };
                     let proof = tree
                         .inclusion_proof(index, latest.size)
                         .map(hex_all)
