@@ -1036,6 +1036,52 @@ fn an_approved_rollback_is_carried_out_once() {
     );
 }
 
+#[test]
+fn positions_edited_to_the_extremes_crash_no_command() {
+    // Positions are read from rows anyone can edit: a debug build (whose
+    // arithmetic is checked, as these tests' is) panicked on a `seq` or
+    // `global_seq` of i64::MAX or i64::MIN (storefuzz.py found them).
+    for edit in [
+        "UPDATE lineage SET seq = 9223372036854775807 WHERE global_seq = (SELECT MAX(global_seq) FROM lineage WHERE partner_id = 'p-012')",
+        "UPDATE lineage SET global_seq = 9223372036854775807 WHERE global_seq = (SELECT MIN(global_seq) FROM lineage WHERE partner_id = 'p-012')",
+        "UPDATE lineage SET global_seq = -9223372036854775808 WHERE global_seq = (SELECT MIN(global_seq) FROM lineage WHERE partner_id = 'p-012')",
+        "UPDATE checkpoints SET size = 9223372036854775807 WHERE size = (SELECT MIN(size) FROM checkpoints)",
+    ] {
+        let dir = story();
+        db(dir.path()).execute_batch(edit).unwrap();
+        let policy = fleet("policy.pmf");
+        for args in [
+            &["lineage", "verify"][..],
+            &[
+                "lineage",
+                "verify",
+                "--checkpoint",
+                "witness.json",
+                "--format",
+                "json",
+            ],
+            &["lineage", "show"],
+            &["lineage", "show", "p-012"],
+            &["lineage", "prove", "p-012"],
+            &["lineage", "checkpoint"],
+            &["status"],
+            &["review", "list"],
+            &["state", "export"],
+            &["rollback", "p-012", "--policy", &policy, "-o", "rb.json"],
+        ] {
+            let o = pmf(dir.path(), args);
+            assert!(
+                matches!(code(&o), 0..=2),
+                "{edit}: pmf {args:?} exit {}: {}",
+                code(&o),
+                text(&o.stderr)
+            );
+            assert!(!text(&o.stderr).contains("panicked"), "{}", text(&o.stderr));
+        }
+        assert_eq!(code(&verify(dir.path(), &[])), 1, "{edit}: not detected");
+    }
+}
+
 /// Plan the fleet again from the states the store in `dir` holds (to
 /// 2.1.0) into `again.json`, approved by every authority in
 /// `again-approvals.json`.
