@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Mutation fuzzing of the files an operator or a signer is handed: plans, approvals files
-and witnesses' checkpoints.
+"""Mutation fuzzing of the files an operator or a signer is handed: plans, approvals files,
+witnesses' checkpoints, and the partner, target and observed files plans are made from.
 
 A plan file travels from whoever planned to every signer and back to whoever applies; an
 approvals file and a checkpoint are read from wherever they were kept. Each may be edited,
@@ -15,7 +15,8 @@ On the fleet story's store (see storefuzz.py) each mutant runs:
 - a migration plan and a rollback plan: `plan show` (text and JSON), `plan diff`, `approve`
   and `apply` (on a copy of the store);
 - an approvals file: `apply` of the plan it approves;
-- a witness's checkpoint: `lineage verify --checkpoint` and `lineage prove --since`.
+- a witness's checkpoint: `lineage verify --checkpoint` and `lineage prove --since`;
+- a partner, target or observed file: `plan` against the store, then `apply` of that plan.
 
 Held: the control (every command on the unedited files) succeeds; no command crashed or
 ran past --slow seconds; and no apply of a mutated plan or approvals file was accepted
@@ -119,6 +120,9 @@ def main():
     d = C.scratch("planfuzz")
     base = S.build(d)
     pmf = C.pmf_bin()
+    policy = C.policy_path()
+    for name in ("target.json", "observed.json"):
+        shutil.copy(os.path.join(C.fleet_dir(), name), os.path.join(base, name))
     key = ["--operator-key", ".pmf/operator-2.key"]
     # What each kind of file is, and the commands run on a mutant M of it.
     kinds = {
@@ -140,6 +144,22 @@ def main():
         "checkpoint": ("witness.json", False, [
             ["lineage", "verify", "--checkpoint", "M"],
             ["lineage", "prove", "p-012", "--since", "M"],
+        ]),
+        # The inputs of a plan: what an operator is sent to plan from.
+        "partner file": ("current.ndjson", True, [
+            ["plan", "--policy", policy, "--partners", "M", "--target", "target.json", "--observed",
+             "observed.json", "--store", ".pmf/state.db", "-o", "fz.json"],
+            ["apply", "fz.json"] + key,
+        ]),
+        "target file": ("target.json", False, [
+            ["plan", "--policy", policy, "--partners", "current.ndjson", "--target", "M", "--observed",
+             "observed.json", "--store", ".pmf/state.db", "-o", "fz.json"],
+            ["apply", "fz.json"] + key,
+        ]),
+        "observed file": ("observed.json", False, [
+            ["plan", "--policy", policy, "--partners", "current.ndjson", "--target", "target.json", "--observed",
+             "M", "--store", ".pmf/state.db", "-o", "fz.json"],
+            ["apply", "fz.json"] + key,
         ]),
     }
     T = C.Tally("planfuzz")
