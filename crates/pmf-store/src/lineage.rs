@@ -1335,7 +1335,13 @@ mod tests {
             from: Some("0123456789abcdef0".into()),
             ..bare.clone()
         };
-        for e in [full(), bare, odd] {
+        // Categories recorded, none touched, reads back as such (not as
+        // none recorded).
+        let none_touched = Event {
+            categories: Some(Vec::new()),
+            ..bare.clone()
+        };
+        for e in [full(), bare, odd, none_touched] {
             let mut body = Vec::new();
             encode(&e, &mut body);
             assert_eq!(body.first(), Some(&COMPACT));
@@ -1389,7 +1395,12 @@ mod tests {
             approvals: vec!["a\"b".into()],
             ..Event::default()
         };
-        for e in [full(), odd, small, Event::default()] {
+        // Categories recorded, none touched: written as an empty list.
+        let none_touched = Event {
+            categories: Some(Vec::new()),
+            ..Event::default()
+        };
+        for e in [full(), odd, small, none_touched, Event::default()] {
             let mut out = Vec::new();
             e.write_json(&mut out);
             assert_eq!(
