@@ -14,7 +14,8 @@ rollback, a refused plan, a checkpoint, a replaced operator key). Each mutant ed
 value of another type, a text made long or invalid UTF-8, a row deleted or
 duplicated), then runs `lineage verify`, `lineage show`, `lineage prove`,
 `lineage checkpoint`, `status`, `state export`, `review list`, `plan` against it,
-`rollback`, `state import` and `apply` of an approved plan.
+`rollback`, `review abort` and `review promote`, `apply` of an approved plan and
+`state import`.
 
 Held: no command crashed or ran past --slow seconds. Reported, not failed: how many
 mutants `lineage verify` passed (an edit of a cell the log does not cover, such as the
@@ -208,6 +209,10 @@ def commands(f):
         ["review", "list"],
         ["plan"] + inputs + ["--store", ".pmf/state.db", "-o", "p2.json"],
         ["rollback", "p-003", "--policy", policy, "-o", "rb2.json"],
+        ["review", "abort", "p-007", "--key", "TSC.key", "--policy", policy, "--reason", "fuzz",
+         "--operator-key", ".pmf/operator-2.key"],
+        ["review", "promote", "p-005", "--key", "TSC.key", "--policy", policy, "--reason", "fuzz",
+         "--operator-key", ".pmf/operator-2.key"],
         ["apply", "again.json", "--approvals", "again-approvals.json", "--operator-key", ".pmf/operator-2.key"],
         ["state", "import", "new.ndjson", "--policy", policy, "--operator-key", ".pmf/operator-2.key"],
     ]
@@ -253,7 +258,8 @@ def main():
                 passed_verify += 1
                 if os.environ.get("SHOW_PASSED"):
                     print(f"  verify passed mutant {m}: {'; '.join(did)}")
-            if cmd[0] in ("apply", "state") and cmd[1] in ("again.json", "import") and rc in (0, 3, 4) \
+            if cmd[0] in ("apply", "state", "review") and cmd[1] in ("again.json", "import", "abort", "promote") \
+                    and rc in (0, 3, 4) \
                     and verdict.get("lineage verify") == 1:
                 wrote_on_refused += 1
                 if os.environ.get("SHOW_WRITES"):
