@@ -700,6 +700,20 @@ enum ChainEnd {
     At(u64),
 }
 
+impl ChainEnd {
+    /// Where this end is in a row of `len` events whose first is at
+    /// position `first` of the chain, if the row holds it.
+    fn index_in(self, first: i64, len: usize) -> Option<usize> {
+        match self {
+            ChainEnd::First => (len > 0).then_some(0),
+            ChainEnd::Last => len.checked_sub(1),
+            ChainEnd::At(seq) => usize::try_from((seq as i64).wrapping_sub(first))
+                .ok()
+                .filter(|&i| i < len),
+        }
+    }
+}
+
 impl Store {
     /// Open (creating it and its directory if needed) and migrate.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -955,19 +969,10 @@ impl Store {
     fn stored_at(&self, id: &str, end: ChainEnd) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Ok(self
             .with_end_row(id, end, |first, events| {
-                let n = events.len() as i64;
-                Ok(match end {
-                    ChainEnd::First => events
-                        .first()
-                        .map(|(body, _)| (first as u64, body.to_vec())),
-                    ChainEnd::Last => events
-                        .last()
-                        .map(|(body, _)| (first.wrapping_add(n - 1) as u64, body.to_vec())),
-                    ChainEnd::At(seq) => usize::try_from((seq as i64).wrapping_sub(first))
-                        .ok()
-                        .and_then(|i| events.get(i))
-                        .map(|(body, _)| (seq, body.to_vec())),
-                })
+                Ok(end.index_in(first, events.len()).and_then(|i| {
+                    let (body, _) = events.get(i)?;
+                    Some((first.wrapping_add(i as i64) as u64, body.to_vec()))
+                }))
             })?
             .flatten())
     }
@@ -1048,25 +1053,22 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(StoredPartner, Option<lineage::LastEvent>)>, StoreError> {
-        let Some(p) = self.partner(id)? else {
+        let row = self.partner(id)?;
+        let last = self
+            .last_stored_held(id)?
+            .map(|(seq, b)| self.last_of(&b, id, seq))
+            .transpose()?;
+        let Some(p) = row else {
             // A partner whose lineage records a state has a row: one
             // deleted outside pmf would make it a new partner (imported or
             // walked afresh, with no approval of the change).
-            let recorded = match self.last_stored_held(id)? {
-                Some((seq, body)) => self.last_of(&body, id, seq)?.state.is_some(),
-                None => false,
-            };
-            if recorded {
+            if last.as_ref().is_some_and(|l| l.state.is_some()) {
                 return Err(StoreError::RowDeleted {
                     partner: id.to_string(),
                 });
             }
             return Ok(None);
         };
-        let last = self
-            .last_stored_held(id)?
-            .map(|(seq, b)| self.last_of(&b, id, seq))
-            .transpose()?;
         check_row(&p, last.as_ref(), self.legacy)?;
         Ok(Some((p, last)))
     }
@@ -1082,11 +1084,7 @@ impl Store {
     /// event's hash hash to it. An edited one is an error.
     fn stored_held(&self, id: &str, end: ChainEnd) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         self.with_end_row(id, end, |first, events| {
-            let index = match end {
-                ChainEnd::First => Some(0),
-                ChainEnd::Last => events.len().checked_sub(1),
-                ChainEnd::At(seq) => usize::try_from((seq as i64).wrapping_sub(first)).ok(),
-            };
+            let index = end.index_in(first, events.len());
             let Some((index, &(body, hash))) = index.and_then(|i| Some((i, events.get(i)?)))
             else {
                 return Ok(None);
