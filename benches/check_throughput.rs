@@ -10,6 +10,15 @@
 //! PMF_BENCH_DUMP=DIR the generated policies are also written to
 //! `DIR/generated-LINES.pmf`, to profile `pmf check` on them.
 
+// A benchmark is a harness, as a test is: what it cannot set up it fails
+// loudly (the library code it measures takes the no-panic lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::fmt::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -17,6 +17,15 @@
 //!
 //! Run: `cargo bench --bench lsp_latency`
 
+// A benchmark is a harness, as a test is: what it cannot set up it fails
+// loudly (the library code it measures takes the no-panic lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 

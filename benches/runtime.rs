@@ -18,6 +18,15 @@
 //! the host's noise varies: PMF_BENCH_RUNS, default 3, each apply on a
 //! fresh store).
 
+// A benchmark is a harness, as a test is: what it cannot set up it fails
+// loudly (the library code it measures takes the no-panic lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;

@@ -35,27 +35,36 @@ use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
 use pmf_syntax::{self as syntax, Place, PlaceMap, PlacedTexts, Span};
 
-/// One source file: an input of the pipeline.
-#[salsa::input(debug)]
-pub struct SourceFile {
-    /// The path as given by the user (used in diagnostics).
-    #[returns(ref)]
-    pub path: String,
-    /// The file's text.
-    #[returns(ref)]
-    pub text: String,
-    /// Its chunks and their stable places ([`PlaceMap::following`] the
-    /// previous text's, so that chunks an edit leaves alone keep theirs).
-    #[returns(ref)]
-    pub places: PlaceMap,
-}
+pub use salsa_inputs::{SourceFile, Workspace};
 
-/// The set of files checked together (the embedded stdlib included).
-#[salsa::input(debug)]
-pub struct Workspace {
-    /// Every file, stdlib first.
-    #[returns(ref)]
-    pub files: Vec<SourceFile>,
+/// The pipeline's inputs, in a module of their own: salsa generates their
+/// constructors, getters and setters, which carry no documentation.
+mod salsa_inputs {
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// One source file: an input of the pipeline.
+    #[salsa::input(debug)]
+    pub struct SourceFile {
+        /// The path as given by the user (used in diagnostics).
+        #[returns(ref)]
+        pub path: String,
+        /// The file's text.
+        #[returns(ref)]
+        pub text: String,
+        /// Its chunks and their stable places ([`PlaceMap::following`] the
+        /// previous text's, so that chunks an edit leaves alone keep theirs).
+        #[returns(ref)]
+        pub places: PlaceMap,
+    }
+
+    /// The set of files checked together (the embedded stdlib included).
+    #[salsa::input(debug)]
+    pub struct Workspace {
+        /// Every file, stdlib first.
+        #[returns(ref)]
+        pub files: Vec<SourceFile>,
+    }
 }
 
 /// The compiler database.
@@ -396,21 +405,30 @@ impl salsa::plumbing::HashEqLike<ChunkKey<'_>> for ChunkText {
     }
 }
 
-/// One chunk of a file's text (a top-level declaration and the comments
-/// after it) at its stable place (see the module documentation), interned:
-/// an unchanged chunk at an unchanged place is not parsed again, however
-/// far it moved in the text.
-#[salsa::interned(debug)]
-pub struct Placed<'db> {
-    /// The file's path (diagnostics name it).
-    #[returns(ref)]
-    pub path: String,
-    /// The chunk's text.
-    #[returns(ref)]
-    pub text: ChunkText,
-    /// Where it starts in stable places.
-    #[returns(copy)]
-    pub base: u32,
+pub use salsa_interned::Placed;
+
+/// Interned chunks, in a module of their own: salsa generates their
+/// constructor and getters, which carry no documentation.
+mod salsa_interned {
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// One chunk of a file's text (a top-level declaration and the comments
+    /// after it) at its stable place (see the module documentation), interned:
+    /// an unchanged chunk at an unchanged place is not parsed again, however
+    /// far it moved in the text.
+    #[salsa::interned(debug)]
+    pub struct Placed<'db> {
+        /// The file's path (diagnostics name it).
+        #[returns(ref)]
+        pub path: String,
+        /// The chunk's text.
+        #[returns(ref)]
+        pub text: ChunkText,
+        /// Where it starts in stable places.
+        #[returns(copy)]
+        pub base: u32,
+    }
 }
 
 /// One chunk of a file and where it is.

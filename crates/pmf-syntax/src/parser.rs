@@ -11,9 +11,15 @@ use super::span::{Place, Span};
 use super::split::{self, LexProblem, MAX_NESTING};
 use crate::diagnostics::{Code, Diagnostic, Fix};
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../../grammar/pmf.pest"]
-struct PestParser;
+/// The pest parser of `grammar/pmf.pest` and its `Rule`s, generated, kept
+/// private to the syntax layer.
+mod generated {
+    #![allow(missing_docs)]
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../../grammar/pmf.pest"]
+    pub(super) struct PestParser;
+}
+use generated::{PestParser, Rule};
 
 /// Deepest expression tree the parser builds.
 pub(crate) const MAX_EXPR_DEPTH: usize = 128;
