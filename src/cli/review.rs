@@ -70,10 +70,12 @@ pub enum ReviewCommand {
         format: OutputFormat,
     },
     /// Let a partner paused for review go on (the next apply of its plan
-    /// continues it past the review).
+    /// continues it past the review). A decision lifts neither a throttle
+    /// nor missing approvals.
     Promote(Decision),
-    /// End a paused partner's migration: it falls back to its previous
-    /// stable state, with the rites.
+    /// End a paused partner's migration (one promoted too, until an apply
+    /// uses the promotion): it falls back to its previous stable state,
+    /// with the rites.
     Abort(Decision),
 }
 
@@ -84,25 +86,64 @@ fn expired(expires_at: Option<&str>) -> Option<bool> {
     Some(crate::runtime::plan::now_secs() >= at)
 }
 
+/// Where a paused partner's walk stopped, and who promoted it since.
+struct Pause {
+    /// The walk's last event: where it paused, and why.
+    at: LastEvent,
+    /// The authority whose promotion the next apply of the plan uses, when
+    /// one promoted the partner since it paused.
+    promoted_by: Option<String>,
+}
+
+/// Where the walk of partner `id`, whose last event is `last`, paused: that
+/// event, or when an authority promoted the partner since (and no apply has
+/// used the promotion yet), the event before the promotion.
+fn pause_of(store: &Store, id: &str, last: LastEvent) -> Result<Pause, CliError> {
+    if last.kind != EventKind::ReviewPromoted {
+        return Ok(Pause {
+            at: last,
+            promoted_by: None,
+        });
+    }
+    let events = store.lineage(Some(id))?;
+    let promoted_by = events
+        .last()
+        .and_then(|e| e.event.approvals.first().cloned());
+    let at = events
+        .into_iter()
+        .rev()
+        .find(|e| e.event.kind != EventKind::ReviewPromoted)
+        .map(|e| LastEvent::from(e.event))
+        .unwrap_or_default();
+    Ok(Pause { at, promoted_by })
+}
+
 /// What would unblock a paused partner, whose plan expires at `expiry`
 /// (when the store knows).
-fn unblock(p: &StoredPartner, last: Option<&LastEvent>, expiry: Option<&str>) -> String {
-    let why = last.and_then(|l| l.detail.clone()).unwrap_or_default();
-    let plan = last
-        .and_then(|l| l.plan_hash.as_deref())
+fn unblock(p: &StoredPartner, pause: Option<&Pause>, expiry: Option<&str>) -> String {
+    let why = pause.and_then(|l| l.at.detail.clone()).unwrap_or_default();
+    let plan = pause
+        .and_then(|l| l.at.plan_hash.as_deref())
         .map_or("its plan".to_string(), |h| {
             format!("plan {}", super::view::short(h))
         });
+    let promoted = pause.and_then(|l| l.promoted_by.as_deref());
     if p.status != "throttled"
         && let (Some(true), Some(at)) = (expired(expiry), expiry)
     {
         return format!(
-            "{plan} expired at {}: a new plan made from the partner's state (`pmf state export`) walks it again, and asks again; or `pmf review abort {}`",
+            "{}{plan} expired at {}: a new plan made from the partner's state (`pmf state export`) walks it again, and asks again; or `pmf review abort {}`",
+            promoted.map_or(String::new(), |a| format!("promoted by `{a}`, but ")),
             printable(at),
             p.id
         );
     }
-    if let Some(who) = why.strip_prefix("awaiting approval by ") {
+    if let Some(authority) = promoted {
+        format!(
+            "promoted by `{authority}`: `pmf apply` of {plan} again continues it past review (before the plan expires); or `pmf review abort {}`",
+            p.id
+        )
+    } else if let Some(who) = why.strip_prefix("awaiting approval by ") {
         format!(
             "signatures of {who} on {plan} (`pmf approve`), then `pmf apply` of it again before it expires (after, a new plan from `pmf state export`); or `pmf review abort`"
         )
@@ -129,8 +170,11 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
             let paused = store.partners_with_status(&["awaiting_review", "throttled"])?;
             let mut rows = Vec::new();
             for p in &paused {
-                let last = store.last_event(&p.id)?;
-                let plan_hash = last.as_ref().and_then(|l| l.plan_hash.clone());
+                let pause = match store.last_event(&p.id)? {
+                    Some(last) => Some(pause_of(&store, &p.id, last)?),
+                    None => None,
+                };
+                let plan_hash = pause.as_ref().and_then(|l| l.at.plan_hash.clone());
                 let expiry = match &plan_hash {
                     Some(h) => store.plan_expiry(h)?,
                     None => None,
@@ -142,8 +186,9 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
                     "plan_hash": plan_hash,
                     "plan_expires_at": expiry,
                     "plan_expired": expired(expiry.as_deref()),
-                    "reason": last.as_ref().and_then(|l| l.detail.clone()),
-                    "unblock": unblock(p, last.as_ref(), expiry.as_deref()),
+                    "reason": pause.as_ref().and_then(|l| l.at.detail.clone()),
+                    "promoted_by": pause.as_ref().and_then(|l| l.promoted_by.clone()),
+                    "unblock": unblock(p, pause.as_ref(), expiry.as_deref()),
                 }));
             }
             match format {
@@ -240,22 +285,34 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         .bound_partner(&d.partner)?
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;
     let last = last.unwrap_or_default();
-    let waiting = matches!(partner.status.as_str(), "awaiting_review" | "throttled")
-        && last.kind != EventKind::ReviewPromoted;
-    if !waiting {
+    let paused = matches!(partner.status.as_str(), "awaiting_review" | "throttled");
+    let promoted = last.kind == EventKind::ReviewPromoted;
+    if !paused {
         return Err(UsageError(format!(
-            "partner `{}` is {} and waits for no decision{}",
-            d.partner,
-            partner.status,
-            if last.kind == EventKind::ReviewPromoted {
-                " (it was promoted: `pmf apply` its plan again)"
-            } else {
-                ""
-            }
+            "partner `{}` is {} and waits for no decision",
+            d.partner, partner.status
         ))
         .into());
     }
-    let why = last.detail.clone().unwrap_or_default();
+    if promoted && decision == EventKind::ReviewPromoted {
+        return Err(UsageError(format!(
+            "partner `{}` was promoted already: `pmf apply` its plan again to continue it, or `pmf review abort {}` to end its walk",
+            d.partner, d.partner
+        ))
+        .into());
+    }
+    // The decision is about where the walk paused: a promotion no apply
+    // has used yet can still be overruled by an abort.
+    let pause = pause_of(&store, &d.partner, last)?.at;
+    let why = pause.detail.clone().unwrap_or_default();
+    if decision == EventKind::ReviewPromoted && partner.status == "throttled" {
+        let reason = format!(
+            "partner `{}` is throttled ({why}): a review decision does not lift a throttle, which holds until the ecosystem recovers; a new plan with new observed metrics walks it again, or `pmf review abort {}` ends its walk",
+            d.partner, d.partner
+        );
+        drop(store);
+        return Ok(refuser.refuse(&reason, &[]));
+    }
     if decision == EventKind::ReviewPromoted && why.starts_with("awaiting approval by ") {
         let reason = format!(
             "partner `{}` waits for approvals ({why}); a review decision does not replace them: have them sign the plan, or abort",
@@ -264,7 +321,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         drop(store);
         return Ok(refuser.refuse(&reason, &[]));
     }
-    let plan_hash = last.plan_hash.clone().unwrap_or_default();
+    let plan_hash = pause.plan_hash.clone().unwrap_or_default();
     // A promotion is used by the next apply of the partner's plan: once
     // that plan expired, none will come.
     if decision == EventKind::ReviewPromoted
@@ -284,7 +341,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     // fallback risks of later plans) under the migration type and the
     // categories its paused event names. A walk an earlier pmf paused
     // names no categories, and is not counted.
-    let counted = match (&last.migration, &last.categories) {
+    let counted = match (&pause.migration, &pause.categories) {
         (Some(m), Some(c)) if decision == EventKind::ReviewAborted => {
             Some((m.clone(), c.join("+")))
         }

@@ -1991,6 +1991,106 @@ fn review_says_what_waits_and_records_signed_decisions() {
 }
 
 #[test]
+fn a_review_decision_lifts_no_throttle_and_a_promotion_can_be_overruled() {
+    let dir = story();
+    let policy = fleet("policy.pmf");
+    let decide = |what: &str, id: &str, key: &str| {
+        pmf(
+            dir.path(),
+            &[
+                "review", what, id, "--key", key, "--policy", &policy, "--reason", "CAB-9",
+            ],
+        )
+    };
+    let pending = || -> Vec<serde_json::Value> {
+        let list = pmf(dir.path(), &["review", "list", "--format", "json"]);
+        assert_eq!(code(&list), 0, "{}", text(&list.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+        doc["pending"].as_array().unwrap().clone()
+    };
+    let throttled = pending()
+        .iter()
+        .find(|p| p["status"] == "throttled")
+        .expect("a throttled partner")["partner"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A throttle holds until the ecosystem recovers: a promotion would be
+    // recorded and change nothing (the next apply throttles it again), so
+    // it is refused, and the refusal recorded. Before, it was accepted, told
+    // the signer the next apply would continue the partner, and left it
+    // where no decision could end its walk (an abort was refused as
+    // "promoted").
+    let o = decide("promote", &throttled, "TSC.key");
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("a review decision does not lift a throttle"),
+        "{}",
+        text(&o.stderr)
+    );
+    let refused = crate::runtime::refusals(dir.path());
+    assert!(
+        refused.iter().any(
+            |r| r.starts_with(&format!("review promote of `{throttled}` by `TSC`"))
+                && r.contains("does not lift a throttle")
+        ),
+        "{refused:?}"
+    );
+    let shown = text(&pmf(dir.path(), &["lineage", "show", &throttled]).stdout);
+    assert!(!shown.contains("review_promoted"), "{shown}");
+    // A partner promoted past review, whose promotion no apply used yet:
+    // the list says who promoted it and why it paused, a second promotion
+    // is refused, and an abort still ends its walk.
+    let o = decide("promote", "p-021", "TSC.key");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let listed = pending();
+    let p021 = listed
+        .iter()
+        .find(|p| p["partner"] == "p-021")
+        .expect("p-021 still paused until an apply uses the promotion");
+    assert_eq!(p021["promoted_by"], "TSC", "{p021}");
+    assert_ne!(
+        p021["reason"], "CAB-9",
+        "the pause's reason, not the decision's: {p021}"
+    );
+    assert!(
+        p021["unblock"]
+            .as_str()
+            .unwrap()
+            .starts_with("promoted by `TSC`: `pmf apply` of plan "),
+        "{p021}"
+    );
+    let o = decide("promote", "p-021", "ERC.key");
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("was promoted already"),
+        "{}",
+        text(&o.stderr)
+    );
+    let counts_before = text(&pmf(dir.path(), &["lineage", "show", "@illumination"]).stdout)
+        .matches("outcomes_counted")
+        .count();
+    let o = decide("abort", "p-021", "ERC.key");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // Counted as a fallback under the type its paused walk named.
+    let counts_after = text(&pmf(dir.path(), &["lineage", "show", "@illumination"]).stdout)
+        .matches("outcomes_counted")
+        .count();
+    assert_eq!(counts_after, counts_before + 1);
+    // The plan's next apply finds it ended, and does not use the promotion.
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert_eq!(crate::runtime::outcomes(&o)["p-021"], "fell_back");
+    let shown = text(&pmf(dir.path(), &["lineage", "show", "p-021"]).stdout);
+    assert!(
+        shown.contains("review_promoted") && shown.contains("review_aborted"),
+        "{shown}"
+    );
+    assert!(!shown.contains("promoted by a review decision"), "{shown}");
+    let v = verify(dir.path(), &["--format", "json"]);
+    assert_eq!(code(&v), 0, "{}", text(&v.stdout));
+}
+
+#[test]
 fn a_damaged_store_file_is_a_broken_lineage_not_a_usage_error() {
     let dir = story();
     db(dir.path())

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Random sequences of an operator's commands, some killed midway, with the store's
+promises checked after every step.
+
+The other scripts attack one command at a time. An operator runs many, in any order, and
+a machine can die in the middle of any of them: a plan made, approved by some
+authorities, applied, killed, applied again, an old plan replayed, a partner rolled back
+or its state replaced, a review decided, a new partner imported, a witness's checkpoint
+exported, the operator key replaced. Each sequence starts from a new store and takes
+--steps such steps, chosen at random (a third of the writers SIGKILLed after a random
+delay). After every step:
+
+- `pmf lineage verify` passes: whatever was done or killed, the store is one pmf wrote;
+- no plan changes a partner twice: under one plan, a partner's walk ends at most once
+  (completed, fell back, restricted or unchanged), a rollback or a replacement is
+  carried out at most once;
+- every change needs what the policy needs: a walk that completes, or a rollback or a
+  replacement carried out, records an approval by every authority its plan entry
+  requires, each with a signer;
+- no command crashes (a signal other than the fuzzer's SIGKILL, exit 101 or above, a
+  panic) or exits with a code its command does not use.
+
+At the end of each sequence, every plan made is applied once more (nothing may change),
+and every witness's checkpoint must still verify (`--checkpoint`).
+
+  PMF=target/release/pmf PMF_SRC=$PWD python3 sequencefuzz.py --sequences 20 --steps 40 --seed 1
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+import pmfevent as E  # noqa: E402
+
+AUTHORITIES = ("TSC", "ERC", "SCO")
+VERSIONS = ("1.5.0", "1.6.0", "1.7.0", "1.9.0", "2.0.0", "2.1.0", "3.0.0")
+REGIONS = ("eu", "us", "ap", "af")
+# A walk's end, by the outcome its last event records.
+FINAL = {"completed", "fell_back", "restricted", "unchanged"}
+# What each command may exit with (2 only where its input may be refused as unusable).
+CODES = {
+    "plan": {0, 1},
+    "approve": {0, 1},
+    "apply": {0, 1, 3, 4},
+    # 2: a partner with no earlier stable version to return to (nothing to plan).
+    "rollback": {0, 1, 2},
+    "review": {0, 1},
+    "import": {0, 1},
+    "replace": {0, 1},
+    "checkpoint": {0},
+    "rekey": {0},
+    "export": {0},
+}
+
+
+class Sequence:
+    """One sequence: its directory, its plans, its witnesses and its findings."""
+
+    def __init__(self, d, rng, log):
+        self.d, self.rng, self.log = d, rng, log
+        self.fleet = C.fleet_dir()
+        self.policy = os.path.join(self.fleet, "policy.pmf")
+        self.plans = []  # {"path", "hash", "required": {partner: [authorities]}, "kind", "approvals"}
+        self.witnesses = []
+        self.findings = []
+        self.env = dict(os.environ)
+        self.steps = 0
+        self.killed = 0
+        self.apply_secs = 0.3
+        self.n = 0
+        for a in AUTHORITIES:
+            shutil.copy(os.path.join(self.fleet, "keys", a + ".key"), os.path.join(d, a + ".key"))
+            os.chmod(os.path.join(d, a + ".key"), 0o600)
+
+    def fresh(self, stem, ext="json"):
+        self.n += 1
+        return f"{stem}-{self.n}.{ext}"
+
+    def run(self, what, args, kill=False):
+        """Run pmf ARGS; with `kill`, SIGKILL it after a random delay. Returns (rc, out, err);
+        rc is None when the fuzzer killed it."""
+        cmd = [C.pmf_bin()] + args
+        if not kill:
+            rc, o, e, secs = C.run(cmd, cwd=self.d, env=self.env, timeout=120)
+            if what == "apply" and rc in (0, 3, 4):
+                self.apply_secs = max(0.05, 0.5 * self.apply_secs + 0.5 * secs)
+            self.log.append(f"{what}: pmf {' '.join(args)} -> {rc}")
+            if rc not in CODES[what] and not C.crashed(rc, o, e):
+                self.finding(f"pmf {' '.join(args[:2])} exited {rc}", e.strip()[-300:])
+            return rc, o, e
+        p = subprocess.Popen(cmd, cwd=self.d, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+        time.sleep(self.rng.uniform(0, 1.2 * self.apply_secs))
+        killed = p.poll() is None
+        if killed:
+            p.send_signal(signal.SIGKILL)
+        o, e = p.communicate()
+        o, e = o.decode("utf-8", "replace"), e.decode("utf-8", "replace")
+        if killed:
+            self.killed += 1
+            self.log.append(f"{what}: pmf {' '.join(args)} -> KILLED")
+            return None, o, e
+        rc = p.returncode
+        self.log.append(f"{what}: pmf {' '.join(args)} -> {rc} (not killed in time)")
+        if C.crashed(rc, o, e):
+            C.CRASHES.append((" ".join(args)[:300], rc, (e or o)[-400:]))
+        elif rc not in CODES[what]:
+            self.finding(f"pmf {' '.join(args[:2])} exited {rc}", e.strip()[-300:])
+        return rc, o, e
+
+    def finding(self, what, detail=""):
+        self.findings.append((what, detail, list(self.log[-12:])))
+
+    # ---- what the store holds
+
+    def states(self):
+        """The store's partners (state export), as {id: state}; none before a store exists."""
+        if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
+            return {}
+        rc, o, e = self.run("export", ["state", "export", "--format", "ndjson"])
+        out = {}
+        for line in o.splitlines():
+            try:
+                s = json.loads(line)
+                out[s["id"]] = s
+            except (ValueError, KeyError, TypeError):
+                pass
+        return out
+
+    def register(self, path, kind):
+        """A plan just written: its hash and, per partner, the authorities it requires."""
+        rc, o, e, _ = C.run([C.pmf_bin(), "plan", "show", path, "--format", "json", "--limit", "0"], cwd=self.d,
+                            env=self.env)
+        if rc != 0:
+            self.finding(f"pmf plan show {path} exited {rc}", e.strip()[-300:])
+            return
+        doc = json.loads(o)
+        h = doc["plan"]["hash"]
+        required = {e["id"]: list(e.get("approvals_required", [])) for e in doc["partners"]}
+        self.plans.append({"path": path, "hash": h, "required": required, "kind": kind, "approvals": None})
+
+    # ---- steps
+
+    def step_plan(self):
+        states = self.states()
+        if states:
+            ids = sorted(states)
+            chosen = self.rng.sample(ids, self.rng.randint(1, len(ids)))
+            partners = [states[i] for i in chosen]
+        else:
+            partners = json.load(open(os.path.join(self.fleet, "partners.json")))
+        if self.rng.random() < 0.15:
+            new = dict(self.rng.choice(json.load(open(os.path.join(self.fleet, "partners.json")))))
+            new["id"] = f"n-{self.n:03d}"
+            partners.append(new)
+        pfile = self.fresh("partners", "ndjson")
+        with open(os.path.join(self.d, pfile), "w") as fh:
+            for p in partners:
+                fh.write(json.dumps(p) + "\n")
+        args = ["plan", "--policy", self.policy, "--partners", pfile, "-o", self.fresh("plan")]
+        if self.rng.random() < 0.3:
+            args += ["--target", os.path.join(self.fleet, "target.json"), "--observed",
+                     os.path.join(self.fleet, "observed.json"), "--subset"]
+        else:
+            tfile = self.fresh("target")
+            with open(os.path.join(self.d, tfile), "w") as fh:
+                json.dump({"all": {"version": self.rng.choice(VERSIONS)}}, fh)
+            args += ["--target", tfile]
+        if os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
+            args += ["--store", ".pmf/state.db"]
+        rc, o, e = self.run("plan", args)
+        if rc == 0:
+            self.register(args[args.index("-o") + 1], "migrate")
+
+    def step_approve(self):
+        if not self.plans:
+            return self.step_plan()
+        plan = self.rng.choice(self.plans)
+        if plan["approvals"] is None:
+            plan["approvals"] = self.fresh("approvals")
+        for a in self.rng.sample(AUTHORITIES, self.rng.randint(1, 3)):
+            self.run("approve", ["approve", plan["path"], "--key", a + ".key", "-o", plan["approvals"], "--yes"])
+
+    def apply_args(self, plan):
+        args = ["apply", plan["path"]]
+        if plan["approvals"] and os.path.exists(os.path.join(self.d, plan["approvals"])):
+            args += ["--approvals", plan["approvals"]]
+        return args
+
+    def step_apply(self):
+        if not self.plans:
+            return self.step_plan()
+        plan = self.plans[-1] if self.rng.random() < 0.6 else self.rng.choice(self.plans)
+        self.run("apply", self.apply_args(plan), kill=self.rng.random() < 0.35)
+
+    def step_rollback(self):
+        states = self.states()
+        if not states:
+            return self.step_plan()
+        pid = self.rng.choice(sorted(states))
+        out = self.fresh("rollback")
+        rc, o, e = self.run("rollback", ["rollback", pid, "--policy", self.policy, "-o", out])
+        if rc == 0:
+            self.register(out, "rollback")
+
+    def step_replace(self):
+        states = self.states()
+        if not states:
+            return self.step_plan()
+        pid = self.rng.choice(sorted(states))
+        state = dict(states[pid])
+        state["region"] = self.rng.choice(REGIONS)
+        sfile, out = self.fresh("replace", "ndjson"), self.fresh("replacement")
+        with open(os.path.join(self.d, sfile), "w") as fh:
+            fh.write(json.dumps(state) + "\n")
+        rc, o, e = self.run("replace", ["state", "import", sfile, "--policy", self.policy, "--replace", "--reason",
+                                        "sequencefuzz", "-o", out])
+        if rc == 0:
+            self.register(out, "replace")
+
+    def step_import(self):
+        new = dict(self.rng.choice(json.load(open(os.path.join(self.fleet, "partners.json")))))
+        new["id"] = f"i-{self.n:03d}"
+        sfile = self.fresh("import", "ndjson")
+        with open(os.path.join(self.d, sfile), "w") as fh:
+            fh.write(json.dumps(new) + "\n")
+        self.run("import", ["state", "import", sfile, "--policy", self.policy], kill=self.rng.random() < 0.2)
+
+    def step_review(self):
+        rc, o, e, _ = C.run([C.pmf_bin(), "review", "list", "--format", "json"], cwd=self.d, env=self.env)
+        try:
+            pending = json.loads(o).get("pending", [])
+        except ValueError:
+            pending = []
+        if not pending:
+            return self.step_apply()
+        pid = self.rng.choice(pending)["partner"]
+        decision = self.rng.choice(("promote", "abort"))
+        self.run("review", ["review", decision, pid, "--key", self.rng.choice(AUTHORITIES) + ".key", "--policy",
+                            self.policy, "--reason", "sequencefuzz"], kill=self.rng.random() < 0.2)
+
+    def step_checkpoint(self):
+        if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
+            return self.step_plan()
+        out = self.fresh("witness")
+        rc, o, e = self.run("checkpoint", ["lineage", "checkpoint", "-o", out])
+        if rc == 0:
+            self.witnesses.append(out)
+
+    def step_rekey(self):
+        if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
+            return self.step_plan()
+        key = os.path.join(".pmf", self.fresh("operator", "key"))
+        rc, o, e = self.run("rekey", ["state", "rekey", "--new-key", key, "--reason", "sequencefuzz"])
+        if rc == 0:
+            self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, key)
+
+    # ---- the promises
+
+    def check(self, final=False):
+        db = os.path.join(self.d, ".pmf", "state.db")
+        if not os.path.exists(db):
+            return True
+        rc, o, e, _ = C.run([C.pmf_bin(), "lineage", "verify"], cwd=self.d, env=self.env)
+        if rc != 0:
+            self.finding("lineage verify does not pass the store", (o + e).strip()[-400:])
+            return False
+        if final:
+            for w in self.witnesses:
+                rc, o, e, _ = C.run([C.pmf_bin(), "lineage", "verify", "--checkpoint", w], cwd=self.d, env=self.env)
+                if rc != 0:
+                    self.finding(f"the store no longer verifies against the witness's {w}", (o + e).strip()[-300:])
+        ok = True
+        required_by_plan = {p["hash"]: p for p in self.plans}
+        texts = E.texts(db)
+        runs = {}  # partner -> [ [events...], ... ]
+        for _g, pid, _s, ev, _h in E.events(db):
+            if pid.startswith("@"):
+                continue
+            e = E.decode(ev, texts)
+            mine = runs.setdefault(pid, [])
+            if e.get("policy_hash") or not mine:
+                mine.append([])
+            mine[-1].append(e)
+        ends = {}
+        for pid, walks in runs.items():
+            for walk in walks:
+                plan = next((e.get("plan_hash") for e in walk if e.get("plan_hash")), None)
+                last = walk[-1]
+                outcome = next((e.get("outcome") for e in reversed(walk) if e.get("state")), last.get("outcome"))
+                if plan is None:
+                    continue
+                if outcome in FINAL or outcome in ("rolled_back", "replaced"):
+                    ends[(plan, pid)] = ends.get((plan, pid), 0) + 1
+                changed = outcome in ("completed", "rolled_back", "replaced")
+                p = required_by_plan.get(plan)
+                if changed and p is not None and pid in p["required"]:
+                    approved = set()
+                    for e in walk:
+                        signers = {s.split(":", 1)[0] for s in e.get("signers", [])}
+                        approved |= set(e.get("approvals", [])) & signers
+                    missing = set(p["required"][pid]) - approved
+                    if missing:
+                        ok = False
+                        self.finding(f"{pid} changed ({outcome}) under plan {plan[:12]} with no approval by "
+                                     f"{', '.join(sorted(missing))}", json.dumps(walk)[:400])
+        for (plan, pid), n in ends.items():
+            if n > 1:
+                ok = False
+                self.finding(f"plan {plan[:12]} ended {pid}'s walk {n} times")
+        return ok
+
+    def play(self, steps):
+        kinds = [(self.step_plan, 5), (self.step_approve, 5), (self.step_apply, 8), (self.step_rollback, 2),
+                 (self.step_replace, 1), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
+                 (self.step_rekey, 1)]
+        population = [k for k, w in kinds for _ in range(w)]
+        self.step_plan()
+        for _ in range(steps):
+            self.rng.choice(population)()
+            self.steps += 1
+            if not self.check():
+                return
+        # Every plan once more, to the end: nothing may change twice.
+        for plan in self.plans:
+            self.run("apply", self.apply_args(plan))
+        self.check(final=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sequences", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    T = C.Tally("sequencefuzz")
+    d = C.scratch("sequencefuzz")
+    total_steps, total_killed, plans = 0, 0, 0
+    for n in range(args.sequences):
+        work = os.path.join(d, f"s{n}")
+        os.makedirs(work)
+        log = []
+        seq = Sequence(work, random.Random(args.seed * 1000 + n), log)
+        seq.play(args.steps)
+        total_steps += seq.steps
+        total_killed += seq.killed
+        plans += len(seq.plans)
+        for what, detail, recent in seq.findings:
+            T.add(f"sequence {n} (seed {args.seed}): {what}", False, detail[:200], " | ".join(recent))
+        if seq.findings:
+            keep = C.finds_dir("sequencefuzz")
+            dest = os.path.join(keep, f"seed-{args.seed}-sequence-{n}")
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(work, dest, symlinks=True)
+            with open(os.path.join(dest, "steps.log"), "w") as fh:
+                fh.write("\n".join(log) + "\n")
+            print(f"  sequence {n}: kept in {dest}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
+          all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} commands killed, {plans} plans made")
+    return T.finish({"sequences": args.sequences, "steps": args.steps, "seed": args.seed})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
