@@ -401,7 +401,12 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             done += 1;
             continue;
         }
-        let (current, chosen) = choose(&store, &e.id, e.to.as_deref())?;
+        // A partner that changed since the rollback was planned makes the
+        // plan stale, whatever its stable versions now say (it may even
+        // have come to the version the plan returns to, by a migration).
+        let (current, _) = store
+            .bound_partner(&e.id)?
+            .ok_or_else(|| UsageError(format!("no partner `{}` in the store", e.id)))?;
         let now_state = value::from_json(
             &policy.schema,
             &serde_json::from_str(&current.state).unwrap_or_default(),
@@ -419,6 +424,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             );
             return Ok(r.refuser.refuse(&reason, &[]));
         }
+        let (current, chosen) = choose(&store, &e.id, e.to.as_deref())?;
         // What the rollback needs is decided again here, from the store's
         // states and the policy: an entry that says otherwise was edited.
         let back_state = value::from_json(

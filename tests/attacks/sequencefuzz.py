@@ -53,6 +53,7 @@ CODES = {
     # 2: a partner with no earlier stable version to return to (nothing to plan).
     "rollback": {0, 1, 2},
     "review": {0, 1},
+    "review-again": {2},
     "import": {0, 1},
     "replace": {0, 1},
     "checkpoint": {0},
@@ -242,10 +243,14 @@ class Sequence:
             pending = []
         if not pending:
             return self.step_apply()
-        pid = self.rng.choice(pending)["partner"]
+        chosen = self.rng.choice(pending)
         decision = self.rng.choice(("promote", "abort"))
-        self.run("review", ["review", decision, pid, "--key", self.rng.choice(AUTHORITIES) + ".key", "--policy",
-                            self.policy, "--reason", "sequencefuzz"], kill=self.rng.random() < 0.2)
+        # What `review list` offers must be accepted: every paused partner can be aborted, and
+        # one not promoted yet promoted (or the refusal recorded, exit 1); a second promotion
+        # is a usage error.
+        what = "review-again" if decision == "promote" and chosen.get("promoted_by") else "review"
+        self.run(what, ["review", decision, chosen["partner"], "--key", self.rng.choice(AUTHORITIES) + ".key",
+                        "--policy", self.policy, "--reason", "sequencefuzz"], kill=self.rng.random() < 0.2)
 
     def step_checkpoint(self):
         if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):

@@ -958,6 +958,69 @@ fn an_edited_merkle_head_is_named_by_verify_and_refused_by_writers() {
 }
 
 #[test]
+fn a_rollback_planned_before_the_partner_changed_is_stale() {
+    // Two rollbacks of p-012 planned from the same state (2.0.0 → 1.2.2),
+    // both approved. Once the first is carried out, the second was made
+    // from a state the partner has left: it is refused as stale and the
+    // refusal recorded (exit 1). Before, it answered "partner `p-012` is
+    // already at 1.2.2: nothing to roll back", a usage error (exit 2) that
+    // named no plan and left no record.
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    for (out, valid) in [("rb-a.json", "7d"), ("rb-b.json", "6d")] {
+        let o = pmf(
+            d,
+            &[
+                "rollback",
+                "p-012",
+                "--policy",
+                &policy,
+                "-o",
+                out,
+                "--valid-for",
+                valid,
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        for key in ["TSC.key", "ERC.key", "SCO.key"] {
+            let o = pmf(
+                d,
+                &[
+                    "approve",
+                    out,
+                    "--key",
+                    key,
+                    "-o",
+                    &format!("{out}.approvals"),
+                    "--yes",
+                ],
+            );
+            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        }
+    }
+    let o = pmf(
+        d,
+        &["apply", "rb-a.json", "--approvals", "rb-a.json.approvals"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let refused_before = crate::runtime::refusals(d).len();
+    let o = pmf(
+        d,
+        &["apply", "rb-b.json", "--approvals", "rb-b.json.approvals"],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("partner `p-012` changed since the rollback was planned"),
+        "{}",
+        text(&o.stderr)
+    );
+    let refused = crate::runtime::refusals(d);
+    assert_eq!(refused.len(), refused_before + 1, "{refused:?}");
+    assert_eq!(code(&verify(d, &[])), 0);
+}
+
+#[test]
 fn an_approved_rollback_is_carried_out_once() {
     // The story rolled p-001 back (1.6.0 → 1.4.0) with an approved plan.
     // Once p-001 was migrated to 1.6.0 again, the same plan and approvals
