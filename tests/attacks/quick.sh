@@ -2,7 +2,7 @@
 # The fast subset of the attack suite, for CI:  tests/attacks/quick.sh PMF_BINARY
 #
 # Runs every attack of tamper.py, approvals.py, badinputs.py and paths.py, and small,
-# fixed-seed runs of storefuzz.py, planfuzz.py, policyfuzz.py, crash.py, concurrency.py,
+# fixed-seed runs of storefuzz.py, planfuzz.py, policyfuzz.py, sequencefuzz.py, crash.py, concurrency.py,
 # fuzzcheck.py and lspfuzz.py
 # (sizes below; the campaign sizes are in README.md). Needs python3 (stdlib
 # only) and bash; no network. Each script works in its own mktemp directory
@@ -48,6 +48,7 @@ run paths.py        paths.py
 run storefuzz.py    storefuzz.py --mutants 60 --seed 1
 run planfuzz.py     planfuzz.py --mutants 150 --seed 1
 run policyfuzz.py   policyfuzz.py --mutants 30 --seed 1
+run sequencefuzz.py sequencefuzz.py --sequences 4 --steps 30 --seed 1
 run crash.py        crash.py --partners 1000 --trials 4 --seed 7
 run concurrency.py  concurrency.py --partners 200 --rounds 1
 run fuzzcheck.py    fuzzcheck.py --mutants 200 --batch 50 --seed 1 --fmt --slow 30

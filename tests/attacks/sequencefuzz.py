@@ -6,9 +6,9 @@ The other scripts attack one command at a time. An operator runs many, in any or
 a machine can die in the middle of any of them: a plan made, approved by some
 authorities, applied, killed, applied again, an old plan replayed, a partner rolled back
 or its state replaced, a review decided, a new partner imported, a witness's checkpoint
-exported, the operator key replaced. Each sequence starts from a new store and takes
---steps such steps, chosen at random (a third of the writers SIGKILLed after a random
-delay). After every step:
+exported, the operator key replaced, two writers started at once. Each sequence starts
+from a new store and takes --steps such steps, chosen at random (a third of the applies,
+and some imports and review decisions, SIGKILLed after a random delay). After every step:
 
 - `pmf lineage verify` passes: whatever was done or killed, the store is one pmf wrote;
 - no plan changes a partner twice: under one plan, a partner's walk ends at most once
@@ -56,7 +56,8 @@ CODES = {
     "review-again": {2},
     "import": {0, 1},
     "replace": {0, 1},
-    "checkpoint": {0},
+    # 2: a store an apply killed before its first commit holds no checkpoint to export.
+    "checkpoint": {0, 2},
     "rekey": {0},
     "export": {0},
 }
@@ -75,6 +76,11 @@ class Sequence:
         self.env = dict(os.environ)
         self.steps = 0
         self.killed = 0
+        # How much the last check held the store to: changes, and those that needed approvals.
+        self.changes = 0
+        self.governed = 0
+        # Writers refused because another held the store.
+        self.contended = 0
         self.apply_secs = 0.3
         self.n = 0
         for a in AUTHORITIES:
@@ -268,6 +274,40 @@ class Sequence:
         if rc == 0:
             self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, key)
 
+    def step_together(self):
+        """Two writers at once: an apply and another apply, an import or a review decision. One
+        may be refused because the other holds the store ("in use by", exit 2); neither may
+        break it."""
+        if not self.plans:
+            return self.step_plan()
+        first = ("apply", self.apply_args(self.rng.choice(self.plans)))
+        other = self.rng.choice(("apply", "import"))
+        if other == "apply":
+            second = ("apply", self.apply_args(self.rng.choice(self.plans)))
+        else:
+            new = dict(self.rng.choice(json.load(open(os.path.join(self.fleet, "partners.json")))))
+            new["id"] = f"t-{self.n:03d}"
+            sfile = self.fresh("together", "ndjson")
+            with open(os.path.join(self.d, sfile), "w") as fh:
+                fh.write(json.dumps(new) + "\n")
+            second = ("import", ["state", "import", sfile, "--policy", self.policy])
+        procs = []
+        for what, args in (first, second):
+            procs.append((what, args, subprocess.Popen([C.pmf_bin()] + args, cwd=self.d, env=self.env,
+                                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                       stdin=subprocess.DEVNULL)))
+        for what, args, p in procs:
+            o, e = p.communicate(timeout=120)
+            o, e = o.decode("utf-8", "replace"), e.decode("utf-8", "replace")
+            rc = p.returncode
+            self.log.append(f"together {what}: pmf {' '.join(args)} -> {rc}")
+            if C.crashed(rc, o, e):
+                C.CRASHES.append((" ".join(args)[:300], rc, (e or o)[-400:]))
+            elif rc == 2 and "in use by" in e:
+                self.contended += 1
+            elif rc not in CODES[what]:
+                self.finding(f"pmf {' '.join(args[:2])} beside another writer exited {rc}", e.strip()[-300:])
+
     # ---- the promises
 
     def check(self, final=False):
@@ -296,6 +336,7 @@ class Sequence:
                 mine.append([])
             mine[-1].append(e)
         ends = {}
+        changes, governed = 0, 0
         for pid, walks in runs.items():
             for walk in walks:
                 plan = next((e.get("plan_hash") for e in walk if e.get("plan_hash")), None)
@@ -307,7 +348,9 @@ class Sequence:
                     ends[(plan, pid)] = ends.get((plan, pid), 0) + 1
                 changed = outcome in ("completed", "rolled_back", "replaced")
                 p = required_by_plan.get(plan)
-                if changed and p is not None and pid in p["required"]:
+                changes += changed
+                if changed and p is not None and p["required"].get(pid):
+                    governed += 1
                     approved = set()
                     for e in walk:
                         signers = {s.split(":", 1)[0] for s in e.get("signers", [])}
@@ -317,6 +360,7 @@ class Sequence:
                         ok = False
                         self.finding(f"{pid} changed ({outcome}) under plan {plan[:12]} with no approval by "
                                      f"{', '.join(sorted(missing))}", json.dumps(walk)[:400])
+        self.changes, self.governed = changes, governed
         for (plan, pid), n in ends.items():
             if n > 1:
                 ok = False
@@ -326,7 +370,7 @@ class Sequence:
     def play(self, steps):
         kinds = [(self.step_plan, 5), (self.step_approve, 5), (self.step_apply, 8), (self.step_rollback, 2),
                  (self.step_replace, 1), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
-                 (self.step_rekey, 1)]
+                 (self.step_rekey, 1), (self.step_together, 2)]
         population = [k for k, w in kinds for _ in range(w)]
         self.step_plan()
         for _ in range(steps):
@@ -348,7 +392,7 @@ def main():
     args = ap.parse_args()
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
-    total_steps, total_killed, plans = 0, 0, 0
+    total_steps, total_killed, plans, changes, governed, contended = 0, 0, 0, 0, 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -358,6 +402,9 @@ def main():
         total_steps += seq.steps
         total_killed += seq.killed
         plans += len(seq.plans)
+        changes += seq.changes
+        governed += seq.governed
+        contended += seq.contended
         for what, detail, recent in seq.findings:
             T.add(f"sequence {n} (seed {args.seed}): {what}", False, detail[:200], " | ".join(recent))
         if seq.findings:
@@ -371,7 +418,9 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
-          all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} commands killed, {plans} plans made")
+          all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} commands killed, {contended} refused beside another writer, "
+          f"{plans} plans made; at the end, {changes} "
+          f"changes held to their plans, {governed} of them to the approvals their plans required")
     return T.finish({"sequences": args.sequences, "steps": args.steps, "seed": args.seed})
 
 
