@@ -70,7 +70,9 @@ class Sequence:
         self.d, self.rng, self.log = d, rng, log
         self.fleet = C.fleet_dir()
         self.policy = os.path.join(self.fleet, "policy.pmf")
-        self.plans = []  # {"path", "hash", "required": {partner: [authorities]}, "kind", "approvals"}
+        # {"path", "hash", "required": {partner: [authorities]}, "versions": {partner: (from, to)}, "kind",
+        #  "approvals"}
+        self.plans = []
         self.witnesses = []
         self.findings = []
         self.env = dict(os.environ)
@@ -152,7 +154,9 @@ class Sequence:
         doc = json.loads(o)
         h = doc["plan"]["hash"]
         required = {e["id"]: list(e.get("approvals_required", [])) for e in doc["partners"]}
-        self.plans.append({"path": path, "hash": h, "required": required, "kind": kind, "approvals": None})
+        versions = {e["id"]: (e.get("from"), e.get("to")) for e in doc["partners"]}
+        self.plans.append({"path": path, "hash": h, "required": required, "versions": versions, "kind": kind,
+                           "approvals": None})
 
     # ---- steps
 
@@ -349,6 +353,15 @@ class Sequence:
                 changed = outcome in ("completed", "rolled_back", "replaced")
                 p = required_by_plan.get(plan)
                 changes += changed
+                # A migration or a rollback takes the partner where its plan said, from where it said.
+                if outcome in ("completed", "rolled_back") and p is not None and pid in p["versions"]:
+                    said = p["versions"][pid]
+                    done = next(((e.get("from"), e.get("to")) for e in reversed(walk) if "to" in e or "from" in e),
+                                None)
+                    if done != said:
+                        ok = False
+                        self.finding(f"{pid} went {done} under plan {plan[:12]}, which said {said}",
+                                     json.dumps(walk)[:400])
                 if changed and p is not None and p["required"].get(pid):
                     governed += 1
                     approved = set()
