@@ -69,7 +69,18 @@ class Sequence:
     def __init__(self, d, rng, log):
         self.d, self.rng, self.log = d, rng, log
         self.fleet = C.fleet_dir()
-        self.policy = os.path.join(self.fleet, "policy.pmf")
+        # The fleet's policy, and two changes of it (a ceiling moved): a plan under another
+        # policy than the store's governing one changes the governance, with every authority's
+        # approval. Commands that name the governing policy are given any of them.
+        fleet_policy = os.path.join(self.fleet, "policy.pmf")
+        self.policies = [fleet_policy]
+        text = open(fleet_policy).read()
+        for power in (6, 8):
+            changed = os.path.join(d, f"policy-power-{power}.pmf")
+            with open(changed, "w") as fh:
+                fh.write(text.replace("override ceiling power <= 7", f"override ceiling power <= {power}"))
+            self.policies.append(changed)
+        self.policy = fleet_policy
         # {"path", "hash", "required": {partner: [authorities]}, "versions": {partner: (from, to)}, "kind",
         #  "approvals"}
         self.plans = []
@@ -83,6 +94,8 @@ class Sequence:
         self.governed = 0
         # Writers refused because another held the store.
         self.contended = 0
+        # Policies that governed the store (its first included).
+        self.policy_changes = 0
         self.apply_secs = 0.3
         self.n = 0
         for a in AUTHORITIES:
@@ -176,7 +189,7 @@ class Sequence:
         with open(os.path.join(self.d, pfile), "w") as fh:
             for p in partners:
                 fh.write(json.dumps(p) + "\n")
-        args = ["plan", "--policy", self.policy, "--partners", pfile, "-o", self.fresh("plan")]
+        args = ["plan", "--policy", self.pick_policy(), "--partners", pfile, "-o", self.fresh("plan")]
         if self.rng.random() < 0.3:
             args += ["--target", os.path.join(self.fleet, "target.json"), "--observed",
                      os.path.join(self.fleet, "observed.json"), "--subset"]
@@ -185,6 +198,17 @@ class Sequence:
             with open(os.path.join(self.d, tfile), "w") as fh:
                 json.dump({"all": {"version": self.rng.choice(VERSIONS)}}, fh)
             args += ["--target", tfile]
+        if "--observed" not in args and self.rng.random() < 0.3:
+            # Metrics measured anywhere from collapse to health: fallbacks, review bands, throttles.
+            ofile = self.fresh("observed")
+            with open(os.path.join(self.d, ofile), "w") as fh:
+                json.dump({p["id"]: {"metrics": {m: self.rng.randint(30, 100) for m in
+                                                 ("stability", "compatibility", "sustainability", "ecosystem")}}
+                           for p in partners}, fh)
+            args += ["--observed", ofile]
+        if self.rng.random() < 0.1:
+            # Expires while the sequence goes on: its approvals, applies and reviews meet the expiry.
+            args += ["--valid-for", "2s"]
         if os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
             args += ["--store", ".pmf/state.db"]
         rc, o, e = self.run("plan", args)
@@ -218,7 +242,8 @@ class Sequence:
             return self.step_plan()
         pid = self.rng.choice(sorted(states))
         out = self.fresh("rollback")
-        rc, o, e = self.run("rollback", ["rollback", pid, "--policy", self.policy, "-o", out])
+        to = ["--to", self.rng.choice(VERSIONS + ("1.4.0", "1.2.2"))] if self.rng.random() < 0.3 else []
+        rc, o, e = self.run("rollback", ["rollback", pid, "--policy", self.pick_policy(), "-o", out] + to)
         if rc == 0:
             self.register(out, "rollback")
 
@@ -232,7 +257,7 @@ class Sequence:
         sfile, out = self.fresh("replace", "ndjson"), self.fresh("replacement")
         with open(os.path.join(self.d, sfile), "w") as fh:
             fh.write(json.dumps(state) + "\n")
-        rc, o, e = self.run("replace", ["state", "import", sfile, "--policy", self.policy, "--replace", "--reason",
+        rc, o, e = self.run("replace", ["state", "import", sfile, "--policy", self.pick_policy(), "--replace", "--reason",
                                         "sequencefuzz", "-o", out])
         if rc == 0:
             self.register(out, "replace")
@@ -243,7 +268,7 @@ class Sequence:
         sfile = self.fresh("import", "ndjson")
         with open(os.path.join(self.d, sfile), "w") as fh:
             fh.write(json.dumps(new) + "\n")
-        self.run("import", ["state", "import", sfile, "--policy", self.policy], kill=self.rng.random() < 0.2)
+        self.run("import", ["state", "import", sfile, "--policy", self.pick_policy()], kill=self.rng.random() < 0.2)
 
     def step_review(self):
         rc, o, e, _ = C.run([C.pmf_bin(), "review", "list", "--format", "json"], cwd=self.d, env=self.env)
@@ -260,7 +285,7 @@ class Sequence:
         # is a usage error.
         what = "review-again" if decision == "promote" and chosen.get("promoted_by") else "review"
         self.run(what, ["review", decision, chosen["partner"], "--key", self.rng.choice(AUTHORITIES) + ".key",
-                        "--policy", self.policy, "--reason", "sequencefuzz"], kill=self.rng.random() < 0.2)
+                        "--policy", self.pick_policy(), "--reason", "sequencefuzz"], kill=self.rng.random() < 0.2)
 
     def step_checkpoint(self):
         if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
@@ -294,7 +319,7 @@ class Sequence:
             sfile = self.fresh("together", "ndjson")
             with open(os.path.join(self.d, sfile), "w") as fh:
                 fh.write(json.dumps(new) + "\n")
-            second = ("import", ["state", "import", sfile, "--policy", self.policy])
+            second = ("import", ["state", "import", sfile, "--policy", self.pick_policy()])
         procs = []
         for what, args in (first, second):
             procs.append((what, args, subprocess.Popen([C.pmf_bin()] + args, cwd=self.d, env=self.env,
@@ -331,7 +356,10 @@ class Sequence:
         required_by_plan = {p["hash"]: p for p in self.plans}
         texts = E.texts(db)
         runs = {}  # partner -> [ [events...], ... ]
+        self.policy_changes = 0
         for _g, pid, _s, ev, _h in E.events(db):
+            if pid == "@governance":
+                self.policy_changes += 1
             if pid.startswith("@"):
                 continue
             e = E.decode(ev, texts)
@@ -380,6 +408,12 @@ class Sequence:
                 self.finding(f"plan {plan[:12]} ended {pid}'s walk {n} times")
         return ok
 
+    def pick_policy(self):
+        """The policy the next command names: mostly the last one planned with."""
+        if self.rng.random() < 0.15:
+            self.policy = self.rng.choice(self.policies)
+        return self.policy
+
     def play(self, steps):
         kinds = [(self.step_plan, 5), (self.step_approve, 5), (self.step_apply, 8), (self.step_rollback, 2),
                  (self.step_replace, 1), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
@@ -405,7 +439,7 @@ def main():
     args = ap.parse_args()
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
-    total_steps, total_killed, plans, changes, governed, contended = 0, 0, 0, 0, 0, 0
+    total_steps, total_killed, plans, changes, governed, contended, policies = 0, 0, 0, 0, 0, 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -418,6 +452,7 @@ def main():
         changes += seq.changes
         governed += seq.governed
         contended += seq.contended
+        policies += max(0, seq.policy_changes - 1)
         for what, detail, recent in seq.findings:
             T.add(f"sequence {n} (seed {args.seed}): {what}", False, detail[:200], " | ".join(recent))
         if seq.findings:
@@ -432,7 +467,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
           all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} commands killed, {contended} refused beside another writer, "
-          f"{plans} plans made; at the end, {changes} "
+          f"{plans} plans made, {policies} changes of the governing policy; at the end, {changes} "
           f"changes held to their plans, {governed} of them to the approvals their plans required")
     return T.finish({"sequences": args.sequences, "steps": args.steps, "seed": args.seed})
 
