@@ -673,7 +673,7 @@ def a_partner_delete(c, d):
 
 def a_partner_insert(c, d):
     text = E.unpack_state(q(c, "SELECT state FROM partners WHERE id='p-020'")[0][0], E.texts(c)).replace('"p-020"', '"ghost-1"')
-    c.execute("INSERT INTO partners VALUES ('ghost-1', ?, '1.6.0', 'active', '2026-01-01T00:00:00Z')",
+    c.execute("INSERT INTO partners VALUES ('ghost-1', ?, '1.6.0', 'active')",
               (E.pack_state(text, E.interner(c)),))
     return "a partner with no lineage inserted (p-020's state, packed)"
 

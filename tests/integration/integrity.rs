@@ -493,7 +493,7 @@ fn current_state_is_bound_to_the_lineage() {
         ),
         (
             sql(
-                "INSERT INTO partners SELECT 'ghost-1', state, version, status, updated_at FROM partners WHERE id = 'p-020'",
+                "INSERT INTO partners SELECT 'ghost-1', state, version, status FROM partners WHERE id = 'p-020'",
             ),
             "`ghost-1` is in the store but has no lineage",
         ),
@@ -562,7 +562,7 @@ fn a_raised_count_of_events_before_checkpoints_hides_nothing() {
     let d = dir.path();
     let c = db(d);
     c.execute_batch(
-        "INSERT INTO partners SELECT 'p-evl', state, version, status, updated_at FROM partners WHERE id = 'p-001';
+        "INSERT INTO partners SELECT 'p-evl', state, version, status FROM partners WHERE id = 'p-001';
          UPDATE meta SET value = '100000' WHERE key = 'checkpoints_from';",
     )
     .unwrap();

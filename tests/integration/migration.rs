@@ -72,7 +72,14 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
         "{out}"
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 8);
+    assert_eq!(store.schema_version().unwrap(), 9);
+    // Schema 9: a row no longer says when it was written (no digest
+    // covered it; the lineage says when).
+    let columns: Vec<String> = column(
+        &db(dir.path()),
+        "SELECT name FROM pragma_table_info('partners')",
+    );
+    assert_eq!(columns, ["id", "state", "version", "status"]);
     // Schema 4: states stored before keep their text, and read as they
     // were written; the lineage has no global chain column any more.
     let stored_as: Vec<String> = column(
@@ -236,7 +243,7 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
         std::fs::read_to_string(fixture.join("state-export.json")).unwrap()
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 8);
+    assert_eq!(store.schema_version().unwrap(), 9);
     drop(store);
     // Schema 5: the plans applied before carried no expiry, and none is
     // made up for them.

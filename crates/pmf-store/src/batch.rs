@@ -600,16 +600,15 @@ impl Batch<'_> {
         }
         self.tx
             .prepare_cached(
-                "INSERT INTO partners (id, state, version, status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO partners (id, state, version, status) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
-                   status = excluded.status, updated_at = excluded.updated_at",
+                   status = excluded.status",
             )?
             .execute(params![
                 id,
                 self.stored_state(state, packed)?,
                 version,
-                status,
-                crate::clock::now_rfc3339()
+                status
             ])?;
         Ok(())
     }

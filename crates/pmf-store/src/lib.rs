@@ -527,6 +527,11 @@ const MIGRATIONS: &[&str] = &[
     // checkpoint covers: the table's rows are kept as `outcomes_v7` until
     // the first batch that counts carries them into the chain.
     "ALTER TABLE outcomes RENAME TO outcomes_v7;",
+    // 9: a partner's row no longer says when it was last written: no
+    // command read it and no digest covered it, so anyone could set it to
+    // any time, and whoever read the file would take it for a record. When
+    // a partner changed is what its lineage says, signed.
+    "ALTER TABLE partners DROP COLUMN updated_at;",
 ];
 
 /// The size of a write-ahead log's header: a log no longer holds frames.
