@@ -55,11 +55,24 @@ pub struct RollbackArgs {
     pub format: OutputFormat,
 }
 
+/// Which stable version a rollback goes to.
+enum Back<'a> {
+    /// The latest one other than the partner's current state.
+    Previous,
+    /// The latest one at this version (`pmf rollback --to`).
+    Version(&'a str),
+    /// The one a rollback plan carries (its version, and whether a stable
+    /// state is the plan's): a partner may have been stable at one version
+    /// in two states (a replacement keeps the version), and the version
+    /// alone would then name the wrong one.
+    Planned(Option<&'a str>, &'a dyn Fn(&str) -> bool),
+}
+
 /// The stable version a rollback goes to, checked against the lineage.
 fn choose(
     store: &Store,
     partner: &str,
-    to: Option<&str>,
+    back: Back<'_>,
 ) -> Result<(crate::store::StoredPartner, StableVersion), CliError> {
     let (current, last) = store
         .bound_partner(partner)?
@@ -83,8 +96,18 @@ fn choose(
         .into());
     }
     let stable = store.stable_versions(partner)?;
-    let chosen = match to {
-        Some(v) => stable
+    let chosen = match back {
+        Back::Planned(version, planned) => stable
+            .iter()
+            .rev()
+            .find(|s| s.version.as_deref() == version && planned(&s.state))
+            .cloned()
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "partner `{partner}` has no stable version the rollback plan returns to"
+                ))
+            })?,
+        Back::Version(v) => stable
             .iter()
             .rev()
             .find(|s| s.version.as_deref() == Some(v))
@@ -96,7 +119,7 @@ fn choose(
                     known.join(", ")
                 ))
             })?,
-        None => {
+        Back::Previous => {
             if last
                 .as_ref()
                 .is_some_and(|l| l.outcome.as_deref() == Some(ROLLED_BACK))
@@ -138,7 +161,8 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     let sources = policy::own_sources(&loaded);
     let policy = loaded.policy;
     let store = Store::open_existing(&args.store)?;
-    let (current, chosen) = choose(&store, &args.partner, args.to.as_deref())?;
+    let back = args.to.as_deref().map_or(Back::Previous, Back::Version);
+    let (current, chosen) = choose(&store, &args.partner, back)?;
     let read = |json: &str, what: &str| -> Result<value::Value, UsageError> {
         let json: serde_json::Value = serde_json::from_str(json).map_err(|e| {
             UsageError(format!(
@@ -424,7 +448,32 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             );
             return Ok(r.refuser.refuse(&reason, &[]));
         }
-        let (current, chosen) = choose(&store, &e.id, e.to.as_deref())?;
+        // The stable version the plan returns to is the one whose state it
+        // carries; an entry that carries none of the partner's was edited.
+        let target_digest = e.target.as_ref().and_then(|t| {
+            value::from_json(&policy.schema, t, "", Completeness::Full)
+                .ok()
+                .map(|v| state_digest(&v))
+        });
+        let planned = |text: &str| {
+            serde_json::from_str(text)
+                .ok()
+                .and_then(|j| value::from_json(&policy.schema, &j, "", Completeness::Full).ok())
+                .is_some_and(|v| Some(state_digest(&v)) == target_digest)
+        };
+        let stable = store.stable_versions(&e.id)?;
+        if !stable
+            .iter()
+            .any(|s| s.version.as_deref() == e.to.as_deref() && planned(&s.state))
+        {
+            let reason = format!(
+                "the rollback plan's entry for `{}` returns to a state that is none of its stable versions at {}: the plan was edited; plan the rollback again",
+                e.id,
+                e.to.as_deref().unwrap_or("its version")
+            );
+            return Ok(r.refuser.refuse(&reason, &["nothing was rolled back"]));
+        }
+        let (current, chosen) = choose(&store, &e.id, Back::Planned(e.to.as_deref(), &planned))?;
         // What the rollback needs is decided again here, from the store's
         // states and the policy: an entry that says otherwise was edited.
         let back_state = value::from_json(

@@ -958,6 +958,125 @@ fn an_edited_merkle_head_is_named_by_verify_and_refused_by_writers() {
 }
 
 #[test]
+fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
+    // p-014's state replaced (its region moved, its version kept): it has
+    // two stable versions at one version. Its rollback returns to the
+    // earlier state. Before, apply looked the stable version up by its
+    // version alone, found the current one, and refused the approved
+    // rollback as "already at …: nothing to roll back" (exit 2).
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let p014 = || {
+        let o = pmf(d, &["state", "export"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        all.into_iter().find(|s| s["id"] == "p-014").unwrap()
+    };
+    let before = p014();
+    let mut moved = before.clone();
+    moved["region"] = serde_json::json!(if before["region"] == "us" { "eu" } else { "us" });
+    std::fs::write(
+        d.join("moved.json"),
+        serde_json::to_string(&[&moved]).unwrap(),
+    )
+    .unwrap();
+    let o = state_import(
+        d,
+        "moved.json",
+        &policy,
+        &[
+            "--replace",
+            "--reason",
+            "moved (INC-7)",
+            "-o",
+            "moved-plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let approve_all = |plan: &str, out: &str| {
+        for key in ["TSC.key", "ERC.key", "SCO.key"] {
+            let o = pmf(d, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        }
+    };
+    approve_all("moved-plan.json", "moved-approvals.json");
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "moved-plan.json",
+            "--approvals",
+            "moved-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(p014()["region"], moved["region"]);
+    let o = pmf(
+        d,
+        &["rollback", "p-014", "--policy", &policy, "-o", "back.json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    approve_all("back.json", "back-approvals.json");
+    let o = pmf(
+        d,
+        &["apply", "back.json", "--approvals", "back-approvals.json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        p014(),
+        before,
+        "back to the state the rollback was planned to"
+    );
+    // A rollback plan whose state to return to was edited (its signers
+    // approved what it carries) returns to none of the partner's stable
+    // states: refused and recorded, nothing rolled back. Before, apply
+    // installed the stored stable version at that version, which is not
+    // what the signers were handed.
+    let o = pmf(
+        d,
+        &[
+            "rollback",
+            "p-012",
+            "--policy",
+            &policy,
+            "-o",
+            "edited.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("edited.json")).unwrap()).unwrap();
+    plan["entries"][0]["target"]["region"] = serde_json::json!("zz");
+    std::fs::write(d.join("edited.json"), plan.to_string()).unwrap();
+    approve_all("edited.json", "edited-approvals.json");
+    let state = |id: &str| {
+        let o = pmf(d, &["state", "export"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        all.into_iter().find(|s| s["id"] == id).unwrap()
+    };
+    let p012 = state("p-012");
+    let refused = crate::runtime::refusals(d).len();
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "edited.json",
+            "--approvals",
+            "edited-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("returns to a state that is none of its stable versions"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(crate::runtime::refusals(d).len(), refused + 1);
+    assert_eq!(state("p-012"), p012);
+    assert_eq!(code(&verify(d, &[])), 0);
+}
+
+#[test]
 fn a_rollback_planned_before_the_partner_changed_is_stale() {
     // Two rollbacks of p-012 planned from the same state (2.0.0 → 1.2.2),
     // both approved. Once the first is carried out, the second was made
