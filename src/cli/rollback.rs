@@ -107,10 +107,19 @@ fn choose(
                     "partner `{partner}` has no stable version the rollback plan returns to"
                 ))
             })?,
+        // At a version the partner was stable at in several states (a
+        // replacement keeps the version), the latest other than where it is.
         Back::Version(v) => stable
             .iter()
             .rev()
-            .find(|s| s.version.as_deref() == Some(v))
+            .filter(|s| s.version.as_deref() == Some(v))
+            .find(|s| s.state != current.state)
+            .or_else(|| {
+                stable
+                    .iter()
+                    .rev()
+                    .find(|s| s.version.as_deref() == Some(v))
+            })
             .cloned()
             .ok_or_else(|| {
                 let known: Vec<String> = stable.iter().filter_map(|s| s.version.clone()).collect();

@@ -416,7 +416,7 @@ class Sequence:
 
     def play(self, steps):
         kinds = [(self.step_plan, 5), (self.step_approve, 5), (self.step_apply, 8), (self.step_rollback, 2),
-                 (self.step_replace, 1), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
+                 (self.step_replace, 2), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
                  (self.step_rekey, 1), (self.step_together, 2)]
         population = [k for k, w in kinds for _ in range(w)]
         self.step_plan()

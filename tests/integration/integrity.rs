@@ -1011,6 +1011,26 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(p014()["region"], moved["region"]);
+    // Named by its version, a rollback goes to the earlier state too (the
+    // latest state at that version other than where the partner is).
+    let version = before["version"].as_str().unwrap().to_string();
+    let o = pmf(
+        d,
+        &[
+            "rollback",
+            "p-014",
+            "--policy",
+            &policy,
+            "-o",
+            "named.json",
+            "--to",
+            &version,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let named: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("named.json")).unwrap()).unwrap();
+    assert_eq!(named["entries"][0]["target"]["region"], before["region"]);
     let o = pmf(
         d,
         &["rollback", "p-014", "--policy", &policy, "-o", "back.json"],
