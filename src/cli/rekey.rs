@@ -35,8 +35,10 @@ pub struct RekeyArgs {
         conflicts_with = "approved"
     )]
     pub reason: Option<String>,
-    /// The key in force (default: `operator.key` beside the store).
-    #[arg(long, env = "PMF_OPERATOR_KEY", conflicts_with_all = ["request", "approved"])]
+    /// The key in force (default: `operator.key` beside the store). Not
+    /// with `--request` or `--approved` (the key in force is lost), where
+    /// `PMF_OPERATOR_KEY` set in the environment is ignored.
+    #[arg(long, env = "PMF_OPERATOR_KEY")]
     pub operator_key: Option<PathBuf>,
     /// The key in force is lost: write the request the authorities of the
     /// governing policy approve (`pmf approve FILE`) here, and rekey
@@ -71,6 +73,19 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         return Err(UsageError(
             "--reason: say why the operator key is replaced (it is recorded in the lineage)".into(),
         )
+        .into());
+    }
+    // A lost key's succession signs nothing with the key in force: naming
+    // it is a mistake, unless the environment names it for every command
+    // (clap would count the variable as the option given).
+    if (args.request.is_some() || args.approved.is_some())
+        && let Some(key) = &args.operator_key
+        && std::env::var_os("PMF_OPERATOR_KEY").is_none_or(|env| *key != PathBuf::from(env))
+    {
+        return Err(UsageError(format!(
+            "--operator-key `{}` has no use with --request or --approved: they replace a key in force that is lost",
+            key.display()
+        ))
         .into());
     }
     // The approved request, read (and its form checked) before the store

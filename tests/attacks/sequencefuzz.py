@@ -59,6 +59,8 @@ CODES = {
     # 2: a store an apply killed before its first commit holds no checkpoint to export.
     "checkpoint": {0, 2},
     "rekey": {0},
+    # 1: an authority's approval missing, or the request no longer for this store's key.
+    "rekey-approved": {0, 1},
     "export": {0},
 }
 
@@ -299,7 +301,21 @@ class Sequence:
         if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
             return self.step_plan()
         key = os.path.join(".pmf", self.fresh("operator", "key"))
-        rc, o, e = self.run("rekey", ["state", "rekey", "--new-key", key, "--reason", "sequencefuzz"])
+        if self.rng.random() < 0.5:
+            rc, o, e = self.run("rekey", ["state", "rekey", "--new-key", key, "--reason", "sequencefuzz"])
+        else:
+            # As when the key in force is lost: a request every authority of the governing
+            # policy approves (some of them, at random), carried out with their approvals.
+            request, approvals = self.fresh("rekey-request"), self.fresh("rekey-approvals")
+            rc, o, e = self.run("rekey", ["state", "rekey", "--new-key", key, "--reason", "sequencefuzz",
+                                          "--request", request])
+            if rc != 0:
+                return
+            signers = AUTHORITIES if self.rng.random() < 0.7 else self.rng.sample(AUTHORITIES, 2)
+            for a in signers:
+                self.run("approve", ["approve", request, "--key", a + ".key", "-o", approvals, "--yes"])
+            rc, o, e = self.run("rekey-approved", ["state", "rekey", "--new-key", key, "--approved", request,
+                                                   "--approvals", approvals])
         if rc == 0:
             self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, key)
 
@@ -417,7 +433,7 @@ class Sequence:
     def play(self, steps):
         kinds = [(self.step_plan, 5), (self.step_approve, 5), (self.step_apply, 8), (self.step_rollback, 2),
                  (self.step_replace, 2), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
-                 (self.step_rekey, 1), (self.step_together, 2)]
+                 (self.step_rekey, 2), (self.step_together, 2)]
         population = [k for k, w in kinds for _ in range(w)]
         self.step_plan()
         for _ in range(steps):

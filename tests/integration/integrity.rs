@@ -6,7 +6,7 @@
 //! against a checkpoint a witness kept.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use pmf::store::checkpoint::{Checkpoint, OperatorKey};
 use pmf::store::interned::Texts;
@@ -3499,6 +3499,54 @@ fn rekey(dir: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["state", "rekey"];
     args.extend_from_slice(extra);
     pmf(dir, &args)
+}
+
+/// `PMF_OPERATOR_KEY`, set for every command as the docs suggest after a
+/// rekey, does not stop a lost key's request: clap counted the variable as
+/// `--operator-key` given, which conflicted with `--request` (exit 2, "the
+/// argument '--request' cannot be used with '--operator-key'"). Naming the
+/// key on the command line with `--request` is still a usage error.
+#[test]
+fn the_operator_key_in_the_environment_does_not_stop_a_lost_key_s_request() {
+    let dir = story();
+    let d = dir.path();
+    let o = Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args([
+            "state",
+            "rekey",
+            "--new-key",
+            "new.key",
+            "--reason",
+            "the disk that held it died",
+            "--request",
+            "rekey.json",
+        ])
+        .env("PMF_OPERATOR_KEY", d.join(".pmf/operator.key"))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(d.join("rekey.json").exists());
+    let o = rekey(
+        d,
+        &[
+            "--new-key",
+            "new.key",
+            "--reason",
+            "lost",
+            "--operator-key",
+            ".pmf/operator.key",
+            "--request",
+            "again.json",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("has no use with --request or --approved"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!d.join("again.json").exists());
 }
 
 /// `pmf state rekey --new-key KEY --approved REQUEST --approvals APPROVALS`
