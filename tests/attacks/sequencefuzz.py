@@ -96,8 +96,9 @@ class Sequence:
         self.governed = 0
         # Writers refused because another held the store.
         self.contended = 0
-        # Policies that governed the store (its first included).
+        # Policies that governed the store (its first included), operator keys replaced.
         self.policy_changes = 0
+        self.successions = 0
         self.apply_secs = 0.3
         self.n = 0
         for a in AUTHORITIES:
@@ -372,10 +373,12 @@ class Sequence:
         required_by_plan = {p["hash"]: p for p in self.plans}
         texts = E.texts(db)
         runs = {}  # partner -> [ [events...], ... ]
-        self.policy_changes = 0
+        self.policy_changes, self.successions = 0, 0
         for _g, pid, _s, ev, _h in E.events(db):
             if pid == "@governance":
                 self.policy_changes += 1
+            if pid == "@operator":
+                self.successions += 1
             if pid.startswith("@"):
                 continue
             e = E.decode(ev, texts)
@@ -455,7 +458,7 @@ def main():
     args = ap.parse_args()
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
-    total_steps, total_killed, plans, changes, governed, contended, policies = 0, 0, 0, 0, 0, 0, 0
+    total_steps, total_killed, plans, changes, governed, contended, policies, successions = 0, 0, 0, 0, 0, 0, 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -469,6 +472,7 @@ def main():
         governed += seq.governed
         contended += seq.contended
         policies += max(0, seq.policy_changes - 1)
+        successions += seq.successions
         for what, detail, recent in seq.findings:
             T.add(f"sequence {n} (seed {args.seed}): {what}", False, detail[:200], " | ".join(recent))
         if seq.findings:
@@ -483,7 +487,8 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
           all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} commands killed, {contended} refused beside another writer, "
-          f"{plans} plans made, {policies} changes of the governing policy; at the end, {changes} "
+          f"{plans} plans made, {policies} changes of the governing policy, {successions} operator keys replaced; "
+          f"at the end, {changes} "
           f"changes held to their plans, {governed} of them to the approvals their plans required")
     return T.finish({"sequences": args.sequences, "steps": args.steps, "seed": args.seed})
 
