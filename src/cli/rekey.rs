@@ -80,7 +80,7 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
     // (clap would count the variable as the option given).
     if (args.request.is_some() || args.approved.is_some())
         && let Some(key) = &args.operator_key
-        && std::env::var_os("PMF_OPERATOR_KEY").is_none_or(|env| *key != PathBuf::from(env))
+        && std::env::var_os("PMF_OPERATOR_KEY").is_none_or(|env| key.as_os_str() != env)
     {
         return Err(UsageError(format!(
             "--operator-key `{}` has no use with --request or --approved: they replace a key in force that is lost",

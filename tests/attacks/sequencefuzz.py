@@ -96,6 +96,8 @@ class Sequence:
         self.governed = 0
         # Writers refused because another held the store.
         self.contended = 0
+        # Proofs the independent verifier checked.
+        self.audited = 0
         # Policies that governed the store (its first included), operator keys replaced.
         self.policy_changes = 0
         self.successions = 0
@@ -369,6 +371,7 @@ class Sequence:
                 rc, o, e, _ = C.run([C.pmf_bin(), "lineage", "verify", "--checkpoint", w], cwd=self.d, env=self.env)
                 if rc != 0:
                     self.finding(f"the store no longer verifies against the witness's {w}", (o + e).strip()[-300:])
+            self.audit()
         ok = True
         required_by_plan = {p["hash"]: p for p in self.plans}
         texts = E.texts(db)
@@ -433,6 +436,27 @@ class Sequence:
             self.policy = self.rng.choice(self.policies)
         return self.policy
 
+    def audit(self):
+        """What an auditor holds without pmf: a few partners' events proved included in the
+        latest signed checkpoint (and that checkpoint consistent with a witness's), checked by
+        the independent verifier of tests/integration/verify_proof.py."""
+        verifier = os.path.join(C.src_root(), "tests", "integration", "verify_proof.py")
+        for pid in self.rng.sample(sorted(self.states()), min(3, len(self.states()))):
+            args = ["lineage", "prove", pid]
+            if self.witnesses and self.rng.random() < 0.5:
+                args += ["--since", self.rng.choice(self.witnesses)]
+            rc, o, e, _ = C.run([C.pmf_bin()] + args, cwd=self.d, env=self.env)
+            if rc != 0:
+                self.finding(f"pmf {' '.join(args)} exited {rc}", e.strip()[-300:])
+                continue
+            proof = os.path.join(self.d, self.fresh("proof"))
+            with open(proof, "w") as fh:
+                fh.write(o)
+            rc, o2, e2, _ = C.run([sys.executable, verifier, proof])
+            self.audited += 1
+            if rc != 0:
+                self.finding(f"the independent verifier refuses pmf {' '.join(args)}", (o2 + e2).strip()[-300:])
+
     def play(self, steps):
         kinds = [(self.step_plan, 5), (self.step_approve, 5), (self.step_apply, 8), (self.step_rollback, 2),
                  (self.step_replace, 2), (self.step_import, 1), (self.step_review, 2), (self.step_checkpoint, 1),
@@ -459,6 +483,7 @@ def main():
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
     total_steps, total_killed, plans, changes, governed, contended, policies, successions = 0, 0, 0, 0, 0, 0, 0, 0
+    audited = 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -473,6 +498,7 @@ def main():
         contended += seq.contended
         policies += max(0, seq.policy_changes - 1)
         successions += seq.successions
+        audited += seq.audited
         for what, detail, recent in seq.findings:
             T.add(f"sequence {n} (seed {args.seed}): {what}", False, detail[:200], " | ".join(recent))
         if seq.findings:
