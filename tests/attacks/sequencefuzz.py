@@ -511,11 +511,13 @@ def main():
             print(f"  sequence {n}: kept in {dest}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"exercised: {total_steps} steps, {total_killed} commands killed, {contended} refused beside another "
+          f"writer, {plans} plans made, {policies} changes of the governing policy, {successions} operator keys "
+          f"replaced; at the end, {changes} changes held to their plans ({governed} to the approvals their plans "
+          f"required), {audited} proofs checked by the independent verifier")
     T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
-          all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} commands killed, {contended} refused beside another writer, "
-          f"{plans} plans made, {policies} changes of the governing policy, {successions} operator keys replaced; "
-          f"at the end, {changes} "
-          f"changes held to their plans, {governed} of them to the approvals their plans required")
+          all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} killed, {changes} changes held, "
+          f"{audited} proofs checked")
     return T.finish({"sequences": args.sequences, "steps": args.steps, "seed": args.seed})
 
 
