@@ -239,7 +239,11 @@ class Sequence:
         if not self.plans:
             return self.step_plan()
         plan = self.plans[-1] if self.rng.random() < 0.6 else self.rng.choice(self.plans)
-        self.run("apply", self.apply_args(plan), kill=self.rng.random() < 0.35)
+        args = self.apply_args(plan)
+        if self.rng.random() < 0.1:
+            # Observed metrics other than the plan's (or where it had none): refused, naming the file.
+            args += ["--observed", os.path.join(self.fleet, "observed.json")]
+        self.run("apply", args, kill=self.rng.random() < 0.35)
 
     def step_rollback(self):
         states = self.states()
@@ -270,6 +274,10 @@ class Sequence:
     def step_import(self):
         new = dict(self.rng.choice(json.load(open(os.path.join(self.fleet, "partners.json")))))
         new["id"] = f"i-{self.n:03d}"
+        held = sorted(self.states())
+        if held and self.rng.random() < 0.3:
+            # A partner the store holds, imported again without --replace: refused and recorded.
+            new["id"] = self.rng.choice(held)
         sfile = self.fresh("import", "ndjson")
         with open(os.path.join(self.d, sfile), "w") as fh:
             fh.write(json.dumps(new) + "\n")
