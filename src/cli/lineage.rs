@@ -486,6 +486,13 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             })?;
             // A checkpoint (strings and a number) always serialises.
             let text = serde_json::to_string_pretty(&latest).unwrap_or_default() + "\n";
+            // A witness's earlier checkpoint is evidence: it is replaced only
+            // by one of the same store whose log extends it.
+            if let Some(path) = output
+                && let Some(refusal) = replaces_evidence(&store, &latest, path)?
+            {
+                return Ok(refusal);
+            }
             match output {
                 Some(path) => {
                     crate::output::write(path, text.as_bytes(), false).map_err(|e| {
@@ -670,6 +677,47 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
     }
+}
+
+/// Whether `lineage checkpoint -o PATH` would write over a checkpoint that
+/// is evidence: of another store (exit 2), or one the store's log no longer
+/// extends (a rewrite or a truncation since it was exported: exit 1).
+/// `None` when PATH holds no checkpoint, or one that `latest` extends.
+fn replaces_evidence(
+    store: &Store,
+    latest: &Checkpoint,
+    path: &std::path::Path,
+) -> Result<Option<Exit>, CliError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let Ok(held) = Checkpoint::read(path) else {
+        return Ok(None);
+    };
+    if held.store_id != latest.store_id {
+        return Err(UsageError(format!(
+            "`{}` holds a checkpoint of another store ({}): a witness of that store keeps it; nothing was written over it",
+            path.display(),
+            crate::runtime::plan_view::printable(&held.store_id)
+        ))
+        .into());
+    }
+    let extends = held.size <= latest.size
+        && store
+            .tree()?
+            .root_of(held.size)
+            .is_some_and(|root| crate::store::merkle::to_hex(&root) == held.root);
+    if extends {
+        return Ok(None);
+    }
+    errln!(
+        "pmf: the store's log no longer extends the checkpoint `{}` holds ({} events, signed at {}): it was rewritten or cut since; the file is evidence of it, and nothing was written over it (`pmf lineage verify --checkpoint {}` says more)",
+        path.display(),
+        held.size,
+        crate::runtime::plan_view::printable(&held.time),
+        path.display()
+    );
+    Ok(Some(Exit::Failure))
 }
 
 #[cfg(test)]

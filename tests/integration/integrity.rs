@@ -215,6 +215,20 @@ fn consistent_rewrites_are_caught_by_the_signed_checkpoints() {
 #[test]
 fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
     let dir = story();
+    // A witness's checkpoint the log extends is replaced by the latest.
+    std::fs::copy(
+        dir.path().join("witness.json"),
+        dir.path().join("w-old.json"),
+    )
+    .unwrap();
+    let o = pmf(dir.path(), &["lineage", "checkpoint", "-o", "w-old.json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["lineage", "checkpoint"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("w-old.json")).unwrap(),
+        o.stdout,
+        "the latest checkpoint"
+    );
     let (key, made) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
     assert!(!made);
     let c = db(dir.path());
@@ -231,6 +245,52 @@ fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
         dir.path(),
         &["--checkpoint", "witness.json"],
         "no longer extends the witness's checkpoint",
+    );
+    // Nor does exporting the re-signed checkpoint over the witness's file
+    // destroy the evidence (it did: the file was replaced, exit 0).
+    let kept = std::fs::read(dir.path().join("witness.json")).unwrap();
+    let o = pmf(dir.path(), &["lineage", "checkpoint", "-o", "witness.json"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no longer extends the checkpoint `witness.json` holds"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("witness.json")).unwrap(),
+        kept
+    );
+    // Another store's witness is not written over either.
+    let other = tempfile::tempdir().unwrap();
+    let o = pmf(
+        other.path(),
+        &[
+            "state",
+            "import",
+            &fleet("partners.json"),
+            "--policy",
+            &fleet("policy.pmf"),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    std::fs::copy(
+        dir.path().join("witness.json"),
+        other.path().join("theirs.json"),
+    )
+    .unwrap();
+    let o = pmf(
+        other.path(),
+        &["lineage", "checkpoint", "-o", "theirs.json"],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("holds a checkpoint of another store"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read(other.path().join("theirs.json")).unwrap(),
+        kept
     );
 }
 
