@@ -53,7 +53,8 @@ CODES = {
     # 2: a partner with no earlier stable version to return to (nothing to plan).
     "rollback": {0, 1, 2},
     "review": {0, 1},
-    "review-again": {2},
+    # A second promotion: a usage error (2), unless refused first for whose decision it is (1).
+    "review-again": {1, 2},
     "import": {0, 1},
     "replace": {0, 1},
     # 2: a store an apply killed before its first commit holds no checkpoint to export.
@@ -303,9 +304,17 @@ class Sequence:
     def step_checkpoint(self):
         if not os.path.exists(os.path.join(self.d, ".pmf", "state.db")):
             return self.step_plan()
-        out = self.fresh("witness")
+        if self.witnesses and self.rng.random() < 0.3:
+            # Over a witness's earlier checkpoint: the log extends it, so it is replaced (exit 1
+            # would say the log was rewritten since). The earlier one is kept aside for the end.
+            out = self.rng.choice(self.witnesses)
+            kept = self.fresh("witness-earlier")
+            shutil.copy(os.path.join(self.d, out), os.path.join(self.d, kept))
+            self.witnesses.append(kept)
+        else:
+            out = self.fresh("witness")
         rc, o, e = self.run("checkpoint", ["lineage", "checkpoint", "-o", out])
-        if rc == 0:
+        if rc == 0 and out not in self.witnesses:
             self.witnesses.append(out)
 
     def step_rekey(self):
