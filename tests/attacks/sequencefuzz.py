@@ -322,7 +322,12 @@ class Sequence:
             return self.step_plan()
         key = os.path.join(".pmf", self.fresh("operator", "key"))
         if self.rng.random() < 0.5:
-            rc, o, e = self.run("rekey", ["state", "rekey", "--new-key", key, "--reason", "sequencefuzz"])
+            rc, o, e = self.run("rekey", ["state", "rekey", "--new-key", key, "--reason", "sequencefuzz"],
+                                kill=self.rng.random() < 0.3)
+            if rc is None:
+                # Killed: the store is rekeyed or not, never half; the key it pins says which.
+                self.adopt_pinned_key(key)
+                return
         else:
             # As when the key in force is lost: a request every authority of the governing
             # policy approves (some of them, at random), carried out with their approvals.
@@ -338,6 +343,17 @@ class Sequence:
                                                    "--approvals", approvals])
         if rc == 0:
             self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, key)
+
+    def adopt_pinned_key(self, new_key):
+        """After a rekey was killed: go on with the new key if the store pins it."""
+        rc, o, e, _ = C.run([C.pmf_bin(), "status", "--format", "json"], cwd=self.d, env=self.env)
+        try:
+            pinned = json.loads(o)["operator"]["key"]
+            made = json.load(open(os.path.join(self.d, new_key)))["public_key"]
+        except (ValueError, KeyError, TypeError, OSError):
+            return
+        if pinned == made:
+            self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, new_key)
 
     def step_together(self):
         """Two writers at once: an apply and another apply, an import or a review decision. One
