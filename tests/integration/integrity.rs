@@ -17,7 +17,8 @@ use pmf::store::merkle::{self, Frontier};
 use rusqlite::Connection;
 
 use crate::runtime::{
-    apply, code, column, db, fleet, plan_with, planned, pmf, predicted, rollback, text,
+    apply, code, column, db, exits_saying, fleet, plan_with, planned, pmf, predicted, rollback,
+    text,
 };
 
 /// A store after the fleet story (plan, TSC+ERC approvals, apply,
@@ -250,11 +251,10 @@ fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
     // destroy the evidence (it did: the file was replaced, exit 0).
     let kept = std::fs::read(dir.path().join("witness.json")).unwrap();
     let o = pmf(dir.path(), &["lineage", "checkpoint", "-o", "witness.json"]);
-    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("no longer extends the checkpoint `witness.json` holds"),
-        "{}",
-        text(&o.stderr)
+    exits_saying(
+        &o,
+        1,
+        "no longer extends the checkpoint `witness.json` holds",
     );
     assert_eq!(
         std::fs::read(dir.path().join("witness.json")).unwrap(),
@@ -282,12 +282,7 @@ fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
         other.path(),
         &["lineage", "checkpoint", "-o", "theirs.json"],
     );
-    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("holds a checkpoint of another store"),
-        "{}",
-        text(&o.stderr)
-    );
+    exits_saying(&o, 2, "holds a checkpoint of another store");
     assert_eq!(
         std::fs::read(other.path().join("theirs.json")).unwrap(),
         kept
@@ -1145,11 +1140,10 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
             "edited-approvals.json",
         ],
     );
-    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("returns to a state that is none of its stable versions"),
-        "{}",
-        text(&o.stderr)
+    exits_saying(
+        &o,
+        1,
+        "returns to a state that is none of its stable versions",
     );
     assert_eq!(crate::runtime::refusals(d).len(), refused + 1);
     assert_eq!(state("p-012"), p012);
@@ -1208,11 +1202,10 @@ fn a_rollback_planned_before_the_partner_changed_is_stale() {
         d,
         &["apply", "rb-b.json", "--approvals", "rb-b.json.approvals"],
     );
-    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("partner `p-012` changed since the rollback was planned"),
-        "{}",
-        text(&o.stderr)
+    exits_saying(
+        &o,
+        1,
+        "partner `p-012` changed since the rollback was planned",
     );
     let refused = crate::runtime::refusals(d);
     assert_eq!(refused.len(), refused_before + 1, "{refused:?}");
@@ -2284,12 +2277,7 @@ fn a_review_decision_lifts_no_throttle_and_a_promotion_can_be_overruled() {
     // where no decision could end its walk (an abort was refused as
     // "promoted").
     let o = decide("promote", &throttled, "TSC.key");
-    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("a review decision does not lift a throttle"),
-        "{}",
-        text(&o.stderr)
-    );
+    exits_saying(&o, 1, "a review decision does not lift a throttle");
     let refused = crate::runtime::refusals(dir.path());
     assert!(
         refused.iter().any(
@@ -3600,12 +3588,7 @@ fn the_operator_key_in_the_environment_does_not_stop_a_lost_key_s_request() {
             "again.json",
         ],
     );
-    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("has no use with --request or --approved"),
-        "{}",
-        text(&o.stderr)
-    );
+    exits_saying(&o, 2, "has no use with --request or --approved");
     assert!(!d.join("again.json").exists());
 }
 

@@ -27,6 +27,13 @@ pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
 }
 
+/// Assert that `o` exited with `expected` and said `needle` on stderr.
+pub(crate) fn exits_saying(o: &Output, expected: i32, needle: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(code(o), expected, "{err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+}
+
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
