@@ -118,6 +118,21 @@ fn pause_of(store: &Store, id: &str, last: LastEvent) -> Result<Pause, CliError>
     Ok(Pause { at, promoted_by })
 }
 
+/// Until when the plan a walk paused at `pause` waits on (`plan_hash`)
+/// may continue it: as the paused event records it (signed with the walk),
+/// else, for a walk an earlier pmf paused, as the store noted it when the
+/// plan was applied.
+fn expiry_of(
+    store: &Store,
+    pause: &LastEvent,
+    plan_hash: &str,
+) -> Result<Option<String>, CliError> {
+    match &pause.expires_at {
+        Some(at) => Ok(Some(at.clone())),
+        None => Ok(store.plan_expiry(plan_hash)?),
+    }
+}
+
 /// What would unblock a paused partner, whose plan expires at `expiry`
 /// (when the store knows).
 fn unblock(p: &StoredPartner, pause: Option<&Pause>, expiry: Option<&str>) -> String {
@@ -175,9 +190,9 @@ pub fn run(args: &ReviewArgs) -> Result<Exit, CliError> {
                     None => None,
                 };
                 let plan_hash = pause.as_ref().and_then(|l| l.at.plan_hash.clone());
-                let expiry = match &plan_hash {
-                    Some(h) => store.plan_expiry(h)?,
-                    None => None,
+                let expiry = match (&pause, &plan_hash) {
+                    (Some(p), Some(h)) => expiry_of(&store, &p.at, h)?,
+                    _ => None,
                 };
                 rows.push(serde_json::json!({
                     "partner": p.id,
@@ -325,7 +340,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     // A promotion is used by the next apply of the partner's plan: once
     // that plan expired, none will come.
     if decision == EventKind::ReviewPromoted
-        && let Some(at) = store.plan_expiry(&plan_hash)?
+        && let Some(at) = expiry_of(&store, &pause, &plan_hash)?
         && expired(Some(&at)) == Some(true)
     {
         let reason = format!(

@@ -57,7 +57,8 @@ KINDS = ["unknown", "phase_entered", "approvals_missing", "approved", "validated
 STR1 = ["phase", "from", "to", "type", "outcome"]          # bits 0-4 (interned)
 # 5 health, 6 band*, 7 action*, 8 approvals*, 9 rite*, 10 policy_hash*, 11 plan_hash*,
 # 12 state, 13 stable, 14 signers*, 15 signature, 16 waits, 17 detail*, 18 time as seconds,
-# 19 categories* (a list, maybe empty: on a paused walk's last event)
+# 19 categories* (a list, maybe empty: on a paused walk's last event),
+# 20 expires_at* (until when a paused walk's plan may continue it: on its last event)
 # (* interned in schema 4)
 GENESIS = bytes(32)
 
@@ -133,6 +134,7 @@ def _write(e, tag, text):
     if e.get("categories") is not None:  # present even when empty
         flags |= 1 << 19
         fields.append(tlist(e["categories"]))
+    opt(20, "expires_at", text)
     return bytes([tag, KINDS.index(e["kind"])]) + varint(flags) + t + b"".join(fields)
 
 
@@ -242,10 +244,11 @@ def decode(b, texts=None):
     for bit, k, f in [(6, "band", text), (7, "action", text), (8, "approvals", tlist), (9, "rite", text),
                       (10, "policy_hash", text), (11, "plan_hash", text), (12, "state", r.str),
                       (13, "stable", r.list), (14, "signers", tlist), (15, "signature", r.str),
-                      (16, "waits", r.str), (17, "detail", text), (19, "categories", tlist)]:
+                      (16, "waits", r.str), (17, "detail", text), (19, "categories", tlist),
+                      (20, "expires_at", text)]:
         if has(bit):
             e[k] = f()
-    if r.i != len(b) or flags >> 20:
+    if r.i != len(b) or flags >> 21:
         raise ValueError("trailing bytes or unknown flags")
     return e
 

@@ -3203,6 +3203,14 @@ fn review_says_when_a_plan_can_no_longer_continue_a_partner() {
             .contains("pmf review promote p-021"),
         "{before}"
     );
+    // What review judges a promotion by is the expiry the paused walk
+    // records, signed with it; the store's note of it (covered by no
+    // digest) moved years ahead changes nothing. Before, the note was
+    // read: the list showed 2099 and the promotion below was accepted.
+    db(d)
+        .execute("UPDATE plans SET expires_at = '2099-01-01T00:00:00Z'", [])
+        .unwrap();
+    assert_eq!(listed()["plan_expires_at"], expires.as_str());
 
     std::thread::sleep(std::time::Duration::from_secs(4));
     let after = listed();

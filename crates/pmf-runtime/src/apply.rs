@@ -653,6 +653,11 @@ pub fn prepare_partner(
                 .map(str::to_string)
                 .collect(),
         );
+        // And until when its plan may continue it: what a review decision
+        // is judged by, signed with the walk (the store's note of it is
+        // not).
+        last.expires_at
+            .clone_from(&inputs.plan.plan.header.expires_at);
     }
 
     // The partner's state after the outcome.

@@ -89,6 +89,11 @@ pub struct Event {
     /// counts its outcome under, for illumination).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<String>>,
+    /// Until when the plan a paused walk waits on may continue it (RFC
+    /// 3339, on a paused walk's last event): what `pmf review` judges a
+    /// promotion by, signed with the walk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// What a lineage event records. One list for every module that writes
@@ -276,6 +281,7 @@ impl Event {
         if let Some(categories) = &self.categories {
             all(out, "categories", categories);
         }
+        field(out, "expires_at", &self.expires_at);
         out.push(b'}');
     }
 }
@@ -526,6 +532,8 @@ pub struct LastEvent {
     pub migration: Option<String>,
     /// The categories a paused walk's migration touches.
     pub categories: Option<Vec<String>>,
+    /// Until when the plan a paused walk waits on may continue it.
+    pub expires_at: Option<String>,
 }
 
 impl LastEvent {
@@ -546,6 +554,7 @@ impl From<Event> for LastEvent {
             detail: e.detail,
             migration: e.migration,
             categories: e.categories,
+            expires_at: e.expires_at,
         }
     }
 }
@@ -922,6 +931,7 @@ fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result
     let secs = crate::clock::parse_rfc3339(&e.time);
     mark(secs.is_some());
     mark(e.categories.is_some());
+    mark(e.expires_at.is_some());
     put_varint(out, flags);
     match secs {
         Some(n) => put_varint(out, n),
@@ -970,6 +980,9 @@ fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result
     }
     if let Some(categories) = &e.categories {
         list(out, categories, text)?;
+    }
+    if let Some(s) = &e.expires_at {
+        text(out, s)?;
     }
     Ok(())
 }
@@ -1112,7 +1125,8 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
     } else {
         None
     };
-    if !r.rest.is_empty() || flags >> 20 != 0 {
+    let expires_at = opt_text(20, &mut r)?;
+    if !r.rest.is_empty() || flags >> 21 != 0 {
         return None;
     }
     Some(Event {
@@ -1139,6 +1153,7 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
         time,
         detail,
         categories,
+        expires_at,
     })
 }
 
@@ -1316,6 +1331,7 @@ mod tests {
             time: "2026-12-03T14:00:00Z".into(),
             detail: Some("health band requires review — “quoted”".into()),
             categories: Some(vec!["structural".into(), "permission".into()]),
+            expires_at: Some("2026-12-10T14:00:00Z".into()),
         }
     }
 
@@ -1487,7 +1503,7 @@ mod tests {
         }
         // The repeated texts are written once, in the table.
         assert!(sizes.iter().all(|(s, c)| s * 2 < *c), "{sizes:?}");
-        assert_eq!(next, 16, "each text numbered once");
+        assert_eq!(next, 17, "each text numbered once");
     }
 
     #[test]
