@@ -881,7 +881,7 @@ fn prepare(
             state,
             last,
             absent,
-        } => (state, last.as_ref(), *absent),
+        } => (state, last.as_deref(), *absent),
     };
     Some(
         prepare_partner(

@@ -86,7 +86,7 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
             else {
                 continue;
             };
-            let (prior, absent) = (prior.as_ref(), *absent);
+            let (prior, absent) = (prior.as_deref(), *absent);
             if ahead {
                 let prepared = prepare_partner(
                     &inputs,

@@ -183,7 +183,7 @@ pub enum Start {
         /// Its current state.
         state: Value,
         /// The last event the store holds of it.
-        last: Option<LastEvent>,
+        last: Option<Box<LastEvent>>,
         /// Whether the store did not hold it (read under the store's write
         /// lock, so still absent when it is applied: no second read).
         absent: bool,
@@ -226,7 +226,7 @@ pub fn current_states(
     enum Read<'p> {
         Done(String),
         /// The entry, its stored state and last event, if the store holds it.
-        Walk(&'p PlanEntry, Option<(String, Option<LastEvent>)>),
+        Walk(&'p PlanEntry, Option<(String, Option<Box<LastEvent>>)>),
     }
     let mut work: Vec<Read<'_>> = Vec::with_capacity(plan.entries.len());
     for e in &plan.entries {
@@ -250,7 +250,10 @@ pub fn current_states(
             store.bound_partner(&e.id)?
         };
         // Not in the store yet: the state the plan carries.
-        work.push(Read::Walk(e, bound.map(|(p, last)| (p.state, last))));
+        work.push(Read::Walk(
+            e,
+            bound.map(|(p, last)| (p.state, last.map(Box::new))),
+        ));
     }
     use rayon::prelude::*;
     let parsed: Vec<Option<Result<(Value, bool), ApplyError>>> = work
