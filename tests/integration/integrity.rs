@@ -3211,6 +3211,19 @@ fn review_says_when_a_plan_can_no_longer_continue_a_partner() {
         .execute("UPDATE plans SET expires_at = '2099-01-01T00:00:00Z'", [])
         .unwrap();
     assert_eq!(listed()["plan_expires_at"], expires.as_str());
+    // And `verify` holds the note to what the walks record.
+    let o = pmf(d, &["lineage", "verify"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "expiring at 2099-01-01T00:00:00Z, but its paused walks record {expires}"
+        )),
+        "{}",
+        text(&o.stdout)
+    );
+    db(d)
+        .execute("UPDATE plans SET expires_at = ?1", [&expires])
+        .unwrap();
 
     std::thread::sleep(std::time::Duration::from_secs(4));
     let after = listed();

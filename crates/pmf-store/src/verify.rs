@@ -412,6 +412,9 @@ impl Store {
         let mut told_at: HashMap<u32, i64> = HashMap::new();
         let mut carried_at: Option<i64> = None;
         let mut counted_events = 0u64;
+        // Until when each plan may continue a walk, as its paused walks
+        // record it, and where first (the store's note is held to it).
+        let mut expiries: HashMap<String, (String, i64)> = HashMap::new();
         while let Some(r) = rows.next()? {
             let first_global: i64 = r.get(0)?;
             let partner: String = r.get(1)?;
@@ -435,6 +438,20 @@ impl Store {
                 };
                 let known = partners.entry(partner.clone()).or_default();
                 let parsed = read_event_with(body, &partner, seq as u64, &texts);
+                if let Some(e) = &parsed
+                    && let (Some(plan), Some(until)) = (&e.plan_hash, &e.expires_at)
+                {
+                    match expiries.get(plan) {
+                        Some((first, _)) if first != until => problems.push(here(format!(
+                            "it records plan {} expiring at {until}, an earlier walk of it at {first}: edited outside pmf",
+                            plan.get(..12).unwrap_or(plan)
+                        ))),
+                        Some(_) => {}
+                        None => {
+                            expiries.insert(plan.clone(), (until.clone(), global_seq));
+                        }
+                    }
+                }
                 let prev = if known.seq == 0 {
                     GENESIS_BYTES
                 } else {
@@ -879,6 +896,22 @@ impl Store {
                     format!(
                         "the log ends at event #{count} but the witness's checkpoint signed at {} covers {} events: the log was truncated",
                         w.time, w.size
+                    ),
+                ));
+            }
+        }
+
+        // The store's note of each plan's expiry (what `pmf review` reads
+        // for walks an earlier pmf paused) is what the walks record.
+        for (plan, (until, first)) in &expiries {
+            let noted = self.plan_expiry(plan)?;
+            if noted.as_deref() != Some(until.as_str()) {
+                problems.push(at(
+                    *first,
+                    format!(
+                        "the store notes plan {} expiring at {}, but its paused walks record {until} (edited outside pmf)",
+                        plan.get(..12).unwrap_or(plan),
+                        noted.as_deref().unwrap_or("no time")
                     ),
                 ));
             }
