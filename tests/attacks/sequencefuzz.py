@@ -97,8 +97,9 @@ class Sequence:
         self.governed = 0
         # Writers refused because another held the store.
         self.contended = 0
-        # Proofs the independent verifier checked.
+        # Proofs the independent verifier checked; reads of the store and the plans.
         self.audited = 0
+        self.reads = 0
         # Policies that governed the store (its first included), operator keys replaced.
         self.policy_changes = 0
         self.successions = 0
@@ -399,6 +400,7 @@ class Sequence:
         if rc != 0:
             self.finding("lineage verify does not pass the store", (o + e).strip()[-400:])
             return False
+        self.read_back()
         if final:
             for w in self.witnesses:
                 rc, o, e, _ = C.run([C.pmf_bin(), "lineage", "verify", "--checkpoint", w], cwd=self.d, env=self.env)
@@ -469,6 +471,40 @@ class Sequence:
             self.policy = self.rng.choice(self.policies)
         return self.policy
 
+    def read_back(self):
+        """What an operator and a reviewer read, on whatever the store and the plans hold: the
+        store at a glance, what waits, the lineage, a plan shown and two compared, and a new plan
+        made from every state the store exports (each must be one pmf can plan from again)."""
+        readers = [["status", "--format", "json"], ["review", "list", "--format", "json"],
+                   ["lineage", "show", "--format", "json"]]
+        a = b = None
+        if self.plans:
+            readers.append(["plan", "show", self.rng.choice(self.plans)["path"], "--format", "json"])
+            a, b = self.rng.choice(self.plans), self.rng.choice(self.plans)
+            readers.append(["plan", "diff", a["path"], b["path"]])
+        for args in readers:
+            rc, o, e, _ = C.run([C.pmf_bin()] + args, cwd=self.d, env=self.env)
+            self.reads += 1
+            # `plan diff` exits 1 when the plans differ, as diff does.
+            if rc != 0 and not (args[:2] == ["plan", "diff"] and rc == 1 and a is not b):
+                self.finding(f"pmf {' '.join(args[:2])} exited {rc}", e.strip()[-300:])
+        states = self.states()
+        if states and self.rng.random() < 0.3:
+            pfile, tfile = self.fresh("again", "ndjson"), self.fresh("again-target")
+            with open(os.path.join(self.d, pfile), "w") as fh:
+                for state in states.values():
+                    fh.write(json.dumps(state) + "\n")
+            with open(os.path.join(self.d, tfile), "w") as fh:
+                json.dump({"all": {"version": self.rng.choice(VERSIONS)}}, fh)
+            args = ["plan", "--policy", self.policy, "--partners", pfile, "--target", tfile, "--store",
+                    ".pmf/state.db", "-o", self.fresh("again")]
+            rc, o, e, _ = C.run([C.pmf_bin()] + args, cwd=self.d, env=self.env)
+            self.reads += 1
+            # 1: the policy named is not the store's (a plan that would change its governance is
+            # made all the same; 1 is a state the policy refuses, which the store should not hold).
+            if rc != 0:
+                self.finding(f"a plan from every state the store exports exited {rc}", e.strip()[-300:])
+
     def audit(self):
         """What an auditor holds without pmf: a few partners' events proved included in the
         latest signed checkpoint (and that checkpoint consistent with a witness's), checked by
@@ -516,7 +552,7 @@ def main():
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
     total_steps, total_killed, plans, changes, governed, contended, policies, successions = 0, 0, 0, 0, 0, 0, 0, 0
-    audited = 0
+    audited, reads = 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -532,6 +568,7 @@ def main():
         policies += max(0, seq.policy_changes - 1)
         successions += seq.successions
         audited += seq.audited
+        reads += seq.reads
         for what, detail, recent in seq.findings:
             T.add(f"sequence {n} (seed {args.seed}): {what}", False, detail[:200], " | ".join(recent))
         if seq.findings:
@@ -547,7 +584,8 @@ def main():
     print(f"exercised: {total_steps} steps, {total_killed} commands killed, {contended} refused beside another "
           f"writer, {plans} plans made, {policies} changes of the governing policy, {successions} operator keys "
           f"replaced; at the end, {changes} changes held to their plans ({governed} to the approvals their plans "
-          f"required), {audited} proofs checked by the independent verifier")
+          f"required), {audited} proofs checked by the independent verifier, {reads} reads of the store and "
+          "its plans")
     T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
           all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} killed, {changes} changes held, "
           f"{audited} proofs checked")
