@@ -72,16 +72,24 @@ class Sequence:
     def __init__(self, d, rng, log):
         self.d, self.rng, self.log = d, rng, log
         self.fleet = C.fleet_dir()
-        # The fleet's policy, and two changes of it (a ceiling moved): a plan under another
-        # policy than the store's governing one changes the governance, with every authority's
-        # approval. Commands that name the governing policy are given any of them.
+        # The fleet's policy, and changes of it: a ceiling moved either way, the reliable band
+        # sent to review, SCO's key withdrawn (its approvals then count for nothing). A plan
+        # under another policy than the store's governing one changes the governance, with
+        # every authority's approval. Commands that name the governing policy are given any.
         fleet_policy = os.path.join(self.fleet, "policy.pmf")
         self.policies = [fleet_policy]
         text = open(fleet_policy).read()
-        for power in (6, 8):
-            changed = os.path.join(d, f"policy-power-{power}.pmf")
+        changes = {
+            "power-6": ("override ceiling power <= 7", "override ceiling power <= 6"),
+            "power-8": ("override ceiling power <= 7", "override ceiling power <= 8"),
+            "reliable-reviewed": ('reliable "Reliable" -> monitor', 'reliable "Reliable" -> review'),
+            "no-sco-key": ('key SCO "', '// key SCO "'),
+        }
+        for name, (old, new) in changes.items():
+            assert old in text, f"the fleet policy no longer says {old!r}"
+            changed = os.path.join(d, f"policy-{name}.pmf")
             with open(changed, "w") as fh:
-                fh.write(text.replace("override ceiling power <= 7", f"override ceiling power <= {power}"))
+                fh.write(text.replace(old, new))
             self.policies.append(changed)
         self.policy = fleet_policy
         # {"path", "hash", "required": {partner: [authorities]}, "versions": {partner: (from, to)}, "kind",
