@@ -328,9 +328,11 @@ fn a_line_without_end_fails_in_bounded_memory() {
             "{err}"
         );
         // The limit, a block and the program itself: far below the 1 GiB
-        // file (about 80 MiB alone; twice seen above 200 MiB on a machine
-        // loaded by parallel builds, so the bound leaves room).
-        assert!(peak < 400 << 20, "{name}: peak memory {} MiB", peak >> 20);
+        // file (about 73 MiB alone; seen above 200 MiB on a machine loaded
+        // by parallel builds, and once at 442 MiB with two fuzz campaigns
+        // beside the tests, so the bound leaves room while still failing a
+        // reader that takes the whole file).
+        assert!(peak < 640 << 20, "{name}: peak memory {} MiB", peak >> 20);
         assert!(
             leftovers(dir.path()).is_empty(),
             "{:?}",

@@ -904,8 +904,11 @@ impl Store {
         // The store's note of each plan's expiry (what `pmf review` reads
         // for walks an earlier pmf paused) is what the walks record.
         for (plan, (until, first)) in &expiries {
+            // A plan noted with no time, or not noted (a walk written
+            // through the library, not `pmf apply`), misleads nobody:
+            // review reads the walk's record.
             let noted = self.plan_expiry(plan)?;
-            if noted.as_deref() != Some(until.as_str()) {
+            if noted.as_deref().is_some_and(|n| n != until) {
                 problems.push(at(
                     *first,
                     format!(
