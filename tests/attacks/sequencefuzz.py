@@ -223,8 +223,17 @@ class Sequence:
                      os.path.join(self.fleet, "observed.json"), "--subset"]
         else:
             tfile = self.fresh("target")
+            target = {"all": {"version": self.rng.choice(VERSIONS)}}
+            if self.rng.random() < 0.3:
+                # Some partners with a target of their own (a version, a region moved, power).
+                own = {}
+                for p in self.rng.sample(partners, min(len(partners), self.rng.randint(1, 5))):
+                    own[p["id"]] = self.rng.choice(({"version": self.rng.choice(VERSIONS)},
+                                                    {"region": self.rng.choice(REGIONS)},
+                                                    {"power": self.rng.choice((3, 6, 7, 8))}))
+                target = {"all": target["all"], "partners": own}
             with open(os.path.join(self.d, tfile), "w") as fh:
-                json.dump({"all": {"version": self.rng.choice(VERSIONS)}}, fh)
+                json.dump(target, fh)
             args += ["--target", tfile]
         if "--observed" not in args and self.rng.random() < 0.3:
             # Metrics measured anywhere from collapse to health: fallbacks, review bands, throttles.
@@ -256,6 +265,11 @@ class Sequence:
         args = ["apply", plan["path"]]
         if plan["approvals"] and os.path.exists(os.path.join(self.d, plan["approvals"])):
             args += ["--approvals", plan["approvals"]]
+        if self.rng.random() < 0.1:
+            # Another plan's approvals given too: they approve nothing here.
+            other = self.rng.choice(self.plans)
+            if other["approvals"] and os.path.exists(os.path.join(self.d, other["approvals"])):
+                args += ["--approvals", other["approvals"]]
         return args
 
     def step_apply(self):
