@@ -710,6 +710,13 @@ def a_merkle_head_edited(c, d):
     return "meta.merkle_peaks (the head writers extend the log from) edited: every write refuses it"
 
 
+def a_checkpoint_deleted(c, d):
+    sizes = [r[0] for r in q(c, "SELECT size FROM checkpoints ORDER BY size")]
+    c.execute("DELETE FROM checkpoints WHERE size=?", (sizes[-2],))
+    return (f"the checkpoint of {sizes[-2]} events (of {len(sizes)}) deleted from before the latest: the checkpoints "
+            "chain since schema 10 (6077184's verify passed it)")
+
+
 def a_text_as_blob(c, d):
     c.execute("UPDATE texts SET text=CAST(text AS BLOB) || x'ff' WHERE id=(SELECT MIN(id) FROM texts)")
     return "a text of the table of texts stored as a blob, not UTF-8 (SQLite keeps any value in any column; 9f6342f's verify stopped with SQLite's words, exit 2)"
@@ -878,6 +885,7 @@ ATTACKS = [
     ("meta: the count of events before checkpoints raised, a row inserted with no lineage, then apply", a_legacy_count_raised),
     ("partners: a partner's row deleted, then its state imported as a new partner's", a_partner_row_deleted),
     ("meta: the Merkle head edited", a_merkle_head_edited),
+    ("checkpoints: one deleted from before the latest", a_checkpoint_deleted),
     ("texts: a text stored as a blob", a_text_as_blob),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),

@@ -323,6 +323,7 @@ fn counts_of_a_schema_7_store_are_carried_into_the_lineage() {
         "ALTER TABLE outcomes_v7 RENAME TO outcomes;
          INSERT INTO outcomes VALUES ('soft', 'structural', 40, 30);
          ALTER TABLE partners ADD COLUMN updated_at TEXT NOT NULL DEFAULT '';
+         ALTER TABLE checkpoints DROP COLUMN prev;
          PRAGMA user_version = 7;",
     )
     .unwrap();

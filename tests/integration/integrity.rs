@@ -130,7 +130,7 @@ pub(crate) fn recompute(c: &Connection, resign: Option<&OperatorKey>) {
         let store_id = store_id_of(c);
         c.execute("DELETE FROM checkpoints", []).unwrap();
         let size = rows.len() as u64;
-        let cp = Checkpoint::sign(key, &store_id, size, &roots[rows.len() - 1]);
+        let cp = Checkpoint::sign(key, &store_id, size, &roots[rows.len() - 1], None);
         c.execute(
             "INSERT INTO checkpoints (size, root, time, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
             rusqlite::params![size as i64, cp.root, cp.time, cp.public_key, cp.signature],
@@ -301,6 +301,60 @@ fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
         dir.path(),
         &["--checkpoint", "witness.json"],
         "the witness's checkpoint is signed by another key than the store's operator key in force then",
+    );
+}
+
+/// Each checkpoint names the one before it (schema 10): a checkpoint
+/// deleted from between two others is seen. Before, checkpoints were not
+/// chained, and deleting any but the latest went unseen (stop 34's
+/// storefuzz campaign: `verify` passed such mutants), hiding, for example,
+/// the checkpoint that showed a clock set back.
+#[test]
+fn a_checkpoint_deleted_from_between_two_others_is_seen() {
+    let dir = story();
+    // A third write: a new partner imported.
+    let mut new: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    new.truncate(1);
+    new[0]["id"] = "p-new".into();
+    std::fs::write(
+        dir.path().join("new.json"),
+        serde_json::to_string(&new).unwrap(),
+    )
+    .unwrap();
+    let o = state_import(dir.path(), "new.json", &fleet("policy.pmf"), &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let sizes: Vec<i64> = column(
+        &db(dir.path()),
+        "SELECT size FROM checkpoints ORDER BY size",
+    );
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    // Every checkpoint after the first names its predecessor.
+    let named: Vec<Option<String>> = column(
+        &db(dir.path()),
+        "SELECT prev FROM checkpoints ORDER BY size",
+    );
+    assert!(
+        named[0].is_none() && named[1..].iter().all(Option::is_some),
+        "{named:?}"
+    );
+    let o = pmf(dir.path(), &["lineage", "checkpoint"]);
+    assert!(
+        text(&o.stdout).contains("\"format\": \"pmf-checkpoint-v2\"")
+            && text(&o.stdout).contains("\"prev\": "),
+        "{}",
+        text(&o.stdout)
+    );
+    let middle = sizes[sizes.len() / 2];
+    db(dir.path())
+        .execute("DELETE FROM checkpoints WHERE size = ?1", [middle])
+        .unwrap();
+    let o = verify(dir.path(), &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("follows one the store no longer holds"),
+        "{}",
+        text(&o.stdout)
     );
 }
 
@@ -1479,16 +1533,16 @@ fn redate_latest_checkpoint(d: &Path, secs: i64) {
     let (key, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
     let c = db(d);
     let store_id = store_id_of(&c);
-    let (size, root): (i64, String) = c
+    let (size, root, prev): (i64, String, Option<String>) = c
         .query_row(
-            "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
+            "SELECT size, root, prev FROM checkpoints ORDER BY size DESC LIMIT 1",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
     let now = pmf::store::clock::now_secs() as i64;
     let time = pmf::store::clock::rfc3339((now + secs) as u64);
-    let cp = Checkpoint::sign_dated(&key, &store_id, size as u64, &root, &time);
+    let cp = Checkpoint::sign_dated(&key, &store_id, size as u64, &root, &time, prev.as_deref());
     c.execute(
         "UPDATE checkpoints SET time = ?1, signature = ?2 WHERE size = ?3",
         rusqlite::params![cp.time, cp.signature, size],

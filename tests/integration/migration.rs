@@ -72,7 +72,7 @@ fn a_schema_2_store_is_migrated_and_still_verifies() {
         "{out}"
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 9);
+    assert_eq!(store.schema_version().unwrap(), 10);
     // Schema 9: a row no longer says when it was written (no digest
     // covered it; the lineage says when).
     let columns: Vec<String> = column(
@@ -243,7 +243,7 @@ fn a_schema_3_store_is_migrated_keeping_every_row_and_what_it_shows() {
         std::fs::read_to_string(fixture.join("state-export.json")).unwrap()
     );
     let store = Store::open_existing(&dir.path().join(".pmf/state.db")).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 9);
+    assert_eq!(store.schema_version().unwrap(), 10);
     drop(store);
     // Schema 5: the plans applied before carried no expiry, and none is
     // made up for them.

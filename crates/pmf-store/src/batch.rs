@@ -744,17 +744,26 @@ impl Batch<'_> {
     pub fn commit(self) -> Result<Option<Checkpoint>, StoreError> {
         let checkpoint = if self.appended {
             self.head.save(&self.tx)?;
+            // Chained to the checkpoint before it: one deleted from between
+            // two others is seen.
+            let before: Option<String> = self
+                .tx
+                .prepare_cached("SELECT signature FROM checkpoints ORDER BY size DESC LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            let prev = before.as_deref().map(Checkpoint::chain_digest_of);
             let c = Checkpoint::sign(
                 self.operator,
                 &self.store_id,
                 self.head.seq as u64,
                 &self.head.frontier.root(),
+                prev.as_deref(),
             );
             self.tx
                 .prepare_cached(
-                    "INSERT INTO checkpoints (size, root, time, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO checkpoints (size, root, time, public_key, signature, prev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![c.size as i64, c.root, c.time, c.public_key, c.signature])?;
+                .execute(params![c.size as i64, c.root, c.time, c.public_key, c.signature, c.prev])?;
             Some(c)
         } else {
             None

@@ -13,14 +13,20 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use super::merkle::{self, Hash};
 
-/// The name of a checkpoint file's format.
+/// The name of the format of a checkpoint that names no predecessor (a
+/// store's first, and every one signed before schema 10).
 pub(crate) const FORMAT: &str = "pmf-checkpoint-v1";
 
+/// The name of the format of a checkpoint chained to the one before it
+/// (`prev`).
+pub(crate) const FORMAT_CHAINED: &str = "pmf-checkpoint-v2";
+
 /// A signed statement: store `store_id` held `size` events whose Merkle
-/// root is `root` at `time`.
+/// root is `root` at `time` (and, chained, that the checkpoint before it
+/// was `prev`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// Always [`FORMAT`].
+    /// [`FORMAT`], or [`FORMAT_CHAINED`] when it names `prev`.
     pub format: String,
     /// The store's random id (a checkpoint of one store proves nothing of another).
     pub store_id: String,
@@ -34,18 +40,58 @@ pub struct Checkpoint {
     pub public_key: String,
     /// ed25519 signature (hex) of [`Checkpoint::message`].
     pub signature: String,
+    /// The checkpoint before it in the store, as [`Checkpoint::chain_digest`]
+    /// of its signature: a checkpoint deleted from between two others
+    /// breaks the chain. None for a store's first checkpoint, and for those
+    /// signed before schema 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
 }
 
 impl Checkpoint {
-    /// The bytes the operator signs.
-    pub(crate) fn message(store_id: &str, size: u64, root: &str, time: &str) -> Vec<u8> {
-        format!("{FORMAT}\n{store_id}\n{size}\n{root}\n{time}").into_bytes()
+    /// The bytes the operator signs: `pmf-checkpoint-v1\nSTORE_ID\nSIZE\nROOT\nTIME`,
+    /// or, chained, `pmf-checkpoint-v2\n…\nTIME\nPREV`.
+    pub(crate) fn message(
+        store_id: &str,
+        size: u64,
+        root: &str,
+        time: &str,
+        prev: Option<&str>,
+    ) -> Vec<u8> {
+        match prev {
+            None => format!("{FORMAT}\n{store_id}\n{size}\n{root}\n{time}").into_bytes(),
+            Some(prev) => {
+                format!("{FORMAT_CHAINED}\n{store_id}\n{size}\n{root}\n{time}\n{prev}").into_bytes()
+            }
+        }
     }
 
-    /// Sign a checkpoint, dated now.
-    pub fn sign(key: &OperatorKey, store_id: &str, size: u64, root: &Hash) -> Checkpoint {
+    /// What a checkpoint signed after this one names as its predecessor:
+    /// the SHA-256 (hex) of this one's signature, which only its message
+    /// and key make.
+    pub fn chain_digest(&self) -> String {
+        Checkpoint::chain_digest_of(&self.signature)
+    }
+
+    /// [`Checkpoint::chain_digest`] of a checkpoint whose signature (hex)
+    /// is `signature`.
+    pub(crate) fn chain_digest_of(signature: &str) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(signature.as_bytes()))
+    }
+
+    /// Sign a checkpoint, dated now, chained to `prev` (the
+    /// [`Checkpoint::chain_digest`] of the checkpoint before it, if the
+    /// store has one).
+    pub fn sign(
+        key: &OperatorKey,
+        store_id: &str,
+        size: u64,
+        root: &Hash,
+        prev: Option<&str>,
+    ) -> Checkpoint {
         let time = crate::clock::now_rfc3339();
-        Checkpoint::sign_dated(key, store_id, size, &merkle::to_hex(root), &time)
+        Checkpoint::sign_dated(key, store_id, size, &merkle::to_hex(root), &time, prev)
     }
 
     /// Sign a checkpoint of root `root` (hex) dated `time` (RFC 3339): what
@@ -56,28 +102,46 @@ impl Checkpoint {
         size: u64,
         root: &str,
         time: &str,
+        prev: Option<&str>,
     ) -> Checkpoint {
         let signature = key
             .secret
-            .sign(&Checkpoint::message(store_id, size, root, time));
+            .sign(&Checkpoint::message(store_id, size, root, time, prev));
         Checkpoint {
-            format: FORMAT.to_string(),
+            format: if prev.is_some() {
+                FORMAT_CHAINED
+            } else {
+                FORMAT
+            }
+            .to_string(),
             store_id: store_id.to_string(),
             size,
             root: root.to_string(),
             time: time.to_string(),
             public_key: key.public_hex(),
             signature: hex::encode(signature.to_bytes()),
+            prev: prev.map(str::to_string),
         }
     }
 
     /// Whether the signature is the public key's over this checkpoint.
     pub fn signature_holds(&self) -> bool {
-        self.format == FORMAT
+        let format = if self.prev.is_some() {
+            FORMAT_CHAINED
+        } else {
+            FORMAT
+        };
+        self.format == format
             && super::verify::signature_holds(
                 &self.public_key,
                 &self.signature,
-                &Checkpoint::message(&self.store_id, self.size, &self.root, &self.time),
+                &Checkpoint::message(
+                    &self.store_id,
+                    self.size,
+                    &self.root,
+                    &self.time,
+                    self.prev.as_deref(),
+                ),
             )
     }
 
@@ -87,9 +151,9 @@ impl Checkpoint {
             .map_err(|e| format!("cannot read the checkpoint `{}`: {e}", path.display()))?;
         let c: Checkpoint = serde_json::from_str(&text)
             .map_err(|e| format!("`{}` is not a checkpoint: {e}", path.display()))?;
-        if c.format != FORMAT {
+        if c.format != FORMAT && c.format != FORMAT_CHAINED {
             return Err(format!(
-                "`{}` is a checkpoint of format `{}`; this pmf reads `{FORMAT}`",
+                "`{}` is a checkpoint of format `{}`; this pmf reads `{FORMAT}` and `{FORMAT_CHAINED}`",
                 path.display(),
                 c.format
             ));

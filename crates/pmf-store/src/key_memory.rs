@@ -169,12 +169,12 @@ mod tests {
             dir.path().join("operator.key.signed-abc.json")
         );
         assert!(remembered(&key, "abc").is_none());
-        let signed = Checkpoint::sign(&key, "abc", 7, &[3; 32]);
+        let signed = Checkpoint::sign(&key, "abc", 7, &[3; 32], None);
         remember(&key, &signed);
         assert_eq!(remembered(&key, "abc"), Some(signed.clone()));
         assert!(remembered(&key, "other-store").is_none());
         // Another key's checkpoint, or one edited, is remembered as nothing.
-        let foreign = Checkpoint::sign(&other, "abc", 9, &[4; 32]);
+        let foreign = Checkpoint::sign(&other, "abc", 9, &[4; 32], None);
         remember(&key, &foreign);
         assert!(remembered(&key, "abc").is_none());
         let mut edited = signed;
@@ -187,7 +187,7 @@ mod tests {
         // is kept for the command to warn of.
         let (gone, _) = OperatorKey::load(&dir.path().join("gone/operator.key"), true).unwrap();
         std::fs::remove_dir_all(dir.path().join("gone")).unwrap();
-        remember(&gone, &Checkpoint::sign(&gone, "abc", 7, &[3; 32]));
+        remember(&gone, &Checkpoint::sign(&gone, "abc", 7, &[3; 32], None));
         assert!(unkept().is_some_and(|why| why.contains("gone/operator.key.signed-abc.json")));
     }
 }

@@ -532,6 +532,10 @@ const MIGRATIONS: &[&str] = &[
     // any time, and whoever read the file would take it for a record. When
     // a partner changed is what its lineage says, signed.
     "ALTER TABLE partners DROP COLUMN updated_at;",
+    // 10: each checkpoint names the one before it (`checkpoint.rs`,
+    // `pmf-checkpoint-v2`): a checkpoint deleted from between two others is
+    // seen by `verify`. Those signed before name none.
+    "ALTER TABLE checkpoints ADD COLUMN prev TEXT;",
 ];
 
 /// The size of a write-ahead log's header: a log no longer holds frames.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Serialize;
 
-use super::checkpoint::{Checkpoint, FORMAT};
+use super::checkpoint::{Checkpoint, FORMAT, FORMAT_CHAINED};
 use super::governance::{GOVERNANCE, Governing};
 use super::illumination::{self, ILLUMINATION};
 use super::interned::Texts;
@@ -322,17 +322,24 @@ impl Store {
     fn read_checkpoints(&self, order: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let store_id = self.meta("store_id")?.unwrap_or_default();
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT size, root, time, public_key, signature FROM checkpoints {order}"
+            "SELECT size, root, time, public_key, signature, prev FROM checkpoints {order}"
         ))?;
         let rows = stmt.query_map([], |r| {
+            let prev: Option<String> = r.get(5)?;
             Ok(Checkpoint {
-                format: FORMAT.to_string(),
+                format: if prev.is_some() {
+                    FORMAT_CHAINED
+                } else {
+                    FORMAT
+                }
+                .to_string(),
                 store_id: store_id.clone(),
                 size: r.get::<_, i64>(0)? as u64,
                 root: r.get(1)?,
                 time: r.get(2)?,
                 public_key: r.get(3)?,
                 signature: r.get(4)?,
+                prev,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -901,6 +908,35 @@ impl Store {
             }
         }
 
+        // Each checkpoint names the one before it (from schema 10): one
+        // deleted from between two others breaks the chain. Once chained,
+        // every later checkpoint is.
+        let mut chained = false;
+        for (i, c) in checkpoints.iter().enumerate() {
+            let before = i.checked_sub(1).and_then(|b| checkpoints.get(b));
+            match &c.prev {
+                Some(prev) => {
+                    chained = true;
+                    if before.is_none_or(|b| b.chain_digest() != *prev) {
+                        problems.push(at(
+                            c.size as i64,
+                            format!(
+                                "the checkpoint of {} events signed at {} follows one the store no longer holds: a checkpoint was deleted from before it",
+                                c.size, c.time
+                            ),
+                        ));
+                    }
+                }
+                None if chained => problems.push(at(
+                    c.size as i64,
+                    format!(
+                        "the checkpoint of {} events signed at {} names no checkpoint before it, after checkpoints that did: it was not signed by pmf",
+                        c.size, c.time
+                    ),
+                )),
+                None => {}
+            }
+        }
         // The store's note of each plan's expiry (what `pmf review` reads
         // for walks an earlier pmf paused) is what the walks record.
         for (plan, (until, first)) in &expiries {
