@@ -61,11 +61,11 @@ enum Back<'a> {
     Previous,
     /// The latest one at this version (`pmf rollback --to`).
     Version(&'a str),
-    /// The one a rollback plan carries (its version, and whether a stable
-    /// state is the plan's): a partner may have been stable at one version
-    /// in two states (a replacement keeps the version), and the version
-    /// alone would then name the wrong one.
-    Planned(Option<&'a str>, &'a dyn Fn(&str) -> bool),
+    /// The one at this position of the partner's list: the stable version
+    /// whose state a rollback plan carries (a partner may have been stable
+    /// at one version in two states, as a replacement keeps the version,
+    /// and the version alone would then name the wrong one).
+    Stable(i64),
 }
 
 /// The stable version a rollback goes to, checked against the lineage.
@@ -97,10 +97,9 @@ fn choose(
     }
     let stable = store.stable_versions(partner)?;
     let chosen = match back {
-        Back::Planned(version, planned) => stable
+        Back::Stable(seq) => stable
             .iter()
-            .rev()
-            .find(|s| s.version.as_deref() == version && planned(&s.state))
+            .find(|s| s.seq == seq)
             .cloned()
             .ok_or_else(|| {
                 UsageError(format!(
@@ -471,18 +470,20 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
                 .is_some_and(|v| Some(state_digest(&v)) == target_digest)
         };
         let stable = store.stable_versions(&e.id)?;
-        if !stable
+        let Some(seq) = stable
             .iter()
-            .any(|s| s.version.as_deref() == e.to.as_deref() && planned(&s.state))
-        {
+            .rev()
+            .find(|s| s.version.as_deref() == e.to.as_deref() && planned(&s.state))
+            .map(|s| s.seq)
+        else {
             let reason = format!(
                 "the rollback plan's entry for `{}` returns to a state that is none of its stable versions at {}: the plan was edited; plan the rollback again",
                 e.id,
                 e.to.as_deref().unwrap_or("its version")
             );
             return Ok(r.refuser.refuse(&reason, &["nothing was rolled back"]));
-        }
-        let (current, chosen) = choose(&store, &e.id, Back::Planned(e.to.as_deref(), &planned))?;
+        };
+        let (current, chosen) = choose(&store, &e.id, Back::Stable(seq))?;
         // What the rollback needs is decided again here, from the store's
         // states and the policy: an entry that says otherwise was edited.
         let back_state = value::from_json(
