@@ -49,6 +49,7 @@ run storefuzz.py    storefuzz.py --mutants 60 --seed 1
 run planfuzz.py     planfuzz.py --mutants 150 --seed 1
 run policyfuzz.py   policyfuzz.py --mutants 30 --seed 1
 run sequencefuzz.py sequencefuzz.py --sequences 4 --steps 30 --seed 1
+run faultfuzz.py    faultfuzz.py --trials 40 --seed 1
 run crash.py        crash.py --partners 1000 --trials 4 --seed 7
 run concurrency.py  concurrency.py --partners 200 --rounds 1
 run fuzzcheck.py    fuzzcheck.py --mutants 200 --batch 50 --seed 1 --fmt --slow 30

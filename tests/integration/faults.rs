@@ -1,5 +1,6 @@
 //! Fault injection (issue 11): `pmf apply` killed at many points, eight
-//! applies at once on one store, and a store on a full disk. These are the
+//! applies at once on one store, a store on a full disk, and writes
+//! failing at any byte. These are the
 //! grounds `crash.py`, `concurrency.py` and `diskfull.sh` measure, held
 //! inside the project in bounded time (about a minute in debug on two
 //! cores: a few thousand generated partners, built like the scripts' from
@@ -37,6 +38,13 @@
 //!   with the tmpfs grown in place. Without root (or where `mount` fails)
 //!   the test says so on stderr and passes; the tmpfs is unmounted by a
 //!   guard whatever happens.
+//! - **Writes failing anywhere**
+//!   ([`an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it`]):
+//!   without root, every write past a byte offset fails (`RLIMIT_FSIZE`,
+//!   as `ulimit -f` or a quota makes it), at six offsets from the first
+//!   bytes to past the first commit: exit 2 saying what failed and what
+//!   to do, the store verifies, and the apply run again ends as the
+//!   reference. `tests/attacks/faultfuzz.py` does this to every writer.
 //!
 //! Two tests hold bugs this suite found, now fixed: a full disk's message
 //! names the store and says a re-run resumes
@@ -1171,4 +1179,102 @@ fn a_full_disk_names_the_store_and_says_a_rerun_resumes() {
         "the store is not named: {err}"
     );
     assert!(err.contains("resumes"), "a re-run is not offered: {err}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Writes failing anywhere
+
+/// `cmd` with every write past `limit` bytes of any file failing with
+/// `EFBIG`, as `ulimit -f` makes it (and, for the store, as a quota or a
+/// failing disk does): `RLIMIT_FSIZE`, with `SIGXFSZ` ignored. Needs no
+/// root, unlike the tmpfs above.
+fn writes_failing_past(mut cmd: Command, limit: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure calls two async-signal-safe
+    // functions and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let bound = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &bound) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Partners of the write-failure test: two batches.
+const FAILING_PARTNERS: usize = 1500;
+
+/// An apply whose writes fail at a point spread over what the run writes
+/// (its first bytes, inside the first batch, past its commit, inside the
+/// second): it exits 2 saying what failed and what to do, the store it
+/// leaves verifies, and the same apply run again ends exactly as an apply
+/// nothing failed under (each partner's lineage, rows, progress, export),
+/// no partner walked twice. `tests/attacks/faultfuzz.py` does the same to
+/// every command that writes, at random points.
+#[test]
+fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fleet_inputs(dir, FAILING_PARTNERS);
+    plan_approved(dir, "partners.ndjson", "plan.json", false);
+    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let reference = finished(dir, "ref/state.db");
+    let size = std::fs::metadata(dir.join("ref/state.db")).unwrap().len();
+    let mut failed = 0;
+    let mut resumed = 0;
+    // A batch's write-ahead log outgrows the database it is folded into:
+    // the first commit needs more bytes of file than the finished store.
+    let limits = [
+        100,
+        size / 2,
+        size,
+        size * 13 / 10,
+        size * 16 / 10,
+        size * 2,
+    ];
+    for (i, limit) in limits.into_iter().enumerate() {
+        let store = format!("t{i}/state.db");
+        let what = format!("writes failing past {limit} of {size} bytes");
+        let o = run(writes_failing_past(
+            apply_cmd(dir, "plan.json", &store),
+            limit,
+        ));
+        no_panic(&o, &what);
+        let err = text(&o.stderr);
+        if code(&o) == 4 {
+            // The run fitted under the limit: a valid trial, nothing failed.
+            same_end(&finished(dir, &store), &reference, &what);
+            continue;
+        }
+        failed += 1;
+        assert_eq!(code(&o), 2, "{what}: {err}");
+        assert!(
+            err.contains("failed")
+                && (err.contains("run the command again") || err.contains("cannot")),
+            "{what}: the message does not say what failed and what to do: {err}"
+        );
+        if dir.join(&store).exists() {
+            verified(dir, &store);
+            resumed += usize::from(progress_rows(&dir.join(&store)) > 0);
+        }
+        let o = run(apply_cmd(dir, "plan.json", &store));
+        no_panic(&o, &format!("{what}, run again"));
+        assert_eq!(code(&o), 4, "{what}, run again: {}", text(&o.stderr));
+        verified(dir, &store);
+        assert!(detected_twice(&dir.join(&store)).is_empty(), "{what}");
+        same_end(&finished(dir, &store), &reference, &what);
+    }
+    assert!(failed >= 3, "only {failed} of the runs failed");
+    assert!(
+        resumed >= 1,
+        "no failure landed after a commit: nothing was resumed"
+    );
 }

@@ -63,6 +63,15 @@ pub enum StoreError {
     /// The disk the store is on is full.
     #[error("{0}: free some space on its disk")]
     DiskFull(#[source] rusqlite::Error),
+    /// A read, write or flush of the store's files failed below SQLite
+    /// (a disk failing, a quota or a file size limit reached): SQLite
+    /// rolls back the transaction it was in, so the store keeps what was
+    /// committed before.
+    #[error(
+        "{step} failed ({0}): the disk may be failing, or a quota or a file size limit is reached; fix that and run the command again",
+        step = io_step(.0)
+    )]
+    Io(#[source] rusqlite::Error),
     /// Another connection kept the database busy past the wait.
     #[error("store: {0}")]
     Busy(#[source] rusqlite::Error),
@@ -403,11 +412,34 @@ impl From<rusqlite::Error> for StoreError {
                 StoreError::Damaged(e)
             }
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(e),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy(e)
             }
             _ => StoreError::Sql(e),
         }
+    }
+}
+
+/// What an I/O failure SQLite reports was doing, from its extended code:
+/// "a write to the store's files", …
+fn io_step(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ffi;
+    let extended = match e {
+        rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+        _ => 0,
+    };
+    match extended {
+        ffi::SQLITE_IOERR_READ | ffi::SQLITE_IOERR_SHORT_READ => "a read of the store's files",
+        ffi::SQLITE_IOERR_WRITE => "a write to the store's files",
+        ffi::SQLITE_IOERR_FSYNC | ffi::SQLITE_IOERR_DIR_FSYNC => {
+            "flushing the store's files to disk"
+        }
+        ffi::SQLITE_IOERR_TRUNCATE => "truncating the store's files",
+        ffi::SQLITE_IOERR_SHMOPEN | ffi::SQLITE_IOERR_SHMSIZE | ffi::SQLITE_IOERR_SHMMAP => {
+            "growing the store's shared-memory file (`-shm`)"
+        }
+        _ => "a read or write of the store's files",
     }
 }
 
@@ -1682,6 +1714,17 @@ mod tests {
         assert!(matches!(of(ffi::SQLITE_FULL), StoreError::DiskFull(_)));
         assert!(matches!(of(ffi::SQLITE_BUSY), StoreError::Busy(_)));
         assert!(matches!(of(ffi::SQLITE_CONSTRAINT), StoreError::Sql(_)));
+        assert!(matches!(of(ffi::SQLITE_IOERR_WRITE), StoreError::Io(_)));
+        assert!(
+            of(ffi::SQLITE_IOERR_WRITE)
+                .to_string()
+                .starts_with("a write to the store's files failed (")
+        );
+        assert!(
+            of(ffi::SQLITE_IOERR_FSYNC)
+                .to_string()
+                .starts_with("flushing the store's files to disk failed")
+        );
         assert!(
             of(ffi::SQLITE_FULL)
                 .to_string()

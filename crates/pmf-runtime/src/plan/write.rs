@@ -780,8 +780,15 @@ pub fn write_plan(
     mut progress: impl FnMut(usize),
 ) -> Result<Written, PlanError> {
     let output = pmf_store::output::Output::of(out);
-    let written_to = output.written().to_path_buf();
-    let io_msg = move |e: std::io::Error| format!("cannot write `{}`: {e}", written_to.display());
+    // Named by the output the user gave, not the file beside it the plan
+    // is written into first (removed on a failure).
+    let named = out.to_path_buf();
+    let kept = if output.durable() {
+        " (a file already there is left as it was)"
+    } else {
+        ""
+    };
+    let io_msg = move |e: std::io::Error| format!("cannot write `{}`: {e}{kept}", named.display());
     let file = output.create(false).map_err(|e| PlanError::Io(io_msg(e)))?;
     // Whatever happens below, even a panic, no `.partial` file stays.
     let unfinished = pmf_store::output::Unfinished::new(&output);
