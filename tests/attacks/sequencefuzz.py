@@ -8,7 +8,8 @@ authorities, applied, killed, applied again, an old plan replayed, a partner rol
 or its state replaced, a review decided, a new partner imported, a witness's checkpoint
 exported, the operator key replaced, two writers started at once. Each sequence starts
 from a new store and takes --steps such steps, chosen at random (a third of the applies,
-and some imports and review decisions, SIGKILLed after a random delay). After every step:
+and some imports and review decisions, SIGKILLed after a random delay; one writer run in eight
+with its writes failing past a random byte, as faultfuzz.py does). After every step:
 
 - `pmf lineage verify` passes: whatever was done or killed, the store is one pmf wrote;
 - no plan changes a partner twice: under one plan, a partner's walk ends at most once
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -63,6 +65,11 @@ CODES = {
     "rekey-approved": {0, 1},
     "export": {0},
 }
+
+
+# The commands that write (the store or a file), some run with their writes failing.
+WRITERS = {"plan", "approve", "apply", "rollback", "review", "import", "replace", "checkpoint", "rekey",
+           "rekey-approved"}
 
 
 # Usage errors a command gives on a store an apply killed before its first commit made
@@ -113,6 +120,8 @@ class Sequence:
         self.env = dict(os.environ)
         self.steps = 0
         self.killed = 0
+        # Writers whose writes failed (exit 2, saying what failed).
+        self.write_failures = 0
         # How much the last check held the store to: changes, and those that needed approvals.
         self.changes = 0
         self.governed = 0
@@ -138,6 +147,8 @@ class Sequence:
         """Run pmf ARGS; with `kill`, SIGKILL it after a random delay. Returns (rc, out, err);
         rc is None when the fuzzer killed it."""
         cmd = [C.pmf_bin()] + args
+        if not kill and what in WRITERS and self.rng.random() < 0.12:
+            return self.run_failing(what, cmd, args)
         if not kill:
             rc, o, e, secs = C.run(cmd, cwd=self.d, env=self.env, timeout=120)
             if what == "apply" and rc in (0, 3, 4):
@@ -164,6 +175,34 @@ class Sequence:
             C.CRASHES.append((" ".join(args)[:300], rc, (e or o)[-400:]))
         elif not expected(what, rc, e):
             self.finding(f"pmf {' '.join(args[:2])} exited {rc}", e.strip()[-300:])
+        return rc, o, e
+
+    def run_failing(self, what, cmd, args):
+        """Run a writer with its writes failing past a random byte (as faultfuzz.py does:
+        RLIMIT_FSIZE, SIGXFSZ ignored), below the store's size: exit 2 saying what failed, or
+        what it exits with when the failure missed its work. The sequence goes on from
+        whatever the failure left."""
+        db = os.path.join(self.d, ".pmf", "state.db")
+        size = os.path.getsize(db) if os.path.exists(db) else 400_000
+        # Half the time within the first 64 KB, where the log and the shared-memory file grow
+        # (a small write's work); else anywhere in the database, where a checkpoint writes.
+        limit = self.rng.randint(0, 65_536) if self.rng.random() < 0.5 else self.rng.randint(0, int(size * 1.5))
+
+        def pre():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        p = subprocess.run(cmd, cwd=self.d, env=self.env, capture_output=True, stdin=subprocess.DEVNULL,
+                           timeout=120, preexec_fn=pre)
+        rc, o, e = p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        self.log.append(f"{what}: pmf {' '.join(args)} (writes failing past {limit} bytes) -> {rc}")
+        if C.crashed(rc, o, e):
+            C.CRASHES.append((" ".join(args)[:300] + f" (writes failing past {limit} bytes)", rc, (e or o)[-400:]))
+        elif rc == 2 and "failed" in e or rc == 2 and "cannot write" in e:
+            self.write_failures += 1
+        elif not expected(what, rc, e):
+            self.finding(f"pmf {' '.join(args[:2])} with writes failing past {limit} bytes exited {rc}",
+                         e.strip()[-300:])
         return rc, o, e
 
     def finding(self, what, detail=""):
@@ -379,6 +418,17 @@ class Sequence:
                                                    "--approvals", approvals])
         if rc == 0:
             self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, key)
+        elif rc == 2 and self.pins(key):
+            self.finding("a rekey said it failed, yet the store pins the new key", e.strip()[-300:])
+            self.env["PMF_OPERATOR_KEY"] = os.path.join(self.d, key)
+
+    def pins(self, new_key):
+        """Whether the store pins the operator key made at `new_key`."""
+        rc, o, e, _ = C.run([C.pmf_bin(), "status", "--format", "json"], cwd=self.d, env=self.env)
+        try:
+            return json.loads(o)["operator"]["key"] == json.load(open(os.path.join(self.d, new_key)))["public_key"]
+        except (ValueError, KeyError, TypeError, OSError):
+            return False
 
     def adopt_pinned_key(self, new_key):
         """After a rekey was killed: go on with the new key if the store pins it."""
@@ -587,7 +637,7 @@ def main():
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
     total_steps, total_killed, plans, changes, governed, contended, policies, successions = 0, 0, 0, 0, 0, 0, 0, 0
-    audited, reads = 0, 0
+    audited, reads, write_failures = 0, 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -596,6 +646,7 @@ def main():
         seq.play(args.steps)
         total_steps += seq.steps
         total_killed += seq.killed
+        write_failures += seq.write_failures
         plans += len(seq.plans)
         changes += seq.changes
         governed += seq.governed
@@ -616,7 +667,8 @@ def main():
             print(f"  sequence {n}: kept in {dest}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"exercised: {total_steps} steps, {total_killed} commands killed, {contended} refused beside another "
+    print(f"exercised: {total_steps} steps, {total_killed} commands killed, {write_failures} whose writes failed, "
+          f"{contended} refused beside another "
           f"writer, {plans} plans made, {policies} changes of the governing policy, {successions} operator keys "
           f"replaced; at the end, {changes} changes held to their plans ({governed} to the approvals their plans "
           f"required), {audited} proofs checked by the independent verifier, {reads} reads of the store and "
