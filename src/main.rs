@@ -15,23 +15,61 @@ fn main() -> ExitCode {
         use std::io::Write;
         // Not `eprintln!`: with stderr full it would panic inside the hook,
         // and the process would abort.
-        let _ = writeln!(
-            std::io::stderr(),
-            "pmf: internal error: {info}\nThis is a bug in pmf; please report it with the input that caused it."
-        );
+        let said = info.to_string();
+        let _ = if out_of_threads(&said) {
+            // std's and rayon's words are for Rust programmers: the
+            // operating system's reason is what the user needs.
+            let why = ["Resource temporarily unavailable", "Cannot allocate memory"]
+                .into_iter()
+                .find(|w| said.contains(w))
+                .unwrap_or("the operating system refused it");
+            writeln!(std::io::stderr(), "pmf: {}", no_thread(why))
+        } else {
+            writeln!(
+                std::io::stderr(),
+                "pmf: internal error: {said}\nThis is a bug in pmf; please report it with the input that caused it."
+            )
+        };
     }));
+    // Rayon's pool is started here, where a thread that cannot start is said
+    // plainly, rather than by the first parallel loop (a panic).
+    if let Err(e) = rayon::ThreadPoolBuilder::new().build_global() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "pmf: {}", no_thread(&e.to_string()));
+        return pmf::cli::Exit::Usage.into();
+    }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let worker = std::thread::Builder::new()
         .name("pmf".into())
         .stack_size(64 * 1024 * 1024)
         .spawn(move || pmf::cli::run(args));
-    match worker.map(|h| h.join()) {
-        Ok(Ok(exit)) => exit.into(),
-        _ => pmf::cli::Exit::Usage.into(),
+    match worker {
+        // The panic hook said why.
+        Ok(handle) => handle.join().unwrap_or(pmf::cli::Exit::Usage).into(),
+        Err(e) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "pmf: {}", no_thread(&e.to_string()));
+            pmf::cli::Exit::Usage.into()
+        }
     }
 }
 
-/// mimalloc: the compiler allocates many small nodes; it is markedly faster
-/// than the system allocator on large policies.
+/// Whether a panic's message says a thread could not be started (std's
+/// `spawn`, or rayon's pool): the machine's limits, not a bug.
+fn out_of_threads(said: &str) -> bool {
+    said.contains("failed to spawn thread") || said.contains("ThreadPoolBuildError")
+}
+
+/// What to say when a thread cannot be started, `why` being the error.
+fn no_thread(why: &str) -> String {
+    format!(
+        "cannot start a thread ({why}): the machine's memory or its limits (such as `ulimit -v` or `ulimit -u`) are reached; nothing more was done (what was committed to a store is kept); free memory or raise the limit, and run the command again"
+    )
+}
+
+mod out_of_memory;
+
+/// mimalloc, with an allocation failure a clear message and exit code 2
+/// (see [`out_of_memory`]).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: out_of_memory::Allocator = out_of_memory::Allocator;

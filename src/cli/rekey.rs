@@ -133,11 +133,10 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         None
     };
     let (new, made) = OperatorKey::load(&args.new_key, true)?;
-    // A key made here and left unused is removed again.
-    let forget_made = || {
-        if made {
-            let _ = std::fs::remove_file(&new.path);
-        }
+    // A key made here and left unused is removed again, on an error and on
+    // a panic (a thread that cannot start) alike.
+    let mut unused = UnusedKey {
+        path: made.then(|| new.path.clone()),
     };
     if let Some(out) = &args.request {
         let store_id = store.id()?.unwrap_or_default();
@@ -149,8 +148,8 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
             &crate::runtime::plan::expires_after(args.valid_for),
         );
         let written = write_request(args, out, &request, &new, made);
-        if written.is_err() {
-            forget_made();
+        if written.is_ok() {
+            unused.keep();
         }
         return written;
     }
@@ -173,15 +172,36 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
         }
     };
     match result {
-        Ok(rekey) => Ok(report(args, &rekey, &new, made)),
+        Ok(rekey) => {
+            unused.keep();
+            Ok(report(args, &rekey, &new, made))
+        }
         Err(crate::store::StoreError::RekeyRefused(why)) => {
-            forget_made();
             errln!("pmf: {why}; nothing was written");
             Ok(Exit::Failure)
         }
-        Err(e) => {
-            forget_made();
-            Err(e.into())
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new operator key made by this run, removed when the run drops it
+/// unused.
+struct UnusedKey {
+    /// The key file, until it is kept.
+    path: Option<std::path::PathBuf>,
+}
+
+impl UnusedKey {
+    /// The key is in use (pinned, or named by a request): keep it.
+    fn keep(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for UnusedKey {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

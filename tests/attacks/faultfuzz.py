@@ -10,7 +10,12 @@ shell's `ulimit -f` with the signal trapped), so that every write past that offs
 with EFBIG, wherever it falls: the store's database, its write-ahead log, its lock, the
 operator key, a plan, an approvals file, a witness's checkpoint, a formatted policy. The
 size is drawn below what the same command wrote when nothing failed, so the failure
-lands inside its work.
+lands inside its work. A quarter of the trials (`--memory`) limit the address space
+instead (RLIMIT_AS, as `ulimit -v`, from 64 MB to 1 GB), so that an allocation or a
+thread's start fails: pmf must say so and exit 2, never abort (exit 134) or panic. An
+allocation that fails stops pmf at once, as a crash does (nothing can unwind out of an
+allocator), so there alone a `.partial` file may stay beside an output: the next output
+of that name removes it, as after a crash.
 
 The writers: `apply` (onto a new store, onto one holding partners, resuming the partners
 an approval was missing for, a second plan), `apply` of a rollback plan and of a
@@ -55,9 +60,14 @@ STORE_SIDE = {"state.db-wal", "state.db-shm", "state.db.lock"}
 
 
 def limited(limit):
-    """A preexec_fn: writes past `limit` bytes of any file fail with EFBIG."""
+    """A preexec_fn: writes past `limit` bytes of any file fail with EFBIG; or, for a
+    limit ("memory", n), allocations past n bytes of address space fail (RLIMIT_AS, as
+    `ulimit -v` makes it)."""
 
     def pre():
+        if isinstance(limit, tuple):
+            resource.setrlimit(resource.RLIMIT_AS, (limit[1], limit[1]))
+            return
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
@@ -74,7 +84,7 @@ def pmf(d, args, limit=None, env=None):
     except subprocess.TimeoutExpired as ex:
         rc, o, e = 124, (ex.stdout or b"").decode("utf-8", "replace"), (ex.stderr or b"").decode("utf-8", "replace")
     if C.crashed(rc, o, e):
-        C.CRASHES.append((" ".join(args)[:300] + (f" (writes failing past {limit} bytes)" if limit else ""), rc,
+        C.CRASHES.append((" ".join(args)[:300] + (f" (limit {limit})" if limit is not None else ""), rc,
                           (e or o)[-400:]))
     return rc, o, e
 
@@ -239,7 +249,7 @@ def whole(path, data):
         return False
 
 
-def trial(base, work, rng, name, args, needs_store, outputs, tally, stats):
+def trial(base, work, rng, name, args, needs_store, outputs, tally, stats, memory):
     ref, hit = os.path.join(work, "ref"), os.path.join(work, "hit")
     for p in (ref, hit):
         shutil.rmtree(p, ignore_errors=True)
@@ -252,25 +262,33 @@ def trial(base, work, rng, name, args, needs_store, outputs, tally, stats):
     size = written(untouched, snapshot(ref))
     # Below what the command wrote when nothing failed, so that the failure lands in its work
     # (1 in 8 at a few bytes: the first write fails).
-    limit = rng.randint(0, 256) if rng.random() < 0.125 else rng.randint(0, max(1, size))
+    if rng.random() < memory:
+        # Address space from 64 MB to 1 GB (log-uniform): pmf reserves stacks and arenas
+        # first, so most of these fail as it starts, some in its work.
+        limit = ("memory", int(2 ** rng.uniform(26, 30)))
+        what = f"{name} (memory limited to {limit[1] >> 20} MB)"
+    else:
+        limit = rng.randint(0, 256) if rng.random() < 0.125 else rng.randint(0, max(1, size))
+        what = f"{name} (writes failing past {limit} of {size} bytes)"
     rc, _o, err = pmf(hit, args, limit=limit)
     stats["runs"] += 1
-    what = f"{name} (writes failing past {limit} of {size} bytes)"
     problems = []
     if rc not in (ref_rc, 2):
         problems.append(f"exit {rc} (without the failure: {ref_rc}): {err.strip()[-300:]}")
     if rc == 2 and rc != ref_rc:
         stats["failed"] += 1
+        stats["memory"] += isinstance(limit, tuple)
         stats["kinds"].add(name)
         last = err.strip().splitlines()[-1] if err.strip() else ""
         stats["messages"][last[:160]] = stats["messages"].get(last[:160], 0) + 1
         if not err.strip():
             problems.append("exit 2 with no message")
-        elif not any(w in err for w in ("cannot", "failed", "disk", "File too large", "space", "error")):
+        elif not any(w in err for w in ("cannot", "failed", "disk", "File too large", "space", "error", "memory")):
             problems.append(f"exit 2 without naming what failed: {err.strip()[-300:]}")
     after = files(hit)
+    stopped = "pmf: out of memory: allocating" in err
     for rel in sorted(set(after) - set(before)):
-        if rel.endswith(".partial") or os.path.basename(rel).startswith(".") and ".partial" in rel:
+        if rel.endswith(".partial") and not stopped:
             problems.append(f"left `{rel}` behind")
     for rel in outputs:
         old, new = before.get(rel), after.get(rel)
@@ -328,6 +346,8 @@ def main():
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", help="only the writers whose name holds this text")
+    ap.add_argument("--memory", type=float, default=0.25,
+                    help="the share of trials whose memory (address space) is limited instead")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     d = C.scratch("faultfuzz")
@@ -336,13 +356,14 @@ def main():
     ctx = prepare(base)
     choices = [w for w in writers(ctx) if not a.only or a.only in w[0]]
     tally = C.Tally("faultfuzz")
-    stats = {"runs": 0, "failed": 0, "kinds": set(), "messages": {}}
+    stats = {"runs": 0, "failed": 0, "kinds": set(), "messages": {}, "memory": 0}
     t0 = time.monotonic()
     # Every writer once, then at random.
     order = choices + [rng.choice(choices) for _ in range(max(0, a.trials - len(choices)))]
     for name, args, needs_store, outputs in order[:max(a.trials, 1)]:
-        trial(base, d, rng, name, args, needs_store, outputs, tally, stats)
-    print(f"{stats['runs']} writers run with writes failing, {stats['failed']} of them failed by it (exit 2) and "
+        trial(base, d, rng, name, args, needs_store, outputs, tally, stats, a.memory)
+    print(f"{stats['runs']} writers run with writes failing or memory limited, {stats['failed']} of them failed by "
+          f"it (exit 2; {stats['memory']} for memory) and "
           f"were run again; {len(stats['kinds'])} of {len(choices)} kinds of writer failed at least once; "
           f"{time.monotonic() - t0:.0f} s")
     if os.environ.get("SHOW_MESSAGES"):

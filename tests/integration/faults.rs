@@ -1278,3 +1278,73 @@ fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it()
         "no failure landed after a commit: nothing was resumed"
     );
 }
+
+/// `cmd` with its address space limited to `bytes` (`RLIMIT_AS`, as
+/// `ulimit -v` makes it): an allocation, or a thread's stack, past it fails.
+fn memory_limited(mut cmd: Command, bytes: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure calls one async-signal-safe
+    // function and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let bound = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &bound) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// An apply under a memory limit from 48 MB to 640 MB: where memory runs
+/// out (an allocation, SQLite's, or a thread's start), pmf says so and
+/// exits 2 — never Rust's abort (exit 134, "memory allocation of N bytes
+/// failed", a backtrace) nor a panic; the store verifies, and the apply
+/// run again ends as the reference.
+#[test]
+fn an_apply_out_of_memory_says_so_and_a_rerun_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fleet_inputs(dir, 300);
+    plan_approved(dir, "partners.ndjson", "plan.json", false);
+    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let reference = finished(dir, "ref/state.db");
+    let mut failed = 0;
+    for mb in (48..=640).step_by(32) {
+        let store = format!("m{mb}/state.db");
+        let what = format!("memory limited to {mb} MB");
+        let o = run(memory_limited(
+            apply_cmd(dir, "plan.json", &store),
+            mb << 20,
+        ));
+        no_panic(&o, &what);
+        let err = text(&o.stderr);
+        assert!(
+            !err.contains("stack backtrace") && !err.contains("memory allocation of"),
+            "{what}: Rust's own abort: {err}"
+        );
+        if code(&o) == 4 {
+            same_end(&finished(dir, &store), &reference, &what);
+            continue;
+        }
+        failed += 1;
+        assert_eq!(code(&o), 2, "{what}: {err}");
+        assert!(
+            err.contains("memory") && err.contains("raise the limit"),
+            "{what}: the message does not say memory ran out and what to do: {err}"
+        );
+        if dir.join(&store).exists() {
+            verified(dir, &store);
+        }
+        let o = run(apply_cmd(dir, "plan.json", &store));
+        assert_eq!(code(&o), 4, "{what}, run again: {}", text(&o.stderr));
+        verified(dir, &store);
+        same_end(&finished(dir, &store), &reference, &what);
+    }
+    assert!(failed >= 1, "no limit made the apply run out of memory");
+}

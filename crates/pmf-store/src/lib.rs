@@ -72,6 +72,13 @@ pub enum StoreError {
         step = io_step(.0)
     )]
     Io(#[source] rusqlite::Error),
+    /// SQLite could not allocate memory (the machine's memory, or a limit
+    /// such as `ulimit -v`, reached): the transaction it was in is rolled
+    /// back.
+    #[error(
+        "SQLite ran out of memory ({0}): the machine's memory, or a limit such as `ulimit -v`, is reached; free memory or raise the limit, and run the command again"
+    )]
+    OutOfMemory(#[source] rusqlite::Error),
     /// Another connection kept the database busy past the wait.
     #[error("store: {0}")]
     Busy(#[source] rusqlite::Error),
@@ -413,6 +420,7 @@ impl From<rusqlite::Error> for StoreError {
             }
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(e),
             Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e),
+            Some(rusqlite::ErrorCode::OutOfMemory) => StoreError::OutOfMemory(e),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy(e)
             }
@@ -1715,6 +1723,7 @@ mod tests {
         assert!(matches!(of(ffi::SQLITE_BUSY), StoreError::Busy(_)));
         assert!(matches!(of(ffi::SQLITE_CONSTRAINT), StoreError::Sql(_)));
         assert!(matches!(of(ffi::SQLITE_IOERR_WRITE), StoreError::Io(_)));
+        assert!(matches!(of(ffi::SQLITE_NOMEM), StoreError::OutOfMemory(_)));
         assert!(
             of(ffi::SQLITE_IOERR_WRITE)
                 .to_string()
