@@ -85,6 +85,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    // Ctrl-C or SIGTERM stops the run after the batch it is committing.
+    let interrupt = super::interrupt::Interrupt::watch();
     // The lock first: a second writer is refused before it reads anything.
     let _lock = crate::store::lock::lock(&args.store, "apply").map_err(|e| {
         CliError::from(e)
@@ -455,6 +457,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // read the target state, and their events say so).
     let mut unobserved = 0usize;
     let mut stdout_open = true;
+    // Asked to stop (Ctrl-C, SIGTERM): the batches committed stay, the
+    // rest is left for a run again.
+    let mut interrupted = false;
     // Partners are prepared (assessed, walked, and for a partner the store
     // did not hold, its rows and run made) on a thread of their own, a
     // batch ahead of the one being written: a partner appears once in a
@@ -500,9 +505,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 &mut memo.borrow_mut(),
             )
         };
+        let stop = interrupt.clone();
         scope.spawn(move || {
             let memo = std::cell::RefCell::default();
             for (n, chunk) in plan.entries.chunks(APPLY_BATCH).enumerate() {
+                if stop.requested() {
+                    break;
+                }
                 let lane = std::sync::Arc::new(Lane {
                     partners: SharedBatch::new(chunk),
                     first: n * APPLY_BATCH,
@@ -517,6 +526,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         });
         let memo = std::cell::RefCell::default();
         for (n, lane) in prepared.iter().enumerate() {
+            // Between batches: what is committed is whole.
+            if interrupt.requested() {
+                interrupted = true;
+                break;
+            }
             // `None`: preparing a partner panicked on the other thread
             // (its panic is reported when the scope ends); nothing of this
             // batch is written.
@@ -647,6 +661,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    // Every partner a batch committed is counted once.
+    let processed: usize = counts.values().sum();
+    let interrupted = (interrupted || interrupt.requested()) && processed < total;
     let pending_now = counts
         .iter()
         .filter(|(k, _)| matches!(**k, "awaiting_review" | "throttled"))
@@ -661,12 +678,21 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         OutputFormat::Json => writeln!(
             out,
             "{}",
-            serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts})
+            if interrupted {
+                serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts, "interrupted": true, "partners_done": processed})
+            } else {
+                serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts})
+            }
         ),
         OutputFormat::Human => {
             let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let (stopped, applied) = if interrupted {
+                ("interrupted: ", format!("{processed} of {total} partners"))
+            } else {
+                ("", format!("{total} partners"))
+            };
             let totals = format!(
-                "applied plan {} to {total} partners: {}{}",
+                "{stopped}applied plan {} to {applied}: {}{}",
                 &loaded.hash[..12],
                 parts.join(" · "),
                 match (skipped, pending) {
@@ -703,6 +729,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     // their hundreds of thousands of small parts is left to a thread of its
     // own (the process may well exit first), not to the run's last step.
     drop_elsewhere((current, loaded, observed));
+    if interrupted {
+        errln!(
+            "pmf: interrupted: {processed} of {total} partners were applied and committed, the rest not begun; run the same `pmf apply` again to resume where it stopped"
+        );
+        return Ok(Exit::Interrupted);
+    }
     // Pending work first: a caller must come back for it.
     Ok(if pending_now > 0 {
         Exit::Pending

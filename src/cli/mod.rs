@@ -47,6 +47,7 @@ pub mod files;
 pub mod fmt;
 pub mod graph;
 pub mod init;
+pub mod interrupt;
 pub mod keygen;
 pub mod lineage;
 pub mod lsp;
@@ -97,6 +98,9 @@ pub enum Exit {
     /// `apply`: some partner is still pending (awaits review or approvals,
     /// or is throttled).
     Pending = 4,
+    /// Stopped by Ctrl-C or SIGTERM where what was done is whole (see
+    /// [`interrupt`]): 128 + SIGINT, as shells report it.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {
@@ -193,6 +197,7 @@ impl From<&CliError> for Exit {
             | CliError::Interrupted { .. } => Exit::Usage,
             CliError::Input(e) | CliError::Plan(PlanError::Input(e)) => e.into(),
             CliError::Plan(PlanError::Io(_)) => Exit::Usage,
+            CliError::Plan(PlanError::Stopped) => Exit::Interrupted,
             CliError::Apply(e) => e.into(),
             CliError::Load(e) => e.into(),
             CliError::Then { source, .. } => (&**source).into(),

@@ -192,6 +192,8 @@ fn joined<T>(result: std::thread::Result<T>) -> T {
 
 /// Make a plan: `pmf plan --policy … --partners … --target …`.
 fn make(args: &Make) -> Result<Exit, CliError> {
+    // Ctrl-C or SIGTERM stops the planning and removes the file begun.
+    let interrupt = super::interrupt::Interrupt::watch();
     let mut inputs = vec![
         (args.partners.as_path(), "--partners"),
         (args.target.as_path(), "--target"),
@@ -311,6 +313,7 @@ fn make(args: &Make) -> Result<Exit, CliError> {
             } else {
                 0
             },
+            stop: Some(interrupt.shared()),
         },
         &args.output,
         |n| {
@@ -327,6 +330,13 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         Ok(w) => w,
         Err(PlanError::Input(e)) => return input_failure(e),
         Err(e @ PlanError::Io(_)) => return Err(e.into()),
+        Err(PlanError::Stopped) => {
+            errln!(
+                "pmf: interrupted: no plan was written (a file already at `{}` is left as it was)",
+                args.output.display()
+            );
+            return Ok(Exit::Interrupted);
+        }
     };
     shown_header.partners.blake3 = written.partners_blake3.clone();
     // Targets (with `--subset`) and metrics of partners that were not

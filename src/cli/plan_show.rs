@@ -970,6 +970,7 @@ mod tests {
                     header: header.clone(),
                     subset: false,
                     review_rows: rows,
+                    stop: None,
                 },
                 &out,
                 |_| {},

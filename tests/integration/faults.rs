@@ -45,6 +45,14 @@
 //!   bytes to past the first commit: exit 2 saying what failed and what
 //!   to do, the store verifies, and the apply run again ends as the
 //!   reference. `tests/attacks/faultfuzz.py` does this to every writer.
+//! - **Memory running out**
+//!   ([`an_apply_out_of_memory_says_so_and_a_rerun_finishes_it`]): an apply
+//!   under address-space limits from 48 to 640 MB: exit 2 saying memory ran
+//!   out, never Rust's abort (134) or a backtrace; the run again finishes.
+//! - **Ctrl-C** ([`ctrl_c_stops_an_apply_after_its_batch_and_a_rerun_resumes`],
+//!   [`ctrl_c_stops_a_plan_and_leaves_the_earlier_plan_as_it_was`]): exit
+//!   130 with whole batches committed and a resume to the reference; a plan
+//!   written from a pipe leaves the earlier plan and nothing beside it.
 //!
 //! Two tests hold bugs this suite found, now fixed: a full disk's message
 //! names the store and says a re-run resumes
@@ -1347,4 +1355,135 @@ fn an_apply_out_of_memory_says_so_and_a_rerun_finishes_it() {
         same_end(&finished(dir, &store), &reference, &what);
     }
     assert!(failed >= 1, "no limit made the apply run out of memory");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Ctrl-C
+
+/// Partners of the interrupt test: six batches.
+const INTERRUPTED_PARTNERS: usize = 6000;
+
+/// Ctrl-C (SIGINT) once an apply has committed its first batch: it commits
+/// the batch it is in and stops, exit 130, saying how many partners were
+/// applied and that a run again resumes; its progress is whole batches, the
+/// store verifies, and the run again ends as an apply nothing stopped.
+#[test]
+fn ctrl_c_stops_an_apply_after_its_batch_and_a_rerun_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fleet_inputs(dir, INTERRUPTED_PARTNERS);
+    plan_approved(dir, "partners.ndjson", "plan.json", false);
+    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let reference = finished(dir, "ref/state.db");
+
+    let store = dir.join("int/state.db");
+    let mut child = apply_cmd(dir, "plan.json", "int/state.db")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pmf");
+    let started = Instant::now();
+    let mut watch = Watch::new(&store);
+    while watch.rows() == 0 && child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < HANG, "apply hung");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: a signal to the child this test started and has not waited for.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    no_panic(&o, "apply stopped by Ctrl-C");
+    assert_eq!(
+        code(&o),
+        130,
+        "Ctrl-C after the first of six batches: {err}"
+    );
+    let done = progress_rows(&store);
+    assert!(
+        done > 0 && done < INTERRUPTED_PARTNERS && done.is_multiple_of(BATCH),
+        "{done} partners committed: not whole batches of an unfinished run"
+    );
+    assert!(
+        err.contains(&format!(
+            "interrupted: {done} of {INTERRUPTED_PARTNERS} partners were applied and committed"
+        )) && err.contains("resume"),
+        "{err}"
+    );
+    verified(dir, "int/state.db");
+    let o = run(apply_cmd(dir, "plan.json", "int/state.db"));
+    assert_eq!(code(&o), 4, "run again: {}", text(&o.stderr));
+    assert!(detected_twice(&store).is_empty());
+    same_end(
+        &finished(dir, "int/state.db"),
+        &reference,
+        "resumed after Ctrl-C",
+    );
+}
+
+/// Ctrl-C while `pmf plan` reads partners from a pipe: exit 130, no plan
+/// written, the plan already at the output left as it was, and nothing
+/// left beside it.
+#[test]
+fn ctrl_c_stops_a_plan_and_leaves_the_earlier_plan_as_it_was() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lines = fleet_inputs(dir, 20_000);
+    std::fs::write(dir.join("plan.json"), "{\"earlier\": true}\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmf"))
+        .args(["plan", "--policy", &fleet("policy.pmf")])
+        .args(["--partners", "/dev/stdin", "--target", "target.json"])
+        .args(["--subset", "-o", "plan.json"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pmf");
+    let mut stdin = child.stdin.take().unwrap();
+    let (first, rest) = lines.split_at(lines.len() / 2);
+    for line in first {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    stdin.flush().unwrap();
+    // The file beside the output exists once planning began.
+    let started = Instant::now();
+    let beside = || {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .count()
+    };
+    while beside() == 0 {
+        assert!(started.elapsed() < HANG, "plan never began its file");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: a signal to the child this test started and has not waited for.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    // The rest of the partners, then the end of the file: the planner sees
+    // the request at its next batch.
+    for line in rest {
+        if writeln!(stdin, "{line}").is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    no_panic(&o, "plan stopped by Ctrl-C");
+    assert_eq!(code(&o), 130, "{err}");
+    assert!(
+        err.contains("interrupted: no plan was written")
+            && err.contains("`plan.json` is left as it was"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("plan.json")).unwrap(),
+        "{\"earlier\": true}\n"
+    );
+    assert_eq!(beside(), 0, "a file was left beside the output");
 }

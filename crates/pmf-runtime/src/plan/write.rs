@@ -754,6 +754,9 @@ pub struct PlanInputs<'a> {
     /// Gather a [`Review`] of the plan with this many of its most severe
     /// entries (0: none is gathered).
     pub review_rows: usize,
+    /// Set when the planning is to stop (the CLI's Ctrl-C): it stops
+    /// between batches, writing nothing ([`PlanError::Stopped`]).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A failure while planning.
@@ -765,6 +768,10 @@ pub enum PlanError {
     /// Cannot write the plan (exit 2).
     #[error("{0}")]
     Io(String),
+    /// Asked to stop ([`PlanInputs::stop`]): no plan was written, and a
+    /// file already at the output is left as it was.
+    #[error("interrupted: no plan was written")]
+    Stopped,
 }
 
 /// Stream partners through the policy into a plan file at `out` (a
@@ -933,8 +940,12 @@ pub fn write_plan(
         let named = &mut not_planned_ids;
         let digest = &mut partners_blake3;
         let review = &mut review;
+        let stop = inputs.stop.as_deref();
         let outcome = (|| -> Result<Totals, Stopped> {
             for evaluated in &eval_rx {
+                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Err(PlanError::Stopped.into());
+                }
                 let (batch, chunks) = evaluated?;
                 if seen.is_empty() && !batch.text.is_empty() {
                     // Size the id set once, from the file's size and the

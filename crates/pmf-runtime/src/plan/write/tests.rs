@@ -108,6 +108,7 @@ fn plan_into(
             header,
             subset: false,
             review_rows: 0,
+            stop: None,
         },
         out,
         |_| {},
@@ -497,6 +498,7 @@ fn hand_written_lines_are_the_serde_entries() {
         header: blank_header(&policy),
         subset: false,
         review_rows: 0,
+        stop: None,
     };
     let mut worker = Worker::new(&policy);
     let assessors = Assessors::new(&policy, targets.all.as_ref());
