@@ -189,12 +189,20 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 return Ok(refuser()?.refuse(&format!("{why}; nothing was imported"), &[]));
             }
             let mut held = Vec::new();
+            // Partners the store holds with the very states given (an
+            // import run again, after a crash that hid its success): they
+            // change nothing, and are left as they are.
+            let mut unchanged = std::collections::HashSet::new();
             for v in &partners {
                 let id = policy.id_of(v);
                 // Held to its lineage: a row deleted outside pmf is not a
                 // new partner to import.
-                if db.bound_partner(id)?.is_some() {
-                    held.push(id.to_string());
+                if let Some((stored, _)) = db.bound_partner(id)? {
+                    if !*replace && stored.state == v.to_json(&policy.schema).to_string() {
+                        unchanged.insert(id.to_string());
+                    } else {
+                        held.push(id.to_string());
+                    }
                 }
             }
             let approvers = super::replace::required(&policy);
@@ -239,6 +247,25 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     &["plan and apply a migration instead, or pass `--replace --reason TEXT` (recorded in the lineage); nothing was imported"],
                 ));
             }
+            let new = partners.len() - unchanged.len();
+            if new == 0 {
+                if *format == OutputFormat::Json {
+                    super::print_json(&serde_json::json!({
+                        "format_version": 1,
+                        "store": db.path().display().to_string(),
+                        "imported": 0,
+                        "replaced": 0,
+                        "unchanged": unchanged.len(),
+                    }));
+                } else {
+                    outln!(
+                        "nothing to import: {} already holds these {} partners with these very states (imported by an earlier run)",
+                        db.path().display(),
+                        unchanged.len()
+                    );
+                }
+                return Ok(Exit::Success);
+            }
             let (operator, _) = db.operator_key(operator_key.as_deref())?;
             let mut batch = db.begin(&operator)?;
             // The first import governs the store by its policy, as the first
@@ -257,7 +284,10 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 );
                 batch.govern(&proposed, &kept, &origin, Vec::new(), &now_rfc3339())?;
             }
-            for v in &partners {
+            for v in partners
+                .iter()
+                .filter(|v| !unchanged.contains(policy.id_of(v)))
+            {
                 let id = policy.id_of(v);
                 let version = policy.version_of(v).map(|v| v.to_string());
                 let state = v.to_json(&policy.schema).to_string();
@@ -287,19 +317,29 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 super::print_json(&serde_json::json!({
                     "format_version": 1,
                     "store": db.path().display().to_string(),
-                    "imported": partners.len(),
+                    "imported": new,
                     "replaced": held.len(),
+                    "unchanged": unchanged.len(),
                 }));
                 return Ok(Exit::Success);
             }
+            let mut notes = Vec::new();
+            if !held.is_empty() {
+                notes.push(format!("{} replaced", held.len()));
+            }
+            if !unchanged.is_empty() {
+                notes.push(format!(
+                    "{} already held with these very states, left as they are",
+                    unchanged.len()
+                ));
+            }
             outln!(
-                "imported {} partners into {}{}",
-                partners.len(),
+                "imported {new} partners into {}{}",
                 db.path().display(),
-                if held.is_empty() {
+                if notes.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({} replaced)", held.len())
+                    format!(" ({})", notes.join("; "))
                 }
             );
             Ok(Exit::Success)

@@ -4181,3 +4181,77 @@ fn a_request_for_a_new_operator_key_expires() {
         text(&o.stderr)
     );
 }
+
+/// An import run again (its success hidden by a crash, a lost terminal)
+/// changes nothing and succeeds: partners the store holds with the very
+/// states given are left as they are, with no event and no refusal; new
+/// partners beside them are imported; a held partner given another state is
+/// still refused and recorded (a replacement is a governed plan).
+#[test]
+fn an_import_run_again_changes_nothing_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let policy = fleet("policy.pmf");
+    let fleet_states: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let first: Vec<&serde_json::Value> = fleet_states.iter().take(5).collect();
+    let o = import_states(dir, "first.json", &first, &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let events = || crate::runtime::lineage_rows(dir);
+    let checkpoints = || {
+        Connection::open(dir.join(".pmf/state.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    let (before, signed) = (events(), checkpoints());
+
+    let o = state_import(dir, "first.json", &policy, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("nothing to import")
+            && text(&o.stdout).contains("these 5 partners with these very states"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(events(), before, "an import run again wrote events");
+    assert_eq!(
+        checkpoints(),
+        signed,
+        "an import run again signed a checkpoint"
+    );
+    assert!(crate::runtime::refusals(dir).is_empty());
+
+    // Two held as they are, one new: only the new one is imported.
+    let mut mixed: Vec<&serde_json::Value> = fleet_states.iter().take(2).collect();
+    mixed.push(&fleet_states[5]);
+    let o = import_states(dir, "mixed.json", &mixed, &policy, &["--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            &report["imported"],
+            &report["unchanged"],
+            &report["replaced"]
+        ),
+        (&1.into(), &2.into(), &0.into()),
+        "{report}"
+    );
+    assert_eq!(events(), before + 1, "one event: the new partner's");
+
+    // A held partner given another state: refused and recorded, as before.
+    let mut moved = fleet_states[0].clone();
+    moved["region"] = "zz".into();
+    let o = import_states(dir, "moved.json", &[&moved], &policy, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("already holds 1"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(crate::runtime::refusals(dir).len(), 1);
+    let o = verify(dir, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}
