@@ -198,7 +198,10 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 // Held to its lineage: a row deleted outside pmf is not a
                 // new partner to import.
                 if let Some((stored, _)) = db.bound_partner(id)? {
-                    if !*replace && stored.state == v.to_json(&policy.schema).to_string() {
+                    // The canonical text the store keeps (not the JSON
+                    // value, which compares to a string as a JSON string).
+                    let given = v.to_json(&policy.schema).to_string();
+                    if !*replace && stored.state == given {
                         unchanged.insert(id.to_string());
                     } else {
                         held.push(id.to_string());
