@@ -122,6 +122,8 @@ class Sequence:
         self.killed = 0
         # Writers whose writes failed (exit 2, saying what failed).
         self.write_failures = 0
+        # Applies a Ctrl-C stopped between batches (exit 130).
+        self.interrupted = 0
         # How much the last check held the store to: changes, and those that needed approvals.
         self.changes = 0
         self.governed = 0
@@ -161,14 +163,26 @@ class Sequence:
                              stdin=subprocess.DEVNULL)
         time.sleep(self.rng.uniform(0, 1.2 * self.apply_secs))
         killed = p.poll() is None
+        # One stop in three is a Ctrl-C (SIGINT): `apply` commits the batch it is in and
+        # exits 130; other commands end at once, as under SIGKILL.
+        ctrl_c = self.rng.random() < 1 / 3
         if killed:
-            p.send_signal(signal.SIGKILL)
+            p.send_signal(signal.SIGINT if ctrl_c else signal.SIGKILL)
         o, e = p.communicate()
         o, e = o.decode("utf-8", "replace"), e.decode("utf-8", "replace")
-        if killed:
+        if killed and ctrl_c and p.returncode == 130:
+            self.interrupted += 1
+            self.log.append(f"{what}: pmf {' '.join(args)} -> 130 (Ctrl-C)")
+            if what not in ("apply", "plan") or "interrupted:" not in e:
+                self.finding(f"pmf {' '.join(args[:2])} exited 130 on Ctrl-C without saying so", e.strip()[-300:])
+            return None, o, e
+        if killed and p.returncode in (-signal.SIGINT, -signal.SIGKILL):
             self.killed += 1
             self.log.append(f"{what}: pmf {' '.join(args)} -> KILLED")
             return None, o, e
+        if killed:
+            # Finished as the signal came (a Ctrl-C after the last batch): an exit of its own.
+            killed = False
         rc = p.returncode
         self.log.append(f"{what}: pmf {' '.join(args)} -> {rc} (not killed in time)")
         if C.crashed(rc, o, e):
@@ -637,7 +651,7 @@ def main():
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
     total_steps, total_killed, plans, changes, governed, contended, policies, successions = 0, 0, 0, 0, 0, 0, 0, 0
-    audited, reads, write_failures = 0, 0, 0
+    audited, reads, write_failures, interrupted = 0, 0, 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -647,6 +661,7 @@ def main():
         total_steps += seq.steps
         total_killed += seq.killed
         write_failures += seq.write_failures
+        interrupted += seq.interrupted
         plans += len(seq.plans)
         changes += seq.changes
         governed += seq.governed
@@ -667,7 +682,8 @@ def main():
             print(f"  sequence {n}: kept in {dest}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"exercised: {total_steps} steps, {total_killed} commands killed, {write_failures} whose writes failed, "
+    print(f"exercised: {total_steps} steps, {total_killed} commands killed, {interrupted} applies stopped by Ctrl-C, "
+          f"{write_failures} whose writes failed, "
           f"{contended} refused beside another "
           f"writer, {plans} plans made, {policies} changes of the governing policy, {successions} operator keys "
           f"replaced; at the end, {changes} changes held to their plans ({governed} to the approvals their plans "
