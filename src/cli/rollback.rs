@@ -32,16 +32,22 @@ pub const ROLLED_BACK: &str = "rolled_back";
 pub struct RollbackArgs {
     /// The partner to roll back.
     pub partner: String,
-    /// The stable version to return to (default: the one before the current).
-    #[arg(long)]
+    /// The stable version to return to: a version, or `#N`, the position
+    /// `--list` gives (default: the one before the current).
+    #[arg(long, value_name = "VERSION|#N")]
     pub to: Option<String>,
+    /// List the partner's stable states (position, version, and how each
+    /// differs from its current state) instead of planning: `--to #N`
+    /// names any of them.
+    #[arg(long, conflicts_with = "to")]
+    pub list: bool,
     /// The store.
     #[arg(long, default_value = DEFAULT_PATH)]
     pub store: PathBuf,
     /// The policy files: its categories and authorities say who must
     /// approve, its rites are spoken (files, directories, or a policy's name
     /// among them; repeatable).
-    #[arg(long, num_args = 1.., required = true, value_name = "FILE|DIR|NAME")]
+    #[arg(long, num_args = 1.., required_unless_present = "list", value_name = "FILE|DIR|NAME")]
     pub policy: Vec<PathBuf>,
     /// Where to write the rollback plan.
     #[arg(short = 'o', long = "output", default_value = "rollback.json")]
@@ -157,8 +163,12 @@ fn choose(
     Ok((current, chosen))
 }
 
-/// Run `pmf rollback`: write the rollback plan.
+/// Run `pmf rollback`: write the rollback plan (or, with `--list`, list
+/// the states it can return to).
 pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
+    if args.list {
+        return list(args);
+    }
     let mut inputs = vec![(args.store.as_path(), "--store")];
     inputs.extend(args.policy.iter().map(|p| (p.as_path(), "--policy")));
     super::files::refuse_output_over(&args.output, "the rollback plan", &inputs)?;
@@ -169,7 +179,32 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     let sources = policy::own_sources(&loaded);
     let policy = loaded.policy;
     let store = Store::open_existing(&args.store)?;
-    let back = args.to.as_deref().map_or(Back::Previous, Back::Version);
+    let back = match args.to.as_deref() {
+        None => Back::Previous,
+        Some(to) => match to.strip_prefix('#') {
+            Some(n) => {
+                let seq = n.parse::<i64>().map_err(|_| {
+                    UsageError(format!(
+                        "--to {to}: a position is `#` and a number, as `pmf rollback {} --list` gives",
+                        args.partner
+                    ))
+                })?;
+                if !store
+                    .stable_versions(&args.partner)?
+                    .iter()
+                    .any(|s| s.seq == seq)
+                {
+                    return Err(UsageError(format!(
+                        "partner `{}` has no stable state #{seq}: `pmf rollback {} --list` lists them",
+                        args.partner, args.partner
+                    ))
+                    .into());
+                }
+                Back::Stable(seq)
+            }
+            None => Back::Version(to),
+        },
+    };
     let (current, chosen) = choose(&store, &args.partner, back)?;
     let read = |json: &str, what: &str| -> Result<value::Value, UsageError> {
         let json: serde_json::Value = serde_json::from_str(json).map_err(|e| {
@@ -631,4 +666,88 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// `pmf rollback PARTNER --list`: the partner's stable states, in the order
+/// it reached them, each with its position (`--to #N`), its version and
+/// the fields in which it differs from the partner's current state.
+fn list(args: &RollbackArgs) -> Result<Exit, CliError> {
+    let store = Store::open_existing(&args.store)?;
+    let partner = &args.partner;
+    let (current, _) = store
+        .bound_partner(partner)?
+        .ok_or_else(|| UsageError(format!("no partner `{partner}` in the store")))?;
+    let parse = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap_or_default();
+    let now = parse(&current.state);
+    let rows: Vec<(StableVersion, Vec<String>)> = store
+        .stable_versions(partner)?
+        .into_iter()
+        .map(|s| {
+            // What returning to it would change: now → then.
+            let differs = differences(&now, &parse(&s.state));
+            (s, differs)
+        })
+        .collect();
+    if args.format == OutputFormat::Json {
+        let states: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(s, differs)| {
+                serde_json::json!({
+                    "position": s.seq,
+                    "version": s.version,
+                    "current": differs.is_empty() && s.version == current.version,
+                    "differs": differs,
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({"format_version": 1, "partner": partner, "version": current.version, "stable": states})
+        );
+        return Ok(Exit::Success);
+    }
+    outln!(
+        "stable states of `{partner}` (now at {}); `pmf rollback {partner} --to #N` returns to one:",
+        current.version.as_deref().unwrap_or("no version")
+    );
+    for (s, differs) in &rows {
+        let version = s.version.as_deref().unwrap_or("-");
+        let how = if differs.is_empty() {
+            "its current state".to_string()
+        } else {
+            let mut shown: Vec<String> = differs.iter().take(4).cloned().collect();
+            if differs.len() > 4 {
+                shown.push(format!("and {} more", differs.len() - 4));
+            }
+            format!("differs in {}", shown.join(", "))
+        };
+        outln!("  #{:<4} {version:<12} {how}", s.seq);
+    }
+    Ok(Exit::Success)
+}
+
+/// The fields in which state `a` differs from state `b`, each as
+/// `field: A → B` (values as JSON, shortened), in field order.
+fn differences(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let mut fields: Vec<&String> = a.keys().chain(b.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    let shown = |v: Option<&serde_json::Value>| {
+        let text = v.map_or_else(|| "(none)".to_string(), serde_json::Value::to_string);
+        let text = crate::runtime::value::shown_id(&text);
+        match text.char_indices().nth(40) {
+            Some((at, _)) => format!("{}…", text.get(..at).unwrap_or_default()),
+            None => text,
+        }
+    };
+    fields
+        .into_iter()
+        .filter(|f| a.get(*f) != b.get(*f))
+        .map(|f| format!("{f}: {} → {}", shown(a.get(f)), shown(b.get(f))))
+        .collect()
 }

@@ -4255,3 +4255,111 @@ fn an_import_run_again_changes_nothing_and_succeeds() {
     let o = verify(dir, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
+
+/// `pmf rollback PARTNER --list` names every stable state of a partner, with
+/// its position, its version and what returning to it would change; `--to
+/// #N` plans the return to any of them, even one of several states at one
+/// version that `--to VERSION` (the latest other than the current) cannot
+/// name. A position the partner does not have is a usage error.
+#[test]
+fn a_rollback_can_name_any_stable_state_by_its_position() {
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let p014 = || {
+        let o = pmf(d, &["state", "export"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        all.into_iter().find(|s| s["id"] == "p-014").unwrap()
+    };
+    let approve_all = |plan: &str, out: &str| {
+        for key in ["TSC.key", "ERC.key", "SCO.key"] {
+            let o = pmf(d, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        }
+    };
+    // Two replacements at p-014's version: three states at it.
+    let start = p014();
+    for (n, region) in ["zz-a", "zz-b"].into_iter().enumerate() {
+        let mut moved = start.clone();
+        moved["region"] = region.into();
+        let (file, out, approvals) = (
+            format!("moved{n}.json"),
+            format!("moved{n}-plan.json"),
+            format!("moved{n}-approvals.json"),
+        );
+        let o = import_states(
+            d,
+            &file,
+            &[&moved],
+            &policy,
+            &["--replace", "--reason", "moved", "-o", &out],
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        approve_all(&out, &approvals);
+        let o = pmf(d, &["apply", &out, "--approvals", &approvals]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+    assert_eq!(p014()["region"], "zz-b");
+    let o = pmf(d, &["rollback", "p-014", "--list", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stable = listed["stable"].as_array().unwrap();
+    let version = start["version"].as_str().unwrap();
+    let at_version: Vec<&serde_json::Value> =
+        stable.iter().filter(|s| s["version"] == version).collect();
+    assert!(at_version.len() >= 3, "{listed}");
+    assert_eq!(at_version.last().unwrap()["current"], true, "{listed}");
+    // The earliest state at the version: the one before both moves.
+    let first = at_version[0];
+    assert_eq!(
+        first["differs"],
+        serde_json::json!([format!("region: \"zz-b\" → {}", start["region"])]),
+        "{listed}"
+    );
+    let human = pmf(d, &["rollback", "p-014", "--list"]);
+    assert!(
+        text(&human.stdout).contains(&format!("#{}", first["position"])),
+        "{}",
+        text(&human.stdout)
+    );
+    // `--to VERSION` names the latest other than the current (zz-a); `--to
+    // #N` names the first.
+    plan_rollback(d, "p-014", "by-version.json", &["--to", version]);
+    let planned = |file: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(file)).unwrap()).unwrap()
+    };
+    assert_eq!(
+        planned("by-version.json")["entries"][0]["target"]["region"],
+        "zz-a"
+    );
+    let position = format!("#{}", first["position"]);
+    plan_rollback(d, "p-014", "by-position.json", &["--to", &position]);
+    assert_eq!(
+        planned("by-position.json")["entries"][0]["target"]["region"],
+        start["region"]
+    );
+    approve_all("by-position.json", "by-position-approvals.json");
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "by-position.json",
+            "--approvals",
+            "by-position-approvals.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(p014(), start, "back to the state named by its position");
+    let o = pmf(
+        d,
+        &["rollback", "p-014", "--to", "#99", "--policy", &policy],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("has no stable state #99"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+}
