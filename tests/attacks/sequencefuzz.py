@@ -22,7 +22,9 @@ with its writes failing past a random byte, as faultfuzz.py does). After every s
   panic) or exits with a code its command does not use.
 
 At the end of each sequence, every plan made is applied once more (nothing may change),
-and every witness's checkpoint must still verify (`--checkpoint`).
+every witness's checkpoint must still verify (`--checkpoint`), and `audit.py`, which
+trusts no pmf binary, must find the whole log intact (chains, Merkle roots, checkpoint
+signatures and operator key successions).
 
   PMF=target/release/pmf PMF_SRC=$PWD python3 sequencefuzz.py --sequences 20 --steps 40 --seed 1
 """
@@ -39,6 +41,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import audit as A  # noqa: E402
 import common as C  # noqa: E402
 import pmfevent as E  # noqa: E402
 
@@ -124,6 +127,8 @@ class Sequence:
         self.write_failures = 0
         # Applies a Ctrl-C stopped between batches (exit 130).
         self.interrupted = 0
+        # Final stores audit.py checked without pmf.
+        self.logs_audited = 0
         # How much the last check held the store to: changes, and those that needed approvals.
         self.changes = 0
         self.governed = 0
@@ -501,6 +506,14 @@ class Sequence:
             return False
         self.read_back()
         if final:
+            # The log as an auditor who trusts no pmf binary checks it.
+            try:
+                found, _seen = A.audit(db)
+            except Exception as ex:  # noqa: BLE001 (a log the audit cannot read is a finding)
+                found = [f"the audit could not read the log: {type(ex).__name__}: {ex}"]
+            self.logs_audited += 1
+            for why in found[:3]:
+                self.finding("audit.py (no pmf) finds the log broken that lineage verify passed", why)
             for w in self.witnesses:
                 rc, o, e, _ = C.run([C.pmf_bin(), "lineage", "verify", "--checkpoint", w], cwd=self.d, env=self.env)
                 if rc != 0:
@@ -651,7 +664,7 @@ def main():
     T = C.Tally("sequencefuzz")
     d = C.scratch("sequencefuzz")
     total_steps, total_killed, plans, changes, governed, contended, policies, successions = 0, 0, 0, 0, 0, 0, 0, 0
-    audited, reads, write_failures, interrupted = 0, 0, 0, 0
+    audited, reads, write_failures, interrupted, logs_audited = 0, 0, 0, 0, 0
     for n in range(args.sequences):
         work = os.path.join(d, f"s{n}")
         os.makedirs(work)
@@ -662,6 +675,7 @@ def main():
         total_killed += seq.killed
         write_failures += seq.write_failures
         interrupted += seq.interrupted
+        logs_audited += seq.logs_audited
         plans += len(seq.plans)
         changes += seq.changes
         governed += seq.governed
@@ -687,8 +701,8 @@ def main():
           f"{contended} refused beside another "
           f"writer, {plans} plans made, {policies} changes of the governing policy, {successions} operator keys "
           f"replaced; at the end, {changes} changes held to their plans ({governed} to the approvals their plans "
-          f"required), {audited} proofs checked by the independent verifier, {reads} reads of the store and "
-          "its plans")
+          f"required), {audited} proofs checked by the independent verifier, {logs_audited} whole logs by "
+          f"audit.py, {reads} reads of the store and its plans")
     T.add(f"{args.sequences} sequences of {args.steps} steps: every promise held after every step",
           all(r["held"] for r in T.rows), f"{total_steps} steps, {total_killed} killed, {changes} changes held, "
           f"{audited} proofs checked")

@@ -17,7 +17,9 @@ duplicated), then runs `lineage verify`, `lineage show`, `lineage prove`,
 `rollback`, `review abort` and `review promote`, `apply` of an approved plan and
 `state import`.
 
-Held: no command crashed or ran past --slow seconds. Reported, not failed: how many
+Held: no command crashed or ran past --slow seconds, and `lineage verify` passed no
+mutant whose log `audit.py` (an audit that trusts no pmf binary) finds broken. Reported,
+not failed: how many
 mutants `lineage verify` passed (an edit of a cell the log does not cover, such as the
 lock holder's name, or one that leaves the same value).
 
@@ -32,7 +34,16 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import audit as A  # noqa: E402
 import common as C  # noqa: E402
+
+
+def audited(db):
+    """What the independent audit (audit.py) finds wrong with the log of `db`."""
+    try:
+        return A.audit(db)[0]
+    except Exception as ex:  # noqa: BLE001 (a log it cannot read is a finding)
+        return [f"the audit could not read the log: {type(ex).__name__}: {ex}"]
 
 
 def build(d):
@@ -230,21 +241,26 @@ def main():
     # The control: on the store as pmf left it, every command does its job.
     control = os.path.join(d, "control")
     shutil.copytree(base, control, symlinks=True)
-    bad = []
+    bad = [f"audit.py: {why}" for why in audited(os.path.join(control, ".pmf", "state.db"))]
     for cmd in cmds:
         rc, o, e, _ = C.run([C.pmf_bin()] + cmd, cwd=control, timeout=args.slow)
         if rc not in (0, 3, 4):
             bad.append(f"pmf {' '.join(cmd[:3])}: exit {rc}: {e.strip()[-200:]}")
-    T.add("control: every command succeeds on the unedited store", not bad, f"{len(cmds) - len(bad)} of {len(cmds)}",
+    T.add("control: every command succeeds on the unedited store, and audit.py finds its log intact", not bad,
+          f"{len(cmds) - len(bad)} of {len(cmds)}",
           "; ".join(bad))
     crashes_before = 0
     codes = {}
     passed_verify, slow, runs, wrote_on_refused = 0, [], 0, 0
+    audit_failed, missed = 0, []
     for m in range(args.mutants):
         work = os.path.join(d, "m")
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(base, work, symlinks=True)
         did = mutate(rng, os.path.join(work, ".pmf", "state.db"), all_cells, all_rows)
+        # The log as an auditor without pmf sees it, before any command writes.
+        found = audited(os.path.join(work, ".pmf", "state.db"))
+        audit_failed += bool(found)
         verdict = {}
         for cmd in cmds:
             rc, o, e, secs = C.run([C.pmf_bin()] + cmd, cwd=work, timeout=args.slow)
@@ -254,6 +270,9 @@ def main():
             codes[cmd[0] + " " + cmd[1]][rc] += 1
             if rc == 124:
                 slow.append((m, cmd, did))
+            if cmd[:2] == ["lineage", "verify"] and cmd[2] == "--format" and rc == 0 and found:
+                # pmf vouched for a log an audit that trusts no pmf finds broken.
+                missed.append((m, did, found[0]))
             if cmd[:2] == ["lineage", "verify"] and cmd[2] == "--format" and rc == 0:
                 passed_verify += 1
                 if os.environ.get("SHOW_PASSED"):
@@ -273,6 +292,10 @@ def main():
                 print(f"  crash on mutant {m} ({'; '.join(did)}): pmf {' '.join(cmd)} -> kept in {dest}")
     T.add(f"{args.mutants} mutated stores x {len(cmds)} commands: no crash", not C.CRASHES,
           f"{runs} runs, {len(C.CRASHES)} crashed")
+    T.add("lineage verify passed no log the independent audit (audit.py) finds broken", not missed,
+          f"{audit_failed} of {args.mutants} mutants broke the log as the audit sees it; verify passed "
+          f"{len(missed)} of them",
+          "; ".join(f"mutant {m}: {'; '.join(did)}: {why}" for m, did, why in missed[:5]))
     T.add(f"no command ran past {args.slow:.0f} s", not slow, f"{len(slow)} slow",
           "; ".join(f"mutant {m}: pmf {' '.join(c[:3])} ({'; '.join(did)})" for m, c, did in slow[:5]))
     for k, v in sorted(codes.items()):

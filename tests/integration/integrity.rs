@@ -4363,3 +4363,75 @@ fn a_rollback_can_name_any_stable_state_by_its_position() {
     let o = verify(d, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
 }
+
+/// An auditor who trusts no pmf binary checks the whole log with
+/// `tests/attacks/audit.py` (Python's standard library, Ed25519 in pure
+/// Python): the story's store, after an operator key succession, holds; an
+/// edited checkpoint, an edited event and a deleted checkpoint are named.
+#[test]
+fn the_whole_log_checks_out_with_an_audit_that_trusts_no_pmf() {
+    let dir = story();
+    let d = dir.path();
+    let o = rekey(d, &["--new-key", "next.key", "--reason", "yearly rotation"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // A write the new key signs.
+    let fleet_states: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut new = fleet_states[0].clone();
+    new["id"] = "p-new".into();
+    let policy = fleet("policy.pmf");
+    let o = import_states(
+        d,
+        "new.json",
+        &[&new],
+        &policy,
+        &["--operator-key", "next.key"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let audit = std::path::absolute("tests/attacks/audit.py").unwrap();
+    let run = |store: &Path| {
+        std::process::Command::new("python3")
+            .arg(&audit)
+            .arg(store)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("python3")
+    };
+    let store = d.join(".pmf/state.db");
+    let o = run(&store);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1 operator key successions"),
+        "{}",
+        text(&o.stdout)
+    );
+    let edited = |name: &str, sql: &str| {
+        let copy = d.join(name);
+        std::fs::copy(&store, &copy).unwrap();
+        Connection::open(&copy).unwrap().execute_batch(sql).unwrap();
+        let o = run(&copy);
+        assert_eq!(code(&o), 1, "{name}: {}", text(&o.stdout));
+        text(&o.stdout)
+    };
+    let out = edited(
+        "time.db",
+        "UPDATE checkpoints SET time = '2020-01-01T00:00:00Z' WHERE size = (SELECT MAX(size) FROM checkpoints)",
+    );
+    assert!(
+        out.contains("its signature is not the operator key's"),
+        "{out}"
+    );
+    let out = edited(
+        "gap.db",
+        "DELETE FROM checkpoints WHERE size = (SELECT MIN(size) FROM checkpoints WHERE prev IS NOT NULL)",
+    );
+    assert!(
+        out.contains("follows a checkpoint the store no longer holds"),
+        "{out}"
+    );
+    let out = edited(
+        "event.db",
+        "UPDATE lineage SET partner_id = 'p-999' WHERE global_seq = (SELECT MIN(global_seq) FROM lineage WHERE partner_id = 'p-012')",
+    );
+    assert!(out.contains("chain hash"), "{out}");
+}

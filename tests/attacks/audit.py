@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""An auditor's check of a store's log that trusts no pmf binary (python3 stdlib only).
+
+`pmf lineage verify` is pmf checking itself: an auditor handed a store by its operator
+may not trust the binary that says "intact". This script checks the log from the store
+file alone, from docs/security.md and the RFCs, sharing no code with pmf (the encodings
+are read by `pmfevent.py`, written from the same documents):
+
+- every event's chain hash (`pmf-event-v2`, or the JSON events of old stores), each
+  partner's chain from the genesis hash, positions without gaps;
+- the Merkle tree over the events' hashes in log order (RFC 6962: leaf
+  `sha256(0x00 || hash)`, node `sha256(0x01 || left || right)`): its root at every
+  signed checkpoint's size is the root the checkpoint states;
+- every checkpoint's Ed25519 signature (RFC 8032, in pure Python below) over its
+  message (`pmf-checkpoint-v1\\nSTORE_ID\\nSIZE\\nROOT\\nTIME`, or `-v2` with `\\nPREV`),
+  and the chain of checkpoints (`prev` = SHA-256 of the previous one's signature);
+- the operator keys: every checkpoint is signed by the key in force at its size, which
+  changes only at an `operator_rekeyed` event of `@operator` naming the old key and
+  the new one, signed by the new key (`pmf-operator-rekey-v1\\nSTORE_ID\\nOLD\\nNEW`);
+  the key the store pins is the last one.
+
+What it does not check (pmf verify does): the tables derived from the log (partners'
+current states, stable versions, progress), approvals' signatures (they need the
+policy's keys), and the authorities' approvals of a lost key's succession.
+
+  python3 tests/attacks/audit.py .pmf/state.db      # exit 0 when the log holds, 1 naming each problem
+"""
+
+import hashlib
+import os
+import sqlite3
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pmfevent as E  # noqa: E402
+
+# ---- Ed25519 verification (RFC 8032, section 5.1), in extended coordinates ----
+
+P = 2 ** 255 - 19
+L = 2 ** 252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def _add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % P
+    bb = (y1 + x1) * (y2 + x2) % P
+    cc = 2 * t1 * t2 * D % P
+    dd = 2 * z1 * z2 % P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _mul(k, point):
+    acc = (0, 1, 1, 0)
+    while k:
+        if k & 1:
+            acc = _add(acc, point)
+        point = _add(point, point)
+        k >>= 1
+    return acc
+
+
+def _decode(s):
+    """A point from its 32-byte encoding, or None."""
+    if len(s) != 32:
+        return None
+    y = int.from_bytes(s, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P:
+        return None
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+_BY = 4 * pow(5, P - 2, P) % P
+BASE = _decode(_BY.to_bytes(32, "little"))
+
+
+def _same(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % P == 0 and (a[1] * b[2] - b[1] * a[2]) % P == 0
+
+
+def ed25519_verify(public_key, message, signature):
+    """Whether `signature` (64 bytes) is `public_key`'s (32 bytes) over `message`."""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    a, r = _decode(public_key), _decode(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= L:
+        return False
+    h = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little") % L
+    return _same(_mul(s, BASE), _add(r, _mul(h, a)))
+
+
+# ---- the Merkle tree (RFC 6962), grown a leaf at a time ----
+
+def _node(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class Frontier:
+    """The roots of the perfect subtrees of the leaves so far, largest first."""
+
+    def __init__(self):
+        self.peaks = []  # [(height, hash)]
+        self.size = 0
+
+    def push(self, chain_hash):
+        item = (0, hashlib.sha256(b"\x00" + chain_hash).digest())
+        while self.peaks and self.peaks[-1][0] == item[0]:
+            height, left = self.peaks.pop()
+            item = (height + 1, _node(left, item[1]))
+        self.peaks.append(item)
+        self.size += 1
+
+    def root(self):
+        if not self.peaks:
+            return hashlib.sha256(b"").digest()
+        acc = self.peaks[-1][1]
+        for _h, peak in reversed(self.peaks[:-1]):
+            acc = _node(peak, acc)
+        return acc
+
+
+# ---- the audit ----
+
+def _hex(text):
+    try:
+        return bytes.fromhex(text or "")
+    except ValueError:
+        return b""
+
+
+def audit(db):
+    """The problems of the store file `db`'s log ([] when it holds), and what was checked."""
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    problems = []
+    try:
+        meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
+        store_id = meta.get("store_id", "")
+        texts = E.texts(c)
+        checkpoints = c.execute(
+            "SELECT size, root, time, public_key, signature, prev FROM checkpoints ORDER BY size").fetchall()
+        events = E.events(c)
+    finally:
+        c.close()
+    # Chains, positions, successions.
+    heads, positions, successions = {}, {}, []
+    frontier = Frontier()
+    roots = {}
+    wanted = {size for size, *_rest in checkpoints}
+    for n, (g, partner, seq, body, stored) in enumerate(events, 1):
+        if g != n:
+            problems.append(f"event #{n}: stored at log position {g}")
+        if seq != positions.get(partner, 0) + 1:
+            problems.append(f"event #{g}: `{partner}`'s event {seq} follows its event {positions.get(partner, 0)}")
+        positions[partner] = seq
+        computed = E.stored_hash(heads.get(partner, E.GENESIS), partner, seq, body, texts)
+        if computed != bytes(stored):
+            problems.append(f"event #{g} (`{partner}` {seq}): its chain hash is not the hash of its content "
+                            "and the partner's previous event")
+        heads[partner] = bytes(stored)
+        frontier.push(bytes(stored))
+        if frontier.size in wanted:
+            roots[frontier.size] = frontier.root()
+        if partner == "@operator":
+            try:
+                e = E.decode(body, texts)
+            except Exception as ex:  # noqa: BLE001 (an undecodable event is a finding, not a crash)
+                problems.append(f"event #{g}: an `@operator` event that does not decode ({ex})")
+                continue
+            successions.append((g, e.get("from", ""), e.get("to", ""), bool(e.get("plan_hash")),
+                                e.get("signature", "")))
+    if int(meta.get("global_count", len(events)) or 0) != len(events):
+        problems.append(f"the store says it holds {meta.get('global_count')} events; its log holds {len(events)}")
+    # Successions: each names the key in force, and the new key signed it.
+    for g, old, new, _approved, signature in successions:
+        message = f"pmf-operator-rekey-v1\n{store_id}\n{old}\n{new}".encode()
+        if not ed25519_verify(_hex(new), message, _hex(signature)):
+            problems.append(f"event #{g}: the succession to operator key {new[:12]}… is not signed by that key")
+    for (g, _old, new, _a, _s), (g2, old2, _new2, _a2, _s2) in zip(successions, successions[1:]):
+        if old2 != new:
+            problems.append(f"event #{g2}: the succession replaces key {old2[:12]}…, but the key in force is "
+                            f"{new[:12]}… (since event #{g})")
+
+    def key_for(size):
+        in_force = [s for s in successions if s[0] < size or s[3] and s[0] == size]
+        if in_force:
+            return in_force[-1][2]
+        return successions[0][1] if successions else meta.get("operator_key", "")
+
+    # Checkpoints: root, key, signature, chain.
+    before = None
+    for size, root, time, public_key, signature, prev in checkpoints:
+        where = f"the checkpoint of {size} events (signed {time})"
+        if size > len(events):
+            problems.append(f"{where}: the log holds only {len(events)} events")
+        elif roots.get(size) != _hex(root):
+            problems.append(f"{where}: the log's Merkle root at that size is not the one it states")
+        if public_key != key_for(size):
+            problems.append(f"{where}: signed by key {public_key[:12]}…, not the operator key in force there "
+                            f"({key_for(size)[:12]}…)")
+        if prev is None:
+            message = f"pmf-checkpoint-v1\n{store_id}\n{size}\n{root}\n{time}"
+            if before is not None and before[1] is not None:
+                problems.append(f"{where}: unchained, after a chained checkpoint")
+        else:
+            message = f"pmf-checkpoint-v2\n{store_id}\n{size}\n{root}\n{time}\n{prev}"
+            if before is None or prev != hashlib.sha256(before[0].encode()).hexdigest():
+                problems.append(f"{where}: it follows a checkpoint the store no longer holds")
+        if not ed25519_verify(_hex(public_key), message.encode(), _hex(signature)):
+            problems.append(f"{where}: its signature is not the operator key's over what it states")
+        before = (signature, prev)
+    if not checkpoints and events:
+        problems.append(f"{len(events)} events and no signed checkpoint")
+    elif checkpoints and checkpoints[-1][0] != len(events):
+        problems.append(f"events #{checkpoints[-1][0] + 1}–#{len(events)} are under no signed checkpoint")
+    pinned = meta.get("operator_key")
+    if successions and pinned != successions[-1][2]:
+        problems.append(f"the store pins operator key {str(pinned)[:12]}…, not the last succession's "
+                        f"{successions[-1][2][:12]}…")
+    return problems, {"events": len(events), "checkpoints": len(checkpoints), "successions": len(successions),
+                      "partners": len([p for p in positions if not p.startswith("@")])}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: audit.py STORE.db")
+    problems, seen = audit(sys.argv[1])
+    for p in problems[:50]:
+        print(f"problem: {p}")
+    if len(problems) > 50:
+        print(f"… and {len(problems) - 50} more")
+    if problems:
+        return 1
+    print(f"log intact (checked without pmf): {seen['events']} events of {seen['partners']} partners, "
+          f"{seen['checkpoints']} signed checkpoints, {seen['successions']} operator key successions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
