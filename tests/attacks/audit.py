@@ -17,17 +17,25 @@ are read by `pmfevent.py`, written from the same documents):
 - the operator keys: every checkpoint is signed by the key in force at its size, which
   changes only at an `operator_rekeyed` event of `@operator` naming the old key and
   the new one, signed by the new key (`pmf-operator-rekey-v1\\nSTORE_ID\\nOLD\\nNEW`);
-  the key the store pins is the last one.
+  the key the store pins is the last one;
+- who decided: the keys each governing policy trusts (its `governed` event, held to the
+  `key` declarations of the policy text the store keeps), every approval an event names
+  stored with a valid signature of its plan by a key the policy then governing trusts,
+  every review decision signed over the event it follows, every change of policy
+  endorsed by each authority of the policy it replaces, every lost operator key's
+  succession approved by each authority of the governing policy.
 
 What it does not check (pmf verify does): the tables derived from the log (partners'
-current states, stable versions, progress), approvals' signatures (they need the
-policy's keys), and the authorities' approvals of a lost key's succession.
+current states, stable versions, progress), that each walk had the approvals its policy
+required (that needs the policy compiled), and the illumination counts.
 
   python3 tests/attacks/audit.py .pmf/state.db      # exit 0 when the log holds, 1 naming each problem
 """
 
 import hashlib
+import json
 import os
+import re
 import sqlite3
 import sys
 
@@ -135,6 +143,104 @@ class Frontier:
         return acc
 
 
+# ---- who decided: approvals, review decisions, changes of policy ----
+
+KEY_DECLARATION = re.compile(r'\bkey\s+([A-Za-z_][A-Za-z0-9_]*)\s+"ed25519:([0-9a-fA-F]{64})"')
+
+
+def declared_keys(sources):
+    """The (authority, key) pairs a policy's kept text declares (`key AUTH "ed25519:HEX"`,
+    line comments left out)."""
+    keys = set()
+    for text in sources.values():
+        for authority, key in KEY_DECLARATION.findall(re.sub(r"//[^\n]*", "", text)):
+            keys.add((authority, key.lower()))
+    return keys
+
+
+def _signers(e):
+    return [tuple(s.split(":", 1)) if ":" in s else (s, "") for s in e.get("signers") or []]
+
+
+class Governance:
+    """The policy governing the store as the log goes (its `governed` events), and every
+    decision the log names held to it: each approval stored with a valid signature
+    (`pmf-approval-v1\nAUTHORITY\nPLAN`) by a key the governing policy trusts, each
+    review decision signed over the event it follows (`pmf-review-v1\n…`), each change
+    of policy endorsed by every authority of the policy it replaces, and each lost
+    operator key's succession approved by every authority of the governing policy."""
+
+    def __init__(self, approvals, kept):
+        self.approvals, self.kept = approvals, kept
+        self.trusted = None  # {(authority, key)} of the governing policy
+        self.plans = {}  # partner -> the plan its walk runs
+
+    def signed(self, plan, authority, key):
+        signature = self.approvals.get((plan, authority, key.lower()))
+        return signature is not None and ed25519_verify(
+            _hex(key), f"pmf-approval-v1\n{authority}\n{plan}".encode(), _hex(signature))
+
+    def every_authority(self, plan, signers):
+        """The authorities of the governing policy that did not approve `plan` among `signers`."""
+        endorsed = {a for a, k in signers if (a, k.lower()) in self.trusted and self.signed(plan, a, k)}
+        return sorted({a for a, _k in self.trusted} - endorsed)
+
+    def follow(self, partner, e, prev_hash, count):
+        kind = e.get("kind")
+        if partner == "@governance" and kind == "governed":
+            trusted = {(a, k.lower()) for a, k in _signers(e)}
+            problems = []
+            text = self.kept.get(e.get("policy_hash"))
+            if text is not None:
+                count["policies"] += 1
+                try:
+                    declared = declared_keys(json.loads(text))
+                except ValueError:
+                    declared = None
+                if declared != trusted:
+                    problems.append("the keys its policy's kept text declares are not the keys it records")
+            if self.trusted is not None and self.trusted:
+                missing = self.every_authority(e.get("plan_hash", ""), [(a, k) for (a, k), _s in
+                                               ((key[1:], sig) for key, sig in self.approvals.items()
+                                                if key[0] == e.get("plan_hash"))])
+                if missing:
+                    problems.append(f"a change of policy not endorsed by {', '.join(missing)} of the policy it "
+                                    "replaces")
+            self.trusted = trusted
+            return problems
+        if partner.startswith("@") and partner != "@operator" or self.trusted is None:
+            return []
+        problems = []
+        if partner == "@operator":
+            if e.get("plan_hash"):
+                # A lost key's succession: every authority approved the request.
+                count["approvals"] += len(_signers(e))
+                missing = self.every_authority(e["plan_hash"], _signers(e))
+                if missing and self.trusted:
+                    problems.append(f"a lost operator key replaced without the approval of {', '.join(missing)}")
+            return problems
+        if e.get("plan_hash"):
+            self.plans[partner] = e["plan_hash"]
+        plan = self.plans.get(partner, "")
+        if e.get("signature"):
+            # A review decision, signed over the event it follows.
+            count["reviews"] += 1
+            (authority, key), = _signers(e)[:1] or [("", "")]
+            message = f"pmf-review-v1\n{authority}\n{partner}\n{kind}\n{e.get('plan_hash', '')}\n{prev_hash}"
+            if not ed25519_verify(_hex(key), message.encode(), _hex(e["signature"])):
+                problems.append(f"its review decision by `{authority}` has no valid signature")
+            if (authority, key.lower()) not in self.trusted:
+                problems.append(f"its review decision is by a key of `{authority}` the governing policy does not trust")
+            return problems
+        for authority, key in _signers(e):
+            count["approvals"] += 1
+            if not self.signed(plan, authority, key):
+                problems.append(f"its approval by `{authority}` is not stored with a valid signature of its plan")
+            if (authority, key.lower()) not in self.trusted:
+                problems.append(f"its approval by `{authority}` is by a key the governing policy does not trust")
+        return problems
+
+
 # ---- the audit ----
 
 def _hex(text):
@@ -155,10 +261,18 @@ def audit(db):
         checkpoints = c.execute(
             "SELECT size, root, time, public_key, signature, prev FROM checkpoints ORDER BY size").fetchall()
         events = E.events(c)
+        stored_approvals = {(p, a, k.lower()): sig for p, a, k, sig in
+                            c.execute("SELECT plan_hash, authority, public_key, signature FROM approvals")}
+        try:
+            kept = dict(c.execute("SELECT hash, sources FROM policies").fetchall())
+        except sqlite3.OperationalError:
+            kept = {}  # a store before schema 6 keeps no policy text
     finally:
         c.close()
-    # Chains, positions, successions.
+    decisions = {"approvals": 0, "reviews": 0, "policies": 0}
+    # Chains, positions, successions; who decided what, under which policy.
     heads, positions, successions = {}, {}, []
+    governance = Governance(stored_approvals, kept)
     frontier = Frontier()
     roots = {}
     wanted = {size for size, *_rest in checkpoints}
@@ -172,6 +286,13 @@ def audit(db):
         if computed != bytes(stored):
             problems.append(f"event #{g} (`{partner}` {seq}): its chain hash is not the hash of its content "
                             "and the partner's previous event")
+        try:
+            e = E.decode(body, texts)
+        except Exception as ex:  # noqa: BLE001 (an undecodable event is a finding, not a crash)
+            problems.append(f"event #{g}: it does not decode ({ex})")
+            e = {}
+        problems.extend(f"event #{g} (`{partner}` {seq}): {why}" for why in
+                        governance.follow(partner, e, heads.get(partner, E.GENESIS).hex(), decisions))
         heads[partner] = bytes(stored)
         frontier.push(bytes(stored))
         if frontier.size in wanted:
@@ -233,7 +354,7 @@ def audit(db):
         problems.append(f"the store pins operator key {str(pinned)[:12]}…, not the last succession's "
                         f"{successions[-1][2][:12]}…")
     return problems, {"events": len(events), "checkpoints": len(checkpoints), "successions": len(successions),
-                      "partners": len([p for p in positions if not p.startswith("@")])}
+                      "partners": len([p for p in positions if not p.startswith("@")]), **decisions}
 
 
 def main():
@@ -247,7 +368,9 @@ def main():
     if problems:
         return 1
     print(f"log intact (checked without pmf): {seen['events']} events of {seen['partners']} partners, "
-          f"{seen['checkpoints']} signed checkpoints, {seen['successions']} operator key successions")
+          f"{seen['checkpoints']} signed checkpoints, {seen['successions']} operator key successions, "
+          f"{seen['approvals']} approvals and {seen['reviews']} review decisions by trusted keys, "
+          f"{seen['policies']} kept policies declaring the keys the log records")
     return 0
 
 
