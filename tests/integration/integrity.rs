@@ -4434,4 +4434,13 @@ fn the_whole_log_checks_out_with_an_audit_that_trusts_no_pmf() {
         "UPDATE lineage SET partner_id = 'p-999' WHERE global_seq = (SELECT MIN(global_seq) FROM lineage WHERE partner_id = 'p-012')",
     );
     assert!(out.contains("chain hash"), "{out}");
+    // An approval's signature replaced by another of the same key.
+    let out = edited(
+        "approval.db",
+        "UPDATE approvals SET signature = (SELECT signature FROM approvals a WHERE a.authority = approvals.authority AND a.plan_hash != approvals.plan_hash LIMIT 1) WHERE authority = 'TSC' AND EXISTS (SELECT 1 FROM approvals a WHERE a.authority = 'TSC' AND a.plan_hash != approvals.plan_hash)",
+    );
+    assert!(
+        out.contains("approval by `TSC` is not stored with a valid signature"),
+        "{out}"
+    );
 }
