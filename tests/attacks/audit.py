@@ -25,9 +25,12 @@ are read by `pmfevent.py`, written from the same documents):
   endorsed by each authority of the policy it replaces, every lost operator key's
   succession approved by each authority of the governing policy.
 
-What it does not check (pmf verify does): the tables derived from the log (partners'
-current states, stable versions, progress), that each walk had the approvals its policy
-required (that needs the policy compiled), and the illumination counts.
+- the tables pmf reads states from: every partner's row is the state, version and status
+  its lineage last recorded (`pmf-partner-row-v1`), and none is gone; every stable
+  version is one its lineage recorded (`pmf-stable-v1`).
+
+What it does not check (pmf verify does): `progress`, that each walk had the approvals
+its policy required (that needs the policy compiled), and the illumination counts.
 
   python3 tests/attacks/audit.py .pmf/state.db      # exit 0 when the log holds, 1 naming each problem
 """
@@ -267,12 +270,15 @@ def audit(db):
             kept = dict(c.execute("SELECT hash, sources FROM policies").fetchall())
         except sqlite3.OperationalError:
             kept = {}  # a store before schema 6 keeps no policy text
+        rows = c.execute("SELECT id, state, version, status FROM partners").fetchall()
+        stables = c.execute("SELECT partner_id, seq, version, state FROM stable_versions").fetchall()
     finally:
         c.close()
     decisions = {"approvals": 0, "reviews": 0, "policies": 0}
     # Chains, positions, successions; who decided what, under which policy.
     heads, positions, successions = {}, {}, []
     governance = Governance(stored_approvals, kept)
+    recorded, listed = {}, {}  # partner -> its last state digest; the stable digests its events list
     frontier = Frontier()
     roots = {}
     wanted = {size for size, *_rest in checkpoints}
@@ -293,6 +299,9 @@ def audit(db):
             e = {}
         problems.extend(f"event #{g} (`{partner}` {seq}): {why}" for why in
                         governance.follow(partner, e, heads.get(partner, E.GENESIS).hex(), decisions))
+        if e.get("state"):
+            recorded[partner] = e["state"]
+        listed.setdefault(partner, set()).update(e.get("stable") or [])
         heads[partner] = bytes(stored)
         frontier.push(bytes(stored))
         if frontier.size in wanted:
@@ -349,6 +358,31 @@ def audit(db):
         problems.append(f"{len(events)} events and no signed checkpoint")
     elif checkpoints and checkpoints[-1][0] != len(events):
         problems.append(f"events #{checkpoints[-1][0] + 1}–#{len(events)} are under no signed checkpoint")
+    # The tables pmf reads states from, held to what the log recorded.
+    for pid, raw, version, status in rows:
+        try:
+            state = E.unpack_state(raw, texts)
+        except Exception:  # noqa: BLE001 (an unreadable state is a finding)
+            state = None
+        digest = hashlib.sha256(b"pmf-partner-row-v1\0" + f"{status}\0{version or ''}\0".encode()
+                                + (state or "").encode()).hexdigest()
+        if pid not in recorded:
+            problems.append(f"partner `{pid}` has a row but its lineage records no state")
+        elif state is None or digest != recorded[pid]:
+            problems.append(f"partner `{pid}`'s row is not the state, version and status its lineage last recorded")
+    held = {r[0] for r in rows}
+    for pid in sorted(set(recorded) - held):
+        if not pid.startswith("@"):
+            problems.append(f"partner `{pid}`'s lineage records a state, but its row is gone")
+    for pid, seq, version, raw in stables:
+        try:
+            state = E.unpack_state(raw, texts)
+        except Exception:  # noqa: BLE001
+            state = ""
+        digest = hashlib.sha256(b"pmf-stable-v1\0" + f"{seq}\0{version or ''}\0".encode()
+                                + state.encode()).hexdigest()
+        if digest not in listed.get(pid, ()):
+            problems.append(f"partner `{pid}`'s stable version #{seq} is not one its lineage recorded")
     pinned = meta.get("operator_key")
     if successions and pinned != successions[-1][2]:
         problems.append(f"the store pins operator key {str(pinned)[:12]}…, not the last succession's "

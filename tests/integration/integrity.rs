@@ -4443,4 +4443,14 @@ fn the_whole_log_checks_out_with_an_audit_that_trusts_no_pmf() {
         out.contains("approval by `TSC` is not stored with a valid signature"),
         "{out}"
     );
+    let out = edited(
+        "row.db",
+        "UPDATE partners SET status = 'restricted' WHERE id = 'p-002'",
+    );
+    assert!(
+        out.contains(
+            "`p-002`'s row is not the state, version and status its lineage last recorded"
+        ),
+        "{out}"
+    );
 }
