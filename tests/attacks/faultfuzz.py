@@ -96,29 +96,24 @@ def must(d, args):
     return o
 
 
-def files(d):
-    """Every file under `d` (relative path -> bytes), the store's database and side files aside."""
+def snapshot(d, store=True):
+    """Every file under `d` (relative path -> bytes); without `store`, the store's database
+    and its side files left out."""
     out = {}
     for dp, _dns, fns in os.walk(d):
         for n in fns:
             p = os.path.join(dp, n)
             rel = os.path.relpath(p, d)
-            if rel == STORE or n in STORE_SIDE:
+            if not store and (rel == STORE or n in STORE_SIDE):
                 continue
             with open(p, "rb") as fh:
                 out[rel] = fh.read()
     return out
 
 
-def snapshot(d):
-    """Every file under `d` (the store's own included): relative path -> bytes."""
-    out = {}
-    for dp, _dns, fns in os.walk(d):
-        for n in fns:
-            p = os.path.join(dp, n)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, d)] = fh.read()
-    return out
+def files(d):
+    """Every file under `d` but the store's own (relative path -> bytes)."""
+    return snapshot(d, store=False)
 
 
 def written(before, after):

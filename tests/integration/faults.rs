@@ -1196,7 +1196,14 @@ fn a_full_disk_names_the_store_and_says_a_rerun_resumes() {
 /// `EFBIG`, as `ulimit -f` makes it (and, for the store, as a quota or a
 /// failing disk does): `RLIMIT_FSIZE`, with `SIGXFSZ` ignored. Needs no
 /// root, unlike the tmpfs above.
-fn writes_failing_past(mut cmd: Command, limit: u64) -> Command {
+fn writes_failing_past(cmd: Command, limit: u64) -> Command {
+    limited(cmd, libc::RLIMIT_FSIZE, limit)
+}
+
+/// `cmd` with `resource` (`RLIMIT_FSIZE`, `RLIMIT_AS`) limited to `bytes`;
+/// `SIGXFSZ` is ignored, so that a write past a file size limit fails with
+/// `EFBIG` instead of ending the process.
+fn limited(mut cmd: Command, resource: libc::__rlimit_resource_t, bytes: u64) -> Command {
     use std::os::unix::process::CommandExt;
     // SAFETY: between fork and exec the closure calls two async-signal-safe
     // functions and allocates nothing.
@@ -1204,16 +1211,29 @@ fn writes_failing_past(mut cmd: Command, limit: u64) -> Command {
         cmd.pre_exec(move || {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             let bound = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
+                rlim_cur: bytes,
+                rlim_max: bytes,
             };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &bound) != 0 {
+            if libc::setrlimit(resource, &bound) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
     cmd
+}
+
+/// A directory with `n` generated partners planned (no approvals), and
+/// what an apply of that plan nothing stopped leaves (`ref/state.db`).
+fn applied_reference(n: usize) -> (tempfile::TempDir, Finished) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fleet_inputs(dir, n);
+    plan_approved(dir, "partners.ndjson", "plan.json", false);
+    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let reference = finished(dir, "ref/state.db");
+    (tmp, reference)
 }
 
 /// Partners of the write-failure test: two batches.
@@ -1228,13 +1248,8 @@ const FAILING_PARTNERS: usize = 1500;
 /// every command that writes, at random points.
 #[test]
 fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, reference) = applied_reference(FAILING_PARTNERS);
     let dir = tmp.path();
-    fleet_inputs(dir, FAILING_PARTNERS);
-    plan_approved(dir, "partners.ndjson", "plan.json", false);
-    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
-    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
-    let reference = finished(dir, "ref/state.db");
     let size = std::fs::metadata(dir.join("ref/state.db")).unwrap().len();
     let mut failed = 0;
     let mut resumed = 0;
@@ -1273,12 +1288,7 @@ fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it()
             verified(dir, &store);
             resumed += usize::from(progress_rows(&dir.join(&store)) > 0);
         }
-        let o = run(apply_cmd(dir, "plan.json", &store));
-        no_panic(&o, &format!("{what}, run again"));
-        assert_eq!(code(&o), 4, "{what}, run again: {}", text(&o.stderr));
-        verified(dir, &store);
-        assert!(detected_twice(&dir.join(&store)).is_empty(), "{what}");
-        same_end(&finished(dir, &store), &reference, &what);
+        finishes_again(dir, &store, &reference, &what);
     }
     assert!(failed >= 3, "only {failed} of the runs failed");
     assert!(
@@ -1287,25 +1297,22 @@ fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it()
     );
 }
 
+/// The apply of `plan.json` onto `store`, which something stopped, run
+/// again: it finishes, the store verifies, no partner was walked twice, and
+/// it ends as `reference`.
+fn finishes_again(dir: &Path, store: &str, reference: &Finished, what: &str) {
+    let o = run(apply_cmd(dir, "plan.json", store));
+    no_panic(&o, &format!("{what}, run again"));
+    assert_eq!(code(&o), 4, "{what}, run again: {}", text(&o.stderr));
+    verified(dir, store);
+    assert!(detected_twice(&dir.join(store)).is_empty(), "{what}");
+    same_end(&finished(dir, store), reference, what);
+}
+
 /// `cmd` with its address space limited to `bytes` (`RLIMIT_AS`, as
 /// `ulimit -v` makes it): an allocation, or a thread's stack, past it fails.
-fn memory_limited(mut cmd: Command, bytes: u64) -> Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec the closure calls one async-signal-safe
-    // function and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            let bound = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: bytes,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &bound) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd
+fn memory_limited(cmd: Command, bytes: u64) -> Command {
+    limited(cmd, libc::RLIMIT_AS, bytes)
 }
 
 /// An apply under a memory limit from 48 MB to 640 MB: where memory runs
@@ -1315,13 +1322,8 @@ fn memory_limited(mut cmd: Command, bytes: u64) -> Command {
 /// run again ends as the reference.
 #[test]
 fn an_apply_out_of_memory_says_so_and_a_rerun_finishes_it() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, reference) = applied_reference(300);
     let dir = tmp.path();
-    fleet_inputs(dir, 300);
-    plan_approved(dir, "partners.ndjson", "plan.json", false);
-    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
-    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
-    let reference = finished(dir, "ref/state.db");
     let mut failed = 0;
     for mb in (48..=640).step_by(32) {
         let store = format!("m{mb}/state.db");
@@ -1349,10 +1351,7 @@ fn an_apply_out_of_memory_says_so_and_a_rerun_finishes_it() {
         if dir.join(&store).exists() {
             verified(dir, &store);
         }
-        let o = run(apply_cmd(dir, "plan.json", &store));
-        assert_eq!(code(&o), 4, "{what}, run again: {}", text(&o.stderr));
-        verified(dir, &store);
-        same_end(&finished(dir, &store), &reference, &what);
+        finishes_again(dir, &store, &reference, &what);
     }
     assert!(failed >= 1, "no limit made the apply run out of memory");
 }
@@ -1369,13 +1368,8 @@ const INTERRUPTED_PARTNERS: usize = 6000;
 /// store verifies, and the run again ends as an apply nothing stopped.
 #[test]
 fn ctrl_c_stops_an_apply_after_its_batch_and_a_rerun_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, reference) = applied_reference(INTERRUPTED_PARTNERS);
     let dir = tmp.path();
-    fleet_inputs(dir, INTERRUPTED_PARTNERS);
-    plan_approved(dir, "partners.ndjson", "plan.json", false);
-    let o = run(apply_cmd(dir, "plan.json", "ref/state.db"));
-    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
-    let reference = finished(dir, "ref/state.db");
 
     let store = dir.join("int/state.db");
     let mut child = apply_cmd(dir, "plan.json", "int/state.db")
@@ -1412,14 +1406,7 @@ fn ctrl_c_stops_an_apply_after_its_batch_and_a_rerun_resumes() {
         "{err}"
     );
     verified(dir, "int/state.db");
-    let o = run(apply_cmd(dir, "plan.json", "int/state.db"));
-    assert_eq!(code(&o), 4, "run again: {}", text(&o.stderr));
-    assert!(detected_twice(&store).is_empty());
-    same_end(
-        &finished(dir, "int/state.db"),
-        &reference,
-        "resumed after Ctrl-C",
-    );
+    finishes_again(dir, "int/state.db", &reference, "resumed after Ctrl-C");
 }
 
 /// Ctrl-C while `pmf plan` reads partners from a pipe: exit 130, no plan

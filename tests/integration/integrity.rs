@@ -53,6 +53,21 @@ fn plan_rollback(dir: &Path, partner: &str, out: &str, extra: &[&str]) {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
 }
 
+/// `plan` in `dir` approved by TSC, ERC and SCO into `out`.
+fn approved_by_all(dir: &Path, plan: &str, out: &str) {
+    for key in ["TSC.key", "ERC.key", "SCO.key"] {
+        let o = pmf(dir, &["approve", plan, "--key", key, "-o", out, "--yes"]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    }
+}
+
+/// Partner `id`'s state as `pmf state export` in `dir` gives it.
+fn exported(dir: &Path, id: &str) -> serde_json::Value {
+    let o = pmf(dir, &["state", "export"]);
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    all.into_iter().find(|s| s["id"] == id).unwrap()
+}
+
 /// `states` written to `file` in `dir` (a JSON array), then imported.
 fn import_states(
     dir: &Path,
@@ -1092,11 +1107,7 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
     let dir = story();
     let d = dir.path();
     let policy = fleet("policy.pmf");
-    let p014 = || {
-        let o = pmf(d, &["state", "export"]);
-        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-        all.into_iter().find(|s| s["id"] == "p-014").unwrap()
-    };
+    let p014 = || exported(d, "p-014");
     let before = p014();
     let mut moved = before.clone();
     moved["region"] = serde_json::json!(if before["region"] == "us" { "eu" } else { "us" });
@@ -1114,12 +1125,7 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
         ],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    let approve_all = |plan: &str, out: &str| {
-        for key in ["TSC.key", "ERC.key", "SCO.key"] {
-            let o = pmf(d, &["approve", plan, "--key", key, "-o", out, "--yes"]);
-            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-        }
-    };
+    let approve_all = |plan: &str, out: &str| approved_by_all(d, plan, out);
     approve_all("moved-plan.json", "moved-approvals.json");
     let o = pmf(
         d,
@@ -4266,17 +4272,8 @@ fn a_rollback_can_name_any_stable_state_by_its_position() {
     let dir = story();
     let d = dir.path();
     let policy = fleet("policy.pmf");
-    let p014 = || {
-        let o = pmf(d, &["state", "export"]);
-        let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-        all.into_iter().find(|s| s["id"] == "p-014").unwrap()
-    };
-    let approve_all = |plan: &str, out: &str| {
-        for key in ["TSC.key", "ERC.key", "SCO.key"] {
-            let o = pmf(d, &["approve", plan, "--key", key, "-o", out, "--yes"]);
-            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-        }
-    };
+    let p014 = || exported(d, "p-014");
+    let approve_all = |plan: &str, out: &str| approved_by_all(d, plan, out);
     // Two replacements at p-014's version: three states at it.
     let start = p014();
     for (n, region) in ["zz-a", "zz-b"].into_iter().enumerate() {
