@@ -296,6 +296,12 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 let state = v.to_json(&policy.schema).to_string();
                 let existed = batch.partner(id)?;
                 let seq = batch.next_stable_seq(id)?;
+                if existed.is_none() && seq != 1 {
+                    return Err(crate::store::StoreError::StrayStable {
+                        partner: id.to_string(),
+                    }
+                    .into());
+                }
                 let stable = batch.push_stable(id, seq, version.as_deref(), &state)?;
                 let digest = batch.put_partner(id, &state, version.as_deref(), "active")?;
                 let mut event = Event {

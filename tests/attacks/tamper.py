@@ -717,6 +717,14 @@ def a_checkpoint_deleted(c, d):
             "chain since schema 10 (6077184's verify passed it)")
 
 
+def a_stable_planted(c, d):
+    c.execute("INSERT INTO stable_versions (partner_id, seq, version, state) "
+              "SELECT 'p-777', 1, '1.0.0', state FROM stable_versions WHERE partner_id='p-002' ORDER BY seq LIMIT 1")
+    return ("a stable version planted for a partner to come (p-777, none yet): the first apply of p-777 failed on "
+            "SQLite's `UNIQUE constraint failed` saying a re-run resumes, and an import of it joined the plant; "
+            "f8da10e's verify passed it (storefuzz.py's audit oracle found it)")
+
+
 def a_text_as_blob(c, d):
     c.execute("UPDATE texts SET text=CAST(text AS BLOB) || x'ff' WHERE id=(SELECT MIN(id) FROM texts)")
     return "a text of the table of texts stored as a blob, not UTF-8 (SQLite keeps any value in any column; 9f6342f's verify stopped with SQLite's words, exit 2)"
@@ -886,6 +894,7 @@ ATTACKS = [
     ("partners: a partner's row deleted, then its state imported as a new partner's", a_partner_row_deleted),
     ("meta: the Merkle head edited", a_merkle_head_edited),
     ("checkpoints: one deleted from before the latest", a_checkpoint_deleted),
+    ("stable_versions: a row planted for a partner the store does not hold yet", a_stable_planted),
     ("texts: a text stored as a blob", a_text_as_blob),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),

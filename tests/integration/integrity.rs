@@ -4451,3 +4451,66 @@ fn the_whole_log_checks_out_with_an_audit_that_trusts_no_pmf() {
         "{out}"
     );
 }
+
+/// A stable version planted for a partner the store does not hold yet: it
+/// belongs to no partner, so nothing read it, and `verify` passed the
+/// store; the first write of that partner then joined the plant (`state
+/// import`) or failed on SQLite's words saying a re-run resumes (`apply`).
+/// Now `verify` names it, and both writers refuse, saying it was added
+/// outside pmf. (`storefuzz.py`'s audit oracle found it.)
+#[test]
+fn a_stable_version_planted_for_a_partner_to_come_is_named_and_refused() {
+    let dir = story();
+    let d = dir.path();
+    Connection::open(d.join(".pmf/state.db"))
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO stable_versions (partner_id, seq, version, state)
+             SELECT 'p-777', 1, '1.0.0', state FROM stable_versions WHERE partner_id = 'p-002' ORDER BY seq LIMIT 1",
+        )
+        .unwrap();
+    let o = verify(d, &[]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("1 stable versions of `p-777`, a partner the store does not hold"),
+        "{}",
+        text(&o.stdout)
+    );
+    let fleet_states: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut new = fleet_states[0].clone();
+    new["id"] = "p-777".into();
+    let o = import_states(d, "new.json", &[&new], &fleet("policy.pmf"), &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("`p-777` is new to the store, yet the store holds stable versions of it"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::write(d.join("new.ndjson"), format!("{new}\n")).unwrap();
+    std::fs::write(d.join("t.json"), "{\"version\": \"1.6.0\"}").unwrap();
+    let o = pmf(
+        d,
+        &[
+            "plan",
+            "--policy",
+            &fleet("policy.pmf"),
+            "--partners",
+            "new.ndjson",
+            "--target",
+            "t.json",
+            "-o",
+            "new-plan.json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(d, &["apply", "new-plan.json"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("already holds a row pmf was about to write")
+            && err.contains("until it is restored"),
+        "{err}"
+    );
+}

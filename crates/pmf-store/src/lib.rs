@@ -79,6 +79,13 @@ pub enum StoreError {
         "SQLite ran out of memory ({0}): the machine's memory, or a limit such as `ulimit -v`, is reached; free memory or raise the limit, and run the command again"
     )]
     OutOfMemory(#[source] rusqlite::Error),
+    /// A row pmf writes is already there (SQLite's uniqueness): pmf never
+    /// writes one twice, so it was added outside pmf (a stable version
+    /// planted for a partner to come, say).
+    #[error(
+        "the store already holds a row pmf was about to write ({0}): added outside pmf; `pmf lineage verify` names it"
+    )]
+    Conflict(#[source] rusqlite::Error),
     /// Another connection kept the database busy past the wait.
     #[error("store: {0}")]
     Busy(#[source] rusqlite::Error),
@@ -220,6 +227,15 @@ pub enum StoreError {
         "partner `{partner}` has a lineage but no row in the store (deleted outside pmf): taken for a new partner, its history would be cut off; `pmf lineage verify` says more"
     )]
     RowDeleted {
+        /// The partner.
+        partner: String,
+    },
+    /// A partner new to the store (no row, no lineage) of which it holds
+    /// stable versions: added outside pmf, for a partner to come.
+    #[error(
+        "partner `{partner}` is new to the store, yet the store holds stable versions of it (added outside pmf): its first state would join them; `pmf lineage verify` names them"
+    )]
+    StrayStable {
         /// The partner.
         partner: String,
     },
@@ -421,6 +437,7 @@ impl From<rusqlite::Error> for StoreError {
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(e),
             Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e),
             Some(rusqlite::ErrorCode::OutOfMemory) => StoreError::OutOfMemory(e),
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(e),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy(e)
             }
@@ -1462,6 +1479,8 @@ impl StoreError {
                 | StoreError::ProgressEdited { .. }
                 | StoreError::RowDeleted { .. }
                 | StoreError::RowWithoutLineage { .. }
+                | StoreError::Conflict(_)
+                | StoreError::StrayStable { .. }
                 | StoreError::Unvouched { .. }
                 | StoreError::MerkleHead
                 | StoreError::NoId
@@ -1721,7 +1740,11 @@ mod tests {
         assert!(matches!(of(ffi::SQLITE_NOTADB), StoreError::Damaged(_)));
         assert!(matches!(of(ffi::SQLITE_FULL), StoreError::DiskFull(_)));
         assert!(matches!(of(ffi::SQLITE_BUSY), StoreError::Busy(_)));
-        assert!(matches!(of(ffi::SQLITE_CONSTRAINT), StoreError::Sql(_)));
+        assert!(matches!(
+            of(ffi::SQLITE_CONSTRAINT),
+            StoreError::Conflict(_)
+        ));
+        assert!(matches!(of(ffi::SQLITE_MISUSE), StoreError::Sql(_)));
         assert!(matches!(of(ffi::SQLITE_IOERR_WRITE), StoreError::Io(_)));
         assert!(matches!(of(ffi::SQLITE_NOMEM), StoreError::OutOfMemory(_)));
         assert!(

@@ -1131,6 +1131,28 @@ impl Store {
             }
             Ok(())
         })?;
+        // Stable versions of a partner the store does not hold: no partner
+        // visited above owns them (a row planted for a partner to come,
+        // whose first write they would block or join).
+        if !legacy_store {
+            let mut stmt = self.conn.prepare(
+                "SELECT partner_id, COUNT(*) FROM stable_versions
+                 WHERE partner_id NOT IN (SELECT id FROM partners) GROUP BY partner_id",
+            )?;
+            let orphans =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for orphan in orphans {
+                let (id, n) = orphan?;
+                problems.push(Broken {
+                    global_seq: recorded.get(&id).map_or(0, |r| r.last_global),
+                    partner: Some(id.clone()),
+                    seq: None,
+                    reason: format!(
+                        "{n} stable versions of `{id}`, a partner the store does not hold (added outside pmf)"
+                    ),
+                });
+            }
+        }
         for (id, rec) in recorded.iter() {
             if rec.state.is_some() && !rec.in_store {
                 problems.push(Broken {
