@@ -29,8 +29,11 @@ are read by `pmfevent.py`, written from the same documents):
   its lineage last recorded (`pmf-partner-row-v1`), and none is gone; every stable
   version is one its lineage recorded (`pmf-stable-v1`).
 
-What it does not check (pmf verify does): `progress`, that each walk had the approvals
-its policy required (that needs the policy compiled), and the illumination counts.
+- progress: every run's row says the outcome its lineage last recorded under that plan,
+  and none is gone (what `apply` skips as done).
+
+What it does not check (pmf verify does): that each walk had the approvals its policy
+required (that needs the policy compiled), and the illumination counts.
 
   python3 tests/attacks/audit.py .pmf/state.db      # exit 0 when the log holds, 1 naming each problem
 """
@@ -271,6 +274,8 @@ def audit(db):
         except sqlite3.OperationalError:
             kept = {}  # a store before schema 6 keeps no policy text
         rows = c.execute("SELECT id, state, version, status FROM partners").fetchall()
+        progress = c.execute("SELECT p.hash, g.partner_id, g.outcome FROM progress g "
+                             "LEFT JOIN plans p ON p.id = g.plan").fetchall()
         stables = c.execute("SELECT partner_id, seq, version, state FROM stable_versions").fetchall()
     finally:
         c.close()
@@ -279,6 +284,7 @@ def audit(db):
     heads, positions, successions = {}, {}, []
     governance = Governance(stored_approvals, kept)
     recorded, listed = {}, {}  # partner -> its last state digest; the stable digests its events list
+    runs = {}  # (plan, partner) -> the outcome its run under that plan last recorded
     frontier = Frontier()
     roots = {}
     wanted = {size for size, *_rest in checkpoints}
@@ -301,6 +307,8 @@ def audit(db):
                         governance.follow(partner, e, heads.get(partner, E.GENESIS).hex(), decisions))
         if e.get("state"):
             recorded[partner] = e["state"]
+        if e.get("plan_hash") and e.get("outcome") and not partner.startswith("@"):
+            runs[(e["plan_hash"], partner)] = e["outcome"]
         listed.setdefault(partner, set()).update(e.get("stable") or [])
         heads[partner] = bytes(stored)
         frontier.push(bytes(stored))
@@ -383,6 +391,15 @@ def audit(db):
                                 + state.encode()).hexdigest()
         if digest not in listed.get(pid, ()):
             problems.append(f"partner `{pid}`'s stable version #{seq} is not one its lineage recorded")
+    # Progress: what `apply` skips as done is what the lineage says each run ended in.
+    claimed = {}
+    for plan, pid, outcome in progress:
+        claimed[(plan, pid)] = outcome
+        if runs.get((plan, pid)) != outcome:
+            problems.append(f"partner `{pid}`'s progress under plan {str(plan)[:12]} says `{outcome}`; its lineage "
+                            f"says {runs.get((plan, pid)) and '`' + runs[(plan, pid)] + '`' or 'no run of it'}")
+    for plan, pid in sorted(set(runs) - set(claimed)):
+        problems.append(f"partner `{pid}`'s run of plan {plan[:12]} is in its lineage, but its progress row is gone")
     pinned = meta.get("operator_key")
     if successions and pinned != successions[-1][2]:
         problems.append(f"the store pins operator key {str(pinned)[:12]}…, not the last succession's "
