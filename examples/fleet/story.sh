@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole PMF story on the bundled fleet: check → plan → approve → apply →
 # trust root pinned → lineage → rollback (planned, approved; an edited copy refused and recorded; applied) →
-# checkpoint → operator key replaced → verify → status, with the default embedded store (.pmf/state.db)
+# checkpoint → operator key replaced → verify (by pmf, and by an audit without pmf) → status, with the
+# default embedded store (.pmf/state.db)
 # in a fresh working directory. Run from anywhere:  examples/fleet/story.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -65,6 +66,15 @@ step "state rekey --new-key .pmf/operator-2.key --reason ...   (the key in force
 
 step lineage verify --checkpoint witness.json
 "$PMF" lineage verify --checkpoint witness.json
+
+# An auditor handed the store need not trust this pmf binary: audit.py checks the whole
+# log from the file alone (Python's standard library, no pmf code).
+printf '\n\033[1m$ python3 tests/attacks/audit.py .pmf/state.db   (an auditor, without pmf)\033[0m\n'
+if command -v python3 >/dev/null; then
+  PYTHONDONTWRITEBYTECODE=1 python3 "$root/tests/attacks/audit.py" .pmf/state.db
+else
+  echo "(python3 is not installed: skipped)"
+fi
 
 step status
 "$PMF" status
