@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+mod out_of_memory;
+
 fn main() -> ExitCode {
     // Like other Unix tools, stop quietly when the reader of stdout goes away
     // (`pmf lineage show | head`). `pmf apply` opts out: it keeps recording in
@@ -66,8 +68,6 @@ fn no_thread(why: &str) -> String {
         "cannot start a thread ({why}): the machine's memory or its limits (such as `ulimit -v` or `ulimit -u`) are reached; nothing more was done (what was committed to a store is kept); free memory or raise the limit, and run the command again"
     )
 }
-
-mod out_of_memory;
 
 /// mimalloc, with an allocation failure a clear message and exit code 2
 /// (see [`out_of_memory`]).
