@@ -1474,3 +1474,40 @@ fn ctrl_c_stops_a_plan_and_leaves_the_earlier_plan_as_it_was() {
     );
     assert_eq!(beside(), 0, "a file was left beside the output");
 }
+
+/// A reader under a file size limit, on a store whose write-ahead log holds
+/// frames (its writer killed after a commit): SQLite cannot grow the
+/// shared-memory file, and pmf says so — the limit, and what to do — not
+/// that the user may not write the store's directory (which the
+/// sequence fuzzer's write failures met: a misleading reason).
+#[test]
+fn a_reader_under_a_file_size_limit_names_the_limit() {
+    let (tmp, _reference) = applied_reference(1500);
+    let dir = tmp.path();
+    let store = dir.join("k/state.db");
+    let kill = kill_after(
+        apply_cmd(dir, "plan.json", "k/state.db"),
+        &store,
+        Some(0),
+        Duration::ZERO,
+    );
+    assert!(kill.mid_run && kill.progress > 0, "{kill:?}");
+    let wal = dir.join("k/state.db-wal");
+    assert!(
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 32),
+        "the killed writer left no log"
+    );
+    let mut status = Command::new(env!("CARGO_BIN_EXE_pmf"));
+    status
+        .args(["status", "--store", "k/state.db"])
+        .current_dir(dir);
+    let o = run(writes_failing_past(status, 100));
+    no_panic(&o, "status under a file size limit");
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("shared-memory file") && err.contains("file size limit"),
+        "{err}"
+    );
+    assert!(!err.contains("without write access"), "{err}");
+}

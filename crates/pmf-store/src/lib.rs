@@ -883,7 +883,7 @@ impl Store {
         let readable =
             |conn: &Connection| conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
-        if readable(&conn).is_err() {
+        if let Err(first) = readable(&conn) {
             // A WAL store in a directory this user cannot write, without
             // a write-ahead log (SQLite reads an existing one without its
             // shared-memory file): the file is read as it is. A log that
@@ -892,6 +892,15 @@ impl Store {
             // older or a torn store, passed as current or reported as
             // tampered: refused instead, naming what reads it.
             if let Some(wal) = log_with_frames(path) {
+                // A disk, a quota or a file size limit that failed SQLite
+                // (its shared-memory file not grown, a read failed) is said
+                // as such, not taken for a directory this user may not write.
+                if let rusqlite::Error::SqliteFailure(f, _) = &first
+                    && f.code == rusqlite::ErrorCode::SystemIoFailure
+                    && f.extended_code != rusqlite::ffi::SQLITE_IOERR_SHMOPEN
+                {
+                    return Err(StoreError::Io(first));
+                }
                 return Err(StoreError::UnreadableLog {
                     path: path.to_path_buf(),
                     wal,
