@@ -61,6 +61,11 @@ fn approved_by_all(dir: &Path, plan: &str, out: &str) {
     }
 }
 
+/// The fleet's partners, as `examples/fleet/partners.json` holds them.
+fn fleet_partners() -> Vec<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap()
+}
+
 /// Partner `id`'s state as `pmf state export` in `dir` gives it.
 fn exported(dir: &Path, id: &str) -> serde_json::Value {
     let o = pmf(dir, &["state", "export"]);
@@ -4198,8 +4203,7 @@ fn an_import_run_again_changes_nothing_and_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let policy = fleet("policy.pmf");
-    let fleet_states: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let fleet_states = fleet_partners();
     let first: Vec<&serde_json::Value> = fleet_states.iter().take(5).collect();
     let o = import_states(dir, "first.json", &first, &policy, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -4372,8 +4376,7 @@ fn the_whole_log_checks_out_with_an_audit_that_trusts_no_pmf() {
     let o = rekey(d, &["--new-key", "next.key", "--reason", "yearly rotation"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     // A write the new key signs.
-    let fleet_states: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let fleet_states = fleet_partners();
     let mut new = fleet_states[0].clone();
     new["id"] = "p-new".into();
     let policy = fleet("policy.pmf");
@@ -4476,8 +4479,7 @@ fn a_stable_version_planted_for_a_partner_to_come_is_named_and_refused() {
         "{}",
         text(&o.stdout)
     );
-    let fleet_states: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let fleet_states = fleet_partners();
     let mut new = fleet_states[0].clone();
     new["id"] = "p-777".into();
     let o = import_states(d, "new.json", &[&new], &fleet("policy.pmf"), &[]);
