@@ -17,8 +17,9 @@ allocation that fails stops pmf at once, as a crash does (nothing can unwind out
 allocator), so there alone a `.partial` file may stay beside an output: the next output
 of that name removes it, as after a crash.
 
-The writers: `apply` (onto a new store, onto one holding partners, resuming the partners
-an approval was missing for, a second plan), `apply` of a rollback plan and of a
+The writers: `apply` (onto a new store, of 2,500 partners in three batches onto a new
+store, onto one holding partners, resuming the partners an approval was missing for, a
+second plan), `apply` of a rollback plan and of a
 replacement plan, `state import` of new partners, `review promote` and `abort`, `state
 rekey`, `lineage checkpoint -o`, `plan -o`, `rollback -o`, `state import --replace -o`,
 `approve -o` (adding a signature to an approvals file), `keygen -o` and `fmt`.
@@ -177,6 +178,11 @@ def prepare(d):
              "replace.json"])
     for a in AUTHORITIES:
         must(d, ["approve", "replace.json", "--key", a + ".key", "-o", "replace-approvals.json", "--yes"])
+    # A plan of 2,500 partners: an apply of three batches, so that a failure can land
+    # between two commits.
+    big_partners, big_target, big_observed = C.make_fleet_inputs(d, 2500, suffix="-big")
+    must(d, ["plan", "--policy", policy, "--partners", big_partners, "--target", big_target, "--observed",
+             big_observed, "-o", "big-plan.json"])
     # New partners to import.
     base = json.load(open(os.path.join(fleet, "partners.json")))
     with open(os.path.join(d, "new.ndjson"), "w") as fh:
@@ -193,7 +199,7 @@ def prepare(d):
         fh.write(text.replace("\n  ", "\n      ").replace(" {", "   {"))
     pending = json.loads(must(d, ["review", "list", "--format", "json"])).get("pending", [])
     return {"policy": policy, "observed": observed, "pending": [p["partner"] for p in pending],
-            "completed": completed}
+            "completed": completed, "big_observed": big_observed}
 
 
 def writers(ctx):
@@ -202,6 +208,8 @@ def writers(ctx):
     out = [
         ("apply onto a new store", ["apply", "plan.json", "--approvals", "approvals.json", "--observed", observed],
          False, []),
+        ("apply of 2,500 partners (three batches) onto a new store",
+         ["apply", "big-plan.json", "--observed", ctx["big_observed"]], False, []),
         ("apply resuming partners an approval was missing for",
          ["apply", "plan.json", "--approvals", "approvals-all.json", "--observed", observed], True, []),
         ("apply of a second plan", ["apply", "plan2.json", "--approvals", "approvals2.json"], True, []),
