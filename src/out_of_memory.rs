@@ -9,8 +9,8 @@
 //! is rolled back by SQLite when it is next opened, its lock is released
 //! with the process, and an output written beside itself is never renamed
 //! into place (its leftover is removed by the next output of that name).
-//! Nothing here allocates: the message is written with `write(2)` from a
-//! buffer on the stack.
+//! Nothing here allocates: the message is formatted into a buffer on the
+//! stack and written with `write(2)`.
 
 use std::alloc::{GlobalAlloc, Layout};
 
@@ -58,36 +58,19 @@ unsafe impl GlobalAlloc for Allocator {
 /// Say that `size` bytes could not be allocated, and end the process with
 /// exit code 2 (a problem of the machine, not of the user's input).
 fn out_of_memory(size: usize) -> ! {
+    use std::io::Write;
+    // Formatted into a buffer on the stack: `io::Write` for a byte slice
+    // and the formatting of an integer allocate nothing.
     let mut message = [0u8; 512];
-    let mut at = 0;
-    let mut put = |bytes: &[u8]| {
-        for &b in bytes {
-            if let Some(slot) = message.get_mut(at) {
-                *slot = b;
-                at += 1;
-            }
-        }
-    };
-    put(b"pmf: out of memory: allocating ");
-    let mut digits = [0u8; 20];
-    let mut n = size;
-    let mut first = digits.len();
-    loop {
-        first -= 1;
-        if let Some(d) = digits.get_mut(first) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || first == 0 {
-            break;
-        }
-    }
-    put(digits.get(first..).unwrap_or_default());
-    put(
-        b" bytes failed (the machine's memory, or a limit such as `ulimit -v`, is reached). \
+    let capacity = message.len();
+    let mut rest = &mut message[..];
+    let _ = writeln!(
+        rest,
+        "pmf: out of memory: allocating {size} bytes failed (the machine's memory, or a limit such as `ulimit -v`, is reached). \
 pmf stopped at once, as after a crash: what it committed to a store is kept and whole, \
-what it had not is not written. Free memory or raise the limit, and run the command again\n",
+what it had not is not written. Free memory or raise the limit, and run the command again"
     );
+    let at = capacity - rest.len();
     // SAFETY: `write` and `_exit` are async-signal-safe and allocate
     // nothing; the buffer outlives the call.
     unsafe {

@@ -66,6 +66,11 @@ fn fleet_partners() -> Vec<serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap()
 }
 
+/// `pmf apply PLAN --approvals APPROVALS` in `dir`.
+fn applied(dir: &Path, plan: &str, approvals: &str) -> Output {
+    pmf(dir, &["apply", plan, "--approvals", approvals])
+}
+
 /// Partner `id`'s state as `pmf state export` in `dir` gives it.
 fn exported(dir: &Path, id: &str) -> serde_json::Value {
     let o = pmf(dir, &["state", "export"]);
@@ -1132,15 +1137,7 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let approve_all = |plan: &str, out: &str| approved_by_all(d, plan, out);
     approve_all("moved-plan.json", "moved-approvals.json");
-    let o = pmf(
-        d,
-        &[
-            "apply",
-            "moved-plan.json",
-            "--approvals",
-            "moved-approvals.json",
-        ],
-    );
+    let o = applied(d, "moved-plan.json", "moved-approvals.json");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(p014()["region"], moved["region"]);
     // Named by its version, a rollback goes to the earlier state too (the
@@ -1152,10 +1149,7 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
     assert_eq!(named["entries"][0]["target"]["region"], before["region"]);
     plan_rollback(d, "p-014", "back.json", &[]);
     approve_all("back.json", "back-approvals.json");
-    let o = pmf(
-        d,
-        &["apply", "back.json", "--approvals", "back-approvals.json"],
-    );
+    let o = applied(d, "back.json", "back-approvals.json");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(
         p014(),
@@ -1180,15 +1174,7 @@ fn a_rollback_returns_to_the_state_it_was_planned_to_at_a_shared_version() {
     };
     let p012 = state("p-012");
     let refused = crate::runtime::refusals(d).len();
-    let o = pmf(
-        d,
-        &[
-            "apply",
-            "edited.json",
-            "--approvals",
-            "edited-approvals.json",
-        ],
-    );
+    let o = applied(d, "edited.json", "edited-approvals.json");
     exits_saying(
         &o,
         1,
@@ -4297,7 +4283,7 @@ fn a_rollback_can_name_any_stable_state_by_its_position() {
         );
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
         approve_all(&out, &approvals);
-        let o = pmf(d, &["apply", &out, "--approvals", &approvals]);
+        let o = applied(d, &out, &approvals);
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     }
     assert_eq!(p014()["region"], "zz-b");
@@ -4340,15 +4326,7 @@ fn a_rollback_can_name_any_stable_state_by_its_position() {
         start["region"]
     );
     approve_all("by-position.json", "by-position-approvals.json");
-    let o = pmf(
-        d,
-        &[
-            "apply",
-            "by-position.json",
-            "--approvals",
-            "by-position-approvals.json",
-        ],
-    );
+    let o = applied(d, "by-position.json", "by-position-approvals.json");
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(p014(), start, "back to the state named by its position");
     let o = pmf(
