@@ -26,6 +26,7 @@ use crate::runtime::value::Value;
 use crate::store::checkpoint::OperatorKey;
 use crate::store::interned::Texts;
 use crate::store::lineage::EventKind;
+use crate::store::plans::Mark;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Partners committed together, in one transaction.
@@ -430,6 +431,15 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     };
 
     let total = plan.entries.len();
+    // Whether the store marks the plan begun, and finished (`@plans`): the
+    // first batch marks it begun, the batch that reaches its last partner
+    // finished, once each.
+    let marked = store.plan_records()?.remove(&loaded.hash);
+    let (mut begun, mut finished) = (
+        marked.is_some(),
+        marked.is_some_and(|r| r.finished.is_some()),
+    );
+    let last_batch = total.div_ceil(APPLY_BATCH).saturating_sub(1);
     // Few partners: a line each; many: a summary (and a progress bar).
     let listed = args.verbose || total <= FEW_PARTNERS;
     let human = args.format == OutputFormat::Human;
@@ -590,6 +600,17 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                         .map_err(|e| store_failure(&args.store, e.into()))?;
                 }
             }
+            let mark = |batch: &mut crate::store::batch::Batch<'_>, mark| {
+                batch
+                    .mark_plan(mark, &loaded.hash, &policy.hash, total as u64)
+                    .map_err(|e| store_failure(&args.store, e.into()))
+            };
+            if !begun {
+                mark(&mut batch, Mark::Begun)?;
+            }
+            if n == last_batch && !finished {
+                mark(&mut batch, Mark::Finished)?;
+            }
             let mut shared = ApplyBatch::begin(inputs);
             for item in items {
                 let result = match item {
@@ -626,6 +647,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             batch
                 .commit()
                 .map_err(|e| store_failure(&args.store, e.into()))?;
+            begun = true;
+            finished |= n == last_batch;
             if let Ok(mut t) = texts.lock() {
                 *t = std::sync::Arc::new(numbered);
             }

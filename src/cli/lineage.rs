@@ -370,7 +370,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
             match format {
                 OutputFormat::Json => outln!(
                     "{}",
-                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time, "remembered_by_key": remembered.as_ref().map(|f| f.display().to_string())})), "operator_successions": v.successions.changes, "illumination": {"events": v.illumination.0, "plans_held": v.illumination.1}, "broken": v.broken, "problems": v.problems})
+                    serde_json::json!({"format_version": 2, "intact": v.broken.is_none(), "root_policy": v.root_policy.as_ref().map(|(_, h)| h), "governing_policy": v.governing_policy, "policies": v.policies.iter().map(|(at, h, _)| serde_json::json!({"event": at, "hash": h, "kept": kept.contains(h)})).collect::<Vec<_>>(), "events": v.events, "partners": v.partners, "checkpoints": v.checkpoints, "approvals": v.approvals, "latest_checkpoint": v.latest, "witness": witness.as_ref().map(|w| serde_json::json!({"size": w.size, "root": w.root, "time": w.time, "remembered_by_key": remembered.as_ref().map(|f| f.display().to_string())})), "operator_successions": v.successions.changes, "illumination": {"events": v.illumination.0, "plans_held": v.illumination.1}, "plans": {"begun": v.plans.0, "finished": v.plans.1}, "broken": v.broken, "problems": v.problems})
                 ),
                 OutputFormat::Human => match &v.broken {
                     None => {
@@ -412,6 +412,19 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                                 if v.illumination.0 == 1 { "" } else { "s" },
                                 v.illumination.1,
                                 if v.illumination.1 == 1 { "" } else { "s" }
+                            );
+                        }
+                        if v.plans.0 > 0 {
+                            let (begun, finished) = v.plans;
+                            outln!(
+                                "plans carried out: {begun} marked begun on `@plans`, {finished} of them finished{}; none walked more partners than it was begun with",
+                                match begun - finished {
+                                    0 => String::new(),
+                                    n => format!(
+                                        " ({n} unfinished: `pmf status` names {})",
+                                        if n == 1 { "it" } else { "them" }
+                                    ),
+                                }
                             );
                         }
                         if let Some(last) = v.successions.changes.last() {
@@ -742,6 +755,7 @@ mod tests {
                 .collect(),
             successions: Default::default(),
             illumination: (0, 0),
+            plans: (0, 0),
         }
     }
 

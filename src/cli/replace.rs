@@ -288,6 +288,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
         .first()
         .map(|e| e.predicted.reason.clone())
         .unwrap_or_default();
+    let marked = store.plan_marked(&r.plan.hash)?;
     let mut batch = store.begin(r.operator)?;
     if !work.is_empty() {
         for (authority, key, signature) in r.accepted {
@@ -297,6 +298,9 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
         // on, as by the first plan applied to it.
         if let Some(g) = govern {
             batch.govern(g, r.kept_sources, &r.plan.hash, Vec::new(), &now_rfc3339())?;
+        }
+        if !marked {
+            batch.mark_plan_whole(&r.plan.hash, &r.policy.hash, plan.entries.len() as u64)?;
         }
     }
     let signers = crate::runtime::apply::signers_of(r.signers, &needed);

@@ -300,6 +300,13 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         .bound_partner(&d.partner)?
         .ok_or_else(|| UsageError(format!("no partner `{}` in the store", d.partner)))?;
     let last = last.unwrap_or_default();
+    // The very decision by this very key, already recorded (its success
+    // unseen: a crash, a lost terminal, a pipeline run again): nothing is
+    // decided twice, and nothing is wrong.
+    let signer = format!("{}:{}", file.authority, file.public_key);
+    if let Some(at) = decided_already(&store, &d.partner, decision, &signer)? {
+        return Ok(said_already(d, decision, &file.authority, &at));
+    }
     let paused = matches!(partner.status.as_str(), "awaiting_review" | "throttled");
     let promoted = last.kind == EventKind::ReviewPromoted;
     if !paused {
@@ -462,4 +469,68 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         );
     }
     Ok(Exit::Success)
+}
+
+/// The last review decision recorded for `partner`, when it is `decision`
+/// by `signer` (`AUTHORITY:KEY`) and nothing follows it but the run it
+/// ended (an abort's fallback).
+fn decided_already(
+    store: &Store,
+    partner: &str,
+    decision: EventKind,
+    signer: &str,
+) -> Result<Option<Event>, CliError> {
+    let events = store.lineage(Some(partner))?;
+    let Some(at) = events.iter().rposition(|s| {
+        matches!(
+            s.event.kind,
+            EventKind::ReviewPromoted | EventKind::ReviewAborted
+        )
+    }) else {
+        return Ok(None);
+    };
+    let after: Vec<EventKind> = events.iter().skip(at + 1).map(|s| s.event.kind).collect();
+    let ended = match decision {
+        EventKind::ReviewAborted => after == [EventKind::Fallback, EventKind::Resumed],
+        _ => after.is_empty(),
+    };
+    Ok(events.into_iter().nth(at).map(|s| s.event).filter(|e| {
+        ended
+            && e.kind == decision
+            && e.signers
+                .first()
+                .is_some_and(|s| s.eq_ignore_ascii_case(signer))
+    }))
+}
+
+/// Say that `authority` took `decision` (recorded as `earlier`) already:
+/// exit 0, nothing written.
+fn said_already(d: &Decision, decision: EventKind, authority: &str, earlier: &Event) -> Exit {
+    let plan_hash = earlier.plan_hash.clone().unwrap_or_default();
+    let promoted = decision == EventKind::ReviewPromoted;
+    if d.format == OutputFormat::Json {
+        super::print_json(&serde_json::json!({
+            "format_version": 1,
+            "decision": if promoted { "promoted" } else { "aborted" },
+            "authority": authority,
+            "partner": d.partner,
+            "plan_hash": plan_hash,
+            "already": true,
+            "decided_at": earlier.time,
+        }));
+    } else if promoted {
+        outln!(
+            "nothing to decide: `{authority}` promoted {} already, with this key, at {}; the next `pmf apply` of plan {} continues it past review",
+            d.partner,
+            earlier.time,
+            super::view::short(&plan_hash)
+        );
+    } else {
+        outln!(
+            "nothing to decide: `{authority}` aborted the migration of {} already, with this key, at {}",
+            d.partner,
+            earlier.time
+        );
+    }
+    Exit::Success
 }

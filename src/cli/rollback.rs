@@ -575,9 +575,13 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
         .phase(Phase::Fallback)
         .and_then(|i| policy.graph.phases.get(i))
         .and_then(|p| p.rite.clone());
+    let marked = store.plan_marked(&r.plan.hash)?;
     let mut batch = store.begin(r.operator)?;
     for (authority, key, signature) in r.accepted {
         batch.add_approval(&r.plan.hash, authority, key, signature)?;
+    }
+    if !marked {
+        batch.mark_plan_whole(&r.plan.hash, &policy.hash, plan.entries.len() as u64)?;
     }
     let mut stored = Vec::new();
     // What is recorded is what the policy decided (the entry said the same).

@@ -11,6 +11,7 @@ use clap::Args;
 use super::plan::OutputFormat;
 use super::view::short;
 use super::{CliError, Exit};
+use crate::store::plans::PlanRecord;
 use crate::store::{DEFAULT_PATH, Store};
 
 /// Arguments of `pmf status`.
@@ -68,7 +69,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
     // Everything below is read from one snapshot, under one lock.
     let _snapshot = store.snapshot()?;
     let statuses = store.status_counts()?;
-    let plans = store.applied_plans()?;
+    let plans = applied(store.applied_plans()?, store.plan_records()?);
     let latest = store.latest_checkpoint()?;
     let governing = store.governing()?.map(|g| g.policy_hash);
     let root = store.first_governing()?.map(|g| g.policy_hash);
@@ -117,7 +118,15 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
                 "store": args.store.display().to_string(),
                 "partners": statuses.iter().map(|(s, n)| (s.clone(), *n)).collect::<BTreeMap<_, _>>(),
                 "pending": pending,
-                "plans": plans.iter().map(|(h, n, p)| serde_json::json!({"plan_hash": h, "partners": n, "pending": p})).collect::<Vec<_>>(),
+                "plans": plans.iter().map(|p| serde_json::json!({
+                    "plan_hash": p.hash,
+                    "partners": p.walked,
+                    "pending": p.pending,
+                    "planned": p.record.as_ref().map(|r| r.partners),
+                    "begun": p.record.as_ref().map(|r| &r.begun),
+                    "finished": p.record.as_ref().map(|r| r.finished.is_some()),
+                    "finished_at": p.record.as_ref().and_then(|r| r.finished.as_ref()),
+                })).collect::<Vec<_>>(),
                 "governing_policy": governing,
                 "root_policy": root,
                 "pinned_root": pin.as_ref().map(|p| serde_json::json!({
@@ -171,17 +180,20 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
             for (why, n) in &pending {
                 outln!("  waiting {n}: {why}");
             }
-            outln!("plans     {} applied", plans.len());
-            for (h, n, p) in &plans {
-                outln!(
-                    "  {} {n} partners{}",
-                    short(h),
-                    if *p > 0 {
-                        format!(", {p} still pending")
-                    } else {
-                        String::new()
-                    }
-                );
+            let unfinished = plans
+                .iter()
+                .filter(|p| p.record.as_ref().is_some_and(|r| r.finished.is_none()))
+                .count();
+            outln!(
+                "plans     {} applied{}",
+                plans.len(),
+                match unfinished {
+                    0 => String::new(),
+                    n => format!(", {n} unfinished"),
+                }
+            );
+            for p in &plans {
+                outln!("  {}", p.line());
             }
             match (&governing, &root) {
                 (Some(g), Some(r)) if g == r => outln!(
@@ -307,4 +319,72 @@ pub fn run(args: &StatusArgs) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// A plan applied to the store: what its progress rows say, and what the
+/// chain of plans records of it.
+struct Applied {
+    hash: String,
+    /// Partners its runs walked (a partner already at its target whose
+    /// row stayed as it was leaves no trace).
+    walked: i64,
+    /// Of them, paused (awaiting review, throttled).
+    pending: i64,
+    /// Its marks (`@plans`); `None` for a plan applied before stores
+    /// recorded them.
+    record: Option<PlanRecord>,
+}
+
+impl Applied {
+    /// Its line under `plans`.
+    fn line(&self) -> String {
+        let (pending, paused) = if self.pending > 0 {
+            (
+                format!(", {} still pending", self.pending),
+                format!(" ({} still pending)", self.pending),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let hash = short(&self.hash);
+        match &self.record {
+            None => format!("{hash} {} partners{pending}", self.walked),
+            Some(r) => match &r.finished {
+                Some(at) => format!(
+                    "{hash} {} partners, finished {at}: {} walked{paused}",
+                    r.partners, self.walked
+                ),
+                None => format!(
+                    "{hash} {} partners, unfinished: {} walked{paused}, the rest not begun (begun {}: run `pmf apply` of the plan again to go on where it stopped)",
+                    r.partners, self.walked, r.begun
+                ),
+            },
+        }
+    }
+}
+
+/// The plans applied, in the order they were first applied (then those
+/// only the chain of plans records: begun, no partner walked yet).
+fn applied(
+    progress: Vec<(String, i64, i64)>,
+    mut records: BTreeMap<String, PlanRecord>,
+) -> Vec<Applied> {
+    let mut out: Vec<Applied> = progress
+        .into_iter()
+        .map(|(hash, walked, pending)| Applied {
+            record: records.remove(&hash),
+            hash,
+            walked,
+            pending,
+        })
+        .collect();
+    let mut rest: Vec<PlanRecord> = records.into_values().collect();
+    rest.sort_by(|a, b| a.begun.cmp(&b.begun));
+    out.extend(rest.into_iter().map(|r| Applied {
+        hash: r.plan_hash.clone(),
+        walked: 0,
+        pending: 0,
+        record: Some(r),
+    }));
+    out
 }

@@ -32,6 +32,11 @@ are read by `pmfevent.py`, written from the same documents):
 - progress: every run's row says the outcome its lineage last recorded under that plan,
   and none is gone (what `apply` skips as done).
 
+- the plans carried out (`@plans`): only `plan_begun` and `plan_finished` events there
+  and nowhere else, each naming a plan, its policy and `N partners`; each plan begun
+  once, finished once after it over the same count; no plan walked more partners than
+  it was begun with.
+
 What it does not check (pmf verify does): that each walk had the approvals its policy
 required (that needs the policy compiled), and the illumination counts.
 
@@ -249,6 +254,34 @@ class Governance:
 
 # ---- the audit ----
 
+def plan_mark(partner, e, marks):
+    """What is wrong with event `e` of `partner` as a mark of a plan begun or finished."""
+    kind = e.get("kind")
+    is_mark = kind in ("plan_begun", "plan_finished")
+    if partner != "@plans":
+        return ["it marks a plan outside `@plans`"] if is_mark else []
+    if not is_mark:
+        return [f"`@plans` holds a `{kind}` event"]
+    plan, count = e.get("plan_hash"), re.fullmatch(r"([0-9]+) partners", e.get("detail") or "")
+    if not plan or not e.get("policy_hash") or not count:
+        return ["a mark of a plan that names no plan, no policy or no count of partners"]
+    if any(e.get(f) for f in ("state", "stable", "signers", "approvals", "signature", "outcome")):
+        return ["a mark of a plan that names approvals, an outcome or a state"]
+    count = int(count.group(1))
+    if kind == "plan_begun":
+        if plan in marks:
+            return [f"plan {plan[:12]} begun a second time"]
+        marks[plan] = [count, False]
+        return []
+    if plan not in marks:
+        return [f"plan {plan[:12]} finished, never begun"]
+    if marks[plan][1]:
+        return [f"plan {plan[:12]} finished a second time"]
+    marks[plan][1] = True
+    return [] if marks[plan][0] == count else [f"plan {plan[:12]} finished over {count} partners, begun over "
+                                              f"{marks[plan][0]}"]
+
+
 def _hex(text):
     try:
         return bytes.fromhex(text or "")
@@ -287,6 +320,7 @@ def audit(db):
     runs = {}  # (plan, partner) -> the outcome its run under that plan last recorded
     frontier = Frontier()
     roots = {}
+    marks = {}  # plan -> [partners it was begun with, finished]
     wanted = {size for size, *_rest in checkpoints}
     for n, (g, partner, seq, body, stored) in enumerate(events, 1):
         if g != n:
@@ -305,6 +339,7 @@ def audit(db):
             e = {}
         problems.extend(f"event #{g} (`{partner}` {seq}): {why}" for why in
                         governance.follow(partner, e, heads.get(partner, E.GENESIS).hex(), decisions))
+        problems.extend(f"event #{g} (`{partner}` {seq}): {why}" for why in plan_mark(partner, e, marks))
         if e.get("state"):
             recorded[partner] = e["state"]
         if e.get("plan_hash") and e.get("outcome") and not partner.startswith("@"):
@@ -400,12 +435,19 @@ def audit(db):
                             f"says {runs.get((plan, pid)) and '`' + runs[(plan, pid)] + '`' or 'no run of it'}")
     for plan, pid in sorted(set(runs) - set(claimed)):
         problems.append(f"partner `{pid}`'s run of plan {plan[:12]} is in its lineage, but its progress row is gone")
+    walked = {}
+    for plan, _pid in runs:
+        walked[plan] = walked.get(plan, 0) + 1
+    for plan, n in sorted(walked.items()):
+        if plan in marks and n > marks[plan][0]:
+            problems.append(f"plan {plan[:12]} walked {n} partners, but was begun over {marks[plan][0]}")
     pinned = meta.get("operator_key")
     if successions and pinned != successions[-1][2]:
         problems.append(f"the store pins operator key {str(pinned)[:12]}…, not the last succession's "
                         f"{successions[-1][2][:12]}…")
     return problems, {"events": len(events), "checkpoints": len(checkpoints), "successions": len(successions),
-                      "partners": len([p for p in positions if not p.startswith("@")]), **decisions}
+                      "partners": len([p for p in positions if not p.startswith("@")]),
+                      "plans": len(marks), "finished": sum(1 for m in marks.values() if m[1]), **decisions}
 
 
 def main():
@@ -421,7 +463,8 @@ def main():
     print(f"log intact (checked without pmf): {seen['events']} events of {seen['partners']} partners, "
           f"{seen['checkpoints']} signed checkpoints, {seen['successions']} operator key successions, "
           f"{seen['approvals']} approvals and {seen['reviews']} review decisions by trusted keys, "
-          f"{seen['policies']} kept policies declaring the keys the log records")
+          f"{seen['policies']} kept policies declaring the keys the log records, "
+          f"{seen['plans']} plans marked begun ({seen['finished']} finished)")
     return 0
 
 

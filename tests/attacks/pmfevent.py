@@ -52,7 +52,7 @@ KINDS = ["unknown", "phase_entered", "approvals_missing", "approved", "validated
          "phase_failed", "fallback", "resumed", "completed", "released", "restricted",
          "awaiting_review", "throttled", "promoted", "unchanged", "rollback", "imported",
          "replaced", "review_promoted", "review_aborted", "governed", "refused",
-         "operator_rekeyed", "outcomes_counted"]
+         "operator_rekeyed", "outcomes_counted", "plan_begun", "plan_finished"]
 # bit order of the optional fields
 STR1 = ["phase", "from", "to", "type", "outcome"]          # bits 0-4 (interned)
 # 5 health, 6 band*, 7 action*, 8 approvals*, 9 rite*, 10 policy_hash*, 11 plan_hash*,

@@ -338,7 +338,19 @@ class Sequence:
         if self.rng.random() < 0.1:
             # Observed metrics other than the plan's (or where it had none): refused, naming the file.
             args += ["--observed", os.path.join(self.fleet, "observed.json")]
-        self.run("apply", args, kill=self.rng.random() < 0.35)
+        rc, _o, _e = self.run("apply", args, kill=self.rng.random() < 0.35)
+        if rc in (0, 3, 4) and plan["kind"] == "migrate":
+            self.finished_marked(plan)
+
+    def finished_marked(self, plan):
+        """An apply that ran to its end leaves its plan marked finished (`@plans`)."""
+        rc, o, e, _ = C.run([C.pmf_bin(), "status", "--format", "json"], cwd=self.d, env=self.env)
+        if rc != 0:
+            return
+        listed = [p for p in json.loads(o).get("plans", []) if p.get("plan_hash") == plan["hash"]]
+        if not listed or listed[0].get("finished") is not True:
+            self.finding(f"apply of plan {plan['hash'][:12]} ran to its end, yet status does not list it finished",
+                         json.dumps(listed)[:300])
 
     def step_rollback(self):
         states = self.states()

@@ -1406,7 +1406,39 @@ fn ctrl_c_stops_an_apply_after_its_batch_and_a_rerun_resumes() {
         "{err}"
     );
     verified(dir, "int/state.db");
+    // The store says the plan is unfinished, and how far it went.
+    let plan = applied_plan(dir, "int/state.db");
+    assert_eq!(plan["planned"], INTERRUPTED_PARTNERS, "{plan}");
+    assert_eq!(plan["finished"], false, "{plan}");
+    assert_eq!(plan["partners"], done, "{plan}");
+    let status = text(&pmf(dir, &["status", "--store", "int/state.db"]).stdout);
+    assert!(
+        status.contains("1 applied, 1 unfinished")
+            && status.contains(&format!(
+                "{INTERRUPTED_PARTNERS} partners, unfinished: {done} walked"
+            ))
+            && status.contains("the rest not begun"),
+        "{status}"
+    );
     finishes_again(dir, "int/state.db", &reference, "resumed after Ctrl-C");
+    let plan = applied_plan(dir, "int/state.db");
+    assert_eq!(plan["planned"], INTERRUPTED_PARTNERS, "{plan}");
+    assert_eq!(plan["finished"], true, "{plan}");
+    let status = text(&pmf(dir, &["status", "--store", "int/state.db"]).stdout);
+    assert!(
+        status.contains("plans     1 applied\n")
+            && status.contains(&format!("{INTERRUPTED_PARTNERS} partners, finished ")),
+        "{status}"
+    );
+}
+
+/// The one plan `pmf status` lists for `store` (JSON).
+fn applied_plan(dir: &Path, store: &str) -> Value {
+    let o = pmf(dir, &["status", "--store", store, "--format", "json"]);
+    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plans = status["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 1, "{status}");
+    plans[0].clone()
 }
 
 /// Ctrl-C while `pmf plan` reads partners from a pipe: exit 130, no plan

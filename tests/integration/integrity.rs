@@ -2248,8 +2248,21 @@ fn review_says_what_waits_and_records_signed_decisions() {
     assert!(text(&o.stdout).contains(&format!(
         "\"id\":\"{throttled}\",\"outcome\":\"fell_back\",\"skipped\":true"
     )));
-    // Decided twice: nothing waits any more.
-    assert_eq!(code(&decide("abort", &throttled, "ERC.key")), 2);
+    // Decided again by the same key: nothing to decide, nothing recorded;
+    // by another: nothing waits any more.
+    let o = decide("abort", &throttled, "ERC.key");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("nothing to decide: `ERC` aborted the migration of"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(
+        text(&pmf(dir.path(), &["lineage", "show", &throttled]).stdout),
+        shown,
+        "nothing recorded"
+    );
+    assert_eq!(code(&decide("abort", &throttled, "TSC.key")), 2);
     // Every decision is verified again with the lineage.
     let v = verify(dir.path(), &["--format", "json"]);
     assert_eq!(code(&v), 0, "{}", text(&v.stdout));
@@ -2338,6 +2351,18 @@ fn a_review_decision_lifts_no_throttle_and_a_promotion_can_be_overruled() {
         "{}",
         text(&o.stderr)
     );
+    // The same promotion by the same key again (its success unseen): it
+    // succeeds and records nothing more.
+    let events = |id: &str| text(&pmf(dir.path(), &["lineage", "show", id]).stdout);
+    let before = events("p-021");
+    let o = decide("promote", "p-021", "TSC.key");
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("nothing to decide: `TSC` promoted p-021 already"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(events("p-021"), before, "a promotion taken again");
     let counts_before = text(&pmf(dir.path(), &["lineage", "show", "@illumination"]).stdout)
         .matches("outcomes_counted")
         .count();
@@ -2348,6 +2373,29 @@ fn a_review_decision_lifts_no_throttle_and_a_promotion_can_be_overruled() {
         .matches("outcomes_counted")
         .count();
     assert_eq!(counts_after, counts_before + 1);
+    // The abort again by the same key: nothing more recorded, counted
+    // once; by another authority, the partner waits for no decision.
+    let before = events("p-021");
+    let o = pmf(
+        dir.path(),
+        &[
+            "review", "abort", "p-021", "--key", "ERC.key", "--policy", &policy, "--reason",
+            "CAB-9", "--format", "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(said["already"], true, "{said}");
+    assert_eq!(said["decision"], "aborted", "{said}");
+    assert_eq!(events("p-021"), before, "an abort taken again");
+    let o = decide("abort", "p-021", "TSC.key");
+    exits_saying(&o, 2, "waits for no decision");
+    assert_eq!(
+        text(&pmf(dir.path(), &["lineage", "show", "@illumination"]).stdout)
+            .matches("outcomes_counted")
+            .count(),
+        counts_after
+    );
     // The plan's next apply finds it ended, and does not use the promotion.
     let o = apply(dir.path(), &["--approvals", "approvals.json"]);
     assert_eq!(crate::runtime::outcomes(&o)["p-021"], "fell_back");
@@ -4492,5 +4540,87 @@ fn a_stable_version_planted_for_a_partner_to_come_is_named_and_refused() {
         err.contains("already holds a row pmf was about to write")
             && err.contains("until it is restored"),
         "{err}"
+    );
+}
+
+/// Each plan carried out is marked on `@plans`: begun (with how many
+/// partners it holds) and finished, once each; `pmf status` reads them.
+/// An insider who holds the operator key and lowers a plan's count, so
+/// that fewer partners seem to have been in it, re-signing everything,
+/// is named by `verify` and by the audit that trusts no pmf.
+#[test]
+fn a_plan_s_marks_hold_its_extent() {
+    let dir = story();
+    let d = dir.path();
+    let o = pmf(d, &["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plans = status["plans"].as_array().unwrap();
+    let partners = fleet_partners().len() as u64;
+    // The migration of the fleet, then the rollback of p-001: each whole.
+    assert_eq!(plans.len(), 2, "{status}");
+    for (plan, planned) in plans.iter().zip([partners, 1]) {
+        assert_eq!(plan["planned"], planned, "{plan}");
+        assert_eq!(plan["finished"], true, "{plan}");
+    }
+    let marks = || {
+        db(d)
+            .query_row(
+                "SELECT COUNT(*) FROM lineage WHERE partner_id = '@plans'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(marks(), 4, "two plans, begun and finished");
+    // A run again of the whole plan marks nothing more.
+    apply(d, &["--approvals", "approvals.json"]);
+    assert_eq!(marks(), 4, "a run again of a finished plan");
+
+    // The insider: the migration's count lowered in both its marks.
+    let (key, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
+    let c = db(d);
+    explode(&c);
+    let texts = Texts::load(&c).unwrap();
+    let rows: Vec<(i64, i64, Vec<u8>)> = c
+        .prepare(
+            "SELECT global_seq, seq, event FROM lineage WHERE partner_id = '@plans' AND seq <= 2",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (g, seq, body) in rows {
+        let mut e = read_event_with(&body, "@plans", seq as u64, &texts).unwrap();
+        assert_eq!(e.detail, Some(format!("{partners} partners")));
+        e.detail = Some("3 partners".into());
+        let mut out = Vec::new();
+        encode(&e, &mut out);
+        c.execute(
+            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
+            rusqlite::params![out, g],
+        )
+        .unwrap();
+    }
+    recompute(&c, Some(&key));
+    drop(c);
+    forget_key_memory(d);
+    detected(
+        d,
+        &[],
+        &format!("walked {partners} partners, but was begun over 3"),
+    );
+    let audit = std::path::absolute("tests/attacks/audit.py").unwrap();
+    let o = Command::new("python3")
+        .arg(&audit)
+        .arg(d.join(".pmf/state.db"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3");
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains(&format!("walked {partners} partners, but was begun over 3")),
+        "{}",
+        text(&o.stdout)
     );
 }

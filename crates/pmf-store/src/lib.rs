@@ -22,6 +22,7 @@ pub mod lock;
 pub mod merkle;
 pub mod output;
 mod packed;
+pub mod plans;
 pub mod refused;
 pub mod rekey;
 pub mod verify;

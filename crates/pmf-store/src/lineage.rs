@@ -153,6 +153,11 @@ pub enum EventKind {
     /// The illumination counts after a batch of `pmf apply` (the reserved
     /// chain [`crate::illumination::ILLUMINATION`]).
     OutcomesCounted,
+    /// A plan's first batch committed (the reserved chain `@plans`, with
+    /// how many partners the plan holds).
+    PlanBegun,
+    /// A run of a plan reached its last partner (`@plans`).
+    PlanFinished,
     /// A kind this pmf does not know (a newer pmf wrote it), or an event
     /// whose JSON cannot be read.
     #[default]
@@ -188,6 +193,8 @@ impl EventKind {
             EventKind::Refused => "refused",
             EventKind::OperatorRekeyed => "operator_rekeyed",
             EventKind::OutcomesCounted => "outcomes_counted",
+            EventKind::PlanBegun => "plan_begun",
+            EventKind::PlanFinished => "plan_finished",
             EventKind::Unknown => "unknown",
         }
     }
@@ -724,7 +731,7 @@ fn split_run<'b>(body: &'b [u8], hashes: &'b [u8]) -> Option<Vec<(&'b [u8], [u8;
 }
 
 /// Every kind, by its code in the compact encoding (its place here).
-const KINDS: [EventKind; 25] = [
+const KINDS: [EventKind; 27] = [
     EventKind::Unknown,
     EventKind::PhaseEntered,
     EventKind::ApprovalsMissing,
@@ -750,6 +757,8 @@ const KINDS: [EventKind; 25] = [
     EventKind::Refused,
     EventKind::OperatorRekeyed,
     EventKind::OutcomesCounted,
+    EventKind::PlanBegun,
+    EventKind::PlanFinished,
 ];
 
 /// An unsigned LEB128 varint.
@@ -1454,7 +1463,7 @@ mod tests {
             encode(&e, &mut body);
             assert_eq!(decode(&body, "", 0).map(|d| d.kind), Some(k));
         }
-        assert_eq!(KINDS.len(), 25);
+        assert_eq!(KINDS.len(), 27);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::lineage::{
     EventKind, GENESIS_BYTES, chain_hash_of, hex32, is_json, read_event_with, row_events,
 };
 use super::merkle::{self, Frontier, Tree};
+use super::plans::{self, PLANS};
 use super::refused::{self, REFUSED};
 use super::rekey::{self, OPERATOR, Rekey, Succession};
 use super::{Store, StoreError, row_digest, stable_digest};
@@ -153,6 +154,8 @@ pub struct Verification {
     /// The illumination counts checked: events of `@illumination`, and
     /// the plans whose walks they were held to.
     pub illumination: (u64, usize),
+    /// The plans marked on `@plans`: begun, and of them finished.
+    pub plans: (usize, usize),
 }
 
 /// What the lineage recorded of one partner (held for every partner
@@ -408,6 +411,8 @@ impl Store {
         // The operator keys in force, in order (each checkpoint is held to
         // the one in force at its size).
         let mut succession = Succession::default();
+        // The plans marked begun and finished (`@plans`).
+        let mut plan_marks = plans::Followed::default();
         let mut illuminated = illumination::Followed::default();
         // What the illumination counts say each plan's runs added, by
         // migration type (plan number, type) → (migrations, fallbacks), and
@@ -558,6 +563,17 @@ impl Store {
                         } else {
                             illumination::misplaced(&partner, e)
                         };
+                        if let Some(why) = why {
+                            problems.push(here(why));
+                        }
+                    } else if partner == PLANS
+                        || matches!(e.kind, EventKind::PlanBegun | EventKind::PlanFinished)
+                    {
+                        // Marks of plans begun and finished: they approve and
+                        // change nothing; each plan begun once, then finished
+                        // once over the same count.
+                        let why = plans::problem(&partner, e)
+                            .or_else(|| (partner == PLANS).then(|| plan_marks.follow(e)).flatten());
                         if let Some(why) = why {
                             problems.push(here(why));
                         }
@@ -968,6 +984,34 @@ impl Store {
             problems.extend(found);
             plans_held = held;
         }
+        // No plan walks more partners than it was begun with.
+        let mut walked: HashMap<u32, (u64, i64)> = HashMap::new();
+        for (id, known) in &partners {
+            if id.starts_with('@') {
+                continue;
+            }
+            for o in &known.outcomes {
+                let n = walked.entry(o.plan).or_default();
+                n.0 += 1;
+                n.1 = n.1.max(o.global_seq);
+            }
+        }
+        let mut over: Vec<Broken> = walked
+            .into_iter()
+            .filter_map(|(plan, (n, last))| {
+                let name = plan_names.get(plan as usize)?;
+                let begun = plan_marks.partners(name).filter(|b| n > *b)?;
+                Some(at(
+                    last,
+                    format!(
+                        "plan {} walked {n} partners, but was begun over {begun} (partners added outside pmf)",
+                        name.get(..12).unwrap_or(name)
+                    ),
+                ))
+            })
+            .collect();
+        over.sort_by_key(|b| b.global_seq);
+        problems.extend(over);
         // Current rows held to the lineage.
         self.check_rows(&mut partners, legacy_count > 0, &mut problems)?;
         self.check_progress(&mut partners, &plans, &mut problems)?;
@@ -986,6 +1030,7 @@ impl Store {
             policies,
             successions: succession,
             illumination: (counted_events, plans_held),
+            plans: plan_marks.counts(),
         })
     }
 
