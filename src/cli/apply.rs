@@ -1084,10 +1084,10 @@ fn partner_line(r: &PartnerResult) -> String {
         return format!("{mark} {id:<14} {ended}");
     }
     let first = r.events.first();
-    let text = |v: Option<&String>| printable(v.map_or("", String::as_str)).into_owned();
-    let from = text(first.and_then(|e| e.from.as_ref()));
-    let to = text(first.and_then(|e| e.to.as_ref()));
-    let ty = text(first.and_then(|e| e.migration.as_ref()));
+    let text = |v: Option<&str>| printable(v.unwrap_or_default()).into_owned();
+    let from = text(first.and_then(|e| e.from.as_deref()));
+    let to = text(first.and_then(|e| e.to.as_deref()));
+    let ty = text(first.and_then(|e| e.migration.as_deref()));
     let change = match (from.is_empty() && to.is_empty(), ty.is_empty()) {
         (true, _) => String::new(),
         (false, true) => format!("{from} → {to}: "),
@@ -1108,7 +1108,7 @@ fn write_human(
     }
     let mut in_phase: Option<&str> = None;
     for e in &r.events {
-        let phase = e.phase.clone().unwrap_or_default();
+        let phase = e.phase.as_deref().unwrap_or_default().to_string();
         // A phase's entry, folded into its first event (`push_folded`):
         // its line first, as when it was an event of its own.
         let entered = e.kind != EventKind::PhaseEntered

@@ -20,7 +20,7 @@ use crate::runtime::plan::{
 use crate::runtime::value::{self, Completeness, Value};
 use crate::store::Store;
 use crate::store::governance::Governing;
-use crate::store::lineage::{Event, EventKind};
+use crate::store::lineage::{Event, EventKind, Text};
 
 /// The outcome a replacement records (its progress row says the same).
 pub const REPLACED: &str = "replaced";
@@ -318,8 +318,10 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
             } else {
                 EventKind::Imported
             },
-            from: held.as_ref().and_then(|h| h.version.clone()),
-            to: version,
+            from: held
+                .as_ref()
+                .and_then(|h| h.version.as_deref().map(Text::from)),
+            to: version.map(Text::from),
             detail: Some(e.predicted.reason.clone()),
             outcome: Some(REPLACED.into()),
             approvals: needed.clone(),
@@ -328,7 +330,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
             plan_hash: Some(r.plan.hash.clone()),
             state: Some(digest),
             stable: vec![stable],
-            time: now_rfc3339(),
+            time: now_rfc3339().into(),
             ..Event::default()
         };
         let mut chain = batch.chain(&e.id)?;

@@ -18,7 +18,7 @@ use crate::model::vocabulary::Phase;
 use crate::runtime::approvals;
 use crate::runtime::plan::now_rfc3339;
 use crate::runtime::plan_view::printable;
-use crate::store::lineage::{Event, EventKind, LastEvent};
+use crate::store::lineage::{Event, EventKind, LastEvent, Text};
 use crate::store::verify::review_message;
 use crate::store::{DEFAULT_PATH, Store, StoredPartner};
 
@@ -381,9 +381,9 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         &chain.head(),
     ));
     let base = Event {
-        from: partner.version.clone(),
+        from: partner.version.as_deref().map(Text::from),
         plan_hash: Some(plan_hash.clone()),
-        time: now_rfc3339(),
+        time: now_rfc3339().into(),
         ..Event::default()
     };
     let status = if decision == EventKind::ReviewPromoted {
@@ -417,7 +417,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
             kind: EventKind::Fallback,
             phase: Some(Phase::Fallback.as_str().into()),
             rite: rite(Phase::Fallback),
-            to: partner.version.clone(),
+            to: partner.version.as_deref().map(Text::from),
             detail: Some("review aborted: returned to the previous stable state".into()),
             plan_hash: None,
             ..base.clone()
@@ -429,7 +429,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
             outcome: Some("fell_back".into()),
             // Named when counted: `verify` holds the counts to the walks
             // that end with a type.
-            migration: counted.as_ref().map(|(m, _)| m.clone()),
+            migration: counted.as_ref().map(|(m, _)| m.as_str().into()),
             ..base.clone()
         });
         batch.set_progress(&plan_hash, &partner.id, "fell_back")?;

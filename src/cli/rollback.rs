@@ -21,7 +21,7 @@ use crate::runtime::plan::{
     expires_after, now_rfc3339, state_digest,
 };
 use crate::runtime::value::{self, Completeness};
-use crate::store::lineage::{Event, EventKind};
+use crate::store::lineage::{Event, EventKind, Text};
 use crate::store::{DEFAULT_PATH, StableVersion, Store};
 
 /// The outcome a rollback records (its progress row says the same).
@@ -588,10 +588,10 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
     for (e, current, chosen, needs) in &work {
         let base = Event {
             partner: e.id.clone(),
-            from: current.version.clone(),
-            to: chosen.version.clone(),
-            migration: Some(needs.migration.clone()),
-            time: now_rfc3339(),
+            from: current.version.as_deref().map(Text::from),
+            to: chosen.version.as_deref().map(Text::from),
+            migration: Some(needs.migration.as_str().into()),
+            time: now_rfc3339().into(),
             ..Event::default()
         };
         let seq = batch.next_stable_seq(&e.id)?;

@@ -310,12 +310,12 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     } else {
                         EventKind::Imported
                     },
-                    from: existed.and_then(|p| p.version),
-                    to: version,
+                    from: existed.and_then(|p| p.version).map(Into::into),
+                    to: version.map(Into::into),
                     detail: reason.clone(),
                     state: Some(digest),
                     stable: vec![stable],
-                    time: now_rfc3339(),
+                    time: now_rfc3339().into(),
                     ..Event::default()
                 };
                 let mut chain = batch.chain(id)?;

@@ -13,12 +13,13 @@ use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
 use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::{CanonicalMemo, Value};
+use compact_str::ToCompactString;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
 use pmf_store::batch::{Batch, PartnerChain, PreparedState, SealedRun};
 use pmf_store::illumination::Illumination;
 use pmf_store::interned::Texts;
-use pmf_store::lineage::{Event, EventKind, LastEvent};
+use pmf_store::lineage::{Event, EventKind, LastEvent, Text};
 use pmf_store::{Store, StoreError};
 use pmf_syntax::ast::EdgeKind;
 
@@ -534,7 +535,7 @@ struct Walked {
     partner_json: String,
     state_json: String,
     /// The version after the outcome.
-    version: Option<String>,
+    version: Option<Text>,
     waits: String,
     migration: Option<usize>,
     categories: Vec<usize>,
@@ -546,9 +547,9 @@ struct Walked {
 /// The rows a partner's walk writes.
 struct Rows {
     /// Stable versions: number, version, state.
-    stable: Vec<(i64, Option<String>, PreparedState)>,
+    stable: Vec<(i64, Option<Text>, PreparedState)>,
     /// The partner's row (state, version), when it changes.
-    row: Option<(PreparedState, Option<String>)>,
+    row: Option<(PreparedState, Option<Text>)>,
 }
 
 /// What the partners of a plan share while they are prepared: the target
@@ -608,12 +609,12 @@ pub fn prepare_partner(
     // folded (the walk copies `base` into each event, most of which are
     // folded away).
     let mut base = Event {
-        from: policy.version_of(partner).map(|v| v.to_string()),
-        to: policy.version_of(&reached).map(|v| v.to_string()),
+        from: policy.version_of(partner).map(|v| v.to_compact_string()),
+        to: policy.version_of(&reached).map(|v| v.to_compact_string()),
         migration: a
             .migration
             .and_then(|m| policy.migrations.get(m))
-            .map(|m| m.name.clone()),
+            .map(|m| m.name.as_str().into()),
         // The policy and plan hashes are set on the first event only.
         ..Event::default()
     };
@@ -640,7 +641,7 @@ pub fn prepare_partner(
         )?
     };
 
-    base.time = now_rfc3339();
+    base.time = now_rfc3339().into();
     for e in &mut events {
         e.time.clone_from(&base.time);
     }
@@ -664,11 +665,7 @@ pub fn prepare_partner(
     }
 
     // The partner's state after the outcome.
-    let mut canonical = |state: &Value| {
-        let mut json = String::new();
-        memo.write(state, &policy.schema, &mut json);
-        json
-    };
+    let mut canonical = |state: &Value| memo.text_of(state, &policy.schema);
     let partner_json = canonical(partner);
     let (state_json, version) = if outcome == PartnerOutcome::Completed {
         (canonical(&reached), base.to.clone())
@@ -715,17 +712,22 @@ impl Walked {
         let outcome = self.outcome;
         let status = outcome.status();
         let changes_row = stored.is_none_or(|s| {
-            s.state != self.state_json || s.version != self.version || s.status != status
+            s.state != self.state_json
+                || s.version.as_deref() != self.version.as_deref()
+                || s.status != status
         });
         if self.events.is_empty() && changes_row {
             self.events.push(Event {
                 kind: EventKind::Unchanged,
-                outcome: Some(outcome.as_str().to_string()),
+                outcome: Some(outcome.as_str().into()),
                 detail: Some("already at its target".into()),
                 ..self.base.clone()
             });
         }
-        let state = PreparedState::new(self.state_json.clone(), texts);
+        // The row's digest, then the texts are the rows' own (a walk's
+        // rows are made once).
+        let digest = pmf_store::row_digest(&self.state_json, self.version.as_deref(), status);
+        let state = PreparedState::new(std::mem::take(&mut self.state_json), texts);
         let mut stable = Vec::new();
         let mut seq = match stored {
             None => 1,
@@ -735,7 +737,7 @@ impl Walked {
         if stored.is_none() {
             // First time seen: its current state is its first stable state.
             let first = if outcome == PartnerOutcome::Completed {
-                PreparedState::new(self.partner_json.clone(), texts)
+                PreparedState::new(std::mem::take(&mut self.partner_json), texts)
             } else {
                 state.clone()
             };
@@ -745,7 +747,6 @@ impl Walked {
         if outcome == PartnerOutcome::Completed {
             stable.push((seq, self.version.clone(), state.clone()));
         }
-        let digest = pmf_store::row_digest(&self.state_json, self.version.as_deref(), status);
         let mut digests: Vec<String> = stable
             .iter()
             .map(|(seq, version, state)| {
@@ -766,7 +767,7 @@ impl Walked {
                 e.stable = std::mem::take(&mut digests);
                 e.plan_hash = Some(inputs.plan.hash.clone());
                 if e.outcome.is_none() {
-                    e.outcome = Some(outcome.as_str().to_string());
+                    e.outcome = Some(outcome.as_str().into());
                 }
                 if !outcome.is_final() {
                     e.waits = Some(self.waits.clone());
@@ -948,7 +949,7 @@ pub(crate) fn walk(
     };
     let event = |kind: EventKind, phase: Option<&str>| Event {
         kind,
-        phase: phase.map(str::to_string),
+        phase: phase.map(Text::from),
         ..base.clone()
     };
     // Where governance review pauses the partner, unless it was promoted.
@@ -1067,7 +1068,7 @@ pub(crate) fn walk(
                     .map(|(c, _)| policy.check_name(c))
                     .collect();
                 record(Event {
-                    outcome: Some(a.verdict.as_str().to_string()),
+                    outcome: Some(a.verdict.as_str().into()),
                     detail: basis((!failing.is_empty()).then(|| failing.join(", "))),
                     ..event(EventKind::Validated, Some(&phase.name))
                 })?;
@@ -1089,8 +1090,8 @@ pub(crate) fn walk(
                 let band = a.band.and_then(|b| policy.bands.get(b));
                 record(Event {
                     health: a.shown_score(),
-                    band: band.map(|b| b.status.clone()),
-                    action: band.map(|b| b.action.as_str().to_string()),
+                    band: band.map(|b| b.status.as_str().into()),
+                    action: band.map(|b| b.action.as_str().into()),
                     detail: basis(band.map(|b| b.label.clone())),
                     ..event(EventKind::Health, Some(&phase.name))
                 })?;
@@ -1168,8 +1169,8 @@ pub(crate) fn walk(
                     _ => Action::Review,
                 };
                 record(Event {
-                    outcome: Some(outcome.as_str().to_string()),
-                    action: Some(action.as_str().to_string()),
+                    outcome: Some(outcome.as_str().into()),
+                    action: Some(action.as_str().into()),
                     detail: Some(why),
                     ..event(outcome_event(outcome), Some(&phase.name))
                 })?;

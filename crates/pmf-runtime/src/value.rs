@@ -274,6 +274,9 @@ pub struct CanonicalMemo {
     /// The `"name":` texts of the fields of the record types written (each
     /// type kept alive, so that its address names it).
     prefixes: Vec<(Arc<pmf_compiler::model::types::Fields>, Vec<String>)>,
+    /// The length of the longest text written lately: what a new one is
+    /// made room for ([`CanonicalMemo::text_of`]).
+    longest: usize,
 }
 
 impl CanonicalMemo {
@@ -292,6 +295,17 @@ impl CanonicalMemo {
             }
             _ => None,
         }
+    }
+
+    /// The canonical text of `v` of type `ty`, made in one allocation most
+    /// often (room for the longest text written lately).
+    pub(crate) fn text_of(&mut self, v: &Value, ty: &Type) -> String {
+        let mut out = String::with_capacity(self.longest);
+        self.write(v, ty, &mut out);
+        // Slowly forgets a long one, so that one large state does not
+        // oversize every later text.
+        self.longest = out.len().max(self.longest - self.longest / 64);
+        out
     }
 
     /// Append `v` of type `ty` as [`Value::write_canonical`] does.

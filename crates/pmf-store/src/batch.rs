@@ -512,7 +512,7 @@ impl Batch<'_> {
             plan_hash: Some(plan_hash.to_string()),
             signers: governing.signers(),
             approvals: endorsers,
-            time: time.to_string(),
+            time: time.into(),
             detail: Some(crate::governance::TEXT_KEPT.to_string()),
             ..Event::default()
         };

@@ -159,7 +159,7 @@ fn event(plan_hash: Option<&str>, counts: &OutcomeCounts) -> Event {
         kind: EventKind::OutcomesCounted,
         plan_hash: plan_hash.map(str::to_string),
         detail: Some(text_of(counts)),
-        time: crate::clock::now_rfc3339(),
+        time: crate::clock::now_rfc3339().into(),
         ..Event::default()
     }
 }

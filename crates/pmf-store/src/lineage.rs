@@ -12,6 +12,11 @@ use sha2::{Digest, Sha256};
 use super::interned::Texts;
 use super::{Store, StoreError};
 
+/// A short text of an event (a phase, a version, a type, a time…): kept
+/// inline up to 24 bytes, so that an event is made and copied without
+/// allocating for them.
+pub type Text = compact_str::CompactString;
+
 /// One lineage event. Absent fields are left out of its JSON.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(default)]
@@ -22,31 +27,31 @@ pub struct Event {
     pub seq: u64,
     /// Phase of the flow, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Text>,
     /// What happened.
     pub kind: EventKind,
     /// Version before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<Text>,
     /// Version after (or aimed at).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
+    pub to: Option<Text>,
     /// Migration type.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(rename = "type")]
-    pub migration: Option<String>,
+    pub migration: Option<Text>,
     /// Outcome (validation verdict, or the partner's result).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<Text>,
     /// Health score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<f64>,
     /// Health band status.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub band: Option<String>,
+    pub band: Option<Text>,
     /// Action taken.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub action: Option<Text>,
     /// Authorities whose approvals were verified.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<String>,
@@ -80,7 +85,7 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waits: Option<String>,
     /// When (RFC 3339, UTC).
-    pub time: String,
+    pub time: Text,
     /// More about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -228,7 +233,7 @@ impl Event {
         json_str(out, &self.partner);
         out.extend_from_slice(b",\"seq\":");
         out.extend_from_slice(decimal(self.seq, &mut [0u8; 20]).as_bytes());
-        let field = |out: &mut Vec<u8>, name: &str, v: &Option<String>| {
+        let field = |out: &mut Vec<u8>, name: &str, v: Option<&str>| {
             if let Some(v) = v {
                 out.extend_from_slice(b",\"");
                 out.extend_from_slice(name.as_bytes());
@@ -255,14 +260,14 @@ impl Event {
                 all(out, name, v);
             }
         };
-        field(out, "phase", &self.phase);
+        field(out, "phase", self.phase.as_deref());
         out.extend_from_slice(b",\"kind\":\"");
         out.extend_from_slice(self.kind.as_str().as_bytes());
         out.push(b'"');
-        field(out, "from", &self.from);
-        field(out, "to", &self.to);
-        field(out, "type", &self.migration);
-        field(out, "outcome", &self.outcome);
+        field(out, "from", self.from.as_deref());
+        field(out, "to", self.to.as_deref());
+        field(out, "type", self.migration.as_deref());
+        field(out, "outcome", self.outcome.as_deref());
         if let Some(h) = self.health {
             out.extend_from_slice(b",\"health\":");
             // Numbers as serde writes them (shortest round trip; `null`
@@ -271,24 +276,24 @@ impl Event {
                 out.extend_from_slice(b"null");
             }
         }
-        field(out, "band", &self.band);
-        field(out, "action", &self.action);
+        field(out, "band", self.band.as_deref());
+        field(out, "action", self.action.as_deref());
         list(out, "approvals", &self.approvals);
-        field(out, "rite", &self.rite);
-        field(out, "policy_hash", &self.policy_hash);
-        field(out, "plan_hash", &self.plan_hash);
-        field(out, "state", &self.state);
+        field(out, "rite", self.rite.as_deref());
+        field(out, "policy_hash", self.policy_hash.as_deref());
+        field(out, "plan_hash", self.plan_hash.as_deref());
+        field(out, "state", self.state.as_deref());
         list(out, "stable", &self.stable);
         list(out, "signers", &self.signers);
-        field(out, "signature", &self.signature);
-        field(out, "waits", &self.waits);
+        field(out, "signature", self.signature.as_deref());
+        field(out, "waits", self.waits.as_deref());
         out.extend_from_slice(b",\"time\":");
         json_str(out, &self.time);
-        field(out, "detail", &self.detail);
+        field(out, "detail", self.detail.as_deref());
         if let Some(categories) = &self.categories {
             all(out, "categories", categories);
         }
-        field(out, "expires_at", &self.expires_at);
+        field(out, "expires_at", self.expires_at.as_deref());
         out.push(b'}');
     }
 }
@@ -554,12 +559,12 @@ impl From<Event> for LastEvent {
     fn from(e: Event) -> LastEvent {
         LastEvent {
             kind: e.kind,
-            outcome: e.outcome,
+            outcome: e.outcome.map(Text::into_string),
             plan_hash: e.plan_hash,
             state: e.state,
             waits: e.waits,
             detail: e.detail,
-            migration: e.migration,
+            migration: e.migration.map(Text::into_string),
             categories: e.categories,
             expires_at: e.expires_at,
         }
@@ -908,9 +913,19 @@ type WriteText<'a> = dyn FnMut(&mut Vec<u8>, &str) -> Result<(), StoreError> + '
 fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result<(), StoreError> {
     let code = KINDS.iter().position(|k| *k == e.kind).unwrap_or(0);
     out.push(code as u8);
-    let strs: [&Option<String>; 5] = [&e.phase, &e.from, &e.to, &e.migration, &e.outcome];
-    let more: [&Option<String>; 2] = [&e.band, &e.action];
-    let hashes: [&Option<String>; 3] = [&e.rite, &e.policy_hash, &e.plan_hash];
+    let strs: [Option<&str>; 5] = [
+        e.phase.as_deref(),
+        e.from.as_deref(),
+        e.to.as_deref(),
+        e.migration.as_deref(),
+        e.outcome.as_deref(),
+    ];
+    let more: [Option<&str>; 2] = [e.band.as_deref(), e.action.as_deref()];
+    let hashes: [Option<&str>; 3] = [
+        e.rite.as_deref(),
+        e.policy_hash.as_deref(),
+        e.plan_hash.as_deref(),
+    ];
     let mut flags = 0u64;
     let mut bit = 0;
     let mut mark = |present: bool| {
@@ -1079,11 +1094,11 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
     let kind = *KINDS.get(usize::from(r.byte()?))?;
     let flags = r.varint()?;
     let has = |bit: u32| (flags >> bit) & 1 == 1;
-    let time = if has(18) {
+    let time = Text::from(if has(18) {
         crate::clock::rfc3339(r.varint()?)
     } else {
         r.string()?
-    };
+    });
     let opt = |bit: u32, r: &mut Reader<'_>| -> Option<Option<String>> {
         if has(bit) {
             r.string().map(Some)
@@ -1098,19 +1113,21 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
             Some(None)
         }
     };
-    let phase = opt_text(0, &mut r)?;
-    let from = opt_text(1, &mut r)?;
-    let to = opt_text(2, &mut r)?;
-    let migration = opt_text(3, &mut r)?;
-    let outcome = opt_text(4, &mut r)?;
+    // A short text kept inline ([`Text`]).
+    let short = |t: Option<String>| t.map(Text::from);
+    let phase = short(opt_text(0, &mut r)?);
+    let from = short(opt_text(1, &mut r)?);
+    let to = short(opt_text(2, &mut r)?);
+    let migration = short(opt_text(3, &mut r)?);
+    let outcome = short(opt_text(4, &mut r)?);
     let health = if has(5) {
         let b: [u8; 8] = r.bytes(8)?.try_into().ok()?;
         Some(f64::from_le_bytes(b))
     } else {
         None
     };
-    let band = opt_text(6, &mut r)?;
-    let action = opt_text(7, &mut r)?;
+    let band = short(opt_text(6, &mut r)?);
+    let action = short(opt_text(7, &mut r)?);
     let approvals = if has(8) {
         text_list(&mut r)?
     } else {

@@ -74,7 +74,7 @@ fn event(mark: Mark, plan_hash: &str, policy_hash: &str, partners: u64) -> Event
         plan_hash: Some(plan_hash.to_string()),
         policy_hash: Some(policy_hash.to_string()),
         detail: Some(format!("{partners} partners")),
-        time: crate::clock::now_rfc3339(),
+        time: crate::clock::now_rfc3339().into(),
         ..Event::default()
     }
 }
@@ -213,13 +213,13 @@ impl Store {
                         plan_hash: plan,
                         policy_hash: e.policy_hash.unwrap_or_default(),
                         partners,
-                        begun: e.time,
+                        begun: e.time.into(),
                         finished: None,
                     });
                 }
                 Mark::Finished => {
                     if let Some(r) = out.get_mut(&plan) {
-                        r.finished.get_or_insert(e.time);
+                        r.finished.get_or_insert(e.time.into());
                     }
                 }
             }

@@ -40,7 +40,7 @@ impl Refusal {
             plan_hash: self.plan_hash.clone(),
             policy_hash: Some(self.policy_hash.clone()),
             detail: Some(bounded(&self.reason)),
-            time: self.time.clone(),
+            time: self.time.as_str().into(),
             ..Event::default()
         }
     }
@@ -51,7 +51,7 @@ impl Refusal {
             plan_hash: e.plan_hash.clone(),
             policy_hash: e.policy_hash.clone().unwrap_or_default(),
             reason: e.detail.clone().unwrap_or_default(),
-            time: e.time.clone(),
+            time: e.time.to_string(),
         })
     }
 }

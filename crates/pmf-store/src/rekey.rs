@@ -176,11 +176,11 @@ impl Rekey {
         };
         Event {
             kind: EventKind::OperatorRekeyed,
-            from: Some(self.from.clone()),
-            to: Some(self.to.clone()),
+            from: Some(self.from.as_str().into()),
+            to: Some(self.to.as_str().into()),
             signature: Some(self.signature.clone()),
             detail: Some(detail),
-            time: self.time.clone(),
+            time: self.time.as_str().into(),
             plan_hash: request,
             signers,
             ..Event::default()
@@ -203,11 +203,11 @@ impl Rekey {
             (request, e.signers.clone())
         });
         Some(Rekey {
-            from: e.from.clone().unwrap_or_default(),
-            to: e.to.clone().unwrap_or_default(),
+            from: e.from.as_deref().unwrap_or_default().to_string(),
+            to: e.to.as_deref().unwrap_or_default().to_string(),
             signature: e.signature.clone().unwrap_or_default(),
             reason: approved.as_ref().map_or(detail, |(r, _)| r.reason.clone()),
-            time: e.time.clone(),
+            time: e.time.to_string(),
             approved,
         })
     }

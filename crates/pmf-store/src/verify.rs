@@ -679,7 +679,7 @@ impl Store {
                         {
                             let run = PlanOutcome {
                                 plan,
-                                outcome: e.outcome.clone(),
+                                outcome: e.outcome.as_deref().map(str::to_string),
                                 migration: e
                                     .migration
                                     .as_deref()
