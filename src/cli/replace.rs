@@ -86,16 +86,16 @@ pub fn plan(p: &Planned<'_>) -> Result<Exit, CliError> {
         entries.push(PlanEntry {
             id: id.to_string(),
             state_digest: None,
-            from: held.and_then(|h| h.version),
-            to: version,
+            from: held.and_then(|h| h.version).map(Into::into),
+            to: version.map(Into::into),
             migration: None,
             categories: Vec::new(),
-            approvals_required: approvals.clone(),
+            approvals_required: approvals.iter().map(|a| a.as_str().into()).collect(),
             predicted: Prediction {
                 score: None,
                 band: None,
                 action: Action::Proceed,
-                reason: p.reason.to_string(),
+                reason: p.reason.into(),
                 validation: "not run".into(),
             },
             fallback_risk: 0.0,
@@ -180,8 +180,11 @@ fn carried(e: &PlanEntry, policy: &CompiledPolicy) -> Result<Option<Value>, Usag
 
 /// Whether entry `e` names other approvals than `needed` (in any order).
 fn names_other_approvals(e: &PlanEntry, needed: &[String]) -> bool {
-    e.approvals_required.iter().any(|a| !needed.contains(a))
-        || needed.iter().any(|a| !e.approvals_required.contains(a))
+    let named = |a: &str| e.approvals_required.iter().any(|n| n == a);
+    e.approvals_required
+        .iter()
+        .any(|a| !needed.iter().any(|n| n == a))
+        || needed.iter().any(|a| !named(a))
 }
 
 /// The entries of replacement plan `plan` that name other approvals than
@@ -322,7 +325,7 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
                 .as_ref()
                 .and_then(|h| h.version.as_deref().map(Text::from)),
             to: version.map(Text::from),
-            detail: Some(e.predicted.reason.clone()),
+            detail: Some(e.predicted.reason.to_string()),
             outcome: Some(REPLACED.into()),
             approvals: needed.clone(),
             signers: signers.clone(),

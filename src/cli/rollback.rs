@@ -240,11 +240,11 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     let entry = PlanEntry {
         id: args.partner.clone(),
         state_digest: None,
-        from: current.version.clone(),
-        to: chosen.version.clone(),
-        migration: Some(migration.clone()),
-        categories,
-        approvals_required: approvals.clone(),
+        from: current.version.as_deref().map(Text::from),
+        to: chosen.version.as_deref().map(Text::from),
+        migration: Some(migration.as_str().into()),
+        categories: categories.into_iter().map(Text::from).collect(),
+        approvals_required: approvals.iter().map(|a| a.as_str().into()).collect(),
         predicted: Prediction {
             score: None,
             band: None,
@@ -252,7 +252,8 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
             reason: format!(
                 "roll back to stable version {}",
                 chosen.version.as_deref().unwrap_or("(no version)")
-            ),
+            )
+            .into(),
             validation: "passed".into(),
         },
         fallback_risk: 0.0,
@@ -355,9 +356,13 @@ impl ReverseChange {
     /// What rollback plan entry `e` says the reverse change is.
     fn said_by(e: &PlanEntry) -> ReverseChange {
         ReverseChange {
-            migration: e.migration.clone().unwrap_or_default(),
-            categories: e.categories.clone(),
-            approvals: e.approvals_required.clone(),
+            migration: e.migration.as_deref().unwrap_or_default().to_string(),
+            categories: e.categories.iter().map(ToString::to_string).collect(),
+            approvals: e
+                .approvals_required
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 

@@ -6,6 +6,8 @@
 //! the policy decides (another type, fewer approvals, a milder action)
 //! would have the signer approve what they were not shown.
 
+use compact_str::ToCompactString;
+use pmf_store::lineage::Text;
 use rayon::prelude::*;
 
 use super::compile::State;
@@ -119,29 +121,31 @@ fn check(
     let target = State::of(&state).with(own.as_ref().or(target_all));
     let a = policy.assess(&state, target, target.with(observed.as_ref()));
     let decided = Words {
-        from: policy.version_of(&state).map(|v| v.to_string()),
-        to: policy.version_of(&target.merged()).map(|v| v.to_string()),
+        from: policy.version_of(&state).map(|v| v.to_compact_string()),
+        to: policy
+            .version_of(&target.merged())
+            .map(|v| v.to_compact_string()),
         migration: a
             .migration
             .and_then(|m| policy.migrations.get(m))
-            .map(|m| m.name.clone()),
+            .map(|m| m.name.as_str().into()),
         categories: policy
             .category_names(&a.categories)
-            .map(str::to_string)
+            .map(Text::from)
             .collect(),
         approvals: policy
             .authority_names(&a.approvals)
-            .map(str::to_string)
+            .map(Text::from)
             .collect(),
         predicted: Prediction {
             score: a.shown_score(),
             band: a
                 .band
                 .and_then(|b| policy.bands.get(b))
-                .map(|b| b.status.clone()),
+                .map(|b| b.status.as_str().into()),
             action: a.action,
-            reason: policy.reason(a.reason),
-            validation: a.verdict.as_str().to_string(),
+            reason: policy.reason(a.reason).into(),
+            validation: a.verdict.as_str().into(),
         },
     };
     let said = Words {
@@ -164,11 +168,11 @@ fn check(
 /// The words of an entry a signer reads.
 #[derive(PartialEq)]
 struct Words {
-    from: Option<String>,
-    to: Option<String>,
-    migration: Option<String>,
-    categories: Vec<String>,
-    approvals: Vec<String>,
+    from: Option<Text>,
+    to: Option<Text>,
+    migration: Option<Text>,
+    categories: Vec<Text>,
+    approvals: Vec<Text>,
     predicted: Prediction,
 }
 
@@ -176,7 +180,7 @@ impl Words {
     /// The fields of `self` that differ from `other`'s, as `name value`.
     fn differing(&self, other: &Words) -> String {
         let shown = |s: &str| super::plan_view::printable(s).into_owned();
-        let opt = |v: &Option<String>| v.as_deref().map_or("none".into(), shown);
+        let opt = |v: &Option<Text>| v.as_deref().map_or("none".into(), shown);
         let list = super::plan_view::printable_list;
         let (p, q) = (&self.predicted, &other.predicted);
         let mut parts = Vec::new();

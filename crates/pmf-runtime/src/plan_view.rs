@@ -585,13 +585,13 @@ impl<'de> Visitor<'de> for Entries<'_> {
 
 /// Names from a plan (categories, authorities) as they may be printed:
 /// each [`printable`], joined by `, `; `none` for no name.
-pub fn printable_list(names: &[String]) -> String {
+pub fn printable_list<S: AsRef<str>>(names: &[S]) -> String {
     if names.is_empty() {
         return "none".into();
     }
     names
         .iter()
-        .map(|n| printable(n).into_owned())
+        .map(|n| printable(n.as_ref()).into_owned())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::engine::Action;
 use super::json_out;
 use super::value::Value;
+use pmf_store::lineage::Text;
 
 mod read;
 mod write;
@@ -127,13 +128,13 @@ pub struct Prediction {
     /// Health score, when every factor is known.
     pub score: Option<f64>,
     /// Band status, such as `reliable`.
-    pub band: Option<String>,
+    pub band: Option<Text>,
     /// The action.
     pub action: Action,
     /// Why.
-    pub reason: String,
+    pub reason: Text,
     /// Worst validation outcome.
-    pub validation: String,
+    pub validation: Text,
 }
 
 /// One partner's line of a plan.
@@ -147,16 +148,16 @@ pub struct PlanEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_digest: Option<String>,
     /// Current version.
-    pub from: Option<String>,
+    pub from: Option<Text>,
     /// Target version.
-    pub to: Option<String>,
+    pub to: Option<Text>,
     /// Detected migration type.
     #[serde(rename = "type")]
-    pub migration: Option<String>,
+    pub migration: Option<Text>,
     /// Categories the change touches.
-    pub categories: Vec<String>,
+    pub categories: Vec<Text>,
     /// Authorities whose approval is required.
-    pub approvals_required: Vec<String>,
+    pub approvals_required: Vec<Text>,
     /// Predicted outcome.
     pub predicted: Prediction,
     /// Predicted chance of a fallback, learned from the lineage.

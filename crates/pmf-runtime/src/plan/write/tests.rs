@@ -15,6 +15,7 @@ use crate::plan::{
     read_plan, spoken_duration,
 };
 use crate::stream::PartnerStream;
+use pmf_store::lineage::Text;
 use std::path::Path;
 
 /// Targets as the reference reads them: the whole file as one JSON tree.
@@ -38,11 +39,13 @@ fn entry_for(
     let view = State::of(partner).with(own.map(|t| &t.0).or(targets.all.as_ref()));
     let own = own.map(|t| &t.1);
     let a = policy.assess(partner, view, view.with(observed.get(&id)));
-    let migration = a.migration.map(|m| policy.migrations[m].name.clone());
-    let categories: Vec<String> = a
+    let migration: Option<Text> = a
+        .migration
+        .map(|m| policy.migrations[m].name.as_str().into());
+    let categories: Vec<Text> = a
         .categories
         .iter()
-        .map(|&c| policy.categories[c].name.clone())
+        .map(|&c| policy.categories[c].name.as_str().into())
         .collect();
     let risk = history.fallback_risk(
         migration.as_deref().unwrap_or("none"),
@@ -51,20 +54,22 @@ fn entry_for(
     );
     let entry = PlanEntry {
         state_digest: None,
-        from: policy.version_of(partner).map(|v| v.to_string()),
-        to: policy.version_of(&view.merged()).map(|v| v.to_string()),
+        from: policy.version_of(partner).map(|v| v.to_string().into()),
+        to: policy
+            .version_of(&view.merged())
+            .map(|v| v.to_string().into()),
         migration,
         approvals_required: a
             .approvals
             .iter()
-            .map(|&i| policy.authorities[i].clone())
+            .map(|&i| policy.authorities[i].as_str().into())
             .collect(),
         predicted: Prediction {
             score: a.score.map(|s| (s * 100.0).round() / 100.0),
-            band: a.band.map(|b| policy.bands[b].status.clone()),
+            band: a.band.map(|b| policy.bands[b].status.as_str().into()),
             action: a.action,
-            reason: policy.reason(a.reason),
-            validation: a.verdict.as_str().to_string(),
+            reason: policy.reason(a.reason).into(),
+            validation: a.verdict.as_str().into(),
         },
         fallback_risk: risk,
         target: own.cloned(),
