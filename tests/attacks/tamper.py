@@ -725,6 +725,22 @@ def a_stable_planted(c, d):
             "f8da10e's verify passed it (storefuzz.py's audit oracle found it)")
 
 
+def a_plan_marks_lowered(c, d):
+    texts = E.texts(c)
+    rows = E.rows(c, "partner_id='@plans'")
+    first_g = rows[0][0]
+    for g, _p, _s, evs in rows:
+        new = []
+        for ev, h in evs:
+            e = E.decode(ev, texts)
+            e["detail"] = "3 partners"
+            new.append((E.encode_interned(e, E.interner(c)), h))
+        E.update_row(c, g, new)
+    rechain(c, first_g)
+    return (f"the plans' marks (`@plans`, from #{first_g}) made to say each plan held 3 partners, every chain hash "
+            "recomputed: fewer partners seem to have been in the plans")
+
+
 def a_text_as_blob(c, d):
     c.execute("UPDATE texts SET text=CAST(text AS BLOB) || x'ff' WHERE id=(SELECT MIN(id) FROM texts)")
     return "a text of the table of texts stored as a blob, not UTF-8 (SQLite keeps any value in any column; 9f6342f's verify stopped with SQLite's words, exit 2)"
@@ -895,6 +911,7 @@ ATTACKS = [
     ("meta: the Merkle head edited", a_merkle_head_edited),
     ("checkpoints: one deleted from before the latest", a_checkpoint_deleted),
     ("stable_versions: a row planted for a partner the store does not hold yet", a_stable_planted),
+    ("@plans: every plan's count of partners lowered, chain hashes recomputed", a_plan_marks_lowered),
     ("texts: a text stored as a blob", a_text_as_blob),
     ("stable_versions: edit, then rollback", a_stable_versions),
     ("stable_versions: edit with its recorded digest and every hash recomputed, then rollback", a_stable_versions_consistent),
