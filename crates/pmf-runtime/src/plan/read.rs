@@ -19,16 +19,23 @@ pub struct LoadedPlan {
 
 /// Read a plan file.
 pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
+    let failed = |e: std::io::Error| {
+        format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            pmf_syntax::diagnostics::io_reason(&e)
+        )
+    };
     // However large a plan may be, a device is none (`/dev/zero` never ends).
-    let bytes = pmf_syntax::read::refuse_device(path)
-        .and_then(|()| std::fs::read(path))
-        .map_err(|e| {
-            format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                pmf_syntax::diagnostics::io_reason(&e)
-            )
-        })?;
+    pmf_syntax::read::refuse_device(path).map_err(failed)?;
+    // As pmf lays plans out: read a part at a time, hashed as it is read,
+    // so that the file is never held whole beside its entries (600 MB at
+    // a million partners).
+    let file = std::fs::File::open(path).map_err(failed)?;
+    if let Some(loaded) = read_streamed(file, STREAMED_PART).map_err(failed)? {
+        return Ok(loaded);
+    }
+    let bytes = std::fs::read(path).map_err(failed)?;
     let hash = blake3::hash(&bytes).to_hex().to_string();
     // As pmf lays plans out, its entries parsed on every core; else
     // straight into a plan; only when that fails, look at why.
@@ -71,6 +78,162 @@ pub fn read_plan(path: &Path) -> Result<LoadedPlan, String> {
     match serde_json::from_slice::<Plan>(&bytes) {
         Ok(plan) => Ok(LoadedPlan { plan, hash }),
         Err(e) => Err(format!("`{}` is not a valid plan: {e}", path.display())),
+    }
+}
+
+/// How much of a plan [`read_plan`] reads at a time.
+const STREAMED_PART: usize = 8 << 20;
+
+/// [`read_laid_out`] of what `reader` gives, read `part` bytes at a time
+/// and hashed as it is read: the entries of each part parsed on every
+/// core, and no more of the file held than a part and the line it ends
+/// in. The plan and the BLAKE3 of every byte read (what was parsed is
+/// what was hashed: the file is read once). `None` when the plan is not
+/// laid out so (the caller reads it whole, the reference); an error only
+/// when reading fails.
+pub(super) fn read_streamed(
+    mut reader: impl std::io::Read,
+    part: usize,
+) -> std::io::Result<Option<LoadedPlan>> {
+    let mut hasher = blake3::Hasher::new();
+    let mut lines = Lines::default();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let start = buf.len();
+        buf.resize(start + part.max(1), 0);
+        let n = loop {
+            match reader.read(buf.get_mut(start..).unwrap_or_default()) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => break read?,
+            }
+        };
+        buf.truncate(start + n);
+        let read = buf.get(start..).unwrap_or_default();
+        hasher.update(read);
+        let end = n == 0;
+        // The complete lines: all that is read at the end.
+        let cut = if end {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', read) {
+                Some(at) => start + at + 1,
+                None => continue,
+            }
+        };
+        let ok = lines.take(buf.get(..cut).unwrap_or_default(), end);
+        if !ok {
+            return Ok(None);
+        }
+        buf.drain(..cut);
+        if end {
+            break;
+        }
+    }
+    Ok(lines.plan().map(|plan| LoadedPlan {
+        plan,
+        hash: hasher.finalize().to_hex().to_string(),
+    }))
+}
+
+/// A plan laid out as pmf writes it, taken line by line ([`read_streamed`]).
+#[derive(Default)]
+struct Lines {
+    head: Option<LaidHead>,
+    entries: Vec<PlanEntry>,
+    /// Whether the last entry taken ended with its comma.
+    comma: Option<bool>,
+    tail: Option<LaidTail>,
+}
+
+/// A laid-out plan's first line: its fields, and only those.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaidHead {
+    format_version: u32,
+    header: PlanHeader,
+}
+
+/// A laid-out plan's last line: its field, and only that.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaidTail {
+    totals: Totals,
+}
+
+/// What ends a laid-out plan's first line.
+const LAID_OPEN: &[u8] = b",\"entries\":[";
+/// What begins its last line.
+const LAID_CLOSE: &[u8] = b"],\"totals\":";
+
+impl Lines {
+    /// Take `text`, whole lines (the last one unended when `end`): false
+    /// when they are not a plan laid out as pmf writes it.
+    fn take(&mut self, text: &[u8], end: bool) -> bool {
+        use rayon::prelude::*;
+        let text = match (end, text.strip_suffix(b"\n")) {
+            (_, Some(ended)) => ended,
+            (true, None) if text.is_empty() => return self.tail.is_some(),
+            (true, None) => text,
+            (false, None) => return text.is_empty(),
+        };
+        let mut entries: Vec<&[u8]> = Vec::new();
+        for line in text.split(|&b| b == b'\n') {
+            if self.tail.is_some() {
+                // Nothing after the totals.
+                return false;
+            }
+            if self.head.is_none() {
+                let Some(head) = line.strip_suffix(LAID_OPEN) else {
+                    return false;
+                };
+                match serde_json::from_slice::<LaidHead>(&[head, b"}"].concat()) {
+                    Ok(h) if reads_format(h.format_version.into()) => self.head = Some(h),
+                    _ => return false,
+                }
+            } else if let Some(tail) = line.strip_prefix(LAID_CLOSE) {
+                // The last entry ends without its comma.
+                if self.comma == Some(true) {
+                    return false;
+                }
+                match serde_json::from_slice::<LaidTail>(&[b"{\"totals\":", tail].concat()) {
+                    Ok(t) => self.tail = Some(t),
+                    Err(_) => return false,
+                }
+            } else {
+                // Every entry but the last ends with a comma.
+                if self.comma == Some(false) {
+                    return false;
+                }
+                let (line, comma) = match line.strip_suffix(b",") {
+                    Some(entry) => (entry, true),
+                    None => (line, false),
+                };
+                self.comma = Some(comma);
+                entries.push(line);
+            }
+        }
+        let parsed = entries
+            .par_iter()
+            .map(|line| serde_json::from_slice::<PlanEntry>(line).ok())
+            .collect::<Option<Vec<PlanEntry>>>();
+        match parsed {
+            Some(parsed) => {
+                self.entries.extend(parsed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The plan the lines made, when they ended with its totals.
+    fn plan(self) -> Option<Plan> {
+        let (head, tail) = (self.head?, self.tail?);
+        Some(Plan {
+            format_version: head.format_version,
+            header: head.header,
+            entries: self.entries,
+            totals: tail.totals,
+        })
     }
 }
 

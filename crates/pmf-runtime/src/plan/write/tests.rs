@@ -1,7 +1,7 @@
 //! Plans written, and read back, against their references.
 
 use super::*;
-use crate::plan::read::read_laid_out;
+use crate::plan::read::{read_laid_out, read_streamed};
 use std::collections::HashMap;
 
 use crate::compile::State;
@@ -245,8 +245,20 @@ fn plans_read_line_by_line_as_the_whole_file_reads() {
             .filter(|p| p.format_version == FORMAT_VERSION)
             .map(|p| serde_json::to_string(&p).unwrap())
     };
-    let apart =
-        |text: &str| read_laid_out(text.as_bytes()).map(|p| serde_json::to_string(&p).unwrap());
+    // Read apart from the whole text, and as `read_plan` reads a file: a
+    // part at a time (parts that end mid-line, mid-entry, mid-character),
+    // hashed as it is read.
+    let apart = |text: &str| {
+        let laid = read_laid_out(text.as_bytes()).map(|p| serde_json::to_string(&p).unwrap());
+        for part in [3, 61, 4096, 1 << 20] {
+            let streamed = read_streamed(text.as_bytes(), part).unwrap().map(|l| {
+                assert_eq!(l.hash, blake3::hash(text.as_bytes()).to_hex().to_string());
+                serde_json::to_string(&l.plan).unwrap()
+            });
+            assert_eq!(streamed, laid, "read {part} bytes at a time");
+        }
+        laid
+    };
     // As written: read apart, the same plan.
     assert!(apart(&written).is_some());
     assert_eq!(apart(&written), whole(&written));
