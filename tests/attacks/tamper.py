@@ -408,29 +408,38 @@ def a_forged_into_last_run(c, d):
             "correct chain hash and meta.global_count")
 
 
-def a_rewrite_partner_consistent(c, d):
-    # p-012's history: pretend it was approved by SCO and completed cleanly at a health of 97
+def edit_chain(c, partner, edit):
+    """Every event of `partner`'s chain edited by `edit` (a dict, in place), stored interned
+    in its rows as pmf stores it, then every chain hash recomputed from its first row; that
+    row's global position."""
     texts = E.texts(c)
     intern = E.interner(c)
-    rows = E.rows(c, "partner_id='p-012'")
-    first_g = rows[0][0]
+    rows = E.rows(c, "partner_id=?", (partner,))
     for g, _p, _s, evs in rows:
         new = []
         for ev, h in evs:
             e = E.decode(ev, texts)
-            if "health" in e:
-                e["health"] = 97.0
-                e["band"] = "stable"
-                e["action"] = "proceed"
-            if e.get("kind") in ("approvals_missing",):
-                e["kind"] = "approved"
-                e.pop("detail", None)
-                e["approvals"] = ["TSC", "ERC", "SCO"]
-            if e.get("outcome") in ("fell_back", "awaiting_review", "restricted", "throttled"):
-                e["outcome"] = "completed"
+            edit(e)
             new.append((E.encode_interned(e, intern), h))
         E.update_row(c, g, new)
-    rechain(c, first_g)
+    rechain(c, rows[0][0])
+    return rows[0][0]
+
+
+def a_rewrite_partner_consistent(c, d):
+    # p-012's history: pretend it was approved by SCO and completed cleanly at a health of 97
+    def healthy(e):
+        if "health" in e:
+            e["health"] = 97.0
+            e["band"] = "stable"
+            e["action"] = "proceed"
+        if e.get("kind") in ("approvals_missing",):
+            e["kind"] = "approved"
+            e.pop("detail", None)
+            e["approvals"] = ["TSC", "ERC", "SCO"]
+        if e.get("outcome") in ("fell_back", "awaiting_review", "restricted", "throttled"):
+            e["outcome"] = "completed"
+    first_g = edit_chain(c, "p-012", healthy)
     return f"rewrote every event of p-012 (health, approvals, outcome; interned, in its RUN row) and recomputed every chain hash from #{first_g}"
 
 
@@ -726,17 +735,7 @@ def a_stable_planted(c, d):
 
 
 def a_plan_marks_lowered(c, d):
-    texts = E.texts(c)
-    rows = E.rows(c, "partner_id='@plans'")
-    first_g = rows[0][0]
-    for g, _p, _s, evs in rows:
-        new = []
-        for ev, h in evs:
-            e = E.decode(ev, texts)
-            e["detail"] = "3 partners"
-            new.append((E.encode_interned(e, E.interner(c)), h))
-        E.update_row(c, g, new)
-    rechain(c, first_g)
+    first_g = edit_chain(c, "@plans", lambda e: e.update(detail="3 partners"))
     return (f"the plans' marks (`@plans`, from #{first_g}) made to say each plan held 3 partners, every chain hash "
             "recomputed: fewer partners seem to have been in the plans")
 

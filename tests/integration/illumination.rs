@@ -9,11 +9,12 @@ use std::process::Output;
 
 use pmf::store::illumination::{self, ILLUMINATION};
 use pmf::store::interned::Texts;
-use pmf::store::lineage::{EventKind, encode, read_event_with};
+use pmf::store::lineage::{EventKind, read_event_with};
 use rusqlite::Connection;
 
 use crate::integrity::{
-    again_refused, detected, explode, forget_key_memory, held, plan_again, recompute, story, verify,
+    again_refused, detected, explode, forget_key_memory, held, plan_again, put_event, recompute,
+    story, verify,
 };
 use crate::runtime::{code, column, db, events_at, fleet, plan_with, pmf, refusals, text};
 
@@ -64,13 +65,7 @@ fn edit_last_counts(c: &Connection, counts: &str) {
         .join("; ");
     assert_ne!(edited, detail);
     e.detail = Some(edited);
-    let mut out = Vec::new();
-    encode(&e, &mut out);
-    c.execute(
-        "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
-        rusqlite::params![out, g],
-    )
-    .unwrap();
+    put_event(c, g, &e);
 }
 
 /// Each batch that completes or falls back partners records the counts

@@ -215,29 +215,43 @@ fn store_id_of(c: &Connection) -> String {
 
 /// Rewrite p-012's history: healthy, approved by everyone, completed.
 fn rewrite_p012(c: &Connection) {
-    explode(c);
-    let rows: Vec<(i64, i64, Vec<u8>)> = c
-        .prepare(
-            "SELECT global_seq, seq, event FROM lineage WHERE partner_id = 'p-012' ORDER BY seq",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    for (g, seq, ev) in rows {
-        let mut e = read_event_with(&ev, "p-012", seq as u64, &Texts::load(c).unwrap()).unwrap();
+    edit_events(c, "p-012", |e| {
         if e.health.is_some() {
             e.health = Some(97.0);
         }
-        let mut body = Vec::new();
-        encode(&e, &mut body);
-        c.execute(
-            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
-            rusqlite::params![body, g],
-        )
-        .unwrap();
+    });
+}
+
+/// Edit every event of `partner`'s chain in place with `edit` (its rows
+/// split one event each first, [`explode`]); the chain hashes are left as
+/// they were.
+pub(crate) fn edit_events(c: &Connection, partner: &str, mut edit: impl FnMut(&mut Event)) {
+    explode(c);
+    let rows: Vec<(i64, i64, Vec<u8>)> = c
+        .prepare("SELECT global_seq, seq, event FROM lineage WHERE partner_id = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([partner], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let texts = Texts::load(c).unwrap();
+    for (g, seq, body) in rows {
+        let mut e = read_event_with(&body, partner, seq as u64, &texts).unwrap();
+        edit(&mut e);
+        put_event(c, g, &e);
     }
+}
+
+/// Store `e`, in the compact encoding, as the event at global position
+/// `g` (a row of one event, as [`explode`] leaves them).
+pub(crate) fn put_event(c: &Connection, g: i64, e: &Event) {
+    let mut body = Vec::new();
+    encode(e, &mut body);
+    c.execute(
+        "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
+        rusqlite::params![body, g],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -4579,29 +4593,14 @@ fn a_plan_s_marks_hold_its_extent() {
     // The insider: the migration's count lowered in both its marks.
     let (key, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
     let c = db(d);
-    explode(&c);
-    let texts = Texts::load(&c).unwrap();
-    let rows: Vec<(i64, i64, Vec<u8>)> = c
-        .prepare(
-            "SELECT global_seq, seq, event FROM lineage WHERE partner_id = '@plans' AND seq <= 2",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    for (g, seq, body) in rows {
-        let mut e = read_event_with(&body, "@plans", seq as u64, &texts).unwrap();
-        assert_eq!(e.detail, Some(format!("{partners} partners")));
-        e.detail = Some("3 partners".into());
-        let mut out = Vec::new();
-        encode(&e, &mut out);
-        c.execute(
-            "UPDATE lineage SET event = ?1 WHERE global_seq = ?2",
-            rusqlite::params![out, g],
-        )
-        .unwrap();
-    }
+    let mut lowered = 0;
+    edit_events(&c, "@plans", |e| {
+        if e.detail == Some(format!("{partners} partners")) {
+            e.detail = Some("3 partners".into());
+            lowered += 1;
+        }
+    });
+    assert_eq!(lowered, 2, "begun and finished");
     recompute(&c, Some(&key));
     drop(c);
     forget_key_memory(d);

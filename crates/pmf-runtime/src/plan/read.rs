@@ -160,6 +160,25 @@ struct LaidTail {
     totals: Totals,
 }
 
+impl LaidHead {
+    /// The first line of a plan laid out as pmf writes it, of a format
+    /// this pmf reads.
+    fn of(line: &[u8]) -> Option<LaidHead> {
+        let head = line.strip_suffix(LAID_OPEN)?;
+        serde_json::from_slice::<LaidHead>(&[head, b"}"].concat())
+            .ok()
+            .filter(|h| reads_format(h.format_version.into()))
+    }
+}
+
+impl LaidTail {
+    /// The last line of a plan laid out as pmf writes it.
+    fn of(line: &[u8]) -> Option<LaidTail> {
+        let tail = line.strip_prefix(LAID_CLOSE)?;
+        serde_json::from_slice(&[b"{\"totals\":", tail].concat()).ok()
+    }
+}
+
 /// What ends a laid-out plan's first line.
 const LAID_OPEN: &[u8] = b",\"entries\":[";
 /// What begins its last line.
@@ -183,21 +202,18 @@ impl Lines {
                 return false;
             }
             if self.head.is_none() {
-                let Some(head) = line.strip_suffix(LAID_OPEN) else {
-                    return false;
-                };
-                match serde_json::from_slice::<LaidHead>(&[head, b"}"].concat()) {
-                    Ok(h) if reads_format(h.format_version.into()) => self.head = Some(h),
-                    _ => return false,
+                match LaidHead::of(line) {
+                    Some(head) => self.head = Some(head),
+                    None => return false,
                 }
-            } else if let Some(tail) = line.strip_prefix(LAID_CLOSE) {
+            } else if line.starts_with(LAID_CLOSE) {
                 // The last entry ends without its comma.
                 if self.comma == Some(true) {
                     return false;
                 }
-                match serde_json::from_slice::<LaidTail>(&[b"{\"totals\":", tail].concat()) {
-                    Ok(t) => self.tail = Some(t),
-                    Err(_) => return false,
+                match LaidTail::of(line) {
+                    Some(tail) => self.tail = Some(tail),
+                    None => return false,
                 }
             } else {
                 // Every entry but the last ends with a comma.
@@ -246,36 +262,16 @@ impl Lines {
 /// (the reference, which also says what is wrong).
 pub(super) fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
     use rayon::prelude::*;
-    /// The first line's fields, and only those.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Head {
-        format_version: u32,
-        header: PlanHeader,
-    }
-    /// The last line's field, and only that.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Tail {
-        totals: Totals,
-    }
-    const OPEN: &[u8] = b",\"entries\":[";
-    const CLOSE: &[u8] = b"],\"totals\":";
     let first = bytes.iter().position(|&b| b == b'\n')?;
     let (head, rest) = (bytes.get(..first)?, bytes.get(first + 1..)?);
-    let head = head.strip_suffix(OPEN)?;
-    let head: Head = serde_json::from_slice(&[head, b"}"].concat()).ok()?;
-    if !reads_format(head.format_version.into()) {
-        return None;
-    }
+    let head = LaidHead::of(head)?;
     // The tail: the last line (a new line may end the file).
     let rest = rest.strip_suffix(b"\n").unwrap_or(rest);
     let (entries, tail) = match memchr::memrchr(b'\n', rest) {
         Some(at) => (rest.get(..at)?, rest.get(at + 1..)?),
         None => (rest.get(..0)?, rest),
     };
-    let tail = tail.strip_prefix(CLOSE)?;
-    let tail: Tail = serde_json::from_slice(&[b"{\"totals\":", tail].concat()).ok()?;
+    let tail = LaidTail::of(tail)?;
     // Lines found with memchr (SIMD): a byte at a time, this serial step
     // was a fiftieth of applying 100,000 partners.
     let lines: Vec<&[u8]> = if entries.is_empty() {
