@@ -347,16 +347,20 @@ impl Applied {
             (String::new(), String::new())
         };
         let hash = short(&self.hash);
+        let partners = |n: u64| format!("{n} partner{}", if n == 1 { "" } else { "s" });
         match &self.record {
             None => format!("{hash} {} partners{pending}", self.walked),
             Some(r) => match &r.finished {
                 Some(at) => format!(
-                    "{hash} {} partners, finished {at}: {} walked{paused}",
-                    r.partners, self.walked
+                    "{hash} {}, finished {at}: {} walked{paused}",
+                    partners(r.partners),
+                    self.walked
                 ),
                 None => format!(
-                    "{hash} {} partners, unfinished: {} walked{paused}, the rest not begun (begun {}: run `pmf apply` of the plan again to go on where it stopped)",
-                    r.partners, self.walked, r.begun
+                    "{hash} {}, unfinished: {} walked{paused}, the rest not begun (begun {}: run `pmf apply` of the plan again to go on where it stopped)",
+                    partners(r.partners),
+                    self.walked,
+                    r.begun
                 ),
             },
         }

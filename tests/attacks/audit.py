@@ -33,7 +33,7 @@ are read by `pmfevent.py`, written from the same documents):
   and none is gone (what `apply` skips as done).
 
 - the plans carried out (`@plans`): only `plan_begun` and `plan_finished` events there
-  and nowhere else, each naming a plan, its policy and `N partners`; each plan begun
+  and nowhere else, each naming a plan, its policy and `N partners` (`1 partner`); each plan begun
   once, finished once after it over the same count; no plan walked more partners than
   it was begun with.
 
@@ -262,7 +262,9 @@ def plan_mark(partner, e, marks):
         return ["it marks a plan outside `@plans`"] if is_mark else []
     if not is_mark:
         return [f"`@plans` holds a `{kind}` event"]
-    plan, count = e.get("plan_hash"), re.fullmatch(r"([0-9]+) partners", e.get("detail") or "")
+    plan, count = e.get("plan_hash"), re.fullmatch(r"([0-9]+) partners?", e.get("detail") or "")
+    if count and e["detail"] != f"{int(count.group(1))} partner{'' if int(count.group(1)) == 1 else 's'}":
+        count = None  # written exactly `1 partner`, `N partners`
     if not plan or not e.get("policy_hash") or not count:
         return ["a mark of a plan that names no plan, no policy or no count of partners"]
     if any(e.get(f) for f in ("state", "stable", "signers", "approvals", "signature", "outcome")):

@@ -73,20 +73,29 @@ fn event(mark: Mark, plan_hash: &str, policy_hash: &str, partners: u64) -> Event
         kind: mark.kind(),
         plan_hash: Some(plan_hash.to_string()),
         policy_hash: Some(policy_hash.to_string()),
-        detail: Some(format!("{partners} partners")),
+        detail: Some(count_text(partners)),
         time: crate::clock::now_rfc3339().into(),
         ..Event::default()
     }
 }
 
-/// The partner count an event of [`PLANS`] says (`N partners`).
+/// How a mark says its count: `1 partner`, `N partners`.
+fn count_text(partners: u64) -> String {
+    let s = if partners == 1 { "" } else { "s" };
+    format!("{partners} partner{s}")
+}
+
+/// The partner count an event of [`PLANS`] says, written exactly as
+/// [`count_text`] writes it.
 fn partners_of(e: &Event) -> Option<u64> {
-    let n = e.detail.as_deref()?.strip_suffix(" partners")?;
+    let detail = e.detail.as_deref()?;
+    let digits = detail.split(' ').next()?;
     // `u64::from_str` takes a leading `+`; the count is written without.
-    n.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| n.parse().ok())
-        .flatten()
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = digits.parse().ok()?;
+    (count_text(n) == detail).then_some(n)
 }
 
 /// What is wrong with `e`, an event of `chain`, as a mark of a plan or
@@ -238,7 +247,18 @@ mod tests {
         assert_eq!(partners_of(&e), Some(100_000));
         assert_eq!(problem(PLANS, &e), None);
         assert!(problem("p-1", &e).is_some());
-        for detail in ["+5 partners", "5", "five partners", " partners"] {
+        let one = event(Mark::Begun, "aa", "pp", 1);
+        assert_eq!(one.detail.as_deref(), Some("1 partner"));
+        assert_eq!(partners_of(&one), Some(1));
+        for detail in [
+            "+5 partners",
+            "5",
+            "five partners",
+            " partners",
+            "05 partners",
+            "1 partners",
+            "5 partner",
+        ] {
             let e = Event {
                 detail: Some(detail.into()),
                 ..e.clone()
