@@ -305,6 +305,9 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     // decided twice, and nothing is wrong.
     let signer = format!("{}:{}", file.authority, file.public_key);
     if let Some(at) = decided_already(&store, &d.partner, decision, &signer)? {
+        // Said only of a record the signed checkpoints vouch for (as a
+        // decision is written only onto such a log).
+        store.vouch_for_log()?;
         return Ok(said_already(d, decision, &file.authority, &at));
     }
     let paused = matches!(partner.status.as_str(), "awaiting_review" | "throttled");

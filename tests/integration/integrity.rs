@@ -4623,3 +4623,42 @@ fn a_plan_s_marks_hold_its_extent() {
         text(&o.stdout)
     );
 }
+
+/// A review decision said to be taken already is one the signed
+/// checkpoints vouch for: with the checkpoint that covers it deleted, the
+/// same decision again is not answered "nothing to decide" (exit 2, the
+/// log named), as no decision is written onto such a log.
+#[test]
+fn a_decision_taken_already_is_one_the_checkpoints_vouch_for() {
+    let dir = story();
+    let d = dir.path();
+    let policy = fleet("policy.pmf");
+    let promote = || {
+        pmf(
+            d,
+            &[
+                "review", "promote", "p-021", "--key", "TSC.key", "--policy", &policy, "--reason",
+                "CAB-9",
+            ],
+        )
+    };
+    let o = promote();
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = promote();
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("nothing to decide"));
+    db(d)
+        .execute(
+            "DELETE FROM checkpoints WHERE size = (SELECT MAX(size) FROM checkpoints)",
+            [],
+        )
+        .unwrap();
+    let o = promote();
+    assert_eq!(code(&o), 2, "{}", text(&o.stdout));
+    assert!(!text(&o.stdout).contains("nothing to decide"));
+    assert!(
+        text(&o.stderr).contains("checkpoint"),
+        "{}",
+        text(&o.stderr)
+    );
+}
