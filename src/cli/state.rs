@@ -252,6 +252,9 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
             }
             let new = partners.len() - unchanged.len();
             if new == 0 {
+                // Said only of a record the signed checkpoints vouch for (as
+                // an import is written only onto such a log).
+                db.vouch_for_log()?;
                 if *format == OutputFormat::Json {
                     super::print_json(&serde_json::json!({
                         "format_version": 1,

@@ -4312,6 +4312,25 @@ fn an_import_run_again_changes_nothing_and_succeeds() {
     assert_eq!(crate::runtime::refusals(dir).len(), 1);
     let o = verify(dir, &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+
+    // "Already held" is said only of a record the signed checkpoints vouch
+    // for: with the latest checkpoint deleted, the import run again exits
+    // 2, naming the log.
+    Connection::open(dir.join(".pmf/state.db"))
+        .unwrap()
+        .execute(
+            "DELETE FROM checkpoints WHERE size = (SELECT MAX(size) FROM checkpoints)",
+            [],
+        )
+        .unwrap();
+    let o = state_import(dir, "first.json", &policy, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stdout));
+    assert!(!text(&o.stdout).contains("nothing to import"));
+    assert!(
+        text(&o.stderr).contains("checkpoint"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// `pmf rollback PARTNER --list` names every stable state of a partner, with
