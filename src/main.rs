@@ -25,7 +25,7 @@ fn main() -> ExitCode {
                 .into_iter()
                 .find(|w| said.contains(w))
                 .unwrap_or("the operating system refused it");
-            writeln!(std::io::stderr(), "pmf: {}", no_thread(why))
+            no_thread(why)
         } else {
             writeln!(
                 std::io::stderr(),
@@ -36,8 +36,7 @@ fn main() -> ExitCode {
     // Rayon's pool is started here, where a thread that cannot start is said
     // plainly, rather than by the first parallel loop (a panic).
     if let Err(e) = rayon::ThreadPoolBuilder::new().build_global() {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "pmf: {}", no_thread(&e.to_string()));
+        let _ = no_thread(&e.to_string());
         return pmf::cli::Exit::Usage.into();
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -49,8 +48,7 @@ fn main() -> ExitCode {
         // The panic hook said why.
         Ok(handle) => handle.join().unwrap_or(pmf::cli::Exit::Usage).into(),
         Err(e) => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "pmf: {}", no_thread(&e.to_string()));
+            let _ = no_thread(&e.to_string());
             pmf::cli::Exit::Usage.into()
         }
     }
@@ -62,10 +60,13 @@ fn out_of_threads(said: &str) -> bool {
     said.contains("failed to spawn thread") || said.contains("ThreadPoolBuildError")
 }
 
-/// What to say when a thread cannot be started, `why` being the error.
-fn no_thread(why: &str) -> String {
-    format!(
-        "cannot start a thread ({why}): the machine's memory or its limits (such as `ulimit -v` or `ulimit -u`) are reached; nothing more was done (what was committed to a store is kept); free memory or raise the limit, and run the command again"
+/// Say on stderr that a thread cannot be started, `why` being the error
+/// (`writeln!`, not `eprintln!`, which would panic with stderr full).
+fn no_thread(why: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(
+        std::io::stderr(),
+        "pmf: cannot start a thread ({why}): the machine's memory or its limits (such as `ulimit -v` or `ulimit -u`) are reached; nothing more was done (what was committed to a store is kept); free memory or raise the limit, and run the command again"
     )
 }
 

@@ -72,6 +72,9 @@ enum Back<'a> {
     /// at one version in two states, as a replacement keeps the version,
     /// and the version alone would then name the wrong one).
     Stable(i64),
+    /// The one at this position, as the user named it (`--to #N`, from
+    /// `--list`).
+    Position(i64),
 }
 
 /// The stable version a rollback goes to, checked against the lineage.
@@ -103,14 +106,18 @@ fn choose(
     }
     let stable = store.stable_versions(partner)?;
     let chosen = match back {
-        Back::Stable(seq) => stable
+        Back::Stable(seq) | Back::Position(seq) => stable
             .iter()
             .find(|s| s.seq == seq)
             .cloned()
             .ok_or_else(|| {
-                UsageError(format!(
-                    "partner `{partner}` has no stable version the rollback plan returns to"
-                ))
+                UsageError(if matches!(back, Back::Position(_)) {
+                    format!(
+                        "partner `{partner}` has no stable state #{seq}: `pmf rollback {partner} --list` lists them"
+                    )
+                } else {
+                    format!("partner `{partner}` has no stable version the rollback plan returns to")
+                })
             })?,
         // At a version the partner was stable at in several states (a
         // replacement keeps the version), the latest other than where it is.
@@ -182,26 +189,12 @@ pub fn run(args: &RollbackArgs) -> Result<Exit, CliError> {
     let back = match args.to.as_deref() {
         None => Back::Previous,
         Some(to) => match to.strip_prefix('#') {
-            Some(n) => {
-                let seq = n.parse::<i64>().map_err(|_| {
-                    UsageError(format!(
-                        "--to {to}: a position is `#` and a number, as `pmf rollback {} --list` gives",
-                        args.partner
-                    ))
-                })?;
-                if !store
-                    .stable_versions(&args.partner)?
-                    .iter()
-                    .any(|s| s.seq == seq)
-                {
-                    return Err(UsageError(format!(
-                        "partner `{}` has no stable state #{seq}: `pmf rollback {} --list` lists them",
-                        args.partner, args.partner
-                    ))
-                    .into());
-                }
-                Back::Stable(seq)
-            }
+            Some(n) => Back::Position(n.parse::<i64>().map_err(|_| {
+                UsageError(format!(
+                    "--to {to}: a position is `#` and a number, as `pmf rollback {} --list` gives",
+                    args.partner
+                ))
+            })?),
             None => Back::Version(to),
         },
     };

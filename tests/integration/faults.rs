@@ -1266,19 +1266,12 @@ fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it()
     for (i, limit) in limits.into_iter().enumerate() {
         let store = format!("t{i}/state.db");
         let what = format!("writes failing past {limit} of {size} bytes");
-        let o = run(writes_failing_past(
-            apply_cmd(dir, "plan.json", &store),
-            limit,
-        ));
-        no_panic(&o, &what);
-        let err = text(&o.stderr);
-        if code(&o) == 4 {
-            // The run fitted under the limit: a valid trial, nothing failed.
-            same_end(&finished(dir, &store), &reference, &what);
+        let Some(err) = apply_limited(dir, &store, &what, &reference, |c| {
+            writes_failing_past(c, limit)
+        }) else {
             continue;
-        }
+        };
         failed += 1;
-        assert_eq!(code(&o), 2, "{what}: {err}");
         assert!(
             err.contains("failed")
                 && (err.contains("run the command again") || err.contains("cannot")),
@@ -1295,6 +1288,32 @@ fn an_apply_whose_writes_fail_anywhere_keeps_the_store_and_a_rerun_finishes_it()
         resumed >= 1,
         "no failure landed after a commit: nothing was resumed"
     );
+}
+
+/// The apply of `plan.json` onto `store` with its command under `limit`
+/// (a resource limit): `None` when the run fitted under it (a valid trial,
+/// nothing failed: it ends as `reference`), else what it said on stderr,
+/// having exited 2 with no panic.
+fn apply_limited(
+    dir: &Path,
+    store: &str,
+    what: &str,
+    reference: &Finished,
+    limit: impl FnOnce(Command) -> Command,
+) -> Option<String> {
+    let o = run(limit(apply_cmd(dir, "plan.json", store)));
+    no_panic(&o, what);
+    let err = text(&o.stderr);
+    assert!(
+        !err.contains("stack backtrace") && !err.contains("memory allocation of"),
+        "{what}: Rust's own abort: {err}"
+    );
+    if code(&o) == 4 {
+        same_end(&finished(dir, store), reference, what);
+        return None;
+    }
+    assert_eq!(code(&o), 2, "{what}: {err}");
+    Some(err)
 }
 
 /// The apply of `plan.json` onto `store`, which something stopped, run
@@ -1328,22 +1347,12 @@ fn an_apply_out_of_memory_says_so_and_a_rerun_finishes_it() {
     for mb in (48..=640).step_by(32) {
         let store = format!("m{mb}/state.db");
         let what = format!("memory limited to {mb} MB");
-        let o = run(memory_limited(
-            apply_cmd(dir, "plan.json", &store),
-            mb << 20,
-        ));
-        no_panic(&o, &what);
-        let err = text(&o.stderr);
-        assert!(
-            !err.contains("stack backtrace") && !err.contains("memory allocation of"),
-            "{what}: Rust's own abort: {err}"
-        );
-        if code(&o) == 4 {
-            same_end(&finished(dir, &store), &reference, &what);
+        let Some(err) = apply_limited(dir, &store, &what, &reference, |c| {
+            memory_limited(c, mb << 20)
+        }) else {
             continue;
-        }
+        };
         failed += 1;
-        assert_eq!(code(&o), 2, "{what}: {err}");
         assert!(
             err.contains("memory") && err.contains("raise the limit"),
             "{what}: the message does not say memory ran out and what to do: {err}"
