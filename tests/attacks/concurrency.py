@@ -22,6 +22,7 @@ order). Exit 1 when any scenario did not hold.
 
 import argparse
 import json
+import random
 import re
 import os
 import subprocess
@@ -188,7 +189,94 @@ def main():
                 if os.path.exists(store + suf):
                     os.remove(store + suf)
         readers_while_applying(T, d, pmf, new_store(f"readers-{rnd}", True), apply_cmd(d, plans["same"], ""), rnd, report)
+        for way in ("link", "lock file removed"):
+            lock_bypassed(T, d, way, rnd, report, new_store, plans, refs, counts)
     return T.finish(report)
+
+
+# What a writer must never say of a store another pmf process wrote to: that it was edited.
+EDIT_CLAIMS = ("edited outside pmf", "added outside pmf", "until it is restored")
+
+
+def lock_bypassed(T, d, way, rnd, report, new_store, plans, refs, counts):
+    """A second apply the store's lock does not see: the store named through a link to it
+    (new and existing stores), or the lock file removed while the first apply holds it. The
+    lock follows the link (the second is refused naming the holder); past a removed lock
+    file, the second writer finds the log moved under it and stops ("another process wrote
+    to the store"), is refused as stale, or goes on where the log is its own. Held when the
+    first proceeds, the second ends in one of those ways and never calls the store edited
+    (so nobody restores a backup over good work), no partner is walked twice, the store
+    verifies, and after re-running the second it equals a sequential run."""
+    outcomes, problems, samples = {}, [], []
+    trials = 6
+    for t in range(trials):
+        warm = t % 2 == 1
+        store = new_store(f"bypass-{rnd}-{t}", warm)
+        first = subprocess.Popen(apply_cmd(d, plans["same"], store), cwd=d, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+        other = store
+        if way == "link":
+            other = os.path.join(d, f"bypass-{rnd}-{t}-link.db")
+            if os.path.lexists(other):
+                os.remove(other)
+            os.symlink(os.path.basename(store), other)
+        # Once the first holds its lock (its file made), at a moment of its run.
+        for _ in range(2000):
+            if os.path.exists(store + ".lock") or first.poll() is not None:
+                break
+            time.sleep(0.001)
+        time.sleep(random.uniform(0.0, 0.08))
+        if way == "lock file removed" and os.path.exists(store + ".lock"):
+            os.remove(store + ".lock")
+        second_cmd = apply_cmd(d, plans["same"], other)
+        rc, _, err, _ = C.run(second_cmd, cwd=d)
+        _, first_err = first.communicate(timeout=600)
+        first_err = first_err.decode("utf-8", "replace")
+        r = {"rc": rc, "err": err.strip()}
+        k = classify(r)
+        if rc == 2 and "another process wrote to the store while this one ran" in err:
+            k = "stopped: another process wrote meanwhile"
+        outcomes[k] = outcomes.get(k, 0) + 1
+        if first.returncode not in (0, 3, 4):
+            problems.append(f"the first apply failed (rc={first.returncode}): {first_err.strip()[:160]}")
+        if not k.startswith(("proceeded", "refused: lock holder named", "refused: plan stale", "stopped:")):
+            problems.append(f"the second ended so: {k}")
+        if way == "link" and k not in ("refused: lock holder named", "proceeded"):
+            # Through a link the lock is the same: the second is refused naming the first,
+            # or runs after it.
+            problems.append(f"through a link: {k}")
+        for text in (err, first_err):
+            if any(c in text for c in EDIT_CLAIMS):
+                problems.append("a writer called the store edited: " + text.strip().splitlines()[-1][:200])
+        walks, _ = C.walk_counts(store)
+        if any(n > 1 for n in walks.values()):
+            problems.append(f"{sum(n > 1 for n in walks.values())} partners walked twice")
+        vrc, _ = C.verify(store, d)
+        if vrc != 0:
+            problems.append(f"verify rc={vrc}")
+        # Re-run the second until it is done: the store then equals a sequential run.
+        if rc not in (0, 3, 4):
+            rc2, _, err2, _ = C.run(second_cmd, cwd=d)
+            if rc2 not in (0, 3, 4):
+                problems.append(f"the second run again failed (rc={rc2}): {err2.strip()[:160]}")
+        w = "warm" if warm else "fresh"
+        if C.export_state(store, d)[1] != refs[("same", w)]:
+            problems.append("the store differs from a sequential run")
+        if counts[("same", w)] != (C.illumination(store) or [""])[-1]:
+            problems.append("its illumination counts differ from a sequential run")
+        samples.append(r["err"].splitlines()[-1][:160] if r["err"] else "")
+        for suf in ("", "-wal", "-shm", ".lock"):
+            if os.path.exists(store + suf):
+                os.remove(store + suf)
+        if os.path.lexists(other) and other != store:
+            os.remove(other)
+    row = {"round": rnd, "scenario": f"lock bypassed: {way}", "outcomes": outcomes, "problems": problems[:5]}
+    report.append(row)
+    print(json.dumps(row))
+    T.add(f"round {rnd} a second apply past the lock ({way}), {trials} times", not problems,
+          ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) + (f"; {problems[0]}" if problems else
+                                                                            "; never called the store edited, no double walk, verifies, equals sequential"),
+          "; ".join(sorted(set(samples)))[:300])
 
 
 def readers_while_applying(T, d, pmf, store, cmd, rnd, report):

@@ -834,6 +834,23 @@ fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() 
         "{}",
         text(&o.stderr)
     );
+    // The store named through a link to it, or to its folder, is the same
+    // store under the same lock (before, `alias.db.lock` was taken and two
+    // applies ran at once).
+    std::os::unix::fs::symlink(".pmf/state.db", dir.path().join("alias.db")).unwrap();
+    std::os::unix::fs::symlink(".pmf", dir.path().join("linked")).unwrap();
+    for store in ["alias.db", "linked/state.db", "linked/../.pmf/state.db"] {
+        let o = apply(
+            dir.path(),
+            &["--store", store, "--operator-key", ".pmf/operator.key"],
+        );
+        assert_eq!(code(&o), 2, "{store}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("in use by"),
+            "{store}: {}",
+            text(&o.stderr)
+        );
+    }
     // kill -9: the lock ends with its holder; nothing to clear by hand.
     holder.kill().unwrap();
     holder.wait().unwrap();

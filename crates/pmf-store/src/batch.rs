@@ -223,6 +223,22 @@ impl SealedRun {
     }
 }
 
+/// The size and root of the latest checkpoint, read in the transaction
+/// `tx`. A head that moved since this process vouched for it is another
+/// process's write when it moved to that checkpoint's (which the next
+/// vouch holds to its key, as every one); anything else was edited
+/// outside pmf.
+fn latest_mark(tx: &rusqlite::Connection) -> Result<crate::vouch::Mark, StoreError> {
+    let latest: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(latest.map(|(size, root)| (size as u64, root)))
+}
+
 /// A state to store: its canonical text, and its packed form when it was
 /// packed ahead against the texts numbered so far ([`PreparedState::new`]).
 /// Either way the store keeps it packed only when the packed bytes give
@@ -296,6 +312,14 @@ impl Store {
         expected: &str,
     ) -> Result<Batch<'s>, StoreError> {
         let mine = operator.public_hex();
+        // The log as this process last read it (vouched for, or signed):
+        // moved since, not by this process, another one wrote to it, and
+        // what this one read to prepare its write may no longer hold.
+        if let Some(read) = self.vouched.mark()
+            && crate::vouch::mark_of(self.latest_checkpoint()?.as_ref()) != read
+        {
+            return Err(StoreError::WrittenMeanwhile);
+        }
         // Only the log the latest signed checkpoint vouches for is extended,
         // and only by a clock that has not gone back.
         let latest = self.vouch()?;
@@ -343,10 +367,24 @@ impl Store {
             .ok_or(StoreError::NoId)?;
         let head = LogHead::load(&tx)?;
         // The head kept to extend the log is the one vouched for.
-        if let Some(Some((size, root))) = vouched.mark()
-            && (head.seq as u64 != size || merkle::to_hex(&head.frontier.root()) != root)
-        {
-            return Err(StoreError::MerkleHead);
+        if let Some(mark) = vouched.mark() {
+            let here = (head.seq as u64, merkle::to_hex(&head.frontier.root()));
+            let latest = match &mark {
+                // The head this process vouched for, unmoved: nothing to read.
+                Some(m) if *m == here => None,
+                _ => Some(latest_mark(&tx)?),
+            };
+            // Moved: a head that is not the one vouched for, or a log that
+            // had no checkpoint when vouched and has one now.
+            if let Some(latest) = latest
+                && (mark.is_some() || latest.is_some())
+            {
+                return Err(if latest != mark && latest.as_ref() == Some(&here) {
+                    StoreError::WrittenMeanwhile
+                } else {
+                    StoreError::MerkleHead
+                });
+            }
         }
         let texts = Texts::load(&tx)?;
         Ok(Batch {

@@ -284,6 +284,13 @@ pub enum StoreError {
         /// Where the log and the checkpoint part.
         reason: String,
     },
+    /// Another process wrote to the store after this one read its log: a
+    /// second writer the store's lock did not keep out. Nothing of the
+    /// transaction that found it was written.
+    #[error(
+        "another process wrote to the store while this one ran (a second writer the store's lock did not keep out: the store named through another path its lock does not follow, such as a hard link, or its lock file removed); nothing of this transaction was written"
+    )]
+    WrittenMeanwhile,
     /// The Merkle head kept in the store does not fit its events.
     #[error(
         "the lineage's Merkle head does not fit its events (edited outside pmf); `pmf lineage verify` says more"

@@ -32,9 +32,33 @@ pub struct LockGuard {
     _file: File,
 }
 
-/// The lock file of a store.
+/// The lock file of a store: beside the file its path resolves to, so
+/// that the store named through a link (a linked file or folder) or
+/// another path (`..`) takes the same lock. Links are followed by hand:
+/// a new store named through a link is not made yet.
 pub(crate) fn lock_path(store: &Path) -> PathBuf {
-    let mut name = store.as_os_str().to_owned();
+    let mut path = store.to_path_buf();
+    // As many links as the system follows in one path.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    let resolved = path
+        .file_name()
+        .and_then(|name| {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::canonicalize(dir).ok().map(|d| d.join(name))
+        })
+        .unwrap_or(path);
+    let mut name = resolved.into_os_string();
     name.push(".lock");
     PathBuf::from(name)
 }
@@ -156,5 +180,53 @@ impl Store {
     /// Take this store's write lock for `command`.
     pub fn lock(&self, command: &str) -> Result<LockGuard, LockError> {
         lock(self.path(), command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store named through a link to its file or its folder, or
+    /// through `..`, takes the lock of the file the path resolves to: a
+    /// second writer is refused however it names the store, made or not.
+    #[test]
+    fn a_store_named_through_a_link_takes_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("data");
+        std::fs::create_dir(&real).unwrap();
+        let store = real.join("state.db");
+        std::os::unix::fs::symlink(&store, dir.path().join("alias.db")).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink("alias.db", dir.path().join("chained.db")).unwrap();
+        let names = [
+            dir.path().join("alias.db"),
+            dir.path().join("chained.db"),
+            dir.path().join("linked/state.db"),
+            dir.path().join("linked/../data/state.db"),
+        ];
+        // Not made yet (the links dangle), then made.
+        for made in [false, true] {
+            if made {
+                std::fs::write(&store, b"").unwrap();
+            }
+            let held = lock(&store, "apply").unwrap();
+            for name in &names {
+                assert_eq!(lock_path(name), lock_path(&store), "{}", name.display());
+                match lock(name, "apply") {
+                    Err(LockError::Held(by)) => assert!(by.contains("`pmf apply`"), "{by}"),
+                    other => panic!("{}: {:?}", name.display(), other.map(|_| ())),
+                }
+                assert!(holder(name).unwrap().is_some(), "{}", name.display());
+            }
+            drop(held);
+            let through_link = lock(&names[0], "review").unwrap();
+            assert!(matches!(lock(&store, "apply"), Err(LockError::Held(_))));
+            drop(through_link);
+        }
+        assert_eq!(
+            lock_path(&store),
+            std::fs::canonicalize(&real).unwrap().join("state.db.lock")
+        );
     }
 }

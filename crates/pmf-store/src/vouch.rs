@@ -91,6 +91,15 @@ impl Store {
 
     /// [`Store::vouch_for_log`], giving the latest checkpoint it read.
     pub(crate) fn vouch(&self) -> Result<Option<Checkpoint>, StoreError> {
+        // Every read below from one snapshot of the store: a second writer
+        // the lock did not keep out (see [`StoreError::WrittenMeanwhile`])
+        // committing between two of them must not pass for an edit. (Inside
+        // a transaction already open, its snapshot is the one read.)
+        let _snapshot = if self.conn.is_autocommit() {
+            Some(self.conn.unchecked_transaction()?)
+        } else {
+            None
+        };
         let latest = self.latest_checkpoint()?;
         let mark = mark_of(latest.as_ref());
         if self.vouched.holds(&mark) {
