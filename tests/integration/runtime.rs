@@ -864,6 +864,52 @@ fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() 
     );
 }
 
+/// A store whose file has a second name (a hard link: `cp -al` taken for a
+/// backup) is written under neither: SQLite keeps a write-ahead log beside
+/// each name, so two writers would corrupt it. Reading it is harmless.
+#[test]
+fn a_store_with_two_names_is_read_but_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
+    let store = dir.path().join(".pmf/state.db");
+    let before = std::fs::read(&store).unwrap();
+    std::fs::hard_link(&store, dir.path().join("snapshot.db")).unwrap();
+    for (what, o) in [
+        ("apply", apply(dir.path(), &[])),
+        ("rollback", rollback(dir.path(), "p-001", &[])),
+        (
+            "import",
+            pmf(
+                dir.path(),
+                &[
+                    "state",
+                    "import",
+                    &fleet("partners.json"),
+                    "--policy",
+                    &fleet("policy.pmf"),
+                ],
+            ),
+        ),
+    ] {
+        assert_eq!(code(&o), 2, "{what}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("2 names (hard links)")
+                && text(&o.stderr).contains("nothing was written"),
+            "{what}: {}",
+            text(&o.stderr)
+        );
+    }
+    assert_eq!(std::fs::read(&store).unwrap(), before);
+    for read in [&["status"][..], &["lineage", "verify"][..]] {
+        let o = pmf(dir.path(), read);
+        assert_eq!(code(&o), 0, "{read:?}: {}", text(&o.stderr));
+    }
+    // One name again: written as before (the apply finds nothing left to do).
+    std::fs::remove_file(dir.path().join("snapshot.db")).unwrap();
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
+}
+
 fn tampered(edit: &str) -> Output {
     tampered_with(|c| c.execute_batch(edit).unwrap())
 }

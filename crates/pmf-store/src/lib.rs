@@ -122,6 +122,20 @@ pub enum StoreError {
         /// The first of what it holds, named.
         objects: String,
     },
+    /// The store's file has more than one name (hard links): SQLite keeps
+    /// a write-ahead log beside each name, so writers reaching it through
+    /// two of them would corrupt it; and a hard link is no backup.
+    #[error(
+        "the store `{}` is one file with {names} names (hard links): SQLite keeps a write-ahead log beside each name, so writers reaching it through two of them would corrupt it, and a hard link is no backup (it changes with the store); nothing was written; keep one name (`find / -samefile {}` lists them) and back the store up by copying it",
+        path.display(),
+        path.display()
+    )]
+    HardLinked {
+        /// The store, as named.
+        path: PathBuf,
+        /// How many names its file has.
+        names: u64,
+    },
     /// There is no store where a command that only reads one looked.
     #[error(
         "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
@@ -251,7 +265,7 @@ pub enum StoreError {
     /// The store no longer holds the last checkpoint the operator key
     /// signed for it.
     #[error(
-        "the store no longer holds the checkpoint of {size} events this operator key signed for it at {time}: it {latest}, so it was rolled back (events deleted with the checkpoints that covered them, or a backup restored) or replaced by another history; nothing was written. If a backup was restored on purpose, move `{}` aside to accept what it lost (the key then remembers the store as it is)",
+        "the store no longer holds the checkpoint of {size} events this operator key signed for it at {time}: it {latest}, so it was rolled back (events deleted with the checkpoints that covered them, a backup restored, or, after a crash, its write-ahead log (the `-wal` file beside it) removed before it was copied back) or replaced by another history; nothing was written. If a backup was restored on purpose, move `{}` aside to accept what it lost (the key then remembers the store as it is)",
         memory.display()
     )]
     RolledBack {
@@ -789,8 +803,19 @@ impl ChainEnd {
 }
 
 impl Store {
-    /// Open (creating it and its directory if needed) and migrate.
+    /// Open (creating it and its directory if needed) and migrate; a file
+    /// with more than one name is refused ([`StoreError::HardLinked`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Written only under one name (see [`StoreError::HardLinked`]).
+        if let Ok(meta) = std::fs::metadata(path) {
+            let names = std::os::unix::fs::MetadataExt::nlink(&meta);
+            if names > 1 {
+                return Err(StoreError::HardLinked {
+                    path: path.to_path_buf(),
+                    names,
+                });
+            }
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
