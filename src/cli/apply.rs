@@ -349,14 +349,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             return Ok(refuser.refuse(&reason, &[&hint]));
         }
     }
-    let (operator, made) = store.operator_key(args.operator_key.as_deref())?;
-    if made {
-        errln!(
-            "pmf: made the operator key `{}` (public key {}); it signs this store's checkpoints: keep it private and keep it",
-            operator.path.display(),
-            operator.public_hex()
-        );
-    }
+    let operator = super::keys::operator_key(&store, args.operator_key.as_deref())?;
     // A rollback and a replacement are carried out under the governing
     // policy only (a change of policy is applied with a migration plan).
     let other = match plan.header.kind {

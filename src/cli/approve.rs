@@ -250,19 +250,6 @@ fn needs(loaded: &crate::runtime::plan::LoadedPlan) -> std::collections::BTreeMa
     out
 }
 
-/// Warn when the private key at `path` may be read by others than its
-/// owner (as `ssh` does; a warning, as keys mounted from a secret store
-/// may be shared on purpose).
-pub fn warn_if_exposed(path: &std::path::Path) {
-    if let Some(mode) = approvals::key_exposed(path) {
-        errln!(
-            "pmf: warning: the private key `{}` can be read by others than its owner (mode {mode:03o}): anyone who copies it signs as its authority; `chmod 600 {}`",
-            path.display(),
-            path.display()
-        );
-    }
-}
-
 /// Run `pmf approve`.
 pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     if let Some(request) = rekey_request(&args.plan)? {
@@ -270,7 +257,7 @@ pub fn run(args: &ApproveArgs) -> Result<Exit, CliError> {
     }
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
-    warn_if_exposed(&args.key);
+    super::keys::warn_if_exposed(&args.key, "as its authority");
     // An expired plan is not signed: apply would refuse it.
     if let Some(why) = loaded.plan.expiry_problem(crate::runtime::plan::now_secs()) {
         errln!("pmf: {why}; nothing was signed");
@@ -420,7 +407,7 @@ fn rekey_request(path: &std::path::Path) -> Result<Option<RekeyRequest>, UsageEr
 /// the lost key, the new one and the reason, each as the request says.
 fn approve_request(args: &ApproveArgs, request: &RekeyRequest) -> Result<Exit, CliError> {
     let (file, key) = approvals::read_key(&args.key).map_err(UsageError)?;
-    warn_if_exposed(&args.key);
+    super::keys::warn_if_exposed(&args.key, "as its authority");
     let hash = request.hash();
     // An expired request is not signed: it could no longer be carried out.
     if let Some(why) = request.expiry_problem(crate::runtime::plan::now_secs()) {

@@ -295,7 +295,7 @@ pub fn render(report: &Report, format: Format, style: HumanStyle) -> String {
 
 /// `checked N files: E errors, W warnings`.
 pub fn summary(files: usize, errors: usize, warnings: usize) -> String {
-    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let plural = |n: usize, what: &str| super::view::counted(n as u64, what);
     if errors == 0 && warnings == 0 {
         format!("checked {}: no problems", plural(files, "file"))
     } else {

@@ -49,6 +49,7 @@ pub mod graph;
 pub mod init;
 pub mod interrupt;
 pub mod keygen;
+pub mod keys;
 pub mod lineage;
 pub mod lsp;
 pub mod output;

@@ -100,7 +100,7 @@ impl<'a> Refuser<'a> {
         }
         // A store with a signed checkpoint has pinned its operator key: none
         // is made here (a missing one is an error).
-        let (operator, _) = store.operator_key(self.operator_key)?;
+        let operator = super::keys::operator_key(&store, self.operator_key)?;
         let mut batch = store.begin(&operator)?;
         batch.refuse(&Refusal {
             plan_hash: self.plan_hash.clone(),

@@ -126,7 +126,7 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
     // The key in force (unless it is lost), checked before a new key is
     // made: a refusal leaves no key file behind.
     let old = if args.request.is_none() && approved.is_none() {
-        let (old, _) = store.operator_key(args.operator_key.as_deref())?;
+        let old = super::keys::operator_key(&store, args.operator_key.as_deref())?;
         store.holds_operator(&old)?;
         Some(old)
     } else {

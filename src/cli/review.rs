@@ -237,7 +237,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         Err(f) => return f.exit(),
     };
     let (file, key) = approvals::read_key(&d.key).map_err(UsageError)?;
-    super::approve::warn_if_exposed(&d.key);
+    super::keys::warn_if_exposed(&d.key, "as its authority");
     let _lock = crate::store::lock::lock(&d.store, "review")
         .map_err(|e| CliError::from(e).then("nothing was decided"))?;
     // A decision refused is recorded in the store's lineage, naming who
@@ -373,7 +373,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
         _ => None,
     };
     let mut lit = store.illumination()?;
-    let (operator, _) = store.operator_key(d.operator_key.as_deref())?;
+    let operator = super::keys::operator_key(&store, d.operator_key.as_deref())?;
     let mut batch = store.begin(&operator)?;
     let mut chain = batch.chain(&d.partner)?;
     let signature = key.sign(&review_message(

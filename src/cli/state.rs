@@ -272,7 +272,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 }
                 return Ok(Exit::Success);
             }
-            let (operator, _) = db.operator_key(operator_key.as_deref())?;
+            let operator = super::keys::operator_key(&db, operator_key.as_deref())?;
             let mut batch = db.begin(&operator)?;
             // The first import governs the store by its policy, as the first
             // plan applied does: from here on, another policy needs the
@@ -346,7 +346,8 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 ));
             }
             outln!(
-                "imported {new} partners into {}{}",
+                "imported {} into {}{}",
+                super::view::counted(new as u64, "partner"),
                 db.path().display(),
                 if notes.is_empty() {
                     String::new()

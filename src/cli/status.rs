@@ -347,7 +347,7 @@ impl Applied {
             (String::new(), String::new())
         };
         let hash = short(&self.hash);
-        let partners = |n: u64| format!("{n} partner{}", if n == 1 { "" } else { "s" });
+        let partners = |n: u64| super::view::counted(n, "partner");
         match &self.record {
             None => format!("{hash} {} partners{pending}", self.walked),
             Some(r) => match &r.finished {

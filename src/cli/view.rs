@@ -4,6 +4,13 @@
 
 use std::io::IsTerminal;
 
+/// `n` things, the word in the plural unless there is one: `1 partner`,
+/// `2 partners`.
+pub fn counted(n: impl Into<u64>, what: &str) -> String {
+    let n = n.into();
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// The first 12 digits of a hash, as messages and tables name a plan,
 /// a policy or a store by it.
 pub fn short(hash: &str) -> &str {

@@ -864,6 +864,55 @@ fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() 
     );
 }
 
+/// The operator key a write makes for a new store is named, whichever
+/// command made it (before, `state import` made it unsaid), and a key file
+/// others can read is warned of at every write, as an authority's is.
+#[test]
+fn a_new_operator_key_is_named_and_an_exposed_one_warned_of() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let import = |file: &str| {
+        pmf(
+            dir.path(),
+            &["state", "import", file, "--policy", &fleet("policy.pmf")],
+        )
+    };
+    let o = import(&fleet("partners.json"));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("pmf: made the operator key `.pmf/operator.key` (public key ")
+            && text(&o.stdout).contains("imported 36 partners into .pmf/state.db"),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let key = dir.path().join(".pmf/operator.key");
+    for (n, mode) in [(1, 0o644), (2, 0o600)] {
+        let mut one = partners[0].clone();
+        one["id"] = serde_json::json!(format!("new-{n}"));
+        let file = dir.path().join(format!("new-{n}.json"));
+        std::fs::write(&file, serde_json::to_string(&vec![one]).unwrap()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let o = import(file.to_str().unwrap());
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(
+            text(&o.stdout).contains("imported 1 partner into"),
+            "{}",
+            text(&o.stdout)
+        );
+        let warned = "pmf: warning: the private key `.pmf/operator.key` can be read by others than its owner (mode 644): anyone who copies it signs this store's checkpoints; `chmod 600 .pmf/operator.key`";
+        assert_eq!(
+            text(&o.stderr).contains(warned),
+            mode == 0o644,
+            "{}",
+            text(&o.stderr)
+        );
+        assert!(!text(&o.stderr).contains("made the operator key"));
+    }
+}
+
 /// A store whose file has a second name (a hard link: `cp -al` taken for a
 /// backup) is written under neither: SQLite keeps a write-ahead log beside
 /// each name, so two writers would corrupt it. Reading it is harmless.
