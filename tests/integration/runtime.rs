@@ -913,6 +913,46 @@ fn a_new_operator_key_is_named_and_an_exposed_one_warned_of() {
     }
 }
 
+/// A store path that names a folder, a device or a pipe is said to be no
+/// store, by the commands that write and those that read (before: "unable
+/// to open database file", "disk I/O error", or a schema to bring up to
+/// date with write access).
+#[test]
+fn a_store_path_that_is_no_file_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("folder")).unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for (store, kind) in [
+        ("folder", "a folder"),
+        ("/dev/null", "a device"),
+        ("pipe", "a pipe"),
+    ] {
+        for args in [
+            &["status", "--store", store][..],
+            &["lineage", "verify", "--store", store][..],
+            &[
+                "state",
+                "import",
+                &fleet("partners.json"),
+                "--policy",
+                &fleet("policy.pmf"),
+                "--store",
+                store,
+            ][..],
+        ] {
+            let o = pmf(dir.path(), args);
+            assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
+            assert!(
+                text(&o.stderr).contains(&format!("`{store}` is {kind}, not a store")),
+                "{args:?}: {}",
+                text(&o.stderr)
+            );
+        }
+    }
+}
+
 /// A store whose file has a second name (a hard link: `cp -al` taken for a
 /// backup) is written under neither: SQLite keeps a write-ahead log beside
 /// each name, so two writers would corrupt it. Reading it is harmless.

@@ -136,6 +136,18 @@ pub enum StoreError {
         /// How many names its file has.
         names: u64,
     },
+    /// The store's path names something other than a file (a folder, a
+    /// device, a pipe): a store is a file pmf makes.
+    #[error(
+        "`{}` is {kind}, not a store: a store is a file pmf makes; give `--store` the path of one, or a new path",
+        path.display()
+    )]
+    NotAFile {
+        /// The path, as given.
+        path: PathBuf,
+        /// What it names: `a folder`, `a device`, ….
+        kind: &'static str,
+    },
     /// There is no store where a command that only reads one looked.
     #[error(
         "no store at `{}` (it is created by `pmf apply` or `pmf state import`)",
@@ -738,6 +750,30 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// An error unless `meta` (of `path`, links followed) is a regular file's
+/// ([`StoreError::NotAFile`]).
+fn not_a_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a folder"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(StoreError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
 /// An error when the database behind `conn` is another program's: no
 /// schema version of pmf's (`user_version` 0) and yet tables, views,
 /// indexes or triggers of its own. Read before any setting is made, so that
@@ -806,8 +842,9 @@ impl Store {
     /// Open (creating it and its directory if needed) and migrate; a file
     /// with more than one name is refused ([`StoreError::HardLinked`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        // Written only under one name (see [`StoreError::HardLinked`]).
+        // A file, written only under one name (see [`StoreError::HardLinked`]).
         if let Ok(meta) = std::fs::metadata(path) {
+            not_a_file(path, &meta)?;
             let names = std::os::unix::fs::MetadataExt::nlink(&meta);
             if names > 1 {
                 return Err(StoreError::HardLinked {
@@ -901,11 +938,12 @@ impl Store {
     /// An older schema is an error (no migration), a newer one too.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         use rusqlite::OpenFlags;
-        if !path.exists() {
+        let Ok(meta) = std::fs::metadata(path) else {
             return Err(StoreError::Missing {
                 path: path.to_path_buf(),
             });
-        }
+        };
+        not_a_file(path, &meta)?;
         let open_error = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
