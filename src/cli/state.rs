@@ -264,10 +264,13 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                         "unchanged": unchanged.len(),
                     }));
                 } else {
+                    let these = match unchanged.len() {
+                        1 => "this partner with this very state".to_string(),
+                        n => format!("these {n} partners with these very states"),
+                    };
                     outln!(
-                        "nothing to import: {} already holds these {} partners with these very states (imported by an earlier run)",
+                        "nothing to import: {} already holds {these} (imported by an earlier run)",
                         db.path().display(),
-                        unchanged.len()
                     );
                 }
                 return Ok(Exit::Success);

@@ -910,6 +910,12 @@ fn a_new_operator_key_is_named_and_an_exposed_one_warned_of() {
             text(&o.stderr)
         );
         assert!(!text(&o.stderr).contains("made the operator key"));
+        let again = import(file.to_str().unwrap());
+        assert!(
+            text(&again.stdout).contains("already holds this partner with this very state"),
+            "{}",
+            text(&again.stdout)
+        );
     }
 }
 
