@@ -134,37 +134,34 @@ mod tests {
     fn a_write_after_another_writer_s_is_refused_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        let refusal = |reason: &str| Refusal {
-            plan_hash: None,
-            policy_hash: "cd".repeat(32),
-            reason: reason.into(),
-            time: "2026-12-04T00:00:00Z".into(),
-        };
         let mut first = Store::open(&path).unwrap();
         let (key, _) = first.operator_key(None).unwrap();
-        let mut batch = first.begin(&key).unwrap();
-        batch.refuse(&refusal("one")).unwrap();
-        batch.commit().unwrap();
+        // A refusal recorded through `store`, in a transaction of its own.
+        let refuse = |store: &mut Store, reason: &str| -> Result<(), StoreError> {
+            let mut batch = store.begin(&key)?;
+            batch.refuse(&Refusal {
+                plan_hash: None,
+                policy_hash: "cd".repeat(32),
+                reason: reason.into(),
+                time: "2026-12-04T00:00:00Z".into(),
+            })?;
+            batch.commit().map(|_| ())
+        };
+        refuse(&mut first, "one").unwrap();
         // Another handle reads the log, then the first writes again.
         let mut second = Store::open(&path).unwrap();
         second.vouch_for_log().unwrap();
-        let mut batch = first.begin(&key).unwrap();
-        batch.refuse(&refusal("two")).unwrap();
-        batch.commit().unwrap();
-        let e = second.begin(&key).map(|_| ()).unwrap_err();
+        refuse(&mut first, "two").unwrap();
+        let e = refuse(&mut second, "lost").unwrap_err();
         assert!(matches!(e, StoreError::WrittenMeanwhile), "{e}");
         assert!(!e.edited_outside());
         assert_eq!(second.refusals().unwrap().0, 2);
         // The first handle signed what it wrote: it writes on.
-        let mut batch = first.begin(&key).unwrap();
-        batch.refuse(&refusal("three")).unwrap();
-        batch.commit().unwrap();
+        refuse(&mut first, "three").unwrap();
         // Read afresh, the log is the one its checkpoints vouch for.
         let mut third = Store::open(&path).unwrap();
         third.vouch_for_log().unwrap();
-        let mut batch = third.begin(&key).unwrap();
-        batch.refuse(&refusal("four")).unwrap();
-        batch.commit().unwrap();
+        refuse(&mut third, "four").unwrap();
         assert_eq!(third.refusals().unwrap().0, 4);
     }
 
