@@ -251,9 +251,9 @@ def lock_bypassed(T, d, way, rnd, report, new_store, plans, refs, counts):
                 problems.append(f"the {who} ended so: {kk}")
         if "proceeded" not in (k, k_first):
             problems.append(f"neither proceeded: the first {k_first}, the second {k}")
-        if way == "link" and (k not in ("refused: lock holder named", "proceeded") or k_first != "proceeded"):
-            # Through a link the lock is the same: the second is refused naming the first,
-            # or runs after it.
+        if way == "link" and not {k, k_first} <= {"refused: lock holder named", "proceeded"}:
+            # Through a link the lock is the same: one is refused naming the other, or
+            # runs after it.
             problems.append(f"through a link: the first {k_first}, the second {k}")
         for text in (err, first_err):
             if any(c in text for c in EDIT_CLAIMS):
