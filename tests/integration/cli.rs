@@ -361,6 +361,38 @@ fn pmf_toml_sets_levels_and_rejects_unknown_codes() {
         (d["line"].as_u64(), d["column"].as_u64()),
         (Some(2), Some(1))
     );
+    // A table or a setting pmf does not read is an error at its key, with
+    // the setting it most likely meant; it cannot be turned off.
+    std::fs::write(
+        dir.path().join("pmf.toml"),
+        "[lints]\nPMF907 = \"off\"\n\n[turst]\nroot_policy = \"ab\"\n\n[project]\nexclud = []\n",
+    )
+    .unwrap();
+    let o = run(&["check", "--format", "json", &warns]);
+    assert_eq!(code(&o), 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let unknown: Vec<(u64, u64, String)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "PMF907")
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["help"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            (4, 2, "did you mean `trust`?".to_string()),
+            (8, 1, "did you mean `exclude`?".to_string())
+        ],
+        "{}",
+        stdout(&o)
+    );
     // A level that is not error|warning|off, or broken TOML: a usage error.
     std::fs::write(dir.path().join("pmf.toml"), "[lints]\nPMF902 = \"loud\"\n").unwrap();
     assert_eq!(code(&run(&["check", &warns])), 2);

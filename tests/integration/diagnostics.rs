@@ -1,4 +1,5 @@
-//! One fixture per diagnostic code (`CODE.pmf`, or a directory `CODE`),
+//! One fixture per diagnostic code (`CODE.pmf`, or a directory `CODE`,
+//! whose `pmf.toml`, if any, configures its check),
 //! and more for some codes (`CODE.what.pmf`: PMF001 has one per slip it
 //! explains), with insta snapshots of the rendered report (no colour,
 //! width 80) and of the JSON document.
@@ -43,7 +44,13 @@ fn each_fixture_reports_its_code_and_matches_its_snapshots() {
     for path in sorted_entries(FIXTURES) {
         let name = stem(&path);
         let code = code_of(&name);
-        let report = check(std::slice::from_ref(&path));
+        let mut report = check(std::slice::from_ref(&path));
+        // A fixture folder's own `pmf.toml` is its configuration (as
+        // `pmf check --config FOLDER/pmf.toml FOLDER` reads it).
+        let config = path.join("pmf.toml");
+        if config.is_file() {
+            pmf::cli::check::apply_config(&mut report, Some(&config)).expect("pmf.toml");
+        }
         if !codes(&report).contains(&code.as_str()) {
             failures.push(format!("{name}: reported {:?}", codes(&report)));
         }

@@ -1786,6 +1786,21 @@ fn the_project_s_pinned_trust_root_governs_its_stores_first() {
         text(&o.stderr)
     );
     assert!(!d.join(".pmf/state.db").exists() || partner_count() == 0);
+    // Pinned under a misspelt table: refused, never read as no pin (before,
+    // `[turst]` pinned nothing and any policy governed the new store).
+    std::fs::write(
+        d.join("pmf.toml"),
+        format!("[turst]\nroot_policy = \"{other}\"\n"),
+    )
+    .unwrap();
+    let o = state_import(d, &partners, &policy, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("`turst` is not a table pmf knows"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!d.join(".pmf/state.db").exists() || partner_count() == 0);
     // Pinned to it: imported, and verify holds the store to the pin.
     pin(&fleet_hash);
     let o = state_import(d, &partners, &policy, &[]);

@@ -156,6 +156,13 @@ pub fn trust_root(root: &Path) -> Result<Option<String>, ProjectError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e| bad(&format!("not valid TOML: {e}")))?;
+    // A table pmf does not know may be the pin misspelt (`[turst]`).
+    let known = pmf_syntax::diagnostics::config::SETTINGS;
+    if let Some(other) = table.keys().find(|k| !known.iter().any(|(t, _)| t == k)) {
+        return Err(bad(&format!(
+            "`{other}` is not a table pmf knows (`project`, `trust`, `lints`): a trust root pinned under a misspelt table would pin none (`pmf check` names it, PMF907)"
+        )));
+    }
     let Some(trust) = table.get("trust") else {
         return Ok(None);
     };

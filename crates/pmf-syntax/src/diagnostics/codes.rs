@@ -126,6 +126,7 @@ codes! {
     UnknownCodeInConfig = "PMF904", Error, "lints", "unknown code in `pmf.toml` or a suppression";
     SuppressionWithoutReason = "PMF905", Error, "lints", "suppression without a reason";
     ErrorNotSilenceable = "PMF906", Error, "lints", "an error cannot be silenced";
+    UnknownSettingInConfig = "PMF907", Error, "lints", "unknown setting in `pmf.toml`";
 }
 
 impl Code {

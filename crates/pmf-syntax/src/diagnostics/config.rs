@@ -1,4 +1,5 @@
-//! `pmf.toml`: the level of each code (`error`, `warning` or `off`).
+//! `pmf.toml`: the level of each code (`error`, `warning` or `off`), and
+//! every setting held to those pmf knows (PMF907).
 //!
 //! ```toml
 //! [lints]
@@ -37,7 +38,7 @@ pub fn parse(file: &str, text: &str) -> Result<(Config, Vec<Diagnostic>), String
         .parse()
         .map_err(|e| format!("`{file}` is not valid TOML: {e}"))?;
     let mut config = Config::default();
-    let mut diags = Vec::new();
+    let mut diags = unknown_settings(file, text, &table);
     let Some(lints) = table.get("lints") else {
         return Ok((config, diags));
     };
@@ -88,6 +89,72 @@ pub fn parse(file: &str, text: &str) -> Result<(Config, Vec<Diagnostic>), String
     Ok((config, diags))
 }
 
+/// The tables of a `pmf.toml` and the settings each holds (`None`: any
+/// key, as `[lints]` names codes).
+pub const SETTINGS: &[(&str, Option<&[&str]>)] = &[
+    ("project", Some(&["exclude"])),
+    ("trust", Some(&["root_policy"])),
+    ("lints", None),
+];
+
+/// PMF907 for each key of `table` (the file `file`, text `text`) that is
+/// not a setting pmf knows: a typo in a setting (`[turst]`) would
+/// otherwise read as no setting, and a trust root pinned there as none.
+fn unknown_settings(file: &str, text: &str, table: &toml::Table) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut unknown = |key: &str, known: &[&str], within: Option<&str>| {
+        let at = key_offset(text, key);
+        let (what, known_list) = match within {
+            None => (
+                format!("unknown table `{key}` in `pmf.toml`"),
+                "its tables are `[project]`, `[trust]` and `[lints]`".to_string(),
+            ),
+            Some(t) => (
+                format!("unknown setting `{t}.{key}` in `pmf.toml`"),
+                format!(
+                    "`[{t}]` holds {}",
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::UnknownSettingInConfig,
+                file,
+                Place::new(at, at + key.len()),
+                what,
+            )
+            .with_label("pmf reads no such setting")
+            .with_help(format!(
+                "{known_list}; a setting pmf does not read would change nothing unseen (a trust root pinned under a misspelt table pins none)"
+            ))
+            .with_suggestion(
+                Place::new(at, at + key.len()),
+                super::closest(key, known.iter().copied()),
+            ),
+        );
+    };
+    let tables: Vec<&str> = SETTINGS.iter().map(|(t, _)| *t).collect();
+    for (key, value) in table {
+        match SETTINGS.iter().find(|(t, _)| t == key) {
+            None => unknown(key, &tables, None),
+            Some((t, Some(keys))) => {
+                for inner in value.as_table().into_iter().flat_map(|v| v.keys()) {
+                    if !keys.contains(&inner.as_str()) {
+                        unknown(inner, keys, Some(t));
+                    }
+                }
+            }
+            Some((_, None)) => {}
+        }
+    }
+    diags
+}
+
 /// Where `key` is written in `text` (a `pmf.toml`): the first line that
 /// starts with it, else its first occurrence.
 fn key_offset(text: &str, key: &str) -> usize {
@@ -130,6 +197,7 @@ impl Config {
     pub fn apply(&self, diags: &mut Vec<Diagnostic>) {
         diags.retain_mut(|d| match self.levels.get(&d.code) {
             _ if d.code == Code::UnknownCodeInConfig
+                || d.code == Code::UnknownSettingInConfig
                 || d.code == Code::SuppressionWithoutReason
                 || d.code == Code::ErrorNotSilenceable =>
             {
@@ -166,6 +234,42 @@ mod tests {
 
     fn diagnostic(code: Code) -> Diagnostic {
         Diagnostic::new(code, "p.pmf", Place::new(0, 1), "m")
+    }
+
+    /// Every table and setting pmf does not read is named at its key, with
+    /// the one it most likely meant; those it reads pass.
+    #[test]
+    fn a_setting_pmf_does_not_read_is_named() {
+        let text = "[project]\nexclude = []\nexclud = []\n\n[trust]\nroot_policy = \"ab\"\nroot = 1\n\n[turst]\nroot_policy = \"ab\"\n\n[lints]\nPMF902 = \"off\"\n\n[tool]\nx = 1\n";
+        let (config, diags) = parse("pmf.toml", text).unwrap();
+        let named: Vec<(&str, Option<&str>)> = diags
+            .iter()
+            .filter(|d| d.code == Code::UnknownSettingInConfig)
+            .map(|d| {
+                let span = d.primary.span.start as usize..d.primary.span.end as usize;
+                (&text[span], d.fixes.first().map(|f| f.replacement.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("exclud", Some("exclude")),
+                ("tool", None),
+                ("root", Some("root_policy")),
+                ("turst", Some("trust")),
+            ]
+        );
+        assert_eq!(diags.len(), 4);
+        assert_eq!(
+            config.levels.keys().copied().collect::<Vec<_>>(),
+            [Code::UnusedDeclaration]
+        );
+        // Never silenced by a level.
+        let mut reported = diags.clone();
+        let mut off = Config::default();
+        off.levels.insert(Code::UnknownSettingInConfig, Level::Off);
+        off.apply(&mut reported);
+        assert_eq!(reported.len(), 4);
     }
 
     #[test]
