@@ -312,17 +312,10 @@ impl Store {
         expected: &str,
     ) -> Result<Batch<'s>, StoreError> {
         let mine = operator.public_hex();
-        // The log as this process last read it (vouched for, or signed):
-        // moved since, not by this process, another one wrote to it, and
-        // what this one read to prepare its write may no longer hold.
-        if let Some(read) = self.vouched.mark()
-            && crate::vouch::mark_of(self.latest_checkpoint()?.as_ref()) != read
-        {
-            return Err(StoreError::WrittenMeanwhile);
-        }
         // Only the log the latest signed checkpoint vouches for is extended,
-        // and only by a clock that has not gone back.
-        let latest = self.vouch()?;
+        // only as this process last read it, and only by a clock that has
+        // not gone back.
+        let latest = self.vouch(crate::vouch::Moved::Refused)?;
         crate::vouch::clock_holds(latest.as_ref())?;
         // Nor one rolled back behind what the key last signed for it (the
         // checkpoint this process signed last, if it is the latest).

@@ -22,6 +22,17 @@ use super::{Store, StoreError};
 /// latest checkpoint's size and root (`None`: a log with no checkpoint).
 pub(crate) type Mark = Option<(u64, String)>;
 
+/// What a vouch makes of a log that moved since this process last read
+/// it: vouched for again (a command reading it afresh), or refused
+/// ([`StoreError::WrittenMeanwhile`]: a write prepared from what was read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Vouched for again, as any log.
+    Vouched,
+    /// Refused: another process wrote since.
+    Refused,
+}
+
 /// The mark of a log whose latest checkpoint is `latest`.
 pub(crate) fn mark_of(latest: Option<&Checkpoint>) -> Mark {
     latest.map(|c| (c.size, c.root.clone()))
@@ -86,11 +97,12 @@ impl Store {
     /// before checkpoints existed). Reads every row's hashes once per
     /// process and checkpoint: O(events), about a second per million.
     pub fn vouch_for_log(&self) -> Result<(), StoreError> {
-        self.vouch().map(|_| ())
+        self.vouch(Moved::Vouched).map(|_| ())
     }
 
-    /// [`Store::vouch_for_log`], giving the latest checkpoint it read.
-    pub(crate) fn vouch(&self) -> Result<Option<Checkpoint>, StoreError> {
+    /// [`Store::vouch_for_log`], giving the latest checkpoint it read; a
+    /// log that moved since this process last read it is `moved`.
+    pub(crate) fn vouch(&self, moved: Moved) -> Result<Option<Checkpoint>, StoreError> {
         // Every read below from one snapshot of the store: a second writer
         // the lock did not keep out (see [`StoreError::WrittenMeanwhile`])
         // committing between two of them must not pass for an edit. (Inside
@@ -102,6 +114,12 @@ impl Store {
         };
         let latest = self.latest_checkpoint()?;
         let mark = mark_of(latest.as_ref());
+        // Moved since this process read it (vouched for it, or signed it),
+        // not by this process: another one wrote, and what this one read to
+        // prepare a write may no longer hold.
+        if moved == Moved::Refused && self.vouched.mark().is_some_and(|read| read != mark) {
+            return Err(StoreError::WrittenMeanwhile);
+        }
         if self.vouched.holds(&mark) {
             return Ok(latest);
         }
