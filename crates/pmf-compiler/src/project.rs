@@ -157,10 +157,11 @@ pub fn trust_root(root: &Path) -> Result<Option<String>, ProjectError> {
         .parse()
         .map_err(|e| bad(&format!("not valid TOML: {e}")))?;
     // A table pmf does not know may be the pin misspelt (`[turst]`).
-    let known = pmf_syntax::diagnostics::config::SETTINGS;
-    if let Some(other) = table.keys().find(|k| !known.iter().any(|(t, _)| t == k)) {
+    use pmf_syntax::diagnostics::config::{SETTINGS, tables_listed};
+    if let Some(other) = table.keys().find(|k| !SETTINGS.iter().any(|(t, _)| t == k)) {
         return Err(bad(&format!(
-            "`{other}` is not a table pmf knows (`project`, `trust`, `lints`): a trust root pinned under a misspelt table would pin none (`pmf check` names it, PMF907)"
+            "`{other}` is not a table pmf knows ({}): a trust root pinned under a misspelt table would pin none (`pmf check` names it, PMF907)",
+            tables_listed()
         )));
     }
     let Some(trust) = table.get("trust") else {

@@ -97,6 +97,15 @@ pub const SETTINGS: &[(&str, Option<&[&str]>)] = &[
     ("lints", None),
 ];
 
+/// The tables of [`SETTINGS`], as messages list them: `` `project`, `trust`, `lints` ``.
+pub fn tables_listed() -> String {
+    SETTINGS
+        .iter()
+        .map(|(t, _)| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// PMF907 for each key of `table` (the file `file`, text `text`) that is
 /// not a setting pmf knows: a typo in a setting (`[turst]`) would
 /// otherwise read as no setting, and a trust root pinned there as none.
@@ -107,7 +116,7 @@ fn unknown_settings(file: &str, text: &str, table: &toml::Table) -> Vec<Diagnost
         let (what, known_list) = match within {
             None => (
                 format!("unknown table `{key}` in `pmf.toml`"),
-                "its tables are `[project]`, `[trust]` and `[lints]`".to_string(),
+                format!("its tables are {}", tables_listed()),
             ),
             Some(t) => (
                 format!("unknown setting `{t}.{key}` in `pmf.toml`"),
