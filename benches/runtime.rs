@@ -7,7 +7,9 @@
 //! and with observed metrics for every partner too. Each plan is written
 //! to a new file (the last run's is removed untimed). Apply is timed as a
 //! person runs it (a summary) and printing every event (`--format json`),
-//! each on a fresh store, beside plain SQLite inserting the same rows;
+//! each on a fresh store, beside plain SQLite inserting the same rows (the
+//! ratio of their times, and of their CPU times, which the host's noise
+//! moves less);
 //! then `lineage verify`, `status`, `review list`, `state export` and
 //! `lineage show` of the store the last run left, and a `state import` of
 //! one partner onto it (which first holds the whole log to its latest
@@ -197,6 +199,7 @@ fn main() {
     let mut times = Vec::new();
     let mut human_times = Vec::new();
     let mut raw_times = Vec::new();
+    let mut cpu_ratios = Vec::new();
     for _ in 0..runs {
         // Each run applies the plan to a store of its own, from nothing:
         // once as a person runs it (a summary), once printing every event
@@ -223,15 +226,17 @@ fn main() {
         );
         // The same rows inserted by plain SQLite, with the store's schema
         // and pragmas, in as many transactions.
-        let raw = raw_inserts(&store, &dir.path().join("raw.db"), n.div_ceil(1024));
+        let (raw, raw_cpu) = raw_inserts(&store, &dir.path().join("raw.db"), n.div_ceil(1024));
         println!(
-            "raw SQLite inserts of the same rows: {raw:>6.2} s; apply / raw = {:.2} (summary), {:.2} (every event)",
+            "raw SQLite inserts of the same rows: {raw:>6.2} s, CPU {raw_cpu:.2} s; apply / raw = {:.2} (summary), {:.2} (every event); CPU: {:.2} (every event)",
             human / raw,
-            secs / raw
+            secs / raw,
+            cpu / raw_cpu
         );
         times.push(secs);
         human_times.push(human);
         raw_times.push(raw);
+        cpu_ratios.push(cpu / raw_cpu);
     }
     // What an operator and an auditor read from the store the last run
     // left (its every event printed): each whole process, with its peak.
@@ -263,10 +268,12 @@ fn main() {
     summary("apply (every event)", &mut times);
     summary("raw SQLite inserts", &mut raw_times);
     let raw = raw_times[raw_times.len() / 2];
+    cpu_ratios.sort_by(f64::total_cmp);
     println!(
-        "apply / raw SQLite (medians): {:.2} (summary), {:.2} (every event)",
+        "apply / raw SQLite (medians): {:.2} (summary), {:.2} (every event); CPU time, every event: {:.2}",
         human_times[human_times.len() / 2] / raw,
-        times[times.len() / 2] / raw
+        times[times.len() / 2] / raw,
+        cpu_ratios[cpu_ratios.len() / 2]
     );
 }
 
@@ -292,12 +299,23 @@ fn store_size(store: &Path) -> (u64, i64) {
     (bytes, events)
 }
 
+/// CPU seconds (user and system) this process has used, all its threads.
+fn cpu_used() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; nothing else is read.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
+    assert!(ok, "getrusage");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// Insert every row of `store` into a new database at `raw` with the same
 /// schema and pragmas, in `batches` transactions (each a slice of every
 /// table): what SQLite alone takes to write what apply wrote. Seconds,
 /// from opening to closing (the WAL copied back by a thread of its own
-/// and checkpointed at the close, as apply does).
-fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> f64 {
+/// and checkpointed at the close, as apply does), and the CPU seconds
+/// they took (a measure the host's noise moves less than the time).
+fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> (f64, f64) {
     use rusqlite::types::Value;
     let src = rusqlite::Connection::open(store).expect("store");
     let schema: Vec<String> = src
@@ -332,6 +350,7 @@ fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> f64 {
         let _ = std::fs::remove_file(p);
     }
     let start = Instant::now();
+    let cpu_start = cpu_used();
     let mut c = rusqlite::Connection::open(raw).expect("raw");
     c.pragma_update(None, "page_size", 16_384).expect("pragma");
     c.pragma_update(None, "journal_mode", "WAL")
@@ -376,7 +395,7 @@ fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> f64 {
     drop(stop);
     checkpointer.join().expect("checkpointer");
     drop(c);
-    start.elapsed().as_secs_f64()
+    (start.elapsed().as_secs_f64(), cpu_used() - cpu_start)
 }
 
 /// Print the fastest and the median of `times`.
