@@ -95,6 +95,18 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
     })?;
     let loaded = read_plan(&args.plan).map_err(UsageError)?;
     let plan = &loaded.plan;
+    // A plan made against a store, given where there is none (another
+    // folder, a mistyped `--store`): no new store is made for it.
+    if let Some(made_for) = &plan.header.store_id
+        && !args.store.exists()
+    {
+        return Err(UsageError(format!(
+            "there is no store at `{}`, and the plan was made against store {}: name that store with `--store PATH`, or run where it is; nothing was applied, and no store was made",
+            args.store.display(),
+            printable(made_for)
+        ))
+        .into());
+    }
     // From here on, a plan refused is recorded in the store's lineage.
     let refuser = Refuser::of_plan(&args.store, args.operator_key.as_deref(), &loaded);
     // The policy the plan carries, unless given (its hash must then match).

@@ -919,6 +919,37 @@ fn a_new_operator_key_is_named_and_an_exposed_one_warned_of() {
     }
 }
 
+/// A plan made against a store, applied where there is none (another
+/// folder, a mistyped `--store`), makes no new store: before, an empty one
+/// was made there, named "this one" in the refusal, and the hint was to
+/// plan again against it.
+#[test]
+fn a_plan_made_against_a_store_makes_none_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
+    // A rollback plan is made against the store the apply made.
+    let policy = fleet("policy.pmf");
+    let o = pmf(
+        dir.path(),
+        &["rollback", "p-001", "--policy", &policy, "-o", "back.json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(
+        dir.path(),
+        &["apply", "back.json", "--store", "elsewhere/state.db"],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "there is no store at `elsewhere/state.db`, and the plan was made against store "
+        ) && text(&o.stderr).contains("no store was made"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.path().join("elsewhere/state.db").exists());
+}
+
 /// A store path that names a folder, a device or a pipe is said to be no
 /// store, by the commands that write and those that read (before: "unable
 /// to open database file", "disk I/O error", or a schema to bring up to
