@@ -766,7 +766,7 @@ fn not_a_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StoreError> {
     } else if t.is_socket() {
         "a socket"
     } else {
-        "not a file"
+        "something other than a file"
     };
     Err(StoreError::NotAFile {
         path: path.to_path_buf(),
