@@ -919,6 +919,54 @@ fn a_new_operator_key_is_named_and_an_exposed_one_warned_of() {
     }
 }
 
+/// An authority's key given as the operator key, or the operator key
+/// given to sign as an authority, is named for what it is (before: serde's
+/// "missing field `role`" and "unknown field `role`").
+#[test]
+fn an_authority_key_and_the_operator_key_do_not_stand_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            &fleet("partners.json"),
+            "--policy",
+            &fleet("policy.pmf"),
+            "--operator-key",
+            "TSC.key",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("`TSC.key` is the private key of authority `TSC`, not an operator key"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
+    let o = pmf(
+        dir.path(),
+        &[
+            "approve",
+            "plan.json",
+            "--key",
+            ".pmf/operator.key",
+            "-o",
+            "more.json",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("`.pmf/operator.key` is an operator key (it signs a store's checkpoints), not an authority's"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.path().join("more.json").exists());
+}
+
 /// A plan made against a store, applied where there is none (another
 /// folder, a mistyped `--store`), makes no new store: before, an empty one
 /// was made there, named "this one" in the refusal, and the hint was to

@@ -91,7 +91,17 @@ pub fn generate(authority: &str) -> Result<KeyFile, String> {
 
 /// Read a private key file.
 pub fn read_key(path: &Path) -> Result<(KeyFile, SigningKey), String> {
-    let file: KeyFile = read_json(path, "key file")?;
+    let file: KeyFile = read_json::<serde_json::Value>(path, "key file").and_then(|v| {
+        // A store's operator key (`"role": "operator"`) is no authority's.
+        if v.get("role").and_then(|r| r.as_str()) == Some("operator") {
+            return Err(format!(
+                "`{}` is an operator key (it signs a store's checkpoints), not an authority's: sign with the key of an authority the policy trusts (`pmf keygen --authority NAME` makes one)",
+                path.display()
+            ));
+        }
+        serde_json::from_value(v)
+            .map_err(|e| format!("`{}` is not a valid key file: {e}", path.display()))
+    })?;
     if let Some(why) = authority_problem(&file.authority) {
         return Err(format!("`{}`: {why}", path.display()));
     }

@@ -267,11 +267,25 @@ impl OperatorKey {
             path: path.to_path_buf(),
             source,
         })?;
-        let file: OperatorKeyFile =
-            serde_json::from_str(&text).map_err(|source| StoreError::NotAnOperatorKey {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file: OperatorKeyFile = serde_json::from_str(&text).map_err(|source| {
+            // An authority's key file (`pmf keygen`) names its authority.
+            let authority = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("authority")?.as_str().map(str::to_string))
+                .filter(|a| {
+                    a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                });
+            match authority {
+                Some(authority) => StoreError::AuthorityKeyAsOperator {
+                    path: path.to_path_buf(),
+                    authority,
+                },
+                None => StoreError::NotAnOperatorKey {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            }
+        })?;
         let bytes: [u8; 32] = hex::decode(&file.secret_key)
             .ok()
             .and_then(|b| b.try_into().ok())

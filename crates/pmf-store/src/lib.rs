@@ -423,6 +423,17 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// The operator key file given is an authority's private key.
+    #[error(
+        "`{}` is the private key of authority `{authority}`, not an operator key: an authority's key approves plans and the operator key signs the store's checkpoints, and one must not stand for the other; name the operator's key (`--operator-key`, by default `operator.key` beside the store, made by the store's first write)",
+        path.display()
+    )]
+    AuthorityKeyAsOperator {
+        /// The key file.
+        path: PathBuf,
+        /// The authority it signs for.
+        authority: String,
+    },
     /// The operator key file is not a key file.
     #[error("`{}` is not an operator key: {source}", path.display())]
     NotAnOperatorKey {
