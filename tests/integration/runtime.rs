@@ -967,6 +967,79 @@ fn an_authority_key_and_the_operator_key_do_not_stand_for_each_other() {
     assert!(!dir.path().join("more.json").exists());
 }
 
+/// A first write refused after the store's file was opened (here: an
+/// authority's key given as the operator key) leaves no store behind, also
+/// where the store is named through a link; before, an empty store with
+/// its schema was left, which the next command took for one made on
+/// purpose. A store that holds what a batch committed is kept.
+#[test]
+fn a_first_write_refused_leaves_no_store_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real/state.db", dir.path().join("alias.db")).unwrap();
+    let partners = fleet("partners.json");
+    let policy = fleet("policy.pmf");
+    for store in [".pmf/state.db", "alias.db"] {
+        let import = [
+            "state",
+            "import",
+            &partners,
+            "--policy",
+            &policy,
+            "--store",
+            store,
+            "--operator-key",
+            "TSC.key",
+        ];
+        let apply = [
+            "apply",
+            "plan.json",
+            "--store",
+            store,
+            "--operator-key",
+            "TSC.key",
+        ];
+        for args in [&import[..], &apply[..]] {
+            let o = pmf(dir.path(), args);
+            assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
+            assert!(
+                text(&o.stderr).contains("is the private key of authority `TSC`"),
+                "{}",
+                text(&o.stderr)
+            );
+            for made in ["", "-wal", "-shm"] {
+                for file in [".pmf/state.db", "real/state.db"] {
+                    let file = dir.path().join(format!("{file}{made}"));
+                    assert!(!file.exists(), "{args:?} left {}", file.display());
+                }
+            }
+        }
+    }
+    assert!(
+        std::fs::symlink_metadata(dir.path().join("alias.db")).is_ok(),
+        "the link is the operator's: kept"
+    );
+    // Once a batch commits, the store is kept, whatever fails after it.
+    let o = pmf(dir.path(), &["apply", "plan.json", "--store", "alias.db"]);
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    assert!(dir.path().join("real/state.db").exists());
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "plan.json",
+            "--store",
+            "alias.db",
+            "--operator-key",
+            "TSC.key",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["lineage", "verify", "--store", "alias.db"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+}
+
 /// A plan made against a store, applied where there is none (another
 /// folder, a mistyped `--store`), makes no new store: before, an empty one
 /// was made there, named "this one" in the refusal, and the hint was to

@@ -711,6 +711,52 @@ pub struct Store {
     texts: std::cell::RefCell<interned::Texts>,
     /// The log as this process last vouched for or signed it.
     vouched: vouch::Vouched,
+    /// The store's file, when this process made it: removed again when the
+    /// store is closed with nothing committed (after the connection, the
+    /// field before it, is closed).
+    made_here: Option<MadeHere>,
+}
+
+/// A store file this process made. Unless a batch commits to it, it is
+/// removed (with its write-ahead log) when the store is closed: a first
+/// command refused (a wrong key, a bad input) leaves no empty store behind
+/// that the next command would take for one made on purpose.
+struct MadeHere {
+    /// The file as it resolves (a store named through a link is made at
+    /// the link's target).
+    file: PathBuf,
+    /// Its inode: only the very file made here is ever removed.
+    inode: u64,
+    /// Whether a batch committed to it.
+    kept: std::cell::Cell<bool>,
+}
+
+impl MadeHere {
+    /// The file at `path`, made by this process just now.
+    fn at(path: &Path) -> Option<MadeHere> {
+        let file = std::fs::canonicalize(path).ok()?;
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).ok()?);
+        Some(MadeHere {
+            file,
+            inode,
+            kept: false.into(),
+        })
+    }
+}
+
+impl Drop for MadeHere {
+    fn drop(&mut self) {
+        let same = std::fs::symlink_metadata(&self.file)
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == self.inode);
+        if self.kept.get() || !same {
+            return;
+        }
+        for suffix in ["-wal", "-shm", "-journal", ""] {
+            let mut name = self.file.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(name);
+        }
+    }
 }
 
 /// The settings of every connection to a store, none of which writes: a
@@ -870,10 +916,12 @@ impl Store {
                 source,
             })?;
         }
+        let new = !path.exists();
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
+        let made_here = new.then(|| MadeHere::at(path)).flatten();
         refuse_foreign(&conn, path)?;
         tune_for_reading(&conn)?;
         // Larger pages for a new store: the lineage is appended a page at a
@@ -888,8 +936,18 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store::over(conn, path);
+        store.made_here = made_here;
         store.migrate()?;
         store.finish_opening()
+    }
+
+    /// Keep the file of a store made by this process, though nothing was
+    /// committed to it (for tests that write to it outside pmf).
+    #[cfg(test)]
+    fn keep_made_file(&self) {
+        if let Some(made) = &self.made_here {
+            made.kept.set(true);
+        }
     }
 
     /// A store over `conn` (its settings made, its schema not yet read).
@@ -900,6 +958,7 @@ impl Store {
             legacy: false,
             texts: Default::default(),
             vouched: Default::default(),
+            made_here: None,
         }
     }
 
@@ -1640,6 +1699,7 @@ mod tests {
         let path = dir.path().join("state.db");
         {
             let store = Store::open(&path).unwrap();
+            store.keep_made_file();
             store
                 .conn
                 .execute("INSERT INTO meta (key, value) VALUES ('probe', 'kept')", [])
@@ -1747,7 +1807,7 @@ mod tests {
         // type Blob", exit 2, even from `lineage verify`).
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        drop(Store::open(&path).unwrap());
+        Store::open(&path).unwrap().keep_made_file();
         let c = Connection::open(&path).unwrap();
         c.execute("INSERT INTO texts (id, text) VALUES (1, x'fffe')", [])
             .unwrap();
