@@ -463,6 +463,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
         indicatif::ProgressBar::new(total as u64).with_style(style)
     });
     let mut summary = Summary::default();
+    // The checkpoint this run signed last: its JSON summary hands it to
+    // whoever keeps the output (a CI log is then a witness).
+    let mut signed = None;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
@@ -649,9 +652,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
                 .finish(&mut batch, &policy, &loaded.hash, &mut lit)
                 .map_err(|e| store_failure(&args.store, e))?;
             let numbered = batch.texts();
-            batch
+            if let Some(c) = batch
                 .commit()
-                .map_err(|e| store_failure(&args.store, e.into()))?;
+                .map_err(|e| store_failure(&args.store, e.into()))?
+            {
+                signed = Some(c);
+            }
             begun = true;
             finished |= n == last_batch;
             if let Ok(mut t) = texts.lock() {
@@ -707,9 +713,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, CliError> {
             out,
             "{}",
             if interrupted {
-                serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts, "interrupted": true, "partners_done": processed})
+                serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts, "interrupted": true, "partners_done": processed, "checkpoint": signed})
             } else {
-                serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts})
+                serde_json::json!({"event": "summary", "plan_hash": loaded.hash, "partners": total, "skipped": skipped, "still_pending": pending, "outcomes": counts, "checkpoint": signed})
             }
         ),
         OutputFormat::Human => {
@@ -1338,6 +1344,9 @@ mod tests {
     #[test]
     fn summaries_count_reasons_and_break_between_them() {
         let mut summary = Summary::default();
+        // The checkpoint this run signed last: its JSON summary hands it to
+        // whoever keeps the output (a CI log is then a witness).
+        let mut signed = None;
         for (i, field) in ["power", "power", "version"].iter().enumerate() {
             summary.add(&result(
                 &format!("p-{i}"),

@@ -444,7 +444,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
     if let Some(key) = counted {
         batch.count_outcomes(&mut lit, &plan_hash, [(key, (1, 1))])?;
     }
-    batch.commit()?;
+    let signed = batch.commit()?;
     if d.format == OutputFormat::Json {
         super::print_json(&serde_json::json!({
             "format_version": 1,
@@ -453,6 +453,7 @@ fn decide(d: &Decision, decision: EventKind) -> Result<Exit, CliError> {
             "partner": d.partner,
             "plan_hash": plan_hash,
             "version": partner.version,
+            "checkpoint": signed,
         }));
         return Ok(Exit::Success);
     }

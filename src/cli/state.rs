@@ -327,7 +327,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                 let mut chain = batch.chain(id)?;
                 batch.append(&mut chain, &mut event)?;
             }
-            batch.commit()?;
+            let signed = batch.commit()?;
             if *format == OutputFormat::Json {
                 super::print_json(&serde_json::json!({
                     "format_version": 1,
@@ -335,6 +335,7 @@ pub fn run(args: &StateArgs) -> Result<Exit, CliError> {
                     "imported": new,
                     "replaced": held.len(),
                     "unchanged": unchanged.len(),
+                    "checkpoint": signed,
                 }));
                 return Ok(Exit::Success);
             }

@@ -350,6 +350,83 @@ fn a_rewrite_re_signed_with_the_operator_key_is_caught_by_the_witness() {
     );
 }
 
+/// The checkpoint a write signed, in its JSON output (apply's summary, an
+/// import's and a review decision's result): whoever keeps that output (a
+/// CI log) keeps a witness's checkpoint, which catches a rewrite re-signed
+/// with the operator key as one exported with `lineage checkpoint` does.
+#[test]
+fn the_json_of_a_write_carries_the_checkpoint_it_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    let latest = |dir: &Path| -> serde_json::Value {
+        let o = pmf(dir, &["lineage", "checkpoint"]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // (`apply` gives `--format json`.)
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary");
+    let applied = summary["checkpoint"].clone();
+    assert_eq!(applied, latest(dir.path()));
+    std::fs::write(
+        dir.path().join("from-ci-log.json"),
+        serde_json::to_vec(&applied).unwrap(),
+    )
+    .unwrap();
+    // A run again writes nothing new, and signs nothing.
+    let o = apply(dir.path(), &["--approvals", "approvals.json"]);
+    let again: serde_json::Value =
+        serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(again["checkpoint"], serde_json::Value::Null, "{again}");
+    let policy = fleet("policy.pmf");
+    let o = pmf(
+        dir.path(),
+        &[
+            "review", "promote", "p-021", "--key", "TSC.key", "--policy", &policy, "--reason",
+            "CAB-7", "--format", "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let decided: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decided["checkpoint"], latest(dir.path()));
+    assert!(decided["checkpoint"]["size"].as_u64() > applied["size"].as_u64());
+    // A new partner imported: its checkpoint too.
+    let mut p = fleet_partners()[0].clone();
+    p["id"] = "p-new".into();
+    let o = import_states(
+        dir.path(),
+        "new.json",
+        &[&p],
+        &policy,
+        &["--format", "json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let imported: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(imported["imported"], 1);
+    assert_eq!(imported["checkpoint"], latest(dir.path()));
+    assert_eq!(
+        code(&verify(dir.path(), &["--checkpoint", "from-ci-log.json"])),
+        0
+    );
+    // History rewritten and re-signed with the operator key, its memory
+    // erased: the checkpoint kept from apply's output sees it.
+    let (key, _) = OperatorKey::load(&dir.path().join(".pmf/operator.key"), false).unwrap();
+    let c = db(dir.path());
+    rewrite_p012(&c);
+    recompute(&c, Some(&key));
+    drop(c);
+    forget_key_memory(dir.path());
+    assert_eq!(code(&verify(dir.path(), &[])), 0);
+    detected(
+        dir.path(),
+        &["--checkpoint", "from-ci-log.json"],
+        "no longer extends the witness's checkpoint",
+    );
+}
+
 #[test]
 fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
     let dir = story();
