@@ -1344,9 +1344,6 @@ mod tests {
     #[test]
     fn summaries_count_reasons_and_break_between_them() {
         let mut summary = Summary::default();
-        // The checkpoint this run signed last: its JSON summary hands it to
-        // whoever keeps the output (a CI log is then a witness).
-        let mut signed = None;
         for (i, field) in ["power", "power", "version"].iter().enumerate() {
             summary.add(&result(
                 &format!("p-{i}"),
