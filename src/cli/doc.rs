@@ -65,6 +65,21 @@ fn resolved(path: &Path) -> PathBuf {
     out
 }
 
+/// What stands at `path` when it is something other than a regular file
+/// (or nothing): a link, even to a file, is one.
+fn not_a_document(path: &Path) -> Option<&'static str> {
+    let kind = std::fs::symlink_metadata(path).ok()?.file_type();
+    if kind.is_file() {
+        None
+    } else if kind.is_symlink() {
+        Some("a symbolic link")
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else {
+        Some("not a regular file")
+    }
+}
+
 /// Run `pmf doc`.
 pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
     // Check first: a policy with errors gets no document.
@@ -116,6 +131,22 @@ pub fn run(args: &DocArgs) -> Result<Exit, CliError> {
         ("policy.md", markdown(&input)),
         ("flow.svg", flow_svg(&policy.graph)),
     ];
+    // The names in the directory are pmf's, not the user's: what is there
+    // under them is replaced only when it is a file. A link planted there
+    // (a directory others can write to) would have a file anywhere
+    // replaced, a pipe or a device written to; all are refused before any
+    // document is written.
+    for (name, _) in &documents {
+        let path = args.output.join(name);
+        if let Some(what) = not_a_document(&path) {
+            return Err(UsageError(format!(
+                "`{}` is {what}: `pmf doc` writes its own files into `{}` and replaces only files there; remove it, or choose another directory; nothing was written",
+                path.display(),
+                args.output.display()
+            ))
+            .into());
+        }
+    }
     for (name, text) in &documents {
         let path = args.output.join(name);
         files::write_text(&path, text)?;

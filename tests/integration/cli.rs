@@ -426,6 +426,59 @@ fn doc_shows_markup_in_a_policy_as_text() {
     }
 }
 
+/// The files `pmf doc` names itself in its output directory are replaced
+/// only when they are files: a link planted under one of those names (in
+/// a directory others can write to) had the file it names replaced with
+/// the document; a pipe there would have been written to.
+#[test]
+fn doc_never_writes_through_a_link_in_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("doc");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "kept").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("policy.md")).unwrap();
+    let doc = || {
+        pmf(&[
+            "doc",
+            "examples/fleet/policy.pmf",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = doc();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("policy.md` is a symbolic link: `pmf doc` writes its own files into")
+            && said.contains("nothing was written"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "kept");
+    assert!(!out.join("index.html").exists(), "nothing is written");
+    std::fs::remove_file(out.join("policy.md")).unwrap();
+    let fifo = out.join("flow.svg");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = doc();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("flow.svg` is not a regular file"));
+    // Files there (an earlier document) are replaced.
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!(code(&doc()), 0);
+    assert_eq!(code(&doc()), 0);
+    assert!(
+        std::fs::read_to_string(out.join("policy.md"))
+            .unwrap()
+            .contains("## Rites")
+    );
+}
+
 #[test]
 fn doc_writes_html_markdown_and_the_flow() {
     let dir = tempfile::tempdir().unwrap();
