@@ -43,7 +43,9 @@ pub(crate) fn remember(key: &OperatorKey, checkpoint: &Checkpoint) {
     let path = memory_path(key, &checkpoint.store_id);
     // A struct of strings and a number always serialises.
     let text = serde_json::to_string_pretty(checkpoint).unwrap_or_default() + "\n";
-    if let Err(e) = crate::output::write(&path, text.as_bytes(), true) {
+    // The file's name is pmf's: a link planted under it is replaced, never
+    // written through (it would have any file it names replaced).
+    if let Err(e) = crate::output::write_own(&path, text.as_bytes(), true) {
         let _ = UNKEPT.set(format!("cannot write `{}`: {e}", path.display()));
     }
 }

@@ -2,7 +2,10 @@
 //! written beside itself and renamed over: it is never half-written, and a
 //! symbolic link to it stays a link. Anything else a user names as output —
 //! `/dev/null`, `/dev/stdout`, a named pipe — is written in place: renaming
-//! over it would replace it (run as root, `/dev/null` itself).
+//! over it would replace it (run as root, `/dev/null` itself). A name pmf
+//! gives a file of its own ([`write_own`]: the memory beside an operator
+//! key) is not the user's choice: a link planted under it is replaced by
+//! the file, never followed.
 //!
 //! The file beside is new, with a name of its own per run
 //! (`.plan.json.<random>.partial`), created exclusively and never through a
@@ -50,21 +53,31 @@ impl Output {
         };
         match std::fs::metadata(&path) {
             Ok(m) if !m.is_file() => Output::InPlace(path),
-            _ => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut random = [0u8; 8];
-                // No randomness (never seen): the process id alone still
-                // makes the name exclusive, which is what keeps it safe.
-                let _ = getrandom::fill(&mut random);
-                let tag = format!("{}-{}", std::process::id(), hex::encode(random));
-                let tmp = path.with_file_name(format!(".{name}.{tag}.partial"));
-                remove_leftovers(&path, &name);
-                Output::Replace { path, tmp }
-            }
+            _ => Output::replacing(path),
         }
+    }
+
+    /// How to write `path`, a name pmf gives a file of its own (the memory
+    /// beside an operator key): replaced by a regular file whatever stands
+    /// there, a link planted under it never followed.
+    pub fn own(path: &Path) -> Output {
+        Output::replacing(path.to_path_buf())
+    }
+
+    /// `path` written beside itself, then renamed over.
+    fn replacing(path: PathBuf) -> Output {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut random = [0u8; 8];
+        // No randomness (never seen): the process id alone still
+        // makes the name exclusive, which is what keeps it safe.
+        let _ = getrandom::fill(&mut random);
+        let tag = format!("{}-{}", std::process::id(), hex::encode(random));
+        let tmp = path.with_file_name(format!(".{name}.{tag}.partial"));
+        remove_leftovers(&path, &name);
+        Output::Replace { path, tmp }
     }
 
     /// The file to write into (`private`: readable by its owner only, for
@@ -252,7 +265,17 @@ impl Drop for Unfinished<'_> {
 /// Write `bytes` to `path` as the module says (`private`: readable by its
 /// owner only).
 pub fn write(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
-    let output = Output::of(path);
+    write_to(Output::of(path), bytes, private)
+}
+
+/// Write `bytes` to `path`, a name pmf gives a file of its own
+/// ([`Output::own`]: a link there is replaced, never followed).
+pub fn write_own(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    write_to(Output::own(path), bytes, private)
+}
+
+/// Write `bytes` through `output`, whole or not at all.
+fn write_to(output: Output, bytes: &[u8], private: bool) -> std::io::Result<()> {
     let result = output.create(private).and_then(|mut file| {
         file.write_all(bytes)?;
         output.finish(file)
@@ -319,6 +342,36 @@ mod tests {
         std::os::unix::fs::symlink(&victim, a.written()).unwrap();
         assert!(a.create(false).is_err());
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    /// A name pmf gives a file of its own (the memory beside an operator
+    /// key) is written as a regular file of that name: a link planted
+    /// there is replaced, and the file it names is untouched (before, it
+    /// was replaced with the memory), as is a link's target named as an
+    /// output the user chose, which is written through.
+    #[test]
+    fn a_link_at_a_name_of_pmf_s_own_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let own = dir.path().join("operator.key.signed-1234.json");
+        std::os::unix::fs::symlink(&victim, &own).unwrap();
+        write_own(&own, b"remembered", true).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let meta = std::fs::symlink_metadata(&own).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(std::fs::read(&own).unwrap(), b"remembered");
+        // The user's own output named through a link: written through.
+        let chosen = dir.path().join("chosen.json");
+        std::os::unix::fs::symlink(&victim, &chosen).unwrap();
+        write(&chosen, b"the plan", false).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"the plan");
+        assert!(
+            std::fs::symlink_metadata(&chosen)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     /// A killed run's file is removed by the next output of its name; a
