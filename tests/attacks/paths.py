@@ -154,6 +154,50 @@ def main():
     T.add("--store naming another program's SQLite database", rc_p == 0 and rc == 2 and same,
           f"plan rc={rc_p}, apply rc={rc}, database {'unchanged' if same else 'CHANGED'}: {e.strip()[:100]}", (e_p + e)[-300:])
 
+    # 9. `pmf doc -o DIR` into a directory another user made (a shared
+    # /tmp): links planted under the names pmf gives its documents. The
+    # file a link names keeps its bytes, and nothing is written.
+    d, victim = fresh(root, "doc")
+    out = os.path.join(d, "policy-doc")
+    os.makedirs(out)
+    os.symlink(victim, os.path.join(out, "index.html"))
+    rc, o, e, _ = C.run([C.pmf_bin(), "doc", C.policy_path(), "-o", out], cwd=d)
+    wrote = sorted(n for n in os.listdir(out) if n != "index.html")
+    ok = rc == 2 and untouched(victim) and not wrote and "symbolic link" in e
+    T.add("pmf doc into a directory with a link planted under its file's name", ok,
+          f"rc={rc}, victim {'untouched' if untouched(victim) else 'OVERWRITTEN'}, "
+          f"written {wrote}: {e.strip()[:100]}", e[-300:])
+
+    # 10. A link planted under the name of the operator key's memory (the
+    # checkpoint it last signed for a store, written after every commit):
+    # the file it names keeps its bytes; the memory is a file again.
+    d, victim = fresh(root, "memory")
+    rc_p, _, e_p, _ = C.run(plan_args("partners.json", "plan.json"), cwd=d)
+    rc_a, _, e_a, _ = C.run([C.pmf_bin(), "apply", "plan.json"], cwd=d)
+    pmfdir = os.path.join(d, ".pmf")
+    memories = [n for n in os.listdir(pmfdir) if ".signed-" in n]
+    for n in memories:
+        os.remove(os.path.join(pmfdir, n))
+        os.symlink(victim, os.path.join(pmfdir, n))
+    # A write that signs: the rollback of a completed partner, planned
+    # and applied (it needs TSC's approval: given).
+    shutil.copy(os.path.join(C.fleet_dir(), "keys", "TSC.key"), os.path.join(d, "TSC.key"))
+    os.chmod(os.path.join(d, "TSC.key"), 0o600)
+    steps = [
+        [C.pmf_bin(), "rollback", "p-001", "--policy", C.policy_path(), "-o", "back.json"],
+        [C.pmf_bin(), "approve", "back.json", "--key", "TSC.key", "-o", "back-approvals.json", "--yes"],
+        [C.pmf_bin(), "apply", "back.json", "--approvals", "back-approvals.json"],
+    ]
+    rcs = [C.run(s, cwd=d)[0] for s in steps]
+    files = all(os.path.isfile(os.path.join(pmfdir, n)) and not os.path.islink(os.path.join(pmfdir, n))
+                for n in memories)
+    ok = (rc_p == 0 and rc_a in (0, 3, 4) and len(memories) == 1 and rcs == [0, 0, 0]
+          and untouched(victim) and files)
+    T.add("link planted under the name of the operator key's memory", ok,
+          f"setup rc={rc_p},{rc_a}, memories {len(memories)}, rollback rcs {rcs}, victim "
+          f"{'untouched' if untouched(victim) else 'OVERWRITTEN'}, memory "
+          f"{'a file again' if files else 'STILL A LINK'}", (e_p + e_a)[-300:])
+
     return T.finish()
 
 
