@@ -55,7 +55,13 @@ fn apply(dir: &Path, store: &Path, approved: &[&str], ahead: bool) -> usize {
     let mut store = Store::open(store).expect("store");
     let (key, _) = OperatorKey::load(&dir.join("operator.key"), true).expect("key");
     let progress = store.progress(&loaded.hash).expect("progress");
-    let current = current_states(&store, &inputs, progress).expect("current states");
+    let carried = loaded
+        .plan
+        .entries
+        .iter()
+        .map(|e| e.state.clone())
+        .collect();
+    let current = current_states(&store, &inputs, progress, carried).expect("current states");
     let mut lit = store.illumination().expect("illumination");
     let target_all = target_for_all(&inputs);
     let mut committed = vec![Texts::default(), Texts::default()];

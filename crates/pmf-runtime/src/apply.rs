@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
-use super::plan::{LoadedPlan, PlanEntry, now_rfc3339, state_digest};
+use super::plan::{CarriedJson, LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::{CanonicalMemo, Value};
 use compact_str::ToCompactString;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
@@ -210,6 +210,7 @@ pub fn current_states(
     store: &Store,
     inputs: &ApplyInputs<'_>,
     progress: HashMap<String, String>,
+    carried: Vec<CarriedJson>,
 ) -> Result<Current, ApplyError> {
     let policy = inputs.policy;
     let plan = &inputs.plan.plan;
@@ -256,16 +257,26 @@ pub fn current_states(
             bound.map(|(p, last)| (p.state, last.map(Box::new))),
         ));
     }
+    if carried.len() != work.len() {
+        return Err(ApplyError::Input(format!(
+            "{} states carried for a plan of {} partners",
+            carried.len(),
+            work.len()
+        )));
+    }
     use rayon::prelude::*;
+    // Each carried state is dropped once read: the plan's texts and the
+    // states read from them are not all held at once.
     let parsed: Vec<Option<Result<(Value, bool), ApplyError>>> = work
         .par_iter()
+        .zip(carried.into_par_iter())
         .map_init(
             || super::fast::ParseCache::new(&policy.schema, super::value::Completeness::Full),
-            |cache, read| match read {
+            |cache, (read, carried)| match read {
                 Read::Done(_) => None,
                 Read::Walk(e, bound) => {
                     let stored = bound.as_ref().map(|(state, _)| state.as_str());
-                    Some(start_state(policy, e, stored, cache))
+                    Some(start_state(policy, e, &carried, stored, cache))
                 }
             },
         )
@@ -324,15 +335,16 @@ pub fn current_states(
 fn start_state(
     policy: &CompiledPolicy,
     e: &PlanEntry,
+    carried: &CarriedJson,
     stored: Option<&str>,
     cache: &mut super::fast::ParseCache,
 ) -> Result<(Value, bool), ApplyError> {
-    let state = parse_state(policy, e, stored, cache)?;
+    let state = parse_state(policy, e, carried, stored, cache)?;
     let planned = match (stored, &e.state_digest) {
         (None, None) => return Ok((state, true)),
         (None, Some(digest)) => digest.clone(),
         (Some(_), _) => e
-            .planned_digest(&policy.schema, Some(cache))
+            .planned_digest_of(carried, &policy.schema, Some(cache))
             .map_err(|err| {
                 ApplyError::Input(format!(
                     "the plan's state of partner `{}` is not valid: {err}",
@@ -349,6 +361,7 @@ fn start_state(
 fn parse_state(
     policy: &CompiledPolicy,
     e: &PlanEntry,
+    carried: &CarriedJson,
     stored: Option<&str>,
     cache: &mut super::fast::ParseCache,
 ) -> Result<Value, ApplyError> {
@@ -368,8 +381,7 @@ fn parse_state(
                 })
         }
         None => {
-            let state = e
-                .state
+            let state = carried
                 .read(
                     &policy.schema,
                     super::value::Completeness::Full,

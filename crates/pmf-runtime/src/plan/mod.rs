@@ -194,10 +194,20 @@ impl PlanEntry {
         schema: &pmf_compiler::model::types::Type,
         cache: Option<&mut super::fast::ParseCache>,
     ) -> Result<String, String> {
+        self.planned_digest_of(&self.state, schema, cache)
+    }
+
+    /// [`PlanEntry::planned_digest`], the state it carries being `carried`
+    /// (taken out of the entry, [`CarriedJson::take`]).
+    pub fn planned_digest_of(
+        &self,
+        carried: &CarriedJson,
+        schema: &pmf_compiler::model::types::Type,
+        cache: Option<&mut super::fast::ParseCache>,
+    ) -> Result<String, String> {
         match &self.state_digest {
             Some(d) => Ok(d.clone()),
-            None => self
-                .state
+            None => carried
                 .read(schema, super::value::Completeness::Full, cache)
                 .map(|state| state_digest(&state)),
         }
@@ -211,6 +221,13 @@ impl CarriedJson {
             serde_json::value::to_raw_value(value)
                 .unwrap_or_else(|_| Box::<serde_json::value::RawValue>::default()),
         )
+    }
+
+    /// Take the text out, leaving `null` in its place: for apply, which
+    /// reads each once and need not hold the plan's texts beside the states
+    /// read from them.
+    pub fn take(&mut self) -> CarriedJson {
+        CarriedJson(std::mem::take(&mut self.0))
     }
 
     /// The JSON text.
