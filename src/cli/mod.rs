@@ -23,7 +23,7 @@ macro_rules! err {
 /// `eprintln!` that never panics: see [`output`].
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::cli::output::print_err(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::cli::output::print_err_line(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 

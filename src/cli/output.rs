@@ -56,6 +56,38 @@ pub fn print_err(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
+/// A message line on stderr, every character a terminal would obey in it
+/// (an escape sequence, a carriage return, a bidirectional override, which
+/// text read from a file can carry into a message: a store edited outside
+/// pmf, a lock file, a plan) written as a `\u{...}` escape, line ends and
+/// tabs aside: a message never forges or hides what pmf says.
+pub fn print_err_line(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(shown_message(&args.to_string()).as_bytes());
+}
+
+/// `text` with every character a terminal would obey, but line ends and
+/// tabs, written as a `\u{...}` escape.
+pub fn shown_message(text: &str) -> std::borrow::Cow<'_, str> {
+    let obeyed = |c: char| {
+        (c.is_control() && !matches!(c, '\n' | '\t'))
+            || pmf_syntax::diagnostics::render::is_layout_control(c)
+    };
+    if !text.chars().any(obeyed) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if obeyed(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A JSON array written an element at a time, laid out as serde_json's
 /// pretty printer lays out the whole array at `depth` (its elements one
 /// level in): a store's millions of rows are printed as they are read.
@@ -100,5 +132,24 @@ impl StreamedArray {
             out!("\n{}]", "  ".repeat(self.depth));
         }
         self.count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a terminal would obey is escaped; line ends, tabs and any other
+    /// text (accents, CJK) are kept as they are.
+    #[test]
+    fn a_message_cannot_drive_the_terminal() {
+        assert!(matches!(
+            shown_message("plain\n\ttext é 漢"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            shown_message("partner `p-1\u{1b}[2J\r\u{202e}\u{9b}x`\n"),
+            "partner `p-1\\u{001b}[2J\\u{000d}\\u{202e}\\u{009b}x`\n"
+        );
     }
 }

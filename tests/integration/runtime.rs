@@ -809,6 +809,10 @@ fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() 
     planned(dir.path());
     assert_eq!(code(&apply(dir.path(), &[])), 4);
     let lock = dir.path().join(".pmf/state.db.lock");
+    // The holder's name is the lock file's text, which whoever holds the
+    // lock writes: what a terminal would obey in it is shown escaped
+    // (before, it cleared the screen and turned the line around).
+    std::fs::write(&lock, "apply (pid 999999 \u{1b}[2J\r\u{202e}forged)\n").unwrap();
     // A live holder: `flock` holding the store's lock while it runs.
     let mut holder = Command::new("flock")
         .args([
@@ -834,6 +838,17 @@ fn a_second_apply_fails_fast_naming_the_holder_and_a_dead_holder_never_blocks() 
         "{}",
         text(&o.stderr)
     );
+    let escaped = "(pid 999999 \\u{001b}[2J\\u{000d}\\u{202e}forged)";
+    assert!(text(&o.stderr).contains(escaped), "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["status"]);
+    assert!(text(&o.stdout).contains(escaped), "{}", text(&o.stdout));
+    for said in [&o.stdout, &o.stderr] {
+        assert!(
+            !text(said).contains(['\u{1b}', '\r', '\u{202e}']),
+            "{}",
+            text(said)
+        );
+    }
     // The store named through a link to it, or to its folder, is the same
     // store under the same lock (before, `alias.db.lock` was taken and two
     // applies ran at once).

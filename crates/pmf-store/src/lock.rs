@@ -119,6 +119,32 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     Ok(LockGuard { _file: file })
 }
 
+/// How much of the lock file is read for its holder's description.
+const HOLDER_BYTES: u64 = 1024;
+
+/// The holder's description as it may be printed: a character a terminal
+/// would obey (an escape sequence, a carriage return, a bidirectional
+/// override: the file is written by whoever holds the lock) written as a
+/// `\u{...}` escape, so that it cannot forge or hide what pmf says.
+fn shown_holder(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let obeyed = c.is_control()
+            || matches!(
+                c,
+                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            );
+        if obeyed {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The holder's description from the lock file. A holder writes it just
 /// after taking the lock, so an empty file, or one naming a process that is
 /// gone (the previous holder's), is read again for up to a second (on a
@@ -127,10 +153,14 @@ fn describe_holder(file: &mut File) -> String {
     let mut last = String::new();
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(1) {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         let _ = file.rewind();
-        let _ = file.read_to_string(&mut text);
-        let text = text.trim().to_string();
+        // A holder writes a line; a file made larger (by anyone who can
+        // write the store's folder) is read no further.
+        let _ = Read::by_ref(file)
+            .take(HOLDER_BYTES)
+            .read_to_end(&mut bytes);
+        let text = shown_holder(String::from_utf8_lossy(&bytes).trim());
         let pid = text
             .split_once("(pid ")
             .and_then(|(_, rest)| rest.split(' ').next())
