@@ -686,7 +686,7 @@ pub fn run(args: &LineageArgs) -> Result<Exit, CliError> {
                 "inclusion": inclusion,
                 "consistency": consistency,
             });
-            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            super::print_json(&doc);
             Ok(Exit::Success)
         }
     }

@@ -33,7 +33,7 @@ macro_rules! outln {
         $crate::cli::output::print(format_args!("\n"))
     };
     ($($arg:tt)*) => {
-        $crate::cli::output::print(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::cli::output::print_line(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 

@@ -67,25 +67,52 @@ pub fn print_err_line(args: std::fmt::Arguments<'_>) {
         .write_all(shown_message(&args.to_string()).as_bytes());
 }
 
-/// `text` with every character a terminal would obey, but line ends and
-/// tabs, written as a `\u{...}` escape.
-pub fn shown_message(text: &str) -> std::borrow::Cow<'_, str> {
-    let obeyed = |c: char| {
-        (c.is_control() && !matches!(c, '\n' | '\t'))
-            || pmf_syntax::diagnostics::render::is_layout_control(c)
-    };
+/// Whether a terminal would obey `c` (a control character but line ends
+/// and tabs, a C1 control, a layout control such as a bidi override).
+fn obeyed(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\t'))
+        || pmf_syntax::diagnostics::render::is_layout_control(c)
+}
+
+/// `text` with every character a terminal would obey written as
+/// `escape(c)`.
+fn escaped(text: &str, escape: fn(char) -> String) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(obeyed) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if obeyed(c) {
-            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+            out.push_str(&escape(c));
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// `text` with every character a terminal would obey, but line ends and
+/// tabs, written as a `\u{...}` escape.
+pub fn shown_message(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| format!("\\u{{{:04x}}}", u32::from(c)))
+}
+
+/// JSON text (as serde_json writes it) with every character a terminal
+/// would obey written as JSON's `\uXXXX` escape: serde_json leaves DEL, C1
+/// controls and bidi overrides in strings as they are, and only strings
+/// hold them, where the escape means the very same character.
+pub fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| format!("\\u{:04x}", u32::from(c)))
+}
+
+/// A line of a report on stdout (what `outln!` expands to): as [`print`],
+/// every character a terminal would obey (text read from a store edited
+/// outside pmf, from a plan) written as `\uXXXX`, line ends and tabs
+/// aside. That is JSON's escape: a JSON document printed so stays valid,
+/// and reads back the same.
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    print(format_args!("{}", json_safe(&text)));
 }
 
 /// A JSON array written an element at a time, laid out as serde_json's
@@ -150,6 +177,15 @@ mod tests {
         assert_eq!(
             shown_message("partner `p-1\u{1b}[2J\r\u{202e}\u{9b}x`\n"),
             "partner `p-1\\u{001b}[2J\\u{000d}\\u{202e}\\u{009b}x`\n"
+        );
+        // On stdout, as JSON escapes it: a document stays valid and reads
+        // back the same.
+        let doc = serde_json::json!({"reason": "p-1\u{1b}[2J\u{202e}\u{9b}\u{2028}"});
+        let printed = json_safe(&doc.to_string()).into_owned();
+        assert_eq!(printed, r#"{"reason":"p-1\u001b[2J\u202e\u009b\u2028"}"#);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&printed).unwrap(),
+            doc
         );
     }
 }

@@ -313,7 +313,7 @@ pub fn run(args: &TestArgs) -> Result<Exit, CliError> {
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
-            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            super::print_json(&doc);
         }
         TestFormat::Junit => {
             outln!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");

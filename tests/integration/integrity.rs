@@ -427,6 +427,55 @@ fn the_json_of_a_write_carries_the_checkpoint_it_signed() {
     );
 }
 
+/// Text a store edited outside pmf hands a command that only reads it (a
+/// pause's reason, a plan's hash) never drives the terminal that command
+/// prints to: `review list` and `status` show what a terminal would obey
+/// escaped (`\u001b`), and their JSON escapes it as JSON does (it reads
+/// back the same).
+/// Before, an escape sequence planted in the `texts` table cleared the
+/// screen and retitled the terminal of whoever listed the pauses.
+#[test]
+fn what_an_edited_store_says_never_drives_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    planned(dir.path());
+    assert_eq!(code(&apply(dir.path(), &[])), 4);
+    let planted = "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\u{202e}\u{9b}";
+    let c = db(dir.path());
+    let edited = c
+        .execute(
+            "UPDATE texts SET text = text || ?1 WHERE text = 'health band requires review'",
+            [planted],
+        )
+        .unwrap();
+    assert_eq!(edited, 1);
+    drop(c);
+    let shown = "health band requires review\\u001b[2J\\u001b]0;pwned\\u0007\\u000d\\u202e\\u009b";
+    for args in [&["review", "list"][..], &["status"][..]] {
+        let o = pmf(dir.path(), args);
+        let out = text(&o.stdout);
+        assert!(
+            !out.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}', '\u{9b}']),
+            "{args:?}: {out}"
+        );
+        if args == ["review", "list"] {
+            assert!(out.contains(shown), "{out}");
+        }
+        let mut json_args = args.to_vec();
+        json_args.extend(["--format", "json"]);
+        let o = pmf(dir.path(), &json_args);
+        let out = text(&o.stdout);
+        assert!(!out.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}', '\u{9b}']));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if args == ["review", "list"] {
+            assert!(
+                doc.to_string()
+                    .contains(&serde_json::to_string(planted).unwrap()[1..20]),
+                "{doc}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
     let dir = story();
