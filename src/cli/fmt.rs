@@ -42,11 +42,15 @@ pub fn run(args: &FmtArgs) -> Result<Exit, CliError> {
         changed.push(path.display().to_string());
         if args.diff {
             let name = path.display().to_string();
-            let diff = similar::TextDiff::from_lines(&text, &formatted);
-            out!(
-                "{}",
-                diff.unified_diff().context_radius(2).header(&name, &name)
-            );
+            let diff = similar::TextDiff::from_lines(&text, &formatted)
+                .unified_diff()
+                .context_radius(2)
+                .header(&name, &name)
+                .to_string();
+            // The policy's text as a report shows it: a character a terminal
+            // would obey (an escape sequence in a pull request's file) is
+            // shown as `?`, never obeyed in a CI log.
+            out!("{}", crate::diagnostics::render::shown_text(&diff));
         } else if !args.check {
             files::write_text(path, &formatted)?;
         }

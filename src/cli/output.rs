@@ -139,6 +139,8 @@ impl StreamedArray {
     /// Write `value` as the next element.
     pub fn element(&mut self, value: &serde_json::Value) {
         let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        // As `outln!` writes them: what a terminal would obey, escaped.
+        let text = json_safe(&text);
         let indent = "  ".repeat(self.depth + 1);
         if self.count == 0 {
             out!("{}[\n", self.opening);

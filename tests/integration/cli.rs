@@ -280,6 +280,24 @@ fn sarif_and_junit_reports() {
     assert_eq!(xml.matches("<testcase ").count(), 2);
 }
 
+/// `fmt --diff` shows a policy's text as `check` does: an escape sequence
+/// in a comment (a pull request's file, printed in a CI log) is shown as
+/// `?`, never obeyed; before, the diff carried it to the terminal as it was.
+#[test]
+fn fmt_diff_never_obeys_what_the_policy_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = "policy m extends kwanus\n// hi \u{1b}[2J \u{202e}there\nceiling   power <= 7\n";
+    let f = write(dir.path(), "m.pmf", hostile);
+    let o = pmf(&["fmt", "--diff", &f]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(" // hi ?[2J \u{fffd}there\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains(['\u{1b}', '\u{202e}']));
+}
+
 #[test]
 fn fmt_check_diff_and_write() {
     let dir = tempfile::tempdir().unwrap();

@@ -1086,6 +1086,41 @@ fn a_plan_made_against_a_store_makes_none_elsewhere() {
     assert!(!dir.path().join("elsewhere/state.db").exists());
 }
 
+/// A partner's own text (a field value) with characters a terminal would
+/// obey is kept as it is, and printed escaped: `state export` writes JSON's
+/// `\u202e` (serde_json leaves bidi overrides and C1 controls raw), which
+/// reads back the very value.
+#[test]
+fn exported_states_escape_what_a_terminal_would_obey() {
+    let dir = tempfile::tempdir().unwrap();
+    let partners: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fleet("partners.json")).unwrap()).unwrap();
+    let mut p = partners[0].clone();
+    p["region"] = "eu\u{202e}\u{9b}".into();
+    std::fs::write(
+        dir.path().join("one.json"),
+        serde_json::to_string(&[&p]).unwrap(),
+    )
+    .unwrap();
+    let o = pmf(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            "one.json",
+            "--policy",
+            &fleet("policy.pmf"),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = pmf(dir.path(), &["state", "export"]);
+    let out = text(&o.stdout);
+    assert!(out.contains(r#""region": "eu\u202e\u009b""#), "{out}");
+    assert!(!out.contains(['\u{202e}', '\u{9b}']));
+    let back: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(back[0]["region"], p["region"]);
+}
+
 /// A store path that names a folder, a device or a pipe is said to be no
 /// store, by the commands that write and those that read (before: "unable
 /// to open database file", "disk I/O error", or a schema to bring up to
