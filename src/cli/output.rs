@@ -74,10 +74,29 @@ fn obeyed(c: char) -> bool {
         || pmf_syntax::diagnostics::render::is_layout_control(c)
 }
 
+/// Whether `text` holds a character a terminal would obey ([`obeyed`]),
+/// read in its UTF-8 bytes (a report's every line is asked): a C0 control
+/// but line end and tab, DEL, a C1 control (`C2 80`–`C2 9F`), U+061C
+/// (`D8 9C`), U+200E, U+200F, U+2028–U+202E (`E2 80 …`), U+2066–U+2069
+/// (`E2 81 A6`–`A9`).
+fn any_obeyed(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &x)| match x {
+        0x00..=0x08 | 0x0b..=0x1f | 0x7f => true,
+        0xc2 => matches!(b.get(i + 1), Some(0x80..=0x9f)),
+        0xd8 => b.get(i + 1) == Some(&0x9c),
+        0xe2 => matches!(
+            (b.get(i + 1), b.get(i + 2)),
+            (Some(0x80), Some(0x8e | 0x8f | 0xa8..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+        ),
+        _ => false,
+    })
+}
+
 /// `text` with every character a terminal would obey written as
 /// `escape(c)`.
 fn escaped(text: &str, escape: fn(char) -> String) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(obeyed) {
+    if !any_obeyed(text) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -111,8 +130,22 @@ pub fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
 /// aside. That is JSON's escape: a JSON document printed so stays valid,
 /// and reads back the same.
 pub fn print_line(args: std::fmt::Arguments<'_>) {
-    let text = args.to_string();
-    print(format_args!("{}", json_safe(&text)));
+    // One buffer a thread, reused line after line (`lineage show` prints
+    // millions).
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with(|line| {
+        let Ok(mut line) = line.try_borrow_mut() else {
+            // Printing from within a line's own formatting: unbuffered.
+            let text = args.to_string();
+            print(format_args!("{}", json_safe(&text)));
+            return;
+        };
+        line.clear();
+        let _ = std::fmt::Write::write_fmt(&mut *line, args);
+        print(format_args!("{}", json_safe(&line)));
+    });
 }
 
 /// A JSON array written an element at a time, laid out as serde_json's
@@ -167,6 +200,22 @@ impl StreamedArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte scan finds what the character test finds, for every
+    /// character, alone and between others.
+    #[test]
+    fn the_byte_scan_answers_as_the_character_test() {
+        for c in (0..=0x10ffff_u32).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!("a{c}é"), format!("—{c}\u{2027}")] {
+                assert_eq!(
+                    any_obeyed(&text),
+                    text.chars().any(obeyed),
+                    "U+{:04X}",
+                    u32::from(c)
+                );
+            }
+        }
+    }
 
     /// What a terminal would obey is escaped; line ends, tabs and any other
     /// text (accents, CJK) are kept as they are.
