@@ -366,10 +366,11 @@ fn make(args: &Make) -> Result<Exit, CliError> {
         }
     }
     match args.format {
-        OutputFormat::Human => out!(
+        // As `outln!` prints: what a terminal would obey, escaped.
+        OutputFormat::Human => super::output::print_line(format_args!(
             "{}",
             human_output(&policy.name, &args.output, shown_header, &written)
-        ),
+        )),
         OutputFormat::Json => outln!(
             "{}",
             serde_json::json!({

@@ -717,10 +717,11 @@ pub struct Store {
     made_here: Option<MadeHere>,
 }
 
-/// A store file this process made. Unless a batch commits to it, it is
-/// removed (with its write-ahead log) when the store is closed: a first
-/// command refused (a wrong key, a bad input) leaves no empty store behind
-/// that the next command would take for one made on purpose.
+/// A store file this process made. Unless a batch commits to it (this
+/// process's, or another writer's: see [`Store`]'s `drop`), it is removed
+/// (with its write-ahead log) when the store is closed: a first command
+/// refused (a wrong key, a bad input) leaves no empty store behind that the
+/// next command would take for one made on purpose.
 struct MadeHere {
     /// The file as it resolves (a store named through a link is made at
     /// the link's target).
@@ -741,6 +742,28 @@ impl MadeHere {
             inode,
             kept: false.into(),
         })
+    }
+}
+
+impl Drop for Store {
+    /// A store this process made and committed nothing to is removed (by
+    /// [`MadeHere`], once the connection is closed) only when no one else
+    /// committed to it either: a second writer the lock did not keep out
+    /// (its file removed while held) may have written to the very file.
+    fn drop(&mut self) {
+        if let Some(made) = &self.made_here
+            && !made.kept.get()
+        {
+            let written: rusqlite::Result<Option<i64>> = self
+                .conn
+                .query_row("SELECT 1 FROM meta WHERE key = 'operator_key'", [], |r| {
+                    r.get(0)
+                })
+                .optional();
+            if !matches!(written, Ok(None)) {
+                made.kept.set(true);
+            }
+        }
     }
 }
 

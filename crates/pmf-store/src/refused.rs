@@ -165,6 +165,38 @@ mod tests {
         assert_eq!(third.refusals().unwrap().0, 4);
     }
 
+    /// A store this process made and wrote nothing to is removed when it
+    /// is closed, unless another writer (past the lock: its file removed
+    /// while held) committed to the very file meanwhile; found by
+    /// `concurrency.py`, where the removal lost that writer's store.
+    #[test]
+    fn a_store_made_here_is_removed_only_when_no_one_wrote_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let refusal = Refusal {
+            plan_hash: None,
+            policy_hash: "cd".repeat(32),
+            reason: "one".into(),
+            time: "2026-12-04T00:00:00Z".into(),
+        };
+        // Made, nothing written: removed.
+        let made = Store::open(&path).unwrap();
+        let (key, _) = made.operator_key(None).unwrap();
+        drop(made);
+        assert!(!path.exists());
+        // Made here, written by another handle: kept.
+        let made = Store::open(&path).unwrap();
+        let mut other = Store::open(&path).unwrap();
+        let mut batch = other.begin(&key).unwrap();
+        batch.refuse(&refusal).unwrap();
+        batch.commit().unwrap();
+        drop(made);
+        assert!(path.exists());
+        assert_eq!(other.refusals().unwrap().0, 1);
+        drop(other);
+        assert_eq!(Store::open(&path).unwrap().refusals().unwrap().0, 1);
+    }
+
     #[test]
     fn a_refusal_round_trips_and_a_long_reason_is_cut() {
         let r = Refusal {
