@@ -258,6 +258,12 @@ def lock_bypassed(T, d, way, rnd, report, new_store, plans, refs, counts):
         for text in (err, first_err):
             if any(c in text for c in EDIT_CLAIMS):
                 problems.append("a writer called the store edited: " + text.strip().splitlines()[-1][:200])
+        if not os.path.exists(store):
+            # A writer removed a store it thought it had made and written nothing to,
+            # while the other had committed to it (the other's work lost).
+            problems.append("the store is gone after both ended: " + " / ".join(
+                t.strip().splitlines()[-1][:120] for t in (first_err, err) if t.strip()))
+            continue
         walks, _ = C.walk_counts(store)
         if any(n > 1 for n in walks.values()):
             problems.append(f"{sum(n > 1 for n in walks.values())} partners walked twice")
