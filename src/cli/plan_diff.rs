@@ -278,8 +278,11 @@ impl Sink<'_> {
                 w.write_all(b",").map_err(write_error)?;
             }
             w.write_all(b"\n").map_err(write_error)?;
-            serde_json::to_writer(&mut **w, &row)
-                .map_err(|e| UsageError(format!("cannot write the output: {e}")))?;
+            // As every report on stdout: what a terminal would obey (a bidi
+            // override a plan's text carries) as `\uXXXX`.
+            let row = serde_json::to_string(&row).unwrap_or_default();
+            w.write_all(super::output::json_safe(&row).as_bytes())
+                .map_err(write_error)?;
             return Ok(());
         }
         self.heap.push(Ranked {
@@ -819,7 +822,7 @@ pub fn run(args: &DiffArgs) -> Result<Exit, CliError> {
             let fields = tail
                 .get(1..tail.len().saturating_sub(1))
                 .unwrap_or_default();
-            writeln!(out, "\n],{fields}}}").map_err(write_error)?;
+            writeln!(out, "\n],{}}}", super::output::json_safe(fields)).map_err(write_error)?;
             o
         }
         ViewFormat::Human => {

@@ -474,8 +474,11 @@ pub fn read(
                             w.write_all(b",").map_err(write_error)?;
                         }
                         w.write_all(b"\n").map_err(write_error)?;
-                        serde_json::to_writer(&mut **w, &Row::of(*e))
-                            .map_err(|e| UsageError(format!("cannot write the output: {e}")))?;
+                        // As every report on stdout: what a terminal would obey
+                        // (a bidi override a plan's text carries) as `\uXXXX`.
+                        let row = serde_json::to_string(&Row::of(*e)).unwrap_or_default();
+                        w.write_all(super::output::json_safe(&row).as_bytes())
+                            .map_err(write_error)?;
                     }
                     Keep::Rows(limit) => {
                         heap.push(Ranked {
@@ -866,7 +869,7 @@ pub fn run(args: &ShowArgs) -> Result<Exit, CliError> {
             let fields = tail
                 .get(1..tail.len().saturating_sub(1))
                 .unwrap_or_default();
-            writeln!(out, "\n],{fields}}}").map_err(write_error)?;
+            writeln!(out, "\n],{}}}", super::output::json_safe(fields)).map_err(write_error)?;
             o
         }
         ViewFormat::Human => {

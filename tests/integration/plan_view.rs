@@ -519,6 +519,28 @@ fn edited_plans_cannot_forge_output() {
     let o = pmf(d, &["plan", "show", "edited.json", "--format", "markdown"]);
     let shown = text(&o.stdout);
     assert!(shown.contains("p-\\\\u{001b}\\[2J\\|&lt;b&gt;"), "{shown}");
+    // JSON, of `show` and of `diff`: JSON's own escape (serde_json writes a
+    // bidi override raw), reading back the very text.
+    for args in [
+        &["plan", "show", "edited.json", "--format", "json"][..],
+        &[
+            "plan",
+            "diff",
+            "plan.json",
+            "edited.json",
+            "--format",
+            "json",
+        ][..],
+    ] {
+        let o = pmf(d, args);
+        let shown = text(&o.stdout);
+        assert!(!shown.contains(['\u{1b}', '\u{202e}']), "{args:?}: {shown}");
+        let doc: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        if args[1] == "show" {
+            assert!(shown.contains("ok\\u202e\\nfake line"), "{shown}");
+            assert!(doc.to_string().contains("ok\u{202e}\\nfake line"), "{doc}");
+        }
+    }
 }
 
 /// A plan larger than the reader's batches: counted whole, the table cut.
