@@ -174,7 +174,10 @@ pub fn run(args: &RekeyArgs) -> Result<Exit, CliError> {
     match result {
         Ok(rekey) => {
             unused.keep();
-            Ok(report(args, &rekey, &new, made))
+            // The checkpoint the succession's commit signed (the latest,
+            // under the lock), for the JSON to hand to a witness.
+            let signed = store.latest_checkpoint()?;
+            Ok(report(args, &rekey, &new, made, signed))
         }
         Err(crate::store::StoreError::RekeyRefused(why)) => {
             errln!("pmf: {why}; nothing was written");
@@ -286,6 +289,7 @@ fn report(
     rekey: &crate::store::rekey::Rekey,
     new: &OperatorKey,
     made: bool,
+    signed: Option<crate::store::checkpoint::Checkpoint>,
 ) -> Exit {
     if made {
         told_made(new, &rekey.to);
@@ -300,6 +304,7 @@ fn report(
             "reason": rekey.reason,
             "time": rekey.time,
             "approved_by": rekey.approved.as_ref().map(|(_, signers)| signers),
+            "checkpoint": signed,
         }));
         return Exit::Success;
     }

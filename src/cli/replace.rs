@@ -341,13 +341,19 @@ pub fn apply(r: &ApprovedPlan<'_>, govern: Option<&Governing>) -> Result<Exit, C
         stored.push(serde_json::to_string(&event).map_err(|e| UsageError(e.to_string()))?);
         batch.set_progress(&r.plan.hash, &e.id, REPLACED)?;
     }
-    batch.commit()?;
+    let signed = batch.commit()?;
     match r.format {
         PlanFormat::Json => {
             let mut out = std::io::stdout().lock();
             for json in &stored {
                 let _ = super::apply::write_lineage_line(&mut out, json);
             }
+            drop(out);
+            // As a migration's apply ends: with the checkpoint it signed.
+            outln!(
+                "{}",
+                serde_json::json!({"event": "summary", "plan_hash": r.plan.hash, "partners": plan.entries.len(), "checkpoint": signed})
+            );
         }
         PlanFormat::Human => {
             for (e, held, new) in &work {

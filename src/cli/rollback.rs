@@ -660,12 +660,18 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
             }
         }
     }
-    batch.commit()?;
+    let signed = batch.commit()?;
     if r.format == OutputFormat::Json {
         let mut out = std::io::stdout().lock();
         for json in &stored {
             let _ = super::apply::write_lineage_line(&mut out, json);
         }
+        drop(out);
+        // As a migration's apply ends: with the checkpoint it signed.
+        outln!(
+            "{}",
+            serde_json::json!({"event": "summary", "plan_hash": r.plan.hash, "partners": plan.entries.len(), "checkpoint": signed})
+        );
     }
     Ok(Exit::Success)
 }

@@ -476,6 +476,65 @@ fn what_an_edited_store_says_never_drives_the_terminal() {
     }
 }
 
+/// A rollback plan's apply, a replacement's and a succession of the
+/// operator key hand over the checkpoint they signed too: the apply's
+/// events end with a `summary` line, as a migration's do, and `state
+/// rekey`'s JSON carries it (signed by the key it retires).
+#[test]
+fn a_rollback_and_a_succession_hand_over_their_checkpoints_too() {
+    let dir = story();
+    let d = dir.path();
+    let latest = || -> serde_json::Value {
+        serde_json::from_slice(&pmf(d, &["lineage", "checkpoint"]).stdout).unwrap()
+    };
+    plan_rollback(d, "p-002", "rb.json", &[]);
+    approved_by_all(d, "rb.json", "rb-approvals.json");
+    let o = pmf(
+        d,
+        &[
+            "apply",
+            "rb.json",
+            "--approvals",
+            "rb-approvals.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary", "{summary}");
+    assert_eq!(summary["partners"], 1);
+    assert_eq!(summary["checkpoint"], latest());
+    let (retired, _) = OperatorKey::load(&d.join(".pmf/operator.key"), false).unwrap();
+    let o = pmf(
+        d,
+        &[
+            "state",
+            "rekey",
+            "--new-key",
+            "next.key",
+            "--reason",
+            "rotation",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let succeeded: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(succeeded["checkpoint"], latest());
+    assert_eq!(
+        succeeded["checkpoint"]["public_key"],
+        retired.public_hex().as_str()
+    );
+    std::fs::write(
+        d.join("kept.json"),
+        serde_json::to_vec(&succeeded["checkpoint"]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(code(&verify(d, &["--checkpoint", "kept.json"])), 0);
+}
+
 #[test]
 fn a_store_re_keyed_and_re_signed_is_caught_by_the_witness() {
     let dir = story();
