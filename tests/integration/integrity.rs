@@ -1156,9 +1156,27 @@ fn state_import_never_rewrites_a_partner_silently() {
         "the attempt is recorded: {refused:?}"
     );
     sign("SCO");
-    let o = apply();
+    let o = pmf(
+        dir.path(),
+        &[
+            "apply",
+            "replace.json",
+            "--approvals",
+            "replace-approvals.json",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(admin(), "the approved replacement was not carried out");
+    // Its events end with a summary naming the checkpoint it signed.
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&o.stdout).lines().last().unwrap()).unwrap();
+    let latest: serde_json::Value =
+        serde_json::from_slice(&pmf(dir.path(), &["lineage", "checkpoint"]).stdout).unwrap();
+    assert_eq!(summary["event"], "summary", "{summary}");
+    assert_eq!(summary["partners"], 1);
+    assert_eq!(summary["checkpoint"], latest);
     let shown = text(&pmf(dir.path(), &["lineage", "show", "p-014"]).stdout);
     assert!(
         shown.contains("replaced") && shown.contains("INC-42"),
