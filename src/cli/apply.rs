@@ -1011,6 +1011,26 @@ fn store_failure(store: &std::path::Path, e: ApplyError) -> CliError {
     }
 }
 
+/// The `--format json` output of an apply carried out in one transaction (a
+/// rollback's, a replacement's): the lineage events it `stored`, then a
+/// `summary` line with the checkpoint it `signed`, as a migration's ends.
+pub(crate) fn write_events_and_summary(
+    stored: &[String],
+    plan_hash: &str,
+    partners: usize,
+    signed: Option<crate::store::checkpoint::Checkpoint>,
+) {
+    let mut out = std::io::stdout().lock();
+    for json in stored {
+        let _ = write_lineage_line(&mut out, json);
+    }
+    drop(out);
+    outln!(
+        "{}",
+        serde_json::json!({"event": "summary", "plan_hash": plan_hash, "partners": partners, "checkpoint": signed})
+    );
+}
+
 /// Write a lineage event as a line of `--format json` output, from its
 /// JSON (the event as `pmf lineage show --format json` gives it).
 pub(crate) fn write_lineage_line(out: &mut impl Write, stored: &str) -> std::io::Result<()> {

@@ -662,16 +662,7 @@ pub fn apply(r: &ApprovedPlan<'_>) -> Result<Exit, CliError> {
     }
     let signed = batch.commit()?;
     if r.format == OutputFormat::Json {
-        let mut out = std::io::stdout().lock();
-        for json in &stored {
-            let _ = super::apply::write_lineage_line(&mut out, json);
-        }
-        drop(out);
-        // As a migration's apply ends: with the checkpoint it signed.
-        outln!(
-            "{}",
-            serde_json::json!({"event": "summary", "plan_hash": r.plan.hash, "partners": plan.entries.len(), "checkpoint": signed})
-        );
+        super::apply::write_events_and_summary(&stored, &r.plan.hash, plan.entries.len(), signed);
     }
     Ok(Exit::Success)
 }
