@@ -67,11 +67,11 @@ pub fn print_err_line(args: std::fmt::Arguments<'_>) {
         .write_all(shown_message(&args.to_string()).as_bytes());
 }
 
-/// Whether a terminal would obey `c` (a control character but line ends
-/// and tabs, a C1 control, a layout control such as a bidi override).
+/// Whether a terminal would obey `c` in a message (a control character but
+/// line ends and tabs, a C1 control, a layout control such as a bidi
+/// override): what a report quoting a policy escapes, carriage returns too.
 fn obeyed(c: char) -> bool {
-    (c.is_control() && !matches!(c, '\n' | '\t'))
-        || pmf_syntax::diagnostics::render::is_layout_control(c)
+    pmf_syntax::diagnostics::render::obeyed_by_terminals(c) || c == '\r'
 }
 
 /// Whether `text` holds a character a terminal would obey ([`obeyed`]),

@@ -286,8 +286,6 @@ pub struct Batch<'s> {
     plan: Option<(String, i64)>,
     /// Where the store remembers the log this process signed.
     vouched: &'s crate::vouch::Vouched,
-    /// Set once committed, when this process made the store's file.
-    kept: Option<&'s std::cell::Cell<bool>>,
 }
 
 impl Store {
@@ -328,7 +326,6 @@ impl Store {
             self.holds_what_key_signed(operator)?;
         }
         let vouched = &self.vouched;
-        let kept = self.made_here.as_ref().map(|m| &m.kept);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -394,7 +391,6 @@ impl Store {
             last_state: None.into(),
             plan: None,
             vouched,
-            kept,
         })
     }
 }
@@ -804,9 +800,6 @@ impl Batch<'_> {
             None
         };
         self.tx.commit()?;
-        if let Some(kept) = self.kept {
-            kept.set(true);
-        }
         // The log this process signed needs no check before its next batch,
         // and the key remembers it.
         if let Some(c) = &checkpoint {

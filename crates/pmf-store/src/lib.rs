@@ -712,23 +712,23 @@ pub struct Store {
     /// The log as this process last vouched for or signed it.
     vouched: vouch::Vouched,
     /// The store's file, when this process made it: removed again when the
-    /// store is closed with nothing committed (after the connection, the
-    /// field before it, is closed).
+    /// store is closed and no one committed to it (after the connection,
+    /// the field before it, is closed).
     made_here: Option<MadeHere>,
 }
 
-/// A store file this process made. Unless a batch commits to it (this
-/// process's, or another writer's: see [`Store`]'s `drop`), it is removed
-/// (with its write-ahead log) when the store is closed: a first command
-/// refused (a wrong key, a bad input) leaves no empty store behind that the
-/// next command would take for one made on purpose.
+/// A store file this process made. Unless a batch committed to it (this
+/// process's, or another writer's: [`Store`]'s `drop` asks the file), it is
+/// removed (with its write-ahead log) when the store is closed: a first
+/// command refused (a wrong key, a bad input) leaves no empty store behind
+/// that the next command would take for one made on purpose.
 struct MadeHere {
     /// The file as it resolves (a store named through a link is made at
     /// the link's target).
     file: PathBuf,
     /// Its inode: only the very file made here is ever removed.
     inode: u64,
-    /// Whether a batch committed to it.
+    /// Whether it is kept (someone committed to it; or a test keeps it).
     kept: std::cell::Cell<bool>,
 }
 
@@ -746,10 +746,11 @@ impl MadeHere {
 }
 
 impl Drop for Store {
-    /// A store this process made and committed nothing to is removed (by
-    /// [`MadeHere`], once the connection is closed) only when no one else
-    /// committed to it either: a second writer the lock did not keep out
-    /// (its file removed while held) may have written to the very file.
+    /// A store this process made is removed (by [`MadeHere`], once the
+    /// connection is closed) only when no one committed to it: a batch's
+    /// first commit pins the operator key in `meta`, whoever's batch it is
+    /// (a second writer the lock did not keep out, its file removed while
+    /// held, may have written to the very file).
     fn drop(&mut self) {
         if let Some(made) = &self.made_here
             && !made.kept.get()
@@ -964,7 +965,7 @@ impl Store {
         store.finish_opening()
     }
 
-    /// Keep the file of a store made by this process, though nothing was
+    /// Keep the file of a store made by this process, though no batch
     /// committed to it (for tests that write to it outside pmf).
     #[cfg(test)]
     fn keep_made_file(&self) {

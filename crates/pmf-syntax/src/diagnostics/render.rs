@@ -56,7 +56,7 @@ pub fn is_layout_control(c: char) -> bool {
 
 /// Whether `c` must not reach a terminal as it is: a control character
 /// (tab and line ends aside), a C1 control, or a layout control.
-pub(crate) fn obeyed_by_terminals(c: char) -> bool {
+pub fn obeyed_by_terminals(c: char) -> bool {
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_layout_control(c)
 }
 
