@@ -86,18 +86,64 @@ const STREAMED_PART: usize = 8 << 20;
 
 /// [`read_laid_out`] of what `reader` gives, read `part` bytes at a time
 /// and hashed as it is read: the entries of each part parsed on every
-/// core, and no more of the file held than a part and the line it ends
-/// in. The plan and the BLAKE3 of every byte read (what was parsed is
-/// what was hashed: the file is read once). `None` when the plan is not
-/// laid out so (the caller reads it whole, the reference); an error only
-/// when reading fails.
+/// core while the next part is read and hashed, and no more of the file
+/// held than two parts and the line the second ends in. The plan and the
+/// BLAKE3 of every byte read (what was parsed is what was hashed: the
+/// file is read once). `None` when the plan is not laid out so (the
+/// caller reads it whole, the reference); an error only when reading
+/// fails.
 pub(super) fn read_streamed(
-    mut reader: impl std::io::Read,
+    mut reader: impl std::io::Read + Send,
     part: usize,
 ) -> std::io::Result<Option<LoadedPlan>> {
     let mut hasher = blake3::Hasher::new();
     let mut lines = Lines::default();
-    let mut buf: Vec<u8> = Vec::new();
+    // The line the last part read ended in, unfinished.
+    let mut unended: Vec<u8> = Vec::new();
+    // The whole lines read and not yet taken, and whether they end the file.
+    let mut read: Option<(Vec<u8>, bool)> = None;
+    loop {
+        let taking = read.take();
+        let ended = taking.as_ref().is_some_and(|(_, end)| *end);
+        // The lines read last are parsed while the next are read.
+        let (took, next) = rayon::join(
+            || {
+                taking
+                    .as_ref()
+                    .is_none_or(|(text, end)| lines.take(text, *end))
+            },
+            || {
+                if ended {
+                    return Ok(None);
+                }
+                next_lines(&mut reader, &mut unended, part, &mut hasher).map(Some)
+            },
+        );
+        if !took {
+            return Ok(None);
+        }
+        match next? {
+            Some(lines) => read = Some(lines),
+            None => break,
+        }
+    }
+    Ok(lines.plan().map(|plan| LoadedPlan {
+        plan,
+        hash: hasher.finalize().to_hex().to_string(),
+    }))
+}
+
+/// The next whole lines `reader` gives, read `part` bytes at a time after
+/// the `unended` line the part before ended in (what follows the last
+/// line end is kept there), each byte hashed as it is read; and whether
+/// they end the file (then all that is left, ended or not).
+fn next_lines(
+    reader: &mut impl std::io::Read,
+    unended: &mut Vec<u8>,
+    part: usize,
+    hasher: &mut blake3::Hasher,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut buf = std::mem::take(unended);
     loop {
         let start = buf.len();
         buf.resize(start + part.max(1), 0);
@@ -108,31 +154,18 @@ pub(super) fn read_streamed(
             }
         };
         buf.truncate(start + n);
-        let read = buf.get(start..).unwrap_or_default();
-        hasher.update(read);
-        let end = n == 0;
-        // The complete lines: all that is read at the end.
-        let cut = if end {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', read) {
-                Some(at) => start + at + 1,
-                None => continue,
-            }
-        };
-        let ok = lines.take(buf.get(..cut).unwrap_or_default(), end);
-        if !ok {
-            return Ok(None);
+        let fresh = buf.get(start..).unwrap_or_default();
+        hasher.update(fresh);
+        if n == 0 {
+            return Ok((buf, true));
         }
-        buf.drain(..cut);
-        if end {
-            break;
+        if let Some(at) = memchr::memrchr(b'\n', fresh) {
+            let cut = start + at + 1;
+            unended.extend_from_slice(buf.get(cut..).unwrap_or_default());
+            buf.truncate(cut);
+            return Ok((buf, false));
         }
     }
-    Ok(lines.plan().map(|plan| LoadedPlan {
-        plan,
-        hash: hasher.finalize().to_hex().to_string(),
-    }))
 }
 
 /// A plan laid out as pmf writes it, taken line by line ([`read_streamed`]).
@@ -196,7 +229,11 @@ impl Lines {
             (false, None) => return text.is_empty(),
         };
         let mut entries: Vec<&[u8]> = Vec::new();
-        for line in text.split(|&b| b == b'\n') {
+        // Lines found with memchr (SIMD), as in `read_laid_out`.
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
+            let line = text.get(from..end).unwrap_or_default();
+            from = end + 1;
             if self.tail.is_some() {
                 // Nothing after the totals.
                 return false;
