@@ -1023,12 +1023,16 @@ fn a_first_write_refused_leaves_no_store_behind() {
                 "{}",
                 text(&o.stderr)
             );
-            for made in ["", "-wal", "-shm"] {
+            for made in ["", "-wal", "-shm", ".lock"] {
                 for file in [".pmf/state.db", "real/state.db"] {
                     let file = dir.path().join(format!("{file}{made}"));
                     assert!(!file.exists(), "{args:?} left {}", file.display());
                 }
             }
+            // Nor the lock file, nor the folder made for it (before, both
+            // were left: a store seemed to be there).
+            assert!(!dir.path().join(".pmf").exists(), "{args:?} left .pmf");
+            assert!(dir.path().join("real").is_dir(), "the operator's folder");
         }
     }
     assert!(
@@ -1083,7 +1087,8 @@ fn a_plan_made_against_a_store_makes_none_elsewhere() {
         "{}",
         text(&o.stderr)
     );
-    assert!(!dir.path().join("elsewhere/state.db").exists());
+    // Nothing at all: no lock file, no folder (before, both were left).
+    assert!(!dir.path().join("elsewhere").exists());
 }
 
 /// A partner's own text (a field value) with characters a terminal would

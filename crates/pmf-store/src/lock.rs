@@ -28,8 +28,49 @@ pub(crate) fn this_host() -> String {
 }
 
 /// A held lock; dropping it (or the process ending) releases it.
+///
+/// Dropped while no store is at the path it guards (a command refused
+/// before it made one, or whose first write was refused and the store it
+/// made removed), it removes its lock file first, and the folders made
+/// for it when they are empty: a refused command leaves nothing behind.
+/// A process that opened the file meanwhile finds, once it holds the
+/// lock, that the file is no longer the store's lock, and opens it again
+/// ([`lock`]).
 pub struct LockGuard {
-    _file: File,
+    file: File,
+    /// The lock file.
+    path: PathBuf,
+    /// The store it guards, as its path resolves.
+    store: PathBuf,
+    /// The folders made for the lock file, innermost first.
+    made: Vec<PathBuf>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let no_store = std::fs::symlink_metadata(&self.store)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        // Only the file this guard locks: one put in its place is not ours.
+        if no_store && is_the_file_at(&self.file, &self.path) {
+            if std::fs::remove_file(&self.path).is_err() {
+                return;
+            }
+            for dir in &self.made {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `file` is the file at `path` (not followed if a link).
+fn is_the_file_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+        _ => false,
+    }
 }
 
 /// The lock file of a store: beside the file its path resolves to, so
@@ -63,12 +104,24 @@ pub(crate) fn lock_path(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn open(path: &Path) -> Result<File, StoreError> {
+/// Open (or make) the lock file at `path`, and its folder; the folders
+/// made for it are added to `made`, innermost first.
+fn open(path: &Path, made: &mut Vec<PathBuf>) -> Result<File, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
+        for d in missing {
+            if !made.contains(&d) {
+                made.push(d);
+            }
+        }
     }
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
@@ -95,16 +148,40 @@ fn open_with(path: &Path, mut options: OpenOptions) -> Result<File, StoreError> 
 /// Take the lock of the store at `store` for `command`, or say who holds it.
 pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     let path = lock_path(store);
-    let mut file = open(&path)?;
-    // SAFETY: flock on a descriptor this function owns; no memory involved.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(LockError::Held(describe_holder(&mut file)));
+    let mut made = Vec::new();
+    // A holder that made no store removes the lock file as it lets go: a
+    // file opened just before is then locked in vain, and opened again.
+    let mut tries = 0;
+    let mut file = loop {
+        tries += 1;
+        let mut file = match open(&path, &mut made) {
+            // Its folder removed meanwhile (by such a holder): again.
+            Err(StoreError::OpenLock { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < LOCK_TRIES =>
+            {
+                continue;
+            }
+            opened => opened?,
+        };
+        // SAFETY: flock on a descriptor this function owns; no memory involved.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(LockError::Held(describe_holder(&mut file)));
+            }
+            return Err(LockError::Store(StoreError::Lock { path, source: err }));
         }
-        return Err(LockError::Store(StoreError::Lock { path, source: err }));
-    }
+        if is_the_file_at(&file, &path) {
+            break file;
+        }
+        if tries >= LOCK_TRIES {
+            return Err(LockError::Store(StoreError::Lock {
+                path,
+                source: std::io::Error::other("the lock file was replaced each time it was taken"),
+            }));
+        }
+    };
     let about = format!(
         "`pmf {command}` (pid {} on {}, since {})",
         std::process::id(),
@@ -116,8 +193,18 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     let _ = file.rewind();
     let _ = file.write_all(about.as_bytes());
     let _ = file.flush();
-    Ok(LockGuard { _file: file })
+    Ok(LockGuard {
+        file,
+        // `STORE.lock` guards `STORE`.
+        store: path.with_extension(""),
+        path,
+        made,
+    })
 }
+
+/// How many times [`lock`] opens a lock file that a holder removed as it
+/// let go, before it gives up.
+const LOCK_TRIES: u32 = 100;
 
 /// How much of the lock file is read for its holder's description.
 const HOLDER_BYTES: u64 = 1024;
@@ -216,6 +303,36 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock let go while no store is there removes its file and the
+    /// folders made for it (a folder that was there stays); a process that
+    /// opened the file before holds a file that is no longer the lock. With
+    /// a store made, the lock file stays.
+    #[test]
+    fn a_lock_let_go_with_no_store_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("a/b/state.db");
+        let file = dir.path().join("a/b/state.db.lock");
+        let held = lock(&store, "apply").unwrap();
+        let early = File::open(&file).unwrap();
+        assert!(is_the_file_at(&early, &file));
+        drop(held);
+        assert!(!dir.path().join("a").exists());
+        assert!(!is_the_file_at(&early, &file));
+        // Taken again, the lock is the file named now, not the early one.
+        let again = lock(&store, "apply").unwrap();
+        assert!(!is_the_file_at(&early, &file) && is_the_file_at(&again.file, &file));
+        std::fs::write(&store, b"").unwrap();
+        drop(again);
+        assert!(file.exists(), "a store there: the lock file stays");
+        std::fs::create_dir(dir.path().join("kept")).unwrap();
+        drop(lock(&dir.path().join("kept/state.db"), "apply").unwrap());
+        assert!(dir.path().join("kept").is_dir());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("kept")).unwrap().count(),
+            0
+        );
+    }
 
     /// The store named through a link to its file or its folder, or
     /// through `..`, takes the lock of the file the path resolves to: a
