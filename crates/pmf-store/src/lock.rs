@@ -334,6 +334,38 @@ mod tests {
         );
     }
 
+    /// Lockers racing on a store that is never made (each lock removes
+    /// its file as it lets go) never hold the lock two at once: a file
+    /// opened before its holder removed it is never taken for the lock.
+    #[test]
+    fn lockers_racing_on_a_lock_file_removed_never_hold_it_together() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("sub/state.db");
+        let inside = AtomicBool::new(false);
+        let taken = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2_000 {
+                        let Ok(held) = lock(&store, "apply") else {
+                            continue;
+                        };
+                        assert!(!inside.swap(true, Ordering::SeqCst), "two holders");
+                        taken.fetch_add(1, Ordering::Relaxed);
+                        std::thread::yield_now();
+                        inside.store(false, Ordering::SeqCst);
+                        drop(held);
+                    }
+                });
+            }
+        });
+        assert!(taken.load(Ordering::Relaxed) > 0);
+        // The last holder removed the file (the folder is removed by the
+        // locker that made it, when it is empty then).
+        assert!(!dir.path().join("sub/state.db.lock").exists());
+    }
+
     /// The store named through a link to its file or its folder, or
     /// through `..`, takes the lock of the file the path resolves to: a
     /// second writer is refused however it names the store, made or not.
