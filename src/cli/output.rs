@@ -124,6 +124,14 @@ pub fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
     escaped(text, |c| format!("\\u{:04x}", u32::from(c)))
 }
 
+/// `value` as JSON to `w`, through [`json_safe`] (a row of `plan show` or
+/// `plan diff` in JSON, whose texts come from a plan file).
+pub fn write_json_safe(w: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    // The values written are structs of strings and numbers: they serialise.
+    let json = serde_json::to_string(value).unwrap_or_default();
+    w.write_all(json_safe(&json).as_bytes())
+}
+
 /// A line of a report on stdout (what `outln!` expands to): as [`print`],
 /// every character a terminal would obey (text read from a store edited
 /// outside pmf, from a plan) written as `\uXXXX`, line ends and tabs

@@ -280,9 +280,7 @@ impl Sink<'_> {
             w.write_all(b"\n").map_err(write_error)?;
             // As every report on stdout: what a terminal would obey (a bidi
             // override a plan's text carries) as `\uXXXX`.
-            let row = serde_json::to_string(&row).unwrap_or_default();
-            w.write_all(super::output::json_safe(&row).as_bytes())
-                .map_err(write_error)?;
+            super::output::write_json_safe(&mut **w, &row).map_err(write_error)?;
             return Ok(());
         }
         self.heap.push(Ranked {

@@ -476,8 +476,7 @@ pub fn read(
                         w.write_all(b"\n").map_err(write_error)?;
                         // As every report on stdout: what a terminal would obey
                         // (a bidi override a plan's text carries) as `\uXXXX`.
-                        let row = serde_json::to_string(&Row::of(*e)).unwrap_or_default();
-                        w.write_all(super::output::json_safe(&row).as_bytes())
+                        super::output::write_json_safe(&mut **w, &Row::of(*e))
                             .map_err(write_error)?;
                     }
                     Keep::Rows(limit) => {

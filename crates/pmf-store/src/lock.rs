@@ -38,17 +38,16 @@ pub(crate) fn this_host() -> String {
 /// ([`lock`]).
 pub struct LockGuard {
     file: File,
-    /// The lock file.
+    /// The lock file (`STORE.lock`, beside the store it guards).
     path: PathBuf,
-    /// The store it guards, as its path resolves.
-    store: PathBuf,
     /// The folders made for the lock file, innermost first.
     made: Vec<PathBuf>,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let no_store = std::fs::symlink_metadata(&self.store)
+        // `STORE.lock` guards `STORE`.
+        let no_store = std::fs::symlink_metadata(self.path.with_extension(""))
             .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
         // Only the file this guard locks: one put in its place is not ours.
         if no_store && is_the_file_at(&self.file, &self.path) {
@@ -193,13 +192,7 @@ pub fn lock(store: &Path, command: &str) -> Result<LockGuard, LockError> {
     let _ = file.rewind();
     let _ = file.write_all(about.as_bytes());
     let _ = file.flush();
-    Ok(LockGuard {
-        file,
-        // `STORE.lock` guards `STORE`.
-        store: path.with_extension(""),
-        path,
-        made,
-    })
+    Ok(LockGuard { file, path, made })
 }
 
 /// How many times [`lock`] opens a lock file that a holder removed as it
