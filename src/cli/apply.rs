@@ -1035,7 +1035,7 @@ pub(crate) fn write_events_and_summary(
 /// JSON (the event as `pmf lineage show --format json` gives it).
 pub(crate) fn write_lineage_line(out: &mut impl Write, stored: &str) -> std::io::Result<()> {
     out.write_all(b"{\"event\":\"lineage\",\"data\":")?;
-    out.write_all(stored.as_bytes())?;
+    out.write_all(super::output::json_safe(stored).as_bytes())?;
     out.write_all(b"}\n")
 }
 
@@ -1071,7 +1071,8 @@ fn write_ndjson(
         pending: r.pending.as_deref(),
         reason: r.reason(),
     };
-    serde_json::to_writer(&mut *out, &line)?;
+    // Its reason quotes the policy (a band, a rite, a ceiling).
+    super::output::write_json_safe(out, &line)?;
     out.write_all(b"\n")
 }
 

@@ -25,6 +25,7 @@ mod packed;
 pub mod plans;
 pub mod refused;
 pub mod rekey;
+pub mod shown;
 pub mod verify;
 mod vouch;
 

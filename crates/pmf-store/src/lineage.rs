@@ -226,8 +226,10 @@ impl Event {
 
     /// The event's JSON, as serde writes it (the same fields in the same
     /// order, absent ones left out), appended to `out`: apply's
-    /// `--format json` writes a line per event. A test holds it equal to
-    /// `serde_json::to_string`.
+    /// `--format json` writes a line per event. The characters a terminal
+    /// would obey are escaped (`\uXXXX`, which serde leaves raw: the same
+    /// JSON value). A test holds it equal to `serde_json::to_string` with
+    /// those escaped.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"partner\":");
         json_str(out, &self.partner);
@@ -339,39 +341,50 @@ pub fn needs_escape(bytes: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// A JSON string as serde_json writes it: `"` and `\` escaped, control
-/// characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
+/// A JSON string as serde_json writes it (`"` and `\` escaped, control
+/// characters as `\b \t \n \f \r` or `\u00xx`, the rest as is), but for
+/// the characters a terminal would obey ([`crate::shown`]: DEL, C1
+/// controls, bidirectional overrides), which serde_json leaves raw: those
+/// are written as `\uXXXX`, the same JSON string, so that a line apply
+/// prints never drives the terminal it is read on.
 fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     // Most texts need no escape: they are copied whole.
-    if !needs_escape(bytes) {
+    if !needs_escape(bytes) && bytes.is_ascii() && !bytes.contains(&0x7f) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
     }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
+    for (i, c) in s.char_indices() {
+        let escape: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            '\u{8}' => b"\\b",
+            '\u{c}' => b"\\f",
+            c if c < ' ' || crate::shown::obeyed_by_terminals(c) => b"",
             _ => continue,
         };
         out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
         if escape.is_empty() {
-            let digit = |n: u8| HEX.get(usize::from(n)).copied().unwrap_or(b'0');
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', digit(b >> 4), digit(b & 15)]);
+            // Every such character is in the Basic Multilingual Plane:
+            // four hex digits.
+            let n = u32::from(c);
+            let digit = |shift: u32| {
+                HEX.get(((n >> shift) & 15) as usize)
+                    .copied()
+                    .unwrap_or(b'0')
+            };
+            out.extend_from_slice(&[b'\\', b'u', digit(12), digit(8), digit(4), digit(0)]);
         } else {
             out.extend_from_slice(escape);
         }
-        start = i + 1;
+        start = i + c.len_utf8();
     }
     out.extend_from_slice(bytes.get(start..).unwrap_or_default());
     out.push(b'"');
@@ -1427,7 +1440,8 @@ mod tests {
     #[test]
     fn events_are_written_as_serde_writes_them() {
         let odd = Event {
-            detail: Some("quote \" backslash \\ tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f} é “x” 🦀".into()),
+            detail: Some("quote \" backslash \\ tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f} é “x” 🦀 csi \u{9b}31m rlo \u{202e}txt\u{202c} isolate \u{2066}\u{2069} alm \u{61c} ls \u{2028} nbsp \u{a0}".into()),
+            approvals: vec!["\u{85}TSC".into()],
             health: Some(92.0),
             rite: Some(String::new()),
             ..full()
@@ -1445,10 +1459,15 @@ mod tests {
         for e in [full(), odd, small, none_touched, Event::default()] {
             let mut out = Vec::new();
             e.write_json(&mut out);
+            let written = String::from_utf8(out).unwrap();
+            let serde = serde_json::to_string(&e).unwrap();
+            assert_eq!(written, obeyed_escaped(&serde));
+            // The same JSON value, with nothing a terminal obeys left raw.
             assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(&e).unwrap()
+                serde_json::from_str::<serde_json::Value>(&written).unwrap(),
+                serde_json::from_str::<serde_json::Value>(&serde).unwrap()
             );
+            assert!(!written.chars().any(crate::shown::obeyed_by_terminals));
         }
         for h in [f64::NAN, f64::INFINITY, 66.25, 1e21, -0.0] {
             let e = Event {
@@ -1463,6 +1482,20 @@ mod tests {
                 "{h}"
             );
         }
+    }
+
+    /// JSON as serde_json writes it, with every character a terminal would
+    /// obey (only strings hold them) written as `\uXXXX`.
+    fn obeyed_escaped(json: &str) -> String {
+        json.chars()
+            .map(|c| {
+                if crate::shown::obeyed_by_terminals(c) {
+                    format!("\\u{:04x}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
     }
 
     #[test]

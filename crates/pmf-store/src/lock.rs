@@ -209,14 +209,7 @@ const HOLDER_BYTES: u64 = 1024;
 fn shown_holder(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let obeyed = c.is_control()
-            || matches!(
-                c,
-                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
-                    | '\u{202a}'..='\u{202e}'
-                    | '\u{2066}'..='\u{2069}'
-            );
-        if obeyed {
+        if c.is_control() || crate::shown::is_layout_control(c) {
             out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
         } else {
             out.push(c);
