@@ -13,7 +13,6 @@ use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
 use super::plan::{CarriedJson, LoadedPlan, PlanEntry, now_rfc3339, state_digest};
 use super::value::{CanonicalMemo, Value};
-use compact_str::ToCompactString;
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
 use pmf_store::batch::{Batch, PartnerChain, PreparedState, SealedRun};
@@ -621,8 +620,8 @@ pub fn prepare_partner(
     // folded (the walk copies `base` into each event, most of which are
     // folded away).
     let mut base = Event {
-        from: policy.version_of(partner).map(|v| v.to_compact_string()),
-        to: policy.version_of(&reached).map(|v| v.to_compact_string()),
+        from: policy.version_text_of(partner),
+        to: policy.version_text_of(&reached),
         migration: a
             .migration
             .and_then(|m| policy.migrations.get(m))

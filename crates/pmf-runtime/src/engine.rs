@@ -647,6 +647,15 @@ impl CompiledPolicy {
         }
     }
 
+    /// The partner's version as text (`Version`'s `Display`, written
+    /// without the formatting machinery: apply names two per partner).
+    pub fn version_text_of(&self, partner: &Value) -> Option<pmf_store::lineage::Text> {
+        match field(partner, &[self.version_field]) {
+            Value::Ver(v) => Some(super::json_out::version_text(v)),
+            _ => None,
+        }
+    }
+
     /// The band a score falls in (scores are rounded to whole numbers).
     pub fn band_of(&self, score: f64) -> Option<usize> {
         let s = score.round();

@@ -75,6 +75,27 @@ pub(crate) fn write_version(v: &semver::Version, out: &mut String) {
     }
 }
 
+/// A version as its `Display` writes it ([`write_version`]), as a compact
+/// text (inline up to 24 bytes: no allocation for most versions).
+pub(crate) fn version_text(v: &semver::Version) -> pmf_store::lineage::Text {
+    let mut t = pmf_store::lineage::Text::default();
+    let mut buf = [0u8; 20];
+    t.push_str(pmf_store::lineage::decimal(v.major, &mut buf));
+    t.push('.');
+    t.push_str(pmf_store::lineage::decimal(v.minor, &mut buf));
+    t.push('.');
+    t.push_str(pmf_store::lineage::decimal(v.patch, &mut buf));
+    if !v.pre.is_empty() {
+        t.push('-');
+        t.push_str(v.pre.as_str());
+    }
+    if !v.build.is_empty() {
+        t.push('+');
+        t.push_str(v.build.as_str());
+    }
+    t
+}
+
 /// Append `bytes` in lower-case hexadecimal.
 pub(crate) fn write_hex(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -158,11 +179,17 @@ mod tests {
             write_str(s, &mut ours);
             assert_eq!(ours, serde_json::to_string(s).unwrap());
         }
-        for v in ["1.2.3", "0.0.0-rc.1+b.7", "10.20.30+meta"] {
+        for v in [
+            "1.2.3",
+            "0.0.0-rc.1+b.7",
+            "10.20.30+meta",
+            "18446744073709551615.0.1-a.very.long.prerelease.identifier+and.build",
+        ] {
             let v = semver::Version::parse(v).unwrap();
             let mut ours = String::new();
             write_version(&v, &mut ours);
             assert_eq!(ours, v.to_string());
+            assert_eq!(version_text(&v), v.to_string());
         }
         let mut hex_text = String::new();
         write_hex(&[0, 15, 16, 255], &mut hex_text);

@@ -6,7 +6,6 @@
 //! the policy decides (another type, fewer approvals, a milder action)
 //! would have the signer approve what they were not shown.
 
-use compact_str::ToCompactString;
 use pmf_store::lineage::Text;
 use rayon::prelude::*;
 
@@ -121,10 +120,8 @@ fn check(
     let target = State::of(&state).with(own.as_ref().or(target_all));
     let a = policy.assess(&state, target, target.with(observed.as_ref()));
     let decided = Words {
-        from: policy.version_of(&state).map(|v| v.to_compact_string()),
-        to: policy
-            .version_of(&target.merged())
-            .map(|v| v.to_compact_string()),
+        from: policy.version_text_of(&state),
+        to: policy.version_text_of(&target.merged()),
         migration: a
             .migration
             .and_then(|m| policy.migrations.get(m))

@@ -562,20 +562,21 @@ impl Batch<'_> {
     /// added to the table, or as text when the encoding would not give it
     /// back exactly. A state packed ahead (`packed`, see
     /// [`PreparedState::new`]) was already checked so.
-    fn stored_state(
+    /// A state packed ahead is bound as it is, not copied.
+    fn stored_state<'p>(
         &self,
         state: &str,
-        packed: Option<&[u8]>,
-    ) -> Result<rusqlite::types::Value, StoreError> {
-        use rusqlite::types::Value;
+        packed: Option<&'p [u8]>,
+    ) -> Result<rusqlite::types::ToSqlOutput<'p>, StoreError> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
         if let Some(packed) = packed {
-            return Ok(Value::Blob(packed.to_vec()));
+            return Ok(ToSqlOutput::Borrowed(ValueRef::Blob(packed)));
         }
         let mut last = self.last_state.borrow_mut();
         if let Some((text, stored)) = &*last
             && text == state
         {
-            return Ok(stored.clone());
+            return Ok(ToSqlOutput::Owned(stored.clone()));
         }
         let mut texts = self.texts.borrow_mut();
         let mut out = self.packing.borrow_mut();
@@ -589,7 +590,7 @@ impl Batch<'_> {
             Value::Text(state.to_string())
         };
         *last = Some((state.to_string(), stored.clone()));
-        Ok(stored)
+        Ok(ToSqlOutput::Owned(stored))
     }
 
     /// Write a partner's row; returns the digest its last event records.

@@ -531,8 +531,9 @@ pub fn hex32(bytes: &[u8; 32]) -> String {
         *hi = digit(b >> 4);
         *lo = digit(b & 15);
     }
-    // Only ASCII digits were written.
-    String::from_utf8_lossy(&out).into_owned()
+    // Only ASCII digits were written (checked a word at a time, not
+    // through `from_utf8_lossy`'s chunks: this is on apply's hot path).
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// What a command left as a partner's last event, read to hold the stored
