@@ -60,40 +60,33 @@ pub(crate) fn write_u64(n: u64, out: &mut String) {
 
 /// Append a semantic version as its text (`1.2.3-rc.1+build`).
 pub(crate) fn write_version(v: &semver::Version, out: &mut String) {
-    write_u64(v.major, out);
-    out.push('.');
-    write_u64(v.minor, out);
-    out.push('.');
-    write_u64(v.patch, out);
-    if !v.pre.is_empty() {
-        out.push('-');
-        out.push_str(v.pre.as_str());
-    }
-    if !v.build.is_empty() {
-        out.push('+');
-        out.push_str(v.build.as_str());
-    }
+    put_version(v, |s| out.push_str(s));
 }
 
-/// A version as its `Display` writes it ([`write_version`]), as a compact
-/// text (inline up to 24 bytes: no allocation for most versions).
+/// A version as [`write_version`] writes it, as a compact text (inline
+/// up to 24 bytes: no allocation for most versions).
 pub(crate) fn version_text(v: &semver::Version) -> pmf_store::lineage::Text {
     let mut t = pmf_store::lineage::Text::default();
+    put_version(v, |s| t.push_str(s));
+    t
+}
+
+/// A version's text, a piece at a time, to `put`.
+fn put_version(v: &semver::Version, mut put: impl FnMut(&str)) {
     let mut buf = [0u8; 20];
-    t.push_str(pmf_store::lineage::decimal(v.major, &mut buf));
-    t.push('.');
-    t.push_str(pmf_store::lineage::decimal(v.minor, &mut buf));
-    t.push('.');
-    t.push_str(pmf_store::lineage::decimal(v.patch, &mut buf));
+    put(pmf_store::lineage::decimal(v.major, &mut buf));
+    put(".");
+    put(pmf_store::lineage::decimal(v.minor, &mut buf));
+    put(".");
+    put(pmf_store::lineage::decimal(v.patch, &mut buf));
     if !v.pre.is_empty() {
-        t.push('-');
-        t.push_str(v.pre.as_str());
+        put("-");
+        put(v.pre.as_str());
     }
     if !v.build.is_empty() {
-        t.push('+');
-        t.push_str(v.build.as_str());
+        put("+");
+        put(v.build.as_str());
     }
-    t
 }
 
 /// Append `bytes` in lower-case hexadecimal.
