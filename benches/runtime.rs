@@ -18,7 +18,9 @@
 //! Run: `cargo bench --bench runtime` (sizes: PMF_BENCH_PLAN, default
 //! 1000000; PMF_BENCH_APPLY, default 100000, 0 to skip; runs of each, as
 //! the host's noise varies: PMF_BENCH_RUNS, default 3, each apply on a
-//! fresh store).
+//! fresh store). PMF_BENCH_INSTRUCTIONS=N (default 0, skipped) also counts
+//! the instructions an apply of N partners executes, under valgrind's
+//! callgrind: a figure the host's noise does not move.
 
 // A benchmark is a harness, as a test is: what it cannot set up it fails
 // loudly (the library code it measures takes the no-panic lints).
@@ -188,6 +190,19 @@ fn main() {
             times.push(secs);
         }
         summary(&format!("plan ({what})"), &mut times);
+    }
+
+    let n = size("PMF_BENCH_INSTRUCTIONS", 0);
+    if n > 0 {
+        let partners = generate(dir.path(), n);
+        plan(&partners, "counted-plan.json");
+        let (all, sha) = instructions(dir.path(), &["apply", "counted-plan.json"]);
+        println!(
+            "apply {n:>8} partners under callgrind: {:.0} instructions per partner, {:.0} without SHA-256 ({:.1}% of them)",
+            all as f64 / n as f64,
+            (all - sha) as f64 / n as f64,
+            100.0 * sha as f64 / all as f64
+        );
     }
 
     let n = size("PMF_BENCH_APPLY", 100_000);
@@ -396,6 +411,50 @@ fn raw_inserts(store: &Path, raw: &Path, batches: usize) -> (f64, f64) {
     checkpointer.join().expect("checkpointer");
     drop(c);
     (start.elapsed().as_secs_f64(), cpu_used() - cpu_start)
+}
+
+/// Instructions `pmf ARGS` executes in `dir` on a fresh store, under
+/// valgrind's callgrind (which must be installed): all of them, and those
+/// of SHA-256. A count the host's noise does not move, to compare two
+/// builds on a shared machine; SHA-256 runs its portable code under
+/// valgrind (the host's SHA instructions are not emulated), so its share
+/// is shown apart.
+fn instructions(dir: &Path, args: &[&str]) -> (u64, u64) {
+    let _ = std::fs::remove_dir_all(dir.join(".pmf"));
+    let profile = dir.join("callgrind.out");
+    let out = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", profile.display()))
+        .arg(env!("CARGO_BIN_EXE_pmf"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run valgrind (PMF_BENCH_INSTRUCTIONS needs it installed)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = stderr
+        .lines()
+        .find_map(|l| l.split("Collected : ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("callgrind gave no count: {stderr}"));
+    // Each function's own instructions, one line each.
+    let annotated = Command::new("callgrind_annotate")
+        .args(["--auto=no", "--threshold=100"])
+        .arg(&profile)
+        .output()
+        .expect("run callgrind_annotate");
+    let sha = String::from_utf8_lossy(&annotated.stdout)
+        .lines()
+        .filter(|l| l.contains("sha2::sha256"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .next()?
+                .replace(',', "")
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    (all, sha)
 }
 
 /// Print the fastest and the median of `times`.
