@@ -1499,6 +1499,19 @@ mod tests {
             .collect()
     }
 
+    /// `hex32` (by table, on apply's hot path) writes what `hex::encode`
+    /// does, for every byte value in every position.
+    #[test]
+    fn digests_are_written_in_hex_as_the_hex_crate_writes_them() {
+        for start in 0..=255u8 {
+            let mut bytes = [0u8; 32];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = start.wrapping_add((i as u8).wrapping_mul(37));
+            }
+            assert_eq!(hex32(&bytes), hex::encode(bytes));
+        }
+    }
+
     #[test]
     fn every_kind_has_its_own_code() {
         for (i, k) in KINDS.iter().enumerate() {
