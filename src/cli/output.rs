@@ -125,7 +125,8 @@ pub fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `value` as JSON to `w`, through [`json_safe`] (a row of `plan show` or
-/// `plan diff` in JSON, whose texts come from a plan file).
+/// `plan diff` in JSON, whose texts come from a plan file; apply's line
+/// for a partner, whose reason quotes the policy).
 pub fn write_json_safe(w: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
     // The values written are structs of strings and numbers: they serialise.
     let json = serde_json::to_string(value).unwrap_or_default();
@@ -222,6 +223,20 @@ mod tests {
                     u32::from(c)
                 );
             }
+        }
+    }
+
+    /// The store's copy of the set (it depends on no other PMF crate) is
+    /// the syntax layer's, character for character.
+    #[test]
+    fn the_store_escapes_what_the_syntax_layer_escapes() {
+        for c in (0..=0x10ffff_u32).filter_map(char::from_u32) {
+            assert_eq!(
+                pmf_store::shown::obeyed_by_terminals(c),
+                pmf_syntax::diagnostics::render::obeyed_by_terminals(c),
+                "U+{:04X}",
+                u32::from(c)
+            );
         }
     }
 

@@ -367,7 +367,8 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
             '\t' => b"\\t",
             '\u{8}' => b"\\b",
             '\u{c}' => b"\\f",
-            c if c < ' ' || crate::shown::obeyed_by_terminals(c) => b"",
+            // Every other control character, DEL, C1 and layout controls.
+            c if crate::shown::obeyed_by_terminals(c) => b"",
             _ => continue,
         };
         out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
