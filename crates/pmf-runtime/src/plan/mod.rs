@@ -15,6 +15,7 @@ use super::json_out;
 use super::value::Value;
 use pmf_store::lineage::Text;
 
+mod entry_line;
 mod read;
 mod write;
 
@@ -174,14 +175,25 @@ pub struct PlanEntry {
 }
 
 /// JSON a plan carries as text (a partner's state, its observed metrics):
-/// read back only when apply needs it, never held as a tree.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-#[serde(transparent)]
-pub struct CarriedJson(pub Box<serde_json::value::RawValue>);
+/// read back only when apply needs it, never held as a tree. The text is
+/// always one JSON value without surrounding white space, as serde's
+/// `RawValue` holds it: read through `RawValue`, written from a tree, or
+/// checked by the plan's line reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CarriedJson(Box<str>);
 
-impl PartialEq for CarriedJson {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+impl Serialize for CarriedJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Written as it is, as a `RawValue` is.
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CarriedJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(d).map(|raw| CarriedJson(raw.into()))
     }
 }
 
@@ -217,22 +229,26 @@ impl PlanEntry {
 impl CarriedJson {
     /// The JSON of `value`.
     pub fn of(value: &serde_json::Value) -> CarriedJson {
-        CarriedJson(
-            serde_json::value::to_raw_value(value)
-                .unwrap_or_else(|_| Box::<serde_json::value::RawValue>::default()),
-        )
+        // A tree's JSON is JSON.
+        CarriedJson(value.to_string().into())
+    }
+
+    /// JSON text checked to be one JSON value without surrounding white
+    /// space ([`entry_line`]).
+    fn checked(text: &str) -> CarriedJson {
+        CarriedJson(text.into())
     }
 
     /// Take the text out, leaving `null` in its place: for apply, which
     /// reads each once and need not hold the plan's texts beside the states
     /// read from them.
     pub fn take(&mut self) -> CarriedJson {
-        CarriedJson(std::mem::take(&mut self.0))
+        CarriedJson(std::mem::replace(&mut self.0, "null".into()))
     }
 
     /// The JSON text.
     pub fn text(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// Read it against `schema`: the fast reader when it can vouch for the

@@ -267,7 +267,7 @@ impl Lines {
         }
         let parsed = entries
             .par_iter()
-            .map(|line| serde_json::from_slice::<PlanEntry>(line).ok())
+            .map(|line| read_entry_line(line))
             .collect::<Option<Vec<PlanEntry>>>();
         match parsed {
             Some(parsed) => {
@@ -333,7 +333,7 @@ pub(super) fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
             } else {
                 line
             };
-            serde_json::from_slice::<PlanEntry>(line).ok()
+            read_entry_line(line)
         })
         .collect::<Option<Vec<PlanEntry>>>()?;
     Some(Plan {
@@ -342,4 +342,10 @@ pub(super) fn read_laid_out(bytes: &[u8]) -> Option<Plan> {
         entries,
         totals: tail.totals,
     })
+}
+
+/// One entry line of a laid-out plan: by the line reader when the line is
+/// as `pmf plan` writes it, else by serde (the reference).
+fn read_entry_line(line: &[u8]) -> Option<PlanEntry> {
+    super::entry_line::read_entry(line).or_else(|| serde_json::from_slice::<PlanEntry>(line).ok())
 }

@@ -536,6 +536,11 @@ fn hand_written_lines_are_the_serde_entries() {
         let (expected, a) = entry_for(&policy, &history, &reference, &observed_reference, partner);
         let read: PlanEntry = serde_json::from_str(&line).expect("a plan line is JSON");
         assert_eq!(read, expected);
+        // And the plan's line reader reads it, as serde does.
+        assert_eq!(
+            crate::plan::entry_line::read_entry(line.as_bytes()).as_ref(),
+            Some(&read)
+        );
         assert_eq!(line, serde_json::to_string(&expected).unwrap());
         assert_eq!(
             (ids.clone(), counted.migration, counted.band, counted.action),
