@@ -142,10 +142,13 @@ impl<'t> Packer<'t, '_, '_> {
         let t = self.text.get(start..self.at).unwrap_or_default();
         let whole = |d: &[u8]| -> Option<u64> {
             let canonical = matches!(d, [b'0'] | [b'1'..=b'9', ..]);
-            if canonical && d.iter().all(u8::is_ascii_digit) {
-                std::str::from_utf8(d).ok()?.parse().ok()
-            } else {
+            if !canonical || !d.iter().all(u8::is_ascii_digit) {
                 None
+            } else if d.len() <= 19 {
+                // Below 10^19: no digit string this short overflows.
+                Some(d.iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0')))
+            } else {
+                std::str::from_utf8(d).ok()?.parse().ok()
             }
         };
         if let Some(n) = whole(t) {
@@ -476,6 +479,10 @@ mod tests {
             "7",
             "18446744073709551615",
             "18446744073709551616",
+            "9999999999999999999",
+            "10000000000000000000",
+            "99999999999999999999",
+            "-9999999999999999999.0",
             "-1",
             "-0.0",
             "1.5",
