@@ -271,3 +271,93 @@ fn partners_prepared_ahead_write_what_the_reference_writes() {
         assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
     }
 }
+
+/// A batch defers the rows every partner writes (its row, its stable
+/// versions, its run, its progress) and inserts them table by table: what
+/// the batch reads before it commits still sees them, and the commit
+/// writes them all.
+#[test]
+fn a_batch_reads_the_rows_it_deferred_and_commits_them() {
+    use pmf::store::lineage::{Event, EventKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("state.db")).expect("store");
+    let (key, _) = OperatorKey::load(&dir.path().join("operator.key"), true).expect("key");
+    let state = r#"{"id":"p-1","power":5.0}"#;
+    let moved = r#"{"id":"p-1","power":6.0}"#;
+    let mut batch = store.begin(&key).expect("begin");
+    let event = |kind, state: String, stable: Vec<String>| Event {
+        kind,
+        state: Some(state),
+        stable,
+        plan_hash: Some("plan-1".into()),
+        outcome: Some("completed".into()),
+        time: pmf::store::clock::now_rfc3339().into(),
+        ..Event::default()
+    };
+    // A partner first seen: its row, its first stable version, one event.
+    let row = batch
+        .put_partner("p-1", state, Some("1.0.0"), "active")
+        .unwrap();
+    let stable = batch.push_stable("p-1", 1, Some("1.0.0"), state).unwrap();
+    let mut chain = batch.chain("p-1").unwrap();
+    batch
+        .append_all(
+            &mut chain,
+            &mut [event(EventKind::Unchanged, row, vec![stable])],
+        )
+        .unwrap();
+    batch.set_progress("plan-1", "p-1", "unchanged").unwrap();
+    // Read back before the commit: the row, the next stable number and
+    // the chain's head are those just written.
+    let read = batch
+        .partner("p-1")
+        .unwrap()
+        .expect("the row deferred is read");
+    assert_eq!(
+        (
+            read.state.as_str(),
+            read.version.as_deref(),
+            read.status.as_str()
+        ),
+        (state, Some("1.0.0"), "active")
+    );
+    assert_eq!(batch.next_stable_seq("p-1").unwrap(), 2);
+    // The chain goes on from the run deferred (from the start, its second
+    // run would take its first event's place and the commit would fail).
+    let mut chain = batch.chain("p-1").unwrap();
+    let row = batch
+        .put_partner("p-1", moved, Some("1.1.0"), "active")
+        .unwrap();
+    let stable = batch.push_stable("p-1", 2, Some("1.1.0"), moved).unwrap();
+    batch
+        .append_all(
+            &mut chain,
+            &mut [event(EventKind::Completed, row, vec![stable])],
+        )
+        .unwrap();
+    batch.set_progress("plan-1", "p-1", "completed").unwrap();
+    batch.commit().expect("commit");
+    // Committed: the last row written, both stable versions, both runs,
+    // the last progress; and the store verifies.
+    let read = store.partner("p-1").unwrap().expect("committed");
+    assert_eq!(
+        (read.state.as_str(), read.version.as_deref()),
+        (moved, Some("1.1.0"))
+    );
+    assert_eq!(
+        store
+            .progress("plan-1")
+            .unwrap()
+            .get("p-1")
+            .map(String::as_str),
+        Some("completed")
+    );
+    let checked = store.verify(None).expect("verify");
+    assert_eq!(checked.broken, None, "{:?}", checked.problems);
+    assert_eq!((checked.events, checked.partners), (2, 1));
+    let c = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let stable: i64 = c
+        .query_row("SELECT count(*) FROM stable_versions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stable, 2);
+}

@@ -3,6 +3,7 @@
 //! commits them with a checkpoint signed by the operator: a crash loses the
 //! whole batch or nothing, and no event is ever committed unsigned.
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::checkpoint::{Checkpoint, OperatorKey};
@@ -268,9 +269,37 @@ impl PreparedState {
     }
 }
 
+/// Rows a batch defers ([`Batch::deferred`]), each table's in order.
+#[derive(Default)]
+struct Deferred {
+    partners: Vec<[Value; 4]>,
+    stable: Vec<[Value; 4]>,
+    lineage: Vec<[Value; 5]>,
+    progress: Vec<[Value; 3]>,
+}
+
+impl Deferred {
+    fn is_empty(&self) -> bool {
+        self.partners.is_empty()
+            && self.stable.is_empty()
+            && self.lineage.is_empty()
+            && self.progress.is_empty()
+    }
+}
+
 /// A write transaction on the store; see the module documentation.
 pub struct Batch<'s> {
+    /// The transaction. Read and written through [`Batch::tx`], which
+    /// first inserts the rows [`Batch::deferred`] holds; only the rows
+    /// deferred and the table of texts (which nothing deferred is read
+    /// with) are written to it directly.
     tx: Transaction<'s>,
+    /// Rows of the tables every partner writes (its row, its stable
+    /// versions, its run of the lineage, its progress), inserted table by
+    /// table, each with one statement, when the batch next reads or
+    /// writes anything else or commits: a statement taken from the cache
+    /// for each row cost more than the row's insert.
+    deferred: std::cell::RefCell<Deferred>,
     head: LogHead,
     operator: &'s OperatorKey,
     store_id: String,
@@ -382,6 +411,7 @@ impl Store {
         let texts = Texts::load(&tx)?;
         Ok(Batch {
             tx,
+            deferred: Default::default(),
             head,
             operator,
             store_id,
@@ -405,7 +435,7 @@ impl Batch<'_> {
     /// transaction on, only it signs (this one is still signed by the key
     /// it began with).
     pub(crate) fn pin_operator(&self, key: &str) -> Result<(), StoreError> {
-        self.tx.execute(
+        self.tx()?.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'operator_key'",
             [key],
         )?;
@@ -415,7 +445,7 @@ impl Batch<'_> {
     /// The chain of `partner`, to append its events to.
     pub fn chain(&self, partner: &str) -> Result<PartnerChain, StoreError> {
         let last: Option<(i64, Vec<u8>)> = self
-            .tx
+            .tx()?
             .prepare_cached(
                 "SELECT seq, hash FROM lineage WHERE partner_id = ?1 ORDER BY seq DESC LIMIT 1",
             )?
@@ -496,22 +526,18 @@ impl Batch<'_> {
                 stored_row(events, &mut |t| texts.intern(tx, t))?
             }
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                self.head.seq.wrapping_add(1),
-                sealed.partner,
-                sealed.first_seq,
-                &stored[..],
-                &sealed.hashes[..]
-            ])?;
+        let global_seq = self.head.seq.wrapping_add(1);
         for hash in sealed.hashes.chunks_exact(32) {
             self.head.frontier.push(hash);
             self.head.seq = self.head.seq.wrapping_add(1);
         }
+        self.deferred.get_mut().lineage.push([
+            Value::Integer(global_seq),
+            Value::Text(sealed.partner),
+            Value::Integer(sealed.first_seq),
+            Value::Blob(stored),
+            Value::Blob(sealed.hashes),
+        ]);
         self.appended = true;
         Ok(())
     }
@@ -533,7 +559,7 @@ impl Batch<'_> {
         // comments and layout, which the hash leaves out).
         // (A map of texts always serializes.)
         let text = serde_json::to_string(sources).unwrap_or_default();
-        self.tx
+        self.tx()?
             .prepare_cached("INSERT OR IGNORE INTO policies (hash, sources) VALUES (?1, ?2)")?
             .execute([governing.policy_hash.as_str(), text.as_str()])?;
         let mut chain = self.chain(crate::governance::GOVERNANCE)?;
@@ -553,7 +579,7 @@ impl Batch<'_> {
     /// A partner, if stored.
     pub fn partner(&self, id: &str) -> Result<Option<super::StoredPartner>, StoreError> {
         let texts = self.texts.borrow();
-        super::read_partner(&self.tx, id, &mut |raw| {
+        super::read_partner(self.tx()?, id, &mut |raw| {
             Ok(packed::state_of(raw, &texts).unwrap_or_else(|| packed::DAMAGED.to_string()))
         })
     }
@@ -562,21 +588,15 @@ impl Batch<'_> {
     /// added to the table, or as text when the encoding would not give it
     /// back exactly. A state packed ahead (`packed`, see
     /// [`PreparedState::new`]) was already checked so.
-    /// A state packed ahead is bound as it is, not copied.
-    fn stored_state<'p>(
-        &self,
-        state: &str,
-        packed: Option<&'p [u8]>,
-    ) -> Result<rusqlite::types::ToSqlOutput<'p>, StoreError> {
-        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+    fn stored_state(&self, state: &str, packed: Option<&[u8]>) -> Result<Value, StoreError> {
         if let Some(packed) = packed {
-            return Ok(ToSqlOutput::Borrowed(ValueRef::Blob(packed)));
+            return Ok(Value::Blob(packed.to_vec()));
         }
         let mut last = self.last_state.borrow_mut();
         if let Some((text, stored)) = &*last
             && text == state
         {
-            return Ok(ToSqlOutput::Owned(stored.clone()));
+            return Ok(stored.clone());
         }
         let mut texts = self.texts.borrow_mut();
         let mut out = self.packing.borrow_mut();
@@ -590,7 +610,67 @@ impl Batch<'_> {
             Value::Text(state.to_string())
         };
         *last = Some((state.to_string(), stored.clone()));
-        Ok(ToSqlOutput::Owned(stored))
+        Ok(stored)
+    }
+
+    /// The transaction, every row deferred inserted first: what reads it
+    /// or writes anything but deferred rows goes through here.
+    fn tx(&self) -> Result<&Connection, StoreError> {
+        self.insert_deferred()?;
+        Ok(&self.tx)
+    }
+
+    /// Insert the rows deferred, table by table, each table's with one
+    /// statement, in the order they were deferred.
+    fn insert_deferred(&self) -> Result<(), StoreError> {
+        let mut deferred = self.deferred.borrow_mut();
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        fn insert<const N: usize>(
+            tx: &Connection,
+            sql: &str,
+            rows: &mut Vec<[Value; N]>,
+        ) -> Result<(), StoreError> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut stmt = tx.prepare_cached(sql)?;
+            for row in rows.drain(..) {
+                stmt.execute(rusqlite::params_from_iter(row))?;
+            }
+            Ok(())
+        }
+        let Deferred {
+            partners,
+            stable,
+            lineage,
+            progress,
+        } = &mut *deferred;
+        insert(
+            &self.tx,
+            "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
+            stable,
+        )?;
+        insert(
+            &self.tx,
+            "INSERT INTO partners (id, state, version, status) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
+               status = excluded.status",
+            partners,
+        )?;
+        insert(
+            &self.tx,
+            "INSERT INTO lineage (global_seq, partner_id, seq, event, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            lineage,
+        )?;
+        insert(
+            &self.tx,
+            "INSERT INTO progress (plan, partner_id, outcome) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plan, partner_id) DO UPDATE SET outcome = excluded.outcome",
+            progress,
+        )
     }
 
     /// Write a partner's row; returns the digest its last event records.
@@ -630,25 +710,20 @@ impl Batch<'_> {
         if id.starts_with('@') {
             return Err(StoreError::ReservedId(id.to_string()));
         }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO partners (id, state, version, status) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version,
-                   status = excluded.status",
-            )?
-            .execute(params![
-                id,
-                self.stored_state(state, packed)?,
-                version,
-                status
-            ])?;
+        let state = self.stored_state(state, packed)?;
+        self.deferred.borrow_mut().partners.push([
+            Value::Text(id.to_string()),
+            state,
+            version.map_or(Value::Null, |v| Value::Text(v.to_string())),
+            Value::Text(status.to_string()),
+        ]);
         Ok(())
     }
 
     /// The number the partner's next stable version gets.
     pub fn next_stable_seq(&self, id: &str) -> Result<i64, StoreError> {
         Ok(self
-            .tx
+            .tx()?
             .prepare_cached(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM stable_versions WHERE partner_id = ?1",
             )?
@@ -688,11 +763,13 @@ impl Batch<'_> {
         state: &str,
         packed: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO stable_versions (partner_id, seq, version, state) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![id, seq, version, self.stored_state(state, packed)?])?;
+        let state = self.stored_state(state, packed)?;
+        self.deferred.borrow_mut().stable.push([
+            Value::Text(id.to_string()),
+            Value::Integer(seq),
+            version.map_or(Value::Null, |v| Value::Text(v.to_string())),
+            state,
+        ]);
         Ok(())
     }
 
@@ -703,7 +780,7 @@ impl Batch<'_> {
         plan_hash: &str,
         expires_at: &str,
     ) -> Result<(), StoreError> {
-        self.tx
+        self.tx()?
             .prepare_cached(
                 "INSERT INTO plans (hash, expires_at) VALUES (?1, ?2)
                  ON CONFLICT (hash) DO UPDATE SET expires_at = coalesce(plans.expires_at, excluded.expires_at)",
@@ -722,25 +799,24 @@ impl Batch<'_> {
         let plan = match &self.plan {
             Some((hash, n)) if hash == plan_hash => *n,
             _ => {
-                self.tx
+                self.tx()?
                     .prepare_cached(
                         "INSERT INTO plans (hash) VALUES (?1) ON CONFLICT (hash) DO NOTHING",
                     )?
                     .execute([plan_hash])?;
                 let n: i64 = self
-                    .tx
+                    .tx()?
                     .prepare_cached("SELECT id FROM plans WHERE hash = ?1")?
                     .query_row([plan_hash], |r| r.get(0))?;
                 self.plan = Some((plan_hash.to_string(), n));
                 n
             }
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO progress (plan, partner_id, outcome) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (plan, partner_id) DO UPDATE SET outcome = excluded.outcome",
-            )?
-            .execute(params![plan, id, outcome])?;
+        self.deferred.get_mut().progress.push([
+            Value::Integer(plan),
+            Value::Text(id.to_string()),
+            Value::Text(outcome.to_string()),
+        ]);
         Ok(())
     }
 
@@ -748,7 +824,7 @@ impl Batch<'_> {
     /// counts), once carried into the lineage
     /// ([`crate::illumination::ILLUMINATION`]).
     pub(crate) fn forget_counts_of_schema_7(&self) -> Result<(), StoreError> {
-        self.tx.execute("DELETE FROM outcomes_v7", [])?;
+        self.tx()?.execute("DELETE FROM outcomes_v7", [])?;
         Ok(())
     }
 
@@ -761,7 +837,7 @@ impl Batch<'_> {
         public_key: &str,
         signature: &str,
     ) -> Result<(), StoreError> {
-        self.tx
+        self.tx()?
             .prepare_cached(
                 "INSERT INTO approvals (plan_hash, authority, public_key, signature) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (plan_hash, authority, public_key) DO UPDATE SET signature = excluded.signature",
@@ -774,6 +850,7 @@ impl Batch<'_> {
     /// checkpoint of the new head is signed and stored in the same
     /// transaction. Returns the checkpoint signed, if any.
     pub fn commit(self) -> Result<Option<Checkpoint>, StoreError> {
+        self.insert_deferred()?;
         let checkpoint = if self.appended {
             self.head.save(&self.tx)?;
             // Chained to the checkpoint before it: one deleted from between
