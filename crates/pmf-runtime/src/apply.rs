@@ -630,7 +630,8 @@ pub fn prepare_partner(
         ..Event::default()
     };
 
-    let mut events: Vec<Event> = Vec::new();
+    // Room for a walk's events, folded (seven on average): no growing.
+    let mut events: Vec<Event> = Vec::with_capacity(8);
     let outcome = if a.nothing_to_do {
         PartnerOutcome::Unchanged
     } else {

@@ -127,6 +127,29 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + h * 3600 + n * 60 + sec).ok()
 }
 
+/// [`parse_rfc3339`], answered from the thread's last text when `s` is
+/// that text: a walk's events carry one time, and so, most often, do a
+/// batch's walks (each event's encoding reads it).
+pub fn parse_rfc3339_again(s: &str) -> Option<u64> {
+    thread_local! {
+        // Twenty zero bytes parse to no time: true from the start.
+        static LAST: std::cell::Cell<([u8; 20], Option<u64>)> = const { std::cell::Cell::new(([0; 20], None)) };
+    }
+    // A time as pmf writes it is twenty bytes; any other text is no time.
+    let Ok(text) = <[u8; 20]>::try_from(s.as_bytes()) else {
+        return None;
+    };
+    LAST.with(|last| {
+        let (known, secs) = last.get();
+        if known == text {
+            return secs;
+        }
+        let secs = parse_rfc3339(s);
+        last.set((text, secs));
+        secs
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +173,35 @@ mod tests {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
         assert_eq!(parse_rfc3339("2024-02-29T12:34:56Z"), Some(1_709_210_096));
+    }
+
+    /// Remembering the last text answers as reading it does: texts asked
+    /// again, in turn, bad ones and twenty zero bytes among them.
+    #[test]
+    fn times_read_again_read_as_read_once() {
+        // First on this thread: the memory's first text.
+        assert_eq!(parse_rfc3339_again(&"\0".repeat(20)), None);
+        let texts = [
+            "2026-12-01T00:00:00Z".to_string(),
+            "2026-12-01T00:00:01Z".to_string(),
+            "2026-02-29T00:00:00Z".to_string(),
+            "2026-12-01T00:00:0xZ".to_string(),
+            "\0".repeat(19),
+            "\0".repeat(20),
+            String::new(),
+            "2024-02-29T12:34:56Z".to_string(),
+            "2024-02-29T12:34:56Z ".to_string(),
+        ];
+        for round in 0..3 {
+            for (i, text) in texts.iter().enumerate() {
+                for again in [text, text, &texts[(i + round) % texts.len()]] {
+                    assert_eq!(
+                        parse_rfc3339_again(again),
+                        parse_rfc3339(again),
+                        "{again:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -967,7 +967,7 @@ fn write_event(e: &Event, out: &mut Vec<u8>, text: &mut WriteText<'_>) -> Result
     mark(e.waits.is_some());
     mark(e.detail.is_some());
     // A time as pmf writes it is kept as its seconds (bit 18).
-    let secs = crate::clock::parse_rfc3339(&e.time);
+    let secs = crate::clock::parse_rfc3339_again(&e.time);
     mark(secs.is_some());
     mark(e.categories.is_some());
     mark(e.expires_at.is_some());
