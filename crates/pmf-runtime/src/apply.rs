@@ -823,10 +823,10 @@ pub fn record_partner(
             (rows, sealed)
         }
     };
-    for (seq, version, state) in &rows.stable {
-        batch.push_prepared_stable(&id, *seq, version.as_deref(), state)?;
+    for (seq, version, state) in rows.stable {
+        batch.push_prepared_stable(&id, seq, version.as_deref(), state)?;
     }
-    if let Some((state, version)) = &rows.row {
+    if let Some((state, version)) = rows.row {
         batch.put_prepared_partner(&id, state, version.as_deref(), walked.outcome.status())?;
     }
     // The walk is one row of the lineage (none when it had no event; its

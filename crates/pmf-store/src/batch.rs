@@ -588,9 +588,9 @@ impl Batch<'_> {
     /// added to the table, or as text when the encoding would not give it
     /// back exactly. A state packed ahead (`packed`, see
     /// [`PreparedState::new`]) was already checked so.
-    fn stored_state(&self, state: &str, packed: Option<&[u8]>) -> Result<Value, StoreError> {
+    fn stored_state(&self, state: &str, packed: Option<Vec<u8>>) -> Result<Value, StoreError> {
         if let Some(packed) = packed {
-            return Ok(Value::Blob(packed.to_vec()));
+            return Ok(Value::Blob(packed));
         }
         let mut last = self.last_state.borrow_mut();
         if let Some((text, stored)) = &*last
@@ -686,22 +686,23 @@ impl Batch<'_> {
     }
 
     /// [`Batch::put_partner`] of a state prepared ahead (its digest was
-    /// taken then: [`crate::row_digest`]).
+    /// taken then: [`crate::row_digest`]); its packed form is kept as it
+    /// is, not copied.
     pub fn put_prepared_partner(
         &self,
         id: &str,
-        state: &PreparedState,
+        state: PreparedState,
         version: Option<&str>,
         status: &str,
     ) -> Result<(), StoreError> {
-        self.write_partner(id, &state.text, state.packed.as_deref(), version, status)
+        self.write_partner(id, &state.text, state.packed, version, status)
     }
 
     fn write_partner(
         &self,
         id: &str,
         state: &str,
-        packed: Option<&[u8]>,
+        packed: Option<Vec<u8>>,
         version: Option<&str>,
         status: &str,
     ) -> Result<(), StoreError> {
@@ -744,15 +745,16 @@ impl Batch<'_> {
     }
 
     /// [`Batch::push_stable`] of a state prepared ahead (its digest was
-    /// taken then: [`crate::stable_digest`]).
+    /// taken then: [`crate::stable_digest`]); its packed form is kept as
+    /// it is, not copied.
     pub fn push_prepared_stable(
         &self,
         id: &str,
         seq: i64,
         version: Option<&str>,
-        state: &PreparedState,
+        state: PreparedState,
     ) -> Result<(), StoreError> {
-        self.write_stable(id, seq, version, &state.text, state.packed.as_deref())
+        self.write_stable(id, seq, version, &state.text, state.packed)
     }
 
     fn write_stable(
@@ -761,7 +763,7 @@ impl Batch<'_> {
         seq: i64,
         version: Option<&str>,
         state: &str,
-        packed: Option<&[u8]>,
+        packed: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
         let state = self.stored_state(state, packed)?;
         self.deferred.borrow_mut().stable.push([
