@@ -285,28 +285,35 @@ fn a_batch_reads_the_rows_it_deferred_and_commits_them() {
     let state = r#"{"id":"p-1","power":5.0}"#;
     let moved = r#"{"id":"p-1","power":6.0}"#;
     let mut batch = store.begin(&key).expect("begin");
-    let event = |kind, state: String, stable: Vec<String>| Event {
-        kind,
-        state: Some(state),
-        stable,
-        plan_hash: Some("plan-1".into()),
-        outcome: Some("completed".into()),
-        time: pmf::store::clock::now_rfc3339().into(),
-        ..Event::default()
+    // A run of one event for partner `p-1`: its chain read, then its row,
+    // its stable version `seq`, the event and its progress.
+    let run = |batch: &mut pmf::store::batch::Batch<'_>, seq, state, version, kind, outcome| {
+        let mut chain = batch.chain("p-1").unwrap();
+        let row = batch
+            .put_partner("p-1", state, Some(version), "active")
+            .unwrap();
+        let stable = batch.push_stable("p-1", seq, Some(version), state).unwrap();
+        let mut event = Event {
+            kind,
+            state: Some(row),
+            stable: vec![stable],
+            plan_hash: Some("plan-1".into()),
+            outcome: Some("completed".into()),
+            time: pmf::store::clock::now_rfc3339().into(),
+            ..Event::default()
+        };
+        batch.append(&mut chain, &mut event).unwrap();
+        batch.set_progress("plan-1", "p-1", outcome).unwrap();
     };
     // A partner first seen: its row, its first stable version, one event.
-    let row = batch
-        .put_partner("p-1", state, Some("1.0.0"), "active")
-        .unwrap();
-    let stable = batch.push_stable("p-1", 1, Some("1.0.0"), state).unwrap();
-    let mut chain = batch.chain("p-1").unwrap();
-    batch
-        .append_all(
-            &mut chain,
-            &mut [event(EventKind::Unchanged, row, vec![stable])],
-        )
-        .unwrap();
-    batch.set_progress("plan-1", "p-1", "unchanged").unwrap();
+    run(
+        &mut batch,
+        1,
+        state,
+        "1.0.0",
+        EventKind::Unchanged,
+        "unchanged",
+    );
     // Read back before the commit: the row, the next stable number and
     // the chain's head are those just written.
     let read = batch
@@ -324,18 +331,14 @@ fn a_batch_reads_the_rows_it_deferred_and_commits_them() {
     assert_eq!(batch.next_stable_seq("p-1").unwrap(), 2);
     // The chain goes on from the run deferred (from the start, its second
     // run would take its first event's place and the commit would fail).
-    let mut chain = batch.chain("p-1").unwrap();
-    let row = batch
-        .put_partner("p-1", moved, Some("1.1.0"), "active")
-        .unwrap();
-    let stable = batch.push_stable("p-1", 2, Some("1.1.0"), moved).unwrap();
-    batch
-        .append_all(
-            &mut chain,
-            &mut [event(EventKind::Completed, row, vec![stable])],
-        )
-        .unwrap();
-    batch.set_progress("plan-1", "p-1", "completed").unwrap();
+    run(
+        &mut batch,
+        2,
+        moved,
+        "1.1.0",
+        EventKind::Completed,
+        "completed",
+    );
     batch.commit().expect("commit");
     // Committed: the last row written, both stable versions, both runs,
     // the last progress; and the store verifies.
