@@ -278,15 +278,6 @@ struct Deferred {
     progress: Vec<[Value; 3]>,
 }
 
-impl Deferred {
-    fn is_empty(&self) -> bool {
-        self.partners.is_empty()
-            && self.stable.is_empty()
-            && self.lineage.is_empty()
-            && self.progress.is_empty()
-    }
-}
-
 /// A write transaction on the store; see the module documentation.
 pub struct Batch<'s> {
     /// The transaction. Read and written through [`Batch::tx`], which
@@ -624,9 +615,7 @@ impl Batch<'_> {
     /// statement, in the order they were deferred.
     fn insert_deferred(&self) -> Result<(), StoreError> {
         let mut deferred = self.deferred.borrow_mut();
-        if deferred.is_empty() {
-            return Ok(());
-        }
+        // A table with no row deferred takes no statement.
         fn insert<const N: usize>(
             tx: &Connection,
             sql: &str,
