@@ -150,6 +150,23 @@ pub fn parse_rfc3339_again(s: &str) -> Option<u64> {
     })
 }
 
+/// [`rfc3339`] of `secs`, answered from the thread's last answer when
+/// `secs` is the same: a walk's events carry one time, so reading a
+/// lineage back formats each time once, not once an event.
+pub fn rfc3339_again(secs: u64) -> compact_str::CompactString {
+    thread_local! {
+        static LAST: std::cell::RefCell<(Option<u64>, compact_str::CompactString)> =
+            const { std::cell::RefCell::new((None, compact_str::CompactString::const_new(""))) };
+    }
+    LAST.with_borrow_mut(|(known, text)| {
+        if *known != Some(secs) {
+            *known = Some(secs);
+            *text = rfc3339(secs).into();
+        }
+        text.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +194,18 @@ mod tests {
 
     /// Remembering the last text answers as reading it does: texts asked
     /// again, in turn, bad ones and twenty zero bytes among them.
+    #[test]
+    fn times_written_again_are_written_as_once() {
+        let times = [0, 1, 1_764_547_200, 1_764_547_201, u64::MAX, 0];
+        for round in 0..3 {
+            for (i, &secs) in times.iter().enumerate() {
+                for again in [secs, secs, times[(i + round) % times.len()]] {
+                    assert_eq!(rfc3339_again(again), rfc3339(again), "{again}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn times_read_again_read_as_read_once() {
         // First on this thread: the memory's first text.

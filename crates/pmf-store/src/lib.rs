@@ -656,6 +656,11 @@ fn log_with_frames(path: &Path) -> Option<PathBuf> {
 
 /// The digest of a partner's stored row, as the lineage records it.
 pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
+    lineage::hex32(&row_digest_bytes(state, version, status))
+}
+
+/// [`row_digest`] as bytes.
+pub fn row_digest_bytes(state: &str, version: Option<&str>, status: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"pmf-partner-row-v1\0");
     h.update(status.as_bytes());
@@ -663,11 +668,16 @@ pub fn row_digest(state: &str, version: Option<&str>, status: &str) -> String {
     h.update(version.unwrap_or("").as_bytes());
     h.update(b"\0");
     h.update(state.as_bytes());
-    lineage::hex32(&h.finalize().into())
+    h.finalize().into()
 }
 
 /// The digest of a stable version (its number, version and state).
 pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
+    lineage::hex32(&stable_digest_bytes(seq, version, state))
+}
+
+/// [`stable_digest`] as bytes.
+pub fn stable_digest_bytes(seq: i64, version: Option<&str>, state: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"pmf-stable-v1\0");
     h.update(seq.to_string().as_bytes());
@@ -675,7 +685,7 @@ pub fn stable_digest(seq: i64, version: Option<&str>, state: &str) -> String {
     h.update(version.unwrap_or("").as_bytes());
     h.update(b"\0");
     h.update(state.as_bytes());
-    lineage::hex32(&h.finalize().into())
+    h.finalize().into()
 }
 
 /// A partner as stored.

@@ -479,7 +479,29 @@ pub fn chain_hash_of(
     partner: &str,
     seq: u64,
 ) -> Option<[u8; 32]> {
-    expand(body, texts).map(|b| stored_digest(prev, partner, seq, &b))
+    let read = (body.first() == Some(&INTERNED))
+        .then(|| decode_with(body, partner, seq, texts))
+        .flatten();
+    chain_hash_read(body, read.as_ref(), prev, partner, seq)
+}
+
+/// [`chain_hash_of`] for an event already read: `read` is what
+/// [`read_event_with`] gave for the same body, partner and position (an
+/// interned event's hash covers its compact encoding, made again from what
+/// was read, so `verify` decodes each event once, not twice).
+pub fn chain_hash_read(
+    body: &[u8],
+    read: Option<&Event>,
+    prev: &[u8; 32],
+    partner: &str,
+    seq: u64,
+) -> Option<[u8; 32]> {
+    if body.first() != Some(&INTERNED) {
+        return Some(stored_digest(prev, partner, seq, body));
+    }
+    let mut compact = Vec::with_capacity(body.len() * 2);
+    encode(read?, &mut compact);
+    Some(stored_digest(prev, partner, seq, &compact))
 }
 
 /// A stored event read back (JSON or compact), with the partner and
@@ -523,18 +545,30 @@ pub const GENESIS_BYTES: [u8; 32] = [0; 32];
 
 /// Lowercase hex of 32 bytes, by table (`hex::encode` goes char by char).
 pub fn hex32(bytes: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // A nibble is below 16: the default is never taken.
-    let digit = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
     let mut out = [0u8; 64];
     let (pairs, _) = out.as_chunks_mut::<2>();
-    for ([hi, lo], b) in pairs.iter_mut().zip(bytes) {
-        *hi = digit(b >> 4);
-        *lo = digit(b & 15);
+    for (pair, &b) in pairs.iter_mut().zip(bytes) {
+        *pair = hex_pair(b);
     }
     // Only ASCII digits were written (checked a word at a time, not
     // through `from_utf8_lossy`'s chunks: this is on apply's hot path).
     std::str::from_utf8(&out).unwrap_or_default().to_owned()
+}
+
+/// Lowercase hex of any bytes, by table (reading a lineage back writes
+/// every digest it holds so).
+fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    out.extend(bytes.iter().flat_map(|&b| hex_pair(b)));
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The two lowercase hex digits of a byte.
+fn hex_pair(b: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // A nibble is below 16: the default is never taken.
+    let digit = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
+    [digit(b >> 4), digit(b & 15)]
 }
 
 /// What a command left as a partner's last event, read to hold the stored
@@ -1066,7 +1100,7 @@ impl<'a> Reader<'a> {
         let n = usize::try_from(h >> 1).ok()?;
         let b = self.bytes(n)?;
         if h & 1 == 1 {
-            Some(hex::encode(b))
+            Some(lower_hex(b))
         } else {
             String::from_utf8(b.to_vec()).ok()
         }
@@ -1109,11 +1143,11 @@ pub(crate) fn decode_with(bytes: &[u8], partner: &str, seq: u64, texts: &Texts) 
     let kind = *KINDS.get(usize::from(r.byte()?))?;
     let flags = r.varint()?;
     let has = |bit: u32| (flags >> bit) & 1 == 1;
-    let time = Text::from(if has(18) {
-        crate::clock::rfc3339(r.varint()?)
+    let time = if has(18) {
+        crate::clock::rfc3339_again(r.varint()?)
     } else {
-        r.string()?
-    });
+        Text::from(r.string()?)
+    };
     let opt = |bit: u32, r: &mut Reader<'_>| -> Option<Option<String>> {
         if has(bit) {
             r.string().map(Some)
@@ -1510,6 +1544,10 @@ mod tests {
                 *b = start.wrapping_add((i as u8).wrapping_mul(37));
             }
             assert_eq!(hex32(&bytes), hex::encode(bytes));
+            for len in [0, 1, 17, 31, 32] {
+                let some = bytes.get(..len).unwrap_or_default();
+                assert_eq!(lower_hex(some), hex::encode(some));
+            }
         }
     }
 
@@ -1562,8 +1600,27 @@ mod tests {
             );
             assert_eq!(expand(&stored, &texts).as_deref(), Some(&compact[..]));
             assert_eq!(expand(&compact, &texts).as_deref(), Some(&compact[..]));
+            // Read once, its chain hash is that of its expansion (and a
+            // compact event's is that of its bytes, read or not).
+            let prev = [7u8; 32];
+            let hashed = stored_digest(&prev, &e.partner, e.seq, &compact);
+            let read = read_event_with(&stored, &e.partner, e.seq, &texts);
+            for (body, read) in [(&stored, read.as_ref()), (&compact, None)] {
+                assert_eq!(
+                    chain_hash_read(body, read, &prev, &e.partner, e.seq),
+                    Some(hashed)
+                );
+                assert_eq!(
+                    chain_hash_of(body, &texts, &prev, &e.partner, e.seq),
+                    Some(hashed)
+                );
+            }
             // Without its texts it does not read, and does not expand.
             if e.rite.is_some() {
+                assert_eq!(
+                    chain_hash_of(&stored, &Texts::default(), &prev, &e.partner, e.seq),
+                    None
+                );
                 assert_eq!(
                     decode_with(&stored, &e.partner, e.seq, &Texts::default()),
                     None

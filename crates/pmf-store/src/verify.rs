@@ -16,13 +16,13 @@ use super::governance::{GOVERNANCE, Governing};
 use super::illumination::{self, ILLUMINATION};
 use super::interned::Texts;
 use super::lineage::{
-    EventKind, GENESIS_BYTES, chain_hash_of, hex32, is_json, read_event_with, row_events,
+    EventKind, GENESIS_BYTES, chain_hash_read, hex32, is_json, read_event_with, row_events,
 };
 use super::merkle::{self, Frontier, Tree};
 use super::plans::{self, PLANS};
 use super::refused::{self, REFUSED};
 use super::rekey::{self, OPERATOR, Rekey, Succession};
-use super::{Store, StoreError, row_digest, stable_digest};
+use super::{Store, StoreError, row_digest_bytes, stable_digest_bytes};
 
 /// What an authority signs: its name bound to the plan hash.
 pub fn approval_message(authority: &str, plan_hash: &str) -> Vec<u8> {
@@ -189,19 +189,37 @@ enum Digest {
 
 impl Digest {
     fn of(text: &str) -> Digest {
-        let lower_hex =
-            text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        let mut bytes = [0u8; 32];
-        match lower_hex && hex::decode_to_slice(text, &mut bytes).is_ok() {
-            true => Digest::Bytes(bytes),
-            false => Digest::Text(text.into()),
+        match lower_hex32(text) {
+            Some(bytes) => Digest::Bytes(bytes),
+            None => Digest::Text(text.into()),
         }
     }
 
     /// Whether it is `text`, as the event wrote it.
+    #[cfg(test)]
     fn is(&self, text: &str) -> bool {
         *self == Digest::of(text)
     }
+}
+
+/// The 32 bytes of `text` when it is 64 lowercase hex digits.
+fn lower_hex32(text: &str) -> Option<[u8; 32]> {
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let (pairs, []) = text.as_bytes().as_chunks::<2>() else {
+        return None;
+    };
+    if pairs.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (b, &[hi, lo]) in bytes.iter_mut().zip(pairs) {
+        *b = nibble(hi)? << 4 | nibble(lo)?;
+    }
+    Some(bytes)
 }
 
 /// The number of `name` among the names met (plans, migration types),
@@ -484,7 +502,8 @@ impl Store {
                             "partner event {} is missing or out of order (found {seq})",
                             known.seq.saturating_add(1)
                         )))
-                    } else if chain_hash_of(body, &texts, &prev, &partner, seq as u64) != Some(hash)
+                    } else if chain_hash_read(body, parsed.as_ref(), &prev, &partner, seq as u64)
+                        != Some(hash)
                     {
                         Some(here(
                         "its content does not match its hash (edited, or not linked to the partner's previous event)".into(),
@@ -1144,7 +1163,7 @@ impl Store {
             };
             rec.in_store = true;
             if let Some(d) = &rec.state
-                && !d.is(&row_digest(&p.state, p.version.as_deref(), &p.status))
+                && *d != Digest::Bytes(row_digest_bytes(&p.state, p.version.as_deref(), &p.status))
             {
                 problems.push(Broken {
                     global_seq: rec.last_global,
@@ -1160,7 +1179,9 @@ impl Store {
                 let rows: Vec<Digest> = self
                     .stable_versions(&p.id)?
                     .iter()
-                    .map(|s| Digest::of(&stable_digest(s.seq, s.version.as_deref(), &s.state)))
+                    .map(|s| {
+                        Digest::Bytes(stable_digest_bytes(s.seq, s.version.as_deref(), &s.state))
+                    })
                     .collect();
                 if rows != rec.stable {
                     problems.push(Broken {
@@ -1235,6 +1256,24 @@ mod tests {
         for a in &texts {
             for b in &texts {
                 assert_eq!(Digest::of(a).is(b), a == b, "{a:?} and {b:?}");
+            }
+        }
+        // The bytes read are the hex crate's, for every digit in every
+        // place; one digit off the lowercase alphabet, or one too many or
+        // too few, and it is a text.
+        for start in 0..=255u8 {
+            let bytes: [u8; 32] =
+                std::array::from_fn(|i| start.wrapping_add((i as u8).wrapping_mul(59)));
+            let text = hex::encode(bytes);
+            assert_eq!(Digest::of(&text), Digest::Bytes(bytes));
+            for (at, bad) in [(0, 'g'), (63, 'G'), (start as usize % 64, 'A'), (5, '/')] {
+                let mut edited = text.clone().into_bytes();
+                edited[at] = bad as u8;
+                let edited = String::from_utf8(edited).unwrap();
+                assert_eq!(Digest::of(&edited), Digest::Text(edited.clone().into()));
+            }
+            for cut in [&text[..62], &format!("{text}0")] {
+                assert!(matches!(Digest::of(cut), Digest::Text(_)), "{cut}");
             }
         }
     }
