@@ -466,7 +466,14 @@ impl Store {
                     seq: Some(seq),
                     reason,
                 };
-                let known = partners.entry(partner.clone()).or_default();
+                // Most of a partner's events follow its first: found, not
+                // its id copied again for each.
+                if !partners.contains_key(&partner) {
+                    partners.insert(partner.clone(), Recorded::default());
+                }
+                let Some(known) = partners.get_mut(&partner) else {
+                    continue;
+                };
                 let parsed = read_event_with(body, &partner, seq as u64, &texts);
                 if let Some(e) = &parsed
                     && let (Some(plan), Some(until)) = (&e.plan_hash, &e.expires_at)
@@ -487,7 +494,6 @@ impl Store {
                 } else {
                     known.hash
                 };
-                let prev_hash = hex32(&prev);
                 if !chain_broken {
                     let problem = if global_seq != last_global.wrapping_add(1) {
                         Some(at(
@@ -725,8 +731,13 @@ impl Store {
                         let signer = e.signers.first().map(String::as_str).unwrap_or("");
                         let (authority, key) = signer.split_once(':').unwrap_or((signer, ""));
                         let plan = e.plan_hash.clone().unwrap_or_default();
-                        let message =
-                            review_message(authority, &partner, e.kind.as_str(), &plan, &prev_hash);
+                        let message = review_message(
+                            authority,
+                            &partner,
+                            e.kind.as_str(),
+                            &plan,
+                            &hex32(&prev),
+                        );
                         approvals_checked += 1;
                         if !signature_holds(key, sig, &message) {
                             problems.push(here(format!(
