@@ -192,8 +192,8 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-02-29T12:34:56Z"), Some(1_709_210_096));
     }
 
-    /// Remembering the last text answers as reading it does: texts asked
-    /// again, in turn, bad ones and twenty zero bytes among them.
+    /// Remembering the last time formatted answers as formatting it does:
+    /// times asked again, in turn, the largest among them.
     #[test]
     fn times_written_again_are_written_as_once() {
         let times = [0, 1, 1_764_547_200, 1_764_547_201, u64::MAX, 0];
@@ -206,6 +206,8 @@ mod tests {
         }
     }
 
+    /// Remembering the last text answers as reading it does: texts asked
+    /// again, in turn, bad ones and twenty zero bytes among them.
     #[test]
     fn times_read_again_read_as_read_once() {
         // First on this thread: the memory's first text.
