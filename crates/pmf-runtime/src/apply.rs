@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::compile::State;
 use super::engine::{Action, Assessment, CompiledPolicy, Reason, Rule, Verdict};
-use super::plan::{CarriedJson, LoadedPlan, PlanEntry, now_rfc3339, state_digest};
+use super::plan::{CarriedJson, LoadedPlan, PlanEntry, state_digest};
 use super::value::{CanonicalMemo, Value};
 pub use pmf_compiler::model::vocabulary::PartnerOutcome;
 use pmf_compiler::model::vocabulary::Phase;
@@ -653,7 +653,7 @@ pub fn prepare_partner(
         )?
     };
 
-    base.time = now_rfc3339().into();
+    base.time = pmf_store::clock::rfc3339_again(pmf_store::clock::now_secs());
     for e in &mut events {
         e.time.clone_from(&base.time);
     }

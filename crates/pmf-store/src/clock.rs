@@ -29,17 +29,7 @@ pub fn spoken_duration(secs: u64) -> String {
 /// The current UTC time as RFC 3339 (formatted once a second per thread:
 /// apply asks for it for every partner).
 pub fn now_rfc3339() -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let secs = now_secs();
-    LAST.with_borrow_mut(|(at, text)| {
-        if *at != secs {
-            *at = secs;
-            *text = rfc3339(secs);
-        }
-        text.clone()
-    })
+    rfc3339_again(now_secs()).into()
 }
 
 /// Seconds since the epoch as RFC 3339 (UTC).

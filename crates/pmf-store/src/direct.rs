@@ -119,6 +119,11 @@ impl DiskThread {
     }
 }
 
+/// The error of a writer whose earlier write failed (and said why).
+fn failed_before() -> std::io::Error {
+    std::io::Error::other("an earlier write failed")
+}
+
 /// The error of a disk thread that ended without one.
 fn stopped() -> std::io::Error {
     std::io::Error::other("the thread writing the file stopped")
@@ -176,7 +181,7 @@ impl<S: FnMut(&[u8])> DirectWriter<S> {
         let mut disk = match std::mem::replace(&mut self.disk, Writing::Failed) {
             Writing::Here(disk) | Writing::Alone(disk) => disk,
             Writing::Thread(thread) => thread.join()?,
-            Writing::Failed => return Err(std::io::Error::other("an earlier write failed")),
+            Writing::Failed => return Err(failed_before()),
         };
         if disk.direct && !disk.set_direct(false) {
             return Err(std::io::Error::other(
@@ -195,11 +200,7 @@ impl<S: FnMut(&[u8])> DirectWriter<S> {
         (self.seen_by)(self.chunk.bytes());
         self.disk = match std::mem::replace(&mut self.disk, Writing::Failed) {
             Writing::Here(disk) => self.start_thread(disk)?,
-            Writing::Alone(mut disk) => {
-                disk.write_chunk(self.chunk.bytes())?;
-                self.chunk.filled = 0;
-                Writing::Alone(disk)
-            }
+            Writing::Alone(disk) => self.write_here(disk)?,
             Writing::Thread(thread) => {
                 // The other chunk, once written, is the one to fill.
                 let Ok(empty) = thread.written.recv() else {
@@ -211,7 +212,7 @@ impl<S: FnMut(&[u8])> DirectWriter<S> {
                 }
                 Writing::Thread(thread)
             }
-            Writing::Failed => return Err(std::io::Error::other("an earlier write failed")),
+            Writing::Failed => return Err(failed_before()),
         };
         Ok(())
     }
@@ -219,7 +220,7 @@ impl<S: FnMut(&[u8])> DirectWriter<S> {
     /// Start the thread that writes `disk`, hand it the whole chunk and
     /// make the second one. Where no thread can be started, the chunk is
     /// written here, as every later one will be.
-    fn start_thread(&mut self, mut disk: Disk) -> std::io::Result<Writing> {
+    fn start_thread(&mut self, disk: Disk) -> std::io::Result<Writing> {
         let (to_disk, chunks) = std::sync::mpsc::sync_channel::<Chunk>(1);
         let (give_back, written) = std::sync::mpsc::sync_channel::<Chunk>(1);
         let (give_disk, disk_given) = std::sync::mpsc::sync_channel::<Disk>(1);
@@ -237,9 +238,7 @@ impl<S: FnMut(&[u8])> DirectWriter<S> {
                 Ok(disk)
             });
         let Ok(thread) = spawned else {
-            disk.write_chunk(self.chunk.bytes())?;
-            self.chunk.filled = 0;
-            return Ok(Writing::Alone(disk));
+            return self.write_here(disk);
         };
         let thread = DiskThread {
             to_disk,
@@ -251,6 +250,14 @@ impl<S: FnMut(&[u8])> DirectWriter<S> {
             return Err(thread.failure());
         }
         Ok(Writing::Thread(thread))
+    }
+
+    /// Write the whole chunk on this thread, as every later one, and go on
+    /// filling it.
+    fn write_here(&mut self, mut disk: Disk) -> std::io::Result<Writing> {
+        disk.write_chunk(self.chunk.bytes())?;
+        self.chunk.filled = 0;
+        Ok(Writing::Alone(disk))
     }
 }
 

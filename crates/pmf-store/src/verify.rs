@@ -451,8 +451,14 @@ impl Store {
             let first_seq: i64 = r.get(2)?;
             let row = r.get_ref(3)?.as_bytes().unwrap_or_default();
             let hashes = r.get_ref(4)?.as_bytes().unwrap_or_default();
-            // A row holds one event, or a partner's run of them.
-            for (i, (body, hash)) in row_events(row, hashes).into_iter().enumerate() {
+            // A row holds one event, or a partner's run of them: its
+            // partner's record is found once for them all.
+            let events = row_events(row, hashes);
+            if events.is_empty() {
+                continue;
+            }
+            let known = partners.entry(partner.clone()).or_default();
+            for (i, (body, hash)) in events.into_iter().enumerate() {
                 // Positions come from the rows: edited, they may be anything.
                 let (global_seq, seq) = (
                     first_global.wrapping_add(i as i64),
@@ -465,14 +471,6 @@ impl Store {
                     partner: Some(partner.clone()),
                     seq: Some(seq),
                     reason,
-                };
-                // Most of a partner's events follow its first: found, not
-                // its id copied again for each.
-                if !partners.contains_key(&partner) {
-                    partners.insert(partner.clone(), Recorded::default());
-                }
-                let Some(known) = partners.get_mut(&partner) else {
-                    continue;
                 };
                 let parsed = read_event_with(body, &partner, seq as u64, &texts);
                 if let Some(e) = &parsed
