@@ -15,7 +15,8 @@
 //! edits are also timed through the compiler alone (`Session::set_file` +
 //! `check`): the floor the server cannot go below.
 //!
-//! Run: `cargo bench --bench lsp_latency`
+//! Run: `cargo bench --bench lsp_latency` (`PMF_BENCH_EDIT_ROUNDS` and
+//! `PMF_BENCH_DECL_ROUNDS` repeat the compiler-alone edits, to profile)
 
 // A benchmark is a harness, as a test is: what it cannot set up it fails
 // loudly (the library code it measures takes the no-panic lints).
@@ -271,8 +272,13 @@ fn measure(lines: usize) {
     let mut session = pmf::db::Session::default();
     let file = session.set_file("generated.pmf", text.clone());
     let _ = session.check(file);
-    let mut floor = Vec::with_capacity(EDITS);
-    for i in 0..EDITS {
+    // (`PMF_BENCH_EDIT_ROUNDS` repeats it, to profile).
+    let edit_rounds: usize = std::env::var("PMF_BENCH_EDIT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EDITS);
+    let mut floor = Vec::with_capacity(edit_rounds);
+    for i in 0..edit_rounds {
         let mut edited = text.clone();
         if i % 2 == 0 {
             edited.insert(at, 'x');

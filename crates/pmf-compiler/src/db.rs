@@ -30,12 +30,13 @@ use crate::model::EffectivePolicy;
 use crate::model::compose::{self, Parent};
 use crate::model::fixtures::{ExpandedTests, expand_tests};
 use crate::model::{ItemNode, Sourced};
+use crate::sections::{self, OldSection, Piece, SectionChunk};
 use pmf_syntax::ast::{DeclKind, PolicyHeader};
 use pmf_syntax::diagnostics::{Code, Diagnostic, closest, sort_and_dedup};
 use pmf_syntax::parser::{ChunkParse, DeclHead, header_diagnostics};
 use pmf_syntax::{self as syntax, Place, PlaceMap, PlacedTexts, Span};
 
-pub use salsa_inputs::{SourceFile, Workspace};
+pub use salsa_inputs::{Section, SourceFile, Workspace};
 
 /// The pipeline's inputs, in a module of their own: salsa generates their
 /// constructors, getters and setters, which carry no documentation.
@@ -56,6 +57,25 @@ mod salsa_inputs {
         /// previous text's, so that chunks an edit leaves alone keep theirs).
         #[returns(ref)]
         pub places: PlaceMap,
+        /// Its chunks in sections ([`crate::sections`]), in order: the
+        /// text again, cut where the places are.
+        #[returns(ref)]
+        pub sections: Vec<Section>,
+    }
+
+    /// A run of a file's chunks ([`crate::sections`]), set again only when
+    /// an edit reaches it.
+    #[salsa::input(debug)]
+    pub struct Section {
+        /// The file's path (the chunks' diagnostics name it).
+        #[returns(ref)]
+        pub path: String,
+        /// The section's text: its chunks, whole.
+        #[returns(ref)]
+        pub text: String,
+        /// Where each chunk starts in the text, and its stable place.
+        #[returns(ref)]
+        pub chunks: Vec<SectionChunk>,
     }
 
     /// The set of files checked together (the embedded stdlib included).
@@ -119,6 +139,12 @@ pub struct Session {
     pub stdlib: SourceFile,
     /// Chunks [`Session::prepare`] already had parsed.
     prepared: Mutex<rustc_hash::FxHashSet<salsa::Id>>,
+    /// Sections set since [`Session::prepare`] last ran: the only ones
+    /// that can hold chunks not parsed yet.
+    fresh: Mutex<Vec<Section>>,
+    /// Sections no file holds any more, emptied: set again before new
+    /// ones are made (inputs are never freed).
+    spare: Vec<Section>,
 }
 
 impl Session {
@@ -134,15 +160,22 @@ impl Session {
 
     /// A session over `db` holding only the stdlib.
     pub fn new(db: Database) -> Self {
-        let text = crate::stdlib::KWANUS_SOURCE.to_string();
-        let places = PlaceMap::new(&syntax::parser::chunk_spans(&text));
-        let stdlib = SourceFile::new(&db, crate::stdlib::KWANUS_PATH.to_string(), text, places);
+        let mut db = db;
+        let mut spare = Vec::new();
+        let (stdlib, fresh) = new_file(
+            &mut db,
+            &mut spare,
+            crate::stdlib::KWANUS_PATH,
+            crate::stdlib::KWANUS_SOURCE.to_string(),
+        );
         let workspace = Workspace::new(&db, vec![stdlib]);
         Session {
             db,
             workspace,
             stdlib,
             prepared: Mutex::default(),
+            fresh: Mutex::new(fresh),
+            spare,
         }
     }
 
@@ -171,17 +204,40 @@ impl Session {
                 let old_spans = old.spans(old_text.len() as u32);
                 let chunks = syntax::split::chunk_spans_after(&old_spans, old_text, &text);
                 let places = PlaceMap::following(old, old_text, &chunks, &text);
+                let (old_len, ends) = (old_text.len(), syntax::split::common_ends(old_text, &text));
+                let old_sections = f.sections(&self.db).clone();
+                let (sections, fresh) = sections_after(
+                    &mut self.db,
+                    &mut self.spare,
+                    path,
+                    &old_sections,
+                    (old_len, ends),
+                    &text,
+                    &chunks,
+                    &places,
+                );
+                self.note_fresh(fresh);
                 f.set_text(&mut self.db).to(text);
                 f.set_places(&mut self.db).to(places);
+                if sections != old_sections {
+                    f.set_sections(&mut self.db).to(sections);
+                }
             }
             return f;
         }
-        let places = PlaceMap::new(&syntax::parser::chunk_spans(&text));
-        let f = SourceFile::new(&self.db, path.to_string(), text, places);
+        let (f, fresh) = new_file(&mut self.db, &mut self.spare, path, text);
+        self.note_fresh(fresh);
         let mut files = self.workspace.files(&self.db).clone();
         files.push(f);
         self.workspace.set_files(&mut self.db).to(files);
         f
+    }
+
+    /// Remember `sections` for [`Session::prepare`].
+    fn note_fresh(&self, sections: Vec<Section>) {
+        if let Ok(mut fresh) = self.fresh.lock() {
+            fresh.extend(sections);
+        }
     }
 
     /// Remove a file from the workspace.
@@ -220,7 +276,7 @@ impl Session {
     /// it then only reads their results.
     fn check_families(&self, file: SourceFile) {
         let (db, ws) = (&self.db, self.workspace);
-        if rayon::current_num_threads() < 2 || parse_file(db, file).chunks.len() < PARALLEL_CHUNKS {
+        if rayon::current_num_threads() < 2 || file.places(db).len() < PARALLEL_CHUNKS {
             return;
         }
         let families = families_of(db, ws, file);
@@ -248,11 +304,14 @@ impl Session {
         let Ok(mut prepared) = self.prepared.lock() else {
             return;
         };
-        let work: Vec<Placed<'_>> = self
-            .workspace
-            .files(db)
+        let Ok(mut fresh) = self.fresh.lock() else {
+            return;
+        };
+        let sections = std::mem::take(&mut *fresh);
+        drop(fresh);
+        let work: Vec<Placed<'_>> = sections
             .iter()
-            .flat_map(|f| parse_file(db, *f).chunks.iter().map(|c| c.placed))
+            .flat_map(|s| section_chunks(db, *s).iter().copied())
             .filter(|p| !prepared.contains(&p.as_id()))
             .collect();
         if prepared.len() > 1 << 20 {
@@ -304,6 +363,105 @@ impl Session {
         }
         out
     }
+}
+
+/// The sections of `text`, cut into `chunks` at `places`, after `old`
+/// were the sections of a text of `old_len` bytes that it begins and
+/// ends with `ends` bytes alike ([`sections::relayout`]): the sections
+/// kept are the same inputs, and the new ones take the inputs of those
+/// dropped, or the `spare` ones, before new inputs are made. Returns the
+/// sections and, of them, those set.
+#[allow(clippy::too_many_arguments)]
+fn sections_after(
+    db: &mut Database,
+    spare: &mut Vec<Section>,
+    path: &str,
+    old: &[Section],
+    (old_len, ends): (usize, (usize, usize)),
+    text: &str,
+    chunks: &[Span],
+    places: &PlaceMap,
+) -> (Vec<Section>, Vec<Section>) {
+    let pieces = {
+        let laid: Vec<OldSection<'_>> = old
+            .iter()
+            .map(|s| OldSection {
+                len: s.text(&*db).len(),
+                chunks: s.chunks(&*db),
+            })
+            .collect();
+        sections::relayout(&laid, old_len, ends, text.len(), chunks, places)
+    };
+    let kept: HashSet<usize> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Kept(i) => Some(*i),
+            Piece::Fresh(_) => None,
+        })
+        .collect();
+    let mut dropped: Vec<Section> = old
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !kept.contains(i))
+        .map(|(_, s)| *s)
+        .rev()
+        .collect();
+    let mut out = Vec::with_capacity(pieces.len());
+    let mut fresh = Vec::new();
+    for piece in pieces {
+        let (bytes, section_chunks) = match piece {
+            Piece::Kept(i) => {
+                out.extend(old.get(i).copied());
+                continue;
+            }
+            Piece::Fresh(range) => sections::fresh_section(text.len(), chunks, places, range),
+        };
+        let section_text = &text[bytes];
+        let section = match dropped.pop().or_else(|| spare.pop()) {
+            Some(s) => {
+                if s.text(&*db) != section_text {
+                    s.set_text(db).to(section_text.to_string());
+                }
+                if *s.chunks(&*db) != section_chunks {
+                    s.set_chunks(db).to(section_chunks);
+                }
+                if s.path(&*db) != path {
+                    s.set_path(db).to(path.to_string());
+                }
+                s
+            }
+            None => Section::new(
+                &*db,
+                path.to_string(),
+                section_text.to_string(),
+                section_chunks,
+            ),
+        };
+        fresh.push(section);
+        out.push(section);
+    }
+    // What no section holds any more is emptied and kept for later.
+    for s in dropped {
+        s.set_text(db).to(String::new());
+        s.set_chunks(db).to(Vec::new());
+        spare.push(s);
+    }
+    (out, fresh)
+}
+
+/// A new file of `text` at `path`, and its sections (all set).
+fn new_file(
+    db: &mut Database,
+    spare: &mut Vec<Section>,
+    path: &str,
+    text: String,
+) -> (SourceFile, Vec<Section>) {
+    let chunks = syntax::parser::chunk_spans(&text);
+    let places = PlaceMap::new(&chunks);
+    let (sections, fresh) =
+        sections_after(db, spare, path, &[], (0, (0, 0)), &text, &chunks, &places);
+    let f = SourceFile::new(&*db, path.to_string(), text, places, sections);
+    (f, fresh)
 }
 
 impl Default for Session {
@@ -484,23 +642,105 @@ impl<'db> FileChunks<'db> {
 /// by [`placed`], each only once).
 #[salsa::tracked(returns(ref))]
 pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileChunks<'db> {
-    let path = file.path(db);
-    let text = file.text(db);
     let places = file.places(db).clone();
-    let spans = places.spans(text.len() as u32);
-    let chunks = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let base = places.base(i);
-            ChunkAt {
-                placed: Placed::new(db, path.as_str(), ChunkKey::of(&text[s.range()]), base),
-                start: s.start,
-                base,
-            }
-        })
-        .collect();
+    let mut chunks = Vec::with_capacity(places.len());
+    let mut offset = 0;
+    for &section in file.sections(db) {
+        let placed = section_chunks(db, section);
+        chunks.extend(
+            placed
+                .iter()
+                .zip(section.chunks(db))
+                .map(|(&placed, c)| ChunkAt {
+                    placed,
+                    start: offset + c.start,
+                    base: c.base,
+                }),
+        );
+        offset += section.text(db).len() as u32;
+    }
     FileChunks { chunks, places }
+}
+
+/// A section's chunks, each interned at its stable place (an unchanged
+/// chunk is the same [`Placed`] as before, whose parse is kept).
+#[salsa::tracked(returns(ref))]
+pub fn section_chunks<'db>(db: &'db dyn salsa::Database, section: Section) -> Vec<Placed<'db>> {
+    let (path, text, chunks) = (section.path(db), section.text(db), section.chunks(db));
+    let ends = chunks
+        .iter()
+        .skip(1)
+        .map(|c| c.start as usize)
+        .chain([text.len()]);
+    chunks
+        .iter()
+        .zip(ends)
+        .map(|(c, end)| {
+            let chunk = text.get(c.start as usize..end).unwrap_or_default();
+            Placed::new(db, path.as_str(), ChunkKey::of(chunk), c.base)
+        })
+        .collect()
+}
+
+/// What [`stable_file`] reads of one section: its chunks' facts put
+/// together, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Default, salsa::SalsaValue)]
+pub(crate) struct SectionFacts<'db> {
+    /// The chunks' lexical diagnostics.
+    lexical: Vec<Diagnostic>,
+    /// Their syntax diagnostics.
+    diagnostics: Vec<Diagnostic>,
+    /// Their keyed items; `None` without any.
+    items: Option<Arc<[Arc<Sourced>]>>,
+    /// The first declaration's head and every `policy` header's: all that
+    /// [`header_diagnostics`] reads of a file besides the first header.
+    heads: Vec<DeclHead>,
+    /// A chunk's header is broken.
+    broken_header: bool,
+    /// The first `policy` header.
+    header: Option<PolicyHeader>,
+    /// `override` of a test.
+    overridden_tests: Vec<Diagnostic>,
+    /// The chunks that declare a test or a fixture.
+    tests: Vec<Placed<'db>>,
+}
+
+/// The facts of a section's chunks ([`placed`]) put together.
+#[salsa::tracked(returns(ref))]
+pub(crate) fn section_facts<'db>(
+    db: &'db dyn salsa::Database,
+    section: Section,
+) -> SectionFacts<'db> {
+    let mut out = SectionFacts::default();
+    let mut items: Vec<Arc<Sourced>> = Vec::new();
+    for &p in section_chunks(db, section) {
+        let f = placed(db, p);
+        out.lexical.extend(f.parse.lexical.iter().cloned());
+        out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
+        items.extend(f.items.iter().cloned());
+        for (i, h) in f.heads.iter().enumerate() {
+            if h.policy || (i == 0 && out.heads.is_empty()) {
+                out.heads.push(*h);
+            }
+        }
+        out.broken_header |= f.parse.broken_header;
+        if out.header.is_none() {
+            out.header.clone_from(&f.header);
+        }
+        out.overridden_tests
+            .extend(f.overridden_tests.iter().cloned());
+        if f.parse
+            .decls
+            .iter()
+            .any(|d| matches!(d.kind, DeclKind::Test(_) | DeclKind::Fixture(_)))
+        {
+            out.tests.push(p);
+        }
+    }
+    if !items.is_empty() {
+        out.items = Some(items.into());
+    }
+    out
 }
 
 /// What the checks read of one chunk, in stable places.
@@ -602,24 +842,27 @@ pub(crate) struct StableFile {
 /// A file's chunks put together, in stable places.
 #[salsa::tracked(returns(ref))]
 pub(crate) fn stable_file(db: &dyn salsa::Database, file: SourceFile) -> StableFile {
-    let facts: Vec<&PlacedFacts> = parse_file(db, file)
-        .chunks
+    let facts: Vec<&SectionFacts<'_>> = file
+        .sections(db)
         .iter()
-        .map(|c| placed(db, c.placed))
+        .map(|s| section_facts(db, *s))
         .collect();
     let mut out = StableFile::default();
     for f in &facts {
-        out.diagnostics.extend(f.parse.lexical.iter().cloned());
+        out.diagnostics.extend(f.lexical.iter().cloned());
     }
+    // The first declaration's head and the headers' (as each section's).
     let mut heads = Vec::new();
     let mut broken_header = false;
     for f in &facts {
-        out.diagnostics.extend(f.parse.diagnostics.iter().cloned());
-        if !f.items.is_empty() {
-            out.items.chunks.push(f.items.clone());
+        out.diagnostics.extend(f.diagnostics.iter().cloned());
+        out.items.chunks.extend(f.items.iter().cloned());
+        for h in &f.heads {
+            if h.policy || heads.is_empty() {
+                heads.push(*h);
+            }
         }
-        heads.extend(f.heads.iter().copied());
-        broken_header |= f.parse.broken_header;
+        broken_header |= f.broken_header;
         if out.header.is_none() {
             out.header.clone_from(&f.header);
         }
@@ -1053,17 +1296,9 @@ pub fn stable_tests(db: &dyn salsa::Database, file: SourceFile) -> ExpandedTests
 /// any other declaration.
 #[salsa::tracked(returns(ref))]
 pub(crate) fn test_chunks<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> Vec<Placed<'db>> {
-    parse_file(db, file)
-        .chunks
+    file.sections(db)
         .iter()
-        .map(|c| c.placed)
-        .filter(|p| {
-            placed(db, *p)
-                .parse
-                .decls
-                .iter()
-                .any(|d| matches!(d.kind, DeclKind::Test(_) | DeclKind::Fixture(_)))
-        })
+        .flat_map(|s| section_facts(db, *s).tests.iter().copied())
         .collect()
 }
 

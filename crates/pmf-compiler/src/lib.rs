@@ -12,6 +12,7 @@ pub mod db;
 pub mod graph;
 pub mod model;
 pub mod project;
+pub mod sections;
 pub mod stdlib;
 #[cfg(test)]
 mod test_files;

@@ -158,9 +158,7 @@ pub fn split(text: &str) -> Split {
 /// rest is the old chunks, moved).
 pub fn chunk_spans_after(old: &[Span], old_text: &str, text: &str) -> Vec<Span> {
     let (was, now) = (old_text.as_bytes(), text.as_bytes());
-    let prefix = common_prefix(was, now);
-    let most = was.len().min(now.len()) - prefix;
-    let suffix = common_suffix(was, now, most);
+    let (prefix, suffix) = common_ends(old_text, text);
     // A chunk start depends on the bytes of its keyword and the one after:
     // the scan starts at the last chunk start those are all unchanged for
     // (the text's start is one whatever follows).
@@ -191,6 +189,15 @@ pub fn chunk_spans_after(old: &[Span], old_text: &str, text: &str) -> Vec<Span> 
         }));
     }
     out
+}
+
+/// How many bytes `was` and `now` begin with alike, and how many of the
+/// rest they end with alike (the two never overlap in either text).
+pub fn common_ends(was: &str, now: &str) -> (usize, usize) {
+    let (was, now) = (was.as_bytes(), now.as_bytes());
+    let prefix = common_prefix(was, now);
+    let most = was.len().min(now.len()) - prefix;
+    (prefix, common_suffix(was, now, most))
 }
 
 /// Bytes compared at once while looking for the first difference (slices
