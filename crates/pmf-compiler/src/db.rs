@@ -70,9 +70,9 @@ mod salsa_inputs {
         /// The file's path (the chunks' diagnostics name it).
         #[returns(ref)]
         pub path: String,
-        /// The section's text: its chunks, whole.
+        /// The section's text: its chunks, whole (shared with them).
         #[returns(ref)]
-        pub text: String,
+        pub text: Arc<str>,
         /// Where each chunk starts in the text, and its stable place.
         #[returns(ref)]
         pub chunks: Vec<SectionChunk>,
@@ -419,8 +419,8 @@ fn sections_after(
         let section_text = &text[bytes];
         let section = match dropped.pop().or_else(|| spare.pop()) {
             Some(s) => {
-                if s.text(&*db) != section_text {
-                    s.set_text(db).to(section_text.to_string());
+                if &**s.text(&*db) != section_text {
+                    s.set_text(db).to(section_text.into());
                 }
                 if *s.chunks(&*db) != section_chunks {
                     s.set_chunks(db).to(section_chunks);
@@ -430,19 +430,14 @@ fn sections_after(
                 }
                 s
             }
-            None => Section::new(
-                &*db,
-                path.to_string(),
-                section_text.to_string(),
-                section_chunks,
-            ),
+            None => Section::new(&*db, path.to_string(), section_text.into(), section_chunks),
         };
         fresh.push(section);
         out.push(section);
     }
     // What no section holds any more is emptied and kept for later.
     for s in dropped {
-        s.set_text(db).to(String::new());
+        s.set_text(db).to("".into());
         s.set_chunks(db).to(Vec::new());
         spare.push(s);
     }
@@ -504,16 +499,39 @@ fn parts_of_equal_text<T>(
 /// grows: with the text's own hash that was the whole file's text again
 /// at each doubling, on the one thread a check starts with. Equal texts
 /// have equal hashes, so the table finds what it found before.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// The text is a range of its section's text, shared: a file's text is
+/// not held once more chunk by chunk.
+#[derive(Clone)]
 pub struct ChunkText {
     hash: u64,
-    text: Box<str>,
+    /// The section's text.
+    whole: Arc<str>,
+    /// The chunk's bytes in it.
+    start: u32,
+    end: u32,
 }
 
 impl ChunkText {
     /// The text.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.whole
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq for ChunkText {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ChunkText {}
+
+impl std::fmt::Debug for ChunkText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChunkText").field(&self.as_str()).finish()
     }
 }
 
@@ -523,22 +541,40 @@ impl std::hash::Hash for ChunkText {
     }
 }
 
-/// A chunk's text as cut from its file, to look up (and intern) without
+/// A chunk's text as cut from its section, to look up (and intern) without
 /// copying it: the key of [`Placed::new`].
 #[derive(Clone, Copy)]
 pub struct ChunkKey<'t> {
     hash: u64,
-    text: &'t str,
+    whole: &'t Arc<str>,
+    start: u32,
+    end: u32,
 }
 
 impl<'t> ChunkKey<'t> {
-    /// The key of `text`.
-    pub fn of(text: &'t str) -> Self {
+    /// The key of bytes `start..end` of `whole` (all of it when they are
+    /// not a range of it).
+    pub fn of(whole: &'t Arc<str>, start: u32, end: u32) -> Self {
         use std::hash::BuildHasher;
-        ChunkKey {
-            hash: rustc_hash::FxBuildHasher.hash_one(text),
-            text,
-        }
+        let (start, end) = match whole.get(start as usize..end as usize) {
+            Some(_) => (start, end),
+            None => (0, whole.len() as u32),
+        };
+        let mut key = ChunkKey {
+            hash: 0,
+            whole,
+            start,
+            end,
+        };
+        key.hash = rustc_hash::FxBuildHasher.hash_one(key.text());
+        key
+    }
+
+    /// The chunk's text.
+    fn text(&self) -> &'t str {
+        self.whole
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
     }
 }
 
@@ -552,14 +588,16 @@ impl salsa::plumbing::Lookup<ChunkText> for ChunkKey<'_> {
     fn into_owned(self) -> ChunkText {
         ChunkText {
             hash: self.hash,
-            text: self.text.into(),
+            whole: self.whole.clone(),
+            start: self.start,
+            end: self.end,
         }
     }
 }
 
 impl salsa::plumbing::HashEqLike<ChunkKey<'_>> for ChunkText {
     fn eq(&self, key: &ChunkKey<'_>) -> bool {
-        self.hash == key.hash && &*self.text == key.text
+        self.hash == key.hash && self.as_str() == key.text()
     }
 }
 
@@ -676,8 +714,12 @@ pub fn section_chunks<'db>(db: &'db dyn salsa::Database, section: Section) -> Ve
         .iter()
         .zip(ends)
         .map(|(c, end)| {
-            let chunk = text.get(c.start as usize..end).unwrap_or_default();
-            Placed::new(db, path.as_str(), ChunkKey::of(chunk), c.base)
+            Placed::new(
+                db,
+                path.as_str(),
+                ChunkKey::of(text, c.start, end as u32),
+                c.base,
+            )
         })
         .collect()
 }
