@@ -38,8 +38,8 @@ use super::convert::{Encoding, LineIndex};
 use super::diagnostics::{group_by_file, to_lsp};
 use super::projects::{ProjectKey, Projects, project_key};
 use super::workspace::{
-    DocRef, Document, Documents, STDLIB_SCHEME, Texts, check_in, folder_paths, load_directory,
-    load_folders, path_of_uri, read_disk, uri_of_path,
+    DocRef, Document, Documents, STDLIB_SCHEME, Texts, folder_paths, load_directory, load_folders,
+    path_of_uri, read_disk, uri_of_path,
 };
 use super::{actions, completion, hover, navigation, symbols};
 use crate::cli::files::PROJECT_FILE;
@@ -735,7 +735,7 @@ impl Server {
         let mut all = Vec::new();
         for doc in self.docs.values().filter(|d| !d.read_only) {
             let ws = self.projects.workspace_of(&doc.path);
-            all.extend(check_in(&self.session, ws, doc.file));
+            all.extend(self.session.check_in(ws, doc.file));
         }
         self.lints.apply(&mut all);
         let groups = group_by_file(all);

@@ -155,7 +155,7 @@ impl<'a> DocRef<'a> {
 
     /// Every diagnostic of the document, checked with its project.
     pub fn check(&self) -> Vec<Diagnostic> {
-        check_in(self.session, self.ws, self.file)
+        self.session.check_in(self.ws, self.file)
     }
 
     /// The byte offset of `pos`.
@@ -177,13 +177,6 @@ impl<'a> DocRef<'a> {
     pub fn texts(&self) -> Texts<'a> {
         Texts::new(self.session, self.docs)
     }
-}
-
-/// Every diagnostic of `file`, checked with the files of the project `ws`
-/// (new chunks of the session parsed on all cores first).
-pub fn check_in(session: &Session, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
-    session.prepare();
-    crate::db::check_file(session.db(), ws, file).clone()
 }
 
 /// The session path of a document URI.

@@ -263,9 +263,15 @@ impl Session {
 
     /// Every diagnostic of `file`.
     pub fn check(&self, file: SourceFile) -> Vec<Diagnostic> {
+        self.check_in(self.workspace, file)
+    }
+
+    /// Every diagnostic of `file` checked with the files of `ws` (a
+    /// language server's project).
+    pub fn check_in(&self, ws: Workspace, file: SourceFile) -> Vec<Diagnostic> {
         self.prepare();
-        self.check_families(file);
-        check_file(&self.db, self.workspace, file).clone()
+        self.check_families(ws, file);
+        check_file(&self.db, ws, file).clone()
     }
 
     /// Run the check families of a large file side by side: once its
@@ -274,8 +280,8 @@ impl Session {
     /// so a database clone per family runs them on all cores. They are the
     /// queries [`stable_check`] would run one after the other, no others:
     /// it then only reads their results.
-    fn check_families(&self, file: SourceFile) {
-        let (db, ws) = (&self.db, self.workspace);
+    fn check_families(&self, ws: Workspace, file: SourceFile) {
+        let db = &self.db;
         if rayon::current_num_threads() < 2 || file.places(db).len() < PARALLEL_CHUNKS {
             return;
         }
