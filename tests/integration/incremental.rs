@@ -638,3 +638,63 @@ fn checks_behind_firewalls_follow_every_edit() {
         assert!(findings.contains(code), "{code} never found: {findings:?}");
     }
 }
+
+/// A policy of a few hundred chunks (several sections), of every kind of
+/// declaration `MANY` has.
+fn sectioned() -> String {
+    let mut out = MANY.to_string();
+    for i in 0..120 {
+        out.push_str(&format!(
+            "authority A{i} \"A\" governs c{i}\ncategory c{i} \"C\" covers region\n// {i}\n"
+        ));
+    }
+    out
+}
+
+/// What an edit writes: a token, a line of tokens, or nothing.
+fn edit_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop::collection::vec(prop::sample::select(crate::support::TOKEN_SOUP), 0..4)
+        .prop_map(|v| v.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// A session edited again and again shows, after every edit of a
+    /// sequence, what a fresh session shows for the same text, and its
+    /// chunks, put together from its sections, cover the text in order.
+    #[test]
+    fn every_edit_of_a_sequence_shows_what_a_fresh_session_shows(
+        edits in proptest::collection::vec((0.0f64..1.0, 0usize..400, edit_text()), 1..5)
+    ) {
+        let mut text = sectioned();
+        let mut session = Session::default();
+        let file = session.set_file("edited.pmf", text.clone());
+        let _ = session.check(file);
+        for (at, len, with) in edits {
+            let mut start = (at * text.len() as f64) as usize;
+            while !text.is_char_boundary(start) { start -= 1; }
+            let mut end = (start + len).min(text.len());
+            while !text.is_char_boundary(end) { end -= 1; }
+            text.replace_range(start..end, &with);
+            session.set_file("edited.pmf", text.clone());
+            let diags = session.check(file);
+            let mut fresh = Session::default();
+            let fresh_file = fresh.set_file("edited.pmf", text.clone());
+            proptest::prop_assert_eq!(
+                shown(&session, &diags),
+                shown(&fresh, &fresh.check(fresh_file))
+            );
+            let chunks = pmf::db::parse_file(session.db(), file);
+            let mut at = 0;
+            for c in &chunks.chunks {
+                let chunk = c.placed.text(session.db()).as_str();
+                proptest::prop_assert_eq!(c.start as usize, at);
+                proptest::prop_assert_eq!(&text[at..at + chunk.len()], chunk);
+                at += chunk.len();
+            }
+            proptest::prop_assert_eq!(at, text.len());
+        }
+    }
+}
