@@ -422,7 +422,8 @@ fn sections_after(
             }
             Piece::Fresh(range) => sections::fresh_section(text.len(), chunks, places, range),
         };
-        let section_text = &text[bytes];
+        // Chunks start at ASCII keywords: always a character boundary.
+        let section_text = text.get(bytes).unwrap_or_default();
         let section = match dropped.pop().or_else(|| spare.pop()) {
             Some(s) => {
                 if &**s.text(&*db) != section_text {
