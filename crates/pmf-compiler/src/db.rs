@@ -159,8 +159,7 @@ impl Session {
     }
 
     /// A session over `db` holding only the stdlib.
-    pub fn new(db: Database) -> Self {
-        let mut db = db;
+    pub fn new(mut db: Database) -> Self {
         let mut spare = Vec::new();
         let (stdlib, fresh) = new_file(
             &mut db,
@@ -683,8 +682,10 @@ impl<'db> FileChunks<'db> {
     }
 }
 
-/// Cut a file into chunks (a cheap scan: the chunks themselves are parsed
-/// by [`placed`], each only once).
+/// Every chunk of a file with where it is, in order: its sections' chunks
+/// ([`section_chunks`]) put together (the chunks themselves are parsed by
+/// [`placed`], each only once). The checks read the sections instead
+/// ([`stable_file`]): this list changes with every edit that moves text.
 #[salsa::tracked(returns(ref))]
 pub fn parse_file<'db>(db: &'db dyn salsa::Database, file: SourceFile) -> FileChunks<'db> {
     let places = file.places(db).clone();
@@ -1557,6 +1558,75 @@ pub(crate) fn relocate(mut d: Diagnostic, own: &str, header: pmf_syntax::Place) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file put together from its sections says what the same file put
+    /// together chunk by chunk says: its items, its first header, and its
+    /// syntax and header diagnostics, in the same order (the sections keep
+    /// only the heads the header checks read). Headers first, late, twice
+    /// or missing, in sections far apart, with syntax errors between.
+    #[test]
+    fn a_file_put_together_by_sections_equals_it_put_together_by_chunks() {
+        let body = |from: usize, to: usize| -> String {
+            (from..to)
+                .map(|i| format!("authority A{i} \"A\" governs c{i}\n"))
+                .collect()
+        };
+        let texts = [
+            format!("policy p extends kwanus\n{}", body(0, 100)),
+            format!(
+                "{}policy late extends kwanus\n{}",
+                body(0, 70),
+                body(70, 100)
+            ),
+            format!(
+                "policy one\n{}policy two\n{}policy three\n",
+                body(0, 40),
+                body(40, 90)
+            ),
+            format!("{}authority ( broken\n{}", body(0, 50), body(50, 99)),
+            format!("policy (\n{}", body(0, 80)),
+            body(0, 100),
+        ];
+        let mut found = 0;
+        for text in texts {
+            let mut session = Session::default();
+            let file = session.set_file("sections.pmf", text.clone());
+            let db = session.db();
+            assert!(file.sections(db).len() > 2, "{text}");
+            let facts: Vec<&PlacedFacts> = parse_file(db, file)
+                .chunks
+                .iter()
+                .map(|c| placed(db, c.placed))
+                .collect();
+            let mut diagnostics: Vec<Diagnostic> = facts
+                .iter()
+                .flat_map(|f| f.parse.lexical.iter().cloned())
+                .collect();
+            diagnostics.extend(
+                facts
+                    .iter()
+                    .flat_map(|f| f.parse.diagnostics.iter().cloned()),
+            );
+            let heads: Vec<DeclHead> = facts.iter().flat_map(|f| f.heads.iter().copied()).collect();
+            let broken = facts.iter().any(|f| f.parse.broken_header);
+            let header_findings = header_diagnostics("sections.pmf", broken, &heads);
+            found += header_findings.len();
+            diagnostics.extend(header_findings);
+            diagnostics.extend(
+                facts
+                    .iter()
+                    .flat_map(|f| f.overridden_tests.iter().cloned()),
+            );
+            let items: Vec<&Arc<Sourced>> = facts.iter().flat_map(|f| f.items.iter()).collect();
+            let header = facts.iter().find_map(|f| f.header.as_ref());
+            let stable = stable_file(db, file);
+            assert_eq!(stable.diagnostics, diagnostics, "{text}");
+            assert_eq!(stable.items.iter().collect::<Vec<_>>(), items, "{text}");
+            assert_eq!(stable.header.as_ref(), header, "{text}");
+        }
+        // A late header, two more, and none at all.
+        assert!(found >= 4, "{found} header findings");
+    }
 
     /// The parts cover every item once, in order, none empty, and no part
     /// but the last holds much more than its share.
