@@ -161,6 +161,15 @@ impl Client {
     }
 }
 
+/// How many rounds the environment variable `name` asks for; [`EDITS`]
+/// without it.
+fn rounds_of(name: &str) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EDITS)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -273,10 +282,7 @@ fn measure(lines: usize) {
     let file = session.set_file("generated.pmf", text.clone());
     let _ = session.check(file);
     // (`PMF_BENCH_EDIT_ROUNDS` repeats it, to profile).
-    let edit_rounds: usize = std::env::var("PMF_BENCH_EDIT_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(EDITS);
+    let edit_rounds = rounds_of("PMF_BENCH_EDIT_ROUNDS");
     let mut floor = Vec::with_capacity(edit_rounds);
     for i in 0..edit_rounds {
         let mut edited = text.clone();
@@ -293,10 +299,7 @@ fn measure(lines: usize) {
     // (`PMF_BENCH_DECL_ROUNDS` repeats it, to profile).
     let decl_at = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let decl_at = decl_at + text[decl_at..].find('\n').map_or(0, |i| i + 1);
-    let rounds: usize = std::env::var("PMF_BENCH_DECL_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(EDITS);
+    let rounds = rounds_of("PMF_BENCH_DECL_ROUNDS");
     let mut decl_floor = Vec::with_capacity(rounds);
     for i in 0..rounds {
         let mut edited = text.clone();
