@@ -47,6 +47,7 @@ pub(crate) fn items_of_decl(
         let head = keyword_span(text, places, decl);
         let mut push = |key: ItemKey, span: Place, name_span: Place, node: ItemNode| {
             out.push(Arc::new(Sourced {
+                key_hash: key.hash_of(),
                 key,
                 file: file.clone(),
                 span,
@@ -469,7 +470,7 @@ pub fn compose<'a>(
     // key's slot in `items` and whether the policy itself declares it (its
     // first declaration is then the item in the slot): one map, so that
     // each item hashes its key once.
-    let mut index: HashMap<&'a ItemKey, (usize, bool)> = HashMap::default();
+    let mut index: HashMap<Keyed<'a>, (usize, bool)> = HashMap::default();
     index.reserve(inherited_len + own_len);
     // Which parent contributed each inherited item.
     let mut from_parent: Vec<usize> = Vec::new();
@@ -492,7 +493,7 @@ pub fn compose<'a>(
                 }
                 continue;
             }
-            match index.entry(&item.key) {
+            match index.entry(Keyed(item)) {
                 Entry::Vacant(slot) => {
                     slot.insert((items.len(), false));
                     items.push(item.clone());
@@ -553,7 +554,7 @@ pub fn compose<'a>(
             items.push(item.clone());
             continue;
         }
-        let slot = match index.entry(&item.key) {
+        let slot = match index.entry(Keyed(item)) {
             Entry::Occupied(slot) => Some(slot.into_mut()),
             Entry::Vacant(slot) => {
                 // A key neither inherited nor declared before.
@@ -717,9 +718,44 @@ pub fn compose<'a>(
     (policy, diags)
 }
 
+/// An item by its key, hashed by the hash the item holds
+/// ([`Sourced::key_hash`]): the index takes one word, not the key's text.
+#[derive(Clone, Copy)]
+struct Keyed<'a>(&'a Sourced);
+
+impl std::hash::Hash for Keyed<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.key_hash);
+    }
+}
+
+impl PartialEq for Keyed<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for Keyed<'_> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every item of every example policy and of the stdlib holds the hash
+    /// of its own key.
+    #[test]
+    fn every_item_holds_the_hash_of_its_key() {
+        let mut items = 0;
+        for path in crate::test_files::policies(&["examples", "stdlib"]) {
+            let (session, file) = crate::test_files::session_of(&path);
+            let (db, ws) = (session.db(), session.workspace);
+            for item in &crate::db::resolve(db, ws, file).policy.items {
+                assert_eq!(item.key_hash, item.key.hash_of(), "{}", path.display());
+                items += 1;
+            }
+        }
+        assert!(items > 200, "only {items} items");
+    }
 
     /// The byte-wise fingerprint hashes what `normalize` emits, on every
     /// text made of these pieces (white space of all kinds, comments,

@@ -100,6 +100,10 @@ pub enum ItemNode {
 pub struct Sourced {
     /// Which declaration this is.
     pub key: ItemKey,
+    /// The hash of `key` ([`ItemKey::hash_of`]), worked out once when the
+    /// item is made: composition indexes every item of a policy by key
+    /// after each declaration added or removed.
+    pub key_hash: u64,
     /// The file that declared it (shared by the items of a file: one
     /// string per item was a fiftieth of a large check's memory).
     pub file: Arc<str>,
@@ -122,6 +126,14 @@ pub struct Sourced {
     /// when its chunk is parsed: the unused-field lint reads these instead
     /// of walking every expression of the policy again after each edit.
     pub reads: Box<[CompactString]>,
+}
+
+impl ItemKey {
+    /// The key's hash, as [`Sourced::key_hash`] holds it.
+    pub fn hash_of(&self) -> u64 {
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(self)
+    }
 }
 
 /// A policy with all its parents fused in.
