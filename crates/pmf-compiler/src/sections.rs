@@ -96,19 +96,26 @@ pub fn relayout(
     let shift = text_len as isize - old_len as isize;
     let (mut back, mut back_bytes, mut back_chunks) = (0, 0, 0);
     for s in old.iter().skip(front).rev() {
-        let at = old_len - back_bytes - s.len;
-        let first_old = old_chunks - back_chunks - s.chunks.len();
+        // The old sections cover the old text, so neither count goes below
+        // zero; checked all the same.
+        let (Some(at), Some(first_old)) = (
+            old_len.checked_sub(back_bytes + s.len),
+            old_chunks.checked_sub(back_chunks + s.chunks.len()),
+        ) else {
+            break;
+        };
         let Some(first) = (first_old + chunks.len()).checked_sub(old_chunks) else {
             break;
         };
-        if at < old_len - suffix || first < front_chunks || !same(s, at, first, shift) {
+        if at < old_len.saturating_sub(suffix) || first < front_chunks || !same(s, at, first, shift)
+        {
             break;
         }
         back += 1;
         back_bytes += s.len;
         back_chunks += s.chunks.len();
     }
-    let gap = front_chunks..chunks.len() - back_chunks;
+    let gap = front_chunks..chunks.len().saturating_sub(back_chunks).max(front_chunks);
     let mut out: Vec<Piece> = (0..front).map(Piece::Kept).collect();
     // The chunks between, in runs of about equal count.
     let runs = gap.len().div_ceil(SECTION_CHUNKS);
