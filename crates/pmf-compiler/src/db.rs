@@ -201,9 +201,10 @@ impl Session {
             if old_text != &text {
                 // Only the part of the text around the edit is scanned again.
                 let old_spans = old.spans(old_text.len() as u32);
-                let chunks = syntax::split::chunk_spans_after(&old_spans, old_text, &text);
+                let ends = syntax::split::common_ends(old_text, &text);
+                let chunks = syntax::split::chunk_spans_after(&old_spans, old_text, &text, ends);
                 let places = PlaceMap::following(old, old_text, &chunks, &text);
-                let (old_len, ends) = (old_text.len(), syntax::split::common_ends(old_text, &text));
+                let old_len = old_text.len();
                 let old_sections = f.sections(&self.db).clone();
                 let (sections, fresh) = sections_after(
                     &mut self.db,

@@ -244,7 +244,8 @@ mod tests {
             let mut new = text.clone();
             new.replace_range(at..at + len, with);
             let old_spans = places.spans(text.len() as u32);
-            let new_chunks = chunk_spans_after(&old_spans, &text, &new);
+            let ends = common_ends(&text, &new);
+            let new_chunks = chunk_spans_after(&old_spans, &text, &new, ends);
             let new_places = PlaceMap::following(&places, &text, &new_chunks, &new);
             let old: Vec<OldSection<'_>> = laid
                 .iter()
@@ -253,14 +254,7 @@ mod tests {
                     chunks: &s.chunks,
                 })
                 .collect();
-            let pieces = relayout(
-                &old,
-                text.len(),
-                common_ends(&text, &new),
-                new.len(),
-                &new_chunks,
-                &new_places,
-            );
+            let pieces = relayout(&old, text.len(), ends, new.len(), &new_chunks, &new_places);
             let now = lay_out(&new, &new_chunks, &new_places, &pieces, &laid);
             let (back, placed) = read_back(&now);
             assert_eq!(back, new, "edit at {at}");

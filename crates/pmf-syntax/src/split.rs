@@ -155,10 +155,15 @@ pub fn split(text: &str) -> Split {
 /// what [`split`] finds, scanning only from the chunk before the first
 /// changed byte to the first chunk start past the last one where the old
 /// text had a chunk start too (the scan is in the same state there, so the
-/// rest is the old chunks, moved).
-pub fn chunk_spans_after(old: &[Span], old_text: &str, text: &str) -> Vec<Span> {
+/// rest is the old chunks, moved). `ends` are how many bytes the two
+/// texts begin and end with alike ([`common_ends`]).
+pub fn chunk_spans_after(
+    old: &[Span],
+    old_text: &str,
+    text: &str,
+    (prefix, suffix): (usize, usize),
+) -> Vec<Span> {
     let (was, now) = (old_text.as_bytes(), text.as_bytes());
-    let (prefix, suffix) = common_ends(old_text, text);
     // A chunk start depends on the bytes of its keyword and the one after:
     // the scan starts at the last chunk start those are all unchanged for
     // (the text's start is one whatever follows).
@@ -449,7 +454,7 @@ mod tests {
                     }
                     edited.replace_range(at..end, "");
                 }
-                let after = chunk_spans_after(&spans, &text, &edited);
+                let after = chunk_spans_after(&spans, &text, &edited, common_ends(&text, &edited));
                 let whole: Vec<Span> = split(&edited).chunks.iter().map(|c| c.span).collect();
                 assert_eq!(
                     after, whole,
