@@ -3,7 +3,10 @@
 //! phase graph, policy checks, lints), in process; then `pmf check` of the
 //! 100k-line policy as a whole process (the release binary, from its start
 //! to its exit: reading, the stdlib, every pass, the report), with its peak
-//! memory, as issue 14 asks (0.25 s and 120 MB on 2 cores).
+//! memory, as issue 14 asks (0.25 s and 120 MB on 2 cores). Beside each
+//! in-process check: the parse alone (pest and the tree, on every core),
+//! and pest alone (the grammar run on every chunk, no tree): the floor
+//! that the required parser sets under `check`.
 //!
 //! Run: `cargo bench --bench check_throughput` (runs of the whole process,
 //! as the host's noise varies: PMF_BENCH_RUNS, default 7). With
@@ -117,6 +120,19 @@ fn parse_once(text: &str) -> Duration {
     elapsed
 }
 
+/// pest alone: every chunk recognised by the grammar, no tree built (the
+/// floor under `parse_once`, on the same cores).
+fn pest_once(text: &str) -> Duration {
+    let start = Instant::now();
+    let (accepted, chunks) = pmf::syntax::accepted_chunks(text);
+    let elapsed = start.elapsed();
+    assert_eq!(
+        accepted, chunks,
+        "every chunk of the generated policy parses"
+    );
+    elapsed
+}
+
 fn median(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();
     (times[times.len() / 2], times[0])
@@ -177,13 +193,15 @@ fn run() {
         let runs = if lines >= 100_000 { 7 } else { 15 };
         let (check, check_min) = median((0..runs).map(|_| check_once(&text)).collect());
         let (parse, _) = median((0..runs).map(|_| parse_once(&text)).collect());
+        let (pest, _) = median((0..runs).map(|_| pest_once(&text)).collect());
         let mb = text.len() as f64 / 1e6;
         println!(
-            "{actual_lines:>7} lines ({mb:.2} MB): check median {:>7.1} ms (min {:>7.1} ms, {:.0} lines/s); parse alone {:>7.1} ms",
+            "{actual_lines:>7} lines ({mb:.2} MB): check median {:>7.1} ms (min {:>7.1} ms, {:.0} lines/s); parse alone {:>7.1} ms, pest alone {:>7.1} ms",
             check.as_secs_f64() * 1e3,
             check_min.as_secs_f64() * 1e3,
             actual_lines as f64 / check.as_secs_f64(),
             parse.as_secs_f64() * 1e3,
+            pest.as_secs_f64() * 1e3,
         );
         largest = text;
     }

@@ -17,6 +17,6 @@ pub mod slips;
 pub mod span;
 pub mod split;
 
-pub use parser::{ChunkParse, Parsed, parse, parse_chunk};
+pub use parser::{ChunkParse, Parsed, accepted_chunks, parse, parse_chunk};
 pub use place::{PlaceMap, PlacedTexts};
 pub use span::{LineCol, LineIndex, Place, Span};

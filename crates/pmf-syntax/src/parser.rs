@@ -148,6 +148,23 @@ pub fn parse(file: &str, text: &str) -> Parsed {
     assemble(file, parts)
 }
 
+/// How many chunks of `text` the grammar accepts, and how many there are:
+/// pest's own work on every chunk, on every core as [`parse`] does, and
+/// nothing else (no tree, no diagnostics). The floor under parsing, for
+/// benchmarks.
+#[doc(hidden)]
+pub fn accepted_chunks(text: &str) -> (usize, usize) {
+    let spans = chunk_spans(text);
+    let accepted = spans
+        .par_iter()
+        .filter(|s| {
+            text.get(s.range())
+                .is_some_and(|chunk| PestParser::parse(Rule::chunk, chunk).is_ok())
+        })
+        .count();
+    (accepted, spans.len())
+}
+
 /// The file's tree and diagnostics from its chunks, in order, each parsed
 /// at the place where it starts in the file (see [`parse_chunk`]).
 pub(crate) fn assemble(file: &str, chunks: Vec<ChunkParse>) -> Parsed {
