@@ -121,13 +121,19 @@ fn parse_once(text: &str) -> Duration {
 }
 
 /// pest alone: every chunk recognised by the grammar, no tree built (the
-/// floor under `parse_once`, on the same cores).
+/// floor under `parse_once`, on the same cores; the chunks are cut before
+/// the clock starts).
 fn pest_once(text: &str) -> Duration {
+    let chunks: Vec<&str> = pmf::syntax::parser::chunk_spans(text)
+        .iter()
+        .map(|s| &text[s.range()])
+        .collect();
     let start = Instant::now();
-    let (accepted, chunks) = pmf::syntax::accepted_chunks(text);
+    let accepted = pmf::syntax::accepted_chunks(&chunks);
     let elapsed = start.elapsed();
     assert_eq!(
-        accepted, chunks,
+        accepted,
+        chunks.len(),
         "every chunk of the generated policy parses"
     );
     elapsed
