@@ -149,8 +149,8 @@ pub fn parse(file: &str, text: &str) -> Parsed {
 }
 
 /// How many of `chunks` (slices that [`chunk_spans`] delimits) the
-/// grammar accepts: pest's own work on each, on every core as [`parse`]
-/// does, and nothing else (no tree, no diagnostics). The floor under
+/// grammar accepts: pest's own work on each, on every core (as [`parse`]
+/// parses a large file), and nothing else (no tree, no diagnostics). The floor under
 /// parsing, for benchmarks.
 #[doc(hidden)]
 pub fn accepted_chunks(chunks: &[&str]) -> usize {
@@ -1773,6 +1773,18 @@ mod tests {
         Rule::primary,
         Rule::keyword,
     ];
+
+    #[test]
+    fn accepted_chunks_counts_the_chunks_the_grammar_accepts_and_no_other() {
+        let text = "policy p extends kwanus\n\nauthority A \"A\" governs c\n\nceiling x <=\n";
+        let chunks: Vec<&str> = chunk_spans(text).iter().map(|s| &text[s.range()]).collect();
+        assert_eq!(chunks.len(), 3, "{chunks:?}");
+        let parsed = parse("t.pmf", text);
+        assert_eq!(parsed.ast.decls.len(), 2, "{:?}", parsed.diagnostics);
+        // The policy header and the authority; not the ceiling without
+        // its bound.
+        assert_eq!(accepted_chunks(&chunks), 2);
+    }
 
     #[test]
     fn every_rule_pest_can_expect_has_an_expectation_text() {
