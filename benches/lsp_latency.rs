@@ -8,7 +8,9 @@
 //!   character in a comment near the middle of the file).
 //!
 //! - a declaration added and removed (alternately) → its diagnostics;
-//! - hover on a name right after an edit.
+//! - hover on a name right after an edit;
+//! - references to a name used 30,000 times on one line (each position
+//!   is a column counted on that line), the line ASCII and not.
 //!
 //! Targets (issue 14): p95 per edit ≤ 3 ms; a declaration added or removed
 //! and hover under 5 ms. For scale, the same
@@ -344,10 +346,75 @@ fn measure(lines: usize) {
     );
 }
 
+/// References to `f0`, used `USES` times on one line of a 1,000-line
+/// policy, that line beginning with a non-ASCII string when `accented`:
+/// the time from the request to its answer (the document opened and
+/// checked first), and the locations found.
+fn references_on_one_line(accented: bool) -> (Duration, usize) {
+    const USES: usize = 30_000;
+    let mut text = generate(1_000);
+    let first = if accented { "\"é𝄞\", " } else { "" };
+    let line_at = text.len() + "compatibility {\n".len();
+    write!(
+        text,
+        "compatibility {{\n  many: len([{first}{}]) > 0 else fallback\n}}\n",
+        vec!["partner.f0"; USES].join(", ")
+    )
+    .unwrap();
+    let name_at = line_at + text[line_at..].find("f0").unwrap();
+    let line = text[..line_at].matches('\n').count();
+    let character = text[line_at..name_at].encode_utf16().count();
+    let (server_end, client_end) = Connection::memory();
+    let server = std::thread::Builder::new()
+        .name("pmf-lsp".into())
+        .stack_size(64 * 1024 * 1024)
+        .spawn(move || pmf::lsp::serve(&server_end))
+        .expect("spawn the server");
+    let mut client = Client {
+        conn: client_end,
+        next_id: 1,
+    };
+    let _ = client.request(
+        "initialize",
+        json!({"processId": null, "rootUri": null, "capabilities": {}}),
+    );
+    client.notify("initialized", json!({}));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "pmf", "version": 1, "text": text}}),
+    );
+    client.diagnostics(1);
+    let start = Instant::now();
+    let found = client.request(
+        "textDocument/references",
+        json!({"textDocument": {"uri": URI}, "position": {"line": line, "character": character},
+               "context": {"includeDeclaration": true}}),
+    );
+    let elapsed = start.elapsed();
+    let found = found.as_array().map_or(0, Vec::len);
+    assert!(found > USES, "references to f0: {found}");
+    let _ = client.request("shutdown", Value::Null);
+    client.notify("exit", Value::Null);
+    let _ = server.join();
+    (elapsed, found)
+}
+
 fn main() {
     println!("pmf lsp latency (in-process, memory connection)");
     for lines in [1_000, 10_000] {
         measure(lines);
+    }
+    for accented in [false, true] {
+        let (took, found) = references_on_one_line(accented);
+        println!(
+            "  references to a name used 30,000 times on one line{}: {found} locations in {:>7.1} ms",
+            if accented {
+                " (a non-ASCII string first)"
+            } else {
+                ""
+            },
+            ms(took)
+        );
     }
     println!(
         "targets (10,000 lines, issue 14): edit p95 ≤ 3 ms; add/remove a declaration and hover < 5 ms"
