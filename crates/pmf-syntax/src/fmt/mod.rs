@@ -13,7 +13,7 @@ mod tokens;
 
 use tokens::{Tok, TokKind, is_space, tokenize_line};
 
-use crate::split::TOP_LEVEL_KEYWORDS;
+use crate::split::{MAX_NESTING, TOP_LEVEL_KEYWORDS};
 
 /// Format a whole file.
 pub fn format(text: &str) -> String {
@@ -40,12 +40,6 @@ pub fn format(text: &str) -> String {
         }
         blank_run = 0;
         let toks = tokenize_line(line);
-        let starts_with_close = matches!(toks.first().map(|t| &t.kind), Some(TokKind::Close('}')));
-        let level = if starts_with_close {
-            depth.saturating_sub(1)
-        } else {
-            depth
-        };
         // Only a keyword in column 0 starts a declaration (that is how the
         // parser splits files): keep column 0 exactly where it was.
         let at_column_0 = !raw.starts_with(is_space);
@@ -53,11 +47,27 @@ pub fn format(text: &str) -> String {
             && toks.first().is_some_and(|t| {
                 t.kind == TokKind::Word && TOP_LEVEL_KEYWORDS.contains(&t.text.as_str())
             });
+        if starts_decl {
+            // A declaration starts a chunk of its own, whatever brackets
+            // the one before left open (it fails to parse): they indent
+            // none of its lines.
+            depth = 0;
+            parens = 0;
+        }
+        let starts_with_close = matches!(toks.first().map(|t| &t.kind), Some(TokKind::Close('}')));
+        let level = if starts_with_close {
+            depth.saturating_sub(1)
+        } else {
+            depth
+        };
         let closers_first = toks
             .iter()
             .take_while(|t| matches!(t.kind, TokKind::Close(')') | TokKind::Close(']')))
             .count();
-        let mut indent = level * 2 + parens.saturating_sub(closers_first) * 2;
+        // Two spaces a level, up to the deepest nesting the parser takes: a
+        // run of unclosed brackets (a key held down) cannot make every
+        // later line of its declaration megabytes long.
+        let mut indent = (level + parens.saturating_sub(closers_first)).min(MAX_NESTING) * 2;
         let is_comment_only = toks
             .iter()
             .all(|t| matches!(t.kind, TokKind::LineComment | TokKind::BlockComment));
@@ -193,7 +203,29 @@ fn is_unary(i: usize, toks: &[Tok]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::format;
+    use super::{MAX_NESTING, format};
+
+    #[test]
+    fn unclosed_brackets_indent_at_most_the_deepest_nesting_and_not_past_their_declaration() {
+        // Found by lspfuzz: 200,000 `[` on one line indented every later
+        // line by 400,000 spaces (a 760 KB file formatted to gigabytes).
+        let src = format!(
+            "policy p extends kwanus\ncompatibility {{\n  r: len({}\n  x\n}}\nceiling power <= 7\n  // after\n",
+            "[".repeat(10_000)
+        );
+        let formatted = format(&src);
+        let widest = 2 * MAX_NESTING;
+        let lines: Vec<&str> = formatted.lines().collect();
+        assert_eq!(
+            lines.get(3),
+            Some(&format!("{}x", " ".repeat(widest)).as_str())
+        );
+        // The next declaration starts afresh: the unclosed brackets before
+        // it indent none of its lines.
+        assert_eq!(lines.get(5), Some(&"ceiling power <= 7"));
+        assert_eq!(lines.get(6), Some(&"  // after"));
+        assert_eq!(format(&formatted), formatted);
+    }
 
     #[test]
     fn a_comment_that_closes_and_reopens_on_one_line_is_kept() {
