@@ -181,9 +181,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn measure(lines: usize) {
-    let text = generate(lines);
-    let actual_lines = text.lines().count();
+/// A server on a thread of its own, and a client that has initialized it.
+fn start_server() -> (
+    std::thread::JoinHandle<Result<pmf::lsp::Ending, String>>,
+    Client,
+) {
     let (server_end, client_end) = Connection::memory();
     let server = std::thread::Builder::new()
         .name("pmf-lsp".into())
@@ -199,6 +201,13 @@ fn measure(lines: usize) {
         json!({"processId": null, "rootUri": null, "capabilities": {}}),
     );
     client.notify("initialized", json!({}));
+    (server, client)
+}
+
+fn measure(lines: usize) {
+    let text = generate(lines);
+    let actual_lines = text.lines().count();
+    let (server, mut client) = start_server();
 
     let start = Instant::now();
     client.notify(
@@ -364,21 +373,7 @@ fn references_on_one_line(accented: bool) -> (Duration, usize) {
     let name_at = line_at + text[line_at..].find("f0").unwrap();
     let line = text[..line_at].matches('\n').count();
     let character = text[line_at..name_at].encode_utf16().count();
-    let (server_end, client_end) = Connection::memory();
-    let server = std::thread::Builder::new()
-        .name("pmf-lsp".into())
-        .stack_size(64 * 1024 * 1024)
-        .spawn(move || pmf::lsp::serve(&server_end))
-        .expect("spawn the server");
-    let mut client = Client {
-        conn: client_end,
-        next_id: 1,
-    };
-    let _ = client.request(
-        "initialize",
-        json!({"processId": null, "rootUri": null, "capabilities": {}}),
-    );
-    client.notify("initialized", json!({}));
+    let (server, mut client) = start_server();
     client.notify(
         "textDocument/didOpen",
         json!({"textDocument": {"uri": URI, "languageId": "pmf", "version": 1, "text": text}}),
