@@ -150,8 +150,8 @@ pub fn parse(file: &str, text: &str) -> Parsed {
 
 /// How many of `chunks` (slices that [`chunk_spans`] delimits) the
 /// grammar accepts: pest's own work on each, on every core (as [`parse`]
-/// parses a large file), and nothing else (no tree, no diagnostics). The floor under
-/// parsing, for benchmarks.
+/// parses a large file), and nothing else (no tree, no diagnostics). The
+/// floor under parsing, for benchmarks.
 #[doc(hidden)]
 pub fn accepted_chunks(chunks: &[&str]) -> usize {
     chunks
