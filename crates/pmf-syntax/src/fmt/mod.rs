@@ -2,7 +2,8 @@
 //!
 //! The formatter keeps the author's line structure and every comment where
 //! it is, and makes everything else canonical: indentation by nesting (two
-//! spaces per level; top-level declarations in column 0 and their
+//! spaces per level, at most 64 levels, brackets counted from the
+//! declaration's start; top-level declarations in column 0 and their
 //! continuation lines indented), one space around binary operators and
 //! after commas and colons, none inside paths, calls and `set<T>`, no
 //! trailing whitespace, at most one blank line in a row, one final newline.
