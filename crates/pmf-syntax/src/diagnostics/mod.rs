@@ -206,16 +206,30 @@ pub fn sort_and_dedup(diags: &mut Vec<Diagnostic>) {
     diags.dedup();
 }
 
-/// The candidate closest to `name`, when it is close enough to be a typo.
+/// The longest name (in bytes) a suggestion is looked for, or made, with.
+/// Comparing two names costs the product of their lengths: a 100,000-byte
+/// name compared with every name of a large policy took seconds per
+/// diagnostic, and no name that long is a typo of a declared one.
+pub const LONGEST_SUGGESTED: usize = 64;
+
+/// The candidate closest to `name`, when it is close enough to be a typo
+/// (neither longer than [`LONGEST_SUGGESTED`]).
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if name.len() > LONGEST_SUGGESTED {
+        return None;
+    }
+    let chars = name.chars().count();
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
-        if c == name {
+        if c == name || c.len() > LONGEST_SUGGESTED {
             continue;
         }
         // One letter off in a short name (`TCS` for `TSC`: two swapped) is
-        // a typo that Jaro-Winkler alone scores low.
-        let swapped = name.len() >= 3 && strsim::osa_distance(name, c) == 1;
+        // a typo that Jaro-Winkler alone scores low (an edit distance of one
+        // needs lengths at most one apart).
+        let swapped = name.len() >= 3
+            && chars.abs_diff(c.chars().count()) <= 1
+            && strsim::osa_distance(name, c) == 1;
         let score = strsim::jaro_winkler(name, c).max(if swapped { 0.85 } else { 0.0 });
         if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
@@ -230,5 +244,32 @@ pub fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LONGEST_SUGGESTED, closest};
+
+    #[test]
+    fn a_typo_is_suggested_and_an_overlong_name_never_is() {
+        let names = ["TSC", "ERC", "SCO", "stability", "héllo"];
+        assert_eq!(closest("TCS", names), Some("TSC"));
+        assert_eq!(closest("stabilty", names), Some("stability"));
+        // One character off, though not one byte off.
+        assert_eq!(closest("h😀llo", names), Some("héllo"));
+        assert_eq!(closest("zzzz", names), None);
+        // Found by lspfuzz: a 100,000-byte name, compared with every name
+        // of a large policy, took seconds per diagnostic.
+        let long = format!("stability{}", "x".repeat(100_000));
+        assert_eq!(closest(&long, names), None);
+        // Names of up to the limit are compared; longer ones are not.
+        let near = |len: usize| {
+            let name = "y".repeat(len);
+            let typo = format!("{}z", "y".repeat(len - 1));
+            closest(&typo, [name.as_str()]).map(str::len)
+        };
+        assert_eq!(near(LONGEST_SUGGESTED), Some(LONGEST_SUGGESTED));
+        assert_eq!(near(LONGEST_SUGGESTED + 1), None);
     }
 }
